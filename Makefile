@@ -1,0 +1,75 @@
+# loopkit build. `make` builds ./loopkit; `make test` installs test deps, builds, runs all tests.
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
+LDLIBS  += -pthread
+
+# SAN=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+override LDFLAGS += -fsanitize=address,undefined
+BIN     ?= $(BUILD)/loopkit
+else
+BUILD   ?= build
+BIN     ?= loopkit
+endif
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+override CFLAGS += -DLOOPKIT_VERSION='"$(VERSION)"'
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cmd/*' ! -name main.c))
+CMD_SRC  := $(sort src/main.c $(wildcard src/cmd/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libloopkit.a
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PYTEST   ?= /usr/bin/python3 -m pytest
+
+.PHONY: all run test test-unit test-e2e deps bench clean format
+
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(CMD_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) -lcmocka
+
+run: $(BIN)
+	./$(BIN) serve
+
+deps:
+	@scripts/deps
+
+test: deps
+	$(MAKE) test-unit test-e2e
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test-e2e: $(BIN)
+	LOOPKIT=$(abspath $(BIN)) $(PYTEST) -q tests/e2e
+
+bench: $(BIN) deps
+	bench/http.sh
+
+format:
+	clang-format -i $(shell find src tests/unit -name '*.[ch]')
+
+clean:
+	rm -rf build build-san loopkit
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)

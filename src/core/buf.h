@@ -1,0 +1,38 @@
+/* buf.h - bounded byte buffers: given their maximum when created, grown on demand. */
+#ifndef LOOPKIT_CORE_BUF_H
+#define LOOPKIT_CORE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Bytes live in data[off .. len); cap is allocated, max the most it may ever hold.
+ * A zeroed struct with max set is an empty buffer that owns no memory. */
+struct buf {
+	char *data;
+	size_t off;
+	size_t len;
+	size_t cap;
+	size_t max;
+};
+
+void buf_init(struct buf *b, size_t max);
+/* Frees the memory; the buffer stays usable (empty, same max). */
+void buf_free(struct buf *b);
+static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
+static inline char *buf_start(const struct buf *b) { return b->data + b->off; }
+/* Room after len, making sure at least `need` bytes are free (compacting and growing
+ * within max). Returns a pointer to the free space, or NULL when max forbids it or
+ * memory runs out. *avail gets the free length (may exceed need). */
+char *buf_space(struct buf *b, size_t need, size_t *avail);
+/* Appends n bytes. Returns 0, or -1 when it would exceed max (nothing appended). */
+int buf_append(struct buf *b, const void *p, size_t n);
+static inline int buf_puts(struct buf *b, const char *s);
+/* printf-style append; -1 when it would exceed max (nothing appended). */
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drops n bytes from the front. When empty, resets off and len to 0. */
+void buf_consume(struct buf *b, size_t n);
+
+#include <string.h>
+static inline int buf_puts(struct buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+
+#endif

@@ -1,0 +1,61 @@
+/* fsroot.h - safe file access under a root directory, shared by HTTP and FTP. */
+#ifndef LOOPKIT_CORE_FSROOT_H
+#define LOOPKIT_CORE_FSROOT_H
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Every path below is a normalised relative path ("" is the root, "a/b.txt"), as
+ * http_path_normalize produces. Resolution uses openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS) from the root's descriptor, so neither "..", absolute
+ * symlinks nor symlinks climbing out can reach anything outside the root: the kernel
+ * refuses (EXDEV), and callers see -ENOENT. */
+struct fsroot {
+	int fd;       /* O_PATH descriptor of the root directory */
+	int dotfiles; /* allow names starting with '.' */
+};
+
+/* Opens dir as the root. Returns 0, or -1 with a reason in err. */
+int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen);
+void fsroot_close(struct fsroot *r);
+
+/* True when a segment of rel starts with '.' and dotfiles are not allowed. */
+int fsroot_hidden(const struct fsroot *r, const char *rel);
+/* True when the final name (no slash) is hidden. */
+int fsroot_hidden_name(const struct fsroot *r, const char *name);
+
+/* Opens rel beneath the root with open(2) flags (O_CLOEXEC added). Hidden names give
+ * -ENOENT. Returns the fd, or -errno. */
+int fsroot_open(const struct fsroot *r, const char *rel, int flags);
+
+/* Opens the directory holding rel (O_PATH|O_DIRECTORY) and points *name at rel's last
+ * component. rel must not be "" (the root has no parent here). Returns fd or -errno. */
+int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **name);
+
+/* An upload in progress: data goes to a temporary file beside the target and only a
+ * complete upload is renamed over it, so a broken transfer never damages the target. */
+struct fsroot_upload {
+	int dirfd;             /* O_PATH fd of the target's directory */
+	int fd;                /* the temporary file, open for writing */
+	int existed;           /* the target existed when the upload began */
+	char tmp[NAME_MAX + 1];
+	char name[NAME_MAX + 1];
+};
+
+/* Starts an upload to rel. Returns 0, or -errno: -ENOENT for a hidden name,
+ * -ENOENT when the parent does not exist (callers report LK_ENOPARENT), -EISDIR
+ * when rel is a directory. */
+int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u);
+/* Writes n bytes; returns 0 or -errno (e.g. -ENOSPC). */
+int fsroot_upload_write(struct fsroot_upload *u, const void *p, size_t n);
+/* Flushes to disk and renames over the target. Returns 0 or -errno; on error the
+ * upload is aborted. Closes everything either way. */
+int fsroot_upload_commit(struct fsroot_upload *u);
+/* Removes the temporary file and closes everything. Safe to call twice. */
+void fsroot_upload_abort(struct fsroot_upload *u);
+
+/* Removes a file, or an empty directory. Returns 0 or -errno. */
+int fsroot_remove(const struct fsroot *r, const char *rel);
+
+#endif

@@ -1,0 +1,332 @@
+/* loop.c - epoll event loop with a binary min-heap of timers, deferred calls and wakeups. */
+#include "core/loop.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOOP_MAX_EVENTS 256
+
+struct loop_deferred {
+	loop_fn fn;
+	void *data;
+};
+
+struct loop {
+	int epfd;
+	int stop;
+	uint64_t now; /* ms */
+	struct loop_timer **heap;
+	size_t nheap, capheap;
+	struct loop_deferred *defer;
+	size_t ndefer, capdefer;
+	struct loop_io wake_io;
+	loop_fn wake_fn;
+	void *wake_data;
+	struct loop_io sig_io;
+	void (*sig_fn)(struct loop *, int, void *);
+	void *sig_data;
+	struct epoll_event events[LOOP_MAX_EVENTS];
+};
+
+static uint64_t clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t loop_clock_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+struct loop *loop_new(char *err, size_t errlen)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		free(l);
+		return NULL;
+	}
+	l->wake_io.fd = -1;
+	l->sig_io.fd = -1;
+	l->now = clock_ms();
+	return l;
+}
+
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	if (l->wake_io.fd >= 0)
+		close(l->wake_io.fd);
+	if (l->sig_io.fd >= 0)
+		close(l->sig_io.fd);
+	close(l->epfd);
+	free(l->heap);
+	free(l->defer);
+	free(l);
+}
+
+void loop_stop(struct loop *l) { l->stop = 1; }
+
+uint64_t loop_now(const struct loop *l) { return l->now; }
+
+static uint32_t epoll_mask(unsigned mask)
+{
+	return ((mask & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
+}
+
+int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb,
+                  void *data)
+{
+	struct epoll_event ev = { .events = epoll_mask(mask), .data.ptr = io };
+	io->fd = fd;
+	io->mask = mask;
+	io->cb = cb;
+	io->data = data;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		io->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask)
+{
+	if (io->fd < 0 || io->mask == mask)
+		return 0;
+	struct epoll_event ev = { .events = epoll_mask(mask), .data.ptr = io };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+		return -1;
+	io->mask = mask;
+	return 0;
+}
+
+void loop_io_stop(struct loop *l, struct loop_io *io)
+{
+	if (io->fd < 0)
+		return;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	io->fd = -1;
+	io->mask = 0;
+}
+
+/* Timer heap: heap[i]->idx == i + 1. */
+static void heap_swap(struct loop *l, size_t a, size_t b)
+{
+	struct loop_timer *t = l->heap[a];
+	l->heap[a] = l->heap[b];
+	l->heap[b] = t;
+	l->heap[a]->idx = a + 1;
+	l->heap[b]->idx = b + 1;
+}
+
+static void heap_up(struct loop *l, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (l->heap[p]->when <= l->heap[i]->when)
+			break;
+		heap_swap(l, p, i);
+		i = p;
+	}
+}
+
+static void heap_down(struct loop *l, size_t i)
+{
+	for (;;) {
+		size_t c = 2 * i + 1, m = i;
+		if (c < l->nheap && l->heap[c]->when < l->heap[m]->when)
+			m = c;
+		if (c + 1 < l->nheap && l->heap[c + 1]->when < l->heap[m]->when)
+			m = c + 1;
+		if (m == i)
+			break;
+		heap_swap(l, i, m);
+		i = m;
+	}
+}
+
+void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data)
+{
+	t->when = 0;
+	t->idx = 0;
+	t->cb = cb;
+	t->data = data;
+}
+
+void loop_timer_stop(struct loop *l, struct loop_timer *t)
+{
+	if (!t->idx)
+		return;
+	size_t i = t->idx - 1;
+	t->idx = 0;
+	l->nheap--;
+	if (i == l->nheap)
+		return;
+	l->heap[i] = l->heap[l->nheap];
+	l->heap[i]->idx = i + 1;
+	heap_down(l, i);
+	heap_up(l, i);
+}
+
+void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms)
+{
+	loop_timer_stop(l, t);
+	if (l->nheap == l->capheap) {
+		size_t cap = l->capheap ? l->capheap * 2 : 64;
+		struct loop_timer **h = realloc(l->heap, cap * sizeof(*h));
+		if (!h) {
+			/* Without memory the deadline cannot be kept; fire on the next
+			 * iteration instead of never, so no state waits forever. */
+			t->when = l->now;
+			return;
+		}
+		l->heap = h;
+		l->capheap = cap;
+	}
+	t->when = l->now + ms;
+	l->heap[l->nheap] = t;
+	t->idx = ++l->nheap;
+	heap_up(l, l->nheap - 1);
+}
+
+int loop_defer(struct loop *l, loop_fn fn, void *data)
+{
+	if (l->ndefer == l->capdefer) {
+		size_t cap = l->capdefer ? l->capdefer * 2 : 64;
+		struct loop_deferred *d = realloc(l->defer, cap * sizeof(*d));
+		if (!d)
+			return -1;
+		l->defer = d;
+		l->capdefer = cap;
+	}
+	l->defer[l->ndefer].fn = fn;
+	l->defer[l->ndefer].data = data;
+	l->ndefer++;
+	return 0;
+}
+
+static void run_deferred(struct loop *l)
+{
+	/* A deferred call may defer more; run until empty. */
+	for (size_t i = 0; i < l->ndefer; i++)
+		l->defer[i].fn(l, l->defer[i].data);
+	l->ndefer = 0;
+}
+
+static void run_timers(struct loop *l)
+{
+	while (l->nheap && l->heap[0]->when <= l->now) {
+		struct loop_timer *t = l->heap[0];
+		loop_timer_stop(l, t);
+		t->cb(l, t);
+	}
+}
+
+static void wake_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	uint64_t v;
+	while (read(io->fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	if (l->wake_fn)
+		l->wake_fn(l, l->wake_data);
+}
+
+int loop_wake_init(struct loop *l, loop_fn fn, void *data)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	l->wake_fn = fn;
+	l->wake_data = data;
+	if (loop_io_start(l, &l->wake_io, fd, LOOP_READ, wake_cb, NULL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+void loop_wake(struct loop *l)
+{
+	uint64_t one = 1;
+	ssize_t r = write(l->wake_io.fd, &one, sizeof(one));
+	(void)r; /* EAGAIN means a wakeup is already pending */
+}
+
+static void signal_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct signalfd_siginfo si;
+	while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		l->sig_fn(l, (int)si.ssi_signo, l->sig_data);
+}
+
+int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop *, int, void *),
+                     void *data)
+{
+	int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	l->sig_fn = fn;
+	l->sig_data = data;
+	if (loop_io_start(l, &l->sig_io, fd, LOOP_READ, signal_cb, NULL) < 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+int loop_run(struct loop *l)
+{
+	l->stop = 0;
+	while (!l->stop) {
+		int timeout = -1;
+		if (l->ndefer)
+			timeout = 0;
+		else if (l->nheap) {
+			uint64_t now = clock_ms();
+			uint64_t when = l->heap[0]->when;
+			timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
+		}
+		int n = epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		l->now = clock_ms();
+		for (int i = 0; i < n; i++) {
+			struct loop_io *io = l->events[i].data.ptr;
+			uint32_t e = l->events[i].events;
+			unsigned ev = 0;
+			if (io->fd < 0)
+				continue; /* stopped by an earlier callback in this batch */
+			if (e & (EPOLLIN | EPOLLRDHUP))
+				ev |= LOOP_READ;
+			if (e & EPOLLOUT)
+				ev |= LOOP_WRITE;
+			if (e & (EPOLLERR | EPOLLHUP))
+				ev |= LOOP_READ | LOOP_WRITE | LOOP_ERROR;
+			io->cb(l, io, ev);
+		}
+		run_timers(l);
+		run_deferred(l);
+	}
+	run_deferred(l);
+	return 0;
+}

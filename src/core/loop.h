@@ -1,0 +1,82 @@
+/* loop.h - the event loop: epoll readiness callbacks, a timer heap, deferred work, wakeups. */
+#ifndef LOOPKIT_CORE_LOOP_H
+#define LOOPKIT_CORE_LOOP_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOOP_READ  1u
+#define LOOP_WRITE 2u
+#define LOOP_ERROR 4u /* reported with READ|WRITE on EPOLLERR/EPOLLHUP */
+
+struct loop;
+struct loop_io;
+struct loop_timer;
+
+typedef void (*loop_io_cb)(struct loop *l, struct loop_io *io, unsigned events);
+typedef void (*loop_timer_cb)(struct loop *l, struct loop_timer *t);
+typedef void (*loop_fn)(struct loop *l, void *data);
+
+/* A watched descriptor. Embed it in the owner's struct; the loop never frees it. */
+struct loop_io {
+	int fd;        /* -1 when not watched */
+	unsigned mask; /* LOOP_READ | LOOP_WRITE currently wanted */
+	loop_io_cb cb;
+	void *data;
+};
+
+/* A one-shot timer on the monotonic clock (ms). Embed it; re-arm from its callback. */
+struct loop_timer {
+	uint64_t when; /* deadline, loop_now() units */
+	size_t idx;    /* position in the heap + 1; 0 when not armed */
+	loop_timer_cb cb;
+	void *data;
+};
+
+/* Creates a loop. Returns NULL and fills err on failure. */
+struct loop *loop_new(char *err, size_t errlen);
+/* Frees the loop (not the ios or timers embedded elsewhere). */
+void loop_free(struct loop *l);
+
+/* Runs until loop_stop(); returns 0, or -1 when epoll_wait fails unexpectedly. */
+int loop_run(struct loop *l);
+/* Makes loop_run return after the current iteration. Loop thread only. */
+void loop_stop(struct loop *l);
+
+/* Starts watching fd with mask. Returns 0 or -1 with errno. */
+int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb,
+                  void *data);
+/* Changes the wanted events (no syscall when unchanged). Returns 0 or -1 with errno. */
+int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask);
+/* Stops watching; pending events for io in the current batch are dropped. Does not
+ * close the fd. Safe on an io that is not watched. */
+void loop_io_stop(struct loop *l, struct loop_io *io);
+
+void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
+/* Arms (or re-arms) t to fire ms milliseconds from now. */
+void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms);
+/* Disarms t; safe when not armed and from inside any callback. */
+void loop_timer_stop(struct loop *l, struct loop_timer *t);
+static inline int loop_timer_armed(const struct loop_timer *t) { return t->idx != 0; }
+
+/* Milliseconds on the monotonic clock, refreshed once per iteration. */
+uint64_t loop_now(const struct loop *l);
+/* Microseconds on the monotonic clock, read now. */
+uint64_t loop_clock_us(void);
+
+/* Runs fn(l, data) after the current batch of events, when no callback of this batch
+ * can still touch the memory: the place to free connections. Returns 0 or -1 (ENOMEM). */
+int loop_defer(struct loop *l, loop_fn fn, void *data);
+
+/* Sets the callback run in the loop thread after loop_wake() from any thread. */
+int loop_wake_init(struct loop *l, loop_fn fn, void *data);
+/* Thread-safe and async-signal-safe: schedules the wake callback. */
+void loop_wake(struct loop *l);
+
+/* Delivers the signals in set (which the caller has blocked in every thread) to fn,
+ * in the loop thread, through a signalfd. Returns 0 or -1 with errno. */
+int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop *, int signo, void *),
+                     void *data);
+
+#endif

@@ -1,0 +1,33 @@
+/* net.h - socket helpers: address parsing, loopback tests, listeners. */
+#ifndef LOOPKIT_CORE_NET_H
+#define LOOPKIT_CORE_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Parses a numeric host ("127.0.0.1", "::1", "[::1]") or "localhost" (127.0.0.1)
+ * with port into *ss. Returns 0, or -1 when host is not an address. */
+int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
+
+/* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
+int net_is_loopback(const struct sockaddr *sa);
+/* True for 0.0.0.0 and ::. */
+int net_is_wildcard(const struct sockaddr *sa);
+
+/* Creates a non-blocking, close-on-exec listener bound to sa. With reuseport sets
+ * SO_REUSEPORT. Returns the fd, or -1 with errno kept and "bind 127.0.0.1:80: why" in err. */
+int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err,
+               size_t errlen);
+
+/* The local port of a bound socket, or 0. */
+uint16_t net_local_port(int fd);
+uint16_t net_addr_port(const struct sockaddr *sa);
+
+/* Writes the address without port ("127.0.0.1", "::1") into out; returns out. */
+char *net_addr_str(const struct sockaddr *sa, char *out, size_t len);
+
+/* True when s[0..n) is an IPv4 literal or a bracketless IPv6 literal. */
+int net_is_ip_literal(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,908 @@
+/* sock.c - sockets from NETLINK_SOCK_DIAG (inet_diag), their processes from /proc/PID/fd. */
+#include "diag/sock.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A dump reply is at most 32 KiB per datagram (the kernel's netlink dump ceiling),
+ * so a buffer of that size never truncates. */
+#define DIAG_NL_BUF     32768
+#define DIAG_STATUS_BUF 2048 /* enough of /proc/PID/status to reach the Uid: line */
+#define DIAG_PW_BUF     2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
+#define DIAG_TEXT_SHOWN 4    /* holders named by diag_port_holder_text before ", ..." */
+
+struct diag_sockvec {
+	struct diag_sock *v;
+	size_t n, cap;
+};
+
+/* The state of one /proc scan while it runs. */
+struct diag_scan {
+	const uint32_t *want; /* sorted, unique; NULL: every socket */
+	size_t nwant;
+	struct diag_owner_map *map;
+	size_t owners_cap, links_cap;
+	int procfd;
+};
+
+static void diag_seterr(char *err, size_t errlen, const char *what, int e)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", what, strerror(e));
+	errno = e;
+}
+
+static int diag_grow(void **v, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap;
+	void *nv;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap : 16;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / size) {
+			errno = ENOMEM;
+			return -1;
+		}
+		ncap *= 2;
+	}
+	nv = realloc(*v, ncap * size);
+	if (!nv)
+		return -1;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* Turns bytes a terminal would interpret (control bytes, DEL) into '?'. */
+static void diag_clean(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+/* ---- netlink ---- */
+
+static void diag_fill_addr(struct sockaddr_storage *ss, int family, const __be32 *addr,
+		__be16 port, uint32_t ifindex)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		memcpy(&sin->sin_addr, addr, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = port;
+		memcpy(&sin6->sin6_addr, addr, 16);
+		if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr))
+			sin6->sin6_scope_id = ifindex;
+	}
+}
+
+/* Appends the socket described by one SOCK_DIAG_BY_FAMILY message. */
+static int diag_parse_msg(const struct nlmsghdr *nlh, int proto, struct diag_sockvec *vec)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(nlh);
+	const struct rtattr *rta;
+	struct diag_sock *s;
+	int alen;
+
+	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof *m))
+		return 0; /* malformed: skip rather than fail the whole listing */
+	if (m->idiag_family != AF_INET && m->idiag_family != AF_INET6)
+		return 0;
+	if (diag_grow((void **)&vec->v, &vec->cap, vec->n + 1, sizeof *vec->v) < 0)
+		return -1;
+	s = &vec->v[vec->n++];
+	memset(s, 0, sizeof *s);
+	s->family = m->idiag_family;
+	s->proto = proto;
+	s->state = m->idiag_state;
+	diag_fill_addr(&s->local, s->family, m->id.idiag_src, m->id.idiag_sport, m->id.idiag_if);
+	diag_fill_addr(&s->remote, s->family, m->id.idiag_dst, m->id.idiag_dport, m->id.idiag_if);
+	s->inode = m->idiag_inode;
+	s->uid = m->idiag_uid;
+	s->ifindex = m->id.idiag_if;
+	s->rqueue = m->idiag_rqueue;
+	s->wqueue = m->idiag_wqueue;
+	s->v6only = -1;
+
+	rta = (const struct rtattr *)((const char *)m + NLMSG_ALIGN(sizeof *m));
+	alen = (int)(nlh->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+	for (; RTA_OK(rta, alen); rta = RTA_NEXT(rta, alen)) {
+		/* The kernel sends INET_DIAG_SKV6ONLY for every AF_INET6 socket. */
+		if (rta->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(rta) >= 1)
+			s->v6only = *(const uint8_t *)RTA_DATA(rta) != 0;
+	}
+	return 0;
+}
+
+/* Runs one dump (family, proto, states) on fd and appends its sockets to vec.
+ * buf is DIAG_NL_BUF bytes of scratch. Returns 0, or -1 with err filled. */
+static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t states,
+		struct diag_sockvec *vec, char *buf, char *err, size_t errlen)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+
+	memset(&msg, 0, sizeof msg);
+	msg.nlh.nlmsg_len = sizeof msg;
+	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	msg.nlh.nlmsg_seq = seq;
+	msg.req.sdiag_family = (uint8_t)family;
+	msg.req.sdiag_protocol = (uint8_t)proto;
+	msg.req.idiag_states = states;
+
+	while (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+		if (errno != EINTR) {
+			diag_seterr(err, errlen, "sock_diag send", errno);
+			return -1;
+		}
+	}
+
+	for (;;) {
+		struct sockaddr_nl from;
+		struct iovec iov = { .iov_base = buf, .iov_len = DIAG_NL_BUF };
+		struct msghdr mh = {
+			.msg_name = &from, .msg_namelen = sizeof from,
+			.msg_iov = &iov, .msg_iovlen = 1,
+		};
+		const struct nlmsghdr *nlh;
+		ssize_t r;
+		size_t off;
+
+		r = recvmsg(fd, &mh, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			diag_seterr(err, errlen, "sock_diag receive", errno);
+			return -1;
+		}
+		if (r == 0) {
+			diag_seterr(err, errlen, "sock_diag receive", EPROTO);
+			return -1;
+		}
+		if (mh.msg_flags & MSG_TRUNC) {
+			diag_seterr(err, errlen, "sock_diag receive", EMSGSIZE);
+			return -1;
+		}
+		if (from.nl_pid != 0)
+			continue; /* not from the kernel */
+
+		/* NLMSG_OK/NEXT by hand, in size_t, so a bad length cannot wrap. */
+		for (off = 0; (size_t)r - off >= sizeof *nlh; off += NLMSG_ALIGN(nlh->nlmsg_len)) {
+			nlh = (const struct nlmsghdr *)(buf + off);
+			if (nlh->nlmsg_len < sizeof *nlh || nlh->nlmsg_len > (size_t)r - off)
+				break; /* malformed: drop the rest of this datagram */
+			if (nlh->nlmsg_seq != seq)
+				continue; /* left over from an earlier request */
+			if (nlh->nlmsg_type == NLMSG_DONE) {
+				/* Since Linux 4.x DONE carries the dump's final status. */
+				if (nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+					int status;
+
+					memcpy(&status, NLMSG_DATA(nlh), sizeof status);
+					if (status < 0) {
+						diag_seterr(err, errlen, "sock_diag dump", -status);
+						return -1;
+					}
+				}
+				return 0;
+			}
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nlh);
+
+				if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof *e)) {
+					diag_seterr(err, errlen, "sock_diag reply", EPROTO);
+					return -1;
+				}
+				if (e->error == 0)
+					continue; /* an ack */
+				/* No handler for this family or protocol (udp_diag not built, IPv6
+				 * off): there are no such sockets to list. */
+				if (e->error == -ENOENT)
+					return 0;
+				diag_seterr(err, errlen, "sock_diag request", -e->error);
+				return -1;
+			}
+			if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+				continue;
+			if (diag_parse_msg(nlh, proto, vec) < 0) {
+				diag_seterr(err, errlen, "sock_diag", ENOMEM);
+				return -1;
+			}
+		}
+	}
+}
+
+/* Four dumps at most ({TCP, UDP} x {AF_INET, AF_INET6}) over one netlink socket. */
+int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n,
+		char *err, size_t errlen)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	int protos[2], nprotos = 0;
+	struct diag_sockvec vec = { 0 };
+	uint32_t seq = 0;
+	char *buf;
+	int fd, e, rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (proto == 0 || proto == IPPROTO_TCP)
+		protos[nprotos++] = IPPROTO_TCP;
+	if (proto == 0 || proto == IPPROTO_UDP)
+		protos[nprotos++] = IPPROTO_UDP;
+	if (nprotos == 0) {
+		diag_seterr(err, errlen, "sock_diag protocol", EPROTONOSUPPORT);
+		return -1;
+	}
+	if (state_mask == 0)
+		state_mask = DIAG_STATE_ALL;
+
+	buf = malloc(DIAG_NL_BUF);
+	if (!buf) {
+		diag_seterr(err, errlen, "sock_diag buffer", errno);
+		return -1;
+	}
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0) {
+		diag_seterr(err, errlen, "sock_diag socket", errno);
+		free(buf);
+		return -1;
+	}
+	/* One dump at a time per netlink socket: each is read to its end before the next. */
+	for (int i = 0; i < nprotos && rc == 0; i++)
+		for (size_t f = 0; f < sizeof families / sizeof families[0] && rc == 0; f++)
+			rc = diag_dump(fd, ++seq, families[f], protos[i], state_mask, &vec, buf,
+					err, errlen);
+	e = errno;
+	close(fd);
+	free(buf);
+	if (rc < 0 || vec.n == 0) {
+		free(vec.v);
+		vec.v = NULL;
+		vec.n = 0;
+	}
+	*out = vec.v;
+	*n = vec.n;
+	if (rc < 0)
+		errno = e;
+	return rc;
+}
+
+/* ---- /proc ---- */
+
+/* Reads up to cap bytes of the file procfd/path. Returns the count, or -1. */
+static ssize_t diag_read_file(int procfd, const char *path, char *buf, size_t cap)
+{
+	size_t got = 0;
+	int fd, e;
+
+	fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (got < cap) {
+		ssize_t r = read(fd, buf + got, cap - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	return (ssize_t)got;
+}
+
+/* Parses "socket:[12345]" into *inode. Returns 1 on a match, else 0. */
+static int diag_parse_socket_link(const char *s, uint32_t *inode)
+{
+	static const char prefix[] = "socket:[";
+	unsigned long long v = 0;
+	const char *p;
+
+	if (strncmp(s, prefix, sizeof prefix - 1) != 0)
+		return 0;
+	p = s + sizeof prefix - 1;
+	if (*p < '0' || *p > '9')
+		return 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned)(*p - '0');
+		if (v > UINT32_MAX)
+			return 0;
+	}
+	if (p[0] != ']' || p[1] != '\0')
+		return 0;
+	*inode = (uint32_t)v;
+	return 1;
+}
+
+/* Parses a /proc entry name as a pid; 0 when it is not one. */
+static pid_t diag_parse_pid(const char *s)
+{
+	long v = 0;
+
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return 0;
+		v = v * 10 + (*s - '0');
+		if (v > 0x3fffffff) /* above PID_MAX_LIMIT */
+			return 0;
+	}
+	return (pid_t)v;
+}
+
+static int diag_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int diag_link_cmp(const void *a, const void *b)
+{
+	const struct diag_owner_link *x = a, *y = b;
+
+	if (x->inode != y->inode)
+		return (x->inode > y->inode) - (x->inode < y->inode);
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static int diag_owner_cmp(const void *a, const void *b)
+{
+	const struct diag_owner *x = a, *y = b;
+
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static void diag_user_name(uint32_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[DIAG_PW_BUF];
+
+	if (getpwuid_r((uid_t)uid, &pw, tmp, sizeof tmp, &res) == 0 && res && res->pw_name &&
+			res->pw_name[0]) {
+		snprintf(buf, len, "%s", res->pw_name);
+		diag_clean(buf);
+	} else {
+		snprintf(buf, len, "%u", uid);
+	}
+}
+
+/* Effective uid of pid from its status file, or the owner of /proc/PID. */
+static int diag_proc_uid(int procfd, pid_t pid, uint32_t *uid)
+{
+	char path[32], st[DIAG_STATUS_BUF + 1];
+	unsigned long real, eff;
+	struct stat sb;
+	ssize_t r;
+
+	snprintf(path, sizeof path, "%d/status", (int)pid);
+	r = diag_read_file(procfd, path, st, DIAG_STATUS_BUF);
+	if (r > 0) {
+		st[r] = '\0';
+		const char *p = strstr(st, "\nUid:");
+
+		if (p && sscanf(p + 5, "%lu %lu", &real, &eff) == 2) {
+			*uid = (uint32_t)eff;
+			return 0;
+		}
+	}
+	snprintf(path, sizeof path, "%d", (int)pid);
+	if (fstatat(procfd, path, &sb, 0) < 0)
+		return -1;
+	*uid = (uint32_t)sb.st_uid;
+	return 0;
+}
+
+/* Fills o for pid. Returns 0, or -1 when the process is gone. */
+static int diag_owner_read(struct diag_scan *sc, pid_t pid, struct diag_owner *o)
+{
+	char path[32];
+	ssize_t r;
+
+	memset(o, 0, sizeof *o);
+	o->pid = pid;
+
+	snprintf(path, sizeof path, "%d/comm", (int)pid);
+	r = diag_read_file(sc->procfd, path, o->comm, sizeof o->comm - 1);
+	if (r < 0)
+		return -1;
+	o->comm[r] = '\0';
+	if (r > 0 && o->comm[r - 1] == '\n')
+		o->comm[r - 1] = '\0';
+	diag_clean(o->comm);
+
+	/* Arguments are NUL-separated; kernel threads and zombies have none. */
+	snprintf(path, sizeof path, "%d/cmdline", (int)pid);
+	r = diag_read_file(sc->procfd, path, o->cmdline, sizeof o->cmdline - 1);
+	if (r < 0)
+		r = 0;
+	while (r > 0 && o->cmdline[r - 1] == '\0')
+		r--;
+	for (ssize_t i = 0; i < r; i++)
+		if (o->cmdline[i] == '\0')
+			o->cmdline[i] = ' ';
+	o->cmdline[r] = '\0';
+	diag_clean(o->cmdline);
+
+	if (diag_proc_uid(sc->procfd, pid, &o->uid) < 0)
+		return -1;
+	/* Many sockets share few users: reuse a name already looked up in this scan. */
+	for (size_t i = 0; i < sc->map->nowners; i++) {
+		if (sc->map->owners[i].uid == o->uid) {
+			memcpy(o->user, sc->map->owners[i].user, sizeof o->user);
+			return 0;
+		}
+	}
+	diag_user_name(o->uid, o->user, sizeof o->user);
+	return 0;
+}
+
+static int diag_wanted(const struct diag_scan *sc, uint32_t inode)
+{
+	if (!sc->want)
+		return 1;
+	return bsearch(&inode, sc->want, sc->nwant, sizeof *sc->want, diag_u32_cmp) != NULL;
+}
+
+/* Records the wanted sockets pid holds. Returns 0 (also when the process cannot be
+ * read), -1 on out of memory. */
+static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
+{
+	struct diag_owner_map *map = sc->map;
+	size_t first = map->nlinks;
+	struct dirent *de;
+	char path[32];
+	DIR *dir;
+	int dfd;
+
+	snprintf(path, sizeof path, "%d/fd", (int)pid);
+	dfd = openat(sc->procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return 0; /* EACCES: someone else's process; ENOENT: it exited */
+	dir = fdopendir(dfd);
+	if (!dir) {
+		int e = errno;
+
+		close(dfd);
+		errno = e;
+		return e == ENOMEM ? -1 : 0;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		char lnk[64];
+		uint32_t inode;
+		ssize_t k;
+
+		if (de->d_name[0] == '.')
+			continue;
+		k = readlinkat(dfd, de->d_name, lnk, sizeof lnk - 1);
+		if (k <= 0)
+			continue; /* closed meanwhile */
+		lnk[k] = '\0';
+		if (!diag_parse_socket_link(lnk, &inode) || inode == 0 || !diag_wanted(sc, inode))
+			continue;
+		if (diag_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1,
+					sizeof *map->links) < 0) {
+			closedir(dir);
+			errno = ENOMEM;
+			return -1;
+		}
+		map->links[map->nlinks].inode = inode;
+		map->links[map->nlinks].pid = pid;
+		map->nlinks++;
+	}
+	closedir(dir);
+	if (map->nlinks == first)
+		return 0;
+
+	if (diag_grow((void **)&map->owners, &sc->owners_cap, map->nowners + 1,
+				sizeof *map->owners) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (diag_owner_read(sc, pid, &map->owners[map->nowners]) < 0) {
+		map->nlinks = first; /* it exited: it holds nothing now */
+		return 0;
+	}
+	map->nowners++;
+	return 0;
+}
+
+int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, size_t n,
+		char *err, size_t errlen)
+{
+	struct diag_scan sc = { .map = map, .procfd = -1 };
+	uint32_t *want = NULL;
+	DIR *proc;
+	int rc = 0, e = 0;
+
+	memset(map, 0, sizeof *map);
+	if (inodes) {
+		size_t k = 0;
+
+		if (n == 0)
+			return 0;
+		want = n <= SIZE_MAX / sizeof *want ? malloc(n * sizeof *want) : NULL;
+		if (!want) {
+			diag_seterr(err, errlen, "owner map", ENOMEM);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (inodes[i] != 0)
+				want[k++] = inodes[i];
+		qsort(want, k, sizeof *want, diag_u32_cmp);
+		sc.nwant = 0;
+		for (size_t i = 0; i < k; i++)
+			if (sc.nwant == 0 || want[sc.nwant - 1] != want[i])
+				want[sc.nwant++] = want[i];
+		if (sc.nwant == 0) {
+			free(want);
+			return 0;
+		}
+		sc.want = want;
+	}
+
+	proc = opendir("/proc");
+	if (!proc) {
+		diag_seterr(err, errlen, "open /proc", errno);
+		free(want);
+		return -1;
+	}
+	sc.procfd = dirfd(proc);
+	for (;;) {
+		struct dirent *de;
+		pid_t pid;
+
+		errno = 0;
+		de = readdir(proc);
+		if (!de) {
+			if (errno != 0) {
+				e = errno;
+				diag_seterr(err, errlen, "read /proc", e);
+				rc = -1;
+			}
+			break;
+		}
+		pid = diag_parse_pid(de->d_name);
+		if (pid > 0 && diag_scan_pid(&sc, pid) < 0) {
+			e = errno;
+			diag_seterr(err, errlen, "scan /proc", e);
+			rc = -1;
+			break;
+		}
+	}
+	closedir(proc);
+	free(want);
+	if (rc < 0) {
+		diag_owner_map_free(map);
+		errno = e;
+		return -1;
+	}
+
+	if (map->nlinks == 0)
+		return 0;
+	qsort(map->owners, map->nowners, sizeof *map->owners, diag_owner_cmp);
+	qsort(map->links, map->nlinks, sizeof *map->links, diag_link_cmp);
+	/* A process holding one socket through several fds (dup, fork) counts once. */
+	{
+		size_t k = 1;
+
+		for (size_t i = 1; i < map->nlinks; i++)
+			if (diag_link_cmp(&map->links[k - 1], &map->links[i]) != 0)
+				map->links[k++] = map->links[i];
+		map->nlinks = k;
+	}
+	return 0;
+}
+
+/* Index of the first link for inode, or map->nlinks when none. */
+static size_t diag_map_first_link(const struct diag_owner_map *map, uint32_t inode)
+{
+	size_t lo = 0, hi = map->nlinks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (map->links[mid].inode < inode)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < map->nlinks && map->links[lo].inode == inode ? lo : map->nlinks;
+}
+
+static const struct diag_owner *diag_map_owner(const struct diag_owner_map *map, pid_t pid)
+{
+	struct diag_owner key = { .pid = pid };
+
+	if (map->nowners == 0)
+		return NULL;
+	return bsearch(&key, map->owners, map->nowners, sizeof *map->owners, diag_owner_cmp);
+}
+
+size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode,
+		const struct diag_owner **out, size_t max)
+{
+	size_t got = 0;
+
+	for (size_t i = diag_map_first_link(map, inode);
+			i < map->nlinks && map->links[i].inode == inode && got < max; i++) {
+		const struct diag_owner *o = diag_map_owner(map, map->links[i].pid);
+
+		if (o)
+			out[got++] = o;
+	}
+	return got;
+}
+
+void diag_owner_map_free(struct diag_owner_map *map)
+{
+	free(map->owners);
+	free(map->links);
+	memset(map, 0, sizeof *map);
+}
+
+int diag_owner_find(uint32_t inode, struct diag_owner *out)
+{
+	struct diag_owner_map map;
+	const struct diag_owner *o;
+	int found;
+
+	memset(out, 0, sizeof *out);
+	if (inode == 0)
+		return 0;
+	if (diag_owner_map_build(&map, &inode, 1, NULL, 0) < 0)
+		return -1;
+	found = diag_owner_map_find(&map, inode, &o, 1) == 1;
+	if (found)
+		*out = *o;
+	diag_owner_map_free(&map);
+	return found;
+}
+
+/* ---- port holders ---- */
+
+static int diag_pid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* One listing per protocol, then one /proc scan for just the matching inodes. */
+int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t max)
+{
+	struct diag_sock *tcp = NULL, *udp = NULL;
+	size_t ntcp = 0, nudp = 0, nmatch = 0, npids = 0, nuids = 0, got = 0;
+	struct diag_owner_map map = { 0 };
+	uint32_t *inodes = NULL, *uids = NULL;
+	pid_t *pids = NULL;
+	int rc = -1, e = 0;
+
+	if (proto != 0 && proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* TCP: only a listener holds the port; UDP: any socket bound to it. */
+	if ((proto == 0 || proto == IPPROTO_TCP) &&
+			diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &tcp, &ntcp,
+				NULL, 0) < 0)
+		return -1;
+	if ((proto == 0 || proto == IPPROTO_UDP) &&
+			diag_sock_list(IPPROTO_UDP, DIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {
+		e = errno;
+		goto out;
+	}
+
+	inodes = malloc((ntcp + nudp + 1) * sizeof *inodes);
+	uids = malloc((ntcp + nudp + 1) * sizeof *uids);
+	if (!inodes || !uids) {
+		e = ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ntcp + nudp; i++) {
+		const struct diag_sock *s = i < ntcp ? &tcp[i] : &udp[i - ntcp];
+
+		if (diag_addr_port(&s->local) == port) {
+			inodes[nmatch] = s->inode;
+			uids[nmatch] = s->uid;
+			nmatch++;
+		}
+	}
+	if (nmatch == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (diag_owner_map_build(&map, inodes, nmatch, NULL, 0) < 0) {
+		e = errno;
+		goto out;
+	}
+
+	pids = malloc((map.nlinks + 1) * sizeof *pids);
+	if (!pids) {
+		e = ENOMEM;
+		goto out;
+	}
+	/* Known processes by pid; for unreadable ones keep only the distinct socket uids
+	 * (reusing uids[] from the front, which the loop has already read past). */
+	for (size_t i = 0; i < nmatch; i++) {
+		size_t l = diag_map_first_link(&map, inodes[i]);
+		uint32_t uid = uids[i];
+		int dup = 0;
+
+		if (l < map.nlinks) {
+			/* npids < nlinks holds since the kernel lists each inode once. */
+			for (; l < map.nlinks && map.links[l].inode == inodes[i] &&
+					npids < map.nlinks; l++)
+				pids[npids++] = map.links[l].pid;
+			continue;
+		}
+		for (size_t j = 0; j < nuids; j++)
+			dup |= uids[j] == uid;
+		if (!dup)
+			uids[nuids++] = uid;
+	}
+	qsort(pids, npids, sizeof *pids, diag_pid_cmp);
+	for (size_t i = 0; i < npids && got < max; i++) {
+		const struct diag_owner *o;
+
+		if (i > 0 && pids[i] == pids[i - 1])
+			continue;
+		o = diag_map_owner(&map, pids[i]);
+		if (o)
+			out[got++] = *o;
+	}
+	for (size_t j = 0; j < nuids && got < max; j++) {
+		struct diag_owner *o = &out[got++];
+
+		memset(o, 0, sizeof *o);
+		o->uid = uids[j];
+		diag_user_name(uids[j], o->user, sizeof o->user);
+	}
+	rc = (int)got;
+out:
+	diag_owner_map_free(&map);
+	free(pids);
+	free(uids);
+	free(inodes);
+	free(udp);
+	free(tcp);
+	if (rc < 0)
+		errno = e;
+	return rc;
+}
+
+/* diag_owner_text with `more` saying holders exist beyond owners[0..n). */
+static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, int more,
+		char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (len == 0)
+		return 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char one[DIAG_COMM_MAX + 32];
+		const char *sep = used ? ", " : "";
+		int k;
+
+		if (owners[i].pid == 0)
+			continue;
+		if (owners[i].comm[0])
+			k = snprintf(one, sizeof one, "%s%s (pid %d)", sep, owners[i].comm,
+					(int)owners[i].pid);
+		else
+			k = snprintf(one, sizeof one, "%spid %d", sep, (int)owners[i].pid);
+		if (k < 0 || used + (size_t)k >= len) {
+			more = 1;
+			break;
+		}
+		memcpy(buf + used, one, (size_t)k + 1);
+		used += (size_t)k;
+	}
+	if (more && used > 0 && used + 5 < len) {
+		memcpy(buf + used, ", ...", 6);
+		used += 5;
+	}
+	return used;
+}
+
+size_t diag_owner_text(const struct diag_owner *owners, size_t n, char *buf, size_t len)
+{
+	return diag_owner_text_more(owners, n, 0, buf, len);
+}
+
+size_t diag_port_holder_text(uint16_t port, char *buf, size_t len)
+{
+	struct diag_owner holders[DIAG_TEXT_SHOWN + 1];
+	int n;
+
+	if (len > 0)
+		buf[0] = '\0';
+	n = diag_port_holders(IPPROTO_TCP, port, holders, DIAG_TEXT_SHOWN + 1);
+	if (n <= 0)
+		return 0;
+	/* Unknown holders sort last, so a fifth entry that is unknown adds nothing. */
+	return diag_owner_text_more(holders, n > DIAG_TEXT_SHOWN ? DIAG_TEXT_SHOWN : (size_t)n,
+			n > DIAG_TEXT_SHOWN && holders[DIAG_TEXT_SHOWN].pid != 0, buf, len);
+}
+
+/* ---- formatting ---- */
+
+uint16_t diag_addr_port(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
+char *diag_addr_text(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+	char host[INET6_ADDRSTRLEN];
+
+	if (len == 0)
+		return buf;
+	if (sa->ss_family == AF_INET && inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host))
+		snprintf(buf, len, "%s:%u", host, diag_addr_port(sa));
+	else if (sa->ss_family == AF_INET6 &&
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host))
+		snprintf(buf, len, "[%s]:%u", host, diag_addr_port(sa));
+	else
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+const char *diag_state_name(int state)
+{
+	/* The names ss(8) uses; TCP_CLOSE is what an unconnected UDP socket reports. */
+	static const char *const names[] = {
+		[TCP_ESTABLISHED] = "ESTAB",     [TCP_SYN_SENT] = "SYN-SENT",
+		[TCP_SYN_RECV] = "SYN-RECV",     [TCP_FIN_WAIT1] = "FIN-WAIT-1",
+		[TCP_FIN_WAIT2] = "FIN-WAIT-2",  [TCP_TIME_WAIT] = "TIME-WAIT",
+		[TCP_CLOSE] = "UNCONN",          [TCP_CLOSE_WAIT] = "CLOSE-WAIT",
+		[TCP_LAST_ACK] = "LAST-ACK",     [TCP_LISTEN] = "LISTEN",
+		[TCP_CLOSING] = "CLOSING",       [TCP_CLOSING + 1] = "SYN-RECV",
+	};
+
+	if (state < 0 || (size_t)state >= sizeof names / sizeof names[0] || !names[state])
+		return "UNKNOWN";
+	return names[state];
+}

@@ -1,0 +1,453 @@
+"""Shared fixtures: start the real loopkit binary on a free loopback port."""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+LOOPKIT = os.environ.get("LOOPKIT") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "loopkit")
+LOOPKIT = os.path.abspath(LOOPKIT)
+
+
+class Server:
+    """A running `loopkit serve`; stderr (the access log) goes to a file."""
+
+    def __init__(self, root, args=(), env=None):
+        self.root = root
+        self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
+        self._err = open(self.errpath, "wb")
+        cmd = [LOOPKIT, "serve", root, "--port", "0"] + list(args)
+        if "--threads" not in args:
+            cmd += ["--threads", "1"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
+                                     env=env)
+        line = self._readline(10)
+        assert line.startswith("http://"), f"unexpected first line {line!r}: {self.stderr()}"
+        self.url = line.strip()
+        hostport = self.url[len("http://"):].rstrip("/")
+        host, port = hostport.rsplit(":", 1)
+        self.host = host.strip("[]")
+        self.port = int(port)
+        self.pid = self.proc.pid
+
+    def _readline(self, timeout):
+        import select
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            self.proc.kill()
+            raise AssertionError("loopkit did not print its URL: " + self.stderr())
+        return self.proc.stdout.readline().decode()
+
+    def stderr(self):
+        self._err.flush()
+        with open(self.errpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def connect(self, timeout=5):
+        fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect((self.host, self.port))
+        return s
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("loopkit did not exit after signal")
+        self._err.close()
+        try:
+            os.unlink(self.errpath)
+        except OSError:
+            pass
+        return self.proc.returncode
+
+
+@pytest.fixture
+def root(tmp_path):
+    d = tmp_path / "root"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def start(root):
+    """start(*args, root=None) -> Server; every server is stopped at teardown."""
+    servers = []
+
+    def _start(*args, root_dir=None, env=None):
+        s = Server(str(root_dir or root), args, env)
+        servers.append(s)
+        return s
+
+    yield _start
+    for s in servers:
+        alive = s.alive()
+        rc = s.stop()
+        assert alive, "server died during the test"
+        assert rc == 0, f"server exited {rc}"
+
+
+@pytest.fixture
+def server(start):
+    return start()
+
+
+def raw(server, data, timeout=5, read_until_close=True):
+    """Send raw bytes, return everything the server sends until it closes (or timeout)."""
+    s = server.connect(timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                if read_until_close:
+                    raise
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the test modules (raw HTTP framing, curl, http.client).
+# ---------------------------------------------------------------------------
+import http.client  # noqa: E402
+import json as _json  # noqa: E402
+import shutil  # noqa: E402
+
+CURL = shutil.which("curl") or "/usr/bin/curl"
+
+
+class Response:
+    """One parsed HTTP response."""
+
+    def __init__(self, version, status, reason, headers, body, head_bytes=b""):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value), names as sent
+        self.body = body
+        self.head_bytes = head_bytes
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def has(self, name):
+        return self.header(name) is not None
+
+    def tokens(self, name):
+        """Comma-separated header values as a set of lower-case tokens."""
+        out = set()
+        for v in self.header_all(name):
+            out |= {t.strip().lower() for t in v.split(",") if t.strip()}
+        return out
+
+    def closes(self):
+        return "close" in self.tokens("connection")
+
+    def json(self):
+        return _json.loads(self.body)
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return (f"<Response {self.status} {self.reason!r} headers={self.headers!r} "
+                f"body={self.body[:300]!r}{'...' if len(self.body) > 300 else ''}>")
+
+
+class Conn:
+    """A raw client connection: send bytes, read responses one at a time.
+
+    Built from a server (a real socket) or from bytes already received (data=)."""
+
+    def __init__(self, server=None, timeout=5, data=None, sock=None):
+        self.server = server
+        self.sock = sock or (server.connect(timeout) if server is not None and data is None
+                             else None)
+        self.buf = data or b""
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def request(self, method, target, headers=None, body=None, version="HTTP/1.1",
+                host=True):
+        self.send(reqbytes(self.server, method, target, headers, body, version, host))
+
+    def _fill(self):
+        if self.sock is None or self.eof:
+            raise EOFError("connection closed; have %r" % self.buf[:300])
+        try:
+            b = self.sock.recv(65536)
+        except ConnectionResetError:
+            b = b""
+        if not b:
+            self.eof = True
+            raise EOFError("connection closed; have %r" % self.buf[:300])
+        self.buf += b
+
+    def read_until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        i = self.buf.index(sep) + len(sep)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_to_eof(self):
+        try:
+            while True:
+                self._fill()
+        except EOFError:
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    def response(self, method="GET"):
+        """Reads one response (a 1xx interim response is returned like any other)."""
+        head = self.read_until(b"\r\n\r\n")
+        lines = head[:-4].split(b"\r\n")
+        first = lines[0].decode("latin-1")
+        parts = first.split(" ", 2)
+        assert len(parts) >= 2 and parts[0].startswith("HTTP/"), f"bad status line {first!r}"
+        version, status = parts[0], int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        headers = []
+        for ln in lines[1:]:
+            k, sep, v = ln.decode("latin-1").partition(":")
+            assert sep, f"bad header line {ln!r}"
+            headers.append((k, v.strip()))
+        resp = Response(version, status, reason, headers, b"", head)
+        if method == "HEAD" or status < 200 or status in (204, 304):
+            return resp
+        te = resp.tokens("transfer-encoding")
+        if "chunked" in te:
+            body = b""
+            while True:
+                line = self.read_until(b"\r\n")
+                size = int(line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.read_until(b"\r\n") != b"\r\n":
+                        pass
+                    break
+                body += self.read_exact(size)
+                assert self.read_exact(2) == b"\r\n", "chunk not followed by CRLF"
+            resp.body = body
+        elif resp.has("content-length"):
+            resp.body = self.read_exact(int(resp.header("content-length")))
+        else:
+            resp.body = self.read_to_eof()
+        return resp
+
+    def final_response(self, method="GET"):
+        """Reads responses until a non-1xx one and returns it."""
+        while True:
+            r = self.response(method)
+            if r.status >= 200:
+                return r
+
+    def wait_closed(self, timeout=3):
+        """Waits for the server to close. Returns (closed, extra bytes received)."""
+        if self.sock is None:
+            return True, self.buf
+        self.sock.settimeout(timeout)
+        got = b""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False, self.buf + got
+                self.sock.settimeout(left)
+                b = self.sock.recv(65536)
+                if not b:
+                    return True, self.buf + got
+                got += b
+        except ConnectionResetError:
+            return True, self.buf + got
+        except socket.timeout:
+            return False, self.buf + got
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def hostport(server):
+    return f"[{server.host}]:{server.port}" if ":" in server.host else f"{server.host}:{server.port}"
+
+
+def reqbytes(server, method, target, headers=None, body=None, version="HTTP/1.1", host=True):
+    """Builds a request. host=True adds 'Host: HOST:PORT' unless headers has one;
+    a body gets a Content-Length unless headers already frame it."""
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    headers = list(headers or [])
+    names = {k.lower() for k, _ in headers}
+    if host and "host" not in names:
+        headers.insert(0, ("Host", hostport(server)))
+    if isinstance(body, str):
+        body = body.encode()
+    if body is not None and "content-length" not in names and "transfer-encoding" not in names:
+        headers.append(("Content-Length", str(len(body))))
+    out = f"{method} {target} {version}\r\n".encode("latin-1")
+    for k, v in headers:
+        k = k if isinstance(k, bytes) else k.encode("latin-1")
+        v = v if isinstance(v, bytes) else v.encode("latin-1")
+        out += k + b": " + v + b"\r\n"
+    return out + b"\r\n" + (body or b"")
+
+
+def parse_responses(data, methods=()):
+    """All complete responses in data (bytes read until close), in order."""
+    c = Conn(data=data)
+    out = []
+    methods = list(methods)
+    while c.buf:
+        m = methods[len(out)] if len(out) < len(methods) else "GET"
+        try:
+            out.append(c.response(m))
+        except EOFError:
+            break
+    return out
+
+
+def exchange(server, method, target, headers=None, body=None, version="HTTP/1.1",
+             host=True, timeout=5):
+    """One request on a fresh raw connection; returns the final response."""
+    with Conn(server, timeout) as c:
+        c.request(method, target, headers, body, version, host)
+        return c.final_response(method)
+
+
+def httpc(server, method, path, headers=None, body=None, timeout=5):
+    """One request with http.client; returns a Response."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        return Response(f"HTTP/{r.version / 10:.1f}", r.status, r.reason,
+                        list(r.getheaders()), body)
+    finally:
+        conn.close()
+
+
+def curl(*args, timeout=20, check=False):
+    """Runs curl with a hard timeout; returns CompletedProcess (bytes)."""
+    cmd = [CURL, "-sS", "--max-time", str(max(1, timeout - 2))] + [str(a) for a in args]
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, check=check)
+
+
+def curl_req(server, path, *args, timeout=20):
+    """curl URL+path with extra args; returns Response of the last response curl saw."""
+    d = tempfile.mkdtemp(prefix="lk-curl-")
+    hdr, body = os.path.join(d, "h"), os.path.join(d, "b")
+    try:
+        p = curl("-D", hdr, "-o", body, *args, server.url.rstrip("/") + path, timeout=timeout)
+        assert p.returncode == 0, f"curl failed rc={p.returncode}: {p.stderr!r}"
+        with open(hdr, "rb") as f:
+            raw_h = f.read()
+        data = b""
+        if os.path.exists(body):
+            with open(body, "rb") as f:
+                data = f.read()
+        blocks = [b for b in raw_h.split(b"\r\n\r\n") if b.strip()]
+        resp = Conn(data=blocks[-1] + b"\r\n\r\n").response("HEAD")
+        resp.body = data
+        resp.all_heads = blocks
+        return resp
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def assert_alive(server, timeout=3):
+    """The server still answers a fresh client."""
+    assert server.alive(), "server process exited: " + server.stderr()[-2000:]
+    r = exchange(server, "GET", "/_/health", timeout=timeout)
+    assert r.status == 200, f"server did not answer the next client properly: {r!r}"
+
+
+def wait_for(pred, timeout=3, step=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def write_tree(root, tree):
+    """write_tree(root, {"a.txt": b"..", "d/": None, "d/b.txt": "x"})"""
+    for rel, content in tree.items():
+        p = os.path.join(str(root), rel)
+        if rel.endswith("/"):
+            os.makedirs(p, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+
+
+def hard_timeout_fixture(limit):
+    """Returns an autouse fixture that fails a test running longer than `limit` s
+    (SIGALRM), so a hung server cannot hang the suite. Use in a module as
+    `_hard_timeout = hard_timeout_fixture(20)`."""
+
+    class HardTimeout(Exception):
+        pass
+
+    @pytest.fixture(autouse=True)
+    def _fixture():
+        def on_alarm(signum, frame):
+            raise HardTimeout(f"test exceeded {limit} s")
+
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    return _fixture

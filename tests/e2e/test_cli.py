@@ -1,0 +1,268 @@
+"""End-to-end tests of the `loopkit` command line and of `loopkit serve` start-up,
+binding and shutdown (docs/serve-spec.txt: CLI, exit codes, signals)."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import (LOOPKIT, Conn, Server, assert_alive, exchange, hard_timeout_fixture,
+                      httpc)
+
+_hard_timeout = hard_timeout_fixture(25)
+
+SPEC_FLAGS = ["--host", "--port", "--public", "--write", "--threads", "--dotfiles", "--cors",
+              "--spa", "--allow-host", "--log", "--quiet", "--max-conns", "--max-body",
+              "--head-timeout", "--idle-timeout", "--body-timeout", "--grace"]
+
+
+def run(*args, timeout=5, cwd=None):
+    """Runs loopkit; a command that does not exit within `timeout` fails the test."""
+    try:
+        return subprocess.run([LOOPKIT] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"`loopkit {' '.join(args)}` did not exit within {timeout} s "
+                    f"(stdout {e.stdout!r}, stderr {e.stderr!r})")
+
+
+def version():
+    with open(os.path.join(os.path.dirname(LOOPKIT), "VERSION")) as f:
+        return f.read().strip()
+
+
+# --- help, version, usage errors -------------------------------------------------------
+
+def test_help_exits_0():
+    p = run("--help")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "serve" in out, out
+    assert "usage" in out.lower(), out
+
+
+def test_version_exits_0():
+    p = run("--version")
+    assert p.returncode == 0, p.stderr
+    assert version() in p.stdout.decode(), p.stdout
+
+
+def test_serve_help_lists_every_flag():
+    p = run("serve", "--help")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    missing = [f for f in SPEC_FLAGS if not re.search(re.escape(f) + r"\b", out)]
+    assert not missing, f"serve --help does not mention {missing}:\n{out}"
+    assert "DIR" in out, out
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], ["--frobnicate"]])
+def test_unknown_verb_exits_2_with_usage(args):
+    p = run(*args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "usage" in p.stderr.decode().lower(), p.stderr
+    assert b"http://" not in p.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"],
+    ["--port", "abc"],
+    ["--port", "70000"],
+    ["--log", "xml"],
+    ["--max-body", "12X"],
+    ["--port"],
+])
+def test_serve_usage_errors_exit_2(tmp_path, args):
+    p = run("serve", str(tmp_path), *args, cwd=str(tmp_path))
+    assert p.returncode == 2, (args, p.returncode, p.stderr)
+    err = p.stderr.decode()
+    assert err.strip(), "no message on stderr"
+    assert b"http://" not in p.stdout, p.stdout
+    if args == ["--bogus"]:
+        assert "usage" in err.lower() and "--bogus" in err, err
+
+
+def test_serve_missing_dir_fails(tmp_path):
+    missing = str(tmp_path / "nope")
+    p = run("serve", missing, "--port", "0")
+    assert p.returncode != 0
+    assert b"http://" not in p.stdout
+    assert "nope" in p.stderr.decode(), p.stderr
+
+
+# --- --host ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_non_loopback_host_refused_without_public(tmp_path, host):
+    p = run("serve", str(tmp_path), "--host", host, "--port", "0", "--threads", "1")
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "--public" in p.stderr.decode(), p.stderr
+    assert b"http://" not in p.stdout
+
+
+def test_first_stdout_line_is_the_url(server):
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", server.url), server.url
+    assert 0 < server.port < 65536
+    r = httpc(server, "GET", "/_/health")
+    assert r.status == 200
+
+
+def test_host_127_0_0_2(start, root):
+    (root / "a.txt").write_bytes(b"on 127.0.0.2\n")
+    s = start("--host", "127.0.0.2")
+    assert re.fullmatch(r"http://127\.0\.0\.2:\d+/", s.url), s.url
+    r = httpc(s, "GET", "/a.txt")
+    assert (r.status, r.body) == (200, b"on 127.0.0.2\n")
+    # Not listening on 127.0.0.1 (same port).
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
+
+
+def test_host_ipv6_loopback(start, root):
+    try:
+        t = socket.socket(socket.AF_INET6)
+        t.bind(("::1", 0))
+        t.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    (root / "a.txt").write_bytes(b"v6\n")
+    s = start("--host", "::1")
+    assert re.fullmatch(r"http://\[::1\]:\d+/", s.url), s.url
+    assert s.host == "::1"
+    r = exchange(s, "GET", "/a.txt")  # Host: [::1]:PORT
+    assert (r.status, r.body) == (200, b"v6\n"), r
+    assert_alive(s)
+
+
+# --- port in use -------------------------------------------------------------------------
+
+HOLDER = r"""
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(5)
+print(s.getsockname()[1], flush=True)
+time.sleep(30)
+"""
+
+
+def test_port_in_use_names_holder(tmp_path):
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", HOLDER], stdout=subprocess.PIPE)
+    try:
+        import select
+        r, _, _ = select.select([holder.stdout], [], [], 5)
+        assert r, "python listener did not start"
+        port = int(holder.stdout.readline())
+        p = run("serve", str(tmp_path), "--port", str(port), "--threads", "1")
+        err = p.stderr.decode()
+        assert p.returncode == 1, (p.returncode, err)
+        assert b"http://" not in p.stdout
+        assert f"pid {holder.pid}" in err, err
+        assert re.search(rf"pid {holder.pid} \(python", err), err
+        assert "--port 0" in err, err
+        assert holder.poll() is None, "the listener was disturbed"
+    finally:
+        holder.kill()
+        holder.wait(5)
+
+
+# --- signals -----------------------------------------------------------------------------
+
+def spawn(root, *args):
+    return Server(str(root), args)
+
+
+def finish(s, timeout=10):
+    """Waits for exit; kills on timeout. Returns (rc, seconds waited)."""
+    t0 = time.monotonic()
+    try:
+        rc = s.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        s.proc.kill()
+        s.proc.wait()
+        pytest.fail(f"loopkit did not exit within {timeout} s")
+    return rc, time.monotonic() - t0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_exits_0(root, sig):
+    s = spawn(root)
+    try:
+        assert httpc(s, "GET", "/_/health").status == 200
+        s.proc.send_signal(sig)
+        rc, waited = finish(s)
+        assert rc == 0, (rc, s.stderr())
+        assert waited < 3, waited
+    finally:
+        s.stop()
+
+
+def test_sigterm_with_idle_keepalive_connection_exits_promptly(root):
+    s = spawn(root)  # default --grace 5: an idle connection is not in flight
+    try:
+        c = Conn(s)
+        c.request("GET", "/_/health")
+        assert c.response().status == 200
+        s.proc.send_signal(signal.SIGTERM)
+        rc, waited = finish(s)
+        assert rc == 0
+        assert waited < 3, f"idle keep-alive connection held shutdown for {waited:.1f} s"
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_inflight_request_completes_after_sigterm(root):
+    s = spawn(root, "--grace", "5")
+    try:
+        c = Conn(s, timeout=6)
+        t0 = time.monotonic()
+        c.request("GET", "/_/delay/1")
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # Stopped accepting: a new client is refused or never gets an answer.
+        try:
+            n = socket.create_connection((s.host, s.port), timeout=2)
+        except OSError:
+            pass
+        else:
+            n.settimeout(2)
+            try:
+                n.sendall(b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                got = n.recv(100)
+            except OSError:
+                got = b""
+            n.close()
+            assert not got.startswith(b"HTTP/1.1 200"), "new connection served after SIGTERM"
+        r = c.response()
+        elapsed = time.monotonic() - t0
+        assert r.status == 200, r
+        assert isinstance(r.json(), dict), r
+        assert 0.9 <= elapsed < 3, elapsed
+        rc, waited = finish(s)
+        assert rc == 0, (rc, s.stderr())
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_grace_bounds_shutdown(root):
+    s = spawn(root, "--grace", "1")
+    try:
+        c = Conn(s, timeout=8)
+        c.request("GET", "/_/delay/6")
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        rc, waited = finish(s, timeout=8)
+        assert rc == 0, (rc, s.stderr())
+        assert 0.5 < waited < 2.5, f"exit {waited:.1f} s after SIGTERM with --grace 1"
+        closed, got = c.wait_closed(2)
+        assert closed and not got.startswith(b"HTTP/1.1 200"), got
+        c.close()
+    finally:
+        s.stop()

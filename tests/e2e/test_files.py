@@ -1,0 +1,872 @@
+"""End-to-end tests of file serving: types, validators, conditional requests, ranges,
+directories and listings, path safety, dotfiles, --spa, --cors, --write and the
+access log."""
+import calendar
+import email.utils
+import hashlib
+import html.parser
+import json
+import os
+import re
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import (Conn, assert_alive, curl, curl_req, exchange, hard_timeout_fixture,
+                      httpc, parse_responses, raw, reqbytes, wait_for, write_tree)
+
+_hard_timeout = hard_timeout_fixture(25)
+
+MTIME_NS = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
+SECRET = b"TOP-SECRET-outside-root-7f3a9c"
+PASSWD_MARK = b"root:x:0:0"
+
+
+def set_mtime(path, ns=MTIME_NS):
+    os.utime(path, ns=(ns, ns))
+
+
+def httpdate(ts):
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def etag_of(path):
+    st = os.stat(path)
+    return '"%x-%x-%x"' % (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@pytest.fixture
+def outside(root):
+    """A secret file and a directory beside the root (outside it)."""
+    base = root.parent
+    (base / "secret.txt").write_bytes(SECRET)
+    (base / "outdir").mkdir()
+    (base / "outdir" / "s.txt").write_bytes(SECRET)
+    return base
+
+
+TYPES = {
+    "page.html": ("text/html", True),
+    "style.css": ("text/css", True),
+    "app.js": (("text/javascript", "application/javascript"), True),
+    "data.json": ("application/json", None),
+    "notes.txt": ("text/plain", True),
+    "img.png": ("image/png", False),
+    "pic.jpg": ("image/jpeg", False),
+    "logo.svg": ("image/svg+xml", None),
+    "mod.wasm": ("application/wasm", False),
+    "blob.unknownext": ("application/octet-stream", False),
+    "UPPER.HTML": ("text/html", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TYPES))
+def test_content_type_and_exact_bytes(server, root, name):
+    data = os.urandom(300) if not name.endswith(("html", "HTML", "css", "js", "txt")) \
+        else f"content of {name}\n".encode() * 20
+    (root / name).write_bytes(data)
+    r = curl_req(server, "/" + name)
+    assert r.status == 200
+    assert r.body == data
+    want, charset = TYPES[name]
+    want = (want,) if isinstance(want, str) else want
+    ctype = r.header("content-type", "")
+    mime = ctype.split(";")[0].strip().lower()
+    assert mime in want, (name, ctype)
+    if charset is True:
+        assert "charset=utf-8" in ctype.lower().replace(" ", ""), ctype
+    if charset is False:
+        assert "charset" not in ctype.lower(), ctype
+    assert r.header("content-length") == str(len(data))
+    assert r.header("accept-ranges") == "bytes"
+    assert r.header("x-content-type-options") == "nosniff"
+
+
+def test_empty_file(server, root):
+    (root / "empty.txt").write_bytes(b"")
+    r = exchange(server, "GET", "/empty.txt")
+    assert (r.status, r.body, r.header("content-length")) == (200, b"", "0")
+
+
+def test_changed_file_is_served_fresh(server, root):
+    p = root / "a.txt"
+    p.write_bytes(b"version one\n")
+    assert exchange(server, "GET", "/a.txt").body == b"version one\n"
+    p.write_bytes(b"version two\n")  # same size
+    assert exchange(server, "GET", "/a.txt").body == b"version two\n"
+    p.write_bytes(b"version three, longer\n")
+    assert exchange(server, "GET", "/a.txt").body == b"version three, longer\n"
+
+
+# --- validators and conditional requests ---------------------------------------------------
+
+@pytest.fixture
+def dated(root):
+    p = root / "d.txt"
+    p.write_bytes(b"0123456789abcdefghijklmnopqrstuvwxyz\n")
+    set_mtime(p)
+    return p
+
+
+def test_last_modified_and_etag(server, dated):
+    r = exchange(server, "GET", "/d.txt")
+    assert r.status == 200
+    assert r.header("last-modified") == httpdate(MTIME_NS // 10**9)
+    assert r.header("etag") == etag_of(dated)
+    h = exchange(server, "HEAD", "/d.txt")
+    assert h.header("etag") == r.header("etag")
+    assert h.header("last-modified") == r.header("last-modified")
+
+
+@pytest.mark.parametrize("inm", ["{etag}", '"nope", {etag}', "W/{etag}", "*",
+                                 '"a", W/{etag} ,"b"'])
+def test_if_none_match_304(server, dated, inm):
+    tag = etag_of(dated)
+    r = exchange(server, "GET", "/d.txt", {"If-None-Match": inm.format(etag=tag)})
+    assert r.status == 304, (inm, r)
+    assert r.body == b""
+    assert r.header("etag") == tag
+    # and over HEAD too
+    r = exchange(server, "HEAD", "/d.txt", {"If-None-Match": inm.format(etag=tag)})
+    assert r.status == 304
+
+
+def test_if_none_match_mismatch_200(server, dated):
+    r = exchange(server, "GET", "/d.txt", {"If-None-Match": '"nope", W/"other"'})
+    assert r.status == 200 and r.body == dated.read_bytes()
+
+
+def test_if_modified_since(server, dated):
+    lm = httpdate(MTIME_NS // 10**9)
+    for ims in (lm, httpdate(MTIME_NS // 10**9 + 3600)):
+        r = exchange(server, "GET", "/d.txt", {"If-Modified-Since": ims})
+        assert r.status == 304, (ims, r)
+        assert r.body == b""
+    r = exchange(server, "GET", "/d.txt", {"If-Modified-Since": httpdate(MTIME_NS // 10**9 - 1)})
+    assert r.status == 200 and r.body == dated.read_bytes()
+    # rfc850 form is understood too
+    r = exchange(server, "GET", "/d.txt",
+                 {"If-Modified-Since": "Tuesday, 14-Nov-23 22:13:20 GMT"})
+    assert r.status == 304, r
+
+
+def test_if_modified_since_ignored_with_if_none_match(server, dated):
+    lm = httpdate(MTIME_NS // 10**9)
+    r = exchange(server, "GET", "/d.txt", {"If-None-Match": '"nope"', "If-Modified-Since": lm})
+    assert r.status == 200, r
+
+
+def test_conditional_with_curl(server, dated):
+    lm = httpdate(MTIME_NS // 10**9)
+    r = curl_req(server, "/d.txt", "-H", f"If-Modified-Since: {lm}")
+    assert r.status == 304 and r.body == b""
+    r = curl_req(server, "/d.txt", "-H", f"If-None-Match: {etag_of(dated)}")
+    assert r.status == 304
+
+
+# --- ranges --------------------------------------------------------------------------------
+
+@pytest.fixture
+def hundred(root):
+    p = root / "h.bin"
+    data = bytes(range(100))
+    p.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("rng,first,last", [("0-9", 0, 9), ("-5", 95, 99), ("5-", 5, 99),
+                                            ("90-1000", 90, 99), ("99-99", 99, 99)])
+def test_single_range_curl(server, hundred, rng, first, last):
+    r = curl_req(server, "/h.bin", "-r", rng)
+    assert r.status == 206, r
+    assert r.header("content-range") == f"bytes {first}-{last}/100"
+    assert r.body == hundred[first:last + 1]
+    assert r.header("content-length") == str(last - first + 1)
+
+
+@pytest.mark.parametrize("rng", ["100-200", "1000-", "-0"])
+def test_unsatisfiable_range_416(server, hundred, rng):
+    r = exchange(server, "GET", "/h.bin", {"Range": f"bytes={rng}"})
+    assert r.status == 416, (rng, r)
+    assert r.header("content-range") == "bytes */100"
+    assert_alive(server)
+
+
+def test_unsatisfiable_range_curl(server, hundred):
+    r = curl_req(server, "/h.bin", "-r", "500-600")
+    assert r.status == 416
+    assert r.header("content-range") == "bytes */100"
+
+
+def test_multi_range_is_200_whole(server, hundred):
+    r = curl_req(server, "/h.bin", "-r", "0-1,5-6")
+    assert r.status == 200, r
+    assert r.body == hundred
+    assert not r.has("content-range")
+
+
+@pytest.mark.parametrize("value", ["bytes=abc", "items=0-5", "bytes=5-2"])
+def test_invalid_range_ignored(server, hundred, value):
+    r = exchange(server, "GET", "/h.bin", {"Range": value})
+    assert r.status == 200 and r.body == hundred, (value, r)
+
+
+def test_if_range(server, root, hundred):
+    p = root / "h.bin"
+    set_mtime(p)
+    tag = etag_of(p)
+    lm = httpdate(MTIME_NS // 10**9)
+    r = curl_req(server, "/h.bin", "-r", "0-9", "-H", f"If-Range: {tag}")
+    assert (r.status, r.body) == (206, hundred[:10])
+    r = curl_req(server, "/h.bin", "-r", "0-9", "-H", 'If-Range: "stale-etag"')
+    assert (r.status, r.body) == (200, hundred)
+    r = curl_req(server, "/h.bin", "-r", "0-9", "-H", f"If-Range: {lm}")
+    assert (r.status, r.body) == (206, hundred[:10])
+    r = curl_req(server, "/h.bin", "-r", "0-9", "-H",
+                 f"If-Range: {httpdate(MTIME_NS // 10**9 - 100)}")
+    assert (r.status, r.body) == (200, hundred)
+
+
+def test_range_on_head(server, hundred):
+    r = exchange(server, "HEAD", "/h.bin", {"Range": "bytes=10-19"})
+    assert r.status == 206
+    assert r.header("content-length") == "10"
+    assert r.header("content-range") == "bytes 10-19/100"
+
+
+def test_range_on_large_file(server, root):
+    data = os.urandom(300 * 1024)  # beyond any small-file cache
+    (root / "big.bin").write_bytes(data)
+    r = curl_req(server, "/big.bin", "-r", "200000-200099")
+    assert r.status == 206 and r.body == data[200000:200100]
+    r = curl_req(server, "/big.bin", "-r", "-1000")
+    assert r.status == 206 and r.body == data[-1000:]
+
+
+# --- directories -------------------------------------------------------------------------------
+
+def test_index_html_for_dir(server, root):
+    write_tree(root, {"site/index.html": "<h1>index</h1>\n", "site/other.txt": "o"})
+    r = exchange(server, "GET", "/site/")
+    assert r.status == 200 and r.body == b"<h1>index</h1>\n"
+    assert r.header("content-type", "").startswith("text/html")
+    r = exchange(server, "GET", "/site/?q=1")
+    assert r.status == 200 and r.body == b"<h1>index</h1>\n"
+
+
+def test_root_index(server, root):
+    (root / "index.html").write_bytes(b"root index")
+    r = curl_req(server, "/")
+    assert (r.status, r.body) == (200, b"root index")
+
+
+@pytest.mark.parametrize("target,location", [("/site", "/site/"),
+                                             ("/site?x=1&y=a%20b", "/site/?x=1&y=a%20b"),
+                                             ("/a/b", "/a/b/"),
+                                             ("/sp%20ace", "/sp%20ace/")])
+def test_dir_redirect_keeps_query(server, root, target, location):
+    write_tree(root, {"site/": None, "a/b/": None, "sp ace/": None})
+    r = exchange(server, "GET", target)
+    assert r.status == 301, r
+    assert r.header("location") == location
+    # curl follows it
+    if target == "/site":
+        (root / "site" / "index.html").write_bytes(b"followed")
+        r = curl_req(server, target, "-L")
+        assert (r.status, r.body) == (200, b"followed")
+
+
+LIST_FILES = {
+    "b.txt": b"bb\n",
+    "a.txt": b"x" * 1234,
+    "B_upper.txt": b"upper",
+    '<b>&"x.txt': b"esc",
+    "sp ace.txt": b"space",
+    "h#sh.txt": b"hash",
+    "q?m.txt": b"question",
+    "pct%.txt": b"percent",
+    "pct%41.txt": b"percent41",
+    "caf\u00e9.txt": b"utf8",
+    "plus+.txt": b"plus",
+}
+LIST_DIRS = ["zdir", "adir", "Mdir", "d ir"]
+
+
+@pytest.fixture
+def listing(root):
+    d = root / "list"
+    d.mkdir()
+    for name, data in LIST_FILES.items():
+        (d / name).write_bytes(data)
+        set_mtime(d / name)
+    for name in LIST_DIRS:
+        (d / name).mkdir()
+    (d / "zdir" / "inner.txt").write_bytes(b"inner")
+    return d
+
+
+def expected_order():
+    dirs = sorted(LIST_DIRS, key=lambda n: n.encode())
+    files = sorted(LIST_FILES, key=lambda n: n.encode())
+    return dirs, files
+
+
+class Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            for k, v in attrs:
+                if k == "href":
+                    self.hrefs.append(v)
+
+
+def raw_hrefs(body):
+    return re.findall(r'href="([^"]*)"', body)
+
+
+def test_html_listing(server, listing):
+    r = exchange(server, "GET", "/list/")
+    assert r.status == 200, r
+    assert r.header("content-type", "").startswith("text/html")
+    text = r.body.decode()
+    p = Links()
+    p.feed(text)
+    dirs, files = expected_order()
+    names = set(LIST_DIRS) | set(LIST_FILES)
+    got = [h for h in p.hrefs if urllib.parse.unquote(h).rstrip("/") in names]
+    # Decoded hrefs name the entries, dirs first, each group sorted bytewise.
+    decoded = [urllib.parse.unquote(h) for h in got]
+    assert decoded == [n + "/" for n in dirs] + files, decoded
+    # Hrefs are percent-encoded: nothing that would change the URL's meaning remains.
+    for h, name in zip(got, [n + "/" for n in dirs] + files):
+        path = h.rstrip("/") if h.endswith("/") else h
+        assert not re.search(r"[ #?\"<>]", path), h
+        assert not re.search(r"%(?![0-9A-Fa-f]{2})", path), h
+        assert urllib.parse.unquote(path) == name.rstrip("/"), (h, name)
+    # Names are HTML-escaped in the text.
+    assert '<b>&"x.txt' not in text
+    assert "&lt;b&gt;&amp;" in text
+    # Sizes and dates appear.
+    assert re.search(r"1234|1\.2\s?K", text), "size of a.txt (1234 bytes) not shown"
+    assert "2023" in text, "modification date not shown"
+    # Every link resolves to the file it names.
+    for h, name in zip(got, [n + "/" for n in dirs] + files):
+        if name.endswith("/"):
+            continue
+        fr = exchange(server, "GET", urllib.parse.urljoin("/list/", h))
+        assert (fr.status, fr.body) == (200, LIST_FILES[name]), (h, fr)
+
+
+def test_html_listing_with_curl(server, listing):
+    r = curl_req(server, "/list/")
+    assert r.status == 200
+    assert b"inner.txt" not in r.body
+    assert b"zdir/" in r.body
+
+
+def test_json_listing(server, listing):
+    r = exchange(server, "GET", "/list/", {"Accept": "application/json"})
+    assert r.status == 200, r
+    assert r.header("content-type", "").startswith("application/json")
+    j = r.json()
+    assert set(j) == {"path", "entries"}, j.keys()
+    assert j["path"] == "/list/"
+    dirs, files = expected_order()
+    names = [e["name"] for e in j["entries"]]
+    assert names == dirs + files, names
+    want_mtime = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MTIME_NS // 10**9))
+    for e in j["entries"]:
+        assert set(e) == {"name", "type", "size", "mtime"}, e
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["mtime"]), e
+        assert isinstance(e["size"], int)
+        if e["name"] in LIST_DIRS:
+            assert e["type"] == "dir", e
+        else:
+            assert e["type"] == "file", e
+            assert e["size"] == len(LIST_FILES[e["name"]]), e
+            assert e["mtime"] == want_mtime, e
+    # Accept lists work as well.
+    r2 = exchange(server, "GET", "/list/", {"Accept": "text/html;q=0.5, application/json"})
+    assert r2.json() == j
+    # The JSON escapes <, > and &.
+    assert b"<b>" not in r.body and b"\\u003cb\\u003e\\u0026" in r.body
+
+
+def test_json_listing_of_root(server, root):
+    write_tree(root, {"x.txt": "x", "d/": None})
+    r = httpc(server, "GET", "/", headers={"Accept": "application/json"})
+    j = r.json()
+    assert j["path"] == "/"
+    assert [(e["name"], e["type"]) for e in j["entries"]] == [("d", "dir"), ("x.txt", "file")]
+
+
+def test_query_ignored_for_files(server, root):
+    (root / "a.txt").write_bytes(b"A file")
+    for t in ("/a.txt?x=1", "/a.txt?", "/a.txt?../../etc/passwd", "/a.txt?%00"):
+        r = exchange(server, "GET", t)
+        assert (r.status, r.body) == (200, b"A file"), (t, r)
+
+
+def test_percent_decoded_paths(server, root):
+    write_tree(root, {"a b.txt": "space", "caf\u00e9.txt": "utf8", "d/x y/z.txt": "deep",
+                      "p+q.txt": "plus"})
+    for target, body in [("/a%20b.txt", b"space"), ("/caf%C3%A9.txt", b"utf8"),
+                         ("/caf%c3%a9.txt", b"utf8"), ("/d/x%20y/z.txt", b"deep"),
+                         ("/%61%20b.txt", b"space"), ("/p+q.txt", b"plus"),
+                         ("/p%2Bq.txt", b"plus"), ("/d//x%20y/./z.txt", b"deep"),
+                         ("/d/x%20y/../x%20y/z.txt", b"deep")]:
+        r = exchange(server, "GET", target)
+        assert (r.status, r.body) == (200, body), (target, r)
+    r = curl_req(server, "/a%20b.txt")
+    assert r.body == b"space"
+    for bad in ("/a%2", "/a%zz.txt", "/%"):
+        r = exchange(server, "GET", bad)
+        assert r.status == 400, (bad, r)
+    assert_alive(server)
+
+
+# --- path safety ---------------------------------------------------------------------------------
+
+TRAVERSALS = [
+    ("/../secret.txt", 400),
+    ("/%2e%2e/secret.txt", 400),
+    ("/%2E%2E/secret.txt", 400),
+    ("/.%2e/secret.txt", 400),
+    ("/a/%2f..%2f..%2fsecret.txt", 400),
+    ("/..%2fsecret.txt", 400),
+    ("/sub/../../secret.txt", 400),
+    ("/./../secret.txt", 400),
+    ("/../etc/passwd", 400),
+    ("/%2e%2e/%2e%2e/etc/passwd", 400),
+    ("/a/%2f..%2f..%2fetc/passwd", 400),
+    ("/..%2f..%2fetc%2fpasswd", 400),
+    ("/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd", 400),
+    ("/../../../../../../../../etc/passwd", 400),
+    ("/%00", 400),
+    ("/a.txt%00", 400),
+    ("/a.txt%00.html", 400),
+    ("/%00/../secret.txt", 400),
+    ("/..\\..\\etc\\passwd", 404),
+    ("/..%5c..%5csecret.txt", 404),
+    ("/..%5C..%5Cetc%5Cpasswd", 404),
+    ("//etc/passwd", 404),
+    ("///etc/passwd", 404),
+    ("/%2fetc%2fpasswd", 404),
+    ("/outdir/s.txt", 404),
+    ("/%252e%252e/secret.txt", 404),
+]
+
+
+@pytest.mark.parametrize("target,status", TRAVERSALS, ids=[t for t, _ in TRAVERSALS])
+def test_traversal_never_leaks(server, root, outside, target, status):
+    write_tree(root, {"a.txt": "inside", "sub/x.txt": "x"})
+    data = raw(server, reqbytes(server, "GET", target, {"Connection": "close"}), timeout=5)
+    assert SECRET not in data and PASSWD_MARK not in data, data[:500]
+    rs = parse_responses(data)
+    assert rs and rs[0].status == status, (target, data[:400])
+    assert_alive(server)
+
+
+def test_traversal_with_curl_path_as_is(server, root, outside):
+    for path in ("/../secret.txt", "/%2e%2e/secret.txt", "/../../../../etc/passwd"):
+        p = curl("--path-as-is", "-i", server.url.rstrip("/") + path)
+        assert p.returncode == 0, p.stderr
+        assert SECRET not in p.stdout and PASSWD_MARK not in p.stdout
+        assert p.stdout.split(b" ")[1] in (b"400", b"404"), p.stdout[:200]
+
+
+def test_dotdot_inside_root_is_fine(server, root):
+    write_tree(root, {"a.txt": "inside", "sub/x.txt": "x"})
+    r = exchange(server, "GET", "/sub/../a.txt")
+    assert (r.status, r.body) == (200, b"inside")
+
+
+@pytest.fixture
+def links(root, outside):
+    write_tree(root, {"a.txt": "target inside", "sub/b.txt": "bee", "real/": None})
+    os.symlink("a.txt", root / "rel_in.txt")
+    os.symlink("../a.txt", root / "sub" / "up_in.txt")
+    os.symlink(str(root / "sub"), root / "abs_in_dir")
+    os.symlink(str(outside / "secret.txt"), root / "abs_out.txt")
+    os.symlink("../secret.txt", root / "rel_out.txt")
+    os.symlink("../../secret.txt", root / "sub" / "rel_out2.txt")
+    os.symlink(str(outside / "outdir"), root / "abs_outdir")
+    os.symlink("../outdir", root / "rel_outdir")
+    os.symlink("/etc/passwd", root / "passwd")
+    os.symlink("/etc", root / "etc")
+    os.symlink("nowhere", root / "dangling")
+    return root
+
+
+def test_symlinks_inside_root_served(server, links):
+    for target, body in [("/rel_in.txt", b"target inside"), ("/sub/up_in.txt", b"target inside")]:
+        r = exchange(server, "GET", target)
+        assert (r.status, r.body) == (200, body), (target, r)
+    j = exchange(server, "GET", "/", {"Accept": "application/json"}).json()
+    assert [e["type"] for e in j["entries"] if e["name"] == "rel_in.txt"] == ["file"]
+
+
+def test_absolute_symlink_inside_root_served(server, links):
+    # An absolute symlink whose target is inside DIR does not lead outside it.
+    r = exchange(server, "GET", "/abs_in_dir/b.txt")
+    assert (r.status, r.body) == (200, b"bee"), r
+    j = exchange(server, "GET", "/", {"Accept": "application/json"}).json()
+    assert [e["type"] for e in j["entries"] if e["name"] == "abs_in_dir"] == ["dir"]
+
+
+OUT_LINKS = ["abs_out.txt", "rel_out.txt", "abs_outdir", "rel_outdir", "passwd", "etc"]
+
+
+@pytest.mark.parametrize("target", ["/abs_out.txt", "/rel_out.txt", "/sub/rel_out2.txt",
+                                    "/abs_outdir/", "/abs_outdir/s.txt", "/abs_outdir",
+                                    "/rel_outdir/", "/rel_outdir/s.txt", "/passwd",
+                                    "/etc/passwd", "/etc/", "/dangling"])
+def test_symlinks_leading_out_are_404(server, links, target):
+    for method in ("GET", "HEAD"):
+        data = raw(server, reqbytes(server, method, target, {"Connection": "close"}))
+        assert SECRET not in data and PASSWD_MARK not in data
+        rs = parse_responses(data, [method])
+        assert rs[0].status == 404, (method, target, data[:300])
+    r = exchange(server, "GET", target, {"Accept": "application/json"})
+    assert r.status == 404 and SECRET not in r.body
+
+
+def test_symlinks_leading_out_not_listed(server, links):
+    r = exchange(server, "GET", "/")
+    assert r.status == 200
+    text = r.body.decode()
+    for name in OUT_LINKS:
+        assert f'"{name}' not in text and f">{name}<" not in text and f"{name}/" not in text, name
+    assert "rel_in.txt" in text
+    j = exchange(server, "GET", "/", {"Accept": "application/json"}).json()
+    names = {e["name"] for e in j["entries"]}
+    assert not names & set(OUT_LINKS), names
+    assert {"a.txt", "rel_in.txt", "sub", "real"} <= names, names
+    j = exchange(server, "GET", "/sub/", {"Accept": "application/json"}).json()
+    names = {e["name"] for e in j["entries"]}
+    assert "rel_out2.txt" not in names and {"b.txt", "up_in.txt"} <= names, names
+
+
+# --- dotfiles ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def dots(root):
+    write_tree(root, {".env": "SECRET=1\n", ".git/config": "[core]\n", "visible.txt": "v",
+                      "sub/.hidden": "h", ".well/x.txt": "x"})
+    return root
+
+
+@pytest.mark.parametrize("target", ["/.env", "/.git/config", "/.git/", "/.git", "/sub/.hidden",
+                                    "/%2eenv", "/%2Egit/config", "/.well/x.txt",
+                                    "/sub/../.env"])
+def test_dotfiles_404(server, dots, target):
+    for method in ("GET", "HEAD"):
+        r = exchange(server, method, target)
+        assert r.status == 404, (method, target, r)
+        assert b"SECRET" not in r.body and b"[core]" not in r.body
+
+
+def test_dotfiles_not_listed(server, dots):
+    r = exchange(server, "GET", "/")
+    assert b".env" not in r.body and b".git" not in r.body and b".well" not in r.body
+    assert b"visible.txt" in r.body
+    j = exchange(server, "GET", "/", {"Accept": "application/json"}).json()
+    assert {e["name"] for e in j["entries"]} == {"visible.txt", "sub"}
+    j = exchange(server, "GET", "/sub/", {"Accept": "application/json"}).json()
+    assert j["entries"] == []
+
+
+def test_dotfiles_flag(start, dots):
+    s = start("--dotfiles")
+    for target, body in [("/.env", b"SECRET=1\n"), ("/.git/config", b"[core]\n"),
+                         ("/sub/.hidden", b"h")]:
+        r = exchange(s, "GET", target)
+        assert (r.status, r.body) == (200, body), (target, r)
+    j = exchange(s, "GET", "/", {"Accept": "application/json"}).json()
+    assert {".env", ".git", ".well", "visible.txt", "sub"} == {e["name"] for e in j["entries"]}
+    r = exchange(s, "GET", "/")
+    assert b".env" in r.body and b".git/" in r.body
+
+
+# --- --spa ---------------------------------------------------------------------------------------
+
+def test_spa_fallback(start, root):
+    write_tree(root, {"index.html": "<div id=app></div>", "app.js": "js();", "sub/": None})
+    s = start("--spa")
+    for target in ("/some/route", "/some/route?x=1", "/deep/a/b/c", "/v1.2/page"):
+        r = exchange(s, "GET", target)
+        assert (r.status, r.body) == (200, b"<div id=app></div>"), (target, r)
+        assert r.header("content-type", "").startswith("text/html")
+    r = exchange(s, "HEAD", "/some/route")
+    assert r.status == 200 and r.header("content-length") == str(len("<div id=app></div>"))
+    for target in ("/missing.js", "/img/logo.png", "/a/b.css"):
+        r = exchange(s, "GET", target)
+        assert r.status == 404, (target, r)
+    r = exchange(s, "GET", "/app.js")
+    assert (r.status, r.body) == (200, b"js();")
+
+
+def test_no_spa_by_default(server, root):
+    (root / "index.html").write_bytes(b"index")
+    assert exchange(server, "GET", "/some/route").status == 404
+
+
+# --- --cors --------------------------------------------------------------------------------------
+
+def test_cors_headers(start, root):
+    (root / "a.txt").write_bytes(b"a")
+    s = start("--cors")
+    for target, status in (("/a.txt", 200), ("/missing", 404), ("/_/get", 200)):
+        r = exchange(s, "GET", target, {"Origin": "http://example.com"})
+        assert r.status == status
+        assert r.header("access-control-allow-origin") == "*", (target, r.headers)
+        assert r.has("access-control-expose-headers"), r.headers
+    r = exchange(s, "GET", "/a.txt")  # no Origin: still on every response
+    assert r.header("access-control-allow-origin") == "*"
+
+
+def test_cors_preflight(start, root):
+    (root / "a.txt").write_bytes(b"a")
+    s = start("--cors")
+    r = exchange(s, "OPTIONS", "/a.txt", {
+        "Origin": "http://example.com",
+        "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "X-Foo, Content-Type",
+        "Access-Control-Request-Private-Network": "true"})
+    assert r.status == 204, r
+    assert r.header("access-control-allow-origin") == "*"
+    assert r.has("access-control-allow-methods")
+    assert {"x-foo", "content-type"} <= r.tokens("access-control-allow-headers"), r.headers
+    assert r.header("access-control-max-age") == "86400"
+    assert r.header("access-control-allow-private-network") == "true"
+    r = exchange(s, "OPTIONS", "/a.txt", {"Origin": "http://example.com",
+                                          "Access-Control-Request-Method": "GET"})
+    assert r.status == 204
+    assert not r.has("access-control-allow-private-network")
+
+
+def test_no_cors_without_flag(server, root):
+    (root / "a.txt").write_bytes(b"a")
+    r = exchange(server, "GET", "/a.txt", {"Origin": "http://example.com"})
+    assert r.status == 200
+    assert not [k for k, _ in r.headers if k.lower().startswith("access-control-")], r.headers
+    r = exchange(server, "OPTIONS", "/a.txt", {
+        "Origin": "http://example.com", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Private-Network": "true"})
+    assert not [k for k, _ in r.headers if k.lower().startswith("access-control-")], r.headers
+
+
+# --- --write -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def writable(start, root):
+    return start("--write")
+
+
+def test_put_create_replace_delete(writable, root, tmp_path):
+    s = writable
+    src = tmp_path / "src.bin"
+    data1 = os.urandom(5000)
+    src.write_bytes(data1)
+    r = curl_req(s, "/new.bin", "-T", str(src))
+    assert r.status == 201, r
+    assert (root / "new.bin").read_bytes() == data1
+    data2 = b"replaced\n"
+    r = httpc(s, "PUT", "/new.bin", body=data2)
+    assert r.status == 204, r
+    assert r.body == b""
+    assert (root / "new.bin").read_bytes() == data2
+    assert exchange(s, "GET", "/new.bin").body == data2
+    r = httpc(s, "DELETE", "/new.bin")
+    assert r.status == 204, r
+    assert not (root / "new.bin").exists()
+    assert exchange(s, "GET", "/new.bin").status == 404
+    assert httpc(s, "DELETE", "/new.bin").status == 404
+    assert sorted(os.listdir(root)) == []
+
+
+def test_put_chunked_and_empty(writable, root):
+    s = writable
+    with Conn(s) as c:
+        c.send(b"PUT /c.txt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
+        assert c.response().status == 201
+        c.request("PUT", "/empty.txt", body=b"")
+        assert c.response().status == 201
+    assert (root / "c.txt").read_bytes() == b"abcdef"
+    assert (root / "empty.txt").read_bytes() == b""
+
+
+def test_put_in_subdir_and_missing_dir(writable, root):
+    s = writable
+    (root / "d").mkdir()
+    assert httpc(s, "PUT", "/d/x%20y.txt", body=b"sub").status == 201
+    assert (root / "d" / "x y.txt").read_bytes() == b"sub"
+    r = httpc(s, "PUT", "/nodir/x.txt", body=b"z")
+    assert r.status == 409, r
+    assert not (root / "nodir").exists()
+    r = httpc(s, "PUT", "/d", body=b"z")
+    assert r.status == 409, r
+    r = httpc(s, "PUT", "/d/", body=b"z")
+    assert r.status in (400, 405, 409), r
+    assert (root / "d").is_dir()
+
+
+def test_delete_dirs(writable, root):
+    s = writable
+    write_tree(root, {"full/x.txt": "x", "empty/": None})
+    assert httpc(s, "DELETE", "/full").status == 409
+    assert (root / "full" / "x.txt").exists()
+    assert httpc(s, "DELETE", "/empty").status == 204
+    assert not (root / "empty").exists()
+
+
+def test_put_unsafe_targets_rejected(writable, root, outside):
+    s = writable
+    os.symlink(str(outside / "outdir"), root / "out")
+    (root / ".git").mkdir()
+    os.symlink(str(outside / "secret.txt"), root / "secret_link")
+    cases = [("/.env", (404,)), ("/.git/hooks-x", (404,)), ("/../escaped.txt", (400,)),
+             ("/%2e%2e/escaped.txt", (400,)), ("/out/new.txt", (404, 409))]
+    for target, status in cases:
+        r = exchange(s, "PUT", target, body=b"evil")
+        assert r.status in status, (target, r)
+    assert sorted(os.listdir(outside / "outdir")) == ["s.txt"]
+    assert not (outside / "escaped.txt").exists()
+    assert not (root / ".env").exists()
+    assert os.listdir(root / ".git") == []
+    # replacing a symlink that leads out must not write through it
+    r = exchange(s, "PUT", "/secret_link", body=b"overwritten")
+    assert (outside / "secret.txt").read_bytes() == SECRET, r
+    r = exchange(s, "DELETE", "/out/s.txt")
+    assert r.status == 404
+    assert (outside / "outdir" / "s.txt").exists()
+
+
+def test_put_cut_off_leaves_old_file(writable, root):
+    s = writable
+    (root / "old.txt").write_bytes(b"OLD CONTENT\n")
+    with Conn(s) as c:
+        c.send(b"PUT /old.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
+               + b"N" * 5000)
+        time.sleep(0.3)
+    with Conn(s) as c:
+        c.send(b"PUT /fresh.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
+               + b"F" * 5000)
+        time.sleep(0.3)
+    ok = wait_for(lambda: sorted(os.listdir(root)) == ["old.txt"], timeout=3)
+    assert ok, f"left behind: {sorted(os.listdir(root))}"
+    assert (root / "old.txt").read_bytes() == b"OLD CONTENT\n"
+    assert exchange(s, "GET", "/old.txt").body == b"OLD CONTENT\n"
+    assert_alive(s)
+
+
+def test_put_too_large_leaves_nothing(start, root):
+    s = start("--write", "--max-body", "1K")
+    (root / "keep.txt").write_bytes(b"keep")
+    r = exchange(s, "PUT", "/keep.txt", body=b"k" * 4096)
+    assert r.status == 413
+    assert (root / "keep.txt").read_bytes() == b"keep"
+    assert wait_for(lambda: os.listdir(root) == ["keep.txt"]), os.listdir(root)
+
+
+def test_large_file_download(server, root):
+    data = os.urandom(20 * 1024 * 1024)
+    (root / "big.bin").write_bytes(data)
+    p = curl("-o", "-", server.url + "big.bin", timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout) == len(data)
+    assert hashlib.sha256(p.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_large_file_with_http_client_keepalive(server, root):
+    data = os.urandom(3 * 1024 * 1024)
+    (root / "big.bin").write_bytes(data)
+    (root / "small.txt").write_bytes(b"small")
+    with Conn(server, timeout=10) as c:
+        c.send(reqbytes(server, "GET", "/big.bin") + reqbytes(server, "GET", "/small.txt"))
+        r = c.response()
+        assert r.status == 200 and r.body == data
+        assert c.response().body == b"small"
+
+
+# --- access log ----------------------------------------------------------------------------------
+
+COMMON = re.compile(r'^(\S+) - - \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
+                    r'"([^"]*)" (\d{3}) (\d+) (\d+)$')
+
+
+def access_lines(s, n, timeout=3):
+    def lines():
+        ls = [ln for ln in s.stderr().splitlines() if ln and not ln.startswith("loopkit: ")]
+        return ls if len(ls) >= n else None
+    got = wait_for(lines, timeout)
+    assert got, f"expected {n} access-log lines, stderr: {s.stderr()!r}"
+    return got
+
+
+def test_access_log_common(server, root):
+    (root / "a.txt").write_bytes(b"x" * 12)
+    exchange(server, "GET", "/a.txt?q=1")
+    exchange(server, "GET", "/missing")
+    exchange(server, "HEAD", "/a.txt")
+    with Conn(server) as c:
+        c.send(b"GET /a.txt HTTP/1.0\r\n\r\n")
+        c.response()
+    lines = access_lines(server, 4)
+    assert len(lines) == 4, lines
+    ms = [COMMON.match(ln) for ln in lines]
+    assert all(ms), lines
+    m = ms[0]
+    assert m.group(1) == "127.0.0.1"
+    assert m.group(3) == "GET /a.txt?q=1 HTTP/1.1"
+    assert (m.group(4), m.group(5)) == ("200", "12")
+    assert ms[1].group(3) == "GET /missing HTTP/1.1" and ms[1].group(4) == "404"
+    r404 = exchange(server, "GET", "/missing")
+    assert ms[1].group(5) == str(len(r404.body))
+    assert ms[2].group(3) == "HEAD /a.txt HTTP/1.1" and ms[2].group(5) == "0"
+    assert ms[3].group(3) == "GET /a.txt HTTP/1.0"
+    ts = time.strptime(m.group(2), "%d/%b/%Y:%H:%M:%S %z")
+    assert abs(calendar.timegm(ts) - time.time()) < 60
+
+
+def test_access_log_json(start, root):
+    (root / "a.txt").write_bytes(b"x" * 12)
+    s = start("--log", "json")
+    exchange(s, "GET", "/a.txt?q=1")
+    exchange(s, "GET", '/we"ird\\path<>')
+    exchange(s, "POST", "/_/anything", body=b"abc")
+    lines = access_lines(s, 3)
+    recs = [json.loads(ln) for ln in lines]
+    keys = {"time", "remote", "method", "target", "proto", "status", "bytes", "us"}
+    for rec in recs:
+        assert set(rec) == keys, rec
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec["time"]), rec
+        assert isinstance(rec["us"], int) and rec["us"] >= 0
+        assert rec["remote"] == "127.0.0.1"
+    assert recs[0]["method"] == "GET" and recs[0]["target"] == "/a.txt?q=1"
+    assert (recs[0]["proto"], recs[0]["status"], recs[0]["bytes"]) == ("HTTP/1.1", 200, 12)
+    assert recs[1]["target"] == '/we"ird\\path<>' and recs[1]["status"] == 404
+    assert recs[2]["method"] == "POST" and recs[2]["status"] == 200 and recs[2]["bytes"] > 0
+
+
+def test_access_log_bad_request_logged(server, root):
+    raw(server, b"GET /x HTTP/1.1\r\nHost: localhost\r\nX: a\x00b\r\n\r\n")
+    lines = access_lines(server, 1)
+    assert any(re.search(r'" 400 \d+ \d+$', ln) for ln in lines), lines
+
+
+def test_quiet_writes_no_access_lines(start, root):
+    (root / "a.txt").write_bytes(b"a")
+    s = start("--quiet")
+    for _ in range(3):
+        assert exchange(s, "GET", "/a.txt").status == 200
+    exchange(s, "GET", "/missing")
+    time.sleep(0.3)
+    bad = [ln for ln in s.stderr().splitlines() if ln and not ln.startswith("loopkit: ")]
+    assert bad == [], bad

@@ -1,0 +1,300 @@
+"""End-to-end tests of HTTP/1.1 connection handling: keep-alive, pipelining, HTTP/1.0,
+HEAD, OPTIONS, request bodies (Content-Length and chunked) and Expect: 100-continue."""
+import hashlib
+import http.client
+import json
+import os
+import time
+
+import pytest
+
+from conftest import (Conn, assert_alive, curl, exchange, hard_timeout_fixture, httpc,
+                      parse_responses, raw, reqbytes)
+
+_hard_timeout = hard_timeout_fixture(20)
+
+A = b"alpha file\n"
+B = b"bravo file, a bit longer\n"
+C = b"<!doctype html><title>c</title>\n"
+
+
+@pytest.fixture
+def site(root):
+    (root / "a.txt").write_bytes(A)
+    (root / "b.txt").write_bytes(B)
+    (root / "c.html").write_bytes(C)
+    return root
+
+
+# --- persistent connections --------------------------------------------------------------
+
+def test_keepalive_http_client(server, site):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        conn.connect()
+        sock = conn.sock
+        for i, (path, want) in enumerate([("/a.txt", A), ("/b.txt", B), ("/c.html", C),
+                                          ("/a.txt", A), ("/_/get?i=5", None)]):
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, (path, r.status, body)
+            if want is not None:
+                assert body == want
+            else:
+                assert json.loads(body)["args"] == {"i": "5"}
+            assert not r.will_close, f"server asked to close after request {i}"
+            assert conn.sock is sock, f"connection was not reused for request {i}"
+    finally:
+        conn.close()
+
+
+def test_keepalive_raw_sequential(server, site):
+    with Conn(server) as c:
+        for path, want in [("/a.txt", A), ("/b.txt", B), ("/missing", None), ("/a.txt", A)]:
+            c.request("GET", path)
+            r = c.response()
+            if want is None:
+                assert r.status == 404
+            else:
+                assert (r.status, r.body) == (200, want)
+                assert r.header("content-length") == str(len(want))
+            assert not r.closes()
+
+
+def test_pipelining_in_order(server, site):
+    reqs = (reqbytes(server, "GET", "/_/delay/0.3")
+            + reqbytes(server, "GET", "/a.txt")
+            + reqbytes(server, "HEAD", "/b.txt")
+            + reqbytes(server, "GET", "/nope.txt")
+            + reqbytes(server, "GET", "/c.html", {"Connection": "close"}))
+    data = raw(server, reqs)
+    rs = parse_responses(data, ["GET", "GET", "HEAD", "GET", "GET"])
+    assert [r.status for r in rs] == [200, 200, 200, 404, 200], rs
+    assert rs[0].header("content-type", "").startswith("application/json")
+    assert "/_/delay/0.3" in rs[0].json().get("url", "/_/delay/0.3")
+    assert rs[1].body == A
+    assert rs[2].body == b"" and rs[2].header("content-length") == str(len(B))
+    assert rs[4].body == C
+    assert rs[4].closes()
+    assert_alive(server)
+
+
+def test_pipelining_with_bodies(server, site):
+    reqs = (reqbytes(server, "POST", "/_/anything/one", body=b"first body")
+            + b"POST /_/anything/two HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n6\r\nsecond\r\n5\r\n body\r\n0\r\n\r\n"
+            + reqbytes(server, "GET", "/a.txt", {"Connection": "close"}))
+    rs = parse_responses(raw(server, reqs))
+    assert [r.status for r in rs] == [200, 200, 200], rs
+    assert rs[0].json()["body"] == "first body"
+    assert rs[0].json()["path"] == "/_/anything/one"
+    assert rs[1].json()["body"] == "second body"
+    assert rs[1].json()["path"] == "/_/anything/two"
+    assert rs[2].body == A
+
+
+# --- HTTP/1.0 ----------------------------------------------------------------------------
+
+def test_http10_without_keepalive_closes(server, site):
+    with Conn(server) as c:
+        c.send(b"GET /a.txt HTTP/1.0\r\n\r\n")  # no Host: fine for 1.0
+        r = c.response()
+        assert (r.status, r.body) == (200, A), r
+        assert r.version in ("HTTP/1.0", "HTTP/1.1")
+        assert "keep-alive" not in r.tokens("connection")
+        closed, extra = c.wait_closed(3)
+        assert closed, "server kept an HTTP/1.0 connection open without keep-alive"
+        assert extra == b""
+    assert_alive(server)
+
+
+def test_http10_keepalive_stays_open(server, site):
+    with Conn(server) as c:
+        c.send(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = c.response()
+        assert (r.status, r.body) == (200, A), r
+        assert "keep-alive" in r.tokens("connection"), r.headers
+        assert r.header("content-length") == str(len(A))
+        c.send(b"GET /b.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = c.response()
+        assert (r.status, r.body) == (200, B), r
+        c.send(b"GET /c.html HTTP/1.0\r\n\r\n")
+        r = c.response()
+        assert (r.status, r.body) == (200, C), r
+        closed, _ = c.wait_closed(3)
+        assert closed
+
+
+def test_http10_with_curl(server, site):
+    p = curl("--http1.0", "-D", "-", server.url + "a.txt")
+    assert p.returncode == 0, p.stderr
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"200", head
+    assert body == A
+
+
+# --- HEAD, OPTIONS -------------------------------------------------------------------------
+
+def test_head_http_client(server, site):
+    r = httpc(server, "HEAD", "/b.txt")
+    assert r.status == 200
+    assert r.body == b""
+    assert r.header("content-length") == str(len(B))
+    assert r.header("content-type", "").startswith("text/plain")
+    assert r.has("etag") and r.has("last-modified")
+
+
+def test_head_sends_no_body(server, site):
+    # HEAD then GET on one connection: if HEAD leaked a body the second response breaks.
+    with Conn(server) as c:
+        c.send(reqbytes(server, "HEAD", "/c.html") + reqbytes(server, "GET", "/a.txt"))
+        r1 = c.response("HEAD")
+        assert r1.status == 200 and r1.header("content-length") == str(len(C))
+        r2 = c.response()
+        assert (r2.status, r2.body) == (200, A), r2
+        assert c.buf == b""
+
+
+def test_head_missing_is_404_without_body(server, site):
+    with Conn(server) as c:
+        c.send(reqbytes(server, "HEAD", "/nope") + reqbytes(server, "GET", "/a.txt"))
+        assert c.response("HEAD").status == 404
+        assert c.response().body == A
+
+
+def test_options_file(server, site):
+    r = exchange(server, "OPTIONS", "/a.txt")
+    assert r.status == 204, r
+    allow = r.tokens("allow")
+    assert {"get", "head", "options"} <= allow, r.headers
+    assert not {"put", "delete"} & allow, "PUT/DELETE advertised without --write"
+    assert r.body == b""
+
+
+def test_options_star(server, site):
+    r = exchange(server, "OPTIONS", "*")
+    assert r.status == 204, r
+    assert {"get", "head", "options"} <= r.tokens("allow"), r.headers
+    assert_alive(server)
+
+
+def test_options_with_write_lists_put_delete(start, site):
+    s = start("--write")
+    r = exchange(s, "OPTIONS", "/a.txt")
+    assert r.status == 204
+    assert {"get", "head", "options", "put", "delete"} <= r.tokens("allow"), r.headers
+
+
+def test_common_response_headers(server, site):
+    r = exchange(server, "GET", "/a.txt")
+    assert r.header("server") == "loopkit/" + open(
+        os.path.join(os.path.dirname(__file__), "..", "..", "VERSION")).read().strip()
+    assert r.header("x-content-type-options") == "nosniff"
+    assert r.has("date")
+    r = exchange(server, "GET", "/nope")
+    assert r.status == 404
+    assert r.header("x-content-type-options") == "nosniff"
+    assert r.header("content-type", "").startswith("text/plain")
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+def test_content_length_body_echo(server):
+    r = httpc(server, "POST", "/_/anything/x?k=v", body=b"hello there",
+              headers={"Content-Type": "text/plain"})
+    assert r.status == 200
+    j = r.json()
+    assert j["method"] == "POST"
+    assert j["body"] == "hello there"
+    assert j["path"] == "/_/anything/x"
+    assert j["args"] == {"k": "v"}
+
+
+def test_json_body_parsed(server):
+    r = httpc(server, "PUT", "/_/anything", body=json.dumps({"a": [1, 2], "b": "x"}),
+              headers={"Content-Type": "application/json"})
+    assert r.status == 200
+    assert r.json()["json"] == {"a": [1, 2], "b": "x"}
+    assert r.json()["method"] == "PUT"
+
+
+def test_chunked_body_raw(server):
+    req = (b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n\r\n"
+           b"5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n")
+    rs = parse_responses(raw(server, req))
+    assert len(rs) == 1 and rs[0].status == 200, rs
+    assert rs[0].json()["body"] == "hello 0123456789"
+    assert_alive(server)
+
+
+def test_chunked_body_http_client(server):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        parts = [b"x" * 1000, b"y" * 5000, b"z"]
+        conn.request("POST", "/_/anything", body=iter(parts), encode_chunked=True,
+                     headers={"Transfer-Encoding": "chunked"})
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200, body
+        assert json.loads(body)["body"] == "x" * 1000 + "y" * 5000 + "z"
+        # and the connection is still usable
+        conn.request("GET", "/_/get")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200
+    finally:
+        conn.close()
+
+
+def test_empty_chunked_body(server):
+    with Conn(server) as c:
+        c.send(b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        r = c.response()
+        assert r.status == 200 and r.json()["body"] == ""
+
+
+def test_body_split_across_packets(server):
+    with Conn(server) as c:
+        c.send(b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n01")
+        time.sleep(0.2)
+        c.send(b"2345")
+        time.sleep(0.2)
+        c.send(b"6789")
+        r = c.response()
+        assert r.status == 200 and r.json()["body"] == "0123456789"
+
+
+# --- Expect: 100-continue -------------------------------------------------------------------
+
+def test_expect_100_continue_raw(server):
+    with Conn(server, timeout=3) as c:
+        c.send(b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n"
+               b"Expect: 100-continue\r\n\r\n")
+        interim = c.read_until(b"\r\n\r\n")  # times out (fails) if no 100 is sent
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
+        c.send(b"hello world")
+        r = c.response()
+        assert r.status == 200, r
+        assert r.json()["body"] == "hello world"
+    assert_alive(server)
+
+
+def test_expect_100_continue_curl_put(start, root):
+    s = start("--write")
+    data = os.urandom(256 * 1024)
+    src = root.parent / "upload.bin"
+    src.write_bytes(data)
+    t0 = time.monotonic()
+    p = curl("-v", "-T", str(src), "-H", "Expect: 100-continue", "--expect100-timeout", "3",
+             "-w", "%{http_code}", "-o", "/dev/null", s.url + "up.bin")
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    err = p.stderr.decode(errors="replace")
+    assert "< HTTP/1.1 100 Continue" in err, err
+    assert p.stdout == b"201", p.stdout
+    assert elapsed < 2.5, f"curl waited for the 100-continue timeout ({elapsed:.1f} s)"
+    assert hashlib.sha256((root / "up.bin").read_bytes()).digest() == \
+        hashlib.sha256(data).digest()
