@@ -692,7 +692,7 @@ static void ep_auth(struct http_conn *c, const struct http_reqinfo *ri, const ch
 	char user[512], pass[512], dec[1100];
 	if (!bearer) {
 		const char *sl = memchr(rest, '/', rlen);
-		if (!sl || strchr(sl + 1, '/') || (size_t)(sl - rest) >= sizeof(user) ||
+		if (!sl || memchr(sl + 1, '/', rlen - (size_t)(sl - rest) - 1) || (size_t)(sl - rest) >= sizeof(user) ||
 		    rlen - (size_t)(sl - rest) - 1 >= sizeof(pass)) {
 			api_error(c, 404, "use /_/basic-auth/USER/PASS");
 			return;

@@ -24,6 +24,7 @@
 #define HTTP_MAX_LISTING  50000              /* directory entries shown in one listing */
 #define HTTP_CACHE_SLOTS  1024               /* per thread */
 #define HTTP_CACHE_FILE_MAX (64 * 1024)      /* files up to this are kept in memory */
+#define HTTP_CACHE_RECHECK_MS 1000           /* re-stat a cached path at least this often */
 
 enum http_method {
 	M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER
@@ -53,6 +54,8 @@ struct http_cache_entry {
 	const char *mime;
 	char etag[64];
 	char lastmod[32];
+	int wd, dwd;              /* inotify watches on the file and its directory; -1: none */
+	uint64_t checked;         /* loop_now() of the last stat of the path */
 };
 
 struct http_worker {
@@ -73,6 +76,7 @@ struct http_worker {
 	time_t date_sec;
 	char date[32];                  /* cached IMF-fixdate of date_sec */
 	struct http_cache_entry cache[HTTP_CACHE_SLOTS];
+	struct loop_io ino_io;          /* inotify: invalidates cache entries when files change */
 	uint64_t prng;                  /* for /_/status lists, uuid fallback */
 };
 
@@ -172,6 +176,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri);
  * after queuing an error response. */
 int files_put_begin(struct http_conn *c, const struct http_reqinfo *ri);
 void files_put_finish(struct http_conn *c, int err);
+/* Sets up the worker's file cache (and its inotify watch); 0 or -1. */
+int files_cache_init(struct http_worker *w);
 void files_cache_clear(struct http_worker *w);
 /* OPTIONS: Allow, and with --cors the preflight answer. */
 void files_options(struct http_conn *c, const struct http_reqinfo *ri);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,20 +132,94 @@ static void allow_header(struct http_conn *c)
 	                                             : "GET, HEAD, OPTIONS");
 }
 
-/* ---- the per-thread cache of small files ---- */
+/* ---- the per-thread cache of small files ----
+ *
+ * Small files are kept in memory per thread, so the hot path makes no file-system
+ * call at all. Freshness comes from inotify: each entry watches its file's inode (so
+ * a write through any path is seen) and its directory (so a rename, delete or
+ * replacement of the name is seen); an event drops the entries at once. As a
+ * backstop for what inotify cannot see (a parent directory renamed, a directory
+ * symlink retargeted), a path is stat'ed again when its entry is older than
+ * HTTP_CACHE_RECHECK_MS. Without inotify, every hit is checked with a stat. */
 
-static void cache_entry_free(struct http_cache_entry *e)
+static void cache_unwatch(struct http_worker *w, int wd, const struct http_cache_entry *skip)
 {
+	if (wd < 0 || w->ino_io.fd < 0)
+		return;
+	for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++) {
+		const struct http_cache_entry *e = &w->cache[i];
+		if (e != skip && e->path && (e->wd == wd || e->dwd == wd))
+			return; /* still used by another entry */
+	}
+	inotify_rm_watch(w->ino_io.fd, wd);
+}
+
+static void cache_entry_free(struct http_worker *w, struct http_cache_entry *e)
+{
+	int wd = e->wd, dwd = e->dwd;
 	free(e->path);
 	free(e->data);
+	e->path = NULL;
+	e->data = NULL;
+	cache_unwatch(w, wd, e);
+	cache_unwatch(w, dwd, e);
 	memset(e, 0, sizeof(*e));
+	e->wd = e->dwd = -1;
 }
 
 void files_cache_clear(struct http_worker *w)
 {
 	for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++)
 		if (w->cache[i].path)
-			cache_entry_free(&w->cache[i]);
+			cache_entry_free(w, &w->cache[i]);
+	if (w->ino_io.fd >= 0) {
+		int fd = w->ino_io.fd;
+		loop_io_stop(w->loop, &w->ino_io);
+		close(fd);
+	}
+}
+
+static void inotify_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct http_worker *w = io->data;
+	char evbuf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		ssize_t n = read(io->fd, evbuf, sizeof(evbuf));
+		if (n <= 0)
+			return;
+		for (char *p = evbuf; p < evbuf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof(*ev) + ev->len;
+			for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++) {
+				struct http_cache_entry *e = &w->cache[i];
+				if (e->path && ((ev->mask & IN_Q_OVERFLOW) || e->wd == ev->wd || e->dwd == ev->wd)) {
+					if (ev->mask & IN_IGNORED) {
+						/* The kernel dropped this watch: forget it, do not remove it. */
+						if (e->wd == ev->wd)
+							e->wd = -1;
+						if (e->dwd == ev->wd)
+							e->dwd = -1;
+					}
+					cache_entry_free(w, e);
+				}
+			}
+		}
+	}
+}
+
+int files_cache_init(struct http_worker *w)
+{
+	for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++)
+		w->cache[i].wd = w->cache[i].dwd = -1;
+	w->ino_io.fd = -1;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return 0; /* no inotify: every cache hit is checked with a stat */
+	if (loop_io_start(w->loop, &w->ino_io, fd, LOOP_READ, inotify_cb, w) < 0) {
+		close(fd);
+		return 0;
+	}
+	return 0;
 }
 
 static int stat_same(const struct stat *a, const struct http_cache_entry *e)
@@ -155,21 +230,36 @@ static int stat_same(const struct stat *a, const struct http_cache_entry *e)
 }
 
 /* A fresh entry for rel, or NULL. The entry's content came from a descriptor that
- * openat2 confined to the root; a plain stat of the same path decides whether it is
- * still current. If that stat follows a swapped-in symlink elsewhere, it finds another
- * inode and we fall back to the confined open, so the cache never serves anything the
- * confined open would not. */
+ * openat2 confined to the root; a plain stat of the same path only decides whether it
+ * is still current. If that stat follows a swapped-in symlink elsewhere it finds
+ * another inode and we fall back to the confined open, so the cache never serves
+ * anything the confined open would not. */
 static struct http_cache_entry *cache_lookup(struct http_worker *w, const char *rel, uint32_t h)
 {
 	struct http_cache_entry *e = &w->cache[h % HTTP_CACHE_SLOTS];
 	struct stat st;
+	uint64_t now = loop_now(w->loop);
 	if (!e->path || e->hash != h || strcmp(e->path, rel))
 		return NULL;
+	if (e->wd >= 0 && e->dwd >= 0 && now - e->checked < HTTP_CACHE_RECHECK_MS)
+		return e;
 	if (fstatat(w->srv->root.fd, rel, &st, 0) < 0 || !stat_same(&st, e)) {
-		cache_entry_free(e);
+		cache_entry_free(w, e);
 		return NULL;
 	}
+	e->checked = now;
 	return e;
+}
+
+/* Watches the object behind fd. /proc/self/fd names exactly the inode we opened, so
+ * the path is not resolved a second time. */
+static int watch_fd(struct http_worker *w, int fd, uint32_t mask)
+{
+	char p[64];
+	if (w->ino_io.fd < 0)
+		return -1;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return inotify_add_watch(w->ino_io.fd, p, mask);
 }
 
 static struct http_cache_entry *cache_store(struct http_worker *w, const char *rel, uint32_t h,
@@ -190,7 +280,16 @@ static struct http_cache_entry *cache_store(struct http_worker *w, const char *r
 		got += (size_t)r;
 	}
 	if (e->path)
-		cache_entry_free(e);
+		cache_entry_free(w, e);
+	/* Watch before the content is trusted: a change after this point is reported. */
+	e->wd = watch_fd(w, fd, IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF);
+	const char *name;
+	int dfd = fsroot_open_parent(&w->srv->root, rel, &name);
+	e->dwd = dfd >= 0 ? watch_fd(w, dfd, IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+	                                         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+	                  : -1;
+	if (dfd >= 0)
+		close(dfd);
 	e->path = path;
 	e->hash = h;
 	e->dev = st->st_dev;
@@ -200,6 +299,7 @@ static struct http_cache_entry *cache_store(struct http_worker *w, const char *r
 	e->ctime = st->st_ctim;
 	e->data = data;
 	e->mime = http_mime_type(rel);
+	e->checked = loop_now(w->loop);
 	make_etag(st, e->etag, sizeof(e->etag));
 	http_date_format(st->st_mtim.tv_sec, e->lastmod);
 	return e;

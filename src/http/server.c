@@ -916,10 +916,18 @@ static int conn_process(struct http_conn *c)
 	return progress;
 }
 
+/* /_/delay holds its finished response back until the deadline. */
+static int conn_holding(const struct http_conn *c)
+{
+	return c->state == CS_WAIT && c->rb != RB_DRIP;
+}
+
 /* Writes what is pending. Returns 1 when everything is written, 0 when the socket is
  * full or a drip is waiting, -1 when the connection was closed. */
 static int conn_flush(struct http_conn *c)
 {
+	if (conn_holding(c))
+		return 0;
 	for (;;) {
 		size_t n = buf_used(&c->out);
 		if (n) {
@@ -979,7 +987,7 @@ static int conn_flush(struct http_conn *c)
 static void conn_update_io(struct http_conn *c)
 {
 	unsigned mask = 0;
-	int want_write = buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN;
+	int want_write = !conn_holding(c) && (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN);
 	if (want_write)
 		mask = LOOP_WRITE;
 	else if (c->state == CS_HEAD || c->state == CS_BODY || c->state == CS_LINGER)
@@ -999,7 +1007,7 @@ static void conn_run(struct http_conn *c)
 			return;
 		if (r == 0) {
 			/* Blocked on the socket: a write stall is bounded by the body timeout. */
-			if (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN)
+			if (c->state != CS_WAIT && (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN))
 				conn_deadline(c, c->w->srv->cfg.body_timeout_ms);
 			break;
 		}
@@ -1320,6 +1328,7 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		w->loop = loop_new(err, errlen);
 		if (!w->loop)
 			goto fail;
+		files_cache_init(w);
 		w->listen_fd = net_listen((struct sockaddr *)&addr, cfg->addrlen, 4096, s->nworkers > 1,
 		                          err, errlen);
 		if (w->listen_fd < 0) {

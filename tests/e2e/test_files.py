@@ -229,11 +229,12 @@ def test_if_range(server, root, hundred):
     assert (r.status, r.body) == (200, hundred)
 
 
-def test_range_on_head(server, hundred):
+def test_range_ignored_on_head(server, hundred):
+    # RFC 9110 14.2: range handling is defined for GET only; others ignore Range.
     r = exchange(server, "HEAD", "/h.bin", {"Range": "bytes=10-19"})
-    assert r.status == 206
-    assert r.header("content-length") == "10"
-    assert r.header("content-range") == "bytes 10-19/100"
+    assert r.status == 200
+    assert r.header("content-length") == "100"
+    assert not r.has("content-range")
 
 
 def test_range_on_large_file(server, root):
@@ -338,7 +339,9 @@ def test_html_listing(server, listing):
     p.feed(text)
     dirs, files = expected_order()
     names = set(LIST_DIRS) | set(LIST_FILES)
-    got = [h for h in p.hrefs if urllib.parse.unquote(h).rstrip("/") in names]
+    # hrefs may start with "./" (keeps a name like "a:b" from reading as a scheme)
+    got = [h[2:] if h.startswith("./") else h for h in p.hrefs]
+    got = [h for h in got if urllib.parse.unquote(h).rstrip("/") in names]
     # Decoded hrefs name the entries, dirs first, each group sorted bytewise.
     decoded = [urllib.parse.unquote(h) for h in got]
     assert decoded == [n + "/" for n in dirs] + files, decoded

@@ -4,6 +4,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -298,3 +299,98 @@ def test_expect_100_continue_curl_put(start, root):
     assert elapsed < 2.5, f"curl waited for the 100-continue timeout ({elapsed:.1f} s)"
     assert hashlib.sha256((root / "up.bin").read_bytes()).digest() == \
         hashlib.sha256(data).digest()
+
+
+# --- framing robustness ------------------------------------------------------------------------
+
+def test_many_pipelined_requests(server, site):
+    n = 200
+    reqs = b"".join(reqbytes(server, "HEAD" if i % 7 == 3 else "GET",
+                             ("/a.txt", "/b.txt", "/c.html")[i % 3])
+                    for i in range(n))
+    reqs += reqbytes(server, "GET", "/a.txt", {"Connection": "close"})
+    with Conn(server, timeout=10) as c:
+        c.send(reqs)
+        for i in range(n):
+            m = "HEAD" if i % 7 == 3 else "GET"
+            r = c.response(m)
+            want = (A, B, C)[i % 3]
+            assert r.status == 200, (i, r)
+            assert r.body == (b"" if m == "HEAD" else want), (i, r)
+        assert c.response().body == A
+        closed, extra = c.wait_closed(3)
+        assert closed and extra == b""
+
+
+def test_connection_close_on_http11(server, site):
+    with Conn(server) as c:
+        c.request("GET", "/a.txt", {"Connection": "close"})
+        r = c.response()
+        assert (r.status, r.body) == (200, A)
+        assert r.closes()
+        closed, extra = c.wait_closed(3)
+        assert closed and extra == b""
+
+
+def test_request_after_client_half_close(server, site):
+    with Conn(server) as c:
+        c.request("GET", "/a.txt")
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.response()
+        assert (r.status, r.body) == (200, A), r
+
+
+def test_body_on_get_is_skipped(server, site):
+    # The body of a GET for a file must be consumed, never parsed as the next request.
+    smuggled = reqbytes(server, "GET", "/c.html")
+    reqs = (reqbytes(server, "GET", "/a.txt", body=smuggled)
+            + reqbytes(server, "GET", "/b.txt", {"Connection": "close"}))
+    rs = parse_responses(raw(server, reqs))
+    assert [r.body for r in rs] in ([A, B], [A]), rs
+    assert C not in b"".join(r.body for r in rs)
+
+
+def test_body_of_rejected_put_is_not_a_request(server, site):
+    smuggled = reqbytes(server, "GET", "/c.html")
+    reqs = (reqbytes(server, "PUT", "/a.txt", body=smuggled)
+            + b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n" % len(smuggled) + smuggled + b"\r\n0\r\n\r\n"
+            + reqbytes(server, "GET", "/b.txt", {"Connection": "close"}))
+    rs = parse_responses(raw(server, reqs))
+    statuses = [r.status for r in rs]
+    assert statuses in ([405, 200, 200], [405]), rs
+    assert C not in b"".join(r.body for r in rs if r.status != 200 or r.body == B)
+    if len(rs) == 3:
+        assert rs[2].body == B
+    assert_alive(server)
+
+
+def test_delay_does_not_block_others(server, site):
+    slow = Conn(server, timeout=5)
+    try:
+        slow.request("GET", "/_/delay/1.5")
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        for _ in range(5):
+            r = exchange(server, "GET", "/a.txt")
+            assert r.body == A
+        assert time.monotonic() - t0 < 0.5, "a /_/delay request blocked other clients"
+        r = slow.response()
+        assert r.status == 200
+    finally:
+        slow.close()
+
+
+def test_threads_flag(start, site):
+    s = start("--threads", "3")
+    conns = [Conn(s) for _ in range(12)]
+    try:
+        for rnd in range(3):
+            for c in conns:
+                c.request("GET", "/b.txt")
+            for c in conns:
+                r = c.response()
+                assert (r.status, r.body) == (200, B)
+    finally:
+        for c in conns:
+            c.close()

@@ -483,3 +483,57 @@ def test_max_conns(start, site):
             c.close()
     time.sleep(0.2)
     assert_alive(s)
+
+
+# --- more framing and header edge cases -----------------------------------------------------------
+
+def test_two_different_content_lengths_is_400(server, site):
+    r = closing(server, b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
+                        b"Content-Length: 5\r\n\r\nhello")
+    assert_close_error(r, 400)
+    assert_alive(server)
+
+
+def test_duplicate_host_is_400(server, site):
+    # RFC 9112 3.2: more than one Host field -> 400 (and no way round the Host check).
+    r = one(server, b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n")
+    assert r.status == 400, r
+    r = one(server, b"GET /a.txt HTTP/1.1\r\nHost: evil.example\r\nHost: localhost\r\n\r\n")
+    assert r.status in (400, 403), r
+    assert_alive(server)
+
+
+def test_absolute_form_with_foreign_authority_not_served(server, site):
+    r = one(server, b"GET http://evil.example/a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert r.status in (400, 403), r
+    assert FILE not in r.body
+    assert_alive(server)
+
+
+def test_expect_100_with_oversized_put_gets_413(start, root):
+    s = start("--max-body", "1K", "--write")
+    with Conn(s, timeout=3) as c:
+        c.send(b"PUT /x.bin HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n"
+               b"Expect: 100-continue\r\n\r\n")
+        r = c.response()
+        if r.status == 100:  # allowed, though a final status could be sent right away
+            c.send(b"x" * 5000)
+            r = c.final_response()
+        assert r.status == 413, r
+    assert not (root / "x.bin").exists()
+    assert_alive(s)
+
+
+@pytest.mark.parametrize("target", ["/" + "a" * 300, "/" + "/".join(["b" * 200] * 30),
+                                    "/a.txt/", "/a.txt/x"])
+def test_long_or_odd_paths_are_404(server, site, target):
+    r = one(server, reqbytes(server, "GET", target))
+    assert r.status in (404, 414) if len(target) > 4000 else r.status == 404, (target[:50], r)
+    assert_alive(server)
+
+
+def test_percent_encoded_slash_is_a_separator(server, site):
+    (site / "sub").mkdir()
+    (site / "sub" / "x.txt").write_bytes(b"in sub")
+    r = one(server, reqbytes(server, "GET", "/sub%2fx.txt"))
+    assert (r.status, r.body) == (200, b"in sub"), r
