@@ -394,3 +394,62 @@ def test_threads_flag(start, site):
     finally:
         for c in conns:
             c.close()
+
+
+# --- headers every response carries ---------------------------------------------------------
+
+def _version():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "VERSION")) as f:
+        return f.read().strip()
+
+
+def test_every_response_has_nosniff_server_and_one_line_errors(start, site):
+    (site / "dir").mkdir()
+    s = start("--max-body", "1K", "--write")
+    etag = exchange(s, "GET", "/a.txt").header("etag")
+    # (method, target, headers, body, expected status); all on one keep-alive connection,
+    # which also checks that each response is framed correctly.
+    cases = [
+        ("GET", "/a.txt", {}, None, 200),
+        ("GET", "/a.txt", {"Range": "bytes=0-1"}, None, 206),
+        ("GET", "/a.txt", {"Range": "bytes=999-"}, None, 416),
+        ("GET", "/a.txt", {"If-None-Match": etag}, None, 304),
+        ("GET", "/dir", {}, None, 301),
+        ("GET", "/dir/", {}, None, 200),
+        ("GET", "/dir/", {"Accept": "application/json"}, None, 200),
+        ("GET", "/nope", {}, None, 404),
+        ("POST", "/a.txt", {}, b"x", 405),
+        ("OPTIONS", "/a.txt", {}, None, 204),
+        ("GET", "/a.txt", {"Host": "evil.example"}, None, 403),
+        ("BREW", "/a.txt", {}, None, 501),
+        ("GET", "/_/get", {}, None, 200),
+        ("GET", "/_/nope", {}, None, 404),
+        ("HEAD", "/a.txt", {}, None, 200),
+    ]
+    with Conn(s) as c:
+        for method, target, headers, body, status in cases:
+            c.request(method, target, headers, body)
+            r = c.response(method)
+            assert r.status == status, (method, target, r)
+            assert r.header("x-content-type-options") == "nosniff", (target, r.headers)
+            assert r.header("server") == "loopkit/" + _version(), r.headers
+            if status >= 400 and not target.startswith("/_/"):
+                assert r.header("content-type", "").startswith("text/plain"), r.headers
+                assert r.body.rstrip(b"\n").count(b"\n") == 0 and r.body.strip(), r.body
+    # Responses that close the connection.
+    for data, status in [
+        (b"GET /a.txt HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
+        (b"GET /a.txt HTTP/1.1\r\n\r\n", 400),
+        (reqbytes(s, "GET", "/" + "x" * 9000), 414),
+        (reqbytes(s, "GET", "/a.txt", {"X-Big": "y" * 17000}), 431),
+        (reqbytes(s, "PUT", "/big", body=b"z" * 2000), 413),
+        (b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nExpect: nope\r\n\r\n", 417),
+    ]:
+        with Conn(s) as c:
+            c.send(data)
+            r = c.response()
+            assert r.status == status, (data[:40], r)
+            assert r.header("x-content-type-options") == "nosniff", r.headers
+            assert r.header("server") == "loopkit/" + _version(), r.headers
+            assert r.body.rstrip(b"\n").count(b"\n") == 0 and r.body.strip(), r.body
+    assert_alive(s)
