@@ -20,6 +20,8 @@ int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
+	if (!realpath(dir, r->abs))
+		r->abs[0] = 0;
 	if (fstat(r->fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "%s is not a directory", dir);
 		close(r->fd);
@@ -63,15 +65,39 @@ static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 		fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
 	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
 	if (fd < 0)
-		return errno == EXDEV || errno == ELOOP ? -ENOENT : -errno;
+		return -errno;
 	return (int)fd;
+}
+
+static int confined_errno(int rc)
+{
+	return rc == -EXDEV || rc == -ELOOP ? -ENOENT : rc;
 }
 
 int fsroot_open(const struct fsroot *r, const char *rel, int flags)
 {
 	if (fsroot_hidden(r, rel))
 		return -ENOENT;
-	return openat2_beneath(r->fd, rel, flags, 0);
+	int fd = openat2_beneath(r->fd, rel, flags, 0);
+	if (fd != -EXDEV || !r->abs[0])
+		return confined_errno(fd);
+	/* EXDEV: resolution left the root, usually through an absolute symlink. Where the
+	 * canonical path is inside the root after all, open that (again beneath). */
+	char full[PATH_MAX], canon[PATH_MAX];
+	size_t n = strlen(r->abs);
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", r->abs, rel) >= sizeof(full) ||
+	    !realpath(full, canon))
+		return -ENOENT;
+	const char *crel;
+	if (n == 1) /* the root is "/" itself */
+		crel = canon + 1;
+	else if (!strncmp(canon, r->abs, n) && (canon[n] == '/' || !canon[n]))
+		crel = canon[n] ? canon + n + 1 : "";
+	else
+		return -ENOENT;
+	if (fsroot_hidden(r, crel))
+		return -ENOENT;
+	return confined_errno(openat2_beneath(r->fd, crel, flags, 0));
 }
 
 int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **name)
@@ -84,12 +110,12 @@ int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **nam
 		return -ENOENT;
 	*name = slash ? slash + 1 : rel;
 	if (!slash)
-		return openat2_beneath(r->fd, "", O_PATH | O_DIRECTORY, 0);
+		return confined_errno(openat2_beneath(r->fd, "", O_PATH | O_DIRECTORY, 0));
 	if ((size_t)(slash - rel) >= sizeof(dir))
 		return -ENAMETOOLONG;
 	memcpy(dir, rel, (size_t)(slash - rel));
 	dir[slash - rel] = 0;
-	return openat2_beneath(r->fd, dir, O_PATH | O_DIRECTORY, 0);
+	return fsroot_open(r, dir, O_PATH | O_DIRECTORY);
 }
 
 int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u)

@@ -12,8 +12,9 @@
  * symlinks nor symlinks climbing out can reach anything outside the root: the kernel
  * refuses (EXDEV), and callers see -ENOENT. */
 struct fsroot {
-	int fd;       /* O_PATH descriptor of the root directory */
-	int dotfiles; /* allow names starting with '.' */
+	int fd;              /* O_PATH descriptor of the root directory */
+	int dotfiles;        /* allow names starting with '.' */
+	char abs[PATH_MAX];  /* the root's canonical path, for absolute symlinks */
 };
 
 /* Opens dir as the root. Returns 0, or -1 with a reason in err. */
@@ -26,7 +27,10 @@ int fsroot_hidden(const struct fsroot *r, const char *rel);
 int fsroot_hidden_name(const struct fsroot *r, const char *name);
 
 /* Opens rel beneath the root with open(2) flags (O_CLOEXEC added). Hidden names give
- * -ENOENT. Returns the fd, or -errno. */
+ * -ENOENT. An absolute symlink is followed when its target lies inside the root: the
+ * path is canonicalised, and the canonical relative path is opened again with
+ * RESOLVE_BENEATH, so the kernel still confines the open that counts. Returns the fd,
+ * or -errno (-ENOENT for anything leading outside). */
 int fsroot_open(const struct fsroot *r, const char *rel, int flags);
 
 /* Opens the directory holding rel (O_PATH|O_DIRECTORY) and points *name at rel's last

@@ -106,10 +106,9 @@ static int head_end_found(const char *from, const char *end)
 	const char *p = from;
 
 	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-		p++;
-		if (p < end && *p == '\n')
-			return 1;
-		if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+		if (++p == end)
+			break;
+		if (*p == '\n' || (*p == '\r' && end - p >= 2 && p[1] == '\n'))
 			return 1;
 	}
 	return 0;

@@ -698,9 +698,12 @@ static void handle_head(struct http_conn *c, const struct http_request *req, siz
 	}
 	c->closing = !f.keepalive || c->w->stopping;
 	int has_body = f.chunked || (f.has_cl && f.cl > 0);
+	/* Consumed before dispatch: the slices stay valid (nothing reads into c->in
+	 * until the handler returns) and request_done() sees the true leftover. */
+	const char *head_start = buf_start(&c->in);
+	buf_consume(&c->in, headlen);
 	if (!has_body) {
 		dispatch(c, &ri);
-		buf_consume(&c->in, headlen);
 		return;
 	}
 	c->chunked = f.chunked;
@@ -710,31 +713,27 @@ static void handle_head(struct http_conn *c, const struct http_request *req, siz
 	if (is_api(&ri)) {
 		if (f.has_cl && f.cl > HTTP_API_MAX_BODY) {
 			resp_error_close(c, 413, "request body over the 1 MiB limit of /_/ endpoints");
-			buf_consume(&c->in, headlen);
 			request_done(c);
 			return;
 		}
 		c->head = malloc(headlen);
 		if (!c->head) {
 			resp_error_close(c, 503, "out of memory");
-			buf_consume(&c->in, headlen);
 			request_done(c);
 			return;
 		}
-		memcpy(c->head, buf_start(&c->in), headlen);
+		memcpy(c->head, head_start, headlen);
 		c->head_len = headlen;
 		buf_init(&c->body, HTTP_API_MAX_BODY);
 		c->sink = SINK_MEM;
 	} else if (ri.method == M_PUT && c->w->srv->cfg.write) {
 		if (f.has_cl && f.cl > c->w->srv->cfg.max_body) {
 			resp_error_close(c, 413, "request body over the --max-body limit");
-			buf_consume(&c->in, headlen);
 			request_done(c);
 			return;
 		}
 		if (files_put_begin(c, &ri) < 0) {
 			c->closing = 1; /* the body stays unread */
-			buf_consume(&c->in, headlen);
 			request_done(c);
 			return;
 		}
@@ -743,12 +742,10 @@ static void handle_head(struct http_conn *c, const struct http_request *req, siz
 		/* Nobody wants this body: answer, then close rather than read it. */
 		c->closing = 1;
 		dispatch(c, &ri);
-		buf_consume(&c->in, headlen);
 		return;
 	}
 	if (f.expect_continue && c->minor == 1)
 		OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
-	buf_consume(&c->in, headlen);
 	c->state = CS_BODY;
 	conn_deadline(c, c->w->srv->cfg.body_timeout_ms);
 }
@@ -1138,15 +1135,15 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 
 static void refuse_overload(int fd)
 {
-	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
-	                          "Server: loopkit/" LOOPKIT_VERSION "\r\n"
-	                          "Retry-After: 1\r\nConnection: close\r\n"
-	                          "Content-Type: text/plain; charset=utf-8\r\n"
-	                          "Content-Length: 69\r\n\r\n"
-	                          "503 Service Unavailable: connection limit (--max-conns) reached\r\n\r\n";
-	/* Best effort on a fresh socket: the send buffer is empty, so this does not block.
-	 * The body is 69 bytes: 65 of text and the trailing CRLFs. */
-	ssize_t r = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	static const char body[] = "503 Service Unavailable: connection limit (--max-conns) reached\n";
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg),
+	                 "HTTP/1.1 503 Service Unavailable\r\nServer: loopkit/" LOOPKIT_VERSION "\r\n"
+	                 "X-Content-Type-Options: nosniff\r\nRetry-After: 1\r\nConnection: close\r\n"
+	                 "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n\r\n%s",
+	                 sizeof(body) - 1, body);
+	/* Best effort on a fresh socket: its send buffer is empty, so this cannot block. */
+	ssize_t r = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r;
 	shutdown(fd, SHUT_WR);
 	close(fd);

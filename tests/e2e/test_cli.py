@@ -162,7 +162,7 @@ def test_port_in_use_names_holder(tmp_path):
         assert p.returncode == 1, (p.returncode, err)
         assert b"http://" not in p.stdout
         assert f"pid {holder.pid}" in err, err
-        assert re.search(rf"pid {holder.pid} \(python", err), err
+        assert re.search(rf"python3? \(pid {holder.pid}\)", err), err
         assert "--port 0" in err, err
         assert holder.poll() is None, "the listener was disturbed"
     finally:

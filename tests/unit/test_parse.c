@@ -316,7 +316,7 @@ static void check_request(const struct req_case *c, const char *in, size_t len, 
 static void run_request_case(struct guard *g, const struct req_case *c, const char *in, size_t len)
 {
 	struct http_request req;
-	struct split sp;
+	struct split sp = { SPLIT_WHOLE, 0 };
 	const char *buf;
 	int r, seed;
 
@@ -718,7 +718,7 @@ static void check_chunked(const struct chunk_case *c, const char *mode,
 static void run_chunk_case(struct guard *g, const struct chunk_case *c, const char *in, size_t len)
 {
 	struct chunk_result res;
-	struct split sp;
+	struct split sp = { SPLIT_WHOLE, 0 };
 	int seed;
 
 	res.data = malloc(len + 1);
