@@ -83,6 +83,23 @@ def tree_cpu_ticks(pid):
     return total
 
 
+def cpu_stat(cpus):
+    """Summed /proc/stat ticks of the given CPUs: (busy without irq/softirq, steal)."""
+    busy = steal = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if not parts[0].startswith("cpu") or parts[0] == "cpu":
+                continue
+            if int(parts[0][3:]) not in cpus:
+                continue
+            v = [int(x) for x in parts[1:]]
+            # user nice system idle iowait irq softirq steal ...
+            busy += v[0] + v[1] + v[2]
+            steal += v[7] if len(v) > 7 else 0
+    return busy, steal
+
+
 def vm_kib(pid, key="VmRSS"):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -204,6 +221,8 @@ def cmd_load(a):
     if not os.path.exists(f"/proc/{a.pid}"):
         print(f"  {a.server} {a.case}: server pid {a.pid} is gone", file=sys.stderr)
         return 1
+    cpus = {int(x) for x in a.cpus.split(",") if x != ""}
+    st0 = cpu_stat(cpus)
     cpu0 = tree_cpu_ticks(a.pid)
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -219,6 +238,7 @@ def cmd_load(a):
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.monotonic() - t0
     cpu1 = tree_cpu_ticks(a.pid)
+    st1 = cpu_stat(cpus)
     out = out.decode("utf-8", "replace")
     with open(a.log, "a") if a.log else open(os.devnull, "w") as lf:
         lf.write(f"=== {a.server} {a.case}: {' '.join(cmd)}\n{out}\n")
@@ -228,6 +248,12 @@ def cmd_load(a):
     r["client_cpu_s"] = ru.ru_utime + ru.ru_stime
     r["wall_s"] = wall
     r["client_cpu_pct"] = 100.0 * r["client_cpu_s"] / wall if wall > 0 else 0.0
+    # CPU time on the bench's CPUs used by anything but the server and the
+    # generator (other programs on the machine; some of our kernel work too),
+    # and time stolen by the hypervisor, in % of one CPU over the run
+    other = (st1[0] - st0[0]) / CLK_TCK - r["server_cpu_s"] - r["client_cpu_s"]
+    r["other_cpu_pct"] = max(0.0, 100.0 * other / wall) if wall > 0 else 0.0
+    r["steal_pct"] = 100.0 * (st1[1] - st0[1]) / CLK_TCK / wall if wall > 0 else 0.0
     if timed_out:
         r["timed_out"] = 1
     if p.returncode not in (0, None) and not timed_out:
@@ -252,6 +278,9 @@ def cmd_load(a):
                f"server CPU {r['server_cpu_s']:.2f}s, "
                f"{a.kind} CPU {r['client_cpu_pct']:.0f}%, "
                f"errors {r.get('errors', 0)}, non-2xx {r.get('non2xx', 0)}")
+    msg += f", other load {r['other_cpu_pct']:.0f}%"
+    if r["steal_pct"] >= 1:
+        msg += f", steal {r['steal_pct']:.0f}%"
     print(f"  {a.server:<10} {a.case:<10} {msg}", flush=True)
     return 0
 
@@ -475,6 +504,7 @@ def cmd_report(a):
         ("conn/request 1 KiB req/s",            "ab-1k",   "rps",            "int", True),
         ("conn/request 1 KiB server CPU us/req", "ab-1k",  "cpu_us_per_req", "f1",  False),
         ("conn/request 1 KiB ab CPU %",         "ab-1k",   "client_cpu_pct", "int", None),
+        ("keep-alive 1 KiB   other load %",     "ka-1k",   "other_cpu_pct",  "int", None),
         ("256 MiB download   GB/s (best)",      "dl",      "best_gbps",      "f2",  True),
         ("256 MiB download   server CPU s (best run)", "dl", "best_server_cpu_s", "f2", False),
         ("RSS MiB after start (process tree)",  "start",   "rss_mib",        "f1",  None),
@@ -519,6 +549,19 @@ def cmd_report(a):
               + ", ".join(sat)
               + ".\n  There req/s is capped by the client; compare requests per "
                 "server-CPU-second instead.")
+
+    busy = []
+    for srv in order:
+        for c in ("ka-100b", "ka-1k", "ab-1k", "dl"):
+            o = get(srv, c, "other_cpu_pct") or 0
+            st = get(srv, c, "steal_pct") or 0
+            if o >= a.other or st >= 5:
+                busy.append(f"{SERVER_LABEL.get(srv, srv)} {c} ({o:.0f}%"
+                            f"{f', steal {st:.0f}%' if st >= 5 else ''})")
+    if busy:
+        print(f"Other work on the bench CPUs (>= {a.other:.0f}% of a CPU besides server and "
+              "generator) during: " + ", ".join(busy)
+              + ".\n  Those figures are disturbed; rerun on a quiet machine.")
 
     # ratios loopkit / peer
     if "loopkit" in res:
@@ -624,6 +667,7 @@ def main():
     p.add_argument("--kind", choices=["wrk", "ab", "curl"], required=True)
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--log")
+    p.add_argument("--cpus", default="0,1", help="CPUs the server and generator run on")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
 
     p = sub.add_parser("idle")
@@ -642,6 +686,7 @@ def main():
     p.add_argument("--results", required=True)
     p.add_argument("--json")
     p.add_argument("--saturation", type=float, default=90)
+    p.add_argument("--other", type=float, default=15)
 
     a = ap.parse_args()
     fn = {"port": cmd_port, "rss": cmd_rss, "load": cmd_load, "idle": cmd_idle,

@@ -214,5 +214,6 @@ load() {
 	shift 4
 	"$PY" "$BENCH_DIR/bench.py" load --results "$RESULTS" --log "$LOADLOG" \
 		--server "$name" --case "$case" --pid "$SERVER_PID" --kind "$kind" --timeout "$to" \
+		--cpus "$SERVER_CPU,$CLIENT_CPU" \
 		-- taskset -c "$CLIENT_CPU" "$@"
 }

@@ -107,16 +107,13 @@ static void raise_nofile(void)
 	}
 }
 
-int cmd_serve(int argc, char **argv)
+static int serve_main(int argc, char **argv, const char **allow)
 {
 	struct http_config cfg;
 	const char *host = "127.0.0.1", *dir = NULL;
 	unsigned long long port = 62893, v;
 	int public = 0;
-	const char **allow = calloc((size_t)argc, sizeof(*allow));
 	size_t nallow = 0;
-	if (!allow)
-		return 1;
 	http_config_default(&cfg);
 	for (int i = 1; i < argc; i++) {
 		const char *val;
@@ -240,7 +237,6 @@ int cmd_serve(int argc, char **argv)
 		} else {
 			fprintf(stderr, "loopkit serve: %s\n", err);
 		}
-		free(allow);
 		return 1;
 	}
 	char abs[PATH_MAX];
@@ -256,6 +252,18 @@ int cmd_serve(int argc, char **argv)
 	        cfg.threads, cfg.threads == 1 ? "" : "s");
 	int rc = http_server_run(s);
 	http_server_free(s);
-	free(allow);
 	return rc < 0 ? 1 : 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	/* --allow-host values point into argv; at most one per argument. */
+	const char **allow = calloc((size_t)argc, sizeof(*allow));
+	if (!allow) {
+		fprintf(stderr, "loopkit serve: out of memory\n");
+		return 1;
+	}
+	int rc = serve_main(argc, argv, allow);
+	free(allow);
+	return rc;
 }

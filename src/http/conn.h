@@ -78,6 +78,9 @@ struct http_worker {
 	struct http_cache_entry cache[HTTP_CACHE_SLOTS];
 	struct loop_io ino_io;          /* inotify: invalidates cache entries when files change */
 	uint64_t prng;                  /* for /_/status lists, uuid fallback */
+	time_t clf_sec;
+	char clf[32];                   /* cached common-log time of clf_sec */
+	struct http_request req;        /* the head being parsed (one at a time per thread) */
 };
 
 enum conn_state {

@@ -510,7 +510,8 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 		n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), dent_cmp);
+	if (n)
+		qsort(v, n, sizeof(*v), dent_cmp);
 
 	struct buf body;
 	buf_init(&body, HTTP_OUT_MAX / 2);

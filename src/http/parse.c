@@ -8,7 +8,8 @@
  *
  * The result of http_parse_request depends only on buf[0..len), never on how the
  * bytes arrived (last_len only saves work), so feeding a head whole, byte by byte or
- * in random pieces gives the same answer; the unit tests and the fuzzer check that.
+ * in random pieces gives the same answer (the unit tests check that for every row,
+ * and a fuzzer can use it as its oracle).
  * The rules, in order:
  *  1. the request line (after any leading empty lines) is checked as soon as its
  *     bytes arrive: a bad method, target or version, a method over HTTP_MAX_METHOD
@@ -324,7 +325,8 @@ static int incomplete_head(size_t len, struct http_request *req)
 	return HTTP_PARSE_INCOMPLETE;
 }
 
-/* See the rules at the top of this file. */
+/* Contract in parse.h; the rules are at the top of this file. Returns the bytes
+ * consumed, leading empty lines included, so the caller can step to what follows. */
 int http_parse_request(const char *buf, size_t len, struct http_request *req, size_t last_len)
 {
 	const char *end = buf + (len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD);
@@ -404,6 +406,7 @@ static inline unsigned char ascii_lower(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
+/* ASCII case only, independent of the locale. */
 int http_slice_ieq(struct http_slice s, const char *str)
 {
 	size_t i;
@@ -659,6 +662,9 @@ static size_t range_number(const char **pp, const char *end, uint64_t *out)
 	return (size_t)(p - start);
 }
 
+/* Contract in parse.h. Numbers too large for 64 bits saturate, so a huge first-pos
+ * is unsatisfiable and a huge last-pos is clamped. *first and *last are set only
+ * on HTTP_RANGE_OK. */
 enum http_range_result http_parse_range(const char *v, size_t len, uint64_t size,
 					uint64_t *first, uint64_t *last)
 {

@@ -122,6 +122,7 @@ int http_path_normalize(const char *path, size_t len, char *out, size_t outsz,
 	return HTTP_PATH_OK;
 }
 
+/* Works on any '/'-separated path; "..." and "..x" count too. */
 int http_path_has_dot_segment(const char *norm)
 {
 	const char *p = norm;
@@ -136,6 +137,8 @@ int http_path_has_dot_segment(const char *norm)
 	return 0;
 }
 
+/* A decoded NUL is returned like any byte; the caller decides what it means. An
+ * escaped '+' (%2B) stays '+' even when plus_is_space. */
 ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz,
 			    int plus_is_space)
 {

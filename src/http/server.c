@@ -272,10 +272,14 @@ static void access_log(struct http_conn *c)
 	struct tm tm;
 	char when[64];
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
+	if (mode != HTTP_LOG_COMMON || w->clf_sec != now.tv_sec)
+		gmtime_r(&now.tv_sec, &tm);
 	if (mode == HTTP_LOG_COMMON) {
-		strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-		buf_printf(&w->log, "%s - - [%s] \"%s\" %d %llu %llu\n", c->peer_str, when, c->logreq,
+		if (w->clf_sec != now.tv_sec) {
+			w->clf_sec = now.tv_sec;
+			strftime(w->clf, sizeof(w->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+		}
+		buf_printf(&w->log, "%s - - [%s] \"%s\" %d %llu %llu\n", c->peer_str, w->clf, c->logreq,
 		           c->status, (unsigned long long)c->body_bytes, (unsigned long long)us);
 	} else {
 		struct buf *b = &w->log;
@@ -873,7 +877,7 @@ static int body_feed(struct http_conn *c)
 static int conn_process(struct http_conn *c)
 {
 	int progress = 0;
-	struct http_request *req = NULL;
+	struct http_request *req = &c->w->req;
 	while (!c->shut) {
 		if (c->state == CS_BODY) {
 			if (!body_feed(c))
@@ -884,10 +888,6 @@ static int conn_process(struct http_conn *c)
 		if (c->state != CS_HEAD || c->closing || !buf_used(&c->in) ||
 		    buf_used(&c->out) >= HTTP_OUT_FLUSH)
 			break;
-		if (!req && !(req = malloc(sizeof(*req)))) {
-			resp_error_close(c, 503, "out of memory");
-			break;
-		}
 		size_t used = buf_used(&c->in);
 		int r = http_parse_request(buf_start(&c->in), used, req, c->last_len);
 		if (r == HTTP_PARSE_INCOMPLETE) {
@@ -909,7 +909,6 @@ static int conn_process(struct http_conn *c)
 		}
 		handle_head(c, req, (size_t)r);
 	}
-	free(req);
 	return progress;
 }
 

@@ -94,9 +94,10 @@ def start(root):
     yield _start
     for s in servers:
         alive = s.alive()
+        log = s.stderr()[-4000:]
         rc = s.stop()
-        assert alive, "server died during the test"
-        assert rc == 0, f"server exited {rc}"
+        assert alive, "server died during the test:\n" + log
+        assert rc == 0, f"server exited {rc}:\n" + log
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def run(*args, timeout=5, cwd=None):
 
 
 def version():
-    with open(os.path.join(os.path.dirname(LOOPKIT), "VERSION")) as f:
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "VERSION")) as f:
         return f.read().strip()
 
 
@@ -269,5 +269,34 @@ def test_grace_bounds_shutdown(root):
             from conftest import parse_responses
             assert len(parse_responses(got)) == 1, got
         c.close()
+    finally:
+        s.stop()
+
+
+def test_serve_dir_is_a_file_fails(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_bytes(b"x")
+    p = run("serve", str(f), "--port", "0", "--threads", "1")
+    assert p.returncode in (1, 2), p.returncode
+    assert b"http://" not in p.stdout
+    assert "file.txt" in p.stderr.decode(), p.stderr
+
+
+def test_download_in_flight_completes_after_sigterm(root):
+    import hashlib
+    data = os.urandom(8 * 1024 * 1024)
+    (root / "big.bin").write_bytes(data)
+    s = spawn(root, "--grace", "5")
+    try:
+        cp = subprocess.Popen(["curl", "-sS", "--max-time", "15", "--limit-rate", "8M",
+                               "-o", "-", s.url + "big.bin"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.4)
+        s.proc.send_signal(signal.SIGTERM)
+        out, err = cp.communicate(timeout=15)
+        assert cp.returncode == 0, err
+        assert hashlib.sha256(out).digest() == hashlib.sha256(data).digest()
+        rc, _ = finish(s)
+        assert rc == 0
     finally:
         s.stop()

@@ -873,3 +873,155 @@ def test_quiet_writes_no_access_lines(start, root):
     time.sleep(0.3)
     bad = [ln for ln in s.stderr().splitlines() if ln and not ln.startswith("loopkit: ")]
     assert bad == [], bad
+
+
+# --- freshness of cached small files ------------------------------------------------------------
+
+def test_fresh_after_rename_delete_and_hardlink_write(server, root, tmp_path):
+    write_tree(root, {"r.txt": "first\n", "sub/t.txt": "target\n", "d/x.txt": "in d"})
+    os.symlink("sub/t.txt", root / "via_link.txt")
+    for t in ("/r.txt", "/via_link.txt", "/d/x.txt"):
+        assert exchange(server, "GET", t).status == 200
+    # replaced by rename
+    (root / "r.tmp").write_bytes(b"second\n")
+    os.rename(root / "r.tmp", root / "r.txt")
+    assert exchange(server, "GET", "/r.txt").body == b"second\n"
+    # symlink target modified in place (same size)
+    (root / "sub" / "t.txt").write_bytes(b"TARGET\n")
+    assert exchange(server, "GET", "/via_link.txt").body == b"TARGET\n"
+    # modified through a hard link that lives outside the root (same size, mtime restored)
+    p = root / "r.txt"
+    st = os.stat(p)
+    os.link(p, tmp_path / "hard.txt")
+    with open(tmp_path / "hard.txt", "r+b") as f:
+        f.write(b"SECOND\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert exchange(server, "GET", "/r.txt").body == b"SECOND\n"
+    # directory renamed away, file deleted
+    os.rename(root / "d", root / "e")
+    assert exchange(server, "GET", "/d/x.txt").status == 404
+    assert exchange(server, "GET", "/e/x.txt").body == b"in d"
+    os.unlink(root / "r.txt")
+    assert exchange(server, "GET", "/r.txt").status == 404
+
+
+def test_range_and_conditional_follow_changes(server, root):
+    p = root / "c.txt"
+    p.write_bytes(b"0123456789")
+    set_mtime(p)
+    old = exchange(server, "GET", "/c.txt").header("etag")
+    p.write_bytes(b"abcdefghij")
+    set_mtime(p, MTIME_NS + 10**9)
+    r = exchange(server, "GET", "/c.txt", {"If-None-Match": old})
+    assert r.status == 200 and r.body == b"abcdefghij"
+    assert r.header("etag") == etag_of(p) != old
+    r = exchange(server, "GET", "/c.txt", {"Range": "bytes=2-3", "If-Range": old})
+    assert (r.status, r.body) == (200, b"abcdefghij")
+
+
+# --- more validators and ranges ----------------------------------------------------------------
+
+def test_if_range_weak_etag_never_matches(server, dated):
+    r = exchange(server, "GET", "/d.txt", {"Range": "bytes=0-3", "If-Range": "W/" + etag_of(dated)})
+    assert r.status == 200 and r.body == dated.read_bytes(), r
+
+
+def test_invalid_if_modified_since_ignored(server, dated):
+    r = exchange(server, "GET", "/d.txt", {"If-Modified-Since": "yesterday-ish"})
+    assert r.status == 200 and r.body == dated.read_bytes()
+
+
+def test_range_on_empty_file_416(server, root):
+    (root / "e.bin").write_bytes(b"")
+    r = exchange(server, "GET", "/e.bin", {"Range": "bytes=0-"})
+    assert r.status == 416 and r.header("content-range") == "bytes */0", r
+
+
+def test_range_single_byte(server, hundred):
+    r = exchange(server, "GET", "/h.bin", {"Range": "bytes=0-0"})
+    assert (r.status, r.body, r.header("content-range")) == (206, b"\x00", "bytes 0-0/100")
+
+
+# --- listings: escaping of the directory's own name, redirects with special names -----------------
+
+def test_listing_escapes_directory_name(server, root):
+    d = root / '<i>x&"'
+    d.mkdir()
+    (d / "f.txt").write_bytes(b"f")
+    r = exchange(server, "GET", "/%3Ci%3Ex%26%22/")
+    assert r.status == 200, r
+    assert b"<i>x" not in r.body, "directory name not HTML-escaped"
+    assert b"&lt;i&gt;x&amp;" in r.body
+    j = exchange(server, "GET", "/%3Ci%3Ex%26%22/", {"Accept": "application/json"})
+    assert b"<i>" not in j.body
+    assert j.json()["path"] in ('/<i>x&"/', "/%3Ci%3Ex%26%22/"), j.json()["path"]
+
+
+@pytest.mark.parametrize("name,target", [("h#sh", "/h%23sh"), ("q?m", "/q%3Fm"),
+                                         ("p%41", "/p%2541"), ("sp ace", "/sp%20ace")])
+def test_redirect_location_is_encoded(server, root, name, target):
+    (root / name).mkdir()
+    r = exchange(server, "GET", target + "?k=v")
+    assert r.status == 301, r
+    loc = r.header("location")
+    path, _, query = loc.partition("?")
+    assert query == "k=v", loc
+    assert urllib.parse.unquote(path) == "/" + name + "/", loc
+    assert not re.search(r"[ #?]", path), loc
+    assert exchange(server, "GET", loc).status == 200
+
+
+def test_head_of_listing_matches_get(server, listing):
+    g = exchange(server, "GET", "/list/")
+    h = exchange(server, "HEAD", "/list/")
+    assert h.status == 200 and h.body == b""
+    assert h.header("content-length") == str(len(g.body))
+
+
+# --- more --write ------------------------------------------------------------------------------
+
+def test_delete_dotfile_without_dotfiles_is_404(writable, root):
+    (root / ".env").write_bytes(b"keep")
+    assert exchange(writable, "DELETE", "/.env").status == 404
+    assert (root / ".env").read_bytes() == b"keep"
+
+
+def test_stalled_put_times_out_and_cleans_up(start, root):
+    s = start("--write", "--body-timeout", "1")
+    (root / "old.txt").write_bytes(b"OLD\n")
+    with Conn(s, timeout=5) as c:
+        c.send(b"PUT /old.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789")
+        t0 = time.monotonic()
+        closed, got = c.wait_closed(5)
+        assert closed, "stalled upload kept open"
+        assert time.monotonic() - t0 <= 3.2
+        if got:
+            assert parse_responses(got)[0].status == 408, got
+    assert wait_for(lambda: os.listdir(root) == ["old.txt"]), os.listdir(root)
+    assert (root / "old.txt").read_bytes() == b"OLD\n"
+    assert_alive(s)
+
+
+def test_spa_without_index_is_404(start, root):
+    s = start("--spa")
+    assert exchange(s, "GET", "/some/route").status == 404
+    assert_alive(s)
+
+
+# --- a client that stops reading does not stall others ------------------------------------------
+
+def test_slow_reader_does_not_block_others(server, root):
+    (root / "big.bin").write_bytes(os.urandom(16 * 1024 * 1024))
+    (root / "small.txt").write_bytes(b"small")
+    slow = server.connect(5)
+    try:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(reqbytes(server, "GET", "/big.bin"))
+        time.sleep(0.3)  # the server's socket buffer is full now
+        t0 = time.monotonic()
+        for _ in range(10):
+            assert exchange(server, "GET", "/small.txt").body == b"small"
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        slow.close()
+    assert_alive(server)

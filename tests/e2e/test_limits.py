@@ -1,5 +1,6 @@
 """Every bad input and limit of docs/serve-spec.txt, sent over raw sockets. After each
 bad request the test checks that the server still answers the next client."""
+import os
 import socket
 import threading
 import time
@@ -7,7 +8,7 @@ import time
 import pytest
 
 from conftest import (Conn, assert_alive, exchange, hard_timeout_fixture, parse_responses,
-                      raw, reqbytes)
+                      raw, reqbytes, wait_for)
 
 _hard_timeout = hard_timeout_fixture(20)
 
@@ -250,7 +251,7 @@ def test_put_over_max_body_is_413(start, root):
     r = one(s, reqbytes(s, "PUT", "/big.bin", body=b"x" * 2048))
     assert r.status == 413, r
     assert not (root / "big.bin").exists()
-    assert [n for n in __import__("os").listdir(root)] == [], "temp file left behind"
+    assert [n for n in os.listdir(root)] == [], "temp file left behind"
     assert_alive(s)
     r = one(s, reqbytes(s, "PUT", "/ok.bin", body=b"y" * 1024))
     assert r.status == 201, r
@@ -541,3 +542,49 @@ def test_percent_encoded_slash_is_a_separator(server, site):
     (site / "sub" / "x.txt").write_bytes(b"in sub")
     r = one(server, reqbytes(server, "GET", "/sub%2fx.txt"))
     assert (r.status, r.body) == (200, b"in sub"), r
+
+
+def test_lowercase_method_is_501(server, site):
+    r = one(server, b"get /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert r.status == 501, r
+    assert_alive(server)
+
+
+def test_foreign_host_on_http10_is_403(server, site):
+    r = one(server, b"GET /a.txt HTTP/1.0\r\nHost: evil.example\r\n\r\n")
+    assert r.status == 403, r
+
+
+def test_any_port_allowed_on_allowed_host(server, site):
+    r = one(server, reqbytes(server, "GET", "/a.txt", {"Host": "localhost:1"}))
+    assert r.status == 200, r
+
+
+def _fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_no_descriptor_leak(start, root):
+    (root / "a.txt").write_bytes(FILE)
+    (root / "big.bin").write_bytes(b"\0" * (4 * 1024 * 1024))
+    (root / "d").mkdir()
+    s = start("--write", "--max-body", "1K")
+    assert_alive(s)
+    base = _fds(s.pid)
+    for i in range(20):
+        # a download abandoned midway
+        c = Conn(s)
+        c.request("GET", "/big.bin")
+        c.sock.recv(1000)
+        c.close()
+        # an upload cut off, a rejected upload, a bad request, a listing, a range
+        with Conn(s) as c:
+            c.send(b"PUT /u.bin HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900\r\n\r\nxx")
+        raw(s, reqbytes(s, "PUT", "/v.bin", body=b"y" * 2000))
+        raw(s, b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nX: \x00\r\n\r\n")
+        assert exchange(s, "GET", "/d/").status == 200
+        assert exchange(s, "GET", "/big.bin", {"Range": "bytes=0-9"}).status == 206
+    assert wait_for(lambda: _fds(s.pid) <= base, timeout=3), \
+        (base, _fds(s.pid), os.listdir(f"/proc/{s.pid}/fd"))
+    assert sorted(os.listdir(root)) == ["a.txt", "big.bin", "d"]
+    assert_alive(s)
