@@ -189,8 +189,7 @@ def test_options_with_write_lists_put_delete(start, site):
 
 def test_common_response_headers(server, site):
     r = exchange(server, "GET", "/a.txt")
-    assert r.header("server") == "loopkit/" + open(
-        os.path.join(os.path.dirname(__file__), "..", "..", "VERSION")).read().strip()
+    assert r.header("server") == "loopkit/" + _version()
     assert r.header("x-content-type-options") == "nosniff"
     assert r.has("date")
     r = exchange(server, "GET", "/nope")
