@@ -1,6 +1,7 @@
 /* fsroot.c - openat2(RESOLVE_BENEATH) confinement, uploads via temporary file + rename. */
 #include "core/fsroot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -224,4 +225,136 @@ int fsroot_remove(const struct fsroot *r, const char *rel)
 		rc = -errno;
 	close(dirfd);
 	return rc;
+}
+
+static int dent_cmp(const void *pa, const void *pb)
+{
+	const struct fsroot_dent *a = pa, *b = pb;
+	if (a->is_dir != b->is_dir)
+		return b->is_dir - a->is_dir;
+	return strcmp(a->name, b->name);
+}
+
+void fsroot_list_free(struct fsroot_dent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out,
+                size_t *n, size_t *more)
+{
+	char path[PATH_MAX];
+	struct fsroot_dent *v = NULL;
+	size_t cnt = 0, cap = 0;
+	*out = NULL;
+	*n = *more = 0;
+	int dirfd = fsroot_open(r, rel, O_RDONLY | O_DIRECTORY);
+	if (dirfd < 0)
+		return dirfd;
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		close(dirfd);
+		return -e;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		struct stat st;
+		if (!strcmp(name, ".") || !strcmp(name, "..") || fsroot_hidden_name(r, name))
+			continue;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			/* Through the confined open: a link out of the root is not listed. */
+			if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >= sizeof(path))
+				continue;
+			int t = fsroot_open(r, path, O_PATH);
+			if (t < 0)
+				continue;
+			int ok = fstat(t, &st) == 0;
+			close(t);
+			if (!ok)
+				continue;
+		}
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			continue;
+		if (cnt >= max) {
+			(*more)++;
+			continue;
+		}
+		if (cnt == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct fsroot_dent *nv = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[cnt].name = strdup(name);
+		if (!v[cnt].name) {
+			rc = -ENOMEM;
+			break;
+		}
+		v[cnt].is_dir = S_ISDIR(st.st_mode);
+		v[cnt].size = (uint64_t)st.st_size;
+		v[cnt].mtime = st.st_mtim;
+		v[cnt].mode = st.st_mode;
+		cnt++;
+	}
+	closedir(d);
+	close(dirfd);
+	if (rc < 0) {
+		fsroot_list_free(v, cnt);
+		return rc;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), dent_cmp);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz)
+{
+	size_t len = 0;
+	const char *parts[2] = { arg[0] == '/' ? "" : cwd, arg };
+	if (!outsz)
+		return -1;
+	out[0] = 0;
+	for (int k = 0; k < 2; k++) {
+		const char *p = parts[k];
+		while (*p) {
+			while (*p == '/')
+				p++;
+			const char *s = p;
+			while (*p && *p != '/')
+				p++;
+			size_t n = (size_t)(p - s);
+			if (!n || (n == 1 && s[0] == '.'))
+				continue;
+			if (n == 2 && s[0] == '.' && s[1] == '.') {
+				char *slash = strrchr(out, '/');
+				len = slash ? (size_t)(slash - out) : 0;
+				out[len] = 0;
+				continue;
+			}
+			if (len + (len ? 1 : 0) + n + 1 > outsz)
+				return -1;
+			if (len)
+				out[len++] = '/';
+			memcpy(out + len, s, n);
+			len += n;
+			out[len] = 0;
+		}
+	}
+	return 0;
 }

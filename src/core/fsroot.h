@@ -3,7 +3,9 @@
 #define LOOPKIT_CORE_FSROOT_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* Every path below is a normalised relative path ("" is the root, "a/b.txt"), as
@@ -58,6 +60,30 @@ int fsroot_upload_write(struct fsroot_upload *u, const void *p, size_t n);
 int fsroot_upload_commit(struct fsroot_upload *u);
 /* Removes the temporary file and closes everything. Safe to call twice. */
 void fsroot_upload_abort(struct fsroot_upload *u);
+
+/* One directory entry, as listings show it. */
+struct fsroot_dent {
+	char *name;
+	int is_dir;
+	uint64_t size;
+	struct timespec mtime;
+	mode_t mode;
+};
+
+/* Lists the directory rel: hidden names and symlinks that lead outside the root (or
+ * nowhere) are left out; a symlink inside shows its target's type, size and date.
+ * Only regular files and directories are listed. Sorted: directories first, then by
+ * name (bytewise). At most max entries are returned; *more gets how many were left
+ * out. Returns 0 with a malloc'd array (free with fsroot_list_free), or -errno. */
+int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out,
+                size_t *n, size_t *more);
+void fsroot_list_free(struct fsroot_dent *v, size_t n);
+
+/* Resolves an FTP-style path: arg absolute ("/a/b") or relative to cwd (a normalised
+ * relative path), joined and normalised ("." dropped, ".." climbing at most to the
+ * root, as a chroot would). out gets a normalised relative path ("" for the root).
+ * Returns 0, or -1 when it does not fit in outsz. */
+int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz);
 
 /* Removes a file, or an empty directory. Returns 0 or -errno. */
 int fsroot_remove(const struct fsroot *r, const char *rel);

@@ -414,21 +414,6 @@ static void serve_fd(struct http_conn *c, const struct http_reqinfo *ri, const c
 
 /* ---- directory listings ---- */
 
-struct dent {
-	char *name;
-	int is_dir;
-	uint64_t size;
-	time_t mtime;
-};
-
-static int dent_cmp(const void *pa, const void *pb)
-{
-	const struct dent *a = pa, *b = pb;
-	if (a->is_dir != b->is_dir)
-		return b->is_dir - a->is_dir;
-	return strcmp(a->name, b->name);
-}
-
 static void iso_time(time_t t, char *out, size_t len)
 {
 	struct tm tm;
@@ -451,68 +436,16 @@ static void human_size(uint64_t n, char *out, size_t len)
 		snprintf(out, len, "%.1f %s", v, units[u]);
 }
 
-static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, const char *rel, int dirfd)
+static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
 {
-	struct http_server *s = c->w->srv;
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		respond_errno(c, errno);
+	struct fsroot_dent *v;
+	size_t n, hidden_more;
+	char path[PATH_MAX];
+	int rc = fsroot_list(&c->w->srv->root, rel, HTTP_MAX_LISTING, &v, &n, &hidden_more);
+	if (rc < 0) {
+		respond_errno(c, -rc);
 		return;
 	}
-	struct dent *v = NULL;
-	size_t n = 0, cap = 0, hidden_more = 0;
-	struct dirent *de;
-	char path[PATH_MAX];
-	while ((de = readdir(d))) {
-		const char *name = de->d_name;
-		struct stat st;
-		if (!strcmp(name, ".") || !strcmp(name, ".."))
-			continue;
-		if (fsroot_hidden_name(&s->root, name))
-			continue;
-		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISLNK(st.st_mode)) {
-			/* Show a symlink only when it resolves inside the root; its size and date
-			 * are those of the target, read through the confined open. */
-			snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name);
-			int t = fsroot_open(&s->root, path, O_PATH);
-			if (t < 0)
-				continue;
-			int ok = fstat(t, &st) == 0;
-			close(t);
-			if (!ok)
-				continue;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-			continue;
-		if (n >= HTTP_MAX_LISTING) {
-			hidden_more++;
-			continue;
-		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			struct dent *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv)
-				break;
-			v = nv;
-			cap = nc;
-		}
-		v[n].name = strdup(name);
-		if (!v[n].name)
-			break;
-		v[n].is_dir = S_ISDIR(st.st_mode);
-		v[n].size = (uint64_t)st.st_size;
-		v[n].mtime = st.st_mtim.tv_sec;
-		n++;
-	}
-	closedir(d);
-	if (n)
-		qsort(v, n, sizeof(*v), dent_cmp);
-
 	struct buf body;
 	buf_init(&body, HTTP_OUT_MAX / 2);
 	char when[32], size[32];
@@ -534,7 +467,7 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 			json_key(&j, "size");
 			json_uint(&j, v[i].size);
 			json_key(&j, "mtime");
-			iso_time(v[i].mtime, when, sizeof(when));
+			iso_time(v[i].mtime.tv_sec, when, sizeof(when));
 			json_str(&j, when);
 			json_obj_end(&j);
 		}
@@ -575,7 +508,7 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 				buf_puts(&body, size);
 			}
 			buf_puts(&body, "</td><td>");
-			iso_time(v[i].mtime, when, sizeof(when));
+			iso_time(v[i].mtime.tv_sec, when, sizeof(when));
 			buf_puts(&body, when);
 			buf_puts(&body, "</td></tr>\n");
 		}
@@ -584,9 +517,7 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 			buf_printf(&body, "<p>%zu more entries not shown.</p>", hidden_more);
 		buf_puts(&body, "<footer><p><small>loopkit " LOOPKIT_VERSION "</small></p></footer></body></html>\n");
 	}
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
+	fsroot_list_free(v, n);
 	resp_start(c, 200);
 	resp_header(c, "Cache-Control", "no-cache");
 	resp_header(c, "Vary", "Accept");
@@ -755,8 +686,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		}
 		if (ifd >= 0)
 			close(ifd);
-		serve_listing(c, ri, rel, fd);
 		close(fd);
+		serve_listing(c, ri, rel);
 		return;
 	}
 	if (!S_ISREG(st.st_mode)) {

@@ -202,17 +202,20 @@ class Conn:
                 host=True):
         self.send(reqbytes(self.server, method, target, headers, body, version, host))
 
-    def _fill(self):
+    def _recv(self):
         if self.sock is None or self.eof:
             raise EOFError("connection closed; have %r" % self.buf[:300])
         try:
-            b = self.sock.recv(65536)
+            b = self.sock.recv(1 << 20)
         except ConnectionResetError:
             b = b""
         if not b:
             self.eof = True
             raise EOFError("connection closed; have %r" % self.buf[:300])
-        self.buf += b
+        return b
+
+    def _fill(self):
+        self.buf += self._recv()
 
     def read_until(self, sep):
         while sep not in self.buf:
@@ -222,8 +225,15 @@ class Conn:
         return out
 
     def read_exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
+        if len(self.buf) < n:
+            parts, have = [self.buf], len(self.buf)
+            try:
+                while have < n:
+                    b = self._recv()
+                    parts.append(b)
+                    have += len(b)
+            finally:
+                self.buf = b"".join(parts)
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
