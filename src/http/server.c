@@ -382,7 +382,7 @@ static void linger_start(struct http_conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	c->deadline = 0;
-	conn_deadline(c, HTTP_LINGER_MS);
+	conn_deadline(c, c->w->stopping ? HTTP_LINGER_MS / 10 : HTTP_LINGER_MS);
 }
 
 static void conn_free_cb(struct loop *l, void *data)
@@ -1235,6 +1235,12 @@ static void worker_stop(struct loop *l, void *data)
 	w->stopping = 1;
 	if (w->listen_io.fd >= 0)
 		loop_io_stop(l, &w->listen_io);
+	/* Closed, not just unwatched: new clients get a refusal at once instead of
+	 * waiting in the backlog until we exit. */
+	if (w->listen_fd >= 0) {
+		close(w->listen_fd);
+		w->listen_fd = -1;
+	}
 	loop_timer_stop(l, &w->accept_timer);
 	/* Idle connections go now; busy ones finish their response, then close. */
 	struct http_conn *next;
