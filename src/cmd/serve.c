@@ -31,6 +31,12 @@ static const struct cmd_flag serve_flags[] = {
 	{ "--idle-timeout", "SECS", "close keep-alive connections idle this long (default 15)" },
 	{ "--body-timeout", "SECS", "longest stall reading a body or writing a response (default 30)" },
 	{ "--grace", "SECS", "on SIGINT/SIGTERM, time to finish in-flight requests (default 5)" },
+	{ "--proto", "LIST", "protocols on the port: http,ftp (default), http or ftp" },
+	{ "--sniff-ms", "MS", "silence before a new connection is greeted as FTP (default 200)" },
+	{ "--user", "NAME:PASS", "FTP login required (default: anonymous)" },
+	{ "--pasv-ports", "A-B", "FTP passive data ports (default: any free port)" },
+	{ "--ftp-idle-timeout", "SECS", "close FTP sessions idle this long, with 421 (default 300)" },
+	{ "--data-timeout", "SECS", "FTP data connection setup or stall limit (default 30)" },
 	{ "--help", NULL, "this text" },
 	{ NULL, NULL, NULL },
 };
@@ -114,6 +120,7 @@ static int serve_main(int argc, char **argv, const char **allow)
 	unsigned long long port = 62893, v;
 	int public = 0;
 	size_t nallow = 0;
+	char ftp_user[64];
 	http_config_default(&cfg);
 	for (int i = 1; i < argc; i++) {
 		const char *val;
@@ -188,6 +195,39 @@ static int serve_main(int argc, char **argv, const char **allow)
 		} else if (!strcmp(n, "grace")) {
 			if (parse_secs(val, &cfg.grace_ms) < 0)
 				return bad(f->name, val, "seconds, more than 0");
+		} else if (!strcmp(n, "proto")) {
+			if (!strcmp(val, "http,ftp") || !strcmp(val, "ftp,http"))
+				cfg.proto_http = cfg.proto_ftp = 1;
+			else if (!strcmp(val, "http"))
+				cfg.proto_http = 1, cfg.proto_ftp = 0;
+			else if (!strcmp(val, "ftp"))
+				cfg.proto_http = 0, cfg.proto_ftp = 1;
+			else
+				return bad(f->name, val, "use http,ftp, http or ftp");
+		} else if (!strcmp(n, "sniff-ms")) {
+			if (parse_uint(val, 60000, &v) < 0 || !v)
+				return bad(f->name, val, "milliseconds, 1-60000");
+			cfg.sniff_ms = (unsigned)v;
+		} else if (!strcmp(n, "user")) {
+			const char *colon = strchr(val, ':');
+			if (!colon || colon == val || !colon[1] || colon - val > 60)
+				return bad(f->name, val, "NAME:PASS, both non-empty");
+			snprintf(ftp_user, sizeof(ftp_user), "%.*s", (int)(colon - val), val);
+			cfg.ftp.user = ftp_user;
+			cfg.ftp.pass = colon + 1;
+		} else if (!strcmp(n, "pasv-ports")) {
+			unsigned lo, hi;
+			char extra;
+			if (sscanf(val, "%u-%u%c", &lo, &hi, &extra) != 2 || !lo || lo > hi || hi > 65535)
+				return bad(f->name, val, "a range like 50000-50100");
+			cfg.ftp.pasv_lo = (uint16_t)lo;
+			cfg.ftp.pasv_hi = (uint16_t)hi;
+		} else if (!strcmp(n, "ftp-idle-timeout")) {
+			if (parse_secs(val, &cfg.ftp.idle_timeout_ms) < 0)
+				return bad(f->name, val, "seconds, more than 0");
+		} else if (!strcmp(n, "data-timeout")) {
+			if (parse_secs(val, &cfg.ftp.data_timeout_ms) < 0)
+				return bad(f->name, val, "seconds, more than 0");
 		}
 	}
 	cfg.root = dir ? dir : ".";
@@ -245,10 +285,16 @@ static int serve_main(int argc, char **argv, const char **allow)
 	int v6 = sa->sa_family == AF_INET6;
 	char addr[64];
 	net_addr_str(sa, addr, sizeof(addr));
-	printf("http://%s%s%s:%u/\n", v6 ? "[" : "", addr, v6 ? "]" : "", http_server_port(s));
+	char hostport[96];
+	snprintf(hostport, sizeof(hostport), "%s%s%s:%u", v6 ? "[" : "", addr, v6 ? "]" : "", http_server_port(s));
+	if (cfg.proto_http)
+		printf("http://%s/\n", hostport);
+	if (cfg.proto_ftp)
+		printf("ftp://%s/\n", hostport);
 	fflush(stdout);
-	fprintf(stderr, "loopkit: serving %s on http://%s%s%s:%u/ (%s, %d thread%s)\n", abs, v6 ? "[" : "",
-	        addr, v6 ? "]" : "", http_server_port(s), cfg.write ? "writable" : "read-only",
+	fprintf(stderr, "loopkit: serving %s on %s%s://%s (%s%s, %d thread%s)\n", abs,
+	        cfg.proto_http ? "http" : "ftp", cfg.proto_http && cfg.proto_ftp ? "+ftp" : "", hostport,
+	        cfg.write ? "writable" : "read-only", cfg.ftp.user ? ", FTP login required" : "",
 	        cfg.threads, cfg.threads == 1 ? "" : "s");
 	int rc = http_server_run(s);
 	http_server_free(s);

@@ -29,7 +29,7 @@ char *buf_space(struct buf *b, size_t need, size_t *avail)
 		b->len = used;
 	}
 	if (b->cap - b->len < need) {
-		size_t cap = b->cap ? b->cap : 1024;
+		size_t cap = b->cap ? b->cap : 4096;
 		while (cap < used + need)
 			cap *= 2;
 		if (cap > b->max)

@@ -126,6 +126,15 @@ void loop_io_stop(struct loop *l, struct loop_io *io)
 	io->mask = 0;
 }
 
+void loop_io_close(struct loop *l, struct loop_io *io)
+{
+	if (io->fd < 0)
+		return;
+	close(io->fd);
+	io->fd = -1;
+	io->mask = 0;
+}
+
 /* Timer heap: heap[i]->idx == i + 1. */
 static void heap_swap(struct loop *l, size_t a, size_t b)
 {

@@ -52,6 +52,9 @@ int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask);
 /* Stops watching; pending events for io in the current batch are dropped. Does not
  * close the fd. Safe on an io that is not watched. */
 void loop_io_stop(struct loop *l, struct loop_io *io);
+/* Stops watching and closes the fd in one step: close(2) drops the epoll entry, so
+ * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated). */
+void loop_io_close(struct loop *l, struct loop_io *io);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 /* Arms (or re-arms) t to fire ms milliseconds from now. */

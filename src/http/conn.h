@@ -77,6 +77,7 @@ struct http_worker {
 	char date[32];                  /* cached IMF-fixdate of date_sec */
 	struct http_cache_entry cache[HTTP_CACHE_SLOTS];
 	struct loop_io ino_io;          /* inotify: invalidates cache entries when files change */
+	struct ftp_ctx ftp;             /* FTP sessions handed over by the sniffer */
 	uint64_t prng;                  /* for /_/status lists, uuid fallback */
 	time_t clf_sec;
 	char clf[32];                   /* cached common-log time of clf_sec */
@@ -84,6 +85,7 @@ struct http_worker {
 };
 
 enum conn_state {
+	CS_SNIFF,     /* nothing received yet; silence until the sniff window ends means FTP */
 	CS_HEAD,      /* waiting for (more of) a request head, or idle between requests */
 	CS_BODY,      /* reading a request body into body_sink */
 	CS_SEND,      /* a response is being written; reading paused */
@@ -105,6 +107,7 @@ struct http_conn {
 	struct buf out;               /* bytes to send before the response body */
 	size_t last_len;              /* parser resume point */
 	int closing;                  /* close once the current response is sent */
+	int linger;                   /* ...and drain input first: the peer may still be sending */
 	int shut;                     /* closed; memory freed after the batch */
 	struct sockaddr_storage peer;
 	char peer_str[48];

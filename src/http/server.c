@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "diag/peer.h"
 #include "http/conn.h"
 
 #define ACCEPT_BATCH    64
@@ -40,6 +41,10 @@ void http_config_default(struct http_config *cfg)
 	cfg->idle_timeout_ms = 15000;
 	cfg->body_timeout_ms = 30000;
 	cfg->grace_ms = 5000;
+	cfg->proto_http = cfg->proto_ftp = 1;
+	cfg->sniff_ms = 200;
+	cfg->ftp.idle_timeout_ms = 300000;
+	cfg->ftp.data_timeout_ms = 30000;
 }
 
 const char *http_reason(int status)
@@ -221,6 +226,7 @@ void resp_error(struct http_conn *c, int status, const char *msg)
 void resp_error_close(struct http_conn *c, int status, const char *msg)
 {
 	c->closing = 1;
+	c->linger = 1; /* the rest of a bad request may still be on its way */
 	resp_error(c, status, msg);
 }
 
@@ -399,10 +405,8 @@ static void conn_close(struct http_conn *c)
 	if (c->sink == SINK_FILE)
 		fsroot_upload_abort(&c->up);
 	request_reset(c);
-	int fd = c->io.fd;
-	loop_io_stop(w->loop, &c->io);
+	loop_io_close(w->loop, &c->io);
 	loop_timer_stop(w->loop, &c->timer);
-	close(fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	if (c->prev)
@@ -417,7 +421,14 @@ static void conn_close(struct http_conn *c)
 	 * memory even for that, leaking one struct beats a use after free. */
 	if (loop_defer(w->loop, conn_free_cb, c) < 0)
 		log_msg("out of memory: leaking one connection record");
-	if (w->stopping && !w->nconns)
+	if (w->stopping && !w->nconns && !w->ftp.nsessions)
+		loop_stop(w->loop);
+}
+
+static void ftp_idle_cb(void *arg)
+{
+	struct http_worker *w = arg;
+	if (w->stopping && !w->nconns && !w->ftp.nsessions)
 		loop_stop(w->loop);
 }
 
@@ -738,6 +749,7 @@ static void handle_head(struct http_conn *c, const struct http_request *req, siz
 		}
 		if (files_put_begin(c, &ri) < 0) {
 			c->closing = 1; /* the body stays unread */
+			c->linger = 1;
 			request_done(c);
 			return;
 		}
@@ -745,6 +757,7 @@ static void handle_head(struct http_conn *c, const struct http_request *req, siz
 	} else {
 		/* Nobody wants this body: answer, then close rather than read it. */
 		c->closing = 1;
+		c->linger = 1;
 		dispatch(c, &ri);
 		return;
 	}
@@ -986,7 +999,7 @@ static void conn_update_io(struct http_conn *c)
 	int want_write = !conn_holding(c) && (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN);
 	if (want_write)
 		mask = LOOP_WRITE;
-	else if (c->state == CS_HEAD || c->state == CS_BODY || c->state == CS_LINGER)
+	else if (c->state == CS_HEAD || c->state == CS_BODY || c->state == CS_LINGER || c->state == CS_SNIFF)
 		mask = LOOP_READ;
 	if (loop_io_set(c->w->loop, &c->io, mask) < 0)
 		conn_close(c);
@@ -1008,14 +1021,94 @@ static void conn_run(struct http_conn *c)
 			break;
 		}
 		if (c->state == CS_HEAD && c->closing) {
-			linger_start(c);
-			break;
+			/* A clean "Connection: close" needs no lingering: the request was read
+			 * whole. After an error, drain what the peer still sends, or our close
+			 * would reset the connection and could destroy the answer in flight. */
+			if (c->linger || buf_used(&c->in))
+				linger_start(c);
+			else
+				conn_close(c);
+			return;
 		}
 		if (!progress || c->state != CS_HEAD || !buf_used(&c->in))
 			break;
 	}
-	if (!c->shut)
-		conn_update_io(c);
+	if (c->shut)
+		return;
+	/* Between requests a connection keeps no buffers: 10,000 idle keep-alive
+	 * connections then cost their records only. */
+	if (c->state == CS_HEAD && !buf_used(&c->in) && !buf_used(&c->out)) {
+		buf_free(&c->in);
+		buf_free(&c->out);
+	}
+	conn_update_io(c);
+}
+
+/* ---- protocol sniffing ---- */
+
+/* Hands a silent connection to the FTP side: the descriptor and its slot in the
+ * connection count move to an FTP session; the HTTP record is dropped. */
+static void sniff_to_ftp(struct http_conn *c)
+{
+	struct http_worker *w = c->w;
+	int fd = c->io.fd;
+	struct sockaddr_storage peer = c->peer;
+	loop_io_stop(w->loop, &c->io);
+	c->io.fd = -1;
+	c->shut = 1;
+	loop_timer_stop(w->loop, &c->timer);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	if (loop_defer(w->loop, conn_free_cb, c) < 0)
+		log_msg("out of memory: leaking one connection record");
+	ftp_session_start(&w->ftp, fd, &peer);
+}
+
+/* The sniff window passed in silence: FTP, unless the peer is a browser. Browsers
+ * open connections ahead of need and leave them silent; greeting one would put
+ * "220 ..." where the browser later expects an HTTP response. On loopback the peer's
+ * socket is on this machine, so its owner can be asked for its name. */
+static void sniff_silent(struct http_conn *c)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	uint32_t inode;
+	char name[64];
+	if (getsockname(c->io.fd, (struct sockaddr *)&local, &len) == 0 &&
+	    net_is_loopback((struct sockaddr *)&c->peer) &&
+	    diag_peer_inode(&local, &c->peer, &inode) == 0 && diag_inode_is_browser(inode, name, sizeof(name))) {
+		c->state = CS_HEAD;
+		conn_deadline(c, c->w->srv->cfg.idle_timeout_ms);
+		return;
+	}
+	sniff_to_ftp(c);
+}
+
+/* First bytes: an HTTP request starts with a method token (or stray CRLFs). Returns
+ * 1 for HTTP, 0 after closing the connection. */
+static int sniff_bytes(struct http_conn *c)
+{
+	const unsigned char *p = (const unsigned char *)buf_start(&c->in);
+	if (p[0] == 0x16 && (buf_used(&c->in) < 2 || p[1] == 0x03)) {
+		log_msg("%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://", c->peer_str);
+		conn_close(c);
+		return 0;
+	}
+	/* Printable text is HTTP (the parser answers 400 or 501 if it is not valid). */
+	if ((p[0] >= 0x20 && p[0] < 0x7f) || p[0] == '\r' || p[0] == '\n' || p[0] == '\t') {
+		c->state = CS_HEAD;
+		return 1;
+	}
+	log_msg("%s sent bytes that are neither HTTP nor FTP (first byte 0x%02x); closed", c->peer_str, p[0]);
+	conn_close(c);
+	return 0;
 }
 
 static void conn_read(struct http_conn *c)
@@ -1055,6 +1148,8 @@ static void conn_read(struct http_conn *c)
 		return;
 	}
 	c->in.len += (size_t)n;
+	if (c->state == CS_SNIFF && !sniff_bytes(c))
+		return;
 	if (c->state == CS_HEAD && was_empty)
 		conn_deadline(c, c->w->srv->cfg.head_timeout_ms);
 	else if (c->state == CS_BODY)
@@ -1085,6 +1180,9 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		return;
 	}
 	switch (c->state) {
+	case CS_SNIFF:
+		sniff_silent(c);
+		return;
 	case CS_HEAD:
 		if (buf_used(&c->in) && !buf_used(&c->out)) {
 			c->t_start = loop_clock_us();
@@ -1192,8 +1290,11 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
+		if (!s->cfg.proto_http) {
+			ftp_session_start(&w->ftp, fd, &peer);
+			continue;
+		}
 		c->w = w;
 		c->file_fd = -1;
 		c->up.fd = c->up.dirfd = -1;
@@ -1213,7 +1314,13 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			w->conns->prev = c;
 		w->conns = c;
 		w->nconns++;
-		conn_deadline(c, s->cfg.head_timeout_ms);
+		if (s->cfg.proto_ftp) {
+			c->state = CS_SNIFF;
+			conn_deadline(c, s->cfg.sniff_ms);
+		} else {
+			c->state = CS_HEAD;
+			conn_deadline(c, s->cfg.head_timeout_ms);
+		}
 	}
 }
 
@@ -1224,6 +1331,7 @@ static void grace_cb(struct loop *l, struct loop_timer *t)
 	struct http_worker *w = t->data;
 	while (w->conns)
 		conn_close(w->conns);
+	ftp_ctx_close_all(&w->ftp);
 	loop_stop(l);
 }
 
@@ -1246,12 +1354,13 @@ static void worker_stop(struct loop *l, void *data)
 	struct http_conn *next;
 	for (struct http_conn *c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->state == CS_HEAD && !buf_used(&c->in) && !buf_used(&c->out))
+		if ((c->state == CS_HEAD || c->state == CS_SNIFF) && !buf_used(&c->in) && !buf_used(&c->out))
 			conn_close(c);
 		else
 			c->closing = 1;
 	}
-	if (!w->nconns)
+	ftp_ctx_stop(&w->ftp);
+	if (!w->nconns && !w->ftp.nsessions)
 		loop_stop(l);
 	else
 		loop_timer_start(l, &w->grace_timer, w->srv->cfg.grace_ms);
@@ -1283,6 +1392,8 @@ static void worker_free(struct http_worker *w)
 		return;
 	while (w->conns)
 		conn_close(w->conns);
+	if (w->loop)
+		ftp_ctx_close_all(&w->ftp);
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
 	files_cache_clear(w);
@@ -1301,6 +1412,8 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		return NULL;
 	}
 	s->cfg = *cfg;
+	s->cfg.ftp.write = cfg->write;
+	s->cfg.ftp.log = cfg->log == HTTP_LOG_COMMON ? 0 : cfg->log == HTTP_LOG_JSON ? 1 : 2;
 	s->root.fd = -1;
 	if (fsroot_init(&s->root, cfg->root, err, errlen) < 0)
 		goto fail;
@@ -1331,12 +1444,20 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		if (!w->loop)
 			goto fail;
 		files_cache_init(w);
+		w->ftp.loop = w->loop;
+		w->ftp.root = &s->root;
+		w->ftp.cfg = &s->cfg.ftp;
+		w->ftp.nconns = &s->nconns;
+		w->ftp.on_idle = ftp_idle_cb;
+		w->ftp.arg = w;
 		w->listen_fd = net_listen((struct sockaddr *)&addr, cfg->addrlen, 4096, s->nworkers > 1,
 		                          err, errlen);
 		if (w->listen_fd < 0) {
 			*err_errno = errno;
 			goto fail;
 		}
+		int one = 1;
+		setsockopt(w->listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (i == 0) {
 			/* Port 0: the kernel chose; the other threads join that same port. */
 			s->port = net_local_port(w->listen_fd);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ftp/ftp.h"
+
 enum http_log_mode { HTTP_LOG_COMMON, HTTP_LOG_JSON, HTTP_LOG_NONE };
 
 struct http_config {
@@ -26,6 +28,9 @@ struct http_config {
 	unsigned idle_timeout_ms;         /* keep-alive connections idle longer are closed */
 	unsigned body_timeout_ms;         /* longest pause while reading a body or writing */
 	unsigned grace_ms;                /* on SIGINT/SIGTERM, time for in-flight requests */
+	int proto_http, proto_ftp;        /* protocols on the port (both: sniffing) */
+	unsigned sniff_ms;                /* silence before a connection is greeted as FTP */
+	struct ftp_config ftp;
 };
 
 /* Fills cfg with the defaults (127.0.0.1:62893, read-only, ...). */

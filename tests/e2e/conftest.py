@@ -462,3 +462,125 @@ def hard_timeout_fixture(limit):
             signal.signal(signal.SIGALRM, old)
 
     return _fixture
+
+
+# ---------------------------------------------------------------------------
+# FTP (docs/ftp-spec.txt): a server started with FTP enabled prints
+# "http://HOST:PORT/" then "ftp://HOST:PORT/" (only the lines of enabled protocols).
+# ---------------------------------------------------------------------------
+
+
+class FtpServer(Server):
+    """A running `loopkit serve` with FTP on. Reads every startup line the enabled
+    protocols print (--proto: http,ftp by default). Attributes: lines (as printed),
+    url (http line or None), ftp_url (ftp line or None), host, port. All Server methods
+    work. stdout is unbuffered so a missing second line is noticed with a timeout."""
+
+    def __init__(self, root, args=(), env=None, startup_timeout=10):
+        import select
+        self.root = root
+        args = list(args)
+        self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
+        self._err = open(self.errpath, "wb")
+        cmd = [LOOPKIT, "serve", root, "--port", "0"] + args
+        if "--threads" not in args:
+            cmd += ["--threads", "1"]
+        protos = ["http", "ftp"]
+        if "--proto" in args:
+            protos = [p.strip() for p in args[args.index("--proto") + 1].split(",")]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
+                                     env=env, bufsize=0)
+        self.pid = self.proc.pid
+        self._out = b""
+        self.lines = []
+        deadline = time.monotonic() + startup_timeout
+        want = [p for p in ("http", "ftp") if p in protos]
+        while len(self.lines) < len(want):
+            line = self._read_line(deadline - time.monotonic())
+            if line is None:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"loopkit printed {self.lines!r}, expected lines for "
+                                     f"{want}: {self.stderr()}")
+            self.lines.append(line)
+        self.url = self.ftp_url = None
+        for line, proto in zip(self.lines, want):
+            assert line.startswith(proto + "://"), (
+                f"startup line {line!r} should start with {proto}:// (lines {self.lines!r}): "
+                + self.stderr())
+            if proto == "http":
+                self.url = line
+            else:
+                self.ftp_url = line
+        self.host = self.port = None
+        for line in self.lines:
+            hp = line.split("://", 1)[1].rstrip("/")
+            host, port = hp.rsplit(":", 1)
+            host, port = host.strip("[]"), int(port)
+            if self.host is None:
+                self.host, self.port = host, port
+            else:
+                assert (host, port) == (self.host, self.port), (
+                    f"http and ftp lines name different addresses: {self.lines!r}")
+
+    def _read_line(self, timeout):
+        """One stdout line (stripped), or None when none completes within timeout."""
+        import select
+        deadline = time.monotonic() + max(0, timeout)
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                return None
+            b = os.read(fd, 4096)
+            if not b:
+                return None
+            self._out += b
+        line, _, self._out = self._out.partition(b"\n")
+        return line.decode().strip()
+
+    def more_stdout(self, wait=0.3):
+        """Whatever else the server prints on stdout within `wait` seconds."""
+        import select
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                break
+            b = os.read(fd, 4096)
+            if not b:
+                break
+            self._out += b
+        out, self._out = self._out, b""
+        return out.decode(errors="replace")
+
+
+@pytest.fixture
+def ftp_start(root):
+    """ftp_start(*args, root_dir=None, env=None, sniff_ms=50) -> FtpServer.
+    Adds --sniff-ms 50 (keeps tests fast) unless sniff_ms=None or the args set it.
+    Every server is stopped at teardown and must exit 0."""
+    servers = []
+
+    def _start(*args, root_dir=None, env=None, sniff_ms=50):
+        a = list(args)
+        if sniff_ms is not None and "--sniff-ms" not in a:
+            a += ["--sniff-ms", str(sniff_ms)]
+        s = FtpServer(str(root_dir or root), a, env)
+        servers.append(s)
+        return s
+
+    yield _start
+    for s in servers:
+        alive = s.alive()
+        log = s.stderr()[-4000:]
+        rc = s.stop()
+        assert alive, "server died during the test:\n" + log
+        assert rc == 0, f"server exited {rc}:\n" + log
