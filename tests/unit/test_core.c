@@ -352,7 +352,7 @@ static void test_buf_consume(void **state)
 		if (!rows[i].left && (b.off != 0 || b.len != 0))
 			fail_msg("row %zu (consume %zu): empty but off %zu len %zu", i, rows[i].consume,
 			         b.off, b.len);
-		if (rows[i].left && memcmp(buf_start(&b), "0123456789" + rows[i].consume, rows[i].left))
+		if (rows[i].left && memcmp(buf_start(&b), &"0123456789"[rows[i].consume], rows[i].left))
 			fail_msg("row %zu (consume %zu): wrong bytes left", i, rows[i].consume);
 		buf_free(&b);
 	}
@@ -774,7 +774,7 @@ static void test_json_generated_strings(void **state)
 	uint32_t seed = 12345;
 
 	for (int r = 0; r < 500; r++) {
-		char in[128], want[160];
+		char in[128] = "", want[160];
 		size_t n = 0, count = rnd(&seed) % 24;
 		struct buf b;
 		struct json j;
@@ -1694,6 +1694,51 @@ static void test_loop_io_stop_drops_pending(void **state)
 	}
 }
 
+static void pctx_close_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct pctx *c = io->data;
+	int i = io == &c->io[0] ? 0 : 1;
+
+	c->calls[i]++;
+	loop_io_close(l, &c->io[1 - i]); /* closes its fd; its pending event is dropped */
+	loop_io_stop(l, io);
+	loop_stop(l);
+}
+
+/* loop_io_close: the same, and the other descriptor is closed. */
+static void test_loop_io_close(void **state)
+{
+	for (int round = 0; round < 10; round++) {
+		struct pctx c = { .calls = { 0, 0 } };
+		struct loop *l = new_loop();
+		int closed;
+
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(pipe2(c.p[i], O_NONBLOCK | O_CLOEXEC), 0);
+			assert_int_equal(write(c.p[i][1], "x", 1), 1);
+		}
+		for (int k = 0; k < 2; k++) {
+			int i = (k + round) % 2;
+
+			assert_int_equal(loop_io_start(l, &c.io[i], c.p[i][0], LOOP_READ, pctx_close_cb, &c),
+			                 0);
+		}
+		run_bounded(l, 1000);
+		if (c.calls[0] + c.calls[1] != 1)
+			fail_msg("round %d: callbacks ran %d and %d times, want 1 in all", round, c.calls[0],
+			         c.calls[1]);
+		closed = c.calls[0] ? 1 : 0;
+		assert_int_equal(c.io[closed].fd, -1);
+		if (fcntl(c.p[closed][0], F_GETFD) != -1 || errno != EBADF)
+			fail_msg("round %d: loop_io_close left fd %d open", round, c.p[closed][0]);
+		close(c.p[1 - closed][0]);
+		close(c.p[0][1]);
+		close(c.p[1][1]);
+		loop_io_close(l, &c.io[closed]); /* not watched: harmless */
+		loop_free(l);
+	}
+}
+
 /*
  * net
  */
@@ -2423,9 +2468,8 @@ static void test_errors(void **state)
 	for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
 		const struct lk_error *row = lk_error((enum lk_err)out[i]);
 
-		if (!row || !row->msg)
-			fail_msg("lk_error(%d) gave NULL", out[i]);
-		assert_int_equal(row->http, 500);
+		if (!row || !row->msg || row->http != 500)
+			fail_msg("lk_error(%d): %s, want the LK_EIO row", out[i], row ? "wrong row" : "NULL");
 	}
 }
 
@@ -2461,6 +2505,7 @@ int main(void)
 		FX(test_loop_io_readable),
 		FX(test_loop_io_events),
 		FX(test_loop_io_stop_drops_pending),
+		FX(test_loop_io_close),
 		cmocka_unit_test(test_net_parse_addr),
 		cmocka_unit_test(test_net_loopback_wildcard),
 		cmocka_unit_test(test_net_is_ip_literal),
