@@ -182,10 +182,11 @@ static void test_buf_limits(void **state)
 	static const struct {
 		size_t max, chunk;
 	} rows[] = {
-		{ 1, 1 },     { 16, 1 },     { 16, 7 },    { 16, 16 },   { 1023, 100 },
-		{ 1024, 1024 }, { 1025, 1 }, { 1025, 1025 }, { 3000, 7 }, { 5000, 4096 },
+		{ 1, 1 },       { 16, 1 },      { 16, 7 },    { 16, 16 },     { 1023, 100 },
+		{ 1024, 1024 }, { 1025, 1 },    { 1025, 1025 }, { 3000, 7 },  { 4095, 4095 },
+		{ 4096, 1 },    { 4097, 4097 }, { 5000, 4096 }, { 9000, 1000 },
 	};
-	char src[5001];
+	static char src[9001];
 
 	for (size_t i = 0; i < sizeof src; i++)
 		src[i] = (char)('a' + i % 26);
@@ -2391,8 +2392,8 @@ static void test_fsroot_hidden(void **state)
 		const char *rel;
 		int hidden;
 	} rows[] = {
-		{ "", 0 },        { "a", 0 },        { "a.b", 0 },   { "a/b.c/d", 0 }, { ".a", 1 },
-		{ "a/.b", 1 },    { "a/.b/c", 1 },   { "..a", 1 },   { "a/b/.", 1 },   { "a./b", 0 },
+		{ "", 0 },     { "a", 0 },      { "a.b", 0 }, { "a/b.c/d", 0 }, { ".a", 1 },
+		{ "a/.b", 1 }, { "a/.b/c", 1 }, { "..a", 1 }, { "a/b/.", 1 },   { "a./b", 0 },
 	};
 	struct fsroot r = { .fd = -1, .dotfiles = 0 };
 
