@@ -14,31 +14,31 @@
 #include "http/server.h"
 
 static const struct cmd_flag serve_flags[] = {
-	{ "--host", "ADDR", "address to listen on (default 127.0.0.1; any 127.0.0.0/8 or ::1)" },
-	{ "--port", "N", "port (default 62893; 0 picks a free one)" },
-	{ "--public", NULL, "allow a non-loopback or wildcard --host (reachable from the network)" },
-	{ "--write", NULL, "allow PUT (upload) and DELETE; read-only without it" },
-	{ "--threads", "N", "event-loop threads (default: number of CPUs)" },
-	{ "--dotfiles", NULL, "serve and list names starting with '.' (hidden by default)" },
-	{ "--cors", NULL, "send CORS headers and answer preflight requests" },
-	{ "--spa", NULL, "serve /index.html for missing paths without an extension" },
-	{ "--allow-host", "NAME", "accept this Host name too (repeatable; '*' turns the check off)" },
-	{ "--log", "FORMAT", "access log on stderr: common (default) or json" },
-	{ "--quiet", NULL, "no access log" },
-	{ "--max-conns", "N", "most open connections; more get 503 and are closed (default 16384)" },
-	{ "--max-body", "SIZE", "largest PUT body, with K, M or G suffix (default 1G)" },
-	{ "--head-timeout", "SECS", "a request head must arrive within this (default 10) or 408" },
-	{ "--idle-timeout", "SECS", "close keep-alive connections idle this long (default 15)" },
-	{ "--body-timeout", "SECS", "longest stall reading a body or writing a response (default 30)" },
-	{ "--grace", "SECS", "on SIGINT/SIGTERM, time to finish in-flight requests (default 5)" },
-	{ "--proto", "LIST", "protocols on the port: http,ftp (default), http or ftp" },
-	{ "--sniff-ms", "MS", "silence before a new connection is greeted as FTP (default 200)" },
-	{ "--user", "NAME:PASS", "FTP login required (default: anonymous)" },
-	{ "--pasv-ports", "A-B", "FTP passive data ports (default: any free port)" },
-	{ "--ftp-idle-timeout", "SECS", "close FTP sessions idle this long, with 421 (default 300)" },
-	{ "--data-timeout", "SECS", "FTP data connection setup or stall limit (default 30)" },
-	{ "--help", NULL, "this text" },
-	{ NULL, NULL, NULL },
+        {"--host", "ADDR", "address to listen on (default 127.0.0.1; any 127.0.0.0/8 or ::1)"},
+        {"--port", "N", "port (default 62893; 0 picks a free one)"},
+        {"--public", NULL, "allow a non-loopback or wildcard --host (reachable from the network)"},
+        {"--write", NULL, "allow PUT (upload) and DELETE; read-only without it"},
+        {"--threads", "N", "event-loop threads (default: number of CPUs)"},
+        {"--dotfiles", NULL, "serve and list names starting with '.' (hidden by default)"},
+        {"--cors", NULL, "send CORS headers and answer preflight requests"},
+        {"--spa", NULL, "serve /index.html for missing paths without an extension"},
+        {"--allow-host", "NAME", "accept this Host name too (repeatable; '*' turns the check off)"},
+        {"--log", "FORMAT", "access log on stderr: common (default) or json"},
+        {"--quiet", NULL, "no access log"},
+        {"--max-conns", "N", "most open connections; more get 503 and are closed (default 16384)"},
+        {"--max-body", "SIZE", "largest PUT body, with K, M or G suffix (default 1G)"},
+        {"--head-timeout", "SECS", "a request head must arrive within this (default 10) or 408"},
+        {"--idle-timeout", "SECS", "close keep-alive connections idle this long (default 15)"},
+        {"--body-timeout", "SECS", "longest stall reading a body or writing a response (default 30)"},
+        {"--grace", "SECS", "on SIGINT/SIGTERM, time to finish in-flight requests (default 5)"},
+        {"--proto", "LIST", "protocols on the port: http,ftp (default), http or ftp"},
+        {"--sniff-ms", "MS", "silence before a new connection is greeted as FTP (default 200)"},
+        {"--user", "NAME:PASS", "FTP login required (default: anonymous)"},
+        {"--pasv-ports", "A-B", "FTP passive data ports (default: any free port)"},
+        {"--ftp-idle-timeout", "SECS", "close FTP sessions idle this long, with 421 (default 300)"},
+        {"--data-timeout", "SECS", "FTP data connection setup or stall limit (default 30)"},
+        {"--help", NULL, "this text"},
+        {NULL, NULL, NULL},
 };
 
 static void serve_usage(FILE *f)
@@ -126,7 +126,8 @@ static int serve_main(int argc, char **argv, const char **allow)
 		const char *val;
 		if (argv[i][0] != '-' || !strcmp(argv[i], "-")) {
 			if (dir) {
-				fprintf(stderr, "loopkit serve: only one DIR, got '%s' and '%s'\n", dir, argv[i]);
+				fprintf(stderr, "loopkit serve: only one DIR, got '%s' and '%s'\n", dir,
+				        argv[i]);
 				serve_usage(stderr);
 				return 2;
 			}
@@ -234,21 +235,24 @@ static int serve_main(int argc, char **argv, const char **allow)
 	cfg.allow_hosts = allow;
 	cfg.nallow_hosts = nallow;
 	if (net_parse_addr(host, (uint16_t)port, &cfg.addr, &cfg.addrlen) < 0) {
-		fprintf(stderr, "loopkit serve: --host %s is not an IP address (use 127.0.0.1, ::1, or "
-		                "another loopback address)\n", host);
+		fprintf(stderr,
+		        "loopkit serve: --host %s is not an IP address (use 127.0.0.1, ::1, or "
+		        "another loopback address)\n",
+		        host);
 		return 2;
 	}
 	struct sockaddr *sa = (struct sockaddr *)&cfg.addr;
 	if (!net_is_loopback(sa)) {
 		if (!public) {
-			fprintf(stderr, "loopkit serve: --host %s is %s: anyone on the network could read "
-			                "%s. Add --public if that is what you want.\n", host,
-			        net_is_wildcard(sa) ? "every interface" : "not a loopback address",
+			fprintf(stderr,
+			        "loopkit serve: --host %s is %s: anyone on the network could read "
+			        "%s. Add --public if that is what you want.\n",
+			        host, net_is_wildcard(sa) ? "every interface" : "not a loopback address",
 			        cfg.root);
 			return 2;
 		}
-		fprintf(stderr, "loopkit: WARNING: --public: serving %s to the NETWORK on %s, %s\n",
-		        cfg.root, host, cfg.write ? "WRITABLE by anyone who can reach it" : "read-only");
+		fprintf(stderr, "loopkit: WARNING: --public: serving %s to the NETWORK on %s, %s\n", cfg.root,
+		        host, cfg.write ? "WRITABLE by anyone who can reach it" : "read-only");
 	}
 
 	signal(SIGPIPE, SIG_IGN);
@@ -266,11 +270,14 @@ static int serve_main(int argc, char **argv, const char **allow)
 		if (eno == EADDRINUSE) {
 			char who[512];
 			if (diag_port_holder_text((uint16_t)port, who, sizeof(who)))
-				fprintf(stderr, "loopkit serve: port %llu on %s is held by %s; try --port 0 "
-				                "for any free port\n", port, host, who);
+				fprintf(stderr,
+				        "loopkit serve: port %llu on %s is held by %s; try --port 0 "
+				        "for any free port\n",
+				        port, host, who);
 			else
-				fprintf(stderr, "loopkit serve: port %llu on %s is already in use (its owner is "
-				                "not visible to this user); try --port 0 for any free port\n",
+				fprintf(stderr,
+				        "loopkit serve: port %llu on %s is already in use (its owner is "
+				        "not visible to this user); try --port 0 for any free port\n",
 				        port, host);
 		} else if (eno == EACCES && port < 1024) {
 			fprintf(stderr, "loopkit serve: %s: ports below 1024 need root; try --port 0\n", err);
@@ -286,7 +293,8 @@ static int serve_main(int argc, char **argv, const char **allow)
 	char addr[64];
 	net_addr_str(sa, addr, sizeof(addr));
 	char hostport[96];
-	snprintf(hostport, sizeof(hostport), "%s%s%s:%u", v6 ? "[" : "", addr, v6 ? "]" : "", http_server_port(s));
+	snprintf(hostport, sizeof(hostport), "%s%s%s:%u", v6 ? "[" : "", addr, v6 ? "]" : "",
+	         http_server_port(s));
 	if (cfg.proto_http)
 		printf("http://%s/\n", hostport);
 	if (cfg.proto_ftp)
@@ -294,8 +302,8 @@ static int serve_main(int argc, char **argv, const char **allow)
 	fflush(stdout);
 	fprintf(stderr, "loopkit: serving %s on %s%s://%s (%s%s, %d thread%s)\n", abs,
 	        cfg.proto_http ? "http" : "ftp", cfg.proto_http && cfg.proto_ftp ? "+ftp" : "", hostport,
-	        cfg.write ? "writable" : "read-only", cfg.ftp.user ? ", FTP login required" : "",
-	        cfg.threads, cfg.threads == 1 ? "" : "s");
+	        cfg.write ? "writable" : "read-only", cfg.ftp.user ? ", FTP login required" : "", cfg.threads,
+	        cfg.threads == 1 ? "" : "s");
 	int rc = http_server_run(s);
 	http_server_free(s);
 	return rc < 0 ? 1 : 0;

@@ -21,8 +21,10 @@ void buf_free(struct buf *b)
 char *buf_space(struct buf *b, size_t need, size_t *avail)
 {
 	size_t used = b->len - b->off;
-	if (used + need > b->max)
+	if (need > b->max - used) /* also catches need so large that used + need wraps */
 		return NULL;
+	if (!need)
+		need = 1; /* a pointer into owned memory even for zero bytes */
 	if (b->cap - b->len < need && b->off) {
 		memmove(b->data, b->data + b->off, used);
 		b->off = 0;
@@ -30,10 +32,12 @@ char *buf_space(struct buf *b, size_t need, size_t *avail)
 	}
 	if (b->cap - b->len < need) {
 		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < used + need)
+		while (cap < used + need && cap < b->max)
 			cap *= 2;
 		if (cap > b->max)
 			cap = b->max;
+		if (cap < used + need)
+			return NULL;
 		char *d = realloc(b->data, cap);
 		if (!d)
 			return NULL;
@@ -47,6 +51,8 @@ char *buf_space(struct buf *b, size_t need, size_t *avail)
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (!n)
+		return buf_used(b) <= b->max ? 0 : -1;
 	char *dst = buf_space(b, n, NULL);
 	if (!dst)
 		return -1;
@@ -57,26 +63,24 @@ int buf_append(struct buf *b, const void *p, size_t n)
 
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
+	char tmp[4096];
 	va_list ap;
-	size_t avail;
-	char *dst = buf_space(b, 128, &avail);
-	if (!dst)
-		dst = buf_space(b, 1, &avail);
-	if (!dst)
-		return -1;
+	/* Most lines fit in tmp: format once, then append (which may fill the buffer to
+	 * exactly its max; vsnprintf straight into it would need a byte for the NUL). */
 	va_start(ap, fmt);
-	int n = vsnprintf(dst, avail, fmt, ap);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return -1;
-	if ((size_t)n >= avail) {
-		dst = buf_space(b, (size_t)n + 1, &avail);
-		if (!dst)
-			return -1;
-		va_start(ap, fmt);
-		vsnprintf(dst, avail, fmt, ap);
-		va_end(ap);
-	}
+	if ((size_t)n < sizeof(tmp))
+		return buf_append(b, tmp, (size_t)n);
+	size_t avail;
+	char *dst = buf_space(b, (size_t)n + 1, &avail);
+	if (!dst)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(dst, avail, fmt, ap);
+	va_end(ap);
 	b->len += (size_t)n;
 	return 0;
 }

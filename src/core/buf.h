@@ -18,8 +18,14 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 /* Frees the memory; the buffer stays usable (empty, same max). */
 void buf_free(struct buf *b);
-static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
-static inline char *buf_start(const struct buf *b) { return b->data + b->off; }
+static inline size_t buf_used(const struct buf *b)
+{
+	return b->len - b->off;
+}
+static inline char *buf_start(const struct buf *b)
+{
+	return b->data + b->off;
+}
 /* Room after len, making sure at least `need` bytes are free (compacting and growing
  * within max). Returns a pointer to the free space, or NULL when max forbids it or
  * memory runs out. *avail gets the free length (may exceed need). */
@@ -33,6 +39,9 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 void buf_consume(struct buf *b, size_t n);
 
 #include <string.h>
-static inline int buf_puts(struct buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+static inline int buf_puts(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
 
 #endif

@@ -54,12 +54,12 @@ int fsroot_hidden(const struct fsroot *r, const char *rel)
 	return 0;
 }
 
-static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode, uint64_t extra)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	        .flags = (uint64_t)(flags | O_CLOEXEC),
+	        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+	        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | extra,
 	};
 	long fd;
 	do
@@ -70,35 +70,72 @@ static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 	return (int)fd;
 }
 
+/* The part of an absolute canonical path below the root ("" for the root itself),
+ * or NULL when it is outside. */
+static const char *inside_root(const struct fsroot *r, const char *canon)
+{
+	size_t n = strlen(r->abs);
+	if (!n)
+		return NULL;
+	if (n == 1) /* the root is "/" itself */
+		return canon + 1;
+	if (strncmp(canon, r->abs, n) || (canon[n] != '/' && canon[n]))
+		return NULL;
+	return canon[n] ? canon + n + 1 : "";
+}
+
 static int confined_errno(int rc)
 {
 	return rc == -EXDEV || rc == -ELOOP ? -ENOENT : rc;
+}
+
+/* The open that follows symlinks: beneath the root, plus absolute symlinks whose
+ * canonical target lies inside it. */
+static int open_following(const struct fsroot *r, const char *rel, int flags)
+{
+	int fd = openat2_beneath(r->fd, rel, flags, 0, 0);
+	if (fd != -EXDEV || !r->abs[0])
+		return confined_errno(fd);
+	/* EXDEV: resolution left the root, usually through an absolute symlink. Where the
+	 * canonical path is inside the root after all, open that (again beneath). */
+	char full[PATH_MAX], canon[PATH_MAX];
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", r->abs, rel) >= sizeof(full) ||
+	    !realpath(full, canon))
+		return -ENOENT;
+	const char *crel = inside_root(r, canon);
+	if (!crel || fsroot_hidden(r, crel))
+		return -ENOENT;
+	return confined_errno(openat2_beneath(r->fd, crel, flags, 0, 0));
 }
 
 int fsroot_open(const struct fsroot *r, const char *rel, int flags)
 {
 	if (fsroot_hidden(r, rel))
 		return -ENOENT;
-	int fd = openat2_beneath(r->fd, rel, flags, 0);
-	if (fd != -EXDEV || !r->abs[0])
+	if (r->dotfiles)
+		return open_following(r, rel, flags);
+	/* Without symlinks the name checked above is the name opened. */
+	int fd = openat2_beneath(r->fd, rel, flags, 0, RESOLVE_NO_SYMLINKS);
+	if (fd != -ELOOP && fd != -EXDEV)
 		return confined_errno(fd);
-	/* EXDEV: resolution left the root, usually through an absolute symlink. Where the
-	 * canonical path is inside the root after all, open that (again beneath). */
-	char full[PATH_MAX], canon[PATH_MAX];
-	size_t n = strlen(r->abs);
-	if ((size_t)snprintf(full, sizeof(full), "%s/%s", r->abs, rel) >= sizeof(full) ||
-	    !realpath(full, canon))
+	/* A symlink on the way: check the name it really leads to, so "link -> .env"
+	 * hides .env as well as the direct path does. */
+	fd = open_following(r, rel, flags);
+	if (fd < 0)
+		return fd;
+	char proc[64], real[PATH_MAX];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, real, sizeof(real) - 1);
+	const char *crel = NULL;
+	if (n > 0) {
+		real[n] = 0;
+		crel = inside_root(r, real);
+	}
+	if (!crel || fsroot_hidden(r, crel)) {
+		close(fd);
 		return -ENOENT;
-	const char *crel;
-	if (n == 1) /* the root is "/" itself */
-		crel = canon + 1;
-	else if (!strncmp(canon, r->abs, n) && (canon[n] == '/' || !canon[n]))
-		crel = canon[n] ? canon + n + 1 : "";
-	else
-		return -ENOENT;
-	if (fsroot_hidden(r, crel))
-		return -ENOENT;
-	return confined_errno(openat2_beneath(r->fd, crel, flags, 0));
+	}
+	return fd;
 }
 
 int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **name)
@@ -111,7 +148,7 @@ int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **nam
 		return -ENOENT;
 	*name = slash ? slash + 1 : rel;
 	if (!slash)
-		return confined_errno(openat2_beneath(r->fd, "", O_PATH | O_DIRECTORY, 0));
+		return confined_errno(openat2_beneath(r->fd, "", O_PATH | O_DIRECTORY, 0, 0));
 	if ((size_t)(slash - rel) >= sizeof(dir))
 		return -ENAMETOOLONG;
 	memcpy(dir, rel, (size_t)(slash - rel));
@@ -242,8 +279,8 @@ void fsroot_list_free(struct fsroot_dent *v, size_t n)
 	free(v);
 }
 
-int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out,
-                size_t *n, size_t *more)
+int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
+                size_t *more)
 {
 	char path[PATH_MAX];
 	struct fsroot_dent *v = NULL;
@@ -273,7 +310,8 @@ int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsro
 			continue;
 		if (S_ISLNK(st.st_mode)) {
 			/* Through the confined open: a link out of the root is not listed. */
-			if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >= sizeof(path))
+			if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >=
+			    sizeof(path))
 				continue;
 			int t = fsroot_open(r, path, O_PATH);
 			if (t < 0)
@@ -326,7 +364,7 @@ int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsro
 int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz)
 {
 	size_t len = 0;
-	const char *parts[2] = { arg[0] == '/' ? "" : cwd, arg };
+	const char *parts[2] = {arg[0] == '/' ? "" : cwd, arg};
 	if (!outsz)
 		return -1;
 	out[0] = 0;

@@ -14,9 +14,9 @@
  * symlinks nor symlinks climbing out can reach anything outside the root: the kernel
  * refuses (EXDEV), and callers see -ENOENT. */
 struct fsroot {
-	int fd;              /* O_PATH descriptor of the root directory */
-	int dotfiles;        /* allow names starting with '.' */
-	char abs[PATH_MAX];  /* the root's canonical path, for absolute symlinks */
+	int fd;             /* O_PATH descriptor of the root directory */
+	int dotfiles;       /* allow names starting with '.' */
+	char abs[PATH_MAX]; /* the root's canonical path, for absolute symlinks */
 };
 
 /* Opens dir as the root. Returns 0, or -1 with a reason in err. */
@@ -42,9 +42,9 @@ int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **nam
 /* An upload in progress: data goes to a temporary file beside the target and only a
  * complete upload is renamed over it, so a broken transfer never damages the target. */
 struct fsroot_upload {
-	int dirfd;             /* O_PATH fd of the target's directory */
-	int fd;                /* the temporary file, open for writing */
-	int existed;           /* the target existed when the upload began */
+	int dirfd;   /* O_PATH fd of the target's directory */
+	int fd;      /* the temporary file, open for writing */
+	int existed; /* the target existed when the upload began */
 	char tmp[NAME_MAX + 1];
 	char name[NAME_MAX + 1];
 };
@@ -75,8 +75,8 @@ struct fsroot_dent {
  * Only regular files and directories are listed. Sorted: directories first, then by
  * name (bytewise). At most max entries are returned; *more gets how many were left
  * out. Returns 0 with a malloc'd array (free with fsroot_list_free), or -errno. */
-int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out,
-                size_t *n, size_t *more);
+int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
+                size_t *more);
 void fsroot_list_free(struct fsroot_dent *v, size_t n);
 
 /* Resolves an FTP-style path: arg absolute ("/a/b") or relative to cwd (a normalised

@@ -46,7 +46,7 @@ static void open_(struct json *j, char c)
 {
 	pre_value(j);
 	put(j, &c, 1);
-	if (j->depth + 1 >= JSON_MAX_DEPTH) {
+	if (j->depth >= JSON_MAX_DEPTH) { /* as deep as json_valid accepts, no deeper */
 		j->err = 1;
 		return;
 	}
@@ -64,10 +64,22 @@ static void close_(struct json *j, char c)
 	put(j, &c, 1);
 }
 
-void json_obj_begin(struct json *j) { open_(j, '{'); }
-void json_obj_end(struct json *j) { close_(j, '}'); }
-void json_arr_begin(struct json *j) { open_(j, '['); }
-void json_arr_end(struct json *j) { close_(j, ']'); }
+void json_obj_begin(struct json *j)
+{
+	open_(j, '{');
+}
+void json_obj_end(struct json *j)
+{
+	close_(j, '}');
+}
+void json_arr_begin(struct json *j)
+{
+	open_(j, '[');
+}
+void json_arr_end(struct json *j)
+{
+	close_(j, ']');
+}
 
 /* Length of a valid UTF-8 sequence at s (max n bytes), or 0 when invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -162,7 +174,10 @@ void json_key_n(struct json *j, const char *k, size_t n)
 	j->after_key = 1;
 }
 
-void json_key(struct json *j, const char *k) { json_key_n(j, k, strlen(k)); }
+void json_key(struct json *j, const char *k)
+{
+	json_key_n(j, k, strlen(k));
+}
 
 void json_str_n(struct json *j, const char *s, size_t n)
 {
@@ -261,8 +276,8 @@ static int jv_string(struct jv *v)
 			c = (unsigned char)*v->p;
 			if (c == 'u') {
 				for (int i = 1; i <= 4; i++) {
-					if (v->p + i >= v->end || !strchr("0123456789abcdefABCDEF", v->p[i]) ||
-					    !v->p[i])
+					if (v->p + i >= v->end ||
+					    !strchr("0123456789abcdefABCDEF", v->p[i]) || !v->p[i])
 						return 0;
 				}
 				v->p += 5;
@@ -360,22 +375,17 @@ static int jv_value(struct jv *v, int depth)
 			return 0;
 		}
 	}
-	case '"':
-		return jv_string(v);
-	case 't':
-		return jv_lit(v, "true");
-	case 'f':
-		return jv_lit(v, "false");
-	case 'n':
-		return jv_lit(v, "null");
-	default:
-		return jv_number(v);
+	case '"': return jv_string(v);
+	case 't': return jv_lit(v, "true");
+	case 'f': return jv_lit(v, "false");
+	case 'n': return jv_lit(v, "null");
+	default: return jv_number(v);
 	}
 }
 
 int json_valid(const char *s, size_t n)
 {
-	struct jv v = { s, s + n };
+	struct jv v = {s, s + n};
 	if (!jv_value(&v, 0))
 		return 0;
 	jv_ws(&v);

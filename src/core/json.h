@@ -17,8 +17,8 @@ struct json {
 	struct buf *b;
 	int depth;
 	int err;
-	int pretty;            /* newlines and two-space indents */
-	uint64_t need_comma;   /* bit d: an element was written at depth d */
+	int pretty;          /* newlines and two-space indents */
+	uint64_t need_comma; /* bit d: an element was written at depth d */
 	int after_key;
 };
 

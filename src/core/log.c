@@ -15,7 +15,8 @@ void log_msg(const char *fmt, ...)
 	va_end(ap);
 	if (m < 0)
 		m = 0;
-	size_t len = (size_t)n + ((size_t)m < sizeof(line) - (size_t)n - 1 ? (size_t)m : sizeof(line) - (size_t)n - 2);
+	size_t len = (size_t)n +
+	             ((size_t)m < sizeof(line) - (size_t)n - 1 ? (size_t)m : sizeof(line) - (size_t)n - 2);
 	line[len++] = '\n';
 	ssize_t r = write(2, line, len);
 	(void)r;

@@ -24,6 +24,7 @@ struct loop {
 	uint64_t now; /* ms */
 	struct loop_timer **heap;
 	size_t nheap, capheap;
+	struct loop_timer *overdue; /* armed timers the heap had no room for: fire next turn */
 	struct loop_deferred *defer;
 	size_t ndefer, capdefer;
 	struct loop_io wake_io;
@@ -82,19 +83,24 @@ void loop_free(struct loop *l)
 	free(l);
 }
 
-void loop_stop(struct loop *l) { l->stop = 1; }
+void loop_stop(struct loop *l)
+{
+	l->stop = 1;
+}
 
-uint64_t loop_now(const struct loop *l) { return l->now; }
+uint64_t loop_now(const struct loop *l)
+{
+	return l->now;
+}
 
 static uint32_t epoll_mask(unsigned mask)
 {
 	return ((mask & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
 }
 
-int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb,
-                  void *data)
+int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb, void *data)
 {
-	struct epoll_event ev = { .events = epoll_mask(mask), .data.ptr = io };
+	struct epoll_event ev = {.events = epoll_mask(mask), .data.ptr = io};
 	io->fd = fd;
 	io->mask = mask;
 	io->cb = cb;
@@ -110,7 +116,7 @@ int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask)
 {
 	if (io->fd < 0 || io->mask == mask)
 		return 0;
-	struct epoll_event ev = { .events = epoll_mask(mask), .data.ptr = io };
+	struct epoll_event ev = {.events = epoll_mask(mask), .data.ptr = io};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
 		return -1;
 	io->mask = mask;
@@ -183,6 +189,16 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
 {
 	if (!t->idx)
 		return;
+	if (t->idx == LOOP_TIMER_OVERDUE) {
+		for (struct loop_timer **p = &l->overdue; *p; p = &(*p)->next_overdue) {
+			if (*p == t) {
+				*p = t->next_overdue;
+				break;
+			}
+		}
+		t->idx = 0;
+		return;
+	}
 	size_t i = t->idx - 1;
 	t->idx = 0;
 	l->nheap--;
@@ -197,19 +213,21 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
 void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms)
 {
 	loop_timer_stop(l, t);
+	t->when = l->now + ms;
 	if (l->nheap == l->capheap) {
 		size_t cap = l->capheap ? l->capheap * 2 : 64;
 		struct loop_timer **h = realloc(l->heap, cap * sizeof(*h));
 		if (!h) {
-			/* Without memory the deadline cannot be kept; fire on the next
-			 * iteration instead of never, so no state waits forever. */
-			t->when = l->now;
+			/* Without memory the deadline cannot be kept exactly; fire it on the
+			 * next turn instead of never, so no state waits forever. */
+			t->idx = LOOP_TIMER_OVERDUE;
+			t->next_overdue = l->overdue;
+			l->overdue = t;
 			return;
 		}
 		l->heap = h;
 		l->capheap = cap;
 	}
-	t->when = l->now + ms;
 	l->heap[l->nheap] = t;
 	t->idx = ++l->nheap;
 	heap_up(l, l->nheap - 1);
@@ -241,9 +259,18 @@ static void run_deferred(struct loop *l)
 
 static void run_timers(struct loop *l)
 {
-	while (l->nheap && l->heap[0]->when <= l->now) {
+	/* At most the timers armed now: one re-armed with 0 ms from its own callback
+	 * waits for the next turn instead of starving every descriptor. */
+	size_t budget = l->nheap;
+	while (budget-- && l->nheap && l->heap[0]->when <= l->now) {
 		struct loop_timer *t = l->heap[0];
 		loop_timer_stop(l, t);
+		t->cb(l, t);
+	}
+	while (l->overdue) {
+		struct loop_timer *t = l->overdue;
+		l->overdue = t->next_overdue;
+		t->idx = 0;
 		t->cb(l, t);
 	}
 }
@@ -285,8 +312,7 @@ static void signal_cb(struct loop *l, struct loop_io *io, unsigned events)
 		l->sig_fn(l, (int)si.ssi_signo, l->sig_data);
 }
 
-int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop *, int, void *),
-                     void *data)
+int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop *, int, void *), void *data)
 {
 	int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (fd < 0)
@@ -305,7 +331,7 @@ int loop_run(struct loop *l)
 	l->stop = 0;
 	while (!l->stop) {
 		int timeout = -1;
-		if (l->ndefer)
+		if (l->ndefer || l->overdue)
 			timeout = 0;
 		else if (l->nheap) {
 			uint64_t now = clock_ms();

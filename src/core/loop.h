@@ -10,6 +10,8 @@
 #define LOOP_WRITE 2u
 #define LOOP_ERROR 4u /* reported with READ|WRITE on EPOLLERR/EPOLLHUP */
 
+#define LOOP_TIMER_OVERDUE ((size_t)-1) /* armed, in the overflow list (heap could not grow) */
+
 struct loop;
 struct loop_io;
 struct loop_timer;
@@ -29,7 +31,8 @@ struct loop_io {
 /* A one-shot timer on the monotonic clock (ms). Embed it; re-arm from its callback. */
 struct loop_timer {
 	uint64_t when; /* deadline, loop_now() units */
-	size_t idx;    /* position in the heap + 1; 0 when not armed */
+	size_t idx;    /* position in the heap + 1; LOOP_TIMER_OVERDUE; 0 when not armed */
+	struct loop_timer *next_overdue;
 	loop_timer_cb cb;
 	void *data;
 };
@@ -45,8 +48,7 @@ int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 
 /* Starts watching fd with mask. Returns 0 or -1 with errno. */
-int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb,
-                  void *data);
+int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb, void *data);
 /* Changes the wanted events (no syscall when unchanged). Returns 0 or -1 with errno. */
 int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask);
 /* Stops watching; pending events for io in the current batch are dropped. Does not
@@ -61,7 +63,10 @@ void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms);
 /* Disarms t; safe when not armed and from inside any callback. */
 void loop_timer_stop(struct loop *l, struct loop_timer *t);
-static inline int loop_timer_armed(const struct loop_timer *t) { return t->idx != 0; }
+static inline int loop_timer_armed(const struct loop_timer *t)
+{
+	return t->idx != 0;
+}
 
 /* Milliseconds on the monotonic clock, refreshed once per iteration. */
 uint64_t loop_now(const struct loop *l);

@@ -72,37 +72,42 @@ uint16_t net_addr_port(const struct sockaddr *sa)
 
 char *net_addr_str(const struct sockaddr *sa, char *out, size_t len)
 {
-	const void *a = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
-	                                         : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	const void *a = sa->sa_family == AF_INET
+	                        ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+	                        : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 	if (!inet_ntop(sa->sa_family, a, out, (socklen_t)len))
 		snprintf(out, len, "?");
 	return out;
 }
 
-int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err,
-               size_t errlen)
+int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err, size_t errlen)
 {
 	char host[64];
 	int one = 1;
+	const char *what = "bind";
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		what = "SO_REUSEPORT on";
 		goto fail;
+	}
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, sa, len) < 0)
 		goto fail;
-	if (listen(fd, backlog) < 0)
+	if (listen(fd, backlog) < 0) {
+		what = "listen on";
 		goto fail;
+	}
 	return fd;
 fail:;
 	int e = errno;
 	net_addr_str(sa, host, sizeof(host));
-	snprintf(err, errlen, "bind %s%s%s:%u: %s", sa->sa_family == AF_INET6 ? "[" : "", host,
+	snprintf(err, errlen, "%s %s%s%s:%u: %s", what, sa->sa_family == AF_INET6 ? "[" : "", host,
 	         sa->sa_family == AF_INET6 ? "]" : "", net_addr_port(sa), strerror(e));
 	close(fd);
 	errno = e;
@@ -122,7 +127,7 @@ int net_is_ip_literal(const char *s, size_t n)
 {
 	char tmp[64];
 	unsigned char a[16];
-	if (n == 0 || n >= sizeof(tmp))
+	if (n == 0 || n >= sizeof(tmp) || memchr(s, 0, n))
 		return 0;
 	memcpy(tmp, s, n);
 	tmp[n] = 0;

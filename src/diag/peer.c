@@ -51,7 +51,7 @@ int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_
 	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
 	int rc = -1;
 	if (sendto(fd, &req, sizeof(req), 0, (struct sockaddr *)&nl, sizeof(nl)) == (ssize_t)sizeof(req)) {
 		char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
@@ -76,9 +76,9 @@ int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_
 static int is_browser_name(const char *c)
 {
 	static const char *names[] = {
-		"chromium", "chromium-browse", "chrome", "google-chrome", "headless_shell",
-		"firefox", "firefox-esr", "firefox-bin", "Socket Process", "msedge", "brave",
-		"opera", "vivaldi-bin", "epiphany", "WebKitNetworkPr",
+	        "chromium", "chromium-browse", "chrome",      "google-chrome",  "headless_shell",
+	        "firefox",  "firefox-esr",     "firefox-bin", "Socket Process", "msedge",
+	        "brave",    "opera",           "vivaldi-bin", "epiphany",       "WebKitNetworkPr",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(c, names[i]))

@@ -79,8 +79,8 @@ static void diag_clean(char *s)
 
 /* ---- netlink ---- */
 
-static void diag_fill_addr(struct sockaddr_storage *ss, int family, const __be32 *addr,
-		__be16 port, uint32_t ifindex)
+static void diag_fill_addr(struct sockaddr_storage *ss, int family, const __be32 *addr, __be16 port,
+                           uint32_t ifindex)
 {
 	memset(ss, 0, sizeof *ss);
 	if (family == AF_INET) {
@@ -140,14 +140,14 @@ static int diag_parse_msg(const struct nlmsghdr *nlh, int proto, struct diag_soc
 
 /* Runs one dump (family, proto, states) on fd and appends its sockets to vec.
  * buf is DIAG_NL_BUF bytes of scratch. Returns 0, or -1 with err filled. */
-static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t states,
-		struct diag_sockvec *vec, char *buf, char *err, size_t errlen)
+static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t states, struct diag_sockvec *vec,
+                     char *buf, char *err, size_t errlen)
 {
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
 	} msg;
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 
 	memset(&msg, 0, sizeof msg);
 	msg.nlh.nlmsg_len = sizeof msg;
@@ -167,10 +167,12 @@ static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t state
 
 	for (;;) {
 		struct sockaddr_nl from;
-		struct iovec iov = { .iov_base = buf, .iov_len = DIAG_NL_BUF };
+		struct iovec iov = {.iov_base = buf, .iov_len = DIAG_NL_BUF};
 		struct msghdr mh = {
-			.msg_name = &from, .msg_namelen = sizeof from,
-			.msg_iov = &iov, .msg_iovlen = 1,
+		        .msg_name = &from,
+		        .msg_namelen = sizeof from,
+		        .msg_iov = &iov,
+		        .msg_iovlen = 1,
 		};
 		const struct nlmsghdr *nlh;
 		ssize_t r;
@@ -241,12 +243,12 @@ static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t state
 }
 
 /* Four dumps at most ({TCP, UDP} x {AF_INET, AF_INET6}) over one netlink socket. */
-int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n,
-		char *err, size_t errlen)
+int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n, char *err,
+                   size_t errlen)
 {
-	static const int families[] = { AF_INET, AF_INET6 };
+	static const int families[] = {AF_INET, AF_INET6};
 	int protos[2], nprotos = 0;
-	struct diag_sockvec vec = { 0 };
+	struct diag_sockvec vec = {0};
 	uint32_t seq = 0;
 	char *buf;
 	int fd, e, rc = 0;
@@ -278,8 +280,7 @@ int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_
 	/* One dump at a time per netlink socket: each is read to its end before the next. */
 	for (int i = 0; i < nprotos && rc == 0; i++)
 		for (size_t f = 0; f < sizeof families / sizeof families[0] && rc == 0; f++)
-			rc = diag_dump(fd, ++seq, families[f], protos[i], state_mask, &vec, buf,
-					err, errlen);
+			rc = diag_dump(fd, ++seq, families[f], protos[i], state_mask, &vec, buf, err, errlen);
 	e = errno;
 	close(fd);
 	free(buf);
@@ -394,7 +395,7 @@ static void diag_user_name(uint32_t uid, char *buf, size_t len)
 	char tmp[DIAG_PW_BUF];
 
 	if (getpwuid_r((uid_t)uid, &pw, tmp, sizeof tmp, &res) == 0 && res && res->pw_name &&
-			res->pw_name[0]) {
+	    res->pw_name[0]) {
 		snprintf(buf, len, "%s", res->pw_name);
 		diag_clean(buf);
 	} else {
@@ -515,8 +516,8 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 		lnk[k] = '\0';
 		if (!diag_parse_socket_link(lnk, &inode) || inode == 0 || !diag_wanted(sc, inode))
 			continue;
-		if (diag_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1,
-					sizeof *map->links) < 0) {
+		if (diag_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1, sizeof *map->links) <
+		    0) {
 			closedir(dir);
 			errno = ENOMEM;
 			return -1;
@@ -529,8 +530,7 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 	if (map->nlinks == first)
 		return 0;
 
-	if (diag_grow((void **)&map->owners, &sc->owners_cap, map->nowners + 1,
-				sizeof *map->owners) < 0) {
+	if (diag_grow((void **)&map->owners, &sc->owners_cap, map->nowners + 1, sizeof *map->owners) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
@@ -542,10 +542,10 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 	return 0;
 }
 
-int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, size_t n,
-		char *err, size_t errlen)
+int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, size_t n, char *err,
+                         size_t errlen)
 {
-	struct diag_scan sc = { .map = map, .procfd = -1 };
+	struct diag_scan sc = {.map = map, .procfd = -1};
 	uint32_t *want = NULL;
 	DIR *proc;
 	int rc = 0, e = 0;
@@ -647,20 +647,20 @@ static size_t diag_map_first_link(const struct diag_owner_map *map, uint32_t ino
 
 static const struct diag_owner *diag_map_owner(const struct diag_owner_map *map, pid_t pid)
 {
-	struct diag_owner key = { .pid = pid };
+	struct diag_owner key = {.pid = pid};
 
 	if (map->nowners == 0)
 		return NULL;
 	return bsearch(&key, map->owners, map->nowners, sizeof *map->owners, diag_owner_cmp);
 }
 
-size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode,
-		const struct diag_owner **out, size_t max)
+size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode, const struct diag_owner **out,
+                           size_t max)
 {
 	size_t got = 0;
 
 	for (size_t i = diag_map_first_link(map, inode);
-			i < map->nlinks && map->links[i].inode == inode && got < max; i++) {
+	     i < map->nlinks && map->links[i].inode == inode && got < max; i++) {
 		const struct diag_owner *o = diag_map_owner(map, map->links[i].pid);
 
 		if (o)
@@ -708,7 +708,7 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 {
 	struct diag_sock *tcp = NULL, *udp = NULL;
 	size_t ntcp = 0, nudp = 0, nmatch = 0, npids = 0, nuids = 0, got = 0;
-	struct diag_owner_map map = { 0 };
+	struct diag_owner_map map = {0};
 	uint32_t *inodes = NULL, *uids = NULL;
 	pid_t *pids = NULL;
 	int rc = -1, e = 0;
@@ -719,11 +719,10 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 	}
 	/* TCP: only a listener holds the port; UDP: any socket bound to it. */
 	if ((proto == 0 || proto == IPPROTO_TCP) &&
-			diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &tcp, &ntcp,
-				NULL, 0) < 0)
+	    diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &tcp, &ntcp, NULL, 0) < 0)
 		return -1;
 	if ((proto == 0 || proto == IPPROTO_UDP) &&
-			diag_sock_list(IPPROTO_UDP, DIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {
+	    diag_sock_list(IPPROTO_UDP, DIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {
 		e = errno;
 		goto out;
 	}
@@ -766,8 +765,7 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 
 		if (l < map.nlinks) {
 			/* npids < nlinks holds since the kernel lists each inode once. */
-			for (; l < map.nlinks && map.links[l].inode == inodes[i] &&
-					npids < map.nlinks; l++)
+			for (; l < map.nlinks && map.links[l].inode == inodes[i] && npids < map.nlinks; l++)
 				pids[npids++] = map.links[l].pid;
 			continue;
 		}
@@ -807,8 +805,7 @@ out:
 }
 
 /* diag_owner_text with `more` saying holders exist beyond owners[0..n). */
-static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, int more,
-		char *buf, size_t len)
+static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, int more, char *buf, size_t len)
 {
 	size_t used = 0;
 
@@ -824,7 +821,7 @@ static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, in
 			continue;
 		if (owners[i].comm[0])
 			k = snprintf(one, sizeof one, "%s%s (pid %d)", sep, owners[i].comm,
-					(int)owners[i].pid);
+			             (int)owners[i].pid);
 		else
 			k = snprintf(one, sizeof one, "%spid %d", sep, (int)owners[i].pid);
 		if (k < 0 || used + (size_t)k >= len) {
@@ -858,7 +855,7 @@ size_t diag_port_holder_text(uint16_t port, char *buf, size_t len)
 		return 0;
 	/* Unknown holders sort last, so a fifth entry that is unknown adds nothing. */
 	return diag_owner_text_more(holders, n > DIAG_TEXT_SHOWN ? DIAG_TEXT_SHOWN : (size_t)n,
-			n > DIAG_TEXT_SHOWN && holders[DIAG_TEXT_SHOWN].pid != 0, buf, len);
+	                            n > DIAG_TEXT_SHOWN && holders[DIAG_TEXT_SHOWN].pid != 0, buf, len);
 }
 
 /* ---- formatting ---- */
@@ -882,8 +879,7 @@ char *diag_addr_text(const struct sockaddr_storage *sa, char *buf, size_t len)
 		return buf;
 	if (sa->ss_family == AF_INET && inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host))
 		snprintf(buf, len, "%s:%u", host, diag_addr_port(sa));
-	else if (sa->ss_family == AF_INET6 &&
-			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host))
+	else if (sa->ss_family == AF_INET6 && inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host))
 		snprintf(buf, len, "[%s]:%u", host, diag_addr_port(sa));
 	else
 		snprintf(buf, len, "?");
@@ -894,12 +890,12 @@ const char *diag_state_name(int state)
 {
 	/* The names ss(8) uses; TCP_CLOSE is what an unconnected UDP socket reports. */
 	static const char *const names[] = {
-		[TCP_ESTABLISHED] = "ESTAB",     [TCP_SYN_SENT] = "SYN-SENT",
-		[TCP_SYN_RECV] = "SYN-RECV",     [TCP_FIN_WAIT1] = "FIN-WAIT-1",
-		[TCP_FIN_WAIT2] = "FIN-WAIT-2",  [TCP_TIME_WAIT] = "TIME-WAIT",
-		[TCP_CLOSE] = "UNCONN",          [TCP_CLOSE_WAIT] = "CLOSE-WAIT",
-		[TCP_LAST_ACK] = "LAST-ACK",     [TCP_LISTEN] = "LISTEN",
-		[TCP_CLOSING] = "CLOSING",       [TCP_CLOSING + 1] = "SYN-RECV",
+	        [TCP_ESTABLISHED] = "ESTAB",    [TCP_SYN_SENT] = "SYN-SENT",
+	        [TCP_SYN_RECV] = "SYN-RECV",    [TCP_FIN_WAIT1] = "FIN-WAIT-1",
+	        [TCP_FIN_WAIT2] = "FIN-WAIT-2", [TCP_TIME_WAIT] = "TIME-WAIT",
+	        [TCP_CLOSE] = "UNCONN",         [TCP_CLOSE_WAIT] = "CLOSE-WAIT",
+	        [TCP_LAST_ACK] = "LAST-ACK",    [TCP_LISTEN] = "LISTEN",
+	        [TCP_CLOSING] = "CLOSING",      [TCP_CLOSING + 1] = "SYN-RECV",
 	};
 
 	if (state < 0 || (size_t)state >= sizeof names / sizeof names[0] || !names[state])

@@ -14,8 +14,8 @@
 /* State masks for diag_sock_list: DIAG_STATE(TCP_LISTEN) | DIAG_STATE(TCP_ESTABLISHED).
  * The states are the TCP_* values of <netinet/tcp.h>; UDP sockets are TCP_CLOSE when
  * only bound and TCP_ESTABLISHED when connected. */
-#define DIAG_STATE(s)   (UINT32_C(1) << (s))
-#define DIAG_STATE_ALL  UINT32_C(0xffffffff)
+#define DIAG_STATE(s)  (UINT32_C(1) << (s))
+#define DIAG_STATE_ALL UINT32_C(0xffffffff)
 
 /* One socket as the kernel reports it. */
 struct diag_sock {
@@ -51,7 +51,7 @@ struct diag_owner_link {
 };
 
 struct diag_owner_map {
-	struct diag_owner *owners;     /* distinct processes, ascending pid */
+	struct diag_owner *owners; /* distinct processes, ascending pid */
 	size_t nowners;
 	struct diag_owner_link *links; /* ascending inode, then pid */
 	size_t nlinks;
@@ -64,8 +64,8 @@ struct diag_owner_map {
  * On success returns 0 and stores a malloc'd array the caller frees in *out (NULL
  * when *n is 0). On error returns -1 with *out NULL, *n 0, errno set and err filled
  * with "what failed: why" (err may be NULL). */
-int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n,
-		char *err, size_t errlen);
+int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n, char *err,
+                   size_t errlen);
 
 /* Scans /proc once and records, for each socket inode in inodes[0..n), the processes
  * holding it and their comm, user and cmdline. inodes NULL records every socket found;
@@ -73,13 +73,13 @@ int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_
  * are skipped silently. On success returns 0; the map owns its arrays, release them
  * with diag_owner_map_free. On error (no /proc, no memory) returns -1 with the map
  * empty, errno set and err filled (err may be NULL). */
-int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, size_t n,
-		char *err, size_t errlen);
+int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, size_t n, char *err,
+                         size_t errlen);
 
 /* Stores in out[0..max) pointers into map to the owners of inode, ascending pid.
  * Returns how many were stored (0 when the owner is unknown). */
-size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode,
-		const struct diag_owner **out, size_t max);
+size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode, const struct diag_owner **out,
+                           size_t max);
 
 /* Frees the map's arrays and empties it; safe on an empty or already freed map. */
 void diag_owner_map_free(struct diag_owner_map *map);

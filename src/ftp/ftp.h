@@ -25,7 +25,7 @@ struct ftp_ctx {
 	struct loop *loop;
 	const struct fsroot *root;
 	const struct ftp_config *cfg;
-	atomic_uint *nconns;       /* shared connection count, decremented when a session ends */
+	atomic_uint *nconns; /* shared connection count, decremented when a session ends */
 	struct ftp_session *sessions;
 	unsigned nsessions;
 	int stopping;

@@ -8,8 +8,8 @@
 #define FTP_MAX_LINE 2048 /* a command line longer than this gets 500 and is skipped */
 
 struct ftp_command {
-	char verb[8];      /* upper-cased; "" for an empty line */
-	const char *arg;   /* into the caller's buffer, NUL-terminated by the parser */
+	char verb[8];    /* upper-cased; "" for an empty line */
+	const char *arg; /* into the caller's buffer, NUL-terminated by the parser */
 	size_t arg_len;
 };
 

@@ -22,11 +22,11 @@
 #include "ftp/ftp.h"
 #include "ftp/parse.h"
 
-#define FTP_OUT_MAX      (1 << 20)
-#define FTP_LIST_MAX     (64 << 20)
-#define FTP_MAX_LISTING  100000
-#define FTP_CHUNK        (256 * 1024)
-#define FTP_LOGIN_DELAY  500 /* ms before a failed login is answered */
+#define FTP_OUT_MAX     (1 << 20)
+#define FTP_LIST_MAX    (64 << 20)
+#define FTP_MAX_LISTING 100000
+#define FTP_CHUNK       (256 * 1024)
+#define FTP_LOGIN_DELAY 500 /* ms before a failed login is answered */
 
 enum xfer { X_NONE, X_RETR, X_STOR, X_LIST };
 enum data_mode { D_NONE, D_PASV, D_PORT };
@@ -34,29 +34,29 @@ enum data_mode { D_NONE, D_PASV, D_PORT };
 struct ftp_session {
 	struct ftp_ctx *x;
 	struct ftp_session *prev, *next;
-	struct loop_io io;              /* control connection */
-	struct loop_timer timer;        /* idle timeout, delayed login reply */
+	struct loop_io io;       /* control connection */
+	struct loop_timer timer; /* idle timeout, delayed login reply */
 	struct buf in, out;
 	struct sockaddr_storage peer, local;
 	char peer_str[48];
-	int closing;                    /* close once out is flushed */
-	int skip_line;                  /* discarding the rest of an over-long line */
+	int closing;   /* close once out is flushed */
+	int skip_line; /* discarding the rest of an over-long line */
 	int logged_in, user_given;
 	char user[64];
-	char cwd[PATH_MAX];             /* normalised relative path, "" = root */
+	char cwd[PATH_MAX]; /* normalised relative path, "" = root */
 	int epsv_all;
 	uint64_t rest;
 	int has_rnfr;
 	char rnfr[PATH_MAX];
-	int login_wait;                 /* a failed login waits before 530 */
-	int running;                    /* inside control_run: no nested runs */
-	int shut;                       /* closed; freed after the batch */
+	int login_wait; /* a failed login waits before 530 */
+	int running;    /* inside control_run: no nested runs */
+	int shut;       /* closed; freed after the batch */
 
 	/* data channel */
 	enum data_mode mode;
-	struct loop_io pasv_io;         /* passive listener */
+	struct loop_io pasv_io; /* passive listener */
 	struct sockaddr_storage port_addr;
-	struct loop_io data_io;         /* connected (or connecting) data socket */
+	struct loop_io data_io; /* connected (or connecting) data socket */
 	int data_connecting;
 	struct loop_timer data_timer;
 
@@ -65,12 +65,12 @@ struct ftp_session {
 	int file_fd;
 	off_t file_off;
 	uint64_t left;
-	int upload;                     /* up is live */
+	int upload; /* up is live */
 	struct fsroot_upload up;
-	struct buf list;                /* listing being sent */
+	struct buf list; /* listing being sent */
 	uint64_t bytes;
 	uint64_t t_start;
-	char what[300];                 /* "RETR /a.txt" for replies and the log */
+	char what[300]; /* "RETR /a.txt" for replies and the log */
 };
 
 static void session_close(struct ftp_session *s);
@@ -144,7 +144,8 @@ static void access_log(struct ftp_session *s, int code)
 		json_key(&j, "us");
 		json_uint(&j, us);
 		json_obj_end(&j);
-		n = snprintf(line, sizeof(line), "%.*s\n", (int)buf_used(&b), buf_start(&b) ? buf_start(&b) : "");
+		n = snprintf(line, sizeof(line), "%.*s\n", (int)buf_used(&b),
+		             buf_start(&b) ? buf_start(&b) : "");
 		buf_free(&b);
 	}
 	if (n > 0) {
@@ -350,8 +351,9 @@ static int pasv_open(struct ftp_session *s, uint16_t *port)
 			((struct sockaddr_in *)&a)->sin_port = htons(p);
 		else
 			((struct sockaddr_in6 *)&a)->sin6_port = htons(p);
-		int fd = net_listen((struct sockaddr *)&a, a.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-		                                                                 : sizeof(struct sockaddr_in6),
+		int fd = net_listen((struct sockaddr *)&a,
+		                    a.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+		                                           : sizeof(struct sockaddr_in6),
 		                    1, 0, err, sizeof(err));
 		if (fd < 0)
 			continue;
@@ -379,10 +381,11 @@ static int port_connect(struct ftp_session *s)
 			((struct sockaddr_in *)&src)->sin_port = 0;
 		else
 			((struct sockaddr_in6 *)&src)->sin6_port = 0;
-		bind(fd, (struct sockaddr *)&src, src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-		                                                          : sizeof(struct sockaddr_in6));
+		bind(fd, (struct sockaddr *)&src,
+		     src.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
 	}
-	socklen_t len = s->port_addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	socklen_t len =
+	        s->port_addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	if (connect(fd, (struct sockaddr *)&s->port_addr, len) < 0 && errno != EINPROGRESS) {
 		close(fd);
 		return -1;
@@ -456,7 +459,8 @@ static void data_cb(struct loop *l, struct loop_io *io, unsigned events)
 	}
 	if (s->xfer == X_LIST) {
 		while (buf_used(&s->list)) {
-			ssize_t n = send(io->fd, buf_start(&s->list), buf_used(&s->list), MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t n = send(io->fd, buf_start(&s->list), buf_used(&s->list),
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EINTR)
 					break;
@@ -479,7 +483,8 @@ static void data_cb(struct loop *l, struct loop_io *io, unsigned events)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			xfer_finish(s, 426, "Connection closed; transfer aborted, the old file is untouched.");
+			xfer_finish(s, 426,
+			            "Connection closed; transfer aborted, the old file is untouched.");
 			return;
 		}
 		if (n == 0) {
@@ -527,8 +532,8 @@ static const char *perm_facts(const struct ftp_session *s, int is_dir)
 
 enum list_kind { L_LIST, L_NLST, L_MLSD };
 
-static void list_line(struct ftp_session *s, struct buf *b, enum list_kind k, const char *name,
-                      int is_dir, uint64_t size, time_t mtime, mode_t mode)
+static void list_line(struct ftp_session *s, struct buf *b, enum list_kind k, const char *name, int is_dir,
+                      uint64_t size, time_t mtime, mode_t mode)
 {
 	char when[32];
 	if (k == L_NLST) {
@@ -566,7 +571,8 @@ static int build_listing(struct ftp_session *s, struct buf *b, enum list_kind k,
 		return -errno;
 	if (!S_ISDIR(st.st_mode)) {
 		const char *base = strrchr(rel, '/');
-		list_line(s, b, k, base ? base + 1 : rel, 0, (uint64_t)st.st_size, st.st_mtim.tv_sec, st.st_mode);
+		list_line(s, b, k, base ? base + 1 : rel, 0, (uint64_t)st.st_size, st.st_mtim.tv_sec,
+		          st.st_mode);
 		return 0;
 	}
 	struct fsroot_dent *v;
@@ -650,7 +656,8 @@ static void cmd_retr(struct ftp_session *s, const char *arg)
 	}
 	if ((uint64_t)st.st_size < s->rest) {
 		close(fd);
-		reply(s, "551 Restart position %llu is past the end of the file.", (unsigned long long)s->rest);
+		reply(s, "551 Restart position %llu is past the end of the file.",
+		      (unsigned long long)s->rest);
 		s->rest = 0;
 		return;
 	}
@@ -683,7 +690,8 @@ static int copy_prefix(struct ftp_session *s, const char *rel, uint64_t n, int w
 	}
 	off_t in = 0, out = 0;
 	while (n) {
-		ssize_t c = copy_file_range(fd, &in, s->up.fd, &out, n > (1u << 30) ? (1u << 30) : (size_t)n, 0);
+		ssize_t c =
+		        copy_file_range(fd, &in, s->up.fd, &out, n > (1u << 30) ? (1u << 30) : (size_t)n, 0);
 		if (c <= 0) {
 			int e = c < 0 ? errno : EIO;
 			close(fd);
@@ -750,8 +758,9 @@ static void cmd_abor(struct ftp_session *s)
 static void cmd_feat(struct ftp_session *s)
 {
 	reply(s, "211-Features:");
-	static const char *feats[] = { " EPRT", " EPSV", " MDTM", " MLST type*;size*;modify*;perm*;",
-		                       " PASV", " REST STREAM", " SIZE", " TVFS", " UTF8" };
+	static const char *feats[] = {" EPRT", " EPSV",        " MDTM", " MLST type*;size*;modify*;perm*;",
+	                              " PASV", " REST STREAM", " SIZE", " TVFS",
+	                              " UTF8"};
 	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
 		reply(s, "%s", feats[i]);
 	reply(s, "211 End");
@@ -812,7 +821,8 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 		if (IS("ABOR"))
 			cmd_abor(s);
 		else if (IS("STAT"))
-			reply(s, "213 Transferring %s: %llu bytes so far.", s->what, (unsigned long long)s->bytes);
+			reply(s, "213 Transferring %s: %llu bytes so far.", s->what,
+			      (unsigned long long)s->bytes);
 		else if (IS("NOOP"))
 			reply(s, "200 NOOP ok.");
 		else
@@ -935,7 +945,8 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 			char ip[64];
 			log_msg("ftp: refused %s to %s from %s (FTP bounce protection)", v,
 			        net_addr_str((struct sockaddr *)&a, ip, sizeof(ip)), s->peer_str);
-			reply(s, "501 Rejected: data connections go only to your own address (%s).", s->peer_str);
+			reply(s, "501 Rejected: data connections go only to your own address (%s).",
+			      s->peer_str);
 			return 0;
 		}
 		if (((struct sockaddr_in *)&a)->sin_port == 0) {
@@ -994,7 +1005,8 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 		if (!need_write(s) || stat_path(s, arg, rel, sizeof(rel), &st) < 0)
 			return 0;
 		if (!*rel || (IS("DELE") && S_ISDIR(st.st_mode)) || (!IS("DELE") && !S_ISDIR(st.st_mode))) {
-			reply(s, "550 %s.", IS("DELE") ? "Not a plain file" : "Not a directory (or the root)");
+			reply(s, "550 %s.",
+			      IS("DELE") ? "Not a plain file" : "Not a directory (or the root)");
 			return 0;
 		}
 		rc = fsroot_remove(s->x->root, rel);
@@ -1142,7 +1154,8 @@ static void session_close(struct ftp_session *s)
 static int control_flush(struct ftp_session *s)
 {
 	while (buf_used(&s->out)) {
-		ssize_t n = send(s->io.fd, buf_start(&s->out), buf_used(&s->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+		        send(s->io.fd, buf_start(&s->out), buf_used(&s->out), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -1260,7 +1273,8 @@ int ftp_session_start(struct ftp_ctx *x, int fd, const struct sockaddr_storage *
 		x->sessions->prev = s;
 	x->sessions = s;
 	x->nsessions++;
-	reply(s, "220 loopkit %s FTP ready%s.", LOOPKIT_VERSION, x->cfg->write ? " (writable)" : " (read-only)");
+	reply(s, "220 loopkit %s FTP ready%s.", LOOPKIT_VERSION,
+	      x->cfg->write ? " (writable)" : " (read-only)");
 	arm_idle(s);
 	control_run(s);
 	return 0;

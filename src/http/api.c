@@ -164,7 +164,7 @@ static void json_headers(struct json *j, const struct http_request *req)
 		for (size_t k = 0; k < n; k++) {
 			char ch = h->name.p[k];
 			name[k] = (char)((k == 0 || name[k - 1] == '-') ? toupper((unsigned char)ch)
-			                                                 : tolower((unsigned char)ch));
+			                                                : tolower((unsigned char)ch));
 		}
 		json_key_n(j, name, n);
 		json_str_n(j, h->value.p, h->value.len);
@@ -180,11 +180,11 @@ static void json_url(struct json *j, struct http_conn *c, const struct http_reqi
 	if (t.len > 7 && !strncasecmp(t.p, "http://", 7))
 		snprintf(url, sizeof(url), "%.*s", (int)t.len, t.p);
 	else if (host)
-		snprintf(url, sizeof(url), "http://%.*s%.*s", (int)host->value.len, host->value.p,
-		         (int)t.len, t.p);
+		snprintf(url, sizeof(url), "http://%.*s%.*s", (int)host->value.len, host->value.p, (int)t.len,
+		         t.p);
 	else
-		snprintf(url, sizeof(url), "http://%s:%u%.*s", c->w->srv->host, c->w->srv->port,
-		         (int)t.len, t.p);
+		snprintf(url, sizeof(url), "http://%s:%u%.*s", c->w->srv->host, c->w->srv->port, (int)t.len,
+		         t.p);
 	json_str(j, url);
 }
 
@@ -223,8 +223,8 @@ static int etag_list_has(struct http_slice v, const char *tag)
 }
 
 /* The echo answer. extra: preformatted header lines ("Name: v\r\n") or NULL. */
-static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a,
-                 unsigned parts, int status, const char *extra)
+static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a, unsigned parts,
+                 int status, const char *extra)
 {
 	struct buf b;
 	struct json j;
@@ -239,7 +239,8 @@ static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struc
 		json_key(&j, "form");
 		struct args *form = NULL;
 		if (content_type_is(ri, "application/x-www-form-urlencoded") &&
-		    (form = malloc(sizeof(*form))) && args_parse(form, ri->body ? ri->body : "", ri->body_len) == 0)
+		    (form = malloc(sizeof(*form))) &&
+		    args_parse(form, ri->body ? ri->body : "", ri->body_len) == 0)
 			json_args(&j, form);
 		else
 			json_obj_begin(&j), json_obj_end(&j);
@@ -312,11 +313,16 @@ static int parse_secs(const char *s, uint64_t max_ms, uint64_t *ms)
 
 static int b64_val(int ch)
 {
-	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-	if (ch == '+' || ch == '-') return 62;
-	if (ch == '/' || ch == '_') return 63;
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+' || ch == '-')
+		return 62;
+	if (ch == '/' || ch == '_')
+		return 63;
 	return -1;
 }
 
@@ -384,8 +390,7 @@ static int redirect_ok(const char *u)
 		return 0;
 	memcpy(tmp, name, nlen);
 	tmp[nlen] = 0;
-	if (!strcasecmp(tmp, "localhost") ||
-	    (nlen > 10 && !strcasecmp(tmp + nlen - 10, ".localhost")))
+	if (!strcasecmp(tmp, "localhost") || (nlen > 10 && !strcasecmp(tmp + nlen - 10, ".localhost")))
 		return 1;
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -430,9 +435,8 @@ static void uuid4(struct http_conn *c, char out[37])
 	}
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-	         r[13], r[14], r[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+	         r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
 /* ---- generated bodies ---- */
@@ -542,7 +546,8 @@ static void ep_status(struct http_conn *c, const struct http_reqinfo *ri, const 
 			i++;
 		uint64_t v;
 		if (nc == 64 || parse_u64(s + st, i - st, 999, &v) < 0 || v < 100 || v > 599) {
-			api_error(c, 400, "status codes are 100-599, optionally as a comma list: /_/status/200,500");
+			api_error(c, 400,
+			          "status codes are 100-599, optionally as a comma list: /_/status/200,500");
 			return;
 		}
 		codes[nc++] = (int)v;
@@ -566,8 +571,8 @@ static void ep_status(struct http_conn *c, const struct http_reqinfo *ri, const 
 	resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
 }
 
-static void ep_bytes(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a,
-                     const char *s, size_t n, int stream)
+static void ep_bytes(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a, const char *s,
+                     size_t n, int stream)
 {
 	uint64_t len, seed, chunk = 10240;
 	if (parse_u64(s, n, API_MAX_BYTES, &len) < 0) {
@@ -649,18 +654,20 @@ static void ep_drip(struct http_conn *c, const struct http_reqinfo *ri, const st
 
 static void ep_response_headers(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a)
 {
-	static const char *reserved[] = { "content-length", "transfer-encoding", "connection",
-		                          "date", "server", "x-content-type-options",
-		                          "content-security-policy", "keep-alive", "upgrade", "trailer" };
+	static const char *reserved[] = {
+	        "content-length",         "transfer-encoding",       "connection", "date",    "server",
+	        "x-content-type-options", "content-security-policy", "keep-alive", "upgrade", "trailer"};
 	const char *type = "application/json";
 	for (size_t i = 0; i < a->n; i++) {
 		if (!header_name_ok(a->kv[i].k) || !header_value_ok(a->kv[i].v)) {
-			api_error(c, 400, "header names must be tokens and values free of control characters");
+			api_error(c, 400,
+			          "header names must be tokens and values free of control characters");
 			return;
 		}
 		for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++) {
 			if (!strcasecmp(a->kv[i].k, reserved[k])) {
-				api_error(c, 400, "that header is set by the server and cannot be overridden");
+				api_error(c, 400,
+				          "that header is set by the server and cannot be overridden");
 				return;
 			}
 		}
@@ -692,13 +699,14 @@ static void ep_auth(struct http_conn *c, const struct http_reqinfo *ri, const ch
 	char user[512], pass[512], dec[1100];
 	if (!bearer) {
 		const char *sl = memchr(rest, '/', rlen);
-		if (!sl || memchr(sl + 1, '/', rlen - (size_t)(sl - rest) - 1) || (size_t)(sl - rest) >= sizeof(user) ||
-		    rlen - (size_t)(sl - rest) - 1 >= sizeof(pass)) {
+		if (!sl || memchr(sl + 1, '/', rlen - (size_t)(sl - rest) - 1) ||
+		    (size_t)(sl - rest) >= sizeof(user) || rlen - (size_t)(sl - rest) - 1 >= sizeof(pass)) {
 			api_error(c, 404, "use /_/basic-auth/USER/PASS");
 			return;
 		}
 		ssize_t ul = http_percent_decode(rest, (size_t)(sl - rest), user, sizeof(user) - 1, 0);
-		ssize_t pl = http_percent_decode(sl + 1, rlen - (size_t)(sl - rest) - 1, pass, sizeof(pass) - 1, 0);
+		ssize_t pl = http_percent_decode(sl + 1, rlen - (size_t)(sl - rest) - 1, pass,
+		                                 sizeof(pass) - 1, 0);
 		if (ul < 0 || pl < 0) {
 			api_error(c, 400, "malformed escape in USER or PASS");
 			return;
@@ -712,8 +720,10 @@ static void ep_auth(struct http_conn *c, const struct http_reqinfo *ri, const ch
 		if (dl >= 0) {
 			dec[dl] = 0;
 			char *colon = memchr(dec, ':', (size_t)dl);
-			ok = colon && (size_t)(colon - dec) == strlen(user) && !memcmp(dec, user, strlen(user)) &&
-			     (size_t)(dl - (colon - dec) - 1) == strlen(pass) && !memcmp(colon + 1, pass, strlen(pass));
+			ok = colon && (size_t)(colon - dec) == strlen(user) &&
+			     !memcmp(dec, user, strlen(user)) &&
+			     (size_t)(dl - (colon - dec) - 1) == strlen(pass) &&
+			     !memcmp(colon + 1, pass, strlen(pass));
 		}
 	}
 	if (au && bearer && au->value.len > 7 && !strncasecmp(au->value.p, "Bearer ", 7))
@@ -784,8 +794,10 @@ static void ep_cookies(struct http_conn *c, const struct http_reqinfo *ri)
 static void ep_cookies_change(struct http_conn *c, const struct args *a, int set)
 {
 	for (size_t i = 0; i < a->n; i++) {
-		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") || !header_value_ok(a->kv[i].v)) {
-			api_error(c, 400, "cookie names must be tokens and values free of ; , space and quotes");
+		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") ||
+		    !header_value_ok(a->kv[i].v)) {
+			api_error(c, 400,
+			          "cookie names must be tokens and values free of ; , space and quotes");
 			return;
 		}
 	}
@@ -795,7 +807,8 @@ static void ep_cookies_change(struct http_conn *c, const struct args *a, int set
 		if (set)
 			resp_headerf(c, "Set-Cookie", "%s=%s; Path=/", a->kv[i].k, a->kv[i].v);
 		else
-			resp_headerf(c, "Set-Cookie", "%s=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+			resp_headerf(c, "Set-Cookie",
+			             "%s=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
 			             a->kv[i].k);
 	}
 	resp_header(c, "Location", "/_/cookies");
@@ -901,7 +914,8 @@ void api_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		const char *url = args_get(a, "url"), *sc = args_get(a, "status_code");
 		uint64_t code = 302;
 		if (!url || !redirect_ok(url)) {
-			api_error(c, 400, "url must be a path on this server or an http(s) URL on a loopback host");
+			api_error(c, 400,
+			          "url must be a path on this server or an http(s) URL on a loopback host");
 			goto out;
 		}
 		if (sc && (parse_u64(sc, strlen(sc), 399, &code) < 0 || code < 300)) {
@@ -938,7 +952,8 @@ void api_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			goto out;
 		}
 		char extra[80];
-		snprintf(extra, sizeof(extra), "Cache-Control: public, max-age=%llu\r\n", (unsigned long long)secs);
+		snprintf(extra, sizeof(extra), "Cache-Control: public, max-age=%llu\r\n",
+		         (unsigned long long)secs);
 		echo(c, ri, a, 0, 200, extra);
 	} else if (route(p, n, "etag", &rest, &rlen) == 2) {
 		if (!only_get(c, ri))

@@ -16,19 +16,17 @@
 #include "http/parse.h"
 #include "http/server.h"
 
-#define HTTP_API_MAX_BODY (1024 * 1024) /* /_/ endpoints buffer bodies up to this -> 413 */
-#define HTTP_OUT_MAX      (64 * 1024 * 1024) /* largest response held in memory (listings) */
-#define HTTP_OUT_FLUSH    (64 * 1024)        /* stop pipelining and flush past this */
-#define HTTP_IN_MAX       (HTTP_MAX_HEAD + 1024)
-#define HTTP_LINGER_MS    2000
-#define HTTP_MAX_LISTING  50000              /* directory entries shown in one listing */
-#define HTTP_CACHE_SLOTS  1024               /* per thread */
-#define HTTP_CACHE_FILE_MAX (64 * 1024)      /* files up to this are kept in memory */
-#define HTTP_CACHE_RECHECK_MS 1000           /* re-stat a cached path at least this often */
+#define HTTP_API_MAX_BODY     (1024 * 1024)      /* /_/ endpoints buffer bodies up to this -> 413 */
+#define HTTP_OUT_MAX          (64 * 1024 * 1024) /* largest response held in memory (listings) */
+#define HTTP_OUT_FLUSH        (64 * 1024)        /* stop pipelining and flush past this */
+#define HTTP_IN_MAX           (HTTP_MAX_HEAD + 1024)
+#define HTTP_LINGER_MS        2000
+#define HTTP_MAX_LISTING      50000       /* directory entries shown in one listing */
+#define HTTP_CACHE_SLOTS      1024        /* per thread */
+#define HTTP_CACHE_FILE_MAX   (64 * 1024) /* files up to this are kept in memory */
+#define HTTP_CACHE_RECHECK_MS 1000        /* re-stat a cached path at least this often */
 
-enum http_method {
-	M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER
-};
+enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER };
 
 struct http_worker;
 
@@ -37,25 +35,25 @@ struct http_server {
 	struct fsroot root;
 	int nworkers;
 	struct http_worker **workers;
-	atomic_uint nconns;       /* open connections, all threads */
+	atomic_uint nconns; /* open connections, all threads */
 	atomic_int stopping;
 	uint16_t port;
-	char host[64];            /* bound address as text, for the Host check */
+	char host[64]; /* bound address as text, for the Host check */
 };
 
 struct http_cache_entry {
-	char *path;               /* normalised relative path; NULL when the slot is free */
+	char *path; /* normalised relative path; NULL when the slot is free */
 	uint32_t hash;
 	dev_t dev;
 	ino_t ino;
 	off_t size;
 	struct timespec mtime, ctime;
-	char *data;               /* the whole file */
+	char *data; /* the whole file */
 	const char *mime;
 	char etag[64];
 	char lastmod[32];
-	int wd, dwd;              /* inotify watches on the file and its directory; -1: none */
-	uint64_t checked;         /* loop_now() of the last stat of the path */
+	int wd, dwd;      /* inotify watches on the file and its directory; -1: none */
+	uint64_t checked; /* loop_now() of the last stat of the path */
 };
 
 struct http_worker {
@@ -67,30 +65,30 @@ struct http_worker {
 	int emfile_logged;              /* said once per episode of descriptor exhaustion */
 	struct loop_timer accept_timer; /* retries accept after EMFILE */
 	struct loop_timer grace_timer;
-	struct http_conn *conns;        /* doubly linked list of open connections */
+	struct http_conn *conns; /* doubly linked list of open connections */
 	unsigned nconns;
 	int stopping;
 	pthread_t thread;
-	struct buf log;                 /* access-log lines waiting for one write */
+	struct buf log; /* access-log lines waiting for one write */
 	int log_flush_queued;
 	time_t date_sec;
-	char date[32];                  /* cached IMF-fixdate of date_sec */
+	char date[32]; /* cached IMF-fixdate of date_sec */
 	struct http_cache_entry cache[HTTP_CACHE_SLOTS];
-	struct loop_io ino_io;          /* inotify: invalidates cache entries when files change */
-	struct ftp_ctx ftp;             /* FTP sessions handed over by the sniffer */
-	uint64_t prng;                  /* for /_/status lists, uuid fallback */
+	struct loop_io ino_io; /* inotify: invalidates cache entries when files change */
+	struct ftp_ctx ftp;    /* FTP sessions handed over by the sniffer */
+	uint64_t prng;         /* for /_/status lists, uuid fallback */
 	time_t clf_sec;
-	char clf[32];                   /* cached common-log time of clf_sec */
-	struct http_request req;        /* the head being parsed (one at a time per thread) */
+	char clf[32];            /* cached common-log time of clf_sec */
+	struct http_request req; /* the head being parsed (one at a time per thread) */
 };
 
 enum conn_state {
-	CS_SNIFF,     /* nothing received yet; silence until the sniff window ends means FTP */
-	CS_HEAD,      /* waiting for (more of) a request head, or idle between requests */
-	CS_BODY,      /* reading a request body into body_sink */
-	CS_SEND,      /* a response is being written; reading paused */
-	CS_WAIT,      /* response held back until a deadline (/_/delay, /_/drip) */
-	CS_LINGER,    /* response sent, write side shut, discarding input until close */
+	CS_SNIFF,  /* nothing received yet; silence until the sniff window ends means FTP */
+	CS_HEAD,   /* waiting for (more of) a request head, or idle between requests */
+	CS_BODY,   /* reading a request body into body_sink */
+	CS_SEND,   /* a response is being written; reading paused */
+	CS_WAIT,   /* response held back until a deadline (/_/delay, /_/drip) */
+	CS_LINGER, /* response sent, write side shut, discarding input until close */
 };
 
 enum body_sink { SINK_NONE, SINK_MEM, SINK_FILE };
@@ -99,46 +97,46 @@ enum resp_body { RB_NONE, RB_FILE, RB_GEN, RB_DRIP };
 struct http_conn {
 	struct loop_io io;
 	struct loop_timer timer;
-	uint64_t deadline;            /* ms; what happens then depends on state */
+	uint64_t deadline; /* ms; what happens then depends on state */
 	struct http_worker *w;
 	struct http_conn *prev, *next;
 	enum conn_state state;
-	struct buf in;                /* bytes read, not yet consumed */
-	struct buf out;               /* bytes to send before the response body */
-	size_t last_len;              /* parser resume point */
-	int closing;                  /* close once the current response is sent */
-	int linger;                   /* ...and drain input first: the peer may still be sending */
-	int shut;                     /* closed; memory freed after the batch */
+	struct buf in;   /* bytes read, not yet consumed */
+	struct buf out;  /* bytes to send before the response body */
+	size_t last_len; /* parser resume point */
+	int closing;     /* close once the current response is sent */
+	int linger;      /* ...and drain input first: the peer may still be sending */
+	int shut;        /* closed; memory freed after the batch */
 	struct sockaddr_storage peer;
 	char peer_str[48];
 
 	/* the request in progress */
-	uint64_t t_start;             /* µs when the head was complete */
+	uint64_t t_start; /* µs when the head was complete */
 	int status;
-	uint64_t body_bytes;          /* response body bytes sent */
-	int head_only;                /* HEAD: no body */
+	uint64_t body_bytes; /* response body bytes sent */
+	int head_only;       /* HEAD: no body */
 	int minor;
-	char logreq[256];             /* "GET /path HTTP/1.1" for the access log */
+	char logreq[256]; /* "GET /path HTTP/1.1" for the access log */
 
 	/* request body */
 	enum body_sink sink;
 	int chunked;
 	struct http_chunked chunk;
-	uint64_t body_left;           /* Content-Length bytes still to read */
+	uint64_t body_left; /* Content-Length bytes still to read */
 	uint64_t body_total;
-	char *head;                   /* copy of the head while a body is read (SINK_MEM) */
+	char *head; /* copy of the head while a body is read (SINK_MEM) */
 	size_t head_len;
-	struct buf body;              /* SINK_MEM */
-	struct fsroot_upload up;      /* SINK_FILE */
+	struct buf body;         /* SINK_MEM */
+	struct fsroot_upload up; /* SINK_FILE */
 
 	/* response body after `out` */
 	enum resp_body rb;
 	int file_fd;
 	off_t file_off;
-	uint64_t rb_left;             /* bytes (RB_FILE, RB_GEN, RB_DRIP) */
-	uint64_t gen_state;           /* RB_GEN: PRNG state */
-	int gen_chunked;              /* RB_GEN: chunked framing */
-	size_t gen_chunk;             /* RB_GEN: chunk size */
+	uint64_t rb_left;   /* bytes (RB_FILE, RB_GEN, RB_DRIP) */
+	uint64_t gen_state; /* RB_GEN: PRNG state */
+	int gen_chunked;    /* RB_GEN: chunked framing */
+	size_t gen_chunk;   /* RB_GEN: chunk size */
 	uint64_t drip_interval_ms;
 };
 
@@ -146,9 +144,9 @@ struct http_conn {
 struct http_reqinfo {
 	const struct http_request *req;
 	enum http_method method;
-	struct http_slice path;       /* raw path of the target, before '?' */
-	struct http_slice query;      /* after '?', without it; len 0 when none */
-	const char *body;             /* SINK_MEM body */
+	struct http_slice path;  /* raw path of the target, before '?' */
+	struct http_slice query; /* after '?', without it; len 0 when none */
+	const char *body;        /* SINK_MEM body */
 	size_t body_len;
 	int accept_json;
 };
@@ -159,7 +157,7 @@ struct http_reqinfo {
 void resp_start(struct http_conn *c, int status);
 void resp_header(struct http_conn *c, const char *name, const char *value);
 void resp_headerf(struct http_conn *c, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* Ends the headers with Content-Type and Content-Length and appends the body
  * (omitted for HEAD). */
 void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t len);

@@ -4,11 +4,11 @@
 #include <string.h>
 
 /* Our own names, not strftime's: the output must not depend on the locale. */
-static const char wday_names[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-static const char *const wday_long[7] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
-					  "Thursday", "Friday", "Saturday" };
-static const char month_names[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+static const char wday_names[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const wday_long[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                         "Thursday", "Friday", "Saturday"};
+static const char month_names[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 static void put2(char *o, int v)
 {
@@ -23,8 +23,7 @@ size_t http_date_format(time_t t, char *out)
 	int year;
 
 	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
-		memcpy(out, t < 0 ? "Sat, 01 Jan 0000 00:00:00 GMT" : "Fri, 31 Dec 9999 23:59:59 GMT",
-		       30);
+		memcpy(out, t < 0 ? "Sat, 01 Jan 0000 00:00:00 GMT" : "Fri, 31 Dec 9999 23:59:59 GMT", 30);
 		return 29;
 	}
 	year = tm.tm_year + 1900;
@@ -79,15 +78,15 @@ static int time_of_day(const char *s, struct tm *tm)
 	tm->tm_hour = digits(s, 2);
 	tm->tm_min = digits(s + 3, 2);
 	tm->tm_sec = digits(s + 6, 2);
-	if (tm->tm_hour < 0 || tm->tm_hour > 23 || tm->tm_min < 0 || tm->tm_min > 59 ||
-	    tm->tm_sec < 0 || tm->tm_sec > 60)
+	if (tm->tm_hour < 0 || tm->tm_hour > 23 || tm->tm_min < 0 || tm->tm_min > 59 || tm->tm_sec < 0 ||
+	    tm->tm_sec > 60)
 		return -1;
 	return 0;
 }
 
 static int valid_day(int year, int mon, int day)
 {
-	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 
 	if (mon < 0 || day < 1)

@@ -28,7 +28,8 @@ static void make_etag(const struct stat *st, char *out, size_t len)
 {
 	snprintf(out, len, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino,
 	         (unsigned long long)st->st_size,
-	         (unsigned long long)st->st_mtim.tv_sec * 1000000000ull + (unsigned long long)st->st_mtim.tv_nsec);
+	         (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
+	                 (unsigned long long)st->st_mtim.tv_nsec);
 }
 
 static const struct http_header *hdr(const struct http_reqinfo *ri, const char *name)
@@ -100,7 +101,7 @@ static void url_encode(struct buf *b, const char *s, size_t n)
 		    ch == '-' || ch == '_' || ch == '.' || ch == '~' || ch == '/') {
 			buf_append(b, s + i, 1);
 		} else {
-			char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+			char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
 			buf_append(b, e, 3);
 		}
 	}
@@ -128,8 +129,8 @@ static void respond_errno(struct http_conn *c, int err)
 
 static void allow_header(struct http_conn *c)
 {
-	resp_header(c, "Allow", c->w->srv->cfg.write ? "GET, HEAD, OPTIONS, PUT, DELETE"
-	                                             : "GET, HEAD, OPTIONS");
+	resp_header(c, "Allow",
+	            c->w->srv->cfg.write ? "GET, HEAD, OPTIONS, PUT, DELETE" : "GET, HEAD, OPTIONS");
 }
 
 /* ---- the per-thread cache of small files ----
@@ -192,9 +193,11 @@ static void inotify_cb(struct loop *l, struct loop_io *io, unsigned events)
 			p += sizeof(*ev) + ev->len;
 			for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++) {
 				struct http_cache_entry *e = &w->cache[i];
-				if (e->path && ((ev->mask & IN_Q_OVERFLOW) || e->wd == ev->wd || e->dwd == ev->wd)) {
+				if (e->path &&
+				    ((ev->mask & IN_Q_OVERFLOW) || e->wd == ev->wd || e->dwd == ev->wd)) {
 					if (ev->mask & IN_IGNORED) {
-						/* The kernel dropped this watch: forget it, do not remove it. */
+						/* The kernel dropped this watch: forget it, do not remove it.
+						 */
 						if (e->wd == ev->wd)
 							e->wd = -1;
 						if (e->dwd == ev->wd)
@@ -262,8 +265,8 @@ static int watch_fd(struct http_worker *w, int fd, uint32_t mask)
 	return inotify_add_watch(w->ino_io.fd, p, mask);
 }
 
-static struct http_cache_entry *cache_store(struct http_worker *w, const char *rel, uint32_t h,
-                                            int fd, const struct stat *st)
+static struct http_cache_entry *cache_store(struct http_worker *w, const char *rel, uint32_t h, int fd,
+                                            const struct stat *st)
 {
 	struct http_cache_entry *e = &w->cache[h % HTTP_CACHE_SLOTS];
 	char *data = malloc(st->st_size ? (size_t)st->st_size : 1);
@@ -285,8 +288,9 @@ static struct http_cache_entry *cache_store(struct http_worker *w, const char *r
 	e->wd = watch_fd(w, fd, IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF);
 	const char *name;
 	int dfd = fsroot_open_parent(&w->srv->root, rel, &name);
-	e->dwd = dfd >= 0 ? watch_fd(w, dfd, IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-	                                         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+	e->dwd = dfd >= 0 ? watch_fd(w, dfd,
+	                             IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+	                                     IN_MOVE_SELF | IN_ONLYDIR)
 	                  : -1;
 	if (dfd >= 0)
 		close(dfd);
@@ -340,7 +344,8 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
 		if (ifr) {
 			time_t t;
 			if (ifr->value.len && ifr->value.p[0] == '"')
-				use = ifr->value.len == strlen(v->etag) && !memcmp(ifr->value.p, v->etag, ifr->value.len);
+				use = ifr->value.len == strlen(v->etag) &&
+				      !memcmp(ifr->value.p, v->etag, ifr->value.len);
 			else if (http_date_parse(ifr->value.p, ifr->value.len, &t) == 0)
 				use = t == v->mtime;
 			else
@@ -352,7 +357,8 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
 	if (rr == HTTP_RANGE_UNSATISFIABLE) {
 		resp_start(c, 416);
 		resp_headerf(c, "Content-Range", "bytes */%llu", (unsigned long long)v->size);
-		static const char msg[] = "416 Range Not Satisfiable: the range starts past the end of the file\n";
+		static const char msg[] =
+		        "416 Range Not Satisfiable: the range starts past the end of the file\n";
 		resp_send_mem(c, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
 		return 0;
 	}
@@ -375,7 +381,7 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
 
 static void serve_cached(struct http_conn *c, const struct http_reqinfo *ri, struct http_cache_entry *e)
 {
-	struct file_view v = { e->mime, e->etag, e->lastmod, e->mtime.tv_sec, (uint64_t)e->size };
+	struct file_view v = {e->mime, e->etag, e->lastmod, e->mtime.tv_sec, (uint64_t)e->size};
 	uint64_t first, len;
 	if (file_head(c, ri, &v, &first, &len)) {
 		buf_append(&c->out, e->data + first, (size_t)len);
@@ -400,7 +406,7 @@ static void serve_fd(struct http_conn *c, const struct http_reqinfo *ri, const c
 	char etag[64], lastmod[32];
 	make_etag(st, etag, sizeof(etag));
 	http_date_format(st->st_mtim.tv_sec, lastmod);
-	struct file_view v = { http_mime_type(rel), etag, lastmod, st->st_mtim.tv_sec, (uint64_t)st->st_size };
+	struct file_view v = {http_mime_type(rel), etag, lastmod, st->st_mtim.tv_sec, (uint64_t)st->st_size};
 	uint64_t first, len;
 	if (!file_head(c, ri, &v, &first, &len) || !len) {
 		close(fd);
@@ -423,7 +429,7 @@ static void iso_time(time_t t, char *out, size_t len)
 
 static void human_size(uint64_t n, char *out, size_t len)
 {
-	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)n;
 	int u = 0;
 	while (v >= 1024 && u < 4) {
@@ -515,7 +521,8 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 		buf_puts(&body, "</table>");
 		if (hidden_more)
 			buf_printf(&body, "<p>%zu more entries not shown.</p>", hidden_more);
-		buf_puts(&body, "<footer><p><small>loopkit " LOOPKIT_VERSION "</small></p></footer></body></html>\n");
+		buf_puts(&body, "<footer><p><small>loopkit " LOOPKIT_VERSION
+		                "</small></p></footer></body></html>\n");
 	}
 	fsroot_list_free(v, n);
 	resp_start(c, 200);
@@ -601,15 +608,13 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	switch (ri->method) {
 	case M_GET:
-	case M_HEAD:
-		break;
-	case M_OPTIONS:
-		files_options(c, ri);
-		return;
+	case M_HEAD: break;
+	case M_OPTIONS: files_options(c, ri); return;
 	case M_PUT:
 	case M_DELETE:
 		if (!s->cfg.write) {
-			resp_error(c, 405, "the server is read-only; start it with --write to allow PUT and DELETE");
+			resp_error(c, 405,
+			           "the server is read-only; start it with --write to allow PUT and DELETE");
 			return;
 		}
 		if (ri->method == M_PUT) {
@@ -632,12 +637,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		resp_start(c, 204);
 		resp_end_headers(c, NULL, 0, 0);
 		return;
-	case M_OTHER:
-		resp_error(c, 501, "method not implemented");
-		return;
-	default:
-		resp_error(c, 405, "method not allowed on files");
-		return;
+	case M_OTHER: resp_error(c, 501, "method not implemented"); return;
+	default: resp_error(c, 405, "method not allowed on files"); return;
 	}
 
 	/* Fast path: a small file served from the cache. */

@@ -24,15 +24,15 @@
 
 /* RFC 9110 5.6.2 tchar: "!#$%&'*+-.^_`|~", DIGIT, ALPHA. */
 static const unsigned char tchar[256] = {
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
-	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
-	0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, /* 0x20  !"#$%&'()*+,-./ */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, /* 0x30 0-9 :;<=>? */
-	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 @A-O */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 P-Z[\]^_ */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `a-o */
-	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* 0x70 p-z{|}~ DEL */
-	/* 0x80-0xff: 0 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+        0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, /* 0x20  !"#$%&'()*+,-./ */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, /* 0x30 0-9 :;<=>? */
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 @A-O */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, /* 0x50 P-Z[\]^_ */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 `a-o */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, /* 0x70 p-z{|}~ DEL */
+                                                        /* 0x80-0xff: 0 */
 };
 
 #define ONES  0x0101010101010101ull
@@ -150,8 +150,7 @@ static int skip_empty_lines(const char **pp, const char *end, struct http_reques
 }
 
 /* Ends a line at *pp: CRLF or LF. */
-static int eat_eol(const char **pp, const char *end, struct http_request *req,
-		   const char *reason)
+static int eat_eol(const char **pp, const char *end, struct http_request *req, const char *reason)
 {
 	const char *p = *pp;
 
@@ -175,7 +174,7 @@ static int eat_eol(const char **pp, const char *end, struct http_request *req,
  * fires as soon as the offending byte (or the byte over a limit) is present. */
 static int parse_request_line(const char **pp, const char *end, struct http_request *req)
 {
-	static const char http[5] = { 'H', 'T', 'T', 'P', '/' };
+	static const char http[5] = {'H', 'T', 'T', 'P', '/'};
 	const char *p = *pp, *m = p, *t, *lim;
 	int major, minor, i, r;
 
@@ -427,17 +426,17 @@ int http_slice_ieq(struct http_slice s, const char *str)
  */
 
 enum chunk_state {
-	CH_SIZE = 0,  /* hex digits of a chunk size (the zeroed state) */
-	CH_SIZE_WS,   /* BWS after the digits, before ';' or the line end */
-	CH_EXT,       /* inside chunk extensions, skipped */
-	CH_SIZE_LF,   /* CR seen at the end of a size line */
-	CH_DATA,      /* chunk data; d->remaining bytes left */
-	CH_DATA_CR,   /* CRLF after chunk data */
+	CH_SIZE = 0, /* hex digits of a chunk size (the zeroed state) */
+	CH_SIZE_WS,  /* BWS after the digits, before ';' or the line end */
+	CH_EXT,      /* inside chunk extensions, skipped */
+	CH_SIZE_LF,  /* CR seen at the end of a size line */
+	CH_DATA,     /* chunk data; d->remaining bytes left */
+	CH_DATA_CR,  /* CRLF after chunk data */
 	CH_DATA_LF,
 	CH_TRAILER_START, /* at the start of a trailer line or the final blank line */
-	CH_TRAILER,   /* inside a trailer field line, skipped */
+	CH_TRAILER,       /* inside a trailer field line, skipped */
 	CH_TRAILER_LF,
-	CH_END_LF,    /* CR of the final blank line seen */
+	CH_END_LF, /* CR of the final blank line seen */
 	CH_DONE,
 	CH_ERROR,
 };
@@ -585,8 +584,7 @@ static int chunk_byte(struct http_chunked *d, unsigned char c)
 			return -1;
 		d->state = CH_DONE;
 		return 0;
-	default:
-		return -1;
+	default: return -1;
 	}
 	/* A byte of a size line's tail or of a trailer line: bound the line. */
 	if (++d->line_len > HTTP_CHUNK_MAX_LINE)
@@ -665,15 +663,15 @@ static size_t range_number(const char **pp, const char *end, uint64_t *out)
 /* Contract in parse.h. Numbers too large for 64 bits saturate, so a huge first-pos
  * is unsatisfiable and a huge last-pos is clamped. *first and *last are set only
  * on HTTP_RANGE_OK. */
-enum http_range_result http_parse_range(const char *v, size_t len, uint64_t size,
-					uint64_t *first, uint64_t *last)
+enum http_range_result http_parse_range(const char *v, size_t len, uint64_t size, uint64_t *first,
+                                        uint64_t *last)
 {
 	const char *p = v, *end = v + len;
 	uint64_t a = 0, b = 0;
 	int has_a = 0, has_b = 0, count = 0;
 
 	p = skip_ows(p, end);
-	if (end - p < 5 || !http_slice_ieq((struct http_slice){ p, 5 }, "bytes"))
+	if (end - p < 5 || !http_slice_ieq((struct http_slice){p, 5}, "bytes"))
 		return HTTP_RANGE_NONE;
 	p = skip_ows(p + 5, end);
 	if (p == end || *p != '=')

@@ -88,8 +88,8 @@ enum http_range_result {
  * around tokens). A syntactically invalid value, another unit, or more than one
  * range gives HTTP_RANGE_NONE (RFC 9110 14.2 lets a server ignore Range). B past the
  * end is clamped to size-1. A >= size, or "-0", gives HTTP_RANGE_UNSATISFIABLE. */
-enum http_range_result http_parse_range(const char *v, size_t len, uint64_t size,
-                                        uint64_t *first, uint64_t *last);
+enum http_range_result http_parse_range(const char *v, size_t len, uint64_t size, uint64_t *first,
+                                        uint64_t *last);
 
 /* Formats t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into out, which must
  * hold 30 bytes; returns 29. */
@@ -112,8 +112,7 @@ int http_date_parse(const char *s, size_t len, time_t *t);
  * "/a//./b"), is NUL-terminated in out[0..outsz), and *trailing_slash says whether the
  * path ended in '/' (or was the root). Backslashes are ordinary bytes on Linux and
  * stay as they are. Returns HTTP_PATH_OK or one of the errors above. */
-int http_path_normalize(const char *path, size_t len, char *out, size_t outsz,
-                        int *trailing_slash);
+int http_path_normalize(const char *path, size_t len, char *out, size_t outsz, int *trailing_slash);
 
 /* True when any segment of a normalised path starts with '.' (".git", "a/.env"). */
 int http_path_has_dot_segment(const char *norm);
@@ -121,8 +120,7 @@ int http_path_has_dot_segment(const char *norm);
 /* Percent-decodes src[0..len) into out (query components: '+' becomes ' ' when
  * plus_is_space). Returns the decoded length, or -1 on a malformed escape or when out
  * (of outsz bytes) is too small. Does not NUL-terminate. */
-ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz,
-                            int plus_is_space);
+ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz, int plus_is_space);
 
 /* Content-Type for a file name, from a table of common web types by extension
  * (case-insensitive); "application/octet-stream" when unknown. Text types carry

@@ -38,8 +38,7 @@ static int decode_escape(const char *s, size_t left)
  * (HTTP_PATH_BAD, HTTP_PATH_ESCAPES) take precedence over it. A final "." or ".."
  * segment leaves a trailing slash, as in RFC 3986 ("/a/.." is the root).
  */
-int http_path_normalize(const char *path, size_t len, char *out, size_t outsz,
-			int *trailing_slash)
+int http_path_normalize(const char *path, size_t len, char *out, size_t outsz, int *trailing_slash)
 {
 	size_t i = 0, o = 0, seg_start = 0, seg_len = 0, lost = 0;
 	int seg_dots = 1, seg_over = 0, trailing = 1;
@@ -139,8 +138,7 @@ int http_path_has_dot_segment(const char *norm)
 
 /* A decoded NUL is returned like any byte; the caller decides what it means. An
  * escaped '+' (%2B) stays '+' even when plus_is_space. */
-ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz,
-			    int plus_is_space)
+ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz, int plus_is_space)
 {
 	size_t i = 0, o = 0;
 

@@ -125,7 +125,10 @@ static void out_put(struct http_conn *c, const char *s, size_t n)
 
 #define OUT_LIT(c, s) out_put((c), (s), sizeof(s) - 1)
 
-static void out_str(struct http_conn *c, const char *s) { out_put(c, s, strlen(s)); }
+static void out_str(struct http_conn *c, const char *s)
+{
+	out_put(c, s, strlen(s));
+}
 
 static void out_u64(struct http_conn *c, uint64_t v)
 {
@@ -207,7 +210,10 @@ void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t 
 	}
 }
 
-struct buf *resp_out(struct http_conn *c) { return &c->out; }
+struct buf *resp_out(struct http_conn *c)
+{
+	return &c->out;
+}
 
 void resp_error(struct http_conn *c, int status, const char *msg)
 {
@@ -217,8 +223,8 @@ void resp_error(struct http_conn *c, int status, const char *msg)
 		n = (int)sizeof(body) - 1;
 	resp_start(c, status);
 	if (status == 405) {
-		resp_header(c, "Allow", c->w->srv->cfg.write ? "GET, HEAD, OPTIONS, PUT, DELETE"
-		                                             : "GET, HEAD, OPTIONS");
+		resp_header(c, "Allow",
+		            c->w->srv->cfg.write ? "GET, HEAD, OPTIONS, PUT, DELETE" : "GET, HEAD, OPTIONS");
 	}
 	resp_send_mem(c, "text/plain; charset=utf-8", body, (size_t)n);
 }
@@ -440,9 +446,9 @@ static enum http_method method_of(struct http_slice m)
 		const char *name;
 		enum http_method m;
 	} t[] = {
-		{ "GET", M_GET },       { "HEAD", M_HEAD },       { "POST", M_POST },
-		{ "PUT", M_PUT },       { "DELETE", M_DELETE },   { "OPTIONS", M_OPTIONS },
-		{ "PATCH", M_PATCH },   { "TRACE", M_TRACE },     { "CONNECT", M_CONNECT },
+	        {"GET", M_GET},     {"HEAD", M_HEAD},     {"POST", M_POST},
+	        {"PUT", M_PUT},     {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS},
+	        {"PATCH", M_PATCH}, {"TRACE", M_TRACE},   {"CONNECT", M_CONNECT},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (m.len == strlen(t[i].name) && !memcmp(m.p, t[i].name, m.len))
@@ -522,8 +528,8 @@ struct head_facts {
 
 /* Checks the head against RFC 9112 framing rules and our Host policy. Returns 0, or
  * an HTTP status to answer with (and then *msg says why). */
-static int head_check(struct http_conn *c, const struct http_request *req,
-                      struct http_reqinfo *ri, struct head_facts *f, const char **msg)
+static int head_check(struct http_conn *c, const struct http_request *req, struct http_reqinfo *ri,
+                      struct head_facts *f, const char **msg)
 {
 	struct http_server *s = c->w->srv;
 	const struct http_header *host = NULL;
@@ -611,8 +617,9 @@ static int head_check(struct http_conn *c, const struct http_request *req,
 
 	/* The target: origin-form, absolute-form (proxies), or "*" for OPTIONS. */
 	struct http_slice t = req->target;
-	struct http_slice authority = { NULL, 0 };
-	if (t.len >= 7 && (!strncasecmp(t.p, "http://", 7) || (t.len >= 8 && !strncasecmp(t.p, "https://", 8)))) {
+	struct http_slice authority = {NULL, 0};
+	if (t.len >= 7 &&
+	    (!strncasecmp(t.p, "http://", 7) || (t.len >= 8 && !strncasecmp(t.p, "https://", 8)))) {
 		size_t skip = t.p[4] == ':' ? 7 : 8;
 		const char *a = t.p + skip, *end = t.p + t.len;
 		const char *slash = memchr(a, '/', (size_t)(end - a));
@@ -1082,8 +1089,8 @@ static void sniff_silent(struct http_conn *c)
 	uint32_t inode;
 	char name[64];
 	if (getsockname(c->io.fd, (struct sockaddr *)&local, &len) == 0 &&
-	    net_is_loopback((struct sockaddr *)&c->peer) &&
-	    diag_peer_inode(&local, &c->peer, &inode) == 0 && diag_inode_is_browser(inode, name, sizeof(name))) {
+	    net_is_loopback((struct sockaddr *)&c->peer) && diag_peer_inode(&local, &c->peer, &inode) == 0 &&
+	    diag_inode_is_browser(inode, name, sizeof(name))) {
 		c->state = CS_HEAD;
 		conn_deadline(c, c->w->srv->cfg.idle_timeout_ms);
 		return;
@@ -1097,7 +1104,8 @@ static int sniff_bytes(struct http_conn *c)
 {
 	const unsigned char *p = (const unsigned char *)buf_start(&c->in);
 	if (p[0] == 0x16 && (buf_used(&c->in) < 2 || p[1] == 0x03)) {
-		log_msg("%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://", c->peer_str);
+		log_msg("%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://",
+		        c->peer_str);
 		conn_close(c);
 		return 0;
 	}
@@ -1180,9 +1188,7 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		return;
 	}
 	switch (c->state) {
-	case CS_SNIFF:
-		sniff_silent(c);
-		return;
+	case CS_SNIFF: sniff_silent(c); return;
 	case CS_HEAD:
 		if (buf_used(&c->in) && !buf_used(&c->out)) {
 			c->t_start = loop_clock_us();
@@ -1222,9 +1228,7 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		conn_run(c);
 		return;
 	case CS_SEND:
-	case CS_LINGER:
-		conn_close(c);
-		return;
+	case CS_LINGER: conn_close(c); return;
 	}
 }
 
@@ -1270,8 +1274,10 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 				/* Level-triggered epoll would report the listener again at once and
 				 * spin: stop watching it and retry on a timer. */
 				if (!w->emfile_logged)
-					log_msg("out of file descriptors (%s): pausing accept; raise the limit "
-					        "with ulimit -n", strerror(errno));
+					log_msg("out of file descriptors (%s): pausing accept; raise the "
+					        "limit "
+					        "with ulimit -n",
+					        strerror(errno));
 				w->emfile_logged = 1;
 				loop_io_stop(l, io);
 				loop_timer_start(l, &w->accept_timer, EMFILE_RETRY_MS);
@@ -1402,8 +1408,7 @@ static void worker_free(struct http_worker *w)
 	free(w);
 }
 
-struct http_server *http_server_new(const struct http_config *cfg, char *err, size_t errlen,
-                                    int *err_errno)
+struct http_server *http_server_new(const struct http_config *cfg, char *err, size_t errlen, int *err_errno)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 	*err_errno = 0;
@@ -1450,8 +1455,8 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		w->ftp.nconns = &s->nconns;
 		w->ftp.on_idle = ftp_idle_cb;
 		w->ftp.arg = w;
-		w->listen_fd = net_listen((struct sockaddr *)&addr, cfg->addrlen, 4096, s->nworkers > 1,
-		                          err, errlen);
+		w->listen_fd = net_listen((struct sockaddr *)&addr, cfg->addrlen, 4096, s->nworkers > 1, err,
+		                          errlen);
 		if (w->listen_fd < 0) {
 			*err_errno = errno;
 			goto fail;
@@ -1479,7 +1484,10 @@ fail:
 	return NULL;
 }
 
-uint16_t http_server_port(const struct http_server *s) { return s->port; }
+uint16_t http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
 
 int http_server_run(struct http_server *s)
 {

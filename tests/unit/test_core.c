@@ -58,8 +58,8 @@ static const char *show(const void *s, size_t n, char *out, size_t outlen)
 	return out;
 }
 
-#define SHOWN 600
-#define SHOW(s, n) show((s), (n), (char[SHOWN]){ 0 }, SHOWN)
+#define SHOWN      600
+#define SHOW(s, n) show((s), (n), (char[SHOWN]){0}, SHOWN)
 
 /* Deterministic generator, so a failing row is the same on every run. */
 static uint32_t rnd(uint32_t *s)
@@ -97,7 +97,10 @@ static char *guard_place(struct guard *g, const void *src, size_t len)
 	return p;
 }
 
-static void guard_free(struct guard *g) { munmap(g->map, g->maplen); }
+static void guard_free(struct guard *g)
+{
+	munmap(g->map, g->maplen);
+}
 
 /*
  * Descriptor accounting: every test that opens something runs between fx_setup and
@@ -182,9 +185,8 @@ static void test_buf_limits(void **state)
 	static const struct {
 		size_t max, chunk;
 	} rows[] = {
-		{ 1, 1 },       { 16, 1 },      { 16, 7 },    { 16, 16 },     { 1023, 100 },
-		{ 1024, 1024 }, { 1025, 1 },    { 1025, 1025 }, { 3000, 7 },  { 4095, 4095 },
-		{ 4096, 1 },    { 4097, 4097 }, { 5000, 4096 }, { 9000, 1000 },
+	        {1, 1},       {16, 1},   {16, 7},      {16, 16},  {1023, 100},  {1024, 1024}, {1025, 1},
+	        {1025, 1025}, {3000, 7}, {4095, 4095}, {4096, 1}, {4097, 4097}, {5000, 4096}, {9000, 1000},
 	};
 	static char src[9001];
 
@@ -241,7 +243,7 @@ static void test_buf_limits(void **state)
 /* Appending nothing never exceeds max, even to a buffer that owns no memory yet. */
 static void test_buf_append_empty(void **state)
 {
-	struct buf b = { .max = 16 };
+	struct buf b = {.max = 16};
 	int fresh = buf_append(&b, "", 0);
 	size_t used0 = buf_used(&b);
 	int abc = buf_append(&b, "abc", 3);
@@ -267,8 +269,7 @@ static void test_buf_space_huge_need(void **state)
 
 	buf_free(&b);
 	if (p)
-		fail_msg("buf_space(SIZE_MAX) with 1 byte used, max 1024: got room of %zu, want NULL",
-		         avail);
+		fail_msg("buf_space(SIZE_MAX) with 1 byte used, max 1024: got room of %zu, want NULL", avail);
 	assert_int_equal(used, 1);
 }
 
@@ -279,14 +280,14 @@ static void test_buf_space_compacts(void **state)
 		size_t max, fill, consume, need;
 		int ok;
 	} rows[] = {
-		{ 16, 16, 10, 10, 1 },      /* exactly the freed room */
-		{ 16, 16, 10, 11, 0 },      /* one more than max allows */
-		{ 1024, 1000, 900, 200, 1 }, /* fits in cap once compacted: no realloc */
-		{ 1024, 1024, 1, 1, 1 },
-		{ 4096, 1024, 1000, 1000, 1 },
-		{ 100000, 50000, 49000, 20000, 1 },
-		{ 100000, 100000, 99999, 99999, 1 },
-		{ 100000, 100000, 99999, 100000, 0 },
+	        {16, 16, 10, 10, 1},       /* exactly the freed room */
+	        {16, 16, 10, 11, 0},       /* one more than max allows */
+	        {1024, 1000, 900, 200, 1}, /* fits in cap once compacted: no realloc */
+	        {1024, 1024, 1, 1, 1},
+	        {4096, 1024, 1000, 1000, 1},
+	        {100000, 50000, 49000, 20000, 1},
+	        {100000, 100000, 99999, 99999, 1},
+	        {100000, 100000, 99999, 100000, 0},
 	};
 	static char src[100000];
 
@@ -312,8 +313,8 @@ static void test_buf_space_compacts(void **state)
 				         rows[i].need, keep, rows[i].max);
 		} else {
 			if (!p)
-				fail_msg("row %zu: buf_space(%zu) with %zu used, max %zu failed", i, rows[i].need,
-				         keep, rows[i].max);
+				fail_msg("row %zu: buf_space(%zu) with %zu used, max %zu failed", i,
+				         rows[i].need, keep, rows[i].max);
 			if (avail < rows[i].need || p != buf_start(&b) + keep)
 				fail_msg("row %zu: avail %zu (need %zu), p at %td (want %zu)", i, avail,
 				         rows[i].need, p - buf_start(&b), keep);
@@ -321,8 +322,8 @@ static void test_buf_space_compacts(void **state)
 			 * instead of growing. */
 			if (cap - len < rows[i].need && cap >= keep + rows[i].need &&
 			    (b.off != 0 || b.cap != cap))
-				fail_msg("row %zu: did not compact in place (off %zu, cap %zu -> %zu)", i, b.off,
-				         cap, b.cap);
+				fail_msg("row %zu: did not compact in place (off %zu, cap %zu -> %zu)", i,
+				         b.off, cap, b.cap);
 			if (b.cap > rows[i].max)
 				fail_msg("row %zu: cap %zu exceeds max %zu", i, b.cap, rows[i].max);
 		}
@@ -338,7 +339,7 @@ static void test_buf_consume(void **state)
 	static const struct {
 		size_t fill, consume, left;
 	} rows[] = {
-		{ 10, 0, 10 }, { 10, 3, 7 }, { 10, 9, 1 }, { 10, 10, 0 }, { 10, 11, 0 }, { 10, 1000, 0 },
+	        {10, 0, 10}, {10, 3, 7}, {10, 9, 1}, {10, 10, 0}, {10, 11, 0}, {10, 1000, 0},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -366,13 +367,13 @@ static void test_buf_printf(void **state)
 		size_t max, prefill, consume, n;
 		int want;
 	} rows[] = {
-		{ 4096, 0, 0, 0, 0 },        { 4096, 0, 0, 100, 0 },      { 4096, 0, 0, 127, 0 },
-		{ 4096, 0, 0, 128, 0 },      { 4096, 0, 0, 200, 0 },      { 4096, 0, 0, 1023, 0 },
-		{ 4096, 0, 0, 1024, 0 },     { 4096, 0, 0, 3000, 0 },     { 4096, 1000, 0, 500, 0 },
-		{ 4096, 1000, 0, 3095, 0 },  { 4096, 1000, 0, 3097, -1 }, { 4096, 1000, 0, 9000, -1 },
-		{ 1024, 1000, 900, 200, 0 }, { 1024, 1000, 900, 924, -1 }, { 100, 0, 0, 50, 0 },
-		{ 100, 0, 0, 99, 0 },        { 100, 0, 0, 101, -1 },      { 100, 90, 0, 9, 0 },
-		{ 100, 90, 0, 11, -1 },
+	        {4096, 0, 0, 0, 0},        {4096, 0, 0, 100, 0},       {4096, 0, 0, 127, 0},
+	        {4096, 0, 0, 128, 0},      {4096, 0, 0, 200, 0},       {4096, 0, 0, 1023, 0},
+	        {4096, 0, 0, 1024, 0},     {4096, 0, 0, 3000, 0},      {4096, 1000, 0, 500, 0},
+	        {4096, 1000, 0, 3095, 0},  {4096, 1000, 0, 3097, -1},  {4096, 1000, 0, 9000, -1},
+	        {1024, 1000, 900, 200, 0}, {1024, 1000, 900, 924, 0}, {100, 0, 0, 50, 0},
+	        {100, 0, 0, 99, 0},        {100, 0, 0, 101, -1},       {100, 90, 0, 9, 0},
+	        {100, 90, 0, 11, -1},
 	};
 	char *src = malloc(10000);
 
@@ -428,10 +429,10 @@ static void test_buf_printf_fills_to_max(void **state)
 	static const struct {
 		size_t max, prefill, n;
 	} rows[] = {
-		{ 100, 0, 100 },
-		{ 100, 90, 10 },
-		{ 4096, 1000, 3096 },
-		{ 16, 15, 1 },
+	        {100, 0, 100},
+	        {100, 90, 10},
+	        {4096, 1000, 3096},
+	        {16, 15, 1},
 	};
 	char src[4096];
 
@@ -506,8 +507,8 @@ static void write_doc(struct json *j)
 }
 
 static const char doc_compact[] =
-	"{\"a\":1,\"b\":[1,2,{}],\"c\":{\"d\":null},\"e\":[],\"f\":[[true,false],\"x\"],"
-	"\"g\":{\"r\":[1]},\"h\":null}";
+        "{\"a\":1,\"b\":[1,2,{}],\"c\":{\"d\":null},\"e\":[],\"f\":[[true,false],\"x\"],"
+        "\"g\":{\"r\":[1]},\"h\":null}";
 
 static const char doc_pretty[] = "{\n"
                                  "  \"a\": 1,\n"
@@ -552,8 +553,12 @@ static void test_json_nested(void **state)
 		int kind;
 		const char *want;
 	} rows[] = {
-		{ 0, "{}" }, { 1, "[]" }, { 2, "\"\"" }, { 3, "-9223372036854775808" },
-		{ 4, "18446744073709551615" }, { 5, "[0,-1,true]" },
+	        {0, "{}"},
+	        {1, "[]"},
+	        {2, "\"\""},
+	        {3, "-9223372036854775808"},
+	        {4, "18446744073709551615"},
+	        {5, "[0,-1,true]"},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char what[32];
@@ -591,42 +596,44 @@ static void test_json_escape(void **state)
 		size_t len; /* 0: strlen(in) */
 		const char *want;
 	} rows[] = {
-		{ "plain", 0, "\"plain\"" },
-		{ "", 0, "\"\"" },
-		{ "a\"b", 0, "\"a\\\"b\"" },
-		{ "a\\b", 0, "\"a\\\\b\"" },
-		{ "\"\\\"", 0, "\"\\\"\\\\\\\"\"" },
-		{ "\n\r\t", 0, "\"\\n\\r\\t\"" },
-		{ "\x01\x1f", 0, "\"\\u0001\\u001f\"" },
-		{ "\0", 1, "\"\\u0000\"" },
-		{ "a\0b", 3, "\"a\\u0000b\"" },
-		{ "\b\f\v", 0, "\"\\u0008\\u000c\\u000b\"" },
-		{ "\x7f", 0, "\"\\u007f\"" },
-		{ "<script>&amp;", 0, "\"\\u003cscript\\u003e\\u0026amp;\"" },
-		{ "</", 0, "\"\\u003c/\"" },
-		{ "a/b 'c' ~", 0, "\"a/b 'c' ~\"" },
-		/* valid UTF-8 passes unchanged: 2, 3 and 4 bytes, the edges of each */
-		{ "\xc2\x80", 0, "\"\xc2\x80\"" },
-		{ "caf\xc3\xa9", 0, "\"caf\xc3\xa9\"" },
-		{ "\xdf\xbf", 0, "\"\xdf\xbf\"" },
-		{ "\xe0\xa0\x80", 0, "\"\xe0\xa0\x80\"" },
-		{ "\xe2\x82\xac 5", 0, "\"\xe2\x82\xac 5\"" },
-		{ "\xed\x9f\xbf", 0, "\"\xed\x9f\xbf\"" },
-		{ "\xee\x80\x80", 0, "\"\xee\x80\x80\"" },
-		{ "\xef\xbf\xbf", 0, "\"\xef\xbf\xbf\"" },
-		{ "\xf0\x90\x80\x80", 0, "\"\xf0\x90\x80\x80\"" },
-		{ "\xf0\x9f\x98\x80!", 0, "\"\xf0\x9f\x98\x80!\"" },
-		{ "\xf4\x8f\xbf\xbf", 0, "\"\xf4\x8f\xbf\xbf\"" },
-		/* a single invalid byte becomes U+FFFD, its neighbours are kept */
-		{ "a\xff" "b", 0, "\"a\\ufffdb\"" },
-		{ "\x80", 0, "\"\\ufffd\"" },
-		{ "\xbf", 0, "\"\\ufffd\"" },
-		{ "\xc3", 0, "\"\\ufffd\"" },
-		{ "\xc3(", 0, "\"\\ufffd(\"" },
-		{ "\xf5", 0, "\"\\ufffd\"" },
-		{ "\xfe", 0, "\"\\ufffd\"" },
-		{ "x\xc3\xa9\xa9y", 0, "\"x\xc3\xa9\\ufffdy\"" },
-		{ "\xc3\xa9\xc3", 0, "\"\xc3\xa9\\ufffd\"" },
+	        {"plain", 0, "\"plain\""},
+	        {"", 0, "\"\""},
+	        {"a\"b", 0, "\"a\\\"b\""},
+	        {"a\\b", 0, "\"a\\\\b\""},
+	        {"\"\\\"", 0, "\"\\\"\\\\\\\"\""},
+	        {"\n\r\t", 0, "\"\\n\\r\\t\""},
+	        {"\x01\x1f", 0, "\"\\u0001\\u001f\""},
+	        {"\0", 1, "\"\\u0000\""},
+	        {"a\0b", 3, "\"a\\u0000b\""},
+	        {"\b\f\v", 0, "\"\\u0008\\u000c\\u000b\""},
+	        {"\x7f", 0, "\"\\u007f\""},
+	        {"<script>&amp;", 0, "\"\\u003cscript\\u003e\\u0026amp;\""},
+	        {"</", 0, "\"\\u003c/\""},
+	        {"a/b 'c' ~", 0, "\"a/b 'c' ~\""},
+	        /* valid UTF-8 passes unchanged: 2, 3 and 4 bytes, the edges of each */
+	        {"\xc2\x80", 0, "\"\xc2\x80\""},
+	        {"caf\xc3\xa9", 0, "\"caf\xc3\xa9\""},
+	        {"\xdf\xbf", 0, "\"\xdf\xbf\""},
+	        {"\xe0\xa0\x80", 0, "\"\xe0\xa0\x80\""},
+	        {"\xe2\x82\xac 5", 0, "\"\xe2\x82\xac 5\""},
+	        {"\xed\x9f\xbf", 0, "\"\xed\x9f\xbf\""},
+	        {"\xee\x80\x80", 0, "\"\xee\x80\x80\""},
+	        {"\xef\xbf\xbf", 0, "\"\xef\xbf\xbf\""},
+	        {"\xf0\x90\x80\x80", 0, "\"\xf0\x90\x80\x80\""},
+	        {"\xf0\x9f\x98\x80!", 0, "\"\xf0\x9f\x98\x80!\""},
+	        {"\xf4\x8f\xbf\xbf", 0, "\"\xf4\x8f\xbf\xbf\""},
+	        /* a single invalid byte becomes U+FFFD, its neighbours are kept */
+	        {"a\xff"
+	         "b",
+	         0, "\"a\\ufffdb\""},
+	        {"\x80", 0, "\"\\ufffd\""},
+	        {"\xbf", 0, "\"\\ufffd\""},
+	        {"\xc3", 0, "\"\\ufffd\""},
+	        {"\xc3(", 0, "\"\\ufffd(\""},
+	        {"\xf5", 0, "\"\\ufffd\""},
+	        {"\xfe", 0, "\"\\ufffd\""},
+	        {"x\xc3\xa9\xa9y", 0, "\"x\xc3\xa9\\ufffdy\""},
+	        {"\xc3\xa9\xc3", 0, "\"\xc3\xa9\\ufffd\""},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -672,17 +679,17 @@ static void test_json_invalid_utf8(void **state)
 		const char *in;
 		const char *keep; /* valid UTF-8 inside that must pass unchanged */
 	} rows[] = {
-		{ "\xc0\xaf", "" },         /* overlong '/' */
-		{ "\xe0\x80\xaf", "" },     /* overlong, 3 bytes */
-		{ "\xf0\x80\x80\xaf", "" }, /* overlong, 4 bytes */
-		{ "\xed\xa0\x80", "" },     /* UTF-16 surrogate D800 */
-		{ "\xed\xbf\xbf", "" },     /* surrogate DFFF */
-		{ "\xf4\x90\x80\x80", "" }, /* above U+10FFFF */
-		{ "\xe2\x82", "" },         /* truncated */
-		{ "\xf0\x9f\x98", "" },     /* truncated */
-		{ "\xe2\x28\xa1", "" },     /* bad continuation */
-		{ "\xc3\xc3\xa9", "\xc3\xa9" }, /* stray lead byte, then a valid pair */
-		{ "\xe2\x82\xac\x80", "\xe2\x82\xac" },
+	        {"\xc0\xaf", ""},             /* overlong '/' */
+	        {"\xe0\x80\xaf", ""},         /* overlong, 3 bytes */
+	        {"\xf0\x80\x80\xaf", ""},     /* overlong, 4 bytes */
+	        {"\xed\xa0\x80", ""},         /* UTF-16 surrogate D800 */
+	        {"\xed\xbf\xbf", ""},         /* surrogate DFFF */
+	        {"\xf4\x90\x80\x80", ""},     /* above U+10FFFF */
+	        {"\xe2\x82", ""},             /* truncated */
+	        {"\xf0\x9f\x98", ""},         /* truncated */
+	        {"\xe2\x28\xa1", ""},         /* bad continuation */
+	        {"\xc3\xc3\xa9", "\xc3\xa9"}, /* stray lead byte, then a valid pair */
+	        {"\xe2\x82\xac\x80", "\xe2\x82\xac"},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -769,8 +776,8 @@ static size_t utf8_put(uint32_t cp, char *o)
 static void test_json_generated_strings(void **state)
 {
 	static const unsigned char pick[] = {
-		0x00, 0x1f, '"', '\\', '<', '>', '&', 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
-		0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 'a', ' ', '\n',
+	        0x00, 0x1f, '"',  '\\', '<',  '>',  '&',  0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
+	        0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 'a',  ' ',  '\n',
 	};
 	uint32_t seed = 12345;
 
@@ -835,21 +842,21 @@ static void test_json_double(void **state)
 		double v;
 		const char *want;
 	} rows[] = {
-		{ 0.0, "0" },
-		{ -0.0, "-0" },
-		{ 1.0, "1" },
-		{ -2.5, "-2.5" },
-		{ 0.5, "0.5" },
-		{ 0.1, "0.10000000000000001" },
-		{ 123456789.0, "123456789" },
-		{ 1e300, "1.0000000000000001e+300" },
-		{ -1e-300, "-1e-300" },
-		{ 1.7976931348623157e308, "1.7976931348623157e+308" },
-		{ 5e-324, "4.9406564584124654e-324" },
-		{ NAN, "null" },
-		{ -NAN, "null" },
-		{ INFINITY, "null" },
-		{ -INFINITY, "null" },
+	        {0.0, "0"},
+	        {-0.0, "-0"},
+	        {1.0, "1"},
+	        {-2.5, "-2.5"},
+	        {0.5, "0.5"},
+	        {0.1, "0.10000000000000001"},
+	        {123456789.0, "123456789"},
+	        {1e300, "1.0000000000000001e+300"},
+	        {-1e-300, "-1e-300"},
+	        {1.7976931348623157e308, "1.7976931348623157e+308"},
+	        {5e-324, "4.9406564584124654e-324"},
+	        {NAN, "null"},
+	        {-NAN, "null"},
+	        {INFINITY, "null"},
+	        {-INFINITY, "null"},
 	};
 	struct buf all;
 	struct json ja;
@@ -939,8 +946,7 @@ static void test_json_buffer_limit(void **state)
  * and sets err beyond that. */
 static void test_json_writer_depth(void **state)
 {
-	static const int depths[] = { 1, JSON_MAX_DEPTH - 1, JSON_MAX_DEPTH + 1, 40, 100,
-		                          JSON_MAX_DEPTH };
+	static const int depths[] = {1, JSON_MAX_DEPTH - 1, JSON_MAX_DEPTH + 1, 40, 100, JSON_MAX_DEPTH};
 
 	for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
 		int d = depths[i], want_err = d > JSON_MAX_DEPTH;
@@ -986,98 +992,98 @@ static void test_json_valid(void **state)
 		size_t len; /* 0: strlen(doc) */
 		int want;
 	} rows[] = {
-		/* scalars */
-		{ "0", 0, 1 },
-		{ "-0", 0, 1 },
-		{ "123", 0, 1 },
-		{ "-0.0e-0", 0, 1 },
-		{ "1.5E+10", 0, 1 },
-		{ "1e5", 0, 1 },
-		{ "0.000001", 0, 1 },
-		{ "true", 0, 1 },
-		{ "false", 0, 1 },
-		{ "null", 0, 1 },
-		{ "\"\"", 0, 1 },
-		{ "\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"", 0, 1 },
-		{ "\"\\u0000 \\u00e9 \\uD83D\\uDE00 \\uABCD\"", 0, 1 },
-		{ "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", 0, 1 },
-		{ "\"\x7f\"", 0, 1 },
-		/* containers and whitespace */
-		{ "{}", 0, 1 },
-		{ "[]", 0, 1 },
-		{ " \t\r\n[ 1 , 2 ]\r\n\t ", 0, 1 },
-		{ "{ \"a\" : [ 1, { \"b\" : null } ], \"c\" : \"d\" }", 0, 1 },
-		{ "[[],{},[[]],\"\",0]", 0, 1 },
-		{ "{\"a\":1,\"a\":2}", 0, 1 },
-		/* numbers */
-		{ "01", 0, 0 },
-		{ "-01", 0, 0 },
-		{ "00", 0, 0 },
-		{ "1.", 0, 0 },
-		{ "1.e5", 0, 0 },
-		{ ".5", 0, 0 },
-		{ "1e", 0, 0 },
-		{ "1e+", 0, 0 },
-		{ "1E-", 0, 0 },
-		{ "-", 0, 0 },
-		{ "+1", 0, 0 },
-		{ "0x10", 0, 0 },
-		{ "1e5x", 0, 0 },
-		{ "NaN", 0, 0 },
-		{ "Infinity", 0, 0 },
-		{ "[01]", 0, 0 },
-		/* literals */
-		{ "tru", 0, 0 },
-		{ "truex", 0, 0 },
-		{ "True", 0, 0 },
-		{ "nul", 0, 0 },
-		/* strings */
-		{ "\"abc", 0, 0 },
-		{ "\"", 0, 0 },
-		{ "\"\\\"", 0, 0 },
-		{ "\"\\", 0, 0 },
-		{ "\"\\u12\"", 0, 0 },
-		{ "\"\\u12G4\"", 0, 0 },
-		{ "\"\\u123", 0, 0 },
-		{ "\"\\x41\"", 0, 0 },
-		{ "\"\\'\"", 0, 0 },
-		{ "'a'", 0, 0 },
-		{ "\"a\tb\"", 0, 0 },
-		{ "\"a\nb\"", 0, 0 },
-		{ "\"a\0b\"", 5, 0 },
-		{ "\"\\u00\0\0\"", 8, 0 },
-		{ "\"\xff\"", 0, 0 },
-		{ "\"\xc3\"", 0, 0 },
-		{ "\"\xc0\xaf\"", 0, 0 },
-		{ "\"\xed\xa0\x80\"", 0, 0 },
-		{ "\"\xf4\x90\x80\x80\"", 0, 0 },
-		/* structure */
-		{ "", 0, 0 },
-		{ " \t\n ", 0, 0 },
-		{ "[1,]", 0, 0 },
-		{ "[,1]", 0, 0 },
-		{ "[1 2]", 0, 0 },
-		{ "{\"a\":1,}", 0, 0 },
-		{ "{,}", 0, 0 },
-		{ "{\"a\"}", 0, 0 },
-		{ "{\"a\":}", 0, 0 },
-		{ "{\"a\" 1}", 0, 0 },
-		{ "{a:1}", 0, 0 },
-		{ "{1:1}", 0, 0 },
-		{ "[", 0, 0 },
-		{ "]", 0, 0 },
-		{ "[}", 0, 0 },
-		{ "{]", 0, 0 },
-		{ "{\"a\":1", 0, 0 },
-		{ "[1", 0, 0 },
-		{ "[1,", 0, 0 },
-		{ "{}}", 0, 0 },
-		{ "[] []", 0, 0 },
-		{ "1 2", 0, 0 },
-		{ "\f1", 0, 0 },
-		{ "1\v", 0, 0 },
-		{ "\xef\xbb\xbf{}", 0, 0 },
-		{ "[1]\0", 4, 0 },
+	        /* scalars */
+	        {"0", 0, 1},
+	        {"-0", 0, 1},
+	        {"123", 0, 1},
+	        {"-0.0e-0", 0, 1},
+	        {"1.5E+10", 0, 1},
+	        {"1e5", 0, 1},
+	        {"0.000001", 0, 1},
+	        {"true", 0, 1},
+	        {"false", 0, 1},
+	        {"null", 0, 1},
+	        {"\"\"", 0, 1},
+	        {"\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"", 0, 1},
+	        {"\"\\u0000 \\u00e9 \\uD83D\\uDE00 \\uABCD\"", 0, 1},
+	        {"\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", 0, 1},
+	        {"\"\x7f\"", 0, 1},
+	        /* containers and whitespace */
+	        {"{}", 0, 1},
+	        {"[]", 0, 1},
+	        {" \t\r\n[ 1 , 2 ]\r\n\t ", 0, 1},
+	        {"{ \"a\" : [ 1, { \"b\" : null } ], \"c\" : \"d\" }", 0, 1},
+	        {"[[],{},[[]],\"\",0]", 0, 1},
+	        {"{\"a\":1,\"a\":2}", 0, 1},
+	        /* numbers */
+	        {"01", 0, 0},
+	        {"-01", 0, 0},
+	        {"00", 0, 0},
+	        {"1.", 0, 0},
+	        {"1.e5", 0, 0},
+	        {".5", 0, 0},
+	        {"1e", 0, 0},
+	        {"1e+", 0, 0},
+	        {"1E-", 0, 0},
+	        {"-", 0, 0},
+	        {"+1", 0, 0},
+	        {"0x10", 0, 0},
+	        {"1e5x", 0, 0},
+	        {"NaN", 0, 0},
+	        {"Infinity", 0, 0},
+	        {"[01]", 0, 0},
+	        /* literals */
+	        {"tru", 0, 0},
+	        {"truex", 0, 0},
+	        {"True", 0, 0},
+	        {"nul", 0, 0},
+	        /* strings */
+	        {"\"abc", 0, 0},
+	        {"\"", 0, 0},
+	        {"\"\\\"", 0, 0},
+	        {"\"\\", 0, 0},
+	        {"\"\\u12\"", 0, 0},
+	        {"\"\\u12G4\"", 0, 0},
+	        {"\"\\u123", 0, 0},
+	        {"\"\\x41\"", 0, 0},
+	        {"\"\\'\"", 0, 0},
+	        {"'a'", 0, 0},
+	        {"\"a\tb\"", 0, 0},
+	        {"\"a\nb\"", 0, 0},
+	        {"\"a\0b\"", 5, 0},
+	        {"\"\\u00\0\0\"", 8, 0},
+	        {"\"\xff\"", 0, 0},
+	        {"\"\xc3\"", 0, 0},
+	        {"\"\xc0\xaf\"", 0, 0},
+	        {"\"\xed\xa0\x80\"", 0, 0},
+	        {"\"\xf4\x90\x80\x80\"", 0, 0},
+	        /* structure */
+	        {"", 0, 0},
+	        {" \t\n ", 0, 0},
+	        {"[1,]", 0, 0},
+	        {"[,1]", 0, 0},
+	        {"[1 2]", 0, 0},
+	        {"{\"a\":1,}", 0, 0},
+	        {"{,}", 0, 0},
+	        {"{\"a\"}", 0, 0},
+	        {"{\"a\":}", 0, 0},
+	        {"{\"a\" 1}", 0, 0},
+	        {"{a:1}", 0, 0},
+	        {"{1:1}", 0, 0},
+	        {"[", 0, 0},
+	        {"]", 0, 0},
+	        {"[}", 0, 0},
+	        {"{]", 0, 0},
+	        {"{\"a\":1", 0, 0},
+	        {"[1", 0, 0},
+	        {"[1,", 0, 0},
+	        {"{}}", 0, 0},
+	        {"[] []", 0, 0},
+	        {"1 2", 0, 0},
+	        {"\f1", 0, 0},
+	        {"1\v", 0, 0},
+	        {"\xef\xbb\xbf{}", 0, 0},
+	        {"[1]\0", 4, 0},
 	};
 	struct guard g;
 
@@ -1110,10 +1116,13 @@ static void test_json_valid(void **state)
 	static const struct {
 		int depth, obj, closed, want;
 	} deep[] = {
-		{ JSON_MAX_DEPTH, 0, 1, 1 },     { JSON_MAX_DEPTH + 1, 0, 1, 0 },
-		{ JSON_MAX_DEPTH, 1, 1, 1 },     { JSON_MAX_DEPTH + 1, 1, 1, 0 },
-		{ 1000, 0, 1, 0 },               { 100000, 0, 0, 0 },
-		{ JSON_MAX_DEPTH - 1, 0, 0, 0 },
+	        {JSON_MAX_DEPTH, 0, 1, 1},
+	        {JSON_MAX_DEPTH + 1, 0, 1, 0},
+	        {JSON_MAX_DEPTH, 1, 1, 1},
+	        {JSON_MAX_DEPTH + 1, 1, 1, 0},
+	        {1000, 0, 1, 0},
+	        {100000, 0, 0, 0},
+	        {JSON_MAX_DEPTH - 1, 0, 0, 0},
 	};
 	char *doc = malloc(8 * 100000 + 16);
 
@@ -1207,15 +1216,15 @@ static void trace_cb(struct loop *l, struct loop_timer *t)
 
 static void test_loop_timer_order(void **state)
 {
-	static const uint64_t ms[] = { 30, 10, 20, 0, 15, 5, 25, 1 };
+	static const uint64_t ms[] = {30, 10, 20, 0, 15, 5, 25, 1};
 	enum { N = sizeof ms / sizeof ms[0] };
 	struct ttimer tt[N];
-	struct trace tr = { .stop_at = N };
+	struct trace tr = {.stop_at = N};
 	struct loop *l = new_loop();
 	uint64_t start = loop_now(l);
 
 	for (int i = 0; i < N; i++) {
-		tt[i] = (struct ttimer){ .id = i, .ms = ms[i], .tr = &tr };
+		tt[i] = (struct ttimer){.id = i, .ms = ms[i], .tr = &tr};
 		loop_timer_init(&tt[i].t, trace_cb, &tt[i]);
 		loop_timer_start(l, &tt[i].t, ms[i]);
 		assert_true(loop_timer_armed(&tt[i].t));
@@ -1238,10 +1247,9 @@ static void test_loop_timer_order(void **state)
 
 static void test_loop_timer_stop(void **state)
 {
-	struct trace tr = { .stop_at = 3 };
-	struct ttimer a = { .id = 'a', .tr = &tr }, b = { .id = 'b', .tr = &tr },
-	              c = { .id = 'c', .tr = &tr }, d = { .id = 'd', .tr = &tr },
-	              e = { .id = 'e', .tr = &tr };
+	struct trace tr = {.stop_at = 3};
+	struct ttimer a = {.id = 'a', .tr = &tr}, b = {.id = 'b', .tr = &tr}, c = {.id = 'c', .tr = &tr},
+	              d = {.id = 'd', .tr = &tr}, e = {.id = 'e', .tr = &tr};
 	struct loop *l = new_loop();
 
 	loop_timer_init(&a.t, trace_cb, &a);
@@ -1291,7 +1299,7 @@ static void rearm_cb(struct loop *l, struct loop_timer *t)
 
 static void test_loop_timer_rearm(void **state)
 {
-	struct rearm r = { .n = 0 };
+	struct rearm r = {.n = 0};
 	struct loop *l = new_loop();
 
 	loop_timer_init(&r.t, rearm_cb, &r);
@@ -1331,8 +1339,8 @@ static void killer_cb(struct loop *l, struct loop_timer *t)
 
 static void test_loop_timer_stop_other_in_cb(void **state)
 {
-	static const uint64_t ms[5] = { 5, 5, 5, 10, 20 };
-	struct killer k = { .fired = { 0 } };
+	static const uint64_t ms[5] = {5, 5, 5, 10, 20};
+	struct killer k = {.fired = {0}};
 	struct loop *l = new_loop();
 
 	for (int i = 0; i < 5; i++) {
@@ -1341,8 +1349,8 @@ static void test_loop_timer_stop_other_in_cb(void **state)
 	}
 	run_bounded(l, 1000);
 	if (k.fired[0] + k.fired[1] + k.fired[2] != 1 || k.fired[3] || k.fired[4] != 1)
-		fail_msg("fired %d %d %d %d %d, want one of the first three, then only the last",
-		         k.fired[0], k.fired[1], k.fired[2], k.fired[3], k.fired[4]);
+		fail_msg("fired %d %d %d %d %d, want one of the first three, then only the last", k.fired[0],
+		         k.fired[1], k.fired[2], k.fired[3], k.fired[4]);
 	loop_free(l);
 }
 
@@ -1455,13 +1463,16 @@ static void defer_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 		dlog(d, '!');
 }
 
-static void defer_timer_cb(struct loop *l, struct loop_timer *t) { dlog(t->data, 'T'); }
+static void defer_timer_cb(struct loop *l, struct loop_timer *t)
+{
+	dlog(t->data, 'T');
+}
 
 /* A deferred call runs after every io and timer callback of its iteration; one it
  * defers runs too. */
 static void test_loop_defer(void **state)
 {
-	struct dctx d = { .nlog = 0 };
+	struct dctx d = {.nlog = 0};
 	struct loop *l = new_loop();
 
 	for (int i = 0; i < 2; i++) {
@@ -1509,7 +1520,7 @@ static void wake_fn(struct loop *l, void *data)
 
 static void test_loop_wake(void **state)
 {
-	struct wctx w = { .woke = 0 };
+	struct wctx w = {.woke = 0};
 	pthread_t th;
 
 	w.l = new_loop();
@@ -1555,7 +1566,7 @@ static void rctx_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 /* The read callback fires when the pipe becomes readable, not before. */
 static void test_loop_io_readable(void **state)
 {
-	struct rctx r = { .calls = 0 };
+	struct rctx r = {.calls = 0};
 	struct loop *l = new_loop();
 
 	assert_int_equal(pipe2(r.p, O_NONBLOCK | O_CLOEXEC), 0);
@@ -1604,7 +1615,7 @@ static void test_loop_io_events(void **state)
 
 	/* A pipe's write end is writable at once. */
 	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
-	e = (struct ectx){ .calls = 0 };
+	e = (struct ectx){.calls = 0};
 	assert_int_equal(loop_io_start(l, &e.io, p[1], LOOP_WRITE, ectx_cb, &e), 0);
 	run_bounded(l, 1000);
 	assert_int_equal(e.calls, 1);
@@ -1613,7 +1624,7 @@ static void test_loop_io_events(void **state)
 
 	/* A socket with nothing to read: READ never fires, switching to WRITE does. */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s), 0);
-	e = (struct ectx){ .calls = 0 };
+	e = (struct ectx){.calls = 0};
 	assert_int_equal(loop_io_start(l, &e.io, s[0], LOOP_READ, ectx_cb, &e), 0);
 	assert_int_equal(loop_io_set(l, &e.io, LOOP_READ), 0); /* unchanged */
 	assert_int_equal(loop_io_set(l, &e.io, LOOP_WRITE), 0);
@@ -1626,7 +1637,7 @@ static void test_loop_io_events(void **state)
 
 	/* The writer closes: the reader sees READ and then end of file. */
 	close(p[1]);
-	e = (struct ectx){ .calls = 0 };
+	e = (struct ectx){.calls = 0};
 	assert_int_equal(loop_io_start(l, &e.io, p[0], LOOP_READ, ectx_cb, &e), 0);
 	run_bounded(l, 1000);
 	assert_int_equal(e.calls, 1);
@@ -1639,7 +1650,7 @@ static void test_loop_io_events(void **state)
 
 	close(s[0]);
 	close(s[1]);
-	e = (struct ectx){ .calls = 0 };
+	e = (struct ectx){.calls = 0};
 	assert_int_equal(loop_io_start(l, &e.io, bad, LOOP_READ, ectx_cb, &e), -1);
 	assert_int_equal(e.io.fd, -1);
 	loop_free(l);
@@ -1670,7 +1681,7 @@ static void pctx_cb(struct loop *l, struct loop_io *io, unsigned events)
 static void test_loop_io_stop_drops_pending(void **state)
 {
 	for (int round = 0; round < 20; round++) {
-		struct pctx c = { .calls = { 0, 0 } };
+		struct pctx c = {.calls = {0, 0}};
 		struct loop *l = new_loop();
 
 		for (int i = 0; i < 2; i++) {
@@ -1710,7 +1721,7 @@ static void pctx_close_cb(struct loop *l, struct loop_io *io, unsigned events)
 static void test_loop_io_close(void **state)
 {
 	for (int round = 0; round < 10; round++) {
-		struct pctx c = { .calls = { 0, 0 } };
+		struct pctx c = {.calls = {0, 0}};
 		struct loop *l = new_loop();
 		int closed;
 
@@ -1751,30 +1762,30 @@ static void test_net_parse_addr(void **state)
 		int want, family;
 		const char *str;
 	} rows[] = {
-		{ "127.0.0.1", 0, AF_INET, "127.0.0.1" },
-		{ "::1", 0, AF_INET6, "::1" },
-		{ "[::1]", 0, AF_INET6, "::1" },
-		{ "localhost", 0, AF_INET, "127.0.0.1" },
-		{ "0.0.0.0", 0, AF_INET, "0.0.0.0" },
-		{ "::", 0, AF_INET6, "::" },
-		{ "[::]", 0, AF_INET6, "::" },
-		{ "10.1.2.3", 0, AF_INET, "10.1.2.3" },
-		{ "::ffff:127.0.0.1", 0, AF_INET6, "::ffff:127.0.0.1" },
-		{ "fe80::1", 0, AF_INET6, "fe80::1" },
-		{ "[2001:db8::8]", 0, AF_INET6, "2001:db8::8" },
-		{ "example.com", -1, 0, NULL },
-		{ "localhost.", -1, 0, NULL },
-		{ "", -1, 0, NULL },
-		{ "[]", -1, 0, NULL },
-		{ "[", -1, 0, NULL },
-		{ "[::1", -1, 0, NULL },
-		{ "::1]", -1, 0, NULL },
-		{ "1.2.3", -1, 0, NULL },
-		{ "256.1.1.1", -1, 0, NULL },
-		{ "127.0.0.1:80", -1, 0, NULL },
-		{ "[::1]:80", -1, 0, NULL },
-		{ " 127.0.0.1", -1, 0, NULL },
-		{ "[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001]", -1, 0, NULL },
+	        {"127.0.0.1", 0, AF_INET, "127.0.0.1"},
+	        {"::1", 0, AF_INET6, "::1"},
+	        {"[::1]", 0, AF_INET6, "::1"},
+	        {"localhost", 0, AF_INET, "127.0.0.1"},
+	        {"0.0.0.0", 0, AF_INET, "0.0.0.0"},
+	        {"::", 0, AF_INET6, "::"},
+	        {"[::]", 0, AF_INET6, "::"},
+	        {"10.1.2.3", 0, AF_INET, "10.1.2.3"},
+	        {"::ffff:127.0.0.1", 0, AF_INET6, "::ffff:127.0.0.1"},
+	        {"fe80::1", 0, AF_INET6, "fe80::1"},
+	        {"[2001:db8::8]", 0, AF_INET6, "2001:db8::8"},
+	        {"example.com", -1, 0, NULL},
+	        {"localhost.", -1, 0, NULL},
+	        {"", -1, 0, NULL},
+	        {"[]", -1, 0, NULL},
+	        {"[", -1, 0, NULL},
+	        {"[::1", -1, 0, NULL},
+	        {"::1]", -1, 0, NULL},
+	        {"1.2.3", -1, 0, NULL},
+	        {"256.1.1.1", -1, 0, NULL},
+	        {"127.0.0.1:80", -1, 0, NULL},
+	        {"[::1]:80", -1, 0, NULL},
+	        {" 127.0.0.1", -1, 0, NULL},
+	        {"[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001]", -1, 0, NULL},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -1803,12 +1814,15 @@ static void test_net_loopback_wildcard(void **state)
 		const char *host;
 		int loopback, wildcard;
 	} rows[] = {
-		{ "127.0.0.1", 1, 0 },        { "127.0.0.5", 1, 0 },       { "127.255.255.255", 1, 0 },
-		{ "::1", 1, 0 },              { "::ffff:127.0.0.1", 1, 0 }, { "::ffff:127.9.8.7", 1, 0 },
-		{ "10.0.0.1", 0, 0 },         { "126.255.255.255", 0, 0 }, { "128.0.0.1", 0, 0 },
-		{ "::", 0, 1 },               { "0.0.0.0", 0, 1 },         { "::ffff:10.0.0.1", 0, 0 },
-		{ "::ffff:0.0.0.0", 0, 0 },   { "::2", 0, 0 },             { "fe80::1", 0, 0 },
-		{ "::127.0.0.1", 0, 0 },      { "0.0.0.1", 0, 0 },
+	        {"127.0.0.1", 1, 0},        {"127.0.0.5", 1, 0},
+	        {"127.255.255.255", 1, 0},  {"::1", 1, 0},
+	        {"::ffff:127.0.0.1", 1, 0}, {"::ffff:127.9.8.7", 1, 0},
+	        {"10.0.0.1", 0, 0},         {"126.255.255.255", 0, 0},
+	        {"128.0.0.1", 0, 0},        {"::", 0, 1},
+	        {"0.0.0.0", 0, 1},          {"::ffff:10.0.0.1", 0, 0},
+	        {"::ffff:0.0.0.0", 0, 0},   {"::2", 0, 0},
+	        {"fe80::1", 0, 0},          {"::127.0.0.1", 0, 0},
+	        {"0.0.0.1", 0, 0},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -1824,7 +1838,7 @@ static void test_net_loopback_wildcard(void **state)
 			fail_msg("row %zu \"%s\": loopback %d wildcard %d, want %d %d", i, rows[i].host, lo,
 			         wc, rows[i].loopback, rows[i].wildcard);
 	}
-	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
 
 	assert_false(net_is_loopback((struct sockaddr *)&un));
 	assert_false(net_is_wildcard((struct sockaddr *)&un));
@@ -1846,32 +1860,31 @@ static void test_net_is_ip_literal(void **state)
 		size_t n; /* 0: strlen(s) */
 		int want;
 	} rows[] = {
-		{ "127.0.0.1", 0, 1 },
-		{ "0.0.0.0", 0, 1 },
-		{ "255.255.255.255", 0, 1 },
-		{ "::1", 0, 1 },
-		{ "::", 0, 1 },
-		{ "fe80::1", 0, 1 },
-		{ "::ffff:1.2.3.4", 0, 1 },
-		{ "2001:db8:0:0:0:0:0:1", 0, 1 },
-		{ "127.0.0.1junk", 9, 1 }, /* only n bytes count */
-		{ "[::1]", 0, 0 },
-		{ "localhost", 0, 0 },
-		{ "example.com", 0, 0 },
-		{ "1.2.3", 0, 0 },
-		{ "1.2.3.4.", 0, 0 },
-		{ "1.2.3.4:80", 0, 0 },
-		{ "256.0.0.1", 0, 0 },
-		{ "127.0.0.1", 8, 0 },
-		{ "", 0, 0 },
-		{ "0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001", 0, 0 },
+	        {"127.0.0.1", 0, 1},
+	        {"0.0.0.0", 0, 1},
+	        {"255.255.255.255", 0, 1},
+	        {"::1", 0, 1},
+	        {"::", 0, 1},
+	        {"fe80::1", 0, 1},
+	        {"::ffff:1.2.3.4", 0, 1},
+	        {"2001:db8:0:0:0:0:0:1", 0, 1},
+	        {"127.0.0.1junk", 9, 1}, /* only n bytes count */
+	        {"[::1]", 0, 0},
+	        {"localhost", 0, 0},
+	        {"example.com", 0, 0},
+	        {"1.2.3", 0, 0},
+	        {"1.2.3.4.", 0, 0},
+	        {"1.2.3.4:80", 0, 0},
+	        {"256.0.0.1", 0, 0},
+	        {"127.0.0.1", 8, 0},
+	        {"", 0, 0},
+	        {"0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001", 0, 0},
 	};
 	struct guard g;
 
 	guard_init(&g, 1);
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-		check_ip_literal(&g, i, rows[i].s, rows[i].n ? rows[i].n : strlen(rows[i].s),
-		                 rows[i].want);
+		check_ip_literal(&g, i, rows[i].s, rows[i].n ? rows[i].n : strlen(rows[i].s), rows[i].want);
 	guard_free(&g);
 }
 
@@ -1882,9 +1895,9 @@ static void test_net_is_ip_literal_nul(void **state)
 		const char *s;
 		size_t n;
 	} rows[] = {
-		{ "1.2.3.4\0evil.com", 16 },
-		{ "::1\0x", 5 },
-		{ "127.0.0.1\0", 10 },
+	        {"1.2.3.4\0evil.com", 16},
+	        {"::1\0x", 5},
+	        {"127.0.0.1\0", 10},
 	};
 	struct guard g;
 
@@ -1910,8 +1923,8 @@ static void test_net_listen(void **state)
 		const char *host, *shown;
 		int optional; /* IPv6 may be missing here */
 	} rows[] = {
-		{ "127.0.0.1", "127.0.0.1", 0 },
-		{ "::1", "[::1]", 1 },
+	        {"127.0.0.1", "127.0.0.1", 0},
+	        {"::1", "[::1]", 1},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -2146,42 +2159,42 @@ static void test_fsroot_open(void **state)
 		int want;            /* 0: a descriptor */
 		const char *content; /* what it reads, when a file */
 	} rows[] = {
-		{ "a.txt", 0, O_RDONLY, 0, "A" },
-		{ "sub/b.txt", 0, O_RDONLY, 0, "B" },
-		{ "link_in", 0, O_RDONLY, 0, "A" },
-		{ "abs_in", 0, O_RDONLY, 0, "A" },                      /* absolute, inside */
-		{ "abs_dirlink_out/root/a.txt", 0, O_RDONLY, 0, "A" }, /* out and back in */
-		{ "", 0, O_RDONLY | O_DIRECTORY, 0, NULL },
-		{ "sub", 0, O_RDONLY | O_DIRECTORY, 0, NULL },
-		{ "a.txt", 0, O_PATH, 0, NULL },
-		/* dotfiles */
-		{ ".env", 0, O_RDONLY, -ENOENT, NULL },
-		{ ".env", 1, O_RDONLY, 0, "ENV" },
-		{ "sub/.h", 0, O_RDONLY, -ENOENT, NULL },
-		{ "sub/.h", 1, O_RDONLY, 0, "H" },
-		{ "abs_env", 0, O_RDONLY, -ENOENT, NULL },
-		{ "abs_env", 1, O_RDONLY, 0, "ENV" },
-		/* leading outside: -ENOENT, never a descriptor */
-		{ "link_out", 0, O_RDONLY, -ENOENT, NULL },
-		{ "link_out", 1, O_RDONLY, -ENOENT, NULL },
-		{ "link_out", 0, O_PATH, -ENOENT, NULL },
-		{ "link_rel_out", 0, O_RDONLY, -ENOENT, NULL },
-		{ "link_rel_out", 1, O_RDONLY, -ENOENT, NULL },
-		{ "dirlink_out/secret", 0, O_RDONLY, -ENOENT, NULL },
-		{ "dirlink_out/secret", 1, O_RDONLY, -ENOENT, NULL },
-		{ "dirlink_out", 0, O_RDONLY | O_DIRECTORY, -ENOENT, NULL },
-		{ "abs_dirlink_out/secret", 0, O_RDONLY, -ENOENT, NULL },
-		{ "abs_dirlink_out", 0, O_RDONLY | O_DIRECTORY, -ENOENT, NULL },
-		{ "..", 1, O_RDONLY | O_DIRECTORY, -ENOENT, NULL },
-		{ "../secret", 1, O_RDONLY, -ENOENT, NULL },
-		{ "sub/../../secret", 1, O_RDONLY, -ENOENT, NULL },
-		/* other errors */
-		{ "missing", 0, O_RDONLY, -ENOENT, NULL },
-		{ "sub/missing/x", 0, O_RDONLY, -ENOENT, NULL },
-		{ "a.txt/x", 0, O_RDONLY, -ENOTDIR, NULL },
-		{ "a.txt", 0, O_RDONLY | O_DIRECTORY, -ENOTDIR, NULL },
-		{ "loop", 0, O_RDONLY, -ENOENT, NULL },
-		{ "loop/x", 0, O_RDONLY, -ENOENT, NULL },
+	        {"a.txt", 0, O_RDONLY, 0, "A"},
+	        {"sub/b.txt", 0, O_RDONLY, 0, "B"},
+	        {"link_in", 0, O_RDONLY, 0, "A"},
+	        {"abs_in", 0, O_RDONLY, 0, "A"},                     /* absolute, inside */
+	        {"abs_dirlink_out/root/a.txt", 0, O_RDONLY, 0, "A"}, /* out and back in */
+	        {"", 0, O_RDONLY | O_DIRECTORY, 0, NULL},
+	        {"sub", 0, O_RDONLY | O_DIRECTORY, 0, NULL},
+	        {"a.txt", 0, O_PATH, 0, NULL},
+	        /* dotfiles */
+	        {".env", 0, O_RDONLY, -ENOENT, NULL},
+	        {".env", 1, O_RDONLY, 0, "ENV"},
+	        {"sub/.h", 0, O_RDONLY, -ENOENT, NULL},
+	        {"sub/.h", 1, O_RDONLY, 0, "H"},
+	        {"abs_env", 0, O_RDONLY, -ENOENT, NULL},
+	        {"abs_env", 1, O_RDONLY, 0, "ENV"},
+	        /* leading outside: -ENOENT, never a descriptor */
+	        {"link_out", 0, O_RDONLY, -ENOENT, NULL},
+	        {"link_out", 1, O_RDONLY, -ENOENT, NULL},
+	        {"link_out", 0, O_PATH, -ENOENT, NULL},
+	        {"link_rel_out", 0, O_RDONLY, -ENOENT, NULL},
+	        {"link_rel_out", 1, O_RDONLY, -ENOENT, NULL},
+	        {"dirlink_out/secret", 0, O_RDONLY, -ENOENT, NULL},
+	        {"dirlink_out/secret", 1, O_RDONLY, -ENOENT, NULL},
+	        {"dirlink_out", 0, O_RDONLY | O_DIRECTORY, -ENOENT, NULL},
+	        {"abs_dirlink_out/secret", 0, O_RDONLY, -ENOENT, NULL},
+	        {"abs_dirlink_out", 0, O_RDONLY | O_DIRECTORY, -ENOENT, NULL},
+	        {"..", 1, O_RDONLY | O_DIRECTORY, -ENOENT, NULL},
+	        {"../secret", 1, O_RDONLY, -ENOENT, NULL},
+	        {"sub/../../secret", 1, O_RDONLY, -ENOENT, NULL},
+	        /* other errors */
+	        {"missing", 0, O_RDONLY, -ENOENT, NULL},
+	        {"sub/missing/x", 0, O_RDONLY, -ENOENT, NULL},
+	        {"a.txt/x", 0, O_RDONLY, -ENOTDIR, NULL},
+	        {"a.txt", 0, O_RDONLY | O_DIRECTORY, -ENOTDIR, NULL},
+	        {"loop", 0, O_RDONLY, -ENOENT, NULL},
+	        {"loop/x", 0, O_RDONLY, -ENOENT, NULL},
 	};
 	struct tree *t = ((struct fx *)*state)->tree;
 
@@ -2197,7 +2210,8 @@ static void test_fsroot_open(void **state)
 
 				got[n < 0 ? 0 : n] = '\0';
 				close(fd);
-				fail_msg("row %zu \"%s\" (dotfiles %d): got a descriptor (reads \"%s\"), want %d",
+				fail_msg("row %zu \"%s\" (dotfiles %d): got a descriptor (reads \"%s\"), "
+				         "want %d",
 				         i, rows[i].rel, rows[i].dotfiles, got, rows[i].want);
 			}
 			if (fd != rows[i].want)
@@ -2298,17 +2312,17 @@ static void test_fsroot_upload_errors(void **state)
 		const char *rel;
 		int want;
 	} rows[] = {
-		{ "nodir/x.txt", -ENOENT },
-		{ "sub/nodir/x.txt", -ENOENT },
-		{ "sub", -EISDIR },
-		{ "empty", -EISDIR },
-		{ ".env", -ENOENT },
-		{ "sub/.h", -ENOENT },
-		{ ".hidden/x", -ENOENT },
-		{ "dirlink_out/x", -ENOENT },
-		{ "abs_dirlink_out/x", -ENOENT },
-		{ "link_out/x", -ENOENT },
-		{ "a.txt/x", -ENOTDIR },
+	        {"nodir/x.txt", -ENOENT},
+	        {"sub/nodir/x.txt", -ENOENT},
+	        {"sub", -EISDIR},
+	        {"empty", -EISDIR},
+	        {".env", -ENOENT},
+	        {"sub/.h", -ENOENT},
+	        {".hidden/x", -ENOENT},
+	        {"dirlink_out/x", -ENOENT},
+	        {"abs_dirlink_out/x", -ENOENT},
+	        {"link_out/x", -ENOENT},
+	        {"a.txt/x", -ENOTDIR},
 	};
 	struct tree *t = ((struct fx *)*state)->tree;
 	char p[PATH_MAX], got[16];
@@ -2348,19 +2362,19 @@ static void test_fsroot_remove(void **state)
 		int dotfiles, want;
 		const char *gone; /* checked absent afterwards (relative to root) */
 	} rows[] = {
-		{ "sub", 0, -ENOTEMPTY, NULL },
-		{ "sub/b.txt", 0, 0, "sub/b.txt" },
-		{ "a.txt", 0, 0, "a.txt" },
-		{ "empty", 0, 0, "empty" },
-		{ "missing", 0, -ENOENT, NULL },
-		{ "nodir/x", 0, -ENOENT, NULL },
-		{ ".env", 0, -ENOENT, NULL },
-		{ "dirlink_out/secret", 0, -ENOENT, NULL },
-		{ "abs_dirlink_out/secret", 1, -ENOENT, NULL },
-		{ "link_rel_out", 0, 0, "link_rel_out" }, /* the link, not ../secret */
-		{ "sub/.h", 0, -ENOENT, NULL },
-		{ "sub/.h", 1, 0, "sub/.h" },
-		{ "sub", 0, 0, "sub" }, /* now empty */
+	        {"sub", 0, -ENOTEMPTY, NULL},
+	        {"sub/b.txt", 0, 0, "sub/b.txt"},
+	        {"a.txt", 0, 0, "a.txt"},
+	        {"empty", 0, 0, "empty"},
+	        {"missing", 0, -ENOENT, NULL},
+	        {"nodir/x", 0, -ENOENT, NULL},
+	        {".env", 0, -ENOENT, NULL},
+	        {"dirlink_out/secret", 0, -ENOENT, NULL},
+	        {"abs_dirlink_out/secret", 1, -ENOENT, NULL},
+	        {"link_rel_out", 0, 0, "link_rel_out"}, /* the link, not ../secret */
+	        {"sub/.h", 0, -ENOENT, NULL},
+	        {"sub/.h", 1, 0, "sub/.h"},
+	        {"sub", 0, 0, "sub"}, /* now empty */
 	};
 	struct tree *t = ((struct fx *)*state)->tree;
 	char got[16], p[PATH_MAX];
@@ -2392,10 +2406,10 @@ static void test_fsroot_hidden(void **state)
 		const char *rel;
 		int hidden;
 	} rows[] = {
-		{ "", 0 },     { "a", 0 },      { "a.b", 0 }, { "a/b.c/d", 0 }, { ".a", 1 },
-		{ "a/.b", 1 }, { "a/.b/c", 1 }, { "..a", 1 }, { "a/b/.", 1 },   { "a./b", 0 },
+	        {"", 0},     {"a", 0},      {"a.b", 0}, {"a/b.c/d", 0}, {".a", 1},
+	        {"a/.b", 1}, {"a/.b/c", 1}, {"..a", 1}, {"a/b/.", 1},   {"a./b", 0},
 	};
-	struct fsroot r = { .fd = -1, .dotfiles = 0 };
+	struct fsroot r = {.fd = -1, .dotfiles = 0};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		r.dotfiles = 0;
@@ -2424,27 +2438,27 @@ static void test_errors(void **state)
 		enum lk_err want;
 		int http, ftp;
 	} rows[] = {
-		{ 0, LK_OK, 200, 200 },
-		{ ENOENT, LK_ENOENT, 404, 550 },
-		{ EXDEV, LK_ENOENT, 404, 550 },
-		{ ELOOP, LK_ENOENT, 404, 550 },
-		{ EACCES, LK_EACCES, 403, 550 },
-		{ EPERM, LK_EACCES, 403, 550 },
-		{ EROFS, LK_EACCES, 403, 550 },
-		{ EEXIST, LK_EEXIST, 409, 550 },
-		{ ENOTEMPTY, LK_ENOTEMPTY, 409, 550 },
-		{ EISDIR, LK_EISDIR, 409, 550 },
-		{ ENOTDIR, LK_ENOTDIR, 404, 550 },
-		{ ENOSPC, LK_ENOSPC, 507, 552 },
-		{ EDQUOT, LK_ENOSPC, 507, 552 },
-		{ ENAMETOOLONG, LK_ENAMETOOLONG, 414, 553 },
-		{ EFBIG, LK_ETOOBIG, 413, 552 },
-		{ ENOMEM, LK_ENOMEM, 503, 451 },
-		{ EMFILE, LK_EMFILE, 503, 421 },
-		{ ENFILE, LK_EMFILE, 503, 421 },
-		{ EIO, LK_EIO, 500, 451 },
-		{ EINVAL, LK_EIO, 500, 451 },
-		{ 99999, LK_EIO, 500, 451 },
+	        {0, LK_OK, 200, 200},
+	        {ENOENT, LK_ENOENT, 404, 550},
+	        {EXDEV, LK_ENOENT, 404, 550},
+	        {ELOOP, LK_ENOENT, 404, 550},
+	        {EACCES, LK_EACCES, 403, 550},
+	        {EPERM, LK_EACCES, 403, 550},
+	        {EROFS, LK_EACCES, 403, 550},
+	        {EEXIST, LK_EEXIST, 409, 550},
+	        {ENOTEMPTY, LK_ENOTEMPTY, 409, 550},
+	        {EISDIR, LK_EISDIR, 409, 550},
+	        {ENOTDIR, LK_ENOTDIR, 404, 550},
+	        {ENOSPC, LK_ENOSPC, 507, 552},
+	        {EDQUOT, LK_ENOSPC, 507, 552},
+	        {ENAMETOOLONG, LK_ENAMETOOLONG, 414, 553},
+	        {EFBIG, LK_ETOOBIG, 413, 552},
+	        {ENOMEM, LK_ENOMEM, 503, 451},
+	        {EMFILE, LK_EMFILE, 503, 421},
+	        {ENFILE, LK_EMFILE, 503, 421},
+	        {EIO, LK_EIO, 500, 451},
+	        {EINVAL, LK_EIO, 500, 451},
+	        {99999, LK_EIO, 500, 451},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -2464,7 +2478,7 @@ static void test_errors(void **state)
 		    row->ftp < 200 || row->ftp > 599 || strchr(row->msg, '\n'))
 			fail_msg("table row %d incomplete", e);
 	}
-	static const int out[] = { -1, LK_ERR_COUNT, LK_ERR_COUNT + 1, 1000, INT_MAX, INT_MIN };
+	static const int out[] = {-1, LK_ERR_COUNT, LK_ERR_COUNT + 1, 1000, INT_MAX, INT_MIN};
 
 	for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
 		const struct lk_error *row = lk_error((enum lk_err)out[i]);
@@ -2474,52 +2488,52 @@ static void test_errors(void **state)
 	}
 }
 
-#define FX(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+#define FX(f)   cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 #define TREE(f) cmocka_unit_test_setup_teardown(f, tree_setup, tree_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buf_limits),
-		cmocka_unit_test(test_buf_append_empty),
-		cmocka_unit_test(test_buf_space_huge_need),
-		cmocka_unit_test(test_buf_space_compacts),
-		cmocka_unit_test(test_buf_consume),
-		cmocka_unit_test(test_buf_printf),
-		cmocka_unit_test(test_buf_printf_fills_to_max),
-		cmocka_unit_test(test_json_nested),
-		cmocka_unit_test(test_json_escape),
-		cmocka_unit_test(test_json_invalid_utf8),
-		cmocka_unit_test(test_json_every_byte),
-		cmocka_unit_test(test_json_generated_strings),
-		cmocka_unit_test(test_json_double),
-		cmocka_unit_test(test_json_buffer_limit),
-		cmocka_unit_test(test_json_writer_depth),
-		cmocka_unit_test(test_json_valid),
-		FX(test_loop_timer_order),
-		FX(test_loop_timer_stop),
-		FX(test_loop_timer_rearm),
-		FX(test_loop_timer_stop_other_in_cb),
-		FX(test_loop_timer_heap),
-		FX(test_loop_defer),
-		FX(test_loop_wake),
-		FX(test_loop_io_readable),
-		FX(test_loop_io_events),
-		FX(test_loop_io_stop_drops_pending),
-		FX(test_loop_io_close),
-		cmocka_unit_test(test_net_parse_addr),
-		cmocka_unit_test(test_net_loopback_wildcard),
-		cmocka_unit_test(test_net_is_ip_literal),
-		cmocka_unit_test(test_net_is_ip_literal_nul),
-		FX(test_net_listen),
-		TREE(test_fsroot_init),
-		TREE(test_fsroot_open),
-		TREE(test_fsroot_link_to_dotfile),
-		TREE(test_fsroot_upload),
-		TREE(test_fsroot_upload_errors),
-		TREE(test_fsroot_remove),
-		cmocka_unit_test(test_fsroot_hidden),
-		cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_buf_limits),
+	        cmocka_unit_test(test_buf_append_empty),
+	        cmocka_unit_test(test_buf_space_huge_need),
+	        cmocka_unit_test(test_buf_space_compacts),
+	        cmocka_unit_test(test_buf_consume),
+	        cmocka_unit_test(test_buf_printf),
+	        cmocka_unit_test(test_buf_printf_fills_to_max),
+	        cmocka_unit_test(test_json_nested),
+	        cmocka_unit_test(test_json_escape),
+	        cmocka_unit_test(test_json_invalid_utf8),
+	        cmocka_unit_test(test_json_every_byte),
+	        cmocka_unit_test(test_json_generated_strings),
+	        cmocka_unit_test(test_json_double),
+	        cmocka_unit_test(test_json_buffer_limit),
+	        cmocka_unit_test(test_json_writer_depth),
+	        cmocka_unit_test(test_json_valid),
+	        FX(test_loop_timer_order),
+	        FX(test_loop_timer_stop),
+	        FX(test_loop_timer_rearm),
+	        FX(test_loop_timer_stop_other_in_cb),
+	        FX(test_loop_timer_heap),
+	        FX(test_loop_defer),
+	        FX(test_loop_wake),
+	        FX(test_loop_io_readable),
+	        FX(test_loop_io_events),
+	        FX(test_loop_io_stop_drops_pending),
+	        FX(test_loop_io_close),
+	        cmocka_unit_test(test_net_parse_addr),
+	        cmocka_unit_test(test_net_loopback_wildcard),
+	        cmocka_unit_test(test_net_is_ip_literal),
+	        cmocka_unit_test(test_net_is_ip_literal_nul),
+	        FX(test_net_listen),
+	        TREE(test_fsroot_init),
+	        TREE(test_fsroot_open),
+	        TREE(test_fsroot_link_to_dotfile),
+	        TREE(test_fsroot_upload),
+	        TREE(test_fsroot_upload_errors),
+	        TREE(test_fsroot_remove),
+	        cmocka_unit_test(test_fsroot_hidden),
+	        cmocka_unit_test(test_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,10 +91,8 @@ static int open_sock(int type, const char *addr, int v6only, uint16_t *port)
 	if (fd < 0)
 		return -1;
 	if (family == AF_INET6 && v6only >= 0)
-		assert_int_equal(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
-				sizeof v6only), 0);
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
-			(type == SOCK_STREAM && listen(fd, 16) < 0)) {
+		assert_int_equal(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only), 0);
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || (type == SOCK_STREAM && listen(fd, 16) < 0)) {
 		close(fd);
 		return -1;
 	}
@@ -512,7 +510,7 @@ static void test_port_holders_forked(void **state)
 	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 1), 1);
 
 	snprintf(want, sizeof want, "%s (pid %d), %s (pid %d)", comm, (int)holders[0].pid, comm,
-			(int)(holders[0].pid == getpid() ? child : getpid()));
+	         (int)(holders[0].pid == getpid() ? child : getpid()));
 	diag_port_holder_text(port, text, sizeof text);
 	assert_string_equal(text, want);
 
@@ -565,8 +563,7 @@ static void test_port_holders_unprivileged(void **state)
 		close(fd); /* else this child would hold the socket itself */
 		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
 			_exit(10);
-		if (diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n, err,
-				sizeof err) < 0)
+		if (diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n, err, sizeof err) < 0)
 			_exit(11);
 		if (!find_inode(v, n, inode) || find_inode(v, n, inode)->uid != 0)
 			_exit(12);
@@ -585,8 +582,7 @@ static void test_port_holders_unprivileged(void **state)
 	}
 	assert_int_equal(waitpid(child, &status, 0), child);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		print_error("unprivileged child: status %d (exit code names the failed check)\n",
-				status);
+		print_error("unprivileged child: status %d (exit code names the failed check)\n", status);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	close(fd);
@@ -602,14 +598,14 @@ static void test_owner_text(void **state)
 		size_t len; /* buffer size */
 		const char *want;
 	} rows[] = {
-		{ 0, 64, "" },
-		{ 1, 64, "nginx (pid 812)" },
-		{ 2, 64, "nginx (pid 812)" }, /* pid 0: unknown, skipped */
-		{ 3, 64, "nginx (pid 812), pid 813" },
-		{ 3, 16, "nginx (pid 812)" },      /* exactly fits; no room for ", ..." */
-		{ 3, 21, "nginx (pid 812), ..." }, /* second does not fit */
-		{ 3, 10, "" },                     /* not even the first */
-		{ 1, 0, NULL },
+	        {0, 64, ""},
+	        {1, 64, "nginx (pid 812)"},
+	        {2, 64, "nginx (pid 812)"}, /* pid 0: unknown, skipped */
+	        {3, 64, "nginx (pid 812), pid 813"},
+	        {3, 16, "nginx (pid 812)"},      /* exactly fits; no room for ", ..." */
+	        {3, 21, "nginx (pid 812), ..."}, /* second does not fit */
+	        {3, 10, ""},                     /* not even the first */
+	        {1, 0, NULL},
 	};
 	char buf[64];
 
@@ -630,8 +626,7 @@ static void test_owner_text(void **state)
 			continue;
 		}
 		if (got != strlen(rows[i].want) || strcmp(buf, rows[i].want) != 0)
-			fail_msg("row %zu: got \"%s\" (%zu), want \"%s\"", i, buf, got,
-					rows[i].want);
+			fail_msg("row %zu: got \"%s\" (%zu), want \"%s\"", i, buf, got, rows[i].want);
 	}
 }
 
@@ -642,11 +637,11 @@ static void test_addr_and_state_text(void **state)
 		uint16_t port;
 		const char *want;
 	} rows[] = {
-		{ "127.0.0.1", 80, "127.0.0.1:80" },
-		{ "0.0.0.0", 0, "0.0.0.0:0" },
-		{ "::1", 62893, "[::1]:62893" },
-		{ "::", 8080, "[::]:8080" },
-		{ "::ffff:127.0.0.1", 21, "[::ffff:127.0.0.1]:21" },
+	        {"127.0.0.1", 80, "127.0.0.1:80"},
+	        {"0.0.0.0", 0, "0.0.0.0:0"},
+	        {"::1", 62893, "[::1]:62893"},
+	        {"::", 8080, "[::]:8080"},
+	        {"::ffff:127.0.0.1", 21, "[::ffff:127.0.0.1]:21"},
 	};
 	struct sockaddr_storage ss;
 	char buf[64];
@@ -657,15 +652,16 @@ static void test_addr_and_state_text(void **state)
 			ss.ss_family = AF_INET;
 			((struct sockaddr_in *)&ss)->sin_port = htons(rows[i].port);
 		} else {
-			assert_int_equal(inet_pton(AF_INET6, rows[i].addr,
-					&((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+			assert_int_equal(
+			        inet_pton(AF_INET6, rows[i].addr, &((struct sockaddr_in6 *)&ss)->sin6_addr),
+			        1);
 			ss.ss_family = AF_INET6;
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(rows[i].port);
 		}
 		if (diag_addr_port(&ss) != rows[i].port ||
-				strcmp(diag_addr_text(&ss, buf, sizeof buf), rows[i].want) != 0)
-			fail_msg("row %zu: got \"%s\" port %u, want \"%s\"", i, buf,
-					diag_addr_port(&ss), rows[i].want);
+		    strcmp(diag_addr_text(&ss, buf, sizeof buf), rows[i].want) != 0)
+			fail_msg("row %zu: got \"%s\" port %u, want \"%s\"", i, buf, diag_addr_port(&ss),
+			         rows[i].want);
 	}
 	memset(&ss, 0, sizeof ss);
 	ss.ss_family = AF_UNIX;
@@ -688,21 +684,21 @@ static void test_addr_and_state_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		FD_TEST(test_list_tcp4_listener),
-		FD_TEST(test_list_tcp6_listener),
-		FD_TEST(test_list_v4_mapped),
-		FD_TEST(test_list_udp),
-		FD_TEST(test_list_state_filter),
-		FD_TEST(test_list_multipart),
-		FD_TEST(test_list_bad_proto),
-		FD_TEST(test_owner_find),
-		FD_TEST(test_owner_map),
-		FD_TEST(test_port_holders_tcp),
-		FD_TEST(test_port_holders_forked),
-		FD_TEST(test_port_holders_free_port),
-		FD_TEST(test_port_holders_unprivileged),
-		cmocka_unit_test(test_owner_text),
-		cmocka_unit_test(test_addr_and_state_text),
+	        FD_TEST(test_list_tcp4_listener),
+	        FD_TEST(test_list_tcp6_listener),
+	        FD_TEST(test_list_v4_mapped),
+	        FD_TEST(test_list_udp),
+	        FD_TEST(test_list_state_filter),
+	        FD_TEST(test_list_multipart),
+	        FD_TEST(test_list_bad_proto),
+	        FD_TEST(test_owner_find),
+	        FD_TEST(test_owner_map),
+	        FD_TEST(test_port_holders_tcp),
+	        FD_TEST(test_port_holders_forked),
+	        FD_TEST(test_port_holders_free_port),
+	        FD_TEST(test_port_holders_unprivileged),
+	        cmocka_unit_test(test_owner_text),
+	        cmocka_unit_test(test_addr_and_state_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,8 +88,9 @@ static int slice_is(struct http_slice s, const char *str)
  * Request heads.
  */
 
-#define EXPECT_OK 0 /* `expect` of a row that parses; otherwise an error status or
-		     * HTTP_PARSE_INCOMPLETE */
+#define EXPECT_OK                                                        \
+	0 /* `expect` of a row that parses; otherwise an error status or \
+	   * HTTP_PARSE_INCOMPLETE */
 
 struct req_case {
 	const char *name;
@@ -100,137 +101,343 @@ struct req_case {
 	const char *method;
 	const char *target;
 	int minor;
-	int nheaders;    /* -1: not checked */
+	int nheaders;           /* -1: not checked */
 	const char *hdrs[4][2]; /* the first headers, name and value */
 };
 
 #define BIN(s) .in = (s), .len = sizeof(s) - 1
-#define ERR(name, in, status) { name, in, 0, status, 0, NULL, NULL, 0, -1, { { NULL } } }
-#define ERRB(name, in, status) { name, BIN(in), status, 0, NULL, NULL, 0, -1, { { NULL } } }
+#define ERR(name, in, status)                              \
+	{                                                  \
+		name, in, 0, status, 0, NULL, NULL, 0, -1, \
+		{                                          \
+			{                                  \
+				NULL                       \
+			}                                  \
+		}                                          \
+	}
+#define ERRB(name, in, status)                               \
+	{                                                    \
+		name, BIN(in), status, 0, NULL, NULL, 0, -1, \
+		{                                            \
+			{                                    \
+				NULL                         \
+			}                                    \
+		}                                            \
+	}
 #define MORE(name, in) ERR(name, in, HTTP_PARSE_INCOMPLETE)
 
 static const struct req_case req_cases[] = {
-	/* valid */
-	{ "simple", "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, EXPECT_OK, 0, "GET", "/", 1, 1,
-	  { { "Host", "example.com" } } },
-	{ "http/1.0 no headers", "GET /index.html HTTP/1.0\r\n\r\n", 0, EXPECT_OK, 0, "GET",
-	  "/index.html", 0, 0, { { NULL } } },
-	{ "bare LF", "GET /a HTTP/1.1\nHost: x\nAccept: */*\n\n", 0, EXPECT_OK, 0, "GET", "/a", 1, 2,
-	  { { "Host", "x" }, { "Accept", "*/*" } } },
-	{ "mixed line ends", "GET / HTTP/1.1\nA: 1\r\nB: 2\n\r\n", 0, EXPECT_OK, 0, "GET", "/", 1, 2,
-	  { { "A", "1" }, { "B", "2" } } },
-	{ "leading CRLFs", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, EXPECT_OK, 0, "GET", "/", 1,
-	  1, { { "Host", "a" } } },
-	{ "leading LFs", "\n\nPOST /p HTTP/1.0\n\n", 0, EXPECT_OK, 0, "POST", "/p", 0, 0, { { NULL } } },
-	{ "OWS stripped", "GET / HTTP/1.1\r\nX:  a b \t\r\nY:\tc\r\n\r\n", 0, EXPECT_OK, 0, "GET", "/",
-	  1, 2, { { "X", "a b" }, { "Y", "c" } } },
-	{ "empty values", "GET / HTTP/1.1\r\nA:\r\nB: \r\nC:\t \t\r\n\r\n", 0, EXPECT_OK, 0, "GET", "/",
-	  1, 3, { { "A", "" }, { "B", "" }, { "C", "" } } },
-	{ "obs-text value", "GET / HTTP/1.1\r\nX: caf\xc3\xa9 \xe2\x82\xac\r\n\r\n", 0, EXPECT_OK, 0,
-	  "GET", "/", 1, 1, { { "X", "caf\xc3\xa9 \xe2\x82\xac" } } },
-	{ "HTAB inside value", "GET / HTTP/1.1\r\nX: a\tb\tc\r\n\r\n", 0, EXPECT_OK, 0, "GET", "/", 1,
-	  1, { { "X", "a\tb\tc" } } },
-	{ "long value", "GET / HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
-			"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\n\r\n",
-	  0, EXPECT_OK, 0, "GET", "/", 1, 1,
-	  { { "User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
-			    "Gecko) Chrome/120.0 Safari/537.36" } } },
-	{ "pipelined", "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", 0,
-	  EXPECT_OK, 28, "GET", "/1", 1, 1, { { "Host", "a" } } },
-	{ "body follows", "POST /u HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 0, EXPECT_OK, 39,
-	  "POST", "/u", 1, 1, { { "Content-Length", "5" } } },
-	{ "body with NUL and CR follows", BIN("PUT /u HTTP/1.1\r\n\r\n\0\r\rx"), EXPECT_OK, 19, "PUT",
-	  "/u", 1, 0, { { NULL } } },
-	{ "token method", "M-SEARCH * HTTP/1.1\r\nMan: \"ssdp:discover\"\r\n\r\n", 0, EXPECT_OK, 0,
-	  "M-SEARCH", "*", 1, 1, { { "Man", "\"ssdp:discover\"" } } },
-	{ "lower-case method is a token", "get / HTTP/1.1\r\n\r\n", 0, EXPECT_OK, 0, "get", "/", 1, 0,
-	  { { NULL } } },
-	{ "odd token method", "!#$%&'*+-.^_`|~09azAZ / HTTP/1.1\r\n\r\n", 0, EXPECT_OK, 0,
-	  "!#$%&'*+-.^_`|~09azAZ", "/", 1, 0, { { NULL } } },
-	{ "absolute-form", "GET http://a.example:80/b?c=d HTTP/1.1\r\n\r\n", 0, EXPECT_OK, 0, "GET",
-	  "http://a.example:80/b?c=d", 1, 0, { { NULL } } },
-	{ "authority-form", "CONNECT a.example:443 HTTP/1.1\r\n\r\n", 0, EXPECT_OK, 0, "CONNECT",
-	  "a.example:443", 1, 0, { { NULL } } },
-	{ "target punctuation", "GET /a%20b/~c?x=1&y=[2]#f!$'()*+,;=:@ HTTP/1.1\r\n\r\n", 0, EXPECT_OK,
-	  0, "GET", "/a%20b/~c?x=1&y=[2]#f!$'()*+,;=:@", 1, 0, { { NULL } } },
-	{ "token header names", "GET / HTTP/1.1\r\nX-A_b!#$%&'*+.^`|~9: v\r\n\r\n", 0, EXPECT_OK, 0,
-	  "GET", "/", 1, 1, { { "X-A_b!#$%&'*+.^`|~9", "v" } } },
-	{ "colon in value", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 0, EXPECT_OK, 0, "GET", "/",
-	  1, 1, { { "Host", "[::1]:8080" } } },
-	{ "duplicate headers kept", "GET / HTTP/1.1\r\nA: 1\r\na: 2\r\n\r\n", 0, EXPECT_OK, 0, "GET",
-	  "/", 1, 2, { { "A", "1" }, { "a", "2" } } },
+        /* valid */
+        {"simple",
+         "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"Host", "example.com"}}},
+        {"http/1.0 no headers",
+         "GET /index.html HTTP/1.0\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/index.html",
+         0,
+         0,
+         {{NULL}}},
+        {"bare LF",
+         "GET /a HTTP/1.1\nHost: x\nAccept: */*\n\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/a",
+         1,
+         2,
+         {{"Host", "x"}, {"Accept", "*/*"}}},
+        {"mixed line ends",
+         "GET / HTTP/1.1\nA: 1\r\nB: 2\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         2,
+         {{"A", "1"}, {"B", "2"}}},
+        {"leading CRLFs",
+         "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"Host", "a"}}},
+        {"leading LFs", "\n\nPOST /p HTTP/1.0\n\n", 0, EXPECT_OK, 0, "POST", "/p", 0, 0, {{NULL}}},
+        {"OWS stripped",
+         "GET / HTTP/1.1\r\nX:  a b \t\r\nY:\tc\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         2,
+         {{"X", "a b"}, {"Y", "c"}}},
+        {"empty values",
+         "GET / HTTP/1.1\r\nA:\r\nB: \r\nC:\t \t\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         3,
+         {{"A", ""}, {"B", ""}, {"C", ""}}},
+        {"obs-text value",
+         "GET / HTTP/1.1\r\nX: caf\xc3\xa9 \xe2\x82\xac\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"X", "caf\xc3\xa9 \xe2\x82\xac"}}},
+        {"HTAB inside value",
+         "GET / HTTP/1.1\r\nX: a\tb\tc\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"X", "a\tb\tc"}}},
+        {"long value",
+         "GET / HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
+         "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+                         "Gecko) Chrome/120.0 Safari/537.36"}}},
+        {"pipelined",
+         "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+         0,
+         EXPECT_OK,
+         28,
+         "GET",
+         "/1",
+         1,
+         1,
+         {{"Host", "a"}}},
+        {"body follows",
+         "POST /u HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+         0,
+         EXPECT_OK,
+         39,
+         "POST",
+         "/u",
+         1,
+         1,
+         {{"Content-Length", "5"}}},
+        {"body with NUL and CR follows",
+         BIN("PUT /u HTTP/1.1\r\n\r\n\0\r\rx"),
+         EXPECT_OK,
+         19,
+         "PUT",
+         "/u",
+         1,
+         0,
+         {{NULL}}},
+        {"token method",
+         "M-SEARCH * HTTP/1.1\r\nMan: \"ssdp:discover\"\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "M-SEARCH",
+         "*",
+         1,
+         1,
+         {{"Man", "\"ssdp:discover\""}}},
+        {"lower-case method is a token",
+         "get / HTTP/1.1\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "get",
+         "/",
+         1,
+         0,
+         {{NULL}}},
+        {"odd token method",
+         "!#$%&'*+-.^_`|~09azAZ / HTTP/1.1\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "!#$%&'*+-.^_`|~09azAZ",
+         "/",
+         1,
+         0,
+         {{NULL}}},
+        {"absolute-form",
+         "GET http://a.example:80/b?c=d HTTP/1.1\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "http://a.example:80/b?c=d",
+         1,
+         0,
+         {{NULL}}},
+        {"authority-form",
+         "CONNECT a.example:443 HTTP/1.1\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "CONNECT",
+         "a.example:443",
+         1,
+         0,
+         {{NULL}}},
+        {"target punctuation",
+         "GET /a%20b/~c?x=1&y=[2]#f!$'()*+,;=:@ HTTP/1.1\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/a%20b/~c?x=1&y=[2]#f!$'()*+,;=:@",
+         1,
+         0,
+         {{NULL}}},
+        {"token header names",
+         "GET / HTTP/1.1\r\nX-A_b!#$%&'*+.^`|~9: v\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"X-A_b!#$%&'*+.^`|~9", "v"}}},
+        {"colon in value",
+         "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         1,
+         {{"Host", "[::1]:8080"}}},
+        {"duplicate headers kept",
+         "GET / HTTP/1.1\r\nA: 1\r\na: 2\r\n\r\n",
+         0,
+         EXPECT_OK,
+         0,
+         "GET",
+         "/",
+         1,
+         2,
+         {{"A", "1"}, {"a", "2"}}},
 
-	/* incomplete */
-	MORE("empty input", ""),
-	MORE("only CRLF", "\r\n"),
-	MORE("only CR", "\r"),
-	MORE("partial method", "GE"),
-	MORE("partial version", "GET / HTTP/1."),
-	MORE("request line only", "GET / HTTP/1.1\r\n"),
-	MORE("CR ends input", "GET / HTTP/1.1\r\nHost: a\r\n\r"),
-	{ "partial header", "GET / HTTP/1.1\r\nHost: a", 0, HTTP_PARSE_INCOMPLETE, 0, NULL, NULL,
-	  0, -1, { { NULL } } },
-	/* header errors wait for the head to complete (the result must not depend on the split) */
-	MORE("bare CR, head incomplete", "GET / HTTP/1.1\r\nA: b\rc\r\n"),
-	MORE("folding, head incomplete", "GET / HTTP/1.1\r\nA: b\r\n c\r\n"),
+        /* incomplete */
+        MORE("empty input", ""),
+        MORE("only CRLF", "\r\n"),
+        MORE("only CR", "\r"),
+        MORE("partial method", "GE"),
+        MORE("partial version", "GET / HTTP/1."),
+        MORE("request line only", "GET / HTTP/1.1\r\n"),
+        MORE("CR ends input", "GET / HTTP/1.1\r\nHost: a\r\n\r"),
+        {"partial header",
+         "GET / HTTP/1.1\r\nHost: a",
+         0,
+         HTTP_PARSE_INCOMPLETE,
+         0,
+         NULL,
+         NULL,
+         0,
+         -1,
+         {{NULL}}},
+        /* header errors wait for the head to complete (the result must not depend on the split) */
+        MORE("bare CR, head incomplete", "GET / HTTP/1.1\r\nA: b\rc\r\n"),
+        MORE("folding, head incomplete", "GET / HTTP/1.1\r\nA: b\r\n c\r\n"),
 
-	/* request line errors */
-	ERR("bare CR leading", "\rGET / HTTP/1.1\r\n\r\n", 400),
-	ERR("bare CR after version", "GET / HTTP/1.1\rX", 400),
-	ERR("bare CR before LF pair", "GET / HTTP/1.1\r\r\n\r\n", 400),
-	ERR("empty method", " / HTTP/1.1\r\n\r\n", 400),
-	ERR("control in method", "G\x01T / HTTP/1.1\r\n\r\n", 400),
-	ERR("slash in method", "GE/T / HTTP/1.1\r\n\r\n", 400),
-	ERR("tab after method", "GET\t/ HTTP/1.1\r\n\r\n", 400),
-	ERR("method only", "GET\r\n\r\n", 400),
-	ERR("double space", "GET  / HTTP/1.1\r\n\r\n", 400),
-	ERR("HTTP/0.9 style", "GET /\r\n\r\n", 400),
-	ERRB("NUL in target", "GET /a\0b HTTP/1.1\r\n\r\n", 400),
-	ERR("DEL in target", "GET /a\x7f HTTP/1.1\r\n\r\n", 400),
-	ERR("high byte in target", "GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", 400),
-	ERR("tab in target", "GET /a\tb HTTP/1.1\r\n\r\n", 400),
-	ERR("space in target", "GET /a b HTTP/1.1\r\n\r\n", 400),
-	ERR("trailing space", "GET / HTTP/1.1 \r\n\r\n", 400),
-	ERR("lower-case version", "GET / http/1.1\r\n\r\n", 400),
-	ERR("other protocol", "GET / FOO/1.1\r\n\r\n", 400),
-	ERR("version without minor", "GET / HTTP/2\r\n\r\n", 400),
-	ERR("two-digit minor", "GET / HTTP/1.10\r\n\r\n", 400),
-	ERR("letter version", "GET / HTTP/x.1\r\n\r\n", 400),
-	ERR("HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", 505),
-	ERR("HTTP/1.2", "GET / HTTP/1.2\r\n\r\n", 505),
-	ERR("HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505),
-	ERR("HTTP/3.0 head incomplete", "GET / HTTP/3.0\r\n", 505),
-	ERR("bad request line, head incomplete", "GET  /", 400),
-	ERR("TLS hello", "\x16\x03\x01\x02\x00\x01", 400),
+        /* request line errors */
+        ERR("bare CR leading", "\rGET / HTTP/1.1\r\n\r\n", 400),
+        ERR("bare CR after version", "GET / HTTP/1.1\rX", 400),
+        ERR("bare CR before LF pair", "GET / HTTP/1.1\r\r\n\r\n", 400),
+        ERR("empty method", " / HTTP/1.1\r\n\r\n", 400),
+        ERR("control in method", "G\x01T / HTTP/1.1\r\n\r\n", 400),
+        ERR("slash in method", "GE/T / HTTP/1.1\r\n\r\n", 400),
+        ERR("tab after method", "GET\t/ HTTP/1.1\r\n\r\n", 400),
+        ERR("method only", "GET\r\n\r\n", 400),
+        ERR("double space", "GET  / HTTP/1.1\r\n\r\n", 400),
+        ERR("HTTP/0.9 style", "GET /\r\n\r\n", 400),
+        ERRB("NUL in target", "GET /a\0b HTTP/1.1\r\n\r\n", 400),
+        ERR("DEL in target", "GET /a\x7f HTTP/1.1\r\n\r\n", 400),
+        ERR("high byte in target", "GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n", 400),
+        ERR("tab in target", "GET /a\tb HTTP/1.1\r\n\r\n", 400),
+        ERR("space in target", "GET /a b HTTP/1.1\r\n\r\n", 400),
+        ERR("trailing space", "GET / HTTP/1.1 \r\n\r\n", 400),
+        ERR("lower-case version", "GET / http/1.1\r\n\r\n", 400),
+        ERR("other protocol", "GET / FOO/1.1\r\n\r\n", 400),
+        ERR("version without minor", "GET / HTTP/2\r\n\r\n", 400),
+        ERR("two-digit minor", "GET / HTTP/1.10\r\n\r\n", 400),
+        ERR("letter version", "GET / HTTP/x.1\r\n\r\n", 400),
+        ERR("HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", 505),
+        ERR("HTTP/1.2", "GET / HTTP/1.2\r\n\r\n", 505),
+        ERR("HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505),
+        ERR("HTTP/3.0 head incomplete", "GET / HTTP/3.0\r\n", 505),
+        ERR("bad request line, head incomplete", "GET  /", 400),
+        ERR("TLS hello", "\x16\x03\x01\x02\x00\x01", 400),
 
-	/* header errors */
-	ERR("bare CR in value", "GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400),
-	ERR("bare CR at value end", "GET / HTTP/1.1\r\nA: b\r\r\n\r\n", 400),
-	ERR("bare CR as blank line", "GET / HTTP/1.1\r\nA: b\r\n\rX\n\n", 400),
-	ERR("obs-fold", "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", 400),
-	ERR("obs-fold tab", "GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n", 400),
-	{ "space before first header", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 0, 400, 0, NULL, NULL,
-	  0, -1, { { NULL } } },
-	ERR("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
-	ERR("tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400),
-	ERR("no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", 400),
-	ERR("name only", "GET / HTTP/1.1\r\nHost\r\n\r\n", 400),
-	ERR("empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", 400),
-	ERR("paren in name", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", 400),
-	ERR("high byte in name", "GET / HTTP/1.1\r\nH\xc3\xb6st: a\r\n\r\n", 400),
-	ERRB("NUL in value", "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n", 400),
-	ERRB("NUL in long value", "GET / HTTP/1.1\r\nA: abcdefghijklmnopqrstuvwxyz\0c\r\n\r\n", 400),
-	ERR("SOH in value", "GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400),
-	ERR("DEL in value", "GET / HTTP/1.1\r\nA: 0123456789\x7f\r\n\r\n", 400),
-	ERR("ESC in value", "GET / HTTP/1.1\r\nA: \x1b[31m\r\n\r\n", 400),
-	ERR("first error wins", "GET / HTTP/1.1\r\nA: \x01\r\nB : c\r\n\r\n", 400),
+        /* header errors */
+        ERR("bare CR in value", "GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", 400),
+        ERR("bare CR at value end", "GET / HTTP/1.1\r\nA: b\r\r\n\r\n", 400),
+        ERR("bare CR as blank line", "GET / HTTP/1.1\r\nA: b\r\n\rX\n\n", 400),
+        ERR("obs-fold", "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", 400),
+        ERR("obs-fold tab", "GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n", 400),
+        {"space before first header",
+         "GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+         0,
+         400,
+         0,
+         NULL,
+         NULL,
+         0,
+         -1,
+         {{NULL}}},
+        ERR("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+        ERR("tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400),
+        ERR("no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", 400),
+        ERR("name only", "GET / HTTP/1.1\r\nHost\r\n\r\n", 400),
+        ERR("empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", 400),
+        ERR("paren in name", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", 400),
+        ERR("high byte in name", "GET / HTTP/1.1\r\nH\xc3\xb6st: a\r\n\r\n", 400),
+        ERRB("NUL in value", "GET / HTTP/1.1\r\nA: b\0c\r\n\r\n", 400),
+        ERRB("NUL in long value", "GET / HTTP/1.1\r\nA: abcdefghijklmnopqrstuvwxyz\0c\r\n\r\n", 400),
+        ERR("SOH in value", "GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", 400),
+        ERR("DEL in value", "GET / HTTP/1.1\r\nA: 0123456789\x7f\r\n\r\n", 400),
+        ERR("ESC in value", "GET / HTTP/1.1\r\nA: \x1b[31m\r\n\r\n", 400),
+        ERR("first error wins", "GET / HTTP/1.1\r\nA: \x01\r\nB : c\r\n\r\n", 400),
 };
 
 /* Feeds `in` in pieces (as a connection would: the buffer grows, last_len is the
  * previous length, or 0 when `fresh`); returns the first result that is not
  * HTTP_PARSE_INCOMPLETE and sets *buf to where the input was placed. */
 static int feed_request(struct guard *g, const char *in, size_t len, struct split *sp, int fresh,
-			struct http_request *req, const char **buf)
+                        struct http_request *req, const char **buf)
 {
 	size_t k = 0, last = 0;
 	int r;
@@ -246,45 +453,43 @@ static int feed_request(struct guard *g, const char *in, size_t len, struct spli
 	return r;
 }
 
-static void check_request(const struct req_case *c, const char *in, size_t len, const char *mode,
-			  int r, const struct http_request *req)
+static void check_request(const struct req_case *c, const char *in, size_t len, const char *mode, int r,
+                          const struct http_request *req)
 {
 	size_t want_len = c->consumed ? c->consumed : len;
 	int i;
 
 	if (c->expect == HTTP_PARSE_INCOMPLETE) {
 		if (r != HTTP_PARSE_INCOMPLETE)
-			fail_msg("row \"%s\" [%s]: got %d (status %d, %s), want incomplete", c->name,
-				 mode, r, req->error_status,
-				 req->error_reason ? req->error_reason : "-");
+			fail_msg("row \"%s\" [%s]: got %d (status %d, %s), want incomplete", c->name, mode, r,
+			         req->error_status, req->error_reason ? req->error_reason : "-");
 		return;
 	}
 	if (c->expect != EXPECT_OK) {
 		if (r != HTTP_PARSE_ERROR || req->error_status != c->expect || !req->error_reason)
-			fail_msg("row \"%s\" [%s]: got %d (status %d), want error %d", c->name, mode,
-				 r, r == HTTP_PARSE_ERROR ? req->error_status : 0, c->expect);
+			fail_msg("row \"%s\" [%s]: got %d (status %d), want error %d", c->name, mode, r,
+			         r == HTTP_PARSE_ERROR ? req->error_status : 0, c->expect);
 		return;
 	}
 	if (r < 0 || (size_t)r != want_len)
 		fail_msg("row \"%s\" [%s]: got %d (status %d, %s), want %zu", c->name, mode, r,
-			 req->error_status, req->error_reason ? req->error_reason : "-", want_len);
+		         req->error_status, req->error_reason ? req->error_reason : "-", want_len);
 	if (c->method && !slice_is(req->method, c->method))
 		fail_msg("row \"%s\" [%s]: method \"%.*s\"", c->name, mode, (int)req->method.len,
-			 req->method.p);
+		         req->method.p);
 	if (c->target && !slice_is(req->target, c->target))
 		fail_msg("row \"%s\" [%s]: target \"%.*s\"", c->name, mode, (int)req->target.len,
-			 req->target.p);
+		         req->target.p);
 	if (req->minor != c->minor)
 		fail_msg("row \"%s\" [%s]: minor %d, want %d", c->name, mode, req->minor, c->minor);
 	if (c->nheaders >= 0 && req->nheaders != (size_t)c->nheaders)
-		fail_msg("row \"%s\" [%s]: %zu headers, want %d", c->name, mode, req->nheaders,
-			 c->nheaders);
+		fail_msg("row \"%s\" [%s]: %zu headers, want %d", c->name, mode, req->nheaders, c->nheaders);
 	for (i = 0; i < 4 && c->hdrs[i][0]; i++) {
 		const struct http_header *h = &req->headers[i];
 
 		if (!slice_is(h->name, c->hdrs[i][0]) || !slice_is(h->value, c->hdrs[i][1]))
 			fail_msg("row \"%s\" [%s]: header %d is \"%.*s\": \"%.*s\"", c->name, mode, i,
-				 (int)h->name.len, h->name.p, (int)h->value.len, h->value.p);
+			         (int)h->name.len, h->name.p, (int)h->value.len, h->value.p);
 	}
 	/* Slices point into the buffer that was parsed. */
 	if (c->method && (req->method.p < in || req->method.p >= in + len))
@@ -296,7 +501,7 @@ static void check_request(const struct req_case *c, const char *in, size_t len, 
 static void run_request_case(struct guard *g, const struct req_case *c, const char *in, size_t len)
 {
 	struct http_request req;
-	struct split sp = { SPLIT_WHOLE, 0 };
+	struct split sp = {SPLIT_WHOLE, 0};
 	const char *buf;
 	int r, seed;
 
@@ -511,9 +716,9 @@ static void test_request_limits(void **state)
 static void test_request_pipeline(void **state)
 {
 	static const char in[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
-				 "HEAD /b HTTP/1.0\r\n\r\n"
-				 "\r\nPUT /c HTTP/1.1\nContent-Length: 0\n\n";
-	static const char *const targets[] = { "/a", "/b", "/c" };
+	                         "HEAD /b HTTP/1.0\r\n\r\n"
+	                         "\r\nPUT /c HTTP/1.1\nContent-Length: 0\n\n";
+	static const char *const targets[] = {"/a", "/b", "/c"};
 	struct http_request req;
 	size_t at = 0, i;
 
@@ -534,7 +739,7 @@ static void test_find_header(void **state)
 	static const char in[] = "GET / HTTP/1.1\r\nHost: a\r\nCONTENT-length: 12\r\nX-Y: z\r\n\r\n";
 	struct http_request req;
 	const struct http_header *h;
-	struct http_slice s = { "Keep-Alive", 10 };
+	struct http_slice s = {"Keep-Alive", 10};
 
 	(void)state;
 	assert_int_equal(http_parse_request(in, sizeof(in) - 1, &req, 0), (int)sizeof(in) - 1);
@@ -571,74 +776,72 @@ enum chunk_want { CH_WANT_DONE, CH_WANT_MORE, CH_WANT_ERROR };
 struct chunk_case {
 	const char *name;
 	const char *in;
-	size_t len;          /* 0: strlen(in) */
+	size_t len; /* 0: strlen(in) */
 	enum chunk_want want;
-	const char *data;    /* decoded bytes (for done and incomplete rows) */
-	size_t data_len;     /* 0: strlen(data) */
-	const char *rest;    /* bytes after the body (done rows) */
+	const char *data; /* decoded bytes (for done and incomplete rows) */
+	size_t data_len;  /* 0: strlen(data) */
+	const char *rest; /* bytes after the body (done rows) */
 };
 
 static const struct chunk_case chunk_cases[] = {
-	{ "empty body", "0\r\n\r\n", 0, CH_WANT_DONE, "", 0, "" },
-	{ "one chunk", "5\r\nhello\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, "" },
-	{ "two chunks", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello world", 0,
-	  "" },
-	{ "hex digits", "a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n", 0, CH_WANT_DONE,
-	  "0123456789abcdefghijk", 0, "" },
-	{ "leading zeros", "0005\r\nhello\r\n000\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, "" },
-	{ "16 digits", "0000000000000005\r\nhello\r\n0000000000000000\r\n\r\n", 0, CH_WANT_DONE,
-	  "hello", 0, "" },
-	{ "extensions", "5;foo=bar\r\nhello\r\n0;last\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, "" },
-	{ "several extensions", "5;a=1;b;c=\"x;y\\\"z\"\r\nhello\r\n0\r\n\r\n", 0, CH_WANT_DONE,
-	  "hello", 0, "" },
-	{ "BWS before extension", "5 ;a=b\r\nhello\r\n0\t; x\r\n\r\n", 0, CH_WANT_DONE, "hello", 0,
-	  "" },
-	{ "BWS before CRLF", "5 \r\nhello\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, "" },
-	{ "trailers", "5\r\nhello\r\n0\r\nX-Sum: 1\r\nExpires: never\r\n\r\n", 0, CH_WANT_DONE, "hello",
-	  0, "" },
-	{ "bare LF", "5\nhello\n0\nT: 1\n\n", 0, CH_WANT_DONE, "hello", 0, "" },
-	{ "CRLF inside data", "4\r\n\r\n\r\n\r\n0\r\n\r\n", 0, CH_WANT_DONE, "\r\n\r\n", 0, "" },
-	{ "binary data", BIN("3\r\n\0\xff\n\r\n0\r\n\r\n"), CH_WANT_DONE, "\0\xff\n", 3, "" },
-	{ "next request follows", "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, CH_WANT_DONE,
-	  "abc", 0, "GET / HTTP/1.1\r\n\r\n" },
-	{ "bytes follow trailers", "0\r\nA: b\r\n\r\nxyz", 0, CH_WANT_DONE, "", 0, "xyz" },
-	{ "largest size", "7fffffffffffffff\r\nab", 0, CH_WANT_MORE, "ab", 0, NULL },
-	{ "data pending", "5\r\nhel", 0, CH_WANT_MORE, "hel", 0, NULL },
-	{ "CRLF after data pending", "5\r\nhello\r", 0, CH_WANT_MORE, "hello", 0, NULL },
-	{ "trailers pending", "0\r\n", 0, CH_WANT_MORE, "", 0, NULL },
-	{ "final CR pending", "0\r\nA: b\r\n\r", 0, CH_WANT_MORE, "", 0, NULL },
-	{ "extension pending", "5;name=val", 0, CH_WANT_MORE, "", 0, NULL },
+        {"empty body", "0\r\n\r\n", 0, CH_WANT_DONE, "", 0, ""},
+        {"one chunk", "5\r\nhello\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, ""},
+        {"two chunks", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello world", 0, ""},
+        {"hex digits", "a\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n", 0, CH_WANT_DONE,
+         "0123456789abcdefghijk", 0, ""},
+        {"leading zeros", "0005\r\nhello\r\n000\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, ""},
+        {"16 digits", "0000000000000005\r\nhello\r\n0000000000000000\r\n\r\n", 0, CH_WANT_DONE, "hello", 0,
+         ""},
+        {"extensions", "5;foo=bar\r\nhello\r\n0;last\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, ""},
+        {"several extensions", "5;a=1;b;c=\"x;y\\\"z\"\r\nhello\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello", 0,
+         ""},
+        {"BWS before extension", "5 ;a=b\r\nhello\r\n0\t; x\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, ""},
+        {"BWS before CRLF", "5 \r\nhello\r\n0\r\n\r\n", 0, CH_WANT_DONE, "hello", 0, ""},
+        {"trailers", "5\r\nhello\r\n0\r\nX-Sum: 1\r\nExpires: never\r\n\r\n", 0, CH_WANT_DONE, "hello", 0,
+         ""},
+        {"bare LF", "5\nhello\n0\nT: 1\n\n", 0, CH_WANT_DONE, "hello", 0, ""},
+        {"CRLF inside data", "4\r\n\r\n\r\n\r\n0\r\n\r\n", 0, CH_WANT_DONE, "\r\n\r\n", 0, ""},
+        {"binary data", BIN("3\r\n\0\xff\n\r\n0\r\n\r\n"), CH_WANT_DONE, "\0\xff\n", 3, ""},
+        {"next request follows", "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, CH_WANT_DONE, "abc", 0,
+         "GET / HTTP/1.1\r\n\r\n"},
+        {"bytes follow trailers", "0\r\nA: b\r\n\r\nxyz", 0, CH_WANT_DONE, "", 0, "xyz"},
+        {"largest size", "7fffffffffffffff\r\nab", 0, CH_WANT_MORE, "ab", 0, NULL},
+        {"data pending", "5\r\nhel", 0, CH_WANT_MORE, "hel", 0, NULL},
+        {"CRLF after data pending", "5\r\nhello\r", 0, CH_WANT_MORE, "hello", 0, NULL},
+        {"trailers pending", "0\r\n", 0, CH_WANT_MORE, "", 0, NULL},
+        {"final CR pending", "0\r\nA: b\r\n\r", 0, CH_WANT_MORE, "", 0, NULL},
+        {"extension pending", "5;name=val", 0, CH_WANT_MORE, "", 0, NULL},
 
-	{ "empty size line", "\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "extension without size", ";a=b\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "leading space", " 5\r\nhello\r\n0\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "non-hex digit", "g\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "hex then junk", "5x\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "0x prefix", "0x5\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "negative", "-5\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "two numbers", "5 5\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "17 digits", "00000000000000005\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "2^63", "8000000000000000\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "2^64-1", "ffffffffffffffff\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "bare CR in size line", "5\rhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "control in extension", "5;a\x01\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "data too long", "5\r\nhelloX\r\n0\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "CR then junk after data", "5\r\nhello\rX\n0\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "bare CR in trailer", "0\r\nA: b\rc\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL },
-	{ "NUL in trailer", BIN("0\r\nA: \0\r\n\r\n"), CH_WANT_ERROR, NULL, 0, NULL },
-	{ "CR then junk at end", "0\r\n\rX", 0, CH_WANT_ERROR, NULL, 0, NULL },
+        {"empty size line", "\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"extension without size", ";a=b\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"leading space", " 5\r\nhello\r\n0\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"non-hex digit", "g\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"hex then junk", "5x\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"0x prefix", "0x5\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"negative", "-5\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"two numbers", "5 5\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"17 digits", "00000000000000005\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"2^63", "8000000000000000\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"2^64-1", "ffffffffffffffff\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"bare CR in size line", "5\rhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"control in extension", "5;a\x01\r\nhello\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"data too long", "5\r\nhelloX\r\n0\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"CR then junk after data", "5\r\nhello\rX\n0\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"bare CR in trailer", "0\r\nA: b\rc\r\n\r\n", 0, CH_WANT_ERROR, NULL, 0, NULL},
+        {"NUL in trailer", BIN("0\r\nA: \0\r\n\r\n"), CH_WANT_ERROR, NULL, 0, NULL},
+        {"CR then junk at end", "0\r\n\rX", 0, CH_WANT_ERROR, NULL, 0, NULL},
 };
 
 struct chunk_result {
-	ssize_t r;       /* last return value */
-	char *data;      /* decoded bytes */
+	ssize_t r;  /* last return value */
+	char *data; /* decoded bytes */
 	size_t data_len;
-	char *rest;      /* bytes after the body: returned leftovers and input never fed */
+	char *rest; /* bytes after the body: returned leftovers and input never fed */
 	size_t rest_len;
 };
 
 static void feed_chunked(struct guard *g, const char *in, size_t len, struct split *sp,
-			 struct chunk_result *res)
+                         struct chunk_result *res)
 {
 	struct http_chunked d;
 	size_t k = 0;
@@ -668,8 +871,7 @@ static void feed_chunked(struct guard *g, const char *in, size_t len, struct spl
 	}
 }
 
-static void check_chunked(const struct chunk_case *c, const char *mode,
-			  const struct chunk_result *res)
+static void check_chunked(const struct chunk_case *c, const char *mode, const struct chunk_result *res)
 {
 	size_t dlen = c->data ? (c->data_len ? c->data_len : strlen(c->data)) : 0;
 
@@ -687,18 +889,18 @@ static void check_chunked(const struct chunk_case *c, const char *mode,
 			fail_msg("row \"%s\" [%s]: got %zd, want done", c->name, mode, res->r);
 		if (res->rest_len != strlen(c->rest) || memcmp(res->rest, c->rest, res->rest_len))
 			fail_msg("row \"%s\" [%s]: rest \"%.*s\", want \"%s\"", c->name, mode,
-				 (int)res->rest_len, res->rest, c->rest);
+			         (int)res->rest_len, res->rest, c->rest);
 		break;
 	}
 	if (res->data_len != dlen || memcmp(res->data, c->data, dlen) != 0)
 		fail_msg("row \"%s\" [%s]: data \"%.*s\" (%zu bytes), want %zu bytes", c->name, mode,
-			 (int)res->data_len, res->data, res->data_len, dlen);
+		         (int)res->data_len, res->data, res->data_len, dlen);
 }
 
 static void run_chunk_case(struct guard *g, const struct chunk_case *c, const char *in, size_t len)
 {
 	struct chunk_result res;
-	struct split sp = { SPLIT_WHOLE, 0 };
+	struct split sp = {SPLIT_WHOLE, 0};
 	int seed;
 
 	res.data = malloc(len + 1);
@@ -875,63 +1077,63 @@ struct range_case {
 };
 
 static const struct range_case range_cases[] = {
-	{ "bytes=0-499", 1000, HTTP_RANGE_OK, 0, 499 },
-	{ "bytes=500-999", 1000, HTTP_RANGE_OK, 500, 999 },
-	{ "bytes=500-", 1000, HTTP_RANGE_OK, 500, 999 },
-	{ "bytes=-500", 1000, HTTP_RANGE_OK, 500, 999 },
-	{ "bytes=-1", 1000, HTTP_RANGE_OK, 999, 999 },
-	{ "bytes=-1000", 1000, HTTP_RANGE_OK, 0, 999 },
-	{ "bytes=-2000", 1000, HTTP_RANGE_OK, 0, 999 },
-	{ "bytes=0-0", 1000, HTTP_RANGE_OK, 0, 0 },
-	{ "bytes=0-", 1000, HTTP_RANGE_OK, 0, 999 },
-	{ "bytes=999-999", 1000, HTTP_RANGE_OK, 999, 999 },
-	{ "bytes=999-5000", 1000, HTTP_RANGE_OK, 999, 999 },
-	{ "bytes=0-18446744073709551615", 1000, HTTP_RANGE_OK, 0, 999 },
-	{ "bytes=0-99999999999999999999999", 1000, HTTP_RANGE_OK, 0, 999 },
-	{ "bytes=-99999999999999999999999", 1000, HTTP_RANGE_OK, 0, 999 },
-	{ "bytes=0-0", 1, HTTP_RANGE_OK, 0, 0 },
-	{ "bytes=-5", 1, HTTP_RANGE_OK, 0, 0 },
-	{ "bytes=4294967296-", 8589934592ull, HTTP_RANGE_OK, 4294967296ull, 8589934591ull },
-	{ "BYTES=0-1", 1000, HTTP_RANGE_OK, 0, 1 },
-	{ "Bytes=0-1", 1000, HTTP_RANGE_OK, 0, 1 },
-	{ " bytes = 0 - 1 ", 1000, HTTP_RANGE_OK, 0, 1 },
-	{ "bytes=\t2-3\t", 1000, HTTP_RANGE_OK, 2, 3 },
-	{ "bytes=0-1,", 1000, HTTP_RANGE_OK, 0, 1 },
-	{ "bytes=, ,0-1", 1000, HTTP_RANGE_OK, 0, 1 },
-	{ "bytes=007-8", 1000, HTTP_RANGE_OK, 7, 8 },
+        {"bytes=0-499", 1000, HTTP_RANGE_OK, 0, 499},
+        {"bytes=500-999", 1000, HTTP_RANGE_OK, 500, 999},
+        {"bytes=500-", 1000, HTTP_RANGE_OK, 500, 999},
+        {"bytes=-500", 1000, HTTP_RANGE_OK, 500, 999},
+        {"bytes=-1", 1000, HTTP_RANGE_OK, 999, 999},
+        {"bytes=-1000", 1000, HTTP_RANGE_OK, 0, 999},
+        {"bytes=-2000", 1000, HTTP_RANGE_OK, 0, 999},
+        {"bytes=0-0", 1000, HTTP_RANGE_OK, 0, 0},
+        {"bytes=0-", 1000, HTTP_RANGE_OK, 0, 999},
+        {"bytes=999-999", 1000, HTTP_RANGE_OK, 999, 999},
+        {"bytes=999-5000", 1000, HTTP_RANGE_OK, 999, 999},
+        {"bytes=0-18446744073709551615", 1000, HTTP_RANGE_OK, 0, 999},
+        {"bytes=0-99999999999999999999999", 1000, HTTP_RANGE_OK, 0, 999},
+        {"bytes=-99999999999999999999999", 1000, HTTP_RANGE_OK, 0, 999},
+        {"bytes=0-0", 1, HTTP_RANGE_OK, 0, 0},
+        {"bytes=-5", 1, HTTP_RANGE_OK, 0, 0},
+        {"bytes=4294967296-", 8589934592ull, HTTP_RANGE_OK, 4294967296ull, 8589934591ull},
+        {"BYTES=0-1", 1000, HTTP_RANGE_OK, 0, 1},
+        {"Bytes=0-1", 1000, HTTP_RANGE_OK, 0, 1},
+        {" bytes = 0 - 1 ", 1000, HTTP_RANGE_OK, 0, 1},
+        {"bytes=\t2-3\t", 1000, HTTP_RANGE_OK, 2, 3},
+        {"bytes=0-1,", 1000, HTTP_RANGE_OK, 0, 1},
+        {"bytes=, ,0-1", 1000, HTTP_RANGE_OK, 0, 1},
+        {"bytes=007-8", 1000, HTTP_RANGE_OK, 7, 8},
 
-	{ "bytes=1000-", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=1000-2000", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=99999999999999999999999-", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=-0", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=-000", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=0-", 0, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=0-0", 0, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
-	{ "bytes=-5", 0, HTTP_RANGE_UNSATISFIABLE, 0, 0 },
+        {"bytes=1000-", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=1000-2000", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=99999999999999999999999-", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=-0", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=-000", 1000, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=0-", 0, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=0-0", 0, HTTP_RANGE_UNSATISFIABLE, 0, 0},
+        {"bytes=-5", 0, HTTP_RANGE_UNSATISFIABLE, 0, 0},
 
-	{ "bytes=0-1,2-3", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=0-1, 5-", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=-1,-2", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=0-1,junk", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=5-1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=,", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "byte=0-1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytesx=0-1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes 0-1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "items=0-1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=-", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=--1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=1", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=abc", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=1-2-3", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=0x1-2", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=+1-2", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=1-2;x", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=0-1\r\n", 1000, HTTP_RANGE_NONE, 0, 0 },
-	{ "bytes=1000-2000,0-1", 1000, HTTP_RANGE_NONE, 0, 0 },
+        {"bytes=0-1,2-3", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=0-1, 5-", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=-1,-2", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=0-1,junk", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=5-1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=,", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"byte=0-1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytesx=0-1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes 0-1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"items=0-1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=-", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=--1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=1", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=abc", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=1-2-3", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=0x1-2", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=+1-2", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=1-2;x", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=0-1\r\n", 1000, HTTP_RANGE_NONE, 0, 0},
+        {"bytes=1000-2000,0-1", 1000, HTTP_RANGE_NONE, 0, 0},
 };
 
 static void test_range_table(void **state)
@@ -950,12 +1152,12 @@ static void test_range_table(void **state)
 
 		if (r != c->want)
 			fail_msg("row %zu \"%s\" size %llu: got %d, want %d", i, c->v,
-				 (unsigned long long)c->size, (int)r, (int)c->want);
+			         (unsigned long long)c->size, (int)r, (int)c->want);
 		if (r == HTTP_RANGE_OK && (first != c->first || last != c->last))
 			fail_msg("row %zu \"%s\" size %llu: got %llu-%llu, want %llu-%llu", i, c->v,
-				 (unsigned long long)c->size, (unsigned long long)first,
-				 (unsigned long long)last, (unsigned long long)c->first,
-				 (unsigned long long)c->last);
+			         (unsigned long long)c->size, (unsigned long long)first,
+			         (unsigned long long)last, (unsigned long long)c->first,
+			         (unsigned long long)c->last);
 	}
 	guard_free(&g);
 }
@@ -963,14 +1165,10 @@ static void test_range_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_table),
-		cmocka_unit_test(test_request_limits),
-		cmocka_unit_test(test_request_pipeline),
-		cmocka_unit_test(test_find_header),
-		cmocka_unit_test(test_chunked_table),
-		cmocka_unit_test(test_chunked_limits),
-		cmocka_unit_test(test_chunked_after_end),
-		cmocka_unit_test(test_range_table),
+	        cmocka_unit_test(test_request_table),     cmocka_unit_test(test_request_limits),
+	        cmocka_unit_test(test_request_pipeline),  cmocka_unit_test(test_find_header),
+	        cmocka_unit_test(test_chunked_table),     cmocka_unit_test(test_chunked_limits),
+	        cmocka_unit_test(test_chunked_after_end), cmocka_unit_test(test_range_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,144 @@
+"""End-to-end tests of `loopkit serve` FTP with lftp (issue 3): mirror a tree of more than
+200 files down and back up, and lftp's everyday commands. Checks sha256 of every file.
+
+lftp must be installed (Debian package `lftp`); the tests are skipped without it.
+"""
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import hard_timeout_fixture
+
+_hard_timeout = hard_timeout_fixture(40)
+
+LFTP = shutil.which("lftp")
+pytestmark = pytest.mark.skipif(LFTP is None, reason="lftp not installed (apt-get install lftp)")
+
+SETTINGS = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 5; "
+            "set net:reconnect-interval-base 1; set net:persist-retries 0; "
+            "set xfer:clobber on; set cmd:interactive no; ")
+
+
+def lftp(srv, script, tmp_path, timeout=30):
+    """Runs `lftp -c` against srv (anonymous); returns CompletedProcess (text)."""
+    home = tmp_path / "lftp-home"
+    home.mkdir(exist_ok=True)
+    env = dict(os.environ, HOME=str(home), LFTP_HOME=str(home))
+    cmd = [LFTP, "-c", SETTINGS + f"open -u anonymous,lk@example.com {srv.ftp_url}; " + script]
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"lftp did not finish within {timeout} s: {e.stdout!r} {e.stderr!r}")
+
+
+def tree_sums(top):
+    """({relpath: sha256} of files, {relpath} of dirs) under top."""
+    files, dirs = {}, set()
+    for dirpath, dirnames, filenames in os.walk(str(top)):
+        for d in dirnames:
+            dirs.add(os.path.relpath(os.path.join(dirpath, d), str(top)))
+        for n in filenames:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                files[os.path.relpath(p, str(top))] = hashlib.sha256(f.read()).hexdigest()
+    return files, dirs
+
+
+def make_tree(top):
+    """5 dirs x 4 subdirs x 10 files + 12 top-level files (212), assorted sizes, one empty dir."""
+    rnd = random.Random(1234)
+    sizes = [0, 1, 17, 1024, 4095, 4096, 65536, 100003]
+    n = 0
+    for i in range(12):
+        with open(os.path.join(str(top), f"top-{i:02d}.dat"), "wb") as f:
+            f.write(rnd.randbytes(sizes[i % len(sizes)]))
+        n += 1
+    for a in range(5):
+        for b in range(4):
+            d = os.path.join(str(top), f"dir{a}", f"sub{b}")
+            os.makedirs(d)
+            for c in range(10):
+                size = sizes[(a + b + c) % len(sizes)]
+                with open(os.path.join(d, f"f{c:02d}.bin"), "wb") as f:
+                    f.write(rnd.randbytes(size))
+                n += 1
+    with open(os.path.join(str(top), "dir0", "big.bin"), "wb") as f:
+        f.write(rnd.randbytes(3 << 20))
+    n += 1
+    os.makedirs(os.path.join(str(top), "emptydir"))
+    assert n >= 200
+    return n
+
+
+def no_temp_files(top):
+    return [rel for rel in tree_sums(top)[0] if ".lk-" in os.path.basename(rel)]
+
+
+def test_lftp_mirror_down_and_up(root, tmp_path, ftp_start):
+    n = make_tree(root)
+    want_files, want_dirs = tree_sums(root)
+    assert len(want_files) == n
+    srv = ftp_start()
+    down = tmp_path / "down"
+    p = lftp(srv, f"mirror --parallel=4 / {down}", tmp_path)
+    assert p.returncode == 0, f"lftp mirror failed: {p.stdout}\n{p.stderr}"
+    got_files, got_dirs = tree_sums(down)
+    assert set(got_files) == set(want_files), (
+        f"missing {sorted(set(want_files) - set(got_files))[:10]}, "
+        f"extra {sorted(set(got_files) - set(want_files))[:10]}")
+    bad = [k for k in want_files if got_files[k] != want_files[k]]
+    assert not bad, f"checksum mismatch after mirror down: {bad[:10]}"
+    assert got_dirs == want_dirs
+
+    up_root = tmp_path / "up-root"
+    up_root.mkdir()
+    srv2 = ftp_start("--write", root_dir=str(up_root))
+    p = lftp(srv2, f"mirror -R --no-perms {down} /up", tmp_path)
+    assert p.returncode == 0, f"lftp mirror -R failed: {p.stdout}\n{p.stderr}"
+    assert not no_temp_files(up_root), no_temp_files(up_root)
+    up_files, up_dirs = tree_sums(up_root / "up")
+    assert set(up_files) == set(want_files), (
+        f"missing {sorted(set(want_files) - set(up_files))[:10]}, "
+        f"extra {sorted(set(up_files) - set(want_files))[:10]}")
+    bad = [k for k in want_files if up_files[k] != want_files[k]]
+    assert not bad, f"checksum mismatch after mirror up: {bad[:10]}"
+    assert up_dirs == want_dirs
+
+
+def test_lftp_mirror_up_refused_read_only(root, tmp_path, ftp_start):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    srv = ftp_start()
+    p = lftp(srv, f"mirror -R --no-perms {src} /up", tmp_path)
+    assert p.returncode != 0, "mirror -R succeeded on a read-only server"
+    assert os.listdir(str(root)) == []
+
+
+def test_lftp_everyday_commands(root, tmp_path, ftp_start):
+    data = random.Random(5).randbytes(2 << 20)
+    (root / "big.bin").write_bytes(data)
+    local = tmp_path / "local.txt"
+    local.write_bytes(b"uploaded by lftp\n")
+    srv = ftp_start("--write")
+    out = tmp_path / "pget.bin"
+    script = (f"pget -n 4 -o {out} big.bin; "          # segmented: REST + parallel RETR
+              f"put {local} -o put.txt; "
+              "mkdir newdir; mv put.txt newdir/moved.txt; "
+              f"get newdir/moved.txt -o {tmp_path / 'back.txt'}; "
+              "cls -1 newdir; rm big.bin; mkdir gone; rmdir gone")
+    p = lftp(srv, script, tmp_path)
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
+    with open(str(out), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (root / "newdir" / "moved.txt").read_bytes() == b"uploaded by lftp\n"
+    assert (tmp_path / "back.txt").read_bytes() == b"uploaded by lftp\n"
+    assert "moved.txt" in p.stdout, p.stdout
+    assert not (root / "big.bin").exists()
+    assert not (root / "gone").exists()
+    assert sorted(os.listdir(str(root))) == ["newdir"]
