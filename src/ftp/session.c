@@ -430,8 +430,18 @@ static void data_cb(struct loop *l, struct loop_io *io, unsigned events)
 		data_go(s);
 		return;
 	}
-	if (s->xfer == X_NONE)
+	if (s->xfer == X_NONE) {
+		/* Connected ahead of the command: only a hang-up matters now, and it would
+		 * be reported again and again by level-triggered epoll. */
+		if (events & LOOP_ERROR) {
+			int fd = io->fd;
+			loop_io_stop(l, io);
+			close(fd);
+			if (s->pasv_io.fd < 0)
+				s->mode = D_NONE; /* the next transfer gets 425 at once */
+		}
 		return;
+	}
 	uint64_t budget = 16u << 20; /* per callback, so one transfer cannot starve others */
 	if (s->xfer == X_RETR) {
 		while (s->left && budget) {
