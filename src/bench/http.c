@@ -290,9 +290,7 @@ static void conn_read(struct hconn *c)
 				return;
 			}
 			if (r == BENCH_RESP_MORE) {
-				if (c->resp.in_body)
-					used = have - pos; /* body bytes are counted, not kept */
-				pos += used;
+				pos += used; /* the parser keeps no bytes it does not need */
 				break;
 			}
 			pos += used;
