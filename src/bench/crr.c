@@ -113,6 +113,7 @@ static void slot_fail(struct slot *s, int e)
 {
 	struct crr_client *c = s->c;
 	c->failed++;
+	c->started--; /* -n counts completed cycles */
 	c->fail_errno[e > 0 && e < BENCH_MAX_ERRNO ? e : 0]++;
 	if (s->io.fd >= 0) {
 		int fd = s->io.fd;
