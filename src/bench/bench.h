@@ -40,10 +40,11 @@ char *bench_fmt_us(double us, char *out, size_t len);
 void bench_json_num(struct json *j, double v, int decimals);
 
 /* Sleeps until deadline_ns (monotonic) in steps of at most 100 ms, calling
- * tick(arg, now_ns) about once a second; returns early when ctl->stop is set or
- * done(arg) returns true (done may be NULL). */
-void bench_wait(const struct bench_ctl *ctl, uint64_t deadline_ns, void (*tick)(void *, uint64_t),
-                int (*done)(void *), void *arg);
+ * tick(arg, now_ns) at start_ns + 1 s, + 2 s, ... (the last one at the deadline when
+ * it falls on a whole second); returns early when ctl->stop is set or done(arg)
+ * returns true (done may be NULL). */
+void bench_wait(const struct bench_ctl *ctl, uint64_t start_ns, uint64_t deadline_ns,
+                void (*tick)(void *, uint64_t), int (*done)(void *), void *arg);
 /* Writes a progress line (padded, "\r"-led) and, with last, clears it. */
 void bench_progress(const struct bench_ctl *ctl, const char *text, int last);
 

@@ -89,10 +89,10 @@ void bench_lat_print(FILE *f, const char *label, const struct bench_lat *l)
 	fprintf(f, "\n");
 }
 
-void bench_wait(const struct bench_ctl *ctl, uint64_t deadline_ns, void (*tick)(void *, uint64_t),
-                int (*done)(void *), void *arg)
+void bench_wait(const struct bench_ctl *ctl, uint64_t start_ns, uint64_t deadline_ns,
+                void (*tick)(void *, uint64_t), int (*done)(void *), void *arg)
 {
-	uint64_t next_tick = bench_now_ns() + 1000000000u;
+	uint64_t next_tick = start_ns + 1000000000u;
 	for (;;) {
 		uint64_t now = bench_now_ns();
 		if (now >= next_tick) { /* before the deadline test: the last second counts too */

@@ -350,7 +350,7 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 		snprintf(err, sizeof(err), "cannot start threads");
 	} else {
 		struct crr_tick tk = { &cli, r, ctl, start, 0 };
-		bench_wait(ctl, start + (uint64_t)(o->secs * 1e9) + (CRR_DRAIN_MS + 500) * 1000000ull, crr_tick,
+		bench_wait(ctl, start, start + (uint64_t)(o->secs * 1e9) + (CRR_DRAIN_MS + 500) * 1000000ull, crr_tick,
 		           crr_done, &tk);
 		rc = 0;
 	}

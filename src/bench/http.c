@@ -668,7 +668,7 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	}
 	struct http_run run = { ts, started, ctl, start, 0, o->secs };
 	if (ok)
-		bench_wait(ctl, end, http_tick, NULL, &run);
+		bench_wait(ctl, start, end, http_tick, NULL, &run);
 	atomic_store(&stop_flag, 1);
 	for (unsigned i = 0; i < started; i++)
 		loop_wake(ts[i].loop);

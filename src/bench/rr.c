@@ -217,7 +217,7 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	int cok = sok && pthread_create(&ct, NULL, client_main, &x) == 0;
 	struct rr_tick tk = { &x, ctl, start, 0 };
 	if (cok)
-		bench_wait(ctl, x.end_ns, rr_tick, NULL, &tk);
+		bench_wait(ctl, start, x.end_ns, rr_tick, NULL, &tk);
 	atomic_store(&x.stop, 1);
 	if (cok)
 		pthread_join(ct, NULL);

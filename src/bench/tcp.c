@@ -171,7 +171,7 @@ int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, s
 		}
 	}
 	if (rc == 0)
-		bench_wait(ctl, start + (uint64_t)(o->secs * 1e9), tcp_tick, NULL, &run);
+		bench_wait(ctl, start, start + (uint64_t)(o->secs * 1e9), tcp_tick, NULL, &run);
 	uint64_t end = bench_now_ns();
 	r->bytes = s ? tcp_bytes(&run) : 0;
 	double cpu1 = bench_cpu_s();
