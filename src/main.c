@@ -10,6 +10,7 @@ static const struct {
 	const char *what;
 } verbs[] = {
 	{ "serve", cmd_serve, "HTTP/1.1 server for a directory, with API-testing endpoints under /_/" },
+	{ "bench", cmd_bench, "loopback throughput, latency, connection rate and HTTP load" },
 };
 
 static void usage(FILE *f)
