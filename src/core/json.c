@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void json_init(struct json *j, struct buf *b, int pretty)
@@ -214,6 +215,14 @@ void json_double(struct json *j, double v)
 		json_null(j);
 		return;
 	}
+	pre_value(j);
+	/* The shortest of %.15g and %.17g that reads back as the same double: 0.1, not
+	 * 0.10000000000000001. */
+	int n = snprintf(t, sizeof(t), "%.15g", v);
+	if (strtod(t, NULL) != v)
+		n = snprintf(t, sizeof(t), "%.17g", v);
+	put(j, t, (size_t)n);
+}
 	pre_value(j);
 	put(j, t, (size_t)snprintf(t, sizeof(t), "%.17g", v));
 }

@@ -329,6 +329,7 @@ int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop
 int loop_run(struct loop *l)
 {
 	l->stop = 0;
+	l->now = clock_ms(); /* timers armed before the first turn count from here */
 	while (!l->stop) {
 		int timeout = -1;
 		if (l->ndefer || l->overdue)

@@ -565,7 +565,8 @@ class FtpServer(Server):
 @pytest.fixture
 def ftp_start(root):
     """ftp_start(*args, root_dir=None, env=None, sniff_ms=50) -> FtpServer.
-    Adds --sniff-ms 50 (keeps tests fast) unless sniff_ms=None or the args set it.
+    Adds --sniff-ms 50 (keeps tests fast) unless sniff_ms=None or the args set it, and
+    --grace 1 unless set (a failed test may leave a transfer running at teardown).
     Every server is stopped at teardown and must exit 0."""
     servers = []
 
@@ -573,6 +574,8 @@ def ftp_start(root):
         a = list(args)
         if sniff_ms is not None and "--sniff-ms" not in a:
             a += ["--sniff-ms", str(sniff_ms)]
+        if "--grace" not in a:
+            a += ["--grace", "1"]
         s = FtpServer(str(root_dir or root), a, env)
         servers.append(s)
         return s

@@ -127,7 +127,7 @@ def test_lftp_everyday_commands(root, tmp_path, ftp_start):
     local.write_bytes(b"uploaded by lftp\n")
     srv = ftp_start("--write")
     out = tmp_path / "pget.bin"
-    script = (f"pget -n 4 -o {out} big.bin; "          # segmented: REST + parallel RETR
+    script = (f"pget -n 4 big.bin -o {out}; "          # segmented: REST + parallel RETR
               f"put {local} -o put.txt; "
               "mkdir newdir; mv put.txt newdir/moved.txt; "
               f"get newdir/moved.txt -o {tmp_path / 'back.txt'}; "
