@@ -223,9 +223,6 @@ void json_double(struct json *j, double v)
 		n = snprintf(t, sizeof(t), "%.17g", v);
 	put(j, t, (size_t)n);
 }
-	pre_value(j);
-	put(j, t, (size_t)snprintf(t, sizeof(t), "%.17g", v));
-}
 
 void json_bool(struct json *j, int v)
 {
