@@ -10,6 +10,8 @@ static const struct {
 	const char *what;
 } verbs[] = {
 	{ "serve", cmd_serve, "HTTP/1.1 server for a directory, with API-testing endpoints under /_/" },
+	{ "ports", cmd_ports, "listening sockets (--all: connections) with owners; EXPOSED ones flagged" },
+	{ "who", cmd_who, "which processes hold a port (exit 1 when it is free)" },
 };
 
 static void usage(FILE *f)

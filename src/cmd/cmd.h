@@ -19,5 +19,7 @@ const struct cmd_flag *cmd_match(const struct cmd_flag *flags, int argc, char **
                                  const char **val, const char *verb);
 
 int cmd_serve(int argc, char **argv);
+int cmd_ports(int argc, char **argv);
+int cmd_who(int argc, char **argv);
 
 #endif
