@@ -21,5 +21,6 @@ const struct cmd_flag *cmd_match(const struct cmd_flag *flags, int argc, char **
 int cmd_serve(int argc, char **argv);
 int cmd_ports(int argc, char **argv);
 int cmd_who(int argc, char **argv);
+int cmd_port(int argc, char **argv);
 
 #endif
