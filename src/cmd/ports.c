@@ -56,6 +56,8 @@ int cmd_ports(int argc, char **argv)
 			json = 1;
 		}
 	}
+	static char outbuf[1 << 16]; /* tens of thousands of lines: fewer writes */
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	struct diag_ports p;
 	char err[256];
 	if (diag_ports_collect(&p, flags, 0, err, sizeof err) < 0) {

@@ -11,7 +11,8 @@
 
 /* One socket and who holds it. */
 struct diag_port_row {
-	struct diag_sock s;
+	const struct diag_sock *s;          /* into diag_ports.socks */
+	uint64_t key;                       /* sort key: proto, listener, port, family, address */
 	int exposed;                        /* bound to a wildcard or non-loopback address */
 	const struct diag_owner **owners;   /* into diag_ports.map; ascending pid */
 	size_t nowners;                     /* 0: owner not visible (shown as "-") */
