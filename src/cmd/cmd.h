@@ -22,5 +22,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_ports(int argc, char **argv);
 int cmd_who(int argc, char **argv);
 int cmd_port(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
 
 #endif

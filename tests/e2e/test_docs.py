@@ -31,18 +31,18 @@ def test_readme_gives_the_two_commands():
 
 
 # The diagnostic verbs: every flag in --help has a row in docs/VERB.md and back.
-DIAG_VERBS = ["ports", "who", "port"]
+DIAG_VERBS = ["ports", "who", "port", "ping"]
 
 
 def verb_help_flags(verb):
     out = subprocess.run([LOOPKIT, verb, "--help"], capture_output=True, text=True,
                          timeout=5).stdout
-    return set(re.findall(r"^\s+(--[a-z-]+)", out, re.M))
+    return set(re.findall(r"^\s+(--?[a-z][a-z0-9-]*)", out, re.M))
 
 
 def verb_doc_flags(verb):
     with open(os.path.join(os.path.dirname(DOCS), verb + ".md")) as f:
-        return set(re.findall(r"^\| `(--[a-z-]+)", f.read(), re.M))
+        return set(re.findall(r"^\| `(--?[a-z][a-z0-9-]*)", f.read(), re.M))
 
 
 def test_diag_verbs_help_and_docs_agree():
