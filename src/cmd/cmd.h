@@ -23,5 +23,6 @@ int cmd_ports(int argc, char **argv);
 int cmd_who(int argc, char **argv);
 int cmd_port(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

@@ -31,7 +31,7 @@ def test_readme_gives_the_two_commands():
 
 
 # The diagnostic verbs: every flag in --help has a row in docs/VERB.md and back.
-DIAG_VERBS = ["ports", "who", "port", "ping"]
+DIAG_VERBS = ["doctor", "ping", "ports", "who", "port"]
 
 
 def verb_help_flags(verb):
