@@ -60,7 +60,7 @@ int cmd_port(int argc, char **argv)
 	unsigned long count = 1, lease = PORTLEASE_DEFAULT_SECS;
 	unsigned need = PORTLEASE_TCP | PORTLEASE_UDP;
 	struct portlease_range want = { PORTLEASE_POOL_LO, PORTLEASE_POOL_HI }, eph, pool[2];
-	int json = 0, server = 0, explicit_pool = 0;
+	int json = 0, server = 0;
 	const char *sock = NULL;
 
 	for (int i = 1; i < argc; i++) {
@@ -108,7 +108,6 @@ int cmd_port(int argc, char **argv)
 				fprintf(stderr, "loopkit port: --pool %s: a range like 15000-24999\n", val);
 				return 2;
 			}
-			explicit_pool = 1;
 		} else if (!strcmp(n, "udp")) {
 			need = PORTLEASE_UDP;
 		} else if (!strcmp(n, "server")) {
@@ -116,10 +115,6 @@ int cmd_port(int argc, char **argv)
 		} else if (!strcmp(n, "json")) {
 			json = 1;
 		}
-	}
-	if (server && sock && sock[0] == '-') {
-		port_usage(stderr);
-		return 2;
 	}
 	char dir[4096], err[512];
 	if (portlease_dir(dir, sizeof dir, err, sizeof err) < 0) {
@@ -134,7 +129,6 @@ int cmd_port(int argc, char **argv)
 		        want.lo, want.hi, eph.lo, eph.hi);
 		return 1;
 	}
-	(void)explicit_pool;
 
 	if (server) {
 		const char *env = getenv("PORTSERVER_ADDRESS");

@@ -153,3 +153,46 @@ def test_netns_firewall_on_lo_is_named():
     for name in ("tcp4", "udp4"):
         assert c[name]["status"] == "FAIL", c[name]
         assert "firewall" in c[name]["hint"] and "lo" in c[name]["hint"], c[name]
+
+
+def run_on_tty(args, env):
+    """Runs loopkit with stdout on a pseudo-terminal; returns what it wrote."""
+    import pty
+    import select as sel
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([LOOPKIT] + args, stdout=slave, stderr=subprocess.DEVNULL,
+                            env=env)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            r, _, _ = sel.select([master], [], [], 10)
+            if not r:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        proc.wait(10)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("args", [["doctor"], ["ports", "--all"]])
+def test_colour_only_on_a_tty_and_never_with_no_color(args):
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    s = None
+    if args[0] == "ports":  # something EXPOSED to colour
+        s = socket.socket()
+        s.bind(("0.0.0.0", 0))
+        s.listen(1)
+    try:
+        assert "\033[" in run_on_tty(args, env)
+        assert "\033[" not in run_on_tty(args, dict(env, NO_COLOR="1"))
+    finally:
+        if s:
+            s.close()
