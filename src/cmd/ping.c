@@ -171,7 +171,9 @@ int cmd_ping(int argc, char **argv)
 	} else {
 		diag_addr_text(&p.dst, dst, sizeof dst);
 	}
-	size_t sent_bytes = cfg.mode == PING_TCP && cfg.has_target ? 0 : cfg.size;
+	/* TCP to a target sends nothing; a UDP probe carries at least its 2-byte sequence. */
+	size_t sent_bytes = cfg.mode == PING_TCP && cfg.has_target ? 0 :
+		cfg.mode == PING_UDP && cfg.size < 2 ? 2 : cfg.size;
 	if (!json) {
 		printf("PING %s (%s, %s): %zu data bytes\n", dst, mode_name(cfg.mode), p.method, sent_bytes);
 		fflush(stdout);

@@ -250,3 +250,29 @@ def test_serve_in_use_names_the_holder(tmp_path):
         assert "--port 0" in p.stderr
     finally:
         s.close()
+
+
+def test_owner_not_visible_without_privileges_shows_dash():
+    """As root, run loopkit as nobody: the test's (root's) socket is listed with its user
+    but no owner, and the human output shows '-'."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv:
+        pytest.skip("needs root and setpriv to run as another user")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    pre = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", LOOPKIT]
+    try:
+        p = subprocess.run(pre + ["ports", "--tcp", "--json"], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 0, p.stderr
+        rows = [r for r in json.loads(p.stdout)["sockets"] if r["local_port"] == port]
+        assert len(rows) == 1 and rows[0]["owners"] == [] and rows[0]["user"] == "root", rows
+        h = subprocess.run(pre + ["ports", "--tcp"], capture_output=True, text=True, timeout=10)
+        line = [ln for ln in h.stdout.splitlines() if f"127.0.0.1:{port} " in ln]
+        assert line and re.search(r"LISTEN\s+-\s+root\s+-", line[0]), h.stdout
+        w = subprocess.run(pre + ["who", str(port)], capture_output=True, text=True, timeout=10)
+        assert w.returncode == 0 and "cannot see" in w.stdout, w.stdout
+    finally:
+        s.close()
