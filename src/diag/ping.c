@@ -158,7 +158,8 @@ static void set_timeouts(int fd, unsigned ms)
 static void *responder_cb(void *arg)
 {
 	struct ping *p = arg;
-	size_t cap = p->cfg.size ? p->cfg.size : 1;
+	/* UDP echoes any datagram whole (a probe is at least 2 bytes, whatever -s says). */
+	size_t cap = p->cfg.mode == PING_UDP ? 65536 : p->cfg.size ? p->cfg.size : 1;
 	unsigned char *b = malloc(cap);
 
 	if (!b)

@@ -49,6 +49,14 @@ def test_own_responder_statistics(mode):
     check_summary(doc, 20)
 
 
+@pytest.mark.parametrize("mode", ["--tcp", "--udp"])
+@pytest.mark.parametrize("size", ["0", "1", "65507"])
+def test_payload_sizes(mode, size):
+    p = run(mode, "-c", "2", "-i", "0.005", "-s", size, "--json")
+    assert p.returncode == 0, p.stderr
+    check_summary(json.loads(p.stdout), 2)
+
+
 def test_human_output_like_ping():
     p = run("-c", "3", "-i", "0.01", "-s", "100")
     assert p.returncode == 0, p.stderr
