@@ -10,6 +10,11 @@ static const struct {
 	const char *what;
 } verbs[] = {
 	{ "serve", cmd_serve, "HTTP/1.1 server for a directory, with API-testing endpoints under /_/" },
+	{ "ports", cmd_ports, "listening sockets (--all: connections) with owners; EXPOSED ones flagged" },
+	{ "who", cmd_who, "which processes hold a port (exit 1 when it is free)" },
+	{ "doctor", cmd_doctor, "is the loopback stack healthy: each check PASS/WARN/FAIL/SKIP with a hint" },
+	{ "ping", cmd_ping, "TCP/UDP/ICMP round trips with statistics and percentiles" },
+	{ "port", cmd_port, "free ports for tests, never the same to two callers; --server: a portserver" },
 	{ "bench", cmd_bench, "loopback throughput, latency, connection rate and HTTP load" },
 };
 

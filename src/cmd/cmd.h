@@ -20,5 +20,10 @@ const struct cmd_flag *cmd_match(const struct cmd_flag *flags, int argc, char **
 
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ports(int argc, char **argv);
+int cmd_who(int argc, char **argv);
+int cmd_port(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

@@ -60,3 +60,34 @@ def test_bench_modes_listed_in_help_and_docs():
     for mode in BENCH_MODES:
         assert re.search(rf"^\s+{mode}\s", out, re.M), out
         assert f"## `loopkit bench {mode}" in text
+
+
+# The diagnostic verbs: every flag in --help has a row in docs/VERB.md and back.
+DIAG_VERBS = ["doctor", "ping", "ports", "who", "port"]
+
+
+def verb_help_flags(verb):
+    out = subprocess.run([LOOPKIT, verb, "--help"], capture_output=True, text=True,
+                         timeout=5).stdout
+    return set(re.findall(r"^\s+(--?[a-z][a-z0-9-]*)", out, re.M))
+
+
+def verb_doc_flags(verb):
+    with open(os.path.join(os.path.dirname(DOCS), verb + ".md")) as f:
+        return set(re.findall(r"^\| `(--?[a-z][a-z0-9-]*)", f.read(), re.M))
+
+
+def test_diag_verbs_help_and_docs_agree():
+    for verb in DIAG_VERBS:
+        h, d = verb_help_flags(verb), verb_doc_flags(verb)
+        assert "--help" in h and "--json" in h, verb
+        assert h == d, f"{verb}: only in --help: {h - d}; only in docs: {d - h}"
+
+
+def test_diag_verbs_in_readme_and_top_help():
+    text = open(os.path.join(os.path.dirname(DOCS), "..", "README.md")).read()
+    top = subprocess.run([LOOPKIT, "--help"], capture_output=True, text=True,
+                         timeout=5).stdout
+    for verb in DIAG_VERBS:
+        assert re.search(rf"^### .*`loopkit {verb}[ `]", text, re.M), verb
+        assert re.search(rf"^\s+{verb}\s", top, re.M), verb

@@ -1,0 +1,453 @@
+/* ports.c - sockets with their owners and exposure for `ports` and `who`, and their renderings. */
+#include "diag/ports.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "core/net.h"
+
+#define C_RED   "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_BOLD  "\033[1m"
+#define C_OFF   "\033[0m"
+
+int diag_color_ok(FILE *f)
+{
+	const char *nc = getenv("NO_COLOR");
+
+	if (nc && nc[0])
+		return 0;
+	return isatty(fileno(f));
+}
+
+int diag_addr_exposed(const struct sockaddr_storage *sa)
+{
+	return !net_is_loopback((const struct sockaddr *)sa);
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct diag_port_row *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	int c = memcmp(&x->s->local, &y->s->local, sizeof x->s->local);
+	if (c)
+		return c;
+	c = memcmp(&x->s->remote, &y->s->remote, sizeof x->s->remote);
+	return c;
+}
+
+/* Orders rows cheaply: most comparisons end here, ties fall back to the addresses. */
+static uint64_t row_key(const struct diag_sock *s, int listener)
+{
+	uint32_t a;
+
+	if (s->family == AF_INET)
+		a = ntohl(((const struct sockaddr_in *)&s->local)->sin_addr.s_addr);
+	else
+		memcpy(&a, ((const struct sockaddr_in6 *)&s->local)->sin6_addr.s6_addr + 12, 4);
+	return (uint64_t)(s->proto == IPPROTO_UDP) << 63 | (uint64_t)!listener << 62 |
+		(uint64_t)diag_addr_port(&s->local) << 46 | (uint64_t)(s->family == AF_INET6) << 45 |
+		(uint64_t)a;
+}
+
+static int proto_idx(int proto)
+{
+	return proto == IPPROTO_UDP;
+}
+
+int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char *err,
+		size_t errlen)
+{
+	int proto = 0;
+	uint32_t *inodes = NULL;
+	size_t n = 0, k = 0;
+
+	memset(p, 0, sizeof *p);
+	if ((flags & DIAG_PORTS_TCP) && !(flags & DIAG_PORTS_UDP))
+		proto = IPPROTO_TCP;
+	else if ((flags & DIAG_PORTS_UDP) && !(flags & DIAG_PORTS_TCP))
+		proto = IPPROTO_UDP;
+	if (diag_sock_list(proto, DIAG_STATE_ALL, &p->socks, &n, err, errlen) < 0)
+		return -1;
+	p->rows = calloc(n + 1, sizeof *p->rows);
+	inodes = calloc(n + 1, sizeof *inodes);
+	if (!p->rows || !inodes) {
+		snprintf(err, errlen, "ports: out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct diag_sock *s = &p->socks[i];
+		int listener = s->proto == IPPROTO_TCP ? s->state == TCP_LISTEN : s->state == TCP_CLOSE;
+
+		if (s->state >= 0 && s->state < DIAG_PORTS_STATES)
+			p->count[proto_idx(s->proto)][s->state]++;
+		if (port) {
+			if (diag_addr_port(&s->local) != port || s->inode == 0)
+				continue;
+		} else if (!listener && !(flags & DIAG_PORTS_ALL)) {
+			continue;
+		}
+		p->rows[k].s = s;
+		p->rows[k].key = row_key(s, listener);
+		p->rows[k].exposed = diag_addr_exposed(&s->local);
+		inodes[k] = s->inode;
+		k++;
+	}
+	p->nrows = k;
+	if (k && diag_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
+		goto fail;
+	free(inodes);
+	inodes = NULL;
+	qsort(p->rows, p->nrows, sizeof *p->rows, row_cmp);
+	/* Every link names one (inode, pid): nlinks pointers are enough for all rows. */
+	p->owner_ptrs = calloc(p->map.nlinks + 1, sizeof *p->owner_ptrs);
+	if (!p->owner_ptrs) {
+		snprintf(err, errlen, "ports: out of memory");
+		goto fail;
+	}
+	size_t used = 0;
+	for (size_t i = 0; i < p->nrows; i++) {
+		struct diag_port_row *r = &p->rows[i];
+
+		r->owners = p->owner_ptrs + used;
+		r->nowners = r->s->inode ? diag_owner_map_find(&p->map, r->s->inode, r->owners,
+				p->map.nlinks - used) : 0;
+		used += r->nowners;
+	}
+	return 0;
+fail:
+	free(inodes);
+	diag_ports_free(p);
+	return -1;
+}
+
+void diag_ports_free(struct diag_ports *p)
+{
+	free(p->rows);
+	free(p->socks);
+	free(p->owner_ptrs);
+	diag_owner_map_free(&p->map);
+	memset(p, 0, sizeof *p);
+}
+
+static const char *proto_name(const struct diag_sock *s)
+{
+	if (s->proto == IPPROTO_UDP)
+		return s->family == AF_INET6 ? "udp6" : "udp";
+	return s->family == AF_INET6 ? "tcp6" : "tcp";
+}
+
+/* Names looked up once per rendering: thousands of rows share a few uids. */
+#define UID_CACHE 8
+struct uid_cache {
+	uint32_t uid[UID_CACHE];
+	char name[UID_CACHE][DIAG_USER_MAX];
+	int n;
+};
+
+/* The user name of uid (or the uid in decimal), for sockets whose owner is unknown. */
+static const char *uid_name(struct uid_cache *c, uint32_t uid)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+	int i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->uid[i] == uid)
+			return c->name[i];
+	i = c->n < UID_CACHE ? c->n++ : UID_CACHE - 1;
+	c->uid[i] = uid;
+	if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res && res->pw_name)
+		snprintf(c->name[i], sizeof c->name[i], "%s", res->pw_name);
+	else
+		snprintf(c->name[i], sizeof c->name[i], "%u", uid);
+	return c->name[i];
+}
+
+/* A line under construction: columns are copied and padded by hand, since printf's
+ * padding dominated the time of a 40,000-socket listing. */
+struct line {
+	char b[1024];
+	size_t n;
+};
+
+/* Appends s and pads to width (at least one space follows). */
+static void col(struct line *l, const char *s, size_t width)
+{
+	size_t k = strlen(s);
+
+	if (k > sizeof l->b - 64 - l->n)
+		k = sizeof l->b - 64 - l->n;
+	memcpy(l->b + l->n, s, k);
+	l->n += k;
+	do
+		l->b[l->n++] = ' ';
+	while (k++ < width);
+}
+
+/* "127.0.0.1:80" / "[::1]:80" without printf. */
+static char *addr_fast(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN], digits[8];
+	const void *a = sa->ss_family == AF_INET ?
+		(const void *)&((const struct sockaddr_in *)sa)->sin_addr :
+		(const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	unsigned port = diag_addr_port(sa);
+	size_t n = 0, h, d = sizeof digits;
+
+	if (len < INET6_ADDRSTRLEN + 10 || !inet_ntop(sa->ss_family, a, host, sizeof host))
+		return diag_addr_text(sa, buf, len);
+	h = strlen(host);
+	if (sa->ss_family == AF_INET6)
+		buf[n++] = '[';
+	memcpy(buf + n, host, h);
+	n += h;
+	if (sa->ss_family == AF_INET6)
+		buf[n++] = ']';
+	buf[n++] = ':';
+	do
+		digits[--d] = (char)('0' + port % 10);
+	while ((port /= 10) && d > 0);
+	memcpy(buf + n, digits + d, sizeof digits - d);
+	n += sizeof digits - d;
+	buf[n] = '\0';
+	return buf;
+}
+
+void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int color)
+{
+	int all = (flags & DIAG_PORTS_ALL) != 0;
+	struct uid_cache uc = { .n = 0 };
+
+	if (all)
+		fprintf(f, "%-5s %-28s %-28s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "REMOTE",
+				"STATE", "PID", "USER", "PROCESS");
+	else
+		fprintf(f, "%-5s %-28s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "STATE", "PID",
+				"USER", "PROCESS");
+	for (size_t i = 0; i < p->nrows; i++) {
+		const struct diag_port_row *r = &p->rows[i];
+		char addr[80], pid[16], proc[DIAG_COMM_MAX + 32];
+		struct line l;
+
+		l.n = 0;
+		col(&l, proto_name(r->s), 5);
+		col(&l, addr_fast(&r->s->local, addr, sizeof addr), 28);
+		if (all) {
+			if (diag_addr_port(&r->s->remote) == 0 &&
+					net_is_wildcard((const struct sockaddr *)&r->s->remote))
+				col(&l, "*", 28);
+			else
+				col(&l, addr_fast(&r->s->remote, addr, sizeof addr), 28);
+		}
+		col(&l, diag_state_name(r->s->state), 11);
+		if (r->nowners) {
+			const struct diag_owner *o = r->owners[0];
+
+			snprintf(pid, sizeof pid, "%d", (int)o->pid);
+			col(&l, pid, 8);
+			col(&l, o->user, 10);
+			if (r->nowners > 1) {
+				snprintf(proc, sizeof proc, "%s (+%zu)", o->comm, r->nowners - 1);
+				col(&l, proc, 0);
+			} else {
+				col(&l, o->comm, 0);
+			}
+		} else {
+			col(&l, "-", 8);
+			col(&l, uid_name(&uc, r->s->uid), 10);
+			col(&l, "-", 0);
+		}
+		l.n--; /* the space after the last column */
+		if (r->exposed) {
+			const char *e = color ? "  " C_BOLD C_RED "EXPOSED" C_OFF : "  EXPOSED";
+			memcpy(l.b + l.n, e, strlen(e));
+			l.n += strlen(e);
+		}
+		l.b[l.n++] = '\n';
+		fwrite(l.b, 1, l.n, f);
+	}
+	if (all) {
+		fprintf(f, "\n");
+		for (int pr = 0; pr < 2; pr++) {
+			int any = 0;
+
+			for (int st = 0; st < DIAG_PORTS_STATES; st++) {
+				if (!p->count[pr][st])
+					continue;
+				fprintf(f, "%s %s %zu", any ? "," : (pr ? "udp:" : "tcp:"),
+						diag_state_name(st), p->count[pr][st]);
+				any = 1;
+			}
+			if (any)
+				fputc('\n', f);
+		}
+	}
+}
+
+static void json_owner(struct json *j, const struct diag_owner *o)
+{
+	json_obj_begin(j);
+	json_key(j, "pid");
+	json_int(j, o->pid);
+	json_key(j, "user");
+	json_str(j, o->user);
+	json_key(j, "uid");
+	json_uint(j, o->uid);
+	json_key(j, "comm");
+	json_str(j, o->comm);
+	json_key(j, "cmdline");
+	json_str(j, o->cmdline);
+	json_obj_end(j);
+}
+
+static void json_row(struct json *j, const struct diag_port_row *r, struct uid_cache *uc)
+{
+	char a[64];
+
+	json_obj_begin(j);
+	json_key(j, "proto");
+	json_str(j, r->s->proto == IPPROTO_UDP ? "udp" : "tcp");
+	json_key(j, "family");
+	json_str(j, r->s->family == AF_INET6 ? "ipv6" : "ipv4");
+	json_key(j, "local_addr");
+	json_str(j, net_addr_str((const struct sockaddr *)&r->s->local, a, sizeof a));
+	json_key(j, "local_port");
+	json_uint(j, diag_addr_port(&r->s->local));
+	json_key(j, "remote_addr");
+	json_str(j, net_addr_str((const struct sockaddr *)&r->s->remote, a, sizeof a));
+	json_key(j, "remote_port");
+	json_uint(j, diag_addr_port(&r->s->remote));
+	json_key(j, "state");
+	json_str(j, diag_state_name(r->s->state));
+	json_key(j, "exposed");
+	json_bool(j, r->exposed);
+	if (r->s->family == AF_INET6) {
+		json_key(j, "v6only");
+		if (r->s->v6only < 0)
+			json_null(j);
+		else
+			json_bool(j, r->s->v6only);
+	}
+	json_key(j, "inode");
+	json_uint(j, r->s->inode);
+	json_key(j, "uid");
+	json_uint(j, r->s->uid);
+	json_key(j, "user");
+	json_str(j, uid_name(uc, r->s->uid));
+	json_key(j, "owners");
+	json_arr_begin(j);
+	for (size_t k = 0; k < r->nowners; k++)
+		json_owner(j, r->owners[k]);
+	json_arr_end(j);
+	json_obj_end(j);
+}
+
+int diag_ports_json(struct buf *b, const struct diag_ports *p)
+{
+	struct uid_cache uc = { .n = 0 };
+	struct json j;
+
+	json_init(&j, b, 0);
+	json_obj_begin(&j);
+	json_key(&j, "sockets");
+	json_arr_begin(&j);
+	for (size_t i = 0; i < p->nrows; i++)
+		json_row(&j, &p->rows[i], &uc);
+	json_arr_end(&j);
+	json_key(&j, "counts");
+	json_obj_begin(&j);
+	for (int pr = 0; pr < 2; pr++) {
+		json_key(&j, pr ? "udp" : "tcp");
+		json_obj_begin(&j);
+		for (int st = 0; st < DIAG_PORTS_STATES; st++) {
+			if (!p->count[pr][st])
+				continue;
+			json_key(&j, diag_state_name(st));
+			json_uint(&j, p->count[pr][st]);
+		}
+		json_obj_end(&j);
+	}
+	json_obj_end(&j);
+	json_obj_end(&j);
+	return j.err ? -1 : 0;
+}
+
+/* The distinct processes of the rows, ascending pid; *n set. Caller frees. */
+static const struct diag_owner **who_procs(const struct diag_ports *p, size_t *n)
+{
+	const struct diag_owner **v = calloc(p->map.nowners + 1, sizeof *v);
+
+	*n = 0;
+	if (!v)
+		return NULL;
+	/* map.owners holds only owners of the rows' inodes, already ascending by pid. */
+	for (size_t i = 0; i < p->map.nowners; i++)
+		v[(*n)++] = &p->map.owners[i];
+	return v;
+}
+
+void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int color)
+{
+	size_t n;
+	const struct diag_owner **procs;
+	int unknown = 0;
+
+	if (p->nrows == 0) {
+		fprintf(f, "port %u: free (no socket holds it)\n", port);
+		return;
+	}
+	procs = who_procs(p, &n);
+	fprintf(f, "port %u is held by:\n", port);
+	for (size_t i = 0; procs && i < n; i++)
+		fprintf(f, "  %s%s%s (pid %d, user %s): %s\n", color ? C_BOLD : "", procs[i]->comm,
+				color ? C_OFF : "", (int)procs[i]->pid, procs[i]->user,
+				procs[i]->cmdline[0] ? procs[i]->cmdline : "-");
+	for (size_t i = 0; i < p->nrows; i++)
+		unknown |= p->rows[i].nowners == 0;
+	if (unknown)
+		fprintf(f, "  (some sockets belong to processes this user cannot see; run as root "
+				"to name them)\n");
+	free(procs);
+	fprintf(f, "\n");
+	diag_ports_print(f, p, DIAG_PORTS_ALL, color);
+}
+
+int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
+{
+	struct uid_cache uc = { .n = 0 };
+	struct json j;
+	size_t n = 0;
+	const struct diag_owner **procs = who_procs(p, &n);
+
+	if (!procs)
+		return -1;
+	json_init(&j, b, 0);
+	json_obj_begin(&j);
+	json_key(&j, "port");
+	json_uint(&j, port);
+	json_key(&j, "free");
+	json_bool(&j, p->nrows == 0);
+	json_key(&j, "processes");
+	json_arr_begin(&j);
+	for (size_t i = 0; i < n; i++)
+		json_owner(&j, procs[i]);
+	json_arr_end(&j);
+	json_key(&j, "sockets");
+	json_arr_begin(&j);
+	for (size_t i = 0; i < p->nrows; i++)
+		json_row(&j, &p->rows[i], &uc);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	free(procs);
+	return j.err ? -1 : 0;
+}

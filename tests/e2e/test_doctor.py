@@ -1,0 +1,198 @@
+"""`loopkit doctor`: its JSON schema and exit code, the port check naming a holder, and
+in network namespaces the test makes: lo down, lo up, and a DROP rule on lo."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import LOOPKIT, hard_timeout_fixture
+
+_hard_timeout = hard_timeout_fixture(40)
+
+NAMES = ["lo", "addresses", "localhost", "icmp4", "icmp6", "tcp4", "tcp6", "udp4", "udp6",
+         "ephemeral", "port", "limits"]
+STATUSES = {"PASS", "WARN", "FAIL", "SKIP"}
+
+
+def run(*args, prefix=(), timeout=20):
+    return subprocess.run(list(prefix) + [LOOPKIT, "doctor"] + list(args), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def checks(doc):
+    return {c["name"]: c for c in doc["checks"]}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def ephemeral():
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        return tuple(map(int, f.read().split()))
+
+
+def test_json_schema_and_exit_code():
+    p = run("--json")
+    doc = json.loads(p.stdout)
+    assert set(doc) == {"checks", "summary"}
+    assert [c["name"] for c in doc["checks"]] == NAMES
+    for c in doc["checks"]:
+        assert set(c) == {"name", "status", "detail", "hint", "ms"}, c
+        assert c["status"] in STATUSES and c["detail"], c
+        assert isinstance(c["ms"], (int, float)) and 0 <= c["ms"] < 5000, c
+        assert (c["hint"] == "") == (c["status"] == "PASS"), c
+    s = doc["summary"]
+    assert set(s) == {"pass", "warn", "fail", "skip"}
+    for k in s:
+        assert s[k] == sum(c["status"] == k.upper() for c in doc["checks"])
+    assert p.returncode == (1 if s["fail"] else 0), p.stderr
+
+
+def test_human_output():
+    p = run("--port", str(free_port()), timeout=20)
+    for name in NAMES:
+        assert f"  {name} " in p.stdout, name
+    assert " pass, " in p.stdout and "loopback stack is" in p.stdout
+    assert "\033[" not in p.stdout  # not a TTY: no colour
+
+
+def test_port_check_names_the_holder():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        c = checks(json.loads(run("--json", "--port", str(port)).stdout))["port"]
+    finally:
+        s.close()
+    assert c["status"] == "WARN", c
+    assert f"pid {os.getpid()}" in c["detail"] and f"port {port} is held by" in c["detail"], c
+    assert f"loopkit who {port}" in c["hint"], c
+
+
+def test_port_check_free_class_and_range():
+    lo, hi = ephemeral()
+    c = checks(json.loads(run("--json").stdout))["port"]
+    assert "62893" in c["detail"] and "IANA dynamic port" in c["detail"], c
+    if not lo <= 62893 <= hi:
+        assert "outside the ephemeral range" in c["detail"], c
+    port = free_port()  # the kernel picks it from its ephemeral range
+    c = checks(json.loads(run("--json", "--port", str(port)).stdout))["port"]
+    assert c["status"] == "WARN" and "is free" in c["detail"], c
+    assert "inside the ephemeral range" in c["detail"] and "ip_local_reserved_ports" in c["hint"]
+
+
+@pytest.mark.parametrize("args", [["--port", "0"], ["--port", "x"], ["extra"], ["--bogus"]])
+def test_usage_errors_exit_2(args):
+    assert run(*args).returncode == 2
+
+
+# --- in a network namespace of the test's own ------------------------------------------
+
+def netns_prefix():
+    unshare = shutil.which("unshare")
+    if not unshare:
+        pytest.skip("unshare (util-linux) is not installed")
+    for pre in ([unshare, "-n"], [unshare, "-rn"]):
+        if subprocess.run(pre + ["true"], capture_output=True, timeout=10).returncode == 0:
+            return pre
+    pytest.skip("cannot create a network namespace here (needs root or user namespaces)")
+
+
+def in_netns(script):
+    """Runs `sh -c script` in a new network namespace; $LK is the binary."""
+    return subprocess.run(netns_prefix() + ["sh", "-c", script], capture_output=True,
+                          text=True, timeout=30, env=dict(os.environ, LK=LOOPKIT))
+
+
+def test_netns_lo_down_fails():
+    p = in_netns('exec "$LK" doctor --json')
+    assert p.returncode == 1, p.stderr
+    c = checks(json.loads(p.stdout))
+    assert c["lo"]["status"] == "FAIL" and "DOWN" in c["lo"]["detail"]
+    assert "ip link set lo up" in c["lo"]["hint"]
+    assert c["tcp4"]["status"] == "FAIL"
+
+
+def test_netns_lo_up_passes():
+    if not shutil.which("ip"):
+        pytest.skip("ip (iproute2) is not installed")
+    p = in_netns('ip link set lo up && exec "$LK" doctor --json')
+    doc = json.loads(p.stdout)
+    c = checks(doc)
+    assert doc["summary"]["fail"] == 0, [x for x in doc["checks"] if x["status"] == "FAIL"]
+    assert p.returncode == 0
+    for name in ("lo", "addresses", "tcp4", "udp4", "ephemeral", "port"):
+        assert c[name]["status"] == "PASS", c[name]
+    assert c["port"]["detail"].startswith("port 62893 is free")
+
+
+def test_netns_firewall_on_lo_is_named():
+    nft = shutil.which("nft")
+    if not nft or not shutil.which("ip"):
+        pytest.skip("nft (nftables) or ip is not installed")
+    script = ('ip link set lo up && '
+              'nft add table inet lk && '
+              'nft add chain inet lk in "{ type filter hook input priority 0; }" && '
+              'nft add rule inet lk in iifname lo drop || exit 99; '
+              'exec "$LK" doctor --json')
+    p = in_netns(script)
+    if p.returncode == 99:
+        pytest.skip("nftables rules cannot be added here: " + p.stderr[-200:])
+    assert p.returncode == 1, p.stderr
+    c = checks(json.loads(p.stdout))
+    assert c["lo"]["status"] == "PASS"
+    for name in ("tcp4", "udp4"):
+        assert c[name]["status"] == "FAIL", c[name]
+        assert "firewall" in c[name]["hint"] and "lo" in c[name]["hint"], c[name]
+
+
+def run_on_tty(args, env):
+    """Runs loopkit with stdout on a pseudo-terminal; returns what it wrote."""
+    import pty
+    import select as sel
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([LOOPKIT] + args, stdout=slave, stderr=subprocess.DEVNULL,
+                            env=env)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            r, _, _ = sel.select([master], [], [], 10)
+            if not r:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        proc.wait(10)
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("args", [["doctor"], ["ports", "--all"]])
+def test_colour_only_on_a_tty_and_never_with_no_color(args):
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    s = None
+    if args[0] == "ports":  # something EXPOSED to colour
+        s = socket.socket()
+        s.bind(("0.0.0.0", 0))
+        s.listen(1)
+    try:
+        assert "\033[" in run_on_tty(args, env)
+        assert "\033[" not in run_on_tty(args, dict(env, NO_COLOR="1"))
+    finally:
+        if s:
+            s.close()

@@ -1,0 +1,278 @@
+"""`loopkit ports` and `loopkit who` against ss(8) for sockets this test opens itself."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import LOOPKIT, hard_timeout_fixture
+
+_hard_timeout = hard_timeout_fixture(30)
+
+SS = shutil.which("ss") or "/usr/bin/ss"
+
+
+def run(*args, timeout=10, env=None):
+    return subprocess.run([LOOPKIT] + list(args), capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def has_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+class Sockets:
+    """The test's own sockets: TCP and UDP, v4 and v6, loopback and wildcard, listening
+    and connected. `expected` maps a canonical key to whether it must be EXPOSED."""
+
+    def __init__(self):
+        self.socks = []
+        self.expected = {}
+        v6 = has_ipv6()
+        tcp = [("127.0.0.1", socket.AF_INET, None), ("0.0.0.0", socket.AF_INET, None)]
+        if v6:
+            tcp += [("::1", socket.AF_INET6, 1), ("::", socket.AF_INET6, 1),
+                    ("::", socket.AF_INET6, 0)]
+        for host, fam, v6only in tcp:
+            s = self._sock(fam, socket.SOCK_STREAM, v6only)
+            s.bind((host, 0))
+            s.listen(8)
+            self._expect("tcp", s, None, "LISTEN", host not in ("127.0.0.1", "::1"),
+                         v6only)
+        for host, fam, v6only in tcp[:1] + (tcp[2:3] if v6 else []):
+            lst = self._sock(fam, socket.SOCK_STREAM, v6only)
+            lst.bind((host, 0))
+            lst.listen(8)
+            self._expect("tcp", lst, None, "LISTEN", False, v6only)
+            c = self._sock(fam, socket.SOCK_STREAM, None)
+            c.connect(lst.getsockname()[:2])
+            a, _ = lst.accept()
+            self.socks.append(a)
+            self._expect("tcp", c, c.getpeername(), "ESTAB", False, None)
+            self._expect("tcp", a, a.getpeername(), "ESTAB", False, None)
+        udp = [("127.0.0.1", socket.AF_INET, None), ("0.0.0.0", socket.AF_INET, None)]
+        if v6:
+            udp += [("::1", socket.AF_INET6, 1), ("::", socket.AF_INET6, 1)]
+        for host, fam, v6only in udp:
+            s = self._sock(fam, socket.SOCK_DGRAM, v6only)
+            s.bind((host, 0))
+            self._expect("udp", s, None, "UNCONN", host not in ("127.0.0.1", "::1"), v6only)
+        peer = self._sock(socket.AF_INET, socket.SOCK_DGRAM, None)
+        peer.bind(("127.0.0.1", 0))
+        self._expect("udp", peer, None, "UNCONN", False, None)
+        u = self._sock(socket.AF_INET, socket.SOCK_DGRAM, None)
+        u.connect(peer.getsockname())
+        self._expect("udp", u, u.getpeername(), "ESTAB", False, None)
+
+    def _sock(self, fam, typ, v6only):
+        s = socket.socket(fam, typ)
+        if v6only is not None:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        self.socks.append(s)
+        return s
+
+    def _expect(self, proto, s, peer, state, exposed, v6only):
+        host, port = s.getsockname()[:2]
+        if host == "::" and not v6only:
+            host = "*"
+        remote = f"{peer[0]}:{peer[1]}" if peer else "*"
+        self.expected[(proto, host, port, remote, state)] = exposed
+
+    @property
+    def ports(self):
+        return {k[2] for k in self.expected}
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+
+
+@pytest.fixture
+def socks():
+    s = Sockets()
+    yield s
+    s.close()
+
+
+def ours_from_json(doc, ports):
+    out = {}
+    for r in doc["sockets"]:
+        if r["local_port"] not in ports:
+            continue
+        host = r["local_addr"]
+        if r["family"] == "ipv6" and host == "::" and r.get("v6only") is False:
+            host = "*"
+        remote = "*" if r["remote_port"] == 0 else f"{r['remote_addr']}:{r['remote_port']}"
+        key = (r["proto"], host, r["local_port"], remote, r["state"])
+        out[key] = (r["exposed"], sorted(o["pid"] for o in r["owners"]))
+    return out
+
+
+def norm_addr(a):
+    host, _, port = a.rpartition(":")
+    host = host.strip("[]").split("%")[0]
+    return host, port
+
+
+def ours_from_ss(ports):
+    out = subprocess.run([SS, "-tanupH"], capture_output=True, text=True, timeout=10).stdout
+    got = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) < 6:
+            continue
+        proto, state = f[0], f[1]
+        lhost, lport = norm_addr(f[4])
+        if not lport.isdigit() or int(lport) not in ports:
+            continue
+        rhost, rport = norm_addr(f[5])
+        remote = "*" if rport == "*" else f"{rhost}:{rport}"
+        pids = sorted(int(p) for p in re.findall(r"pid=(\d+)", line))
+        got[(proto, lhost, int(lport), remote, state)] = pids
+    return got
+
+
+def test_ports_all_json_matches_ss(socks):
+    p = run("ports", "--all", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    ours = ours_from_json(doc, socks.ports)
+    theirs = ours_from_ss(socks.ports)
+    me = os.getpid()
+    # Every socket the test opened, with the same state and owner as ss sees it.
+    for key, exposed in socks.expected.items():
+        assert key in ours, f"loopkit misses {key}; has {sorted(ours)}"
+        assert key in theirs, f"ss misses {key}; has {sorted(theirs)}"
+        assert ours[key][0] == exposed, f"EXPOSED wrong for {key}"
+        assert ours[key][1] == theirs[key] == [me], (key, ours[key], theirs[key])
+    assert set(ours) == set(theirs), (set(ours) ^ set(theirs))
+    assert doc["counts"]["tcp"]["LISTEN"] >= 4
+    assert doc["counts"]["tcp"]["ESTAB"] >= 2
+
+
+def test_ports_default_lists_listeners_only(socks):
+    p = run("ports", "--json")
+    assert p.returncode == 0, p.stderr
+    ours = ours_from_json(json.loads(p.stdout), socks.ports)
+    want = {k for k in socks.expected if k[4] in ("LISTEN", "UNCONN")}
+    assert set(ours) == want
+    p = run("ports", "--udp", "--json")
+    ours = ours_from_json(json.loads(p.stdout), socks.ports)
+    assert ours and all(k[0] == "udp" for k in ours)
+    p = run("ports", "--tcp", "--json")
+    ours = ours_from_json(json.loads(p.stdout), socks.ports)
+    assert ours and all(k[0] == "tcp" for k in ours)
+
+
+def test_ports_human_marks_exposed(socks):
+    p = run("ports", env=dict(os.environ, NO_COLOR="1"))
+    assert p.returncode == 0, p.stderr
+    assert "\033[" not in p.stdout
+    seen = 0
+    for line in p.stdout.splitlines():
+        m = re.match(r"(tcp6?|udp6?)\s+(\S+)", line)
+        if not m:
+            continue
+        host, port = norm_addr(m.group(2))
+        if int(port) not in socks.ports:
+            continue
+        seen += 1
+        exposed = host not in ("127.0.0.1", "::1")
+        assert ("EXPOSED" in line) == exposed, line
+        assert str(os.getpid()) in line, line
+    assert seen >= 4, p.stdout
+
+
+def test_who_finds_this_process():
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    port = lst.getsockname()[1]
+    c = socket.create_connection(("127.0.0.1", port))
+    a, _ = lst.accept()
+    try:
+        p = run("who", str(port), "--json")
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        assert doc["port"] == port and doc["free"] is False
+        assert [x["pid"] for x in doc["processes"]] == [os.getpid()]
+        assert "pytest" in doc["processes"][0]["cmdline"] or \
+            "python" in doc["processes"][0]["cmdline"]
+        states = sorted(s["state"] for s in doc["sockets"])
+        assert states == ["ESTAB", "LISTEN"], states
+        h = run("who", str(port))
+        assert h.returncode == 0 and f"pid {os.getpid()}" in h.stdout, h.stdout
+    finally:
+        for s in (a, c, lst):
+            s.close()
+
+
+def test_who_free_port_exits_1():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = run("who", str(port), "--json")
+    assert p.returncode == 1
+    doc = json.loads(p.stdout)
+    assert doc["free"] is True and doc["processes"] == []
+    p = run("who", str(port))
+    assert p.returncode == 1 and "free" in p.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["0"], ["70000"], ["x"], ["1", "2"], ["1", "--bogus"]])
+def test_who_usage_errors_exit_2(args):
+    assert run("who", *args).returncode == 2
+
+
+def test_ports_usage_error_exit_2():
+    assert run("ports", "--bogus").returncode == 2
+
+
+def test_serve_in_use_names_the_holder(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        p = run("serve", str(tmp_path), "--port", str(port), timeout=10)
+        assert p.returncode == 1
+        assert f"pid {os.getpid()}" in p.stderr, p.stderr
+        assert "--port 0" in p.stderr
+    finally:
+        s.close()
+
+
+def test_owner_not_visible_without_privileges_shows_dash():
+    """As root, run loopkit as nobody: the test's (root's) socket is listed with its user
+    but no owner, and the human output shows '-'."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv:
+        pytest.skip("needs root and setpriv to run as another user")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    pre = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", LOOPKIT]
+    try:
+        p = subprocess.run(pre + ["ports", "--tcp", "--json"], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 0, p.stderr
+        rows = [r for r in json.loads(p.stdout)["sockets"] if r["local_port"] == port]
+        assert len(rows) == 1 and rows[0]["owners"] == [] and rows[0]["user"] == "root", rows
+        h = subprocess.run(pre + ["ports", "--tcp"], capture_output=True, text=True, timeout=10)
+        line = [ln for ln in h.stdout.splitlines() if f"127.0.0.1:{port} " in ln]
+        assert line and re.search(r"LISTEN\s+-\s+root\s+-", line[0]), h.stdout
+        w = subprocess.run(pre + ["who", str(port)], capture_output=True, text=True, timeout=10)
+        assert w.returncode == 0 and "cannot see" in w.stdout, w.stdout
+    finally:
+        s.close()
