@@ -258,7 +258,15 @@ static void arm_idle(struct ftp_session *s)
 }
 
 /* Ends the transfer with one reply; commands held meanwhile run next. */
+static void xfer_end(struct ftp_session *s, int code, const char *msg, int log_code);
+
 static void xfer_finish(struct ftp_session *s, int code, const char *msg)
+{
+	xfer_end(s, code, msg, 0);
+}
+
+/* log_code: what the access log records when it differs from the reply (ABOR). */
+static void xfer_end(struct ftp_session *s, int code, const char *msg, int log_code)
 {
 	if (s->upload && code == 226) {
 		int rc = fsroot_upload_commit(&s->up);
@@ -272,7 +280,7 @@ static void xfer_finish(struct ftp_session *s, int code, const char *msg)
 	data_close(s);
 	xfer_reset(s);
 	reply(s, "%d %s", code, msg);
-	access_log(s, code);
+	access_log(s, log_code ? log_code : code);
 	arm_idle(s);
 	if (s->x->stopping)
 		s->closing = 1;
@@ -723,10 +731,14 @@ static void cmd_stor(struct ftp_session *s, const char *verb, const char *arg, i
 		reply(s, "553 Need a file name.");
 		return;
 	}
+	if (fsroot_hidden(s->x->root, rel)) {
+		reply(s, "550 Permission denied: names starting with '.' are hidden (start with --dotfiles).");
+		return;
+	}
 	int rc = fsroot_upload_begin(s->x->root, rel, &s->up);
 	if (rc < 0) {
 		if (rc == -ENOENT || rc == -ENOTDIR)
-			reply(s, "553 Cannot create /%s: no such directory (or a hidden name).", rel);
+			reply(s, "553 Cannot create /%s: no such directory.", rel);
 		else
 			reply_err(s, rc, "Cannot create file");
 		return;
@@ -762,7 +774,7 @@ static void cmd_abor(struct ftp_session *s)
 		fsroot_upload_abort(&s->up);
 		s->upload = 0;
 	}
-	xfer_finish(s, 226, "Abort successful.");
+	xfer_end(s, 226, "Abort successful.", 426);
 }
 
 static void cmd_feat(struct ftp_session *s)
@@ -1205,8 +1217,10 @@ static void control_run(struct ftp_session *s)
 			break;
 		if (r == FTP_PARSE_TOO_LONG) {
 			reply(s, "500 Command line too long (over %d bytes).", FTP_MAX_LINE);
-			buf_consume(&s->in, n);
-			s->skip_line = 1;
+			/* Drop the line up to its end; what follows it is the next command. */
+			char *lf = memchr(p, '\n', n);
+			buf_consume(&s->in, lf ? (size_t)(lf - p) + 1 : n);
+			s->skip_line = !lf;
 			continue;
 		}
 		if (command(s, &c))
@@ -1229,6 +1243,12 @@ static void control_run(struct ftp_session *s)
 static void control_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct ftp_session *s = io->data;
+	if (events & LOOP_ERROR) {
+		/* The control connection is gone: so is the session, and with it any
+		 * upload in progress (the old file stays). */
+		session_close(s);
+		return;
+	}
 	if (events & LOOP_WRITE) {
 		control_run(s);
 		return;
@@ -1261,6 +1281,10 @@ int ftp_session_start(struct ftp_ctx *x, int fd, const struct sockaddr_storage *
 		atomic_fetch_sub(x->nconns, 1);
 		return -1;
 	}
+	/* Telnet "synch" (RFC 959 ABOR: IAC IP, then IAC DM as urgent data) and
+	 * ftplib's ABOR with an urgent LF must arrive in the stream, or ABOR is lost. */
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 	s->x = x;
 	s->peer = *peer;
 	net_addr_str((const struct sockaddr *)peer, s->peer_str, sizeof(s->peer_str));
