@@ -32,7 +32,7 @@ static const struct cmd_flag serve_flags[] = {
         {"--body-timeout", "SECS", "longest stall reading a body or writing a response (default 30)"},
         {"--grace", "SECS", "on SIGINT/SIGTERM, time to finish in-flight requests (default 5)"},
         {"--proto", "LIST", "protocols on the port: http,ftp (default), http or ftp"},
-        {"--sniff-ms", "MS", "silence before a new connection is greeted as FTP (default 200)"},
+        {"--sniff-ms", "MS", "silence before a new connection is greeted as FTP (default 50)"},
         {"--user", "NAME:PASS", "FTP login required (default: anonymous)"},
         {"--pasv-ports", "A-B", "FTP passive data ports (default: any free port)"},
         {"--ftp-idle-timeout", "SECS", "close FTP sessions idle this long, with 421 (default 300)"},

@@ -853,6 +853,15 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 	}
 	if (!v[0])
 		return 0; /* an empty line: ignore, as vsftpd does */
+	if (c->arg_len > 9 && !strncmp(c->arg + c->arg_len - 8, "HTTP/1.", 7)) {
+		/* An HTTP client that stayed silent past the sniff window got our greeting
+		 * and is now lost; say how to avoid it rather than answer FTP to HTTP. */
+		log_msg("%s sent an HTTP request (%s) after the FTP greeting: it stayed silent longer "
+		        "than the sniff window; raise --sniff-ms or use --proto http",
+		        s->peer_str, v);
+		s->closing = 1;
+		return 0;
+	}
 	if (IS("?")) {
 		reply(s, "500 Unknown command.");
 		return 0;

@@ -370,28 +370,15 @@ static int redirect_ok(const char *u)
 	else
 		return 0;
 	size_t n = strcspn(h, "/?#\\");
-	if (memchr(h, '@', n))
-		return 0;
-	const char *name = h;
-	size_t nlen = n;
-	if (n && h[0] == '[') {
-		const char *rb = memchr(h, ']', n);
-		if (!rb)
-			return 0;
-		name = h + 1;
-		nlen = (size_t)(rb - h - 1);
-	} else {
-		const char *colon = memchr(h, ':', n);
-		if (colon)
-			nlen = (size_t)(colon - h);
-	}
+	const char *name;
+	size_t nlen;
 	char tmp[256];
-	if (!nlen || nlen >= sizeof(tmp))
+	if (memchr(h, '@', n) || http_authority_host(h, n, &name, &nlen) < 0 || !nlen || nlen >= sizeof(tmp))
 		return 0;
+	if (http_name_is_localhost(name, nlen))
+		return 1;
 	memcpy(tmp, name, nlen);
 	tmp[nlen] = 0;
-	if (!strcasecmp(tmp, "localhost") || (nlen > 10 && !strcasecmp(tmp + nlen - 10, ".localhost")))
-		return 1;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	return net_is_ip_literal(tmp, nlen) && net_parse_addr(tmp, 0, &ss, &sl) == 0 &&

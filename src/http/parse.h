@@ -122,6 +122,14 @@ int http_path_has_dot_segment(const char *norm);
  * (of outsz bytes) is too small. Does not NUL-terminate. */
 ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz, int plus_is_space);
 
+/* Splits an authority "host[:port]" or "[v6]:port" (as in Host) into its host
+ * part, brackets removed, a trailing dot dropped. Returns 0, or -1 when malformed
+ * (an unclosed bracket, text after it other than ":port", a non-numeric port). */
+int http_authority_host(const char *h, size_t n, const char **name, size_t *nlen);
+
+/* True for "localhost" and names under ".localhost" (RFC 6761: always this machine). */
+int http_name_is_localhost(const char *name, size_t n);
+
 /* Content-Type for a file name, from a table of common web types by extension
  * (case-insensitive); "application/octet-stream" when unknown. Text types carry
  * "; charset=utf-8". Returns a static string. */

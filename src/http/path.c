@@ -2,6 +2,7 @@
 #include "http/parse.h"
 
 #include <string.h>
+#include <strings.h>
 
 static int hex_digit(unsigned char c)
 {
@@ -160,4 +161,39 @@ ssize_t http_percent_decode(const char *src, size_t len, char *out, size_t outsz
 		out[o++] = (char)c;
 	}
 	return (ssize_t)o;
+}
+
+int http_authority_host(const char *h, size_t n, const char **name, size_t *nlen)
+{
+	const char *port = NULL;
+	if (n && h[0] == '[') {
+		const char *rb = memchr(h, ']', n);
+		if (!rb)
+			return -1;
+		*name = h + 1;
+		*nlen = (size_t)(rb - h - 1);
+		if (rb + 1 < h + n) {
+			if (rb[1] != ':')
+				return -1;
+			port = rb + 2;
+		}
+	} else {
+		const char *colon = memchr(h, ':', n);
+		*name = h;
+		*nlen = colon ? (size_t)(colon - h) : n;
+		port = colon ? colon + 1 : NULL;
+		if (*nlen && h[*nlen - 1] == '.')
+			(*nlen)--; /* "localhost." is the same name */
+	}
+	for (const char *p = port; p && p < h + n; p++)
+		if (*p < '0' || *p > '9')
+			return -1;
+	return 0;
+}
+
+int http_name_is_localhost(const char *name, size_t n)
+{
+	if (n == 9 && !strncasecmp(name, "localhost", 9))
+		return 1;
+	return n > 10 && !strncasecmp(name + n - 10, ".localhost", 10);
 }

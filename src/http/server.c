@@ -42,7 +42,7 @@ void http_config_default(struct http_config *cfg)
 	cfg->body_timeout_ms = 30000;
 	cfg->grace_ms = 5000;
 	cfg->proto_http = cfg->proto_ftp = 1;
-	cfg->sniff_ms = 200;
+	cfg->sniff_ms = 50;
 	cfg->ftp.idle_timeout_ms = 300000;
 	cfg->ftp.data_timeout_ms = 30000;
 }
@@ -402,16 +402,14 @@ static void conn_free_cb(struct loop *l, void *data)
 	free(data);
 }
 
-static void conn_close(struct http_conn *c)
+/* Takes c off its worker: stops its timer, frees its buffers, unlinks it, and frees
+ * the record after the batch (an event for it may still wait in this batch; without
+ * memory even for that, leaking one record beats a use after free). The descriptor
+ * is the caller's business. */
+static void conn_detach(struct http_conn *c)
 {
 	struct http_worker *w = c->w;
-	if (c->shut)
-		return;
 	c->shut = 1;
-	if (c->sink == SINK_FILE)
-		fsroot_upload_abort(&c->up);
-	request_reset(c);
-	loop_io_close(w->loop, &c->io);
 	loop_timer_stop(w->loop, &c->timer);
 	buf_free(&c->in);
 	buf_free(&c->out);
@@ -422,11 +420,21 @@ static void conn_close(struct http_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	atomic_fetch_sub(&w->srv->nconns, 1);
-	/* An event for c may still wait in this batch: free it after the batch. Without
-	 * memory even for that, leaking one struct beats a use after free. */
 	if (loop_defer(w->loop, conn_free_cb, c) < 0)
 		log_msg("out of memory: leaking one connection record");
+}
+
+static void conn_close(struct http_conn *c)
+{
+	struct http_worker *w = c->w;
+	if (c->shut)
+		return;
+	if (c->sink == SINK_FILE)
+		fsroot_upload_abort(&c->up);
+	request_reset(c);
+	loop_io_close(w->loop, &c->io);
+	conn_detach(c);
+	atomic_fetch_sub(&w->srv->nconns, 1);
 	if (w->stopping && !w->nconns && !w->ftp.nsessions)
 		loop_stop(w->loop);
 }
@@ -485,37 +493,16 @@ static int list_has(struct http_slice v, const char *tok)
  * both are safe; any other name must be given with --allow-host. */
 static int host_allowed(const struct http_server *s, const char *h, size_t n)
 {
-	const char *name = h;
-	size_t nlen = n;
-	if (n && h[0] == '[') {
-		const char *rb = memchr(h, ']', n);
-		if (!rb)
-			return 0;
-		name = h + 1;
-		nlen = (size_t)(rb - h - 1);
-		if (rb + 1 < h + n && rb[1] != ':')
-			return 0;
-		return net_is_ip_literal(name, nlen);
-	}
-	const char *colon = memchr(h, ':', n);
-	if (colon) {
-		nlen = (size_t)(colon - h);
-		for (const char *p = colon + 1; p < h + n; p++)
-			if (*p < '0' || *p > '9')
-				return 0;
-	}
-	if (nlen && name[nlen - 1] == '.')
-		nlen--; /* "localhost." is the same name */
+	const char *name;
+	size_t nlen;
+	if (http_authority_host(h, n, &name, &nlen) < 0)
+		return 0;
 	for (size_t i = 0; i < s->cfg.nallow_hosts; i++) {
 		const char *a = s->cfg.allow_hosts[i];
 		if (!strcmp(a, "*") || ieq_n(name, nlen, a))
 			return 1;
 	}
-	if (net_is_ip_literal(name, nlen))
-		return 1;
-	if (ieq_n(name, nlen, "localhost"))
-		return 1;
-	return nlen > 10 && !strncasecmp(name + nlen - 10, ".localhost", 10);
+	return net_is_ip_literal(name, nlen) || http_name_is_localhost(name, nlen);
 }
 
 struct head_facts {
@@ -1059,23 +1046,9 @@ static void sniff_to_ftp(struct http_conn *c)
 {
 	struct http_worker *w = c->w;
 	int fd = c->io.fd;
-	struct sockaddr_storage peer = c->peer;
 	loop_io_stop(w->loop, &c->io);
-	c->io.fd = -1;
-	c->shut = 1;
-	loop_timer_stop(w->loop, &c->timer);
-	buf_free(&c->in);
-	buf_free(&c->out);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	w->nconns--;
-	if (loop_defer(w->loop, conn_free_cb, c) < 0)
-		log_msg("out of memory: leaking one connection record");
-	ftp_session_start(&w->ftp, fd, &peer);
+	conn_detach(c); /* c stays readable until the end of the batch */
+	ftp_session_start(&w->ftp, fd, &c->peer);
 }
 
 /* The sniff window passed in silence: FTP, unless the peer is a browser. Browsers

@@ -390,7 +390,7 @@ def test_startup_prints_http_then_ftp_line_same_port(tree, ftp_start):
 @pytest.mark.parametrize("sniff_ms", [None, 50, 300])
 def test_greeting_arrives_after_sniff_window(tree, ftp_start, sniff_ms):
     srv = ftp_start(sniff_ms=sniff_ms)
-    window = (sniff_ms if sniff_ms is not None else 200) / 1000
+    window = (sniff_ms if sniff_ms is not None else 50) / 1000
     s = srv.connect(timeout=3)
     t0 = time.monotonic()
     got = b""
