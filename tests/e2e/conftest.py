@@ -587,3 +587,196 @@ def ftp_start(root):
         rc = s.stop()
         assert alive, "server died during the test:\n" + log
         assert rc == 0, f"server exited {rc}:\n" + log
+
+
+# ---------------------------------------------------------------------------
+# Abuse and fault tests (issue 6): process figures, descriptor limits, a wrapped
+# binary (prlimit, valgrind), and a small raw FTP control client.
+# ---------------------------------------------------------------------------
+import re as _re  # noqa: E402
+import resource as _resource  # noqa: E402
+import shlex as _shlex  # noqa: E402
+
+
+def proc_fds(pid):
+    """Number of open descriptors of a process."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_status_kb(pid, key):
+    """A kB figure of /proc/PID/status: VmRSS, VmHWM, VmSize..."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _hexaddr(h):
+    ip, port = h.split(":")
+    b = bytes.fromhex(ip)
+    if len(b) == 4:
+        addr = socket.inet_ntop(socket.AF_INET, b[::-1])
+    else:
+        words = b"".join(b[i:i + 4][::-1] for i in range(0, 16, 4))
+        addr = socket.inet_ntop(socket.AF_INET6, words)
+    return addr, int(port, 16)
+
+
+_TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+               11: "CLOSING"}
+
+
+def proc_tcp_sockets(pid):
+    """[(local (addr, port), remote (addr, port), state)] of the TCP sockets a process holds."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        m = _re.match(r"socket:\[(\d+)\]", t)
+        if m:
+            inodes.add(m.group(1))
+    out = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[9] in inodes:
+                out.append((_hexaddr(cols[1]), _hexaddr(cols[2]),
+                            _TCP_STATES.get(int(cols[3], 16), cols[3])))
+    return out
+
+
+def is_loopback_addr(addr):
+    return (addr.startswith("127.") or addr in ("::1", "::", "0.0.0.0")
+            or addr.startswith("::ffff:127."))
+
+
+def raise_nofile(need):
+    """Raises this process's RLIMIT_NOFILE to at least `need` (the hard limit too, when
+    privileged). Returns the new soft limit; pytest.skip when it cannot be had."""
+    soft, hard = _resource.getrlimit(_resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return soft
+    if hard < need:
+        try:
+            _resource.setrlimit(_resource.RLIMIT_NOFILE, (need, need))
+            return need
+        except (ValueError, OSError):
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need} and cannot be raised")
+    _resource.setrlimit(_resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def loopkit_wrapper(directory, *prefix):
+    """Writes an executable script that runs `PREFIX... loopkit ARGS`; the prefix must exec
+    the binary (prlimit, valgrind, env do) so the server's pid stays the wrapper's. Use it
+    by pointing conftest.LOOPKIT at the returned path (monkeypatch.setattr)."""
+    path = os.path.join(str(directory), "loopkit-wrapped")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec " + " ".join(_shlex.quote(str(p)) for p in prefix)
+                + " " + _shlex.quote(LOOPKIT) + ' "$@"\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+class FtpCtl:
+    """A raw FTP control connection (RFC 959 replies, CRLF checked): cmd() -> (code, text)."""
+
+    def __init__(self, srv, timeout=5, greet=True, source=None):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in srv.host else socket.AF_INET)
+        self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((srv.host, srv.port))
+        self.buf = b""
+        if greet:
+            code, text = self.reply()
+            assert code == 220, text
+
+    def send(self, line):
+        self.sock.sendall((line.encode() if isinstance(line, str) else line) + b"\r\n")
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            try:
+                b = self.sock.recv(65536)
+            except ConnectionResetError:
+                b = b""
+            if not b:
+                raise EOFError(f"control connection closed; pending {self.buf[:300]!r}")
+            self.buf += b
+        line, _, self.buf = self.buf.partition(b"\n")
+        assert line.endswith(b"\r"), f"reply line not terminated by CRLF: {line!r}"
+        assert b"\r" not in line[:-1], f"bare CR inside a reply line: {line!r}"
+        return line[:-1].decode("utf-8", "replace")
+
+    def reply(self):
+        line = self.readline()
+        assert _re.match(r"^[1-5]\d\d[ -]", line), f"malformed reply line {line!r}"
+        code, lines = int(line[:3]), [line]
+        if line[3] == "-":
+            while True:
+                ln = self.readline()
+                lines.append(ln)
+                if ln.startswith(f"{code} "):
+                    break
+        return code, "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line)
+        return self.reply()
+
+    def login(self):
+        code, text = self.cmd("USER anonymous")
+        if code == 331:
+            code, text = self.cmd("PASS guest@example.com")
+        assert code == 230, text
+        return self
+
+    def epsv_data(self, source=None, rcvbuf=None):
+        """A data connection to the port EPSV names (connected, not yet used)."""
+        code, text = self.cmd("EPSV")
+        assert code == 229, text
+        port = int(_re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))
+        d = socket.socket(socket.AF_INET6 if ":" in self.sock.getpeername()[0] else socket.AF_INET)
+        d.settimeout(5)
+        if rcvbuf:
+            d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            d.bind((source, 0))
+        d.connect((self.sock.getpeername()[0], port))
+        return d
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def reset_close(sock):
+    """Closes a socket with a TCP RST (SO_LINGER 0): a client that vanishes."""
+    import struct
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()

@@ -1819,3 +1819,23 @@ def test_ipv6(tree, ftp_start):
     close_ftp(f)
     p = curl_ftp("-g", "-o", "-", srv.ftp_url + "hello.txt")
     assert p.returncode == 0 and p.stdout == TREE["hello.txt"], p.stderr
+
+
+def test_http_client_greeted_as_ftp_is_told_why(tree, ftp_start):
+    # An HTTP client that stays silent past the window gets the greeting; when its
+    # request line then arrives, the session closes and the log names the fix.
+    srv = ftp_start(sniff_ms=50)
+    s = srv.connect(timeout=3)
+    got = b""
+    while b"\r\n" not in got:
+        b = s.recv(4096)
+        assert b, got
+        got += b
+    assert got.startswith(b"220 "), got
+    s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    closed, rest = read_until_closed(s, 3)
+    s.close()
+    assert closed, rest
+    assert b"HTTP/1.1" not in rest, rest
+    assert wait_for(lambda: "raise --sniff-ms" in srv.stderr(), 2), srv.stderr()
+    assert httpc(srv, "GET", "/hello.txt").status == 200
