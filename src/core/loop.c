@@ -69,10 +69,13 @@ struct loop *loop_new(char *err, size_t errlen)
 	return l;
 }
 
+static void run_deferred(struct loop *l);
+
 void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	run_deferred(l); /* frees queued after the last turn, e.g. by a final cleanup */
 	if (l->wake_io.fd >= 0)
 		close(l->wake_io.fd);
 	if (l->sig_io.fd >= 0)

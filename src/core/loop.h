@@ -39,7 +39,8 @@ struct loop_timer {
 
 /* Creates a loop. Returns NULL and fills err on failure. */
 struct loop *loop_new(char *err, size_t errlen);
-/* Frees the loop (not the ios or timers embedded elsewhere). */
+/* Runs what is still deferred, then frees the loop (not the ios or timers embedded
+ * elsewhere). */
 void loop_free(struct loop *l);
 
 /* Runs until loop_stop(); returns 0, or -1 when epoll_wait fails unexpectedly. */

@@ -1263,6 +1263,10 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			refuse_overload(fd);
 			continue;
 		}
+		if (!s->cfg.proto_http) {
+			ftp_session_start(&w->ftp, fd, &peer);
+			continue;
+		}
 		struct http_conn *c = calloc(1, sizeof(*c));
 		if (!c) {
 			atomic_fetch_sub(&s->nconns, 1);
@@ -1270,10 +1274,6 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			continue;
 		}
 		/* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
-		if (!s->cfg.proto_http) {
-			ftp_session_start(&w->ftp, fd, &peer);
-			continue;
-		}
 		c->w = w;
 		c->file_fd = -1;
 		c->up.fd = c->up.dirfd = -1;
