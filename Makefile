@@ -29,7 +29,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PYTEST   ?= /usr/bin/python3 -m pytest
 
-.PHONY: all run test test-unit test-e2e deps bench clean format
+.PHONY: all run test test-unit test-e2e deps bench bench-all clean format
 
 all: $(BIN)
 
@@ -65,6 +65,15 @@ test-e2e: $(BIN)
 
 bench: $(BIN) deps
 	bench/http.sh
+	bench/ftp.sh
+
+# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports).
+bench-all: bench
+	bench/bench-tcp.sh
+	bench/bench-rr.sh
+	bench/bench-http.sh
+	bench/bench-crr.sh
+	bench/ports.sh
 
 format:
 	clang-format -i $(shell find src tests/unit -name '*.[ch]')
