@@ -1055,12 +1055,24 @@ static void sniff_to_ftp(struct http_conn *c)
  * open connections ahead of need and leave them silent; greeting one would put
  * "220 ..." where the browser later expects an HTTP response. On loopback the peer's
  * socket is on this machine, so its owner can be asked for its name. */
+static void conn_read(struct http_conn *c);
+
 static void sniff_silent(struct http_conn *c)
 {
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
 	uint32_t inode;
-	char name[64];
+	char name[64], b;
+	/* Bytes may have arrived after this turn's epoll_wait: then it is not silence. */
+	ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0) {
+		conn_read(c);
+		return;
+	}
+	if (n == 0) {
+		conn_close(c);
+		return;
+	}
 	if (getsockname(c->io.fd, (struct sockaddr *)&local, &len) == 0 &&
 	    net_is_loopback((struct sockaddr *)&c->peer) && diag_peer_inode(&local, &c->peer, &inode) == 0 &&
 	    diag_inode_is_browser(inode, name, sizeof(name))) {
