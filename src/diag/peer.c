@@ -86,6 +86,22 @@ static int is_browser_name(const char *c)
 	return 0;
 }
 
+/* Every Chromium-based program (Chrome, Edge, Electron apps such as VS Code,
+ * QtWebEngine) runs its network stack in a utility process started with this
+ * switch, whatever the program is called. */
+static int is_network_service(const char *pid)
+{
+	static const char sw[] = "--utility-sub-type=network.mojom.NetworkService";
+	char path[64], cmd[4096];
+	snprintf(path, sizeof(path), "/proc/%.20s/cmdline", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, cmd, sizeof(cmd));
+	close(fd);
+	return n > 0 && memmem(cmd, (size_t)n, sw, sizeof(sw) - 1) != NULL;
+}
+
 static int pid_holds(const char *pid, uint32_t inode)
 {
 	char path[64], link[64], want[32];
@@ -130,7 +146,7 @@ int diag_inode_is_browser(uint32_t inode, char *name, size_t len)
 			continue;
 		comm[n] = 0;
 		comm[strcspn(comm, "\n")] = 0;
-		if (is_browser_name(comm) && pid_holds(de->d_name, inode)) {
+		if ((is_browser_name(comm) || is_network_service(de->d_name)) && pid_holds(de->d_name, inode)) {
 			snprintf(name, len, "%s", comm);
 			found = 1;
 		}

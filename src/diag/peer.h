@@ -12,10 +12,12 @@
 int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
                     uint32_t *inode);
 
-/* Is socket inode held by a web browser's process (Chromium, Chrome, Firefox, Edge,
- * Brave, Opera, Vivaldi, WebKit)? Only processes with such a name are searched, so the
- * cost is one read of /proc/PID/comm per process plus the browsers' descriptor
- * tables. Returns 1 and the process name in name, or 0. */
+/* Is socket inode held by a web browser's process: one named like a browser
+ * (Chromium, Chrome, Firefox, Edge, Brave, Opera, Vivaldi, WebKit, QtWebEngine), or
+ * any Chromium-based program's network-service process (Electron apps included)?
+ * Only such processes' descriptor tables are searched, so the cost is two small
+ * reads per process (comm, cmdline) plus the browsers' tables. Returns 1 and the
+ * process name in name, or 0. */
 int diag_inode_is_browser(uint32_t inode, char *name, size_t len);
 
 #endif
