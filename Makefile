@@ -55,7 +55,7 @@ deps:
 	@scripts/deps
 
 test: deps
-	$(MAKE) test-unit test-e2e
+	$(MAKE) test-unit fuzz-replay test-e2e
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -76,9 +76,11 @@ bench-all: bench
 	bench/ports.sh
 
 format:
-	clang-format -i $(shell find src tests/unit -name '*.[ch]')
+	clang-format -i $(shell find src tests/unit fuzz -name '*.[ch]')
 
 clean:
-	rm -rf build build-san loopkit
+	rm -rf build build-san build-fuzz loopkit
+
+include fuzz/fuzz.mk
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)

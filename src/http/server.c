@@ -19,6 +19,7 @@
 #include "core/net.h"
 #include "diag/peer.h"
 #include "http/conn.h"
+#include "http/sniff.h"
 
 #define ACCEPT_BATCH    64
 #define EMFILE_RETRY_MS 100
@@ -1083,19 +1084,21 @@ static void sniff_silent(struct http_conn *c)
 	sniff_to_ftp(c);
 }
 
-/* First bytes: an HTTP request starts with a method token (or stray CRLFs). Returns
- * 1 for HTTP, 0 after closing the connection. */
+/* First bytes, classified by http_sniff_classify. Returns 1 for HTTP, 0 after closing
+ * the connection (or, with no bytes yet, to wait for more). */
 static int sniff_bytes(struct http_conn *c)
 {
 	const unsigned char *p = (const unsigned char *)buf_start(&c->in);
-	if (p[0] == 0x16 && (buf_used(&c->in) < 2 || p[1] == 0x03)) {
+	int kind = http_sniff_classify(p, buf_used(&c->in));
+	if (kind == HTTP_SNIFF_NEED_MORE)
+		return 0;
+	if (kind == HTTP_SNIFF_TLS) {
 		log_msg("%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://",
 		        c->peer_str);
 		conn_close(c);
 		return 0;
 	}
-	/* Printable text is HTTP (the parser answers 400 or 501 if it is not valid). */
-	if ((p[0] >= 0x20 && p[0] < 0x7f) || p[0] == '\r' || p[0] == '\n' || p[0] == '\t') {
+	if (kind == HTTP_SNIFF_HTTP) {
 		c->state = CS_HEAD;
 		return 1;
 	}
