@@ -125,14 +125,17 @@ static int pid_holds(const char *pid, uint32_t inode)
 	return found;
 }
 
-int diag_inode_is_browser(uint32_t inode, char *name, size_t len)
+size_t diag_browsers_refresh(struct diag_browsers *b, uint64_t now_ms, uint64_t max_age_ms)
 {
+	if (b->at_ms && now_ms - b->at_ms < max_age_ms)
+		return b->n;
+	b->at_ms = now_ms ? now_ms : 1;
+	b->n = 0;
 	DIR *d = opendir("/proc");
 	struct dirent *de;
-	int found = 0;
 	if (!d)
 		return 0;
-	while (!found && (de = readdir(d))) {
+	while (b->n < DIAG_BROWSERS_MAX && (de = readdir(d))) {
 		char path[64], comm[64];
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
@@ -146,11 +149,32 @@ int diag_inode_is_browser(uint32_t inode, char *name, size_t len)
 			continue;
 		comm[n] = 0;
 		comm[strcspn(comm, "\n")] = 0;
-		if ((is_browser_name(comm) || is_network_service(de->d_name)) && pid_holds(de->d_name, inode)) {
-			snprintf(name, len, "%s", comm);
-			found = 1;
+		if (is_browser_name(comm) || is_network_service(de->d_name)) {
+			b->pid[b->n] = (pid_t)atoi(de->d_name);
+			snprintf(b->name[b->n], sizeof(b->name[0]), "%.15s", comm);
+			b->n++;
 		}
 	}
 	closedir(d);
-	return found;
+	return b->n;
+}
+
+int diag_browsers_hold(const struct diag_browsers *b, uint32_t inode, char *name, size_t len)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		char pid[24];
+		snprintf(pid, sizeof(pid), "%d", (int)b->pid[i]);
+		if (pid_holds(pid, inode)) {
+			snprintf(name, len, "%s", b->name[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int diag_inode_is_browser(uint32_t inode, char *name, size_t len)
+{
+	struct diag_browsers b = { 0 };
+	diag_browsers_refresh(&b, 1, 0);
+	return diag_browsers_hold(&b, inode, name, len);
 }

@@ -20,4 +20,20 @@ int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_
  * process name in name, or 0. */
 int diag_inode_is_browser(uint32_t inode, char *name, size_t len);
 
+/* The browser processes on the machine, listed at most once per max_age_ms: a burst
+ * of silent connections then costs one /proc scan, not one each. */
+#define DIAG_BROWSERS_MAX 128
+struct diag_browsers {
+	uint64_t at_ms;                   /* when listed (caller's clock); 0: never */
+	size_t n;
+	pid_t pid[DIAG_BROWSERS_MAX];
+	char name[DIAG_BROWSERS_MAX][16];
+};
+
+/* Lists browsers again when the list is older than max_age_ms at now_ms. Returns how
+ * many there are. */
+size_t diag_browsers_refresh(struct diag_browsers *b, uint64_t now_ms, uint64_t max_age_ms);
+/* Does a listed browser hold socket inode? Returns 1 and its name, or 0. */
+int diag_browsers_hold(const struct diag_browsers *b, uint32_t inode, char *name, size_t len);
+
 #endif

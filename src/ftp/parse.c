@@ -41,7 +41,9 @@ int ftp_parse_command(char *buf, size_t len, struct ftp_command *cmd)
 	while (v < o && buf[v] != ' ')
 		v++;
 	memset(cmd->verb, 0, sizeof(cmd->verb));
-	if (v >= sizeof(cmd->verb)) {
+	if (v == 0 && o > 0) {
+		strcpy(cmd->verb, "?"); /* text but no verb (a leading space): still answered */
+	} else if (v >= sizeof(cmd->verb)) {
 		strcpy(cmd->verb, "?");
 	} else {
 		for (size_t i = 0; i < v; i++) {

@@ -43,11 +43,10 @@ struct ftp_session {
 	int skip_line; /* discarding the rest of an over-long line */
 	int logged_in, user_given;
 	char user[64];
-	char cwd[PATH_MAX]; /* normalised relative path, "" = root */
+	char *cwd;                      /* normalised relative path, \"\" = root (heap) */
 	int epsv_all;
 	uint64_t rest;
-	int has_rnfr;
-	char rnfr[PATH_MAX];
+	char *rnfr;                     /* RNFR's path until RNTO; NULL when none */
 	int login_wait; /* a failed login waits before 530 */
 	int running;    /* inside control_run: no nested runs */
 	int shut;       /* closed; freed after the batch */
@@ -554,6 +553,8 @@ static void list_line(struct ftp_session *s, struct buf *b, enum list_kind k, co
                       uint64_t size, time_t mtime, mode_t mode)
 {
 	char when[32];
+	if (strpbrk(name, "\r\n"))
+		return; /* one name would read as two lines: such a name is not listed */
 	if (k == L_NLST) {
 		buf_printf(b, "%s\r\n", name);
 	} else if (k == L_MLSD) {
@@ -866,14 +867,21 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 		reply(s, "500 Unknown command.");
 		return 0;
 	}
+	if (strlen(arg) != c->arg_len) {
+		/* The kernel would cut a path at the NUL: "DELE a.txt\0.bak" is not a.txt. */
+		reply(s, "501 NUL bytes are not allowed in arguments.");
+		return 0;
+	}
 	/* Before login only these. */
 	if (!s->logged_in && !(IS("USER") || IS("PASS") || IS("QUIT") || IS("FEAT") || IS("SYST") ||
 	                       IS("HELP") || IS("NOOP") || IS("OPTS") || IS("AUTH"))) {
 		reply(s, "530 Please login with USER and PASS.");
 		return 0;
 	}
-	if (!IS("RNTO") && !IS("RNFR"))
-		s->has_rnfr = 0;
+	if (!IS("RNTO") && !IS("RNFR")) {
+		free(s->rnfr);
+		s->rnfr = NULL;
+	}
 	if (IS("USER")) {
 		snprintf(s->user, sizeof(s->user), "%s", arg);
 		s->user_given = 1;
@@ -921,7 +929,13 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 			reply(s, "550 Not a directory.");
 			return 0;
 		}
-		snprintf(s->cwd, sizeof(s->cwd), "%s", rel);
+		char *cwd = strdup(rel);
+		if (!cwd) {
+			reply(s, "451 Out of memory.");
+			return 0;
+		}
+		free(s->cwd);
+		s->cwd = cwd;
 		reply(s, "250 Directory successfully changed.");
 	} else if (IS("TYPE")) {
 		if (!strcasecmp(arg, "I") || !strcasecmp(arg, "L 8"))
@@ -1069,29 +1083,38 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 			reply(s, "550 The root cannot be renamed.");
 			return 0;
 		}
-		snprintf(s->rnfr, sizeof(s->rnfr), "%s", rel);
-		s->has_rnfr = 1;
+		free(s->rnfr);
+		s->rnfr = strdup(rel);
+		if (!s->rnfr) {
+			reply(s, "451 Out of memory.");
+			return 0;
+		}
 		reply(s, "350 Ready for RNTO.");
 	} else if (IS("RNTO")) {
 		const char *n1, *n2;
-		if (!s->has_rnfr) {
+		char *from = s->rnfr; /* RNTO uses up the RNFR, whatever happens */
+		s->rnfr = NULL;
+		if (!from) {
 			reply(s, "503 RNFR first.");
 			return 0;
 		}
-		s->has_rnfr = 0;
-		if (!need_write(s) || resolve(s, arg, rel, sizeof(rel)) < 0)
+		if (!need_write(s) || resolve(s, arg, rel, sizeof(rel)) < 0) {
+			free(from);
 			return 0;
+		}
 		if (!*rel) {
+			free(from);
 			reply(s, "553 Bad target name.");
 			return 0;
 		}
-		int d1 = fsroot_open_parent(s->x->root, s->rnfr, &n1);
+		int d1 = fsroot_open_parent(s->x->root, from, &n1);
 		int d2 = d1 >= 0 ? fsroot_open_parent(s->x->root, rel, &n2) : -EBADF;
 		rc = d1 < 0 ? d1 : d2 < 0 ? d2 : renameat(d1, n1, d2, n2) < 0 ? -errno : 0;
 		if (d1 >= 0)
 			close(d1);
 		if (d2 >= 0)
 			close(d2);
+		free(from);
 		if (rc < 0)
 			reply_err(s, rc, "Rename failed");
 		else
@@ -1167,6 +1190,9 @@ static void session_close(struct ftp_session *s)
 	loop_timer_stop(x->loop, &s->timer);
 	buf_free(&s->in);
 	buf_free(&s->out);
+	free(s->cwd);
+	free(s->rnfr);
+	s->cwd = s->rnfr = NULL;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -1241,6 +1267,8 @@ static void control_run(struct ftp_session *s)
 			arm_idle(s);
 	}
 	s->running = 0;
+	if (!buf_used(&s->in))
+		buf_free(&s->in); /* an idle session keeps no read buffer */
 	if (control_flush(s) < 0)
 		return;
 	/* Read while there is room; replies that cannot go out stop the reading. */
@@ -1284,7 +1312,9 @@ int ftp_session_start(struct ftp_ctx *x, int fd, const struct sockaddr_storage *
 {
 	struct ftp_session *s = calloc(1, sizeof(*s));
 	socklen_t len = sizeof(s->local);
-	if (!s || getsockname(fd, (struct sockaddr *)&s->local, &len) < 0) {
+	if (!s || !(s->cwd = strdup("")) || getsockname(fd, (struct sockaddr *)&s->local, &len) < 0) {
+		if (s)
+			free(s->cwd);
 		free(s);
 		close(fd);
 		atomic_fetch_sub(x->nconns, 1);
@@ -1307,6 +1337,7 @@ int ftp_session_start(struct ftp_ctx *x, int fd, const struct sockaddr_storage *
 	loop_timer_init(&s->data_timer, data_timer_cb, s);
 	if (loop_io_start(x->loop, &s->io, fd, LOOP_READ, control_cb, s) < 0) {
 		close(fd);
+		free(s->cwd);
 		free(s);
 		atomic_fetch_sub(x->nconns, 1);
 		return -1;

@@ -375,8 +375,15 @@ static int redirect_ok(const char *u)
 	char tmp[256];
 	if (memchr(h, '@', n) || http_authority_host(h, n, &name, &nlen) < 0 || !nlen || nlen >= sizeof(tmp))
 		return 0;
-	if (http_name_is_localhost(name, nlen))
+	if (http_name_is_localhost(name, nlen)) {
+		/* Only a plain host name: letters, digits, '-', and non-empty labels. */
+		for (size_t i = 0; i < nlen; i++) {
+			char ch = name[i];
+			if (!(isalnum((unsigned char)ch) || ch == '-' || (ch == '.' && i && name[i - 1] != '.')))
+				return 0;
+		}
 		return 1;
+	}
 	memcpy(tmp, name, nlen);
 	tmp[nlen] = 0;
 	struct sockaddr_storage ss;
@@ -649,6 +656,12 @@ static void ep_response_headers(struct http_conn *c, const struct http_reqinfo *
 		if (!header_name_ok(a->kv[i].k) || !header_value_ok(a->kv[i].v)) {
 			api_error(c, 400,
 			          "header names must be tokens and values free of control characters");
+			return;
+		}
+		/* CORS is the server's decision (--cors), and Refresh is a redirect in disguise. */
+		if (!strncasecmp(a->kv[i].k, "access-control-", 15) || !strcasecmp(a->kv[i].k, "refresh") ||
+		    !strcasecmp(a->kv[i].k, "location")) {
+			api_error(c, 400, "CORS, Refresh and Location headers are not settable here");
 			return;
 		}
 		for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++) {

@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/fsroot.h"
 #include "core/loop.h"
+#include "diag/peer.h"
 #include "http/parse.h"
 #include "http/server.h"
 
@@ -76,6 +77,7 @@ struct http_worker {
 	struct http_cache_entry cache[HTTP_CACHE_SLOTS];
 	struct loop_io ino_io; /* inotify: invalidates cache entries when files change */
 	struct ftp_ctx ftp;    /* FTP sessions handed over by the sniffer */
+	struct diag_browsers browsers; /* who counts as a browser, listed at most once a second */
 	uint64_t prng;         /* for /_/status lists, uuid fallback */
 	time_t clf_sec;
 	char clf[32];            /* cached common-log time of clf_sec */

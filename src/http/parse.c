@@ -434,7 +434,8 @@ enum chunk_state {
 	CH_DATA_CR,  /* CRLF after chunk data */
 	CH_DATA_LF,
 	CH_TRAILER_START, /* at the start of a trailer line or the final blank line */
-	CH_TRAILER,       /* inside a trailer field line, skipped */
+	CH_TRAILER_NAME,  /* in a trailer field's name: a token up to the colon */
+	CH_TRAILER,       /* in a trailer field's value, skipped */
 	CH_TRAILER_LF,
 	CH_END_LF, /* CR of the final blank line seen */
 	CH_DONE,
@@ -556,11 +557,18 @@ static int chunk_byte(struct http_chunked *d, unsigned char c)
 			d->state = CH_DONE;
 			return 0;
 		}
-		if (d->hex_digits == CHUNK_MAX_TRAILERS || is_ctl(c))
+		/* A trailer is a field line like a header (RFC 9112 7.1.2): name, colon. */
+		if (d->hex_digits == CHUNK_MAX_TRAILERS || !tchar[c])
 			return -1;
 		d->hex_digits++;
 		d->line_len = 0;
-		d->state = CH_TRAILER;
+		d->state = CH_TRAILER_NAME;
+		break;
+	case CH_TRAILER_NAME:
+		if (c == ':')
+			d->state = CH_TRAILER;
+		else if (!tchar[c])
+			return -1;
 		break;
 	case CH_TRAILER:
 		if (c == '\r') {

@@ -826,6 +826,7 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 		c->sink = SINK_NONE;
 		files_put_finish(c, rc);
 		c->closing = 1;
+		c->linger = 1; /* the client is still sending: let the 507 reach it */
 		return -1;
 	}
 	return 0;
@@ -864,6 +865,18 @@ static int body_feed(struct http_conn *c)
 		return 1;
 	}
 	int rc = len ? sink_data(c, p, len) : 0;
+	/* A chunk announced bigger than what may still come is refused now, not after
+	 * its bytes arrive (or the body timeout passes). */
+	uint64_t limit = c->sink == SINK_MEM ? HTTP_API_MAX_BODY : c->w->srv->cfg.max_body;
+	if (!rc && c->chunk.remaining > limit - (c->body_total < limit ? c->body_total : limit)) {
+		const char *why = c->sink == SINK_MEM ? "request body over the 1 MiB limit of /_/ endpoints"
+		                                      : "request body over the --max-body limit";
+		if (c->sink == SINK_FILE)
+			fsroot_upload_abort(&c->up);
+		c->sink = SINK_NONE;
+		resp_error_close(c, 413, why);
+		rc = -1;
+	}
 	if (r == HTTP_PARSE_INCOMPLETE) {
 		buf_consume(&c->in, avail);
 	} else {
@@ -1074,9 +1087,13 @@ static void sniff_silent(struct http_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (getsockname(c->io.fd, (struct sockaddr *)&local, &len) == 0 &&
-	    net_is_loopback((struct sockaddr *)&c->peer) && diag_peer_inode(&local, &c->peer, &inode) == 0 &&
-	    diag_inode_is_browser(inode, name, sizeof(name))) {
+	/* With no browser running (the list is refreshed at most once a second), a burst
+	 * of silent connections costs no lookups at all. */
+	if (net_is_loopback((struct sockaddr *)&c->peer) &&
+	    diag_browsers_refresh(&c->w->browsers, loop_now(c->w->loop), 1000) &&
+	    getsockname(c->io.fd, (struct sockaddr *)&local, &len) == 0 &&
+	    diag_peer_inode(&local, &c->peer, &inode) == 0 &&
+	    diag_browsers_hold(&c->w->browsers, inode, name, sizeof(name))) {
 		c->state = CS_HEAD;
 		conn_deadline(c, c->w->srv->cfg.idle_timeout_ms);
 		return;

@@ -1,0 +1,674 @@
+"""Hostile FTP sessions against `loopkit serve` (issue 6, "Abuse and faults"; docs/ftp-spec.txt).
+
+- FTP bounce: PORT/EPRT naming any address but the control connection's peer is refused
+  with 501, and the server never opens a connection anywhere (its TCP sockets are read from
+  /proc while the session tries LIST/RETR/STOR after the refusal; trap listeners on
+  127.0.0.2 see nothing).
+- Path escapes: every command that takes a path, with every way out of the root (dot-dot,
+  symlinks leading out, absolute names, backslashes...), never reads, lists, writes, renames
+  or deletes outside it; the directory beside the root is byte-for-byte unchanged.
+- Over-long commands (one 500 each, the session goes on) and pipelined commands (several in one
+  send: all answered, in order).
+- A data connection from 127.0.0.2 while the control connection is from 127.0.0.1: refused,
+  and the real client still gets (or gives) its data.
+- Floods that must not leak: PASV/EPSV in a loop, commands before login, wrong passwords.
+Only loopback addresses are used; nothing is sent off the machine.
+"""
+import hashlib
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import (FtpCtl, exchange, hard_timeout_fixture, proc_fds, proc_tcp_sockets,
+                      is_loopback_addr, wait_for, write_tree)
+
+_hard_timeout = hard_timeout_fixture(25)
+
+SECRET = b"OUTSIDE-SECRET-0451\n"
+BIG = 3 << 20
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def snapshot(top):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(str(top)):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, str(top))
+            if os.path.islink(p):
+                out[rel] = "link:" + os.readlink(p)
+            elif os.path.isdir(p):
+                out[rel] = "dir"
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = sha(f.read())
+    return out
+
+
+def temp_leftovers(top):
+    return [rel for rel in snapshot(top) if ".lk-" in os.path.basename(rel)]
+
+
+@pytest.fixture
+def tree(root, tmp_path):
+    """root with files and symlinks leading out to a directory beside it."""
+    write_tree(root, {
+        "hello.txt": b"hello ftp\n",
+        "big.bin": os.urandom(1 << 16) * (BIG >> 16),
+        "sub/": None,
+        "sub/inner.txt": b"inner\n",
+        ".hidden": b"dot\n",
+    })
+    out = tmp_path / "outside"
+    out.mkdir()
+    (out / "secret.txt").write_bytes(SECRET)
+    (out / "victim.txt").write_bytes(b"do not delete\n")
+    r = str(root)
+    os.symlink("../outside", os.path.join(r, "esc"))
+    os.symlink(str(out), os.path.join(r, "escabs"))
+    os.symlink("../outside/secret.txt", os.path.join(r, "secret-link.txt"))
+    os.symlink("/etc/passwd", os.path.join(r, "passwd-link"))
+    return root
+
+
+def data_session(srv):
+    return FtpCtl(srv).login()
+
+
+def xfer(c, command, upload=None, source=None):
+    """EPSV + command; returns (first reply, data, final reply); first == final on refusal."""
+    d = c.epsv_data(source=source)
+    try:
+        first = c.cmd(command)
+        if first[0] not in (125, 150):
+            return first, b"", first
+        if upload is not None:
+            try:
+                d.sendall(upload)
+            except OSError:
+                pass
+            d.close()
+            data = b""
+        else:
+            parts = []
+            while True:
+                try:
+                    b = d.recv(1 << 20)
+                except ConnectionResetError:
+                    break
+                if not b:
+                    break
+                parts.append(b)
+            data = b"".join(parts)
+        return first, data, c.reply()
+    finally:
+        d.close()
+
+
+def foreign_connections(pid, port):
+    """Server TCP sockets that are not on loopback, or that are connecting out (SYN_SENT)."""
+    bad = []
+    for local, remote, state in proc_tcp_sockets(pid):
+        if not is_loopback_addr(remote[0]) or not is_loopback_addr(local[0]) or state == "SYN_SENT":
+            bad.append((local, remote, state))
+    return bad
+
+
+# ============================================================== FTP bounce
+
+BOUNCES = [
+    # (name, command; {p1},{p2},{port} name a trap port on 127.0.0.2, expected codes)
+    ("port-127.0.0.2", "PORT 127,0,0,2,{p1},{p2}", (501,)),
+    ("port-10.0.0.1", "PORT 10,0,0,1,{p1},{p2}", (501,)),
+    ("port-192.168-smtp", "PORT 192,168,0,1,0,25", (501,)),
+    ("port-8.8.8.8-dns", "PORT 8,8,8,8,0,53", (501,)),
+    ("port-any", "PORT 0,0,0,0,{p1},{p2}", (501,)),
+    ("port-broadcast", "PORT 255,255,255,255,{p1},{p2}", (501,)),
+    ("port-multicast", "PORT 224,0,0,1,{p1},{p2}", (501,)),
+    ("port-own-address-port-0", "PORT 127,0,0,1,0,0", (501,)),
+    ("port-octet-over-255", "PORT 127,0,0,1,256,1", (501,)),
+    ("port-host-octet-over-255", "PORT 127,0,0,257,1,1", (501,)),
+    ("port-negative", "PORT 127,0,0,1,-1,1", (501,)),
+    ("port-seven-numbers", "PORT 127,0,0,1,1,1,1", (501,)),
+    ("port-spaces", "PORT 127, 0, 0, 2, 4, 1", (501,)),
+    ("eprt-127.0.0.2", "EPRT |1|127.0.0.2|{port}|", (501,)),
+    ("eprt-10.0.0.1", "EPRT |1|10.0.0.1|{port}|", (501,)),
+    ("eprt-other-delimiter", "EPRT !1!127.0.0.2!{port}!", (501,)),
+    ("eprt-ipv6-loopback-other-family", "EPRT |2|::1|{port}|", (501,)),
+    ("eprt-ipv6-mapped-foreign", "EPRT |2|::ffff:10.0.0.1|{port}|", (501,)),
+    ("eprt-ipv6-doc-address", "EPRT |2|2001:db8::1|{port}|", (501,)),
+    ("eprt-hostname", "EPRT |1|localhost|{port}|", (501,)),
+    ("eprt-family-mismatch", "EPRT |2|127.0.0.2|{port}|", (501,)),
+    ("eprt-unknown-family", "EPRT |3|127.0.0.2|{port}|", (501, 522)),
+    ("eprt-port-too-big", "EPRT |1|127.0.0.1|70000|", (501,)),
+    ("eprt-port-zero", "EPRT |1|127.0.0.1|0|", (501,)),
+    ("eprt-unterminated", "EPRT |1|127.0.0.2|{port}", (501,)),
+    ("eprt-empty", "EPRT ||||", (501,)),
+]
+
+
+@pytest.fixture
+def trap():
+    """A listener on 127.0.0.2 that nothing may connect to."""
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    s.listen(8)
+    s.settimeout(0.05)
+    yield s
+    s.close()
+
+
+def assert_trap_untouched(trap):
+    try:
+        conn, addr = trap.accept()
+    except socket.timeout:
+        return
+    conn.close()
+    raise AssertionError(f"something connected to the trap on 127.0.0.2 from {addr}")
+
+
+@pytest.mark.parametrize("name,line,codes", BOUNCES, ids=[b[0] for b in BOUNCES])
+def test_bounce_refused_and_nothing_connects(tree, ftp_start, trap, name, line, codes):
+    srv = ftp_start("--write")
+    port = trap.getsockname()[1]
+    line = line.format(p1=port // 256, p2=port % 256, port=port)
+    with FtpCtl(srv) as c:
+        c.login()
+        code, text = c.cmd(line)
+        assert code in codes, (line, text)
+        # Whatever the server kept from the refused command, no transfer may reach out.
+        for follow in ("LIST", "RETR hello.txt", "STOR planted.txt", "NLST"):
+            c.send(follow)
+            code, text = c.reply()
+            assert foreign_connections(srv.pid, srv.port) == [], proc_tcp_sockets(srv.pid)
+            assert code >= 400, f"{follow!r} after a refused {line!r} answered {text!r}"
+        assert_trap_untouched(trap)
+        assert c.cmd("NOOP")[0] == 200
+        # The session is still fine for honest passive transfers.
+        first, data, final = xfer(c, "RETR hello.txt")
+        assert (first[0], data, final[0]) == (150, b"hello ftp\n", 226)
+    assert not os.path.exists(os.path.join(str(tree), "planted.txt"))
+
+
+def test_bounce_refusals_are_logged(tree, ftp_start, trap):
+    srv = ftp_start()
+    port = trap.getsockname()[1]
+    with FtpCtl(srv) as c:
+        c.login()
+        assert c.cmd(f"EPRT |1|127.0.0.2|{port}|")[0] == 501
+        assert c.cmd(f"PORT 10,0,0,1,{port // 256},{port % 256}")[0] == 501
+    assert wait_for(lambda: srv.stderr().count("bounce") >= 2, 2), srv.stderr()
+
+
+def test_bounce_batch_in_one_send(tree, ftp_start, trap):
+    """Many bounce attempts pipelined in one write: one 501 each, in order, no connection."""
+    srv = ftp_start()
+    port = trap.getsockname()[1]
+    lines = [f"PORT 127,0,0,2,{port // 256},{port % 256}", "RETR hello.txt",
+             f"EPRT |1|127.0.0.2|{port}|", "LIST"] * 25
+    with FtpCtl(srv) as c:
+        c.login()
+        c.sock.sendall("".join(ln + "\r\n" for ln in lines).encode())
+        codes = [c.reply()[0] for _ in lines]
+        assert codes[0::2] == [501] * 50, codes
+        assert all(code >= 400 for code in codes[1::2]), codes
+        assert foreign_connections(srv.pid, srv.port) == []
+        assert_trap_untouched(trap)
+        assert c.cmd("NOOP")[0] == 200
+
+
+def test_active_mode_to_own_address_still_works(tree, ftp_start):
+    """The bounce check refuses other addresses only: EPRT to the client itself works."""
+    srv = ftp_start()
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    lst.settimeout(5)
+    with FtpCtl(srv) as c:
+        c.login()
+        assert c.cmd(f"EPRT |1|127.0.0.1|{lst.getsockname()[1]}|")[0] == 200
+        c.send("RETR hello.txt")
+        d, addr = lst.accept()
+        assert addr[0] == "127.0.0.1"
+        assert c.reply()[0] == 150
+        got = b""
+        while True:
+            b = d.recv(4096)
+            if not b:
+                break
+            got += b
+        d.close()
+        assert got == b"hello ftp\n"
+        assert c.reply()[0] == 226
+    lst.close()
+
+
+# ============================================================== path escapes
+
+READ_PATHS = [
+    "..", "../outside", "../outside/secret.txt", "../../../../../../../../etc/passwd",
+    "/../outside/secret.txt", "/../../etc/passwd", "sub/../../outside/secret.txt",
+    "./../outside/secret.txt", "//../outside/secret.txt", "/./../outside/secret.txt",
+    "sub/./../../outside/secret.txt", "esc", "esc/secret.txt", "escabs/secret.txt",
+    "secret-link.txt", "passwd-link", "/etc/passwd", "~", "~/../outside/secret.txt",
+    "~root/.bashrc", "..\\outside\\secret.txt", "..%2foutside%2fsecret.txt",
+    "%2e%2e/outside/secret.txt", "sub/" + "../" * 50 + "outside/secret.txt",
+    ".hidden", "sub/../.hidden",
+]
+
+
+def _no_secret(blob, what):
+    if isinstance(blob, str):
+        blob = blob.encode()
+    assert SECRET.strip() not in blob, f"{what} revealed the secret outside the root"
+    assert b"victim.txt" not in blob, f"{what} listed the directory outside the root"
+    assert b"root:x:0:0" not in blob, f"{what} revealed /etc/passwd"
+
+
+@pytest.mark.parametrize("path", READ_PATHS)
+def test_read_escapes(tree, ftp_start, path, tmp_path):
+    srv = ftp_start("--write")
+    before = snapshot(tmp_path / "outside")
+    with FtpCtl(srv) as c:
+        c.login()
+        for cmd in ("SIZE", "MDTM", "MLST", "STAT"):
+            code, text = c.cmd(f"{cmd} {path}")
+            _no_secret(text, f"{cmd} {path}")
+            if cmd in ("SIZE", "MDTM"):  # MLST and STAT may describe the clamped "/" for ".."
+                assert code >= 500, (cmd, path, text)
+        first, data, final = xfer(c, "RETR " + path)
+        assert first[0] >= 500, ("RETR", path, first)
+        _no_secret(data, "RETR " + path)
+        for lst in ("LIST", "NLST", "MLSD"):
+            first, data, final = xfer(c, f"{lst} {path}")
+            _no_secret(data + first[1].encode() + final[1].encode(), f"{lst} {path}")
+        code, text = c.cmd("CWD " + path)
+        pwd = c.cmd("PWD")[1]
+        assert re.match(r'257 "/[^"]*"', pwd), pwd
+        assert "outside" not in pwd and "etc" not in pwd, (path, code, pwd)
+        first, data, final = xfer(c, "LIST")
+        assert final[0] == 226
+        _no_secret(data, f"LIST after CWD {path}")
+        c.cmd("CWD /")
+    assert snapshot(tmp_path / "outside") == before
+
+
+WRITE_TARGETS = [
+    "../outside/new.txt", "/../outside/new.txt", "sub/../../outside/new.txt",
+    "esc/new.txt", "escabs/new.txt", "../outside/victim.txt", "esc/victim.txt",
+    "secret-link.txt", "..\\outside\\new.txt", "sub/" + "../" * 20 + "outside/new.txt",
+    "../new.txt", "/../../tmp/lk-escape.txt",
+]
+
+
+@pytest.mark.parametrize("path", WRITE_TARGETS)
+def test_write_escapes(tree, ftp_start, path, tmp_path):
+    srv = ftp_start("--write")
+    before_out = snapshot(tmp_path / "outside")
+    siblings = sorted(os.listdir(tmp_path))
+    with FtpCtl(srv) as c:
+        c.login()
+        # Names that climb out are clamped to the root or refused; either way every write
+        # lands inside the root (or nowhere), which the snapshots below check.
+        for cmd in ("STOR", "APPE"):
+            first, _, final = xfer(c, f"{cmd} {path}", upload=b"PLANTED")
+            if first[0] == 150:
+                assert final[0] == 226, final
+        for line in (f"MKD {path}-dir", f"DELE {path}", f"RMD {path}", f"RMD {path}-dir",
+                     "RNFR hello.txt", f"RNTO {path}", f"RNFR {path}", "RNTO stolen.txt"):
+            code, text = c.cmd(line)
+            assert 200 <= code < 600, (line, text)
+            _no_secret(text, line)
+    assert snapshot(tmp_path / "outside") == before_out
+    assert sorted(os.listdir(tmp_path)) == siblings
+    assert not os.path.exists("/tmp/lk-escape.txt")
+    stolen = os.path.join(str(tree), "stolen.txt")
+    if os.path.exists(stolen) and not os.path.islink(stolen):
+        with open(stolen, "rb") as f:
+            assert SECRET not in f.read()
+    assert not temp_leftovers(tree)
+
+
+def test_cwd_dotdot_at_root_stays_at_root(tree, ftp_start):
+    srv = ftp_start()
+    with FtpCtl(srv) as c:
+        c.login()
+        c.sock.sendall(b"CWD ..\r\n" * 20 + b"CDUP\r\n" * 20 + b"XCUP\r\n" * 5 + b"PWD\r\n")
+        codes = [c.reply()[0] for _ in range(45)]
+        assert all(code in (250, 550) for code in codes), codes
+        code, text = c.reply()
+        assert text.startswith('257 "/"'), text
+
+
+# ============================================================== over-long and pipelined
+
+@pytest.mark.parametrize("size", [2049, 4096, 65536, 1 << 20])
+def test_over_long_line_one_500_then_session_goes_on(tree, ftp_start, size):
+    srv = ftp_start()
+    with FtpCtl(srv, timeout=10) as c:
+        c.login()
+        c.sock.sendall(b"RETR " + b"A" * size + b"\r\nNOOP\r\nPWD\r\n")
+        code, text = c.reply()
+        assert code == 500, text
+        assert c.reply()[0] == 200, "NOOP after an over-long line got no (or a second) reply"
+        assert c.reply()[1].startswith('257 "/"')
+        first, data, final = xfer(c, "RETR hello.txt")
+        assert data == b"hello ftp\n"
+
+
+def test_over_long_line_before_login(tree, ftp_start):
+    srv = ftp_start()
+    with FtpCtl(srv) as c:
+        c.sock.sendall(b"USER " + b"u" * 100000 + b"\r\nPASS " + b"p" * 5000 + b"\r\n")
+        assert c.reply()[0] == 500
+        assert c.reply()[0] in (500, 503, 530)
+        c.login()
+        assert c.cmd("NOOP")[0] == 200
+
+
+def test_over_long_line_without_end_then_hang_up(tree, ftp_start):
+    """8 MiB without a line end, then the client vanishes: the server stays well."""
+    srv = ftp_start()
+    with FtpCtl(srv) as warm:  # the first session may set up lasting state (timers...)
+        warm.login()
+        first, data, final = xfer(warm, "LIST")
+    time.sleep(0.2)
+    base = proc_fds(srv.pid)
+    c = FtpCtl(srv, timeout=10)
+    c.login()
+    chunk = b"Z" * 65536
+    try:
+        for _ in range(128):
+            c.sock.sendall(chunk)
+    except OSError:
+        pass
+    c.close()
+    assert wait_for(lambda: proc_fds(srv.pid) <= base, 3), (base, proc_fds(srv.pid))
+    with FtpCtl(srv) as c2:
+        c2.login()
+        assert c2.cmd("NOOP")[0] == 200
+
+
+def test_mixed_long_and_short_pipelined(tree, ftp_start):
+    srv = ftp_start()
+    with FtpCtl(srv) as c:
+        c.login()
+        long = "X" * 3000
+        lines = ["NOOP", "NOOP " + long, "PWD", "CWD " + long, "SYST", "MKD " + long, "TYPE I"]
+        c.sock.sendall("".join(ln + "\r\n" for ln in lines).encode())
+        codes = [c.reply()[0] for _ in lines]
+        assert codes == [200, 500, 257, 500, 215, 500, 200], codes
+
+
+def test_pipelined_commands_all_answered_in_order(tree, ftp_start):
+    srv = ftp_start("--write")
+    lines = ["USER anonymous", "PASS x@y", "SYST", "FEAT", "PWD", "CWD sub", "PWD", "TYPE I",
+             "SIZE inner.txt", "MDTM inner.txt", "CDUP", "FOO", "MKD newdir", "RMD newdir",
+             "RNFR hello.txt", "RNTO hello2.txt", "RNFR hello2.txt", "RNTO hello.txt",
+             "SIZE /hello.txt", "REST 3", "REST 0", "MODE S", "STRU F", "TYPE X", "HELP",
+             "STAT", "ALLO 10", "SITE CHMOD 777 hello.txt", "NOOP"]
+    want = [331, 230, 215, 211, 257, 250, 257, 200, 213, 213, 250, 500, 257, 250, 350, 250,
+            350, 250, 213, 350, 350, 200, 200, 504, 214, 211, 202, 502, 200]
+    with FtpCtl(srv) as c:
+        c.sock.sendall("".join(ln + "\r\n" for ln in lines).encode())
+        got = [c.reply()[0] for _ in lines]
+        assert got == want, list(zip(lines, got, want))
+        assert c.cmd("QUIT")[0] == 221
+
+
+def test_thousands_of_pipelined_commands(tree, ftp_start):
+    """5,000 commands in one write while the client reads nothing: every one answered, in
+    order, and the server does not stall other clients while its replies back up."""
+    srv = ftp_start()
+    n = 5000
+    with FtpCtl(srv, timeout=10) as c:
+        c.login()
+        groups = n // 5  # 3 commands each, then PWDs up to n
+        batch = b"".join(b"MDTM hello.txt\r\nNOOP\r\nSIZE missing%d\r\n" % i for i in range(groups))
+        batch += b"PWD\r\n" * (n - groups * 3)
+        sender = threading.Thread(target=c.sock.sendall, args=(batch,), daemon=True)
+        sender.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        r = exchange(srv, "GET", "/_/health", timeout=3)
+        assert r.status == 200 and time.monotonic() - t0 < 1
+        codes = [c.reply()[0] for _ in range(n)]
+        sender.join(5)
+        want = [213, 200, 550] * groups + [257] * (n - groups * 3)
+        assert codes == want, [(i, a, b) for i, (a, b) in enumerate(zip(codes, want)) if a != b][:5]
+        assert c.cmd("NOOP")[0] == 200
+
+
+def test_commands_after_quit_are_not_answered(tree, ftp_start):
+    srv = ftp_start()
+    with FtpCtl(srv) as c:
+        c.login()
+        c.sock.sendall(b"NOOP\r\nQUIT\r\nNOOP\r\nPWD\r\n")
+        assert c.reply()[0] == 200
+        assert c.reply()[0] == 221
+        c.sock.settimeout(3)
+        rest = b""
+        try:
+            while True:
+                b = c.sock.recv(4096)
+                if not b:
+                    break
+                rest += b
+        except ConnectionResetError:
+            pass
+        assert c.buf + rest == b"", f"answered after QUIT: {c.buf + rest!r}"
+
+
+@pytest.mark.parametrize("line,codes", [
+    (b"\xff\xf4\xff\xf2ABOR", (225, 226)),       # Telnet IP + DM before ABOR (lftp style)
+    (b"\xff\xfb\x01NOOP", (200, 500)),            # Telnet WILL ECHO before a command
+    (b"\x00\x01\x02\x03", (500,)),
+    (b"\xc3\x28\xa0\xa1 \xe2\x82", (500,)),       # invalid UTF-8
+    (b"RETR hello\x00.txt", (425, 501, 550)),
+    (b"CWD sub\x00/../..", (501, 550)),           # not silently cut at the NUL (to "sub")
+    (b"NOOP\x1b[2J", (200, 500, 501)),
+    (b"   NOOP", (200, 500)),                     # RFC 959: every command gets a reply
+    (b"noop", (200,)),                             # commands are case-insensitive (RFC 959)
+    (b"MKD \xff\xfe", (257, 550, 553)),
+], ids=["telnet-ip-dm-abor", "telnet-will", "ctl-bytes", "bad-utf8", "nul-in-path",
+        "nul-in-cwd", "ansi-escape", "leading-spaces", "lowercase", "bad-utf8-mkd"])
+def test_binary_garbage_lines(tree, ftp_start, line, codes):
+    srv = ftp_start("--write")
+    with FtpCtl(srv, timeout=2) as c:
+        c.login()
+        c.sock.sendall(line + b"\r\n")
+        code, text = c.reply()
+        assert code in codes, (line, text)
+        assert c.cmd("NOOP")[0] == 200
+        assert c.cmd("PWD")[1].startswith('257 "/')
+
+
+def test_hostile_file_names_do_not_inject_control_replies(tree, ftp_start):
+    """A name with CRLF and a reply code inside, listed over the control connection (STAT):
+    every line stays a continuation line of the one 213 reply."""
+    srv = ftp_start()
+    (tree / "x\r\n226 Transfer complete").write_bytes(b"a")
+    (tree / "y\n230 Login").write_bytes(b"b")
+    with FtpCtl(srv) as c:
+        c.login()
+        code, text = c.cmd("STAT /")
+        assert code == 213, text
+        for ln in text.split("\n")[1:-1]:
+            assert ln.startswith(" "), f"listing line could pass for a reply: {ln!r}"
+        assert c.cmd("NOOP")[0] == 200
+        code, text = c.cmd("MKD a\rb")
+        assert code in (257, 550), text  # the reply itself is checked for bare CRs
+
+
+# ============================================================== foreign data connections
+
+def _intrude(host, port, payload=b""):
+    s = socket.socket()
+    s.settimeout(2)
+    s.bind(("127.0.0.2", 0))
+    try:
+        s.connect((host, port))
+        if payload:
+            try:
+                s.sendall(payload)
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return s
+
+
+def _read_all(s, timeout=2):
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return True, got
+            got += b
+    except ConnectionResetError:
+        return True, got
+    except socket.timeout:
+        return False, got
+
+
+def _pasv(c, mode):
+    if mode == "EPSV":
+        code, text = c.cmd("EPSV")
+        assert code == 229, text
+        return c.sock.getpeername()[0], int(re.search(r"\|\|\|(\d+)\|", text).group(1))
+    code, text = c.cmd("PASV")
+    assert code == 227, text
+    n = [int(x) for x in re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", text).groups()]
+    return ".".join(map(str, n[:4])), n[4] * 256 + n[5]
+
+
+@pytest.mark.parametrize("mode", ["EPSV", "PASV"])
+@pytest.mark.parametrize("command", ["RETR big.bin", "LIST", "STOR up.bin"])
+def test_data_connection_from_127_0_0_2_refused(tree, ftp_start, mode, command):
+    srv = ftp_start("--write")
+    with open(os.path.join(str(tree), "big.bin"), "rb") as f:
+        big = f.read()
+    good = os.urandom(200000)
+    with FtpCtl(srv) as c:
+        c.login()
+        host, port = _pasv(c, mode)
+        intruder = _intrude(host, port, b"INJECTED" * 1000 if command.startswith("STOR") else b"")
+        time.sleep(0.2)
+        d = socket.socket()
+        d.settimeout(5)
+        d.connect((host, port))
+        late = _intrude(host, port, b"LATE" * 100)  # after the real one: the listener is spent
+        c.send(command)
+        code, text = c.reply()
+        assert code == 150, text
+        if command.startswith("STOR"):
+            d.sendall(good)
+            d.close()
+        else:
+            closed, got = _read_all(d, 5)
+            d.close()
+            assert closed
+            if command.startswith("RETR"):
+                assert got == big, f"client got {len(got)} of {len(big)} bytes"
+            else:
+                assert b"hello.txt" in got
+        assert c.reply()[0] == 226
+        for s in (intruder, late):
+            closed, got = _read_all(s, 1)
+            s.close()
+            assert got == b"", f"the connection from 127.0.0.2 received {got[:100]!r}"
+        assert c.cmd("NOOP")[0] == 200
+    if command.startswith("STOR"):
+        with open(os.path.join(str(tree), "up.bin"), "rb") as f:
+            assert f.read() == good, "bytes from 127.0.0.2 ended up in the file"
+    assert not temp_leftovers(tree)
+    assert "127.0.0.2" in srv.stderr(), "the refused data connection was not logged"
+
+
+def test_only_intruder_connects_then_425(tree, ftp_start):
+    """Only the foreign peer ever connects: the transfer fails with 425 after --data-timeout,
+    the intruder gets nothing and the session goes on."""
+    srv = ftp_start("--data-timeout", "1")
+    with FtpCtl(srv) as c:
+        c.login()
+        host, port = _pasv(c, "EPSV")
+        intruder = _intrude(host, port)
+        c.send("RETR big.bin")
+        t0 = time.monotonic()
+        replies = [c.reply()]
+        if replies[0][0] == 150:
+            replies.append(c.reply())
+        assert replies[-1][0] in (425, 426), replies
+        assert time.monotonic() - t0 < 4
+        closed, got = _read_all(intruder, 1)
+        intruder.close()
+        assert got == b""
+        assert c.cmd("NOOP")[0] == 200
+
+
+# ============================================================== floods that must not leak
+
+def test_pasv_flood_does_not_leak_listeners(tree, ftp_start):
+    srv = ftp_start("--threads", "1")
+    with FtpCtl(srv) as c:
+        c.login()
+        base = proc_fds(srv.pid)
+        c.sock.sendall(b"PASV\r\nEPSV\r\n" * 500)
+        codes = [c.reply()[0] for _ in range(1000)]
+        assert codes == [227, 229] * 500
+        assert proc_fds(srv.pid) <= base + 2, (base, proc_fds(srv.pid))
+        first, data, final = xfer(c, "RETR hello.txt")
+        assert data == b"hello ftp\n"
+        base_all = base - 1
+    assert wait_for(lambda: proc_fds(srv.pid) <= base_all, 3), (base_all, proc_fds(srv.pid))
+
+
+def test_commands_before_login_open_nothing(tree, ftp_start):
+    srv = ftp_start("--write")
+    time.sleep(0.1)
+    with FtpCtl(srv) as c:
+        base = proc_fds(srv.pid)
+        lines = ["PASV", "EPSV", "PORT 127,0,0,1,4,1", "EPRT |1|127.0.0.1|1025|", "RETR hello.txt",
+                 "STOR x.txt", "LIST", "CWD sub", "MKD d", "DELE hello.txt", "SIZE hello.txt",
+                 "RNFR hello.txt", "SITE EXEC /bin/sh"]
+        c.sock.sendall("".join(ln + "\r\n" for ln in lines * 20).encode())
+        codes = [c.reply()[0] for _ in lines * 20]
+        assert all(code == 530 or (code == 502 and ln.startswith("SITE"))
+                   for code, ln in zip(codes, lines * 20)), list(zip(lines, codes))
+        assert proc_fds(srv.pid) <= base
+    assert sorted(os.listdir(str(tree))) == sorted(
+        ["hello.txt", "big.bin", "sub", ".hidden", "esc", "escabs", "secret-link.txt",
+         "passwd-link"])
+
+
+def test_wrong_password_storm_does_not_block_others(tree, ftp_start):
+    """30 sessions guessing passwords at once: each gets its (delayed) 530, and an HTTP
+    client and an honest FTP login are served meanwhile without waiting for those delays."""
+    srv = ftp_start("--user", "alice:s3cret")
+    sessions = []
+    for i in range(30):
+        s = FtpCtl(srv)
+        s.sock.sendall(b"USER alice\r\nPASS guess%d\r\nUSER alice\r\nPASS guess%d\r\n" % (i, i))
+        sessions.append(s)
+    t0 = time.monotonic()
+    r = exchange(srv, "GET", "/_/health", timeout=3)
+    assert r.status == 200
+    assert time.monotonic() - t0 < 0.4, f"HTTP waited {time.monotonic() - t0:.2f} s"
+    with FtpCtl(srv) as ok:
+        assert ok.cmd("USER alice")[0] == 331
+        t1 = time.monotonic()
+        assert ok.cmd("PASS s3cret")[0] == 230
+        assert time.monotonic() - t1 < 0.4
+    for s in sessions:
+        codes = [s.reply()[0] for _ in range(4)]
+        assert codes == [331, 530, 331, 530], codes
+        s.close()
