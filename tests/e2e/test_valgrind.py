@@ -172,7 +172,15 @@ def _openat2_missing(srv, vlog):
     return True
 
 
+def _is_sanitizer_build(path):
+    with open(path, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 @pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed")
+@pytest.mark.skipif(_is_sanitizer_build(conftest.LOOPKIT),
+                    reason="an ASan build cannot run under valgrind; the plain `make test` "
+                           "run of this test covers it")
 def test_serve_under_valgrind_no_errors_no_leaks(root, tmp_path, monkeypatch, capsys):
     (root / "a.txt").write_bytes(b"hello\n")
     (root / "big.bin").write_bytes(os.urandom(1 << 20))
