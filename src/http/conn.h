@@ -106,6 +106,7 @@ struct http_conn {
 	struct buf in;   /* bytes read, not yet consumed */
 	struct buf out;  /* bytes to send before the response body */
 	size_t last_len; /* parser resume point */
+	int need_input;  /* the buffered head is incomplete: wait for more bytes */
 	int closing;     /* close once the current response is sent */
 	int linger;      /* ...and drain input first: the peer may still be sending */
 	int shut;        /* closed; memory freed after the batch */

@@ -396,6 +396,10 @@ static void linger_start(struct http_conn *c)
 	buf_free(&c->out);
 	c->deadline = 0;
 	conn_deadline(c, c->w->stopping ? HTTP_LINGER_MS / 10 : HTTP_LINGER_MS);
+	/* Only reading now: a shut-down socket is always writable, and asking for that
+	 * would spin. */
+	if (loop_io_set(c->w->loop, &c->io, LOOP_READ) < 0)
+		conn_close(c);
 }
 
 static void conn_free_cb(struct loop *l, void *data)
@@ -915,6 +919,7 @@ static int conn_process(struct http_conn *c)
 			if (!c->last_len)
 				conn_deadline(c, c->w->srv->cfg.head_timeout_ms);
 			c->last_len = used;
+			c->need_input = 1;
 			break;
 		}
 		c->last_len = 0;
@@ -1001,11 +1006,21 @@ static int conn_flush(struct http_conn *c)
 	}
 }
 
+/* Complete input is waiting to be handled (pipelined requests, body bytes). */
+static int conn_has_work(const struct http_conn *c)
+{
+	if (c->state == CS_BODY)
+		return buf_used(&c->in) != 0;
+	return c->state == CS_HEAD && buf_used(&c->in) && !c->need_input && !c->closing;
+}
+
 static void conn_update_io(struct http_conn *c)
 {
 	unsigned mask = 0;
 	int want_write = !conn_holding(c) && (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN);
-	if (want_write)
+	/* Work left over after a run's round limit: a writable socket reports at once,
+	 * so the next turn continues it, after other connections had theirs. */
+	if (want_write || conn_has_work(c))
 		mask = LOOP_WRITE;
 	else if (c->state == CS_HEAD || c->state == CS_BODY || c->state == CS_LINGER || c->state == CS_SNIFF)
 		mask = LOOP_READ;
@@ -1038,7 +1053,8 @@ static void conn_run(struct http_conn *c)
 				conn_close(c);
 			return;
 		}
-		if (!progress || c->state != CS_HEAD || !buf_used(&c->in))
+		(void)progress;
+		if (!conn_has_work(c))
 			break;
 	}
 	if (c->shut)
@@ -1161,6 +1177,7 @@ static void conn_read(struct http_conn *c)
 		return;
 	}
 	c->in.len += (size_t)n;
+	c->need_input = 0;
 	if (c->state == CS_SNIFF && !sniff_bytes(c))
 		return;
 	if (c->state == CS_HEAD && was_empty)
@@ -1173,15 +1190,20 @@ static void conn_read(struct http_conn *c)
 static void conn_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct http_conn *c = io->data;
-	if ((events & LOOP_WRITE) && (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN)) {
-		c->deadline = loop_now(l) + c->w->srv->cfg.body_timeout_ms;
+	if (events & LOOP_ERROR) {
+		/* Reset or hung up: reported on every turn whatever we asked for, so it
+		 * must end the connection now (a held /_/delay answer included). */
+		conn_close(c);
+		return;
+	}
+	if (events & LOOP_WRITE) {
+		if (!conn_holding(c) && (buf_used(&c->out) || c->rb == RB_FILE || c->rb == RB_GEN))
+			c->deadline = loop_now(l) + c->w->srv->cfg.body_timeout_ms;
 		conn_run(c);
 		return;
 	}
 	if (events & LOOP_READ)
 		conn_read(c);
-	else if (events & LOOP_ERROR)
-		conn_close(c);
 }
 
 static void conn_timer_cb(struct loop *l, struct loop_timer *t)

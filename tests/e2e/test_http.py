@@ -462,3 +462,25 @@ def test_every_response_has_nosniff_server_and_one_line_errors(start, site):
             assert r.header("server") == "loopkit/" + _version(), r.headers
             assert r.body.rstrip(b"\n").count(b"\n") == 0 and r.body.strip(), r.body
     assert_alive(s)
+
+
+def test_long_pipeline_of_big_responses_is_answered_whole(start, root):
+    # 60 requests in one write, each answered with 30 KB: more than one run of the
+    # connection handles, so the rest must continue without new input from us.
+    (root / "f30k.bin").write_bytes(os.urandom(30000))
+    s = start()
+    req = b"GET /f30k.bin HTTP/1.1\r\nHost: localhost\r\n\r\n" * 60
+    c = s.connect(timeout=5)
+    try:
+        c.sendall(req)
+        got = b""
+        deadline = time.monotonic() + 10
+        while got.count(b"HTTP/1.1 200 OK") < 60 or len(got) < 60 * 30000:
+            assert time.monotonic() < deadline, got.count(b"HTTP/1.1 200 OK")
+            b = c.recv(1 << 20)
+            assert b, f"closed after {got.count(b'HTTP/1.1 200 OK')} responses"
+            got += b
+        assert b"408" not in got.split(b"\r\n", 1)[0]
+        assert got.count(b"HTTP/1.1 200 OK") == 60
+    finally:
+        c.close()
