@@ -3,6 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void log_msg(const char *fmt, ...)
@@ -20,4 +24,44 @@ void log_msg(const char *fmt, ...)
 	line[len++] = '\n';
 	ssize_t r = write(2, line, len);
 	(void)r;
+}
+
+void log_sink_open(struct log_sink *s)
+{
+	struct stat st;
+	s->fd = 2;
+	s->sock = 0;
+	s->dropped = 0;
+	if (fstat(2, &st) < 0)
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		s->sock = 1;
+	} else if (S_ISFIFO(st.st_mode)) {
+		int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0)
+			s->fd = fd;
+	}
+}
+
+void log_sink_close(struct log_sink *s)
+{
+	if (s->fd > 2)
+		close(s->fd);
+	s->fd = 2;
+}
+
+int log_sink_write(struct log_sink *s, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = s->sock ? send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(s->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			s->dropped += n;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }

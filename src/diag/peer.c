@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
-                    uint32_t *inode)
+static int peer_lookup(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                       uint32_t *inode, uint32_t *uid)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -65,12 +65,27 @@ int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_
 				break;
 			const struct inet_diag_msg *m = NLMSG_DATA(h);
 			*inode = m->idiag_inode;
+			*uid = m->idiag_uid;
 			rc = 0;
 			break;
 		}
 	}
 	close(fd);
 	return rc;
+}
+
+int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                    uint32_t *inode)
+{
+	uint32_t uid;
+	return peer_lookup(local, peer, inode, &uid);
+}
+
+int diag_peer_uid(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                  uint32_t *uid)
+{
+	uint32_t inode;
+	return peer_lookup(local, peer, &inode, uid);
 }
 
 static int is_browser_name(const char *c)

@@ -11,6 +11,9 @@
  * One exact NETLINK_SOCK_DIAG lookup, no dump. Returns 0, or -1 (not local, gone). */
 int diag_peer_inode(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
                     uint32_t *inode);
+/* The same lookup, for the uid that owns the peer's socket. Returns 0 or -1. */
+int diag_peer_uid(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                  uint32_t *uid);
 
 /* Is socket inode held by a web browser's process: one named like a browser
  * (Chromium, Chrome, Firefox, Edge, Brave, Opera, Vivaldi, WebKit, QtWebEngine), or

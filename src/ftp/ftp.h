@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "core/fsroot.h"
+#include "core/log.h"
 #include "core/loop.h"
 
 struct ftp_config {
@@ -26,6 +27,7 @@ struct ftp_ctx {
 	const struct fsroot *root;
 	const struct ftp_config *cfg;
 	atomic_uint *nconns; /* shared connection count, decremented when a session ends */
+	struct log_sink *log; /* access log lines go here */
 	struct ftp_session *sessions;
 	unsigned nsessions;
 	int stopping;

@@ -19,6 +19,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "diag/peer.h"
 #include "ftp/ftp.h"
 #include "ftp/parse.h"
 
@@ -39,7 +40,9 @@ struct ftp_session {
 	struct buf in, out;
 	struct sockaddr_storage peer, local;
 	char peer_str[48];
+	int peer_uid;                   /* uid owning the client's control socket; -1 unknown */
 	int closing;   /* close once out is flushed */
+	int close_after_xfer;             /* shutting down: close when the transfer ends */
 	int skip_line; /* discarding the rest of an over-long line */
 	int logged_in, user_given;
 	char user[64];
@@ -147,10 +150,8 @@ static void access_log(struct ftp_session *s, int code)
 		             buf_start(&b) ? buf_start(&b) : "");
 		buf_free(&b);
 	}
-	if (n > 0) {
-		ssize_t r = write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-		(void)r;
-	}
+	if (n > 0)
+		log_sink_write(s->x->log, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 /* ---- paths ---- */
@@ -281,7 +282,7 @@ static void xfer_end(struct ftp_session *s, int code, const char *msg, int log_c
 	reply(s, "%d %s", code, msg);
 	access_log(s, log_code ? log_code : code);
 	arm_idle(s);
-	if (s->x->stopping)
+	if (s->close_after_xfer || s->x->stopping)
 		s->closing = 1;
 	control_run(s);
 }
@@ -321,6 +322,20 @@ static void pasv_accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 		int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		uint32_t uid;
+		struct sockaddr_storage dlocal;
+		socklen_t dl = sizeof(dlocal);
+		int other_user = s->peer_uid >= 0 &&
+		                 (getsockname(fd, (struct sockaddr *)&dlocal, &dl) < 0 ||
+		                  diag_peer_uid(&dlocal, &peer, &uid) < 0 || (int)uid != s->peer_uid);
+		if (other_user) {
+			/* On loopback every user's address is 127.0.0.1: the owner of the
+			 * connecting socket tells the session's client from another user. */
+			log_msg("ftp: refused a data connection from another user's socket: the session "
+			        "belongs to uid %d", s->peer_uid);
+			close(fd);
+			continue;
+		}
 		if (!same_ip(&peer, &s->peer)) {
 			/* vsftpd's pasv_promiscuous=NO: only the control connection's host may
 			 * take the data connection, or another local user could steal files. */
@@ -994,8 +1009,10 @@ static int command(struct ftp_session *s, const struct ftp_command *c)
 			      s->peer_str);
 			return 0;
 		}
-		if (((struct sockaddr_in *)&a)->sin_port == 0) {
-			reply(s, "501 Port 0 is not a port.");
+		if (ntohs(((struct sockaddr_in *)&a)->sin_port) < 1024) {
+			/* As vsftpd: no data connections to privileged ports (a local
+			 * service's port is not an FTP client's). */
+			reply(s, "501 Rejected: data ports below 1024 are not allowed.");
 			return 0;
 		}
 		data_close(s);
@@ -1326,6 +1343,10 @@ int ftp_session_start(struct ftp_ctx *x, int fd, const struct sockaddr_storage *
 	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 	s->x = x;
 	s->peer = *peer;
+	uint32_t uid;
+	s->peer_uid = net_is_loopback((const struct sockaddr *)peer) && diag_peer_uid(&s->local, peer, &uid) == 0
+	                      ? (int)uid
+	                      : -1;
 	net_addr_str((const struct sockaddr *)peer, s->peer_str, sizeof(s->peer_str));
 	s->file_fd = -1;
 	s->pasv_io.fd = s->data_io.fd = -1;
@@ -1361,7 +1382,7 @@ void ftp_ctx_stop(struct ftp_ctx *x)
 	for (struct ftp_session *s = x->sessions; s; s = next) {
 		next = s->next;
 		if (s->xfer != X_NONE) {
-			s->closing = 1; /* after the transfer: xfer_finish sees stopping */
+			s->close_after_xfer = 1; /* xfer_end closes it; commands meanwhile are fine */
 			continue;
 		}
 		reply(s, "421 Server shutting down.");

@@ -363,6 +363,10 @@ static int redirect_ok(const char *u)
 	if (u[0] == '/')
 		return u[1] != '/' && u[1] != '\\';
 	const char *h;
+	/* A backslash ends the host for browsers but not for curl or Python, so the
+	 * same URL would name two hosts: refuse it. */
+	if (strchr(u, '\\'))
+		return 0;
 	if (!strncasecmp(u, "http://", 7))
 		h = u + 7;
 	else if (!strncasecmp(u, "https://", 8))
@@ -619,8 +623,10 @@ static void ep_drip(struct http_conn *c, const struct http_reqinfo *ri, const st
 		api_error(c, 400, "numbytes must be 0-10485760");
 		return;
 	}
-	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), 599, &code) < 0 || code < 200)) {
-		api_error(c, 400, "code must be 200-599");
+	if ((v = args_get(a, "code")) &&
+	    (parse_u64(v, strlen(v), 599, &code) < 0 || code < 200 || code == 204 || code == 304)) {
+		/* 204 and 304 have no body: dripping one would corrupt the connection. */
+		api_error(c, 400, "code must be 200-599, and not 204 or 304 (they have no body)");
 		return;
 	}
 	resp_start(c, (int)code);

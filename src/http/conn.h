@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/fsroot.h"
+#include "core/log.h"
 #include "core/loop.h"
 #include "diag/peer.h"
 #include "http/parse.h"
@@ -37,6 +38,7 @@ struct http_server {
 	int nworkers;
 	struct http_worker **workers;
 	atomic_uint nconns; /* open connections, all threads */
+	struct log_sink log; /* access logs (never blocks a loop) */
 	atomic_int stopping;
 	uint16_t port;
 	char host[64]; /* bound address as text, for the Host check */

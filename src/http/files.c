@@ -173,7 +173,7 @@ void files_cache_clear(struct http_worker *w)
 	for (size_t i = 0; i < HTTP_CACHE_SLOTS; i++)
 		if (w->cache[i].path)
 			cache_entry_free(w, &w->cache[i]);
-	if (w->ino_io.fd >= 0) {
+	if (w->ino_io.fd >= 0 && w->loop) {
 		int fd = w->ino_io.fd;
 		loop_io_stop(w->loop, &w->ino_io);
 		close(fd);

@@ -242,7 +242,7 @@ void resp_error_close(struct http_conn *c, int status, const char *msg)
 static void log_flush(struct http_worker *w)
 {
 	/* Whole lines, at most 4 KiB per write, so lines from several threads never mix
-	 * even on a pipe. */
+	 * even on a pipe. A reader that falls behind loses lines, never stalls us. */
 	size_t n = buf_used(&w->log);
 	const char *p = buf_start(&w->log);
 	while (n) {
@@ -252,15 +252,12 @@ static void log_flush(struct http_worker *w)
 			while (chunk > 1 && p[chunk - 1] != '\n')
 				chunk--;
 			if (chunk <= 1)
-				chunk = n < 4096 ? n : 4096;
+				chunk = 4096;
 		}
-		ssize_t r = write(2, p, chunk);
-		if (r <= 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break; /* stderr gone: drop the log rather than stall the server */
-		p += r;
-		n -= (size_t)r;
+		if (log_sink_write(&w->srv->log, p, chunk) < 0)
+			break;
+		p += chunk;
+		n -= chunk;
 	}
 	buf_consume(&w->log, buf_used(&w->log));
 	if (w->log.cap > 2 * LOG_FLUSH_AT)
@@ -1444,6 +1441,7 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		return NULL;
 	}
 	s->cfg = *cfg;
+	log_sink_open(&s->log);
 	s->cfg.ftp.write = cfg->write;
 	s->cfg.ftp.log = cfg->log == HTTP_LOG_COMMON ? 0 : cfg->log == HTTP_LOG_JSON ? 1 : 2;
 	s->root.fd = -1;
@@ -1464,6 +1462,7 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 			goto fail;
 		}
 		s->workers[i] = w;
+		w->ino_io.fd = -1;
 		w->srv = s;
 		w->id = i;
 		w->listen_fd = -1;
@@ -1481,6 +1480,7 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		w->ftp.cfg = &s->cfg.ftp;
 		w->ftp.nconns = &s->nconns;
 		w->ftp.on_idle = ftp_idle_cb;
+		w->ftp.log = &s->log;
 		w->ftp.arg = w;
 		w->listen_fd = net_listen((struct sockaddr *)&addr, cfg->addrlen, 4096, s->nworkers > 1, err,
 		                          errlen);
@@ -1548,5 +1548,8 @@ void http_server_free(struct http_server *s)
 		worker_free(s->workers[i]);
 	free(s->workers);
 	fsroot_close(&s->root);
+	if (s->log.dropped)
+		log_msg("the access log fell behind: %lu bytes of it were dropped", s->log.dropped);
+	log_sink_close(&s->log);
 	free(s);
 }

@@ -1839,3 +1839,33 @@ def test_http_client_greeted_as_ftp_is_told_why(tree, ftp_start):
     assert b"HTTP/1.1" not in rest, rest
     assert wait_for(lambda: "raise --sniff-ms" in srv.stderr(), 2), srv.stderr()
     assert httpc(srv, "GET", "/hello.txt").status == 200
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_pasv_data_connection_from_another_user_is_refused(tree, ftp_start):
+    # Every local user connects from 127.0.0.1: only the socket's owner tells them
+    # apart. A process of another user that races to the PASV port gets nothing.
+    srv = ftp_start()
+    f = ftp(srv)
+    host, port = f.makepasv()
+    pid = os.fork()
+    if pid == 0:  # the other user: connect and report what it read
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            t = socket.create_connection((host, port), timeout=3)
+            t.settimeout(3)
+            got = t.recv(100)
+            os._exit(0 if got == b"" else 1)
+        except socket.timeout:
+            os._exit(1)  # kept open: taken as the session's data connection
+        except ConnectionResetError:
+            os._exit(0)
+        except Exception:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, "another user's connection was given data"
+    # The session's own client still gets its file through a fresh PASV.
+    assert retr(f, "hello.txt") == TREE["hello.txt"]
+    close_ftp(f)
+    assert wait_for(lambda: "another user's socket" in srv.stderr(), 2), srv.stderr()
