@@ -54,6 +54,121 @@ int fsroot_hidden(const struct fsroot *r, const char *rel)
 	return 0;
 }
 
+#define WALK_MAX_DEPTH    256 /* directories deep */
+#define WALK_MAX_SYMLINKS 40  /* as the kernel's limit */
+
+/* Pops the next component off the front of path (a NUL-terminated buffer that the
+ * walk rewrites as symlinks expand). Returns its length, 0 at the end. */
+static size_t next_component(char **p, char *out, size_t outsz)
+{
+	while (**p == '/')
+		(*p)++;
+	size_t n = strcspn(*p, "/");
+	if (n >= outsz)
+		return (size_t)-1;
+	memcpy(out, *p, n);
+	out[n] = 0;
+	*p += n;
+	return n;
+}
+
+int fsroot_walk_beneath(int dirfd, const char *rel, int flags, int no_symlinks)
+{
+	char path[2 * PATH_MAX], comp[NAME_MAX + 1], link[PATH_MAX];
+	int stack[WALK_MAX_DEPTH];
+	size_t depth = 0;
+	int links = 0, rc = 0;
+	if (strlen(rel) >= sizeof(path))
+		return -ENAMETOOLONG;
+	strcpy(path, rel);
+	char *p = path;
+	int cur = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	for (;;) {
+		size_t n = next_component(&p, comp, sizeof(comp));
+		if (n == (size_t)-1) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		if (n == 0) { /* the end: what we hold is the target (the root itself) */
+			rc = openat(cur, ".", (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+			rc = rc < 0 ? -errno : rc;
+			break;
+		}
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..")) {
+			if (!depth) { /* above the root: what RESOLVE_BENEATH calls EXDEV */
+				rc = -EXDEV;
+				break;
+			}
+			close(cur);
+			cur = stack[--depth];
+			continue;
+		}
+		int last = !strchr(p, '/') || !p[strspn(p, "/")];
+		struct stat st;
+		int nx = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (nx < 0 || fstat(nx, &st) < 0) {
+			rc = -errno;
+			if (nx >= 0)
+				close(nx);
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			close(nx);
+			ssize_t ln = readlinkat(cur, comp, link, sizeof(link) - 1);
+			if (no_symlinks || ++links > WALK_MAX_SYMLINKS) {
+				rc = -ELOOP;
+				break;
+			}
+			if (ln <= 0) {
+				rc = ln < 0 ? -errno : -ENOENT;
+				break;
+			}
+			link[ln] = 0;
+			if (link[0] == '/') { /* absolute: refused, as RESOLVE_BENEATH does */
+				rc = -EXDEV;
+				break;
+			}
+			/* Splice the target in front of what is left, and go on from here. */
+			char rest[2 * PATH_MAX];
+			if ((size_t)snprintf(rest, sizeof(rest), "%s/%s", link, p) >= sizeof(rest)) {
+				rc = -ENAMETOOLONG;
+				break;
+			}
+			strcpy(path, rest);
+			p = path;
+			continue;
+		}
+		if (last) {
+			/* O_NOFOLLOW: if the name became a symlink since we looked, this fails
+			 * rather than following it out. */
+			rc = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+			rc = rc < 0 ? -errno : rc;
+			close(nx);
+			break;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			close(nx);
+			rc = -ENOTDIR;
+			break;
+		}
+		if (depth == WALK_MAX_DEPTH) {
+			close(nx);
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		stack[depth++] = cur;
+		cur = nx;
+	}
+	close(cur);
+	while (depth)
+		close(stack[--depth]);
+	return rc;
+}
+
 static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode, uint64_t extra)
 {
 	struct open_how how = {
@@ -65,6 +180,8 @@ static int openat2_beneath(int dirfd, const char *rel, int flags, mode_t mode, u
 	do
 		fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
 	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+	if (fd < 0 && errno == ENOSYS) /* kernels before 5.6, valgrind, strict seccomp */
+		return fsroot_walk_beneath(dirfd, rel, flags, !!(extra & RESOLVE_NO_SYMLINKS));
 	if (fd < 0)
 		return -errno;
 	return (int)fd;

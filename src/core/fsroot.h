@@ -19,6 +19,14 @@ struct fsroot {
 	char abs[PATH_MAX]; /* the root's canonical path, for absolute symlinks */
 };
 
+/* The same confinement without openat2, used when the kernel (or valgrind) lacks it:
+ * rel is walked one component at a time with O_PATH|O_NOFOLLOW from dirfd, symlinks
+ * are expanded by hand (relative ones only; with no_symlinks, none), ".." never
+ * climbs above dirfd, and the final open uses O_NOFOLLOW, so a name swapped for a
+ * symlink meanwhile fails instead of leading out. Returns an fd or -errno (-EXDEV
+ * for a way out, -ELOOP for a symlink with no_symlinks or a loop). */
+int fsroot_walk_beneath(int dirfd, const char *rel, int flags, int no_symlinks);
+
 /* Opens dir as the root. Returns 0, or -1 with a reason in err. */
 int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen);
 void fsroot_close(struct fsroot *r);
