@@ -589,3 +589,80 @@ def test_no_descriptor_leak(start, root):
         (base, _fds(s.pid), os.listdir(f"/proc/{s.pid}/fd"))
     assert sorted(os.listdir(root)) == ["a.txt", "big.bin", "d"]
     assert_alive(s)
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_reset_during_delay_does_not_spin(start):
+    # A client that resets while /_/delay holds its answer: the connection must go at
+    # once, not be reported as an error on every loop turn.
+    import struct
+    s = start()
+    c = s.connect(timeout=5)
+    c.sendall(b"GET /_/delay/3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    time.sleep(0.1)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # RST
+    time.sleep(0.2)
+    t0 = _cpu_seconds(s.pid)
+    time.sleep(1.0)
+    used = _cpu_seconds(s.pid) - t0
+    assert used < 0.3, f"server used {used:.2f} s of CPU in 1 s after a reset"
+    assert_alive(s)
+
+
+def test_linger_after_blocked_write_does_not_spin(start, root):
+    # HTTP/1.0 close after a response that filled the socket: while lingering the
+    # server waits for reads only.
+    (root / "big.bin").write_bytes(os.urandom(16 << 20))
+    s = start()
+    c = s.connect(timeout=5)
+    c.sendall(b"GET /big.bin HTTP/1.0\r\n\r\nX")
+    time.sleep(0.3)  # not reading yet: the server's writes block and wait
+    got = 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        got += len(b)
+    # the server has shut its side; keep ours open and watch its CPU
+    t0 = _cpu_seconds(s.pid)
+    time.sleep(1.0)
+    used = _cpu_seconds(s.pid) - t0
+    c.close()
+    assert got > 16 << 20
+    assert used < 0.3, f"server used {used:.2f} s of CPU in 1 s while lingering"
+    assert_alive(s)
+
+
+def test_unread_stderr_pipe_never_stalls_the_server(root):
+    # A log reader that stops reading (a full pipe) must cost log lines, not service.
+    import http.client
+    import subprocess
+    from conftest import LOOPKIT
+    (root / "a.txt").write_bytes(b"a")
+    p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0", "--threads", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = p.stdout.readline().decode().strip()
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        for _ in range(3000):  # ~250 KB of log lines, far over a 64 KiB pipe
+            c.request("GET", "/a.txt")
+            r = c.getresponse()
+            assert r.status == 200
+            r.read()
+        c.close()
+    finally:
+        p.terminate()
+        try:
+            rc = p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise AssertionError("server did not stop after SIGTERM with a full stderr pipe")
+    assert rc == 0
