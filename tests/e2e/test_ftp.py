@@ -515,8 +515,9 @@ def read_until_closed(s, timeout=3):
 
 def test_tls_client_hello_is_closed_and_logged(tree, ftp_start):
     srv = ftp_start()
+    hello = client_hello()  # built first: loading the CA store can outlast the sniff window
     s = srv.connect(timeout=3)
-    s.sendall(client_hello())
+    s.sendall(hello)
     closed, got = read_until_closed(s, 3)
     s.close()
     assert closed, f"connection left open after a TLS ClientHello; got {got!r}"
