@@ -1,55 +1,141 @@
-/* errors.c - the error table shared by HTTP and FTP. */
+/* errors.c - the error table shared by HTTP and FTP, built from errors.def. */
 #include "core/errors.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
-static const struct lk_error table[LK_ERR_COUNT] = {
-        [LK_OK] = {200, 200, "ok"},
-        [LK_ENOENT] = {404, 550, "no such file or directory"},
-        [LK_EACCES] = {403, 550, "permission denied"},
-        [LK_EEXIST] = {409, 550, "already exists"},
-        [LK_ENOTEMPTY] = {409, 550, "directory not empty"},
-        [LK_EISDIR] = {409, 550, "is a directory"},
-        [LK_ENOTDIR] = {404, 550, "not a directory"},
-        [LK_ENOPARENT] = {409, 553, "parent directory does not exist"},
-        [LK_ENOSPC] = {507, 552, "no space left on device"},
-        [LK_ENAMETOOLONG] = {414, 553, "name too long"},
-        [LK_EREADONLY] = {405, 550, "server is read-only; start it with --write to allow changes"},
-        [LK_ETOOBIG] = {413, 552, "too large"},
-        [LK_EBADPATH] = {400, 553, "malformed path"},
-        [LK_EIO] = {500, 451, "input/output error"},
-        [LK_ENOMEM] = {503, 451, "out of memory"},
-        [LK_EMFILE] = {503, 421, "out of file descriptors"},
+static const struct lk_error err_table[LK_ERR_COUNT] = {
+#define LK_STATUS(name, code, reason)
+#define LK_ERR(name, http, ftp, msg) [LK_E_##name] = {http, ftp, msg},
+#define LK_REPLY(name, ftp, text)
+#include "core/errors.def"
+#undef LK_STATUS
+#undef LK_ERR
+#undef LK_REPLY
+};
+
+static const struct lk_reply_row reply_table[LK_REPLY_COUNT] = {
+#define LK_STATUS(name, code, reason)
+#define LK_ERR(name, http, ftp, msg)
+#define LK_REPLY(name, ftp, text) [LK_R_##name] = {ftp, text},
+#include "core/errors.def"
+#undef LK_STATUS
+#undef LK_ERR
+#undef LK_REPLY
+};
+
+static const struct {
+	int code;
+	const char *reason;
+} status_table[] = {
+#define LK_STATUS(name, code, reason) {code, reason},
+#define LK_ERR(name, http, ftp, msg)
+#define LK_REPLY(name, ftp, text)
+#include "core/errors.def"
+#undef LK_STATUS
+#undef LK_ERR
+#undef LK_REPLY
 };
 
 enum lk_err lk_err_from_errno(int e)
 {
 	switch (e) {
-	case 0: return LK_OK;
+	case 0: return LK_E_OK;
 	case ENOENT:
 	case EXDEV: /* RESOLVE_BENEATH: the path leads outside the root */
-	case ELOOP: return LK_ENOENT;
+	case ELOOP: return LK_E_ENOENT;
 	case EACCES:
 	case EPERM:
-	case EROFS: return LK_EACCES;
-	case EEXIST: return LK_EEXIST;
-	case ENOTEMPTY: return LK_ENOTEMPTY;
-	case EISDIR: return LK_EISDIR;
-	case ENOTDIR: return LK_ENOTDIR;
+	case EROFS: return LK_E_EACCES;
+	case EEXIST: return LK_E_EEXIST;
+	case ENOTEMPTY: return LK_E_ENOTEMPTY;
+	case EISDIR: return LK_E_EISDIR;
+	case ENOTDIR: return LK_E_ENOTDIR;
 	case ENOSPC:
-	case EDQUOT: return LK_ENOSPC;
-	case ENAMETOOLONG: return LK_ENAMETOOLONG;
-	case EFBIG: return LK_ETOOBIG;
-	case ENOMEM: return LK_ENOMEM;
+	case EDQUOT: return LK_E_ENOSPC;
+	case ENAMETOOLONG: return LK_E_ENAMETOOLONG;
+	case EFBIG: return LK_E_ETOOBIG;
+	case ENOMEM: return LK_E_ENOMEM;
 	case EMFILE:
-	case ENFILE: return LK_EMFILE;
-	default: return LK_EIO;
+	case ENFILE: return LK_E_EMFILE;
+	default: return LK_E_EIO;
 	}
 }
 
 const struct lk_error *lk_error(enum lk_err e)
 {
 	if ((unsigned)e >= LK_ERR_COUNT)
-		e = LK_EIO;
-	return &table[e];
+		e = LK_E_EIO;
+	return &err_table[e];
+}
+
+const struct lk_reply_row *lk_reply(enum lk_reply r)
+{
+	if ((unsigned)r >= LK_REPLY_COUNT)
+		r = LK_R_CMD_OK;
+	return &reply_table[r];
+}
+
+const char *lk_http_reason(int status)
+{
+	/* Sorted by code in errors.def: a binary search. */
+	size_t lo = 0, hi = sizeof(status_table) / sizeof(status_table[0]);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (status_table[mid].code == status)
+			return status_table[mid].reason;
+		if (status_table[mid].code < status)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return "Status";
+}
+
+int lk_http_known(int status)
+{
+	return strcmp(lk_http_reason(status), "Status") != 0;
+}
+
+size_t lk_text_fill(char *out, size_t len, const char *text, const char *detail)
+{
+	if (!len)
+		return 0;
+	const char *pct = strstr(text, "%s");
+	int n;
+	if (pct)
+		n = snprintf(out, len, "%.*s%s%s", (int)(pct - text), text, detail ? detail : "", pct + 2);
+	else
+		n = snprintf(out, len, "%s", text);
+	if (n < 0) {
+		out[0] = 0;
+		return 0;
+	}
+	return (size_t)n < len ? (size_t)n : len - 1;
+}
+
+char *lk_size_text(unsigned long long n, char *out, size_t len)
+{
+	static const char *units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+	size_t u = 0;
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && n >= 1024 && n % 1024 == 0) {
+		n /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%llu %s", n, u == 0 && n == 1 ? "byte" : units[u]);
+	return out;
+}
+
+char *lk_ms_text(unsigned long long ms, char *out, size_t len)
+{
+	if (ms % 60000 == 0 && ms)
+		snprintf(out, len, "%llu min", ms / 60000);
+	else if (ms % 1000 == 0 && ms)
+		snprintf(out, len, "%llu s", ms / 1000);
+	else if (ms >= 1000)
+		snprintf(out, len, "%.1f s", (double)ms / 1000);
+	else
+		snprintf(out, len, "%llu ms", ms);
+	return out;
 }

@@ -720,9 +720,9 @@ int files_put_begin(struct http_conn *c, const struct http_reqinfo *ri)
 	int r = fsroot_upload_begin(&s->root, rel, &c->up);
 	if (r < 0) {
 		if (r == -ENOENT && !fsroot_hidden(&s->root, rel))
-			resp_error(c, 409, lk_error(LK_ENOPARENT)->msg);
+			resp_error(c, 409, lk_error(LK_E_ENOPARENT)->msg);
 		else if (r == -ENOTDIR)
-			resp_error(c, 409, lk_error(LK_ENOPARENT)->msg);
+			resp_error(c, 409, lk_error(LK_E_ENOPARENT)->msg);
 		else
 			respond_errno(c, -r);
 		return -1;

@@ -2438,27 +2438,27 @@ static void test_errors(void **state)
 		enum lk_err want;
 		int http, ftp;
 	} rows[] = {
-	        {0, LK_OK, 200, 200},
-	        {ENOENT, LK_ENOENT, 404, 550},
-	        {EXDEV, LK_ENOENT, 404, 550},
-	        {ELOOP, LK_ENOENT, 404, 550},
-	        {EACCES, LK_EACCES, 403, 550},
-	        {EPERM, LK_EACCES, 403, 550},
-	        {EROFS, LK_EACCES, 403, 550},
-	        {EEXIST, LK_EEXIST, 409, 550},
-	        {ENOTEMPTY, LK_ENOTEMPTY, 409, 550},
-	        {EISDIR, LK_EISDIR, 409, 550},
-	        {ENOTDIR, LK_ENOTDIR, 404, 550},
-	        {ENOSPC, LK_ENOSPC, 507, 552},
-	        {EDQUOT, LK_ENOSPC, 507, 552},
-	        {ENAMETOOLONG, LK_ENAMETOOLONG, 414, 553},
-	        {EFBIG, LK_ETOOBIG, 413, 552},
-	        {ENOMEM, LK_ENOMEM, 503, 451},
-	        {EMFILE, LK_EMFILE, 503, 421},
-	        {ENFILE, LK_EMFILE, 503, 421},
-	        {EIO, LK_EIO, 500, 451},
-	        {EINVAL, LK_EIO, 500, 451},
-	        {99999, LK_EIO, 500, 451},
+	        {0, LK_E_OK, 200, 200},
+	        {ENOENT, LK_E_ENOENT, 404, 550},
+	        {EXDEV, LK_E_ENOENT, 404, 550},
+	        {ELOOP, LK_E_ENOENT, 404, 550},
+	        {EACCES, LK_E_EACCES, 403, 550},
+	        {EPERM, LK_E_EACCES, 403, 550},
+	        {EROFS, LK_E_EACCES, 403, 550},
+	        {EEXIST, LK_E_EEXIST, 409, 550},
+	        {ENOTEMPTY, LK_E_ENOTEMPTY, 409, 550},
+	        {EISDIR, LK_E_EISDIR, 409, 550},
+	        {ENOTDIR, LK_E_ENOTDIR, 404, 550},
+	        {ENOSPC, LK_E_ENOSPC, 507, 552},
+	        {EDQUOT, LK_E_ENOSPC, 507, 552},
+	        {ENAMETOOLONG, LK_E_ENAMETOOLONG, 414, 553},
+	        {EFBIG, LK_E_ETOOBIG, 413, 552},
+	        {ENOMEM, LK_E_ENOMEM, 503, 451},
+	        {EMFILE, LK_E_EMFILE, 503, 421},
+	        {ENFILE, LK_E_EMFILE, 503, 421},
+	        {EIO, LK_E_EIO, 500, 451},
+	        {EINVAL, LK_E_EIO, 500, 451},
+	        {99999, LK_E_EIO, 500, 451},
 	};
 
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -2470,21 +2470,64 @@ static void test_errors(void **state)
 			         rows[i].e, strerror(rows[i].e), got, row->http, row->ftp, rows[i].want,
 			         rows[i].http, rows[i].ftp);
 	}
-	/* Every row is complete; out-of-range values fall back to a real row. */
+	/* Every row is complete: a message of one line with at most one "%s" and no
+	 * other conversion, and a status or reply code for at least one protocol. */
 	for (int e = 0; e < LK_ERR_COUNT; e++) {
 		const struct lk_error *row = lk_error((enum lk_err)e);
+		const char *pct = row ? strchr(row->msg, '%') : NULL;
+		int http_ok = row && (row->http == 0 || (row->http >= 200 && row->http <= 599));
+		int ftp_ok = row && (row->ftp == 0 || (row->ftp >= 200 && row->ftp <= 599));
 
-		if (!row || !row->msg || !row->msg[0] || row->http < 200 || row->http > 599 ||
-		    row->ftp < 200 || row->ftp > 599 || strchr(row->msg, '\n'))
-			fail_msg("table row %d incomplete", e);
+		if (!row || !row->msg || !row->msg[0] || !http_ok || !ftp_ok || (!row->http && !row->ftp) ||
+		    strchr(row->msg, '\n') || (pct && (pct[1] != 's' || strchr(pct + 2, '%'))))
+			fail_msg("error table row %d (\"%s\") incomplete or malformed", e,
+			         row && row->msg ? row->msg : "");
+		if (row->http && !lk_http_known(row->http))
+			fail_msg("error table row %d: HTTP status %d has no reason phrase", e, row->http);
 	}
-	static const int out[] = {-1, LK_ERR_COUNT, LK_ERR_COUNT + 1, 1000, INT_MAX, INT_MIN};
+	for (int r = 0; r < LK_REPLY_COUNT; r++) {
+		const struct lk_reply_row *row = lk_reply((enum lk_reply)r);
+		const char *pct = strchr(row->text, '%');
 
-	for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
-		const struct lk_error *row = lk_error((enum lk_err)out[i]);
+		if (row->ftp < 100 || row->ftp > 399 || !row->text[0] || strchr(row->text, '\n') ||
+		    (pct && (pct[1] != 's' || strchr(pct + 2, '%'))))
+			fail_msg("reply table row %d (%d \"%s\") malformed", r, row->ftp, row->text);
+	}
+	/* Reason phrases: the table's, and a neutral word for unknown codes. */
+	static const struct {
+		int code;
+		const char *reason;
+	} reasons[] = {
+	        {100, "Continue"}, {200, "OK"}, {206, "Partial Content"}, {418, "I'm a teapot"},
+	        {431, "Request Header Fields Too Large"}, {511, "Network Authentication Required"},
+	        {299, "Status"}, {600, "Status"}, {0, "Status"}, {-1, "Status"},
+	};
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (strcmp(lk_http_reason(reasons[i].code), reasons[i].reason))
+			fail_msg("reason of %d: got \"%s\", want \"%s\"", reasons[i].code,
+			         lk_http_reason(reasons[i].code), reasons[i].reason);
+	/* Details fill the one "%s"; text without one is copied as it is. */
+	char out[64];
+	lk_text_fill(out, sizeof out, "over the limit of %s here", "16 KiB");
+	assert_string_equal(out, "over the limit of 16 KiB here");
+	lk_text_fill(out, sizeof out, "plain", "ignored");
+	assert_string_equal(out, "plain");
+	lk_text_fill(out, 8, "0123456789%s", "x");
+	assert_string_equal(out, "0123456");
+	assert_string_equal(lk_size_text(16384, out, sizeof out), "16 KiB");
+	assert_string_equal(lk_size_text(1u << 20, out, sizeof out), "1 MiB");
+	assert_string_equal(lk_size_text(1000, out, sizeof out), "1000 bytes");
+	assert_string_equal(lk_ms_text(10000, out, sizeof out), "10 s");
+	assert_string_equal(lk_ms_text(1500, out, sizeof out), "1.5 s");
+	assert_string_equal(lk_ms_text(300000, out, sizeof out), "5 min");
+	assert_string_equal(lk_ms_text(50, out, sizeof out), "50 ms");
+	static const int outside[] = {-1, LK_ERR_COUNT, LK_ERR_COUNT + 1, 1000, INT_MAX, INT_MIN};
+
+	for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+		const struct lk_error *row = lk_error((enum lk_err)outside[i]);
 
 		if (!row || !row->msg || row->http != 500)
-			fail_msg("lk_error(%d): %s, want the LK_EIO row", out[i], row ? "wrong row" : "NULL");
+			fail_msg("lk_error(%d): %s, want the LK_E_EIO row", outside[i], row ? "wrong row" : "NULL");
 	}
 }
 

@@ -1,0 +1,265 @@
+/* sockdiag.c - the one NETLINK_SOCK_DIAG client: socket dumps and exact lookups. */
+#include "core/sockdiag.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/vec.h"
+
+/* A dump reply is at most 32 KiB per datagram (the kernel's netlink dump ceiling),
+ * so a buffer of that size never truncates. */
+#define DIAG_NL_BUF     32768
+
+struct diag_sockvec {
+	struct diag_sock *v;
+	size_t n, cap;
+};
+
+/* ---- netlink ---- */
+
+static void diag_fill_addr(struct sockaddr_storage *ss, int family, const __be32 *addr, __be16 port,
+                           uint32_t ifindex)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		memcpy(&sin->sin_addr, addr, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = port;
+		memcpy(&sin6->sin6_addr, addr, 16);
+		if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr))
+			sin6->sin6_scope_id = ifindex;
+	}
+}
+
+/* Appends the socket described by one SOCK_DIAG_BY_FAMILY message. */
+static int diag_parse_msg(const struct nlmsghdr *nlh, int proto, struct diag_sockvec *vec)
+{
+	const struct inet_diag_msg *m = NLMSG_DATA(nlh);
+	const struct rtattr *rta;
+	struct diag_sock *s;
+	int alen;
+
+	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof *m))
+		return 0; /* malformed: skip rather than fail the whole listing */
+	if (m->idiag_family != AF_INET && m->idiag_family != AF_INET6)
+		return 0;
+	if (diag_grow((void **)&vec->v, &vec->cap, vec->n + 1, sizeof *vec->v) < 0)
+		return -1;
+	s = &vec->v[vec->n++];
+	memset(s, 0, sizeof *s);
+	s->family = m->idiag_family;
+	s->proto = proto;
+	s->state = m->idiag_state;
+	diag_fill_addr(&s->local, s->family, m->id.idiag_src, m->id.idiag_sport, m->id.idiag_if);
+	diag_fill_addr(&s->remote, s->family, m->id.idiag_dst, m->id.idiag_dport, m->id.idiag_if);
+	s->inode = m->idiag_inode;
+	s->uid = m->idiag_uid;
+	s->ifindex = m->id.idiag_if;
+	s->rqueue = m->idiag_rqueue;
+	s->wqueue = m->idiag_wqueue;
+	s->v6only = -1;
+
+	rta = (const struct rtattr *)((const char *)m + NLMSG_ALIGN(sizeof *m));
+	alen = (int)(nlh->nlmsg_len - NLMSG_LENGTH(sizeof *m));
+	for (; RTA_OK(rta, alen); rta = RTA_NEXT(rta, alen)) {
+		/* The kernel sends INET_DIAG_SKV6ONLY for every AF_INET6 socket. */
+		if (rta->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(rta) >= 1)
+			s->v6only = *(const uint8_t *)RTA_DATA(rta) != 0;
+	}
+	return 0;
+}
+
+/* Runs one dump (family, proto, states) on fd and appends its sockets to vec.
+ * buf is DIAG_NL_BUF bytes of scratch. Returns 0, or -1 with err filled. */
+static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t states, struct diag_sockvec *vec,
+                     char *buf, char *err, size_t errlen)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg;
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+
+	memset(&msg, 0, sizeof msg);
+	msg.nlh.nlmsg_len = sizeof msg;
+	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	msg.nlh.nlmsg_seq = seq;
+	msg.req.sdiag_family = (uint8_t)family;
+	msg.req.sdiag_protocol = (uint8_t)proto;
+	msg.req.idiag_states = states;
+
+	while (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+		if (errno != EINTR) {
+			diag_seterr(err, errlen, "sock_diag send", errno);
+			return -1;
+		}
+	}
+
+	for (;;) {
+		struct sockaddr_nl from;
+		struct iovec iov = {.iov_base = buf, .iov_len = DIAG_NL_BUF};
+		struct msghdr mh = {
+		        .msg_name = &from,
+		        .msg_namelen = sizeof from,
+		        .msg_iov = &iov,
+		        .msg_iovlen = 1,
+		};
+		const struct nlmsghdr *nlh;
+		ssize_t r;
+		size_t off;
+
+		r = recvmsg(fd, &mh, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			diag_seterr(err, errlen, "sock_diag receive", errno);
+			return -1;
+		}
+		if (r == 0) {
+			diag_seterr(err, errlen, "sock_diag receive", EPROTO);
+			return -1;
+		}
+		if (mh.msg_flags & MSG_TRUNC) {
+			diag_seterr(err, errlen, "sock_diag receive", EMSGSIZE);
+			return -1;
+		}
+		if (from.nl_pid != 0)
+			continue; /* not from the kernel */
+
+		/* NLMSG_OK/NEXT by hand, in size_t, so a bad length cannot wrap. */
+		for (off = 0; (size_t)r - off >= sizeof *nlh; off += NLMSG_ALIGN(nlh->nlmsg_len)) {
+			nlh = (const struct nlmsghdr *)(buf + off);
+			if (nlh->nlmsg_len < sizeof *nlh || nlh->nlmsg_len > (size_t)r - off)
+				break; /* malformed: drop the rest of this datagram */
+			if (nlh->nlmsg_seq != seq)
+				continue; /* left over from an earlier request */
+			if (nlh->nlmsg_type == NLMSG_DONE) {
+				/* Since Linux 4.x DONE carries the dump's final status. */
+				if (nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+					int status;
+
+					memcpy(&status, NLMSG_DATA(nlh), sizeof status);
+					if (status < 0) {
+						diag_seterr(err, errlen, "sock_diag dump", -status);
+						return -1;
+					}
+				}
+				return 0;
+			}
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nlh);
+
+				if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof *e)) {
+					diag_seterr(err, errlen, "sock_diag reply", EPROTO);
+					return -1;
+				}
+				if (e->error == 0)
+					continue; /* an ack */
+				/* No handler for this family or protocol (udp_diag not built, IPv6
+				 * off): there are no such sockets to list. */
+				if (e->error == -ENOENT)
+					return 0;
+				diag_seterr(err, errlen, "sock_diag request", -e->error);
+				return -1;
+			}
+			if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+				continue;
+			if (diag_parse_msg(nlh, proto, vec) < 0) {
+				diag_seterr(err, errlen, "sock_diag", ENOMEM);
+				return -1;
+			}
+		}
+	}
+}
+
+/* Four dumps at most ({TCP, UDP} x {AF_INET, AF_INET6}) over one netlink socket. */
+int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n, char *err,
+                   size_t errlen)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	int protos[2], nprotos = 0;
+	struct diag_sockvec vec = {0};
+	uint32_t seq = 0;
+	char *buf;
+	int fd, e, rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (proto == 0 || proto == IPPROTO_TCP)
+		protos[nprotos++] = IPPROTO_TCP;
+	if (proto == 0 || proto == IPPROTO_UDP)
+		protos[nprotos++] = IPPROTO_UDP;
+	if (nprotos == 0) {
+		diag_seterr(err, errlen, "sock_diag protocol", EPROTONOSUPPORT);
+		return -1;
+	}
+	if (state_mask == 0)
+		state_mask = DIAG_STATE_ALL;
+
+	buf = malloc(DIAG_NL_BUF);
+	if (!buf) {
+		diag_seterr(err, errlen, "sock_diag buffer", errno);
+		return -1;
+	}
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0) {
+		diag_seterr(err, errlen, "sock_diag socket", errno);
+		free(buf);
+		return -1;
+	}
+	/* One dump at a time per netlink socket: each is read to its end before the next. */
+	for (int i = 0; i < nprotos && rc == 0; i++)
+		for (size_t f = 0; f < sizeof families / sizeof families[0] && rc == 0; f++)
+			rc = diag_dump(fd, ++seq, families[f], protos[i], state_mask, &vec, buf, err, errlen);
+	e = errno;
+	close(fd);
+	free(buf);
+	if (rc < 0 || vec.n == 0) {
+		free(vec.v);
+		vec.v = NULL;
+		vec.n = 0;
+	}
+	*out = vec.v;
+	*n = vec.n;
+	if (rc < 0)
+		errno = e;
+	return rc;
+}
+
+
+const char *diag_state_name(int state)
+{
+	/* The names ss(8) uses; TCP_CLOSE is what an unconnected UDP socket reports. */
+	static const char *const names[] = {
+	        [TCP_ESTABLISHED] = "ESTAB",    [TCP_SYN_SENT] = "SYN-SENT",
+	        [TCP_SYN_RECV] = "SYN-RECV",    [TCP_FIN_WAIT1] = "FIN-WAIT-1",
+	        [TCP_FIN_WAIT2] = "FIN-WAIT-2", [TCP_TIME_WAIT] = "TIME-WAIT",
+	        [TCP_CLOSE] = "UNCONN",         [TCP_CLOSE_WAIT] = "CLOSE-WAIT",
+	        [TCP_LAST_ACK] = "LAST-ACK",    [TCP_LISTEN] = "LISTEN",
+	        [TCP_CLOSING] = "CLOSING",      [TCP_CLOSING + 1] = "SYN-RECV",
+	};
+
+	if (state < 0 || (size_t)state >= sizeof names / sizeof names[0] || !names[state])
+		return "UNKNOWN";
+	return names[state];
+}
