@@ -1,6 +1,8 @@
 /* json.c - JSON writer and validator. */
 #include "core/json.h"
 
+#include "core/text.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,40 +84,6 @@ void json_arr_end(struct json *j)
 	close_(j, ']');
 }
 
-/* Length of a valid UTF-8 sequence at s (max n bytes), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	unsigned min, cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static void put_escaped(struct json *j, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -127,7 +95,7 @@ static void put_escaped(struct json *j, const char *s, size_t n)
 		char esc[8];
 		size_t elen = 0;
 		if (c >= 0x80) {
-			size_t l = utf8_len(p + i, n - i);
+			size_t l = text_utf8_len(p + i, n - i);
 			if (l) {
 				run += l;
 				i += l;
@@ -295,7 +263,7 @@ static int jv_string(struct jv *v)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t l = utf8_len((const unsigned char *)v->p, (size_t)(v->end - v->p));
+			size_t l = text_utf8_len((const unsigned char *)v->p, (size_t)(v->end - v->p));
 			if (!l)
 				return 0;
 			v->p += l;

@@ -1,6 +1,8 @@
 /* log.c - server messages on stderr. */
 #include "core/log.h"
 
+#include "core/text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <errno.h>
@@ -12,16 +14,18 @@
 
 void log_msg(const char *fmt, ...)
 {
-	char line[1024];
+	char raw[1024], line[1024];
 	va_list ap;
-	int n = snprintf(line, sizeof(line), "loopkit: ");
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	int m = vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	if (m < 0)
 		m = 0;
-	size_t len = (size_t)n +
-	             ((size_t)m < sizeof(line) - (size_t)n - 1 ? (size_t)m : sizeof(line) - (size_t)n - 2);
+	size_t rlen = (size_t)m < sizeof(raw) ? (size_t)m : sizeof(raw) - 1;
+	/* Messages carry client-chosen text (names, commands): escaped, so a client can
+	 * neither end the line nor send the terminal escape sequences. */
+	size_t len = (size_t)snprintf(line, sizeof(line), "loopkit: ");
+	len += text_escape(line + len, sizeof(line) - len - 1, raw, rlen, 0);
 	line[len++] = '\n';
 	/* Never block on a stderr nobody reads: a pipe that reports room for a write
 	 * takes one of this size (at most 1 KiB, under PIPE_BUF) whole; else drop it. */
@@ -37,7 +41,7 @@ void log_sink_open(struct log_sink *s)
 	struct stat st;
 	s->fd = 2;
 	s->sock = 0;
-	s->dropped = 0;
+	atomic_init(&s->dropped, 0);
 	if (fstat(2, &st) < 0)
 		return;
 	if (S_ISSOCK(st.st_mode)) {
@@ -63,7 +67,7 @@ int log_sink_write(struct log_sink *s, const char *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			s->dropped += n;
+			atomic_fetch_add(&s->dropped, n);
 			return -1;
 		}
 		p += w;

@@ -2,6 +2,7 @@
 #ifndef LOOPKIT_CORE_LOG_H
 #define LOOPKIT_CORE_LOG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 /* Writes "loopkit: " + message + newline to stderr in one write(2). */
@@ -12,7 +13,7 @@ void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct log_sink {
 	int fd;        /* a non-blocking descriptor for stderr's pipe, or 2 */
 	int sock;      /* stderr is a socket: send with MSG_DONTWAIT */
-	unsigned long dropped; /* bytes dropped because the reader fell behind */
+	atomic_ulong dropped; /* bytes dropped because the reader fell behind (any thread) */
 };
 
 /* Prepares the sink for fd 2: a pipe or FIFO is reopened through /proc/self/fd/2 as a
