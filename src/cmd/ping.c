@@ -11,7 +11,9 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "diag/ping.h"
-#include "diag/sock.h"
+#include "core/net.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 static const struct cmd_flag ping_flags[] = {
 	{ "--tcp", NULL, "TCP (default): connect + echo to its own responder, or connect to TARGET" },
@@ -169,7 +171,7 @@ int cmd_ping(int argc, char **argv)
 		inet_ntop(p.dst.ss_family, ad, a, sizeof a);
 		snprintf(dst, sizeof dst, "%s", a);
 	} else {
-		diag_addr_text(&p.dst, dst, sizeof dst);
+		net_ss_text(&p.dst, dst, sizeof dst);
 	}
 	/* TCP to a target sends nothing; a UDP probe carries at least its 2-byte sequence. */
 	size_t sent_bytes = cfg.mode == PING_TCP && cfg.has_target ? 0 :

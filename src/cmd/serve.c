@@ -10,7 +10,8 @@
 
 #include "cmd/cmd.h"
 #include "core/net.h"
-#include "diag/sock.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 #include "http/server.h"
 
 static const struct cmd_flag serve_flags[] = {
@@ -269,7 +270,7 @@ static int serve_main(int argc, char **argv, const char **allow)
 	if (!s) {
 		if (eno == EADDRINUSE) {
 			char who[512];
-			if (diag_port_holder_text((uint16_t)port, who, sizeof(who)))
+			if (procfs_port_holder_text((uint16_t)port, who, sizeof(who)))
 				fprintf(stderr,
 				        "loopkit serve: port %llu on %s is held by %s; try --port 0 "
 				        "for any free port\n",

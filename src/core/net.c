@@ -133,3 +133,30 @@ int net_is_ip_literal(const char *s, size_t n)
 	tmp[n] = 0;
 	return inet_pton(AF_INET, tmp, a) == 1 || inet_pton(AF_INET6, tmp, a) == 1;
 }
+
+uint16_t net_ss_port(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
+char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+	char host[INET6_ADDRSTRLEN];
+
+	if (len == 0)
+		return buf;
+	if (sa->ss_family == AF_INET && inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host))
+		snprintf(buf, len, "%s:%u", host, net_ss_port(sa));
+	else if (sa->ss_family == AF_INET6 && inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host))
+		snprintf(buf, len, "[%s]:%u", host, net_ss_port(sa));
+	else
+		snprintf(buf, len, "?");
+	return buf;
+}
+

@@ -27,6 +27,12 @@ uint16_t net_addr_port(const struct sockaddr *sa);
 /* Writes the address without port ("127.0.0.1", "::1") into out; returns out. */
 char *net_addr_str(const struct sockaddr *sa, char *out, size_t len);
 
+/* The port of a sockaddr_in or sockaddr_in6 in host order; 0 for others. */
+uint16_t net_ss_port(const struct sockaddr_storage *sa);
+/* Writes "127.0.0.1:80", "[::1]:80" or "[::ffff:127.0.0.1]:80" into buf (truncated to
+ * fit, always terminated when len > 0). Returns buf. */
+char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len);
+
 /* True when s[0..n) is an IPv4 literal or a bracketless IPv6 literal. */
 int net_is_ip_literal(const char *s, size_t n);
 

@@ -20,13 +20,13 @@
 
 #define DIAG_STATUS_BUF 2048 /* enough of /proc/PID/status to reach the Uid: line */
 #define DIAG_PW_BUF     2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
-#define DIAG_TEXT_SHOWN 4    /* holders named by diag_port_holder_text before ", ..." */
+#define DIAG_TEXT_SHOWN 4    /* holders named by procfs_port_holder_text before ", ..." */
 
 /* The state of one /proc scan while it runs. */
 struct diag_scan {
 	const uint32_t *want; /* sorted, unique; NULL: every socket */
 	size_t nwant;
-	struct diag_owner_map *map;
+	struct procfs_owner_map *map;
 	size_t owners_cap, links_cap;
 	int procfd;
 };
@@ -118,7 +118,7 @@ static int diag_u32_cmp(const void *a, const void *b)
 
 static int diag_link_cmp(const void *a, const void *b)
 {
-	const struct diag_owner_link *x = a, *y = b;
+	const struct procfs_owner_link *x = a, *y = b;
 
 	if (x->inode != y->inode)
 		return (x->inode > y->inode) - (x->inode < y->inode);
@@ -127,7 +127,7 @@ static int diag_link_cmp(const void *a, const void *b)
 
 static int diag_owner_cmp(const void *a, const void *b)
 {
-	const struct diag_owner *x = a, *y = b;
+	const struct procfs_owner *x = a, *y = b;
 
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
@@ -173,7 +173,7 @@ static int diag_proc_uid(int procfd, pid_t pid, uint32_t *uid)
 }
 
 /* Fills o for pid. Returns 0, or -1 when the process is gone. */
-static int diag_owner_read(struct diag_scan *sc, pid_t pid, struct diag_owner *o)
+static int diag_owner_read(struct diag_scan *sc, pid_t pid, struct procfs_owner *o)
 {
 	char path[32];
 	ssize_t r;
@@ -227,7 +227,7 @@ static int diag_wanted(const struct diag_scan *sc, uint32_t inode)
  * read), -1 on out of memory. */
 static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 {
-	struct diag_owner_map *map = sc->map;
+	struct procfs_owner_map *map = sc->map;
 	size_t first = map->nlinks;
 	struct dirent *de;
 	char path[32];
@@ -259,7 +259,7 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 		lnk[k] = '\0';
 		if (!diag_parse_socket_link(lnk, &inode) || inode == 0 || !diag_wanted(sc, inode))
 			continue;
-		if (diag_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1, sizeof *map->links) <
+		if (vec_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1, sizeof *map->links) <
 		    0) {
 			closedir(dir);
 			errno = ENOMEM;
@@ -273,7 +273,7 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 	if (map->nlinks == first)
 		return 0;
 
-	if (diag_grow((void **)&map->owners, &sc->owners_cap, map->nowners + 1, sizeof *map->owners) < 0) {
+	if (vec_grow((void **)&map->owners, &sc->owners_cap, map->nowners + 1, sizeof *map->owners) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
@@ -285,7 +285,7 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 	return 0;
 }
 
-int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, size_t n, char *err,
+int procfs_owner_map_build(struct procfs_owner_map *map, const uint32_t *inodes, size_t n, char *err,
                          size_t errlen)
 {
 	struct diag_scan sc = {.map = map, .procfd = -1};
@@ -301,7 +301,7 @@ int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, siz
 			return 0;
 		want = n <= SIZE_MAX / sizeof *want ? malloc(n * sizeof *want) : NULL;
 		if (!want) {
-			diag_seterr(err, errlen, "owner map", ENOMEM);
+			vec_seterr(err, errlen, "owner map", ENOMEM);
 			return -1;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -321,7 +321,7 @@ int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, siz
 
 	proc = opendir("/proc");
 	if (!proc) {
-		diag_seterr(err, errlen, "open /proc", errno);
+		vec_seterr(err, errlen, "open /proc", errno);
 		free(want);
 		return -1;
 	}
@@ -335,7 +335,7 @@ int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, siz
 		if (!de) {
 			if (errno != 0) {
 				e = errno;
-				diag_seterr(err, errlen, "read /proc", e);
+				vec_seterr(err, errlen, "read /proc", e);
 				rc = -1;
 			}
 			break;
@@ -343,7 +343,7 @@ int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, siz
 		pid = diag_parse_pid(de->d_name);
 		if (pid > 0 && diag_scan_pid(&sc, pid) < 0) {
 			e = errno;
-			diag_seterr(err, errlen, "scan /proc", e);
+			vec_seterr(err, errlen, "scan /proc", e);
 			rc = -1;
 			break;
 		}
@@ -351,7 +351,7 @@ int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, siz
 	closedir(proc);
 	free(want);
 	if (rc < 0) {
-		diag_owner_map_free(map);
+		procfs_owner_map_free(map);
 		errno = e;
 		return -1;
 	}
@@ -373,7 +373,7 @@ int diag_owner_map_build(struct diag_owner_map *map, const uint32_t *inodes, siz
 }
 
 /* Index of the first link for inode, or map->nlinks when none. */
-static size_t diag_map_first_link(const struct diag_owner_map *map, uint32_t inode)
+static size_t diag_map_first_link(const struct procfs_owner_map *map, uint32_t inode)
 {
 	size_t lo = 0, hi = map->nlinks;
 
@@ -388,23 +388,23 @@ static size_t diag_map_first_link(const struct diag_owner_map *map, uint32_t ino
 	return lo < map->nlinks && map->links[lo].inode == inode ? lo : map->nlinks;
 }
 
-static const struct diag_owner *diag_map_owner(const struct diag_owner_map *map, pid_t pid)
+static const struct procfs_owner *diag_map_owner(const struct procfs_owner_map *map, pid_t pid)
 {
-	struct diag_owner key = {.pid = pid};
+	struct procfs_owner key = {.pid = pid};
 
 	if (map->nowners == 0)
 		return NULL;
 	return bsearch(&key, map->owners, map->nowners, sizeof *map->owners, diag_owner_cmp);
 }
 
-size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode, const struct diag_owner **out,
+size_t procfs_owner_map_find(const struct procfs_owner_map *map, uint32_t inode, const struct procfs_owner **out,
                            size_t max)
 {
 	size_t got = 0;
 
 	for (size_t i = diag_map_first_link(map, inode);
 	     i < map->nlinks && map->links[i].inode == inode && got < max; i++) {
-		const struct diag_owner *o = diag_map_owner(map, map->links[i].pid);
+		const struct procfs_owner *o = diag_map_owner(map, map->links[i].pid);
 
 		if (o)
 			out[got++] = o;
@@ -412,28 +412,28 @@ size_t diag_owner_map_find(const struct diag_owner_map *map, uint32_t inode, con
 	return got;
 }
 
-void diag_owner_map_free(struct diag_owner_map *map)
+void procfs_owner_map_free(struct procfs_owner_map *map)
 {
 	free(map->owners);
 	free(map->links);
 	memset(map, 0, sizeof *map);
 }
 
-int diag_owner_find(uint32_t inode, struct diag_owner *out)
+int procfs_owner_find(uint32_t inode, struct procfs_owner *out)
 {
-	struct diag_owner_map map;
-	const struct diag_owner *o;
+	struct procfs_owner_map map;
+	const struct procfs_owner *o;
 	int found;
 
 	memset(out, 0, sizeof *out);
 	if (inode == 0)
 		return 0;
-	if (diag_owner_map_build(&map, &inode, 1, NULL, 0) < 0)
+	if (procfs_owner_map_build(&map, &inode, 1, NULL, 0) < 0)
 		return -1;
-	found = diag_owner_map_find(&map, inode, &o, 1) == 1;
+	found = procfs_owner_map_find(&map, inode, &o, 1) == 1;
 	if (found)
 		*out = *o;
-	diag_owner_map_free(&map);
+	procfs_owner_map_free(&map);
 	return found;
 }
 
@@ -447,11 +447,11 @@ static int diag_pid_cmp(const void *a, const void *b)
 }
 
 /* One listing per protocol, then one /proc scan for just the matching inodes. */
-int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t max)
+int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size_t max)
 {
-	struct diag_sock *tcp = NULL, *udp = NULL;
+	struct sockdiag_sock *tcp = NULL, *udp = NULL;
 	size_t ntcp = 0, nudp = 0, nmatch = 0, npids = 0, nuids = 0, got = 0;
-	struct diag_owner_map map = {0};
+	struct procfs_owner_map map = {0};
 	uint32_t *inodes = NULL, *uids = NULL;
 	pid_t *pids = NULL;
 	int rc = -1, e = 0;
@@ -462,10 +462,10 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 	}
 	/* TCP: only a listener holds the port; UDP: any socket bound to it. */
 	if ((proto == 0 || proto == IPPROTO_TCP) &&
-	    diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &tcp, &ntcp, NULL, 0) < 0)
+	    sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &tcp, &ntcp, NULL, 0) < 0)
 		return -1;
 	if ((proto == 0 || proto == IPPROTO_UDP) &&
-	    diag_sock_list(IPPROTO_UDP, DIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {
+	    sockdiag_list(IPPROTO_UDP, SOCKDIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {
 		e = errno;
 		goto out;
 	}
@@ -477,9 +477,9 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 		goto out;
 	}
 	for (size_t i = 0; i < ntcp + nudp; i++) {
-		const struct diag_sock *s = i < ntcp ? &tcp[i] : &udp[i - ntcp];
+		const struct sockdiag_sock *s = i < ntcp ? &tcp[i] : &udp[i - ntcp];
 
-		if (diag_addr_port(&s->local) == port) {
+		if (net_ss_port(&s->local) == port) {
 			inodes[nmatch] = s->inode;
 			uids[nmatch] = s->uid;
 			nmatch++;
@@ -489,7 +489,7 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 		rc = 0;
 		goto out;
 	}
-	if (diag_owner_map_build(&map, inodes, nmatch, NULL, 0) < 0) {
+	if (procfs_owner_map_build(&map, inodes, nmatch, NULL, 0) < 0) {
 		e = errno;
 		goto out;
 	}
@@ -519,7 +519,7 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 	}
 	qsort(pids, npids, sizeof *pids, diag_pid_cmp);
 	for (size_t i = 0; i < npids && got < max; i++) {
-		const struct diag_owner *o;
+		const struct procfs_owner *o;
 
 		if (i > 0 && pids[i] == pids[i - 1])
 			continue;
@@ -528,7 +528,7 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 			out[got++] = *o;
 	}
 	for (size_t j = 0; j < nuids && got < max; j++) {
-		struct diag_owner *o = &out[got++];
+		struct procfs_owner *o = &out[got++];
 
 		memset(o, 0, sizeof *o);
 		o->uid = uids[j];
@@ -536,7 +536,7 @@ int diag_port_holders(int proto, uint16_t port, struct diag_owner *out, size_t m
 	}
 	rc = (int)got;
 out:
-	diag_owner_map_free(&map);
+	procfs_owner_map_free(&map);
 	free(pids);
 	free(uids);
 	free(inodes);
@@ -547,8 +547,8 @@ out:
 	return rc;
 }
 
-/* diag_owner_text with `more` saying holders exist beyond owners[0..n). */
-static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, int more, char *buf, size_t len)
+/* procfs_owner_text with `more` saying holders exist beyond owners[0..n). */
+static size_t diag_owner_text_more(const struct procfs_owner *owners, size_t n, int more, char *buf, size_t len)
 {
 	size_t used = 0;
 
@@ -556,7 +556,7 @@ static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, in
 		return 0;
 	buf[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		char one[DIAG_COMM_MAX + 32];
+		char one[PROCFS_COMM_MAX + 32];
 		const char *sep = used ? ", " : "";
 		int k;
 
@@ -581,19 +581,19 @@ static size_t diag_owner_text_more(const struct diag_owner *owners, size_t n, in
 	return used;
 }
 
-size_t diag_owner_text(const struct diag_owner *owners, size_t n, char *buf, size_t len)
+size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf, size_t len)
 {
 	return diag_owner_text_more(owners, n, 0, buf, len);
 }
 
-size_t diag_port_holder_text(uint16_t port, char *buf, size_t len)
+size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len)
 {
-	struct diag_owner holders[DIAG_TEXT_SHOWN + 1];
+	struct procfs_owner holders[DIAG_TEXT_SHOWN + 1];
 	int n;
 
 	if (len > 0)
 		buf[0] = '\0';
-	n = diag_port_holders(IPPROTO_TCP, port, holders, DIAG_TEXT_SHOWN + 1);
+	n = procfs_port_holders(IPPROTO_TCP, port, holders, DIAG_TEXT_SHOWN + 1);
 	if (n <= 0)
 		return 0;
 	/* Unknown holders sort last, so a fifth entry that is unknown adds nothing. */

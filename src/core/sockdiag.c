@@ -23,7 +23,7 @@
 #define DIAG_NL_BUF     32768
 
 struct diag_sockvec {
-	struct diag_sock *v;
+	struct sockdiag_sock *v;
 	size_t n, cap;
 };
 
@@ -55,14 +55,14 @@ static int diag_parse_msg(const struct nlmsghdr *nlh, int proto, struct diag_soc
 {
 	const struct inet_diag_msg *m = NLMSG_DATA(nlh);
 	const struct rtattr *rta;
-	struct diag_sock *s;
+	struct sockdiag_sock *s;
 	int alen;
 
 	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof *m))
 		return 0; /* malformed: skip rather than fail the whole listing */
 	if (m->idiag_family != AF_INET && m->idiag_family != AF_INET6)
 		return 0;
-	if (diag_grow((void **)&vec->v, &vec->cap, vec->n + 1, sizeof *vec->v) < 0)
+	if (vec_grow((void **)&vec->v, &vec->cap, vec->n + 1, sizeof *vec->v) < 0)
 		return -1;
 	s = &vec->v[vec->n++];
 	memset(s, 0, sizeof *s);
@@ -88,10 +88,13 @@ static int diag_parse_msg(const struct nlmsghdr *nlh, int proto, struct diag_soc
 	return 0;
 }
 
-/* Runs one dump (family, proto, states) on fd and appends its sockets to vec.
- * buf is DIAG_NL_BUF bytes of scratch. Returns 0, or -1 with err filled. */
-static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t states, struct diag_sockvec *vec,
-                     char *buf, char *err, size_t errlen)
+/* Runs one request on fd and appends the sockets of its reply to vec: a dump of
+ * (family, proto, states) when id is NULL, else the exact lookup of the socket id.
+ * buf is buflen bytes of scratch (a dump needs DIAG_NL_BUF). Returns 0, or -1 with err filled (an exact
+ * lookup of a socket that does not exist fails with ENOENT). */
+static int diag_request(int fd, uint32_t seq, int family, int proto, uint32_t states,
+                        const struct inet_diag_sockid *id, struct diag_sockvec *vec, char *buf, size_t buflen,
+                        char *err, size_t errlen)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -102,22 +105,24 @@ static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t state
 	memset(&msg, 0, sizeof msg);
 	msg.nlh.nlmsg_len = sizeof msg;
 	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST | (id ? 0 : NLM_F_DUMP);
 	msg.nlh.nlmsg_seq = seq;
 	msg.req.sdiag_family = (uint8_t)family;
 	msg.req.sdiag_protocol = (uint8_t)proto;
 	msg.req.idiag_states = states;
+	if (id)
+		msg.req.id = *id;
 
 	while (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
 		if (errno != EINTR) {
-			diag_seterr(err, errlen, "sock_diag send", errno);
+			vec_seterr(err, errlen, "sock_diag send", errno);
 			return -1;
 		}
 	}
 
 	for (;;) {
 		struct sockaddr_nl from;
-		struct iovec iov = {.iov_base = buf, .iov_len = DIAG_NL_BUF};
+		struct iovec iov = {.iov_base = buf, .iov_len = buflen};
 		struct msghdr mh = {
 		        .msg_name = &from,
 		        .msg_namelen = sizeof from,
@@ -132,15 +137,15 @@ static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t state
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			diag_seterr(err, errlen, "sock_diag receive", errno);
+			vec_seterr(err, errlen, "sock_diag receive", errno);
 			return -1;
 		}
 		if (r == 0) {
-			diag_seterr(err, errlen, "sock_diag receive", EPROTO);
+			vec_seterr(err, errlen, "sock_diag receive", EPROTO);
 			return -1;
 		}
 		if (mh.msg_flags & MSG_TRUNC) {
-			diag_seterr(err, errlen, "sock_diag receive", EMSGSIZE);
+			vec_seterr(err, errlen, "sock_diag receive", EMSGSIZE);
 			return -1;
 		}
 		if (from.nl_pid != 0)
@@ -160,7 +165,7 @@ static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t state
 
 					memcpy(&status, NLMSG_DATA(nlh), sizeof status);
 					if (status < 0) {
-						diag_seterr(err, errlen, "sock_diag dump", -status);
+						vec_seterr(err, errlen, "sock_diag dump", -status);
 						return -1;
 					}
 				}
@@ -170,30 +175,32 @@ static int diag_dump(int fd, uint32_t seq, int family, int proto, uint32_t state
 				const struct nlmsgerr *e = NLMSG_DATA(nlh);
 
 				if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof *e)) {
-					diag_seterr(err, errlen, "sock_diag reply", EPROTO);
+					vec_seterr(err, errlen, "sock_diag reply", EPROTO);
 					return -1;
 				}
 				if (e->error == 0)
 					continue; /* an ack */
 				/* No handler for this family or protocol (udp_diag not built, IPv6
 				 * off): there are no such sockets to list. */
-				if (e->error == -ENOENT)
+				if (e->error == -ENOENT && !id)
 					return 0;
-				diag_seterr(err, errlen, "sock_diag request", -e->error);
+				vec_seterr(err, errlen, "sock_diag request", -e->error);
 				return -1;
 			}
 			if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 				continue;
 			if (diag_parse_msg(nlh, proto, vec) < 0) {
-				diag_seterr(err, errlen, "sock_diag", ENOMEM);
+				vec_seterr(err, errlen, "sock_diag", ENOMEM);
 				return -1;
 			}
+			if (id)
+				return 0; /* an exact lookup answers with one message, no DONE */
 		}
 	}
 }
 
 /* Four dumps at most ({TCP, UDP} x {AF_INET, AF_INET6}) over one netlink socket. */
-int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_t *n, char *err,
+int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, size_t *n, char *err,
                    size_t errlen)
 {
 	static const int families[] = {AF_INET, AF_INET6};
@@ -210,27 +217,28 @@ int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_
 	if (proto == 0 || proto == IPPROTO_UDP)
 		protos[nprotos++] = IPPROTO_UDP;
 	if (nprotos == 0) {
-		diag_seterr(err, errlen, "sock_diag protocol", EPROTONOSUPPORT);
+		vec_seterr(err, errlen, "sock_diag protocol", EPROTONOSUPPORT);
 		return -1;
 	}
 	if (state_mask == 0)
-		state_mask = DIAG_STATE_ALL;
+		state_mask = SOCKDIAG_STATE_ALL;
 
 	buf = malloc(DIAG_NL_BUF);
 	if (!buf) {
-		diag_seterr(err, errlen, "sock_diag buffer", errno);
+		vec_seterr(err, errlen, "sock_diag buffer", errno);
 		return -1;
 	}
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0) {
-		diag_seterr(err, errlen, "sock_diag socket", errno);
+		vec_seterr(err, errlen, "sock_diag socket", errno);
 		free(buf);
 		return -1;
 	}
 	/* One dump at a time per netlink socket: each is read to its end before the next. */
 	for (int i = 0; i < nprotos && rc == 0; i++)
 		for (size_t f = 0; f < sizeof families / sizeof families[0] && rc == 0; f++)
-			rc = diag_dump(fd, ++seq, families[f], protos[i], state_mask, &vec, buf, err, errlen);
+			rc = diag_request(fd, ++seq, families[f], protos[i], state_mask, NULL, &vec, buf, DIAG_NL_BUF,
+			                  err, errlen);
 	e = errno;
 	close(fd);
 	free(buf);
@@ -247,7 +255,7 @@ int diag_sock_list(int proto, uint32_t state_mask, struct diag_sock **out, size_
 }
 
 
-const char *diag_state_name(int state)
+const char *sockdiag_state_name(int state)
 {
 	/* The names ss(8) uses; TCP_CLOSE is what an unconnected UDP socket reports. */
 	static const char *const names[] = {
@@ -262,4 +270,54 @@ const char *diag_state_name(int state)
 	if (state < 0 || (size_t)state >= sizeof names / sizeof names[0] || !names[state])
 		return "UNKNOWN";
 	return names[state];
+}
+
+int sockdiag_peer(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                  struct sockdiag_sock *out)
+{
+	struct inet_diag_sockid id;
+	struct diag_sockvec vec = {0};
+	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+	int rc, e;
+
+	if (local->ss_family != peer->ss_family) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	memset(&id, 0, sizeof id);
+	id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	/* The peer's own socket: its source is their address, its destination ours. */
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)peer, *l = (const void *)local;
+		id.idiag_sport = p->sin_port;
+		id.idiag_dport = l->sin_port;
+		memcpy(id.idiag_src, &p->sin_addr, 4);
+		memcpy(id.idiag_dst, &l->sin_addr, 4);
+	} else if (peer->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)peer, *l = (const void *)local;
+		id.idiag_sport = p->sin6_port;
+		id.idiag_dport = l->sin6_port;
+		memcpy(id.idiag_src, &p->sin6_addr, 16);
+		memcpy(id.idiag_dst, &l->sin6_addr, 16);
+	} else {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -1;
+	/* One small reply: a stack buffer; a truncated datagram is an error anyway. */
+	rc = diag_request(fd, 1, peer->ss_family, IPPROTO_TCP, SOCKDIAG_STATE_ALL, &id, &vec, buf, sizeof buf, NULL,
+	                  0);
+	e = errno;
+	close(fd);
+	if (rc == 0 && vec.n == 1) {
+		*out = vec.v[0];
+		free(vec.v);
+		return 0;
+	}
+	free(vec.v);
+	errno = rc < 0 ? e : ENOENT;
+	return -1;
 }

@@ -1,0 +1,75 @@
+/* proto.h - a protocol engine on the shared port: what it is given and what it offers. */
+#ifndef LOOPKIT_CORE_PROTO_H
+#define LOOPKIT_CORE_PROTO_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/accesslog.h"
+
+struct loop;
+struct fsroot;
+
+/* The facts every protocol on the port shares, written once: a limit or a credential
+ * given on the command line holds for HTTP and FTP alike. Owned by the server, read
+ * by every thread. */
+struct proto_site {
+	const struct fsroot *root; /* the served directory */
+	int write;                 /* uploads, deletes, renames allowed */
+	const char *user, *pass;   /* login required by every protocol; NULL: none */
+	uint64_t max_body;         /* largest upload, by any protocol */
+	unsigned max_conns;        /* open connections, all threads and protocols */
+	atomic_uint *nconns;       /* the count against max_conns */
+	enum accesslog_mode log;   /* access log format */
+	struct log_sink *log_sink; /* where every thread's access log goes */
+};
+
+/* What the sniffer learned about a client before handing it over. */
+struct proto_peer {
+	struct sockaddr_storage addr; /* the client's address */
+	char addr_str[48];            /* the same, as text */
+	int pid;                      /* the client's process; -1 when unknown */
+	char name[16];                /* its name; "" when unknown */
+};
+
+/* Things a protocol tells the server about a peer (the sniffer learns from them). */
+enum proto_note {
+	PROTO_NOTE_FTP_LOGIN, /* the peer logged in over FTP */
+	PROTO_NOTE_HTTP,      /* the peer sent an HTTP request */
+};
+
+/* How a protocol context reaches back to the server that owns it. */
+struct proto_hooks {
+	/* Called when the context is stopping and its last connection has closed. */
+	void (*idle)(void *arg);
+	/* A fact about a peer (may be NULL). */
+	void (*note)(void *arg, const struct proto_peer *peer, enum proto_note note);
+	void *arg;
+};
+
+/* A protocol: one context per event-loop thread, connections handed over by the
+ * sniffer (or the listener, when the protocol has the port alone). */
+struct proto_ops {
+	const char *name; /* "http", "ftp" */
+	/* Creates the context for the thread running l. cfg is the protocol's own
+	 * configuration (struct http_config, struct ftp_config), read-only and owned by
+	 * the caller. Returns NULL with the reason in err. */
+	void *(*ctx_new)(struct loop *l, const struct proto_site *site, const void *cfg,
+	                 const struct proto_hooks *hooks, char *err, size_t errlen);
+	/* Takes over the connected socket fd (ownership passes, also on failure; the
+	 * connection was counted in site->nconns and the protocol uncounts it when it
+	 * closes). Unread bytes stay in the socket. Returns 0, or -1 after closing fd. */
+	int (*start)(void *ctx, int fd, const struct proto_peer *peer);
+	/* Graceful stop: idle connections close now, busy ones after their work. */
+	void (*stop)(void *ctx);
+	/* Closes every connection now. */
+	void (*close_all)(void *ctx);
+	/* Open connections. */
+	unsigned (*count)(const void *ctx);
+	/* Frees the context (connections must be closed). */
+	void (*ctx_free)(void *ctx);
+};
+
+#endif
