@@ -2,6 +2,8 @@
 #include "core/loop.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,14 @@ struct loop {
 	struct loop_timer *overdue; /* armed timers the heap had no room for: fire next turn */
 	struct loop_deferred *defer;
 	size_t ndefer, capdefer;
-	struct loop_io wake_io;
+	struct loop_io wake_io; /* an eventfd: loop_wake and loop_post from other threads */
 	loop_fn wake_fn;
 	void *wake_data;
+	atomic_int woken;               /* loop_wake() was called since the last wake_cb */
+	pthread_mutex_t post_lock;      /* guards posted */
+	struct loop_deferred *posted;   /* calls from other threads, run in this one */
+	size_t nposted, capposted;
+	int cur, nev;                   /* the batch being dispatched: events[cur + 1 .. nev) wait */
 	struct loop_io sig_io;
 	void (*sig_fn)(struct loop *, int, void *);
 	void *sig_data;
@@ -50,6 +57,8 @@ uint64_t loop_clock_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+static void wake_cb(struct loop *l, struct loop_io *io, unsigned events);
+
 struct loop *loop_new(char *err, size_t errlen)
 {
 	struct loop *l = calloc(1, sizeof(*l));
@@ -66,15 +75,28 @@ struct loop *loop_new(char *err, size_t errlen)
 	l->wake_io.fd = -1;
 	l->sig_io.fd = -1;
 	l->now = clock_ms();
+	pthread_mutex_init(&l->post_lock, NULL);
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0 || loop_io_start(l, &l->wake_io, fd, LOOP_READ, wake_cb, NULL) < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		close(l->epfd);
+		pthread_mutex_destroy(&l->post_lock);
+		free(l);
+		return NULL;
+	}
 	return l;
 }
 
 static void run_deferred(struct loop *l);
+static void run_posted(struct loop *l);
 
 void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	run_posted(l);   /* calls posted after the last turn still run, in this thread */
 	run_deferred(l); /* frees queued after the last turn, e.g. by a final cleanup */
 	if (l->wake_io.fd >= 0)
 		close(l->wake_io.fd);
@@ -83,6 +105,8 @@ void loop_free(struct loop *l)
 	close(l->epfd);
 	free(l->heap);
 	free(l->defer);
+	free(l->posted);
+	pthread_mutex_destroy(&l->post_lock);
 	free(l);
 }
 
@@ -126,6 +150,16 @@ int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask)
 	return 0;
 }
 
+/* Drops the events still waiting in this batch for io: after a stop, the same io may
+ * be started again on another descriptor (FTP's data connection is), and must not be
+ * handed the old descriptor's readiness. */
+static void forget_pending(struct loop *l, const struct loop_io *io)
+{
+	for (int i = l->cur + 1; i < l->nev; i++)
+		if (l->events[i].data.ptr == io)
+			l->events[i].data.ptr = NULL;
+}
+
 void loop_io_stop(struct loop *l, struct loop_io *io)
 {
 	if (io->fd < 0)
@@ -133,6 +167,7 @@ void loop_io_stop(struct loop *l, struct loop_io *io)
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	io->fd = -1;
 	io->mask = 0;
+	forget_pending(l, io);
 }
 
 void loop_io_close(struct loop *l, struct loop_io *io)
@@ -142,6 +177,28 @@ void loop_io_close(struct loop *l, struct loop_io *io)
 	close(io->fd);
 	io->fd = -1;
 	io->mask = 0;
+	forget_pending(l, io);
+}
+
+int loop_io_move(struct loop *l, struct loop_io *from, struct loop_io *to, unsigned mask, loop_io_cb cb,
+                 void *data)
+{
+	struct epoll_event ev = {.events = epoll_mask(mask), .data.ptr = to};
+	if (from->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, from->fd, &ev) < 0)
+		return -1;
+	to->fd = from->fd;
+	to->mask = mask;
+	to->cb = cb;
+	to->data = data;
+	from->fd = -1;
+	from->mask = 0;
+	/* Level-triggered: readiness dropped here is reported again next turn. */
+	forget_pending(l, from);
+	return 0;
 }
 
 /* Timer heap: heap[i]->idx == i + 1. */
@@ -278,34 +335,75 @@ static void run_timers(struct loop *l)
 	}
 }
 
+static void run_posted(struct loop *l)
+{
+	for (;;) {
+		pthread_mutex_lock(&l->post_lock);
+		struct loop_deferred *v = l->posted;
+		size_t n = l->nposted;
+		l->posted = NULL;
+		l->nposted = l->capposted = 0;
+		pthread_mutex_unlock(&l->post_lock);
+		if (!n) {
+			free(v);
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			v[i].fn(l, v[i].data);
+		free(v);
+	}
+}
+
 static void wake_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	uint64_t v;
 	while (read(io->fd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
-	if (l->wake_fn)
+	run_posted(l);
+	if (atomic_exchange(&l->woken, 0) && l->wake_fn)
 		l->wake_fn(l, l->wake_data);
 }
 
 int loop_wake_init(struct loop *l, loop_fn fn, void *data)
 {
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (fd < 0)
-		return -1;
 	l->wake_fn = fn;
 	l->wake_data = data;
-	if (loop_io_start(l, &l->wake_io, fd, LOOP_READ, wake_cb, NULL) < 0) {
-		close(fd);
-		return -1;
-	}
 	return 0;
 }
 
-void loop_wake(struct loop *l)
+static void kick(struct loop *l)
 {
 	uint64_t one = 1;
 	ssize_t r = write(l->wake_io.fd, &one, sizeof(one));
 	(void)r; /* EAGAIN means a wakeup is already pending */
+}
+
+void loop_wake(struct loop *l)
+{
+	atomic_store(&l->woken, 1);
+	kick(l);
+}
+
+int loop_post(struct loop *l, loop_fn fn, void *data)
+{
+	pthread_mutex_lock(&l->post_lock);
+	if (l->nposted == l->capposted) {
+		size_t cap = l->capposted ? l->capposted * 2 : 16;
+		struct loop_deferred *d = realloc(l->posted, cap * sizeof(*d));
+		if (!d) {
+			pthread_mutex_unlock(&l->post_lock);
+			errno = ENOMEM;
+			return -1;
+		}
+		l->posted = d;
+		l->capposted = cap;
+	}
+	l->posted[l->nposted].fn = fn;
+	l->posted[l->nposted].data = data;
+	l->nposted++;
+	pthread_mutex_unlock(&l->post_lock);
+	kick(l);
+	return 0;
 }
 
 static void signal_cb(struct loop *l, struct loop_io *io, unsigned events)
@@ -349,11 +447,12 @@ int loop_run(struct loop *l)
 			return -1;
 		}
 		l->now = clock_ms();
-		for (int i = 0; i < n; i++) {
-			struct loop_io *io = l->events[i].data.ptr;
-			uint32_t e = l->events[i].events;
+		l->nev = n;
+		for (l->cur = 0; l->cur < n; l->cur++) {
+			struct loop_io *io = l->events[l->cur].data.ptr;
+			uint32_t e = l->events[l->cur].events;
 			unsigned ev = 0;
-			if (io->fd < 0)
+			if (!io || io->fd < 0)
 				continue; /* stopped by an earlier callback in this batch */
 			if (e & (EPOLLIN | EPOLLRDHUP))
 				ev |= LOOP_READ;
@@ -363,6 +462,7 @@ int loop_run(struct loop *l)
 				ev |= LOOP_READ | LOOP_WRITE | LOOP_ERROR;
 			io->cb(l, io, ev);
 		}
+		l->nev = l->cur = 0;
 		run_timers(l);
 		run_deferred(l);
 	}

@@ -58,6 +58,11 @@ void loop_io_stop(struct loop *l, struct loop_io *io);
 /* Stops watching and closes the fd in one step: close(2) drops the epoll entry, so
  * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated). */
 void loop_io_close(struct loop *l, struct loop_io *io);
+/* Hands from's descriptor to to (with a new mask, callback and data) in one syscall;
+ * from is left unwatched. Events of this batch still waiting for from are dropped
+ * (level-triggered, they come again). Returns 0 or -1 with errno. */
+int loop_io_move(struct loop *l, struct loop_io *from, struct loop_io *to, unsigned mask, loop_io_cb cb,
+                 void *data);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 /* Arms (or re-arms) t to fire ms milliseconds from now. */
@@ -82,6 +87,10 @@ int loop_defer(struct loop *l, loop_fn fn, void *data);
 int loop_wake_init(struct loop *l, loop_fn fn, void *data);
 /* Thread-safe and async-signal-safe: schedules the wake callback. */
 void loop_wake(struct loop *l);
+/* Thread-safe: runs fn(l, data) in l's thread at its next turn, in the order posted
+ * (if the loop is freed first, loop_free runs it). Not async-signal-safe. Returns 0,
+ * or -1 with ENOMEM (then fn will not run). */
+int loop_post(struct loop *l, loop_fn fn, void *data);
 
 /* Delivers the signals in set (which the caller has blocked in every thread) to fn,
  * in the loop thread, through a signalfd. Returns 0 or -1 with errno. */

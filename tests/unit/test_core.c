@@ -1706,6 +1706,120 @@ static void test_loop_io_stop_drops_pending(void **state)
 	}
 }
 
+/* An io stopped and started again on a fresh descriptor within one batch (FTP's data
+ * connection does this) must not get the old descriptor's pending event. */
+struct rctx2 {
+	struct loop_io a, b;
+	int pa[2], pb[2], fresh[2];
+	int a_calls, b_calls, b_on_fresh;
+};
+
+static void rctx2_b_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct rctx2 *r = io->data;
+
+	r->b_calls++;
+	r->b_on_fresh += io->fd == r->fresh[0];
+}
+
+static void rctx2_a_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct rctx2 *r = io->data;
+
+	r->a_calls++;
+	/* b's old pipe is readable in this batch; b moves to a pipe with nothing in it. */
+	loop_io_stop(l, &r->b);
+	assert_int_equal(loop_io_start(l, &r->b, r->fresh[0], LOOP_READ, rctx2_b_cb, r), 0);
+	loop_io_stop(l, io);
+	loop_stop(l);
+}
+
+static void test_loop_io_restart_in_batch(void **state)
+{
+	for (int round = 0; round < 10; round++) {
+		struct rctx2 r = {.a_calls = 0};
+		struct loop *l = new_loop();
+
+		assert_int_equal(pipe2(r.pa, O_NONBLOCK | O_CLOEXEC), 0);
+		assert_int_equal(pipe2(r.pb, O_NONBLOCK | O_CLOEXEC), 0);
+		assert_int_equal(pipe2(r.fresh, O_NONBLOCK | O_CLOEXEC), 0);
+		assert_int_equal(write(r.pa[1], "x", 1), 1);
+		assert_int_equal(write(r.pb[1], "x", 1), 1);
+		/* a first, so a's callback runs while b's event waits in the batch. */
+		assert_int_equal(loop_io_start(l, &r.a, r.pa[0], LOOP_READ, rctx2_a_cb, &r), 0);
+		assert_int_equal(loop_io_start(l, &r.b, r.pb[0], LOOP_READ, rctx2_b_cb, &r), 0);
+		run_bounded(l, 1000);
+		if (r.a_calls == 1 && r.b_calls)
+			fail_msg("round %d: b got %d stale event(s) for its old descriptor (%d on the new "
+			         "one, which has no data)",
+			         round, r.b_calls, r.b_on_fresh);
+		loop_io_stop(l, &r.b);
+		for (int i = 0; i < 2; i++) {
+			close(r.pa[i]);
+			close(r.pb[i]);
+			close(r.fresh[i]);
+		}
+		loop_free(l);
+	}
+}
+
+struct postctx {
+	struct loop *l;
+	int seen[200];
+	int n;
+	pthread_t loop_thread;
+	int wrong_thread;
+};
+
+static void post_fn(struct loop *l, void *data)
+{
+	struct postctx *c = *(struct postctx **)data;
+	int v = ((int *)data)[2];
+
+	if (!pthread_equal(pthread_self(), c->loop_thread))
+		c->wrong_thread++;
+	if (c->n < 200)
+		c->seen[c->n] = v;
+	if (++c->n == 200)
+		loop_stop(l);
+	free(data);
+}
+
+static void *poster(void *arg)
+{
+	struct postctx *c = arg;
+
+	for (int i = 0; i < 200; i++) {
+		/* {ctx pointer, value}: the ctx in the first 8 bytes, the value after. */
+		int *m = malloc(16);
+
+		*(struct postctx **)m = c;
+		m[2] = i;
+		if (loop_post(c->l, post_fn, m) < 0)
+			free(m);
+	}
+	return NULL;
+}
+
+/* loop_post from another thread: every call runs once, in the loop's thread, in order. */
+static void test_loop_post(void **state)
+{
+	struct postctx c = {.n = 0};
+	pthread_t th;
+
+	c.l = new_loop();
+	c.loop_thread = pthread_self();
+	assert_int_equal(pthread_create(&th, NULL, poster, &c), 0);
+	run_bounded(c.l, 2000);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(c.n, 200);
+	assert_int_equal(c.wrong_thread, 0);
+	for (int i = 0; i < 200; i++)
+		if (c.seen[i] != i)
+			fail_msg("call %d ran as number %d: out of order", c.seen[i], i);
+	loop_free(c.l);
+}
+
 static void pctx_close_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct pctx *c = io->data;
@@ -2560,6 +2674,8 @@ int main(void)
 	        FX(test_loop_timer_heap),
 	        FX(test_loop_defer),
 	        FX(test_loop_wake),
+	        FX(test_loop_io_restart_in_batch),
+	        FX(test_loop_post),
 	        FX(test_loop_io_readable),
 	        FX(test_loop_io_events),
 	        FX(test_loop_io_stop_drops_pending),
