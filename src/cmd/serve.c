@@ -10,9 +10,7 @@
 
 #include "cmd/cmd.h"
 #include "core/net.h"
-#include "core/sockdiag.h"
-#include "core/procfs.h"
-#include "http/server.h"
+#include "serve/serve.h"
 
 static const struct cmd_flag serve_flags[] = {
         {"--host", "ADDR", "address to listen on (default 127.0.0.1; any 127.0.0.0/8 or ::1)"},
@@ -116,13 +114,13 @@ static void raise_nofile(void)
 
 static int serve_main(int argc, char **argv, const char **allow)
 {
-	struct http_config cfg;
+	struct serve_config cfg;
 	const char *host = "127.0.0.1", *dir = NULL;
 	unsigned long long port = 62893, v;
 	int public = 0;
 	size_t nallow = 0;
 	char ftp_user[64];
-	http_config_default(&cfg);
+	serve_config_default(&cfg);
 	for (int i = 1; i < argc; i++) {
 		const char *val;
 		if (argv[i][0] != '-' || !strcmp(argv[i], "-")) {
@@ -164,20 +162,20 @@ static int serve_main(int argc, char **argv, const char **allow)
 		} else if (!strcmp(n, "dotfiles")) {
 			cfg.dotfiles = 1;
 		} else if (!strcmp(n, "cors")) {
-			cfg.cors = 1;
+			cfg.http.cors = 1;
 		} else if (!strcmp(n, "spa")) {
-			cfg.spa = 1;
+			cfg.http.spa = 1;
 		} else if (!strcmp(n, "allow-host")) {
 			allow[nallow++] = val;
 		} else if (!strcmp(n, "log")) {
 			if (!strcmp(val, "common"))
-				cfg.log = HTTP_LOG_COMMON;
+				cfg.log = ACCESSLOG_COMMON;
 			else if (!strcmp(val, "json"))
-				cfg.log = HTTP_LOG_JSON;
+				cfg.log = ACCESSLOG_JSON;
 			else
 				return bad(f->name, val, "the formats are common and json");
 		} else if (!strcmp(n, "quiet")) {
-			cfg.log = HTTP_LOG_NONE;
+			cfg.log = ACCESSLOG_NONE;
 		} else if (!strcmp(n, "max-conns")) {
 			if (parse_uint(val, 10000000, &v) < 0 || !v)
 				return bad(f->name, val, "a number from 1");
@@ -186,13 +184,13 @@ static int serve_main(int argc, char **argv, const char **allow)
 			if (parse_size(val, &cfg.max_body) < 0)
 				return bad(f->name, val, "a size like 1024, 64K, 10M or 2G");
 		} else if (!strcmp(n, "head-timeout")) {
-			if (parse_secs(val, &cfg.head_timeout_ms) < 0)
+			if (parse_secs(val, &cfg.http.head_timeout_ms) < 0)
 				return bad(f->name, val, "seconds, more than 0");
 		} else if (!strcmp(n, "idle-timeout")) {
-			if (parse_secs(val, &cfg.idle_timeout_ms) < 0)
+			if (parse_secs(val, &cfg.http.idle_timeout_ms) < 0)
 				return bad(f->name, val, "seconds, more than 0");
 		} else if (!strcmp(n, "body-timeout")) {
-			if (parse_secs(val, &cfg.body_timeout_ms) < 0)
+			if (parse_secs(val, &cfg.http.body_timeout_ms) < 0)
 				return bad(f->name, val, "seconds, more than 0");
 		} else if (!strcmp(n, "grace")) {
 			if (parse_secs(val, &cfg.grace_ms) < 0)
@@ -215,8 +213,8 @@ static int serve_main(int argc, char **argv, const char **allow)
 			if (!colon || colon == val || !colon[1] || colon - val > 60)
 				return bad(f->name, val, "NAME:PASS, both non-empty");
 			snprintf(ftp_user, sizeof(ftp_user), "%.*s", (int)(colon - val), val);
-			cfg.ftp.user = ftp_user;
-			cfg.ftp.pass = colon + 1;
+			cfg.user = ftp_user;
+			cfg.pass = colon + 1;
 		} else if (!strcmp(n, "pasv-ports")) {
 			unsigned lo, hi;
 			char extra;
@@ -233,8 +231,8 @@ static int serve_main(int argc, char **argv, const char **allow)
 		}
 	}
 	cfg.root = dir ? dir : ".";
-	cfg.allow_hosts = allow;
-	cfg.nallow_hosts = nallow;
+	cfg.http.allow_hosts = allow;
+	cfg.http.nallow_hosts = nallow;
 	if (net_parse_addr(host, (uint16_t)port, &cfg.addr, &cfg.addrlen) < 0) {
 		fprintf(stderr,
 		        "loopkit serve: --host %s is not an IP address (use 127.0.0.1, ::1, or "
@@ -257,34 +255,15 @@ static int serve_main(int argc, char **argv, const char **allow)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	raise_nofile();
 
 	char err[512];
 	int eno;
-	struct http_server *s = http_server_new(&cfg, err, sizeof(err), &eno);
+	struct serve_server *s = serve_new(&cfg, err, sizeof(err), &eno);
 	if (!s) {
-		if (eno == EADDRINUSE) {
-			char who[512];
-			if (procfs_port_holder_text((uint16_t)port, who, sizeof(who)))
-				fprintf(stderr,
-				        "loopkit serve: port %llu on %s is held by %s; try --port 0 "
-				        "for any free port\n",
-				        port, host, who);
-			else
-				fprintf(stderr,
-				        "loopkit serve: port %llu on %s is already in use (its owner is "
-				        "not visible to this user); try --port 0 for any free port\n",
-				        port, host);
-		} else if (eno == EACCES && port < 1024) {
-			fprintf(stderr, "loopkit serve: %s: ports below 1024 need root; try --port 0\n", err);
-		} else {
-			fprintf(stderr, "loopkit serve: %s\n", err);
-		}
+		char advice[768];
+		serve_bind_advice(&cfg, eno, err, advice, sizeof(advice));
+		fprintf(stderr, "loopkit serve: %s\n", advice);
 		return 1;
 	}
 	char abs[PATH_MAX];
@@ -295,7 +274,7 @@ static int serve_main(int argc, char **argv, const char **allow)
 	net_addr_str(sa, addr, sizeof(addr));
 	char hostport[96];
 	snprintf(hostport, sizeof(hostport), "%s%s%s:%u", v6 ? "[" : "", addr, v6 ? "]" : "",
-	         http_server_port(s));
+	         serve_port(s));
 	if (cfg.proto_http)
 		printf("http://%s/\n", hostport);
 	if (cfg.proto_ftp)
@@ -303,10 +282,10 @@ static int serve_main(int argc, char **argv, const char **allow)
 	fflush(stdout);
 	fprintf(stderr, "loopkit: serving %s on %s%s://%s (%s%s, %d thread%s)\n", abs,
 	        cfg.proto_http ? "http" : "ftp", cfg.proto_http && cfg.proto_ftp ? "+ftp" : "", hostport,
-	        cfg.write ? "writable" : "read-only", cfg.ftp.user ? ", FTP login required" : "", cfg.threads,
+	        cfg.write ? "writable" : "read-only", cfg.user ? ", login required" : "", cfg.threads,
 	        cfg.threads == 1 ? "" : "s");
-	int rc = http_server_run(s);
-	http_server_free(s);
+	int rc = serve_run(s);
+	serve_free(s);
 	return rc < 0 ? 1 : 0;
 }
 

@@ -73,12 +73,12 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 		return;
 	struct timespec now;
 	struct tm tm;
-	char remote[64], user[200], method[64], target[1100];
+	char rbuf[64], ubuf[200], mbuf[64], tbuf[1100];
 	clock_gettime(CLOCK_REALTIME, &now);
-	field(remote, sizeof(remote), r->remote, 0);
-	field(user, sizeof(user), r->user, 0);
-	field(method, sizeof(method), r->method, r->method_len);
-	field(target, sizeof(target), r->target, r->target_len);
+	const char *remote = field(rbuf, sizeof(rbuf), r->remote, 0);
+	const char *user = field(ubuf, sizeof(ubuf), r->user, 0);
+	const char *method = field(mbuf, sizeof(mbuf), r->method, r->method_len);
+	const char *target = field(tbuf, sizeof(tbuf), r->target, r->target_len);
 	size_t before = buf_used(&a->pending);
 	int rc;
 	if (a->mode == ACCESSLOG_COMMON) {
@@ -87,13 +87,12 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 			gmtime_r(&now.tv_sec, &tm);
 			strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		}
-		const char *m = r->method ? method : "-";
-		rc = r->method ? buf_printf(&a->pending, "%s - %s [%s] \"%s %s %s\" %d %llu %llu\n",
-		                            r->remote ? remote : "-", user, a->clf, m, target,
+		rc = r->method ? buf_printf(&a->pending, "%s - %s [%s] \"%s %s %s\" %d %llu %llu\n", remote,
+		                            user, a->clf, method, target,
 		                            r->proto ? r->proto : "-", r->status,
 		                            (unsigned long long)r->bytes, (unsigned long long)r->us)
-		               : buf_printf(&a->pending, "%s - %s [%s] \"-\" %d %llu %llu\n",
-		                            r->remote ? remote : "-", user, a->clf, r->status,
+		               : buf_printf(&a->pending, "%s - %s [%s] \"-\" %d %llu %llu\n", remote, user,
+		                            a->clf, r->status,
 		                            (unsigned long long)r->bytes, (unsigned long long)r->us);
 	} else {
 		char when[40], ts[64];

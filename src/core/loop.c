@@ -122,6 +122,9 @@ uint64_t loop_now(const struct loop *l)
 
 static uint32_t epoll_mask(unsigned mask)
 {
+	/* EPOLLEXCLUSIVE takes no EPOLLRDHUP (EINVAL): a listener needs only EPOLLIN. */
+	if (mask & LOOP_EXCLUSIVE)
+		return EPOLLEXCLUSIVE | ((mask & LOOP_READ) ? EPOLLIN : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
 	return ((mask & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
 }
 

@@ -600,3 +600,37 @@ size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len)
 	return diag_owner_text_more(holders, n > DIAG_TEXT_SHOWN ? DIAG_TEXT_SHOWN : (size_t)n,
 	                            n > DIAG_TEXT_SHOWN && holders[DIAG_TEXT_SHOWN].pid != 0, buf, len);
 }
+
+size_t procfs_unix_holder_text(const char *name, char *buf, size_t len)
+{
+	char line[512];
+	unsigned long inode = 0;
+	if (len)
+		buf[0] = 0;
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		/* Num RefCount Protocol Flags Type St Inode Path */
+		char *path = strchr(line, '@');
+		if (!path)
+			continue;
+		path[strcspn(path, "\n")] = 0;
+		if (strcmp(path + 1, name))
+			continue;
+		char *p = line;
+		for (int field = 0; field < 6 && p; field++) {
+			p = strchr(p, ' ');
+			while (p && *p == ' ')
+				p++;
+		}
+		if (p)
+			inode = strtoul(p, NULL, 10);
+		break;
+	}
+	fclose(f);
+	struct procfs_owner o;
+	if (!inode || procfs_owner_find((uint32_t)inode, &o) != 1)
+		return 0;
+	return procfs_owner_text(&o, 1, buf, len);
+}

@@ -76,4 +76,9 @@ size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf,
  * holds the port, the holder cannot be read, or on error. */
 size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len);
 
+/* Writes who holds the abstract unix socket named name (without the leading NUL; as
+ * /proc/net/unix shows it after '@') in procfs_owner_text's form. Returns the length;
+ * 0 when nobody does or the holder cannot be read. */
+size_t procfs_unix_holder_text(const char *name, char *buf, size_t len);
+
 #endif

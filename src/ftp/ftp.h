@@ -9,6 +9,7 @@
 #include "core/fsroot.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/proto.h"
 
 struct ftp_config {
 	int write;                 /* allow STOR, APPE, DELE, MKD, RMD, RNFR/RNTO */
@@ -34,6 +35,12 @@ struct ftp_ctx {
 	void (*on_idle)(void *arg); /* called when stopping and the last session ended */
 	void *arg;
 };
+
+/* Fills cfg with FTP's defaults (idle 300 s, data 30 s, any passive port). */
+void ftp_config_default(struct ftp_config *cfg);
+
+/* FTP as a protocol on the shared port; ctx_new's cfg is a struct ftp_config. */
+extern const struct proto_ops ftp_proto_ops;
 
 /* Starts a session on the connected control socket fd (ownership passes to the
  * session) and sends the 220 greeting. Returns 0, or -1 after closing fd. */

@@ -19,7 +19,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/net.h"
-#include "diag/peer.h"
+#include "core/sockdiag.h"
 #include "ftp/ftp.h"
 #include "ftp/parse.h"
 
@@ -322,12 +322,12 @@ static void pasv_accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 		int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
-		uint32_t uid;
+		struct sockdiag_sock ps;
 		struct sockaddr_storage dlocal;
 		socklen_t dl = sizeof(dlocal);
 		int other_user = s->peer_uid >= 0 &&
 		                 (getsockname(fd, (struct sockaddr *)&dlocal, &dl) < 0 ||
-		                  diag_peer_uid(&dlocal, &peer, &uid) < 0 || (int)uid != s->peer_uid);
+		                  sockdiag_peer(&dlocal, &peer, &ps) < 0 || (int)ps.uid != s->peer_uid);
 		if (other_user) {
 			/* On loopback every user's address is 127.0.0.1: the owner of the
 			 * connecting socket tells the session's client from another user. */
@@ -1343,9 +1343,9 @@ int ftp_session_start(struct ftp_ctx *x, int fd, const struct sockaddr_storage *
 	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 	s->x = x;
 	s->peer = *peer;
-	uint32_t uid;
-	s->peer_uid = net_is_loopback((const struct sockaddr *)peer) && diag_peer_uid(&s->local, peer, &uid) == 0
-	                      ? (int)uid
+	struct sockdiag_sock ps;
+	s->peer_uid = net_is_loopback((const struct sockaddr *)peer) && sockdiag_peer(&s->local, peer, &ps) == 0
+	                      ? (int)ps.uid
 	                      : -1;
 	net_addr_str((const struct sockaddr *)peer, s->peer_str, sizeof(s->peer_str));
 	s->file_fd = -1;

@@ -1,6 +1,7 @@
 /* api.c - API-testing endpoints under /_/, modelled on httpbin. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,8 @@
 
 #include "core/json.h"
 #include "core/net.h"
-#include "http/conn.h"
+#include "core/rand.h"
+#include "http/route.h"
 
 #define API_MAX_DELAY_MS  10000
 #define API_MAX_BYTES     (100u * 1024 * 1024)
@@ -18,6 +20,8 @@
 #define API_MAX_REDIRECTS 100
 #define API_MAX_ARGS      256
 #define API_DRIP_TICK_MS  10
+#define API_MAX_CHUNK     (1u << 20)
+#define API_MAX_CACHE_SECS (10 * 365 * 86400ull)
 
 /* ---- query strings ---- */
 
@@ -110,17 +114,14 @@ static void json_args(struct json *j, const struct args *a)
 
 /* ---- helpers ---- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static const struct http_header *hdr(const struct http_reqinfo *ri, const char *name)
 {
-	return http_find_header(ri->req, name);
+	return http_req_header(ri, name);
+}
+
+static struct http_ctx *ctx(const struct http_conn *c)
+{
+	return http_conn_ctx(c);
 }
 
 static void api_headers(struct http_conn *c)
@@ -138,19 +139,46 @@ static void send_json(struct http_conn *c, int status, struct buf *b)
 	buf_free(b);
 }
 
-static void api_error(struct http_conn *c, int status, const char *msg)
+/* An error from the table as JSON: {"error": message, "status": N}. */
+static void api_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name, const char *value)
 {
+	const struct lk_error *row = lk_error(e);
 	struct buf b;
 	struct json j;
+	char msg[512];
+	lk_text_fill(msg, sizeof(msg), row->msg, detail);
 	buf_init(&b, 4096);
 	json_init(&j, &b, 1);
 	json_obj_begin(&j);
 	json_key(&j, "error");
 	json_str(&j, msg);
 	json_key(&j, "status");
-	json_int(&j, status);
+	json_int(&j, row->http);
 	json_obj_end(&j);
-	send_json(c, status, &b);
+	resp_start(c, row->http);
+	api_headers(c);
+	if (name)
+		resp_header(c, name, value);
+	buf_append(&b, "\n", 1);
+	resp_send_mem(c, "application/json", buf_start(&b) ? buf_start(&b) : "", buf_used(&b));
+	buf_free(&b);
+}
+
+static void api_error(struct http_conn *c, enum lk_err e, const char *detail)
+{
+	api_error_h(c, e, detail, NULL, NULL);
+}
+
+/* api_error with a detail made by printf. */
+static void api_errorf(struct http_conn *c, enum lk_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void api_errorf(struct http_conn *c, enum lk_err e, const char *fmt, ...)
+{
+	char d[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d, sizeof(d), fmt, ap);
+	va_end(ap);
+	api_error(c, e, d);
 }
 
 static void json_headers(struct json *j, const struct http_request *req)
@@ -174,6 +202,7 @@ static void json_headers(struct json *j, const struct http_request *req)
 
 static void json_url(struct json *j, struct http_conn *c, const struct http_reqinfo *ri)
 {
+	const struct http_config *cfg = http_ctx_config(ctx(c));
 	const struct http_header *host = hdr(ri, "host");
 	char url[HTTP_MAX_URI + 512];
 	const struct http_slice t = ri->req->target;
@@ -183,8 +212,7 @@ static void json_url(struct json *j, struct http_conn *c, const struct http_reqi
 		snprintf(url, sizeof(url), "http://%.*s%.*s", (int)host->value.len, host->value.p, (int)t.len,
 		         t.p);
 	else
-		snprintf(url, sizeof(url), "http://%s:%u%.*s", c->w->srv->host, c->w->srv->port, (int)t.len,
-		         t.p);
+		snprintf(url, sizeof(url), "http://%s:%u%.*s", cfg->host, cfg->port, (int)t.len, t.p);
 	json_str(j, url);
 }
 
@@ -222,9 +250,14 @@ static int etag_list_has(struct http_slice v, const char *tag)
 	return 0;
 }
 
-/* The echo answer. extra: preformatted header lines ("Name: v\r\n") or NULL. */
+/* Extra headers of an echo answer (Cache-Control, ETag, ...); name NULL ends. */
+struct hdr_pair {
+	const char *name, *value;
+};
+
+/* The echo answer. extra: headers to add, or NULL. */
 static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a, unsigned parts,
-                 int status, const char *extra)
+                 int status, const struct hdr_pair *extra)
 {
 	struct buf b;
 	struct json j;
@@ -260,7 +293,7 @@ static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struc
 		json_str_n(&j, ri->req->method.p, ri->req->method.len);
 	}
 	json_key(&j, "origin");
-	json_str(&j, c->peer_str);
+	json_str(&j, http_conn_peer(c));
 	if (parts & E_PATH) {
 		json_key(&j, "path");
 		json_str_n(&j, ri->path.p, ri->path.len);
@@ -270,13 +303,13 @@ static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struc
 	json_obj_end(&j);
 	if (j.err) {
 		buf_free(&b);
-		api_error(c, 500, "response too large");
+		api_error(c, LK_E_H_TOO_LARGE_RESP, NULL);
 		return;
 	}
 	resp_start(c, status);
 	api_headers(c);
-	if (extra)
-		buf_puts(resp_out(c), extra);
+	for (; extra && extra->name; extra++)
+		resp_header(c, extra->name, extra->value);
 	buf_append(&b, "\n", 1);
 	resp_send_mem(c, "application/json", buf_start(&b), buf_used(&b));
 	buf_free(&b);
@@ -427,7 +460,7 @@ static void uuid4(struct http_conn *c, char out[37])
 	unsigned char r[16];
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
 		for (int i = 0; i < 16; i += 8) {
-			uint64_t v = splitmix(&c->w->prng);
+			uint64_t v = http_ctx_random(ctx(c));
 			memcpy(r + i, &v, 8);
 		}
 	}
@@ -439,241 +472,245 @@ static void uuid4(struct http_conn *c, char out[37])
 
 /* ---- generated bodies ---- */
 
-size_t api_gen_fill(struct http_conn *c, size_t room)
+/* /_/bytes and /_/stream-bytes: seeded pseudo-random bytes, plain or chunked. */
+struct gen_bytes {
+	uint64_t seed;
+	uint64_t left;
+	size_t chunk; /* chunk size (stream-bytes) */
+	int chunked;
+	int ended;    /* the last chunk is written */
+};
+
+static void random_fill(uint64_t *seed, char *p, size_t n)
 {
-	struct buf *out = resp_out(c);
-	size_t before = buf_used(out);
-	if (c->gen_chunked) {
-		if (!c->rb_left) {
-			buf_puts(out, "0\r\n\r\n");
-			c->gen_chunked = 0;
-			return buf_used(out) - before;
-		}
-		size_t n = c->gen_chunk < c->rb_left ? c->gen_chunk : (size_t)c->rb_left;
-		if (n > room)
-			n = room;
-		buf_printf(out, "%zx\r\n", n);
-		size_t avail;
-		char *p = buf_space(out, n + 2, &avail);
-		if (!p)
-			return 0;
-		for (size_t i = 0; i < n; i += 8) {
-			uint64_t v = splitmix(&c->gen_state);
-			memcpy(p + i, &v, n - i < 8 ? n - i : 8);
-		}
-		memcpy(p + n, "\r\n", 2);
-		out->len += n + 2;
-		c->rb_left -= n;
-		c->body_bytes += n;
-		return buf_used(out) - before;
-	}
-	size_t n = room < c->rb_left ? room : (size_t)c->rb_left;
-	size_t avail;
-	char *p = buf_space(out, n, &avail);
-	if (!p || !n)
-		return 0;
 	for (size_t i = 0; i < n; i += 8) {
-		uint64_t v = splitmix(&c->gen_state);
+		uint64_t v = rand_splitmix64(seed);
 		memcpy(p + i, &v, n - i < 8 ? n - i : 8);
 	}
+}
+
+static size_t bytes_fill(struct http_conn *c, void *state, struct buf *out, size_t room)
+{
+	struct gen_bytes *g = state;
+	size_t before = buf_used(out), avail;
+	if (!g->chunked) {
+		size_t n = room < g->left ? room : (size_t)g->left;
+		char *p = n ? buf_space(out, n, &avail) : NULL;
+		if (!p)
+			return 0;
+		random_fill(&g->seed, p, n);
+		out->len += n;
+		g->left -= n;
+		return n;
+	}
+	/* As many chunks as fit: one send carries many small chunks, so chunk_size=1
+	 * costs bytes on the wire, not a system call per byte. */
+	while (!g->ended) {
+		size_t used = buf_used(out) - before;
+		if (!g->left) {
+			if (used + 5 > room)
+				break;
+			buf_puts(out, "0\r\n\r\n");
+			g->ended = 1;
+			break;
+		}
+		size_t n = g->chunk < g->left ? g->chunk : (size_t)g->left;
+		char line[24];
+		int ll = snprintf(line, sizeof(line), "%zx\r\n", n);
+		if (used + (size_t)ll + n + 2 > room) {
+			if (used)
+				break;
+			n = room > (size_t)ll + 2 + 1 ? room - (size_t)ll - 2 : 1; /* a smaller chunk */
+			ll = snprintf(line, sizeof(line), "%zx\r\n", n);
+		}
+		char *p = buf_space(out, (size_t)ll + n + 2, &avail);
+		if (!p)
+			break;
+		memcpy(p, line, (size_t)ll);
+		random_fill(&g->seed, p + ll, n);
+		memcpy(p + ll + n, "\r\n", 2);
+		out->len += (size_t)ll + n + 2;
+		g->left -= n;
+	}
+	return buf_used(out) - before;
+}
+
+static const struct resp_gen_ops bytes_ops = {bytes_fill, NULL};
+
+/* /_/drip: numbytes '*' spread over ticks. */
+struct gen_drip {
+	uint64_t left;
+	uint64_t ticks; /* ticks left, the current one included */
+};
+
+static size_t drip_fill(struct http_conn *c, void *state, struct buf *out, size_t room)
+{
+	struct gen_drip *g = state;
+	if (!g->left)
+		return 0;
+	uint64_t ticks = g->ticks ? g->ticks : 1;
+	size_t n = (size_t)((g->left + ticks - 1) / ticks);
+	if (n > room)
+		n = room;
+	size_t avail;
+	char *p = buf_space(out, n, &avail);
+	if (!p)
+		return 0;
+	memset(p, '*', n);
 	out->len += n;
-	c->rb_left -= n;
-	c->body_bytes += n;
+	g->left -= n;
+	if (g->ticks)
+		g->ticks--;
 	return n;
 }
 
-void api_drip(struct http_conn *c)
-{
-	/* gen_chunk counts the ticks left; spread what remains evenly over them. */
-	size_t ticks = c->gen_chunk ? c->gen_chunk : 1;
-	size_t n = (size_t)((c->rb_left + ticks - 1) / ticks);
-	char star[4096];
-	memset(star, '*', sizeof(star));
-	for (size_t left = n; left;) {
-		size_t k = left < sizeof(star) ? left : sizeof(star);
-		buf_append(resp_out(c), star, k);
-		left -= k;
-	}
-	c->rb_left -= n;
-	c->body_bytes += n;
-	if (c->gen_chunk)
-		c->gen_chunk--;
-	if (!c->rb_left)
-		c->rb = RB_NONE;
-}
+static const struct resp_gen_ops drip_ops = {drip_fill, NULL};
 
 /* ---- endpoints ---- */
 
-/* Does the path (after "/_/") equal name, or start with name + "/"? On a prefix match
- * *rest points after the slash. */
-static int route(const char *p, size_t n, const char *name, const char **rest, size_t *rlen)
-{
-	size_t k = strlen(name);
-	if (n == k && !memcmp(p, name, k)) {
-		*rest = p + n;
-		*rlen = 0;
-		return 1;
-	}
-	if (n > k && !memcmp(p, name, k) && p[k] == '/') {
-		*rest = p + k + 1;
-		*rlen = n - k - 1;
-		return 2;
-	}
-	return 0;
-}
+/* A request as the endpoints see it: the parsed query and what follows the
+ * endpoint's name in the path ("/_/status/418" -> "418"). */
+struct api_req {
+	const struct http_reqinfo *ri;
+	const struct args *a;
+	const char *rest; /* after "NAME/"; "" for an exact match */
+	size_t rlen;
+	int exact; /* the path was /_/NAME, without a slash after it */
+};
 
-static int only_get(struct http_conn *c, const struct http_reqinfo *ri)
-{
-	if (ri->method == M_GET || ri->method == M_HEAD)
-		return 1;
-	resp_start(c, 405);
-	api_headers(c);
-	resp_header(c, "Allow", "GET, HEAD, OPTIONS");
-	static const char msg[] = "405 Method Not Allowed: this endpoint answers GET and HEAD\n";
-	resp_send_mem(c, "text/plain; charset=utf-8", msg, sizeof(msg) - 1);
-	return 0;
-}
-
-static void ep_status(struct http_conn *c, const struct http_reqinfo *ri, const char *s, size_t n)
+static void ep_status(struct http_conn *c, const struct api_req *q)
 {
 	int codes[64];
-	size_t nc = 0, i = 0;
+	size_t nc = 0, i = 0, n = q->rlen;
+	const char *s = q->rest;
 	while (i <= n) {
 		size_t st = i;
 		while (i < n && s[i] != ',')
 			i++;
 		uint64_t v;
 		if (nc == 64 || parse_u64(s + st, i - st, 999, &v) < 0 || v < 100 || v > 599) {
-			api_error(c, 400,
-			          "status codes are 100-599, optionally as a comma list: /_/status/200,500");
+			api_error(c, LK_E_A_BAD_PARAM, "status codes are 100-599, optionally as a comma list: /_/status/200,500");
 			return;
 		}
 		codes[nc++] = (int)v;
 		i++;
 	}
-	int code = codes[nc > 1 ? splitmix(&c->w->prng) % nc : 0];
-	if (code < 200) {
+	int code = codes[nc > 1 ? http_ctx_random(ctx(c)) % nc : 0];
+	if (code < HTTP_OK) {
 		/* An informational status is never final: send it and close, so the client
 		 * sees it and does not wait for more. */
-		c->closing = 1;
+		resp_close_after(c);
 		resp_start(c, code);
 		resp_end_headers(c, NULL, 0, 0);
 		return;
 	}
 	resp_start(c, code);
 	api_headers(c);
-	if (code >= 300 && code < 400 && code != 304)
+	if (code >= HTTP_MULTIPLE_CHOICES && code < HTTP_BAD_REQUEST && code != HTTP_NOT_MODIFIED)
 		resp_header(c, "Location", "/_/get");
-	if (code == 401)
+	if (code == HTTP_UNAUTHORIZED)
 		resp_header(c, "WWW-Authenticate", "Basic realm=\"loopkit\"");
 	resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
 }
 
-static void ep_bytes(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a, const char *s,
-                     size_t n, int stream)
+static void ep_bytes(struct http_conn *c, const struct api_req *q, int stream)
 {
 	uint64_t len, seed, chunk = 10240;
-	if (parse_u64(s, n, API_MAX_BYTES, &len) < 0) {
-		api_error(c, 400, "N must be a number of bytes up to 104857600 (100 MiB)");
+	char lim[32];
+	if (parse_u64(q->rest, q->rlen, API_MAX_BYTES, &len) < 0) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "N must be a number of bytes up to %u (%s)", API_MAX_BYTES,
+		           lk_size_text(API_MAX_BYTES, lim, sizeof(lim)));
 		return;
 	}
-	const char *sd = args_get(a, "seed");
+	const char *sd = args_get(q->a, "seed");
 	if (sd) {
 		if (parse_u64(sd, strlen(sd), UINT64_MAX, &seed) < 0) {
-			api_error(c, 400, "seed must be a whole number");
+			api_error(c, LK_E_A_BAD_PARAM, "seed must be a whole number");
 			return;
 		}
 	} else if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
-		seed = splitmix(&c->w->prng);
+		seed = http_ctx_random(ctx(c));
 	}
-	const char *cs = args_get(a, "chunk_size");
-	if (cs && (parse_u64(cs, strlen(cs), 1 << 20, &chunk) < 0 || !chunk)) {
-		api_error(c, 400, "chunk_size must be 1-1048576");
+	const char *cs = args_get(q->a, "chunk_size");
+	if (cs && (parse_u64(cs, strlen(cs), API_MAX_CHUNK, &chunk) < 0 || !chunk)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "chunk_size must be 1-%u", API_MAX_CHUNK);
 		return;
 	}
-	resp_start(c, 200);
+	resp_start(c, HTTP_OK);
 	api_headers(c);
 	resp_end_headers(c, "application/octet-stream", len, stream);
-	if (c->head_only)
-		return;
-	c->gen_state = seed;
-	c->rb_left = len;
-	c->gen_chunked = stream;
-	c->gen_chunk = (size_t)chunk;
-	c->rb = RB_GEN;
+	struct gen_bytes *g = resp_body_gen(c, &bytes_ops, sizeof(*g), 0, 0);
+	g->seed = seed;
+	g->left = len;
+	g->chunked = stream;
+	g->chunk = (size_t)chunk;
 }
 
-static void ep_drip(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a)
+static void ep_drip(struct http_conn *c, const struct api_req *q)
 {
-	uint64_t dur = 2000, delay = 0, num = 10, code = 200;
+	uint64_t dur = 2000, delay = 0, num = 10, code = HTTP_OK;
 	const char *v;
+	const struct args *a = q->a;
 	if ((v = args_get(a, "duration")) && parse_secs(v, API_MAX_DELAY_MS, &dur) < 0) {
-		api_error(c, 400, "duration must be 0-10 seconds");
+		api_errorf(c, LK_E_A_BAD_PARAM, "duration must be 0-%u seconds", API_MAX_DELAY_MS / 1000);
 		return;
 	}
 	if ((v = args_get(a, "delay")) && parse_secs(v, API_MAX_DELAY_MS, &delay) < 0) {
-		api_error(c, 400, "delay must be 0-10 seconds");
+		api_errorf(c, LK_E_A_BAD_PARAM, "delay must be 0-%u seconds", API_MAX_DELAY_MS / 1000);
 		return;
 	}
 	if (dur + delay > API_MAX_DELAY_MS) {
-		api_error(c, 400, "duration + delay must be at most 10 seconds");
+		api_errorf(c, LK_E_A_BAD_PARAM, "duration + delay must be at most %u seconds", API_MAX_DELAY_MS / 1000);
 		return;
 	}
 	if ((v = args_get(a, "numbytes")) && parse_u64(v, strlen(v), API_MAX_DRIP, &num) < 0) {
-		api_error(c, 400, "numbytes must be 0-10485760");
+		api_errorf(c, LK_E_A_BAD_PARAM, "numbytes must be 0-%u", API_MAX_DRIP);
 		return;
 	}
-	if ((v = args_get(a, "code")) &&
-	    (parse_u64(v, strlen(v), 599, &code) < 0 || code < 200 || code == 204 || code == 304)) {
+	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), 599, &code) < 0 || code < HTTP_OK ||
+	                                  code == HTTP_NO_CONTENT || code == HTTP_NOT_MODIFIED)) {
 		/* 204 and 304 have no body: dripping one would corrupt the connection. */
-		api_error(c, 400, "code must be 200-599, and not 204 or 304 (they have no body)");
+		api_error(c, LK_E_A_BAD_PARAM, "code must be 200-599, and not 204 or 304 (they have no body)");
 		return;
 	}
 	resp_start(c, (int)code);
 	api_headers(c);
 	resp_end_headers(c, "application/octet-stream", num, 0);
-	if (c->head_only || !num)
+	if (!num)
 		return;
-	/* One tick every API_DRIP_TICK_MS at most; bytes spread evenly over the ticks. */
+	/* As httpbin: the first byte after the delay, then one tick every duration/ticks
+	 * (at most one per API_DRIP_TICK_MS), bytes spread evenly over the ticks. */
 	uint64_t ticks = dur / API_DRIP_TICK_MS;
 	if (ticks > num)
 		ticks = num;
 	if (!ticks)
 		ticks = 1;
-	c->rb = RB_DRIP;
-	c->rb_left = num;
-	c->gen_chunk = (size_t)ticks;
-	c->drip_interval_ms = ticks > 1 ? dur / ticks : dur;
-	/* The first bytes go after the delay; the rest, one interval apart, so the last
-	 * lands at delay + duration. */
-	if (ticks > 1)
-		conn_wait(c, delay + c->drip_interval_ms);
-	else
-		conn_wait(c, delay + dur);
+	struct gen_drip *g = resp_body_gen(c, &drip_ops, sizeof(*g), delay, ticks > 1 ? dur / ticks : dur);
+	g->left = num;
+	g->ticks = ticks;
 }
 
-static void ep_response_headers(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a)
+static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 {
 	static const char *reserved[] = {
 	        "content-length",         "transfer-encoding",       "connection", "date",    "server",
 	        "x-content-type-options", "content-security-policy", "keep-alive", "upgrade", "trailer"};
 	const char *type = "application/json";
+	const struct args *a = q->a;
 	for (size_t i = 0; i < a->n; i++) {
 		if (!header_name_ok(a->kv[i].k) || !header_value_ok(a->kv[i].v)) {
-			api_error(c, 400,
-			          "header names must be tokens and values free of control characters");
+			api_error(c, LK_E_A_BAD_PARAM, "header names must be tokens and values free of control characters");
 			return;
 		}
 		/* CORS is the server's decision (--cors), and Refresh is a redirect in disguise. */
 		if (!strncasecmp(a->kv[i].k, "access-control-", 15) || !strcasecmp(a->kv[i].k, "refresh") ||
 		    !strcasecmp(a->kv[i].k, "location")) {
-			api_error(c, 400, "CORS, Refresh and Location headers are not settable here");
+			api_error(c, LK_E_A_BAD_PARAM, "CORS, Refresh and Location headers are not settable here");
 			return;
 		}
 		for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++) {
 			if (!strcasecmp(a->kv[i].k, reserved[k])) {
-				api_error(c, 400,
-				          "that header is set by the server and cannot be overridden");
+				api_error(c, LK_E_A_BAD_PARAM, "that header is set by the server and cannot be overridden");
 				return;
 			}
 		}
@@ -684,7 +721,7 @@ static void ep_response_headers(struct http_conn *c, const struct http_reqinfo *
 	json_init(&j, &b, 1);
 	json_args(&j, a);
 	buf_append(&b, "\n", 1);
-	resp_start(c, 200);
+	resp_start(c, HTTP_OK);
 	api_headers(c);
 	for (size_t i = 0; i < a->n; i++) {
 		if (!strcasecmp(a->kv[i].k, "content-type"))
@@ -696,25 +733,26 @@ static void ep_response_headers(struct http_conn *c, const struct http_reqinfo *
 	buf_free(&b);
 }
 
-static void ep_auth(struct http_conn *c, const struct http_reqinfo *ri, const char *rest, size_t rlen,
-                    int bearer)
+static void ep_auth(struct http_conn *c, const struct api_req *q, int bearer)
 {
+	const struct http_reqinfo *ri = q->ri;
 	const struct http_header *au = hdr(ri, "authorization");
+	const char *rest = q->rest;
+	size_t rlen = q->rlen;
 	struct buf b;
 	struct json j;
 	char user[512], pass[512], dec[1100];
 	if (!bearer) {
 		const char *sl = memchr(rest, '/', rlen);
-		if (!sl || memchr(sl + 1, '/', rlen - (size_t)(sl - rest) - 1) ||
-		    (size_t)(sl - rest) >= sizeof(user) || rlen - (size_t)(sl - rest) - 1 >= sizeof(pass)) {
-			api_error(c, 404, "use /_/basic-auth/USER/PASS");
+		if (!sl || memchr(sl + 1, '/', rlen - (size_t)(sl - rest) - 1) || (size_t)(sl - rest) >= sizeof(user) ||
+		    rlen - (size_t)(sl - rest) - 1 >= sizeof(pass)) {
+			api_error(c, LK_E_A_NO_ENDPOINT, NULL);
 			return;
 		}
 		ssize_t ul = http_percent_decode(rest, (size_t)(sl - rest), user, sizeof(user) - 1, 0);
-		ssize_t pl = http_percent_decode(sl + 1, rlen - (size_t)(sl - rest) - 1, pass,
-		                                 sizeof(pass) - 1, 0);
+		ssize_t pl = http_percent_decode(sl + 1, rlen - (size_t)(sl - rest) - 1, pass, sizeof(pass) - 1, 0);
 		if (ul < 0 || pl < 0) {
-			api_error(c, 400, "malformed escape in USER or PASS");
+			api_error(c, LK_E_A_BAD_PARAM, "malformed escape in USER or PASS");
 			return;
 		}
 		user[ul] = 0;
@@ -726,16 +764,14 @@ static void ep_auth(struct http_conn *c, const struct http_reqinfo *ri, const ch
 		if (dl >= 0) {
 			dec[dl] = 0;
 			char *colon = memchr(dec, ':', (size_t)dl);
-			ok = colon && (size_t)(colon - dec) == strlen(user) &&
-			     !memcmp(dec, user, strlen(user)) &&
-			     (size_t)(dl - (colon - dec) - 1) == strlen(pass) &&
-			     !memcmp(colon + 1, pass, strlen(pass));
+			ok = colon && (size_t)(colon - dec) == strlen(user) && !memcmp(dec, user, strlen(user)) &&
+			     (size_t)(dl - (colon - dec) - 1) == strlen(pass) && !memcmp(colon + 1, pass, strlen(pass));
 		}
 	}
 	if (au && bearer && au->value.len > 7 && !strncasecmp(au->value.p, "Bearer ", 7))
 		ok = 1;
 	if (!ok) {
-		resp_start(c, 401);
+		resp_start(c, HTTP_UNAUTHORIZED);
 		api_headers(c);
 		resp_header(c, "WWW-Authenticate", bearer ? "Bearer" : "Basic realm=\"loopkit\"");
 		buf_init(&b, 4096);
@@ -762,11 +798,22 @@ static void ep_auth(struct http_conn *c, const struct http_reqinfo *ri, const ch
 		json_str(&j, user);
 	}
 	json_obj_end(&j);
-	send_json(c, 200, &b);
+	send_json(c, HTTP_OK, &b);
 }
 
-static void ep_cookies(struct http_conn *c, const struct http_reqinfo *ri)
+static void ep_basic_auth(struct http_conn *c, const struct api_req *q)
 {
+	ep_auth(c, q, 0);
+}
+
+static void ep_bearer(struct http_conn *c, const struct api_req *q)
+{
+	ep_auth(c, q, 1);
+}
+
+static void ep_cookies(struct http_conn *c, const struct api_req *q)
+{
+	const struct http_reqinfo *ri = q->ri;
 	struct buf b;
 	struct json j;
 	buf_init(&b, 64 * 1024);
@@ -794,31 +841,300 @@ static void ep_cookies(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	json_obj_end(&j);
 	json_obj_end(&j);
-	send_json(c, 200, &b);
+	send_json(c, HTTP_OK, &b);
 }
 
-static void ep_cookies_change(struct http_conn *c, const struct args *a, int set)
+static void cookies_change(struct http_conn *c, const struct args *a, int set)
 {
 	for (size_t i = 0; i < a->n; i++) {
-		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") ||
-		    !header_value_ok(a->kv[i].v)) {
-			api_error(c, 400,
-			          "cookie names must be tokens and values free of ; , space and quotes");
+		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") || !header_value_ok(a->kv[i].v)) {
+			api_error(c, LK_E_A_BAD_PARAM, "cookie names must be tokens and values free of ; , space and quotes");
 			return;
 		}
 	}
-	resp_start(c, 302);
+	resp_start(c, HTTP_FOUND);
 	api_headers(c);
 	for (size_t i = 0; i < a->n; i++) {
 		if (set)
 			resp_headerf(c, "Set-Cookie", "%s=%s; Path=/", a->kv[i].k, a->kv[i].v);
 		else
-			resp_headerf(c, "Set-Cookie",
-			             "%s=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+			resp_headerf(c, "Set-Cookie", "%s=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
 			             a->kv[i].k);
 	}
 	resp_header(c, "Location", "/_/cookies");
 	resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
+}
+
+static void ep_cookies_set(struct http_conn *c, const struct api_req *q)
+{
+	cookies_change(c, q->a, 1);
+}
+
+static void ep_cookies_delete(struct http_conn *c, const struct api_req *q)
+{
+	cookies_change(c, q->a, 0);
+}
+
+static void ep_anything(struct http_conn *c, const struct api_req *q)
+{
+	echo(c, q->ri, q->a, E_METHOD | E_BODY | E_PATH, HTTP_OK, NULL);
+}
+
+static void ep_get(struct http_conn *c, const struct api_req *q)
+{
+	echo(c, q->ri, q->a, 0, HTTP_OK, NULL);
+}
+
+/* {"KEY": value} answers: headers, ip, user-agent, uuid, health. */
+static void ep_fact(struct http_conn *c, const struct api_req *q, const char *key)
+{
+	struct buf b;
+	struct json j;
+	buf_init(&b, 64 * 1024);
+	json_init(&j, &b, 1);
+	json_obj_begin(&j);
+	json_key(&j, key);
+	if (!strcmp(key, "headers")) {
+		json_headers(&j, q->ri->req);
+	} else if (!strcmp(key, "origin")) {
+		json_str(&j, http_conn_peer(c));
+	} else if (!strcmp(key, "user-agent")) {
+		const struct http_header *ua = hdr(q->ri, "user-agent");
+		if (ua)
+			json_str_n(&j, ua->value.p, ua->value.len);
+		else
+			json_null(&j);
+	} else if (!strcmp(key, "uuid")) {
+		char u[37];
+		uuid4(c, u);
+		json_str(&j, u);
+	} else {
+		json_str(&j, "ok");
+		json_key(&j, "version");
+		json_str(&j, LOOPKIT_VERSION);
+	}
+	json_obj_end(&j);
+	send_json(c, HTTP_OK, &b);
+}
+
+static void ep_headers(struct http_conn *c, const struct api_req *q)
+{
+	ep_fact(c, q, "headers");
+}
+
+static void ep_ip(struct http_conn *c, const struct api_req *q)
+{
+	ep_fact(c, q, "origin");
+}
+
+static void ep_user_agent(struct http_conn *c, const struct api_req *q)
+{
+	ep_fact(c, q, "user-agent");
+}
+
+static void ep_uuid(struct http_conn *c, const struct api_req *q)
+{
+	ep_fact(c, q, "uuid");
+}
+
+static void ep_health(struct http_conn *c, const struct api_req *q)
+{
+	ep_fact(c, q, "status");
+}
+
+static void ep_delay(struct http_conn *c, const struct api_req *q)
+{
+	char t[32];
+	uint64_t ms;
+	snprintf(t, sizeof(t), "%.*s", (int)(q->rlen < 31 ? q->rlen : 31), q->rest);
+	if (q->rlen > 31 || parse_secs(t, API_MAX_DELAY_MS, &ms) < 0) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "delay is 0-%u seconds, fractions allowed: /_/delay/0.5",
+		           API_MAX_DELAY_MS / 1000);
+		return;
+	}
+	echo(c, q->ri, q->a, E_METHOD | E_BODY, HTTP_OK, NULL);
+	resp_hold(c, ms);
+}
+
+static void ep_bytes_plain(struct http_conn *c, const struct api_req *q)
+{
+	ep_bytes(c, q, 0);
+}
+
+static void ep_stream_bytes(struct http_conn *c, const struct api_req *q)
+{
+	ep_bytes(c, q, 1);
+}
+
+static void ep_redirect(struct http_conn *c, const struct api_req *q)
+{
+	uint64_t k;
+	char loc[64];
+	if (parse_u64(q->rest, q->rlen, API_MAX_REDIRECTS, &k) < 0 || !k) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "redirect count is 1-%u", API_MAX_REDIRECTS);
+		return;
+	}
+	if (k == 1)
+		snprintf(loc, sizeof(loc), "/_/get");
+	else
+		snprintf(loc, sizeof(loc), "/_/redirect/%llu", (unsigned long long)(k - 1));
+	redirect(c, HTTP_FOUND, loc);
+}
+
+static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
+{
+	const char *url = args_get(q->a, "url"), *sc = args_get(q->a, "status_code");
+	uint64_t code = HTTP_FOUND;
+	if (!url || !redirect_ok(url)) {
+		api_error(c, LK_E_A_BAD_PARAM, "url must be a path on this server or an http(s) URL on a loopback host");
+		return;
+	}
+	if (sc && (parse_u64(sc, strlen(sc), 399, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
+		api_error(c, LK_E_A_BAD_PARAM, "status_code must be 300-399");
+		return;
+	}
+	redirect(c, (int)code, url);
+}
+
+static void ep_cache(struct http_conn *c, const struct api_req *q)
+{
+	const struct http_reqinfo *ri = q->ri;
+	if (q->exact) {
+		if (hdr(ri, "if-modified-since") || hdr(ri, "if-none-match")) {
+			resp_start(c, HTTP_NOT_MODIFIED);
+			api_headers(c);
+			resp_end_headers(c, NULL, 0, 0);
+			return;
+		}
+		char u[37], tag[40], date[32];
+		uuid4(c, u);
+		snprintf(tag, sizeof(tag), "\"%s\"", u);
+		http_date_format(time(NULL), date);
+		const struct hdr_pair extra[] = {{"Last-Modified", date}, {"ETag", tag}, {NULL, NULL}};
+		echo(c, ri, q->a, 0, HTTP_OK, extra);
+		return;
+	}
+	uint64_t secs;
+	if (parse_u64(q->rest, q->rlen, API_MAX_CACHE_SECS, &secs) < 0) {
+		api_error(c, LK_E_A_BAD_PARAM, "use /_/cache/SECONDS");
+		return;
+	}
+	char cc[64];
+	snprintf(cc, sizeof(cc), "public, max-age=%llu", (unsigned long long)secs);
+	const struct hdr_pair extra[] = {{"Cache-Control", cc}, {NULL, NULL}};
+	echo(c, ri, q->a, 0, HTTP_OK, extra);
+}
+
+static void ep_etag(struct http_conn *c, const struct api_req *q)
+{
+	const struct http_reqinfo *ri = q->ri;
+	char tag[512], quoted[600];
+	ssize_t tl = http_percent_decode(q->rest, q->rlen, tag, sizeof(tag) - 1, 0);
+	if (tl < 0 || memchr(tag, '"', (size_t)tl) || !tl) {
+		api_error(c, LK_E_A_BAD_PARAM, "malformed ETAG");
+		return;
+	}
+	tag[tl] = 0;
+	if (!header_value_ok(tag)) {
+		api_error(c, LK_E_A_BAD_PARAM, "malformed ETAG");
+		return;
+	}
+	snprintf(quoted, sizeof(quoted), "\"%s\"", tag);
+	const struct http_header *inm = hdr(ri, "if-none-match"), *im = hdr(ri, "if-match");
+	if (inm && etag_list_has(inm->value, quoted)) {
+		resp_start(c, HTTP_NOT_MODIFIED);
+		api_headers(c);
+		resp_header(c, "ETag", quoted);
+		resp_end_headers(c, NULL, 0, 0);
+		return;
+	}
+	if (im && !etag_list_has(im->value, quoted)) {
+		api_error(c, LK_E_H_PRECONDITION, "If-Match");
+		return;
+	}
+	const struct hdr_pair extra[] = {{"ETag", quoted}, {NULL, NULL}};
+	echo(c, ri, q->a, 0, HTTP_OK, extra);
+}
+
+static void ep_base64(struct http_conn *c, const struct api_req *q)
+{
+	char enc[HTTP_MAX_URI], dec[HTTP_MAX_URI];
+	ssize_t el = http_percent_decode(q->rest, q->rlen, enc, sizeof(enc), 0);
+	ssize_t dl = el < 0 ? -1 : b64_decode(enc, (size_t)el, dec, sizeof(dec));
+	if (dl < 0) {
+		api_error(c, LK_E_A_BAD_PARAM, "not valid base64");
+		return;
+	}
+	/* Always text/plain with nosniff and a sandbox: decoded bytes are the
+	 * requester's, and must never become a page (httpbin #659). */
+	resp_start(c, HTTP_OK);
+	api_headers(c);
+	resp_send_mem(c, "text/plain; charset=utf-8", dec, (size_t)dl);
+}
+
+/* ---- the table ---- */
+
+enum api_shape {
+	EXACT = 1,  /* /_/NAME */
+	PREFIX = 2, /* /_/NAME/REST */
+	BOTH = 3,
+};
+
+#define ANY_METHOD 1 /* else GET and HEAD only */
+
+static const struct api_route {
+	const char *name;
+	unsigned shape;
+	unsigned flags;
+	void (*fn)(struct http_conn *c, const struct api_req *q);
+} api_routes[] = {
+        {"anything", BOTH, ANY_METHOD, ep_anything},
+        {"get", EXACT, 0, ep_get},
+        {"headers", EXACT, 0, ep_headers},
+        {"ip", EXACT, 0, ep_ip},
+        {"user-agent", EXACT, 0, ep_user_agent},
+        {"uuid", EXACT, 0, ep_uuid},
+        {"health", EXACT, 0, ep_health},
+        {"status", PREFIX, ANY_METHOD, ep_status},
+        {"delay", PREFIX, ANY_METHOD, ep_delay},
+        {"bytes", PREFIX, 0, ep_bytes_plain},
+        {"stream-bytes", PREFIX, 0, ep_stream_bytes},
+        {"drip", EXACT, 0, ep_drip},
+        {"redirect", PREFIX, ANY_METHOD, ep_redirect},
+        {"redirect-to", EXACT, ANY_METHOD, ep_redirect_to},
+        {"response-headers", EXACT, ANY_METHOD, ep_response_headers},
+        {"basic-auth", PREFIX, ANY_METHOD, ep_basic_auth},
+        {"bearer", EXACT, ANY_METHOD, ep_bearer},
+        {"cache", BOTH, 0, ep_cache},
+        {"etag", PREFIX, 0, ep_etag},
+        {"base64", PREFIX, 0, ep_base64},
+        {"cookies", EXACT, 0, ep_cookies},
+        {"cookies/set", EXACT, 0, ep_cookies_set},
+        {"cookies/delete", EXACT, 0, ep_cookies_delete},
+};
+
+/* The row for the path after the prefix, and in rest and rlen what follows its name. */
+static const struct api_route *api_find(const char *p, size_t n, const char **rest, size_t *rlen, int *exact)
+{
+	for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
+		const struct api_route *r = &api_routes[i];
+		size_t k = strlen(r->name);
+		if (n < k || memcmp(p, r->name, k))
+			continue;
+		if (n == k && (r->shape & EXACT)) {
+			*rest = p + n;
+			*rlen = 0;
+			*exact = 1;
+			return r;
+		}
+		if (n > k && p[k] == '/' && (r->shape & PREFIX)) {
+			*rest = p + k + 1;
+			*rlen = n - k - 1;
+			*exact = 0;
+			return r;
+		}
+	}
+	return NULL;
 }
 
 void api_handle(struct http_conn *c, const struct http_reqinfo *ri)
@@ -831,192 +1147,28 @@ void api_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		n--;
 	}
 	if (!a) {
-		resp_error(c, 503, "out of memory");
+		resp_error(c, LK_E_ENOMEM, NULL);
 		return;
 	}
 	if (args_parse(a, ri->query.p ? ri->query.p : "", ri->query.len) < 0) {
-		api_error(c, 400, "malformed query string");
-		goto out;
+		api_error(c, LK_E_A_BAD_PARAM, "malformed query string");
+		free(a);
+		return;
 	}
 	if (ri->method == M_OPTIONS) {
-		files_options(c, ri);
-		goto out;
+		http_options(c, ri);
+		free(a);
+		return;
 	}
-	if (route(p, n, "anything", &rest, &rlen)) {
-		echo(c, ri, a, E_METHOD | E_BODY | E_PATH, 200, NULL);
-	} else if (route(p, n, "get", &rest, &rlen) == 1) {
-		if (only_get(c, ri))
-			echo(c, ri, a, 0, 200, NULL);
-	} else if (route(p, n, "headers", &rest, &rlen) == 1 || route(p, n, "ip", &rest, &rlen) == 1 ||
-	           route(p, n, "user-agent", &rest, &rlen) == 1 || route(p, n, "uuid", &rest, &rlen) == 1 ||
-	           route(p, n, "health", &rest, &rlen) == 1) {
-		if (!only_get(c, ri))
-			goto out;
-		struct buf b;
-		struct json j;
-		buf_init(&b, 64 * 1024);
-		json_init(&j, &b, 1);
-		json_obj_begin(&j);
-		if (n == 7) {
-			json_key(&j, "headers");
-			json_headers(&j, ri->req);
-		} else if (n == 2) {
-			json_key(&j, "origin");
-			json_str(&j, c->peer_str);
-		} else if (n == 10) {
-			const struct http_header *ua = hdr(ri, "user-agent");
-			json_key(&j, "user-agent");
-			if (ua)
-				json_str_n(&j, ua->value.p, ua->value.len);
-			else
-				json_null(&j);
-		} else if (n == 4) {
-			char u[37];
-			uuid4(c, u);
-			json_key(&j, "uuid");
-			json_str(&j, u);
-		} else {
-			json_key(&j, "status");
-			json_str(&j, "ok");
-			json_key(&j, "version");
-			json_str(&j, LOOPKIT_VERSION);
-		}
-		json_obj_end(&j);
-		send_json(c, 200, &b);
-	} else if (route(p, n, "status", &rest, &rlen) == 2) {
-		ep_status(c, ri, rest, rlen);
-	} else if (route(p, n, "delay", &rest, &rlen) == 2) {
-		char t[32];
-		uint64_t ms;
-		snprintf(t, sizeof(t), "%.*s", (int)(rlen < 31 ? rlen : 31), rest);
-		if (rlen > 31 || parse_secs(t, API_MAX_DELAY_MS, &ms) < 0) {
-			api_error(c, 400, "delay is 0-10 seconds, fractions allowed: /_/delay/0.5");
-			goto out;
-		}
-		echo(c, ri, a, E_METHOD | E_BODY, 200, NULL);
-		conn_wait(c, ms);
-	} else if (route(p, n, "bytes", &rest, &rlen) == 2) {
-		if (only_get(c, ri))
-			ep_bytes(c, ri, a, rest, rlen, 0);
-	} else if (route(p, n, "stream-bytes", &rest, &rlen) == 2) {
-		if (only_get(c, ri))
-			ep_bytes(c, ri, a, rest, rlen, 1);
-	} else if (route(p, n, "drip", &rest, &rlen) == 1) {
-		if (only_get(c, ri))
-			ep_drip(c, ri, a);
-	} else if (route(p, n, "redirect", &rest, &rlen) == 2) {
-		uint64_t k;
-		if (parse_u64(rest, rlen, API_MAX_REDIRECTS, &k) < 0 || !k) {
-			api_error(c, 400, "redirect count is 1-100");
-			goto out;
-		}
-		char loc[64];
-		if (k == 1)
-			snprintf(loc, sizeof(loc), "/_/get");
-		else
-			snprintf(loc, sizeof(loc), "/_/redirect/%llu", (unsigned long long)(k - 1));
-		redirect(c, 302, loc);
-	} else if (route(p, n, "redirect-to", &rest, &rlen) == 1) {
-		const char *url = args_get(a, "url"), *sc = args_get(a, "status_code");
-		uint64_t code = 302;
-		if (!url || !redirect_ok(url)) {
-			api_error(c, 400,
-			          "url must be a path on this server or an http(s) URL on a loopback host");
-			goto out;
-		}
-		if (sc && (parse_u64(sc, strlen(sc), 399, &code) < 0 || code < 300)) {
-			api_error(c, 400, "status_code must be 300-399");
-			goto out;
-		}
-		redirect(c, (int)code, url);
-	} else if (route(p, n, "response-headers", &rest, &rlen) == 1) {
-		ep_response_headers(c, ri, a);
-	} else if (route(p, n, "basic-auth", &rest, &rlen) == 2) {
-		ep_auth(c, ri, rest, rlen, 0);
-	} else if (route(p, n, "bearer", &rest, &rlen) == 1) {
-		ep_auth(c, ri, rest, rlen, 1);
-	} else if (route(p, n, "cache", &rest, &rlen) == 1) {
-		if (!only_get(c, ri))
-			goto out;
-		if (hdr(ri, "if-modified-since") || hdr(ri, "if-none-match")) {
-			resp_start(c, 304);
-			api_headers(c);
-			resp_end_headers(c, NULL, 0, 0);
-			goto out;
-		}
-		char extra[160], u[37], date[32];
-		uuid4(c, u);
-		http_date_format(time(NULL), date);
-		snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nETag: \"%s\"\r\n", date, u);
-		echo(c, ri, a, 0, 200, extra);
-	} else if (route(p, n, "cache", &rest, &rlen) == 2) {
-		uint64_t secs;
-		if (!only_get(c, ri))
-			goto out;
-		if (parse_u64(rest, rlen, 10 * 365 * 86400ull, &secs) < 0) {
-			api_error(c, 400, "use /_/cache/SECONDS");
-			goto out;
-		}
-		char extra[80];
-		snprintf(extra, sizeof(extra), "Cache-Control: public, max-age=%llu\r\n",
-		         (unsigned long long)secs);
-		echo(c, ri, a, 0, 200, extra);
-	} else if (route(p, n, "etag", &rest, &rlen) == 2) {
-		if (!only_get(c, ri))
-			goto out;
-		char tag[512], extra[600];
-		ssize_t tl = http_percent_decode(rest, rlen, tag, sizeof(tag) - 1, 0);
-		if (tl < 0 || memchr(tag, '"', (size_t)tl) || !tl) {
-			api_error(c, 400, "malformed ETAG");
-			goto out;
-		}
-		tag[tl] = 0;
-		if (!header_value_ok(tag)) {
-			api_error(c, 400, "malformed ETAG");
-			goto out;
-		}
-		snprintf(extra, sizeof(extra), "\"%s\"", tag);
-		const struct http_header *inm = hdr(ri, "if-none-match"), *im = hdr(ri, "if-match");
-		if (inm && etag_list_has(inm->value, extra)) {
-			resp_start(c, 304);
-			api_headers(c);
-			resp_header(c, "ETag", extra);
-			resp_end_headers(c, NULL, 0, 0);
-			goto out;
-		}
-		if (im && !etag_list_has(im->value, extra)) {
-			api_error(c, 412, "If-Match does not match the ETag");
-			goto out;
-		}
-		snprintf(extra, sizeof(extra), "ETag: \"%s\"\r\n", tag);
-		echo(c, ri, a, 0, 200, extra);
-	} else if (route(p, n, "base64", &rest, &rlen) == 2) {
-		if (!only_get(c, ri))
-			goto out;
-		char enc[HTTP_MAX_URI], dec[HTTP_MAX_URI];
-		ssize_t el = http_percent_decode(rest, rlen, enc, sizeof(enc), 0);
-		ssize_t dl = el < 0 ? -1 : b64_decode(enc, (size_t)el, dec, sizeof(dec));
-		if (dl < 0) {
-			api_error(c, 400, "not valid base64");
-			goto out;
-		}
-		/* Always text/plain with nosniff and a sandbox: decoded bytes are the
-		 * requester's, and must never become a page (httpbin #659). */
-		resp_start(c, 200);
-		api_headers(c);
-		resp_send_mem(c, "text/plain; charset=utf-8", dec, (size_t)dl);
-	} else if (route(p, n, "cookies", &rest, &rlen) == 1) {
-		if (only_get(c, ri))
-			ep_cookies(c, ri);
-	} else if (route(p, n, "cookies/set", &rest, &rlen) == 1) {
-		if (only_get(c, ri))
-			ep_cookies_change(c, a, 1);
-	} else if (route(p, n, "cookies/delete", &rest, &rlen) == 1) {
-		if (only_get(c, ri))
-			ep_cookies_change(c, a, 0);
+	int exact = 0;
+	const struct api_route *r = api_find(p, n, &rest, &rlen, &exact);
+	if (!r) {
+		api_error(c, LK_E_A_NO_ENDPOINT, NULL);
+	} else if (!(r->flags & ANY_METHOD) && ri->method != M_GET && ri->method != M_HEAD) {
+		api_error_h(c, LK_E_A_METHOD, "GET and HEAD", "Allow", "GET, HEAD, OPTIONS");
 	} else {
-		api_error(c, 404, "no such endpoint under /_/; see docs/serve.md for the list");
+		struct api_req q = {ri, a, rest, rlen, exact};
+		r->fn(c, &q);
 	}
-out:
 	free(a);
 }

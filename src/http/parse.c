@@ -1,6 +1,7 @@
 /* parse.c - HTTP/1.x request heads, chunked bodies and Range values, over caller buffers. */
 #include "http/parse.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -115,11 +116,26 @@ static int head_end_found(const char *from, const char *end)
 	return 0;
 }
 
-static int parse_fail(struct http_request *req, int status, const char *reason)
+static int parse_fail(struct http_request *req, enum lk_err e)
 {
-	req->error_status = status;
-	req->error_reason = reason;
+	req->error = e;
+	req->error_status = lk_error(e)->http;
+	req->error_reason = lk_error(e)->msg;
 	return HTTP_PARSE_ERROR;
+}
+
+size_t http_parse_error_detail(enum lk_err e, char *out, size_t len)
+{
+	if (!len)
+		return 0;
+	out[0] = 0;
+	switch (e) {
+	case LK_E_H_TARGET_LONG: lk_size_text(HTTP_MAX_URI, out, len); break;
+	case LK_E_H_HEAD_LARGE: lk_size_text(HTTP_MAX_HEAD, out, len); break;
+	case LK_E_H_TOO_MANY_FIELDS: snprintf(out, len, "%d", HTTP_MAX_HEADERS); break;
+	default: break;
+	}
+	return strlen(out);
 }
 
 /* Internal results of the line parsers; errors are HTTP_PARSE_ERROR with req set. */
@@ -139,7 +155,7 @@ static int skip_empty_lines(const char **pp, const char *end, struct http_reques
 				return HTTP_PARSE_INCOMPLETE;
 			}
 			if (p[1] != '\n')
-				return parse_fail(req, 400, "bare CR in request head");
+				return parse_fail(req, LK_E_H_BARE_CR);
 			p += 2;
 		} else {
 			break;
@@ -150,7 +166,7 @@ static int skip_empty_lines(const char **pp, const char *end, struct http_reques
 }
 
 /* Ends a line at *pp: CRLF or LF. */
-static int eat_eol(const char **pp, const char *end, struct http_request *req, const char *reason)
+static int eat_eol(const char **pp, const char *end, struct http_request *req, enum lk_err reason)
 {
 	const char *p = *pp;
 
@@ -161,11 +177,11 @@ static int eat_eol(const char **pp, const char *end, struct http_request *req, c
 		return LINE_OK;
 	}
 	if (*p != '\r')
-		return parse_fail(req, 400, reason);
+		return parse_fail(req, reason);
 	if (end - p < 2)
 		return HTTP_PARSE_INCOMPLETE;
 	if (p[1] != '\n')
-		return parse_fail(req, 400, "bare CR in request head");
+		return parse_fail(req, LK_E_H_BARE_CR);
 	*pp = p + 2;
 	return LINE_OK;
 }
@@ -182,16 +198,16 @@ static int parse_request_line(const char **pp, const char *end, struct http_requ
 	while (p < lim && tchar[(unsigned char)*p])
 		p++;
 	if (p - m > HTTP_MAX_METHOD)
-		return parse_fail(req, 501, "method too long");
+		return parse_fail(req, LK_E_H_METHOD_LONG);
 	if (p == end)
 		return HTTP_PARSE_INCOMPLETE;
 	if (*p != ' ') {
 		if (p == m || *p == '\r' || *p == '\n')
-			return parse_fail(req, 400, "malformed request line");
-		return parse_fail(req, 400, "invalid method");
+			return parse_fail(req, LK_E_H_BAD_LINE);
+		return parse_fail(req, LK_E_H_BAD_METHOD);
 	}
 	if (p == m)
-		return parse_fail(req, 400, "empty method");
+		return parse_fail(req, LK_E_H_EMPTY_METHOD);
 	req->method.p = m;
 	req->method.len = (size_t)(p - m);
 	t = ++p;
@@ -199,16 +215,16 @@ static int parse_request_line(const char **pp, const char *end, struct http_requ
 	lim = end - t > HTTP_MAX_URI ? t + HTTP_MAX_URI + 1 : end;
 	p = scan_target(t, lim);
 	if (p - t > HTTP_MAX_URI)
-		return parse_fail(req, 414, "request target too long");
+		return parse_fail(req, LK_E_H_TARGET_LONG);
 	if (p == end)
 		return HTTP_PARSE_INCOMPLETE;
 	if (*p != ' ') {
 		if (*p == '\r' || *p == '\n')
-			return parse_fail(req, 400, "missing HTTP version");
-		return parse_fail(req, 400, "invalid byte in request target");
+			return parse_fail(req, LK_E_H_NO_VERSION);
+		return parse_fail(req, LK_E_H_BAD_TARGET_BYTE);
 	}
 	if (p == t)
-		return parse_fail(req, 400, "empty request target");
+		return parse_fail(req, LK_E_H_EMPTY_TARGET);
 	req->target.p = t;
 	req->target.len = (size_t)(p - t);
 	p++;
@@ -217,27 +233,27 @@ static int parse_request_line(const char **pp, const char *end, struct http_requ
 		if (p == end)
 			return HTTP_PARSE_INCOMPLETE;
 		if (*p != http[i])
-			return parse_fail(req, 400, "invalid HTTP version");
+			return parse_fail(req, LK_E_H_BAD_VERSION);
 	}
 	if (p == end)
 		return HTTP_PARSE_INCOMPLETE;
 	if (*p < '0' || *p > '9')
-		return parse_fail(req, 400, "invalid HTTP version");
+		return parse_fail(req, LK_E_H_BAD_VERSION);
 	major = *p++ - '0';
 	if (p == end)
 		return HTTP_PARSE_INCOMPLETE;
 	if (*p++ != '.')
-		return parse_fail(req, 400, "invalid HTTP version");
+		return parse_fail(req, LK_E_H_BAD_VERSION);
 	if (p == end)
 		return HTTP_PARSE_INCOMPLETE;
 	if (*p < '0' || *p > '9')
-		return parse_fail(req, 400, "invalid HTTP version");
+		return parse_fail(req, LK_E_H_BAD_VERSION);
 	minor = *p++ - '0';
-	r = eat_eol(&p, end, req, "invalid HTTP version");
+	r = eat_eol(&p, end, req, LK_E_H_BAD_VERSION);
 	if (r != LINE_OK)
 		return r;
 	if (major != 1 || minor > 1)
-		return parse_fail(req, 505, "HTTP version not supported");
+		return parse_fail(req, LK_E_H_VERSION);
 	req->minor = minor;
 	*pp = p;
 	return LINE_OK;
@@ -259,18 +275,18 @@ static int parse_headers(const char **pp, const char *end, struct http_request *
 		if (p == end)
 			return HTTP_PARSE_INCOMPLETE;
 		if (*p == '\r' || *p == '\n') {
-			r = eat_eol(&p, end, req, "bare CR in request head");
+			r = eat_eol(&p, end, req, LK_E_H_BARE_CR);
 			if (r == LINE_OK)
 				*pp = p;
 			return r;
 		}
 		if (*p == ' ' || *p == '\t') {
 			if (req->nheaders == 0)
-				return parse_fail(req, 400, "whitespace before first header field");
-			return parse_fail(req, 400, "obsolete line folding");
+				return parse_fail(req, LK_E_H_WS_FIRST_FIELD);
+			return parse_fail(req, LK_E_H_OBS_FOLD);
 		}
 		if (req->nheaders == HTTP_MAX_HEADERS)
-			return parse_fail(req, 431, "too many header fields");
+			return parse_fail(req, LK_E_H_TOO_MANY_FIELDS);
 
 		name = p;
 		while (p < end && tchar[(unsigned char)*p])
@@ -280,14 +296,14 @@ static int parse_headers(const char **pp, const char *end, struct http_request *
 		if (*p != ':') {
 			*pp = p;
 			if (*p == ' ' || *p == '\t')
-				return parse_fail(req, 400, "whitespace before colon");
+				return parse_fail(req, LK_E_H_WS_BEFORE_COLON);
 			if (*p == '\r' || *p == '\n')
-				return parse_fail(req, 400, "header field without colon");
-			return parse_fail(req, 400, "invalid header name");
+				return parse_fail(req, LK_E_H_NO_COLON);
+			return parse_fail(req, LK_E_H_BAD_NAME);
 		}
 		if (p == name) {
 			*pp = p;
-			return parse_fail(req, 400, "empty header name");
+			return parse_fail(req, LK_E_H_EMPTY_NAME);
 		}
 		req->headers[req->nheaders].name.p = name;
 		req->headers[req->nheaders].name.len = (size_t)(p - name);
@@ -301,10 +317,10 @@ static int parse_headers(const char **pp, const char *end, struct http_request *
 		if (p < end && *p != '\r' && *p != '\n') {
 			*pp = p;
 			if (*p == '\0')
-				return parse_fail(req, 400, "NUL in header value");
-			return parse_fail(req, 400, "control byte in header value");
+				return parse_fail(req, LK_E_H_NUL_VALUE);
+			return parse_fail(req, LK_E_H_CTL_VALUE);
 		}
-		r = eat_eol(&p, end, req, "bare CR in request head");
+		r = eat_eol(&p, end, req, LK_E_H_BARE_CR);
 		if (r != LINE_OK) {
 			*pp = vend;
 			return r;
@@ -320,7 +336,7 @@ static int parse_headers(const char **pp, const char *end, struct http_request *
 static int incomplete_head(size_t len, struct http_request *req)
 {
 	if (len >= HTTP_MAX_HEAD)
-		return parse_fail(req, 431, "request head too large");
+		return parse_fail(req, LK_E_H_HEAD_LARGE);
 	return HTTP_PARSE_INCOMPLETE;
 }
 
@@ -333,6 +349,7 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req, si
 	int r;
 
 	req->nheaders = 0;
+	req->error = LK_E_OK;
 	req->error_status = 0;
 	req->error_reason = NULL;
 	if (last_len > len)
@@ -383,6 +400,7 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req, si
 
 		if (head_end_found(from, end))
 			return r;
+		req->error = LK_E_OK;
 		req->error_status = 0;
 		req->error_reason = NULL;
 	}

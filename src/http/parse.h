@@ -7,6 +7,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "core/errors.h"
+
 /* Limits of a request head. Each is hit by a test. */
 #define HTTP_MAX_HEAD    (16 * 1024) /* request line + headers + final CRLF -> 431 */
 #define HTTP_MAX_URI     (8 * 1024)  /* request-target length -> 414 */
@@ -31,9 +33,14 @@ struct http_request {
 	int minor;                /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
 	size_t nheaders;
 	struct http_header headers[HTTP_MAX_HEADERS];
-	int error_status;         /* on HTTP_PARSE_ERROR: 400, 414, 431, 501 or 505 */
-	const char *error_reason; /* on HTTP_PARSE_ERROR: static text for the log/body */
+	enum lk_err error;        /* on HTTP_PARSE_ERROR: the row of the error table */
+	int error_status;         /* the same row's status: 400, 414, 431, 501 or 505 */
+	const char *error_reason; /* the same row's message (may hold "%s": see below) */
 };
+
+/* The detail that fills the "%s" of a parser error's message (the limit that was
+ * hit, from its constant), into out. Returns its length; 0 when the message has none. */
+size_t http_parse_error_detail(enum lk_err e, char *out, size_t len);
 
 #define HTTP_PARSE_ERROR      (-1)
 #define HTTP_PARSE_INCOMPLETE (-2)

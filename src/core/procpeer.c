@@ -1,0 +1,678 @@
+/* procpeer.c - the process at the other end of a loopback connection, on its own thread.
+ *
+ * The kernel tells the client socket's inode and owner (one exact NETLINK_SOCK_DIAG
+ * request); which process holds that inode is only in /proc/PID/fd. Reading every
+ * process's descriptors for every connection would stall an event loop (a browser has
+ * thousands), so all of it runs here, on one thread per server, and answers are posted
+ * back to the asking loop. Two passes keep the cost down:
+ *   fast: for each batch of questions, the processes likely to be FTP clients (known
+ *         FTP programs, processes that logged in over FTP here, processes started in the
+ *         last few seconds) are searched, at most PROCPEER_FAST_LINKS links;
+ *   slow: at most once per PROCPEER_SLOW_EVERY_MS, every readable process (browsers
+ *         first) is searched for the questions still open, at most PROCPEER_SLOW_LINKS
+ *         links; what is not found then is UNKNOWN.
+ * The process table (pids, names, classes) is kept between batches: a pid seen before
+ * with the same start time is not read again, except while it is young (it may still
+ * exec another program). */
+#include "core/procpeer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/loop.h"
+#include "core/sockdiag.h"
+#include "core/vec.h"
+
+#define PROCPEER_CMDLINE_READ 4096 /* bytes of /proc/PID/cmdline read to classify */
+
+struct req {
+	struct sockaddr_storage local, peer;
+	struct loop *l;
+	procpeer_cb cb;
+	void *arg;
+	uint32_t inode; /* the client's socket; 0 until looked up */
+	uint32_t uid;
+	int pid;        /* found holder; -1 while unknown */
+};
+
+struct proc {
+	int pid;
+	unsigned long long start; /* start time in clock ticks after boot */
+	uint32_t uid;
+	char comm[16];
+	enum procpeer_class cls;
+	const char *rule;
+	int logged; /* an answer naming it was given: later ones are not "first" */
+	int seen;   /* still in /proc at the last listing */
+};
+
+struct mark {
+	int pid;
+	unsigned long long start; /* of the process noted; 0 until the thread sees it */
+	int ftp;                  /* logged in over FTP, no HTTP since */
+};
+
+struct procpeer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	struct req *pending; /* asked, not yet taken by the thread (lock) */
+	size_t npending, cappending;
+	struct mark *marks; /* (lock) */
+	size_t nmarks, capmarks;
+
+	/* the thread's own */
+	struct req *open; /* taken, not yet answered */
+	size_t nopen, capopen;
+	atomic_size_t nopen_seen; /* nopen, for procpeer_ask's limit (other threads) */
+	struct proc *procs; /* sorted by pid */
+	size_t nprocs, capprocs;
+	uint64_t last_slow_ms;
+	long ticks; /* sysconf(_SC_CLK_TCK) */
+};
+
+struct post {
+	procpeer_cb cb;
+	void *arg;
+	struct procpeer_result r;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- classification (pure) ---- */
+
+static const char *const browser_names[] = {
+        "chromium", "chromium-browse", "chrome",      "google-chrome",  "headless_shell",
+        "firefox",  "firefox-esr",     "firefox-bin", "Socket Process", "msedge",
+        "brave",    "opera",           "vivaldi-bin", "epiphany",       "WebKitNetworkPr",
+        "falkon",   "qutebrowser",     "QtWebEngineProc",
+};
+
+/* Programs that speak FTP whatever their arguments. */
+static const char *const ftp_names[] = {
+        "ftp",      "tnftp",      "pftp",     "netkit-ftp", "ncftp",    "ncftpget", "ncftpput",
+        "ncftpls",  "ncftpbatch", "filezilla", "gftp",      "gftp-gtk", "gftp-text", "yafc",
+};
+
+/* Programs that speak FTP when their command line names only ftp:// URLs. */
+static const char *const url_names[] = {"curl", "wget", "wget2", "aria2c", "lftp", "lftpget"};
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(s, list[i]))
+			return 1;
+	return 0;
+}
+
+/* Counts the arguments that hold an ftp:// or an http(s):// URL. */
+static void count_urls(const char *cmd, size_t n, int *ftp, int *http)
+{
+	*ftp = *http = 0;
+	for (size_t i = 0; i < n;) {
+		const char *a = cmd + i;
+		size_t len = strnlen(a, n - i);
+		/* The URL may follow an option ("--url=ftp://...") or stand alone. */
+		for (size_t k = 0; k + 6 <= len; k++) {
+			if (!strncasecmp(a + k, "ftp://", 6) || !strncasecmp(a + k, "ftps://", 7)) {
+				(*ftp)++;
+				break;
+			}
+			if (!strncasecmp(a + k, "http://", 7) || !strncasecmp(a + k, "https://", 8)) {
+				(*http)++;
+				break;
+			}
+		}
+		i += len + 1;
+	}
+}
+
+enum procpeer_class procpeer_classify(const char *comm, const char *cmdline, size_t n, const char **rule)
+{
+	static const char sw[] = "--utility-sub-type=network.mojom.NetworkService";
+	if (in_list(comm, browser_names, sizeof(browser_names) / sizeof(browser_names[0]))) {
+		*rule = "a browser by name";
+		return PROCPEER_BROWSER;
+	}
+	/* Every Chromium-based program (Chrome, Edge, Electron apps such as VS Code,
+	 * QtWebEngine) runs its network stack in a utility process started with this
+	 * switch, whatever the program is called. */
+	if (cmdline && memmem(cmdline, n, sw, sizeof(sw) - 1)) {
+		*rule = "a Chromium network service";
+		return PROCPEER_BROWSER;
+	}
+	if (in_list(comm, ftp_names, sizeof(ftp_names) / sizeof(ftp_names[0]))) {
+		*rule = "an FTP client by name";
+		return PROCPEER_FTP_CLIENT;
+	}
+	if (in_list(comm, url_names, sizeof(url_names) / sizeof(url_names[0]))) {
+		int ftp, http;
+		count_urls(cmdline ? cmdline : "", cmdline ? n : 0, &ftp, &http);
+		if (!strcmp(comm, "lftp") && !ftp && !http) {
+			/* lftp with no URL is an FTP shell more often than not, but it can open
+			 * http:// too: wait for its first bytes like any other client. */
+			*rule = "lftp without a URL on its command line";
+			return PROCPEER_OTHER;
+		}
+		if (ftp && !http) {
+			*rule = "its command line names only ftp:// URLs";
+			return PROCPEER_FTP_CLIENT;
+		}
+		*rule = http ? "its command line names http:// URLs" : "its command line names no ftp:// URL";
+		return PROCPEER_OTHER;
+	}
+	*rule = "not a known FTP client";
+	return PROCPEER_OTHER;
+}
+
+const char *procpeer_class_name(enum procpeer_class c)
+{
+	switch (c) {
+	case PROCPEER_OTHER: return "other";
+	case PROCPEER_BROWSER: return "browser";
+	case PROCPEER_FTP_CLIENT: return "FTP client";
+	case PROCPEER_FTP_PEER: return "FTP peer";
+	default: return "unknown";
+	}
+}
+
+/* ---- /proc ---- */
+
+static ssize_t read_small(int dirfd, const char *path, char *buf, size_t cap)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	do
+		n = read(fd, buf, cap);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	return n;
+}
+
+/* Start time (field 22 of /proc/PID/stat; after the last ')' so a name with spaces or
+ * parentheses cannot shift the fields). Returns 0 or -1. */
+static int read_start(int pfd, unsigned long long *start)
+{
+	char b[1024];
+	ssize_t n = read_small(pfd, "stat", b, sizeof(b) - 1);
+	if (n <= 0)
+		return -1;
+	b[n] = 0;
+	char *p = strrchr(b, ')');
+	if (!p)
+		return -1;
+	p++;
+	/* Fields 3.. follow; the start time is field 22, the 20th after ')'. */
+	for (int f = 0; f < 19 && p; f++) {
+		p = strchr(p + 1, ' ');
+	}
+	if (!p)
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(p + 1, &end, 10);
+	if (errno || end == p + 1)
+		return -1;
+	*start = v;
+	return 0;
+}
+
+/* Reads name, owner, start and class of pid. Returns 0, or -1 when it is gone or
+ * unreadable. */
+static int proc_read(int procfd, int pid, struct proc *out)
+{
+	char path[32], comm[64], cmd[PROCPEER_CMDLINE_READ];
+	struct stat st;
+	snprintf(path, sizeof(path), "%d", pid);
+	int pfd = openat(procfd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return -1;
+	int rc = -1;
+	ssize_t n;
+	if (fstat(pfd, &st) < 0 || read_start(pfd, &out->start) < 0)
+		goto out;
+	n = read_small(pfd, "comm", comm, sizeof(comm) - 1);
+	if (n <= 0)
+		goto out;
+	comm[n] = 0;
+	comm[strcspn(comm, "\n")] = 0;
+	ssize_t c = read_small(pfd, "cmdline", cmd, sizeof(cmd));
+	out->pid = pid;
+	out->uid = st.st_uid;
+	snprintf(out->comm, sizeof(out->comm), "%.15s", comm);
+	out->cls = procpeer_classify(out->comm, cmd, c > 0 ? (size_t)c : 0, &out->rule);
+	rc = 0;
+out:
+	close(pfd);
+	return rc;
+}
+
+static int proc_cmp(const void *a, const void *b)
+{
+	int x = ((const struct proc *)a)->pid, y = ((const struct proc *)b)->pid;
+	return (x > y) - (x < y);
+}
+
+static struct proc *proc_find(struct procpeer *p, int pid)
+{
+	struct proc key = {.pid = pid};
+	return bsearch(&key, p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
+}
+
+/* Seconds since boot, in clock ticks, to tell how old a process is. */
+static unsigned long long uptime_ticks(const struct procpeer *p)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * (unsigned long long)p->ticks +
+	       (unsigned long long)ts.tv_nsec * (unsigned long long)p->ticks / 1000000000ull;
+}
+
+static int proc_young(const struct procpeer *p, const struct proc *pr, unsigned long long now)
+{
+	return now >= pr->start && now - pr->start < (unsigned long long)PROCPEER_YOUNG_MS * (unsigned long long)p->ticks / 1000;
+}
+
+/* Lists /proc again: new pids are read, known ones kept (young ones re-read: they
+ * may have exec'd since), vanished ones dropped. */
+static void procs_refresh(struct procpeer *p)
+{
+	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (procfd < 0)
+		return;
+	DIR *d = fdopendir(procfd);
+	if (!d) {
+		close(procfd);
+		return;
+	}
+	unsigned long long now = uptime_ticks(p);
+	for (size_t i = 0; i < p->nprocs; i++)
+		p->procs[i].seen = 0;
+	size_t nold = p->nprocs;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		int pid = atoi(de->d_name);
+		struct proc *old = NULL;
+		/* Only the part listed before this refresh is sorted. */
+		struct proc key = {.pid = pid};
+		old = bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp);
+		if (old && !proc_young(p, old, now)) {
+			old->seen = 1;
+			continue;
+		}
+		struct proc fresh;
+		memset(&fresh, 0, sizeof(fresh));
+		if (proc_read(dirfd(d), pid, &fresh) < 0)
+			continue;
+		fresh.seen = 1;
+		if (old) {
+			fresh.logged = old->start == fresh.start && old->logged;
+			*old = fresh;
+			continue;
+		}
+		if (vec_grow((void **)&p->procs, &p->capprocs, p->nprocs + 1, sizeof(*p->procs)) < 0)
+			break;
+		p->procs[p->nprocs++] = fresh;
+	}
+	closedir(d);
+	size_t k = 0;
+	for (size_t i = 0; i < p->nprocs; i++)
+		if (p->procs[i].seen)
+			p->procs[k++] = p->procs[i];
+	p->nprocs = k;
+	qsort(p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Searches pid's descriptors for the inodes in want[0..nwant) (sorted); each found one
+ * gets pid as its holder in the open questions. *budget counts links read. */
+static void scan_pid(struct procpeer *p, int pid, const uint32_t *want, size_t nwant, long *budget)
+{
+	char path[40], link[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *de;
+	while (*budget > 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		(*budget)--;
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (n < 9 || memcmp(link, "socket:[", 8))
+			continue;
+		link[n] = 0;
+		uint32_t ino = (uint32_t)strtoul(link + 8, NULL, 10);
+		if (!bsearch(&ino, want, nwant, sizeof(*want), u32_cmp))
+			continue;
+		for (size_t i = 0; i < p->nopen; i++)
+			if (p->open[i].inode == ino && p->open[i].pid < 0)
+				p->open[i].pid = pid;
+	}
+	closedir(d);
+}
+
+/* The inodes of open questions still without a holder, sorted; NULL when none. */
+static uint32_t *wanted(struct procpeer *p, size_t *n)
+{
+	uint32_t *w = malloc((p->nopen + 1) * sizeof(*w));
+	*n = 0;
+	if (!w)
+		return NULL;
+	for (size_t i = 0; i < p->nopen; i++)
+		if (p->open[i].pid < 0 && p->open[i].inode)
+			w[(*n)++] = p->open[i].inode;
+	if (!*n) {
+		free(w);
+		return NULL;
+	}
+	qsort(w, *n, sizeof(*w), u32_cmp);
+	return w;
+}
+
+static int has_uid(const struct procpeer *p, uint32_t uid)
+{
+	for (size_t i = 0; i < p->nopen; i++)
+		if (p->open[i].pid < 0 && p->open[i].inode && p->open[i].uid == uid)
+			return 1;
+	return 0;
+}
+
+/* ---- answers ---- */
+
+static void post_run(struct loop *l, void *data)
+{
+	struct post *po = data;
+	po->cb(l, po->arg, &po->r);
+	free(po);
+}
+
+static void answer(struct procpeer *p, const struct req *q, enum procpeer_class cls, const char *rule,
+                   struct proc *pr, int ftp_mark)
+{
+	struct post *po = calloc(1, sizeof(*po));
+	if (!po)
+		return; /* the asker's own deadline ends its wait */
+	po->cb = q->cb;
+	po->arg = q->arg;
+	po->r.cls = cls;
+	po->r.rule = rule;
+	po->r.pid = -1;
+	po->r.uid = q->inode ? q->uid : (uint32_t)-1;
+	if (pr) {
+		po->r.pid = pr->pid;
+		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
+		if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
+			po->r.cls = PROCPEER_FTP_PEER;
+			po->r.rule = "it logged in over FTP here and sent no HTTP since";
+		} else {
+			po->r.cls = pr->cls;
+			po->r.rule = pr->rule;
+		}
+		po->r.first = !pr->logged;
+		pr->logged = 1;
+	}
+	if (loop_post(q->l, post_run, po) < 0)
+		free(po);
+}
+
+/* Is pr marked as an FTP peer? A mark belongs to the process that was running when it
+ * was made: a later process that reuses the pid is not marked. */
+static int marked(struct procpeer *p, const struct proc *pr)
+{
+	int m = 0;
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->nmarks; i++) {
+		struct mark *mk = &p->marks[i];
+		if (mk->pid != pr->pid)
+			continue;
+		if (!mk->start)
+			mk->start = pr->start;
+		m = mk->start == pr->start && mk->ftp;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return m;
+}
+
+/* Answers the open questions that have a holder (or can never get one); keeps the
+ * rest. With final, every question is answered. */
+static void answer_found(struct procpeer *p, int final)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < p->nopen; i++) {
+		struct req *q = &p->open[i];
+		if (q->pid >= 0) {
+			struct proc *pr = proc_find(p, q->pid);
+			if (pr)
+				answer(p, q, pr->cls, pr->rule, pr, marked(p, pr));
+			else
+				answer(p, q, PROCPEER_UNKNOWN, "its process exited", NULL, 0);
+		} else if (!q->inode) {
+			answer(p, q, PROCPEER_UNKNOWN, "not a local socket", NULL, 0);
+		} else if (final) {
+			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)", NULL, 0);
+		} else {
+			p->open[k++] = *q;
+		}
+	}
+	p->nopen = k;
+	atomic_store(&p->nopen_seen, k);
+}
+
+static void fast_pass(struct procpeer *p)
+{
+	size_t nw;
+	uint32_t *want = wanted(p, &nw);
+	if (!want)
+		return;
+	procs_refresh(p);
+	unsigned long long now = uptime_ticks(p);
+	long budget = PROCPEER_FAST_LINKS;
+	for (size_t i = 0; i < p->nprocs && budget > 0; i++) {
+		struct proc *pr = &p->procs[i];
+		if (!has_uid(p, pr->uid))
+			continue;
+		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr))
+			scan_pid(p, pr->pid, want, nw, &budget);
+	}
+	free(want);
+}
+
+static void slow_pass(struct procpeer *p)
+{
+	size_t nw;
+	uint32_t *want = wanted(p, &nw);
+	p->last_slow_ms = mono_ms();
+	if (!want)
+		return;
+	procs_refresh(p);
+	long budget = PROCPEER_SLOW_LINKS;
+	/* Browsers first: they are the ones that must never be greeted. */
+	for (int browsers = 1; browsers >= 0; browsers--)
+		for (size_t i = 0; i < p->nprocs && budget > 0; i++)
+			if ((p->procs[i].cls == PROCPEER_BROWSER) == browsers && has_uid(p, p->procs[i].uid))
+				scan_pid(p, p->procs[i].pid, want, nw, &budget);
+	free(want);
+}
+
+static void *procpeer_main(void *arg)
+{
+	struct procpeer *p = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && !p->npending) {
+			if (!p->nopen) {
+				pthread_cond_wait(&p->cond, &p->lock);
+				continue;
+			}
+			uint64_t due = p->last_slow_ms + PROCPEER_SLOW_EVERY_MS, now = mono_ms();
+			if (now >= due)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000ull;
+			ts.tv_sec += (time_t)(ns / 1000000000ull);
+			ts.tv_nsec = (long)(ns % 1000000000ull);
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		}
+		if (p->stop)
+			break;
+		struct req *batch = p->pending;
+		size_t n = p->npending;
+		p->pending = NULL;
+		p->npending = p->cappending = 0;
+		pthread_mutex_unlock(&p->lock);
+
+		size_t fresh_from = p->nopen;
+		for (size_t i = 0; i < n; i++) {
+			if (vec_grow((void **)&p->open, &p->capopen, p->nopen + 1, sizeof(*p->open)) < 0) {
+				answer(p, &batch[i], PROCPEER_UNKNOWN, "out of memory", NULL, 0);
+				continue;
+			}
+			struct req *q = &p->open[p->nopen++];
+			*q = batch[i];
+			q->pid = -1;
+			struct sockdiag_sock s;
+			if (sockdiag_peer(&q->local, &q->peer, &s) == 0 && s.inode) {
+				q->inode = s.inode;
+				q->uid = s.uid;
+			}
+		}
+		free(batch);
+		if (p->nopen > fresh_from)
+			fast_pass(p);
+		answer_found(p, 0);
+		if (p->nopen && mono_ms() >= p->last_slow_ms + PROCPEER_SLOW_EVERY_MS) {
+			slow_pass(p);
+			answer_found(p, 1);
+		}
+		pthread_mutex_lock(&p->lock);
+	}
+	/* Stopping: every question gets its answer, so no asker waits for ever. */
+	struct req *batch = p->pending;
+	size_t n = p->npending;
+	p->pending = NULL;
+	p->npending = 0;
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < n; i++)
+		answer(p, &batch[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0);
+	free(batch);
+	for (size_t i = 0; i < p->nopen; i++)
+		answer(p, &p->open[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0);
+	p->nopen = 0;
+	return NULL;
+}
+
+struct procpeer *procpeer_new(char *err, size_t errlen)
+{
+	struct procpeer *p = calloc(1, sizeof(*p));
+	pthread_condattr_t ca;
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->ticks = sysconf(_SC_CLK_TCK);
+	if (p->ticks <= 0)
+		p->ticks = 100;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	int e = pthread_create(&p->thread, NULL, procpeer_main, p);
+	if (e) {
+		snprintf(err, errlen, "cannot start the peer lookup thread: %s", strerror(e));
+		pthread_cond_destroy(&p->cond);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void procpeer_free(struct procpeer *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p->pending);
+	free(p->open);
+	free(p->procs);
+	free(p->marks);
+	free(p);
+}
+
+int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_storage *local,
+                 const struct sockaddr_storage *peer, procpeer_cb cb, void *arg)
+{
+	int rc = -1;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop && p->npending + atomic_load(&p->nopen_seen) < PROCPEER_MAX_PENDING &&
+	    vec_grow((void **)&p->pending, &p->cappending, p->npending + 1, sizeof(*p->pending)) == 0) {
+		struct req *q = &p->pending[p->npending++];
+		memset(q, 0, sizeof(*q));
+		q->local = *local;
+		q->peer = *peer;
+		q->l = l;
+		q->cb = cb;
+		q->arg = arg;
+		q->pid = -1;
+		pthread_cond_signal(&p->cond);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void procpeer_note(struct procpeer *p, int pid, int ftp_login)
+{
+	if (pid <= 0)
+		return;
+	pthread_mutex_lock(&p->lock);
+	size_t i;
+	for (i = 0; i < p->nmarks && p->marks[i].pid != pid; i++)
+		;
+	if (i == p->nmarks && ftp_login &&
+	    vec_grow((void **)&p->marks, &p->capmarks, p->nmarks + 1, sizeof(*p->marks)) == 0) {
+		p->marks[p->nmarks].pid = pid;
+		p->marks[p->nmarks++].start = 0;
+	}
+	if (i < p->nmarks)
+		p->marks[i].ftp = ftp_login;
+	pthread_mutex_unlock(&p->lock);
+}

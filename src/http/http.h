@@ -1,0 +1,35 @@
+/* http.h - the HTTP/1.1 engine as a protocol on the shared port: its settings and ops. */
+#ifndef LOOPKIT_HTTP_HTTP_H
+#define LOOPKIT_HTTP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/proto.h"
+
+struct http_route;
+
+/* HTTP's own settings; what every protocol shares (root, write, login, body limit,
+ * logging) is in struct proto_site. */
+struct http_config {
+	const struct http_route *routes; /* the handler table; NULL: serve's (/_/ then files) */
+	int cors;                        /* CORS headers and preflight answers */
+	const char **cors_origins;       /* origins allowed to write with --cors (NULL: none) */
+	size_t ncors_origins;
+	int spa;                         /* missing extensionless paths -> /index.html */
+	const char **allow_hosts;        /* extra Host names; "*" turns the check off */
+	size_t nallow_hosts;
+	unsigned head_timeout_ms;        /* a request head must arrive within this */
+	unsigned idle_timeout_ms;        /* keep-alive connections idle longer are closed */
+	unsigned body_timeout_ms;        /* longest pause while reading a body or writing */
+	char host[64];                   /* the bound address as text, for URLs */
+	uint16_t port;                   /* the bound port, for URLs */
+};
+
+/* Fills cfg with the defaults (timeouts 10/15/30 s, serve's routes). */
+void http_config_default(struct http_config *cfg);
+
+/* The engine, for the serve layer: ctx_new's cfg is a struct http_config. */
+extern const struct proto_ops http_proto_ops;
+
+#endif

@@ -1,0 +1,286 @@
+/* resp.c - writing responses: status line, headers, in-memory bodies, files, generators. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/rand.h"
+#include "http/conn.h"
+
+static void out_put(struct http_conn *c, const char *s, size_t n)
+{
+	if (buf_append(&c->out, s, n) < 0)
+		c->closing = 1; /* cannot happen below HTTP_OUT_MAX; never send half a head */
+}
+
+#define OUT_LIT(c, s) out_put((c), (s), sizeof(s) - 1)
+
+static void out_str(struct http_conn *c, const char *s)
+{
+	out_put(c, s, strlen(s));
+}
+
+static void out_u64(struct http_conn *c, uint64_t v)
+{
+	char t[24], *p = t + sizeof(t);
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	out_put(c, p, (size_t)(t + sizeof(t) - p));
+}
+
+const char *http_ctx_date(struct http_ctx *x)
+{
+	time_t now = time(NULL);
+	if (now != x->date_sec) {
+		x->date_sec = now;
+		http_date_format(now, x->date);
+	}
+	return x->date;
+}
+
+void resp_start(struct http_conn *c, int status)
+{
+	const struct http_config *cfg = c->x->cfg;
+	char line[64];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, lk_http_reason(status));
+	c->status = status;
+	out_put(c, line, (size_t)n);
+	OUT_LIT(c, "Server: loopkit/" LOOPKIT_VERSION "\r\nDate: ");
+	out_str(c, http_ctx_date(c->x));
+	OUT_LIT(c, "\r\nX-Content-Type-Options: nosniff\r\n");
+	if (cfg->cors)
+		OUT_LIT(c, "Access-Control-Allow-Origin: *\r\n"
+		           "Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, "
+		           "Last-Modified, Location, Date\r\n");
+	if (c->closing)
+		OUT_LIT(c, "Connection: close\r\n");
+	else if (c->minor == 0)
+		OUT_LIT(c, "Connection: keep-alive\r\n");
+}
+
+void resp_header(struct http_conn *c, const char *name, const char *value)
+{
+	out_str(c, name);
+	OUT_LIT(c, ": ");
+	out_str(c, value);
+	OUT_LIT(c, "\r\n");
+}
+
+void resp_headerf(struct http_conn *c, const char *name, const char *fmt, ...)
+{
+	char v[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v, sizeof(v), fmt, ap);
+	va_end(ap);
+	resp_header(c, name, v);
+}
+
+static int status_has_body(int status)
+{
+	return !(status < HTTP_OK || status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED);
+}
+
+void resp_end_headers(struct http_conn *c, const char *type, uint64_t len, int chunked)
+{
+	if (status_has_body(c->status)) {
+		if (type) {
+			OUT_LIT(c, "Content-Type: ");
+			out_str(c, type);
+			OUT_LIT(c, "\r\n");
+		}
+		if (chunked) {
+			OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
+		} else {
+			OUT_LIT(c, "Content-Length: ");
+			out_u64(c, len);
+			OUT_LIT(c, "\r\n");
+		}
+	}
+	OUT_LIT(c, "\r\n");
+}
+
+void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t len)
+{
+	resp_end_headers(c, type, len, 0);
+	if (!c->head_only && status_has_body(c->status)) {
+		out_put(c, p, len);
+		c->body_bytes += len;
+	}
+}
+
+const char *http_allow(const struct http_ctx *x)
+{
+	return x->site->write ? "GET, HEAD, OPTIONS, PUT, DELETE" : "GET, HEAD, OPTIONS";
+}
+
+void resp_error(struct http_conn *c, enum lk_err e, const char *detail)
+{
+	resp_error_h(c, e, detail, NULL, NULL);
+}
+
+void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name, const char *value)
+{
+	const struct lk_error *row = lk_error(e);
+	int status = row->http ? row->http : HTTP_INTERNAL_SERVER_ERROR;
+	char msg[400], body[512];
+	lk_text_fill(msg, sizeof(msg), row->msg, detail);
+	int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, lk_http_reason(status), msg);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = (int)sizeof(body) - 1;
+	resp_start(c, status);
+	if (status == HTTP_METHOD_NOT_ALLOWED)
+		resp_header(c, "Allow", http_allow(c->x));
+	if (status == HTTP_UNAUTHORIZED)
+		resp_header(c, "WWW-Authenticate", "Basic realm=\"loopkit\", charset=\"UTF-8\"");
+	if (name)
+		resp_header(c, name, value);
+	resp_send_mem(c, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+void resp_text(struct http_conn *c, int status, const char *note, const char *name, const char *value)
+{
+	char body[512];
+	int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status, lk_http_reason(status), note ? ": " : "",
+	                 note ? note : "");
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = (int)sizeof(body) - 1;
+	resp_start(c, status);
+	if (name)
+		resp_header(c, name, value);
+	resp_send_mem(c, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+void resp_error_close(struct http_conn *c, enum lk_err e, const char *detail)
+{
+	c->closing = 1;
+	c->linger = 1; /* the rest of a bad request may still be on its way */
+	resp_error(c, e, detail);
+}
+
+/* ---- body sources ---- */
+
+void resp_body_mem(struct http_conn *c, const void *p, size_t len)
+{
+	if (c->head_only || !status_has_body(c->status))
+		return;
+	out_put(c, p, len);
+	c->body_bytes += len;
+}
+
+void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len)
+{
+	if (c->head_only || !len) {
+		close(fd);
+		return;
+	}
+	c->file_fd = fd;
+	c->file_off = (off_t)off;
+	c->file_left = len;
+	c->rb = RB_FILE;
+}
+
+void *resp_body_gen(struct http_conn *c, const struct resp_gen_ops *ops, size_t state_size, uint64_t first_ms,
+                    uint64_t interval_ms)
+{
+	memset(&c->gen_state, 0, sizeof(c->gen_state));
+	/* HEAD, or a programming error (state too big): the handler's writes into the
+	 * state land in scratch and no body is generated. */
+	if (c->head_only || state_size > RESP_GEN_STATE_MAX)
+		return c->gen_state.bytes;
+	c->gen = ops;
+	c->gen_interval = interval_ms;
+	c->rb = RB_GEN;
+	if (interval_ms) {
+		c->state = CS_WAIT;
+		conn_deadline(c, first_ms);
+	}
+	return c->gen_state.bytes;
+}
+
+void resp_body_reset(struct http_conn *c)
+{
+	if (c->file_fd >= 0)
+		close(c->file_fd);
+	c->file_fd = -1;
+	c->file_left = 0;
+	if (c->rb == RB_GEN && c->gen && c->gen->done)
+		c->gen->done(c->gen_state.bytes);
+	c->gen = NULL;
+	c->rb = RB_NONE;
+}
+
+void resp_hold(struct http_conn *c, uint64_t ms)
+{
+	c->state = CS_WAIT;
+	conn_deadline(c, ms);
+}
+
+void resp_close_after(struct http_conn *c)
+{
+	c->closing = 1;
+}
+
+/* ---- facts ---- */
+
+int http_conn_head_only(const struct http_conn *c)
+{
+	return c->head_only;
+}
+
+const char *http_conn_peer(const struct http_conn *c)
+{
+	return c->peer.addr_str;
+}
+
+struct http_ctx *http_conn_ctx(const struct http_conn *c)
+{
+	return c->x;
+}
+
+const struct proto_site *http_ctx_site(const struct http_ctx *x)
+{
+	return x->site;
+}
+
+struct filecache *http_ctx_files(const struct http_ctx *x)
+{
+	return x->files;
+}
+
+const struct http_config *http_ctx_config(const struct http_ctx *x)
+{
+	return x->cfg;
+}
+
+uint64_t http_ctx_random(struct http_ctx *x)
+{
+	return rand_splitmix64(&x->prng);
+}
+
+const struct http_header *http_req_header(const struct http_reqinfo *ri, const char *name)
+{
+	return http_find_header(ri->req, name);
+}
+
+int http_list_has(struct http_slice v, const char *tok)
+{
+	size_t i = 0, tl = strlen(tok);
+	while (i < v.len) {
+		while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < v.len && v.p[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t'))
+			e--;
+		if (e - s == tl && !strncasecmp(v.p + s, tok, tl))
+			return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,111 @@
+/* resp.h - what a request handler uses: the request's facts, the response writer, bodies. */
+#ifndef LOOPKIT_HTTP_RESP_H
+#define LOOPKIT_HTTP_RESP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/errors.h"
+#include "core/proto.h"
+#include "http/http.h"
+#include "http/parse.h"
+
+/* A connection, opaque to handlers: they answer through the functions below. */
+struct http_conn;
+/* The engine's state for one event-loop thread. */
+struct http_ctx;
+
+enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER };
+
+#define HTTP_API_MAX_BODY (1024 * 1024) /* bodies read into memory (routes with HTTP_BODY_MEM) */
+
+/* Facts about the request being dispatched, derived once from the parsed head. */
+struct http_reqinfo {
+	const struct http_request *req;
+	enum http_method method;
+	struct http_slice path;  /* raw path of the target, before '?' */
+	struct http_slice query; /* after '?', without it; len 0 when none */
+	const char *body;        /* the body, for routes that read it into memory */
+	size_t body_len;
+	int accept_json;         /* Accept names application/json */
+	int same_origin;         /* Sec-Fetch-Site is same-origin or none (typed by the user) */
+};
+
+/* ---- the response ----
+ * resp_start writes the status line and the headers every response carries; then add
+ * headers; then end with one of resp_send_mem, resp_end_headers (a body source
+ * follows, or none) or use resp_error. */
+void resp_start(struct http_conn *c, int status);
+void resp_header(struct http_conn *c, const char *name, const char *value);
+void resp_headerf(struct http_conn *c, const char *name, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Ends the headers with Content-Type and Content-Length and appends the body (not for
+ * HEAD or statuses without a body). */
+void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t len);
+/* Ends the headers for a body that a source below provides; with chunked,
+ * Transfer-Encoding: chunked replaces Content-Length. type may be NULL. */
+void resp_end_headers(struct http_conn *c, const char *type, uint64_t len, int chunked);
+/* A whole error response from the error table: the row's status and a text/plain
+ * body "STATUS REASON: message", detail filling the message's "%s". A 405 carries
+ * Allow, a 401 WWW-Authenticate. */
+void resp_error(struct http_conn *c, enum lk_err e, const char *detail);
+/* The same with one more header (name: value), e.g. a 416's Content-Range. */
+void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name, const char *value);
+/* The same, and the connection closes after it (lingering to read what the client
+ * still sends, so the answer is not lost to a reset). */
+void resp_error_close(struct http_conn *c, enum lk_err e, const char *detail);
+/* A whole response that is not an error, with a one-line text/plain body "STATUS
+ * REASON" or "STATUS REASON: note" (201 Created, 301 to a directory), and one extra
+ * header name: value (name may be NULL). */
+void resp_text(struct http_conn *c, int status, const char *note, const char *name, const char *value);
+
+/* ---- body sources (after resp_end_headers) ---- */
+
+/* Body bytes from memory, after resp_end_headers (skipped for HEAD). */
+void resp_body_mem(struct http_conn *c, const void *p, size_t len);
+/* The bytes [off, off + len) of the open file fd, sent with sendfile; the response
+ * owns fd from here on. */
+void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len);
+
+/* A generated body. fill appends at most room bytes to out and returns how many it
+ * appended; 0 ends the body. done (may be NULL) releases what state holds, whether
+ * the body ended or the connection did. */
+struct resp_gen_ops {
+	size_t (*fill)(struct http_conn *c, void *state, struct buf *out, size_t room);
+	void (*done)(void *state);
+};
+#define RESP_GEN_STATE_MAX 128 /* bytes of state a generator may keep */
+/* Starts a generated body and returns its zeroed state of state_size bytes (at most
+ * RESP_GEN_STATE_MAX). With interval_ms 0, fill runs whenever the socket has room
+ * (within the per-turn write budget); otherwise once per interval, the first call
+ * first_ms from now (drip). For HEAD nothing is generated and done is never called:
+ * take resources for the state only after checking http_conn_head_only. */
+void *resp_body_gen(struct http_conn *c, const struct resp_gen_ops *ops, size_t state_size, uint64_t first_ms,
+                    uint64_t interval_ms);
+
+/* Holds the response, once written, back for ms before it is sent (/_/delay). */
+void resp_hold(struct http_conn *c, uint64_t ms);
+/* Closes the connection after this response. */
+void resp_close_after(struct http_conn *c);
+
+/* ---- facts ---- */
+
+int http_conn_head_only(const struct http_conn *c);   /* a HEAD request: no body goes out */
+const char *http_conn_peer(const struct http_conn *c); /* the client's address, as text */
+struct http_ctx *http_conn_ctx(const struct http_conn *c);
+const struct proto_site *http_ctx_site(const struct http_ctx *x);
+const struct http_config *http_ctx_config(const struct http_ctx *x);
+/* The thread's generator state for cheap pseudo-random numbers (splitmix64). */
+uint64_t http_ctx_random(struct http_ctx *x);
+/* The thread's cache of small files; NULL when nothing is served from a root. */
+struct filecache *http_ctx_files(const struct http_ctx *x);
+/* The thread's cached IMF-fixdate of now. */
+const char *http_ctx_date(struct http_ctx *x);
+
+/* Looks up a request header (case-insensitive). */
+const struct http_header *http_req_header(const struct http_reqinfo *ri, const char *name);
+/* Does the comma-separated token list v contain tok (case-insensitive)? */
+int http_list_has(struct http_slice v, const char *tok);
+
+#endif

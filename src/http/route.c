@@ -1,0 +1,472 @@
+/* route.c - request heads: framing checks, Host policy, login, the handler table, the log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/net.h"
+#include "http/conn.h"
+
+const struct http_route http_serve_routes[] = {
+        {"/_", HTTP_BODY_MEM, api_handle, NULL, NULL},
+        {"", HTTP_BODY_UPLOAD, files_handle, files_upload_begin, files_upload_finish},
+        {NULL, HTTP_BODY_NONE, NULL, NULL, NULL},
+};
+
+const struct http_route *http_route_find(const struct http_route *table, struct http_slice path)
+{
+	for (const struct http_route *r = table; r->prefix; r++) {
+		size_t n = strlen(r->prefix);
+		if (path.len >= n && !memcmp(path.p, r->prefix, n) &&
+		    (!n || path.len == n || path.p[n] == '/' || r->prefix[n - 1] == '/'))
+			return r;
+	}
+	return NULL;
+}
+
+static enum http_method method_of(struct http_slice m)
+{
+	static const struct {
+		const char *name;
+		enum http_method m;
+	} t[] = {
+	        {"GET", M_GET},     {"HEAD", M_HEAD},     {"POST", M_POST},
+	        {"PUT", M_PUT},     {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS},
+	        {"PATCH", M_PATCH}, {"TRACE", M_TRACE},   {"CONNECT", M_CONNECT},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (m.len == strlen(t[i].name) && !memcmp(m.p, t[i].name, m.len))
+			return t[i].m;
+	return M_OTHER;
+}
+
+static int ieq_n(const char *a, size_t n, const char *b)
+{
+	return strlen(b) == n && !strncasecmp(a, b, n);
+}
+
+/* Is this Host (or absolute-form authority) one that names this server? IP literals
+ * cannot be rebound by DNS and *.localhost never leaves the machine (RFC 6761), so
+ * both are safe; any other name must be given with --allow-host. */
+static int host_allowed(const struct http_config *cfg, const char *h, size_t n)
+{
+	const char *name;
+	size_t nlen;
+	if (http_authority_host(h, n, &name, &nlen) < 0)
+		return 0;
+	for (size_t i = 0; i < cfg->nallow_hosts; i++) {
+		const char *a = cfg->allow_hosts[i];
+		if (!strcmp(a, "*") || ieq_n(name, nlen, a))
+			return 1;
+	}
+	return net_is_ip_literal(name, nlen) || http_name_is_localhost(name, nlen);
+}
+
+struct head_facts {
+	int keepalive;
+	int has_cl;
+	uint64_t cl;
+	int chunked;
+	int expect_continue;
+	const struct http_header *authorization;
+};
+
+/* Checks the head against RFC 9112 framing rules and our Host policy. Returns LK_E_OK,
+ * or the error to answer with. */
+static enum lk_err head_check(struct http_conn *c, const struct http_request *req, struct http_reqinfo *ri,
+                              struct head_facts *f)
+{
+	const struct http_config *cfg = c->x->cfg;
+	const struct http_header *host = NULL;
+	int nte = 0, conn_close_tok = 0, conn_keep = 0;
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		struct http_slice n = h->name, v = h->value;
+		switch (n.len) {
+		case 4:
+			if (http_slice_ieq(n, "host")) {
+				if (host)
+					return LK_E_H_TWO_HOSTS;
+				host = h;
+			}
+			break;
+		case 6:
+			if (http_slice_ieq(n, "expect")) {
+				if (!http_slice_ieq(v, "100-continue"))
+					return LK_E_H_EXPECT;
+				f->expect_continue = 1;
+			} else if (http_slice_ieq(n, "accept")) {
+				for (size_t k = 0; k + 16 <= v.len; k++)
+					if (!strncasecmp(v.p + k, "application/json", 16))
+						ri->accept_json = 1;
+			}
+			break;
+		case 10:
+			if (http_slice_ieq(n, "connection")) {
+				conn_close_tok |= http_list_has(v, "close");
+				conn_keep |= http_list_has(v, "keep-alive");
+			}
+			break;
+		case 13:
+			if (http_slice_ieq(n, "authorization"))
+				f->authorization = h;
+			break;
+		case 14:
+			if (http_slice_ieq(n, "content-length")) {
+				uint64_t x = 0;
+				if (!v.len || v.len > 18)
+					return LK_E_H_BAD_LENGTH;
+				for (size_t k = 0; k < v.len; k++) {
+					if (v.p[k] < '0' || v.p[k] > '9')
+						return LK_E_H_BAD_LENGTH;
+					x = x * 10 + (uint64_t)(v.p[k] - '0');
+				}
+				if (f->has_cl && x != f->cl)
+					return LK_E_H_TWO_LENGTHS;
+				f->has_cl = 1;
+				f->cl = x;
+			} else if (http_slice_ieq(n, "sec-fetch-site")) {
+				ri->same_origin = http_slice_ieq(v, "same-origin") || http_slice_ieq(v, "none");
+			}
+			break;
+		case 17:
+			if (http_slice_ieq(n, "transfer-encoding")) {
+				nte++;
+				if (!http_slice_ieq(v, "chunked"))
+					return nte > 1 ? LK_E_H_TE_TWICE : LK_E_H_TE_UNKNOWN;
+				f->chunked = 1;
+			}
+			break;
+		}
+	}
+	if (nte > 1)
+		return LK_E_H_TE_TWICE;
+	if (nte && f->has_cl)
+		return LK_E_H_TE_AND_LENGTH;
+	if (nte && req->minor == 0)
+		return LK_E_H_TE_HTTP10;
+	f->keepalive = req->minor ? !conn_close_tok : conn_keep && !conn_close_tok;
+
+	/* The target: origin-form, absolute-form (proxies), or "*" for OPTIONS. */
+	struct http_slice t = req->target;
+	struct http_slice authority = {NULL, 0};
+	if (t.len >= 7 && (!strncasecmp(t.p, "http://", 7) || (t.len >= 8 && !strncasecmp(t.p, "https://", 8)))) {
+		size_t skip = t.p[4] == ':' ? 7 : 8;
+		const char *a = t.p + skip, *end = t.p + t.len;
+		const char *slash = memchr(a, '/', (size_t)(end - a));
+		authority.p = a;
+		authority.len = (size_t)((slash ? slash : end) - a);
+		if (slash) {
+			t.p = slash;
+			t.len = (size_t)(end - slash);
+		} else {
+			t.p = "/";
+			t.len = 1;
+		}
+		if (memchr(authority.p, '@', authority.len))
+			return LK_E_H_USERINFO;
+	} else if (t.len == 1 && t.p[0] == '*') {
+		if (ri->method != M_OPTIONS)
+			return LK_E_H_STAR_TARGET;
+	} else if (ri->method == M_CONNECT) {
+		return LK_E_H_CONNECT;
+	} else if (!t.len || t.p[0] != '/') {
+		return LK_E_H_BAD_TARGET;
+	}
+	if (req->minor == 1 && !host)
+		return LK_E_H_NO_HOST;
+	if (!authority.p && host)
+		authority = host->value;
+	if (authority.p && !host_allowed(cfg, authority.p, authority.len))
+		return LK_E_H_HOST_DENIED;
+	const char *q = memchr(t.p, '?', t.len);
+	const char *hash = memchr(t.p, '#', t.len);
+	const char *pend = q ? q : (hash ? hash : t.p + t.len);
+	ri->path.p = t.p;
+	ri->path.len = (size_t)(pend - t.p);
+	if (q) {
+		ri->query.p = q + 1;
+		ri->query.len = (size_t)((hash && hash > q ? hash : t.p + t.len) - q - 1);
+	}
+	return LK_E_OK;
+}
+
+/* ---- login (--user), for every request when the server requires one ---- */
+
+static int b64_val(int ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+/* Compares without an early exit, so the time taken does not tell how much matched. */
+static int same_secret(const char *a, size_t an, const char *b)
+{
+	size_t bn = strlen(b);
+	unsigned diff = (unsigned)(an != bn);
+	for (size_t i = 0; i < an; i++)
+		diff |= (unsigned)(unsigned char)a[i] ^ (unsigned)(unsigned char)b[i < bn ? i : 0];
+	return diff == 0;
+}
+
+enum login { LOGIN_OK, LOGIN_MISSING, LOGIN_WRONG };
+
+static enum login check_login(const struct proto_site *site, const struct http_header *au)
+{
+	char dec[512];
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	if (!au)
+		return LOGIN_MISSING;
+	struct http_slice v = au->value;
+	if (v.len < 6 || strncasecmp(v.p, "Basic ", 6))
+		return LOGIN_WRONG;
+	for (size_t i = 6; i < v.len && v.p[i] != '='; i++) {
+		int x = b64_val((unsigned char)v.p[i]);
+		if (x < 0 || o >= sizeof(dec))
+			return LOGIN_WRONG;
+		acc = (acc << 6) | (uint32_t)x;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			dec[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	const char *colon = memchr(dec, ':', o);
+	if (!colon)
+		return LOGIN_WRONG;
+	size_t ulen = (size_t)(colon - dec);
+	int ok_user = same_secret(dec, ulen, site->user);
+	int ok_pass = same_secret(colon + 1, o - ulen - 1, site->pass);
+	return ok_user && ok_pass ? LOGIN_OK : LOGIN_WRONG;
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(struct http_conn *c, const struct http_route *route, struct http_reqinfo *ri)
+{
+	route->handle(c, ri);
+	if (c->shut)
+		return;
+	if (c->rb == RB_FILE || (c->rb == RB_GEN && !c->gen_interval))
+		c->state = CS_SEND;
+	else if (c->state != CS_WAIT && c->rb == RB_NONE)
+		conn_request_done(c);
+}
+
+static void log_names(struct http_conn *c, const struct http_request *req)
+{
+	snprintf(c->logmethod, sizeof(c->logmethod), "%.*s", (int)req->method.len, req->method.p);
+	if (req->target.len < sizeof(c->logtarget))
+		snprintf(c->logtarget, sizeof(c->logtarget), "%.*s", (int)req->target.len, req->target.p);
+	else
+		snprintf(c->logtarget, sizeof(c->logtarget), "%.*s...", (int)sizeof(c->logtarget) - 4,
+		         req->target.p);
+}
+
+/* Ends a request with an error answer and closes the connection after it. */
+static void head_fail(struct http_conn *c, enum lk_err e, size_t headlen)
+{
+	resp_error_close(c, e, NULL);
+	buf_consume(&c->in, headlen);
+	conn_request_done(c);
+}
+
+static int is_preflight(const struct http_reqinfo *ri)
+{
+	return ri->method == M_OPTIONS && http_req_header(ri, "origin") &&
+	       http_req_header(ri, "access-control-request-method");
+}
+
+void route_head(struct http_conn *c, const struct http_request *req, size_t headlen)
+{
+	const struct proto_site *site = c->x->site;
+	struct http_reqinfo ri;
+	struct head_facts f;
+	char lim[32];
+	memset(&ri, 0, sizeof(ri));
+	ri.req = req;
+	ri.method = method_of(req->method);
+	c->t_start = loop_clock_us();
+	c->minor = req->minor;
+	c->head_only = ri.method == M_HEAD;
+	c->status = 0;
+	c->body_bytes = 0;
+	log_names(c, req);
+	if (c->x->hooks.note && c->peer.pid > 0) {
+		/* A client that sends HTTP is not an FTP-only one (the sniffer learns). */
+		c->x->hooks.note(c->x->hooks.arg, &c->peer, PROTO_NOTE_HTTP);
+		c->peer.pid = -1; /* said once per connection */
+	}
+
+	enum lk_err e = head_check(c, req, &ri, &f);
+	if (e != LK_E_OK) {
+		head_fail(c, e, headlen);
+		return;
+	}
+	c->closing = !f.keepalive || c->x->stopping;
+	int has_body = f.chunked || (f.has_cl && f.cl > 0);
+	if (site->user && !is_preflight(&ri)) {
+		enum login lg = check_login(site, f.authorization);
+		if (lg != LOGIN_OK) {
+			/* The body (if any) stays unread: answer, then close. */
+			if (has_body)
+				c->closing = c->linger = 1;
+			buf_consume(&c->in, headlen);
+			resp_error(c, lg == LOGIN_MISSING ? LK_E_ENEEDLOGIN : LK_E_ELOGIN, NULL);
+			if (lg == LOGIN_WRONG)
+				resp_hold(c, HTTP_LOGIN_DELAY_MS); /* slows down guessing, as FTP does */
+			else
+				conn_request_done(c);
+			return;
+		}
+		c->user = site->user;
+	}
+	const struct http_route *route = http_route_find(c->x->cfg->routes, ri.path);
+	/* Consumed before dispatch: the slices stay valid (nothing reads into c->in
+	 * until the handler returns) and conn_request_done() sees the true leftover. */
+	const char *head_start = buf_start(&c->in);
+	buf_consume(&c->in, headlen);
+	if (!route) {
+		resp_error(c, LK_E_ENOENT, NULL);
+		if (has_body)
+			c->closing = c->linger = 1;
+		conn_request_done(c);
+		return;
+	}
+	if (!has_body) {
+		dispatch(c, route, &ri);
+		return;
+	}
+	c->chunked = f.chunked;
+	memset(&c->chunk, 0, sizeof(c->chunk));
+	c->body_left = f.cl;
+	c->body_total = 0;
+	c->route = route;
+	if (route->body == HTTP_BODY_MEM) {
+		if (f.has_cl && f.cl > HTTP_API_MAX_BODY) {
+			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
+			conn_request_done(c);
+			return;
+		}
+		c->head = malloc(headlen);
+		if (!c->head) {
+			resp_error_close(c, LK_E_ENOMEM, NULL);
+			conn_request_done(c);
+			return;
+		}
+		memcpy(c->head, head_start, headlen);
+		c->head_len = headlen;
+		buf_init(&c->body, HTTP_API_MAX_BODY);
+		c->sink = SINK_MEM;
+	} else if (route->body == HTTP_BODY_UPLOAD && ri.method == M_PUT && site->write) {
+		if (f.has_cl && f.cl > site->max_body) {
+			resp_error_close(c, LK_E_ETOOBIG, lk_size_text(site->max_body, lim, sizeof(lim)));
+			conn_request_done(c);
+			return;
+		}
+		if (route->upload_begin(c, &ri, &c->up) < 0) {
+			c->closing = 1; /* the body stays unread */
+			c->linger = 1;
+			conn_request_done(c);
+			return;
+		}
+		c->sink = SINK_FILE;
+	} else {
+		/* Nobody wants this body: answer, then close rather than read it. */
+		c->closing = 1;
+		c->linger = 1;
+		dispatch(c, route, &ri);
+		return;
+	}
+	if (f.expect_continue && c->minor == 1)
+		buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+	c->state = CS_BODY;
+	conn_deadline(c, c->x->cfg->body_timeout_ms);
+}
+
+void route_body_done(struct http_conn *c)
+{
+	c->state = CS_HEAD;
+	if (c->sink == SINK_FILE) {
+		c->sink = SINK_NONE;
+		c->route->upload_finish(c, &c->up, 0);
+		conn_request_done(c);
+		return;
+	}
+	/* Re-parse the saved head: its slices must point into memory that outlives the
+	 * reads that brought the body. */
+	struct http_request *req = malloc(sizeof(*req));
+	struct http_reqinfo ri;
+	struct head_facts f;
+	if (!req) {
+		resp_error_close(c, LK_E_ENOMEM, NULL);
+		conn_request_done(c);
+		return;
+	}
+	memset(&ri, 0, sizeof(ri));
+	if (http_parse_request(c->head, c->head_len, req, 0) <= 0) {
+		free(req);
+		resp_error_close(c, LK_E_H_SAVED_HEAD, NULL);
+		conn_request_done(c);
+		return;
+	}
+	ri.req = req;
+	ri.method = method_of(req->method);
+	head_check(c, req, &ri, &f);
+	ri.body = buf_start(&c->body);
+	ri.body_len = buf_used(&c->body);
+	if (!ri.body)
+		ri.body = "";
+	dispatch(c, c->route, &ri);
+	free(req);
+}
+
+void route_log(struct http_conn *c)
+{
+	char proto[16];
+	snprintf(proto, sizeof(proto), "HTTP/1.%d", c->minor);
+	struct accesslog_rec r = {
+	        .remote = c->peer.addr_str,
+	        .user = c->user,
+	        .method = c->logmethod[0] ? c->logmethod : NULL,
+	        .target = c->logtarget,
+	        .proto = proto,
+	        .status = c->status,
+	        .bytes = c->body_bytes,
+	        .us = loop_clock_us() - c->t_start,
+	};
+	accesslog_write(&c->x->log, &r);
+}
+
+/* ---- OPTIONS ---- */
+
+void http_options(struct http_conn *c, const struct http_reqinfo *ri)
+{
+	const struct http_header *acrm = http_req_header(ri, "access-control-request-method");
+	const struct http_header *origin = http_req_header(ri, "origin");
+	resp_start(c, HTTP_NO_CONTENT);
+	resp_header(c, "Allow", http_allow(c->x));
+	if (c->x->cfg->cors && acrm && origin) {
+		resp_header(c, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE");
+		const struct http_header *acrh = http_req_header(ri, "access-control-request-headers");
+		if (acrh)
+			resp_headerf(c, "Access-Control-Allow-Headers", "%.*s", (int)acrh->value.len, acrh->value.p);
+		resp_header(c, "Access-Control-Max-Age", "86400");
+		const struct http_header *pna = http_req_header(ri, "access-control-request-private-network");
+		if (pna && http_slice_ieq(pna->value, "true"))
+			resp_header(c, "Access-Control-Allow-Private-Network", "true");
+	}
+	resp_end_headers(c, NULL, 0, 0);
+}

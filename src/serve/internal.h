@@ -1,0 +1,102 @@
+/* internal.h - the serve layer's own structures: server, workers, sniffed connections. */
+#ifndef LOOPKIT_SERVE_INTERNAL_H
+#define LOOPKIT_SERVE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/fsroot.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/procpeer.h"
+#include "core/proto.h"
+#include "serve/serve.h"
+
+#define SERVE_MAX_PROTOS   2   /* protocols on one port */
+#define SERVE_ACCEPT_BATCH 16  /* connections one wakeup accepts before other threads get theirs */
+#define SERVE_EMFILE_RETRY_MS 100
+#define SERVE_PROMPT_MS    1   /* a client silent this long gets its process looked up */
+#define SERVE_ANSWER_MAX_MS 3000 /* after the window, wait this much more for a pending lookup */
+
+struct serve_worker;
+
+/* A connection not yet given to a protocol: nothing has arrived on it. */
+struct sniff_conn {
+	struct serve_worker *w;
+	struct sniff_conn *prev, *next;
+	struct loop_io io;
+	struct loop_timer timer;
+	struct proto_peer peer;
+	struct sockaddr_storage local;
+	uint64_t accepted;  /* loop_now() at accept */
+	int asked;          /* a process lookup is in flight */
+	int answered;       /* ...and its answer came */
+	enum procpeer_class cls;
+	int detached;       /* handed over or closed: only the pending answer keeps it */
+	int became_http;    /* it was handed to HTTP while the lookup was in flight */
+	int window_over;    /* the window passed while the lookup was in flight */
+};
+
+struct serve_worker {
+	struct serve_server *srv;
+	int id;
+	struct loop *loop;
+	struct loop_io listen_io;
+	struct loop_timer accept_timer; /* retries accept after EMFILE */
+	struct loop_timer grace_timer;
+	int emfile_logged;              /* said once per episode of descriptor exhaustion */
+	int stopping;
+	pthread_t thread;
+	void *ctx[SERVE_MAX_PROTOS];    /* each protocol's state for this thread */
+	struct sniff_conn *sniffing;    /* connections waiting for their first bytes */
+	unsigned nsniff;
+};
+
+struct serve_server {
+	struct serve_config cfg;
+	struct fsroot root;
+	struct proto_site site;
+	atomic_uint nconns;
+	struct log_sink log;
+	int listen_fd;
+	uint16_t port;
+	char host[64];
+	int pasv_locks[SERVE_PASV_MAX_PORTS]; /* abstract sockets that own the passive range */
+	int npasv_locks;
+	const struct proto_ops *proto[SERVE_MAX_PROTOS];
+	const void *proto_cfg[SERVE_MAX_PROTOS];
+	int nproto;
+	int http_idx, ftp_idx; /* index in proto[], -1 when not offered */
+	struct procpeer *peers; /* process lookups for silent clients; NULL without FTP */
+	int nworkers;
+	struct serve_worker **workers;
+	atomic_int stopping;
+	int signals;            /* SIGINT/SIGTERM received */
+};
+
+/* listen.c */
+/* Takes the port alone (no SO_REUSEPORT: another process cannot share it). Returns 0,
+ * or -1 with err and errno. */
+int serve_listen_open(struct serve_server *s, char *err, size_t errlen);
+/* Starts accepting on w's loop (EPOLLEXCLUSIVE: one thread wakes per connection). */
+int serve_listen_start(struct serve_worker *w);
+void serve_listen_stop(struct serve_worker *w);
+/* Takes the FTP passive range alone (one lock per port). Returns 0 or -1 with err. */
+int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen);
+
+/* sniff.c */
+/* A new connection (counted): decides its protocol, now or when it speaks, or when
+ * its silence says FTP. */
+void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage *peer);
+/* Gives a connection to protocol i; fd's ownership passes. */
+void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer);
+/* Closes every connection still being sniffed (stopping). */
+void sniff_close_all(struct serve_worker *w);
+/* What a protocol told about a peer (the note hook). */
+void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum proto_note note);
+
+/* server.c */
+/* The worker's protocols and sniffing are all idle while stopping: end its loop. */
+void serve_worker_check_idle(struct serve_worker *w);
+
+#endif

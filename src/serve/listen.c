@@ -1,0 +1,164 @@
+/* listen.c - the port, taken alone; accepting on every worker; the FTP passive range. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/procfs.h"
+#include "serve/internal.h"
+
+int serve_listen_open(struct serve_server *s, char *err, size_t errlen)
+{
+	/* No SO_REUSEPORT: the kernel then refuses the port to any other socket, another
+	 * loopkit's included, and the workers share this one listener instead. */
+	s->listen_fd = net_listen((struct sockaddr *)&s->cfg.addr, s->cfg.addrlen, 4096, 0, err, errlen);
+	if (s->listen_fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(s->listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->port = net_local_port(s->listen_fd);
+	return 0;
+}
+
+/* Refuses a connection over --max-conns in the words of its protocol: FTP's 421 when
+ * only FTP is offered, else HTTP's 503 (a client that has not spoken yet cannot be
+ * told apart without the lookup this refusal exists to avoid; load that hits the
+ * limit is HTTP's far more often). Best effort on a fresh socket: its send buffer is
+ * empty, so this cannot block. */
+static void refuse_overload(struct serve_server *s, int fd)
+{
+	const struct lk_error *e = lk_error(LK_E_EMAXCONNS);
+	char msg[512];
+	int n;
+	if (s->http_idx >= 0) {
+		char body[200];
+		int bl = snprintf(body, sizeof(body), "%d %s: %s\n", e->http, lk_http_reason(e->http), e->msg);
+		n = snprintf(msg, sizeof(msg),
+		             "HTTP/1.1 %d %s\r\nServer: loopkit/" LOOPKIT_VERSION "\r\n"
+		             "X-Content-Type-Options: nosniff\r\nRetry-After: 1\r\nConnection: close\r\n"
+		             "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s",
+		             e->http, lk_http_reason(e->http), bl, body);
+	} else {
+		n = snprintf(msg, sizeof(msg), "%d %s.\r\n", e->ftp, e->msg);
+	}
+	ssize_t r = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)r;
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void accept_cb(struct loop *l, struct loop_io *io, unsigned events);
+
+static void accept_retry_cb(struct loop *l, struct loop_timer *t)
+{
+	struct serve_worker *w = t->data;
+	if (w->stopping || w->listen_io.fd >= 0)
+		return;
+	if (serve_listen_start(w) < 0)
+		loop_timer_start(l, t, SERVE_EMFILE_RETRY_MS);
+}
+
+static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct serve_worker *w = io->data;
+	struct serve_server *s = w->srv;
+	/* A small batch per wakeup: with EPOLLEXCLUSIVE the other threads wake for what
+	 * is left, so a burst is spread over the workers. */
+	for (int i = 0; i < SERVE_ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Level-triggered epoll would report the listener again at once and
+				 * spin: stop watching it and retry on a timer. */
+				if (!w->emfile_logged)
+					log_msg("out of file descriptors (%s): pausing accept; raise the limit with "
+					        "ulimit -n",
+					        strerror(errno));
+				w->emfile_logged = 1;
+				serve_listen_stop(w);
+				loop_timer_start(l, &w->accept_timer, SERVE_EMFILE_RETRY_MS);
+			}
+			return;
+		}
+		w->emfile_logged = 0;
+		if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
+			atomic_fetch_sub(&s->nconns, 1);
+			refuse_overload(s, fd);
+			continue;
+		}
+		sniff_accept(w, fd, &peer);
+	}
+}
+
+int serve_listen_start(struct serve_worker *w)
+{
+	loop_timer_init(&w->accept_timer, accept_retry_cb, w);
+	return loop_io_start(w->loop, &w->listen_io, w->srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE, accept_cb, w);
+}
+
+void serve_listen_stop(struct serve_worker *w)
+{
+	loop_io_stop(w->loop, &w->listen_io);
+	loop_timer_stop(w->loop, &w->accept_timer);
+}
+
+/* The abstract socket name that stands for "this passive port is loopkit's". */
+static socklen_t pasv_name(unsigned port, struct sockaddr_un *un)
+{
+	memset(un, 0, sizeof(*un));
+	un->sun_family = AF_UNIX;
+	int n = snprintf(un->sun_path + 1, sizeof(un->sun_path) - 1, "loopkit-ftp-pasv-%u", port);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen)
+{
+	unsigned lo = s->cfg.ftp.pasv_lo, hi = s->cfg.ftp.pasv_hi;
+	if (!lo)
+		return 0;
+	if (hi - lo + 1 > SERVE_PASV_MAX_PORTS) {
+		snprintf(err, errlen, "--pasv-ports %u-%u spans %u ports; at most %d", lo, hi, hi - lo + 1,
+		         SERVE_PASV_MAX_PORTS);
+		return -1;
+	}
+	for (unsigned p = lo; p <= hi; p++) {
+		char who[256];
+		/* A listener there belongs to someone else: say who. */
+		if (procfs_port_holder_text((uint16_t)p, who, sizeof(who))) {
+			snprintf(err, errlen, "--pasv-ports: port %u is held by %s; choose another range", p, who);
+			return -1;
+		}
+		/* Two loopkits must not share a range either, idle or not: each port is
+		 * owned through an abstract socket only one process can bind. */
+		struct sockaddr_un un;
+		socklen_t ul = pasv_name(p, &un);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&un, ul) < 0 || listen(fd, 1) < 0) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			if (e == EADDRINUSE) {
+				char holder[256] = "";
+				procfs_unix_holder_text(un.sun_path + 1, holder, sizeof(holder));
+				snprintf(err, errlen, "--pasv-ports: port %u is already in the passive range of %s; "
+				         "choose another range",
+				         p, holder[0] ? holder : "another loopkit");
+			} else {
+				snprintf(err, errlen, "--pasv-ports: cannot reserve port %u: %s", p, strerror(e));
+			}
+			return -1;
+		}
+		s->pasv_locks[s->npasv_locks++] = fd;
+	}
+	return 0;
+}

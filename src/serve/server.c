@@ -1,0 +1,317 @@
+/* server.c - the serve layer: configuration, protocols, worker threads, signals, grace. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "core/procfs.h"
+#include "serve/internal.h"
+
+void serve_config_default(struct serve_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->root = ".";
+	net_parse_addr("127.0.0.1", 62893, &cfg->addr, &cfg->addrlen);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->threads = n > 0 ? (int)n : 1;
+	cfg->log = ACCESSLOG_COMMON;
+	cfg->max_conns = 16384;
+	cfg->max_body = 1ull << 30;
+	cfg->grace_ms = 5000;
+	cfg->proto_http = cfg->proto_ftp = 1;
+	cfg->sniff_ms = SERVE_SNIFF_MS_DEFAULT;
+	http_config_default(&cfg->http);
+	ftp_config_default(&cfg->ftp);
+}
+
+uint16_t serve_port(const struct serve_server *s)
+{
+	return s->port;
+}
+
+/* ---- stopping ---- */
+
+static unsigned worker_busy(const struct serve_worker *w)
+{
+	unsigned n = w->nsniff;
+	for (int i = 0; i < w->srv->nproto; i++)
+		if (w->ctx[i])
+			n += w->srv->proto[i]->count(w->ctx[i]);
+	return n;
+}
+
+void serve_worker_check_idle(struct serve_worker *w)
+{
+	if (w->stopping && !worker_busy(w))
+		loop_stop(w->loop);
+}
+
+static void proto_idle_cb(void *arg)
+{
+	serve_worker_check_idle(arg);
+}
+
+static void proto_note_cb(void *arg, const struct proto_peer *peer, enum proto_note note)
+{
+	struct serve_worker *w = arg;
+	sniff_note(w->srv, peer, note);
+}
+
+static void grace_cb(struct loop *l, struct loop_timer *t)
+{
+	struct serve_worker *w = t->data;
+	sniff_close_all(w);
+	for (int i = 0; i < w->srv->nproto; i++)
+		w->srv->proto[i]->close_all(w->ctx[i]);
+	loop_stop(l);
+}
+
+static void worker_stop(struct loop *l, void *data)
+{
+	struct serve_worker *w = data;
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	serve_listen_stop(w);
+	/* Silent connections have not asked for anything: they go now. */
+	sniff_close_all(w);
+	for (int i = 0; i < w->srv->nproto; i++)
+		w->srv->proto[i]->stop(w->ctx[i]);
+	if (!worker_busy(w))
+		loop_stop(l);
+	else
+		loop_timer_start(l, &w->grace_timer, w->srv->cfg.grace_ms);
+}
+
+static void signal_cb(struct loop *l, int signo, void *data)
+{
+	struct serve_server *s = data;
+	char ms[32];
+	if (signo == SIGHUP) {
+		/* As nginx: reopen the log (a pipe's reader may have been replaced), go on. */
+		log_sink_close(&s->log);
+		log_sink_open(&s->log);
+		log_msg("SIGHUP: access log reopened; still serving");
+		return;
+	}
+	if (++s->signals > 1) {
+		/* A second Ctrl-C: the user does not want to wait for the grace time. Uploads
+		 * in flight leave nothing behind (unnamed temporary files). */
+		log_msg("%s again: exiting now", signo == SIGINT ? "interrupted" : "terminated");
+		_exit(128 + signo);
+	}
+	atomic_store(&s->stopping, 1);
+	/* The listener stops at once (shutdown on a listening socket turns it back into
+	 * an unbound one, safely for the threads still watching it): new clients are
+	 * refused instead of waiting in the backlog until we exit. */
+	shutdown(s->listen_fd, SHUT_RD);
+	for (int i = 0; i < s->nworkers; i++)
+		loop_wake(s->workers[i]->loop);
+	log_msg("%s: finishing in-flight requests (at most %s; Ctrl-C again to exit now)",
+	        signo == SIGINT ? "interrupted" : "terminated", lk_ms_text(s->cfg.grace_ms, ms, sizeof(ms)));
+}
+
+static void *worker_main(void *arg)
+{
+	struct serve_worker *w = arg;
+	if (loop_run(w->loop) < 0)
+		log_msg("event loop of thread %d failed: %s", w->id, strerror(errno));
+	return NULL;
+}
+
+/* ---- setup ---- */
+
+static void worker_free(struct serve_worker *w)
+{
+	if (!w)
+		return;
+	sniff_close_all(w);
+	for (int i = 0; i < w->srv->nproto; i++)
+		if (w->ctx[i])
+			w->srv->proto[i]->ctx_free(w->ctx[i]);
+	/* Posted lookup answers still run here (and free their records). */
+	loop_free(w->loop);
+	free(w);
+}
+
+static struct serve_worker *worker_new(struct serve_server *s, int id, char *err, size_t errlen)
+{
+	struct serve_worker *w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->srv = s;
+	w->id = id;
+	w->listen_io.fd = -1;
+	loop_timer_init(&w->grace_timer, grace_cb, w);
+	w->loop = loop_new(err, errlen);
+	if (!w->loop) {
+		free(w);
+		return NULL;
+	}
+	struct proto_hooks hooks = {proto_idle_cb, proto_note_cb, w};
+	for (int i = 0; i < s->nproto; i++) {
+		w->ctx[i] = s->proto[i]->ctx_new(w->loop, &s->site, s->proto_cfg[i], &hooks, err, errlen);
+		if (!w->ctx[i]) {
+			worker_free(w);
+			return NULL;
+		}
+	}
+	if (loop_wake_init(w->loop, worker_stop, w) < 0 || serve_listen_start(w) < 0) {
+		snprintf(err, errlen, "event loop setup: %s", strerror(errno));
+		worker_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t errlen, int *err_errno)
+{
+	struct serve_server *s = calloc(1, sizeof(*s));
+	*err_errno = 0;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* Signals are read from a signalfd by the first loop: blocked here, before any
+	 * thread starts, so that every thread inherits the mask and none is killed. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	s->cfg = *cfg;
+	s->listen_fd = -1;
+	s->root.fd = -1;
+	log_sink_open(&s->log);
+	if (cfg->root) {
+		if (fsroot_init(&s->root, cfg->root, err, errlen) < 0)
+			goto fail;
+		s->root.dotfiles = cfg->dotfiles;
+		s->site.root = &s->root;
+	}
+	s->site.write = cfg->write;
+	s->site.user = cfg->user;
+	s->site.pass = cfg->pass;
+	s->site.max_body = cfg->max_body;
+	s->site.max_conns = cfg->max_conns;
+	s->site.nconns = &s->nconns;
+	s->site.log = cfg->log;
+	s->site.log_sink = &s->log;
+	s->http_idx = s->ftp_idx = -1;
+	if (cfg->proto_http) {
+		s->http_idx = s->nproto;
+		s->proto[s->nproto] = &http_proto_ops;
+		s->proto_cfg[s->nproto++] = &s->cfg.http;
+	}
+	if (cfg->proto_ftp) {
+		s->ftp_idx = s->nproto;
+		s->proto[s->nproto] = &ftp_proto_ops;
+		s->proto_cfg[s->nproto++] = &s->cfg.ftp;
+	}
+	if (serve_listen_open(s, err, errlen) < 0) {
+		*err_errno = errno;
+		goto fail;
+	}
+	net_addr_str((struct sockaddr *)&cfg->addr, s->host, sizeof(s->host));
+	snprintf(s->cfg.http.host, sizeof(s->cfg.http.host), "%s", s->host);
+	s->cfg.http.port = s->port;
+	if (cfg->proto_ftp && serve_pasv_lock(s, err, errlen) < 0)
+		goto fail;
+	if (cfg->proto_ftp && cfg->proto_http && !(s->peers = procpeer_new(err, errlen)))
+		goto fail;
+	s->nworkers = cfg->threads > 0 ? cfg->threads : 1;
+	s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
+	if (!s->workers) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < s->nworkers; i++)
+		if (!(s->workers[i] = worker_new(s, i, err, errlen)))
+			goto fail;
+	return s;
+fail:
+	serve_free(s);
+	return NULL;
+}
+
+int serve_run(struct serve_server *s)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (loop_signal_init(s->workers[0]->loop, &set, signal_cb, s) < 0) {
+		log_msg("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	int started = 1;
+	for (int i = 1; i < s->nworkers; i++) {
+		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+			/* A worker that never runs must not keep its place at the listener:
+			 * connections would wait for it. Its loop stops watching, the others
+			 * serve. */
+			log_msg("cannot start thread %d (%s); serving with %d", i, strerror(errno), started);
+			for (int k = i; k < s->nworkers; k++)
+				serve_listen_stop(s->workers[k]);
+			break;
+		}
+		started++;
+	}
+	worker_main(s->workers[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(s->workers[i]->thread, NULL);
+	/* Threads that never started were never stopped: their loops hold nothing but
+	 * idle contexts, freed with the server. */
+	return 0;
+}
+
+void serve_free(struct serve_server *s)
+{
+	if (!s)
+		return;
+	/* The lookup thread first: after it, no answer can be posted to a loop. */
+	procpeer_free(s->peers);
+	for (int i = 0; s->workers && i < s->nworkers; i++)
+		worker_free(s->workers[i]);
+	free(s->workers);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	for (int i = 0; i < s->npasv_locks; i++)
+		close(s->pasv_locks[i]);
+	fsroot_close(&s->root);
+	unsigned long dropped = atomic_load(&s->log.dropped);
+	if (dropped)
+		log_msg("the access log fell behind: %lu bytes of it were dropped", dropped);
+	log_sink_close(&s->log);
+	free(s);
+}
+
+void serve_bind_advice(const struct serve_config *cfg, int errno_, const char *err, char *out, size_t len)
+{
+	char host[64], who[512];
+	uint16_t port = net_addr_port((const struct sockaddr *)&cfg->addr);
+	net_addr_str((const struct sockaddr *)&cfg->addr, host, sizeof(host));
+	if (errno_ == EADDRINUSE) {
+		if (procfs_port_holder_text(port, who, sizeof(who)))
+			snprintf(out, len, "port %u on %s is held by %s; try --port 0 for any free port", port, host, who);
+		else
+			snprintf(out, len,
+			         "port %u on %s is already in use (its owner is not visible to this user); try "
+			         "--port 0 for any free port",
+			         port, host);
+	} else if (errno_ == EACCES && port < 1024) {
+		snprintf(out, len, "%s: ports below 1024 need root; try --port 0", err);
+	} else {
+		snprintf(out, len, "%s", err);
+	}
+}

@@ -1,0 +1,293 @@
+/* sniff.c - gives each new connection to a protocol: by its first bytes, or, when it is
+ * silent, by who is calling.
+ *
+ * HTTP clients speak first; FTP clients wait for the server's 220. A connection with
+ * bytes is classified by the probe table (probe.c). A silent one is not greeted on a
+ * clock alone: on loopback its socket belongs to a process on this machine, which the
+ * lookup thread (core/procpeer.c) finds off the loop:
+ *   - known FTP clients, and processes that logged in over FTP here and sent no HTTP,
+ *     are greeted as soon as the answer comes (a few ms after accept);
+ *   - browsers, which open connections ahead of need and leave them silent, are never
+ *     greeted: they go to HTTP;
+ *   - anyone else (or a peer that cannot be looked up) is greeted when the window
+ *     (--sniff-ms) has passed in silence, long enough for a starved HTTP client.
+ * A connection that sends bytes promptly costs no lookup at all. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "serve/internal.h"
+#include "serve/probe.h"
+
+static void sniff_free_cb(struct loop *l, void *data)
+{
+	free(data);
+}
+
+/* Takes sc off the worker's list; it is freed after the batch, or when the lookup it
+ * waits for answers. */
+static void sniff_detach(struct sniff_conn *sc)
+{
+	struct serve_worker *w = sc->w;
+	loop_timer_stop(w->loop, &sc->timer);
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		w->sniffing = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	w->nsniff--;
+	sc->detached = 1;
+	if (!sc->asked || sc->answered) {
+		if (loop_defer(w->loop, sniff_free_cb, sc) < 0)
+			log_msg("out of memory: leaking one connection record");
+	}
+	serve_worker_check_idle(w);
+}
+
+static void sniff_close(struct sniff_conn *sc)
+{
+	loop_io_close(sc->w->loop, &sc->io);
+	atomic_fetch_sub(&sc->w->srv->nconns, 1);
+	sniff_detach(sc);
+}
+
+void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer)
+{
+	w->srv->proto[i]->start(w->ctx[i], fd, peer);
+}
+
+/* Gives a sniffed connection to protocol i. */
+static void sniff_give(struct sniff_conn *sc, int i)
+{
+	struct serve_worker *w = sc->w;
+	int fd = sc->io.fd;
+	loop_io_stop(w->loop, &sc->io);
+	struct proto_peer peer = sc->peer;
+	if (i == w->srv->http_idx && sc->asked && !sc->answered)
+		sc->became_http = 1; /* the answer, when it comes, tells the lookup thread */
+	sniff_detach(sc);
+	sniff_hand(w, i, fd, &peer);
+}
+
+/* What the first bytes say: a protocol index, or -1 after closing (or, with no bytes
+ * yet, to wait for more: then *wait is set). */
+static int classify_bytes(struct serve_server *s, int fd, const char *who, int *wait)
+{
+	unsigned char b[2];
+	ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	*wait = 0;
+	if (n < 0) {
+		*wait = errno == EAGAIN || errno == EINTR;
+		return -1;
+	}
+	if (n == 0)
+		return -1; /* closed before a word */
+	int r = sniff_classify(b, (size_t)n);
+	if (r == SNIFF_NEED_MORE) {
+		*wait = 1;
+		return -1;
+	}
+	if (r >= 0 && sniff_probes[r].proto == SNIFF_HTTP && s->http_idx >= 0)
+		return s->http_idx;
+	if (r >= 0 && sniff_probes[r].proto == SNIFF_TLS)
+		log_msg("%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://", who);
+	else
+		log_msg("%s sent bytes that are neither HTTP nor FTP (first byte 0x%02x); closed", who, b[0]);
+	return -1;
+}
+
+static void greet(struct sniff_conn *sc)
+{
+	sniff_give(sc, sc->w->srv->ftp_idx);
+}
+
+static void sniff_io_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct sniff_conn *sc = io->data;
+	int wait;
+	int i = classify_bytes(sc->w->srv, io->fd, sc->peer.addr_str, &wait);
+	if (i >= 0)
+		sniff_give(sc, i);
+	else if (!wait || (events & LOOP_ERROR))
+		sniff_close(sc);
+}
+
+/* Logs, once per client process, which way its silent connections go and why. */
+static void log_class(const struct serve_server *s, const struct procpeer_result *r)
+{
+	char ms[32];
+	if (!r->first || r->pid <= 0)
+		return;
+	switch (r->cls) {
+	case PROCPEER_FTP_CLIENT:
+	case PROCPEER_FTP_PEER:
+		log_msg("peer %s (pid %d): FTP, since %s: greeted at once", r->name, r->pid, r->rule);
+		break;
+	case PROCPEER_BROWSER:
+		log_msg("peer %s (pid %d): a browser (%s): its silent connections stay HTTP", r->name, r->pid,
+		        r->rule);
+		break;
+	default:
+		log_msg("peer %s (pid %d): %s: its silent connections are greeted as FTP after %s "
+		        "(--sniff-ms; --proto http turns FTP off)",
+		        r->name, r->pid, r->rule, lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
+		break;
+	}
+}
+
+static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_result *r)
+{
+	struct sniff_conn *sc = arg;
+	struct serve_server *s = sc->w->srv;
+	sc->answered = 1;
+	sc->cls = r->cls;
+	if (r->pid > 0) {
+		sc->peer.pid = r->pid;
+		snprintf(sc->peer.name, sizeof(sc->peer.name), "%s", r->name);
+	}
+	log_class(s, r);
+	if (sc->detached) {
+		/* It spoke (HTTP) or closed meanwhile; what it did teaches the lookup thread. */
+		if (sc->became_http && r->pid > 0 && s->peers)
+			procpeer_note(s->peers, r->pid, 0);
+		free(sc);
+		return;
+	}
+	switch (r->cls) {
+	case PROCPEER_FTP_CLIENT:
+	case PROCPEER_FTP_PEER: greet(sc); return;
+	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx); return;
+	default:
+		if (sc->window_over)
+			greet(sc);
+		/* else the window timer greets it, unless it speaks first */
+		return;
+	}
+}
+
+static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
+{
+	struct sniff_conn *sc = t->data;
+	struct serve_server *s = sc->w->srv;
+	uint64_t now = loop_now(l), window_end = sc->accepted + s->cfg.sniff_ms;
+	/* Bytes may have come after this turn's epoll_wait: then it is not silence. */
+	int wait;
+	int i = classify_bytes(s, sc->io.fd, sc->peer.addr_str, &wait);
+	if (i >= 0) {
+		sniff_give(sc, i);
+		return;
+	}
+	if (!wait) {
+		sniff_close(sc);
+		return;
+	}
+	if (!sc->asked && now < window_end) {
+		/* Silent past the prompt: ask who it is (one lookup per silent connection). */
+		if (s->peers && net_is_loopback((struct sockaddr *)&sc->peer.addr) &&
+		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc) == 0)
+			sc->asked = 1;
+		loop_timer_start(l, t, window_end - now);
+		return;
+	}
+	if (now < window_end) {
+		loop_timer_start(l, t, window_end - now);
+		return;
+	}
+	if (sc->asked && !sc->answered) {
+		/* The window is over but the lookup is not: a browser must not be greeted
+		 * just because its lookup is slow; wait for the answer, within bounds. */
+		if (!sc->window_over) {
+			sc->window_over = 1;
+			loop_timer_start(l, t, SERVE_ANSWER_MAX_MS);
+			return;
+		}
+	}
+	if (sc->answered && sc->cls == PROCPEER_BROWSER) {
+		sniff_give(sc, s->http_idx);
+		return;
+	}
+	greet(sc);
+}
+
+void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage *peer)
+{
+	struct serve_server *s = w->srv;
+	struct proto_peer pp;
+	memset(&pp, 0, sizeof(pp));
+	pp.addr = *peer;
+	pp.pid = -1;
+	net_addr_str((const struct sockaddr *)peer, pp.addr_str, sizeof(pp.addr_str));
+	if (s->http_idx < 0 || s->ftp_idx < 0) {
+		/* One protocol has the port: no sniffing. */
+		sniff_hand(w, s->http_idx >= 0 ? s->http_idx : s->ftp_idx, fd, &pp);
+		return;
+	}
+	/* Most HTTP clients have written their request by the time we accept: no record,
+	 * no lookup, straight to HTTP. */
+	int wait;
+	int i = classify_bytes(s, fd, pp.addr_str, &wait);
+	if (i >= 0) {
+		sniff_hand(w, i, fd, &pp);
+		return;
+	}
+	if (!wait) {
+		close(fd);
+		atomic_fetch_sub(&s->nconns, 1);
+		return;
+	}
+	struct sniff_conn *sc = calloc(1, sizeof(*sc));
+	socklen_t ll = sizeof(struct sockaddr_storage);
+	if (!sc || getsockname(fd, (struct sockaddr *)&sc->local, &ll) < 0 ||
+	    loop_io_start(w->loop, &sc->io, fd, LOOP_READ, sniff_io_cb, sc) < 0) {
+		free(sc);
+		close(fd);
+		atomic_fetch_sub(&s->nconns, 1);
+		return;
+	}
+	sc->w = w;
+	sc->peer = pp;
+	sc->accepted = loop_now(w->loop);
+	loop_timer_init(&sc->timer, sniff_timer_cb, sc);
+	loop_timer_start(w->loop, &sc->timer, SERVE_PROMPT_MS);
+	sc->next = w->sniffing;
+	if (w->sniffing)
+		w->sniffing->prev = sc;
+	w->sniffing = sc;
+	w->nsniff++;
+}
+
+void sniff_close_all(struct serve_worker *w)
+{
+	while (w->sniffing)
+		sniff_close(w->sniffing);
+}
+
+void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum proto_note note)
+{
+	char ms[32];
+	if (note == PROTO_NOTE_FTP_LOGIN) {
+		if (s->peers && peer->pid > 0)
+			procpeer_note(s->peers, peer->pid, 1);
+		return;
+	}
+	/* HTTP from a peer: undo an FTP mark. From an FTP session, it means an HTTP client
+	 * got the greeting: say why, and what helps. */
+	if (s->peers && peer->pid > 0)
+		procpeer_note(s->peers, peer->pid, 0);
+	if (note == PROTO_NOTE_HTTP_AFTER_GREETING) {
+		if (s->http_idx < 0)
+			log_msg("%s sent an HTTP request to an FTP-only server (--proto ftp)", peer->addr_str);
+		else
+			log_msg("%s%s%s sent an HTTP request after the FTP greeting: it stayed silent longer than "
+			        "%s (--sniff-ms); raise --sniff-ms or start with --proto http",
+			        peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
+			        peer->name[0] ? peer->addr_str : "", lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
+	}
+}
