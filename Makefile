@@ -29,7 +29,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PYTEST   ?= /usr/bin/python3 -m pytest
 
-.PHONY: all run test test-unit test-e2e deps bench bench-all clean format
+.PHONY: all run test test-unit test-e2e deps bench bench-all clean format docs
 
 all: $(BIN)
 
@@ -74,6 +74,10 @@ bench-all: bench
 	bench/bench-http.sh
 	bench/bench-crr.sh
 	bench/ports.sh
+
+# The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
+docs: $(BIN)
+	scripts/docs-flags $(BIN)
 
 format:
 	clang-format -i $(shell find src tests/unit fuzz -name '*.[ch]')

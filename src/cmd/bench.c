@@ -15,7 +15,7 @@ static volatile sig_atomic_t interrupted; /* SIGINT: end the run early, still re
 
 static void on_sigint(int sig) { interrupted = 1; }
 
-static const struct cmd_flag tcp_flags[] = {
+static const struct cmd_old_flag tcp_flags[] = {
 	{ "-t", "SECS", "how long to send (default 10)" },
 	{ "-P", "STREAMS", "parallel connections, each with a sender and a receiver thread (default 1)" },
 	{ "-l", "BYTES", "bytes per send call, with K or M suffix (default 128K)" },
@@ -27,7 +27,7 @@ static const struct cmd_flag tcp_flags[] = {
 	{ NULL, NULL, NULL },
 };
 
-static const struct cmd_flag rr_flags[] = {
+static const struct cmd_old_flag rr_flags[] = {
 	{ "--udp", NULL, "UDP datagrams instead of a TCP connection" },
 	{ "-t", "SECS", "how long to run (default 10)" },
 	{ "-l", "BYTES", "message size each way (default 64; UDP at least 8)" },
@@ -38,7 +38,7 @@ static const struct cmd_flag rr_flags[] = {
 	{ NULL, NULL, NULL },
 };
 
-static const struct cmd_flag crr_flags[] = {
+static const struct cmd_old_flag crr_flags[] = {
 	{ "-t", "SECS", "how long to run (default 10)" },
 	{ "-c", "CONC", "connections in flight at once (default 1)" },
 	{ "--sources", "N", "spread source addresses over 127.0.0.1..127.0.0.N (1-64; default: kernel's)" },
@@ -49,7 +49,7 @@ static const struct cmd_flag crr_flags[] = {
 	{ NULL, NULL, NULL },
 };
 
-static const struct cmd_flag http_flags[] = {
+static const struct cmd_old_flag http_flags[] = {
 	{ "-c", "CONNS", "open connections (default 10)" },
 	{ "-d", "SECS", "how long to send (default 10)" },
 	{ "-t", "THREADS", "event-loop threads, connections spread over them (default 1)" },
@@ -69,7 +69,7 @@ static const struct cmd_flag http_flags[] = {
 
 static const struct {
 	const char *name, *args, *what;
-	const struct cmd_flag *flags;
+	const struct cmd_old_flag *flags;
 } modes[] = {
 	{ "tcp", "", "bulk TCP throughput, both ends in this process (like iperf3)", tcp_flags },
 	{ "rr", "", "request/response round-trip latency, one message in flight (like sockperf pp)", rr_flags },
@@ -92,7 +92,7 @@ static void mode_usage(FILE *f, size_t m)
 {
 	fprintf(f, "usage: loopkit bench %s%s [OPTIONS]\n\n%s.\n\noptions:\n", modes[m].name, modes[m].args,
 	        modes[m].what);
-	cmd_print_flags(f, modes[m].flags);
+	cmd_old_print_flags(f, modes[m].flags);
 }
 
 static int bad(const char *mode, const char *flag, const char *val, const char *want)
@@ -189,7 +189,7 @@ static int svg_failed(const char *path)
 	return 1;
 }
 
-int cmd_bench(int argc, char **argv)
+int cmd_old_bench(int argc, char **argv)
 {
 	if (argc < 2) {
 		bench_usage(stderr);
@@ -240,7 +240,7 @@ int cmd_bench(int argc, char **argv)
 			rc = 0;
 			goto out;
 		}
-		const struct cmd_flag *f = cmd_match(modes[m].flags, argc, argv, &i, &val, "bench");
+		const struct cmd_old_flag *f = cmd_old_match(modes[m].flags, argc, argv, &i, &val, "bench");
 		if (!f) {
 			mode_usage(stderr, m);
 			goto out;
@@ -470,3 +470,5 @@ out:
 	free(headers);
 	return rc;
 }
+
+const struct cmd_verb cmd_bench = { .name = "bench", .summary = "loopback throughput, latency, connection rate and HTTP load", .legacy = cmd_old_bench };

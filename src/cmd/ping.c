@@ -13,7 +13,7 @@
 #include "diag/ping.h"
 #include "diag/sock.h"
 
-static const struct cmd_flag ping_flags[] = {
+static const struct cmd_old_flag ping_flags[] = {
 	{ "--tcp", NULL, "TCP (default): connect + echo to its own responder, or connect to TARGET" },
 	{ "--udp", NULL, "UDP: a datagram out, its echo back" },
 	{ "--icmp", NULL, "ICMP echo (raw socket, or datagram socket per net.ipv4.ping_group_range)" },
@@ -41,7 +41,7 @@ static void ping_usage(FILE *f)
 	           "runs its own responder on 127.0.0.1 and measures the loopback stack; TARGET is\n"
 	           "HOST:PORT for TCP and UDP, HOST for ICMP. Ctrl-C prints the summary.\n\n"
 	           "options:\n");
-	cmd_print_flags(f, ping_flags);
+	cmd_old_print_flags(f, ping_flags);
 }
 
 struct probe_rec {
@@ -61,7 +61,7 @@ static const char *mode_name(enum ping_mode m)
 	return m == PING_UDP ? "udp" : m == PING_ICMP ? "icmp" : "tcp";
 }
 
-int cmd_ping(int argc, char **argv)
+int cmd_old_ping(int argc, char **argv)
 {
 	struct ping_cfg cfg = { .mode = PING_TCP, .family = AF_INET, .size = 56 };
 	unsigned long count = 5;
@@ -85,7 +85,7 @@ int cmd_ping(int argc, char **argv)
 			ping_usage(stdout);
 			return 0;
 		}
-		const struct cmd_flag *f = cmd_match(ping_flags, argc, argv, &i, &val, "ping");
+		const struct cmd_old_flag *f = cmd_old_match(ping_flags, argc, argv, &i, &val, "ping");
 		if (!f) {
 			ping_usage(stderr);
 			return 2;
@@ -297,3 +297,5 @@ int cmd_ping(int argc, char **argv)
 	fflush(stdout);
 	return fatal || s.received == 0 ? 1 : 0;
 }
+
+const struct cmd_verb cmd_ping = { .name = "ping", .summary = "TCP/UDP/ICMP round trips with statistics and percentiles", .legacy = cmd_old_ping };

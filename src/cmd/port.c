@@ -13,7 +13,7 @@
 #include "diag/portlease.h"
 #include "diag/portserver.h"
 
-static const struct cmd_flag port_flags[] = {
+static const struct cmd_old_flag port_flags[] = {
 	{ "--count", "N", "how many ports (default 1, at most 1000)" },
 	{ "--udp", NULL, "the ports are for UDP: check only UDP (default: free for TCP and UDP)" },
 	{ "--lease", "SECS", "how long no other caller gets the same port (default 60)" },
@@ -32,7 +32,7 @@ static void port_usage(FILE *f)
 	           "so that concurrent callers never get the same one. With PORTSERVER_ADDRESS set\n"
 	           "it asks that port server first. --server runs a server speaking portpicker's\n"
 	           "protocol (a pid line in, a port line out). See docs/port.md.\n\noptions:\n");
-	cmd_print_flags(f, port_flags);
+	cmd_old_print_flags(f, port_flags);
 }
 
 static int parse_pool(const char *s, struct portlease_range *r)
@@ -55,7 +55,7 @@ static void server_ready(const char *addr)
 	fprintf(stderr, "loopkit: port server on %s; clients: PORTSERVER_ADDRESS=%s\n", addr, addr);
 }
 
-int cmd_port(int argc, char **argv)
+int cmd_old_port(int argc, char **argv)
 {
 	unsigned long count = 1, lease = PORTLEASE_DEFAULT_SECS;
 	unsigned need = PORTLEASE_TCP | PORTLEASE_UDP;
@@ -79,7 +79,7 @@ int cmd_port(int argc, char **argv)
 			port_usage(stdout);
 			return 0;
 		}
-		const struct cmd_flag *f = cmd_match(port_flags, argc, argv, &i, &val, "port");
+		const struct cmd_old_flag *f = cmd_old_match(port_flags, argc, argv, &i, &val, "port");
 		if (!f) {
 			port_usage(stderr);
 			return 2;
@@ -216,3 +216,5 @@ int cmd_port(int argc, char **argv)
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
 }
+
+const struct cmd_verb cmd_port = { .name = "port", .summary = "free ports for tests, never the same to two callers; --server: a portserver", .legacy = cmd_old_port };

@@ -8,7 +8,7 @@
 
 #define PORTS_JSON_MAX (256u << 20) /* 2 KB a socket: room for 100k+ sockets */
 
-static const struct cmd_flag ports_flags[] = {
+static const struct cmd_old_flag ports_flags[] = {
 	{ "--all", NULL, "connections too (every state), and a count per state" },
 	{ "--tcp", NULL, "TCP sockets only" },
 	{ "--udp", NULL, "UDP sockets only" },
@@ -23,10 +23,10 @@ static void ports_usage(FILE *f)
 	           "Lists listening TCP and UDP sockets (IPv4 and IPv6) with the process that\n"
 	           "holds each; EXPOSED marks those reachable from the network (see docs/ports.md).\n\n"
 	           "options:\n");
-	cmd_print_flags(f, ports_flags);
+	cmd_old_print_flags(f, ports_flags);
 }
 
-int cmd_ports(int argc, char **argv)
+int cmd_old_ports(int argc, char **argv)
 {
 	unsigned flags = 0;
 	int json = 0;
@@ -37,7 +37,7 @@ int cmd_ports(int argc, char **argv)
 			ports_usage(stdout);
 			return 0;
 		}
-		const struct cmd_flag *f = cmd_match(ports_flags, argc, argv, &i, &val, "ports");
+		const struct cmd_old_flag *f = cmd_old_match(ports_flags, argc, argv, &i, &val, "ports");
 		if (!f) {
 			ports_usage(stderr);
 			return 2;
@@ -84,3 +84,5 @@ int cmd_ports(int argc, char **argv)
 		rc = 1;
 	return rc;
 }
+
+const struct cmd_verb cmd_ports = { .name = "ports", .summary = "listening sockets (--all: connections) with owners; EXPOSED ones flagged", .legacy = cmd_old_ports };

@@ -13,7 +13,7 @@
 #include "diag/sock.h"
 #include "http/server.h"
 
-static const struct cmd_flag serve_flags[] = {
+static const struct cmd_old_flag serve_flags[] = {
         {"--host", "ADDR", "address to listen on (default 127.0.0.1; any 127.0.0.0/8 or ::1)"},
         {"--port", "N", "port (default 62893; 0 picks a free one)"},
         {"--public", NULL, "allow a non-loopback or wildcard --host (reachable from the network)"},
@@ -46,7 +46,7 @@ static void serve_usage(FILE *f)
 	fprintf(f, "usage: loopkit serve [DIR] [OPTIONS]\n\n"
 	           "Serves DIR (default .) over HTTP/1.1 on 127.0.0.1:62893, read-only, with\n"
 	           "API-testing endpoints under /_/ (see docs/serve.md).\n\noptions:\n");
-	cmd_print_flags(f, serve_flags);
+	cmd_old_print_flags(f, serve_flags);
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -138,7 +138,7 @@ static int serve_main(int argc, char **argv, const char **allow)
 			serve_usage(stdout);
 			return 0;
 		}
-		const struct cmd_flag *f = cmd_match(serve_flags, argc, argv, &i, &val, "serve");
+		const struct cmd_old_flag *f = cmd_old_match(serve_flags, argc, argv, &i, &val, "serve");
 		if (!f) {
 			serve_usage(stderr);
 			return 2;
@@ -309,7 +309,7 @@ static int serve_main(int argc, char **argv, const char **allow)
 	return rc < 0 ? 1 : 0;
 }
 
-int cmd_serve(int argc, char **argv)
+int cmd_old_serve(int argc, char **argv)
 {
 	/* --allow-host values point into argv; at most one per argument. */
 	const char **allow = calloc((size_t)argc, sizeof(*allow));
@@ -321,3 +321,5 @@ int cmd_serve(int argc, char **argv)
 	free(allow);
 	return rc;
 }
+
+const struct cmd_verb cmd_serve = { .name = "serve", .summary = "HTTP and FTP server for a directory, with API-testing endpoints under /_/", .legacy = cmd_old_serve };

@@ -10,7 +10,7 @@
 
 #define WHO_JSON_MAX (64u << 20)
 
-static const struct cmd_flag who_flags[] = {
+static const struct cmd_old_flag who_flags[] = {
 	{ "--json", NULL, "one JSON document: {\"port\",\"free\",\"processes\":[...],\"sockets\":[...]}" },
 	{ "--help", NULL, "this text" },
 	{ NULL, NULL, NULL },
@@ -22,10 +22,10 @@ static void who_usage(FILE *f)
 	           "Names every process holding local port PORT (TCP or UDP, listening or\n"
 	           "connected) with pid, user and command line. Exit 1 when nobody holds it.\n\n"
 	           "options:\n");
-	cmd_print_flags(f, who_flags);
+	cmd_old_print_flags(f, who_flags);
 }
 
-int cmd_who(int argc, char **argv)
+int cmd_old_who(int argc, char **argv)
 {
 	const char *port_arg = NULL;
 	int json = 0;
@@ -45,7 +45,7 @@ int cmd_who(int argc, char **argv)
 			who_usage(stdout);
 			return 0;
 		}
-		const struct cmd_flag *f = cmd_match(who_flags, argc, argv, &i, &val, "who");
+		const struct cmd_old_flag *f = cmd_old_match(who_flags, argc, argv, &i, &val, "who");
 		if (!f) {
 			who_usage(stderr);
 			return 2;
@@ -94,3 +94,5 @@ int cmd_who(int argc, char **argv)
 	fflush(stdout);
 	return rc;
 }
+
+const struct cmd_verb cmd_who = { .name = "who", .summary = "which processes hold a port (exit 1 when it is free)", .legacy = cmd_old_who };
