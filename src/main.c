@@ -4,7 +4,7 @@
 #include "cmd/cmd.h"
 
 static const struct cmd_verb *const verbs[] = {
-	&cmd_serve, &cmd_ports, &cmd_who, &cmd_doctor, &cmd_ping, &cmd_port, &cmd_bench, NULL,
+        &cmd_serve, &cmd_ports, &cmd_who, &cmd_doctor, &cmd_ping, &cmd_port, &cmd_bench, NULL,
 };
 
 struct loopkit_args {
@@ -15,17 +15,18 @@ struct loopkit_args {
 };
 #define AT(f) CMD_AT(struct loopkit_args, f)
 
-static const char *const shells[] = { "bash", "zsh", "fish", NULL };
-static const enum cmd_format shell_formats[] = { CMD_BASH, CMD_ZSH, CMD_FISH };
+static const char *const shells[] = {"bash", "zsh", "fish", NULL};
+static const enum cmd_format shell_formats[] = {CMD_BASH, CMD_ZSH, CMD_FISH};
 
 static const struct cmd_flag loopkit_flags[] = {
-	{ "version", 'V', NULL, NULL, "print the version", CMD_SWITCH, AT(version) },
-	{ "man", 0, "NAME", NULL, "print the man page of loopkit or a verb", CMD_STR, AT(man), .attr = CMD_HIDDEN },
-	{ "markdown", 0, "PATH", NULL, "print a verb's flag table for docs/VERB.md", CMD_STR, AT(markdown),
-	  .attr = CMD_HIDDEN },
-	{ "completion", 0, "SHELL", NULL, "print a completion script", CMD_ENUM, AT(completion), .choices = shells,
-	  .attr = CMD_HIDDEN },
-	{ 0 },
+        {"version", 'V', NULL, NULL, "print the version", CMD_SWITCH, AT(version)},
+        {"man", 0, "NAME", NULL, "print the man page of loopkit or a verb", CMD_STR, AT(man),
+         .attr = CMD_HIDDEN},
+        {"markdown", 0, "PATH", NULL, "print a verb's flag table for docs/VERB.md", CMD_STR, AT(markdown),
+         .attr = CMD_HIDDEN},
+        {"completion", 0, "SHELL", NULL, "print a completion script", CMD_ENUM, AT(completion),
+         .choices = shells, .attr = CMD_HIDDEN},
+        {0},
 };
 
 static void loopkit_init(void *p)
@@ -36,16 +37,16 @@ static void loopkit_init(void *p)
 static int loopkit_run(void *p);
 
 static const struct cmd_verb loopkit = {
-	.name = "loopkit",
-	.summary = "the loopback workbench",
-	.about = "The loopback workbench for Linux: one binary for everything you do on 127.0.0.1.\n"
-	         "Its home is 127.0.0.1:" CMD_HOME_PORT ", outside the kernel's ephemeral port range.\n",
-	.flags = loopkit_flags,
-	.size = sizeof(struct loopkit_args),
-	.init = loopkit_init,
-	.run = loopkit_run,
-	.subs = verbs,
-	.sub_noun = "verb",
+        .name = "loopkit",
+        .summary = "the loopback workbench",
+        .about = "The loopback workbench for Linux: one binary for everything you do on 127.0.0.1.\n"
+                 "Its home is 127.0.0.1:" CMD_HOME_PORT ", outside the kernel's ephemeral port range.\n",
+        .flags = loopkit_flags,
+        .size = sizeof(struct loopkit_args),
+        .init = loopkit_init,
+        .run = loopkit_run,
+        .subs = verbs,
+        .sub_noun = "verb",
 };
 
 static int render(enum cmd_format fmt, const char *path)

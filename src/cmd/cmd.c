@@ -7,7 +7,7 @@
 
 #include "cmd/cmdtext.h"
 
-const struct cmd_flag cmd_help_row = { "help", 'h', NULL, NULL, "this text", CMD_SWITCH, .size = 0 };
+const struct cmd_flag cmd_help_row = {"help", 'h', NULL, NULL, "this text", CMD_SWITCH, .size = 0};
 
 /* A verb being run: which one, and its full name ("loopkit bench tcp") for messages. */
 struct run {
@@ -83,7 +83,7 @@ static int set_value(const struct cmd_flag *f, void *opts, const char *val, char
 				put_uint(dst, f->size, i);
 				return 0;
 			}
-		snprintf(err, errlen, "not one of %s", cmd_choices(f, ", ", (char[128]){ 0 }, 128));
+		snprintf(err, errlen, "not one of %s", cmd_choices(f, ", ", (char[128]){0}, 128));
 		return -1;
 	case CMD_RANGE:
 		if (strparse_range(val, f->min, max, &r, err, errlen) < 0)
@@ -145,9 +145,12 @@ char *cmd_flag_bounds(const struct cmd_flag *f, char *out, size_t len)
 		return out;
 	switch (f->kind) {
 	case CMD_UINT:
-	case CMD_RANGE: snprintf(out, len, "%llu-%llu", (unsigned long long)f->min, (unsigned long long)f->max); break;
+	case CMD_RANGE:
+		snprintf(out, len, "%llu-%llu", (unsigned long long)f->min, (unsigned long long)f->max);
+		break;
 	case CMD_SIZE:
-		snprintf(out, len, "%s-%s", strparse_fmt_size(f->min, a, sizeof a), strparse_fmt_size(f->max, b, sizeof b));
+		snprintf(out, len, "%s-%s", strparse_fmt_size(f->min, a, sizeof a),
+		         strparse_fmt_size(f->max, b, sizeof b));
 		break;
 	case CMD_SECS:
 	case CMD_MS:
@@ -164,8 +167,9 @@ char *cmd_flag_meaning(const struct cmd_flag *f, int with_default, char *out, si
 	char bounds[96];
 	cmd_flag_bounds(f, bounds, sizeof bounds);
 	int def = with_default && f->def;
-	snprintf(out, len, "%s%s%s%s%s%s%s", f->help, *bounds || def ? " (" : "", bounds, *bounds && def ? "; " : "",
-	         def ? "default " : "", def ? f->def : "", *bounds || def ? ")" : "");
+	snprintf(out, len, "%s%s%s%s%s%s%s", f->help, *bounds || def ? " (" : "", bounds,
+	         *bounds && def ? "; " : "", def ? "default " : "", def ? f->def : "",
+	         *bounds || def ? ")" : "");
 	return out;
 }
 
@@ -184,8 +188,9 @@ char *cmd_synopsis(const struct cmd_verb *v, char *out, size_t len)
 		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 	for (const struct cmd_flag *f = v->flags; f && f->name && o < len; f++)
 		if ((f->attr & CMD_ARG) && cmd_visible(f))
-			o += (size_t)snprintf(out + o, len - o, "%s%s%s%s", o ? " " : "", f->attr & CMD_NEED ? "" : "[",
-			                      f->name, f->attr & CMD_NEED ? "" : "]");
+			o += (size_t)snprintf(out + o, len - o, "%s%s%s%s", o ? " " : "",
+			                      f->attr & CMD_NEED ? "" : "[", f->name,
+			                      f->attr & CMD_NEED ? "" : "]");
 	if (o < len)
 		snprintf(out + o, len - o, "%s[OPTIONS]", o ? " " : "");
 	return out;
@@ -200,7 +205,8 @@ static void print_rows(FILE *f, const struct cmd_verb *v, int positional)
 			fprintf(f, "  %-28s  %s\n", left, cmd_flag_meaning(r, 1, meaning, sizeof meaning));
 		}
 	if (!positional)
-		fprintf(f, "  %-28s  %s\n", cmd_flag_left(&cmd_help_row, 1, left, sizeof left), cmd_help_row.help);
+		fprintf(f, "  %-28s  %s\n", cmd_flag_left(&cmd_help_row, 1, left, sizeof left),
+		        cmd_help_row.help);
 }
 
 static void print_help(FILE *f, const struct cmd_verb *v, const char *path)
@@ -223,7 +229,7 @@ static void print_help(FILE *f, const struct cmd_verb *v, const char *path)
 	print_rows(f, v, 0);
 	if (v->subs) {
 		char noun[32];
-		cmd_synopsis(&(struct cmd_verb){ .subs = v->subs, .sub_noun = v->sub_noun }, noun, sizeof noun);
+		cmd_synopsis(&(struct cmd_verb){.subs = v->subs, .sub_noun = v->sub_noun}, noun, sizeof noun);
 		noun[strcspn(noun, " ")] = '\0';
 		fprintf(f, "\n'%s help %s' or '%s %s --help' describes one.\n", path, noun, path, noun);
 	}
@@ -240,8 +246,8 @@ static int usage_error(const struct run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: %s %s  (%s --help for more)\n", r->path, cmd_synopsis(r->v, syn, sizeof syn),
-	        r->path);
+	fprintf(stderr, "\nusage: %s %s  (%s --help for more)\n", r->path,
+	        cmd_synopsis(r->v, syn, sizeof syn), r->path);
 	return 2;
 }
 
@@ -263,7 +269,8 @@ static size_t edit_distance(const char *a, const char *b)
 				c = d[i - 1][j] + 1;
 			if (d[i][j - 1] + 1 < c)
 				c = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < c)
 				c = d[i - 2][j - 2] + 1;
 			d[i][j] = c;
 		}
@@ -408,7 +415,8 @@ static int parse(const struct run *r, void *opts, int argc, char **argv)
 
 	for (const struct cmd_flag *f = v->flags; f && f->name; f++)
 		if (f->def && set_value(f, opts, f->def, err, sizeof err) < 0) {
-			fprintf(stderr, "%s: internal error: default %s of %s: %s\n", r->path, f->def, f->name, err);
+			fprintf(stderr, "%s: internal error: default %s of %s: %s\n", r->path, f->def,
+			        f->name, err);
 			return 2;
 		}
 	for (int i = 1; i < argc; i++) {
@@ -504,9 +512,7 @@ static int parse(const struct run *r, void *opts, int argc, char **argv)
 
 static int dispatch(const struct cmd_verb *v, const char *parent, int argc, char **argv)
 {
-	if (v->legacy)
-		return v->legacy(argc, argv);
-	struct run r = { .v = v };
+	struct run r = {.v = v};
 	snprintf(r.path, sizeof r.path, "%s%s%s", parent, *parent ? " " : "", v->name);
 	void *opts = calloc(1, v->size ? v->size : 1);
 	if (!opts) {
@@ -550,46 +556,4 @@ int cmd_render_help(FILE *f, const struct cmd_verb *v, const char *path)
 {
 	print_help(f, v, path);
 	return 0;
-}
-
-/* ---- transitional ---- */
-
-void cmd_old_print_flags(FILE *f, const struct cmd_old_flag *flags)
-{
-	for (const struct cmd_old_flag *fl = flags; fl->name; fl++) {
-		char left[64];
-		snprintf(left, sizeof(left), "%s%s%s", fl->name, fl->arg ? " " : "", fl->arg ? fl->arg : "");
-		fprintf(f, "  %-24s %s\n", left, fl->help);
-	}
-}
-
-const struct cmd_old_flag *cmd_old_match(const struct cmd_old_flag *flags, int argc, char **argv, int *i,
-                                 const char **val, const char *verb)
-{
-	const char *a = argv[*i];
-	const char *eq = strchr(a, '=');
-	size_t n = eq ? (size_t)(eq - a) : strlen(a);
-	for (const struct cmd_old_flag *fl = flags; fl->name; fl++) {
-		if (strlen(fl->name) != n || strncmp(fl->name, a, n))
-			continue;
-		*val = NULL;
-		if (!fl->arg) {
-			if (eq) {
-				fprintf(stderr, "loopkit %s: %s takes no value\n", verb, fl->name);
-				return NULL;
-			}
-			return fl;
-		}
-		if (eq) {
-			*val = eq + 1;
-		} else if (*i + 1 < argc) {
-			*val = argv[++*i];
-		} else {
-			fprintf(stderr, "loopkit %s: %s needs a value (%s)\n", verb, fl->name, fl->arg);
-			return NULL;
-		}
-		return fl;
-	}
-	fprintf(stderr, "loopkit %s: unknown option %s\n", verb, a);
-	return NULL;
 }

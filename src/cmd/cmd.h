@@ -43,11 +43,11 @@ struct cmd_flag {
 	const char *def;  /* default as a user would type it, or NULL */
 	const char *help; /* one line, lower case, no period; bounds and default are added */
 	enum cmd_kind kind;
-	size_t off, size; /* where the value goes in the options struct: use CMD_AT */
-	uint64_t min, max; /* bounds (durations in milliseconds); max 0: no bound beyond the type */
+	size_t off, size;           /* where the value goes in the options struct: use CMD_AT */
+	uint64_t min, max;          /* bounds (durations in milliseconds); max 0: no bound beyond the type */
 	const char *const *choices; /* CMD_ENUM: names, NULL-terminated */
 	int (*set)(void *opts, const char *val, char *err, size_t errlen); /* CMD_CALL */
-	unsigned attr;              /* CMD_ARG, CMD_NEED, CMD_HIDDEN */
+	unsigned attr;                                                     /* CMD_ARG, CMD_NEED, CMD_HIDDEN */
 };
 #define CMD_AT(type, field) .off = offsetof(type, field), .size = sizeof(((type *)0)->field)
 
@@ -62,18 +62,17 @@ struct cmd_hint {
 
 /* A verb (or a subcommand of one: bench tcp). */
 struct cmd_verb {
-	const char *name;    /* "serve"; a subcommand's own name ("tcp") */
-	const char *summary; /* one line: the parent's list, the man page's NAME */
-	const char *about;   /* what it does: --help and the man page's DESCRIPTION */
-	const struct cmd_flag *flags; /* options and arguments; NULL for none */
-	size_t size;                  /* sizeof the options struct that run() gets */
-	void (*init)(void *opts);     /* optional, before the defaults (a library's defaults) */
-	int (*run)(void *opts);       /* the work; returns the exit status */
+	const char *name;                   /* "serve"; a subcommand's own name ("tcp") */
+	const char *summary;                /* one line: the parent's list, the man page's NAME */
+	const char *about;                  /* what it does: --help and the man page's DESCRIPTION */
+	const struct cmd_flag *flags;       /* options and arguments; NULL for none */
+	size_t size;                        /* sizeof the options struct that run() gets */
+	void (*init)(void *opts);           /* optional, before the defaults (a library's defaults) */
+	int (*run)(void *opts);             /* the work; returns the exit status */
 	const struct cmd_verb *const *subs; /* subcommands, NULL-terminated; or NULL */
 	const char *sub_noun;               /* what a subcommand is called: "verb", "mode" */
 	const struct cmd_hint *hints;       /* ends with a zeroed row; or NULL */
-	const char *examples; /* for the man page: "$ command\n  what it shows\n..." or NULL */
-	int (*legacy)(int argc, char **argv); /* transitional: a verb not on a flag table yet */
+	const char *examples;               /* for the man page: "$ command\n  what it shows\n..." or NULL */
 };
 
 /* Runs argv (argv[0] is the program) against root and its subcommands: parses flags
@@ -92,19 +91,5 @@ int cmd_render(FILE *f, const struct cmd_verb *root, enum cmd_format fmt, const 
 #define CMD_HOME_PORT "62893"
 
 extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
-
-/* Transitional, until every verb is on a flag table. */
-struct cmd_old_flag {
-	const char *name, *arg, *help;
-};
-void cmd_old_print_flags(FILE *f, const struct cmd_old_flag *flags);
-const struct cmd_old_flag *cmd_old_match(const struct cmd_old_flag *flags, int argc, char **argv, int *i,
-                                         const char **val, const char *verb);
-int cmd_old_serve(int argc, char **argv);
-int cmd_old_bench(int argc, char **argv);
-int cmd_old_ports(int argc, char **argv);
-int cmd_old_who(int argc, char **argv);
-int cmd_old_port(int argc, char **argv);
-int cmd_old_ping(int argc, char **argv);
 
 #endif

@@ -13,10 +13,11 @@ struct doctor_args {
 #define AT(f) CMD_AT(struct doctor_args, f)
 
 static const struct cmd_flag doctor_flags[] = {
-	{ "port", 'p', "N", CMD_HOME_PORT, "the port to look at: free or held, and by whom", CMD_UINT, AT(port), .min = 1,
-	  .max = 65535 },
-	{ "json", 0, NULL, NULL, "one JSON document: {\"checks\":[...],\"summary\":{...}}", CMD_SWITCH, AT(json) },
-	{ 0 },
+        {"port", 'p', "N", CMD_HOME_PORT, "the port to look at: free or held, and by whom", CMD_UINT,
+         AT(port), .min = 1, .max = 65535},
+        {"json", 0, NULL, NULL, "one JSON document: {\"checks\":[...],\"summary\":{...}}", CMD_SWITCH,
+         AT(json)},
+        {0},
 };
 
 static int doctor_main(void *p)
@@ -40,13 +41,13 @@ static int doctor_main(void *p)
 }
 
 const struct cmd_verb cmd_doctor = {
-	.name = "doctor",
-	.summary = "is the loopback stack healthy: each check PASS/WARN/FAIL/SKIP with a hint",
-	.about = "Checks the loopback stack: lo, its addresses, localhost, ICMP/TCP/UDP round trips on\n"
-	         "IPv4 and IPv6, ephemeral ports, a port, limits. Exit 1 when a check FAILs.\n"
-	         "See docs/doctor.md.\n",
-	.flags = doctor_flags,
-	.size = sizeof(struct doctor_args),
-	.run = doctor_main,
-	.examples = "$ loopkit doctor\n$ loopkit doctor --port 8080 --json\n",
+        .name = "doctor",
+        .summary = "is the loopback stack healthy: each check PASS/WARN/FAIL/SKIP with a hint",
+        .about = "Checks the loopback stack: lo, its addresses, localhost, ICMP/TCP/UDP round trips on\n"
+                 "IPv4 and IPv6, ephemeral ports, a port, limits. Exit 1 when a check FAILs.\n"
+                 "See docs/doctor.md.\n",
+        .flags = doctor_flags,
+        .size = sizeof(struct doctor_args),
+        .run = doctor_main,
+        .examples = "$ loopkit doctor\n$ loopkit doctor --port 8080 --json\n",
 };

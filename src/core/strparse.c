@@ -89,7 +89,7 @@ int strparse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char
 static const struct {
 	char letter;
 	unsigned shift;
-} size_units[] = { { 'T', 40 }, { 'G', 30 }, { 'M', 20 }, { 'K', 10 } };
+} size_units[] = {{'T', 40}, {'G', 30}, {'M', 20}, {'K', 10}};
 #define NSIZE_UNITS (sizeof(size_units) / sizeof(size_units[0]))
 
 static int size_bound(const char *what, uint64_t v, char *err, size_t errlen)
@@ -159,8 +159,11 @@ static const struct {
 	const char *name;
 	uint64_t ns;
 } dur_units[] = {
-	{ "h", 3600 * STRPARSE_NS_PER_SEC }, { "m", 60 * STRPARSE_NS_PER_SEC }, { "s", STRPARSE_NS_PER_SEC },
-	{ "ms", STRPARSE_NS_PER_MS },        { "us", 1000 },
+        {"h", 3600 * STRPARSE_NS_PER_SEC},
+        {"m", 60 * STRPARSE_NS_PER_SEC},
+        {"s", STRPARSE_NS_PER_SEC},
+        {"ms", STRPARSE_NS_PER_MS},
+        {"us", 1000},
 };
 #define NDUR_UNITS (sizeof(dur_units) / sizeof(dur_units[0]))
 
@@ -182,8 +185,8 @@ int strparse_duration(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t 
 		if (!strcmp(p, dur_units[i].name))
 			unit = dur_units[i].ns;
 	if (!unit)
-		return fail(err, errlen, "unknown unit '%.16s' (use us, ms, s, m or h; a number alone is seconds)",
-		            p);
+		return fail(err, errlen,
+		            "unknown unit '%.16s' (use us, ms, s, m or h; a number alone is seconds)", p);
 	if (whole > UINT64_MAX / unit)
 		return duration_bound("more than", max_ns, err, errlen);
 	uint64_t v = whole * unit, step = unit;
@@ -270,7 +273,8 @@ char *strparse_fmt_duration(uint64_t ns, char *out, size_t outlen)
 	}
 	for (size_t i = 0; i < NDUR_UNITS; i++) {
 		if (ns % dur_units[i].ns == 0) {
-			snprintf(out, outlen, "%llu%s", (unsigned long long)(ns / dur_units[i].ns), dur_units[i].name);
+			snprintf(out, outlen, "%llu%s", (unsigned long long)(ns / dur_units[i].ns),
+			         dur_units[i].name);
 			return out;
 		}
 	}

@@ -32,7 +32,7 @@ static char *guarded(const char *s)
 }
 
 enum fn { UINT, SIZE, DUR, DEC, RANGE };
-static const char *const fn_names[] = { "uint", "size", "duration", "decimal", "range" };
+static const char *const fn_names[] = {"uint", "size", "duration", "decimal", "range"};
 
 struct row {
 	enum fn fn;
@@ -44,110 +44,110 @@ struct row {
 };
 
 static const struct row rows[] = {
-	{ UINT, "0", 0, 65535, 1, 0, 0, NULL },
-	{ UINT, "65535", 0, 65535, 1, 65535, 0, NULL },
-	{ UINT, "007", 0, 65535, 1, 7, 0, NULL },
-	{ UINT, "18446744073709551615", 0, MAXU, 1, MAXU, 0, NULL },
-	{ UINT, "65536", 0, 65535, 0, 0, 0, "more than 65535" },
-	{ UINT, "0", 1, 256, 0, 0, 0, "less than 1" },
-	{ UINT, "18446744073709551616", 0, MAXU, 0, 0, 0, "more than 18446744073709551615" },
-	{ UINT, "99999999999999999999999", 0, 65535, 0, 0, 0, "more than 65535" },
-	{ UINT, "", 0, 10, 0, 0, 0, "empty" },
-	{ UINT, "-1", 0, 10, 0, 0, 0, "negative" },
-	{ UINT, "+1", 0, 10, 0, 0, 0, "not a number" },
-	{ UINT, " 1", 0, 10, 0, 0, 0, "not a number" },
-	{ UINT, "1 ", 0, 10, 0, 0, 0, "unexpected ' ' after the number" },
-	{ UINT, "1.5", 0, 10, 0, 0, 0, "not a whole number" },
-	{ UINT, "12abc", 0, 100, 0, 0, 0, "unexpected 'abc' after the number" },
-	{ UINT, "1e3", 0, MAXU, 0, 0, 0, "unexpected 'e3'" },
-	{ UINT, "0x10", 0, MAXU, 0, 0, 0, "unexpected 'x10'" },
-	{ UINT, "abc", 0, MAXU, 0, 0, 0, "not a number" },
+        {UINT, "0", 0, 65535, 1, 0, 0, NULL},
+        {UINT, "65535", 0, 65535, 1, 65535, 0, NULL},
+        {UINT, "007", 0, 65535, 1, 7, 0, NULL},
+        {UINT, "18446744073709551615", 0, MAXU, 1, MAXU, 0, NULL},
+        {UINT, "65536", 0, 65535, 0, 0, 0, "more than 65535"},
+        {UINT, "0", 1, 256, 0, 0, 0, "less than 1"},
+        {UINT, "18446744073709551616", 0, MAXU, 0, 0, 0, "more than 18446744073709551615"},
+        {UINT, "99999999999999999999999", 0, 65535, 0, 0, 0, "more than 65535"},
+        {UINT, "", 0, 10, 0, 0, 0, "empty"},
+        {UINT, "-1", 0, 10, 0, 0, 0, "negative"},
+        {UINT, "+1", 0, 10, 0, 0, 0, "not a number"},
+        {UINT, " 1", 0, 10, 0, 0, 0, "not a number"},
+        {UINT, "1 ", 0, 10, 0, 0, 0, "unexpected ' ' after the number"},
+        {UINT, "1.5", 0, 10, 0, 0, 0, "not a whole number"},
+        {UINT, "12abc", 0, 100, 0, 0, 0, "unexpected 'abc' after the number"},
+        {UINT, "1e3", 0, MAXU, 0, 0, 0, "unexpected 'e3'"},
+        {UINT, "0x10", 0, MAXU, 0, 0, 0, "unexpected 'x10'"},
+        {UINT, "abc", 0, MAXU, 0, 0, 0, "not a number"},
 
-	{ SIZE, "1024", 0, MAXU, 1, 1024, 0, NULL },
-	{ SIZE, "64K", 0, MAXU, 1, 64 << 10, 0, NULL },
-	{ SIZE, "64k", 0, MAXU, 1, 64 << 10, 0, NULL },
-	{ SIZE, "10M", 0, MAXU, 1, 10 << 20, 0, NULL },
-	{ SIZE, "1MiB", 0, MAXU, 1, 1 << 20, 0, NULL },
-	{ SIZE, "10mb", 0, MAXU, 1, 10 << 20, 0, NULL },
-	{ SIZE, "1KB", 0, MAXU, 1, 1024, 0, NULL },
-	{ SIZE, "2G", 0, MAXU, 1, 2ull << 30, 0, NULL },
-	{ SIZE, "1T", 0, MAXU, 1, 1ull << 40, 0, NULL },
-	{ SIZE, "512B", 0, MAXU, 1, 512, 0, NULL },
-	{ SIZE, "0", 0, MAXU, 1, 0, 0, NULL },
-	{ SIZE, "16777215T", 0, MAXU, 1, 16777215ull << 40, 0, NULL },
-	{ SIZE, "16777216T", 0, MAXU, 0, 0, 0, "more than" },
-	{ SIZE, "12X", 0, MAXU, 0, 0, 0, "unknown unit 'X' (use K, M, G or T)" },
-	{ SIZE, "1 K", 0, MAXU, 0, 0, 0, "unknown unit ' K'" },
-	{ SIZE, "1Ki", 0, MAXU, 0, 0, 0, "unknown unit 'Ki'" },
-	{ SIZE, "1KiBB", 0, MAXU, 0, 0, 0, "unknown unit 'KiBB'" },
-	{ SIZE, "1iB", 0, MAXU, 0, 0, 0, "unknown unit 'iB'" },
-	{ SIZE, "1.5G", 0, MAXU, 0, 0, 0, "whole numbers" },
-	{ SIZE, "K", 0, MAXU, 0, 0, 0, "not a number" },
-	{ SIZE, "-1K", 0, MAXU, 0, 0, 0, "negative" },
-	{ SIZE, "", 0, MAXU, 0, 0, 0, "empty" },
-	{ SIZE, "1G", 1, 64 << 20, 0, 0, 0, "more than 64M" },
-	{ SIZE, "0", 1, 64 << 20, 0, 0, 0, "less than 1" },
-	{ SIZE, "1000", 1, 1000, 1, 1000, 0, NULL },
-	{ SIZE, "1001", 1, 1000, 0, 0, 0, "more than 1000" },
+        {SIZE, "1024", 0, MAXU, 1, 1024, 0, NULL},
+        {SIZE, "64K", 0, MAXU, 1, 64 << 10, 0, NULL},
+        {SIZE, "64k", 0, MAXU, 1, 64 << 10, 0, NULL},
+        {SIZE, "10M", 0, MAXU, 1, 10 << 20, 0, NULL},
+        {SIZE, "1MiB", 0, MAXU, 1, 1 << 20, 0, NULL},
+        {SIZE, "10mb", 0, MAXU, 1, 10 << 20, 0, NULL},
+        {SIZE, "1KB", 0, MAXU, 1, 1024, 0, NULL},
+        {SIZE, "2G", 0, MAXU, 1, 2ull << 30, 0, NULL},
+        {SIZE, "1T", 0, MAXU, 1, 1ull << 40, 0, NULL},
+        {SIZE, "512B", 0, MAXU, 1, 512, 0, NULL},
+        {SIZE, "0", 0, MAXU, 1, 0, 0, NULL},
+        {SIZE, "16777215T", 0, MAXU, 1, 16777215ull << 40, 0, NULL},
+        {SIZE, "16777216T", 0, MAXU, 0, 0, 0, "more than"},
+        {SIZE, "12X", 0, MAXU, 0, 0, 0, "unknown unit 'X' (use K, M, G or T)"},
+        {SIZE, "1 K", 0, MAXU, 0, 0, 0, "unknown unit ' K'"},
+        {SIZE, "1Ki", 0, MAXU, 0, 0, 0, "unknown unit 'Ki'"},
+        {SIZE, "1KiBB", 0, MAXU, 0, 0, 0, "unknown unit 'KiBB'"},
+        {SIZE, "1iB", 0, MAXU, 0, 0, 0, "unknown unit 'iB'"},
+        {SIZE, "1.5G", 0, MAXU, 0, 0, 0, "whole numbers"},
+        {SIZE, "K", 0, MAXU, 0, 0, 0, "not a number"},
+        {SIZE, "-1K", 0, MAXU, 0, 0, 0, "negative"},
+        {SIZE, "", 0, MAXU, 0, 0, 0, "empty"},
+        {SIZE, "1G", 1, 64 << 20, 0, 0, 0, "more than 64M"},
+        {SIZE, "0", 1, 64 << 20, 0, 0, 0, "less than 1"},
+        {SIZE, "1000", 1, 1000, 1, 1000, 0, NULL},
+        {SIZE, "1001", 1, 1000, 0, 0, 0, "more than 1000"},
 
-	{ DUR, "1.5", 0, MAXU, 1, 1500 * MSEC, 0, NULL },
-	{ DUR, "500ms", 0, MAXU, 1, 500 * MSEC, 0, NULL },
-	{ DUR, "30s", 0, MAXU, 1, 30 * SEC, 0, NULL },
-	{ DUR, "2m", 0, MAXU, 1, 120 * SEC, 0, NULL },
-	{ DUR, "1.5m", 0, MAXU, 1, 90 * SEC, 0, NULL },
-	{ DUR, "1h", 0, MAXU, 1, 3600 * SEC, 0, NULL },
-	{ DUR, "250us", 0, MAXU, 1, 250000, 0, NULL },
-	{ DUR, "0.001", 0, MAXU, 1, MSEC, 0, NULL },
-	{ DUR, ".5", 0, MAXU, 1, SEC / 2, 0, NULL },
-	{ DUR, "0", 0, MAXU, 1, 0, 0, NULL },
-	{ DUR, "1.0000000019", 0, MAXU, 1, SEC + 1, 0, NULL },
-	{ DUR, "0.333333333333", 0, MAXU, 1, 333333333, 0, NULL },
-	{ DUR, "10", 0, 5 * SEC, 0, 0, 0, "more than 5s" },
-	{ DUR, "3601", MSEC, 3600 * SEC, 0, 0, 0, "more than 1h" },
-	{ DUR, "0", MSEC, MAXU, 0, 0, 0, "less than 1ms" },
-	{ DUR, "0.0005", MSEC, MAXU, 0, 0, 0, "less than 1ms" },
-	{ DUR, "5x", 0, MAXU, 0, 0, 0, "unknown unit 'x' (use us, ms, s, m or h; a number alone is seconds)" },
-	{ DUR, "5S", 0, MAXU, 0, 0, 0, "unknown unit 'S'" },
-	{ DUR, "5 s", 0, MAXU, 0, 0, 0, "unknown unit ' s'" },
-	{ DUR, "1e3", 0, MAXU, 0, 0, 0, "unknown unit 'e3'" },
-	{ DUR, "", 0, MAXU, 0, 0, 0, "empty" },
-	{ DUR, "ms", 0, MAXU, 0, 0, 0, "not a number" },
-	{ DUR, "-1", 0, MAXU, 0, 0, 0, "negative" },
-	{ DUR, "-.5", 0, MAXU, 0, 0, 0, "negative" },
-	{ DUR, ".", 0, MAXU, 0, 0, 0, "not a number" },
-	{ DUR, "5.", 0, MAXU, 0, 0, 0, "unknown unit '.'" },
-	{ DUR, "nan", 0, MAXU, 0, 0, 0, "not a number" },
-	{ DUR, "5124095576h", 0, MAXU, 0, 0, 0, "more than" },
-	{ DUR, "18446744073709551616", 0, MAXU, 0, 0, 0, "too large" },
+        {DUR, "1.5", 0, MAXU, 1, 1500 * MSEC, 0, NULL},
+        {DUR, "500ms", 0, MAXU, 1, 500 * MSEC, 0, NULL},
+        {DUR, "30s", 0, MAXU, 1, 30 * SEC, 0, NULL},
+        {DUR, "2m", 0, MAXU, 1, 120 * SEC, 0, NULL},
+        {DUR, "1.5m", 0, MAXU, 1, 90 * SEC, 0, NULL},
+        {DUR, "1h", 0, MAXU, 1, 3600 * SEC, 0, NULL},
+        {DUR, "250us", 0, MAXU, 1, 250000, 0, NULL},
+        {DUR, "0.001", 0, MAXU, 1, MSEC, 0, NULL},
+        {DUR, ".5", 0, MAXU, 1, SEC / 2, 0, NULL},
+        {DUR, "0", 0, MAXU, 1, 0, 0, NULL},
+        {DUR, "1.0000000019", 0, MAXU, 1, SEC + 1, 0, NULL},
+        {DUR, "0.333333333333", 0, MAXU, 1, 333333333, 0, NULL},
+        {DUR, "10", 0, 5 * SEC, 0, 0, 0, "more than 5s"},
+        {DUR, "3601", MSEC, 3600 * SEC, 0, 0, 0, "more than 1h"},
+        {DUR, "0", MSEC, MAXU, 0, 0, 0, "less than 1ms"},
+        {DUR, "0.0005", MSEC, MAXU, 0, 0, 0, "less than 1ms"},
+        {DUR, "5x", 0, MAXU, 0, 0, 0, "unknown unit 'x' (use us, ms, s, m or h; a number alone is seconds)"},
+        {DUR, "5S", 0, MAXU, 0, 0, 0, "unknown unit 'S'"},
+        {DUR, "5 s", 0, MAXU, 0, 0, 0, "unknown unit ' s'"},
+        {DUR, "1e3", 0, MAXU, 0, 0, 0, "unknown unit 'e3'"},
+        {DUR, "", 0, MAXU, 0, 0, 0, "empty"},
+        {DUR, "ms", 0, MAXU, 0, 0, 0, "not a number"},
+        {DUR, "-1", 0, MAXU, 0, 0, 0, "negative"},
+        {DUR, "-.5", 0, MAXU, 0, 0, 0, "negative"},
+        {DUR, ".", 0, MAXU, 0, 0, 0, "not a number"},
+        {DUR, "5.", 0, MAXU, 0, 0, 0, "unknown unit '.'"},
+        {DUR, "nan", 0, MAXU, 0, 0, 0, "not a number"},
+        {DUR, "5124095576h", 0, MAXU, 0, 0, 0, "more than"},
+        {DUR, "18446744073709551616", 0, MAXU, 0, 0, 0, "too large"},
 
-	{ DEC, "2000", 1, 100000000000, 1, 2000000, 0, NULL },
-	{ DEC, "0.5", 1, 100000000000, 1, 500, 0, NULL },
-	{ DEC, "0", 1, 100000000000, 0, 0, 0, "less than 0.001" },
-	{ DEC, "100000001", 1, 100000000000, 0, 0, 0, "more than 100000000" },
-	{ DEC, "1e3", 1, 100000000000, 0, 0, 0, "unexpected 'e3'" },
-	{ DEC, "abc", 1, 100000000000, 0, 0, 0, "not a number" },
-	{ DEC, "inf", 1, 100000000000, 0, 0, 0, "not a number" },
+        {DEC, "2000", 1, 100000000000, 1, 2000000, 0, NULL},
+        {DEC, "0.5", 1, 100000000000, 1, 500, 0, NULL},
+        {DEC, "0", 1, 100000000000, 0, 0, 0, "less than 0.001"},
+        {DEC, "100000001", 1, 100000000000, 0, 0, 0, "more than 100000000"},
+        {DEC, "1e3", 1, 100000000000, 0, 0, 0, "unexpected 'e3'"},
+        {DEC, "abc", 1, 100000000000, 0, 0, 0, "not a number"},
+        {DEC, "inf", 1, 100000000000, 0, 0, 0, "not a number"},
 
-	{ RANGE, "50000-50100", 1, 65535, 1, 50000, 50100, NULL },
-	{ RANGE, "80", 1, 65535, 1, 80, 80, NULL },
-	{ RANGE, "1-65535", 1, 65535, 1, 1, 65535, NULL },
-	{ RANGE, "100-50", 1, 65535, 0, 0, 0, "the first number is larger than the second" },
-	{ RANGE, "0-10", 1, 65535, 0, 0, 0, "less than 1" },
-	{ RANGE, "1-70000", 1, 65535, 0, 0, 0, "more than 65535" },
-	{ RANGE, "1-99999999999999999999", 1, 65535, 0, 0, 0, "more than 65535" },
-	{ RANGE, "1-", 1, 65535, 0, 0, 0, "want A-B" },
-	{ RANGE, "-5", 1, 65535, 0, 0, 0, "want A-B" },
-	{ RANGE, "a-b", 1, 65535, 0, 0, 0, "want A-B" },
-	{ RANGE, "1-2-3", 1, 65535, 0, 0, 0, "want A-B" },
-	{ RANGE, "1 - 2", 1, 65535, 0, 0, 0, "want A-B" },
-	{ RANGE, "", 1, 65535, 0, 0, 0, "empty" },
+        {RANGE, "50000-50100", 1, 65535, 1, 50000, 50100, NULL},
+        {RANGE, "80", 1, 65535, 1, 80, 80, NULL},
+        {RANGE, "1-65535", 1, 65535, 1, 1, 65535, NULL},
+        {RANGE, "100-50", 1, 65535, 0, 0, 0, "the first number is larger than the second"},
+        {RANGE, "0-10", 1, 65535, 0, 0, 0, "less than 1"},
+        {RANGE, "1-70000", 1, 65535, 0, 0, 0, "more than 65535"},
+        {RANGE, "1-99999999999999999999", 1, 65535, 0, 0, 0, "more than 65535"},
+        {RANGE, "1-", 1, 65535, 0, 0, 0, "want A-B"},
+        {RANGE, "-5", 1, 65535, 0, 0, 0, "want A-B"},
+        {RANGE, "a-b", 1, 65535, 0, 0, 0, "want A-B"},
+        {RANGE, "1-2-3", 1, 65535, 0, 0, 0, "want A-B"},
+        {RANGE, "1 - 2", 1, 65535, 0, 0, 0, "want A-B"},
+        {RANGE, "", 1, 65535, 0, 0, 0, "empty"},
 };
 
 static int run_row(const struct row *r, char *err, size_t errlen, uint64_t *got, uint64_t *got_hi)
 {
 	const char *s = guarded(r->in);
 	double d = -1;
-	struct strparse_range rg = { 7, 7 };
+	struct strparse_range rg = {7, 7};
 	int rc;
 	*got = *got_hi = 12345; /* must stay untouched on failure */
 	switch (r->fn) {
@@ -184,10 +184,11 @@ static void test_rows(void **state)
 		if (bad) {
 			print_error("row %zu: %s(\"%s\", %llu, %llu): rc %d, value %llu-%llu, reason \"%s\"; "
 			            "want %s %llu-%llu \"%s\"\n",
-			            i, fn_names[r->fn], r->in, (unsigned long long)r->min, (unsigned long long)r->max,
-			            rc, (unsigned long long)got, (unsigned long long)got_hi, err,
-			            r->ok ? "ok" : "error", (unsigned long long)r->want,
-			            (unsigned long long)r->want_hi, r->why ? r->why : "");
+			            i, fn_names[r->fn], r->in, (unsigned long long)r->min,
+			            (unsigned long long)r->max, rc, (unsigned long long)got,
+			            (unsigned long long)got_hi, err, r->ok ? "ok" : "error",
+			            (unsigned long long)r->want, (unsigned long long)r->want_hi,
+			            r->why ? r->why : "");
 			failed++;
 		}
 	}
@@ -200,7 +201,8 @@ static void test_reasons_fit(void **state)
 	(void)state;
 	char err[STRPARSE_ERR_MAX];
 	uint64_t v;
-	const char *long_junk = "1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	const char *long_junk =
+	        "1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 	assert_int_equal(strparse_duration(guarded(long_junk), 0, MAXU, &v, err, sizeof err), -1);
 	assert_true(strlen(err) < sizeof err - 1);
 	assert_int_equal(strparse_size(guarded(long_junk), 0, MAXU, &v, err, sizeof err), -1);
@@ -219,17 +221,17 @@ static void test_format_round_trip(void **state)
 		uint64_t v;
 		const char *size, *dur;
 	} cases[] = {
-		{ 0, "0", "0" },
-		{ 1, "1", "0.000000001" },
-		{ 1000, "1000", "1us" },
-		{ 1024, "1K", "0.000001024" },
-		{ 1536, "1536", "0.000001536" },
-		{ 1ull << 30, "1G", "1.073741824" },
-		{ 3ull << 40, "3T", "3298.534883328" },
-		{ 1500 * MSEC, "1500000000", "1500ms" },
-		{ 90 * SEC, "87890625K", "90s" },
-		{ 3600 * SEC, "3515625000K", "1h" },
-		{ 120 * SEC, "117187500K", "2m" },
+	        {0, "0", "0"},
+	        {1, "1", "0.000000001"},
+	        {1000, "1000", "1us"},
+	        {1024, "1K", "0.000001024"},
+	        {1536, "1536", "0.000001536"},
+	        {1ull << 30, "1G", "1.073741824"},
+	        {3ull << 40, "3T", "3298.534883328"},
+	        {1500 * MSEC, "1500000000", "1500ms"},
+	        {90 * SEC, "87890625K", "90s"},
+	        {3600 * SEC, "3515625000K", "1h"},
+	        {120 * SEC, "117187500K", "2m"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char a[40], b[40];
@@ -252,9 +254,9 @@ static void test_format_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rows),
-		cmocka_unit_test(test_reasons_fit),
-		cmocka_unit_test(test_format_round_trip),
+	        cmocka_unit_test(test_rows),
+	        cmocka_unit_test(test_reasons_fit),
+	        cmocka_unit_test(test_format_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
