@@ -12,6 +12,7 @@ struct loopkit_args {
 	const char *man;      /* --man NAME: print loopkit(1) or loopkit-NAME(1) */
 	const char *markdown; /* --markdown PATH: print the flag table of docs/VERB.md */
 	int completion;       /* --completion SHELL: index in shells, -1 when not asked */
+	int verbs;            /* --verbs: the verbs' names, one a line (for make) */
 };
 #define AT(f) CMD_AT(struct loopkit_args, f)
 
@@ -26,6 +27,7 @@ static const struct cmd_flag loopkit_flags[] = {
          .attr = CMD_HIDDEN},
         {"completion", 0, "SHELL", NULL, "print a completion script", CMD_ENUM, AT(completion),
          .choices = shells, .attr = CMD_HIDDEN},
+        {"verbs", 0, NULL, NULL, "list the verbs, one a line", CMD_SWITCH, AT(verbs), .attr = CMD_HIDDEN},
         {0},
 };
 
@@ -69,6 +71,10 @@ static int loopkit_run(void *p)
 		return render(CMD_MAN, a->man);
 	if (a->markdown)
 		return render(CMD_MARKDOWN, a->markdown);
+	for (const struct cmd_verb *const *v = verbs; a->verbs && *v; v++)
+		printf("%s\n", (*v)->name);
+	if (a->verbs)
+		return fflush(stdout) ? 1 : 0;
 	if (a->completion >= 0)
 		return render(shell_formats[a->completion], "");
 	cmd_render(stderr, &loopkit, CMD_HELP, "");

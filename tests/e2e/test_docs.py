@@ -143,7 +143,7 @@ def test_a_letter_means_one_flag_everywhere():
 
 def test_readme_gives_install_and_test():
     text = open(os.path.join(ROOT, "README.md")).read()
-    assert "make test" in text
+    assert "make install" in text and "make test" in text
 
 
 def test_verbs_in_readme_and_top_help():
@@ -159,3 +159,13 @@ def test_bench_modes_listed_in_help_and_docs():
     for mode in ("tcp", "rr", "crr", "http"):
         assert re.search(rf"^\s+{mode}\s", out, re.M), out
         assert f"## `loopkit bench {mode}" in text
+
+
+def test_readme_serve_example_is_runnable():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = text.split("### `loopkit serve")[1].split("```sh\n")[1].split("```")[0]
+    lines = block.splitlines()
+    # what serve prints first: its HTTP and its FTP URL
+    assert lines[1:3] == ["http://127.0.0.1:62893/", "ftp://127.0.0.1:62893/"], lines[:3]
+    # a server runs until stopped: nothing may wait for it to finish
+    assert not re.search(r"loopkit serve[^\n]*&&", text)
