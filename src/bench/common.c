@@ -9,7 +9,8 @@
 #include <time.h>
 
 #include "bench/bench.h"
-#include "diag/sock.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 uint64_t bench_now_ns(void)
 {
@@ -135,9 +136,9 @@ double bench_cpu_s(void)
 
 long bench_time_wait_count(void)
 {
-	struct diag_sock *s = NULL;
+	struct sockdiag_sock *s = NULL;
 	size_t n = 0;
-	if (diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_TIME_WAIT), &s, &n, NULL, 0) < 0)
+	if (sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_TIME_WAIT), &s, &n, NULL, 0) < 0)
 		return -1;
 	free(s);
 	return (long)n;

@@ -21,7 +21,8 @@
 #include "core/net.h"
 #include "diag/ping.h"
 #include "diag/portlease.h"
-#include "diag/sock.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 #define C_RED    "\033[31m"
 #define C_GREEN  "\033[32m"
@@ -264,7 +265,7 @@ enum doctor_status doctor_ephemeral_status(size_t used, size_t range)
 static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 {
 	struct portlease_range eph;
-	struct diag_sock *socks = NULL;
+	struct sockdiag_sock *socks = NULL;
 	size_t n = 0, used = 0, tw = 0;
 	char err[256];
 	static const size_t words = 65536 / 64;
@@ -272,7 +273,7 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 
 	portlease_ephemeral(&eph);
 	size_t range = eph.lo <= eph.hi ? (size_t)eph.hi - eph.lo + 1 : 0;
-	if (diag_sock_list(IPPROTO_TCP, DIAG_STATE_ALL & ~DIAG_STATE(TCP_LISTEN), &socks, &n, err,
+	if (sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE_ALL & ~SOCKDIAG_STATE(TCP_LISTEN), &socks, &n, err,
 				sizeof err) < 0) {
 		set(c, DOCTOR_SKIP, "the kernel's sock_diag interface is not available", "%s", err);
 		return;
@@ -284,7 +285,7 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint16_t pt = diag_addr_port(&socks[i].local);
+		uint16_t pt = net_ss_port(&socks[i].local);
 		if (pt < eph.lo || pt > eph.hi)
 			continue;
 		if (socks[i].state == TCP_TIME_WAIT)
@@ -308,10 +309,10 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 /* 8. The port: free or held, by whom; ephemeral or not; IANA class. */
 static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 {
-	struct diag_owner holders[8];
+	struct procfs_owner holders[8];
 	struct portlease_range eph;
 	char who[256] = "", hint[DOCTOR_TEXT];
-	int n = diag_port_holders(0, x->port, holders, 8);
+	int n = procfs_port_holders(0, x->port, holders, 8);
 
 	portlease_ephemeral(&eph);
 	int in_eph = x->port >= eph.lo && x->port <= eph.hi;
@@ -319,7 +320,7 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 	snprintf(where, sizeof where, "%s the ephemeral range %u-%u, IANA %s port", in_eph ?
 			"inside" : "outside", eph.lo, eph.hi, portlease_iana_class(x->port));
 	if (n > 0) {
-		diag_owner_text(holders, (size_t)n, who, sizeof who);
+		procfs_owner_text(holders, (size_t)n, who, sizeof who);
 		if (!who[0])
 			snprintf(who, sizeof who, "a process of user %s this user cannot see",
 					holders[0].user);

@@ -7,7 +7,9 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "diag/ping.h"
-#include "diag/sock.h"
+#include "core/net.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 static const char *mode_name(enum ping_mode m)
 {
@@ -28,7 +30,7 @@ int ping_run_begin(struct ping_run *r, const struct ping *p, size_t count)
 		                        : (const void *)&((const struct sockaddr_in *)&p->dst)->sin_addr;
 		inet_ntop(p->dst.ss_family, a, r->dst, sizeof r->dst);
 	} else {
-		diag_addr_text(&p->dst, r->dst, sizeof r->dst);
+		net_ss_text(&p->dst, r->dst, sizeof r->dst);
 	}
 	/* TCP to a target sends nothing; a UDP probe carries at least its 2-byte sequence. */
 	r->size = p->cfg.mode == PING_TCP && p->cfg.has_target ? 0

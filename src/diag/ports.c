@@ -46,7 +46,7 @@ static int row_cmp(const void *a, const void *b)
 }
 
 /* Orders rows cheaply: most comparisons end here, ties fall back to the addresses. */
-static uint64_t row_key(const struct diag_sock *s, int listener)
+static uint64_t row_key(const struct sockdiag_sock *s, int listener)
 {
 	uint32_t a;
 
@@ -55,7 +55,7 @@ static uint64_t row_key(const struct diag_sock *s, int listener)
 	else
 		memcpy(&a, ((const struct sockaddr_in6 *)&s->local)->sin6_addr.s6_addr + 12, 4);
 	return (uint64_t)(s->proto == IPPROTO_UDP) << 63 | (uint64_t)!listener << 62 |
-		(uint64_t)diag_addr_port(&s->local) << 46 | (uint64_t)(s->family == AF_INET6) << 45 |
+		(uint64_t)net_ss_port(&s->local) << 46 | (uint64_t)(s->family == AF_INET6) << 45 |
 		(uint64_t)a;
 }
 
@@ -76,7 +76,7 @@ int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char
 		proto = IPPROTO_TCP;
 	else if ((flags & DIAG_PORTS_UDP) && !(flags & DIAG_PORTS_TCP))
 		proto = IPPROTO_UDP;
-	if (diag_sock_list(proto, DIAG_STATE_ALL, &p->socks, &n, err, errlen) < 0)
+	if (sockdiag_list(proto, SOCKDIAG_STATE_ALL, &p->socks, &n, err, errlen) < 0)
 		return -1;
 	p->rows = calloc(n + 1, sizeof *p->rows);
 	inodes = calloc(n + 1, sizeof *inodes);
@@ -85,13 +85,13 @@ int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct diag_sock *s = &p->socks[i];
+		const struct sockdiag_sock *s = &p->socks[i];
 		int listener = s->proto == IPPROTO_TCP ? s->state == TCP_LISTEN : s->state == TCP_CLOSE;
 
 		if (s->state >= 0 && s->state < DIAG_PORTS_STATES)
 			p->count[proto_idx(s->proto)][s->state]++;
 		if (port) {
-			if (diag_addr_port(&s->local) != port || s->inode == 0)
+			if (net_ss_port(&s->local) != port || s->inode == 0)
 				continue;
 		} else if (!listener && !(flags & DIAG_PORTS_ALL)) {
 			continue;
@@ -103,7 +103,7 @@ int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char
 		k++;
 	}
 	p->nrows = k;
-	if (k && diag_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
+	if (k && procfs_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
 		goto fail;
 	free(inodes);
 	inodes = NULL;
@@ -119,7 +119,7 @@ int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char
 		struct diag_port_row *r = &p->rows[i];
 
 		r->owners = p->owner_ptrs + used;
-		r->nowners = r->s->inode ? diag_owner_map_find(&p->map, r->s->inode, r->owners,
+		r->nowners = r->s->inode ? procfs_owner_map_find(&p->map, r->s->inode, r->owners,
 				p->map.nlinks - used) : 0;
 		used += r->nowners;
 	}
@@ -135,11 +135,11 @@ void diag_ports_free(struct diag_ports *p)
 	free(p->rows);
 	free(p->socks);
 	free(p->owner_ptrs);
-	diag_owner_map_free(&p->map);
+	procfs_owner_map_free(&p->map);
 	memset(p, 0, sizeof *p);
 }
 
-static const char *proto_name(const struct diag_sock *s)
+static const char *proto_name(const struct sockdiag_sock *s)
 {
 	if (s->proto == IPPROTO_UDP)
 		return s->family == AF_INET6 ? "udp6" : "udp";
@@ -150,7 +150,7 @@ static const char *proto_name(const struct diag_sock *s)
 #define UID_CACHE 8
 struct uid_cache {
 	uint32_t uid[UID_CACHE];
-	char name[UID_CACHE][DIAG_USER_MAX];
+	char name[UID_CACHE][PROCFS_USER_MAX];
 	int n;
 };
 
@@ -201,11 +201,11 @@ static char *addr_fast(const struct sockaddr_storage *sa, char *buf, size_t len)
 	const void *a = sa->ss_family == AF_INET ?
 		(const void *)&((const struct sockaddr_in *)sa)->sin_addr :
 		(const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-	unsigned port = diag_addr_port(sa);
+	unsigned port = net_ss_port(sa);
 	size_t n = 0, h, d = sizeof digits;
 
 	if (len < INET6_ADDRSTRLEN + 10 || !inet_ntop(sa->ss_family, a, host, sizeof host))
-		return diag_addr_text(sa, buf, len);
+		return net_ss_text(sa, buf, len);
 	h = strlen(host);
 	if (sa->ss_family == AF_INET6)
 		buf[n++] = '[';
@@ -236,22 +236,22 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 				"USER", "PROCESS");
 	for (size_t i = 0; i < p->nrows; i++) {
 		const struct diag_port_row *r = &p->rows[i];
-		char addr[80], pid[16], proc[DIAG_COMM_MAX + 32];
+		char addr[80], pid[16], proc[PROCFS_COMM_MAX + 32];
 		struct line l;
 
 		l.n = 0;
 		col(&l, proto_name(r->s), 5);
 		col(&l, addr_fast(&r->s->local, addr, sizeof addr), 28);
 		if (all) {
-			if (diag_addr_port(&r->s->remote) == 0 &&
+			if (net_ss_port(&r->s->remote) == 0 &&
 					net_is_wildcard((const struct sockaddr *)&r->s->remote))
 				col(&l, "*", 28);
 			else
 				col(&l, addr_fast(&r->s->remote, addr, sizeof addr), 28);
 		}
-		col(&l, diag_state_name(r->s->state), 11);
+		col(&l, sockdiag_state_name(r->s->state), 11);
 		if (r->nowners) {
-			const struct diag_owner *o = r->owners[0];
+			const struct procfs_owner *o = r->owners[0];
 
 			snprintf(pid, sizeof pid, "%d", (int)o->pid);
 			col(&l, pid, 8);
@@ -285,7 +285,7 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 				if (!p->count[pr][st])
 					continue;
 				fprintf(f, "%s %s %zu", any ? "," : (pr ? "udp:" : "tcp:"),
-						diag_state_name(st), p->count[pr][st]);
+						sockdiag_state_name(st), p->count[pr][st]);
 				any = 1;
 			}
 			if (any)
@@ -294,7 +294,7 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 	}
 }
 
-static void json_owner(struct json *j, const struct diag_owner *o)
+static void json_owner(struct json *j, const struct procfs_owner *o)
 {
 	json_obj_begin(j);
 	json_key(j, "pid");
@@ -322,13 +322,13 @@ static void json_row(struct json *j, const struct diag_port_row *r, struct uid_c
 	json_key(j, "local_addr");
 	json_str(j, net_addr_str((const struct sockaddr *)&r->s->local, a, sizeof a));
 	json_key(j, "local_port");
-	json_uint(j, diag_addr_port(&r->s->local));
+	json_uint(j, net_ss_port(&r->s->local));
 	json_key(j, "remote_addr");
 	json_str(j, net_addr_str((const struct sockaddr *)&r->s->remote, a, sizeof a));
 	json_key(j, "remote_port");
-	json_uint(j, diag_addr_port(&r->s->remote));
+	json_uint(j, net_ss_port(&r->s->remote));
 	json_key(j, "state");
-	json_str(j, diag_state_name(r->s->state));
+	json_str(j, sockdiag_state_name(r->s->state));
 	json_key(j, "exposed");
 	json_bool(j, r->exposed);
 	if (r->s->family == AF_INET6) {
@@ -372,7 +372,7 @@ int diag_ports_json(struct buf *b, const struct diag_ports *p)
 		for (int st = 0; st < DIAG_PORTS_STATES; st++) {
 			if (!p->count[pr][st])
 				continue;
-			json_key(&j, diag_state_name(st));
+			json_key(&j, sockdiag_state_name(st));
 			json_uint(&j, p->count[pr][st]);
 		}
 		json_obj_end(&j);
@@ -383,9 +383,9 @@ int diag_ports_json(struct buf *b, const struct diag_ports *p)
 }
 
 /* The distinct processes of the rows, ascending pid; *n set. Caller frees. */
-static const struct diag_owner **who_procs(const struct diag_ports *p, size_t *n)
+static const struct procfs_owner **who_procs(const struct diag_ports *p, size_t *n)
 {
-	const struct diag_owner **v = calloc(p->map.nowners + 1, sizeof *v);
+	const struct procfs_owner **v = calloc(p->map.nowners + 1, sizeof *v);
 
 	*n = 0;
 	if (!v)
@@ -399,7 +399,7 @@ static const struct diag_owner **who_procs(const struct diag_ports *p, size_t *n
 void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int color)
 {
 	size_t n;
-	const struct diag_owner **procs;
+	const struct procfs_owner **procs;
 	int unknown = 0;
 
 	if (p->nrows == 0) {
@@ -427,7 +427,7 @@ int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
 	struct uid_cache uc = { .n = 0 };
 	struct json j;
 	size_t n = 0;
-	const struct diag_owner **procs = who_procs(p, &n);
+	const struct procfs_owner **procs = who_procs(p, &n);
 
 	if (!procs)
 		return -1;

@@ -5,16 +5,17 @@
 #include <stdio.h>
 
 #include "core/buf.h"
-#include "diag/sock.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 #define DIAG_PORTS_STATES 13 /* TCP_ESTABLISHED .. TCP_NEW_SYN_RECV, index by state */
 
 /* One socket and who holds it. */
 struct diag_port_row {
-	const struct diag_sock *s;          /* into diag_ports.socks */
+	const struct sockdiag_sock *s;          /* into diag_ports.socks */
 	uint64_t key;                       /* sort key: proto, listener, port, family, address */
 	int exposed;                        /* bound to a wildcard or non-loopback address */
-	const struct diag_owner **owners;   /* into diag_ports.map; ascending pid */
+	const struct procfs_owner **owners;   /* into diag_ports.map; ascending pid */
 	size_t nowners;                     /* 0: owner not visible (shown as "-") */
 };
 
@@ -23,9 +24,9 @@ struct diag_ports {
 	struct diag_port_row *rows;         /* sorted: tcp before udp, port, address */
 	size_t nrows;
 	size_t count[2][DIAG_PORTS_STATES]; /* [0] tcp, [1] udp; by state */
-	struct diag_sock *socks;            /* the kernel's listing, owned */
-	const struct diag_owner **owner_ptrs; /* backing store of rows[].owners */
-	struct diag_owner_map map;
+	struct sockdiag_sock *socks;            /* the kernel's listing, owned */
+	const struct procfs_owner **owner_ptrs; /* backing store of rows[].owners */
+	struct procfs_owner_map map;
 };
 
 #define DIAG_PORTS_TCP 1u

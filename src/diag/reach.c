@@ -16,7 +16,8 @@
 #include <sys/wait.h>
 
 #include "core/net.h"
-#include "diag/sock.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 extern char **environ;
 
@@ -61,7 +62,7 @@ void reach_bind_error(const struct sockaddr *sa, uint16_t port, int eno, const c
 {
 	char host[64], who[512];
 	net_addr_str(sa, host, sizeof host);
-	if (eno == EADDRINUSE && diag_port_holder_text(port, who, sizeof who))
+	if (eno == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
 		snprintf(msg, msglen, "port %u on %s is held by %s; try --port 0 for any free port", port,
 		         host, who);
 	else if (eno == EADDRINUSE)

@@ -21,7 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "diag/sock.h"
+#include "core/net.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
 
 /* ---- helpers ---- */
 
@@ -98,21 +100,21 @@ static int open_sock(int type, const char *addr, int v6only, uint16_t *port)
 	}
 	sl = sizeof ss;
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
-	*port = diag_addr_port(&ss);
+	*port = net_ss_port(&ss);
 	assert_true(*port != 0);
 	return fd;
 }
 
-/* diag_sock_list that must succeed; names the error when it does not. */
-static void list(int proto, uint32_t mask, struct diag_sock **v, size_t *n)
+/* sockdiag_list that must succeed; names the error when it does not. */
+static void list(int proto, uint32_t mask, struct sockdiag_sock **v, size_t *n)
 {
 	char err[128] = "";
 
-	if (diag_sock_list(proto, mask, v, n, err, sizeof err) != 0)
-		fail_msg("diag_sock_list(%d, %#x): %s", proto, mask, err);
+	if (sockdiag_list(proto, mask, v, n, err, sizeof err) != 0)
+		fail_msg("sockdiag_list(%d, %#x): %s", proto, mask, err);
 }
 
-static const struct diag_sock *find_inode(const struct diag_sock *v, size_t n, uint32_t inode)
+static const struct sockdiag_sock *find_inode(const struct sockdiag_sock *v, size_t n, uint32_t inode)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i].inode == inode)
@@ -141,7 +143,7 @@ static void user_of(uid_t uid, char *buf, size_t len)
 }
 
 /* Checks that one process owner is this process. */
-static void assert_self(const struct diag_owner *o)
+static void assert_self(const struct procfs_owner *o)
 {
 	char comm[64], user[64];
 
@@ -158,8 +160,8 @@ static void assert_self(const struct diag_owner *o)
 
 static void test_list_tcp4_listener(void **state)
 {
-	struct diag_sock *v;
-	const struct diag_sock *s;
+	struct sockdiag_sock *v;
+	const struct sockdiag_sock *s;
 	struct sockaddr_in *sin;
 	char want[64], text[64];
 	uint16_t port;
@@ -168,21 +170,21 @@ static void test_list_tcp4_listener(void **state)
 
 	fd = open_sock(SOCK_STREAM, "127.0.0.1", -1, &port);
 	assert_true(fd >= 0);
-	list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n);
+	list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &v, &n);
 	s = find_inode(v, n, fd_inode(fd));
 	assert_non_null(s);
 	assert_int_equal(s->family, AF_INET);
 	assert_int_equal(s->proto, IPPROTO_TCP);
 	assert_int_equal(s->state, TCP_LISTEN);
-	assert_int_equal(diag_addr_port(&s->local), port);
+	assert_int_equal(net_ss_port(&s->local), port);
 	sin = (struct sockaddr_in *)&s->local;
 	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
-	assert_int_equal(diag_addr_port(&s->remote), 0);
+	assert_int_equal(net_ss_port(&s->remote), 0);
 	assert_int_equal(s->uid, geteuid());
 	assert_int_equal(s->wqueue, 16); /* the listen backlog */
 	assert_int_equal(s->v6only, -1);
 	snprintf(want, sizeof want, "127.0.0.1:%u", port);
-	assert_string_equal(diag_addr_text(&s->local, text, sizeof text), want);
+	assert_string_equal(net_ss_text(&s->local, text, sizeof text), want);
 	/* The kernel filtered by state: everything returned is listening. */
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(v[i].state, TCP_LISTEN);
@@ -194,8 +196,8 @@ static void test_list_tcp4_listener(void **state)
 
 static void test_list_tcp6_listener(void **state)
 {
-	struct diag_sock *v;
-	const struct diag_sock *s;
+	struct sockdiag_sock *v;
+	const struct sockdiag_sock *s;
 	char want[64], text[64];
 	uint16_t port;
 	size_t n;
@@ -204,16 +206,16 @@ static void test_list_tcp6_listener(void **state)
 	fd = open_sock(SOCK_STREAM, "::1", 1, &port);
 	if (fd < 0)
 		skip(); /* no IPv6 here */
-	list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n);
+	list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &v, &n);
 	s = find_inode(v, n, fd_inode(fd));
 	assert_non_null(s);
 	assert_int_equal(s->family, AF_INET6);
 	assert_int_equal(s->state, TCP_LISTEN);
-	assert_int_equal(diag_addr_port(&s->local), port);
+	assert_int_equal(net_ss_port(&s->local), port);
 	assert_true(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&s->local)->sin6_addr));
 	assert_int_equal(s->v6only, 1);
 	snprintf(want, sizeof want, "[::1]:%u", port);
-	assert_string_equal(diag_addr_text(&s->local, text, sizeof text), want);
+	assert_string_equal(net_ss_text(&s->local, text, sizeof text), want);
 	free(v);
 	close(fd);
 }
@@ -222,9 +224,9 @@ static void test_list_tcp6_listener(void **state)
  * with a v4-mapped address, and it holds the IPv4 port. */
 static void test_list_v4_mapped(void **state)
 {
-	struct diag_owner holders[4];
-	struct diag_sock *v;
-	const struct diag_sock *s;
+	struct procfs_owner holders[4];
+	struct sockdiag_sock *v;
+	const struct sockdiag_sock *s;
 	uint16_t port;
 	size_t n;
 	int fd;
@@ -232,24 +234,24 @@ static void test_list_v4_mapped(void **state)
 	fd = open_sock(SOCK_STREAM, "::ffff:127.0.0.1", 0, &port);
 	if (fd < 0)
 		skip();
-	list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n);
+	list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &v, &n);
 	s = find_inode(v, n, fd_inode(fd));
 	assert_non_null(s);
 	assert_int_equal(s->family, AF_INET6);
 	assert_true(IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&s->local)->sin6_addr));
 	assert_int_equal(s->v6only, 0);
-	assert_int_equal(diag_addr_port(&s->local), port);
+	assert_int_equal(net_ss_port(&s->local), port);
 	free(v);
-	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 4), 1);
+	assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 4), 1);
 	assert_self(&holders[0]);
 	close(fd);
 }
 
 static void test_list_udp(void **state)
 {
-	struct diag_owner holders[4];
-	struct diag_sock *v;
-	const struct diag_sock *s;
+	struct procfs_owner holders[4];
+	struct sockdiag_sock *v;
+	const struct sockdiag_sock *s;
 	uint16_t port, port6 = 0;
 	uint32_t inode;
 	size_t n;
@@ -267,18 +269,18 @@ static void test_list_udp(void **state)
 	assert_int_equal(s->family, AF_INET);
 	assert_int_equal(s->proto, IPPROTO_UDP);
 	assert_int_equal(s->state, TCP_CLOSE);
-	assert_int_equal(diag_addr_port(&s->local), port);
-	assert_string_equal(diag_state_name(s->state), "UNCONN");
+	assert_int_equal(net_ss_port(&s->local), port);
+	assert_string_equal(sockdiag_state_name(s->state), "UNCONN");
 	if (fd6 >= 0) {
 		s = find_inode(v, n, fd_inode(fd6));
 		assert_non_null(s);
 		assert_int_equal(s->family, AF_INET6);
-		assert_int_equal(diag_addr_port(&s->local), port6);
+		assert_int_equal(net_ss_port(&s->local), port6);
 	}
 	free(v);
 
 	/* The state filter reaches UDP too. */
-	list(IPPROTO_UDP, DIAG_STATE(TCP_LISTEN), &v, &n);
+	list(IPPROTO_UDP, SOCKDIAG_STATE(TCP_LISTEN), &v, &n);
 	assert_null(find_inode(v, n, inode));
 	free(v);
 
@@ -287,21 +289,21 @@ static void test_list_udp(void **state)
 	assert_non_null(find_inode(v, n, inode));
 	free(v);
 
-	assert_int_equal(diag_port_holders(IPPROTO_UDP, port, holders, 4), 1);
+	assert_int_equal(procfs_port_holders(IPPROTO_UDP, port, holders, 4), 1);
 	assert_self(&holders[0]);
-	assert_int_equal(diag_port_holders(0, port, holders, 4), 1);
+	assert_int_equal(procfs_port_holders(0, port, holders, 4), 1);
 	assert_self(&holders[0]);
 	close(fd);
 	if (fd6 >= 0)
 		close(fd6);
 }
 
-/* An established pair shows under DIAG_STATE(TCP_ESTABLISHED) and not under LISTEN. */
+/* An established pair shows under SOCKDIAG_STATE(TCP_ESTABLISHED) and not under LISTEN. */
 static void test_list_state_filter(void **state)
 {
 	struct sockaddr_in sin;
-	struct diag_sock *v;
-	const struct diag_sock *s;
+	struct sockdiag_sock *v;
+	const struct sockdiag_sock *s;
 	uint16_t port;
 	int lfd, cfd, afd;
 	size_t n;
@@ -318,18 +320,18 @@ static void test_list_state_filter(void **state)
 	afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(afd >= 0);
 
-	list(IPPROTO_TCP, DIAG_STATE(TCP_ESTABLISHED), &v, &n);
+	list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_ESTABLISHED), &v, &n);
 	assert_null(find_inode(v, n, fd_inode(lfd)));
 	s = find_inode(v, n, fd_inode(afd));
 	assert_non_null(s);
 	assert_int_equal(s->state, TCP_ESTABLISHED);
-	assert_int_equal(diag_addr_port(&s->local), port);
+	assert_int_equal(net_ss_port(&s->local), port);
 	s = find_inode(v, n, fd_inode(cfd));
 	assert_non_null(s);
-	assert_int_equal(diag_addr_port(&s->remote), port);
+	assert_int_equal(net_ss_port(&s->remote), port);
 	free(v);
 
-	list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n);
+	list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &v, &n);
 	assert_non_null(find_inode(v, n, fd_inode(lfd)));
 	assert_null(find_inode(v, n, fd_inode(cfd)));
 	assert_null(find_inode(v, n, fd_inode(afd)));
@@ -337,9 +339,9 @@ static void test_list_state_filter(void **state)
 
 	/* An accepted connection on the port does not make its process a holder twice. */
 	{
-		struct diag_owner holders[4];
+		struct procfs_owner holders[4];
 
-		assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 4), 1);
+		assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 4), 1);
 		assert_self(&holders[0]);
 	}
 	close(afd);
@@ -353,7 +355,7 @@ static void test_list_state_filter(void **state)
 static void test_list_multipart(void **state)
 {
 	static int fds[MANY_SOCKS];
-	struct diag_sock *v;
+	struct sockdiag_sock *v;
 	struct rlimit rl;
 	uint16_t port;
 	size_t n, found = 0;
@@ -377,16 +379,16 @@ static void test_list_multipart(void **state)
 
 static void test_list_bad_proto(void **state)
 {
-	struct diag_sock *v = (struct diag_sock *)1;
-	struct diag_owner o;
+	struct sockdiag_sock *v = (struct sockdiag_sock *)1;
+	struct procfs_owner o;
 	char err[128] = "";
 	size_t n = 7;
 
-	assert_int_equal(diag_sock_list(IPPROTO_SCTP, 0, &v, &n, err, sizeof err), -1);
+	assert_int_equal(sockdiag_list(IPPROTO_SCTP, 0, &v, &n, err, sizeof err), -1);
 	assert_null(v);
 	assert_int_equal(n, 0);
 	assert_non_null(strstr(err, "sock_diag protocol: "));
-	assert_int_equal(diag_port_holders(IPPROTO_SCTP, 80, &o, 1), -1);
+	assert_int_equal(procfs_port_holders(IPPROTO_SCTP, 80, &o, 1), -1);
 	assert_int_equal(errno, EINVAL);
 }
 
@@ -394,23 +396,23 @@ static void test_list_bad_proto(void **state)
 
 static void test_owner_find(void **state)
 {
-	struct diag_owner o;
+	struct procfs_owner o;
 	uint16_t port;
 	int fd;
 
 	fd = open_sock(SOCK_STREAM, "127.0.0.1", -1, &port);
 	assert_true(fd >= 0);
-	assert_int_equal(diag_owner_find(fd_inode(fd), &o), 1);
+	assert_int_equal(procfs_owner_find(fd_inode(fd), &o), 1);
 	assert_self(&o);
-	assert_int_equal(diag_owner_find(0, &o), 0);
+	assert_int_equal(procfs_owner_find(0, &o), 0);
 	assert_int_equal(o.pid, 0);
 	close(fd);
 }
 
 static void test_owner_map(void **state)
 {
-	struct diag_owner_map map;
-	const struct diag_owner *o[4];
+	struct procfs_owner_map map;
+	const struct procfs_owner *o[4];
 	uint32_t inodes[6];
 	uint16_t port;
 	int fd[3];
@@ -426,30 +428,30 @@ static void test_owner_map(void **state)
 	inodes[3] = fd_inode(fd[1]);
 	inodes[4] = fd_inode(fd[2]);
 	inodes[5] = 0;
-	assert_int_equal(diag_owner_map_build(&map, inodes, 6, NULL, 0), 0);
+	assert_int_equal(procfs_owner_map_build(&map, inodes, 6, NULL, 0), 0);
 	assert_int_equal(map.nowners, 1);
 	assert_int_equal(map.nlinks, 2);
-	assert_int_equal(diag_owner_map_find(&map, fd_inode(fd[0]), o, 4), 1);
+	assert_int_equal(procfs_owner_map_find(&map, fd_inode(fd[0]), o, 4), 1);
 	assert_self(o[0]);
-	assert_int_equal(diag_owner_map_find(&map, fd_inode(fd[1]), o, 4), 1);
+	assert_int_equal(procfs_owner_map_find(&map, fd_inode(fd[1]), o, 4), 1);
 	assert_ptr_equal(o[0], &map.owners[0]);
-	assert_int_equal(diag_owner_map_find(&map, fd_inode(fd[1]), o, 0), 0);
-	assert_int_equal(diag_owner_map_find(&map, 0, o, 4), 0);
-	diag_owner_map_free(&map);
-	diag_owner_map_free(&map); /* twice is harmless */
+	assert_int_equal(procfs_owner_map_find(&map, fd_inode(fd[1]), o, 0), 0);
+	assert_int_equal(procfs_owner_map_find(&map, 0, o, 4), 0);
+	procfs_owner_map_free(&map);
+	procfs_owner_map_free(&map); /* twice is harmless */
 
 	/* NULL: every socket of every readable process. */
-	assert_int_equal(diag_owner_map_build(&map, NULL, 0, NULL, 0), 0);
-	assert_int_equal(diag_owner_map_find(&map, fd_inode(fd[0]), o, 4), 1);
+	assert_int_equal(procfs_owner_map_build(&map, NULL, 0, NULL, 0), 0);
+	assert_int_equal(procfs_owner_map_find(&map, fd_inode(fd[0]), o, 4), 1);
 	assert_int_equal(o[0]->pid, getpid());
-	assert_int_equal(diag_owner_map_find(&map, fd_inode(fd[1]), o, 4), 1);
-	diag_owner_map_free(&map);
+	assert_int_equal(procfs_owner_map_find(&map, fd_inode(fd[1]), o, 4), 1);
+	procfs_owner_map_free(&map);
 
 	/* An empty list scans nothing. */
-	assert_int_equal(diag_owner_map_build(&map, inodes, 0, NULL, 0), 0);
+	assert_int_equal(procfs_owner_map_build(&map, inodes, 0, NULL, 0), 0);
 	assert_int_equal(map.nowners, 0);
 	assert_int_equal(map.nlinks, 0);
-	diag_owner_map_free(&map);
+	procfs_owner_map_free(&map);
 
 	for (int i = 0; i < 3; i++)
 		close(fd[i]);
@@ -459,20 +461,20 @@ static void test_owner_map(void **state)
 
 static void test_port_holders_tcp(void **state)
 {
-	struct diag_owner holders[4];
+	struct procfs_owner holders[4];
 	char text[256], comm[64], want[256];
 	uint16_t port;
 	int fd;
 
 	fd = open_sock(SOCK_STREAM, "127.0.0.1", -1, &port);
 	assert_true(fd >= 0);
-	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 4), 1);
+	assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 4), 1);
 	assert_self(&holders[0]);
-	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 0), 0);
+	assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 0), 0);
 
 	self_comm(comm, sizeof comm);
 	snprintf(want, sizeof want, "%s (pid %d)", comm, (int)getpid());
-	assert_int_equal(diag_port_holder_text(port, text, sizeof text), strlen(want));
+	assert_int_equal(procfs_port_holder_text(port, text, sizeof text), strlen(want));
 	assert_string_equal(text, want);
 	close(fd);
 }
@@ -480,7 +482,7 @@ static void test_port_holders_tcp(void **state)
 /* A forked child shares the listener: two holders, ascending pid. */
 static void test_port_holders_forked(void **state)
 {
-	struct diag_owner holders[4];
+	struct procfs_owner holders[4];
 	char text[256], comm[64], want[256];
 	uint16_t port;
 	int fd, pfd[2], status;
@@ -501,21 +503,21 @@ static void test_port_holders_forked(void **state)
 	}
 	close(pfd[0]);
 
-	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 4), 2);
+	assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 4), 2);
 	assert_int_equal(holders[0].pid, getpid() < child ? getpid() : child);
 	assert_int_equal(holders[1].pid, getpid() < child ? child : getpid());
 	self_comm(comm, sizeof comm);
 	assert_string_equal(holders[0].comm, comm);
 	assert_string_equal(holders[1].comm, comm);
-	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 1), 1);
+	assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 1), 1);
 
 	snprintf(want, sizeof want, "%s (pid %d), %s (pid %d)", comm, (int)holders[0].pid, comm,
 	         (int)(holders[0].pid == getpid() ? child : getpid()));
-	diag_port_holder_text(port, text, sizeof text);
+	procfs_port_holder_text(port, text, sizeof text);
 	assert_string_equal(text, want);
 
-	/* The lowest pid is the one diag_owner_find names. */
-	assert_int_equal(diag_owner_find(fd_inode(fd), &holders[0]), 1);
+	/* The lowest pid is the one procfs_owner_find names. */
+	assert_int_equal(procfs_owner_find(fd_inode(fd), &holders[0]), 1);
 	assert_int_equal(holders[0].pid, getpid() < child ? getpid() : child);
 
 	close(pfd[1]);
@@ -526,7 +528,7 @@ static void test_port_holders_forked(void **state)
 
 static void test_port_holders_free_port(void **state)
 {
-	struct diag_owner holders[4];
+	struct procfs_owner holders[4];
 	char text[64] = "x";
 	uint16_t port;
 	int fd;
@@ -535,8 +537,8 @@ static void test_port_holders_free_port(void **state)
 	fd = open_sock(SOCK_STREAM, "127.0.0.1", -1, &port);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(diag_port_holders(IPPROTO_TCP, port, holders, 4), 0);
-	assert_int_equal(diag_port_holder_text(port, text, sizeof text), 0);
+	assert_int_equal(procfs_port_holders(IPPROTO_TCP, port, holders, 4), 0);
+	assert_int_equal(procfs_port_holder_text(port, text, sizeof text), 0);
 	assert_string_equal(text, "");
 }
 
@@ -554,8 +556,8 @@ static void test_port_holders_unprivileged(void **state)
 	child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
-		struct diag_owner h[4], o;
-		struct diag_sock *v;
+		struct procfs_owner h[4], o;
+		struct sockdiag_sock *v;
 		size_t n;
 		char text[64], err[128];
 		uint32_t inode = fd_inode(fd);
@@ -563,20 +565,20 @@ static void test_port_holders_unprivileged(void **state)
 		close(fd); /* else this child would hold the socket itself */
 		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
 			_exit(10);
-		if (diag_sock_list(IPPROTO_TCP, DIAG_STATE(TCP_LISTEN), &v, &n, err, sizeof err) < 0)
+		if (sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &v, &n, err, sizeof err) < 0)
 			_exit(11);
 		if (!find_inode(v, n, inode) || find_inode(v, n, inode)->uid != 0)
 			_exit(12);
 		free(v);
-		if (diag_port_holders(IPPROTO_TCP, port, h, 4) != 1)
+		if (procfs_port_holders(IPPROTO_TCP, port, h, 4) != 1)
 			_exit(13);
 		if (h[0].pid != 0 || h[0].uid != 0 || h[0].comm[0] != '\0')
 			_exit(14);
 		if (strcmp(h[0].user, getpwuid(0) ? "root" : "0") != 0)
 			_exit(15);
-		if (diag_owner_find(inode, &o) != 0 || o.pid != 0)
+		if (procfs_owner_find(inode, &o) != 0 || o.pid != 0)
 			_exit(16);
-		if (diag_port_holder_text(port, text, sizeof text) != 0 || text[0] != '\0')
+		if (procfs_port_holder_text(port, text, sizeof text) != 0 || text[0] != '\0')
 			_exit(17);
 		_exit(0);
 	}
@@ -592,7 +594,7 @@ static void test_port_holders_unprivileged(void **state)
 
 static void test_owner_text(void **state)
 {
-	struct diag_owner o[3];
+	struct procfs_owner o[3];
 	static const struct {
 		size_t n;   /* owners used */
 		size_t len; /* buffer size */
@@ -619,7 +621,7 @@ static void test_owner_text(void **state)
 		size_t got;
 
 		memset(buf, 'Z', sizeof buf);
-		got = diag_owner_text(o, rows[i].n, buf, rows[i].len);
+		got = procfs_owner_text(o, rows[i].n, buf, rows[i].len);
 		if (!rows[i].want) {
 			if (got != 0 || buf[0] != 'Z')
 				fail_msg("row %zu: wrote into a zero-length buffer", i);
@@ -658,24 +660,24 @@ static void test_addr_and_state_text(void **state)
 			ss.ss_family = AF_INET6;
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(rows[i].port);
 		}
-		if (diag_addr_port(&ss) != rows[i].port ||
-		    strcmp(diag_addr_text(&ss, buf, sizeof buf), rows[i].want) != 0)
-			fail_msg("row %zu: got \"%s\" port %u, want \"%s\"", i, buf, diag_addr_port(&ss),
+		if (net_ss_port(&ss) != rows[i].port ||
+		    strcmp(net_ss_text(&ss, buf, sizeof buf), rows[i].want) != 0)
+			fail_msg("row %zu: got \"%s\" port %u, want \"%s\"", i, buf, net_ss_port(&ss),
 			         rows[i].want);
 	}
 	memset(&ss, 0, sizeof ss);
 	ss.ss_family = AF_UNIX;
-	assert_int_equal(diag_addr_port(&ss), 0);
-	assert_string_equal(diag_addr_text(&ss, buf, sizeof buf), "?");
+	assert_int_equal(net_ss_port(&ss), 0);
+	assert_string_equal(net_ss_text(&ss, buf, sizeof buf), "?");
 	ss.ss_family = AF_INET;
-	assert_string_equal(diag_addr_text(&ss, buf, 5), "0.0.");
+	assert_string_equal(net_ss_text(&ss, buf, 5), "0.0.");
 
-	assert_string_equal(diag_state_name(TCP_LISTEN), "LISTEN");
-	assert_string_equal(diag_state_name(TCP_ESTABLISHED), "ESTAB");
-	assert_string_equal(diag_state_name(TCP_TIME_WAIT), "TIME-WAIT");
-	assert_string_equal(diag_state_name(0), "UNKNOWN");
-	assert_string_equal(diag_state_name(-1), "UNKNOWN");
-	assert_string_equal(diag_state_name(99), "UNKNOWN");
+	assert_string_equal(sockdiag_state_name(TCP_LISTEN), "LISTEN");
+	assert_string_equal(sockdiag_state_name(TCP_ESTABLISHED), "ESTAB");
+	assert_string_equal(sockdiag_state_name(TCP_TIME_WAIT), "TIME-WAIT");
+	assert_string_equal(sockdiag_state_name(0), "UNKNOWN");
+	assert_string_equal(sockdiag_state_name(-1), "UNKNOWN");
+	assert_string_equal(sockdiag_state_name(99), "UNKNOWN");
 }
 
 /* A test that must close every descriptor it opens. */
