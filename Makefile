@@ -29,13 +29,23 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PYTEST   ?= /usr/bin/python3 -m pytest
 
-.PHONY: all run test test-unit test-e2e deps bench bench-all clean format
+# make install: PREFIX and DESTDIR as usual; the completion directories can be moved too.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+SHARE       := $(BUILD)/share
+DEB_BUILD   ?= build-deb
 
-all: $(BIN)
+.PHONY: all run test test-unit test-e2e deps bench bench-all clean format docs install uninstall deb
+
+all: $(BIN) $(SHARE)/stamp
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -47,6 +57,45 @@ $(BIN): $(CMD_OBJ) $(LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(LIB) $(LDLIBS) -lcmocka
+
+# The flag-table framework is the top layer, not in the library: its test links it in.
+CMD_FRAMEWORK := $(BUILD)/src/cmd/cmd.o $(BUILD)/src/cmd/cmdgen.o
+$(BUILD)/tests/test_cmd: tests/unit/test_cmd.c $(CMD_FRAMEWORK) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@ $(CMD_FRAMEWORK) $(LIB) $(LDLIBS) -lcmocka
+
+# Man pages and shell completions, written by the binary from its flag tables.
+$(SHARE)/stamp: $(BIN)
+	@rm -rf $(SHARE) && mkdir -p $(SHARE)/man1 $(SHARE)/completions
+	./$(BIN) --man loopkit > $(SHARE)/man1/loopkit.1
+	for v in $$(./$(BIN) --verbs); do ./$(BIN) --man $$v > $(SHARE)/man1/loopkit-$$v.1 || exit 1; done
+	./$(BIN) --completion bash > $(SHARE)/completions/loopkit
+	./$(BIN) --completion zsh > $(SHARE)/completions/_loopkit
+	./$(BIN) --completion fish > $(SHARE)/completions/loopkit.fish
+	@touch $@
+
+install: $(BIN) $(SHARE)/stamp
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/loopkit
+	install -m 644 $(SHARE)/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(SHARE)/completions/loopkit $(DESTDIR)$(BASHCOMPDIR)/loopkit
+	install -m 644 $(SHARE)/completions/_loopkit $(DESTDIR)$(ZSHCOMPDIR)/_loopkit
+	install -m 644 $(SHARE)/completions/loopkit.fish $(DESTDIR)$(FISHCOMPDIR)/loopkit.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/loopkit $(DESTDIR)$(MANDIR)/man1/loopkit.1 \
+		$(DESTDIR)$(MANDIR)/man1/loopkit-*.1 $(DESTDIR)$(BASHCOMPDIR)/loopkit \
+		$(DESTDIR)$(ZSHCOMPDIR)/_loopkit $(DESTDIR)$(FISHCOMPDIR)/loopkit.fish
+
+# A Debian package in $(DEB_BUILD)/: built with Debian's hardening flags, staged by
+# make install, packed by scripts/mkdeb (dpkg-deb; check it with lintian).
+deb:
+	$(MAKE) BUILD=$(DEB_BUILD) BIN=$(DEB_BUILD)/loopkit \
+		CFLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)" \
+		CPPFLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)" \
+		LDFLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)" all
+	scripts/mkdeb $(DEB_BUILD) $(VERSION)
 
 run: $(BIN)
 	./$(BIN) serve
@@ -75,11 +124,15 @@ bench-all: bench
 	bench/bench-crr.sh
 	bench/ports.sh
 
+# The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
+docs: $(BIN)
+	scripts/docs-flags $(BIN)
+
 format:
 	clang-format -i $(shell find src tests/unit fuzz -name '*.[ch]')
 
 clean:
-	rm -rf build build-san build-fuzz loopkit
+	rm -rf build build-san build-fuzz build-deb loopkit
 
 include fuzz/fuzz.mk
 

@@ -14,19 +14,19 @@ cc -O2 -pthread bench/crr-loop.c -o "$TMP/crr-loop"
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 echo "crr: connect, 1-byte request, 1-byte answer, close; ${SECS} s each, CPUs $CPUS"
-lk=$(timeout $((SECS + 30)) taskset -c "$CPUS" "$LOOPKIT" bench crr -c 1 -t "$SECS" --json || true)
+lk=$(timeout $((SECS + 30)) taskset -c "$CPUS" "$LOOPKIT" bench crr -C 1 -d "$SECS" --json || true)
 sleep 1
 plain=$(timeout $((SECS + 30)) taskset -c "$CPUS" "$TMP/crr-loop" "$SECS")
 sleep 1
 rst=$(timeout $((SECS + 30)) taskset -c "$CPUS" "$TMP/crr-loop" "$SECS" rst)
 sleep 1
-lk4=$(timeout $((SECS + 30)) taskset -c "$CPUS" "$LOOPKIT" bench crr -c 4 -t "$SECS" --json || true)
+lk4=$(timeout $((SECS + 30)) taskset -c "$CPUS" "$LOOPKIT" bench crr -C 4 -d "$SECS" --json || true)
 a=$(echo "$lk" | field connections_per_s)
 a4=$(echo "$lk4" | field connections_per_s)
 b=$(echo "$plain" | field connections_per_s)
 c=$(echo "$rst" | field connections_per_s)
-printf '  %-40s %10.0f conn/s (failed %s)\n' "loopkit bench crr -c 1" "$a" "$(echo "$lk" | field failed)"
-printf '  %-40s %10.0f conn/s (failed %s)\n' "loopkit bench crr -c 4" "$a4" "$(echo "$lk4" | field failed)"
+printf '  %-40s %10.0f conn/s (failed %s)\n' "loopkit bench crr -C 1" "$a" "$(echo "$lk" | field failed)"
+printf '  %-40s %10.0f conn/s (failed %s)\n' "loopkit bench crr -C 4" "$a4" "$(echo "$lk4" | field failed)"
 printf '  %-40s %10.0f conn/s\n' "plain C loop (close, FIN)" "$b"
 printf '  %-40s %10.0f conn/s\n' "plain C loop (close with RST)" "$c"
 python3 - "$a" "$a4" "$b" "$c" <<'PY'

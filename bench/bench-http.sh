@@ -47,7 +47,7 @@ echo "http: GET 1 KiB from lighttpd (CPU 1), client on CPU 0, -t $THREADS -c $CO
 # warm-up
 timeout 10 taskset -c 0 wrk -t1 -c8 -d1s "$URL" >/dev/null
 wo=$(client_cpu timeout $((SECS + 20)) taskset -c 0 wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$URL")
-lo=$(client_cpu timeout $((SECS + 20)) taskset -c 0 "$LOOPKIT" bench http "$URL" -t "$THREADS" -c "$CONNS" -d "$SECS" --json)
+lo=$(client_cpu timeout $((SECS + 20)) taskset -c 0 "$LOOPKIT" bench http "$URL" -t "$THREADS" -C "$CONNS" -d "$SECS" --json)
 python3 - "$wo" "$lo" <<'PY'
 import json, re, sys
 wo, lo = sys.argv[1], sys.argv[2]

@@ -26,7 +26,7 @@ for cfg in "across 1 0 0,1" "one-cpu 0 0 0"; do
 	kill "$SPID" 2>/dev/null || true
 	wait "$SPID" 2>/dev/null || true
 	SPID=
-	lk=$(timeout $((SECS + 20)) taskset -c "$lcpu" "$LOOPKIT" bench rr -l "$LEN" -t "$SECS" --json |
+	lk=$(timeout $((SECS + 20)) taskset -c "$lcpu" "$LOOPKIT" bench rr -l "$LEN" -d "$SECS" --json |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_us"]["p50"] / 2)')
 	python3 - "$name" "$lk" "$sp" <<'PY'
 import sys

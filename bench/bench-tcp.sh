@@ -22,7 +22,7 @@ for p in $STREAMS; do
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)')
 	wait "$SPID" 2>/dev/null || true
 	SPID=
-	lk=$(timeout $((SECS + 20)) taskset -c 0,1 "$LOOPKIT" bench tcp -t "$SECS" -P "$p" --json |
+	lk=$(timeout $((SECS + 20)) taskset -c 0,1 "$LOOPKIT" bench tcp -d "$SECS" -P "$p" --json |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["gbit_per_s"])')
 	python3 - "$p" "$lk" "$ip" <<'PY'
 import sys

@@ -1,52 +1,87 @@
-/* main.c - loopkit's entry: dispatch to a verb, --help, --version. */
+/* main.c - loopkit's entry: the verbs, --version, and the generated man pages and completions. */
 #include <stdio.h>
-#include <string.h>
 
 #include "cmd/cmd.h"
 
-static const struct {
-	const char *name;
-	int (*fn)(int, char **);
-	const char *what;
-} verbs[] = {
-	{ "serve", cmd_serve, "HTTP/1.1 server for a directory, with API-testing endpoints under /_/" },
-	{ "ports", cmd_ports, "listening sockets (--all: connections) with owners; EXPOSED ones flagged" },
-	{ "who", cmd_who, "which processes hold a port (exit 1 when it is free)" },
-	{ "doctor", cmd_doctor, "is the loopback stack healthy: each check PASS/WARN/FAIL/SKIP with a hint" },
-	{ "ping", cmd_ping, "TCP/UDP/ICMP round trips with statistics and percentiles" },
-	{ "port", cmd_port, "free ports for tests, never the same to two callers; --server: a portserver" },
-	{ "bench", cmd_bench, "loopback throughput, latency, connection rate and HTTP load" },
+static const struct cmd_verb *const verbs[] = {
+        &cmd_serve, &cmd_ports, &cmd_who, &cmd_doctor, &cmd_ping, &cmd_port, &cmd_bench, NULL,
 };
 
-static void usage(FILE *f)
+struct loopkit_args {
+	int version;
+	const char *man;      /* --man NAME: print loopkit(1) or loopkit-NAME(1) */
+	const char *markdown; /* --markdown PATH: print the flag table of docs/VERB.md */
+	int completion;       /* --completion SHELL: index in shells, -1 when not asked */
+	int verbs;            /* --verbs: the verbs' names, one a line (for make) */
+};
+#define AT(f) CMD_AT(struct loopkit_args, f)
+
+static const char *const shells[] = {"bash", "zsh", "fish", NULL};
+static const enum cmd_format shell_formats[] = {CMD_BASH, CMD_ZSH, CMD_FISH};
+
+static const struct cmd_flag loopkit_flags[] = {
+        {"version", 'V', NULL, NULL, "print the version", CMD_SWITCH, AT(version)},
+        {"man", 0, "NAME", NULL, "print the man page of loopkit or a verb", CMD_STR, AT(man),
+         .attr = CMD_HIDDEN},
+        {"markdown", 0, "PATH", NULL, "print a verb's flag table for docs/VERB.md", CMD_STR, AT(markdown),
+         .attr = CMD_HIDDEN},
+        {"completion", 0, "SHELL", NULL, "print a completion script", CMD_ENUM, AT(completion),
+         .choices = shells, .attr = CMD_HIDDEN},
+        {"verbs", 0, NULL, NULL, "list the verbs, one a line", CMD_SWITCH, AT(verbs), .attr = CMD_HIDDEN},
+        {0},
+};
+
+static void loopkit_init(void *p)
 {
-	fprintf(f, "loopkit %s - the loopback workbench\n\n"
-	           "usage: loopkit VERB [OPTIONS]   (loopkit VERB --help for a verb's options)\n\n"
-	           "verbs:\n",
-	        LOOPKIT_VERSION);
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].what);
-	fprintf(f, "\noptions:\n  --help     this text\n  --version  print the version\n");
+	((struct loopkit_args *)p)->completion = -1;
+}
+
+static int loopkit_run(void *p);
+
+static const struct cmd_verb loopkit = {
+        .name = "loopkit",
+        .summary = "the loopback workbench",
+        .about = "The loopback workbench for Linux: one binary for everything you do on 127.0.0.1.\n"
+                 "Its home is 127.0.0.1:" CMD_HOME_PORT ", outside the kernel's ephemeral port range.\n",
+        .flags = loopkit_flags,
+        .size = sizeof(struct loopkit_args),
+        .init = loopkit_init,
+        .run = loopkit_run,
+        .subs = verbs,
+        .sub_noun = "verb",
+};
+
+static int render(enum cmd_format fmt, const char *path)
+{
+	if (cmd_render(stdout, &loopkit, fmt, path) < 0) {
+		fprintf(stderr, "loopkit: no verb '%s'\n", path);
+		return 2;
+	}
+	return fflush(stdout) ? 1 : 0;
+}
+
+static int loopkit_run(void *p)
+{
+	const struct loopkit_args *a = p;
+	if (a->version) {
+		printf("loopkit %s\n", LOOPKIT_VERSION);
+		return 0;
+	}
+	if (a->man)
+		return render(CMD_MAN, a->man);
+	if (a->markdown)
+		return render(CMD_MARKDOWN, a->markdown);
+	for (const struct cmd_verb *const *v = verbs; a->verbs && *v; v++)
+		printf("%s\n", (*v)->name);
+	if (a->verbs)
+		return fflush(stdout) ? 1 : 0;
+	if (a->completion >= 0)
+		return render(shell_formats[a->completion], "");
+	cmd_render(stderr, &loopkit, CMD_HELP, "");
+	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("loopkit %s\n", LOOPKIT_VERSION);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (!strcmp(argv[1], verbs[i].name))
-			return verbs[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "loopkit: unknown verb '%s'\n\n", argv[1]);
-	usage(stderr);
-	return 2;
+	return cmd_main(&loopkit, argc, argv);
 }

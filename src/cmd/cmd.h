@@ -1,29 +1,101 @@
-/* cmd.h - the verbs' entry points and the shared flag-table helpers. */
+/* cmd.h - verbs and their flag tables: one table per verb gives parsing, defaults, --help,
+ * the man page, shell completions and the flag table in docs/VERB.md (see docs/cli.md). */
 #ifndef LOOPKIT_CMD_H
 #define LOOPKIT_CMD_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
-/* One flag of a verb: its --help line and docs/VERB.md agree with this table. */
-struct cmd_flag {
-	const char *name;  /* "--port" */
-	const char *arg;   /* "N", or NULL for a switch */
-	const char *help;  /* one line */
+#include "core/net.h"
+#include "core/strparse.h"
+
+/* What a flag's value is, and what it is stored as (at `off` in the verb's options). */
+enum cmd_kind {
+	CMD_SWITCH, /* no value; an int (any unsigned width) becomes 1 */
+	CMD_UINT,   /* whole number in [min, max] (max 0: the field's largest) -> unsigned integer */
+	CMD_SIZE,   /* bytes, 64K, 10M, 2G in [min, max] -> unsigned integer */
+	CMD_SECS,   /* duration 1.5, 500ms, 2m in [min, max] milliseconds -> double seconds */
+	CMD_MS,     /* duration as above -> unsigned integer of milliseconds */
+	CMD_STR,    /* text -> const char * (into argv or the table; never freed) */
+	CMD_ENUM,   /* one of choices -> its index, an int */
+	CMD_RANGE,  /* "A-B" or "A", each in [min, max] -> struct strparse_range */
+	CMD_LIST,   /* text, repeatable -> struct cmd_list */
+	CMD_CALL,   /* set(opts, value, err, errlen) stores it; returns 0 or -1 with err */
 };
 
-void cmd_print_flags(FILE *f, const struct cmd_flag *flags);
-/* Finds argv[*i] in flags, accepting "--name value" and "--name=value". Returns the
- * flag, with *val set for flags that take a value (and *i advanced), or NULL after
- * printing a usage error. */
-const struct cmd_flag *cmd_match(const struct cmd_flag *flags, int argc, char **argv, int *i,
-                                 const char **val, const char *verb);
+/* Row attributes. */
+#define CMD_ARG    1u /* a positional argument (name is its placeholder: "DIR"), in table order */
+#define CMD_NEED   2u /* with CMD_ARG: must be given */
+#define CMD_HIDDEN 4u /* parsed, but in no help, man page, completion or doc */
 
-int cmd_serve(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_ports(int argc, char **argv);
-int cmd_who(int argc, char **argv);
-int cmd_port(int argc, char **argv);
-int cmd_ping(int argc, char **argv);
-int cmd_doctor(int argc, char **argv);
+#define CMD_LIST_MAX 64 /* most values one repeatable flag takes */
+struct cmd_list {
+	size_t n;
+	const char *v[CMD_LIST_MAX];
+};
+
+/* One flag or positional argument. Rows end with a zeroed row. The default is text,
+ * parsed like user input before argv is, so a default is written exactly once. */
+struct cmd_flag {
+	const char *name; /* long name without "--" ("port"), or the placeholder of a CMD_ARG */
+	char letter;      /* short form ('p' for -p), or 0; one meaning across all verbs */
+	const char *arg;  /* value placeholder ("N", "SECS", "FILE"); NULL for a switch or enum */
+	const char *def;  /* default as a user would type it, or NULL */
+	const char *help; /* one line, lower case, no period; bounds and default are added */
+	enum cmd_kind kind;
+	size_t off, size;           /* where the value goes in the options struct: use CMD_AT */
+	uint64_t min, max;          /* bounds (durations in milliseconds); max 0: no bound beyond the type */
+	const char *const *choices; /* CMD_ENUM: names, NULL-terminated */
+	int (*set)(void *opts, const char *val, char *err, size_t errlen); /* CMD_CALL */
+	unsigned attr;                                                     /* CMD_ARG, CMD_NEED, CMD_HIDDEN */
+};
+#define CMD_AT(type, field) .off = offsetof(type, field), .size = sizeof(((type *)0)->field)
+
+/* A habit from another tool and what to say when it shows up: an unknown option ("-t")
+ * or, with CMD_HINT_NUMBER, a bare number where no argument is expected. "{}" in text
+ * becomes the argument. */
+#define CMD_HINT_NUMBER "#"
+struct cmd_hint {
+	const char *arg;
+	const char *text;
+};
+
+/* A verb (or a subcommand of one: bench tcp). */
+struct cmd_verb {
+	const char *name;                   /* "serve"; a subcommand's own name ("tcp") */
+	const char *summary;                /* one line: the parent's list, the man page's NAME */
+	const char *about;                  /* what it does: --help and the man page's DESCRIPTION */
+	const struct cmd_flag *flags;       /* options and arguments; NULL for none */
+	size_t size;                        /* sizeof the options struct that run() gets */
+	void (*init)(void *opts);           /* optional, before the defaults (a library's defaults) */
+	int (*run)(void *opts);             /* the work; returns the exit status */
+	const struct cmd_verb *const *subs; /* subcommands, NULL-terminated; or NULL */
+	const char *sub_noun;               /* what a subcommand is called: "verb", "mode" */
+	const struct cmd_hint *hints;       /* ends with a zeroed row; or NULL */
+	const char *examples;               /* for the man page: "$ command\n  what it shows\n..." or NULL */
+};
+
+/* Runs argv (argv[0] is the program) against root and its subcommands: parses flags
+ * into a fresh options struct (init, then defaults, then argv), answers -h/--help and
+ * `help VERB`, and calls run. Usage errors print the cause and one usage line to
+ * stderr. Returns the exit status: run's, 0 after help, 2 on a usage error. */
+int cmd_main(const struct cmd_verb *root, int argc, char **argv);
+
+enum cmd_format { CMD_HELP, CMD_MAN, CMD_MARKDOWN, CMD_BASH, CMD_ZSH, CMD_FISH };
+/* Renders what root knows: CMD_HELP, CMD_MAN and CMD_MARKDOWN for the verb at path
+ * ("" or "loopkit": root; "serve"; "bench tcp"; a man page covers subcommands too), a
+ * completion script for the whole tree. Returns 0, or -1 when path names no verb. */
+int cmd_render(FILE *f, const struct cmd_verb *root, enum cmd_format fmt, const char *path);
+
+/* A numeric macro as a string literal, so a flag's default text comes from the
+ * library's constant (one fact, one place). */
+#define CMD_STR_OF_(x) #x
+#define CMD_STR_OF(x)  CMD_STR_OF_(x)
+
+/* loopkit's home port (docs: DESIGN.md), the default of every verb that takes a port. */
+#define CMD_HOME_PORT CMD_STR_OF(NET_HOME_PORT)
+
+extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
 
 #endif

@@ -1,6 +1,5 @@
 /* ports.c - `loopkit ports`: listening sockets (and with --all connections) with their owners. */
 #include <stdio.h>
-#include <string.h>
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
@@ -8,67 +7,46 @@
 
 #define PORTS_JSON_MAX (256u << 20) /* 2 KB a socket: room for 100k+ sockets */
 
+struct ports_args {
+	int all, tcp, udp, json;
+};
+#define AT(f) CMD_AT(struct ports_args, f)
+
+/* clang-format off */
 static const struct cmd_flag ports_flags[] = {
-	{ "--all", NULL, "connections too (every state), and a count per state" },
-	{ "--tcp", NULL, "TCP sockets only" },
-	{ "--udp", NULL, "UDP sockets only" },
-	{ "--json", NULL, "one JSON document: {\"sockets\":[...],\"counts\":{...}}" },
-	{ "--help", NULL, "this text" },
-	{ NULL, NULL, NULL },
+	{ "all", 'a', NULL, NULL, "connections too (every state), and a count per state", CMD_SWITCH, AT(all) },
+	{ "tcp", 0, NULL, NULL, "TCP sockets only", CMD_SWITCH, AT(tcp) },
+	{ "udp", 'u', NULL, NULL, "UDP sockets only", CMD_SWITCH, AT(udp) },
+	{ "json", 0, NULL, NULL, "one JSON document: {\"sockets\":[...],\"counts\":{...}}", CMD_SWITCH, AT(json) },
+	{ 0 },
+};
+/* clang-format on */
+
+static const struct cmd_hint ports_hints[] = {
+        {CMD_HINT_NUMBER, "to see who holds port {}, run: loopkit who {}"},
+        {"-t", "TCP only is --tcp here (ss's -t); -t means --threads in loopkit"},
+        {"-l", "listening sockets are the default here; --all adds connections"},
+        {0},
 };
 
-static void ports_usage(FILE *f)
+static int ports_main(void *p)
 {
-	fprintf(f, "usage: loopkit ports [OPTIONS]\n\n"
-	           "Lists listening TCP and UDP sockets (IPv4 and IPv6) with the process that\n"
-	           "holds each; EXPOSED marks those reachable from the network (see docs/ports.md).\n\n"
-	           "options:\n");
-	cmd_print_flags(f, ports_flags);
-}
-
-int cmd_ports(int argc, char **argv)
-{
-	unsigned flags = 0;
-	int json = 0;
-
-	for (int i = 1; i < argc; i++) {
-		const char *val;
-		if (!strcmp(argv[i], "-h")) {
-			ports_usage(stdout);
-			return 0;
-		}
-		const struct cmd_flag *f = cmd_match(ports_flags, argc, argv, &i, &val, "ports");
-		if (!f) {
-			ports_usage(stderr);
-			return 2;
-		}
-		const char *n = f->name + 2;
-		if (!strcmp(n, "help")) {
-			ports_usage(stdout);
-			return 0;
-		} else if (!strcmp(n, "all")) {
-			flags |= DIAG_PORTS_ALL;
-		} else if (!strcmp(n, "tcp")) {
-			flags |= DIAG_PORTS_TCP;
-		} else if (!strcmp(n, "udp")) {
-			flags |= DIAG_PORTS_UDP;
-		} else if (!strcmp(n, "json")) {
-			json = 1;
-		}
-	}
+	const struct ports_args *a = p;
+	unsigned flags =
+	        (a->all ? DIAG_PORTS_ALL : 0) | (a->tcp ? DIAG_PORTS_TCP : 0) | (a->udp ? DIAG_PORTS_UDP : 0);
 	static char outbuf[1 << 16]; /* tens of thousands of lines: fewer writes */
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-	struct diag_ports p;
+	struct diag_ports r;
 	char err[256];
-	if (diag_ports_collect(&p, flags, 0, err, sizeof err) < 0) {
+	if (diag_ports_collect(&r, flags, 0, err, sizeof err) < 0) {
 		fprintf(stderr, "loopkit ports: %s\n", err);
 		return 1;
 	}
 	int rc = 0;
-	if (json) {
+	if (a->json) {
 		struct buf b;
 		buf_init(&b, PORTS_JSON_MAX);
-		if (diag_ports_json(&b, &p) < 0) {
+		if (diag_ports_json(&b, &r) < 0) {
 			fprintf(stderr, "loopkit ports: output larger than %u bytes\n", PORTS_JSON_MAX);
 			rc = 1;
 		} else {
@@ -77,10 +55,20 @@ int cmd_ports(int argc, char **argv)
 		}
 		buf_free(&b);
 	} else {
-		diag_ports_print(stdout, &p, flags, diag_color_ok(stdout));
+		diag_ports_print(stdout, &r, flags, diag_color_ok(stdout));
 	}
-	diag_ports_free(&p);
-	if (fflush(stdout) != 0)
-		rc = 1;
-	return rc;
+	diag_ports_free(&r);
+	return fflush(stdout) != 0 ? 1 : rc;
 }
+
+const struct cmd_verb cmd_ports = {
+        .name = "ports",
+        .summary = "listening sockets (--all: connections) with owners; EXPOSED ones flagged",
+        .about = "Lists listening TCP and UDP sockets (IPv4 and IPv6) with the process that holds\n"
+                 "each; EXPOSED marks those reachable from the network. See docs/ports.md.\n",
+        .flags = ports_flags,
+        .size = sizeof(struct ports_args),
+        .run = ports_main,
+        .hints = ports_hints,
+        .examples = "$ loopkit ports\n$ loopkit ports --all --json\n$ loopkit ports --udp\n",
+};

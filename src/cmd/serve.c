@@ -1,105 +1,88 @@
-/* serve.c - `loopkit serve`: flags in, an HTTP server on loopback out. */
-#include <errno.h>
+/* serve.c - `loopkit serve`: flags in, an HTTP and FTP server on loopback out. */
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include "cmd/cmd.h"
-#include "core/net.h"
+#include "diag/reach.h"
 #include "serve/serve.h"
 
+struct serve_args {
+	struct serve_config cfg; /* the library's defaults, then the table's */
+	const char *host;
+	unsigned port;
+	int public, quiet, open, proto;
+	struct cmd_list allow;
+	struct strparse_range pasv;
+	char ftp_user[64];
+};
+#define AT(f)  CMD_AT(struct serve_args, f)
+#define DAY_MS (86400 * 1000)
+
+static const char *const log_formats[] = {"common", "json", NULL}; /* enum accesslog_mode order */
+static const char *const protos[] = {"http,ftp", "http", "ftp", NULL};
+
+static int set_user(void *p, const char *val, char *err, size_t errlen)
+{
+	struct serve_args *a = p;
+	size_t n = strcspn(val, ":");
+	if (!n || !val[n] || !val[n + 1] || n >= sizeof a->ftp_user) {
+		snprintf(err, errlen, "want NAME:PASS, both non-empty, NAME under %zu bytes",
+		         sizeof a->ftp_user);
+		return -1;
+	}
+	snprintf(a->ftp_user, sizeof a->ftp_user, "%.*s", (int)n, val);
+	a->cfg.user = a->ftp_user;
+	a->cfg.pass = val + n + 1;
+	return 0;
+}
+
+/* clang-format off */
 static const struct cmd_flag serve_flags[] = {
-        {"--host", "ADDR", "address to listen on (default 127.0.0.1; any 127.0.0.0/8 or ::1)"},
-        {"--port", "N", "port (default 62893; 0 picks a free one)"},
-        {"--public", NULL, "allow a non-loopback or wildcard --host (reachable from the network)"},
-        {"--write", NULL, "allow PUT (upload) and DELETE; read-only without it"},
-        {"--threads", "N", "event-loop threads (default: number of CPUs)"},
-        {"--dotfiles", NULL, "serve and list names starting with '.' (hidden by default)"},
-        {"--cors", NULL, "send CORS headers and answer preflight requests"},
-        {"--spa", NULL, "serve /index.html for missing paths without an extension"},
-        {"--allow-host", "NAME", "accept this Host name too (repeatable; '*' turns the check off)"},
-        {"--log", "FORMAT", "access log on stderr: common (default) or json"},
-        {"--quiet", NULL, "no access log"},
-        {"--max-conns", "N", "most open connections; more get 503 and are closed (default 16384)"},
-        {"--max-body", "SIZE", "largest PUT body, with K, M or G suffix (default 1G)"},
-        {"--head-timeout", "SECS", "a request head must arrive within this (default 10) or 408"},
-        {"--idle-timeout", "SECS", "close keep-alive connections idle this long (default 15)"},
-        {"--body-timeout", "SECS", "longest stall reading a body or writing a response (default 30)"},
-        {"--grace", "SECS", "on SIGINT/SIGTERM, time to finish in-flight requests (default 5)"},
-        {"--proto", "LIST", "protocols on the port: http,ftp (default), http or ftp"},
-        {"--sniff-ms", "MS", "silence before a new connection is greeted as FTP (default 50)"},
-        {"--user", "NAME:PASS", "FTP login required (default: anonymous)"},
-        {"--pasv-ports", "A-B", "FTP passive data ports (default: any free port)"},
-        {"--ftp-idle-timeout", "SECS", "close FTP sessions idle this long, with 421 (default 300)"},
-        {"--data-timeout", "SECS", "FTP data connection setup or stall limit (default 30)"},
-        {"--help", NULL, "this text"},
-        {NULL, NULL, NULL},
+	{ "DIR", 0, NULL, ".", "the directory to serve", CMD_STR, AT(cfg.root), .attr = CMD_ARG },
+	{ "host", 0, "ADDR", "127.0.0.1", "address to listen on: any 127.0.0.0/8 address or ::1; others need --public", CMD_STR, AT(host) },
+	{ "port", 'p', "N", CMD_HOME_PORT, "port; 0 picks a free one", CMD_UINT, AT(port), .max = 65535 },
+	{ "public", 0, NULL, NULL, "allow a non-loopback or wildcard --host (reachable from the network)", CMD_SWITCH, AT(public) },
+	{ "write", 'w', NULL, NULL, "allow PUT (upload) and DELETE, and FTP uploads; read-only without it", CMD_SWITCH, AT(cfg.write) },
+	{ "threads", 't', "N", NULL, "event-loop threads; one per CPU when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = 256 },
+	{ "open", 'o', NULL, NULL, "open the first URL in a browser ($BROWSER, else xdg-open)", CMD_SWITCH, AT(open) },
+	{ "dotfiles", 0, NULL, NULL, "serve and list names starting with '.' (hidden by default)", CMD_SWITCH, AT(cfg.dotfiles) },
+	{ "cors", 0, NULL, NULL, "send CORS headers and answer preflight requests", CMD_SWITCH, AT(cfg.http.cors) },
+	{ "spa", 0, NULL, NULL, "serve /index.html for missing paths without an extension", CMD_SWITCH, AT(cfg.http.spa) },
+	{ "allow-host", 0, "NAME", NULL, "accept this Host name too (repeatable; '*' turns the check off)", CMD_LIST, AT(allow) },
+	{ "log", 0, NULL, "common", "access log format on stderr", CMD_ENUM, AT(cfg.log), .choices = log_formats },
+	{ "quiet", 'q', NULL, NULL, "no access log", CMD_SWITCH, AT(quiet) },
+	{ "max-conns", 0, "N", CMD_STR_OF(SERVE_DEFAULT_MAX_CONNS), "most open connections; more get 503 and are closed", CMD_UINT, AT(cfg.max_conns), .min = 1, .max = 10000000 },
+	{ "max-body", 0, "SIZE", CMD_STR_OF(SERVE_DEFAULT_MAX_BODY_GIB) "G", "largest upload (HTTP PUT, FTP STOR/APPE)", CMD_SIZE, AT(cfg.max_body) },
+	{ "head-timeout", 0, "SECS", CMD_STR_OF(HTTP_DEFAULT_HEAD_TIMEOUT_S), "a request head must arrive within this, or 408", CMD_MS, AT(cfg.http.head_timeout_ms), .min = 1, .max = DAY_MS },
+	{ "idle-timeout", 0, "SECS", CMD_STR_OF(HTTP_DEFAULT_IDLE_TIMEOUT_S), "close keep-alive connections idle this long", CMD_MS, AT(cfg.http.idle_timeout_ms), .min = 1, .max = DAY_MS },
+	{ "body-timeout", 0, "SECS", CMD_STR_OF(HTTP_DEFAULT_BODY_TIMEOUT_S), "longest stall reading a body or writing a response", CMD_MS, AT(cfg.http.body_timeout_ms), .min = 1, .max = DAY_MS },
+	{ "grace", 0, "SECS", CMD_STR_OF(SERVE_DEFAULT_GRACE_S), "on SIGINT/SIGTERM, time to finish in-flight requests", CMD_MS, AT(cfg.grace_ms), .min = 1, .max = DAY_MS },
+	{ "proto", 0, NULL, "http,ftp", "protocols on the port (both: told apart by sniffing)", CMD_ENUM, AT(proto), .choices = protos },
+	{ "sniff-ms", 0, "MS", CMD_STR_OF(SERVE_SNIFF_MS_DEFAULT), "silence before a client that is not a known FTP client is greeted as FTP", CMD_UINT, AT(cfg.sniff_ms), .min = 1, .max = 60000 },
+	{ "user", 0, "NAME:PASS", NULL, "login required for HTTP (Basic) and FTP; open when not given", CMD_CALL, .set = set_user },
+	{ "pasv-ports", 0, "A-B", NULL, "FTP passive data ports; any free port when not given", CMD_RANGE, AT(pasv), .min = 1, .max = 65535 },
+	{ "ftp-idle-timeout", 0, "SECS", CMD_STR_OF(FTP_DEFAULT_IDLE_TIMEOUT_S), "close FTP sessions idle this long, with 421", CMD_MS, AT(cfg.ftp.idle_timeout_ms), .min = 1, .max = DAY_MS },
+	{ "data-timeout", 0, "SECS", CMD_STR_OF(FTP_DEFAULT_DATA_TIMEOUT_S), "FTP data connection setup or stall limit", CMD_MS, AT(cfg.ftp.data_timeout_ms), .min = 1, .max = DAY_MS },
+	{ 0 },
+};
+/* clang-format on */
+
+static const struct cmd_hint serve_hints[] = {
+        {"-b", "the address is --host ADDR here (python -m http.server's -b/--bind)"},
+        {"--bind", "the address is --host ADDR here (python -m http.server's --bind)"},
+        {"-d", "the directory is the argument here: loopkit serve DIR"},
+        {"--directory", "the directory is the argument here: loopkit serve DIR"},
+        {0},
 };
 
-static void serve_usage(FILE *f)
+static void serve_init(void *p)
 {
-	fprintf(f, "usage: loopkit serve [DIR] [OPTIONS]\n\n"
-	           "Serves DIR (default .) over HTTP/1.1 on 127.0.0.1:62893, read-only, with\n"
-	           "API-testing endpoints under /_/ (see docs/serve.md).\n\noptions:\n");
-	cmd_print_flags(f, serve_flags);
-}
-
-static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-')
-		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	uint64_t mult = 1;
-	if (*end == 'k' || *end == 'K')
-		mult = 1ull << 10;
-	else if (*end == 'm' || *end == 'M')
-		mult = 1ull << 20;
-	else if (*end == 'g' || *end == 'G')
-		mult = 1ull << 30;
-	else if (*end)
-		return -1;
-	if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
-		return -1;
-	if (errno || v > (UINT64_MAX >> 30))
-		return -1;
-	*out = v * mult;
-	return 0;
-}
-
-static int parse_secs(const char *s, unsigned *ms)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0) || v > 86400)
-		return -1;
-	*ms = (unsigned)(v * 1000 + 0.5);
-	return 0;
-}
-
-static int bad(const char *flag, const char *val, const char *want)
-{
-	fprintf(stderr, "loopkit serve: %s %s: %s\n", flag, val, want);
-	return 2;
+	serve_config_default(&((struct serve_args *)p)->cfg);
 }
 
 /* Lets one process hold as many connections as the hard limit allows. */
@@ -112,192 +95,76 @@ static void raise_nofile(void)
 	}
 }
 
-static int serve_main(int argc, char **argv, const char **allow)
+static int serve_main(void *p)
 {
-	struct serve_config cfg;
-	const char *host = "127.0.0.1", *dir = NULL;
-	unsigned long long port = 62893, v;
-	int public = 0;
-	size_t nallow = 0;
-	char ftp_user[64];
-	serve_config_default(&cfg);
-	for (int i = 1; i < argc; i++) {
-		const char *val;
-		if (argv[i][0] != '-' || !strcmp(argv[i], "-")) {
-			if (dir) {
-				fprintf(stderr, "loopkit serve: only one DIR, got '%s' and '%s'\n", dir,
-				        argv[i]);
-				serve_usage(stderr);
-				return 2;
-			}
-			dir = argv[i];
-			continue;
-		}
-		if (!strcmp(argv[i], "-h")) {
-			serve_usage(stdout);
-			return 0;
-		}
-		const struct cmd_flag *f = cmd_match(serve_flags, argc, argv, &i, &val, "serve");
-		if (!f) {
-			serve_usage(stderr);
-			return 2;
-		}
-		const char *n = f->name + 2;
-		if (!strcmp(n, "help")) {
-			serve_usage(stdout);
-			return 0;
-		} else if (!strcmp(n, "host")) {
-			host = val;
-		} else if (!strcmp(n, "port")) {
-			if (parse_uint(val, 65535, &port) < 0)
-				return bad(f->name, val, "a port is 0-65535");
-		} else if (!strcmp(n, "public")) {
-			public = 1;
-		} else if (!strcmp(n, "write")) {
-			cfg.write = 1;
-		} else if (!strcmp(n, "threads")) {
-			if (parse_uint(val, 256, &v) < 0 || !v)
-				return bad(f->name, val, "threads are 1-256");
-			cfg.threads = (int)v;
-		} else if (!strcmp(n, "dotfiles")) {
-			cfg.dotfiles = 1;
-		} else if (!strcmp(n, "cors")) {
-			cfg.http.cors = 1;
-		} else if (!strcmp(n, "spa")) {
-			cfg.http.spa = 1;
-		} else if (!strcmp(n, "allow-host")) {
-			allow[nallow++] = val;
-		} else if (!strcmp(n, "log")) {
-			if (!strcmp(val, "common"))
-				cfg.log = ACCESSLOG_COMMON;
-			else if (!strcmp(val, "json"))
-				cfg.log = ACCESSLOG_JSON;
-			else
-				return bad(f->name, val, "the formats are common and json");
-		} else if (!strcmp(n, "quiet")) {
-			cfg.log = ACCESSLOG_NONE;
-		} else if (!strcmp(n, "max-conns")) {
-			if (parse_uint(val, 10000000, &v) < 0 || !v)
-				return bad(f->name, val, "a number from 1");
-			cfg.max_conns = (unsigned)v;
-		} else if (!strcmp(n, "max-body")) {
-			if (parse_size(val, &cfg.max_body) < 0)
-				return bad(f->name, val, "a size like 1024, 64K, 10M or 2G");
-		} else if (!strcmp(n, "head-timeout")) {
-			if (parse_secs(val, &cfg.http.head_timeout_ms) < 0)
-				return bad(f->name, val, "seconds, more than 0");
-		} else if (!strcmp(n, "idle-timeout")) {
-			if (parse_secs(val, &cfg.http.idle_timeout_ms) < 0)
-				return bad(f->name, val, "seconds, more than 0");
-		} else if (!strcmp(n, "body-timeout")) {
-			if (parse_secs(val, &cfg.http.body_timeout_ms) < 0)
-				return bad(f->name, val, "seconds, more than 0");
-		} else if (!strcmp(n, "grace")) {
-			if (parse_secs(val, &cfg.grace_ms) < 0)
-				return bad(f->name, val, "seconds, more than 0");
-		} else if (!strcmp(n, "proto")) {
-			if (!strcmp(val, "http,ftp") || !strcmp(val, "ftp,http"))
-				cfg.proto_http = cfg.proto_ftp = 1;
-			else if (!strcmp(val, "http"))
-				cfg.proto_http = 1, cfg.proto_ftp = 0;
-			else if (!strcmp(val, "ftp"))
-				cfg.proto_http = 0, cfg.proto_ftp = 1;
-			else
-				return bad(f->name, val, "use http,ftp, http or ftp");
-		} else if (!strcmp(n, "sniff-ms")) {
-			if (parse_uint(val, 60000, &v) < 0 || !v)
-				return bad(f->name, val, "milliseconds, 1-60000");
-			cfg.sniff_ms = (unsigned)v;
-		} else if (!strcmp(n, "user")) {
-			const char *colon = strchr(val, ':');
-			if (!colon || colon == val || !colon[1] || colon - val > 60)
-				return bad(f->name, val, "NAME:PASS, both non-empty");
-			snprintf(ftp_user, sizeof(ftp_user), "%.*s", (int)(colon - val), val);
-			cfg.user = ftp_user;
-			cfg.pass = colon + 1;
-		} else if (!strcmp(n, "pasv-ports")) {
-			unsigned lo, hi;
-			char extra;
-			if (sscanf(val, "%u-%u%c", &lo, &hi, &extra) != 2 || !lo || lo > hi || hi > 65535)
-				return bad(f->name, val, "a range like 50000-50100");
-			cfg.ftp.pasv_lo = (uint16_t)lo;
-			cfg.ftp.pasv_hi = (uint16_t)hi;
-		} else if (!strcmp(n, "ftp-idle-timeout")) {
-			if (parse_secs(val, &cfg.ftp.idle_timeout_ms) < 0)
-				return bad(f->name, val, "seconds, more than 0");
-		} else if (!strcmp(n, "data-timeout")) {
-			if (parse_secs(val, &cfg.ftp.data_timeout_ms) < 0)
-				return bad(f->name, val, "seconds, more than 0");
-		}
-	}
-	cfg.root = dir ? dir : ".";
-	cfg.http.allow_hosts = allow;
-	cfg.http.nallow_hosts = nallow;
-	if (net_parse_addr(host, (uint16_t)port, &cfg.addr, &cfg.addrlen) < 0) {
-		fprintf(stderr,
-		        "loopkit serve: --host %s is not an IP address (use 127.0.0.1, ::1, or "
-		        "another loopback address)\n",
-		        host);
+	struct serve_args *a = p;
+	struct serve_config *cfg = &a->cfg;
+	struct stat st;
+	char msg[1024], urls[2 * REACH_MAX_URLS][REACH_URL_MAX];
+	if (strspn(cfg->root, "0123456789") == strlen(cfg->root) && stat(cfg->root, &st) < 0) {
+		fprintf(stderr, "loopkit serve: there is no directory %s; did you mean --port %s?\n",
+		        cfg->root, cfg->root);
 		return 2;
 	}
-	struct sockaddr *sa = (struct sockaddr *)&cfg.addr;
-	if (!net_is_loopback(sa)) {
-		if (!public) {
-			fprintf(stderr,
-			        "loopkit serve: --host %s is %s: anyone on the network could read "
-			        "%s. Add --public if that is what you want.\n",
-			        host, net_is_wildcard(sa) ? "every interface" : "not a loopback address",
-			        cfg.root);
-			return 2;
-		}
-		fprintf(stderr, "loopkit: WARNING: --public: serving %s to the NETWORK on %s, %s\n", cfg.root,
-		        host, cfg.write ? "WRITABLE by anyone who can reach it" : "read-only");
-	}
+	cfg->http.allow_hosts = a->allow.v;
+	cfg->http.nallow_hosts = a->allow.n;
+	cfg->log = a->quiet ? ACCESSLOG_NONE : cfg->log;
+	cfg->proto_http = a->proto != 2;
+	cfg->proto_ftp = a->proto != 1;
+	cfg->ftp.pasv_lo = (uint16_t)a->pasv.lo;
+	cfg->ftp.pasv_hi = (uint16_t)a->pasv.hi;
+	char abs[PATH_MAX];
+	if (!realpath(cfg->root, abs))
+		snprintf(abs, sizeof abs, "%s", cfg->root);
+	int rc = reach_check_host(a->host, (uint16_t)a->port, a->public, abs, &cfg->addr, &cfg->addrlen, msg,
+	                          sizeof msg);
+	if (rc)
+		fprintf(stderr, "loopkit%s: %s%s%s\n", rc < 0 ? " serve" : "", rc > 0 ? "WARNING: " : "", msg,
+		        rc > 0 ? (cfg->write ? ", WRITABLE by anyone who can reach it" : ", read-only") : "");
+	if (rc < 0)
+		return 2;
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-
-	char err[512];
 	int eno;
-	struct serve_server *s = serve_new(&cfg, err, sizeof(err), &eno);
+	struct serve_server *s = serve_new(cfg, msg, sizeof msg, &eno);
 	if (!s) {
-		char advice[768];
-		serve_bind_advice(&cfg, eno, err, advice, sizeof(advice));
-		fprintf(stderr, "loopkit serve: %s\n", advice);
+		char detail[sizeof msg];
+		snprintf(detail, sizeof detail, "%s", msg);
+		reach_bind_error((struct sockaddr *)&cfg->addr, (uint16_t)a->port, eno, detail, msg,
+		                 sizeof msg);
+		fprintf(stderr, "loopkit serve: %s\n", msg);
 		return 1;
 	}
-	char abs[PATH_MAX];
-	if (!realpath(cfg.root, abs))
-		snprintf(abs, sizeof(abs), "%s", cfg.root);
-	int v6 = sa->sa_family == AF_INET6;
-	char addr[64];
-	net_addr_str(sa, addr, sizeof(addr));
-	char hostport[96];
-	snprintf(hostport, sizeof(hostport), "%s%s%s:%u", v6 ? "[" : "", addr, v6 ? "]" : "",
-	         serve_port(s));
-	if (cfg.proto_http)
-		printf("http://%s/\n", hostport);
-	if (cfg.proto_ftp)
-		printf("ftp://%s/\n", hostport);
+	const struct sockaddr *sa = (const struct sockaddr *)&cfg->addr;
+	size_t n = cfg->proto_http ? reach_urls(sa, serve_port(s), "http", urls, REACH_MAX_URLS) : 0;
+	if (cfg->proto_ftp)
+		n += reach_urls(sa, serve_port(s), "ftp", urls + n, REACH_MAX_URLS);
+	for (size_t i = 0; i < n; i++)
+		printf("%s\n", urls[i]);
 	fflush(stdout);
-	fprintf(stderr, "loopkit: serving %s on %s%s://%s (%s%s, %d thread%s)\n", abs,
-	        cfg.proto_http ? "http" : "ftp", cfg.proto_http && cfg.proto_ftp ? "+ftp" : "", hostport,
-	        cfg.write ? "writable" : "read-only", cfg.user ? ", login required" : "", cfg.threads,
-	        cfg.threads == 1 ? "" : "s");
-	int rc = serve_run(s);
+	fprintf(stderr, "loopkit: serving %s on %s port %u (%s%s, %d thread%s)\n", abs, a->host,
+	        serve_port(s), cfg->write ? "writable" : "read-only",
+	        cfg->user ? ", login required" : "", cfg->threads, cfg->threads == 1 ? "" : "s");
+	if (a->open && reach_open(urls[0], msg, sizeof msg) < 0)
+		fprintf(stderr, "loopkit: --open: %s\n", msg);
+	rc = serve_run(s);
 	serve_free(s);
 	return rc < 0 ? 1 : 0;
 }
 
-int cmd_serve(int argc, char **argv)
-{
-	/* --allow-host values point into argv; at most one per argument. */
-	const char **allow = calloc((size_t)argc, sizeof(*allow));
-	if (!allow) {
-		fprintf(stderr, "loopkit serve: out of memory\n");
-		return 1;
-	}
-	int rc = serve_main(argc, argv, allow);
-	free(allow);
-	return rc;
-}
+const struct cmd_verb cmd_serve = {
+        .name = "serve",
+        .summary = "HTTP and FTP server for a directory, with API-testing endpoints under /_/",
+        .about =
+                "Serves DIR over HTTP/1.1 and FTP on the same port (127.0.0.1:" CMD_HOME_PORT " unless told\n"
+                "otherwise), read-only, confined to DIR, with API-testing endpoints under /_/.\n"
+                "The first lines on stdout are its URLs. See docs/serve.md.\n",
+        .flags = serve_flags,
+        .size = sizeof(struct serve_args),
+        .init = serve_init,
+        .run = serve_main,
+        .hints = serve_hints,
+        .examples = "$ loopkit serve ./site --spa --cors\n$ loopkit serve -p 8080 --write\n"
+                    "$ loopkit serve --port 0 --open\n$ loopkit serve --host 0.0.0.0 --public\n",
+};

@@ -27,7 +27,8 @@ struct fsroot {
  * for a way out, -ELOOP for a symlink with no_symlinks or a loop). */
 int fsroot_walk_beneath(int dirfd, const char *rel, int flags, int no_symlinks);
 
-/* Opens dir as the root. Returns 0, or -1 with a reason in err. */
+/* Opens dir as the root; this user must be able to list and enter it. Returns 0, or -1
+ * with a reason in err. */
 int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen);
 void fsroot_close(struct fsroot *r);
 

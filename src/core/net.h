@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* loopkit's home port: in IANA's dynamic range, outside Linux's default ephemeral one. */
+#define NET_HOME_PORT 62893
+
 /* Parses a numeric host ("127.0.0.1", "::1", "[::1]") or "localhost" (127.0.0.1)
  * with port into *ss. Returns 0, or -1 when host is not an address. */
 int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

@@ -3,8 +3,10 @@
 #define LOOPKIT_DIAG_PING_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define PING_TIMEOUT_MS 1000  /* a probe without an answer within this is lost */
@@ -77,5 +79,47 @@ double ping_percentile(const double *sorted, size_t n, double q);
  * HOST is numeric or a name (resolved, first address). Returns 0 or -1. */
 int ping_parse_target(const char *s, int need_port, struct sockaddr_storage *ss,
 		socklen_t *len);
+
+/* ---- a run: count probes, interval apart, and its two renderings (pingrun.c) ---- */
+
+struct ping_probe_rec {
+	int ok;       /* answered */
+	double ms;    /* round trip when ok */
+	char why[40]; /* why not, when !ok */
+};
+
+/* What `loopkit ping` reports: printed like ping(8), or as one JSON document. */
+struct ping_run {
+	char dst[80];                 /* where the probes went ("127.0.0.1:41234", "::1") */
+	const char *mode;             /* "tcp", "udp" or "icmp" */
+	const char *method;           /* the session's method */
+	size_t size;                  /* bytes each probe carries */
+	struct ping_probe_rec *probes; /* [0, sent), owned */
+	size_t count;                 /* probes asked for */
+	double total_ms;              /* first probe to the end */
+	struct ping_summary s;
+	char error[80];               /* a local failure that ended the run early, or "" */
+};
+
+/* Prepares a run of count probes on the open session p. Returns 0, or -1 (out of
+ * memory). */
+int ping_run_begin(struct ping_run *r, const struct ping *p, size_t count);
+/* Sends the probes, interval_s apart (sequence numbers 1, 2, ...), calling
+ * each(arg, r, k) after probe k (each may be NULL); ends early when *stop becomes
+ * nonzero (a Ctrl-C) or on a local failure (r->error). Fills the summary. */
+void ping_run_probes(struct ping *p, struct ping_run *r, double interval_s, volatile sig_atomic_t *stop,
+                     void (*each)(void *arg, const struct ping_run *r, size_t k), void *arg);
+void ping_run_free(struct ping_run *r);
+
+/* "PING dst (mode, method): N data bytes". */
+void ping_print_head(FILE *f, const struct ping_run *r);
+/* "N bytes from dst: seq=K time=T ms", or "no answer from dst: seq=K why". */
+void ping_print_probe(FILE *f, const struct ping_run *r, size_t k);
+/* The statistics block of ping(8), with p50/p90/p99. */
+void ping_print_summary(FILE *f, const struct ping_run *r);
+/* {"mode","target","method","size","probes":[...],"summary":{...}}. Returns 0, or -1
+ * when b is full. */
+struct buf;
+int ping_json(struct buf *b, const struct ping_run *r);
 
 #endif

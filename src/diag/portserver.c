@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+#include "core/json.h"
+
 /* Fills sun from "@name" (abstract) or a path. Returns the length or -1. */
 static socklen_t unix_addr(const char *addr, struct sockaddr_un *sun)
 {
@@ -205,4 +208,81 @@ int portserver_request(const char *addr, pid_t pid)
 	if (end == line || port < 0 || port > 65535)
 		return -1;
 	return (int)port;
+}
+
+size_t portserver_pool(struct portlease_range want, struct portlease_range pool[2],
+		struct portlease_range *eph, char *err, size_t errlen)
+{
+	portlease_ephemeral(eph);
+	size_t n = portlease_pool(want, *eph, pool);
+	if (n == 0)
+		snprintf(err, errlen, "the pool %u-%u lies inside the kernel's ephemeral range %u-%u "
+		         "(net.ipv4.ip_local_port_range); use --pool with ports outside it",
+		         want.lo, want.hi, eph->lo, eph->hi);
+	return n;
+}
+
+int portserver_grant(size_t count, unsigned need, struct portlease_range want, unsigned lease_secs,
+		const char *server, pid_t owner, struct portserver_grant *g, char *err, size_t errlen)
+{
+	struct portlease_range pool[2];
+	char dir[4096];
+	size_t npool = portserver_pool(want, pool, &g->eph, err, errlen);
+	g->n = 0;
+	g->source = "lease";
+	g->lease_secs = lease_secs;
+	if (!npool)
+		return -1;
+	if (count > PORTLEASE_MAX_COUNT)
+		count = PORTLEASE_MAX_COUNT;
+	for (; server && server[0] && g->n < count; g->n++) {
+		int p = portserver_request(server, owner);
+		if (p <= 0)
+			break;
+		g->ports[g->n] = (uint16_t)p;
+		g->source = "portserver";
+	}
+	if (g->n < count) {
+		if (portlease_dir(dir, sizeof dir, err, errlen) < 0)
+			return -1;
+		struct portlease tmpl = { .expires = (int64_t)time(NULL) + (int64_t)lease_secs };
+		int k = portlease_take(dir, pool, npool, count - g->n, need, &tmpl, g->ports + g->n, err, errlen);
+		if (k < 0)
+			return -1;
+		g->n += (size_t)k;
+	}
+	if (g->n < count) {
+		snprintf(err, errlen, "only %zu of %zu ports free in the pool; free some or widen it with --pool",
+		         g->n, count);
+		return -1;
+	}
+	return 0;
+}
+
+int portserver_grant_json(struct buf *b, const struct portserver_grant *g)
+{
+	struct json j;
+	json_init(&j, b, 0);
+	json_obj_begin(&j);
+	json_key(&j, "ports");
+	json_arr_begin(&j);
+	for (size_t i = 0; i < g->n; i++)
+		json_uint(&j, g->ports[i]);
+	json_arr_end(&j);
+	json_key(&j, "host");
+	json_str(&j, "127.0.0.1");
+	json_key(&j, "source");
+	json_str(&j, g->source);
+	json_key(&j, "lease_secs");
+	if (!strcmp(g->source, "lease"))
+		json_uint(&j, g->lease_secs);
+	else
+		json_null(&j);
+	json_key(&j, "ephemeral_range");
+	json_arr_begin(&j);
+	json_uint(&j, g->eph.lo);
+	json_uint(&j, g->eph.hi);
+	json_arr_end(&j);
+	json_obj_end(&j);
+	return j.err ? -1 : 0;
 }

@@ -39,4 +39,31 @@ int portserver_request(const char *addr, pid_t pid);
 uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, char *err,
 		size_t errlen);
 
+/* The pool of want outside the kernel's ephemeral range, for `port` and `port --server`:
+ * its ranges in pool (at most two) and the ephemeral range in *eph. Returns how many
+ * ranges, or 0 with err naming the sysctl when want lies inside the ephemeral range. */
+size_t portserver_pool(struct portlease_range want, struct portlease_range pool[2],
+		struct portlease_range *eph, char *err, size_t errlen);
+
+/* What `loopkit port` hands out, and on what terms: its one result, rendered as lines
+ * or as JSON. */
+struct portserver_grant {
+	uint16_t ports[PORTLEASE_MAX_COUNT];
+	size_t n;
+	const char *source;           /* "portserver" or "lease" */
+	unsigned lease_secs;          /* with source "lease" */
+	struct portlease_range eph;   /* the kernel's ephemeral range */
+};
+
+/* Gets count ports for need: from the port server at server (when not NULL or "") for
+ * process owner, the rest leased from want (minus the ephemeral range) for lease_secs.
+ * Returns 0, or -1 with err filled (fewer free ports than count, ...). */
+int portserver_grant(size_t count, unsigned need, struct portlease_range want, unsigned lease_secs,
+		const char *server, pid_t owner, struct portserver_grant *g, char *err, size_t errlen);
+
+/* {"ports":[...],"host":"127.0.0.1","source":...,"lease_secs":...,"ephemeral_range":[lo,hi]}.
+ * Returns 0, or -1 when b is full. */
+struct buf;
+int portserver_grant_json(struct buf *b, const struct portserver_grant *g);
+
 #endif

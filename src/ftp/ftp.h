@@ -11,6 +11,9 @@
 #include "core/loop.h"
 #include "core/proto.h"
 
+#define FTP_DEFAULT_IDLE_TIMEOUT_S 300 /* a control connection idle longer gets 421 */
+#define FTP_DEFAULT_DATA_TIMEOUT_S 30  /* data connection setup or stall */
+
 struct ftp_config {
 	int write;                 /* allow STOR, APPE, DELE, MKD, RMD, RNFR/RNTO */
 	const char *user, *pass;   /* required login; NULL: anonymous */

@@ -15,8 +15,8 @@ struct ftp_proto_ctx {
 void ftp_config_default(struct ftp_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->idle_timeout_ms = 300000;
-	cfg->data_timeout_ms = 30000;
+	cfg->idle_timeout_ms = FTP_DEFAULT_IDLE_TIMEOUT_S * 1000;
+	cfg->data_timeout_ms = FTP_DEFAULT_DATA_TIMEOUT_S * 1000;
 }
 
 static void idle_cb(void *arg)

@@ -17,9 +17,9 @@ void http_config_default(struct http_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->routes = http_serve_routes;
-	cfg->head_timeout_ms = 10000;
-	cfg->idle_timeout_ms = 15000;
-	cfg->body_timeout_ms = 30000;
+	cfg->head_timeout_ms = HTTP_DEFAULT_HEAD_TIMEOUT_S * 1000;
+	cfg->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_S * 1000;
+	cfg->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_S * 1000;
 }
 
 /* ---- deadlines ---- */

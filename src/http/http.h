@@ -9,6 +9,10 @@
 
 struct http_route;
 
+#define HTTP_DEFAULT_HEAD_TIMEOUT_S 10 /* a request head must arrive within this */
+#define HTTP_DEFAULT_IDLE_TIMEOUT_S 15 /* keep-alive connections idle longer are closed */
+#define HTTP_DEFAULT_BODY_TIMEOUT_S 30 /* longest stall reading a body or writing */
+
 /* HTTP's own settings; what every protocol shares (root, write, login, body limit,
  * logging) is in struct proto_site. */
 struct http_config {

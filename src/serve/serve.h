@@ -11,6 +11,9 @@
 #include "http/http.h"
 
 #define SERVE_SNIFF_MS_DEFAULT 1000 /* silence before an unidentified peer is greeted as FTP */
+#define SERVE_DEFAULT_MAX_CONNS    16384
+#define SERVE_DEFAULT_MAX_BODY_GIB 1 /* uploads, in GiB */
+#define SERVE_DEFAULT_GRACE_S      5
 #define SERVE_PASV_MAX_PORTS   1024 /* ports an FTP passive range may span */
 
 struct serve_config {
@@ -49,9 +52,5 @@ uint16_t serve_port(const struct serve_server *s);
  * the log sink. Returns 0, or -1 on a fatal loop error. */
 int serve_run(struct serve_server *s);
 void serve_free(struct serve_server *s);
-
-/* Writes why the port could not be taken, for the user: who holds it (another
- * loopkit included) and what to try. errno_ is serve_new's *err_errno. */
-void serve_bind_advice(const struct serve_config *cfg, int errno_, const char *err, char *out, size_t len);
 
 #endif

@@ -10,20 +10,19 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/net.h"
-#include "core/procfs.h"
 #include "serve/internal.h"
 
 void serve_config_default(struct serve_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->root = ".";
-	net_parse_addr("127.0.0.1", 62893, &cfg->addr, &cfg->addrlen);
+	net_parse_addr("127.0.0.1", NET_HOME_PORT, &cfg->addr, &cfg->addrlen);
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->threads = n > 0 ? (int)n : 1;
 	cfg->log = ACCESSLOG_COMMON;
-	cfg->max_conns = 16384;
-	cfg->max_body = 1ull << 30;
-	cfg->grace_ms = 5000;
+	cfg->max_conns = SERVE_DEFAULT_MAX_CONNS;
+	cfg->max_body = (uint64_t)SERVE_DEFAULT_MAX_BODY_GIB << 30;
+	cfg->grace_ms = SERVE_DEFAULT_GRACE_S * 1000;
 	cfg->proto_http = cfg->proto_ftp = 1;
 	cfg->sniff_ms = SERVE_SNIFF_MS_DEFAULT;
 	http_config_default(&cfg->http);
@@ -294,24 +293,4 @@ void serve_free(struct serve_server *s)
 		log_msg("the access log fell behind: %lu bytes of it were dropped", dropped);
 	log_sink_close(&s->log);
 	free(s);
-}
-
-void serve_bind_advice(const struct serve_config *cfg, int errno_, const char *err, char *out, size_t len)
-{
-	char host[64], who[512];
-	uint16_t port = net_addr_port((const struct sockaddr *)&cfg->addr);
-	net_addr_str((const struct sockaddr *)&cfg->addr, host, sizeof(host));
-	if (errno_ == EADDRINUSE) {
-		if (procfs_port_holder_text(port, who, sizeof(who)))
-			snprintf(out, len, "port %u on %s is held by %s; try --port 0 for any free port", port, host, who);
-		else
-			snprintf(out, len,
-			         "port %u on %s is already in use (its owner is not visible to this user); try "
-			         "--port 0 for any free port",
-			         port, host);
-	} else if (errno_ == EACCES && port < 1024) {
-		snprintf(out, len, "%s: ports below 1024 need root; try --port 0", err);
-	} else {
-		snprintf(out, len, "%s", err);
-	}
 }

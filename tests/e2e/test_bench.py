@@ -73,7 +73,7 @@ def check_fields(doc, mode):
 def test_http_count_equals_loopkit_serve_log(start, root):
     (root / "1k.bin").write_bytes(b"k" * 1024)
     s = start()  # default access log: one line per request on stderr
-    doc = bench_json("http", s.url + "1k.bin", "-c", 8, "-d", 2, "-t", 2)
+    doc = bench_json("http", s.url + "1k.bin", "-C", 8, "-d", 2, "-t", 2)
     check_fields(doc, "http")
     assert doc["requests"] > 1000
     assert doc["status"] == {"200": doc["requests"]}
@@ -86,8 +86,8 @@ def test_http_count_equals_loopkit_serve_log(start, root):
 def test_http_count_no_keepalive_and_pipeline(start, root):
     (root / "a.txt").write_text("hello")
     s = start()
-    doc = bench_json("http", s.url + "a.txt", "-c", 4, "-d", 1, "--no-keepalive")
-    doc2 = bench_json("http", s.url + "a.txt", "-c", 4, "-d", 1, "--pipeline", 4)
+    doc = bench_json("http", s.url + "a.txt", "-C", 4, "-d", 1, "--no-keepalive")
+    doc2 = bench_json("http", s.url + "a.txt", "-C", 4, "-d", 1, "--pipeline", 4)
     assert doc["requests"] > 100 and doc2["requests"] > 100
     logged = settled_count(s.stderr, '"GET /a.txt HTTP/1.1" 200 5')
     assert logged == doc["requests"] + doc2["requests"]
@@ -114,7 +114,7 @@ def test_http_count_equals_python_http_server_log(root, tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "python http.server did not start"
                 time.sleep(0.05)
-        doc = bench_json("http", f"http://127.0.0.1:{port}/f.txt", "-c", 4, "-d", 2)
+        doc = bench_json("http", f"http://127.0.0.1:{port}/f.txt", "-C", 4, "-d", 2)
         assert doc["requests"] > 50
         assert all(v == 0 for v in doc["errors"].values()), doc["errors"]
 
@@ -134,7 +134,7 @@ def test_http_constant_rate(start, root, tmp_path):
     (root / "i.html").write_text("<p>hi</p>")
     s = start("--quiet")
     svg = tmp_path / "lat.svg"
-    doc = bench_json("http", s.url + "i.html", "-R", 2000, "-d", 3, "-c", 10, "--svg", svg)
+    doc = bench_json("http", s.url + "i.html", "-R", 2000, "-d", 3, "-C", 10, "--svg", svg)
     check_fields(doc, "http")
     assert abs(doc["requests"] - 6000) <= 300, doc["requests"]
     assert doc["rate"]["reached"] is True
@@ -149,7 +149,7 @@ def test_http_constant_rate(start, root, tmp_path):
 
 def test_http_human_report_and_refused_target():
     port = free_port()  # nobody listens there
-    rc, out, err = bench("http", f"http://127.0.0.1:{port}/", "-d", 1, "-c", 2)
+    rc, out, err = bench("http", f"http://127.0.0.1:{port}/", "-d", 1, "-C", 2)
     assert rc == 1, (rc, out, err)
     assert "errors" in out and "connect" in out
     assert "no request completed" in err
@@ -161,9 +161,9 @@ def test_http_human_report_and_refused_target():
     (["http"], "which URL"),
     (["http", "https://127.0.0.1/"], "https"),
     (["http", "http://127.0.0.1/", "--pipeline", "2", "-R", "10"], "cannot be combined"),
-    (["http", "http://127.0.0.1/", "-c", "0"], "-c"),
+    (["http", "http://127.0.0.1/", "-C", "0"], "-C 0"),
     (["tcp", "--bogus"], "unknown option"),
-    (["rr", "-t", "0"], "-t"),
+    (["rr", "-d", "0"], "-d 0"),
     (["crr", "--sources", "99"], "--sources"),
     (["nosuchmode"], "unknown mode"),
 ])
@@ -175,7 +175,7 @@ def test_usage_errors_exit_2(args, msg):
 
 def test_tcp_json_and_svg(tmp_path):
     svg = tmp_path / "tcp.svg"
-    doc = bench_json("tcp", "-t", 1, "-P", 2, "--svg", svg)
+    doc = bench_json("tcp", "-d", 1, "-P", 2, "--svg", svg)
     check_fields(doc, "tcp")
     assert doc["gbit_per_s"] > 0.1 and doc["streams"] == 2
     assert len(doc["intervals_gbit_per_s"]) == 1
@@ -183,7 +183,7 @@ def test_tcp_json_and_svg(tmp_path):
 
 
 def test_tcp_zerocopy_v6_human():
-    rc, out, err = bench("tcp", "-t", 1, "--zerocopy", "-6", "-l", "64K")
+    rc, out, err = bench("tcp", "-d", 1, "--zerocopy", "-6", "-l", "64K")
     assert rc == 0, err
     assert "Gbit/s" in out and "[::1]" in out and "sendfile" in out
 
@@ -191,7 +191,7 @@ def test_tcp_zerocopy_v6_human():
 @pytest.mark.parametrize("extra", [[], ["--udp"], ["-6", "-l", "1000"]])
 def test_rr_json(extra, tmp_path):
     svg = tmp_path / "rr.svg"
-    doc = bench_json("rr", "-t", 1, *extra, "--svg", svg)
+    doc = bench_json("rr", "-d", 1, *extra, "--svg", svg)
     check_fields(doc, "rr")
     lat = doc["latency_us"]
     assert doc["round_trips"] > 100 and lat["count"] == doc["round_trips"]
@@ -201,7 +201,7 @@ def test_rr_json(extra, tmp_path):
 
 def test_crr_json_and_svg(tmp_path):
     svg = tmp_path / "crr.svg"
-    doc = bench_json("crr", "-t", 1, "-c", 2, "-n", 500, "--svg", svg)
+    doc = bench_json("crr", "-d", 1, "-C", 2, "-n", 500, "--svg", svg)
     check_fields(doc, "crr")
     assert doc["connections"] == 500 and doc["failed"] == 0
     assert ET.parse(svg).getroot().tag.endswith("svg")
@@ -222,7 +222,7 @@ def in_netns(cmd, timeout=30):
 @pytest.mark.skipif(not NETNS_OK, reason="no user network namespaces here")
 def test_crr_sources_pass_one_address_range():
     # 500 ephemeral ports per source address; 1500 connections need three addresses' worth.
-    p = in_netns([LOOPKIT, "bench", "crr", "-c", 4, "-n", 1500, "-t", 20, "--sources", 4, "--json"])
+    p = in_netns([LOOPKIT, "bench", "crr", "-C", 4, "-n", 1500, "-d", 20, "--sources", 4, "--json"])
     assert p.returncode == 0, p.stdout + p.stderr
     doc = json.loads(p.stdout)
     assert doc["connections"] == 1500
@@ -233,6 +233,6 @@ def test_crr_sources_pass_one_address_range():
 @pytest.mark.skipif(not NETNS_OK, reason="no user network namespaces here")
 def test_crr_one_source_runs_out_of_ports():
     # The control: without --sources the same run hits EADDRNOTAVAIL and says so.
-    p = in_netns([LOOPKIT, "bench", "crr", "-c", 4, "-n", 1000, "-t", 1])
+    p = in_netns([LOOPKIT, "bench", "crr", "-C", 4, "-n", 1000, "-d", 1])
     assert p.returncode == 1, p.stdout + p.stderr
     assert "EADDRNOTAVAIL" in p.stdout and "--sources" in p.stdout

@@ -1,0 +1,150 @@
+/* reach.c - how people reach a local server: listen address checks, bind errors, URLs, --open. */
+#include "diag/reach.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "core/net.h"
+#include "core/sockdiag.h"
+#include "core/procfs.h"
+
+extern char **environ;
+
+int reach_check_host(const char *host, uint16_t port, int public, const char *what,
+                     struct sockaddr_storage *ss, socklen_t *len, char *msg, size_t msglen)
+{
+	msg[0] = '\0';
+	if (net_parse_addr(host, port, ss, len) < 0) {
+		snprintf(msg, msglen,
+		         "--host %s is not an IP address (use 127.0.0.1, ::1, or another loopback address)",
+		         host);
+		return -1;
+	}
+	const struct sockaddr *sa = (const struct sockaddr *)ss;
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(a6)) {
+		char v4[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &a6->s6_addr[12], v4, sizeof v4);
+		snprintf(msg, msglen,
+		         "--host %s is an IPv4 address written as IPv6 (IPv4-mapped), which an IPv6-only "
+		         "listener cannot bind; use --host %s",
+		         host, v4);
+		return -1;
+	}
+	if (net_is_loopback(sa))
+		return 0;
+	const char *where = net_is_wildcard(sa) ? "every interface" : "not a loopback address";
+	if (!public) {
+		snprintf(
+		        msg, msglen,
+		        "--host %s is %s: anyone on the network could reach %s. Add --public if that is what "
+		        "you want.",
+		        host, where, what);
+		return -1;
+	}
+	snprintf(msg, msglen, "--public: %s is on the NETWORK at %s (%s)", what, host, where);
+	return 1;
+}
+
+void reach_bind_error(const struct sockaddr *sa, uint16_t port, int eno, const char *detail, char *msg,
+                      size_t msglen)
+{
+	char host[64], who[512];
+	net_addr_str(sa, host, sizeof host);
+	if (eno == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
+		snprintf(msg, msglen, "port %u on %s is held by %s; try --port 0 for any free port", port,
+		         host, who);
+	else if (eno == EADDRINUSE)
+		snprintf(msg, msglen,
+		         "port %u on %s is already in use (its owner is not visible to this user); try "
+		         "--port 0 "
+		         "for any free port",
+		         port, host);
+	else if (eno == EACCES && port < 1024)
+		snprintf(msg, msglen, "%s: ports below 1024 need root; try --port 0", detail);
+	else if (eno == EADDRNOTAVAIL)
+		snprintf(msg, msglen, "%s: no interface here has the address %s", detail, host);
+	else
+		snprintf(msg, msglen, "%s", detail);
+}
+
+static void url_of(const struct sockaddr *sa, uint16_t port, const char *scheme, char *out)
+{
+	char host[64];
+	int v6 = sa->sa_family == AF_INET6;
+	net_addr_str(sa, host, sizeof host);
+	snprintf(out, REACH_URL_MAX, "%s://%s%s%s:%u/", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
+size_t reach_urls(const struct sockaddr *sa, uint16_t port, const char *scheme, char (*urls)[REACH_URL_MAX],
+                  size_t max)
+{
+	struct ifaddrs *ifs;
+	size_t n = 0;
+	if (!max)
+		return 0;
+	if (!net_is_wildcard(sa) || getifaddrs(&ifs) < 0) {
+		url_of(sa, port, scheme, urls[0]);
+		return 1;
+	}
+	/* Two passes: loopback addresses first, then the others in the kernel's order. */
+	for (int pass = 0; pass < 2; pass++)
+		for (struct ifaddrs *i = ifs; i && n < max; i = i->ifa_next) {
+			const struct sockaddr *a = i->ifa_addr;
+			if (!a || a->sa_family != sa->sa_family || !(i->ifa_flags & IFF_UP))
+				continue;
+			if (a->sa_family == AF_INET6 &&
+			    IN6_IS_ADDR_LINKLOCAL(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr))
+				continue; /* browsers cannot open a URL with a zone */
+			if (net_is_loopback(a) == !pass)
+				url_of(a, port, scheme, urls[n++]);
+		}
+	freeifaddrs(ifs);
+	if (!n)
+		url_of(sa, port, scheme, urls[n++]);
+	return n;
+}
+
+static void *reap_cb(void *arg)
+{
+	pid_t pid = (pid_t)(intptr_t)arg;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+int reach_open(const char *url, char *err, size_t errlen)
+{
+	char prog[256] = "xdg-open";
+	const char *b = getenv("BROWSER");
+	if (b && *b)
+		snprintf(prog, sizeof prog, "%.*s", (int)strcspn(b, ":"), b);
+	char *argv[] = {prog, (char *)url, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc) {
+		snprintf(err, errlen, "cannot start %s (%s); open %s yourself%s", prog, strerror(rc), url,
+		         b && *b ? "" : ", or set $BROWSER");
+		return -1;
+	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, reap_cb, (void *)(intptr_t)pid) == 0)
+		pthread_detach(t);
+	return 0;
+}

@@ -1,0 +1,37 @@
+/* reach.h - how people reach a local server: the address it may listen on, why a bind
+ * failed (and who holds the port), its URLs, and opening one in a browser. */
+#ifndef LOOPKIT_DIAG_REACH_H
+#define LOOPKIT_DIAG_REACH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define REACH_MAX_URLS 32 /* URLs listed for a wildcard address (one per interface address) */
+#define REACH_URL_MAX  80 /* "http://[full IPv6]:65535/" fits */
+
+/* Turns host (an IP literal, [v6] or localhost) and port into *ss for listening. Refuses
+ * what would fail later or surprise: a name, an IPv4-mapped IPv6 address, and a wildcard
+ * or non-loopback address unless public (what names what would be exposed).
+ * Returns 0; 1 with a warning in msg (public and reachable from the network); -1 with
+ * the reason and the fix in msg. */
+int reach_check_host(const char *host, uint16_t port, int public, const char *what,
+                     struct sockaddr_storage *ss, socklen_t *len, char *msg, size_t msglen);
+
+/* Explains a failed bind of sa (eno its errno, detail the low-level text): who holds
+ * the port (EADDRINUSE), privileged ports (EACCES), and what to try. Writes msg. */
+void reach_bind_error(const struct sockaddr *sa, uint16_t port, int eno, const char *detail, char *msg,
+                      size_t msglen);
+
+/* The URLs a listener on sa (bound to port) answers on: one, or for a wildcard one per
+ * up interface address of that family (getifaddrs; loopback first, no link-local).
+ * scheme is "http" or "ftp". Returns how many it wrote into urls (at most max). */
+size_t reach_urls(const struct sockaddr *sa, uint16_t port, const char *scheme, char (*urls)[REACH_URL_MAX],
+                  size_t max);
+
+/* Opens url in the user's browser: the first program of $BROWSER (colon-separated), else
+ * xdg-open; its stdin and stdout go to /dev/null, and a detached thread reaps it.
+ * Returns 0, or -1 with the reason in err (the program is missing, ...). */
+int reach_open(const char *url, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,192 @@
+"""make install / uninstall (PREFIX, DESTDIR), the generated man pages and completions, and
+make deb: a package lintian accepts and dpkg installs into (and removes from) a root of
+our own."""
+import gzip
+import os
+import re
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from conftest import hard_timeout_fixture
+
+_hard_timeout = hard_timeout_fixture(600)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def sh(*cmd, cwd=ROOT, env=None, timeout=300, check=True):
+    p = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    if check:
+        assert p.returncode == 0, (cmd, p.stdout[-2000:], p.stderr[-2000:])
+    return p
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """`make install DESTDIR=... PREFIX=/usr`, done once: (destdir, verbs)."""
+    dest = tmp_path_factory.mktemp("stage")
+    sh("make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr")
+    binary = dest / "usr/bin/loopkit"
+    verbs = sh(binary, "--verbs").stdout.split()
+    return dest, verbs
+
+
+def files_under(d):
+    return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
+
+
+def test_install_puts_every_file_in_place(staged):
+    dest, verbs = staged
+    assert {"serve", "ports", "who", "doctor", "ping", "port", "bench"} <= set(verbs), verbs
+    want = ["usr/bin/loopkit", "usr/share/bash-completion/completions/loopkit",
+            "usr/share/fish/vendor_completions.d/loopkit.fish", "usr/share/man/man1/loopkit.1",
+            "usr/share/zsh/site-functions/_loopkit"]
+    want += [f"usr/share/man/man1/loopkit-{v}.1" for v in verbs]
+    assert files_under(dest) == sorted(want)
+    mode = os.stat(dest / "usr/bin/loopkit").st_mode
+    assert stat.S_IMODE(mode) == 0o755
+    assert stat.S_IMODE(os.stat(dest / "usr/share/man/man1/loopkit.1").st_mode) == 0o644
+    out = sh(dest / "usr/bin/loopkit", "--version").stdout
+    assert out.strip() == "loopkit " + open(os.path.join(ROOT, "VERSION")).read().strip()
+
+
+def test_default_prefix_is_usr_local(tmp_path):
+    sh("make", "-s", "install", f"DESTDIR={tmp_path}")
+    assert (tmp_path / "usr/local/bin/loopkit").exists()
+    assert (tmp_path / "usr/local/share/man/man1/loopkit-serve.1").exists()
+    sh("make", "-s", "uninstall", f"DESTDIR={tmp_path}")
+    assert files_under(tmp_path) == []
+
+
+def test_uninstall_removes_every_file(tmp_path):
+    sh("make", "-s", "install", f"DESTDIR={tmp_path}", "PREFIX=/opt/lk")
+    assert len(files_under(tmp_path)) >= 12
+    sh("make", "-s", "uninstall", f"DESTDIR={tmp_path}", "PREFIX=/opt/lk")
+    assert files_under(tmp_path) == []
+
+
+def man(page):
+    env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
+    return sh("man", "--warnings", "-l", page, env=env)
+
+
+def test_man_pages_render_without_warnings(staged):
+    dest, verbs = staged
+    for name in ["loopkit"] + [f"loopkit-{v}" for v in verbs]:
+        page = dest / f"usr/share/man/man1/{name}.1"
+        p = man(page)
+        assert p.stderr == "", (name, p.stderr)
+        assert re.search(r"^NAME\n\s+" + re.escape(name) + r"\s+-\s+\S", p.stdout, re.M), p.stdout[:300]
+        assert "OPTIONS" in p.stdout and "--help" in p.stdout
+        # whatis/apropos read NAME the way lexgrog does
+        w = sh("lexgrog", page, check=False)
+        assert w.returncode == 0 and f"{name} - " in w.stdout, w.stdout
+
+
+def test_verb_pages_document_every_flag(staged):
+    dest, verbs = staged
+    for v in verbs:
+        text = man(dest / f"usr/share/man/man1/loopkit-{v}.1").stdout
+        helps = sh(dest / "usr/bin/loopkit", v, "--help").stdout
+        for flag in re.findall(r"^\s+(?:-\w, )?(--[a-z0-9-]+)", helps, re.M):
+            assert flag in text, (v, flag)
+    bench = man(dest / "usr/share/man/man1/loopkit-bench.1").stdout
+    for mode in ("tcp", "rr", "crr", "http"):
+        assert f"loopkit bench {mode}" in bench
+
+
+BASH_PROBE = r"""
+source "$1"
+complete -p loopkit
+t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _loopkit
+      echo "${COMPREPLY[*]}"; }
+t loopkit se
+t loopkit serve --po
+t loopkit serve --log ''
+t loopkit bench ''
+t loopkit bench tcp --dur
+t loopkit ping -c 3 --js
+"""
+
+
+def test_bash_completion(staged, tmp_path):
+    dest, _ = staged
+    probe = tmp_path / "probe.sh"
+    probe.write_text(BASH_PROBE)
+    out = sh("bash", "--norc", probe, dest / "usr/share/bash-completion/completions/loopkit").stdout
+    assert out.splitlines() == ["complete -F _loopkit loopkit", "serve", "--port", "common json",
+                                "tcp rr crr http", "--duration", "--json"], out
+
+
+def test_zsh_completion_parses_and_registers(staged):
+    zsh = shutil.which("zsh")
+    assert zsh, "zsh is installed by scripts/deps"
+    dest, _ = staged
+    d = dest / "usr/share/zsh/site-functions"
+    sh(zsh, "-n", d / "_loopkit")
+    out = sh(zsh, "-f", "-c", f"fpath=({d} $fpath); autoload -Uz compinit; "
+         f"compinit -u -d {dest}/zcompdump; print -r -- $_comps[loopkit]").stdout
+    assert out.strip() == "_loopkit", out
+
+
+def test_fish_completion(staged):
+    fish = shutil.which("fish")
+    assert fish, "fish is installed by scripts/deps"
+    dest, _ = staged
+    f = dest / "usr/share/fish/vendor_completions.d/loopkit.fish"
+    sh(fish, "-n", f)
+    out = sh(fish, "--no-config", "-c", f"source {f}; complete -C 'loopkit serve --po'; "
+             "complete -C 'loopkit bench t'; complete -C 'loopkit serve --log '").stdout
+    firsts = [line.split("\t")[0] for line in out.splitlines()]
+    assert firsts == ["--port", "tcp", "common", "json"], out
+
+
+@pytest.fixture(scope="module")
+def deb():
+    p = sh("make", "-s", "deb", timeout=600)
+    path = os.path.join(ROOT, p.stdout.strip().splitlines()[-1])
+    assert re.search(r"loopkit_[\d.]+_\w+\.deb$", path), path
+    return path
+
+
+def test_deb_fields(deb):
+    info = sh("dpkg-deb", "-f", deb).stdout
+    version = open(os.path.join(ROOT, "VERSION")).read().strip()
+    assert f"Version: {version}\n" in info and "Package: loopkit\n" in info
+    assert re.search(r"^Depends: libc6 \(>= [\d.]+\)", info, re.M), info
+    listing = sh("dpkg-deb", "-c", deb).stdout
+    for path in ("./usr/bin/loopkit", "./usr/share/man/man1/loopkit-serve.1.gz",
+                 "./usr/share/zsh/vendor-completions/_loopkit", "./usr/share/doc/loopkit/copyright"):
+        assert re.search(rf" {re.escape(path)}$", listing, re.M), path
+    assert " root/root " in listing and "./usr/local" not in listing
+
+
+def test_lintian_accepts_the_deb(deb):
+    assert shutil.which("lintian"), "lintian is installed by scripts/deps"
+    p = sh("lintian", "--fail-on", "error", "--display-info", deb, check=False, timeout=300)
+    tags = [line for line in p.stdout.splitlines() if re.match(r"^[EWIXPO]: ", line)]
+    assert p.returncode == 0 and not [t for t in tags if t.startswith("E:")], p.stdout + p.stderr
+    assert tags == [], f"lintian has remarks (allowed, but list them in the docs): {tags}"
+
+
+def test_deb_installs_into_a_root_of_its_own_and_is_removed(deb, tmp_path):
+    root = tmp_path / "root"
+    for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates"):
+        (root / d).mkdir(parents=True)
+    for f in ("var/lib/dpkg/status", "var/lib/dpkg/available"):
+        (root / f).touch()
+    # libc6 lives in the host's database, not this one: --force-depends for that alone.
+    dpkg = ["dpkg", f"--root={root}", "--force-not-root", "--log=/dev/null"]
+    sh(*dpkg, "--force-depends", "-i", deb)
+    assert sh(root / "usr/bin/loopkit", "--version").stdout.startswith("loopkit ")
+    page = gzip.open(root / "usr/share/man/man1/loopkit-serve.1.gz").read().decode()
+    assert page.startswith(".\\\" loopkit-serve(1)")
+    listed = sh(*dpkg, "-L", "loopkit").stdout
+    assert "/usr/share/bash-completion/completions/loopkit" in listed
+    sh(*dpkg, "-r", "loopkit")
+    left = [f for f in files_under(root) if not f.startswith("var/lib/dpkg")]
+    assert left == [], left
