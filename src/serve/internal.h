@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/acceptor.h"
 #include "core/fsroot.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -14,7 +15,6 @@
 
 #define SERVE_MAX_PROTOS   2   /* protocols on one port */
 #define SERVE_ACCEPT_BATCH 16  /* connections one wakeup accepts before other threads get theirs */
-#define SERVE_EMFILE_RETRY_MS 100
 #define SERVE_PROMPT_MS    1   /* a client silent this long gets its process looked up */
 #define SERVE_ANSWER_MAX_MS 3000 /* after the window, wait this much more for a pending lookup */
 
@@ -41,10 +41,8 @@ struct serve_worker {
 	struct serve_server *srv;
 	int id;
 	struct loop *loop;
-	struct loop_io listen_io;
-	struct loop_timer accept_timer; /* retries accept after EMFILE */
+	struct acceptor acc;            /* the shared listener, as this thread's loop sees it */
 	struct loop_timer grace_timer;
-	int emfile_logged;              /* said once per episode of descriptor exhaustion */
 	int stopping;
 	pthread_t thread;
 	void *ctx[SERVE_MAX_PROTOS];    /* each protocol's state for this thread */

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/acceptor.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -55,61 +56,28 @@ static void refuse_overload(struct serve_server *s, int fd)
 	close(fd);
 }
 
-static void accept_cb(struct loop *l, struct loop_io *io, unsigned events);
-
-static void accept_retry_cb(struct loop *l, struct loop_timer *t)
+static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 {
-	struct serve_worker *w = t->data;
-	if (w->stopping || w->listen_io.fd >= 0)
-		return;
-	if (serve_listen_start(w) < 0)
-		loop_timer_start(l, t, SERVE_EMFILE_RETRY_MS);
-}
-
-static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
-{
-	struct serve_worker *w = io->data;
+	struct serve_worker *w = arg;
 	struct serve_server *s = w->srv;
-	/* A small batch per wakeup: with EPOLLEXCLUSIVE the other threads wake for what
-	 * is left, so a burst is spread over the workers. */
-	for (int i = 0; i < SERVE_ACCEPT_BATCH; i++) {
-		struct sockaddr_storage peer;
-		socklen_t plen = sizeof(peer);
-		int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* Level-triggered epoll would report the listener again at once and
-				 * spin: stop watching it and retry on a timer. */
-				if (!w->emfile_logged)
-					log_msg("out of file descriptors (%s): pausing accept; raise the limit with "
-					        "ulimit -n",
-					        strerror(errno));
-				w->emfile_logged = 1;
-				serve_listen_stop(w);
-				loop_timer_start(l, &w->accept_timer, SERVE_EMFILE_RETRY_MS);
-			}
-			return;
-		}
-		w->emfile_logged = 0;
-		if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
-			atomic_fetch_sub(&s->nconns, 1);
-			refuse_overload(s, fd);
-			continue;
-		}
-		sniff_accept(w, fd, &peer);
+	if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
+		atomic_fetch_sub(&s->nconns, 1);
+		refuse_overload(s, fd);
+		return;
 	}
+	sniff_accept(w, fd, peer);
 }
 
 int serve_listen_start(struct serve_worker *w)
 {
-	loop_timer_init(&w->accept_timer, accept_retry_cb, w);
-	return loop_io_start(w->loop, &w->listen_io, w->srv->listen_fd, LOOP_READ | LOOP_EXCLUSIVE, accept_cb, w);
+	/* A small batch per wakeup: with EPOLLEXCLUSIVE the other threads wake for what
+	 * is left, so a burst is spread over the workers. */
+	return acceptor_start(&w->acc, w->loop, w->srv->listen_fd, 1, SERVE_ACCEPT_BATCH, on_conn, w);
 }
 
 void serve_listen_stop(struct serve_worker *w)
 {
-	loop_io_stop(w->loop, &w->listen_io);
-	loop_timer_stop(w->loop, &w->accept_timer);
+	acceptor_stop(&w->acc);
 }
 
 /* The abstract socket name that stands for "this passive port is loopkit's". */

@@ -148,7 +148,6 @@ static struct serve_worker *worker_new(struct serve_server *s, int id, char *err
 	}
 	w->srv = s;
 	w->id = id;
-	w->listen_io.fd = -1;
 	loop_timer_init(&w->grace_timer, grace_cb, w);
 	w->loop = loop_new(err, errlen);
 	if (!w->loop) {
