@@ -30,7 +30,7 @@ void conn_deadline(struct http_conn *c, uint64_t ms)
 	c->deadline = loop_now(l) + ms;
 	/* The timer only moves earlier here; a later deadline is noticed when the timer
 	 * fires and re-arms, so busy connections do not touch the heap per request. */
-	if (!loop_timer_armed(&c->timer) || c->timer.when > c->deadline)
+	if (!loop_timer_armed(&c->timer) || loop_timer_due_ms(&c->timer) > c->deadline)
 		loop_timer_start(l, &c->timer, ms);
 }
 

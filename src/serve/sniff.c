@@ -255,7 +255,7 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 	sc->peer = pp;
 	sc->accepted = loop_now(w->loop);
 	loop_timer_init(&sc->timer, sniff_timer_cb, sc);
-	loop_timer_start(w->loop, &sc->timer, SERVE_PROMPT_MS);
+	loop_timer_start_us(w->loop, &sc->timer, SERVE_PROMPT_US);
 	sc->next = w->sniffing;
 	if (w->sniffing)
 		w->sniffing->prev = sc;

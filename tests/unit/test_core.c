@@ -1373,7 +1373,7 @@ static void stress_cb(struct loop *l, struct loop_timer *t)
 
 	s->fired[i]++;
 	s->late_cancel += s->cancelled[i];
-	s->early += t->when > loop_now(l);
+	s->early += t->when > loop_now_us(l);
 	s->out_of_order += t->when < s->last;
 	s->last = t->when;
 	s->done++;
