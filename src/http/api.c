@@ -21,6 +21,14 @@
 #define API_MAX_ARGS      256
 #define API_DRIP_TICK_MS  10
 #define API_MAX_CHUNK     (1u << 20)
+#define API_MAX_COOKIE_BYTES 4096 /* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
+
+/* Headers that act beyond this server: cookies reach every app on localhost whatever
+ * its port, Clear-Site-Data wipes them, WWW-Authenticate prompts in the user's name.
+ * A web page must not be able to send them through us. */
+static const char *const cross_site_refused[] = {"set-cookie", "clear-site-data", "www-authenticate"};
+
+
 #define API_MAX_CACHE_SECS (10 * 365 * 86400ull)
 
 /* ---- query strings ---- */
@@ -690,6 +698,20 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 	g->ticks = ticks;
 }
 
+/* May this request make us send what (a header that acts beyond this server)? Answers
+ * 403 and returns 0 when a web page of another site or origin asked. */
+static int cross_site_ok(struct http_conn *c, const struct api_req *q, const char *what)
+{
+	if (!q->ri->cross_site)
+		return 1;
+	const struct http_header *sfs = hdr(q->ri, "sec-fetch-site");
+	api_errorf(c, LK_E_A_REFUSED,
+	           "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
+	           "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
+	           what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
+	return 0;
+}
+
 static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 {
 	static const char *reserved[] = {
@@ -697,6 +719,7 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 	        "x-content-type-options", "content-security-policy", "keep-alive", "upgrade", "trailer"};
 	const char *type = "application/json";
 	const struct args *a = q->a;
+	size_t cookie_bytes = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		if (!header_name_ok(a->kv[i].k) || !header_value_ok(a->kv[i].v)) {
 			api_error(c, LK_E_A_BAD_PARAM, "header names must be tokens and values free of control characters");
@@ -714,6 +737,17 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 				return;
 			}
 		}
+		for (size_t k = 0; k < sizeof(cross_site_refused) / sizeof(cross_site_refused[0]); k++) {
+			if (!strcasecmp(a->kv[i].k, cross_site_refused[k]) && !cross_site_ok(c, q, a->kv[i].k))
+				return;
+		}
+		if (!strcasecmp(a->kv[i].k, "set-cookie"))
+			cookie_bytes += strlen(a->kv[i].v);
+	}
+	if (cookie_bytes > API_MAX_COOKIE_BYTES) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "Set-Cookie values add up to %zu bytes; at most %d", cookie_bytes,
+		           API_MAX_COOKIE_BYTES);
+		return;
 	}
 	struct buf b;
 	struct json j;
@@ -844,13 +878,22 @@ static void ep_cookies(struct http_conn *c, const struct api_req *q)
 	send_json(c, HTTP_OK, &b);
 }
 
-static void cookies_change(struct http_conn *c, const struct args *a, int set)
+static void cookies_change(struct http_conn *c, const struct api_req *q, int set)
 {
+	const struct args *a = q->a;
+	size_t bytes = 0;
+	if (!cross_site_ok(c, q, "Set-Cookie"))
+		return;
 	for (size_t i = 0; i < a->n; i++) {
 		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") || !header_value_ok(a->kv[i].v)) {
 			api_error(c, LK_E_A_BAD_PARAM, "cookie names must be tokens and values free of ; , space and quotes");
 			return;
 		}
+		bytes += strlen(a->kv[i].k) + strlen(a->kv[i].v) + 1;
+	}
+	if (bytes > API_MAX_COOKIE_BYTES) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "the cookies add up to %zu bytes; at most %d", bytes, API_MAX_COOKIE_BYTES);
+		return;
 	}
 	resp_start(c, HTTP_FOUND);
 	api_headers(c);
@@ -867,12 +910,12 @@ static void cookies_change(struct http_conn *c, const struct args *a, int set)
 
 static void ep_cookies_set(struct http_conn *c, const struct api_req *q)
 {
-	cookies_change(c, q->a, 1);
+	cookies_change(c, q, 1);
 }
 
 static void ep_cookies_delete(struct http_conn *c, const struct api_req *q)
 {
-	cookies_change(c, q->a, 0);
+	cookies_change(c, q, 0);
 }
 
 static void ep_anything(struct http_conn *c, const struct api_req *q)

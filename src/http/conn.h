@@ -80,6 +80,8 @@ struct http_conn {
 	char logmethod[16];  /* for the access log */
 	char logtarget[256];
 	const char *user;    /* the authenticated user, for the log */
+	const char *cors_origin; /* the request's Origin (in cors_echo) when it is a --cors-origin */
+	char cors_echo[256];
 
 	/* request body */
 	enum body_sink sink;
