@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define LOOP_MAX_EVENTS 256
+#define LOOP_TIMER_BATCH 256 /* timers run per turn at most */
 
 struct loop_deferred {
 	loop_fn fn;
@@ -328,8 +329,10 @@ static void run_deferred(struct loop *l)
 static void run_timers(struct loop *l)
 {
 	/* At most the timers armed now: one re-armed with 0 ms from its own callback
-	 * waits for the next turn instead of starving every descriptor. */
-	size_t budget = l->nheap;
+	 * waits for the next turn instead of starving every descriptor. And at most
+	 * LOOP_TIMER_BATCH: when thousands fall due together (5,000 sniff windows), the
+	 * descriptors get their turn in between. */
+	size_t budget = l->nheap < LOOP_TIMER_BATCH ? l->nheap : LOOP_TIMER_BATCH;
 	while (budget-- && l->nheap && l->heap[0]->when <= l->now) {
 		struct loop_timer *t = l->heap[0];
 		loop_timer_stop(l, t);

@@ -512,34 +512,51 @@ static size_t bytes_fill(struct http_conn *c, void *state, struct buf *out, size
 		return n;
 	}
 	/* As many chunks as fit: one send carries many small chunks, so chunk_size=1
-	 * costs bytes on the wire, not a system call per byte. */
+	 * costs bytes on the wire, not a system call per byte. Framing by hand: this
+	 * loop runs once per byte at chunk_size=1. */
+	static const char hex[] = "0123456789abcdef";
+	char *p = buf_space(out, room, &avail);
+	size_t o = 0;
+	if (!p)
+		return 0;
+	if (avail > room)
+		avail = room;
 	while (!g->ended) {
-		size_t used = buf_used(out) - before;
 		if (!g->left) {
-			if (used + 5 > room)
+			if (o + 5 > avail)
 				break;
-			buf_puts(out, "0\r\n\r\n");
+			memcpy(p + o, "0\r\n\r\n", 5);
+			o += 5;
 			g->ended = 1;
 			break;
 		}
 		size_t n = g->chunk < g->left ? g->chunk : (size_t)g->left;
-		char line[24];
-		int ll = snprintf(line, sizeof(line), "%zx\r\n", n);
-		if (used + (size_t)ll + n + 2 > room) {
-			if (used)
-				break;
-			n = room > (size_t)ll + 2 + 1 ? room - (size_t)ll - 2 : 1; /* a smaller chunk */
-			ll = snprintf(line, sizeof(line), "%zx\r\n", n);
+		char line[20];
+		size_t ll = 0;
+		for (int shift = 60; shift >= 0; shift -= 4)
+			if ((n >> shift) || ll || !shift)
+				line[ll++] = hex[(n >> shift) & 15];
+		if (o + ll + 2 + n + 2 > avail) {
+			if (o || avail < 24)
+				break; /* the next turn has more room */
+			/* Not even one chunk fits: a smaller one (its size line at most 16 digits). */
+			n = avail - 16 - 4;
+			ll = 0;
+			for (int shift = 60; shift >= 0; shift -= 4)
+				if ((n >> shift) || ll || !shift)
+					line[ll++] = hex[(n >> shift) & 15];
 		}
-		char *p = buf_space(out, (size_t)ll + n + 2, &avail);
-		if (!p)
-			break;
-		memcpy(p, line, (size_t)ll);
-		random_fill(&g->seed, p + ll, n);
-		memcpy(p + ll + n, "\r\n", 2);
-		out->len += (size_t)ll + n + 2;
+		memcpy(p + o, line, ll);
+		o += ll;
+		p[o++] = '\r';
+		p[o++] = '\n';
+		random_fill(&g->seed, p + o, n);
+		o += n;
+		p[o++] = '\r';
+		p[o++] = '\n';
 		g->left -= n;
 	}
+	out->len += o;
 	return buf_used(out) - before;
 }
 

@@ -261,18 +261,22 @@ static int conn_holding(const struct http_conn *c)
 static int conn_flush(struct http_conn *c)
 {
 	size_t budget = HTTP_TURN_BYTES;
+	int filled = 0;
 	if (conn_holding(c))
 		return 0;
 	for (;;) {
 		/* A generator fills the buffer before it is sent, so the last piece knows it
-		 * is the last and goes out without MSG_MORE (which would hold it back). */
-		while (c->rb == RB_GEN && !c->gen_interval && buf_used(&c->out) < HTTP_OUT_FLUSH) {
-			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out, HTTP_OUT_FLUSH - buf_used(&c->out));
+		 * is the last and goes out without MSG_MORE (which would hold it back). One
+		 * fill per turn: making bytes costs CPU (chunk_size=1 frames every byte), so
+		 * the budget is a fill, not only the bytes. */
+		if (c->rb == RB_GEN && !c->gen_interval && buf_used(&c->out) < HTTP_GEN_FILL) {
+			if (filled)
+				return 0;
+			filled = 1;
+			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out, HTTP_GEN_FILL - buf_used(&c->out));
 			c->body_bytes += added;
-			if (!added) {
+			if (!added)
 				conn_request_done(c);
-				break;
-			}
 		}
 		size_t n = buf_used(&c->out);
 		if (n) {
@@ -317,7 +321,7 @@ static int conn_flush(struct http_conn *c)
 			continue;
 		}
 		if (c->rb == RB_GEN)
-			return c->gen_interval ? 0 : (budget ? 1 : 0);
+			return 0; /* a drip waits for its tick; a fill waits for the next turn */
 		return 1;
 	}
 }

@@ -24,6 +24,7 @@
 #define HTTP_IN_MAX      (HTTP_MAX_HEAD + 1024)
 #define HTTP_LINGER_MS   2000
 #define HTTP_TURN_BYTES  (1024 * 1024) /* written per connection per loop turn, then others go */
+#define HTTP_GEN_FILL    (16 * 1024)   /* generated per connection per turn (making bytes costs CPU) */
 #define HTTP_TURN_ROUNDS 16            /* pipelined requests handled per turn */
 #define HTTP_LOGIN_DELAY_MS 500        /* a wrong password waits this long for its 401 */
 
