@@ -613,8 +613,9 @@ static void ep_status(struct http_conn *c, const struct api_req *q)
 		while (i < n && s[i] != ',')
 			i++;
 		uint64_t v;
-		if (nc == 64 || parse_u64(s + st, i - st, 999, &v) < 0 || v < 100 || v > 599) {
-			api_error(c, LK_E_A_BAD_PARAM, "status codes are 100-599, optionally as a comma list: /_/status/200,500");
+		if (nc == 64 || parse_u64(s + st, i - st, HTTP_STATUS_MAX, &v) < 0 || v < HTTP_STATUS_MIN) {
+			api_errorf(c, LK_E_A_BAD_PARAM, "status codes are %d-%d, optionally as a comma list: /_/status/%d,%d",
+			           HTTP_STATUS_MIN, HTTP_STATUS_MAX, HTTP_OK, HTTP_INTERNAL_SERVER_ERROR);
 			return;
 		}
 		codes[nc++] = (int)v;
@@ -692,10 +693,12 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 		api_errorf(c, LK_E_A_BAD_PARAM, "numbytes must be 0-%u", API_MAX_DRIP);
 		return;
 	}
-	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), 599, &code) < 0 || code < HTTP_OK ||
+	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), HTTP_STATUS_MAX, &code) < 0 || code < HTTP_OK ||
 	                                  code == HTTP_NO_CONTENT || code == HTTP_NOT_MODIFIED)) {
-		/* 204 and 304 have no body: dripping one would corrupt the connection. */
-		api_error(c, LK_E_A_BAD_PARAM, "code must be 200-599, and not 204 or 304 (they have no body)");
+		/* No Content and Not Modified have no body: dripping one would corrupt the
+		 * connection. */
+		api_errorf(c, LK_E_A_BAD_PARAM, "code must be %d-%d, and not %d or %d (they have no body)", HTTP_OK,
+		           HTTP_STATUS_MAX, HTTP_NO_CONTENT, HTTP_NOT_MODIFIED);
 		return;
 	}
 	resp_start(c, (int)code);
@@ -1049,8 +1052,8 @@ static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
 		api_error(c, LK_E_A_BAD_PARAM, "url must be a path on this server or an http(s) URL on a loopback host");
 		return;
 	}
-	if (sc && (parse_u64(sc, strlen(sc), 399, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
-		api_error(c, LK_E_A_BAD_PARAM, "status_code must be 300-399");
+	if (sc && (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES, HTTP_BAD_REQUEST - 1);
 		return;
 	}
 	redirect(c, (int)code, url);

@@ -136,7 +136,7 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 		c->sink = SINK_NONE;
 		c->route->upload_finish(c, &c->up, rc);
 		c->closing = 1;
-		c->linger = 1; /* the client is still sending: let the 507 reach it */
+		c->linger = 1; /* the client is still sending: let the answer reach it */
 		return -1;
 	}
 	return 0;

@@ -462,7 +462,7 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		return;
 	}
 	if (f.expect_continue && c->minor == 1)
-		buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+		buf_printf(&c->out, "HTTP/1.1 %d %s\r\n\r\n", HTTP_CONTINUE, lk_http_reason(HTTP_CONTINUE));
 	c->state = CS_BODY;
 	conn_deadline(c, c->x->cfg->body_timeout_ms);
 }
