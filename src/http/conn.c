@@ -265,10 +265,8 @@ static int conn_flush(struct http_conn *c)
 	if (conn_holding(c))
 		return 0;
 	for (;;) {
-		/* A generator fills the buffer before it is sent, so the last piece knows it
-		 * is the last and goes out without MSG_MORE (which would hold it back). One
-		 * fill per turn: making bytes costs CPU (chunk_size=1 frames every byte), so
-		 * the budget is a fill, not only the bytes. */
+		/* One generator fill per turn: making bytes costs CPU (chunk_size=1 frames
+		 * every byte), so the budget is a fill, not only the bytes. */
 		if (c->rb == RB_GEN && !c->gen_interval && buf_used(&c->out) < HTTP_GEN_FILL) {
 			if (filled)
 				return 0;
@@ -284,7 +282,10 @@ static int conn_flush(struct http_conn *c)
 				return 0;
 			if (n > budget)
 				n = budget;
-			int more = (c->rb == RB_FILE || (c->rb == RB_GEN && !c->gen_interval)) ? MSG_MORE : 0;
+			/* MSG_MORE only before a file's sendfile, whose last piece pushes: a
+			 * generator cannot tell that its last fill was the last, and the kernel
+			 * would hold a corked tail for 200 ms. */
+			int more = c->rb == RB_FILE ? MSG_MORE : 0;
 			ssize_t w = send(c->io.fd, buf_start(&c->out), n, MSG_NOSIGNAL | MSG_DONTWAIT | more);
 			if (w < 0) {
 				if (errno == EAGAIN || errno == EINTR)
