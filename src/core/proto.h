@@ -11,6 +11,7 @@
 
 struct loop;
 struct fsroot;
+struct dirsnap_cache;
 
 /* The facts every protocol on the port shares, written once: a limit or a credential
  * given on the command line holds for HTTP and FTP alike. Owned by the server, read
@@ -24,6 +25,8 @@ struct proto_site {
 	atomic_uint *nconns;       /* the count against max_conns */
 	enum accesslog_mode log;   /* access log format */
 	struct log_sink *log_sink; /* where every thread's access log goes */
+	struct dirsnap_cache *dirs; /* directory snapshots shared by every listing (core/dirsnap.h);
+	                               NULL: each listing reads its own, with no overall limit */
 };
 
 /* What the sniffer learned about a client before handing it over. */
