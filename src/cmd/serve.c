@@ -215,8 +215,8 @@ static int serve_main(int argc, char **argv, const char **allow)
 			if (!colon || colon == val || !colon[1] || colon - val > 60)
 				return bad(f->name, val, "NAME:PASS, both non-empty");
 			snprintf(ftp_user, sizeof(ftp_user), "%.*s", (int)(colon - val), val);
-			cfg.ftp.user = ftp_user;
-			cfg.ftp.pass = colon + 1;
+			cfg.user = ftp_user;
+			cfg.pass = colon + 1;
 		} else if (!strcmp(n, "pasv-ports")) {
 			unsigned lo, hi;
 			char extra;
@@ -303,7 +303,7 @@ static int serve_main(int argc, char **argv, const char **allow)
 	fflush(stdout);
 	fprintf(stderr, "loopkit: serving %s on %s%s://%s (%s%s, %d thread%s)\n", abs,
 	        cfg.proto_http ? "http" : "ftp", cfg.proto_http && cfg.proto_ftp ? "+ftp" : "", hostport,
-	        cfg.write ? "writable" : "read-only", cfg.ftp.user ? ", FTP login required" : "", cfg.threads,
+	        cfg.write ? "writable" : "read-only", cfg.user ? ", FTP login required" : "", cfg.threads,
 	        cfg.threads == 1 ? "" : "s");
 	int rc = http_server_run(s);
 	http_server_free(s);

@@ -39,6 +39,8 @@ struct http_server {
 	struct http_worker **workers;
 	atomic_uint nconns; /* open connections, all threads */
 	struct log_sink log; /* access logs (never blocks a loop) */
+	struct proto_site site; /* what FTP shares with HTTP */
+	struct dirsnap_cache *dirs;
 	atomic_int stopping;
 	uint16_t port;
 	char host[64]; /* bound address as text, for the Host check */
@@ -78,7 +80,7 @@ struct http_worker {
 	char date[32]; /* cached IMF-fixdate of date_sec */
 	struct http_cache_entry cache[HTTP_CACHE_SLOTS];
 	struct loop_io ino_io; /* inotify: invalidates cache entries when files change */
-	struct ftp_ctx ftp;    /* FTP sessions handed over by the sniffer */
+	void *ftp;             /* FTP sessions handed over by the sniffer (ftp_proto_ops) */
 	struct diag_browsers browsers; /* who counts as a browser, listed at most once a second */
 	uint64_t prng;         /* for /_/status lists, uuid fallback */
 	time_t clf_sec;

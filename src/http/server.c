@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dirsnap.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -27,6 +28,20 @@
 
 static void conn_run(struct http_conn *c);
 static void conn_close(struct http_conn *c);
+
+/* FTP sessions open on this thread. */
+static unsigned ftp_sessions(const struct http_worker *w)
+{
+	return w->ftp ? ftp_proto_ops.count(w->ftp) : 0;
+}
+
+/* Hands fd (counted in nconns) to the FTP engine. */
+static void ftp_take(struct http_worker *w, int fd, const struct sockaddr_storage *addr)
+{
+	struct proto_peer peer = {.addr = *addr, .pid = -1};
+	net_addr_str((const struct sockaddr *)addr, peer.addr_str, sizeof(peer.addr_str));
+	ftp_proto_ops.start(w->ftp, fd, &peer);
+}
 
 void http_config_default(struct http_config *cfg)
 {
@@ -44,8 +59,7 @@ void http_config_default(struct http_config *cfg)
 	cfg->grace_ms = 5000;
 	cfg->proto_http = cfg->proto_ftp = 1;
 	cfg->sniff_ms = 50;
-	cfg->ftp.idle_timeout_ms = 300000;
-	cfg->ftp.data_timeout_ms = 30000;
+	ftp_config_default(&cfg->ftp);
 }
 
 const char *http_reason(int status)
@@ -437,15 +451,32 @@ static void conn_close(struct http_conn *c)
 	loop_io_close(w->loop, &c->io);
 	conn_detach(c);
 	atomic_fetch_sub(&w->srv->nconns, 1);
-	if (w->stopping && !w->nconns && !w->ftp.nsessions)
+	if (w->stopping && !w->nconns && !ftp_sessions(w))
 		loop_stop(w->loop);
 }
 
 static void ftp_idle_cb(void *arg)
 {
 	struct http_worker *w = arg;
-	if (w->stopping && !w->nconns && !w->ftp.nsessions)
+	if (w->stopping && !w->nconns && !ftp_sessions(w))
 		loop_stop(w->loop);
+}
+
+/* What the FTP engine learned about a peer. An HTTP request after our greeting means
+ * the client stayed silent past the sniff window (or FTP has the port alone). */
+static void ftp_note_cb(void *arg, const struct proto_peer *peer, enum proto_note note)
+{
+	struct http_worker *w = arg;
+	if (note != PROTO_NOTE_HTTP)
+		return;
+	if (w->srv->cfg.proto_http)
+		log_msg("%s sent an HTTP request after the FTP greeting: it stayed silent longer than the "
+		        "sniff window; raise --sniff-ms or use --proto http",
+		        peer->addr_str);
+	else
+		log_msg("%s sent an HTTP request, but this server speaks only FTP (--proto ftp); use "
+		        "--proto http,ftp to serve both",
+		        peer->addr_str);
 }
 
 /* ---- request heads ---- */
@@ -1075,7 +1106,7 @@ static void sniff_to_ftp(struct http_conn *c)
 	int fd = c->io.fd;
 	loop_io_stop(w->loop, &c->io);
 	conn_detach(c); /* c stays readable until the end of the batch */
-	ftp_session_start(&w->ftp, fd, &c->peer);
+	ftp_take(w, fd, &c->peer);
 }
 
 /* The sniff window passed in silence: FTP, unless the peer is a browser. Browsers
@@ -1315,7 +1346,7 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			continue;
 		}
 		if (!s->cfg.proto_http) {
-			ftp_session_start(&w->ftp, fd, &peer);
+			ftp_take(w, fd, &peer);
 			continue;
 		}
 		struct http_conn *c = calloc(1, sizeof(*c));
@@ -1361,7 +1392,7 @@ static void grace_cb(struct loop *l, struct loop_timer *t)
 	struct http_worker *w = t->data;
 	while (w->conns)
 		conn_close(w->conns);
-	ftp_ctx_close_all(&w->ftp);
+	ftp_proto_ops.close_all(w->ftp);
 	loop_stop(l);
 }
 
@@ -1389,8 +1420,8 @@ static void worker_stop(struct loop *l, void *data)
 		else
 			c->closing = 1;
 	}
-	ftp_ctx_stop(&w->ftp);
-	if (!w->nconns && !w->ftp.nsessions)
+	ftp_proto_ops.stop(w->ftp);
+	if (!w->nconns && !ftp_sessions(w))
 		loop_stop(l);
 	else
 		loop_timer_start(l, &w->grace_timer, w->srv->cfg.grace_ms);
@@ -1422,8 +1453,8 @@ static void worker_free(struct http_worker *w)
 		return;
 	while (w->conns)
 		conn_close(w->conns);
-	if (w->loop)
-		ftp_ctx_close_all(&w->ftp);
+	if (w->ftp)
+		ftp_proto_ops.ctx_free(w->ftp);
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
 	files_cache_clear(w);
@@ -1442,12 +1473,29 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 	}
 	s->cfg = *cfg;
 	log_sink_open(&s->log);
-	s->cfg.ftp.write = cfg->write;
-	s->cfg.ftp.log = cfg->log == HTTP_LOG_COMMON ? 0 : cfg->log == HTTP_LOG_JSON ? 1 : 2;
 	s->root.fd = -1;
 	if (fsroot_init(&s->root, cfg->root, err, errlen) < 0)
 		goto fail;
 	s->root.dotfiles = cfg->dotfiles;
+	s->dirs = dirsnap_cache_new(DIRSNAP_MEM_MAX, DIRSNAP_MAX_ENTRIES);
+	if (!s->dirs) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->site = (struct proto_site){
+	        .root = &s->root,
+	        .write = cfg->write,
+	        .user = cfg->user,
+	        .pass = cfg->pass,
+	        .max_body = cfg->max_body,
+	        .max_conns = cfg->max_conns,
+	        .nconns = &s->nconns,
+	        .log = cfg->log == HTTP_LOG_COMMON ? ACCESSLOG_COMMON
+	               : cfg->log == HTTP_LOG_JSON ? ACCESSLOG_JSON
+	                                           : ACCESSLOG_NONE,
+	        .log_sink = &s->log,
+	        .dirs = s->dirs,
+	};
 	s->nworkers = cfg->threads > 0 ? cfg->threads : 1;
 	s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -1475,13 +1523,10 @@ struct http_server *http_server_new(const struct http_config *cfg, char *err, si
 		if (!w->loop)
 			goto fail;
 		files_cache_init(w);
-		w->ftp.loop = w->loop;
-		w->ftp.root = &s->root;
-		w->ftp.cfg = &s->cfg.ftp;
-		w->ftp.nconns = &s->nconns;
-		w->ftp.on_idle = ftp_idle_cb;
-		w->ftp.log = &s->log;
-		w->ftp.arg = w;
+		struct proto_hooks hooks = {.idle = ftp_idle_cb, .note = ftp_note_cb, .arg = w};
+		w->ftp = ftp_proto_ops.ctx_new(w->loop, &s->site, &s->cfg.ftp, &hooks, err, errlen);
+		if (!w->ftp)
+			goto fail;
 		w->listen_fd = net_listen((struct sockaddr *)&addr, cfg->addrlen, 4096, s->nworkers > 1, err,
 		                          errlen);
 		if (w->listen_fd < 0) {
@@ -1548,6 +1593,7 @@ void http_server_free(struct http_server *s)
 		worker_free(s->workers[i]);
 	free(s->workers);
 	fsroot_close(&s->root);
+	dirsnap_cache_free(s->dirs);
 	if (s->log.dropped)
 		log_msg("the access log fell behind: %lu bytes of it were dropped", s->log.dropped);
 	log_sink_close(&s->log);

@@ -23,7 +23,8 @@ struct http_config {
 	size_t nallow_hosts;
 	enum http_log_mode log;
 	unsigned max_conns;        /* across all threads */
-	uint64_t max_body;         /* PUT body limit in bytes */
+	uint64_t max_body;         /* PUT and STOR/APPE body limit in bytes */
+	const char *user, *pass;   /* login required (FTP); NULL: anonymous */
 	unsigned head_timeout_ms;  /* a request head must arrive within this */
 	unsigned idle_timeout_ms;  /* keep-alive connections idle longer are closed */
 	unsigned body_timeout_ms;  /* longest pause while reading a body or writing */
