@@ -360,7 +360,7 @@ static void cmd_size(struct ftp_session *s, const char *arg, const struct ftp_cm
 
 static void cmd_mlst(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
-	char rel[PATH_MAX], q[PATH_MAX * 2 + 4], line[PATH_MAX * 2 + 200];
+	char rel[PATH_MAX], q[PATH_MAX * 2 + 4], line[PATH_MAX * 2 + FTP_LIST_LINE_MAX];
 	struct stat st;
 	if (stat_path(s, arg, rel, sizeof(rel), &st) < 0)
 		return;
@@ -378,7 +378,7 @@ static void cmd_stat(struct ftp_session *s, const char *arg, const struct ftp_cm
 	char rel[PATH_MAX], line[FTP_LIST_LINE_MAX + 80];
 	struct ftp_xfer *t = s->xfer;
 	if (t) {
-		snprintf(line, sizeof(line), "%s %.*s: %llu", t->verb, 200, t->target,
+		snprintf(line, sizeof(line), "%s %.*s: %llu", t->verb, (int)(sizeof(line) / 2), t->target,
 		         (unsigned long long)t->bytes);
 		ftp_reply(s, LK_R_XFER_STATUS, line);
 		return;

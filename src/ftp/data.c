@@ -542,10 +542,9 @@ static int port_connect(struct ftp_session *s)
 			((struct sockaddr_in *)&src)->sin_port = 0;
 		else
 			((struct sockaddr_in6 *)&src)->sin6_port = 0;
-		if (bind(fd, (struct sockaddr *)&src, len) < 0) {
-			close(fd);
-			return -1;
-		}
+		if (bind(fd, (struct sockaddr *)&src, len) < 0)
+			log_msg("ftp: cannot bind the active data connection to %s: %s; the kernel picks",
+			        s->peer.addr_str, strerror(errno));
 	}
 	if (connect(fd, (struct sockaddr *)&s->port_addr, len) < 0 && errno != EINPROGRESS) {
 		close(fd);

@@ -14,8 +14,8 @@
 #include "core/sockdiag.h"
 
 #define FTP_REPLY_MAX (PATH_MAX + 256) /* one reply line; longer ones are cut */
-/* Closing this many sessions without a new one frees memory in bulk: trim the heap
- * then (see session_free_cb). */
+/* Once this many sessions have closed since the last trim and at most a quarter of the
+ * most there were are left, memory was freed in bulk: the heap is trimmed (trim_cb). */
 #define FTP_TRIM_AFTER 64
 
 void ftp_config_default(struct ftp_config *cfg)
@@ -190,11 +190,10 @@ static void session_close(struct ftp_session *s)
 	atomic_fetch_sub(x->site->nconns, 1);
 	if (loop_defer(x->loop, session_free_cb, s) < 0)
 		log_msg("out of memory: leaking one FTP session record");
-	if (!x->nsessions && x->closed_since_trim >= FTP_TRIM_AFTER) {
+	if (++x->closed_since_trim >= FTP_TRIM_AFTER && x->nsessions <= x->peak_sessions / 4) {
 		x->closed_since_trim = 0;
+		x->peak_sessions = x->nsessions;
 		loop_defer(x->loop, trim_cb, NULL);
-	} else {
-		x->closed_since_trim++;
 	}
 	if (x->stopping && !x->nsessions && x->hooks.idle)
 		x->hooks.idle(x->hooks.arg);
@@ -407,7 +406,8 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer)
 	if (x->sessions)
 		x->sessions->prev = s;
 	x->sessions = s;
-	x->nsessions++;
+	if (++x->nsessions > x->peak_sessions)
+		x->peak_sessions = x->nsessions;
 	ftp_reply(s, LK_R_READY, x->site->write ? LOOPKIT_VERSION ", writable" : LOOPKIT_VERSION ", read-only");
 	ftp_arm_idle(s);
 	ftp_control_run(s);

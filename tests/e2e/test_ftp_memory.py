@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import FtpCtl, hard_timeout_fixture, proc_fds, proc_status_kb, wait_for
+from conftest import FtpCtl, hard_timeout_fixture, measures, proc_fds, proc_status_kb, wait_for
 
 _hard_timeout = hard_timeout_fixture(180)
 
@@ -75,6 +75,7 @@ def _full_listing(srv):
     return data
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_300_non_reading_listings_stay_bounded_and_memory_returns(bigdir, ftp_start, many_fds,
                                                                    capsys):
