@@ -27,7 +27,7 @@ static const struct cmd_flag serve_flags[] = {
         {"--log", "FORMAT", "access log on stderr: common (default) or json"},
         {"--quiet", NULL, "no access log"},
         {"--max-conns", "N", "most open connections; more get 503 and are closed (default 16384)"},
-        {"--max-body", "SIZE", "largest PUT body, with K, M or G suffix (default 1G)"},
+        {"--max-body", "SIZE", "largest upload (PUT, FTP STOR/APPE), with K, M or G suffix (default 1G)"},
         {"--head-timeout", "SECS", "a request head must arrive within this (default 10) or 408"},
         {"--idle-timeout", "SECS", "close keep-alive connections idle this long (default 15)"},
         {"--body-timeout", "SECS", "longest stall reading a body or writing a response (default 30)"},
