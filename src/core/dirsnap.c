@@ -31,7 +31,7 @@ struct snap {
 
 struct dirsnap_cache {
 	pthread_mutex_t lock;
-	size_t max;  /* the limit on used */
+	size_t max; /* the limit on used */
 	size_t max_entries;
 	size_t used; /* bytes of every live snapshot, shared or not */
 	struct snap *buckets[DIRSNAP_BUCKETS];
@@ -116,8 +116,8 @@ static int ent_cmp(const void *pa, const void *pb)
 
 /* Grows an array of *cap elements of size bytes to hold need, with the cache's
  * consent for the new total (other is what the snapshot's other array holds). */
-static int snap_grow(struct dirsnap_cache *c, struct snap *s, void **v, size_t *cap, size_t need,
-                     size_t size, size_t other)
+static int snap_grow(struct dirsnap_cache *c, struct snap *s, void **v, size_t *cap, size_t need, size_t size,
+                     size_t other)
 {
 	if (need <= *cap)
 		return 0;
@@ -161,7 +161,8 @@ static int snap_read(struct dirsnap_cache *c, const struct fsroot *r, const char
 		size_t len = strlen(de->d_name) + 1;
 		rc = snap_grow(c, s, (void **)&s->ents, &cap, n + 1, sizeof(*s->ents), ncap);
 		if (!rc)
-			rc = snap_grow(c, s, (void **)&s->names, &ncap, nlen + len, 1, cap * sizeof(*s->ents));
+			rc = snap_grow(c, s, (void **)&s->names, &ncap, nlen + len, 1,
+			               cap * sizeof(*s->ents));
 		if (rc)
 			break;
 		memcpy(s->names + nlen, de->d_name, len);

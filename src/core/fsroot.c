@@ -574,7 +574,8 @@ int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const c
 		return -1;
 	if (S_ISLNK(st->st_mode)) {
 		/* Through the confined open: a link out of the root is not listed. */
-		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >= sizeof(path))
+		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >=
+		    sizeof(path))
 			return -1;
 		int t = fsroot_open(r, path, O_PATH);
 		if (t < 0)

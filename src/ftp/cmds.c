@@ -406,7 +406,8 @@ static void cmd_stat(struct ftp_session *s, const char *arg, const struct ftp_cm
 		if (stat_path(s, ftp_list_skip_options(arg), rel, sizeof(rel), &st) < 0)
 			return;
 		struct dirsnap_ent e = ent_of(rel, &st);
-		size_t n = ftp_list_line(line, sizeof(line), FTP_L_LIST, &e, time(NULL), s->x->site->write, 0);
+		size_t n =
+		        ftp_list_line(line, sizeof(line), FTP_L_LIST, &e, time(NULL), s->x->site->write, 0);
 		ftp_reply_begin(s, LK_R_LIST_STATUS_BEGIN, q);
 		if (n)
 			ftp_reply_more(s, line, n);
@@ -523,7 +524,8 @@ static int copy_prefix(const struct fsroot *root, const char *rel, struct fsroot
 	}
 	off_t in = 0, out = 0;
 	while (n) {
-		ssize_t k = copy_file_range(fd, &in, up->fd, &out, n > (1u << 30) ? (1u << 30) : (size_t)n, 0);
+		ssize_t k =
+		        copy_file_range(fd, &in, up->fd, &out, n > (1u << 30) ? (1u << 30) : (size_t)n, 0);
 		if (k <= 0) {
 			int e = k < 0 ? errno : EIO;
 			close(fd);

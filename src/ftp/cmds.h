@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#define FTP_C_LOGIN  1u  /* only once logged in (530 before): the login allow-list is
-                            the rows without it */
+/* Only once logged in (530 before): the login allow-list is the rows without it. */
+#define FTP_C_LOGIN  1u
 #define FTP_C_WRITE  2u  /* only with --write (550 otherwise) */
 #define FTP_C_DATA   4u  /* needs PASV, EPSV, PORT or EPRT first (425 otherwise) */
 #define FTP_C_XFER   8u  /* runs while a transfer is in progress; others wait for its end */

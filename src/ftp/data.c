@@ -32,7 +32,7 @@
 /* Past --max-body an upload is dropped, but up to this much more is read (and thrown
  * away) so that the client finishes sending and reads the 552; beyond it the data
  * connection is cut. */
-#define FTP_DISCARD_MAX (64u << 20)
+#define FTP_DISCARD_MAX   (64u << 20)
 #define FTP_MIN_DATA_PORT 1024 /* PORT/EPRT below this are refused, as vsftpd does */
 
 static void data_cb(struct loop *l, struct loop_io *io, unsigned events);
@@ -311,7 +311,8 @@ static void list_fill(struct ftp_session *s, struct ftp_xfer *t)
 		char *p = buf_space(&t->out, FTP_LIST_LINE_MAX, &avail);
 		if (!p)
 			return;
-		t->out.len += ftp_list_line(p, avail, t->lkind, &d->ents[t->next++], t->now, s->x->site->write, 1);
+		t->out.len +=
+		        ftp_list_line(p, avail, t->lkind, &d->ents[t->next++], t->now, s->x->site->write, 1);
 	}
 	dirsnap_put(s->x->site->dirs, d);
 	t->snap = NULL;
@@ -467,8 +468,9 @@ static void pasv_accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			return;
 		/* On loopback every user's address is 127.0.0.1: the owner of the
 		 * connecting socket tells the session's client from another user. */
-		if (s->peer_uid >= 0 && (getsockname(fd, (struct sockaddr *)&dlocal, &dl) < 0 ||
-		                         sockdiag_peer(&dlocal, &peer, &sd) < 0 || (int)sd.uid != s->peer_uid)) {
+		if (s->peer_uid >= 0 &&
+		    (getsockname(fd, (struct sockaddr *)&dlocal, &dl) < 0 ||
+		     sockdiag_peer(&dlocal, &peer, &sd) < 0 || (int)sd.uid != s->peer_uid)) {
 			log_msg("ftp: refused a data connection from another user's socket: the session "
 			        "belongs to uid %d",
 			        s->peer_uid);

@@ -128,8 +128,8 @@ static void stat_fill(struct ftp_session *s)
 	const struct dirsnap *d = s->stat_snap;
 	char line[FTP_LIST_LINE_MAX];
 	while (s->stat_next < d->n && buf_used(&s->out) < FTP_OUT_HIGH && !s->closing) {
-		size_t n = ftp_list_line(line, sizeof(line), FTP_L_LIST, &d->ents[s->stat_next++], s->stat_now,
-		                         s->x->site->write, 0);
+		size_t n = ftp_list_line(line, sizeof(line), FTP_L_LIST, &d->ents[s->stat_next++],
+		                         s->stat_now, s->x->site->write, 0);
 		if (n)
 			ftp_reply_more(s, line, n);
 	}
@@ -162,8 +162,8 @@ static void session_close(struct ftp_session *s)
 		return;
 	s->shut = 1;
 	if (s->xfer && s->xfer->upload)
-		log_msg("ftp: %s %s from %s cut off after %llu bytes; the old file is untouched", s->xfer->verb,
-		        s->xfer->target, s->peer.addr_str, (unsigned long long)s->xfer->bytes);
+		log_msg("ftp: %s %s from %s cut off after %llu bytes; the old file is untouched",
+		        s->xfer->verb, s->xfer->target, s->peer.addr_str, (unsigned long long)s->xfer->bytes);
 	ftp_data_close(s);
 	if (s->xfer) {
 		ftp_xfer_free(x, s->xfer);
@@ -203,7 +203,8 @@ static void session_close(struct ftp_session *s)
 static int control_flush(struct ftp_session *s)
 {
 	while (buf_used(&s->out)) {
-		ssize_t n = send(s->io.fd, buf_start(&s->out), buf_used(&s->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+		        send(s->io.fd, buf_start(&s->out), buf_used(&s->out), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -382,7 +383,8 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer)
 	s->x = x;
 	s->peer = *peer;
 	if (!s->peer.addr_str[0])
-		net_addr_str((const struct sockaddr *)&peer->addr, s->peer.addr_str, sizeof(s->peer.addr_str));
+		net_addr_str((const struct sockaddr *)&peer->addr, s->peer.addr_str,
+		             sizeof(s->peer.addr_str));
 	/* On loopback every user's address is 127.0.0.1: the owner of the client's
 	 * socket tells its data connections from another user's (data.c). */
 	struct sockdiag_sock sd;
@@ -408,7 +410,8 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer)
 	x->sessions = s;
 	if (++x->nsessions > x->peak_sessions)
 		x->peak_sessions = x->nsessions;
-	ftp_reply(s, LK_R_READY, x->site->write ? LOOPKIT_VERSION ", writable" : LOOPKIT_VERSION ", read-only");
+	ftp_reply(s, LK_R_READY,
+	          x->site->write ? LOOPKIT_VERSION ", writable" : LOOPKIT_VERSION ", read-only");
 	ftp_arm_idle(s);
 	ftp_control_run(s);
 	return 0;

@@ -44,10 +44,10 @@ struct ftp_ctx {
  * so an idle session holds none of this. */
 struct ftp_xfer {
 	enum ftp_xfer_kind kind;
-	const char *verb;   /* "RETR", ...: the log's method */
+	const char *verb;          /* "RETR", ...: the log's method */
 	char target[PATH_MAX + 1]; /* "/path": the log's target */
-	uint64_t t_start;   /* loop_clock_us() at the command */
-	uint64_t bytes;     /* moved so far */
+	uint64_t t_start;          /* loop_clock_us() at the command */
+	uint64_t bytes;            /* moved so far */
 	/* RETR */
 	int file_fd;
 	off_t file_off;
@@ -55,13 +55,13 @@ struct ftp_xfer {
 	/* STOR, APPE */
 	int upload; /* up is live */
 	struct fsroot_upload up;
-	int over;   /* past --max-body: the rest is read and dropped, then 552 */
+	int over; /* past --max-body: the rest is read and dropped, then 552 */
 	/* LIST, NLST, MLSD */
 	const struct dirsnap *snap; /* NULL for the listing of one file (already in out) */
 	size_t next;                /* the next entry of snap to format */
 	enum ftp_list_kind lkind;
-	time_t now;                 /* "now" for ls-style dates, fixed per listing */
-	struct buf out;             /* formatted, not yet sent */
+	time_t now;     /* "now" for ls-style dates, fixed per listing */
+	struct buf out; /* formatted, not yet sent */
 	/* the end: all bytes out, waiting for the data connection to drain */
 	int draining;
 	int fin_seen;         /* the client closed its side */

@@ -186,18 +186,20 @@ static void test_list_lines(void **state)
 	         "drwxr-xr-x 1 ftp ftp         4096 Dec  3 03:04 sub\r\n"},
 	        {FTP_L_LIST, "future", 0, 0, 1, 0777, 0, NOW + 86400 * 2,
 	         "-rwxrwxrwx 1 ftp ftp            0 Jan  4  2025 future\r\n"},
-	        {FTP_L_LIST, "no crlf", 0, 0, 0, 0644, 1, NOW, "-rw-r--r-- 1 ftp ftp            1 Jan  2 03:04 no crlf"},
+	        {FTP_L_LIST, "no crlf", 0, 0, 0, 0644, 1, NOW,
+	         "-rw-r--r-- 1 ftp ftp            1 Jan  2 03:04 no crlf"},
 	        {FTP_L_NLST, "a b.txt", 0, 0, 1, 0644, 1, NOW, "a b.txt\r\n"},
 	        {FTP_L_NLST, "dir", 1, 1, 0, 0755, 1, NOW, "dir"},
 	        {FTP_L_MLSD, "a.txt", 0, 0, 1, 0644, 12, NOW,
 	         "type=file;size=12;modify=20250102030405;perm=r; a.txt\r\n"},
 	        {FTP_L_MLSD, "a.txt", 0, 1, 1, 0644, 12, NOW,
 	         "type=file;size=12;modify=20250102030405;perm=radfw; a.txt\r\n"},
-	        {FTP_L_MLSD, "d", 1, 0, 1, 0755, 0, LONGAGO, "type=dir;size=0;modify=20100101000000;perm=el; d\r\n"},
+	        {FTP_L_MLSD, "d", 1, 0, 1, 0755, 0, LONGAGO,
+	         "type=dir;size=0;modify=20100101000000;perm=el; d\r\n"},
 	        {FTP_L_MLSD, "d", 1, 1, 1, 0755, 0, LONGAGO,
 	         "type=dir;size=0;modify=20100101000000;perm=elcmp; d\r\n"},
-	        {FTP_L_MLSD, "\xc3\xbc" "n\xc3\xaf" "c\xc3\xb8" "de", 0, 0, 1, 0644, 1, NOW,
-	         "type=file;size=1;modify=20250102030405;perm=r; \xc3\xbc" "n\xc3\xaf" "c\xc3\xb8" "de\r\n"},
+	        {FTP_L_MLSD, "\xc3\xbcn\xc3\xaf_\xc3\xb8.txt", 0, 0, 1, 0644, 1, NOW,
+	         "type=file;size=1;modify=20250102030405;perm=r; \xc3\xbcn\xc3\xaf_\xc3\xb8.txt\r\n"},
 	        /* One name must never read as two lines. */
 	        {FTP_L_LIST, "evil\r\n226 done", 0, 0, 1, 0644, 1, NOW, ""},
 	        {FTP_L_NLST, "a\nb", 0, 0, 1, 0644, 1, NOW, ""},
@@ -331,8 +333,9 @@ static void test_help_and_feat_from_table(void **state)
 		offered += !(ftp_cmds[i].flags & FTP_C_UNIMPL);
 	assert_int_equal(words, offered); /* each once: all found, and no more words */
 
-	static const char *const want[] = {"EPRT", "EPSV", "MDTM", "MLST type*;size*;modify*;perm*;",
-	                                   "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8", NULL};
+	static const char *const want[] = {"EPRT", "EPSV",        "MDTM", "MLST type*;size*;modify*;perm*;",
+	                                   "PASV", "REST STREAM", "SIZE", "TVFS",
+	                                   "UTF8", NULL};
 	n = ftp_cmds_feat(feat, sizeof(feat));
 	assert_int_equal(n, strlen(feat));
 	size_t lines = 0;
@@ -350,8 +353,10 @@ static void test_help_and_feat_from_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_commands), cmocka_unit_test(test_line_limit),
-	        cmocka_unit_test(test_port),     cmocka_unit_test(test_eprt),
+	        cmocka_unit_test(test_commands),
+	        cmocka_unit_test(test_line_limit),
+	        cmocka_unit_test(test_port),
+	        cmocka_unit_test(test_eprt),
 	        cmocka_unit_test(test_join),
 	        cmocka_unit_test(test_list_lines),
 	        cmocka_unit_test(test_list_helpers),
