@@ -46,6 +46,18 @@ static int stat_path(struct ftp_session *s, const char *arg, char *rel, size_t r
 	return 0;
 }
 
+/* stat_path for a name to remove or rename: the root itself is refused. */
+static int stat_changeable(struct ftp_session *s, const char *arg, char *rel, size_t relsz, struct stat *st)
+{
+	if (stat_path(s, arg, rel, relsz, st) < 0)
+		return -1;
+	if (!*rel) {
+		ftp_reply_err(s, LK_E_EROOT, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 /* Sends text (lines separated by '\n') as the inner lines of a multi-line reply. */
 static void reply_lines(struct ftp_session *s, const char *text)
 {
@@ -132,22 +144,17 @@ static void cmd_noop(struct ftp_session *s, const char *arg, const struct ftp_cm
 	ftp_reply(s, LK_R_NOOP_OK, NULL);
 }
 
-static void cmd_feat(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
+/* FEAT (c->arg 0) and HELP (c->arg 1): their lines come from this table. */
+static void cmd_about(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
 	char text[1024];
-	ftp_cmds_feat(text, sizeof(text));
-	ftp_reply_begin(s, LK_R_FEAT_BEGIN, NULL);
+	if (c->arg)
+		ftp_cmds_help(text, sizeof(text));
+	else
+		ftp_cmds_feat(text, sizeof(text));
+	ftp_reply_begin(s, c->arg ? LK_R_HELP_BEGIN : LK_R_FEAT_BEGIN, NULL);
 	reply_lines(s, text);
-	ftp_reply(s, LK_R_FEAT_END, NULL);
-}
-
-static void cmd_help(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
-{
-	char text[1024];
-	ftp_cmds_help(text, sizeof(text));
-	ftp_reply_begin(s, LK_R_HELP_BEGIN, NULL);
-	reply_lines(s, text);
-	ftp_reply(s, LK_R_HELP_END, NULL);
+	ftp_reply(s, c->arg ? LK_R_HELP_END : LK_R_FEAT_END, NULL);
 }
 
 static void cmd_auth(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
@@ -264,12 +271,8 @@ static void cmd_remove(struct ftp_session *s, const char *arg, const struct ftp_
 {
 	char rel[PATH_MAX];
 	struct stat st;
-	if (stat_path(s, arg, rel, sizeof(rel), &st) < 0)
+	if (stat_changeable(s, arg, rel, sizeof(rel), &st) < 0)
 		return;
-	if (!*rel) {
-		ftp_reply_err(s, LK_E_EROOT, NULL);
-		return;
-	}
 	if (!c->arg && S_ISDIR(st.st_mode)) {
 		ftp_reply_err(s, LK_E_ENOTFILE, NULL);
 		return;
@@ -289,12 +292,8 @@ static void cmd_rnfr(struct ftp_session *s, const char *arg, const struct ftp_cm
 {
 	char rel[PATH_MAX];
 	struct stat st;
-	if (stat_path(s, arg, rel, sizeof(rel), &st) < 0)
+	if (stat_changeable(s, arg, rel, sizeof(rel), &st) < 0)
 		return;
-	if (!*rel) {
-		ftp_reply_err(s, LK_E_EROOT, NULL);
-		return;
-	}
 	free(s->rnfr);
 	s->rnfr = strdup(rel);
 	if (!s->rnfr) {
@@ -605,8 +604,8 @@ const struct ftp_cmd ftp_cmds[] = {
         {"DELE", L | W, cmd_remove, 0, NULL},
         {"EPRT", L, ftp_cmd_port, 1, "EPRT"},
         {"EPSV", L, ftp_cmd_pasv, 1, "EPSV"},
-        {"FEAT", 0, cmd_feat, 0, NULL},
-        {"HELP", 0, cmd_help, 0, NULL},
+        {"FEAT", 0, cmd_about, 0, NULL},
+        {"HELP", 0, cmd_about, 1, NULL},
         {"LIST", L | D, cmd_list, FTP_L_LIST, NULL},
         {"MDTM", L, cmd_size, 1, "MDTM"},
         {"MKD", L | W, cmd_mkd, 0, NULL},

@@ -196,6 +196,16 @@ void ftp_cmd_abor(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 	xfer_end(s, lk_error(LK_E_F_ABORTED)->ftp);
 }
 
+/* After a send or receive on the data connection failed: 0 when it only would block
+ * (wait for the next turn), 1 after ending the transfer as lost. */
+static int pump_failed(struct ftp_session *s)
+{
+	if (errno == EAGAIN || errno == EINTR)
+		return 0;
+	xfer_lost(s);
+	return 1;
+}
+
 /* ---- draining: 226 only once the client has everything ---- */
 
 /* 1: every byte and our FIN were acknowledged; 0: not yet; -1: the connection failed. */
@@ -263,10 +273,8 @@ static void drain_read(struct ftp_session *s, int fd)
 		}
 		if (n == 0)
 			s->xfer->fin_seen = 1;
-		else if (errno != EAGAIN && errno != EINTR) {
-			xfer_lost(s);
+		else if (pump_failed(s))
 			return;
-		}
 		break;
 	}
 	drain_check(s);
@@ -282,10 +290,9 @@ static void pump_retr(struct ftp_session *s, int fd)
 		size_t want = t->left < budget ? (size_t)t->left : (size_t)budget;
 		ssize_t n = sendfile(fd, t->file_fd, &t->file_off, want);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			xfer_lost(s);
-			return;
+			if (pump_failed(s))
+				return;
+			break;
 		}
 		if (n == 0) {
 			xfer_fail(s, LK_E_ESHRANK, NULL);
@@ -330,10 +337,9 @@ static void pump_list(struct ftp_session *s, int fd)
 		}
 		ssize_t n = send(fd, buf_start(&t->out), buf_used(&t->out), MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			xfer_lost(s);
-			return;
+			if (pump_failed(s))
+				return;
+			break;
 		}
 		buf_consume(&t->out, (size_t)n);
 		t->bytes += (uint64_t)n;
@@ -356,10 +362,9 @@ static void pump_stor(struct ftp_session *s, int fd)
 	while (budget) {
 		ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			xfer_lost(s);
-			return;
+			if (pump_failed(s))
+				return;
+			break;
 		}
 		if (n == 0) {
 			xfer_done(s);
