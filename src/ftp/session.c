@@ -121,6 +121,14 @@ void ftp_stat_listing(struct ftp_session *s, const struct dirsnap *snap)
 	s->stat_now = time(NULL);
 }
 
+/* Ends the STAT listing (all sent, or cut short): the last line of the reply. */
+static void stat_end(struct ftp_session *s)
+{
+	dirsnap_put(s->x->site->dirs, s->stat_snap);
+	s->stat_snap = NULL;
+	ftp_reply(s, LK_R_LIST_STATUS_END, NULL);
+}
+
 /* Adds listing lines until the replies waiting pass FTP_OUT_HIGH; at the end, the
  * closing line of the reply. */
 static void stat_fill(struct ftp_session *s)
@@ -135,9 +143,7 @@ static void stat_fill(struct ftp_session *s)
 	}
 	if (s->stat_next < d->n && !s->closing)
 		return;
-	dirsnap_put(s->x->site->dirs, d);
-	s->stat_snap = NULL;
-	ftp_reply(s, LK_R_LIST_STATUS_END, NULL);
+	stat_end(s);
 }
 
 /* ---- the control connection ---- */
@@ -428,6 +434,8 @@ static void ctx_stop(void *ctx)
 			s->close_after_xfer = 1; /* the transfer's end closes it */
 			continue;
 		}
+		if (s->stat_snap)
+			stat_end(s); /* the 421 must not land inside the STAT reply */
 		ftp_reply_err(s, LK_E_ESHUTDOWN, NULL);
 		s->closing = 1;
 		ftp_control_run(s);
