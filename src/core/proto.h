@@ -25,8 +25,9 @@ struct proto_site {
 	atomic_uint *nconns;       /* the count against max_conns */
 	enum accesslog_mode log;   /* access log format */
 	struct log_sink *log_sink; /* where every thread's access log goes */
-	struct dirsnap_cache *dirs; /* directory snapshots shared by every listing (core/dirsnap.h);
-	                               NULL: each listing reads its own, with no overall limit */
+	/* Directory snapshots shared by every listing (core/dirsnap.h); NULL: each listing
+	 * reads its own, with no overall limit. */
+	struct dirsnap_cache *dirs;
 };
 
 /* What the sniffer learned about a client before handing it over. */
