@@ -419,6 +419,61 @@ static int has_uid(const struct procpeer *p, uint32_t uid)
 	return 0;
 }
 
+/* Is every thread of pid asleep waiting for input (poll, select, epoll, a socket or
+ * pipe read)? A process that logged in over FTP and waits like that is an FTP client
+ * waiting for its greeting. One with a thread running, runnable, or waiting for a
+ * lock (a Python thread waiting for the GIL before it sends its HTTP request) may be
+ * about to send: it waits the window like anyone else. /proc/PID/task/TID/wchan
+ * needs no privilege beyond being the same user (ptrace read mode). */
+static int waits_for_input(int pid)
+{
+	static const char *const waits[] = {
+	        "poll_schedule_timeout", "ep_poll", "do_epoll_wait", "wait_woken", "sk_wait_data",
+	        "__skb_wait_for_more_packets", "unix_stream_read_generic", "pipe_read",
+	};
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	int ok = 1, n = 0;
+	struct dirent *de;
+	while (ok && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (++n > PROCPEER_MAX_THREADS) {
+			ok = 0; /* too many to read: do not guess */
+			break;
+		}
+		char b[512], w[64];
+		snprintf(path, sizeof(path), "%.20s/stat", de->d_name);
+		ssize_t k = read_small(dirfd(d), path, b, sizeof(b) - 1);
+		if (k <= 0) {
+			ok = 0;
+			break;
+		}
+		b[k] = 0;
+		const char *st = strrchr(b, ')');
+		if (!st || st[1] != ' ' || st[2] != 'S') {
+			ok = 0; /* running, runnable, in uninterruptible I/O, stopped */
+			break;
+		}
+		snprintf(path, sizeof(path), "%.20s/wchan", de->d_name);
+		k = read_small(dirfd(d), path, w, sizeof(w) - 1);
+		if (k <= 0) {
+			ok = 0;
+			break;
+		}
+		w[k] = 0;
+		int known = 0;
+		for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]) && !known; i++)
+			known = !strncmp(w, waits[i], strlen(waits[i]));
+		ok = known;
+	}
+	closedir(d);
+	return ok;
+}
+
 /* ---- answers ---- */
 
 static void post_run(struct loop *l, void *data)
@@ -443,9 +498,13 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 	if (pr) {
 		po->r.pid = pr->pid;
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
-		if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
+		if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
 			po->r.cls = PROCPEER_FTP_PEER;
-			po->r.rule = "it logged in over FTP here and sent no HTTP since";
+			po->r.rule = "it logged in over FTP here, sent no HTTP since, and waits for input";
+		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
+			po->r.cls = PROCPEER_OTHER;
+			po->r.rule = "it logged in over FTP here, but a thread of it is busy (it may be about to "
+			             "send HTTP)";
 		} else {
 			po->r.cls = pr->cls;
 			po->r.rule = pr->rule;
