@@ -288,7 +288,7 @@ static int proc_cmp(const void *a, const void *b)
 static struct proc *proc_find(struct procpeer *p, int pid)
 {
 	struct proc key = {.pid = pid};
-	return bsearch(&key, p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
+	return p->nprocs ? bsearch(&key, p->procs, p->nprocs, sizeof(*p->procs), proc_cmp) : NULL;
 }
 
 /* Seconds since boot, in clock ticks, to tell how old a process is. */
@@ -329,7 +329,7 @@ static void procs_refresh(struct procpeer *p)
 		struct proc *old = NULL;
 		/* Only the part listed before this refresh is sorted. */
 		struct proc key = {.pid = pid};
-		old = bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp);
+		old = nold ? bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp) : NULL;
 		if (old && (!proc_young(p, old, now) || same_comm(dirfd(d), old))) {
 			/* Known; a young one is read again only when its name changed (it
 			 * exec'd another program). */
@@ -356,7 +356,8 @@ static void procs_refresh(struct procpeer *p)
 		if (p->procs[i].seen)
 			p->procs[k++] = p->procs[i];
 	p->nprocs = k;
-	qsort(p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
+	if (p->nprocs)
+		qsort(p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
 }
 
 static int u32_cmp(const void *a, const void *b)
