@@ -193,17 +193,18 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	r->o = *o;
 	size_t min = o->udp ? 8 : 1;
 	if (o->len < min || o->len > RR_MAX_LEN) {
-		snprintf(r->error, sizeof(r->error), "-l is %zu to %u bytes%s", min, RR_MAX_LEN,
+		snprintf(r->st.error, sizeof(r->st.error), "-l is %zu to %u bytes%s", min, RR_MAX_LEN,
 		         o->udp ? " (UDP messages carry an 8-byte sequence number)" : "");
+		r->st.usage = 1;
 		return -1;
 	}
 	struct rr x = { .o = o, .cfd = -1, .sfd = -1 };
 	r->hist = x.h = hist_new();
 	if (!x.h) {
-		snprintf(r->error, sizeof(r->error), "out of memory");
+		snprintf(r->st.error, sizeof(r->st.error), "out of memory");
 		return -1;
 	}
-	if (rr_setup(&x, r->error, sizeof(r->error)) < 0) {
+	if (rr_setup(&x, r->st.error, sizeof(r->st.error)) < 0) {
 		if (x.cfd >= 0)
 			close(x.cfd);
 		if (x.sfd >= 0)
@@ -217,7 +218,7 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	int cok = sok && pthread_create(&ct, NULL, client_main, &x) == 0;
 	struct rr_tick tk = { &x, ctl, start, 0 };
 	if (cok)
-		bench_wait(ctl, start, x.end_ns, rr_tick, NULL, &tk);
+		r->st.interrupted = bench_wait(ctl, start, x.end_ns, 1000000000u, rr_tick, NULL, &tk);
 	atomic_store(&x.stop, 1);
 	if (cok)
 		pthread_join(ct, NULL);
@@ -228,18 +229,20 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	close(x.cfd);
 	close(x.sfd);
 	bench_progress(ctl, "", 1);
-	r->elapsed_s = (double)(end - start) / 1e9;
+	r->st.elapsed_s = (double)(end - start) / 1e9;
 	r->round_trips = x.h->count;
 	r->lost = x.lost;
-	r->rate = r->elapsed_s > 0 ? (double)r->round_trips / r->elapsed_s : 0;
+	r->rate = r->st.elapsed_s > 0 ? (double)r->round_trips / r->st.elapsed_s : 0;
 	bench_lat_from(&r->lat, x.h);
+	r->half_p50_us = r->lat.pct_us[0] / 2;
 	if (!cok) {
-		snprintf(r->error, sizeof(r->error), "cannot start threads");
+		snprintf(r->st.error, sizeof(r->st.error), "cannot start threads");
 		return -1;
 	}
-	if (x.err) {
-		snprintf(r->error, sizeof(r->error), "round trip failed: %s", strerror(x.err));
-		return -1;
+	if (x.err) { /* what was measured before is still worth a report */
+		snprintf(r->st.error, sizeof(r->st.error), "round trip failed: %s", strerror(x.err));
+		r->st.failed = 1;
+		return r->round_trips ? 0 : -1;
 	}
 	return 0;
 }
@@ -248,43 +251,4 @@ void bench_rr_free(struct bench_rr_result *r)
 {
 	free(r->hist);
 	r->hist = NULL;
-}
-
-void bench_rr_print(FILE *f, const struct bench_rr_result *r)
-{
-	fprintf(f, "bench rr %s %s: %zu-byte messages, one in flight, %.1f s\n\n", r->o.udp ? "UDP" : "TCP",
-	        r->o.v6 ? "[::1]" : "127.0.0.1", r->o.len, r->o.secs);
-	fprintf(f, "  round trips %llu in %.2f s: %.0f/s", (unsigned long long)r->round_trips, r->elapsed_s,
-	        r->rate);
-	if (r->o.udp)
-		fprintf(f, ", %llu lost", (unsigned long long)r->lost);
-	fprintf(f, "\n\n");
-	bench_lat_print(f, "round-trip time", &r->lat);
-	fprintf(f, "\n  one-way latency (what sockperf prints) is half the round trip: p50 %.2f us\n",
-	        r->lat.pct_us[0] / 2);
-}
-
-void bench_rr_json(struct json *j, const struct bench_rr_result *r)
-{
-	json_obj_begin(j);
-	json_key(j, "mode");
-	json_str(j, "rr");
-	json_key(j, "protocol");
-	json_str(j, r->o.udp ? "udp" : "tcp");
-	json_key(j, "address");
-	json_str(j, r->o.v6 ? "::1" : "127.0.0.1");
-	json_key(j, "length");
-	json_uint(j, r->o.len);
-	json_key(j, "duration_s");
-	bench_json_num(j, r->o.secs, 3);
-	json_key(j, "elapsed_s");
-	bench_json_num(j, r->elapsed_s, 3);
-	json_key(j, "round_trips");
-	json_uint(j, r->round_trips);
-	json_key(j, "lost");
-	json_uint(j, r->lost);
-	json_key(j, "round_trips_per_s");
-	bench_json_num(j, r->rate, 1);
-	bench_lat_json(j, "latency_us", &r->lat);
-	json_obj_end(j);
 }
