@@ -55,6 +55,8 @@ void bench_progress(const struct bench_ctl *ctl, const char *text, int last);
 double bench_cpu_s(void);
 
 /* ---- tcp: bulk throughput ---- */
+#define BENCH_TCP_MAX_STREAMS 128
+#define BENCH_TCP_MAX_LEN     (64u << 20) /* -l */
 struct bench_tcp_opts {
 	double secs;      /* -d */
 	unsigned streams; /* -P */
@@ -79,6 +81,7 @@ struct bench_tcp_result {
 int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, struct bench_tcp_result *r);
 
 /* ---- rr: ping-pong latency ---- */
+#define BENCH_RR_MAX_LEN (1u << 20) /* -l */
 struct bench_rr_opts {
 	double secs;
 	size_t len; /* -l: message size */
@@ -100,10 +103,11 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 void bench_rr_free(struct bench_rr_result *r);
 
 /* ---- crr: connect, request, response, close ---- */
-#define BENCH_MAX_SOURCES   64
-#define BENCH_MAX_ERRNO     256
-#define BENCH_CRR_TW_WARN   10 /* warn when TIME_WAIT to the target holds this % of its ports */
-#define BENCH_TIME_WAIT_S   60 /* Linux's TCP_TIMEWAIT_LEN, fixed in the kernel */
+#define BENCH_CRR_MAX_CONC 4096 /* -C */
+#define BENCH_MAX_SOURCES  64
+#define BENCH_MAX_ERRNO    256
+#define BENCH_CRR_TW_WARN  10 /* warn when TIME_WAIT to the target holds this % of its ports */
+#define BENCH_TIME_WAIT_S  60 /* Linux's TCP_TIMEWAIT_LEN, fixed in the kernel */
 struct bench_crr_opts {
 	double secs;
 	unsigned conc;    /* -C: connections in flight */
@@ -113,18 +117,18 @@ struct bench_crr_opts {
 struct bench_crr_result {
 	struct bench_status st;
 	struct bench_crr_opts o;
-	char target[64];  /* "127.0.0.1:PORT": the in-process server */
-	uint64_t conns;   /* completed connect/request/response/close cycles */
+	char target[64]; /* "127.0.0.1:PORT": the in-process server */
+	uint64_t conns;  /* completed connect/request/response/close cycles */
 	uint64_t failed;
 	double rate;
 	uint64_t fail_errno[BENCH_MAX_ERRNO]; /* failures by errno */
-	long time_wait;        /* TCP sockets in TIME_WAIT on this machine at the end, -1 unknown */
-	long time_wait_target; /* of those, the ones to the target, -1 unknown */
+	long time_wait;            /* TCP sockets in TIME_WAIT on this machine at the end, -1 unknown */
+	long time_wait_target;     /* of those, the ones to the target, -1 unknown */
 	unsigned port_lo, port_hi; /* net.ipv4.ip_local_port_range */
-	uint64_t ports;        /* ephemeral ports to the target: range size x source addresses */
-	double time_wait_pct;  /* time_wait_target as % of ports */
-	int tw_reuse;          /* net.ipv4.tcp_tw_reuse, -1 unknown */
-	struct bench_lat lat;  /* connect to response */
+	uint64_t ports;            /* ephemeral ports to the target: range size x source addresses */
+	double time_wait_pct;      /* time_wait_target as % of ports */
+	int tw_reuse;              /* net.ipv4.tcp_tw_reuse, -1 unknown */
+	struct bench_lat lat;      /* connect to response */
 	struct hist *hist;
 	unsigned nseries;
 	double series[BENCH_MAX_SERIES]; /* connections per second, per second */
@@ -133,10 +137,12 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 void bench_crr_free(struct bench_crr_result *r);
 
 /* ---- http: load generator ---- */
+#define BENCH_HTTP_MAX_CONNS    100000
+#define BENCH_HTTP_MAX_THREADS  256
 #define BENCH_HTTP_MAX_PIPELINE 64
 #define BENCH_HTTP_MAX_OK       8         /* ranges in --ok-status */
 #define BENCH_HTTP_OK_DEFAULT   "200-299" /* statuses that count as answered well */
-#define BENCH_HTTP_MAX_BODY_MIB 64 /* --body FILE */
+#define BENCH_HTTP_MAX_BODY_MIB 64        /* --body FILE */
 #define BENCH_HTTP_MAX_BODY     (BENCH_HTTP_MAX_BODY_MIB << 20)
 struct bench_http_opts {
 	const char *url;
@@ -150,7 +156,7 @@ struct bench_http_opts {
 	const char *method;
 	const char *body_file; /* --body: read by bench_http_run, or NULL */
 	int allow_remote;
-	double timeout_s; /* a response must arrive within this */
+	double timeout_s;                            /* a response must arrive within this */
 	struct strparse_range ok[BENCH_HTTP_MAX_OK]; /* --ok-status */
 	unsigned nok;                                /* 0: BENCH_HTTP_OK_DEFAULT */
 	char ok_text[BENCH_HTTP_MAX_OK * 8];         /* --ok-status as given, for the report */
@@ -175,13 +181,13 @@ struct bench_http_result {
 	uint64_t status[600];
 	uint64_t unexpected; /* responses whose status --ok-status does not allow */
 	uint64_t errors[HERR_N];
-	uint64_t nerrors;    /* sum of errors[] */
-	double cpu_s;        /* this process's CPU seconds during the run */
-	double cpu_pct;      /* cpu_s per elapsed second, % of one core */
+	uint64_t nerrors; /* sum of errors[] */
+	double cpu_s;     /* this process's CPU seconds during the run */
+	double cpu_pct;   /* cpu_s per elapsed second, % of one core */
 	/* -R only */
-	uint64_t scheduled;  /* requests the schedule asked for before the end */
+	uint64_t scheduled; /* requests the schedule asked for before the end */
 	double achieved_rate;
-	int rate_reached;    /* sent >= 99% of scheduled and 95% of the rate achieved */
+	int rate_reached;               /* sent >= 99% of scheduled and 95% of the rate achieved */
 	struct bench_lat lat;           /* raw: response time from the write */
 	struct bench_lat lat_corrected; /* -R: from the scheduled send time */
 	struct bench_lat lat_lag;       /* -R: how late the client itself sent */
@@ -228,13 +234,17 @@ int bench_svg_series(const char *path, const char *title, const char *unit, cons
                      double step_s);
 
 /* ---- modes, as the verb drives them (mode.c) ---- */
+struct bench_rep;     /* a report being written (report.c) */
+struct bench_render { /* report.h */
+	void (*body)(struct bench_rep *w, const void *result);
+	int (*svg)(const char *path, const void *result);
+};
 struct bench_mode {
 	const char *name; /* "tcp" */
 	size_t size;      /* of the result, which starts with struct bench_status */
 	int (*run)(const void *opts, const struct bench_ctl *ctl, void *result); /* 0 or -1 as above */
-	int (*report)(FILE *f, int json, const void *result);                   /* report.c */
-	int (*svg)(const char *path, const void *result);                       /* report.c */
-	void (*free)(void *result);                                             /* what result owns */
+	void (*free)(void *result); /* what the result owns, or NULL */
+	const struct bench_render *render;
 };
 extern const struct bench_mode bench_mode_tcp, bench_mode_rr, bench_mode_crr, bench_mode_http;
 

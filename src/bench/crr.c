@@ -15,7 +15,6 @@
 #include "core/net.h"
 #include "core/sockdiag.h"
 
-#define CRR_MAX_CONC  4096
 #define CRR_SERVER_FD 65536 /* the server's per-descriptor table */
 #define CRR_RETRY_MS  1     /* after a failed connect */
 #define CRR_DRAIN_MS  2000  /* in-flight cycles may finish this long after the end */
@@ -64,7 +63,10 @@ static void srv_accept_cb(struct loop *l, struct loop_io *io, unsigned ev)
 	}
 }
 
-static void srv_wake(struct loop *l, void *data) { loop_stop(l); }
+static void srv_wake(struct loop *l, void *data)
+{
+	loop_stop(l);
+}
 
 static void *srv_main(void *arg)
 {
@@ -196,7 +198,7 @@ static void slot_start(struct slot *s)
 	if (c->o->sources) {
 		/* Each source address has its own ephemeral range. IP_BIND_ADDRESS_NO_PORT
 		 * leaves the port to connect(), which may share a port between destinations. */
-		struct sockaddr_in src = { .sin_family = AF_INET };
+		struct sockaddr_in src = {.sin_family = AF_INET};
 		src.sin_addr.s_addr = htonl(0x7f000001u + (c->next_source++ % c->o->sources));
 		int one = 1;
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
@@ -220,7 +222,10 @@ static void slot_start(struct slot *s)
 	}
 }
 
-static void retry_cb(struct loop *l, struct loop_timer *t) { slot_start(t->data); }
+static void retry_cb(struct loop *l, struct loop_timer *t)
+{
+	slot_start(t->data);
+}
 
 static void cli_stop(struct crr_client *c)
 {
@@ -234,8 +239,14 @@ static void cli_stop(struct crr_client *c)
 	loop_timer_start(c->loop, &c->drain_timer, CRR_DRAIN_MS);
 }
 
-static void end_cb(struct loop *l, struct loop_timer *t) { cli_stop(t->data); }
-static void drain_cb(struct loop *l, struct loop_timer *t) { loop_stop(l); }
+static void end_cb(struct loop *l, struct loop_timer *t)
+{
+	cli_stop(t->data);
+}
+static void drain_cb(struct loop *l, struct loop_timer *t)
+{
+	loop_stop(l);
+}
 static void cli_wake(struct loop *l, void *data)
 {
 	struct crr_client *c = data;
@@ -275,8 +286,8 @@ static void crr_tick(void *arg, uint64_t now)
 	if (t->r->nseries < BENCH_MAX_SERIES)
 		t->r->series[t->r->nseries++] = (double)(d - t->last);
 	char line[128];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu connections  %.0f/s", (double)(now - t->start) / 1e9,
-	         t->c->o->secs, (unsigned long long)d, (double)(d - t->last));
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu connections  %.0f/s",
+	         (double)(now - t->start) / 1e9, t->c->o->secs, (unsigned long long)d, (double)(d - t->last));
 	t->last = d;
 	bench_progress(t->ctl, line, 0);
 }
@@ -324,7 +335,8 @@ static void crr_time_wait(struct bench_crr_result *r, const struct sockaddr_stor
 	r->time_wait_target = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct sockaddr_in *rem = (const struct sockaddr_in *)&s[i].remote;
-		if (s[i].family == AF_INET && rem->sin_port == d->sin_port && rem->sin_addr.s_addr == d->sin_addr.s_addr)
+		if (s[i].family == AF_INET && rem->sin_port == d->sin_port &&
+		    rem->sin_addr.s_addr == d->sin_addr.s_addr)
 			r->time_wait_target++;
 	}
 	free(s);
@@ -336,8 +348,8 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
 	r->time_wait = r->time_wait_target = -1;
-	if (!o->conc || o->conc > CRR_MAX_CONC || o->sources > BENCH_MAX_SOURCES) {
-		snprintf(r->st.error, sizeof(r->st.error), "-C is 1-%d, --sources 0-%d", CRR_MAX_CONC,
+	if (!o->conc || o->conc > BENCH_CRR_MAX_CONC || o->sources > BENCH_MAX_SOURCES) {
+		snprintf(r->st.error, sizeof(r->st.error), "-C is 1-%d, --sources 0-%d", BENCH_CRR_MAX_CONC,
 		         BENCH_MAX_SOURCES);
 		r->st.usage = 1;
 		return -1;
@@ -347,8 +359,8 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	struct crr_server srv = { 0 };
-	struct crr_client cli = { 0 };
+	struct crr_server srv = {0};
+	struct crr_client cli = {0};
 	atomic_int stop = 0;
 	char err[256] = "";
 	int rc = -1, lfd = -1;
@@ -397,10 +409,10 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 	if (!cok) {
 		snprintf(err, sizeof(err), "cannot start threads");
 	} else {
-		struct crr_tick tk = { &cli, r, ctl, start, 0 };
-		r->st.interrupted = bench_wait(ctl, start,
-		                               start + (uint64_t)(o->secs * 1e9) + (CRR_DRAIN_MS + 500) * 1000000ull,
-		                               1000000000u, crr_tick, crr_done, &tk);
+		struct crr_tick tk = {&cli, r, ctl, start, 0};
+		r->st.interrupted = bench_wait(
+		        ctl, start, start + (uint64_t)(o->secs * 1e9) + (CRR_DRAIN_MS + 500) * 1000000ull,
+		        1000000000u, crr_tick, crr_done, &tk);
 		rc = 0;
 	}
 	if (cok) {

@@ -12,18 +12,17 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/httpreq.h"
 #include "bench/resp.h"
 #include "core/buf.h"
 #include "core/loop.h"
 #include "core/net.h"
 
-#define RBUF_SIZE     (64 * 1024) /* per connection read buffer */
-#define SWEEP_MS      100         /* timeout check period */
-#define MAX_CONNS     100000
-#define MAX_THREADS   256
-#define START_NS      10000000 /* the run starts this long after setup: the threads get going */
+#define RBUF_SIZE (64 * 1024) /* per connection read buffer */
+#define SWEEP_MS  100         /* timeout check period */
+#define START_NS  10000000    /* the run starts this long after setup: the threads get going */
 
-const char *const bench_http_err_names[HERR_N] = { "connect", "read", "write", "timeout", "parse", "closed" };
+const char *const bench_http_err_names[HERR_N] = {"connect", "read", "write", "timeout", "parse", "closed"};
 
 struct hthread;
 
@@ -36,14 +35,14 @@ struct hconn {
 	int reconnect_pending;
 	struct bench_sched sched;
 	struct bench_resp resp;
-	unsigned inflight;  /* requests written and not answered */
-	unsigned head;      /* index of the oldest in-flight request in sent_at */
+	unsigned inflight; /* requests written and not answered */
+	unsigned head;     /* index of the oldest in-flight request in sent_at */
 	uint64_t sent_at[BENCH_HTTP_MAX_PIPELINE];
-	unsigned hpos;      /* -R: position in the thread's due heap + 1; 0 when not waiting */
-	uint64_t ready_at;  /* -R: when the connection became free for its next request */
-	uint64_t due_at;    /* -R: scheduled time of the in-flight request */
-	size_t wpos, wlen;  /* a partial write of the request batch */
-	size_t rlen;        /* unconsumed bytes in rbuf */
+	unsigned hpos;     /* -R: position in the thread's due heap + 1; 0 when not waiting */
+	uint64_t ready_at; /* -R: when the connection became free for its next request */
+	uint64_t due_at;   /* -R: scheduled time of the in-flight request */
+	size_t wpos, wlen; /* a partial write of the request batch */
+	size_t rlen;       /* unconsumed bytes in rbuf */
 	char *rbuf;
 };
 
@@ -379,7 +378,8 @@ static void conn_read(struct hconn *c)
 			}
 			size_t used;
 			const char *why;
-			int r = bench_resp_feed(&c->resp, c->rbuf + pos, have - pos, t->head_only, &used, &why);
+			int r = bench_resp_feed(&c->resp, c->rbuf + pos, have - pos, t->head_only, &used,
+			                        &why);
 			if (r == BENCH_RESP_ERROR) {
 				conn_fail(c, HERR_PARSE);
 				return;
@@ -530,199 +530,6 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-struct url {
-	char host[256];
-	char hostport[300];
-	uint16_t port;
-	const char *path;
-};
-
-static int parse_url(const char *u, struct url *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof(*out));
-	if (!strncmp(u, "https://", 8)) {
-		snprintf(err, errlen, "https is not supported; loopback load is plain http://");
-		return -1;
-	}
-	if (strncmp(u, "http://", 7)) {
-		snprintf(err, errlen, "URL must start with http:// (got '%.100s')", u);
-		return -1;
-	}
-	const char *h = u + 7, *slash = strchr(h, '/');
-	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-	out->path = slash ? slash : "/";
-	if (!hl || hl >= sizeof(out->hostport)) {
-		snprintf(err, errlen, "URL has no host: '%.100s'", u);
-		return -1;
-	}
-	memcpy(out->hostport, h, hl);
-	const char *hp = out->hostport, *colon;
-	if (hp[0] == '[') {
-		const char *rb = strchr(hp, ']');
-		if (!rb) {
-			snprintf(err, errlen, "unclosed '[' in URL host");
-			return -1;
-		}
-		snprintf(out->host, sizeof(out->host), "%.*s", (int)(rb - hp - 1), hp + 1);
-		colon = rb[1] == ':' ? rb + 1 : NULL;
-		if (rb[1] && rb[1] != ':') {
-			snprintf(err, errlen, "bad URL host '%.100s'", hp);
-			return -1;
-		}
-	} else {
-		colon = strrchr(hp, ':');
-		snprintf(out->host, sizeof(out->host), "%.*s", (int)(colon ? (size_t)(colon - hp) : hl), hp);
-	}
-	out->port = 80;
-	if (colon) {
-		char *end;
-		long p = strtol(colon + 1, &end, 10);
-		if (!colon[1] || *end || p < 1 || p > 65535) {
-			snprintf(err, errlen, "bad port in URL '%.100s'", u);
-			return -1;
-		}
-		out->port = (uint16_t)p;
-	}
-	return 0;
-}
-
-/* Resolves the URL's host. Returns 0, -1 usage (err set), or -2 resolution failed. */
-static int resolve(const struct url *u, int allow_remote, struct sockaddr_storage *ss, socklen_t *len,
-                   char *err, size_t errlen)
-{
-	if (net_parse_addr(u->host, u->port, ss, len) < 0) {
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-		int rc = getaddrinfo(u->host, NULL, &hints, &res);
-		if (rc || !res) {
-			snprintf(err, errlen, "cannot resolve '%.100s': %s", u->host, gai_strerror(rc));
-			return -2;
-		}
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		*len = res->ai_addrlen;
-		freeaddrinfo(res);
-		if (ss->ss_family == AF_INET)
-			((struct sockaddr_in *)ss)->sin_port = htons(u->port);
-		else
-			((struct sockaddr_in6 *)ss)->sin6_port = htons(u->port);
-	}
-	if (!net_is_loopback((struct sockaddr *)ss) && !allow_remote) {
-		char a[64];
-		snprintf(err, errlen, "%.100s (%s) is not a loopback address: loading another machine "
-		         "needs --allow-remote", u->host, net_addr_str((struct sockaddr *)ss, a, sizeof(a)));
-		return -1;
-	}
-	return 0;
-}
-
-/* The request, with a body of body_len bytes (body may be NULL). */
-static int build_request(const struct bench_http_opts *o, const struct url *u, const char *body, size_t body_len,
-                         struct buf *b)
-{
-	int has_host = 0;
-	for (size_t i = 0; i < o->nheaders; i++)
-		if (!strncasecmp(o->headers[i], "host:", 5))
-			has_host = 1;
-	buf_printf(b, "%s %s HTTP/1.1\r\n", o->method, u->path);
-	if (!has_host)
-		buf_printf(b, "Host: %s\r\n", u->hostport);
-	for (size_t i = 0; i < o->nheaders; i++)
-		buf_printf(b, "%s\r\n", o->headers[i]);
-	if (!o->keepalive)
-		buf_puts(b, "Connection: close\r\n");
-	if (body)
-		buf_printf(b, "Content-Length: %zu\r\n", body_len);
-	if (buf_puts(b, "\r\n") < 0 || (body && buf_append(b, body, body_len) < 0))
-		return -1;
-	return 0;
-}
-
-/* Reads --body FILE (at most BENCH_HTTP_MAX_BODY bytes) into b. Returns 0 or -1 with errno. */
-static int read_body(const char *path, struct buf *b)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	char tmp[65536];
-	size_t n;
-	int rc = 0;
-	while (rc == 0 && (n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		if (buf_append(b, tmp, n) < 0)
-			rc = -1, errno = EFBIG;
-	if (rc == 0 && ferror(f))
-		rc = -1, errno = EIO;
-	fclose(f);
-	return rc;
-}
-
-int bench_http_ok_parse(struct bench_http_opts *o, const char *s, char *err, size_t errlen)
-{
-	struct strparse_range ok[BENCH_HTTP_MAX_OK];
-	unsigned n = 0;
-	char one[16], why[STRPARSE_ERR_MAX];
-	if (strlen(s) >= sizeof(o->ok_text)) {
-		snprintf(err, errlen, "too long: at most %d ranges like 200-299, comma-separated", BENCH_HTTP_MAX_OK);
-		return -1;
-	}
-	for (const char *p = s;; p++) {
-		size_t len = strcspn(p, ",");
-		if (n == BENCH_HTTP_MAX_OK) {
-			snprintf(err, errlen, "at most %d ranges", BENCH_HTTP_MAX_OK);
-			return -1;
-		}
-		snprintf(one, sizeof one, "%.*s", (int)(len < sizeof one ? len : sizeof one - 1), p);
-		if (len >= sizeof one || strparse_range(one, 100, 599, &ok[n], why, sizeof why) < 0) {
-			snprintf(err, errlen, "'%.*s': %s (statuses are 100-599: 404, 200-399, 200,404)",
-			         (int)(len < 16 ? len : 16), p, len >= sizeof one ? "too long" : why);
-			return -1;
-		}
-		n++;
-		p += len;
-		if (!*p)
-			break;
-	}
-	memcpy(o->ok, ok, sizeof ok);
-	o->nok = n;
-	snprintf(o->ok_text, sizeof o->ok_text, "%s", s);
-	return 0;
-}
-
-int bench_http_ok(const struct bench_http_opts *o, int status)
-{
-	for (unsigned i = 0; i < o->nok; i++)
-		if ((uint64_t)status >= o->ok[i].lo && (uint64_t)status <= o->ok[i].hi)
-			return 1;
-	return 0;
-}
-
-/* Checks what the options ask for. Returns 0, or -1 with err set. */
-static int check_opts(const struct bench_http_opts *o, struct url *u, char *err, size_t errlen)
-{
-	if (parse_url(o->url, u, err, errlen) < 0)
-		return -1;
-	if (!o->conns || o->conns > MAX_CONNS || !o->threads || o->threads > MAX_THREADS || o->threads > o->conns) {
-		snprintf(err, errlen, "need 1 <= threads <= connections <= %d", MAX_CONNS);
-		return -1;
-	}
-	if (o->pipeline > BENCH_HTTP_MAX_PIPELINE || (o->pipeline > 1 && o->rate)) {
-		snprintf(err, errlen, "--pipeline is 1-%d and cannot be combined with -R", BENCH_HTTP_MAX_PIPELINE);
-		return -1;
-	}
-	if (o->pipeline > 1 && !o->keepalive) {
-		snprintf(err, errlen, "--pipeline needs keep-alive");
-		return -1;
-	}
-	for (size_t i = 0; i < o->nheaders; i++)
-		if (!strchr(o->headers[i], ':') || strpbrk(o->headers[i], "\r\n")) {
-			snprintf(err, errlen, "-H %.100s: a header is 'Name: value' on one line", o->headers[i]);
-			return -1;
-		}
-	if (!*o->method || strpbrk(o->method, " \t\r\n")) {
-		snprintf(err, errlen, "-m %.100s: a method is one token, like GET or POST", o->method);
-		return -1;
-	}
-	return 0;
-}
-
 struct http_run {
 	struct hthread *t;
 	unsigned n;
@@ -744,8 +551,8 @@ static void http_tick(void *arg, uint64_t now)
 	struct http_run *r = arg;
 	uint64_t d = total_done(r);
 	char line[160];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu requests  %.0f req/s", (double)(now - r->start) / 1e9,
-	         r->secs, (unsigned long long)d, (double)(d - r->last_done));
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu requests  %.0f req/s",
+	         (double)(now - r->start) / 1e9, r->secs, (unsigned long long)d, (double)(d - r->last_done));
 	r->last_done = d;
 	bench_progress(r->ctl, line, 0);
 }
@@ -756,7 +563,7 @@ struct http_mem {
 	struct hconn *conns;
 	struct hconn **due;
 	char *rbufs;
-	struct buf req, batch, body;
+	struct buf req, batch;
 };
 
 /* Sets up thread t of the run. Returns 0 or -1. */
@@ -861,7 +668,6 @@ static void run_free(struct http_mem *m, unsigned nthreads)
 	free(m->rbufs);
 	buf_free(&m->req);
 	buf_free(&m->batch);
-	buf_free(&m->body);
 }
 
 int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl, struct bench_http_result *r)
@@ -869,39 +675,17 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
 	o = &r->o; /* the threads read the copy, with --ok-status's default filled in */
-	struct url u;
 	struct http_mem m = {0};
+	struct bench_http_target tg;
 	buf_init(&m.req, 1u << 30);
 	buf_init(&m.batch, 1u << 30);
-	buf_init(&m.body, BENCH_HTTP_MAX_BODY);
 	char *err = r->st.error;
 	size_t errlen = sizeof(r->st.error);
 	r->st.usage = 1;
 	if ((!r->o.nok && bench_http_ok_parse(&r->o, BENCH_HTTP_OK_DEFAULT, err, errlen) < 0) ||
-	    check_opts(o, &u, err, errlen) < 0)
+	    bench_http_prepare(o, &tg, &m.req, err, errlen, &r->st.usage) < 0)
 		goto fail;
-	if (o->body_file && read_body(o->body_file, &m.body) < 0) {
-		int e = errno;
-		snprintf(err, errlen, "--body %.100s: %s", o->body_file, strerror(e));
-		if (e == EFBIG)
-			snprintf(err, errlen, "--body %.100s: larger than %u MiB", o->body_file, BENCH_HTTP_MAX_BODY >> 20);
-		goto fail;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int rc = resolve(&u, o->allow_remote, &ss, &sslen, err, errlen);
-	if (rc == -1)
-		goto fail;
-	r->st.usage = 0;
-	if (rc < 0)
-		goto fail;
-	char a[64];
-	net_addr_str((struct sockaddr *)&ss, a, sizeof(a));
-	snprintf(r->target, sizeof(r->target), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, u.port);
-	if (build_request(o, &u, o->body_file ? buf_start(&m.body) : NULL, buf_used(&m.body), &m.req) < 0) {
-		snprintf(err, errlen, "request too large");
-		goto fail;
-	}
+	snprintf(r->target, sizeof(r->target), "%s", tg.name);
 	unsigned pl = o->pipeline ? o->pipeline : 1;
 	for (unsigned i = 0; i < pl; i++)
 		buf_append(&m.batch, buf_start(&m.req), buf_used(&m.req));
@@ -914,7 +698,8 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	r->hist = hist_new();
 	r->hist_corrected = o->rate ? hist_new() : NULL;
 	r->hist_lag = o->rate ? hist_new() : NULL;
-	int ok = m.ts && m.conns && m.due && m.rbufs && r->hist && (!o->rate || (r->hist_corrected && r->hist_lag));
+	int ok = m.ts && m.conns && m.due && m.rbufs && r->hist &&
+	         (!o->rate || (r->hist_corrected && r->hist_lag));
 	unsigned started = 0, inited = 0;
 	uint64_t start = bench_now_ns() + START_NS;
 	uint64_t end = start + (uint64_t)(o->secs * 1e9);
@@ -922,7 +707,7 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	for (unsigned first = 0; ok && inited < o->threads; inited++) {
 		struct hthread *t = &m.ts[inited];
 		t->nconns = o->conns / o->threads + (inited < o->conns % o->threads);
-		ok = thread_init(t, r, &m, first, &ss, sslen, &stop_flag, start, end) == 0;
+		ok = thread_init(t, r, &m, first, &tg.addr, tg.addrlen, &stop_flag, start, end) == 0;
 		first += t->nconns;
 	}
 	if (!ok)

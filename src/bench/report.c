@@ -16,14 +16,14 @@
 
 /* A report being written: JSON into j, or human text into f. A field with a NULL key
  * is human-only; one with a NULL format is JSON-only. */
-struct rep {
+struct bench_rep {
 	struct json *j;
 	FILE *f;
 	int open; /* human: a line is open */
 };
 
 /* Human: where the text goes; the line is open from now on. */
-static FILE *out(struct rep *w)
+static FILE *out(struct bench_rep *w)
 {
 	w->open = 1;
 	return w->f;
@@ -41,7 +41,7 @@ static const char *plural(const char *fmt, int one, char *out, size_t len)
 
 /* Human: ends the open line and starts one with label ("  label      "); a NULL
  * label starts a bare line. */
-static void w_line(struct rep *w, const char *label)
+static void w_line(struct bench_rep *w, const char *label)
 {
 	if (w->j)
 		return;
@@ -53,7 +53,7 @@ static void w_line(struct rep *w, const char *label)
 }
 
 /* Human: an empty line. */
-static void w_blank(struct rep *w)
+static void w_blank(struct bench_rep *w)
 {
 	if (w->j)
 		return;
@@ -61,18 +61,18 @@ static void w_blank(struct rep *w)
 	w->open = 0;
 }
 
-static void w_text(struct rep *w, const char *s)
+static void w_text(struct bench_rep *w, const char *s)
 {
 	if (!w->j && s)
 		fputs(s, out(w));
 }
 
-static void w_key(struct rep *w, const char *key)
+static void w_key(struct bench_rep *w, const char *key)
 {
 	json_key(w->j, key);
 }
 
-static void w_uint(struct rep *w, const char *key, uint64_t v, const char *fmt)
+static void w_uint(struct bench_rep *w, const char *key, uint64_t v, const char *fmt)
 {
 	char b[128];
 	if (w->j) {
@@ -83,7 +83,7 @@ static void w_uint(struct rep *w, const char *key, uint64_t v, const char *fmt)
 	}
 }
 
-static void w_int(struct rep *w, const char *key, long v, const char *fmt)
+static void w_int(struct bench_rep *w, const char *key, long v, const char *fmt)
 {
 	if (w->j) {
 		if (key)
@@ -105,7 +105,8 @@ static void json_num(struct json *j, double v, int dec)
 }
 
 /* A number: JSON with dec decimals, human with fmt of v * scale. */
-static void w_num_scaled(struct rep *w, const char *key, double v, int dec, const char *fmt, double scale)
+static void w_num_scaled(struct bench_rep *w, const char *key, double v, int dec, const char *fmt,
+                         double scale)
 {
 	if (w->j) {
 		if (key)
@@ -115,12 +116,12 @@ static void w_num_scaled(struct rep *w, const char *key, double v, int dec, cons
 	}
 }
 
-static void w_num(struct rep *w, const char *key, double v, int dec, const char *fmt)
+static void w_num(struct bench_rep *w, const char *key, double v, int dec, const char *fmt)
 {
 	w_num_scaled(w, key, v, dec, fmt, 1);
 }
 
-static void w_str(struct rep *w, const char *key, const char *s, const char *fmt)
+static void w_str(struct bench_rep *w, const char *key, const char *s, const char *fmt)
 {
 	if (w->j) {
 		if (key)
@@ -130,7 +131,7 @@ static void w_str(struct rep *w, const char *key, const char *s, const char *fmt
 	}
 }
 
-static void w_bool(struct rep *w, const char *key, int v, const char *yes, const char *no)
+static void w_bool(struct bench_rep *w, const char *key, int v, const char *yes, const char *no)
 {
 	if (w->j) {
 		if (key)
@@ -141,39 +142,39 @@ static void w_bool(struct rep *w, const char *key, int v, const char *yes, const
 }
 
 /* JSON only: null under key. */
-static void w_null(struct rep *w, const char *key)
+static void w_null(struct bench_rep *w, const char *key)
 {
 	if (w->j)
 		w_key(w, key), json_null(w->j);
 }
 
 /* JSON only: an object or array under key, closed by w_end. */
-static void w_obj(struct rep *w, const char *key)
+static void w_obj(struct bench_rep *w, const char *key)
 {
 	if (w->j)
 		w_key(w, key), json_obj_begin(w->j);
 }
 
-static void w_arr(struct rep *w, const char *key)
+static void w_arr(struct bench_rep *w, const char *key)
 {
 	if (w->j)
 		w_key(w, key), json_arr_begin(w->j);
 }
 
-static void w_end_obj(struct rep *w)
+static void w_end_obj(struct bench_rep *w)
 {
 	if (w->j)
 		json_obj_end(w->j);
 }
 
-static void w_end_arr(struct rep *w)
+static void w_end_arr(struct bench_rep *w)
 {
 	if (w->j)
 		json_arr_end(w->j);
 }
 
 /* One entry of a map of counts: "key": v, or " key: v" in the text when shown. */
-static void w_entry(struct rep *w, const char *key, uint64_t v, int shown)
+static void w_entry(struct bench_rep *w, const char *key, uint64_t v, int shown)
 {
 	if (w->j)
 		w_key(w, key), json_uint(w->j, v);
@@ -196,7 +197,7 @@ static char *fmt_us(double us, char *out, size_t len)
 
 /* Latency percentiles: a JSON object {count, min, mean, stddev, p50 ... max} in
  * microseconds, or a two-line table. */
-static void w_lat(struct rep *w, const char *key, const char *label, const struct bench_lat *l)
+static void w_lat(struct bench_rep *w, const char *key, const char *label, const struct bench_lat *l)
 {
 	static const char *const heads[HIST_NPCT] = {"p50", "p90", "p99", "p99.9", "p99.99", "max"};
 	char t[32];
@@ -222,7 +223,8 @@ static void w_lat(struct rep *w, const char *key, const char *label, const struc
 }
 
 /* Values per second: a JSON array, or a table "second  unit". */
-static void w_series(struct rep *w, const char *key, const char *unit, const double *v, unsigned n, int dec)
+static void w_series(struct bench_rep *w, const char *key, const char *unit, const double *v, unsigned n,
+                     int dec)
 {
 	w_arr(w, key);
 	w_line(w, "second");
@@ -239,7 +241,7 @@ static void w_series(struct rep *w, const char *key, const char *unit, const dou
 }
 
 /* A warning: a string of the JSON array "warnings", or "  warning: ..." wrapped. */
-static void w_warn(struct rep *w, const char *text)
+static void w_warn(struct bench_rep *w, const char *text)
 {
 	if (w->j) {
 		json_str(w->j, text);
@@ -266,7 +268,7 @@ static void w_warn(struct rep *w, const char *text)
 
 /* The end of a report's first line, which every mode shares: the duration asked for,
  * and whether (and when) the run was interrupted. */
-static void w_run(struct rep *w, const struct bench_status *st, double secs)
+static void w_run(struct bench_rep *w, const struct bench_status *st, double secs)
 {
 	w_bool(w, "interrupted", st->interrupted, NULL, NULL);
 	if (st->interrupted)
@@ -274,10 +276,10 @@ static void w_run(struct rep *w, const struct bench_status *st, double secs)
 	w_num(w, "duration_s", secs, 3, st->interrupted ? " of %.1f s" : ", %.1f s");
 }
 
-/* Renders body(w, r) (which writes the "mode" key first) as text or JSON to f. */
-static int rep_write(FILE *f, int json, void (*body)(struct rep *, const void *), const void *r)
+int bench_report_write(FILE *f, int json, const struct bench_render *rd, const void *r)
 {
-	struct rep w = {.f = f};
+	void (*body)(struct bench_rep *, const void *) = rd->body;
+	struct bench_rep w = {.f = f};
 	if (!json) {
 		body(&w, r);
 		if (w.open)
@@ -299,22 +301,33 @@ static int rep_write(FILE *f, int json, void (*body)(struct rep *, const void *)
 	return ok && !ferror(f) ? 0 : -1;
 }
 
-/* The first line of the human report, for a plot's title. */
-static void rep_title(char *out, size_t len, void (*head)(struct rep *, const void *), const void *r)
+static void rep_title(char *title, size_t len, void (*head)(struct bench_rep *, const void *), const void *r);
+
+/* A latency-by-percentile plot titled with the first line of the human report. */
+static int pct_svg(const char *path, void (*head)(struct bench_rep *, const void *), const void *r,
+                   const struct bench_svg_series *s, size_t n)
 {
-	FILE *f = fmemopen(out, len, "w");
-	out[0] = 0;
+	char title[REP_TITLE_MAX];
+	rep_title(title, sizeof title, head, r);
+	return bench_svg_percentiles(path, title, s, n);
+}
+
+/* The first line of the human report, for a plot's title. */
+static void rep_title(char *title, size_t len, void (*head)(struct bench_rep *, const void *), const void *r)
+{
+	FILE *f = fmemopen(title, len, "w");
+	title[0] = 0;
 	if (!f)
 		return;
-	struct rep w = {.f = f};
+	struct bench_rep w = {.f = f};
 	head(&w, r);
 	fclose(f);
-	out[len - 1] = 0;
+	title[len - 1] = 0;
 }
 
 /* ---- tcp ---- */
 
-static void tcp_head(struct rep *w, const void *p)
+static void tcp_head(struct bench_rep *w, const void *p)
 {
 	const struct bench_tcp_result *r = p;
 	const struct bench_tcp_opts *o = &r->o;
@@ -326,7 +339,7 @@ static void tcp_head(struct rep *w, const void *p)
 	w_run(w, &r->st, o->secs);
 }
 
-static void tcp_body(struct rep *w, const void *p)
+static void tcp_body(struct bench_rep *w, const void *p)
 {
 	const struct bench_tcp_result *r = p;
 	tcp_head(w, r);
@@ -346,21 +359,18 @@ static void tcp_body(struct rep *w, const void *p)
 	w_end_arr(w);
 }
 
-int bench_report_tcp(FILE *f, int json, const struct bench_tcp_result *r)
+static int tcp_svg(const char *path, const void *p)
 {
-	return rep_write(f, json, tcp_body, r);
-}
-
-int bench_report_svg_tcp(const char *path, const struct bench_tcp_result *r)
-{
+	const struct bench_tcp_result *r = p;
 	char title[REP_TITLE_MAX];
 	rep_title(title, sizeof title, tcp_head, r);
-	return bench_svg_series(path, title, "Gbit/s", r->samples_gbps, r->nsamples, BENCH_SAMPLE_MS / 1000.0);
+	return bench_svg_series(path, title, "Gbit/s", r->samples_gbps, r->nsamples,
+	                        BENCH_SAMPLE_MS / 1000.0);
 }
 
 /* ---- rr ---- */
 
-static void rr_head(struct rep *w, const void *p)
+static void rr_head(struct bench_rep *w, const void *p)
 {
 	const struct bench_rr_result *r = p;
 	const struct bench_rr_opts *o = &r->o;
@@ -372,7 +382,7 @@ static void rr_head(struct rep *w, const void *p)
 	w_run(w, &r->st, o->secs);
 }
 
-static void rr_body(struct rep *w, const void *p)
+static void rr_body(struct bench_rep *w, const void *p)
 {
 	const struct bench_rr_result *r = p;
 	rr_head(w, r);
@@ -392,22 +402,16 @@ static void rr_body(struct rep *w, const void *p)
 	w_end_arr(w);
 }
 
-int bench_report_rr(FILE *f, int json, const struct bench_rr_result *r)
+static int rr_svg(const char *path, const void *p)
 {
-	return rep_write(f, json, rr_body, r);
-}
-
-int bench_report_svg_rr(const char *path, const struct bench_rr_result *r)
-{
-	char title[REP_TITLE_MAX];
-	rep_title(title, sizeof title, rr_head, r);
+	const struct bench_rr_result *r = p;
 	struct bench_svg_series s = {"round-trip time", r->hist};
-	return bench_svg_percentiles(path, title, &s, 1);
+	return pct_svg(path, rr_head, r, &s, 1);
 }
 
 /* ---- crr ---- */
 
-static void crr_head(struct rep *w, const void *p)
+static void crr_head(struct bench_rep *w, const void *p)
 {
 	const struct bench_crr_result *r = p;
 	const struct bench_crr_opts *o = &r->o;
@@ -421,7 +425,7 @@ static void crr_head(struct rep *w, const void *p)
 
 static const char *const tw_reuse_what[] = {"off", "on", "on for loopback only"};
 
-static void crr_body(struct rep *w, const void *p)
+static void crr_body(struct bench_rep *w, const void *p)
 {
 	const struct bench_crr_result *r = p;
 	char t[512];
@@ -465,44 +469,42 @@ static void crr_body(struct rep *w, const void *p)
 	w_arr(w, "warnings");
 	uint64_t per_source = r->port_hi >= r->port_lo ? r->port_hi - r->port_lo + 1u : 0;
 	if (r->time_wait_pct >= BENCH_CRR_TW_WARN || r->fail_errno[EADDRNOTAVAIL]) {
-		snprintf(t, sizeof t,
-		         "%ld sockets to %s are in TIME_WAIT: %.0f%% of the %llu ephemeral ports this run can use "
-		         "to it (%u-%u on %u source address%s). Each holds its port for up to %d s; when none "
-		         "is left, connect() fails with EADDRNOTAVAIL (%llu times in this run).",
-		         r->time_wait_target, r->target, r->time_wait_pct, (unsigned long long)r->ports, r->port_lo,
-		         r->port_hi, r->o.sources ? r->o.sources : 1, r->o.sources > 1 ? "es" : "", BENCH_TIME_WAIT_S,
-		         (unsigned long long)r->fail_errno[EADDRNOTAVAIL]);
+		snprintf(
+		        t, sizeof t,
+		        "%ld sockets to %s are in TIME_WAIT: %.0f%% of the %llu ephemeral ports this run can "
+		        "use "
+		        "to it (%u-%u on %u source address%s). Each holds its port for up to %d s; when none "
+		        "is left, connect() fails with EADDRNOTAVAIL (%llu times in this run).",
+		        r->time_wait_target, r->target, r->time_wait_pct, (unsigned long long)r->ports,
+		        r->port_lo, r->port_hi, r->o.sources ? r->o.sources : 1, r->o.sources > 1 ? "es" : "",
+		        BENCH_TIME_WAIT_S, (unsigned long long)r->fail_errno[EADDRNOTAVAIL]);
 		w_warn(w, t);
-		snprintf(t, sizeof t,
-		         "To avoid it: more source addresses (--sources N: N x %llu ports); keep-alive, which "
-		         "reuses one connection for many requests (bench http without --no-keepalive); or "
-		         "net.ipv4.tcp_tw_reuse (here %d%s%s%s), with which connect() takes over a TIME_WAIT "
-		         "port to the same target once it is over a second old and TCP timestamps show the "
-		         "new connection is the newer one.",
-		         (unsigned long long)per_source, r->tw_reuse, r->tw_reuse >= 0 && r->tw_reuse <= 2 ? ": " : "",
-		         r->tw_reuse >= 0 && r->tw_reuse <= 2 ? tw_reuse_what[r->tw_reuse] : "",
-		         r->tw_reuse == 2 ? ", the kernel's default" : "");
+		snprintf(
+		        t, sizeof t,
+		        "To avoid it: more source addresses (--sources N: N x %llu ports); keep-alive, which "
+		        "reuses one connection for many requests (bench http without --no-keepalive); or "
+		        "net.ipv4.tcp_tw_reuse (here %d%s%s%s), with which connect() takes over a TIME_WAIT "
+		        "port to the same target once it is over a second old and TCP timestamps show the "
+		        "new connection is the newer one.",
+		        (unsigned long long)per_source, r->tw_reuse,
+		        r->tw_reuse >= 0 && r->tw_reuse <= 2 ? ": " : "",
+		        r->tw_reuse >= 0 && r->tw_reuse <= 2 ? tw_reuse_what[r->tw_reuse] : "",
+		        r->tw_reuse == 2 ? ", the kernel's default" : "");
 		w_warn(w, t);
 	}
 	w_end_arr(w);
 }
 
-int bench_report_crr(FILE *f, int json, const struct bench_crr_result *r)
+static int crr_svg(const char *path, const void *p)
 {
-	return rep_write(f, json, crr_body, r);
-}
-
-int bench_report_svg_crr(const char *path, const struct bench_crr_result *r)
-{
-	char title[REP_TITLE_MAX];
-	rep_title(title, sizeof title, crr_head, r);
+	const struct bench_crr_result *r = p;
 	struct bench_svg_series s = {"connect to answer", r->hist};
-	return bench_svg_percentiles(path, title, &s, 1);
+	return pct_svg(path, crr_head, r, &s, 1);
 }
 
 /* ---- http ---- */
 
-static void http_head(struct rep *w, const void *p)
+static void http_head(struct bench_rep *w, const void *p)
 {
 	const struct bench_http_result *r = p;
 	const struct bench_http_opts *o = &r->o;
@@ -518,7 +520,7 @@ static void http_head(struct rep *w, const void *p)
 	w_run(w, &r->st, o->secs);
 }
 
-static void http_body(struct rep *w, const void *p)
+static void http_body(struct bench_rep *w, const void *p)
 {
 	const struct bench_http_result *r = p;
 	const struct bench_http_opts *o = &r->o;
@@ -573,9 +575,12 @@ static void http_body(struct rep *w, const void *p)
 		w_bool(w, "reached", r->rate_reached, NULL, NULL);
 		w_end_obj(w);
 		w_line(w, NULL);
-		w_text(w, "  raw = from the write; corrected = from the scheduled time when the server held the\n"
-		          "  connection past it (coordinated omission), else from the write; client's own lag =\n"
-		          "  how late this client sent requests it was free to send (not counted as latency).");
+		w_text(w,
+		       "  raw = from the write; corrected = from the scheduled time when the server held "
+		       "the\n"
+		       "  connection past it (coordinated omission), else from the write; client's own lag "
+		       "=\n"
+		       "  how late this client sent requests it was free to send (not counted as latency).");
 	}
 	w_blank(w);
 	w_arr(w, "warnings");
@@ -585,18 +590,17 @@ static void http_body(struct rep *w, const void *p)
 	w_end_arr(w);
 }
 
-int bench_report_http(FILE *f, int json, const struct bench_http_result *r)
+static int http_svg(const char *path, const void *p)
 {
-	return rep_write(f, json, http_body, r);
-}
-
-int bench_report_svg_http(const char *path, const struct bench_http_result *r)
-{
-	char title[REP_TITLE_MAX];
-	rep_title(title, sizeof title, http_head, r);
+	const struct bench_http_result *r = p;
 	struct bench_svg_series s[2] = {{"corrected (from the scheduled time)", r->hist_corrected},
 	                                {"raw (from the write)", r->hist}};
 	if (!r->o.rate)
-		return bench_svg_percentiles(path, title, &(struct bench_svg_series){"response time", r->hist}, 1);
-	return bench_svg_percentiles(path, title, s, 2);
+		s[0] = (struct bench_svg_series){"response time", r->hist};
+	return pct_svg(path, http_head, r, s, r->o.rate ? 2 : 1);
 }
+
+const struct bench_render bench_render_tcp = {tcp_body, tcp_svg};
+const struct bench_render bench_render_rr = {rr_body, rr_svg};
+const struct bench_render bench_render_crr = {crr_body, crr_svg};
+const struct bench_render bench_render_http = {http_body, http_svg};

@@ -13,11 +13,9 @@
 #include "bench/bench.h"
 #include "core/net.h"
 
-#define RR_MAX_LEN (1u << 20)
-
 struct rr {
 	const struct bench_rr_opts *o;
-	int cfd, sfd;      /* client end; server end (TCP accepted or the UDP socket) */
+	int cfd, sfd; /* client end; server end (TCP accepted or the UDP socket) */
 	atomic_int stop;
 	_Atomic uint64_t done;
 	uint64_t lost, end_ns;
@@ -136,8 +134,8 @@ static void rr_tick(void *arg, uint64_t now)
 	struct rr_tick *t = arg;
 	uint64_t d = atomic_load_explicit(&t->x->done, memory_order_relaxed);
 	char line[128];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu round trips  %.0f/s", (double)(now - t->start) / 1e9,
-	         t->x->o->secs, (unsigned long long)d, (double)(d - t->last));
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu round trips  %.0f/s",
+	         (double)(now - t->start) / 1e9, t->x->o->secs, (unsigned long long)d, (double)(d - t->last));
 	t->last = d;
 	bench_progress(t->ctl, line, 0);
 }
@@ -153,14 +151,14 @@ static int rr_setup(struct rr *x, char *err, size_t errlen)
 		x->sfd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (x->sfd < 0 || bind(x->sfd, (struct sockaddr *)&ss, sl) < 0)
 			goto fail;
-		struct timeval tv = { 0, 100000 }; /* the server checks the stop flag this often */
+		struct timeval tv = {0, 100000}; /* the server checks the stop flag this often */
 		setsockopt(x->sfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		socklen_t l = sl;
 		getsockname(x->sfd, (struct sockaddr *)&ss, &l);
 		x->cfd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (x->cfd < 0 || connect(x->cfd, (struct sockaddr *)&ss, sl) < 0)
 			goto fail;
-		struct timeval lt = { 1, 0 }; /* a reply later than this is lost */
+		struct timeval lt = {1, 0}; /* a reply later than this is lost */
 		setsockopt(x->cfd, SOL_SOCKET, SO_RCVTIMEO, &lt, sizeof(lt));
 		return 0;
 	}
@@ -192,13 +190,13 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
 	size_t min = o->udp ? 8 : 1;
-	if (o->len < min || o->len > RR_MAX_LEN) {
-		snprintf(r->st.error, sizeof(r->st.error), "-l is %zu to %u bytes%s", min, RR_MAX_LEN,
+	if (o->len < min || o->len > BENCH_RR_MAX_LEN) {
+		snprintf(r->st.error, sizeof(r->st.error), "-l is %zu to %u bytes%s", min, BENCH_RR_MAX_LEN,
 		         o->udp ? " (UDP messages carry an 8-byte sequence number)" : "");
 		r->st.usage = 1;
 		return -1;
 	}
-	struct rr x = { .o = o, .cfd = -1, .sfd = -1 };
+	struct rr x = {.o = o, .cfd = -1, .sfd = -1};
 	r->hist = x.h = hist_new();
 	if (!x.h) {
 		snprintf(r->st.error, sizeof(r->st.error), "out of memory");
@@ -216,7 +214,7 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	x.end_ns = start + (uint64_t)(o->secs * 1e9);
 	int sok = pthread_create(&st, NULL, server_main, &x) == 0;
 	int cok = sok && pthread_create(&ct, NULL, client_main, &x) == 0;
-	struct rr_tick tk = { &x, ctl, start, 0 };
+	struct rr_tick tk = {&x, ctl, start, 0};
 	if (cok)
 		r->st.interrupted = bench_wait(ctl, start, x.end_ns, 1000000000u, rr_tick, NULL, &tk);
 	atomic_store(&x.stop, 1);

@@ -6,17 +6,17 @@
 
 #include "bench/bench.h"
 
-#define W         760
-#define H         440
-#define ML        80 /* margins: room for the axes' labels and the title */
-#define MR        40
-#define MT        64
-#define MB        60
-#define TITLE_X   16
-#define TITLE_PX  14   /* the title's font size */
-#define CHAR_EM   0.6  /* a sans-serif character is at most this wide, in ems */
-#define MAX_NINES 5.0  /* the percentile axis ends at 99.999% */
-#define MAX_LINES 3    /* a title wraps into at most this many lines */
+#define W          760
+#define H          440
+#define ML         80 /* margins: room for the axes' labels and the title */
+#define MR         40
+#define MT         64
+#define MB         60
+#define TITLE_X    16
+#define TITLE_PX   14  /* the title's font size */
+#define CHAR_EM    0.6 /* a sans-serif character is at most this wide, in ems */
+#define MAX_NINES  5.0 /* the percentile axis ends at 99.999% */
+#define MAX_LINES  3   /* a title wraps into at most this many lines */
 #define MAX_POINTS 720 /* a series plot merges samples down to this many steps */
 
 static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
@@ -68,8 +68,8 @@ static void header(FILE *f, const char *title)
 			if (line == MAX_LINES - 1)
 				n = fit - 3;
 		}
-		fprintf(f, "<text class=\"title\" x=\"%d\" y=\"%d\" font-size=\"%d\" font-weight=\"bold\">", TITLE_X,
-		        20 + line * (TITLE_PX + 4), TITLE_PX);
+		fprintf(f, "<text class=\"title\" x=\"%d\" y=\"%d\" font-size=\"%d\" font-weight=\"bold\">",
+		        TITLE_X, 20 + line * (TITLE_PX + 4), TITLE_PX);
 		esc(f, p, n);
 		fprintf(f, "%s</text>\n", line == MAX_LINES - 1 && n < strlen(p) ? "..." : "");
 		p += n;
@@ -80,7 +80,8 @@ static void header(FILE *f, const char *title)
 
 static void y_title(FILE *f, const char *text)
 {
-	fprintf(f, "<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\">", (H - MB + MT) / 2);
+	fprintf(f, "<text transform=\"translate(18 %d) rotate(-90)\" text-anchor=\"middle\">",
+	        (H - MB + MT) / 2);
 	esc(f, text, strlen(text));
 	fprintf(f, "</text>\n");
 }
@@ -88,18 +89,21 @@ static void y_title(FILE *f, const char *text)
 static void y_tick(FILE *f, double y, const char *label)
 {
 	fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ML, y, W - MR, y);
-	fprintf(f, "<text class=\"ytick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 6, y + 4, label);
+	fprintf(f, "<text class=\"ytick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 6, y + 4,
+	        label);
 }
 
 static void x_tick(FILE *f, double x, const char *label)
 {
 	fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", x, MT, x, H - MB);
-	fprintf(f, "<text class=\"xtick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, H - MB + 18, label);
+	fprintf(f, "<text class=\"xtick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x,
+	        H - MB + 18, label);
 }
 
 static void x_title(FILE *f, const char *text)
 {
-	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", (ML + W - MR) / 2, H - 18, text);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", (ML + W - MR) / 2, H - 18,
+	        text);
 }
 
 static void legend(FILE *f, size_t k, const char *name)
@@ -114,8 +118,10 @@ static void legend(FILE *f, size_t k, const char *name)
 
 static int finish(FILE *f)
 {
-	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n</svg>\n", ML,
-	        MT, W - ML - MR, H - MT - MB);
+	fprintf(f,
+	        "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+	        "stroke=\"#333\"/>\n</svg>\n",
+	        ML, MT, W - ML - MR, H - MT - MB);
 	int bad = ferror(f);
 	if (fclose(f) || bad)
 		return -1;
@@ -188,7 +194,8 @@ int bench_svg_percentiles(const char *path, const char *title, const struct benc
 	x_title(f, "percentile");
 	for (size_t k = 0; k < n; k++) {
 		const struct hist *h = s[k].h;
-		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[k % 4]);
+		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+		        colors[k % 4]);
 		uint64_t seen = 0;
 		double px = ML;
 		for (size_t i = 0; h->count && i < HIST_BUCKETS; i++) {
@@ -196,7 +203,8 @@ int bench_svg_percentiles(const char *path, const char *title, const struct benc
 				continue;
 			double frac = (double)seen / (double)h->count; /* the bucket starts here */
 			seen += h->counts[i];
-			double v = (double)(hist_bucket_low(i) + (hist_bucket_high(i) - hist_bucket_low(i)) / 2);
+			double v =
+			        (double)(hist_bucket_low(i) + (hist_bucket_high(i) - hist_bucket_low(i)) / 2);
 			if (v > (double)h->max)
 				v = (double)h->max;
 			if (v < (double)h->min)
@@ -209,7 +217,9 @@ int bench_svg_percentiles(const char *path, const char *title, const struct benc
 			px = x;
 			if (seen == h->count) { /* the last sample holds to its own percentile */
 				double fin = -log10(1.0 / (double)h->count);
-				fprintf(f, "%.1f,%.1f", ML + (fin > MAX_NINES ? MAX_NINES : fin) / MAX_NINES * (W - ML - MR), y);
+				fprintf(f, "%.1f,%.1f",
+				        ML + (fin > MAX_NINES ? MAX_NINES : fin) / MAX_NINES * (W - ML - MR),
+				        y);
 			}
 		}
 		fprintf(f, "\"/>\n");
@@ -245,21 +255,25 @@ int bench_svg_series(const char *path, const char *title, const char *unit, cons
 	}
 	x_title(f, "seconds");
 	if (!n) {
-		fprintf(f, "<text class=\"note\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">the run was shorter than one "
-		           "sample (%g s): nothing to plot; run longer (-d)</text>\n",
+		fprintf(f,
+		        "<text class=\"note\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">the run was shorter "
+		        "than one "
+		        "sample (%g s): nothing to plot; run longer (-d)</text>\n",
 		        (ML + W - MR) / 2, (MT + H - MB) / 2, step_s);
 		return finish(f);
 	}
 	/* each sample is the mean over its interval: a step; merged when there are many */
 	size_t per = (n + MAX_POINTS - 1) / MAX_POINTS;
-	fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[0]);
+	fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+	        colors[0]);
 	for (size_t i = 0; i < n; i += per) {
 		size_t m = i + per < n ? per : n - i;
 		double sum = 0;
 		for (size_t k = 0; k < m; k++)
 			sum += v[i + k];
 		double y = H - MB - sum / (double)m / top * (H - MT - MB);
-		double x0 = ML + (double)i / (double)n * (W - ML - MR), x1 = ML + (double)(i + m) / (double)n * (W - ML - MR);
+		double x0 = ML + (double)i / (double)n * (W - ML - MR),
+		       x1 = ML + (double)(i + m) / (double)n * (W - ML - MR);
 		fprintf(f, "%.1f,%.1f %.1f,%.1f ", x0, y, x1, y);
 	}
 	fprintf(f, "\"/>\n");

@@ -15,11 +15,9 @@
 #include "bench/bench.h"
 #include "core/net.h"
 
-#define TCP_MAX_STREAMS 128
-
 struct tstream {
-	int sfd, rfd;         /* sending and receiving end */
-	int memfd;            /* --zerocopy source */
+	int sfd, rfd; /* sending and receiving end */
+	int memfd;    /* --zerocopy source */
 	char *sbuf, *rbuf;
 	size_t len;
 	atomic_int *stop;
@@ -99,7 +97,8 @@ static void tcp_tick(void *arg, uint64_t now)
 	if (r->nseries < BENCH_MAX_SERIES)
 		r->series_gbps[r->nseries++] = g;
 	char line[128];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %.2f Gbit/s", (double)(now - t->start) / 1e9, t->r->o.secs, g);
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %.2f Gbit/s", (double)(now - t->start) / 1e9,
+	         t->r->o.secs, g);
 	bench_progress(t->ctl, line, 0);
 }
 
@@ -117,7 +116,7 @@ static int stream_open(struct tstream *s, int lfd, const struct sockaddr *sa, so
 		snprintf(err, errlen, "accept: %s", strerror(errno));
 		return -1;
 	}
-	struct timeval tv = { 2, 0 }; /* a stuck peer cannot hold a thread forever */
+	struct timeval tv = {2, 0}; /* a stuck peer cannot hold a thread forever */
 	setsockopt(s->sfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(s->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	s->sbuf = malloc(s->len);
@@ -135,8 +134,9 @@ int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, s
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	if (!o->streams || o->streams > TCP_MAX_STREAMS || !o->len || o->len > (64u << 20)) {
-		snprintf(r->st.error, sizeof(r->st.error), "streams are 1-%d, -l is 1 byte to 64M", TCP_MAX_STREAMS);
+	if (!o->streams || o->streams > BENCH_TCP_MAX_STREAMS || !o->len || o->len > BENCH_TCP_MAX_LEN) {
+		snprintf(r->st.error, sizeof(r->st.error), "streams are 1-%d, -l is 1 byte to %u",
+		         BENCH_TCP_MAX_STREAMS, BENCH_TCP_MAX_LEN);
 		r->st.usage = 1;
 		return -1;
 	}
@@ -164,7 +164,8 @@ int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, s
 		if (rc == 0 && o->zerocopy) {
 			s[i].memfd = memfd_create("loopkit-bench", MFD_CLOEXEC);
 			if (s[i].memfd < 0 || write(s[i].memfd, s[i].sbuf, o->len) != (ssize_t)o->len) {
-				snprintf(r->st.error, sizeof(r->st.error), "memfd for --zerocopy: %s", strerror(errno));
+				snprintf(r->st.error, sizeof(r->st.error), "memfd for --zerocopy: %s",
+				         strerror(errno));
 				rc = -1;
 			}
 		}

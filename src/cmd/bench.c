@@ -64,8 +64,8 @@ static int set_ok(void *p, const char *val, char *err, size_t errlen)
 /* clang-format off */
 static const struct cmd_flag tcp_flags[] = {
 	{ "duration", 'd', "SECS", "10", "how long to send", CMD_SECS, CMD_AT(struct tcp_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "parallel", 'P', "STREAMS", "1", "parallel connections, each with a sender and a receiver thread", CMD_UINT, CMD_AT(struct tcp_args, o.streams), .min = 1, .max = 128 },
-	{ "length", 'l', "BYTES", "128K", "bytes per send call", CMD_SIZE, CMD_AT(struct tcp_args, o.len), .min = 1, .max = 64 << 20 },
+	{ "parallel", 'P', "STREAMS", "1", "parallel connections, each with a sender and a receiver thread", CMD_UINT, CMD_AT(struct tcp_args, o.streams), .min = 1, .max = BENCH_TCP_MAX_STREAMS },
+	{ "length", 'l', "BYTES", "128K", "bytes per send call", CMD_SIZE, CMD_AT(struct tcp_args, o.len), .min = 1, .max = BENCH_TCP_MAX_LEN },
 	{ "zerocopy", 0, NULL, NULL, "send with sendfile(2) from memory instead of send(2)", CMD_SWITCH, CMD_AT(struct tcp_args, o.zerocopy) },
 	{ "ipv6", '6', NULL, NULL, "use ::1 instead of 127.0.0.1", CMD_SWITCH, CMD_AT(struct tcp_args, o.v6) },
 	OUT_ROWS(struct tcp_args, "throughput over time"),
@@ -75,7 +75,7 @@ static const struct cmd_flag tcp_flags[] = {
 static const struct cmd_flag rr_flags[] = {
 	{ "udp", 'u', NULL, NULL, "UDP datagrams instead of a TCP connection", CMD_SWITCH, CMD_AT(struct rr_args, o.udp) },
 	{ "duration", 'd', "SECS", "10", "how long to run", CMD_SECS, CMD_AT(struct rr_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "length", 'l', "BYTES", "64", "message size each way; UDP needs at least 8", CMD_SIZE, CMD_AT(struct rr_args, o.len), .min = 1, .max = 64 << 20 },
+	{ "length", 'l', "BYTES", "64", "message size each way; UDP needs at least 8", CMD_SIZE, CMD_AT(struct rr_args, o.len), .min = 1, .max = BENCH_RR_MAX_LEN },
 	{ "ipv6", '6', NULL, NULL, "use ::1 instead of 127.0.0.1", CMD_SWITCH, CMD_AT(struct rr_args, o.v6) },
 	OUT_ROWS(struct rr_args, "latency by percentile"),
 	{ 0 },
@@ -83,7 +83,7 @@ static const struct cmd_flag rr_flags[] = {
 
 static const struct cmd_flag crr_flags[] = {
 	{ "duration", 'd', "SECS", "10", "how long to run", CMD_SECS, CMD_AT(struct crr_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "connections", 'C', "N", "1", "connections in flight at once", CMD_UINT, CMD_AT(struct crr_args, o.conc), .min = 1, .max = 4096 },
+	{ "connections", 'C', "N", "1", "connections in flight at once", CMD_UINT, CMD_AT(struct crr_args, o.conc), .min = 1, .max = BENCH_CRR_MAX_CONC },
 	{ "sources", 0, "N", NULL, "spread source addresses over 127.0.0.1..127.0.0.N; the kernel picks when not given", CMD_UINT, CMD_AT(struct crr_args, o.sources), .min = 1, .max = BENCH_MAX_SOURCES },
 	{ "total", 'n', "N", NULL, "stop after this many connections; no limit when not given", CMD_UINT, CMD_AT(struct crr_args, o.max), .min = 1, .max = 1ull << 40 },
 	OUT_ROWS(struct crr_args, "latency by percentile"),
@@ -92,9 +92,9 @@ static const struct cmd_flag crr_flags[] = {
 
 static const struct cmd_flag http_flags[] = {
 	{ "URL", 0, NULL, NULL, "http://HOST:PORT/PATH on loopback (see --allow-remote)", CMD_STR, CMD_AT(struct http_args, o.url), .attr = CMD_ARG | CMD_NEED },
-	{ "connections", 'C', "N", "10", "open connections", CMD_UINT, CMD_AT(struct http_args, o.conns), .min = 1, .max = 100000 },
+	{ "connections", 'C', "N", "10", "open connections", CMD_UINT, CMD_AT(struct http_args, o.conns), .min = 1, .max = BENCH_HTTP_MAX_CONNS },
 	{ "duration", 'd', "SECS", "10", "how long to send", CMD_SECS, CMD_AT(struct http_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "threads", 't', "N", "1", "event-loop threads, connections spread over them", CMD_UINT, CMD_AT(struct http_args, o.threads), .min = 1, .max = 256 },
+	{ "threads", 't', "N", "1", "event-loop threads, connections spread over them", CMD_UINT, CMD_AT(struct http_args, o.threads), .min = 1, .max = BENCH_HTTP_MAX_THREADS },
 	{ "rate", 'R', "RATE", NULL, "constant rate in requests/s over all connections, with CO correction; as fast as possible when not given", CMD_CALL, .set = set_rate },
 	{ "no-keepalive", 0, NULL, NULL, "a new connection for every request (Connection: close)", CMD_SWITCH, CMD_AT(struct http_args, no_keepalive) },
 	{ "pipeline", 0, "N", "1", "send N requests at once on each connection", CMD_UINT, CMD_AT(struct http_args, o.pipeline), .min = 1, .max = BENCH_HTTP_MAX_PIPELINE },
