@@ -3,7 +3,7 @@
 # the repository root as the working directory, python, bench/lib.sh (servers started
 # and stopped by pid), the loopkit binary (built when missing), a temporary directory
 # and the cleanup of both on exit.  need TOOL... exits 1 naming a missing peer.
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 BENCH_DIR=$PWD/bench
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
