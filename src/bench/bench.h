@@ -125,7 +125,9 @@ struct bench_crr_result {
 	long time_wait;            /* TCP sockets in TIME_WAIT on this machine at the end, -1 unknown */
 	long time_wait_target;     /* of those, the ones to the target, -1 unknown */
 	unsigned port_lo, port_hi; /* net.ipv4.ip_local_port_range */
-	uint64_t ports;            /* ephemeral ports to the target: range size x source addresses */
+	unsigned nsources;         /* source addresses used: --sources, or 1 */
+	uint64_t ports_per_source; /* port_hi - port_lo + 1 */
+	uint64_t ports;            /* ephemeral ports to the target: ports_per_source x nsources */
 	double time_wait_pct;      /* time_wait_target as % of ports */
 	int tw_reuse;              /* net.ipv4.tcp_tw_reuse, -1 unknown */
 	struct bench_lat lat;      /* connect to response */

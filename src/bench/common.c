@@ -43,7 +43,7 @@ int bench_wait(const struct bench_ctl *ctl, uint64_t start_ns, uint64_t deadline
 		if (now >= deadline_ns || (done && done(arg)))
 			return 0;
 		uint64_t until = deadline_ns < next_tick ? deadline_ns : next_tick;
-		uint64_t step = until - now;
+		uint64_t step = until > now ? until - now : 0; /* behind: tick again at once */
 		if (step > WAIT_STEP_NS)
 			step = WAIT_STEP_NS;
 		struct timespec ts = {(time_t)(step / 1000000000u), (long)(step % 1000000000u)};

@@ -319,7 +319,9 @@ static void crr_time_wait(struct bench_crr_result *r, const struct sockaddr_stor
 		if (lo && lo <= hi && hi <= 65535)
 			r->port_lo = (unsigned)lo, r->port_hi = (unsigned)hi;
 	}
-	r->ports = (uint64_t)(r->port_hi - r->port_lo + 1) * (r->o.sources ? r->o.sources : 1);
+	r->nsources = r->o.sources ? r->o.sources : 1;
+	r->ports_per_source = r->port_hi - r->port_lo + 1u;
+	r->ports = r->ports_per_source * r->nsources;
 	r->tw_reuse = -1;
 	if (read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", b, sizeof b) == 0) {
 		long v = strtol(b, &end, 10);

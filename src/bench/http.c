@@ -260,7 +260,7 @@ static void flush_write(struct hconn *c)
 static void conn_send(struct hconn *c, uint64_t now)
 {
 	struct hthread *t = c->t;
-	unsigned n = t->o->pipeline ? t->o->pipeline : 1;
+	unsigned n = t->o->pipeline;
 	c->wpos = 0;
 	c->wlen = t->reqlen * n;
 	c->head = 0;
@@ -674,7 +674,9 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	o = &r->o; /* the threads read the copy, with --ok-status's default filled in */
+	o = &r->o; /* the threads read the copy, with the defaults filled in */
+	if (!r->o.pipeline)
+		r->o.pipeline = 1;
 	struct http_mem m = {0};
 	struct bench_http_target tg;
 	buf_init(&m.req, 1u << 30);
@@ -686,8 +688,7 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	    bench_http_prepare(o, &tg, &m.req, err, errlen, &r->st.usage) < 0)
 		goto fail;
 	snprintf(r->target, sizeof(r->target), "%s", tg.name);
-	unsigned pl = o->pipeline ? o->pipeline : 1;
-	for (unsigned i = 0; i < pl; i++)
+	for (unsigned i = 0; i < o->pipeline; i++)
 		buf_append(&m.batch, buf_start(&m.req), buf_used(&m.req));
 
 	m.ts = calloc(o->threads, sizeof(*m.ts));

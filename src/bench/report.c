@@ -467,7 +467,6 @@ static void crr_body(struct bench_rep *w, const void *p)
 	w_lat(w, "latency_us", "connect to answer", &r->lat);
 	w_blank(w);
 	w_arr(w, "warnings");
-	uint64_t per_source = r->port_hi >= r->port_lo ? r->port_hi - r->port_lo + 1u : 0;
 	if (r->time_wait_pct >= BENCH_CRR_TW_WARN || r->fail_errno[EADDRNOTAVAIL]) {
 		snprintf(
 		        t, sizeof t,
@@ -476,8 +475,8 @@ static void crr_body(struct bench_rep *w, const void *p)
 		        "to it (%u-%u on %u source address%s). Each holds its port for up to %d s; when none "
 		        "is left, connect() fails with EADDRNOTAVAIL (%llu times in this run).",
 		        r->time_wait_target, r->target, r->time_wait_pct, (unsigned long long)r->ports,
-		        r->port_lo, r->port_hi, r->o.sources ? r->o.sources : 1, r->o.sources > 1 ? "es" : "",
-		        BENCH_TIME_WAIT_S, (unsigned long long)r->fail_errno[EADDRNOTAVAIL]);
+		        r->port_lo, r->port_hi, r->nsources, r->nsources > 1 ? "es" : "", BENCH_TIME_WAIT_S,
+		        (unsigned long long)r->fail_errno[EADDRNOTAVAIL]);
 		w_warn(w, t);
 		snprintf(
 		        t, sizeof t,
@@ -486,7 +485,7 @@ static void crr_body(struct bench_rep *w, const void *p)
 		        "net.ipv4.tcp_tw_reuse (here %d%s%s%s), with which connect() takes over a TIME_WAIT "
 		        "port to the same target once it is over a second old and TCP timestamps show the "
 		        "new connection is the newer one.",
-		        (unsigned long long)per_source, r->tw_reuse,
+		        (unsigned long long)r->ports_per_source, r->tw_reuse,
 		        r->tw_reuse >= 0 && r->tw_reuse <= 2 ? ": " : "",
 		        r->tw_reuse >= 0 && r->tw_reuse <= 2 ? tw_reuse_what[r->tw_reuse] : "",
 		        r->tw_reuse == 2 ? ", the kernel's default" : "");
@@ -508,14 +507,13 @@ static void http_head(struct bench_rep *w, const void *p)
 {
 	const struct bench_http_result *r = p;
 	const struct bench_http_opts *o = &r->o;
-	unsigned pl = o->pipeline ? o->pipeline : 1;
 	w_str(w, "mode", "http", "bench http");
 	w_str(w, "url", o->url, " %s");
 	w_str(w, "target", r->target, " (%s)");
 	w_uint(w, "connections", o->conns, ": %llu connection(s)");
 	w_uint(w, "threads", o->threads, ", %llu thread(s)");
 	w_bool(w, "keepalive", o->keepalive, NULL, ", no keep-alive");
-	w_uint(w, "pipeline", pl, pl > 1 ? ", pipeline %llu" : NULL);
+	w_uint(w, "pipeline", o->pipeline, o->pipeline > 1 ? ", pipeline %llu" : NULL);
 	w_num(w, NULL, o->rate, 0, o->rate ? ", constant rate %.0f req/s" : NULL);
 	w_run(w, &r->st, o->secs);
 }

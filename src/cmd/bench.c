@@ -194,7 +194,8 @@ static const struct cmd_verb bench_crr = {
         .name = "crr",
         .summary = "connect, request, response, close: connection rate (like netperf TCP_CRR)",
         .about = "Connection rate: connect, one request and response, close, again; failures by errno\n"
-                 "(EADDRNOTAVAIL: out of ephemeral ports) and the TIME_WAIT sockets left.\n",
+                 "(EADDRNOTAVAIL: out of ephemeral ports) and the TIME_WAIT sockets left, with a\n"
+                 "warning and the ways out when they hold many of the ports.\n",
         .flags = crr_flags,
         .size = sizeof(struct crr_args),
         .run = crr_main,
@@ -205,7 +206,8 @@ static const struct cmd_verb bench_http = {
         .name = "http",
         .summary = "HTTP/1.1 load on a local server, closed-loop or constant-rate (like wrk, wrk2)",
         .about = "HTTP/1.1 load on a local server: closed-loop as fast as it answers, or at a constant\n"
-                 "rate (-R) with coordinated-omission-corrected latencies next to the raw ones.\n",
+                 "rate (-R) with coordinated-omission-corrected latencies next to the raw ones.\n"
+                 "A status --ok-status does not allow (2xx unless given) fails the run.\n",
         .flags = http_flags,
         .size = sizeof(struct http_args),
         .run = http_main,
@@ -219,7 +221,8 @@ static const struct cmd_verb *const bench_modes[] = {&bench_tcp, &bench_rr, &ben
 const struct cmd_verb cmd_bench = {
         .name = "bench",
         .summary = "loopback throughput, latency, connection rate and HTTP load",
-        .about = "Measures the loopback stack and local servers; see docs/bench.md.\n"
+        .about = "Measures the loopback stack and local servers; see docs/bench.md. Ctrl-C ends a run\n"
+                 "early and still reports it, marked as interrupted.\n"
                  "Exit status: 0 ok, 1 the run failed or had errors, 2 usage error.\n",
         .subs = bench_modes,
         .sub_noun = "mode",

@@ -138,9 +138,9 @@ def test_http_constant_rate(start, root, tmp_path):
     svg = tmp_path / "lat.svg"
     doc = bench_json("http", s.url + "i.html", "-R", 2000, "-d", 3, "-C", 10, "--svg", svg)
     check_fields(doc, "http")
-    assert abs(doc["requests"] - 6000) <= 300, doc["requests"]
-    assert doc["rate"]["reached"] is True
-    assert doc["rate"]["scheduled"] == doc["sent"]
+    assert doc["rate"]["scheduled"] == 6000  # 3 s x 2000/s, whatever the server did
+    assert doc["rate"]["reached"] is True and doc["sent"] >= 0.99 * 6000
+    assert doc["requests"] == doc["sent"]
     cor, raw = doc["rate"]["corrected_latency_us"], doc["latency_us"]
     assert cor["count"] == raw["count"] == doc["requests"]
     assert cor["p50"] >= raw["p50"] * 0.99
@@ -298,8 +298,10 @@ def test_constant_rate_corrected_equals_raw_on_an_idle_server(start, root):
     doc = bench_json("http", s.url + "i.html", "-R", 200, "-d", 3)
     check_fields(doc, "http")
     raw, cor = doc["latency_us"], doc["rate"]["corrected_latency_us"]
-    assert doc["requests"] == doc["rate"]["scheduled"] == 600, doc
-    assert cor["count"] == raw["count"] == doc["rate"]["client_lag_us"]["count"] == 600
+    # 3 s x 200/s; each of the 10 connections may miss its last request when the
+    # server (on a loaded machine) answers its previous one after the end
+    assert doc["rate"]["scheduled"] == 600 and 590 <= doc["sent"] <= 600, doc
+    assert cor["count"] == raw["count"] == doc["rate"]["client_lag_us"]["count"] == doc["requests"]
     assert cor["p50"] <= 1.2 * raw["p50"], (cor, raw)
     assert cor["p50"] >= raw["p50"] * 0.99
 
