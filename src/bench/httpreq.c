@@ -221,7 +221,7 @@ int bench_http_prepare(const struct bench_http_opts *o, struct bench_http_target
 		int e = errno;
 		snprintf(err, errlen, "--body %.100s: %s", o->body_file, strerror(e));
 		if (e == EFBIG)
-			snprintf(err, errlen, "--body %.100s: larger than %u MiB", o->body_file,
+			snprintf(err, errlen, "--body %.100s: larger than %d MiB", o->body_file,
 			         BENCH_HTTP_MAX_BODY_MIB);
 		buf_free(&body);
 		return -1;

@@ -478,3 +478,19 @@ def test_interrupted_http_human_and_json(start, root):
     # an uninterrupted run says so too
     doc = bench_json("http", s.url + "a.txt", "-d", "300ms", "-C", 1)
     assert doc["interrupted"] is False
+
+
+def test_body_file_limit_is_64_mib(start, root, tmp_path):
+    # BENCH_HTTP_MAX_BODY: a file one byte larger is refused before any load.
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate((64 << 20) + 1)
+    rc, out, err = bench("http", "http://127.0.0.1:1/", "-m", "PUT", "--body", big, timeout=10)
+    assert rc == 2 and "--body" in err and "larger than 64 MiB" in err, (rc, err)
+    ok = tmp_path / "ok.bin"
+    ok.write_bytes(b"x" * 100)
+    s = start("--quiet", "--write")
+    doc = bench_json("http", s.url + "up.bin", "-m", "PUT", "--body", ok, "-d", "300ms", "-C", 1,
+                     "--ok-status", "200-204")
+    assert doc["requests"] > 0 and doc["unexpected_status"] == 0, doc["status"]
+    assert (root / "up.bin").read_bytes() == b"x" * 100
