@@ -64,11 +64,11 @@ int bench_mode_main(const struct bench_mode *m, const void *opts, const struct b
 		        strerror(errno));
 		rc = rc ? rc : 1;
 	}
+	fflush(out->out); /* the report before the error, on a terminal too */
 	if (st->error[0])
 		fprintf(out->err, "loopkit bench %s: %s\n", m->name, st->error);
 	if (m->free)
 		m->free(st);
 	free(st);
-	fflush(out->out);
 	return rc;
 }

@@ -19,7 +19,8 @@
 struct bench_rep {
 	struct json *j;
 	FILE *f;
-	int open; /* human: a line is open */
+	int open;    /* human: a line is open */
+	int entries; /* human: map entries on this line */
 };
 
 /* Human: where the text goes; the line is open from now on. */
@@ -47,6 +48,7 @@ static void w_line(struct bench_rep *w, const char *label)
 		return;
 	if (w->open)
 		fputc('\n', w->f);
+	w->entries = 0;
 	if (label)
 		fprintf(out(w), "  %-11s ", label);
 	w->open = 1;
@@ -179,7 +181,7 @@ static void w_entry(struct bench_rep *w, const char *key, uint64_t v, int shown)
 	if (w->j)
 		w_key(w, key), json_uint(w->j, v);
 	else if (shown)
-		fprintf(out(w), "  %s: %llu", key, (unsigned long long)v);
+		fprintf(out(w), "%s%s: %llu", w->entries++ ? "  " : "", key, (unsigned long long)v);
 }
 
 static char *fmt_us(double us, char *out, size_t len)
@@ -436,7 +438,7 @@ static void crr_body(struct bench_rep *w, const void *p)
 	w_num(w, "elapsed_s", r->st.elapsed_s, 3, " in %.2f s");
 	w_num(w, "connections_per_s", r->rate, 1, ": %.0f/s");
 	w_line(w, "failed");
-	w_uint(w, "failed", r->failed, "%llu");
+	w_uint(w, "failed", r->failed, r->failed ? "%llu  " : "%llu");
 	w_obj(w, "failures");
 	for (int e = 0; e < BENCH_MAX_ERRNO; e++)
 		if (r->fail_errno[e]) {
@@ -539,7 +541,7 @@ static void http_body(struct bench_rep *w, const void *p)
 		if (r->status[s])
 			snprintf(k, sizeof k, "%d", s), w_entry(w, k, r->status[s], 1);
 	w_end_obj(w);
-	w_text(w, r->requests ? NULL : " none");
+	w_text(w, r->requests ? NULL : "none");
 	w_str(w, "ok_status", o->ok_text, NULL);
 	if (r->unexpected)
 		w_line(w, "unexpected");
@@ -547,7 +549,7 @@ static void http_body(struct bench_rep *w, const void *p)
 	       r->unexpected ? "%llu response(s) with a status outside --ok-status " : NULL);
 	w_str(w, NULL, o->ok_text, r->unexpected ? "%s: the run fails" : NULL);
 	w_line(w, "errors");
-	w_uint(w, NULL, r->nerrors, "%llu");
+	w_uint(w, NULL, r->nerrors, r->nerrors ? "%llu  " : "%llu");
 	w_obj(w, "errors");
 	for (int e = 0; e < HERR_N; e++)
 		w_entry(w, bench_http_err_names[e], r->errors[e], r->errors[e] > 0);
