@@ -107,7 +107,7 @@ static const char *const browser_names[] = {
 
 /* Programs that speak FTP whatever their arguments. */
 static const char *const ftp_names[] = {
-        "ftp",      "tnftp",      "pftp",     "netkit-ftp", "ncftp",    "ncftpget", "ncftpput",
+        "ftp",      "tnftp",      "pftp",     "netkit-ftp", "inetutils-ftp", "ncftp",    "ncftpget", "ncftpput",
         "ncftpls",  "ncftpbatch", "filezilla", "gftp",      "gftp-gtk", "gftp-text", "yafc",
 };
 
