@@ -52,15 +52,16 @@ static const struct cmd_flag scan_flags[] = {
 	{ "banner-wait", 0, "SECS", CMD_STR_OF(SCAN_BANNER_MS_DEFAULT) "ms", "how long to wait for a greeting before the first probe", CMD_MS, AT(cfg.banner_ms), .min = MIN_MS, .max = MAX_MS },
 	{ "probe-timeout", 0, "SECS", CMD_STR_OF(SCAN_PROBE_MS_DEFAULT) "ms", "most a probe waits for its answer", CMD_MS, AT(cfg.probe_ms), .min = MIN_MS, .max = MAX_MS },
 	{ "parallel", 0, "N", CMD_STR_OF(SCAN_PARALLEL_DEFAULT), "ports probed at once", CMD_UINT, AT(cfg.parallel), .min = 1, .max = SCAN_PARALLEL_MAX },
+	{ "rounds", 0, "N", "1", "repeat the connect scan N times (benchmarks); each round's time, descriptors and RSS are shown", CMD_UINT, AT(cfg.rounds), .min = 1, .max = SCAN_ROUNDS_MAX },
 	{ "allow-remote", 0, NULL, NULL, "allow a HOST beyond loopback (rate-limited; scan only hosts you may)", CMD_SWITCH, AT(allow_remote) },
 	{ 0 },
 };
 /* clang-format on */
 
 static const struct cmd_hint scan_hints[] = {
-        {"-sT", "a connect scan is what loopkit scan does; no flag needed"},
-        {"-sV", "service detection is on by default (--no-service turns it off)"},
-        {"-oX", "nmap's XML is --nmap-xml FILE here"},
+        {"-s", "nmap's -sT -sV is what loopkit scan does: a connect scan, service detection on by default "
+               "(--no-service turns it off)"},
+        {"-o", "nmap's -oX FILE is --nmap-xml FILE here"},
         {0},
 };
 

@@ -33,6 +33,9 @@ void scan_print(FILE *f, const struct scan_result *r, int color)
 		        p->exposed ? (color ? "  " C_BOLD C_RED "EXPOSED" C_OFF : "  EXPOSED") : "",
 		        p->exposed ? " " : "", p->exposed ? p->bound : "");
 	}
+	for (size_t i = 0; i < r->nrounds; i++)
+		fprintf(f, "round %zu: %.3f s, %u descriptors, %lu kB resident\n", i + 1, r->rounds[i].seconds,
+		        r->rounds[i].fds, r->rounds[i].rss_kb);
 	fprintf(f, "%s: %u ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried, r->scan_s, r->n,
 	        r->closed, r->filtered);
 	if (r->service_s > 0)
@@ -67,6 +70,21 @@ int scan_json(struct buf *b, const struct scan_result *r)
 	json_uint(&j, r->closed);
 	json_key(&j, "filtered");
 	json_uint(&j, r->filtered);
+	if (r->nrounds) {
+		json_key(&j, "rounds");
+		json_arr_begin(&j);
+		for (size_t i = 0; i < r->nrounds; i++) {
+			json_obj_begin(&j);
+			json_key(&j, "seconds");
+			json_double(&j, r->rounds[i].seconds);
+			json_key(&j, "fds");
+			json_uint(&j, r->rounds[i].fds);
+			json_key(&j, "rss_kb");
+			json_uint(&j, r->rounds[i].rss_kb);
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+	}
 	json_key(&j, "ports");
 	json_arr_begin(&j);
 	for (size_t i = 0; i < r->n; i++) {

@@ -2,6 +2,7 @@
 #include "scan/scan.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -296,6 +297,33 @@ static void udp_one(size_t i, void *arg)
 
 /* ---- the run ---- */
 
+/* Descriptors this process holds (a repeated scan must not leak any). */
+static unsigned proc_fds(void)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n > 2 ? n - 2 : 0; /* "." and ".." */
+}
+
+static unsigned long proc_rss_kb(void)
+{
+	char line[256];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kb = strtoul(line + 6, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
 static double now_s(void)
 {
 	return (double)loop_clock_us() / 1e6;
@@ -323,14 +351,28 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 	r->started = (uint64_t)time(NULL);
 	r->family = cfg->addr.ss_family;
 	snprintf(r->host, sizeof(r->host), "%s", cfg->host);
-	double t0 = now_s();
-	if (cfg->ports.count &&
-	    scan_connect_run(cfg, &open, &r->closed, &r->filtered, err, errlen) < 0)
+	unsigned rounds = cfg->rounds ? cfg->rounds : 1;
+	if (rounds > 1 && !(r->rounds = calloc(rounds, sizeof(*r->rounds)))) {
+		snprintf(err, errlen, "scan: out of memory");
 		return -1;
-	if (!cfg->ports.count)
-		memset(&open, 0, sizeof(open));
+	}
+	memset(&open, 0, sizeof(open));
+	for (unsigned k = 0; k < rounds; k++) {
+		double t0 = now_s();
+		if (cfg->ports.count &&
+		    scan_connect_run(cfg, &open, &r->closed, &r->filtered, err, errlen) < 0) {
+			scan_result_free(r);
+			return -1;
+		}
+		r->scan_s = now_s() - t0;
+		if (r->rounds) {
+			r->rounds[k].seconds = r->scan_s;
+			r->rounds[k].fds = proc_fds();
+			r->rounds[k].rss_kb = proc_rss_kb();
+			r->nrounds++;
+		}
+	}
 	r->tried = cfg->ports.count;
-	r->scan_s = now_s() - t0;
 	r->ports = calloc((size_t)open.count + cfg->udp.count + 1, sizeof(*r->ports));
 	if (!r->ports) {
 		snprintf(err, errlen, "scan: out of memory");
@@ -387,5 +429,6 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 void scan_result_free(struct scan_result *r)
 {
 	free(r->ports);
+	free(r->rounds);
 	memset(r, 0, sizeof(*r));
 }

@@ -93,6 +93,7 @@ struct scan_config {
 	unsigned connect_ms, banner_ms, probe_ms, udp_ms;
 	unsigned parallel;            /* ports probed at once */
 	unsigned rate;                /* new connections per second; 0: no limit */
+	unsigned rounds;              /* connect scans to run (benchmarks); services after the last */
 	int service;                  /* identify services (banner + probes) */
 	int owners;                   /* look up owning processes */
 };
@@ -105,6 +106,15 @@ void scan_config_default(struct scan_config *cfg);
 int scan_config_target(struct scan_config *cfg, const char *host, int allow_remote, char *err,
                        size_t errlen);
 
+/* One round of a repeated connect scan, and what the process held after it. */
+struct scan_round {
+	double seconds;
+	unsigned fds;          /* open descriptors */
+	unsigned long rss_kb;  /* resident set size */
+};
+
+#define SCAN_ROUNDS_MAX 1000
+
 struct scan_result {
 	struct scan_port *ports; /* ascending: tcp, then udp; port */
 	size_t n;
@@ -116,6 +126,8 @@ struct scan_result {
 	uint64_t started;        /* unix time */
 	char host[64];
 	int family;              /* AF_INET or AF_INET6 */
+	struct scan_round *rounds; /* cfg->rounds of them when more than one */
+	size_t nrounds;
 };
 
 /* Runs the scan cfg describes: the connect scan (and UDP list), then owners and
