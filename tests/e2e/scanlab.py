@@ -25,6 +25,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 from conftest import LOOPKIT
 
 NAMES = ["redis", "memcached", "pyhttp", "nginx", "nginxcors", "vsftpd", "wildcard", "loopkit",
@@ -258,3 +260,22 @@ class Lab:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(5)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def loopkit(*args, timeout=120):
+    """Runs the binary; returns CompletedProcess (text)."""
+    return subprocess.run([LOOPKIT, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def lab_fixture():
+    """A module-scoped fixture with the whole lab (vsftpd needs root; CI runs as root)."""
+
+    @pytest.fixture(scope="module")
+    def lab():
+        if os.getuid() != 0:
+            pytest.skip("the lab's vsftpd needs root (CI runs as root)")
+        lab = Lab()
+        yield lab
+        lab.close()
+
+    return lab

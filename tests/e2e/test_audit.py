@@ -8,12 +8,10 @@ Redis keyspace and the Memcached item count are what they were."""
 import json
 import os
 import socket
-import subprocess
 
-import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
-from scanlab import Lab
+from conftest import hard_timeout_fixture
+from scanlab import lab_fixture, loopkit
 
 _hard_timeout = hard_timeout_fixture(240)
 
@@ -37,17 +35,7 @@ SEVERITY = {"redis-no-auth": "high", "memcached-no-auth": "medium", "dns-rebindi
             "exposed": "medium", "private-network-access": "medium", "devtools-no-auth": "high"}
 
 
-def loopkit(*args, timeout=120):
-    return subprocess.run([LOOPKIT, *args], capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if os.getuid() != 0:
-        pytest.skip("the lab's vsftpd needs root (CI runs as root)")
-    lab = Lab()
-    yield lab
-    lab.close()
+lab = lab_fixture()
 
 
 def tree(path):

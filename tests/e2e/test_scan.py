@@ -7,19 +7,16 @@ lab's ports is the reference (same open set, service names compared and printed)
 two XML files, nmap's and ours, are read by the same Python reader."""
 import json
 import os
-import re
-import resource
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
-from scanlab import Lab
+from conftest import hard_timeout_fixture
+from scanlab import lab_fixture, loopkit
 
 _hard_timeout = hard_timeout_fixture(300)
 
@@ -45,17 +42,7 @@ NMAP_DIFFERS = {
 }
 
 
-def loopkit(*args, timeout=120):
-    return subprocess.run([LOOPKIT, *args], capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if os.getuid() != 0:
-        pytest.skip("the lab's vsftpd needs root (CI runs as root)")
-    lab = Lab()
-    yield lab
-    lab.close()
+lab = lab_fixture()
 
 
 def scan_json(*args):
