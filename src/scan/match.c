@@ -303,6 +303,8 @@ int scan_http_status(const char *b, size_t n)
 			return 0;
 		s = s * 10 + (b[i] - '0');
 	}
+	if (n > 12 && b[12] != ' ' && b[12] != '\r')
+		return 0; /* "2000" is not a status */
 	return s >= 100 && s <= 599 ? s : 0;
 }
 
