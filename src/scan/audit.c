@@ -263,13 +263,32 @@ static void check_home(struct audit_ctx *x)
 	free(c);
 }
 
+/* The number of the reply in c (three digits), or 0. */
+static int reply_number(const struct scan_conn *c)
+{
+	if (c->n < 3 || c->b[0] < '1' || c->b[0] > '5' || c->b[1] < '0' || c->b[1] > '9' || c->b[2] < '0' ||
+	    c->b[2] > '9')
+		return 0;
+	return (c->b[0] - '0') * 100 + (c->b[1] - '0') * 10 + (c->b[2] - '0');
+}
+
+/* The replies the FTP check reads from a server (RFC 959, RFC 3659). loopkit's own
+ * replies come from src/core/errors.def; these are what any server answers. */
+#define FTP_READY     220
+#define FTP_FEAT_OK   211
+#define FTP_LOGGED_IN 230
+#define FTP_MLST_OK   250
+#define FTP_NEED_PASS 331
+#define FTP_RNFR_OK   350
+
+/* Sends one command; returns the reply's number, or 0 when none came. */
 static int ftp_cmd(struct scan_conn *c, const char *line, unsigned ms)
 {
 	char b[128];
 	int k = snprintf(b, sizeof(b), "%s\r\n", line);
 	if (scan_conn_send(c, b, (size_t)k, ms) < 0 || !scan_conn_read(c, scan_ftp_reply_complete, NULL, ms))
 		return 0;
-	return c->n >= 3 ? (c->b[0] - '0') * 100 + (c->b[1] - '0') * 10 + (c->b[2] - '0') : 0;
+	return reply_number(c);
 }
 
 /* Anonymous write, found without writing: the MLST perm facts of the login directory
@@ -291,18 +310,18 @@ static void check_ftp(struct audit_ctx *x)
 		return;
 	}
 	if (!scan_conn_read(c, scan_ftp_reply_complete, NULL, ms > AUDIT_FTP_GREETING_MS ? ms : AUDIT_FTP_GREETING_MS) ||
-	    strncmp(c->b, "220", 3) != 0)
+	    reply_number(c) != FTP_READY)
 		goto out;
-	int code = ftp_cmd(c, "USER anonymous", ms);
-	if (code == 331)
-		code = ftp_cmd(c, "PASS loopkit-audit@", ms);
-	if (code != 230)
+	int reply = ftp_cmd(c, "USER anonymous", ms);
+	if (reply == FTP_NEED_PASS)
+		reply = ftp_cmd(c, "PASS loopkit-audit@", ms);
+	if (reply != FTP_LOGGED_IN)
 		goto out;
-	if (ftp_cmd(c, "FEAT", ms) == 211 && strstr(c->b, "MLST") && strstr(c->b, "perm")) {
-		if (ftp_cmd(c, "MLST", ms) == 250 && audit_mlst_writable(c->b, c->n, perm, sizeof(perm)))
+	if (ftp_cmd(c, "FEAT", ms) == FTP_FEAT_OK && strstr(c->b, "MLST") && strstr(c->b, "perm")) {
+		if (ftp_cmd(c, "MLST", ms) == FTP_MLST_OK && audit_mlst_writable(c->b, c->n, perm, sizeof(perm)))
 			EVIDENCE(x, R_FTP, "anonymous login accepted; MLST of the login directory shows perm=%s "
 			                   "(files may be created)", perm);
-	} else if (ftp_cmd(c, "RNFR /", ms) == 350) {
+	} else if (ftp_cmd(c, "RNFR /", ms) == FTP_RNFR_OK) {
 		EVIDENCE(x, R_FTP, "anonymous login accepted; RNFR / answered 350 (renaming is allowed, so writing "
 		                   "is; no RNTO was sent)");
 	}

@@ -60,22 +60,27 @@ struct audit_result {
 	double seconds;
 };
 
+/* Fills cfg with the defaults: every port, scan's probe times and parallelism. */
 void audit_config_default(struct audit_config *cfg);
+/* The name of a severity ("high"); audit_sev_parse reads it back. */
+const char *audit_sev_name(enum audit_sev s);
 /* Parses "low", "medium", "high", "critical". Returns the level or -1. */
 int audit_sev_parse(const char *s);
-const char *audit_sev_name(enum audit_sev s);
 
 /* Finds the TCP listeners (ports in cfg->ports), identifies each, runs every check.
  * Returns 0 with *r filled (free with audit_result_free), or -1 with err filled. */
 int audit_run(const struct audit_config *cfg, struct audit_result *r, char *err, size_t errlen);
+/* Frees what audit_run allocated and empties *r; safe on an empty result. */
 void audit_result_free(struct audit_result *r);
 /* True when a finding at or above level exists. */
 int audit_failed(const struct audit_result *r, enum audit_sev level);
 
-/* Renderings of one result. */
+/* Renderings of one result: the report (color: ANSI colour by severity), and JSON into b
+ * (returns 0, or -1 when b's limit was hit). */
 void audit_print(FILE *f, const struct audit_result *r, int color);
 int audit_json(struct buf *b, const struct audit_result *r);
-/* SARIF 2.1.0: one run, every rule in tool.driver.rules, one result per finding. */
+/* SARIF 2.1.0 into b: one run, every rule in tool.driver.rules, one result per finding.
+ * Returns 0, or -1 when b's limit was hit. */
 int audit_sarif(struct buf *b, const struct audit_result *r);
 
 /* Pure helpers the checks use (unit-tested). */

@@ -26,6 +26,7 @@ int scan_conn_send(struct scan_conn *c, const void *p, size_t n, unsigned ms);
 /* Empties the answer buffer, then reads until done(b, n, arg) says whole, the peer
  * closes, SCAN_READ_MAX bytes are held, or ms pass. Returns the bytes held (c->n). */
 size_t scan_conn_read(struct scan_conn *c, scan_complete_fn done, void *arg, unsigned ms);
+/* Closes the connection (safe when closed); the answer stays in c. */
 void scan_conn_close(struct scan_conn *c);
 
 /* One HTTP request on a fresh connection: "METHOD path HTTP/1.1", Host host_hdr (NULL:

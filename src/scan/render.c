@@ -143,29 +143,27 @@ int scan_json(struct buf *b, const struct scan_result *r)
 
 /* XML attribute text: markup characters escaped, control bytes dropped (XML 1.0
  * cannot carry them at all). */
-static void xml_attr(struct buf *b, const char *s)
+static int xml_attr(struct buf *b, const char *s)
 {
+	int rc = 0;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '&')
-			buf_puts(b, "&amp;");
+			rc |= buf_puts(b, "&amp;");
 		else if (c == '<')
-			buf_puts(b, "&lt;");
+			rc |= buf_puts(b, "&lt;");
 		else if (c == '>')
-			buf_puts(b, "&gt;");
+			rc |= buf_puts(b, "&gt;");
 		else if (c == '"')
-			buf_puts(b, "&quot;");
+			rc |= buf_puts(b, "&quot;");
 		else if (c >= 0x20 || c == '\t')
-			buf_append(b, s, 1);
+			rc |= buf_append(b, s, 1);
 	}
+	return rc;
 }
 
-#define ATTR(b, name, val)                                                                                             \
-	do {                                                                                                           \
-		buf_puts(b, " " name "=\"");                                                                           \
-		xml_attr(b, val);                                                                                      \
-		buf_puts(b, "\"");                                                                                     \
-	} while (0)
+/* name="value", escaped; failures accumulate in the caller's rc */
+#define ATTR(b, name, val) (rc |= buf_puts(b, " " name "=\"") | xml_attr(b, val) | buf_puts(b, "\""))
 
 int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args)
 {

@@ -134,6 +134,7 @@ struct scan_result {
  * services of the open ports. Returns 0 with *r filled (free with scan_result_free), or
  * -1 with err filled ("cannot create an event loop: ...") and *r empty. */
 int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, size_t errlen);
+/* Frees what scan_run allocated and empties *r; safe on an empty result. */
 void scan_result_free(struct scan_result *r);
 
 /* The connect scan alone: marks in *open the TCP ports of cfg->ports that accepted a
@@ -150,10 +151,12 @@ void scan_service_detect(const struct scan_config *cfg, uint16_t port, struct sc
  * Returns 0, or -1 with err filled. */
 int scan_owners_fill(struct scan_result *r, char *err, size_t errlen);
 
-/* Renderings of one result. */
+/* Renderings of one result: the table (color: ANSI colour for EXPOSED), and JSON into b
+ * (returns 0, or -1 when b's limit was hit). */
 void scan_print(FILE *f, const struct scan_result *r, int color);
 int scan_json(struct buf *b, const struct scan_result *r);
-/* nmap's XML output format (nmap.dtd, xmloutputversion 1.05); args is the command line. */
+/* nmap's XML output format (nmap.dtd, xmloutputversion 1.05) into b; args is the command
+ * line it names. Returns 0, or -1 when b's limit was hit. */
 int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args);
 
 /* Runs fn(i, arg) for i in [0, n) on at most parallel threads at once; returns when

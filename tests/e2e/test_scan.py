@@ -283,3 +283,30 @@ def test_no_fd_or_memory_growth_across_20_scans():
     secs = sorted(r["seconds"] for r in rounds)
     print(f"20 scans of 65535 ports: median {secs[10]:.3f} s, fds {fds.pop()}, "
           f"rss {rounds[1]['rss_kb']} -> {rounds[-1]['rss_kb']} kB")
+
+
+def test_pending_connect_times_out_as_filtered():
+    """A listener whose accept queue is full drops new SYNs, so a connect to it stays
+    pending: it goes to the event loop and, after --connect-timeout, counts as filtered
+    (not open, not closed). The timeout is the loop's deadline: the scan ends soon after."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)  # one connection fills the queue; nothing is ever accepted
+    port = srv.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):  # the kernel may queue backlog + 1
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        doc = scan_json("-p", str(port), "--no-service", "--connect-timeout", "300ms")
+        took = time.monotonic() - t0
+        assert (doc["open"], doc["filtered"], doc["closed"]) == (0, 1, 0), doc
+        assert 0.3 <= took < 5, took
+    finally:
+        for c in fillers:
+            c.close()
+        srv.close()
