@@ -266,6 +266,19 @@ out:
 	return rc;
 }
 
+/* Is pid's name still pr's? (One small read: the cheap test of an exec.) */
+static int same_comm(int procfd, const struct proc *pr)
+{
+	char path[40], comm[64];
+	snprintf(path, sizeof(path), "%d/comm", pr->pid);
+	ssize_t n = read_small(procfd, path, comm, sizeof(comm) - 1);
+	if (n <= 0)
+		return 0;
+	comm[n] = 0;
+	comm[strcspn(comm, "\n")] = 0;
+	return !strncmp(comm, pr->comm, sizeof(pr->comm) - 1);
+}
+
 static int proc_cmp(const void *a, const void *b)
 {
 	int x = ((const struct proc *)a)->pid, y = ((const struct proc *)b)->pid;
@@ -317,7 +330,9 @@ static void procs_refresh(struct procpeer *p)
 		/* Only the part listed before this refresh is sorted. */
 		struct proc key = {.pid = pid};
 		old = bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp);
-		if (old && !proc_young(p, old, now)) {
+		if (old && (!proc_young(p, old, now) || same_comm(dirfd(d), old))) {
+			/* Known; a young one is read again only when its name changed (it
+			 * exec'd another program). */
 			old->seen = 1;
 			continue;
 		}
@@ -485,23 +500,43 @@ static void answer_found(struct procpeer *p, int final)
 	atomic_store(&p->nopen_seen, k);
 }
 
-static void fast_pass(struct procpeer *p)
+/* Searches the likely holders: FTP clients, marked and young processes. */
+static void scan_likely(struct procpeer *p, long *budget)
 {
 	size_t nw;
 	uint32_t *want = wanted(p, &nw);
 	if (!want)
 		return;
-	procs_refresh(p);
 	unsigned long long now = uptime_ticks(p);
-	long budget = PROCPEER_FAST_LINKS;
-	for (size_t i = 0; i < p->nprocs && budget > 0; i++) {
+	for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
 		struct proc *pr = &p->procs[i];
 		if (!has_uid(p, pr->uid))
 			continue;
 		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr))
-			scan_pid(p, pr->pid, want, nw, &budget);
+			scan_pid(p, pr->pid, want, nw, budget);
 	}
 	free(want);
+}
+
+static int all_found(const struct procpeer *p)
+{
+	for (size_t i = 0; i < p->nopen; i++)
+		if (p->open[i].pid < 0 && p->open[i].inode)
+			return 0;
+	return 1;
+}
+
+static void fast_pass(struct procpeer *p)
+{
+	long budget = PROCPEER_FAST_LINKS;
+	/* The processes already known first (a client's later connections, an FTP
+	 * client still running): no listing of /proc at all. Then the list again, for
+	 * processes started since. */
+	scan_likely(p, &budget);
+	if (all_found(p))
+		return;
+	procs_refresh(p);
+	scan_likely(p, &budget);
 }
 
 static void slow_pass(struct procpeer *p)
@@ -527,6 +562,7 @@ static void *procpeer_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	procs_refresh(p); /* the first question then finds the table built */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (!p->stop && !p->npending) {
