@@ -1,4 +1,5 @@
-/* audit.c - `loopkit audit`: each local listener's exposure to the network, to web pages and to local users. */
+/* audit.c - `loopkit audit`: each local listener's exposure to the network, to web pages and to local users.
+ */
 #include <stdio.h>
 #include <string.h>
 

@@ -16,7 +16,7 @@ struct scan_args {
 	const char *xml;
 	char argv_text[512];
 };
-#define AT(f) CMD_AT(struct scan_args, f)
+#define AT(f)  CMD_AT(struct scan_args, f)
 #define MIN_MS 1
 #define MAX_MS 60000
 
@@ -31,7 +31,8 @@ static int set_udp(void *p, const char *val, char *err, size_t errlen)
 	if (scan_ports_parse(val, &a->cfg.udp, err, errlen) < 0)
 		return -1;
 	if (a->cfg.udp.count > SCAN_UDP_MAX) {
-		snprintf(err, errlen, "%u ports; at most %d UDP ports per scan", a->cfg.udp.count, SCAN_UDP_MAX);
+		snprintf(err, errlen, "%u ports; at most %d UDP ports per scan", a->cfg.udp.count,
+		         SCAN_UDP_MAX);
 		return -1;
 	}
 	return 0;
@@ -109,7 +110,8 @@ static int scan_main(void *p)
 	if (a->xml) {
 		char ports[256];
 		snprintf(a->argv_text, sizeof(a->argv_text), "loopkit scan %s -p %s%s", r.host,
-		         scan_ports_text(&a->cfg.ports, ports, sizeof(ports)), a->no_service ? " --no-service" : "");
+		         scan_ports_text(&a->cfg.ports, ports, sizeof(ports)),
+		         a->no_service ? " --no-service" : "");
 		if (scan_nmap_xml(&b, &r, a->argv_text) < 0 || write_out(a->xml, &b) < 0)
 			rc = 1;
 		b.off = b.len = 0;

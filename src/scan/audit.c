@@ -96,8 +96,9 @@ void audit_config_default(struct audit_config *cfg)
 /* ---- pure helpers ---- */
 
 static const char *const home_marks[] = {
-        ".ssh", ".bashrc", ".profile", ".bash_history", ".gnupg", ".aws", ".zshrc", ".bash_logout",
-        ".netrc", ".kube", ".docker", ".gitconfig", ".zsh_history", ".python_history", NULL,
+        ".ssh",    ".bashrc",    ".profile",     ".bash_history",   ".gnupg",
+        ".aws",    ".zshrc",     ".bash_logout", ".netrc",          ".kube",
+        ".docker", ".gitconfig", ".zsh_history", ".python_history", NULL,
 };
 
 int audit_home_marks(const char *body, size_t n, char *found, size_t len)
@@ -116,8 +117,8 @@ int audit_home_marks(const char *body, size_t n, char *found, size_t len)
 		for (int k = 0; k < 3; k++) {
 			if (memmem(body, n, pat[k], strlen(pat[k]))) {
 				count++;
-				int w = snprintf(found + used, len > used ? len - used : 0, "%s%s", used ? ", " : "",
-				                 home_marks[i]);
+				int w = snprintf(found + used, len > used ? len - used : 0, "%s%s",
+				                 used ? ", " : "", home_marks[i]);
 				if (w > 0 && used + (size_t)w < len)
 					used += (size_t)w;
 				break;
@@ -155,11 +156,11 @@ struct audit_ctx {
 	size_t nout;
 };
 
-#define EVIDENCE(ctx, ri, ...)                                                                                       \
-	do {                                                                                                           \
-		struct audit_finding *f_ = &(ctx)->out[(ctx)->nout++];                                                 \
-		f_->rule = &audit_rules[ri];                                                                         \
-		snprintf(f_->evidence, sizeof(f_->evidence), __VA_ARGS__);                                             \
+#define EVIDENCE(ctx, ri, ...)                                             \
+	do {                                                               \
+		struct audit_finding *f_ = &(ctx)->out[(ctx)->nout++];     \
+		f_->rule = &audit_rules[ri];                               \
+		snprintf(f_->evidence, sizeof(f_->evidence), __VA_ARGS__); \
 	} while (0)
 
 static int is_http(const struct audit_target *t)
@@ -180,9 +181,11 @@ static void check_rebind(struct audit_ctx *x)
 		free(c);
 		return;
 	}
-	int st = scan_http_request(&x->scfg, x->t->port, "GET", x->t->svc.http_path, AUDIT_ATTACKER_HOST, NULL, c);
+	int st = scan_http_request(&x->scfg, x->t->port, "GET", x->t->svc.http_path, AUDIT_ATTACKER_HOST,
+	                           NULL, c);
 	if (st >= 200 && st < 300)
-		EVIDENCE(x, R_REBIND, "GET %s with Host: " AUDIT_ATTACKER_HOST " answered %d", x->t->svc.http_path, st);
+		EVIDENCE(x, R_REBIND, "GET %s with Host: " AUDIT_ATTACKER_HOST " answered %d",
+		         x->t->svc.http_path, st);
 	free(c);
 }
 
@@ -195,12 +198,14 @@ static void check_cors(struct audit_ctx *x)
 		return;
 	}
 	const char *path = x->t->svc.http_path[0] ? x->t->svc.http_path : "/";
-	int st = scan_http_request(&x->scfg, x->t->port, "GET", path, NULL, "Origin: " AUDIT_ATTACKER_ORIGIN "\r\n", c);
+	int st = scan_http_request(&x->scfg, x->t->port, "GET", path, NULL,
+	                           "Origin: " AUDIT_ATTACKER_ORIGIN "\r\n", c);
 	if (st && scan_http_header(c->b, c->n, "access-control-allow-origin", acao, sizeof(acao)) >= 0 &&
 	    scan_http_header(c->b, c->n, "access-control-allow-credentials", acac, sizeof(acac)) >= 0 &&
 	    strcmp(acao, AUDIT_ATTACKER_ORIGIN) == 0 && strcasecmp(acac, "true") == 0)
 		EVIDENCE(x, R_CORS,
-		         "GET %s with Origin: " AUDIT_ATTACKER_ORIGIN " answered %d with Access-Control-Allow-Origin: %s "
+		         "GET %s with Origin: " AUDIT_ATTACKER_ORIGIN
+		         " answered %d with Access-Control-Allow-Origin: %s "
 		         "and Access-Control-Allow-Credentials: %s",
 		         path, st, acao, acac);
 	free(c);
@@ -216,7 +221,8 @@ static void check_pna(struct audit_ctx *x)
 	}
 	const char *path = x->t->svc.http_path[0] ? x->t->svc.http_path : "/";
 	int st = scan_http_request(&x->scfg, x->t->port, "OPTIONS", path, NULL,
-	                           "Origin: " AUDIT_ATTACKER_ORIGIN "\r\nAccess-Control-Request-Method: GET\r\n"
+	                           "Origin: " AUDIT_ATTACKER_ORIGIN
+	                           "\r\nAccess-Control-Request-Method: GET\r\n"
 	                           "Access-Control-Request-Private-Network: true\r\n",
 	                           c);
 	if (st >= 200 && st < 300 &&
@@ -225,8 +231,10 @@ static void check_pna(struct audit_ctx *x)
 	    scan_http_header(c->b, c->n, "access-control-allow-origin", acao, sizeof(acao)) >= 0 &&
 	    (strcmp(acao, "*") == 0 || strcmp(acao, AUDIT_ATTACKER_ORIGIN) == 0))
 		EVIDENCE(x, R_PNA,
-		         "OPTIONS %s preflight from " AUDIT_ATTACKER_ORIGIN " asking for the private network answered "
-		         "%d with Access-Control-Allow-Private-Network: true and Access-Control-Allow-Origin: %s",
+		         "OPTIONS %s preflight from " AUDIT_ATTACKER_ORIGIN
+		         " asking for the private network answered "
+		         "%d with Access-Control-Allow-Private-Network: true and "
+		         "Access-Control-Allow-Origin: %s",
 		         path, st, acao);
 	free(c);
 }
@@ -237,8 +245,9 @@ static void check_noauth(struct audit_ctx *x)
 		int app;
 		enum rule_idx rule;
 	} rows[] = {
-	        {SCAN_APP_REDIS, R_REDIS},       {SCAN_APP_MEMCACHED, R_MEMCACHED}, {SCAN_APP_DOCKER, R_DOCKER},
-	        {SCAN_APP_DEVTOOLS, R_DEVTOOLS}, {SCAN_APP_JUPYTER, R_JUPYTER},     {SCAN_APP_ELASTIC, R_ELASTIC},
+	        {SCAN_APP_REDIS, R_REDIS},     {SCAN_APP_MEMCACHED, R_MEMCACHED},
+	        {SCAN_APP_DOCKER, R_DOCKER},   {SCAN_APP_DEVTOOLS, R_DEVTOOLS},
+	        {SCAN_APP_JUPYTER, R_JUPYTER}, {SCAN_APP_ELASTIC, R_ELASTIC},
 	};
 	if (!x->t->svc.noauth)
 		return;
@@ -309,7 +318,8 @@ static void check_ftp(struct audit_ctx *x)
 		free(c);
 		return;
 	}
-	if (!scan_conn_read(c, scan_ftp_reply_complete, NULL, ms > AUDIT_FTP_GREETING_MS ? ms : AUDIT_FTP_GREETING_MS) ||
+	if (!scan_conn_read(c, scan_ftp_reply_complete, NULL,
+	                    ms > AUDIT_FTP_GREETING_MS ? ms : AUDIT_FTP_GREETING_MS) ||
 	    reply_number(c) != FTP_READY)
 		goto out;
 	int reply = ftp_cmd(c, "USER anonymous", ms);
@@ -318,12 +328,16 @@ static void check_ftp(struct audit_ctx *x)
 	if (reply != FTP_LOGGED_IN)
 		goto out;
 	if (ftp_cmd(c, "FEAT", ms) == FTP_FEAT_OK && strstr(c->b, "MLST") && strstr(c->b, "perm")) {
-		if (ftp_cmd(c, "MLST", ms) == FTP_MLST_OK && audit_mlst_writable(c->b, c->n, perm, sizeof(perm)))
-			EVIDENCE(x, R_FTP, "anonymous login accepted; MLST of the login directory shows perm=%s "
-			                   "(files may be created)", perm);
+		if (ftp_cmd(c, "MLST", ms) == FTP_MLST_OK &&
+		    audit_mlst_writable(c->b, c->n, perm, sizeof(perm)))
+			EVIDENCE(x, R_FTP,
+			         "anonymous login accepted; MLST of the login directory shows perm=%s "
+			         "(files may be created)",
+			         perm);
 	} else if (ftp_cmd(c, "RNFR /", ms) == FTP_RNFR_OK) {
-		EVIDENCE(x, R_FTP, "anonymous login accepted; RNFR / answered 350 (renaming is allowed, so writing "
-		                   "is; no RNTO was sent)");
+		EVIDENCE(x, R_FTP,
+		         "anonymous login accepted; RNFR / answered 350 (renaming is allowed, so writing "
+		         "is; no RNTO was sent)");
 	}
 	ftp_cmd(c, "QUIT", ms);
 out:
@@ -357,8 +371,9 @@ static void audit_one(size_t i, void *arg)
 		scan_service_detect(&x.scfg, t->port, &t->svc);
 	} else {
 		snprintf(t->svc.name, sizeof(t->svc.name), "unknown");
-		snprintf(t->svc.info, sizeof(t->svc.info), "not probed: bound to a non-loopback address "
-		                                           "(--allow-remote probes it)");
+		snprintf(t->svc.info, sizeof(t->svc.info),
+		         "not probed: bound to a non-loopback address "
+		         "(--allow-remote probes it)");
 		x.t = t;
 		check_exposed(&x);
 		j->nper[i] = x.nout;

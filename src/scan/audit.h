@@ -9,8 +9,8 @@
 #include "core/buf.h"
 #include "scan/scan.h"
 
-#define AUDIT_ATTACKER_HOST   "attacker.example"          /* the Host a rebinding page sends */
-#define AUDIT_ATTACKER_ORIGIN "http://attacker.example"   /* the Origin of a hostile page */
+#define AUDIT_ATTACKER_HOST   "attacker.example"        /* the Host a rebinding page sends */
+#define AUDIT_ATTACKER_ORIGIN "http://attacker.example" /* the Origin of a hostile page */
 #define AUDIT_FTP_GREETING_MS 2500 /* FTP greeting wait: loopkit serve greets after its 1 s sniff window */
 #define AUDIT_TARGETS_MAX     4096 /* listeners one audit looks at */
 #define AUDIT_HOME_MARKS_MIN  2    /* home-directory names a listing must show to count as $HOME */
@@ -19,7 +19,7 @@ enum audit_sev { AUDIT_LOW, AUDIT_MEDIUM, AUDIT_HIGH, AUDIT_CRITICAL, AUDIT_SEV_
 
 /* One check: what it finds, how bad, and what to do. The rows are in audit.c. */
 struct audit_rule {
-	const char *id;    /* "dns-rebinding": stable, for scripts and SARIF ruleId */
+	const char *id; /* "dns-rebinding": stable, for scripts and SARIF ruleId */
 	enum audit_sev sev;
 	const char *title; /* one line */
 	const char *why;   /* the reasoning, one paragraph */
@@ -32,8 +32,8 @@ extern const size_t audit_nrules;
 /* A listener and what the audit learnt about it. */
 struct audit_target {
 	uint16_t port;
-	char bound[64];            /* the listener's own address: "0.0.0.0:6379" */
-	char probe[64];            /* the loopback address probed: "127.0.0.1"; "" when not probed */
+	char bound[64]; /* the listener's own address: "0.0.0.0:6379" */
+	char probe[64]; /* the loopback address probed: "127.0.0.1"; "" when not probed */
 	int exposed;
 	struct procfs_owner owner; /* pid 0: unknown */
 	struct scan_service svc;
@@ -46,9 +46,9 @@ struct audit_finding {
 };
 
 struct audit_config {
-	struct scan_config scan;   /* probe times, parallelism (target fields unused) */
-	struct scan_ports ports;   /* listeners on these ports only */
-	int allow_remote;          /* also probe listeners bound to a non-loopback address */
+	struct scan_config scan; /* probe times, parallelism (target fields unused) */
+	struct scan_ports ports; /* listeners on these ports only */
+	int allow_remote;        /* also probe listeners bound to a non-loopback address */
 };
 
 struct audit_result {

@@ -20,7 +20,8 @@ static const struct {
 
 static void target_text(const struct audit_target *t, char *out, size_t len)
 {
-	snprintf(out, len, "%s:%u", t->probe[0] ? (strchr(t->probe, ':') ? "[::1]" : t->probe) : t->bound, t->port);
+	snprintf(out, len, "%s:%u", t->probe[0] ? (strchr(t->probe, ':') ? "[::1]" : t->probe) : t->bound,
+	         t->port);
 	if (!t->probe[0])
 		snprintf(out, len, "%s", t->bound);
 	else if (strchr(t->probe, ':'))
@@ -63,13 +64,17 @@ void audit_print(FILE *f, const struct audit_result *r, int color)
 		}
 		target_text(t, tgt, sizeof(tgt));
 		owner_text(t, own, sizeof(own));
-		fprintf(f, "%s%-8s%s %-22s %-22s %s\n", on, audit_sev_name(x->rule->sev), off, x->rule->id, tgt, own);
-		fprintf(f, "         %s\n         evidence: %s\n         fix: %s\n", x->rule->title, x->evidence, x->rule->fix);
+		fprintf(f, "%s%-8s%s %-22s %-22s %s\n", on, audit_sev_name(x->rule->sev), off, x->rule->id,
+		        tgt, own);
+		fprintf(f, "         %s\n         evidence: %s\n         fix: %s\n", x->rule->title,
+		        x->evidence, x->rule->fix);
 	}
-	fprintf(f, "%s%zu listener%s audited in %.2f s: %zu finding%s (%zu critical, %zu high, %zu medium, %zu low)\n",
+	fprintf(f,
+	        "%s%zu listener%s audited in %.2f s: %zu finding%s (%zu critical, %zu high, %zu medium, %zu "
+	        "low)\n",
 	        r->nfindings ? "\n" : "", r->ntargets, r->ntargets == 1 ? "" : "s", r->seconds, r->nfindings,
-	        r->nfindings == 1 ? "" : "s", r->count[AUDIT_CRITICAL], r->count[AUDIT_HIGH], r->count[AUDIT_MEDIUM],
-	        r->count[AUDIT_LOW]);
+	        r->nfindings == 1 ? "" : "s", r->count[AUDIT_CRITICAL], r->count[AUDIT_HIGH],
+	        r->count[AUDIT_MEDIUM], r->count[AUDIT_LOW]);
 }
 
 static void json_owner(struct json *j, const struct audit_target *t)

@@ -11,11 +11,11 @@
 typedef int (*scan_complete_fn)(const char *b, size_t n, void *arg);
 
 struct scan_conn {
-	int fd;                     /* -1 when closed */
-	char b[SCAN_READ_MAX + 1];  /* the answer, NUL-terminated (b[n] = 0) */
+	int fd;                    /* -1 when closed */
+	char b[SCAN_READ_MAX + 1]; /* the answer, NUL-terminated (b[n] = 0) */
 	size_t n;
-	int eof;                    /* the peer closed (or reset) */
-	int timedout;               /* the deadline passed before the answer was whole */
+	int eof;      /* the peer closed (or reset) */
+	int timedout; /* the deadline passed before the answer was whole */
 };
 
 /* Connects to port of cfg's target within cfg->connect_ms. Returns 0, or -1 with

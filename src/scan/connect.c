@@ -26,16 +26,16 @@ struct cscan {
 	const struct scan_config *cfg;
 	struct scan_ports *open;
 	unsigned closed, filtered;
-	unsigned next;        /* the next port to try */
+	unsigned next; /* the next port to try */
 	unsigned inflight, max;
-	struct slot *slots;   /* max of them */
-	unsigned *free;       /* indices of idle slots (a stack) */
+	struct slot *slots; /* max of them */
+	unsigned *free;     /* indices of idle slots (a stack) */
 	unsigned nfree;
 	struct loop_timer retry; /* rate limit or a resource pause */
-	double tokens;        /* --rate: connects we may start now */
+	double tokens;           /* --rate: connects we may start now */
 	uint64_t last_ms;
 	int fatal;
-	int spare;            /* an unconnected socket ready for the next port, or -1 */
+	int spare; /* an unconnected socket ready for the next port, or -1 */
 	char *err;
 	size_t errlen;
 };

@@ -58,9 +58,9 @@ static void set(char *dst, size_t len, const char *s, size_t n)
 static size_t version_len(const char *p, size_t n)
 {
 	size_t k = 0;
-	while (k < n && (p[k] == '.' || p[k] == '-' || p[k] == '_' || p[k] == '+' ||
-	                 (p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'z') ||
-	                 (p[k] >= 'A' && p[k] <= 'Z')))
+	while (k < n &&
+	       (p[k] == '.' || p[k] == '-' || p[k] == '_' || p[k] == '+' || (p[k] >= '0' && p[k] <= '9') ||
+	        (p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z')))
 		k++;
 	return k;
 }
@@ -103,7 +103,7 @@ static size_t req_tls(char *out, size_t len)
 	b[n++] = TLS_RECORD_HANDSHAKE;
 	b[n++] = 0x03;
 	b[n++] = 0x01;
-	n += 2; /* record length */
+	n += 2;        /* record length */
 	b[n++] = 0x01; /* ClientHello */
 	n += 3;        /* handshake length */
 	body = n;
@@ -111,7 +111,7 @@ static size_t req_tls(char *out, size_t len)
 	b[n++] = 0x03;
 	for (int i = 0; i < 32; i++)
 		b[n++] = (unsigned char)(0x6c + i); /* client random: need not be secret for a probe */
-	b[n++] = 0; /* session id */
+	b[n++] = 0;                                 /* session id */
 	b[n++] = 0;
 	b[n++] = sizeof(suites);
 	memcpy(b + n, suites, sizeof(suites));
@@ -172,24 +172,22 @@ static size_t req_mongo(char *out, size_t len)
 size_t scan_probe_request(enum scan_probe_id id, const char *host, int v6, unsigned port, char *out,
                           size_t len)
 {
-	static const unsigned char pg[8] = {0, 0, 0, 8, PG_SSL_REQUEST_CODE >> 24 & 0xff,
-	                                    PG_SSL_REQUEST_CODE >> 16 & 0xff, PG_SSL_REQUEST_CODE >> 8 & 0xff,
+	static const unsigned char pg[8] = {0,
+	                                    0,
+	                                    0,
+	                                    8,
+	                                    PG_SSL_REQUEST_CODE >> 24 & 0xff,
+	                                    PG_SSL_REQUEST_CODE >> 16 & 0xff,
+	                                    PG_SSL_REQUEST_CODE >> 8 & 0xff,
 	                                    PG_SSL_REQUEST_CODE & 0xff};
 	switch (id) {
-	case PROBE_HTTP:
-		return req_http(host, v6, port, out, len);
-	case PROBE_TLS:
-		return req_tls(out, len);
-	case PROBE_REDIS:
-		return len > 6 ? (memcpy(out, "PING\r\n", 6), 6) : 0;
-	case PROBE_MEMCACHED:
-		return len > 9 ? (memcpy(out, "version\r\n", 9), 9) : 0;
-	case PROBE_PGSQL:
-		return len >= 8 ? (memcpy(out, pg, 8), 8) : 0;
-	case PROBE_MONGO:
-		return req_mongo(out, len);
-	default:
-		return 0;
+	case PROBE_HTTP: return req_http(host, v6, port, out, len);
+	case PROBE_TLS: return req_tls(out, len);
+	case PROBE_REDIS: return len > 6 ? (memcpy(out, "PING\r\n", 6), 6) : 0;
+	case PROBE_MEMCACHED: return len > 9 ? (memcpy(out, "version\r\n", 9), 9) : 0;
+	case PROBE_PGSQL: return len >= 8 ? (memcpy(out, pg, 8), 8) : 0;
+	case PROBE_MONGO: return req_mongo(out, len);
+	default: return 0;
 	}
 }
 
@@ -261,33 +259,26 @@ int scan_probe_complete(enum scan_probe_id id, const char *b, size_t n)
 	if (n == 0)
 		return 0;
 	/* A greeting that arrives late (a server slower than the banner wait) ends any probe. */
-	if (id != PROBE_NULL && ((b[0] >= '1' && b[0] <= '5' && n >= 4 && (b[3] == ' ' || b[3] == '-')) ||
-	                         starts(b, n, "SSH-")))
+	if (id != PROBE_NULL &&
+	    ((b[0] >= '1' && b[0] <= '5' && n >= 4 && (b[3] == ' ' || b[3] == '-')) || starts(b, n, "SSH-")))
 		return whole_greeting(b, n);
 	switch (id) {
-	case PROBE_NULL:
-		return whole_greeting(b, n);
-	case PROBE_HTTP:
-		return whole_http(b, n);
-	case PROBE_TLS:
-		return whole_tls(b, n);
+	case PROBE_NULL: return whole_greeting(b, n);
+	case PROBE_HTTP: return whole_http(b, n);
+	case PROBE_TLS: return whole_tls(b, n);
 	case PROBE_REDIS:
-	case PROBE_MEMCACHED:
-		return whole_redis(b, n);
-	case PROBE_PGSQL:
-		return n >= 1;
-	case PROBE_MONGO:
-		return whole_mongo(b, n);
-	default:
-		return 1;
+	case PROBE_MEMCACHED: return whole_redis(b, n);
+	case PROBE_PGSQL: return n >= 1;
+	case PROBE_MONGO: return whole_mongo(b, n);
+	default: return 1;
 	}
 }
 
 const char *scan_probe_name(enum scan_probe_id id)
 {
-	static const char *const names[PROBE_COUNT] = {"banner",        "http-get",     "tls-hello",
-	                                               "redis-ping",    "memcached-version",
-	                                               "pgsql-sslrequest", "mongodb-hello"};
+	static const char *const names[PROBE_COUNT] = {
+	        "banner",           "http-get",     "tls-hello", "redis-ping", "memcached-version",
+	        "pgsql-sslrequest", "mongodb-hello"};
 	return id < PROBE_COUNT ? names[id] : "?";
 }
 
@@ -438,15 +429,20 @@ struct greet_row {
 };
 
 static const struct greet_row ftp_rows[] = {
-        {"vsFTPd", "vsftpd", SCAN_APP_NONE},   {"loopkit", "loopkit serve", SCAN_APP_LOOPKIT},
-        {"ProFTPD", "ProFTPD", SCAN_APP_NONE}, {"Pure-FTPd", "Pure-FTPd", SCAN_APP_NONE},
-        {"pyftpdlib", "pyftpdlib", SCAN_APP_NONE}, {"FileZilla", "FileZilla ftpd", SCAN_APP_NONE},
+        {"vsFTPd", "vsftpd", SCAN_APP_NONE},
+        {"loopkit", "loopkit serve", SCAN_APP_LOOPKIT},
+        {"ProFTPD", "ProFTPD", SCAN_APP_NONE},
+        {"Pure-FTPd", "Pure-FTPd", SCAN_APP_NONE},
+        {"pyftpdlib", "pyftpdlib", SCAN_APP_NONE},
+        {"FileZilla", "FileZilla ftpd", SCAN_APP_NONE},
         {NULL, NULL, 0},
 };
 
 static const struct greet_row smtp_rows[] = {
-        {"Postfix", "Postfix smtpd", SCAN_APP_NONE}, {"Exim", "Exim smtpd", SCAN_APP_NONE},
-        {"Sendmail", "Sendmail", SCAN_APP_NONE},     {"OpenSMTPD", "OpenSMTPD", SCAN_APP_NONE},
+        {"Postfix", "Postfix smtpd", SCAN_APP_NONE},
+        {"Exim", "Exim smtpd", SCAN_APP_NONE},
+        {"Sendmail", "Sendmail", SCAN_APP_NONE},
+        {"OpenSMTPD", "OpenSMTPD", SCAN_APP_NONE},
         {NULL, NULL, 0},
 };
 
@@ -566,8 +562,8 @@ static int m_http(enum scan_probe_id id, const char *b, size_t n, struct scan_se
 
 static int m_redis(enum scan_probe_id id, const char *b, size_t n, struct scan_service *svc)
 {
-	static const char *const tokens[] = {"+PONG", "-NOAUTH", "-ERR ", "-DENIED", "-WRONGPASS", "-WRONGTYPE",
-	                                     NULL};
+	static const char *const tokens[] = {"+PONG",      "-NOAUTH",    "-ERR ", "-DENIED",
+	                                     "-WRONGPASS", "-WRONGTYPE", NULL};
 	for (int i = 0; tokens[i]; i++) {
 		if (starts(b, n, tokens[i])) {
 			found(svc, "redis", id);

@@ -14,12 +14,14 @@
 static void product_text(const struct scan_service *s, char *out, size_t len)
 {
 	snprintf(out, len, "%s%s%s%s%s%s", s->product, s->product[0] && s->version[0] ? " " : "", s->version,
-	         s->info[0] ? (s->product[0] || s->version[0] ? " (" : "(") : "", s->info, s->info[0] ? ")" : "");
+	         s->info[0] ? (s->product[0] || s->version[0] ? " (" : "(") : "", s->info,
+	         s->info[0] ? ")" : "");
 }
 
 void scan_print(FILE *f, const struct scan_result *r, int color)
 {
-	fprintf(f, "%-10s %-14s %-12s %-40s %-8s %s\n", "PORT", "STATE", "SERVICE", "PRODUCT", "PID", "PROCESS");
+	fprintf(f, "%-10s %-14s %-12s %-40s %-8s %s\n", "PORT", "STATE", "SERVICE", "PRODUCT", "PID",
+	        "PROCESS");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct scan_port *p = &r->ports[i];
 		char port[16], prod[200], pid[16];
@@ -28,16 +30,17 @@ void scan_print(FILE *f, const struct scan_result *r, int color)
 		if (p->svc.noauth)
 			strncat(prod, prod[0] ? ", no auth" : "no auth", sizeof(prod) - strlen(prod) - 1);
 		snprintf(pid, sizeof(pid), "%d", (int)p->owner.pid);
-		fprintf(f, "%-10s %-14s %-12s %-40s %-8s %s%s%s%s\n", port, p->state, p->svc.name[0] ? p->svc.name : "-",
-		        prod[0] ? prod : "-", p->owner.pid ? pid : "-", p->owner.pid ? p->owner.comm : "-",
+		fprintf(f, "%-10s %-14s %-12s %-40s %-8s %s%s%s%s\n", port, p->state,
+		        p->svc.name[0] ? p->svc.name : "-", prod[0] ? prod : "-", p->owner.pid ? pid : "-",
+		        p->owner.pid ? p->owner.comm : "-",
 		        p->exposed ? (color ? "  " C_BOLD C_RED "EXPOSED" C_OFF : "  EXPOSED") : "",
 		        p->exposed ? " " : "", p->exposed ? p->bound : "");
 	}
 	for (size_t i = 0; i < r->nrounds; i++)
-		fprintf(f, "round %zu: %.3f s, %u descriptors, %lu kB resident\n", i + 1, r->rounds[i].seconds,
-		        r->rounds[i].fds, r->rounds[i].rss_kb);
-	fprintf(f, "%s: %u ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried, r->scan_s, r->n,
-	        r->closed, r->filtered);
+		fprintf(f, "round %zu: %.3f s, %u descriptors, %lu kB resident\n", i + 1,
+		        r->rounds[i].seconds, r->rounds[i].fds, r->rounds[i].rss_kb);
+	fprintf(f, "%s: %u ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried, r->scan_s,
+	        r->n, r->closed, r->filtered);
 	if (r->service_s > 0)
 		fprintf(f, "; services in %.3f s", r->service_s);
 	fputc('\n', f);
@@ -174,33 +177,44 @@ int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args)
 
 	localtime_r(&start, &tm);
 	strftime(t, sizeof(t), "%a %b %e %H:%M:%S %Y", &tm);
-	rc |= buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nmaprun>\n<nmaprun scanner=\"loopkit\"");
+	rc |= buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE nmaprun>\n<nmaprun "
+	                  "scanner=\"loopkit\"");
 	ATTR(b, "args", args);
 	rc |= buf_printf(b, " start=\"%lld\"", (long long)start);
 	ATTR(b, "startstr", t);
 	rc |= buf_puts(b, " version=\"" LOOPKIT_VERSION "\" xmloutputversion=\"1.05\">\n");
 	rc |= buf_printf(b, "<scaninfo type=\"connect\" protocol=\"tcp\" numservices=\"%u\"", r->tried);
 	rc |= buf_puts(b, " services=\"\"/>\n"); /* the list is in args; nmap readers do not need it */
-	rc |= buf_printf(b, "<host starttime=\"%lld\" endtime=\"%lld\"><status state=\"up\" reason=\"localhost-response\" "
-	                    "reason_ttl=\"0\"/>\n",
+	rc |= buf_printf(b,
+	                 "<host starttime=\"%lld\" endtime=\"%lld\"><status state=\"up\" "
+	                 "reason=\"localhost-response\" "
+	                 "reason_ttl=\"0\"/>\n",
 	                 (long long)start, (long long)end);
 	rc |= buf_puts(b, "<address");
 	ATTR(b, "addr", r->host);
-	rc |= buf_printf(b, " addrtype=\"%s\"/>\n<hostnames>\n</hostnames>\n<ports>", r->family == AF_INET6 ? "ipv6" : "ipv4");
+	rc |= buf_printf(b, " addrtype=\"%s\"/>\n<hostnames>\n</hostnames>\n<ports>",
+	                 r->family == AF_INET6 ? "ipv6" : "ipv4");
 	if (r->closed)
-		rc |= buf_printf(b, "<extraports state=\"closed\" count=\"%u\">\n<extrareasons reason=\"conn-refused\" "
-		                    "count=\"%u\"/>\n</extraports>\n",
-		                 r->closed, r->closed);
+		rc |= buf_printf(
+		        b,
+		        "<extraports state=\"closed\" count=\"%u\">\n<extrareasons reason=\"conn-refused\" "
+		        "count=\"%u\"/>\n</extraports>\n",
+		        r->closed, r->closed);
 	if (r->filtered)
-		rc |= buf_printf(b, "<extraports state=\"filtered\" count=\"%u\">\n<extrareasons reason=\"no-responses\" "
-		                    "count=\"%u\"/>\n</extraports>\n",
-		                 r->filtered, r->filtered);
+		rc |= buf_printf(
+		        b,
+		        "<extraports state=\"filtered\" count=\"%u\">\n<extrareasons reason=\"no-responses\" "
+		        "count=\"%u\"/>\n</extraports>\n",
+		        r->filtered, r->filtered);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct scan_port *p = &r->ports[i];
 		const struct scan_service *s = &p->svc;
-		rc |= buf_printf(b, "<port protocol=\"%s\" portid=\"%u\"><state state=\"%s\" reason=\"%s\" reason_ttl=\"0\"/>",
+		rc |= buf_printf(b,
+		                 "<port protocol=\"%s\" portid=\"%u\"><state state=\"%s\" reason=\"%s\" "
+		                 "reason_ttl=\"0\"/>",
 		                 p->udp ? "udp" : "tcp", p->port, p->state,
-		                 p->udp ? (strcmp(p->state, "open") == 0 ? "udp-response" : "no-response") : "syn-ack");
+		                 p->udp ? (strcmp(p->state, "open") == 0 ? "udp-response" : "no-response")
+		                        : "syn-ack");
 		if (p->owner.pid) {
 			char o[PROCFS_COMM_MAX + 32];
 			snprintf(o, sizeof(o), "%s (pid %d)", p->owner.comm, (int)p->owner.pid);
@@ -219,16 +233,19 @@ int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args)
 		if (s->tls)
 			rc |= buf_puts(b, " tunnel=\"ssl\"");
 		snprintf(num, sizeof(num), "%d", s->conf ? s->conf : 3);
-		rc |= buf_printf(b, " method=\"%s\" conf=\"%s\"/></port>\n", s->conf >= 10 ? "probed" : "table", num);
+		rc |= buf_printf(b, " method=\"%s\" conf=\"%s\"/></port>\n",
+		                 s->conf >= 10 ? "probed" : "table", num);
 	}
 	rc |= buf_puts(b, "</ports>\n</host>\n<runstats>");
 	localtime_r(&end, &tm);
 	strftime(t, sizeof(t), "%a %b %e %H:%M:%S %Y", &tm);
 	rc |= buf_printf(b, "<finished time=\"%lld\"", (long long)end);
 	ATTR(b, "timestr", t);
-	rc |= buf_printf(b, " elapsed=\"%.2f\" summary=\"loopkit scan done: 1 IP address (1 host up) scanned in %.2f "
-	                    "seconds\" exit=\"success\"/>",
-	                 r->scan_s + r->service_s, r->scan_s + r->service_s);
+	rc |= buf_printf(
+	        b,
+	        " elapsed=\"%.2f\" summary=\"loopkit scan done: 1 IP address (1 host up) scanned in %.2f "
+	        "seconds\" exit=\"success\"/>",
+	        r->scan_s + r->service_s, r->scan_s + r->service_s);
 	rc |= buf_puts(b, "<hosts up=\"1\" down=\"0\" total=\"1\"/>\n</runstats>\n</nmaprun>\n");
 	return rc ? -1 : 0;
 }

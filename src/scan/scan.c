@@ -1,4 +1,5 @@
-/* scan.c - a scan's configuration, port lists, the worker pool, and the run: connect scan, owners, services. */
+/* scan.c - a scan's configuration, port lists, the worker pool, and the run: connect scan, owners, services.
+ */
 #include "scan/scan.h"
 
 #include <arpa/inet.h>
@@ -103,8 +104,7 @@ void scan_config_default(struct scan_config *cfg)
 	scan_config_target(cfg, "127.0.0.1", 0, err, sizeof(err));
 }
 
-int scan_config_target(struct scan_config *cfg, const char *host, int allow_remote, char *err,
-                       size_t errlen)
+int scan_config_target(struct scan_config *cfg, const char *host, int allow_remote, char *err, size_t errlen)
 {
 	if (net_parse_addr(host, 0, &cfg->addr, &cfg->addrlen) < 0) {
 		snprintf(err, errlen,
@@ -225,7 +225,8 @@ static int scan_owners_fill_at(struct scan_result *r, const struct sockaddr_stor
 				continue;
 			const struct procfs_owner *o[SCAN_OWNERS_MAX];
 			size_t no = procfs_owner_map_find(&map, s->inode, o, SCAN_OWNERS_MAX);
-			if (!p->bound[0] || (!p->exposed && !net_is_loopback((const struct sockaddr *)&s->local))) {
+			if (!p->bound[0] ||
+			    (!p->exposed && !net_is_loopback((const struct sockaddr *)&s->local))) {
 				net_ss_text(&s->local, p->bound, sizeof(p->bound));
 				p->exposed = !net_is_loopback((const struct sockaddr *)&s->local);
 			}

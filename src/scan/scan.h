@@ -1,4 +1,5 @@
-/* scan.h - `loopkit scan`: a connect scan on the event loop, service detection, owners, and its renderings. */
+/* scan.h - `loopkit scan`: a connect scan on the event loop, service detection, owners, and its renderings.
+ */
 #ifndef LOOPKIT_SCAN_SCAN_H
 #define LOOPKIT_SCAN_SCAN_H
 
@@ -43,19 +44,19 @@ char *scan_ports_text(const struct scan_ports *p, char *out, size_t len);
 
 /* What a port runs, as far as banners and probes tell. */
 struct scan_service {
-	char name[24];     /* nmap's service names: http, ftp, ssh, redis, ... ; "unknown" */
-	char product[48];  /* "nginx", "vsftpd", "Redis", "loopkit serve", "Chrome DevTools" */
-	char version[32];  /* "1.22.1", or "" */
-	char info[96];     /* extra facts: "HTTP and FTP on one port", "auth required" */
-	int tls;           /* the port answered a TLS ClientHello */
-	int app;           /* enum scan_app below */
-	int conf;          /* nmap's confidence: 10 from a probe answer, 3 from the port alone */
-	char banner[128];  /* the first line the service sent unasked, log-safe; or "" */
-	char how[24];      /* the probe that told: "banner", "http-get", "redis-ping", ... */
+	char name[24];    /* nmap's service names: http, ftp, ssh, redis, ... ; "unknown" */
+	char product[48]; /* "nginx", "vsftpd", "Redis", "loopkit serve", "Chrome DevTools" */
+	char version[32]; /* "1.22.1", or "" */
+	char info[96];    /* extra facts: "HTTP and FTP on one port", "auth required" */
+	int tls;          /* the port answered a TLS ClientHello */
+	int app;          /* enum scan_app below */
+	int conf;         /* nmap's confidence: 10 from a probe answer, 3 from the port alone */
+	char banner[128]; /* the first line the service sent unasked, log-safe; or "" */
+	char how[24];     /* the probe that told: "banner", "http-get", "redis-ping", ... */
 	/* Facts the audit reads (filled while identifying, so no probe runs twice). */
-	int http_status;   /* status of GET / (0: not HTTP) */
-	char http_path[32];/* a path that answered 2xx (the rebinding test repeats it); "" */
-	int noauth;        /* the service answered a read command without credentials */
+	int http_status;    /* status of GET / (0: not HTTP) */
+	char http_path[32]; /* a path that answered 2xx (the rebinding test repeats it); "" */
+	int noauth;         /* the service answered a read command without credentials */
 	char noauth_evidence[160];
 };
 
@@ -74,28 +75,28 @@ enum scan_app {
 /* One open (or, with UDP, open|filtered) port. */
 struct scan_port {
 	uint16_t port;
-	int udp;                 /* 0 tcp, 1 udp */
-	const char *state;       /* "open", "open|filtered" (udp, no answer) */
-	struct scan_service svc; /* filled with --service (the default) */
-	int exposed;             /* a listener on this port is bound beyond loopback */
-	char bound[64];          /* the listener's own address: "0.0.0.0:8000", or "" */
+	int udp;                   /* 0 tcp, 1 udp */
+	const char *state;         /* "open", "open|filtered" (udp, no answer) */
+	struct scan_service svc;   /* filled with --service (the default) */
+	int exposed;               /* a listener on this port is bound beyond loopback */
+	char bound[64];            /* the listener's own address: "0.0.0.0:8000", or "" */
 	struct procfs_owner owner; /* pid 0: unknown */
-	int nowners;             /* processes holding the listener */
+	int nowners;               /* processes holding the listener */
 };
 
 struct scan_config {
 	struct sockaddr_storage addr; /* the target (port ignored) */
 	socklen_t addrlen;
-	char host[64];                /* as given, for the renderings */
-	struct scan_ports ports;      /* TCP ports to try */
-	struct scan_ports udp;        /* UDP ports to try (count 0: none) */
-	unsigned inflight;            /* connects in flight */
+	char host[64];           /* as given, for the renderings */
+	struct scan_ports ports; /* TCP ports to try */
+	struct scan_ports udp;   /* UDP ports to try (count 0: none) */
+	unsigned inflight;       /* connects in flight */
 	unsigned connect_ms, banner_ms, probe_ms, udp_ms;
-	unsigned parallel;            /* ports probed at once */
-	unsigned rate;                /* new connections per second; 0: no limit */
-	unsigned rounds;              /* connect scans to run (benchmarks); services after the last */
-	int service;                  /* identify services (banner + probes) */
-	int owners;                   /* look up owning processes */
+	unsigned parallel; /* ports probed at once */
+	unsigned rate;     /* new connections per second; 0: no limit */
+	unsigned rounds;   /* connect scans to run (benchmarks); services after the last */
+	int service;       /* identify services (banner + probes) */
+	int owners;        /* look up owning processes */
 };
 
 /* Fills cfg with the defaults: 127.0.0.1, every port, services and owners on. */
@@ -103,14 +104,13 @@ void scan_config_default(struct scan_config *cfg);
 /* Sets the target from text ("127.0.0.1", "::1", "localhost"). Refuses a non-loopback
  * address unless allow_remote (then the default rate becomes SCAN_REMOTE_RATE when
  * cfg->rate is 0). Returns 0, or -1 with the reason and the fix in err. */
-int scan_config_target(struct scan_config *cfg, const char *host, int allow_remote, char *err,
-                       size_t errlen);
+int scan_config_target(struct scan_config *cfg, const char *host, int allow_remote, char *err, size_t errlen);
 
 /* One round of a repeated connect scan, and what the process held after it. */
 struct scan_round {
 	double seconds;
-	unsigned fds;          /* open descriptors */
-	unsigned long rss_kb;  /* resident set size */
+	unsigned fds;         /* open descriptors */
+	unsigned long rss_kb; /* resident set size */
 };
 
 #define SCAN_ROUNDS_MAX 1000
@@ -118,14 +118,14 @@ struct scan_round {
 struct scan_result {
 	struct scan_port *ports; /* ascending: tcp, then udp; port */
 	size_t n;
-	unsigned closed;         /* refused (RST) */
-	unsigned filtered;       /* no answer within connect_ms */
-	unsigned tried;          /* TCP ports tried */
-	double scan_s;           /* wall time of the connect scan */
-	double service_s;        /* wall time of service detection */
-	uint64_t started;        /* unix time */
+	unsigned closed;   /* refused (RST) */
+	unsigned filtered; /* no answer within connect_ms */
+	unsigned tried;    /* TCP ports tried */
+	double scan_s;     /* wall time of the connect scan */
+	double service_s;  /* wall time of service detection */
+	uint64_t started;  /* unix time */
 	char host[64];
-	int family;              /* AF_INET or AF_INET6 */
+	int family;                /* AF_INET or AF_INET6 */
 	struct scan_round *rounds; /* cfg->rounds of them when more than one */
 	size_t nrounds;
 };

@@ -1,4 +1,5 @@
-/* service.c - service detection: the greeting, then safe probes, then what the named service tells about itself. */
+/* service.c - service detection: the greeting, then safe probes, then what the named service tells about
+ * itself. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -282,8 +283,7 @@ static void http_details(const struct scan_config *cfg, uint16_t port, struct sc
 		}
 		break;
 	}
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -379,8 +379,10 @@ static int binary_probes(const struct scan_config *cfg, uint16_t port, struct sc
 		char req[512];
 		c[i] = zero;
 		c[i].fd = -1;
-		size_t len = scan_probe_request((enum scan_probe_id)(FIRST + i), cfg->host, v6, port, req, sizeof(req));
-		if (len && scan_conn_open(cfg, port, &c[i]) == 0 && scan_conn_send(&c[i], req, len, cfg->probe_ms) < 0)
+		size_t len = scan_probe_request((enum scan_probe_id)(FIRST + i), cfg->host, v6, port, req,
+		                                sizeof(req));
+		if (len && scan_conn_open(cfg, port, &c[i]) == 0 &&
+		    scan_conn_send(&c[i], req, len, cfg->probe_ms) < 0)
 			scan_conn_close(&c[i]);
 	}
 	deadline = now_ms() + cfg->probe_ms;
@@ -406,8 +408,8 @@ static int binary_probes(const struct scan_config *cfg, uint16_t port, struct sc
 				c[i].b[c[i].n] = '\0';
 			}
 			enum scan_probe_id id = (enum scan_probe_id)(FIRST + i);
-			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR) || c[i].n >= SCAN_READ_MAX ||
-			    probe_done(c[i].b, c[i].n, &id))
+			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR) ||
+			    c[i].n >= SCAN_READ_MAX || probe_done(c[i].b, c[i].n, &id))
 				scan_conn_close(&c[i]);
 		}
 	}
