@@ -28,6 +28,15 @@ static void target_text(const struct audit_target *t, char *out, size_t len)
 		snprintf(out, len, "[%s]:%u", t->probe, t->port);
 }
 
+/* Where a finding is: the bound address for exposure, the probed one otherwise. */
+static void finding_target(const struct audit_finding *x, const struct audit_target *t, char *out, size_t len)
+{
+	if (strcmp(x->rule->id, "exposed") == 0)
+		snprintf(out, len, "%s", t->bound);
+	else
+		target_text(t, out, len);
+}
+
 static void owner_text(const struct audit_target *t, char *out, size_t len)
 {
 	if (t->owner.pid)
@@ -62,7 +71,7 @@ void audit_print(FILE *f, const struct audit_result *r, int color)
 			on = x->rule->sev >= AUDIT_HIGH ? C_BOLD C_RED : C_YELLOW;
 			off = C_OFF;
 		}
-		target_text(t, tgt, sizeof(tgt));
+		finding_target(x, t, tgt, sizeof(tgt));
 		owner_text(t, own, sizeof(own));
 		fprintf(f, "%s%-8s%s %-22s %-22s %s\n", on, audit_sev_name(x->rule->sev), off, x->rule->id,
 		        tgt, own);
@@ -135,7 +144,7 @@ int audit_json(struct buf *b, const struct audit_result *r)
 	for (size_t i = 0; i < r->nfindings; i++) {
 		const struct audit_finding *x = &r->findings[i];
 		const struct audit_target *t = &r->targets[x->target];
-		target_text(t, tgt, sizeof(tgt));
+		finding_target(x, t, tgt, sizeof(tgt));
 		json_obj_begin(&j);
 		json_key(&j, "id");
 		json_str(&j, x->rule->id);
@@ -238,7 +247,7 @@ int audit_sarif(struct buf *b, const struct audit_result *r)
 	for (size_t i = 0; i < r->nfindings; i++) {
 		const struct audit_finding *x = &r->findings[i];
 		const struct audit_target *t = &r->targets[x->target];
-		target_text(t, tgt, sizeof(tgt));
+		finding_target(x, t, tgt, sizeof(tgt));
 		owner_text(t, own, sizeof(own));
 		snprintf(uri, sizeof(uri), "tcp://%s", tgt);
 		snprintf(msg, sizeof(msg), "%s on %s (%s): %s", x->rule->title, tgt, own, x->evidence);

@@ -176,8 +176,7 @@ void scan_pool_run(size_t n, unsigned parallel, void (*fn)(size_t i, void *arg),
 /* ---- owners ---- */
 
 /* Does listener s take connections for port on the scanned address (family, addr)? */
-static int listener_covers(const struct sockdiag_sock *s, const struct scan_result *r,
-                           const struct sockaddr_storage *target)
+static int listener_covers(const struct sockdiag_sock *s, const struct sockaddr_storage *target)
 {
 	if (net_ss_port(&s->local) == 0)
 		return 0;
@@ -192,8 +191,8 @@ static int listener_covers(const struct sockdiag_sock *s, const struct scan_resu
 	              &((const struct sockaddr_in6 *)target)->sin6_addr, 16) == 0;
 }
 
-static int scan_owners_fill_at(struct scan_result *r, const struct sockaddr_storage *target, char *err,
-                               size_t errlen)
+/* Fills the owner and exposure fields of r's TCP ports from the kernel's listeners. */
+static int owners_fill(struct scan_result *r, const struct sockaddr_storage *target, char *err, size_t errlen)
 {
 	struct sockdiag_sock *socks = NULL;
 	size_t n = 0;
@@ -221,7 +220,7 @@ static int scan_owners_fill_at(struct scan_result *r, const struct sockaddr_stor
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			const struct sockdiag_sock *s = &socks[i];
-			if (net_ss_port(&s->local) != p->port || !listener_covers(s, r, target))
+			if (net_ss_port(&s->local) != p->port || !listener_covers(s, target))
 				continue;
 			const struct procfs_owner *o[SCAN_OWNERS_MAX];
 			size_t no = procfs_owner_map_find(&map, s->inode, o, SCAN_OWNERS_MAX);
@@ -242,17 +241,6 @@ static int scan_owners_fill_at(struct scan_result *r, const struct sockaddr_stor
 	free(inodes);
 	free(socks);
 	return 0;
-}
-
-int scan_owners_fill(struct scan_result *r, char *err, size_t errlen)
-{
-	struct sockaddr_storage t;
-	socklen_t len;
-	if (net_parse_addr(r->host, 0, &t, &len) < 0) {
-		snprintf(err, errlen, "scan: bad host %s", r->host);
-		return -1;
-	}
-	return scan_owners_fill_at(r, &t, err, errlen);
 }
 
 /* ---- UDP ---- */
@@ -414,7 +402,7 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 		free(uports);
 		free(ures);
 	}
-	if (cfg->owners && scan_owners_fill_at(r, &cfg->addr, err, errlen) < 0) {
+	if (cfg->owners && owners_fill(r, &cfg->addr, err, errlen) < 0) {
 		scan_result_free(r);
 		return -1;
 	}

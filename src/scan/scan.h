@@ -147,10 +147,6 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, uns
  * bounded by cfg's banner and probe times per probe. Thread-safe. */
 void scan_service_detect(const struct scan_config *cfg, uint16_t port, struct scan_service *svc);
 
-/* Fills the owner fields of r's ports from the kernel's listener list and /proc.
- * Returns 0, or -1 with err filled. */
-int scan_owners_fill(struct scan_result *r, char *err, size_t errlen);
-
 /* Renderings of one result: the table (color: ANSI colour for EXPOSED), and JSON into b
  * (returns 0, or -1 when b's limit was hit). */
 void scan_print(FILE *f, const struct scan_result *r, int color);

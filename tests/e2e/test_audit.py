@@ -88,6 +88,9 @@ def test_audit_reports_exactly_the_expected_findings(lab):
     assert listeners[lab.ports["wildcard"]]["bound"] == f"0.0.0.0:{lab.ports['wildcard']}"
     assert doc["counts"] == {"critical": 0, "high": 6, "medium": 3, "low": 0}
     ev = {f["id"]: f["evidence"] for f in doc["findings"]}
+    target = {f["id"]: f["target"] for f in doc["findings"]}
+    assert target["exposed"] == f"0.0.0.0:{lab.ports['wildcard']}"
+    assert target["redis-no-auth"] == f"127.0.0.1:{lab.ports['redis']}"
     assert "Host: attacker.example answered 200" in ev["dns-rebinding"]
     assert "RNFR / answered 350" in ev["ftp-anonymous-write"]
     assert ".ssh" in ev["home-listing"] and ".bashrc" in ev["home-listing"]
@@ -139,7 +142,8 @@ def test_sarif_is_valid_sarif_2_1_0(lab, tmp_path):
     for r in results:
         assert rules[r["ruleIndex"]] == r["ruleId"]
         assert r["level"] == ("error" if SEVERITY[r["ruleId"]] == "high" else "warning")
-        assert r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("tcp://127.0.0.1:")
+        host = "0.0.0.0" if r["ruleId"] == "exposed" else "127.0.0.1"
+        assert r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith(f"tcp://{host}:"), r
 
 
 def test_sarif_validation_can_fail(tmp_path):
