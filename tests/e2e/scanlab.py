@@ -16,6 +16,9 @@ pid (a process group the lab created, for Chromium's helpers) when the lab close
   loopkit    loopkit serve with its defaults (must audit clean)
   lkcors     loopkit serve --cors (answers private-network preflights for any origin)
   devtools   headless Chromium with --remote-debugging-port
+
+and, for their own test, jupyter (jupyter-notebook with an empty token) and jupytertoken
+(the same with a token).
 """
 import os
 import shutil
@@ -242,6 +245,18 @@ class Lab:
                                  "--remote-debugging-address=127.0.0.1",
                                  f"--user-data-dir={os.path.join(self.dir, 'chromium')}",
                                  "about:blank"])
+
+    def _start_jupyter(self, port, token=""):
+        d = os.path.join(self.dir, "notebooks" + ("-token" if token else ""))
+        os.makedirs(d)
+        name = "jupytertoken" if token else "jupyter"
+        self._spawn(name, ["jupyter-notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                           f"--NotebookApp.token={token}", "--NotebookApp.password=",
+                           f"--notebook-dir={d}", "--allow-root"],
+                    env=dict(os.environ, HOME=d, JUPYTER_RUNTIME_DIR=os.path.join(d, ".rt")))
+
+    def _start_jupytertoken(self, port):
+        self._start_jupyter(port, token="lk-secret-token")
 
     def port_list(self):
         return ",".join(str(p) for p in sorted(set(self.ports.values())))

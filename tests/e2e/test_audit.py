@@ -7,11 +7,12 @@ Debian's python3-jsonschema. The checks are harmless: after the audit vsftpd's t
 Redis keyspace and the Memcached item count are what they were."""
 import json
 import os
+import shutil
 import socket
 
 
 from conftest import hard_timeout_fixture
-from scanlab import lab_fixture, loopkit
+from scanlab import Lab, lab_fixture, loopkit
 
 _hard_timeout = hard_timeout_fixture(240)
 
@@ -173,3 +174,22 @@ def test_loopkit_serve_write_is_anonymous_ftp_write(tmp_path):
         assert os.listdir(root) == []
     finally:
         assert s.stop() == 0
+
+
+def test_jupyter_without_a_token_is_critical_and_with_one_is_clean():
+    """jupyter-notebook (Debian's): with an empty token its API runs kernels for anyone
+    (critical); with a token the same server is named Jupyter and has no finding."""
+    assert shutil.which("jupyter-notebook"), "jupyter-notebook is missing: scripts/deps installs it"
+    lab = Lab(["jupyter", "jupytertoken"])
+    try:
+        p = loopkit("audit", "-p", lab.port_list(), "--json")
+        doc = json.loads(p.stdout)
+        assert p.returncode == 1, p.stdout
+        assert [(f["id"], f["port"], f["severity"]) for f in doc["findings"]] == [
+            ("jupyter-no-auth", lab.ports["jupyter"], "critical")], doc["findings"]
+        products = {l["port"]: (l["product"], l["info"]) for l in doc["listeners"]}
+        assert products[lab.ports["jupyter"]][0] == "Jupyter"
+        assert products[lab.ports["jupytertoken"]] == ("Jupyter", "token required (GET /api/kernels: 403)")
+        assert loopkit("audit", "-p", str(lab.ports["jupytertoken"])).returncode == 0
+    finally:
+        lab.close()
