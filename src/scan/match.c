@@ -645,3 +645,20 @@ int scan_match(enum scan_probe_id id, const char *b, size_t n, struct scan_servi
 			return 1;
 	return 0;
 }
+
+int scan_match_elastic(const char *body, size_t n, struct scan_service *svc)
+{
+	char v[sizeof(svc->version)];
+	if (!memfind(body, n, "You Know, for Search") && !memfind(body, n, "\"cluster_uuid\""))
+		return 0;
+	svc->app = SCAN_APP_ELASTIC;
+	SETS(svc->product, "Elasticsearch");
+	if (scan_json_str(body, n, "number", v, sizeof(v)))
+		SETS(svc->version, v);
+	if (svc->http_status == 200) {
+		svc->noauth = 1;
+		SETS(svc->noauth_evidence,
+		     "GET / answered 200 with the cluster's name and version, no credentials asked");
+	}
+	return 1;
+}

@@ -45,6 +45,10 @@ const char *scan_http_body(const char *b, size_t n, size_t *blen);
 /* Fills product and version of svc from a Server header value ("nginx/1.22.1",
  * "SimpleHTTP/0.6 Python/3.11.2", "loopkit/0.9.0", "Docker/24.0 (linux)"). Pure. */
 void scan_http_server(const char *server, struct scan_service *svc);
+/* Elasticsearch names itself in the body of GET / (its tagline, cluster_uuid): fills
+ * product, version and app of svc, and noauth when svc->http_status is 200 (security
+ * off). Returns 1 when the body is Elasticsearch's, 0 otherwise. Pure. */
+int scan_match_elastic(const char *body, size_t n, struct scan_service *svc);
 /* Finds "key": "value" (a JSON string member) in b[0..n) and copies the value into out
  * (cut to fit, no unescaping). Returns 1 found, 0 not. Good enough for the short,
  * well-known documents the probes read; not a JSON parser. */

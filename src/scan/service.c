@@ -212,19 +212,8 @@ static void http_details(const struct scan_config *cfg, uint16_t port, struct sc
 
 	if (svc->http_status >= 200 && svc->http_status < 300)
 		SETF(svc->http_path, "/");
-	/* Elasticsearch names itself at / (200 without security, 401 with it). */
-	if (body && (has(body, blen, "You Know, for Search") || has(body, blen, "\"cluster_uuid\""))) {
-		svc->app = SCAN_APP_ELASTIC;
-		SETF(svc->product, "Elasticsearch");
-		if (scan_json_str(body, blen, "number", v, sizeof(v)))
-			SETF(svc->version, "%s", v);
-		if (svc->http_status == 200) {
-			svc->noauth = 1;
-			SETF(svc->noauth_evidence, "GET / answered 200 with the cluster's name and version, "
-			                           "no credentials asked");
-		}
+	if (body && scan_match_elastic(body, blen, svc))
 		return;
-	}
 	if (svc->app == SCAN_APP_LOOPKIT) {
 		for (const struct loopkit_verb_row *r = loopkit_verbs; r->path; r++) {
 			int st = scan_http_request(cfg, port, "GET", r->path, NULL, NULL, &c);

@@ -254,6 +254,25 @@ static void test_http_helpers(void **state)
 	assert_string_equal(v, "a\\\"b");
 	assert_int_equal(scan_json_str(body, blen, "nope", v, sizeof(v)), 0);
 	assert_null(scan_http_body(S("HTTP/1.1 200 OK\r\n"), &blen));
+
+	/* Elasticsearch 8's answer to GET / (security off: 200) */
+	static const char es[] =
+	        "{\n  \"name\" : \"node-1\",\n  \"cluster_name\" : \"dev\",\n  \"cluster_uuid\" : "
+	        "\"x1\",\n  \"version\" : {\n    \"number\" : \"8.11.1\"\n  },\n  \"tagline\" : "
+	        "\"You Know, for Search\"\n}\n";
+	struct scan_service s;
+	memset(&s, 0, sizeof(s));
+	s.http_status = 200;
+	assert_int_equal(scan_match_elastic(S(es), &s), 1);
+	assert_string_equal(s.product, "Elasticsearch");
+	assert_string_equal(s.version, "8.11.1");
+	assert_int_equal(s.app, SCAN_APP_ELASTIC);
+	assert_int_equal(s.noauth, 1);
+	memset(&s, 0, sizeof(s));
+	s.http_status = 401;
+	assert_int_equal(scan_match_elastic(S(es), &s), 1);
+	assert_int_equal(s.noauth, 0);
+	assert_int_equal(scan_match_elastic(S("{\"version\": \"1\"}"), &s), 0);
 }
 
 static void test_audit_helpers(void **state)
