@@ -116,13 +116,14 @@ bench: $(BIN) deps
 	bench/http.sh
 	bench/ftp.sh
 
-# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports).
+# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports, scan).
 bench-all: bench
 	bench/bench-tcp.sh
 	bench/bench-rr.sh
 	bench/bench-http.sh
 	bench/bench-crr.sh
 	bench/ports.sh
+	bench/scan.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
 docs: $(BIN)
