@@ -315,3 +315,30 @@ def test_classification_logged_once_per_process(start, site, tmp_path):
     log = s.stderr()
     assert len(re.findall(r"peer curl \(pid \d+\): FTP", log)) == 3, log
     assert len(re.findall(r"peer lftp \(pid \d+\): FTP", log)) == 1, log
+
+
+def test_http_after_greeting_is_explained(start, site):
+    s = start("--sniff-ms", "5")
+    c = socket.create_connection((s.host, s.port), timeout=10)
+    time.sleep(0.3)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert c.recv(100).startswith(b"220 ")
+    c.close()
+    from conftest import wait_for
+    assert wait_for(lambda: "sent an HTTP request after the FTP greeting" in s.stderr()), s.stderr()
+    assert "raise --sniff-ms or start with --proto http" in s.stderr()
+
+
+def test_http_to_ftp_only_server_does_not_advise_sniff_ms(site, tmp_path):
+    from conftest import FtpServer, wait_for
+    s = FtpServer(str(site), ["--proto", "ftp"])
+    try:
+        c = socket.create_connection((s.host, s.port), timeout=10)
+        assert c.recv(100).startswith(b"220 ")  # greeted at once: FTP alone
+        c.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        c.recv(100)
+        c.close()
+        assert wait_for(lambda: "sent an HTTP request to an FTP-only server (--proto ftp)" in s.stderr()), s.stderr()
+        assert "--sniff-ms" not in s.stderr()
+    finally:
+        assert s.stop() == 0
