@@ -13,6 +13,20 @@ LOOPKIT = os.environ.get("LOOPKIT") or os.path.join(
 LOOPKIT = os.path.abspath(LOOPKIT)
 
 
+# Every server runs two event loops unless a test asks otherwise, so the multi-thread
+# path (SO_REUSEPORT listeners, per-thread caches and logs) is what the suite exercises.
+# Tests about one loop (exact ordering, one loop's descriptor budget) pass --threads 1.
+DEFAULT_THREADS = 2
+
+
+def with_threads(args):
+    """args as a list, with --threads DEFAULT_THREADS added unless it sets --threads."""
+    args = list(args)
+    if "--threads" not in args:
+        args += ["--threads", str(DEFAULT_THREADS)]
+    return args
+
+
 class Server:
     """A running `loopkit serve`; stderr (the access log) goes to a file."""
 
@@ -20,9 +34,7 @@ class Server:
         self.root = root
         self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
         self._err = open(self.errpath, "wb")
-        cmd = [LOOPKIT, "serve", root, "--port", "0"] + list(args)
-        if "--threads" not in args:
-            cmd += ["--threads", "1"]
+        cmd = [LOOPKIT, "serve", root, "--port", "0"] + with_threads(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
                                      env=env)
         line = self._readline(10)
@@ -482,9 +494,7 @@ class FtpServer(Server):
         args = list(args)
         self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
         self._err = open(self.errpath, "wb")
-        cmd = [LOOPKIT, "serve", root, "--port", "0"] + args
-        if "--threads" not in args:
-            cmd += ["--threads", "1"]
+        cmd = [LOOPKIT, "serve", root, "--port", "0"] + with_threads(args)
         protos = ["http", "ftp"]
         if "--proto" in args:
             protos = [p.strip() for p in args[args.index("--proto") + 1].split(",")]

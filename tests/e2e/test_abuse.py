@@ -336,7 +336,9 @@ def test_descriptor_exhaustion_logged_once_no_spin_recovers(ftp_start, root, mon
     (root / "big.bin").write_bytes(b"B" * (1 << 20))  # over the 64 KiB cache: needs open()
     monkeypatch.setattr(conftest, "LOOPKIT",
                         loopkit_wrapper(tmp_path, prlimit.stdout.strip(), "--nofile=64:64"))
-    srv = ftp_start(sniff_ms=None)
+    # One loop: the descriptor limit, the pause and its one log line belong to that loop
+    # (each loop pauses on its own and says so once).
+    srv = ftp_start("--threads", "1", sniff_ms=None)
     with open(f"/proc/{srv.pid}/limits") as f:
         lim = [ln for ln in f if ln.startswith("Max open files")][0].split()
     assert lim[3] == "64" and lim[4] == "64", lim

@@ -98,7 +98,7 @@ def test_serve_missing_dir_fails(tmp_path):
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_non_loopback_host_refused_without_public(tmp_path, host):
-    p = run("serve", str(tmp_path), "--host", host, "--port", "0", "--threads", "1")
+    p = run("serve", str(tmp_path), "--host", host, "--port", "0")
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert "--public" in p.stderr.decode(), p.stderr
     assert b"http://" not in p.stdout
@@ -157,7 +157,7 @@ def test_port_in_use_names_holder(tmp_path):
         r, _, _ = select.select([holder.stdout], [], [], 5)
         assert r, "python listener did not start"
         port = int(holder.stdout.readline())
-        p = run("serve", str(tmp_path), "--port", str(port), "--threads", "1")
+        p = run("serve", str(tmp_path), "--port", str(port))
         err = p.stderr.decode()
         assert p.returncode == 1, (p.returncode, err)
         assert b"http://" not in p.stdout
@@ -277,7 +277,7 @@ def test_grace_bounds_shutdown(root):
 def test_serve_dir_is_a_file_fails(tmp_path):
     f = tmp_path / "file.txt"
     f.write_bytes(b"x")
-    p = run("serve", str(f), "--port", "0", "--threads", "1")
+    p = run("serve", str(f), "--port", "0")
     assert p.returncode in (1, 2), p.returncode
     assert b"http://" not in p.stdout
     assert "file.txt" in p.stderr.decode(), p.stderr

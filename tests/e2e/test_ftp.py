@@ -406,7 +406,8 @@ def test_greeting_arrives_after_sniff_window(tree, ftp_start, sniff_ms):
 
 
 def test_http_is_not_delayed_while_an_ftp_client_waits(tree, ftp_start):
-    srv = ftp_start(sniff_ms=400)
+    # One loop: with two, the HTTP client may simply land on the other loop.
+    srv = ftp_start("--threads", "1", sniff_ms=400)
     silent = Ctl(srv, greet=False)
     t_silent = time.monotonic()
     t0 = time.monotonic()
@@ -1773,7 +1774,7 @@ def test_mixed_http_and_ftp_clients_at_once(tree, ftp_start, tmp_path):
 def test_stalled_data_connection_does_not_stall_others(tree, ftp_start):
     big_file(os.path.join(str(tree), "huge.bin"), 24 << 20)
     big_file(os.path.join(str(tree), "mid.bin"), 2 << 20, seed=9)
-    srv = ftp_start()  # one event-loop thread
+    srv = ftp_start("--threads", "1")  # one loop: the others must share it with the stall
     c, d = _running_retr(srv)  # data connection not read any more
     t0 = time.monotonic()
     r = httpc(srv, "GET", "/mid.bin", timeout=3)

@@ -643,9 +643,9 @@ def test_unread_stderr_pipe_never_stalls_the_server(root):
     # A log reader that stops reading (a full pipe) must cost log lines, not service.
     import http.client
     import subprocess
-    from conftest import LOOPKIT
+    from conftest import LOOPKIT, with_threads
     (root / "a.txt").write_bytes(b"a")
-    p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0", "--threads", "1"],
+    p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0"] + with_threads([]),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = p.stdout.readline().decode().strip()
