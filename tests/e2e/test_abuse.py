@@ -379,7 +379,7 @@ def test_descriptor_exhaustion_logged_once_no_spin_recovers(ftp_start, root, mon
         # ...and a request that needs a descriptor (open a file) fails cleanly, not fatally.
         held[1].send(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
         r = held[1].response()
-        assert r.status in (200, 500, 503), r
+        assert r.status == 503, r  # the error table: EMFILE -> 503
         # Free the descriptors: the waiting clients are served, and new ones too.
         for c in held:
             c.close()
@@ -508,7 +508,7 @@ def test_ftp_clients_vanish_mid_download(ftp_start, vanish_site, capsys):
         if mode == 0:  # the data connection is reset; the control connection stays
             reset_close(d)
             code, text = c.reply()
-            assert code in (426, 451, 226), text
+            assert code == 426, text  # RFC 959: connection closed, transfer aborted
             assert c.cmd("NOOP")[0] == 200
             c.close()
         elif mode == 1:  # the whole client vanishes: control reset, data reset
@@ -534,9 +534,12 @@ def test_http_clients_vanish_mid_upload(ftp_start, vanish_site, capsys):
     root, keep = vanish_site
     srv = ftp_start("--write")
 
-    def warm():
+    puts = []
+
+    def warm():  # the first PUT creates (201), the second replaces (204)
         r = exchange(srv, "PUT", "/warm.bin", body=os.urandom(2 << 20), timeout=10)
-        assert r.status in (201, 204), r
+        puts.append(r.status)
+        assert r.status == (201 if len(puts) == 1 else 204), r
     base_fds, base_rss = _baseline(srv, warm)
     peak = 0
     chunk = os.urandom(1 << 20)
@@ -597,7 +600,7 @@ def test_ftp_clients_vanish_mid_upload(ftp_start, vanish_site, capsys):
         if mode == 0:  # the data connection is reset: an abort, per docs/serve.md
             reset_close(d)
             code, text = c.reply()
-            assert code in (426, 451, 550, 552), text
+            assert code == 426 and "the old file is untouched" in text, text
             c.close()
         elif mode == 1:  # the client vanishes entirely
             reset_close(c.sock)
@@ -657,35 +660,45 @@ def test_dns_rebinding_foreign_host_is_403(start, browser_site, flags):
     assert_alive(srv)
 
 
+# (target, status, Content-Type): the answer is pinned, then checked for what a browser
+# would do with it.
 REFLECTED = [
-    "/_/response-headers?Content-Type=text/html&x=<script>alert(1)</script>",
-    "/_/response-headers?Content-Type=text/html;charset=utf-8&x=%3Cimg%20src=x%20onerror=alert(1)%3E",
-    "/_/response-headers?Content-Type=image/svg%2Bxml&x=%3Csvg%20onload=alert(1)%3E",
-    "/_/response-headers?Content-Type=application/xhtml%2Bxml&x=%3Cscript%3E",
-    "/_/response-headers?Content-Type=text/xml&x=%3C%3Fxml-stylesheet%3F%3E",
-    "/_/response-headers?Content-Type=text/html&%3Cscript%3E=1",
-    "/_/get?x=<script>alert(1)</script>",
-    "/_/anything/<script>alert(1)</script>?q=</script><script>alert(2)</script>",
-    "/_/anything?callback=<script>",
-    "/_/cookies",
-    "/_/headers",
-    "/_/user-agent",
-    "/_/cache",
-    "/_/cache/60",
-    "/_/etag/%3Cscript%3E",
-    "/_/base64/PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
-    "/_/basic-auth/<script>/x",
-    "/_/status/404?<script>",
-    "/_/nosuch/<script>",
-    "/_/redirect-to?url=/%3Cscript%3E",
-    "/<script>alert(1)</script>",
-    "/a.txt?<script>",
+    ('/_/response-headers?Content-Type=text/html&x=<script>alert(1)</script>', 200, 'text/html'),
+    ('/_/response-headers?Content-Type=text/html;charset=utf-8&x=%3Cimg%20src=x%20onerror=alert(1)%3E',
+     200, 'text/html;charset=utf-8'),
+    ('/_/response-headers?Content-Type=image/svg%2Bxml&x=%3Csvg%20onload=alert(1)%3E',
+     200, 'image/svg+xml'),
+    ('/_/response-headers?Content-Type=application/xhtml%2Bxml&x=%3Cscript%3E',
+     200, 'application/xhtml+xml'),
+    ('/_/response-headers?Content-Type=text/xml&x=%3C%3Fxml-stylesheet%3F%3E', 200, 'text/xml'),
+    ('/_/response-headers?Content-Type=text/html&%3Cscript%3E=1', 400, 'application/json'),
+    ('/_/get?x=<script>alert(1)</script>', 200, 'application/json'),
+    ('/_/anything/<script>alert(1)</script>?q=</script><script>alert(2)</script>',
+     200, 'application/json'),
+    ('/_/anything?callback=<script>', 200, 'application/json'),
+    ('/_/cookies', 200, 'application/json'),
+    ('/_/headers', 200, 'application/json'),
+    ('/_/user-agent', 200, 'application/json'),
+    ('/_/cache', 200, 'application/json'),
+    ('/_/cache/60', 200, 'application/json'),
+    ('/_/etag/%3Cscript%3E', 200, 'application/json'),
+    ('/_/base64/PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==', 200, 'text/plain; charset=utf-8'),
+    ('/_/basic-auth/<script>/x', 401, 'application/json'),
+    ('/_/status/404?<script>', 404, 'text/plain; charset=utf-8'),
+    ('/_/nosuch/<script>', 404, 'application/json'),
+    ('/_/redirect-to?url=/%3Cscript%3E', 302, 'text/plain; charset=utf-8'),
+    ('/<script>alert(1)</script>', 404, 'text/plain; charset=utf-8'),
+    ('/a.txt?<script>', 200, 'text/plain; charset=utf-8'),
 ]
 HTMLISH = ("text/html", "application/xhtml", "image/svg", "text/xml", "application/xml")
 
 
-@pytest.mark.parametrize("target", REFLECTED)
-def test_reflected_content_cannot_become_a_page(server, browser_site, target):
+NEVER_RENDERED = ("text/plain; charset=utf-8", "application/json")
+
+
+@pytest.mark.parametrize("target,status,ctype_want", REFLECTED, ids=[t for t, _, _ in REFLECTED])
+def test_reflected_content_cannot_become_a_page(server, browser_site, target, status,
+                                                ctype_want):
     hdrs = {"Cookie": "a=<script>alert(1)</script>", "User-Agent": "<script>alert(1)</script>",
             "X-Evil": "<script>alert(1)</script>", "Accept": "text/html"}
     for method, body in (("GET", None), ("POST", b"<script>alert(1)</script>")):
@@ -693,6 +706,7 @@ def test_reflected_content_cannot_become_a_page(server, browser_site, target):
             continue
         r = exchange(server, method, target, hdrs, body)
         ctype = (r.header("content-type") or "").lower()
+        assert (r.status, ctype) == (status, ctype_want), (method, target, r)
         assert r.header("x-content-type-options") == "nosniff", (target, r.headers)
         if target.startswith("/_/"):
             csp = r.header("content-security-policy") or ""
@@ -702,7 +716,7 @@ def test_reflected_content_cannot_become_a_page(server, browser_site, target):
         if ctype.startswith(HTMLISH):  # markup can only come from the server itself
             assert b"<script" not in r.body.lower() and b"<img" not in r.body.lower(), (target, r)
         if b"<script" in r.body.lower():  # raw request bytes only in a type never rendered
-            assert ctype.startswith("text/plain") or "json" in ctype, (target, ctype)
+            assert ctype in NEVER_RENDERED, (target, ctype)
 
 
 def _browser_resolve(base, location):
@@ -712,26 +726,42 @@ def _browser_resolve(base, location):
     return urllib.parse.urlsplit(urllib.parse.urljoin(base, loc))
 
 
-OPEN_REDIRECT_PATHS = [
-    "//evil.example/..", "//evil.example/../d", "//evil.example/%2e%2e/d", "//evil.example/%2E%2E",
-    "///evil.example/../d", "////evil.example/../d", "/\\evil.example/../d", "/%5Cevil.example/../d",
-    "/%2F%2Fevil.example/..%2Fd", "/%2fevil.example/../d", "/%09/evil.example/../d",
-    "//evil.example%2f%2e%2e/d", "//evil.example/..//d", "/.//evil.example/../d",
-    "/d/..//evil.example/../d", "//evil.example/?/../d", "/d?//evil.example", "/d?url=//evil.example",
-    "//evil.example/../d?x=1", "//evil.example:80/../d", "//evil.example@127.0.0.1/../d",
+# (path, status, Location): a path that normalises to a directory is redirected to it on
+# this server (query kept), to the root it is served (200), to nothing it is a 404.
+OPEN_REDIRECTS = [
+    ('//evil.example/..', 200, None),
+    ('//evil.example/../d', 301, '/d/'),
+    ('//evil.example/%2e%2e/d', 301, '/d/'),
+    ('//evil.example/%2E%2E', 200, None),
+    ('///evil.example/../d', 301, '/d/'),
+    ('////evil.example/../d', 301, '/d/'),
+    ('/\\evil.example/../d', 301, '/d/'),
+    ('/%5Cevil.example/../d', 301, '/d/'),
+    ('/%2F%2Fevil.example/..%2Fd', 301, '/d/'),
+    ('/%2fevil.example/../d', 301, '/d/'),
+    ('/%09/evil.example/../d', 404, None),
+    ('//evil.example%2f%2e%2e/d', 301, '/d/'),
+    ('//evil.example/..//d', 301, '/d/'),
+    ('/.//evil.example/../d', 301, '/d/'),
+    ('/d/..//evil.example/../d', 301, '/d/'),
+    ('//evil.example/?/../d', 404, None),
+    ('/d?//evil.example', 301, '/d/?//evil.example'),
+    ('/d?url=//evil.example', 301, '/d/?url=//evil.example'),
+    ('//evil.example/../d?x=1', 301, '/d/?x=1'),
+    ('//evil.example:80/../d', 301, '/d/'),
+    ('//evil.example@127.0.0.1/../d', 301, '/d/'),
 ]
 
 
-@pytest.mark.parametrize("path", OPEN_REDIRECT_PATHS)
-def test_directory_redirect_never_leaves_the_host(server, browser_site, path):
+@pytest.mark.parametrize("path,status,location", OPEN_REDIRECTS,
+                         ids=[p for p, _, _ in OPEN_REDIRECTS])
+def test_directory_redirect_never_leaves_the_host(server, browser_site, path, status, location):
     base = f"http://127.0.0.1:{server.port}{path}"
     r = exchange(server, "GET", path)
     loc = r.header("location")
-    if loc is not None:
-        u = _browser_resolve(base, loc)
-        assert u.netloc in ("", f"127.0.0.1:{server.port}"), (path, r.status, loc)
-        assert not re.match(r"^\s*[/\\]{2}", loc), (path, loc)
-    assert r.status in (301, 200, 400, 404), (path, r)
+    assert (r.status, loc) == (status, location), (path, r)
+    if loc is not None:  # and a browser that follows it stays here
+        assert _browser_resolve(base, loc).netloc == f"127.0.0.1:{server.port}", (path, loc)
 
 
 REDIRECT_TO = [
@@ -752,22 +782,12 @@ REDIRECT_TO = [
 
 @pytest.mark.parametrize("url", REDIRECT_TO)
 def test_redirect_to_never_leaves_loopback(server, url):
+    """Each of these leaves loopback once a browser resolves it (WHATWG URL: tabs and
+    newlines stripped, backslashes as slashes), or is no http(s) URL: a 400, no Location."""
     q = urllib.parse.urlencode({"url": url})
     for extra in ("", "&status_code=307", "&status_code=301"):
         r = exchange(server, "GET", f"/_/redirect-to?{q}{extra}")
-        loc = r.header("location")
-        if loc is None:
-            assert r.status == 400, (url, r)
-            continue
-        assert "\r" not in loc and "\n" not in loc
-        base = f"http://127.0.0.1:{server.port}/_/redirect-to"
-        u = _browser_resolve(base, loc)
-        host = (u.hostname or "").lower()
-        assert u.scheme in ("http", "https"), (url, loc)
-        # loopback: an IP literal, localhost, or a *.localhost name made of valid DNS labels
-        # (a percent-encoded byte in a host is not a name a resolver should ever see)
-        assert (host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-                or re.fullmatch(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+localhost\.?", host)), (url, loc)
+        assert (r.status, r.header("location")) == (400, None), (url, extra, r)
     assert_alive(server)
 
 
