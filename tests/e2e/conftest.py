@@ -676,6 +676,14 @@ def is_loopback_addr(addr):
             or addr.startswith("::ffff:127."))
 
 
+def need_tool(name, package):
+    """The path of a program scripts/deps installs. Its absence fails the test (a setup
+    defect to fix) rather than skipping it, which would hide the assertions."""
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: scripts/deps installs Debian's {package}"
+    return path
+
+
 def raise_nofile(need):
     """Raises this process's RLIMIT_NOFILE to at least `need` (the hard limit too, when
     privileged). Returns the new soft limit; pytest.skip when it cannot be had."""

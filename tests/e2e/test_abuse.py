@@ -29,7 +29,8 @@ import pytest
 
 import conftest
 from conftest import (Conn, FtpCtl, assert_alive, exchange, hard_timeout_fixture,
-                      loopkit_wrapper, proc_cpu_seconds, proc_fds, proc_status_kb, raise_nofile,
+                      loopkit_wrapper, need_tool, proc_cpu_seconds, proc_fds, proc_status_kb,
+                      raise_nofile,
                       reset_close, wait_for)
 
 _hard_timeout = hard_timeout_fixture(60)
@@ -329,13 +330,11 @@ def _log_count(srv, text):
 
 def test_descriptor_exhaustion_logged_once_no_spin_recovers(ftp_start, root, monkeypatch,
                                                              tmp_path, capsys):
-    prlimit = subprocess.run(["sh", "-c", "command -v prlimit"], capture_output=True, text=True)
-    if prlimit.returncode != 0:
-        pytest.skip("prlimit (util-linux) not installed")
+    prlimit = need_tool("prlimit", "util-linux")
     (root / "a.txt").write_bytes(FILE)
     (root / "big.bin").write_bytes(b"B" * (1 << 20))  # over the 64 KiB cache: needs open()
     monkeypatch.setattr(conftest, "LOOPKIT",
-                        loopkit_wrapper(tmp_path, prlimit.stdout.strip(), "--nofile=64:64"))
+                        loopkit_wrapper(tmp_path, prlimit, "--nofile=64:64"))
     # One loop: the descriptor limit, the pause and its one log line belong to that loop
     # (each loop pauses on its own and says so once).
     srv = ftp_start("--threads", "1", sniff_ms=None)

@@ -32,8 +32,8 @@ hard-linked under a name loopkit does not know: its silent sockets are greeted a
 resources fail, which the same checks see. That proves the main test can fail and
 that the exemption, not luck or timing, is what protects the browser.
 
-Chromium comes from Debian's `chromium` package (scripts/deps installs it): the tests
-skip only when it is missing, and such a skip in CI is a defect of the setup.
+Chromium comes from Debian's `chromium` package (scripts/deps installs it): without it
+the tests fail, naming the package.
 """
 import fcntl
 import json
@@ -49,9 +49,8 @@ import threading
 import time
 import zlib
 
-import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import LOOPKIT, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(60)
 
@@ -520,19 +519,16 @@ def default_sniff_ms():
 
 def need_chromium():
     binary = chromium_binary()
-    if binary is None:
-        pytest.skip("Debian's chromium is not installed; scripts/deps installs it, so this "
-                    "skip in CI is a defect (run scripts/deps as root)")
-    if shutil.which("ss") is None:
-        pytest.skip("ss (iproute2) is not installed; scripts/deps installs it, so this skip "
-                    "in CI is a defect")
+    assert binary, "chromium is not installed: scripts/deps installs Debian's chromium"
+    need_tool("ss", "iproute2")
     return binary
 
 
 def test_chromium_page_loads_every_resource_with_ftp_on(ftp_start, root, tmp_path):
     binary = need_chromium()
     window = default_sniff_ms()
-    assert window is None or window * 2 <= SILENT_PROOF_MS, (
+    assert window is not None, "serve --help no longer states the --sniff-ms default"
+    assert window * 2 <= SILENT_PROOF_MS, (
         f"the default sniff window ({window} ms) is too close to this test's pause; raise "
         "DELAY_MS and SILENT_PROOF_MS so the page still waits well past it")
     run = load_page(ftp_start, root, tmp_path, binary)

@@ -89,7 +89,7 @@ def test_serve_usage_errors_exit_2(tmp_path, args):
 def test_serve_missing_dir_fails(tmp_path):
     missing = str(tmp_path / "nope")
     p = run("serve", missing, "--port", "0")
-    assert p.returncode != 0
+    assert p.returncode == 1, p.returncode  # docs/serve.md: cannot start
     assert b"http://" not in p.stdout
     assert "nope" in p.stderr.decode(), p.stderr
 
@@ -225,20 +225,9 @@ def test_inflight_request_completes_after_sigterm(root):
         time.sleep(0.3)
         s.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
-        # Stopped accepting: a new client is refused or never gets an answer.
-        try:
-            n = socket.create_connection((s.host, s.port), timeout=2)
-        except OSError:
-            pass
-        else:
-            n.settimeout(0.5)
-            try:
-                n.sendall(b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                got = n.recv(100)
-            except OSError:
-                got = b""
-            n.close()
-            assert not got.startswith(b"HTTP/1.1 200"), "new connection served after SIGTERM"
+        # docs/serve.md: the listeners close at once, so a new client is refused.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((s.host, s.port), timeout=2).close()
         r = c.response()
         elapsed = time.monotonic() - t0
         assert r.status == 200, r
@@ -262,13 +251,10 @@ def test_grace_bounds_shutdown(root):
         rc, waited = finish(s, timeout=8)
         assert rc == 0, (rc, s.stderr())
         assert 0.5 < waited < 2.5, f"exit {waited:.1f} s after SIGTERM with --grace 1"
-        # The in-flight request was cut short: either dropped or answered early; the
-        # connection is closed in both cases and what was sent is well-formed.
+        # The in-flight request was cut short at the end of the grace time: its connection
+        # is closed without an answer (nothing half-sent).
         closed, got = c.wait_closed(2)
-        assert closed, got
-        if got:
-            from conftest import parse_responses
-            assert len(parse_responses(got)) == 1, got
+        assert (closed, got) == (True, b""), got
         c.close()
     finally:
         s.stop()
@@ -278,7 +264,7 @@ def test_serve_dir_is_a_file_fails(tmp_path):
     f = tmp_path / "file.txt"
     f.write_bytes(b"x")
     p = run("serve", str(f), "--port", "0")
-    assert p.returncode in (1, 2), p.returncode
+    assert p.returncode == 1, p.returncode  # cannot start, like a missing directory
     assert b"http://" not in p.stdout
     assert "file.txt" in p.stderr.decode(), p.stderr
 
