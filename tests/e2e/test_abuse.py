@@ -1,8 +1,9 @@
 """Abuse and fault tests for `loopkit serve` (issue 6, "Abuse and faults").
 
 Each test is bounded (a hard SIGALRM limit, timeouts on every socket) and uses loopback only.
-Figures the issue asks for (peak descriptors and peak RSS under abuse) are printed straight to
-the terminal, past pytest's capture, on lines starting with "[abuse]".
+Figures the issue asks for (peak descriptors and peak RSS under abuse) are listed in the
+"figures" section at the end of the run (conftest's `figure` fixture). The tests that load the
+machine are marked `alone`: under xdist nothing else runs beside them.
 
 - Slowloris: 1,000 connections trickling their heads one byte a second; a normal client is
   answered within a second, measured many times.
@@ -20,7 +21,6 @@ import os
 import re
 import select
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -30,27 +30,12 @@ import pytest
 import conftest
 from conftest import (Conn, FtpCtl, assert_alive, exchange, hard_timeout_fixture,
                       loopkit_wrapper, need_tool, proc_cpu_seconds, proc_fds, proc_status_kb,
-                      raise_nofile,
+                      raise_nofile, upload_temporaries,
                       reset_close, wait_for)
 
 _hard_timeout = hard_timeout_fixture(60)
 
 FILE = b"file content\n"
-
-
-def figures(capsys, text):
-    """Prints a figure line on the terminal even when pytest captures output."""
-    with capsys.disabled():
-        print(f"\n[abuse] {text}", flush=True)
-
-
-def temp_files(top):
-    """Upload temporaries (".NAME.lk-XXXXXX") anywhere under top."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(str(top)):
-        out += [os.path.join(dirpath, n) for n in filenames + dirnames
-                if n.startswith(".") and ".lk-" in n]
-    return out
 
 
 def timed_get(srv, path="/a.txt", body=FILE, timeout=3):
@@ -82,7 +67,8 @@ def hwm_kb(pid):
 
 # ============================================================== slowloris
 
-def test_slowloris_1000_trickling_heads(ftp_start, root, capsys):
+@pytest.mark.alone
+def test_slowloris_1000_trickling_heads(ftp_start, root, figure):
     """1,000 connections each send one byte of a never-ending head every second (within the
     default 10 s head timeout); meanwhile fresh HTTP clients are answered within a second,
     every time, and an FTP client logs in."""
@@ -127,7 +113,7 @@ def test_slowloris_1000_trickling_heads(ftp_start, root, capsys):
             except OSError:
                 pass
         hwm = hwm_kb(srv.pid)
-        figures(capsys, f"slowloris: 1000 trickling connections, {len(latencies)} HTTP requests "
+        figure(f"slowloris: 1000 trickling connections, {len(latencies)} HTTP requests "
                         f"meanwhile: max {max(latencies) * 1000:.1f} ms, median "
                         f"{sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms; FTP logins max "
                         f"{max(ftp_latencies) * 1000:.0f} ms (sniff window included); "
@@ -221,8 +207,9 @@ def _none_closed(socks):
     return closed
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("proto", ["http", "http,ftp"])
-def test_10000_idle_connections_held_others_served(ftp_start, root, capsys, proto):
+def test_10000_idle_connections_held_others_served(ftp_start, root, figure, proto):
     raise_nofile(N_IDLE + 1000)
     (root / "a.txt").write_bytes(FILE)
     (root / "sub").mkdir()
@@ -267,7 +254,7 @@ def test_10000_idle_connections_held_others_served(ftp_start, root, capsys, prot
         closed = _none_closed(socks)
         assert closed == 0, f"{closed} idle connections were closed by the server"
         hwm = hwm_kb(srv.pid)
-        figures(capsys, f"{N_IDLE} idle connections (--proto {proto}"
+        figure(f"{N_IDLE} idle connections (--proto {proto}"
                         f"{', silent: FTP sessions' if 'ftp' in proto else ', keep-alive'}): "
                         f"set up in {setup:.1f} s; server fds {base_fds} -> {peak_fds}; "
                         f"VmRSS {base_rss} -> {rss_full} kB "
@@ -281,7 +268,8 @@ def test_10000_idle_connections_held_others_served(ftp_start, root, capsys, prot
     assert_alive(srv)
 
 
-def test_burst_of_silent_connections_does_not_stall_others(ftp_start, root, capsys):
+@pytest.mark.alone
+def test_burst_of_silent_connections_does_not_stall_others(ftp_start, root, figure):
     """10,000 connections opened as fast as possible and left silent (each becomes an FTP
     session once the sniff window passes and the peer is found not to be a browser); a fresh
     HTTP client asking meanwhile is still answered within a second."""
@@ -308,7 +296,7 @@ def test_burst_of_silent_connections_does_not_stall_others(ftp_start, root, caps
         lat.append(timed_get(srv, timeout=30))
         took = time.monotonic() - t0
         cpu = proc_cpu_seconds(srv.pid) - cpu0
-        figures(capsys, f"burst of {N_IDLE} silent connections: all connected and greeted in "
+        figure(f"burst of {N_IDLE} silent connections: all connected and greeted in "
                         f"{took:.1f} s, server CPU {cpu:.2f} s ({cpu / N_IDLE * 1e6:.0f} us each); "
                         f"{len(lat)} fresh HTTP requests meanwhile: max {max(lat) * 1000:.0f} ms, "
                         f"median {sorted(lat)[len(lat) // 2] * 1000:.0f} ms")
@@ -328,8 +316,9 @@ def _log_count(srv, text):
     return srv.stderr().count(text)
 
 
+@pytest.mark.alone
 def test_descriptor_exhaustion_logged_once_no_spin_recovers(ftp_start, root, monkeypatch,
-                                                             tmp_path, capsys):
+                                                             tmp_path, figure):
     prlimit = need_tool("prlimit", "util-linux")
     (root / "a.txt").write_bytes(FILE)
     (root / "big.bin").write_bytes(b"B" * (1 << 20))  # over the 64 KiB cache: needs open()
@@ -367,7 +356,7 @@ def test_descriptor_exhaustion_logged_once_no_spin_recovers(ftp_start, root, mon
         cpu0 = proc_cpu_seconds(srv.pid)
         time.sleep(2)
         cpu = proc_cpu_seconds(srv.pid) - cpu0
-        figures(capsys, f"descriptor exhaustion (limit 64): {len(held)} connections held, "
+        figure(f"descriptor exhaustion (limit 64): {len(held)} connections held, "
                         f"server fds {fds_exhausted}; CPU while exhausted {cpu:.3f} s in 2 s; "
                         f"'{msg}' logged {_log_count(srv, msg)} time(s)")
         assert cpu < 0.2, f"server used {cpu:.2f} s of CPU in 2 s while out of descriptors"
@@ -420,12 +409,12 @@ def _baseline(srv, warm):
     return proc_fds(srv.pid), rss_kb(srv.pid)
 
 
-def _settled(srv, base_fds, base_rss, capsys, what, peak_fds, slack_kb=4096):
+def _settled(srv, base_fds, base_rss, figure, what, peak_fds, slack_kb=4096):
     ok = wait_for(lambda: proc_fds(srv.pid) <= base_fds, 5)
     after_fds = proc_fds(srv.pid)
     time.sleep(0.2)
     after_rss = rss_kb(srv.pid)
-    figures(capsys, f"{what}: fds {base_fds} -> peak {peak_fds} -> {after_fds}; VmRSS "
+    figure(f"{what}: fds {base_fds} -> peak {peak_fds} -> {after_fds}; VmRSS "
                     f"{base_rss} -> {after_rss} kB, VmHWM {hwm_kb(srv.pid)} kB")
     assert ok, f"descriptors leaked: {base_fds} before, {after_fds} after " \
                f"{os.listdir(f'/proc/{srv.pid}/fd')}"
@@ -438,7 +427,8 @@ def _http_full_get(srv, path):
         return c.response()
 
 
-def test_http_clients_vanish_mid_download(ftp_start, vanish_site, capsys):
+@pytest.mark.alone
+def test_http_clients_vanish_mid_download(ftp_start, vanish_site, figure):
     root, _ = vanish_site
     srv = ftp_start()
     base_fds, base_rss = _baseline(srv, lambda: _http_full_get(srv, "/big.bin"))
@@ -468,7 +458,7 @@ def test_http_clients_vanish_mid_download(ftp_start, vanish_site, capsys):
     for c in conns:
         reset_close(c.sock)
         c.sock = None
-    _settled(srv, base_fds, base_rss, capsys, "HTTP downloads cut off (110)", peak)
+    _settled(srv, base_fds, base_rss, figure, "HTTP downloads cut off (110)", peak)
     r = _http_full_get(srv, "/big.bin")
     assert len(r.body) == BIG
     assert_alive(srv)
@@ -490,7 +480,8 @@ def _ftp_full_retr(srv, path="big.bin"):
         return n
 
 
-def test_ftp_clients_vanish_mid_download(ftp_start, vanish_site, capsys):
+@pytest.mark.alone
+def test_ftp_clients_vanish_mid_download(ftp_start, vanish_site, figure):
     srv = ftp_start()
     base_fds, base_rss = _baseline(srv, lambda: _ftp_full_retr(srv))
     peak = 0
@@ -517,7 +508,7 @@ def test_ftp_clients_vanish_mid_download(ftp_start, vanish_site, capsys):
             reset_close(c.sock)
             time.sleep(0.05)
             d.close()
-    _settled(srv, base_fds, base_rss, capsys, "FTP downloads cut off (45)", peak)
+    _settled(srv, base_fds, base_rss, figure, "FTP downloads cut off (45)", peak)
     assert _ftp_full_retr(srv) == BIG
     assert_alive(srv)
 
@@ -529,7 +520,8 @@ def _send_quietly(sock, data):
         pass
 
 
-def test_http_clients_vanish_mid_upload(ftp_start, vanish_site, capsys):
+@pytest.mark.alone
+def test_http_clients_vanish_mid_upload(ftp_start, vanish_site, figure):
     root, keep = vanish_site
     srv = ftp_start("--write")
 
@@ -558,16 +550,17 @@ def test_http_clients_vanish_mid_upload(ftp_start, vanish_site, capsys):
         else:
             c.sock.close()
         c.sock = None
-    _settled(srv, base_fds, base_rss, capsys, "HTTP uploads cut off (40)", peak)
+    _settled(srv, base_fds, base_rss, figure, "HTTP uploads cut off (40)", peak)
     assert (root / "keep.bin").read_bytes() == keep, "the old file was damaged"
     assert sorted(os.listdir(root)) == ["a.txt", "big.bin", "keep.bin", "warm.bin"], \
         sorted(os.listdir(root))
-    assert temp_files(root) == []
+    assert upload_temporaries(root) == []
     assert exchange(srv, "GET", "/keep.bin").body == keep
     assert_alive(srv)
 
 
-def test_ftp_clients_vanish_mid_upload(ftp_start, vanish_site, capsys):
+@pytest.mark.alone
+def test_ftp_clients_vanish_mid_upload(ftp_start, vanish_site, figure):
     root, keep = vanish_site
     srv = ftp_start("--write")
 
@@ -608,11 +601,11 @@ def test_ftp_clients_vanish_mid_upload(ftp_start, vanish_site, capsys):
             reset_close(c.sock)
             time.sleep(0.05)
             reset_close(d)
-    _settled(srv, base_fds, base_rss, capsys, "FTP uploads cut off (45)", peak)
+    _settled(srv, base_fds, base_rss, figure, "FTP uploads cut off (45)", peak)
     assert (root / "keep.bin").read_bytes() == keep, "the old file was damaged"
     assert sorted(os.listdir(root)) == ["a.txt", "big.bin", "keep.bin", "warm.bin"], \
         sorted(os.listdir(root))
-    assert temp_files(root) == []
+    assert upload_temporaries(root) == []
     assert_alive(srv)
 
 
@@ -842,22 +835,6 @@ def test_cors_headers_with_cors_flag(start, browser_site):
 
 # ============================================================== full disk
 
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("full-disk test needs root (to mount a 2 MiB tmpfs)")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mnt)],
-                       capture_output=True, timeout=10)
-    if p.returncode != 0:
-        pytest.skip("cannot mount a 2 MiB tmpfs here: " + p.stderr.decode(errors="replace"))
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
-
-
 def _put_expect(srv, head, body, timeout=10):
     """Sends head + body (in a thread: the server may answer before reading it all)."""
     with Conn(srv, timeout=timeout) as c:
@@ -878,7 +855,7 @@ def test_full_disk_http_507_ftp_552(small_disk, ftp_start):
 
     def intact():
         assert (mnt / "keep.bin").read_bytes() == keep, "the original file was damaged"
-        assert temp_files(mnt) == [], temp_files(mnt)
+        assert upload_temporaries(mnt) == [], upload_temporaries(mnt)
 
     # HTTP, Content-Length: replace an existing file, and create a new one.
     for target in ("keep.bin", "new.bin"):
@@ -964,5 +941,5 @@ def test_full_disk_507_reaches_a_client_still_sending(small_disk, ftp_start):
                 f"coming ({sent} more bytes sent, then {e!r}): a client that writes its whole "
                 f"body before reading (curl -T) never sees the 507")
     assert (mnt / "keep.bin").read_bytes() == keep
-    assert temp_files(mnt) == []
+    assert upload_temporaries(mnt) == []
     assert_alive(srv)

@@ -49,6 +49,7 @@ import threading
 import time
 import zlib
 
+import pytest
 
 from conftest import LOOPKIT, hard_timeout_fixture, need_tool
 
@@ -524,6 +525,7 @@ def need_chromium():
     return binary
 
 
+@pytest.mark.alone
 def test_chromium_page_loads_every_resource_with_ftp_on(ftp_start, root, tmp_path):
     binary = need_chromium()
     window = default_sniff_ms()
@@ -589,6 +591,7 @@ def renamed_chromium(binary, directory):
     return new
 
 
+@pytest.mark.alone
 def test_control_unrecognised_browser_is_greeted(ftp_start, root, tmp_path):
     """The control experiment: the same page, the same Chromium, under a process name
     loopkit does not recognise. Its silent sockets must now get the greeting, and the

@@ -38,6 +38,7 @@ def ephemeral():
         return tuple(map(int, f.read().split()))
 
 
+@pytest.mark.uses("port-62893")
 def test_json_schema_and_exit_code():
     p = run("--json")
     doc = json.loads(p.stdout)
@@ -77,6 +78,7 @@ def test_port_check_names_the_holder():
     assert f"loopkit who {port}" in c["hint"], c
 
 
+@pytest.mark.uses("port-62893")
 def test_port_check_free_class_and_range():
     lo, hi = ephemeral()
     c = checks(json.loads(run("--json").stdout))["port"]

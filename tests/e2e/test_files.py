@@ -813,7 +813,10 @@ def access_lines(s, n, timeout=3):
     return got
 
 
-def test_access_log_common(server, root):
+def test_access_log_common(start, root):
+    # One loop: each loop writes its own lines, so only one loop's lines come in request
+    # order (with two, the next request's line can be written before this one's).
+    server = start("--threads", "1")
     (root / "a.txt").write_bytes(b"x" * 12)
     exchange(server, "GET", "/a.txt?q=1")
     exchange(server, "GET", "/missing")
@@ -840,7 +843,7 @@ def test_access_log_common(server, root):
 
 def test_access_log_json(start, root):
     (root / "a.txt").write_bytes(b"x" * 12)
-    s = start("--log", "json")
+    s = start("--log", "json", "--threads", "1")  # one loop: lines in request order
     exchange(s, "GET", "/a.txt?q=1")
     exchange(s, "GET", '/we"ird\\path<>')
     exchange(s, "POST", "/_/anything", body=b"abc")

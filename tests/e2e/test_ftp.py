@@ -1282,33 +1282,25 @@ def test_aborted_stor_control_killed_keeps_old_file(tree, ftp_start):
     close_ftp(f)
 
 
-def test_disk_full_stor_552_keeps_old_file(tmp_path, ftp_start):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                       capture_output=True, timeout=5)
-    if p.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here: " + p.stderr.decode())
-    try:
-        keep = rbytes(100000, 51)
-        (mnt / "keep.bin").write_bytes(keep)
-        before = snapshot(mnt)
-        srv = ftp_start("--write", root_dir=str(mnt))
-        with Ctl(srv) as c:
-            c.login()
-            first, _, final = xfer(c, "STOR keep.bin", upload=rbytes(3 << 20, 52))
-            assert first[0] == 150, first
-            assert final[0] == 552, final
-            assert c.code("NOOP") == 200
-            first, _, final = xfer(c, "STOR small.txt", upload=b"fits")  # space freed again
-            assert final[0] == 226, final
-        assert read(str(mnt / "keep.bin")) == keep
-        assert read(str(mnt / "small.txt")) == b"fits"
-        after = snapshot(mnt)
-        del after["small.txt"]
-        assert after == before
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=5)
+def test_disk_full_stor_552_keeps_old_file(small_disk, ftp_start):
+    mnt = small_disk
+    keep = rbytes(100000, 51)
+    (mnt / "keep.bin").write_bytes(keep)
+    before = snapshot(mnt)
+    srv = ftp_start("--write", root_dir=str(mnt))
+    with Ctl(srv) as c:
+        c.login()
+        first, _, final = xfer(c, "STOR keep.bin", upload=rbytes(3 << 20, 52))
+        assert first[0] == 150, first
+        assert final[0] == 552, final
+        assert c.code("NOOP") == 200
+        first, _, final = xfer(c, "STOR small.txt", upload=b"fits")  # space freed again
+        assert final[0] == 226, final
+    assert read(str(mnt / "keep.bin")) == keep
+    assert read(str(mnt / "small.txt")) == b"fits"
+    after = snapshot(mnt)
+    del after["small.txt"]
+    assert after == before
 
 
 # ============================================================== ABOR during RETR

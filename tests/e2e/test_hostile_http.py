@@ -33,7 +33,7 @@ import os
 
 import pytest
 
-from conftest import Conn, FtpServer, assert_alive, hard_timeout_fixture
+from conftest import Conn, FtpServer, assert_alive, hard_timeout_fixture, stop_checked
 
 _hard_timeout = hard_timeout_fixture(20)
 
@@ -365,14 +365,10 @@ def hserver(request, tmp_path_factory):
     (root / "d").mkdir()
     (root / "d" / "b.txt").write_bytes(b"bee\n")
     (root / ".env").write_bytes(b"SECRET=1\n")
-    s = FtpServer(str(root), ["--proto", request.param, "--quiet"])
+    s = FtpServer(str(root), ["--proto", request.param, "--quiet"]).settle()
     s.proto = request.param
     yield s
-    alive = s.alive()
-    log = s.stderr()[-3000:]
-    rc = s.stop()
-    assert alive, "server died during the corpus:\n" + log
-    assert rc == 0, f"server exited {rc}:\n" + log
+    stop_checked([s])  # alive, nothing left open after the whole corpus, exit 0
 
 
 def run_case(srv, data, expected, must_close):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (Conn, assert_alive, curl, exchange, hard_timeout_fixture, httpc,
-                      parse_responses, raw, reqbytes, wait_for)
+                      parse_responses, proc_event_loops, proc_port_fds, raw, reqbytes, wait_for)
 
 _hard_timeout = hard_timeout_fixture(20)
 
@@ -382,71 +382,17 @@ def test_delay_does_not_block_others(start, site):
         slow.close()
 
 
-# x86_64 syscall numbers of the calls an idle event loop sleeps in (the first argument is the
-# epoll descriptor): epoll_wait, epoll_pwait, epoll_pwait2.
-EPOLL_WAIT_SYSCALLS = {232, 281, 441}
-
-
-def _socket_fds(pid):
-    """{socket inode: fd number} of a process."""
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            t = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            out[t[8:-1]] = int(fd)
-    return out
-
-
-def _port_fds(pid, port):
-    """(listener fds, {client port: server fd}) of the sockets on `port` a process holds."""
-    inodes = _socket_fds(pid)
-    listeners, conns = set(), {}
-    with open(f"/proc/{pid}/net/tcp") as f:
-        for row in f.read().splitlines()[1:]:
-            cols = row.split()
-            lport, rport = int(cols[1].split(":")[1], 16), int(cols[2].split(":")[1], 16)
-            if lport == port and cols[9] in inodes:
-                if cols[3] == "0A":  # LISTEN
-                    listeners.add(inodes[cols[9]])
-                else:
-                    conns[rport] = inodes[cols[9]]
-    return listeners, conns
-
-
-def _event_loops(pid):
-    """{thread id: set of fds its epoll instance watches} for each thread of the process
-    that sleeps in epoll_wait. Threads share the descriptor table, so /proc/PID/fd cannot
-    tell them apart; the epoll descriptor a thread waits on (its syscall's first argument)
-    and that descriptor's fdinfo (one 'tfd:' line per watched fd) can."""
-    loops = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-                fields = f.read().split()
-        except OSError:
-            continue
-        if not fields or not fields[0].isdigit() or int(fields[0]) not in EPOLL_WAIT_SYSCALLS:
-            continue
-        epfd = int(fields[1], 16)
-        with open(f"/proc/{pid}/fdinfo/{epfd}") as f:
-            loops[int(tid)] = {int(ln.split()[1]) for ln in f if ln.startswith("tfd:")}
-    return loops
-
-
 @pytest.mark.parametrize("n", [1, 3])
 def test_threads_flag(start, site, n):
     """--threads N: N event-loop threads, each with its own listener, and requests held at
     the same moment by different threads. The n=1 row is the control: a server that ignored
     the flag (and ran its default of one loop per CPU) fails one of the two rows."""
     s = start("--threads", str(n))
-    listeners = lambda: _port_fds(s.pid, s.port)[0]
+    listeners = lambda: proc_port_fds(s.pid, s.port)[0]
     # Idle, every loop sleeps in epoll_wait watching its own listener on the port.
-    assert wait_for(lambda: len(_event_loops(s.pid)) == n
-                    and all(len(w & listeners()) == 1 for w in _event_loops(s.pid).values()), 3), (
-        n, os.listdir(f"/proc/{s.pid}/task"), _event_loops(s.pid), listeners())
+    assert wait_for(lambda: len(proc_event_loops(s.pid)) == n
+                    and all(len(w & listeners()) == 1 for w in proc_event_loops(s.pid).values()), 3), (
+        n, os.listdir(f"/proc/{s.pid}/task"), proc_event_loops(s.pid), listeners())
     assert len(os.listdir(f"/proc/{s.pid}/task")) == n, os.listdir(f"/proc/{s.pid}/task")
     assert len(listeners()) == n, listeners()
     # 30 requests held at once (/_/delay answers after 1 s): the kernel spreads their
@@ -459,8 +405,8 @@ def test_threads_flag(start, site, n):
         ports = {c.sock.getsockname()[1] for c in conns}
 
         def held():
-            fds = {fd for peer, fd in _port_fds(s.pid, s.port)[1].items() if peer in ports}
-            return {tid: watched & fds for tid, watched in _event_loops(s.pid).items()}
+            fds = {fd for peer, fd in proc_port_fds(s.pid, s.port)[1].items() if peer in ports}
+            return {tid: watched & fds for tid, watched in proc_event_loops(s.pid).items()}
         assert wait_for(lambda: len(held()) == n and all(held().values())
                         and sum(map(len, held().values())) == 30, 3), held()
         for c in conns:

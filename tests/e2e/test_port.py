@@ -87,6 +87,7 @@ def test_64_concurrent_callers_get_distinct_ports(env):
     assert len(set(ports)) == 64, sorted(ports)
 
 
+@pytest.mark.uses("port-pool-23900")
 def test_lease_blocks_then_expires(env):
     a = free_pair()
     pool = f"{a}-{a + 1}"
@@ -101,6 +102,7 @@ def test_lease_blocks_then_expires(env):
     assert sorted(map(int, p.stdout.split())) == [a, a + 1], p.stdout
 
 
+@pytest.mark.uses("port-pool-23900")
 def test_port_in_use_is_skipped(env):
     a = free_pair()
     s = socket.socket()
@@ -191,6 +193,7 @@ def test_portpicker_clients_get_distinct_ports(env, portserver):
     assert not os.path.exists(ps.addr)
 
 
+@pytest.mark.uses("port-pool-23900")
 def test_port_returns_to_pool_when_owner_exits(env, portserver):
     a = free_pair()
     ps = portserver("--pool", f"{a}-{a + 1}", addr=f"@loopkit-test-{os.getpid()}")

@@ -185,6 +185,7 @@ def _is_sanitizer_build(path):
         return b"__asan_init" in f.read()
 
 
+@pytest.mark.alone
 @pytest.mark.skipif(_is_sanitizer_build(conftest.LOOPKIT),
                     reason="an ASan build cannot run under valgrind; the plain `make test` "
                            "run of this test covers it")

@@ -30,6 +30,7 @@ def requests_done(out):
     return int(m.group(1))
 
 
+@pytest.mark.alone
 def test_wrk_1k_file(start, root):
     (root / "1k.bin").write_bytes(bytes(range(256)) * 4)
     s = start("--quiet")
@@ -42,6 +43,7 @@ def test_wrk_1k_file(start, root):
     assert_alive(s)
 
 
+@pytest.mark.alone
 def test_wrk_with_access_log(start, root):
     # Default logging (common) under load: still no errors, and one line per request.
     (root / "1k.bin").write_bytes(b"k" * 1024)
