@@ -228,8 +228,10 @@ def build_site(root, origin):
 
 class Chromium:
     def __init__(self, binary, logpath, extra_flags=()):
-        self.profile = tempfile.mkdtemp(prefix="lk-chromium-profile-",
-                                        dir=os.path.dirname(logpath))
+        # Its profile and its temp files in a short directory of their own: Chromium binds
+        # a UNIX socket under TMPDIR, and a pytest path (longer under xdist: .../popen-gw1/)
+        # can pass the 108-byte limit of sun_path ("Socket path too long", then it exits).
+        self.profile = tempfile.mkdtemp(prefix="lk-chromium-")
         to_r, self._to_w = os.pipe()      # we write, the browser reads fd 3
         self._from_r, from_w = os.pipe()  # the browser writes fd 4, we read
 
@@ -247,7 +249,7 @@ class Chromium:
             [binary] + CHROMIUM_FLAGS + list(extra_flags)
             + [f"--user-data-dir={self.profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-            env=dict(os.environ, TMPDIR=os.path.dirname(logpath)),  # its temp files too
+            env=dict(os.environ, TMPDIR=self.profile),  # its temp files too
             preexec_fn=fds, close_fds=False, start_new_session=True)
         os.close(to_r)
         os.close(from_w)
