@@ -1436,12 +1436,18 @@ def test_pasv_listener_accepts_once(tree, ftp_start):
         c.login()
         host, port = c.pasv()
         d = socket.create_connection((host, port), timeout=T)
+        # The listener closes as it accepts: while that connection waits for a command,
+        # a second one is refused (the server's own sockets show no listener left).
+        assert wait_for(lambda: not [1 for loc, _, st in proc_tcp_sockets(srv.pid)
+                                     if st == "LISTEN" and loc[1] == port], 3), port
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((host, port), timeout=2).close()
         assert c.cmd("RETR hello.txt")[0] == 150
         assert drain(d) == TREE["hello.txt"]
         d.close()
         assert c.reply()[0] == 226
-        # The listener closed when it accepted: a second connection is refused, and a
-        # transfer without a new PASV has no data connection to use.
+        # ... and after the transfer: refused, and a transfer without a new PASV has no
+        # data connection to use.
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((host, port), timeout=2).close()
         code, text = c.cmd("RETR hello.txt")
