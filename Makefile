@@ -108,7 +108,7 @@ deps:
 	@scripts/deps
 
 test: deps
-	$(MAKE) test-unit fuzz-replay test-e2e
+	$(MAKE) check test-unit fuzz-replay test-e2e
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/route.h"
 
 static void conn_run(struct http_conn *c);
 static void conn_close(struct http_conn *c);

@@ -5,7 +5,8 @@
 #include <strings.h>
 
 #include "core/net.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/route.h"
 
 const struct http_route http_serve_routes[] = {
         {"/_", HTTP_BODY_MEM, api_handle, NULL, NULL},

@@ -1,7 +1,8 @@
-/* conn.h - the HTTP engine's internals: per-thread context and connection state machine.
- * Only conn.c, resp.c and route.c see inside; handlers use resp.h. */
-#ifndef LOOPKIT_HTTP_CONN_H
-#define LOOPKIT_HTTP_CONN_H
+/* internal.h - the HTTP engine's inside: per-thread context, connection state machine,
+ * and the functions its files call of each other. Only conn.c, resp.c and route.c see
+ * it; handlers use resp.h. It includes no header of theirs (no module cycle). */
+#ifndef LOOPKIT_HTTP_INTERNAL_H
+#define LOOPKIT_HTTP_INTERNAL_H
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -16,8 +17,9 @@
 #include "http/filecache.h"
 #include "http/http.h"
 #include "http/parse.h"
-#include "http/resp.h"
-#include "http/route.h"
+#include "http/types.h"
+
+struct http_route;
 
 #define HTTP_OUT_MAX     (64 * 1024 * 1024) /* largest response head + body held in memory */
 #define HTTP_OUT_FLUSH   (64 * 1024)        /* stop pipelining, and fill generators, up to this */
