@@ -622,6 +622,7 @@ static void *procpeer_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	pthread_setname_np(pthread_self(), "lk-peers"); /* as ps, top and the tests show it */
 	procs_refresh(p); /* the first question then finds the table built */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {

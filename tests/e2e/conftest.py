@@ -73,8 +73,14 @@ class Server:
         """Waits until every thread of the server sleeps in epoll_wait (started and idle),
         then records its descriptors as the baseline that leaks() compares with."""
         def idle():
+            # Every event loop sleeps in epoll_wait; the process-lookup thread
+            # ("lk-peers", present when HTTP and FTP share the port) waits for work
+            # (in futex, after its first reading of /proc).
             tasks = os.listdir(f"/proc/{self.pid}/task")
-            return len(proc_event_loops(self.pid)) == len(tasks)
+            peers = [t for t in tasks if thread_name(self.pid, t) == "lk-peers"]
+            if any(thread_syscall(self.pid, t) != FUTEX_SYSCALL for t in peers):
+                return False
+            return len(proc_event_loops(self.pid)) == len(tasks) - len(peers)
         assert wait_for(idle, timeout, step=0.002), (
             f"server threads not idle {timeout} s after start: {os.listdir(f'/proc/{self.pid}/task')}")
         self.base_fds = proc_fd_targets(self.pid)
@@ -818,6 +824,27 @@ def proc_port_fds(pid, port):
 # x86_64 numbers of the calls an idle event loop sleeps in; the first argument is the epoll
 # descriptor: epoll_wait, epoll_pwait, epoll_pwait2.
 EPOLL_WAIT_SYSCALLS = {232, 281, 441}
+
+
+FUTEX_SYSCALL = 202  # x86_64
+
+
+def thread_syscall(pid, tid):
+    """The number of the system call the thread sleeps in, or None (running, gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            first = f.read().split()[:1]
+        return int(first[0]) if first and first[0].isdigit() else None
+    except OSError:
+        return None
+
+
+def thread_name(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def proc_event_loops(pid):
