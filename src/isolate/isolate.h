@@ -19,10 +19,13 @@
 #define ISOLATE_MAX_FORWARDS  32    /* -p and --out together */
 #define ISOLATE_MAX_CONNS     1024  /* default of --max-conns: relayed connections at once */
 #define ISOLATE_CONNS_LIMIT   16384 /* the most --max-conns allows (6 descriptors each) */
-#define ISOLATE_DRAIN_MS      1000  /* after CMD exits, what it already sent may still flow this long */
+#define ISOLATE_DRAIN_MS      1000  /* after CMD exits, what it sent still flows until it stalls this long */
 #define ISOLATE_ACCEPT_BATCH  16    /* connections taken per listener wakeup */
 #define ISOLATE_BACKLOG       511   /* listen backlog of every forward */
 #define ISOLATE_SPLICE_LEN    (1u << 20) /* asked of one splice(2); the pipe takes what fits */
+#define ISOLATE_PIPE_SMALL    (64u << 10) /* a pipe's default size: a read this big means bulk */
+#define ISOLATE_PIPE_BULK     (1u << 20)  /* the pipe of a bulk way (if the user's pipe budget allows) */
+#define ISOLATE_PUMP_ROUNDS   16          /* reads per way per wakeup: others get their turn */
 #define ISOLATE_FDS_PER_CONN  6     /* two sockets, two pipes */
 #define ISOLATE_EXIT_FAILED   1     /* isolation could not be set up (as for any failure) */
 #define ISOLATE_EXIT_NOEXEC   126   /* CMD found but not runnable (as the shell says) */
@@ -81,6 +84,8 @@ struct isolate {
 	unsigned nconns;
 	int paused;                       /* at max_conns: acceptors stopped */
 	unsigned long long accepted, refused;
+	unsigned long long bytes;         /* relayed so far, every way */
+	unsigned long long drain_mark;    /* bytes at the last drain tick */
 };
 
 /* Defaults: no forwards, ISOLATE_MAX_CONNS. */
@@ -100,7 +105,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *err, size_t errlen);
 
 /* Runs CMD in the namespace and relays the forwards until it exits (then what was
- * already sent drains for at most ISOLATE_DRAIN_MS). Signals sent to this process
+ * already sent drains, until nothing has moved for ISOLATE_DRAIN_MS). Signals sent to this process
  * (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) are passed on to CMD; those the
  * terminal sends reach CMD directly. Every process left in the namespace is killed when
  * CMD exits. Frees everything. Returns CMD's exit status as a shell gives it (128+N for

@@ -52,72 +52,71 @@ void relay_close(struct relay *r, int reset)
 	relay_gone(iso);
 }
 
-/* Moves what it can of direction d (side s to side 1-s). Returns 1 on progress, 0 when
- * it must wait, -1 when the relay must be reset (an error on either socket). */
+/* Moves direction d (side s to side 1-s): a read into the empty pipe, then the pipe out,
+ * again while the reads come full. The pipe is read into only when empty, so a failed
+ * read always means an empty socket, never a full pipe. Returns 0, or -1 when the relay
+ * must be reset (an error on either socket). */
 static int pump(struct relay *r, int s)
 {
 	struct relay_dir *d = &r->d[s];
-	int t = 1 - s, progress = 0;
-	for (;;) {
-		int moved = 0;
-		d->rblocked = 0;
-		if (!d->eof) {
-			ssize_t n = splice(r->fd[s], NULL, d->pipe[1], NULL, ISOLATE_SPLICE_LEN,
-			                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				d->inpipe += (size_t)n;
-				moved = 1;
-			} else if (n == 0) {
+	int t = 1 - s;
+	for (int round = 0; round < ISOLATE_PUMP_ROUNDS; round++) {
+		ssize_t in = 0;
+		if (!d->inpipe && !d->eof) {
+			in = splice(r->fd[s], NULL, d->pipe[1], NULL, ISOLATE_SPLICE_LEN, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (in > 0) {
+				d->inpipe = (size_t)in;
+			} else if (in == 0) {
 				d->eof = 1;
-				moved = 1;
-			} else if (errno == EAGAIN) {
-				/* an empty socket, or a full pipe: with bytes in the pipe it may be
-				 * either, and the writer's progress will try again */
-				d->rblocked = d->inpipe == 0;
-			} else if (errno != EINTR) {
+			} else if (errno == EAGAIN || errno == EINTR) {
+				return 0;
+			} else {
 				return -1;
 			}
 		}
-		d->wblocked = 0;
 		if (d->inpipe) {
-			ssize_t n = splice(d->pipe[0], NULL, r->fd[t], NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
-				d->inpipe -= (size_t)n;
-				r->bytes += (size_t)n;
-				moved = 1;
-			} else if (n < 0 && errno == EAGAIN) {
-				d->wblocked = 1;
-			} else if (n < 0 && errno != EINTR) {
+			ssize_t out = splice(d->pipe[0], NULL, r->fd[t], NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (out > 0) {
+				d->inpipe -= (size_t)out;
+				r->bytes += (size_t)out;
+				r->iso->bytes += (size_t)out;
+			} else if (out < 0 && errno != EAGAIN && errno != EINTR) {
 				return -1;
 			}
+			if (d->inpipe)
+				return 0; /* the peer is slow: wait until side t can take more */
+			if (!d->grown && (size_t)in >= ISOLATE_PIPE_SMALL) {
+				/* a bulk transfer: a bigger pipe moves more per system call */
+				d->grown = 1;
+				fcntl(d->pipe[0], F_SETPIPE_SZ, ISOLATE_PIPE_BULK);
+			}
 		}
-		if (d->eof && !d->inpipe && !d->shut) {
-			shutdown(r->fd[t], SHUT_WR); /* the half-close goes on */
-			d->shut = 1;
+		if (d->eof) {
+			if (!d->shut) {
+				shutdown(r->fd[t], SHUT_WR); /* the half-close goes on */
+				d->shut = 1;
+			}
+			return 0;
 		}
-		if (!moved)
-			break;
-		progress = 1;
+		if ((size_t)in < ISOLATE_PIPE_SMALL)
+			return 0; /* the socket is likely empty: epoll says when it is not */
 	}
-	return progress;
+	return 0;
 }
 
-/* Watches what each side waits for; a side that is finished both ways is left alone
+/* Watches what each side waits for: readable while its way's pipe is empty, writable
+ * while the other way's pipe holds bytes. A side finished both ways is left alone
  * (epoll would report its hang-up forever). */
 static void arm(struct relay *r)
 {
 	for (int s = 0; s < 2; s++) {
 		unsigned mask = 0;
-		if (r->connecting == s) {
+		if (r->connecting == s)
 			mask = LOOP_WRITE;
-		} else if (r->connecting < 0) {
-			if (!r->d[s].eof && r->d[s].rblocked)
-				mask |= LOOP_READ;
-			if (r->d[1 - s].wblocked)
-				mask |= LOOP_WRITE;
-		}
-		int finished = r->d[s].eof && r->d[1 - s].shut;
-		if (finished) {
+		else if (r->connecting < 0)
+			mask = (!r->d[s].eof && !r->d[s].inpipe ? LOOP_READ : 0) |
+			       (r->d[1 - s].inpipe ? LOOP_WRITE : 0);
+		if (r->d[s].eof && r->d[1 - s].shut) {
 			loop_io_stop(r->iso->loop, &r->io[s]);
 			continue;
 		}
@@ -143,14 +142,23 @@ static void settle(struct relay *r)
 	arm(r);
 }
 
+/* Pumps the ways that events on side s concern (both when events is 0). */
+static void relay_pump_events(struct relay *r, int s, unsigned events)
+{
+	int both = !events || (events & LOOP_ERROR);
+	if ((both || (events & LOOP_READ)) && pump(r, s) < 0)
+		goto reset;
+	if ((both || (events & LOOP_WRITE)) && pump(r, 1 - s) < 0)
+		goto reset;
+	settle(r);
+	return;
+reset:
+	relay_close(r, 1);
+}
+
 void relay_pump(struct relay *r)
 {
-	for (int s = 0; s < 2; s++)
-		if (pump(r, s) < 0) {
-			relay_close(r, 1);
-			return;
-		}
-	settle(r);
+	relay_pump_events(r, 0, 0);
 }
 
 void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
@@ -170,7 +178,8 @@ void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 			return;
 		}
 		r->connecting = -1;
-		r->d[0].rblocked = r->d[1].rblocked = 1;
+		arm(r);
+		return;
 	}
 	if (events & LOOP_ERROR) {
 		int e = 0;
@@ -181,7 +190,7 @@ void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 			return;
 		}
 	}
-	relay_pump(r);
+	relay_pump_events(r, s, events);
 }
 
 struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd, const struct sockaddr_storage *to,
@@ -212,8 +221,6 @@ struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd, con
 			return NULL;
 		}
 		r->connecting = 1;
-	} else {
-		r->d[0].rblocked = r->d[1].rblocked = 1;
 	}
 	arm(r);
 	return r;

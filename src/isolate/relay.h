@@ -12,8 +12,7 @@ struct relay_dir {
 	size_t inpipe; /* bytes in the pipe */
 	int eof;       /* side s sent its FIN */
 	int shut;      /* ... and it was passed on: side 1-s is shut for writing */
-	int rblocked;  /* waiting for side s to be readable */
-	int wblocked;  /* waiting for side 1-s to be writable */
+	int grown;     /* the pipe was made ISOLATE_PIPE_BULK big */
 };
 
 struct relay {

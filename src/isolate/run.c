@@ -346,6 +346,11 @@ static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 static void drain_cb(struct loop *l, struct loop_timer *t)
 {
 	struct isolate *iso = t->data;
+	if (iso->bytes != iso->drain_mark) { /* still moving: give it another period */
+		iso->drain_mark = iso->bytes;
+		loop_timer_start(l, t, ISOLATE_DRAIN_MS);
+		return;
+	}
 	while (iso->relays)
 		relay_close(iso->relays, 0);
 	loop_stop(l);
@@ -369,6 +374,7 @@ static void cmd_exited(struct isolate *iso, int status)
 		next = r->next;
 		relay_pump(r); /* ends those whose inner side is done */
 	}
+	iso->drain_mark = iso->bytes;
 	loop_timer_init(&iso->drain, drain_cb, iso);
 	loop_timer_start(iso->loop, &iso->drain, ISOLATE_DRAIN_MS);
 	finish_if_drained(iso);
