@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -22,10 +23,10 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 
 /* What the child tells us through the note pipe (EOF alone: CMD is running). */
 struct isolate_note {
-	int what; /* NOTE_EXEC: exec failed, NOTE_FORK: no process for CMD */
+	int what; /* NOTE_EXEC: CMD could not be started */
 	int err;
 };
-enum { NOTE_EXEC = 1, NOTE_FORK = 2 };
+enum { NOTE_EXEC = 1 };
 
 static void forward_set(sigset_t *set)
 {
@@ -248,16 +249,19 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 	else
 		close_others(life_fd, note_fd);
 	netns_init_mounts(&iso->ns);
-	pid_t cmd = fork();
-	if (cmd < 0) {
-		note(note_fd, NOTE_FORK, errno);
-		_exit(ISOLATE_EXIT_FAILED);
-	}
-	if (cmd == 0) {
-		setrlimit(RLIMIT_NOFILE, &iso->nofile);
-		sigprocmask(SIG_SETMASK, &iso->oldmask, NULL);
-		execvp(iso->cfg.argv[0], iso->cfg.argv);
-		int e = errno;
+	/* CMD: posix_spawn (a vfork-like clone, no page tables copied) with loopkit's
+	 * signal mask undone and the descriptor limit it had */
+	setrlimit(RLIMIT_NOFILE, &iso->nofile);
+	posix_spawnattr_t attr;
+	pid_t cmd;
+	int e = posix_spawnattr_init(&attr);
+	if (!e)
+		e = posix_spawnattr_setsigmask(&attr, &iso->oldmask);
+	if (!e)
+		e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	if (!e)
+		e = posix_spawnp(&cmd, iso->cfg.argv[0], NULL, &attr, iso->cfg.argv, environ);
+	if (e) {
 		note(note_fd, NOTE_EXEC, e);
 		_exit(e == ENOENT || e == ENOTDIR ? ISOLATE_EXIT_NOTFOUND : ISOLATE_EXIT_NOEXEC);
 	}
@@ -409,8 +413,6 @@ static void note_cb(struct loop *l, struct loop_io *io, unsigned events)
 		return;
 	if (got == (ssize_t)sizeof n && n.what == NOTE_EXEC)
 		fprintf(stderr, "loopkit isolate: cannot run '%s': %s\n", iso->cfg.argv[0], strerror(n.err));
-	else if (got == (ssize_t)sizeof n && n.what == NOTE_FORK)
-		fprintf(stderr, "loopkit isolate: cannot start '%s': fork: %s\n", iso->cfg.argv[0], strerror(n.err));
 	loop_io_close(l, io); /* EOF: CMD runs (its copy closed on exec) */
 }
 
