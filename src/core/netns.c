@@ -9,6 +9,8 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -26,9 +28,10 @@ const char *netns_step_name(enum netns_step s)
 	        [NETNS_SETGROUPS] = "writing /proc/self/setgroups",
 	        [NETNS_UIDMAP] = "writing /proc/self/uid_map",
 	        [NETNS_GIDMAP] = "writing /proc/self/gid_map",
-	        [NETNS_NETNS] = "unshare(CLONE_NEWNET|CLONE_NEWPID)",
+	        [NETNS_NETNS] = "unshare(CLONE_NEWNET)",
 	        [NETNS_LO] = "bringing lo up (rtnetlink)",
-	        [NETNS_FORK] = "fork() of the namespace's first process",
+	        [NETNS_PIDNS] = "clone(CLONE_NEWPID)",
+	        [NETNS_FORK] = "fork()",
 	};
 	return (unsigned)s < NETNS_STEPS ? names[s] : "?";
 }
@@ -94,11 +97,32 @@ int netns_enter_net(struct netns_state *st)
 {
 	char err[160];
 
-	if (unshare(CLONE_NEWNET | CLONE_NEWPID) < 0)
+	if (unshare(CLONE_NEWNET) < 0)
 		return fail(st, NETNS_NETNS, errno);
 	if (netns_lo_up(&st->ipv6, err, sizeof err) < 0)
 		return fail(st, NETNS_LO, errno);
 	return 0;
+}
+
+/* struct clone_args of <linux/sched.h>, whose CLONE_* macros clash with <sched.h>'s */
+struct netns_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+pid_t netns_fork_pid1(void)
+{
+	long r = -1;
+#ifdef SYS_clone3
+	struct netns_clone_args a = {.flags = CLONE_NEWPID, .exit_signal = SIGCHLD};
+	r = syscall(SYS_clone3, &a, sizeof a);
+	if (r >= 0 || errno != ENOSYS) /* ENOSYS: an old kernel, or a seccomp profile that
+	                                   sends glibc back to clone */
+		return (pid_t)r;
+#endif
+	/* no new stack: the child goes on from here on a copy, as after fork() (the order
+	 * of clone's other arguments differs between architectures; they are all 0) */
+	r = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
+	return (pid_t)r;
 }
 
 /* ---- rtnetlink ---- */

@@ -12,9 +12,10 @@ enum netns_step {
 	NETNS_SETGROUPS, /* writing "deny" to /proc/self/setgroups */
 	NETNS_UIDMAP,    /* writing /proc/self/uid_map */
 	NETNS_GIDMAP,    /* writing /proc/self/gid_map */
-	NETNS_NETNS,     /* unshare(CLONE_NEWNET | CLONE_NEWPID) */
+	NETNS_NETNS,     /* unshare(CLONE_NEWNET) */
 	NETNS_LO,        /* rtnetlink: 127.0.0.1/8 on lo, lo up */
-	NETNS_FORK,      /* fork() of the namespace's first process (its pid 1) */
+	NETNS_PIDNS,     /* clone(CLONE_NEWPID): the pid namespace's first process */
+	NETNS_FORK,      /* anything else that starts a process or a pipe */
 	NETNS_STEPS
 };
 
@@ -40,10 +41,17 @@ const char *netns_step_name(enum netns_step s);
 int netns_enter_user(struct netns_state *st);
 
 /* Second half: moves the calling thread into a new network namespace (its other threads
- * stay where they are) and makes the next fork() the first process of a new pid
- * namespace; brings lo up with 127.0.0.1/8 and ::1 through rtnetlink. Returns 0, or -1
- * with st->step and st->err set. */
+ * stay where they are) and brings lo up with 127.0.0.1/8 and ::1 through rtnetlink.
+ * Returns 0, or -1 with st->step and st->err set. */
 int netns_enter_net(struct netns_state *st);
+
+/* Forks the first process (pid 1) of a new pid namespace, in the caller's network
+ * namespace: clone3 (or clone) with CLONE_NEWPID and fork's semantics. The caller's own
+ * later children stay in its pid namespace (unshare(CLONE_NEWPID) would send them all
+ * into the new one, where none can start once its pid 1 is gone). glibc's fork handlers
+ * do not run: the child may use system calls and posix_spawn, not malloc or stdio.
+ * Returns the child's pid in the parent, 0 in the child, -1 with errno on failure. */
+pid_t netns_fork_pid1(void);
 
 /* Brings lo of the current network namespace up: adds 127.0.0.1/8, sets IFF_UP, adds
  * ::1/128 (the kernel's own addresses are kept; IPv6 disabled is not an error: *ipv6

@@ -316,7 +316,7 @@ static void procs_refresh(struct procpeer *p)
 		struct proc *old = NULL;
 		/* Only the part listed before this refresh is sorted. */
 		struct proc key = {.pid = pid};
-		old = bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp);
+		old = nold ? bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp) : NULL; /* procs is NULL at first */
 		if (old && !proc_young(p, old, now)) {
 			old->seen = 1;
 			continue;

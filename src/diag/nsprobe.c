@@ -108,7 +108,8 @@ static int r_apparmor(const struct nsprobe_controls *c, const struct netns_state
 	/* Ubuntu lets unshare(CLONE_NEWUSER) succeed, then denies the capabilities: the
 	 * maps or the network steps fail */
 	return c->apparmor_restrict == 1 && st->userns && denied(st->err) &&
-	       (step_is_user(st->step) || st->step == NETNS_NETNS || st->step == NETNS_LO);
+	       (step_is_user(st->step) || st->step == NETNS_NETNS || st->step == NETNS_LO ||
+	        st->step == NETNS_PIDNS);
 }
 static int r_apparmor_unshare(const struct nsprobe_controls *c, const struct netns_state *st)
 {
@@ -116,16 +117,16 @@ static int r_apparmor_unshare(const struct nsprobe_controls *c, const struct net
 }
 static int r_max_net(const struct nsprobe_controls *c, const struct netns_state *st)
 {
-	return st->step == NETNS_NETNS && (c->max_net_namespaces == 0 ||
-	                                   (st->err == ENOSPC && c->max_pid_namespaces != 0));
+	return st->step == NETNS_NETNS && (c->max_net_namespaces == 0 || st->err == ENOSPC);
 }
 static int r_max_pid(const struct nsprobe_controls *c, const struct netns_state *st)
 {
-	return st->step == NETNS_NETNS && (c->max_pid_namespaces == 0 || st->err == ENOSPC);
+	return st->step == NETNS_PIDNS && (c->max_pid_namespaces == 0 || st->err == ENOSPC);
 }
 static int r_seccomp(const struct nsprobe_controls *c, const struct netns_state *st)
 {
-	return c->seccomp == 2 && st->err == EPERM && (st->step == NETNS_USERNS || st->step == NETNS_NETNS);
+	return c->seccomp == 2 && st->err == EPERM &&
+	       (st->step == NETNS_USERNS || st->step == NETNS_NETNS || st->step == NETNS_PIDNS);
 }
 static int r_root_nocap(const struct nsprobe_controls *c, const struct netns_state *st)
 {
@@ -261,9 +262,9 @@ static void trial_child(int fd)
 	memset(&t, 0, sizeof t);
 	if (netns_enter_user(&t.st) < 0 || netns_enter_net(&t.st) < 0)
 		report(fd, &t);
-	pid_t g = fork();
+	pid_t g = netns_fork_pid1();
 	if (g < 0) {
-		t.st.step = NETNS_FORK;
+		t.st.step = NETNS_PIDNS;
 		t.st.err = errno;
 		report(fd, &t);
 	}

@@ -419,7 +419,7 @@ static void note_cb(struct loop *l, struct loop_io *io, unsigned events)
 int isolate_run(struct isolate *iso)
 {
 	int note_p[2] = {-1, -1}, life_p[2] = {-1, -1};
-	char err[160];
+	char err[160], msg[ISOLATE_ERR];
 	sigset_t set;
 
 	iso->exit_code = ISOLATE_EXIT_FAILED;
@@ -428,9 +428,12 @@ int isolate_run(struct isolate *iso)
 		goto out;
 	}
 	fflush(NULL);
-	iso->child = fork(); /* pid 1 of the new pid namespace */
+	iso->child = netns_fork_pid1();
 	if (iso->child < 0) {
-		fprintf(stderr, "loopkit isolate: fork: %s\n", strerror(errno));
+		iso->ns.step = NETNS_PIDNS;
+		iso->ns.err = errno;
+		ns_failed(iso, msg, sizeof msg);
+		fprintf(stderr, "loopkit isolate: %s\n", msg);
 		goto out;
 	}
 	if (iso->child == 0) {

@@ -75,6 +75,11 @@ def netns_holders(netid):
     return out
 
 
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -130,11 +135,12 @@ class Isolated:
         self.doc = json.loads(first)
         self.ports = [int(f["host"].rsplit(":", 1)[1]) for f in self.doc["forwards"]
                       if f["dir"] == "in"]
-        # the pid namespace shows once its first process exists (just after the JSON line)
+        # the namespace's pid 1 is isolate's child, started just after the JSON line
         deadline = time.monotonic() + 10
-        while not ns_link(self.pid, "pid_for_children") and time.monotonic() < deadline:
+        while not children(self.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        self.pidns = os.readlink(f"/proc/{self.pid}/ns/pid_for_children")
+        self.init = children(self.pid)[0]
+        self.pidns = os.readlink(f"/proc/{self.init}/ns/pid")
         self.netns = os.readlink(f"/proc/{self.pid}/ns/net")
         assert self.pidns != ns_link(os.getpid(), "pid"), "no new pid namespace"
         assert self.netns != ns_link(os.getpid(), "net"), "no new network namespace"
@@ -325,7 +331,7 @@ def test_wrk_through_a_forward(isolated, tmp_path):
     while fd_count(i.pid) != base and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fd_count(i.pid) == base
-    assert i.stop() == 0
+    assert i.stop() == 0, i.stderr()
 
 
 BULK = r"""
@@ -402,10 +408,9 @@ def test_what_cmd_sent_before_exiting_still_arrives(isolated):
     c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
     c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     deadline = time.monotonic() + 20
-    while len(i.members) > 1 and any(ns_link(p, "pid") == i.pidns for p in procs_in_pidns(i.pidns)
-                                     if p != i.pid) and time.monotonic() < deadline:
+    while procs_in_pidns(i.pidns) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [p for p in procs_in_pidns(i.pidns) if p != i.pid], "CMD did not finish sending"
+    assert not procs_in_pidns(i.pidns), "CMD did not finish sending"
     body = read_all(c).partition(b"\r\n\r\n")[2]
     c.close()
     assert len(body) == size and body[:512] == bytes(range(256)) * 2
@@ -487,7 +492,7 @@ def test_ipv6_forward(isolated, tmp_path):
                  ready="http://[::1]")
     assert i.doc["forwards"][0]["inside"] == f"[::1]:{INNER_PORT}"
     assert get(i.ports[0], "/v6.txt", host="::1") == (200, b"six\n")
-    assert i.stop() == 0
+    assert i.stop() == 0, i.stderr()
 
 
 def test_out_reaches_a_host_service(tmp_path):
@@ -524,7 +529,7 @@ def test_max_conns_holds_the_rest_in_the_backlog(isolated, tmp_path):
     assert third.recv(65536).startswith(b"HTTP/1.1 200")
     third.close()
     held[1].close()
-    assert i.stop() == 0
+    assert i.stop() == 0, i.stderr()
 
 
 def test_port_in_use_names_the_holder():
@@ -591,8 +596,8 @@ def test_a_daemon_left_behind_is_ended(tmp_path):
 
 def test_daemon_in_a_background_run_is_ended_by_pid(isolated):
     i = isolated([], ["sh", "-c", "sleep 300 & sleep 300 & echo ready; wait"], ready="ready")
-    sleepers = [p for p in i.members if p != i.pid]
-    assert len(sleepers) >= 3, i.members  # init, sh, two sleeps
+    sleepers = [p for p in i.members if p != i.init]
+    assert len(sleepers) >= 3, i.members  # sh, two sleeps (and init)
     assert i.stop() == 143  # sh died of SIGTERM; init's exit took the sleeps with it
     for p in sleepers:
         assert ns_link(p, "pid") != i.pidns, f"pid {p} survived"
@@ -722,11 +727,11 @@ def test_nobody_gets_a_user_namespace_and_forwards(isolated, nobody_lk):
                  prefix=AS_NOBODY, binary=lk, ready="http://")
     assert i.doc["user_namespace"] is True
     assert get(i.ports[0], "/who.txt") == (200, b"served by nobody\n")
-    inner = [p for p in i.members if p != i.pid]
+    inner = [p for p in i.members if p != i.init]
     with open(f"/proc/{inner[-1]}/status") as f:
         uids = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
     assert uids == str(NOBODY)  # the same user inside, not root
-    assert i.stop() == 0
+    assert i.stop() == 0, i.stderr()
     shutil.rmtree(site)
 
 
@@ -826,9 +831,18 @@ def test_max_net_namespaces_zero_is_named(nobody_lk):
     # root of that user namespace needs no new one: the network namespace is refused
     rc, out = in_limited_userns("max_net_namespaces", 0, [lk, "isolate", "--", "true"], 0)
     assert rc == 1, out
-    assert "unshare(CLONE_NEWNET|CLONE_NEWPID): No space left on device" in out
+    assert "unshare(CLONE_NEWNET): No space left on device" in out
     assert "blocked by: user.max_net_namespaces = 0" in out
     assert "sudo sysctl -w user.max_net_namespaces=15000" in out
+
+
+def test_max_pid_namespaces_zero_is_named(nobody_lk):
+    need_root()
+    rc, out = in_limited_userns("max_pid_namespaces", 0, [nobody_lk, "isolate", "--", "true"], 0)
+    assert rc == 1, out
+    assert "clone(CLONE_NEWPID): No space left on device" in out
+    assert "blocked by: user.max_pid_namespaces = 0" in out
+    assert "sudo sysctl -w user.max_pid_namespaces=15000" in out
 
 
 SECCOMP_NRS = {"x86_64": (0xC000003E, 272), "aarch64": (0xC00000B7, 97)}
