@@ -1,4 +1,4 @@
-/* isolate-stamp.c - for bench/isolate.sh: prints CLOCK_MONOTONIC in ns the moment it runs (the CMD whose start is timed). */
+/* isolate-stamp.c - for bench/isolate.sh: prints CLOCK_MONOTONIC (ns) the moment it runs. */
 #include <stdio.h>
 #include <time.h>
 

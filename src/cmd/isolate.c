@@ -1,4 +1,4 @@
-/* isolate.c - `loopkit isolate`: run a command in a private network namespace with lo up; forward loopback ports in and out. */
+/* isolate.c - `loopkit isolate`: a command in a private network namespace; ports forwarded. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -116,7 +116,8 @@ static int isolate_main(void *p)
 
 const struct cmd_verb cmd_isolate = {
         .name = "isolate",
-        .summary = "run a command in a private network namespace with lo up; forward loopback ports in and out",
+        .summary =
+                "run a command in a private network namespace with lo up; forward loopback ports in and out",
         .about = "Runs CMD in a new network namespace (and a user namespace when not root) whose lo is up\n"
                  "with 127.0.0.1/8 and ::1: every port of 127.0.0.0/8 is CMD's own, so parallel tests never\n"
                  "collide. -p forwards a host loopback port in (splice, zero-copy); --out lets CMD reach a\n"

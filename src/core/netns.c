@@ -1,4 +1,4 @@
-/* netns.c - entering a private network namespace: user namespace and id maps, netns + pidns, lo up by rtnetlink, a fresh /proc. */
+/* netns.c - a private network namespace: user namespace and id maps, netns, lo up by rtnetlink, pidns. */
 #include "core/netns.h"
 
 #include <arpa/inet.h>
@@ -199,7 +199,8 @@ int netns_lo_up(int *ipv6, char *err, size_t errlen)
 	for (int i = 0; i < 3; i++)
 		iov[i] = (struct iovec){.iov_base = &req[i], .iov_len = req[i].nh.nlmsg_len};
 	/* One datagram, three requests: the kernel handles them in order. */
-	struct msghdr mh = {.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 3};
+	struct msghdr mh = {
+	        .msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 3};
 	while (sendmsg(fd, &mh, 0) < 0) {
 		if (errno != EINTR) {
 			snprintf(err, errlen, "rtnetlink send: %s", strerror(errno));

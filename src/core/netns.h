@@ -1,4 +1,4 @@
-/* netns.h - entering a private network namespace: user namespace and id maps, netns + pidns, lo up by rtnetlink, a fresh /proc. */
+/* netns.h - a private network namespace: user namespace and id maps, netns, lo up by rtnetlink, pidns. */
 #ifndef LOOPKIT_CORE_NETNS_H
 #define LOOPKIT_CORE_NETNS_H
 

@@ -1,4 +1,4 @@
-/* nsprobe.c - can a command get a private network namespace here; if not, which control blocks it and the command that allows it. */
+/* nsprobe.c - can a command get a private network namespace here; if not, which control blocks it. */
 #include "diag/nsprobe.h"
 
 #include <arpa/inet.h>
@@ -194,7 +194,8 @@ static long control_value(const struct nsprobe_controls *c, int which)
 	}
 }
 
-void nsprobe_explain(const struct nsprobe_controls *c, const struct netns_state *st, struct nsprobe_verdict *v)
+void nsprobe_explain(const struct nsprobe_controls *c, const struct netns_state *st,
+                     struct nsprobe_verdict *v)
 {
 	memset(v, 0, sizeof *v);
 	v->value = NSPROBE_ABSENT;
@@ -207,14 +208,15 @@ void nsprobe_explain(const struct nsprobe_controls *c, const struct netns_state 
 			continue;
 		snprintf(v->control, sizeof v->control, "%s", r->control);
 		v->value = control_value(c, r->value);
-		snprintf(v->cause, sizeof v->cause, "%s: %s: %s", netns_step_name(st->step), strerror(st->err),
-		         r->why);
+		snprintf(v->cause, sizeof v->cause, "%s: %s: %s", netns_step_name(st->step),
+		         strerror(st->err), r->why);
 		snprintf(v->fix, sizeof v->fix, "%s", r->fix);
 		return;
 	}
 	snprintf(v->cause, sizeof v->cause, "%s: %s", netns_step_name(st->step), strerror(st->err));
 	snprintf(v->fix, sizeof v->fix,
-	         "no known control explains it; `loopkit isolate --check --json` lists them (docs/isolate.md)");
+	         "no known control explains it; `loopkit isolate --check --json` lists them "
+	         "(docs/isolate.md)");
 }
 
 /* ---- the trial ---- */
@@ -235,7 +237,8 @@ static int tcp_selftest(void)
 	if (l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
 	    getsockname(l, (struct sockaddr *)&a, &len) == 0 &&
 	    (c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
-	    connect(c, (struct sockaddr *)&a, sizeof a) == 0 && (s = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+	    connect(c, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    (s = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0)
 		ok = send(c, "x", 1, 0) == 1 && recv(s, &a, 1, 0) == 1;
 	if (s >= 0)
 		close(s);
@@ -351,6 +354,7 @@ struct control_row {
 	const char *name;
 	size_t off;
 };
+/* clang-format off */
 #define CONTROL(n, f) {n, offsetof(struct nsprobe_controls, f)}
 static const struct control_row control_rows[] = {
         CONTROL("kernel.unprivileged_userns_clone", unprivileged_userns_clone),
@@ -362,6 +366,7 @@ static const struct control_row control_rows[] = {
         CONTROL("seccomp", seccomp),
         {NULL, 0},
 };
+/* clang-format on */
 
 static long control_at(const struct nsprobe_controls *c, const struct control_row *r)
 {
@@ -374,7 +379,8 @@ void nsprobe_print(FILE *f, const struct nsprobe *p)
 {
 	if (p->v.works)
 		fprintf(f,
-		        "isolation works here (%s): network and pid namespaces, lo up with 127.0.0.1/8%s, %s  "
+		        "isolation works here (%s): network and pid namespaces, lo up with 127.0.0.1/8%s, %s "
+		        " "
 		        "(%.1f ms)\n",
 		        how(p), p->st.ipv6 ? " and ::1" : " (IPv6 is off)",
 		        p->st.proc ? "a /proc of its own" : "the host's /proc (no mount namespace)", p->ms);
@@ -397,8 +403,9 @@ void nsprobe_print(FILE *f, const struct nsprobe *p)
 			fprintf(f, "  %-46s %ld\n", r->name, v);
 	}
 	fprintf(f, "  %-46s %u%s\n", "uid", p->c.euid,
-	        p->c.euid == 0 ? (p->c.cap_sys_admin ? " (root, CAP_SYS_ADMIN)" : " (root without CAP_SYS_ADMIN)")
-	                       : "");
+	        p->c.euid == 0
+	                ? (p->c.cap_sys_admin ? " (root, CAP_SYS_ADMIN)" : " (root without CAP_SYS_ADMIN)")
+	                : "");
 }
 
 int nsprobe_json(struct buf *b, const struct nsprobe *p)

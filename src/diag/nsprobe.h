@@ -1,4 +1,4 @@
-/* nsprobe.h - can a command get a private network namespace here, and if not, which control blocks it and how to allow it. */
+/* nsprobe.h - can a command get a private network namespace here; if not, which control blocks it. */
 #ifndef LOOPKIT_DIAG_NSPROBE_H
 #define LOOPKIT_DIAG_NSPROBE_H
 
@@ -8,7 +8,7 @@
 #include "core/buf.h"
 #include "core/netns.h"
 
-#define NSPROBE_TEXT   400 /* cause and fix, one line each */
+#define NSPROBE_TEXT   400  /* cause and fix, one line each */
 #define NSPROBE_ABSENT (-1) /* a control this kernel does not have */
 
 /* The controls that decide whether namespaces may be made, as read from /proc before
@@ -28,10 +28,10 @@ struct nsprobe_controls {
 /* A verdict: works, or what blocked it and how to allow it. */
 struct nsprobe_verdict {
 	int works;
-	char control[64];          /* "user.max_user_namespaces", "seccomp", ... ; "" when unknown */
-	long value;                /* the control's value (NSPROBE_ABSENT when it has none) */
-	char cause[NSPROBE_TEXT];  /* "STEP: strerror: why" */
-	char fix[NSPROBE_TEXT];    /* the command or change that allows it */
+	char control[64];         /* "user.max_user_namespaces", "seccomp", ... ; "" when unknown */
+	long value;               /* the control's value (NSPROBE_ABSENT when it has none) */
+	char cause[NSPROBE_TEXT]; /* "STEP: strerror: why" */
+	char fix[NSPROBE_TEXT];   /* the command or change that allows it */
 };
 
 /* The whole probe: controls, a trial (the same steps `loopkit isolate` takes, in a child
@@ -51,7 +51,8 @@ void nsprobe_controls_read(struct nsprobe_controls *c);
 
 /* Explains an outcome: which control blocked the failed step and the command that allows
  * it (a table of rules, most specific first); works when st->step is NETNS_OK. Pure. */
-void nsprobe_explain(const struct nsprobe_controls *c, const struct netns_state *st, struct nsprobe_verdict *v);
+void nsprobe_explain(const struct nsprobe_controls *c, const struct netns_state *st,
+                     struct nsprobe_verdict *v);
 
 /* Reads the controls, runs the trial in a child process (nothing of it remains) and
  * explains it. Returns p->v.works. */

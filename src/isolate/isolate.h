@@ -1,4 +1,4 @@
-/* isolate.h - run a command in a private network namespace with lo up; loopback ports forwarded in and out by splice. */
+/* isolate.h - a command in a private network namespace with lo up; ports forwarded in and out. */
 #ifndef LOOPKIT_ISOLATE_ISOLATE_H
 #define LOOPKIT_ISOLATE_ISOLATE_H
 
@@ -22,15 +22,15 @@
 #define ISOLATE_DRAIN_MS      1000  /* after CMD exits, what it sent still flows until it stalls this long */
 #define ISOLATE_ACCEPT_BATCH  16    /* connections taken per listener wakeup */
 #define ISOLATE_BACKLOG       511   /* listen backlog of every forward */
-#define ISOLATE_SPLICE_LEN    (1u << 20) /* asked of one splice(2); the pipe takes what fits */
+#define ISOLATE_SPLICE_LEN    (1u << 20)  /* asked of one splice(2); the pipe takes what fits */
 #define ISOLATE_PIPE_SMALL    (64u << 10) /* a pipe's default size: a read this big means bulk */
 #define ISOLATE_PIPE_BULK     (1u << 20)  /* the pipe of a bulk way (if the user's pipe budget allows) */
 #define ISOLATE_PUMP_ROUNDS   16          /* reads per way per wakeup: others get their turn */
-#define ISOLATE_FDS_PER_CONN  6     /* two sockets, two pipes */
-#define ISOLATE_EXIT_FAILED   1     /* isolation could not be set up (as for any failure) */
-#define ISOLATE_EXIT_NOEXEC   126   /* CMD found but not runnable (as the shell says) */
-#define ISOLATE_EXIT_NOTFOUND 127   /* CMD not found (as the shell says) */
-#define ISOLATE_ERR           1024  /* an error message: cause, then "to allow it: ..." */
+#define ISOLATE_FDS_PER_CONN  6           /* two sockets, two pipes */
+#define ISOLATE_EXIT_FAILED   1           /* isolation could not be set up (as for any failure) */
+#define ISOLATE_EXIT_NOEXEC   126         /* CMD found but not runnable (as the shell says) */
+#define ISOLATE_EXIT_NOTFOUND 127         /* CMD not found (as the shell says) */
+#define ISOLATE_ERR           1024        /* an error message: cause, then "to allow it: ..." */
 
 /* Which way a forward carries connections. */
 enum isolate_dir {
@@ -44,10 +44,10 @@ struct isolate_forward {
 	                                  OUT: the host service connections go to */
 	struct sockaddr_storage inner; /* IN: where connections go inside; OUT: the listener inside */
 	socklen_t hostlen, innerlen;
-	int fd;                        /* the listener (host side for IN, inside for OUT), or -1 */
+	int fd; /* the listener (host side for IN, inside for OUT), or -1 */
 	struct acceptor acc;
 	struct isolate *iso;
-	char spec[64];                 /* as given on the command line, for messages */
+	char spec[64]; /* as given on the command line, for messages */
 };
 
 /* What to run and what to forward. */
@@ -65,27 +65,27 @@ struct isolate {
 	struct isolate_config cfg;
 	struct nsprobe_controls controls; /* read before any namespace: for the explanation */
 	struct netns_state ns;
-	sigset_t oldmask;                 /* restored for CMD */
-	struct rlimit nofile;             /* CMD gets this back */
-	int prepared;                     /* listeners may be open, namespaces entered */
+	sigset_t oldmask;     /* restored for CMD */
+	struct rlimit nofile; /* CMD gets this back */
+	int prepared;         /* listeners may be open, namespaces entered */
 	/* host sockets for --out come from a thread that stays in the host's namespace */
 	int helper_fd[2];
 	pthread_t helper;
 	int helper_on;
 	/* running */
 	struct loop *loop;
-	pid_t child;                      /* the namespace's pid 1 */
+	pid_t child; /* the namespace's pid 1 */
 	struct loop_io sig_io, note_io;
-	int life_fd;                      /* held open: the child sees it close if we die */
+	int life_fd; /* held open: the child sees it close if we die */
 	int exit_code;
-	int cmd_done;                     /* the child has exited: draining */
+	int cmd_done; /* the child has exited: draining */
 	struct loop_timer drain;
-	struct relay *relays;             /* every live relay */
+	struct relay *relays; /* every live relay */
 	unsigned nconns;
-	int paused;                       /* at max_conns: acceptors stopped */
+	int paused; /* at max_conns: acceptors stopped */
 	unsigned long long accepted, refused;
-	unsigned long long bytes;         /* relayed so far, every way */
-	unsigned long long drain_mark;    /* bytes at the last drain tick */
+	unsigned long long bytes;      /* relayed so far, every way */
+	unsigned long long drain_mark; /* bytes at the last drain tick */
 };
 
 /* Defaults: no forwards, ISOLATE_MAX_CONNS. */

@@ -1,4 +1,4 @@
-/* relay.c - one forwarded connection: two sockets, a pipe each way, splice(2) on the loop, half-closes and resets passed on. */
+/* relay.c - one forwarded connection: splice(2) through a pipe each way, half-closes and resets. */
 #include "isolate/relay.h"
 
 #include <errno.h>
@@ -63,7 +63,8 @@ static int pump(struct relay *r, int s)
 	for (int round = 0; round < ISOLATE_PUMP_ROUNDS; round++) {
 		ssize_t in = 0;
 		if (!d->inpipe && !d->eof) {
-			in = splice(r->fd[s], NULL, d->pipe[1], NULL, ISOLATE_SPLICE_LEN, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			in = splice(r->fd[s], NULL, d->pipe[1], NULL, ISOLATE_SPLICE_LEN,
+			            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (in > 0) {
 				d->inpipe = (size_t)in;
 			} else if (in == 0) {
@@ -75,7 +76,8 @@ static int pump(struct relay *r, int s)
 			}
 		}
 		if (d->inpipe) {
-			ssize_t out = splice(d->pipe[0], NULL, r->fd[t], NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			ssize_t out = splice(d->pipe[0], NULL, r->fd[t], NULL, d->inpipe,
+			                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (out > 0) {
 				d->inpipe -= (size_t)out;
 				r->bytes += (size_t)out;
@@ -193,8 +195,8 @@ void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 	relay_pump_events(r, s, events);
 }
 
-struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd, const struct sockaddr_storage *to,
-                          socklen_t tolen, int inner)
+struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd,
+                          const struct sockaddr_storage *to, socklen_t tolen, int inner)
 {
 	struct relay *r = calloc(1, sizeof *r);
 	if (!r)

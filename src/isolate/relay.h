@@ -1,4 +1,4 @@
-/* relay.h - inside src/isolate: one forwarded connection, relayed both ways with splice(2) through a pipe each way. */
+/* relay.h - inside src/isolate: one forwarded connection, splice(2) through a pipe each way. */
 #ifndef LOOPKIT_ISOLATE_RELAY_H
 #define LOOPKIT_ISOLATE_RELAY_H
 
@@ -20,12 +20,12 @@ struct relay {
 	struct relay *prev, *next; /* iso->relays */
 	int fd[2];                 /* 0: the accepted socket, 1: the one we connected */
 	struct loop_io io[2];
-	struct relay_dir d[2];     /* d[s]: from side s to the other */
-	int inner;                 /* the side inside the namespace */
-	int connecting;            /* the side whose connect is in progress, or -1 */
+	struct relay_dir d[2]; /* d[s]: from side s to the other */
+	int inner;             /* the side inside the namespace */
+	int connecting;        /* the side whose connect is in progress, or -1 */
 	int closed;
 	int leaked;
-	unsigned long long bytes;  /* relayed, both ways */
+	unsigned long long bytes; /* relayed, both ways */
 };
 
 /* Starts relaying between accepted (owned from now on) and connect_fd (a fresh
@@ -33,8 +33,8 @@ struct relay {
  * the namespace (0 or 1). Counts the relay in iso->nconns. Returns the relay, or NULL
  * when it ended at once (no memory or descriptors, or nobody listens at `to`: then the
  * accepted client sees a reset). */
-struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd, const struct sockaddr_storage *to,
-                          socklen_t tolen, int inner);
+struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd,
+                          const struct sockaddr_storage *to, socklen_t tolen, int inner);
 
 /* Moves what can move now, both ways; ends the relay when both ways are done. */
 void relay_pump(struct relay *r);

@@ -1,4 +1,4 @@
-/* run.c - `loopkit isolate` at work: namespaces entered, the namespace's pid 1, CMD run, forwards relayed, signals and exit status passed on. */
+/* run.c - loopkit isolate at work: namespaces, the namespace's pid 1, CMD, forwards, signals, status. */
 #include "isolate/isolate.h"
 
 #include <errno.h>
@@ -116,8 +116,8 @@ static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 		int e = errno;
 		uint16_t port = net_ss_port(&f->host);
 		if (e == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
-			snprintf(err, errlen, "-p %s: %s; held by %s; -p 0:%u picks a free port", f->spec, why, who,
-			         net_ss_port(&f->inner));
+			snprintf(err, errlen, "-p %s: %s; held by %s; -p 0:%u picks a free port", f->spec,
+			         why, who, net_ss_port(&f->inner));
 		else if (e == EADDRINUSE)
 			snprintf(err, errlen, "-p %s: %s; -p 0:%u picks a free port", f->spec, why,
 			         net_ss_port(&f->inner));
@@ -171,7 +171,8 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 		char why[256];
 		if (f->dir != ISOLATE_OUT)
 			continue;
-		f->fd = net_listen((struct sockaddr *)&f->inner, f->innerlen, ISOLATE_BACKLOG, 0, why, sizeof why);
+		f->fd = net_listen((struct sockaddr *)&f->inner, f->innerlen, ISOLATE_BACKLOG, 0, why,
+		                   sizeof why);
 		if (f->fd < 0) {
 			snprintf(err, errlen, "--out %s: inside: %s", f->spec, why);
 			return -1;
@@ -469,7 +470,8 @@ int isolate_run(struct isolate *iso)
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		if (acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f) < 0)
-			fprintf(stderr, "loopkit isolate: %s: cannot watch the listener: %s\n", f->spec, strerror(errno));
+			fprintf(stderr, "loopkit isolate: %s: cannot watch the listener: %s\n", f->spec,
+			        strerror(errno));
 	}
 	/* a SIGCHLD that came before the signalfd is still pending: it is read at once */
 	if (loop_run(iso->loop) < 0)

@@ -84,7 +84,8 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	for (char *tok = p;; tok = p + 1) {
 		p = strchr(tok, ':');
 		if (n == 3) {
-			snprintf(err, errlen, "'%s': too many ':' (IPv6 addresses go in brackets: [::1]:PORT)", spec);
+			snprintf(err, errlen,
+			         "'%s': too many ':' (IPv6 addresses go in brackets: [::1]:PORT)", spec);
 			return -1;
 		}
 		parts[n++] = tok;
@@ -133,8 +134,10 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 		if (port_of(parts[1], 1, "inner port", &ip, err, errlen) < 0)
 			return -1;
 	} else if (hp == 0) {
-		snprintf(err, errlen, "'%s': host port 0 picks a free port; say which port inside it reaches: "
-		         "-p 0:8080", spec);
+		snprintf(err, errlen,
+		         "'%s': host port 0 picks a free port; say which port inside it reaches: "
+		         "-p 0:8080",
+		         spec);
 		return -1;
 	} else {
 		ip = hp;

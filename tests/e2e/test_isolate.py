@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture, reset_close
+from conftest import LOOPKIT, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(90)
 
@@ -334,6 +334,19 @@ def test_wrk_through_a_forward(isolated, tmp_path):
     assert i.stop() == 0, i.stderr()
 
 
+def read_all(c):
+    got = b""
+    while True:
+        try:
+            b = c.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        got += b
+    return got
+
+
 BULK = r"""
 import os, socket, sys
 l = socket.socket(); l.bind(("127.0.0.1", PORT)); l.listen()
@@ -362,12 +375,7 @@ def test_inner_server_exits_mid_transfer(isolated):
                  ready="ready")
     c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
     c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = b""
-    while True:
-        b = c.recv(1 << 20)
-        if not b:
-            break
-        got += b
+    got = read_all(c)
     c.close()
     head, _, body = got.partition(b"\r\n\r\n")
     assert b"Content-Length: 8388608" in head
@@ -385,19 +393,6 @@ def test_inner_reset_reaches_the_client(isolated):
             pass
     c.close()
     assert i.wait() == 0
-
-
-def read_all(c):
-    got = b""
-    while True:
-        try:
-            b = c.recv(1 << 20)
-        except ConnectionResetError:
-            break
-        if not b:
-            break
-        got += b
-    return got
 
 
 def test_what_cmd_sent_before_exiting_still_arrives(isolated):
@@ -459,12 +454,7 @@ def test_half_close_passes_both_ways(isolated):
     c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
     c.sendall(b"y" * 300000)
     c.shutdown(socket.SHUT_WR)  # the server reads until it sees this FIN
-    reply = b""
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        reply += b
+    reply = read_all(c)
     c.close()
     assert reply == b"got 300000 bytes"
     assert i.wait() == 0

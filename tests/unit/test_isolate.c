@@ -1,4 +1,4 @@
-/* test_isolate.c - table-driven tests of isolate's forward specs and of which control nsprobe blames for a failed step. */
+/* test_isolate.c - tables: isolate's forward specs, and which control nsprobe blames for a step. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,7 +69,8 @@ static void test_specs(void **state)
 		int rc = isolate_config_add(&c, r->dir, r->in, err, sizeof err);
 		if (!r->host) {
 			if (rc != -1 || !strstr(err, r->why))
-				fail_msg("row %zu '%s': want an error with '%s', got rc %d '%s'", i, r->in, r->why, rc, err);
+				fail_msg("row %zu '%s': want an error with '%s', got rc %d '%s'", i, r->in,
+				         r->why, rc, err);
 			if (c.nfwd != 0)
 				fail_msg("row %zu '%s': a failed spec was added", i, r->in);
 			continue;
@@ -79,7 +80,8 @@ static void test_specs(void **state)
 		isolate_end_text(&c.fwd[0].host, h, sizeof h);
 		isolate_end_text(&c.fwd[0].inner, in, sizeof in);
 		if (strcmp(h, r->host) || strcmp(in, r->inner))
-			fail_msg("row %zu '%s': got %s -> %s, want %s -> %s", i, r->in, h, in, r->host, r->inner);
+			fail_msg("row %zu '%s': got %s -> %s, want %s -> %s", i, r->in, h, in, r->host,
+			         r->inner);
 		if (c.fwd[0].dir != r->dir || c.fwd[0].fd != -1 || strcmp(c.fwd[0].spec, r->in))
 			fail_msg("row %zu '%s': dir, fd or spec not kept", i, r->in);
 	}
@@ -94,7 +96,8 @@ static void test_forward_limit(void **state)
 	isolate_config_init(&c);
 	assert_int_equal(c.max_conns, ISOLATE_MAX_CONNS);
 	for (int i = 0; i < ISOLATE_MAX_FORWARDS; i++)
-		assert_int_equal(isolate_config_add(&c, i % 2 ? ISOLATE_OUT : ISOLATE_IN, "1234", err, sizeof err), 0);
+		assert_int_equal(
+		        isolate_config_add(&c, i % 2 ? ISOLATE_OUT : ISOLATE_IN, "1234", err, sizeof err), 0);
 	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "1234", err, sizeof err), -1);
 	assert_non_null(strstr(err, "more than 32 forwards"));
 	assert_int_equal(c.nfwd, ISOLATE_MAX_FORWARDS);
@@ -113,16 +116,18 @@ struct explain_row {
 	const char *fix; /* substring */
 };
 
-#define CTL(unpriv, maxuser, maxnet, maxpid, aa, sec, uid, cap)                                                    \
-	{.unprivileged_userns_clone = unpriv, .max_user_namespaces = maxuser, .max_net_namespaces = maxnet,          \
-	 .max_pid_namespaces = maxpid, .max_mnt_namespaces = 1000, .apparmor_restrict = aa, .seccomp = sec,           \
-	 .euid = uid, .cap_sys_admin = cap}
+#define CTL(unpriv, maxuser, maxnet, maxpid, aa, sec, uid, cap)                                         \
+	{                                                                                               \
+		.unprivileged_userns_clone = unpriv, .max_user_namespaces = maxuser,                    \
+		.max_net_namespaces = maxnet, .max_pid_namespaces = maxpid, .max_mnt_namespaces = 1000, \
+		.apparmor_restrict = aa, .seccomp = sec, .euid = uid, .cap_sys_admin = cap              \
+	}
 #define A NSPROBE_ABSENT
 
 static const struct explain_row explain_rows[] = {
         {"works", CTL(A, 1000, 1000, 1000, A, 0, 1000, 0), NETNS_OK, 0, 1, "", A, ""},
-        {"max_user 0", CTL(A, 0, 1000, 1000, A, 0, 1000, 0), NETNS_USERNS, ENOSPC, 0, "user.max_user_namespaces", 0,
-         "sysctl -w user.max_user_namespaces=15000"},
+        {"max_user 0", CTL(A, 0, 1000, 1000, A, 0, 1000, 0), NETNS_USERNS, ENOSPC, 0,
+         "user.max_user_namespaces", 0, "sysctl -w user.max_user_namespaces=15000"},
         {"max_user used up", CTL(A, 3, 1000, 1000, A, 0, 1000, 0), NETNS_USERNS, ENOSPC, 0,
          "user.max_user_namespaces", 3, "user.max_user_namespaces="},
         {"debian switch", CTL(0, 1000, 1000, 1000, A, 0, 1000, 0), NETNS_USERNS, EPERM, 0,
@@ -145,10 +150,10 @@ static const struct explain_row explain_rows[] = {
          "--security-opt seccomp=unconfined"},
         {"seccomp on clone", CTL(A, 1000, 1000, 1000, A, 2, 0, 1), NETNS_PIDNS, EPERM, 0, "seccomp", 2,
          "--security-opt seccomp=unconfined"},
-        {"root without the capability", CTL(A, 1000, 1000, 1000, A, 0, 0, 0), NETNS_USERNS, EPERM, 0, "CAP_SYS_ADMIN",
-         A, "--cap-add SYS_ADMIN"},
-        {"nested too deep", CTL(A, 1000, 1000, 1000, A, 0, 1000, 0), NETNS_USERNS, EUSERS, 0, "user namespace depth",
-         A, "fewer nested namespaces"},
+        {"root without the capability", CTL(A, 1000, 1000, 1000, A, 0, 0, 0), NETNS_USERNS, EPERM, 0,
+         "CAP_SYS_ADMIN", A, "--cap-add SYS_ADMIN"},
+        {"nested too deep", CTL(A, 1000, 1000, 1000, A, 0, 1000, 0), NETNS_USERNS, EUSERS, 0,
+         "user namespace depth", A, "fewer nested namespaces"},
         {"unknown", CTL(A, 1000, 1000, 1000, A, 0, 1000, 0), NETNS_FORK, EAGAIN, 0, "", A, "docs/isolate.md"},
 };
 
@@ -163,10 +168,12 @@ static void test_explain(void **state)
 		if (v.works != (r->step == NETNS_OK))
 			fail_msg("%s: works %d", r->name, v.works);
 		if (strcmp(v.control, r->control) || v.value != r->value)
-			fail_msg("%s: blamed '%s' = %ld, want '%s' = %ld", r->name, v.control, v.value, r->control, r->value);
+			fail_msg("%s: blamed '%s' = %ld, want '%s' = %ld", r->name, v.control, v.value,
+			         r->control, r->value);
 		if (!strstr(v.fix, r->fix))
 			fail_msg("%s: fix '%s' lacks '%s'", r->name, v.fix, r->fix);
-		if (r->step != NETNS_OK && (!strstr(v.cause, netns_step_name(r->step)) || !strstr(v.cause, strerror(r->err))))
+		if (r->step != NETNS_OK &&
+		    (!strstr(v.cause, netns_step_name(r->step)) || !strstr(v.cause, strerror(r->err))))
 			fail_msg("%s: cause '%s' names neither the step nor the error", r->name, v.cause);
 	}
 }
