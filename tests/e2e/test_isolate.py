@@ -485,7 +485,8 @@ def test_ipv6_forward(isolated, tmp_path):
     assert i.stop() == 0, i.stderr()
 
 
-def test_out_reaches_a_host_service(tmp_path):
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_out_reaches_a_host_service(tmp_path, nobody_lk, as_nobody):
     (tmp_path / "db.txt").write_text("from the host\n")
     host = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", "0", "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -494,7 +495,9 @@ def test_out_reaches_a_host_service(tmp_path):
         port = int(url.rsplit(":", 1)[1].strip("/"))
         fetch = [PY, "-c", f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/db.txt', "
                            "timeout=5).read().decode(), end='')"]
-        p = run("--out", str(port), "--", *fetch)
+        pre = AS_NOBODY + [nobody_lk] if as_nobody else [LOOPKIT]
+        p = subprocess.run(pre + ["isolate", "--out", str(port), "--", *fetch], capture_output=True,
+                           text=True, timeout=30)
         assert p.returncode == 0 and p.stdout == "from the host\n", p.stderr
         assert f"127.0.0.1:{port} inside -> 127.0.0.1:{port} on the host" in p.stderr
         p = run("--", *fetch)  # without --out the host is out of reach
@@ -591,6 +594,19 @@ def test_daemon_in_a_background_run_is_ended_by_pid(isolated):
     assert i.stop() == 143  # sh died of SIGTERM; init's exit took the sleeps with it
     for p in sleepers:
         assert ns_link(p, "pid") != i.pidns, f"pid {p} survived"
+
+
+def test_killing_loopkit_ends_the_namespace(isolated):
+    """SIGKILL leaves loopkit no time to clean up: its pid 1 dies with it (PDEATHSIG), and
+    with pid 1 everything inside."""
+    i = isolated([], ["sh", "-c", "trap '' TERM INT; sleep 300 & echo ready; wait"], ready="ready")
+    assert len(i.members) >= 3
+    i.proc.kill()
+    i.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while procs_in_pidns(i.pidns) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    i.check_gone()
 
 
 TRAP = "trap 'echo got-$1; exit 5' TERM; echo ready; while :; do sleep 0.05; done"
