@@ -109,7 +109,7 @@ static int pump(struct relay *r, int s)
 /* Watches what each side waits for: readable while its way's pipe is empty, writable
  * while the other way's pipe holds bytes. A side finished both ways is left alone
  * (epoll would report its hang-up forever). */
-static void arm(struct relay *r)
+static int arm(struct relay *r)
 {
 	for (int s = 0; s < 2; s++) {
 		unsigned mask = 0;
@@ -122,11 +122,15 @@ static void arm(struct relay *r)
 			loop_io_stop(r->iso->loop, &r->io[s]);
 			continue;
 		}
-		if (r->io[s].fd < 0)
-			loop_io_start(r->iso->loop, &r->io[s], r->fd[s], mask, relay_io_cb, r);
-		else
-			loop_io_set(r->iso->loop, &r->io[s], mask);
+		int rc = r->io[s].fd < 0
+		                 ? loop_io_start(r->iso->loop, &r->io[s], r->fd[s], mask, relay_io_cb, r)
+		                 : loop_io_set(r->iso->loop, &r->io[s], mask);
+		if (rc < 0) { /* epoll has no room: a relay nobody watches would hang, end it */
+			relay_close(r, 1);
+			return -1;
+		}
 	}
+	return 0;
 }
 
 /* After pumping: the relay ends when both ways are closed, or (CMD gone) when the way
@@ -224,8 +228,7 @@ struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd,
 		}
 		r->connecting = 1;
 	}
-	arm(r);
-	return r;
+	return arm(r) < 0 ? NULL : r;
 fail_free:
 	for (int s = 0; s < 2; s++)
 		for (int k = 0; k < 2; k++)
