@@ -123,6 +123,7 @@ bench-all: bench
 	bench/bench-http.sh
 	bench/bench-crr.sh
 	bench/ports.sh
+	bench/isolate.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
 docs: $(BIN)
