@@ -131,6 +131,13 @@ class Isolated:
                                      stdout=subprocess.PIPE, stderr=self.err, stdin=stdin, env=env)
         self.pid = self.proc.pid
         self.buf = b""
+        try:
+            self._attach(ready)
+        except BaseException:  # a failed start must not leave the run behind
+            self.kill()
+            raise
+
+    def _attach(self, ready):
         first = self.line(10)
         self.doc = json.loads(first)
         self.ports = [int(f["host"].rsplit(":", 1)[1]) for f in self.doc["forwards"]
