@@ -128,6 +128,7 @@ bench-all: bench
 	bench/bench-crr.sh
 	bench/ports.sh
 	bench/scan.sh
+	bench/isolate.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
 docs: $(BIN)
