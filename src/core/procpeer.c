@@ -47,6 +47,20 @@ struct req {
 	uint32_t uid;
 	int pid;        /* found holder; -1 while unknown */
 	int fd;         /* the holder's descriptor for the socket; -1 while unknown */
+	int recheck;    /* procpeer_recheck: pid and fd are given, only the threads are read */
+};
+
+/* The descriptors the threads of one process wait to read (read(), recv*(), poll,
+ * select), read once per batch and shared by every question about that process. */
+struct readset {
+	int pid;
+	int *fds;
+	size_t n, cap;
+};
+
+struct readsets {
+	struct readset *v;
+	size_t n, cap;
 };
 
 struct proc {
@@ -73,6 +87,7 @@ struct procpeer {
 	int stop;
 	struct req *pending; /* asked, not yet taken by the thread (lock) */
 	size_t npending, cappending;
+	size_t nrechecks;    /* of them, rechecks (lock) */
 	struct mark *marks; /* (lock) */
 	size_t nmarks, capmarks;
 
@@ -426,24 +441,31 @@ static int has_uid(const struct procpeer *p, uint32_t uid)
 	return 0;
 }
 
-/* Does a thread of pid sleep waiting to read descriptor fd: in read/recv on it, or in
- * poll/ppoll/select/pselect with it among the descriptors asked for input? Such a
- * client waits for the server to speak: an FTP client. (An event loop in epoll_wait
+static void readset_add(struct readset *rs, int fd)
+{
+	if (vec_grow((void **)&rs->fds, &rs->cap, rs->n + 1, sizeof(*rs->fds)) == 0)
+		rs->fds[rs->n++] = fd;
+}
+
+/* Which descriptors do the threads of pid sleep waiting to read: in read/recv on one, or
+ * in poll/ppoll/select/pselect with it among those asked for input? A client reading
+ * the very socket it just opened waits for the server to speak: an FTP client. (An event loop in epoll_wait
  * is not counted: it registers sockets for input whether or not it has written.)
  * Reading another process's system call and memory needs ptrace access (same user
  * without Yama's restriction, or root); without it the answer is 0. */
-static int thread_reads_fd(int pid, int fd)
+static void readset_fill(struct readset *rs, int pid)
 {
 	char path[64];
+	rs->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	DIR *d = opendir(path);
 	if (!d)
-		return 0;
+		return;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	int mem = open(path, O_RDONLY | O_CLOEXEC);
-	int found = 0, n = 0;
+	int n = 0;
 	struct dirent *de;
-	while (!found && (de = readdir(d)) && ++n <= PROCPEER_MAX_THREADS) {
+	while ((de = readdir(d)) && ++n <= PROCPEER_MAX_THREADS) {
 		char b[256];
 		if (de->d_name[0] == '.')
 			continue;
@@ -463,7 +485,10 @@ static int thread_reads_fd(int pid, int fd)
 #endif
 		case SYS_recvfrom:
 		case SYS_recvmsg:
-		case SYS_recvmmsg: found = (long long)a[0] == fd; break;
+		case SYS_recvmmsg:
+			if (a[0] < 1u << 30)
+				readset_add(rs, (int)a[0]);
+			break;
 #ifdef SYS_poll
 		case SYS_poll:
 #endif
@@ -472,7 +497,8 @@ static int thread_reads_fd(int pid, int fd)
 			size_t cnt = a[1] < 64 ? (size_t)a[1] : 64;
 			ssize_t got = mem >= 0 && cnt ? pread(mem, pf, cnt * sizeof(*pf), (off_t)a[0]) : -1;
 			for (size_t i = 0; got > 0 && i < (size_t)got / sizeof(*pf); i++)
-				found |= pf[i].fd == fd && (pf[i].events & POLLIN);
+				if (pf[i].fd >= 0 && (pf[i].events & POLLIN))
+					readset_add(rs, pf[i].fd);
 			break;
 		}
 #ifdef SYS_select
@@ -480,9 +506,12 @@ static int thread_reads_fd(int pid, int fd)
 #endif
 		case SYS_pselect6: {
 			unsigned char set[1024 / 8];
-			if ((long long)a[0] > fd && fd < 1024 && a[1] && mem >= 0 &&
-			    pread(mem, set, (size_t)(fd / 8 + 1), (off_t)a[1]) == (ssize_t)(fd / 8 + 1))
-				found = (set[fd / 8] >> (fd % 8)) & 1;
+			size_t nfds = a[0] < 1024 ? (size_t)a[0] : 1024;
+			size_t len = (nfds + 7) / 8;
+			if (len && a[1] && mem >= 0 && pread(mem, set, len, (off_t)a[1]) == (ssize_t)len)
+				for (size_t fd = 0; fd < nfds; fd++)
+					if ((set[fd / 8] >> (fd % 8)) & 1)
+						readset_add(rs, (int)fd);
 			break;
 		}
 		default: break;
@@ -491,7 +520,34 @@ static int thread_reads_fd(int pid, int fd)
 	if (mem >= 0)
 		close(mem);
 	closedir(d);
-	return found;
+}
+
+/* Does a thread of pid read fd (see above)? Each process is read once per set. */
+static int thread_reads_fd(struct readsets *sets, int pid, int fd)
+{
+	struct readset *rs = NULL;
+	for (size_t i = 0; i < sets->n && !rs; i++)
+		if (sets->v[i].pid == pid)
+			rs = &sets->v[i];
+	if (!rs) {
+		if (vec_grow((void **)&sets->v, &sets->cap, sets->n + 1, sizeof(*sets->v)) < 0)
+			return 0;
+		rs = &sets->v[sets->n++];
+		memset(rs, 0, sizeof(*rs));
+		readset_fill(rs, pid);
+	}
+	for (size_t i = 0; i < rs->n; i++)
+		if (rs->fds[i] == fd)
+			return 1;
+	return 0;
+}
+
+static void readsets_free(struct readsets *sets)
+{
+	for (size_t i = 0; i < sets->n; i++)
+		free(sets->v[i].fds);
+	free(sets->v);
+	memset(sets, 0, sizeof(*sets));
 }
 
 /* Is every thread of pid asleep waiting for input (poll, select, epoll, a socket or
@@ -559,10 +615,10 @@ static void post_run(struct loop *l, void *data)
 }
 
 static void answer(struct procpeer *p, const struct req *q, enum procpeer_class cls, const char *rule,
-                   struct proc *pr, int ftp_mark)
+                   struct proc *pr, int ftp_mark, struct readsets *sets)
 {
-	int reading = pr && q->fd >= 0 && pr->cls != PROCPEER_BROWSER && pr->cls != PROCPEER_FTP_CLIENT &&
-	              thread_reads_fd(pr->pid, q->fd);
+	int reading = pr && sets && q->fd >= 0 && pr->cls != PROCPEER_BROWSER &&
+	              pr->cls != PROCPEER_FTP_CLIENT && thread_reads_fd(sets, pr->pid, q->fd);
 	struct post *po = calloc(1, sizeof(*po));
 	if (!po)
 		return; /* the asker's own deadline ends its wait */
@@ -571,6 +627,7 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 	po->r.cls = cls;
 	po->r.rule = rule;
 	po->r.pid = -1;
+	po->r.fd = pr ? q->fd : -1;
 	po->r.uid = q->inode ? q->uid : (uint32_t)-1;
 	if (pr) {
 		po->r.pid = pr->pid;
@@ -618,25 +675,58 @@ static int marked(struct procpeer *p, const struct proc *pr)
  * rest. With final, every question is answered. */
 static void answer_found(struct procpeer *p, int final)
 {
+	struct readsets sets = {0};
 	size_t k = 0;
 	for (size_t i = 0; i < p->nopen; i++) {
 		struct req *q = &p->open[i];
 		if (q->pid >= 0) {
 			struct proc *pr = proc_find(p, q->pid);
 			if (pr)
-				answer(p, q, pr->cls, pr->rule, pr, marked(p, pr));
+				answer(p, q, pr->cls, pr->rule, pr, marked(p, pr), &sets);
 			else
-				answer(p, q, PROCPEER_UNKNOWN, "its process exited", NULL, 0);
+				answer(p, q, PROCPEER_UNKNOWN, "its process exited", NULL, 0, NULL);
 		} else if (!q->inode) {
-			answer(p, q, PROCPEER_UNKNOWN, "not a local socket", NULL, 0);
+			answer(p, q, PROCPEER_UNKNOWN, "not a local socket", NULL, 0, NULL);
 		} else if (final) {
-			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)", NULL, 0);
+			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)", NULL, 0, NULL);
 		} else {
 			p->open[k++] = *q;
 		}
 	}
 	p->nopen = k;
 	atomic_store(&p->nopen_seen, k);
+	readsets_free(&sets);
+}
+
+/* Answers rechecks: the threads of each process named are read once. */
+static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
+{
+	struct readsets sets = {0};
+	for (size_t i = 0; i < n; i++) {
+		struct req *q = &batch[i];
+		if (!q->recheck)
+			continue;
+		struct post *po = calloc(1, sizeof(*po));
+		if (!po)
+			continue; /* the asker's window ends its wait */
+		po->cb = q->cb;
+		po->arg = q->arg;
+		po->r.pid = q->pid;
+		po->r.fd = q->fd;
+		po->r.uid = (uint32_t)-1;
+		struct proc *pr = proc_find(p, q->pid);
+		snprintf(po->r.name, sizeof(po->r.name), "%s", pr ? pr->comm : "");
+		if (thread_reads_fd(&sets, q->pid, q->fd)) {
+			po->r.cls = PROCPEER_WAITING;
+			po->r.rule = "it waits for the server to speak on this connection (a thread reads it)";
+		} else {
+			po->r.cls = PROCPEER_OTHER;
+			po->r.rule = "no thread of it reads this connection yet";
+		}
+		if (loop_post(q->l, post_run, po) < 0)
+			free(po);
+	}
+	readsets_free(&sets);
 }
 
 /* Searches the likely holders: FTP clients, marked and young processes. */
@@ -725,13 +815,16 @@ static void *procpeer_main(void *arg)
 		struct req *batch = p->pending;
 		size_t n = p->npending;
 		p->pending = NULL;
-		p->npending = p->cappending = 0;
+		p->npending = p->cappending = p->nrechecks = 0;
 		pthread_mutex_unlock(&p->lock);
 
+		answer_rechecks(p, batch, n);
 		size_t fresh_from = p->nopen;
 		for (size_t i = 0; i < n; i++) {
+			if (batch[i].recheck)
+				continue;
 			if (vec_grow((void **)&p->open, &p->capopen, p->nopen + 1, sizeof(*p->open)) < 0) {
-				answer(p, &batch[i], PROCPEER_UNKNOWN, "out of memory", NULL, 0);
+				answer(p, &batch[i], PROCPEER_UNKNOWN, "out of memory", NULL, 0, NULL);
 				continue;
 			}
 			struct req *q = &p->open[p->nopen++];
@@ -759,11 +852,13 @@ static void *procpeer_main(void *arg)
 	p->pending = NULL;
 	p->npending = 0;
 	pthread_mutex_unlock(&p->lock);
+	answer_rechecks(p, batch, n); /* cheap, and every asker gets its answer */
 	for (size_t i = 0; i < n; i++)
-		answer(p, &batch[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0);
+		if (!batch[i].recheck)
+			answer(p, &batch[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0, NULL);
 	free(batch);
 	for (size_t i = 0; i < p->nopen; i++)
-		answer(p, &p->open[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0);
+		answer(p, &p->open[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0, NULL);
 	p->nopen = 0;
 	return NULL;
 }
@@ -829,6 +924,30 @@ int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_stora
 		q->arg = arg;
 		q->pid = -1;
 		q->fd = -1;
+		pthread_cond_signal(&p->cond);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int procpeer_recheck(struct procpeer *p, struct loop *l, int pid, int fd, procpeer_cb cb, void *arg)
+{
+	int rc = -1;
+	if (pid <= 0 || fd < 0)
+		return -1;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop && p->nrechecks < PROCPEER_MAX_RECHECKS &&
+	    vec_grow((void **)&p->pending, &p->cappending, p->npending + 1, sizeof(*p->pending)) == 0) {
+		struct req *q = &p->pending[p->npending++];
+		memset(q, 0, sizeof(*q));
+		q->l = l;
+		q->cb = cb;
+		q->arg = arg;
+		q->pid = pid;
+		q->fd = fd;
+		q->recheck = 1;
+		p->nrechecks++;
 		pthread_cond_signal(&p->cond);
 		rc = 0;
 	}

@@ -79,6 +79,7 @@ static void worker_stop(struct loop *l, void *data)
 		return;
 	w->stopping = 1;
 	serve_listen_stop(w);
+	loop_timer_stop(l, &w->trim_timer);
 	/* Silent connections have not asked for anything: they go now. */
 	sniff_close_all(w);
 	for (int i = 0; i < w->srv->nproto; i++)
@@ -150,6 +151,7 @@ static struct serve_worker *worker_new(struct serve_server *s, int id, char *err
 	w->srv = s;
 	w->id = id;
 	loop_timer_init(&w->grace_timer, grace_cb, w);
+	loop_timer_init(&w->trim_timer, serve_trim_cb, w);
 	w->loop = loop_new(err, errlen);
 	if (!w->loop) {
 		free(w);

@@ -117,16 +117,22 @@ const http = require('http');
 const [host, port, n, blockMs] = process.argv.slice(2);
 const agent = new http.Agent({keepAlive: true, maxSockets: Number(n)});
 let ok = 0, bad = 0, done = 0;
+let blocked = false;
 for (let i = 0; i < Number(n); i++) {
-  http.get({host, port: Number(port), path: '/a.txt', agent}, res => {
+  const req = http.get({host, port: Number(port), path: '/a.txt', agent}, res => {
     let body = '';
     res.on('data', d => body += d);
     res.on('end', () => { if (res.statusCode === 200 && body === 'hello from loopkit\n') ok++; else bad++; finish(); });
   }).on('error', e => { bad++; console.error(String(e)); finish(); });
+  // The first connection to complete blocks the event loop: the others have connected
+  // in the kernel (the server accepts them) but their requests wait for the loop, so
+  // they stay silent for blockMs.
+  req.on('socket', s => s.once('connect', () => {
+    if (blocked) return;
+    blocked = true;
+    const t = Date.now(); while (Date.now() - t < Number(blockMs)) {}
+  }));
 }
-// The connects are under way (issued this tick); the event loop now blocks, so the
-// sockets connect and then stay silent until the loop runs again.
-setImmediate(() => { const t = Date.now(); while (Date.now() - t < Number(blockMs)) {} });
 function finish() { if (++done === Number(n)) { console.log(JSON.stringify({ok, bad})); agent.destroy(); } }
 """
 
@@ -153,6 +159,7 @@ def test_node_event_loop_blocked_300ms(start, site):
 def test_node_control_fails_with_a_short_window(start, site):
     s = start("--sniff-ms", "50")
     got = run_node(s, 200, 300)
+    print(f"node, 50 ms window, loop blocked 300 ms: {got}")
     assert got["bad"] > 0, f"a 50 ms window did not break a 300 ms pause: {got}"
 
 
@@ -258,6 +265,25 @@ def test_a_client_waiting_to_read_is_greeted_at_once(start, site, how):
     ms, reply = p.stdout.split()
     assert reply == "220", (p.stdout, p.stderr)
     assert float(ms) < 50, f"{how}: greeted after {ms} ms"
+
+
+def test_a_client_that_reads_late_is_greeted_when_it_reads(start, site):
+    """A client held between connect() and recv() (a loaded machine, a slow thread) is
+    not yet reading when it is first looked up; its threads are looked at again at 2,
+    8, 32, 128, 512 ms... so it is greeted soon after it starts waiting, not at the end
+    of the window (3 s here)."""
+    s = start("--sniff-ms", "3000")
+    code = ("import socket, time\n"
+            f"s = socket.create_connection(('{s.host}', {s.port}))\n"
+            "t = time.monotonic()\n"
+            "time.sleep(0.1)\n"
+            "d = s.recv(100)\n"
+            "print(round((time.monotonic() - t) * 1000, 2), d[:4].decode() if d else '')\n")
+    p = subprocess.run(["python3", "-c", code], capture_output=True, text=True, timeout=20)
+    ms, reply = p.stdout.split()
+    assert reply == "220", (p.stdout, p.stderr)
+    # Reading from 100 ms on, it is seen at the 171 ms look; the window would be 3000.
+    assert 100 <= float(ms) < 1500, f"greeted after {ms} ms"
 
 
 # --- one owner per port ------------------------------------------------------------------

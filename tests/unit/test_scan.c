@@ -69,7 +69,7 @@ struct match_case {
 static const struct match_case matches[] = {
         /* greetings */
         {PROBE_NULL, S("220 (vsFTPd 3.0.3)\r\n"), "ftp", "vsftpd", "3.0.3", SCAN_APP_NONE},
-        {PROBE_NULL, S("220 loopkit 0.1.0 FTP ready (read-only).\r\n"), "ftp", "loopkit serve", "0.1.0",
+        {PROBE_NULL, S("220 loopkit 0.1.0 FTP ready (read-only).\r\n"), "http", "loopkit serve", "0.1.0",
          SCAN_APP_LOOPKIT},
         {PROBE_NULL, S("220 ProFTPD 1.3.8 Server (Debian) [::ffff:127.0.0.1]\r\n"), "ftp", "ProFTPD", "1.3.8",
          0},
