@@ -96,6 +96,6 @@ int cmd_render(FILE *f, const struct cmd_verb *root, enum cmd_format fmt, const 
 /* loopkit's home port (docs: DESIGN.md), the default of every verb that takes a port. */
 #define CMD_HOME_PORT CMD_STR_OF(NET_HOME_PORT)
 
-extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
+extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor, cmd_proxy;
 
 #endif
