@@ -35,6 +35,7 @@ struct phttp_dir {
 	uint64_t body_start;     /* offset of the current body */
 	uint64_t cut_at;         /* http_cut: close at this offset; 0: none */
 	int cut_reset;
+	struct toxic *cut_toxic;
 	/* HAR: the response being read */
 	char *head;
 	size_t head_len;
@@ -487,7 +488,7 @@ static int response_head(struct pconn *c, struct pchain *ch, const char *p, size
 	if (cut && rr != BENCH_RESP_DONE) {
 		hd->cut_at = start + hl + (uint64_t)cut->t->num[0];
 		hd->cut_reset = cut->t->num[1] != 0;
-		((struct toxic *)cut->t)->applied++;
+		hd->cut_toxic = (struct toxic *)cut->t;
 	}
 	if (rr == BENCH_RESP_DONE) {
 		message_done(c, PROXY_DOWN, start + hl);
@@ -528,6 +529,7 @@ int phttp_scan(struct pconn *c, struct pchain *ch)
 				struct pins *in = pchain_ins_add(ch, PI_CLOSE, hd->scan);
 				if (in)
 					in->reset = (uint8_t)hd->cut_reset;
+				hd->cut_toxic->applied++;
 				ch->scan_limit = hd->scan;
 				hd->state = H_RAW; /* nothing after the cut is sent */
 				return 0;

@@ -130,7 +130,7 @@ struct proxy {
 struct ppipe {
 	int fd[2];
 };
-#define PROXY_PIPE_POOL 256
+#define PROXY_PIPE_POOL 64
 
 struct proxy_server {
 	struct loop *loop;
@@ -181,6 +181,8 @@ enum lk_err proxy_populate(struct proxy_server *s, const void *arr, struct proxy
                            char *why, size_t whylen);
 /* A pipe from the pool (or a new one); 0 or -1 with errno. */
 int proxy_pipe_get(struct proxy_server *s, struct ppipe *p);
+/* Closes every pooled pipe (descriptors ran short). */
+void proxy_pipe_drain(struct proxy_server *s);
 /* Returns an empty pipe to the pool (or closes it). */
 void proxy_pipe_put(struct proxy_server *s, struct ppipe *p);
 uint64_t proxy_rand(struct proxy_server *s);

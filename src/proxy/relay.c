@@ -14,6 +14,7 @@
 #define PIPE_CHUNK   (64 * 1024) /* bytes moved per splice */
 #define TURN_BYTES   (1024 * 1024) /* moved per direction per wakeup, then others go */
 
+#define BW_SLACK_US  20000 /* bandwidth: timer lateness forgiven, and the most an idle link saves */
 #define PF_DROP      1u /* the piece is discarded, not sent */
 #define PF_CORRUPT   2u /* flip bits before sending */
 #define PF_LIMIT     4u /* limit_data reached once it is sent: close */
@@ -379,6 +380,10 @@ static int read_chunk(struct pconn *c, struct pchain *ch, int src)
 		k->at = relay_now_us();
 	}
 	ch->rd_off += (uint64_t)n;
+	/* The log shows the client's connection as it is on the wire: what the client
+	 * sent (before any toxic) and what it was sent (after them). */
+	if (c->rec && ch->d == PROXY_UP)
+		record_bytes(srv(c)->rec, c, PROXY_UP, p, (size_t)n);
 	return (int)n;
 }
 
@@ -480,7 +485,10 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 			return 1;
 		}
 	}
-	uint64_t rel = now > ch->hold_until ? now : ch->hold_until;
+	/* Times count from the chunk's arrival, not from now: a timer that fired a little
+	 * late must not make every later piece late too (bandwidth would drift below its
+	 * rate). The piece goes at max(rel, now). */
+	uint64_t rel = at > ch->hold_until ? at : ch->hold_until;
 	/* First the sizes: every toxic may cut the piece shorter. */
 	for (size_t i = 0; i < ch->nts; i++) {
 		struct tstate *st = &ch->ts[i];
@@ -540,6 +548,8 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 			if (rate <= 0)
 				break;
 			uint64_t start = rel > st->tm ? rel : st->tm;
+			if (start + BW_SLACK_US < now)
+				start = now - BW_SLACK_US; /* an idle link saves up at most this much */
 			st->tm = start + (uint64_t)((double)size * 1000.0 / rate);
 			rel = st->tm;
 			break;
@@ -550,7 +560,7 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 			break;
 		case TK_LOSS:
 			if (proxy_rand01(s) < t->num[0]) {
-				rel += (uint64_t)t->num[1] * 1000;
+				rel = (rel > now ? rel : now) + (uint64_t)t->num[1] * 1000;
 				((struct toxic *)t)->applied++;
 			}
 			break;
@@ -732,7 +742,7 @@ static int pump_chain(struct pconn *c, int d)
 			pconn_close(c, sock_error_is_reset(errno));
 			return -1;
 		}
-		if (c->rec && n > 0)
+		if (c->rec && n > 0 && d == PROXY_DOWN)
 			record_bytes(srv(c)->rec, c, d, p + ch->piece_done, (size_t)n);
 		ch->piece_done += (size_t)n;
 		pd->bytes += (uint64_t)n;
@@ -888,6 +898,7 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	if (c)
 		ufd = socket(p->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!c || ufd < 0) {
+		proxy_pipe_drain(s); /* pooled pipes hold descriptors the next pairs need */
 		if (!s->emfile_logged)
 			log_msg("proxy %s: no %s for a new connection (%s); it is closed; raise the limit with ulimit -n",
 			        p->name, c ? "socket" : "memory", strerror(errno));

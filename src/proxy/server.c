@@ -54,6 +54,15 @@ void proxy_pipe_put(struct proxy_server *s, struct ppipe *p)
 	}
 }
 
+void proxy_pipe_drain(struct proxy_server *s)
+{
+	while (s->npipes) {
+		s->npipes--;
+		close(s->pipes[s->npipes].fd[0]);
+		close(s->pipes[s->npipes].fd[1]);
+	}
+}
+
 struct proxy *proxy_find(struct proxy_server *s, const char *name)
 {
 	for (size_t i = 0; i < s->nproxies; i++)
@@ -653,10 +662,7 @@ void proxy_server_free(struct proxy_server *s)
 	while (s->nproxies)
 		proxy_delete(s->proxies[s->nproxies - 1]);
 	proxy_api_stop(s);
-	for (size_t i = 0; i < s->npipes; i++) {
-		close(s->pipes[i].fd[0]);
-		close(s->pipes[i].fd[1]);
-	}
+	proxy_pipe_drain(s);
 	record_close(s->rec);
 	if (s->loop)
 		loop_free(s->loop);
