@@ -524,6 +524,7 @@ int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)
 		char detail[512];
 		snprintf(detail, sizeof detail, "%s", msg);
 		reach_bind_error((struct sockaddr *)&ss, (uint16_t)port, errno, detail, msg, sizeof msg);
+		proxy_bind_hint(msg, "--api 127.0.0.1:0");
 		snprintf(err, errlen, "--api %s: %s", s->o.api, msg);
 		return -1;
 	}

@@ -157,6 +157,8 @@ struct proxy_server {
 };
 
 /* server.c */
+/* Replaces serve's --port hint in a reach_bind_error message with fix ("HOST:0"). */
+void proxy_bind_hint(char *msg, const char *fix);
 struct proxy *proxy_find(struct proxy_server *s, const char *name);
 /* Creates a proxy (listening when enabled). Returns LK_E_OK or the error with why. */
 enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *listen, const char *upstream,

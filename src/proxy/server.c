@@ -118,6 +118,14 @@ static uint16_t pick_port(void)
 	return port;
 }
 
+void proxy_bind_hint(char *msg, const char *fix)
+{
+	/* reach's hints name serve's flags: say what works here instead. */
+	char *t = strstr(msg, "; try --port 0");
+	if (t)
+		snprintf(t, strlen(t) + 1 > 64 ? 64 : strlen(t) + 1, "; use %s for a free port", fix);
+}
+
 /* Opens a listener for "host:port". */
 static enum lk_err open_listener(struct proxy_server *s, const char *text, int *fd, char *bound, char *why,
                                  size_t whylen)
@@ -153,7 +161,8 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 	int l = net_listen((struct sockaddr *)&ss, len, 1024, 0, err, sizeof err);
 	if (l < 0) {
 		reach_bind_error((struct sockaddr *)&ss, want, errno, err, msg, sizeof msg);
-		snprintf(why, whylen, "%s", msg);
+		proxy_bind_hint(msg, "HOST:0");
+		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_LISTEN;
 	}
 	char a[64];

@@ -105,7 +105,10 @@ class Proxy:
         r = c.getresponse()
         text = r.read()
         c.close()
-        return r.status, (json.loads(text) if text else None)
+        try:
+            return r.status, (json.loads(text) if text else None)
+        except ValueError:
+            return r.status, text.decode(errors="replace")
 
     def connect(self, name="proxy", timeout=10):
         s = socket.create_connection(("127.0.0.1", self.port(name)), timeout=timeout)
