@@ -180,6 +180,37 @@ static char *rewrite_head(const char *head, size_t len, const struct toxic *t, s
 	return out;
 }
 
+/* Every active http_header toxic of ch, in chain order, applied to the head; adds the
+ * rewritten head and the drop of the original at start. */
+static void rewrite_heads(struct pchain *ch, const char *p, size_t hl, uint64_t start)
+{
+	char *cur = NULL;
+	size_t cl = hl;
+	for (size_t i = 0; i < ch->nts; i++) {
+		struct tstate *st = &ch->ts[i];
+		if (!st->active || st->t->type->kind != TK_HTTP_HEADER)
+			continue;
+		size_t nl;
+		char *nh = rewrite_head(cur ? cur : p, cl, st->t, &nl);
+		if (!nh)
+			break;
+		free(cur);
+		cur = nh;
+		cl = nl;
+	}
+	if (!cur)
+		return;
+	if (ch->ins_count + 2 > PROXY_INS_MAX) {
+		free(cur);
+		return;
+	}
+	struct pins *in = pchain_ins_add(ch, PI_INSERT, start);
+	in->data = cur;
+	in->dlen = cl;
+	in = pchain_ins_add(ch, PI_DROP, start);
+	in->len = hl;
+}
+
 static struct phttp_req *q_front(struct phttp *h)
 {
 	return h->qn ? &h->q[h->qh] : NULL;
@@ -403,26 +434,7 @@ static int request_head(struct pconn *c, struct pchain *ch, const char *p, size_
 			struct pins *in = pchain_ins_add(ch, PI_HOLD, start);
 			in->until = relay_now_us() + (uint64_t)dl->t->num[0] * 1000;
 		}
-		for (size_t i = 0; i < ch->nts; i++) {
-			struct tstate *st = &ch->ts[i];
-			if (!st->active || st->t->type->kind != TK_HTTP_HEADER)
-				continue;
-			size_t nl;
-			char *nh = rewrite_head(p, hl, st->t, &nl);
-			if (!nh)
-				continue;
-			struct pins *in = pchain_ins_add(ch, PI_INSERT, start);
-			if (!in) {
-				free(nh);
-				break;
-			}
-			in->data = nh;
-			in->dlen = nl;
-			in = pchain_ins_add(ch, PI_DROP, start);
-			if (in)
-				in->len = hl;
-			break; /* one rewrite per head (the first active header toxic) */
-		}
+		rewrite_heads(ch, p, hl, start);
 	}
 	hd->body_start = start + hl;
 	if (upgrade) {
@@ -464,24 +476,7 @@ static int response_head(struct pconn *c, struct pchain *ch, const char *p, size
 		hd->head_len = hd->head ? hl : 0;
 		hd->t_head = wall_us();
 	}
-	for (size_t i = 0; i < ch->nts; i++) {
-		struct tstate *st = &ch->ts[i];
-		if (!st->active || st->t->type->kind != TK_HTTP_HEADER)
-			continue;
-		size_t nl;
-		char *nh = rewrite_head(p, hl, st->t, &nl);
-		struct pins *in = nh ? pchain_ins_add(ch, PI_INSERT, start) : NULL;
-		if (!in) {
-			free(nh);
-			break;
-		}
-		in->data = nh;
-		in->dlen = nl;
-		in = pchain_ins_add(ch, PI_DROP, start);
-		if (in)
-			in->len = hl;
-		break;
-	}
+	rewrite_heads(ch, p, hl, start);
 	hd->body_start = start + hl;
 	hd->cut_at = 0;
 	struct tstate *cut = pchain_toxic(ch, TK_HTTP_CUT);

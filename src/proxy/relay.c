@@ -47,6 +47,14 @@ static int toxic_acts_on(const struct toxic *t)
 	}
 }
 
+/* Toxics that count what they did (requests failed, stalls, bits flipped, responses
+ * cut) rather than the connections they were active on. */
+static int toxic_counts_events(const struct toxic *t)
+{
+	enum toxic_kind k = t->type->kind;
+	return k == TK_HTTP_FAIL || k == TK_HTTP_CUT || k == TK_LOSS || k == TK_CORRUPT;
+}
+
 struct tstate *pchain_toxic(struct pchain *ch, enum toxic_kind kind)
 {
 	for (size_t i = 0; ch && i < ch->nts; i++)
@@ -216,7 +224,7 @@ static void sync_toxics(struct pconn *c, int d, const struct toxic *changed)
 			*st = old[k];
 		if (k == nold || t == changed) {
 			st->active = proxy_rand01(srv(c)) < t->toxicity;
-			if (st->active)
+			if (st->active && !toxic_counts_events(t))
 				t->applied++;
 		}
 		st->t = t;

@@ -318,6 +318,9 @@ int toxic_from_spec(struct toxic *t, const char *spec, char *why, size_t whylen)
 	}
 	memcpy(copy, spec, strlen(spec) + 1);
 	char *save = NULL, *tok = strtok_r(copy, ",", &save);
+	char *tname = tok ? strchr(tok, ':') : NULL; /* TYPE:NAME names the toxic */
+	if (tname)
+		*tname++ = 0;
 	const struct toxic_type *type = tok ? toxic_type_find(tok) : NULL;
 	if (!type) {
 		snprintf(why, whylen, "unknown toxic type '%s'; the types are %s", tok ? tok : "", proxy_toxic_names());
@@ -325,6 +328,14 @@ int toxic_from_spec(struct toxic *t, const char *spec, char *why, size_t whylen)
 	}
 	toxic_defaults(t, type, PROXY_DOWN);
 	int named = 0;
+	if (tname) {
+		if (!*tname || strlen(tname) >= PROXY_NAME_MAX) {
+			snprintf(why, whylen, "the name after %s: must be 1 to %d bytes", type->name, PROXY_NAME_MAX - 1);
+			return -1;
+		}
+		snprintf(t->name, sizeof t->name, "%s", tname);
+		named = 1;
+	}
 	while ((tok = strtok_r(NULL, ",", &save))) {
 		char *eq = strchr(tok, '=');
 		if (!eq) {
@@ -345,19 +356,11 @@ int toxic_from_spec(struct toxic *t, const char *spec, char *why, size_t whylen)
 				return -1;
 			continue;
 		}
-		if (!strcmp(tok, "name")) {
-			if (!*eq || strlen(eq) >= PROXY_NAME_MAX) {
-				snprintf(why, whylen, "name must be 1 to %d bytes", PROXY_NAME_MAX - 1);
-				return -1;
-			}
-			snprintf(t->name, sizeof t->name, "%s", eq);
-			named = 1;
-			continue;
-		}
 		size_t si = 0;
 		int i = attr_index(type, tok, &si);
 		if (i < 0) {
-			snprintf(why, whylen, "%s has no attribute '%s'", type->name, tok);
+			snprintf(why, whylen, "%s has no attribute '%s'%s", type->name, tok,
+			         strcmp(tok, "name") ? "" : " (name a toxic with TYPE:NAME)");
 			return -1;
 		}
 		if (attr_set(t, (size_t)i, si, eq, NULL, why, whylen) < 0)
