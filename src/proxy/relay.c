@@ -191,6 +191,9 @@ static int dir_finish(struct pconn *c, int d)
 		pconn_close(c, 0);
 		return -1;
 	}
+	/* Half-closed: the other way may still carry a response, but a peer that never
+	 * closes must not hold the pair for ever (socat waits 0.5 s; we wait longer). */
+	loop_timer_start(srv(c)->loop, &c->linger, PROXY_HALF_CLOSE_MS);
 	return 0;
 }
 
@@ -886,6 +889,8 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 	if (c->state != PC_RELAY)
 		return;
 	int rd = side == 0 ? PROXY_UP : PROXY_DOWN;
+	if (c->d[0].done || c->d[1].done)
+		loop_timer_start(l, &c->linger, PROXY_HALF_CLOSE_MS); /* traffic: still alive */
 	if ((events & (LOOP_READ | LOOP_ERROR)) && pump(c, rd) < 0)
 		return;
 	if ((events & (LOOP_WRITE | LOOP_ERROR)) && pump(c, !rd) < 0)
