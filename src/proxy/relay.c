@@ -13,6 +13,7 @@
 
 #define PIPE_CHUNK   (64 * 1024) /* bytes moved per splice */
 #define TURN_BYTES   (1024 * 1024) /* moved per direction per wakeup, then others go */
+#define SMALL_READ   (16 * 1024)   /* first read of a wakeup, through the stack */
 
 #define BW_SLACK_US  20000 /* bandwidth: timer lateness forgiven, and the most an idle link saves */
 #define PF_DROP      1u /* the piece is discarded, not sent */
@@ -305,6 +306,49 @@ static int pump_splice(struct pconn *c, int d)
 	int src = c->io[d == PROXY_UP ? 0 : 1].fd, dst = c->io[d == PROXY_UP ? 1 : 0].fd;
 	size_t moved = 0;
 	pd->want_read = pd->want_write = 0;
+	if (!pd->inpipe && !pd->eof) {
+		/* Small messages (request/response traffic) go through the stack: a read and
+		 * a write, no pipe. A full read means bulk data: splice takes over. */
+		char tmp[SMALL_READ];
+		ssize_t n = read(src, tmp, sizeof tmp);
+		if (n < 0 && errno == EAGAIN) {
+			pd->want_read = 1;
+			return 0;
+		}
+		if (n < 0 && errno != EINTR) {
+			pconn_close(c, 1); /* the source reset: so does the destination */
+			return -1;
+		}
+		if (n == 0)
+			pd->eof = 1;
+		if (n > 0) {
+			ssize_t w = write(dst, tmp, (size_t)n);
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				pconn_close(c, 1);
+				return -1;
+			}
+			if (w < 0)
+				w = 0;
+			pd->bytes += (uint64_t)w;
+			c->p->bytes[d] += (uint64_t)w;
+			if (w < n) {
+				/* The rest waits in a pipe (it holds more than tmp). */
+				if ((pd->pipe.fd[0] < 0 && proxy_pipe_get(s, &pd->pipe) < 0) ||
+				    write(pd->pipe.fd[1], tmp + w, (size_t)(n - w)) != n - w) {
+					pconn_close(c, 1);
+					return -1;
+				}
+				pd->inpipe = (uint32_t)(n - w);
+				pd->want_write = 1;
+				return 0;
+			}
+			if ((size_t)n < sizeof tmp) {
+				pd->want_read = 1; /* drained: epoll says when more comes */
+				return 0;
+			}
+			moved += (size_t)n;
+		}
+	}
 	while (moved < TURN_BYTES) {
 		if (pd->inpipe) {
 			ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -354,6 +398,27 @@ static int pump_splice(struct pconn *c, int d)
 			return -1;
 		}
 		pd->inpipe += (uint32_t)n;
+		if (n < PIPE_CHUNK) {
+			/* A short read drained the socket: pass it on, then wait for epoll
+			 * rather than ask again only to hear EAGAIN. */
+			ssize_t k = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (k > 0) {
+				pd->inpipe -= (uint32_t)k;
+				pd->bytes += (uint64_t)k;
+				c->p->bytes[d] += (uint64_t)k;
+			} else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+				pconn_close(c, 1);
+				return -1;
+			}
+			if (pd->inpipe) {
+				pd->want_write = 1;
+			} else {
+				proxy_pipe_put(s, &pd->pipe);
+				pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+				pd->want_read = 1;
+			}
+			return 0;
+		}
 	}
 	if (pd->inpipe)
 		pd->want_write = 1;
