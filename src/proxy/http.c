@@ -143,7 +143,8 @@ static char *rewrite_head(const char *head, size_t len, const struct toxic *t, s
 	const char *name = toxic_str(t, "name"), *value = toxic_str(t, "value");
 	int action = (int)toxic_num(t, "action"); /* add, drop, replace */
 	size_t nlen = strlen(name);
-	char *out = malloc(len + nlen + strlen(value) + 8);
+	size_t cap = len + nlen + strlen(value) + 8;
+	char *out = malloc(cap);
 	if (!out)
 		return NULL;
 	size_t o = 0, i = 0;
@@ -160,7 +161,7 @@ static char *rewrite_head(const char *head, size_t len, const struct toxic *t, s
 		int blank = ll <= 2 && (line[0] == '\r' || line[0] == '\n');
 		if (blank) {
 			if (action == 0 || (action == 2 && found)) {
-				o += (size_t)sprintf(out + o, "%s: %s\r\n", name, value);
+				o += (size_t)snprintf(out + o, cap - o, "%s: %s\r\n", name, value);
 			}
 			memcpy(out + o, line, ll);
 			o += ll;

@@ -144,8 +144,7 @@ struct proxy_server {
 	unsigned nconns;
 	int emfile_logged;
 	/* the control API */
-	struct http_config hc; /* first, so a handler finds the server from its config */
-	const struct http_route *routes;
+	struct http_config hc; /* a handler finds the server from its config (offsetof) */
 	int api_fd;
 	struct acceptor api_acc;
 	void *http_ctx;

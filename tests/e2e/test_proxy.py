@@ -443,3 +443,35 @@ def test_config_file_in_toxiproxy_format(proxies, echo_up, tmp_path):
     s = socket.create_connection(("::1", port), timeout=5)
     assert rtts(s, 1)
     s.close()
+
+
+def test_a_slow_reader_is_not_buffered_without_bound(proxies):
+    """With a toxic on the path the proxy holds at most PROXY_CHAIN_MAX (256 KiB) per
+    direction: a client that does not read stops the upstream, it does not grow the proxy."""
+    n = 50_000_000
+    sent = []
+
+    def src(c):
+        pat = b"z" * 65536
+        total = 0
+        c.settimeout(3)
+        try:
+            while total < n:
+                total += c.send(pat)
+        except OSError:
+            pass
+        sent.append(total)
+    up = Upstream(src)
+    p = proxies(up.addr, "--toxic", "latency,latency=1")
+    base = rss_kib(p.pid)
+    s = p.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    deadline = time.monotonic() + 10
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sent and sent[0] < 20_000_000, sent  # the upstream was held back (socket buffers only)
+    assert rss_kib(p.pid) - base < 2048
+    got = recv_all(s, limit=sent[0])
+    assert len(got) == sent[0]
+    s.close()
+    up.close()

@@ -236,3 +236,34 @@ def test_preset_3g_latency_and_bandwidth(echo_up):
         assert bw["attributes"]["rate"] == 93  # 750 kbit/s in KB/s
     finally:
         p.stop()
+
+
+def test_proxy_count_limit(proxy, echo_up):
+    many = [{"name": f"p{i}", "upstream": echo_up.addr, "enabled": False} for i in range(255)]
+    st, body = proxy.api("POST", "/populate", many)
+    assert st == 201 and len(body["proxies"]) == 255  # with "proxy": 256, the limit
+    st, body = proxy.api("POST", "/proxies", {"name": "one-more", "upstream": echo_up.addr})
+    assert st == 400 and body["error"] == "at most 256 proxies"
+    st, body = proxy.api("GET", "/proxies")
+    assert st == 200 and len(body) == 256
+
+
+def test_api_connection_limit(proxy):
+    host, port = proxy.api_addr.rsplit(":", 1)
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(64)]
+    extra = socket.create_connection((host, int(port)), timeout=5)
+    assert extra.recv(100) == b""  # over API_MAX_CONNS: closed at once
+    extra.close()
+    for s in held:
+        s.close()
+    import time
+    time.sleep(0.3)
+    assert proxy.api("GET", "/version")[0] == 200
+
+
+def test_config_size_limit(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text("[" + " " * (1024 * 1024) + "]")
+    r = subprocess.run([LOOPKIT, "proxy", "--api", "off", "--config", str(big)], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "larger than 1048576 bytes" in r.stderr

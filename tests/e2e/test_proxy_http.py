@@ -286,3 +286,22 @@ def test_http_toxics_with_a_concurrent_load(proxies, web):
     total, bad = int(m.group(1)), int(non2xx.group(1))
     assert total > 1000 and 0.07 <= bad / total <= 0.13, r.stdout
     assert "Socket errors" not in r.stdout, r.stdout
+
+
+def test_more_pipelined_requests_than_the_framer_tracks(proxies, web):
+    """Past 64 outstanding requests (PHTTP_QUEUE) the framer lets the stream through
+    untouched: every response still arrives, in order."""
+    import socket
+    p = proxies(up(web), "--toxic", "http_delay,delay=1")
+    s = socket.create_connection(("127.0.0.1", p.port()), timeout=10)
+    reqs = b"".join(f"GET /a.txt?{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for i in range(99))
+    s.sendall(reqs + b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    assert re.findall(rb"HTTP/1.1 (\d+)", data) == [b"200"] * 100
+    assert data.count(b"\r\n\r\nhello\n") == 100
