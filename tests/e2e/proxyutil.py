@@ -12,6 +12,8 @@ import time
 
 from conftest import LOOPKIT
 
+# LOOPKIT_PROXY: another build for the proxy alone (a sanitizer build behind a plain upstream)
+PROXY_BIN = os.environ.get("LOOPKIT_PROXY") or LOOPKIT
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NPM_DIR = os.path.join(ROOT, "build", "npm")
 
@@ -55,7 +57,7 @@ class Proxy:
         self.errpath = tempfile.mktemp(prefix="loopkit-proxy-err-", suffix=".log")
         self.outpath = tempfile.mktemp(prefix="loopkit-proxy-out-", suffix=".log")
         self._err = open(self.errpath, "wb")
-        cmd = [LOOPKIT, "proxy", *args]
+        cmd = [PROXY_BIN, "proxy", *args]
         if api and "--api" not in args:
             cmd += ["--api", "127.0.0.1:0"]
         pre = None
