@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/errors.h"
+
 void bench_resp_reset(struct bench_resp *r) { memset(r, 0, sizeof(*r)); }
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
@@ -101,7 +103,7 @@ static int parse_head(struct bench_resp *r, const char *buf, size_t n, int head_
 		r->close = 1;
 	else if (minor == 0 && keepalive)
 		r->close = 0;
-	if (head_only || r->status < 200 || r->status == 204 || r->status == 304)
+	if (head_only || r->status < HTTP_OK || r->status == HTTP_NO_CONTENT || r->status == HTTP_NOT_MODIFIED)
 		r->body = RESP_BODY_NONE;
 	else if (chunked)
 		r->body = RESP_BODY_CHUNKED;
@@ -151,7 +153,7 @@ int bench_resp_feed(struct bench_resp *r, const char *buf, size_t len, int head_
 				return BENCH_RESP_ERROR;
 			pos += he;
 			r->last_len = 0;
-			if (r->status < 200) { /* interim: the real response follows */
+			if (r->status < HTTP_OK) { /* interim: the real response follows */
 				bench_resp_reset(r);
 				continue;
 			}

@@ -16,7 +16,7 @@ struct serve_args {
 	const char *host;
 	unsigned port;
 	int public, quiet, open, proto;
-	struct cmd_list allow;
+	struct cmd_list allow, origins;
 	struct strparse_range pasv;
 	char ftp_user[64];
 };
@@ -51,7 +51,8 @@ static const struct cmd_flag serve_flags[] = {
 	{ "threads", 't', "N", NULL, "event-loop threads; one per CPU when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = 256 },
 	{ "open", 'o', NULL, NULL, "open the first URL in a browser ($BROWSER, else xdg-open)", CMD_SWITCH, AT(open) },
 	{ "dotfiles", 0, NULL, NULL, "serve and list names starting with '.' (hidden by default)", CMD_SWITCH, AT(cfg.dotfiles) },
-	{ "cors", 0, NULL, NULL, "send CORS headers and answer preflight requests", CMD_SWITCH, AT(cfg.http.cors) },
+	{ "cors", 0, NULL, NULL, "read-only CORS for any origin: GET, HEAD and POST from any page, never writes", CMD_SWITCH, AT(cfg.http.cors) },
+	{ "cors-origin", 0, "ORIGIN", NULL, "CORS for this origin (https://app.example:8443), writes included (repeatable)", CMD_LIST, AT(origins) },
 	{ "spa", 0, NULL, NULL, "serve /index.html for missing paths without an extension", CMD_SWITCH, AT(cfg.http.spa) },
 	{ "allow-host", 0, "NAME", NULL, "accept this Host name too (repeatable; '*' turns the check off)", CMD_LIST, AT(allow) },
 	{ "log", 0, NULL, "common", "access log format on stderr", CMD_ENUM, AT(cfg.log), .choices = log_formats },
@@ -108,6 +109,20 @@ static int serve_main(void *p)
 	}
 	cfg->http.allow_hosts = a->allow.v;
 	cfg->http.nallow_hosts = a->allow.n;
+	cfg->http.cors_origins = a->origins.v;
+	cfg->http.ncors_origins = a->origins.n;
+	for (size_t i = 0; i < a->origins.n; i++) {
+		const char *o = a->origins.v[i];
+		const char *h = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
+		if (strcmp(o, "*") && (!h || !*h || strchr(h, '/'))) {
+			fprintf(stderr, "loopkit serve: --cors-origin %s: an origin is scheme://host[:port] "
+			                "(https://app.example:8443), without a path; or '*'\n", o);
+			return 2;
+		}
+		if (!strcmp(o, "*") && cfg->write)
+			fprintf(stderr, "loopkit: WARNING: --cors-origin '*' with --write: ANY web page you visit can "
+			                "write and delete files in the served directory\n");
+	}
 	cfg->log = a->quiet ? ACCESSLOG_NONE : cfg->log;
 	cfg->proto_http = a->proto != 2;
 	cfg->proto_ftp = a->proto != 1;

@@ -61,8 +61,11 @@ static void flush_cb(struct loop *l, void *data)
 /* A quoted-field-safe copy of s[0..n) ("-" when absent). */
 static const char *field(char *out, size_t len, const char *s, size_t n)
 {
-	if (!s || (!n && !*s))
-		return "-";
+	if (!s || (!n && !*s)) {
+		/* Into out as well: callers print out, not the return value. */
+		snprintf(out, len, "-");
+		return out;
+	}
 	text_escape(out, len, s, n ? n : strlen(s), TEXT_ESC_QUOTES);
 	return out;
 }

@@ -59,6 +59,7 @@ enum lk_err lk_err_from_errno(int e)
 	case ENOMEM: return LK_E_ENOMEM;
 	case EMFILE:
 	case ENFILE: return LK_E_EMFILE;
+	case ENOBUFS: return LK_E_ELISTFULL; /* dirsnap_get: the listings' memory limit */
 	default: return LK_E_EIO;
 	}
 }
@@ -73,7 +74,7 @@ const struct lk_error *lk_error(enum lk_err e)
 const struct lk_reply_row *lk_reply(enum lk_reply r)
 {
 	if ((unsigned)r >= LK_REPLY_COUNT)
-		r = LK_R_CMD_OK;
+		r = LK_R_NOOP_OK;
 	return &reply_table[r];
 }
 

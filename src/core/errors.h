@@ -15,6 +15,9 @@ enum http_status {
 #undef LK_REPLY
 };
 
+#define HTTP_STATUS_MIN 100 /* the range a status code may take (RFC 9110 15) */
+#define HTTP_STATUS_MAX 599
+
 /* Every error either protocol can answer: LK_E_ENOENT, LK_E_H_BAD_LINE, ... */
 enum lk_err {
 #define LK_STATUS(name, code, reason)

@@ -1,4 +1,4 @@
-/* fsroot.c - openat2(RESOLVE_BENEATH) confinement, uploads via temporary file + rename. */
+/* fsroot.c - openat2(RESOLVE_BENEATH) confinement, uploads via O_TMPFILE + link/rename. */
 #include "core/fsroot.h"
 
 #include <dirent.h>
@@ -9,13 +9,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* The process's umask, from /proc (reading it with umask(2) would change it for a
+ * moment under every other thread); 022 when /proc is missing. */
+static mode_t read_umask(void)
+{
+	char line[128];
+	mode_t m = 022;
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return m;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Umask:", 6)) {
+			m = (mode_t)strtoul(line + 6, NULL, 8) & 0777;
+			break;
+		}
+	fclose(f);
+	return m;
+}
 
 int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen)
 {
 	struct stat st;
 	r->dotfiles = 0;
+	r->no_tmpfile = 0;
+	r->umask = read_umask();
 	r->fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (r->fd < 0) {
 		snprintf(err, errlen, "cannot open directory %s: %s", dir, strerror(errno));
@@ -38,6 +59,7 @@ int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen)
 		r->fd = -1;
 		return -1;
 	}
+	fsroot_sweep_temps(r);
 	return 0;
 }
 
@@ -282,44 +304,63 @@ int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **nam
 	return fsroot_open(r, dir, O_PATH | O_DIRECTORY);
 }
 
+/* ".NAME.lk-PID-XXXXXX": the temporary name of a named upload by process pid. */
+static void temp_name(char *out, size_t len, const char *name, int i)
+{
+	uint32_t rnd;
+	if (getentropy(&rnd, sizeof(rnd)) < 0)
+		rnd = (uint32_t)getpid() * 2654435761u + (uint32_t)i;
+	/* "." + ".lk-" + pid (at most 10 digits) + "-" + 6 hex (8 as the compiler
+	 * counts), with room to spare. */
+	snprintf(out, len, ".%.*s.lk-%u-%06x", NAME_MAX - 26, name, (unsigned)getpid(),
+	         (unsigned)(rnd & 0xffffff));
+}
+
 int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u)
 {
 	const char *name;
 	struct stat st;
 	u->fd = -1;
+	u->named = 0;
+	u->new_mode = 0644 & ~r->umask;
 	u->dirfd = fsroot_open_parent(r, rel, &name);
 	if (u->dirfd < 0)
 		return u->dirfd;
-	if (strlen(name) + 12 > NAME_MAX) {
+	int e = 0;
+	size_t len = strlen(name);
+	if (len >= sizeof(u->name)) {
 		close(u->dirfd);
 		u->dirfd = -1;
 		return -ENAMETOOLONG;
 	}
-	snprintf(u->name, sizeof(u->name), "%s", name);
+	memcpy(u->name, name, len + 1);
 	u->existed = 0;
-	if (fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (S_ISDIR(st.st_mode)) {
-			close(u->dirfd);
-			u->dirfd = -1;
-			return -EISDIR;
-		}
+	if (!e && fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode))
+			e = -EISDIR;
 		u->existed = 1;
 	}
-	for (int tries = 0; tries < 16; tries++) {
-		uint64_t rnd;
-		if (getentropy(&rnd, sizeof(rnd)) < 0)
-			rnd = (uint64_t)getpid() * 2654435761u + (uint64_t)tries;
-		snprintf(u->tmp, sizeof(u->tmp), ".%.*s.lk-%06llx", NAME_MAX - 12, name,
-		         (unsigned long long)(rnd & 0xffffff));
-		u->fd = openat(u->dirfd, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (u->fd >= 0 || errno != EEXIST)
-			break;
+	if (!e && !r->no_tmpfile) {
+		/* 0600 until commit: then the final mode is set, before it has a name. */
+		u->fd = openat(u->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+		/* EOPNOTSUPP: the file system has none; EISDIR: the kernel has none. */
+		if (u->fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			e = -errno;
 	}
-	if (u->fd < 0) {
-		int e = errno;
+	for (int tries = 0; !e && u->fd < 0 && tries < 16; tries++) {
+		temp_name(u->tmp, sizeof(u->tmp), name, tries);
+		u->fd = openat(u->dirfd, u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (u->fd >= 0)
+			u->named = 1;
+		else if (errno != EEXIST)
+			e = -errno;
+	}
+	if (!e && u->fd < 0)
+		e = -EEXIST;
+	if (e) {
 		close(u->dirfd);
 		u->dirfd = -1;
-		return -e;
+		return e;
 	}
 	return 0;
 }
@@ -343,35 +384,163 @@ int fsroot_upload_write(struct fsroot_upload *u, const void *p, size_t n)
 void fsroot_upload_abort(struct fsroot_upload *u)
 {
 	if (u->fd >= 0) {
-		close(u->fd);
+		close(u->fd); /* an unnamed file is gone with its last descriptor */
 		u->fd = -1;
 	}
 	if (u->dirfd >= 0) {
-		unlinkat(u->dirfd, u->tmp, 0);
+		if (u->named)
+			unlinkat(u->dirfd, u->tmp, 0);
 		close(u->dirfd);
 		u->dirfd = -1;
 	}
+	u->named = 0;
+}
+
+/* The mode (and, as root, the owner) of the file being replaced, or the mode of a new
+ * one. Setuid and setgid bits are not carried over: they belonged to the old content. */
+static int upload_settle(struct fsroot_upload *u)
+{
+	struct stat st;
+	mode_t mode = u->new_mode;
+	if (fstatat(u->dirfd, u->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		mode = st.st_mode & 0777;
+		if (geteuid() == 0) {
+			if (fchown(u->fd, st.st_uid, st.st_gid) < 0)
+				return -errno;
+		} else if (st.st_gid != getegid()) {
+			/* A group we belong to is kept; another one cannot be. */
+			if (fchown(u->fd, (uid_t)-1, st.st_gid) < 0 && errno != EPERM)
+				return -errno;
+		}
+	}
+	return fchmod(u->fd, mode) < 0 ? -errno : 0;
+}
+
+/* Gives the unnamed file u->fd the name `name`: through /proc/self/fd (any user), or
+ * AT_EMPTY_PATH where /proc is missing (that needs CAP_DAC_READ_SEARCH). */
+static int link_unnamed(struct fsroot_upload *u, const char *name)
+{
+	char proc[48];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", u->fd);
+	if (linkat(AT_FDCWD, proc, u->dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	int e = errno;
+	if (e == ENOENT && linkat(u->fd, "", u->dirfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	return -e;
+}
+
+/* Puts the unnamed file in place. A new name is linked directly (linkat never
+ * replaces). An existing name cannot be linked over, so the file is linked to a
+ * temporary name and renamed over it: rename(2) swaps the name atomically, readers
+ * see the old or the new file, never none. (RENAME_EXCHANGE would also work but would
+ * then have to unlink the old file under the temporary name: one step more for the
+ * same guarantee.) Only a crash between the link and the rename leaves the temporary
+ * name, which the next start removes. */
+static int place_unnamed(struct fsroot_upload *u)
+{
+	int rc = link_unnamed(u, u->name);
+	if (rc != -EEXIST)
+		return rc;
+	for (int tries = 0; tries < 16; tries++) {
+		temp_name(u->tmp, sizeof(u->tmp), u->name, tries);
+		rc = link_unnamed(u, u->tmp);
+		if (rc != -EEXIST)
+			break;
+	}
+	if (rc < 0)
+		return rc;
+	if (renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0) {
+		rc = -errno;
+		unlinkat(u->dirfd, u->tmp, 0);
+	}
+	return rc;
 }
 
 int fsroot_upload_commit(struct fsroot_upload *u)
 {
 	int e = 0;
-	/* fdatasync before rename: after a crash the name holds either the old or the
+	/* fdatasync before the name: after a crash the name holds either the old or the
 	 * complete new content, never a truncated file. */
 	if (fdatasync(u->fd) < 0 && errno != EINVAL)
 		e = -errno;
-	if (!e && close(u->fd) < 0 && errno != EINTR)
-		e = -errno;
-	u->fd = -1;
-	if (!e && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
+	if (!e)
+		e = upload_settle(u);
+	if (!e && !u->named)
+		e = place_unnamed(u);
+	else if (!e && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
 		e = -errno;
 	if (e) {
 		fsroot_upload_abort(u);
 		return e;
 	}
+	if (close(u->fd) < 0 && errno != EINTR)
+		e = -errno; /* the name is in place; a late write error is still reported */
+	u->fd = -1;
+	u->named = 0;
 	close(u->dirfd);
 	u->dirfd = -1;
+	return e;
+}
+
+/* Is name a temporary upload name that no live upload owns? */
+static int temp_is_stale(int dirfd, const char *name)
+{
+	const char *m = NULL, *p;
+	if (name[0] != '.')
+		return 0;
+	for (p = name + 2; (p = strstr(p, ".lk-")); p++)
+		m = p;
+	if (!m)
+		return 0;
+	p = m + 4;
+	size_t digits = strspn(p, "0123456789");
+	if (digits && digits <= 10 && p[digits] == '-' && strspn(p + digits + 1, "0123456789abcdef") == 6 &&
+	    !p[digits + 7]) {
+		long pid = strtol(p, NULL, 10);
+		/* At start no upload of ours is in flight: our own pid is a previous
+		 * process's. EPERM: alive, another user's. */
+		return pid == (long)getpid() || pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+	}
+	struct stat st;
+	if (strspn(p, "0123456789abcdef") == 6 && !p[6] &&
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		return time(NULL) - st.st_mtime >= FSROOT_STALE_LEGACY_S;
 	return 0;
+}
+
+static void sweep_dir(int fd, unsigned depth, unsigned *budget, unsigned *removed)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	struct dirent *de;
+	while (*budget && (de = readdir(d))) {
+		const char *name = de->d_name;
+		(*budget)--;
+		if (name[0] == '.') {
+			if (temp_is_stale(fd, name) && unlinkat(fd, name, 0) == 0)
+				(*removed)++;
+			continue;
+		}
+		if (depth + 1 >= FSROOT_SWEEP_MAX_DEPTH || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+			continue;
+		int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			sweep_dir(sub, depth + 1, budget, removed);
+	}
+	closedir(d);
+}
+
+unsigned fsroot_sweep_temps(const struct fsroot *r)
+{
+	unsigned budget = FSROOT_SWEEP_MAX_ENTRIES, removed = 0;
+	int fd = openat(r->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		sweep_dir(fd, 0, &budget, &removed);
+	return removed;
 }
 
 int fsroot_remove(const struct fsroot *r, const char *rel)
@@ -405,10 +574,32 @@ void fsroot_list_free(struct fsroot_dent *v, size_t n)
 	free(v);
 }
 
+int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st)
+{
+	char path[PATH_MAX];
+	if (!strcmp(name, ".") || !strcmp(name, "..") || fsroot_hidden_name(r, name))
+		return -1;
+	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (S_ISLNK(st->st_mode)) {
+		/* Through the confined open: a link out of the root is not listed. */
+		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >=
+		    sizeof(path))
+			return -1;
+		int t = fsroot_open(r, path, O_PATH);
+		if (t < 0)
+			return -1;
+		int ok = fstat(t, st) == 0;
+		close(t);
+		if (!ok)
+			return -1;
+	}
+	return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) ? 0 : -1;
+}
+
 int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
                 size_t *more)
 {
-	char path[PATH_MAX];
 	struct fsroot_dent *v = NULL;
 	size_t cnt = 0, cap = 0;
 	*out = NULL;
@@ -430,24 +621,7 @@ int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsro
 	while ((de = readdir(d))) {
 		const char *name = de->d_name;
 		struct stat st;
-		if (!strcmp(name, ".") || !strcmp(name, "..") || fsroot_hidden_name(r, name))
-			continue;
-		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISLNK(st.st_mode)) {
-			/* Through the confined open: a link out of the root is not listed. */
-			if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >=
-			    sizeof(path))
-				continue;
-			int t = fsroot_open(r, path, O_PATH);
-			if (t < 0)
-				continue;
-			int ok = fstat(t, &st) == 0;
-			close(t);
-			if (!ok)
-				continue;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		if (fsroot_list_stat(r, dirfd, rel, name, &st) < 0)
 			continue;
 		if (cnt >= max) {
 			(*more)++;

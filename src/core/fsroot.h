@@ -16,8 +16,17 @@
 struct fsroot {
 	int fd;             /* O_PATH descriptor of the root directory */
 	int dotfiles;       /* allow names starting with '.' */
+	int no_tmpfile;     /* uploads use named temporary files (set when O_TMPFILE fails) */
+	mode_t umask;       /* the process's, read once: the mode of new uploads */
 	char abs[PATH_MAX]; /* the root's canonical path, for absolute symlinks */
 };
+
+/* Start-up removes stale temporary upload names of ours below the root (left by a
+ * crash where O_TMPFILE was missing) within this many directory entries read. */
+#define FSROOT_SWEEP_MAX_ENTRIES 100000
+#define FSROOT_SWEEP_MAX_DEPTH   16
+/* A temporary name in the old format (no pid) counts as stale once this old. */
+#define FSROOT_STALE_LEGACY_S 3600
 
 /* The same confinement without openat2, used when the kernel (or valgrind) lacks it:
  * rel is walked one component at a time with O_PATH|O_NOFOLLOW from dirfd, symlinks
@@ -27,9 +36,16 @@ struct fsroot {
  * for a way out, -ELOOP for a symlink with no_symlinks or a loop). */
 int fsroot_walk_beneath(int dirfd, const char *rel, int flags, int no_symlinks);
 
-/* Opens dir as the root; this user must be able to list and enter it. Returns 0, or -1
- * with a reason in err. */
+/* Opens dir as the root (this user must be able to list and enter it), reads the
+ * umask, and removes stale temporary upload files of ours below it
+ * (fsroot_sweep_temps). Returns 0, or -1 with a reason in err. */
 int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen);
+/* Removes temporary upload names that no live upload owns: ".NAME.lk-PID-XXXXXX"
+ * whose process is gone (or is this one: nothing of ours is in flight yet at start),
+ * and the older ".NAME.lk-XXXXXX" once FSROOT_STALE_LEGACY_S old. Visits at most
+ * FSROOT_SWEEP_MAX_ENTRIES entries, FSROOT_SWEEP_MAX_DEPTH deep, never following
+ * symlinks or entering hidden directories. Returns how many it removed. */
+unsigned fsroot_sweep_temps(const struct fsroot *r);
 void fsroot_close(struct fsroot *r);
 
 /* True when a segment of rel starts with '.' and dotfiles are not allowed. */
@@ -48,26 +64,36 @@ int fsroot_open(const struct fsroot *r, const char *rel, int flags);
  * component. rel must not be "" (the root has no parent here). Returns fd or -errno. */
 int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **name);
 
-/* An upload in progress: data goes to a temporary file beside the target and only a
- * complete upload is renamed over it, so a broken transfer never damages the target. */
+/* An upload in progress. Data goes to an unnamed file in the target's directory
+ * (O_TMPFILE): nothing is visible, and a crash (even kill -9) leaves nothing behind.
+ * Only a complete upload gets a name: linked straight to a new name, or linked to a
+ * temporary name and renamed over the old file, so the name always holds the old or
+ * the complete new content. The new file keeps the mode of the one it replaces (and,
+ * as root, its owner and group); a new name gets 0644 less the umask. Where the file
+ * system lacks O_TMPFILE a named temporary ".NAME.lk-PID-XXXXXX" (mode 0600) is
+ * written instead; fsroot_sweep_temps removes what a crash leaves of those. */
 struct fsroot_upload {
-	int dirfd;   /* O_PATH fd of the target's directory */
-	int fd;      /* the temporary file, open for writing */
-	int existed; /* the target existed when the upload began */
+	int dirfd;       /* O_PATH fd of the target's directory */
+	int fd;          /* the file being written */
+	int existed;     /* the target existed when the upload began */
+	int named;       /* fallback: the file is called tmp from the start */
+	mode_t new_mode; /* for a new name: 0644 less the umask */
 	char tmp[NAME_MAX + 1];
 	char name[NAME_MAX + 1];
 };
 
 /* Starts an upload to rel. Returns 0, or -errno: -ENOENT for a hidden name,
  * -ENOENT when the parent does not exist (callers report LK_ENOPARENT), -EISDIR
- * when rel is a directory. */
+ * when rel is a directory, -ENAMETOOLONG. */
 int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u);
 /* Writes n bytes; returns 0 or -errno (e.g. -ENOSPC). */
 int fsroot_upload_write(struct fsroot_upload *u, const void *p, size_t n);
-/* Flushes to disk and renames over the target. Returns 0 or -errno; on error the
- * upload is aborted. Closes everything either way. */
+/* Flushes to disk, sets mode and owner, and puts the file in place. Returns 0 or
+ * -errno; on error the upload is aborted (the old file stays). Closes everything
+ * either way. */
 int fsroot_upload_commit(struct fsroot_upload *u);
-/* Removes the temporary file and closes everything. Safe to call twice. */
+/* Drops the upload (an unnamed file simply goes; a named one is removed) and closes
+ * everything. Safe to call twice. */
 void fsroot_upload_abort(struct fsroot_upload *u);
 
 /* One directory entry, as listings show it. */
@@ -78,6 +104,12 @@ struct fsroot_dent {
 	struct timespec mtime;
 	mode_t mode;
 };
+
+/* Should name, an entry of the directory rel open as dirfd, be listed? Hidden names,
+ * "." and "..", symlinks that lead outside the root (or nowhere) and everything but
+ * regular files and directories are not. Returns 0 with *st filled (a symlink's
+ * target), or -1. */
+int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st);
 
 /* Lists the directory rel: hidden names and symlinks that lead outside the root (or
  * nowhere) are left out; a symlink inside shows its target's type, size and date.

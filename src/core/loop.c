@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define LOOP_MAX_EVENTS 256
+#define LOOP_TIMER_BATCH 256 /* timers run per turn at most */
 
 struct loop_deferred {
 	loop_fn fn;
@@ -23,7 +24,8 @@ struct loop_deferred {
 struct loop {
 	int epfd;
 	int stop;
-	uint64_t now; /* ms */
+	uint64_t now; /* µs on the monotonic clock, read once per iteration */
+	int no_pwait2; /* epoll_pwait2 is missing (kernel < 5.11): ms timeouts */
 	struct loop_timer **heap;
 	size_t nheap, capheap;
 	struct loop_timer *overdue; /* armed timers the heap had no room for: fire next turn */
@@ -43,12 +45,6 @@ struct loop {
 	struct epoll_event events[LOOP_MAX_EVENTS];
 };
 
-static uint64_t clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 uint64_t loop_clock_us(void)
 {
@@ -74,7 +70,7 @@ struct loop *loop_new(char *err, size_t errlen)
 	}
 	l->wake_io.fd = -1;
 	l->sig_io.fd = -1;
-	l->now = clock_ms();
+	l->now = loop_clock_us();
 	pthread_mutex_init(&l->post_lock, NULL);
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0 || loop_io_start(l, &l->wake_io, fd, LOOP_READ, wake_cb, NULL) < 0) {
@@ -116,6 +112,11 @@ void loop_stop(struct loop *l)
 }
 
 uint64_t loop_now(const struct loop *l)
+{
+	return l->now / 1000;
+}
+
+uint64_t loop_now_us(const struct loop *l)
 {
 	return l->now;
 }
@@ -275,8 +276,13 @@ void loop_timer_stop(struct loop *l, struct loop_timer *t)
 
 void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms)
 {
+	loop_timer_start_us(l, t, ms * 1000);
+}
+
+void loop_timer_start_us(struct loop *l, struct loop_timer *t, uint64_t us)
+{
 	loop_timer_stop(l, t);
-	t->when = l->now + ms;
+	t->when = l->now + us;
 	if (l->nheap == l->capheap) {
 		size_t cap = l->capheap ? l->capheap * 2 : 64;
 		struct loop_timer **h = realloc(l->heap, cap * sizeof(*h));
@@ -323,8 +329,10 @@ static void run_deferred(struct loop *l)
 static void run_timers(struct loop *l)
 {
 	/* At most the timers armed now: one re-armed with 0 ms from its own callback
-	 * waits for the next turn instead of starving every descriptor. */
-	size_t budget = l->nheap;
+	 * waits for the next turn instead of starving every descriptor. And at most
+	 * LOOP_TIMER_BATCH: when thousands fall due together (5,000 sniff windows), the
+	 * descriptors get their turn in between. */
+	size_t budget = l->nheap < LOOP_TIMER_BATCH ? l->nheap : LOOP_TIMER_BATCH;
 	while (budget-- && l->nheap && l->heap[0]->when <= l->now) {
 		struct loop_timer *t = l->heap[0];
 		loop_timer_stop(l, t);
@@ -433,23 +441,36 @@ int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop
 int loop_run(struct loop *l)
 {
 	l->stop = 0;
-	l->now = clock_ms(); /* timers armed before the first turn count from here */
+	l->now = loop_clock_us(); /* timers armed before the first turn count from here */
 	while (!l->stop) {
-		int timeout = -1;
+		/* The wait in µs: timers are kept to the microsecond (epoll_pwait2), so a
+		 * 1 ms deadline is 1 ms, not anything from 0 to 2. */
+		int64_t wait_us = -1;
 		if (l->ndefer || l->overdue)
-			timeout = 0;
+			wait_us = 0;
 		else if (l->nheap) {
-			uint64_t now = clock_ms();
+			uint64_t now = loop_clock_us();
 			uint64_t when = l->heap[0]->when;
-			timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
+			wait_us = when <= now ? 0 : (int64_t)(when - now > 60000000 ? 60000000 : when - now);
 		}
-		int n = epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS, timeout);
+		int n;
+		if (!l->no_pwait2) {
+			struct timespec ts = {(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
+			n = epoll_pwait2(l->epfd, l->events, LOOP_MAX_EVENTS, wait_us < 0 ? NULL : &ts, NULL);
+			if (n < 0 && errno == ENOSYS) {
+				l->no_pwait2 = 1;
+				continue;
+			}
+		} else {
+			n = epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS,
+			               wait_us < 0 ? -1 : (int)((wait_us + 999) / 1000));
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		l->now = clock_ms();
+		l->now = loop_clock_us();
 		l->nev = n;
 		for (l->cur = 0; l->cur < n; l->cur++) {
 			struct loop_io *io = l->events[l->cur].data.ptr;

@@ -31,9 +31,9 @@ struct loop_io {
 	void *data;
 };
 
-/* A one-shot timer on the monotonic clock (ms). Embed it; re-arm from its callback. */
+/* A one-shot timer on the monotonic clock. Embed it; re-arm from its callback. */
 struct loop_timer {
-	uint64_t when; /* deadline, loop_now() units */
+	uint64_t when; /* deadline, loop_now_us() units */
 	size_t idx;    /* position in the heap + 1; LOOP_TIMER_OVERDUE; 0 when not armed */
 	struct loop_timer *next_overdue;
 	loop_timer_cb cb;
@@ -70,15 +70,24 @@ int loop_io_move(struct loop *l, struct loop_io *from, struct loop_io *to, unsig
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 /* Arms (or re-arms) t to fire ms milliseconds from now. */
 void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms);
+/* The same in microseconds. */
+void loop_timer_start_us(struct loop *l, struct loop_timer *t, uint64_t us);
 /* Disarms t; safe when not armed and from inside any callback. */
 void loop_timer_stop(struct loop *l, struct loop_timer *t);
 static inline int loop_timer_armed(const struct loop_timer *t)
 {
 	return t->idx != 0;
 }
+/* When an armed t fires, in loop_now() units (ms). */
+static inline uint64_t loop_timer_due_ms(const struct loop_timer *t)
+{
+	return t->when / 1000;
+}
 
 /* Milliseconds on the monotonic clock, refreshed once per iteration. */
 uint64_t loop_now(const struct loop *l);
+/* The same instant in microseconds. */
+uint64_t loop_now_us(const struct loop *l);
 /* Microseconds on the monotonic clock, read now. */
 uint64_t loop_clock_us(void);
 

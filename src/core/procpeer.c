@@ -266,6 +266,19 @@ out:
 	return rc;
 }
 
+/* Is pid's name still pr's? (One small read: the cheap test of an exec.) */
+static int same_comm(int procfd, const struct proc *pr)
+{
+	char path[40], comm[64];
+	snprintf(path, sizeof(path), "%d/comm", pr->pid);
+	ssize_t n = read_small(procfd, path, comm, sizeof(comm) - 1);
+	if (n <= 0)
+		return 0;
+	comm[n] = 0;
+	comm[strcspn(comm, "\n")] = 0;
+	return !strncmp(comm, pr->comm, sizeof(pr->comm) - 1);
+}
+
 static int proc_cmp(const void *a, const void *b)
 {
 	int x = ((const struct proc *)a)->pid, y = ((const struct proc *)b)->pid;
@@ -317,7 +330,9 @@ static void procs_refresh(struct procpeer *p)
 		/* Only the part listed before this refresh is sorted. */
 		struct proc key = {.pid = pid};
 		old = bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp);
-		if (old && !proc_young(p, old, now)) {
+		if (old && (!proc_young(p, old, now) || same_comm(dirfd(d), old))) {
+			/* Known; a young one is read again only when its name changed (it
+			 * exec'd another program). */
 			old->seen = 1;
 			continue;
 		}
@@ -404,6 +419,61 @@ static int has_uid(const struct procpeer *p, uint32_t uid)
 	return 0;
 }
 
+/* Is every thread of pid asleep waiting for input (poll, select, epoll, a socket or
+ * pipe read)? A process that logged in over FTP and waits like that is an FTP client
+ * waiting for its greeting. One with a thread running, runnable, or waiting for a
+ * lock (a Python thread waiting for the GIL before it sends its HTTP request) may be
+ * about to send: it waits the window like anyone else. /proc/PID/task/TID/wchan
+ * needs no privilege beyond being the same user (ptrace read mode). */
+static int waits_for_input(int pid)
+{
+	static const char *const waits[] = {
+	        "poll_schedule_timeout", "ep_poll", "do_epoll_wait", "wait_woken", "sk_wait_data",
+	        "__skb_wait_for_more_packets", "unix_stream_read_generic", "pipe_read",
+	};
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	int ok = 1, n = 0;
+	struct dirent *de;
+	while (ok && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (++n > PROCPEER_MAX_THREADS) {
+			ok = 0; /* too many to read: do not guess */
+			break;
+		}
+		char b[512], w[64];
+		snprintf(path, sizeof(path), "%.20s/stat", de->d_name);
+		ssize_t k = read_small(dirfd(d), path, b, sizeof(b) - 1);
+		if (k <= 0) {
+			ok = 0;
+			break;
+		}
+		b[k] = 0;
+		const char *st = strrchr(b, ')');
+		if (!st || st[1] != ' ' || st[2] != 'S') {
+			ok = 0; /* running, runnable, in uninterruptible I/O, stopped */
+			break;
+		}
+		snprintf(path, sizeof(path), "%.20s/wchan", de->d_name);
+		k = read_small(dirfd(d), path, w, sizeof(w) - 1);
+		if (k <= 0) {
+			ok = 0;
+			break;
+		}
+		w[k] = 0;
+		int known = 0;
+		for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]) && !known; i++)
+			known = !strncmp(w, waits[i], strlen(waits[i]));
+		ok = known;
+	}
+	closedir(d);
+	return ok;
+}
+
 /* ---- answers ---- */
 
 static void post_run(struct loop *l, void *data)
@@ -428,9 +498,13 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 	if (pr) {
 		po->r.pid = pr->pid;
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
-		if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
+		if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
 			po->r.cls = PROCPEER_FTP_PEER;
-			po->r.rule = "it logged in over FTP here and sent no HTTP since";
+			po->r.rule = "it logged in over FTP here, sent no HTTP since, and waits for input";
+		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
+			po->r.cls = PROCPEER_OTHER;
+			po->r.rule = "it logged in over FTP here, but a thread of it is busy (it may be about to "
+			             "send HTTP)";
 		} else {
 			po->r.cls = pr->cls;
 			po->r.rule = pr->rule;
@@ -485,23 +559,43 @@ static void answer_found(struct procpeer *p, int final)
 	atomic_store(&p->nopen_seen, k);
 }
 
-static void fast_pass(struct procpeer *p)
+/* Searches the likely holders: FTP clients, marked and young processes. */
+static void scan_likely(struct procpeer *p, long *budget)
 {
 	size_t nw;
 	uint32_t *want = wanted(p, &nw);
 	if (!want)
 		return;
-	procs_refresh(p);
 	unsigned long long now = uptime_ticks(p);
-	long budget = PROCPEER_FAST_LINKS;
-	for (size_t i = 0; i < p->nprocs && budget > 0; i++) {
+	for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
 		struct proc *pr = &p->procs[i];
 		if (!has_uid(p, pr->uid))
 			continue;
 		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr))
-			scan_pid(p, pr->pid, want, nw, &budget);
+			scan_pid(p, pr->pid, want, nw, budget);
 	}
 	free(want);
+}
+
+static int all_found(const struct procpeer *p)
+{
+	for (size_t i = 0; i < p->nopen; i++)
+		if (p->open[i].pid < 0 && p->open[i].inode)
+			return 0;
+	return 1;
+}
+
+static void fast_pass(struct procpeer *p)
+{
+	long budget = PROCPEER_FAST_LINKS;
+	/* The processes already known first (a client's later connections, an FTP
+	 * client still running): no listing of /proc at all. Then the list again, for
+	 * processes started since. */
+	scan_likely(p, &budget);
+	if (all_found(p))
+		return;
+	procs_refresh(p);
+	scan_likely(p, &budget);
 }
 
 static void slow_pass(struct procpeer *p)
@@ -527,6 +621,7 @@ static void *procpeer_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	procs_refresh(p); /* the first question then finds the table built */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (!p->stop && !p->npending) {

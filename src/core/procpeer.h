@@ -15,7 +15,8 @@ enum procpeer_class {
 	PROCPEER_BROWSER,    /* a web browser: opens connections ahead of need and leaves them silent */
 	PROCPEER_FTP_CLIENT, /* an FTP client by name (lftp, ncftp, ...) or by its command line
 	                        (curl, wget or aria2c naming only ftp:// URLs) */
-	PROCPEER_FTP_PEER,   /* logged in over FTP on this server and sent no HTTP since */
+	PROCPEER_FTP_PEER,   /* logged in over FTP on this server, sent no HTTP since (as far as
+	                        lookups saw), and every thread of it waits for input */
 };
 
 /* Limits of the work done for lookups (named so tests and docs can cite them). */
@@ -24,6 +25,7 @@ enum procpeer_class {
 #define PROCPEER_SLOW_EVERY_MS 1000  /* a slow pass runs at most this often */
 #define PROCPEER_YOUNG_MS     5000   /* processes started this recently are searched at once */
 #define PROCPEER_MAX_PENDING  16384  /* lookups waiting at once; more are answered UNKNOWN */
+#define PROCPEER_MAX_THREADS  256    /* threads read to tell whether a process waits for input */
 
 struct procpeer_result {
 	enum procpeer_class cls;

@@ -11,6 +11,7 @@
 
 struct loop;
 struct fsroot;
+struct dirsnap_cache;
 
 /* The facts every protocol on the port shares, written once: a limit or a credential
  * given on the command line holds for HTTP and FTP alike. Owned by the server, read
@@ -24,6 +25,9 @@ struct proto_site {
 	atomic_uint *nconns;       /* the count against max_conns */
 	enum accesslog_mode log;   /* access log format */
 	struct log_sink *log_sink; /* where every thread's access log goes */
+	/* Directory snapshots shared by every listing (core/dirsnap.h); NULL: each listing
+	 * reads its own, with no overall limit. */
+	struct dirsnap_cache *dirs;
 };
 
 /* What the sniffer learned about a client before handing it over. */
@@ -32,6 +36,7 @@ struct proto_peer {
 	char addr_str[48];            /* the same, as text */
 	int pid;                      /* the client's process; -1 when unknown */
 	char name[16];                /* its name; "" when unknown */
+	long uid;                     /* owner of the client's socket; -1 when not looked up */
 };
 
 /* Things a protocol tells the server about a peer (the sniffer learns from them). */

@@ -160,21 +160,44 @@ static int own_dir(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int portlease_in_pool(const struct portlease_range *pool, size_t npool, uint16_t port)
+{
+	for (size_t i = 0; i < npool; i++)
+		if (port >= pool[i].lo && port <= pool[i].hi)
+			return 1;
+	return 0;
+}
+
 int portlease_dir(char *buf, size_t len, char *err, size_t errlen)
 {
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	char base[4096];
+	const char *rt = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
+	char base[4096], tmp[64], why[512] = "";
 	struct stat sb;
-	int k;
+	int k = -1;
 
-	if (rt && rt[0] == '/' && stat(rt, &sb) == 0 && S_ISDIR(sb.st_mode))
+	/* XDG_RUNTIME_DIR is private by construction. Without it, /tmp/loopkit-UID — which
+	 * another user can create first, so it must be ours and private — and, when it
+	 * is not, a directory under HOME that nobody else can take. */
+	if (rt && rt[0] == '/' && stat(rt, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid())
 		k = snprintf(base, sizeof base, "%s/loopkit", rt);
-	else
-		k = snprintf(base, sizeof base, "/tmp/loopkit-%u", (unsigned)geteuid());
-	if (k < 0 || (size_t)k >= sizeof base || own_dir(base, err, errlen) < 0) {
-		if (k < 0 || (size_t)k >= sizeof base)
-			snprintf(err, errlen, "XDG_RUNTIME_DIR is too long");
-		return -1;
+	if (k < 0 || (size_t)k >= sizeof base || own_dir(base, why, sizeof why) < 0) {
+		snprintf(tmp, sizeof tmp, "/tmp/loopkit-%u", (unsigned)geteuid());
+		k = snprintf(base, sizeof base, "%s", tmp);
+		if (own_dir(base, why, sizeof why) < 0) {
+			if (!home || home[0] != '/') {
+				snprintf(err, errlen, "%s, and HOME is not set for a private fallback", why);
+				return -1;
+			}
+			k = snprintf(base, sizeof base, "%s/.cache", home);
+			if (k < 0 || (size_t)k >= sizeof base || (mkdir(base, 0700) < 0 && errno != EEXIST)) {
+				snprintf(err, errlen, "%s; and %s/.cache cannot be created", why, home);
+				return -1;
+			}
+			k = snprintf(base, sizeof base, "%s/.cache/loopkit", home);
+			if (k < 0 || (size_t)k >= sizeof base || own_dir(base, err, errlen) < 0)
+				return -1;
+			fprintf(stderr, "loopkit: %s is not this user's (%s); using %s\n", tmp, why, base);
+		}
 	}
 	k = snprintf(buf, len, "%s/ports", base);
 	if (k < 0 || (size_t)k >= len) {

@@ -59,6 +59,8 @@ int portlease_dir(char *buf, size_t len, char *err, size_t errlen);
 /* True when port can be bound now on 127.0.0.1 (and ::1 where IPv6 is on) for the
  * protocols in need (TCP: bind + listen with SO_REUSEADDR). */
 int portlease_bindable(uint16_t port, unsigned need);
+/* Is port in one of pool[0..npool)? */
+int portlease_in_pool(const struct portlease_range *pool, size_t npool, uint16_t port);
 
 /* Takes count ports from the pool ranges, under the directory's lock: ports with no
  * live lease that are bindable for need, each given a lease file (written to a

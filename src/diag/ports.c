@@ -276,7 +276,7 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 		l.b[l.n++] = '\n';
 		fwrite(l.b, 1, l.n, f);
 	}
-	if (all) {
+	if (all && !(flags & DIAG_PORTS_NO_SUMMARY)) {
 		fprintf(f, "\n");
 		for (int pr = 0; pr < 2; pr++) {
 			int any = 0;
@@ -419,7 +419,9 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 				"to name them)\n");
 	free(procs);
 	fprintf(f, "\n");
-	diag_ports_print(f, p, DIAG_PORTS_ALL, color);
+	/* Only the port's sockets: the machine's counts per state would read as the
+	 * port's own. */
+	diag_ports_print(f, p, DIAG_PORTS_ALL | DIAG_PORTS_NO_SUMMARY, color);
 }
 
 int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)

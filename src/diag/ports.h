@@ -32,6 +32,7 @@ struct diag_ports {
 #define DIAG_PORTS_TCP 1u
 #define DIAG_PORTS_UDP 2u
 #define DIAG_PORTS_ALL 4u /* connections too, not only listeners and unconnected UDP */
+#define DIAG_PORTS_NO_SUMMARY 8u /* diag_ports_print: no machine-wide counts per state */
 
 /* True for a wildcard or non-loopback local address: reachable from the network. */
 int diag_addr_exposed(const struct sockaddr_storage *sa);

@@ -5,14 +5,17 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/acceptor.h"
 #include "core/buf.h"
 #include "core/json.h"
+#include "core/loop.h"
+#include "core/text.h"
 
 /* Fills sun from "@name" (abstract) or a path. Returns the length or -1. */
 static socklen_t unix_addr(const char *addr, struct sockaddr_un *sun)
@@ -53,7 +56,16 @@ static size_t read_line(int fd, char *buf, size_t max, int ms)
 	return got;
 }
 
-uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, char *err,
+/* The uid owning /proc/PID (the process's real user), or -1. */
+static long pid_uid(pid_t pid)
+{
+	char path[32];
+	struct stat st;
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	return stat(path, &st) == 0 ? (long)st.st_uid : -1;
+}
+
+uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, uid_t caller, char *err,
 		size_t errlen)
 {
 	char tmp[PORTSERVER_LINE_MAX + 1], *end;
@@ -67,7 +79,9 @@ uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, ch
 	errno = 0;
 	long pid = strtol(tmp, &end, 10);
 	if (end == tmp || errno || (*end && strcmp(end, "\n") && strcmp(end, "\r\n"))) {
-		snprintf(err, errlen, "not a pid: '%.*s'", (int)strcspn(tmp, "\r\n"), tmp);
+		char shown[3 * PORTSERVER_LINE_MAX + 1];
+		text_escape(shown, sizeof shown, tmp, strcspn(tmp, "\r\n"), TEXT_ESC_QUOTES);
+		snprintf(err, errlen, "not a pid: '%s'", shown);
 		return 0;
 	}
 	/* pid 1 is what a caller reparented to init looks like: never tie a port to it. */
@@ -77,6 +91,14 @@ uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, ch
 	}
 	if (portlease_proc_start((pid_t)pid, &start) < 0) {
 		snprintf(err, errlen, "pid %ld does not exist", pid);
+		return 0;
+	}
+	/* A lease lives as long as its pid: only the caller's own processes may hold
+	 * one, or any user could tie up the pool with pid 1's neighbours for ever. */
+	long owner = pid_uid((pid_t)pid);
+	if (caller != 0 && owner != (long)caller) {
+		snprintf(err, errlen, "pid %ld belongs to uid %ld, not to the caller (uid %u)", pid, owner,
+		         (unsigned)caller);
 		return 0;
 	}
 	struct portlease tmpl = { .expires = 0, .pid = (pid_t)pid, .start = start };
@@ -91,25 +113,166 @@ uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, ch
 	return port;
 }
 
+/* ---- the server: every client on the event loop, each with its own deadline ---- */
+
+struct ps_client {
+	struct portserver *ps;
+	struct ps_state *st;
+	struct loop_io io;
+	struct loop_timer timer;
+	uid_t uid;   /* SO_PEERCRED */
+	char line[PORTSERVER_LINE_MAX + 1];
+	size_t n;
+	int replied;
+};
+
+struct ps_state {
+	struct portserver *ps;
+	struct loop *loop;
+	struct acceptor acc;
+	unsigned nclients;
+};
+
+static void client_free_cb(struct loop *l, void *data)
+{
+	free(data);
+}
+
+static void client_end(struct ps_client *c)
+{
+	loop_io_close(c->st->loop, &c->io);
+	loop_timer_stop(c->st->loop, &c->timer);
+	c->st->nclients--;
+	loop_defer(c->st->loop, client_free_cb, c);
+}
+
+static void ps_log(struct portserver *ps, const char *fmt, const char *a, const char *b)
+{
+	char ea[256], eb[256];
+	if (!ps->log)
+		return;
+	/* Any local user may connect: what they send is escaped before a terminal sees it. */
+	text_escape(ea, sizeof ea, a, strlen(a), 0);
+	text_escape(eb, sizeof eb, b ? b : "", b ? strlen(b) : 0, 0);
+	fprintf(ps->log, fmt, ea, eb);
+	fflush(ps->log);
+}
+
+static void client_answer(struct ps_client *c)
+{
+	struct portserver *ps = c->ps;
+	char why[256] = "", reply[16], pidtext[PORTSERVER_LINE_MAX + 1];
+	uint16_t port = c->n ? portserver_answer(ps, c->line, c->n, c->uid, why, sizeof why) : 0;
+	if (!c->n)
+		snprintf(why, sizeof why, "no request line within %d ms", PORTSERVER_IO_MS);
+	int k = snprintf(reply, sizeof reply, "%u\n", port);
+	/* A client gone before the reply leaves a lease that ends with its pid. */
+	(void)!send(c->io.fd, reply, (size_t)k, MSG_NOSIGNAL | MSG_DONTWAIT);
+	snprintf(pidtext, sizeof pidtext, "%.*s", (int)strcspn(c->line, "\r\n"), c->line);
+	if (port) {
+		ps->served++;
+		char ptext[8];
+		snprintf(ptext, sizeof ptext, "%u", port);
+		ps_log(ps, "loopkit: port %s to pid %s\n", ptext, pidtext);
+	} else {
+		ps->refused++;
+		ps_log(ps, "loopkit: no port: %s%s\n", why, NULL);
+	}
+	client_end(c);
+}
+
+static void client_timer_cb(struct loop *l, struct loop_timer *t)
+{
+	client_answer(t->data); /* the deadline: answer with what came (nothing: 0) */
+}
+
+static void client_io_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct ps_client *c = io->data;
+	ssize_t r = recv(io->fd, c->line + c->n, PORTSERVER_LINE_MAX - c->n, MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		if (c->n)
+			client_answer(c);
+		else
+			client_end(c);
+		return;
+	}
+	c->n += (size_t)r;
+	c->line[c->n] = '\0';
+	if (memchr(c->line, '\n', c->n) || c->n == PORTSERVER_LINE_MAX)
+		client_answer(c);
+}
+
+static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
+{
+	struct ps_state *st = arg;
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	struct ps_client *c;
+	if (st->nclients >= PORTSERVER_MAX_CLIENTS || !(c = calloc(1, sizeof *c))) {
+		close(fd); /* the others are served; this one may retry */
+		return;
+	}
+	c->ps = st->ps;
+	c->st = st;
+	c->uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 ? cred.uid : (uid_t)-1;
+	loop_timer_init(&c->timer, client_timer_cb, c);
+	if (c->uid == (uid_t)-1 || loop_io_start(st->loop, &c->io, fd, LOOP_READ, client_io_cb, c) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	st->nclients++;
+	loop_timer_start(st->loop, &c->timer, PORTSERVER_IO_MS);
+}
+
+static void ps_signal_cb(struct loop *l, int signo, void *data)
+{
+	loop_stop(l);
+}
+
+/* Removes a stale socket file at path: only a socket, owned by this user, that nobody
+ * answers on. Anything else there is left alone and named. */
+static int remove_stale(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s exists and is not a socket of this user: choose another --server "
+		         "address (nothing was removed)", path);
+		return -1;
+	}
+	if (portserver_request(path, 0) == 0) {
+		snprintf(err, errlen, "%s: another port server answers there", path);
+		return -1;
+	}
+	unlink(path);
+	return 0;
+}
+
 int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char *err,
 		size_t errlen)
 {
 	struct sockaddr_un sun;
 	socklen_t sl = unix_addr(ps->addr, &sun);
-	int lfd, sfd, rc = 0;
+	struct ps_state st = { .ps = ps };
 	sigset_t set;
+	int lfd, rc = -1;
 
 	if (sl == (socklen_t)-1) {
 		snprintf(err, errlen, "bad socket address '%s'", ps->addr);
 		return -1;
 	}
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ps->addr[0] != '@' && remove_stale(ps->addr, err, errlen) < 0)
+		return -1;
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (ps->addr[0] != '@' && portserver_request(ps->addr, 0) < 0)
-		unlink(ps->addr); /* a stale socket file nobody answers on */
 	if (bind(lfd, (struct sockaddr *)&sun, sl) < 0 || listen(lfd, 128) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "listen on %s: %s%s", ps->addr, strerror(e),
@@ -120,53 +283,22 @@ int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (sfd < 0) {
-		snprintf(err, errlen, "signalfd: %s", strerror(errno));
-		close(lfd);
-		return -1;
+	if (!(st.loop = loop_new(err, errlen)) || loop_signal_init(st.loop, &set, ps_signal_cb, &st) < 0 ||
+	    acceptor_start(&st.acc, st.loop, lfd, 0, 16, on_conn, &st) < 0) {
+		if (st.loop && !err[0])
+			snprintf(err, errlen, "event loop: %s", strerror(errno));
+		goto out;
 	}
 	if (ready)
 		ready(ps->addr);
-	for (;;) {
-		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			snprintf(err, errlen, "poll: %s", strerror(errno));
-			rc = -1;
-			break;
-		}
-		if (p[1].revents)
-			break;
-		if (!p[0].revents)
-			continue;
-		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (cfd < 0)
-			continue; /* EMFILE, ECONNABORTED: the next poll tries again */
-		char line[PORTSERVER_LINE_MAX + 1], why[256] = "", reply[16];
-		size_t n = read_line(cfd, line, PORTSERVER_LINE_MAX, PORTSERVER_IO_MS);
-		uint16_t port = n ? portserver_answer(ps, line, n, why, sizeof why) : 0;
-		if (!n)
-			snprintf(why, sizeof why, "no request line within %d ms", PORTSERVER_IO_MS);
-		int k = snprintf(reply, sizeof reply, "%u\n", port);
-		/* A client gone before the reply leaves a lease that ends with its pid. */
-		(void)!send(cfd, reply, (size_t)k, MSG_NOSIGNAL);
-		close(cfd);
-		if (port)
-			ps->served++;
-		else
-			ps->refused++;
-		if (ps->log) {
-			if (port)
-				fprintf(ps->log, "loopkit: port %u to pid %.*s\n", port,
-						(int)strcspn(line, "\r\n"), line);
-			else
-				fprintf(ps->log, "loopkit: no port: %s\n", why);
-			fflush(ps->log);
-		}
+	rc = loop_run(st.loop) < 0 ? -1 : 0;
+	if (rc < 0)
+		snprintf(err, errlen, "event loop: %s", strerror(errno));
+out:
+	if (st.loop) {
+		acceptor_stop(&st.acc);
+		loop_free(st.loop);
 	}
-	close(sfd);
 	close(lfd);
 	if (ps->addr[0] != '@')
 		unlink(ps->addr);
@@ -239,6 +371,13 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 		int p = portserver_request(server, owner);
 		if (p <= 0)
 			break;
+		/* Whatever answers at that address is trusted with nothing: a port outside
+		 * the pool, privileged, or not bindable here is not printed. */
+		if (!portlease_in_pool(pool, npool, (uint16_t)p) || !portlease_bindable((uint16_t)p, need)) {
+			snprintf(err, errlen, "the port server at %s answered %d, which is %s; not using it", server, p,
+			         !portlease_in_pool(pool, npool, (uint16_t)p) ? "outside the pool" : "in use");
+			return -1;
+		}
 		g->ports[g->n] = (uint16_t)p;
 		g->source = "portserver";
 	}

@@ -13,6 +13,7 @@
 #define PORTSERVER_DEFAULT_ADDR "@unittest-portserver" /* portpicker's default */
 #define PORTSERVER_IO_MS 1000     /* a client must send its line within this */
 #define PORTSERVER_LINE_MAX 32    /* "<pid>\n" */
+#define PORTSERVER_MAX_CLIENTS 1024 /* served at once; more are closed and may retry */
 
 struct portserver {
 	const char *addr;                     /* "@abstract" or a path */
@@ -24,9 +25,11 @@ struct portserver {
 	unsigned long served, refused;        /* counters, for the exit line */
 };
 
-/* Runs the server until SIGINT or SIGTERM (which the caller has blocked). Calls
+/* Runs the server until SIGINT or SIGTERM (which the caller has blocked): clients are
+ * served concurrently on an event loop, each within PORTSERVER_IO_MS. Calls
  * ready(addr) once listening. Returns 0 after a signal, -1 with err filled when it
- * cannot listen. A path socket is removed on exit. */
+ * cannot listen (a path that exists and is not a stale socket of this user is never
+ * removed). A path socket is removed on exit. */
 int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char *err,
 		size_t errlen);
 
@@ -34,9 +37,10 @@ int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char 
  * none to give, -1 when no server answers there. Waits at most PORTSERVER_IO_MS. */
 int portserver_request(const char *addr, pid_t pid);
 
-/* Serves one request line: parses the pid, checks it, leases a port. Returns the port,
- * or 0 (why in err) when the pid is refused or the pool is empty. */
-uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, char *err,
+/* Serves one request line from a client of uid caller (SO_PEERCRED): parses the pid,
+ * checks that it exists and belongs to caller (root may name any), leases a port.
+ * Returns the port, or 0 (why in err) when the pid is refused or the pool is empty. */
+uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, uid_t caller, char *err,
 		size_t errlen);
 
 /* The pool of want outside the kernel's ephemeral range, for `port` and `port --server`:

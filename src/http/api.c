@@ -21,6 +21,14 @@
 #define API_MAX_ARGS      256
 #define API_DRIP_TICK_MS  10
 #define API_MAX_CHUNK     (1u << 20)
+#define API_MAX_COOKIE_BYTES 4096 /* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
+
+/* Headers that act beyond this server: cookies reach every app on localhost whatever
+ * its port, Clear-Site-Data wipes them, WWW-Authenticate prompts in the user's name.
+ * A web page must not be able to send them through us. */
+static const char *const cross_site_refused[] = {"set-cookie", "clear-site-data", "www-authenticate"};
+
+
 #define API_MAX_CACHE_SECS (10 * 365 * 86400ull)
 
 /* ---- query strings ---- */
@@ -504,34 +512,51 @@ static size_t bytes_fill(struct http_conn *c, void *state, struct buf *out, size
 		return n;
 	}
 	/* As many chunks as fit: one send carries many small chunks, so chunk_size=1
-	 * costs bytes on the wire, not a system call per byte. */
+	 * costs bytes on the wire, not a system call per byte. Framing by hand: this
+	 * loop runs once per byte at chunk_size=1. */
+	static const char hex[] = "0123456789abcdef";
+	char *p = buf_space(out, room, &avail);
+	size_t o = 0;
+	if (!p)
+		return 0;
+	if (avail > room)
+		avail = room;
 	while (!g->ended) {
-		size_t used = buf_used(out) - before;
 		if (!g->left) {
-			if (used + 5 > room)
+			if (o + 5 > avail)
 				break;
-			buf_puts(out, "0\r\n\r\n");
+			memcpy(p + o, "0\r\n\r\n", 5);
+			o += 5;
 			g->ended = 1;
 			break;
 		}
 		size_t n = g->chunk < g->left ? g->chunk : (size_t)g->left;
-		char line[24];
-		int ll = snprintf(line, sizeof(line), "%zx\r\n", n);
-		if (used + (size_t)ll + n + 2 > room) {
-			if (used)
-				break;
-			n = room > (size_t)ll + 2 + 1 ? room - (size_t)ll - 2 : 1; /* a smaller chunk */
-			ll = snprintf(line, sizeof(line), "%zx\r\n", n);
+		char line[20];
+		size_t ll = 0;
+		for (int shift = 60; shift >= 0; shift -= 4)
+			if ((n >> shift) || ll || !shift)
+				line[ll++] = hex[(n >> shift) & 15];
+		if (o + ll + 2 + n + 2 > avail) {
+			if (o || avail < 24)
+				break; /* the next turn has more room */
+			/* Not even one chunk fits: a smaller one (its size line at most 16 digits). */
+			n = avail - 16 - 4;
+			ll = 0;
+			for (int shift = 60; shift >= 0; shift -= 4)
+				if ((n >> shift) || ll || !shift)
+					line[ll++] = hex[(n >> shift) & 15];
 		}
-		char *p = buf_space(out, (size_t)ll + n + 2, &avail);
-		if (!p)
-			break;
-		memcpy(p, line, (size_t)ll);
-		random_fill(&g->seed, p + ll, n);
-		memcpy(p + ll + n, "\r\n", 2);
-		out->len += (size_t)ll + n + 2;
+		memcpy(p + o, line, ll);
+		o += ll;
+		p[o++] = '\r';
+		p[o++] = '\n';
+		random_fill(&g->seed, p + o, n);
+		o += n;
+		p[o++] = '\r';
+		p[o++] = '\n';
 		g->left -= n;
 	}
+	out->len += o;
 	return buf_used(out) - before;
 }
 
@@ -588,8 +613,9 @@ static void ep_status(struct http_conn *c, const struct api_req *q)
 		while (i < n && s[i] != ',')
 			i++;
 		uint64_t v;
-		if (nc == 64 || parse_u64(s + st, i - st, 999, &v) < 0 || v < 100 || v > 599) {
-			api_error(c, LK_E_A_BAD_PARAM, "status codes are 100-599, optionally as a comma list: /_/status/200,500");
+		if (nc == 64 || parse_u64(s + st, i - st, HTTP_STATUS_MAX, &v) < 0 || v < HTTP_STATUS_MIN) {
+			api_errorf(c, LK_E_A_BAD_PARAM, "status codes are %d-%d, optionally as a comma list: /_/status/%d,%d",
+			           HTTP_STATUS_MIN, HTTP_STATUS_MAX, HTTP_OK, HTTP_INTERNAL_SERVER_ERROR);
 			return;
 		}
 		codes[nc++] = (int)v;
@@ -667,10 +693,12 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 		api_errorf(c, LK_E_A_BAD_PARAM, "numbytes must be 0-%u", API_MAX_DRIP);
 		return;
 	}
-	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), 599, &code) < 0 || code < HTTP_OK ||
+	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), HTTP_STATUS_MAX, &code) < 0 || code < HTTP_OK ||
 	                                  code == HTTP_NO_CONTENT || code == HTTP_NOT_MODIFIED)) {
-		/* 204 and 304 have no body: dripping one would corrupt the connection. */
-		api_error(c, LK_E_A_BAD_PARAM, "code must be 200-599, and not 204 or 304 (they have no body)");
+		/* No Content and Not Modified have no body: dripping one would corrupt the
+		 * connection. */
+		api_errorf(c, LK_E_A_BAD_PARAM, "code must be %d-%d, and not %d or %d (they have no body)", HTTP_OK,
+		           HTTP_STATUS_MAX, HTTP_NO_CONTENT, HTTP_NOT_MODIFIED);
 		return;
 	}
 	resp_start(c, (int)code);
@@ -690,6 +718,20 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 	g->ticks = ticks;
 }
 
+/* May this request make us send what (a header that acts beyond this server)? Answers
+ * 403 and returns 0 when a web page of another site or origin asked. */
+static int cross_site_ok(struct http_conn *c, const struct api_req *q, const char *what)
+{
+	if (!q->ri->cross_site)
+		return 1;
+	const struct http_header *sfs = hdr(q->ri, "sec-fetch-site");
+	api_errorf(c, LK_E_A_REFUSED,
+	           "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
+	           "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
+	           what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
+	return 0;
+}
+
 static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 {
 	static const char *reserved[] = {
@@ -697,6 +739,7 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 	        "x-content-type-options", "content-security-policy", "keep-alive", "upgrade", "trailer"};
 	const char *type = "application/json";
 	const struct args *a = q->a;
+	size_t cookie_bytes = 0;
 	for (size_t i = 0; i < a->n; i++) {
 		if (!header_name_ok(a->kv[i].k) || !header_value_ok(a->kv[i].v)) {
 			api_error(c, LK_E_A_BAD_PARAM, "header names must be tokens and values free of control characters");
@@ -714,6 +757,17 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 				return;
 			}
 		}
+		for (size_t k = 0; k < sizeof(cross_site_refused) / sizeof(cross_site_refused[0]); k++) {
+			if (!strcasecmp(a->kv[i].k, cross_site_refused[k]) && !cross_site_ok(c, q, a->kv[i].k))
+				return;
+		}
+		if (!strcasecmp(a->kv[i].k, "set-cookie"))
+			cookie_bytes += strlen(a->kv[i].v);
+	}
+	if (cookie_bytes > API_MAX_COOKIE_BYTES) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "Set-Cookie values add up to %zu bytes; at most %d", cookie_bytes,
+		           API_MAX_COOKIE_BYTES);
+		return;
 	}
 	struct buf b;
 	struct json j;
@@ -844,13 +898,22 @@ static void ep_cookies(struct http_conn *c, const struct api_req *q)
 	send_json(c, HTTP_OK, &b);
 }
 
-static void cookies_change(struct http_conn *c, const struct args *a, int set)
+static void cookies_change(struct http_conn *c, const struct api_req *q, int set)
 {
+	const struct args *a = q->a;
+	size_t bytes = 0;
+	if (!cross_site_ok(c, q, "Set-Cookie"))
+		return;
 	for (size_t i = 0; i < a->n; i++) {
 		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") || !header_value_ok(a->kv[i].v)) {
 			api_error(c, LK_E_A_BAD_PARAM, "cookie names must be tokens and values free of ; , space and quotes");
 			return;
 		}
+		bytes += strlen(a->kv[i].k) + strlen(a->kv[i].v) + 1;
+	}
+	if (bytes > API_MAX_COOKIE_BYTES) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "the cookies add up to %zu bytes; at most %d", bytes, API_MAX_COOKIE_BYTES);
+		return;
 	}
 	resp_start(c, HTTP_FOUND);
 	api_headers(c);
@@ -867,12 +930,12 @@ static void cookies_change(struct http_conn *c, const struct args *a, int set)
 
 static void ep_cookies_set(struct http_conn *c, const struct api_req *q)
 {
-	cookies_change(c, q->a, 1);
+	cookies_change(c, q, 1);
 }
 
 static void ep_cookies_delete(struct http_conn *c, const struct api_req *q)
 {
-	cookies_change(c, q->a, 0);
+	cookies_change(c, q, 0);
 }
 
 static void ep_anything(struct http_conn *c, const struct api_req *q)
@@ -989,8 +1052,8 @@ static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
 		api_error(c, LK_E_A_BAD_PARAM, "url must be a path on this server or an http(s) URL on a loopback host");
 		return;
 	}
-	if (sc && (parse_u64(sc, strlen(sc), 399, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
-		api_error(c, LK_E_A_BAD_PARAM, "status_code must be 300-399");
+	if (sc && (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES, HTTP_BAD_REQUEST - 1);
 		return;
 	}
 	redirect(c, (int)code, url);

@@ -30,7 +30,7 @@ void conn_deadline(struct http_conn *c, uint64_t ms)
 	c->deadline = loop_now(l) + ms;
 	/* The timer only moves earlier here; a later deadline is noticed when the timer
 	 * fires and re-arms, so busy connections do not touch the heap per request. */
-	if (!loop_timer_armed(&c->timer) || c->timer.when > c->deadline)
+	if (!loop_timer_armed(&c->timer) || loop_timer_due_ms(&c->timer) > c->deadline)
 		loop_timer_start(l, &c->timer, ms);
 }
 
@@ -136,7 +136,7 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 		c->sink = SINK_NONE;
 		c->route->upload_finish(c, &c->up, rc);
 		c->closing = 1;
-		c->linger = 1; /* the client is still sending: let the 507 reach it */
+		c->linger = 1; /* the client is still sending: let the answer reach it */
 		return -1;
 	}
 	return 0;
@@ -261,18 +261,20 @@ static int conn_holding(const struct http_conn *c)
 static int conn_flush(struct http_conn *c)
 {
 	size_t budget = HTTP_TURN_BYTES;
+	int filled = 0;
 	if (conn_holding(c))
 		return 0;
 	for (;;) {
-		/* A generator fills the buffer before it is sent, so the last piece knows it
-		 * is the last and goes out without MSG_MORE (which would hold it back). */
-		while (c->rb == RB_GEN && !c->gen_interval && buf_used(&c->out) < HTTP_OUT_FLUSH) {
-			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out, HTTP_OUT_FLUSH - buf_used(&c->out));
+		/* One generator fill per turn: making bytes costs CPU (chunk_size=1 frames
+		 * every byte), so the budget is a fill, not only the bytes. */
+		if (c->rb == RB_GEN && !c->gen_interval && buf_used(&c->out) < HTTP_GEN_FILL) {
+			if (filled)
+				return 0;
+			filled = 1;
+			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out, HTTP_GEN_FILL - buf_used(&c->out));
 			c->body_bytes += added;
-			if (!added) {
+			if (!added)
 				conn_request_done(c);
-				break;
-			}
 		}
 		size_t n = buf_used(&c->out);
 		if (n) {
@@ -280,7 +282,10 @@ static int conn_flush(struct http_conn *c)
 				return 0;
 			if (n > budget)
 				n = budget;
-			int more = (c->rb == RB_FILE || (c->rb == RB_GEN && !c->gen_interval)) ? MSG_MORE : 0;
+			/* MSG_MORE only before a file's sendfile, whose last piece pushes: a
+			 * generator cannot tell that its last fill was the last, and the kernel
+			 * would hold a corked tail for 200 ms. */
+			int more = c->rb == RB_FILE ? MSG_MORE : 0;
 			ssize_t w = send(c->io.fd, buf_start(&c->out), n, MSG_NOSIGNAL | MSG_DONTWAIT | more);
 			if (w < 0) {
 				if (errno == EAGAIN || errno == EINTR)
@@ -317,7 +322,7 @@ static int conn_flush(struct http_conn *c)
 			continue;
 		}
 		if (c->rb == RB_GEN)
-			return c->gen_interval ? 0 : (budget ? 1 : 0);
+			return 0; /* a drip waits for its tick; a fill waits for the next turn */
 		return 1;
 	}
 }

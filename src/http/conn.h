@@ -24,6 +24,7 @@
 #define HTTP_IN_MAX      (HTTP_MAX_HEAD + 1024)
 #define HTTP_LINGER_MS   2000
 #define HTTP_TURN_BYTES  (1024 * 1024) /* written per connection per loop turn, then others go */
+#define HTTP_GEN_FILL    (16 * 1024)   /* generated per connection per turn (making bytes costs CPU) */
 #define HTTP_TURN_ROUNDS 16            /* pipelined requests handled per turn */
 #define HTTP_LOGIN_DELAY_MS 500        /* a wrong password waits this long for its 401 */
 
@@ -80,6 +81,8 @@ struct http_conn {
 	char logmethod[16];  /* for the access log */
 	char logtarget[256];
 	const char *user;    /* the authenticated user, for the log */
+	const char *cors_origin; /* the request's Origin (in cors_echo) when it is a --cors-origin */
+	char cors_echo[256];
 
 	/* request body */
 	enum body_sink sink;

@@ -17,8 +17,8 @@ struct http_route;
  * logging) is in struct proto_site. */
 struct http_config {
 	const struct http_route *routes; /* the handler table; NULL: serve's (/_/ then files) */
-	int cors;                        /* CORS headers and preflight answers */
-	const char **cors_origins;       /* origins allowed to write with --cors (NULL: none) */
+	int cors;                        /* read-only CORS for any origin: ACAO *, safe methods */
+	const char **cors_origins;       /* origins that may also write (--cors-origin); "*": any */
 	size_t ncors_origins;
 	int spa;                         /* missing extensionless paths -> /index.html */
 	const char **allow_hosts;        /* extra Host names; "*" turns the check off */

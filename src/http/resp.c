@@ -52,9 +52,15 @@ void resp_start(struct http_conn *c, int status)
 	OUT_LIT(c, "Server: loopkit/" LOOPKIT_VERSION "\r\nDate: ");
 	out_str(c, http_ctx_date(c->x));
 	OUT_LIT(c, "\r\nX-Content-Type-Options: nosniff\r\n");
-	if (cfg->cors)
-		OUT_LIT(c, "Access-Control-Allow-Origin: *\r\n"
-		           "Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, "
+	if (c->cors_origin) {
+		OUT_LIT(c, "Access-Control-Allow-Origin: ");
+		out_str(c, c->cors_origin);
+		OUT_LIT(c, "\r\nVary: Origin\r\n");
+	} else if (cfg->cors) {
+		OUT_LIT(c, "Access-Control-Allow-Origin: *\r\n");
+	}
+	if (c->cors_origin || cfg->cors)
+		OUT_LIT(c, "Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, "
 		           "Last-Modified, Location, Date\r\n");
 	if (c->closing)
 		OUT_LIT(c, "Connection: close\r\n");

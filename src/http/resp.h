@@ -29,7 +29,10 @@ struct http_reqinfo {
 	const char *body;        /* the body, for routes that read it into memory */
 	size_t body_len;
 	int accept_json;         /* Accept names application/json */
-	int same_origin;         /* Sec-Fetch-Site is same-origin or none (typed by the user) */
+	int cross_site;          /* Sec-Fetch-Site says another site or origin asked (a web page),
+	                            not same-origin or none (typed by the user); clients
+	                            that send no Sec-Fetch-Site are no web page */
+	int origin_ok;           /* Origin is absent, this server's own, or a --cors-origin */
 };
 
 /* ---- the response ----

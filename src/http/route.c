@@ -127,7 +127,7 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 				f->has_cl = 1;
 				f->cl = x;
 			} else if (http_slice_ieq(n, "sec-fetch-site")) {
-				ri->same_origin = http_slice_ieq(v, "same-origin") || http_slice_ieq(v, "none");
+				ri->cross_site = !http_slice_ieq(v, "same-origin") && !http_slice_ieq(v, "none");
 			}
 			break;
 		case 17:
@@ -190,6 +190,65 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 		ri->query.len = (size_t)((hash && hash > q ? hash : t.p + t.len) - q - 1);
 	}
 	return LK_E_OK;
+}
+
+/* ---- origins (CORS) ---- */
+
+/* The configured --cors-origin that equals origin o, or NULL. "*" matches any. */
+static const char *cors_match(const struct http_config *cfg, struct http_slice o)
+{
+	for (size_t i = 0; i < cfg->ncors_origins; i++) {
+		const char *a = cfg->cors_origins[i];
+		if (!strcmp(a, "*") || (strlen(a) == o.len && !strncasecmp(a, o.p, o.len)))
+			return a;
+	}
+	return NULL;
+}
+
+/* Is origin o this server itself (a page it served)? Its host must pass the Host
+ * check and its port be ours. */
+static int own_origin(const struct http_config *cfg, struct http_slice o)
+{
+	const char *h;
+	if (o.len > 7 && !strncasecmp(o.p, "http://", 7))
+		h = o.p + 7;
+	else
+		return 0;
+	size_t n = o.len - 7;
+	const char *name;
+	size_t nlen;
+	if (http_authority_host(h, n, &name, &nlen) < 0 || !host_allowed(cfg, h, n))
+		return 0;
+	const char *end = h + n, *colon = name + nlen < end && name[nlen] == ']' ? name + nlen + 1 : name + nlen;
+	unsigned port = 80;
+	if (colon < end && *colon == ':') {
+		port = 0;
+		for (const char *p = colon + 1; p < end && *p >= '0' && *p <= '9'; p++)
+			port = port * 10 + (unsigned)(*p - '0');
+	}
+	return port == cfg->port;
+}
+
+/* Sets ri->origin_ok and c->cors_origin from the request's Origin header. */
+static void check_origin(struct http_conn *c, struct http_reqinfo *ri)
+{
+	const struct http_header *o = http_req_header(ri, "origin");
+	c->cors_origin = NULL;
+	if (!o || http_slice_ieq(o->value, "null")) {
+		ri->origin_ok = !o; /* "null": a sandboxed page or a file:// one, never ours */
+		return;
+	}
+	const char *m = cors_match(c->x->cfg, o->value);
+	if (m) {
+		/* Echo the origin itself (a "*" row matches any, but "*" is not echoed as
+		 * such: the answer names the one origin that asked). */
+		snprintf(c->cors_echo, sizeof(c->cors_echo), "%.*s", (int)(o->value.len < 255 ? o->value.len : 255),
+		         o->value.p);
+		c->cors_origin = c->cors_echo;
+		ri->origin_ok = 1;
+		return;
+	}
+	ri->origin_ok = own_origin(c->x->cfg, o->value);
 }
 
 /* ---- login (--user), for every request when the server requires one ---- */
@@ -317,6 +376,18 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 	}
 	c->closing = !f.keepalive || c->x->stopping;
 	int has_body = f.chunked || (f.has_cl && f.cl > 0);
+	check_origin(c, &ri);
+	if (!ri.origin_ok && (ri.method == M_PUT || ri.method == M_DELETE)) {
+		/* A write asked by a page of another origin: never, unless that origin was
+		 * named with --cors-origin (browsers preflight these, but a write must not
+		 * depend on the browser doing so). */
+		if (has_body)
+			c->closing = c->linger = 1;
+		buf_consume(&c->in, headlen);
+		resp_error(c, LK_E_H_CROSS_ORIGIN_WRITE, NULL);
+		conn_request_done(c);
+		return;
+	}
 	if (site->user && !is_preflight(&ri)) {
 		enum login lg = check_login(site, f.authorization);
 		if (lg != LOGIN_OK) {
@@ -391,7 +462,7 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		return;
 	}
 	if (f.expect_continue && c->minor == 1)
-		buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+		buf_printf(&c->out, "HTTP/1.1 %d %s\r\n\r\n", HTTP_CONTINUE, lk_http_reason(HTTP_CONTINUE));
 	c->state = CS_BODY;
 	conn_deadline(c, c->x->cfg->body_timeout_ms);
 }
@@ -452,20 +523,27 @@ void route_log(struct http_conn *c)
 
 /* ---- OPTIONS ---- */
 
+/* Preflights. A named origin (--cors-origin) may use every method; with bare --cors any
+ * origin may read (GET, HEAD, POST: /_/ echoes) and nothing else. Private-network
+ * access goes to named origins, and to any origin only while nothing can be
+ * written: a page on the Internet must never be let into a writable server. */
 void http_options(struct http_conn *c, const struct http_reqinfo *ri)
 {
+	const struct http_config *cfg = c->x->cfg;
 	const struct http_header *acrm = http_req_header(ri, "access-control-request-method");
 	const struct http_header *origin = http_req_header(ri, "origin");
+	int named = c->cors_origin != NULL;
 	resp_start(c, HTTP_NO_CONTENT);
 	resp_header(c, "Allow", http_allow(c->x));
-	if (c->x->cfg->cors && acrm && origin) {
-		resp_header(c, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE");
+	if ((cfg->cors || named) && acrm && origin) {
+		resp_header(c, "Access-Control-Allow-Methods",
+		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE" : "GET, HEAD, OPTIONS, POST");
 		const struct http_header *acrh = http_req_header(ri, "access-control-request-headers");
 		if (acrh)
 			resp_headerf(c, "Access-Control-Allow-Headers", "%.*s", (int)acrh->value.len, acrh->value.p);
 		resp_header(c, "Access-Control-Max-Age", "86400");
 		const struct http_header *pna = http_req_header(ri, "access-control-request-private-network");
-		if (pna && http_slice_ieq(pna->value, "true"))
+		if (pna && http_slice_ieq(pna->value, "true") && (named || !c->x->site->write))
 			resp_header(c, "Access-Control-Allow-Private-Network", "true");
 	}
 	resp_end_headers(c, NULL, 0, 0);

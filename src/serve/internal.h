@@ -15,7 +15,7 @@
 
 #define SERVE_MAX_PROTOS   2   /* protocols on one port */
 #define SERVE_ACCEPT_BATCH 16  /* connections one wakeup accepts before other threads get theirs */
-#define SERVE_PROMPT_MS    1   /* a client silent this long gets its process looked up */
+#define SERVE_PROMPT_US    500 /* a client silent this long (µs) gets its process looked up */
 #define SERVE_ANSWER_MAX_MS 3000 /* after the window, wait this much more for a pending lookup */
 
 struct serve_worker;

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dirsnap.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/net.h"
@@ -195,6 +196,12 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 			goto fail;
 		s->root.dotfiles = cfg->dotfiles;
 		s->site.root = &s->root;
+		/* One cache of directory snapshots for every listing, HTTP and FTP, every
+		 * thread: a crowd listing one large directory shares one copy. */
+		if (!(s->site.dirs = dirsnap_cache_new(DIRSNAP_MEM_MAX, DIRSNAP_MAX_ENTRIES))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
 	}
 	s->site.write = cfg->write;
 	s->site.user = cfg->user;
@@ -287,6 +294,8 @@ void serve_free(struct serve_server *s)
 	for (int i = 0; i < s->npasv_locks; i++)
 		close(s->pasv_locks[i]);
 	fsroot_close(&s->root);
+	if (s->site.dirs)
+		dirsnap_cache_free(s->site.dirs);
 	unsigned long dropped = atomic_load(&s->log.dropped);
 	if (dropped)
 		log_msg("the access log fell behind: %lu bytes of it were dropped", dropped);

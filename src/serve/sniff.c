@@ -152,6 +152,8 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 		sc->peer.pid = r->pid;
 		snprintf(sc->peer.name, sizeof(sc->peer.name), "%s", r->name);
 	}
+	if (r->uid != (uint32_t)-1)
+		sc->peer.uid = r->uid;
 	log_class(s, r);
 	if (sc->detached) {
 		/* It spoke (HTTP) or closed meanwhile; what it did teaches the lookup thread. */
@@ -223,6 +225,7 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 	memset(&pp, 0, sizeof(pp));
 	pp.addr = *peer;
 	pp.pid = -1;
+	pp.uid = -1;
 	net_addr_str((const struct sockaddr *)peer, pp.addr_str, sizeof(pp.addr_str));
 	if (s->http_idx < 0 || s->ftp_idx < 0) {
 		/* One protocol has the port: no sniffing. */
@@ -255,7 +258,7 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 	sc->peer = pp;
 	sc->accepted = loop_now(w->loop);
 	loop_timer_init(&sc->timer, sniff_timer_cb, sc);
-	loop_timer_start(w->loop, &sc->timer, SERVE_PROMPT_MS);
+	loop_timer_start_us(w->loop, &sc->timer, SERVE_PROMPT_US);
 	sc->next = w->sniffing;
 	if (w->sniffing)
 		w->sniffing->prev = sc;

@@ -780,3 +780,14 @@ def reset_close(sock):
     except OSError:
         pass
     sock.close()
+
+
+def sanitizer_build(path=LOOPKIT):
+    """Is the binary built with ASan (make SAN=1)? Its memory and speed are not the
+    product's: tests that measure RSS or latency skip it (the plain run measures)."""
+    with open(path, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+measures = pytest.mark.skipif(sanitizer_build(), reason="measures RSS or latency: not meaningful "
+                              "in a sanitizer build; the plain `make test` run measures")

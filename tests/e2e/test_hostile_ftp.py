@@ -672,3 +672,48 @@ def test_wrong_password_storm_does_not_block_others(tree, ftp_start):
         codes = [s.reply()[0] for _ in range(4)]
         assert codes == [331, 530, 331, 530], codes
         s.close()
+
+
+# ============================================================== logs are text (issue 11)
+
+EVIL_USER = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mroot\x9b\u0085"
+EVIL_NAME = "x\x1b[2Jy\x07.bin"
+
+
+@pytest.mark.parametrize("fmt", ["common", "json"])
+def test_terminal_escapes_from_clients_never_reach_the_log_raw(tree, ftp_start, fmt):
+    """A user name and a path with terminal control sequences (set the title, clear the
+    screen, a C1 CSI) end up in the access log and in server messages escaped as \\xHH."""
+    srv = ftp_start("--write", "--log", fmt)
+    with FtpCtl(srv) as c:
+        assert c.cmd("USER " + EVIL_USER)[0] == 331
+        assert c.cmd("PASS \x1b[2J")[0] == 230
+        d = c.epsv_data()
+        assert c.cmd("STOR " + EVIL_NAME)[0] == 150
+        d.sendall(b"half")
+        time.sleep(0.2)
+    # the control connection is gone mid-upload: a server message names the path
+    assert wait_for(lambda: "cut off" in srv.stderr(), 3), srv.stderr()
+    with FtpCtl(srv) as c:
+        c.cmd("USER " + EVIL_USER)
+        c.cmd("PASS x")
+        d = c.epsv_data()
+        assert c.cmd("NLST")[0] == 150
+        while d.recv(65536):
+            pass
+        d.close()
+        assert c.reply()[0] == 226
+    assert wait_for(lambda: srv.stderr().count("NLST") >= 1, 3)
+    with open(srv.errpath, "rb") as f:
+        raw = f.read()
+    bad = sorted({b for b in raw if (b < 0x20 and b != 0x0a) or b == 0x7f})
+    assert not bad, f"control bytes {bad} reached the log raw:\n{raw[-1500:]!r}"
+    # Server messages (log_msg) escape as \xHH in either format.
+    assert b"x\\x1b[2Jy\\x07.bin" in raw, raw[-1500:]
+    if fmt == "common":
+        assert b"\xc2\x9b" not in raw and b"\xc2\x85" not in raw, "a C1 control reached the log"
+        assert b"\\x1b]0;PWNED\\x07" in raw, raw[-1500:]
+    else:
+        # JSON escapes C0 as \u00XX; C1 (U+0080..U+009F) is valid JSON text and
+        # passes (core/json.c keeps valid UTF-8 as it is): not checked here.
+        assert b"\\u001b]0;PWNED\\u0007" in raw, raw[-1500:]

@@ -211,6 +211,10 @@ def test_who_finds_this_process():
         assert states == ["ESTAB", "LISTEN"], states
         h = run("who", str(port))
         assert h.returncode == 0 and f"pid {os.getpid()}" in h.stdout, h.stdout
+        # Only the port's own sockets: no machine-wide "tcp: ESTAB n, ..." summary
+        # that would read as the port's counts.
+        assert "tcp:" not in h.stdout and "TIME-WAIT" not in h.stdout, h.stdout
+        assert len([ln for ln in h.stdout.splitlines() if ln.startswith("tcp ")]) == 2, h.stdout
     finally:
         for s in (a, c, lst):
             s.close()

@@ -20,11 +20,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/buf.h"
+#include "core/dirsnap.h"
 #include "core/errors.h"
 #include "core/fsroot.h"
 #include "core/json.h"
@@ -1373,7 +1376,7 @@ static void stress_cb(struct loop *l, struct loop_timer *t)
 
 	s->fired[i]++;
 	s->late_cancel += s->cancelled[i];
-	s->early += t->when > loop_now(l);
+	s->early += t->when > loop_now_us(l);
 	s->out_of_order += t->when < s->last;
 	s->last = t->when;
 	s->done++;
@@ -2375,10 +2378,12 @@ static void test_fsroot_upload(void **state)
 	struct fsroot_upload u;
 	char got[64];
 
-	/* Replace: the old content stays until commit, then the new one is complete. */
+	/* Replace: the old content stays until commit, then the new one is complete;
+	 * meanwhile the upload has no name at all (O_TMPFILE). */
 	assert_int_equal(fsroot_upload_begin(&t->r, "a.txt", &u), 0);
 	assert_int_equal(u.existed, 1);
-	assert_int_equal(tree_temps(t, ""), 1);
+	assert_int_equal(u.named, 0);
+	assert_int_equal(tree_temps(t, ""), 0);
 	assert_int_equal(fsroot_upload_write(&u, "new ", 4), 0);
 	assert_int_equal(fsroot_upload_write(&u, "content", 7), 0);
 	assert_string_equal(tree_read(t, "a.txt", got, sizeof got), "A");
@@ -2406,7 +2411,7 @@ static void test_fsroot_upload(void **state)
 	/* Abort: the old content stays and the temporary file goes, twice is safe. */
 	assert_int_equal(fsroot_upload_begin(&t->r, "sub/b.txt", &u), 0);
 	assert_int_equal(fsroot_upload_write(&u, "garbage", 7), 0);
-	assert_int_equal(tree_temps(t, "sub"), 1);
+	assert_int_equal(tree_temps(t, "sub"), 0);
 	fsroot_upload_abort(&u);
 	fsroot_upload_abort(&u);
 	assert_string_equal(tree_read(t, "sub/b.txt", got, sizeof got), "B");
@@ -2460,13 +2465,379 @@ static void test_fsroot_upload_errors(void **state)
 	assert_string_equal(tree_read(t, ".env", got, sizeof got), "ENV");
 	assert_int_equal(tree_temps(t, ""), 0);
 
-	/* A name too long for the temporary file beside it is refused cleanly. */
-	char name[NAME_MAX + 1];
+	/* A name too long for the file system is refused before any byte comes. */
+	char name[NAME_MAX + 2];
+	struct fsroot_upload u;
+
+	memset(name, 'n', NAME_MAX + 1);
+	name[NAME_MAX + 1] = '\0';
+	assert_int_equal(fsroot_upload_begin(&t->r, name, &u), -ENAMETOOLONG);
+	assert_int_equal(u.dirfd, -1);
+	assert_int_equal(u.fd, -1);
+}
+
+/* The longest name works, new and replaced: the temporary name for the replace is
+ * cut to fit. */
+static void test_fsroot_upload_longest_name(void **state)
+{
+	struct tree *t = ((struct fx *)*state)->tree;
+	char name[NAME_MAX + 1], got[8];
 	struct fsroot_upload u;
 
 	memset(name, 'n', NAME_MAX);
 	name[NAME_MAX] = '\0';
-	assert_int_equal(fsroot_upload_begin(&t->r, name, &u), -ENAMETOOLONG);
+	for (int named = 0; named < 2; named++) {
+		t->r.no_tmpfile = named;
+		for (int round = 0; round < 2; round++) {
+			assert_int_equal(fsroot_upload_begin(&t->r, name, &u), 0);
+			assert_int_equal(u.named, named);
+			assert_int_equal(fsroot_upload_write(&u, round ? "2" : "1", 1), 0);
+			assert_int_equal(fsroot_upload_commit(&u), 0);
+			assert_string_equal(tree_read(t, name, got, sizeof got), round ? "2" : "1");
+		}
+	}
+	assert_int_equal(tree_temps(t, ""), 0);
+}
+
+/* Where O_TMPFILE is missing: a named temporary, mode 0600 while it is written (the
+ * content may be a 0600 file's), gone after commit and after abort. */
+static void test_fsroot_upload_named(void **state)
+{
+	struct tree *t = ((struct fx *)*state)->tree;
+	struct fsroot_upload u;
+	struct stat st;
+	char got[32], p[PATH_MAX], want[64];
+
+	t->r.no_tmpfile = 1;
+	assert_int_equal(fsroot_upload_begin(&t->r, "a.txt", &u), 0);
+	assert_int_equal(u.named, 1);
+	snprintf(want, sizeof want, ".a.txt.lk-%d-", (int)getpid());
+	if (strncmp(u.tmp, want, strlen(want)) || strlen(u.tmp) != strlen(want) + 6)
+		fail_msg("temporary name %s, want %sXXXXXX", u.tmp, want);
+	assert_int_equal(tree_temps(t, ""), 1);
+	pathf(p, "%s/%s", t->root, u.tmp);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(fsroot_upload_write(&u, "named", 5), 0);
+	assert_int_equal(fsroot_upload_commit(&u), 0);
+	assert_string_equal(tree_read(t, "a.txt", got, sizeof got), "named");
+	assert_int_equal(tree_temps(t, ""), 0);
+
+	assert_int_equal(fsroot_upload_begin(&t->r, "sub/b.txt", &u), 0);
+	assert_int_equal(fsroot_upload_write(&u, "garbage", 7), 0);
+	assert_int_equal(tree_temps(t, "sub"), 1);
+	fsroot_upload_abort(&u);
+	assert_int_equal(tree_temps(t, "sub"), 0);
+	assert_string_equal(tree_read(t, "sub/b.txt", got, sizeof got), "B");
+}
+
+static mode_t tree_mode(struct tree *t, const char *rel, uid_t *uid, gid_t *gid)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	pathf(p, "%s/%s", t->root, rel);
+	if (lstat(p, &st) < 0)
+		fail_msg("stat %s: %s", p, strerror(errno));
+	if (uid)
+		*uid = st.st_uid;
+	if (gid)
+		*gid = st.st_gid;
+	return st.st_mode & 07777;
+}
+
+static void tree_upload(struct tree *t, const char *rel, const char *content)
+{
+	struct fsroot_upload u;
+	int rc = fsroot_upload_begin(&t->r, rel, &u);
+
+	if (rc < 0)
+		fail_msg("upload %s: %s", rel, strerror(-rc));
+	assert_int_equal(fsroot_upload_write(&u, content, strlen(content)), 0);
+	assert_int_equal(fsroot_upload_commit(&u), 0);
+}
+
+/* An upload keeps the mode of the file it replaces (not setuid/setgid), and as root
+ * its owner and group; a new file gets 0644 less the umask. Both ways of writing. */
+static void test_fsroot_upload_keeps_mode(void **state)
+{
+	static const struct {
+		mode_t before, after;
+	} rows[] = {
+	        {0600, 0600}, {0755, 0755}, {0640, 0640}, {0444, 0444}, {04755, 0755}, {02755, 0755},
+	};
+	struct tree *t = ((struct fx *)*state)->tree;
+	char p[PATH_MAX], got[8];
+	uid_t uid;
+	gid_t gid;
+
+	for (int named = 0; named < 2; named++) {
+		t->r.no_tmpfile = named;
+		for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+			pathf(p, "%s/m.txt", t->root);
+			put_file(p, "old");
+			assert_int_equal(chmod(p, rows[i].before), 0);
+			tree_upload(t, "m.txt", "new");
+			assert_string_equal(tree_read(t, "m.txt", got, sizeof got), "new");
+			if (tree_mode(t, "m.txt", NULL, NULL) != rows[i].after)
+				fail_msg("named %d row %zu: %04o over %04o, want %04o", named, i,
+				         tree_mode(t, "m.txt", NULL, NULL), rows[i].before, rows[i].after);
+		}
+		/* A new name: 0644 less the umask (the process's, read at init). */
+		pathf(p, "%s/new%d.txt", t->root, named);
+		unlink(p);
+		pathf(p, "new%d.txt", named);
+		tree_upload(t, p, "n");
+		assert_int_equal(tree_mode(t, p, NULL, NULL), 0644 & ~t->r.umask);
+		/* As root: the owner and group of the file replaced stay. */
+		if (geteuid() == 0) {
+			pathf(p, "%s/owned.txt", t->root);
+			put_file(p, "old");
+			assert_int_equal(chown(p, 4321, 4322), 0);
+			assert_int_equal(chmod(p, 0600), 0);
+			tree_upload(t, "owned.txt", "new");
+			assert_int_equal(tree_mode(t, "owned.txt", &uid, &gid), 0600);
+			assert_int_equal(uid, 4321);
+			assert_int_equal(gid, 4322);
+		}
+	}
+	assert_int_equal(tree_temps(t, ""), 0);
+}
+
+/* fsroot_init's sweep: stale temporary names of ours go, everything else stays. */
+static void test_fsroot_sweep_temps(void **state)
+{
+	struct tree *t = ((struct fx *)*state)->tree;
+	char p[PATH_MAX], name[128], err[256];
+	struct timespec old[2] = {{.tv_sec = time(NULL) - FSROOT_STALE_LEGACY_S - 60},
+	                          {.tv_sec = time(NULL) - FSROOT_STALE_LEGACY_S - 60}};
+	pid_t dead = fork();
+
+	assert_true(dead >= 0);
+	if (!dead)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	const struct {
+		const char *dir;
+		char name[96];
+		int legacy_old; /* backdate the file */
+		int gone;
+	} rows[] = {
+	        {"", "", 0, 1},            /* dead pid, filled in below */
+	        {"sub", "", 0, 1},         /* dead pid, in a subdirectory */
+	        {"", "", 0, 1},            /* our own pid: a previous process's */
+	        {"", ".x.lk-1-abcdef", 0, 0},        /* pid 1 is alive */
+	        {"", ".x.lk-abcdef", 1, 1},          /* old format, old */
+	        {"", ".y.lk-abcdef", 0, 0},          /* old format, recent */
+	        {"", ".x.lk-notours", 0, 0},         /* not our pattern */
+	        {"", ".x.lk-12-abcdeg", 0, 0},       /* not hex */
+	        {"", "x.lk-99999999-abcdef", 0, 0},  /* not hidden */
+	        {".hidden", "", 0, 0},     /* hidden directories are not entered */
+	};
+	size_t n = sizeof rows / sizeof rows[0];
+	char names[16][96];
+
+	tree_mkdir(t, ".hidden");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[i], sizeof names[i], "%s", rows[i].name);
+		if (!names[i][0])
+			snprintf(names[i], sizeof names[i], ".f%zu.lk-%d-0a1b2c", i,
+			         i == 2 ? (int)getpid() : (int)dead);
+		pathf(p, "%s/%s%s%s", t->root, rows[i].dir, *rows[i].dir ? "/" : "", names[i]);
+		put_file(p, "tmp");
+		if (rows[i].legacy_old)
+			assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	}
+	fsroot_close(&t->r);
+	if (fsroot_init(&t->r, t->root, err, sizeof err) != 0)
+		fail_msg("fsroot_init: %s", err);
+	for (size_t i = 0; i < n; i++) {
+		pathf(p, "%s/%s%s%s", t->root, rows[i].dir, *rows[i].dir ? "/" : "", names[i]);
+		int gone = access(p, F_OK) < 0;
+
+		if (gone != rows[i].gone)
+			fail_msg("row %zu %s: %s, want %s", i, p, gone ? "removed" : "kept",
+			         rows[i].gone ? "removed" : "kept");
+	}
+	assert_string_equal(tree_read(t, "a.txt", name, sizeof name), "A");
+	assert_int_equal(fsroot_sweep_temps(&t->r), 0);
+}
+
+/*
+ * directory snapshots
+ */
+
+/* Makes the tree's directories older than DIRSNAP_RACY_MS: a directory changed just
+ * before a read is not shared. */
+static void snap_settle(void)
+{
+	struct timespec d = {.tv_nsec = (DIRSNAP_RACY_MS + 10) * 1000000L};
+
+	nanosleep(&d, NULL);
+}
+
+static void test_dirsnap_order_and_filter(void **state)
+{
+	static const char *files[] = {"a10.txt", "a2.txt", "B.txt", "a1.txt", "file-1.10", "file-1.9"};
+	/* Directories first, then natural order, case-sensitive; the links out of the
+	 * root, the loop, .env and the link to it are not listed. */
+	static const char *want[] = {"dir9",   "dir10",   "empty",  "sub",       "B.txt",
+	                             "a.txt",  "a1.txt",  "a2.txt", "a10.txt",   "abs_in",
+	                             "file-1.9", "file-1.10", "link_in"};
+	struct tree *t = ((struct fx *)*state)->tree;
+	const struct dirsnap *d;
+	size_t i;
+
+	for (i = 0; i < sizeof files / sizeof files[0]; i++)
+		tree_put(t, files[i], "x");
+	tree_mkdir(t, "dir10");
+	tree_mkdir(t, "dir9");
+	assert_int_equal(dirsnap_get(NULL, &t->r, "", &d), 0);
+	for (i = 0; i < d->n && i < sizeof want / sizeof want[0]; i++)
+		if (strcmp(d->ents[i].name, want[i]))
+			break;
+	if (i != d->n || d->n != sizeof want / sizeof want[0]) {
+		for (i = 0; i < d->n; i++)
+			print_message("  %zu %s%s\n", i, d->ents[i].name, d->ents[i].is_dir ? "/" : "");
+		dirsnap_put(NULL, d);
+		fail_msg("snapshot order or filter wrong (want directories first, then strverscmp)");
+	}
+	assert_true(d->ents[0].is_dir && !d->ents[4].is_dir);
+	assert_int_equal(d->ents[5].size, 1); /* a.txt */
+	assert_int_equal(d->more, 0);
+	dirsnap_put(NULL, d);
+}
+
+static void test_dirsnap_shared_and_versions(void **state)
+{
+	struct tree *t = ((struct fx *)*state)->tree;
+	struct dirsnap_cache *c = dirsnap_cache_new(1 << 20, 1000);
+	const struct dirsnap *a, *b, *d, *e;
+
+	assert_non_null(c);
+	snap_settle();
+	assert_int_equal(dirsnap_get(c, &t->r, "sub", &a), 0);
+	assert_int_equal(dirsnap_get(c, &t->r, "sub", &b), 0);
+	assert_ptr_equal(a, b); /* one copy for every lister */
+	assert_int_equal(a->n, 1);
+	assert_string_equal(a->ents[0].name, "b.txt");
+	assert_true(dirsnap_cache_bytes(c) > 0);
+	/* A new version of the directory is a new snapshot; the old one lives on for its
+	 * holders, unchanged. */
+	tree_put(t, "sub/c.txt", "C");
+	assert_int_equal(dirsnap_get(c, &t->r, "sub", &d), 0);
+	assert_ptr_not_equal(d, a);
+	assert_int_equal(d->n, 2);
+	assert_int_equal(a->n, 1);
+	/* Changed within DIRSNAP_RACY_MS of the read: not shared. */
+	assert_int_equal(dirsnap_get(c, &t->r, "sub", &e), 0);
+	assert_ptr_not_equal(e, d);
+	dirsnap_put(c, e);
+	dirsnap_put(c, a);
+	dirsnap_put(c, b);
+	dirsnap_put(c, d);
+	assert_int_equal(dirsnap_cache_bytes(c), 0);
+	/* Errors. */
+	assert_int_equal(dirsnap_get(c, &t->r, "a.txt", &a), -ENOTDIR);
+	assert_int_equal(dirsnap_get(c, &t->r, "nope", &a), -ENOENT);
+	assert_int_equal(dirsnap_get(c, &t->r, "dirlink_out", &a), -ENOENT);
+	assert_null(a);
+	dirsnap_cache_free(c);
+}
+
+/* The cache's memory limit: a listing that would pass it fails with -ENOBUFS (and
+ * holds nothing), and works again once others are given back. The entry limit cuts a
+ * listing and counts the rest. */
+static void test_dirsnap_limits(void **state)
+{
+	struct tree *t = ((struct fx *)*state)->tree;
+	char name[64];
+	const struct dirsnap *a, *b;
+
+	tree_mkdir(t, "many");
+	for (int i = 0; i < 400; i++) {
+		snprintf(name, sizeof name, "many/file-with-a-longish-name-%03d.txt", i);
+		tree_put(t, name, "");
+	}
+	snap_settle();
+	struct dirsnap_cache *c = dirsnap_cache_new(1 << 20, 1000);
+	assert_int_equal(dirsnap_get(c, &t->r, "many", &a), 0);
+	size_t one = dirsnap_cache_bytes(c);
+	assert_int_equal(a->n, 400);
+	dirsnap_put(c, a);
+	dirsnap_cache_free(c);
+
+	/* Room for one listing, not two: the second (another directory) is refused. */
+	c = dirsnap_cache_new(one + one / 2, 1000);
+	assert_int_equal(dirsnap_get(c, &t->r, "many", &a), 0);
+	tree_mkdir(t, "many2");
+	for (int i = 0; i < 400; i++) {
+		snprintf(name, sizeof name, "many2/file-with-a-longish-name-%03d.txt", i);
+		tree_put(t, name, "");
+	}
+	snap_settle();
+	assert_int_equal(dirsnap_get(c, &t->r, "many2", &b), -ENOBUFS);
+	assert_null(b);
+	assert_int_equal(dirsnap_cache_bytes(c), one);
+	assert_int_equal(dirsnap_get(c, &t->r, "many", &b), 0); /* shared: costs nothing */
+	assert_ptr_equal(a, b);
+	dirsnap_put(c, b);
+	dirsnap_put(c, a);
+	assert_int_equal(dirsnap_get(c, &t->r, "many2", &b), 0);
+	dirsnap_put(c, b);
+	assert_int_equal(dirsnap_cache_bytes(c), 0);
+	dirsnap_cache_free(c);
+
+	c = dirsnap_cache_new(1 << 20, 100);
+	assert_int_equal(dirsnap_get(c, &t->r, "many", &a), 0);
+	assert_int_equal(a->n, 100);
+	assert_int_equal(a->more, 300);
+	dirsnap_put(c, a);
+	dirsnap_cache_free(c);
+	assert_int_equal(lk_error(lk_err_from_errno(ENOBUFS))->ftp, 451);
+	assert_int_equal(lk_error(lk_err_from_errno(ENOBUFS))->http, 503);
+}
+
+struct snap_race {
+	struct dirsnap_cache *c;
+	struct tree *t;
+	int fails;
+};
+
+static void *snap_race_cb(void *arg)
+{
+	struct snap_race *r = arg;
+
+	for (int i = 0; i < 2000; i++) {
+		const struct dirsnap *d;
+
+		if (dirsnap_get(r->c, &r->t->r, i % 2 ? "sub" : "", &d) < 0 || !d->n)
+			r->fails++;
+		else
+			dirsnap_put(r->c, d);
+	}
+	return NULL;
+}
+
+/* Four threads list and give back at once: no loss, no double free, all back. */
+static void test_dirsnap_threads(void **state)
+{
+	struct tree *t = ((struct fx *)*state)->tree;
+	struct snap_race r[4];
+	pthread_t th[4];
+	struct dirsnap_cache *c = dirsnap_cache_new(1 << 20, 1000);
+
+	snap_settle();
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct snap_race){c, t, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, snap_race_cb, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(r[i].fails, 0);
+	}
+	assert_int_equal(dirsnap_cache_bytes(c), 0);
+	dirsnap_cache_free(c);
 }
 
 static void test_fsroot_remove(void **state)
@@ -2690,6 +3061,14 @@ int main(void)
 	        TREE(test_fsroot_link_to_dotfile),
 	        TREE(test_fsroot_upload),
 	        TREE(test_fsroot_upload_errors),
+	        TREE(test_fsroot_upload_longest_name),
+	        TREE(test_fsroot_upload_named),
+	        TREE(test_fsroot_upload_keeps_mode),
+	        TREE(test_fsroot_sweep_temps),
+	        TREE(test_dirsnap_order_and_filter),
+	        TREE(test_dirsnap_shared_and_versions),
+	        TREE(test_dirsnap_limits),
+	        TREE(test_dirsnap_threads),
 	        TREE(test_fsroot_remove),
 	        cmocka_unit_test(test_fsroot_hidden),
 	        cmocka_unit_test(test_errors),

@@ -1,4 +1,4 @@
-/* test_ftp.c - FTP command-line and PORT/EPRT parsers, and FTP path joining. */
+/* test_ftp.c - FTP parsers, path joining, listing lines and the command table. */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "core/fsroot.h"
+#include "ftp/cmds.h"
+#include "ftp/list.h"
 #include "ftp/parse.h"
 
 struct cmd_case {
@@ -158,12 +160,208 @@ static void test_join(void **state)
 	assert_int_equal(fsroot_join("", "abc", small, sizeof(small)), 0);
 }
 
+/*
+ * listing lines (list.c)
+ */
+
+#define NOW     1735787045 /* 2025-01-02 03:04:05 UTC */
+#define LONGAGO 1262304000 /* 2010-01-01 00:00:00 UTC */
+
+static void test_list_lines(void **state)
+{
+	static const struct {
+		enum ftp_list_kind k;
+		const char *name;
+		int is_dir, write, crlf;
+		mode_t mode;
+		uint64_t size;
+		time_t mtime;
+		const char *want; /* "" when the entry must not be listed */
+	} t[] = {
+	        {FTP_L_LIST, "a.txt", 0, 0, 1, 0644, 12, NOW - 3600,
+	         "-rw-r--r-- 1 ftp ftp           12 Jan  2 02:04 a.txt\r\n"},
+	        {FTP_L_LIST, "old.bin", 0, 0, 1, 0600, 1ull << 40, LONGAGO,
+	         "-rw------- 1 ftp ftp 1099511627776 Jan  1  2010 old.bin\r\n"},
+	        {FTP_L_LIST, "sub", 1, 0, 1, 0755, 4096, NOW - 86400 * 30,
+	         "drwxr-xr-x 1 ftp ftp         4096 Dec  3 03:04 sub\r\n"},
+	        {FTP_L_LIST, "future", 0, 0, 1, 0777, 0, NOW + 86400 * 2,
+	         "-rwxrwxrwx 1 ftp ftp            0 Jan  4  2025 future\r\n"},
+	        {FTP_L_LIST, "no crlf", 0, 0, 0, 0644, 1, NOW,
+	         "-rw-r--r-- 1 ftp ftp            1 Jan  2 03:04 no crlf"},
+	        {FTP_L_NLST, "a b.txt", 0, 0, 1, 0644, 1, NOW, "a b.txt\r\n"},
+	        {FTP_L_NLST, "dir", 1, 1, 0, 0755, 1, NOW, "dir"},
+	        {FTP_L_MLSD, "a.txt", 0, 0, 1, 0644, 12, NOW,
+	         "type=file;size=12;modify=20250102030405;perm=r; a.txt\r\n"},
+	        {FTP_L_MLSD, "a.txt", 0, 1, 1, 0644, 12, NOW,
+	         "type=file;size=12;modify=20250102030405;perm=radfw; a.txt\r\n"},
+	        {FTP_L_MLSD, "d", 1, 0, 1, 0755, 0, LONGAGO,
+	         "type=dir;size=0;modify=20100101000000;perm=el; d\r\n"},
+	        {FTP_L_MLSD, "d", 1, 1, 1, 0755, 0, LONGAGO,
+	         "type=dir;size=0;modify=20100101000000;perm=elcmp; d\r\n"},
+	        {FTP_L_MLSD, "\xc3\xbcn\xc3\xaf_\xc3\xb8.txt", 0, 0, 1, 0644, 1, NOW,
+	         "type=file;size=1;modify=20250102030405;perm=r; \xc3\xbcn\xc3\xaf_\xc3\xb8.txt\r\n"},
+	        /* One name must never read as two lines. */
+	        {FTP_L_LIST, "evil\r\n226 done", 0, 0, 1, 0644, 1, NOW, ""},
+	        {FTP_L_NLST, "a\nb", 0, 0, 1, 0644, 1, NOW, ""},
+	        {FTP_L_MLSD, "a\rb", 0, 0, 1, 0644, 1, NOW, ""},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char out[FTP_LIST_LINE_MAX];
+		struct dirsnap_ent e = {.name = t[i].name,
+		                        .is_dir = t[i].is_dir,
+		                        .mode = t[i].mode | (t[i].is_dir ? S_IFDIR : S_IFREG),
+		                        .size = t[i].size,
+		                        .mtime = {.tv_sec = t[i].mtime}};
+		size_t n = ftp_list_line(out, sizeof(out), t[i].k, &e, NOW, t[i].write, t[i].crlf);
+		if (n != strlen(t[i].want) || (n && strcmp(out, t[i].want)))
+			fail_msg("row %zu: got %zu \"%s\", want \"%s\"", i, n, n ? out : "", t[i].want);
+	}
+	/* The longest name fits FTP_LIST_LINE_MAX in every kind. */
+	char name[NAME_MAX + 1], out[FTP_LIST_LINE_MAX];
+	memset(name, 'n', NAME_MAX);
+	name[NAME_MAX] = 0;
+	struct dirsnap_ent e = {.name = name, .size = UINT64_MAX, .mode = 0777, .mtime = {.tv_sec = NOW}};
+	for (int k = FTP_L_LIST; k <= FTP_L_MLSD; k++) {
+		size_t n = ftp_list_line(out, sizeof(out), (enum ftp_list_kind)k, &e, NOW, 1, 1);
+		assert_true(n > NAME_MAX && n < sizeof(out));
+		assert_memory_equal(out + n - NAME_MAX - 2, name, NAME_MAX);
+		assert_memory_equal(out + n - 2, "\r\n", 2);
+	}
+	/* Cut to a small buffer: terminated, never over. */
+	assert_int_equal(ftp_list_line(out, 8, FTP_L_NLST, &e, NOW, 0, 1), 7);
+	assert_int_equal(out[7], 0);
+}
+
+static void test_list_helpers(void **state)
+{
+	char out[64], m[16];
+	assert_string_equal(ftp_list_quote("", out, sizeof(out)), "/");
+	assert_string_equal(ftp_list_quote("a/b", out, sizeof(out)), "/a/b");
+	assert_string_equal(ftp_list_quote("q\"d/x", out, sizeof(out)), "/q\"\"d/x");
+	assert_string_equal(ftp_list_quote("abcdef", out, 4), "/ab");
+	assert_string_equal(ftp_list_quote("\"\"", out, 4), "/\"\"");
+	ftp_list_modify(NOW, m);
+	assert_string_equal(m, "20250102030405");
+	ftp_list_modify(0, m);
+	assert_string_equal(m, "19700101000000");
+	assert_string_equal(ftp_list_skip_options("-la"), "");
+	assert_string_equal(ftp_list_skip_options("-la  sub dir"), "sub dir");
+	assert_string_equal(ftp_list_skip_options("-a -l x"), "x");
+	assert_string_equal(ftp_list_skip_options("x -l"), "x -l");
+	struct dirsnap_ent e = {.name = "x", .size = 5, .mtime = {.tv_sec = NOW}};
+	size_t n = ftp_list_facts(out, sizeof(out), &e, 0);
+	assert_string_equal(out, "type=file;size=5;modify=20250102030405;perm=r; ");
+	assert_int_equal(n, strlen(out));
+}
+
+/*
+ * the command table (cmds.c)
+ */
+
+static int in_list(const char *verb, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(verb, *list))
+			return 1;
+	return 0;
+}
+
+static void test_command_table(void **state)
+{
+	/* What a client may send before logging in: exactly these (RFC 959 and 2389). */
+	static const char *const prelogin[] = {"AUTH", "FEAT", "HELP", "NOOP", "OPTS",
+	                                       "PASS", "QUIT", "SYST", "USER", NULL};
+	static const char *const during[] = {"ABOR", "NOOP", "STAT", NULL};
+	static const char *const data[] = {"APPE", "LIST", "MLSD", "NLST", "RETR", "STOR", NULL};
+	static const char *const write[] = {"APPE", "DELE", "MKD",  "RMD",  "RNFR",
+	                                    "RNTO", "STOR", "XMKD", "XRMD", NULL};
+	assert_true(ftp_ncmds > 40);
+	for (size_t i = 0; i < ftp_ncmds; i++) {
+		const struct ftp_cmd *c = &ftp_cmds[i];
+		if (i && strcmp(ftp_cmds[i - 1].verb, c->verb) >= 0)
+			fail_msg("row %zu %s: the table must be sorted and unique (after %s)", i, c->verb,
+			         ftp_cmds[i - 1].verb);
+		if (ftp_cmd_find(c->verb) != c)
+			fail_msg("row %zu %s: ftp_cmd_find misses it", i, c->verb);
+		if (!c->fn || strlen(c->verb) > 4 || strlen(c->verb) < 3)
+			fail_msg("row %zu %s: no handler, or not a 3-4 letter verb", i, c->verb);
+		if ((!(c->flags & FTP_C_LOGIN)) != in_list(c->verb, prelogin))
+			fail_msg("row %zu %s: login flag disagrees with the allow-list", i, c->verb);
+		if (!!(c->flags & FTP_C_XFER) != in_list(c->verb, during))
+			fail_msg("row %zu %s: during-transfer flag wrong", i, c->verb);
+		if (!!(c->flags & FTP_C_DATA) != in_list(c->verb, data))
+			fail_msg("row %zu %s: needs-data flag wrong", i, c->verb);
+		if (!!(c->flags & FTP_C_WRITE) != in_list(c->verb, write))
+			fail_msg("row %zu %s: needs-write flag wrong", i, c->verb);
+	}
+	assert_null(ftp_cmd_find("retr")); /* the parser upper-cases */
+	assert_null(ftp_cmd_find("GET"));
+	assert_null(ftp_cmd_find(""));
+	assert_null(ftp_cmd_find("?"));
+	assert_null(ftp_cmd_find("ZZZZ"));
+	assert_non_null(ftp_cmd_find("ABOR"));
+	assert_non_null(ftp_cmd_find("XRMD"));
+}
+
+/* HELP names every verb the table offers, once, and nothing else; FEAT is exactly the
+ * table's feat column. */
+static void test_help_and_feat_from_table(void **state)
+{
+	char help[2048], feat[1024];
+	size_t n = ftp_cmds_help(help, sizeof(help));
+	assert_int_equal(n, strlen(help));
+	size_t words = 0, offered = 0;
+	for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+		size_t on_line = 0;
+		assert_true(line[0] != ' ');
+		for (char *p = line; *p;) {
+			size_t len = strcspn(p, " ");
+			char verb[8];
+			assert_true(len > 0 && len < sizeof(verb));
+			memcpy(verb, p, len);
+			verb[len] = 0;
+			const struct ftp_cmd *c = ftp_cmd_find(verb);
+			if (!c || (c->flags & FTP_C_UNIMPL))
+				fail_msg("HELP lists %s, which the table does not offer", verb);
+			words++;
+			on_line++;
+			p += len + (p[len] == ' ');
+		}
+		assert_true(on_line <= FTP_HELP_PER_LINE);
+	}
+	for (size_t i = 0; i < ftp_ncmds; i++)
+		offered += !(ftp_cmds[i].flags & FTP_C_UNIMPL);
+	assert_int_equal(words, offered); /* each once: all found, and no more words */
+
+	static const char *const want[] = {"EPRT", "EPSV",        "MDTM", "MLST type*;size*;modify*;perm*;",
+	                                   "PASV", "REST STREAM", "SIZE", "TVFS",
+	                                   "UTF8", NULL};
+	n = ftp_cmds_feat(feat, sizeof(feat));
+	assert_int_equal(n, strlen(feat));
+	size_t lines = 0;
+	for (char *line = strtok(feat, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!in_list(line, want))
+			fail_msg("FEAT line \"%s\" unexpected", line);
+		lines++;
+	}
+	assert_int_equal(lines, sizeof(want) / sizeof(want[0]) - 1);
+	/* Cut short: still terminated, within the buffer. */
+	assert_true(ftp_cmds_help(help, 10) < 10);
+	assert_true(ftp_cmds_feat(feat, 3) < 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_commands), cmocka_unit_test(test_line_limit),
-	        cmocka_unit_test(test_port),     cmocka_unit_test(test_eprt),
+	        cmocka_unit_test(test_commands),
+	        cmocka_unit_test(test_line_limit),
+	        cmocka_unit_test(test_port),
+	        cmocka_unit_test(test_eprt),
 	        cmocka_unit_test(test_join),
+	        cmocka_unit_test(test_list_lines),
+	        cmocka_unit_test(test_list_helpers),
+	        cmocka_unit_test(test_command_table),
+	        cmocka_unit_test(test_help_and_feat_from_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,102 @@
+"""Signals and logs (issues 11 and 12): SIGHUP reopens the log and serves on, even
+during an upload; a second Ctrl-C exits at once; a grace period is kept to; what a
+client sends reaches the log escaped."""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import Conn, Server, exchange, wait_for
+
+pytestmark = pytest.mark.xdist_group("serial")
+
+
+def test_sighup_during_put_keeps_serving_and_leaves_nothing(start, root, tmp_path):
+    s = start("--write")
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(4 << 20))
+    up = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "2M", "-T",
+                           str(src), f"http://127.0.0.1:{s.port}/up.bin"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.7)  # mid-upload
+    assert up.poll() is None, "the upload ended before the signal"
+    os.kill(s.pid, signal.SIGHUP)
+    time.sleep(0.2)
+    assert s.alive(), s.stderr()
+    out, _ = up.communicate(timeout=30)
+    assert out == "201", out
+    assert (root / "up.bin").read_bytes() == src.read_bytes()
+    assert sorted(os.listdir(root)) == ["up.bin"], os.listdir(root)
+    assert "SIGHUP: access log reopened" in s.stderr()
+    r = exchange(s, "GET", "/up.bin", {"Range": "bytes=0-3"})
+    assert r.status == 206 and r.body == src.read_bytes()[:4]
+
+
+def held_request(server, secs):
+    c = socket.create_connection((server.host, server.port), timeout=30)
+    c.sendall(b"GET /_/delay/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % secs)
+    return c
+
+
+def test_second_ctrl_c_exits_at_once(root):
+    s = Server(str(root), ["--grace", "20"])
+    c = held_request(s, 10)
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert s.alive(), "exited on the first Ctrl-C with a request in flight and 20 s of grace"
+    t = time.monotonic()
+    s.proc.send_signal(signal.SIGINT)
+    rc = s.proc.wait(5)
+    took = time.monotonic() - t
+    c.close()
+    assert rc == 128 + signal.SIGINT, rc
+    assert took < 0.5, took
+    assert "again: exiting now" in s.stderr()
+    s.stop()
+
+
+def test_grace_is_kept_to(root):
+    s = Server(str(root), ["--grace", "2"])
+    c = held_request(s, 10)
+    time.sleep(0.3)
+    t = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    rc = s.proc.wait(10)
+    took = time.monotonic() - t
+    c.close()
+    assert rc == 0, (rc, s.stderr())
+    assert 1.9 <= took <= 2.4, f"exited {took:.2f} s after SIGTERM with --grace 2"
+    s.stop()
+
+
+def test_idle_server_exits_at_once_on_sigterm(root):
+    s = Server(str(root), [])
+    Conn(s).close()
+    t = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    rc = s.proc.wait(10)
+    assert rc == 0 and time.monotonic() - t < 0.5
+    s.stop()
+
+
+def test_quote_and_backslash_in_target_are_escaped_in_the_log(server, root):
+    r = exchange(server, "GET", '/a"b\\c')
+    assert r.status == 404
+    want = '"GET /a\\x22b\\x5cc HTTP/1.1" 404'
+    assert wait_for(lambda: want in server.stderr()), server.stderr()[-500:]
+
+
+def test_json_log_is_valid_json_with_odd_targets(start, root):
+    import json
+    s = start("--log", "json")
+    exchange(s, "GET", '/a"b\\c%1b')
+    deadline = time.monotonic() + 3
+    lines = []
+    while time.monotonic() < deadline and not lines:
+        lines = [ln for ln in s.stderr().splitlines() if ln.startswith("{")]
+        time.sleep(0.05)
+    rec = json.loads(lines[-1])
+    assert rec["target"] == '/a"b\\c%1b' and rec["status"] == 404, rec

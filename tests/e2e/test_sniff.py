@@ -1,0 +1,317 @@
+"""HTTP or FTP on one port, decided by who is calling (issue 10).
+
+A connection that speaks is classified by its first bytes. A silent one is greeted as
+FTP at once when its process is a known FTP client (or logged in over FTP here before),
+never when it is a browser, and otherwise only after the window (--sniff-ms, 1 s by
+default), long enough for an HTTP client whose process is busy between connect() and
+its first write. These tests load the machine the way the issue describes (300
+threads; a Node.js event loop blocked for 300 ms) and check that no HTTP client is
+ever greeted; they time the greeting of real FTP clients from the client's side
+(strace timestamps of connect() and of the read that returns "220"); and they check
+that a port has one owner."""
+import ftplib
+import http.client
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import LOOPKIT, Server
+
+pytestmark = pytest.mark.xdist_group("serial")
+
+BODY = b"hello from loopkit\n"
+
+
+@pytest.fixture
+def site(root):
+    (root / "a.txt").write_bytes(BODY)
+    return root
+
+
+def default_window_s():
+    """The default --sniff-ms, read from --help, in seconds."""
+    out = subprocess.run([LOOPKIT, "serve", "--help"], capture_output=True, text=True).stdout
+    m = re.search(r"--sniff-ms\b.*?default (\d+)", out)
+    assert m, out
+    return int(m.group(1)) / 1000
+
+
+# --- HTTP clients that are slow to speak are never greeted -------------------------------
+
+def run_thread_storm(server, nthreads, nreq):
+    """nthreads http.client connections opened together (a barrier), nreq GETs each.
+    Returns the list of failures (repr of what went wrong)."""
+    barrier = threading.Barrier(nthreads)
+    failures = []
+    lock = threading.Lock()
+
+    def one():
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        try:
+            barrier.wait(timeout=60)
+            for _ in range(nreq):
+                conn.request("GET", "/a.txt")
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200 or body != BODY:
+                    raise AssertionError(f"status {r.status} body {body[:40]!r}")
+        except Exception as e:  # every failure is collected and asserted below
+            with lock:
+                failures.append(repr(e))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one) for _ in range(nthreads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a client thread hung"
+    return failures
+
+
+def test_300_threads_never_greeted(start, site):
+    s = start()  # the default server: HTTP and FTP, default window
+    for round_ in range(10):
+        failures = run_thread_storm(s, 300, 5)
+        assert not failures, f"round {round_}: {len(failures)} of 300 failed: {failures[:5]}"
+    assert "220 " not in s.stderr()
+
+
+def test_thread_storm_control_fails_with_a_short_window(start, site):
+    """The control run: with the old 50 ms rule, the same storm must go wrong, or the
+    test above could not fail."""
+    s = start("--sniff-ms", "1", "--threads", "1")
+    bad = 0
+    for _ in range(3):
+        bad += len(run_thread_storm(s, 300, 5))
+    assert bad > 0, "no client was greeted even with a 1 ms window: the storm does not load enough"
+
+
+def test_client_silent_500ms_then_get(start, site):
+    s = start()
+    c = socket.create_connection((s.host, s.port), timeout=10)
+    time.sleep(0.5)
+    c.sendall(b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        data += b
+    c.close()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:100]
+    assert data.endswith(BODY)
+
+
+NODE_SCRIPT = r"""
+const http = require('http');
+const [host, port, n, blockMs] = process.argv.slice(2);
+const agent = new http.Agent({keepAlive: true, maxSockets: Number(n)});
+let ok = 0, bad = 0, done = 0;
+for (let i = 0; i < Number(n); i++) {
+  http.get({host, port: Number(port), path: '/a.txt', agent}, res => {
+    let body = '';
+    res.on('data', d => body += d);
+    res.on('end', () => { if (res.statusCode === 200 && body === 'hello from loopkit\n') ok++; else bad++; finish(); });
+  }).on('error', e => { bad++; console.error(String(e)); finish(); });
+}
+// The connects are under way (issued this tick); the event loop now blocks, so the
+// sockets connect and then stay silent until the loop runs again.
+setImmediate(() => { const t = Date.now(); while (Date.now() - t < Number(blockMs)) {} });
+function finish() { if (++done === Number(n)) { console.log(JSON.stringify({ok, bad})); agent.destroy(); } }
+"""
+
+
+def run_node(server, n, block_ms):
+    with tempfile.NamedTemporaryFile("w", suffix=".js", delete=False) as f:
+        f.write(NODE_SCRIPT)
+    try:
+        p = subprocess.run(["node", f.name, server.host, str(server.port), str(n), str(block_ms)],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    import json
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_node_event_loop_blocked_300ms(start, site):
+    s = start()
+    got = run_node(s, 200, 300)
+    assert got == {"ok": 200, "bad": 0}, got
+
+
+def test_node_control_fails_with_a_short_window(start, site):
+    s = start("--sniff-ms", "50")
+    got = run_node(s, 200, 300)
+    assert got["bad"] > 0, f"a 50 ms window did not break a 300 ms pause: {got}"
+
+
+# --- FTP clients are greeted at once --------------------------------------------------------
+
+def strace_greeting_ms(cmd, port, input_=None, timeout=30):
+    """Runs cmd under strace and returns (ms from the connect() to our port until the
+    first read of "220", the completed process). Times are the client's own."""
+    with tempfile.NamedTemporaryFile(suffix=".strace", delete=False) as f:
+        trace = f.name
+    try:
+        p = subprocess.run(["strace", "-f", "-ttt", "-e", "trace=connect,read,recvfrom,recvmsg",
+                            "-s", "16", "-o", trace] + cmd,
+                           input=input_, capture_output=True, timeout=timeout)
+        lines = open(trace, errors="replace").read().splitlines()
+    finally:
+        os.unlink(trace)
+    t_conn = None
+    fd = None
+    for ln in lines:
+        m = re.match(r"\d+\s+([\d.]+) connect\((\d+), .*sin_port=htons\((\d+)\)", ln)
+        if m and int(m.group(3)) == port and t_conn is None:
+            t_conn, fd = float(m.group(1)), m.group(2)
+            continue
+        if t_conn is not None:
+            m = re.match(r"\d+\s+([\d.]+) (read|recvfrom|recvmsg)\(" + fd + r", \"220", ln)
+            if m:
+                return (float(m.group(1)) - t_conn) * 1000, p
+    raise AssertionError(f"no 220 read after connect to {port} in the trace of {cmd}:\n"
+                         + "\n".join(lines[-30:]) + "\n" + p.stderr.decode(errors="replace")[-500:])
+
+
+FTP_CLIENTS = {
+    "curl": lambda s, d: (["curl", "-s", "-o", os.path.join(d, "out"), f"ftp://{s.host}:{s.port}/a.txt"], None),
+    "wget": lambda s, d: (["wget", "-q", "-O", os.path.join(d, "out"), f"ftp://{s.host}:{s.port}/a.txt"], None),
+    "lftp": lambda s, d: (["lftp", "-e", f"set cmd:fail-exit yes; get a.txt -o {os.path.join(d, 'out')}; quit",
+                           f"ftp://{s.host}:{s.port}/"], None),
+    "ftp": lambda s, d: (["ftp", "-n", "-p", s.host, str(s.port)],
+                         f"user anonymous x\nbinary\nget a.txt {os.path.join(d, 'out')}\nquit\n".encode()),
+}
+
+
+@pytest.mark.parametrize("client", sorted(FTP_CLIENTS))
+def test_known_ftp_client_greeted_at_once(start, site, client, tmp_path):
+    s = start()
+    times = []
+    for _ in range(7):
+        d = tempfile.mkdtemp(dir=tmp_path)
+        cmd, inp = FTP_CLIENTS[client](s, d)
+        ms, p = strace_greeting_ms(cmd, s.port, inp)
+        assert open(os.path.join(d, "out"), "rb").read() == BODY, (client, p.stderr[-300:])
+        times.append(ms)
+    med = statistics.median(times)
+    print(f"{client}: time to 220, median {med:.2f} ms, all {[round(t, 2) for t in times]}")
+    assert med <= 3.0, f"{client}: median time to greeting {med:.2f} ms (> 3 ms): {times}"
+    assert "FTP, since" in s.stderr(), s.stderr()[-2000:]
+
+
+def test_ftplib_first_session_waits_the_window_later_ones_do_not(start, site):
+    s = start()
+    window = default_window_s()
+    times = []
+    for i in range(6):
+        t = time.monotonic()
+        f = ftplib.FTP()
+        f.connect(s.host, s.port, timeout=10)
+        times.append((time.monotonic() - t) * 1000)
+        f.login()
+        got = []
+        f.retrbinary("RETR a.txt", got.append)
+        assert b"".join(got) == BODY
+        f.quit()
+    print(f"ftplib: time to 220 {[round(t, 2) for t in times]} ms (window {window * 1000:.0f} ms)")
+    assert window * 1000 * 0.95 <= times[0] <= window * 1000 + 5 + 50, times
+    later = statistics.median(times[1:])
+    assert later <= 3.0, f"later sessions of a process that logged in waited {times[1:]} ms"
+
+
+def test_process_that_sent_http_is_not_greeted_at_once(start, site):
+    """After an FTP login a process's silent connections are greeted at once, until it
+    sends HTTP: then it waits the window again (and an HTTP client is not greeted)."""
+    s = start()
+    f = ftplib.FTP()
+    f.connect(s.host, s.port, timeout=10)
+    f.login()
+    f.quit()
+    # A silent connection that is then looked up (so the server learns it spoke HTTP).
+    c = socket.create_connection((s.host, s.port), timeout=10)
+    time.sleep(0.1)
+    c.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = c.recv(100)
+    c.close()
+    assert data.startswith(b"HTTP/1.1"), data
+    time.sleep(0.2)
+    t = time.monotonic()
+    f = ftplib.FTP()
+    f.connect(s.host, s.port, timeout=10)
+    waited = time.monotonic() - t
+    f.close()
+    assert waited >= default_window_s() * 0.9, f"greeted after {waited:.3f} s though it sent HTTP"
+
+
+# --- one owner per port ------------------------------------------------------------------
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_second_server_on_the_same_port_exits_and_names_the_first(site, tmp_path, threads):
+    first = Server(str(site), ["--threads", threads])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.txt").write_bytes(b"the wrong directory\n")
+    try:
+        t = time.monotonic()
+        p = subprocess.run([LOOPKIT, "serve", str(other), "--port", str(first.port), "--threads", threads],
+                           capture_output=True, text=True, timeout=10)
+        took = time.monotonic() - t
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert took < 1.0, took
+        assert f"pid {first.pid}" in p.stderr and "loopkit" in p.stderr, p.stderr
+        assert "--port 0" in p.stderr, p.stderr
+        for _ in range(10):
+            r = subprocess.run(["curl", "-s", f"http://{first.host}:{first.port}/a.txt"],
+                               capture_output=True, timeout=10)
+            assert r.stdout == BODY
+    finally:
+        assert first.stop() == 0
+
+
+def test_second_server_with_overlapping_pasv_ports_exits(site, tmp_path):
+    first = Server(str(site), ["--pasv-ports", "61200-61210"])
+    try:
+        p = subprocess.run([LOOPKIT, "serve", str(site), "--port", "0", "--pasv-ports", "61205-61220"],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert "61205" in p.stderr and f"pid {first.pid}" in p.stderr, p.stderr
+    finally:
+        assert first.stop() == 0
+
+
+def test_pasv_port_held_by_another_program_is_refused(site):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        p = subprocess.run([LOOPKIT, "serve", str(site), "--port", "0", "--pasv-ports", f"{port}-{port}"],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert f"port {port} is held by" in p.stderr and f"pid {os.getpid()}" in p.stderr, p.stderr
+    finally:
+        holder.close()
+
+
+def test_classification_logged_once_per_process(start, site, tmp_path):
+    s = start()
+    for _ in range(3):
+        subprocess.run(["curl", "-s", "-o", "/dev/null", f"ftp://{s.host}:{s.port}/a.txt"], timeout=20, check=True)
+    # Three curl processes: three lines; one lftp process with two sessions: one line.
+    subprocess.run(["lftp", "-e", "ls; ls; quit", f"ftp://{s.host}:{s.port}/"], capture_output=True,
+                   timeout=20, check=True)
+    log = s.stderr()
+    assert len(re.findall(r"peer curl \(pid \d+\): FTP", log)) == 3, log
+    assert len(re.findall(r"peer lftp \(pid \d+\): FTP", log)) == 1, log
