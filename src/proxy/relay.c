@@ -717,8 +717,8 @@ static void piece_done(struct pconn *c, struct pchain *ch, uint64_t now)
 static void chain_arm(struct pconn *c, struct pchain *ch, uint64_t when_us)
 {
 	struct loop *l = srv(c)->loop;
-	uint64_t due_ms = when_us / 1000 + 1, now_ms = loop_now(l);
-	loop_timer_start(l, &ch->timer, due_ms > now_ms ? due_ms - now_ms : 0);
+	uint64_t now = loop_now_us(l); /* at most the real now: the timer is never early */
+	loop_timer_start_us(l, &ch->timer, when_us > now ? when_us - now : 0);
 }
 
 /* Moves bytes src -> queue -> toxics -> dst. Returns -1 when the pair was closed. */

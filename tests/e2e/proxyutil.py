@@ -10,10 +10,15 @@ import tempfile
 import threading
 import time
 
-from conftest import LOOPKIT
+import pytest
+
+from conftest import LOOPKIT, sanitizer_build
 
 # LOOPKIT_PROXY: another build for the proxy alone (a sanitizer build behind a plain upstream)
 PROXY_BIN = os.environ.get("LOOPKIT_PROXY") or LOOPKIT
+# Tests that measure RSS or time skip a sanitizer build of the proxy (conftest.measures).
+measures = pytest.mark.skipif(sanitizer_build(PROXY_BIN), reason="measures RSS or latency: not meaningful "
+                              "in a sanitizer build; the plain `make test` run measures")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NPM_DIR = os.path.join(ROOT, "build", "npm")
 

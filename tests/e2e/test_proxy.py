@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from proxyutil import PIPE_POOL, Proxy, Upstream, echo, fd_count, fd_kinds, median, recv_all, rss_kib, source
+from proxyutil import PIPE_POOL, Proxy, Upstream, echo, fd_count, fd_kinds, measures, median, recv_all, rss_kib, source
 
 
 @pytest.fixture
@@ -73,6 +73,7 @@ def test_relays_bytes_exactly_and_counts_them(proxies, echo_up):
     assert f"1 connections (0 refused), {len(data)} bytes up, {len(data)} bytes down" in summary
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_latency_added_per_round_trip(proxies, echo_up):
     p = proxies(echo_up.addr)
@@ -93,6 +94,7 @@ def test_latency_added_per_round_trip(proxies, echo_up):
     s.close()
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_bandwidth_rate_in_kb_per_second(proxies):
     n = 2_000_000
@@ -171,6 +173,7 @@ def test_timeout_closes_after_silence_and_zero_holds(proxies, echo_up):
     s.close()
 
 
+@measures
 def test_slow_close_delays_the_fin(proxies):
     up = Upstream(source(1000))
     p = proxies(up.addr, "--toxic", "slow_close,delay=500")
@@ -207,6 +210,7 @@ def pcap_segments(path):
     return out
 
 
+@measures
 def test_slicer_piece_sizes_and_delay(proxies, tmp_path):
     up = Upstream(source(3000, chunk=4096))
     pcap = str(tmp_path / "s.pcap")
@@ -226,6 +230,7 @@ def test_slicer_piece_sizes_and_delay(proxies, tmp_path):
     up.close()
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_loss_stalls_for_an_rto(proxies, echo_up):
     p = proxies(echo_up.addr, "--toxic", "loss,probability=1,rto=150")
@@ -254,6 +259,7 @@ def test_corrupt_flips_one_bit_per_byte(proxies):
     up.close()
 
 
+@measures
 def test_toxicity_is_decided_per_connection(proxies, echo_up):
     p = proxies(echo_up.addr, "--toxic", "latency,latency=80,toxicity=0.5", "--seed", "7")
     slow = fast = 0
@@ -267,6 +273,7 @@ def test_toxicity_is_decided_per_connection(proxies, echo_up):
     assert slow >= 6 and fast >= 6 and slow + fast == 30, (slow, fast)
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_live_toxic_changes_under_a_running_transfer(proxies):
     n = 3_000_000
@@ -405,6 +412,7 @@ def test_upstream_closing_early_and_client_reset(proxies):
     up.close()
 
 
+@measures
 def test_many_connections_leave_no_descriptors_or_memory(proxies, echo_up):
     p = proxies(echo_up.addr, "--toxic", "latency,latency=1,stream=upstream")
     for _ in range(3):
@@ -445,6 +453,7 @@ def test_config_file_in_toxiproxy_format(proxies, echo_up, tmp_path):
     s.close()
 
 
+@measures
 def test_a_slow_reader_is_not_buffered_without_bound(proxies):
     """With a toxic on the path the proxy holds at most PROXY_CHAIN_MAX (256 KiB) per
     direction: a client that does not read stops the upstream, it does not grow the proxy."""

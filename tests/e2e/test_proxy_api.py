@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import LOOPKIT
-from proxyutil import NPM_DIR, Proxy, Upstream, echo
+from proxyutil import NPM_DIR, Proxy, Upstream, echo, measures
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 
@@ -212,6 +212,7 @@ def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
     taken.close()
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_preset_3g_latency_and_bandwidth(echo_up):
     from proxyutil import median

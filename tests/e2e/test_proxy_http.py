@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import CURL, Server
-from proxyutil import NPM_DIR, Proxy, median
+from proxyutil import NPM_DIR, Proxy, measures, median
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 
@@ -108,6 +108,7 @@ def test_pipelined_requests_keep_their_order(proxies, web):
     assert statuses == [b"500", b"404", b"200", b"200"]
 
 
+@measures
 def test_delay_per_request_not_per_connection(proxies, web):
     p = proxies(up(web), "--toxic", "http_delay,delay=150")
     c = http.client.HTTPConnection("127.0.0.1", p.port(), timeout=10)
@@ -273,6 +274,7 @@ def test_json_summary(proxies, web):
                              "applied": 3}]
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_http_toxics_with_a_concurrent_load(proxies, web):
     """wrk through an http_fail toxic: the proxy answers every request, in order, at speed."""

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from proxyutil import Proxy, Upstream, echo, fd_kinds, rss_kib
+from proxyutil import Proxy, Upstream, echo, fd_kinds, measures, rss_kib
 
 PAIRS = 10_000
 PAIR_BUDGET_KIB = 8  # the issue's bound: memory per idle proxied connection pair
@@ -39,6 +39,7 @@ def raise_nofile():
     return hard
 
 
+@measures
 @pytest.mark.xdist_group("serial")
 def test_ten_thousand_idle_pairs_fit_in_8_kib_each():
     """Each pair holds two descriptors in the proxy: with a hard limit of 20,000 (this
