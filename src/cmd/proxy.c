@@ -2,7 +2,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cmd/cmd.h"
 #include "proxy/proxy.h"
@@ -45,15 +44,6 @@ static const struct cmd_hint proxy_hints[] = {
         {0},
 };
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 static int proxy_main(void *p)
 {
 	struct proxy_args *a = p;
@@ -70,7 +60,7 @@ static int proxy_main(void *p)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	net_raise_nofile();
 	struct proxy_server *s = proxy_server_new(&a->o, err, sizeof err, &code);
 	if (!s) {
 		fprintf(stderr, "loopkit proxy: %s\n", err);

@@ -298,6 +298,31 @@ static int sock_error_is_reset(int e)
 	return e == ECONNRESET || e == EPIPE || e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH;
 }
 
+/* Moves what the pipe of direction d holds to dst. Returns 1 when it is empty, 0 when
+ * dst is full (want_write is set), -1 when the pair was closed (dst is gone: the
+ * source is reset). */
+static int drain_pipe(struct pconn *c, int d, int dst)
+{
+	struct pdir *pd = &c->d[d];
+	while (pd->inpipe) {
+		ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			if (errno == EAGAIN) {
+				pd->want_write = 1;
+				return 0;
+			}
+			if (errno == EINTR)
+				continue;
+			pconn_close(c, 1);
+			return -1;
+		}
+		pd->inpipe -= (uint32_t)n;
+		pd->bytes += (uint64_t)n;
+		c->p->bytes[d] += (uint64_t)n;
+	}
+	return 1;
+}
+
 /* Moves bytes src -> pipe -> dst. Returns -1 when the pair was closed. */
 static int pump_splice(struct pconn *c, int d)
 {
@@ -351,22 +376,10 @@ static int pump_splice(struct pconn *c, int d)
 	}
 	while (moved < TURN_BYTES) {
 		if (pd->inpipe) {
-			ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n < 0) {
-				if (errno == EAGAIN) {
-					pd->want_write = 1;
-					return 0;
-				}
-				if (errno == EINTR)
-					continue;
-				pconn_close(c, 1); /* the destination is gone: reset the source */
-				return -1;
-			}
-			pd->inpipe -= (uint32_t)n;
-			pd->bytes += (uint64_t)n;
-			c->p->bytes[d] += (uint64_t)n;
-			moved += (size_t)n;
-			continue;
+			moved += pd->inpipe;
+			int r = drain_pipe(c, d, dst);
+			if (r <= 0)
+				return r;
 		}
 		if (pd->eof)
 			return dir_finish(c, d);
@@ -401,23 +414,13 @@ static int pump_splice(struct pconn *c, int d)
 		if (n < PIPE_CHUNK) {
 			/* A short read drained the socket: pass it on, then wait for epoll
 			 * rather than ask again only to hear EAGAIN. */
-			ssize_t k = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (k > 0) {
-				pd->inpipe -= (uint32_t)k;
-				pd->bytes += (uint64_t)k;
-				c->p->bytes[d] += (uint64_t)k;
-			} else if (k < 0 && errno != EAGAIN && errno != EINTR) {
-				pconn_close(c, 1);
-				return -1;
-			}
-			if (pd->inpipe) {
-				pd->want_write = 1;
-			} else {
+			int r = drain_pipe(c, d, dst);
+			if (r == 1) {
 				proxy_pipe_put(s, &pd->pipe);
 				pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
 				pd->want_read = 1;
 			}
-			return 0;
+			return r < 0 ? -1 : 0;
 		}
 	}
 	if (pd->inpipe)
@@ -730,22 +733,9 @@ static int pump_chain(struct pconn *c, int d)
 	size_t moved = 0;
 	pd->want_read = pd->want_write = 0;
 	/* Bytes still in the pipe from before the chain came go first. */
-	while (pd->inpipe) {
-		ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0) {
-			if (errno == EAGAIN) {
-				pd->want_write = 1;
-				return 0;
-			}
-			if (errno == EINTR)
-				continue;
-			pconn_close(c, 1);
-			return -1;
-		}
-		pd->inpipe -= (uint32_t)n;
-		pd->bytes += (uint64_t)n;
-		c->p->bytes[d] += (uint64_t)n;
-	}
+	int r = drain_pipe(c, d, dst);
+	if (r <= 0)
+		return r;
 	if (pd->pipe.fd[0] >= 0) {
 		proxy_pipe_put(srv(c), &pd->pipe);
 		pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
@@ -785,10 +775,10 @@ static int pump_chain(struct pconn *c, int d)
 		if (c->state != PC_RELAY)
 			return -1;
 		if (!ch->have_piece) {
-			int r = next_piece(c, ch, now);
-			if (r < 0)
+			int pr = next_piece(c, ch, now);
+			if (pr < 0)
 				return -1;
-			if (r == 0)
+			if (pr == 0)
 				break;
 		}
 		if (ch->release > now) {

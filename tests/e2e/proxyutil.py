@@ -218,3 +218,28 @@ def median(xs):
     xs = sorted(xs)
     n = len(xs)
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+@pytest.fixture
+def proxies():
+    """proxies(*args, **kw) -> Proxy; each is stopped at teardown, and must have lived."""
+    made = []
+
+    def start(*args, **kw):
+        p = Proxy(*args, **kw)
+        made.append(p)
+        return p
+    yield start
+    for p in made:
+        alive = p.stopped or p.proc.poll() is None
+        log = p.stderr()[-3000:]
+        rc = p.stop()
+        assert alive, "loopkit proxy died during the test:\n" + log
+        assert rc == 0, f"loopkit proxy exited {rc}:\n" + log
+
+
+@pytest.fixture
+def echo_up():
+    u = Upstream(echo)
+    yield u
+    u.close()

@@ -8,31 +8,11 @@ import time
 
 import pytest
 
-from proxyutil import PIPE_POOL, Proxy, Upstream, echo, fd_count, fd_kinds, measures, median, recv_all, rss_kib, source
+from proxyutil import (PIPE_POOL, Proxy, Upstream, echo, echo_up, fd_kinds,  # noqa: F401 (fixtures)
+                       measures, median, proxies, recv_all, rss_kib, source)
 
 
-@pytest.fixture
-def echo_up():
-    u = Upstream(echo)
-    yield u
-    u.close()
 
-
-@pytest.fixture
-def proxies():
-    made = []
-
-    def start(*args, **kw):
-        p = Proxy(*args, **kw)
-        made.append(p)
-        return p
-    yield start
-    for p in made:
-        alive = p.stopped or p.proc.poll() is None
-        log = p.stderr()[-3000:]
-        rc = p.stop()
-        assert alive, "loopkit proxy died during the test:\n" + log
-        assert rc == 0, f"loopkit proxy exited {rc}:\n" + log
 
 
 def rtts(sock, n, size=64):

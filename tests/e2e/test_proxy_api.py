@@ -9,16 +9,10 @@ import subprocess
 import pytest
 
 from conftest import LOOPKIT
-from proxyutil import NPM_DIR, Proxy, Upstream, echo, measures
+from proxyutil import echo, echo_up, measures, NPM_DIR, proxies, Proxy, Upstream  # noqa: F401 (fixtures)
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 
-
-@pytest.fixture
-def echo_up():
-    u = Upstream(echo)
-    yield u
-    u.close()
 
 
 @pytest.fixture

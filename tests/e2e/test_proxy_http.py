@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import CURL, Server
-from proxyutil import NPM_DIR, Proxy, measures, median
+from proxyutil import measures, median, NPM_DIR, proxies, Proxy  # noqa: F401 (fixtures)
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 
@@ -27,20 +27,6 @@ def web(tmp_path):
     s.stop()
 
 
-@pytest.fixture
-def proxies():
-    made = []
-
-    def start(*args, **kw):
-        p = Proxy(*args, **kw)
-        made.append(p)
-        return p
-    yield start
-    for p in made:
-        alive = p.stopped or p.proc.poll() is None
-        log = p.stderr()[-3000:]
-        rc = p.stop()
-        assert alive and rc == 0, log
 
 
 def up(web):
