@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from proxyutil import (PIPE_POOL, Proxy, Upstream, echo, echo_up, fd_kinds,  # noqa: F401 (fixtures)
+from proxyutil import (PIPE_POOL, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
 

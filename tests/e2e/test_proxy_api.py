@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import LOOPKIT
-from proxyutil import echo, echo_up, measures, NPM_DIR, proxies, Proxy, Upstream  # noqa: F401 (fixtures)
+from proxyutil import NPM_DIR, Proxy, echo_up, measures, proxies  # noqa: F401 (fixtures)
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 

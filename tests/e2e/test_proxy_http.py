@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import CURL, Server
-from proxyutil import measures, median, NPM_DIR, proxies, Proxy  # noqa: F401 (fixtures)
+from proxyutil import NPM_DIR, measures, proxies  # noqa: F401 (fixtures)
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 

@@ -1,6 +1,5 @@
 """loopkit proxy at scale: 10,000 idle proxied pairs within 8 KiB each, and descriptor
 exhaustion that pauses instead of failing (checked before and after)."""
-import os
 import resource
 import socket
 import subprocess
