@@ -1,4 +1,4 @@
-/* proxy.c - `loopkit proxy`: flags in, fault-injecting proxies with toxiproxy's API out, a summary at exit. */
+/* proxy.c - `loopkit proxy`: flags in, proxies with toxiproxy's API out, a summary at exit. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

@@ -16,7 +16,7 @@
 #include "proxy/internal.h"
 #include "proxy/jin.h"
 
-#define API_MAX_CONNS 64              /* control connections at once */
+#define API_MAX_CONNS 64                /* control connections at once */
 #define API_OUT_MAX   (4 * 1024 * 1024) /* the largest JSON answer (every proxy with every toxic) */
 
 static struct proxy_server *server_of(struct http_conn *c)
@@ -128,8 +128,8 @@ struct api_req {
 	struct http_conn *c;
 	const struct http_reqinfo *ri;
 	struct proxy_server *s;
-	struct proxy *p;  /* /proxies/NAME... */
-	struct toxic *t;  /* .../toxics/TOXIC */
+	struct proxy *p; /* /proxies/NAME... */
+	struct toxic *t; /* .../toxics/TOXIC */
 };
 
 static void proxy_index(struct api_req *a)
@@ -178,8 +178,8 @@ static void proxy_create_h(struct api_req *a)
 		send_err(a->c, LK_E_P_MISSING_FIELD, "upstream");
 	} else {
 		struct proxy *p;
-		enum lk_err e = proxy_create(a->s, name, listen ? listen : "", up, en ? jin_is_true(en) : 1, &p, why,
-		                             sizeof why);
+		enum lk_err e = proxy_create(a->s, name, listen ? listen : "", up, en ? jin_is_true(en) : 1,
+		                             &p, why, sizeof why);
 		if (e != LK_E_OK)
 			send_err(a->c, e, why);
 		else
@@ -205,7 +205,8 @@ static void proxy_update_h(struct api_req *a)
 	if (!jin_is_object(o) || bad || (en && !jin_is_bool(en))) {
 		send_err(a->c, LK_E_P_BAD_BODY, "listen and upstream are strings, enabled a boolean");
 	} else {
-		enum lk_err e = proxy_update(a->p, listen, up, en ? jin_is_true(en) : a->p->enabled, why, sizeof why);
+		enum lk_err e =
+		        proxy_update(a->p, listen, up, en ? jin_is_true(en) : a->p->enabled, why, sizeof why);
 		if (e != LK_E_OK)
 			send_err(a->c, e, why);
 		else
@@ -295,10 +296,10 @@ struct api_row {
 };
 
 static const struct api_row proxy_rows[] = {
-        {1, M_GET, proxy_index},      {1, M_POST, proxy_create_h},  {2, M_GET, proxy_show},
-        {2, M_POST, proxy_update_h},  {2, M_PATCH, proxy_update_h}, {2, M_DELETE, proxy_delete_h},
-        {3, M_GET, toxic_index},      {3, M_POST, toxic_create_h},  {4, M_GET, toxic_show},
-        {4, M_POST, toxic_update_h},  {4, M_PATCH, toxic_update_h}, {4, M_DELETE, toxic_delete_h},
+        {1, M_GET, proxy_index},     {1, M_POST, proxy_create_h},  {2, M_GET, proxy_show},
+        {2, M_POST, proxy_update_h}, {2, M_PATCH, proxy_update_h}, {2, M_DELETE, proxy_delete_h},
+        {3, M_GET, toxic_index},     {3, M_POST, toxic_create_h},  {4, M_GET, toxic_show},
+        {4, M_POST, toxic_update_h}, {4, M_PATCH, toxic_update_h}, {4, M_DELETE, toxic_delete_h},
 };
 
 static const char *const allow_of_depth[] = {"", "GET, POST", "GET, POST, PATCH, DELETE", "GET, POST",
@@ -423,8 +424,8 @@ static void h_version(struct http_conn *c, const struct http_reqinfo *ri)
 
 static void metric_labels(struct buf *b, const struct proxy *p, const char *dir)
 {
-	buf_printf(b, "{direction=\"%s\",proxy=\"%s\",listener=\"%s\",upstream=\"%s\"}", dir, p->name, p->listen,
-	           p->upstream);
+	buf_printf(b, "{direction=\"%s\",proxy=\"%s\",listener=\"%s\",upstream=\"%s\"}", dir, p->name,
+	           p->listen, p->upstream);
 }
 
 static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
@@ -454,12 +455,16 @@ static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
 	for (size_t i = 0; i < s->nproxies; i++)
 		buf_printf(&b, "loopkit_proxy_connections_open{proxy=\"%s\"} %u\n", s->proxies[i]->name,
 		           s->proxies[i]->nconns);
-	buf_puts(&b, "# HELP loopkit_proxy_toxic_applied_total Connections (http_fail: requests) a toxic acted on.\n"
+	buf_puts(&b, "# HELP loopkit_proxy_toxic_applied_total Connections (http_fail: requests) a toxic "
+	             "acted on.\n"
 	             "# TYPE loopkit_proxy_toxic_applied_total counter\n");
 	for (size_t i = 0; i < s->nproxies; i++)
 		for (size_t k = 0; k < s->proxies[i]->ntoxics; k++)
-			buf_printf(&b, "loopkit_proxy_toxic_applied_total{proxy=\"%s\",toxic=\"%s\",type=\"%s\"} %llu\n",
-			           s->proxies[i]->name, s->proxies[i]->toxics[k]->name, s->proxies[i]->toxics[k]->type->name,
+			buf_printf(&b,
+			           "loopkit_proxy_toxic_applied_total{proxy=\"%s\",toxic=\"%s\",type=\"%s\"} "
+			           "%llu\n",
+			           s->proxies[i]->name, s->proxies[i]->toxics[k]->name,
+			           s->proxies[i]->toxics[k]->type->name,
 			           (unsigned long long)s->proxies[i]->toxics[k]->applied);
 	resp_start(c, HTTP_OK);
 	resp_send_mem(c, "text/plain; version=0.0.4", buf_start(&b), buf_used(&b));
@@ -474,9 +479,12 @@ static void h_none(struct http_conn *c, const struct http_reqinfo *ri)
 }
 
 static const struct http_route api_routes[] = {
-        {"/proxies", HTTP_BODY_MEM, h_proxies, NULL, NULL}, {"/populate", HTTP_BODY_MEM, h_populate, NULL, NULL},
-        {"/reset", HTTP_BODY_MEM, h_reset, NULL, NULL},     {"/version", HTTP_BODY_MEM, h_version, NULL, NULL},
-        {"/metrics", HTTP_BODY_MEM, h_metrics, NULL, NULL}, {"", HTTP_BODY_MEM, h_none, NULL, NULL},
+        {"/proxies", HTTP_BODY_MEM, h_proxies, NULL, NULL},
+        {"/populate", HTTP_BODY_MEM, h_populate, NULL, NULL},
+        {"/reset", HTTP_BODY_MEM, h_reset, NULL, NULL},
+        {"/version", HTTP_BODY_MEM, h_version, NULL, NULL},
+        {"/metrics", HTTP_BODY_MEM, h_metrics, NULL, NULL},
+        {"", HTTP_BODY_MEM, h_none, NULL, NULL},
         {NULL, HTTP_BODY_NONE, NULL, NULL, NULL},
 };
 

@@ -19,21 +19,21 @@ struct phttp_req {
 	uint8_t head_only; /* HEAD: the response has no body */
 	uint16_t status;   /* fail: the status to answer with */
 	const struct toxic *toxic;
-	uint64_t t_start;  /* µs (wall clock) when its head was complete */
-	char *head;        /* HAR: a copy of the head */
+	uint64_t t_start; /* µs (wall clock) when its head was complete */
+	char *head;       /* HAR: a copy of the head */
 	size_t head_len;
-	struct buf body;   /* HAR: the body, at most PROXY_HAR_BODY_MAX */
+	struct buf body; /* HAR: the body, at most PROXY_HAR_BODY_MAX */
 	uint64_t body_size;
 };
 
 struct phttp_dir {
 	enum hstate state;
-	uint64_t scan;           /* bytes framed so far */
-	size_t last_len;         /* request parser resume point */
-	struct bench_resp fr;    /* body framing (and response heads) */
-	int drop_idx;            /* the open PI_DROP of a failed request's body; -1 */
-	uint64_t body_start;     /* offset of the current body */
-	uint64_t cut_at;         /* http_cut: close at this offset; 0: none */
+	uint64_t scan;        /* bytes framed so far */
+	size_t last_len;      /* request parser resume point */
+	struct bench_resp fr; /* body framing (and response heads) */
+	int drop_idx;         /* the open PI_DROP of a failed request's body; -1 */
+	uint64_t body_start;  /* offset of the current body */
+	uint64_t cut_at;      /* http_cut: close at this offset; 0: none */
 	int cut_reset;
 	struct toxic *cut_toxic;
 	/* HAR: the response being read */
@@ -125,7 +125,7 @@ static void go_raw(struct pconn *c)
  * -1 cannot tell yet. */
 static int looks_like_request(const char *p, size_t n)
 {
-	static const char *const methods[] = {"GET ",     "HEAD ",  "POST ",  "PUT ",   "DELETE ",
+	static const char *const methods[] = {"GET ",     "HEAD ",  "POST ",  "PUT ",    "DELETE ",
 	                                      "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "};
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		size_t k = strlen(methods[i]);
@@ -224,8 +224,8 @@ static void q_pop(struct phttp *h)
 	h->qn--;
 }
 
-static void har_emit(struct pconn *c, struct phttp_req *r, const char *rh, size_t rhl, const char *rb, size_t rbl,
-                     uint64_t rbs, uint64_t t_head, const char *comment)
+static void har_emit(struct pconn *c, struct phttp_req *r, const char *rh, size_t rhl, const char *rb,
+                     size_t rbl, uint64_t rbs, uint64_t t_head, const char *comment)
 {
 	struct record *rec = c->p->srv->rec;
 	if (!rec || !r->head)
@@ -264,13 +264,14 @@ static void inject_ready(struct pconn *c)
 		char body[256], *resp = malloc(512);
 		if (!resp)
 			return;
-		int bl = snprintf(body, sizeof body, "%d %s: injected by loopkit proxy (toxic %s)\n", r->status,
-		                  lk_http_reason(r->status), r->toxic ? r->toxic->name : "?");
-		int n = snprintf(resp, 512,
-		                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-		                 "X-Loopkit-Toxic: %s\r\n\r\n%s",
-		                 r->status, lk_http_reason(r->status), bl, r->toxic ? r->toxic->name : "?",
-		                 r->head_only ? "" : body);
+		int bl = snprintf(body, sizeof body, "%d %s: injected by loopkit proxy (toxic %s)\n",
+		                  r->status, lk_http_reason(r->status), r->toxic ? r->toxic->name : "?");
+		int n = snprintf(
+		        resp, 512,
+		        "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+		        "X-Loopkit-Toxic: %s\r\n\r\n%s",
+		        r->status, lk_http_reason(r->status), bl, r->toxic ? r->toxic->name : "?",
+		        r->head_only ? "" : body);
 		struct pins *in = pchain_ins_add(dn, PI_INSERT, h->d[PROXY_DOWN].scan);
 		if (!in) {
 			free(resp);
@@ -280,7 +281,8 @@ static void inject_ready(struct pconn *c)
 		in->dlen = (size_t)n;
 		const char *hend = strstr(resp, "\r\n\r\n");
 		size_t hl = (size_t)(hend - resp) + 4;
-		har_emit(c, r, resp, hl, resp + hl, (size_t)n - hl, (uint64_t)n - hl, wall_us(), "injected by http_fail");
+		har_emit(c, r, resp, hl, resp + hl, (size_t)n - hl, (uint64_t)n - hl, wall_us(),
+		         "injected by http_fail");
 		q_pop(h);
 		relay_kick(c, PROXY_DOWN);
 	}
@@ -327,8 +329,8 @@ static void message_done(struct pconn *c, int d, uint64_t end)
 	if (d == PROXY_DOWN) {
 		struct phttp_req *r = q_front(h);
 		if (r && !r->fail) {
-			har_emit(c, r, hd->head, hd->head_len, buf_start(&hd->body), buf_used(&hd->body), hd->body_size,
-			         hd->t_head, NULL);
+			har_emit(c, r, hd->head, hd->head_len, buf_start(&hd->body), buf_used(&hd->body),
+			         hd->body_size, hd->t_head, NULL);
 			q_pop(h);
 		}
 		free(hd->head);
@@ -393,7 +395,8 @@ static int request_head(struct pconn *c, struct pchain *ch, const char *p, size_
 		const struct http_header *hh = &req->headers[i];
 		if (http_slice_ieq(hh->name, "content-length")) {
 			len = 0;
-			for (size_t k = 0; k < hh->value.len && hh->value.p[k] >= '0' && hh->value.p[k] <= '9'; k++)
+			for (size_t k = 0;
+			     k < hh->value.len && hh->value.p[k] >= '0' && hh->value.p[k] <= '9'; k++)
 				len = len * 10 + (uint64_t)(hh->value.p[k] - '0');
 		} else if (http_slice_ieq(hh->name, "transfer-encoding")) {
 			chunked = 1;
@@ -571,8 +574,9 @@ int phttp_scan(struct pconn *c, struct pchain *ch)
 				goto raw; /* the server spoke first: not HTTP */
 			size_t he = 0;
 			for (size_t i = hd->last_len > 3 ? hd->last_len - 3 : 0; i < avail; i++) {
-				if (base[i] == '\n' && ((i >= 1 && base[i - 1] == '\n') ||
-				                        (i >= 2 && base[i - 1] == '\r' && base[i - 2] == '\n'))) {
+				if (base[i] == '\n' &&
+				    ((i >= 1 && base[i - 1] == '\n') ||
+				     (i >= 2 && base[i - 1] == '\r' && base[i - 2] == '\n'))) {
 					he = i + 1;
 					break;
 				}

@@ -39,16 +39,16 @@ enum toxic_kind {
 	TK_COUNT
 };
 
-#define TOXIC_MAX_ATTRS  4
-#define TOXIC_STR_MAX    512 /* a string attribute (a header name or value), bytes */
-#define TOXIC_TIME_MAX   3600000.0 /* ms: an hour is the longest delay any toxic takes */
+#define TOXIC_MAX_ATTRS 4
+#define TOXIC_STR_MAX   512       /* a string attribute (a header name or value), bytes */
+#define TOXIC_TIME_MAX  3600000.0 /* ms: an hour is the longest delay any toxic takes */
 
 enum toxic_attr_kind { TA_INT, TA_NUM, TA_STR, TA_ENUM };
 
 struct toxic_attr_def {
 	const char *name;
 	enum toxic_attr_kind kind;
-	double def, min, max; /* TA_INT, TA_NUM (TA_ENUM: def is the index) */
+	double def, min, max;       /* TA_INT, TA_NUM (TA_ENUM: def is the index) */
 	const char *const *choices; /* TA_ENUM */
 	const char *unit;           /* for docs and errors: "ms", "KB/s", "bytes", ... */
 };
@@ -56,8 +56,8 @@ struct toxic_attr_def {
 struct toxic_type {
 	const char *name;
 	enum toxic_kind kind;
-	int http;      /* acts on HTTP messages: needs the stream to be HTTP/1.x */
-	int bytes;     /* needs the bytes (no splice while it is active) */
+	int http;  /* acts on HTTP messages: needs the stream to be HTTP/1.x */
+	int bytes; /* needs the bytes (no splice while it is active) */
 	size_t nattrs;
 	struct toxic_attr_def attrs[TOXIC_MAX_ATTRS];
 };
@@ -67,12 +67,12 @@ struct toxic {
 	char name[PROXY_NAME_MAX];
 	const struct toxic_type *type;
 	enum proxy_dir dir;
-	double toxicity;               /* chance, per connection, that it acts (0..1) */
-	double num[TOXIC_MAX_ATTRS];   /* numeric and enum attributes, in type order */
-	char str[2][TOXIC_STR_MAX];    /* string attributes, in type order */
-	uint32_t id;                   /* server-wide; keys each connection's state */
-	uint64_t seen;                 /* http_fail: requests seen so far (first N) */
-	uint64_t applied;              /* how many times it acted (summary) */
+	double toxicity;             /* chance, per connection, that it acts (0..1) */
+	double num[TOXIC_MAX_ATTRS]; /* numeric and enum attributes, in type order */
+	char str[2][TOXIC_STR_MAX];  /* string attributes, in type order */
+	uint32_t id;                 /* server-wide; keys each connection's state */
+	uint64_t seen;               /* http_fail: requests seen so far (first N) */
+	uint64_t applied;            /* how many times it acted (summary) */
 };
 
 const struct toxic_type *toxic_type_find(const char *name);
@@ -200,13 +200,13 @@ enum pins_kind {
 };
 
 struct pins {
-	uint64_t at;   /* offset in the bytes read from the source */
+	uint64_t at; /* offset in the bytes read from the source */
 	uint8_t kind;
-	uint8_t open;  /* PI_DROP: the framer still grows len */
-	uint8_t reset; /* PI_CLOSE: RST instead of FIN */
-	uint64_t len;  /* PI_DROP: bytes; PI_INSERT: bytes of data already sent */
+	uint8_t open;   /* PI_DROP: the framer still grows len */
+	uint8_t reset;  /* PI_CLOSE: RST instead of FIN */
+	uint64_t len;   /* PI_DROP: bytes; PI_INSERT: bytes of data already sent */
 	uint64_t until; /* PI_HOLD: µs */
-	char *data;    /* PI_INSERT: owned */
+	char *data;     /* PI_INSERT: owned */
 	size_t dlen;
 };
 #define PROXY_INS_MAX 64 /* pending instructions per direction (pipelined messages) */
@@ -239,18 +239,19 @@ struct pchain {
 	size_t front_off;        /* bytes of the front chunk already consumed */
 	uint64_t rd_off, tx_off; /* bytes read from the source; consumed (sent or dropped) */
 	int have_piece;
-	int piece_ins;           /* the piece comes from the front instruction's data */
+	int piece_ins; /* the piece comes from the front instruction's data */
 	size_t piece_len, piece_done;
-	uint64_t release;        /* µs: the piece goes out then */
+	uint64_t release; /* µs: the piece goes out then */
 	unsigned pflags;
 	struct tstate ts[PROXY_MAX_TOXICS];
 	size_t nts;
 	struct loop_timer timer;
-	uint64_t reset_at, timeout_at, close_at; /* µs deadlines of reset_peer, timeout, slow_close; 0: none */
-	uint64_t hold_until;     /* µs: a PI_HOLD passed; pieces wait until then */
+	uint64_t reset_at, timeout_at,
+	        close_at;    /* µs deadlines of reset_peer, timeout, slow_close; 0: none */
+	uint64_t hold_until; /* µs: a PI_HOLD passed; pieces wait until then */
 	struct pins ins[PROXY_INS_MAX];
 	unsigned ins_head, ins_count;
-	uint64_t scan_limit;     /* bytes from this offset on are not framed yet: not sent */
+	uint64_t scan_limit; /* bytes from this offset on are not framed yet: not sent */
 };
 
 /* One direction of a pair: bytes from side src to side dst. */
@@ -261,8 +262,8 @@ struct pdir {
 	uint8_t eof;          /* the source said EOF */
 	uint8_t done;         /* the EOF was passed on (shutdown) */
 	uint8_t want_read, want_write;
-	uint8_t need_chain;   /* a toxic, the recorder or HTTP needs the bytes */
-	uint64_t bytes;       /* delivered */
+	uint8_t need_chain; /* a toxic, the recorder or HTTP needs the bytes */
+	uint64_t bytes;     /* delivered */
 };
 
 enum pconn_state { PC_CONNECTING, PC_RELAY, PC_LINGER, PC_DEAD };
@@ -274,13 +275,13 @@ struct pconn {
 	struct pdir d[2];     /* PROXY_UP, PROXY_DOWN */
 	uint32_t id;
 	uint8_t state;
-	uint8_t http;         /* 0 unknown, 1 HTTP/1.x, 2 not HTTP (raw) */
-	uint8_t eof_seen[2];  /* PC_LINGER: side closed */
-	uint8_t want_http;    /* the framer watches this pair */
-	uint8_t recording;    /* pcap or hexdump wants its bytes */
+	uint8_t http;        /* 0 unknown, 1 HTTP/1.x, 2 not HTTP (raw) */
+	uint8_t eof_seen[2]; /* PC_LINGER: side closed */
+	uint8_t want_http;   /* the framer watches this pair */
+	uint8_t recording;   /* pcap or hexdump wants its bytes */
 	struct loop_timer linger;
-	struct phttp *hx;     /* HTTP state shared by both directions; NULL */
-	void *rec;            /* the recorder's state for this pair; NULL */
+	struct phttp *hx; /* HTTP state shared by both directions; NULL */
+	void *rec;        /* the recorder's state for this pair; NULL */
 };
 
 /* http.c: the HTTP/1.x framer. */
@@ -312,18 +313,18 @@ void relay_close_all(struct proxy *p);
 /* record.c: the traffic log (HAR, pcap, hexdump). */
 struct har_entry {
 	uint64_t start_us, wait_us, receive_us; /* wall-clock start (µs since 1970); durations */
-	const char *req_head;  /* the request head as sent by the client */
+	const char *req_head;                   /* the request head as sent by the client */
 	size_t req_head_len;
 	const char *req_body;
 	size_t req_body_len;
 	uint64_t req_body_size; /* the whole body's size (req_body may be cut) */
-	const char *resp_head; /* NULL when no response came */
+	const char *resp_head;  /* NULL when no response came */
 	size_t resp_head_len;
 	const char *resp_body;
 	size_t resp_body_len;
 	uint64_t resp_body_size;
-	const char *host;      /* the proxy's listen address, for URLs */
-	const char *comment;   /* "injected by http_fail", ...; NULL */
+	const char *host;    /* the proxy's listen address, for URLs */
+	const char *comment; /* "injected by http_fail", ...; NULL */
 };
 struct record *record_open(const struct proxy_opts *o, char *err, size_t errlen);
 void record_close(struct record *r);

@@ -41,17 +41,39 @@ void jin_free(struct jin *v)
 	json_decref((json_t *)(void *)v);
 }
 
-int jin_is_object(const struct jin *v) { return v && json_is_object(J(v)); }
-int jin_is_array(const struct jin *v) { return v && json_is_array(J(v)); }
-int jin_is_string(const struct jin *v) { return v && json_is_string(J(v)); }
-int jin_is_number(const struct jin *v) { return v && json_is_number(J(v)); }
-int jin_is_bool(const struct jin *v) { return v && json_is_boolean(J(v)); }
-int jin_is_null(const struct jin *v) { return v && json_is_null(J(v)); }
-int jin_is_true(const struct jin *v) { return v && json_is_true(J(v)); }
+int jin_is_object(const struct jin *v)
+{
+	return v && json_is_object(J(v));
+}
+int jin_is_array(const struct jin *v)
+{
+	return v && json_is_array(J(v));
+}
+int jin_is_string(const struct jin *v)
+{
+	return v && json_is_string(J(v));
+}
+int jin_is_number(const struct jin *v)
+{
+	return v && json_is_number(J(v));
+}
+int jin_is_bool(const struct jin *v)
+{
+	return v && json_is_boolean(J(v));
+}
+int jin_is_null(const struct jin *v)
+{
+	return v && json_is_null(J(v));
+}
+int jin_is_true(const struct jin *v)
+{
+	return v && json_is_true(J(v));
+}
 
 const struct jin *jin_get(const struct jin *v, const char *key)
 {
-	return v && json_is_object(J(v)) ? (const struct jin *)(const void *)json_object_get(J(v), key) : NULL;
+	return v && json_is_object(J(v)) ? (const struct jin *)(const void *)json_object_get(J(v), key)
+	                                 : NULL;
 }
 
 const char *jin_str(const struct jin *v)

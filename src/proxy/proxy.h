@@ -15,29 +15,29 @@
 #define PROXY_MAX_CONNS     100000           /* proxied connection pairs, all proxies */
 #define PROXY_CHAIN_MAX     (256 * 1024)     /* bytes held per direction when toxics need them */
 #define PROXY_READ_MAX      (32 * 1024)      /* bytes read as one chunk (toxiproxy's copy buffer) */
-#define PROXY_LINGER_MS     2000             /* after a toxic closes a connection, input is drained this long */
-#define PROXY_HALF_CLOSE_MS 10000            /* a pair with one side shut closes after this long without traffic */
-#define PROXY_HAR_BODY_MAX  (64 * 1024)      /* body bytes kept per HAR entry; longer ones are cut and marked */
-#define PROXY_CONFIG_MAX    (1024 * 1024)    /* largest --config file */
+#define PROXY_LINGER_MS     2000        /* after a toxic closes a connection, input is drained this long */
+#define PROXY_HALF_CLOSE_MS 10000       /* a pair with one side shut closes after this long without traffic */
+#define PROXY_HAR_BODY_MAX  (64 * 1024) /* body bytes kept per HAR entry; longer ones are cut and marked */
+#define PROXY_CONFIG_MAX    (1024 * 1024) /* largest --config file */
 
 /* What the verb asks for. Strings are borrowed for the server's life. */
 struct proxy_opts {
-	const char *api;        /* control API "host:port"; NULL or "" for none */
-	const char *config;     /* toxiproxy -config file (a JSON array of proxies); NULL */
-	const char *name;       /* the command-line proxy's name */
-	const char *listen;     /* its listen address; NULL: 127.0.0.1 and a free port */
-	const char *upstream;   /* its upstream; NULL: no command-line proxy */
+	const char *api;           /* control API "host:port"; NULL or "" for none */
+	const char *config;        /* toxiproxy -config file (a JSON array of proxies); NULL */
+	const char *name;          /* the command-line proxy's name */
+	const char *listen;        /* its listen address; NULL: 127.0.0.1 and a free port */
+	const char *upstream;      /* its upstream; NULL: no command-line proxy */
 	const char *const *toxics; /* --toxic SPECs for it */
 	size_t ntoxics;
-	const char *preset;     /* --preset NAME for it; NULL */
-	int http;               /* treat every proxy's traffic as HTTP/1.x without detecting it */
-	int public;             /* listen addresses beyond loopback allowed */
-	int allow_remote;       /* upstreams beyond loopback allowed */
-	const char *record;     /* HAR file; NULL */
-	const char *pcap;       /* pcap file; NULL */
-	int hexdump;            /* both directions, live, on stdout */
-	int quiet;              /* no connection log on stderr */
-	uint64_t seed;          /* random seed (0: from the clock) */
+	const char *preset; /* --preset NAME for it; NULL */
+	int http;           /* treat every proxy's traffic as HTTP/1.x without detecting it */
+	int public;         /* listen addresses beyond loopback allowed */
+	int allow_remote;   /* upstreams beyond loopback allowed */
+	const char *record; /* HAR file; NULL */
+	const char *pcap;   /* pcap file; NULL */
+	int hexdump;        /* both directions, live, on stdout */
+	int quiet;          /* no connection log on stderr */
+	uint64_t seed;      /* random seed (0: from the clock) */
 };
 
 struct proxy_server;

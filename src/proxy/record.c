@@ -17,15 +17,15 @@
 #include "http/parse.h"
 #include "proxy/internal.h"
 
-#define PCAP_SNAPLEN   262144
-#define PCAP_SEG_MAX   32768      /* payload bytes per synthesized segment */
-#define HAR_ENTRY_MAX  (4 * 1024 * 1024) /* one entry's JSON, bodies included */
+#define PCAP_SNAPLEN  262144
+#define PCAP_SEG_MAX  32768             /* payload bytes per synthesized segment */
+#define HAR_ENTRY_MAX (4 * 1024 * 1024) /* one entry's JSON, bodies included */
 
 struct record {
-	int har_fd;       /* -1 when not recording HAR */
-	off_t har_tail;   /* where the closing "]}}" starts: the next entry goes there */
+	int har_fd;     /* -1 when not recording HAR */
+	off_t har_tail; /* where the closing "]}}" starts: the next entry goes there */
 	int har_entries;
-	FILE *pcap;       /* NULL when not writing pcap */
+	FILE *pcap; /* NULL when not writing pcap */
 	int hexdump;
 };
 
@@ -58,7 +58,8 @@ struct record *record_open(const struct proxy_opts *o, char *err, size_t errlen)
 		}
 		char head[256];
 		int n = snprintf(head, sizeof head,
-		                 "{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"loopkit proxy\",\"version\":\"%s\"},"
+		                 "{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"loopkit "
+		                 "proxy\",\"version\":\"%s\"},"
 		                 "\"pages\":[],\"entries\":[",
 		                 LOOPKIT_VERSION);
 		if (write(r->har_fd, head, (size_t)n) != n ||
@@ -142,7 +143,8 @@ static void put32(uint8_t *p, uint32_t v)
 #define TH_ACK 0x10
 
 /* One Ethernet/IP/TCP frame from side `from` (0 client, 1 server) of rc. */
-static void pcap_packet(struct record *r, struct rconn *rc, int from, uint8_t flags, const char *data, size_t n)
+static void pcap_packet(struct record *r, struct rconn *rc, int from, uint8_t flags, const char *data,
+                        size_t n)
 {
 	uint8_t hdr[14 + 40 + 20];
 	const struct sockaddr_storage *src = from ? &rc->srv : &rc->cli, *dst = from ? &rc->cli : &rc->srv;
@@ -241,7 +243,8 @@ static void hexdump(const struct pconn *c, int d, const char *p, size_t n)
 		int k = snprintf(line, sizeof line, "  %08zx ", off);
 		for (size_t i = 0; i < 16; i++) {
 			if (off + i < n)
-				k += snprintf(line + k, sizeof line - (size_t)k, " %02x", (unsigned char)p[off + i]);
+				k += snprintf(line + k, sizeof line - (size_t)k, " %02x",
+				              (unsigned char)p[off + i]);
 			else
 				k += snprintf(line + k, sizeof line - (size_t)k, "   ");
 			if (i == 7)
@@ -329,8 +332,10 @@ static void base64(struct buf *out, const unsigned char *p, size_t n)
 {
 	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-		char q[4] = {t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=', i + 2 < n ? t[v & 63] : '='};
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+		             (i + 2 < n ? p[i + 2] : 0);
+		char q[4] = {t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=',
+		             i + 2 < n ? t[v & 63] : '='};
 		buf_append(out, q, 4);
 	}
 }
@@ -403,7 +408,8 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 	}
 	if (size > n) {
 		char c[160];
-		snprintf(c, sizeof c, "truncated: the first %zu of %llu bytes (loopkit keeps at most %d per body)", n,
+		snprintf(c, sizeof c,
+		         "truncated: the first %zu of %llu bytes (loopkit keeps at most %d per body)", n,
 		         (unsigned long long)size, PROXY_HAR_BODY_MAX);
 		json_key(j, "comment");
 		json_str(j, c);

@@ -1,4 +1,5 @@
-/* relay.c - proxied connection pairs: splice(2) when nothing needs the bytes, a toxic chain when something does. */
+/* relay.c - proxied connection pairs: splice(2) when nothing needs the bytes, a toxic chain when something
+ * does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,14 +12,14 @@
 #include "core/net.h"
 #include "proxy/internal.h"
 
-#define PIPE_CHUNK   (64 * 1024) /* bytes moved per splice */
-#define TURN_BYTES   (1024 * 1024) /* moved per direction per wakeup, then others go */
-#define SMALL_READ   (16 * 1024)   /* first read of a wakeup, through the stack */
+#define PIPE_CHUNK (64 * 1024)   /* bytes moved per splice */
+#define TURN_BYTES (1024 * 1024) /* moved per direction per wakeup, then others go */
+#define SMALL_READ (16 * 1024)   /* first read of a wakeup, through the stack */
 
-#define BW_SLACK_US  20000 /* bandwidth: timer lateness forgiven, and the most an idle link saves */
-#define PF_DROP      1u /* the piece is discarded, not sent */
-#define PF_CORRUPT   2u /* flip bits before sending */
-#define PF_LIMIT     4u /* limit_data reached once it is sent: close */
+#define BW_SLACK_US 20000 /* bandwidth: timer lateness forgiven, and the most an idle link saves */
+#define PF_DROP     1u    /* the piece is discarded, not sent */
+#define PF_CORRUPT  2u    /* flip bits before sending */
+#define PF_LIMIT    4u    /* limit_data reached once it is sent: close */
 
 static void io_cb(struct loop *l, struct loop_io *io, unsigned events);
 static int pump(struct pconn *c, int d);
@@ -39,12 +40,9 @@ static int toxic_acts_on(const struct toxic *t)
 {
 	switch (t->type->kind) {
 	case TK_HTTP_FAIL:
-	case TK_HTTP_DELAY:
-		return PROXY_UP;
-	case TK_HTTP_CUT:
-		return PROXY_DOWN;
-	default:
-		return (int)t->dir;
+	case TK_HTTP_DELAY: return PROXY_UP;
+	case TK_HTTP_CUT: return PROXY_DOWN;
+	default: return (int)t->dir;
 	}
 }
 
@@ -305,7 +303,8 @@ static int drain_pipe(struct pconn *c, int d, int dst)
 {
 	struct pdir *pd = &c->d[d];
 	while (pd->inpipe) {
-		ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n < 0) {
 			if (errno == EAGAIN) {
 				pd->want_write = 1;
@@ -393,7 +392,8 @@ static int pump_splice(struct pconn *c, int d)
 			sync_toxics(c, d, NULL);
 			return pump(c, d);
 		}
-		ssize_t n = splice(src, NULL, pd->pipe.fd[1], NULL, PIPE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		ssize_t n = splice(src, NULL, pd->pipe.fd[1], NULL, PIPE_CHUNK,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n == 0) {
 			pd->eof = 1;
 			continue;
@@ -600,8 +600,7 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 			}
 			break;
 		}
-		default:
-			break;
+		default: break;
 		}
 	}
 	/* Then the time it goes out, toxic after toxic in chain order. */
@@ -647,16 +646,13 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 			if (t->num[0] > 0)
 				ch->pflags |= PF_CORRUPT;
 			break;
-		case TK_TIMEOUT:
-			ch->pflags |= PF_DROP;
-			break;
+		case TK_TIMEOUT: ch->pflags |= PF_DROP; break;
 		case TK_RESET_PEER:
 			ch->pflags |= PF_DROP;
 			if (!ch->reset_at)
 				ch->reset_at = now + (uint64_t)t->num[0] * 1000;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	ch->have_piece = 1;
@@ -698,7 +694,8 @@ static void piece_done(struct pconn *c, struct pchain *ch, uint64_t now)
 			ch->count--;
 		}
 		struct pins *in = ins_front(ch);
-		if ((ch->pflags & PF_DROP) && in && in->kind == PI_DROP && in->at + ch->piece_len == ch->tx_off) {
+		if ((ch->pflags & PF_DROP) && in && in->kind == PI_DROP &&
+		    in->at + ch->piece_len == ch->tx_off) {
 			in->at += ch->piece_len;
 			in->len -= ch->piece_len;
 			if (!in->len && !in->open)
@@ -927,8 +924,8 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 			err = errno;
 		if (err) {
 			if (!srv(c)->o.quiet)
-				log_msg("proxy %s: upstream %s: %s; the client's connection is closed", c->p->name,
-				        c->p->upstream, strerror(err));
+				log_msg("proxy %s: upstream %s: %s; the client's connection is closed",
+				        c->p->name, c->p->upstream, strerror(err));
 			c->p->refused++;
 			pconn_close(c, 0);
 			return;
@@ -968,7 +965,8 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	if (!c || ufd < 0) {
 		proxy_pipe_drain(s); /* pooled pipes hold descriptors the next pairs need */
 		if (!s->emfile_logged)
-			log_msg("proxy %s: no %s for a new connection (%s); it is closed; raise the limit with ulimit -n",
+			log_msg("proxy %s: no %s for a new connection (%s); it is closed; raise the limit "
+			        "with ulimit -n",
 			        p->name, c ? "socket" : "memory", strerror(errno));
 		s->emfile_logged = 1;
 		free(c);
@@ -1012,8 +1010,8 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	(void)peer;
 	if (r < 0 && errno != EINPROGRESS) {
 		if (!s->o.quiet)
-			log_msg("proxy %s: upstream %s: %s; the client's connection is closed", p->name, p->upstream,
-			        strerror(errno));
+			log_msg("proxy %s: upstream %s: %s; the client's connection is closed", p->name,
+			        p->upstream, strerror(errno));
 		p->refused++;
 		pconn_close(c, 0);
 	}

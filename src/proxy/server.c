@@ -1,4 +1,4 @@
-/* server.c - the proxy server: named proxies and their listeners, toxics, config files, the run, the summary. */
+/* server.c - the proxy server: named proxies, their listeners and toxics, config files, the summary. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -72,7 +72,8 @@ struct proxy *proxy_find(struct proxy_server *s, const char *name)
 }
 
 /* Splits "host:port", "[v6]:port" or ":port" into host (brackets dropped) and port. */
-static int split_hostport(const char *text, char *host, size_t hostlen, uint16_t *port, char *why, size_t whylen)
+static int split_hostport(const char *text, char *host, size_t hostlen, uint16_t *port, char *why,
+                          size_t whylen)
 {
 	const char *colon = strrchr(text, ':');
 	char *end;
@@ -194,7 +195,8 @@ static enum lk_err resolve_upstream(struct proxy_server *s, const char *text, st
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);
 	if (!s->o.allow_remote && !net_is_loopback((struct sockaddr *)ss)) {
-		snprintf(why, whylen, "upstream %s is not on loopback; add --allow-remote to proxy to other machines",
+		snprintf(why, whylen,
+		         "upstream %s is not on loopback; add --allow-remote to proxy to other machines",
 		         text);
 		return LK_E_P_BAD_ADDR;
 	}
@@ -240,7 +242,8 @@ static void proxy_stop_listen(struct proxy *p)
 static int name_ok(const char *name, char *why, size_t whylen)
 {
 	if (!name[0] || strlen(name) >= PROXY_NAME_MAX || strchr(name, '/')) {
-		snprintf(why, whylen, "a proxy's name must be 1 to %d bytes, without '/'", PROXY_NAME_MAX - 1);
+		snprintf(why, whylen, "a proxy's name must be 1 to %d bytes, without '/'",
+		         PROXY_NAME_MAX - 1);
 		return 0;
 	}
 	return 1;
@@ -344,7 +347,8 @@ void proxy_delete(struct proxy *p)
 		free(p->toxics[i]);
 	for (size_t i = 0; i < s->nproxies; i++) {
 		if (s->proxies[i] == p) {
-			memmove(&s->proxies[i], &s->proxies[i + 1], (s->nproxies - i - 1) * sizeof(s->proxies[0]));
+			memmove(&s->proxies[i], &s->proxies[i + 1],
+			        (s->nproxies - i - 1) * sizeof(s->proxies[0]));
 			s->nproxies--;
 			break;
 		}
@@ -383,7 +387,8 @@ void proxy_toxic_remove(struct proxy *p, struct toxic *t)
 {
 	for (size_t i = 0; i < p->ntoxics; i++) {
 		if (p->toxics[i] == t) {
-			memmove(&p->toxics[i], &p->toxics[i + 1], (p->ntoxics - i - 1) * sizeof(p->toxics[0]));
+			memmove(&p->toxics[i], &p->toxics[i + 1],
+			        (p->ntoxics - i - 1) * sizeof(p->toxics[0]));
 			p->ntoxics--;
 			break;
 		}
@@ -543,11 +548,12 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 	if (o->upstream) {
 		char why[512], msg[640];
 		struct proxy *p;
-		enum lk_err e = proxy_create(s, o->name, o->listen ? o->listen : "127.0.0.1:0", o->upstream, 1, &p, why,
-		                             sizeof why);
+		enum lk_err e = proxy_create(s, o->name, o->listen ? o->listen : "127.0.0.1:0", o->upstream,
+		                             1, &p, why, sizeof why);
 		if (e != LK_E_OK) {
 			lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
-			snprintf(err, errlen, "%s", e == LK_E_P_EXISTS ? "--name: a proxy of that name is in --config" : msg);
+			snprintf(err, errlen, "%s",
+			         e == LK_E_P_EXISTS ? "--name: a proxy of that name is in --config" : msg);
 			*code = e == LK_E_P_LISTEN ? 1 : 2;
 			goto fail;
 		}
@@ -556,7 +562,8 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		if (o->preset) {
 			const struct proxy_preset *pr = proxy_preset_find(o->preset);
 			if (!pr) {
-				snprintf(err, errlen, "--preset %s: unknown; the presets are %s", o->preset, proxy_preset_names());
+				snprintf(err, errlen, "--preset %s: unknown; the presets are %s", o->preset,
+				         proxy_preset_names());
 				*code = 2;
 				goto fail;
 			}
@@ -572,8 +579,9 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 				goto fail;
 			}
 			if (proxy_toxic_add(p, &x, NULL) != LK_E_OK) {
-				snprintf(err, errlen, "--toxic %s: a toxic named %s is already there (give name=...)", o->toxics[i],
-				         x.name);
+				snprintf(err, errlen,
+				         "--toxic %s: a toxic named %s is already there (give name=...)",
+				         o->toxics[i], x.name);
 				*code = 2;
 				goto fail;
 			}
@@ -593,7 +601,8 @@ void proxy_server_describe(const struct proxy_server *s, struct buf *out)
 {
 	for (size_t i = 0; i < s->nproxies; i++) {
 		const struct proxy *p = s->proxies[i];
-		buf_printf(out, "%s  %s -> %s%s\n", p->name, p->listen, p->upstream, p->enabled ? "" : "  (disabled)");
+		buf_printf(out, "%s  %s -> %s%s\n", p->name, p->listen, p->upstream,
+		           p->enabled ? "" : "  (disabled)");
 	}
 	if (s->api_fd >= 0)
 		buf_printf(out, "api  http://%s/\n", s->api_addr);
@@ -616,12 +625,15 @@ void proxy_server_summary(const struct proxy_server *s, int json, struct buf *ou
 	for (size_t i = 0; i < s->nproxies; i++) {
 		const struct proxy *p = s->proxies[i];
 		if (!json) {
-			buf_printf(out, "%s: %llu connections (%llu refused), %llu bytes up, %llu bytes down\n", p->name,
-			           (unsigned long long)p->conns_total, (unsigned long long)p->refused,
-			           (unsigned long long)p->bytes[PROXY_UP], (unsigned long long)p->bytes[PROXY_DOWN]);
+			buf_printf(out,
+			           "%s: %llu connections (%llu refused), %llu bytes up, %llu bytes down\n",
+			           p->name, (unsigned long long)p->conns_total,
+			           (unsigned long long)p->refused, (unsigned long long)p->bytes[PROXY_UP],
+			           (unsigned long long)p->bytes[PROXY_DOWN]);
 			for (size_t k = 0; k < p->ntoxics; k++)
-				buf_printf(out, "  toxic %s (%s, %s): applied %llu times\n", p->toxics[k]->name,
-				           p->toxics[k]->type->name, p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream",
+				buf_printf(out, "  toxic %s (%s, %s): applied %llu times\n",
+				           p->toxics[k]->name, p->toxics[k]->type->name,
+				           p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream",
 				           (unsigned long long)p->toxics[k]->applied);
 			continue;
 		}

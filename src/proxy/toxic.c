@@ -11,9 +11,15 @@
 
 static const char *const header_actions[] = {"add", "drop", "replace", NULL};
 
-#define MS(n)  {n, TA_INT, 0, 0, TOXIC_TIME_MAX, NULL, "ms"}
-#define BIG    9007199254740992.0 /* 2^53: the largest integer a JSON number keeps exactly */
-#define PROB(n, d) {n, TA_NUM, d, 0, 1, NULL, "probability"}
+#define MS(n)                                               \
+	{                                                   \
+		n, TA_INT, 0, 0, TOXIC_TIME_MAX, NULL, "ms" \
+	}
+#define BIG 9007199254740992.0 /* 2^53: the largest integer a JSON number keeps exactly */
+#define PROB(n, d)                                      \
+	{                                               \
+		n, TA_NUM, d, 0, 1, NULL, "probability" \
+	}
 
 /* toxiproxy's types keep its attribute names, defaults and units (its toxics directory). */
 static const struct toxic_type types[] = {
@@ -141,7 +147,8 @@ static int attr_set(struct toxic *t, size_t i, size_t si, const char *text, cons
 		const char *s = text;
 		if (jv) {
 			if (!jin_is_string(jv)) {
-				snprintf(why, whylen, "%s.%s must be a string (%s)", t->type->name, a->name, a->unit);
+				snprintf(why, whylen, "%s.%s must be a string (%s)", t->type->name, a->name,
+				         a->unit);
 				return -1;
 			}
 			s = jin_str(jv);
@@ -156,10 +163,9 @@ static int attr_set(struct toxic *t, size_t i, size_t si, const char *text, cons
 			snprintf(why, whylen, "%s.%s must be one of %s", t->type->name, a->name, a->unit);
 			return -1;
 		}
-		if (strlen(s) >= TOXIC_STR_MAX || strpbrk(s, "\r\n") ||
-		    (jv && strlen(s) != jin_strlen(jv))) {
-			snprintf(why, whylen, "%s.%s must be under %d bytes, without CR, LF or NUL", t->type->name,
-			         a->name, TOXIC_STR_MAX);
+		if (strlen(s) >= TOXIC_STR_MAX || strpbrk(s, "\r\n") || (jv && strlen(s) != jin_strlen(jv))) {
+			snprintf(why, whylen, "%s.%s must be under %d bytes, without CR, LF or NUL",
+			         t->type->name, a->name, TOXIC_STR_MAX);
 			return -1;
 		}
 		memcpy(t->str[si], s, strlen(s) + 1);
@@ -181,8 +187,8 @@ static int attr_set(struct toxic *t, size_t i, size_t si, const char *text, cons
 		}
 	}
 	if (!isfinite(v) || v < a->min || v > a->max) {
-		snprintf(why, whylen, "%s.%s must be between %.15g and %.15g (%s)", t->type->name, a->name, a->min,
-		         a->max, a->unit);
+		snprintf(why, whylen, "%s.%s must be between %.15g and %.15g (%s)", t->type->name, a->name,
+		         a->min, a->max, a->unit);
 		return -1;
 	}
 	if (a->kind == TA_INT && v != floor(v)) {
@@ -211,7 +217,8 @@ static int toxic_check(const struct toxic *t, char *why, size_t whylen)
 		}
 	}
 	if (!t->name[0] || strlen(t->name) >= PROXY_NAME_MAX || strchr(t->name, '/')) {
-		snprintf(why, whylen, "a toxic's name must be 1 to %d bytes, without '/'", PROXY_NAME_MAX - 1);
+		snprintf(why, whylen, "a toxic's name must be 1 to %d bytes, without '/'",
+		         PROXY_NAME_MAX - 1);
 		return -1;
 	}
 	return 0;
@@ -278,7 +285,8 @@ enum lk_err toxic_from_json(struct toxic *t, const void *objp, int update, char 
 			}
 			if (jin_strlen(v)) {
 				if (jin_strlen(v) >= PROXY_NAME_MAX) {
-					snprintf(why, whylen, "a toxic's name must be under %d bytes", PROXY_NAME_MAX);
+					snprintf(why, whylen, "a toxic's name must be under %d bytes",
+					         PROXY_NAME_MAX);
 					return LK_E_P_BAD_BODY;
 				}
 				snprintf(t->name, sizeof t->name, "%s", jin_str(v));
@@ -323,14 +331,16 @@ int toxic_from_spec(struct toxic *t, const char *spec, char *why, size_t whylen)
 		*tname++ = 0;
 	const struct toxic_type *type = tok ? toxic_type_find(tok) : NULL;
 	if (!type) {
-		snprintf(why, whylen, "unknown toxic type '%s'; the types are %s", tok ? tok : "", proxy_toxic_names());
+		snprintf(why, whylen, "unknown toxic type '%s'; the types are %s", tok ? tok : "",
+		         proxy_toxic_names());
 		return -1;
 	}
 	toxic_defaults(t, type, PROXY_DOWN);
 	int named = 0;
 	if (tname) {
 		if (!*tname || strlen(tname) >= PROXY_NAME_MAX) {
-			snprintf(why, whylen, "the name after %s: must be 1 to %d bytes", type->name, PROXY_NAME_MAX - 1);
+			snprintf(why, whylen, "the name after %s: must be 1 to %d bytes", type->name,
+			         PROXY_NAME_MAX - 1);
 			return -1;
 		}
 		snprintf(t->name, sizeof t->name, "%s", tname);

@@ -1,4 +1,5 @@
-/* test_proxy.c - table-driven tests of the proxy's toxics: --toxic specs, JSON bodies, presets, toxiproxy's JSON. */
+/* test_proxy.c - table-driven tests of the proxy's toxics: --toxic specs, JSON bodies, presets, toxiproxy's
+ * JSON. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,10 +30,12 @@ static const struct spec_row spec_rows[] = {
          "{\"attributes\":{\"rate\":64},\"name\":\"slow\",\"type\":\"bandwidth\",\"stream\":\"downstream\","
          "\"toxicity\":0.25}"},
         {"slicer,average_size=10,size_variation=3,delay=500", 1,
-         "{\"attributes\":{\"average_size\":10,\"size_variation\":3,\"delay\":500},\"name\":\"slicer_downstream\","
+         "{\"attributes\":{\"average_size\":10,\"size_variation\":3,\"delay\":500},\"name\":\"slicer_"
+         "downstream\","
          "\"type\":\"slicer\",\"stream\":\"downstream\",\"toxicity\":1}"},
         {"http_header,action=drop,name=ETag", 1,
-         "{\"attributes\":{\"action\":\"drop\",\"name\":\"ETag\",\"value\":\"\"},\"name\":\"http_header_downstream\","
+         "{\"attributes\":{\"action\":\"drop\",\"name\":\"ETag\",\"value\":\"\"},\"name\":\"http_header_"
+         "downstream\","
          "\"type\":\"http_header\",\"stream\":\"downstream\",\"toxicity\":1}"},
         {"http_fail,first=2,status=502", 1,
          "{\"attributes\":{\"first\":2,\"probability\":0,\"status\":502},\"name\":\"http_fail_downstream\","
@@ -119,13 +122,15 @@ static const struct json_row json_rows[] = {
         {"{\"type\":\"latency\",\"attributes\":{\"latency\":true}}", 0, LK_E_P_BAD_ATTR, "must be a number"},
         {"{\"type\":\"http_header\",\"attributes\":{\"name\":\"A\",\"value\":\"x\\r\\nEvil: 1\"}}", 0,
          LK_E_P_BAD_ATTR, "without CR, LF or NUL"},
-        {"{\"type\":\"latency\",\"toxicity\":\"1\"}", 0, LK_E_P_BAD_BODY, "toxicity must be a number from 0 to 1"},
+        {"{\"type\":\"latency\",\"toxicity\":\"1\"}", 0, LK_E_P_BAD_BODY,
+         "toxicity must be a number from 0 to 1"},
         {"{\"type\":\"latency\",\"name\":\"" /* 64 bytes */
          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
          0, LK_E_P_BAD_BODY, "under 64 bytes"},
         {"{\"attributes\":{\"jitter\":7}}", 1, LK_E_OK, "\"attributes\":{\"latency\":100,\"jitter\":7}"},
         {"{\"toxicity\":0}", 1, LK_E_OK, "\"toxicity\":0}"},
-        {"{\"attributes\":{\"rate\":1}}", 1, LK_E_P_BAD_ATTR, "latency has no attribute 'rate'; it has latency jitter"},
+        {"{\"attributes\":{\"rate\":1}}", 1, LK_E_P_BAD_ATTR,
+         "latency has no attribute 'rate'; it has latency jitter"},
 };
 
 static void test_json_bodies(void **state)
