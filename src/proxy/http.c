@@ -497,6 +497,12 @@ static int response_head(struct pconn *c, struct pchain *ch, const char *p, size
 	return 0;
 }
 
+void phttp_eof(struct pconn *c, struct pchain *ch)
+{
+	if (c->hx && ch->d == PROXY_DOWN && c->hx->d[PROXY_DOWN].state == H_BODY_EOF)
+		message_done(c, PROXY_DOWN, c->hx->d[PROXY_DOWN].scan);
+}
+
 int phttp_scan(struct pconn *c, struct pchain *ch)
 {
 	int d = ch->d;

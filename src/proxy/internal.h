@@ -290,6 +290,8 @@ int phttp_wanted(const struct proxy *p);
 /* New bytes were read into ch (from offset ch->rd_off - n): frame them, adding
  * instructions. Returns 0, or -1 when the stream is not (or no longer) HTTP. */
 int phttp_scan(struct pconn *c, struct pchain *ch);
+/* The source of ch said EOF: a body framed by the close ends there. */
+void phttp_eof(struct pconn *c, struct pchain *ch);
 /* Frees the framer state of c. */
 void phttp_free(struct pconn *c);
 /* Adds an instruction to ch; its data (PI_INSERT) is owned by ch from here. Returns

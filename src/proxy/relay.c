@@ -199,6 +199,7 @@ static int dir_finish(struct pconn *c, int d)
 /* ---- toxic state ---- */
 
 static struct pchain *chain_new(struct pconn *c, int d);
+static void chain_arm(struct pconn *c, struct pchain *ch, uint64_t when_us);
 
 /* Rebuilds the toxic states of direction d from the proxy's chain: states of toxics
  * that stay are kept (limit_data keeps its count), new or changed ones roll toxicity. */
@@ -237,8 +238,21 @@ static void sync_toxics(struct pconn *c, int d, const struct toxic *changed)
 	if (pd->need_chain && !pd->chain)
 		pd->chain = chain_new(c, d); /* NULL without memory: the bytes flow untouched */
 	if (pd->chain) {
-		memcpy(pd->chain->ts, nw, n * sizeof(nw[0]));
-		pd->chain->nts = n;
+		struct pchain *ch = pd->chain;
+		memcpy(ch->ts, nw, n * sizeof(nw[0]));
+		ch->nts = n;
+		/* Deadlines of toxics that went are dropped; a timeout that came starts now. */
+		struct tstate *to = pchain_toxic(ch, TK_TIMEOUT);
+		if (!to || to->t->num[0] <= 0)
+			ch->timeout_at = 0;
+		else if (!ch->timeout_at || to->t == changed)
+			ch->timeout_at = relay_now_us() + (uint64_t)to->t->num[0] * 1000;
+		if (!pchain_toxic(ch, TK_RESET_PEER))
+			ch->reset_at = 0;
+		if (!pchain_toxic(ch, TK_SLOW_CLOSE))
+			ch->close_at = 0;
+		if (ch->timeout_at && c->state == PC_RELAY)
+			chain_arm(c, ch, ch->timeout_at);
 		/* A piece not yet started is weighed again with the new chain. */
 		if (pd->chain->have_piece && !pd->chain->piece_done)
 			pd->chain->have_piece = 0;
@@ -753,6 +767,8 @@ static int pump_chain(struct pconn *c, int d)
 			int n = read_chunk(c, ch, src);
 			if (n == -2) {
 				pd->eof = 1;
+				if (c->want_http)
+					phttp_eof(c, ch);
 				break;
 			}
 			if (n < 0) {
@@ -785,6 +801,7 @@ static int pump_chain(struct pconn *c, int d)
 		}
 		if (ch->pflags & PF_DROP) {
 			buf_consume(&ch->b, ch->piece_len);
+			moved += ch->piece_len; /* dropped bytes count too: a flood must yield */
 			piece_done(c, ch, now);
 			continue;
 		}

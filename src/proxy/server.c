@@ -208,6 +208,10 @@ static void accept_cb(void *arg, int fd, const struct sockaddr_storage *peer)
 	relay_accept(arg, fd, peer);
 }
 
+static void proxy_stop_listen(struct proxy *p);
+
+/* Listens on listen: the new listener is opened first, so a failure changes nothing;
+ * an old listener is then closed (connections made through it stay). */
 static enum lk_err proxy_start(struct proxy *p, const char *listen, char *why, size_t whylen)
 {
 	int fd;
@@ -215,14 +219,12 @@ static enum lk_err proxy_start(struct proxy *p, const char *listen, char *why, s
 	enum lk_err e = open_listener(p->srv, listen, &fd, bound, why, whylen);
 	if (e != LK_E_OK)
 		return e;
+	proxy_stop_listen(p);
 	if (acceptor_start(&p->acc, p->srv->loop, fd, 0, 64, accept_cb, p) < 0) {
 		snprintf(why, whylen, "listen %s: %s", bound, strerror(errno));
 		close(fd);
+		p->enabled = 0;
 		return LK_E_P_LISTEN;
-	}
-	if (p->lfd >= 0) {
-		acceptor_stop(&p->acc); /* unreachable: callers stop first */
-		close(p->lfd);
 	}
 	p->lfd = fd;
 	snprintf(p->listen, sizeof p->listen, "%s", bound);
@@ -287,6 +289,27 @@ enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *l
 	return LK_E_OK;
 }
 
+/* Does text name the address p listens on now? (port 0 asks for a new one) */
+static int same_listen(const struct proxy *p, const char *text)
+{
+	char host[PROXY_ADDR_MAX], why[256], msg[512];
+	uint16_t port;
+	struct sockaddr_storage want, have;
+	socklen_t wl, hl = sizeof have;
+	if (!strcmp(text, p->listen))
+		return 1;
+	if (p->lfd < 0 || split_hostport(text, host, sizeof host, &port, why, sizeof why) < 0 || !port ||
+	    reach_check_host(host, port, 1, "the proxy", &want, &wl, msg, sizeof msg) < 0 ||
+	    getsockname(p->lfd, (struct sockaddr *)&have, &hl) < 0 || want.ss_family != have.ss_family)
+		return 0;
+	if (want.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&want, *b = (const void *)&have;
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *a = (const void *)&want, *b = (const void *)&have;
+	return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr);
+}
+
 enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstream, int enabled, char *why,
                          size_t whylen)
 {
@@ -320,22 +343,9 @@ enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstre
 		listen = p->listen;
 	if (p->enabled && !strcmp(listen, p->listen))
 		return LK_E_OK;
-	/* A new listen address: the new listener first, so a failure changes nothing;
-	 * connections made through the old one stay. */
-	int old = p->lfd;
-	struct acceptor oacc = p->acc;
-	p->lfd = -1;
-	enum lk_err e = proxy_start(p, listen, why, whylen);
-	if (e != LK_E_OK) {
-		p->lfd = old;
-		p->acc = oacc;
-		return e;
-	}
-	if (old >= 0) {
-		acceptor_stop(&oacc);
-		close(old);
-	}
-	return LK_E_OK;
+	if (p->enabled && same_listen(p, listen))
+		return LK_E_OK; /* "localhost:15023" is the 127.0.0.1:15023 it has */
+	return proxy_start(p, listen, why, whylen);
 }
 
 void proxy_delete(struct proxy *p)

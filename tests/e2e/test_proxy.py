@@ -464,3 +464,26 @@ def test_a_slow_reader_is_not_buffered_without_bound(proxies):
     assert len(got) == sent[0]
     s.close()
     up.close()
+
+
+def test_timeout_added_live_closes_an_existing_connection(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    s = p.connect()
+    assert rtts(s, 1)
+    t = time.monotonic()
+    st, _ = p.api("POST", "/proxies/proxy/toxics", {"type": "timeout", "stream": "upstream",
+                                                      "attributes": {"timeout": 300}})
+    assert st == 200
+    assert recv_all(s) == b""  # closed by the new toxic, with no more traffic
+    assert 0.28 <= time.monotonic() - t <= 1.5
+    s.close()
+
+
+def test_listen_update_naming_the_same_address_changes_nothing(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    port = p.port()
+    s = p.connect()
+    st, body = p.api("POST", "/proxies/proxy", {"listen": f"localhost:{port}"})
+    assert st == 200 and body["listen"] == f"127.0.0.1:{port}"
+    assert rtts(s, 1)
+    s.close()

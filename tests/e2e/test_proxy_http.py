@@ -293,3 +293,25 @@ def test_more_pipelined_requests_than_the_framer_tracks(proxies, web):
     s.close()
     assert re.findall(rb"HTTP/1.1 (\d+)", data) == [b"200"] * 100
     assert data.count(b"\r\n\r\nhello\n") == 100
+
+
+def test_har_entry_for_a_body_framed_by_close(proxies, tmp_path):
+    from proxyutil import Upstream, recv_all
+
+    def old_server(c):
+        c.recv(65536)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+    u = Upstream(old_server)
+    har = str(tmp_path / "eof.har")
+    p = proxies(u.addr, "--record", har)
+    s = p.connect()
+    s.sendall(b"GET /old HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    assert recv_all(s).endswith(b"\r\n\r\nuntil the end")
+    s.close()
+    time.sleep(0.2)
+    p.stop()
+    (e,) = json.load(open(har))["log"]["entries"]
+    assert e["request"]["httpVersion"] == "HTTP/1.0" and e["response"]["status"] == 200
+    assert e["response"]["content"] == {"size": 13, "mimeType": "text/plain", "text": "until the end"}
+    assert validate_har(har).returncode == 0
+    u.close()
