@@ -129,7 +129,15 @@ static void pconn_close(struct pconn *c, int rst)
 
 static void linger_cb(struct loop *l, struct loop_timer *t)
 {
-	pconn_close(t->data, 0);
+	struct pconn *c = t->data;
+	if (c->state == PC_CONNECTING) {
+		if (!c->p->srv->o.quiet)
+			log_msg("proxy %s: upstream %s did not answer within %d ms; the client's connection "
+			        "is closed",
+			        c->p->name, c->p->upstream, PROXY_CONNECT_MS);
+		c->p->refused++;
+	}
+	pconn_close(c, 0);
 }
 
 /* A toxic ends the pair gracefully: FIN to both peers after what was sent, then what
@@ -909,6 +917,7 @@ static void update_masks(struct pconn *c)
 static void connected(struct pconn *c)
 {
 	c->state = PC_RELAY;
+	loop_timer_stop(srv(c)->loop, &c->linger);
 	if (c->recording) {
 		struct sockaddr_storage a, b;
 		socklen_t al = sizeof a, bl = sizeof b;
@@ -1025,6 +1034,7 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 		return;
 	}
 	(void)peer;
+	loop_timer_start(s->loop, &c->linger, PROXY_CONNECT_MS);
 	if (r < 0 && errno != EINPROGRESS) {
 		if (!s->o.quiet)
 			log_msg("proxy %s: upstream %s: %s; the client's connection is closed", p->name,

@@ -487,3 +487,25 @@ def test_listen_update_naming_the_same_address_changes_nothing(proxies, echo_up)
     assert st == 200 and body["listen"] == f"127.0.0.1:{port}"
     assert rtts(s, 1)
     s.close()
+
+
+@measures
+@pytest.mark.xdist_group("serial")
+def test_an_upstream_that_never_answers_is_given_up(proxies):
+    """A listener that never accepts, its queue full: SYNs go unanswered. After
+    PROXY_CONNECT_MS (10 s) the proxy closes the client's connection and says why."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(0)
+    p = proxies(f"127.0.0.1:{mute.getsockname()[1]}")
+    fillers = [p.connect() for _ in range(3)]  # fill the accept queue
+    time.sleep(0.5)
+    s = p.connect(timeout=20)
+    t = time.monotonic()
+    got = recv_all(s)
+    waited = time.monotonic() - t
+    assert got == b"" and 9.0 <= waited <= 12.5, (got, waited)
+    assert "did not answer within 10000 ms" in p.stderr()
+    for f in fillers + [s]:
+        f.close()
+    mute.close()
