@@ -274,6 +274,7 @@ struct pconn {
 	struct loop_io io[2]; /* 0: the client, 1: the upstream */
 	struct pdir d[2];     /* PROXY_UP, PROXY_DOWN */
 	uint32_t id;
+	int cfd; /* the client's socket until the upstream answers (then io[0]'s) */
 	uint8_t state;
 	uint8_t http;        /* 0 unknown, 1 HTTP/1.x, 2 not HTTP (raw) */
 	uint8_t eof_seen[2]; /* PC_LINGER: side closed */

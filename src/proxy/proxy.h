@@ -16,7 +16,7 @@
 #define PROXY_CHAIN_MAX     (256 * 1024)     /* bytes held per direction when toxics need them */
 #define PROXY_READ_MAX      (32 * 1024)      /* bytes read as one chunk (toxiproxy's copy buffer) */
 #define PROXY_LINGER_MS     2000        /* after a toxic closes a connection, input is drained this long */
-#define PROXY_CONNECT_MS    10000            /* an upstream that does not answer is given up after this */
+#define PROXY_CONNECT_MS    10000       /* an upstream that does not answer is given up after this */
 #define PROXY_HALF_CLOSE_MS 10000       /* a pair with one side shut closes after this long without traffic */
 #define PROXY_HAR_BODY_MAX  (64 * 1024) /* body bytes kept per HAR entry; longer ones are cut and marked */
 #define PROXY_CONFIG_MAX    (1024 * 1024) /* largest --config file */

@@ -89,6 +89,8 @@ static void pconn_close(struct pconn *c, int rst)
 	struct proxy *p = c->p;
 	if (c->rec)
 		record_conn_close(s->rec, c);
+	if (c->cfd >= 0)
+		close(c->cfd);
 	for (int i = 0; i < 2; i++) {
 		if (c->io[i].fd < 0)
 			continue;
@@ -193,11 +195,11 @@ static int dir_finish(struct pconn *c, int d)
 	pd->done = 1;
 	pd->want_read = pd->want_write = 0;
 	int dst = d == PROXY_UP ? 1 : 0;
-	shutdown(c->io[dst].fd, SHUT_WR);
 	if (c->d[!d].done) {
-		pconn_close(c, 0);
+		pconn_close(c, 0); /* both ways ended: the close sends the FIN */
 		return -1;
 	}
+	shutdown(c->io[dst].fd, SHUT_WR);
 	/* Half-closed: the other way may still carry a response, but a peer that never
 	 * closes must not hold the pair for ever (socat waits 0.5 s; we wait longer). */
 	loop_timer_start(srv(c)->loop, &c->linger, PROXY_HALF_CLOSE_MS);
@@ -916,6 +918,12 @@ static void update_masks(struct pconn *c)
 
 static void connected(struct pconn *c)
 {
+	/* The client is watched only now: its bytes waited in the kernel meanwhile. */
+	if (loop_io_start(srv(c)->loop, &c->io[0], c->cfd, LOOP_READ, io_cb, c) < 0) {
+		pconn_close(c, 0);
+		return;
+	}
+	c->cfd = -1;
 	c->state = PC_RELAY;
 	loop_timer_stop(srv(c)->loop, &c->linger);
 	if (c->recording) {
@@ -934,7 +942,9 @@ static void connected(struct pconn *c)
 			chain_arm(c, ch, ch->timeout_at);
 		}
 	}
-	if (pump(c, PROXY_UP) < 0 || pump(c, PROXY_DOWN) < 0)
+	/* The client's first bytes are likely there already; the upstream has said
+	 * nothing yet (a server that speaks first is heard through epoll). */
+	if (pump(c, PROXY_UP) < 0)
 		return;
 	update_masks(c);
 }
@@ -946,8 +956,11 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 	if (c->state == PC_CONNECTING) {
 		int err = 0;
 		socklen_t len = sizeof err;
-		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		/* Writable without an error event: connected (no getsockopt needed). */
+		if ((events & LOOP_ERROR) && getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
+		if ((events & LOOP_ERROR) && !err)
+			err = ECONNREFUSED;
 		if (err) {
 			if (!srv(c)->o.quiet)
 				log_msg("proxy %s: upstream %s: %s; the client's connection is closed",
@@ -956,7 +969,6 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 			pconn_close(c, 0);
 			return;
 		}
-		loop_io_set(l, &c->io[0], 0);
 		connected(c);
 		return;
 	}
@@ -1001,12 +1013,12 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 		return;
 	}
 	s->emfile_logged = 0;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/* The client's socket has TCP_NODELAY from the listener (Linux copies it). */
 	setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->p = p;
 	c->id = ++s->next_conn_id;
 	c->state = PC_CONNECTING;
-	c->io[0].fd = c->io[1].fd = -1;
+	c->io[0].fd = c->io[1].fd = c->cfd = -1;
 	for (int d = 0; d < 2; d++)
 		c->d[d].pipe.fd[0] = c->d[d].pipe.fd[1] = -1;
 	loop_timer_init(&c->linger, linger_cb, c);
@@ -1017,12 +1029,7 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	p->nconns++;
 	p->conns_total++;
 	s->nconns++;
-	if (loop_io_start(s->loop, &c->io[0], fd, 0, io_cb, c) < 0) {
-		close(fd);
-		close(ufd);
-		pconn_close(c, 0);
-		return;
-	}
+	c->cfd = fd;
 	c->recording = s->rec && record_wants_bytes(s->rec);
 	c->want_http = (uint8_t)phttp_wanted(p);
 	for (int d = 0; d < 2; d++)

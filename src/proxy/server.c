@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +168,8 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_LISTEN;
 	}
+	int one = 1;
+	setsockopt(l, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* accepted sockets inherit it */
 	char a[64];
 	net_addr_str((struct sockaddr *)&ss, a, sizeof a);
 	snprintf(bound, PROXY_ADDR_MAX, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, net_local_port(l));
