@@ -3,13 +3,11 @@
 # (bench/crr-loop.c: blocking client, blocking accept thread), same run, same CPUs.
 # Prints ratios, not pass/fail.  Knobs: SECS (default 5), CPUS (default 0,1), LOOPKIT.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/peers.sh
+. "$(dirname "$0")/peers.sh"
+need cc
 SECS=${SECS:-5}
 CPUS=${CPUS:-0,1}
-LOOPKIT=${LOOPKIT:-./loopkit}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-[ -x "$LOOPKIT" ] || make -s
 cc -O2 -pthread bench/crr-loop.c -o "$TMP/crr-loop"
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 

@@ -4,35 +4,18 @@
 # same run.  Prints requests/s, p50/p90/p99, client CPU per request and the ratios; not
 # pass/fail.  Knobs: SECS (default 5), THREADS (1), CONNS (64), LOOPKIT.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/peers.sh
+. "$(dirname "$0")/peers.sh"
+need wrk lighttpd
 SECS=${SECS:-5}
 THREADS=${THREADS:-1}
 CONNS=${CONNS:-64}
-LOOPKIT=$(realpath "${LOOPKIT:-./loopkit}")
-for t in wrk lighttpd; do
-	command -v $t >/dev/null || { echo "bench-http: $t missing (scripts/deps)" >&2; exit 1; }
-done
-[ -x "$LOOPKIT" ] || make -s
-TMP=$(mktemp -d)
-SPID=
-trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir "$TMP/www"
-head -c 1024 /dev/zero | tr '\0' 'k' >"$TMP/www/1k.txt"
-cat >"$TMP/lighttpd.conf" <<CONF
-server.document-root = "$TMP/www"
-server.bind          = "127.0.0.1"
-server.port          = $port
-server.errorlog      = "$TMP/lighttpd.error.log"
-mimetype.assign      = ( ".txt" => "text/plain" )
-CONF
-taskset -c 1 lighttpd -D -f "$TMP/lighttpd.conf" >"$TMP/lighttpd.out" 2>&1 </dev/null &
-SPID=$!
-for _ in $(seq 100); do
-	curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/1k.txt" && break
-	sleep 0.05
-done
-URL="http://127.0.0.1:$port/1k.txt"
+DOCROOT=$TMP/www
+SERVER_CPU=1
+mkdir "$DOCROOT"
+head -c 1024 /dev/zero | tr '\0' 'k' >"$DOCROOT/1k"
+start_lighttpd
+URL="http://127.0.0.1:$SERVER_PORT/1k"
 
 # client_cpu CMD...: runs CMD, prints its output, then "CPU <user+sys seconds>" of CMD
 client_cpu() {

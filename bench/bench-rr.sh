@@ -5,27 +5,23 @@
 # sockperf reports one-way latency = round trip / 2; loopkit's p50 is halved to match.
 # Prints ratios, not pass/fail.  Knobs: SECS (default 5), LEN (default 64).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/peers.sh
+. "$(dirname "$0")/peers.sh"
+need sockperf
 SECS=${SECS:-5}
 LEN=${LEN:-64}
-LOOPKIT=${LOOPKIT:-./loopkit}
-command -v sockperf >/dev/null || { echo "bench-rr: sockperf missing (scripts/deps)" >&2; exit 1; }
-[ -x "$LOOPKIT" ] || make -s
-SPID=
-trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 
 echo "rr: TCP ping-pong, $LEN-byte messages, ${SECS} s per run; p50 one-way (RTT/2), us"
 for cfg in "across 1 0 0,1" "one-cpu 0 0 0"; do
 	read -r name scpu ccpu lcpu <<<"$cfg"
 	taskset -c "$scpu" sockperf sr --tcp -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-	SPID=$!
+	SERVER_PID=$!
+	STARTED_PIDS+=("$SERVER_PID")
 	sleep 0.5
 	sp=$(timeout $((SECS + 20)) taskset -c "$ccpu" sockperf pp --tcp -i 127.0.0.1 -p "$port" -m "$LEN" -t "$SECS" 2>&1 |
 		awk '/percentile 50.000 =/ {print $NF}')
-	kill "$SPID" 2>/dev/null || true
-	wait "$SPID" 2>/dev/null || true
-	SPID=
+	stop_server || true # see peers.sh
 	lk=$(timeout $((SECS + 20)) taskset -c "$lcpu" "$LOOPKIT" bench rr -l "$LEN" -d "$SECS" --json |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_us"]["p50"] / 2)')
 	python3 - "$name" "$lk" "$sp" <<'PY'

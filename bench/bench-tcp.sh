@@ -3,25 +3,24 @@
 # iperf3's server is pinned to CPU 1 and its client to CPU 0; loopkit's threads run on
 # CPUs 0 and 1.  Prints ratios, not pass/fail.  Knobs: SECS (default 5), STREAMS ("1 2").
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/peers.sh
+. "$(dirname "$0")/peers.sh"
+need iperf3
 SECS=${SECS:-5}
 STREAMS=${STREAMS:-"1 2"}
-LOOPKIT=${LOOPKIT:-./loopkit}
-command -v iperf3 >/dev/null || { echo "bench-tcp: iperf3 missing (scripts/deps)" >&2; exit 1; }
-[ -x "$LOOPKIT" ] || make -s
-SPID=
-trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 
 echo "tcp: bulk throughput over 127.0.0.1, ${SECS} s per run"
 for p in $STREAMS; do
 	taskset -c 1 iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-	SPID=$!
+	SERVER_PID=$!
+	STARTED_PIDS+=("$SERVER_PID")
 	sleep 0.5
 	ip=$(timeout $((SECS + 20)) taskset -c 0 iperf3 -c 127.0.0.1 -p "$port" -t "$SECS" -P "$p" -J |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)')
-	wait "$SPID" 2>/dev/null || true
-	SPID=
+	wait "$SERVER_PID" 2>/dev/null || true # iperf3 -s -1 ends after one test
+	forget_pid "$SERVER_PID"
+	SERVER_PID=
 	lk=$(timeout $((SECS + 20)) taskset -c 0,1 "$LOOPKIT" bench tcp -d "$SECS" -P "$p" --json |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["gbit_per_s"])')
 	python3 - "$p" "$lk" "$ip" <<'PY'

@@ -13,8 +13,8 @@
 #include "bench/bench.h"
 #include "core/loop.h"
 #include "core/net.h"
+#include "core/sockdiag.h"
 
-#define CRR_MAX_CONC  4096
 #define CRR_SERVER_FD 65536 /* the server's per-descriptor table */
 #define CRR_RETRY_MS  1     /* after a failed connect */
 #define CRR_DRAIN_MS  2000  /* in-flight cycles may finish this long after the end */
@@ -63,7 +63,10 @@ static void srv_accept_cb(struct loop *l, struct loop_io *io, unsigned ev)
 	}
 }
 
-static void srv_wake(struct loop *l, void *data) { loop_stop(l); }
+static void srv_wake(struct loop *l, void *data)
+{
+	loop_stop(l);
+}
 
 static void *srv_main(void *arg)
 {
@@ -195,7 +198,7 @@ static void slot_start(struct slot *s)
 	if (c->o->sources) {
 		/* Each source address has its own ephemeral range. IP_BIND_ADDRESS_NO_PORT
 		 * leaves the port to connect(), which may share a port between destinations. */
-		struct sockaddr_in src = { .sin_family = AF_INET };
+		struct sockaddr_in src = {.sin_family = AF_INET};
 		src.sin_addr.s_addr = htonl(0x7f000001u + (c->next_source++ % c->o->sources));
 		int one = 1;
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
@@ -219,7 +222,10 @@ static void slot_start(struct slot *s)
 	}
 }
 
-static void retry_cb(struct loop *l, struct loop_timer *t) { slot_start(t->data); }
+static void retry_cb(struct loop *l, struct loop_timer *t)
+{
+	slot_start(t->data);
+}
 
 static void cli_stop(struct crr_client *c)
 {
@@ -233,8 +239,14 @@ static void cli_stop(struct crr_client *c)
 	loop_timer_start(c->loop, &c->drain_timer, CRR_DRAIN_MS);
 }
 
-static void end_cb(struct loop *l, struct loop_timer *t) { cli_stop(t->data); }
-static void drain_cb(struct loop *l, struct loop_timer *t) { loop_stop(l); }
+static void end_cb(struct loop *l, struct loop_timer *t)
+{
+	cli_stop(t->data);
+}
+static void drain_cb(struct loop *l, struct loop_timer *t)
+{
+	loop_stop(l);
+}
 static void cli_wake(struct loop *l, void *data)
 {
 	struct crr_client *c = data;
@@ -274,8 +286,8 @@ static void crr_tick(void *arg, uint64_t now)
 	if (t->r->nseries < BENCH_MAX_SERIES)
 		t->r->series[t->r->nseries++] = (double)(d - t->last);
 	char line[128];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu connections  %.0f/s", (double)(now - t->start) / 1e9,
-	         t->c->o->secs, (unsigned long long)d, (double)(d - t->last));
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu connections  %.0f/s",
+	         (double)(now - t->start) / 1e9, t->c->o->secs, (unsigned long long)d, (double)(d - t->last));
 	t->last = d;
 	bench_progress(t->ctl, line, 0);
 }
@@ -286,13 +298,62 @@ static int crr_done(void *arg)
 	return atomic_load(t->c->stop) == 2;
 }
 
+/* Reads a /proc/sys file's first line into b. Returns 0 or -1. */
+static int read_sysctl(const char *path, char *b, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int ok = f && fgets(b, (int)len, f);
+	if (f)
+		fclose(f);
+	return ok ? 0 : -1;
+}
+
+/* The TIME_WAIT sockets the run left (on the machine, and to dst) and what bounds
+ * them: the ephemeral port range per source address and tcp_tw_reuse. */
+static void crr_time_wait(struct bench_crr_result *r, const struct sockaddr_storage *dst)
+{
+	char b[64], *end;
+	r->port_lo = 32768, r->port_hi = 60999; /* the kernel's default, when unreadable */
+	if (read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", b, sizeof b) == 0) {
+		unsigned long lo = strtoul(b, &end, 10), hi = strtoul(end, &end, 10);
+		if (lo && lo <= hi && hi <= 65535)
+			r->port_lo = (unsigned)lo, r->port_hi = (unsigned)hi;
+	}
+	r->nsources = r->o.sources ? r->o.sources : 1;
+	r->ports_per_source = r->port_hi - r->port_lo + 1u;
+	r->ports = r->ports_per_source * r->nsources;
+	r->tw_reuse = -1;
+	if (read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse", b, sizeof b) == 0) {
+		long v = strtol(b, &end, 10);
+		if (end != b && v >= 0 && v < 100)
+			r->tw_reuse = (int)v;
+	}
+	struct sockdiag_sock *s = NULL;
+	size_t n = 0;
+	if (sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_TIME_WAIT), &s, &n, NULL, 0) < 0)
+		return;
+	const struct sockaddr_in *d = (const struct sockaddr_in *)dst;
+	r->time_wait = (long)n;
+	r->time_wait_target = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct sockaddr_in *rem = (const struct sockaddr_in *)&s[i].remote;
+		if (s[i].family == AF_INET && rem->sin_port == d->sin_port &&
+		    rem->sin_addr.s_addr == d->sin_addr.s_addr)
+			r->time_wait_target++;
+	}
+	free(s);
+	r->time_wait_pct = r->ports ? 100.0 * (double)r->time_wait_target / (double)r->ports : 0;
+}
+
 int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, struct bench_crr_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	r->time_wait = -1;
-	if (!o->conc || o->conc > CRR_MAX_CONC || o->sources > BENCH_MAX_SOURCES) {
-		snprintf(r->error, sizeof(r->error), "-c is 1-%d, --sources 0-%d", CRR_MAX_CONC, BENCH_MAX_SOURCES);
+	r->time_wait = r->time_wait_target = -1;
+	if (!o->conc || o->conc > BENCH_CRR_MAX_CONC || o->sources > BENCH_MAX_SOURCES) {
+		snprintf(r->st.error, sizeof(r->st.error), "-C is 1-%d, --sources 0-%d", BENCH_CRR_MAX_CONC,
+		         BENCH_MAX_SOURCES);
+		r->st.usage = 1;
 		return -1;
 	}
 	struct rlimit rl;
@@ -300,8 +361,8 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	struct crr_server srv = { 0 };
-	struct crr_client cli = { 0 };
+	struct crr_server srv = {0};
+	struct crr_client cli = {0};
 	atomic_int stop = 0;
 	char err[256] = "";
 	int rc = -1, lfd = -1;
@@ -333,6 +394,7 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 		goto out;
 	}
 	net_parse_addr("127.0.0.1", net_local_port(lfd), &cli.dst, &cli.dstlen);
+	snprintf(r->target, sizeof(r->target), "127.0.0.1:%u", net_local_port(lfd));
 	cli.o = o;
 	cli.stop = &stop;
 	loop_timer_init(&cli.end_timer, end_cb, &cli);
@@ -349,9 +411,10 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 	if (!cok) {
 		snprintf(err, sizeof(err), "cannot start threads");
 	} else {
-		struct crr_tick tk = { &cli, r, ctl, start, 0 };
-		bench_wait(ctl, start, start + (uint64_t)(o->secs * 1e9) + (CRR_DRAIN_MS + 500) * 1000000ull, crr_tick,
-		           crr_done, &tk);
+		struct crr_tick tk = {&cli, r, ctl, start, 0};
+		r->st.interrupted = bench_wait(
+		        ctl, start, start + (uint64_t)(o->secs * 1e9) + (CRR_DRAIN_MS + 500) * 1000000ull,
+		        1000000000u, crr_tick, crr_done, &tk);
 		rc = 0;
 	}
 	if (cok) {
@@ -366,13 +429,14 @@ int bench_crr_run(const struct bench_crr_opts *o, const struct bench_ctl *ctl, s
 		pthread_join(st, NULL);
 	}
 	bench_progress(ctl, "", 1);
-	r->elapsed_s = (double)(end - start) / 1e9;
+	r->st.elapsed_s = (double)(end - start) / 1e9;
 	r->conns = cli.h->count;
 	r->failed = cli.failed;
+	r->st.failed = r->failed > 0 || !r->conns;
 	memcpy(r->fail_errno, cli.fail_errno, sizeof(r->fail_errno));
-	r->rate = r->elapsed_s > 0 ? (double)r->conns / r->elapsed_s : 0;
+	r->rate = r->st.elapsed_s > 0 ? (double)r->conns / r->st.elapsed_s : 0;
 	bench_lat_from(&r->lat, cli.h);
-	r->time_wait = bench_time_wait_count();
+	crr_time_wait(r, &cli.dst);
 out:
 	if (lfd >= 0) {
 		if (srv.loop)
@@ -385,7 +449,7 @@ out:
 	free(srv.answered);
 	free(cli.slots);
 	if (rc < 0)
-		snprintf(r->error, sizeof(r->error), "%s", err);
+		snprintf(r->st.error, sizeof(r->st.error), "%s", err);
 	return rc;
 }
 
@@ -393,62 +457,4 @@ void bench_crr_free(struct bench_crr_result *r)
 {
 	free(r->hist);
 	r->hist = NULL;
-}
-
-void bench_crr_print(FILE *f, const struct bench_crr_result *r)
-{
-	fprintf(f, "bench crr 127.0.0.1: %u in flight, %.1f s", r->o.conc, r->o.secs);
-	if (r->o.sources)
-		fprintf(f, ", source addresses 127.0.0.1-127.0.0.%u", r->o.sources);
-	if (r->o.max)
-		fprintf(f, ", at most %llu connections", (unsigned long long)r->o.max);
-	fprintf(f, "\n\n  connections %llu in %.2f s: %.0f/s\n", (unsigned long long)r->conns, r->elapsed_s, r->rate);
-	fprintf(f, "  failed      %llu", (unsigned long long)r->failed);
-	for (int e = 0; e < BENCH_MAX_ERRNO; e++)
-		if (r->fail_errno[e])
-			fprintf(f, "  %s: %llu", e ? strerrorname_np(e) : "other", (unsigned long long)r->fail_errno[e]);
-	fprintf(f, "\n");
-	if (r->fail_errno[EADDRNOTAVAIL])
-		fprintf(f, "  EADDRNOTAVAIL: the ephemeral ports ran out (they wait in TIME_WAIT); try --sources 4\n");
-	if (r->time_wait >= 0)
-		fprintf(f, "  TIME_WAIT   %ld sockets at the end\n", r->time_wait);
-	fprintf(f, "\n");
-	bench_lat_print(f, "connect to answer", &r->lat);
-}
-
-void bench_crr_json(struct json *j, const struct bench_crr_result *r)
-{
-	json_obj_begin(j);
-	json_key(j, "mode");
-	json_str(j, "crr");
-	json_key(j, "concurrency");
-	json_uint(j, r->o.conc);
-	json_key(j, "sources");
-	json_uint(j, r->o.sources);
-	json_key(j, "duration_s");
-	bench_json_num(j, r->o.secs, 3);
-	json_key(j, "elapsed_s");
-	bench_json_num(j, r->elapsed_s, 3);
-	json_key(j, "connections");
-	json_uint(j, r->conns);
-	json_key(j, "connections_per_s");
-	bench_json_num(j, r->rate, 1);
-	json_key(j, "failed");
-	json_uint(j, r->failed);
-	json_key(j, "failures");
-	json_obj_begin(j);
-	for (int e = 0; e < BENCH_MAX_ERRNO; e++)
-		if (r->fail_errno[e]) {
-			const char *name = e ? strerrorname_np(e) : NULL;
-			json_key(j, name ? name : "other");
-			json_uint(j, r->fail_errno[e]);
-		}
-	json_obj_end(j);
-	json_key(j, "time_wait");
-	if (r->time_wait >= 0)
-		json_int(j, r->time_wait);
-	else
-		json_null(j);
-	bench_lat_json(j, "latency_us", &r->lat);
-	json_obj_end(j);
 }

@@ -8,19 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/httpreq.h"
 #include "bench/resp.h"
+#include "core/buf.h"
 #include "core/loop.h"
 #include "core/net.h"
 
-#define RBUF_SIZE     (64 * 1024) /* per connection read buffer */
-#define SWEEP_MS      100         /* timeout check period */
-#define MAX_CONNS     100000
-#define MAX_THREADS   256
+#define RBUF_SIZE (64 * 1024) /* per connection read buffer */
+#define SWEEP_MS  100         /* timeout check period */
+#define START_NS  10000000    /* the run starts this long after setup: the threads get going */
 
-const char *const bench_http_err_names[HERR_N] = { "connect", "read", "write", "timeout", "parse", "closed" };
+const char *const bench_http_err_names[HERR_N] = {"connect", "read", "write", "timeout", "parse", "closed"};
 
 struct hthread;
 
@@ -29,17 +31,18 @@ enum hstate { HC_CLOSED, HC_CONNECTING, HC_OPEN };
 struct hconn {
 	struct hthread *t;
 	struct loop_io io;
-	struct loop_timer due_timer; /* -R: waits for the next scheduled send */
 	enum hstate state;
 	int reconnect_pending;
 	struct bench_sched sched;
 	struct bench_resp resp;
-	unsigned inflight;  /* requests written and not answered */
-	unsigned head;      /* index of the oldest in-flight request in sent_at */
+	unsigned inflight; /* requests written and not answered */
+	unsigned head;     /* index of the oldest in-flight request in sent_at */
 	uint64_t sent_at[BENCH_HTTP_MAX_PIPELINE];
-	uint64_t due_at;    /* -R: scheduled time of the in-flight request */
-	size_t wpos, wlen;  /* a partial write of the request batch */
-	size_t rlen;        /* unconsumed bytes in rbuf */
+	unsigned hpos;     /* -R: position in the thread's due heap + 1; 0 when not waiting */
+	uint64_t ready_at; /* -R: when the connection became free for its next request */
+	uint64_t due_at;   /* -R: scheduled time of the in-flight request */
+	size_t wpos, wlen; /* a partial write of the request batch */
+	size_t rlen;       /* unconsumed bytes in rbuf */
 	char *rbuf;
 };
 
@@ -57,7 +60,15 @@ struct hthread {
 	struct hconn *conns;
 	unsigned nconns;
 	unsigned open; /* connections not closed */
+	/* -R: idle connections waiting for their due time, a min-heap on it, and a timerfd
+	 * armed (in ns: the loop's timers count ms) for the earliest */
+	struct hconn **due;
+	unsigned ndue;
+	int tfd;
+	struct loop_io tio;
+	uint64_t armed_ns;
 	uint64_t start_ns, end_ns, drain_ns, last_done_ns;
+	uint64_t stop_ns; /* when the schedule ended: end_ns, or earlier when interrupted */
 	int stopping;
 	atomic_int *stop_flag;
 	pthread_t tid;
@@ -67,12 +78,76 @@ struct hthread {
 	uint64_t status[600];
 	uint64_t errors[HERR_N];
 	uint64_t unfinished;
-	struct hist *h, *hc;
+	struct hist *h, *hc, *hl;
 };
 
 static void conn_io_cb(struct loop *l, struct loop_io *io, unsigned ev);
 static void conn_send(struct hconn *c, uint64_t now);
 static void conn_next(struct hconn *c, uint64_t now);
+
+/* ---- -R: the due heap ---- */
+
+static uint64_t due_of(const struct hconn *c)
+{
+	return bench_sched_due(&c->sched);
+}
+
+static void due_swap(struct hthread *t, unsigned a, unsigned b)
+{
+	struct hconn *x = t->due[a];
+	t->due[a] = t->due[b];
+	t->due[b] = x;
+	t->due[a]->hpos = a + 1;
+	t->due[b]->hpos = b + 1;
+}
+
+static void due_sift(struct hthread *t, unsigned i)
+{
+	while (i && due_of(t->due[(i - 1) / 2]) > due_of(t->due[i])) {
+		due_swap(t, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		unsigned l = 2 * i + 1, m = i;
+		if (l < t->ndue && due_of(t->due[l]) < due_of(t->due[m]))
+			m = l;
+		if (l + 1 < t->ndue && due_of(t->due[l + 1]) < due_of(t->due[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		due_swap(t, i, m);
+		i = m;
+	}
+}
+
+static void due_push(struct hthread *t, struct hconn *c)
+{
+	t->due[t->ndue] = c;
+	c->hpos = ++t->ndue;
+	due_sift(t, t->ndue - 1);
+}
+
+static void due_remove(struct hthread *t, struct hconn *c)
+{
+	unsigned i = c->hpos - 1;
+	c->hpos = 0;
+	if (i == --t->ndue)
+		return;
+	t->due[i] = t->due[t->ndue];
+	t->due[i]->hpos = i + 1;
+	due_sift(t, i);
+}
+
+/* Arms the timerfd for the earliest waiting connection (disarms it when none). */
+static void due_arm(struct hthread *t)
+{
+	uint64_t when = t->ndue ? due_of(t->due[0]) : 0;
+	if (when == t->armed_ns)
+		return;
+	struct itimerspec its = {.it_value = {(time_t)(when / 1000000000u), (long)(when % 1000000000u)}};
+	timerfd_settime(t->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+	t->armed_ns = when;
+}
 
 static void conn_close(struct hconn *c)
 {
@@ -81,7 +156,8 @@ static void conn_close(struct hconn *c)
 		return;
 	int fd = c->io.fd;
 	loop_io_stop(t->loop, &c->io);
-	loop_timer_stop(t->loop, &c->due_timer);
+	if (c->hpos)
+		due_remove(t, c);
 	if (fd >= 0)
 		close(fd);
 	c->state = HC_CLOSED;
@@ -184,7 +260,7 @@ static void flush_write(struct hconn *c)
 static void conn_send(struct hconn *c, uint64_t now)
 {
 	struct hthread *t = c->t;
-	unsigned n = t->o->pipeline ? t->o->pipeline : 1;
+	unsigned n = t->o->pipeline;
 	c->wpos = 0;
 	c->wlen = t->reqlen * n;
 	c->head = 0;
@@ -195,11 +271,34 @@ static void conn_send(struct hconn *c, uint64_t now)
 	flush_write(c);
 }
 
-static void due_cb(struct loop *l, struct loop_timer *tm)
+/* Sends the request the schedule has due now. */
+static void conn_send_due(struct hconn *c, uint64_t now)
 {
-	struct hconn *c = tm->data;
-	if (c->state == HC_OPEN && !c->inflight && !c->t->stopping)
-		conn_next(c, bench_now_ns());
+	c->due_at = bench_sched_due(&c->sched);
+	c->sched.k++;
+	conn_send(c, now);
+}
+
+/* Sends every waiting request due by `until`, then arms the timerfd for the next. */
+static void due_run(struct hthread *t, uint64_t until)
+{
+	while (t->ndue && due_of(t->due[0]) <= until) {
+		struct hconn *c = t->due[0];
+		due_remove(t, c);
+		conn_send_due(c, bench_now_ns());
+	}
+	due_arm(t);
+}
+
+static void due_io_cb(struct loop *l, struct loop_io *io, unsigned ev)
+{
+	struct hthread *t = io->data;
+	uint64_t expirations;
+	if (read(t->tfd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+		return;
+	t->armed_ns = 0; /* a one-shot timer that fired */
+	if (!t->stopping)
+		due_run(t, bench_now_ns());
 }
 
 /* The connection is idle and open: send now, or when the schedule says. */
@@ -212,21 +311,16 @@ static void conn_next(struct hconn *c, uint64_t now)
 		conn_send(c, now);
 		return;
 	}
+	c->ready_at = now;
 	uint64_t due = bench_sched_due(&c->sched);
-	if (due >= t->end_ns) { /* the schedule is over for this connection */
+	if (due >= t->end_ns) /* the schedule is over for this connection */
+		return;
+	if (due > now) { /* never early: wait on the timerfd, to the nanosecond */
+		due_push(t, c);
+		due_arm(t);
 		return;
 	}
-	if (due > now + 200000) { /* more than 0.2 ms ahead: sleep (the loop's timers are in ms) */
-		uint64_t ms = (due - now) / 1000000;
-		loop_timer_start(t->loop, &c->due_timer, ms ? ms : 1);
-		return;
-	}
-	while (due > now) /* within 0.2 ms: spin to the exact time */
-		now = bench_now_ns();
-	c->due_at = due;
-	c->sched.k++;
-	t->scheduled++;
-	conn_send(c, now);
+	conn_send_due(c, now); /* late: the server held the connection past its time */
 }
 
 static void on_response(struct hconn *c, uint64_t now)
@@ -235,7 +329,7 @@ static void on_response(struct hconn *c, uint64_t now)
 	t->status[c->resp.status]++;
 	uint64_t sent = c->sent_at[c->head];
 	if (t->o->rate)
-		bench_co_record(t->h, t->hc, c->due_at, sent, now);
+		bench_co_record(t->h, t->hc, t->hl, c->due_at, c->ready_at, sent, now);
 	else
 		hist_record(t->h, now > sent ? now - sent : 0);
 	atomic_store_explicit(&t->done, atomic_load_explicit(&t->done, memory_order_relaxed) + 1,
@@ -284,7 +378,8 @@ static void conn_read(struct hconn *c)
 			}
 			size_t used;
 			const char *why;
-			int r = bench_resp_feed(&c->resp, c->rbuf + pos, have - pos, t->head_only, &used, &why);
+			int r = bench_resp_feed(&c->resp, c->rbuf + pos, have - pos, t->head_only, &used,
+			                        &why);
 			if (r == BENCH_RESP_ERROR) {
 				conn_fail(c, HERR_PARSE);
 				return;
@@ -363,8 +458,11 @@ static void begin_stop(struct hthread *t)
 {
 	if (t->stopping)
 		return;
-	t->stopping = 1;
 	uint64_t now = bench_now_ns();
+	t->stop_ns = now < t->end_ns ? now : t->end_ns;
+	if (t->o->rate) /* what was due before the end goes, even if its timer is behind */
+		due_run(t, t->stop_ns - 1);
+	t->stopping = 1;
 	t->drain_ns = now + (uint64_t)(t->o->timeout_s * 1e9);
 	for (unsigned i = 0; i < t->nconns; i++) {
 		struct hconn *c = &t->conns[i];
@@ -422,113 +520,14 @@ static void *thread_main(void *arg)
 	loop_timer_start(t->loop, &t->end_timer, (t->end_ns - t->start_ns) / 1000000);
 	loop_timer_start(t->loop, &t->sweep_timer, SWEEP_MS);
 	loop_run(t->loop);
-	for (unsigned i = 0; i < t->nconns; i++)
-		conn_close(&t->conns[i]);
+	for (unsigned i = 0; i < t->nconns; i++) {
+		struct hconn *c = &t->conns[i];
+		conn_close(c);
+		/* the schedule's requests due before the end: sent or not */
+		if (t->o->rate && t->stop_ns > c->sched.start_ns)
+			t->scheduled += (t->stop_ns - c->sched.start_ns - 1) / c->sched.interval_ns + 1;
+	}
 	return NULL;
-}
-
-struct url {
-	char host[256];
-	char hostport[300];
-	uint16_t port;
-	const char *path;
-};
-
-static int parse_url(const char *u, struct url *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof(*out));
-	if (!strncmp(u, "https://", 8)) {
-		snprintf(err, errlen, "https is not supported; loopback load is plain http://");
-		return -1;
-	}
-	if (strncmp(u, "http://", 7)) {
-		snprintf(err, errlen, "URL must start with http:// (got '%.100s')", u);
-		return -1;
-	}
-	const char *h = u + 7, *slash = strchr(h, '/');
-	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-	out->path = slash ? slash : "/";
-	if (!hl || hl >= sizeof(out->hostport)) {
-		snprintf(err, errlen, "URL has no host: '%.100s'", u);
-		return -1;
-	}
-	memcpy(out->hostport, h, hl);
-	const char *hp = out->hostport, *colon;
-	if (hp[0] == '[') {
-		const char *rb = strchr(hp, ']');
-		if (!rb) {
-			snprintf(err, errlen, "unclosed '[' in URL host");
-			return -1;
-		}
-		snprintf(out->host, sizeof(out->host), "%.*s", (int)(rb - hp - 1), hp + 1);
-		colon = rb[1] == ':' ? rb + 1 : NULL;
-		if (rb[1] && rb[1] != ':') {
-			snprintf(err, errlen, "bad URL host '%.100s'", hp);
-			return -1;
-		}
-	} else {
-		colon = strrchr(hp, ':');
-		snprintf(out->host, sizeof(out->host), "%.*s", (int)(colon ? (size_t)(colon - hp) : hl), hp);
-	}
-	out->port = 80;
-	if (colon) {
-		char *end;
-		long p = strtol(colon + 1, &end, 10);
-		if (!colon[1] || *end || p < 1 || p > 65535) {
-			snprintf(err, errlen, "bad port in URL '%.100s'", u);
-			return -1;
-		}
-		out->port = (uint16_t)p;
-	}
-	return 0;
-}
-
-/* Resolves the URL's host. Returns 0, -1 usage (err set), or -2 resolution failed. */
-static int resolve(const struct url *u, int allow_remote, struct sockaddr_storage *ss, socklen_t *len,
-                   char *err, size_t errlen)
-{
-	if (net_parse_addr(u->host, u->port, ss, len) < 0) {
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-		int rc = getaddrinfo(u->host, NULL, &hints, &res);
-		if (rc || !res) {
-			snprintf(err, errlen, "cannot resolve '%.100s': %s", u->host, gai_strerror(rc));
-			return -2;
-		}
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		*len = res->ai_addrlen;
-		freeaddrinfo(res);
-		if (ss->ss_family == AF_INET)
-			((struct sockaddr_in *)ss)->sin_port = htons(u->port);
-		else
-			((struct sockaddr_in6 *)ss)->sin6_port = htons(u->port);
-	}
-	if (!net_is_loopback((struct sockaddr *)ss) && !allow_remote) {
-		char a[64];
-		snprintf(err, errlen, "%.100s (%s) is not a loopback address: loading another machine "
-		         "needs --allow-remote", u->host, net_addr_str((struct sockaddr *)ss, a, sizeof(a)));
-		return -1;
-	}
-	return 0;
-}
-
-static int build_request(const struct bench_http_opts *o, const struct url *u, struct buf *b)
-{
-	int has_host = 0;
-	for (size_t i = 0; i < o->nheaders; i++)
-		if (!strncasecmp(o->headers[i], "host:", 5))
-			has_host = 1;
-	buf_printf(b, "%s %s HTTP/1.1\r\n", o->method, u->path);
-	if (!has_host)
-		buf_printf(b, "Host: %s\r\n", u->hostport);
-	for (size_t i = 0; i < o->nheaders; i++)
-		buf_printf(b, "%s\r\n", o->headers[i]);
-	if (!o->keepalive)
-		buf_puts(b, "Connection: close\r\n");
-	if (o->body)
-		buf_printf(b, "Content-Length: %zu\r\n", o->body_len);
-	if (buf_puts(b, "\r\n") < 0 || (o->body && buf_append(b, o->body, o->body_len) < 0))
-		return -1;
-	return 0;
 }
 
 struct http_run {
@@ -552,314 +551,219 @@ static void http_tick(void *arg, uint64_t now)
 	struct http_run *r = arg;
 	uint64_t d = total_done(r);
 	char line[160];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu requests  %.0f req/s", (double)(now - r->start) / 1e9,
-	         r->secs, (unsigned long long)d, (double)(d - r->last_done));
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu requests  %.0f req/s",
+	         (double)(now - r->start) / 1e9, r->secs, (unsigned long long)d, (double)(d - r->last_done));
 	r->last_done = d;
 	bench_progress(r->ctl, line, 0);
 }
 
-int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
-                   struct bench_http_result *r, int *usage)
+/* Everything a run holds, freed by run_free. */
+struct http_mem {
+	struct hthread *ts;
+	struct hconn *conns;
+	struct hconn **due;
+	char *rbufs;
+	struct buf req, batch;
+};
+
+/* Sets up thread t of the run. Returns 0 or -1. */
+static int thread_init(struct hthread *t, struct bench_http_result *r, struct http_mem *m, unsigned first,
+                       const struct sockaddr_storage *ss, socklen_t sslen, atomic_int *stop_flag,
+                       uint64_t start, uint64_t end)
+{
+	const struct bench_http_opts *o = &r->o;
+	t->o = o;
+	t->addr = ss;
+	t->addrlen = sslen;
+	t->req = buf_start(&m->req);
+	t->reqlen = buf_used(&m->req);
+	t->batch = buf_start(&m->batch);
+	t->batchlen = buf_used(&m->batch);
+	t->head_only = !strcmp(o->method, "HEAD");
+	t->stop_flag = stop_flag;
+	t->start_ns = start;
+	t->end_ns = end;
+	t->conns = m->conns + first;
+	t->due = m->due + first;
+	t->tfd = -1;
+	t->tio.fd = -1;
+	t->h = hist_new();
+	if (o->rate) {
+		t->hc = hist_new();
+		t->hl = hist_new();
+	}
+	char err[128];
+	t->loop = loop_new(err, sizeof(err));
+	if (!t->h || (o->rate && (!t->hc || !t->hl)) || !t->loop || loop_wake_init(t->loop, wake_fn, t) < 0)
+		return -1;
+	if (o->rate) {
+		t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (t->tfd < 0 || loop_io_start(t->loop, &t->tio, t->tfd, LOOP_READ, due_io_cb, t) < 0)
+			return -1;
+	}
+	loop_timer_init(&t->end_timer, end_cb, t);
+	loop_timer_init(&t->sweep_timer, sweep_cb, t);
+	/* connection i of c sends at start + i/R + k c/R: the schedules spread evenly */
+	uint64_t interval = o->rate ? (uint64_t)(1e9 * (double)o->conns / o->rate) : 0;
+	for (unsigned k = 0; k < t->nconns; k++) {
+		struct hconn *c = &t->conns[k];
+		unsigned gi = first + k;
+		c->t = t;
+		c->io.fd = -1;
+		c->rbuf = m->rbufs + (size_t)gi * RBUF_SIZE;
+		c->sched.interval_ns = interval;
+		c->sched.start_ns = start + (interval / o->conns) * gi;
+	}
+	return 0;
+}
+
+/* Adds the threads' counts into r. Returns the time of the last response. */
+static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigned started)
+{
+	uint64_t last = 0;
+	for (unsigned i = 0; i < started; i++) {
+		struct hthread *t = &ts[i];
+		r->requests += t->done;
+		r->sent += t->sent;
+		r->bytes += t->bytes;
+		r->unfinished += t->unfinished;
+		r->scheduled += t->scheduled;
+		for (int k = 0; k < 600; k++)
+			r->status[k] += t->status[k];
+		for (int k = 0; k < HERR_N; k++)
+			r->errors[k] += t->errors[k];
+		hist_merge(r->hist, t->h);
+		if (t->hc)
+			hist_merge(r->hist_corrected, t->hc);
+		if (t->hl)
+			hist_merge(r->hist_lag, t->hl);
+		if (t->last_done_ns > last)
+			last = t->last_done_ns;
+	}
+	for (int s = 100; s < 600; s++)
+		if (!bench_http_ok(&r->o, s))
+			r->unexpected += r->status[s];
+	for (int k = 0; k < HERR_N; k++)
+		r->nerrors += r->errors[k];
+	return last;
+}
+
+static void run_free(struct http_mem *m, unsigned nthreads)
+{
+	for (unsigned i = 0; m->ts && i < nthreads; i++) {
+		struct hthread *t = &m->ts[i];
+		if (t->loop) {
+			loop_io_stop(t->loop, &t->tio);
+			loop_free(t->loop);
+		}
+		if (t->tfd >= 0)
+			close(t->tfd);
+		free(t->h);
+		free(t->hc);
+		free(t->hl);
+	}
+	free(m->ts);
+	free(m->conns);
+	free(m->due);
+	free(m->rbufs);
+	buf_free(&m->req);
+	buf_free(&m->batch);
+}
+
+int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl, struct bench_http_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	*usage = 1;
-	struct url u;
-	if (parse_url(o->url, &u, r->error, sizeof(r->error)) < 0)
-		return -1;
-	if (!o->conns || o->conns > MAX_CONNS || !o->threads || o->threads > MAX_THREADS || o->threads > o->conns) {
-		snprintf(r->error, sizeof(r->error), "need 1 <= threads <= connections <= %d", MAX_CONNS);
-		return -1;
-	}
-	if (o->pipeline > BENCH_HTTP_MAX_PIPELINE || (o->pipeline > 1 && o->rate)) {
-		snprintf(r->error, sizeof(r->error), "--pipeline is 1-%d and cannot be combined with -R",
-		         BENCH_HTTP_MAX_PIPELINE);
-		return -1;
-	}
-	if (o->pipeline > 1 && !o->keepalive) {
-		snprintf(r->error, sizeof(r->error), "--pipeline needs keep-alive");
-		return -1;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int rc = resolve(&u, o->allow_remote, &ss, &sslen, r->error, sizeof(r->error));
-	if (rc == -1)
-		return -1;
-	*usage = 0;
-	if (rc < 0)
-		return -1;
-	char a[64];
-	net_addr_str((struct sockaddr *)&ss, a, sizeof(a));
-	snprintf(r->target, sizeof(r->target), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, u.port);
+	o = &r->o; /* the threads read the copy, with the defaults filled in */
+	if (!r->o.pipeline)
+		r->o.pipeline = 1;
+	struct http_mem m = {0};
+	struct bench_http_target tg;
+	buf_init(&m.req, 1u << 30);
+	buf_init(&m.batch, 1u << 30);
+	char *err = r->st.error;
+	size_t errlen = sizeof(r->st.error);
+	r->st.usage = 1;
+	if ((!r->o.nok && bench_http_ok_parse(&r->o, BENCH_HTTP_OK_DEFAULT, err, errlen) < 0) ||
+	    bench_http_prepare(o, &tg, &m.req, err, errlen, &r->st.usage) < 0)
+		goto fail;
+	snprintf(r->target, sizeof(r->target), "%s", tg.name);
+	for (unsigned i = 0; i < o->pipeline; i++)
+		buf_append(&m.batch, buf_start(&m.req), buf_used(&m.req));
 
-	unsigned pl = o->pipeline ? o->pipeline : 1;
-	struct buf req, batch;
-	buf_init(&req, 1u << 30);
-	buf_init(&batch, 1u << 30);
-	if (build_request(o, &u, &req) < 0) {
-		snprintf(r->error, sizeof(r->error), "request too large");
-		buf_free(&req);
-		return -1;
-	}
-	for (unsigned i = 0; i < pl; i++)
-		buf_append(&batch, buf_start(&req), buf_used(&req));
-
-	struct hthread *ts = calloc(o->threads, sizeof(*ts));
-	struct hconn *conns = calloc(o->conns, sizeof(*conns));
-	char *rbufs = malloc((size_t)o->conns * RBUF_SIZE);
+	m.ts = calloc(o->threads, sizeof(*m.ts));
+	m.conns = calloc(o->conns, sizeof(*m.conns));
+	m.due = calloc(o->conns, sizeof(*m.due));
+	m.rbufs = malloc((size_t)o->conns * RBUF_SIZE);
 	atomic_int stop_flag = 0;
 	r->hist = hist_new();
 	r->hist_corrected = o->rate ? hist_new() : NULL;
-	int ok = ts && conns && rbufs && r->hist && (!o->rate || r->hist_corrected);
-	unsigned started = 0;
-	uint64_t start = bench_now_ns() + 2000000; /* a moment for the threads to start */
+	r->hist_lag = o->rate ? hist_new() : NULL;
+	int ok = m.ts && m.conns && m.due && m.rbufs && r->hist &&
+	         (!o->rate || (r->hist_corrected && r->hist_lag));
+	unsigned started = 0, inited = 0;
+	uint64_t start = bench_now_ns() + START_NS;
 	uint64_t end = start + (uint64_t)(o->secs * 1e9);
 	double cpu0 = bench_cpu_s();
-	unsigned next = 0;
-	for (unsigned i = 0; ok && i < o->threads; i++) {
-		struct hthread *t = &ts[i];
-		t->o = o;
-		t->addr = &ss;
-		t->addrlen = sslen;
-		t->req = buf_start(&req);
-		t->reqlen = buf_used(&req);
-		t->batch = buf_start(&batch);
-		t->batchlen = buf_used(&batch);
-		t->head_only = !strcmp(o->method, "HEAD");
-		t->stop_flag = &stop_flag;
-		t->start_ns = start;
-		t->end_ns = end;
-		t->nconns = o->conns / o->threads + (i < o->conns % o->threads);
-		t->conns = conns + next;
-		next += t->nconns;
-		t->h = hist_new();
-		t->hc = o->rate ? hist_new() : NULL;
-		char err[128];
-		t->loop = loop_new(err, sizeof(err));
-		if (!t->h || (o->rate && !t->hc) || !t->loop || loop_wake_init(t->loop, wake_fn, t) < 0) {
+	for (unsigned first = 0; ok && inited < o->threads; inited++) {
+		struct hthread *t = &m.ts[inited];
+		t->nconns = o->conns / o->threads + (inited < o->conns % o->threads);
+		ok = thread_init(t, r, &m, first, &tg.addr, tg.addrlen, &stop_flag, start, end) == 0;
+		first += t->nconns;
+	}
+	if (!ok)
+		snprintf(err, errlen, "out of memory or descriptors for %u connections", o->conns);
+	for (; ok && started < o->threads; started++)
+		if (pthread_create(&m.ts[started].tid, NULL, thread_main, &m.ts[started])) {
+			snprintf(err, errlen, "cannot start thread %u", started + 1);
 			ok = 0;
-			break;
 		}
-		loop_timer_init(&t->end_timer, end_cb, t);
-		loop_timer_init(&t->sweep_timer, sweep_cb, t);
-		uint64_t interval = o->rate ? (uint64_t)(1e9 * (double)o->conns / o->rate) : 0;
-		for (unsigned k = 0; k < t->nconns; k++) {
-			struct hconn *c = &t->conns[k];
-			unsigned gi = (unsigned)(c - conns);
-			c->t = t;
-			c->io.fd = -1;
-			c->rbuf = rbufs + (size_t)gi * RBUF_SIZE;
-			loop_timer_init(&c->due_timer, due_cb, c);
-			/* spread the connections' schedules evenly over one interval */
-			c->sched.interval_ns = interval;
-			c->sched.start_ns = start + (interval / o->conns) * gi;
-		}
-	}
-	if (!ok) {
-		snprintf(r->error, sizeof(r->error), "out of memory or descriptors for %u connections", o->conns);
-	} else {
-		for (; started < o->threads; started++)
-			if (pthread_create(&ts[started].tid, NULL, thread_main, &ts[started])) {
-				snprintf(r->error, sizeof(r->error), "cannot start thread %u", started + 1);
-				atomic_store(&stop_flag, 1);
-				ok = 0;
-				break;
-			}
-	}
-	struct http_run run = { ts, started, ctl, start, 0, o->secs };
+	struct http_run run = {m.ts, started, ctl, start, 0, o->secs};
 	if (ok)
-		bench_wait(ctl, start, end, http_tick, NULL, &run);
+		r->st.interrupted = bench_wait(ctl, start, end, 1000000000u, http_tick, NULL, &run);
+	uint64_t stopped = r->st.interrupted ? bench_now_ns() : end;
 	atomic_store(&stop_flag, 1);
 	for (unsigned i = 0; i < started; i++)
-		loop_wake(ts[i].loop);
+		loop_wake(m.ts[i].loop);
 	for (unsigned i = 0; i < started; i++)
-		pthread_join(ts[i].tid, NULL);
+		pthread_join(m.ts[i].tid, NULL);
 	bench_progress(ctl, "", 1);
 	r->cpu_s = bench_cpu_s() - cpu0;
-
-	uint64_t last = 0;
-	for (unsigned i = 0; ts && i < o->threads; i++) {
-		struct hthread *t = &ts[i];
-		if (i < started) {
-			r->requests += t->done;
-			r->sent += t->sent;
-			r->bytes += t->bytes;
-			r->unfinished += t->unfinished;
-			r->scheduled += t->scheduled;
-			for (int k = 0; k < 600; k++)
-				r->status[k] += t->status[k];
-			for (int k = 0; k < HERR_N; k++)
-				r->errors[k] += t->errors[k];
-			if (t->h)
-				hist_merge(r->hist, t->h);
-			if (t->hc)
-				hist_merge(r->hist_corrected, t->hc);
-			if (t->last_done_ns > last)
-				last = t->last_done_ns;
-		}
-		if (t->loop)
-			loop_free(t->loop);
-		free(t->h);
-		free(t->hc);
+	uint64_t last = collect(r, m.ts, started);
+	run_free(&m, inited);
+	if (!ok)
+		return -1;
+	/* elapsed: the run (to the end, or to the interruption), or to the last response
+	 * when that came later */
+	uint64_t until = last > stopped ? last : stopped;
+	r->st.elapsed_s = until > start ? (double)(until - start) / 1e9 : 0;
+	if (r->st.elapsed_s > 0) {
+		r->rps = (double)r->requests / r->st.elapsed_s;
+		r->bytes_per_s = (double)r->bytes / r->st.elapsed_s;
+		r->cpu_pct = 100 * r->cpu_s / r->st.elapsed_s;
 	}
-	uint64_t stop_at = bench_now_ns();
-	/* elapsed: the scheduled run, or until the last response when that was later
-	 * (or until the interruption when it was earlier) */
-	uint64_t until = last > end ? last : end;
-	if (until > stop_at)
-		until = stop_at;
-	r->elapsed_s = until > start ? (double)(until - start) / 1e9 : 0;
-	if (r->elapsed_s > 0) {
-		r->rps = (double)r->requests / r->elapsed_s;
-		r->bytes_per_s = (double)r->bytes / r->elapsed_s;
-	}
+	bench_lat_from(&r->lat, r->hist);
 	if (o->rate) {
 		r->achieved_rate = r->rps;
 		r->rate_reached = (double)r->sent >= 0.99 * (double)r->scheduled && r->scheduled > 0 &&
 		                  r->achieved_rate >= 0.95 * o->rate;
 		bench_lat_from(&r->lat_corrected, r->hist_corrected);
+		bench_lat_from(&r->lat_lag, r->hist_lag);
 	}
-	bench_lat_from(&r->lat, r->hist);
-	free(ts);
-	free(conns);
-	free(rbufs);
-	buf_free(&req);
-	buf_free(&batch);
-	if (!ok)
-		return -1;
+	r->st.failed = r->nerrors || r->unexpected || !r->requests;
+	if (!r->requests)
+		snprintf(err, errlen, "no request completed%s",
+		         r->errors[HERR_CONNECT] ? " (is a server listening there?)" : "");
 	return 0;
+fail:
+	run_free(&m, 0);
+	return -1;
 }
 
 void bench_http_free(struct bench_http_result *r)
 {
 	free(r->hist);
 	free(r->hist_corrected);
-	r->hist = r->hist_corrected = NULL;
-}
-
-static uint64_t total_errors(const struct bench_http_result *r)
-{
-	uint64_t s = 0;
-	for (int k = 0; k < HERR_N; k++)
-		s += r->errors[k];
-	return s;
-}
-
-void bench_http_print(FILE *f, const struct bench_http_result *r)
-{
-	const struct bench_http_opts *o = &r->o;
-	fprintf(f, "bench http %s (%s): %u connection%s, %u thread%s, %.1f s%s", o->url, r->target, o->conns,
-	        o->conns == 1 ? "" : "s", o->threads, o->threads == 1 ? "" : "s", o->secs,
-	        o->keepalive ? "" : ", no keep-alive");
-	if (o->pipeline > 1)
-		fprintf(f, ", pipeline %u", o->pipeline);
-	if (o->rate)
-		fprintf(f, ", constant rate %.0f req/s", o->rate);
-	fprintf(f, "\n\n");
-	fprintf(f, "  requests   %llu in %.2f s: %.0f req/s, %.2f MB/s read\n", (unsigned long long)r->requests,
-	        r->elapsed_s, r->rps, r->bytes_per_s / 1e6);
-	fprintf(f, "  statuses  ");
-	int any = 0;
-	for (int s = 100; s < 600; s++)
-		if (r->status[s]) {
-			fprintf(f, " %d: %llu", s, (unsigned long long)r->status[s]);
-			any = 1;
-		}
-	fprintf(f, "%s\n", any ? "" : " none");
-	uint64_t errs = total_errors(r);
-	fprintf(f, "  errors     %llu", (unsigned long long)errs);
-	for (int k = 0; k < HERR_N; k++)
-		if (r->errors[k])
-			fprintf(f, "  %s: %llu", bench_http_err_names[k], (unsigned long long)r->errors[k]);
-	if (r->unfinished)
-		fprintf(f, "  (unanswered at the end: %llu)", (unsigned long long)r->unfinished);
-	fprintf(f, "\n  client CPU %.2f s (%.0f%% of one core)\n\n", r->cpu_s,
-	        r->elapsed_s > 0 ? 100 * r->cpu_s / r->elapsed_s : 0);
-	if (o->rate) {
-		bench_lat_print(f, "latency (corrected)", &r->lat_corrected);
-		bench_lat_print(f, "latency (raw)", &r->lat);
-		fprintf(f, "\n  rate       asked %.0f req/s, achieved %.0f req/s (%llu of %llu scheduled sent)\n", o->rate,
-		        r->achieved_rate, (unsigned long long)r->sent, (unsigned long long)r->scheduled);
-		if (!r->rate_reached)
-			fprintf(f, "  WARNING: the rate was not reached: the corrected latencies measure the client's "
-			           "queue, not the server.\n  Lower -R or add connections (-c).\n");
-		else
-			fprintf(f, "  corrected = from each request's scheduled time (coordinated omission corrected);\n"
-			           "  raw = from the moment it was written.\n");
-	} else {
-		bench_lat_print(f, "latency", &r->lat);
-	}
-}
-
-void bench_http_json(struct json *j, const struct bench_http_result *r)
-{
-	const struct bench_http_opts *o = &r->o;
-	json_obj_begin(j);
-	json_key(j, "mode");
-	json_str(j, "http");
-	json_key(j, "url");
-	json_str(j, o->url);
-	json_key(j, "target");
-	json_str(j, r->target);
-	json_key(j, "connections");
-	json_uint(j, o->conns);
-	json_key(j, "threads");
-	json_uint(j, o->threads);
-	json_key(j, "duration_s");
-	bench_json_num(j, o->secs, 3);
-	json_key(j, "keepalive");
-	json_bool(j, o->keepalive);
-	json_key(j, "pipeline");
-	json_uint(j, o->pipeline ? o->pipeline : 1);
-	json_key(j, "elapsed_s");
-	bench_json_num(j, r->elapsed_s, 3);
-	json_key(j, "requests");
-	json_uint(j, r->requests);
-	json_key(j, "sent");
-	json_uint(j, r->sent);
-	json_key(j, "unfinished");
-	json_uint(j, r->unfinished);
-	json_key(j, "requests_per_s");
-	bench_json_num(j, r->rps, 1);
-	json_key(j, "bytes");
-	json_uint(j, r->bytes);
-	json_key(j, "bytes_per_s");
-	bench_json_num(j, r->bytes_per_s, 0);
-	json_key(j, "status");
-	json_obj_begin(j);
-	for (int s = 100; s < 600; s++)
-		if (r->status[s]) {
-			char k[8];
-			snprintf(k, sizeof(k), "%d", s);
-			json_key(j, k);
-			json_uint(j, r->status[s]);
-		}
-	json_obj_end(j);
-	json_key(j, "errors");
-	json_obj_begin(j);
-	for (int k = 0; k < HERR_N; k++) {
-		json_key(j, bench_http_err_names[k]);
-		json_uint(j, r->errors[k]);
-	}
-	json_obj_end(j);
-	json_key(j, "client_cpu_s");
-	bench_json_num(j, r->cpu_s, 3);
-	bench_lat_json(j, "latency_us", &r->lat);
-	json_key(j, "rate");
-	if (o->rate) {
-		json_obj_begin(j);
-		json_key(j, "target");
-		bench_json_num(j, o->rate, 1);
-		json_key(j, "achieved");
-		bench_json_num(j, r->achieved_rate, 1);
-		json_key(j, "scheduled");
-		json_uint(j, r->scheduled);
-		json_key(j, "reached");
-		json_bool(j, r->rate_reached);
-		bench_lat_json(j, "corrected_latency_us", &r->lat_corrected);
-		json_obj_end(j);
-	} else {
-		json_null(j);
-	}
-	json_obj_end(j);
+	free(r->hist_lag);
+	r->hist = r->hist_corrected = r->hist_lag = NULL;
 }

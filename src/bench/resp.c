@@ -5,9 +5,15 @@
 
 #include "core/errors.h"
 
-void bench_resp_reset(struct bench_resp *r) { memset(r, 0, sizeof(*r)); }
+void bench_resp_reset(struct bench_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+}
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 static int ieq_prefix(const char *p, size_t n, const char *name)
 {
@@ -43,8 +49,8 @@ static int has_token(const char *v, size_t n, const char *tok)
 static int parse_head(struct bench_resp *r, const char *buf, size_t n, int head_only, const char **why)
 {
 	const char *p = buf, *end = buf + n;
-	if (n < 12 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
-	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9') {
+	if (n < 12 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') || p[8] != ' ' || p[9] < '1' ||
+	    p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9') {
 		*why = "bad status line";
 		return -1;
 	}
@@ -160,9 +166,7 @@ int bench_resp_feed(struct bench_resp *r, const char *buf, size_t len, int head_
 			r->in_body = 1;
 		}
 		switch (r->body) {
-		case RESP_BODY_NONE:
-			*used = pos;
-			return BENCH_RESP_DONE;
+		case RESP_BODY_NONE: *used = pos; return BENCH_RESP_DONE;
 		case RESP_BODY_EOF:
 			r->body_bytes += len - pos;
 			*used = len;
@@ -231,7 +235,8 @@ int bench_resp_feed(struct bench_resp *r, const char *buf, size_t len, int head_
 						}
 						x = x * 16 + (uint64_t)d;
 					}
-					if (!i || (i < content && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
+					if (!i || (i < content && line[i] != ';' && line[i] != ' ' &&
+					           line[i] != '\t')) {
 						*why = "bad chunk size";
 						return BENCH_RESP_ERROR;
 					}
@@ -245,4 +250,7 @@ int bench_resp_feed(struct bench_resp *r, const char *buf, size_t len, int head_
 	}
 }
 
-int bench_resp_eof(const struct bench_resp *r) { return r->in_body && r->body == RESP_BODY_EOF; }
+int bench_resp_eof(const struct bench_resp *r)
+{
+	return r->in_body && r->body == RESP_BODY_EOF;
+}

@@ -12,18 +12,18 @@ enum bench_resp_body { RESP_BODY_NONE, RESP_BODY_LENGTH, RESP_BODY_CHUNKED, RESP
 /* Framing state of one response; bench_resp_reset before each. It never holds bytes:
  * the caller keeps unconsumed input (an incomplete head or chunk-size line). */
 struct bench_resp {
-	int in_body;             /* head done */
-	int status;              /* 100..599 once the head is parsed */
-	int close;               /* the server will close after this response */
+	int in_body; /* head done */
+	int status;  /* 100..599 once the head is parsed */
+	int close;   /* the server will close after this response */
 	enum bench_resp_body body;
-	uint64_t left;           /* LENGTH: body bytes left; CHUNKED: bytes left of this chunk */
-	int chunk_state;         /* CHUNKED: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
-	uint64_t body_bytes;     /* body bytes seen (chunked: payload only) */
-	size_t last_len;         /* bytes of an incomplete head already scanned */
+	uint64_t left;       /* LENGTH: body bytes left; CHUNKED: bytes left of this chunk */
+	int chunk_state;     /* CHUNKED: 0 size line, 1 data, 2 CRLF after data, 3 trailers */
+	uint64_t body_bytes; /* body bytes seen (chunked: payload only) */
+	size_t last_len;     /* bytes of an incomplete head already scanned */
 };
 
-#define BENCH_RESP_DONE  1  /* a whole response was consumed */
-#define BENCH_RESP_MORE  0  /* all input consumed, response incomplete */
+#define BENCH_RESP_DONE  1 /* a whole response was consumed */
+#define BENCH_RESP_MORE  0 /* all input consumed, response incomplete */
 #define BENCH_RESP_ERROR (-1)
 
 void bench_resp_reset(struct bench_resp *r);

@@ -13,11 +13,9 @@
 #include "bench/bench.h"
 #include "core/net.h"
 
-#define RR_MAX_LEN (1u << 20)
-
 struct rr {
 	const struct bench_rr_opts *o;
-	int cfd, sfd;      /* client end; server end (TCP accepted or the UDP socket) */
+	int cfd, sfd; /* client end; server end (TCP accepted or the UDP socket) */
 	atomic_int stop;
 	_Atomic uint64_t done;
 	uint64_t lost, end_ns;
@@ -136,8 +134,8 @@ static void rr_tick(void *arg, uint64_t now)
 	struct rr_tick *t = arg;
 	uint64_t d = atomic_load_explicit(&t->x->done, memory_order_relaxed);
 	char line[128];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu round trips  %.0f/s", (double)(now - t->start) / 1e9,
-	         t->x->o->secs, (unsigned long long)d, (double)(d - t->last));
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %llu round trips  %.0f/s",
+	         (double)(now - t->start) / 1e9, t->x->o->secs, (unsigned long long)d, (double)(d - t->last));
 	t->last = d;
 	bench_progress(t->ctl, line, 0);
 }
@@ -153,14 +151,14 @@ static int rr_setup(struct rr *x, char *err, size_t errlen)
 		x->sfd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (x->sfd < 0 || bind(x->sfd, (struct sockaddr *)&ss, sl) < 0)
 			goto fail;
-		struct timeval tv = { 0, 100000 }; /* the server checks the stop flag this often */
+		struct timeval tv = {0, 100000}; /* the server checks the stop flag this often */
 		setsockopt(x->sfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		socklen_t l = sl;
 		getsockname(x->sfd, (struct sockaddr *)&ss, &l);
 		x->cfd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (x->cfd < 0 || connect(x->cfd, (struct sockaddr *)&ss, sl) < 0)
 			goto fail;
-		struct timeval lt = { 1, 0 }; /* a reply later than this is lost */
+		struct timeval lt = {1, 0}; /* a reply later than this is lost */
 		setsockopt(x->cfd, SOL_SOCKET, SO_RCVTIMEO, &lt, sizeof(lt));
 		return 0;
 	}
@@ -192,18 +190,19 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
 	size_t min = o->udp ? 8 : 1;
-	if (o->len < min || o->len > RR_MAX_LEN) {
-		snprintf(r->error, sizeof(r->error), "-l is %zu to %u bytes%s", min, RR_MAX_LEN,
+	if (o->len < min || o->len > BENCH_RR_MAX_LEN) {
+		snprintf(r->st.error, sizeof(r->st.error), "-l is %zu to %u bytes%s", min, BENCH_RR_MAX_LEN,
 		         o->udp ? " (UDP messages carry an 8-byte sequence number)" : "");
+		r->st.usage = 1;
 		return -1;
 	}
-	struct rr x = { .o = o, .cfd = -1, .sfd = -1 };
+	struct rr x = {.o = o, .cfd = -1, .sfd = -1};
 	r->hist = x.h = hist_new();
 	if (!x.h) {
-		snprintf(r->error, sizeof(r->error), "out of memory");
+		snprintf(r->st.error, sizeof(r->st.error), "out of memory");
 		return -1;
 	}
-	if (rr_setup(&x, r->error, sizeof(r->error)) < 0) {
+	if (rr_setup(&x, r->st.error, sizeof(r->st.error)) < 0) {
 		if (x.cfd >= 0)
 			close(x.cfd);
 		if (x.sfd >= 0)
@@ -215,9 +214,9 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	x.end_ns = start + (uint64_t)(o->secs * 1e9);
 	int sok = pthread_create(&st, NULL, server_main, &x) == 0;
 	int cok = sok && pthread_create(&ct, NULL, client_main, &x) == 0;
-	struct rr_tick tk = { &x, ctl, start, 0 };
+	struct rr_tick tk = {&x, ctl, start, 0};
 	if (cok)
-		bench_wait(ctl, start, x.end_ns, rr_tick, NULL, &tk);
+		r->st.interrupted = bench_wait(ctl, start, x.end_ns, 1000000000u, rr_tick, NULL, &tk);
 	atomic_store(&x.stop, 1);
 	if (cok)
 		pthread_join(ct, NULL);
@@ -228,18 +227,20 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 	close(x.cfd);
 	close(x.sfd);
 	bench_progress(ctl, "", 1);
-	r->elapsed_s = (double)(end - start) / 1e9;
+	r->st.elapsed_s = (double)(end - start) / 1e9;
 	r->round_trips = x.h->count;
 	r->lost = x.lost;
-	r->rate = r->elapsed_s > 0 ? (double)r->round_trips / r->elapsed_s : 0;
+	r->rate = r->st.elapsed_s > 0 ? (double)r->round_trips / r->st.elapsed_s : 0;
 	bench_lat_from(&r->lat, x.h);
+	r->half_p50_us = r->lat.pct_us[0] / 2;
 	if (!cok) {
-		snprintf(r->error, sizeof(r->error), "cannot start threads");
+		snprintf(r->st.error, sizeof(r->st.error), "cannot start threads");
 		return -1;
 	}
-	if (x.err) {
-		snprintf(r->error, sizeof(r->error), "round trip failed: %s", strerror(x.err));
-		return -1;
+	if (x.err) { /* what was measured before is still worth a report */
+		snprintf(r->st.error, sizeof(r->st.error), "round trip failed: %s", strerror(x.err));
+		r->st.failed = 1;
+		return r->round_trips ? 0 : -1;
 	}
 	return 0;
 }
@@ -248,43 +249,4 @@ void bench_rr_free(struct bench_rr_result *r)
 {
 	free(r->hist);
 	r->hist = NULL;
-}
-
-void bench_rr_print(FILE *f, const struct bench_rr_result *r)
-{
-	fprintf(f, "bench rr %s %s: %zu-byte messages, one in flight, %.1f s\n\n", r->o.udp ? "UDP" : "TCP",
-	        r->o.v6 ? "[::1]" : "127.0.0.1", r->o.len, r->o.secs);
-	fprintf(f, "  round trips %llu in %.2f s: %.0f/s", (unsigned long long)r->round_trips, r->elapsed_s,
-	        r->rate);
-	if (r->o.udp)
-		fprintf(f, ", %llu lost", (unsigned long long)r->lost);
-	fprintf(f, "\n\n");
-	bench_lat_print(f, "round-trip time", &r->lat);
-	fprintf(f, "\n  one-way latency (what sockperf prints) is half the round trip: p50 %.2f us\n",
-	        r->lat.pct_us[0] / 2);
-}
-
-void bench_rr_json(struct json *j, const struct bench_rr_result *r)
-{
-	json_obj_begin(j);
-	json_key(j, "mode");
-	json_str(j, "rr");
-	json_key(j, "protocol");
-	json_str(j, r->o.udp ? "udp" : "tcp");
-	json_key(j, "address");
-	json_str(j, r->o.v6 ? "::1" : "127.0.0.1");
-	json_key(j, "length");
-	json_uint(j, r->o.len);
-	json_key(j, "duration_s");
-	bench_json_num(j, r->o.secs, 3);
-	json_key(j, "elapsed_s");
-	bench_json_num(j, r->elapsed_s, 3);
-	json_key(j, "round_trips");
-	json_uint(j, r->round_trips);
-	json_key(j, "lost");
-	json_uint(j, r->lost);
-	json_key(j, "round_trips_per_s");
-	bench_json_num(j, r->rate, 1);
-	bench_lat_json(j, "latency_us", &r->lat);
-	json_obj_end(j);
 }

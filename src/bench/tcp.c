@@ -15,11 +15,9 @@
 #include "bench/bench.h"
 #include "core/net.h"
 
-#define TCP_MAX_STREAMS 128
-
 struct tstream {
-	int sfd, rfd;         /* sending and receiving end */
-	int memfd;            /* --zerocopy source */
+	int sfd, rfd; /* sending and receiving end */
+	int memfd;    /* --zerocopy source */
 	char *sbuf, *rbuf;
 	size_t len;
 	atomic_int *stop;
@@ -69,7 +67,9 @@ struct tcp_run {
 	unsigned n;
 	const struct bench_ctl *ctl;
 	struct bench_tcp_result *r;
-	uint64_t last_bytes, start;
+	uint64_t last_bytes, second_bytes; /* at the last sample; at the last whole second */
+	uint64_t start, last_ns;           /* when it began; the last sample */
+	unsigned ticks;
 };
 
 static uint64_t tcp_bytes(const struct tcp_run *t)
@@ -80,16 +80,25 @@ static uint64_t tcp_bytes(const struct tcp_run *t)
 	return b;
 }
 
+/* Every BENCH_SAMPLE_MS: a sample for the plot; every second, one for the report. */
 static void tcp_tick(void *arg, uint64_t now)
 {
 	struct tcp_run *t = arg;
+	struct bench_tcp_result *r = t->r;
 	uint64_t b = tcp_bytes(t);
-	double g = (double)(b - t->last_bytes) * 8 / 1e9;
+	if (r->nsamples < BENCH_MAX_SAMPLES && now > t->last_ns) /* per real, not nominal, interval */
+		r->samples_gbps[r->nsamples++] = (double)(b - t->last_bytes) * 8 / (double)(now - t->last_ns);
 	t->last_bytes = b;
-	if (t->r->nseries < BENCH_MAX_SERIES)
-		t->r->series_gbps[t->r->nseries++] = g;
+	t->last_ns = now;
+	if (++t->ticks % (1000 / BENCH_SAMPLE_MS))
+		return;
+	double g = (double)(b - t->second_bytes) * 8 / 1e9;
+	t->second_bytes = b;
+	if (r->nseries < BENCH_MAX_SERIES)
+		r->series_gbps[r->nseries++] = g;
 	char line[128];
-	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %.2f Gbit/s", (double)(now - t->start) / 1e9, t->r->o.secs, g);
+	snprintf(line, sizeof(line), "  %4.0f/%.0f s  %.2f Gbit/s", (double)(now - t->start) / 1e9,
+	         t->r->o.secs, g);
 	bench_progress(t->ctl, line, 0);
 }
 
@@ -107,7 +116,7 @@ static int stream_open(struct tstream *s, int lfd, const struct sockaddr *sa, so
 		snprintf(err, errlen, "accept: %s", strerror(errno));
 		return -1;
 	}
-	struct timeval tv = { 2, 0 }; /* a stuck peer cannot hold a thread forever */
+	struct timeval tv = {2, 0}; /* a stuck peer cannot hold a thread forever */
 	setsockopt(s->sfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	setsockopt(s->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	s->sbuf = malloc(s->len);
@@ -125,14 +134,16 @@ int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, s
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	if (!o->streams || o->streams > TCP_MAX_STREAMS || !o->len || o->len > (64u << 20)) {
-		snprintf(r->error, sizeof(r->error), "streams are 1-%d, -l is 1 byte to 64M", TCP_MAX_STREAMS);
+	if (!o->streams || o->streams > BENCH_TCP_MAX_STREAMS || !o->len || o->len > BENCH_TCP_MAX_LEN) {
+		snprintf(r->st.error, sizeof(r->st.error), "streams are 1-%d, -l is 1 byte to %u",
+		         BENCH_TCP_MAX_STREAMS, BENCH_TCP_MAX_LEN);
+		r->st.usage = 1;
 		return -1;
 	}
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	net_parse_addr(o->v6 ? "::1" : "127.0.0.1", 0, &ss, &sl);
-	int lfd = net_listen((struct sockaddr *)&ss, sl, 256, 0, r->error, sizeof(r->error));
+	int lfd = net_listen((struct sockaddr *)&ss, sl, 256, 0, r->st.error, sizeof(r->st.error));
 	if (lfd < 0)
 		return -1;
 	/* accept4 below blocks: clear net_listen's O_NONBLOCK */
@@ -143,35 +154,37 @@ int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, s
 	struct tstream *s = calloc(o->streams, sizeof(*s));
 	int rc = s ? 0 : -1;
 	if (!s)
-		snprintf(r->error, sizeof(r->error), "out of memory");
+		snprintf(r->st.error, sizeof(r->st.error), "out of memory");
 	for (unsigned i = 0; s && i < o->streams; i++)
 		s[i].sfd = s[i].rfd = s[i].memfd = -1;
 	for (unsigned i = 0; rc == 0 && i < o->streams; i++) {
 		s[i].len = o->len;
 		s[i].stop = &stop;
-		rc = stream_open(&s[i], lfd, (struct sockaddr *)&ss, sl, r->error, sizeof(r->error));
+		rc = stream_open(&s[i], lfd, (struct sockaddr *)&ss, sl, r->st.error, sizeof(r->st.error));
 		if (rc == 0 && o->zerocopy) {
 			s[i].memfd = memfd_create("loopkit-bench", MFD_CLOEXEC);
 			if (s[i].memfd < 0 || write(s[i].memfd, s[i].sbuf, o->len) != (ssize_t)o->len) {
-				snprintf(r->error, sizeof(r->error), "memfd for --zerocopy: %s", strerror(errno));
+				snprintf(r->st.error, sizeof(r->st.error), "memfd for --zerocopy: %s",
+				         strerror(errno));
 				rc = -1;
 			}
 		}
 	}
-	struct tcp_run run = { s, o->streams, ctl, r, 0, 0 };
+	struct tcp_run run = {s, o->streams, ctl, r, 0, 0, 0, 0, 0};
 	double cpu0 = bench_cpu_s();
 	uint64_t start = bench_now_ns();
-	run.start = start;
+	run.start = run.last_ns = start;
 	for (unsigned i = 0; rc == 0 && i < o->streams; i++) {
 		s[i].rt_ok = pthread_create(&s[i].rt, NULL, receiver_main, &s[i]) == 0;
 		s[i].st_ok = pthread_create(&s[i].st, NULL, sender_main, &s[i]) == 0;
 		if (!s[i].rt_ok || !s[i].st_ok) {
-			snprintf(r->error, sizeof(r->error), "cannot start threads");
+			snprintf(r->st.error, sizeof(r->st.error), "cannot start threads");
 			rc = -1;
 		}
 	}
 	if (rc == 0)
-		bench_wait(ctl, start, start + (uint64_t)(o->secs * 1e9), tcp_tick, NULL, &run);
+		r->st.interrupted = bench_wait(ctl, start, start + (uint64_t)(o->secs * 1e9),
+		                               BENCH_SAMPLE_MS * 1000000ull, tcp_tick, NULL, &run);
 	uint64_t end = bench_now_ns();
 	r->bytes = s ? tcp_bytes(&run) : 0;
 	double cpu1 = bench_cpu_s();
@@ -194,56 +207,10 @@ int bench_tcp_run(const struct bench_tcp_opts *o, const struct bench_ctl *ctl, s
 	free(s);
 	close(lfd);
 	bench_progress(ctl, "", 1);
-	r->elapsed_s = (double)(end - start) / 1e9;
-	if (r->elapsed_s > 0) {
-		r->gbps = (double)r->bytes * 8 / r->elapsed_s / 1e9;
-		r->cpu_pct = 100 * (cpu1 - cpu0) / r->elapsed_s;
+	r->st.elapsed_s = (double)(end - start) / 1e9;
+	if (r->st.elapsed_s > 0) {
+		r->gbps = (double)r->bytes * 8 / r->st.elapsed_s / 1e9;
+		r->cpu_pct = 100 * (cpu1 - cpu0) / r->st.elapsed_s;
 	}
 	return rc;
-}
-
-void bench_tcp_print(FILE *f, const struct bench_tcp_result *r)
-{
-	fprintf(f, "bench tcp %s: %u stream%s, %zu-byte %s, %.1f s\n\n", r->o.v6 ? "[::1]" : "127.0.0.1",
-	        r->o.streams, r->o.streams == 1 ? "" : "s", r->o.len, r->o.zerocopy ? "sendfile" : "send",
-	        r->o.secs);
-	fprintf(f, "  %-10s %s\n", "second", "Gbit/s");
-	for (unsigned i = 0; i < r->nseries; i++)
-		fprintf(f, "  %-10u %.2f\n", i + 1, r->series_gbps[i]);
-	fprintf(f, "\n  total      %.2f Gbit/s (%.2f GB in %.2f s)\n", r->gbps, (double)r->bytes / 1e9, r->elapsed_s);
-	fprintf(f, "  CPU        %.0f%% of one core (both ends)\n", r->cpu_pct);
-	fprintf(f, "  retransmits %llu\n", (unsigned long long)r->retransmits);
-}
-
-void bench_tcp_json(struct json *j, const struct bench_tcp_result *r)
-{
-	json_obj_begin(j);
-	json_key(j, "mode");
-	json_str(j, "tcp");
-	json_key(j, "address");
-	json_str(j, r->o.v6 ? "::1" : "127.0.0.1");
-	json_key(j, "streams");
-	json_uint(j, r->o.streams);
-	json_key(j, "length");
-	json_uint(j, r->o.len);
-	json_key(j, "zerocopy");
-	json_bool(j, r->o.zerocopy);
-	json_key(j, "duration_s");
-	bench_json_num(j, r->o.secs, 3);
-	json_key(j, "elapsed_s");
-	bench_json_num(j, r->elapsed_s, 3);
-	json_key(j, "bytes");
-	json_uint(j, r->bytes);
-	json_key(j, "gbit_per_s");
-	bench_json_num(j, r->gbps, 3);
-	json_key(j, "cpu_percent");
-	bench_json_num(j, r->cpu_pct, 1);
-	json_key(j, "retransmits");
-	json_uint(j, r->retransmits);
-	json_key(j, "intervals_gbit_per_s");
-	json_arr_begin(j);
-	for (unsigned i = 0; i < r->nseries; i++)
-		bench_json_num(j, r->series_gbps[i], 3);
-	json_arr_end(j);
-	json_obj_end(j);
 }

@@ -1,15 +1,10 @@
-/* bench.c - `loopkit bench tcp|rr|crr|http`: flags in, a run, a human or JSON report out. */
-#include <errno.h>
+/* bench.c - `loopkit bench tcp|rr|crr|http`: flag tables; the library runs a mode and renders it. */
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
 #include "cmd/cmd.h"
-#include "core/buf.h"
-#include "core/json.h"
 
 #define MAX_MS (BENCH_MAX_SECS * 1000)
 
@@ -41,7 +36,6 @@ struct http_args {
 	struct bench_http_opts o;
 	struct out_args out;
 	int no_keepalive;
-	const char *body;
 	struct cmd_list headers;
 };
 
@@ -62,11 +56,16 @@ static int set_rate(void *p, const char *val, char *err, size_t errlen)
 	return strparse_decimal(val, 0.001, 1e8, &((struct http_args *)p)->o.rate, err, errlen);
 }
 
+static int set_ok(void *p, const char *val, char *err, size_t errlen)
+{
+	return bench_http_ok_parse(&((struct http_args *)p)->o, val, err, errlen);
+}
+
 /* clang-format off */
 static const struct cmd_flag tcp_flags[] = {
 	{ "duration", 'd', "SECS", "10", "how long to send", CMD_SECS, CMD_AT(struct tcp_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "parallel", 'P', "STREAMS", "1", "parallel connections, each with a sender and a receiver thread", CMD_UINT, CMD_AT(struct tcp_args, o.streams), .min = 1, .max = 128 },
-	{ "length", 'l', "BYTES", "128K", "bytes per send call", CMD_SIZE, CMD_AT(struct tcp_args, o.len), .min = 1, .max = 64 << 20 },
+	{ "parallel", 'P', "STREAMS", "1", "parallel connections, each with a sender and a receiver thread", CMD_UINT, CMD_AT(struct tcp_args, o.streams), .min = 1, .max = BENCH_TCP_MAX_STREAMS },
+	{ "length", 'l', "BYTES", "128K", "bytes per send call", CMD_SIZE, CMD_AT(struct tcp_args, o.len), .min = 1, .max = BENCH_TCP_MAX_LEN },
 	{ "zerocopy", 0, NULL, NULL, "send with sendfile(2) from memory instead of send(2)", CMD_SWITCH, CMD_AT(struct tcp_args, o.zerocopy) },
 	{ "ipv6", '6', NULL, NULL, "use ::1 instead of 127.0.0.1", CMD_SWITCH, CMD_AT(struct tcp_args, o.v6) },
 	OUT_ROWS(struct tcp_args, "throughput over time"),
@@ -76,7 +75,7 @@ static const struct cmd_flag tcp_flags[] = {
 static const struct cmd_flag rr_flags[] = {
 	{ "udp", 'u', NULL, NULL, "UDP datagrams instead of a TCP connection", CMD_SWITCH, CMD_AT(struct rr_args, o.udp) },
 	{ "duration", 'd', "SECS", "10", "how long to run", CMD_SECS, CMD_AT(struct rr_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "length", 'l', "BYTES", "64", "message size each way; UDP needs at least 8", CMD_SIZE, CMD_AT(struct rr_args, o.len), .min = 1, .max = 64 << 20 },
+	{ "length", 'l', "BYTES", "64", "message size each way; UDP needs at least 8", CMD_SIZE, CMD_AT(struct rr_args, o.len), .min = 1, .max = BENCH_RR_MAX_LEN },
 	{ "ipv6", '6', NULL, NULL, "use ::1 instead of 127.0.0.1", CMD_SWITCH, CMD_AT(struct rr_args, o.v6) },
 	OUT_ROWS(struct rr_args, "latency by percentile"),
 	{ 0 },
@@ -84,7 +83,7 @@ static const struct cmd_flag rr_flags[] = {
 
 static const struct cmd_flag crr_flags[] = {
 	{ "duration", 'd', "SECS", "10", "how long to run", CMD_SECS, CMD_AT(struct crr_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "connections", 'C', "N", "1", "connections in flight at once", CMD_UINT, CMD_AT(struct crr_args, o.conc), .min = 1, .max = 4096 },
+	{ "connections", 'C', "N", "1", "connections in flight at once", CMD_UINT, CMD_AT(struct crr_args, o.conc), .min = 1, .max = BENCH_CRR_MAX_CONC },
 	{ "sources", 0, "N", NULL, "spread source addresses over 127.0.0.1..127.0.0.N; the kernel picks when not given", CMD_UINT, CMD_AT(struct crr_args, o.sources), .min = 1, .max = BENCH_MAX_SOURCES },
 	{ "total", 'n', "N", NULL, "stop after this many connections; no limit when not given", CMD_UINT, CMD_AT(struct crr_args, o.max), .min = 1, .max = 1ull << 40 },
 	OUT_ROWS(struct crr_args, "latency by percentile"),
@@ -93,16 +92,17 @@ static const struct cmd_flag crr_flags[] = {
 
 static const struct cmd_flag http_flags[] = {
 	{ "URL", 0, NULL, NULL, "http://HOST:PORT/PATH on loopback (see --allow-remote)", CMD_STR, CMD_AT(struct http_args, o.url), .attr = CMD_ARG | CMD_NEED },
-	{ "connections", 'C', "N", "10", "open connections", CMD_UINT, CMD_AT(struct http_args, o.conns), .min = 1, .max = 100000 },
+	{ "connections", 'C', "N", "10", "open connections", CMD_UINT, CMD_AT(struct http_args, o.conns), .min = 1, .max = BENCH_HTTP_MAX_CONNS },
 	{ "duration", 'd', "SECS", "10", "how long to send", CMD_SECS, CMD_AT(struct http_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "threads", 't', "N", "1", "event-loop threads, connections spread over them", CMD_UINT, CMD_AT(struct http_args, o.threads), .min = 1, .max = 256 },
+	{ "threads", 't', "N", "1", "event-loop threads, connections spread over them", CMD_UINT, CMD_AT(struct http_args, o.threads), .min = 1, .max = BENCH_HTTP_MAX_THREADS },
 	{ "rate", 'R', "RATE", NULL, "constant rate in requests/s over all connections, with CO correction; as fast as possible when not given", CMD_CALL, .set = set_rate },
 	{ "no-keepalive", 0, NULL, NULL, "a new connection for every request (Connection: close)", CMD_SWITCH, CMD_AT(struct http_args, no_keepalive) },
 	{ "pipeline", 0, "N", "1", "send N requests at once on each connection", CMD_UINT, CMD_AT(struct http_args, o.pipeline), .min = 1, .max = BENCH_HTTP_MAX_PIPELINE },
 	{ "header", 'H', "HEADER", NULL, "add a request header, 'Name: value' (repeatable)", CMD_LIST, CMD_AT(struct http_args, headers) },
 	{ "method", 'm', "METHOD", "GET", "request method", CMD_STR, CMD_AT(struct http_args, o.method) },
-	{ "body", 0, "FILE", NULL, "send FILE as the request body", CMD_STR, CMD_AT(struct http_args, body) },
+	{ "body", 0, "FILE", NULL, "send FILE as the request body (at most " CMD_STR_OF(BENCH_HTTP_MAX_BODY_MIB) " MiB)", CMD_STR, CMD_AT(struct http_args, o.body_file) },
 	{ "timeout", 0, "SECS", "5", "a response must arrive within this", CMD_SECS, CMD_AT(struct http_args, o.timeout_s), .min = 1, .max = MAX_MS },
+	{ "ok-status", 0, "LIST", BENCH_HTTP_OK_DEFAULT, "statuses that count as answered, e.g. 200-399 or 200,404 (at most " CMD_STR_OF(BENCH_HTTP_MAX_OK) " ranges); any other fails the run", CMD_CALL, .set = set_ok },
 	{ "allow-remote", 0, NULL, NULL, "allow a target outside loopback (127.0.0.0/8, ::1)", CMD_SWITCH, CMD_AT(struct http_args, o.allow_remote) },
 	OUT_ROWS(struct http_args, "latency by percentile"),
 	{ 0 },
@@ -125,28 +125,8 @@ static const struct cmd_hint rr_hints[] = {HINT_T, {0}};
 static const struct cmd_hint crr_hints[] = {HINT_T, HINT_C, {0}};
 static const struct cmd_hint http_hints[] = {HINT_C, {0}};
 
-/* Prints the JSON document in b (when it was written whole) and frees b. */
-static int emit_json(struct json *j, struct buf *b)
-{
-	int ok = !j->err;
-	if (ok) {
-		buf_puts(b, "\n");
-		fwrite(buf_start(b), 1, buf_used(b), stdout);
-	} else {
-		fprintf(stderr, "loopkit bench: JSON output too large\n");
-	}
-	buf_free(b);
-	return ok ? 0 : 1;
-}
-
-static int svg_failed(const char *path)
-{
-	fprintf(stderr, "loopkit bench: cannot write %s: %s\n", path, strerror(errno));
-	return 1;
-}
-
-/* Signals, progress on a terminal, and a JSON writer: what every mode sets up. */
-static struct bench_ctl setup(struct buf *jb, struct json *j)
+/* Runs mode m with its options: Ctrl-C ends the run early and still reports. */
+static int mode_main(const struct bench_mode *m, const void *opts, const struct out_args *out)
 {
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigemptyset(&sa.sa_mask);
@@ -158,183 +138,35 @@ static struct bench_ctl setup(struct buf *jb, struct json *j)
 		ctl.progress = stderr;
 		ctl.color = !(nc && *nc);
 	}
-	buf_init(jb, 16u << 20);
-	json_init(j, jb, 1);
-	return ctl;
+	struct bench_output o = {out->json, out->svg, stdout, stderr};
+	return bench_mode_main(m, opts, &ctl, &o);
 }
 
 static int tcp_main(void *p)
 {
-	const struct tcp_args *a = p;
-	struct buf jb;
-	struct json j;
-	struct bench_ctl ctl = setup(&jb, &j);
-	struct bench_tcp_result *r = calloc(1, sizeof(*r));
-	int rc = 0, failed = !r || bench_tcp_run(&a->o, &ctl, r) < 0;
-	if (!failed) {
-		if (a->out.json)
-			rc = emit_json((bench_tcp_json(&j, r), &j), &jb);
-		else
-			bench_tcp_print(stdout, r);
-		if (a->out.svg && bench_svg_series(a->out.svg, "loopkit bench tcp: throughput", "Gbit/s",
-		                                   r->series_gbps, r->nseries) < 0)
-			rc = svg_failed(a->out.svg);
-	} else {
-		fprintf(stderr, "loopkit bench tcp: %s\n", r ? r->error : "out of memory");
-	}
-	free(r);
-	buf_free(&jb);
-	fflush(stdout);
-	return failed ? 1 : rc;
+	struct tcp_args *a = p;
+	return mode_main(&bench_mode_tcp, &a->o, &a->out);
 }
 
 static int rr_main(void *p)
 {
-	const struct rr_args *a = p;
-	struct buf jb;
-	struct json j;
-	struct bench_ctl ctl = setup(&jb, &j);
-	struct bench_rr_result r;
-	int rc = 0, failed = bench_rr_run(&a->o, &ctl, &r) < 0;
-	if (r.hist && r.round_trips) {
-		if (a->out.json)
-			rc = emit_json((bench_rr_json(&j, &r), &j), &jb);
-		else
-			bench_rr_print(stdout, &r);
-		struct bench_svg_series s = {"round-trip time", r.hist};
-		if (a->out.svg &&
-		    bench_svg_percentiles(a->out.svg, "loopkit bench rr: latency by percentile", &s, 1) < 0)
-			rc = svg_failed(a->out.svg);
-	}
-	if (failed)
-		fprintf(stderr, "loopkit bench rr: %s\n", r.error);
-	bench_rr_free(&r);
-	buf_free(&jb);
-	fflush(stdout);
-	return failed ? 1 : rc;
+	struct rr_args *a = p;
+	return mode_main(&bench_mode_rr, &a->o, &a->out);
 }
 
 static int crr_main(void *p)
 {
-	const struct crr_args *a = p;
-	struct buf jb;
-	struct json j;
-	struct bench_ctl ctl = setup(&jb, &j);
-	struct bench_crr_result *r = calloc(1, sizeof(*r));
-	int rc = 0, failed = !r || bench_crr_run(&a->o, &ctl, r) < 0;
-	if (!failed) {
-		if (a->out.json)
-			rc = emit_json((bench_crr_json(&j, r), &j), &jb);
-		else
-			bench_crr_print(stdout, r);
-		struct bench_svg_series s = {"connect to answer", r->hist};
-		if (a->out.svg &&
-		    bench_svg_percentiles(a->out.svg, "loopkit bench crr: latency by percentile", &s, 1) < 0)
-			rc = svg_failed(a->out.svg);
-		failed = r->failed > 0 || !r->conns;
-	} else {
-		fprintf(stderr, "loopkit bench crr: %s\n", r ? r->error : "out of memory");
-	}
-	if (r)
-		bench_crr_free(r);
-	free(r);
-	buf_free(&jb);
-	fflush(stdout);
-	return failed ? 1 : rc;
-}
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	struct buf b;
-	buf_init(&b, 64u << 20);
-	char tmp[65536];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		if (buf_append(&b, tmp, n) < 0) {
-			rc = -1;
-			errno = EFBIG;
-			break;
-		}
-	if (ferror(f))
-		rc = -1;
-	fclose(f);
-	if (rc < 0) {
-		buf_free(&b);
-		return -1;
-	}
-	*out = b.data ? b.data : calloc(1, 1);
-	*len = buf_used(&b);
-	return *out ? 0 : -1;
+	struct crr_args *a = p;
+	return mode_main(&bench_mode_crr, &a->o, &a->out);
 }
 
 static int http_main(void *p)
 {
 	struct http_args *a = p;
-	struct bench_http_opts *o = &a->o;
-	char *body = NULL;
-	for (size_t i = 0; i < a->headers.n; i++)
-		if (!strchr(a->headers.v[i], ':') || strpbrk(a->headers.v[i], "\r\n")) {
-			fprintf(stderr, "loopkit bench http: -H %s: a header is 'Name: value' on one line\n",
-			        a->headers.v[i]);
-			return 2;
-		}
-	if (!*o->method || strpbrk(o->method, " \t\r\n")) {
-		fprintf(stderr, "loopkit bench http: -m %s: a method is one token, like GET or POST\n",
-		        o->method);
-		return 2;
-	}
-	if (a->body && read_file(a->body, &body, &o->body_len) < 0) {
-		fprintf(stderr, "loopkit bench http: --body %s: %s\n", a->body, strerror(errno));
-		return 2;
-	}
-	o->body = body;
-	o->keepalive = !a->no_keepalive;
-	o->headers = a->headers.v;
-	o->nheaders = a->headers.n;
-	struct buf jb;
-	struct json j;
-	struct bench_ctl ctl = setup(&jb, &j);
-	struct bench_http_result *r = calloc(1, sizeof(*r));
-	int rc = 0, usage = 0, failed = !r || bench_http_run(o, &ctl, r, &usage) < 0;
-	if (!r) {
-		fprintf(stderr, "loopkit bench http: out of memory\n");
-	} else if (failed && (usage || !r->hist)) {
-		fprintf(stderr, "loopkit bench http: %s\n", r->error);
-	} else {
-		if (a->out.json)
-			rc = emit_json((bench_http_json(&j, r), &j), &jb);
-		else
-			bench_http_print(stdout, r);
-		struct bench_svg_series s[2] = {{"corrected (from the scheduled time)", r->hist_corrected},
-		                                {"raw (from the write)", r->hist}};
-		if (!o->rate)
-			s[0] = (struct bench_svg_series){"response time", r->hist};
-		if (a->out.svg &&
-		    bench_svg_percentiles(a->out.svg, "loopkit bench http: latency by percentile", s,
-		                          o->rate ? 2 : 1) < 0)
-			rc = svg_failed(a->out.svg);
-		if (failed)
-			fprintf(stderr, "loopkit bench http: %s\n", r->error);
-		uint64_t errs = 0;
-		for (int k = 0; k < HERR_N; k++)
-			errs += r->errors[k];
-		if (errs || !r->requests)
-			failed = 1;
-		if (!r->requests)
-			fprintf(stderr, "loopkit bench http: no request completed%s\n",
-			        r->errors[HERR_CONNECT] ? " (is a server listening there?)" : "");
-	}
-	if (r)
-		bench_http_free(r);
-	free(r);
-	buf_free(&jb);
-	free(body);
-	fflush(stdout);
-	return usage ? 2 : failed ? 1 : rc;
+	a->o.keepalive = !a->no_keepalive;
+	a->o.headers = a->headers.v;
+	a->o.nheaders = a->headers.n;
+	return mode_main(&bench_mode_http, &a->o, &a->out);
 }
 
 static const struct cmd_verb bench_tcp = {
@@ -362,7 +194,8 @@ static const struct cmd_verb bench_crr = {
         .name = "crr",
         .summary = "connect, request, response, close: connection rate (like netperf TCP_CRR)",
         .about = "Connection rate: connect, one request and response, close, again; failures by errno\n"
-                 "(EADDRNOTAVAIL: out of ephemeral ports) and the TIME_WAIT sockets left.\n",
+                 "(EADDRNOTAVAIL: out of ephemeral ports) and the TIME_WAIT sockets left, with a\n"
+                 "warning and the ways out when they hold many of the ports.\n",
         .flags = crr_flags,
         .size = sizeof(struct crr_args),
         .run = crr_main,
@@ -373,7 +206,8 @@ static const struct cmd_verb bench_http = {
         .name = "http",
         .summary = "HTTP/1.1 load on a local server, closed-loop or constant-rate (like wrk, wrk2)",
         .about = "HTTP/1.1 load on a local server: closed-loop as fast as it answers, or at a constant\n"
-                 "rate (-R) with coordinated-omission-corrected latencies next to the raw ones.\n",
+                 "rate (-R) with coordinated-omission-corrected latencies next to the raw ones.\n"
+                 "A status --ok-status does not allow (2xx unless given) fails the run.\n",
         .flags = http_flags,
         .size = sizeof(struct http_args),
         .run = http_main,
@@ -387,7 +221,8 @@ static const struct cmd_verb *const bench_modes[] = {&bench_tcp, &bench_rr, &ben
 const struct cmd_verb cmd_bench = {
         .name = "bench",
         .summary = "loopback throughput, latency, connection rate and HTTP load",
-        .about = "Measures the loopback stack and local servers; see docs/bench.md.\n"
+        .about = "Measures the loopback stack and local servers; see docs/bench.md. Ctrl-C ends a run\n"
+                 "early and still reports it, marked as interrupted.\n"
                  "Exit status: 0 ok, 1 the run failed or had errors, 2 usage error.\n",
         .subs = bench_modes,
         .sub_noun = "mode",

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd/cmdtext.h"
 
 const struct cmd_flag cmd_help_row = {"help", 'h', NULL, NULL, "this text", CMD_SWITCH, .size = 0};
 

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "cmd/cmdtext.h"
 
 /* ---- man pages (roff) ---- */
 

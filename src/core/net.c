@@ -161,7 +161,6 @@ char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len)
 	return buf;
 }
 
-
 void net_raise_nofile(void)
 {
 	struct rlimit rl;

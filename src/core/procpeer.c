@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +46,7 @@ struct req {
 	uint32_t inode; /* the client's socket; 0 until looked up */
 	uint32_t uid;
 	int pid;        /* found holder; -1 while unknown */
+	int fd;         /* the holder's descriptor for the socket; -1 while unknown */
 };
 
 struct proc {
@@ -107,7 +110,7 @@ static const char *const browser_names[] = {
 
 /* Programs that speak FTP whatever their arguments. */
 static const char *const ftp_names[] = {
-        "ftp",      "tnftp",      "pftp",     "netkit-ftp", "ncftp",    "ncftpget", "ncftpput",
+        "ftp",      "tnftp",      "pftp",     "netkit-ftp", "inetutils-ftp", "ncftp",    "ncftpget", "ncftpput",
         "ncftpls",  "ncftpbatch", "filezilla", "gftp",      "gftp-gtk", "gftp-text", "yafc",
 };
 
@@ -189,6 +192,7 @@ const char *procpeer_class_name(enum procpeer_class c)
 	case PROCPEER_BROWSER: return "browser";
 	case PROCPEER_FTP_CLIENT: return "FTP client";
 	case PROCPEER_FTP_PEER: return "FTP peer";
+	case PROCPEER_WAITING: return "waiting for the server";
 	default: return "unknown";
 	}
 }
@@ -288,7 +292,7 @@ static int proc_cmp(const void *a, const void *b)
 static struct proc *proc_find(struct procpeer *p, int pid)
 {
 	struct proc key = {.pid = pid};
-	return bsearch(&key, p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
+	return p->nprocs ? bsearch(&key, p->procs, p->nprocs, sizeof(*p->procs), proc_cmp) : NULL;
 }
 
 /* Seconds since boot, in clock ticks, to tell how old a process is. */
@@ -329,7 +333,7 @@ static void procs_refresh(struct procpeer *p)
 		struct proc *old = NULL;
 		/* Only the part listed before this refresh is sorted. */
 		struct proc key = {.pid = pid};
-		old = bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp);
+		old = nold ? bsearch(&key, p->procs, nold, sizeof(*p->procs), proc_cmp) : NULL;
 		if (old && (!proc_young(p, old, now) || same_comm(dirfd(d), old))) {
 			/* Known; a young one is read again only when its name changed (it
 			 * exec'd another program). */
@@ -356,7 +360,8 @@ static void procs_refresh(struct procpeer *p)
 		if (p->procs[i].seen)
 			p->procs[k++] = p->procs[i];
 	p->nprocs = k;
-	qsort(p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
+	if (p->nprocs)
+		qsort(p->procs, p->nprocs, sizeof(*p->procs), proc_cmp);
 }
 
 static int u32_cmp(const void *a, const void *b)
@@ -387,8 +392,10 @@ static void scan_pid(struct procpeer *p, int pid, const uint32_t *want, size_t n
 		if (!bsearch(&ino, want, nwant, sizeof(*want), u32_cmp))
 			continue;
 		for (size_t i = 0; i < p->nopen; i++)
-			if (p->open[i].inode == ino && p->open[i].pid < 0)
+			if (p->open[i].inode == ino && p->open[i].pid < 0) {
 				p->open[i].pid = pid;
+				p->open[i].fd = atoi(de->d_name);
+			}
 	}
 	closedir(d);
 }
@@ -417,6 +424,74 @@ static int has_uid(const struct procpeer *p, uint32_t uid)
 		if (p->open[i].pid < 0 && p->open[i].inode && p->open[i].uid == uid)
 			return 1;
 	return 0;
+}
+
+/* Does a thread of pid sleep waiting to read descriptor fd: in read/recv on it, or in
+ * poll/ppoll/select/pselect with it among the descriptors asked for input? Such a
+ * client waits for the server to speak: an FTP client. (An event loop in epoll_wait
+ * is not counted: it registers sockets for input whether or not it has written.)
+ * Reading another process's system call and memory needs ptrace access (same user
+ * without Yama's restriction, or root); without it the answer is 0. */
+static int thread_reads_fd(int pid, int fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	int mem = open(path, O_RDONLY | O_CLOEXEC);
+	int found = 0, n = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(d)) && ++n <= PROCPEER_MAX_THREADS) {
+		char b[256];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%.20s/syscall", de->d_name);
+		ssize_t k = read_small(dirfd(d), path, b, sizeof(b) - 1);
+		if (k <= 0)
+			continue;
+		b[k] = 0;
+		unsigned long long a[7] = {0};
+		long nr = strtol(b, NULL, 10);
+		const char *q = b;
+		for (int i = 0; i < 7 && (q = strchr(q, ' ')); i++)
+			a[i] = strtoull(++q, NULL, 0);
+		switch (nr) {
+#ifdef SYS_read
+		case SYS_read:
+#endif
+		case SYS_recvfrom:
+		case SYS_recvmsg:
+		case SYS_recvmmsg: found = (long long)a[0] == fd; break;
+#ifdef SYS_poll
+		case SYS_poll:
+#endif
+		case SYS_ppoll: {
+			struct pollfd pf[64];
+			size_t cnt = a[1] < 64 ? (size_t)a[1] : 64;
+			ssize_t got = mem >= 0 && cnt ? pread(mem, pf, cnt * sizeof(*pf), (off_t)a[0]) : -1;
+			for (size_t i = 0; got > 0 && i < (size_t)got / sizeof(*pf); i++)
+				found |= pf[i].fd == fd && (pf[i].events & POLLIN);
+			break;
+		}
+#ifdef SYS_select
+		case SYS_select:
+#endif
+		case SYS_pselect6: {
+			unsigned char set[1024 / 8];
+			if ((long long)a[0] > fd && fd < 1024 && a[1] && mem >= 0 &&
+			    pread(mem, set, (size_t)(fd / 8 + 1), (off_t)a[1]) == (ssize_t)(fd / 8 + 1))
+				found = (set[fd / 8] >> (fd % 8)) & 1;
+			break;
+		}
+		default: break;
+		}
+	}
+	if (mem >= 0)
+		close(mem);
+	closedir(d);
+	return found;
 }
 
 /* Is every thread of pid asleep waiting for input (poll, select, epoll, a socket or
@@ -486,6 +561,8 @@ static void post_run(struct loop *l, void *data)
 static void answer(struct procpeer *p, const struct req *q, enum procpeer_class cls, const char *rule,
                    struct proc *pr, int ftp_mark)
 {
+	int reading = pr && q->fd >= 0 && pr->cls != PROCPEER_BROWSER && pr->cls != PROCPEER_FTP_CLIENT &&
+	              thread_reads_fd(pr->pid, q->fd);
 	struct post *po = calloc(1, sizeof(*po));
 	if (!po)
 		return; /* the asker's own deadline ends its wait */
@@ -498,7 +575,10 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 	if (pr) {
 		po->r.pid = pr->pid;
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
-		if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
+		if (reading) {
+			po->r.cls = PROCPEER_WAITING;
+			po->r.rule = "it waits for the server to speak on this connection (a thread reads it)";
+		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
 			po->r.cls = PROCPEER_FTP_PEER;
 			po->r.rule = "it logged in over FTP here, sent no HTTP since, and waits for input";
 		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
@@ -621,6 +701,7 @@ static void *procpeer_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	pthread_setname_np(pthread_self(), "lk-peers"); /* as ps, top and the tests show it */
 	procs_refresh(p); /* the first question then finds the table built */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -747,6 +828,7 @@ int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_stora
 		q->cb = cb;
 		q->arg = arg;
 		q->pid = -1;
+		q->fd = -1;
 		pthread_cond_signal(&p->cond);
 		rc = 0;
 	}

@@ -17,6 +17,8 @@ enum procpeer_class {
 	                        (curl, wget or aria2c naming only ftp:// URLs) */
 	PROCPEER_FTP_PEER,   /* logged in over FTP on this server, sent no HTTP since (as far as
 	                        lookups saw), and every thread of it waits for input */
+	PROCPEER_WAITING,    /* a thread of it sleeps reading this very socket: it waits for the
+	                        server to speak, as an FTP client does */
 };
 
 /* Limits of the work done for lookups (named so tests and docs can cite them). */

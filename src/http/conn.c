@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/route.h"
 
 static void conn_run(struct http_conn *c);
 static void conn_close(struct http_conn *c);
@@ -117,6 +118,8 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 {
 	char lim[32];
 	c->body_total += n;
+	if (c->sink == SINK_DISCARD)
+		return 0;
 	if (c->sink == SINK_MEM) {
 		if (buf_append(&c->body, p, n) < 0) {
 			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));

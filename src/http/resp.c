@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "core/rand.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/resp.h"
 
 static void out_put(struct http_conn *c, const char *s, size_t n)
 {

@@ -10,30 +10,7 @@
 #include "core/proto.h"
 #include "http/http.h"
 #include "http/parse.h"
-
-/* A connection, opaque to handlers: they answer through the functions below. */
-struct http_conn;
-/* The engine's state for one event-loop thread. */
-struct http_ctx;
-
-enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER };
-
-#define HTTP_API_MAX_BODY (1024 * 1024) /* bodies read into memory (routes with HTTP_BODY_MEM) */
-
-/* Facts about the request being dispatched, derived once from the parsed head. */
-struct http_reqinfo {
-	const struct http_request *req;
-	enum http_method method;
-	struct http_slice path;  /* raw path of the target, before '?' */
-	struct http_slice query; /* after '?', without it; len 0 when none */
-	const char *body;        /* the body, for routes that read it into memory */
-	size_t body_len;
-	int accept_json;         /* Accept names application/json */
-	int cross_site;          /* Sec-Fetch-Site says another site or origin asked (a web page),
-	                            not same-origin or none (typed by the user); clients
-	                            that send no Sec-Fetch-Site are no web page */
-	int origin_ok;           /* Origin is absent, this server's own, or a --cors-origin */
-};
+#include "http/types.h"
 
 /* ---- the response ----
  * resp_start writes the status line and the headers every response carries; then add
@@ -71,14 +48,6 @@ void resp_body_mem(struct http_conn *c, const void *p, size_t len);
  * owns fd from here on. */
 void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len);
 
-/* A generated body. fill appends at most room bytes to out and returns how many it
- * appended; 0 ends the body. done (may be NULL) releases what state holds, whether
- * the body ended or the connection did. */
-struct resp_gen_ops {
-	size_t (*fill)(struct http_conn *c, void *state, struct buf *out, size_t room);
-	void (*done)(void *state);
-};
-#define RESP_GEN_STATE_MAX 128 /* bytes of state a generator may keep */
 /* Starts a generated body and returns its zeroed state of state_size bytes (at most
  * RESP_GEN_STATE_MAX). With interval_ms 0, fill runs whenever the socket has room
  * (within the per-turn write budget); otherwise once per interval, the first call

@@ -196,7 +196,6 @@ static void proxy_show(struct api_req *a)
 static void proxy_update_h(struct api_req *a)
 {
 	struct jin *o = body_json(a->c, a->ri);
-	char why[512];
 	int bad = 0;
 	if (!o)
 		return;
@@ -205,6 +204,7 @@ static void proxy_update_h(struct api_req *a)
 	if (!jin_is_object(o) || bad || (en && !jin_is_bool(en))) {
 		send_err(a->c, LK_E_P_BAD_BODY, "listen and upstream are strings, enabled a boolean");
 	} else {
+		char why[512];
 		enum lk_err e =
 		        proxy_update(a->p, listen, up, en ? jin_is_true(en) : a->p->enabled, why, sizeof why);
 		if (e != LK_E_OK)
@@ -369,7 +369,7 @@ static void h_populate(struct http_conn *c, const struct http_reqinfo *ri)
 		return;
 	struct proxy *made[PROXY_MAX_PROXIES];
 	size_t nmade = 0;
-	char why[512] = "", msg[1024];
+	char why[512] = "";
 	enum lk_err e = proxy_populate(s, arr, made, &nmade, why, sizeof why);
 	jin_free(arr);
 	struct buf b;
@@ -378,6 +378,7 @@ static void h_populate(struct http_conn *c, const struct http_reqinfo *ri)
 	json_init(&j, &b, 0);
 	json_obj_begin(&j);
 	if (e != LK_E_OK) {
+		char msg[1024];
 		lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
 		json_key(&j, "error");
 		json_str(&j, msg);

@@ -188,12 +188,8 @@ static void pcap_packet(struct record *r, struct rconn *rc, int from, uint8_t fl
 	put16(tcp + 14, 65535);
 	sum += 6 + (uint32_t)(20 + n);
 	sum = csum_add(sum, tcp, 20);
-	if (n & 1) {
-		sum = csum_add(sum, data, n - 1);
-		sum += (uint32_t)((uint8_t)data[n - 1] << 8);
-	} else {
+	if (n)
 		sum = csum_add(sum, data, n);
-	}
 	put16(tcp + 16, csum_fold(sum));
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
@@ -221,9 +217,9 @@ void record_conn_open(struct record *r, struct pconn *c, const struct sockaddr_s
 	if (r->pcap && client->ss_family == server->ss_family) {
 		rc->seq[0] = 1000000u * (c->id % 4000);
 		rc->seq[1] = 2000000000u + 1000u * (c->id % 1000000);
-		pcap_packet(r, rc, 0, TH_SYN, NULL, 0);
-		pcap_packet(r, rc, 1, TH_SYN | TH_ACK, NULL, 0);
-		pcap_packet(r, rc, 0, TH_ACK, NULL, 0);
+		pcap_packet(r, rc, 0, TH_SYN, "", 0);
+		pcap_packet(r, rc, 1, TH_SYN | TH_ACK, "", 0);
+		pcap_packet(r, rc, 0, TH_ACK, "", 0);
 		fflush(r->pcap);
 	}
 	if (r->hexdump) {
@@ -285,9 +281,9 @@ void record_conn_close(struct record *r, struct pconn *c)
 	if (!rc)
 		return;
 	if (r && r->pcap && rc->cli.ss_family == rc->srv.ss_family) {
-		pcap_packet(r, rc, 0, TH_FIN | TH_ACK, NULL, 0);
-		pcap_packet(r, rc, 1, TH_FIN | TH_ACK, NULL, 0);
-		pcap_packet(r, rc, 0, TH_ACK, NULL, 0);
+		pcap_packet(r, rc, 0, TH_FIN | TH_ACK, "", 0);
+		pcap_packet(r, rc, 1, TH_FIN | TH_ACK, "", 0);
+		pcap_packet(r, rc, 0, TH_ACK, "", 0);
 		fflush(r->pcap);
 	}
 	if (r && r->hexdump) {
@@ -348,13 +344,16 @@ static void har_headers(struct json *j, const char *h, size_t n, const char *wan
 	size_t i = nl ? (size_t)(nl - h) + 1 : n;
 	json_arr_begin(j);
 	while (i < n) {
-		const char *e = memchr(h + i, '\n', n - i);
-		size_t ll = e ? (size_t)(e - (h + i)) : n - i;
-		size_t content = ll && h[i + ll - 1] == '\r' ? ll - 1 : ll;
 		const char *line = h + i;
-		i += ll + 1;
-		if (!content)
-			break;
+		size_t ll = 0;
+		while (i < n && h[i] != '\n') {
+			i++;
+			ll++;
+		}
+		i++; /* the LF */
+		if (ll == 0 || (ll == 1 && line[0] == '\r'))
+			break; /* the blank line */
+		size_t content = line[ll - 1] == '\r' ? ll - 1 : ll;
 		const char *colon = memchr(line, ':', content);
 		if (!colon)
 			continue;

@@ -153,8 +153,8 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_BAD_ADDR;
 	}
-	uint16_t want = port;
-	if (!port && (want = pick_port()) != 0) {
+	uint16_t want = port ? port : pick_port();
+	if (!port && want) {
 		if (ss.ss_family == AF_INET)
 			((struct sockaddr_in *)&ss)->sin_port = htons(want);
 		else
@@ -509,7 +509,7 @@ static void on_signal(struct loop *l, int signo, void *data)
 
 static int load_config(struct proxy_server *s, const char *path, char *err, size_t errlen)
 {
-	char why[512], msg[640];
+	char why[512];
 	struct jin *arr = jin_load(path, PROXY_CONFIG_MAX, why, sizeof why);
 	if (!arr) {
 		snprintf(err, errlen, "--config %s: %s", path, why);
@@ -520,6 +520,7 @@ static int load_config(struct proxy_server *s, const char *path, char *err, size
 	enum lk_err e = proxy_populate(s, arr, made, &nmade, why, sizeof why);
 	jin_free(arr);
 	if (e != LK_E_OK) {
+		char msg[640];
 		lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
 		snprintf(err, errlen, "--config %s: %s", path, msg);
 		return -1;

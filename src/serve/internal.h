@@ -68,6 +68,8 @@ struct serve_server {
 	struct procpeer *peers; /* process lookups for silent clients; NULL without FTP */
 	int nworkers;
 	struct serve_worker **workers;
+	atomic_int nrunning;    /* workers whose thread runs: workers[0 .. nrunning) */
+	atomic_uint next_worker; /* round-robin dealing of accepted connections */
 	atomic_int stopping;
 	int signals;            /* SIGINT/SIGTERM received */
 };

@@ -56,6 +56,25 @@ static void refuse_overload(struct serve_server *s, int fd)
 	close(fd);
 }
 
+/* A connection dealt to another worker, on its way there. */
+struct handoff {
+	struct serve_worker *w;
+	int fd;
+	struct sockaddr_storage peer;
+};
+
+static void handoff_cb(struct loop *l, void *data)
+{
+	struct handoff *h = data;
+	if (h->w->stopping) {
+		close(h->fd);
+		atomic_fetch_sub(&h->w->srv->nconns, 1);
+	} else {
+		sniff_accept(h->w, h->fd, &h->peer);
+	}
+	free(h);
+}
+
 static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct serve_worker *w = arg;
@@ -65,7 +84,23 @@ static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 		refuse_overload(s, fd);
 		return;
 	}
-	sniff_accept(w, fd, peer);
+	/* Dealt round-robin: EPOLLEXCLUSIVE wakes the loops in a fixed order, so the
+	 * first idle one would otherwise take every connection, and a keep-alive load
+	 * would run on one thread. A connection stays on the worker it is dealt to. */
+	int n = atomic_load(&s->nrunning);
+	struct serve_worker *t = n > 1 ? s->workers[atomic_fetch_add(&s->next_worker, 1) % (unsigned)n] : w;
+	struct handoff *h;
+	if (t == w || !(h = malloc(sizeof(*h)))) {
+		sniff_accept(w, fd, peer);
+		return;
+	}
+	h->w = t;
+	h->fd = fd;
+	h->peer = *peer;
+	if (loop_post(t->loop, handoff_cb, h) < 0) {
+		free(h);
+		sniff_accept(w, fd, peer);
+	}
 }
 
 int serve_listen_start(struct serve_worker *w)

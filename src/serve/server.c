@@ -260,6 +260,7 @@ int serve_run(struct serve_server *s)
 		return -1;
 	}
 	int started = 1;
+	atomic_store(&s->nrunning, 1);
 	for (int i = 1; i < s->nworkers; i++) {
 		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
 			/* A worker that never runs must not keep its place at the listener:
@@ -271,6 +272,7 @@ int serve_run(struct serve_server *s)
 			break;
 		}
 		started++;
+		atomic_store(&s->nrunning, started);
 	}
 	worker_main(s->workers[0]);
 	for (int i = 1; i < started; i++)

@@ -128,6 +128,7 @@ static void log_class(const struct serve_server *s, const struct procpeer_result
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
 	case PROCPEER_FTP_PEER:
+	case PROCPEER_WAITING:
 		log_msg("peer %s (pid %d): FTP, since %s: greeted at once", r->name, r->pid, r->rule);
 		break;
 	case PROCPEER_BROWSER:
@@ -162,9 +163,22 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 		free(sc);
 		return;
 	}
+	/* The client may have spoken while it was looked up (and then wait for the
+	 * answer, reading: that is why it looked like a waiting FTP client): bytes win. */
+	int wait;
+	int i = classify_bytes(s, sc->io.fd, sc->peer.addr_str, &wait);
+	if (i >= 0) {
+		sniff_give(sc, i);
+		return;
+	}
+	if (!wait) {
+		sniff_close(sc);
+		return;
+	}
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
-	case PROCPEER_FTP_PEER: greet(sc); return;
+	case PROCPEER_FTP_PEER:
+	case PROCPEER_WAITING: greet(sc); return;
 	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx); return;
 	default:
 		if (sc->window_over)

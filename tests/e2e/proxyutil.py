@@ -16,9 +16,15 @@ from conftest import LOOPKIT, sanitizer_build
 
 # LOOPKIT_PROXY: another build for the proxy alone (a sanitizer build behind a plain upstream)
 PROXY_BIN = os.environ.get("LOOPKIT_PROXY") or LOOPKIT
-# Tests that measure RSS or time skip a sanitizer build of the proxy (conftest.measures).
-measures = pytest.mark.skipif(sanitizer_build(PROXY_BIN), reason="measures RSS or latency: not meaningful "
-                              "in a sanitizer build; the plain `make test` run measures")
+_skip_san = pytest.mark.skipif(sanitizer_build(PROXY_BIN), reason="measures RSS or latency: not meaningful "
+                               "in a sanitizer build; the plain `make test` run measures")
+
+
+def measures(fn):
+    """A test that measures RSS or time: it runs alone (conftest's `alone`: nothing
+    beside it under xdist) and skips a sanitizer build of the proxy, like
+    conftest.measures."""
+    return pytest.mark.alone(_skip_san(fn))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NPM_DIR = os.path.join(ROOT, "build", "npm")
 

@@ -54,7 +54,6 @@ def test_relays_bytes_exactly_and_counts_them(proxies, echo_up):
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_latency_added_per_round_trip(proxies, echo_up):
     p = proxies(echo_up.addr)
     s = p.connect()
@@ -75,7 +74,6 @@ def test_latency_added_per_round_trip(proxies, echo_up):
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_bandwidth_rate_in_kb_per_second(proxies):
     n = 2_000_000
     up = Upstream(source(n))
@@ -211,7 +209,6 @@ def test_slicer_piece_sizes_and_delay(proxies, tmp_path):
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_loss_stalls_for_an_rto(proxies, echo_up):
     p = proxies(echo_up.addr, "--toxic", "loss,probability=1,rto=150")
     s = p.connect()
@@ -254,7 +251,6 @@ def test_toxicity_is_decided_per_connection(proxies, echo_up):
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_live_toxic_changes_under_a_running_transfer(proxies):
     n = 3_000_000
     up = Upstream(source(n))
@@ -490,7 +486,6 @@ def test_listen_update_naming_the_same_address_changes_nothing(proxies, echo_up)
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_an_upstream_that_never_answers_is_given_up(proxies):
     """A listener that never accepts, its queue full: SYNs go unanswered. After
     PROXY_CONNECT_MS (10 s) the proxy closes the client's connection and says why."""

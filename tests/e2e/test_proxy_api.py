@@ -207,7 +207,6 @@ def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_preset_3g_latency_and_bandwidth(echo_up):
     from proxyutil import median
     import time

@@ -261,7 +261,6 @@ def test_json_summary(proxies, web):
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_http_toxics_with_a_concurrent_load(proxies, web):
     """wrk through an http_fail toxic: the proxy answers every request, in order, at speed."""
     p = proxies(up(web), "--toxic", "http_fail,probability=0.1,status=503")

@@ -39,7 +39,6 @@ def raise_nofile():
 
 
 @measures
-@pytest.mark.xdist_group("serial")
 def test_ten_thousand_idle_pairs_fit_in_8_kib_each():
     """Each pair holds two descriptors in the proxy: with a hard limit of 20,000 (this
     machine's; raising it needs CAP_SYS_RESOURCE), 10,000 pairs are spread over two
@@ -90,7 +89,7 @@ def test_ten_thousand_idle_pairs_fit_in_8_kib_each():
             assert p.stop() == 0 and alive, p.stderr()
 
 
-@pytest.mark.xdist_group("serial")
+@pytest.mark.alone
 def test_descriptor_exhaustion_pauses_and_recovers():
     u = Upstream(echo)
     p = Proxy(u.addr, nofile=64)

@@ -163,7 +163,7 @@ static void test_co_correction_synthetic_stall(void **state)
 		s.k++;
 		uint64_t sent = due > prev_done ? due : prev_done; /* closed loop: wait for the last answer */
 		uint64_t done = sent + (due == 5000 * ms ? stall : svc);
-		bench_co_record(raw, cor, due, sent, done);
+		bench_co_record(raw, cor, NULL, due, prev_done, sent, done);
 		want[i] = done - due;
 		prev_done = done;
 	}
@@ -183,6 +183,33 @@ static void test_co_correction_synthetic_stall(void **state)
 	free(want);
 	free(raw);
 	free(cor);
+}
+
+/* The client's own lateness is not the server's: a request its connection was free to
+ * send at `due` but that a coarse timer sent 0.9 ms late counts from the write (as
+ * raw), and the lateness goes to the lag histogram. A request the server held past
+ * its due time counts from the due time, less the client's own delay after the
+ * connection came free. */
+static void test_co_correction_client_lag(void **state)
+{
+	const uint64_t us = 1000, due = 100000 * us, svc = 120 * us;
+	struct hist *raw = hist_new(), *cor = hist_new(), *lag = hist_new();
+	/* free since 10 ms before due, sent 900 us late by our own timer */
+	bench_co_record(raw, cor, lag, due, due - 10000 * us, due + 900 * us, due + 900 * us + svc);
+	assert_int_equal(hist_percentile(raw, 100), svc);
+	assert_int_equal(hist_percentile(cor, 100), svc);
+	assert_int_equal(hist_percentile(lag, 100), 900 * us);
+	/* the server answered the previous request 3 ms after due; sent 50 us after that */
+	hist_reset(raw);
+	hist_reset(cor);
+	hist_reset(lag);
+	bench_co_record(raw, cor, lag, due, due + 3000 * us, due + 3050 * us, due + 3050 * us + svc);
+	assert_int_equal(hist_percentile(raw, 100), svc);
+	assert_int_equal(hist_percentile(cor, 100), 3000 * us + svc);
+	assert_int_equal(hist_percentile(lag, 100), 50 * us);
+	free(raw);
+	free(cor);
+	free(lag);
 }
 
 /* ---- response framing, whole and one byte at a time ---- */
@@ -297,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_known_distributions),
 		cmocka_unit_test(test_merge_and_corrected),
 		cmocka_unit_test(test_co_correction_synthetic_stall),
+		cmocka_unit_test(test_co_correction_client_lag),
 		cmocka_unit_test(test_resp_table),
 		cmocka_unit_test(test_resp_close_flags),
 	};

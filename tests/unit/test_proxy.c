@@ -79,9 +79,10 @@ static void test_specs(void **state)
 	for (size_t i = 0; i < sizeof(spec_rows) / sizeof(spec_rows[0]); i++) {
 		const struct spec_row *r = &spec_rows[i];
 		struct toxic t;
-		char why[256] = "", out[1024];
+		char why[256] = "";
 		int rc = toxic_from_spec(&t, r->spec, why, sizeof why);
 		if (r->ok) {
+			char out[1024];
 			if (rc != 0)
 				fail_msg("row %zu (%s): refused: %s", i, r->spec, why);
 			render(&t, out, sizeof out);
@@ -137,7 +138,7 @@ static void test_json_bodies(void **state)
 {
 	for (size_t i = 0; i < sizeof(json_rows) / sizeof(json_rows[0]); i++) {
 		const struct json_row *r = &json_rows[i];
-		char why[512] = "", out[1024];
+		char why[512] = "";
 		struct toxic t;
 		toxic_defaults(&t, toxic_type_find("latency"), PROXY_DOWN);
 		t.num[0] = 100; /* an existing toxic, for updates */
@@ -149,6 +150,7 @@ static void test_json_bodies(void **state)
 		if (e != r->want_err)
 			fail_msg("row %zu (%s): error %d, want %d (%s)", i, r->body, e, r->want_err, why);
 		if (e == LK_E_OK) {
+			char out[1024];
 			render(&t, out, sizeof out);
 			if (!strstr(out, r->want))
 				fail_msg("row %zu (%s):\n got %s\nwant %s", i, r->body, out, r->want);
