@@ -9,7 +9,7 @@
 struct proxy_args {
 	struct proxy_opts o;
 	const char *arg1, *arg2; /* [LISTEN] UPSTREAM */
-	struct cmd_list toxics;
+	struct cmd_list toxics, more;
 	int json;
 };
 #define AT(f) CMD_AT(struct proxy_args, f)
@@ -21,9 +21,10 @@ static const struct cmd_flag proxy_flags[] = {
 	{ "toxic", 0, "SPEC", NULL, "add a toxic: TYPE[:NAME][,ATTR=VALUE]... with stream= and toxicity= too (repeatable; see docs/proxy.md)", CMD_LIST, AT(toxics) },
 	{ "preset", 0, "NAME", NULL, "a measured link: gprs, edge, 3g, dialup, dsl-poor, dsl, wifi, satellite", CMD_STR, AT(o.preset) },
 	{ "name", 0, "NAME", "proxy", "the name of the proxy made from LISTEN and UPSTREAM (API paths use it)", CMD_STR, AT(o.name) },
+	{ "proxy", 0, "NAME=[LISTEN,]UPSTREAM", NULL, "another proxy (repeatable; --toxic and --preset act on LISTEN UPSTREAM's only)", CMD_LIST, AT(more) },
 	{ "config", 0, "FILE", NULL, "proxies from a toxiproxy -config file (a JSON array of name, listen, upstream, enabled)", CMD_STR, AT(o.config) },
 	{ "api", 0, "ADDR", PROXY_API_DEFAULT, "toxiproxy's control API on this loopback HOST:PORT; 'off' for none", CMD_STR, AT(o.api) },
-	{ "http", 0, NULL, NULL, "treat the traffic as HTTP/1.x (HTTP toxics, HAR) without waiting to detect it", CMD_SWITCH, AT(o.http) },
+	{ "http", 0, NULL, NULL, "frame HTTP/1.x on every connection from the start, so HTTP toxics added later act on open ones too", CMD_SWITCH, AT(o.http) },
 	{ "record", 0, "FILE", NULL, "write HTTP exchanges to FILE as HAR 1.2", CMD_STR, AT(o.record) },
 	{ "pcap", 0, "FILE", NULL, "write the relayed bytes to FILE as a pcap of TCP streams (tcpdump -r, tshark -r)", CMD_STR, AT(o.pcap) },
 	{ "hexdump", 0, NULL, NULL, "print both directions live on stdout", CMD_SWITCH, AT(o.hexdump) },
@@ -53,10 +54,12 @@ static int proxy_main(void *p)
 	a->o.listen = a->arg2 ? a->arg1 : NULL;
 	a->o.toxics = a->toxics.v;
 	a->o.ntoxics = a->toxics.n;
+	a->o.more = a->more.v;
+	a->o.nmore = a->more.n;
 	if (!strcmp(a->o.api, "off"))
 		a->o.api = NULL;
-	if (!a->o.upstream && !a->o.config && !a->o.api) {
-		fprintf(stderr, "loopkit proxy: nothing to do: give UPSTREAM, --config FILE or an --api\n");
+	if (!a->o.upstream && !a->o.config && !a->o.api && !a->o.nmore) {
+		fprintf(stderr, "loopkit proxy: nothing to do: give UPSTREAM, --proxy, --config FILE or an --api\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -30,7 +30,9 @@ struct proxy_opts {
 	const char *upstream;      /* its upstream; NULL: no command-line proxy */
 	const char *const *toxics; /* --toxic SPECs for it */
 	size_t ntoxics;
-	const char *preset; /* --preset NAME for it; NULL */
+	const char *preset;      /* --preset NAME for it; NULL */
+	const char *const *more; /* --proxy NAME=[LISTEN,]UPSTREAM: more proxies */
+	size_t nmore;
 	int http;           /* treat every proxy's traffic as HTTP/1.x without detecting it */
 	int public;         /* listen addresses beyond loopback allowed */
 	int allow_remote;   /* upstreams beyond loopback allowed */

@@ -560,6 +560,28 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		*code = 2;
 		goto fail;
 	}
+	for (size_t i = 0; i < o->nmore; i++) {
+		char name[PROXY_NAME_MAX], why[512], msg[640];
+		const char *spec = o->more[i], *eq = strchr(spec, '='), *comma = eq ? strchr(eq, ',') : NULL;
+		char listen[PROXY_ADDR_MAX] = "127.0.0.1:0";
+		if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof name ||
+		    (comma && (size_t)(comma - eq - 1) >= sizeof listen)) {
+			snprintf(err, errlen, "--proxy %s: want NAME=[LISTEN,]UPSTREAM", spec);
+			*code = 2;
+			goto fail;
+		}
+		snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+		if (comma)
+			snprintf(listen, sizeof listen, "%.*s", (int)(comma - eq - 1), eq + 1);
+		enum lk_err e =
+		        proxy_create(s, name, listen, comma ? comma + 1 : eq + 1, 1, NULL, why, sizeof why);
+		if (e != LK_E_OK) {
+			lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
+			snprintf(err, errlen, "--proxy %s: %s", spec, msg);
+			*code = e == LK_E_P_LISTEN ? 1 : 2;
+			goto fail;
+		}
+	}
 	if (o->upstream) {
 		char why[512], msg[640];
 		struct proxy *p;

@@ -504,3 +504,19 @@ def test_an_upstream_that_never_answers_is_given_up(proxies):
     for f in fillers + [s]:
         f.close()
     mute.close()
+
+
+def test_several_proxies_from_flags(proxies, echo_up):
+    a = Upstream(lambda c: c.sendall(b"A" + c.recv(10)))
+    p = proxies(echo_up.addr, "--proxy", f"second={a.addr}", "--proxy", f"third=127.0.0.1:0,{a.addr}",
+                "--toxic", "latency,latency=1", expect=3)
+    assert set(p.proxies) == {"proxy", "second", "third"}
+    for name in ("second", "third"):
+        s = p.connect(name)
+        s.sendall(b"x")
+        assert s.recv(10) == b"Ax"
+        s.close()
+    st, body = p.api("GET", "/proxies")
+    assert [t["name"] for t in body["proxy"]["toxics"]] == ["latency_downstream"]
+    assert body["second"]["toxics"] == [] and body["third"]["toxics"] == []
+    a.close()
