@@ -27,6 +27,7 @@ struct record {
 	int har_entries;
 	FILE *pcap; /* NULL when not writing pcap */
 	int hexdump;
+	struct log_sink out; /* --hexdump: stdout, never blocking (a reader that stops loses lines) */
 };
 
 /* One connection's pcap state. */
@@ -49,6 +50,10 @@ struct record *record_open(const struct proxy_opts *o, char *err, size_t errlen)
 	}
 	r->har_fd = -1;
 	r->hexdump = o->hexdump;
+	if (r->hexdump) {
+		fflush(stdout);
+		log_sink_open_fd(&r->out, 1);
+	}
 	if (o->record) {
 		r->har_fd = open(o->record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (r->har_fd < 0) {
@@ -93,6 +98,8 @@ void record_close(struct record *r)
 		close(r->har_fd);
 	if (r->pcap)
 		fclose(r->pcap);
+	if (r->hexdump)
+		log_sink_close(&r->out);
 	free(r);
 }
 
@@ -223,19 +230,24 @@ void record_conn_open(struct record *r, struct pconn *c, const struct sockaddr_s
 		fflush(r->pcap);
 	}
 	if (r->hexdump) {
-		char a[64], b[64];
-		printf("[%u] open %s -> %s via proxy %s\n", c->id, net_ss_text(client, a, sizeof a),
-		       net_ss_text(server, b, sizeof b), c->p->name);
-		fflush(stdout);
+		char a[64], b[64], line[256];
+		int n = snprintf(line, sizeof line, "[%u] open %s -> %s via proxy %s\n", c->id,
+		                 net_ss_text(client, a, sizeof a), net_ss_text(server, b, sizeof b),
+		                 c->p->name);
+		log_sink_write(&r->out, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 	}
 }
 
-static void hexdump(const struct pconn *c, int d, const char *p, size_t n)
+/* One block per write, hexdump -C style, written at once (or dropped whole). */
+static void hexdump(struct record *r, const struct pconn *c, int d, const char *p, size_t n)
 {
 	struct rconn *rc = c->rec;
-	char line[100];
-	printf("[%u] %s %zu bytes\n", rc->id, d == PROXY_UP ? "client > upstream" : "upstream > client", n);
+	struct buf b;
+	buf_init(&b, 128 + (n / 16 + 1) * 80);
+	buf_printf(&b, "[%u] %s %zu bytes\n", rc->id,
+	           d == PROXY_UP ? "client > upstream" : "upstream > client", n);
 	for (size_t off = 0; off < n; off += 16) {
+		char line[100];
 		int k = snprintf(line, sizeof line, "  %08zx ", off);
 		for (size_t i = 0; i < 16; i++) {
 			if (off + i < n)
@@ -252,10 +264,12 @@ static void hexdump(const struct pconn *c, int d, const char *p, size_t n)
 			line[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '.';
 		}
 		line[k++] = '|';
-		line[k] = 0;
-		puts(line);
+		line[k++] = '\n';
+		buf_append(&b, line, (size_t)k);
 	}
-	fflush(stdout);
+	if (buf_used(&b))
+		log_sink_write(&r->out, buf_start(&b), buf_used(&b));
+	buf_free(&b);
 }
 
 void record_bytes(struct record *r, struct pconn *c, int d, const char *p, size_t n)
@@ -272,7 +286,7 @@ void record_bytes(struct record *r, struct pconn *c, int d, const char *p, size_
 		fflush(r->pcap);
 	}
 	if (r->hexdump)
-		hexdump(c, d, p, n);
+		hexdump(r, c, d, p, n);
 }
 
 void record_conn_close(struct record *r, struct pconn *c)
@@ -287,9 +301,10 @@ void record_conn_close(struct record *r, struct pconn *c)
 		fflush(r->pcap);
 	}
 	if (r && r->hexdump) {
-		printf("[%u] closed: %llu bytes up, %llu down\n", rc->id, (unsigned long long)c->d[0].bytes,
-		       (unsigned long long)c->d[1].bytes);
-		fflush(stdout);
+		char line[128];
+		int n = snprintf(line, sizeof line, "[%u] closed: %llu bytes up, %llu down\n", rc->id,
+		                 (unsigned long long)c->d[0].bytes, (unsigned long long)c->d[1].bytes);
+		log_sink_write(&r->out, line, (size_t)n);
 	}
 	free(rc);
 	c->rec = NULL;

@@ -314,3 +314,21 @@ def test_har_entry_for_a_body_framed_by_close(proxies, tmp_path):
     assert e["response"]["content"] == {"size": 13, "mimeType": "text/plain", "text": "until the end"}
     assert validate_har(har).returncode == 0
     u.close()
+
+
+def test_hexdump_never_blocks_on_a_reader_that_stopped(proxies):
+    """Nobody reads the proxy's stdout (a full pipe): the relay goes on, lines are dropped."""
+    from proxyutil import Upstream, echo
+    u = Upstream(echo)
+    p = proxies(u.addr, "--hexdump")
+    s = p.connect()
+    chunk = b"q" * 4096
+    t = time.monotonic()
+    for _ in range(300):  # 1.2 MB echoed: ~5 MB of hexdump, far over a pipe's 64 KiB
+        s.sendall(chunk)
+        got = 0
+        while got < len(chunk):
+            got += len(s.recv(65536))
+    assert time.monotonic() - t < 20
+    s.close()
+    u.close()
