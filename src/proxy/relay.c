@@ -772,7 +772,6 @@ static int pump_chain(struct pconn *c, int d)
 	}
 	while (moved < TURN_BYTES) {
 		/* Read while there is room. */
-		int got = 0;
 		while (!pd->eof) {
 			int n = read_chunk(c, ch, src);
 			if (n == -2) {
@@ -787,14 +786,12 @@ static int pump_chain(struct pconn *c, int d)
 			}
 			if (n == 0)
 				break;
-			got = 1;
 			struct tstate *to = pchain_toxic(ch, TK_TIMEOUT);
 			if (to && to->t->num[0] > 0)
 				ch->timeout_at = relay_now_us() + (uint64_t)to->t->num[0] * 1000;
 			if (c->want_http)
 				phttp_scan(c, ch);
 		}
-		(void)got;
 		if (c->state != PC_RELAY)
 			return -1;
 		if (!ch->have_piece) {
@@ -1040,7 +1037,6 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 		pconn_close(c, 0);
 		return;
 	}
-	(void)peer;
 	loop_timer_start(s->loop, &c->linger, PROXY_CONNECT_MS);
 	if (r < 0 && errno != EINPROGRESS) {
 		if (!s->o.quiet)
