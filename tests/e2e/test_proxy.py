@@ -69,7 +69,8 @@ def test_latency_added_per_round_trip(proxies, echo_up):
     added = median(xs) - base
     assert 0.090 <= added <= 0.110, added
     xs.sort()
-    assert xs[-3] - base <= 0.112 and xs[0] - base >= 0.089, xs  # within 40±10 + 60
+    # within 40±10 + 60: never early; late by at most 10% of the total on a loaded machine
+    assert xs[-3] - base <= 0.121 and xs[0] - base >= 0.089, xs
     s.close()
 
 
