@@ -131,6 +131,7 @@ bench-all: bench
 	bench/bench-crr.sh
 	bench/ports.sh
 	bench/scan.sh
+	bench/isolate.sh
 	bench/proxy.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).

@@ -28,11 +28,19 @@ enum cmd_kind {
 #define CMD_ARG    1u /* a positional argument (name is its placeholder: "DIR"), in table order */
 #define CMD_NEED   2u /* with CMD_ARG: must be given */
 #define CMD_HIDDEN 4u /* parsed, but in no help, man page, completion or doc */
+#define CMD_REST   8u /* with CMD_ARG: this argument and all after it, options included,
+                         verbatim (a command to run); the field is a struct cmd_rest */
 
 #define CMD_LIST_MAX 64 /* most values one repeatable flag takes */
 struct cmd_list {
 	size_t n;
 	const char *v[CMD_LIST_MAX];
+};
+
+/* What a CMD_REST row gets: the tail of argv (NULL-terminated), or argc 0. */
+struct cmd_rest {
+	int argc;
+	char **argv;
 };
 
 /* One flag or positional argument. Rows end with a zeroed row. The default is text,
@@ -127,5 +135,6 @@ int cmd_render_help(FILE *f, const struct cmd_verb *v, const char *path);
 
 extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
 extern const struct cmd_verb cmd_scan, cmd_audit, cmd_proxy;
+extern const struct cmd_verb cmd_isolate;
 
 #endif

@@ -380,6 +380,10 @@ static void zsh_node(FILE *f, const struct cmd_verb *v, const char *full)
 			zsh_option(f, r);
 			continue;
 		}
+		if (r->attr & CMD_REST) { /* a command and its arguments: complete it as one */
+			fputs("\t\t'*:: :_normal' \\\n", f);
+			continue;
+		}
 		fprintf(f, "\t\t'%s%d:%s", r->kind == CMD_LIST ? "*" : "", ++n,
 		        r->attr & CMD_NEED ? "" : ":");
 		zsh_text(f, cmd_flag_meaning(r, 1, meaning, sizeof meaning));

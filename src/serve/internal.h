@@ -70,6 +70,7 @@ struct serve_server {
 	struct serve_worker **workers;
 	atomic_int nrunning;    /* workers whose thread runs: workers[0 .. nrunning) */
 	atomic_uint next_worker; /* round-robin dealing of accepted connections */
+	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
 	atomic_int stopping;
 	int signals;            /* SIGINT/SIGTERM received */
 };

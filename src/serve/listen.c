@@ -107,7 +107,10 @@ int serve_listen_start(struct serve_worker *w)
 {
 	/* A small batch per wakeup: with EPOLLEXCLUSIVE the other threads wake for what
 	 * is left, so a burst is spread over the workers. */
-	return acceptor_start(&w->acc, w->loop, w->srv->listen_fd, 1, SERVE_ACCEPT_BATCH, on_conn, w);
+	if (acceptor_start(&w->acc, w->loop, w->srv->listen_fd, 1, SERVE_ACCEPT_BATCH, on_conn, w) < 0)
+		return -1;
+	acceptor_share_log(&w->acc, &w->srv->emfile_logged);
+	return 0;
 }
 
 void serve_listen_stop(struct serve_worker *w)

@@ -6,20 +6,20 @@ The hazard. With FTP on, a connection that stays silent for the sniff window get
 FTP greeting "220 ...". Browsers open connections ahead of need and leave them silent
 in their pool; a greeted one later carries a request and Chromium reads "220 ..."
 where it expects a response (net::ERR_INVALID_HTTP_RESPONSE: the resource fails, it
-is not retried). loopkit exempts sockets held by a browser process (sniff_silent(),
-src/diag/peer.c).
+is not retried). loopkit exempts sockets held by a browser process (src/serve/sniff.c
+and src/core/procpeer.c).
 
 The page makes that happen on purpose, the way real pages do:
   * <link rel=preconnect crossorigin> to its own origin: Chromium opens a socket in
     its pool for credential-less requests and leaves it silent, since the early batch
     (a stylesheet, 4 scripts, 16 images, a fetch: 22 resources) is all credentialed;
-  * 1.5 s after the load event (far past the window) a late batch of 16 (12 images by
+  * 3 s after the load event (far past the 1 s window) a late batch of 16 (12 images by
     new Image(), a script, 3 fetches with credentials: "omit") goes out; the fetches
     take that socket, silent until then.
 The page checks each resource's content (image sizes, JSON fields, scripts' side
 effects, the stylesheet's effect) and writes a summary into <pre id=result>.
 
-Real time, not virtual: --dump-dom with --virtual-time-budget fast-forwards the 1.5 s
+Real time, not virtual: --dump-dom with --virtual-time-budget fast-forwards the 3 s
 timer, so no socket would sit silent past the window. The test drives Chromium over
 --remote-debugging-pipe (DevTools protocol on fds 3/4) and polls the page, while
 ConnWatch polls `ss` every ~30 ms for the server's port, so the test proves the
@@ -55,8 +55,8 @@ from conftest import LOOPKIT, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(60)
 
-DELAY_MS = 1500          # pause between the two batches (the page's setTimeout)
-SILENT_PROOF_MS = 1000   # a browser socket silent this long proves the scenario
+DELAY_MS = 3000          # pause between the two batches (the page's setTimeout)
+SILENT_PROOF_MS = 2000   # a browser socket silent this long proves the scenario (twice the window)
 N_EARLY_IMAGES = 16
 N_LATE_IMAGES = 12
 N_LATE_FETCHES = 3
@@ -516,7 +516,7 @@ def default_sniff_ms():
     """The default window, as `loopkit serve --help` states it (None if it does not)."""
     p = subprocess.run([LOOPKIT, "serve", "--help"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=10)
-    m = re.search(r"--sniff-ms\b.*?\(default (\d+)", p.stdout.decode(errors="replace"))
+    m = re.search(r"--sniff-ms\b.*?default (\d+)", p.stdout.decode(errors="replace"))
     return int(m.group(1)) if m else None
 
 

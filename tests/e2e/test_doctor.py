@@ -12,7 +12,7 @@ from conftest import LOOPKIT, hard_timeout_fixture, need_tool
 _hard_timeout = hard_timeout_fixture(40)
 
 NAMES = ["lo", "addresses", "localhost", "icmp4", "icmp6", "tcp4", "tcp6", "udp4", "udp6",
-         "ephemeral", "port", "limits"]
+         "ephemeral", "port", "limits", "isolate"]
 STATUSES = {"PASS", "WARN", "FAIL", "SKIP"}
 
 

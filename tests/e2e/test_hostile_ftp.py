@@ -14,6 +14,7 @@
 - Floods that must not leak: PASV/EPSV in a loop, commands before login, wrong passwords.
 Only loopback addresses are used; nothing is sent off the machine.
 """
+import base64
 import hashlib
 import os
 import re
@@ -704,7 +705,9 @@ def test_wrong_password_storm_does_not_block_others(tree, ftp_start):
         s.sock.sendall(b"USER alice\r\nPASS guess%d\r\nUSER alice\r\nPASS guess%d\r\n" % (i, i))
         sessions.append(s)
     t0 = time.monotonic()
-    r = exchange(srv, "GET", "/_/health", timeout=3)
+    # --user holds for HTTP too: the request logs in with Basic.
+    r = exchange(srv, "GET", "/_/health", timeout=3,
+                 headers=[("Authorization", "Basic " + base64.b64encode(b"alice:s3cret").decode())])
     assert r.status == 200
     assert time.monotonic() - t0 < 0.4, f"HTTP waited {time.monotonic() - t0:.2f} s"
     with FtpCtl(srv) as ok:

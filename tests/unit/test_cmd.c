@@ -25,6 +25,7 @@ struct t_args {
 	struct strparse_range range;
 	struct cmd_list list;
 	char called[16];
+	struct cmd_rest rest;
 };
 #define AT(f) CMD_AT(struct t_args, f)
 
@@ -96,7 +97,19 @@ static const struct cmd_verb t_need = {
         .size = sizeof(struct t_args),
         .run = t_run,
 };
-static const struct cmd_verb *const t_subs[] = {&t_leaf, &t_need, NULL};
+static const struct cmd_flag rest_flags[] = {
+        {"CMD", 0, NULL, NULL, "a command", CMD_STR, AT(rest), .attr = CMD_ARG | CMD_REST},
+        {"flag", 'f', NULL, NULL, "a switch", CMD_SWITCH, AT(flag)},
+        {0},
+};
+static const struct cmd_verb t_exec = {
+        .name = "exec",
+        .summary = "runs CMD",
+        .flags = rest_flags,
+        .size = sizeof(struct t_args),
+        .run = t_run,
+};
+static const struct cmd_verb *const t_subs[] = {&t_leaf, &t_need, &t_exec, NULL};
 static const struct cmd_verb t_root = {
         .name = "tool",
         .summary = "the root",
@@ -258,6 +271,25 @@ static void test_positionals_and_double_dash(void **state)
 	ERR_HAS("tool need: N 10: more than 9");
 }
 
+/* CMD_REST: the first argument that is not an option, and all after it, verbatim. */
+static void test_rest(void **state)
+{
+	(void)state;
+	assert_int_equal(tool("exec", "-f", "--", "-ls", "-f", "--flag", NULL), 42);
+	assert_int_equal(got.flag, 1);
+	assert_int_equal(got.rest.argc, 3);
+	assert_string_equal(got.rest.argv[0], "-ls");
+	assert_string_equal(got.rest.argv[2], "--flag");
+	assert_null(got.rest.argv[3]);
+	assert_int_equal(tool("exec", "ls", "-f", NULL), 42);
+	assert_int_equal(got.flag, 0);
+	assert_int_equal(got.rest.argc, 2);
+	assert_int_equal(tool("exec", "-f", NULL), 42);
+	assert_int_equal(got.rest.argc, 0);
+	assert_int_equal(tool("exec", "--help", NULL), 0);
+	assert_non_null(strstr(out, "usage: tool exec [OPTIONS] [[--] CMD [ARG...]]"));
+}
+
 static void test_errors_and_suggestions(void **state)
 {
 	int before = runs;
@@ -342,6 +374,7 @@ int main(void)
 	        cmocka_unit_test(test_kinds),
 	        cmocka_unit_test(test_list_limit),
 	        cmocka_unit_test(test_positionals_and_double_dash),
+	        cmocka_unit_test(test_rest),
 	        cmocka_unit_test(test_errors_and_suggestions),
 	        cmocka_unit_test(test_hints),
 	        cmocka_unit_test(test_help),
