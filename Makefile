@@ -5,6 +5,9 @@ CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
 LDLIBS  += -pthread -lm
+# jansson: the tree's one JSON parser (the proxy's control API and config files).
+override CFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 
 # SAN=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 ifeq ($(SAN),1)
@@ -129,6 +132,7 @@ bench-all: bench
 	bench/ports.sh
 	bench/scan.sh
 	bench/isolate.sh
+	bench/proxy.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
 docs: $(BIN)
