@@ -5,6 +5,10 @@ CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
 LDLIBS  += -pthread -lm
+# Debian libraries, found with pkg-config: zlib and Brotli (compression), libcrypto (digests).
+PKG_DEPS := zlib libbrotlienc libcrypto
+override CFLAGS += $(shell pkg-config --cflags $(PKG_DEPS))
+LDLIBS  += $(shell pkg-config --libs $(PKG_DEPS))
 
 # SAN=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 ifeq ($(SAN),1)
