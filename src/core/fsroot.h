@@ -3,6 +3,7 @@
 #define LOOPKIT_CORE_FSROOT_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,6 +19,8 @@ struct fsroot {
 	int dotfiles;       /* allow names starting with '.' */
 	int no_tmpfile;     /* uploads use named temporary files (set when O_TMPFILE fails) */
 	mode_t umask;       /* the process's, read once: the mode of new uploads */
+	int follow_links;   /* symlinks are followed wherever they lead (serve --follow-symlinks) */
+	atomic_int links_told; /* a link out of the root was refused and logged: once per root */
 	char abs[PATH_MAX]; /* the root's canonical path, for absolute symlinks */
 };
 
@@ -57,7 +60,10 @@ int fsroot_hidden_name(const struct fsroot *r, const char *name);
  * -ENOENT. An absolute symlink is followed when its target lies inside the root: the
  * path is canonicalised, and the canonical relative path is opened again with
  * RESOLVE_BENEATH, so the kernel still confines the open that counts. Returns the fd,
- * or -errno (-ENOENT for anything leading outside). */
+ * or -errno (-ENOENT for anything leading outside; the first such refusal of a
+ * symlink is logged, naming the link, its target and --follow-symlinks). With
+ * follow_links, symlinks are followed wherever they lead (outside the root, to hidden
+ * names): only rel's own names are checked (magic links of /proc stay refused). */
 int fsroot_open(const struct fsroot *r, const char *rel, int flags);
 
 /* Opens the directory holding rel (O_PATH|O_DIRECTORY) and points *name at rel's last
