@@ -58,8 +58,11 @@ static int set_cache(void *p, const char *val, char *err, size_t errlen)
 		a->cfg.http.cache_secs = HTTP_CACHE_NO_STORE;
 		return 0;
 	}
-	if (strparse_uint(val, 0, HTTP_MAX_CACHE_SECS, &secs, err, errlen) < 0)
+	char why[128];
+	if (strparse_uint(val, 0, HTTP_MAX_CACHE_SECS, &secs, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s; want SECS (0-%ld) or no", why, HTTP_MAX_CACHE_SECS);
 		return -1;
+	}
 	a->cfg.http.cache_secs = (long)secs;
 	return 0;
 }

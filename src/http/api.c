@@ -1159,17 +1159,17 @@ static void ep_links(struct http_conn *c, const struct api_req *q)
  * arg: 1 for absolute URLs (or ?absolute=true on /_/redirect). */
 static void ep_redirect(struct http_conn *c, const struct api_req *q)
 {
-	static const char *const names[] = {"redirect", "relative-redirect", "absolute-redirect"};
+	static const char *const names[] = {NULL, "relative-redirect", "absolute-redirect"};
 	uint64_t k;
 	char loc[768], base[512] = "";
 	if (parse_u64(q->rest, q->rlen, API_MAX_REDIRECTS, &k) < 0 || !k) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "redirect count is 1-%u", API_MAX_REDIRECTS);
 		return;
 	}
+	/* /_/redirect/N goes on as relative-redirect, or with ?absolute=true as
+	 * absolute-redirect: httpbin's chain. */
 	const char *absq = args_get(q->a, "absolute");
-	int flavour = q->arg;
-	if (!flavour && absq && !strcasecmp(absq, "true"))
-		flavour = 2; /* /_/redirect/N?absolute=true goes on as absolute-redirect, as httpbin */
+	int flavour = q->arg ? q->arg : absq && !strcasecmp(absq, "true") ? 2 : 1;
 	if (flavour == 2)
 		origin_url(c, q->ri, base, sizeof(base));
 	if (k == 1)

@@ -103,25 +103,43 @@ int http_multipart_init(struct http_mp *m, struct http_slice ct, const char *bod
 	return 0;
 }
 
-/* After a delimiter: "--" closes the body; else optional padding and a line end.
- * Returns 1 for a part that follows, 0 at the close, -1 when malformed. */
-static int after_delim(struct http_mp *m)
+/* What follows a delimiter at p: "--" closes the body (returns 0); optional padding
+ * and a line end start a part (returns 1, *next past them); anything else means the
+ * "delimiter" was data after all (returns -1). */
+static int after_delim(const char *p, const char *end, const char **next)
 {
-	if (m->end - m->p >= 2 && m->p[0] == '-' && m->p[1] == '-') {
-		m->done = 1;
+	if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+		*next = p + 2;
 		return 0;
 	}
-	while (m->p < m->end && is_ows(*m->p))
-		m->p++;
-	if (m->end - m->p >= 2 && m->p[0] == '\r' && m->p[1] == '\n') {
-		m->p += 2;
+	while (p < end && is_ows(*p))
+		p++;
+	if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+		*next = p + 2;
 		return 1;
 	}
-	if (m->p < m->end && m->p[0] == '\n') {
-		m->p++;
+	if (p < end && p[0] == '\n') {
+		*next = p + 1;
 		return 1;
 	}
 	return -1;
+}
+
+/* The next real delimiter (one followed by "--" or a line end) in [p, end) at or after
+ * p, with what follows it. Returns it, or NULL. */
+static const char *find_delim(const struct http_mp *m, const char *p, const char *delim, size_t dlen, int *kind,
+                              const char **next)
+{
+	while (p < m->end) {
+		const char *d = memmem(p, (size_t)(m->end - p), delim, dlen);
+		if (!d)
+			return NULL;
+		*kind = after_delim(d + dlen, m->end, next);
+		if (*kind >= 0)
+			return d;
+		p = d + 1;
+	}
+	return NULL;
 }
 
 /* Reads the part's header lines in h[0..n) into *part. Returns 0 or -1. */
@@ -160,24 +178,28 @@ static int part_headers(const char *h, size_t n, struct http_mp_part *part)
 
 int http_multipart_next(struct http_mp *m, struct http_mp_part *part)
 {
+	const char *next;
+	int kind;
 	if (m->done)
-		return 0;
+		return m->done < 0 ? -1 : 0;
 	memset(part, 0, sizeof(*part));
 	if (!m->started) {
 		/* The first delimiter may open the body (no CRLF before it) or follow a
 		 * preamble. */
-		const char *d;
-		if ((size_t)(m->end - m->p) >= m->dlen - 2 && !memcmp(m->p, m->delim + 2, m->dlen - 2))
-			d = m->p + m->dlen - 2;
-		else if ((d = memmem(m->p, (size_t)(m->end - m->p), m->delim, m->dlen)))
-			d += m->dlen;
-		else
-			return -1;
-		m->p = d;
 		m->started = 1;
-		int r = after_delim(m);
-		if (r <= 0)
-			return r;
+		if ((size_t)(m->end - m->p) >= m->dlen - 2 && !memcmp(m->p, m->delim + 2, m->dlen - 2) &&
+		    (kind = after_delim(m->p + m->dlen - 2, m->end, &next)) >= 0) {
+			m->p = next;
+		} else if (find_delim(m, m->p, m->delim, m->dlen, &kind, &next)) {
+			m->p = next;
+		} else {
+			m->done = -1;
+			return -1;
+		}
+		if (kind == 0) {
+			m->done = 1;
+			return 0;
+		}
 	}
 	const char *h = m->p, *body;
 	size_t hlen;
@@ -189,19 +211,21 @@ int http_multipart_next(struct http_mp *m, struct http_mp_part *part)
 		if (look > HTTP_MP_MAX_HEAD + 4)
 			look = HTTP_MP_MAX_HEAD + 4;
 		const char *e = memmem(m->p, look, "\r\n\r\n", 4);
-		if (!e)
+		if (!e) {
+			m->done = -1;
 			return -1;
+		}
 		hlen = (size_t)(e - h);
 		body = e + 4;
 	}
-	if (part_headers(h, hlen, part) < 0)
+	const char *d = part_headers(h, hlen, part) < 0 ? NULL : find_delim(m, body, m->delim, m->dlen, &kind, &next);
+	if (!d) {
+		m->done = -1;
 		return -1;
-	const char *d = memmem(body, (size_t)(m->end - body), m->delim, m->dlen);
-	if (!d)
-		return -1;
+	}
 	part->data.p = body;
 	part->data.len = (size_t)(d - body);
-	m->p = d + m->dlen;
-	int r = after_delim(m);
-	return r < 0 ? -1 : 1;
+	m->p = next;
+	m->done = kind == 0;
+	return 1;
 }

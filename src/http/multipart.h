@@ -35,7 +35,8 @@ struct http_mp {
 	const char *p, *end;  /* what is left of the body */
 	char delim[HTTP_MP_MAX_BOUNDARY + 4]; /* "\r\n--" + boundary */
 	size_t dlen;
-	int started, done;
+	int started;
+	int done; /* 1: closed; -1: malformed (every later call says so again) */
 };
 
 /* Prepares m for body[0..len) with the boundary of a Content-Type value
@@ -47,7 +48,9 @@ int http_multipart_init(struct http_mp *m, struct http_slice content_type, const
 /* The next part into *part. Returns 1, 0 after the closing delimiter, or -1 when the
  * body is malformed: no opening delimiter, a part without a blank line after its
  * headers (or with over HTTP_MP_MAX_HEAD bytes of them), no closing delimiter, a
- * part without Content-Disposition: form-data and a name. What follows the closing
+ * part without Content-Disposition: form-data and a name; once -1, always -1. A
+ * delimiter is only one followed by "--" or a line end ("--bx" is data when the
+ * boundary is "b"). What follows the closing
  * delimiter (the epilogue) is ignored, and so is the preamble before the first. */
 int http_multipart_next(struct http_mp *m, struct http_mp_part *part);
 

@@ -504,8 +504,8 @@ def test_redirect_chain_curl(server, tmp_path):
             if ln.lower().startswith("location:")]
     statuses = [int(ln.split()[1]) for ln in out.split("\r\n") if ln.startswith("HTTP/")]
     assert len(locs) == 3, out
-    assert locs[0].endswith("/_/redirect/2")
-    assert locs[1].endswith("/_/redirect/1")
+    assert locs[0].endswith("/_/relative-redirect/2")  # httpbin's chain
+    assert locs[1].endswith("/_/relative-redirect/1")
     assert locs[2].endswith("/_/get")
     assert statuses == [302, 302, 302, 200], statuses
     end = out.rsplit("END ", 1)[1].split()
@@ -758,6 +758,13 @@ ALL_PATHS = [
     "/_/basic-auth/u/p", "/_/bearer", "/_/cache", "/_/cache/5", "/_/etag/e", "/_/uuid",
     "/_/base64/aGk=", "/_/base64/@@", "/_/cookies", "/_/cookies/set?a=1",
     "/_/cookies/delete?a", "/_/health", "/_/nope",
+    # httpbin's and go-httpbin's endpoints added for issue 12: pages and XML included
+    "/_/post", "/_/json", "/_/html", "/_/xml", "/_/robots.txt", "/_/deny", "/_/encoding/utf8",
+    "/_/forms/post", "/_/image", "/_/image/png", "/_/image/jpeg", "/_/image/webp", "/_/image/svg",
+    "/_/gzip", "/_/deflate", "/_/brotli", "/_/stream/2", "/_/range/10", "/_/range/0", "/_/links/2",
+    "/_/links/2/0", "/_/hidden-basic-auth/u/p", "/_/digest-auth/auth/u/p", "/_/relative-redirect/1",
+    "/_/absolute-redirect/1", "/_/sse?count=1&duration=0", "/_/trailers?a=b", "/_/dump/request",
+    "/_/cookies/set/k/v",
 ]
 
 
