@@ -112,7 +112,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "clean-urls", 0, NULL, NULL, "serve /about from about.html, and redirect /about.html to /about", CMD_SWITCH, AT(cfg.http.clean_urls) },
 	{ "404", 0, "FILE", NULL, "page under DIR shown for missing files (the status stays 404)", CMD_STR, AT(not_found) },
 	{ "cache", 0, "SECS|no", "0", "Cache-Control of files: max-age=SECS; 0: no-cache (browsers ask again, 304 if unchanged); no: no-store", CMD_CALL, .set = set_cache },
-	{ "header", 0, "'NAME: VALUE'", NULL, "add this header to answers of files and listings (repeatable)", CMD_CALL, .set = set_header },
+	{ "header", 0, "NAME:VALUE", NULL, "add this header ('Name: value') to answers of files, listings and 404 pages (repeatable)", CMD_CALL, .set = set_header },
 	{ "follow-symlinks", 0, NULL, NULL, "follow symlinks that lead out of DIR (pnpm, yarn workspaces); without it they are missing, and the first is logged", CMD_SWITCH, AT(cfg.follow_symlinks) },
 	{ "allow-host", 0, "NAME", NULL, "accept this Host name too (repeatable; '*' turns the check off)", CMD_LIST, AT(allow) },
 	{ "log", 0, NULL, "common", "access log format on stderr", CMD_ENUM, AT(cfg.log), .choices = log_formats },
