@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 			FUZZ_CHECK(fuzz_within(p.data.p, p.data.len, body, blen), "data outside the body");
 			FUZZ_CHECK(!p.filename.p || fuzz_within(p.filename.p, p.filename.len, body, blen),
 			           "filename outside the body");
-			FUZZ_CHECK(!p.type.len || fuzz_within(p.type.p, p.type.len, body, blen), "type outside the body");
+			FUZZ_CHECK(!p.type.len || fuzz_within(p.type.p, p.type.len, body, blen),
+			           "type outside the body");
 			FUZZ_CHECK(++parts <= (int)blen, "more parts than bytes");
 		}
 		FUZZ_CHECK(http_multipart_next(&m, &p) == r, "ended %d, then not", r);
@@ -40,8 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	struct http_digest_creds cr;
 	if (http_digest_parse(type, &cr) == 0) {
 		char hex[HTTP_DIGEST_HEX_MAX];
-		FUZZ_CHECK(fuzz_within(cr.response.p, cr.response.len, buf, tlen), "response outside the value");
-		http_digest_response(&cr, HTTP_DIGEST_SHA256, 1, "u", "p", (struct http_slice){"GET", 3}, body, blen, hex);
+		FUZZ_CHECK(fuzz_within(cr.response.p, cr.response.len, buf, tlen),
+		           "response outside the value");
+		http_digest_response(&cr, HTTP_DIGEST_SHA256, 1, "u", "p", (struct http_slice){"GET", 3},
+		                     body, blen, hex);
 	}
 	free(buf);
 	return 0;

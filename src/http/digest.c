@@ -135,9 +135,9 @@ static void put_param(struct line *l, struct http_slice v, int colon)
 		put(l, ":", 1);
 }
 
-int http_digest_response(const struct http_digest_creds *c, enum http_digest_alg a, int sess, const char *user,
-                         const char *pass, struct http_slice method, const char *body, size_t body_len,
-                         char *out)
+int http_digest_response(const struct http_digest_creds *c, enum http_digest_alg a, int sess,
+                         const char *user, const char *pass, struct http_slice method, const char *body,
+                         size_t body_len, char *out)
 {
 	char ha1[HTTP_DIGEST_HEX_MAX], ha2[HTTP_DIGEST_HEX_MAX], hb[HTTP_DIGEST_HEX_MAX];
 	struct line l = {.n = 0};

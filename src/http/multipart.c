@@ -127,8 +127,8 @@ static int after_delim(const char *p, const char *end, const char **next)
 
 /* The next real delimiter (one followed by "--" or a line end) in [p, end) at or after
  * p, with what follows it. Returns it, or NULL. */
-static const char *find_delim(const struct http_mp *m, const char *p, const char *delim, size_t dlen, int *kind,
-                              const char **next)
+static const char *find_delim(const struct http_mp *m, const char *p, const char *delim, size_t dlen,
+                              int *kind, const char **next)
 {
 	while (p < m->end) {
 		const char *d = memmem(p, (size_t)(m->end - p), delim, dlen);
@@ -218,7 +218,8 @@ int http_multipart_next(struct http_mp *m, struct http_mp_part *part)
 		hlen = (size_t)(e - h);
 		body = e + 4;
 	}
-	const char *d = part_headers(h, hlen, part) < 0 ? NULL : find_delim(m, body, m->delim, m->dlen, &kind, &next);
+	const char *d =
+	        part_headers(h, hlen, part) < 0 ? NULL : find_delim(m, body, m->delim, m->dlen, &kind, &next);
 	if (!d) {
 		m->done = -1;
 		return -1;

@@ -32,7 +32,7 @@ struct http_mp_part {
 
 /* Iterator over the parts of one body. */
 struct http_mp {
-	const char *p, *end;  /* what is left of the body */
+	const char *p, *end;                  /* what is left of the body */
 	char delim[HTTP_MP_MAX_BOUNDARY + 4]; /* "\r\n--" + boundary */
 	size_t dlen;
 	int started;

@@ -86,48 +86,87 @@ struct mp_case {
 	const char *name;
 	const char *type;
 	const char *body;
-	int init;              /* http_multipart_init's result */
-	int last;              /* the final result of http_multipart_next: 0 or -1 */
-	const char *parts[8];  /* "name|filename|type|data" (filename "-" for none) */
+	int init;             /* http_multipart_init's result */
+	int last;             /* the final result of http_multipart_next: 0 or -1 */
+	const char *parts[8]; /* "name|filename|type|data" (filename "-" for none) */
 };
 
 static const struct mp_case mp_cases[] = {
-        {"two fields", "multipart/form-data; boundary=XyZ",
+        {"two fields",
+         "multipart/form-data; boundary=XyZ",
          "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
          "--XyZ\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\ntwo words\r\n--XyZ--\r\n",
-         0, 0, {"a|-||1", "b|-||two words"}},
-        {"a file with a type", "multipart/form-data; boundary=\"q b\"",
+         0,
+         0,
+         {"a|-||1", "b|-||two words"}},
+        {"a file with a type",
+         "multipart/form-data; boundary=\"q b\"",
          "--q b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.bin\"\r\n"
          "Content-Type: application/x-y\r\n\r\n\x01\xff--q b is not a delimiter\r\n--q b--",
-         0, 0, {"f|x.bin|application/x-y|\x01\xff--q b is not a delimiter"}},
-        {"preamble and epilogue", "multipart/form-data; boundary=b",
+         0,
+         0,
+         {"f|x.bin|application/x-y|\x01\xff--q b is not a delimiter"}},
+        {"preamble and epilogue",
+         "multipart/form-data; boundary=b",
          "preamble text\r\n--b\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n--b--\r\nepilogue",
-         0, 0, {"k|-||v"}},
-        {"empty value and padding", "multipart/form-data; boundary=b",
-         "--b  \r\ncontent-disposition: form-data; name=k\r\n\r\n\r\n--b--", 0, 0, {"k|-||"}},
+         0,
+         0,
+         {"k|-||v"}},
+        {"empty value and padding",
+         "multipart/form-data; boundary=b",
+         "--b  \r\ncontent-disposition: form-data; name=k\r\n\r\n\r\n--b--",
+         0,
+         0,
+         {"k|-||"}},
         {"no parts", "multipart/form-data; boundary=b", "--b--\r\n", 0, 0, {NULL}},
-        {"no closing delimiter", "multipart/form-data; boundary=b",
-         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1", 0, -1, {NULL}},
-        {"no name", "multipart/form-data; boundary=b",
-         "--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--", 0, -1, {NULL}},
-        {"not form-data", "multipart/form-data; boundary=b",
-         "--b\r\nContent-Disposition: attachment; name=\"a\"\r\n\r\n1\r\n--b--", 0, -1, {NULL}},
+        {"no closing delimiter",
+         "multipart/form-data; boundary=b",
+         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1",
+         0,
+         -1,
+         {NULL}},
+        {"no name",
+         "multipart/form-data; boundary=b",
+         "--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--",
+         0,
+         -1,
+         {NULL}},
+        {"not form-data",
+         "multipart/form-data; boundary=b",
+         "--b\r\nContent-Disposition: attachment; name=\"a\"\r\n\r\n1\r\n--b--",
+         0,
+         -1,
+         {NULL}},
         {"no headers", "multipart/form-data; boundary=b", "--b\r\n\r\n1\r\n--b--", 0, -1, {NULL}},
-        {"no blank line", "multipart/form-data; boundary=b",
-         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n1\r\n--b--", 0, -1, {NULL}},
+        {"no blank line",
+         "multipart/form-data; boundary=b",
+         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n1\r\n--b--",
+         0,
+         -1,
+         {NULL}},
         {"no opening delimiter", "multipart/form-data; boundary=b", "just text", 0, -1, {NULL}},
-        {"a boundary inside a longer word is data", "multipart/form-data; boundary=b",
-         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--bxx\r\n--b--", 0, 0,
+        {"a boundary inside a longer word is data",
+         "multipart/form-data; boundary=b",
+         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--bxx\r\n--b--",
+         0,
+         0,
          {"a|-||1\r\n--bxx"}},
-        {"second part broken", "multipart/form-data; boundary=b",
-         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nno headers end", 0, -1,
+        {"second part broken",
+         "multipart/form-data; boundary=b",
+         "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nno headers end",
+         0,
+         -1,
          {"a|-||1"}},
         {"other type", "multipart/mixed; boundary=b", "", -1, 0, {NULL}},
         {"no boundary", "multipart/form-data", "", -1, 0, {NULL}},
         {"empty boundary", "multipart/form-data; boundary=\"\"", "", -1, 0, {NULL}},
-        {"boundary of 71", "multipart/form-data; boundary="
-                           "12345678901234567890123456789012345678901234567890123456789012345678901",
-         "", -1, 0, {NULL}},
+        {"boundary of 71",
+         "multipart/form-data; boundary="
+         "12345678901234567890123456789012345678901234567890123456789012345678901",
+         "",
+         -1,
+         0,
+         {NULL}},
         {"form-datax", "multipart/form-dataX; boundary=b", "", -1, 0, {NULL}},
 };
 
@@ -142,12 +181,14 @@ static void check_part(const struct mp_case *c, size_t k, const struct http_mp_p
 		*s++ = 0;
 	}
 	f[3] = s;
-	if (!slice_is(p->name, f[0]) || (strcmp(f[1], "-") ? !slice_is(p->filename, f[1]) : p->filename.p != NULL) ||
+	if (!slice_is(p->name, f[0]) ||
+	    (strcmp(f[1], "-") ? !slice_is(p->filename, f[1]) : p->filename.p != NULL) ||
 	    (*f[2] ? !slice_is(p->type, f[2]) : p->type.len != 0) ||
 	    (p->data.len != strlen(f[3]) || memcmp(p->data.p, f[3], p->data.len)))
 		fail_msg("%s: part %zu: name '%.*s' filename '%.*s' type '%.*s' data '%.*s'", c->name, k,
-		         (int)p->name.len, p->name.p, (int)p->filename.len, p->filename.p ? p->filename.p : "",
-		         (int)p->type.len, p->type.p ? p->type.p : "", (int)p->data.len, p->data.p);
+		         (int)p->name.len, p->name.p, (int)p->filename.len,
+		         p->filename.p ? p->filename.p : "", (int)p->type.len, p->type.p ? p->type.p : "",
+		         (int)p->data.len, p->data.p);
 }
 
 static void test_multipart(void **state)
@@ -186,7 +227,8 @@ static void test_multipart_head_limit(void **state)
 	memcpy(body + n + HTTP_MP_MAX_HEAD, "\r\n\r\nv\r\n--b--", 13);
 	struct http_mp m;
 	struct http_mp_part p;
-	assert_int_equal(http_multipart_init(&m, sl("multipart/form-data; boundary=b"), body, strlen(body)), 0);
+	assert_int_equal(http_multipart_init(&m, sl("multipart/form-data; boundary=b"), body, strlen(body)),
+	                 0);
 	assert_int_equal(http_multipart_next(&m, &p), -1);
 }
 
@@ -202,19 +244,22 @@ static void test_digest_rfc7616_example(void **state)
 	};
 	for (size_t i = 0; i < 2; i++) {
 		char hdr[1024], out[HTTP_DIGEST_HEX_MAX];
-		snprintf(hdr, sizeof(hdr),
-		         "Digest username=\"Mufasa\", realm=\"http-auth@example.org\", uri=\"/dir/index.html\", "
-		         "algorithm=%s, nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", nc=00000001, "
-		         "cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\", qop=auth, response=\"%s\", "
-		         "opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"",
-		         rows[i].alg, rows[i].response);
+		snprintf(
+		        hdr, sizeof(hdr),
+		        "Digest username=\"Mufasa\", realm=\"http-auth@example.org\", "
+		        "uri=\"/dir/index.html\", "
+		        "algorithm=%s, nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", nc=00000001, "
+		        "cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\", qop=auth, response=\"%s\", "
+		        "opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"",
+		        rows[i].alg, rows[i].response);
 		struct http_digest_creds cr;
 		enum http_digest_alg a;
 		int sess;
 		assert_int_equal(http_digest_parse(sl(hdr), &cr), 0);
 		assert_int_equal(http_digest_alg_parse(cr.algorithm.p, cr.algorithm.len, &a, &sess), 0);
 		assert_int_equal(sess, 0);
-		assert_int_equal(http_digest_response(&cr, a, sess, "Mufasa", "Circle of Life", sl("GET"), NULL, 0, out),
+		assert_int_equal(http_digest_response(&cr, a, sess, "Mufasa", "Circle of Life", sl("GET"),
+		                                      NULL, 0, out),
 		                 0);
 		assert_string_equal(out, rows[i].response);
 		assert_true(slice_is(cr.response, rows[i].response));
@@ -227,7 +272,8 @@ static void test_digest_parse_errors(void **state)
 	enum http_digest_alg a;
 	int sess;
 	assert_int_equal(http_digest_parse(sl("Basic dTpw"), &cr), -1);
-	assert_int_equal(http_digest_parse(sl("Digest username=\"u\", realm=\"r\", nonce=\"n\", uri=\"/\""), &cr), -1);
+	assert_int_equal(
+	        http_digest_parse(sl("Digest username=\"u\", realm=\"r\", nonce=\"n\", uri=\"/\""), &cr), -1);
 	assert_int_equal(http_digest_parse(sl("Digest username=\"u\", realm=\"r\", nonce=\"n\", uri=\"/\", "
 	                                      "response=\"x\", qop=auth"),
 	                                   &cr),
