@@ -146,6 +146,25 @@ static void serve_init(void *p)
 	serve_config_default(&((struct serve_args *)p)->cfg);
 }
 
+/* --404 FILE as a path under DIR, as a URL would name it: checked now, read at each
+ * 404. Returns 1 when it names a regular file there. */
+static int not_found_page(struct serve_args *a)
+{
+	char full[PATH_MAX + 8];
+	struct stat st;
+	int slash;
+	char *rel = a->not_found_rel;
+	snprintf(full, sizeof full, "/%s", a->not_found);
+	int r = http_path_normalize(full, strlen(full), rel, sizeof a->not_found_rel, &slash);
+	if (r != HTTP_PATH_OK || !rel[0] || slash)
+		return 0;
+	if ((size_t)snprintf(full, sizeof full, "%s/%s", a->cfg.root, a->not_found_rel) >= sizeof full ||
+	    stat(full, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	a->cfg.http.not_found = a->not_found_rel;
+	return 1;
+}
+
 /* Lets one process hold as many connections as the hard limit allows. */
 static void raise_nofile(void)
 {
@@ -185,19 +204,10 @@ static int serve_main(void *p)
 	}
 	cfg->http.headers = a->extra;
 	cfg->http.nheaders = a->nextra;
-	if (a->not_found) {
-		/* A path under DIR, as a URL would name it: checked now, read at each 404. */
-		char *nf = a->not_found_rel, full[PATH_MAX + 8];
-		int slash;
-		snprintf(full, sizeof full, "/%s", a->not_found);
-		if (http_path_normalize(full, strlen(full), nf, sizeof a->not_found_rel, &slash) != HTTP_PATH_OK || !*nf || slash ||
-		    snprintf(full, sizeof full, "%s/%s", cfg->root, nf) >= (int)sizeof full || stat(full, &st) < 0 ||
-		    !S_ISREG(st.st_mode)) {
-			fprintf(stderr, "loopkit serve: --404 %s: not a file under %s (give its path inside DIR: "
-			                "--404 404.html)\n", a->not_found, cfg->root);
-			return 2;
-		}
-		cfg->http.not_found = nf;
+	if (a->not_found && !not_found_page(a)) {
+		fprintf(stderr, "loopkit serve: --404 %s: not a file under %s (name it as inside DIR: %s)\n",
+		        a->not_found, cfg->root, "--404 404.html");
+		return 2;
 	}
 	cfg->log = a->quiet ? ACCESSLOG_NONE : cfg->log;
 	cfg->proto_http = a->proto != 2;

@@ -248,7 +248,8 @@ static void note_link_out(const struct fsroot *r, const char *rel, const char *t
 	text_escape(erel, sizeof(erel), rel, strlen(rel), 0);
 	text_escape(etarget, sizeof(etarget), target, strlen(target), 0);
 	log_msg("/%s is a symlink out of the served directory (to %s): answered as missing; start with "
-	        "--follow-symlinks to serve such links (pnpm and yarn workspaces need it); said once", erel, etarget);
+	        "--follow-symlinks to serve such links (pnpm and yarn workspaces need it); said once",
+	        erel, etarget);
 }
 
 static int confined_errno(int rc)

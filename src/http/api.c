@@ -30,16 +30,16 @@
 #define API_MAX_CHUNK        (1u << 20)
 #define API_MAX_COOKIE_BYTES 4096 /* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
 #define API_MAX_CACHE_SECS   (10 * 365 * 86400ull)
-#define API_MAX_STREAM       100      /* /_/stream/N lines, as httpbin */
-#define API_MAX_RANGE        102400   /* /_/range/N bytes, as httpbin */
-#define API_MAX_LINKS        200      /* /_/links/N, as httpbin */
-#define API_MAX_SSE          1000     /* /_/sse?count= */
-#define API_SSE_COUNT        10       /* go-httpbin's defaults */
+#define API_MAX_STREAM       100    /* /_/stream/N lines, as httpbin */
+#define API_MAX_RANGE        102400 /* /_/range/N bytes, as httpbin */
+#define API_MAX_LINKS        200    /* /_/links/N, as httpbin */
+#define API_MAX_SSE          1000   /* /_/sse?count= */
+#define API_SSE_COUNT        10     /* go-httpbin's defaults */
 #define API_SSE_DURATION_MS  5000
 #define API_ECHO_MAX         (8 * HTTP_API_MAX_BODY) /* an echo of the largest body, escaped */
 
 /* Every /_/ answer: nothing a request puts in it may run as a page of this origin. */
-#define API_CSP       "sandbox; default-src 'none'"
+#define API_CSP "sandbox; default-src 'none'"
 /* /_/forms/post's page: a fixed form, which may post (to this server only). */
 #define API_CSP_FORMS "sandbox allow-forms; default-src 'none'; form-action 'self'"
 #define API_REALM     "loopkit" /* of Basic and Digest challenges */
@@ -327,7 +327,8 @@ static void b64_encode(struct buf *b, const unsigned char *p, size_t n)
 {
 	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+		             (i + 2 < n ? p[i + 2] : 0);
 		char o[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
 		             i + 2 < n ? tab[v & 63] : '='};
 		buf_append(b, o, 4);
@@ -390,7 +391,8 @@ static void body_free(struct body_view *bv)
 static int form_error(struct http_conn *c, enum kv_rc r, const char *what)
 {
 	if (r == KV_TOO_MANY)
-		api_errorf(c, LK_E_A_BAD_PARAM, "a form body may have at most %d fields and files", API_MAX_FORM_FIELDS);
+		api_errorf(c, LK_E_A_BAD_PARAM, "a form body may have at most %d fields and files",
+		           API_MAX_FORM_FIELDS);
 	else
 		api_errorf(c, LK_E_A_BAD_PARAM, "malformed %s body", what);
 	return -1;
@@ -415,7 +417,8 @@ static int body_read(struct http_conn *c, const struct http_reqinfo *ri, struct 
 	struct http_mp m;
 	if (!ct || http_multipart_init(&m, ct->value, body, ri->body_len) < 0) {
 		if (content_type_is(ri, "multipart/form-data")) {
-			api_errorf(c, LK_E_A_BAD_PARAM, "multipart/form-data needs a boundary of 1-%d characters",
+			api_errorf(c, LK_E_A_BAD_PARAM,
+			           "multipart/form-data needs a boundary of 1-%d characters",
 			           HTTP_MP_MAX_BOUNDARY);
 			return -1;
 		}
@@ -432,8 +435,8 @@ static int body_read(struct http_conn *c, const struct http_reqinfo *ri, struct 
 		char name[1024];
 		long nl = http_param_unquote(part.name, name, sizeof(name));
 		struct kvlist *l = part.filename.p ? bv->files : bv->form;
-		enum kv_rc kr = nl < 0 ? KV_MALFORMED
-		                       : kv_add(l, name, (size_t)nl, part.data.p, part.data.len, 0);
+		enum kv_rc kr =
+		        nl < 0 ? KV_MALFORMED : kv_add(l, name, (size_t)nl, part.data.p, part.data.len, 0);
 		if (kr != KV_OK)
 			return body_free(bv), form_error(c, kr, "multipart/form-data");
 		l->kv[l->n - 1].type = part.type;
@@ -453,8 +456,8 @@ enum echo_parts {
 
 /* The echo's JSON into b (keys in httpbin's order: sorted). Returns 0, or -1 after
  * answering (a bad form, a response too large). */
-static int echo_build(struct buf *b, struct http_conn *c, const struct http_reqinfo *ri, const struct kvlist *a,
-                      unsigned parts, int pretty)
+static int echo_build(struct buf *b, struct http_conn *c, const struct http_reqinfo *ri,
+                      const struct kvlist *a, unsigned parts, int pretty)
 {
 	struct body_view bv = {0};
 	struct json j;
@@ -467,7 +470,8 @@ static int echo_build(struct buf *b, struct http_conn *c, const struct http_reqi
 	json_kvs(&j, a, 0);
 	if (parts & E_FORM) {
 		json_key(&j, "data");
-		json_safe(&j, bv.is_form ? "" : body, bv.is_form ? 0 : ri->body_len, (struct http_slice){NULL, 0});
+		json_safe(&j, bv.is_form ? "" : body, bv.is_form ? 0 : ri->body_len,
+		          (struct http_slice){NULL, 0});
 		json_key(&j, "files");
 		json_kvs(&j, bv.files, 1);
 		json_key(&j, "form");
@@ -1028,7 +1032,8 @@ static void ep_range(struct http_conn *c, const struct api_req *q)
 		api_errorf(c, LK_E_A_NOT_FOUND, "number of bytes must be 1-%d", API_MAX_RANGE);
 		return;
 	}
-	if ((v = args_get(q->a, "chunk_size")) && (parse_u64(v, strlen(v), API_MAX_CHUNK, &chunk) < 0 || !chunk)) {
+	if ((v = args_get(q->a, "chunk_size")) &&
+	    (parse_u64(v, strlen(v), API_MAX_CHUNK, &chunk) < 0 || !chunk)) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "chunk_size must be 1-%u", API_MAX_CHUNK);
 		return;
 	}
@@ -1039,8 +1044,9 @@ static void ep_range(struct http_conn *c, const struct api_req *q)
 	last = n - 1;
 	snprintf(etag, sizeof(etag), "range%llu", (unsigned long long)n);
 	const struct http_header *range = hdr(ri, "range");
-	enum http_range_result rr = range ? http_parse_range(range->value.p, range->value.len, n, &first, &last)
-	                                  : HTTP_RANGE_NONE;
+	enum http_range_result rr =
+	        range ? http_parse_range(range->value.p, range->value.len, n, &first, &last)
+	              : HTTP_RANGE_NONE;
 	if (rr == HTTP_RANGE_UNSATISFIABLE) {
 		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)n);
 		resp_start(c, HTTP_RANGE_NOT_SATISFIABLE);
@@ -1066,7 +1072,8 @@ static void ep_range(struct http_conn *c, const struct api_req *q)
 	if (dur) {
 		resp_end_headers(c, "application/octet-stream", len, 0);
 		uint64_t ticks = (len + chunk - 1) / chunk;
-		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), 0, dur / ticks ? dur / ticks : 1);
+		struct gen_range *g =
+		        resp_body_gen(c, &range_ops, sizeof(*g), 0, dur / ticks ? dur / ticks : 1);
 		g->pos = first;
 		g->last = last;
 		g->chunk = (size_t)chunk;
@@ -1087,7 +1094,8 @@ static void ep_stream(struct http_conn *c, const struct api_req *q)
 {
 	uint64_t n;
 	if (parse_u64(q->rest, q->rlen, UINT32_MAX, &n) < 0) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "use /_/stream/N (at most %d lines are sent)", API_MAX_STREAM);
+		api_errorf(c, LK_E_A_BAD_PARAM, "use /_/stream/N (at most %d lines are sent)",
+		           API_MAX_STREAM);
 		return;
 	}
 	if (n > API_MAX_STREAM)
@@ -1129,7 +1137,8 @@ static void ep_links(struct http_conn *c, const struct api_req *q)
 	int k = split_rest(q->rest, q->rlen, seg, 2);
 	if (k < 1 || parse_u64(seg[0], strlen(seg[0]), UINT32_MAX, &n) < 0 ||
 	    (k == 2 && parse_u64(seg[1], strlen(seg[1]), UINT32_MAX, &off) < 0)) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "use /_/links/N or /_/links/N/OFFSET (N 1-%d)", API_MAX_LINKS);
+		api_errorf(c, LK_E_A_BAD_PARAM, "use /_/links/N or /_/links/N/OFFSET (N 1-%d)",
+		           API_MAX_LINKS);
 		return;
 	}
 	n = n < 1 ? 1 : n > API_MAX_LINKS ? API_MAX_LINKS : n;
@@ -1184,11 +1193,14 @@ static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
 	const char *url = args_get(q->a, "url"), *sc = args_get(q->a, "status_code");
 	uint64_t code = HTTP_FOUND;
 	if (!url || !redirect_ok(url)) {
-		api_error(c, LK_E_A_BAD_PARAM, "url must be a path on this server or an http(s) URL on a loopback host");
+		api_error(c, LK_E_A_BAD_PARAM,
+		          "url must be a path on this server or an http(s) URL on a loopback host");
 		return;
 	}
-	if (sc && (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES, HTTP_BAD_REQUEST - 1);
+	if (sc &&
+	    (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES,
+		           HTTP_BAD_REQUEST - 1);
 		return;
 	}
 	redirect(c, (int)code, url);
@@ -1201,10 +1213,11 @@ static int cross_site_ok(struct http_conn *c, const struct api_req *q, const cha
 	if (!q->ri->cross_site)
 		return 1;
 	const struct http_header *sfs = hdr(q->ri, "sec-fetch-site");
-	api_errorf(c, LK_E_A_REFUSED,
-	           "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
-	           "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
-	           what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
+	api_errorf(
+	        c, LK_E_A_REFUSED,
+	        "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
+	        "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
+	        what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
 	return 0;
 }
 
@@ -1301,8 +1314,8 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 }
 
 /* {"authenticated": ok, "user"|"token": who} */
-static void auth_answer(struct http_conn *c, int status, int ok, const char *key, const char *who, size_t wlen,
-                        const char *challenge)
+static void auth_answer(struct http_conn *c, int status, int ok, const char *key, const char *who,
+                        size_t wlen, const char *challenge)
 {
 	struct buf b;
 	struct json j;
@@ -1355,7 +1368,8 @@ static void ep_basic_auth(struct http_conn *c, const struct api_req *q)
 	if (ok)
 		auth_answer(c, HTTP_OK, 1, "user", seg[0], ul, NULL);
 	else if (q->arg)
-		api_error(c, LK_E_A_NOT_FOUND, "no such resource (or wrong credentials: this endpoint never says which)");
+		api_error(c, LK_E_A_NOT_FOUND,
+		          "no such resource (or wrong credentials: this endpoint never says which)");
 	else
 		auth_answer(c, HTTP_UNAUTHORIZED, 0, NULL, NULL, 0, "Basic realm=\"" API_REALM "\"");
 }
@@ -1371,7 +1385,8 @@ static void ep_bearer(struct http_conn *c, const struct api_req *q)
 
 /* The 401 of Digest authentication: a fresh nonce and opaque (nothing is kept: a nonce
  * is checked only through the response it is part of, as httpbin does). */
-static void digest_challenge(struct http_conn *c, const char *qop, enum http_digest_alg alg, int sess, int stale)
+static void digest_challenge(struct http_conn *c, const char *qop, enum http_digest_alg alg, int sess,
+                             int stale)
 {
 	unsigned char r[32];
 	char nonce[33], opaque[33], ch[512];
@@ -1380,8 +1395,10 @@ static void digest_challenge(struct http_conn *c, const char *qop, enum http_dig
 		snprintf(nonce + 2 * i, 3, "%02x", r[i]);
 		snprintf(opaque + 2 * i, 3, "%02x", r[16 + i]);
 	}
-	snprintf(ch, sizeof(ch), "Digest realm=\"" API_REALM "\", qop=\"%s\", nonce=\"%s\", opaque=\"%s\", algorithm=%s%s, "
-	         "stale=%s", qop ? qop : "auth, auth-int", nonce, opaque, http_digest_alg_name(alg), sess ? "-sess" : "",
+	snprintf(ch, sizeof(ch),
+	         "Digest realm=\"" API_REALM "\", qop=\"%s\", nonce=\"%s\", opaque=\"%s\", algorithm=%s%s, "
+	         "stale=%s",
+	         qop ? qop : "auth, auth-int", nonce, opaque, http_digest_alg_name(alg), sess ? "-sess" : "",
 	         stale ? "TRUE" : "FALSE");
 	auth_answer(c, HTTP_UNAUTHORIZED, 0, NULL, NULL, 0, ch);
 }
@@ -1408,7 +1425,8 @@ static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
 		api_error(c, LK_E_A_BAD_PARAM, "ALGORITHM is MD5, SHA-256 or SHA-512 (each also as -sess)");
 		return;
 	}
-	if (k == 5 && strcmp(seg[4], "never") && parse_u64(seg[4], strlen(seg[4]), UINT32_MAX, &stale_after) < 0) {
+	if (k == 5 && strcmp(seg[4], "never") &&
+	    parse_u64(seg[4], strlen(seg[4]), UINT32_MAX, &stale_after) < 0) {
 		api_error(c, LK_E_A_BAD_PARAM, "STALE_AFTER is a number of uses, or never");
 		return;
 	}
@@ -1421,8 +1439,8 @@ static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
 	/* The challenge's terms: realm, algorithm (MD5 when unsaid) and qop. */
 	int ok = http_slice_ieq(cr.realm, API_REALM);
 	if (cr.algorithm.p)
-		ok &= http_digest_alg_parse(cr.algorithm.p, cr.algorithm.len, &calg, &csess) == 0 && calg == alg &&
-		      csess == sess;
+		ok &= http_digest_alg_parse(cr.algorithm.p, cr.algorithm.len, &calg, &csess) == 0 &&
+		      calg == alg && csess == sess;
 	else
 		ok &= alg == HTTP_DIGEST_MD5 && !sess;
 	if (qop)
@@ -1440,7 +1458,8 @@ static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
 		long ul = http_param_unquote(cr.username, un, sizeof(un));
 		ok &= ul >= 0 && same_secret(un, (size_t)ul, user, strlen(user));
 	}
-	ok &= http_digest_response(&cr, alg, sess, user, pass, ri->req->method, ri->body, ri->body_len, expect) == 0;
+	ok &= http_digest_response(&cr, alg, sess, user, pass, ri->req->method, ri->body, ri->body_len,
+	                           expect) == 0;
 	ok &= same_secret(cr.response.p, cr.response.len, expect, strlen(expect));
 	if (!ok) {
 		digest_challenge(c, qop, alg, sess, 0);
@@ -1700,7 +1719,8 @@ static void ep_image(struct http_conn *c, const struct api_req *q)
 	const size_t nf = sizeof(formats) / sizeof(formats[0]);
 	if (!q->exact) {
 		for (size_t i = 0; i < nf; i++) {
-			if (strlen(formats[i].name) == q->rlen && !memcmp(q->rest, formats[i].name, q->rlen)) {
+			if (strlen(formats[i].name) == q->rlen &&
+			    !memcmp(q->rest, formats[i].name, q->rlen)) {
 				send_blob(c, HTTP_OK, formats[i].id);
 				return;
 			}
@@ -1742,7 +1762,8 @@ static void ep_image(struct http_conn *c, const struct api_req *q)
  * compressed with that coding whatever Accept-Encoding says (as httpbin). */
 static void ep_encoded(struct http_conn *c, const struct api_req *q)
 {
-	static const char *const flags[] = {[HTTP_CODING_GZIP] = "gzipped", [HTTP_CODING_DEFLATE] = "deflated",
+	static const char *const flags[] = {[HTTP_CODING_GZIP] = "gzipped",
+	                                    [HTTP_CODING_DEFLATE] = "deflated",
 	                                    [HTTP_CODING_BR] = "brotli"};
 	enum http_coding k = (enum http_coding)q->arg;
 	struct buf b, z;
@@ -1787,8 +1808,10 @@ static void ep_sse(struct http_conn *c, const struct api_req *q)
 	if (((v = args_get(q->a, "duration")) && parse_dur_ms(v, API_MAX_DELAY_MS, &dur) < 0) ||
 	    ((v = args_get(q->a, "delay")) && parse_dur_ms(v, API_MAX_DELAY_MS, &delay) < 0) ||
 	    dur + delay > API_MAX_DELAY_MS) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "duration and delay are seconds (1.5) or durations (500ms), "
-		           "together at most %d s", API_MAX_DELAY_MS / 1000);
+		api_errorf(c, LK_E_A_BAD_PARAM,
+		           "duration and delay are seconds (1.5) or durations (500ms), "
+		           "together at most %d s",
+		           API_MAX_DELAY_MS / 1000);
 		return;
 	}
 	/* The first event after the delay, then count - 1 pauses over the duration. */
@@ -1806,10 +1829,18 @@ static void ep_sse(struct http_conn *c, const struct api_req *q)
  * (go-httpbin's; the fields its list forbids in trailers are refused). */
 static void ep_trailers(struct http_conn *c, const struct api_req *q)
 {
-	static const char *const forbidden[] = {"authorization", "cache-control",     "content-encoding",
-	                                        "content-length", "content-range",    "content-type",
-	                                        "host",           "max-forwards",     "set-cookie",
-	                                        "te",             "trailer",          "transfer-encoding"};
+	static const char *const forbidden[] = {"authorization",
+	                                        "cache-control",
+	                                        "content-encoding",
+	                                        "content-length",
+	                                        "content-range",
+	                                        "content-type",
+	                                        "host",
+	                                        "max-forwards",
+	                                        "set-cookie",
+	                                        "te",
+	                                        "trailer",
+	                                        "transfer-encoding"};
 	const struct kvlist *a = q->a;
 	char names[1024] = "";
 	for (size_t i = 0; i < a->n; i++) {
@@ -1878,9 +1909,9 @@ enum api_shape {
 };
 
 /* Methods a row answers, as a mask of enum http_method; OPTIONS always. */
-#define MB(m)   (1u << (m))
-#define GETS    (MB(M_GET) | MB(M_HEAD))
-#define ANY     (GETS | MB(M_POST) | MB(M_PUT) | MB(M_PATCH) | MB(M_DELETE) | MB(M_TRACE))
+#define MB(m) (1u << (m))
+#define GETS  (MB(M_GET) | MB(M_HEAD))
+#define ANY   (GETS | MB(M_POST) | MB(M_PUT) | MB(M_PATCH) | MB(M_DELETE) | MB(M_TRACE))
 
 static const struct api_route {
 	const char *name;
@@ -1969,8 +2000,8 @@ static void allow_text(unsigned methods, char *out, size_t len)
 	static const struct {
 		enum http_method m;
 		const char *name;
-	} names[] = {{M_GET, "GET"},       {M_HEAD, "HEAD"},     {M_POST, "POST"},   {M_PUT, "PUT"},
-	             {M_PATCH, "PATCH"},   {M_DELETE, "DELETE"}, {M_TRACE, "TRACE"}};
+	} names[] = {{M_GET, "GET"},     {M_HEAD, "HEAD"},     {M_POST, "POST"},  {M_PUT, "PUT"},
+	             {M_PATCH, "PATCH"}, {M_DELETE, "DELETE"}, {M_TRACE, "TRACE"}};
 	size_t o = 0;
 	out[0] = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -15,7 +15,6 @@
 #include "http/filecache.h"
 #include "http/route.h"
 
-
 /* ---- small helpers ---- */
 
 static const struct http_header *hdr(const struct http_reqinfo *ri, const char *name)
@@ -274,10 +273,10 @@ static void human_size(uint64_t n, char *out, size_t len)
 struct gen_list {
 	const struct dirsnap *snap; /* NULL once released */
 	struct dirsnap_cache *cache;
-	size_t next;   /* the next entry to format */
-	int json;      /* JSON, else HTML */
-	int chunked;   /* frame chunks (HTTP/1.1) */
-	int finished;  /* the footer (and the last chunk) is written */
+	size_t next;  /* the next entry to format */
+	int json;     /* JSON, else HTML */
+	int chunked;  /* frame chunks (HTTP/1.1) */
+	int finished; /* the footer (and the last chunk) is written */
 };
 
 #define LIST_CHUNK_DIGITS 6 /* chunk sizes are written zero-padded, patched in afterwards */
@@ -402,7 +401,8 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 		if (rc < 0) {
 			char lim[32];
 			if (rc == -ENOBUFS)
-				resp_error_h(c, LK_E_ELISTFULL, lk_size_text(DIRSNAP_MEM_MAX, lim, sizeof(lim)), "Retry-After",
+				resp_error_h(c, LK_E_ELISTFULL,
+				             lk_size_text(DIRSNAP_MEM_MAX, lim, sizeof(lim)), "Retry-After",
 				             "1");
 			else
 				respond_errno(c, -rc);
@@ -649,7 +649,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	int fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 	size_t rl = strlen(rel);
-	if (fd == -ENOENT && cfg->clean_urls && !slash && rl && !has_extension(rel) && rl + 6 <= sizeof(rel)) {
+	if (fd == -ENOENT && cfg->clean_urls && !slash && rl && !has_extension(rel) &&
+	    rl + 6 <= sizeof(rel)) {
 		memcpy(rel + rl, ".html", 6); /* /about -> about.html */
 		fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 		if (fd < 0)

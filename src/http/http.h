@@ -17,7 +17,7 @@ struct http_extra_header {
 #define HTTP_DEFAULT_HEAD_TIMEOUT_S 10 /* a request head must arrive within this */
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 15 /* keep-alive connections idle longer are closed */
 #define HTTP_DEFAULT_BODY_TIMEOUT_S 30 /* longest stall reading a body or writing */
-#define HTTP_CACHE_NO_STORE         (-1) /* http_config.cache_secs: Cache-Control: no-store */
+#define HTTP_CACHE_NO_STORE         (-1)                /* http_config.cache_secs: Cache-Control: no-store */
 #define HTTP_MAX_CACHE_SECS         (10 * 365 * 86400L) /* the longest max-age (--cache) */
 
 /* HTTP's own settings; what every protocol shares (root, write, login, body limit,

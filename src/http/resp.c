@@ -301,9 +301,16 @@ const struct http_header *http_req_header(const struct http_reqinfo *ri, const c
 
 const char *http_header_refused(const char *name, const char *value)
 {
-	static const char *const framing[] = {"content-length", "transfer-encoding", "connection", "keep-alive",
-	                                       "upgrade",        "trailer",           "te",         "date",
-	                                       "server",         "x-content-type-options"};
+	static const char *const framing[] = {"content-length",
+	                                      "transfer-encoding",
+	                                      "connection",
+	                                      "keep-alive",
+	                                      "upgrade",
+	                                      "trailer",
+	                                      "te",
+	                                      "date",
+	                                      "server",
+	                                      "x-content-type-options"};
 	if (!*name)
 		return "a header needs a name";
 	for (const char *p = name; *p; p++)
