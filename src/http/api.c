@@ -29,7 +29,6 @@
 #define API_DRIP_TICK_MS     10
 #define API_MAX_CHUNK        (1u << 20)
 #define API_MAX_COOKIE_BYTES 4096 /* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
-#define API_MAX_CACHE_SECS   (10 * 365 * 86400ull)
 #define API_MAX_STREAM       100    /* /_/stream/N lines, as httpbin */
 #define API_MAX_RANGE        102400 /* /_/range/N bytes, as httpbin */
 #define API_MAX_LINKS        200    /* /_/links/N, as httpbin */
@@ -1631,7 +1630,7 @@ static void ep_cache(struct http_conn *c, const struct api_req *q)
 		return;
 	}
 	uint64_t secs;
-	if (parse_u64(q->rest, q->rlen, API_MAX_CACHE_SECS, &secs) < 0) {
+	if (parse_u64(q->rest, q->rlen, (uint64_t)HTTP_MAX_CACHE_SECS, &secs) < 0) {
 		api_error(c, LK_E_A_BAD_PARAM, "use /_/cache/SECONDS");
 		return;
 	}
