@@ -5,6 +5,7 @@ by a real decoder, streams and ranges, HTTP/1.0 clients, the form page in Chromi
 import http.client
 import io
 import json
+import os
 import re
 import socket
 import statistics
@@ -286,11 +287,16 @@ def test_multipart_from_curl(server, tmp_path):
     assert j["files"] == {"doc": "data:application/octet-stream;base64,AAH+/w=="}, j["files"]
 
 
-def test_forms_post_page_submits_in_chromium(server, tmp_path):
+def test_forms_post_page_submits_in_chromium(server):
     """The form page keeps the sandbox CSP yet can post (allow-forms, to this server
     only): Chromium fills it and lands on the /_/post echo of what it typed."""
+    import shutil
+    import tempfile
     from test_browser import Chromium, need_chromium
-    browser = Chromium(need_chromium(), str(tmp_path / "chromium.log"))
+    # A short directory: Chromium's sockets live under TMPDIR and its profile, and a
+    # Unix socket path has at most 108 bytes (xdist's tmp_path can be longer).
+    short = tempfile.mkdtemp(prefix="lkc-", dir="/tmp")
+    browser = Chromium(need_chromium(), os.path.join(short, "chromium.log"))
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"}, timeout=15)
         session = browser.call("Target.attachToTarget",
@@ -310,5 +316,6 @@ def test_forms_post_page_submits_in_chromium(server, tmp_path):
             time.sleep(0.1)
     finally:
         browser.close()
+        shutil.rmtree(short, ignore_errors=True)
     j = json.loads(text)
     assert j["form"]["name"] == "Ada" and j["form"]["extra"] == "olives", j
