@@ -597,21 +597,6 @@ int fsroot_remove(const struct fsroot *r, const char *rel)
 	return rc;
 }
 
-static int dent_cmp(const void *pa, const void *pb)
-{
-	const struct fsroot_dent *a = pa, *b = pb;
-	if (a->is_dir != b->is_dir)
-		return b->is_dir - a->is_dir;
-	return strcmp(a->name, b->name);
-}
-
-void fsroot_list_free(struct fsroot_dent *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
-}
-
 int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st)
 {
 	char path[PATH_MAX];
@@ -633,70 +618,6 @@ int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const c
 			return -1;
 	}
 	return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) ? 0 : -1;
-}
-
-int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
-                size_t *more)
-{
-	struct fsroot_dent *v = NULL;
-	size_t cnt = 0, cap = 0;
-	*out = NULL;
-	*n = *more = 0;
-	int dirfd = fsroot_open(r, rel, O_RDONLY | O_DIRECTORY);
-	if (dirfd < 0)
-		return dirfd;
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		close(dirfd);
-		return -e;
-	}
-	struct dirent *de;
-	int rc = 0;
-	while ((de = readdir(d))) {
-		const char *name = de->d_name;
-		struct stat st;
-		if (fsroot_list_stat(r, dirfd, rel, name, &st) < 0)
-			continue;
-		if (cnt >= max) {
-			(*more)++;
-			continue;
-		}
-		if (cnt == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			struct fsroot_dent *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[cnt].name = strdup(name);
-		if (!v[cnt].name) {
-			rc = -ENOMEM;
-			break;
-		}
-		v[cnt].is_dir = S_ISDIR(st.st_mode);
-		v[cnt].size = (uint64_t)st.st_size;
-		v[cnt].mtime = st.st_mtim;
-		v[cnt].mode = st.st_mode;
-		cnt++;
-	}
-	closedir(d);
-	close(dirfd);
-	if (rc < 0) {
-		fsroot_list_free(v, cnt);
-		return rc;
-	}
-	if (cnt)
-		qsort(v, cnt, sizeof(*v), dent_cmp);
-	*out = v;
-	*n = cnt;
-	return 0;
 }
 
 int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz)

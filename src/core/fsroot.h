@@ -102,29 +102,11 @@ int fsroot_upload_commit(struct fsroot_upload *u);
  * everything. Safe to call twice. */
 void fsroot_upload_abort(struct fsroot_upload *u);
 
-/* One directory entry, as listings show it. */
-struct fsroot_dent {
-	char *name;
-	int is_dir;
-	uint64_t size;
-	struct timespec mtime;
-	mode_t mode;
-};
-
 /* Should name, an entry of the directory rel open as dirfd, be listed? Hidden names,
  * "." and "..", symlinks that lead outside the root (or nowhere) and everything but
  * regular files and directories are not. Returns 0 with *st filled (a symlink's
  * target), or -1. */
 int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st);
-
-/* Lists the directory rel: hidden names and symlinks that lead outside the root (or
- * nowhere) are left out; a symlink inside shows its target's type, size and date.
- * Only regular files and directories are listed. Sorted: directories first, then by
- * name (bytewise). At most max entries are returned; *more gets how many were left
- * out. Returns 0 with a malloc'd array (free with fsroot_list_free), or -errno. */
-int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
-                size_t *more);
-void fsroot_list_free(struct fsroot_dent *v, size_t n);
 
 /* Resolves an FTP-style path: arg absolute ("/a/b") or relative to cwd (a normalised
  * relative path), joined and normalised ("." dropped, ".." climbing at most to the
