@@ -5,9 +5,11 @@ CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
 LDLIBS  += -pthread -lm
-# jansson: the tree's one JSON parser (the proxy's control API and config files).
-override CFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+# Debian libraries, found with pkg-config: zlib and Brotli (compression), libcrypto
+# (digests), jansson (the tree's one JSON parser: the proxy's control API and config).
+PKG_DEPS := zlib libbrotlienc libcrypto jansson
+override CFLAGS += $(shell pkg-config --cflags $(PKG_DEPS))
+LDLIBS  += $(shell pkg-config --libs $(PKG_DEPS))
 
 # SAN=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 ifeq ($(SAN),1)

@@ -24,8 +24,14 @@ void resp_headerf(struct http_conn *c, const char *name, const char *fmt, ...)
  * HEAD or statuses without a body). */
 void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t len);
 /* Ends the headers for a body that a source below provides; with chunked,
- * Transfer-Encoding: chunked replaces Content-Length. type may be NULL. */
+ * Transfer-Encoding: chunked replaces Content-Length. An HTTP/1.0 client cannot take
+ * chunks: it gets neither header and the body ends with the connection (start such a
+ * response with resp_start_stream). type may be NULL. */
 void resp_end_headers(struct http_conn *c, const char *type, uint64_t len, int chunked);
+/* resp_start for a response whose length is not known in advance (chunked): on
+ * HTTP/1.0 the connection closes after it, the close ending the body. Whoever writes
+ * the body frames chunks only when http_conn_can_chunk says so. */
+void resp_start_stream(struct http_conn *c, int status);
 /* A whole error response from the error table: the row's status and a text/plain
  * body "STATUS REASON: message", detail filling the message's "%s". A 405 carries
  * Allow, a 401 WWW-Authenticate. */
@@ -56,6 +62,10 @@ void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len);
 void *resp_body_gen(struct http_conn *c, const struct resp_gen_ops *ops, size_t state_size, uint64_t first_ms,
                     uint64_t interval_ms);
 
+/* Appends p[0..n) to b as one chunk of a chunked body when chunked (nothing for n
+ * 0: that would end the body), else as it is: for bodies framed by their writer. */
+void http_chunk_put(struct buf *b, int chunked, const void *p, size_t n);
+
 /* Holds the response, once written, back for ms before it is sent (/_/delay). */
 void resp_hold(struct http_conn *c, uint64_t ms);
 /* Closes the connection after this response. */
@@ -64,6 +74,7 @@ void resp_close_after(struct http_conn *c);
 /* ---- facts ---- */
 
 int http_conn_head_only(const struct http_conn *c);   /* a HEAD request: no body goes out */
+int http_conn_can_chunk(const struct http_conn *c);   /* an HTTP/1.1 client: chunks and trailers */
 const char *http_conn_peer(const struct http_conn *c); /* the client's address, as text */
 struct http_ctx *http_conn_ctx(const struct http_conn *c);
 const struct proto_site *http_ctx_site(const struct http_ctx *x);
@@ -77,6 +88,13 @@ const char *http_ctx_date(struct http_ctx *x);
 
 /* Looks up a request header (case-insensitive). */
 const struct http_header *http_req_header(const struct http_reqinfo *ri, const char *name);
+/* May a user add the header name: value to responses (serve --header,
+ * /_/response-headers)? The name must be a token, the value free of control bytes,
+ * and the header not one that frames the message or that the server always sets
+ * (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Trailer, TE,
+ * Date, Server, X-Content-Type-Options). Returns NULL when it may, else the reason. */
+const char *http_header_refused(const char *name, const char *value);
+
 /* Does the comma-separated token list v contain tok (case-insensitive)? */
 int http_list_has(struct http_slice v, const char *tok);
 

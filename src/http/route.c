@@ -374,7 +374,7 @@ static void head_fail(struct http_conn *c, enum lk_err e, size_t headlen)
 	conn_request_done(c);
 }
 
-static int is_preflight(const struct http_reqinfo *ri)
+int http_is_preflight(const struct http_reqinfo *ri)
 {
 	return ri->method == M_OPTIONS && http_req_header(ri, "origin") &&
 	       http_req_header(ri, "access-control-request-method");
@@ -428,7 +428,7 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		conn_request_done(c);
 		return;
 	}
-	if (site->user && !is_preflight(&ri)) {
+	if (site->user && !http_is_preflight(&ri)) {
 		enum login lg = check_login(site, f.authorization);
 		if (lg != LOGIN_OK) {
 			/* The body (if any) stays unread: answer, then close. */
@@ -586,12 +586,17 @@ void route_log(struct http_conn *c)
  * written: a page on the Internet must never be let into a writable server. */
 void http_options(struct http_conn *c, const struct http_reqinfo *ri)
 {
+	http_options_allow(c, ri, http_allow(c->x));
+}
+
+void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, const char *allow)
+{
 	const struct http_config *cfg = c->x->cfg;
 	const struct http_header *acrm = http_req_header(ri, "access-control-request-method");
 	const struct http_header *origin = http_req_header(ri, "origin");
 	int named = c->cors_origin != NULL;
 	resp_start(c, HTTP_NO_CONTENT);
-	resp_header(c, "Allow", http_allow(c->x));
+	resp_header(c, "Allow", allow);
 	if ((cfg->cors || named) && acrm && origin) {
 		resp_header(c, "Access-Control-Allow-Methods",
 		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE" : "GET, HEAD, OPTIONS, POST");

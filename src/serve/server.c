@@ -197,6 +197,7 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 		if (fsroot_init(&s->root, cfg->root, err, errlen) < 0)
 			goto fail;
 		s->root.dotfiles = cfg->dotfiles;
+		s->root.follow_links = cfg->follow_symlinks;
 		s->site.root = &s->root;
 		/* One cache of directory snapshots for every listing, HTTP and FTP, every
 		 * thread: a crowd listing one large directory shares one copy. */

@@ -88,10 +88,10 @@ def test_pipelining_with_bodies(server, site):
             + reqbytes(server, "GET", "/a.txt", {"Connection": "close"}))
     rs = parse_responses(raw(server, reqs))
     assert [r.status for r in rs] == [200, 200, 200], rs
-    assert rs[0].json()["body"] == "first body"
-    assert rs[0].json()["path"] == "/_/anything/one"
-    assert rs[1].json()["body"] == "second body"
-    assert rs[1].json()["path"] == "/_/anything/two"
+    assert rs[0].json()["data"] == "first body"
+    assert rs[0].json()["url"].endswith("/_/anything/one")
+    assert rs[1].json()["data"] == "second body"
+    assert rs[1].json()["url"].endswith("/_/anything/two")
     assert rs[2].body == A
 
 
@@ -206,8 +206,8 @@ def test_content_length_body_echo(server):
     assert r.status == 200
     j = r.json()
     assert j["method"] == "POST"
-    assert j["body"] == "hello there"
-    assert j["path"] == "/_/anything/x"
+    assert j["data"] == "hello there"
+    assert j["url"].endswith("/_/anything/x?k=v")
     assert j["args"] == {"k": "v"}
 
 
@@ -225,7 +225,7 @@ def test_chunked_body_raw(server):
            b"5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n")
     rs = parse_responses(raw(server, req))
     assert len(rs) == 1 and rs[0].status == 200, rs
-    assert rs[0].json()["body"] == "hello 0123456789"
+    assert rs[0].json()["data"] == "hello 0123456789"
     assert_alive(server)
 
 
@@ -238,7 +238,7 @@ def test_chunked_body_http_client(server):
         r = conn.getresponse()
         body = r.read()
         assert r.status == 200, body
-        assert json.loads(body)["body"] == "x" * 1000 + "y" * 5000 + "z"
+        assert json.loads(body)["data"] == "x" * 1000 + "y" * 5000 + "z"
         # and the connection is still usable
         conn.request("GET", "/_/get")
         r = conn.getresponse()
@@ -253,7 +253,7 @@ def test_empty_chunked_body(server):
         c.send(b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\n"
                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         r = c.response()
-        assert r.status == 200 and r.json()["body"] == ""
+        assert r.status == 200 and r.json()["data"] == ""
 
 
 def test_body_split_across_packets(server):
@@ -264,7 +264,7 @@ def test_body_split_across_packets(server):
         time.sleep(0.2)
         c.send(b"6789")
         r = c.response()
-        assert r.status == 200 and r.json()["body"] == "0123456789"
+        assert r.status == 200 and r.json()["data"] == "0123456789"
 
 
 # --- Expect: 100-continue -------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_expect_100_continue_raw(server):
         c.send(b"hello world")
         r = c.response()
         assert r.status == 200, r
-        assert r.json()["body"] == "hello world"
+        assert r.json()["data"] == "hello world"
     assert_alive(server)
 
 

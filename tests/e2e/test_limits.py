@@ -294,7 +294,7 @@ def test_anything_body_of_1mib_is_accepted(server):
         c.send(reqbytes(server, "POST", "/_/anything", body=body))
         r = c.response()
         assert r.status == 200, r
-        assert r.json()["body"] == body.decode()
+        assert r.json()["data"] == body.decode()
 
 
 # --- Host header --------------------------------------------------------------------------------

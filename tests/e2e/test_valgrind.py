@@ -64,7 +64,7 @@ def _traffic_core(srv):
         c.send(b"POST /_/anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
                b"\r\n3;ext=1\r\nabc\r\n0\r\nX-T: y\r\n\r\n"
                + reqbytes(srv, "GET", "/_/ip") + reqbytes(srv, "GET", "/_/health"))
-        assert c.response().json()["body"] == "abc"
+        assert c.response().json()["data"] == "abc"
         assert c.response().status == 200
         assert c.response().status == 200
     for bad in (b"GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
