@@ -242,7 +242,11 @@ def test_hexdump_prints_both_directions(proxies, web):
     p.stop()
     out = p.rest
     assert re.search(r"\[1\] client > upstream \d+ bytes\n  00000000  47 45 54 20 2f 61 2e 74", out), out
-    assert "upstream > client" in out and "|...hello.|" in out
+    # The answer, read back from its hex columns, is the whole HTTP response.
+    down = out.split("upstream > client", 1)[1].split("[1] closed", 1)[0]
+    data = bytes.fromhex("".join(m.group(1).replace(" ", "")
+                                 for m in re.finditer(r"^  [0-9a-f]{8}  ([0-9a-f ]{48,49})", down, re.M)))
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nhello\n"), out
     assert re.search(r"\[1\] closed: \d+ bytes up, \d+ down", out)
 
 
