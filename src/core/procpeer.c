@@ -71,6 +71,7 @@ struct proc {
 	enum procpeer_class cls;
 	const char *rule;
 	int logged; /* an answer naming it was given: later ones are not "first" */
+	uint64_t held_ms; /* mono_ms() when a lookup last found it holding a client (0: never) */
 	int seen;   /* still in /proc at the last listing */
 };
 
@@ -362,6 +363,7 @@ static void procs_refresh(struct procpeer *p)
 		fresh.seen = 1;
 		if (old) {
 			fresh.logged = old->start == fresh.start && old->logged;
+			fresh.held_ms = old->start == fresh.start ? old->held_ms : 0;
 			*old = fresh;
 			continue;
 		}
@@ -682,6 +684,8 @@ static void answer_found(struct procpeer *p, int final)
 		if (q->pid >= 0) {
 			struct proc *pr = proc_find(p, q->pid);
 			if (pr)
+				pr->held_ms = mono_ms();
+			if (pr)
 				answer(p, q, pr->cls, pr->rule, pr, marked(p, pr), &sets);
 			else
 				answer(p, q, PROCPEER_UNKNOWN, "its process exited", NULL, 0, NULL);
@@ -729,7 +733,9 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 	readsets_free(&sets);
 }
 
-/* Searches the likely holders: FTP clients, marked and young processes. */
+/* Searches the likely holders: FTP clients, marked and young processes, and those a
+ * lookup found holding a client recently (a test suite's later connections are found
+ * at once, not in the slow pass; browsers excepted: they are the slow pass's). */
 static void scan_likely(struct procpeer *p, long *budget)
 {
 	size_t nw;
@@ -737,11 +743,13 @@ static void scan_likely(struct procpeer *p, long *budget)
 	if (!want)
 		return;
 	unsigned long long now = uptime_ticks(p);
+	uint64_t now_ms = mono_ms();
 	for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
 		struct proc *pr = &p->procs[i];
 		if (!has_uid(p, pr->uid))
 			continue;
-		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr))
+		int recent = pr->held_ms && pr->cls != PROCPEER_BROWSER && now_ms - pr->held_ms < PROCPEER_RECENT_MS;
+		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr) || recent)
 			scan_pid(p, pr->pid, want, nw, budget);
 	}
 	free(want);

@@ -429,7 +429,9 @@ def test_http_is_not_delayed_while_an_ftp_client_waits(tree, ftp_start):
     code, text = silent.reply()
     waited = time.monotonic() - t_silent
     assert code == 220, text
-    assert 0.35 <= waited <= 1.2, waited
+    # Greeted once this thread reads the socket (a recheck sees it), at the latest
+    # when the 400 ms window ends.
+    assert waited <= 1.2, waited
     silent.login()
     assert silent.cmd("PWD")[0] == 257
     silent.close()
