@@ -123,7 +123,6 @@ struct ps_client {
 	uid_t uid;   /* SO_PEERCRED */
 	char line[PORTSERVER_LINE_MAX + 1];
 	size_t n;
-	int replied;
 };
 
 struct ps_state {
