@@ -150,7 +150,7 @@ format-check:
 # Debian's cppcheck over the same files; its false positives, each explained, are in
 # scripts/cppcheck-suppressions.
 cppcheck:
-	cppcheck -q --std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -j2 \
+	cppcheck -q --std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DLOOPKIT_VERSION='"$(VERSION)"' -Isrc -j2 \
 		--enable=warning,style,performance,portability --suppress=missingIncludeSystem \
 		--suppressions-list=scripts/cppcheck-suppressions --error-exitcode=1 \
 		--template='{file}:{line}: {severity}({id}): {message}' src tests/unit fuzz

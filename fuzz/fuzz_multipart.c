@@ -32,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		FUZZ_CHECK(http_multipart_next(&m, &p) == r, "ended %d, then not", r);
 	}
 	struct http_slice v;
-	char out[64];
 	if (http_param_find(type, ';', "name", &v) == 0) {
+		char out[64];
 		FUZZ_CHECK(fuzz_within(v.p, v.len, buf, tlen), "parameter outside the value");
 		long k = http_param_unquote(v, out, sizeof(out));
 		FUZZ_CHECK(k <= (long)v.len && k <= (long)sizeof(out), "unquoted to %ld", k);

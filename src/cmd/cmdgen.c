@@ -341,7 +341,7 @@ static void zsh_action(FILE *f, const struct cmd_flag *r)
 
 static void zsh_option(FILE *f, const struct cmd_flag *r)
 {
-	char meaning[512], arg[128];
+	char meaning[512];
 	int value = r->kind != CMD_SWITCH;
 	fputs("\t\t", f);
 	if (r->kind == CMD_LIST)
@@ -356,6 +356,7 @@ static void zsh_option(FILE *f, const struct cmd_flag *r)
 	zsh_text(f, cmd_flag_meaning(r, 1, meaning, sizeof meaning));
 	fputc(']', f);
 	if (value) {
+		char arg[128];
 		fputc(':', f);
 		zsh_text(f, cmd_flag_arg(r, arg, sizeof arg));
 		fputc(':', f);

@@ -373,7 +373,7 @@ int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_u
 	}
 	memcpy(u->name, name, len + 1);
 	u->existed = 0;
-	if (!e && fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode))
 			e = -EISDIR;
 		u->existed = 1;
@@ -599,13 +599,13 @@ int fsroot_remove(const struct fsroot *r, const char *rel)
 
 int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st)
 {
-	char path[PATH_MAX];
 	if (!strcmp(name, ".") || !strcmp(name, "..") || fsroot_hidden_name(r, name))
 		return -1;
 	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
 	if (S_ISLNK(st->st_mode)) {
 		/* Through the confined open: a link out of the root is not listed. */
+		char path[PATH_MAX];
 		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >=
 		    sizeof(path))
 			return -1;

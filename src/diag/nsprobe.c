@@ -60,8 +60,6 @@ static int status_cap_sys_admin(const char *text)
 
 void nsprobe_controls_read(struct nsprobe_controls *c)
 {
-	char status[NSPROBE_STATUS_MAX];
-
 	c->unprivileged_userns_clone = read_long("/proc/sys/kernel/unprivileged_userns_clone");
 	c->max_user_namespaces = read_long("/proc/sys/user/max_user_namespaces");
 	c->max_net_namespaces = read_long("/proc/sys/user/max_net_namespaces");
@@ -73,6 +71,7 @@ void nsprobe_controls_read(struct nsprobe_controls *c)
 	c->cap_sys_admin = 0;
 	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
+		char status[NSPROBE_STATUS_MAX];
 		ssize_t n = read(fd, status, sizeof status - 1);
 		close(fd);
 		if (n > 0) {

@@ -287,11 +287,12 @@ static void origin_url(struct http_conn *c, const struct http_reqinfo *ri, char 
 
 static void json_url(struct json *j, struct http_conn *c, const struct http_reqinfo *ri)
 {
-	char url[HTTP_MAX_URI + 512], base[512];
+	char url[HTTP_MAX_URI + 512];
 	const struct http_slice t = ri->req->target;
 	if (t.len > 7 && !strncasecmp(t.p, "http://", 7)) {
 		snprintf(url, sizeof(url), "%.*s", (int)t.len, t.p);
 	} else {
+		char base[512];
 		origin_url(c, ri, base, sizeof(base));
 		snprintf(url, sizeof(url), "%s%.*s", base, (int)t.len, t.p);
 	}
@@ -940,8 +941,8 @@ static void ep_bytes(struct http_conn *c, const struct api_req *q)
 {
 	int stream = q->arg;
 	uint64_t len, seed, chunk = 10240;
-	char lim[32];
 	if (parse_u64(q->rest, q->rlen, API_MAX_BYTES, &len) < 0) {
+		char lim[32];
 		api_errorf(c, LK_E_A_BAD_PARAM, "N must be a number of bytes up to %u (%s)", API_MAX_BYTES,
 		           lk_size_text(API_MAX_BYTES, lim, sizeof(lim)));
 		return;
@@ -1070,9 +1071,8 @@ static void ep_range(struct http_conn *c, const struct api_req *q)
 	resp_header(c, "Content-Range", cr);
 	if (dur) {
 		resp_end_headers(c, "application/octet-stream", len, 0);
-		uint64_t ticks = (len + chunk - 1) / chunk;
-		struct gen_range *g =
-		        resp_body_gen(c, &range_ops, sizeof(*g), 0, dur / ticks ? dur / ticks : 1);
+		uint64_t ticks = (len + chunk - 1) / chunk, every = dur / ticks;
+		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), 0, every ? every : 1);
 		g->pos = first;
 		g->last = last;
 		g->chunk = (size_t)chunk;
@@ -1131,7 +1131,7 @@ static void ep_stream(struct http_conn *c, const struct api_req *q)
 /* /_/links/N -> /_/links/N/0; /_/links/N/OFFSET: a page of N links, OFFSET not one. */
 static void ep_links(struct http_conn *c, const struct api_req *q)
 {
-	char seg[2][256], loc[64];
+	char seg[2][256];
 	uint64_t n, off = 0;
 	int k = split_rest(q->rest, q->rlen, seg, 2);
 	if (k < 1 || parse_u64(seg[0], strlen(seg[0]), UINT32_MAX, &n) < 0 ||
@@ -1142,6 +1142,7 @@ static void ep_links(struct http_conn *c, const struct api_req *q)
 	}
 	n = n < 1 ? 1 : n > API_MAX_LINKS ? API_MAX_LINKS : n;
 	if (k == 1) {
+		char loc[64];
 		snprintf(loc, sizeof(loc), "/_/links/%llu/0", (unsigned long long)n);
 		redirect(c, HTTP_FOUND, loc);
 		return;
@@ -1350,7 +1351,7 @@ static int same_secret(const char *a, size_t an, const char *b, size_t bn)
 static void ep_basic_auth(struct http_conn *c, const struct api_req *q)
 {
 	const struct http_header *au = hdr(q->ri, "authorization");
-	char seg[2][256], dec[1100];
+	char seg[2][256];
 	if (split_rest(q->rest, q->rlen, seg, 2) != 2) {
 		api_error(c, LK_E_A_NO_ENDPOINT, NULL);
 		return;
@@ -1358,6 +1359,7 @@ static void ep_basic_auth(struct http_conn *c, const struct api_req *q)
 	size_t ul = strlen(seg[0]), pl = strlen(seg[1]);
 	int ok = 0;
 	if (au && au->value.len > 6 && !strncasecmp(au->value.p, "Basic ", 6)) {
+		char dec[1100];
 		ssize_t dl = b64_decode(au->value.p + 6, au->value.len - 6, dec, sizeof(dec) - 1);
 		char *colon = dl >= 0 ? memchr(dec, ':', (size_t)dl) : NULL;
 		if (colon)
@@ -1409,7 +1411,7 @@ static void digest_challenge(struct http_conn *c, const char *qop, enum http_dig
 static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
 {
 	const struct http_reqinfo *ri = q->ri;
-	char seg[5][256], expect[HTTP_DIGEST_HEX_MAX], uh[HTTP_DIGEST_HEX_MAX], line[600];
+	char seg[5][256], expect[HTTP_DIGEST_HEX_MAX];
 	enum http_digest_alg alg = HTTP_DIGEST_MD5, calg;
 	int sess = 0, csess = 0;
 	uint64_t stale_after = UINT64_MAX;
@@ -1449,6 +1451,7 @@ static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
 	/* The response covers the uri the client names: it must be this request's. */
 	ok &= cr.uri.len == ri->req->target.len && !memcmp(cr.uri.p, ri->req->target.p, cr.uri.len);
 	if (cr.userhash) {
+		char uh[HTTP_DIGEST_HEX_MAX], line[600];
 		snprintf(line, sizeof(line), "%s:" API_REALM, user);
 		http_digest_hash(alg, line, strlen(line), uh);
 		ok &= cr.username.len == strlen(uh) && !strncasecmp(cr.username.p, uh, cr.username.len);
@@ -1516,9 +1519,9 @@ static void ep_cookies_change(struct http_conn *c, const struct api_req *q)
 	int set = q->arg;
 	const struct kvlist *a = q->a;
 	struct kvlist *one = NULL;
-	char seg[2][256];
 	size_t bytes = 0;
 	if (!q->exact) {
+		char seg[2][256];
 		if (!set || split_rest(q->rest, q->rlen, seg, 2) != 2 || !(one = kv_new(1, 1024))) {
 			api_error(c, LK_E_A_NO_ENDPOINT, NULL);
 			return;

@@ -139,7 +139,7 @@ int http_digest_response(const struct http_digest_creds *c, enum http_digest_alg
                          const char *user, const char *pass, struct http_slice method, const char *body,
                          size_t body_len, char *out)
 {
-	char ha1[HTTP_DIGEST_HEX_MAX], ha2[HTTP_DIGEST_HEX_MAX], hb[HTTP_DIGEST_HEX_MAX];
+	char ha1[HTTP_DIGEST_HEX_MAX], ha2[HTTP_DIGEST_HEX_MAX];
 	struct line l = {.n = 0};
 	put_s(&l, user);
 	put(&l, ":", 1);
@@ -163,6 +163,7 @@ int http_digest_response(const struct http_digest_creds *c, enum http_digest_alg
 	put(&l, ":", 1);
 	put_param(&l, c->uri, 0);
 	if (c->qop.p && http_slice_ieq(c->qop, "auth-int")) {
+		char hb[HTTP_DIGEST_HEX_MAX];
 		http_digest_hash(a, body ? body : "", body_len, hb);
 		put(&l, ":", 1);
 		put_s(&l, hb);

@@ -253,17 +253,18 @@ static void iso_time(time_t t, char *out, size_t len)
 
 static void human_size(uint64_t n, char *out, size_t len)
 {
-	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)n;
 	int u = 0;
 	while (v >= 1024 && u < 4) {
 		v /= 1024;
 		u++;
 	}
-	if (u == 0)
+	if (u == 0) {
 		snprintf(out, len, "%llu B", (unsigned long long)n);
-	else
+	} else {
+		static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 		snprintf(out, len, "%.1f %s", v, units[u]);
+	}
 }
 
 /* A listing being sent: the snapshot it holds (shared with every other lister of the
@@ -303,7 +304,7 @@ static void list_row_json(struct buf *out, const struct dirsnap_ent *e, int firs
 
 static void list_row_html(struct buf *out, const struct dirsnap_ent *e)
 {
-	char when[32], size[32];
+	char when[32];
 	buf_puts(out, "<tr><td><a href=\"");
 	/* "./" keeps a name like "a:b" from reading as a URL scheme. */
 	buf_puts(out, "./");
@@ -316,6 +317,7 @@ static void list_row_html(struct buf *out, const struct dirsnap_ent *e)
 		buf_puts(out, "/");
 	buf_puts(out, "</a></td><td class=\"s\">");
 	if (!e->is_dir) {
+		char size[32];
 		human_size(e->size, size, sizeof(size));
 		buf_puts(out, size);
 	}
@@ -398,14 +400,14 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 	/* HEAD says what GET would send without taking a snapshot. */
 	if (!http_conn_head_only(c)) {
 		int rc = dirsnap_get(site->dirs, site->root, rel, &snap);
-		if (rc < 0) {
+		if (rc == -ENOBUFS) {
 			char lim[32];
-			if (rc == -ENOBUFS)
-				resp_error_h(c, LK_E_ELISTFULL,
-				             lk_size_text(DIRSNAP_MEM_MAX, lim, sizeof(lim)), "Retry-After",
-				             "1");
-			else
-				respond_errno(c, -rc);
+			resp_error_h(c, LK_E_ELISTFULL, lk_size_text(DIRSNAP_MEM_MAX, lim, sizeof(lim)),
+			             "Retry-After", "1");
+			return;
+		}
+		if (rc < 0) {
+			respond_errno(c, -rc);
 			return;
 		}
 	}

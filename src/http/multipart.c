@@ -114,11 +114,9 @@ static int after_delim(const char *p, const char *end, const char **next)
 	}
 	while (p < end && is_ows(*p))
 		p++;
-	if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
-		*next = p + 2;
-		return 1;
-	}
-	if (p < end && p[0] == '\n') {
+	if (p < end && *p == '\r')
+		p++;
+	if (p < end && *p == '\n') {
 		*next = p + 1;
 		return 1;
 	}

@@ -110,11 +110,12 @@ static int ns_failed(struct isolate *iso, char *err, size_t errlen)
 
 static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 {
-	char why[256], who[160];
+	char why[256];
 	f->fd = net_listen((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, 0, why, sizeof why);
 	if (f->fd < 0) {
 		int e = errno;
 		uint16_t port = net_ss_port(&f->host);
+		char who[160];
 		if (e == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
 			snprintf(err, errlen, "-p %s: %s; held by %s; -p 0:%u picks a free port", f->spec,
 			         why, who, net_ss_port(&f->inner));

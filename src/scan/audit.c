@@ -149,7 +149,6 @@ int audit_mlst_writable(const char *reply, size_t n, char *perm, size_t len)
 /* ---- the checks ---- */
 
 struct audit_ctx {
-	const struct audit_config *cfg;
 	struct scan_config scfg; /* aimed at the target's loopback address */
 	struct audit_target *t;
 	struct audit_finding *out; /* room for audit_nrules findings */
@@ -363,7 +362,7 @@ static void audit_one(size_t i, void *arg)
 {
 	struct audit_job *j = arg;
 	struct audit_target *t = &j->r->targets[i];
-	struct audit_ctx x = {.cfg = j->cfg, .scfg = j->cfg->scan, .t = t, .out = j->per + i * audit_nrules};
+	struct audit_ctx x = {.scfg = j->cfg->scan, .t = t, .out = j->per + i * audit_nrules};
 	char err[128];
 
 	if (t->probe[0] && scan_config_target(&x.scfg, t->probe, 1, err, sizeof(err)) == 0) {

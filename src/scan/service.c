@@ -356,7 +356,6 @@ static void details(const struct scan_config *cfg, uint16_t port, struct scan_se
 static int binary_probes(const struct scan_config *cfg, uint16_t port, struct scan_service *svc)
 {
 	enum { FIRST = PROBE_TLS, N = PROBE_COUNT - PROBE_TLS };
-	static struct scan_conn zero;
 	struct scan_conn *c = malloc(N * sizeof(*c));
 	struct pollfd pf[N];
 	int v6 = cfg->addr.ss_family == AF_INET6, matched = 0;
@@ -366,7 +365,7 @@ static int binary_probes(const struct scan_config *cfg, uint16_t port, struct sc
 		return 0;
 	for (int i = 0; i < N; i++) {
 		char req[512];
-		c[i] = zero;
+		memset(&c[i], 0, sizeof(c[i]));
 		c[i].fd = -1;
 		size_t len = scan_probe_request((enum scan_probe_id)(FIRST + i), cfg->host, v6, port, req,
 		                                sizeof(req));

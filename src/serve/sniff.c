@@ -330,7 +330,6 @@ void sniff_close_all(struct serve_worker *w)
 
 void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum proto_note note)
 {
-	char ms[32];
 	if (note == PROTO_NOTE_FTP_LOGIN) {
 		if (s->peers && peer->pid > 0)
 			procpeer_note(s->peers, peer->pid, 1);
@@ -341,12 +340,14 @@ void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum prot
 	if (s->peers && peer->pid > 0)
 		procpeer_note(s->peers, peer->pid, 0);
 	if (note == PROTO_NOTE_HTTP_AFTER_GREETING) {
-		if (s->http_idx < 0)
+		if (s->http_idx < 0) {
 			log_msg("%s sent an HTTP request to an FTP-only server (--proto ftp)", peer->addr_str);
-		else
+		} else {
+			char ms[32];
 			log_msg("%s%s%s sent an HTTP request after the FTP greeting: it stayed silent longer than "
 			        "%s (--sniff-ms); raise --sniff-ms or start with --proto http",
 			        peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
 			        peer->name[0] ? peer->addr_str : "", lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
+		}
 	}
 }

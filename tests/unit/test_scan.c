@@ -40,11 +40,12 @@ static void test_ports_parse(void **state)
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct scan_ports p;
-		char err[128] = "", text[256];
+		char err[128] = "";
 		int rc = scan_ports_parse(t[i].in, &p, err, sizeof(err));
 		if ((rc == 0) != t[i].ok)
 			fail_msg("row %zu '%s': rc %d err '%s'", i, t[i].in, rc, err);
 		if (t[i].ok) {
+			char text[256];
 			if (p.count != t[i].count ||
 			    strcmp(scan_ports_text(&p, text, sizeof(text)), t[i].text) != 0)
 				fail_msg("row %zu '%s': count %u text '%s'", i, t[i].in, p.count, text);
