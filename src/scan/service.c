@@ -333,20 +333,18 @@ static void details(const struct scan_config *cfg, uint16_t port, struct scan_se
                     const struct scan_conn *answer)
 {
 	struct scan_conn c;
-	if (strcmp(svc->name, "http") == 0) {
+	if (svc->app == SCAN_APP_LOOPKIT && !svc->http_status) {
+		/* loopkit serve greeted us as FTP: its HTTP side answers when we speak first,
+		 * and is examined as any HTTP server's (the audit's HTTP checks need it). */
+		svc->http_status = scan_http_request(cfg, port, "GET", "/", NULL, NULL, &c);
+		if (svc->http_status)
+			http_details(cfg, port, svc, &c);
+	} else if (strcmp(svc->name, "http") == 0) {
 		http_details(cfg, port, svc, answer);
 	} else if (svc->app == SCAN_APP_REDIS) {
 		redis_details(cfg, port, svc);
 	} else if (svc->app == SCAN_APP_MEMCACHED) {
 		memcached_details(cfg, port, svc);
-	} else if (svc->app == SCAN_APP_LOOPKIT) {
-		/* loopkit serve greeted us as FTP: its HTTP side answers when we speak first */
-		int st = scan_http_request(cfg, port, "GET", "/", NULL, NULL, &c);
-		if (st) {
-			svc->http_status = st;
-			if (st >= 200 && st < 300)
-				SETF(svc->http_path, "/");
-		}
 	}
 }
 
