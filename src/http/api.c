@@ -254,21 +254,55 @@ static void json_kvs(struct json *j, const struct kvlist *a, int files)
 	json_obj_end(j);
 }
 
+static int header_name_cmp(const struct http_slice *a, const struct http_slice *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	int r = strncasecmp(a->p, b->p, n);
+	return r ? r : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The request's headers as httpbin shows them: canonical capitalisation
+ * ("User-Agent"), sorted by name, a repeated field once with its values joined by
+ * commas (RFC 9110 5.3), so the object has no duplicate keys. */
 static void json_headers(struct json *j, const struct http_request *req)
 {
-	json_obj_begin(j);
-	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-		/* Canonical capitalisation, as httpbin shows them: "User-Agent". */
-		char name[256];
-		size_t n = h->name.len < sizeof(name) ? h->name.len : sizeof(name) - 1;
-		for (size_t k = 0; k < n; k++) {
-			char ch = h->name.p[k];
-			name[k] = (char)((k == 0 || name[k - 1] == '-') ? toupper((unsigned char)ch)
-			                                                : tolower((unsigned char)ch));
+	const struct http_header *h[HTTP_MAX_HEADERS];
+	size_t n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+	for (size_t i = 0; i < n; i++)
+		h[i] = &req->headers[i];
+	for (size_t i = 1; i < n; i++) /* insertion sort: stable, at most 100 */
+		for (size_t k = i; k > 0 && header_name_cmp(&h[k - 1]->name, &h[k]->name) > 0; k--) {
+			const struct http_header *t = h[k];
+			h[k] = h[k - 1];
+			h[k - 1] = t;
 		}
-		json_key_n(j, name, n);
-		json_str_n(j, h->value.p, h->value.len);
+	json_obj_begin(j);
+	for (size_t i = 0; i < n;) {
+		char name[256];
+		size_t nl = h[i]->name.len < sizeof(name) ? h[i]->name.len : sizeof(name) - 1;
+		for (size_t k = 0; k < nl; k++) {
+			char ch = h[i]->name.p[k];
+			name[k] = (char)((k == 0 || name[k - 1] == '-') ? toupper((unsigned char)ch)
+			                                                 : tolower((unsigned char)ch));
+		}
+		size_t end = i + 1;
+		while (end < n && !header_name_cmp(&h[i]->name, &h[end]->name))
+			end++;
+		json_key_n(j, name, nl);
+		if (end == i + 1) {
+			json_str_n(j, h[i]->value.p, h[i]->value.len);
+		} else {
+			struct buf v;
+			buf_init(&v, HTTP_MAX_HEADERS * 8192);
+			for (size_t k = i; k < end; k++) {
+				if (k > i)
+					buf_append(&v, ",", 1);
+				buf_append(&v, h[k]->value.p, h[k]->value.len);
+			}
+			json_str_n(j, v.data ? v.data : "", v.len);
+			buf_free(&v);
+		}
+		i = end;
 	}
 	json_obj_end(j);
 }
