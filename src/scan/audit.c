@@ -26,7 +26,7 @@ const struct audit_rule audit_rules[] = {
 	  "allow a fixed list of origins, and send Allow-Credentials only to those" },
 	{ "private-network-access", AUDIT_MEDIUM, "private-network preflight answered for any origin",
 	  "Chrome asks a local server before a public page may reach it (Access-Control-Request-Private-Network); this server says yes to any origin, which opens it to every page on the internet.",
-	  "answer Access-Control-Allow-Private-Network only for origins you trust (loopkit serve answers it only for --cors-origin ORIGIN)" },
+	  "answer Access-Control-Allow-Private-Network only for origins you trust (loopkit serve: drop --cors, or name origins with --cors-origin)" },
 	{ "redis-no-auth", AUDIT_HIGH, "Redis without a password",
 	  "Any local process or user (and a container or VM sharing the host network) can read and write every key, and CONFIG SET/MODULE LOAD turn that into file writes and code execution.",
 	  "set requirepass (or ACL users) in redis.conf, and keep bind 127.0.0.1 -::1 with protected-mode yes" },

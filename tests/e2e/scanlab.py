@@ -10,13 +10,12 @@ pid (a process group the lab created, for Chromium's helpers) when the lab close
              (it accepts any Host: DNS-rebinding-reachable)
   nginx      nginx with a Host check (server_name + a default server that returns 444)
   nginxcors  the same nginx, a second port whose answers reflect any Origin with
-             credentials and say yes to every private-network preflight (common
-             misconfigurations, written as nginx users write them)
+             credentials (a common misconfiguration, written as nginx users write it)
   vsftpd     vsftpd with anonymous write enabled, in a config of the lab's own (root only)
   wildcard   a python3 socket listening on 0.0.0.0 that never says a word
   loopkit    loopkit serve with its defaults (must audit clean)
-  lkcors     loopkit serve --cors (read-only CORS for any origin: no private-network
-             preflight answered, nothing to report)
+  lkcors     loopkit serve --cors (read-only: answers private-network preflights for
+             any origin, on purpose, and is reported for it)
   devtools   headless Chromium with --remote-debugging-port
 
 and, for their own test, jupyter (jupyter-notebook with an empty token) and jupytertoken
@@ -87,9 +86,6 @@ http {{
         root {d}/www;
         add_header Access-Control-Allow-Origin $http_origin always;
         add_header Access-Control-Allow-Credentials true always;
-        # ...and says yes to every private-network preflight.
-        add_header Access-Control-Allow-Private-Network true always;
-        if ($request_method = OPTIONS) {{ return 204; }}
     }}
 }}
 """

@@ -24,11 +24,11 @@ EXPECT = {
     "memcached": {"memcached-no-auth"},
     "pyhttp": {"dns-rebinding", "home-listing"},
     "nginx": set(),
-    "nginxcors": {"cors-credentials", "private-network-access"},
+    "nginxcors": {"cors-credentials"},
     "vsftpd": {"ftp-anonymous-write"},
     "wildcard": {"exposed"},
     "loopkit": set(),
-    "lkcors": set(),  # --cors is read-only and answers no private-network preflight
+    "lkcors": {"private-network-access"},
     "devtools": {"devtools-no-auth"},
 }
 SEVERITY = {"redis-no-auth": "high", "memcached-no-auth": "medium", "dns-rebinding": "high",
