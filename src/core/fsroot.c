@@ -581,6 +581,19 @@ unsigned fsroot_sweep_temps(const struct fsroot *r)
 	return removed;
 }
 
+int fsroot_mkdir(const struct fsroot *r, const char *rel)
+{
+	const char *name;
+	if (!*rel)
+		return -EEXIST;
+	int dirfd = fsroot_open_parent(r, rel, &name);
+	if (dirfd < 0)
+		return dirfd;
+	int rc = mkdirat(dirfd, name, 0755) < 0 ? -errno : 0;
+	close(dirfd);
+	return rc;
+}
+
 int fsroot_remove(const struct fsroot *r, const char *rel)
 {
 	const char *name;

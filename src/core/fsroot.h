@@ -114,6 +114,9 @@ int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const c
  * Returns 0, or -1 when it does not fit in outsz. */
 int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz);
 
+/* Makes directory rel (mode 0755, the umask applies); its parent must exist.
+ * Returns 0 or -errno (-EEXIST, -ENOENT for a missing parent, ...). */
+int fsroot_mkdir(const struct fsroot *r, const char *rel);
 /* Removes a file, or an empty directory. Returns 0 or -errno. */
 int fsroot_remove(const struct fsroot *r, const char *rel);
 

@@ -252,13 +252,13 @@ static void cmd_cwd(struct ftp_session *s, const char *arg, const struct ftp_cmd
 static void cmd_mkd(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
 	char rel[PATH_MAX], q[PATH_MAX * 2 + 4];
-	const char *name;
 	if (resolve(s, arg, rel, sizeof(rel)) < 0)
 		return;
-	int dfd = *rel ? fsroot_open_parent(s->x->site->root, rel, &name) : -EEXIST;
-	int rc = dfd < 0 ? dfd : mkdirat(dfd, name, 0755) < 0 ? -errno : 0;
-	if (dfd >= 0)
-		close(dfd);
+	if (fsroot_hidden(s->x->site->root, rel)) {
+		ftp_reply_err(s, LK_E_EHIDDEN, NULL);
+		return;
+	}
+	int rc = fsroot_mkdir(s->x->site->root, rel);
 	if (rc < 0) {
 		ftp_reply_errno(s, rc);
 		return;

@@ -605,6 +605,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	case M_OPTIONS: http_options(c, ri); return;
 	case M_PUT:
 	case M_DELETE:
+	case M_MKCOL:
 		if (!site->write) {
 			resp_error(c, LK_E_EREADONLY, NULL);
 			return;
@@ -620,6 +621,23 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			return;
 		if (!*rel) {
 			resp_error(c, LK_E_EROOT, NULL);
+			return;
+		}
+		if (ri->method == M_MKCOL) {
+			/* WebDAV's MKCOL (RFC 4918 9.3): one directory, as FTP's MKD. */
+			if (fsroot_hidden(root, rel)) {
+				resp_error(c, LK_E_EHIDDEN, NULL);
+				return;
+			}
+			int r = fsroot_mkdir(root, rel);
+			if (r < 0) {
+				resp_error(c, r == -EEXIST ? LK_E_H_MKCOL_EXISTS : r == -ENOENT ? LK_E_ENOPARENT
+				                                                                 : lk_err_from_errno(-r),
+				           NULL);
+				return;
+			}
+			resp_start(c, HTTP_CREATED);
+			resp_end_headers(c, NULL, 0, 0);
 			return;
 		}
 		int r = fsroot_remove(root, rel);
@@ -716,9 +734,13 @@ int files_upload_begin(struct http_conn *c, const struct http_reqinfo *ri, struc
 		resp_error(c, LK_E_ENEEDNAME, NULL);
 		return -1;
 	}
+	if (fsroot_hidden(root, rel)) { /* as FTP's STOR says it */
+		resp_error(c, LK_E_EHIDDEN, NULL);
+		return -1;
+	}
 	int r = fsroot_upload_begin(root, rel, up);
 	if (r < 0) {
-		if ((r == -ENOENT && !fsroot_hidden(root, rel)) || r == -ENOTDIR)
+		if (r == -ENOENT || r == -ENOTDIR)
 			resp_error(c, LK_E_ENOPARENT, NULL);
 		else
 			respond_errno(c, -r);

@@ -134,7 +134,7 @@ void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t 
 
 const char *http_allow(const struct http_ctx *x)
 {
-	return x->site->write ? "GET, HEAD, OPTIONS, PUT, DELETE" : "GET, HEAD, OPTIONS";
+	return x->site->write ? "GET, HEAD, OPTIONS, PUT, DELETE, MKCOL" : "GET, HEAD, OPTIONS";
 }
 
 void resp_error(struct http_conn *c, enum lk_err e, const char *detail)

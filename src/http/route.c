@@ -33,7 +33,7 @@ static enum http_method method_of(struct http_slice m)
 	} t[] = {
 	        {"GET", M_GET},     {"HEAD", M_HEAD},     {"POST", M_POST},
 	        {"PUT", M_PUT},     {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS},
-	        {"PATCH", M_PATCH}, {"TRACE", M_TRACE},   {"CONNECT", M_CONNECT},
+	        {"PATCH", M_PATCH}, {"TRACE", M_TRACE},   {"CONNECT", M_CONNECT}, {"MKCOL", M_MKCOL},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (m.len == strlen(t[i].name) && !memcmp(m.p, t[i].name, m.len))
@@ -417,7 +417,7 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 	}
 	c->closing = !f.keepalive || c->x->stopping;
 	check_origin(c, &ri);
-	if (!ri.origin_ok && (ri.method == M_PUT || ri.method == M_DELETE)) {
+	if (!ri.origin_ok && (ri.method == M_PUT || ri.method == M_DELETE || ri.method == M_MKCOL)) {
 		/* A write asked by a page of another origin: never, unless that origin was
 		 * named with --cors-origin (browsers preflight these, but a write must not
 		 * depend on the browser doing so). */
@@ -599,7 +599,7 @@ void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, cons
 	resp_header(c, "Allow", allow);
 	if ((cfg->cors || named) && acrm && origin) {
 		resp_header(c, "Access-Control-Allow-Methods",
-		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE" : "GET, HEAD, OPTIONS, POST");
+		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE, MKCOL" : "GET, HEAD, OPTIONS, POST");
 		const struct http_header *acrh = http_req_header(ri, "access-control-request-headers");
 		if (acrh)
 			resp_headerf(c, "Access-Control-Allow-Headers", "%.*s", (int)acrh->value.len, acrh->value.p);

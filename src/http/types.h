@@ -13,7 +13,7 @@ struct http_conn;
 /* The engine's state for one event-loop thread. */
 struct http_ctx;
 
-enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER };
+enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_MKCOL, M_OTHER };
 
 #define HTTP_API_MAX_BODY (1024 * 1024) /* bodies read into memory (routes with HTTP_BODY_MEM) */
 

@@ -260,3 +260,44 @@ def test_max_body_stops_reading_an_endless_upload(root, ftp_start):
     assert code == 552, text
     assert not (root / "endless.bin").exists()
     c.close()
+
+
+# ============================================================== MKCOL: directories over HTTP
+
+def test_mkcol_makes_a_directory_that_put_can_fill(root, ftp_start):
+    """HTTP's way to make a directory (WebDAV's MKCOL, as FTP's MKD): 201, then a PUT
+    into it works; again is 405, a missing parent 409; nothing on a read-only server."""
+    srv = ftp_start("--write")
+    r = httpc(srv, "MKCOL", "/made")
+    assert r.status == 201, r
+    st = os.stat(root / "made")
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755 & ~umask()
+    assert httpc(srv, "PUT", "/made/notes.txt", body=b"hi\n").status == 201
+    assert (root / "made" / "notes.txt").read_bytes() == b"hi\n"
+    again = httpc(srv, "MKCOL", "/made")
+    assert again.status == 405 and b"exists already" in again.body, again
+    deep = httpc(srv, "MKCOL", "/no/such/parent")
+    assert deep.status == 409 and b"parent directory does not exist" in deep.body, deep
+    assert not (root / "no").exists()
+    for method in ("MKCOL", "PUT"):  # the one message FTP's STOR and MKD give too
+        hidden = httpc(srv, method, "/.secret", body=b"x" if method == "PUT" else None)
+        assert hidden.status == 404 and b"hidden" in hidden.body, hidden
+        assert not (root / ".secret").exists()
+    with FtpCtl(srv) as c:
+        c.login()
+        code, text = c.cmd("MKD .secret")
+        assert code == 550 and "hidden" in text and not (root / ".secret").exists(), text
+    foreign = httpc(srv, "MKCOL", "/evil", headers={"Origin": "http://attacker.example"})
+    assert foreign.status == 403 and not (root / "evil").exists(), foreign
+    allow = httpc(srv, "OPTIONS", "/")
+    assert "MKCOL" in allow.header("Allow"), allow
+    # curl, as a user would type it
+    p = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "MKCOL",
+                        srv.url + "bycurl"], capture_output=True, text=True, timeout=10)
+    assert p.stdout == "201" and (root / "bycurl").is_dir(), p
+
+
+def test_mkcol_on_a_read_only_server_is_refused(root, ftp_start):
+    srv = ftp_start()
+    r = httpc(srv, "MKCOL", "/made")
+    assert r.status == 405 and b"read-only" in r.body and not (root / "made").exists(), r
