@@ -169,3 +169,26 @@ def test_readme_serve_example_is_runnable():
     assert lines[1:3] == ["http://127.0.0.1:62893/", "ftp://127.0.0.1:62893/"], lines[:3]
     # a server runs until stopped: nothing may wait for it to finish
     assert not re.search(r"loopkit serve[^\n]*&&", text)
+
+
+def test_source_paths_named_in_the_docs_exist():
+    """Every src/, tests/, bench/, fuzz/ or scripts/ path the README and docs/ name in
+    backquotes exists (the tour once named files that had moved)."""
+    files = [os.path.join(ROOT, "README.md")] + [
+        os.path.join(ROOT, "docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
+        if f.endswith(".md")]
+    missing = []
+    for path in files:
+        text = open(path).read()
+        for ref in re.findall(r"`((?:src|tests|bench|fuzz|scripts)/[^`\s]*)`", text):
+            ref = ref.rstrip("/:,.")
+            names = [ref]
+            m = re.match(r"(.*)\{([^}]*)\}(.*)", ref)  # src/cmd/{a,b}.c
+            if m:
+                names = [m.group(1) + part + m.group(3) for part in m.group(2).split(",")]
+            for name in names:
+                if re.search(r"[A-Z]{3,}|\*|<", name):  # a pattern: src/cmd/VERB.c
+                    continue
+                if not os.path.exists(os.path.join(ROOT, name)):
+                    missing.append(f"{os.path.relpath(path, ROOT)}: {name}")
+    assert not missing, "\n".join(missing)
