@@ -521,3 +521,21 @@ def test_several_proxies_from_flags(proxies, echo_up):
     assert [t["name"] for t in body["proxy"]["toxics"]] == ["latency_downstream"]
     assert body["second"]["toxics"] == [] and body["third"]["toxics"] == []
     a.close()
+
+
+def test_a_port_alone_is_on_loopback(proxies, echo_up):
+    """`loopkit proxy 8080`: a bare port is 127.0.0.1:PORT, for UPSTREAM, LISTEN, --proxy
+    and the API, and the output and the API show what it means."""
+    p = proxies(str(echo_up.port), "--proxy", f"two=0,{echo_up.port}", expect=2)
+    assert f"proxy  {p.proxies['proxy']} -> {echo_up.addr}\n" in p.lines, p.lines
+    assert f"two  {p.proxies['two']} -> {echo_up.addr}\n" in p.lines, p.lines
+    assert p.proxies["proxy"].startswith("127.0.0.1:") and p.proxies["two"].startswith("127.0.0.1:")
+    for name in ("proxy", "two"):
+        with p.connect(name) as s:
+            assert rtts(s, 2)
+    st, body = p.api("POST", "/proxies", {"name": "three", "upstream": str(echo_up.port), "listen": "0"})
+    assert st == 201 and body["upstream"] == echo_up.addr and body["listen"].startswith("127.0.0.1:"), body
+    with socket.create_connection(("127.0.0.1", int(body["listen"].rsplit(":", 1)[1])), timeout=5) as s:
+        assert rtts(s, 1)
+    st, body = p.api("GET", "/proxies")
+    assert {n: b["upstream"] for n, b in body.items()} == dict.fromkeys(("proxy", "two", "three"), echo_up.addr)
