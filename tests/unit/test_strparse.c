@@ -205,7 +205,7 @@ static void test_hostport(void **state)
 		int ok;
 		const char *host; /* the host, or a substring of the reason */
 		unsigned port;
-	} rows[] = {
+	} hp_rows[] = {
 	        {"127.0.0.1:8080", "127.0.0.1", 1, "127.0.0.1", 8080},
 	        {"localhost:1", NULL, 1, "localhost", 1},
 	        {"[::1]:65535", NULL, 1, "::1", 65535},
@@ -228,19 +228,19 @@ static void test_hostport(void **state)
 	        {"0123456789abcde:1", NULL, 1, "0123456789abcde", 1},
 	};
 	int failed = 0;
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+	for (size_t i = 0; i < sizeof(hp_rows) / sizeof(hp_rows[0]); i++) {
 		char host[16] = "untouched", err[STRPARSE_ERR_MAX] = "";
 		uint16_t port = 7;
-		int rc = strparse_hostport(guarded(rows[i].in), rows[i].bare, host, sizeof host, &port, err,
+		int rc = strparse_hostport(guarded(hp_rows[i].in), hp_rows[i].bare, host, sizeof host, &port, err,
 		                           sizeof err);
-		int bad = rows[i].ok ? rc != 0 || strcmp(host, rows[i].host) || port != rows[i].port
-		                     : rc != -1 || !strstr(err, rows[i].host) || strcmp(host, "untouched") ||
+		int bad = hp_rows[i].ok ? rc != 0 || strcmp(host, hp_rows[i].host) || port != hp_rows[i].port
+		                     : rc != -1 || !strstr(err, hp_rows[i].host) || strcmp(host, "untouched") ||
 		                               port != 7;
 		if (bad) {
 			print_error("row %zu: \"%s\": rc %d host \"%s\" port %u reason \"%s\"; want %s "
 			            "\"%s\" %u\n",
-			            i, rows[i].in, rc, host, port, err, rows[i].ok ? "ok" : "error",
-			            rows[i].host, rows[i].port);
+			            i, hp_rows[i].in, rc, host, port, err, hp_rows[i].ok ? "ok" : "error",
+			            hp_rows[i].host, hp_rows[i].port);
 			failed++;
 		}
 	}
