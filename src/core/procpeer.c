@@ -48,6 +48,7 @@ struct req {
 	int pid;        /* found holder; -1 while unknown */
 	int fd;         /* the holder's descriptor for the socket; -1 while unknown */
 	int recheck;    /* procpeer_recheck: pid and fd are given, only the threads are read */
+	const atomic_int *cancel; /* set by the asker: the answer no longer matters */
 };
 
 /* The descriptors the threads of one process wait to read (read(), recv*(), poll,
@@ -673,6 +674,11 @@ static int marked(struct procpeer *p, const struct proc *pr)
 	return m;
 }
 
+static int cancelled(const struct req *q)
+{
+	return q->cancel && atomic_load_explicit(q->cancel, memory_order_relaxed);
+}
+
 /* Answers the open questions that have a holder (or can never get one); keeps the
  * rest. With final, every question is answered. */
 static void answer_found(struct procpeer *p, int final)
@@ -681,7 +687,9 @@ static void answer_found(struct procpeer *p, int final)
 	size_t k = 0;
 	for (size_t i = 0; i < p->nopen; i++) {
 		struct req *q = &p->open[i];
-		if (q->pid >= 0) {
+		if (q->pid < 0 && cancelled(q)) {
+			answer(p, q, PROCPEER_UNKNOWN, "it spoke meanwhile", NULL, 0, NULL);
+		} else if (q->pid >= 0) {
 			struct proc *pr = proc_find(p, q->pid);
 			if (pr)
 				pr->held_ms = mono_ms();
@@ -733,6 +741,14 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 	readsets_free(&sets);
 }
 
+static int all_found(const struct procpeer *p)
+{
+	for (size_t i = 0; i < p->nopen; i++)
+		if (p->open[i].pid < 0 && p->open[i].inode)
+			return 0;
+	return 1;
+}
+
 /* Searches the likely holders: FTP clients, marked and young processes, and those a
  * lookup found holding a client recently (a test suite's later connections are found
  * at once, not in the slow pass; browsers excepted: they are the slow pass's). */
@@ -744,24 +760,29 @@ static void scan_likely(struct procpeer *p, long *budget)
 		return;
 	unsigned long long now = uptime_ticks(p);
 	uint64_t now_ms = mono_ms();
-	for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
-		struct proc *pr = &p->procs[i];
-		if (!has_uid(p, pr->uid))
-			continue;
-		int recent = pr->held_ms && pr->cls != PROCPEER_BROWSER && now_ms - pr->held_ms < PROCPEER_RECENT_MS;
-		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr) || recent)
+	/* Two rounds: the processes that held a client lately (a load generator's or a
+	 * test suite's next connection is almost always theirs), then the other likely
+	 * ones; each stops as soon as every question has its holder, so a busy machine's
+	 * many young processes are not read for a client already found. */
+	for (int round = 0; round < 2 && !all_found(p); round++) {
+		for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
+			struct proc *pr = &p->procs[i];
+			if (!has_uid(p, pr->uid))
+				continue;
+			int recent = pr->held_ms && pr->cls != PROCPEER_BROWSER && now_ms - pr->held_ms < PROCPEER_RECENT_MS;
+			int likely = round == 0 ? recent
+			                        : !recent && (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) ||
+			                                      marked(p, pr));
+			if (!likely)
+				continue;
 			scan_pid(p, pr->pid, want, nw, budget);
+			if (all_found(p))
+				break;
+		}
 	}
 	free(want);
 }
 
-static int all_found(const struct procpeer *p)
-{
-	for (size_t i = 0; i < p->nopen; i++)
-		if (p->open[i].pid < 0 && p->open[i].inode)
-			return 0;
-	return 1;
-}
 
 static void fast_pass(struct procpeer *p)
 {
@@ -831,6 +852,10 @@ static void *procpeer_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			if (batch[i].recheck)
 				continue;
+			if (cancelled(&batch[i])) {
+				answer(p, &batch[i], PROCPEER_UNKNOWN, "it spoke meanwhile", NULL, 0, NULL);
+				continue;
+			}
 			if (vec_grow((void **)&p->open, &p->capopen, p->nopen + 1, sizeof(*p->open)) < 0) {
 				answer(p, &batch[i], PROCPEER_UNKNOWN, "out of memory", NULL, 0, NULL);
 				continue;
@@ -845,8 +870,10 @@ static void *procpeer_main(void *arg)
 			}
 		}
 		free(batch);
-		if (p->nopen > fresh_from)
+		if (p->nopen > fresh_from) {
+			answer_found(p, 0); /* the cancelled ones first: no scan for them */
 			fast_pass(p);
+		}
 		answer_found(p, 0);
 		if (p->nopen && mono_ms() >= p->last_slow_ms + PROCPEER_SLOW_EVERY_MS) {
 			slow_pass(p);
@@ -917,7 +944,7 @@ void procpeer_free(struct procpeer *p)
 }
 
 int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_storage *local,
-                 const struct sockaddr_storage *peer, procpeer_cb cb, void *arg)
+                 const struct sockaddr_storage *peer, procpeer_cb cb, void *arg, const atomic_int *cancel)
 {
 	int rc = -1;
 	pthread_mutex_lock(&p->lock);
@@ -932,6 +959,7 @@ int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_stora
 		q->arg = arg;
 		q->pid = -1;
 		q->fd = -1;
+		q->cancel = cancel;
 		pthread_cond_signal(&p->cond);
 		rc = 0;
 	}

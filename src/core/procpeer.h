@@ -2,6 +2,7 @@
 #ifndef LOOPKIT_CORE_PROCPEER_H
 #define LOOPKIT_CORE_PROCPEER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -54,10 +55,13 @@ void procpeer_free(struct procpeer *p);
 
 /* Asks, for the TCP connection we accepted (our address local, theirs peer), who holds
  * the client's end. Never blocks on /proc: the work happens on the lookup thread and
- * cb(l, arg, result) runs later in l's thread (via loop_post). Returns 0, or -1 when
- * the question could not be queued (then cb will not run). */
+ * cb(l, arg, result) runs later in l's thread (via loop_post). cancel (may be NULL),
+ * which must stay valid until cb runs, is set by the asker when the answer no longer
+ * matters (the client spoke meanwhile): the thread then answers PROCPEER_UNKNOWN
+ * without the work, so a loaded machine's late HTTP clients cost no /proc scans.
+ * Returns 0, or -1 when the question could not be queued (then cb will not run). */
 int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_storage *local,
-                 const struct sockaddr_storage *peer, procpeer_cb cb, void *arg);
+                 const struct sockaddr_storage *peer, procpeer_cb cb, void *arg, const atomic_int *cancel);
 
 /* Asks again, cheaply, whether a thread of process pid now reads its descriptor fd
  * (both from an earlier answer): a client that had not yet reached its read when it

@@ -75,8 +75,13 @@ void filecache_free(struct filecache *fc)
 
 void filecache_sync(struct filecache *fc)
 {
-	if (fc->ino_io.fd >= 0)
+	/* Once a loop turn: the turn's later connections see the same queue (what
+	 * arrives after this read is the next turn's, as it would be anyway). */
+	uint64_t now = loop_now_us(fc->loop);
+	if (fc->ino_io.fd >= 0 && now != fc->synced_at) {
+		fc->synced_at = now;
 		fc->ino_io.cb(fc->loop, &fc->ino_io, LOOP_READ);
+	}
 }
 
 static void inotify_cb(struct loop *l, struct loop_io *io, unsigned events)

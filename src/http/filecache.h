@@ -34,6 +34,7 @@ struct filecache {
 	struct loop *loop;
 	const struct fsroot *root;
 	struct loop_io ino_io; /* inotify: invalidates entries when files change */
+	uint64_t synced_at;    /* loop_now_us() of the loop turn filecache_sync last read in */
 	struct filecache_entry slot[FILECACHE_SLOTS];
 };
 

@@ -16,6 +16,7 @@
 #define SERVE_MAX_PROTOS   2   /* protocols on one port */
 #define SERVE_ACCEPT_BATCH 16  /* connections one wakeup accepts before other threads get theirs */
 #define SERVE_PROMPT_US    500 /* a client silent this long (µs) gets its process looked up */
+#define SERVE_PROMPT_MAX_US 8000 /* ...at most this long, while lookups keep finding speakers */
 #define SERVE_ANSWER_MAX_MS 3000 /* after the window, wait this much more for a pending lookup */
 #define SERVE_TRIM_PEAK    64   /* a burst this big is followed by a heap trim once it is over */
 #define SERVE_TRIM_EVERY_MS 1000 /* how often the end of such a burst is looked for */
@@ -35,6 +36,7 @@ struct sniff_conn {
 	int asked;          /* a process lookup was asked */
 	int answered;       /* ...and its answer came */
 	int inflight;       /* a lookup or a recheck is on the lookup thread: its answer frees sc */
+	atomic_int cancel;  /* set when sc is detached: the lookup thread skips the work */
 	int holder_pid;     /* from the answer: the client's process and descriptor, to recheck */
 	int holder_fd;
 	uint64_t next_check; /* loop_now() of the next recheck; 0: none */
@@ -57,6 +59,9 @@ struct serve_worker {
 	void *ctx[SERVE_MAX_PROTOS];    /* each protocol's state for this thread */
 	struct sniff_conn *sniffing;    /* connections waiting for their first bytes */
 	unsigned nsniff;
+	unsigned prompt_us;             /* silence before a lookup: SERVE_PROMPT_US, doubled (up to
+	                                   SERVE_PROMPT_MAX_US) each time a looked-up client spoke
+	                                   meanwhile, halved each time one was truly silent */
 };
 
 struct serve_server {

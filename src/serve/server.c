@@ -150,6 +150,7 @@ static struct serve_worker *worker_new(struct serve_server *s, int id, char *err
 	}
 	w->srv = s;
 	w->id = id;
+	w->prompt_us = SERVE_PROMPT_US;
 	loop_timer_init(&w->grace_timer, grace_cb, w);
 	loop_timer_init(&w->trim_timer, serve_trim_cb, w);
 	w->loop = loop_new(err, errlen);

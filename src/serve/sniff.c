@@ -48,6 +48,7 @@ static void sniff_detach(struct sniff_conn *sc)
 		sc->next->prev = sc->prev;
 	w->nsniff--;
 	sc->detached = 1;
+	atomic_store_explicit(&sc->cancel, 1, memory_order_relaxed);
 	if (!sc->inflight) {
 		if (loop_defer(w->loop, sniff_free_cb, sc) < 0)
 			log_msg("out of memory: leaking one connection record");
@@ -192,6 +193,17 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 	} else if (r->cls == PROCPEER_WAITING) {
 		sc->cls = r->cls;
 	}
+	if (first) {
+		/* A looked-up client that spoke meanwhile was a slow HTTP client (a loaded
+		 * machine): wait longer before the next lookups; a truly silent one brings the
+		 * prompt back down. FTP clients are greeted a few ms later under such a load,
+		 * HTTP clients cost no /proc work. */
+		struct serve_worker *w = sc->w;
+		if (sc->detached)
+			w->prompt_us = w->prompt_us * 2 > SERVE_PROMPT_MAX_US ? SERVE_PROMPT_MAX_US : w->prompt_us * 2;
+		else
+			w->prompt_us = w->prompt_us / 2 < SERVE_PROMPT_US ? SERVE_PROMPT_US : w->prompt_us / 2;
+	}
 	if (sc->detached) {
 		/* It spoke (HTTP) or closed meanwhile; what it did teaches the lookup thread. */
 		if (first && sc->became_http && r->pid > 0 && s->peers)
@@ -243,8 +255,10 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 	}
 	if (!sc->asked && now < window_end) {
 		/* Silent past the prompt: ask who it is (one lookup per silent connection). */
+		socklen_t ll = sizeof(sc->local);
 		if (s->peers && net_is_loopback((struct sockaddr *)&sc->peer.addr) &&
-		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc) == 0)
+		    getsockname(sc->io.fd, (struct sockaddr *)&sc->local, &ll) == 0 &&
+		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc, &sc->cancel) == 0)
 			sc->asked = sc->inflight = 1;
 		loop_timer_start(l, t, window_end - now);
 		return;
@@ -302,9 +316,7 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 		return;
 	}
 	struct sniff_conn *sc = calloc(1, sizeof(*sc));
-	socklen_t ll = sizeof(struct sockaddr_storage);
-	if (!sc || getsockname(fd, (struct sockaddr *)&sc->local, &ll) < 0 ||
-	    loop_io_start(w->loop, &sc->io, fd, LOOP_READ, sniff_io_cb, sc) < 0) {
+	if (!sc || loop_io_start(w->loop, &sc->io, fd, LOOP_READ, sniff_io_cb, sc) < 0) {
 		free(sc);
 		close(fd);
 		atomic_fetch_sub(&s->nconns, 1);
@@ -314,7 +326,7 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 	sc->peer = pp;
 	sc->accepted = loop_now(w->loop);
 	loop_timer_init(&sc->timer, sniff_timer_cb, sc);
-	loop_timer_start_us(w->loop, &sc->timer, SERVE_PROMPT_US);
+	loop_timer_start_us(w->loop, &sc->timer, w->prompt_us);
 	sc->next = w->sniffing;
 	if (w->sniffing)
 		w->sniffing->prev = sc;
