@@ -5,6 +5,9 @@ CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
 LDLIBS  += -pthread -lm
+# jansson: the tree's one JSON parser (the proxy's control API and config files).
+override CFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 
 # SAN=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 ifeq ($(SAN),1)
@@ -19,6 +22,9 @@ endif
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DLOOPKIT_VERSION='"$(VERSION)"'
+# SQLite: watch's history.
+override CFLAGS += $(shell pkg-config --cflags sqlite3 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cmd/*' ! -name main.c))
 CMD_SRC  := $(sort src/main.c $(wildcard src/cmd/*.c))

@@ -4,7 +4,7 @@
 #include "cmd/cmd.h"
 
 static const struct cmd_verb *const verbs[] = {
-        &cmd_serve, &cmd_ports, &cmd_who, &cmd_doctor, &cmd_ping, &cmd_port, &cmd_bench, &cmd_scan, &cmd_audit, NULL,
+        &cmd_serve, &cmd_ports, &cmd_who, &cmd_doctor, &cmd_ping, &cmd_port, &cmd_bench, &cmd_scan, &cmd_audit, &cmd_watch, NULL,
 };
 
 struct loopkit_args {

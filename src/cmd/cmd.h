@@ -98,5 +98,6 @@ int cmd_render(FILE *f, const struct cmd_verb *root, enum cmd_format fmt, const 
 
 extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
 extern const struct cmd_verb cmd_scan, cmd_audit;
+extern const struct cmd_verb cmd_watch;
 
 #endif
