@@ -16,6 +16,8 @@
 
 struct watch_store {
 	sqlite3 *db;
+	char lasterr[256]; /* the writer's last failure, as SQLite said it (before the ROLLBACK) */
+	int lasterrno;
 	char path[4096];
 	uint64_t retention_ms, retention_count;
 	sqlite3_stmt *ins, *roll, *state;
@@ -48,10 +50,16 @@ static uint64_t mono_ms(void)
 	return loop_clock_us() / 1000;
 }
 
-/* The reason and the fix for a failed database operation. */
-static void db_error(const struct watch_store *s, int rc, const char *what, char *err, size_t errlen)
+/* The reason and the fix for a failed database operation: rc its result code, msg
+ * SQLite's text (NULL: the connection's current one), eno the system errno behind it. */
+static void db_error_msg(const struct watch_store *s, int rc, const char *what, const char *msg, int eno, char *err,
+                         size_t errlen)
 {
-	const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+	if (!msg)
+		msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+	/* A write that ran out of room may come back as an I/O error: the errno tells. */
+	if ((rc & 0xff) == SQLITE_IOERR && (eno == ENOSPC || eno == EFBIG || eno == EDQUOT))
+		rc = SQLITE_FULL;
 	switch (rc & 0xff) {
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT:
@@ -68,8 +76,8 @@ static void db_error(const struct watch_store *s, int rc, const char *what, char
 		         s->path, what, msg);
 		break;
 	case SQLITE_FULL:
-		snprintf(err, errlen, "history %s: the disk is full (%s: %s); free some space or give another --db FILE",
-		         s->path, what, msg);
+		snprintf(err, errlen, "history %s: the disk is full (%s: %s%s%s); free some space or give another --db FILE",
+		         s->path, what, msg, eno ? ", " : "", eno ? strerror(eno) : "");
 		break;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
@@ -77,8 +85,13 @@ static void db_error(const struct watch_store *s, int rc, const char *what, char
 		         s->path, BUSY_TIMEOUT_MS, what);
 		break;
 	default:
-		snprintf(err, errlen, "history %s: %s: %s", s->path, what, msg);
+		snprintf(err, errlen, "history %s: %s: %s%s%s", s->path, what, msg, eno ? ": " : "", eno ? strerror(eno) : "");
 	}
+}
+
+static void db_error(const struct watch_store *s, int rc, const char *what, char *err, size_t errlen)
+{
+	db_error_msg(s, rc, what, NULL, s->db ? sqlite3_system_errno(s->db) : 0, err, errlen);
 }
 
 static int exec(struct watch_store *s, const char *sql, const char *what, char *err, size_t errlen)
@@ -139,13 +152,13 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	if (sqlite3_db_readonly(s->db, "main") == 1) {
-		db_error(s, SQLITE_READONLY, "open", err, errlen);
+		db_error_msg(s, SQLITE_READONLY, "open", "the file is read-only to this user", 0, err, errlen);
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	char sql[128];
 	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", CACHE_KIB);
-	if (exec(s, sql, "cache_size", err, errlen) < 0)
+	if (exec(s, sql, "open", err, errlen) < 0)
 		goto fail;
 	/* WAL: readers (sqlite3 on the command line) never block the writer, and a
 	 * commit is one append; synchronous=NORMAL syncs at checkpoints only, so a power
@@ -256,6 +269,16 @@ fail:
 	return -1;
 }
 
+/* Keeps what went wrong, then undoes the transaction (whose own message would
+ * replace it). */
+static void rollback(struct watch_store *s)
+{
+	snprintf(s->lasterr, sizeof(s->lasterr), "%s", sqlite3_errmsg(s->db));
+	s->lasterrno = sqlite3_system_errno(s->db);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 /* Writes one batch in one transaction. Returns 0, or the SQLite error. */
 static int write_batch(struct watch_store *s, const struct watch_rec *r, size_t n)
 {
@@ -295,7 +318,7 @@ static int write_batch(struct watch_store *s, const struct watch_rec *r, size_t 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		rollback(s);
 	return rc;
 }
 
@@ -336,7 +359,7 @@ static int prune(struct watch_store *s)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		rollback(s);
 	sqlite3_finalize(age);
 	sqlite3_finalize(count);
 	sqlite3_finalize(hours);
@@ -354,7 +377,7 @@ static void note(struct watch_store *s, int rc, const char *what)
 	}
 	if (!s->logged) {
 		char err[600];
-		db_error(s, rc, what, err, sizeof(err));
+		db_error_msg(s, rc, what, s->lasterr, s->lasterrno, err, sizeof(err));
 		log_msg("%s; probing goes on in memory (the page and /metrics are unaffected), and results are not "
 		        "saved until it is writable again",
 		        err);

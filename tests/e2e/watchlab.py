@@ -88,9 +88,9 @@ class Watcher:
     """A running `loopkit watch --port 0`: the first stdout line is the page's URL; the
     rest (state changes) is collected by a thread. stderr goes to a file."""
 
-    def __init__(self, *args, db=None, env=None, preexec_fn=None, json_lines=False):
+    def __init__(self, *args, db=None, env=None, preexec_fn=None, json_lines=False, prefix=()):
         self.errf = tempfile.NamedTemporaryFile(prefix="lk-watch-err-", delete=False)
-        cmd = [LOOPKIT, "watch", "--port", "0", *map(str, args)]
+        cmd = [*map(str, prefix), LOOPKIT, "watch", "--port", "0", *map(str, args)]
         if db is not None:
             cmd += ["--db", str(db)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf, env=env,
