@@ -27,7 +27,7 @@ static const struct cmd_flag watch_flags[] = {
 	{ "interval", 'i', "SECS", CMD_STR_OF(WATCH_INTERVAL_S_DEFAULT), "time between probes of a target", CMD_MS, AT(cfg.interval_ms), .min = WATCH_INTERVAL_MIN_MS, .max = WATCH_INTERVAL_MAX_MS },
 	{ "timeout", 0, "SECS", NULL, "a probe slower than this fails (default " CMD_STR_OF(WATCH_TIMEOUT_S_DEFAULT) "s); with --until-up, the whole wait (default " CMD_STR_OF(WATCH_UNTIL_S_DEFAULT) "s)", CMD_MS, AT(timeout_ms), .min = WATCH_TIMEOUT_MIN_MS, .max = WATCH_TIMEOUT_MAX_MS },
 	{ "retries", 0, "N", CMD_STR_OF(WATCH_RETRIES_DEFAULT), "failed probes forgiven before a target is DOWN", CMD_UINT, AT(cfg.retries), .max = WATCH_RETRIES_MAX },
-	{ "db", 0, "FILE", NULL, "the history (SQLite; default $XDG_STATE_HOME/loopkit/watch.db, else ~/.local/state/loopkit/watch.db)", CMD_STR, AT(cfg.db_path) },
+	{ "db", 0, "FILE", NULL, "the history, in SQLite (without it: $XDG_STATE_HOME/loopkit/watch.db, else ~/.local/state/loopkit/watch.db)", CMD_STR, AT(cfg.db_path) },
 	{ "port", 'p', "N", CMD_STR_OF(WATCH_PORT_DEFAULT), "port of the status page and /metrics on 127.0.0.1 (0: any free one)", CMD_UINT, AT(cfg.port), .max = 65535 },
 	{ "once", 0, NULL, NULL, "probe every target once (retrying failures at once) and exit: 0 all up, 1 not", CMD_SWITCH, AT(once) },
 	{ "until-up", 0, NULL, NULL, "wait until every target is up: exit 0 then, 1 when --timeout ends the wait", CMD_SWITCH, AT(until_up) },

@@ -208,7 +208,8 @@ static void http_judge(struct watch_probe *p)
 	p->res.body_bytes = p->resp.body_bytes;
 	char why[WATCH_DETAIL_MAX];
 	if (!watch_status_ok(t, st)) {
-		char want[64] = "200-299";
+		char want[64];
+		snprintf(want, sizeof(want), "%d-%d", HTTP_OK, HTTP_MULTIPLE_CHOICES - 1);
 		if (t->nstatus) {
 			size_t o = 0;
 			for (unsigned i = 0; i < t->nstatus && o < sizeof(want); i++)
