@@ -151,10 +151,11 @@ out:
 const struct cmd_verb cmd_watch = {
         .name = "watch",
         .summary = "health checks of local services: history, status page, Prometheus metrics",
-        .about = "Probes local services (tcp connect, http status/body/JSON, ftp login, udp answer, a command's\n"
-                 "exit status) every --interval, keeps every result in SQLite, and serves a live status page\n"
-                 "and /metrics on 127.0.0.1. Only the targets given here or in --config are probed: no\n"
-                 "request can add one. --once and --until-up are for CI. See docs/watch.md.\n",
+        .about = "Probes local services (tcp connect, http status/body/JSON, ftp login, udp answer,\n"
+                 "a command's exit status) every --interval, keeps every result in SQLite, and serves\n"
+                 "a live status page and /metrics on 127.0.0.1. Only the targets given here or in\n"
+                 "--config are probed: no request can add one. --once and --until-up are for CI.\n"
+                 "See docs/watch.md.\n",
         .flags = watch_flags,
         .size = sizeof(struct watch_args),
         .init = watch_init,

@@ -110,12 +110,14 @@ static json_t *walk(json_t *root, const char *path, char *why, size_t whylen)
 	return v;
 }
 
-int watch_json_check(const char *body, size_t len, const char *path, const char *want, char *why, size_t whylen)
+int watch_json_check(const char *body, size_t len, const char *path, const char *want, char *why,
+                     size_t whylen)
 {
 	json_error_t e;
 	json_t *root = json_loadb(body, len, JSON_DECODE_ANY, &e);
 	if (!root) {
-		snprintf(why, whylen, "the body is not JSON: %s at line %d column %d", e.text, e.line, e.column);
+		snprintf(why, whylen, "the body is not JSON: %s at line %d column %d", e.text, e.line,
+		         e.column);
 		return 0;
 	}
 	int ok = 0;

@@ -47,7 +47,8 @@ void watch_stats_add(struct watch_stats *s, uint64_t wall_ms, int ok, uint64_t l
 /* Adds n probes (ok of them good) to the hour bucket idx (loading history). */
 void watch_stats_add_hour(struct watch_stats *s, uint32_t idx, uint32_t n, uint32_t ok);
 /* Adds n probes (ok good, lat_sum_us over the good ones) to the minute bucket idx. */
-void watch_stats_add_minute(struct watch_stats *s, uint32_t idx, uint32_t n, uint32_t ok, uint64_t lat_sum_us);
+void watch_stats_add_minute(struct watch_stats *s, uint32_t idx, uint32_t n, uint32_t ok,
+                            uint64_t lat_sum_us);
 /* Remembers one latency (loading history). */
 void watch_stats_add_latency(struct watch_stats *s, uint64_t wall_ms, uint64_t lat_us);
 /* The share of good probes in window w (0: last 60 minutes, 1: the last 24 whole
@@ -68,7 +69,8 @@ void watch_stats_spark(const struct watch_stats *s, uint64_t wall_ms, double lat
 int watch_ftp_reply(const char *b, size_t n, int *code, size_t *len);
 /* Does the JSON body hold path equal to want (JSON text; NULL: exists)? Returns 1, or
  * 0 with the reason in why. */
-int watch_json_check(const char *body, size_t len, const char *path, const char *want, char *why, size_t whylen);
+int watch_json_check(const char *body, size_t len, const char *path, const char *want, char *why,
+                     size_t whylen);
 /* Is status accepted by t's ranges (default 200-299)? */
 int watch_status_ok(const struct watch_target *t, int status);
 /* Finds needle in hay (binary-safe). */
@@ -99,12 +101,12 @@ struct watch_probe {
 	const char *tx;          /* what to send: req, or the target's own bytes */
 	size_t tx_len;
 	char req[WATCH_URL_MAX + 512]; /* an HTTP request or an FTP command */
-	int eof;                 /* the peer closed */
-	int body_over;           /* http: the body passed WATCH_BODY_MAX */
+	int eof;                       /* the peer closed */
+	int body_over;                 /* http: the body passed WATCH_BODY_MAX */
 	struct watch_result res;
 	/* http framing (bench/resp.h) */
 	struct bench_resp resp;
-	size_t line_from;        /* bytes already searched for a line end */
+	size_t line_from; /* bytes already searched for a line end */
 	/* cmd */
 	pid_t pid;
 	struct loop_io out; /* the command's output pipe */
@@ -169,28 +171,28 @@ void watch_store_stats(struct watch_store *st, struct watch_store_stats *out);
 /* Writes what is queued, stops the thread, closes the database. */
 void watch_store_close(struct watch_store *st);
 
-#define WATCH_FLUSH_MS      1000   /* a batch (one transaction) at least this often */
-#define WATCH_PRUNE_MS      10000  /* retention runs this often */
-#define WATCH_PENDING_MAX   200000 /* records queued for the disk; more are dropped */
+#define WATCH_FLUSH_MS    1000   /* a batch (one transaction) at least this often */
+#define WATCH_PRUNE_MS    10000  /* retention runs this often */
+#define WATCH_PENDING_MAX 200000 /* records queued for the disk; more are dropped */
 
 /* ---- the watcher (watch.c) ---- */
 struct watch_target_rt {
 	const struct watch_target *spec;
-	size_t id;             /* index */
+	size_t id; /* index */
 	struct watch *w;
-	struct loop_timer timer;    /* the next probe */
-	uint64_t due_ms;            /* loop time of the next probe */
+	struct loop_timer timer;            /* the next probe */
+	uint64_t due_ms;                    /* loop time of the next probe */
 	struct watch_target_rt *next_ready; /* waiting for a free probe slot */
 	int queued, running;
 	enum watch_state state;
 	unsigned fails;
-	int done;                   /* --once/--until-up: its answer is in */
+	int done; /* --once/--until-up: its answer is in */
 	struct watch_result last;
 	int has_result;
 	uint64_t since_ms;
 	uint64_t probes, failures, changes;
-	uint64_t seq;               /* bumped with every result (the page's updates) */
-	uint64_t state_seq;         /* bumped with every state change */
+	uint64_t seq;       /* bumped with every result (the page's updates) */
+	uint64_t state_seq; /* bumped with every state change */
 	int64_t db_id;
 	struct watch_stats stats;
 };
@@ -238,7 +240,8 @@ int watch_report_fill(struct watch *w, struct watch_report *r);
 /* The wall clock in ms. */
 uint64_t watch_wall_ms(void);
 /* Fills row with t's facts at wall_ms (scratch: a histogram for the percentiles). */
-void watch_row_fill(struct watch *w, const struct watch_target_rt *t, uint64_t wall_ms, struct watch_row *row);
+void watch_row_fill(struct watch *w, const struct watch_target_rt *t, uint64_t wall_ms,
+                    struct watch_row *row);
 
 /* ---- renderings (render.c) ---- */
 /* One <tr> of the status page (with its sparkline). */
@@ -253,16 +256,16 @@ int watch_metrics(struct buf *b, struct watch *w);
 int watch_page_html(struct buf *b, struct watch *w);
 
 /* ---- the page (page.c) ---- */
-#define WATCH_PAGE_CONNS   64            /* connections to the page at once */
-#define WATCH_SSE_TICK_MS  500           /* the page's updates go out this often */
-#define WATCH_SSE_BACKLOG  (256u << 10)  /* a page that falls this far behind is cut off */
-#define WATCH_OUT_MAX      (64u << 20)   /* the largest page or /metrics */
+#define WATCH_PAGE_CONNS  64           /* connections to the page at once */
+#define WATCH_SSE_TICK_MS 500          /* the page's updates go out this often */
+#define WATCH_SSE_BACKLOG (256u << 10) /* a page that falls this far behind is cut off */
+#define WATCH_OUT_MAX     (64u << 20)  /* the largest page or /metrics */
 int watch_page_start(struct watch *w, char *err, size_t errlen);
 void watch_page_stop(struct watch *w);
 
 /* ---- --on-change (spawn.c) ---- */
-#define WATCH_JOBS_MAX      8     /* --on-change commands running at once */
-#define WATCH_JOBQ_MAX      256   /* waiting; more are dropped (and counted) */
+#define WATCH_JOBS_MAX       8     /* --on-change commands running at once */
+#define WATCH_JOBQ_MAX       256   /* waiting; more are dropped (and counted) */
 #define WATCH_JOB_TIMEOUT_MS 30000 /* an --on-change command is killed after this */
 void watch_on_change(struct watch *w, const struct watch_row *row, enum watch_state from);
 /* Kills and reaps what still runs (at exit). */

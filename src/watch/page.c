@@ -18,14 +18,15 @@
 #include "http/route.h"
 #include "watch/internal.h"
 
-#define PAGE_HOST    "127.0.0.1" /* the page listens on loopback only */
-#define EVENT_ROOM_MIN 512      /* a tick with less room than this sends a heartbeat only */
-#define CHUNK_FRAME  16          /* "%zx\r\n" + "\r\n" around a chunk */
-#define RETRY_MS     2000        /* EventSource reconnects after this */
+#define PAGE_HOST      "127.0.0.1" /* the page listens on loopback only */
+#define EVENT_ROOM_MIN 512         /* a tick with less room than this sends a heartbeat only */
+#define CHUNK_FRAME    16          /* "%zx\r\n" + "\r\n" around a chunk */
+#define RETRY_MS       2000        /* EventSource reconnects after this */
 
 /* Everything the page loads, from memory: no external asset, so a strict CSP holds. */
 static const char page_css[] =
-        "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;color:#1f2328;background:#fff}"
+        "body{font:14px/1.45 system-ui,-apple-system,'Segoe "
+        "UI',sans-serif;margin:1.5em;color:#1f2328;background:#fff}"
         "h1{font-size:1.3em;margin:0 0 .2em}header p{margin:.2em 0;color:#57606a}"
         "#conn{font-size:.85em}#conn.lost{color:#c62828}"
         "table{border-collapse:collapse;width:100%;margin-top:1em}"
@@ -34,7 +35,9 @@ static const char page_css[] =
         "td.state{font-weight:700;color:#fff;text-align:center;text-transform:uppercase;width:6em}"
         "tr.up td.state{background:#2e7d32}tr.down td.state{background:#c62828}"
         "tr.pending td.state{background:#6e7781}tr.down{background:#fdecea}"
-        "td.name small{display:block;color:#57606a}td.num,td.when{white-space:nowrap;font-variant-numeric:tabular-nums}"
+        "td.name "
+        "small{display:block;color:#57606a}td.num,td.when{white-space:nowrap;font-variant-numeric:tabular-"
+        "nums}"
         "td.detail{color:#57606a;max-width:30em}svg.spark{display:block}"
         "footer{margin-top:1em;color:#57606a;font-size:.85em}";
 
@@ -80,16 +83,20 @@ static void summary(struct buf *b, struct watch *w)
 int watch_page_html(struct buf *b, struct watch *w)
 {
 	uint64_t wall = watch_wall_ms();
-	int rc = buf_puts(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-	                     "<title>loopkit watch</title><link rel=\"icon\" href=\"data:,\">"
-	                     "<link rel=\"stylesheet\" href=\"/watch.css\"><script src=\"/watch.js\" defer></script>"
-	                     "</head><body><header><h1>loopkit watch</h1><p id=\"summary\">");
+	int rc = buf_puts(
+	        b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+	           "<title>loopkit watch</title><link rel=\"icon\" href=\"data:,\">"
+	           "<link rel=\"stylesheet\" href=\"/watch.css\"><script src=\"/watch.js\" defer></script>"
+	           "</head><body><header><h1>loopkit watch</h1><p id=\"summary\">");
 	summary(b, w);
-	rc |= buf_puts(b, "</p><p id=\"conn\">connecting...</p></header>\n<table id=\"targets\"><thead><tr><th>state</th>"
-	                  "<th>target</th><th>last probe (UTC)</th><th>latency</th><th>p50 / p95, 1 h</th>"
-	                  "<th>uptime 1 h</th><th>24 h</th><th>7 d</th><th>last hour</th><th>detail</th></tr></thead>"
-	                  "<tbody>\n");
+	rc |= buf_puts(
+	        b,
+	        "</p><p id=\"conn\">connecting...</p></header>\n<table "
+	        "id=\"targets\"><thead><tr><th>state</th>"
+	        "<th>target</th><th>last probe (UTC)</th><th>latency</th><th>p50 / p95, 1 h</th>"
+	        "<th>uptime 1 h</th><th>24 h</th><th>7 d</th><th>last hour</th><th>detail</th></tr></thead>"
+	        "<tbody>\n");
 	for (size_t i = 0; i < w->n; i++) {
 		struct watch_row row;
 		watch_row_fill(w, &w->t[i], wall, &row);
@@ -104,8 +111,10 @@ int watch_page_html(struct buf *b, struct watch *w)
 		rc |= text_html(b, w->db_path);
 		rc |= buf_puts(b, " &middot; ");
 	}
-	return rc | buf_puts(b, "<a href=\"/metrics\">/metrics</a> &middot; <a href=\"/api/status\">/api/status</a>"
-	                        "</footer></body></html>\n");
+	return rc |
+	       buf_puts(b,
+	                "<a href=\"/metrics\">/metrics</a> &middot; <a href=\"/api/status\">/api/status</a>"
+	                "</footer></body></html>\n");
 }
 
 /* GET and HEAD only: the page changes nothing. */
@@ -156,7 +165,8 @@ static void h_page(struct http_conn *c, const struct http_reqinfo *ri)
 	send_buf(c, NULL, &b, 0);
 }
 
-static void h_asset(struct http_conn *c, const struct http_reqinfo *ri, const char *type, const char *body, size_t n)
+static void h_asset(struct http_conn *c, const struct http_reqinfo *ri, const char *type, const char *body,
+                    size_t n)
 {
 	if (!method_ok(c, ri))
 		return;

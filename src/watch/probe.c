@@ -12,14 +12,17 @@
 #include "core/net.h"
 #include "watch/internal.h"
 
-#define READ_CHUNK  4096
-#define IN_MAX      (BENCH_RESP_MAX_HEAD + 2 * READ_CHUNK) /* bytes held before they are parsed */
-#define FTP_REPLY_MAX 4096                                /* a longer FTP reply is refused */
+#define READ_CHUNK    4096
+#define IN_MAX        (BENCH_RESP_MAX_HEAD + 2 * READ_CHUNK) /* bytes held before they are parsed */
+#define FTP_REPLY_MAX 4096                                   /* a longer FTP reply is refused */
 
 /* What the probe waits for (the timeout's text names it). */
 enum phase { PH_CONNECT, PH_SEND, PH_ANSWER, PH_FTP_GREETING, PH_FTP_USER, PH_FTP_PASS };
-static const char *const phase_text[] = {"connecting", "sending", "waiting for the answer",
-                                         "waiting for the FTP greeting", "waiting for the USER reply",
+static const char *const phase_text[] = {"connecting",
+                                         "sending",
+                                         "waiting for the answer",
+                                         "waiting for the FTP greeting",
+                                         "waiting for the USER reply",
                                          "waiting for the PASS reply"};
 
 static void io_cb(struct loop *l, struct loop_io *io, unsigned events);
@@ -76,8 +79,9 @@ static void fail_errno(struct watch_probe *p, int e)
 	char where[64];
 	target_text(p->t->spec, where, sizeof(where));
 	if (e == ECONNREFUSED)
-		finish(p, 0, p->t->spec->kind == WATCH_UDP ? "port unreachable: nothing listens on %s"
-		                                           : "connection refused: nothing listens on %s",
+		finish(p, 0,
+		       p->t->spec->kind == WATCH_UDP ? "port unreachable: nothing listens on %s"
+		                                     : "connection refused: nothing listens on %s",
 		       where);
 	else if (e == ECONNRESET || e == EPIPE)
 		finish(p, 0, "connection reset by %s while %s", where, phase_text[p->phase]);
@@ -213,16 +217,19 @@ static void http_judge(struct watch_probe *p)
 		if (t->nstatus) {
 			size_t o = 0;
 			for (unsigned i = 0; i < t->nstatus && o < sizeof(want); i++)
-				o += (size_t)snprintf(want + o, sizeof(want) - o, t->status[i].lo == t->status[i].hi ? "%s%u" : "%s%u-%u",
+				o += (size_t)snprintf(want + o, sizeof(want) - o,
+				                      t->status[i].lo == t->status[i].hi ? "%s%u" : "%s%u-%u",
 				                      i ? "," : "", t->status[i].lo, t->status[i].hi);
 		}
 		finish(p, 0, "HTTP %d %s (want %s)", st, lk_http_reason(st), want);
-	} else if (t->contains && !watch_memmem(buf_start(&p->body), buf_used(&p->body), t->contains, strlen(t->contains))) {
-		finish(p, 0, "the body lacks \"%.60s\"%s", t->contains, p->body_over ? " (in its first 256 KiB)" : "");
+	} else if (t->contains &&
+	           !watch_memmem(buf_start(&p->body), buf_used(&p->body), t->contains, strlen(t->contains))) {
+		finish(p, 0, "the body lacks \"%.60s\"%s", t->contains,
+		       p->body_over ? " (in its first 256 KiB)" : "");
 	} else if (t->json_path && p->body_over) {
 		finish(p, 0, "the body is over %u KiB: too large to check as JSON", WATCH_BODY_MAX >> 10);
-	} else if (t->json_path &&
-	           !watch_json_check(buf_start(&p->body), buf_used(&p->body), t->json_path, t->json_equals, why, sizeof(why))) {
+	} else if (t->json_path && !watch_json_check(buf_start(&p->body), buf_used(&p->body), t->json_path,
+	                                             t->json_equals, why, sizeof(why))) {
 		finish(p, 0, "%s", why);
 	} else {
 		finish(p, 1, NULL);
@@ -247,10 +254,11 @@ static void http_readable(struct watch_probe *p)
 		if (bench_resp_eof(&p->resp))
 			http_judge(p);
 		else
-			finish(p, 0, p->resp.in_body ? "the connection closed in the middle of the body"
-			                             : buf_used(&p->in) || p->resp.last_len
-			                                       ? "the connection closed in the middle of the answer"
-			                                       : "the connection closed without an answer");
+			finish(p, 0,
+			       p->resp.in_body ? "the connection closed in the middle of the body"
+			       : buf_used(&p->in) || p->resp.last_len
+			               ? "the connection closed in the middle of the answer"
+			               : "the connection closed without an answer");
 	}
 }
 
@@ -396,9 +404,7 @@ static void connected(struct watch_probe *p)
 	const struct watch_target *t = p->t->spec;
 	struct loop *l = p->w->loop;
 	switch (t->kind) {
-	case WATCH_HTTP:
-		http_request(p);
-		break;
+	case WATCH_HTTP: http_request(p); break;
 	case WATCH_FTP:
 		p->phase = PH_FTP_GREETING;
 		loop_io_set(l, &p->io, LOOP_READ);
@@ -491,7 +497,8 @@ void watch_probe_start(struct watch_probe *p)
 		return;
 	}
 	int udp = t->kind == WATCH_UDP;
-	int fd = socket(t->addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd =
+	        socket(t->addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		finish(p, 0, "socket: %s", strerror(errno));
 		return;

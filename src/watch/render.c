@@ -1,4 +1,5 @@
-/* render.c - a target's row as people, scripts, browsers and Prometheus see it: one struct, five renderings. */
+/* render.c - a target's row as people, scripts, browsers and Prometheus see it: one struct, five renderings.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,8 +10,8 @@
 #include "core/text.h"
 #include "watch/internal.h"
 
-#define SPARK_W 120 /* the sparkline's size in px */
-#define SPARK_H 24
+#define SPARK_W      120 /* the sparkline's size in px */
+#define SPARK_H      24
 #define NAME_COL_MAX 40 /* widest target column of the table */
 
 static const char *const ansi_state[] = {"\033[90m", "\033[32m", "\033[31m"};
@@ -81,14 +82,15 @@ void watch_report_print(FILE *f, const struct watch_report *r, int color)
 			dur_text(x->latency_us, lat, sizeof(lat));
 		outcome_text(x, what, sizeof(what));
 		const char *st = watch_state_name(x->state);
-		fprintf(f, "%s%-8s%s %-*s %10s  %s", color ? ansi_state[x->state] : "", st, color ? "\033[0m" : "", w,
-		        x->name, lat, what);
+		fprintf(f, "%s%-8s%s %-*s %10s  %s", color ? ansi_state[x->state] : "", st,
+		        color ? "\033[0m" : "", w, x->name, lat, what);
 		if (strcmp(x->name, x->url) != 0)
 			fprintf(f, "  [%s]", x->url);
 		fputc('\n', f);
 	}
-	fprintf(f, "%zu target%s: %zu up, %zu down, %zu pending (%.2f s)%s\n", r->n, r->n == 1 ? "" : "s", r->up,
-	        r->down, r->pending, (double)r->elapsed_ms / 1000, r->timed_out ? "; gave up waiting" : "");
+	fprintf(f, "%zu target%s: %zu up, %zu down, %zu pending (%.2f s)%s\n", r->n, r->n == 1 ? "" : "s",
+	        r->up, r->down, r->pending, (double)r->elapsed_ms / 1000,
+	        r->timed_out ? "; gave up waiting" : "");
 }
 
 void watch_event_print(FILE *f, const struct watch_event *e, int color)
@@ -246,10 +248,11 @@ static int sparkline(struct buf *b, const struct watch_stats *s, uint64_t wall_m
 	watch_stats_spark(s, wall_ms, lat, fail);
 	for (int k = 0; k < WATCH_SPARK_POINTS; k++)
 		max = lat[k] > max ? lat[k] : max;
-	int rc = buf_printf(b,
-	                    "<svg class=\"spark\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">"
-	                    "<title>last hour: mean latency per minute (top: %.1f ms); red: failed probes</title>",
-	                    SPARK_W, SPARK_H, SPARK_W, SPARK_H, max / 1000);
+	int rc = buf_printf(
+	        b,
+	        "<svg class=\"spark\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">"
+	        "<title>last hour: mean latency per minute (top: %.1f ms); red: failed probes</title>",
+	        SPARK_W, SPARK_H, SPARK_W, SPARK_H, max / 1000);
 	double step = (double)SPARK_W / WATCH_SPARK_POINTS, top = SPARK_H - 6;
 	int pen = 0, any = 0;
 	for (int k = 0; k < WATCH_SPARK_POINTS; k++) {
@@ -270,8 +273,9 @@ static int sparkline(struct buf *b, const struct watch_stats *s, uint64_t wall_m
 		rc |= buf_puts(b, "\"/>");
 	for (int k = 0; k < WATCH_SPARK_POINTS; k++)
 		if (fail[k] > 0)
-			rc |= buf_printf(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"4\" fill=\"#c62828\"/>",
-			                 k * step, SPARK_H - 4, step);
+			rc |= buf_printf(
+			        b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"4\" fill=\"#c62828\"/>",
+			        k * step, SPARK_H - 4, step);
 	return rc | buf_puts(b, "</svg>");
 }
 
@@ -288,7 +292,8 @@ int watch_row_html(struct buf *b, const struct watch_row *r, const struct watch_
 	}
 	rc |= buf_puts(b, "</td><td class=\"when\">");
 	rc |= buf_puts(b, r->has_result ? iso_time(r->last_ms, t, sizeof(t)) + 11 : "-");
-	rc |= buf_printf(b, "</td><td class=\"num\">%s</td>", r->has_result ? dur_text(r->latency_us, t, sizeof(t)) : "-");
+	rc |= buf_printf(b, "</td><td class=\"num\">%s</td>",
+	                 r->has_result ? dur_text(r->latency_us, t, sizeof(t)) : "-");
 	if (r->npct) {
 		char p95[32];
 		rc |= buf_printf(b, "<td class=\"num\">%s / %s</td>", dur_text(r->p50_us, t, sizeof(t)),
@@ -297,7 +302,8 @@ int watch_row_html(struct buf *b, const struct watch_row *r, const struct watch_
 		rc |= buf_puts(b, "<td class=\"num\">-</td>");
 	}
 	for (int i = 0; i < WATCH_WINDOWS; i++)
-		rc |= buf_printf(b, "<td class=\"num up%d\">%s</td>", i, pct_text(r->uptime[i], t, sizeof(t)));
+		rc |= buf_printf(b, "<td class=\"num up%d\">%s</td>", i,
+		                 pct_text(r->uptime[i], t, sizeof(t)));
 	rc |= buf_puts(b, "<td>");
 	rc |= sparkline(b, s, wall_ms);
 	rc |= buf_puts(b, "</td><td class=\"detail\">");
@@ -353,9 +359,12 @@ static const struct family families[F_COUNT] = {
         {"probe_http_status_code", "gauge", "HTTP status of the last answer; 0 when none came."},
         {"probe_http_content_length", "gauge", "Body bytes of the last HTTP answer."},
         {"probe_ip_protocol", "gauge", "IP version the probe used: 4 or 6."},
-        {"loopkit_watch_up", "gauge", "1 when the target is up, 0 when down (after its retries); absent while pending."},
-        {"loopkit_watch_uptime_ratio", "gauge", "Share of successful probes in the window (1h, 24h, 7d), from the history."},
-        {"loopkit_watch_latency_seconds", "gauge", "Latency quantiles of the successful probes of the last hour."},
+        {"loopkit_watch_up", "gauge",
+         "1 when the target is up, 0 when down (after its retries); absent while pending."},
+        {"loopkit_watch_uptime_ratio", "gauge",
+         "Share of successful probes in the window (1h, 24h, 7d), from the history."},
+        {"loopkit_watch_latency_seconds", "gauge",
+         "Latency quantiles of the successful probes of the last hour."},
         {"loopkit_watch_probes_total", "counter", "Probes since the watcher started, by result."},
         {"loopkit_watch_consecutive_failures", "gauge", "Failed probes in a row."},
         {"loopkit_watch_state_changes_total", "counter", "State changes since the watcher started."},
@@ -377,8 +386,8 @@ static int sample(struct buf *b, enum fam f, const struct watch_row *r, const ch
 
 static int family_rows(struct buf *b, enum fam f, const struct watch_row *rows, size_t n)
 {
-	int rc = buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name,
-	                    families[f].type);
+	int rc = buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
+	                    families[f].name, families[f].type);
 	for (size_t i = 0; i < n; i++) {
 		const struct watch_row *r = &rows[i];
 		int http = !strcmp(r->kind, "http");
@@ -449,24 +458,27 @@ int watch_metrics(struct buf *b, struct watch *w)
 	struct watch_store_stats st = {0};
 	if (w->store)
 		watch_store_stats(w->store, &st);
-	rc |= buf_printf(b,
-	                 "# HELP loopkit_watch_targets Targets this watcher probes.\n"
-	                 "# TYPE loopkit_watch_targets gauge\nloopkit_watch_targets %zu\n"
-	                 "# HELP loopkit_watch_probes_in_flight Probes running now.\n"
-	                 "# TYPE loopkit_watch_probes_in_flight gauge\nloopkit_watch_probes_in_flight %u\n"
-	                 "# HELP loopkit_watch_history_written_total Results and changes written to the history.\n"
-	                 "# TYPE loopkit_watch_history_written_total counter\nloopkit_watch_history_written_total %llu\n"
-	                 "# HELP loopkit_watch_history_dropped_total Results the history could not take (disk "
-	                 "errors, queue full).\n"
-	                 "# TYPE loopkit_watch_history_dropped_total counter\nloopkit_watch_history_dropped_total %llu\n"
-	                 "# HELP loopkit_watch_history_failing 1 while the history cannot be written.\n"
-	                 "# TYPE loopkit_watch_history_failing gauge\nloopkit_watch_history_failing %d\n"
-	                 "# HELP loopkit_watch_history_batch_seconds How long the last batch took to write.\n"
-	                 "# TYPE loopkit_watch_history_batch_seconds gauge\nloopkit_watch_history_batch_seconds %.6f\n"
-	                 "# HELP loopkit_watch_hooks_dropped_total State changes whose --on-change command did "
-	                 "not run (too many waiting).\n"
-	                 "# TYPE loopkit_watch_hooks_dropped_total counter\nloopkit_watch_hooks_dropped_total %llu\n",
-	                 w->n, w->inflight, (unsigned long long)st.written, (unsigned long long)st.dropped,
-	                 st.failing, st.last_batch_s, (unsigned long long)w->jobs_dropped);
+	rc |= buf_printf(
+	        b,
+	        "# HELP loopkit_watch_targets Targets this watcher probes.\n"
+	        "# TYPE loopkit_watch_targets gauge\nloopkit_watch_targets %zu\n"
+	        "# HELP loopkit_watch_probes_in_flight Probes running now.\n"
+	        "# TYPE loopkit_watch_probes_in_flight gauge\nloopkit_watch_probes_in_flight %u\n"
+	        "# HELP loopkit_watch_history_written_total Results and changes written to the history.\n"
+	        "# TYPE loopkit_watch_history_written_total counter\nloopkit_watch_history_written_total "
+	        "%llu\n"
+	        "# HELP loopkit_watch_history_dropped_total Results the history could not take (disk "
+	        "errors, queue full).\n"
+	        "# TYPE loopkit_watch_history_dropped_total counter\nloopkit_watch_history_dropped_total "
+	        "%llu\n"
+	        "# HELP loopkit_watch_history_failing 1 while the history cannot be written.\n"
+	        "# TYPE loopkit_watch_history_failing gauge\nloopkit_watch_history_failing %d\n"
+	        "# HELP loopkit_watch_history_batch_seconds How long the last batch took to write.\n"
+	        "# TYPE loopkit_watch_history_batch_seconds gauge\nloopkit_watch_history_batch_seconds %.6f\n"
+	        "# HELP loopkit_watch_hooks_dropped_total State changes whose --on-change command did "
+	        "not run (too many waiting).\n"
+	        "# TYPE loopkit_watch_hooks_dropped_total counter\nloopkit_watch_hooks_dropped_total %llu\n",
+	        w->n, w->inflight, (unsigned long long)st.written, (unsigned long long)st.dropped, st.failing,
+	        st.last_batch_s, (unsigned long long)w->jobs_dropped);
 	return rc;
 }

@@ -132,7 +132,8 @@ static void exit_cb(struct loop *l, struct loop_io *io, unsigned events)
 	} else if (!ok) {
 		/* "exit status 2: the first line it printed" */
 		size_t k = strcspn(p->outtext, "\r\n");
-		snprintf(p->res.detail, sizeof(p->res.detail), "%s%s%.*s", why, k ? ": " : "", (int)k, p->outtext);
+		snprintf(p->res.detail, sizeof(p->res.detail), "%s%s%.*s", why, k ? ": " : "", (int)k,
+		         p->outtext);
 	}
 	watch_probe_end(p, ok);
 }
@@ -199,9 +200,12 @@ static char **env_for(const struct watch_row *row, enum watch_state from)
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	const char *vars[][2] = {
-	        {"WATCH_TARGET", row->name},   {"WATCH_URL", row->url},
-	        {"WATCH_KIND", row->kind},     {"WATCH_STATE", watch_state_name(row->state)},
-	        {"WATCH_PREVIOUS", watch_state_name(from)}, {"WATCH_DETAIL", row->detail},
+	        {"WATCH_TARGET", row->name},
+	        {"WATCH_URL", row->url},
+	        {"WATCH_KIND", row->kind},
+	        {"WATCH_STATE", watch_state_name(row->state)},
+	        {"WATCH_PREVIOUS", watch_state_name(from)},
+	        {"WATCH_DETAIL", row->detail},
 	        {"WATCH_TIME", when},
 	};
 	size_t nv = sizeof(vars) / sizeof(vars[0]), ne = 0;
@@ -311,7 +315,8 @@ void watch_on_change(struct watch *w, const struct watch_row *row, enum watch_st
 		env_free(env);
 		w->jobs_dropped++;
 		if (!q->dropped_logged)
-			log_msg("--on-change: %d commands run and %d wait; further changes run no command (counted in "
+			log_msg("--on-change: %d commands run and %d wait; further changes run no command "
+			        "(counted in "
 			        "loopkit_watch_hooks_dropped_total)",
 			        WATCH_JOBS_MAX, WATCH_JOBQ_MAX);
 		q->dropped_logged = 1;

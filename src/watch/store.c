@@ -37,12 +37,15 @@ struct watch_store {
 
 static const char *const schema =
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
-        "CREATE TABLE IF NOT EXISTS targets(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, url TEXT NOT NULL,"
+        "CREATE TABLE IF NOT EXISTS targets(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, url TEXT NOT "
+        "NULL,"
         " kind TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0, since INTEGER NOT NULL DEFAULT 0);"
-        "CREATE TABLE IF NOT EXISTS results(target INTEGER NOT NULL, ts INTEGER NOT NULL, ok INTEGER NOT NULL,"
+        "CREATE TABLE IF NOT EXISTS results(target INTEGER NOT NULL, ts INTEGER NOT NULL, ok INTEGER NOT "
+        "NULL,"
         " latency_us INTEGER NOT NULL, status INTEGER NOT NULL, error TEXT);"
         "CREATE INDEX IF NOT EXISTS results_target_ts ON results(target, ts);"
-        "CREATE TABLE IF NOT EXISTS rollup(target INTEGER NOT NULL, hour INTEGER NOT NULL, n INTEGER NOT NULL,"
+        "CREATE TABLE IF NOT EXISTS rollup(target INTEGER NOT NULL, hour INTEGER NOT NULL, n INTEGER NOT "
+        "NULL,"
         " ok INTEGER NOT NULL, lat_sum_us INTEGER NOT NULL, PRIMARY KEY(target, hour)) WITHOUT ROWID;";
 
 static uint64_t mono_ms(void)
@@ -52,8 +55,8 @@ static uint64_t mono_ms(void)
 
 /* The reason and the fix for a failed database operation: rc its result code, msg
  * SQLite's text (NULL: the connection's current one), eno the system errno behind it. */
-static void db_error_msg(const struct watch_store *s, int rc, const char *what, const char *msg, int eno, char *err,
-                         size_t errlen)
+static void db_error_msg(const struct watch_store *s, int rc, const char *what, const char *msg, int eno,
+                         char *err, size_t errlen)
 {
 	if (!msg)
 		msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
@@ -63,29 +66,36 @@ static void db_error_msg(const struct watch_store *s, int rc, const char *what, 
 	switch (rc & 0xff) {
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT:
-		snprintf(err, errlen, "history %s is damaged or not a loopkit history (%s: %s); move it away (it is left "
-		                      "as it is) or give another --db FILE",
+		snprintf(err, errlen,
+		         "history %s is damaged or not a loopkit history (%s: %s); move it away (it is left "
+		         "as it is) or give another --db FILE",
 		         s->path, what, msg);
 		break;
 	case SQLITE_READONLY:
 	case SQLITE_CANTOPEN:
 	case SQLITE_PERM:
 	case SQLITE_AUTH:
-		snprintf(err, errlen, "history %s cannot be written (%s: %s); fix the permissions of the file and its "
-		                      "directory, or give another --db FILE",
+		snprintf(err, errlen,
+		         "history %s cannot be written (%s: %s); fix the permissions of the file and its "
+		         "directory, or give another --db FILE",
 		         s->path, what, msg);
 		break;
 	case SQLITE_FULL:
-		snprintf(err, errlen, "history %s: the disk is full (%s: %s%s%s); free some space or give another --db FILE",
+		snprintf(err, errlen,
+		         "history %s: the disk is full (%s: %s%s%s); free some space or give another --db "
+		         "FILE",
 		         s->path, what, msg, eno ? ", " : "", eno ? strerror(eno) : "");
 		break;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		snprintf(err, errlen, "history %s is locked by another process for over %d ms (%s); give another --db FILE",
-		         s->path, BUSY_TIMEOUT_MS, what);
+		snprintf(
+		        err, errlen,
+		        "history %s is locked by another process for over %d ms (%s); give another --db FILE",
+		        s->path, BUSY_TIMEOUT_MS, what);
 		break;
 	default:
-		snprintf(err, errlen, "history %s: %s: %s%s%s", s->path, what, msg, eno ? ": " : "", eno ? strerror(eno) : "");
+		snprintf(err, errlen, "history %s: %s: %s%s%s", s->path, what, msg, eno ? ": " : "",
+		         eno ? strerror(eno) : "");
 	}
 }
 
@@ -152,7 +162,8 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	if (sqlite3_db_readonly(s->db, "main") == 1) {
-		db_error_msg(s, SQLITE_READONLY, "open", "the file is read-only to this user", 0, err, errlen);
+		db_error_msg(s, SQLITE_READONLY, "open", "the file is read-only to this user", 0, err,
+		             errlen);
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
@@ -174,8 +185,9 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	}
 	const char *mode = (const char *)sqlite3_column_text(st, 0);
 	if (!mode || strcmp(mode, "wal") != 0) {
-		snprintf(err, errlen, "history %s cannot use write-ahead logging (journal mode stays %s); is its "
-		                      "directory writable? give another --db FILE",
+		snprintf(err, errlen,
+		         "history %s cannot use write-ahead logging (journal mode stays %s); is its "
+		         "directory writable? give another --db FILE",
 		         s->path, mode ? mode : "?");
 		sqlite3_finalize(st);
 		goto fail;
@@ -206,14 +218,16 @@ fail:
 }
 
 int watch_store_target(struct watch_store *s, const struct watch_target *t, int64_t *id, int *state,
-                       uint64_t *since_ms, struct watch_stats *stats, uint64_t now_ms, char *err, size_t errlen)
+                       uint64_t *since_ms, struct watch_stats *stats, uint64_t now_ms, char *err,
+                       size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	const char *what = "targets";
-	int rc = sqlite3_prepare_v2(s->db,
-	                            "INSERT INTO targets(name, url, kind) VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE "
-	                            "SET url = excluded.url, kind = excluded.kind RETURNING id, state, since",
-	                            -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(
+	        s->db,
+	        "INSERT INTO targets(name, url, kind) VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE "
+	        "SET url = excluded.url, kind = excluded.kind RETURNING id, state, since",
+	        -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, t->url, -1, SQLITE_STATIC);
@@ -234,26 +248,30 @@ int watch_store_target(struct watch_store *s, const struct watch_target *t, int6
 	/* The hours of the last 7 days, then the results of the last hour (minutes and
 	 * latencies; their hours are in the rollup already). */
 	what = "rollup";
-	rc = sqlite3_prepare_v2(s->db, "SELECT hour, n, ok FROM rollup WHERE target = ?1 AND hour > ?2", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, "SELECT hour, n, ok FROM rollup WHERE target = ?1 AND hour > ?2", -1,
+	                        &st, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, *id);
 	sqlite3_bind_int64(st, 2, (int64_t)(now_ms / 3600000) - WATCH_HOURS);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		watch_stats_add_hour(stats, (uint32_t)sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+		watch_stats_add_hour(stats, (uint32_t)sqlite3_column_int64(st, 0),
+		                     (uint32_t)sqlite3_column_int64(st, 1),
 		                     (uint32_t)sqlite3_column_int64(st, 2));
 	if (rc != SQLITE_DONE)
 		goto fail;
 	sqlite3_finalize(st);
 	what = "results";
-	rc = sqlite3_prepare_v2(s->db, "SELECT ts, ok, latency_us FROM results WHERE target = ?1 AND ts > ?2 ORDER BY ts",
-	                        -1, &st, NULL);
+	rc = sqlite3_prepare_v2(
+	        s->db, "SELECT ts, ok, latency_us FROM results WHERE target = ?1 AND ts > ?2 ORDER BY ts", -1,
+	        &st, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, *id);
 	sqlite3_bind_int64(st, 2, (int64_t)now_ms - 3600000);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint64_t ts = (uint64_t)sqlite3_column_int64(st, 0), lat = (uint64_t)sqlite3_column_int64(st, 2);
+		uint64_t ts = (uint64_t)sqlite3_column_int64(st, 0),
+		         lat = (uint64_t)sqlite3_column_int64(st, 2);
 		int ok = sqlite3_column_int(st, 1);
 		watch_stats_add_minute(stats, (uint32_t)(ts / 60000), 1, ok ? 1 : 0, ok ? lat : 0);
 		if (ok)
@@ -329,12 +347,14 @@ static int prune(struct watch_store *s)
 	sqlite3_stmt *age = NULL, *count = NULL, *hours = NULL;
 	int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM results WHERE target = ?1 AND ts < ?2", -1, &age, NULL);
+		rc = sqlite3_prepare_v2(s->db, "DELETE FROM results WHERE target = ?1 AND ts < ?2", -1, &age,
+		                        NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db,
-		                        "DELETE FROM results WHERE target = ?1 AND ts <= (SELECT ts FROM results WHERE "
-		                        "target = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
-		                        -1, &count, NULL);
+		rc = sqlite3_prepare_v2(
+		        s->db,
+		        "DELETE FROM results WHERE target = ?1 AND ts <= (SELECT ts FROM results WHERE "
+		        "target = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
+		        -1, &count, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(s->db, "DELETE FROM rollup WHERE hour < ?1", -1, &hours, NULL);
 	for (size_t i = 0; i < s->nids && rc == SQLITE_OK; i++) {
@@ -378,7 +398,8 @@ static void note(struct watch_store *s, int rc, const char *what)
 	if (!s->logged) {
 		char err[600];
 		db_error_msg(s, rc, what, s->lasterr, s->lasterrno, err, sizeof(err));
-		log_msg("%s; probing goes on in memory (the page and /metrics are unaffected), and results are not "
+		log_msg("%s; probing goes on in memory (the page and /metrics are unaffected), and results "
+		        "are not "
 		        "saved until it is writable again",
 		        err);
 	}

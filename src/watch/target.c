@@ -98,7 +98,8 @@ static char *dup_n(const char *s, size_t n)
 static struct watch_target *target_new(struct watch_config *c, char *err, size_t errlen)
 {
 	if (c->ntargets >= WATCH_TARGETS_MAX) {
-		seterr(err, errlen, "more than %d targets; split them over several watchers", WATCH_TARGETS_MAX);
+		seterr(err, errlen, "more than %d targets; split them over several watchers",
+		       WATCH_TARGETS_MAX);
 		return NULL;
 	}
 	if (vec_grow((void **)&c->targets, &c->cap, c->ntargets + 1, sizeof(*c->targets)) < 0) {
@@ -170,7 +171,8 @@ static int parse_authority(struct watch_target *t, const char *a, size_t n, uint
 	const char *at = memrchr(a, '@', n);
 	if (at) {
 		if (t->kind != WATCH_FTP) {
-			seterr(err, errlen, "%s: credentials in a %s URL are not supported", t->url, watch_kind_name(t->kind));
+			seterr(err, errlen, "%s: credentials in a %s URL are not supported", t->url,
+			       watch_kind_name(t->kind));
 			return -1;
 		}
 		const char *colon = memchr(a, ':', (size_t)(at - a));
@@ -202,7 +204,8 @@ static int parse_authority(struct watch_target *t, const char *a, size_t n, uint
 	}
 	size_t restn = (size_t)(a + n - rest);
 	if (he == hs) {
-		seterr(err, errlen, "%s: no host; write it as %s://127.0.0.1:PORT", t->url, watch_kind_name(t->kind));
+		seterr(err, errlen, "%s: no host; write it as %s://127.0.0.1:PORT", t->url,
+		       watch_kind_name(t->kind));
 		return -1;
 	}
 	t->host = dup_n(hs, (size_t)(he - hs));
@@ -275,19 +278,25 @@ static int set_url(struct watch_target *t, const char *url, char *err, size_t er
 				break;
 		if (i == sizeof(schemes) / sizeof(schemes[0])) {
 			if (!strncasecmp(url, "https://", 8))
-				seterr(err, errlen, "%s: https targets are not supported yet; check the port with "
-				                    "tcp://HOST:PORT", url);
+				seterr(err, errlen,
+				       "%s: https targets are not supported yet; check the port with "
+				       "tcp://HOST:PORT",
+				       url);
 			else
-				seterr(err, errlen, "%s: unknown kind of target; use tcp://, http://, ftp://, udp:// or "
-				                    "cmd:COMMAND", url);
+				seterr(err, errlen,
+				       "%s: unknown kind of target; use tcp://, http://, ftp://, udp:// or "
+				       "cmd:COMMAND",
+				       url);
 			return -1;
 		}
 		t->kind = schemes[i].kind;
 		defport = schemes[i].port;
 		p = url + strlen(schemes[i].scheme);
 	} else if (!strchr(url, ':')) {
-		seterr(err, errlen, "%s: not a target; write tcp://HOST:PORT, http://HOST:PORT/PATH, ftp://HOST:PORT, "
-		                    "udp://HOST:PORT or cmd:COMMAND", url);
+		seterr(err, errlen,
+		       "%s: not a target; write tcp://HOST:PORT, http://HOST:PORT/PATH, ftp://HOST:PORT, "
+		       "udp://HOST:PORT or cmd:COMMAND",
+		       url);
 		return -1;
 	}
 	const char *slash = strpbrk(p, "/?#");
@@ -324,7 +333,9 @@ static int set_url(struct watch_target *t, const char *url, char *err, size_t er
 		}
 		for (const char *c = t->path; *c; c++) {
 			if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-				seterr(err, errlen, "%s: the path holds a space or a control byte; percent-encode it", url);
+				seterr(err, errlen,
+				       "%s: the path holds a space or a control byte; percent-encode it",
+				       url);
 				return -1;
 			}
 		}
@@ -392,8 +403,8 @@ static int get_ms(const json_t *v, uint64_t min_ms, uint64_t max_ms, uint32_t *o
 		snprintf(why, whylen, "want a duration: seconds (2.5) or text (\"500ms\", \"2m\")");
 		return -1;
 	}
-	if (strparse_duration(json_string_value(v), min_ms * STRPARSE_NS_PER_MS, max_ms * STRPARSE_NS_PER_MS, &ns, e,
-	                      sizeof(e)) < 0) {
+	if (strparse_duration(json_string_value(v), min_ms * STRPARSE_NS_PER_MS, max_ms * STRPARSE_NS_PER_MS,
+	                      &ns, e, sizeof(e)) < 0) {
 		snprintf(why, whylen, "\"%s\": %s", json_string_value(v), e);
 		return -1;
 	}
@@ -444,10 +455,21 @@ static const struct {
 	const char *key;
 	unsigned kinds;
 } target_keys[] = {
-        {"name", ALL},           {"url", ALL},         {"cmd", ALL},         {"interval", ALL},
-        {"timeout", ALL},        {"retries", ALL},     {"max_latency", ALL}, {"status", K(WATCH_HTTP)},
-        {"contains", K(WATCH_HTTP)}, {"json", K(WATCH_HTTP)}, {"send", SOCK_KIND}, {"expect", SOCK_KIND},
-        {"login", K(WATCH_FTP)}, {"user", K(WATCH_FTP)}, {"password", K(WATCH_FTP)},
+        {"name", ALL},
+        {"url", ALL},
+        {"cmd", ALL},
+        {"interval", ALL},
+        {"timeout", ALL},
+        {"retries", ALL},
+        {"max_latency", ALL},
+        {"status", K(WATCH_HTTP)},
+        {"contains", K(WATCH_HTTP)},
+        {"json", K(WATCH_HTTP)},
+        {"send", SOCK_KIND},
+        {"expect", SOCK_KIND},
+        {"login", K(WATCH_FTP)},
+        {"user", K(WATCH_FTP)},
+        {"password", K(WATCH_FTP)},
 };
 #define NKEYS (sizeof(target_keys) / sizeof(target_keys[0]))
 
@@ -462,14 +484,17 @@ static int check_keys(json_t *o, enum watch_kind kind, const struct where *w, ch
 			;
 		if (i == NKEYS) {
 			cerr(err, errlen, w,
-			     "unknown key \"%s\" (a target takes name, url or cmd, interval, timeout, retries, "
-			     "max_latency; http: status, contains, json; tcp/udp: send, expect; ftp: login, user, "
+			     "unknown key \"%s\" (a target takes name, url or cmd, interval, timeout, "
+			     "retries, "
+			     "max_latency; http: status, contains, json; tcp/udp: send, expect; ftp: login, "
+			     "user, "
 			     "password)",
 			     key);
 			return -1;
 		}
 		if (!(target_keys[i].kinds & K(kind))) {
-			cerr(err, errlen, w, "\"%s\" does not apply to a %s target", key, watch_kind_name(kind));
+			cerr(err, errlen, w, "\"%s\" does not apply to a %s target", key,
+			     watch_kind_name(kind));
 			return -1;
 		}
 	}
@@ -480,7 +505,8 @@ static int set_cmd(struct watch_target *t, json_t *v, const struct where *w, cha
 {
 	size_t n = json_is_array(v) ? json_array_size(v) : 1;
 	if (!(json_is_string(v) && json_string_length(v)) && !(json_is_array(v) && n)) {
-		cerr(err, errlen, w, "\"cmd\" is a command line (run by /bin/sh -c) or a non-empty array of strings");
+		cerr(err, errlen, w,
+		     "\"cmd\" is a command line (run by /bin/sh -c) or a non-empty array of strings");
 		return -1;
 	}
 	t->kind = WATCH_CMD;
@@ -501,13 +527,15 @@ static int set_cmd(struct watch_target *t, json_t *v, const struct where *w, cha
 	for (size_t i = 0; t->argv && i < n; i++) {
 		json_t *a = json_array_get(v, i);
 		if (!(t->argv[i] = get_text(a, WATCH_URL_MAX, NULL))) {
-			cerr(err, errlen, w, "cmd[%zu] must be a string of at most %d bytes", i, WATCH_URL_MAX);
+			cerr(err, errlen, w, "cmd[%zu] must be a string of at most %d bytes", i,
+			     WATCH_URL_MAX);
 			return -1;
 		}
 		ul += strlen(t->argv[i]) + 1;
 	}
 	if (!t->argv || ul > WATCH_URL_MAX || !(t->url = malloc(ul))) {
-		cerr(err, errlen, w, t->argv && ul > WATCH_URL_MAX ? "the command is too long" : "out of memory");
+		cerr(err, errlen, w,
+		     t->argv && ul > WATCH_URL_MAX ? "the command is too long" : "out of memory");
 		return -1;
 	}
 	size_t off = (size_t)snprintf(t->url, ul, "cmd:");
@@ -516,7 +544,8 @@ static int set_cmd(struct watch_target *t, json_t *v, const struct where *w, cha
 	return 0;
 }
 
-static int parse_target(struct watch_config *c, json_t *o, size_t index, const char *file, char *err, size_t errlen)
+static int parse_target(struct watch_config *c, json_t *o, size_t index, const char *file, char *err,
+                        size_t errlen)
 {
 	struct where w = {file, index, NULL};
 	char why[256];
@@ -524,8 +553,10 @@ static int parse_target(struct watch_config *c, json_t *o, size_t index, const c
 		cerr(err, errlen, &w, "a target is an object: {\"url\": \"http://127.0.0.1:3000/health\"}");
 		return -1;
 	}
-	json_t *name = json_object_get(o, "name"), *url = json_object_get(o, "url"), *cmd = json_object_get(o, "cmd");
-	if (name && (!json_is_string(name) || !json_string_length(name) || json_string_length(name) > WATCH_NAME_MAX)) {
+	json_t *name = json_object_get(o, "name"), *url = json_object_get(o, "url"),
+	       *cmd = json_object_get(o, "cmd");
+	if (name && (!json_is_string(name) || !json_string_length(name) ||
+	             json_string_length(name) > WATCH_NAME_MAX)) {
 		cerr(err, errlen, &w, "\"name\" is a non-empty string of at most %d bytes", WATCH_NAME_MAX);
 		return -1;
 	}
@@ -573,7 +604,8 @@ static int parse_target(struct watch_config *c, json_t *o, size_t index, const c
 		return -1;
 	}
 	if ((v = json_object_get(o, "retries"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > WATCH_RETRIES_MAX) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > WATCH_RETRIES_MAX) {
 			cerr(err, errlen, &w, "retries is a whole number 0-%d", WATCH_RETRIES_MAX);
 			return -1;
 		}
@@ -587,8 +619,9 @@ static int parse_target(struct watch_config *c, json_t *o, size_t index, const c
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (get_status(json_is_array(v) ? json_array_get(v, i) : v, &t->status[i]) < 0) {
-				cerr(err, errlen, &w, "status: want a code (200), a class (\"2xx\") or a range (\"200-399\"), "
-				                      "or an array of them; codes are %d-%d",
+				cerr(err, errlen, &w,
+				     "status: want a code (200), a class (\"2xx\") or a range (\"200-399\"), "
+				     "or an array of them; codes are %d-%d",
 				     HTTP_STATUS_MIN, HTTP_STATUS_MAX);
 				return -1;
 			}
@@ -602,8 +635,9 @@ static int parse_target(struct watch_config *c, json_t *o, size_t index, const c
 	if ((v = json_object_get(o, "json"))) {
 		json_t *path = json_object_get(v, "path"), *eq = json_object_get(v, "equals");
 		if (!json_is_object(v) || !json_is_string(path) || json_object_size(v) != 1u + (eq != NULL)) {
-			cerr(err, errlen, &w, "json is {\"path\": \"status\", \"equals\": \"ok\"} (equals optional: "
-			                      "then the field must exist)");
+			cerr(err, errlen, &w,
+			     "json is {\"path\": \"status\", \"equals\": \"ok\"} (equals optional: "
+			     "then the field must exist)");
 			return -1;
 		}
 		t->json_path = get_text(path, WATCH_NAME_MAX, NULL);
@@ -618,7 +652,8 @@ static int parse_target(struct watch_config *c, json_t *o, size_t index, const c
 		cerr(err, errlen, &w, "send is a string of at most %d bytes", WATCH_SEND_MAX);
 		return -1;
 	}
-	if ((v = json_object_get(o, "expect")) && !(t->expect = get_text(v, WATCH_SEND_MAX, &t->expect_len))) {
+	if ((v = json_object_get(o, "expect")) &&
+	    !(t->expect = get_text(v, WATCH_SEND_MAX, &t->expect_len))) {
 		cerr(err, errlen, &w, "expect is a string of at most %d bytes", WATCH_SEND_MAX);
 		return -1;
 	}
@@ -652,7 +687,8 @@ int watch_config_parse(struct watch_config *c, const char *text, size_t len, con
 	json_error_t e;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
 	if (!root) {
-		seterr(err, errlen, "%s: malformed JSON at line %d, column %d: %s", name, e.line, e.column, e.text);
+		seterr(err, errlen, "%s: malformed JSON at line %d, column %d: %s", name, e.line, e.column,
+		       e.text);
 		return -1;
 	}
 	int rc = -1;
@@ -661,13 +697,16 @@ int watch_config_parse(struct watch_config *c, const char *text, size_t len, con
 	json_object_foreach(root, key, v)
 	{
 		if (strcmp(key, "targets") != 0) {
-			seterr(err, errlen, "%s: unknown key \"%s\" at the top; the file is {\"targets\": [...]}", name, key);
+			seterr(err, errlen,
+			       "%s: unknown key \"%s\" at the top; the file is {\"targets\": [...]}", name,
+			       key);
 			goto out;
 		}
 	}
 	if (!json_is_array(targets)) {
-		seterr(err, errlen, "%s: want an object with a \"targets\" array: {\"targets\": [{\"url\": "
-		                    "\"tcp://127.0.0.1:5432\"}]}",
+		seterr(err, errlen,
+		       "%s: want an object with a \"targets\" array: {\"targets\": [{\"url\": "
+		       "\"tcp://127.0.0.1:5432\"}]}",
 		       name);
 		goto out;
 	}
@@ -694,7 +733,8 @@ int watch_config_load(struct watch_config *c, const char *path, char *err, size_
 		return -1;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > WATCH_CONFIG_MAX) {
-		seterr(err, errlen, "--config %s: not a regular file of at most %u MiB", path, WATCH_CONFIG_MAX >> 20);
+		seterr(err, errlen, "--config %s: not a regular file of at most %u MiB", path,
+		       WATCH_CONFIG_MAX >> 20);
 		fclose(f);
 		return -1;
 	}
@@ -716,7 +756,8 @@ int watch_config_load(struct watch_config *c, const char *path, char *err, size_
 
 static int cmp_name(const void *a, const void *b)
 {
-	const struct watch_target *x = *(struct watch_target *const *)a, *y = *(struct watch_target *const *)b;
+	const struct watch_target *x = *(struct watch_target *const *)a,
+	                          *y = *(struct watch_target *const *)b;
 	return strcmp(x->name, y->name);
 }
 
@@ -724,8 +765,9 @@ static int resolve(struct watch_target *t, int allow_remote, char *err, size_t e
 {
 	if (!t->addrlen) {
 		if (!allow_remote) {
-			seterr(err, errlen, "%s: %s is not a loopback address; only 127.0.0.0/8, ::1 and localhost are "
-			                    "watched unless --allow-remote",
+			seterr(err, errlen,
+			       "%s: %s is not a loopback address; only 127.0.0.0/8, ::1 and localhost are "
+			       "watched unless --allow-remote",
 			       t->name, t->host);
 			return -1;
 		}
@@ -742,8 +784,9 @@ static int resolve(struct watch_target *t, int allow_remote, char *err, size_t e
 		freeaddrinfo(ai);
 	}
 	if (!allow_remote && !net_is_loopback((struct sockaddr *)&t->addr)) {
-		seterr(err, errlen, "%s: %s is not a loopback address; only 127.0.0.0/8, ::1 and localhost are watched "
-		                    "unless --allow-remote",
+		seterr(err, errlen,
+		       "%s: %s is not a loopback address; only 127.0.0.0/8, ::1 and localhost are watched "
+		       "unless --allow-remote",
 		       t->name, t->host);
 		return -1;
 	}
@@ -753,7 +796,8 @@ static int resolve(struct watch_target *t, int allow_remote, char *err, size_t e
 int watch_config_finish(struct watch_config *c, char *err, size_t errlen)
 {
 	if (!c->ntargets) {
-		seterr(err, errlen, "no targets: give URLs (loopkit watch tcp://127.0.0.1:5432) or --config FILE");
+		seterr(err, errlen,
+		       "no targets: give URLs (loopkit watch tcp://127.0.0.1:5432) or --config FILE");
 		return -1;
 	}
 	for (size_t i = 0; i < c->ntargets; i++) {
@@ -789,7 +833,9 @@ int watch_config_finish(struct watch_config *c, char *err, size_t errlen)
 	int rc = 0;
 	for (size_t i = 1; i < c->ntargets && !rc; i++) {
 		if (!strcmp(byname[i - 1]->name, byname[i]->name)) {
-			seterr(err, errlen, "two targets named \"%s\"; give each its own \"name\" (the name keys its history)",
+			seterr(err, errlen,
+			       "two targets named \"%s\"; give each its own \"name\" (the name keys its "
+			       "history)",
 			       byname[i]->name);
 			rc = -1;
 		}

@@ -13,8 +13,8 @@
 #include "core/log.h"
 #include "watch/internal.h"
 
-#define FD_RESERVE       64 /* descriptors kept for the page, the database and the hooks */
-#define PROGRESS_MS      250 /* --until-up: the progress line is redrawn this often */
+#define FD_RESERVE  64  /* descriptors kept for the page, the database and the hooks */
+#define PROGRESS_MS 250 /* --until-up: the progress line is redrawn this often */
 
 const char *const watch_window_names[WATCH_WINDOWS] = {"1h", "24h", "7d"};
 
@@ -306,14 +306,16 @@ static int open_history(struct watch *w, char *err, size_t errlen)
 	for (size_t i = 0; i < w->n; i++) {
 		struct watch_target_rt *t = &w->t[i];
 		int state;
-		if (watch_store_target(w->store, t->spec, &t->db_id, &state, &t->since_ms, &t->stats, wall, err, errlen) < 0)
+		if (watch_store_target(w->store, t->spec, &t->db_id, &state, &t->since_ms, &t->stats, wall,
+		                       err, errlen) < 0)
 			return -1;
 		t->state = (enum watch_state)state; /* the last known state, until the first probe */
 	}
 	return 0;
 }
 
-struct watch *watch_new(const struct watch_config *cfg, const struct watch_hooks *hooks, char *err, size_t errlen)
+struct watch *watch_new(const struct watch_config *cfg, const struct watch_hooks *hooks, char *err,
+                        size_t errlen)
 {
 	struct watch *w = calloc(1, sizeof(*w));
 	if (!w) {

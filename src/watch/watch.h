@@ -14,25 +14,25 @@
 #define WATCH_INTERVAL_S_DEFAULT 10
 #define WATCH_TIMEOUT_S_DEFAULT  3
 #define WATCH_RETRIES_DEFAULT    1
-#define WATCH_UNTIL_S_DEFAULT    30    /* --until-up: the whole wait, unless --timeout */
+#define WATCH_UNTIL_S_DEFAULT    30 /* --until-up: the whole wait, unless --timeout */
 #define WATCH_INTERVAL_MIN_MS    100
 #define WATCH_INTERVAL_MAX_MS    (24u * 3600 * 1000)
 #define WATCH_TIMEOUT_MIN_MS     10
 #define WATCH_TIMEOUT_MAX_MS     (3600u * 1000)
 #define WATCH_RETRIES_MAX        100
-#define WATCH_TARGETS_MAX        10000 /* targets one watcher takes */
-#define WATCH_CONFIG_MAX         (16u << 20) /* bytes of a --config file */
-#define WATCH_NAME_MAX           200   /* bytes of a target's name */
-#define WATCH_URL_MAX            2048  /* bytes of a target's URL or command */
-#define WATCH_SEND_MAX           4096  /* bytes a udp/tcp target sends */
+#define WATCH_TARGETS_MAX        10000        /* targets one watcher takes */
+#define WATCH_CONFIG_MAX         (16u << 20)  /* bytes of a --config file */
+#define WATCH_NAME_MAX           200          /* bytes of a target's name */
+#define WATCH_URL_MAX            2048         /* bytes of a target's URL or command */
+#define WATCH_SEND_MAX           4096         /* bytes a udp/tcp target sends */
 #define WATCH_BODY_MAX           (256u << 10) /* HTTP body bytes kept for contains/json */
-#define WATCH_STATUS_RANGES      8     /* accepted status ranges per HTTP target */
-#define WATCH_INFLIGHT_DEFAULT   128   /* probes in flight at once */
+#define WATCH_STATUS_RANGES      8            /* accepted status ranges per HTTP target */
+#define WATCH_INFLIGHT_DEFAULT   128          /* probes in flight at once */
 #define WATCH_INFLIGHT_MAX       4096
-#define WATCH_POLL_MS            250   /* --until-up: a target not yet up is probed again after this */
+#define WATCH_POLL_MS            250    /* --until-up: a target not yet up is probed again after this */
 #define WATCH_RETENTION_DEFAULT  "720h" /* history kept by age: 30 days */
 #define WATCH_KEEP_DEFAULT       100000 /* results kept per target */
-#define WATCH_DETAIL_MAX         160   /* bytes of a probe's failure text */
+#define WATCH_DETAIL_MAX         160    /* bytes of a probe's failure text */
 
 enum watch_kind { WATCH_TCP, WATCH_HTTP, WATCH_FTP, WATCH_UDP, WATCH_CMD, WATCH_KIND_COUNT };
 enum watch_state { WATCH_UNKNOWN, WATCH_UP, WATCH_DOWN };
@@ -48,25 +48,25 @@ struct watch_target {
 	char *name; /* shown, labelled and the key of its history; defaults to url */
 	char *url;  /* as given: tcp://, http://, ftp://, udp://, cmd:... */
 	enum watch_kind kind;
-	char *host;    /* as written, without brackets ("127.0.0.1", "::1", "localhost") */
+	char *host; /* as written, without brackets ("127.0.0.1", "::1", "localhost") */
 	uint16_t port;
 	struct sockaddr_storage addr; /* resolved once, at start */
 	socklen_t addrlen;            /* 0 until resolved */
-	char *host_header; /* http: Host */
-	char *path;        /* http: request target ("/health?x=1") */
-	char *user, *pass; /* ftp: login (anonymous by default) */
-	int login;         /* ftp: log in after the greeting (default 1) */
-	char *send;        /* tcp/udp: bytes to send, or NULL */
+	char *host_header;            /* http: Host */
+	char *path;                   /* http: request target ("/health?x=1") */
+	char *user, *pass;            /* ftp: login (anonymous by default) */
+	int login;                    /* ftp: log in after the greeting (default 1) */
+	char *send;                   /* tcp/udp: bytes to send, or NULL */
 	size_t send_len;
-	char *expect;      /* tcp/udp: a substring the answer must hold, or NULL */
+	char *expect; /* tcp/udp: a substring the answer must hold, or NULL */
 	size_t expect_len;
 	char *contains;    /* http: a substring the body must hold, or NULL */
 	char *json_path;   /* http: a field of the JSON body ("data.items[0].id"), or NULL */
 	char *json_equals; /* ... and the JSON value it must equal; NULL: it must exist */
 	struct watch_range status[WATCH_STATUS_RANGES]; /* http: accepted statuses */
 	unsigned nstatus;                               /* 0: 200-299 */
-	uint32_t max_latency_ms; /* slower counts as a failure; 0: no budget */
-	char **argv;             /* cmd: argv, NULL-terminated ("/bin/sh -c TEXT" for text) */
+	uint32_t max_latency_ms;                        /* slower counts as a failure; 0: no budget */
+	char **argv;                      /* cmd: argv, NULL-terminated ("/bin/sh -c TEXT" for text) */
 	uint32_t interval_ms, timeout_ms; /* 0 until the flags' defaults fill them */
 	int retries;                      /* -1 until filled */
 };
@@ -77,11 +77,11 @@ struct watch_config {
 	size_t ntargets, cap;
 	uint32_t interval_ms, timeout_ms; /* defaults for targets without their own */
 	unsigned retries;
-	int allow_remote;    /* targets beyond loopback allowed */
+	int allow_remote; /* targets beyond loopback allowed */
 	enum watch_mode mode;
-	uint64_t until_ms;   /* --until-up: the whole wait */
-	const char *db_path; /* history; NULL: the default under the state directory */
-	uint16_t port;       /* page and /metrics; 0: any free port */
+	uint64_t until_ms;     /* --until-up: the whole wait */
+	const char *db_path;   /* history; NULL: the default under the state directory */
+	uint16_t port;         /* page and /metrics; 0: any free port */
 	const char *on_change; /* shell command run on every state change, or NULL */
 	unsigned max_inflight;
 	uint64_t retention_ms;    /* history older than this is deleted */
@@ -120,16 +120,16 @@ struct watch_row {
 	size_t id; /* index in the config */
 	const char *name, *url, *kind;
 	enum watch_state state;
-	unsigned fails;      /* consecutive failed probes */
-	unsigned retries;    /* failures allowed before DOWN, minus one */
-	int has_result;      /* a probe has finished (this run or, from history, an earlier one) */
-	int ok;              /* the last probe succeeded */
-	uint64_t latency_us; /* the last probe's duration */
-	int status;          /* HTTP status or FTP reply of the last probe; 0 */
-	uint64_t body_bytes; /* http: body bytes of the last answer */
-	const char *detail;  /* why the last probe failed; "" */
-	uint64_t last_ms;    /* wall clock ms of the last probe; 0 */
-	uint64_t since_ms;   /* wall clock ms of the last state change; 0 */
+	unsigned fails;               /* consecutive failed probes */
+	unsigned retries;             /* failures allowed before DOWN, minus one */
+	int has_result;               /* a probe has finished (this run or, from history, an earlier one) */
+	int ok;                       /* the last probe succeeded */
+	uint64_t latency_us;          /* the last probe's duration */
+	int status;                   /* HTTP status or FTP reply of the last probe; 0 */
+	uint64_t body_bytes;          /* http: body bytes of the last answer */
+	const char *detail;           /* why the last probe failed; "" */
+	uint64_t last_ms;             /* wall clock ms of the last probe; 0 */
+	uint64_t since_ms;            /* wall clock ms of the last state change; 0 */
 	double uptime[WATCH_WINDOWS]; /* ratio 0..1; < 0 when the window has no probe */
 	uint64_t p50_us, p95_us;      /* successful probes of the last hour */
 	unsigned npct;                /* how many samples they come from */

@@ -30,8 +30,8 @@ static const struct url_row url_rows[] = {
         {"tcp://127.0.0.1:5432", 1, WATCH_TCP, "127.0.0.1", 5432, NULL, NULL, NULL, NULL, NULL},
         {"127.0.0.1:5432", 1, WATCH_TCP, "127.0.0.1", 5432, NULL, NULL, NULL, NULL, NULL},
         {"TCP://[::1]:80", 1, WATCH_TCP, "::1", 80, NULL, NULL, NULL, NULL, NULL},
-        {"http://localhost:3000/health?x=1#frag", 1, WATCH_HTTP, "localhost", 3000, "/health?x=1", "localhost:3000",
-         NULL, NULL, NULL},
+        {"http://localhost:3000/health?x=1#frag", 1, WATCH_HTTP, "localhost", 3000, "/health?x=1",
+         "localhost:3000", NULL, NULL, NULL},
         {"http://127.0.0.1", 1, WATCH_HTTP, "127.0.0.1", 80, "/", "127.0.0.1", NULL, NULL, NULL},
         {"http://127.0.0.1?q", 1, WATCH_HTTP, "127.0.0.1", 80, "/?q", "127.0.0.1", NULL, NULL, NULL},
         {"http://[::1]:8080/a", 1, WATCH_HTTP, "::1", 8080, "/a", "[::1]:8080", NULL, NULL, NULL},
@@ -126,9 +126,11 @@ struct cfg_row {
 };
 
 static const struct cfg_row cfg_rows[] = {
-        {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\", \"interval\": \"1.5s\", \"retries\": 4}]}", 1, NULL},
+        {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\", \"interval\": \"1.5s\", \"retries\": 4}]}", 1,
+         NULL},
         {"{\"targets\": [{\"name\": \"n\", \"cmd\": [\"/bin/true\", \"x\"], \"timeout\": 2}]}", 1, NULL},
-        {"{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"status\": [200, \"3xx\", \"400-404\"]}]}", 1, NULL},
+        {"{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"status\": [200, \"3xx\", \"400-404\"]}]}", 1,
+         NULL},
         {"{\"targets\": []}", 1, NULL},
         {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\"},]}", 0, "malformed JSON at line 1, column"},
         {"{\n\n  \"targets\": [\n   x]}", 0, "malformed JSON at line 4, column 4"},
@@ -138,13 +140,17 @@ static const struct cfg_row cfg_rows[] = {
         {"{\"targets\": [1]}", 0, "targets[0]: a target is an object"},
         {"{\"targets\": [{\"url\": 1}]}", 0, "\"url\" is a string"},
         {"{\"targets\": [{\"name\": \"\", \"url\": \"tcp://127.0.0.1:1\"}]}", 0, "non-empty string"},
-        {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\", \"cmd\": \"true\"}]}", 0, "either \"url\" or \"cmd\""},
+        {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\", \"cmd\": \"true\"}]}", 0,
+         "either \"url\" or \"cmd\""},
         {"{\"targets\": [{\"cmd\": [\"a\", 2]}]}", 0, "cmd[1] must be a string"},
-        {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\", \"timeout\": \"9h\"}]}", 0, "timeout: \"9h\": more than"},
-        {"{\"targets\": [{\"url\": \"udp://127.0.0.1:1\", \"login\": true}]}", 0, "\"login\" does not apply to a udp"},
+        {"{\"targets\": [{\"url\": \"tcp://127.0.0.1:1\", \"timeout\": \"9h\"}]}", 0,
+         "timeout: \"9h\": more than"},
+        {"{\"targets\": [{\"url\": \"udp://127.0.0.1:1\", \"login\": true}]}", 0,
+         "\"login\" does not apply to a udp"},
         {"{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"status\": []}]}", 0, "status takes 1-8 values"},
         {"{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"status\": \"6xx\"}]}", 0, "status: want a code"},
-        {"{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"json\": {\"path\": \"a\", \"x\": 1}}]}", 0, "json is"},
+        {"{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"json\": {\"path\": \"a\", \"x\": 1}}]}", 0,
+         "json is"},
         {"{\"targets\": [{\"url\": \"ftp://127.0.0.1/\", \"login\": 1}]}", 0, "login is true or false"},
 };
 
@@ -167,8 +173,9 @@ static void test_config(void **state)
 	struct watch_config c;
 	char err[256];
 	watch_config_init(&c);
-	const char *t = "{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"status\": [204, \"3xx\"], \"json\": "
-	                "{\"path\": \"a.b\", \"equals\": {\"k\": [1, true]}}, \"max_latency\": 0.25}]}";
+	const char *t =
+	        "{\"targets\": [{\"url\": \"http://127.0.0.1/\", \"status\": [204, \"3xx\"], \"json\": "
+	        "{\"path\": \"a.b\", \"equals\": {\"k\": [1, true]}}, \"max_latency\": 0.25}]}";
 	assert_int_equal(watch_config_parse(&c, t, strlen(t), "w.json", err, sizeof(err)), 0);
 	assert_int_equal(c.targets[0].nstatus, 2);
 	assert_true(watch_status_ok(&c.targets[0], 204) && watch_status_ok(&c.targets[0], 399));
@@ -266,13 +273,14 @@ static void test_stats_windows(void **state)
 {
 	struct watch_stats *s = calloc(1, sizeof(*s));
 	struct hist *h = hist_new();
-	uint64_t now = 1000 * HOUR_MS + 30 * MIN_MS; /* half past an hour */
+	uint64_t now = 1000 * HOUR_MS + 30 * MIN_MS;    /* half past an hour */
 	assert_true(watch_stats_uptime(s, now, 0) < 0); /* nothing yet */
 	/* 3 days ago: 10 bad; 2 hours ago: 10 good; the last 10 minutes: 9 good, 1 bad */
 	for (int i = 0; i < 10; i++) {
 		watch_stats_add(s, now - 72 * HOUR_MS + (uint64_t)i * 1000, 0, 0);
 		watch_stats_add(s, now - 2 * HOUR_MS + (uint64_t)i * 1000, 1, 1000);
-		watch_stats_add(s, now - 10 * MIN_MS + (uint64_t)i * MIN_MS, i != 3, 2000 + (uint64_t)i * 100);
+		watch_stats_add(s, now - 10 * MIN_MS + (uint64_t)i * MIN_MS, i != 3,
+		                2000 + (uint64_t)i * 100);
 	}
 	assert_true(watch_stats_uptime(s, now, 0) == 0.9);
 	assert_true(watch_stats_uptime(s, now, 1) == 19.0 / 20);
