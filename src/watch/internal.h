@@ -209,7 +209,8 @@ struct watch {
 	struct watch_target_rt *ready_head, *ready_tail;
 	int filling, refill; /* fill() is running; a slot came free meanwhile */
 	uint64_t seq, state_seq;
-	uint64_t started_ms; /* loop time at the start */
+	uint16_t eph_lo, eph_hi; /* net.ipv4.ip_local_port_range */
+	uint64_t started_ms;     /* loop time at the start */
 	int stopping;
 	/* history */
 	struct watch_store *store;

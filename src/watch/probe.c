@@ -1,7 +1,6 @@
 /* probe.c - one probe on the event loop: tcp connect (send/expect), http, ftp login, udp. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +25,14 @@ static const char *const phase_text[] = {"connecting",
                                          "waiting for the PASS reply"};
 
 static void io_cb(struct loop *l, struct loop_io *io, unsigned events);
+
+/* The target's port lies in the kernel's ephemeral range on loopback: the kernel may
+ * give it to us as our own port (a self-connect), so connects are checked. */
+static int own_port_risk(const struct watch_probe *p)
+{
+	const struct watch_target *t = p->t->spec;
+	return t->port >= p->w->eph_lo && t->port <= p->w->eph_hi && net_is_loopback((struct sockaddr *)&t->addr);
+}
 
 static void target_text(const struct watch_target *t, char *out, size_t len)
 {
@@ -242,6 +249,10 @@ static void http_readable(struct watch_probe *p)
 	if (read_some(p) < 0)
 		return;
 	int rc = http_feed(p, &why);
+	if (rc == BENCH_RESP_ERROR && own_port_risk(p) && net_local_port(p->io.fd) == p->t->spec->port) {
+		finish(p, 0, "connection refused: nothing listens on port %u", p->t->spec->port);
+		return;
+	}
 	if (rc == BENCH_RESP_ERROR) {
 		finish(p, 0, "not an HTTP answer: %s", why);
 		return;
@@ -447,7 +458,7 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 			fail_errno(p, e);
 			return;
 		}
-		if (net_local_port(io->fd) == t->port && net_is_loopback((struct sockaddr *)&t->addr)) {
+		if (own_port_risk(p) && net_local_port(io->fd) == t->port) {
 			/* With the target port in the ephemeral range the kernel may pick it as our
 			 * own port: a TCP simultaneous open "succeeds" with nothing listening. */
 			finish(p, 0, "connection refused: nothing listens on port %u", t->port);
@@ -503,11 +514,14 @@ void watch_probe_start(struct watch_probe *p)
 		finish(p, 0, "socket: %s", strerror(errno));
 		return;
 	}
-	if (!udp) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (loop_io_start(l, &p->io, fd, LOOP_WRITE, io_cb, p) < 0) {
+	/* On loopback the handshake happens inside connect(): the connection is up, or
+	 * refused, when it returns. A probe that speaks first sends at once (an answer to
+	 * its send says which); only if the send would block does it wait for writable. A
+	 * plain connect check must wait: a listener with a full backlog leaves it pending.
+	 * An HTTP probe connected to itself reads its own request back, which is no
+	 * answer (http_readable says so); a tcp send/expect could match its own bytes. */
+	int fast = t->kind == WATCH_HTTP || (t->kind == WATCH_TCP && t->send && !own_port_risk(p));
+	if (loop_io_start(l, &p->io, fd, udp || fast ? LOOP_READ : LOOP_WRITE, io_cb, p) < 0) {
 		close(fd);
 		finish(p, 0, "epoll: %s", strerror(errno));
 		return;
@@ -518,12 +532,12 @@ void watch_probe_start(struct watch_probe *p)
 	}
 	if (udp) {
 		p->phase = PH_ANSWER;
-		if (send(fd, t->send ? t->send : "", t->send_len, MSG_DONTWAIT) < 0) {
+		if (send(fd, t->send ? t->send : "", t->send_len, MSG_DONTWAIT) < 0)
 			fail_errno(p, errno);
-			return;
-		}
-		loop_io_set(l, &p->io, LOOP_READ);
+		return;
 	}
+	if (fast)
+		connected(p);
 }
 
 void watch_probe_release(struct watch_probe *p)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "diag/portlease.h"
 #include "watch/internal.h"
 
 #define FD_RESERVE  64  /* descriptors kept for the page, the database and the hooks */
@@ -326,6 +327,10 @@ struct watch *watch_new(const struct watch_config *cfg, const struct watch_hooks
 	if (hooks)
 		w->hooks = *hooks;
 	w->listen_fd = -1;
+	struct portlease_range eph;
+	portlease_ephemeral(&eph);
+	w->eph_lo = (uint16_t)eph.lo;
+	w->eph_hi = (uint16_t)eph.hi;
 	w->n = cfg->ntargets;
 	w->t = calloc(w->n, sizeof(*w->t));
 	w->scratch = hist_new();

@@ -119,7 +119,9 @@ def test_once_exits_1_and_names_the_cause_of_each_failure(svc, tmp_path):
         {"name": "404-wanted", "url": f"http://127.0.0.1:{http_p}/nope", "status": [404]},
         {"name": "slow", "url": f"http://127.0.0.1:{serve_p}/_/delay/0.4", "max_latency": "100ms"},
         {"name": "exit3", "cmd": "echo broken pipe-line >&2; exit 3"},
-        {"name": "not-ftp", "url": f"ftp://127.0.0.1:{http_p}/", "timeout": "1s"},
+        # 3 s: python's listen backlog is 5, and the other probes arrive at once; a
+        # dropped SYN is sent again after 1 s
+        {"name": "not-ftp", "url": f"ftp://127.0.0.1:{http_p}/", "timeout": "3s"},
     ])
     rows, doc, p = once_json("--config", cfg, "--retries", "0", rc=1)
     assert (doc["up"], doc["down"]) == (2, 10), doc
@@ -135,7 +137,7 @@ def test_once_exits_1_and_names_the_cause_of_each_failure(svc, tmp_path):
     assert re.fullmatch(r"slower than the 100 ms budget \(4\d\d\.\d ms\)", detail["slow"]), detail
     assert detail["exit3"] == "exit status 3: broken pipe-line"
     # python's http.server waits in silence for a request: no greeting comes
-    assert detail["not-ftp"] == "timed out after 1 s waiting for the FTP greeting", detail
+    assert detail["not-ftp"] == "timed out after 3 s waiting for the FTP greeting", detail
 
 
 def test_vsftpd_login_and_refusal(svc, tmp_path):
