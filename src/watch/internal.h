@@ -231,7 +231,7 @@ struct watch {
 	struct watch_jobq *jobq;
 	uint64_t jobs_dropped;
 	/* --until-up */
-	struct loop_timer until_timer, progress_timer;
+	struct loop_timer start_timer, until_timer, progress_timer;
 	int timed_out;
 	uint64_t scrape_count;
 };
@@ -260,6 +260,7 @@ int watch_page_html(struct buf *b, struct watch *w);
 #define WATCH_PAGE_CONNS  64           /* connections to the page at once */
 #define WATCH_SSE_TICK_MS 500          /* the page's updates go out this often */
 #define WATCH_SSE_BACKLOG (256u << 10) /* a page that falls this far behind is cut off */
+#define WATCH_PAGE_SNDBUF (64 << 10)   /* kernel send buffer of a page connection */
 #define WATCH_OUT_MAX     (64u << 20)  /* the largest page or /metrics */
 int watch_page_start(struct watch *w, char *err, size_t errlen);
 void watch_page_stop(struct watch *w);

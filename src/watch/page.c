@@ -360,6 +360,10 @@ static void page_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A page that stops reading holds a bounded kernel buffer (not the autotuned
+	 * megabytes), so its backlog reaches WATCH_SSE_BACKLOG and the stream ends. */
+	int sndbuf = WATCH_PAGE_SNDBUF;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	struct proto_peer pp;
 	memset(&pp, 0, sizeof(pp));
 	pp.addr = *peer;

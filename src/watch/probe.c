@@ -31,7 +31,8 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events);
 static int own_port_risk(const struct watch_probe *p)
 {
 	const struct watch_target *t = p->t->spec;
-	return t->port >= p->w->eph_lo && t->port <= p->w->eph_hi && net_is_loopback((struct sockaddr *)&t->addr);
+	return t->port >= p->w->eph_lo && t->port <= p->w->eph_hi &&
+	       net_is_loopback((struct sockaddr *)&t->addr);
 }
 
 static void target_text(const struct watch_target *t, char *out, size_t len)

@@ -754,6 +754,14 @@ int watch_config_load(struct watch_config *c, const char *path, char *err, size_
 
 /* ---- finishing: defaults, names, addresses ---- */
 
+static int has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 static int cmp_name(const void *a, const void *b)
 {
 	const struct watch_target *x = *(struct watch_target *const *)a,
@@ -817,6 +825,12 @@ int watch_config_finish(struct watch_config *c, char *err, size_t errlen)
 		}
 		if (t->kind == WATCH_FTP && !t->pass && !(t->pass = strdup(FTP_ANON_PASS))) {
 			seterr(err, errlen, "out of memory");
+			return -1;
+		}
+		if (t->kind == WATCH_FTP && (has_ctl(t->user) || has_ctl(t->pass))) {
+			/* they go into USER and PASS lines: a CR or LF would add commands */
+			seterr(err, errlen, "%s: the FTP user or password holds a control byte (CR, LF, ...)",
+			       t->name);
 			return -1;
 		}
 		if (t->kind != WATCH_CMD && resolve(t, c->allow_remote, err, errlen) < 0)

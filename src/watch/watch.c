@@ -264,6 +264,24 @@ static void progress_cb(struct loop *l, struct loop_timer *tm)
 	loop_timer_start(l, tm, PROGRESS_MS);
 }
 
+static void start_cb(struct loop *l, struct loop_timer *tm)
+{
+	struct watch *w = tm->data;
+	const struct watch_config *c = w->cfg;
+	w->started_ms = loop_now(l);
+	for (size_t i = 0; i < w->n; i++)
+		enqueue(w, &w->t[i]);
+	if (c->mode == WATCH_UNTIL_UP) {
+		loop_timer_init(&w->until_timer, until_cb, w);
+		loop_timer_start(l, &w->until_timer, c->until_ms);
+		if (w->hooks.progress) {
+			loop_timer_init(&w->progress_timer, progress_cb, w);
+			loop_timer_start(l, &w->progress_timer, 0);
+		}
+	}
+	fill(w);
+}
+
 static void signal_fn(struct loop *l, int signo, void *data)
 {
 	struct watch *w = data;
@@ -422,23 +440,14 @@ static void abandon_probes(struct watch *w)
 
 int watch_run(struct watch *w, struct watch_report *r, char *err, size_t errlen)
 {
-	const struct watch_config *c = w->cfg;
 	if (w->store && watch_store_start(w->store, err, errlen) < 0)
 		return -1;
-	w->started_ms = loop_now(w->loop);
-	for (size_t i = 0; i < w->n; i++)
-		enqueue(w, &w->t[i]);
-	if (c->mode == WATCH_UNTIL_UP) {
-		loop_timer_init(&w->until_timer, until_cb, w);
-		loop_timer_start(w->loop, &w->until_timer, c->until_ms);
-		if (w->hooks.progress) {
-			loop_timer_init(&w->progress_timer, progress_cb, w);
-			loop_timer_start(w->loop, &w->progress_timer, 0);
-		}
-	}
-	fill(w);
+	/* Everything starts in the loop's first turn, on its fresh clock (setting up the
+	 * history and the page took time that must not shorten the first interval). */
+	loop_timer_init(&w->start_timer, start_cb, w);
+	loop_timer_start(w->loop, &w->start_timer, 0);
 	int rc = 0;
-	if (!w->stopping && loop_run(w->loop) < 0) {
+	if (loop_run(w->loop) < 0) {
 		snprintf(err, errlen, "event loop: %s", strerror(errno));
 		rc = -1;
 	}

@@ -10,7 +10,9 @@ import base64
 import io
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -103,7 +105,9 @@ def test_the_page_shows_every_target_and_a_failure_turns_red_without_reload(svc,
     cfg = tmp_path / "watch.json"
     cfg.write_text(json.dumps({"targets": [{"name": n, "url": u} for n, u in names.items()]}))
     w = Watcher("--config", cfg, "--interval", f"{INTERVAL_S}s", "--retries", "0", db=tmp_path / "h.db")
-    browser = Chromium(binary, str(tmp_path / "chromium.log"))
+    # a short directory: Chromium's socket paths under it must fit (xdist's are long)
+    short = tempfile.mkdtemp(prefix="lkw-", dir="/tmp")
+    browser = Chromium(binary, os.path.join(short, "chromium.log"))
     try:
         for n in names:
             w.wait_state(n, "up")
@@ -142,6 +146,7 @@ def test_the_page_shows_every_target_and_a_failure_turns_red_without_reload(svc,
         assert not errors, errors
     finally:
         browser.close()
+        shutil.rmtree(short, ignore_errors=True)
         assert w.stop() == 0, w.stderr()
         w.close()
 

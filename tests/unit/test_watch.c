@@ -108,6 +108,12 @@ static void test_finish(void **state)
 	assert_int_equal(watch_config_finish(&c, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "192.0.2.1 is not a loopback address"));
 	watch_config_free(&c);
+	/* a CR LF in an FTP password would add a command */
+	watch_config_init(&c);
+	assert_int_equal(watch_config_add_url(&c, "ftp://a:b%0d%0aDELE%20x@127.0.0.1/", err, sizeof(err)), 0);
+	assert_int_equal(watch_config_finish(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "the FTP user or password holds a control byte"));
+	watch_config_free(&c);
 	/* two of one name */
 	watch_config_init(&c);
 	assert_int_equal(watch_config_add_url(&c, "tcp://127.0.0.1:1", err, sizeof(err)), 0);
