@@ -257,5 +257,7 @@ def test_a_wall_clock_that_jumps_does_not_move_the_probes(tmp_path):
     jumps = [g for g in gaps if abs(g) > 60000]
     steady = [g for g in gaps if abs(g) <= 60000]
     assert len(jumps) == 2 and jumps[0] < -86000000 and jumps[1] > 3 * 86000000, gaps
-    # every other gap is the interval: the schedule never noticed
-    assert len(steady) >= 15 and all(150 <= g <= 400 for g in steady), steady
+    # the others keep the interval's pace (a late probe is followed by a short gap on a
+    # busy machine): the schedule never noticed the jumps
+    assert len(steady) >= 15 and all(0 < g < 1000 for g in steady), steady
+    assert 180 <= sum(steady) / len(steady) <= 220, steady
