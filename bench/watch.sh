@@ -222,19 +222,25 @@ async def drive(bb_port, seconds, stats):
     await asyncio.gather(*workers)
 
 
-def run_blackbox(rnd):
+def start_blackbox(name):
+    """blackbox_exporter on a free port, pinned, once it answers: (process, port)."""
     bb_port, = free_ports(1)
     conf = os.path.join(tmp, "blackbox.yml")
     with open(conf, "w") as f:
         f.write(BB_CONF)
     p = spawn(["prometheus-blackbox-exporter", f"--config.file={conf}",
-               f"--web.listen-address=127.0.0.1:{bb_port}"], f"blackbox{rnd}")
+               f"--web.listen-address=127.0.0.1:{bb_port}"], name)
     for _ in range(100):
         try:
             get(f"http://127.0.0.1:{bb_port}/-/healthy", 1)
-            break
+            return p, bb_port
         except OSError:
             time.sleep(0.1)
+    raise SystemExit("blackbox_exporter did not answer")
+
+
+def run_blackbox(rnd):
+    p, bb_port = start_blackbox(f"blackbox{rnd}")
     warm = {"ok": 0, "failed": 0, "late_max": 0}
     asyncio.run(drive(bb_port, WARMUP, warm))
     stats = {"ok": 0, "failed": 0, "late_max": 0}
@@ -264,16 +270,7 @@ def latency():
     row = json.loads(get(url + "api/status"))["targets"][0]
     stop(p)
     lk = row["latency_1h"]["p50_ms"]
-    bb_port, = free_ports(1)
-    conf = os.path.join(tmp, "blackbox.yml")
-    q = spawn(["prometheus-blackbox-exporter", f"--config.file={conf}", f"--web.listen-address=127.0.0.1:{bb_port}"],
-              "blackbox-lat")
-    for _ in range(100):
-        try:
-            get(f"http://127.0.0.1:{bb_port}/-/healthy", 1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    q, bb_port = start_blackbox("blackbox-lat")
     bb = []
     for _ in range(lat_runs):
         body = get(f"http://127.0.0.1:{bb_port}/probe?module=http_2xx&target={target}")

@@ -154,22 +154,23 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
                                      char *err, size_t errlen);
 /* The target's row id for name (created when new), and its last known state and since
  * (ms); loads its history into s. Before watch_store_start only. Returns 0 or -1. */
-int watch_store_target(struct watch_store *st, const struct watch_target *t, int64_t *id, int *state,
-                       uint64_t *since_ms, struct watch_stats *s, uint64_t now_ms, char *err, size_t errlen);
+int watch_store_target(struct watch_store *s, const struct watch_target *t, int64_t *id, int *state,
+                       uint64_t *since_ms, struct watch_stats *stats, uint64_t now_ms, char *err,
+                       size_t errlen);
 /* Starts the writer thread (batches every WATCH_FLUSH_MS, retention every
  * WATCH_PRUNE_MS). Returns 0 or -1 with err. */
-int watch_store_start(struct watch_store *st, char *err, size_t errlen);
+int watch_store_start(struct watch_store *s, char *err, size_t errlen);
 /* Queues a record (any thread; never blocks on the disk). */
-void watch_store_put(struct watch_store *st, const struct watch_rec *r);
+void watch_store_put(struct watch_store *s, const struct watch_rec *r);
 /* Figures for /metrics. */
 struct watch_store_stats {
 	uint64_t written, dropped, failed_batches, batches;
 	double last_batch_s; /* duration of the last batch (s) */
 	int failing;         /* the last batch failed */
 };
-void watch_store_stats(struct watch_store *st, struct watch_store_stats *out);
+void watch_store_stats(struct watch_store *s, struct watch_store_stats *out);
 /* Writes what is queued, stops the thread, closes the database. */
-void watch_store_close(struct watch_store *st);
+void watch_store_close(struct watch_store *s);
 
 #define WATCH_FLUSH_MS    1000   /* a batch (one transaction) at least this often */
 #define WATCH_PRUNE_MS    10000  /* retention runs this often */
