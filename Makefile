@@ -122,7 +122,7 @@ bench: $(BIN) deps
 	bench/http.sh
 	bench/ftp.sh
 
-# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports, scan).
+# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports, scan, watch).
 bench-all: bench
 	bench/bench-tcp.sh
 	bench/bench-rr.sh
@@ -130,6 +130,7 @@ bench-all: bench
 	bench/bench-crr.sh
 	bench/ports.sh
 	bench/scan.sh
+	bench/watch.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
 docs: $(BIN)
