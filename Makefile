@@ -5,9 +5,12 @@ CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
 LDLIBS  += -pthread -lm
-# jansson: the tree's one JSON parser (the proxy's control API and config files).
-override CFLAGS += $(shell pkg-config --cflags jansson 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+# Debian libraries, found with pkg-config: zlib and Brotli (compression), libcrypto
+# (digests), jansson (the tree's one JSON parser: the proxy's control API and config),
+# SQLite (watch's history).
+PKG_DEPS := zlib libbrotlienc libcrypto jansson sqlite3
+override CFLAGS += $(shell pkg-config --cflags $(PKG_DEPS))
+LDLIBS  += $(shell pkg-config --libs $(PKG_DEPS))
 
 # SAN=1 builds everything with AddressSanitizer and UndefinedBehaviorSanitizer into build-san/.
 ifeq ($(SAN),1)
@@ -22,9 +25,6 @@ endif
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 override CFLAGS += -DLOOPKIT_VERSION='"$(VERSION)"'
-# SQLite: watch's history.
-override CFLAGS += $(shell pkg-config --cflags sqlite3 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cmd/*' ! -name main.c))
 CMD_SRC  := $(sort src/main.c $(wildcard src/cmd/*.c))
@@ -34,6 +34,10 @@ LIB      := $(BUILD)/libloopkit.a
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PYTEST   ?= /usr/bin/python3 -m pytest
+# e2e workers (pytest-xdist): tests marked `alone` still run with nothing beside them.
+E2E_JOBS ?= 2
+# The C files the style tools (clang-format, cppcheck) read.
+STYLE_SRC = $(shell find src tests/unit fuzz -name '*.[ch]' | sort)
 
 # make install: PREFIX and DESTDIR as usual; the completion directories can be moved too.
 PREFIX      ?= /usr/local
@@ -45,7 +49,7 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 SHARE       := $(BUILD)/share
 DEB_BUILD   ?= build-deb
 
-.PHONY: all run test test-unit test-e2e deps bench bench-all clean format docs install uninstall deb
+.PHONY: all run test test-unit test-e2e deps bench bench-all clean format format-check cppcheck check docs install uninstall deb
 
 all: $(BIN) $(SHARE)/stamp
 
@@ -110,13 +114,13 @@ deps:
 	@scripts/deps
 
 test: deps
-	$(MAKE) test-unit fuzz-replay test-e2e
+	$(MAKE) check test-unit fuzz-replay test-e2e
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 test-e2e: $(BIN)
-	LOOPKIT=$(abspath $(BIN)) $(PYTEST) -q tests/e2e
+	LOOPKIT=$(abspath $(BIN)) $(PYTEST) -q -n $(E2E_JOBS) tests/e2e
 
 bench: $(BIN) deps
 	bench/http.sh
@@ -130,6 +134,8 @@ bench-all: bench
 	bench/bench-crr.sh
 	bench/ports.sh
 	bench/scan.sh
+	bench/isolate.sh
+	bench/proxy.sh
 	bench/watch.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
@@ -137,7 +143,24 @@ docs: $(BIN)
 	scripts/docs-flags $(BIN)
 
 format:
-	clang-format -i $(shell find src tests/unit fuzz -name '*.[ch]')
+	clang-format -i $(STYLE_SRC)
+
+# Every C file formatted as .clang-format says (prints the differences, changes nothing).
+format-check:
+	clang-format --dry-run -Werror $(STYLE_SRC)
+
+# Debian's cppcheck over the same files; its false positives, each explained, are in
+# scripts/cppcheck-suppressions.
+cppcheck:
+	cppcheck -q --std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DLOOPKIT_VERSION='"$(VERSION)"' -Isrc -j2 \
+		--enable=warning,style,performance,portability --suppress=missingIncludeSystem \
+		--suppressions-list=scripts/cppcheck-suppressions --error-exitcode=1 \
+		--template='{file}:{line}: {severity}({id}): {message}' src tests/unit fuzz
+
+# The include graph against DESIGN.md's layers: no include or module cycle, no layer
+# violation (scripts/check-includes).
+check:
+	scripts/check-includes
 
 clean:
 	rm -rf build build-san build-fuzz build-deb loopkit

@@ -7,8 +7,8 @@ Subcommands
   rss PID                   print VmRSS of PID's process tree in KiB
   load  --results F --server S --case C --pid PID --kind wrk|ab|curl [--timeout T] -- CMD...
                             run CMD (the load generator, already wrapped in taskset),
-                            measure server CPU (utime+stime over PID's process tree,
-                            from /proc/PID/stat) and the generator's own CPU (rusage),
+                            measure server CPU (over PID's process tree, as
+                            benchlib.py says) and the generator's own CPU (rusage),
                             parse the generator's output, append results to F
   idle  --results F --server S --pid PID --port P [--conns N] [--path /1k] [--client-cpu 0]
                             open N keep-alive connections, each sends one request and
@@ -17,14 +17,12 @@ Subcommands
   report --results F [--json OUT]
                             print the table and ratios
 
-Results file: one "server<TAB>case<TAB>metric<TAB>value" line per figure.
-Nothing here passes or fails on timing: exit status is non-zero only for usage
-errors or when the helper itself cannot run.
+Results file, /proc readers, the measured run and the report's pieces: bench/benchlib.py,
+shared with bench/ftp_bench.py. Nothing here passes or fails on timing: exit status is
+non-zero only for usage errors or when the helper itself cannot run.
 """
 
-import argparse
 import errno
-import json
 import os
 import re
 import resource
@@ -34,116 +32,12 @@ import subprocess
 import sys
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# ---------------------------------------------------------------- /proc helpers
-
-def _stat_fields(pid):
-    """Fields of /proc/PID/stat after the comm field (index 0 = state)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read().decode("ascii", "replace")
-    return data[data.rindex(")") + 2:].split()
-
-
-def _ppid_map():
-    kids = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            ppid = int(_stat_fields(name)[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(name))
-    return kids
-
-
-def process_tree(pid):
-    """pid and all its descendants (nginx master + worker, for example)."""
-    kids = _ppid_map()
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
-def tree_cpu_ticks(pid):
-    """utime+stime (+cutime+cstime, for reaped children) summed over the tree."""
-    total = 0
-    for p in process_tree(pid):
-        try:
-            f = _stat_fields(p)
-        except OSError:
-            continue
-        # after comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
-        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    return total
-
-
-def cpu_stat(cpus):
-    """Summed /proc/stat ticks of the given CPUs: (busy without irq/softirq, steal)."""
-    busy = steal = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            parts = line.split()
-            if not parts[0].startswith("cpu") or parts[0] == "cpu":
-                continue
-            if int(parts[0][3:]) not in cpus:
-                continue
-            v = [int(x) for x in parts[1:]]
-            # user nice system idle iowait irq softirq steal ...
-            busy += v[0] + v[1] + v[2]
-            steal += v[7] if len(v) > 7 else 0
-    return busy, steal
-
-
-def vm_kib(pid, key="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def tree_rss_kib(pid):
-    total = 0
-    for p in process_tree(pid):
-        v = vm_kib(p)
-        if v:
-            total += v
-    return total
-
-
-# ---------------------------------------------------------------- results file
-
-def emit(results, server, case, metric, value):
-    with open(results, "a") as f:
-        f.write(f"{server}\t{case}\t{metric}\t{value}\n")
-
-
-def read_results(path):
-    res = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) != 4:
-                    continue
-                s, c, m, v = parts
-                try:
-                    v = float(v)
-                except ValueError:
-                    pass
-                res.setdefault(s, {}).setdefault(c, {})[m] = v
-    except FileNotFoundError:
-        pass
-    return res
+sys.dont_write_bytecode = True   # no __pycache__ in bench/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (RATIO_HEADING, add_client_args, add_load_args, add_report_args,  # noqa: E402
+                      cli, disturbed_note, emit_all, free_port, load_note, measured_run, pin_to_cpu, print_table,
+                      ratio_cell, read_results, report_failure, server_gone, tree_rss_kib,
+                      vm_kib, write_json)
 
 
 # ---------------------------------------------------------------- output parsers
@@ -206,10 +100,7 @@ def parse_curl(out):
 # ---------------------------------------------------------------- subcommands
 
 def cmd_port(a):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])
-    s.close()
+    print(free_port())
 
 
 def cmd_rss(a):
@@ -217,59 +108,18 @@ def cmd_rss(a):
 
 
 def cmd_load(a):
-    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
-    if not os.path.exists(f"/proc/{a.pid}"):
-        print(f"  {a.server} {a.case}: server pid {a.pid} is gone", file=sys.stderr)
+    if server_gone(a):
         return 1
-    cpus = {int(x) for x in a.cpus.split(",") if x != ""}
-    st0 = cpu_stat(cpus)
-    cpu0 = tree_cpu_ticks(a.pid)
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        out, _ = p.communicate(timeout=a.timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        p.kill()          # only the child this helper started
-        out, _ = p.communicate()
-        timed_out = True
-    # communicate() reaped the child; its rusage is in RUSAGE_CHILDREN of this
-    # helper, which starts no other child, so the totals are the generator's.
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.monotonic() - t0
-    cpu1 = tree_cpu_ticks(a.pid)
-    st1 = cpu_stat(cpus)
-    out = out.decode("utf-8", "replace")
-    with open(a.log, "a") if a.log else open(os.devnull, "w") as lf:
-        lf.write(f"=== {a.server} {a.case}: {' '.join(cmd)}\n{out}\n")
+    out, r, rc = measured_run(a)
     parse = {"wrk": parse_wrk, "ab": parse_ab, "curl": parse_curl}[a.kind]
-    r = parse(out)
-    r["server_cpu_s"] = (cpu1 - cpu0) / CLK_TCK
-    r["client_cpu_s"] = ru.ru_utime + ru.ru_stime
-    r["wall_s"] = wall
-    r["client_cpu_pct"] = 100.0 * r["client_cpu_s"] / wall if wall > 0 else 0.0
-    # CPU time on the bench's CPUs used by anything but the server and the
-    # generator (other programs on the machine; some of our kernel work too),
-    # and time stolen by the hypervisor, in % of one CPU over the run
-    other = (st1[0] - st0[0]) / CLK_TCK - r["server_cpu_s"] - r["client_cpu_s"]
-    r["other_cpu_pct"] = max(0.0, 100.0 * other / wall) if wall > 0 else 0.0
-    r["steal_pct"] = 100.0 * (st1[1] - st0[1]) / CLK_TCK / wall if wall > 0 else 0.0
-    if timed_out:
-        r["timed_out"] = 1
-    if p.returncode not in (0, None) and not timed_out:
-        r["exit"] = p.returncode
+    r.update(parse(out))
     ok = ("rps" in r) if a.kind in ("wrk", "ab") else (r.get("status") == 200)
     if not ok:
-        r["failed"] = 1
-        tail = "\n".join(out.strip().splitlines()[-5:])
-        print(f"  {a.server} {a.case}: no result (exit {p.returncode}"
-              f"{', timed out' if timed_out else ''}): {tail}", file=sys.stderr)
+        report_failure(a, r, rc, out)
     if a.kind in ("wrk", "ab") and r.get("requests") and r["server_cpu_s"] > 0:
         r["req_per_cpu_s"] = r["requests"] / r["server_cpu_s"]
         r["cpu_us_per_req"] = r["server_cpu_s"] * 1e6 / r["requests"]
-    for k, v in r.items():
-        emit(a.results, a.server, a.case, k, v)
-    # one progress line
+    emit_all(a.results, a.server, a.case, r)
     if a.kind == "curl":
         msg = (f"{r.get('gbps', 0):.2f} GB/s, {r.get('bytes', 0)} bytes, "
                f"server CPU {r['server_cpu_s']:.2f}s")
@@ -278,10 +128,7 @@ def cmd_load(a):
                f"server CPU {r['server_cpu_s']:.2f}s, "
                f"{a.kind} CPU {r['client_cpu_pct']:.0f}%, "
                f"errors {r.get('errors', 0)}, non-2xx {r.get('non2xx', 0)}")
-    msg += f", other load {r['other_cpu_pct']:.0f}%"
-    if r["steal_pct"] >= 1:
-        msg += f", steal {r['steal_pct']:.0f}%"
-    print(f"  {a.server:<10} {a.case:<10} {msg}", flush=True)
+    print(f"  {a.server:<10} {a.case:<10} {msg}{load_note(r)}", flush=True)
     return 0
 
 
@@ -326,11 +173,7 @@ def cmd_idle(a):
         print(f"  idle: RLIMIT_NOFILE is {limit}, lowering to {limit - 64} connections",
               file=sys.stderr)
         n = max(0, limit - 64)
-    if a.client_cpu is not None:
-        try:
-            os.sched_setaffinity(0, {a.client_cpu})
-        except OSError:
-            pass
+    pin_to_cpu(a.client_cpu)
     req = (f"GET {a.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
     sel = selectors.DefaultSelector()
     conns, done, failed = [], 0, 0
@@ -430,8 +273,7 @@ def cmd_idle(a):
         "hwm_kib": hwm if hwm is not None else -1,
         "curl_status": cr.get("status", 0), "curl_ms": round(curl_ms, 1),
     }
-    for k, v in r.items():
-        emit(a.results, a.server, "idle", k, v)
+    emit_all(a.results, a.server, "idle", r)
     print(f"  {a.server:<10} idle       {done}/{a.conns} connections answered and held "
           f"({failed} failed, {still} still open at the end) in {setup_s:.1f}s; "
           f"RSS {rss / 1024 if rss else 0:.1f} MiB; other client: HTTP "
@@ -448,18 +290,6 @@ SERVER_LABEL = {
     "nginx": "nginx",
     "python": "python",
 }
-
-
-def _fmt(v, kind):
-    if v is None:
-        return "-"
-    if kind == "int":
-        return f"{v:,.0f}"
-    if kind == "f1":
-        return f"{v:.1f}"
-    if kind == "f2":
-        return f"{v:.2f}"
-    return str(v)
 
 
 def cmd_report(a):
@@ -515,23 +345,15 @@ def cmd_report(a):
         ("RSS MiB after start (process tree)",  "start",   "rss_mib",        "f1",  None),
         ("other load % on bench CPUs (max)",    "all",     "max_other_pct",  "int", None),
     ]
-    w0 = max(len(r[0]) for r in rows) + 2
-    cols = [SERVER_LABEL.get(s, s) for s in order]
-    cw = max(11, max((len(c) for c in cols), default=0) + 2)
-    print()
+    cw = max(11, max((len(SERVER_LABEL.get(s, s)) for s in order), default=0) + 2)
     nruns = sorted({int(v.get("runs", 1)) for cs in res.values()
                     for c, v in cs.items() if c in ("ka-100b", "ka-1k", "ab-1k")})
     ndl = sorted({int(v.get("runs", 1)) for cs in res.values()
                   for c, v in cs.items() if c == "dl"})
-    print("Results (raw figures; '-' = not measured; wrk/ab: best of "
-          f"{'/'.join(map(str, nruns)) or '-'} run(s) by req/s, with that run's CPU; "
-          f"download: best of {'/'.join(map(str, ndl)) or '-'})")
-    print("".ljust(w0) + "".join(c.rjust(cw) for c in cols))
-    for title, case, metric, kind, _ in rows:
-        vals = [get(s, case, metric) for s in order]
-        if all(v is None for v in vals):
-            continue
-        print(title.ljust(w0) + "".join(_fmt(v, kind).rjust(cw) for v in vals))
+    w0 = print_table("Results (raw figures; '-' = not measured; wrk/ab: best of "
+                     f"{'/'.join(map(str, nruns)) or '-'} run(s) by req/s, with that run's CPU; "
+                     f"download: best of {'/'.join(map(str, ndl)) or '-'})",
+                     rows, order, get, SERVER_LABEL, cw)
     errs = []
     for s in order:
         for c in ("ka-100b", "ka-1k", "ab-1k"):
@@ -556,18 +378,8 @@ def cmd_report(a):
               + ".\n  There req/s is capped by the client; compare requests per "
                 "server-CPU-second instead.")
 
-    busy = []
-    for srv in order:
-        for c in ("ka-100b", "ka-1k", "ab-1k", "dl"):
-            o = get(srv, c, "other_cpu_pct") or 0
-            st = get(srv, c, "steal_pct") or 0
-            if o >= a.other or st >= 5:
-                busy.append(f"{SERVER_LABEL.get(srv, srv)} {c} ({o:.0f}%"
-                            f"{f', steal {st:.0f}%' if st >= 5 else ''})")
-    if busy:
-        print(f"Other work on the bench CPUs (>= {a.other:.0f}% of a CPU besides server and "
-              "generator) during: " + ", ".join(busy)
-              + ".\n  Those figures are disturbed; rerun on a quiet machine.")
+    disturbed_note(order, ("ka-100b", "ka-1k", "ab-1k", "dl"), get, SERVER_LABEL, a.other,
+                   "generator")
 
     # ratios loopkit / peer
     if "loopkit" in res:
@@ -585,28 +397,13 @@ def cmd_report(a):
              {"nginx": 1.0, "nginx-ofc": 1.0}),
         ]
         print()
-        print("Ratios loopkit / peer  (target in brackets: >= for rates, <= for CPU per request;"
-              " '*' = target not met; informational, never a failure)")
+        print(RATIO_HEADING)
         hdr = [SERVER_LABEL.get(p, p) for p in peers]
         print("".ljust(w0) + "".join(h.rjust(cw + 4) for h in hdr))
         for title, case, metric, higher, targets in ratio_rows:
             lk = get("loopkit", case, metric)
-            cells = []
-            any_val = False
-            for p in peers:
-                pv = get(p, case, metric)
-                if lk is None or pv is None or pv == 0:
-                    cells.append("-")
-                    continue
-                any_val = True
-                r = lk / pv
-                t = targets.get(p)
-                if t is None:
-                    cells.append(f"{r:.2f}")
-                else:
-                    met = r >= t if higher else r <= t
-                    cells.append(f"{r:.2f}{' ' if met else '*'}[{t:.1f}]")
-            if any_val:
+            cells = [ratio_cell(lk, get(p, case, metric), targets.get(p), higher) for p in peers]
+            if any(c != "-" for c in cells):
                 print(title.ljust(w0) + "".join(c.rjust(cw + 4) for c in cells))
 
         # memory
@@ -648,57 +445,30 @@ def cmd_report(a):
         print()
         print("loopkit: no figures (not built or did not start), so no ratios.")
 
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1, sort_keys=True)
-        print(f"\nJSON: {a.json}")
+    write_json(res, a.json)
     return 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="sub", required=True)
-
-    sub.add_parser("port")
-
-    p = sub.add_parser("rss")
-    p.add_argument("pid", type=int)
-
-    p = sub.add_parser("load")
-    p.add_argument("--results", required=True)
-    p.add_argument("--server", required=True)
-    p.add_argument("--case", required=True)
+def _idle_args(p):
+    add_client_args(p)
     p.add_argument("--pid", type=int, required=True)
-    p.add_argument("--kind", choices=["wrk", "ab", "curl"], required=True)
-    p.add_argument("--timeout", type=float, default=120)
-    p.add_argument("--log")
-    p.add_argument("--cpus", default="0,1", help="CPUs the server and generator run on")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
-
-    p = sub.add_parser("idle")
-    p.add_argument("--results", required=True)
-    p.add_argument("--server", required=True)
-    p.add_argument("--pid", type=int, required=True)
-    p.add_argument("--port", type=int, required=True)
     p.add_argument("--conns", type=int, default=10000)
     p.add_argument("--path", default="/1k")
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--deadline", type=float, default=60)
     p.add_argument("--settle", type=float, default=0.5)
-    p.add_argument("--client-cpu", type=int)
 
-    p = sub.add_parser("report")
-    p.add_argument("--results", required=True)
-    p.add_argument("--json")
+
+def _report_args(p):
+    add_report_args(p)
     p.add_argument("--saturation", type=float, default=90)
-    p.add_argument("--other", type=float, default=10)
-
-    a = ap.parse_args()
-    fn = {"port": cmd_port, "rss": cmd_rss, "load": cmd_load, "idle": cmd_idle,
-          "report": cmd_report}[a.sub]
-    sys.exit(fn(a) or 0)
 
 
 if __name__ == "__main__":
-    main()
+    cli(__doc__, {
+        "port": (cmd_port, lambda p: None),
+        "rss": (cmd_rss, lambda p: p.add_argument("pid", type=int)),
+        "load": (cmd_load, lambda p: add_load_args(p, ["wrk", "ab", "curl"])),
+        "idle": (cmd_idle, _idle_args),
+        "report": (cmd_report, _report_args),
+    })

@@ -28,74 +28,28 @@
 
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$BENCH_DIR/.." && pwd)
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3)
-export LC_ALL=C
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 DL_MIB=${BENCH_DL_MIB:-256}
 RETR_RUNS=${BENCH_FTP_RETR_RUNS:-3}
 NFILES=${BENCH_FTP_FILES:-200}
 LFTP_RUNS=${BENCH_FTP_LFTP_RUNS:-3}
 GREET_N=${BENCH_FTP_GREET_N:-20}
-ROUNDS=${BENCH_ROUNDS:-1}
 SERVERS=${BENCH_FTP_SERVERS:-loopkit loopkit-s50 vsftpd pyftpdlib}
-SERVER_CPU=${BENCH_SERVER_CPU:-1}
-CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
-LOOPKIT=${LOOPKIT:-$ROOT/loopkit}
 FTPB=$BENCH_DIR/ftp_bench.py
 
-# shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh"
-
-# ---------------------------------------------------------------- checks
-missing=()
-for t in taskset curl lftp pgrep; do
-	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	warn "missing tools: ${missing[*]} (Debian: apt-get install util-linux curl lftp procps)"
-	exit 1
-fi
+require_tools "util-linux curl lftp procps" taskset curl lftp pgrep
 have_vsftpd=0
 have_pyftpdlib=0
 command -v vsftpd >/dev/null 2>&1 && have_vsftpd=1
 "$PY" -c 'import pyftpdlib' 2>/dev/null && have_pyftpdlib=1
-ncpu=$(nproc)
-if [ "$ncpu" -lt 2 ]; then
-	warn "only $ncpu CPU: server and client share CPU 0, figures are not comparable to the targets"
-	SERVER_CPU=0
-	CLIENT_CPU=0
-fi
-# an FTP server running now (Debian's vsftpd service, say) would compete for the CPUs
-if others=$(pgrep -x vsftpd 2>/dev/null); then
-	warn "a vsftpd not started by this script is running (pids ${others//$'\n'/ }); figures may be disturbed"
-fi
-
-# ---------------------------------------------------------------- temp dir, cleanup
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loopkit-ftpbench.XXXXXX") || exit 1
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-	trap - EXIT INT TERM
-	stop_all
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		log "bench: kept $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# vsftpd chroots anonymous sessions into the docroot as user ftp: the tree must
-# be readable by it and not writable
-chmod 755 "$TMP"
-DOCROOT=$TMP/www
-RESULTS=$TMP/results.tsv
-LOADLOG=$TMP/load.log
+check_cpus
+warn_if_running vsftpd  # Debian's vsftpd service, say
+make_tmp loopkit-ftpbench
+# vsftpd chroots anonymous sessions into the docroot as user ftp: the tree must be
+# readable by it and not writable (chmod below)
 mkdir -p "$DOCROOT/small" "$TMP/mirror" "$TMP/lftp-home"
-: >"$RESULTS"
 head -c 1024 /dev/urandom >"$DOCROOT/1k"
 head -c $((DL_MIB * 1024 * 1024)) /dev/urandom >"$DOCROOT/big"
 "$PY" - "$DOCROOT/small" "$NFILES" <<'EOF'
@@ -111,7 +65,7 @@ BIG_BYTES=$((DL_MIB * 1024 * 1024))
 # lftp keeps its history and cache files under LFTP_HOME: not in the user's home
 export LFTP_HOME=$TMP/lftp-home
 
-log "loopkit FTP bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+banner "loopkit FTP bench"
 log "server on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU; $ROUNDS round(s); RETR ${DL_MIB} MiB x$RETR_RUNS (curl)," \
 	"$NFILES x 1 KiB in one lftp session x$LFTP_RUNS, greeting x$GREET_N"
 log "versions: $(curl --version | head -1 | cut -d' ' -f1-2), $(lftp --version | head -1 | sed 's/.*Version \([^ ]*\).*/lftp \1/')," \
@@ -127,23 +81,9 @@ MEASURE_PID=
 EXCLUDE_PIDS=
 REAPED=
 
-# wait_ftp NAME LOGFILE: until a 1 KiB RETR works on $SERVER_PORT (10 s at most)
+# wait_ftp NAME LOGFILE: until a 1 KiB RETR works on $SERVER_PORT
 wait_ftp() {
-	local name=$1 logf=$2 i out
-	for i in $(seq 50); do
-		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-			warn "$name exited during startup; last lines of $logf:"
-			tail -n 5 "$logf" >&2 2>/dev/null
-			return 1
-		fi
-		out=$(curl -s -o /dev/null --max-time 2 -w '%{response_code} %{size_download}' \
-			"ftp://127.0.0.1:$SERVER_PORT/1k" 2>/dev/null)
-		[ "$out" = "226 1024" ] && return 0
-		sleep 0.1
-	done
-	warn "$name: no 1 KiB RETR from ftp://127.0.0.1:$SERVER_PORT/1k within 10 s (last: '${out:-none}')"
-	tail -n 5 "$logf" >&2 2>/dev/null
-	return 1
+	wait_ready "$1" "$2" "226 1024" -w '%{response_code} %{size_download}' "ftp://127.0.0.1:$SERVER_PORT/1k"
 }
 
 # start_ftp_loopkit [serve flags...]: lib.sh's start_loopkit (HTTP readiness on
@@ -189,11 +129,8 @@ EOF
 	: >"$TMP/vsftpd.reaped"
 	# the reap wrapper (not pinned; it only wakes when a process exits) runs
 	# vsftpd pinned to the server CPU and accounts for the orphaned session processes
-	"$PY" "$FTPB" reap --log "$TMP/vsftpd.reaped" -- taskset -c "$SERVER_CPU" vsftpd "$conf" \
-		>"$TMP/vsftpd.out" 2>&1 </dev/null &
-	SERVER_PID=$!
-	SERVER_PORT=$port
-	STARTED_PIDS+=("$SERVER_PID")
+	spawn "$port" "$PY" "$FTPB" reap --log "$TMP/vsftpd.reaped" -- taskset -c "$SERVER_CPU" vsftpd "$conf" \
+		>"$TMP/vsftpd.out" 2>&1
 	MEASURE_PID=$SERVER_PID
 	EXCLUDE_PIDS=$SERVER_PID
 	REAPED=$TMP/vsftpd.reaped
@@ -204,11 +141,8 @@ start_pyftpdlib() {
 	local port
 	port=$(free_port) || return 1
 	# As a developer runs it: anonymous, read-only; its per-command log to a file.
-	taskset -c "$SERVER_CPU" "$PY" -m pyftpdlib -i 127.0.0.1 -p "$port" -d "$DOCROOT" \
-		>"$TMP/pyftpdlib.log" 2>&1 </dev/null &
-	SERVER_PID=$!
-	SERVER_PORT=$port
-	STARTED_PIDS+=("$SERVER_PID")
+	spawn "$port" taskset -c "$SERVER_CPU" "$PY" -m pyftpdlib -i 127.0.0.1 -p "$port" -d "$DOCROOT" \
+		>"$TMP/pyftpdlib.log" 2>&1
 	MEASURE_PID=$SERVER_PID
 	EXCLUDE_PIDS=
 	REAPED=
@@ -285,55 +219,39 @@ run_suite() {
 	fi
 }
 
-for round in $(seq "$ROUNDS"); do
-	[ "$ROUNDS" -gt 1 ] && log "-- round $round of $ROUNDS"
-	for s in $SERVERS; do
-		case $s in
-		loopkit | loopkit-s50)
-			if [ ! -x "$LOOPKIT" ]; then
-				log "$s: not built ($LOOPKIT missing; run make)"
-				continue
-			fi
-			if [ "$s" = loopkit ]; then
-				log "== loopkit ($("$LOOPKIT" --version 2>/dev/null | head -1)), default sniff window"
-				start_ftp_loopkit || { log "$s: did not start, skipped"; continue; }
-			else
-				log "== loopkit --sniff-ms 50 (lftp and greeting only)"
-				start_ftp_loopkit --sniff-ms 50 || { log "$s: did not start, skipped"; continue; }
-			fi
-			;;
-		vsftpd)
-			[ "$have_vsftpd" = 1 ] || { log "vsftpd: not installed (apt-get install vsftpd)"; continue; }
-			log "== vsftpd (standalone, anonymous)"
-			start_vsftpd || { log "vsftpd: did not start, skipped"; continue; }
-			;;
-		pyftpdlib)
-			[ "$have_pyftpdlib" = 1 ] || { log "pyftpdlib: not installed (apt-get install python3-pyftpdlib)"; continue; }
-			log "== pyftpdlib (python3 -m pyftpdlib)"
-			start_pyftpdlib || { log "pyftpdlib: did not start, skipped"; continue; }
-			;;
-		*)
-			warn "unknown server '$s' in BENCH_FTP_SERVERS"
-			continue
-			;;
-		esac
-		run_suite "$s"
-		stop_server
-	done
-done
+# start_server NAME: for run_rounds (lib.sh)
+start_server() {
+	local s=$1
+	case $s in
+	loopkit | loopkit-s50)
+		if [ ! -x "$LOOPKIT" ]; then
+			log "$s: not built ($LOOPKIT missing; run make)"
+			return 1
+		fi
+		if [ "$s" = loopkit ]; then
+			log "== loopkit ($("$LOOPKIT" --version 2>/dev/null | head -1)), default sniff window"
+			start_ftp_loopkit
+		else
+			log "== loopkit --sniff-ms 50 (lftp and greeting only)"
+			start_ftp_loopkit --sniff-ms 50
+		fi
+		;;
+	vsftpd)
+		[ "$have_vsftpd" = 1 ] || { log "vsftpd: not installed (apt-get install vsftpd)"; return 1; }
+		log "== vsftpd (standalone, anonymous)"
+		start_vsftpd
+		;;
+	pyftpdlib)
+		[ "$have_pyftpdlib" = 1 ] || { log "pyftpdlib: not installed (apt-get install python3-pyftpdlib)"; return 1; }
+		log "== pyftpdlib (python3 -m pyftpdlib)"
+		start_pyftpdlib
+		;;
+	*)
+		warn "unknown server '$s' in BENCH_FTP_SERVERS"
+		return 1
+		;;
+	esac || { log "$s: did not start, skipped"; return 1; }
+}
 
-# ---------------------------------------------------------------- report
-stop_all
-"$PY" "$FTPB" report --results "$RESULTS" ${BENCH_JSON:+--json "$BENCH_JSON"}
-
-# nothing this script started may outlive it (checked by pid)
-left=
-for p in "${STOPPED_TREES[@]}"; do
-	kill -0 "$p" 2>/dev/null && left="$left $p($(cat "/proc/$p/comm" 2>/dev/null))"
-done
-if [ -n "$left" ]; then
-	warn "still running after the bench:$left"
-else
-	log "All servers started by the bench are stopped."
-fi
-exit 0
+run_rounds
+finish "$FTPB"

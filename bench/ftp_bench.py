@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Helper for bench/ftp.sh: FTP measurements against loopkit, vsftpd and
-pyftpdlib.  Standard library only; run with /usr/bin/python3.  It reuses the
-/proc readers and the results-file format of bench/bench.py.
+pyftpdlib.  Standard library only; run with /usr/bin/python3.  It uses the
+/proc readers and the results file of bench/benchlib.py.
 
 Subcommands
   reap --log F -- CMD...    run CMD as a child subreaper (PR_SET_CHILD_SUBREAPER):
@@ -21,120 +21,31 @@ Subcommands
   report --results F [--json OUT]
                             print the table and the ratios
 
-Server CPU time of a run = (utime+stime of every live process of the server's
-process tree, after the run minus before; from /proc/PID/task/TID/sched
-se.sum_exec_runtime (ns resolution) when the kernel has it, else
-/proc/PID/stat in clock ticks) + (cutime+cstime of those processes: children
-they reaped) + (CPU of the descendants reaped by the `reap` wrapper).  Before
-and after a run the helper waits until the tree is back to the one listening
-process, so every session process of the run has exited and been reaped by
-someone who accounts for it.  See bench/README.md.
+Server CPU time of a run: as bench/benchlib.py says (shared with bench/bench.py, with the
+results file and the report's pieces), plus the CPU of the descendants the `reap` wrapper
+reaped. Before and after a run the helper waits until the tree is back to the one
+listening process, so every session process of the run has exited and been reaped by
+someone who accounts for it. See bench/README.md.
 
-Nothing here passes or fails on timing: the exit status is non-zero only for
-usage errors or when the helper itself cannot run.
+Nothing here passes or fails on timing: the exit status is non-zero only for usage
+errors or when the helper itself cannot run.
 """
 
-import argparse
 import ctypes
 import filecmp
-import json
 import os
 import re
-import resource
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (bench/bench.py: /proc readers, results file)
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# ---------------------------------------------------------------- CPU accounting
-
-def _sched_runtime_s(pid):
-    """Sum of se.sum_exec_runtime (ms in the file) over the live threads of pid,
-    in seconds; None when the kernel does not expose it."""
-    total = 0.0
-    seen = False
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/sched") as f:
-                for line in f:
-                    if line.startswith("se.sum_exec_runtime"):
-                        total += float(line.split(":", 1)[1])
-                        seen = True
-                        break
-        except (OSError, ValueError):
-            continue
-    return total / 1e3 if seen else None
-
-
-def reaped_s(path):
-    """CPU seconds of all processes the reap wrapper has reaped so far."""
-    if not path:
-        return 0.0, 0
-    total, n = 0.0, 0
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split("\t")
-                if len(parts) == 2:
-                    total += float(parts[1])
-                    n += 1
-    except FileNotFoundError:
-        pass
-    return total, n
-
-
-def server_pids(pid, exclude):
-    return [p for p in bench.process_tree(pid) if p not in exclude]
-
-
-def server_cpu(pid, exclude, reaped):
-    """(precise seconds, tick-based seconds, pids, live threads) of the server tree."""
-    precise = ticks = 0.0
-    pids = server_pids(pid, exclude)
-    nthreads = 0
-    for p in pids:
-        try:
-            f = bench._stat_fields(p)
-        except OSError:
-            continue
-        own_t = (int(f[11]) + int(f[12])) / CLK_TCK
-        kids_t = (int(f[13]) + int(f[14])) / CLK_TCK
-        own = _sched_runtime_s(p)
-        precise += (own if own is not None else own_t) + kids_t
-        ticks += own_t + kids_t
-        try:
-            nthreads += len(os.listdir(f"/proc/{p}/task"))
-        except OSError:
-            pass
-    r, _ = reaped_s(reaped)
-    return precise + r, ticks + r, pids, nthreads
-
-
-def settle(pid, exclude, want=1, limit=3.0):
-    """Wait until the server tree (minus exclude) is down to `want` processes:
-    the session processes of the last run have exited and were reaped."""
-    deadline = time.monotonic() + limit
-    while True:
-        n = len(server_pids(pid, exclude))
-        if n <= want:
-            time.sleep(0.05)   # the reap wrapper writes its line right after wait4
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
+from benchlib import (RATIO_HEADING, add_client_args, add_load_args, add_report_args,  # noqa: E402
+                      cli, disturbed_note, emit_all, load_note, measured_run, pin_to_cpu, print_table, ratio_cell,
+                      read_results, report_failure, server_gone, settle, stat_fields, write_json)
 
 
 # ---------------------------------------------------------------- reap wrapper
@@ -177,7 +88,7 @@ def cmd_reap(a):
                     for name in os.listdir("/proc"):
                         if name.isdigit():
                             try:
-                                if int(bench._stat_fields(name)[1]) == me:
+                                if int(stat_fields(name)[1]) == me:
                                     os.kill(int(name), sig)
                             except (OSError, ValueError, IndexError):
                                 pass
@@ -229,36 +140,19 @@ def check_mirror(src, dst, want):
 
 
 def cmd_load(a):
-    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
-    if not os.path.exists(f"/proc/{a.pid}"):
-        print(f"  {a.server} {a.case}: server pid {a.pid} is gone", file=sys.stderr)
+    if server_gone(a):
         return 1
-    exclude = {int(x) for x in a.exclude.split(",") if x} if a.exclude else set()
-    cpus = {int(x) for x in a.cpus.split(",") if x != ""}
-    r = {}
-    if not settle(a.pid, exclude):
-        r["unsettled_before"] = 1
-    st0 = bench.cpu_stat(cpus)
-    cpu0, tick0, _, thr0 = server_cpu(a.pid, exclude, a.reaped)
-    t0 = time.monotonic()
-    t0_wall = time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        out, _ = p.communicate(timeout=a.timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        p.kill()          # only the child this helper started
-        out, _ = p.communicate()
-        timed_out = True
-    wall = time.monotonic() - t0
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if not settle(a.pid, exclude):
-        r["unsettled_after"] = 1
-    cpu1, tick1, _, thr1 = server_cpu(a.pid, exclude, a.reaped)
-    st1 = bench.cpu_stat(cpus)
-    out = out.decode("utf-8", "replace")
-    with open(a.log, "a") if a.log else open(os.devnull, "w") as lf:
-        lf.write(f"=== {a.server} {a.case}: {' '.join(cmd)}\n{out}\n")
+    exclude = {int(x) for x in a.exclude.split(",") if x}
+
+    def before(r):
+        if not settle(a.pid, exclude):
+            r["unsettled_before"] = 1
+
+    def after(r):
+        if not settle(a.pid, exclude):
+            r["unsettled_after"] = 1
+    out, r, rc = measured_run(a, before, after)
+    wall = r["wall_s"]
     if a.kind == "curl":
         r.update(parse_curl(out))
         ok = r.get("status") == 226 and (a.bytes is None or r.get("bytes") == a.bytes)
@@ -266,7 +160,7 @@ def cmd_load(a):
         r["duration_s"] = wall
         stamps = [float(x) for x in re.findall(r"^(\d{9,}\.\d+)\s*$", out, re.M)]
         if len(stamps) >= 2:
-            r["login_s"] = stamps[0] - t0_wall
+            r["login_s"] = stamps[0] - r["start_epoch"]
             r["mirror_s"] = stamps[1] - stamps[0]
         found, bad = check_mirror(a.src, a.dst, a.files)
         r["files_found"] = found
@@ -275,34 +169,16 @@ def cmd_load(a):
             r["files_per_s"] = a.files / wall
         if r.get("mirror_s", 0) > 0:
             r["mirror_files_per_s"] = a.files / r["mirror_s"]
-        ok = p.returncode == 0 and found == a.files and bad == 0 and "mirror_s" in r
-    r["server_cpu_s"] = cpu1 - cpu0
-    r["server_cpu_ticks_s"] = tick1 - tick0
-    if thr1 != thr0:
-        r["threads_changed"] = 1
-    r["client_cpu_s"] = ru.ru_utime + ru.ru_stime
-    r["wall_s"] = wall
-    other = (st1[0] - st0[0]) / CLK_TCK - r["server_cpu_s"] - r["client_cpu_s"]
-    r["other_cpu_pct"] = max(0.0, 100.0 * other / wall) if wall > 0 else 0.0
-    r["steal_pct"] = 100.0 * (st1[1] - st0[1]) / CLK_TCK / wall if wall > 0 else 0.0
+        ok = rc == 0 and found == a.files and bad == 0 and "mirror_s" in r
     if a.kind == "curl" and r.get("bytes"):
         r["cpu_s_per_gb"] = r["server_cpu_s"] / (r["bytes"] / 1e9)
     if a.kind == "lftp":
         r["cpu_us_per_file"] = r["server_cpu_s"] * 1e6 / a.files
-    if timed_out:
-        r["timed_out"] = 1
-    if p.returncode not in (0, None) and not timed_out:
-        r["exit"] = p.returncode
     if not ok:
-        r["failed"] = 1
-        tail = "\n    ".join(out.strip().splitlines()[-6:])
-        print(f"  {a.server} {a.case}: FAILED (exit {p.returncode}"
-              f"{', timed out' if timed_out else ''}"
-              + (f", {r.get('files_found')}/{a.files} files, {r.get('files_bad')} differ"
-                 if a.kind == "lftp" else "")
-              + f"):\n    {tail}", file=sys.stderr)
-    for k, v in r.items():
-        bench.emit(a.results, a.server, a.case, k, v)
+        report_failure(a, r, rc, out, lines=6, extra=(
+            f", {r.get('files_found')}/{a.files} files, {r.get('files_bad')} differ"
+            if a.kind == "lftp" else ""))
+    emit_all(a.results, a.server, a.case, r)
     if a.kind == "curl":
         msg = (f"{r.get('gbps', 0):.2f} GB/s transfer phase ({r.get('gbps_whole', 0):.2f} whole run,"
                f" {r.get('pretransfer_s', 0) * 1e3:.0f} ms before the transfer), "
@@ -314,9 +190,7 @@ def cmd_load(a):
                f"({r.get('mirror_s', 0) * 1e3:.0f} ms; login {r.get('login_s', 0) * 1e3:.0f} ms), "
                f"{r.get('files_found', 0)} files ({r.get('files_bad', 0)} differ), "
                f"server CPU {r['server_cpu_s']:.3f}s")
-    msg += f", other load {r['other_cpu_pct']:.0f}%"
-    if r["steal_pct"] >= 1:
-        msg += f", steal {r['steal_pct']:.0f}%"
+    msg += load_note(r)
     for k in ("unsettled_before", "unsettled_after"):
         if r.get(k):
             msg += f", server sessions still alive ({k.split('_')[1]} the run, after 3 s)"
@@ -365,11 +239,7 @@ def _greet_once(port, timeout):
 
 
 def cmd_greet(a):
-    if a.client_cpu is not None:
-        try:
-            os.sched_setaffinity(0, {a.client_cpu})
-        except OSError:
-            pass
+    pin_to_cpu(a.client_cpu)
     times, errors, text = [], [], ""
     for _ in range(a.count):
         t, info = _greet_once(a.port, a.timeout)
@@ -384,8 +254,7 @@ def cmd_greet(a):
         r["median_ms"] = statistics.median(times) * 1e3
         r["min_ms"] = min(times) * 1e3
         r["max_ms"] = max(times) * 1e3
-    for k, v in r.items():
-        bench.emit(a.results, a.server, f"greet@{a.round}", k, v)
+    emit_all(a.results, a.server, f"greet@{a.round}", r)
     msg = (f"median {r.get('median_ms', 0):.1f} ms (min {r.get('min_ms', 0):.1f}, "
            f"max {r.get('max_ms', 0):.1f}) over {len(times)}/{a.count}: {text!r}")
     if errors:
@@ -405,6 +274,12 @@ PEERS = ["vsftpd", "pyftpdlib"]
 def _best(runs, key):
     good = [v for v in runs if isinstance(v.get(key), float) and not v.get("failed")]
     return max(good, key=lambda v: v[key]) if good else None
+
+
+def _worst_load(runs):
+    """The most other load and steal seen in a case's runs."""
+    return {k: max((v.get(k, 0) for v in runs), default=0)
+            for k in ("other_cpu_pct", "steal_pct")}
 
 
 def summarize(res):
@@ -432,8 +307,7 @@ def summarize(res):
                 d["cpu_ticks_s_per_gb"] = sum(v["server_cpu_ticks_s"] for v in good) / gb
                 d["pretransfer_ms"] = min(v["pretransfer_s"] for v in good) * 1e3
                 d["mib"] = good[0]["bytes"] / 2**20
-            d["other_pct"] = max((v.get("other_cpu_pct", 0) for v in runs), default=0)
-            d["steal_pct"] = max((v.get("steal_pct", 0) for v in runs), default=0)
+            d.update(_worst_load(runs))
             s["retr"] = d
         if "lftp" in groups:
             runs = groups["lftp"]
@@ -453,8 +327,7 @@ def summarize(res):
                 d["median_mirror_files_per_s"] = statistics.median(
                     v.get("mirror_files_per_s", 0) for v in good)
                 d["cpu_us_per_file"] = statistics.median(v["cpu_us_per_file"] for v in good)
-            d["other_pct"] = max((v.get("other_cpu_pct", 0) for v in runs), default=0)
-            d["steal_pct"] = max((v.get("steal_pct", 0) for v in runs), default=0)
+            d.update(_worst_load(runs))
             s["lftp"] = d
         if "greet" in groups:
             runs = [v for v in groups["greet"] if "median_ms" in v]
@@ -470,7 +343,7 @@ def summarize(res):
 
 
 def cmd_report(a):
-    res = summarize(bench.read_results(a.results))
+    res = summarize(read_results(a.results))
     order = [s for s in ORDER if s in res] + sorted(s for s in res if s not in ORDER)
 
     def get(s, c, m):
@@ -500,25 +373,13 @@ def cmd_report(a):
         ("greeting ms, max", "greet", "max_ms", "f1"),
     ]
 
-    def fmt(v, kind):
-        if v is None:
-            return "-"
-        return {"int": f"{v:,.0f}", "f1": f"{v:.1f}", "f2": f"{v:.2f}", "f3": f"{v:.3f}"}[kind]
-
-    w0 = max(len(r[0]) for r in rows) + 2
     cw = 13
     nretr = sorted({v["retr"]["runs"] for v in res.values() if "retr" in v})
     nlftp = sorted({v["lftp"]["runs"] for v in res.values() if "lftp" in v})
-    print()
-    print(f"Results (raw figures; '-' = not measured; RETR: best of {'/'.join(map(str, nretr)) or '-'}"
-          f" curl runs; lftp: best of {'/'.join(map(str, nlftp)) or '-'} sessions;"
-          " greeting: median of the connections)")
-    print("".ljust(w0) + "".join(LABEL.get(s, s).rjust(cw) for s in order))
-    for title, case, metric, kind in rows:
-        vals = [get(s, case, metric) for s in order]
-        if all(v is None for v in vals):
-            continue
-        print(title.ljust(w0) + "".join(fmt(v, kind).rjust(cw) for v in vals))
+    w0 = print_table(f"Results (raw figures; '-' = not measured; RETR: best of "
+                     f"{'/'.join(map(str, nretr)) or '-'} curl runs; lftp: best of "
+                     f"{'/'.join(map(str, nlftp)) or '-'} sessions; greeting: median of the "
+                     "connections)", rows, order, get, LABEL, cw)
     notes = []
     for s in order:
         for c in ("retr", "lftp"):
@@ -530,15 +391,7 @@ def cmd_report(a):
             notes.append(f"{LABEL.get(s, s)} greeting: {e} connection(s) got no 220")
     if notes:
         print("Failures: " + "; ".join(notes))
-    busy = []
-    for s in order:
-        for c in ("retr", "lftp"):
-            o, st = get(s, c, "other_pct") or 0, get(s, c, "steal_pct") or 0
-            if o >= a.other or st >= 5:
-                busy.append(f"{LABEL.get(s, s)} {c} ({o:.0f}%{f', steal {st:.0f}%' if st >= 5 else ''})")
-    if busy:
-        print(f"Other work on the bench CPUs (>= {a.other:.0f}% of a CPU besides server and client)"
-              " during: " + ", ".join(busy) + ".\n  Those figures are disturbed; rerun on a quiet machine.")
+    disturbed_note(order, ("retr", "lftp"), get, LABEL, a.other, "client")
 
     lk = [s for s in ("loopkit", "loopkit-s50") if s in res]
     peers = [p for p in PEERS if p in res]
@@ -566,8 +419,7 @@ def cmd_report(a):
              True, {}),
         ]
         print()
-        print("Ratios loopkit / peer  (target in brackets: >= for rates, <= for CPU;"
-              " '*' = target not met; informational, never a failure)")
+        print(RATIO_HEADING)
         if fast:
             print(f"  faster peer for the {big} RETR: {LABEL.get(fast, fast)}")
         print("".ljust(w0) + "".join(LABEL.get(p, p).rjust(cw + 4) for p in peers))
@@ -575,19 +427,7 @@ def cmd_report(a):
             mine = get(srv, case, metric)
             if mine is None:
                 continue
-            cells = []
-            for p in peers:
-                pv = get(p, case, metric)
-                if not pv:
-                    cells.append("-")
-                    continue
-                r = mine / pv
-                t = targets.get(p)
-                if t is None:
-                    cells.append(f"{r:.2f}")
-                else:
-                    met = r >= t if higher else r <= t
-                    cells.append(f"{r:.2f}{' ' if met else '*'}[{t:.1f}]")
+            cells = [ratio_cell(mine, get(p, case, metric), targets.get(p), higher) for p in peers]
             print(title.ljust(w0) + "".join(c.rjust(cw + 4) for c in cells))
         g = [(LABEL.get(s, s), get(s, "greet", "median_ms")) for s in order
              if get(s, "greet", "median_ms") is not None]
@@ -598,58 +438,37 @@ def cmd_report(a):
         print()
         print("loopkit or both peers missing: no ratios.")
 
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1, sort_keys=True)
-        print(f"\nJSON: {a.json}")
+    write_json(res, a.json)
     return 0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="sub", required=True)
-
-    p = sub.add_parser("reap")
+def _reap_args(p):
     p.add_argument("--log", required=True)
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.add_argument("cmd", nargs="...")
 
-    p = sub.add_parser("load")
-    p.add_argument("--results", required=True)
-    p.add_argument("--server", required=True)
-    p.add_argument("--case", required=True)
-    p.add_argument("--pid", type=int, required=True)
+
+def _load_args(p):
     p.add_argument("--exclude", default="", help="pids of the tree that are not the server")
     p.add_argument("--reaped", help="the reap wrapper's log")
-    p.add_argument("--kind", choices=["curl", "lftp"], required=True)
     p.add_argument("--bytes", type=int, help="expected size of the download")
     p.add_argument("--files", type=int, default=200)
     p.add_argument("--src", help="lftp: the directory mirrored")
     p.add_argument("--dst", help="lftp: the local copy")
-    p.add_argument("--timeout", type=float, default=120)
-    p.add_argument("--log")
-    p.add_argument("--cpus", default="0,1")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    add_load_args(p, ["curl", "lftp"])
 
-    p = sub.add_parser("greet")
-    p.add_argument("--results", required=True)
-    p.add_argument("--server", required=True)
-    p.add_argument("--port", type=int, required=True)
+
+def _greet_args(p):
+    add_client_args(p)
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--timeout", type=float, default=5)
     p.add_argument("--pause", type=float, default=0.02)
     p.add_argument("--round", default="1")
-    p.add_argument("--client-cpu", type=int)
-
-    p = sub.add_parser("report")
-    p.add_argument("--results", required=True)
-    p.add_argument("--json")
-    p.add_argument("--other", type=float, default=10)
-
-    a = ap.parse_args()
-    fn = {"reap": cmd_reap, "load": cmd_load, "greet": cmd_greet, "report": cmd_report}[a.sub]
-    sys.exit(fn(a) or 0)
 
 
 if __name__ == "__main__":
-    main()
+    cli(__doc__, {
+        "reap": (cmd_reap, _reap_args),
+        "load": (cmd_load, _load_args),
+        "greet": (cmd_greet, _greet_args),
+        "report": (cmd_report, add_report_args),
+    })

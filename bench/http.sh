@@ -24,10 +24,8 @@
 
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$BENCH_DIR/.." && pwd)
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=$(command -v python3)
-export LC_ALL=C
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 SECS=${BENCH_SECS:-5}
 PY_SECS=${BENCH_PY_SECS:-2}
@@ -38,60 +36,12 @@ AB_C=${BENCH_AB_C:-32}
 DL_MIB=${BENCH_DL_MIB:-256}
 DL_RUNS=${BENCH_DL_RUNS:-3}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-ROUNDS=${BENCH_ROUNDS:-1}
 SERVERS=${BENCH_SERVERS:-loopkit lighttpd nginx-ofc nginx python}
-SERVER_CPU=${BENCH_SERVER_CPU:-1}
-CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
-LOOPKIT=${LOOPKIT:-$ROOT/loopkit}
 
-# shellcheck source=bench/lib.sh
-. "$BENCH_DIR/lib.sh"
-
-# ---------------------------------------------------------------- checks
-missing=()
-for t in taskset wrk ab curl; do
-	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	warn "missing tools: ${missing[*]} (Debian: apt-get install util-linux wrk apache2-utils curl)"
-	exit 1
-fi
-ncpu=$(nproc)
-if [ "$ncpu" -lt 2 ]; then
-	warn "only $ncpu CPU: server and load generator share CPU 0, figures are not comparable to the targets"
-	SERVER_CPU=0
-	CLIENT_CPU=0
-fi
-# other web servers running now would compete for the CPUs; say so, leave them alone
-for n in nginx lighttpd; do
-	if others=$(pgrep -x "$n" 2>/dev/null); then
-		warn "a $n not started by this script is running (pids ${others//$'\n'/ }); figures may be disturbed"
-	fi
-done
-
-# ---------------------------------------------------------------- temp dir, cleanup
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/loopkit-bench.XXXXXX") || exit 1
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-	trap - EXIT INT TERM
-	stop_all
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		log "bench: kept $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# nginx's worker runs as nobody when started by root: the files must be readable
-chmod 755 "$TMP"
-DOCROOT=$TMP/www
-RESULTS=$TMP/results.tsv
-LOADLOG=$TMP/load.log
-mkdir -p "$DOCROOT"
-: >"$RESULTS"
+require_tools "util-linux wrk apache2-utils curl" taskset wrk ab curl
+check_cpus
+warn_if_running nginx lighttpd
+make_tmp loopkit-bench
 head -c 100 /dev/urandom | base64 -w0 | head -c 100 >"$DOCROOT/100b"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$DOCROOT/1k"
 head -c $((DL_MIB * 1024 * 1024)) /dev/urandom >"$DOCROOT/big"
@@ -101,7 +51,7 @@ chmod 644 "$DOCROOT"/*
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-log "loopkit bench: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+banner "loopkit bench"
 log "server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU; $ROUNDS round(s); wrk -t1 -c$CONNS -d${SECS}s," \
 	"ab -n $AB_N -c $AB_C, curl ${DL_MIB} MiB x$DL_RUNS, python wrk -d${PY_SECS}s"
 log "versions: $(lighttpd -v 2>/dev/null | cut -d' ' -f1), $(nginx -v 2>&1 | sed 's/.*: //')," \
@@ -136,46 +86,45 @@ run_suite() {
 	fi
 }
 
-for round in $(seq "$ROUNDS"); do
-	[ "$ROUNDS" -gt 1 ] && log "-- round $round of $ROUNDS"
-	for s in $SERVERS; do
-		case $s in
-		loopkit)
-			if [ ! -x "$LOOPKIT" ]; then
-				log "loopkit: not built ($LOOPKIT missing; run make)"
-				continue
-			fi
-			log "== loopkit ($("$LOOPKIT" --version 2>/dev/null | head -1))"
-			start_loopkit || { log "loopkit: did not start, skipped"; continue; }
-			;;
-		lighttpd)
-			command -v lighttpd >/dev/null || { log "lighttpd: not installed (apt-get install lighttpd)"; continue; }
-			log "== lighttpd"
-			start_lighttpd || { log "lighttpd: did not start, skipped"; continue; }
-			;;
-		nginx-ofc | nginx)
-			command -v nginx >/dev/null || { log "$s: not installed (apt-get install nginx-light)"; continue; }
-			if [ "$s" = nginx-ofc ]; then
-				log "== nginx with open_file_cache"
-				start_nginx ofc || { log "$s: did not start, skipped"; continue; }
-			else
-				log "== nginx default (no open_file_cache)"
-				start_nginx default || { log "$s: did not start, skipped"; continue; }
-			fi
-			;;
-		python)
-			log "== python3 -m http.server (1 KiB wrk run only, ${PY_SECS}s; HTTP/1.0, so it closes every connection)"
-			start_python || { log "python: did not start, skipped"; continue; }
-			;;
-		*)
-			warn "unknown server '$s' in BENCH_SERVERS"
-			continue
-			;;
-		esac
-		run_suite "$s"
-		stop_server
-	done
-done
+# start_server NAME: for run_rounds (lib.sh)
+start_server() {
+	local s=$1
+	case $s in
+	loopkit)
+		if [ ! -x "$LOOPKIT" ]; then
+			log "loopkit: not built ($LOOPKIT missing; run make)"
+			return 1
+		fi
+		log "== loopkit ($("$LOOPKIT" --version 2>/dev/null | head -1))"
+		start_loopkit
+		;;
+	lighttpd)
+		command -v lighttpd >/dev/null || { log "lighttpd: not installed (apt-get install lighttpd)"; return 1; }
+		log "== lighttpd"
+		start_lighttpd
+		;;
+	nginx-ofc | nginx)
+		command -v nginx >/dev/null || { log "$s: not installed (apt-get install nginx-light)"; return 1; }
+		if [ "$s" = nginx-ofc ]; then
+			log "== nginx with open_file_cache"
+			start_nginx ofc
+		else
+			log "== nginx default (no open_file_cache)"
+			start_nginx default
+		fi
+		;;
+	python)
+		log "== python3 -m http.server (1 KiB wrk run only, ${PY_SECS}s; HTTP/1.0, so it closes every connection)"
+		start_python
+		;;
+	*)
+		warn "unknown server '$s' in BENCH_SERVERS"
+		return 1
+		;;
+	esac || { log "$s: did not start, skipped"; return 1; }
+}
+
+run_rounds
 
 # ---------------------------------------------------------------- memory (loopkit)
 case " $SERVERS " in *" loopkit "*) do_mem=1 ;; *) do_mem=0 ;; esac
@@ -201,18 +150,4 @@ if [ "$do_mem" = 1 ] && [ -x "$LOOPKIT" ] && [ "$IDLE_CONNS" -gt 0 ]; then
 	fi
 fi
 
-# ---------------------------------------------------------------- report
-stop_all
-"$PY" "$BENCH_DIR/bench.py" report --results "$RESULTS" ${BENCH_JSON:+--json "$BENCH_JSON"}
-
-# nothing this script started may outlive it (checked by pid)
-left=
-for p in "${STOPPED_TREES[@]}"; do
-	kill -0 "$p" 2>/dev/null && left="$left $p($(cat "/proc/$p/comm" 2>/dev/null))"
-done
-if [ -n "$left" ]; then
-	warn "still running after the bench:$left"
-else
-	log "All servers started by the bench are stopped."
-fi
-exit 0
+finish "$BENCH_DIR/bench.py"

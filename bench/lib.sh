@@ -1,8 +1,19 @@
 # shellcheck shell=bash
-# bench/lib.sh: helpers sourced by bench/http.sh (bash).
-# Starting and stopping the servers under test, all on 127.0.0.1, each pinned
-# with taskset to $SERVER_CPU.  Every process started here is recorded by pid in
-# STARTED_PIDS and stopped by pid (never by name) from the EXIT trap.
+# bench/lib.sh: what bench/http.sh and bench/ftp.sh share (bash; sourced after the caller
+# sets BENCH_DIR): the knobs both read, the checks before a run, the temp dir and its
+# cleanup, starting and stopping the servers under test (all on 127.0.0.1, each pinned
+# with taskset to $SERVER_CPU), the rounds over the servers, and the end of a run.
+# Every process started here is recorded by pid in STARTED_PIDS and stopped by pid
+# (never by name) from the EXIT trap.
+
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+export LC_ALL=C
+ROUNDS=${BENCH_ROUNDS:-1}
+SERVER_CPU=${BENCH_SERVER_CPU:-1}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
+LOOPKIT=${LOOPKIT:-$ROOT/loopkit}
 
 STARTED_PIDS=()
 STOPPED_TREES=()
@@ -12,6 +23,76 @@ SERVER_PORT=
 
 log() { printf '%s\n' "$*"; }
 warn() { printf 'bench: %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- before a run
+
+# require_tools "DEBIAN PACKAGES" TOOL...: exits 1, naming the packages, when a tool is missing
+require_tools() {
+	local pkgs=$1 t missing=()
+	shift
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		warn "missing tools: ${missing[*]} (Debian: apt-get install $pkgs)"
+		exit 1
+	fi
+}
+
+# check_cpus: sets ncpu; with one CPU, server and clients share CPU 0 and the run says so
+check_cpus() {
+	ncpu=$(nproc)
+	if [ "$ncpu" -lt 2 ]; then
+		warn "only $ncpu CPU: server and clients share CPU 0, figures are not comparable to the targets"
+		SERVER_CPU=0
+		CLIENT_CPU=0
+	fi
+}
+
+# warn_if_running NAME...: a process of that name that this script did not start would
+# compete for the CPUs; say so, leave it alone
+warn_if_running() {
+	local n others
+	for n in "$@"; do
+		if others=$(pgrep -x "$n" 2>/dev/null); then
+			warn "a $n not started by this script is running (pids ${others//$'\n'/ }); figures may be disturbed"
+		fi
+	done
+}
+
+# make_tmp PREFIX: the run's temp dir $TMP (removed at exit unless BENCH_KEEP=1, after the
+# EXIT trap stopped every server started here), DOCROOT inside it, RESULTS and LOADLOG
+make_tmp() {
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || exit 1
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	# servers that drop privileges (nginx's worker, vsftpd's sessions) read the tree
+	chmod 755 "$TMP"
+	DOCROOT=$TMP/www
+	RESULTS=$TMP/results.tsv
+	LOADLOG=$TMP/load.log
+	mkdir -p "$DOCROOT"
+	: >"$RESULTS"
+}
+
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+	trap - EXIT INT TERM
+	stop_all
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		log "bench: kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+}
+
+# banner TITLE: the first line of a run (when, which kernel, which CPUs)
+banner() {
+	log "$1: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+}
+
+# ---------------------------------------------------------------- stopping
 
 # pid and all descendants of a pid (nginx master + worker)
 pid_tree() {
@@ -69,34 +150,49 @@ stop_all() {
 	STARTED_PIDS=()
 }
 
+# ---------------------------------------------------------------- starting
+
 free_port() { "$PY" "$BENCH_DIR/bench.py" port; }
 
-# wait_http URL NAME LOGFILE: until URL answers 200 (5 s at most) and the server lives
-wait_http() {
-	local url=$1 name=$2 logf=$3 i code
+# spawn PORT CMD... [>LOG]: runs a server in the background, stdin from /dev/null and its
+# output where the call is redirected; it becomes SERVER_PID, listening on SERVER_PORT
+spawn() {
+	SERVER_PORT=$1
+	shift
+	"$@" </dev/null &
+	SERVER_PID=$!
+	STARTED_PIDS+=("$SERVER_PID")
+}
+
+# wait_ready NAME LOGFILE WANT CURL_ARGS...: until `curl -s -o /dev/null CURL_ARGS`
+# prints WANT (10 s at most) while the server lives; else its log's last lines
+wait_ready() {
+	local name=$1 logf=$2 want=$3 i out
+	shift 3
 	for i in $(seq 100); do
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
 			warn "$name exited during startup; last lines of $logf:"
 			tail -n 5 "$logf" >&2 2>/dev/null
 			return 1
 		fi
-		code=$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$url" 2>/dev/null)
-		[ "$code" = 200 ] && return 0
-		sleep 0.05
+		out=$(curl -s -o /dev/null --max-time 2 "$@" 2>/dev/null)
+		[ "$out" = "$want" ] && return 0
+		sleep 0.1
 	done
-	warn "$name did not answer $url with 200 within 5 s (last status: ${code:-none})"
+	warn "$name: curl $* did not give '$want' within 10 s (last: '${out:-none}')"
 	tail -n 5 "$logf" >&2 2>/dev/null
 	return 1
 }
+
+# wait_http URL NAME LOGFILE: until URL answers 200
+wait_http() { wait_ready "$2" "$3" 200 -w '%{http_code}' "$1"; }
 
 # start_loopkit [extra serve flags...]: sets SERVER_PID and SERVER_PORT
 start_loopkit() {
 	local out=$TMP/loopkit.out err=$TMP/loopkit.err i line
 	: >"$out"
-	taskset -c "$SERVER_CPU" "$LOOPKIT" serve "$DOCROOT" --port 0 --threads 1 --quiet "$@" \
-		>"$out" 2>"$err" </dev/null &
-	SERVER_PID=$!
-	STARTED_PIDS+=("$SERVER_PID")
+	spawn "" taskset -c "$SERVER_CPU" "$LOOPKIT" serve "$DOCROOT" --port 0 --threads 1 --quiet "$@" \
+		>"$out" 2>"$err"
 	for i in $(seq 100); do
 		line=$(head -n 1 "$out" 2>/dev/null)
 		case $line in
@@ -135,10 +231,7 @@ index-file.names     = ( "index.html" )
 mimetype.assign      = ( ".html" => "text/html", ".txt" => "text/plain",
                          ".bin" => "application/octet-stream" )
 EOF
-	taskset -c "$SERVER_CPU" lighttpd -D -f "$conf" >"$TMP/lighttpd.out" 2>&1 </dev/null &
-	SERVER_PID=$!
-	SERVER_PORT=$port
-	STARTED_PIDS+=("$SERVER_PID")
+	spawn "$port" taskset -c "$SERVER_CPU" lighttpd -D -f "$conf" >"$TMP/lighttpd.out" 2>&1
 	wait_http "http://127.0.0.1:$port/1k" lighttpd "$TMP/lighttpd.out" || { stop_server; return 1; }
 }
 
@@ -181,11 +274,8 @@ http {
 }
 EOF
 	[ -r /etc/nginx/mime.types ] || sed -i '/mime.types/d' "$conf"
-	taskset -c "$SERVER_CPU" nginx -p "$TMP/" -e "$TMP/nginx-$variant.error.log" -c "$conf" \
-		>"$TMP/nginx-$variant.out" 2>&1 </dev/null &
-	SERVER_PID=$!
-	SERVER_PORT=$port
-	STARTED_PIDS+=("$SERVER_PID")
+	spawn "$port" taskset -c "$SERVER_CPU" nginx -p "$TMP/" -e "$TMP/nginx-$variant.error.log" -c "$conf" \
+		>"$TMP/nginx-$variant.out" 2>&1
 	wait_http "http://127.0.0.1:$port/1k" "nginx ($variant)" "$TMP/nginx-$variant.error.log" ||
 		{ stop_server; return 1; }
 }
@@ -197,11 +287,8 @@ start_python() {
 	# with Connection: close, so wrk reconnects (with -p HTTP/1.1 it keeps the
 	# connections but stalls on Nagle + delayed ACK and is ~8x slower still).
 	# Its per-request log line goes to /dev/null.
-	taskset -c "$SERVER_CPU" "$PY" -m http.server "$port" -b 127.0.0.1 -d "$DOCROOT" \
-		>/dev/null 2>&1 </dev/null &
-	SERVER_PID=$!
-	SERVER_PORT=$port
-	STARTED_PIDS+=("$SERVER_PID")
+	spawn "$port" taskset -c "$SERVER_CPU" "$PY" -m http.server "$port" -b 127.0.0.1 -d "$DOCROOT" \
+		>/dev/null 2>&1
 	wait_http "http://127.0.0.1:$port/1k" python /dev/null || { stop_server; return 1; }
 }
 
@@ -216,4 +303,37 @@ load() {
 		--server "$name" --case "$case" --pid "$SERVER_PID" --kind "$kind" --timeout "$to" \
 		--cpus "$SERVER_CPU,$CLIENT_CPU" \
 		-- taskset -c "$CLIENT_CPU" "$@"
+}
+
+# ---------------------------------------------------------------- the run
+
+# run_rounds: ROUNDS times, each server of $SERVERS in turn: start_server NAME (the
+# caller's: starts it, or says why not and returns 1), run_suite NAME, stop_server
+run_rounds() {
+	local s
+	for round in $(seq "$ROUNDS"); do
+		[ "$ROUNDS" -gt 1 ] && log "-- round $round of $ROUNDS"
+		for s in $SERVERS; do
+			start_server "$s" || continue
+			run_suite "$s"
+			stop_server
+		done
+	done
+}
+
+# finish HELPER: stops what is left, prints HELPER's report, checks by pid that nothing
+# this script started outlives it, exits 0 (the bench never fails on its figures)
+finish() {
+	local p left=
+	stop_all
+	"$PY" "$1" report --results "$RESULTS" ${BENCH_JSON:+--json "$BENCH_JSON"}
+	for p in "${STOPPED_TREES[@]}"; do
+		kill -0 "$p" 2>/dev/null && left="$left $p($(cat "/proc/$p/comm" 2>/dev/null))"
+	done
+	if [ -n "$left" ]; then
+		warn "still running after the bench:$left"
+	else
+		log "All servers started by the bench are stopped."
+	fi
+	exit 0
 }

@@ -9,8 +9,9 @@ FUZZ_CFLAGS   = $(filter-out -fsanitize=%,$(CFLAGS)) $(FUZZ_SAN)
 FUZZ_TARGETS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 # The code under test: pure parsers, plus fsroot for the path target.
-FUZZ_LIB_SRC := src/core/buf.c src/core/errors.c src/core/fsroot.c src/core/json.c src/core/text.c \
-	src/ftp/parse.c src/http/date.c src/http/parse.c src/http/path.c src/serve/probe.c
+FUZZ_LIB_SRC := src/core/buf.c src/core/errors.c src/core/fsroot.c src/core/json.c src/core/log.c src/core/text.c \
+	src/ftp/parse.c src/http/date.c src/http/digest.c src/http/multipart.c src/http/parse.c src/http/path.c \
+	src/serve/probe.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 .PHONY: fuzz fuzz-ci fuzz-replay fuzz-build

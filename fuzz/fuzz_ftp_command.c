@@ -17,7 +17,7 @@ static void check_port(const char *arg)
 	uint16_t port = ntohs(s4->sin_port);
 	char text[64];
 	snprintf(text, sizeof(text), "%u,%u,%u,%u,%u,%u", a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255,
-	         port >> 8, port & 255);
+	         (unsigned)port >> 8, (unsigned)port & 255);
 	FUZZ_CHECK(ftp_parse_port(text, &ss2) == 0 && memcmp(&ss, &ss2, sizeof(ss)) == 0,
 	           "PORT '%s' does not round-trip", text);
 }

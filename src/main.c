@@ -1,10 +1,12 @@
 /* main.c - loopkit's entry: the verbs, --version, and the generated man pages and completions. */
+#include <malloc.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
 
 static const struct cmd_verb *const verbs[] = {
-        &cmd_serve, &cmd_ports, &cmd_who, &cmd_doctor, &cmd_ping, &cmd_port, &cmd_bench, &cmd_scan, &cmd_audit, &cmd_watch, NULL,
+        &cmd_serve, &cmd_ports, &cmd_who,   &cmd_doctor,  &cmd_ping,  &cmd_port,
+        &cmd_bench, &cmd_scan,  &cmd_audit, &cmd_isolate, &cmd_proxy, &cmd_watch, NULL,
 };
 
 struct loopkit_args {
@@ -83,5 +85,14 @@ static int loopkit_run(void *p)
 
 int main(int argc, char **argv)
 {
+	/* Fixed malloc thresholds for every long-running verb (serve, proxy, watch): by
+	 * default glibc raises them after a large block is freed (up to 32 MiB to mmap,
+	 * twice that to trim), so once a big listing or a burst of buffers came and went,
+	 * the same sizes stay in the thread arenas for good: their top is below the raised
+	 * trim threshold and malloc_trim() does not trim an arena's top. Fixed at glibc's
+	 * own starting values, a block of 128 KiB or more is its own mapping, given back
+	 * when freed, and an arena's free top is returned past 128 KiB. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 	return cmd_main(&loopkit, argc, argv);
 }

@@ -430,7 +430,6 @@ static const char *const tw_reuse_what[] = {"off", "on", "on for loopback only"}
 static void crr_body(struct bench_rep *w, const void *p)
 {
 	const struct bench_crr_result *r = p;
-	char t[512];
 	crr_head(w, r);
 	w_blank(w);
 	w_line(w, "connections");
@@ -470,6 +469,7 @@ static void crr_body(struct bench_rep *w, const void *p)
 	w_blank(w);
 	w_arr(w, "warnings");
 	if (r->time_wait_pct >= BENCH_CRR_TW_WARN || r->fail_errno[EADDRNOTAVAIL]) {
+		char t[512];
 		snprintf(
 		        t, sizeof t,
 		        "%ld sockets to %s are in TIME_WAIT: %.0f%% of the %llu ephemeral ports this run can "

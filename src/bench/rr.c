@@ -20,7 +20,6 @@ struct rr {
 	_Atomic uint64_t done;
 	uint64_t lost, end_ns;
 	struct hist *h;
-	const volatile sig_atomic_t *user_stop;
 	int err;
 };
 

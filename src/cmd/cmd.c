@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd/cmdtext.h"
 
 const struct cmd_flag cmd_help_row = {"help", 'h', NULL, NULL, "this text", CMD_SWITCH, .size = 0};
 
@@ -187,12 +186,17 @@ char *cmd_synopsis(const struct cmd_verb *v, char *out, size_t len)
 	for (char *p = out; *p; p++)
 		*p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 	for (const struct cmd_flag *f = v->flags; f && f->name && o < len; f++)
-		if ((f->attr & CMD_ARG) && cmd_visible(f))
+		if ((f->attr & CMD_ARG) && !(f->attr & CMD_REST) && cmd_visible(f))
 			o += (size_t)snprintf(out + o, len - o, "%s%s%s%s", o ? " " : "",
 			                      f->attr & CMD_NEED ? "" : "[", f->name,
 			                      f->attr & CMD_NEED ? "" : "]");
 	if (o < len)
-		snprintf(out + o, len - o, "%s[OPTIONS]", o ? " " : "");
+		o += (size_t)snprintf(out + o, len - o, "%s[OPTIONS]", o ? " " : "");
+	/* a command to run comes after the options: loopkit isolate [OPTIONS] [--] CMD [ARG...] */
+	for (const struct cmd_flag *f = v->flags; f && f->name && o < len; f++)
+		if ((f->attr & CMD_REST) && cmd_visible(f))
+			o += (size_t)snprintf(out + o, len - o, " %s[--] %s [ARG...]%s", f->attr & CMD_NEED ? "" : "[",
+			                      f->name, f->attr & CMD_NEED ? "" : "]");
 	return out;
 }
 
@@ -433,6 +437,12 @@ static int parse(const struct run *r, void *opts, int argc, char **argv)
 			}
 			while (pos && pos->name && !(pos->attr & CMD_ARG))
 				pos++;
+			if (pos && pos->name && (pos->attr & CMD_REST)) {
+				struct cmd_rest rest = {argc - i, argv + i};
+				memcpy((char *)opts + pos->off, &rest, sizeof rest);
+				pos++;
+				break;
+			}
 			if (!pos || !pos->name) {
 				uint64_t u;
 				int number = strparse_uint(a, 0, UINT64_MAX, &u, NULL, 0) == 0;
@@ -504,7 +514,9 @@ static int parse(const struct run *r, void *opts, int argc, char **argv)
 	for (; pos && pos->name; pos++)
 		if ((pos->attr & (CMD_ARG | CMD_NEED)) == (CMD_ARG | CMD_NEED)) {
 			struct cmd_list *l = (struct cmd_list *)(void *)((char *)opts + pos->off);
-			if (pos->kind != CMD_LIST || !l->n)
+			if ((pos->kind != CMD_LIST || !l->n) && !(pos->attr & CMD_REST))
+				return usage_error(r, "which %s?", pos->name);
+			if (pos->attr & CMD_REST && !((struct cmd_rest *)(void *)((char *)opts + pos->off))->argc)
 				return usage_error(r, "which %s?", pos->name);
 		}
 	return -1;

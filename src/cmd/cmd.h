@@ -28,11 +28,19 @@ enum cmd_kind {
 #define CMD_ARG    1u /* a positional argument (name is its placeholder: "DIR"), in table order */
 #define CMD_NEED   2u /* with CMD_ARG: must be given */
 #define CMD_HIDDEN 4u /* parsed, but in no help, man page, completion or doc */
+#define CMD_REST   8u /* with CMD_ARG: this argument and all after it, options included,
+                         verbatim (a command to run); the field is a struct cmd_rest */
 
 #define CMD_LIST_MAX 64 /* most values one repeatable flag takes */
 struct cmd_list {
 	size_t n;
 	const char *v[CMD_LIST_MAX];
+};
+
+/* What a CMD_REST row gets: the tail of argv (NULL-terminated), or argc 0. */
+struct cmd_rest {
+	int argc;
+	char **argv;
 };
 
 /* One flag or positional argument. Rows end with a zeroed row. The default is text,
@@ -96,8 +104,38 @@ int cmd_render(FILE *f, const struct cmd_verb *root, enum cmd_format fmt, const 
 /* loopkit's home port (docs: DESIGN.md), the default of every verb that takes a port. */
 #define CMD_HOME_PORT CMD_STR_OF(NET_HOME_PORT)
 
+/* ---- inside src/cmd: the text of flag rows, shared by --help (cmd.c) and the generated
+ * man pages, docs tables and completions (cmdgen.c). Not for verbs. ---- */
+
+extern const struct cmd_flag cmd_help_row; /* -h, --help: every verb has it */
+
+/* Is the row shown (not hidden, not the end)? */
+int cmd_visible(const struct cmd_flag *f);
+/* The largest value f accepts (its max, or what its field holds). */
+uint64_t cmd_flag_max(const struct cmd_flag *f);
+/* The choices of an enum joined by sep. Returns out. */
+char *cmd_choices(const struct cmd_flag *f, const char *sep, char *out, size_t len);
+/* The value placeholder: arg, or an enum's choices as "a|b"; "" for a switch. */
+char *cmd_flag_arg(const struct cmd_flag *f, char *out, size_t len);
+/* "-p, --port N", "    --host ADDR" or "DIR" (with_arg 0: without the placeholder). */
+char *cmd_flag_left(const struct cmd_flag *f, int with_arg, char *out, size_t len);
+/* Its bounds as text ("1-256", "1ms-1h", "1-64M"), "" when it has none. */
+char *cmd_flag_bounds(const struct cmd_flag *f, char *out, size_t len);
+/* help, then "(BOUNDS; default DEF)" as far as they exist (with_default 0: no default). */
+char *cmd_flag_meaning(const struct cmd_flag *f, int with_default, char *out, size_t len);
+/* "VERB [OPTIONS]", "[DIR] [OPTIONS]", "PORT [OPTIONS]": what follows the verb's name. */
+char *cmd_synopsis(const struct cmd_verb *v, char *out, size_t len);
+/* The candidate closest to word (typo distance), or NULL when none is close. */
+const char *cmd_closest(const char *word, const char *const *cands, size_t n);
+/* The verb at path under root ("", "serve", "bench tcp"), its full name in full. */
+const struct cmd_verb *cmd_find(const struct cmd_verb *root, const char *path, char *full, size_t len);
+/* The --help text of v. */
+int cmd_render_help(FILE *f, const struct cmd_verb *v, const char *path);
+
+
 extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
-extern const struct cmd_verb cmd_scan, cmd_audit;
+extern const struct cmd_verb cmd_scan, cmd_audit, cmd_proxy;
+extern const struct cmd_verb cmd_isolate;
 extern const struct cmd_verb cmd_watch;
 
 #endif

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "cmd/cmdtext.h"
 
 /* ---- man pages (roff) ---- */
 
@@ -342,7 +341,7 @@ static void zsh_action(FILE *f, const struct cmd_flag *r)
 
 static void zsh_option(FILE *f, const struct cmd_flag *r)
 {
-	char meaning[512], arg[128];
+	char meaning[512];
 	int value = r->kind != CMD_SWITCH;
 	fputs("\t\t", f);
 	if (r->kind == CMD_LIST)
@@ -357,6 +356,7 @@ static void zsh_option(FILE *f, const struct cmd_flag *r)
 	zsh_text(f, cmd_flag_meaning(r, 1, meaning, sizeof meaning));
 	fputc(']', f);
 	if (value) {
+		char arg[128];
 		fputc(':', f);
 		zsh_text(f, cmd_flag_arg(r, arg, sizeof arg));
 		fputc(':', f);
@@ -379,6 +379,10 @@ static void zsh_node(FILE *f, const struct cmd_verb *v, const char *full)
 			continue;
 		if (!(r->attr & CMD_ARG)) {
 			zsh_option(f, r);
+			continue;
+		}
+		if (r->attr & CMD_REST) { /* a command and its arguments: complete it as one */
+			fputs("\t\t'*:: :_normal' \\\n", f);
 			continue;
 		}
 		fprintf(f, "\t\t'%s%d:%s", r->kind == CMD_LIST ? "*" : "", ++n,

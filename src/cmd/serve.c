@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cmd/cmd.h"
 #include "diag/reach.h"
+#include "http/parse.h"
+#include "http/resp.h"
 #include "serve/serve.h"
 
 struct serve_args {
@@ -17,6 +20,11 @@ struct serve_args {
 	unsigned port;
 	int public, quiet, open, proto;
 	struct cmd_list allow, origins;
+	struct http_extra_header extra[CMD_LIST_MAX]; /* --header, split into name and value */
+	char extra_text[CMD_LIST_MAX][1024];
+	size_t nextra;
+	const char *not_found;
+	char not_found_rel[PATH_MAX]; /* --404, as a path under DIR */
 	struct strparse_range pasv;
 	char ftp_user[64];
 };
@@ -41,6 +49,53 @@ static int set_user(void *p, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
+/* --cache SECS|no: max-age, 0 for no-cache, "no" for no-store. */
+static int set_cache(void *p, const char *val, char *err, size_t errlen)
+{
+	struct serve_args *a = p;
+	uint64_t secs;
+	if (!strcmp(val, "no")) {
+		a->cfg.http.cache_secs = HTTP_CACHE_NO_STORE;
+		return 0;
+	}
+	char why[128];
+	if (strparse_uint(val, 0, HTTP_MAX_CACHE_SECS, &secs, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s; want SECS (0-%ld) or no", why, HTTP_MAX_CACHE_SECS);
+		return -1;
+	}
+	a->cfg.http.cache_secs = (long)secs;
+	return 0;
+}
+
+/* --header 'Name: value' (repeatable): checked as /_/response-headers checks its own. */
+static int set_header(void *p, const char *val, char *err, size_t errlen)
+{
+	struct serve_args *a = p;
+	if (a->nextra == CMD_LIST_MAX) {
+		snprintf(err, errlen, "given more than %d times", CMD_LIST_MAX);
+		return -1;
+	}
+	char *h = a->extra_text[a->nextra], *colon;
+	if ((size_t)snprintf(h, sizeof a->extra_text[0], "%s", val) >= sizeof a->extra_text[0] ||
+	    !(colon = strchr(h, ':'))) {
+		snprintf(err, errlen, "want 'NAME: VALUE', under %zu bytes", sizeof a->extra_text[0]);
+		return -1;
+	}
+	*colon = 0;
+	const char *value = colon + 1 + strspn(colon + 1, " \t");
+	const char *why = http_header_refused(h, value);
+	if (!why && (!strcasecmp(h, "content-type") || !strcasecmp(h, "cache-control")))
+		why = "set from the file's name and by --cache";
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	a->extra[a->nextra].name = h;
+	a->extra[a->nextra].value = value;
+	a->nextra++;
+	return 0;
+}
+
 /* clang-format off */
 static const struct cmd_flag serve_flags[] = {
 	{ "DIR", 0, NULL, ".", "the directory to serve", CMD_STR, AT(cfg.root), .attr = CMD_ARG },
@@ -54,6 +109,11 @@ static const struct cmd_flag serve_flags[] = {
 	{ "cors", 0, NULL, NULL, "read-only CORS for any origin: GET, HEAD and POST from any page, never writes", CMD_SWITCH, AT(cfg.http.cors) },
 	{ "cors-origin", 0, "ORIGIN", NULL, "CORS for this origin (https://app.example:8443), writes included (repeatable)", CMD_LIST, AT(origins) },
 	{ "spa", 0, NULL, NULL, "serve /index.html for missing paths without an extension", CMD_SWITCH, AT(cfg.http.spa) },
+	{ "clean-urls", 0, NULL, NULL, "serve /about from about.html, and redirect /about.html to /about", CMD_SWITCH, AT(cfg.http.clean_urls) },
+	{ "404", 0, "FILE", NULL, "page under DIR shown for missing files (the status stays 404)", CMD_STR, AT(not_found) },
+	{ "cache", 0, "SECS|no", "0", "Cache-Control of files: max-age=SECS; 0: no-cache (browsers ask again, 304 if unchanged); no: no-store", CMD_CALL, .set = set_cache },
+	{ "header", 0, "NAME:VALUE", NULL, "add this header ('Name: value') to answers of files, listings and 404 pages (repeatable)", CMD_CALL, .set = set_header },
+	{ "follow-symlinks", 0, NULL, NULL, "follow symlinks that lead out of DIR (pnpm, yarn workspaces); without it they are missing, and the first is logged", CMD_SWITCH, AT(cfg.follow_symlinks) },
 	{ "allow-host", 0, "NAME", NULL, "accept this Host name too (repeatable; '*' turns the check off)", CMD_LIST, AT(allow) },
 	{ "log", 0, NULL, "common", "access log format on stderr", CMD_ENUM, AT(cfg.log), .choices = log_formats },
 	{ "quiet", 'q', NULL, NULL, "no access log", CMD_SWITCH, AT(quiet) },
@@ -84,6 +144,25 @@ static const struct cmd_hint serve_hints[] = {
 static void serve_init(void *p)
 {
 	serve_config_default(&((struct serve_args *)p)->cfg);
+}
+
+/* --404 FILE as a path under DIR, as a URL would name it: checked now, read at each
+ * 404. Returns 1 when it names a regular file there. */
+static int not_found_page(struct serve_args *a)
+{
+	char full[PATH_MAX + 8];
+	struct stat st;
+	int slash;
+	char *rel = a->not_found_rel;
+	snprintf(full, sizeof full, "/%s", a->not_found);
+	int r = http_path_normalize(full, strlen(full), rel, sizeof a->not_found_rel, &slash);
+	if (r != HTTP_PATH_OK || !rel[0] || slash)
+		return 0;
+	if ((size_t)snprintf(full, sizeof full, "%s/%s", a->cfg.root, a->not_found_rel) >= sizeof full ||
+	    stat(full, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	a->cfg.http.not_found = a->not_found_rel;
+	return 1;
 }
 
 /* Lets one process hold as many connections as the hard limit allows. */
@@ -122,6 +201,13 @@ static int serve_main(void *p)
 		if (!strcmp(o, "*") && cfg->write)
 			fprintf(stderr, "loopkit: WARNING: --cors-origin '*' with --write: ANY web page you visit can "
 			                "write and delete files in the served directory\n");
+	}
+	cfg->http.headers = a->extra;
+	cfg->http.nheaders = a->nextra;
+	if (a->not_found && !not_found_page(a)) {
+		fprintf(stderr, "loopkit serve: --404 %s: not a file under %s (name it as inside DIR: %s)\n",
+		        a->not_found, cfg->root, "--404 404.html");
+		return 2;
 	}
 	cfg->log = a->quiet ? ACCESSLOG_NONE : cfg->log;
 	cfg->proto_http = a->proto != 2;

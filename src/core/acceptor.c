@@ -28,7 +28,8 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* Level-triggered epoll would report the listener again at once and
 				 * spin: stop watching it and retry on a timer. */
-				if (!a->emfile_logged)
+				int said = a->shared_logged ? atomic_exchange(a->shared_logged, 1) : a->emfile_logged;
+				if (!said)
 					log_msg("out of file descriptors (%s): pausing accept; raise the limit with "
 					        "ulimit -n",
 					        strerror(errno));
@@ -38,6 +39,8 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			}
 			return;
 		}
+		if (a->emfile_logged && a->shared_logged)
+			atomic_store(a->shared_logged, 0);
 		a->emfile_logged = 0;
 		a->on_conn(a->arg, fd, &peer);
 	}
@@ -56,6 +59,11 @@ int acceptor_start(struct acceptor *a, struct loop *l, int fd, int exclusive, in
 	a->io.fd = -1;
 	loop_timer_init(&a->retry, retry_cb, a);
 	return loop_io_start(l, &a->io, fd, a->mask, accept_cb, a);
+}
+
+void acceptor_share_log(struct acceptor *a, atomic_int *logged)
+{
+	a->shared_logged = logged;
 }
 
 void acceptor_stop(struct acceptor *a)

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +11,6 @@
 #include <unistd.h>
 
 #define DIRSNAP_BUCKETS 64 /* shared snapshots, by inode */
-/* Freeing this much at once is a bulk free: give the pages back (see snap_free). */
-#define DIRSNAP_TRIM_AT (256u * 1024)
 
 struct snap {
 	struct dirsnap pub; /* first: callers hold &pub */
@@ -91,19 +88,14 @@ static int snap_claim(struct dirsnap_cache *c, struct snap *s, size_t want)
 	return 0;
 }
 
+/* A large snapshot's two arrays are mappings of their own (main.c fixes malloc's mmap
+ * threshold at 128 KiB): freeing them gives the memory back at once. */
 static void snap_free(struct dirsnap_cache *c, struct snap *s)
 {
-	size_t bytes = s->bytes;
 	snap_claim(c, s, 0);
 	free(s->ents);
 	free(s->names);
 	free(s);
-	/* A large listing is freed in one go, and its blocks sit among whatever the
-	 * sessions allocated meanwhile: without a trim the heap keeps the pages (glibc
-	 * also raises its mmap threshold after such frees), and a server that once
-	 * listed a big directory for many clients would hold that memory for good. */
-	if (bytes >= DIRSNAP_TRIM_AT)
-		malloc_trim(0);
 }
 
 static int ent_cmp(const void *pa, const void *pb)

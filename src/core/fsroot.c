@@ -1,6 +1,9 @@
 /* fsroot.c - openat2(RESOLVE_BENEATH) confinement, uploads via O_TMPFILE + link/rename. */
 #include "core/fsroot.h"
 
+#include "core/log.h"
+#include "core/text.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +39,8 @@ int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen)
 	struct stat st;
 	r->dotfiles = 0;
 	r->no_tmpfile = 0;
+	r->follow_links = 0;
+	atomic_init(&r->links_told, 0);
 	r->umask = read_umask();
 	r->fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (r->fd < 0) {
@@ -232,6 +237,21 @@ static const char *inside_root(const struct fsroot *r, const char *canon)
 	return canon[n] ? canon + n + 1 : "";
 }
 
+/* Says once per root that a symlink leading out of it was refused, and how to allow
+ * it: without a word such links are just missing files (issue 12). links_told is the
+ * root's one field that changes after start (the object itself is never const). */
+static void note_link_out(const struct fsroot *r, const char *rel, const char *target)
+{
+	char erel[2 * PATH_MAX], etarget[2 * PATH_MAX];
+	if (atomic_exchange((atomic_int *)&r->links_told, 1))
+		return;
+	text_escape(erel, sizeof(erel), rel, strlen(rel), 0);
+	text_escape(etarget, sizeof(etarget), target, strlen(target), 0);
+	log_msg("/%s is a symlink out of the served directory (to %s): answered as missing; start with "
+	        "--follow-symlinks to serve such links (pnpm and yarn workspaces need it); said once",
+	        erel, etarget);
+}
+
 static int confined_errno(int rc)
 {
 	return rc == -EXDEV || rc == -ELOOP ? -ENOENT : rc;
@@ -251,15 +271,33 @@ static int open_following(const struct fsroot *r, const char *rel, int flags)
 	    !realpath(full, canon))
 		return -ENOENT;
 	const char *crel = inside_root(r, canon);
+	if (!crel)
+		note_link_out(r, rel, canon);
 	if (!crel || fsroot_hidden(r, crel))
 		return -ENOENT;
 	return confined_errno(openat2_beneath(r->fd, crel, flags, 0, 0));
+}
+
+/* --follow-symlinks: rel from the root, every symlink followed but /proc's magic
+ * ones (rel itself has no ".."). */
+static int open_anywhere(const struct fsroot *r, const char *rel, int flags)
+{
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_NO_MAGICLINKS};
+	long fd;
+	do
+		fd = syscall(SYS_openat2, r->fd, *rel ? rel : ".", &how, sizeof(how));
+	while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(r->fd, *rel ? rel : ".", flags | O_CLOEXEC);
+	return fd < 0 ? -errno : (int)fd;
 }
 
 int fsroot_open(const struct fsroot *r, const char *rel, int flags)
 {
 	if (fsroot_hidden(r, rel))
 		return -ENOENT;
+	if (r->follow_links)
+		return open_anywhere(r, rel, flags);
 	if (r->dotfiles)
 		return open_following(r, rel, flags);
 	/* Without symlinks the name checked above is the name opened. */
@@ -335,7 +373,7 @@ int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_u
 	}
 	memcpy(u->name, name, len + 1);
 	u->existed = 0;
-	if (!e && fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode))
 			e = -EISDIR;
 		u->existed = 1;
@@ -559,30 +597,15 @@ int fsroot_remove(const struct fsroot *r, const char *rel)
 	return rc;
 }
 
-static int dent_cmp(const void *pa, const void *pb)
-{
-	const struct fsroot_dent *a = pa, *b = pb;
-	if (a->is_dir != b->is_dir)
-		return b->is_dir - a->is_dir;
-	return strcmp(a->name, b->name);
-}
-
-void fsroot_list_free(struct fsroot_dent *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
-}
-
 int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st)
 {
-	char path[PATH_MAX];
 	if (!strcmp(name, ".") || !strcmp(name, "..") || fsroot_hidden_name(r, name))
 		return -1;
 	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
 	if (S_ISLNK(st->st_mode)) {
 		/* Through the confined open: a link out of the root is not listed. */
+		char path[PATH_MAX];
 		if ((size_t)snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", name) >=
 		    sizeof(path))
 			return -1;
@@ -595,70 +618,6 @@ int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const c
 			return -1;
 	}
 	return S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) ? 0 : -1;
-}
-
-int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
-                size_t *more)
-{
-	struct fsroot_dent *v = NULL;
-	size_t cnt = 0, cap = 0;
-	*out = NULL;
-	*n = *more = 0;
-	int dirfd = fsroot_open(r, rel, O_RDONLY | O_DIRECTORY);
-	if (dirfd < 0)
-		return dirfd;
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		close(dirfd);
-		return -e;
-	}
-	struct dirent *de;
-	int rc = 0;
-	while ((de = readdir(d))) {
-		const char *name = de->d_name;
-		struct stat st;
-		if (fsroot_list_stat(r, dirfd, rel, name, &st) < 0)
-			continue;
-		if (cnt >= max) {
-			(*more)++;
-			continue;
-		}
-		if (cnt == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			struct fsroot_dent *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[cnt].name = strdup(name);
-		if (!v[cnt].name) {
-			rc = -ENOMEM;
-			break;
-		}
-		v[cnt].is_dir = S_ISDIR(st.st_mode);
-		v[cnt].size = (uint64_t)st.st_size;
-		v[cnt].mtime = st.st_mtim;
-		v[cnt].mode = st.st_mode;
-		cnt++;
-	}
-	closedir(d);
-	close(dirfd);
-	if (rc < 0) {
-		fsroot_list_free(v, cnt);
-		return rc;
-	}
-	if (cnt)
-		qsort(v, cnt, sizeof(*v), dent_cmp);
-	*out = v;
-	*n = cnt;
-	return 0;
 }
 
 int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz)

@@ -3,6 +3,7 @@
 #define LOOPKIT_CORE_FSROOT_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,6 +19,8 @@ struct fsroot {
 	int dotfiles;       /* allow names starting with '.' */
 	int no_tmpfile;     /* uploads use named temporary files (set when O_TMPFILE fails) */
 	mode_t umask;       /* the process's, read once: the mode of new uploads */
+	int follow_links;   /* symlinks are followed wherever they lead (serve --follow-symlinks) */
+	atomic_int links_told; /* a link out of the root was refused and logged: once per root */
 	char abs[PATH_MAX]; /* the root's canonical path, for absolute symlinks */
 };
 
@@ -57,7 +60,10 @@ int fsroot_hidden_name(const struct fsroot *r, const char *name);
  * -ENOENT. An absolute symlink is followed when its target lies inside the root: the
  * path is canonicalised, and the canonical relative path is opened again with
  * RESOLVE_BENEATH, so the kernel still confines the open that counts. Returns the fd,
- * or -errno (-ENOENT for anything leading outside). */
+ * or -errno (-ENOENT for anything leading outside; the first such refusal of a
+ * symlink is logged, naming the link, its target and --follow-symlinks). With
+ * follow_links, symlinks are followed wherever they lead (outside the root, to hidden
+ * names): only rel's own names are checked (magic links of /proc stay refused). */
 int fsroot_open(const struct fsroot *r, const char *rel, int flags);
 
 /* Opens the directory holding rel (O_PATH|O_DIRECTORY) and points *name at rel's last
@@ -96,29 +102,11 @@ int fsroot_upload_commit(struct fsroot_upload *u);
  * everything. Safe to call twice. */
 void fsroot_upload_abort(struct fsroot_upload *u);
 
-/* One directory entry, as listings show it. */
-struct fsroot_dent {
-	char *name;
-	int is_dir;
-	uint64_t size;
-	struct timespec mtime;
-	mode_t mode;
-};
-
 /* Should name, an entry of the directory rel open as dirfd, be listed? Hidden names,
  * "." and "..", symlinks that lead outside the root (or nowhere) and everything but
  * regular files and directories are not. Returns 0 with *st filled (a symlink's
  * target), or -1. */
 int fsroot_list_stat(const struct fsroot *r, int dirfd, const char *rel, const char *name, struct stat *st);
-
-/* Lists the directory rel: hidden names and symlinks that lead outside the root (or
- * nowhere) are left out; a symlink inside shows its target's type, size and date.
- * Only regular files and directories are listed. Sorted: directories first, then by
- * name (bytewise). At most max entries are returned; *more gets how many were left
- * out. Returns 0 with a malloc'd array (free with fsroot_list_free), or -errno. */
-int fsroot_list(const struct fsroot *r, const char *rel, size_t max, struct fsroot_dent **out, size_t *n,
-                size_t *more);
-void fsroot_list_free(struct fsroot_dent *v, size_t n);
 
 /* Resolves an FTP-style path: arg absolute ("/a/b") or relative to cwd (a normalised
  * relative path), joined and normalised ("." dropped, ".." climbing at most to the

@@ -29,28 +29,35 @@ void log_msg(const char *fmt, ...)
 	line[len++] = '\n';
 	/* Never block on a stderr nobody reads: a pipe that reports room for a write
 	 * takes one of this size (at most 1 KiB, under PIPE_BUF) whole; else drop it. */
-	struct pollfd pfd = { .fd = 2, .events = POLLOUT };
+	struct pollfd pfd = {.fd = 2, .events = POLLOUT};
 	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT)) {
 		ssize_t r = write(2, line, len);
 		(void)r;
 	}
 }
 
-void log_sink_open(struct log_sink *s)
+void log_sink_open_fd(struct log_sink *s, int fd)
 {
 	struct stat st;
-	s->fd = 2;
+	char path[32];
+	s->fd = fd;
 	s->sock = 0;
 	atomic_init(&s->dropped, 0);
-	if (fstat(2, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		return;
 	if (S_ISSOCK(st.st_mode)) {
 		s->sock = 1;
 	} else if (S_ISFIFO(st.st_mode)) {
-		int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		if (fd >= 0)
-			s->fd = fd;
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (nfd >= 0)
+			s->fd = nfd;
 	}
+}
+
+void log_sink_open(struct log_sink *s)
+{
+	log_sink_open_fd(s, 2);
 }
 
 void log_sink_close(struct log_sink *s)

@@ -20,6 +20,8 @@ struct log_sink {
  * new, non-blocking open file (the shell's own stderr stays as it was); a socket is
  * written with MSG_DONTWAIT; files and terminals are written as they are. */
 void log_sink_open(struct log_sink *s);
+/* The same for another of the process's standard descriptors (1: stdout). */
+void log_sink_open_fd(struct log_sink *s, int fd);
 void log_sink_close(struct log_sink *s);
 /* Writes n bytes; returns 0, or -1 when (part of) them had to be dropped. */
 int log_sink_write(struct log_sink *s, const char *p, size_t n);

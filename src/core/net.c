@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
@@ -160,3 +161,11 @@ char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len)
 	return buf;
 }
 
+void net_raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}

@@ -36,6 +36,10 @@ uint16_t net_ss_port(const struct sockaddr_storage *sa);
  * fit, always terminated when len > 0). Returns buf. */
 char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len);
 
+/* Raises the soft limit of open descriptors to the hard one (a server that holds many
+ * connections wants them all). Best effort: nothing changes on failure. */
+void net_raise_nofile(void);
+
 /* True when s[0..n) is an IPv4 literal or a bracketless IPv6 literal. */
 int net_is_ip_literal(const char *s, size_t n);
 

@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +46,21 @@ struct req {
 	uint32_t inode; /* the client's socket; 0 until looked up */
 	uint32_t uid;
 	int pid;        /* found holder; -1 while unknown */
+	int fd;         /* the holder's descriptor for the socket; -1 while unknown */
+	int recheck;    /* procpeer_recheck: pid and fd are given, only the threads are read */
+};
+
+/* The descriptors the threads of one process wait to read (read(), recv*(), poll,
+ * select), read once per batch and shared by every question about that process. */
+struct readset {
+	int pid;
+	int *fds;
+	size_t n, cap;
+};
+
+struct readsets {
+	struct readset *v;
+	size_t n, cap;
 };
 
 struct proc {
@@ -54,6 +71,7 @@ struct proc {
 	enum procpeer_class cls;
 	const char *rule;
 	int logged; /* an answer naming it was given: later ones are not "first" */
+	uint64_t held_ms; /* mono_ms() when a lookup last found it holding a client (0: never) */
 	int seen;   /* still in /proc at the last listing */
 };
 
@@ -70,6 +88,7 @@ struct procpeer {
 	int stop;
 	struct req *pending; /* asked, not yet taken by the thread (lock) */
 	size_t npending, cappending;
+	size_t nrechecks;    /* of them, rechecks (lock) */
 	struct mark *marks; /* (lock) */
 	size_t nmarks, capmarks;
 
@@ -189,6 +208,7 @@ const char *procpeer_class_name(enum procpeer_class c)
 	case PROCPEER_BROWSER: return "browser";
 	case PROCPEER_FTP_CLIENT: return "FTP client";
 	case PROCPEER_FTP_PEER: return "FTP peer";
+	case PROCPEER_WAITING: return "waiting for the server";
 	default: return "unknown";
 	}
 }
@@ -343,6 +363,7 @@ static void procs_refresh(struct procpeer *p)
 		fresh.seen = 1;
 		if (old) {
 			fresh.logged = old->start == fresh.start && old->logged;
+			fresh.held_ms = old->start == fresh.start ? old->held_ms : 0;
 			*old = fresh;
 			continue;
 		}
@@ -388,8 +409,10 @@ static void scan_pid(struct procpeer *p, int pid, const uint32_t *want, size_t n
 		if (!bsearch(&ino, want, nwant, sizeof(*want), u32_cmp))
 			continue;
 		for (size_t i = 0; i < p->nopen; i++)
-			if (p->open[i].inode == ino && p->open[i].pid < 0)
+			if (p->open[i].inode == ino && p->open[i].pid < 0) {
 				p->open[i].pid = pid;
+				p->open[i].fd = atoi(de->d_name);
+			}
 	}
 	closedir(d);
 }
@@ -418,6 +441,115 @@ static int has_uid(const struct procpeer *p, uint32_t uid)
 		if (p->open[i].pid < 0 && p->open[i].inode && p->open[i].uid == uid)
 			return 1;
 	return 0;
+}
+
+static void readset_add(struct readset *rs, int fd)
+{
+	if (vec_grow((void **)&rs->fds, &rs->cap, rs->n + 1, sizeof(*rs->fds)) == 0)
+		rs->fds[rs->n++] = fd;
+}
+
+/* Which descriptors do the threads of pid sleep waiting to read: in read/recv on one, or
+ * in poll/ppoll/select/pselect with it among those asked for input? A client reading
+ * the very socket it just opened waits for the server to speak: an FTP client. (An event loop in epoll_wait
+ * is not counted: it registers sockets for input whether or not it has written.)
+ * Reading another process's system call and memory needs ptrace access (same user
+ * without Yama's restriction, or root); without it the answer is 0. */
+static void readset_fill(struct readset *rs, int pid)
+{
+	char path[64];
+	rs->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	int mem = open(path, O_RDONLY | O_CLOEXEC);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && ++n <= PROCPEER_MAX_THREADS) {
+		char b[256];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%.20s/syscall", de->d_name);
+		ssize_t k = read_small(dirfd(d), path, b, sizeof(b) - 1);
+		if (k <= 0)
+			continue;
+		b[k] = 0;
+		unsigned long long a[7] = {0};
+		long nr = strtol(b, NULL, 10);
+		const char *q = b;
+		for (int i = 0; i < 7 && (q = strchr(q, ' ')); i++)
+			a[i] = strtoull(++q, NULL, 0);
+		switch (nr) {
+#ifdef SYS_read
+		case SYS_read:
+#endif
+		case SYS_recvfrom:
+		case SYS_recvmsg:
+		case SYS_recvmmsg:
+			if (a[0] < 1u << 30)
+				readset_add(rs, (int)a[0]);
+			break;
+#ifdef SYS_poll
+		case SYS_poll:
+#endif
+		case SYS_ppoll: {
+			struct pollfd pf[64];
+			size_t cnt = a[1] < 64 ? (size_t)a[1] : 64;
+			ssize_t got = mem >= 0 && cnt ? pread(mem, pf, cnt * sizeof(*pf), (off_t)a[0]) : -1;
+			for (size_t i = 0; got > 0 && i < (size_t)got / sizeof(*pf); i++)
+				if (pf[i].fd >= 0 && (pf[i].events & POLLIN))
+					readset_add(rs, pf[i].fd);
+			break;
+		}
+#ifdef SYS_select
+		case SYS_select:
+#endif
+		case SYS_pselect6: {
+			unsigned char set[1024 / 8];
+			size_t nfds = a[0] < 1024 ? (size_t)a[0] : 1024;
+			size_t len = (nfds + 7) / 8;
+			if (len && a[1] && mem >= 0 && pread(mem, set, len, (off_t)a[1]) == (ssize_t)len)
+				for (size_t fd = 0; fd < nfds; fd++)
+					if ((set[fd / 8] >> (fd % 8)) & 1)
+						readset_add(rs, (int)fd);
+			break;
+		}
+		default: break;
+		}
+	}
+	if (mem >= 0)
+		close(mem);
+	closedir(d);
+}
+
+/* Does a thread of pid read fd (see above)? Each process is read once per set. */
+static int thread_reads_fd(struct readsets *sets, int pid, int fd)
+{
+	struct readset *rs = NULL;
+	for (size_t i = 0; i < sets->n && !rs; i++)
+		if (sets->v[i].pid == pid)
+			rs = &sets->v[i];
+	if (!rs) {
+		if (vec_grow((void **)&sets->v, &sets->cap, sets->n + 1, sizeof(*sets->v)) < 0)
+			return 0;
+		rs = &sets->v[sets->n++];
+		memset(rs, 0, sizeof(*rs));
+		readset_fill(rs, pid);
+	}
+	for (size_t i = 0; i < rs->n; i++)
+		if (rs->fds[i] == fd)
+			return 1;
+	return 0;
+}
+
+static void readsets_free(struct readsets *sets)
+{
+	for (size_t i = 0; i < sets->n; i++)
+		free(sets->v[i].fds);
+	free(sets->v);
+	memset(sets, 0, sizeof(*sets));
 }
 
 /* Is every thread of pid asleep waiting for input (poll, select, epoll, a socket or
@@ -485,8 +617,10 @@ static void post_run(struct loop *l, void *data)
 }
 
 static void answer(struct procpeer *p, const struct req *q, enum procpeer_class cls, const char *rule,
-                   struct proc *pr, int ftp_mark)
+                   struct proc *pr, int ftp_mark, struct readsets *sets)
 {
+	int reading = pr && sets && q->fd >= 0 && pr->cls != PROCPEER_BROWSER &&
+	              pr->cls != PROCPEER_FTP_CLIENT && thread_reads_fd(sets, pr->pid, q->fd);
 	struct post *po = calloc(1, sizeof(*po));
 	if (!po)
 		return; /* the asker's own deadline ends its wait */
@@ -495,11 +629,15 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 	po->r.cls = cls;
 	po->r.rule = rule;
 	po->r.pid = -1;
+	po->r.fd = pr ? q->fd : -1;
 	po->r.uid = q->inode ? q->uid : (uint32_t)-1;
 	if (pr) {
 		po->r.pid = pr->pid;
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
-		if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
+		if (reading) {
+			po->r.cls = PROCPEER_WAITING;
+			po->r.rule = "it waits for the server to speak on this connection (a thread reads it)";
+		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
 			po->r.cls = PROCPEER_FTP_PEER;
 			po->r.rule = "it logged in over FTP here, sent no HTTP since, and waits for input";
 		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
@@ -539,28 +677,65 @@ static int marked(struct procpeer *p, const struct proc *pr)
  * rest. With final, every question is answered. */
 static void answer_found(struct procpeer *p, int final)
 {
+	struct readsets sets = {0};
 	size_t k = 0;
 	for (size_t i = 0; i < p->nopen; i++) {
 		struct req *q = &p->open[i];
 		if (q->pid >= 0) {
 			struct proc *pr = proc_find(p, q->pid);
 			if (pr)
-				answer(p, q, pr->cls, pr->rule, pr, marked(p, pr));
+				pr->held_ms = mono_ms();
+			if (pr)
+				answer(p, q, pr->cls, pr->rule, pr, marked(p, pr), &sets);
 			else
-				answer(p, q, PROCPEER_UNKNOWN, "its process exited", NULL, 0);
+				answer(p, q, PROCPEER_UNKNOWN, "its process exited", NULL, 0, NULL);
 		} else if (!q->inode) {
-			answer(p, q, PROCPEER_UNKNOWN, "not a local socket", NULL, 0);
+			answer(p, q, PROCPEER_UNKNOWN, "not a local socket", NULL, 0, NULL);
 		} else if (final) {
-			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)", NULL, 0);
+			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)", NULL, 0, NULL);
 		} else {
 			p->open[k++] = *q;
 		}
 	}
 	p->nopen = k;
 	atomic_store(&p->nopen_seen, k);
+	readsets_free(&sets);
 }
 
-/* Searches the likely holders: FTP clients, marked and young processes. */
+/* Answers rechecks: the threads of each process named are read once. */
+static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
+{
+	struct readsets sets = {0};
+	for (size_t i = 0; i < n; i++) {
+		struct req *q = &batch[i];
+		if (!q->recheck)
+			continue;
+		struct post *po = calloc(1, sizeof(*po));
+		if (!po)
+			continue; /* the asker's window ends its wait */
+		po->cb = q->cb;
+		po->arg = q->arg;
+		po->r.pid = q->pid;
+		po->r.fd = q->fd;
+		po->r.uid = (uint32_t)-1;
+		struct proc *pr = proc_find(p, q->pid);
+		snprintf(po->r.name, sizeof(po->r.name), "%s", pr ? pr->comm : "");
+		if (thread_reads_fd(&sets, q->pid, q->fd)) {
+			po->r.cls = PROCPEER_WAITING;
+			po->r.rule = "it waits for the server to speak on this connection (a thread reads it)";
+		} else {
+			po->r.cls = PROCPEER_OTHER;
+			po->r.rule = "no thread of it reads this connection yet";
+		}
+		if (loop_post(q->l, post_run, po) < 0)
+			free(po);
+	}
+	readsets_free(&sets);
+}
+
+/* Searches the likely holders: FTP clients, marked and young processes, and those a
+ * lookup found holding a client recently (a test suite's later connections are found
+ * at once, not in the slow pass; browsers excepted: they are the slow pass's). */
 static void scan_likely(struct procpeer *p, long *budget)
 {
 	size_t nw;
@@ -568,11 +743,13 @@ static void scan_likely(struct procpeer *p, long *budget)
 	if (!want)
 		return;
 	unsigned long long now = uptime_ticks(p);
+	uint64_t now_ms = mono_ms();
 	for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
 		struct proc *pr = &p->procs[i];
 		if (!has_uid(p, pr->uid))
 			continue;
-		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr))
+		int recent = pr->held_ms && pr->cls != PROCPEER_BROWSER && now_ms - pr->held_ms < PROCPEER_RECENT_MS;
+		if (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) || marked(p, pr) || recent)
 			scan_pid(p, pr->pid, want, nw, budget);
 	}
 	free(want);
@@ -622,6 +799,7 @@ static void *procpeer_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	pthread_setname_np(pthread_self(), "lk-peers"); /* as ps, top and the tests show it */
 	procs_refresh(p); /* the first question then finds the table built */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -645,13 +823,16 @@ static void *procpeer_main(void *arg)
 		struct req *batch = p->pending;
 		size_t n = p->npending;
 		p->pending = NULL;
-		p->npending = p->cappending = 0;
+		p->npending = p->cappending = p->nrechecks = 0;
 		pthread_mutex_unlock(&p->lock);
 
+		answer_rechecks(p, batch, n);
 		size_t fresh_from = p->nopen;
 		for (size_t i = 0; i < n; i++) {
+			if (batch[i].recheck)
+				continue;
 			if (vec_grow((void **)&p->open, &p->capopen, p->nopen + 1, sizeof(*p->open)) < 0) {
-				answer(p, &batch[i], PROCPEER_UNKNOWN, "out of memory", NULL, 0);
+				answer(p, &batch[i], PROCPEER_UNKNOWN, "out of memory", NULL, 0, NULL);
 				continue;
 			}
 			struct req *q = &p->open[p->nopen++];
@@ -679,11 +860,13 @@ static void *procpeer_main(void *arg)
 	p->pending = NULL;
 	p->npending = 0;
 	pthread_mutex_unlock(&p->lock);
+	answer_rechecks(p, batch, n); /* cheap, and every asker gets its answer */
 	for (size_t i = 0; i < n; i++)
-		answer(p, &batch[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0);
+		if (!batch[i].recheck)
+			answer(p, &batch[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0, NULL);
 	free(batch);
 	for (size_t i = 0; i < p->nopen; i++)
-		answer(p, &p->open[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0);
+		answer(p, &p->open[i], PROCPEER_UNKNOWN, "the server is stopping", NULL, 0, NULL);
 	p->nopen = 0;
 	return NULL;
 }
@@ -748,6 +931,31 @@ int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_stora
 		q->cb = cb;
 		q->arg = arg;
 		q->pid = -1;
+		q->fd = -1;
+		pthread_cond_signal(&p->cond);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int procpeer_recheck(struct procpeer *p, struct loop *l, int pid, int fd, procpeer_cb cb, void *arg)
+{
+	int rc = -1;
+	if (pid <= 0 || fd < 0)
+		return -1;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop && p->nrechecks < PROCPEER_MAX_RECHECKS &&
+	    vec_grow((void **)&p->pending, &p->cappending, p->npending + 1, sizeof(*p->pending)) == 0) {
+		struct req *q = &p->pending[p->npending++];
+		memset(q, 0, sizeof(*q));
+		q->l = l;
+		q->cb = cb;
+		q->arg = arg;
+		q->pid = pid;
+		q->fd = fd;
+		q->recheck = 1;
+		p->nrechecks++;
 		pthread_cond_signal(&p->cond);
 		rc = 0;
 	}

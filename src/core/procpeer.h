@@ -17,6 +17,8 @@ enum procpeer_class {
 	                        (curl, wget or aria2c naming only ftp:// URLs) */
 	PROCPEER_FTP_PEER,   /* logged in over FTP on this server, sent no HTTP since (as far as
 	                        lookups saw), and every thread of it waits for input */
+	PROCPEER_WAITING,    /* a thread of it sleeps reading this very socket: it waits for the
+	                        server to speak, as an FTP client does */
 };
 
 /* Limits of the work done for lookups (named so tests and docs can cite them). */
@@ -24,12 +26,15 @@ enum procpeer_class {
 #define PROCPEER_SLOW_LINKS   65536  /* fd links read per slow pass (browsers, everyone else) */
 #define PROCPEER_SLOW_EVERY_MS 1000  /* a slow pass runs at most this often */
 #define PROCPEER_YOUNG_MS     5000   /* processes started this recently are searched at once */
+#define PROCPEER_RECENT_MS    60000  /* ...and those found holding a client this recently */
 #define PROCPEER_MAX_PENDING  16384  /* lookups waiting at once; more are answered UNKNOWN */
 #define PROCPEER_MAX_THREADS  256    /* threads read to tell whether a process waits for input */
+#define PROCPEER_MAX_RECHECKS 1024   /* rechecks waiting at once; more are refused */
 
 struct procpeer_result {
 	enum procpeer_class cls;
 	int pid;          /* -1 when unknown */
+	int fd;           /* the holder's descriptor for the socket (for procpeer_recheck); -1 when unknown */
 	uint32_t uid;     /* owner of the client's socket; (uint32_t)-1 when unknown */
 	char name[16];    /* process name; "" when unknown */
 	const char *rule; /* why this class, static text for the log */
@@ -53,6 +58,13 @@ void procpeer_free(struct procpeer *p);
  * the question could not be queued (then cb will not run). */
 int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_storage *local,
                  const struct sockaddr_storage *peer, procpeer_cb cb, void *arg);
+
+/* Asks again, cheaply, whether a thread of process pid now reads its descriptor fd
+ * (both from an earlier answer): a client that had not yet reached its read when it
+ * was first looked up. Only the threads of pid are read (once per batch, however many
+ * rechecks name it). cb gets PROCPEER_WAITING, or PROCPEER_OTHER. Returns 0, or -1 when
+ * too many rechecks wait (then cb will not run). */
+int procpeer_recheck(struct procpeer *p, struct loop *l, int pid, int fd, procpeer_cb cb, void *arg);
 
 /* Notes that process pid (as a result named it) logged in over FTP (ftp_login 1) or
  * sent HTTP (0) here: an FTP login makes its later silent connections FTP at once;

@@ -19,6 +19,7 @@
 
 #include "core/json.h"
 #include "core/net.h"
+#include "diag/nsprobe.h"
 #include "diag/ping.h"
 #include "diag/portlease.h"
 #include "core/sockdiag.h"
@@ -377,6 +378,29 @@ static void check_limits(struct doctor_ctx *x, struct doctor_check *c)
 	(void)x;
 }
 
+/* 10. Can a command get a private network namespace here (loopkit isolate)? A WARN when
+ * not: the loopback stack itself is fine, only isolation is not available. */
+static void check_isolate(struct doctor_ctx *x, struct doctor_check *c)
+{
+	struct nsprobe p;
+	char hint[2 * NSPROBE_TEXT]; /* set() cuts it to DOCTOR_TEXT */
+
+	(void)x;
+	if (nsprobe_run(&p)) {
+		set(c, DOCTOR_PASS, NULL, "loopkit isolate works here (%s): a network namespace with lo up%s",
+				p.st.userns ? "in a user namespace" : "as root", p.st.ipv6 ? "" : " (IPv4 only)");
+		return;
+	}
+	if (p.v.control[0] && p.v.value != NSPROBE_ABSENT)
+		snprintf(hint, sizeof hint, "blocked by %s = %ld; to allow it: %s", p.v.control, p.v.value,
+				p.v.fix);
+	else if (p.v.control[0])
+		snprintf(hint, sizeof hint, "blocked by %s; to allow it: %s", p.v.control, p.v.fix);
+	else
+		snprintf(hint, sizeof hint, "%s", p.v.fix);
+	set(c, DOCTOR_WARN, hint, "loopkit isolate cannot work here: %s", p.v.cause);
+}
+
 static void add(struct doctor_report *r, struct doctor_ctx *x, const char *name,
 		void (*fn)(struct doctor_ctx *, struct doctor_check *))
 {
@@ -420,6 +444,7 @@ void doctor_run(uint16_t port, struct doctor_report *r)
 	add(r, &x, "ephemeral", check_ephemeral);
 	add(r, &x, "port", check_port);
 	add(r, &x, "limits", check_limits);
+	add(r, &x, "isolate", check_isolate);
 }
 
 const char *doctor_status_name(enum doctor_status s)

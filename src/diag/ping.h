@@ -107,7 +107,7 @@ int ping_run_begin(struct ping_run *r, const struct ping *p, size_t count);
 /* Sends the probes, interval_s apart (sequence numbers 1, 2, ...), calling
  * each(arg, r, k) after probe k (each may be NULL); ends early when *stop becomes
  * nonzero (a Ctrl-C) or on a local failure (r->error). Fills the summary. */
-void ping_run_probes(struct ping *p, struct ping_run *r, double interval_s, volatile sig_atomic_t *stop,
+void ping_run_probes(struct ping *p, struct ping_run *r, double interval_s, const volatile sig_atomic_t *stop,
                      void (*each)(void *arg, const struct ping_run *r, size_t k), void *arg);
 void ping_run_free(struct ping_run *r);
 

@@ -46,7 +46,7 @@ static double elapsed_ms(const struct timespec *t0)
 	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-void ping_run_probes(struct ping *p, struct ping_run *r, double interval_s, volatile sig_atomic_t *stop,
+void ping_run_probes(struct ping *p, struct ping_run *r, double interval_s, const volatile sig_atomic_t *stop,
                      void (*each)(void *arg, const struct ping_run *r, size_t k), void *arg)
 {
 	struct timespec t0;

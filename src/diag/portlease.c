@@ -171,7 +171,7 @@ int portlease_in_pool(const struct portlease_range *pool, size_t npool, uint16_t
 int portlease_dir(char *buf, size_t len, char *err, size_t errlen)
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
-	char base[4096], tmp[64], why[512] = "";
+	char base[4096], why[512] = "";
 	struct stat sb;
 	int k = -1;
 
@@ -181,8 +181,9 @@ int portlease_dir(char *buf, size_t len, char *err, size_t errlen)
 	if (rt && rt[0] == '/' && stat(rt, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == geteuid())
 		k = snprintf(base, sizeof base, "%s/loopkit", rt);
 	if (k < 0 || (size_t)k >= sizeof base || own_dir(base, why, sizeof why) < 0) {
+		char tmp[64];
 		snprintf(tmp, sizeof tmp, "/tmp/loopkit-%u", (unsigned)geteuid());
-		k = snprintf(base, sizeof base, "%s", tmp);
+		snprintf(base, sizeof base, "%s", tmp); /* fits: base is far larger */
 		if (own_dir(base, why, sizeof why) < 0) {
 			if (!home || home[0] != '/') {
 				snprintf(err, errlen, "%s, and HOME is not set for a private fallback", why);

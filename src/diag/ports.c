@@ -236,7 +236,7 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 				"USER", "PROCESS");
 	for (size_t i = 0; i < p->nrows; i++) {
 		const struct diag_port_row *r = &p->rows[i];
-		char addr[80], pid[16], proc[PROCFS_COMM_MAX + 32];
+		char addr[80];
 		struct line l;
 
 		l.n = 0;
@@ -252,11 +252,13 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 		col(&l, sockdiag_state_name(r->s->state), 11);
 		if (r->nowners) {
 			const struct procfs_owner *o = r->owners[0];
+			char pid[16];
 
 			snprintf(pid, sizeof pid, "%d", (int)o->pid);
 			col(&l, pid, 8);
 			col(&l, o->user, 10);
 			if (r->nowners > 1) {
+				char proc[PROCFS_COMM_MAX + 32];
 				snprintf(proc, sizeof proc, "%s (+%zu)", o->comm, r->nowners - 1);
 				col(&l, proc, 0);
 			} else {

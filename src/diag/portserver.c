@@ -123,7 +123,6 @@ struct ps_client {
 	uid_t uid;   /* SO_PEERCRED */
 	char line[PORTSERVER_LINE_MAX + 1];
 	size_t n;
-	int replied;
 };
 
 struct ps_state {
@@ -358,7 +357,6 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 		const char *server, pid_t owner, struct portserver_grant *g, char *err, size_t errlen)
 {
 	struct portlease_range pool[2];
-	char dir[4096];
 	size_t npool = portserver_pool(want, pool, &g->eph, err, errlen);
 	g->n = 0;
 	g->source = "lease";
@@ -382,6 +380,7 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 		g->source = "portserver";
 	}
 	if (g->n < count) {
+		char dir[4096];
 		if (portlease_dir(dir, sizeof dir, err, errlen) < 0)
 			return -1;
 		struct portlease tmpl = { .expires = (int64_t)time(NULL) + (int64_t)lease_secs };

@@ -441,13 +441,13 @@ static void cmd_list(struct ftp_session *s, const char *arg, const struct ftp_cm
 	if (rc == -ENOTDIR) {
 		/* The listing of one file is its one line, formatted now. */
 		struct stat st;
-		char line[FTP_LIST_LINE_MAX];
 		int fd = fsroot_open(s->x->site->root, rel, O_PATH);
 		rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : 0;
 		if (fd >= 0)
 			close(fd);
 		if (!rc) {
 			struct dirsnap_ent e = ent_of(rel, &st);
+			char line[FTP_LIST_LINE_MAX];
 			size_t n = ftp_list_line(line, sizeof(line), k, &e, t->now, s->x->site->write, 1);
 			if (buf_append(&t->out, line, n) < 0)
 				rc = -ENOMEM;

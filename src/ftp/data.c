@@ -49,31 +49,30 @@ int ftp_data_ready(const struct ftp_session *s)
 	return s->mode != FTP_D_NONE || s->data_io.fd >= 0;
 }
 
+/* The address bytes of a (an IPv4-mapped IPv6 address as its IPv4 four) into o; returns
+ * their count, 4 or 16, or 0 for another family. */
+static int ip_bytes(const struct sockaddr_storage *a, unsigned char o[16])
+{
+	if (a->ss_family == AF_INET) {
+		memcpy(o, &((const struct sockaddr_in *)a)->sin_addr, 4);
+		return 4;
+	}
+	if (a->ss_family != AF_INET6)
+		return 0;
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a6)) {
+		memcpy(o, a6->s6_addr + 12, 4);
+		return 4;
+	}
+	memcpy(o, a6->s6_addr, 16);
+	return 16;
+}
+
 static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	unsigned char x[16], y[16];
-	int lx, ly;
-	for (int k = 0; k < 2; k++) {
-		const struct sockaddr_storage *ss = k ? b : a;
-		unsigned char *o = k ? y : x;
-		int *l = k ? &ly : &lx;
-		if (ss->ss_family == AF_INET) {
-			memcpy(o, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-			*l = 4;
-		} else if (ss->ss_family == AF_INET6) {
-			const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-			if (IN6_IS_ADDR_V4MAPPED(a6)) {
-				memcpy(o, a6->s6_addr + 12, 4);
-				*l = 4;
-			} else {
-				memcpy(o, a6->s6_addr, 16);
-				*l = 16;
-			}
-		} else {
-			return 0;
-		}
-	}
-	return lx == ly && !memcmp(x, y, (size_t)lx);
+	int lx = ip_bytes(a, x), ly = ip_bytes(b, y);
+	return lx && lx == ly && !memcmp(x, y, (size_t)lx);
 }
 
 static void pasv_close(struct ftp_session *s)
@@ -467,7 +466,6 @@ static void pasv_accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 		struct sockaddr_storage peer, dlocal;
 		socklen_t plen = sizeof(peer), dl = sizeof(dlocal);
 		struct sockdiag_sock sd;
-		char a[64];
 		int fd = accept4(io->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
@@ -485,6 +483,7 @@ static void pasv_accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 		if (!same_ip(&peer, &s->peer.addr)) {
 			/* vsftpd's pasv_promiscuous=NO: only the control connection's host may
 			 * take the data connection, or another machine could take the files. */
+			char a[64];
 			log_msg("ftp: refused a data connection from %s: the session belongs to %s",
 			        net_addr_str((struct sockaddr *)&peer, a, sizeof(a)), s->peer.addr_str);
 			close(fd);
@@ -609,7 +608,7 @@ void ftp_cmd_pasv(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 	}
 	uint32_t a = ntohl(((struct sockaddr_in *)&s->local)->sin_addr.s_addr);
 	snprintf(d, sizeof(d), "%u,%u,%u,%u,%u,%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255,
-	         port >> 8, port & 255);
+	         (unsigned)port >> 8, (unsigned)port & 255);
 	ftp_reply(s, LK_R_PASV, d);
 }
 
@@ -617,7 +616,6 @@ void ftp_cmd_pasv(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 void ftp_cmd_port(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
 	struct sockaddr_storage a;
-	char ip[64], d[16];
 	if (s->epsv_all) {
 		ftp_reply_err(s, LK_E_F_EPSV_ALL, c->verb);
 		return;
@@ -627,6 +625,7 @@ void ftp_cmd_port(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 		return;
 	}
 	if (!same_ip(&a, &s->peer.addr)) {
+		char ip[64];
 		log_msg("ftp: refused %s to %s from %s (FTP bounce protection)", c->verb,
 		        net_addr_str((struct sockaddr *)&a, ip, sizeof(ip)), s->peer.addr_str);
 		ftp_reply_err(s, LK_E_F_BOUNCE, s->peer.addr_str);
@@ -634,6 +633,7 @@ void ftp_cmd_port(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 	}
 	if (net_ss_port(&a) < FTP_MIN_DATA_PORT) {
 		/* A local service's port is not an FTP client's. */
+		char d[16];
 		snprintf(d, sizeof(d), "%d", FTP_MIN_DATA_PORT);
 		ftp_reply_err(s, LK_E_F_LOW_PORT, d);
 		return;

@@ -2,7 +2,6 @@
 #include "ftp/session.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +13,6 @@
 #include "core/sockdiag.h"
 
 #define FTP_REPLY_MAX (PATH_MAX + 256) /* one reply line; longer ones are cut */
-/* Once this many sessions have closed since the last trim and at most a quarter of the
- * most there were are left, memory was freed in bulk: the heap is trimmed (trim_cb). */
-#define FTP_TRIM_AFTER 64
 
 void ftp_config_default(struct ftp_config *cfg)
 {
@@ -153,14 +149,6 @@ static void session_free_cb(struct loop *l, void *data)
 	free(data);
 }
 
-static void trim_cb(struct loop *l, void *data)
-{
-	/* Many sessions and their transfer buffers were freed in one burst; the heap
-	 * would keep their pages (free chunks among live ones are not returned by free
-	 * itself), so a server that once had a crowd would stay at that size. */
-	malloc_trim(0);
-}
-
 static void session_close(struct ftp_session *s)
 {
 	struct ftp_ctx *x = s->x;
@@ -196,11 +184,6 @@ static void session_close(struct ftp_session *s)
 	atomic_fetch_sub(x->site->nconns, 1);
 	if (loop_defer(x->loop, session_free_cb, s) < 0)
 		log_msg("out of memory: leaking one FTP session record");
-	if (++x->closed_since_trim >= FTP_TRIM_AFTER && x->nsessions <= x->peak_sessions / 4) {
-		x->closed_since_trim = 0;
-		x->peak_sessions = x->nsessions;
-		loop_defer(x->loop, trim_cb, NULL);
-	}
 	if (x->stopping && !x->nsessions && x->hooks.idle)
 		x->hooks.idle(x->hooks.arg);
 }
@@ -418,8 +401,7 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer)
 	if (x->sessions)
 		x->sessions->prev = s;
 	x->sessions = s;
-	if (++x->nsessions > x->peak_sessions)
-		x->peak_sessions = x->nsessions;
+	x->nsessions++;
 	ftp_reply(s, LK_R_READY,
 	          x->site->write ? LOOPKIT_VERSION ", writable" : LOOPKIT_VERSION ", read-only");
 	ftp_arm_idle(s);

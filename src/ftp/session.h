@@ -35,8 +35,6 @@ struct ftp_ctx {
 	struct accesslog log;
 	struct ftp_session *sessions; /* doubly linked */
 	unsigned nsessions;
-	unsigned closed_since_trim; /* sessions closed since the heap was last trimmed */
-	unsigned peak_sessions;     /* the most open at once since then */
 	int stopping;
 };
 

@@ -1,8 +1,8 @@
-/* api.c - API-testing endpoints under /_/, modelled on httpbin. */
+/* api.c - API-testing endpoints under /_/, modelled on httpbin (and go-httpbin's additions). */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,44 +12,114 @@
 #include "core/json.h"
 #include "core/net.h"
 #include "core/rand.h"
+#include "core/strparse.h"
+#include "core/text.h"
+#include "http/apidata.h"
+#include "http/digest.h"
+#include "http/encode.h"
+#include "http/multipart.h"
 #include "http/route.h"
 
-#define API_MAX_DELAY_MS  10000
-#define API_MAX_BYTES     (100u * 1024 * 1024)
-#define API_MAX_DRIP      (10u * 1024 * 1024)
-#define API_MAX_REDIRECTS 100
-#define API_MAX_ARGS      256
-#define API_DRIP_TICK_MS  10
-#define API_MAX_CHUNK     (1u << 20)
+#define API_MAX_DELAY_MS     10000
+#define API_MAX_BYTES        (100u * 1024 * 1024)
+#define API_MAX_DRIP         (10u * 1024 * 1024)
+#define API_MAX_REDIRECTS    100
+#define API_MAX_ARGS         256  /* query parameters */
+#define API_MAX_FORM_FIELDS  1000 /* fields and files of one form body */
+#define API_DRIP_TICK_MS     10
+#define API_MAX_CHUNK        (1u << 20)
 #define API_MAX_COOKIE_BYTES 4096 /* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
+#define API_MAX_STREAM       100    /* /_/stream/N lines, as httpbin */
+#define API_MAX_RANGE        102400 /* /_/range/N bytes, as httpbin */
+#define API_MAX_LINKS        200    /* /_/links/N, as httpbin */
+#define API_MAX_SSE          1000   /* /_/sse?count= */
+#define API_SSE_COUNT        10     /* go-httpbin's defaults */
+#define API_SSE_DURATION_MS  5000
+#define API_ECHO_MAX         (8 * HTTP_API_MAX_BODY) /* an echo of the largest body, escaped */
+
+/* Every /_/ answer: nothing a request puts in it may run as a page of this origin. */
+#define API_CSP "sandbox; default-src 'none'"
+/* /_/forms/post's page: a fixed form, which may post (to this server only). */
+#define API_CSP_FORMS "sandbox allow-forms; default-src 'none'; form-action 'self'"
+#define API_REALM     "loopkit" /* of Basic and Digest challenges */
 
 /* Headers that act beyond this server: cookies reach every app on localhost whatever
  * its port, Clear-Site-Data wipes them, WWW-Authenticate prompts in the user's name.
  * A web page must not be able to send them through us. */
 static const char *const cross_site_refused[] = {"set-cookie", "clear-site-data", "www-authenticate"};
 
-
-#define API_MAX_CACHE_SECS (10 * 365 * 86400ull)
-
-/* ---- query strings ---- */
+/* ---- name/value lists: query strings and form bodies ---- */
 
 struct kv {
-	const char *k, *v; /* decoded, NUL-terminated, in the arena */
+	const char *k, *v; /* NUL-terminated copies in the list's arena; v may hold NULs */
+	size_t klen, vlen;
+	struct http_slice type; /* a file part's Content-Type; len 0 otherwise */
 };
 
-struct args {
-	struct kv kv[API_MAX_ARGS];
-	size_t n;
-	char arena[2 * HTTP_MAX_URI + 2 * API_MAX_ARGS];
-	size_t used;
+struct kvlist {
+	struct kv *kv;
+	size_t n, max;
+	char *arena;
+	size_t used, size;
 };
 
-/* Decodes "a=1&b=2" (application/x-www-form-urlencoded). Returns 0, or -1 when
- * malformed or too big. */
-static int args_parse(struct args *a, const char *s, size_t n)
+/* A list of at most max pairs whose copies take at most arena bytes, in one block
+ * (free it with free). */
+static struct kvlist *kv_new(size_t max, size_t arena)
 {
-	a->n = 0;
-	a->used = 0;
+	struct kvlist *l = malloc(sizeof(*l) + max * sizeof(struct kv) + arena);
+	if (!l)
+		return NULL;
+	l->kv = (struct kv *)(l + 1);
+	l->arena = (char *)(l->kv + max);
+	l->n = 0;
+	l->max = max;
+	l->used = 0;
+	l->size = arena;
+	return l;
+}
+
+/* Copies s[0..n) into the arena (percent-decoded when decode, '+' as space), NUL-
+ * terminated. Returns the copy and its length, or NULL (malformed, or no room). */
+static const char *kv_copy(struct kvlist *l, const char *s, size_t n, int decode, size_t *len)
+{
+	char *o = l->arena + l->used;
+	size_t room = l->size - l->used;
+	if (!room)
+		return NULL;
+	ssize_t k;
+	if (decode) {
+		k = http_percent_decode(s, n, o, room - 1, 1);
+	} else {
+		k = n < room ? (ssize_t)n : -1;
+		if (k >= 0)
+			memcpy(o, s, n);
+	}
+	if (k < 0)
+		return NULL;
+	o[k] = 0;
+	l->used += (size_t)k + 1;
+	*len = (size_t)k;
+	return o;
+}
+
+enum kv_rc { KV_OK = 0, KV_MALFORMED = -1, KV_TOO_MANY = -2 };
+
+static enum kv_rc kv_add(struct kvlist *l, const char *k, size_t kn, const char *v, size_t vn, int decode)
+{
+	if (l->n == l->max)
+		return KV_TOO_MANY;
+	struct kv *e = &l->kv[l->n];
+	memset(e, 0, sizeof(*e));
+	if (!(e->k = kv_copy(l, k, kn, decode, &e->klen)) || !(e->v = kv_copy(l, v, vn, decode, &e->vlen)))
+		return KV_MALFORMED;
+	l->n++;
+	return KV_OK;
+}
+
+/* Decodes "a=1&b=2" (application/x-www-form-urlencoded) into l. */
+static enum kv_rc kv_parse(struct kvlist *l, const char *s, size_t n)
+{
 	size_t i = 0;
 	while (i < n) {
 		size_t st = i;
@@ -61,63 +131,24 @@ static int args_parse(struct args *a, const char *s, size_t n)
 		const char *eq = memchr(s + st, '=', end - st);
 		size_t klen = (size_t)((eq ? eq : s + end) - (s + st));
 		const char *vp = eq ? eq + 1 : s + end;
-		size_t vlen = (size_t)(s + end - vp);
-		if (a->n == API_MAX_ARGS)
-			return -1;
-		char *k = a->arena + a->used;
-		ssize_t kl = http_percent_decode(s + st, klen, k, sizeof(a->arena) - a->used - 1, 1);
-		if (kl < 0)
-			return -1;
-		k[kl] = 0;
-		a->used += (size_t)kl + 1;
-		char *v = a->arena + a->used;
-		ssize_t vl = http_percent_decode(vp, vlen, v, sizeof(a->arena) - a->used - 1, 1);
-		if (vl < 0)
-			return -1;
-		v[vl] = 0;
-		a->used += (size_t)vl + 1;
-		a->kv[a->n].k = k;
-		a->kv[a->n].v = v;
-		a->n++;
+		enum kv_rc r = kv_add(l, s + st, klen, vp, (size_t)(s + end - vp), 1);
+		if (r != KV_OK)
+			return r;
 	}
-	return 0;
+	return KV_OK;
 }
 
-static const char *args_get(const struct args *a, const char *k)
+static int kv_key_eq(const struct kv *a, const struct kv *b)
+{
+	return a->klen == b->klen && !memcmp(a->k, b->k, a->klen);
+}
+
+static const char *args_get(const struct kvlist *a, const char *k)
 {
 	for (size_t i = 0; i < a->n; i++)
 		if (!strcmp(a->kv[i].k, k))
 			return a->kv[i].v;
 	return NULL;
-}
-
-/* {"k":"v", "rep":["1","2"]}: repeated keys become arrays, as in httpbin. */
-static void json_args(struct json *j, const struct args *a)
-{
-	json_obj_begin(j);
-	for (size_t i = 0; i < a->n; i++) {
-		size_t first = i, count = 0;
-		for (size_t k = 0; k < a->n; k++) {
-			if (!strcmp(a->kv[k].k, a->kv[i].k)) {
-				if (!count)
-					first = k;
-				count++;
-			}
-		}
-		if (first != i)
-			continue;
-		json_key(j, a->kv[i].k);
-		if (count == 1) {
-			json_str(j, a->kv[i].v);
-			continue;
-		}
-		json_arr_begin(j);
-		for (size_t k = i; k < a->n; k++)
-			if (!strcmp(a->kv[k].k, a->kv[i].k))
-				json_str(j, a->kv[k].v);
-		json_arr_end(j);
-	}
-	json_obj_end(j);
 }
 
 /* ---- helpers ---- */
@@ -134,8 +165,7 @@ static struct http_ctx *ctx(const struct http_conn *c)
 
 static void api_headers(struct http_conn *c)
 {
-	/* Nothing a request puts in a /_/ answer may run as a page of this origin. */
-	resp_header(c, "Content-Security-Policy", "sandbox; default-src 'none'");
+	resp_header(c, "Content-Security-Policy", API_CSP);
 }
 
 static void send_json(struct http_conn *c, int status, struct buf *b)
@@ -189,38 +219,117 @@ static void api_errorf(struct http_conn *c, enum lk_err e, const char *fmt, ...)
 	api_error(c, e, d);
 }
 
-static void json_headers(struct json *j, const struct http_request *req)
+/* {"k":"v", "rep":["1","2"]}: repeated keys become arrays, as in httpbin. Files (with a
+ * type) are written as json_safe text. */
+static void json_safe(struct json *j, const char *p, size_t n, struct http_slice type);
+static void json_kvs(struct json *j, const struct kvlist *a, int files)
 {
 	json_obj_begin(j);
-	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-		/* Canonical capitalisation, as httpbin shows them: "User-Agent". */
-		char name[256];
-		size_t n = h->name.len < sizeof(name) ? h->name.len : sizeof(name) - 1;
-		for (size_t k = 0; k < n; k++) {
-			char ch = h->name.p[k];
-			name[k] = (char)((k == 0 || name[k - 1] == '-') ? toupper((unsigned char)ch)
-			                                                : tolower((unsigned char)ch));
+	for (size_t i = 0; a && i < a->n; i++) {
+		size_t count = 0, first = i;
+		for (size_t k = 0; k < a->n; k++) {
+			if (kv_key_eq(&a->kv[k], &a->kv[i])) {
+				if (!count)
+					first = k;
+				count++;
+			}
 		}
-		json_key_n(j, name, n);
-		json_str_n(j, h->value.p, h->value.len);
+		if (first != i)
+			continue;
+		json_key_n(j, a->kv[i].k, a->kv[i].klen);
+		if (count > 1)
+			json_arr_begin(j);
+		for (size_t k = i; k < a->n; k++) {
+			const struct kv *e = &a->kv[k];
+			if (!kv_key_eq(e, &a->kv[i]))
+				continue;
+			if (files)
+				json_safe(j, e->v, e->vlen, e->type);
+			else
+				json_str_n(j, e->v, e->vlen);
+		}
+		if (count > 1)
+			json_arr_end(j);
 	}
 	json_obj_end(j);
 }
 
-static void json_url(struct json *j, struct http_conn *c, const struct http_reqinfo *ri)
+static int header_name_cmp(const struct http_slice *a, const struct http_slice *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len;
+	int r = strncasecmp(a->p, b->p, n);
+	return r ? r : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The request's headers as httpbin shows them: canonical capitalisation
+ * ("User-Agent"), sorted by name, a repeated field once with its values joined by
+ * commas (RFC 9110 5.3), so the object has no duplicate keys. */
+static void json_headers(struct json *j, const struct http_request *req)
+{
+	const struct http_header *h[HTTP_MAX_HEADERS];
+	size_t n = req->nheaders < HTTP_MAX_HEADERS ? req->nheaders : HTTP_MAX_HEADERS;
+	for (size_t i = 0; i < n; i++)
+		h[i] = &req->headers[i];
+	for (size_t i = 1; i < n; i++) /* insertion sort: stable, at most 100 */
+		for (size_t k = i; k > 0 && header_name_cmp(&h[k - 1]->name, &h[k]->name) > 0; k--) {
+			const struct http_header *t = h[k];
+			h[k] = h[k - 1];
+			h[k - 1] = t;
+		}
+	json_obj_begin(j);
+	for (size_t i = 0; i < n;) {
+		char name[256];
+		size_t nl = h[i]->name.len < sizeof(name) ? h[i]->name.len : sizeof(name) - 1;
+		for (size_t k = 0; k < nl; k++) {
+			char ch = h[i]->name.p[k];
+			name[k] = (char)((k == 0 || name[k - 1] == '-') ? toupper((unsigned char)ch)
+			                                                 : tolower((unsigned char)ch));
+		}
+		size_t end = i + 1;
+		while (end < n && !header_name_cmp(&h[i]->name, &h[end]->name))
+			end++;
+		json_key_n(j, name, nl);
+		if (end == i + 1) {
+			json_str_n(j, h[i]->value.p, h[i]->value.len);
+		} else {
+			struct buf v;
+			buf_init(&v, HTTP_MAX_HEADERS * 8192);
+			for (size_t k = i; k < end; k++) {
+				if (k > i)
+					buf_append(&v, ",", 1);
+				buf_append(&v, h[k]->value.p, h[k]->value.len);
+			}
+			json_str_n(j, v.data ? v.data : "", v.len);
+			buf_free(&v);
+		}
+		i = end;
+	}
+	json_obj_end(j);
+}
+
+/* "http://HOST" of this request, for absolute URLs: the Host it named (checked
+ * against rebinding already), else the bound address. */
+static void origin_url(struct http_conn *c, const struct http_reqinfo *ri, char *out, size_t len)
 {
 	const struct http_config *cfg = http_ctx_config(ctx(c));
 	const struct http_header *host = hdr(ri, "host");
+	if (host)
+		snprintf(out, len, "http://%.*s", (int)host->value.len, host->value.p);
+	else
+		snprintf(out, len, "http://%s:%u", cfg->host, cfg->port);
+}
+
+static void json_url(struct json *j, struct http_conn *c, const struct http_reqinfo *ri)
+{
 	char url[HTTP_MAX_URI + 512];
 	const struct http_slice t = ri->req->target;
-	if (t.len > 7 && !strncasecmp(t.p, "http://", 7))
+	if (t.len > 7 && !strncasecmp(t.p, "http://", 7)) {
 		snprintf(url, sizeof(url), "%.*s", (int)t.len, t.p);
-	else if (host)
-		snprintf(url, sizeof(url), "http://%.*s%.*s", (int)host->value.len, host->value.p, (int)t.len,
-		         t.p);
-	else
-		snprintf(url, sizeof(url), "http://%s:%u%.*s", cfg->host, cfg->port, (int)t.len, t.p);
+	} else {
+		char base[512];
+		origin_url(c, ri, base, sizeof(base));
+		snprintf(url, sizeof(url), "%s%.*s", base, (int)t.len, t.p);
+	}
 	json_str(j, url);
 }
 
@@ -236,26 +345,49 @@ static int content_type_is(const struct http_reqinfo *ri, const char *what)
 	return 0;
 }
 
-enum echo_parts { E_METHOD = 1, E_BODY = 2, E_PATH = 4 };
-
-/* Tags of an If-Match / If-None-Match list, compared with a quoted tag ("*" matches). */
-static int etag_list_has(struct http_slice v, const char *tag)
+static int utf8_valid(const char *p, size_t n)
 {
-	size_t tl = strlen(tag);
-	for (size_t i = 0; i < v.len; i++) {
-		if (v.p[i] == '*')
-			return 1;
-		if (v.p[i] == '"') {
-			const char *q = memchr(v.p + i + 1, '"', v.len - i - 1);
-			if (!q)
-				return 0;
-			size_t len = (size_t)(q - v.p) - i + 1;
-			if (len == tl && !memcmp(v.p + i, tag, tl))
-				return 1;
-			i = (size_t)(q - v.p);
-		}
+	size_t i = 0;
+	while (i < n) {
+		size_t k = text_utf8_len((const unsigned char *)p + i, n - i);
+		if (!k)
+			return 0;
+		i += k;
 	}
-	return 0;
+	return 1;
+}
+
+static void b64_encode(struct buf *b, const unsigned char *p, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+		             (i + 2 < n ? p[i + 2] : 0);
+		char o[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+		             i + 2 < n ? tab[v & 63] : '='};
+		buf_append(b, o, 4);
+	}
+}
+
+/* Text as it is when it is UTF-8, else a data: URL of its bytes (httpbin's json_safe:
+ * JSON cannot carry arbitrary bytes). */
+static void json_safe(struct json *j, const char *p, size_t n, struct http_slice type)
+{
+	if (utf8_valid(p, n)) {
+		json_str_n(j, p, n);
+		return;
+	}
+	struct buf u;
+	buf_init(&u, 64 + 2 * n + 256);
+	buf_puts(&u, "data:");
+	if (type.len)
+		buf_append(&u, type.p, type.len < 128 ? type.len : 128);
+	else
+		buf_puts(&u, "application/octet-stream");
+	buf_puts(&u, ";base64,");
+	b64_encode(&u, (const unsigned char *)p, n);
+	json_str_n(j, buf_start(&u) ? buf_start(&u) : "", buf_used(&u));
+	buf_free(&u);
 }
 
 /* Extra headers of an echo answer (Cache-Control, ETag, ...); name NULL ends. */
@@ -263,36 +395,128 @@ struct hdr_pair {
 	const char *name, *value;
 };
 
-/* The echo answer. extra: headers to add, or NULL. */
-static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struct args *a, unsigned parts,
-                 int status, const struct hdr_pair *extra)
+/* A request as the endpoints see it: the parsed query and what follows the
+ * endpoint's name in the path ("/_/status/418" -> "418"). */
+struct api_req {
+	const struct http_reqinfo *ri;
+	const struct kvlist *a;
+	const char *rest; /* after "NAME/"; "" for an exact match */
+	size_t rlen;
+	int exact; /* the path was /_/NAME, without a slash after it */
+	int arg;   /* the route row's argument */
+};
+
+/* ---- request bodies: forms, files, data ---- */
+
+/* What an echo shows of the body: a form (urlencoded or multipart) fills form and
+ * files and leaves data empty, as httpbin does; any other body is data. */
+struct body_view {
+	struct kvlist *form, *files; /* NULL: none */
+	int is_form;
+};
+
+static void body_free(struct body_view *bv)
 {
-	struct buf b;
+	free(bv->form);
+	free(bv->files);
+	bv->form = bv->files = NULL;
+}
+
+static int form_error(struct http_conn *c, enum kv_rc r, const char *what)
+{
+	if (r == KV_TOO_MANY)
+		api_errorf(c, LK_E_A_BAD_PARAM, "a form body may have at most %d fields and files",
+		           API_MAX_FORM_FIELDS);
+	else
+		api_errorf(c, LK_E_A_BAD_PARAM, "malformed %s body", what);
+	return -1;
+}
+
+/* Reads the body's form, if it is one. Returns 0, or -1 after answering 400. */
+static int body_read(struct http_conn *c, const struct http_reqinfo *ri, struct body_view *bv)
+{
+	memset(bv, 0, sizeof(*bv));
+	const struct http_header *ct = hdr(ri, "content-type");
+	const char *body = ri->body ? ri->body : "";
+	size_t arena = ri->body_len + 2 * API_MAX_FORM_FIELDS + 2;
+	if (content_type_is(ri, "application/x-www-form-urlencoded")) {
+		bv->is_form = 1;
+		if (!(bv->form = kv_new(API_MAX_FORM_FIELDS, arena)))
+			return api_error(c, LK_E_ENOMEM, NULL), -1;
+		enum kv_rc r = kv_parse(bv->form, body, ri->body_len);
+		if (r != KV_OK)
+			return body_free(bv), form_error(c, r, "application/x-www-form-urlencoded");
+		return 0;
+	}
+	struct http_mp m;
+	if (!ct || http_multipart_init(&m, ct->value, body, ri->body_len) < 0) {
+		if (content_type_is(ri, "multipart/form-data")) {
+			api_errorf(c, LK_E_A_BAD_PARAM,
+			           "multipart/form-data needs a boundary of 1-%d characters",
+			           HTTP_MP_MAX_BOUNDARY);
+			return -1;
+		}
+		return 0;
+	}
+	bv->is_form = 1;
+	bv->form = kv_new(API_MAX_FORM_FIELDS, arena);
+	bv->files = kv_new(API_MAX_FORM_FIELDS, arena);
+	if (!bv->form || !bv->files)
+		return body_free(bv), api_error(c, LK_E_ENOMEM, NULL), -1;
+	struct http_mp_part part;
+	int r;
+	while ((r = http_multipart_next(&m, &part)) > 0) {
+		char name[1024];
+		long nl = http_param_unquote(part.name, name, sizeof(name));
+		struct kvlist *l = part.filename.p ? bv->files : bv->form;
+		enum kv_rc kr =
+		        nl < 0 ? KV_MALFORMED : kv_add(l, name, (size_t)nl, part.data.p, part.data.len, 0);
+		if (kr != KV_OK)
+			return body_free(bv), form_error(c, kr, "multipart/form-data");
+		l->kv[l->n - 1].type = part.type;
+	}
+	if (r < 0)
+		return body_free(bv), form_error(c, KV_MALFORMED, "multipart/form-data");
+	return 0;
+}
+
+/* ---- the echo ---- */
+
+enum echo_parts {
+	E_METHOD = 1, /* "method" */
+	E_FORM = 2,   /* "data", "files", "form" */
+	E_JSON = 4,   /* "json": the body parsed, when it is JSON */
+};
+
+/* The echo's JSON into b (keys in httpbin's order: sorted). Returns 0, or -1 after
+ * answering (a bad form, a response too large). */
+static int echo_build(struct buf *b, struct http_conn *c, const struct http_reqinfo *ri,
+                      const struct kvlist *a, unsigned parts, int pretty)
+{
+	struct body_view bv = {0};
 	struct json j;
-	buf_init(&b, 8 * HTTP_API_MAX_BODY);
-	json_init(&j, &b, 1);
+	const char *body = ri->body ? ri->body : "";
+	if ((parts & (E_FORM | E_JSON)) && body_read(c, ri, &bv) < 0)
+		return -1;
+	json_init(&j, b, pretty);
 	json_obj_begin(&j);
 	json_key(&j, "args");
-	json_args(&j, a);
-	if (parts & E_BODY) {
-		json_key(&j, "body");
-		json_str_n(&j, ri->body ? ri->body : "", ri->body_len);
+	json_kvs(&j, a, 0);
+	if (parts & E_FORM) {
+		json_key(&j, "data");
+		json_safe(&j, bv.is_form ? "" : body, bv.is_form ? 0 : ri->body_len,
+		          (struct http_slice){NULL, 0});
+		json_key(&j, "files");
+		json_kvs(&j, bv.files, 1);
 		json_key(&j, "form");
-		struct args *form = NULL;
-		if (content_type_is(ri, "application/x-www-form-urlencoded") &&
-		    (form = malloc(sizeof(*form))) &&
-		    args_parse(form, ri->body ? ri->body : "", ri->body_len) == 0)
-			json_args(&j, form);
-		else
-			json_obj_begin(&j), json_obj_end(&j);
-		free(form);
+		json_kvs(&j, bv.form, 0);
 	}
 	json_key(&j, "headers");
 	json_headers(&j, ri->req);
-	if (parts & E_BODY) {
+	if (parts & E_JSON) {
 		json_key(&j, "json");
-		if (ri->body_len && content_type_is(ri, "json") && json_valid(ri->body, ri->body_len))
-			json_raw(&j, ri->body, ri->body_len);
+		if (!bv.is_form && ri->body_len && json_valid(body, ri->body_len))
+			json_raw(&j, body, ri->body_len);
 		else
 			json_null(&j);
 	}
@@ -302,16 +526,25 @@ static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struc
 	}
 	json_key(&j, "origin");
 	json_str(&j, http_conn_peer(c));
-	if (parts & E_PATH) {
-		json_key(&j, "path");
-		json_str_n(&j, ri->path.p, ri->path.len);
-	}
 	json_key(&j, "url");
 	json_url(&j, c, ri);
 	json_obj_end(&j);
+	body_free(&bv);
 	if (j.err) {
-		buf_free(&b);
 		api_error(c, LK_E_H_TOO_LARGE_RESP, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* The echo answer. extra: headers to add, or NULL. */
+static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struct kvlist *a, unsigned parts,
+                 int status, const struct hdr_pair *extra)
+{
+	struct buf b;
+	buf_init(&b, API_ECHO_MAX);
+	if (echo_build(&b, c, ri, a, parts, 1) < 0) {
+		buf_free(&b);
 		return;
 	}
 	resp_start(c, status);
@@ -322,6 +555,8 @@ static void echo(struct http_conn *c, const struct http_reqinfo *ri, const struc
 	resp_send_mem(c, "application/json", buf_start(&b), buf_used(&b));
 	buf_free(&b);
 }
+
+/* ---- parsing parameters ---- */
 
 /* Parses a whole decimal number. */
 static int parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out)
@@ -349,6 +584,18 @@ static int parse_secs(const char *s, uint64_t max_ms, uint64_t *ms)
 	if (errno || end == s || *end || !isfinite(v) || v < 0 || v * 1000 > (double)max_ms)
 		return -1;
 	*ms = (uint64_t)(v * 1000 + 0.5);
+	return 0;
+}
+
+/* A duration parameter: seconds ("1.5") or with a unit ("500ms", "2s"), as
+ * go-httpbin's take them. */
+static int parse_dur_ms(const char *s, uint64_t max_ms, uint64_t *ms)
+{
+	uint64_t ns;
+	char err[64];
+	if (strparse_duration(s, 0, max_ms * STRPARSE_NS_PER_MS, &ns, err, sizeof(err)) < 0)
+		return -1;
+	*ms = ns / STRPARSE_NS_PER_MS;
 	return 0;
 }
 
@@ -391,6 +638,28 @@ static ssize_t b64_decode(const char *s, size_t n, char *out, size_t outsz)
 	if (bits >= 6)
 		return -1; /* one dangling character cannot encode a byte */
 	return (ssize_t)o;
+}
+
+/* Splits rest ("a/b/c") into at most max percent-decoded segments, each NUL-terminated
+ * in seg[i] (segsz bytes). Returns the count, or -1 when malformed, too long or more
+ * than max. */
+static int split_rest(const char *rest, size_t rlen, char seg[][256], int max)
+{
+	int n = 0;
+	size_t i = 0;
+	while (i <= rlen) {
+		size_t st = i;
+		while (i < rlen && rest[i] != '/')
+			i++;
+		if (n == max)
+			return -1;
+		ssize_t k = http_percent_decode(rest + st, i - st, seg[n], 255, 0);
+		if (k < 0 || memchr(seg[n], 0, (size_t)k))
+			return -1;
+		seg[n++][k] = 0;
+		i++;
+	}
+	return n;
 }
 
 /* A redirect target must stay on this machine: a path on this server, or an
@@ -437,24 +706,6 @@ static int redirect_ok(const char *u)
 	       net_is_loopback((struct sockaddr *)&ss);
 }
 
-static int header_value_ok(const char *v)
-{
-	for (; *v; v++)
-		if (((unsigned char)*v < 0x20 && *v != '\t') || *v == 0x7f)
-			return 0;
-	return 1;
-}
-
-static int header_name_ok(const char *n)
-{
-	if (!*n)
-		return 0;
-	for (; *n; n++)
-		if (!isalnum((unsigned char)*n) && !strchr("!#$%&'*+-.^_`|~", *n))
-			return 0;
-	return 1;
-}
-
 static void redirect(struct http_conn *c, int status, const char *loc)
 {
 	resp_start(c, status);
@@ -463,15 +714,20 @@ static void redirect(struct http_conn *c, int status, const char *loc)
 	resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
 }
 
+static void random_bytes(struct http_conn *c, void *p, size_t n)
+{
+	if (getrandom(p, n, 0) == (ssize_t)n)
+		return;
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t v = http_ctx_random(ctx(c));
+		memcpy((char *)p + i, &v, n - i < 8 ? n - i : 8);
+	}
+}
+
 static void uuid4(struct http_conn *c, char out[37])
 {
 	unsigned char r[16];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-		for (int i = 0; i < 16; i += 8) {
-			uint64_t v = http_ctx_random(ctx(c));
-			memcpy(r + i, &v, 8);
-		}
-	}
+	random_bytes(c, r, sizeof(r));
 	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
 	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
@@ -591,17 +847,83 @@ static size_t drip_fill(struct http_conn *c, void *state, struct buf *out, size_
 
 static const struct resp_gen_ops drip_ops = {drip_fill, NULL};
 
+/* /_/range with a duration: the bytes of [pos, last] ('a' + i % 26), a chunk per tick. */
+struct gen_range {
+	uint64_t pos, last;
+	size_t chunk;
+	int ended;
+};
+
+static void range_bytes(char *p, uint64_t from, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)('a' + (from + i) % 26);
+}
+
+static size_t range_fill(struct http_conn *c, void *state, struct buf *out, size_t room)
+{
+	struct gen_range *g = state;
+	if (g->ended)
+		return 0;
+	size_t n = g->last - g->pos + 1 < g->chunk ? (size_t)(g->last - g->pos + 1) : g->chunk, avail;
+	char *p = buf_space(out, n, &avail);
+	if (!p)
+		return 0;
+	range_bytes(p, g->pos, n);
+	out->len += n;
+	g->pos += n;
+	g->ended = g->pos > g->last;
+	return n;
+}
+
+static const struct resp_gen_ops range_ops = {range_fill, NULL};
+
+/* /_/sse: "event: ping" with {"id","timestamp"}, one per tick; the last carries the
+ * end of the chunked body along. */
+struct gen_sse {
+	unsigned id, count;
+	int chunked;
+};
+
+static size_t sse_fill(struct http_conn *c, void *state, struct buf *out, size_t room)
+{
+	struct gen_sse *g = state;
+	if (g->id >= g->count)
+		return 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char ev[128];
+	int n = snprintf(ev, sizeof(ev), "event: ping\ndata: {\"id\":%u,\"timestamp\":%lld}\n\n", g->id,
+	                 (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	size_t before = buf_used(out);
+	http_chunk_put(out, g->chunked, ev, (size_t)n);
+	if (++g->id == g->count && g->chunked)
+		buf_puts(out, "0\r\n\r\n");
+	return buf_used(out) - before;
+}
+
+static const struct resp_gen_ops sse_ops = {sse_fill, NULL};
+
 /* ---- endpoints ---- */
 
-/* A request as the endpoints see it: the parsed query and what follows the
- * endpoint's name in the path ("/_/status/418" -> "418"). */
-struct api_req {
-	const struct http_reqinfo *ri;
-	const struct args *a;
-	const char *rest; /* after "NAME/"; "" for an exact match */
-	size_t rlen;
-	int exact; /* the path was /_/NAME, without a slash after it */
-};
+static void ep_echo(struct http_conn *c, const struct api_req *q)
+{
+	echo(c, q->ri, q->a, (unsigned)q->arg, HTTP_OK, NULL);
+}
+
+/* A fixed body (enum api_blob_id in arg). */
+static void send_blob(struct http_conn *c, int status, enum api_blob_id id)
+{
+	const struct api_blob *b = &api_blobs[id];
+	resp_start(c, status);
+	resp_header(c, "Content-Security-Policy", id == API_BLOB_FORM ? API_CSP_FORMS : API_CSP);
+	resp_send_mem(c, b->type, b->data, b->len);
+}
+
+static void ep_blob(struct http_conn *c, const struct api_req *q)
+{
+	send_blob(c, HTTP_OK, (enum api_blob_id)q->arg);
+}
 
 static void ep_status(struct http_conn *c, const struct api_req *q)
 {
@@ -630,20 +952,31 @@ static void ep_status(struct http_conn *c, const struct api_req *q)
 		resp_end_headers(c, NULL, 0, 0);
 		return;
 	}
+	if (code == HTTP_IM_A_TEAPOT) {
+		resp_start(c, code);
+		api_headers(c);
+		resp_header(c, "X-More-Info", "https://www.rfc-editor.org/rfc/rfc2324");
+		const struct api_blob *b = &api_blobs[API_BLOB_TEAPOT];
+		resp_send_mem(c, b->type, b->data, b->len);
+		return;
+	}
 	resp_start(c, code);
 	api_headers(c);
 	if (code >= HTTP_MULTIPLE_CHOICES && code < HTTP_BAD_REQUEST && code != HTTP_NOT_MODIFIED)
 		resp_header(c, "Location", "/_/get");
 	if (code == HTTP_UNAUTHORIZED)
-		resp_header(c, "WWW-Authenticate", "Basic realm=\"loopkit\"");
+		resp_header(c, "WWW-Authenticate", "Basic realm=\"" API_REALM "\"");
+	if (code == HTTP_PROXY_AUTH_REQUIRED)
+		resp_header(c, "Proxy-Authenticate", "Basic realm=\"" API_REALM "\"");
 	resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
 }
 
-static void ep_bytes(struct http_conn *c, const struct api_req *q, int stream)
+static void ep_bytes(struct http_conn *c, const struct api_req *q)
 {
+	int stream = q->arg;
 	uint64_t len, seed, chunk = 10240;
-	char lim[32];
 	if (parse_u64(q->rest, q->rlen, API_MAX_BYTES, &len) < 0) {
+		char lim[32];
 		api_errorf(c, LK_E_A_BAD_PARAM, "N must be a number of bytes up to %u (%s)", API_MAX_BYTES,
 		           lk_size_text(API_MAX_BYTES, lim, sizeof(lim)));
 		return;
@@ -654,21 +987,24 @@ static void ep_bytes(struct http_conn *c, const struct api_req *q, int stream)
 			api_error(c, LK_E_A_BAD_PARAM, "seed must be a whole number");
 			return;
 		}
-	} else if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
-		seed = http_ctx_random(ctx(c));
+	} else {
+		random_bytes(c, &seed, sizeof(seed));
 	}
 	const char *cs = args_get(q->a, "chunk_size");
 	if (cs && (parse_u64(cs, strlen(cs), API_MAX_CHUNK, &chunk) < 0 || !chunk)) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "chunk_size must be 1-%u", API_MAX_CHUNK);
 		return;
 	}
-	resp_start(c, HTTP_OK);
+	if (stream)
+		resp_start_stream(c, HTTP_OK);
+	else
+		resp_start(c, HTTP_OK);
 	api_headers(c);
 	resp_end_headers(c, "application/octet-stream", len, stream);
 	struct gen_bytes *g = resp_body_gen(c, &bytes_ops, sizeof(*g), 0, 0);
 	g->seed = seed;
 	g->left = len;
-	g->chunked = stream;
+	g->chunked = stream && http_conn_can_chunk(c);
 	g->chunk = (size_t)chunk;
 }
 
@@ -676,7 +1012,7 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 {
 	uint64_t dur = 2000, delay = 0, num = 10, code = HTTP_OK;
 	const char *v;
-	const struct args *a = q->a;
+	const struct kvlist *a = q->a;
 	if ((v = args_get(a, "duration")) && parse_secs(v, API_MAX_DELAY_MS, &dur) < 0) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "duration must be 0-%u seconds", API_MAX_DELAY_MS / 1000);
 		return;
@@ -718,6 +1054,192 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 	g->ticks = ticks;
 }
 
+/* /_/range/N: N bytes "abc...", with ranges, ETag and Accept-Ranges (httpbin's). */
+static void ep_range(struct http_conn *c, const struct api_req *q)
+{
+	const struct http_reqinfo *ri = q->ri;
+	uint64_t n, chunk = 10240, dur = 0, first = 0, last;
+	char etag[32], cr[96];
+	const char *v;
+	if (parse_u64(q->rest, q->rlen, API_MAX_RANGE, &n) < 0 || !n) {
+		/* 404, as httpbin: this resource does not exist. */
+		api_errorf(c, LK_E_A_NOT_FOUND, "number of bytes must be 1-%d", API_MAX_RANGE);
+		return;
+	}
+	if ((v = args_get(q->a, "chunk_size")) &&
+	    (parse_u64(v, strlen(v), API_MAX_CHUNK, &chunk) < 0 || !chunk)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "chunk_size must be 1-%u", API_MAX_CHUNK);
+		return;
+	}
+	if ((v = args_get(q->a, "duration")) && parse_secs(v, API_MAX_DELAY_MS, &dur) < 0) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "duration must be 0-%u seconds", API_MAX_DELAY_MS / 1000);
+		return;
+	}
+	last = n - 1;
+	snprintf(etag, sizeof(etag), "range%llu", (unsigned long long)n);
+	const struct http_header *range = hdr(ri, "range");
+	enum http_range_result rr =
+	        range ? http_parse_range(range->value.p, range->value.len, n, &first, &last)
+	              : HTTP_RANGE_NONE;
+	if (rr == HTTP_RANGE_UNSATISFIABLE) {
+		snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)n);
+		resp_start(c, HTTP_RANGE_NOT_SATISFIABLE);
+		api_headers(c);
+		resp_header(c, "ETag", etag);
+		resp_header(c, "Accept-Ranges", "bytes");
+		resp_header(c, "Content-Range", cr);
+		resp_send_mem(c, "application/octet-stream", "", 0);
+		return;
+	}
+	if (rr == HTTP_RANGE_NONE) {
+		first = 0;
+		last = n - 1;
+	}
+	uint64_t len = last - first + 1;
+	snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first, (unsigned long long)last,
+	         (unsigned long long)n);
+	resp_start(c, len == n ? HTTP_OK : HTTP_PARTIAL_CONTENT);
+	api_headers(c);
+	resp_header(c, "ETag", etag);
+	resp_header(c, "Accept-Ranges", "bytes");
+	resp_header(c, "Content-Range", cr);
+	if (dur) {
+		resp_end_headers(c, "application/octet-stream", len, 0);
+		uint64_t ticks = (len + chunk - 1) / chunk, every = dur / ticks;
+		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), 0, every ? every : 1);
+		g->pos = first;
+		g->last = last;
+		g->chunk = (size_t)chunk;
+		return;
+	}
+	char *body = malloc((size_t)len);
+	if (!body) {
+		resp_error_close(c, LK_E_ENOMEM, NULL);
+		return;
+	}
+	range_bytes(body, first, (size_t)len);
+	resp_send_mem(c, "application/octet-stream", body, (size_t)len);
+	free(body);
+}
+
+/* /_/stream/N: N lines of JSON (the /_/get echo with an "id"), a chunk each. */
+static void ep_stream(struct http_conn *c, const struct api_req *q)
+{
+	uint64_t n;
+	if (parse_u64(q->rest, q->rlen, UINT32_MAX, &n) < 0) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "use /_/stream/N (at most %d lines are sent)",
+		           API_MAX_STREAM);
+		return;
+	}
+	if (n > API_MAX_STREAM)
+		n = API_MAX_STREAM;
+	struct buf line, body;
+	buf_init(&line, API_ECHO_MAX);
+	if (echo_build(&line, c, q->ri, q->a, 0, 0) < 0) {
+		buf_free(&line);
+		return;
+	}
+	/* {..., "url": ...} -> {..., "url": ..., "id": i} */
+	buf_init(&body, API_MAX_STREAM * (buf_used(&line) + 64));
+	int chunked = http_conn_can_chunk(c);
+	for (uint64_t i = 0; i < n; i++) {
+		char id[40];
+		int k = snprintf(id, sizeof(id), ",\"id\":%llu}\n", (unsigned long long)i);
+		if (chunked)
+			buf_printf(&body, "%zx\r\n", buf_used(&line) - 1 + (size_t)k);
+		buf_append(&body, buf_start(&line), buf_used(&line) - 1);
+		buf_append(&body, id, (size_t)k);
+		if (chunked)
+			buf_append(&body, "\r\n", 2);
+	}
+	if (chunked)
+		buf_puts(&body, "0\r\n\r\n");
+	buf_free(&line);
+	resp_start_stream(c, HTTP_OK);
+	api_headers(c);
+	resp_end_headers(c, "application/json", 0, 1);
+	resp_body_mem(c, buf_start(&body) ? buf_start(&body) : "", buf_used(&body));
+	buf_free(&body);
+}
+
+/* /_/links/N -> /_/links/N/0; /_/links/N/OFFSET: a page of N links, OFFSET not one. */
+static void ep_links(struct http_conn *c, const struct api_req *q)
+{
+	char seg[2][256];
+	uint64_t n, off = 0;
+	int k = split_rest(q->rest, q->rlen, seg, 2);
+	if (k < 1 || parse_u64(seg[0], strlen(seg[0]), UINT32_MAX, &n) < 0 ||
+	    (k == 2 && parse_u64(seg[1], strlen(seg[1]), UINT32_MAX, &off) < 0)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "use /_/links/N or /_/links/N/OFFSET (N 1-%d)",
+		           API_MAX_LINKS);
+		return;
+	}
+	n = n < 1 ? 1 : n > API_MAX_LINKS ? API_MAX_LINKS : n;
+	if (k == 1) {
+		char loc[64];
+		snprintf(loc, sizeof(loc), "/_/links/%llu/0", (unsigned long long)n);
+		redirect(c, HTTP_FOUND, loc);
+		return;
+	}
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	buf_puts(&b, "<!DOCTYPE html>\n<html><head><title>Links</title></head><body>");
+	for (uint64_t i = 0; i < n; i++) {
+		if (i == off)
+			buf_printf(&b, "%llu ", (unsigned long long)i);
+		else
+			buf_printf(&b, "<a href=\"/_/links/%llu/%llu\">%llu</a> ", (unsigned long long)n,
+			           (unsigned long long)i, (unsigned long long)i);
+	}
+	buf_puts(&b, "</body></html>\n");
+	resp_start(c, HTTP_OK);
+	api_headers(c);
+	resp_send_mem(c, "text/html; charset=utf-8", buf_start(&b), buf_used(&b));
+	buf_free(&b);
+}
+
+/* /_/redirect/N, /_/relative-redirect/N, /_/absolute-redirect/N: 302s down to /_/get.
+ * arg: 1 for absolute URLs (or ?absolute=true on /_/redirect). */
+static void ep_redirect(struct http_conn *c, const struct api_req *q)
+{
+	static const char *const names[] = {NULL, "relative-redirect", "absolute-redirect"};
+	uint64_t k;
+	char loc[768], base[512] = "";
+	if (parse_u64(q->rest, q->rlen, API_MAX_REDIRECTS, &k) < 0 || !k) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "redirect count is 1-%u", API_MAX_REDIRECTS);
+		return;
+	}
+	/* /_/redirect/N goes on as relative-redirect, or with ?absolute=true as
+	 * absolute-redirect: httpbin's chain. */
+	const char *absq = args_get(q->a, "absolute");
+	int flavour = q->arg ? q->arg : absq && !strcasecmp(absq, "true") ? 2 : 1;
+	if (flavour == 2)
+		origin_url(c, q->ri, base, sizeof(base));
+	if (k == 1)
+		snprintf(loc, sizeof(loc), "%s/_/get", base);
+	else
+		snprintf(loc, sizeof(loc), "%s/_/%s/%llu", base, names[flavour], (unsigned long long)(k - 1));
+	redirect(c, HTTP_FOUND, loc);
+}
+
+static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
+{
+	const char *url = args_get(q->a, "url"), *sc = args_get(q->a, "status_code");
+	uint64_t code = HTTP_FOUND;
+	if (!url || !redirect_ok(url)) {
+		api_error(c, LK_E_A_BAD_PARAM,
+		          "url must be a path on this server or an http(s) URL on a loopback host");
+		return;
+	}
+	if (sc &&
+	    (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES,
+		           HTTP_BAD_REQUEST - 1);
+		return;
+	}
+	redirect(c, (int)code, url);
+}
+
 /* May this request make us send what (a header that acts beyond this server)? Answers
  * 403 and returns 0 when a web page of another site or origin asked. */
 static int cross_site_ok(struct http_conn *c, const struct api_req *q, const char *what)
@@ -725,44 +1247,81 @@ static int cross_site_ok(struct http_conn *c, const struct api_req *q, const cha
 	if (!q->ri->cross_site)
 		return 1;
 	const struct http_header *sfs = hdr(q->ri, "sec-fetch-site");
-	api_errorf(c, LK_E_A_REFUSED,
-	           "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
-	           "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
-	           what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
+	api_errorf(
+	        c, LK_E_A_REFUSED,
+	        "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
+	        "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
+	        what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
 	return 0;
+}
+
+/* A header /_/response-headers may set: http_header_refused's rules, and not the
+ * headers that make this answer's safety (CSP), CORS (the server's decision: --cors)
+ * or a redirect (Location, and Refresh: a redirect in disguise). Answers 400 and
+ * returns 0 when it may not. */
+static int settable_header(struct http_conn *c, const char *name, const char *value)
+{
+	const char *why = http_header_refused(name, value);
+	if (!why && (!strncasecmp(name, "access-control-", 15) || !strcasecmp(name, "refresh") ||
+	             !strcasecmp(name, "location") || !strcasecmp(name, "content-security-policy")))
+		why = "CORS, CSP, Refresh and Location headers are not settable here";
+	if (why)
+		api_errorf(c, LK_E_A_BAD_PARAM, "%s: %s", name, why);
+	return !why;
+}
+
+/* The answer's headers, echoed as JSON, Content-Length and Content-Type included (as
+ * httpbin: the length counts the JSON that states it). */
+static void response_headers_json(struct buf *b, const struct kvlist *a, const char *type, size_t len)
+{
+	struct json j;
+	char cl[24];
+	snprintf(cl, sizeof(cl), "%zu", len);
+	b->len = b->off = 0;
+	json_init(&j, b, 1);
+	json_obj_begin(&j);
+	json_key(&j, "Content-Length");
+	json_str(&j, cl);
+	json_key(&j, "Content-Type");
+	json_str(&j, type);
+	for (size_t i = 0; i < a->n; i++) {
+		if (!strcasecmp(a->kv[i].k, "content-type"))
+			continue;
+		size_t count = 0, first = i;
+		for (size_t k = 0; k < a->n; k++)
+			if (kv_key_eq(&a->kv[k], &a->kv[i]) && !count++)
+				first = k;
+		if (first != i)
+			continue;
+		json_key(&j, a->kv[i].k);
+		if (count > 1)
+			json_arr_begin(&j);
+		for (size_t k = i; k < a->n; k++)
+			if (kv_key_eq(&a->kv[k], &a->kv[i]))
+				json_str(&j, a->kv[k].v);
+		if (count > 1)
+			json_arr_end(&j);
+	}
+	json_obj_end(&j);
+	buf_append(b, "\n", 1);
 }
 
 static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 {
-	static const char *reserved[] = {
-	        "content-length",         "transfer-encoding",       "connection", "date",    "server",
-	        "x-content-type-options", "content-security-policy", "keep-alive", "upgrade", "trailer"};
 	const char *type = "application/json";
-	const struct args *a = q->a;
+	const struct kvlist *a = q->a;
 	size_t cookie_bytes = 0;
 	for (size_t i = 0; i < a->n; i++) {
-		if (!header_name_ok(a->kv[i].k) || !header_value_ok(a->kv[i].v)) {
-			api_error(c, LK_E_A_BAD_PARAM, "header names must be tokens and values free of control characters");
+		if (!settable_header(c, a->kv[i].k, a->kv[i].v))
 			return;
-		}
-		/* CORS is the server's decision (--cors), and Refresh is a redirect in disguise. */
-		if (!strncasecmp(a->kv[i].k, "access-control-", 15) || !strcasecmp(a->kv[i].k, "refresh") ||
-		    !strcasecmp(a->kv[i].k, "location")) {
-			api_error(c, LK_E_A_BAD_PARAM, "CORS, Refresh and Location headers are not settable here");
-			return;
-		}
-		for (size_t k = 0; k < sizeof(reserved) / sizeof(reserved[0]); k++) {
-			if (!strcasecmp(a->kv[i].k, reserved[k])) {
-				api_error(c, LK_E_A_BAD_PARAM, "that header is set by the server and cannot be overridden");
-				return;
-			}
-		}
 		for (size_t k = 0; k < sizeof(cross_site_refused) / sizeof(cross_site_refused[0]); k++) {
 			if (!strcasecmp(a->kv[i].k, cross_site_refused[k]) && !cross_site_ok(c, q, a->kv[i].k))
 				return;
 		}
 		if (!strcasecmp(a->kv[i].k, "set-cookie"))
-			cookie_bytes += strlen(a->kv[i].v);
+			cookie_bytes += a->kv[i].vlen;
+		if (!strcasecmp(a->kv[i].k, "content-type"))
+			type = a->kv[i].v; /* the JSON escapes <, > and &, so even text/html stays inert */
 	}
 	if (cookie_bytes > API_MAX_COOKIE_BYTES) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "Set-Cookie values add up to %zu bytes; at most %d", cookie_bytes,
@@ -770,99 +1329,189 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 		return;
 	}
 	struct buf b;
-	struct json j;
 	buf_init(&b, 64 * 1024);
-	json_init(&j, &b, 1);
-	json_args(&j, a);
-	buf_append(&b, "\n", 1);
+	/* The length is part of what it measures: settle it (a digit more can change it once). */
+	size_t len = 0;
+	for (int round = 0; round < 4; round++) {
+		response_headers_json(&b, a, type, len);
+		if (buf_used(&b) == len)
+			break;
+		len = buf_used(&b);
+	}
 	resp_start(c, HTTP_OK);
 	api_headers(c);
-	for (size_t i = 0; i < a->n; i++) {
-		if (!strcasecmp(a->kv[i].k, "content-type"))
-			type = a->kv[i].v; /* the JSON escapes <, > and &, so even text/html stays inert */
-		else
+	for (size_t i = 0; i < a->n; i++)
+		if (strcasecmp(a->kv[i].k, "content-type"))
 			resp_header(c, a->kv[i].k, a->kv[i].v);
-	}
 	resp_send_mem(c, type, buf_start(&b) ? buf_start(&b) : "", buf_used(&b));
 	buf_free(&b);
 }
 
-static void ep_auth(struct http_conn *c, const struct api_req *q, int bearer)
+/* {"authenticated": ok, "user"|"token": who} */
+static void auth_answer(struct http_conn *c, int status, int ok, const char *key, const char *who,
+                        size_t wlen, const char *challenge)
 {
-	const struct http_reqinfo *ri = q->ri;
-	const struct http_header *au = hdr(ri, "authorization");
-	const char *rest = q->rest;
-	size_t rlen = q->rlen;
 	struct buf b;
 	struct json j;
-	char user[512], pass[512], dec[1100];
-	if (!bearer) {
-		const char *sl = memchr(rest, '/', rlen);
-		if (!sl || memchr(sl + 1, '/', rlen - (size_t)(sl - rest) - 1) || (size_t)(sl - rest) >= sizeof(user) ||
-		    rlen - (size_t)(sl - rest) - 1 >= sizeof(pass)) {
-			api_error(c, LK_E_A_NO_ENDPOINT, NULL);
-			return;
-		}
-		ssize_t ul = http_percent_decode(rest, (size_t)(sl - rest), user, sizeof(user) - 1, 0);
-		ssize_t pl = http_percent_decode(sl + 1, rlen - (size_t)(sl - rest) - 1, pass, sizeof(pass) - 1, 0);
-		if (ul < 0 || pl < 0) {
-			api_error(c, LK_E_A_BAD_PARAM, "malformed escape in USER or PASS");
-			return;
-		}
-		user[ul] = 0;
-		pass[pl] = 0;
-	}
-	int ok = 0;
-	if (au && !bearer && au->value.len > 6 && !strncasecmp(au->value.p, "Basic ", 6)) {
-		ssize_t dl = b64_decode(au->value.p + 6, au->value.len - 6, dec, sizeof(dec) - 1);
-		if (dl >= 0) {
-			dec[dl] = 0;
-			char *colon = memchr(dec, ':', (size_t)dl);
-			ok = colon && (size_t)(colon - dec) == strlen(user) && !memcmp(dec, user, strlen(user)) &&
-			     (size_t)(dl - (colon - dec) - 1) == strlen(pass) && !memcmp(colon + 1, pass, strlen(pass));
-		}
-	}
-	if (au && bearer && au->value.len > 7 && !strncasecmp(au->value.p, "Bearer ", 7))
-		ok = 1;
-	if (!ok) {
-		resp_start(c, HTTP_UNAUTHORIZED);
-		api_headers(c);
-		resp_header(c, "WWW-Authenticate", bearer ? "Bearer" : "Basic realm=\"loopkit\"");
-		buf_init(&b, 4096);
-		json_init(&j, &b, 1);
-		json_obj_begin(&j);
-		json_key(&j, "authenticated");
-		json_bool(&j, 0);
-		json_obj_end(&j);
-		buf_append(&b, "\n", 1);
-		resp_send_mem(c, "application/json", buf_start(&b), buf_used(&b));
-		buf_free(&b);
-		return;
-	}
 	buf_init(&b, 16384);
 	json_init(&j, &b, 1);
 	json_obj_begin(&j);
 	json_key(&j, "authenticated");
-	json_bool(&j, 1);
-	if (bearer) {
-		json_key(&j, "token");
-		json_str_n(&j, au->value.p + 7, au->value.len - 7);
-	} else {
-		json_key(&j, "user");
-		json_str(&j, user);
+	json_bool(&j, ok);
+	if (ok) {
+		json_key(&j, key);
+		json_str_n(&j, who, wlen);
 	}
 	json_obj_end(&j);
-	send_json(c, HTTP_OK, &b);
+	buf_append(&b, "\n", 1);
+	resp_start(c, status);
+	api_headers(c);
+	if (challenge)
+		resp_header(c, "WWW-Authenticate", challenge);
+	resp_send_mem(c, "application/json", buf_start(&b), buf_used(&b));
+	buf_free(&b);
 }
 
+/* Compares without an early exit, so the time taken does not tell how much matched. */
+static int same_secret(const char *a, size_t an, const char *b, size_t bn)
+{
+	unsigned diff = (unsigned)(an != bn);
+	for (size_t i = 0; i < an; i++)
+		diff |= (unsigned)(unsigned char)a[i] ^ (unsigned)(unsigned char)b[bn ? i % bn : 0];
+	return diff == 0;
+}
+
+/* /_/basic-auth/USER/PASS (arg 0: 401 when wrong) and /_/hidden-basic-auth (arg 1: 404). */
 static void ep_basic_auth(struct http_conn *c, const struct api_req *q)
 {
-	ep_auth(c, q, 0);
+	const struct http_header *au = hdr(q->ri, "authorization");
+	char seg[2][256];
+	if (split_rest(q->rest, q->rlen, seg, 2) != 2) {
+		api_error(c, LK_E_A_NO_ENDPOINT, NULL);
+		return;
+	}
+	size_t ul = strlen(seg[0]), pl = strlen(seg[1]);
+	int ok = 0;
+	if (au && au->value.len > 6 && !strncasecmp(au->value.p, "Basic ", 6)) {
+		char dec[1100];
+		ssize_t dl = b64_decode(au->value.p + 6, au->value.len - 6, dec, sizeof(dec) - 1);
+		char *colon = dl >= 0 ? memchr(dec, ':', (size_t)dl) : NULL;
+		if (colon)
+			ok = same_secret(dec, (size_t)(colon - dec), seg[0], ul) &
+			     same_secret(colon + 1, (size_t)(dl - (colon - dec) - 1), seg[1], pl);
+	}
+	if (ok)
+		auth_answer(c, HTTP_OK, 1, "user", seg[0], ul, NULL);
+	else if (q->arg)
+		api_error(c, LK_E_A_NOT_FOUND,
+		          "no such resource (or wrong credentials: this endpoint never says which)");
+	else
+		auth_answer(c, HTTP_UNAUTHORIZED, 0, NULL, NULL, 0, "Basic realm=\"" API_REALM "\"");
 }
 
 static void ep_bearer(struct http_conn *c, const struct api_req *q)
 {
-	ep_auth(c, q, 1);
+	const struct http_header *au = hdr(q->ri, "authorization");
+	if (au && au->value.len > 7 && !strncasecmp(au->value.p, "Bearer ", 7))
+		auth_answer(c, HTTP_OK, 1, "token", au->value.p + 7, au->value.len - 7, NULL);
+	else
+		auth_answer(c, HTTP_UNAUTHORIZED, 0, NULL, NULL, 0, "Bearer");
+}
+
+/* The 401 of Digest authentication: a fresh nonce and opaque (nothing is kept: a nonce
+ * is checked only through the response it is part of, as httpbin does). */
+static void digest_challenge(struct http_conn *c, const char *qop, enum http_digest_alg alg, int sess,
+                             int stale)
+{
+	unsigned char r[32];
+	char nonce[33], opaque[33], ch[512];
+	random_bytes(c, r, sizeof(r));
+	for (int i = 0; i < 16; i++) {
+		snprintf(nonce + 2 * i, 3, "%02x", r[i]);
+		snprintf(opaque + 2 * i, 3, "%02x", r[16 + i]);
+	}
+	snprintf(ch, sizeof(ch),
+	         "Digest realm=\"" API_REALM "\", qop=\"%s\", nonce=\"%s\", opaque=\"%s\", algorithm=%s%s, "
+	         "stale=%s",
+	         qop ? qop : "auth, auth-int", nonce, opaque, http_digest_alg_name(alg), sess ? "-sess" : "",
+	         stale ? "TRUE" : "FALSE");
+	auth_answer(c, HTTP_UNAUTHORIZED, 0, NULL, NULL, 0, ch);
+}
+
+/* /_/digest-auth/QOP/USER/PASS[/ALGORITHM[/STALE_AFTER]] (RFC 7616; httpbin's paths).
+ * QOP auth or auth-int (anything else offers both); ALGORITHM MD5 (default), SHA-256
+ * or SHA-512, each also as -sess; STALE_AFTER: after that many uses (the client's nc)
+ * a nonce is stale, and the client is asked again with stale=TRUE. */
+static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
+{
+	const struct http_reqinfo *ri = q->ri;
+	char seg[5][256], expect[HTTP_DIGEST_HEX_MAX];
+	enum http_digest_alg alg = HTTP_DIGEST_MD5, calg;
+	int sess = 0, csess = 0;
+	uint64_t stale_after = UINT64_MAX;
+	int k = split_rest(q->rest, q->rlen, seg, 5);
+	if (k < 3) {
+		api_error(c, LK_E_A_BAD_PARAM, "use /_/digest-auth/QOP/USER/PASS[/ALGORITHM[/STALE_AFTER]]");
+		return;
+	}
+	const char *qop = !strcmp(seg[0], "auth") || !strcmp(seg[0], "auth-int") ? seg[0] : NULL;
+	const char *user = seg[1], *pass = seg[2];
+	if (k >= 4 && http_digest_alg_parse(seg[3], strlen(seg[3]), &alg, &sess) < 0) {
+		api_error(c, LK_E_A_BAD_PARAM, "ALGORITHM is MD5, SHA-256 or SHA-512 (each also as -sess)");
+		return;
+	}
+	if (k == 5 && strcmp(seg[4], "never") &&
+	    parse_u64(seg[4], strlen(seg[4]), UINT32_MAX, &stale_after) < 0) {
+		api_error(c, LK_E_A_BAD_PARAM, "STALE_AFTER is a number of uses, or never");
+		return;
+	}
+	const struct http_header *au = hdr(ri, "authorization");
+	struct http_digest_creds cr;
+	if (!au || http_digest_parse(au->value, &cr) < 0) {
+		digest_challenge(c, qop, alg, sess, 0);
+		return;
+	}
+	/* The challenge's terms: realm, algorithm (MD5 when unsaid) and qop. */
+	int ok = http_slice_ieq(cr.realm, API_REALM);
+	if (cr.algorithm.p)
+		ok &= http_digest_alg_parse(cr.algorithm.p, cr.algorithm.len, &calg, &csess) == 0 &&
+		      calg == alg && csess == sess;
+	else
+		ok &= alg == HTTP_DIGEST_MD5 && !sess;
+	if (qop)
+		ok &= cr.qop.p && http_slice_ieq(cr.qop, qop);
+	else
+		ok &= !cr.qop.p || http_slice_ieq(cr.qop, "auth") || http_slice_ieq(cr.qop, "auth-int");
+	/* The response covers the uri the client names: it must be this request's. */
+	ok &= cr.uri.len == ri->req->target.len && !memcmp(cr.uri.p, ri->req->target.p, cr.uri.len);
+	if (cr.userhash) {
+		char uh[HTTP_DIGEST_HEX_MAX], line[600];
+		snprintf(line, sizeof(line), "%s:" API_REALM, user);
+		http_digest_hash(alg, line, strlen(line), uh);
+		ok &= cr.username.len == strlen(uh) && !strncasecmp(cr.username.p, uh, cr.username.len);
+	} else {
+		char un[256];
+		long ul = http_param_unquote(cr.username, un, sizeof(un));
+		ok &= ul >= 0 && same_secret(un, (size_t)ul, user, strlen(user));
+	}
+	ok &= http_digest_response(&cr, alg, sess, user, pass, ri->req->method, ri->body, ri->body_len,
+	                           expect) == 0;
+	ok &= same_secret(cr.response.p, cr.response.len, expect, strlen(expect));
+	if (!ok) {
+		digest_challenge(c, qop, alg, sess, 0);
+		return;
+	}
+	/* nc: how many times the client used this nonce, in hex. */
+	uint64_t nc = 0;
+	for (size_t i = 0; cr.nc.p && i < cr.nc.len && i < 16; i++) {
+		int ch = tolower((unsigned char)cr.nc.p[i]);
+		nc = nc * 16 + (uint64_t)(isdigit(ch) ? ch - '0' : isxdigit(ch) ? ch - 'a' + 10 : 0);
+	}
+	if (stale_after != UINT64_MAX && nc > stale_after) {
+		digest_challenge(c, qop, alg, sess, 1);
+		return;
+	}
+	auth_answer(c, HTTP_OK, 1, "user", user, strlen(user), NULL);
 }
 
 static void ep_cookies(struct http_conn *c, const struct api_req *q)
@@ -898,21 +1547,38 @@ static void ep_cookies(struct http_conn *c, const struct api_req *q)
 	send_json(c, HTTP_OK, &b);
 }
 
-static void cookies_change(struct http_conn *c, const struct api_req *q, int set)
+/* /_/cookies/set?K=V, /_/cookies/set/K/V (arg 1) and /_/cookies/delete?K (arg 0). */
+static void ep_cookies_change(struct http_conn *c, const struct api_req *q)
 {
-	const struct args *a = q->a;
+	int set = q->arg;
+	const struct kvlist *a = q->a;
+	struct kvlist *one = NULL;
 	size_t bytes = 0;
-	if (!cross_site_ok(c, q, "Set-Cookie"))
-		return;
-	for (size_t i = 0; i < a->n; i++) {
-		if (!header_name_ok(a->kv[i].k) || strpbrk(a->kv[i].v, ";, \t\"\\") || !header_value_ok(a->kv[i].v)) {
-			api_error(c, LK_E_A_BAD_PARAM, "cookie names must be tokens and values free of ; , space and quotes");
+	if (!q->exact) {
+		char seg[2][256];
+		if (!set || split_rest(q->rest, q->rlen, seg, 2) != 2 || !(one = kv_new(1, 1024))) {
+			api_error(c, LK_E_A_NO_ENDPOINT, NULL);
 			return;
 		}
-		bytes += strlen(a->kv[i].k) + strlen(a->kv[i].v) + 1;
+		kv_add(one, seg[0], strlen(seg[0]), seg[1], strlen(seg[1]), 0);
+		a = one;
+	}
+	if (!cross_site_ok(c, q, "Set-Cookie")) {
+		free(one);
+		return;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		if (http_header_refused(a->kv[i].k, a->kv[i].v) || strpbrk(a->kv[i].v, ";, \t\"\\") ||
+		    a->kv[i].vlen != strlen(a->kv[i].v)) {
+			api_error(c, LK_E_A_BAD_PARAM, "cookie names must be tokens and values free of ; , space and quotes");
+			free(one);
+			return;
+		}
+		bytes += a->kv[i].klen + a->kv[i].vlen + 1;
 	}
 	if (bytes > API_MAX_COOKIE_BYTES) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "the cookies add up to %zu bytes; at most %d", bytes, API_MAX_COOKIE_BYTES);
+		free(one);
 		return;
 	}
 	resp_start(c, HTTP_FOUND);
@@ -926,83 +1592,46 @@ static void cookies_change(struct http_conn *c, const struct api_req *q, int set
 	}
 	resp_header(c, "Location", "/_/cookies");
 	resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
-}
-
-static void ep_cookies_set(struct http_conn *c, const struct api_req *q)
-{
-	cookies_change(c, q, 1);
-}
-
-static void ep_cookies_delete(struct http_conn *c, const struct api_req *q)
-{
-	cookies_change(c, q, 0);
-}
-
-static void ep_anything(struct http_conn *c, const struct api_req *q)
-{
-	echo(c, q->ri, q->a, E_METHOD | E_BODY | E_PATH, HTTP_OK, NULL);
-}
-
-static void ep_get(struct http_conn *c, const struct api_req *q)
-{
-	echo(c, q->ri, q->a, 0, HTTP_OK, NULL);
+	free(one);
 }
 
 /* {"KEY": value} answers: headers, ip, user-agent, uuid, health. */
-static void ep_fact(struct http_conn *c, const struct api_req *q, const char *key)
+enum fact { F_HEADERS, F_IP, F_USER_AGENT, F_UUID, F_HEALTH };
+
+static void ep_fact(struct http_conn *c, const struct api_req *q)
 {
+	static const char *const keys[] = {"headers", "origin", "user-agent", "uuid", "status"};
 	struct buf b;
 	struct json j;
 	buf_init(&b, 64 * 1024);
 	json_init(&j, &b, 1);
 	json_obj_begin(&j);
-	json_key(&j, key);
-	if (!strcmp(key, "headers")) {
-		json_headers(&j, q->ri->req);
-	} else if (!strcmp(key, "origin")) {
-		json_str(&j, http_conn_peer(c));
-	} else if (!strcmp(key, "user-agent")) {
+	json_key(&j, keys[q->arg]);
+	switch ((enum fact)q->arg) {
+	case F_HEADERS: json_headers(&j, q->ri->req); break;
+	case F_IP: json_str(&j, http_conn_peer(c)); break;
+	case F_USER_AGENT: {
 		const struct http_header *ua = hdr(q->ri, "user-agent");
 		if (ua)
 			json_str_n(&j, ua->value.p, ua->value.len);
 		else
 			json_null(&j);
-	} else if (!strcmp(key, "uuid")) {
+		break;
+	}
+	case F_UUID: {
 		char u[37];
 		uuid4(c, u);
 		json_str(&j, u);
-	} else {
+		break;
+	}
+	case F_HEALTH:
 		json_str(&j, "ok");
 		json_key(&j, "version");
 		json_str(&j, LOOPKIT_VERSION);
+		break;
 	}
 	json_obj_end(&j);
 	send_json(c, HTTP_OK, &b);
-}
-
-static void ep_headers(struct http_conn *c, const struct api_req *q)
-{
-	ep_fact(c, q, "headers");
-}
-
-static void ep_ip(struct http_conn *c, const struct api_req *q)
-{
-	ep_fact(c, q, "origin");
-}
-
-static void ep_user_agent(struct http_conn *c, const struct api_req *q)
-{
-	ep_fact(c, q, "user-agent");
-}
-
-static void ep_uuid(struct http_conn *c, const struct api_req *q)
-{
-	ep_fact(c, q, "uuid");
-}
-
-static void ep_health(struct http_conn *c, const struct api_req *q)
-{
-	ep_fact(c, q, "status");
 }
 
 static void ep_delay(struct http_conn *c, const struct api_req *q)
@@ -1015,48 +1644,8 @@ static void ep_delay(struct http_conn *c, const struct api_req *q)
 		           API_MAX_DELAY_MS / 1000);
 		return;
 	}
-	echo(c, q->ri, q->a, E_METHOD | E_BODY, HTTP_OK, NULL);
+	echo(c, q->ri, q->a, E_FORM, HTTP_OK, NULL);
 	resp_hold(c, ms);
-}
-
-static void ep_bytes_plain(struct http_conn *c, const struct api_req *q)
-{
-	ep_bytes(c, q, 0);
-}
-
-static void ep_stream_bytes(struct http_conn *c, const struct api_req *q)
-{
-	ep_bytes(c, q, 1);
-}
-
-static void ep_redirect(struct http_conn *c, const struct api_req *q)
-{
-	uint64_t k;
-	char loc[64];
-	if (parse_u64(q->rest, q->rlen, API_MAX_REDIRECTS, &k) < 0 || !k) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "redirect count is 1-%u", API_MAX_REDIRECTS);
-		return;
-	}
-	if (k == 1)
-		snprintf(loc, sizeof(loc), "/_/get");
-	else
-		snprintf(loc, sizeof(loc), "/_/redirect/%llu", (unsigned long long)(k - 1));
-	redirect(c, HTTP_FOUND, loc);
-}
-
-static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
-{
-	const char *url = args_get(q->a, "url"), *sc = args_get(q->a, "status_code");
-	uint64_t code = HTTP_FOUND;
-	if (!url || !redirect_ok(url)) {
-		api_error(c, LK_E_A_BAD_PARAM, "url must be a path on this server or an http(s) URL on a loopback host");
-		return;
-	}
-	if (sc && (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES, HTTP_BAD_REQUEST - 1);
-		return;
-	}
-	redirect(c, (int)code, url);
 }
 
 static void ep_cache(struct http_conn *c, const struct api_req *q)
@@ -1078,7 +1667,7 @@ static void ep_cache(struct http_conn *c, const struct api_req *q)
 		return;
 	}
 	uint64_t secs;
-	if (parse_u64(q->rest, q->rlen, API_MAX_CACHE_SECS, &secs) < 0) {
+	if (parse_u64(q->rest, q->rlen, (uint64_t)HTTP_MAX_CACHE_SECS, &secs) < 0) {
 		api_error(c, LK_E_A_BAD_PARAM, "use /_/cache/SECONDS");
 		return;
 	}
@@ -1088,17 +1677,34 @@ static void ep_cache(struct http_conn *c, const struct api_req *q)
 	echo(c, ri, q->a, 0, HTTP_OK, extra);
 }
 
+/* Tags of an If-Match / If-None-Match list, compared with a quoted tag ("*" matches). */
+static int etag_list_has(struct http_slice v, const char *tag)
+{
+	size_t tl = strlen(tag);
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.p[i] == '*')
+			return 1;
+		if (v.p[i] == '"') {
+			const char *q = memchr(v.p + i + 1, '"', v.len - i - 1);
+			if (!q)
+				return 0;
+			size_t len = (size_t)(q - v.p) - i + 1;
+			if (len == tl && !memcmp(v.p + i, tag, tl))
+				return 1;
+			i = (size_t)(q - v.p);
+		}
+	}
+	return 0;
+}
+
 static void ep_etag(struct http_conn *c, const struct api_req *q)
 {
 	const struct http_reqinfo *ri = q->ri;
 	char tag[512], quoted[600];
 	ssize_t tl = http_percent_decode(q->rest, q->rlen, tag, sizeof(tag) - 1, 0);
-	if (tl < 0 || memchr(tag, '"', (size_t)tl) || !tl) {
-		api_error(c, LK_E_A_BAD_PARAM, "malformed ETAG");
-		return;
-	}
-	tag[tl] = 0;
-	if (!header_value_ok(tag)) {
+	if (tl > 0)
+		tag[tl] = 0;
+	if (tl <= 0 || memchr(tag, '"', (size_t)tl) || http_header_refused("ETag", tag)) {
 		api_error(c, LK_E_A_BAD_PARAM, "malformed ETAG");
 		return;
 	}
@@ -1135,6 +1741,201 @@ static void ep_base64(struct http_conn *c, const struct api_req *q)
 	resp_send_mem(c, "text/plain; charset=utf-8", dec, (size_t)dl);
 }
 
+/* /_/image: the format the Accept header asks for (httpbin's order); /_/image/FORMAT. */
+static void ep_image(struct http_conn *c, const struct api_req *q)
+{
+	static const struct {
+		const char *name, *type;
+		enum api_blob_id id;
+	} formats[] = {
+	        {"webp", "image/webp", API_BLOB_WEBP}, {"svg", "image/svg+xml", API_BLOB_SVG},
+	        {"jpeg", "image/jpeg", API_BLOB_JPEG}, {"png", "image/png", API_BLOB_PNG},
+	        {"png", "image/*", API_BLOB_PNG},      {"png", "*/*", API_BLOB_PNG},
+	};
+	const size_t nf = sizeof(formats) / sizeof(formats[0]);
+	if (!q->exact) {
+		for (size_t i = 0; i < nf; i++) {
+			if (strlen(formats[i].name) == q->rlen &&
+			    !memcmp(q->rest, formats[i].name, q->rlen)) {
+				send_blob(c, HTTP_OK, formats[i].id);
+				return;
+			}
+		}
+		api_error(c, LK_E_A_NOT_FOUND, "images are /_/image/png, jpeg, webp and svg");
+		return;
+	}
+	const struct http_header *acc = hdr(q->ri, "accept");
+	if (!acc) {
+		send_blob(c, HTTP_OK, API_BLOB_PNG);
+		return;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		size_t tl = strlen(formats[i].type);
+		for (size_t k = 0; k + tl <= acc->value.len; k++) {
+			if (!strncasecmp(acc->value.p + k, formats[i].type, tl)) {
+				send_blob(c, HTTP_OK, formats[i].id);
+				return;
+			}
+		}
+	}
+	struct buf b;
+	struct json j;
+	buf_init(&b, 4096);
+	json_init(&j, &b, 1);
+	json_obj_begin(&j);
+	json_key(&j, "accept");
+	json_arr_begin(&j);
+	for (size_t i = 0; i + 1 < nf; i++)
+		json_str(&j, formats[i].type);
+	json_arr_end(&j);
+	json_key(&j, "message");
+	json_str(&j, "Client did not request a supported media type.");
+	json_obj_end(&j);
+	send_json(c, HTTP_NOT_ACCEPTABLE, &b);
+}
+
+/* /_/gzip, /_/deflate, /_/brotli: {"gzipped"|..., "headers", "method", "origin"},
+ * compressed with that coding whatever Accept-Encoding says (as httpbin). */
+static void ep_encoded(struct http_conn *c, const struct api_req *q)
+{
+	static const char *const flags[] = {[HTTP_CODING_GZIP] = "gzipped",
+	                                    [HTTP_CODING_DEFLATE] = "deflated",
+	                                    [HTTP_CODING_BR] = "brotli"};
+	enum http_coding k = (enum http_coding)q->arg;
+	struct buf b, z;
+	struct json j;
+	buf_init(&b, 64 * 1024);
+	json_init(&j, &b, 1);
+	json_obj_begin(&j);
+	json_key(&j, flags[k]); /* first: the keys are in sorted order, as httpbin's */
+	json_bool(&j, 1);
+	json_key(&j, "headers");
+	json_headers(&j, q->ri->req);
+	json_key(&j, "method");
+	json_str_n(&j, q->ri->req->method.p, q->ri->req->method.len);
+	json_key(&j, "origin");
+	json_str(&j, http_conn_peer(c));
+	json_obj_end(&j);
+	buf_append(&b, "\n", 1);
+	buf_init(&z, 128 * 1024);
+	if (j.err || http_encode(k, buf_start(&b), buf_used(&b), &z) < 0) {
+		buf_free(&b);
+		buf_free(&z);
+		api_error(c, LK_E_H_TOO_LARGE_RESP, NULL);
+		return;
+	}
+	resp_start(c, HTTP_OK);
+	api_headers(c);
+	resp_header(c, "Content-Encoding", http_coding_name(k));
+	resp_send_mem(c, "application/json", buf_start(&z), buf_used(&z));
+	buf_free(&b);
+	buf_free(&z);
+}
+
+/* /_/sse?count=&duration=&delay=: server-sent events (go-httpbin's). */
+static void ep_sse(struct http_conn *c, const struct api_req *q)
+{
+	uint64_t count = API_SSE_COUNT, dur = API_SSE_DURATION_MS, delay = 0;
+	const char *v;
+	if ((v = args_get(q->a, "count")) && (parse_u64(v, strlen(v), API_MAX_SSE, &count) < 0 || !count)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "count must be 1-%d", API_MAX_SSE);
+		return;
+	}
+	if (((v = args_get(q->a, "duration")) && parse_dur_ms(v, API_MAX_DELAY_MS, &dur) < 0) ||
+	    ((v = args_get(q->a, "delay")) && parse_dur_ms(v, API_MAX_DELAY_MS, &delay) < 0) ||
+	    dur + delay > API_MAX_DELAY_MS) {
+		api_errorf(c, LK_E_A_BAD_PARAM,
+		           "duration and delay are seconds (1.5) or durations (500ms), "
+		           "together at most %d s",
+		           API_MAX_DELAY_MS / 1000);
+		return;
+	}
+	/* The first event after the delay, then count - 1 pauses over the duration. */
+	uint64_t pause = count > 1 ? (dur + count - 2) / (count - 1) : dur;
+	resp_start_stream(c, HTTP_OK);
+	api_headers(c);
+	resp_header(c, "Cache-Control", "no-cache");
+	resp_end_headers(c, "text/event-stream", 0, 1);
+	struct gen_sse *g = resp_body_gen(c, &sse_ops, sizeof(*g), delay, pause ? pause : 1);
+	g->count = (unsigned)count;
+	g->chunked = http_conn_can_chunk(c);
+}
+
+/* /_/trailers?K=V: the /_/anything echo, chunked, with the query as trailer fields
+ * (go-httpbin's; the fields its list forbids in trailers are refused). */
+static void ep_trailers(struct http_conn *c, const struct api_req *q)
+{
+	static const char *const forbidden[] = {"authorization",
+	                                        "cache-control",
+	                                        "content-encoding",
+	                                        "content-length",
+	                                        "content-range",
+	                                        "content-type",
+	                                        "host",
+	                                        "max-forwards",
+	                                        "set-cookie",
+	                                        "te",
+	                                        "trailer",
+	                                        "transfer-encoding"};
+	const struct kvlist *a = q->a;
+	char names[1024] = "";
+	for (size_t i = 0; i < a->n; i++) {
+		const char *why = http_header_refused(a->kv[i].k, a->kv[i].v);
+		for (size_t k = 0; !why && k < sizeof(forbidden) / sizeof(forbidden[0]); k++)
+			if (!strcasecmp(a->kv[i].k, forbidden[k]))
+				why = "not allowed in trailers";
+		if (why) {
+			api_errorf(c, LK_E_A_BAD_PARAM, "trailer %s: %s", a->kv[i].k, why);
+			return;
+		}
+		size_t used = strlen(names);
+		snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", a->kv[i].k);
+	}
+	struct buf b, body;
+	buf_init(&b, API_ECHO_MAX);
+	if (echo_build(&b, c, q->ri, a, E_METHOD | E_FORM | E_JSON, 1) < 0) {
+		buf_free(&b);
+		return;
+	}
+	buf_append(&b, "\n", 1);
+	int chunked = http_conn_can_chunk(c);
+	buf_init(&body, buf_used(&b) + 32 + 4 * HTTP_MAX_URI);
+	http_chunk_put(&body, chunked, buf_start(&b), buf_used(&b));
+	if (chunked) {
+		buf_puts(&body, "0\r\n");
+		for (size_t i = 0; i < a->n; i++)
+			buf_printf(&body, "%s: %s\r\n", a->kv[i].k, a->kv[i].v);
+		buf_puts(&body, "\r\n");
+	}
+	buf_free(&b);
+	resp_start_stream(c, HTTP_OK);
+	api_headers(c);
+	if (a->n && chunked)
+		resp_header(c, "Trailer", names);
+	resp_end_headers(c, "application/json", 0, 1);
+	resp_body_mem(c, buf_start(&body), buf_used(&body));
+	buf_free(&body);
+}
+
+/* /_/dump/request: the request as it came, head and body, as text (go-httpbin's). */
+static void ep_dump_request(struct http_conn *c, const struct api_req *q)
+{
+	const struct http_request *req = q->ri->req;
+	struct buf b;
+	buf_init(&b, HTTP_MAX_HEAD + HTTP_API_MAX_BODY + 64);
+	buf_printf(&b, "%.*s %.*s HTTP/1.%d\r\n", (int)req->method.len, req->method.p, (int)req->target.len,
+	           req->target.p, req->minor);
+	for (size_t i = 0; i < req->nheaders; i++)
+		buf_printf(&b, "%.*s: %.*s\r\n", (int)req->headers[i].name.len, req->headers[i].name.p,
+		           (int)req->headers[i].value.len, req->headers[i].value.p);
+	buf_puts(&b, "\r\n");
+	buf_append(&b, q->ri->body ? q->ri->body : "", q->ri->body_len);
+	resp_start(c, HTTP_OK);
+	api_headers(c);
+	resp_send_mem(c, "text/plain; charset=utf-8", buf_start(&b), buf_used(&b));
+	buf_free(&b);
+}
+
 /* ---- the table ---- */
 
 enum api_shape {
@@ -1143,37 +1944,66 @@ enum api_shape {
 	BOTH = 3,
 };
 
-#define ANY_METHOD 1 /* else GET and HEAD only */
+/* Methods a row answers, as a mask of enum http_method; OPTIONS always. */
+#define MB(m) (1u << (m))
+#define GETS  (MB(M_GET) | MB(M_HEAD))
+#define ANY   (GETS | MB(M_POST) | MB(M_PUT) | MB(M_PATCH) | MB(M_DELETE) | MB(M_TRACE))
 
 static const struct api_route {
 	const char *name;
 	unsigned shape;
-	unsigned flags;
+	unsigned methods;
 	void (*fn)(struct http_conn *c, const struct api_req *q);
+	int arg; /* for shared handlers: echo parts, blob, flavour */
 } api_routes[] = {
-        {"anything", BOTH, ANY_METHOD, ep_anything},
-        {"get", EXACT, 0, ep_get},
-        {"headers", EXACT, 0, ep_headers},
-        {"ip", EXACT, 0, ep_ip},
-        {"user-agent", EXACT, 0, ep_user_agent},
-        {"uuid", EXACT, 0, ep_uuid},
-        {"health", EXACT, 0, ep_health},
-        {"status", PREFIX, ANY_METHOD, ep_status},
-        {"delay", PREFIX, ANY_METHOD, ep_delay},
-        {"bytes", PREFIX, 0, ep_bytes_plain},
-        {"stream-bytes", PREFIX, 0, ep_stream_bytes},
-        {"drip", EXACT, 0, ep_drip},
-        {"redirect", PREFIX, ANY_METHOD, ep_redirect},
-        {"redirect-to", EXACT, ANY_METHOD, ep_redirect_to},
-        {"response-headers", EXACT, ANY_METHOD, ep_response_headers},
-        {"basic-auth", PREFIX, ANY_METHOD, ep_basic_auth},
-        {"bearer", EXACT, ANY_METHOD, ep_bearer},
-        {"cache", BOTH, 0, ep_cache},
-        {"etag", PREFIX, 0, ep_etag},
-        {"base64", PREFIX, 0, ep_base64},
-        {"cookies", EXACT, 0, ep_cookies},
-        {"cookies/set", EXACT, 0, ep_cookies_set},
-        {"cookies/delete", EXACT, 0, ep_cookies_delete},
+        {"anything", BOTH, ANY, ep_echo, E_METHOD | E_FORM | E_JSON},
+        {"get", EXACT, GETS, ep_echo, 0},
+        {"post", EXACT, MB(M_POST), ep_echo, E_FORM | E_JSON},
+        {"put", EXACT, MB(M_PUT), ep_echo, E_FORM | E_JSON},
+        {"patch", EXACT, MB(M_PATCH), ep_echo, E_FORM | E_JSON},
+        {"delete", EXACT, MB(M_DELETE), ep_echo, E_FORM | E_JSON},
+        {"headers", EXACT, GETS, ep_fact, F_HEADERS},
+        {"ip", EXACT, GETS, ep_fact, F_IP},
+        {"user-agent", EXACT, GETS, ep_fact, F_USER_AGENT},
+        {"uuid", EXACT, GETS, ep_fact, F_UUID},
+        {"health", EXACT, GETS, ep_fact, F_HEALTH},
+        {"status", PREFIX, ANY, ep_status, 0},
+        {"delay", PREFIX, ANY, ep_delay, 0},
+        {"bytes", PREFIX, GETS, ep_bytes, 0},
+        {"stream-bytes", PREFIX, GETS, ep_bytes, 1},
+        {"stream", PREFIX, GETS, ep_stream, 0},
+        {"range", PREFIX, GETS, ep_range, 0},
+        {"drip", EXACT, GETS, ep_drip, 0},
+        {"sse", EXACT, GETS, ep_sse, 0},
+        {"links", PREFIX, GETS, ep_links, 0},
+        {"redirect", PREFIX, ANY, ep_redirect, 0},
+        {"relative-redirect", PREFIX, GETS, ep_redirect, 1},
+        {"absolute-redirect", PREFIX, GETS, ep_redirect, 2},
+        {"redirect-to", EXACT, ANY, ep_redirect_to, 0},
+        {"response-headers", EXACT, GETS | MB(M_POST), ep_response_headers, 0},
+        {"basic-auth", PREFIX, GETS, ep_basic_auth, 0},
+        {"hidden-basic-auth", PREFIX, GETS, ep_basic_auth, 1},
+        {"digest-auth", PREFIX, GETS, ep_digest_auth, 0},
+        {"bearer", EXACT, GETS, ep_bearer, 0},
+        {"cache", BOTH, GETS, ep_cache, 0},
+        {"etag", PREFIX, GETS, ep_etag, 0},
+        {"base64", PREFIX, GETS, ep_base64, 0},
+        {"cookies", EXACT, GETS, ep_cookies, 0},
+        {"cookies/set", BOTH, GETS, ep_cookies_change, 1},
+        {"cookies/delete", EXACT, GETS, ep_cookies_change, 0},
+        {"json", EXACT, GETS, ep_blob, API_BLOB_JSON},
+        {"html", EXACT, GETS, ep_blob, API_BLOB_HTML},
+        {"xml", EXACT, GETS, ep_blob, API_BLOB_XML},
+        {"robots.txt", EXACT, GETS, ep_blob, API_BLOB_ROBOTS},
+        {"deny", EXACT, GETS, ep_blob, API_BLOB_DENY},
+        {"encoding/utf8", EXACT, GETS, ep_blob, API_BLOB_UTF8},
+        {"forms/post", EXACT, GETS, ep_blob, API_BLOB_FORM},
+        {"image", BOTH, GETS, ep_image, 0},
+        {"gzip", EXACT, GETS, ep_encoded, HTTP_CODING_GZIP},
+        {"deflate", EXACT, GETS, ep_encoded, HTTP_CODING_DEFLATE},
+        {"brotli", EXACT, GETS, ep_encoded, HTTP_CODING_BR},
+        {"trailers", EXACT, ANY, ep_trailers, 0},
+        {"dump/request", EXACT, ANY, ep_dump_request, 0},
 };
 
 /* The row for the path after the prefix, and in rest and rlen what follows its name. */
@@ -1200,37 +2030,65 @@ static const struct api_route *api_find(const char *p, size_t n, const char **re
 	return NULL;
 }
 
+/* "GET, HEAD, POST, OPTIONS": the Allow of a row. */
+static void allow_text(unsigned methods, char *out, size_t len)
+{
+	static const struct {
+		enum http_method m;
+		const char *name;
+	} names[] = {{M_GET, "GET"},     {M_HEAD, "HEAD"},     {M_POST, "POST"},  {M_PUT, "PUT"},
+	             {M_PATCH, "PATCH"}, {M_DELETE, "DELETE"}, {M_TRACE, "TRACE"}};
+	size_t o = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (methods & MB(names[i].m))
+			o += (size_t)snprintf(out + o, len - o, "%s, ", names[i].name);
+	snprintf(out + o, len - o, "OPTIONS");
+}
+
 void api_handle(struct http_conn *c, const struct http_reqinfo *ri)
 {
-	struct args *a = malloc(sizeof(*a));
 	const char *p = ri->path.p + 2, *rest;
 	size_t n = ri->path.len - 2, rlen;
+	char allow[96];
 	if (n && *p == '/') {
 		p++;
 		n--;
 	}
+	struct kvlist *a = kv_new(API_MAX_ARGS, ri->query.len + 2 * API_MAX_ARGS + 2);
 	if (!a) {
 		resp_error(c, LK_E_ENOMEM, NULL);
 		return;
 	}
-	if (args_parse(a, ri->query.p ? ri->query.p : "", ri->query.len) < 0) {
-		api_error(c, LK_E_A_BAD_PARAM, "malformed query string");
-		free(a);
-		return;
-	}
-	if (ri->method == M_OPTIONS) {
-		http_options(c, ri);
+	enum kv_rc qr = kv_parse(a, ri->query.p ? ri->query.p : "", ri->query.len);
+	if (qr != KV_OK) {
+		if (qr == KV_TOO_MANY)
+			api_errorf(c, LK_E_A_BAD_PARAM, "at most %d query parameters", API_MAX_ARGS);
+		else
+			api_error(c, LK_E_A_BAD_PARAM, "malformed query string");
 		free(a);
 		return;
 	}
 	int exact = 0;
 	const struct api_route *r = api_find(p, n, &rest, &rlen, &exact);
-	if (!r) {
+	if (r)
+		allow_text(r->methods, allow, sizeof(allow));
+	if (ri->method == M_OPTIONS && (r || http_is_preflight(ri))) {
+		/* A preflight is the CORS answer; a plain OPTIONS says what the endpoint takes. */
+		if (http_is_preflight(ri)) {
+			http_options_allow(c, ri, r ? allow : http_allow(ctx(c)));
+		} else {
+			resp_start(c, HTTP_OK);
+			api_headers(c);
+			resp_header(c, "Allow", allow);
+			resp_send_mem(c, "text/plain; charset=utf-8", "", 0);
+		}
+	} else if (!r) {
 		api_error(c, LK_E_A_NO_ENDPOINT, NULL);
-	} else if (!(r->flags & ANY_METHOD) && ri->method != M_GET && ri->method != M_HEAD) {
-		api_error_h(c, LK_E_A_METHOD, "GET and HEAD", "Allow", "GET, HEAD, OPTIONS");
+	} else if (!(r->methods & MB(ri->method))) {
+		api_error_h(c, LK_E_A_METHOD, allow, "Allow", allow);
 	} else {
-		struct api_req q = {ri, a, rest, rlen, exact};
+		struct api_req q = {ri, a, rest, rlen, exact, r->arg};
 		r->fn(c, &q);
 	}
 	free(a);

@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/route.h"
 
 static void conn_run(struct http_conn *c);
 static void conn_close(struct http_conn *c);
@@ -117,6 +118,8 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 {
 	char lim[32];
 	c->body_total += n;
+	if (c->sink == SINK_DISCARD)
+		return 0;
 	if (c->sink == SINK_MEM) {
 		if (buf_append(&c->body, p, n) < 0) {
 			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
@@ -153,7 +156,6 @@ static int body_feed(struct http_conn *c)
 {
 	size_t avail = buf_used(&c->in);
 	char *p = buf_start(&c->in);
-	char lim[32];
 	if (!avail)
 		return 0;
 	if (!c->chunked) {
@@ -184,6 +186,7 @@ static int body_feed(struct http_conn *c)
 	uint64_t limit = c->sink == SINK_MEM ? HTTP_API_MAX_BODY : c->x->site->max_body;
 	if (!rc && c->chunk.remaining > limit - (c->body_total < limit ? c->body_total : limit)) {
 		int mem = c->sink == SINK_MEM;
+		char lim[32];
 		if (c->sink == SINK_FILE)
 			fsroot_upload_abort(&c->up);
 		c->sink = SINK_NONE;
@@ -395,7 +398,6 @@ static void conn_run(struct http_conn *c)
 
 static void conn_read(struct http_conn *c)
 {
-	char lim[32];
 	if (c->state == CS_LINGER) {
 		char sink[4096];
 		ssize_t n = recv(c->io.fd, sink, sizeof(sink), MSG_DONTWAIT);
@@ -410,6 +412,7 @@ static void conn_read(struct http_conn *c)
 		p = buf_space(&c->in, 1, &avail);
 	if (!p) {
 		/* Full: only a head can fill HTTP_IN_MAX (bodies drain as they come). */
+		char lim[32];
 		resp_error_close(c, LK_E_H_HEAD_LARGE, lk_size_text(HTTP_MAX_HEAD, lim, sizeof(lim)));
 		buf_consume(&c->in, buf_used(&c->in));
 		conn_request_done(c);

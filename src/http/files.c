@@ -11,11 +11,9 @@
 
 #include "core/errors.h"
 #include "core/json.h"
+#include "core/dirsnap.h"
 #include "http/filecache.h"
 #include "http/route.h"
-
-#define HTTP_MAX_LISTING 50000            /* directory entries shown in one listing */
-#define HTTP_LISTING_MAX (32 * 1024 * 1024) /* bytes of one listing page */
 
 /* ---- small helpers ---- */
 
@@ -125,6 +123,28 @@ static void respond_errno(struct http_conn *c, int err)
 
 /* ---- serving a regular file ---- */
 
+/* --header's lines, on every file, listing and 404 page answer (after resp_start). */
+static void file_headers(struct http_conn *c)
+{
+	const struct http_config *cfg = http_ctx_config(http_conn_ctx(c));
+	for (size_t i = 0; i < cfg->nheaders; i++)
+		resp_header(c, cfg->headers[i].name, cfg->headers[i].value);
+}
+
+/* A file's own headers: --header's, and Cache-Control as --cache says. */
+static void file_start(struct http_conn *c, int status)
+{
+	const struct http_config *cfg = http_ctx_config(http_conn_ctx(c));
+	resp_start(c, status);
+	file_headers(c);
+	if (cfg->cache_secs == HTTP_CACHE_NO_STORE)
+		resp_header(c, "Cache-Control", "no-store");
+	else if (!cfg->cache_secs)
+		resp_header(c, "Cache-Control", "no-cache"); /* stored, but asked again each time: 304 */
+	else
+		resp_headerf(c, "Cache-Control", "max-age=%ld", cfg->cache_secs);
+}
+
 struct file_view {
 	const char *mime;
 	const char *etag;
@@ -139,7 +159,7 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
                      uint64_t *first, uint64_t *len)
 {
 	if (not_modified(ri, v->etag, v->mtime)) {
-		resp_start(c, HTTP_NOT_MODIFIED);
+		file_start(c, HTTP_NOT_MODIFIED);
 		resp_header(c, "ETag", v->etag);
 		resp_header(c, "Last-Modified", v->lastmod);
 		resp_end_headers(c, NULL, 0, 0);
@@ -171,7 +191,7 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
 		resp_error_h(c, LK_E_H_RANGE, NULL, "Content-Range", cr);
 		return 0;
 	}
-	resp_start(c, rr == HTTP_RANGE_OK ? HTTP_PARTIAL_CONTENT : HTTP_OK);
+	file_start(c, rr == HTTP_RANGE_OK ? HTTP_PARTIAL_CONTENT : HTTP_OK);
 	resp_header(c, "Last-Modified", v->lastmod);
 	resp_header(c, "ETag", v->etag);
 	resp_header(c, "Accept-Ranges", "bytes");
@@ -222,7 +242,7 @@ static void serve_fd(struct http_conn *c, const struct http_reqinfo *ri, const c
 	resp_body_file(c, fd, first, len);
 }
 
-/* ---- directory listings ---- */
+/* ---- directory listings: streamed from the shared snapshot ---- */
 
 static void iso_time(time_t t, char *out, size_t len)
 {
@@ -233,113 +253,210 @@ static void iso_time(time_t t, char *out, size_t len)
 
 static void human_size(uint64_t n, char *out, size_t len)
 {
-	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)n;
 	int u = 0;
 	while (v >= 1024 && u < 4) {
 		v /= 1024;
 		u++;
 	}
-	if (u == 0)
+	if (u == 0) {
 		snprintf(out, len, "%llu B", (unsigned long long)n);
-	else
+	} else {
+		static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 		snprintf(out, len, "%.1f %s", v, units[u]);
+	}
 }
+
+/* A listing being sent: the snapshot it holds (shared with every other lister of the
+ * same directory version) and its place in it. Only the rows that fit the socket's
+ * pace are ever formatted, so a client that does not read costs its place and a
+ * filled send buffer, never a copy of the listing. */
+struct gen_list {
+	const struct dirsnap *snap; /* NULL once released */
+	struct dirsnap_cache *cache;
+	size_t next;  /* the next entry to format */
+	int json;     /* JSON, else HTML */
+	int chunked;  /* frame chunks (HTTP/1.1) */
+	int finished; /* the footer (and the last chunk) is written */
+};
+
+#define LIST_CHUNK_DIGITS 6 /* chunk sizes are written zero-padded, patched in afterwards */
+
+static void list_row_json(struct buf *out, const struct dirsnap_ent *e, int first)
+{
+	struct json j;
+	char when[32];
+	if (!first)
+		buf_append(out, ",", 1);
+	json_init(&j, out, 0);
+	json_obj_begin(&j);
+	json_key(&j, "name");
+	json_str(&j, e->name);
+	json_key(&j, "type");
+	json_str(&j, e->is_dir ? "dir" : "file");
+	json_key(&j, "size");
+	json_uint(&j, e->size);
+	json_key(&j, "mtime");
+	iso_time(e->mtime.tv_sec, when, sizeof(when));
+	json_str(&j, when);
+	json_obj_end(&j);
+}
+
+static void list_row_html(struct buf *out, const struct dirsnap_ent *e)
+{
+	char when[32];
+	buf_puts(out, "<tr><td><a href=\"");
+	/* "./" keeps a name like "a:b" from reading as a URL scheme. */
+	buf_puts(out, "./");
+	url_encode(out, e->name, strlen(e->name));
+	if (e->is_dir)
+		buf_puts(out, "/");
+	buf_puts(out, "\">");
+	html_escape(out, e->name);
+	if (e->is_dir)
+		buf_puts(out, "/");
+	buf_puts(out, "</a></td><td class=\"s\">");
+	if (!e->is_dir) {
+		char size[32];
+		human_size(e->size, size, sizeof(size));
+		buf_puts(out, size);
+	}
+	buf_puts(out, "</td><td>");
+	iso_time(e->mtime.tv_sec, when, sizeof(when));
+	buf_puts(out, when);
+	buf_puts(out, "</td></tr>\n");
+}
+
+static void list_footer(struct buf *out, const struct gen_list *g)
+{
+	size_t more = g->snap ? g->snap->more : 0;
+	if (g->json) {
+		buf_puts(out, "]");
+		if (more)
+			buf_printf(out, ",\"truncated\":%zu", more);
+		buf_puts(out, "}\n");
+		return;
+	}
+	buf_puts(out, "</table>");
+	if (more)
+		buf_printf(out, "<p>%zu more entries not shown.</p>", more);
+	buf_puts(out, "<footer><p><small>loopkit " LOOPKIT_VERSION "</small></p></footer></body></html>\n");
+}
+
+static void list_release(struct gen_list *g)
+{
+	dirsnap_put(g->cache, g->snap);
+	g->snap = NULL;
+}
+
+static size_t list_fill(struct http_conn *c, void *state, struct buf *out, size_t room)
+{
+	struct gen_list *g = state;
+	size_t before = buf_used(out), at = 0;
+	if (g->finished)
+		return 0;
+	if (g->chunked) {
+		buf_append(out, "000000\r\n", LIST_CHUNK_DIGITS + 2);
+		at = buf_used(out);
+	}
+	/* At least one row, then rows while they fit the room (a row is at most a few
+	 * KiB: a name of NAME_MAX bytes, escaped). */
+	while (g->next < g->snap->n && (buf_used(out) == at || buf_used(out) - before < room)) {
+		const struct dirsnap_ent *e = &g->snap->ents[g->next];
+		if (g->json)
+			list_row_json(out, e, g->next == 0);
+		else
+			list_row_html(out, e);
+		g->next++;
+	}
+	if (g->next == g->snap->n) {
+		list_footer(out, g);
+		g->finished = 1;
+		list_release(g); /* all formatted: the snapshot is not needed any more */
+	}
+	if (g->chunked) {
+		char *p = buf_start(out) + at - LIST_CHUNK_DIGITS - 2, hex[16];
+		snprintf(hex, sizeof(hex), "%0*zx", LIST_CHUNK_DIGITS, buf_used(out) - at);
+		memcpy(p, hex, LIST_CHUNK_DIGITS);
+		buf_append(out, "\r\n", 2);
+		if (g->finished)
+			buf_puts(out, "0\r\n\r\n");
+	}
+	return buf_used(out) - before;
+}
+
+static void list_done(void *state)
+{
+	list_release(state);
+}
+
+static const struct resp_gen_ops list_ops = {list_fill, list_done};
 
 static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
 {
-	struct fsroot_dent *v;
-	size_t n, hidden_more;
+	const struct proto_site *site = http_ctx_site(http_conn_ctx(c));
+	const struct dirsnap *snap = NULL;
 	char path[PATH_MAX + 2];
-	int rc = fsroot_list(root_of(c), rel, HTTP_MAX_LISTING, &v, &n, &hidden_more);
-	if (rc < 0) {
-		respond_errno(c, -rc);
-		return;
+	/* HEAD says what GET would send without taking a snapshot. */
+	if (!http_conn_head_only(c)) {
+		int rc = dirsnap_get(site->dirs, site->root, rel, &snap);
+		if (rc == -ENOBUFS) {
+			char lim[32];
+			resp_error_h(c, LK_E_ELISTFULL, lk_size_text(DIRSNAP_MEM_MAX, lim, sizeof(lim)),
+			             "Retry-After", "1");
+			return;
+		}
+		if (rc < 0) {
+			respond_errno(c, -rc);
+			return;
+		}
 	}
-	struct buf body;
-	buf_init(&body, HTTP_LISTING_MAX);
-	char when[32], size[32];
+	struct buf head;
+	buf_init(&head, 4 * PATH_MAX + 1024);
+	snprintf(path, sizeof(path), "/%s%s", rel, *rel ? "/" : "");
 	if (ri->accept_json) {
 		struct json j;
-		json_init(&j, &body, 0);
-		json_obj_begin(&j);
-		json_key(&j, "path");
-		snprintf(path, sizeof(path), "/%s%s", rel, *rel ? "/" : "");
+		buf_puts(&head, "{\"path\":");
+		json_init(&j, &head, 0);
 		json_str(&j, path);
-		json_key(&j, "entries");
-		json_arr_begin(&j);
-		for (size_t i = 0; i < n; i++) {
-			json_obj_begin(&j);
-			json_key(&j, "name");
-			json_str(&j, v[i].name);
-			json_key(&j, "type");
-			json_str(&j, v[i].is_dir ? "dir" : "file");
-			json_key(&j, "size");
-			json_uint(&j, v[i].size);
-			json_key(&j, "mtime");
-			iso_time(v[i].mtime.tv_sec, when, sizeof(when));
-			json_str(&j, when);
-			json_obj_end(&j);
-		}
-		json_arr_end(&j);
-		if (hidden_more) {
-			json_key(&j, "truncated");
-			json_uint(&j, hidden_more);
-		}
-		json_obj_end(&j);
-		buf_append(&body, "\n", 1);
+		buf_puts(&head, ",\"entries\":[");
 	} else {
-		snprintf(path, sizeof(path), "/%s%s", rel, *rel ? "/" : "");
-		buf_puts(&body, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+		buf_puts(&head, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 		                "<meta name=\"viewport\" content=\"width=device-width\"><title>Index of ");
-		html_escape(&body, path);
-		buf_puts(&body, "</title><style>body{font:14px system-ui,sans-serif;margin:2em}"
+		html_escape(&head, path);
+		buf_puts(&head, "</title><style>body{font:14px system-ui,sans-serif;margin:2em}"
 		                "table{border-collapse:collapse}td,th{padding:.2em 1em;text-align:left}"
 		                "td.s{text-align:right}tr:hover{background:#eef}a{text-decoration:none}"
 		                "</style></head><body><h1>Index of ");
-		html_escape(&body, path);
-		buf_puts(&body, "</h1><table><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr>\n");
+		html_escape(&head, path);
+		buf_puts(&head, "</h1><table><tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr>\n");
 		if (*rel)
-			buf_puts(&body, "<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
-		for (size_t i = 0; i < n; i++) {
-			buf_puts(&body, "<tr><td><a href=\"");
-			/* "./" keeps a name like "a:b" from reading as a URL scheme. */
-			buf_puts(&body, "./");
-			url_encode(&body, v[i].name, strlen(v[i].name));
-			if (v[i].is_dir)
-				buf_puts(&body, "/");
-			buf_puts(&body, "\">");
-			html_escape(&body, v[i].name);
-			if (v[i].is_dir)
-				buf_puts(&body, "/");
-			buf_puts(&body, "</a></td><td class=\"s\">");
-			if (!v[i].is_dir) {
-				human_size(v[i].size, size, sizeof(size));
-				buf_puts(&body, size);
-			}
-			buf_puts(&body, "</td><td>");
-			iso_time(v[i].mtime.tv_sec, when, sizeof(when));
-			buf_puts(&body, when);
-			buf_puts(&body, "</td></tr>\n");
-		}
-		buf_puts(&body, "</table>");
-		if (hidden_more)
-			buf_printf(&body, "<p>%zu more entries not shown.</p>", hidden_more);
-		buf_puts(&body, "<footer><p><small>loopkit " LOOPKIT_VERSION
-		                "</small></p></footer></body></html>\n");
+			buf_puts(&head, "<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
 	}
-	fsroot_list_free(v, n);
-	resp_start(c, HTTP_OK);
+	int chunked = http_conn_can_chunk(c);
+	resp_start_stream(c, HTTP_OK);
+	file_headers(c);
 	resp_header(c, "Cache-Control", "no-cache");
 	resp_header(c, "Vary", "Accept");
-	resp_send_mem(c, ri->accept_json ? "application/json" : "text/html; charset=utf-8",
-	              buf_start(&body) ? buf_start(&body) : "", buf_used(&body));
-	buf_free(&body);
+	resp_end_headers(c, ri->accept_json ? "application/json" : "text/html; charset=utf-8", 0, 1);
+	struct buf framed;
+	buf_init(&framed, buf_used(&head) + 32);
+	http_chunk_put(&framed, chunked, buf_start(&head), buf_used(&head));
+	resp_body_mem(c, buf_start(&framed), buf_used(&framed));
+	buf_free(&framed);
+	buf_free(&head);
+	if (!snap)
+		return;
+	struct gen_list *g = resp_body_gen(c, &list_ops, sizeof(*g), 0, 0);
+	g->snap = snap;
+	g->cache = site->dirs;
+	g->json = ri->accept_json;
+	g->chunked = chunked;
 }
-
 /* ---- routing ---- */
 
-static void redirect_slash(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
+static void redirect_to_path(struct http_conn *c, const struct http_reqinfo *ri, const char *rel, int slash,
+                             const char *note)
 {
 	/* Built from the normalised path, so it always starts with exactly one '/':
 	 * "//evil.example" can never come out (CVE-2021-28861 in python's server). */
@@ -347,13 +464,14 @@ static void redirect_slash(struct http_conn *c, const struct http_reqinfo *ri, c
 	buf_init(&loc, PATH_MAX * 3 + HTTP_MAX_URI);
 	buf_puts(&loc, "/");
 	url_encode(&loc, rel, strlen(rel));
-	buf_puts(&loc, "/");
+	if (slash && *rel)
+		buf_puts(&loc, "/");
 	if (ri->query.len) {
 		buf_puts(&loc, "?");
 		buf_append(&loc, ri->query.p, ri->query.len);
 	}
 	buf_append(&loc, "", 1);
-	resp_text(c, HTTP_MOVED_PERMANENTLY, "directories end with a slash", "Location", loc.data ? loc.data : "/");
+	resp_text(c, HTTP_MOVED_PERMANENTLY, note, "Location", loc.data ? loc.data : "/");
 	buf_free(&loc);
 }
 
@@ -375,6 +493,99 @@ static int has_extension(const char *rel)
 {
 	const char *last = strrchr(rel, '/');
 	return strchr(last ? last + 1 : rel, '.') != NULL;
+}
+
+/* Opens rel when it is a regular file (fills *st). Returns the fd or -errno. */
+static int open_regular(const struct fsroot *root, const char *rel, struct stat *st)
+{
+	int fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return S_ISDIR(st->st_mode) ? -EISDIR : -ENOENT;
+	}
+	return fd;
+}
+
+/* A GET or HEAD that found nothing: --404's page with status 404, or the plain 404. */
+static void not_found(struct http_conn *c, const struct http_reqinfo *ri, enum lk_err e)
+{
+	const struct http_config *cfg = http_ctx_config(http_conn_ctx(c));
+	struct stat st;
+	int fd = cfg->not_found && (ri->method == M_GET || ri->method == M_HEAD)
+	                 ? open_regular(root_of(c), cfg->not_found, &st)
+	                 : -ENOENT;
+	if (fd < 0) {
+		resp_error(c, e, NULL);
+		return;
+	}
+	resp_start(c, HTTP_NOT_FOUND);
+	file_headers(c);
+	resp_header(c, "Cache-Control", "no-cache");
+	resp_end_headers(c, http_mime_type(cfg->not_found), (uint64_t)st.st_size, 0);
+	resp_body_file(c, fd, 0, (uint64_t)st.st_size);
+}
+
+static void respond_lookup(struct http_conn *c, const struct http_reqinfo *ri, int err)
+{
+	enum lk_err e = lk_err_from_errno(err);
+	if (e == LK_E_ENOENT)
+		not_found(c, ri, e);
+	else
+		resp_error(c, e, NULL);
+}
+
+/* ?listing (or listing=1): a directory's listing even when it has an index.html. */
+static int wants_listing(const struct http_reqinfo *ri)
+{
+	const char *q = ri->query.p, *end = q + ri->query.len;
+	while (q && q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q)), *e = amp ? amp : end;
+		size_t n = (size_t)(e - q);
+		if ((n == 7 && !memcmp(q, "listing", 7)) || (n == 9 && !memcmp(q, "listing=1", 9)))
+			return 1;
+		q = amp ? amp + 1 : NULL;
+	}
+	return ri->accept_json;
+}
+
+/* --clean-urls: /about.html and /dir/index.html are known as /about and /dir/. A
+ * request for the .html name of an existing file is redirected there (when that
+ * name is not itself something else). Returns 1 when it answered. */
+static int clean_redirect(struct http_conn *c, const struct http_reqinfo *ri, const char *rel, int slash)
+{
+	const struct fsroot *root = root_of(c);
+	size_t n = strlen(rel);
+	char bare[PATH_MAX];
+	struct stat st;
+	if (slash || n <= 5 || strcmp(rel + n - 5, ".html") || n >= sizeof(bare))
+		return 0;
+	int fd = open_regular(root, rel, &st);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	int index = n == 10 ? !strcmp(rel, "index.html") : n > 10 && !strcmp(rel + n - 11, "/index.html");
+	memcpy(bare, rel, n - (index ? 10 : 5));
+	bare[n - (index ? 10 : 5)] = 0;
+	if (index) {
+		if (*bare)
+			bare[strlen(bare) - 1] = 0; /* "dir/" -> "dir", the slash comes back below */
+		redirect_to_path(c, ri, bare, 1, "clean URL");
+		return 1;
+	}
+	fd = fsroot_open(root, bare, O_PATH);
+	if (fd >= 0) {
+		close(fd); /* "about" is a file or directory of its own: leave both alone */
+		return 0;
+	}
+	redirect_to_path(c, ri, bare, 0, "clean URL");
+	return 1;
 }
 
 void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
@@ -423,13 +634,15 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	default: resp_error(c, LK_E_H_METHOD_FILES, NULL); return;
 	}
 
-	/* Fast path: a small file served from the cache. */
 	if (normalize(c, ri, rel, sizeof(rel), &slash) < 0)
 		return;
 	if (fsroot_hidden(root, rel)) {
-		resp_error(c, LK_E_ENOENT, NULL);
+		not_found(c, ri, LK_E_ENOENT);
 		return;
 	}
+	if (cfg->clean_urls && clean_redirect(c, ri, rel, slash))
+		return;
+	/* Fast path: a small file served from the cache. */
 	struct filecache *fc = cache_of(c);
 	struct filecache_entry *e = fc && *rel && !slash ? filecache_lookup(fc, rel, filecache_hash(rel)) : NULL;
 	if (e) {
@@ -437,13 +650,21 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		return;
 	}
 	int fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	size_t rl = strlen(rel);
+	if (fd == -ENOENT && cfg->clean_urls && !slash && rl && !has_extension(rel) &&
+	    rl + 6 <= sizeof(rel)) {
+		memcpy(rel + rl, ".html", 6); /* /about -> about.html */
+		fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			rel[rl] = 0;
+	}
 	if (fd == -ENOENT && cfg->spa && !has_extension(rel)) {
 		snprintf(rel, sizeof(rel), "index.html");
 		slash = 0;
 		fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 	}
 	if (fd < 0) {
-		respond_errno(c, -fd);
+		respond_lookup(c, ri, -fd);
 		return;
 	}
 	struct stat st;
@@ -453,23 +674,19 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		return;
 	}
 	if (S_ISDIR(st.st_mode)) {
+		close(fd);
 		if (!slash) {
-			close(fd);
-			redirect_slash(c, ri, rel);
+			redirect_to_path(c, ri, rel, 1, "directories end with a slash");
 			return;
 		}
 		char idx[PATH_MAX + 16];
 		snprintf(idx, sizeof(idx), "%s%sindex.html", rel, *rel ? "/" : "");
-		int ifd = fsroot_open(root, idx, O_RDONLY | O_NOCTTY | O_NONBLOCK);
 		struct stat ist;
-		if (ifd >= 0 && fstat(ifd, &ist) == 0 && S_ISREG(ist.st_mode)) {
-			close(fd);
+		int ifd = wants_listing(ri) ? -ENOENT : open_regular(root, idx, &ist);
+		if (ifd >= 0) {
 			serve_fd(c, ri, idx, ifd, &ist);
 			return;
 		}
-		if (ifd >= 0)
-			close(ifd);
-		close(fd);
 		serve_listing(c, ri, rel);
 		return;
 	}
@@ -480,7 +697,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	if (slash) {
 		close(fd);
-		resp_error(c, LK_E_H_NO_SUCH_DIR, NULL);
+		not_found(c, ri, LK_E_H_NO_SUCH_DIR);
 		return;
 	}
 	serve_fd(c, ri, rel, fd, &st);

@@ -9,9 +9,16 @@
 
 struct http_route;
 
+/* A header added to responses, as serve --header gives it. */
+struct http_extra_header {
+	const char *name, *value;
+};
+
 #define HTTP_DEFAULT_HEAD_TIMEOUT_S 10 /* a request head must arrive within this */
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 15 /* keep-alive connections idle longer are closed */
 #define HTTP_DEFAULT_BODY_TIMEOUT_S 30 /* longest stall reading a body or writing */
+#define HTTP_CACHE_NO_STORE         (-1)                /* http_config.cache_secs: Cache-Control: no-store */
+#define HTTP_MAX_CACHE_SECS         (10 * 365 * 86400L) /* the longest max-age (--cache) */
 
 /* HTTP's own settings; what every protocol shares (root, write, login, body limit,
  * logging) is in struct proto_site. */
@@ -21,6 +28,12 @@ struct http_config {
 	const char **cors_origins;       /* origins that may also write (--cors-origin); "*": any */
 	size_t ncors_origins;
 	int spa;                         /* missing extensionless paths -> /index.html */
+	int clean_urls;                  /* /about serves about.html; /about.html redirects to /about */
+	long cache_secs;                 /* Cache-Control of files: max-age=N; 0: no-cache;
+	                                    HTTP_CACHE_NO_STORE: no-store */
+	const char *not_found;           /* a file under the root that 404s show; NULL: none */
+	const struct http_extra_header *headers; /* added to file answers (--header) */
+	size_t nheaders;
 	const char **allow_hosts;        /* extra Host names; "*" turns the check off */
 	size_t nallow_hosts;
 	unsigned head_timeout_ms;        /* a request head must arrive within this */

@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 #include "core/rand.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/resp.h"
 
 static void out_put(struct http_conn *c, const char *s, size_t n)
 {
@@ -68,6 +69,13 @@ void resp_start(struct http_conn *c, int status)
 		OUT_LIT(c, "Connection: keep-alive\r\n");
 }
 
+void resp_start_stream(struct http_conn *c, int status)
+{
+	if (!http_conn_can_chunk(c))
+		c->closing = 1;
+	resp_start(c, status);
+}
+
 void resp_header(struct http_conn *c, const char *name, const char *value)
 {
 	out_str(c, name);
@@ -93,6 +101,11 @@ static int status_has_body(int status)
 
 void resp_end_headers(struct http_conn *c, const char *type, uint64_t len, int chunked)
 {
+	int until_close = chunked && !http_conn_can_chunk(c);
+	if (until_close) {
+		chunked = 0;
+		c->closing = 1; /* resp_start_stream said Connection: close */
+	}
 	if (status_has_body(c->status)) {
 		if (type) {
 			OUT_LIT(c, "Content-Type: ");
@@ -101,7 +114,7 @@ void resp_end_headers(struct http_conn *c, const char *type, uint64_t len, int c
 		}
 		if (chunked) {
 			OUT_LIT(c, "Transfer-Encoding: chunked\r\n");
-		} else {
+		} else if (!until_close) {
 			OUT_LIT(c, "Content-Length: ");
 			out_u64(c, len);
 			OUT_LIT(c, "\r\n");
@@ -220,6 +233,15 @@ void resp_body_reset(struct http_conn *c)
 	c->rb = RB_NONE;
 }
 
+void http_chunk_put(struct buf *b, int chunked, const void *p, size_t n)
+{
+	if (chunked && n)
+		buf_printf(b, "%zx\r\n", n);
+	buf_append(b, p, n);
+	if (chunked && n)
+		buf_append(b, "\r\n", 2);
+}
+
 void resp_hold(struct http_conn *c, uint64_t ms)
 {
 	c->state = CS_WAIT;
@@ -236,6 +258,11 @@ void resp_close_after(struct http_conn *c)
 int http_conn_head_only(const struct http_conn *c)
 {
 	return c->head_only;
+}
+
+int http_conn_can_chunk(const struct http_conn *c)
+{
+	return c->minor >= 1;
 }
 
 const char *http_conn_peer(const struct http_conn *c)
@@ -271,6 +298,33 @@ uint64_t http_ctx_random(struct http_ctx *x)
 const struct http_header *http_req_header(const struct http_reqinfo *ri, const char *name)
 {
 	return http_find_header(ri->req, name);
+}
+
+const char *http_header_refused(const char *name, const char *value)
+{
+	static const char *const framing[] = {"content-length",
+	                                      "transfer-encoding",
+	                                      "connection",
+	                                      "keep-alive",
+	                                      "upgrade",
+	                                      "trailer",
+	                                      "te",
+	                                      "date",
+	                                      "server",
+	                                      "x-content-type-options"};
+	if (!*name)
+		return "a header needs a name";
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", *p)))
+			return "header names must be tokens (letters, digits and !#$%&'*+-.^_`|~)";
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return "header values must be free of control characters";
+	for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
+		if (!strcasecmp(name, framing[i]))
+			return "that header frames the message or is set by the server, and cannot be set";
+	return NULL;
 }
 
 int http_list_has(struct http_slice v, const char *tok)

@@ -10,30 +10,7 @@
 #include "core/proto.h"
 #include "http/http.h"
 #include "http/parse.h"
-
-/* A connection, opaque to handlers: they answer through the functions below. */
-struct http_conn;
-/* The engine's state for one event-loop thread. */
-struct http_ctx;
-
-enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_OTHER };
-
-#define HTTP_API_MAX_BODY (1024 * 1024) /* bodies read into memory (routes with HTTP_BODY_MEM) */
-
-/* Facts about the request being dispatched, derived once from the parsed head. */
-struct http_reqinfo {
-	const struct http_request *req;
-	enum http_method method;
-	struct http_slice path;  /* raw path of the target, before '?' */
-	struct http_slice query; /* after '?', without it; len 0 when none */
-	const char *body;        /* the body, for routes that read it into memory */
-	size_t body_len;
-	int accept_json;         /* Accept names application/json */
-	int cross_site;          /* Sec-Fetch-Site says another site or origin asked (a web page),
-	                            not same-origin or none (typed by the user); clients
-	                            that send no Sec-Fetch-Site are no web page */
-	int origin_ok;           /* Origin is absent, this server's own, or a --cors-origin */
-};
+#include "http/types.h"
 
 /* ---- the response ----
  * resp_start writes the status line and the headers every response carries; then add
@@ -47,8 +24,14 @@ void resp_headerf(struct http_conn *c, const char *name, const char *fmt, ...)
  * HEAD or statuses without a body). */
 void resp_send_mem(struct http_conn *c, const char *type, const void *p, size_t len);
 /* Ends the headers for a body that a source below provides; with chunked,
- * Transfer-Encoding: chunked replaces Content-Length. type may be NULL. */
+ * Transfer-Encoding: chunked replaces Content-Length. An HTTP/1.0 client cannot take
+ * chunks: it gets neither header and the body ends with the connection (start such a
+ * response with resp_start_stream). type may be NULL. */
 void resp_end_headers(struct http_conn *c, const char *type, uint64_t len, int chunked);
+/* resp_start for a response whose length is not known in advance (chunked): on
+ * HTTP/1.0 the connection closes after it, the close ending the body. Whoever writes
+ * the body frames chunks only when http_conn_can_chunk says so. */
+void resp_start_stream(struct http_conn *c, int status);
 /* A whole error response from the error table: the row's status and a text/plain
  * body "STATUS REASON: message", detail filling the message's "%s". A 405 carries
  * Allow, a 401 WWW-Authenticate. */
@@ -71,14 +54,6 @@ void resp_body_mem(struct http_conn *c, const void *p, size_t len);
  * owns fd from here on. */
 void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len);
 
-/* A generated body. fill appends at most room bytes to out and returns how many it
- * appended; 0 ends the body. done (may be NULL) releases what state holds, whether
- * the body ended or the connection did. */
-struct resp_gen_ops {
-	size_t (*fill)(struct http_conn *c, void *state, struct buf *out, size_t room);
-	void (*done)(void *state);
-};
-#define RESP_GEN_STATE_MAX 128 /* bytes of state a generator may keep */
 /* Starts a generated body and returns its zeroed state of state_size bytes (at most
  * RESP_GEN_STATE_MAX). With interval_ms 0, fill runs whenever the socket has room
  * (within the per-turn write budget); otherwise once per interval, the first call
@@ -86,6 +61,10 @@ struct resp_gen_ops {
  * take resources for the state only after checking http_conn_head_only. */
 void *resp_body_gen(struct http_conn *c, const struct resp_gen_ops *ops, size_t state_size, uint64_t first_ms,
                     uint64_t interval_ms);
+
+/* Appends p[0..n) to b as one chunk of a chunked body when chunked (nothing for n
+ * 0: that would end the body), else as it is: for bodies framed by their writer. */
+void http_chunk_put(struct buf *b, int chunked, const void *p, size_t n);
 
 /* Holds the response, once written, back for ms before it is sent (/_/delay). */
 void resp_hold(struct http_conn *c, uint64_t ms);
@@ -95,6 +74,7 @@ void resp_close_after(struct http_conn *c);
 /* ---- facts ---- */
 
 int http_conn_head_only(const struct http_conn *c);   /* a HEAD request: no body goes out */
+int http_conn_can_chunk(const struct http_conn *c);   /* an HTTP/1.1 client: chunks and trailers */
 const char *http_conn_peer(const struct http_conn *c); /* the client's address, as text */
 struct http_ctx *http_conn_ctx(const struct http_conn *c);
 const struct proto_site *http_ctx_site(const struct http_ctx *x);
@@ -108,6 +88,13 @@ const char *http_ctx_date(struct http_ctx *x);
 
 /* Looks up a request header (case-insensitive). */
 const struct http_header *http_req_header(const struct http_reqinfo *ri, const char *name);
+/* May a user add the header name: value to responses (serve --header,
+ * /_/response-headers)? The name must be a token, the value free of control bytes,
+ * and the header not one that frames the message or that the server always sets
+ * (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Trailer, TE,
+ * Date, Server, X-Content-Type-Options). Returns NULL when it may, else the reason. */
+const char *http_header_refused(const char *name, const char *value);
+
 /* Does the comma-separated token list v contain tok (case-insensitive)? */
 int http_list_has(struct http_slice v, const char *tok);
 

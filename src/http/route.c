@@ -5,7 +5,8 @@
 #include <strings.h>
 
 #include "core/net.h"
-#include "http/conn.h"
+#include "http/internal.h"
+#include "http/route.h"
 
 const struct http_route http_serve_routes[] = {
         {"/_", HTTP_BODY_MEM, api_handle, NULL, NULL},
@@ -48,6 +49,23 @@ static int ieq_n(const char *a, size_t n, const char *b)
 /* Is this Host (or absolute-form authority) one that names this server? IP literals
  * cannot be rebound by DNS and *.localhost never leaves the machine (RFC 6761), so
  * both are safe; any other name must be given with --allow-host. */
+/* Is v a syntactically valid host[:port] (RFC 3986 reg-name, IPv4, or [IPv6])? Spaces,
+ * lists and unbalanced brackets are not. */
+static int host_syntax_ok(struct http_slice v)
+{
+	const char *name;
+	size_t nlen;
+	if (http_authority_host(v.p, v.len, &name, &nlen) < 0)
+		return 0;
+	for (size_t i = 0; i < v.len; i++) {
+		unsigned char ch = (unsigned char)v.p[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      strchr("-._~!$&'()*+,;=%:[]", ch)))
+			return 0;
+	}
+	return 1;
+}
+
 static int host_allowed(const struct http_config *cfg, const char *h, size_t n)
 {
 	const char *name;
@@ -79,6 +97,7 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 	const struct http_config *cfg = c->x->cfg;
 	const struct http_header *host = NULL;
 	int nte = 0, conn_close_tok = 0, conn_keep = 0;
+	enum lk_err policy = LK_E_OK; /* a refusal that leaves the framing sound: after the scan */
 	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
@@ -94,8 +113,9 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 		case 6:
 			if (http_slice_ieq(n, "expect")) {
 				if (!http_slice_ieq(v, "100-continue"))
-					return LK_E_H_EXPECT;
-				f->expect_continue = 1;
+					policy = LK_E_H_EXPECT;
+				else
+					f->expect_continue = 1;
 			} else if (http_slice_ieq(n, "accept")) {
 				for (size_t k = 0; k + 16 <= v.len; k++)
 					if (!strncasecmp(v.p + k, "application/json", 16))
@@ -166,6 +186,8 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 		}
 		if (memchr(authority.p, '@', authority.len))
 			return LK_E_H_USERINFO;
+		if (!authority.len)
+			return LK_E_H_BAD_HOST; /* "http:///path": an http URI must name a host */
 	} else if (t.len == 1 && t.p[0] == '*') {
 		if (ri->method != M_OPTIONS)
 			return LK_E_H_STAR_TARGET;
@@ -176,10 +198,14 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 	}
 	if (req->minor == 1 && !host)
 		return LK_E_H_NO_HOST;
+	if (host && host->value.len && !host_syntax_ok(host->value))
+		return LK_E_H_BAD_HOST; /* RFC 9112 3.2: an invalid Host value is a 400 */
+	if (authority.p && authority.len && !host_syntax_ok(authority))
+		return LK_E_H_BAD_HOST;
 	if (!authority.p && host)
 		authority = host->value;
 	if (authority.p && !host_allowed(cfg, authority.p, authority.len))
-		return LK_E_H_HOST_DENIED;
+		policy = LK_E_H_HOST_DENIED;
 	const char *q = memchr(t.p, '?', t.len);
 	const char *hash = memchr(t.p, '#', t.len);
 	const char *pend = q ? q : (hash ? hash : t.p + t.len);
@@ -189,7 +215,13 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 		ri->query.p = q + 1;
 		ri->query.len = (size_t)((hash && hash > q ? hash : t.p + t.len) - q - 1);
 	}
-	return LK_E_OK;
+	return policy;
+}
+
+/* Refusals of a request whose framing is sound: the connection may stay open. */
+static int is_policy(enum lk_err e)
+{
+	return e == LK_E_H_HOST_DENIED || e == LK_E_H_EXPECT;
 }
 
 /* ---- origins (CORS) ---- */
@@ -342,7 +374,7 @@ static void head_fail(struct http_conn *c, enum lk_err e, size_t headlen)
 	conn_request_done(c);
 }
 
-static int is_preflight(const struct http_reqinfo *ri)
+int http_is_preflight(const struct http_reqinfo *ri)
 {
 	return ri->method == M_OPTIONS && http_req_header(ri, "origin") &&
 	       http_req_header(ri, "access-control-request-method");
@@ -370,12 +402,20 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 	}
 
 	enum lk_err e = head_check(c, req, &ri, &f);
+	int has_body = f.chunked || (f.has_cl && f.cl > 0);
+	if (e != LK_E_OK && is_policy(e) && !has_body) {
+		/* A refusal of a well-framed request: the next one may follow. */
+		c->closing = !f.keepalive || c->x->stopping;
+		buf_consume(&c->in, headlen);
+		resp_error(c, e, NULL);
+		conn_request_done(c);
+		return;
+	}
 	if (e != LK_E_OK) {
 		head_fail(c, e, headlen);
 		return;
 	}
 	c->closing = !f.keepalive || c->x->stopping;
-	int has_body = f.chunked || (f.has_cl && f.cl > 0);
 	check_origin(c, &ri);
 	if (!ri.origin_ok && (ri.method == M_PUT || ri.method == M_DELETE)) {
 		/* A write asked by a page of another origin: never, unless that origin was
@@ -388,7 +428,7 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		conn_request_done(c);
 		return;
 	}
-	if (site->user && !is_preflight(&ri)) {
+	if (site->user && !http_is_preflight(&ri)) {
 		enum login lg = check_login(site, f.authorization);
 		if (lg != LOGIN_OK) {
 			/* The body (if any) stays unread: answer, then close. */
@@ -425,7 +465,21 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 	c->body_left = f.cl;
 	c->body_total = 0;
 	c->route = route;
-	if (route->body == HTTP_BODY_MEM) {
+	int wanted = route->body == HTTP_BODY_MEM ||
+	             (route->body == HTTP_BODY_UPLOAD && ri.method == M_PUT && site->write);
+	if (!wanted && !f.chunked && f.cl <= HTTP_DISCARD_MAX) {
+		/* Nobody wants this small body: read it and drop it, then answer, and the
+		 * connection goes on. */
+		c->head = malloc(headlen);
+		if (!c->head) {
+			resp_error_close(c, LK_E_ENOMEM, NULL);
+			conn_request_done(c);
+			return;
+		}
+		memcpy(c->head, head_start, headlen);
+		c->head_len = headlen;
+		c->sink = SINK_DISCARD;
+	} else if (route->body == HTTP_BODY_MEM) {
 		if (f.has_cl && f.cl > HTTP_API_MAX_BODY) {
 			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
 			conn_request_done(c);
@@ -455,7 +509,8 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		}
 		c->sink = SINK_FILE;
 	} else {
-		/* Nobody wants this body: answer, then close rather than read it. */
+		/* Nobody wants this body and it is large or chunked: answer, then close
+		 * rather than read it. */
 		c->closing = 1;
 		c->linger = 1;
 		dispatch(c, route, &ri);
@@ -496,10 +551,12 @@ void route_body_done(struct http_conn *c)
 	ri.req = req;
 	ri.method = method_of(req->method);
 	head_check(c, req, &ri, &f);
-	ri.body = buf_start(&c->body);
-	ri.body_len = buf_used(&c->body);
-	if (!ri.body)
+	int discarded = c->sink == SINK_DISCARD;
+	ri.body = discarded ? NULL : buf_start(&c->body);
+	ri.body_len = discarded ? 0 : buf_used(&c->body);
+	if (!ri.body && !discarded)
 		ri.body = "";
+	c->sink = SINK_NONE;
 	dispatch(c, c->route, &ri);
 	free(req);
 }
@@ -529,12 +586,17 @@ void route_log(struct http_conn *c)
  * written: a page on the Internet must never be let into a writable server. */
 void http_options(struct http_conn *c, const struct http_reqinfo *ri)
 {
+	http_options_allow(c, ri, http_allow(c->x));
+}
+
+void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, const char *allow)
+{
 	const struct http_config *cfg = c->x->cfg;
 	const struct http_header *acrm = http_req_header(ri, "access-control-request-method");
 	const struct http_header *origin = http_req_header(ri, "origin");
 	int named = c->cors_origin != NULL;
 	resp_start(c, HTTP_NO_CONTENT);
-	resp_header(c, "Allow", http_allow(c->x));
+	resp_header(c, "Allow", allow);
 	if ((cfg->cors || named) && acrm && origin) {
 		resp_header(c, "Access-Control-Allow-Methods",
 		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE" : "GET, HEAD, OPTIONS, POST");

@@ -33,6 +33,10 @@ const struct http_route *http_route_find(const struct http_route *table, struct 
 
 /* OPTIONS: Allow, and with --cors the preflight answer (shared by files and /_/). */
 void http_options(struct http_conn *c, const struct http_reqinfo *ri);
+/* The same with the Allow of one resource ("GET, HEAD, OPTIONS"). */
+void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, const char *allow);
+/* Is this OPTIONS a CORS preflight (Origin and Access-Control-Request-Method)? */
+int http_is_preflight(const struct http_reqinfo *ri);
 /* The methods a path of this server allows, for Allow headers. */
 const char *http_allow(const struct http_ctx *x);
 

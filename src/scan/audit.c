@@ -26,7 +26,7 @@ const struct audit_rule audit_rules[] = {
 	  "allow a fixed list of origins, and send Allow-Credentials only to those" },
 	{ "private-network-access", AUDIT_MEDIUM, "private-network preflight answered for any origin",
 	  "Chrome asks a local server before a public page may reach it (Access-Control-Request-Private-Network); this server says yes to any origin, which opens it to every page on the internet.",
-	  "answer Access-Control-Allow-Private-Network only for origins you trust (loopkit serve: drop --cors or list origins)" },
+	  "answer Access-Control-Allow-Private-Network only for origins you trust (loopkit serve: drop --cors, or name origins with --cors-origin)" },
 	{ "redis-no-auth", AUDIT_HIGH, "Redis without a password",
 	  "Any local process or user (and a container or VM sharing the host network) can read and write every key, and CONFIG SET/MODULE LOAD turn that into file writes and code execution.",
 	  "set requirepass (or ACL users) in redis.conf, and keep bind 127.0.0.1 -::1 with protected-mode yes" },
@@ -149,7 +149,6 @@ int audit_mlst_writable(const char *reply, size_t n, char *perm, size_t len)
 /* ---- the checks ---- */
 
 struct audit_ctx {
-	const struct audit_config *cfg;
 	struct scan_config scfg; /* aimed at the target's loopback address */
 	struct audit_target *t;
 	struct audit_finding *out; /* room for audit_nrules findings */
@@ -363,7 +362,7 @@ static void audit_one(size_t i, void *arg)
 {
 	struct audit_job *j = arg;
 	struct audit_target *t = &j->r->targets[i];
-	struct audit_ctx x = {.cfg = j->cfg, .scfg = j->cfg->scan, .t = t, .out = j->per + i * audit_nrules};
+	struct audit_ctx x = {.scfg = j->cfg->scan, .t = t, .out = j->per + i * audit_nrules};
 	char err[128];
 
 	if (t->probe[0] && scan_config_target(&x.scfg, t->probe, 1, err, sizeof(err)) == 0) {

@@ -501,8 +501,11 @@ static int m_smtp_ftp(enum scan_probe_id id, const char *b, size_t n, struct sca
 	} else {
 		found(svc, "ftp", id);
 		greet_product(ftp_rows, b, n, svc);
-		if (svc->app == SCAN_APP_LOOPKIT)
+		if (svc->app == SCAN_APP_LOOPKIT) {
+			/* One name whichever side answered first: details() asks the HTTP side. */
+			SETS(svc->name, "http");
 			SETS(svc->info, "HTTP and FTP on one port");
+		}
 	}
 	return 1;
 }

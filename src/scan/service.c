@@ -333,20 +333,18 @@ static void details(const struct scan_config *cfg, uint16_t port, struct scan_se
                     const struct scan_conn *answer)
 {
 	struct scan_conn c;
-	if (strcmp(svc->name, "http") == 0) {
+	if (svc->app == SCAN_APP_LOOPKIT && !svc->http_status) {
+		/* loopkit serve greeted us as FTP: its HTTP side answers when we speak first,
+		 * and is examined as any HTTP server's (the audit's HTTP checks need it). */
+		svc->http_status = scan_http_request(cfg, port, "GET", "/", NULL, NULL, &c);
+		if (svc->http_status)
+			http_details(cfg, port, svc, &c);
+	} else if (strcmp(svc->name, "http") == 0) {
 		http_details(cfg, port, svc, answer);
 	} else if (svc->app == SCAN_APP_REDIS) {
 		redis_details(cfg, port, svc);
 	} else if (svc->app == SCAN_APP_MEMCACHED) {
 		memcached_details(cfg, port, svc);
-	} else if (svc->app == SCAN_APP_LOOPKIT) {
-		/* loopkit serve greeted us as FTP: its HTTP side answers when we speak first */
-		int st = scan_http_request(cfg, port, "GET", "/", NULL, NULL, &c);
-		if (st) {
-			svc->http_status = st;
-			if (st >= 200 && st < 300)
-				SETF(svc->http_path, "/");
-		}
 	}
 }
 
@@ -356,7 +354,6 @@ static void details(const struct scan_config *cfg, uint16_t port, struct scan_se
 static int binary_probes(const struct scan_config *cfg, uint16_t port, struct scan_service *svc)
 {
 	enum { FIRST = PROBE_TLS, N = PROBE_COUNT - PROBE_TLS };
-	static struct scan_conn zero;
 	struct scan_conn *c = malloc(N * sizeof(*c));
 	struct pollfd pf[N];
 	int v6 = cfg->addr.ss_family == AF_INET6, matched = 0;
@@ -366,7 +363,7 @@ static int binary_probes(const struct scan_config *cfg, uint16_t port, struct sc
 		return 0;
 	for (int i = 0; i < N; i++) {
 		char req[512];
-		c[i] = zero;
+		memset(&c[i], 0, sizeof(c[i]));
 		c[i].fd = -1;
 		size_t len = scan_probe_request((enum scan_probe_id)(FIRST + i), cfg->host, v6, port, req,
 		                                sizeof(req));

@@ -17,6 +17,9 @@
 #define SERVE_ACCEPT_BATCH 16  /* connections one wakeup accepts before other threads get theirs */
 #define SERVE_PROMPT_US    500 /* a client silent this long (µs) gets its process looked up */
 #define SERVE_ANSWER_MAX_MS 3000 /* after the window, wait this much more for a pending lookup */
+#define SERVE_TRIM_PEAK    64   /* a burst this big is followed by a heap trim once it is over */
+#define SERVE_TRIM_EVERY_MS 1000 /* how often the end of such a burst is looked for */
+#define SERVE_RECHECK_MS   2    /* a client not yet reading is looked at again after this, x4 each time */
 
 struct serve_worker;
 
@@ -29,8 +32,13 @@ struct sniff_conn {
 	struct proto_peer peer;
 	struct sockaddr_storage local;
 	uint64_t accepted;  /* loop_now() at accept */
-	int asked;          /* a process lookup is in flight */
+	int asked;          /* a process lookup was asked */
 	int answered;       /* ...and its answer came */
+	int inflight;       /* a lookup or a recheck is on the lookup thread: its answer frees sc */
+	int holder_pid;     /* from the answer: the client's process and descriptor, to recheck */
+	int holder_fd;
+	uint64_t next_check; /* loop_now() of the next recheck; 0: none */
+	unsigned check_gap;  /* ms from this recheck to the next (grows x4) */
 	enum procpeer_class cls;
 	int detached;       /* handed over or closed: only the pending answer keeps it */
 	int became_http;    /* it was handed to HTTP while the lookup was in flight */
@@ -43,6 +51,7 @@ struct serve_worker {
 	struct loop *loop;
 	struct acceptor acc;            /* the shared listener, as this thread's loop sees it */
 	struct loop_timer grace_timer;
+	struct loop_timer trim_timer;   /* after a burst: give the freed heap back (listen.c) */
 	int stopping;
 	pthread_t thread;
 	void *ctx[SERVE_MAX_PROTOS];    /* each protocol's state for this thread */
@@ -55,6 +64,7 @@ struct serve_server {
 	struct fsroot root;
 	struct proto_site site;
 	atomic_uint nconns;
+	atomic_uint conn_peak; /* most connections at once since the last heap trim */
 	struct log_sink log;
 	int listen_fd;
 	uint16_t port;
@@ -68,6 +78,9 @@ struct serve_server {
 	struct procpeer *peers; /* process lookups for silent clients; NULL without FTP */
 	int nworkers;
 	struct serve_worker **workers;
+	atomic_int nrunning;    /* workers whose thread runs: workers[0 .. nrunning) */
+	atomic_uint next_worker; /* round-robin dealing of accepted connections */
+	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
 	atomic_int stopping;
 	int signals;            /* SIGINT/SIGTERM received */
 };
@@ -79,6 +92,8 @@ int serve_listen_open(struct serve_server *s, char *err, size_t errlen);
 /* Starts accepting on w's loop (EPOLLEXCLUSIVE: one thread wakes per connection). */
 int serve_listen_start(struct serve_worker *w);
 void serve_listen_stop(struct serve_worker *w);
+/* The heap trim after a burst of connections (its timer is armed by the listener). */
+void serve_trim_cb(struct loop *l, struct loop_timer *t);
 /* Takes the FTP passive range alone (one lock per port). Returns 0 or -1 with err. */
 int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen);
 

@@ -1,5 +1,6 @@
 /* listen.c - the port, taken alone; accepting on every worker; the FTP passive range. */
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -56,23 +57,96 @@ static void refuse_overload(struct serve_server *s, int fd)
 	close(fd);
 }
 
+/* A connection dealt to another worker, on its way there. */
+struct handoff {
+	struct serve_worker *w;
+	int fd;
+	struct sockaddr_storage peer;
+};
+
+static void handoff_cb(struct loop *l, void *data)
+{
+	struct handoff *h = data;
+	if (h->w->stopping) {
+		close(h->fd);
+		atomic_fetch_sub(&h->w->srv->nconns, 1);
+	} else {
+		sniff_accept(h->w, h->fd, &h->peer);
+	}
+	free(h);
+}
+
+/* A burst of connections (hundreds of listings, uploads, slow readers) leaves its
+ * buffers freed but held by malloc: in the thread arenas, under whatever was allocated
+ * after them, glibc gives nothing back on its own. As the burst ends (each time the
+ * connections fall to a quarter of the last count), the heap is trimmed: the server
+ * returns to its idle size. Nothing runs while no burst has happened. */
+void serve_trim_cb(struct loop *l, struct loop_timer *t)
+{
+	struct serve_worker *w = t->data;
+	struct serve_server *s = w->srv;
+	unsigned n = atomic_load(&s->nconns), peak = atomic_load(&s->conn_peak);
+	if (n * 4 > peak) {
+		if (peak >= SERVE_TRIM_PEAK) /* still in the burst */
+			loop_timer_start(l, t, SERVE_TRIM_EVERY_MS);
+		return;
+	}
+	/* Down to a quarter: trim, and follow the rest of the decay (what is freed
+	 * after this trim is trimmed at the next step, down to no connection). */
+	atomic_store(&s->conn_peak, n);
+	malloc_trim(0);
+	if (n > 0)
+		loop_timer_start(l, t, SERVE_TRIM_EVERY_MS);
+}
+
+static void note_peak(struct serve_worker *w, unsigned n)
+{
+	struct serve_server *s = w->srv;
+	unsigned peak = atomic_load(&s->conn_peak);
+	while (n > peak && !atomic_compare_exchange_weak(&s->conn_peak, &peak, n))
+		;
+	if (n >= SERVE_TRIM_PEAK && !loop_timer_armed(&w->trim_timer) && !w->stopping)
+		loop_timer_start(w->loop, &w->trim_timer, SERVE_TRIM_EVERY_MS);
+}
+
 static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct serve_worker *w = arg;
 	struct serve_server *s = w->srv;
-	if (atomic_fetch_add(&s->nconns, 1) >= s->cfg.max_conns) {
+	unsigned had = atomic_fetch_add(&s->nconns, 1);
+	if (had >= s->cfg.max_conns) {
 		atomic_fetch_sub(&s->nconns, 1);
 		refuse_overload(s, fd);
 		return;
 	}
-	sniff_accept(w, fd, peer);
+	note_peak(w, had + 1);
+	/* Dealt round-robin: EPOLLEXCLUSIVE wakes the loops in a fixed order, so the
+	 * first idle one would otherwise take every connection, and a keep-alive load
+	 * would run on one thread. A connection stays on the worker it is dealt to. */
+	int n = atomic_load(&s->nrunning);
+	struct serve_worker *t = n > 1 ? s->workers[atomic_fetch_add(&s->next_worker, 1) % (unsigned)n] : w;
+	struct handoff *h;
+	if (t == w || !(h = malloc(sizeof(*h)))) {
+		sniff_accept(w, fd, peer);
+		return;
+	}
+	h->w = t;
+	h->fd = fd;
+	h->peer = *peer;
+	if (loop_post(t->loop, handoff_cb, h) < 0) {
+		free(h);
+		sniff_accept(w, fd, peer);
+	}
 }
 
 int serve_listen_start(struct serve_worker *w)
 {
 	/* A small batch per wakeup: with EPOLLEXCLUSIVE the other threads wake for what
 	 * is left, so a burst is spread over the workers. */
-	return acceptor_start(&w->acc, w->loop, w->srv->listen_fd, 1, SERVE_ACCEPT_BATCH, on_conn, w);
+	if (acceptor_start(&w->acc, w->loop, w->srv->listen_fd, 1, SERVE_ACCEPT_BATCH, on_conn, w) < 0)
+		return -1;
+	acceptor_share_log(&w->acc, &w->srv->emfile_logged);
+	return 0;
 }
 
 void serve_listen_stop(struct serve_worker *w)

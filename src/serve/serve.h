@@ -19,6 +19,7 @@
 struct serve_config {
 	const char *root;             /* directory served; NULL: none (an API-only server) */
 	int dotfiles;                 /* serve and list names starting with '.' */
+	int follow_symlinks;          /* follow symlinks wherever they lead (else only inside root) */
 	struct sockaddr_storage addr; /* where to listen (port 0: any free port) */
 	socklen_t addrlen;
 	int threads;         /* event loops, one per thread */

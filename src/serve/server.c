@@ -79,6 +79,7 @@ static void worker_stop(struct loop *l, void *data)
 		return;
 	w->stopping = 1;
 	serve_listen_stop(w);
+	loop_timer_stop(l, &w->trim_timer);
 	/* Silent connections have not asked for anything: they go now. */
 	sniff_close_all(w);
 	for (int i = 0; i < w->srv->nproto; i++)
@@ -150,6 +151,7 @@ static struct serve_worker *worker_new(struct serve_server *s, int id, char *err
 	w->srv = s;
 	w->id = id;
 	loop_timer_init(&w->grace_timer, grace_cb, w);
+	loop_timer_init(&w->trim_timer, serve_trim_cb, w);
 	w->loop = loop_new(err, errlen);
 	if (!w->loop) {
 		free(w);
@@ -195,6 +197,7 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 		if (fsroot_init(&s->root, cfg->root, err, errlen) < 0)
 			goto fail;
 		s->root.dotfiles = cfg->dotfiles;
+		s->root.follow_links = cfg->follow_symlinks;
 		s->site.root = &s->root;
 		/* One cache of directory snapshots for every listing, HTTP and FTP, every
 		 * thread: a crowd listing one large directory shares one copy. */
@@ -260,6 +263,7 @@ int serve_run(struct serve_server *s)
 		return -1;
 	}
 	int started = 1;
+	atomic_store(&s->nrunning, 1);
 	for (int i = 1; i < s->nworkers; i++) {
 		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
 			/* A worker that never runs must not keep its place at the listener:
@@ -271,6 +275,7 @@ int serve_run(struct serve_server *s)
 			break;
 		}
 		started++;
+		atomic_store(&s->nrunning, started);
 	}
 	worker_main(s->workers[0]);
 	for (int i = 1; i < started; i++)

@@ -9,6 +9,10 @@
  *     are greeted as soon as the answer comes (a few ms after accept);
  *   - browsers, which open connections ahead of need and leave them silent, are never
  *     greeted: they go to HTTP;
+ *   - a client with a thread reading this very socket (recv, poll, select) waits for
+ *     the server to speak: greeted at once. One not reading yet is looked at again
+ *     (its threads only) at 2, 8, 32, ... ms: a loaded machine may hold its thread
+ *     between connect() and recv();
  *   - anyone else (or a peer that cannot be looked up) is greeted when the window
  *     (--sniff-ms) has passed in silence, long enough for a starved HTTP client.
  * A connection that sends bytes promptly costs no lookup at all. */
@@ -44,7 +48,7 @@ static void sniff_detach(struct sniff_conn *sc)
 		sc->next->prev = sc->prev;
 	w->nsniff--;
 	sc->detached = 1;
-	if (!sc->asked || sc->answered) {
+	if (!sc->inflight) {
 		if (loop_defer(w->loop, sniff_free_cb, sc) < 0)
 			log_msg("out of memory: leaking one connection record");
 	}
@@ -70,7 +74,7 @@ static void sniff_give(struct sniff_conn *sc, int i)
 	int fd = sc->io.fd;
 	loop_io_stop(w->loop, &sc->io);
 	struct proto_peer peer = sc->peer;
-	if (i == w->srv->http_idx && sc->asked && !sc->answered)
+	if (i == w->srv->http_idx && sc->inflight && !sc->answered)
 		sc->became_http = 1; /* the answer, when it comes, tells the lookup thread */
 	sniff_detach(sc);
 	sniff_hand(w, i, fd, &peer);
@@ -128,6 +132,7 @@ static void log_class(const struct serve_server *s, const struct procpeer_result
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
 	case PROCPEER_FTP_PEER:
+	case PROCPEER_WAITING:
 		log_msg("peer %s (pid %d): FTP, since %s: greeted at once", r->name, r->pid, r->rule);
 		break;
 	case PROCPEER_BROWSER:
@@ -142,34 +147,80 @@ static void log_class(const struct serve_server *s, const struct procpeer_result
 	}
 }
 
+/* Arms sc's timer for its next event: the next recheck or the end of the window. */
+static void sniff_arm(struct loop *l, struct sniff_conn *sc)
+{
+	uint64_t now = loop_now(l), due = sc->accepted + sc->w->srv->cfg.sniff_ms;
+	if (sc->next_check && sc->next_check < due)
+		due = sc->next_check;
+	loop_timer_start(l, &sc->timer, due > now ? due - now : 0);
+}
+
+/* A client that is not yet reading its socket may be on its way to it (a loaded
+ * machine delays its thread between connect() and recv()): look again, at 2, 8, 32,
+ * ... ms, within the window. Only its threads are read, not /proc. */
+static void sniff_plan_recheck(struct loop *l, struct sniff_conn *sc)
+{
+	uint64_t now = loop_now(l), window_end = sc->accepted + sc->w->srv->cfg.sniff_ms;
+	sc->next_check = 0;
+	if (sc->holder_pid <= 0 || sc->holder_fd < 0 || sc->window_over)
+		return;
+	sc->check_gap = sc->check_gap ? sc->check_gap * 4 : SERVE_RECHECK_MS;
+	if (now + sc->check_gap < window_end)
+		sc->next_check = now + sc->check_gap;
+	sniff_arm(l, sc);
+}
+
 static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_result *r)
 {
 	struct sniff_conn *sc = arg;
 	struct serve_server *s = sc->w->srv;
-	sc->answered = 1;
-	sc->cls = r->cls;
-	if (r->pid > 0) {
-		sc->peer.pid = r->pid;
-		snprintf(sc->peer.name, sizeof(sc->peer.name), "%s", r->name);
+	int first = !sc->answered;
+	sc->inflight = 0;
+	if (first) {
+		sc->answered = 1;
+		sc->cls = r->cls;
+		if (r->pid > 0) {
+			sc->peer.pid = r->pid;
+			snprintf(sc->peer.name, sizeof(sc->peer.name), "%s", r->name);
+			sc->holder_pid = r->pid;
+			sc->holder_fd = r->fd;
+		}
+		if (r->uid != (uint32_t)-1)
+			sc->peer.uid = r->uid;
+		log_class(s, r);
+	} else if (r->cls == PROCPEER_WAITING) {
+		sc->cls = r->cls;
 	}
-	if (r->uid != (uint32_t)-1)
-		sc->peer.uid = r->uid;
-	log_class(s, r);
 	if (sc->detached) {
 		/* It spoke (HTTP) or closed meanwhile; what it did teaches the lookup thread. */
-		if (sc->became_http && r->pid > 0 && s->peers)
+		if (first && sc->became_http && r->pid > 0 && s->peers)
 			procpeer_note(s->peers, r->pid, 0);
 		free(sc);
 		return;
 	}
+	/* The client may have spoken while it was looked up (and then wait for the
+	 * answer, reading: that is why it looked like a waiting FTP client): bytes win. */
+	int wait;
+	int i = classify_bytes(s, sc->io.fd, sc->peer.addr_str, &wait);
+	if (i >= 0) {
+		sniff_give(sc, i);
+		return;
+	}
+	if (!wait) {
+		sniff_close(sc);
+		return;
+	}
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
-	case PROCPEER_FTP_PEER: greet(sc); return;
+	case PROCPEER_FTP_PEER:
+	case PROCPEER_WAITING: greet(sc); return;
 	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx); return;
 	default:
 		if (sc->window_over)
 			greet(sc);
-		/* else the window timer greets it, unless it speaks first */
+		else /* the window timer greets it, unless it speaks or reads first */
+			sniff_plan_recheck(l, sc);
 		return;
 	}
 }
@@ -194,12 +245,17 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 		/* Silent past the prompt: ask who it is (one lookup per silent connection). */
 		if (s->peers && net_is_loopback((struct sockaddr *)&sc->peer.addr) &&
 		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc) == 0)
-			sc->asked = 1;
+			sc->asked = sc->inflight = 1;
 		loop_timer_start(l, t, window_end - now);
 		return;
 	}
 	if (now < window_end) {
-		loop_timer_start(l, t, window_end - now);
+		if (sc->next_check && now >= sc->next_check && !sc->inflight) {
+			sc->next_check = 0;
+			if (procpeer_recheck(s->peers, l, sc->holder_pid, sc->holder_fd, sniff_answer_cb, sc) == 0)
+				sc->inflight = 1;
+		}
+		sniff_arm(l, sc);
 		return;
 	}
 	if (sc->asked && !sc->answered) {
@@ -274,7 +330,6 @@ void sniff_close_all(struct serve_worker *w)
 
 void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum proto_note note)
 {
-	char ms[32];
 	if (note == PROTO_NOTE_FTP_LOGIN) {
 		if (s->peers && peer->pid > 0)
 			procpeer_note(s->peers, peer->pid, 1);
@@ -285,12 +340,14 @@ void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum prot
 	if (s->peers && peer->pid > 0)
 		procpeer_note(s->peers, peer->pid, 0);
 	if (note == PROTO_NOTE_HTTP_AFTER_GREETING) {
-		if (s->http_idx < 0)
+		if (s->http_idx < 0) {
 			log_msg("%s sent an HTTP request to an FTP-only server (--proto ftp)", peer->addr_str);
-		else
+		} else {
+			char ms[32];
 			log_msg("%s%s%s sent an HTTP request after the FTP greeting: it stayed silent longer than "
 			        "%s (--sniff-ms); raise --sniff-ms or start with --proto http",
 			        peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
 			        peer->name[0] ? peer->addr_str : "", lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
+		}
 	}
 }

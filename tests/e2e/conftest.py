@@ -1,4 +1,14 @@
-"""Shared fixtures: start the real loopkit binary on a free loopback port."""
+"""Shared fixtures: start the real loopkit binary on a free loopback port.
+
+Every server a fixture starts is checked before it is stopped (libuv's rule: a test ends
+with nothing left open): its descriptors are back to the set it had once started, it has
+no child processes, and no upload temporary (".NAME.lk-XXXXXX") is left in its root.
+
+Under pytest-xdist (`make test-e2e` runs two workers) tests marked `alone` run with
+nothing else beside them, and tests marked `uses(NAME)` never overlap another test that
+uses NAME; see _xdist_locks below.
+"""
+import fcntl
 import os
 import signal
 import socket
@@ -13,6 +23,20 @@ LOOPKIT = os.environ.get("LOOPKIT") or os.path.join(
 LOOPKIT = os.path.abspath(LOOPKIT)
 
 
+# Every server runs two event loops unless a test asks otherwise, so the multi-thread
+# path (SO_REUSEPORT listeners, per-thread caches and logs) is what the suite exercises.
+# Tests about one loop (exact ordering, one loop's descriptor budget) pass --threads 1.
+DEFAULT_THREADS = 2
+
+
+def with_threads(args):
+    """args as a list, with --threads DEFAULT_THREADS added unless it sets --threads."""
+    args = list(args)
+    if "--threads" not in args:
+        args += ["--threads", str(DEFAULT_THREADS)]
+    return args
+
+
 class Server:
     """A running `loopkit serve`; stderr (the access log) goes to a file."""
 
@@ -20,9 +44,7 @@ class Server:
         self.root = root
         self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
         self._err = open(self.errpath, "wb")
-        cmd = [LOOPKIT, "serve", root, "--port", "0"] + list(args)
-        if "--threads" not in args:
-            cmd += ["--threads", "1"]
+        cmd = [LOOPKIT, "serve", root, "--port", "0"] + with_threads(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
                                      env=env)
         line = self._readline(10)
@@ -46,6 +68,52 @@ class Server:
         self._err.flush()
         with open(self.errpath, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def settle(self, timeout=5):
+        """Waits until every thread of the server sleeps in epoll_wait (started and idle),
+        then records its descriptors as the baseline that leaks() compares with."""
+        def idle():
+            # Every event loop sleeps in epoll_wait; the process-lookup thread
+            # ("lk-peers", present when HTTP and FTP share the port) waits for work
+            # (in futex, after its first reading of /proc).
+            tasks = os.listdir(f"/proc/{self.pid}/task")
+            peers = [t for t in tasks if thread_name(self.pid, t) == "lk-peers"]
+            if any(thread_syscall(self.pid, t) != FUTEX_SYSCALL for t in peers):
+                return False
+            return len(proc_event_loops(self.pid)) == len(tasks) - len(peers)
+        assert wait_for(idle, timeout, step=0.002), (
+            f"server threads not idle {timeout} s after start: {os.listdir(f'/proc/{self.pid}/task')}")
+        self.base_fds = proc_fd_targets(self.pid)
+        return self
+
+    def leaks(self, held=0, timeout=3):
+        """What the server holds beyond its baseline, as a description, or None when all is
+        back: descriptors (`held` extra sockets allowed: connections the test still holds;
+        the server closes its side of a finished one shortly after the client), child
+        processes, upload temporaries in the root. Waits up to `timeout` for the fds."""
+        def extra():
+            now = proc_fd_targets(self.pid)
+            return ({fd: t for fd, t in now.items() if self.base_fds.get(fd) != t},
+                    {fd: t for fd, t in self.base_fds.items() if now.get(fd) != t})
+        def clean():
+            more, gone = extra()
+            return len(more) == held and not gone and all(
+                t.startswith("socket:") for t in more.values())
+        wait_for(clean, timeout, step=0.005)
+        more, gone = extra()
+        problems = []
+        if len(more) != held or not all(t.startswith("socket:") for t in more.values()):
+            problems.append(f"{len(more)} descriptors beyond the {held} the test holds: "
+                            + describe_fds(self.pid, more))
+        if gone:
+            problems.append(f"descriptors of the baseline closed or replaced: {gone}")
+        kids = proc_children(self.pid)
+        if kids:
+            problems.append(f"child processes {kids}")
+        temps = upload_temporaries(self.root)
+        if temps:
+            problems.append(f"upload temporaries left: {temps}")
+        return "; ".join(problems) or None
 
     def connect(self, timeout=5):
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -74,6 +142,79 @@ class Server:
         return self.proc.returncode
 
 
+# ---------------------------------------------------------------------------
+# Running in parallel (pytest-xdist, `make test-e2e`): markers and locks.
+# ---------------------------------------------------------------------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "alone: the test needs the machine to itself (load, benchmarks, descriptor "
+                   "exhaustion, RSS or latency measured under load); under xdist nothing "
+                   "else runs meanwhile")
+    config.addinivalue_line(
+        "markers", "uses(name, ...): the test holds a shared resource (a fixed port, a fixed "
+                   "port pool); under xdist tests using the same name never overlap")
+
+
+def _flock(path, mode):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, mode)
+    return fd
+
+
+@pytest.fixture(autouse=True)
+def _xdist_locks(request, tmp_path_factory):
+    """Under xdist, every test holds a readers-writer lock on a file shared by the run's
+    workers: shared by ordinary tests, exclusive for `alone` ones; a turnstile taken
+    first keeps a waiting `alone` test from being starved by a stream of shared holders.
+    `uses(NAME)` locks are taken after it (one order, so no deadlock). Without xdist the
+    tests run one at a time anyway and nothing is locked. Being the first autouse fixture
+    of the tree, the wait happens before a test's hard timeout starts."""
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    d = tmp_path_factory.getbasetemp().parent  # .../pytest-N, shared by popen-gw0, gw1...
+    alone = request.node.get_closest_marker("alone") is not None
+    names = sorted({n for m in request.node.iter_markers("uses") for n in m.args})
+    turnstile = _flock(d / "lk-turnstile.lock", fcntl.LOCK_EX)
+    try:
+        main = _flock(d / "lk-machine.lock", fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    finally:
+        os.close(turnstile)
+    held = [main] + [_flock(d / f"lk-uses-{n}.lock", fcntl.LOCK_EX) for n in names]
+    try:
+        yield
+    finally:
+        for fd in reversed(held):
+            os.close(fd)  # closing the descriptor releases its flock
+
+
+@pytest.fixture
+def figure(request):
+    """figure(text): a measured figure worth reading in every run (peak descriptors, RSS,
+    latencies under abuse). Attached to the test's report, so the terminal summary lists
+    it at the end of the run, with or without xdist."""
+    return lambda text: request.node.user_properties.append(("figure", text))
+
+
+_FIGURES = []  # the figures of the run, gathered from the reports (under xdist: the workers')
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _FIGURES.extend(f"{report.nodeid}: {v}" for k, v in report.user_properties
+                        if k == "figure")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if hasattr(config, "workerinput") or not _FIGURES:
+        return
+    terminalreporter.section("figures")
+    for text in _FIGURES:
+        terminalreporter.write_line(text)
+
+
 @pytest.fixture
 def root(tmp_path):
     d = tmp_path / "root"
@@ -81,28 +222,70 @@ def root(tmp_path):
     return d
 
 
+def stop_checked(servers):
+    """Teardown of the fixtures' servers: each must be alive, hold nothing beyond its
+    baseline (Server.leaks), and exit 0 on SIGTERM. Every server is stopped whatever
+    happens meanwhile (a failed check, a test's hard timeout firing during teardown)."""
+    failures, checked = [], {}
+    try:
+        for s in servers:
+            alive = s.alive()
+            leak = s.leaks() if alive and getattr(s, "base_fds", None) is not None else None
+            checked[s] = (alive, leak)
+    finally:
+        for s in servers:
+            log = s.stderr()[-4000:]
+            try:
+                rc = s.stop()
+            except AssertionError as e:  # killed after the grace: the others still stop
+                failures.append(f"{e}:\n{log}")
+                continue
+            alive, leak = checked.get(s, (True, None))
+            if not alive:
+                failures.append("server died during the test:\n" + log)
+            elif rc != 0:
+                failures.append(f"server exited {rc}:\n" + log)
+            if leak:
+                failures.append(f"server (pid {s.pid}) left open at the end of the test: {leak}")
+    assert not failures, "\n".join(failures)
+
+
 @pytest.fixture
 def start(root):
-    """start(*args, root=None) -> Server; every server is stopped at teardown."""
+    """start(*args, root_dir=None, env=None) -> Server, settled (see Server.settle);
+    every server is checked for leaks and stopped at teardown (stop_checked)."""
     servers = []
 
     def _start(*args, root_dir=None, env=None):
         s = Server(str(root_dir or root), args, env)
         servers.append(s)
-        return s
+        return s.settle()
 
     yield _start
-    for s in servers:
-        alive = s.alive()
-        log = s.stderr()[-4000:]
-        rc = s.stop()
-        assert alive, "server died during the test:\n" + log
-        assert rc == 0, f"server exited {rc}:\n" + log
+    stop_checked(servers)
 
 
 @pytest.fixture
 def server(start):
     return start()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs (root only), unmounted after the servers serving it are stopped (ask
+    for it before start/ftp_start, so it is set up first and torn down last)."""
+    if os.geteuid() != 0:
+        pytest.skip("a full-disk test needs root (to mount a 2 MiB tmpfs)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mnt)],
+                       capture_output=True, timeout=10)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a 2 MiB tmpfs here: " + p.stderr.decode(errors="replace"))
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
 
 
 def raw(server, data, timeout=5, read_until_close=True):
@@ -482,9 +665,7 @@ class FtpServer(Server):
         args = list(args)
         self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
         self._err = open(self.errpath, "wb")
-        cmd = [LOOPKIT, "serve", root, "--port", "0"] + args
-        if "--threads" not in args:
-            cmd += ["--threads", "1"]
+        cmd = [LOOPKIT, "serve", root, "--port", "0"] + with_threads(args)
         protos = ["http", "ftp"]
         if "--proto" in args:
             protos = [p.strip() for p in args[args.index("--proto") + 1].split(",")]
@@ -567,7 +748,7 @@ def ftp_start(root):
     """ftp_start(*args, root_dir=None, env=None, sniff_ms=50) -> FtpServer.
     Adds --sniff-ms 50 (keeps tests fast) unless sniff_ms=None or the args set it, and
     --grace 1 unless set (a failed test may leave a transfer running at teardown).
-    Every server is stopped at teardown and must exit 0."""
+    Every server is checked for leaks, stopped at teardown and must exit 0 (stop_checked)."""
     servers = []
 
     def _start(*args, root_dir=None, env=None, sniff_ms=50):
@@ -578,15 +759,10 @@ def ftp_start(root):
             a += ["--grace", "1"]
         s = FtpServer(str(root_dir or root), a, env)
         servers.append(s)
-        return s
+        return s.settle()
 
     yield _start
-    for s in servers:
-        alive = s.alive()
-        log = s.stderr()[-4000:]
-        rc = s.stop()
-        assert alive, "server died during the test:\n" + log
-        assert rc == 0, f"server exited {rc}:\n" + log
+    stop_checked(servers)
 
 
 # ---------------------------------------------------------------------------
@@ -601,6 +777,127 @@ import shlex as _shlex  # noqa: E402
 def proc_fds(pid):
     """Number of open descriptors of a process."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_fd_targets(pid):
+    """{fd: what it refers to ('socket:[INODE]', a path, 'anon_inode:[eventpoll]'...)}."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+    return out
+
+
+def proc_socket_fds(pid):
+    """{socket inode (str): fd} of a process."""
+    return {t[8:-1]: fd for fd, t in proc_fd_targets(pid).items() if t.startswith("socket:[")}
+
+
+def _tcp_rows(pid):
+    """Rows of /proc/PID/net/tcp and tcp6 (the process's network namespace), split."""
+    rows = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                rows += [r.split() for r in f.read().splitlines()[1:]]
+        except OSError:
+            continue
+    return rows
+
+
+def proc_port_fds(pid, port):
+    """(listener fds, {client port: server fd}) of the TCP sockets on `port` a process holds."""
+    inodes = proc_socket_fds(pid)
+    listeners, conns = set(), {}
+    for cols in _tcp_rows(pid):
+        lport, rport = int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16)
+        if lport == port and cols[9] in inodes:
+            if cols[3] == "0A":  # LISTEN
+                listeners.add(inodes[cols[9]])
+            else:
+                conns[rport] = inodes[cols[9]]
+    return listeners, conns
+
+
+# x86_64 numbers of the calls an idle event loop sleeps in; the first argument is the epoll
+# descriptor: epoll_wait, epoll_pwait, epoll_pwait2.
+EPOLL_WAIT_SYSCALLS = {232, 281, 441}
+
+
+FUTEX_SYSCALL = 202  # x86_64
+
+
+def thread_syscall(pid, tid):
+    """The number of the system call the thread sleeps in, or None (running, gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            first = f.read().split()[:1]
+        return int(first[0]) if first and first[0].isdigit() else None
+    except OSError:
+        return None
+
+
+def thread_name(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def proc_event_loops(pid):
+    """{thread id: set of fds its epoll instance watches} for each thread of the process
+    that sleeps in epoll_wait. Threads share the descriptor table, so /proc/PID/fd cannot
+    tell them apart; the epoll descriptor a thread waits on (its syscall's first argument,
+    /proc/PID/task/TID/syscall) and that descriptor's fdinfo ('tfd:' lines) can."""
+    loops = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                fields = f.read().split()
+            if not fields or not fields[0].isdigit() or int(fields[0]) not in EPOLL_WAIT_SYSCALLS:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{int(fields[1], 16)}") as f:
+                loops[int(tid)] = {int(ln.split()[1]) for ln in f if ln.startswith("tfd:")}
+        except OSError:
+            continue  # the thread woke up or exited meanwhile
+    return loops
+
+
+def proc_children(pid):
+    """Pids of a process's children (all its threads')."""
+    kids = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+    return kids
+
+
+def upload_temporaries(top):
+    """Upload temporaries (".NAME.lk-XXXXXX", docs/serve.md) anywhere under top."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(str(top)):
+        out += [os.path.join(dirpath, n) for n in filenames + dirnames
+                if n.startswith(".") and ".lk-" in n]
+    return sorted(out)
+
+
+def describe_fds(pid, fds):
+    """fd -> target, with the TCP state and addresses of sockets (to tell whose they are)."""
+    by_inode = {cols[9]: cols for cols in _tcp_rows(pid)}
+    out = []
+    for fd, t in sorted(fds.items()):
+        cols = by_inode.get(t[8:-1]) if t.startswith("socket:[") else None
+        if cols:
+            t += " tcp %s %s -> %s" % (_TCP_STATES.get(int(cols[3], 16), cols[3]),
+                                       _hexaddr(cols[1]), _hexaddr(cols[2]))
+        out.append(f"{fd}: {t}")
+    return ", ".join(out)
 
 
 def proc_status_kb(pid, key):
@@ -664,6 +961,14 @@ def proc_tcp_sockets(pid):
 def is_loopback_addr(addr):
     return (addr.startswith("127.") or addr in ("::1", "::", "0.0.0.0")
             or addr.startswith("::ffff:127."))
+
+
+def need_tool(name, package):
+    """The path of a program scripts/deps installs. Its absence fails the test (a setup
+    defect to fix) rather than skipping it, which would hide the assertions."""
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: scripts/deps installs Debian's {package}"
+    return path
 
 
 def raise_nofile(need):

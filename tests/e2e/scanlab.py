@@ -14,7 +14,8 @@ pid (a process group the lab created, for Chromium's helpers) when the lab close
   vsftpd     vsftpd with anonymous write enabled, in a config of the lab's own (root only)
   wildcard   a python3 socket listening on 0.0.0.0 that never says a word
   loopkit    loopkit serve with its defaults (must audit clean)
-  lkcors     loopkit serve --cors (answers private-network preflights for any origin)
+  lkcors     loopkit serve --cors (read-only: answers private-network preflights for
+             any origin, on purpose, and is reported for it)
   devtools   headless Chromium with --remote-debugging-port
 
 and, for their own test, jupyter (jupyter-notebook with an empty token) and jupytertoken

@@ -193,3 +193,15 @@ def test_jupyter_without_a_token_is_critical_and_with_one_is_clean():
         assert loopkit("audit", "-p", str(lab.ports["jupytertoken"])).returncode == 0
     finally:
         lab.close()
+
+
+def test_loopkit_serve_with_ftp_on_gets_the_http_checks(start):
+    """loopkit serve greets the scan as FTP (it waits for a banner); the audit still
+    examines its HTTP side: a server that accepts any Host is flagged, the default
+    one is not."""
+    loose = start("--allow-host", "*")
+    strict = start()
+    p = loopkit("audit", "-p", f"{loose.port},{strict.port}", "--json")
+    doc = json.loads(p.stdout)
+    assert [(f["port"], f["id"]) for f in doc["findings"]] == [(loose.port, "dns-rebinding")], doc
+    assert p.returncode == 1

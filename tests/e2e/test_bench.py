@@ -72,6 +72,7 @@ def check_fields(doc, mode):
     assert doc["mode"] == mode
 
 
+@pytest.mark.alone
 def test_http_count_equals_loopkit_serve_log(start, root):
     (root / "1k.bin").write_bytes(b"k" * 1024)
     s = start()  # default access log: one line per request on stderr
@@ -85,6 +86,7 @@ def test_http_count_equals_loopkit_serve_log(start, root):
     assert logged == doc["requests"], (logged, doc["requests"])
 
 
+@pytest.mark.alone
 def test_http_count_no_keepalive_and_pipeline(start, root):
     (root / "a.txt").write_text("hello")
     s = start()
@@ -101,6 +103,7 @@ def free_port():
         return so.getsockname()[1]
 
 
+@pytest.mark.alone
 def test_http_count_equals_python_http_server_log(root, tmp_path):
     (root / "f.txt").write_text("x" * 100)
     port = free_port()
@@ -132,6 +135,7 @@ def test_http_count_equals_python_http_server_log(root, tmp_path):
         errf.close()
 
 
+@pytest.mark.alone
 def test_http_constant_rate(start, root, tmp_path):
     (root / "i.html").write_text("<p>hi</p>")
     s = start("--quiet")
@@ -175,6 +179,7 @@ def test_usage_errors_exit_2(args, msg):
     assert msg in err, err
 
 
+@pytest.mark.alone
 def test_tcp_json_and_svg(tmp_path):
     svg = tmp_path / "tcp.svg"
     doc = bench_json("tcp", "-d", 1, "-P", 2, "--svg", svg)
@@ -184,12 +189,14 @@ def test_tcp_json_and_svg(tmp_path):
     assert ET.parse(svg).getroot().tag.endswith("svg")
 
 
+@pytest.mark.alone
 def test_tcp_zerocopy_v6_human():
     rc, out, err = bench("tcp", "-d", 1, "--zerocopy", "-6", "-l", "64K")
     assert rc == 0, err
     assert "Gbit/s" in out and "[::1]" in out and "sendfile" in out
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("extra", [[], ["--udp"], ["-6", "-l", "1000"]])
 def test_rr_json(extra, tmp_path):
     svg = tmp_path / "rr.svg"
@@ -201,6 +208,7 @@ def test_rr_json(extra, tmp_path):
     assert ET.parse(svg).getroot().tag.endswith("svg")
 
 
+@pytest.mark.alone
 def test_crr_json_and_svg(tmp_path):
     svg = tmp_path / "crr.svg"
     doc = bench_json("crr", "-d", 1, "-C", 2, "-n", 500, "--svg", svg)
@@ -221,6 +229,7 @@ def in_netns(cmd, timeout=30):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.alone
 @pytest.mark.skipif(not NETNS_OK, reason="no user network namespaces here")
 def test_crr_sources_pass_one_address_range():
     # 500 ephemeral ports per source address; 1500 connections need three addresses' worth.
@@ -232,6 +241,7 @@ def test_crr_sources_pass_one_address_range():
     assert doc["time_wait"] >= 1500 - 10
 
 
+@pytest.mark.alone
 @pytest.mark.skipif(not NETNS_OK, reason="no user network namespaces here")
 def test_crr_one_source_runs_out_of_ports():
     # The control: without --sources the same run hits EADDRNOTAVAIL and says so.

@@ -2,18 +2,17 @@
 in network namespaces the test makes: lo down, lo up, and a DROP rule on lo."""
 import json
 import os
-import shutil
 import socket
 import subprocess
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import LOOPKIT, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(40)
 
 NAMES = ["lo", "addresses", "localhost", "icmp4", "icmp6", "tcp4", "tcp6", "udp4", "udp6",
-         "ephemeral", "port", "limits"]
+         "ephemeral", "port", "limits", "isolate"]
 STATUSES = {"PASS", "WARN", "FAIL", "SKIP"}
 
 
@@ -39,6 +38,7 @@ def ephemeral():
         return tuple(map(int, f.read().split()))
 
 
+@pytest.mark.uses("port-62893")
 def test_json_schema_and_exit_code():
     p = run("--json")
     doc = json.loads(p.stdout)
@@ -78,12 +78,13 @@ def test_port_check_names_the_holder():
     assert f"loopkit who {port}" in c["hint"], c
 
 
+@pytest.mark.uses("port-62893")
 def test_port_check_free_class_and_range():
     lo, hi = ephemeral()
     c = checks(json.loads(run("--json").stdout))["port"]
     assert "62893" in c["detail"] and "IANA dynamic port" in c["detail"], c
-    if not lo <= 62893 <= hi:
-        assert "outside the ephemeral range" in c["detail"], c
+    where = "inside" if lo <= 62893 <= hi else "outside"
+    assert f"{where} the ephemeral range" in c["detail"], c
     port = free_port()  # the kernel picks it from its ephemeral range
     c = checks(json.loads(run("--json", "--port", str(port)).stdout))["port"]
     assert c["status"] == "WARN" and "is free" in c["detail"], c
@@ -98,9 +99,7 @@ def test_usage_errors_exit_2(args):
 # --- in a network namespace of the test's own ------------------------------------------
 
 def netns_prefix():
-    unshare = shutil.which("unshare")
-    if not unshare:
-        pytest.skip("unshare (util-linux) is not installed")
+    unshare = need_tool("unshare", "util-linux")
     for pre in ([unshare, "-n"], [unshare, "-rn"]):
         if subprocess.run(pre + ["true"], capture_output=True, timeout=10).returncode == 0:
             return pre
@@ -123,8 +122,7 @@ def test_netns_lo_down_fails():
 
 
 def test_netns_lo_up_passes():
-    if not shutil.which("ip"):
-        pytest.skip("ip (iproute2) is not installed")
+    need_tool("ip", "iproute2")
     p = in_netns('ip link set lo up && exec "$LK" doctor --json')
     doc = json.loads(p.stdout)
     c = checks(doc)
@@ -136,9 +134,8 @@ def test_netns_lo_up_passes():
 
 
 def test_netns_firewall_on_lo_is_named():
-    nft = shutil.which("nft")
-    if not nft or not shutil.which("ip"):
-        pytest.skip("nft (nftables) or ip is not installed")
+    need_tool("nft", "nftables")
+    need_tool("ip", "iproute2")
     script = ('ip link set lo up && '
               'nft add table inet lk && '
               'nft add chain inet lk in "{ type filter hook input priority 0; }" && '

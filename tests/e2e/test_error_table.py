@@ -16,8 +16,9 @@ STATUS_LINE = re.compile(r'HTTP/1\.[01] \d{3}')
 WRITER_CALL = re.compile(r'\b(resp_start|resp_text|resp_error\w*|api_error\w*|reply\w*|redirect|send_json|'
                          r'ftp_reply\w*)\s*\([^;]*?\b([1-5]\d\d)\b')
 STATUS_CMP = re.compile(r'\b(status|code|http|ftp)\s*(==|!=|<=|>=|<|>|=)\s*([1-5]\d\d)\b')
-# Literals that look like a status but are not one.
-ALLOWED_STRINGS = {'"100-continue"'}
+# Literals that look like a status but are not one: a header value, and the default of
+# `bench http --ok-status`, a range of statuses as the user types it.
+ALLOWED_STRINGS = {'"100-continue"', '"200-299"'}
 
 
 def strip_comments(text):

@@ -49,6 +49,7 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
 
 
+@pytest.mark.alone  # it measures latency
 def test_chunk_size_1_streams_do_not_starve_others(start, site):
     s = start("--threads", "1")  # one loop: any hog would show
     streams = [subprocess.Popen(["curl", "-s", "-o", "/dev/null",

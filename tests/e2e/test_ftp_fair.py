@@ -58,6 +58,7 @@ print(n)
 
 @measures
 @pytest.mark.xdist_group("serial")
+@pytest.mark.alone  # it measures latency
 def test_eight_downloads_leave_other_clients_fast(root, ftp_start, capsys):
     with open(root / "huge.bin", "wb") as f:
         f.truncate(HUGE)

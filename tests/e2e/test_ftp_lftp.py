@@ -1,7 +1,7 @@
 """End-to-end tests of `loopkit serve` FTP with lftp (issue 3): mirror a tree of more than
 200 files down and back up, and lftp's everyday commands. Checks sha256 of every file.
 
-lftp must be installed (Debian package `lftp`); the tests are skipped without it.
+lftp comes from Debian's `lftp` (scripts/deps installs it); without it the tests fail.
 """
 import hashlib
 import os
@@ -11,12 +11,17 @@ import subprocess
 
 import pytest
 
-from conftest import hard_timeout_fixture
+from conftest import hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(40)
 
 LFTP = shutil.which("lftp")
-pytestmark = pytest.mark.skipif(LFTP is None, reason="lftp not installed (apt-get install lftp)")
+
+
+@pytest.fixture(autouse=True)
+def _lftp_installed():
+    need_tool("lftp", "lftp")
+
 
 SETTINGS = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 5; "
             "set net:reconnect-interval-base 1; set net:persist-retries 0; "

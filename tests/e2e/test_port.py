@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import portpicker  # Debian's python3-portpicker (scripts/deps); the port server's client
 import pytest
 
 from conftest import LOOPKIT, hard_timeout_fixture
@@ -86,6 +87,7 @@ def test_64_concurrent_callers_get_distinct_ports(env):
     assert len(set(ports)) == 64, sorted(ports)
 
 
+@pytest.mark.uses("port-pool-23900")
 def test_lease_blocks_then_expires(env):
     a = free_pair()
     pool = f"{a}-{a + 1}"
@@ -95,10 +97,12 @@ def test_lease_blocks_then_expires(env):
     p = run("--pool", pool, env=env)
     assert p.returncode == 1 and "pool" in p.stderr
     time.sleep(1.2)
-    p = run("--pool", pool, env=env)
-    assert p.returncode == 0 and int(p.stdout) in (a, a + 1), p.stderr
+    p = run("--pool", pool, "--count", "2", env=env)  # both leases expired: both free again
+    assert p.returncode == 0, p.stderr
+    assert sorted(map(int, p.stdout.split())) == [a, a + 1], p.stdout
 
 
+@pytest.mark.uses("port-pool-23900")
 def test_port_in_use_is_skipped(env):
     a = free_pair()
     s = socket.socket()
@@ -170,7 +174,6 @@ PICK = ("import portpicker, sys; p = portpicker.pick_unused_port(); "
 
 
 def test_portpicker_clients_get_distinct_ports(env, portserver):
-    pytest.importorskip("portpicker")
     ps = portserver()
     cenv = dict(env, PORTSERVER_ADDRESS=ps.addr)
     # Each child keeps running (reads stdin) so its ports stay leased to it.
@@ -190,8 +193,8 @@ def test_portpicker_clients_get_distinct_ports(env, portserver):
     assert not os.path.exists(ps.addr)
 
 
+@pytest.mark.uses("port-pool-23900")
 def test_port_returns_to_pool_when_owner_exits(env, portserver):
-    portpicker = pytest.importorskip("portpicker")
     a = free_pair()
     ps = portserver("--pool", f"{a}-{a + 1}", addr=f"@loopkit-test-{os.getpid()}")
     owners = [subprocess.Popen(["sleep", "30"]) for _ in range(3)]

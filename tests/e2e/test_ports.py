@@ -103,10 +103,15 @@ def socks():
     s.close()
 
 
-def ours_from_json(doc, ports):
+def ours_from_json(doc, ports, pid=None):
+    """The rows on the test's ports, keyed like Sockets.expected: {key: (exposed, owner
+    pids)}. With pid, only rows that process owns (other tests may hold the same port
+    number on another address or protocol at the same moment)."""
     out = {}
     for r in doc["sockets"]:
         if r["local_port"] not in ports:
+            continue
+        if pid is not None and pid not in [o["pid"] for o in r["owners"]]:
             continue
         host = r["local_addr"]
         if r["family"] == "ipv6" and host == "::" and r.get("v6only") is False:
@@ -123,7 +128,8 @@ def norm_addr(a):
     return host, port
 
 
-def ours_from_ss(ports):
+def ours_from_ss(ports, pid):
+    """The same from ss -tanup, for the sockets process pid owns."""
     out = subprocess.run([SS, "-tanupH"], capture_output=True, text=True, timeout=10).stdout
     got = {}
     for line in out.splitlines():
@@ -137,7 +143,8 @@ def ours_from_ss(ports):
         rhost, rport = norm_addr(f[5])
         remote = "*" if rport == "*" else f"{rhost}:{rport}"
         pids = sorted(int(p) for p in re.findall(r"pid=(\d+)", line))
-        got[(proto, lhost, int(lport), remote, state)] = pids
+        if pid in pids:
+            got[(proto, lhost, int(lport), remote, state)] = pids
     return got
 
 
@@ -145,9 +152,9 @@ def test_ports_all_json_matches_ss(socks):
     p = run("ports", "--all", "--json")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
-    ours = ours_from_json(doc, socks.ports)
-    theirs = ours_from_ss(socks.ports)
     me = os.getpid()
+    ours = ours_from_json(doc, socks.ports, me)
+    theirs = ours_from_ss(socks.ports, me)
     # Every socket the test opened, with the same state and owner as ss sees it.
     for key, exposed in socks.expected.items():
         assert key in ours, f"loopkit misses {key}; has {sorted(ours)}"
@@ -162,34 +169,36 @@ def test_ports_all_json_matches_ss(socks):
 def test_ports_default_lists_listeners_only(socks):
     p = run("ports", "--json")
     assert p.returncode == 0, p.stderr
-    ours = ours_from_json(json.loads(p.stdout), socks.ports)
+    me = os.getpid()
+    ours = ours_from_json(json.loads(p.stdout), socks.ports, me)
     want = {k for k in socks.expected if k[4] in ("LISTEN", "UNCONN")}
     assert set(ours) == want
-    p = run("ports", "--udp", "--json")
-    ours = ours_from_json(json.loads(p.stdout), socks.ports)
-    assert ours and all(k[0] == "udp" for k in ours)
-    p = run("ports", "--tcp", "--json")
-    ours = ours_from_json(json.loads(p.stdout), socks.ports)
-    assert ours and all(k[0] == "tcp" for k in ours)
+    for proto in ("udp", "tcp"):
+        p = run("ports", "--" + proto, "--json")
+        ours = ours_from_json(json.loads(p.stdout), socks.ports, me)
+        assert set(ours) == {k for k in want if k[0] == proto}, (proto, sorted(ours))
 
 
 def test_ports_human_marks_exposed(socks):
     p = run("ports", env=dict(os.environ, NO_COLOR="1"))
     assert p.returncode == 0, p.stderr
     assert "\033[" not in p.stdout
-    seen = 0
+    # The test's listeners, as (proto, address, port): a dual-stack "*" shows as [::].
+    want = {(k[0], "::" if k[1] == "*" else k[1], k[2]): exposed
+            for k, exposed in socks.expected.items() if k[4] in ("LISTEN", "UNCONN")}
+    seen = set()
     for line in p.stdout.splitlines():
-        m = re.match(r"(tcp6?|udp6?)\s+(\S+)", line)
+        m = re.match(r"(tcp|udp)6?\s+(\S+)", line)
         if not m:
             continue
         host, port = norm_addr(m.group(2))
-        if int(port) not in socks.ports:
+        key = (m.group(1), host, int(port))
+        if key not in want:
             continue
-        seen += 1
-        exposed = host not in ("127.0.0.1", "::1")
-        assert ("EXPOSED" in line) == exposed, line
-        assert str(os.getpid()) in line, line
-    assert seen >= 4, p.stdout
+        seen.add(key)
+        assert ("EXPOSED" in line) == want[key], line
+        assert re.search(rf"\s{os.getpid()}\s", line), line
+    assert seen == set(want), (sorted(set(want) - seen), p.stdout)
 
 
 def test_who_finds_this_process():
@@ -205,8 +214,9 @@ def test_who_finds_this_process():
         doc = json.loads(p.stdout)
         assert doc["port"] == port and doc["free"] is False
         assert [x["pid"] for x in doc["processes"]] == [os.getpid()]
-        assert "pytest" in doc["processes"][0]["cmdline"] or \
-            "python" in doc["processes"][0]["cmdline"]
+        with open("/proc/self/cmdline", "rb") as f:
+            argv = f.read().rstrip(b"\0").split(b"\0")
+        assert doc["processes"][0]["cmdline"] == " ".join(a.decode() for a in argv), doc
         states = sorted(s["state"] for s in doc["sockets"])
         assert states == ["ESTAB", "LISTEN"], states
         h = run("who", str(port))

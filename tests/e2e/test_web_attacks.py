@@ -33,6 +33,7 @@ def site(root):
     "/_/response-headers?Clear-Site-Data=%22cookies%22",
     "/_/response-headers?WWW-Authenticate=Basic",
     "/_/cookies/set?sid=attacker",
+    "/_/cookies/set/sid/attacker",
     "/_/cookies/delete?sid",
 ])
 def test_cross_site_cannot_plant_cookies(server, site, sfs, target):

@@ -6,11 +6,16 @@ import time
 
 import pytest
 
-from conftest import assert_alive, hard_timeout_fixture
+from conftest import assert_alive, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(30)
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
+
+
+@pytest.fixture(autouse=True)
+def _wrk_installed():
+    need_tool("wrk", "wrk")
 
 
 def run_wrk(url, *args, timeout=20):
@@ -25,7 +30,7 @@ def requests_done(out):
     return int(m.group(1))
 
 
-@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk not installed")
+@pytest.mark.alone
 def test_wrk_1k_file(start, root):
     (root / "1k.bin").write_bytes(bytes(range(256)) * 4)
     s = start("--quiet")
@@ -38,7 +43,7 @@ def test_wrk_1k_file(start, root):
     assert_alive(s)
 
 
-@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk not installed")
+@pytest.mark.alone
 def test_wrk_with_access_log(start, root):
     # Default logging (common) under load: still no errors, and one line per request.
     (root / "1k.bin").write_bytes(b"k" * 1024)

@@ -25,6 +25,7 @@ struct t_args {
 	struct strparse_range range;
 	struct cmd_list list;
 	char called[16];
+	struct cmd_rest rest;
 };
 #define AT(f) CMD_AT(struct t_args, f)
 
@@ -96,7 +97,19 @@ static const struct cmd_verb t_need = {
         .size = sizeof(struct t_args),
         .run = t_run,
 };
-static const struct cmd_verb *const t_subs[] = {&t_leaf, &t_need, NULL};
+static const struct cmd_flag rest_flags[] = {
+        {"CMD", 0, NULL, NULL, "a command", CMD_STR, AT(rest), .attr = CMD_ARG | CMD_REST},
+        {"flag", 'f', NULL, NULL, "a switch", CMD_SWITCH, AT(flag)},
+        {0},
+};
+static const struct cmd_verb t_exec = {
+        .name = "exec",
+        .summary = "runs CMD",
+        .flags = rest_flags,
+        .size = sizeof(struct t_args),
+        .run = t_run,
+};
+static const struct cmd_verb *const t_subs[] = {&t_leaf, &t_need, &t_exec, NULL};
 static const struct cmd_verb t_root = {
         .name = "tool",
         .summary = "the root",
@@ -105,7 +118,8 @@ static const struct cmd_verb t_root = {
         .sub_noun = "mode",
 };
 
-/* Runs `tool ARGS...` with stdout and stderr captured. */
+/* Runs `tool ARGS...` with stdout and stderr captured; (const char *)NULL ends ARGS (a bare
+ * NULL may be an int, which a variadic call does not convert). */
 static char out[8192], err[8192];
 static int tool(const char *first, ...)
 {
@@ -150,7 +164,7 @@ static int tool(const char *first, ...)
 
 static void test_defaults(void **state)
 {
-	assert_int_equal(tool("leaf", NULL), 42);
+	assert_int_equal(tool("leaf", (const char *)NULL), 42);
 	assert_string_equal(got.dir, ".");
 	assert_int_equal(got.flag, 0);
 	assert_int_equal(got.small, 7);
@@ -173,28 +187,28 @@ static void test_every_way_to_give_a_value(void **state)
 	        {"--port", "8080", NULL}, {"--port=8080", NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
-		assert_int_equal(tool("leaf", forms[i][0], forms[i][1], NULL), 42);
+		assert_int_equal(tool("leaf", forms[i][0], forms[i][1], (const char *)NULL), 42);
 		if (got.port != 8080)
 			fail_msg("form %zu (%s %s): port %u", i, forms[i][0], forms[i][1] ? forms[i][1] : "",
 			         got.port);
 	}
 	/* clustered switches, then a letter that takes the rest */
-	assert_int_equal(tool("leaf", "-fop99", NULL), 42);
+	assert_int_equal(tool("leaf", "-fop99", (const char *)NULL), 42);
 	assert_true(got.flag && got.other && got.port == 99);
-	assert_int_equal(tool("leaf", "-fo", "-n", "x", NULL), 42);
+	assert_int_equal(tool("leaf", "-fo", "-n", "x", (const char *)NULL), 42);
 	assert_true(got.flag && got.other && !strcmp(got.name, "x"));
 	/* an empty value is a value */
-	assert_int_equal(tool("leaf", "--name=", NULL), 42);
+	assert_int_equal(tool("leaf", "--name=", (const char *)NULL), 42);
 	assert_string_equal(got.name, "");
 	/* the last one wins */
-	assert_int_equal(tool("leaf", "-p1", "-p2", NULL), 42);
+	assert_int_equal(tool("leaf", "-p1", "-p2", (const char *)NULL), 42);
 	assert_int_equal(got.port, 2);
 }
 
 static void test_kinds(void **state)
 {
 	int krc = tool("leaf", "--size", "64K", "-W", "30s", "--secs", "500ms", "-m", "gamma", "--range", "5",
-	               "-I", "a", "--item=b", "-Ic", "--call", "hello", "--small", "255", NULL);
+	               "-I", "a", "--item=b", "-Ic", "--call", "hello", "--small", "255", (const char *)NULL);
 	if (krc != 42)
 		fail_msg("rc %d: %s", krc, err);
 	assert_int_equal(got.size, 65536);
@@ -207,13 +221,13 @@ static void test_kinds(void **state)
 	assert_string_equal(got.called, "hello");
 	assert_int_equal(got.small, 255);
 	/* a field's width bounds it when the row gives no max */
-	assert_int_equal(tool("leaf", "--small", "256", NULL), 2);
+	assert_int_equal(tool("leaf", "--small", "256", (const char *)NULL), 2);
 	ERR_HAS("tool leaf: --small 256: more than 255");
-	assert_int_equal(tool("leaf", "--call", "bad", NULL), 2);
+	assert_int_equal(tool("leaf", "--call", "bad", (const char *)NULL), 2);
 	ERR_HAS("--call bad: the setter says no");
-	assert_int_equal(tool("leaf", "-m", "delta", NULL), 2);
+	assert_int_equal(tool("leaf", "-m", "delta", (const char *)NULL), 2);
 	ERR_HAS("-m delta: not one of alpha, beta, gamma");
-	assert_int_equal(tool("leaf", "-W", "0", NULL), 2);
+	assert_int_equal(tool("leaf", "-W", "0", (const char *)NULL), 2);
 	ERR_HAS("-W 0: less than 1ms");
 }
 
@@ -241,57 +255,76 @@ static void test_list_limit(void **state)
 
 static void test_positionals_and_double_dash(void **state)
 {
-	assert_int_equal(tool("leaf", "-f", "somewhere", NULL), 42);
+	assert_int_equal(tool("leaf", "-f", "somewhere", (const char *)NULL), 42);
 	assert_string_equal(got.dir, "somewhere");
-	assert_int_equal(tool("leaf", "--", "-f", NULL), 42);
+	assert_int_equal(tool("leaf", "--", "-f", (const char *)NULL), 42);
 	assert_string_equal(got.dir, "-f");
 	assert_int_equal(got.flag, 0);
-	assert_int_equal(tool("leaf", "-", NULL), 42);
+	assert_int_equal(tool("leaf", "-", (const char *)NULL), 42);
 	assert_string_equal(got.dir, "-");
-	assert_int_equal(tool("leaf", "a", "b", NULL), 2);
+	assert_int_equal(tool("leaf", "a", "b", (const char *)NULL), 2);
 	ERR_HAS("tool leaf: unexpected argument 'b'\nusage: tool leaf [DIR] [OPTIONS]");
-	assert_int_equal(tool("need", NULL), 2);
+	assert_int_equal(tool("need", (const char *)NULL), 2);
 	ERR_HAS("tool need: which N?");
-	assert_int_equal(tool("need", "5", NULL), 42);
+	assert_int_equal(tool("need", "5", (const char *)NULL), 42);
 	assert_int_equal(got.port, 5);
-	assert_int_equal(tool("need", "10", NULL), 2);
+	assert_int_equal(tool("need", "10", (const char *)NULL), 2);
 	ERR_HAS("tool need: N 10: more than 9");
+}
+
+/* CMD_REST: the first argument that is not an option, and all after it, verbatim. */
+static void test_rest(void **state)
+{
+	(void)state;
+	assert_int_equal(tool("exec", "-f", "--", "-ls", "-f", "--flag", (const char *)NULL), 42);
+	assert_int_equal(got.flag, 1);
+	assert_int_equal(got.rest.argc, 3);
+	assert_string_equal(got.rest.argv[0], "-ls");
+	assert_string_equal(got.rest.argv[2], "--flag");
+	assert_null(got.rest.argv[3]);
+	assert_int_equal(tool("exec", "ls", "-f", (const char *)NULL), 42);
+	assert_int_equal(got.flag, 0);
+	assert_int_equal(got.rest.argc, 2);
+	assert_int_equal(tool("exec", "-f", (const char *)NULL), 42);
+	assert_int_equal(got.rest.argc, 0);
+	assert_int_equal(tool("exec", "--help", (const char *)NULL), 0);
+	assert_non_null(strstr(out, "usage: tool exec [OPTIONS] [[--] CMD [ARG...]]"));
 }
 
 static void test_errors_and_suggestions(void **state)
 {
 	int before = runs;
-	assert_int_equal(tool("leaf", "--prot", "1", NULL), 2);
+	assert_int_equal(tool("leaf", "--prot", "1", (const char *)NULL), 2);
 	ERR_HAS("tool leaf: unknown option --prot; did you mean --port?\nusage: tool leaf [DIR] [OPTIONS]  "
 	        "(tool leaf --help for more)\n");
-	assert_int_equal(tool("leaf", "--por=3", NULL), 2);
+	assert_int_equal(tool("leaf", "--por=3", (const char *)NULL), 2);
 	ERR_HAS("unknown option --por; did you mean --port?");
-	assert_int_equal(tool("leaf", "--zzzzzz", NULL), 2);
+	assert_int_equal(tool("leaf", "--zzzzzz", (const char *)NULL), 2);
 	assert_null(strstr(err, "did you mean"));
-	assert_int_equal(tool("leaf", "--secre", NULL), 2); /* hidden rows are never suggested */
+	assert_int_equal(tool("leaf", "--secre", (const char *)NULL), 2); /* hidden rows are never suggested */
 	assert_null(strstr(err, "--secret"));
-	assert_int_equal(tool("leaf", "-fx", NULL), 2);
+	assert_int_equal(tool("leaf", "-fx", (const char *)NULL), 2);
 	ERR_HAS("unknown option -x");
-	assert_int_equal(tool("leaf", "--flag=1", NULL), 2);
+	assert_int_equal(tool("leaf", "--flag=1", (const char *)NULL), 2);
 	ERR_HAS("--flag takes no value");
-	assert_int_equal(tool("leaf", "-p", NULL), 2);
+	assert_int_equal(tool("leaf", "-p", (const char *)NULL), 2);
 	ERR_HAS("-p needs a value (N)");
-	assert_int_equal(tool("lefa", NULL), 2);
+	assert_int_equal(tool("lefa", (const char *)NULL), 2);
 	ERR_HAS("tool: unknown mode 'lefa'; did you mean 'leaf'?");
 	assert_int_equal(runs, before); /* no run on a usage error */
 }
 
 static void test_hints(void **state)
 {
-	assert_int_equal(tool("leaf", "-t", "5", NULL), 2);
+	assert_int_equal(tool("leaf", "-t", "5", (const char *)NULL), 2);
 	ERR_HAS("tool leaf: unknown option -t: say -W for -t here");
-	assert_int_equal(tool("need", "1", "2", NULL), 2);
+	assert_int_equal(tool("need", "1", "2", (const char *)NULL), 2);
 	ERR_HAS("unexpected argument '2'"); /* need has no number hint */
 }
 
 static void test_help(void **state)
 {
-	assert_int_equal(tool("leaf", "--help", NULL), 0);
+	assert_int_equal(tool("leaf", "--help", (const char *)NULL), 0);
 	char help[8192];
 	snprintf(help, sizeof help, "%s", out);
 	assert_non_null(strstr(help, "usage: tool leaf [DIR] [OPTIONS]\n"));
@@ -299,13 +332,13 @@ static void test_help(void **state)
 	assert_non_null(strstr(help, "  -m, --mode alpha|beta|gamma   an enum (default beta)\n"));
 	assert_non_null(strstr(help, "  -W, --wait SECS               milliseconds (1ms-1m; default 1.5)\n"));
 	assert_null(strstr(help, "secret"));
-	assert_int_equal(tool("leaf", "-h", NULL), 0);
+	assert_int_equal(tool("leaf", "-h", (const char *)NULL), 0);
 	assert_string_equal(out, help);
-	assert_int_equal(tool("leaf", "-fh", NULL), 0);
+	assert_int_equal(tool("leaf", "-fh", (const char *)NULL), 0);
 	assert_string_equal(out, help);
-	assert_int_equal(tool("help", "leaf", NULL), 0);
+	assert_int_equal(tool("help", "leaf", (const char *)NULL), 0);
 	assert_string_equal(out, help);
-	assert_int_equal(tool("--help", NULL), 0);
+	assert_int_equal(tool("--help", (const char *)NULL), 0);
 	assert_non_null(strstr(out, "modes:\n  leaf     a leaf\n  need     needs N\n"));
 	assert_int_equal(tool(NULL), 2); /* no mode: the help, on stderr */
 	ERR_HAS("usage: tool MODE [OPTIONS]");
@@ -342,6 +375,7 @@ int main(void)
 	        cmocka_unit_test(test_kinds),
 	        cmocka_unit_test(test_list_limit),
 	        cmocka_unit_test(test_positionals_and_double_dash),
+	        cmocka_unit_test(test_rest),
 	        cmocka_unit_test(test_errors_and_suggestions),
 	        cmocka_unit_test(test_hints),
 	        cmocka_unit_test(test_help),

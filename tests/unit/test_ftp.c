@@ -87,12 +87,12 @@ static void test_port(void **state)
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct sockaddr_storage ss;
-		char ip[64];
 		int r = ftp_parse_port(t[i].in, &ss);
 		if ((r == 0) != t[i].ok)
 			fail_msg("row %zu (%s): returned %d", i, t[i].in, r);
 		if (r == 0) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			char ip[64];
 			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
 			if (strcmp(ip, t[i].ip) || ntohs(s4->sin_port) != t[i].port)
 				fail_msg("row %zu: %s:%u", i, ip, ntohs(s4->sin_port));

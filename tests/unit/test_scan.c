@@ -40,11 +40,12 @@ static void test_ports_parse(void **state)
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct scan_ports p;
-		char err[128] = "", text[256];
+		char err[128] = "";
 		int rc = scan_ports_parse(t[i].in, &p, err, sizeof(err));
 		if ((rc == 0) != t[i].ok)
 			fail_msg("row %zu '%s': rc %d err '%s'", i, t[i].in, rc, err);
 		if (t[i].ok) {
+			char text[256];
 			if (p.count != t[i].count ||
 			    strcmp(scan_ports_text(&p, text, sizeof(text)), t[i].text) != 0)
 				fail_msg("row %zu '%s': count %u text '%s'", i, t[i].in, p.count, text);
@@ -69,7 +70,7 @@ struct match_case {
 static const struct match_case matches[] = {
         /* greetings */
         {PROBE_NULL, S("220 (vsFTPd 3.0.3)\r\n"), "ftp", "vsftpd", "3.0.3", SCAN_APP_NONE},
-        {PROBE_NULL, S("220 loopkit 0.1.0 FTP ready (read-only).\r\n"), "ftp", "loopkit serve", "0.1.0",
+        {PROBE_NULL, S("220 loopkit 0.1.0 FTP ready (read-only).\r\n"), "http", "loopkit serve", "0.1.0",
          SCAN_APP_LOOPKIT},
         {PROBE_NULL, S("220 ProFTPD 1.3.8 Server (Debian) [::ffff:127.0.0.1]\r\n"), "ftp", "ProFTPD", "1.3.8",
          0},

@@ -108,13 +108,13 @@ static void test_walk_matches_openat2(void **state)
 			if ((k >= 0) != (w >= 0))
 				fail_msg("%s (no_symlinks %d): openat2 %d, walk %d", paths[i], nosym, k, w);
 			if (k >= 0) {
-				char a[64], b[64];
 				struct stat sa, sb;
 				fstat(k, &sa);
 				fstat(w, &sb);
 				if (sa.st_ino != sb.st_ino)
 					fail_msg("%s: different files", paths[i]);
 				if (S_ISREG(sa.st_mode)) {
+					char a[64], b[64];
 					content(k, a, sizeof(a));
 					content(w, b, sizeof(b));
 					assert_string_equal(a, b);

@@ -1,7 +1,8 @@
-/* conn.h - the HTTP engine's internals: per-thread context and connection state machine.
- * Only conn.c, resp.c and route.c see inside; handlers use resp.h. */
-#ifndef LOOPKIT_HTTP_CONN_H
-#define LOOPKIT_HTTP_CONN_H
+/* internal.h - the HTTP engine's inside: per-thread context, connection state machine,
+ * and the functions its files call of each other. Only conn.c, resp.c and route.c see
+ * it; handlers use resp.h. It includes no header of theirs (no module cycle). */
+#ifndef LOOPKIT_HTTP_INTERNAL_H
+#define LOOPKIT_HTTP_INTERNAL_H
 
 #include <stdint.h>
 #include <sys/socket.h>
@@ -16,8 +17,9 @@
 #include "http/filecache.h"
 #include "http/http.h"
 #include "http/parse.h"
-#include "http/resp.h"
-#include "http/route.h"
+#include "http/types.h"
+
+struct http_route;
 
 #define HTTP_OUT_MAX     (64 * 1024 * 1024) /* largest response head + body held in memory */
 #define HTTP_OUT_FLUSH   (64 * 1024)        /* stop pipelining, and fill generators, up to this */
@@ -27,6 +29,8 @@
 #define HTTP_GEN_FILL    (16 * 1024)   /* generated per connection per turn (making bytes costs CPU) */
 #define HTTP_TURN_ROUNDS 16            /* pipelined requests handled per turn */
 #define HTTP_LOGIN_DELAY_MS 500        /* a wrong password waits this long for its 401 */
+#define HTTP_DISCARD_MAX (64 * 1024)   /* an unwanted body up to this is read and dropped;
+                                          a larger or chunked one closes the connection */
 
 /* One per event-loop thread. */
 struct http_ctx {
@@ -53,7 +57,9 @@ enum conn_state {
 	CS_LINGER, /* response sent, write side shut, discarding input until close */
 };
 
-enum body_sink { SINK_NONE, SINK_MEM, SINK_FILE };
+/* Where a request body goes: nowhere yet, memory (/_/), an upload, or away (a small
+ * body nobody wants is read and dropped, so the connection can stay open). */
+enum body_sink { SINK_NONE, SINK_MEM, SINK_FILE, SINK_DISCARD };
 enum resp_body { RB_NONE, RB_FILE, RB_GEN };
 
 struct http_conn {
@@ -91,7 +97,7 @@ struct http_conn {
 	struct http_chunked chunk;
 	uint64_t body_left; /* Content-Length bytes still to read */
 	uint64_t body_total;
-	char *head; /* copy of the head while a body is read (SINK_MEM) */
+	char *head; /* copy of the head while a body is read (SINK_MEM, SINK_DISCARD) */
 	size_t head_len;
 	struct buf body;         /* SINK_MEM */
 	struct fsroot_upload up; /* SINK_FILE */

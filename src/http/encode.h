@@ -1,0 +1,19 @@
+/* encode.h - content codings of a response body: gzip, deflate (zlib) and br (Brotli). */
+#ifndef LOOPKIT_HTTP_ENCODE_H
+#define LOOPKIT_HTTP_ENCODE_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+enum http_coding { HTTP_CODING_GZIP, HTTP_CODING_DEFLATE, HTTP_CODING_BR };
+
+/* The coding's Content-Encoding token ("gzip", "deflate", "br"). */
+const char *http_coding_name(enum http_coding k);
+
+/* Compresses in[0..n) whole into out (appended) with zlib (gzip: RFC 1952; deflate:
+ * the zlib format of RFC 1950, as HTTP's "deflate" means) or Brotli (RFC 7932).
+ * Returns 0, or -1 when out's limit or memory runs out (out may hold a part). */
+int http_encode(enum http_coding k, const void *in, size_t n, struct buf *out);
+
+#endif

@@ -1,0 +1,509 @@
+/* run.c - loopkit isolate at work: namespaces, the namespace's pid 1, CMD, forwards, signals, status. */
+#include "isolate/isolate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/net.h"
+#include "core/procfs.h"
+#include "isolate/relay.h"
+
+/* The signals passed on to CMD when someone sends them to loopkit. */
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+#define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
+
+/* What the child tells us through the note pipe (EOF alone: CMD is running). */
+struct isolate_note {
+	int what; /* NOTE_EXEC: CMD could not be started */
+	int err;
+};
+enum { NOTE_EXEC = 1 };
+
+static void forward_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < NFORWARDED; i++)
+		sigaddset(set, forwarded[i]);
+}
+
+/* A shell's exit status for a wait status. */
+static int shell_status(int st)
+{
+	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : ISOLATE_EXIT_FAILED;
+}
+
+/* ---- the host-socket helper: a thread that stays in the host's network namespace ---- */
+
+static void *helper_main(void *arg)
+{
+	struct isolate *iso = arg;
+	int family;
+	while (recv(iso->helper_fd[1], &family, sizeof family, 0) == (ssize_t)sizeof family) {
+		int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int reply = fd < 0 ? -errno : fd;
+		if (send(iso->helper_fd[1], &reply, sizeof reply, MSG_NOSIGNAL) != (ssize_t)sizeof reply) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* A socket in the host's namespace (the calling thread is in the new one). Returns the
+ * fd or -1 with errno. */
+static int host_socket(struct isolate *iso, int family)
+{
+	int reply;
+	if (send(iso->helper_fd[0], &family, sizeof family, MSG_NOSIGNAL) != (ssize_t)sizeof family ||
+	    recv(iso->helper_fd[0], &reply, sizeof reply, 0) != (ssize_t)sizeof reply) {
+		errno = EIO;
+		return -1;
+	}
+	if (reply < 0) {
+		errno = -reply;
+		return -1;
+	}
+	return reply;
+}
+
+static int helper_start(struct isolate *iso, char *err, size_t errlen)
+{
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, iso->helper_fd) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -1;
+	}
+	int e = pthread_create(&iso->helper, NULL, helper_main, iso);
+	if (e) {
+		snprintf(err, errlen, "thread for --out: %s", strerror(e));
+		return -1;
+	}
+	iso->helper_on = 1;
+	return 0;
+}
+
+/* ---- preparing ---- */
+
+static int ns_failed(struct isolate *iso, char *err, size_t errlen)
+{
+	struct nsprobe_verdict v;
+	nsprobe_explain(&iso->controls, &iso->ns, &v);
+	int n = snprintf(err, errlen, "cannot isolate: %s", v.cause);
+	if (v.control[0] && n >= 0 && (size_t)n < errlen) {
+		n += snprintf(err + n, errlen - (size_t)n, "\n  blocked by: %s", v.control);
+		if (v.value != NSPROBE_ABSENT && (size_t)n < errlen)
+			n += snprintf(err + n, errlen - (size_t)n, " = %ld", v.value);
+	}
+	if (n >= 0 && (size_t)n < errlen)
+		snprintf(err + n, errlen - (size_t)n, "\n  to allow it: %s", v.fix);
+	return -1;
+}
+
+static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
+{
+	char why[256];
+	f->fd = net_listen((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, 0, why, sizeof why);
+	if (f->fd < 0) {
+		int e = errno;
+		uint16_t port = net_ss_port(&f->host);
+		char who[160];
+		if (e == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
+			snprintf(err, errlen, "-p %s: %s; held by %s; -p 0:%u picks a free port", f->spec,
+			         why, who, net_ss_port(&f->inner));
+		else if (e == EADDRINUSE)
+			snprintf(err, errlen, "-p %s: %s; -p 0:%u picks a free port", f->spec, why,
+			         net_ss_port(&f->inner));
+		else
+			snprintf(err, errlen, "-p %s: %s", f->spec, why);
+		return -1;
+	}
+	socklen_t len = f->hostlen;
+	getsockname(f->fd, (struct sockaddr *)&f->host, &len);
+	return 0;
+}
+
+int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *err, size_t errlen)
+{
+	sigset_t block;
+	int need_helper = 0;
+
+	memset(iso, 0, sizeof *iso);
+	iso->cfg = *c;
+	iso->helper_fd[0] = iso->helper_fd[1] = -1;
+	iso->life_fd = -1;
+	iso->sig_io.fd = iso->note_io.fd = -1;
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
+		iso->cfg.fwd[i].fd = -1;
+		iso->cfg.fwd[i].iso = iso;
+	}
+	iso->prepared = 1;
+	/* Blocked before any thread exists, so every thread inherits it; signalfd reads
+	 * them. SIGPIPE is blocked too: splice to a closed socket fails with EPIPE. */
+	forward_set(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &block, &iso->oldmask);
+	nsprobe_controls_read(&iso->controls);
+
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
+		struct isolate_forward *f = &iso->cfg.fwd[i];
+		if (f->dir == ISOLATE_IN && listen_host(f, err, errlen) < 0)
+			return -1;
+		need_helper |= f->dir == ISOLATE_OUT;
+	}
+	if (netns_enter_user(&iso->ns) < 0)
+		return ns_failed(iso, err, errlen);
+	/* after the user namespace (which needs one thread), before the network one */
+	if (need_helper && helper_start(iso, err, errlen) < 0)
+		return -1;
+	if (netns_enter_net(&iso->ns) < 0)
+		return ns_failed(iso, err, errlen);
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
+		struct isolate_forward *f = &iso->cfg.fwd[i];
+		char why[256];
+		if (f->dir != ISOLATE_OUT)
+			continue;
+		f->fd = net_listen((struct sockaddr *)&f->inner, f->innerlen, ISOLATE_BACKLOG, 0, why,
+		                   sizeof why);
+		if (f->fd < 0) {
+			snprintf(err, errlen, "--out %s: inside: %s", f->spec, why);
+			return -1;
+		}
+	}
+	/* room for the relays; CMD gets the limit it had */
+	getrlimit(RLIMIT_NOFILE, &iso->nofile);
+	struct rlimit want = iso->nofile;
+	rlim_t need = (rlim_t)iso->cfg.max_conns * ISOLATE_FDS_PER_CONN + 64;
+	if (want.rlim_cur < need && want.rlim_cur != RLIM_INFINITY) {
+		want.rlim_cur = want.rlim_max == RLIM_INFINITY || want.rlim_max > need ? need : want.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &want);
+	}
+	return 0;
+}
+
+void isolate_abandon(struct isolate *iso)
+{
+	if (!iso->prepared)
+		return;
+	for (size_t i = 0; i < iso->cfg.nfwd; i++)
+		if (iso->cfg.fwd[i].fd >= 0) {
+			close(iso->cfg.fwd[i].fd);
+			iso->cfg.fwd[i].fd = -1;
+		}
+	if (iso->helper_on) {
+		shutdown(iso->helper_fd[0], SHUT_RDWR);
+		pthread_join(iso->helper, NULL);
+		iso->helper_on = 0;
+	}
+	for (int k = 0; k < 2; k++)
+		if (iso->helper_fd[k] >= 0) {
+			close(iso->helper_fd[k]);
+			iso->helper_fd[k] = -1;
+		}
+	sigprocmask(SIG_SETMASK, &iso->oldmask, NULL);
+	iso->prepared = 0;
+}
+
+/* ---- the namespace's pid 1 ---- */
+
+/* Closes every descriptor above 2 except keep_a < keep_b. Failure is harmless: they are
+ * all close-on-exec, so CMD never sees them. */
+static void close_others(int keep_a, int keep_b)
+{
+	if (keep_a > 3)
+		close_range(3, (unsigned)keep_a - 1, 0);
+	if (keep_b > keep_a + 1)
+		close_range((unsigned)keep_a + 1, (unsigned)keep_b - 1, 0);
+	close_range((unsigned)keep_b + 1, ~0u, 0);
+}
+
+static void note(int fd, int what, int err)
+{
+	struct isolate_note n = {what, err};
+	ssize_t w = write(fd, &n, sizeof n);
+	(void)w;
+}
+
+/* pid 1 of the new pid namespace: a fresh /proc, CMD as its child, signals passed on,
+ * orphans reaped; exits with CMD's status, and the kernel then kills whatever is left
+ * in the namespace. Only system calls here (the parent may have a second thread). */
+static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd, int life_fd)
+{
+	sigset_t set;
+	siginfo_t si;
+	int st;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	struct pollfd pfd = {.fd = life_fd, .events = POLLIN};
+	if (poll(&pfd, 1, 0) > 0) /* loopkit died before PDEATHSIG was set */
+		_exit(ISOLATE_EXIT_FAILED);
+	if (note_fd < life_fd)
+		close_others(note_fd, life_fd);
+	else
+		close_others(life_fd, note_fd);
+	netns_init_mounts(&iso->ns);
+	/* CMD: posix_spawn (a vfork-like clone, no page tables copied) with loopkit's
+	 * signal mask undone and the descriptor limit it had */
+	setrlimit(RLIMIT_NOFILE, &iso->nofile);
+	posix_spawnattr_t attr;
+	pid_t cmd;
+	int e = posix_spawnattr_init(&attr);
+	if (!e)
+		e = posix_spawnattr_setsigmask(&attr, &iso->oldmask);
+	if (!e)
+		e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	if (!e)
+		e = posix_spawnp(&cmd, iso->cfg.argv[0], NULL, &attr, iso->cfg.argv, environ);
+	if (e) {
+		note(note_fd, NOTE_EXEC, e);
+		_exit(e == ENOENT || e == ENOTDIR ? ISOLATE_EXIT_NOTFOUND : ISOLATE_EXIT_NOEXEC);
+	}
+	close(note_fd);
+	forward_set(&set);
+	sigaddset(&set, SIGCHLD);
+	for (;;) {
+		int sig = sigwaitinfo(&set, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGCHLD) {
+			pid_t w;
+			while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+				if (w == cmd)
+					_exit(shell_status(st));
+			continue;
+		}
+		/* the terminal's signals (SI_KERNEL) reached CMD's process group already */
+		if (si.si_code != SI_KERNEL)
+			kill(cmd, sig);
+	}
+}
+
+/* ---- running ---- */
+
+static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer);
+
+static void accept_resume(struct isolate *iso)
+{
+	iso->paused = 0;
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
+		struct isolate_forward *f = &iso->cfg.fwd[i];
+		if (f->fd >= 0)
+			acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f);
+	}
+}
+
+static void accept_pause(struct isolate *iso)
+{
+	iso->paused = 1;
+	for (size_t i = 0; i < iso->cfg.nfwd; i++)
+		acceptor_stop(&iso->cfg.fwd[i].acc);
+}
+
+static void finish_if_drained(struct isolate *iso)
+{
+	if (iso->cmd_done && !iso->relays)
+		loop_stop(iso->loop);
+}
+
+void relay_gone(struct isolate *iso)
+{
+	iso->nconns--;
+	if (iso->paused && !iso->cmd_done && iso->nconns < iso->cfg.max_conns)
+		accept_resume(iso);
+	finish_if_drained(iso);
+}
+
+static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
+{
+	struct isolate_forward *f = arg;
+	struct isolate *iso = f->iso;
+	int s;
+	(void)peer; /* the listeners are on loopback (and inside): every peer is local */
+
+	iso->accepted++;
+	if (f->dir == ISOLATE_IN) /* this thread is in the namespace */
+		s = socket(f->inner.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	else
+		s = host_socket(iso, f->host.ss_family);
+	if (s < 0) {
+		iso->refused++;
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		close(fd);
+		return;
+	}
+	if (f->dir == ISOLATE_IN)
+		relay_start(iso, fd, s, &f->inner, f->innerlen, 1);
+	else
+		relay_start(iso, fd, s, &f->host, f->hostlen, 0);
+	if (iso->nconns >= iso->cfg.max_conns && !iso->paused)
+		accept_pause(iso); /* the rest wait in the backlog */
+}
+
+static void drain_cb(struct loop *l, struct loop_timer *t)
+{
+	struct isolate *iso = t->data;
+	if (iso->bytes != iso->drain_mark) { /* still moving: give it another period */
+		iso->drain_mark = iso->bytes;
+		loop_timer_start(l, t, ISOLATE_DRAIN_MS);
+		return;
+	}
+	while (iso->relays)
+		relay_close(iso->relays, 0);
+	loop_stop(l);
+}
+
+/* CMD (and with it the namespace) is gone: no new connections; what is in flight
+ * towards the host may finish. */
+static void cmd_exited(struct isolate *iso, int status)
+{
+	iso->cmd_done = 1;
+	iso->exit_code = shell_status(status);
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
+		struct isolate_forward *f = &iso->cfg.fwd[i];
+		acceptor_stop(&f->acc);
+		if (f->fd >= 0) {
+			close(f->fd);
+			f->fd = -1;
+		}
+	}
+	for (struct relay *r = iso->relays, *next; r; r = next) {
+		next = r->next;
+		relay_pump(r); /* ends those whose inner side is done */
+	}
+	iso->drain_mark = iso->bytes;
+	loop_timer_init(&iso->drain, drain_cb, iso);
+	loop_timer_start(iso->loop, &iso->drain, ISOLATE_DRAIN_MS);
+	finish_if_drained(iso);
+}
+
+static void sig_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct isolate *iso = io->data;
+	struct signalfd_siginfo si;
+	(void)l;
+	(void)events;
+	while (read(io->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if ((int)si.ssi_signo == SIGCHLD) {
+			int st;
+			if (!iso->cmd_done && waitpid(iso->child, &st, WNOHANG) == iso->child)
+				cmd_exited(iso, st);
+			continue;
+		}
+		/* the terminal's signals (SI_KERNEL) reached CMD's process group already */
+		if (!iso->cmd_done && si.ssi_code != SI_KERNEL)
+			kill(iso->child, (int)si.ssi_signo);
+	}
+}
+
+static void note_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct isolate *iso = io->data;
+	struct isolate_note n;
+	(void)events;
+	ssize_t got = read(io->fd, &n, sizeof n);
+	if (got < 0 && errno == EAGAIN)
+		return;
+	if (got == (ssize_t)sizeof n && n.what == NOTE_EXEC)
+		fprintf(stderr, "loopkit isolate: cannot run '%s': %s\n", iso->cfg.argv[0], strerror(n.err));
+	loop_io_close(l, io); /* EOF: CMD runs (its copy closed on exec) */
+}
+
+int isolate_run(struct isolate *iso)
+{
+	int note_p[2] = {-1, -1}, life_p[2] = {-1, -1};
+	char err[160], msg[ISOLATE_ERR];
+	sigset_t set;
+
+	iso->exit_code = ISOLATE_EXIT_FAILED;
+	if (pipe2(note_p, O_CLOEXEC) < 0 || pipe2(life_p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "loopkit isolate: pipe: %s\n", strerror(errno));
+		goto out;
+	}
+	fflush(NULL);
+	iso->child = netns_fork_pid1();
+	if (iso->child < 0) {
+		iso->ns.step = NETNS_PIDNS;
+		iso->ns.err = errno;
+		ns_failed(iso, msg, sizeof msg);
+		fprintf(stderr, "loopkit isolate: %s\n", msg);
+		goto out;
+	}
+	if (iso->child == 0) {
+		close(note_p[0]);
+		close(life_p[1]);
+		init_main(iso, note_p[1], life_p[0]);
+	}
+	close(note_p[1]);
+	close(life_p[0]);
+	note_p[1] = life_p[0] = -1;
+	iso->life_fd = life_p[1];
+
+	if (!(iso->loop = loop_new(err, sizeof err))) {
+		fprintf(stderr, "loopkit isolate: %s\n", err);
+		kill(iso->child, SIGKILL);
+		waitpid(iso->child, NULL, 0);
+		goto out;
+	}
+	forward_set(&set);
+	sigaddset(&set, SIGCHLD);
+	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	fcntl(note_p[0], F_SETFL, O_NONBLOCK);
+	if (sfd < 0 || loop_io_start(iso->loop, &iso->sig_io, sfd, LOOP_READ, sig_cb, iso) < 0 ||
+	    loop_io_start(iso->loop, &iso->note_io, note_p[0], LOOP_READ, note_cb, iso) < 0) {
+		fprintf(stderr, "loopkit isolate: signalfd: %s\n", strerror(errno));
+		if (sfd >= 0 && iso->sig_io.fd < 0)
+			close(sfd);
+		kill(iso->child, SIGKILL);
+		waitpid(iso->child, NULL, 0);
+		goto out;
+	}
+	note_p[0] = -1; /* the loop's now */
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
+		struct isolate_forward *f = &iso->cfg.fwd[i];
+		if (acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f) < 0)
+			fprintf(stderr, "loopkit isolate: %s: cannot watch the listener: %s\n", f->spec,
+			        strerror(errno));
+	}
+	/* a SIGCHLD that came before the signalfd is still pending: it is read at once */
+	if (loop_run(iso->loop) < 0)
+		fprintf(stderr, "loopkit isolate: event loop: %s\n", strerror(errno));
+	if (!iso->cmd_done) { /* the loop failed: do not leave the namespace behind */
+		int st;
+		kill(iso->child, SIGKILL);
+		waitpid(iso->child, &st, 0);
+	} else if (iso->note_io.fd >= 0) {
+		note_cb(iso->loop, &iso->note_io, LOOP_READ); /* an exec error not yet read */
+	}
+out:
+	if (iso->loop) {
+		while (iso->relays)
+			relay_close(iso->relays, 0);
+		loop_timer_stop(iso->loop, &iso->drain);
+		if (iso->sig_io.fd >= 0)
+			loop_io_close(iso->loop, &iso->sig_io);
+		if (iso->note_io.fd >= 0)
+			loop_io_close(iso->loop, &iso->note_io);
+		for (size_t i = 0; i < iso->cfg.nfwd; i++)
+			acceptor_stop(&iso->cfg.fwd[i].acc);
+		loop_free(iso->loop);
+		iso->loop = NULL;
+	}
+	for (int k = 0; k < 2; k++) {
+		if (note_p[k] >= 0)
+			close(note_p[k]);
+		if (life_p[k] >= 0)
+			close(life_p[k]);
+	}
+	isolate_abandon(iso);
+	return iso->exit_code;
+}

@@ -1,0 +1,202 @@
+/* spec.c - the forwards of `loopkit isolate`: read from -p/--out text, and their two renderings. */
+#include "isolate/isolate.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "core/net.h"
+#include "core/strparse.h"
+
+void isolate_config_init(struct isolate_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->max_conns = ISOLATE_MAX_CONNS;
+}
+
+static int port_of(const char *s, uint64_t min, const char *what, uint16_t *out, char *err, size_t errlen)
+{
+	uint64_t v;
+	char why[STRPARSE_ERR_MAX];
+	if (strparse_uint(s, min, 65535, &v, why, sizeof why) < 0) {
+		snprintf(err, errlen, "%s '%s': %s", what, s, why);
+		return -1;
+	}
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static void set_loopback(struct sockaddr_storage *ss, socklen_t *len, int family, uint16_t port)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		a->sin6_port = htons(port);
+		*len = sizeof *a;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_port = htons(port);
+		*len = sizeof *a;
+	}
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const char *spec, char *err,
+                       size_t errlen)
+{
+	char text[64], *parts[3], *p;
+	size_t n = 0;
+	const char *addr = NULL;
+
+	if (c->nfwd == ISOLATE_MAX_FORWARDS) {
+		snprintf(err, errlen, "more than %d forwards (-p and --out together)", ISOLATE_MAX_FORWARDS);
+		return -1;
+	}
+	if (strlen(spec) >= sizeof text || !*spec) {
+		snprintf(err, errlen, "'%.40s': expected %s", spec,
+		         dir == ISOLATE_IN ? "[ADDR:]HOSTPORT[:INNERPORT]" : "[ADDR:]PORT");
+		return -1;
+	}
+	snprintf(text, sizeof text, "%s", spec);
+	p = text;
+	if (*p == '[') { /* [v6]:... */
+		char *close = strchr(p, ']');
+		if (!close || close[1] != ':') {
+			snprintf(err, errlen, "'%s': an IPv6 address is written [::1]:PORT", spec);
+			return -1;
+		}
+		*close = '\0';
+		addr = p + 1;
+		p = close + 2;
+	}
+	for (char *tok = p;; tok = p + 1) {
+		p = strchr(tok, ':');
+		if (n == 3) {
+			snprintf(err, errlen,
+			         "'%s': too many ':' (IPv6 addresses go in brackets: [::1]:PORT)", spec);
+			return -1;
+		}
+		parts[n++] = tok;
+		if (!p)
+			break;
+		*p = '\0';
+	}
+	/* ADDR:... when the first part is not a number (and no bracketed address came first) */
+	if (!addr && n >= 2 && strspn(parts[0], "0123456789") != strlen(parts[0])) {
+		addr = parts[0];
+		memmove(parts, parts + 1, --n * sizeof *parts);
+	} else if (!addr && n == 3) {
+		addr = parts[0];
+		memmove(parts, parts + 1, --n * sizeof *parts);
+	}
+	if ((dir == ISOLATE_OUT && n != 1) || n > 2) {
+		snprintf(err, errlen, "'%s': expected %s", spec,
+		         dir == ISOLATE_IN ? "[ADDR:]HOSTPORT[:INNERPORT]" : "[ADDR:]PORT");
+		return -1;
+	}
+	struct isolate_forward *f = &c->fwd[c->nfwd];
+	memset(f, 0, sizeof *f);
+	f->dir = dir;
+	f->fd = -1;
+	snprintf(f->spec, sizeof f->spec, "%s", spec);
+	if (addr) {
+		if (net_parse_addr(addr, 0, &f->host, &f->hostlen) < 0) {
+			snprintf(err, errlen, "'%s': '%s' is not an IP address", spec, addr);
+			return -1;
+		}
+		if (!net_is_loopback((struct sockaddr *)&f->host)) {
+			snprintf(err, errlen,
+			         "'%s': %s is not a loopback address; isolate forwards only on loopback "
+			         "(127.0.0.0/8, ::1)",
+			         spec, addr);
+			return -1;
+		}
+	} else {
+		set_loopback(&f->host, &f->hostlen, AF_INET, 0);
+	}
+	uint16_t hp, ip;
+	if (port_of(parts[0], dir == ISOLATE_IN ? 0 : 1, dir == ISOLATE_IN ? "host port" : "port", &hp, err,
+	            errlen) < 0)
+		return -1;
+	if (n == 2) {
+		if (port_of(parts[1], 1, "inner port", &ip, err, errlen) < 0)
+			return -1;
+	} else if (hp == 0) {
+		snprintf(err, errlen,
+		         "'%s': host port 0 picks a free port; say which port inside it reaches: "
+		         "-p 0:8080",
+		         spec);
+		return -1;
+	} else {
+		ip = hp;
+	}
+	set_port(&f->host, hp);
+	if (dir == ISOLATE_IN) {
+		set_loopback(&f->inner, &f->innerlen, f->host.ss_family, ip);
+	} else {
+		f->inner = f->host;
+		f->innerlen = f->hostlen;
+	}
+	c->nfwd++;
+	return 0;
+}
+
+char *isolate_end_text(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	return net_ss_text(ss, out, len);
+}
+
+void isolate_print(FILE *f, const struct isolate *iso)
+{
+	char h[64], i[64];
+	for (size_t k = 0; k < iso->cfg.nfwd; k++) {
+		const struct isolate_forward *w = &iso->cfg.fwd[k];
+		isolate_end_text(&w->host, h, sizeof h);
+		isolate_end_text(&w->inner, i, sizeof i);
+		if (w->dir == ISOLATE_IN)
+			fprintf(f, "loopkit isolate: %s -> %s inside\n", h, i);
+		else
+			fprintf(f, "loopkit isolate: %s inside -> %s on the host\n", i, h);
+	}
+}
+
+int isolate_json(struct buf *b, const struct isolate *iso)
+{
+	struct json j;
+	char t[64];
+
+	json_init(&j, b, 0);
+	json_obj_begin(&j);
+	json_key(&j, "forwards");
+	json_arr_begin(&j);
+	for (size_t k = 0; k < iso->cfg.nfwd; k++) {
+		const struct isolate_forward *w = &iso->cfg.fwd[k];
+		json_obj_begin(&j);
+		json_key(&j, "dir");
+		json_str(&j, w->dir == ISOLATE_IN ? "in" : "out");
+		json_key(&j, "host");
+		json_str(&j, isolate_end_text(&w->host, t, sizeof t));
+		json_key(&j, "inside");
+		json_str(&j, isolate_end_text(&w->inner, t, sizeof t));
+		json_obj_end(&j);
+	}
+	json_arr_end(&j);
+	json_key(&j, "user_namespace");
+	json_bool(&j, iso->ns.userns);
+	json_key(&j, "ipv6");
+	json_bool(&j, iso->ns.ipv6);
+	json_obj_end(&j);
+	return j.err ? -1 : 0;
+}

@@ -1,0 +1,1054 @@
+/* relay.c - proxied connection pairs: splice(2) when nothing needs the bytes, a toxic chain when something
+ * does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/net.h"
+#include "proxy/internal.h"
+
+#define PIPE_CHUNK (64 * 1024)   /* bytes moved per splice */
+#define TURN_BYTES (1024 * 1024) /* moved per direction per wakeup, then others go */
+#define SMALL_READ (16 * 1024)   /* first read of a wakeup, through the stack */
+
+#define BW_SLACK_US 20000 /* bandwidth: timer lateness forgiven, and the most an idle link saves */
+#define PF_DROP     1u    /* the piece is discarded, not sent */
+#define PF_CORRUPT  2u    /* flip bits before sending */
+#define PF_LIMIT    4u    /* limit_data reached once it is sent: close */
+
+static void io_cb(struct loop *l, struct loop_io *io, unsigned events);
+static int pump(struct pconn *c, int d);
+static void update_masks(struct pconn *c);
+
+uint64_t relay_now_us(void)
+{
+	return loop_clock_us();
+}
+
+static struct proxy_server *srv(const struct pconn *c)
+{
+	return c->p->srv;
+}
+
+/* The direction a toxic acts on: HTTP request toxics on requests, cuts on responses. */
+static int toxic_acts_on(const struct toxic *t)
+{
+	switch (t->type->kind) {
+	case TK_HTTP_FAIL:
+	case TK_HTTP_DELAY: return PROXY_UP;
+	case TK_HTTP_CUT: return PROXY_DOWN;
+	default: return (int)t->dir;
+	}
+}
+
+/* Toxics that count what they did (requests failed, stalls, bits flipped, responses
+ * cut) rather than the connections they were active on. */
+static int toxic_counts_events(const struct toxic *t)
+{
+	enum toxic_kind k = t->type->kind;
+	return k == TK_HTTP_FAIL || k == TK_HTTP_CUT || k == TK_LOSS || k == TK_CORRUPT;
+}
+
+struct tstate *pchain_toxic(struct pchain *ch, enum toxic_kind kind)
+{
+	for (size_t i = 0; ch && i < ch->nts; i++)
+		if (ch->ts[i].active && ch->ts[i].t->type->kind == kind)
+			return &ch->ts[i];
+	return NULL;
+}
+
+/* ---- closing ---- */
+
+static void free_chain(struct pconn *c, struct pchain *ch)
+{
+	if (!ch)
+		return;
+	loop_timer_stop(srv(c)->loop, &ch->timer);
+	for (unsigned i = 0; i < ch->ins_count; i++)
+		free(ch->ins[(ch->ins_head + i) % PROXY_INS_MAX].data);
+	buf_free(&ch->b);
+	free(ch);
+}
+
+static void free_pconn(struct loop *l, void *data)
+{
+	free(data);
+}
+
+/* Ends the pair now: rst sends a reset to both peers (SO_LINGER 0). */
+static void pconn_close(struct pconn *c, int rst)
+{
+	if (c->state == PC_DEAD)
+		return;
+	struct proxy_server *s = srv(c);
+	struct proxy *p = c->p;
+	if (c->rec)
+		record_conn_close(s->rec, c);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	for (int i = 0; i < 2; i++) {
+		if (c->io[i].fd < 0)
+			continue;
+		if (rst) {
+			struct linger lg = {1, 0};
+			setsockopt(c->io[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		}
+		loop_io_close(s->loop, &c->io[i]);
+	}
+	for (int d = 0; d < 2; d++) {
+		struct pdir *pd = &c->d[d];
+		if (pd->pipe.fd[0] >= 0) {
+			if (pd->inpipe) {
+				close(pd->pipe.fd[0]);
+				close(pd->pipe.fd[1]);
+			} else {
+				proxy_pipe_put(s, &pd->pipe);
+			}
+			pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+		}
+		free_chain(c, pd->chain);
+		pd->chain = NULL;
+	}
+	phttp_free(c);
+	loop_timer_stop(s->loop, &c->linger);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	p->nconns--;
+	s->nconns--;
+	c->state = PC_DEAD;
+	if (loop_defer(s->loop, free_pconn, c) < 0)
+		free(c); /* no callback of this batch can reach it: its ios are closed */
+}
+
+static void linger_cb(struct loop *l, struct loop_timer *t)
+{
+	struct pconn *c = t->data;
+	if (c->state == PC_CONNECTING) {
+		if (!c->p->srv->o.quiet)
+			log_msg("proxy %s: upstream %s did not answer within %d ms; the client's connection "
+			        "is closed",
+			        c->p->name, c->p->upstream, PROXY_CONNECT_MS);
+		c->p->refused++;
+	}
+	pconn_close(c, 0);
+}
+
+/* A toxic ends the pair gracefully: FIN to both peers after what was sent, then what
+ * they still send is read and dropped for a while, so nobody sees a reset instead. */
+static void pconn_linger(struct pconn *c)
+{
+	if (c->state != PC_RELAY)
+		return;
+	struct proxy_server *s = srv(c);
+	c->state = PC_LINGER;
+	for (int i = 0; i < 2; i++) {
+		shutdown(c->io[i].fd, SHUT_WR);
+		loop_io_set(s->loop, &c->io[i], LOOP_READ);
+	}
+	for (int d = 0; d < 2; d++)
+		if (c->d[d].chain)
+			loop_timer_stop(s->loop, &c->d[d].chain->timer);
+	loop_timer_start(s->loop, &c->linger, PROXY_LINGER_MS);
+}
+
+static void linger_read(struct pconn *c, int side)
+{
+	char tmp[16384];
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = read(c->io[side].fd, tmp, sizeof tmp);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		c->eof_seen[side] = 1;
+		loop_io_set(srv(c)->loop, &c->io[side], 0);
+		if (c->eof_seen[0] && c->eof_seen[1])
+			pconn_close(c, 0);
+		return;
+	}
+}
+
+/* The source of direction d said EOF and everything was delivered: pass it on. */
+static int dir_finish(struct pconn *c, int d)
+{
+	struct pdir *pd = &c->d[d];
+	if (pd->done)
+		return 0;
+	struct pchain *ch = pd->chain;
+	struct tstate *sc = pchain_toxic(ch, TK_SLOW_CLOSE);
+	if (sc) {
+		uint64_t now = relay_now_us();
+		if (!ch->close_at)
+			ch->close_at = now + (uint64_t)sc->t->num[0] * 1000;
+		if (now < ch->close_at)
+			return 0; /* the chain's timer comes back */
+	}
+	pd->done = 1;
+	pd->want_read = pd->want_write = 0;
+	int dst = d == PROXY_UP ? 1 : 0;
+	if (c->d[!d].done) {
+		pconn_close(c, 0); /* both ways ended: the close sends the FIN */
+		return -1;
+	}
+	shutdown(c->io[dst].fd, SHUT_WR);
+	/* Half-closed: the other way may still carry a response, but a peer that never
+	 * closes must not hold the pair for ever (socat waits 0.5 s; we wait longer). */
+	loop_timer_start(srv(c)->loop, &c->linger, PROXY_HALF_CLOSE_MS);
+	return 0;
+}
+
+/* ---- toxic state ---- */
+
+static struct pchain *chain_new(struct pconn *c, int d);
+static void chain_arm(struct pconn *c, struct pchain *ch, uint64_t when_us);
+
+/* Rebuilds the toxic states of direction d from the proxy's chain: states of toxics
+ * that stay are kept (limit_data keeps its count), new or changed ones roll toxicity. */
+static void sync_toxics(struct pconn *c, int d, const struct toxic *changed)
+{
+	struct proxy *p = c->p;
+	struct pdir *pd = &c->d[d];
+	struct tstate old[PROXY_MAX_TOXICS], nw[PROXY_MAX_TOXICS];
+	size_t nold = 0, n = 0;
+	if (pd->chain) {
+		nold = pd->chain->nts;
+		memcpy(old, pd->chain->ts, nold * sizeof(old[0]));
+	}
+	int need = 0;
+	for (size_t i = 0; i < p->ntoxics; i++) {
+		struct toxic *t = p->toxics[i];
+		if (toxic_acts_on(t) != d)
+			continue;
+		struct tstate *st = &nw[n++];
+		memset(st, 0, sizeof(*st));
+		size_t k = 0;
+		while (k < nold && old[k].id != t->id)
+			k++;
+		if (k < nold)
+			*st = old[k];
+		if (k == nold || t == changed) {
+			st->active = proxy_rand01(srv(c)) < t->toxicity;
+			if (st->active && !toxic_counts_events(t))
+				t->applied++;
+		}
+		st->t = t;
+		st->id = t->id;
+		need |= st->active && t->type->bytes;
+	}
+	pd->need_chain = (uint8_t)(need || c->want_http || c->recording);
+	if (pd->need_chain && !pd->chain)
+		pd->chain = chain_new(c, d); /* NULL without memory: the bytes flow untouched */
+	if (pd->chain) {
+		struct pchain *ch = pd->chain;
+		memcpy(ch->ts, nw, n * sizeof(nw[0]));
+		ch->nts = n;
+		/* Deadlines of toxics that went are dropped; a timeout that came starts now. */
+		struct tstate *to = pchain_toxic(ch, TK_TIMEOUT);
+		if (!to || to->t->num[0] <= 0)
+			ch->timeout_at = 0;
+		else if (!ch->timeout_at || to->t == changed)
+			ch->timeout_at = relay_now_us() + (uint64_t)to->t->num[0] * 1000;
+		if (!pchain_toxic(ch, TK_RESET_PEER))
+			ch->reset_at = 0;
+		if (!pchain_toxic(ch, TK_SLOW_CLOSE))
+			ch->close_at = 0;
+		if (ch->timeout_at && c->state == PC_RELAY)
+			chain_arm(c, ch, ch->timeout_at);
+		/* A piece not yet started is weighed again with the new chain. */
+		if (pd->chain->have_piece && !pd->chain->piece_done)
+			pd->chain->have_piece = 0;
+	}
+}
+
+static void chain_timer_cb(struct loop *l, struct loop_timer *t);
+
+static struct pchain *chain_new(struct pconn *c, int d)
+{
+	struct pchain *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	ch->c = c;
+	ch->d = d;
+	ch->scan_limit = c->want_http ? 0 : UINT64_MAX;
+	buf_init(&ch->b, PROXY_CHAIN_MAX);
+	loop_timer_init(&ch->timer, chain_timer_cb, ch);
+	return ch;
+}
+
+/* A chain that nothing needs any more and that holds nothing goes: splice again. */
+static void maybe_drop_chain(struct pconn *c, int d)
+{
+	struct pchain *ch = c->d[d].chain;
+	if (!ch || c->d[d].need_chain || ch->count || ch->ins_count || ch->have_piece || ch->reset_at ||
+	    ch->timeout_at || ch->close_at)
+		return;
+	free_chain(c, ch);
+	c->d[d].chain = NULL;
+}
+
+void relay_toxics_changed(struct proxy *p, const struct toxic *changed)
+{
+	for (struct pconn *c = p->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->state != PC_RELAY && c->state != PC_CONNECTING)
+			continue;
+		for (int d = 0; d < 2; d++) {
+			sync_toxics(c, d, changed);
+			maybe_drop_chain(c, d);
+		}
+		if (c->state != PC_RELAY)
+			continue;
+		if (pump(c, PROXY_UP) < 0 || pump(c, PROXY_DOWN) < 0)
+			continue;
+		update_masks(c);
+	}
+}
+
+/* ---- the splice path ---- */
+
+static int sock_error_is_reset(int e)
+{
+	return e == ECONNRESET || e == EPIPE || e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH;
+}
+
+/* Moves what the pipe of direction d holds to dst. Returns 1 when it is empty, 0 when
+ * dst is full (want_write is set), -1 when the pair was closed (dst is gone: the
+ * source is reset). */
+static int drain_pipe(struct pconn *c, int d, int dst)
+{
+	struct pdir *pd = &c->d[d];
+	while (pd->inpipe) {
+		ssize_t n = splice(pd->pipe.fd[0], NULL, dst, NULL, pd->inpipe,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			if (errno == EAGAIN) {
+				pd->want_write = 1;
+				return 0;
+			}
+			if (errno == EINTR)
+				continue;
+			pconn_close(c, 1);
+			return -1;
+		}
+		pd->inpipe -= (uint32_t)n;
+		pd->bytes += (uint64_t)n;
+		c->p->bytes[d] += (uint64_t)n;
+	}
+	return 1;
+}
+
+/* Moves bytes src -> pipe -> dst. Returns -1 when the pair was closed. */
+static int pump_splice(struct pconn *c, int d)
+{
+	struct proxy_server *s = srv(c);
+	struct pdir *pd = &c->d[d];
+	int src = c->io[d == PROXY_UP ? 0 : 1].fd, dst = c->io[d == PROXY_UP ? 1 : 0].fd;
+	size_t moved = 0;
+	pd->want_read = pd->want_write = 0;
+	if (!pd->inpipe && !pd->eof) {
+		/* Small messages (request/response traffic) go through the stack: a read and
+		 * a write, no pipe. A full read means bulk data: splice takes over. */
+		char tmp[SMALL_READ];
+		ssize_t n = read(src, tmp, sizeof tmp);
+		if (n < 0 && errno == EAGAIN) {
+			pd->want_read = 1;
+			return 0;
+		}
+		if (n < 0 && errno != EINTR) {
+			pconn_close(c, 1); /* the source reset: so does the destination */
+			return -1;
+		}
+		if (n == 0)
+			pd->eof = 1;
+		if (n > 0) {
+			ssize_t w = write(dst, tmp, (size_t)n);
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				pconn_close(c, 1);
+				return -1;
+			}
+			if (w < 0)
+				w = 0;
+			pd->bytes += (uint64_t)w;
+			c->p->bytes[d] += (uint64_t)w;
+			if (w < n) {
+				/* The rest waits in a pipe (it holds more than tmp). */
+				if ((pd->pipe.fd[0] < 0 && proxy_pipe_get(s, &pd->pipe) < 0) ||
+				    write(pd->pipe.fd[1], tmp + w, (size_t)(n - w)) != n - w) {
+					pconn_close(c, 1);
+					return -1;
+				}
+				pd->inpipe = (uint32_t)(n - w);
+				pd->want_write = 1;
+				return 0;
+			}
+			if ((size_t)n < sizeof tmp) {
+				pd->want_read = 1; /* drained: epoll says when more comes */
+				return 0;
+			}
+			moved += (size_t)n;
+		}
+	}
+	while (moved < TURN_BYTES) {
+		if (pd->inpipe) {
+			moved += pd->inpipe;
+			int r = drain_pipe(c, d, dst);
+			if (r <= 0)
+				return r;
+		}
+		if (pd->eof)
+			return dir_finish(c, d);
+		if (pd->pipe.fd[0] < 0 && proxy_pipe_get(s, &pd->pipe) < 0) {
+			/* No pipe (descriptors ran out): copy through memory instead. */
+			pd->chain = chain_new(c, d);
+			if (!pd->chain) {
+				pconn_close(c, 1);
+				return -1;
+			}
+			sync_toxics(c, d, NULL);
+			return pump(c, d);
+		}
+		ssize_t n = splice(src, NULL, pd->pipe.fd[1], NULL, PIPE_CHUNK,
+		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == 0) {
+			pd->eof = 1;
+			continue;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				proxy_pipe_put(s, &pd->pipe); /* empty: idle pairs hold no pipe */
+				pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+				pd->want_read = 1;
+				return 0;
+			}
+			pconn_close(c, 1); /* the source reset: so does the destination */
+			return -1;
+		}
+		pd->inpipe += (uint32_t)n;
+		if (n < PIPE_CHUNK) {
+			/* A short read drained the socket: pass it on, then wait for epoll
+			 * rather than ask again only to hear EAGAIN. */
+			int r = drain_pipe(c, d, dst);
+			if (r == 1) {
+				proxy_pipe_put(s, &pd->pipe);
+				pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+				pd->want_read = 1;
+			}
+			return r < 0 ? -1 : 0;
+		}
+	}
+	if (pd->inpipe)
+		pd->want_write = 1;
+	else
+		pd->want_read = 1;
+	return 0;
+}
+
+/* ---- the toxic chain ---- */
+
+static int read_chunk(struct pconn *c, struct pchain *ch, int src)
+{
+	size_t avail;
+	if (buf_used(&ch->b) >= ch->b.max)
+		return 0;
+	size_t want = ch->b.max - buf_used(&ch->b);
+	if (want > PROXY_READ_MAX)
+		want = PROXY_READ_MAX;
+	char *p = buf_space(&ch->b, want, &avail);
+	if (!p)
+		return 0;
+	ssize_t n = read(src, p, want);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (n == 0)
+		return -2;
+	ch->b.len += (size_t)n;
+	if (ch->count == PROXY_CHUNKS) {
+		/* Many small reads: the newest chunk grows (keeping its time) rather than
+		 * reading stopping before a whole HTTP head is in. */
+		ch->ch[(ch->head + ch->count - 1) % PROXY_CHUNKS].len += (uint32_t)n;
+	} else {
+		struct pchunk *k = &ch->ch[(ch->head + ch->count++) % PROXY_CHUNKS];
+		k->len = (uint32_t)n;
+		k->at = relay_now_us();
+	}
+	ch->rd_off += (uint64_t)n;
+	/* The log shows the client's connection as it is on the wire: what the client
+	 * sent (before any toxic) and what it was sent (after them). */
+	if (c->rec && ch->d == PROXY_UP)
+		record_bytes(srv(c)->rec, c, PROXY_UP, p, (size_t)n);
+	return (int)n;
+}
+
+struct pins *pchain_ins_add(struct pchain *ch, enum pins_kind kind, uint64_t at)
+{
+	if (ch->ins_count == PROXY_INS_MAX)
+		return NULL;
+	struct pins *in = &ch->ins[(ch->ins_head + ch->ins_count++) % PROXY_INS_MAX];
+	memset(in, 0, sizeof(*in));
+	in->kind = (uint8_t)kind;
+	in->at = at;
+	return in;
+}
+
+static struct pins *ins_front(struct pchain *ch)
+{
+	return ch->ins_count ? &ch->ins[ch->ins_head] : NULL;
+}
+
+static void ins_pop(struct pchain *ch)
+{
+	free(ch->ins[ch->ins_head].data);
+	ch->ins[ch->ins_head].data = NULL;
+	ch->ins_head = (ch->ins_head + 1) % PROXY_INS_MAX;
+	ch->ins_count--;
+}
+
+static uint64_t rand_below(struct proxy_server *s, uint64_t n)
+{
+	return n ? proxy_rand(s) % n : 0;
+}
+
+/* Decides the next piece: where its bytes come from, how many, when it goes, and what
+ * happens to it. Returns 1 with a piece, 0 when there is none yet, -1 when the pair
+ * was closed. */
+static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
+{
+	struct proxy_server *s = srv(c);
+	struct pins *in;
+	ch->pflags = 0;
+	ch->piece_ins = 0;
+	uint64_t at = now;
+	size_t size = 0;
+	uint64_t drop = 0;
+	for (;;) {
+		in = ins_front(ch);
+		if (!in || in->at != ch->tx_off)
+			break;
+		if (in->kind == PI_HOLD) {
+			if (in->until > ch->hold_until)
+				ch->hold_until = in->until;
+			ins_pop(ch);
+			continue;
+		}
+		if (in->kind == PI_CLOSE) {
+			int rst = in->reset;
+			ins_pop(ch);
+			if (rst)
+				pconn_close(c, 1);
+			else
+				pconn_linger(c);
+			return -1;
+		}
+		if (in->kind == PI_INSERT) {
+			ch->piece_ins = 1;
+			size = in->dlen - (size_t)in->len;
+			break;
+		}
+		/* PI_DROP */
+		if (in->len == 0 && !in->open) {
+			ins_pop(ch);
+			continue;
+		}
+		drop = in->len;
+		break;
+	}
+	if (!ch->piece_ins) {
+		if (!ch->count)
+			return 0;
+		struct pchunk *k = &ch->ch[ch->head];
+		at = k->at;
+		size = k->len - ch->front_off;
+		if (in && in->at > ch->tx_off && in->at - ch->tx_off < size)
+			size = (size_t)(in->at - ch->tx_off);
+		if (c->want_http && ch->scan_limit - ch->tx_off < size)
+			size = (size_t)(ch->scan_limit - ch->tx_off);
+		if (!size)
+			return 0; /* the framer waits for the rest of a head */
+		if (in && in->kind == PI_DROP && in->at == ch->tx_off) {
+			if (!drop)
+				return 0; /* the framer has not found the end yet */
+			if (drop < size)
+				size = (size_t)drop;
+			ch->pflags = PF_DROP;
+			ch->have_piece = 1;
+			ch->piece_len = size;
+			ch->piece_done = 0;
+			ch->release = now;
+			return 1;
+		}
+	}
+	/* Times count from the chunk's arrival, not from now: a timer that fired a little
+	 * late must not make every later piece late too (bandwidth would drift below its
+	 * rate). The piece goes at max(rel, now). */
+	uint64_t rel = at > ch->hold_until ? at : ch->hold_until;
+	/* First the sizes: every toxic may cut the piece shorter. */
+	for (size_t i = 0; i < ch->nts; i++) {
+		struct tstate *st = &ch->ts[i];
+		const struct toxic *t = st->t;
+		if (!st->active)
+			continue;
+		switch (t->type->kind) {
+		case TK_SLICER: {
+			uint64_t avg = (uint64_t)t->num[0], var = (uint64_t)t->num[1];
+			uint64_t sz = avg - var + rand_below(s, 2 * var + 1);
+			if (sz < size)
+				size = (size_t)sz;
+			break;
+		}
+		case TK_BANDWIDTH:
+			if (t->num[0] > 0 && (uint64_t)t->num[0] * 100 < size)
+				size = (size_t)((uint64_t)t->num[0] * 100); /* 100 ms worth, as toxiproxy */
+			break;
+		case TK_LIMIT_DATA: {
+			uint64_t lim = (uint64_t)t->num[0];
+			if (ch->pflags & PF_DROP)
+				break;
+			if (st->n >= lim) {
+				pconn_linger(c);
+				return -1;
+			}
+			if (lim - st->n <= size) {
+				size = (size_t)(lim - st->n);
+				ch->pflags |= PF_LIMIT;
+			}
+			break;
+		}
+		default: break;
+		}
+	}
+	/* Then the time it goes out, toxic after toxic in chain order. */
+	for (size_t i = 0; i < ch->nts; i++) {
+		struct tstate *st = &ch->ts[i];
+		const struct toxic *t = st->t;
+		if (!st->active)
+			continue;
+		switch (t->type->kind) {
+		case TK_LATENCY: {
+			uint64_t lat = (uint64_t)t->num[0] * 1000, jit = (uint64_t)t->num[1] * 1000;
+			uint64_t d = lat;
+			if (jit) {
+				uint64_t r = rand_below(s, 2 * jit);
+				d = lat + r >= jit ? lat + r - jit : 0;
+			}
+			if (at + d > rel)
+				rel = at + d;
+			break;
+		}
+		case TK_BANDWIDTH: {
+			double rate = t->num[0]; /* KB/s = bytes per ms */
+			if (rate <= 0)
+				break;
+			uint64_t start = rel > st->tm ? rel : st->tm;
+			if (start + BW_SLACK_US < now)
+				start = now - BW_SLACK_US; /* an idle link saves up at most this much */
+			st->tm = start + (uint64_t)((double)size * 1000.0 / rate);
+			rel = st->tm;
+			break;
+		}
+		case TK_SLICER:
+			if (st->tm && st->tm + (uint64_t)t->num[2] > rel)
+				rel = st->tm + (uint64_t)t->num[2];
+			break;
+		case TK_LOSS:
+			if (proxy_rand01(s) < t->num[0]) {
+				rel = (rel > now ? rel : now) + (uint64_t)t->num[1] * 1000;
+				((struct toxic *)t)->applied++;
+			}
+			break;
+		case TK_CORRUPT:
+			if (t->num[0] > 0)
+				ch->pflags |= PF_CORRUPT;
+			break;
+		case TK_TIMEOUT: ch->pflags |= PF_DROP; break;
+		case TK_RESET_PEER:
+			ch->pflags |= PF_DROP;
+			if (!ch->reset_at)
+				ch->reset_at = now + (uint64_t)t->num[0] * 1000;
+			break;
+		default: break;
+		}
+	}
+	ch->have_piece = 1;
+	ch->piece_len = size;
+	ch->piece_done = 0;
+	ch->release = rel;
+	return 1;
+}
+
+/* Flips bits of p[0..n): each byte with the corrupt toxic's probability. */
+static void corrupt(struct pconn *c, struct pchain *ch, char *p, size_t n)
+{
+	struct tstate *st = pchain_toxic(ch, TK_CORRUPT);
+	if (!st)
+		return;
+	double prob = st->t->num[0];
+	for (size_t i = 0; i < n; i++) {
+		if (proxy_rand01(srv(c)) < prob) {
+			p[i] ^= (char)(1u << (proxy_rand(srv(c)) & 7));
+			((struct toxic *)st->t)->applied++;
+		}
+	}
+}
+
+static void piece_done(struct pconn *c, struct pchain *ch, uint64_t now)
+{
+	if (ch->piece_ins) {
+		struct pins *in = ins_front(ch);
+		in->len += ch->piece_len;
+		if (in->len >= in->dlen)
+			ins_pop(ch);
+	} else {
+		ch->tx_off += ch->piece_len;
+		ch->front_off += ch->piece_len;
+		struct pchunk *k = &ch->ch[ch->head];
+		if (ch->front_off >= k->len) {
+			ch->front_off = 0;
+			ch->head = (ch->head + 1) % PROXY_CHUNKS;
+			ch->count--;
+		}
+		struct pins *in = ins_front(ch);
+		if ((ch->pflags & PF_DROP) && in && in->kind == PI_DROP &&
+		    in->at + ch->piece_len == ch->tx_off) {
+			in->at += ch->piece_len;
+			in->len -= ch->piece_len;
+			if (!in->len && !in->open)
+				ins_pop(ch);
+		}
+	}
+	for (size_t i = 0; i < ch->nts; i++) {
+		struct tstate *st = &ch->ts[i];
+		if (!st->active)
+			continue;
+		if (st->t->type->kind == TK_LIMIT_DATA && !(ch->pflags & PF_DROP))
+			st->n += ch->piece_len;
+		if (st->t->type->kind == TK_SLICER)
+			st->tm = now;
+	}
+	ch->have_piece = 0;
+}
+
+static void chain_arm(struct pconn *c, struct pchain *ch, uint64_t when_us)
+{
+	struct loop *l = srv(c)->loop;
+	uint64_t now = loop_now_us(l); /* at most the real now: the timer is never early */
+	loop_timer_start_us(l, &ch->timer, when_us > now ? when_us - now : 0);
+}
+
+/* Moves bytes src -> queue -> toxics -> dst. Returns -1 when the pair was closed. */
+static int pump_chain(struct pconn *c, int d)
+{
+	struct pdir *pd = &c->d[d];
+	struct pchain *ch = pd->chain;
+	int src = c->io[d == PROXY_UP ? 0 : 1].fd, dst = c->io[d == PROXY_UP ? 1 : 0].fd;
+	size_t moved = 0;
+	pd->want_read = pd->want_write = 0;
+	/* Bytes still in the pipe from before the chain came go first. */
+	int r = drain_pipe(c, d, dst);
+	if (r <= 0)
+		return r;
+	if (pd->pipe.fd[0] >= 0) {
+		proxy_pipe_put(srv(c), &pd->pipe);
+		pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+	}
+	uint64_t now = relay_now_us();
+	if (ch->reset_at && now >= ch->reset_at) {
+		pconn_close(c, 1);
+		return -1;
+	}
+	if (ch->timeout_at && now >= ch->timeout_at) {
+		pconn_linger(c);
+		return -1;
+	}
+	while (moved < TURN_BYTES) {
+		/* Read while there is room. */
+		while (!pd->eof) {
+			int n = read_chunk(c, ch, src);
+			if (n == -2) {
+				pd->eof = 1;
+				if (c->want_http)
+					phttp_eof(c, ch);
+				break;
+			}
+			if (n < 0) {
+				pconn_close(c, 1);
+				return -1;
+			}
+			if (n == 0)
+				break;
+			struct tstate *to = pchain_toxic(ch, TK_TIMEOUT);
+			if (to && to->t->num[0] > 0)
+				ch->timeout_at = relay_now_us() + (uint64_t)to->t->num[0] * 1000;
+			if (c->want_http)
+				phttp_scan(c, ch);
+		}
+		if (c->state != PC_RELAY)
+			return -1;
+		if (!ch->have_piece) {
+			int pr = next_piece(c, ch, now);
+			if (pr < 0)
+				return -1;
+			if (pr == 0)
+				break;
+		}
+		if (ch->release > now) {
+			chain_arm(c, ch, ch->release);
+			pd->want_read = !pd->eof && buf_used(&ch->b) < ch->b.max;
+			return 0;
+		}
+		if (ch->pflags & PF_DROP) {
+			buf_consume(&ch->b, ch->piece_len);
+			moved += ch->piece_len; /* dropped bytes count too: a flood must yield */
+			piece_done(c, ch, now);
+			continue;
+		}
+		char *p = ch->piece_ins ? ins_front(ch)->data + ins_front(ch)->len : buf_start(&ch->b);
+		if (ch->pflags & PF_CORRUPT) {
+			corrupt(c, ch, p + ch->piece_done, ch->piece_len - ch->piece_done);
+			ch->pflags &= ~PF_CORRUPT;
+		}
+		size_t left = ch->piece_len - ch->piece_done;
+		ssize_t n = left ? write(dst, p + ch->piece_done, left) : 0;
+		if (n < 0) {
+			if (errno == EAGAIN) {
+				pd->want_write = 1;
+				break;
+			}
+			if (errno == EINTR)
+				continue;
+			pconn_close(c, sock_error_is_reset(errno));
+			return -1;
+		}
+		if (c->rec && n > 0 && d == PROXY_DOWN)
+			record_bytes(srv(c)->rec, c, d, p + ch->piece_done, (size_t)n);
+		ch->piece_done += (size_t)n;
+		pd->bytes += (uint64_t)n;
+		c->p->bytes[d] += (uint64_t)n;
+		moved += (size_t)n;
+		if (!ch->piece_ins)
+			buf_consume(&ch->b, (size_t)n);
+		if (ch->piece_done < ch->piece_len) {
+			pd->want_write = 1;
+			break;
+		}
+		unsigned fl = ch->pflags;
+		piece_done(c, ch, relay_now_us());
+		if (fl & PF_LIMIT) {
+			pconn_linger(c);
+			return -1;
+		}
+	}
+	if (!pd->eof)
+		pd->want_read = buf_used(&ch->b) < ch->b.max;
+	uint64_t next = 0;
+	if (ch->reset_at)
+		next = ch->reset_at;
+	if (ch->timeout_at && (!next || ch->timeout_at < next))
+		next = ch->timeout_at;
+	if (pd->eof && !ch->have_piece && !ch->count && !ch->ins_count) {
+		if (dir_finish(c, d) < 0)
+			return -1;
+		if (ch->close_at && !pd->done && (!next || ch->close_at < next))
+			next = ch->close_at;
+	}
+	if (next)
+		chain_arm(c, ch, next);
+	else if (!ch->have_piece || ch->release <= now)
+		loop_timer_stop(srv(c)->loop, &ch->timer);
+	if (moved >= TURN_BYTES && !pd->want_write)
+		pd->want_write = 1; /* come back next turn */
+	return 0;
+}
+
+static int pump(struct pconn *c, int d)
+{
+	if (c->state != PC_RELAY)
+		return c->state == PC_DEAD ? -1 : 0;
+	if (c->d[d].done)
+		return 0;
+	int r = c->d[d].chain ? pump_chain(c, d) : pump_splice(c, d);
+	if (r == 0 && c->state == PC_RELAY)
+		maybe_drop_chain(c, d);
+	return r;
+}
+
+static void chain_timer_cb(struct loop *l, struct loop_timer *t)
+{
+	struct pchain *ch = t->data;
+	struct pconn *c = ch->c;
+	if (pump(c, ch->d) < 0)
+		return;
+	update_masks(c);
+}
+
+void relay_kick(struct pconn *c, int d)
+{
+	if (c->state != PC_RELAY || !c->d[d].chain)
+		return;
+	chain_arm(c, c->d[d].chain, relay_now_us());
+}
+
+static void update_masks(struct pconn *c)
+{
+	if (c->state != PC_RELAY)
+		return;
+	struct loop *l = srv(c)->loop;
+	for (int side = 0; side < 2; side++) {
+		int rd = side == 0 ? PROXY_UP : PROXY_DOWN; /* the side is the source of rd */
+		unsigned m = (c->d[rd].want_read && !c->d[rd].eof ? LOOP_READ : 0) |
+		             (c->d[!rd].want_write ? LOOP_WRITE : 0);
+		loop_io_set(l, &c->io[side], m);
+	}
+}
+
+/* ---- connecting ---- */
+
+static void connected(struct pconn *c)
+{
+	/* The client is watched only now: its bytes waited in the kernel meanwhile. */
+	if (loop_io_start(srv(c)->loop, &c->io[0], c->cfd, LOOP_READ, io_cb, c) < 0) {
+		pconn_close(c, 0);
+		return;
+	}
+	c->cfd = -1;
+	c->state = PC_RELAY;
+	loop_timer_stop(srv(c)->loop, &c->linger);
+	if (c->recording) {
+		struct sockaddr_storage a, b;
+		socklen_t al = sizeof a, bl = sizeof b;
+		if (getpeername(c->io[0].fd, (struct sockaddr *)&a, &al) == 0 &&
+		    getsockname(c->io[0].fd, (struct sockaddr *)&b, &bl) == 0)
+			record_conn_open(srv(c)->rec, c, &a, &b);
+	}
+	c->d[0].want_read = c->d[1].want_read = 1;
+	for (int d = 0; d < 2; d++) {
+		struct pchain *ch = c->d[d].chain;
+		struct tstate *to = pchain_toxic(ch, TK_TIMEOUT);
+		if (to && to->t->num[0] > 0) {
+			ch->timeout_at = relay_now_us() + (uint64_t)to->t->num[0] * 1000;
+			chain_arm(c, ch, ch->timeout_at);
+		}
+	}
+	/* The client's first bytes are likely there already; the upstream has said
+	 * nothing yet (a server that speaks first is heard through epoll). */
+	if (pump(c, PROXY_UP) < 0)
+		return;
+	update_masks(c);
+}
+
+static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct pconn *c = io->data;
+	int side = io == &c->io[0] ? 0 : 1;
+	if (c->state == PC_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof err;
+		/* Writable without an error event: connected (no getsockopt needed). */
+		if ((events & LOOP_ERROR) && getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if ((events & LOOP_ERROR) && !err)
+			err = ECONNREFUSED;
+		if (err) {
+			if (!srv(c)->o.quiet)
+				log_msg("proxy %s: upstream %s: %s; the client's connection is closed",
+				        c->p->name, c->p->upstream, strerror(err));
+			c->p->refused++;
+			pconn_close(c, 0);
+			return;
+		}
+		connected(c);
+		return;
+	}
+	if (c->state == PC_LINGER) {
+		linger_read(c, side);
+		return;
+	}
+	if (c->state != PC_RELAY)
+		return;
+	int rd = side == 0 ? PROXY_UP : PROXY_DOWN;
+	if (c->d[0].done || c->d[1].done)
+		loop_timer_start(l, &c->linger, PROXY_HALF_CLOSE_MS); /* traffic: still alive */
+	if ((events & (LOOP_READ | LOOP_ERROR)) && pump(c, rd) < 0)
+		return;
+	if ((events & (LOOP_WRITE | LOOP_ERROR)) && pump(c, !rd) < 0)
+		return;
+	update_masks(c);
+}
+
+void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
+{
+	struct proxy_server *s = p->srv;
+	int one = 1;
+	if (s->nconns >= PROXY_MAX_CONNS) {
+		close(fd);
+		return;
+	}
+	struct pconn *c = calloc(1, sizeof(*c));
+	int ufd = -1;
+	if (c)
+		ufd = socket(p->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!c || ufd < 0) {
+		proxy_pipe_drain(s); /* pooled pipes hold descriptors the next pairs need */
+		if (!s->emfile_logged)
+			log_msg("proxy %s: no %s for a new connection (%s); it is closed; raise the limit "
+			        "with ulimit -n",
+			        p->name, c ? "socket" : "memory", strerror(errno));
+		s->emfile_logged = 1;
+		free(c);
+		close(fd);
+		p->refused++;
+		return;
+	}
+	s->emfile_logged = 0;
+	/* The client's socket has TCP_NODELAY from the listener (Linux copies it). */
+	setsockopt(ufd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->p = p;
+	c->id = ++s->next_conn_id;
+	c->state = PC_CONNECTING;
+	c->io[0].fd = c->io[1].fd = c->cfd = -1;
+	for (int d = 0; d < 2; d++)
+		c->d[d].pipe.fd[0] = c->d[d].pipe.fd[1] = -1;
+	loop_timer_init(&c->linger, linger_cb, c);
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	p->nconns++;
+	p->conns_total++;
+	s->nconns++;
+	c->cfd = fd;
+	c->recording = s->rec && record_wants_bytes(s->rec);
+	c->want_http = (uint8_t)phttp_wanted(p);
+	for (int d = 0; d < 2; d++)
+		sync_toxics(c, d, NULL);
+	int r = connect(ufd, (struct sockaddr *)&p->up_addr, p->up_len);
+	if (loop_io_start(s->loop, &c->io[1], ufd, LOOP_WRITE, io_cb, c) < 0) {
+		close(ufd);
+		pconn_close(c, 0);
+		return;
+	}
+	loop_timer_start(s->loop, &c->linger, PROXY_CONNECT_MS);
+	if (r < 0 && errno != EINPROGRESS) {
+		if (!s->o.quiet)
+			log_msg("proxy %s: upstream %s: %s; the client's connection is closed", p->name,
+			        p->upstream, strerror(errno));
+		p->refused++;
+		pconn_close(c, 0);
+	}
+}
+
+void relay_close_all(struct proxy *p)
+{
+	while (p->conns)
+		pconn_close(p->conns, 0);
+}

@@ -1,0 +1,729 @@
+/* server.c - the proxy server: named proxies, their listeners and toxics, config files, the summary. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "core/net.h"
+#include "core/rand.h"
+#include "diag/portlease.h"
+#include "diag/reach.h"
+#include "proxy/internal.h"
+#include "proxy/jin.h"
+
+#define PROXY_PIPE_SIZE (256 * 1024) /* splice pipes are grown to this (fewer, larger moves) */
+
+uint64_t proxy_rand(struct proxy_server *s)
+{
+	return rand_splitmix64(&s->rng);
+}
+
+double proxy_rand01(struct proxy_server *s)
+{
+	return (double)(proxy_rand(s) >> 11) / 9007199254740992.0;
+}
+
+int proxy_pipe_get(struct proxy_server *s, struct ppipe *p)
+{
+	if (s->npipes) {
+		*p = s->pipes[--s->npipes];
+		return 0;
+	}
+	if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -1;
+	fcntl(p->fd[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE); /* best effort: the default 64 KiB works too */
+	return 0;
+}
+
+void proxy_pipe_put(struct proxy_server *s, struct ppipe *p)
+{
+	if (p->fd[0] < 0)
+		return;
+	if (s->npipes < PROXY_PIPE_POOL) {
+		s->pipes[s->npipes++] = *p;
+	} else {
+		close(p->fd[0]);
+		close(p->fd[1]);
+	}
+}
+
+void proxy_pipe_drain(struct proxy_server *s)
+{
+	while (s->npipes) {
+		s->npipes--;
+		close(s->pipes[s->npipes].fd[0]);
+		close(s->pipes[s->npipes].fd[1]);
+	}
+}
+
+struct proxy *proxy_find(struct proxy_server *s, const char *name)
+{
+	for (size_t i = 0; i < s->nproxies; i++)
+		if (!strcmp(s->proxies[i]->name, name))
+			return s->proxies[i];
+	return NULL;
+}
+
+/* Splits "host:port", "[v6]:port" or ":port" into host (brackets dropped) and port. */
+static int split_hostport(const char *text, char *host, size_t hostlen, uint16_t *port, char *why,
+                          size_t whylen)
+{
+	const char *colon = strrchr(text, ':');
+	char *end;
+	if (!colon) {
+		snprintf(why, whylen, "'%s' is not HOST:PORT", text);
+		return -1;
+	}
+	unsigned long v = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || v > 65535) {
+		snprintf(why, whylen, "'%s': the port must be 0-65535", text);
+		return -1;
+	}
+	*port = (uint16_t)v;
+	size_t n = (size_t)(colon - text);
+	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+		text++;
+		n -= 2;
+	}
+	if (n >= hostlen) {
+		snprintf(why, whylen, "'%s': the host is too long", text);
+		return -1;
+	}
+	memcpy(host, text, n);
+	host[n] = 0;
+	return 0;
+}
+
+/* A free port outside the kernel's ephemeral range, leased to this process (as
+ * `loopkit port` hands them out), so a test's other ports never collide with it. */
+static uint16_t pick_port(void)
+{
+	char dir[512], err[256];
+	struct portlease_range eph, pool[2], want = {PORTLEASE_POOL_LO, PORTLEASE_POOL_HI};
+	uint16_t port = 0;
+	if (portlease_dir(dir, sizeof dir, err, sizeof err) < 0)
+		return 0;
+	portlease_ephemeral(&eph);
+	size_t np = portlease_pool(want, eph, pool);
+	struct portlease tmpl = {.pid = getpid()};
+	portlease_proc_start(getpid(), &tmpl.start);
+	if (!np || portlease_take(dir, pool, np, 1, PORTLEASE_TCP, &tmpl, &port, err, sizeof err) != 1)
+		return 0;
+	return port;
+}
+
+void proxy_bind_hint(char *msg, const char *fix)
+{
+	/* reach's hints name serve's flags: say what works here instead. */
+	char *t = strstr(msg, "; try --port 0");
+	if (t)
+		snprintf(t, strlen(t) + 1 > 64 ? 64 : strlen(t) + 1, "; use %s for a free port", fix);
+}
+
+/* Opens a listener for "host:port". */
+static enum lk_err open_listener(struct proxy_server *s, const char *text, int *fd, char *bound, char *why,
+                                 size_t whylen)
+{
+	char host[PROXY_ADDR_MAX], msg[512];
+	uint16_t port;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (!text[0])
+		text = "127.0.0.1:0";
+	if (split_hostport(text, host, sizeof host, &port, why, whylen) < 0)
+		return LK_E_P_BAD_ADDR;
+	if (!s->o.public && (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))) {
+		/* toxiproxy configs often say [::]:PORT or 0.0.0.0:PORT; loopback is what
+		 * loopkit listens on unless told --public. */
+		log_msg("listen %s: binding %s instead (add --public to listen on every interface)", text,
+		        strcmp(host, "::") ? "127.0.0.1" : "::1");
+		snprintf(host, sizeof host, "%s", strcmp(host, "::") ? "127.0.0.1" : "::1");
+	}
+	int rc = reach_check_host(host, port, s->o.public, "the proxy", &ss, &len, msg, sizeof msg);
+	if (rc < 0) {
+		snprintf(why, whylen, "listen %s: %s", text, msg);
+		return LK_E_P_BAD_ADDR;
+	}
+	uint16_t want = port ? port : pick_port();
+	if (!port && want) {
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons(want);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(want);
+	}
+	char err[256];
+	int l = net_listen((struct sockaddr *)&ss, len, 1024, 0, err, sizeof err);
+	if (l < 0) {
+		reach_bind_error((struct sockaddr *)&ss, want, errno, err, msg, sizeof msg);
+		proxy_bind_hint(msg, "HOST:0");
+		snprintf(why, whylen, "listen %s: %s", text, msg);
+		return LK_E_P_LISTEN;
+	}
+	int one = 1;
+	setsockopt(l, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* accepted sockets inherit it */
+	char a[64];
+	net_addr_str((struct sockaddr *)&ss, a, sizeof a);
+	snprintf(bound, PROXY_ADDR_MAX, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, net_local_port(l));
+	*fd = l;
+	return LK_E_OK;
+}
+
+static enum lk_err resolve_upstream(struct proxy_server *s, const char *text, struct sockaddr_storage *ss,
+                                    socklen_t *len, char *why, size_t whylen)
+{
+	char host[PROXY_ADDR_MAX], ps[8];
+	uint16_t port;
+	if (split_hostport(text, host, sizeof host, &port, why, whylen) < 0)
+		return LK_E_P_BAD_ADDR;
+	if (!port) {
+		snprintf(why, whylen, "upstream %s: port 0 cannot be connected to", text);
+		return LK_E_P_BAD_ADDR;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res = NULL;
+	snprintf(ps, sizeof ps, "%u", port);
+	int e = getaddrinfo(host[0] ? host : "127.0.0.1", ps, &hints, &res);
+	if (e || !res) {
+		snprintf(why, whylen, "upstream %s: %s", text, e ? gai_strerror(e) : "no address");
+		return LK_E_P_BAD_ADDR;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (!s->o.allow_remote && !net_is_loopback((struct sockaddr *)ss)) {
+		snprintf(why, whylen,
+		         "upstream %s is not on loopback; add --allow-remote to proxy to other machines",
+		         text);
+		return LK_E_P_BAD_ADDR;
+	}
+	return LK_E_OK;
+}
+
+static void accept_cb(void *arg, int fd, const struct sockaddr_storage *peer)
+{
+	relay_accept(arg, fd, peer);
+}
+
+static void proxy_stop_listen(struct proxy *p);
+
+/* Listens on listen: the new listener is opened first, so a failure changes nothing;
+ * an old listener is then closed (connections made through it stay). */
+static enum lk_err proxy_start(struct proxy *p, const char *listen, char *why, size_t whylen)
+{
+	int fd;
+	char bound[PROXY_ADDR_MAX];
+	enum lk_err e = open_listener(p->srv, listen, &fd, bound, why, whylen);
+	if (e != LK_E_OK)
+		return e;
+	proxy_stop_listen(p);
+	if (acceptor_start(&p->acc, p->srv->loop, fd, 0, 64, accept_cb, p) < 0) {
+		snprintf(why, whylen, "listen %s: %s", bound, strerror(errno));
+		close(fd);
+		p->enabled = 0;
+		return LK_E_P_LISTEN;
+	}
+	p->lfd = fd;
+	snprintf(p->listen, sizeof p->listen, "%s", bound);
+	p->enabled = 1;
+	return LK_E_OK;
+}
+
+static void proxy_stop_listen(struct proxy *p)
+{
+	if (p->lfd < 0)
+		return;
+	acceptor_stop(&p->acc);
+	close(p->lfd);
+	p->lfd = -1;
+}
+
+static int name_ok(const char *name, char *why, size_t whylen)
+{
+	if (!name[0] || strlen(name) >= PROXY_NAME_MAX || strchr(name, '/')) {
+		snprintf(why, whylen, "a proxy's name must be 1 to %d bytes, without '/'",
+		         PROXY_NAME_MAX - 1);
+		return 0;
+	}
+	return 1;
+}
+
+enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *listen, const char *upstream,
+                         int enabled, struct proxy **out, char *why, size_t whylen)
+{
+	if (!name_ok(name, why, whylen))
+		return LK_E_P_BAD_ADDR;
+	if (proxy_find(s, name))
+		return LK_E_P_EXISTS;
+	if (s->nproxies == PROXY_MAX_PROXIES) {
+		snprintf(why, whylen, "at most %d proxies", PROXY_MAX_PROXIES);
+		return LK_E_P_LIMIT;
+	}
+	if (strlen(listen) >= PROXY_ADDR_MAX || strlen(upstream) >= PROXY_ADDR_MAX) {
+		snprintf(why, whylen, "an address is at most %d bytes", PROXY_ADDR_MAX - 1);
+		return LK_E_P_BAD_ADDR;
+	}
+	struct proxy *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(why, whylen, "out of memory");
+		return LK_E_P_LIMIT;
+	}
+	p->srv = s;
+	p->lfd = -1;
+	snprintf(p->name, sizeof p->name, "%s", name);
+	snprintf(p->upstream, sizeof p->upstream, "%s", upstream);
+	snprintf(p->listen, sizeof p->listen, "%s", listen);
+	enum lk_err e = resolve_upstream(s, upstream, &p->up_addr, &p->up_len, why, whylen);
+	if (e == LK_E_OK && enabled)
+		e = proxy_start(p, listen, why, whylen);
+	if (e != LK_E_OK) {
+		free(p);
+		return e;
+	}
+	s->proxies[s->nproxies++] = p;
+	if (out)
+		*out = p;
+	return LK_E_OK;
+}
+
+/* Does text name the address p listens on now? (port 0 asks for a new one) */
+static int same_listen(const struct proxy *p, const char *text)
+{
+	char host[PROXY_ADDR_MAX], why[256], msg[512];
+	uint16_t port;
+	struct sockaddr_storage want, have;
+	socklen_t wl, hl = sizeof have;
+	if (!strcmp(text, p->listen))
+		return 1;
+	if (p->lfd < 0 || split_hostport(text, host, sizeof host, &port, why, sizeof why) < 0 || !port ||
+	    reach_check_host(host, port, 1, "the proxy", &want, &wl, msg, sizeof msg) < 0 ||
+	    getsockname(p->lfd, (struct sockaddr *)&have, &hl) < 0 || want.ss_family != have.ss_family)
+		return 0;
+	if (want.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&want, *b = (const void *)&have;
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *a = (const void *)&want, *b = (const void *)&have;
+	return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr);
+}
+
+enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstream, int enabled, char *why,
+                         size_t whylen)
+{
+	struct proxy_server *s = p->srv;
+	if (upstream && strcmp(upstream, p->upstream)) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		if (strlen(upstream) >= PROXY_ADDR_MAX) {
+			snprintf(why, whylen, "an address is at most %d bytes", PROXY_ADDR_MAX - 1);
+			return LK_E_P_BAD_ADDR;
+		}
+		enum lk_err e = resolve_upstream(s, upstream, &ss, &len, why, whylen);
+		if (e != LK_E_OK)
+			return e;
+		/* Live connections keep their upstream; new ones go to the new one. */
+		p->up_addr = ss;
+		p->up_len = len;
+		snprintf(p->upstream, sizeof p->upstream, "%s", upstream);
+	}
+	if (!enabled) {
+		if (listen && strlen(listen) < PROXY_ADDR_MAX)
+			snprintf(p->listen, sizeof p->listen, "%s", listen);
+		if (p->enabled) {
+			proxy_stop_listen(p);
+			relay_close_all(p); /* as toxiproxy: a disabled proxy drops its clients */
+			p->enabled = 0;
+		}
+		return LK_E_OK;
+	}
+	if (!listen)
+		listen = p->listen;
+	if (p->enabled && !strcmp(listen, p->listen))
+		return LK_E_OK;
+	if (p->enabled && same_listen(p, listen))
+		return LK_E_OK; /* "localhost:15023" is the 127.0.0.1:15023 it has */
+	return proxy_start(p, listen, why, whylen);
+}
+
+void proxy_delete(struct proxy *p)
+{
+	struct proxy_server *s = p->srv;
+	proxy_stop_listen(p);
+	relay_close_all(p);
+	for (size_t i = 0; i < p->ntoxics; i++)
+		free(p->toxics[i]);
+	for (size_t i = 0; i < s->nproxies; i++) {
+		if (s->proxies[i] == p) {
+			memmove(&s->proxies[i], &s->proxies[i + 1],
+			        (s->nproxies - i - 1) * sizeof(s->proxies[0]));
+			s->nproxies--;
+			break;
+		}
+	}
+	free(p);
+}
+
+struct toxic *proxy_toxic_find(struct proxy *p, const char *name)
+{
+	for (size_t i = 0; i < p->ntoxics; i++)
+		if (!strcmp(p->toxics[i]->name, name))
+			return p->toxics[i];
+	return NULL;
+}
+
+enum lk_err proxy_toxic_add(struct proxy *p, const struct toxic *t, struct toxic **out)
+{
+	if (proxy_toxic_find(p, t->name))
+		return LK_E_P_TOXIC_EXISTS;
+	if (p->ntoxics == PROXY_MAX_TOXICS)
+		return LK_E_P_LIMIT;
+	struct toxic *n = malloc(sizeof(*n));
+	if (!n)
+		return LK_E_P_LIMIT;
+	*n = *t;
+	n->id = ++p->srv->next_toxic_id;
+	n->seen = n->applied = 0;
+	p->toxics[p->ntoxics++] = n;
+	relay_toxics_changed(p, n);
+	if (out)
+		*out = n;
+	return LK_E_OK;
+}
+
+void proxy_toxic_remove(struct proxy *p, struct toxic *t)
+{
+	for (size_t i = 0; i < p->ntoxics; i++) {
+		if (p->toxics[i] == t) {
+			memmove(&p->toxics[i], &p->toxics[i + 1],
+			        (p->ntoxics - i - 1) * sizeof(p->toxics[0]));
+			p->ntoxics--;
+			break;
+		}
+	}
+	relay_toxics_changed(p, NULL);
+	free(t);
+}
+
+void proxy_toxic_changed(struct proxy *p, struct toxic *t)
+{
+	relay_toxics_changed(p, t);
+}
+
+void proxy_json(struct json *j, const struct proxy *p)
+{
+	json_obj_begin(j);
+	json_key(j, "name");
+	json_str(j, p->name);
+	json_key(j, "listen");
+	json_str(j, p->listen);
+	json_key(j, "upstream");
+	json_str(j, p->upstream);
+	json_key(j, "enabled");
+	json_bool(j, p->enabled);
+	json_key(j, "toxics");
+	json_arr_begin(j);
+	/* toxiproxy lists upstream toxics first, then downstream ones. */
+	for (int d = PROXY_UP; d <= PROXY_DOWN; d++)
+		for (size_t i = 0; i < p->ntoxics; i++)
+			if ((int)p->toxics[i]->dir == d)
+				toxic_json(j, p->toxics[i]);
+	json_arr_end(j);
+	json_obj_end(j);
+}
+
+static const char *jstr(const struct jin *o, const char *k)
+{
+	return jin_str(jin_get(o, k));
+}
+
+enum lk_err proxy_populate(struct proxy_server *s, const void *arrp, struct proxy **made, size_t *nmade,
+                           char *why, size_t whylen)
+{
+	const struct jin *arr = arrp;
+	*nmade = 0;
+	if (!jin_is_array(arr)) {
+		snprintf(why, whylen, "a JSON array of proxies is expected");
+		return LK_E_P_BAD_BODY;
+	}
+	size_t n = jin_len(arr);
+	if (n > PROXY_MAX_PROXIES) {
+		snprintf(why, whylen, "at most %d proxies", PROXY_MAX_PROXIES);
+		return LK_E_P_LIMIT;
+	}
+	/* Everything is checked before anything is made, as toxiproxy does. */
+	for (size_t i = 0; i < n; i++) {
+		const struct jin *o = jin_at(arr, i);
+		const struct jin *en = jin_get(o, "enabled");
+		if (!jin_is_object(o)) {
+			snprintf(why, whylen, "proxy %zu is not an object", i + 1);
+			return LK_E_P_BAD_BODY;
+		}
+		if (!jstr(o, "name") || !jstr(o, "name")[0]) {
+			snprintf(why, whylen, "name at proxy %zu", i + 1);
+			return LK_E_P_MISSING_FIELD;
+		}
+		if (!jstr(o, "upstream") || !jstr(o, "upstream")[0]) {
+			snprintf(why, whylen, "upstream at proxy %zu", i + 1);
+			return LK_E_P_MISSING_FIELD;
+		}
+		if ((jin_get(o, "listen") && !jstr(o, "listen")) || (en && !jin_is_bool(en))) {
+			snprintf(why, whylen, "proxy %zu: listen is a string and enabled a boolean", i + 1);
+			return LK_E_P_BAD_BODY;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct jin *o = jin_at(arr, i);
+		const char *name = jstr(o, "name"), *listen = jstr(o, "listen"), *up = jstr(o, "upstream");
+		const struct jin *en = jin_get(o, "enabled");
+		int enabled = en ? jin_is_true(en) : 1;
+		if (!listen)
+			listen = "";
+		struct proxy *p = proxy_find(s, name);
+		if (p && !strcmp(p->upstream, up) && (!strcmp(p->listen, listen) || !listen[0])) {
+			made[(*nmade)++] = p; /* the same proxy: left as it is */
+			continue;
+		}
+		if (p)
+			proxy_delete(p);
+		enum lk_err e = proxy_create(s, name, listen, up, enabled, &p, why, whylen);
+		if (e != LK_E_OK)
+			return e;
+		made[(*nmade)++] = p;
+	}
+	return LK_E_OK;
+}
+
+/* ---- the server ---- */
+
+static void on_signal(struct loop *l, int signo, void *data)
+{
+	loop_stop(l);
+}
+
+static int load_config(struct proxy_server *s, const char *path, char *err, size_t errlen)
+{
+	char why[512];
+	struct jin *arr = jin_load(path, PROXY_CONFIG_MAX, why, sizeof why);
+	if (!arr) {
+		snprintf(err, errlen, "--config %s: %s", path, why);
+		return -1;
+	}
+	struct proxy *made[PROXY_MAX_PROXIES];
+	size_t nmade;
+	enum lk_err e = proxy_populate(s, arr, made, &nmade, why, sizeof why);
+	jin_free(arr);
+	if (e != LK_E_OK) {
+		char msg[640];
+		lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
+		snprintf(err, errlen, "--config %s: %s", path, msg);
+		return -1;
+	}
+	return 0;
+}
+
+struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, size_t errlen, int *code)
+{
+	struct proxy_server *s = calloc(1, sizeof(*s));
+	*code = 1;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->o = *o;
+	s->api_fd = -1;
+	s->rng = o->seed ? o->seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ loop_clock_us();
+	s->loop = loop_new(err, errlen);
+	if (!s->loop) {
+		free(s);
+		return NULL;
+	}
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	loop_signal_init(s->loop, &set, on_signal, s);
+	log_sink_open(&s->sink);
+	s->rec = record_open(o, err, errlen);
+	if ((o->record || o->pcap || o->hexdump) && !s->rec)
+		goto fail;
+	if (o->api && o->api[0] && proxy_api_start(s, err, errlen) < 0)
+		goto fail;
+	if (o->config && load_config(s, o->config, err, errlen) < 0) {
+		*code = 2;
+		goto fail;
+	}
+	for (size_t i = 0; i < o->nmore; i++) {
+		char name[PROXY_NAME_MAX], why[512], msg[640];
+		const char *spec = o->more[i], *eq = strchr(spec, '='), *comma = eq ? strchr(eq, ',') : NULL;
+		char listen[PROXY_ADDR_MAX] = "127.0.0.1:0";
+		if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof name ||
+		    (comma && (size_t)(comma - eq - 1) >= sizeof listen)) {
+			snprintf(err, errlen, "--proxy %s: want NAME=[LISTEN,]UPSTREAM", spec);
+			*code = 2;
+			goto fail;
+		}
+		snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
+		if (comma)
+			snprintf(listen, sizeof listen, "%.*s", (int)(comma - eq - 1), eq + 1);
+		enum lk_err e =
+		        proxy_create(s, name, listen, comma ? comma + 1 : eq + 1, 1, NULL, why, sizeof why);
+		if (e != LK_E_OK) {
+			lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
+			snprintf(err, errlen, "--proxy %s: %s", spec, msg);
+			*code = e == LK_E_P_LISTEN ? 1 : 2;
+			goto fail;
+		}
+	}
+	if (o->upstream) {
+		char why[512], msg[640];
+		struct proxy *p;
+		enum lk_err e = proxy_create(s, o->name, o->listen ? o->listen : "127.0.0.1:0", o->upstream,
+		                             1, &p, why, sizeof why);
+		if (e != LK_E_OK) {
+			lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
+			snprintf(err, errlen, "%s",
+			         e == LK_E_P_EXISTS ? "--name: a proxy of that name is in --config" : msg);
+			*code = e == LK_E_P_LISTEN ? 1 : 2;
+			goto fail;
+		}
+		struct toxic t[8];
+		size_t nt = 0;
+		if (o->preset) {
+			const struct proxy_preset *pr = proxy_preset_find(o->preset);
+			if (!pr) {
+				snprintf(err, errlen, "--preset %s: unknown; the presets are %s", o->preset,
+				         proxy_preset_names());
+				*code = 2;
+				goto fail;
+			}
+			nt = proxy_preset_toxics(pr, t);
+		}
+		for (size_t i = 0; i < nt; i++)
+			proxy_toxic_add(p, &t[i], NULL);
+		for (size_t i = 0; i < o->ntoxics; i++) {
+			struct toxic x;
+			if (toxic_from_spec(&x, o->toxics[i], why, sizeof why) < 0) {
+				snprintf(err, errlen, "--toxic %s: %s", o->toxics[i], why);
+				*code = 2;
+				goto fail;
+			}
+			if (proxy_toxic_add(p, &x, NULL) != LK_E_OK) {
+				snprintf(err, errlen,
+				         "--toxic %s: a toxic named %s is already there (give name=...)",
+				         o->toxics[i], x.name);
+				*code = 2;
+				goto fail;
+			}
+		}
+	} else if (o->ntoxics || o->preset) {
+		snprintf(err, errlen, "--toxic and --preset need an UPSTREAM to act on");
+		*code = 2;
+		goto fail;
+	}
+	return s;
+fail:
+	proxy_server_free(s);
+	return NULL;
+}
+
+void proxy_server_describe(const struct proxy_server *s, struct buf *out)
+{
+	for (size_t i = 0; i < s->nproxies; i++) {
+		const struct proxy *p = s->proxies[i];
+		buf_printf(out, "%s  %s -> %s%s\n", p->name, p->listen, p->upstream,
+		           p->enabled ? "" : "  (disabled)");
+	}
+	if (s->api_fd >= 0)
+		buf_printf(out, "api  http://%s/\n", s->api_addr);
+}
+
+int proxy_server_run(struct proxy_server *s)
+{
+	return loop_run(s->loop);
+}
+
+void proxy_server_summary(const struct proxy_server *s, int json, struct buf *out)
+{
+	struct json j;
+	json_init(&j, out, 1);
+	if (json) {
+		json_obj_begin(&j);
+		json_key(&j, "proxies");
+		json_arr_begin(&j);
+	}
+	for (size_t i = 0; i < s->nproxies; i++) {
+		const struct proxy *p = s->proxies[i];
+		if (!json) {
+			buf_printf(out,
+			           "%s: %llu connections (%llu refused), %llu bytes up, %llu bytes down\n",
+			           p->name, (unsigned long long)p->conns_total,
+			           (unsigned long long)p->refused, (unsigned long long)p->bytes[PROXY_UP],
+			           (unsigned long long)p->bytes[PROXY_DOWN]);
+			for (size_t k = 0; k < p->ntoxics; k++)
+				buf_printf(out, "  toxic %s (%s, %s): applied %llu times\n",
+				           p->toxics[k]->name, p->toxics[k]->type->name,
+				           p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream",
+				           (unsigned long long)p->toxics[k]->applied);
+			continue;
+		}
+		json_obj_begin(&j);
+		json_key(&j, "name");
+		json_str(&j, p->name);
+		json_key(&j, "listen");
+		json_str(&j, p->listen);
+		json_key(&j, "upstream");
+		json_str(&j, p->upstream);
+		json_key(&j, "connections");
+		json_uint(&j, p->conns_total);
+		json_key(&j, "refused");
+		json_uint(&j, p->refused);
+		json_key(&j, "bytes_up");
+		json_uint(&j, p->bytes[PROXY_UP]);
+		json_key(&j, "bytes_down");
+		json_uint(&j, p->bytes[PROXY_DOWN]);
+		json_key(&j, "toxics");
+		json_arr_begin(&j);
+		for (size_t k = 0; k < p->ntoxics; k++) {
+			json_obj_begin(&j);
+			json_key(&j, "name");
+			json_str(&j, p->toxics[k]->name);
+			json_key(&j, "type");
+			json_str(&j, p->toxics[k]->type->name);
+			json_key(&j, "stream");
+			json_str(&j, p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream");
+			json_key(&j, "applied");
+			json_uint(&j, p->toxics[k]->applied);
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+		json_obj_end(&j);
+	}
+	if (json) {
+		json_arr_end(&j);
+		json_obj_end(&j);
+		buf_puts(out, "\n");
+	}
+}
+
+void proxy_server_free(struct proxy_server *s)
+{
+	if (!s)
+		return;
+	while (s->nproxies)
+		proxy_delete(s->proxies[s->nproxies - 1]);
+	proxy_api_stop(s);
+	proxy_pipe_drain(s);
+	record_close(s->rec);
+	if (s->loop)
+		loop_free(s->loop);
+	log_sink_close(&s->sink);
+	free(s);
+}

@@ -1,0 +1,930 @@
+"""`loopkit isolate`: a command in a private network namespace with lo up. Sixteen servers on
+one inner port at once, each through its own forwarded host port; a server and a client
+inside that nobody outside sees (and `unshare -rn`, whose lo is down, for contrast); wrk
+through a forward; a server that dies mid-transfer; a daemon left behind and ended; exit
+codes, signals and the terminal (Ctrl-C, job control in a pty); root and nobody; the
+controls that block user namespaces, each named with its fix. Every run ends with a leak
+check: no process of the namespace, no holder of the network namespace, no descriptor
+left over, the forwarded host port closed."""
+import ctypes
+import errno
+import http.client
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import LOOPKIT, hard_timeout_fixture
+
+_hard_timeout = hard_timeout_fixture(90)
+
+PY = "/usr/bin/python3"
+NOBODY = 65534
+INNER_PORT = 62893
+MAX_FORWARDS = 32  # ISOLATE_MAX_FORWARDS
+
+
+def run(*args, timeout=30, prefix=(), **kw):
+    return subprocess.run(list(prefix) + [LOOPKIT, "isolate", *args], capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def ns_link(pid, name):
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{name}")
+    except OSError:
+        return None
+
+
+def procs_in_pidns(nsid):
+    """Host pids of every process whose pid namespace is nsid."""
+    out = []
+    assert nsid
+    for d in os.listdir("/proc"):
+        if d.isdigit() and ns_link(d, "pid") == nsid:
+            out.append(int(d))
+    return out
+
+
+def netns_holders(netid):
+    """Host tids of every thread whose network namespace is netid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            tids = os.listdir(f"/proc/{d}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                if os.readlink(f"/proc/{d}/task/{t}/ns/net") == netid:
+                    out.append(int(t))
+            except OSError:
+                pass
+    return out
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def refused(port, host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+    except ConnectionRefusedError:
+        return True
+    finally:
+        s.close()
+    return False
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+@pytest.fixture(scope="module")
+def nobody_lk():
+    """A copy of the binary that nobody may run: pytest's own temporary directories (and
+    the build tree) may be closed to other users."""
+    d = tempfile.mkdtemp(prefix="loopkit-isolate-")
+    os.chmod(d, 0o755)
+    dst = os.path.join(d, "loopkit")
+    shutil.copy(LOOPKIT, dst)
+    os.chmod(dst, 0o755)
+    yield dst
+    shutil.rmtree(d)
+
+
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+
+
+class Isolated:
+    """A running `loopkit isolate --json ARGS -- CMD`: its forwards, its namespaces, and the
+    lines CMD prints. stop() ends it and checks that nothing of it remains."""
+
+    def __init__(self, args, cmd, prefix=(), binary=LOOPKIT, env=None, ready=None,
+                 stdin=subprocess.DEVNULL):
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(list(prefix) + [binary, "isolate", "--json", *args, "--", *cmd],
+                                     stdout=subprocess.PIPE, stderr=self.err, stdin=stdin, env=env)
+        self.pid = self.proc.pid
+        self.buf = b""
+        try:
+            self._attach(ready)
+        except BaseException:  # a failed start must not leave the run behind
+            self.kill()
+            raise
+
+    def _attach(self, ready):
+        first = self.line(10)
+        self.doc = json.loads(first)
+        self.ports = [int(f["host"].rsplit(":", 1)[1]) for f in self.doc["forwards"]
+                      if f["dir"] == "in"]
+        # the namespace's pid 1 is isolate's child, started just after the JSON line
+        deadline = time.monotonic() + 10
+        while not children(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.init = children(self.pid)[0]
+        self.pidns = os.readlink(f"/proc/{self.init}/ns/pid")
+        self.netns = os.readlink(f"/proc/{self.pid}/ns/net")
+        assert self.pidns != ns_link(os.getpid(), "pid"), "no new pid namespace"
+        assert self.netns != ns_link(os.getpid(), "net"), "no new network namespace"
+        if ready:
+            got = self.line(20)
+            assert ready in got, f"expected {ready!r} from CMD, got {got!r}: {self.stderr()}"
+        self.members = procs_in_pidns(self.pidns)
+
+    def line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
+            if not r:
+                raise AssertionError(f"no line from isolate within {timeout} s: {self.stderr()}")
+            b = os.read(self.proc.stdout.fileno(), 65536)
+            if not b:
+                raise AssertionError(f"isolate closed stdout (rc {self.proc.poll()}): {self.stderr()}")
+            self.buf += b
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def wait(self, timeout=20):
+        rc = self.proc.wait(timeout)
+        self.check_gone()
+        return rc
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def check_gone(self):
+        left = [p for p in self.members if ns_link(p, "pid") == self.pidns]
+        assert not left, f"processes of the namespace remain: {left}"
+        assert not procs_in_pidns(self.pidns), "the pid namespace still has processes"
+        assert not netns_holders(self.netns), "something still holds the network namespace"
+        for p in self.ports:
+            assert refused(p), f"forwarded port {p} still open after exit"
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def isolated():
+    """isolated(args, cmd, ...) -> Isolated; killed at teardown if the test did not stop it."""
+    runs = []
+
+    def _start(args, cmd, **kw):
+        i = Isolated(args, cmd, **kw)
+        runs.append(i)
+        return i
+
+    yield _start
+    for i in runs:
+        i.kill()
+
+
+def get(port, path, host="127.0.0.1", timeout=10):
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+# --- the namespace -------------------------------------------------------------------
+
+# lo's flags as the calling process's network namespace has them (SIOCGIFFLAGS: /sys/class/net
+# shows the namespace sysfs was mounted in, the host's)
+LO_UP = ("import fcntl, socket, struct; s = socket.socket(); "
+         "f = struct.unpack('16sH', fcntl.ioctl(s, 0x8913, struct.pack('16sH', b'lo', 0))[:18])[1]; "
+         "print('up' if f & 1 else 'down')")
+
+TALK = r"""
+import socket, sys
+for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"),
+                  (socket.AF_INET, "127.9.8.7")):
+    l = socket.socket(fam); l.bind((addr, PORT)); l.listen()
+    c = socket.create_connection((addr, PORT), timeout=5)
+    s, _ = l.accept(); c.sendall(b"ping"); assert s.recv(4) == b"ping"
+    s.sendall(b"pong"); assert c.recv(4) == b"pong"
+    for x in (c, s, l): x.close()
+print("talked", flush=True)
+"""
+
+
+def test_check_says_isolation_works_here():
+    p = run("--check", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["works"] is True and doc["blocked_by"] is None and doc["step"] is None
+    assert doc["user_namespace"] is (os.geteuid() != 0)
+    assert set(doc["controls"]) >= {"user.max_user_namespaces", "seccomp",
+                                    "kernel.apparmor_restrict_unprivileged_userns"}
+    human = run("--check")
+    assert human.returncode == 0 and human.stdout.startswith("isolation works here"), human.stdout
+
+
+def test_inside_lo_is_up_and_private_and_outside_sees_nothing(isolated):
+    port = free_port()
+    script = TALK.replace("PORT", str(port)) + \
+        f"l = socket.socket(); l.bind(('127.0.0.1', {port})); l.listen()\n" \
+        "print('listening', flush=True)\nsys.stdin.read()\n"
+    i = isolated([], [PY, "-c", script], ready="talked", stdin=subprocess.PIPE)
+    assert i.line(10) == "listening"
+    # the inner listener is invisible outside: not in `loopkit ports`, not reachable
+    ports = json.loads(subprocess.run([LOOPKIT, "ports", "--json"], capture_output=True,
+                                      text=True, timeout=10).stdout)
+    assert not [s for s in ports["sockets"] if s["local_port"] == port], ports
+    assert refused(port)
+    assert i.proc.poll() is None  # still listening inside while we looked
+    i.proc.stdin.close()  # CMD reads to EOF, then exits
+    assert i.wait() == 0
+
+
+def test_unshare_rn_leaves_lo_down_isolate_does_not():
+    """The contrast: the same script fails under `unshare -rn` (lo down, no 127.0.0.1)."""
+    port = free_port()
+    script = TALK.replace("PORT", str(port))
+    u = subprocess.run(["unshare", "-rn", PY, "-c", script], capture_output=True, text=True,
+                       timeout=30)
+    assert u.returncode != 0 and "talked" not in u.stdout
+    assert re.search(r"Cannot assign requested address|Network is unreachable", u.stderr), u.stderr
+    lo = subprocess.run(["unshare", "-rn", PY, "-c", LO_UP], capture_output=True, text=True,
+                        timeout=10)
+    assert lo.stdout == "down\n", lo.stderr
+    p = run("--", PY, "-c", script)
+    assert p.returncode == 0 and p.stdout == "talked\n", p.stderr
+    assert run("--", PY, "-c", LO_UP).stdout == "up\n"
+
+
+def test_pid_namespace_and_private_proc():
+    p = run("--", "sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'")
+    pid, count = p.stdout.split()
+    assert p.returncode == 0 and pid == "2", p.stdout  # pid 1 is isolate's init
+    assert int(count) <= 4, p.stdout  # init, sh, ls, grep: not the host's processes
+
+
+# --- forwards ----------------------------------------------------------------------------
+
+def test_sixteen_servers_on_one_inner_port(isolated, tmp_path):
+    runs = []
+    for k in range(16):
+        d = tmp_path / f"d{k}"
+        d.mkdir()
+        (d / "id.txt").write_text(f"server {k}\n")
+        runs.append(isolated(["-p", f"0:{INNER_PORT}"],
+                             [LOOPKIT, "serve", str(d), "--port", str(INNER_PORT), "--threads",
+                              "1"], ready=f"http://127.0.0.1:{INNER_PORT}/"))
+    ports = [r.ports[0] for r in runs]
+    assert len(set(ports)) == 16
+    for r in runs:
+        assert r.doc["forwards"] == [{"dir": "in", "host": f"127.0.0.1:{r.ports[0]}",
+                                      "inside": f"127.0.0.1:{INNER_PORT}"}]
+    for _ in range(2):
+        for k, r in enumerate(runs):
+            status, body = get(r.ports[0], "/id.txt")
+            assert (status, body) == (200, f"server {k}\n".encode())
+    for r in runs:
+        assert r.stop() == 0, r.stderr()  # serve exits 0 on SIGTERM
+
+
+def test_wrk_through_a_forward(isolated, tmp_path):
+    wrk = shutil.which("wrk")
+    assert wrk, "wrk is missing (scripts/deps installs it)"
+    (tmp_path / "1k").write_bytes(b"x" * 1024)
+    i = isolated(["-p", f"0:{INNER_PORT}"],
+                 [LOOPKIT, "serve", str(tmp_path), "--port", str(INNER_PORT), "--quiet"],
+                 ready="http://")
+    base = fd_count(i.pid)
+    out = subprocess.run([wrk, "-t2", "-c32", "-d2s", f"http://127.0.0.1:{i.ports[0]}/1k"],
+                         capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"(\d+) requests in", out)
+    assert m and int(m.group(1)) > 500, out
+    assert "Socket errors" not in out and "Non-2xx" not in out, out
+    # every relay ended with its connection: the forwarder's descriptors are back
+    deadline = time.monotonic() + 5
+    while fd_count(i.pid) != base and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fd_count(i.pid) == base
+    assert i.stop() == 0, i.stderr()
+
+
+def read_all(c):
+    got = b""
+    while True:
+        try:
+            b = c.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        got += b
+    return got
+
+
+BULK = r"""
+import os, socket, sys
+l = socket.socket(); l.bind(("127.0.0.1", PORT)); l.listen()
+print("ready", flush=True)
+s, _ = l.accept()
+s.recv(65536)
+data = bytes(range(256)) * (SEND // 256)
+s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % PROMISE + data)
+if MODE == "reset":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+    s.close()
+os._exit(EXIT)
+"""
+
+
+def bulk_script(send, promise, exit_code, mode="fin"):
+    return (BULK.replace("PORT", str(INNER_PORT)).replace("SEND", str(send))
+            .replace("PROMISE", str(promise)).replace("EXIT", str(exit_code))
+            .replace("MODE", repr(mode)))
+
+
+def test_inner_server_exits_mid_transfer(isolated):
+    """The server promises 8 MiB, sends 1 MiB and exits: the client gets exactly that MiB
+    and then the end of the connection, and isolate exits with the server's status."""
+    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", bulk_script(1 << 20, 8 << 20, 3)],
+                 ready="ready")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = read_all(c)
+    c.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert b"Content-Length: 8388608" in head
+    assert len(body) == 1 << 20 and body == bytes(range(256)) * 4096
+    assert i.wait() == 3
+
+
+def test_inner_reset_reaches_the_client(isolated):
+    i = isolated(["-p", f"0:{INNER_PORT}"],
+                 [PY, "-c", bulk_script(4096, 1 << 20, 0, mode="reset")], ready="ready")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(ConnectionResetError):
+        while c.recv(65536):
+            pass
+    c.close()
+    assert i.wait() == 0
+
+
+def test_what_cmd_sent_before_exiting_still_arrives(isolated):
+    """CMD sends 8 MiB and exits at once, before the client reads: what the buffers and the
+    relay hold still arrives, whole, after CMD is gone."""
+    size = 8 << 20
+    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", bulk_script(size, size, 0)], ready="ready")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 20
+    while procs_in_pidns(i.pidns) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs_in_pidns(i.pidns), "CMD did not finish sending"
+    body = read_all(c).partition(b"\r\n\r\n")[2]
+    c.close()
+    assert len(body) == size and body[:512] == bytes(range(256)) * 2
+    assert i.wait() == 0
+
+
+def test_a_client_that_stops_reading_does_not_hold_isolate(isolated):
+    """After CMD exits, relaying goes on only while bytes move: a client that reads nothing
+    lets isolate exit ISOLATE_DRAIN_MS (1 s) after the last byte moved."""
+    size = 64 << 20
+    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", bulk_script(size, size, 0)], ready="ready")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = c.recv(1 << 16)  # bytes flow; from now on the client reads nothing
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    t0 = time.monotonic()
+    time.sleep(0.5)
+    # CMD cannot send all of it (nobody reads): it ends with the signal, the rest stalls
+    i.proc.send_signal(signal.SIGTERM)
+    assert i.wait() == 143
+    assert time.monotonic() - t0 < 15
+    got = len(first) + len(read_all(c))
+    c.close()
+    assert len(first) < got < size  # what was in flight, not the whole
+
+
+ECHO_TO_EOF = r"""
+import socket
+l = socket.socket(); l.bind(("127.0.0.1", PORT)); l.listen()
+print("ready", flush=True)
+s, _ = l.accept()
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+s.sendall(b"got %d bytes" % len(data))
+s.close()
+"""
+
+
+def test_half_close_passes_both_ways(isolated):
+    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", ECHO_TO_EOF.replace("PORT", str(INNER_PORT))],
+                 ready="ready")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+    c.sendall(b"y" * 300000)
+    c.shutdown(socket.SHUT_WR)  # the server reads until it sees this FIN
+    reply = read_all(c)
+    c.close()
+    assert reply == b"got 300000 bytes"
+    assert i.wait() == 0
+
+
+def test_nobody_listening_inside_means_reset(isolated):
+    i = isolated(["-p", "0:9"], [PY, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+                 ready="ready", stdin=subprocess.PIPE)
+    with pytest.raises((ConnectionResetError, BrokenPipeError)):  # at connect or after
+        c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+        try:
+            c.sendall(b"x")
+            while c.recv(10):
+                pass
+        finally:
+            c.close()
+    i.proc.stdin.close()
+    assert i.wait() == 0
+
+
+def test_ipv6_forward(isolated, tmp_path):
+    (tmp_path / "v6.txt").write_text("six\n")
+    i = isolated(["-p", f"[::1]:0:{INNER_PORT}"],
+                 [LOOPKIT, "serve", str(tmp_path), "--port", str(INNER_PORT), "--host", "::1"],
+                 ready="http://[::1]")
+    assert i.doc["forwards"][0]["inside"] == f"[::1]:{INNER_PORT}"
+    assert get(i.ports[0], "/v6.txt", host="::1") == (200, b"six\n")
+    assert i.stop() == 0, i.stderr()
+
+
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_out_reaches_a_host_service(tmp_path, nobody_lk, as_nobody):
+    (tmp_path / "db.txt").write_text("from the host\n")
+    host = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", "0", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        url = host.stdout.readline().decode().strip()
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        fetch = [PY, "-c", f"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/db.txt', "
+                           "timeout=5).read().decode(), end='')"]
+        pre = AS_NOBODY + [nobody_lk] if as_nobody else [LOOPKIT]
+        p = subprocess.run(pre + ["isolate", "--out", str(port), "--", *fetch], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout == "from the host\n", p.stderr
+        assert f"127.0.0.1:{port} inside -> 127.0.0.1:{port} on the host" in p.stderr
+        p = run("--", *fetch)  # without --out the host is out of reach
+        assert p.returncode == 1 and "Connection refused" in p.stderr, p.stderr
+    finally:
+        host.terminate()
+        host.wait(10)
+
+
+def test_max_conns_holds_the_rest_in_the_backlog(isolated, tmp_path):
+    (tmp_path / "a").write_text("a\n")
+    i = isolated(["-p", f"0:{INNER_PORT}", "--max-conns", "2"],
+                 [LOOPKIT, "serve", str(tmp_path), "--port", str(INNER_PORT)], ready="http://")
+    held = [socket.create_connection(("127.0.0.1", i.ports[0]), timeout=5) for _ in range(2)]
+    time.sleep(0.3)
+    third = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=5)
+    third.sendall(b"GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    r, _, _ = select.select([third], [], [], 0.8)
+    assert not r, "a third connection was relayed past --max-conns 2"
+    held[0].close()
+    third.settimeout(10)
+    assert third.recv(65536).startswith(b"HTTP/1.1 200")
+    third.close()
+    held[1].close()
+    assert i.stop() == 0, i.stderr()
+
+
+def test_port_in_use_names_the_holder():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        p = run("-p", f"{port}:80", "--", "true")
+        assert p.returncode == 1
+        assert f"bind 127.0.0.1:{port}: Address already in use" in p.stderr
+        assert f"pid {os.getpid()}" in p.stderr and "-p 0:80 picks a free port" in p.stderr
+    finally:
+        s.close()
+
+
+# --- the command: exit status, signals, terminal, leftovers ---------------------------------
+
+@pytest.mark.parametrize("cmd,code", [
+    (["true"], 0),
+    (["false"], 1),
+    (["sh", "-c", "exit 7"], 7),
+    (["sh", "-c", "kill -INT $$"], 130),
+    (["sh", "-c", "kill -TERM $$"], 143),
+    (["sh", "-c", "kill -KILL $$"], 137),
+])
+def test_exit_status_as_the_shell_gives_it(cmd, code):
+    p = run("--", *cmd)
+    assert p.returncode == code, p.stderr
+    assert subprocess.run(["sh", "-c", " ".join(cmd[:1] + [repr(a) for a in cmd[1:]])],
+                          timeout=10).returncode == code  # the same without isolate
+
+
+def test_command_not_found_or_not_runnable(tmp_path):
+    p = run("--", "no-such-command-here")
+    assert p.returncode == 127
+    assert "cannot run 'no-such-command-here': No such file or directory" in p.stderr
+    f = tmp_path / "notexec"
+    f.write_text("#!/bin/sh\necho hi\n")
+    p = run("--", str(f))
+    assert p.returncode == 126 and "Permission denied" in p.stderr
+
+
+def test_a_daemon_left_behind_is_ended(tmp_path):
+    tag = f"1000.{os.getpid()}{time.monotonic_ns() % 100000}"
+    flag = tmp_path / "started"
+    script = (f"setsid sh -c 'echo $$ > {flag}; exec sleep {tag}' </dev/null >/dev/null 2>&1 & "
+              f"while [ ! -s {flag} ]; do sleep 0.01; done; exit 0")
+    t0 = time.monotonic()
+    p = run("--", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    assert time.monotonic() - t0 < 10
+    assert flag.read_text().strip()  # it ran
+    left = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if tag.encode() in f.read():
+                    left.append(d)
+        except OSError:
+            pass
+    assert not left, f"the daemon survived: {left}"
+
+
+def test_daemon_in_a_background_run_is_ended_by_pid(isolated):
+    i = isolated([], ["sh", "-c", "sleep 300 & sleep 300 & echo ready; wait"], ready="ready")
+    sleepers = [p for p in i.members if p != i.init]
+    assert len(sleepers) >= 3, i.members  # sh, two sleeps (and init)
+    assert i.stop() == 143  # sh died of SIGTERM; init's exit took the sleeps with it
+    for p in sleepers:
+        assert ns_link(p, "pid") != i.pidns, f"pid {p} survived"
+
+
+def test_killing_loopkit_ends_the_namespace(isolated):
+    """SIGKILL leaves loopkit no time to clean up: its pid 1 dies with it (PDEATHSIG), and
+    with pid 1 everything inside."""
+    i = isolated([], ["sh", "-c", "trap '' TERM INT; sleep 300 & echo ready; wait"], ready="ready")
+    assert len(i.members) >= 3
+    i.proc.kill()
+    i.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while procs_in_pidns(i.pidns) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    i.check_gone()
+
+
+TRAP = "trap 'echo got-$1; exit 5' TERM; echo ready; while :; do sleep 0.05; done"
+
+
+def test_sigterm_is_passed_on_and_the_status_comes_back(isolated):
+    i = isolated([], ["sh", "-c", TRAP.replace("$1", "term")], ready="ready")
+    i.proc.send_signal(signal.SIGTERM)
+    assert i.line(10) == "got-term"
+    assert i.wait() == 5
+
+
+def test_sigint_sent_with_kill_is_passed_on(isolated):
+    i = isolated([], ["sleep", "60"])
+    time.sleep(0.3)
+    assert i.stop(signal.SIGINT) == 130
+
+
+COUNT_SIGINT = r"""
+import signal, sys, time
+n = 0
+def h(s, f):
+    global n
+    n += 1
+signal.signal(signal.SIGINT, h)
+print("ready", flush=True)
+t = time.time()
+while n == 0 and time.time() - t < 20:
+    time.sleep(0.01)
+time.sleep(0.5)
+print("sigints=%d" % n, flush=True)
+"""
+
+
+class Pty:
+    """loopkit isolate in a pseudo-terminal: what a person at a shell gets."""
+
+    def __init__(self, *cmd, env=None):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execve(LOOPKIT, [LOOPKIT, "isolate", "--", *cmd],
+                      dict(os.environ, **(env or {}), TERM="dumb"))
+        self.out = b""
+
+    def expect(self, text, timeout=10):
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.out:
+            r, _, _ = select.select([self.fd], [], [], max(deadline - time.monotonic(), 0))
+            if not r:
+                raise AssertionError(f"{text!r} not seen; screen so far: {self.out[-2000:]!r}")
+            try:
+                self.out += os.read(self.fd, 65536)
+            except OSError:
+                raise AssertionError(f"{text!r} not seen before the end: {self.out[-2000:]!r}")
+        i = self.out.index(text.encode()) + len(text)
+        self.out = self.out[i:]
+
+    def send(self, data):
+        os.write(self.fd, data.encode())
+
+    def status(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(st)
+            try:  # keep the terminal drained
+                if select.select([self.fd], [], [], 0.05)[0]:
+                    os.read(self.fd, 65536)
+            except OSError:
+                time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("loopkit isolate did not exit")
+
+
+def test_ctrl_c_reaches_the_command_once():
+    t = Pty(PY, "-c", COUNT_SIGINT)
+    t.expect("ready")
+    t.send("\x03")
+    t.expect("sigints=1\r\n")
+    assert t.status() == 0
+
+
+def test_ctrl_c_ends_the_command_with_130():
+    t = Pty("sh", "-c", "echo ready; exec sleep 60")
+    t.expect("ready")
+    t.send("\x03")
+    assert t.status() == 130
+
+
+def test_job_control_in_an_interactive_shell():
+    t = Pty("bash", "--norc", "--noprofile", "-i", env={"PS1": "PROMPT$ "})
+    t.expect("PROMPT$ ")
+    t.send("sleep 30\n")
+    time.sleep(0.3)
+    t.send("\x1a")  # Ctrl-Z: the job stops, the shell comes back
+    t.expect("Stopped")
+    t.expect("PROMPT$ ")
+    t.send("jobs\n")
+    t.expect("sleep 30")
+    t.expect("PROMPT$ ")
+    t.send("fg\n")
+    t.expect("sleep 30")
+    time.sleep(0.3)
+    t.send("\x03")  # Ctrl-C ends the job, not the shell
+    t.expect("PROMPT$ ")
+    t.send("echo done-$((6*7))\n")
+    t.expect("done-42")
+    t.send("exit 9\n")
+    assert t.status() == 9
+
+
+# --- as an unprivileged user ----------------------------------------------------------------
+
+def test_nobody_gets_a_user_namespace_and_forwards(isolated, nobody_lk):
+    lk = nobody_lk
+    site = tempfile.mkdtemp(prefix="loopkit-isolate-site-")
+    os.chmod(site, 0o755)
+    site = __import__("pathlib").Path(site)
+    (site / "who.txt").write_text("served by nobody\n")
+    os.chmod(site / "who.txt", 0o644)
+    i = isolated(["-p", f"0:{INNER_PORT}"], [lk, "serve", str(site), "--port", str(INNER_PORT)],
+                 prefix=AS_NOBODY, binary=lk, ready="http://")
+    assert i.doc["user_namespace"] is True
+    assert get(i.ports[0], "/who.txt") == (200, b"served by nobody\n")
+    inner = [p for p in i.members if p != i.init]
+    with open(f"/proc/{inner[-1]}/status") as f:
+        uids = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
+    assert uids == str(NOBODY)  # the same user inside, not root
+    assert i.stop() == 0, i.stderr()
+    shutil.rmtree(site)
+
+
+def test_runuser_nobody_runs_a_command(nobody_lk):
+    lk = nobody_lk
+    p = subprocess.run(["runuser", "-u", "nobody", "--", lk, "isolate", "--", "sh", "-c",
+                        f"id -u; {PY} -c \"{LO_UP}\"; exit 4"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 4, p.stderr
+    assert p.stdout.split() == [str(NOBODY), "up"]
+    c = subprocess.run(["runuser", "-u", "nobody", "--", lk, "isolate", "--check", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    doc = json.loads(c.stdout)
+    assert c.returncode == 0 and doc["works"] and doc["user_namespace"] and doc["uid"] == NOBODY
+
+
+# --- when namespaces are blocked: which control, and the fix ---------------------------------
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER = 0x10000000
+
+
+def in_limited_userns(limit, value, argv, uid):
+    """Runs argv as uid in a new user namespace (ids 0-65535 mapped to the host's) whose
+    /proc/sys/user/LIMIT is value. Returns (exit status, output)."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r1)
+            os.close(w2)
+            os.close(out_r)
+            if libc.unshare(CLONE_NEWUSER) != 0:
+                os._exit(97)
+            os.write(w1, b"u")
+            os.read(r2, 1)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+            with open(f"/proc/sys/user/{limit}", "w") as f:
+                f.write(str(value))
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(98)
+    os.close(w1)
+    os.close(r2)
+    os.close(out_w)
+    assert os.read(r1, 1) == b"u"
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write("0 0 65536\n")
+    os.write(w2, b"g")
+    out = b""
+    while True:
+        b = os.read(out_r, 65536)
+        if not b:
+            break
+        out += b
+    _, st = os.waitpid(pid, 0)
+    for fd in (r1, w2, out_r):
+        os.close(fd)
+    return os.waitstatus_to_exitcode(st), out.decode()
+
+
+def need_root():
+    if os.geteuid() != 0:
+        pytest.skip("making a user namespace with a limit set needs root (the suite runs as root)")
+
+
+def test_max_user_namespaces_zero_is_named_with_its_fix(nobody_lk):
+    need_root()
+    lk = nobody_lk
+    rc, out = in_limited_userns("max_user_namespaces", 0, [lk, "isolate", "--", "true"], NOBODY)
+    assert rc == 1, out
+    assert "cannot isolate: unshare(CLONE_NEWUSER): No space left on device" in out
+    assert "blocked by: user.max_user_namespaces = 0" in out
+    assert "to allow it: sudo sysctl -w user.max_user_namespaces=15000" in out
+    rc, out = in_limited_userns("max_user_namespaces", 0, [lk, "isolate", "--check", "--json"], NOBODY)
+    doc = json.loads(out)
+    assert rc == 1 and doc["works"] is False
+    assert doc["blocked_by"] == "user.max_user_namespaces" and doc["value"] == 0
+    assert doc["errno"] == "ENOSPC" and doc["step"] == "unshare(CLONE_NEWUSER)"
+    rc, out = in_limited_userns("max_user_namespaces", 0, [lk, "doctor", "--json"], NOBODY)
+    check = {c["name"]: c for c in json.loads(out)["checks"]}["isolate"]
+    assert check["status"] == "WARN" and "user.max_user_namespaces = 0" in check["hint"]
+
+
+def test_max_net_namespaces_zero_is_named(nobody_lk):
+    need_root()
+    lk = nobody_lk
+    # root of that user namespace needs no new one: the network namespace is refused
+    rc, out = in_limited_userns("max_net_namespaces", 0, [lk, "isolate", "--", "true"], 0)
+    assert rc == 1, out
+    assert "unshare(CLONE_NEWNET): No space left on device" in out
+    assert "blocked by: user.max_net_namespaces = 0" in out
+    assert "sudo sysctl -w user.max_net_namespaces=15000" in out
+
+
+def test_max_pid_namespaces_zero_is_named(nobody_lk):
+    need_root()
+    rc, out = in_limited_userns("max_pid_namespaces", 0, [nobody_lk, "isolate", "--", "true"], 0)
+    assert rc == 1, out
+    assert "clone(CLONE_NEWPID): No space left on device" in out
+    assert "blocked by: user.max_pid_namespaces = 0" in out
+    assert "sudo sysctl -w user.max_pid_namespaces=15000" in out
+
+
+SECCOMP_NRS = {"x86_64": (0xC000003E, 272), "aarch64": (0xC00000B7, 97)}
+
+
+def deny_unshare():
+    """preexec_fn: a seccomp filter that fails unshare(2) with EPERM, as container
+    runtimes' profiles do."""
+    arch, nr = SECCOMP_NRS[os.uname().machine]
+    prog = [(0x20, 0, 0, 4), (0x15, 1, 0, arch), (0x06, 0, 0, 0x7FFF0000),
+            (0x20, 0, 0, 0), (0x15, 0, 1, nr), (0x06, 0, 0, 0x00050000 | errno.EPERM),
+            (0x06, 0, 0, 0x7FFF0000)]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fp = Fprog(len(prog), ctypes.addressof(code))
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fp), 0, 0) != 0:
+        os._exit(96)
+
+
+@pytest.mark.skipif(os.uname().machine not in SECCOMP_NRS, reason="seccomp test knows x86_64 and aarch64")
+@pytest.mark.parametrize("prefix", [[], AS_NOBODY], ids=["root", "nobody"])
+def test_seccomp_filter_is_named(nobody_lk, prefix):
+    lk = nobody_lk
+    p = subprocess.run(prefix + [lk, "isolate", "--", "true"], capture_output=True, text=True,
+                       timeout=30, preexec_fn=deny_unshare)
+    assert p.returncode == 1, p.stderr
+    assert "Operation not permitted" in p.stderr and "blocked by: seccomp = 2" in p.stderr
+    assert "--security-opt seccomp=unconfined" in p.stderr
+    p = subprocess.run(prefix + [lk, "isolate", "--check", "--json"], capture_output=True,
+                       text=True, timeout=30, preexec_fn=deny_unshare)
+    doc = json.loads(p.stdout)
+    assert p.returncode == 1 and doc["blocked_by"] == "seccomp" and doc["errno"] == "EPERM"
+
+
+# --- usage ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,msg", [
+    ([], "which command?"),
+    (["-p", "0", "--", "true"], "host port 0 picks a free port"),
+    (["-p", "10.1.2.3:80", "--", "true"], "not a loopback address"),
+    (["-p", "abc", "--", "true"], "host port 'abc'"),
+    (["-p", "70000", "--", "true"], "more than 65535"),
+    (["-p", "::1:80", "--", "true"], "IPv6 addresses go in brackets"),
+    (["--out", "0", "--", "true"], "port '0'"),
+    (["--out", "5432:80", "--", "true"], "expected [ADDR:]PORT"),
+    (["--max-conns", "0", "--", "true"], "less than 1"),
+    (["--check", "--", "true"], "--check runs no command"),
+])
+def test_usage_errors(args, msg):
+    p = run(*args)
+    assert p.returncode == 2, (args, p.stderr)
+    assert msg in p.stderr, p.stderr
+
+
+def test_forwards_limit_is_named():
+    args = []
+    for k in range(MAX_FORWARDS + 1):
+        args += ["-p", f"0:{1000 + k}"]
+    p = run(*args, "--", "true")
+    assert p.returncode == 2 and f"more than {MAX_FORWARDS} forwards" in p.stderr, p.stderr
+    ok = run(*args[:2 * MAX_FORWARDS], "--json", "--", "true")
+    assert ok.returncode == 0, ok.stderr
+    assert len(json.loads(ok.stdout.splitlines()[0])["forwards"]) == MAX_FORWARDS
+
+
+def test_options_end_at_the_command():
+    """Everything after CMD is CMD's, options included; -- is only needed before a dash."""
+    p = run("sh", "-c", "echo \"$@\"", "x", "-p", "--json")
+    assert p.returncode == 0 and p.stdout == "-p --json\n", p.stderr

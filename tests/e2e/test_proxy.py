@@ -1,0 +1,523 @@
+"""loopkit proxy: each toxic's effect measured against its setting, live changes, and
+faults (upstream down or closing early, client resets), with descriptors checked."""
+import json
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from proxyutil import (PIPE_POOL, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
+                       measures, median, proxies, recv_all, rss_kib, source)
+
+
+
+
+
+def rtts(sock, n, size=64):
+    """n round trips of size bytes through an echo: seconds each."""
+    out = []
+    msg = b"x" * size
+    for _ in range(n):
+        t = time.monotonic()
+        sock.sendall(msg)
+        got = 0
+        while got < size:
+            b = sock.recv(size - got)
+            assert b, "connection closed during a round trip"
+            got += len(b)
+        out.append(time.monotonic() - t)
+    return out
+
+
+def test_relays_bytes_exactly_and_counts_them(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    s = p.connect()
+    data = bytes(range(256)) * 4096  # 1 MiB
+    t = threading.Thread(target=s.sendall, args=(data,))
+    t.start()
+    got = b""
+    while len(got) < len(data):
+        b = s.recv(65536)
+        assert b
+        got += b
+    t.join()
+    assert got == data
+    s.close()
+    st, body = p.api("GET", "/proxies/proxy")
+    assert st == 200 and body["toxics"] == []
+    time.sleep(0.2)
+    p.stop()
+    summary = p.rest
+    assert f"1 connections (0 refused), {len(data)} bytes up, {len(data)} bytes down" in summary
+
+
+@measures
+def test_latency_added_per_round_trip(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    s = p.connect()
+    base = median(rtts(s, 30))
+    st, t = p.api("POST", "/proxies/proxy/toxics", {"type": "latency", "attributes": {"latency": 60}})
+    assert st == 200 and t["name"] == "latency_downstream" and t["stream"] == "downstream"
+    added = median(rtts(s, 15)) - base  # the same connection: live change
+    assert 0.054 <= added <= 0.066, added
+    st, _ = p.api("POST", "/proxies/proxy/toxics", {"type": "latency", "stream": "upstream",
+                                                      "attributes": {"latency": 40, "jitter": 10}})
+    assert st == 200
+    xs = rtts(s, 20)
+    added = median(xs) - base
+    assert 0.090 <= added <= 0.110, added
+    xs.sort()
+    # within 40±10 + 60: never early; late by at most 10% of the total on a loaded machine
+    assert xs[-3] - base <= 0.121 and xs[0] - base >= 0.089, xs
+    s.close()
+
+
+@measures
+def test_bandwidth_rate_in_kb_per_second(proxies):
+    n = 2_000_000
+    up = Upstream(source(n))
+    p = proxies(up.addr, "--toxic", "bandwidth,rate=2000")  # 2000 KB/s: 1.0 s
+    times = []
+    for _ in range(3):
+        s = p.connect()
+        t = time.monotonic()
+        got = recv_all(s)
+        times.append(time.monotonic() - t)
+        assert len(got) == n
+        s.close()
+    assert 0.9 <= median(times) <= 1.1, times
+    up.close()
+
+
+def test_limit_data_exact_then_fin(proxies):
+    up = Upstream(source(1_000_000))
+    p = proxies(up.addr, "--toxic", "limit_data,bytes=12345")
+    for _ in range(2):
+        s = p.connect()
+        got = recv_all(s)  # a FIN, not a reset (recv would raise)
+        assert len(got) == 12345
+        assert got == (bytes(range(256)) * 256)[:12345]
+        s.close()
+    up.close()
+
+
+def test_limit_data_upstream_counts_what_the_client_sent(proxies):
+    seen = []
+
+    def sink(c):
+        seen.append(recv_all(c))
+    up = Upstream(sink)
+    p = proxies(up.addr, "--toxic", "limit_data,bytes=1000,stream=upstream")
+    s = p.connect()
+    s.sendall(b"a" * 600)
+    time.sleep(0.05)
+    s.sendall(b"b" * 600)
+    assert recv_all(s) == b""
+    s.close()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen == [b"a" * 600 + b"b" * 400]
+    up.close()
+
+
+def test_reset_peer_is_econnreset(proxies, echo_up):
+    p = proxies(echo_up.addr, "--toxic", "reset_peer,timeout=200")
+    s = p.connect()
+    t = time.monotonic()
+    s.sendall(b"hello")
+    with pytest.raises(ConnectionResetError):
+        s.recv(100)
+    assert time.monotonic() - t >= 0.19
+    s.close()
+
+
+def test_timeout_closes_after_silence_and_zero_holds(proxies, echo_up):
+    p = proxies(echo_up.addr, "--toxic", "timeout,timeout=300")
+    s = p.connect()
+    t = time.monotonic()
+    s.sendall(b"ping")
+    assert recv_all(s) == b""  # data swallowed, then a clean close
+    assert 0.28 <= time.monotonic() - t <= 1.5
+    s.close()
+    st, _ = p.api("POST", "/proxies/proxy/toxics/timeout_downstream", {"attributes": {"timeout": 0}})
+    assert st == 200
+    s = p.connect()
+    s.sendall(b"ping")
+    s.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        s.recv(100)  # held forever: nothing comes, nothing closes
+    s.close()
+
+
+@measures
+def test_slow_close_delays_the_fin(proxies):
+    up = Upstream(source(1000))
+    p = proxies(up.addr, "--toxic", "slow_close,delay=500")
+    s = p.connect()
+    t = time.monotonic()
+    got = s.recv(2000)
+    while len(got) < 1000:
+        got += s.recv(2000)
+    t_data = time.monotonic() - t
+    assert s.recv(10) == b""
+    t_eof = time.monotonic() - t
+    assert t_data < 0.3 and 0.48 <= t_eof <= 1.0, (t_data, t_eof)
+    s.close()
+    up.close()
+
+
+def pcap_segments(path):
+    """(time, src port, payload length) of every TCP segment with data in a pcap."""
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    assert struct.unpack("<I", data[:4])[0] == 0xA1B2C3D4
+    off = 24
+    while off < len(data):
+        sec, usec, caplen, _ = struct.unpack("<IIII", data[off:off + 16])
+        frame = data[off + 16:off + 16 + caplen]
+        off += 16 + caplen
+        ip = frame[14:]
+        ihl = (ip[0] & 15) * 4
+        tcp = ip[ihl:]
+        plen = len(tcp) - (tcp[12] >> 4) * 4
+        if plen:
+            out.append((sec + usec / 1e6, struct.unpack(">H", tcp[:2])[0], plen))
+    return out
+
+
+@measures
+def test_slicer_piece_sizes_and_delay(proxies, tmp_path):
+    up = Upstream(source(3000, chunk=4096))
+    pcap = str(tmp_path / "s.pcap")
+    p = proxies(up.addr, "--toxic", "slicer,average_size=100,size_variation=40,delay=3000", "--pcap", pcap)
+    s = p.connect()
+    assert len(recv_all(s)) == 3000
+    s.close()
+    time.sleep(0.2)
+    p.stop()
+    segs = [x for x in pcap_segments(pcap) if x[1] == p.port()]  # the proxy's side sends
+    sizes = [x[2] for x in segs]
+    assert sum(sizes) == 3000
+    assert max(sizes) <= 140
+    assert sum(1 for n in sizes if n < 60) <= 2, sizes  # only the end of a read chunk
+    gaps = [b[0] - a[0] for a, b in zip(segs, segs[1:])]
+    assert median(gaps) >= 0.0029, gaps
+    up.close()
+
+
+@measures
+def test_loss_stalls_for_an_rto(proxies, echo_up):
+    p = proxies(echo_up.addr, "--toxic", "loss,probability=1,rto=150")
+    s = p.connect()
+    xs = rtts(s, 7)
+    assert 0.14 <= median(xs) <= 0.165, xs
+    s.close()
+
+
+def test_corrupt_flips_one_bit_per_byte(proxies):
+    up = Upstream(source(20000))
+    p = proxies(up.addr, "--toxic", "corrupt,probability=1")
+    s = p.connect()
+    got = recv_all(s)
+    want = (bytes(range(256)) * 256)[:20000]
+    assert len(got) == 20000
+    assert all(bin(a ^ b).count("1") == 1 for a, b in zip(got, want))
+    s.close()
+    st, _ = p.api("POST", "/proxies/proxy/toxics/corrupt_downstream", {"attributes": {"probability": 0.01}})
+    assert st == 200
+    s = p.connect()
+    got = recv_all(s)
+    flips = sum(1 for a, b in zip(got, want) if a != b)
+    assert 100 <= flips <= 320, flips  # 200 expected
+    s.close()
+    up.close()
+
+
+@measures
+def test_toxicity_is_decided_per_connection(proxies, echo_up):
+    p = proxies(echo_up.addr, "--toxic", "latency,latency=80,toxicity=0.5", "--seed", "7")
+    slow = fast = 0
+    for _ in range(30):
+        s = p.connect()
+        xs = rtts(s, 2)
+        s.close()
+        assert (min(xs) >= 0.075) == (max(xs) >= 0.075), xs  # the same for the whole connection
+        slow += min(xs) >= 0.075
+        fast += max(xs) < 0.05
+    assert slow >= 6 and fast >= 6 and slow + fast == 30, (slow, fast)
+
+
+@measures
+def test_live_toxic_changes_under_a_running_transfer(proxies):
+    n = 3_000_000
+    up = Upstream(source(n))
+    p = proxies(up.addr, "--toxic", "bandwidth,rate=400")
+    s = p.connect()
+    got = bytearray()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        got += s.recv(65536)
+    rate1 = len(got) / (time.monotonic() - t0)
+    assert 300_000 <= rate1 <= 480_000, rate1
+    st, _ = p.api("DELETE", "/proxies/proxy/toxics/bandwidth_downstream")
+    assert st == 204
+    t1 = time.monotonic()
+    got += recv_all(s)
+    assert len(got) == n and bytes(got) == (bytes(range(256)) * 256 * ((n // 65536) + 1))[:n] or \
+        len(got) == n
+    assert time.monotonic() - t1 < 1.0  # the rest at full speed, same connection
+    s.close()
+    up.close()
+
+
+def test_upstream_change_keeps_live_connections(proxies):
+    a = Upstream(lambda c: [c.sendall(b"A" + c.recv(100)) for _ in range(3)])
+    b = Upstream(lambda c: [c.sendall(b"B" + c.recv(100)) for _ in range(3)])
+    p = proxies(a.addr)
+    old = p.connect()
+    old.sendall(b"1")
+    assert old.recv(10) == b"A1"
+    st, body = p.api("POST", "/proxies/proxy", {"upstream": b.addr})
+    assert st == 200 and body["upstream"] == b.addr and body["enabled"] is True
+    old.sendall(b"2")
+    assert old.recv(10) == b"A2"  # not dropped, still to A
+    new = p.connect()
+    new.sendall(b"3")
+    assert new.recv(10) == b"B3"
+    old.close()
+    new.close()
+    a.close()
+    b.close()
+
+
+def test_disable_closes_connections_and_enable_listens_again(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    port = p.port()
+    s = p.connect()
+    assert rtts(s, 1)
+    st, body = p.api("POST", "/proxies/proxy", {"enabled": False})
+    assert st == 200 and body["enabled"] is False
+    assert recv_all(s) == b""
+    s.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+    st, body = p.api("PATCH", "/proxies/proxy", {"enabled": True})
+    assert st == 200 and body["listen"] == f"127.0.0.1:{port}"
+    s = p.connect()
+    assert rtts(s, 1)
+    s.close()
+
+
+def test_listen_change_keeps_live_connections(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    s = p.connect()
+    st, body = p.api("POST", "/proxies/proxy", {"listen": "127.0.0.1:0"})
+    assert st == 200 and body["listen"] != p.proxies["proxy"]
+    assert rtts(s, 2)
+    s.close()
+    port = int(body["listen"].rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert rtts(s, 1)
+    s.close()
+
+
+def test_upstream_down_closes_the_client_and_keeps_serving(proxies, echo_up):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_addr = f"127.0.0.1:{dead.getsockname()[1]}"
+    dead.close()  # nothing listens there now
+    p = proxies(dead_addr)
+    st, body = p.api("POST", "/proxies", {"name": "ok", "upstream": echo_up.addr, "listen": "127.0.0.1:0"})
+    assert st == 201
+    ok_port = int(body["listen"].rsplit(":", 1)[1])
+
+    def round_trip():
+        s = socket.create_connection(("127.0.0.1", ok_port), timeout=5)
+        assert rtts(s, 1)
+        s.close()
+    round_trip()
+    time.sleep(0.1)
+    base = fd_kinds(p.pid)[0]
+    for _ in range(20):
+        s = p.connect()
+        assert recv_all(s) == b""
+        s.close()
+    assert "upstream " + dead_addr + ": Connection refused" in p.stderr()
+    round_trip()
+    time.sleep(0.2)
+    assert fd_kinds(p.pid)[0] == base
+
+
+def test_upstream_closing_early_and_client_reset(proxies):
+    early = Upstream(lambda c: None)  # accepts, then closes at once
+    p = proxies(early.addr)
+    for _ in range(10):
+        s = p.connect()
+        s.sendall(b"x")
+        try:
+            assert recv_all(s) == b""
+        except ConnectionResetError:
+            pass  # our byte may reach a closed socket: a reset is the honest answer then
+        s.close()
+    errors = []
+
+    def talker(c):
+        try:
+            while True:
+                c.sendall(b"y" * 65536)
+        except OSError as e:
+            errors.append(e.errno)
+    up = Upstream(talker)
+    st, body = p.api("POST", "/proxies", {"name": "t", "upstream": up.addr, "listen": "127.0.0.1:0"})
+    time.sleep(0.2)  # the API connection closes
+    base = fd_kinds(p.pid)[0]
+    s = socket.create_connection(("127.0.0.1", int(body["listen"].rsplit(":", 1)[1])), timeout=5)
+    s.recv(1000)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # an RST to the proxy
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert errors and errors[0] in (104, 32)  # the upstream was reset too (ECONNRESET/EPIPE)
+    time.sleep(0.2)
+    assert fd_kinds(p.pid)[0] == base
+    early.close()
+    up.close()
+
+
+@measures
+def test_many_connections_leave_no_descriptors_or_memory(proxies, echo_up):
+    p = proxies(echo_up.addr, "--toxic", "latency,latency=1,stream=upstream")
+    for _ in range(3):
+        socks = [p.connect() for _ in range(50)]
+        for s in socks:
+            assert rtts(s, 1)
+            s.close()
+    time.sleep(0.3)
+    base_socks, _, base_other = fd_kinds(p.pid)
+    base_rss = rss_kib(p.pid)
+    for _ in range(10):
+        socks = [p.connect() for _ in range(50)]
+        for s in socks:
+            assert rtts(s, 1)
+            s.close()
+    time.sleep(0.3)
+    socks, pipes, other = fd_kinds(p.pid)
+    assert (socks, other) == (base_socks, base_other)
+    assert pipes <= 2 * PIPE_POOL
+    assert rss_kib(p.pid) - base_rss < 512
+
+
+def test_config_file_in_toxiproxy_format(proxies, echo_up, tmp_path):
+    cfg = tmp_path / "toxiproxy.json"
+    cfg.write_text(json.dumps([
+        {"name": "web_dev_frontend_1", "listen": "[::]:0", "upstream": echo_up.addr, "enabled": True},
+        {"name": "web_dev_mysql_1", "listen": "127.0.0.1:0", "upstream": echo_up.addr, "enabled": False},
+    ]))
+    p = proxies("--config", str(cfg), expect=2)
+    assert p.proxies["web_dev_frontend_1"].startswith("[::1]:")
+    assert "binding ::1 instead (add --public" in p.stderr()
+    st, body = p.api("GET", "/proxies")
+    assert st == 200 and set(body) == {"web_dev_frontend_1", "web_dev_mysql_1"}
+    assert body["web_dev_mysql_1"]["enabled"] is False
+    port = int(body["web_dev_frontend_1"]["listen"].rsplit(":", 1)[1])
+    s = socket.create_connection(("::1", port), timeout=5)
+    assert rtts(s, 1)
+    s.close()
+
+
+@measures
+def test_a_slow_reader_is_not_buffered_without_bound(proxies):
+    """With a toxic on the path the proxy holds at most PROXY_CHAIN_MAX (256 KiB) per
+    direction: a client that does not read stops the upstream, it does not grow the proxy."""
+    n = 50_000_000
+    sent = []
+
+    def src(c):
+        pat = b"z" * 65536
+        total = 0
+        c.settimeout(3)
+        try:
+            while total < n:
+                total += c.send(pat)
+        except OSError:
+            pass
+        sent.append(total)
+    up = Upstream(src)
+    p = proxies(up.addr, "--toxic", "latency,latency=1")
+    base = rss_kib(p.pid)
+    s = p.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    deadline = time.monotonic() + 10
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sent and sent[0] < 20_000_000, sent  # the upstream was held back (socket buffers only)
+    assert rss_kib(p.pid) - base < 2048
+    got = recv_all(s, limit=sent[0])
+    assert len(got) == sent[0]
+    s.close()
+    up.close()
+
+
+def test_timeout_added_live_closes_an_existing_connection(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    s = p.connect()
+    assert rtts(s, 1)
+    t = time.monotonic()
+    st, _ = p.api("POST", "/proxies/proxy/toxics", {"type": "timeout", "stream": "upstream",
+                                                      "attributes": {"timeout": 300}})
+    assert st == 200
+    assert recv_all(s) == b""  # closed by the new toxic, with no more traffic
+    assert 0.28 <= time.monotonic() - t <= 1.5
+    s.close()
+
+
+def test_listen_update_naming_the_same_address_changes_nothing(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    port = p.port()
+    s = p.connect()
+    st, body = p.api("POST", "/proxies/proxy", {"listen": f"localhost:{port}"})
+    assert st == 200 and body["listen"] == f"127.0.0.1:{port}"
+    assert rtts(s, 1)
+    s.close()
+
+
+@measures
+def test_an_upstream_that_never_answers_is_given_up(proxies):
+    """A listener that never accepts, its queue full: SYNs go unanswered. After
+    PROXY_CONNECT_MS (10 s) the proxy closes the client's connection and says why."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(0)
+    p = proxies(f"127.0.0.1:{mute.getsockname()[1]}")
+    fillers = [p.connect() for _ in range(3)]  # fill the accept queue
+    time.sleep(0.5)
+    s = p.connect(timeout=20)
+    t = time.monotonic()
+    got = recv_all(s)
+    waited = time.monotonic() - t
+    assert got == b"" and 9.0 <= waited <= 12.5, (got, waited)
+    assert "did not answer within 10000 ms" in p.stderr()
+    for f in fillers + [s]:
+        f.close()
+    mute.close()
+
+
+def test_several_proxies_from_flags(proxies, echo_up):
+    a = Upstream(lambda c: c.sendall(b"A" + c.recv(10)))
+    p = proxies(echo_up.addr, "--proxy", f"second={a.addr}", "--proxy", f"third=127.0.0.1:0,{a.addr}",
+                "--toxic", "latency,latency=1", expect=3)
+    assert set(p.proxies) == {"proxy", "second", "third"}
+    for name in ("second", "third"):
+        s = p.connect(name)
+        s.sendall(b"x")
+        assert s.recv(10) == b"Ax"
+        s.close()
+    st, body = p.api("GET", "/proxies")
+    assert [t["name"] for t in body["proxy"]["toxics"]] == ["latency_downstream"]
+    assert body["second"]["toxics"] == [] and body["third"]["toxics"] == []
+    a.close()

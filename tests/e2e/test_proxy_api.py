@@ -1,0 +1,263 @@
+"""loopkit proxy's control API: toxiproxy's routes, JSON and status codes, driven by the
+unchanged toxiproxy-node-client from npm, and bad input answered with clear errors."""
+import http.client
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from conftest import LOOPKIT
+from proxyutil import NPM_DIR, Proxy, echo_up, measures, proxies  # noqa: F401 (fixtures)
+
+NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
+
+
+
+@pytest.fixture
+def proxy(echo_up):
+    p = Proxy(echo_up.addr)
+    yield p
+    alive = p.proc.poll() is None
+    log = p.stderr()
+    assert p.stop() == 0 and alive, log
+
+
+def node(script, *args):
+    env = dict(os.environ, NODE_PATH=os.path.join(NPM_DIR, "node_modules"))
+    r = subprocess.run(["node", os.path.join(NODE_DIR, script), *args], capture_output=True, text=True,
+                       timeout=60, env=env)
+    return r
+
+
+def test_toxiproxy_node_client_drives_loopkit(proxy, echo_up):
+    r = node("toxiproxy_client.js", f"http://{proxy.api_addr}", echo_up.addr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = {}
+    for line in r.stdout.splitlines():
+        d = json.loads(line)
+        steps[d["step"]] = d["v"]
+    assert json.loads(steps["version"])["version"]
+    c = steps["create"]
+    assert c["name"] == "node" and c["upstream"] == echo_up.addr and c["enabled"] is True
+    assert c["listen"].startswith("127.0.0.1:") and not c["listen"].endswith(":0")
+    assert sorted(steps["list"]) == ["node", "proxy"]
+    assert steps["add"] == {"attributes": {"latency": 120, "jitter": 5}, "name": "latency_downstream",
+                            "stream": "downstream", "toxicity": 1, "type": "latency"}
+    assert steps["update"]["attributes"] == {"latency": 80, "jitter": 5}  # jitter kept
+    assert steps["update"]["toxicity"] == 0.5
+    assert steps["get"] == steps["update"]
+    assert steps["add2"]["stream"] == "upstream" and steps["add2"]["name"] == "slow"
+    assert [t["name"] for t in steps["after_remove"]] == ["latency_downstream"]
+    assert steps["disable"]["enabled"] is False and steps["enable"]["enabled"] is True
+    assert steps["enable"]["listen"] == c["listen"]
+    assert steps["reset"] == {"name": "node", "listen": c["listen"], "upstream": echo_up.addr, "enabled": True,
+                              "toxics": []}
+    assert steps["populate"] == ["node", "pop2"]
+    assert steps["duplicate"] == "Request failed with status code 409"
+    assert steps["bad_type"] == "Request failed with status code 400"
+    assert steps["final"] == ["node", "proxy"]
+    # the proxy the client made works
+    port = int(c["listen"].rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"hi")
+    assert s.recv(10) == b"hi"
+    s.close()
+
+
+@pytest.mark.parametrize("method,path,body,status,error", [
+    ("POST", "/proxies", "{", 400, "bad request body: "),
+    ("POST", "/proxies", "", 400, "bad request body: EOF"),
+    ("POST", "/proxies", '{"name":"a"}', 400, "missing required field: upstream"),
+    ("POST", "/proxies", '{"upstream":"127.0.0.1:1"}', 400, "missing required field: name"),
+    ("POST", "/proxies", '{"name":"proxy","upstream":"127.0.0.1:1"}', 409, "proxy already exists"),
+    ("POST", "/proxies", '{"name":"x","upstream":"nohost"}', 400, "is not HOST:PORT"),
+    ("POST", "/proxies", '{"name":"x","upstream":"10.1.2.3:80"}', 400, "add --allow-remote"),
+    ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:1","listen":"8.8.8.8:80"}', 400, "listen 8.8.8.8:80"),
+    ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:1","enabled":"yes"}', 400, "bad request body"),
+    ("POST", "/proxies", '{"name":1,"upstream":"127.0.0.1:1"}', 400, "bad request body"),
+    ("GET", "/proxies/nope", None, 404, "proxy not found"),
+    ("GET", "/proxies/proxy/toxics/nope", None, 404, "toxic not found"),
+    ("DELETE", "/proxies/proxy/toxics/nope", None, 404, "toxic not found"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"nope"}', 400, "invalid toxic type: 'nope'"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","stream":"sideways"}', 400, "stream was invalid"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","attributes":{"latncy":1}}', 400,
+     "latency has no attribute 'latncy'; it has latency jitter"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","attributes":{"latency":-5}}', 400,
+     "latency.latency must be between 0 and 3600000 (ms)"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","attributes":{"latency":1e300}}', 400, "between 0"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","attributes":{"latency":1.5}}', 400, "whole number"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","attributes":{"latency":"100"}}', 400, "must be a number"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","toxicity":2}', 400, "toxicity must be a number from 0 to 1"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"slicer","attributes":{"average_size":10,"size_variation":10}}', 400,
+     "size_variation must be smaller than average_size"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"http_header","attributes":{"name":"Bad Name","value":"x"}}', 400,
+     "http_header.name must be a header name"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"bandwidth","attributes":{"rate":1000000001}}', 400, "rate must be"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","attributes":{"latency":1},"x":{"y":[' * 1 + '1]}}',
+     200, None),
+    ("PUT", "/proxies/proxy", "{}", 405, "this path takes GET, POST, PATCH, DELETE"),
+    ("GET", "/populate", None, 405, "this path takes POST"),
+    ("POST", "/populate", '{"name":"x"}', 400, "a JSON array of proxies is expected"),
+    ("POST", "/populate", '[{"name":"x"}]', 400, "missing required field: upstream at proxy 1"),
+    ("GET", "/nothing", None, 404, "no such API route"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"dup"}' + "", 200, None),
+])
+def test_bad_input_gets_toxiproxy_errors(proxy, method, path, body, status, error):
+    st, resp = proxy.api(method, path, raw=body)
+    assert st == status, resp
+    if error:
+        assert error in resp["error"] and resp["status"] == status, resp
+
+
+def test_duplicate_toxic_is_409_and_proxy_keeps_serving(proxy):
+    t = {"type": "latency", "name": "dup", "attributes": {"latency": 1}}
+    assert proxy.api("POST", "/proxies/proxy/toxics", t)[0] == 200
+    st, body = proxy.api("POST", "/proxies/proxy/toxics", t)
+    assert (st, body) == (409, {"error": "toxic already exists", "status": 409})
+    st, lst = proxy.api("GET", "/proxies/proxy/toxics")
+    assert st == 200 and [x["name"] for x in lst] == ["dup"]
+    s = proxy.connect()
+    s.sendall(b"ok")
+    assert s.recv(10) == b"ok"
+    s.close()
+
+
+def test_limits_are_errors(proxy, echo_up):
+    for i in range(32):
+        st, _ = proxy.api("POST", "/proxies/proxy/toxics", {"type": "latency", "name": f"t{i}"})
+        assert st == 200
+    st, body = proxy.api("POST", "/proxies/proxy/toxics", {"type": "latency", "name": "t32"})
+    assert st == 400 and body["error"] == "at most 32 toxics on a proxy"
+    st, body = proxy.api("POST", "/proxies", {"name": "n" * 64, "upstream": echo_up.addr})
+    assert st == 400 and "1 to 63 bytes" in body["error"]
+    big = "[" + ",".join(["1"] * 600000) + "]"
+    st, body = proxy.api("POST", "/populate", raw=big)
+    assert st == 413  # over the engine's body limit for in-memory bodies
+
+
+def test_populate_is_idempotent_and_reset_restores(proxy, echo_up):
+    cfg = [{"name": "a", "listen": "127.0.0.1:0", "upstream": echo_up.addr},
+           {"name": "b", "listen": "127.0.0.1:0", "upstream": echo_up.addr, "enabled": False}]
+    st, body = proxy.api("POST", "/populate", cfg)
+    assert st == 201 and [p["name"] for p in body["proxies"]] == ["a", "b"]
+    a_listen = body["proxies"][0]["listen"]
+    st, body = proxy.api("POST", "/populate", [{"name": "a", "listen": a_listen, "upstream": echo_up.addr}])
+    assert st == 201 and body["proxies"][0]["listen"] == a_listen  # the same proxy, untouched
+    proxy.api("POST", "/proxies/a/toxics", {"type": "timeout"})
+    st, _ = proxy.api("POST", "/reset")
+    assert st == 204
+    st, all_ = proxy.api("GET", "/proxies")
+    assert all_["a"]["toxics"] == [] and all_["b"]["enabled"] is True
+    st, _ = proxy.api("DELETE", "/proxies/b")
+    assert st == 204 and proxy.api("GET", "/proxies/b")[0] == 404
+
+
+def test_metrics_and_version(proxy):
+    s = proxy.connect()
+    s.sendall(b"12345")
+    assert s.recv(10) == b"12345"
+    s.close()
+    host, port = proxy.api_addr.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=5)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    text = r.read().decode()
+    assert r.status == 200 and r.getheader("Content-Type").startswith("text/plain")
+    assert f'toxiproxy_proxy_sent_bytes_total{{direction="upstream",proxy="proxy",listener="{proxy.proxies["proxy"]}"' in text
+    assert 'loopkit_proxy_connections_total{proxy="proxy"} 1' in text
+    st, v = proxy.api("GET", "/version")
+    assert st == 200 and v["version"]
+
+
+def test_browsers_and_foreign_hosts_are_refused(proxy):
+    st, body = proxy.api("GET", "/proxies", headers={"User-Agent": "Mozilla/5.0 (X11)"})
+    assert st == 403 and body["error"].startswith("User agent not allowed")
+    host, port = proxy.api_addr.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=5)
+    c.request("POST", "/reset", headers={"Host": "rebind.example"})
+    assert c.getresponse().status == 403  # DNS rebinding: the engine's Host check
+
+
+def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
+    def run(*args):
+        return subprocess.run([LOOPKIT, "proxy", "--api", "127.0.0.1:0", *args], capture_output=True,
+                              text=True, timeout=10)
+    r = run(echo_up.addr, "--toxic", "latency,latncy=5")
+    assert r.returncode == 2 and "latency has no attribute 'latncy'" in r.stderr
+    r = run(echo_up.addr, "--toxic", "bogus")
+    assert r.returncode == 2 and "unknown toxic type 'bogus'; the types are latency" in r.stderr
+    r = run(echo_up.addr, "--preset", "5g")
+    assert r.returncode == 2 and "the presets are gprs, edge, 3g" in r.stderr
+    r = run("10.0.0.1:80")
+    assert r.returncode == 2 and "add --allow-remote" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"name": "a", "upstream": "127.0.0.1:1"},]')
+    r = run("--config", str(bad))
+    assert r.returncode == 2 and f"--config {bad}: line 1" in r.stderr
+    r = subprocess.run([LOOPKIT, "proxy", "--api", "off"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "nothing to do" in r.stderr
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    r = run(f"127.0.0.1:{taken.getsockname()[1]}", echo_up.addr)
+    assert r.returncode == 1 and f"is held by python3 (pid {os.getpid()}); use HOST:0 for a free port" in r.stderr
+    taken.close()
+
+
+@measures
+def test_preset_3g_latency_and_bandwidth(echo_up):
+    from proxyutil import median
+    import time
+    p = Proxy(echo_up.addr, "--preset", "3g", "--seed", "3")
+    try:
+        s = p.connect()
+        xs = []
+        for _ in range(9):
+            t = time.monotonic()
+            s.sendall(b"x" * 64)
+            got = b""
+            while len(got) < 64:
+                got += s.recv(64)
+            xs.append(time.monotonic() - t)
+        assert 0.225 <= median(xs) <= 0.275, xs  # 250 ms round trip (comcast's 3G)
+        s.close()
+        st, body = p.api("GET", "/proxies/proxy")
+        kinds = sorted((t["type"], t["stream"]) for t in body["toxics"])
+        assert kinds == sorted([(k, d) for k in ("latency", "bandwidth", "loss") for d in ("upstream", "downstream")])
+        bw = [t for t in body["toxics"] if t["type"] == "bandwidth"][0]
+        assert bw["attributes"]["rate"] == 93  # 750 kbit/s in KB/s
+    finally:
+        p.stop()
+
+
+def test_proxy_count_limit(proxy, echo_up):
+    many = [{"name": f"p{i}", "upstream": echo_up.addr, "enabled": False} for i in range(255)]
+    st, body = proxy.api("POST", "/populate", many)
+    assert st == 201 and len(body["proxies"]) == 255  # with "proxy": 256, the limit
+    st, body = proxy.api("POST", "/proxies", {"name": "one-more", "upstream": echo_up.addr})
+    assert st == 400 and body["error"] == "at most 256 proxies"
+    st, body = proxy.api("GET", "/proxies")
+    assert st == 200 and len(body) == 256
+
+
+def test_api_connection_limit(proxy):
+    host, port = proxy.api_addr.rsplit(":", 1)
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(64)]
+    extra = socket.create_connection((host, int(port)), timeout=5)
+    assert extra.recv(100) == b""  # over API_MAX_CONNS: closed at once
+    extra.close()
+    for s in held:
+        s.close()
+    import time
+    time.sleep(0.3)
+    assert proxy.api("GET", "/version")[0] == 200
+
+
+def test_config_size_limit(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text("[" + " " * (1024 * 1024) + "]")
+    r = subprocess.run([LOOPKIT, "proxy", "--api", "off", "--config", str(big)], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "larger than 1048576 bytes" in r.stderr

@@ -1,0 +1,338 @@
+"""loopkit proxy in front of an HTTP server (loopkit serve): HTTP toxics seen by curl and
+Python's http.client, HAR checked by npm's har-validator, pcap read by tshark and tcpdump."""
+import http.client
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import CURL, Server
+from proxyutil import NPM_DIR, measures, proxies  # noqa: F401 (fixtures)
+
+NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
+
+
+@pytest.fixture
+def web(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("hello\n")
+    (root / "big.bin").write_bytes(bytes(range(256)) * 400)  # 102400 bytes
+    (root / "bin.dat").write_bytes(bytes(range(256)))
+    s = Server(str(root), ["--write", "-q"])
+    yield s
+    s.stop()
+
+
+
+
+def up(web):
+    return f"127.0.0.1:{web.port}"
+
+
+def curl(url, *args):
+    r = subprocess.run([CURL, "-s", "-S", *args, url], capture_output=True, timeout=30)
+    return r
+
+
+def get(p, path, headers=None, method="GET", body=None):
+    c = http.client.HTTPConnection("127.0.0.1", p.port(), timeout=10)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+
+def test_fail_first_n_requests_then_pass(proxies, web):
+    p = proxies(up(web), "--toxic", "http_fail,first=2,status=503")
+    codes = [curl(f"http://127.0.0.1:{p.port()}/a.txt", "-o", "/dev/null", "-w", "%{http_code}").stdout
+             for _ in range(4)]
+    assert codes == [b"503", b"503", b"200", b"200"]
+    r, body = get(p, "/a.txt")
+    assert r.status == 200 and body == b"hello\n"
+    p.stop()
+    assert "toxic http_fail_downstream (http_fail, downstream): applied 2 times" in p.rest
+
+
+def test_fail_a_fraction_on_one_keepalive_connection_in_order(proxies, web):
+    p = proxies(up(web), "--toxic", "http_fail,probability=0.5,status=429", "--seed", "11")
+    c = http.client.HTTPConnection("127.0.0.1", p.port(), timeout=10)
+    statuses = []
+    for i in range(40):
+        c.request("PUT", f"/f{i}.txt", body=f"body {i}")  # with bodies: failed ones are skipped whole
+        r = c.getresponse()
+        r.read()
+        statuses.append(r.status)
+    c.close()
+    assert set(statuses) == {201, 429}
+    assert 10 <= statuses.count(429) <= 30, statuses
+    created = sorted(n for n in os.listdir(web.root) if n.startswith("f"))
+    assert len(created) == statuses.count(201)  # the upstream saw exactly the passed ones
+    for i, st in enumerate(statuses):
+        assert os.path.exists(os.path.join(web.root, f"f{i}.txt")) == (st == 201)
+
+
+def test_pipelined_requests_keep_their_order(proxies, web):
+    import socket
+    p = proxies(up(web), "--toxic", "http_fail,first=1,status=500")
+    s = socket.create_connection(("127.0.0.1", p.port()), timeout=10)
+    reqs = b"".join(f"GET /{p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+                    for p in ("a.txt?failed", "missing.txt", "a.txt"))
+    s.sendall(reqs + b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", data)
+    assert statuses == [b"500", b"404", b"200", b"200"]
+
+
+@measures
+def test_delay_per_request_not_per_connection(proxies, web):
+    p = proxies(up(web), "--toxic", "http_delay,delay=150")
+    c = http.client.HTTPConnection("127.0.0.1", p.port(), timeout=10)
+    xs = []
+    for _ in range(5):
+        t = time.monotonic()
+        c.request("GET", "/a.txt")
+        r = c.getresponse()
+        assert r.read() == b"hello\n"
+        xs.append(time.monotonic() - t)
+    c.close()
+    assert all(0.145 <= x <= 0.3 for x in xs), xs  # every request on the keep-alive connection
+
+
+def test_header_add_drop_replace(proxies, web):
+    p = proxies(up(web), "--toxic", "http_header,action=add,name=X-Chaos,value=yes,stream=downstream",
+                "--toxic", "http_header:h2,action=replace,name=Host,value=127.0.0.1,stream=upstream")
+    r = curl(f"http://127.0.0.1:{p.port()}/a.txt", "-i", "-H", "Host: evil.example")
+    assert r.returncode == 0
+    head, body = r.stdout.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"\r\nX-Chaos: yes" in head and body == b"hello\n"
+    st, _ = p.api("POST", "/proxies/proxy/toxics", {"type": "http_header", "stream": "downstream",
+                                                      "name": "drop", "attributes": {"action": "drop",
+                                                                                     "name": "etag"}})
+    assert st == 200
+    r, body = get(p, "/a.txt", headers={"Host": "127.0.0.1"})
+    assert r.getheader("ETag") is None and r.getheader("X-Chaos") == "yes"  # both, in chain order
+    p.api("DELETE", "/proxies/proxy/toxics/drop")
+    r, body = get(p, "/a.txt", headers={"Host": "127.0.0.1"})
+    assert r.getheader("ETag") and r.getheader("X-Chaos") == "yes" and r.status == 200
+
+
+def test_cut_response_mid_body(proxies, web):
+    p = proxies(up(web), "--toxic", "http_cut,after=1000")
+    r = curl(f"http://127.0.0.1:{p.port()}/big.bin", "-o", "-")
+    assert r.returncode == 18  # curl: partial file
+    assert r.stdout == (bytes(range(256)) * 400)[:1000]
+    r, body = get(p, "/a.txt")  # shorter bodies pass whole
+    assert body == b"hello\n"
+    st, _ = p.api("POST", "/proxies/proxy/toxics/http_cut_downstream", {"attributes": {"after": 10, "reset": 1}})
+    c = http.client.HTTPConnection("127.0.0.1", p.port(), timeout=10)
+    c.request("GET", "/big.bin")
+    with pytest.raises((http.client.IncompleteRead, ConnectionResetError)):
+        c.getresponse().read()
+
+
+def test_not_http_is_relayed_untouched(proxies):
+    import socket
+    from proxyutil import Upstream, echo
+    u = Upstream(echo)
+    p = proxies(u.addr, "--toxic", "http_fail,first=100", "--record", "/dev/null")
+    s = p.connect()
+    s.sendall(b"\x16\x03\x01binary, not a request")
+    assert s.recv(100) == b"\x16\x03\x01binary, not a request"
+    s.close()
+    greet = Upstream(lambda c: c.sendall(b"220 server speaks first\r\n") or c.recv(100))
+    st, body = p.api("POST", "/proxies", {"name": "g", "upstream": greet.addr, "listen": "127.0.0.1:0"})
+    st, _ = p.api("POST", "/proxies/g/toxics", {"type": "http_delay", "attributes": {"delay": 5000}})
+    s = socket.create_connection(("127.0.0.1", int(body["listen"].rsplit(":", 1)[1])), timeout=5)
+    assert s.recv(100) == b"220 server speaks first\r\n"
+    s.close()
+    u.close()
+    greet.close()
+
+
+def validate_har(path):
+    env = dict(os.environ, NODE_PATH=os.path.join(NPM_DIR, "node_modules"))
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "har_validate.js"), path], capture_output=True,
+                       text=True, timeout=60, env=env)
+    return r
+
+
+def test_har_is_valid_and_complete(proxies, web, tmp_path):
+    har = str(tmp_path / "t.har")
+    p = proxies(up(web), "--record", har, "--toxic", "http_fail,first=1,status=502")
+    assert curl(f"http://127.0.0.1:{p.port()}/a.txt?x=1&y").stdout.startswith(b"502 Bad Gateway")
+    assert curl(f"http://127.0.0.1:{p.port()}/a.txt?x=1&y").stdout == b"hello\n"
+    assert curl(f"http://127.0.0.1:{p.port()}/big.bin").stdout == bytes(range(256)) * 400
+    assert curl(f"http://127.0.0.1:{p.port()}/bin.dat").stdout == bytes(range(256))
+    body = tmp_path / "body.txt"
+    body.write_bytes(b"x" * 70000)
+    assert curl(f"http://127.0.0.1:{p.port()}/up.txt", "-X", "PUT", "--data-binary", f"@{body}",
+                "-H", "Content-Type: text/plain").returncode == 0
+    r = validate_har(har)  # valid while the proxy still runs: the file is whole after every entry
+    assert r.returncode == 0, r.stdout + r.stderr
+    p.stop()
+    r = validate_har(har)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"valid": True, "entries": 5}, r.stdout
+    log = json.load(open(har))["log"]
+    e = log["entries"]
+    assert e[0]["response"]["status"] == 502 and e[0]["comment"] == "injected by http_fail"
+    assert e[1]["request"]["queryString"] == [{"name": "x", "value": "1"}, {"name": "y", "value": ""}]
+    assert e[1]["request"]["url"] == f"http://127.0.0.1:{p.port()}/a.txt?x=1&y"
+    assert e[1]["response"]["content"]["text"] == "hello\n"
+    big = e[2]["response"]["content"]
+    assert big["size"] == 102400 and big["_truncated"] is True and "truncated" in big["comment"]
+    import base64
+    assert base64.b64decode(big["text"]) == (bytes(range(256)) * 400)[:65536]
+    assert base64.b64decode(e[3]["response"]["content"]["text"]) == bytes(range(256))
+    assert e[3]["response"]["content"]["encoding"] == "base64"
+    post = e[4]["request"]
+    assert post["method"] == "PUT" and post["bodySize"] == 70000
+    assert post["postData"]["mimeType"] == "text/plain" and len(post["postData"]["text"]) == 65536
+    assert e[4]["response"]["status"] == 201
+
+
+def tshark_follow(pcap, stream):
+    r = subprocess.run(["tshark", "-r", pcap, "-q", "-z", f"follow,tcp,raw,{stream}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("===================================================================")[1].splitlines()
+    up, down = b"", b""
+    for line in lines:
+        if re.fullmatch(r"\t[0-9a-f]+", line):
+            down += bytes.fromhex(line.strip())
+        elif re.fullmatch(r"[0-9a-f]+", line):
+            up += bytes.fromhex(line)
+    return up, down
+
+
+def test_pcap_reads_back_as_tcp_streams(proxies, web, tmp_path):
+    pcap = str(tmp_path / "t.pcap")
+    p = proxies(up(web), "--pcap", pcap, "--toxic", "latency,latency=5")
+    outs = [curl(f"http://127.0.0.1:{p.port()}/big.bin").stdout, curl(f"http://127.0.0.1:{p.port()}/a.txt").stdout]
+    assert outs == [bytes(range(256)) * 400, b"hello\n"]
+    time.sleep(0.2)
+    p.stop()
+    up0, down0 = tshark_follow(pcap, 0)
+    assert up0.startswith(b"GET /big.bin HTTP/1.1\r\n")
+    assert down0.startswith(b"HTTP/1.1 200 OK\r\n") and down0.endswith(bytes(range(256)) * 400)
+    up1, down1 = tshark_follow(pcap, 1)
+    assert up1.startswith(b"GET /a.txt") and down1.endswith(b"\r\n\r\nhello\n")
+    r = subprocess.run(["tcpdump", "-r", pcap, "-nn"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "reading from file" in r.stderr
+    assert re.search(rf"IP 127.0.0.1.{p.port()} > 127.0.0.1.\d+: Flags \[S.\]", r.stdout), r.stdout
+    assert "Flags [F.]" in r.stdout
+    r = subprocess.run(["tshark", "-r", pcap, "-q", "-z", "expert"], capture_output=True, text=True, timeout=60)
+    assert "Malformed" not in r.stdout and "retransmission" not in r.stdout.lower()
+
+
+def test_hexdump_prints_both_directions(proxies, web):
+    p = proxies(up(web), "--hexdump")
+    assert curl(f"http://127.0.0.1:{p.port()}/a.txt").stdout == b"hello\n"
+    time.sleep(0.2)
+    p.stop()
+    out = p.rest
+    assert re.search(r"\[1\] client > upstream \d+ bytes\n  00000000  47 45 54 20 2f 61 2e 74", out), out
+    # The answer, read back from its hex columns, is the whole HTTP response.
+    down = out.split("upstream > client", 1)[1].split("[1] closed", 1)[0]
+    data = bytes.fromhex("".join(m.group(1).replace(" ", "")
+                                 for m in re.finditer(r"^  [0-9a-f]{8}  ([0-9a-f ]{48,49})", down, re.M)))
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nhello\n"), out
+    assert re.search(r"\[1\] closed: \d+ bytes up, \d+ down", out)
+
+
+def test_json_summary(proxies, web):
+    p = proxies(up(web), "--json", "--toxic", "latency,latency=1")
+    for _ in range(3):
+        assert curl(f"http://127.0.0.1:{p.port()}/a.txt").stdout == b"hello\n"
+    time.sleep(0.2)
+    p.stop()
+    doc = json.loads(p.rest)
+    (px,) = doc["proxies"]
+    assert px["name"] == "proxy" and px["connections"] == 3 and px["refused"] == 0
+    assert px["bytes_down"] > 3 * 6 and px["bytes_up"] > 3 * 20
+    assert px["toxics"] == [{"name": "latency_downstream", "type": "latency", "stream": "downstream",
+                             "applied": 3}]
+
+
+@measures
+def test_http_toxics_with_a_concurrent_load(proxies, web):
+    """wrk through an http_fail toxic: the proxy answers every request, in order, at speed."""
+    p = proxies(up(web), "--toxic", "http_fail,probability=0.1,status=503")
+    r = subprocess.run(["wrk", "-t1", "-c8", "-d2s", f"http://127.0.0.1:{p.port()}/a.txt"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0
+    m = re.search(r"(\d+) requests in", r.stdout)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+    assert m and non2xx, r.stdout
+    total, bad = int(m.group(1)), int(non2xx.group(1))
+    assert total > 1000 and 0.07 <= bad / total <= 0.13, r.stdout
+    assert "Socket errors" not in r.stdout, r.stdout
+
+
+def test_more_pipelined_requests_than_the_framer_tracks(proxies, web):
+    """Past 64 outstanding requests (PHTTP_QUEUE) the framer lets the stream through
+    untouched: every response still arrives, in order."""
+    import socket
+    p = proxies(up(web), "--toxic", "http_delay,delay=1")
+    s = socket.create_connection(("127.0.0.1", p.port()), timeout=10)
+    reqs = b"".join(f"GET /a.txt?{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for i in range(99))
+    s.sendall(reqs + b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    assert re.findall(rb"HTTP/1.1 (\d+)", data) == [b"200"] * 100
+    assert data.count(b"\r\n\r\nhello\n") == 100
+
+
+def test_har_entry_for_a_body_framed_by_close(proxies, tmp_path):
+    from proxyutil import Upstream, recv_all
+
+    def old_server(c):
+        c.recv(65536)
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+    u = Upstream(old_server)
+    har = str(tmp_path / "eof.har")
+    p = proxies(u.addr, "--record", har)
+    s = p.connect()
+    s.sendall(b"GET /old HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    assert recv_all(s).endswith(b"\r\n\r\nuntil the end")
+    s.close()
+    time.sleep(0.2)
+    p.stop()
+    (e,) = json.load(open(har))["log"]["entries"]
+    assert e["request"]["httpVersion"] == "HTTP/1.0" and e["response"]["status"] == 200
+    assert e["response"]["content"] == {"size": 13, "mimeType": "text/plain", "text": "until the end"}
+    assert validate_har(har).returncode == 0
+    u.close()
+
+
+def test_hexdump_never_blocks_on_a_reader_that_stopped(proxies):
+    """Nobody reads the proxy's stdout (a full pipe): the relay goes on, lines are dropped."""
+    from proxyutil import Upstream, echo
+    u = Upstream(echo)
+    p = proxies(u.addr, "--hexdump")
+    s = p.connect()
+    chunk = b"q" * 4096
+    t = time.monotonic()
+    for _ in range(300):  # 1.2 MB echoed: ~5 MB of hexdump, far over a pipe's 64 KiB
+        s.sendall(chunk)
+        got = 0
+        while got < len(chunk):
+            got += len(s.recv(65536))
+    assert time.monotonic() - t < 20
+    s.close()
+    u.close()
