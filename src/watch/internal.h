@@ -123,7 +123,7 @@ void watch_probe_release(struct watch_probe *p);
 /* Ends a probe: its duration, the latency budget, descriptors closed; then
  * watch_probe_done. p->res.detail holds the reason when !ok. p may be reused after. */
 void watch_probe_end(struct watch_probe *p, int ok);
-/* The watcher takes the result in p->res (watch.c). */
+/* The watcher takes the result in p->res (run.c). */
 void watch_probe_done(struct watch_probe *p);
 
 /* Spawns argv (envp may be NULL: ours) in a process group of its own with output into a
@@ -176,7 +176,7 @@ void watch_store_close(struct watch_store *s);
 #define WATCH_PRUNE_MS    10000  /* retention runs this often */
 #define WATCH_PENDING_MAX 200000 /* records queued for the disk; more are dropped */
 
-/* ---- the watcher (watch.c) ---- */
+/* ---- the watcher (run.c) ---- */
 struct watch_target_rt {
 	const struct watch_target *spec;
 	size_t id; /* index */

@@ -96,16 +96,17 @@ void watch_report_print(FILE *f, const struct watch_report *r, int color)
 void watch_event_print(FILE *f, const struct watch_event *e, int color)
 {
 	const struct watch_row *x = e->row;
-	char when[32], what[WATCH_DETAIL_MAX + 64], lat[32];
+	char when[32], what[WATCH_DETAIL_MAX + 64];
 	iso_time(x->since_ms, when, sizeof(when));
 	outcome_text(x, what, sizeof(what));
 	fprintf(f, "%s  %s%-7s%s %s", when, color ? ansi_state[x->state] : "", watch_state_name(x->state),
 	        color ? "\033[0m" : "", x->name);
 	if (strcmp(x->name, x->url) != 0)
 		fprintf(f, " [%s]", x->url);
-	if (x->ok)
+	if (x->ok) {
+		char lat[32];
 		fprintf(f, "  %s in %s\n", what, dur_text(x->latency_us, lat, sizeof(lat)));
-	else
+	} else
 		fprintf(f, "  %s (%u failed probe%s in a row)\n", what, x->fails, x->fails == 1 ? "" : "s");
 }
 
@@ -119,12 +120,13 @@ static void json_ms(struct json *j, const char *key, uint64_t us)
 
 static void json_time(struct json *j, const char *key, uint64_t ms)
 {
-	char t[32];
 	json_key(j, key);
-	if (ms)
+	if (ms) {
+		char t[32];
 		json_str(j, iso_time(ms, t, sizeof(t)));
-	else
+	} else {
 		json_null(j);
+	}
 }
 
 void watch_row_json(struct json *j, const struct watch_row *r)

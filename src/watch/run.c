@@ -1,4 +1,4 @@
-/* watch.c - the watcher: targets on timers, a bounded number of probes in flight, states, the run. */
+/* run.c - the watcher: targets on timers, a bounded number of probes in flight, states, the run. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
