@@ -242,8 +242,9 @@ int watch_event_json(struct buf *b, const struct watch_event *e)
 
 /* ---- HTML ---- */
 
-/* The last hour as an inline SVG: mean latency per minute as a line (gaps where no
- * probe succeeded), a red tick under each minute with failures. */
+/* The last hour as an inline SVG on a light ground: mean latency per minute as a line
+ * (gaps where no probe succeeded; a minute alone is a dot), a red tick under each
+ * minute with failures. */
 static int sparkline(struct buf *b, const struct watch_stats *s, uint64_t wall_ms)
 {
 	double lat[WATCH_SPARK_POINTS], fail[WATCH_SPARK_POINTS], max = 0;
@@ -253,9 +254,10 @@ static int sparkline(struct buf *b, const struct watch_stats *s, uint64_t wall_m
 	int rc = buf_printf(
 	        b,
 	        "<svg class=\"spark\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">"
-	        "<title>last hour: mean latency per minute (top: %.1f ms); red: failed probes</title>",
-	        SPARK_W, SPARK_H, SPARK_W, SPARK_H, max / 1000);
-	double step = (double)SPARK_W / WATCH_SPARK_POINTS, top = SPARK_H - 6;
+	        "<title>last hour: mean latency per minute (top: %.1f ms); red: failed probes</title>"
+	        "<rect width=\"%d\" height=\"%d\" fill=\"#f6f8fa\"/>",
+	        SPARK_W, SPARK_H, SPARK_W, SPARK_H, max / 1000, SPARK_W, SPARK_H);
+	double step = (double)SPARK_W / WATCH_SPARK_POINTS, top = SPARK_H - 8, y[WATCH_SPARK_POINTS];
 	int pen = 0, any = 0;
 	for (int k = 0; k < WATCH_SPARK_POINTS; k++) {
 		if (lat[k] < 0) {
@@ -265,19 +267,23 @@ static int sparkline(struct buf *b, const struct watch_stats *s, uint64_t wall_m
 		if (!any)
 			rc |= buf_puts(b, "<path fill=\"none\" stroke=\"#1565c0\" stroke-width=\"1.5\" d=\"");
 		any = 1;
-		double y = 1 + (max > 0 ? top - lat[k] / max * top : top);
-		rc |= buf_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', k * step + step / 2, y);
-		if (!pen && (k + 1 == WATCH_SPARK_POINTS || lat[k + 1] < 0)) /* a lone point: a dot */
-			rc |= buf_printf(b, "h0.1");
+		y[k] = 2 + (max > 0 ? top - lat[k] / max * top : top);
+		rc |= buf_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', k * step + step / 2, y[k]);
 		pen = 1;
 	}
 	if (any)
 		rc |= buf_puts(b, "\"/>");
-	for (int k = 0; k < WATCH_SPARK_POINTS; k++)
+	for (int k = 0; k < WATCH_SPARK_POINTS; k++) {
+		int alone = lat[k] >= 0 && (k == 0 || lat[k - 1] < 0) &&
+		            (k + 1 == WATCH_SPARK_POINTS || lat[k + 1] < 0);
+		if (alone)
+			rc |= buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.8\" fill=\"#1565c0\"/>",
+			                 k * step + step / 2, y[k]);
 		if (fail[k] > 0)
 			rc |= buf_printf(
 			        b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"4\" fill=\"#c62828\"/>",
 			        k * step, SPARK_H - 4, step);
+	}
 	return rc | buf_puts(b, "</svg>");
 }
 
