@@ -263,7 +263,10 @@ int watch_page_html(struct buf *b, struct watch *w);
 #define WATCH_SSE_BACKLOG (256u << 10) /* a page that falls this far behind is cut off */
 #define WATCH_PAGE_SNDBUF (64 << 10)   /* kernel send buffer of a page connection */
 #define WATCH_OUT_MAX     (64u << 20)  /* the largest page or /metrics */
+/* Listens on 127.0.0.1:cfg->port and serves the page on w's loop through the HTTP
+ * engine. Returns 0, or -1 with the reason (who holds the port) in err. */
 int watch_page_start(struct watch *w, char *err, size_t errlen);
+/* Closes the listener and every page connection; safe when not started. */
 void watch_page_stop(struct watch *w);
 
 /* ---- --on-change (spawn.c) ---- */

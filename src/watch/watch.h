@@ -88,7 +88,9 @@ struct watch_config {
 	uint64_t retention_count; /* results kept per target */
 };
 
+/* Fills c with the defaults and no targets. */
 void watch_config_init(struct watch_config *c);
+/* Frees the targets (and everything they own); c may be initialised again. */
 void watch_config_free(struct watch_config *c);
 /* Adds a target from its URL ("tcp://127.0.0.1:5432", "http://localhost:3000/health",
  * "ftp://user:pw@127.0.0.1:21/", "udp://127.0.0.1:53", "cmd:pg_isready -q", or
@@ -108,8 +110,10 @@ int watch_config_finish(struct watch_config *c, char *err, size_t errlen);
  * ~/.local/state/loopkit/watch.db. Returns 0, or -1 with err (no HOME). */
 int watch_db_default(char *out, size_t len, char *err, size_t errlen);
 
+/* The names people read and scripts match: "tcp", "http", ...; "pending", "up", "down".
+ * Static strings. */
 const char *watch_kind_name(enum watch_kind k);
-const char *watch_state_name(enum watch_state s); /* "pending", "up", "down" */
+const char *watch_state_name(enum watch_state s);
 
 /* ---- one target's facts, as every rendering shows them ---- */
 #define WATCH_SPARK_POINTS 60 /* the sparkline: one point a minute over the last hour */
@@ -145,6 +149,7 @@ struct watch_report {
 	int timed_out; /* --until-up gave up */
 };
 
+/* Frees the rows (they point into the watcher: render before watch_free). */
 void watch_report_free(struct watch_report *r);
 /* The table people read (one line per target, then the tally). color: ANSI colours. */
 void watch_report_print(FILE *f, const struct watch_report *r, int color);
