@@ -132,7 +132,7 @@ def test_retention_by_count_and_by_age(tmp_path):
     assert len(rows) == 1 and rows[0][0] >= start_ms - 50, rows
 
 
-@pytest.mark.xdist_group("serial")
+@pytest.mark.alone
 def test_retention_runs_while_watching(tmp_path):
     db = tmp_path / "h.db"
     w = Watcher("-i", "100ms", "--keep", "5", "tcp://127.0.0.1:1", db=db)

@@ -147,6 +147,7 @@ def test_page_connections_are_bounded(tmp_path):
 
 
 @measures
+@pytest.mark.alone
 def test_a_page_that_stops_reading_is_cut_off_and_memory_stays_bounded(tmp_path):
     # 200 targets every 100 ms: every tick has more row updates than fit, ~128 KB/s
     cfg = config(tmp_path, [{"name": f"t{i:03d}", "url": f"tcp://127.0.{i // 200}.{i % 200 + 1}:1"}
@@ -230,6 +231,7 @@ def sleeping(marker):
 
 @pytest.mark.skipif(sanitizer_build(), reason="libfaketime is an LD_PRELOAD, which ASan refuses (it must come "
                     "first); the plain `make test` run checks the clock")
+@pytest.mark.alone
 def test_a_wall_clock_that_jumps_does_not_move_the_probes(tmp_path):
     if not os.path.exists(FAKETIME):
         pytest.fail("libfaketime is not installed; scripts/deps installs it")

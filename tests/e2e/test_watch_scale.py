@@ -82,8 +82,8 @@ def config(tmp_path, port, n):
     return cfg
 
 
-@pytest.mark.xdist_group("serial")
-def test_two_thousand_targets_once_with_a_bounded_number_in_flight(tmp_path, counting_server):
+@pytest.mark.alone
+def test_two_thousand_targets_once_with_a_bounded_number_in_flight(tmp_path, counting_server, figure):
     port, stats = counting_server
     n, inflight = 2000, 50
     t0 = time.monotonic()
@@ -99,9 +99,10 @@ def test_two_thousand_targets_once_with_a_bounded_number_in_flight(tmp_path, cou
     assert inflight // 2 <= st["max"] <= inflight, st["max"]
     # 2000 probes of 20 ms, 50 at a time: about 0.8 s of holding
     assert took < 30, took
+    figure(f"--once of 2,000 HTTP targets, 50 in flight: {took:.2f} s, at most {st['max']} at once")
 
 
-@pytest.mark.xdist_group("serial")
+@pytest.mark.alone
 def test_the_descriptor_limit_bounds_the_probes_in_flight(tmp_path, counting_server):
     port, stats = counting_server
     n = 600
@@ -116,8 +117,8 @@ def test_the_descriptor_limit_bounds_the_probes_in_flight(tmp_path, counting_ser
 
 
 @measures
-@pytest.mark.xdist_group("serial")
-def test_a_thousand_targets_each_second_stay_small(tmp_path, counting_server):
+@pytest.mark.alone
+def test_a_thousand_targets_each_second_stay_small(tmp_path, counting_server, figure):
     port, stats = counting_server
     w = Watcher("--config", config(tmp_path, port, 1000), "-i", "1s", db=tmp_path / "h.db")
     try:
@@ -127,7 +128,7 @@ def test_a_thousand_targets_each_second_stay_small(tmp_path, counting_server):
         assert w.status()["up"] == 1000
         time.sleep(5)
         rss = proc_status_kb(w.pid, "VmRSS")
-        print(f"RSS {rss} KiB")
+        figure(f"RSS with 1,000 targets probed every second: {rss} KiB")
         assert rss < 32 * 1024, f"RSS {rss} KiB with 1,000 targets"
         st = stats()
         # every target about once a second
