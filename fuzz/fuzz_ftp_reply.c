@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		free(exact);
 		for (size_t k = len > 64 ? len - 64 : 0; k < len; k++) {
 			char *pre = fuzz_dup(b, k);
-			FUZZ_CHECK(watch_ftp_reply(pre, k, &code2, &len2) == 0, "a %zu-byte prefix of %zu", k, len);
+			FUZZ_CHECK(watch_ftp_reply(pre, k, &code2, &len2) == 0, "a %zu-byte prefix of %zu", k,
+			           len);
 			free(pre);
 		}
 	}
