@@ -769,16 +769,11 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* Resolves t's host (a name only with allow_remote: looked up once, here) and applies
+ * the loopback rule. Returns 0, or -1 with err. */
 static int resolve(struct watch_target *t, int allow_remote, char *err, size_t errlen)
 {
-	if (!t->addrlen) {
-		if (!allow_remote) {
-			seterr(err, errlen,
-			       "%s: %s is not a loopback address; only 127.0.0.0/8, ::1 and localhost are "
-			       "watched unless --allow-remote",
-			       t->name, t->host);
-			return -1;
-		}
+	if (!t->addrlen && allow_remote) {
 		struct addrinfo hints = {.ai_socktype = t->kind == WATCH_UDP ? SOCK_DGRAM : SOCK_STREAM}, *ai;
 		char port[8];
 		snprintf(port, sizeof(port), "%u", t->port);
@@ -791,7 +786,8 @@ static int resolve(struct watch_target *t, int allow_remote, char *err, size_t e
 		t->addrlen = ai->ai_addrlen;
 		freeaddrinfo(ai);
 	}
-	if (!allow_remote && !net_is_loopback((struct sockaddr *)&t->addr)) {
+	/* Without --allow-remote a name is refused before any lookup. */
+	if (!allow_remote && (!t->addrlen || !net_is_loopback((struct sockaddr *)&t->addr))) {
 		seterr(err, errlen,
 		       "%s: %s is not a loopback address; only 127.0.0.0/8, ::1 and localhost are watched "
 		       "unless --allow-remote",
