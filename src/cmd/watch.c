@@ -5,10 +5,12 @@
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
+#include "core/log.h"
 #include "diag/ports.h"
 #include "watch/watch.h"
 
 #define WATCH_JSON_MAX (64u << 20) /* the --json document of 10,000 targets fits */
+#define WATCH_LINE_MAX (16u << 10) /* one change line */
 
 struct watch_args {
 	struct watch_config cfg; /* the library's defaults, then the table's */
@@ -16,7 +18,8 @@ struct watch_args {
 	const char *config;
 	unsigned timeout_ms; /* 0: not given */
 	int once, until_up, json;
-	int color; /* stdout is a terminal that takes colour */
+	int color;           /* stdout is a terminal that takes colour */
+	struct log_sink out; /* stdout for the change lines (WATCH_RUN) */
 };
 #define AT(f) CMD_AT(struct watch_args, f)
 
@@ -54,23 +57,19 @@ static void watch_init(void *p)
 static void on_change(void *arg, const struct watch_event *e)
 {
 	struct watch_args *a = arg;
+	struct buf b;
 	if (a->once)
 		return;
+	buf_init(&b, WATCH_LINE_MAX);
 	if (a->until_up) { /* the wait's log, on stderr; stdout gets the result */
-		if (e->row->state == WATCH_UP && !isatty(2))
-			watch_event_print(stderr, e, 0);
-		return;
+		if (e->row->state == WATCH_UP && !isatty(2) && watch_event_text(&b, e, 0) == 0)
+			fwrite(buf_start(&b), 1, buf_used(&b), stderr);
+	} else if ((a->json ? watch_event_json(&b, e) : watch_event_text(&b, e, a->color)) == 0) {
+		/* Whole lines, never blocking: a reader that stops reading loses lines (counted,
+		 * said at exit), the probes go on. */
+		log_sink_write(&a->out, buf_start(&b), buf_used(&b));
 	}
-	if (a->json) {
-		struct buf b;
-		buf_init(&b, 1u << 20);
-		if (watch_event_json(&b, e) == 0)
-			printf("%.*s\n", (int)buf_used(&b), buf_start(&b));
-		buf_free(&b);
-	} else {
-		watch_event_print(stdout, e, a->color);
-	}
-	fflush(stdout);
+	buf_free(&b);
 }
 
 static void on_progress(void *arg, const struct watch_report *r, uint64_t until_ms)
@@ -120,6 +119,7 @@ static int watch_main(void *p)
 		else
 			printf("%s\n", watch_url(w));
 		fflush(stdout);
+		log_sink_open_fd(&a->out, 1);
 	}
 	struct watch_report r = {0};
 	if (watch_run(w, c->mode == WATCH_RUN ? NULL : &r, err, sizeof(err)) == 0) {
@@ -141,6 +141,15 @@ static int watch_main(void *p)
 		watch_report_free(&r);
 	}
 	watch_free(w);
+	if (c->mode == WATCH_RUN) {
+		unsigned long lost = atomic_load(&a->out.dropped);
+		if (lost)
+			fprintf(stderr,
+			        "loopkit watch: %lu bytes of change lines were dropped: stdout was not "
+			        "read\n",
+			        lost);
+		log_sink_close(&a->out);
+	}
 out:
 	if (err[0])
 		fprintf(stderr, "loopkit watch: %s\n", err);

@@ -93,21 +93,22 @@ void watch_report_print(FILE *f, const struct watch_report *r, int color)
 	        r->timed_out ? "; gave up waiting" : "");
 }
 
-void watch_event_print(FILE *f, const struct watch_event *e, int color)
+int watch_event_text(struct buf *b, const struct watch_event *e, int color)
 {
 	const struct watch_row *x = e->row;
 	char when[32], what[WATCH_DETAIL_MAX + 64];
 	iso_time(x->since_ms, when, sizeof(when));
 	outcome_text(x, what, sizeof(what));
-	fprintf(f, "%s  %s%-7s%s %s", when, color ? ansi_state[x->state] : "", watch_state_name(x->state),
-	        color ? "\033[0m" : "", x->name);
+	int rc = buf_printf(b, "%s  %s%-7s%s %s", when, color ? ansi_state[x->state] : "",
+	                    watch_state_name(x->state), color ? "\033[0m" : "", x->name);
 	if (strcmp(x->name, x->url) != 0)
-		fprintf(f, " [%s]", x->url);
+		rc |= buf_printf(b, " [%s]", x->url);
 	if (x->ok) {
 		char lat[32];
-		fprintf(f, "  %s in %s\n", what, dur_text(x->latency_us, lat, sizeof(lat)));
-	} else
-		fprintf(f, "  %s (%u failed probe%s in a row)\n", what, x->fails, x->fails == 1 ? "" : "s");
+		return rc | buf_printf(b, "  %s in %s\n", what, dur_text(x->latency_us, lat, sizeof(lat)));
+	}
+	return rc |
+	       buf_printf(b, "  %s (%u failed probe%s in a row)\n", what, x->fails, x->fails == 1 ? "" : "s");
 }
 
 /* ---- JSON ---- */
@@ -237,7 +238,7 @@ int watch_event_json(struct buf *b, const struct watch_event *e)
 	json_key(&j, "consecutive_failures");
 	json_uint(&j, x->fails);
 	json_obj_end(&j);
-	return j.err ? -1 : 0;
+	return j.err || buf_puts(b, "\n") < 0 ? -1 : 0;
 }
 
 /* ---- HTML ---- */

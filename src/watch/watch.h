@@ -161,9 +161,11 @@ struct watch_event {
 	const struct watch_row *row;
 	enum watch_state from;
 };
-/* One line per change: "2024-05-01T10:00:00Z DOWN api http://... connection refused". */
-void watch_event_print(FILE *f, const struct watch_event *e, int color);
-/* The same as one JSON line. Returns 0 or -1. */
+/* One line per change, appended to b with its newline: "2026-05-01T10:00:00Z  down
+ * api [http://...]  connection refused: ... (2 failed probes in a row)". color: ANSI
+ * colours. Returns 0, or -1 when b's limit is hit. */
+int watch_event_text(struct buf *b, const struct watch_event *e, int color);
+/* The same as one JSON line (with its newline). Returns 0 or -1. */
 int watch_event_json(struct buf *b, const struct watch_event *e);
 
 /* ---- the run ---- */

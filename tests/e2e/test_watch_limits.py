@@ -5,13 +5,16 @@ waiting, --max-inflight; and a wall clock that jumps (libfaketime) without movin
 probes, which run on the monotonic clock."""
 import json
 import os
+import re
+import signal
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import hard_timeout_fixture, measures, proc_status_kb, sanitizer_build
+from conftest import LOOPKIT, hard_timeout_fixture, measures, proc_status_kb, sanitizer_build
 from watchlab import Services, Watcher, db_rows, lease_ports, metric, run
 
 _hard_timeout = hard_timeout_fixture(120)
@@ -265,3 +268,34 @@ def test_a_wall_clock_that_jumps_does_not_move_the_probes(tmp_path):
     # busy machine): the schedule never noticed the jumps
     assert len(steady) >= 15 and all(0 < g < 1000 for g in steady), steady
     assert 180 <= sum(steady) / len(steady) <= 220, steady
+
+
+def test_a_stdout_nobody_reads_never_stops_the_probes(tmp_path):
+    # 1,000 targets found down at start: ~110 KB of change lines, more than a pipe holds
+    cfg = config(tmp_path, [{"name": f"target-{i:04d}", "url": f"tcp://127.0.{i // 200}.{i % 200 + 1}:1"}
+                            for i in range(1000)])
+    errf = open(tmp_path / "err", "wb")
+    p = subprocess.Popen([LOOPKIT, "watch", "--port", "0", "-i", "200ms", "--retries", "0", "--config", str(cfg),
+                          "--db", str(tmp_path / "h.db")], stdout=subprocess.PIPE, stderr=errf)
+    try:
+        first = b""
+        while not first.endswith(b"\n"):  # the URL line, then stdout is never read again
+            first += os.read(p.stdout.fileno(), 1)
+        port = int(first.decode().rsplit(":", 1)[1].strip("/\n"))
+        w = Watcher.attach(port)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and w.status()["down"] < 1000:
+            time.sleep(0.2)
+        n1 = sum(v for (k, _), v in w.metrics().items() if k == "loopkit_watch_probes_total")
+        time.sleep(1)
+        n2 = sum(v for (k, _), v in w.metrics().items() if k == "loopkit_watch_probes_total")
+        assert n2 - n1 >= 2000, (n1, n2)  # 1,000 targets at 200 ms: still probing
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        errf.close()
+    err = (tmp_path / "err").read_text()
+    assert re.fullmatch(r"loopkit watch: \d+ bytes of change lines were dropped: stdout was not read\n", err), err

@@ -107,6 +107,13 @@ class Watcher:
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
 
+    @classmethod
+    def attach(cls, port):
+        """The HTTP helpers (get, status, rows, metrics) for a watcher started otherwise."""
+        w = cls.__new__(cls)
+        w.port = port
+        return w
+
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append((time.monotonic(), line.decode(errors="replace").rstrip("\n")))
