@@ -254,3 +254,23 @@ def test_a_disk_that_fills_while_watching_keeps_probing_and_says_so_once(svc, tm
     assert full[0].startswith(f"loopkit: history {mnt}/h.db: the disk is full (writing results: "), full
     assert full[0].endswith("probing goes on in memory (the page and /metrics are unaffected), and results are "
                             "not saved until it is writable again")
+
+
+def test_the_default_history_lives_in_the_state_directory(tmp_path):
+    for env, want in ((dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state")),
+                       tmp_path / "state" / "loopkit" / "watch.db"),
+                      (dict({k: v for k, v in os.environ.items() if k != "XDG_STATE_HOME"},
+                            HOME=str(tmp_path / "home")),
+                       tmp_path / "home" / ".local" / "state" / "loopkit" / "watch.db")):
+        w = Watcher("-i", "1h", "--retries", "0", "tcp://127.0.0.1:1", env=env)
+        try:
+            w.wait_state("tcp://127.0.0.1:1", "down")
+            assert w.stop() == 0
+        finally:
+            w.close()
+        assert want.exists(), list(tmp_path.rglob("*"))
+        assert (want.parent.stat().st_mode & 0o777) == 0o700  # created for the user alone
+        assert db_rows(want, "SELECT name FROM targets") == [("tcp://127.0.0.1:1",)]
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_STATE_HOME", "HOME")}
+    r = run("--port", "0", "tcp://127.0.0.1:1", env=env)
+    assert r.returncode == 1 and "neither XDG_STATE_HOME nor HOME is set; give --db FILE" in r.stderr, r.stderr
