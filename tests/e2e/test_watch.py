@@ -16,16 +16,10 @@ import time
 import pytest
 
 from conftest import LOOPKIT, hard_timeout_fixture
-from watchlab import Services, Watcher, lease_ports, metric, run
+from watchlab import Watcher, lease_ports, metric, run, services_fixture
 
 _hard_timeout = hard_timeout_fixture(120)
-
-
-@pytest.fixture
-def svc(tmp_path):
-    s = Services(tmp_path)
-    yield s
-    s.close()
+svc = services_fixture()
 
 
 @pytest.fixture

@@ -13,19 +13,13 @@ import time
 import pytest
 
 from conftest import LOOPKIT, hard_timeout_fixture
-from watchlab import Services, Watcher, db_rows, lease_ports, metric, run
+from watchlab import Watcher, db_rows, lease_ports, metric, run, services_fixture
 
 _hard_timeout = hard_timeout_fixture(120)
+svc = services_fixture()
 
 FLUSH_S = 1.0   # WATCH_FLUSH_MS: a batch at least this often
 PRUNE_S = 10.0  # WATCH_PRUNE_MS: retention runs this often (and first after the first batch)
-
-
-@pytest.fixture
-def svc(tmp_path):
-    s = Services(tmp_path)
-    yield s
-    s.close()
 
 
 def probes_total(w):

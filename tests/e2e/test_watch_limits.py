@@ -15,9 +15,10 @@ import time
 import pytest
 
 from conftest import LOOPKIT, hard_timeout_fixture, measures, proc_status_kb, sanitizer_build
-from watchlab import Services, Watcher, db_rows, lease_ports, metric, run
+from watchlab import Watcher, db_rows, lease_ports, metric, run, services_fixture
 
 _hard_timeout = hard_timeout_fixture(120)
+svc = services_fixture()
 
 CONFIG_MAX = 16 << 20  # WATCH_CONFIG_MAX
 NAME_MAX = 200         # WATCH_NAME_MAX
@@ -30,13 +31,6 @@ PAGE_CONNS = 64        # WATCH_PAGE_CONNS
 JOBS_MAX, JOBQ_MAX = 8, 256  # WATCH_JOBS_MAX, WATCH_JOBQ_MAX
 INFLIGHT_MAX = 4096    # WATCH_INFLIGHT_MAX
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-
-
-@pytest.fixture
-def svc(tmp_path):
-    s = Services(tmp_path)
-    yield s
-    s.close()
 
 
 def config(tmp_path, targets):

@@ -21,20 +21,14 @@ import pytest
 
 from conftest import hard_timeout_fixture
 from test_browser import Chromium, chromium_binary
-from watchlab import Services, Watcher, lease_ports
+from watchlab import Watcher, lease_ports, services_fixture
 
 _hard_timeout = hard_timeout_fixture(150)
+svc = services_fixture()
 
 INTERVAL_S = 1.0
 GREEN = (46, 125, 50)   # tr.up td.state in the page's CSS
 RED = (198, 40, 40)     # tr.down td.state
-
-
-@pytest.fixture
-def svc(tmp_path):
-    s = Services(tmp_path)
-    yield s
-    s.close()
 
 
 def need(tool):

@@ -14,6 +14,8 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 from conftest import LOOPKIT
 
 PY = "/usr/bin/python3"
@@ -296,6 +298,19 @@ xferlog_enable=NO
             self.stop(name)
         for name in [n for n in list(self.socks) if not n.endswith(".held")]:
             self.stop(name)
+
+
+def services_fixture():
+    """A fixture of Services for one test, every one stopped at its end. Use in a module
+    as `svc = services_fixture()`."""
+
+    @pytest.fixture
+    def svc(tmp_path):
+        s = Services(tmp_path)
+        yield s
+        s.close()
+
+    return svc
 
 
 def db_rows(path, sql, args=()):
