@@ -6,8 +6,9 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-paramet
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread
 LDLIBS  += -pthread -lm
 # Debian libraries, found with pkg-config: zlib and Brotli (compression), libcrypto
-# (digests), jansson (the tree's one JSON parser: the proxy's control API and config).
-PKG_DEPS := zlib libbrotlienc libcrypto jansson
+# (digests), jansson (the tree's one JSON parser: the proxy's control API and config),
+# SQLite (watch's history).
+PKG_DEPS := zlib libbrotlienc libcrypto jansson sqlite3
 override CFLAGS += $(shell pkg-config --cflags $(PKG_DEPS))
 LDLIBS  += $(shell pkg-config --libs $(PKG_DEPS))
 
@@ -125,7 +126,7 @@ bench: $(BIN) deps
 	bench/http.sh
 	bench/ftp.sh
 
-# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports, scan).
+# Every comparison script, including the verbs' own (bench tcp/rr/crr/http, ports, scan, watch).
 bench-all: bench
 	bench/bench-tcp.sh
 	bench/bench-rr.sh
@@ -135,6 +136,7 @@ bench-all: bench
 	bench/scan.sh
 	bench/isolate.sh
 	bench/proxy.sh
+	bench/watch.sh
 
 # The flag tables in docs/*.md, from the binary's own tables (src/cmd/).
 docs: $(BIN)

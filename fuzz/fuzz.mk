@@ -11,7 +11,7 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 # The code under test: pure parsers, plus fsroot for the path target.
 FUZZ_LIB_SRC := src/core/buf.c src/core/errors.c src/core/fsroot.c src/core/json.c src/core/log.c src/core/text.c \
 	src/ftp/parse.c src/http/date.c src/http/digest.c src/http/multipart.c src/http/parse.c src/http/path.c \
-	src/serve/probe.c
+	src/serve/probe.c src/watch/check.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 .PHONY: fuzz fuzz-ci fuzz-replay fuzz-build

@@ -6,7 +6,7 @@
 
 static const struct cmd_verb *const verbs[] = {
         &cmd_serve, &cmd_ports, &cmd_who,   &cmd_doctor,  &cmd_ping,  &cmd_port,
-        &cmd_bench, &cmd_scan,  &cmd_audit, &cmd_isolate, &cmd_proxy, NULL,
+        &cmd_bench, &cmd_scan,  &cmd_audit, &cmd_isolate, &cmd_proxy, &cmd_watch, NULL,
 };
 
 struct loopkit_args {

@@ -136,5 +136,6 @@ int cmd_render_help(FILE *f, const struct cmd_verb *v, const char *path);
 extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
 extern const struct cmd_verb cmd_scan, cmd_audit, cmd_proxy;
 extern const struct cmd_verb cmd_isolate;
+extern const struct cmd_verb cmd_watch;
 
 #endif

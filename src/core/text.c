@@ -73,3 +73,25 @@ size_t text_escape(char *out, size_t len, const char *s, size_t n, unsigned flag
 	out[o] = 0;
 	return o;
 }
+
+int text_html(struct buf *b, const char *s)
+{
+	int rc = 0;
+	for (const char *run = s;; s++) {
+		const char *ent = NULL;
+		switch (*s) {
+		case '<': ent = "&lt;"; break;
+		case '>': ent = "&gt;"; break;
+		case '&': ent = "&amp;"; break;
+		case '"': ent = "&quot;"; break;
+		case '\'': ent = "&#39;"; break;
+		case 0: break;
+		default: continue;
+		}
+		rc |= buf_append(b, run, (size_t)(s - run));
+		if (!ent)
+			return rc;
+		rc |= buf_puts(b, ent);
+		run = s + 1;
+	}
+}

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "core/buf.h"
+
 /* Length of the valid UTF-8 sequence at s (at most n bytes): 1 for ASCII, 2-4, or 0
  * when the bytes there are not valid UTF-8 (overlong forms and surrogates included). */
 size_t text_utf8_len(const unsigned char *s, size_t n);
@@ -16,5 +18,9 @@ size_t text_utf8_len(const unsigned char *s, size_t n);
  * TEXT_ESC_QUOTES in flags, '"' and '\\' too. Writes at most len-1 bytes, never
  * splitting an escape, and terminates out. Returns the length written. */
 size_t text_escape(char *out, size_t len, const char *s, size_t n, unsigned flags);
+
+/* Appends s with &, <, >, " and ' as HTML entities (text and attribute values).
+ * Returns 0, or -1 when b's limit was hit. */
+int text_html(struct buf *b, const char *s);
 
 #endif
