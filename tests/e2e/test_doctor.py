@@ -2,6 +2,7 @@
 in network namespaces the test makes: lo down, lo up, and a DROP rule on lo."""
 import json
 import os
+import re
 import socket
 import subprocess
 
@@ -193,3 +194,22 @@ def test_colour_only_on_a_tty_and_never_with_no_color(args):
     finally:
         if s:
             s.close()
+
+
+def test_docs_and_readme_show_every_check():
+    """docs/doctor.md's table and example output list every check the binary runs, in its
+    order, and the summaries there and in the README count them all."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    text = open(os.path.join(root, "docs", "doctor.md")).read()
+    table = re.findall(r"^\| `([a-z0-9]+)`(?:, `([a-z0-9]+)`)? \|", text, re.M)
+    assert [n for row in table for n in row if n] == NAMES, table
+    example = text.split("$ loopkit doctor\n")[1].split("```")[0]
+    assert re.findall(r"^(?:PASS|WARN|FAIL|SKIP)\s+(\S+)", example, re.M) == NAMES, example
+    m = re.search(r"^(\d+) pass, (\d+) warn, (\d+) fail, (\d+) skip", example, re.M)
+    assert m and sum(map(int, m.groups())) == len(NAMES), example
+    m = re.search(r'"summary":\{"pass":(\d+),"warn":(\d+),"fail":(\d+),"skip":(\d+)\}', text)
+    assert m and sum(map(int, m.groups())) == len(NAMES), "docs/doctor.md's JSON summary"
+    readme = open(os.path.join(root, "README.md")).read()
+    sample = readme.split("$ loopkit doctor\n")[1].split("```")[0]
+    m = re.search(r"^(\d+) pass, (\d+) warn, (\d+) fail, (\d+) skip", sample, re.M)
+    assert m and sum(map(int, m.groups())) == len(NAMES), sample
