@@ -221,8 +221,8 @@ static const struct cmd_verb *const bench_modes[] = {&bench_tcp, &bench_rr, &ben
 const struct cmd_verb cmd_bench = {
         .name = "bench",
         .summary = "loopback throughput, latency, connection rate and HTTP load",
-        .about = "Measures the loopback stack and local servers; see docs/bench.md. Ctrl-C ends a run\n"
-                 "early and still reports it, marked as interrupted.\n"
+        .about = "Measures the loopback stack and local servers. Ctrl-C ends a run early and still\n"
+                 "reports it, marked as interrupted.\n"
                  "Exit status: 0 ok, 1 the run failed or had errors, 2 usage error.\n",
         .subs = bench_modes,
         .sub_noun = "mode",

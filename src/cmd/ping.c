@@ -108,7 +108,7 @@ const struct cmd_verb cmd_ping = {
         .summary = "TCP/UDP/ICMP round trips with statistics and percentiles",
         .about = "Round trips with ping(8)-style statistics and percentiles. Without TARGET it runs\n"
                  "its own responder on 127.0.0.1 and measures the loopback stack. Ctrl-C prints the\n"
-                 "summary. Exit 1 when no probe was answered. See docs/ping.md.\n",
+                 "summary. Exit 1 when no probe was answered.\n",
         .flags = ping_flags,
         .size = sizeof(struct ping_args),
         .run = ping_main,

@@ -65,7 +65,7 @@ const struct cmd_verb cmd_ports = {
         .name = "ports",
         .summary = "listening sockets (--all: connections) with owners; EXPOSED ones flagged",
         .about = "Lists listening TCP and UDP sockets (IPv4 and IPv6) with the process that holds\n"
-                 "each; EXPOSED marks those reachable from the network. See docs/ports.md.\n",
+                 "each; EXPOSED marks those reachable from the network.\n",
         .flags = ports_flags,
         .size = sizeof(struct ports_args),
         .run = ports_main,

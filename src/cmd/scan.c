@@ -136,7 +136,7 @@ const struct cmd_verb cmd_scan = {
         .summary = "which local ports answer, what runs there, and who holds them",
         .about = "A TCP connect scan of 127.0.0.1 (or ::1) with many connects in flight and no privileges;\n"
                  "each open port gets a service guess from its greeting or a safe read-only probe, and\n"
-                 "the process that holds it. See docs/scan.md.\n",
+                 "the process that holds it.\n",
         .flags = scan_flags,
         .size = sizeof(struct scan_args),
         .init = scan_init,
