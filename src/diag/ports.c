@@ -416,7 +416,10 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 				procs[i]->cmdline[0] ? procs[i]->cmdline : "-");
 	for (size_t i = 0; i < p->nrows; i++)
 		unknown |= p->rows[i].nowners == 0;
-	if (unknown)
+	if (unknown && procfs_unseen_where())
+		fprintf(f, "  (some sockets belong to a process %s, which root cannot see from "
+				"here; look for it there)\n", procfs_unseen_where());
+	else if (unknown)
 		fprintf(f, "  (some sockets belong to processes this user cannot see; run as root "
 				"to name them)\n");
 	free(procs);

@@ -79,6 +79,35 @@ def test_port_check_names_the_holder():
     assert f"loopkit who {port}" in c["hint"], c
 
 
+def test_port_check_owner_root_cannot_see_is_not_sent_to_who():
+    """A holder this run cannot name: as nobody the hint says to run `who` as root; as root
+    in a pid namespace of its own (the holder, this test, is outside it) the detail says
+    where the holder is and the hint does not send the user to `who`, which cannot name it
+    either."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: to run as nobody, and to make a pid namespace")
+    setpriv = need_tool("setpriv", "util-linux")
+    unshare = need_tool("unshare", "util-linux")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        nobody = checks(json.loads(run("--json", "--port", str(port), prefix=[
+            setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]).stdout))["port"]
+        pidns = checks(json.loads(run("--json", "--port", str(port), prefix=[
+            unshare, "--pid", "--fork", "--mount-proc"]).stdout))["port"]
+    finally:
+        s.close()
+    assert nobody["status"] == "WARN", nobody
+    assert "a process of user root this user cannot see" in nobody["detail"], nobody
+    assert nobody["hint"].startswith(f"as root, loopkit who {port} shows"), nobody
+    assert pidns["status"] == "WARN", pidns
+    assert "a process of user root in another pid namespace or container" in pidns["detail"]
+    assert "cannot see" not in pidns["detail"], pidns
+    assert "loopkit who" not in pidns["hint"] and "root cannot name it" in pidns["hint"], pidns
+
+
 @pytest.mark.uses("port-62893")
 def test_port_check_free_class_and_range():
     lo, hi = ephemeral()

@@ -287,6 +287,27 @@ def test_owner_not_visible_without_privileges_shows_dash():
         line = [ln for ln in h.stdout.splitlines() if f"127.0.0.1:{port} " in ln]
         assert line and re.search(r"LISTEN\s+-\s+root\s+-", line[0]), h.stdout
         w = subprocess.run(pre + ["who", str(port)], capture_output=True, text=True, timeout=10)
-        assert w.returncode == 0 and "cannot see" in w.stdout, w.stdout
+        assert w.returncode == 0 and "this user cannot see; run as root" in w.stdout, w.stdout
     finally:
         s.close()
+
+
+def test_who_as_root_in_another_pid_namespace_does_not_say_run_as_root():
+    """Root in a pid namespace of its own cannot see the holder (this test, outside it):
+    `who` says where the holder is instead of telling root to run as root."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare:
+        pytest.skip("needs root and unshare to make a pid namespace")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        w = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", LOOPKIT, "who",
+                            str(port)], capture_output=True, text=True, timeout=10)
+    finally:
+        s.close()
+    assert w.returncode == 0, w.stderr
+    assert "run as root" not in w.stdout, w.stdout
+    assert "in another pid namespace or container, which root cannot see" in w.stdout, w.stdout
+    assert re.search(rf"127\.0\.0\.1:{port}\s+\*\s+LISTEN\s+-\s+root\s+-", w.stdout), w.stdout
