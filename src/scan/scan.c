@@ -113,14 +113,9 @@ int scan_config_target(struct scan_config *cfg, const char *host, int allow_remo
 		         host);
 		return -1;
 	}
+	if (net_loopback_only((struct sockaddr *)&cfg->addr, allow_remote, host, err, errlen) < 0)
+		return -1;
 	if (!net_is_loopback((struct sockaddr *)&cfg->addr)) {
-		if (!allow_remote) {
-			snprintf(err, errlen,
-			         "%s is not a loopback address; loopkit scans only this machine's loopback "
-			         "unless --allow-remote is given (scan only hosts you are allowed to)",
-			         host);
-			return -1;
-		}
 		if (!cfg->rate)
 			cfg->rate = SCAN_REMOTE_RATE;
 	}
