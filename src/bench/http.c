@@ -68,8 +68,12 @@ struct hthread {
 	struct loop_io tio;
 	uint64_t armed_ns;
 	uint64_t start_ns, end_ns, drain_ns, last_done_ns;
+	uint64_t first_sent_ns; /* closed-loop requests go as soon as connected, before start_ns */
 	uint64_t stop_ns; /* when the schedule ended: end_ns, or earlier when interrupted */
 	int stopping;
+	int quota_out;         /* -n: no request left to claim; the stop is deferred */
+	_Atomic uint64_t *claimed; /* -n: requests claimed by every thread together */
+	atomic_int finished;   /* the thread's loop has ended */
 	atomic_int *stop_flag;
 	pthread_t tid;
 	/* results, read by the main thread after join (except done) */
@@ -256,17 +260,36 @@ static void flush_write(struct hconn *c)
 	loop_io_set(t->loop, &c->io, LOOP_READ);
 }
 
-/* Writes the next request (or pipeline batch) now. */
+static void wake_fn(struct loop *l, void *data);
+
+/* -n: claims up to want of the run's requests for one batch; 0 when none is left. */
+static unsigned quota_claim(struct hthread *t, unsigned want)
+{
+	if (!t->o->max)
+		return want;
+	uint64_t old = atomic_fetch_add(t->claimed, want);
+	return old >= t->o->max ? 0 : old + want > t->o->max ? (unsigned)(t->o->max - old) : want;
+}
+
+/* Writes the next request (or pipeline batch) now; with -n spent, stops the thread
+ * once this batch of events is done (what is in flight is still answered). */
 static void conn_send(struct hconn *c, uint64_t now)
 {
 	struct hthread *t = c->t;
-	unsigned n = t->o->pipeline;
+	unsigned n = quota_claim(t, t->o->pipeline);
+	if (!n) {
+		if (!t->quota_out && loop_defer(t->loop, wake_fn, t) == 0)
+			t->quota_out = 1;
+		return;
+	}
 	c->wpos = 0;
 	c->wlen = t->reqlen * n;
 	c->head = 0;
 	c->inflight = n;
 	for (unsigned i = 0; i < n; i++)
 		c->sent_at[i] = now;
+	if (!t->sent)
+		t->first_sent_ns = now;
 	t->sent += n;
 	flush_write(c);
 }
@@ -520,6 +543,7 @@ static void *thread_main(void *arg)
 	loop_timer_start(t->loop, &t->end_timer, (t->end_ns - t->start_ns) / 1000000);
 	loop_timer_start(t->loop, &t->sweep_timer, SWEEP_MS);
 	loop_run(t->loop);
+	atomic_store(&t->finished, 1);
 	for (unsigned i = 0; i < t->nconns; i++) {
 		struct hconn *c = &t->conns[i];
 		conn_close(c);
@@ -546,6 +570,16 @@ static uint64_t total_done(const struct http_run *r)
 	return s;
 }
 
+/* -n: every thread has ended (its share of the requests answered or failed). */
+static int http_all_finished(void *arg)
+{
+	struct http_run *r = arg;
+	for (unsigned i = 0; i < r->n; i++)
+		if (!atomic_load(&r->t[i].finished))
+			return 0;
+	return 1;
+}
+
 static void http_tick(void *arg, uint64_t now)
 {
 	struct http_run *r = arg;
@@ -569,7 +603,7 @@ struct http_mem {
 /* Sets up thread t of the run. Returns 0 or -1. */
 static int thread_init(struct hthread *t, struct bench_http_result *r, struct http_mem *m, unsigned first,
                        const struct sockaddr_storage *ss, socklen_t sslen, atomic_int *stop_flag,
-                       uint64_t start, uint64_t end)
+                       _Atomic uint64_t *claimed, uint64_t start, uint64_t end)
 {
 	const struct bench_http_opts *o = &r->o;
 	t->o = o;
@@ -581,6 +615,7 @@ static int thread_init(struct hthread *t, struct bench_http_result *r, struct ht
 	t->batchlen = buf_used(&m->batch);
 	t->head_only = !strcmp(o->method, "HEAD");
 	t->stop_flag = stop_flag;
+	t->claimed = claimed;
 	t->start_ns = start;
 	t->end_ns = end;
 	t->conns = m->conns + first;
@@ -617,8 +652,10 @@ static int thread_init(struct hthread *t, struct bench_http_result *r, struct ht
 	return 0;
 }
 
-/* Adds the threads' counts into r. Returns the time of the last response. */
-static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigned started)
+/* Adds the threads' counts into r. Returns the time of the last response; *first is
+ * lowered to the first request's time when that came earlier. */
+static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigned started,
+                        uint64_t *first)
 {
 	uint64_t last = 0;
 	for (unsigned i = 0; i < started; i++) {
@@ -639,6 +676,8 @@ static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigne
 			hist_merge(r->hist_lag, t->hl);
 		if (t->last_done_ns > last)
 			last = t->last_done_ns;
+		if (t->sent && t->first_sent_ns < *first)
+			*first = t->first_sent_ns;
 	}
 	for (int s = 100; s < 600; s++)
 		if (!bench_http_ok(&r->o, s))
@@ -696,6 +735,7 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	m.due = calloc(o->conns, sizeof(*m.due));
 	m.rbufs = malloc((size_t)o->conns * RBUF_SIZE);
 	atomic_int stop_flag = 0;
+	_Atomic uint64_t claimed = 0;
 	r->hist = hist_new();
 	r->hist_corrected = o->rate ? hist_new() : NULL;
 	r->hist_lag = o->rate ? hist_new() : NULL;
@@ -708,7 +748,8 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	for (unsigned first = 0; ok && inited < o->threads; inited++) {
 		struct hthread *t = &m.ts[inited];
 		t->nconns = o->conns / o->threads + (inited < o->conns % o->threads);
-		ok = thread_init(t, r, &m, first, &tg.addr, tg.addrlen, &stop_flag, start, end) == 0;
+		ok = thread_init(t, r, &m, first, &tg.addr, tg.addrlen, &stop_flag, &claimed, start,
+		                 end) == 0;
 		first += t->nconns;
 	}
 	if (!ok)
@@ -720,8 +761,11 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 		}
 	struct http_run run = {m.ts, started, ctl, start, 0, o->secs};
 	if (ok)
-		r->st.interrupted = bench_wait(ctl, start, end, 1000000000u, http_tick, NULL, &run);
-	uint64_t stopped = r->st.interrupted ? bench_now_ns() : end;
+		r->st.interrupted = bench_wait(ctl, start, end, 1000000000u, http_tick,
+		                               o->max ? http_all_finished : NULL, &run);
+	/* -n done early: the run ends with its last response */
+	int early = ok && !r->st.interrupted && o->max && http_all_finished(&run);
+	uint64_t stopped = r->st.interrupted ? bench_now_ns() : early ? 0 : end;
 	atomic_store(&stop_flag, 1);
 	for (unsigned i = 0; i < started; i++)
 		loop_wake(m.ts[i].loop);
@@ -729,14 +773,15 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 		pthread_join(m.ts[i].tid, NULL);
 	bench_progress(ctl, "", 1);
 	r->cpu_s = bench_cpu_s() - cpu0;
-	uint64_t last = collect(r, m.ts, started);
+	uint64_t begin = start;
+	uint64_t last = collect(r, m.ts, started, &begin);
 	run_free(&m, inited);
 	if (!ok)
 		return -1;
-	/* elapsed: the run (to the end, or to the interruption), or to the last response
-	 * when that came later */
+	/* elapsed: from the first request (or the start) to the end of the run, the
+	 * interruption, or the last response when that came later */
 	uint64_t until = last > stopped ? last : stopped;
-	r->st.elapsed_s = until > start ? (double)(until - start) / 1e9 : 0;
+	r->st.elapsed_s = until > begin ? (double)(until - begin) / 1e9 : 0;
 	if (r->st.elapsed_s > 0) {
 		r->rps = (double)r->requests / r->st.elapsed_s;
 		r->bytes_per_s = (double)r->bytes / r->st.elapsed_s;

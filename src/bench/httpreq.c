@@ -84,14 +84,10 @@ static int resolve(const struct url *u, int allow_remote, struct sockaddr_storag
 		else
 			((struct sockaddr_in6 *)ss)->sin6_port = htons(u->port);
 	}
-	if (!net_is_loopback((struct sockaddr *)ss) && !allow_remote) {
-		char a[64];
-		snprintf(err, errlen,
-		         "%.100s (%s) is not a loopback address: loading another machine "
-		         "needs --allow-remote",
-		         u->host, net_addr_str((struct sockaddr *)ss, a, sizeof(a)));
+	char a[64], what[200];
+	snprintf(what, sizeof what, "%.100s (%s)", u->host, net_addr_str((struct sockaddr *)ss, a, sizeof(a)));
+	if (net_loopback_only((struct sockaddr *)ss, allow_remote, what, err, errlen) < 0)
 		return -1;
-	}
 	return 0;
 }
 

@@ -203,6 +203,14 @@ static void w_lat(struct bench_rep *w, const char *key, const char *label, const
 {
 	static const char *const heads[HIST_NPCT] = {"p50", "p90", "p99", "p99.9", "p99.99", "max"};
 	char t[32];
+	if (!l->count) { /* nothing completed: no table of zeros */
+		w_null(w, key);
+		if (!w->j) {
+			w_line(w, NULL);
+			fprintf(out(w), "  %-20s no samples", label);
+		}
+		return;
+	}
 	if (w->j) {
 		w_obj(w, key);
 		w_uint(w, "count", l->count, NULL);
@@ -517,6 +525,10 @@ static void http_head(struct bench_rep *w, const void *p)
 	w_bool(w, "keepalive", o->keepalive, NULL, ", no keep-alive");
 	w_uint(w, "pipeline", o->pipeline, o->pipeline > 1 ? ", pipeline %llu" : NULL);
 	w_num(w, NULL, o->rate, 0, o->rate ? ", constant rate %.0f req/s" : NULL);
+	if (o->max)
+		w_uint(w, "total", o->max, ", at most %llu request(s)");
+	else
+		w_null(w, "total");
 	w_run(w, &r->st, o->secs);
 }
 

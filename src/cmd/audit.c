@@ -95,8 +95,7 @@ const struct cmd_verb cmd_audit = {
         .about = "Finds every TCP listener, identifies it with safe read-only probes, and reports what\n"
                  "is reachable beyond loopback, what answers any Host (DNS rebinding), permissive CORS\n"
                  "and private-network preflights, services without authentication, home-directory\n"
-                 "listings and anonymous FTP write. Exit 1 when a finding at or above --fail-on exists.\n"
-                 "See docs/audit.md.\n",
+                 "listings and anonymous FTP write. Exit 1 when a finding at or above --fail-on exists.\n",
         .flags = audit_flags,
         .size = sizeof(struct audit_args),
         .init = audit_init,

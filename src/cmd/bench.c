@@ -95,6 +95,7 @@ static const struct cmd_flag http_flags[] = {
 	{ "connections", 'C', "N", "10", "open connections", CMD_UINT, CMD_AT(struct http_args, o.conns), .min = 1, .max = BENCH_HTTP_MAX_CONNS },
 	{ "duration", 'd', "SECS", "10", "how long to send", CMD_SECS, CMD_AT(struct http_args, o.secs), .min = 1, .max = MAX_MS },
 	{ "threads", 't', "N", "1", "event-loop threads, connections spread over them", CMD_UINT, CMD_AT(struct http_args, o.threads), .min = 1, .max = BENCH_HTTP_MAX_THREADS },
+	{ "total", 'n', "N", NULL, "stop after this many requests (ab's -n), within -d; no limit when not given", CMD_UINT, CMD_AT(struct http_args, o.max), .min = 1, .max = 1ull << 40 },
 	{ "rate", 'R', "RATE", NULL, "constant rate in requests/s over all connections, with CO correction; as fast as possible when not given", CMD_CALL, .set = set_rate },
 	{ "no-keepalive", 0, NULL, NULL, "a new connection for every request (Connection: close)", CMD_SWITCH, CMD_AT(struct http_args, no_keepalive) },
 	{ "pipeline", 0, "N", "1", "send N requests at once on each connection", CMD_UINT, CMD_AT(struct http_args, o.pipeline), .min = 1, .max = BENCH_HTTP_MAX_PIPELINE },
@@ -221,8 +222,8 @@ static const struct cmd_verb *const bench_modes[] = {&bench_tcp, &bench_rr, &ben
 const struct cmd_verb cmd_bench = {
         .name = "bench",
         .summary = "loopback throughput, latency, connection rate and HTTP load",
-        .about = "Measures the loopback stack and local servers; see docs/bench.md. Ctrl-C ends a run\n"
-                 "early and still reports it, marked as interrupted.\n"
+        .about = "Measures the loopback stack and local servers. Ctrl-C ends a run early and still\n"
+                 "reports it, marked as interrupted.\n"
                  "Exit status: 0 ok, 1 the run failed or had errors, 2 usage error.\n",
         .subs = bench_modes,
         .sub_noun = "mode",

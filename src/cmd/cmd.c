@@ -213,10 +213,24 @@ static void print_rows(FILE *f, const struct cmd_verb *v, int positional)
 		        cmd_help_row.help);
 }
 
+/* The man page that documents path ("loopkit" -> "loopkit", "loopkit bench http" ->
+ * "loopkit-bench"): make install puts it next to the binary, unlike the docs/ tree. */
+static const char *man_name(const char *path, char *buf, size_t len)
+{
+	size_t root = strcspn(path, " ");
+	size_t verb = path[root] ? strcspn(path + root + 1, " ") : 0;
+	if (verb)
+		snprintf(buf, len, "%.*s-%.*s", (int)root, path, (int)verb, path + root + 1);
+	else
+		snprintf(buf, len, "%.*s", (int)root, path);
+	return buf;
+}
+
 static void print_help(FILE *f, const struct cmd_verb *v, const char *path)
 {
-	char syn[256];
-	fprintf(f, "usage: %s %s\n\n%s", path, cmd_synopsis(v, syn, sizeof syn), v->about ? v->about : "");
+	char syn[256], man[96];
+	fprintf(f, "usage: %s %s\n\n%sSee %s(1).\n", path, cmd_synopsis(v, syn, sizeof syn),
+	        v->about ? v->about : "", man_name(path, man, sizeof man));
 	if (v->subs) {
 		fprintf(f, "\n%ss:\n", v->sub_noun ? v->sub_noun : "verb");
 		for (const struct cmd_verb *const *s = v->subs; *s; s++)

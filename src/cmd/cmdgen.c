@@ -130,7 +130,7 @@ static void man_page(FILE *f, const struct cmd_verb *root, const struct cmd_verb
 			fprintf(f, ".TP\n.B %s\n", (*s)->name);
 			roff(f, (*s)->summary, 0);
 			if (v == root)
-				fprintf(f, "\nSee\n.BR %s\\-%s (1).", root->name, (*s)->name);
+				fprintf(f, ".\nSee\n.BR %s\\-%s (1).", root->name, (*s)->name);
 			fputc('\n', f);
 		}
 		if (v != root)

@@ -44,8 +44,7 @@ const struct cmd_verb cmd_doctor = {
         .name = "doctor",
         .summary = "is the loopback stack healthy: each check PASS/WARN/FAIL/SKIP with a hint",
         .about = "Checks the loopback stack: lo, its addresses, localhost, ICMP/TCP/UDP round trips on\n"
-                 "IPv4 and IPv6, ephemeral ports, a port, limits. Exit 1 when a check FAILs.\n"
-                 "See docs/doctor.md.\n",
+                 "IPv4 and IPv6, ephemeral ports, a port, limits, isolation. Exit 1 when a check FAILs.\n",
         .flags = doctor_flags,
         .size = sizeof(struct doctor_args),
         .run = doctor_main,

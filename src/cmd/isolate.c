@@ -125,7 +125,7 @@ const struct cmd_verb cmd_isolate = {
                  "collide. -p forwards a host loopback port in (splice, zero-copy); --out lets CMD reach a\n"
                  "host service. Exit status, signals and the terminal pass through; when CMD exits every\n"
                  "process it left inside is ended. Exit 1 when isolation cannot be set up (--check says\n"
-                 "which control blocks it and how to allow it). See docs/isolate.md.\n",
+                 "which control blocks it and how to allow it).\n",
         .flags = isolate_flags,
         .size = sizeof(struct isolate_args),
         .init = isolate_args_init,

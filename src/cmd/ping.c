@@ -5,26 +5,30 @@
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
+#include "core/net.h"
 #include "diag/ping.h"
 
 struct ping_args {
 	const char *target;
-	int tcp, udp, icmp, json;
+	int tcp, udp, icmp, json, allow_remote;
 	unsigned count;
 	double interval;
+	unsigned timeout_ms;
 	size_t size;
 };
 #define AT(f) CMD_AT(struct ping_args, f)
 
 /* clang-format off */
 static const struct cmd_flag ping_flags[] = {
-	{ "TARGET", 0, NULL, NULL, "HOST:PORT (127.0.0.1:8080, [::1]:8080) for TCP and UDP, HOST for ICMP; without it, its own responder on 127.0.0.1", CMD_STR, AT(target), .attr = CMD_ARG },
+	{ "TARGET", 0, NULL, NULL, "HOST:PORT (127.0.0.1:8080, [::1]:8080) or PORT (127.0.0.1:PORT) for TCP and UDP, HOST for ICMP; on loopback (see --allow-remote); without it, its own responder on 127.0.0.1", CMD_STR, AT(target), .attr = CMD_ARG },
 	{ "tcp", 0, NULL, NULL, "TCP (the default): connect + echo to its own responder, or connect to TARGET", CMD_SWITCH, AT(tcp) },
 	{ "udp", 'u', NULL, NULL, "UDP: a datagram out, its echo back", CMD_SWITCH, AT(udp) },
 	{ "icmp", 0, NULL, NULL, "ICMP echo (raw socket, or datagram socket per net.ipv4.ping_group_range)", CMD_SWITCH, AT(icmp) },
 	{ "count", 'c', "N", "5", "number of probes", CMD_UINT, AT(count), .min = 1, .max = PING_MAX_COUNT },
 	{ "interval", 'i', "SECS", "0.2", "time between probes", CMD_SECS, AT(interval), .min = 1, .max = 3600 * 1000 },
+	{ "timeout", 'W', "SECS", CMD_STR_OF(PING_TIMEOUT_MS) "ms", "a probe not answered within this is lost (ping's -W)", CMD_MS, AT(timeout_ms), .min = 1, .max = 60 * 1000 },
 	{ "size", 's', "BYTES", "56", "payload bytes (TCP to a TARGET sends none)", CMD_UINT, AT(size), .max = PING_MAX_SIZE },
+	{ "allow-remote", 0, NULL, NULL, "allow a TARGET outside loopback (127.0.0.0/8, ::1)", CMD_SWITCH, AT(allow_remote) },
 	{ "json", 0, NULL, NULL, "one JSON document at the end: probes and summary", CMD_SWITCH, AT(json) },
 	{ 0 },
 };
@@ -50,7 +54,8 @@ static int ping_main(void *p)
 	                               : a->icmp ? PING_ICMP
 	                                         : PING_TCP,
 	                       .family = AF_INET,
-	                       .size = a->size};
+	                       .size = a->size,
+	                       .timeout_ms = a->timeout_ms};
 	struct ping pg;
 	struct ping_run r;
 	char err[256];
@@ -62,7 +67,12 @@ static int ping_main(void *p)
 	    ping_parse_target(a->target, cfg.mode != PING_ICMP, &cfg.target, &cfg.target_len) < 0) {
 		fprintf(stderr, "loopkit ping: TARGET '%s': want %s\n", a->target,
 		        cfg.mode == PING_ICMP ? "a host (127.0.0.1, ::1, localhost)"
-		                              : "HOST:PORT (127.0.0.1:8080, [::1]:8080)");
+		                              : "HOST:PORT (127.0.0.1:8080, [::1]:8080) or PORT");
+		return 2;
+	}
+	if (a->target && net_loopback_only((struct sockaddr *)&cfg.target, a->allow_remote, a->target,
+	                                   err, sizeof err) < 0) {
+		fprintf(stderr, "loopkit ping: %s\n", err);
 		return 2;
 	}
 	cfg.has_target = a->target != NULL;
@@ -108,10 +118,10 @@ const struct cmd_verb cmd_ping = {
         .summary = "TCP/UDP/ICMP round trips with statistics and percentiles",
         .about = "Round trips with ping(8)-style statistics and percentiles. Without TARGET it runs\n"
                  "its own responder on 127.0.0.1 and measures the loopback stack. Ctrl-C prints the\n"
-                 "summary. Exit 1 when no probe was answered. See docs/ping.md.\n",
+                 "summary. Exit 1 when no probe was answered.\n",
         .flags = ping_flags,
         .size = sizeof(struct ping_args),
         .run = ping_main,
         .examples = "$ loopkit ping\n$ loopkit ping -u -c 1000 -i 1ms\n$ loopkit ping 127.0.0.1:5432\n"
-                    "$ loopkit ping --icmp ::1\n",
+                    "$ loopkit ping 8080 -W 200ms\n$ loopkit ping --icmp ::1\n",
 };

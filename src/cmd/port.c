@@ -114,7 +114,7 @@ const struct cmd_verb cmd_port = {
         .about = "Prints free port(s) on 127.0.0.1, outside the kernel's ephemeral range, leased so\n"
                  "that concurrent callers never get the same one. With PORTSERVER_ADDRESS set it asks\n"
                  "that port server first. --server runs a server speaking portpicker's protocol (a pid\n"
-                 "line in, a port line out). See docs/port.md.\n",
+                 "line in, a port line out).\n",
         .flags = port_flags,
         .size = sizeof(struct port_args),
         .run = port_main,

@@ -9,22 +9,30 @@
 
 struct ports_args {
 	int all, tcp, udp, json;
+	struct diag_ports_filter filter;
 };
 #define AT(f) CMD_AT(struct ports_args, f)
+
+static int set_state(void *p, const char *val, char *err, size_t errlen)
+{
+	return diag_ports_state_parse(val, &((struct ports_args *)p)->filter.states, err, errlen);
+}
 
 /* clang-format off */
 static const struct cmd_flag ports_flags[] = {
 	{ "all", 'a', NULL, NULL, "connections too (every state), and a count per state", CMD_SWITCH, AT(all) },
 	{ "tcp", 0, NULL, NULL, "TCP sockets only", CMD_SWITCH, AT(tcp) },
 	{ "udp", 'u', NULL, NULL, "UDP sockets only", CMD_SWITCH, AT(udp) },
+	{ "port", 'p', "N", NULL, "only sockets whose local port is N (ss's sport = :N)", CMD_UINT, AT(filter.sport), .min = 1, .max = 65535 },
+	{ "state", 0, "STATE", NULL, "only sockets in this state, listening or not: listen, established, time-wait, syn-sent, syn-recv, fin-wait-1, fin-wait-2, close-wait, last-ack, closing, unconn, connected (ss's state filter)", CMD_CALL, .set = set_state },
 	{ "json", 0, NULL, NULL, "one JSON document: {\"sockets\":[...],\"counts\":{...}}", CMD_SWITCH, AT(json) },
 	{ 0 },
 };
 /* clang-format on */
 
 static const struct cmd_hint ports_hints[] = {
-        {CMD_HINT_NUMBER, "to see who holds port {}, run: loopkit who {}"},
-        {"-t", "TCP only is --tcp here (ss's -t); -t means --threads in loopkit"},
+        {CMD_HINT_NUMBER, "to see who holds port {}, run: loopkit who {} (or loopkit ports --port {})"},
+        {"-t", "TCP only is --tcp here (ss's -t)"},
         {"-l", "listening sockets are the default here; --all adds connections"},
         {0},
 };
@@ -32,13 +40,15 @@ static const struct cmd_hint ports_hints[] = {
 static int ports_main(void *p)
 {
 	const struct ports_args *a = p;
-	unsigned flags =
-	        (a->all ? DIAG_PORTS_ALL : 0) | (a->tcp ? DIAG_PORTS_TCP : 0) | (a->udp ? DIAG_PORTS_UDP : 0);
+	/* a state filter shows remote ends too; a filtered listing has no machine-wide counts */
+	unsigned flags = (a->all || a->filter.states ? DIAG_PORTS_ALL : 0) |
+	                 (a->tcp ? DIAG_PORTS_TCP : 0) | (a->udp ? DIAG_PORTS_UDP : 0) |
+	                 (a->filter.states || a->filter.sport ? DIAG_PORTS_NO_SUMMARY : 0);
 	static char outbuf[1 << 16]; /* tens of thousands of lines: fewer writes */
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 	struct diag_ports r;
 	char err[256];
-	if (diag_ports_collect(&r, flags, 0, err, sizeof err) < 0) {
+	if (diag_ports_collect_filtered(&r, flags, &a->filter, err, sizeof err) < 0) {
 		fprintf(stderr, "loopkit ports: %s\n", err);
 		return 1;
 	}
@@ -65,7 +75,7 @@ const struct cmd_verb cmd_ports = {
         .name = "ports",
         .summary = "listening sockets (--all: connections) with owners; EXPOSED ones flagged",
         .about = "Lists listening TCP and UDP sockets (IPv4 and IPv6) with the process that holds\n"
-                 "each; EXPOSED marks those reachable from the network. See docs/ports.md.\n",
+                 "each; EXPOSED marks those reachable from the network.\n",
         .flags = ports_flags,
         .size = sizeof(struct ports_args),
         .run = ports_main,

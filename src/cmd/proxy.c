@@ -90,8 +90,7 @@ const struct cmd_verb cmd_proxy = {
                  "resets, timeouts, slicing, data limits, loss-like stalls, corruption, and HTTP faults\n"
                  "(failed requests, delays, header changes, cut responses). toxiproxy's control API\n"
                  "listens on " PROXY_API_DEFAULT " (existing toxiproxy clients work unchanged). The first\n"
-                 "lines on stdout name each proxy and the API; a summary follows at exit.\n"
-                 "See docs/proxy.md.\n",
+                 "lines on stdout name each proxy and the API; a summary follows at exit.\n",
         .flags = proxy_flags,
         .size = sizeof(struct proxy_args),
         .run = proxy_main,

@@ -41,7 +41,7 @@ static int set_udp(void *p, const char *val, char *err, size_t errlen)
 /* clang-format off */
 static const struct cmd_flag scan_flags[] = {
 	{ "HOST", 0, NULL, "127.0.0.1", "address to scan (loopback unless --allow-remote)", CMD_STR, AT(host), .attr = CMD_ARG },
-	{ "port", 'p', "LIST", "1-65535", "TCP ports: 80, 8000-9000, 22,80,443", CMD_CALL, .set = set_ports },
+	{ "port", 'p', "LIST", "1-65535", "TCP ports: 80, 8000-9000, 22,80,443; open ends as nmap's: - (all), 1024-, -1023", CMD_CALL, .set = set_ports },
 	{ "udp", 0, "LIST", NULL, "also probe these UDP ports (at most " CMD_STR_OF(SCAN_UDP_MAX) ")", CMD_CALL, .set = set_udp },
 	{ "ipv6", '6', NULL, NULL, "scan ::1 instead of 127.0.0.1", CMD_SWITCH, AT(ipv6) },
 	{ "no-service", 0, NULL, NULL, "open ports only: no banners or probes", CMD_SWITCH, AT(no_service) },
@@ -136,7 +136,7 @@ const struct cmd_verb cmd_scan = {
         .summary = "which local ports answer, what runs there, and who holds them",
         .about = "A TCP connect scan of 127.0.0.1 (or ::1) with many connects in flight and no privileges;\n"
                  "each open port gets a service guess from its greeting or a safe read-only probe, and\n"
-                 "the process that holds it. See docs/scan.md.\n",
+                 "the process that holds it.\n",
         .flags = scan_flags,
         .size = sizeof(struct scan_args),
         .init = scan_init,

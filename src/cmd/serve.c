@@ -260,7 +260,7 @@ const struct cmd_verb cmd_serve = {
         .about =
                 "Serves DIR over HTTP/1.1 and FTP on the same port (127.0.0.1:" CMD_HOME_PORT " unless told\n"
                 "otherwise), read-only, confined to DIR, with API-testing endpoints under /_/.\n"
-                "The first lines on stdout are its URLs. See docs/serve.md.\n",
+                "The first lines on stdout are its URLs.\n",
         .flags = serve_flags,
         .size = sizeof(struct serve_args),
         .init = serve_init,

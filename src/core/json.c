@@ -176,6 +176,12 @@ void json_uint(struct json *j, unsigned long long v)
 	put(j, t, (size_t)snprintf(t, sizeof(t), "%llu", v));
 }
 
+void json_double_dec(struct json *j, double v, int dec)
+{
+	double p = pow(10, dec);
+	json_double(j, isfinite(v) ? round(v * p) / p : v);
+}
+
 void json_double(struct json *j, double v)
 {
 	char t[64];

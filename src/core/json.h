@@ -34,6 +34,8 @@ void json_str_n(struct json *j, const char *s, size_t n);
 void json_int(struct json *j, long long v);
 void json_uint(struct json *j, unsigned long long v);
 void json_double(struct json *j, double v);
+/* v rounded to dec decimals (0.009, not 0.0094709999993938254): measured times. */
+void json_double_dec(struct json *j, double v, int dec);
 void json_bool(struct json *j, int v);
 void json_null(struct json *j);
 /* Writes text that is already valid JSON (see json_valid) as a value. */

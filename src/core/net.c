@@ -40,6 +40,18 @@ int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	return -1;
 }
 
+int net_loopback_only(const struct sockaddr *sa, int allow_remote, const char *what, char *err,
+                      size_t errlen)
+{
+	if (allow_remote || net_is_loopback(sa))
+		return 0;
+	snprintf(err, errlen,
+	         "%.200s is not a loopback address (127.0.0.0/8, ::1); add --allow-remote to reach "
+	         "another machine (only one you are allowed to probe)",
+	         what);
+	return -1;
+}
+
 int net_is_loopback(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)

@@ -15,6 +15,12 @@ int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
 
 /* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
 int net_is_loopback(const struct sockaddr *sa);
+/* The one rule for targets (scan, bench, ping, proxy upstreams): loopback only unless
+ * --allow-remote. Returns 0 when sa is loopback or allow_remote is set; else -1 with err
+ * holding the one message: "WHAT is not a loopback address; ..." (what: the target as
+ * the user gave it, e.g. "10.0.0.1" or "db.local (10.0.0.1)"). */
+int net_loopback_only(const struct sockaddr *sa, int allow_remote, const char *what, char *err,
+                      size_t errlen);
 /* True for 0.0.0.0 and ::. */
 int net_is_wildcard(const struct sockaddr *sa);
 

@@ -581,6 +581,11 @@ static size_t diag_owner_text_more(const struct procfs_owner *owners, size_t n, 
 	return used;
 }
 
+const char *procfs_unseen_where(void)
+{
+	return geteuid() == 0 ? "in another pid namespace or container" : NULL;
+}
+
 size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf, size_t len)
 {
 	return diag_owner_text_more(owners, n, 0, buf, len);

@@ -66,6 +66,12 @@ int procfs_owner_find(uint32_t inode, struct procfs_owner *out);
  * port, -1 with errno set on error. */
 int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size_t max);
 
+/* Where the owner of a socket lives when /proc did not name it, as a phrase that follows
+ * "a process": root reads every process of its own pid namespace, so for euid 0 it is
+ * "in another pid namespace or container" (or a socket the kernel holds). NULL for
+ * other users: the owner is another user's process, which root could name. Static text. */
+const char *procfs_unseen_where(void);
+
 /* Writes the known owners of owners[0..n) (pid 0 skipped) as "nginx (pid 812), nginx
  * (pid 813)" into buf. Only whole entries are written; when some do not fit ", ..."
  * ends the text if it fits. Returns the text's length; "" (0) when none is known. */

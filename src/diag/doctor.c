@@ -320,9 +320,12 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 	char where[160];
 	snprintf(where, sizeof where, "%s the ephemeral range %u-%u, IANA %s port", in_eph ?
 			"inside" : "outside", eph.lo, eph.hi, portlease_iana_class(x->port));
+	const char *unseen = procfs_unseen_where();
 	if (n > 0) {
 		procfs_owner_text(holders, (size_t)n, who, sizeof who);
-		if (!who[0])
+		if (!who[0] && unseen)
+			snprintf(who, sizeof who, "a process of user %s %s", holders[0].user, unseen);
+		else if (!who[0])
 			snprintf(who, sizeof who, "a process of user %s this user cannot see",
 					holders[0].user);
 	}
@@ -330,8 +333,16 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 	if (n < 0) {
 		set(c, DOCTOR_SKIP, NULL, "port %u: cannot list sockets: %s", x->port, strerror(errno));
 	} else if (n > 0 && !ours) {
-		snprintf(hint, sizeof hint, "loopkit who %u shows the command line; stop it, or use "
-				"another port (loopkit serve --port 0)", x->port);
+		if (holders[0].pid > 0)
+			snprintf(hint, sizeof hint, "loopkit who %u shows the command line; stop it, "
+					"or use another port (loopkit serve --port 0)", x->port);
+		else if (unseen)
+			snprintf(hint, sizeof hint, "root cannot name it from here: stop it where it "
+					"runs (ss -ltnp inside that container), or use another port "
+					"(loopkit serve --port 0)");
+		else
+			snprintf(hint, sizeof hint, "as root, loopkit who %u shows the command line; "
+					"stop it, or use another port (loopkit serve --port 0)", x->port);
 		set(c, DOCTOR_WARN, hint, "port %u is held by %s; %s", x->port, who, where);
 	} else if (in_eph) {
 		snprintf(hint, sizeof hint, "outgoing connections may take port %u at any time: "

@@ -102,7 +102,10 @@ int ping_parse_target(const char *s, int need_port, struct sockaddr_storage *ss,
 
 	if (n == 0 || n >= sizeof host)
 		return -1;
-	if (s[0] == '[') {
+	if (need_port && strspn(s, "0123456789") == n) { /* a bare port, as tcping takes it */
+		snprintf(host, sizeof host, "127.0.0.1");
+		port = s;
+	} else if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close)
 			return -1;

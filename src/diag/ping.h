@@ -75,8 +75,9 @@ void ping_summarize(double *rtt, size_t n, size_t sent, struct ping_summary *s);
 /* The nearest-rank q-th percentile (0 < q <= 100) of sorted[0..n); 0 when n is 0. */
 double ping_percentile(const double *sorted, size_t n, double q);
 
-/* Parses "HOST:PORT", "[V6]:PORT" (TCP/UDP) or "HOST" (ICMP, need_port 0) into *ss.
- * HOST is numeric or a name (resolved, first address). Returns 0 or -1. */
+/* Parses "HOST:PORT", "[V6]:PORT", "PORT" (127.0.0.1:PORT) (TCP/UDP) or "HOST" (ICMP,
+ * need_port 0) into *ss. HOST is numeric or a name (resolved, first address). Returns
+ * 0 or -1. */
 int ping_parse_target(const char *s, int need_port, struct sockaddr_storage *ss,
 		socklen_t *len);
 

@@ -64,8 +64,60 @@ static int proto_idx(int proto)
 	return proto == IPPROTO_UDP;
 }
 
+/* ss(8)'s state names (its "listening" is "listen" here, as the STATE column says). */
+static const struct {
+	const char *name;
+	uint32_t mask;
+} state_names[] = {
+	{"listen", SOCKDIAG_STATE(TCP_LISTEN)},
+	{"established", SOCKDIAG_STATE(TCP_ESTABLISHED)},
+	{"syn-sent", SOCKDIAG_STATE(TCP_SYN_SENT)},
+	{"syn-recv", SOCKDIAG_STATE(TCP_SYN_RECV) | SOCKDIAG_STATE(TCP_CLOSING + 1)},
+	{"fin-wait-1", SOCKDIAG_STATE(TCP_FIN_WAIT1)},
+	{"fin-wait-2", SOCKDIAG_STATE(TCP_FIN_WAIT2)},
+	{"time-wait", SOCKDIAG_STATE(TCP_TIME_WAIT)},
+	{"close-wait", SOCKDIAG_STATE(TCP_CLOSE_WAIT)},
+	{"last-ack", SOCKDIAG_STATE(TCP_LAST_ACK)},
+	{"closing", SOCKDIAG_STATE(TCP_CLOSING)},
+	{"unconn", SOCKDIAG_STATE(TCP_CLOSE)},
+	{"connected", SOCKDIAG_STATE_ALL & ~(SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE))},
+};
+
+int diag_ports_state_parse(const char *name, uint32_t *mask, char *err, size_t errlen)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
+		if (!strcmp(name, state_names[i].name)) {
+			*mask = state_names[i].mask;
+			return 0;
+		}
+	n = (size_t)snprintf(err, errlen, "want one of");
+	for (size_t i = 0; i < sizeof state_names / sizeof state_names[0] && n < errlen; i++)
+		n += (size_t)snprintf(err + n, errlen - n, " %s", state_names[i].name);
+	return -1;
+}
+
+static int collect(struct diag_ports *p, unsigned flags, uint16_t port,
+		const struct diag_ports_filter *f, char *err, size_t errlen);
+
 int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char *err,
 		size_t errlen)
+{
+	struct diag_ports_filter f = {0};
+
+	return collect(p, flags, port, &f, err, errlen);
+}
+
+int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const struct diag_ports_filter *f,
+		char *err, size_t errlen)
+{
+	return collect(p, flags, 0, f, err, errlen);
+}
+
+/* The one collection: who's view when port is nonzero, else per f. */
+static int collect(struct diag_ports *p, unsigned flags, uint16_t port,
+		const struct diag_ports_filter *f, char *err, size_t errlen)
 {
 	int proto = 0;
 	uint32_t *inodes = NULL;
@@ -92,6 +144,11 @@ int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char
 			p->count[proto_idx(s->proto)][s->state]++;
 		if (port) {
 			if (net_ss_port(&s->local) != port || s->inode == 0)
+				continue;
+		} else if (f->sport && net_ss_port(&s->local) != f->sport) {
+			continue;
+		} else if (f->states) {
+			if (!(f->states & SOCKDIAG_STATE(s->state)))
 				continue;
 		} else if (!listener && !(flags & DIAG_PORTS_ALL)) {
 			continue;
@@ -194,6 +251,18 @@ static void col(struct line *l, const char *s, size_t width)
 	while (k++ < width);
 }
 
+/* v in decimal without printf. */
+static char *utoa_fast(uint32_t v, char *buf)
+{
+	char *p = buf + 11;
+
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10));
+	return p;
+}
+
 /* "127.0.0.1:80" / "[::1]:80" without printf. */
 static char *addr_fast(const struct sockaddr_storage *sa, char *buf, size_t len)
 {
@@ -229,11 +298,11 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 	struct uid_cache uc = { .n = 0 };
 
 	if (all)
-		fprintf(f, "%-5s %-28s %-28s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "REMOTE",
-				"STATE", "PID", "USER", "PROCESS");
+		fprintf(f, "%-5s %-28s %-28s %-7s %-7s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL",
+				"REMOTE", "RECV-Q", "SEND-Q", "STATE", "PID", "USER", "PROCESS");
 	else
-		fprintf(f, "%-5s %-28s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "STATE", "PID",
-				"USER", "PROCESS");
+		fprintf(f, "%-5s %-28s %-7s %-7s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "RECV-Q",
+				"SEND-Q", "STATE", "PID", "USER", "PROCESS");
 	for (size_t i = 0; i < p->nrows; i++) {
 		const struct diag_port_row *r = &p->rows[i];
 		char addr[80];
@@ -249,6 +318,9 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 			else
 				col(&l, addr_fast(&r->s->remote, addr, sizeof addr), 28);
 		}
+		char q[12];
+		col(&l, utoa_fast(r->s->rqueue, q), 7); /* a listener's: accept queue, backlog */
+		col(&l, utoa_fast(r->s->wqueue, q), 7);
 		col(&l, sockdiag_state_name(r->s->state), 11);
 		if (r->nowners) {
 			const struct procfs_owner *o = r->owners[0];
@@ -331,6 +403,10 @@ static void json_row(struct json *j, const struct diag_port_row *r, struct uid_c
 	json_uint(j, net_ss_port(&r->s->remote));
 	json_key(j, "state");
 	json_str(j, sockdiag_state_name(r->s->state));
+	json_key(j, "recv_q");
+	json_uint(j, r->s->rqueue);
+	json_key(j, "send_q");
+	json_uint(j, r->s->wqueue);
 	json_key(j, "exposed");
 	json_bool(j, r->exposed);
 	if (r->s->family == AF_INET6) {
@@ -416,7 +492,10 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 				procs[i]->cmdline[0] ? procs[i]->cmdline : "-");
 	for (size_t i = 0; i < p->nrows; i++)
 		unknown |= p->rows[i].nowners == 0;
-	if (unknown)
+	if (unknown && procfs_unseen_where())
+		fprintf(f, "  (some sockets belong to a process %s, which root cannot see from "
+				"here; look for it there)\n", procfs_unseen_where());
+	else if (unknown)
 		fprintf(f, "  (some sockets belong to processes this user cannot see; run as root "
 				"to name them)\n");
 	free(procs);

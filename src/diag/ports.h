@@ -37,6 +37,23 @@ struct diag_ports {
 /* True for a wildcard or non-loopback local address: reachable from the network. */
 int diag_addr_exposed(const struct sockaddr_storage *sa);
 
+/* ss-like filters of `ports`: a local port and a set of states. */
+struct diag_ports_filter {
+	uint16_t sport;  /* keep sockets whose local port is this; 0: any */
+	uint32_t states; /* SOCKDIAG_STATE bits to keep, in place of listeners only; 0: none */
+};
+
+/* Parses a --state name as ss(8) spells states ("listen", "established", "time-wait",
+ * "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2", "close-wait", "last-ack",
+ * "closing", "unconn" for unconnected UDP, "connected" for every state but listen and
+ * unconn) into SOCKDIAG_STATE bits. Returns 0, or -1 with err naming the choices. */
+int diag_ports_state_parse(const char *name, uint32_t *mask, char *err, size_t errlen);
+
+/* diag_ports_collect for `ports` with filters: f->sport keeps one local port, f->states
+ * the sockets in those states (listeners and connections alike). */
+int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const struct diag_ports_filter *f,
+		char *err, size_t errlen);
+
 /* Lists sockets per flags (DIAG_PORTS_TCP and/or _UDP, neither meaning both; plus
  * DIAG_PORTS_ALL) and maps them to processes. With port nonzero keeps only sockets
  * whose local port is port, in every state that has an owner (who's view).

@@ -183,12 +183,10 @@ static enum lk_err resolve_upstream(struct proxy_server *s, const char *text, st
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);
-	if (!s->o.allow_remote && !net_is_loopback((struct sockaddr *)ss)) {
-		snprintf(why, whylen,
-		         "upstream %s is not on loopback; add --allow-remote to proxy to other machines",
-		         text);
+	char what[300];
+	snprintf(what, sizeof what, "upstream %.200s", text);
+	if (net_loopback_only((struct sockaddr *)ss, s->o.allow_remote, what, why, whylen) < 0)
 		return LK_E_P_BAD_ADDR;
-	}
 	return LK_E_OK;
 }
 

@@ -18,20 +18,38 @@ static void product_text(const struct scan_service *s, char *out, size_t len)
 	         s->info[0] ? ")" : "");
 }
 
+/* The PRODUCT column: product, version, info, and "no auth" when it answered without. */
+static void product_cell(const struct scan_port *p, char *out, size_t len)
+{
+	product_text(&p->svc, out, len);
+	if (p->svc.noauth)
+		strncat(out, out[0] ? ", no auth" : "no auth", len - strlen(out) - 1);
+	if (!out[0])
+		snprintf(out, len, "-");
+}
+
 void scan_print(FILE *f, const struct scan_result *r, int color)
 {
-	fprintf(f, "%-10s %-14s %-12s %-40s %-8s %s\n", "PORT", "STATE", "SERVICE", "PRODUCT", "PID",
-	        "PROCESS");
+	/* the service and product columns are as wide as their widest cell, so that PID and
+	 * PROCESS stay in line whatever a product's name (loopkit serve's is 44 wide) */
+	int wsvc = 12, wprod = 40;
+	char prod[200];
+	for (size_t i = 0; i < r->n; i++) {
+		int ns = (int)strlen(r->ports[i].svc.name[0] ? r->ports[i].svc.name : "-");
+		product_cell(&r->ports[i], prod, sizeof(prod));
+		wsvc = ns > wsvc ? ns : wsvc;
+		wprod = (int)strlen(prod) > wprod ? (int)strlen(prod) : wprod;
+	}
+	fprintf(f, "%-10s %-14s %-*s %-*s %-8s %s\n", "PORT", "STATE", wsvc, "SERVICE", wprod, "PRODUCT",
+	        "PID", "PROCESS");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct scan_port *p = &r->ports[i];
-		char port[16], prod[200], pid[16];
+		char port[16], pid[16];
 		snprintf(port, sizeof(port), "%u/%s", p->port, p->udp ? "udp" : "tcp");
-		product_text(&p->svc, prod, sizeof(prod));
-		if (p->svc.noauth)
-			strncat(prod, prod[0] ? ", no auth" : "no auth", sizeof(prod) - strlen(prod) - 1);
+		product_cell(p, prod, sizeof(prod));
 		snprintf(pid, sizeof(pid), "%d", (int)p->owner.pid);
-		fprintf(f, "%-10s %-14s %-12s %-40s %-8s %s%s%s%s\n", port, p->state,
-		        p->svc.name[0] ? p->svc.name : "-", prod[0] ? prod : "-", p->owner.pid ? pid : "-",
+		fprintf(f, "%-10s %-14s %-*s %-*s %-8s %s%s%s%s\n", port, p->state, wsvc,
+		        p->svc.name[0] ? p->svc.name : "-", wprod, prod, p->owner.pid ? pid : "-",
 		        p->owner.pid ? p->owner.comm : "-",
 		        p->exposed ? (color ? "  " C_BOLD C_RED "EXPOSED" C_OFF : "  EXPOSED") : "",
 		        p->exposed ? " " : "", p->exposed ? p->bound : "");
@@ -39,8 +57,17 @@ void scan_print(FILE *f, const struct scan_result *r, int color)
 	for (size_t i = 0; i < r->nrounds; i++)
 		fprintf(f, "round %zu: %.3f s, %u descriptors, %lu kB resident\n", i + 1,
 		        r->rounds[i].seconds, r->rounds[i].fds, r->rounds[i].rss_kb);
-	fprintf(f, "%s: %u ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried, r->scan_s,
-	        r->n, r->closed, r->filtered);
+	size_t open[2] = {0, 0}, udp_silent = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		int u = r->ports[i].udp, answered = strcmp(r->ports[i].state, "open") == 0;
+		open[u] += !u || answered;
+		udp_silent += u && !answered;
+	}
+	fprintf(f, "%s: %u TCP ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried, r->scan_s,
+	        open[0], r->closed, r->filtered);
+	if (r->udp_tried)
+		fprintf(f, "; %u UDP ports: %zu open, %zu open|filtered, %u closed", r->udp_tried, open[1],
+		        udp_silent, r->udp_closed);
 	if (r->service_s > 0)
 		fprintf(f, "; services in %.3f s", r->service_s);
 	fputc('\n', f);
@@ -60,9 +87,9 @@ int scan_json(struct buf *b, const struct scan_result *r)
 	json_key(&j, "started");
 	json_uint(&j, r->started);
 	json_key(&j, "scan_seconds");
-	json_double(&j, r->scan_s);
+	json_double_dec(&j, r->scan_s, 3);
 	json_key(&j, "service_seconds");
-	json_double(&j, r->service_s);
+	json_double_dec(&j, r->service_s, 3);
 	json_key(&j, "tried");
 	json_uint(&j, r->tried);
 	for (size_t i = 0; i < r->n; i++)
@@ -73,13 +100,31 @@ int scan_json(struct buf *b, const struct scan_result *r)
 	json_uint(&j, r->closed);
 	json_key(&j, "filtered");
 	json_uint(&j, r->filtered);
+	json_key(&j, "udp");
+	if (r->udp_tried) {
+		size_t uopen = 0;
+		for (size_t i = 0; i < r->n; i++)
+			uopen += r->ports[i].udp && strcmp(r->ports[i].state, "open") == 0;
+		json_obj_begin(&j);
+		json_key(&j, "tried");
+		json_uint(&j, r->udp_tried);
+		json_key(&j, "open");
+		json_uint(&j, uopen);
+		json_key(&j, "open_filtered");
+		json_uint(&j, (r->udp_tried - r->udp_closed) - uopen);
+		json_key(&j, "closed");
+		json_uint(&j, r->udp_closed);
+		json_obj_end(&j);
+	} else {
+		json_null(&j);
+	}
 	if (r->nrounds) {
 		json_key(&j, "rounds");
 		json_arr_begin(&j);
 		for (size_t i = 0; i < r->nrounds; i++) {
 			json_obj_begin(&j);
 			json_key(&j, "seconds");
-			json_double(&j, r->rounds[i].seconds);
+			json_double_dec(&j, r->rounds[i].seconds, 3);
 			json_key(&j, "fds");
 			json_uint(&j, r->rounds[i].fds);
 			json_key(&j, "rss_kb");

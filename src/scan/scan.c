@@ -39,8 +39,11 @@ int scan_ports_parse(const char *s, struct scan_ports *out, char *err, size_t er
 				snprintf(err, errlen, "empty item in the list");
 			return -1;
 		}
-		memcpy(item, s, n);
-		item[n] = '\0';
+		/* nmap's open ends: "-" is every port, "A-" up to the last, "-B" from the first */
+		char last[8];
+		snprintf(last, sizeof(last), "%u", SCAN_PORTS - 1);
+		snprintf(item, sizeof(item), "%s%.*s%s", s[0] == '-' ? "1" : "", (int)n, s,
+		         s[n - 1] == '-' ? last : "");
 		struct strparse_range r;
 		char why[STRPARSE_ERR_MAX];
 		if (strparse_range(item, 1, SCAN_PORTS - 1, &r, why, sizeof(why)) < 0) {
@@ -113,14 +116,9 @@ int scan_config_target(struct scan_config *cfg, const char *host, int allow_remo
 		         host);
 		return -1;
 	}
+	if (net_loopback_only((struct sockaddr *)&cfg->addr, allow_remote, host, err, errlen) < 0)
+		return -1;
 	if (!net_is_loopback((struct sockaddr *)&cfg->addr)) {
-		if (!allow_remote) {
-			snprintf(err, errlen,
-			         "%s is not a loopback address; loopkit scans only this machine's loopback "
-			         "unless --allow-remote is given (scan only hosts you are allowed to)",
-			         host);
-			return -1;
-		}
 		if (!cfg->rate)
 			cfg->rate = SCAN_REMOTE_RATE;
 	}
@@ -175,7 +173,8 @@ void scan_pool_run(size_t n, unsigned parallel, void (*fn)(size_t i, void *arg),
 
 /* ---- owners ---- */
 
-/* Does listener s take connections for port on the scanned address (family, addr)? */
+/* Does listener s (a TCP listener or a bound UDP socket) take connections or datagrams for
+ * its port on the scanned address (family, addr)? */
 static int listener_covers(const struct sockdiag_sock *s, const struct sockaddr_storage *target)
 {
 	if (net_ss_port(&s->local) == 0)
@@ -191,7 +190,8 @@ static int listener_covers(const struct sockdiag_sock *s, const struct sockaddr_
 	              &((const struct sockaddr_in6 *)target)->sin6_addr, 16) == 0;
 }
 
-/* Fills the owner and exposure fields of r's TCP ports from the kernel's listeners. */
+/* Fills the owner and exposure fields of r's ports from the kernel's TCP listeners and
+ * unconnected UDP sockets (TCP_CLOSE, as `loopkit ports -u` lists them). */
 static int owners_fill(struct scan_result *r, const struct sockaddr_storage *target, char *err, size_t errlen)
 {
 	struct sockdiag_sock *socks = NULL;
@@ -199,7 +199,8 @@ static int owners_fill(struct scan_result *r, const struct sockaddr_storage *tar
 	struct procfs_owner_map map = {0};
 	uint32_t *inodes;
 
-	if (sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &socks, &n, err, errlen) < 0)
+	if (sockdiag_list(0, SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE), &socks, &n, err,
+	                  errlen) < 0)
 		return -1;
 	inodes = calloc(n + 1, sizeof(*inodes));
 	if (!inodes) {
@@ -216,11 +217,11 @@ static int owners_fill(struct scan_result *r, const struct sockaddr_storage *tar
 	}
 	for (size_t k = 0; k < r->n; k++) {
 		struct scan_port *p = &r->ports[k];
-		if (p->udp)
-			continue;
+		int proto = p->udp ? IPPROTO_UDP : IPPROTO_TCP, state = p->udp ? TCP_CLOSE : TCP_LISTEN;
 		for (size_t i = 0; i < n; i++) {
 			const struct sockdiag_sock *s = &socks[i];
-			if (net_ss_port(&s->local) != p->port || !listener_covers(s, target))
+			if (s->proto != proto || s->state != state || net_ss_port(&s->local) != p->port ||
+			    !listener_covers(s, target))
 				continue;
 			const struct procfs_owner *o[SCAN_OWNERS_MAX];
 			size_t no = procfs_owner_map_find(&map, s->inode, o, SCAN_OWNERS_MAX);
@@ -390,9 +391,12 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 				uports[k++] = (uint16_t)port;
 		struct udp_job uj = {cfg, uports, ures};
 		scan_pool_run(k, cfg->parallel, udp_one, &uj);
+		r->udp_tried = (unsigned)k;
 		for (size_t i = 0; i < k; i++) {
-			if (!ures[i])
+			if (!ures[i]) {
+				r->udp_closed++;
 				continue;
+			}
 			struct scan_port *p = &r->ports[r->n++];
 			p->port = uports[i];
 			p->udp = 1;

@@ -81,7 +81,7 @@ struct scan_port {
 	int exposed;               /* a listener on this port is bound beyond loopback */
 	char bound[64];            /* the listener's own address: "0.0.0.0:8000", or "" */
 	struct procfs_owner owner; /* pid 0: unknown */
-	int nowners;               /* processes holding the listener */
+	int nowners;               /* processes holding the listener (TCP) or bound socket (UDP) */
 };
 
 struct scan_config {
@@ -121,6 +121,8 @@ struct scan_result {
 	unsigned closed;   /* refused (RST) */
 	unsigned filtered; /* no answer within connect_ms */
 	unsigned tried;    /* TCP ports tried */
+	unsigned udp_tried;  /* UDP ports tried (--udp) */
+	unsigned udp_closed; /* UDP ports that answered port unreachable (not listed) */
 	double scan_s;     /* wall time of the connect scan */
 	double service_s;  /* wall time of service detection */
 	uint64_t started;  /* unix time */

@@ -505,3 +505,35 @@ def test_body_file_limit_is_64_mib(start, root, tmp_path):
                      "--ok-status", "200-204")
     assert doc["requests"] > 0 and doc["unexpected_status"] == 0, doc["status"]
     assert (root / "up.bin").read_bytes() == b"x" * 100
+
+
+@pytest.mark.alone
+def test_http_total_sends_exactly_n_requests(start, root):
+    """-n N (ab's request count, crr's -n/--total): exactly N requests reach the server,
+    pipelined batches included, and the run ends with the last one, long before -d."""
+    (root / "n.txt").write_text("n")
+    s = start()
+    doc = bench_json("http", s.url + "n.txt", "-n", 500, "-C", 8, "-t", 2, "--pipeline", 3,
+                     "-d", 20)
+    assert doc["total"] == 500 and doc["requests"] == 500 and doc["sent"] == 500, doc
+    assert doc["status"] == {"200": 500} and doc["unfinished"] == 0, doc
+    assert doc["elapsed_s"] < 10, doc["elapsed_s"]
+    assert doc["latency_us"]["count"] == 500, doc["latency_us"]
+    logged = settled_count(s.stderr, '"GET /n.txt HTTP/1.1" 200 1')
+    assert logged == 500, logged
+    rc, out, err = bench("http", s.url + "n.txt", "--total", 3)
+    assert rc == 0 and "at most 3 requests," in out and re.search(r"requests\s+3 in ", out), (rc, err, out)
+
+
+def test_http_no_completed_request_prints_no_samples(start):
+    """Every request timed out: no latency table of zeros, "no samples" (JSON null)."""
+    s = start()
+    args = ["http", s.url + "_/delay/3", "-d", 1, "--timeout", 1, "-C", 2]
+    rc, out, err = bench(*args)
+    assert rc == 1 and "no request completed" in err, (rc, err)
+    assert re.search(r"^\s+latency\s+no samples$", out, re.M), out
+    assert " us" not in out, out
+    rc, out, err = bench(*args, "--json")
+    doc = json.loads(out)
+    assert rc == 1 and doc["requests"] == 0 and doc["errors"]["timeout"] >= 2, doc
+    assert doc["latency_us"] is None, doc["latency_us"]

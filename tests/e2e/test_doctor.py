@@ -2,6 +2,7 @@
 in network namespaces the test makes: lo down, lo up, and a DROP rule on lo."""
 import json
 import os
+import re
 import socket
 import subprocess
 
@@ -76,6 +77,35 @@ def test_port_check_names_the_holder():
     assert c["status"] == "WARN", c
     assert f"pid {os.getpid()}" in c["detail"] and f"port {port} is held by" in c["detail"], c
     assert f"loopkit who {port}" in c["hint"], c
+
+
+def test_port_check_owner_root_cannot_see_is_not_sent_to_who():
+    """A holder this run cannot name: as nobody the hint says to run `who` as root; as root
+    in a pid namespace of its own (the holder, this test, is outside it) the detail says
+    where the holder is and the hint does not send the user to `who`, which cannot name it
+    either."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: to run as nobody, and to make a pid namespace")
+    setpriv = need_tool("setpriv", "util-linux")
+    unshare = need_tool("unshare", "util-linux")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        nobody = checks(json.loads(run("--json", "--port", str(port), prefix=[
+            setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]).stdout))["port"]
+        pidns = checks(json.loads(run("--json", "--port", str(port), prefix=[
+            unshare, "--pid", "--fork", "--mount-proc"]).stdout))["port"]
+    finally:
+        s.close()
+    assert nobody["status"] == "WARN", nobody
+    assert "a process of user root this user cannot see" in nobody["detail"], nobody
+    assert nobody["hint"].startswith(f"as root, loopkit who {port} shows"), nobody
+    assert pidns["status"] == "WARN", pidns
+    assert "a process of user root in another pid namespace or container" in pidns["detail"]
+    assert "cannot see" not in pidns["detail"], pidns
+    assert "loopkit who" not in pidns["hint"] and "root cannot name it" in pidns["hint"], pidns
 
 
 @pytest.mark.uses("port-62893")
@@ -193,3 +223,22 @@ def test_colour_only_on_a_tty_and_never_with_no_color(args):
     finally:
         if s:
             s.close()
+
+
+def test_docs_and_readme_show_every_check():
+    """docs/doctor.md's table and example output list every check the binary runs, in its
+    order, and the summaries there and in the README count them all."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    text = open(os.path.join(root, "docs", "doctor.md")).read()
+    table = re.findall(r"^\| `([a-z0-9]+)`(?:, `([a-z0-9]+)`)? \|", text, re.M)
+    assert [n for row in table for n in row if n] == NAMES, table
+    example = text.split("$ loopkit doctor\n")[1].split("```")[0]
+    assert re.findall(r"^(?:PASS|WARN|FAIL|SKIP)\s+(\S+)", example, re.M) == NAMES, example
+    m = re.search(r"^(\d+) pass, (\d+) warn, (\d+) fail, (\d+) skip", example, re.M)
+    assert m and sum(map(int, m.groups())) == len(NAMES), example
+    m = re.search(r'"summary":\{"pass":(\d+),"warn":(\d+),"fail":(\d+),"skip":(\d+)\}', text)
+    assert m and sum(map(int, m.groups())) == len(NAMES), "docs/doctor.md's JSON summary"
+    readme = open(os.path.join(root, "README.md")).read()
+    sample = readme.split("$ loopkit doctor\n")[1].split("```")[0]
+    m = re.search(r"^(\d+) pass, (\d+) warn, (\d+) fail, (\d+) skip", sample, re.M)
+    assert m and sum(map(int, m.groups())) == len(NAMES), sample

@@ -99,6 +99,24 @@ def test_verb_pages_document_every_flag(staged):
         assert f"loopkit bench {mode}" in bench
 
 
+def test_help_points_at_an_installed_man_page(staged):
+    """--help names a page make install puts in place (docs/ is not installed), and
+    loopkit(1) ends each verb's line with a full stop before its cross-reference."""
+    dest, verbs = staged
+    binary = dest / "usr/bin/loopkit"
+    pages = [([], "loopkit")] + [([v], f"loopkit-{v}") for v in verbs]
+    pages += [(["bench", m], "loopkit-bench") for m in ("tcp", "rr", "crr", "http")]
+    for args, page in pages:
+        helps = sh(binary, *args, "--help").stdout
+        assert f"\nSee {page}(1).\n" in helps, (args, helps[:600])
+        assert "See docs/" not in helps, (args, helps[:600])
+        assert (dest / f"usr/share/man/man1/{page}.1").exists(), page
+    wide = dict(os.environ, MANWIDTH="400", LC_ALL="C.UTF-8")  # no hyphenation at line ends
+    text = " ".join(sh("man", "-l", dest / "usr/share/man/man1/loopkit.1", env=wide).stdout.split())
+    for v in verbs:
+        assert re.search(rf"\S\. See loopkit-{v}\(1\)\.", text), (v, text[:2000])
+
+
 BASH_PROBE = r"""
 source "$1"
 complete -p loopkit

@@ -8,10 +8,11 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import LOOPKIT, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(30)
 
@@ -213,6 +214,78 @@ def test_ctrl_c_prints_the_summary():
 
 @pytest.mark.parametrize("args", [["-c", "0"], ["-c", "x"], ["-i", "0"], ["-s", "70000"],
                                   ["--tcp", "--udp"], ["127.0.0.1"], ["a:b:c"], ["--icmp", "1.2.3.4:5"],
-                                  ["1:2", "3:4"], ["--bogus"]])
+                                  ["1:2", "3:4"], ["--bogus"], ["-W", "0"], ["--timeout", "61s"],
+                                  ["70000"], ["0"]])
 def test_usage_errors_exit_2(args):
     assert run(*args).returncode == 2
+
+
+def test_bare_port_means_127_0_0_1():
+    """`loopkit ping 8080` as tcping users type it: 127.0.0.1:PORT, over TCP and UDP."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(16)
+    port = lst.getsockname()[1]
+    try:
+        p = run(str(port), "-c", "2", "-i", "10ms", "--json")
+    finally:
+        lst.close()
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["mode"] == "tcp" and doc["target"] == f"127.0.0.1:{port}", doc
+    assert doc["summary"]["received"] == 2, doc
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    uport = u.getsockname()[1]
+    try:
+        p = run("-u", str(uport), "-c", "1", "-W", "50ms", "--json")
+        u.settimeout(1)
+        got = u.recv(100)  # the probe reached the test's own socket
+    finally:
+        u.close()
+    assert json.loads(p.stdout)["target"] == f"127.0.0.1:{uport}", p.stdout
+    assert len(got) == 56, got
+
+
+def test_timeout_w_bounds_each_probe():
+    """-W/--timeout (ping's -W): a silent UDP target loses each probe after it, not 1 s."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))  # bound, never answers
+    port = u.getsockname()[1]
+    try:
+        t0 = time.monotonic()
+        p = run("-u", f"127.0.0.1:{port}", "-c", "3", "-i", "10ms", "-W", "100ms", "--json")
+        took = time.monotonic() - t0
+        h = run("-u", f"127.0.0.1:{port}", "-c", "1", "--timeout", "0.2")
+    finally:
+        u.close()
+    assert p.returncode == 1, p.stderr
+    doc = json.loads(p.stdout)
+    assert [x["error"] for x in doc["probes"]] == ["timeout"] * 3, doc["probes"]
+    assert doc["summary"]["time_ms"] >= 250 and took < 2.5, (took, doc["summary"])  # 1 s each: 3 s
+    assert h.returncode == 1 and "seq=1 timeout" in h.stdout, h.stdout
+
+
+def test_remote_target_refused_without_allow_remote():
+    """Like scan, bench and proxy: a target beyond loopback needs --allow-remote, with their
+    one message. Run in a network namespace of the test's own with only lo, so that even
+    a binary that did not refuse could not reach anything off this machine."""
+    unshare = need_tool("unshare", "util-linux")
+    pre = None
+    for cand in ([unshare, "-n"], [unshare, "-rn"]):
+        if subprocess.run(cand + ["true"], capture_output=True, timeout=10).returncode == 0:
+            pre = cand
+            break
+    if pre is None:
+        pytest.skip("cannot create a network namespace here (needs root or user namespaces)")
+    scan = subprocess.run(pre + [LOOPKIT, "scan", "10.1.2.3"], capture_output=True, text=True,
+                          timeout=15)
+    msg = scan.stderr.split("loopkit scan: ", 1)[1].replace("10.1.2.3", "TARGET")
+    for args, shown in ((["10.1.2.3:80"], "10.1.2.3:80"), (["--icmp", "10.1.2.3"], "10.1.2.3"),
+                        (["-u", "[2001:db8::1]:53"], "[2001:db8::1]:53")):
+        p = run(*args, "-c", "1", prefix=pre)
+        assert p.returncode == 2 and p.stdout == "", (args, p.stdout, p.stderr)
+        assert p.stderr == "loopkit ping: " + msg.replace("TARGET", shown), (args, p.stderr)
+    # With --allow-remote the probe is made (and fails here: no route out of this namespace).
+    p = run("10.1.2.3:80", "-c", "1", "-W", "100ms", "--allow-remote", prefix=pre)
+    assert p.returncode == 1 and "no answer from 10.1.2.3:80" in p.stdout, (p.stdout, p.stderr)

@@ -287,6 +287,93 @@ def test_owner_not_visible_without_privileges_shows_dash():
         line = [ln for ln in h.stdout.splitlines() if f"127.0.0.1:{port} " in ln]
         assert line and re.search(r"LISTEN\s+-\s+root\s+-", line[0]), h.stdout
         w = subprocess.run(pre + ["who", str(port)], capture_output=True, text=True, timeout=10)
-        assert w.returncode == 0 and "cannot see" in w.stdout, w.stdout
+        assert w.returncode == 0 and "this user cannot see; run as root" in w.stdout, w.stdout
     finally:
         s.close()
+
+
+def test_who_as_root_in_another_pid_namespace_does_not_say_run_as_root():
+    """Root in a pid namespace of its own cannot see the holder (this test, outside it):
+    `who` says where the holder is instead of telling root to run as root."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare:
+        pytest.skip("needs root and unshare to make a pid namespace")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        w = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", LOOPKIT, "who",
+                            str(port)], capture_output=True, text=True, timeout=10)
+    finally:
+        s.close()
+    assert w.returncode == 0, w.stderr
+    assert "run as root" not in w.stdout, w.stdout
+    assert "in another pid namespace or container, which root cannot see" in w.stdout, w.stdout
+    assert re.search(rf"127\.0\.0\.1:{port}\s+\*\s+0\s+1\s+LISTEN\s+-\s+root\s+-", w.stdout), w.stdout
+
+
+def ss_rows(*args):
+    """ss's own listing (-H: no header), one list of fields per socket."""
+    p = subprocess.run([SS, "-Htn", *args], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    return [ln.split() for ln in p.stdout.splitlines() if ln.strip()]
+
+
+def test_port_and_state_filters_match_ss():
+    """--port (ss's sport = :N) and --state (ss's state filter), alone and together."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    port = lst.getsockname()[1]
+    c = socket.create_connection(("127.0.0.1", port))
+    a, _ = lst.accept()
+    try:
+        def states(*args):
+            p = run("ports", "--tcp", "--json", *args)
+            assert p.returncode == 0, p.stderr
+            return sorted((r["state"], r["local_port"]) for r in json.loads(p.stdout)["sockets"])
+        assert states("--port", str(port)) == [("LISTEN", port)]
+        assert states("-p", str(port), "--all") == [("ESTAB", port), ("LISTEN", port)]
+        assert states("-p", str(port), "--state", "established") == [("ESTAB", port)]
+        assert states("-p", str(port), "--state", "listen") == [("LISTEN", port)]
+        est = [r for r in states("--state", "established") if r[1] in (port, c.getsockname()[1])]
+        assert est == sorted([("ESTAB", port), ("ESTAB", c.getsockname()[1])]), est
+        want = len(ss_rows("state", "established", f"( sport = :{port} )"))
+        assert want == 1 and len(states("-p", str(port), "--state", "established")) == want
+        h = run("ports", "-p", str(port), "--state", "established")
+        lines = h.stdout.splitlines()
+        assert lines[0].split()[:5] == ["PROTO", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q"], h.stdout
+        assert len(lines) == 2 and "ESTAB" in lines[1] and "tcp:" not in h.stdout, h.stdout
+        bad = run("ports", "--state", "listening")
+        assert bad.returncode == 2 and "time-wait" in bad.stderr, bad.stderr
+    finally:
+        for s in (a, c, lst):
+            s.close()
+
+
+def test_listener_queues_show_the_backlog_fill_like_ss():
+    """RECV-Q/SEND-Q of a listener: connections waiting to be accepted, and the backlog."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    port = lst.getsockname()[1]
+    waiting = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        p = run("ports", "-p", str(port), "--json")
+        rows = json.loads(p.stdout)["sockets"]
+        assert [(r["recv_q"], r["send_q"]) for r in rows] == [(3, 8)], rows
+        ss = ss_rows("-l", f"( sport = :{port} )")
+        assert [(int(f[1]), int(f[2])) for f in ss] == [(3, 8)], ss  # State Recv-Q Send-Q
+        h = run("ports", "--port", str(port))
+        assert re.search(rf"127\.0\.0\.1:{port}\s+3\s+8\s+LISTEN\s", h.stdout), h.stdout
+    finally:
+        for s in waiting + [lst]:
+            s.close()
+
+
+def test_t_hint_names_no_flag_ports_lacks():
+    p = run("ports", "-t")
+    assert p.returncode == 2 and "--tcp" in p.stderr and "--threads" not in p.stderr, p.stderr
+    p = run("ports", "8080")
+    assert p.returncode == 2 and "loopkit ports --port 8080" in p.stderr, p.stderr

@@ -7,6 +7,7 @@ lab's ports is the reference (same open set, service names compared and printed)
 two XML files, nmap's and ours, are read by the same Python reader."""
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -15,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import hard_timeout_fixture
+from conftest import LOOPKIT, hard_timeout_fixture
 from scanlab import lab_fixture, loopkit
 
 _hard_timeout = hard_timeout_fixture(300)
@@ -312,3 +313,88 @@ def test_pending_connect_times_out_as_filtered():
         for c in fillers:
             c.close()
         srv.close()
+
+
+def test_udp_rows_have_owners_and_their_own_summary():
+    """--udp: a bound UDP socket's row names its process (as `loopkit ports -u` does), and
+    the summary counts UDP apart from TCP, also when no UDP port is listed (-6)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))  # bound, silent: open|filtered
+    uport = u.getsockname()[1]
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.bind(("127.0.0.1", 0))
+    cport = c.getsockname()[1]
+    c.close()  # nothing there: port unreachable, closed
+    try:
+        doc = scan_json("-p", "1", "--udp", f"{uport},{cport}", "--no-service")
+        human = loopkit("scan", "-p", "1", "--udp", f"{uport},{cport}", "--no-service")
+        v6 = loopkit("scan", "-6", "-p", "1", "--udp", f"{uport},{cport}", "--no-service")
+    finally:
+        u.close()
+    rows = [p for p in doc["ports"] if p["proto"] == "udp"]
+    assert [(p["port"], p["state"]) for p in rows] == [(uport, "open|filtered")], doc
+    assert rows[0]["owner"]["pid"] == os.getpid(), rows[0]
+    assert (doc["tried"], doc["open"], doc["closed"]) == (1, 0, 1), doc
+    assert doc["udp"] == {"tried": 2, "open": 0, "open_filtered": 1, "closed": 1}, doc["udp"]
+    line = [ln for ln in human.stdout.splitlines() if ln.startswith(f"{uport}/udp")]
+    assert line and line[0].split()[4:6] == [str(os.getpid()), "python3"], human.stdout
+    assert ": 1 TCP ports in " in human.stdout, human.stdout
+    assert "; 2 UDP ports: 0 open, 1 open|filtered, 1 closed" in human.stdout, human.stdout
+    assert "; 2 UDP ports: 0 open, 0 open|filtered, 2 closed" in v6.stdout, v6.stdout  # ::1
+    assert scan_json("-p", "1")["udp"] is None
+
+
+def test_columns_stay_in_line_with_a_long_product(tmp_path):
+    """loopkit serve's product is longer than the old 40-column field: PID and PROCESS still
+    start where the header says, on every row."""
+    srv = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "-p", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(srv.stdout.readline().strip().rstrip("/").rsplit(":", 1)[1])
+        lst = socket.socket()
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(4)
+        p = loopkit("scan", "-p", f"{port},{lst.getsockname()[1]}")
+        lst.close()
+    finally:
+        srv.terminate()
+        srv.wait(timeout=10)
+    lines = p.stdout.splitlines()
+    head, rows = lines[0], lines[1:3]
+    assert len(rows) == 2 and "loopkit serve" in p.stdout, p.stdout
+    assert "(HTTP and FTP on one port)" in p.stdout, p.stdout
+    for pid, comm in ((srv.pid, "loopkit"), (os.getpid(), "python3")):
+        row = [r for r in rows if r.endswith(" " + comm)][0]
+        assert row.find(f" {pid} ") + 1 == head.index("PID"), (head, row, p.stdout)
+        assert row.find(f" {comm}", head.index("PID")) + 1 == head.index("PROCESS"), (head, row)
+
+
+@pytest.mark.parametrize("spec,tried", [("-", 65535), ("65000-", 536), ("-100", 100)])
+def test_open_ended_port_ranges_as_nmap(spec, tried):
+    """nmap's -p- (every port) and its open ends A- and -B."""
+    p = loopkit("scan", "-p" + spec, "--no-service", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["tried"] == tried
+
+
+def test_json_seconds_are_rounded_to_milliseconds():
+    """scan_seconds like the other verbs' seconds: 3 decimals, no float noise."""
+    p = loopkit("scan", "-p", "1-2000", "--json")
+    assert p.returncode == 0, p.stderr
+    for key in ("scan_seconds", "service_seconds"):
+        m = re.search(rf'"{key}":([0-9.e-]+)[,}}]', p.stdout)
+        assert m and re.fullmatch(r"\d+(\.\d{1,3})?", m.group(1)), (key, p.stdout[:300])
+
+
+def test_readme_sample_shows_the_header_the_binary_prints():
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    readme = open(os.path.join(root, "README.md")).read()
+    sample = readme.split("### `loopkit scan")[1].split("```sh\n")[1].split("```")[0]
+    header = loopkit("scan", "-p", "1").stdout.splitlines()[0]
+    lines = sample.splitlines()
+    assert lines[0].startswith("$ loopkit scan") and lines[1] == header, lines[:2]
+    summary = loopkit("scan", "-p", "1").stdout.splitlines()[-1]
+    assert re.search(r"^127\.0\.0\.1: \d+ TCP ports in [\d.]+ s: \d+ open", summary), summary
+    doc = open(os.path.join(root, "docs", "scan.md")).read()
+    assert re.search(r"^PORT +STATE +SERVICE +PRODUCT +PID +PROCESS$", doc, re.M)
+    assert ": 65535 TCP ports in " in doc
