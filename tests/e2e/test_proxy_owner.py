@@ -107,8 +107,12 @@ def nobody_can_run(path):
 def test_root_and_the_proxys_own_user_are_answered(echo_up):
     """A proxy run by nobody answers nobody (its owner) and root (who could anyway)."""
     d, lk = nobody_can_run(LOOPKIT)
+    run = os.path.join(d, "run")  # nobody's runtime directory (its port lease), not /tmp's
+    os.mkdir(run, 0o700)
+    os.chown(run, 65534, 65534)
     proc = subprocess.Popen([lk, "proxy", echo_up.addr, "--api", "127.0.0.1:0"], user=65534, group=65534,
-                            extra_groups=[], cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": run},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         api = None
         while api is None:
