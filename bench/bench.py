@@ -35,7 +35,8 @@ import time
 sys.dont_write_bytecode = True   # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (RATIO_HEADING, add_client_args, add_load_args, add_report_args,  # noqa: E402
-                      cli, disturbed_note, emit_all, free_port, load_note, measured_run, pin_to_cpu, print_table,
+                      cli, disturbed_note, emit_all, free_port, load_note, measured_run, median_run, pin_to_cpu,
+                      print_table,
                       ratio_cell, read_results, report_failure, server_gone, tree_rss_kib,
                       vm_kib, write_json)
 
@@ -285,6 +286,7 @@ def cmd_idle(a):
 
 SERVER_LABEL = {
     "loopkit": "loopkit",
+    "base": "base",
     "lighttpd": "lighttpd",
     "nginx-ofc": "nginx+ofc",
     "nginx": "nginx",
@@ -295,7 +297,7 @@ SERVER_LABEL = {
 def cmd_report(a):
     res = read_results(a.results)
     # several runs of a case ("ka-1k@1", "ka-1k@2", "dl@1".."dl@3", ...): the
-    # best run (highest req/s or GB/s) stands for the case, whole (its CPU too)
+    # median run (by req/s or GB/s) stands for the case, whole (its CPU too)
     for srv, cases in res.items():
         groups = {}
         for c, v in cases.items():
@@ -306,9 +308,10 @@ def cmd_report(a):
             good = [v for v in runs if isinstance(v.get(key), float)]
             if not good:
                 continue
-            best = dict(max(good, key=lambda v: v[key]))
+            best = dict(median_run(good, key))
             best["runs"] = len(runs)
             best["min_" + key] = min(v[key] for v in good)
+            best["max_" + key] = max(v[key] for v in good)
             if base == "dl":
                 best["best_gbps"] = best["gbps"]
                 best["best_server_cpu_s"] = best["server_cpu_s"]
@@ -340,8 +343,8 @@ def cmd_report(a):
         ("conn/request 1 KiB req/s",            "ab-1k",   "rps",            "int", True),
         ("conn/request 1 KiB server CPU us/req", "ab-1k",  "cpu_us_per_req", "f1",  False),
         ("conn/request 1 KiB ab CPU %",         "ab-1k",   "client_cpu_pct", "int", None),
-        ("256 MiB download   GB/s (best)",      "dl",      "best_gbps",      "f2",  True),
-        ("256 MiB download   server CPU s (best run)", "dl", "best_server_cpu_s", "f2", False),
+        ("256 MiB download   GB/s (median run)", "dl",     "best_gbps",      "f2",  True),
+        ("256 MiB download   server CPU s (median run)", "dl", "best_server_cpu_s", "f2", False),
         ("RSS MiB after start (process tree)",  "start",   "rss_mib",        "f1",  None),
         ("other load % on bench CPUs (max)",    "all",     "max_other_pct",  "int", None),
     ]
@@ -350,9 +353,9 @@ def cmd_report(a):
                     for c, v in cs.items() if c in ("ka-100b", "ka-1k", "ab-1k")})
     ndl = sorted({int(v.get("runs", 1)) for cs in res.values()
                   for c, v in cs.items() if c == "dl"})
-    w0 = print_table("Results (raw figures; '-' = not measured; wrk/ab: best of "
+    w0 = print_table("Results (raw figures; '-' = not measured; wrk/ab: the median of "
                      f"{'/'.join(map(str, nruns)) or '-'} run(s) by req/s, with that run's CPU; "
-                     f"download: best of {'/'.join(map(str, ndl)) or '-'})",
+                     f"download: the median of {'/'.join(map(str, ndl)) or '-'})",
                      rows, order, get, SERVER_LABEL, cw)
     errs = []
     for s in order:
@@ -383,7 +386,7 @@ def cmd_report(a):
 
     # ratios loopkit / peer
     if "loopkit" in res:
-        peers = [p for p in ["lighttpd", "nginx-ofc", "nginx", "python"] if p in res]
+        peers = [p for p in ["base", "lighttpd", "nginx-ofc", "nginx", "python"] if p in res]
         ratio_rows = [
             ("keep-alive 100 B   req/s",             "ka-100b", "rps",           True,  {"lighttpd": 1.1}),
             ("keep-alive 100 B   req/server-CPU-s",  "ka-100b", "req_per_cpu_s", True,  {"lighttpd": 1.1}),

@@ -349,6 +349,15 @@ def print_table(title, rows, order, get, label, cw):
     return w0
 
 
+def median_run(runs, key):
+    """The run that stands for a case: the median one by key (the lower of the two
+    middle ones for an even count), whole, so its CPU figures go with it. Never the
+    best: on a shared machine the best round is luck."""
+    good = sorted((v for v in runs if isinstance(v.get(key), (int, float)) and not v.get("failed")),
+                  key=lambda v: v[key])
+    return good[(len(good) - 1) // 2] if good else None
+
+
 def ratio_cell(mine, peer, target, higher):
     """loopkit / peer, with the target in brackets and '*' where it is not met."""
     if mine is None or not peer:

@@ -21,6 +21,7 @@
 #   BENCH_FTP_GREET_N=20        greeting connections per server
 #   BENCH_ROUNDS=1              rounds over all servers (round-robin)
 #   BENCH_FTP_SERVERS="loopkit loopkit-s50 vsftpd pyftpdlib"
+#                         ("base" too, with LOOPKIT_BASE=PATH: an earlier build)
 #   BENCH_SERVER_CPU=1 BENCH_CLIENT_CPU=0   taskset CPUs
 #   BENCH_KEEP=1                keep the temp dir (configs, logs, raw client output)
 #   BENCH_JSON=FILE             also write the summarized figures as JSON to FILE
@@ -235,6 +236,14 @@ start_server() {
 			log "== loopkit --sniff-ms 50 (lftp and greeting only)"
 			start_ftp_loopkit --sniff-ms 50
 		fi
+		;;
+	base)
+		if [ ! -x "$LOOPKIT_BASE" ]; then
+			log "base: LOOPKIT_BASE names no binary ('$LOOPKIT_BASE')"
+			return 1
+		fi
+		log "== base: $LOOPKIT_BASE, default sniff window"
+		LK_BIN=$LOOPKIT_BASE start_ftp_loopkit
 		;;
 	vsftpd)
 		[ "$have_vsftpd" = 1 ] || { log "vsftpd: not installed (apt-get install vsftpd)"; return 1; }

@@ -44,7 +44,8 @@ import time
 sys.dont_write_bytecode = True   # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (RATIO_HEADING, add_client_args, add_load_args, add_report_args,  # noqa: E402
-                      cli, disturbed_note, emit_all, load_note, measured_run, pin_to_cpu, print_table, ratio_cell,
+                      cli, disturbed_note, emit_all, load_note, measured_run, median_run, pin_to_cpu, print_table,
+                      ratio_cell,
                       read_results, report_failure, server_gone, settle, stat_fields, write_json)
 
 
@@ -265,15 +266,15 @@ def cmd_greet(a):
 
 # ---------------------------------------------------------------- report
 
-LABEL = {"loopkit": "loopkit", "loopkit-s50": "loopkit-s50",
+LABEL = {"loopkit": "loopkit", "loopkit-s50": "loopkit-s50", "base": "base",
          "vsftpd": "vsftpd", "pyftpdlib": "pyftpdlib"}
-ORDER = ["loopkit", "loopkit-s50", "vsftpd", "pyftpdlib"]
-PEERS = ["vsftpd", "pyftpdlib"]
+ORDER = ["loopkit", "loopkit-s50", "base", "vsftpd", "pyftpdlib"]
+PEERS = ["base", "vsftpd", "pyftpdlib"]
 
 
 def _best(runs, key):
-    good = [v for v in runs if isinstance(v.get(key), float) and not v.get("failed")]
-    return max(good, key=lambda v: v[key]) if good else None
+    """The run that stands for a case: the median one (benchlib.median_run)."""
+    return median_run(runs, key)
 
 
 def _worst_load(runs):
@@ -352,21 +353,18 @@ def cmd_report(a):
     mibs = sorted({v["retr"]["mib"] for v in res.values() if "mib" in v.get("retr", {})})
     big = f"{mibs[0]:g} MiB" if len(mibs) == 1 else "big file"
     rows = [
-        (f"{big} RETR  GB/s, transfer phase (best)", "retr", "gbps", "f2"),
-        (f"{big} RETR  GB/s, transfer phase (median)", "retr", "median_gbps", "f2"),
-        (f"{big} RETR  GB/s, whole curl run (best run)", "retr", "gbps_whole", "f2"),
+        (f"{big} RETR  GB/s, transfer phase (median run)", "retr", "gbps", "f2"),
+        (f"{big} RETR  GB/s, whole curl run (median run)", "retr", "gbps_whole", "f2"),
         (f"{big} RETR  ms before the transfer (min)", "retr", "pretransfer_ms", "int"),
         (f"{big} RETR  server CPU s/GB (all runs)", "retr", "cpu_s_per_gb", "f3"),
-        (f"{big} RETR  server CPU s/GB (best run)", "retr", "best_cpu_s_per_gb", "f3"),
+        (f"{big} RETR  server CPU s/GB (median run)", "retr", "best_cpu_s_per_gb", "f3"),
         (f"{big} RETR  server CPU s/GB (ticks, all runs)", "retr", "cpu_ticks_s_per_gb", "f3"),
-        (f"{big} RETR  curl CPU s (best run)", "retr", "client_cpu_s", "f3"),
-        ("200 x 1 KiB lftp  files/s, whole session (best)", "lftp", "files_per_s", "int"),
-        ("200 x 1 KiB lftp  files/s, whole session (median)", "lftp", "median_files_per_s", "int"),
-        ("200 x 1 KiB lftp  session ms (best run)", "lftp", "session_ms", "int"),
-        ("200 x 1 KiB lftp  start..logged in ms (best run)", "lftp", "login_ms", "int"),
-        ("200 x 1 KiB lftp  lftp CPU ms (best run)", "lftp", "client_cpu_ms", "int"),
-        ("200 x 1 KiB lftp  files/s, mirror phase (best)", "lftp", "mirror_files_per_s", "int"),
-        ("200 x 1 KiB lftp  files/s, mirror phase (median)", "lftp", "median_mirror_files_per_s", "int"),
+        (f"{big} RETR  curl CPU s (median run)", "retr", "client_cpu_s", "f3"),
+        ("200 x 1 KiB lftp  files/s, whole session (median run)", "lftp", "files_per_s", "int"),
+        ("200 x 1 KiB lftp  session ms (median run)", "lftp", "session_ms", "int"),
+        ("200 x 1 KiB lftp  start..logged in ms (median run)", "lftp", "login_ms", "int"),
+        ("200 x 1 KiB lftp  lftp CPU ms (median run)", "lftp", "client_cpu_ms", "int"),
+        ("200 x 1 KiB lftp  files/s, mirror phase (median run)", "lftp", "mirror_files_per_s", "int"),
         ("200 x 1 KiB lftp  server CPU us/file (median)", "lftp", "cpu_us_per_file", "int"),
         ("greeting ms, median", "greet", "median_ms", "f1"),
         ("greeting ms, min", "greet", "min_ms", "f1"),
@@ -376,8 +374,8 @@ def cmd_report(a):
     cw = 13
     nretr = sorted({v["retr"]["runs"] for v in res.values() if "retr" in v})
     nlftp = sorted({v["lftp"]["runs"] for v in res.values() if "lftp" in v})
-    w0 = print_table(f"Results (raw figures; '-' = not measured; RETR: best of "
-                     f"{'/'.join(map(str, nretr)) or '-'} curl runs; lftp: best of "
+    w0 = print_table(f"Results (raw figures; '-' = not measured; RETR: median of "
+                     f"{'/'.join(map(str, nretr)) or '-'} curl runs; lftp: median of "
                      f"{'/'.join(map(str, nlftp)) or '-'} sessions; greeting: median of the "
                      "connections)", rows, order, get, LABEL, cw)
     notes = []

@@ -17,6 +17,8 @@
 #   BENCH_ROUNDS=1        rounds over all servers (round-robin); each case reports its best run
 #   BENCH_IDLE_CONNS=10000 idle keep-alive connections for the memory test (0: skip)
 #   BENCH_SERVERS="loopkit lighttpd nginx-ofc nginx python"   which servers to run
+#                         ("base" too, with LOOPKIT_BASE=PATH: an earlier build, for
+#                         before / after ratios of a change)
 #   BENCH_SERVER_CPU=1 BENCH_CLIENT_CPU=0   taskset CPUs
 #   BENCH_KEEP=1          keep the temp dir (configs, logs, raw wrk/ab output)
 #   BENCH_JSON=FILE       also write all figures as JSON to FILE
@@ -97,6 +99,14 @@ start_server() {
 		fi
 		log "== loopkit ($("$LOOPKIT" --version 2>/dev/null | head -1))"
 		start_loopkit
+		;;
+	base)
+		if [ ! -x "$LOOPKIT_BASE" ]; then
+			log "base: LOOPKIT_BASE names no binary ('$LOOPKIT_BASE')"
+			return 1
+		fi
+		log "== base: $LOOPKIT_BASE ($("$LOOPKIT_BASE" --version 2>/dev/null | head -1))"
+		LK_BIN=$LOOPKIT_BASE start_loopkit
 		;;
 	lighttpd)
 		command -v lighttpd >/dev/null || { log "lighttpd: not installed (apt-get install lighttpd)"; return 1; }

@@ -14,6 +14,9 @@ ROUNDS=${BENCH_ROUNDS:-1}
 SERVER_CPU=${BENCH_SERVER_CPU:-1}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
 LOOPKIT=${LOOPKIT:-$ROOT/loopkit}
+# LOOPKIT_BASE=PATH: an earlier build, run as server "base" beside the others (before /
+# after ratios of a change: add "base" to the servers list)
+LOOPKIT_BASE=${LOOPKIT_BASE:-}
 
 STARTED_PIDS=()
 STOPPED_TREES=()
@@ -187,11 +190,12 @@ wait_ready() {
 # wait_http URL NAME LOGFILE: until URL answers 200
 wait_http() { wait_ready "$2" "$3" 200 -w '%{http_code}' "$1"; }
 
-# start_loopkit [extra serve flags...]: sets SERVER_PID and SERVER_PORT
+# start_loopkit [extra serve flags...]: sets SERVER_PID and SERVER_PORT (the binary:
+# $LK_BIN when set, else $LOOPKIT)
 start_loopkit() {
 	local out=$TMP/loopkit.out err=$TMP/loopkit.err i line
 	: >"$out"
-	spawn "" taskset -c "$SERVER_CPU" "$LOOPKIT" serve "$DOCROOT" --port 0 --threads 1 --quiet "$@" \
+	spawn "" taskset -c "$SERVER_CPU" "${LK_BIN:-$LOOPKIT}" serve "$DOCROOT" --port 0 --threads 1 --quiet "$@" \
 		>"$out" 2>"$err"
 	for i in $(seq 100); do
 		line=$(head -n 1 "$out" 2>/dev/null)

@@ -16,8 +16,8 @@ struct proxy_args {
 
 /* clang-format off */
 static const struct cmd_flag proxy_flags[] = {
-	{ "LISTEN", 0, NULL, NULL, "address to listen on (HOST:PORT); 127.0.0.1 and a free port outside the ephemeral range when not given", CMD_STR, AT(arg1), .attr = CMD_ARG },
-	{ "UPSTREAM", 0, NULL, NULL, "where connections go (HOST:PORT); without it only --config and the API make proxies", CMD_STR, AT(arg2), .attr = CMD_ARG },
+	{ "LISTEN", 0, NULL, NULL, "address to listen on (HOST:PORT, or PORT on 127.0.0.1); 127.0.0.1 and a free port outside the ephemeral range when not given", CMD_STR, AT(arg1), .attr = CMD_ARG },
+	{ "UPSTREAM", 0, NULL, NULL, "where connections go (HOST:PORT, or PORT on 127.0.0.1); without it only --config and the API make proxies", CMD_STR, AT(arg2), .attr = CMD_ARG },
 	{ "toxic", 0, "SPEC", NULL, "add a toxic: TYPE[:NAME][,ATTR=VALUE]... with stream= and toxicity= too (repeatable; see docs/proxy.md)", CMD_LIST, AT(toxics) },
 	{ "preset", 0, "NAME", NULL, "a measured link: gprs, edge, 3g, dialup, dsl-poor, dsl, wifi, satellite", CMD_STR, AT(o.preset) },
 	{ "name", 0, "NAME", "proxy", "the name of the proxy made from LISTEN and UPSTREAM (API paths use it)", CMD_STR, AT(o.name) },
@@ -41,14 +41,13 @@ static const struct cmd_hint proxy_hints[] = {
         {"-config", "toxiproxy's -config FILE is --config FILE here"},
         {"-host", "the API address is --api HOST:PORT here (toxiproxy's -host and -port)"},
         {"-port", "the API address is --api HOST:PORT here (toxiproxy's -host and -port)"},
-        {CMD_HINT_NUMBER, "a port alone is not an address: loopkit proxy 127.0.0.1:{}"},
         {0},
 };
 
 static int proxy_main(void *p)
 {
 	struct proxy_args *a = p;
-	char err[1024];
+	char err[PROXY_ERR_MAX];
 	int code;
 	a->o.upstream = a->arg2 ? a->arg2 : a->arg1;
 	a->o.listen = a->arg2 ? a->arg1 : NULL;

@@ -162,6 +162,8 @@ static int snap_read(struct dirsnap_cache *c, const struct fsroot *r, const char
 		s->ents[n].name = (const char *)(uintptr_t)nlen;
 		s->ents[n].is_dir = S_ISDIR(st.st_mode);
 		s->ents[n].mode = st.st_mode;
+		s->ents[n].uid = st.st_uid;
+		s->ents[n].gid = st.st_gid;
 		s->ents[n].size = (uint64_t)st.st_size;
 		s->ents[n].mtime = st.st_mtim;
 		nlen += len;

@@ -29,6 +29,8 @@ struct dirsnap_ent {
 	const char *name; /* NUL-terminated, inside the snapshot */
 	int is_dir;
 	mode_t mode;
+	uid_t uid; /* owner and group, as stat gave them (FTP's UNIX.owner, UNIX.group) */
+	gid_t gid;
 	uint64_t size;
 	struct timespec mtime;
 };

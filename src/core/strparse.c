@@ -1,4 +1,4 @@
-/* strparse.c - the one parser of the numbers people type: counts, sizes, durations, ranges. */
+/* strparse.c - the one parser of what people type: counts, sizes, durations, ranges, HOST:PORT. */
 #include "core/strparse.h"
 
 #include <stdarg.h>
@@ -249,6 +249,41 @@ int strparse_range(const char *s, uint64_t min, uint64_t max, struct strparse_ra
 		return fail(err, errlen, "the first number is larger than the second");
 	out->lo = lo;
 	out->hi = hi;
+	return 0;
+}
+
+int strparse_hostport(const char *s, const char *bare_host, char *host, size_t hostlen, uint16_t *port,
+                      char *err, size_t errlen)
+{
+	const char *colon = strrchr(s, ':'), *h = s, *ps;
+	size_t n;
+	if (!*s)
+		return fail(err, errlen, "empty");
+	if (!colon) {
+		if (!bare_host || !is_digit(*s))
+			return fail(err, errlen, "want HOST:PORT, like 127.0.0.1:8080");
+		h = bare_host;
+		n = strlen(bare_host);
+		ps = s;
+	} else {
+		n = (size_t)(colon - s);
+		ps = colon + 1;
+		if (s[0] == '[') {
+			if (n < 2 || s[n - 1] != ']')
+				return fail(err, errlen, "want [IPv6]:PORT, like [::1]:8080");
+			h = s + 1;
+			n -= 2;
+		}
+	}
+	uint64_t v;
+	char why[STRPARSE_ERR_MAX];
+	if (strparse_uint(ps, 0, 65535, &v, why, sizeof why) < 0)
+		return fail(err, errlen, "the port: %s", why);
+	if (n >= hostlen)
+		return fail(err, errlen, "the host is longer than %zu bytes", hostlen ? hostlen - 1 : 0);
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = (uint16_t)v;
 	return 0;
 }
 

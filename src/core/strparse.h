@@ -1,4 +1,4 @@
-/* strparse.h - the one parser of the numbers people type: counts, sizes, durations, ranges. */
+/* strparse.h - the one parser of what people type: counts, sizes, durations, ranges, HOST:PORT. */
 #ifndef LOOPKIT_CORE_STRPARSE_H
 #define LOOPKIT_CORE_STRPARSE_H
 
@@ -42,6 +42,15 @@ struct strparse_range {
 };
 int strparse_range(const char *s, uint64_t min, uint64_t max, struct strparse_range *out, char *err,
                    size_t errlen);
+
+/* An address people type: "HOST:PORT", "[V6]:PORT", ":PORT" (host "": the caller's
+ * wildcard or default) or, when bare_host is not NULL, "PORT" alone (host bare_host:
+ * `loopkit proxy 8080` means 127.0.0.1:8080). HOST is copied without brackets into host
+ * (hostlen bytes), unchecked (a name or an IP: the caller resolves it); an unbracketed
+ * IPv6 address splits at its last ':'. PORT is 0-65535 (the caller refuses 0 when it
+ * must connect). */
+int strparse_hostport(const char *s, const char *bare_host, char *host, size_t hostlen, uint16_t *port,
+                      char *err, size_t errlen);
 
 /* Writes n bytes as strparse_size would read it back, in the largest unit that divides
  * it: 1073741824 -> "1G", 1536 -> "1536". Returns out. */

@@ -21,14 +21,15 @@
 
 extern char **environ;
 
-int reach_check_host(const char *host, uint16_t port, int public, const char *what,
-                     struct sockaddr_storage *ss, socklen_t *len, char *msg, size_t msglen)
+int reach_check_listen(const char *flag, const char *host, uint16_t port, int public, const char *what,
+                       struct sockaddr_storage *ss, socklen_t *len, char *msg, size_t msglen)
 {
+	const char *f = flag ? flag : "", *sp = flag ? " " : "";
 	msg[0] = '\0';
 	if (net_parse_addr(host, port, ss, len) < 0) {
 		snprintf(msg, msglen,
-		         "--host %s is not an IP address (use 127.0.0.1, ::1, or another loopback address)",
-		         host);
+		         "%s%s%s is not an IP address (use 127.0.0.1, ::1, or another loopback address)", f,
+		         sp, host);
 		return -1;
 	}
 	const struct sockaddr *sa = (const struct sockaddr *)ss;
@@ -37,46 +38,57 @@ int reach_check_host(const char *host, uint16_t port, int public, const char *wh
 		char v4[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &a6->s6_addr[12], v4, sizeof v4);
 		snprintf(msg, msglen,
-		         "--host %s is an IPv4 address written as IPv6 (IPv4-mapped), which an IPv6-only "
-		         "listener cannot bind; use --host %s",
-		         host, v4);
+		         "%s%s%s is an IPv4 address written as IPv6 (IPv4-mapped), which an IPv6-only "
+		         "listener cannot bind; use %s%s%s",
+		         f, sp, host, f, sp, v4);
 		return -1;
 	}
 	if (net_is_loopback(sa))
 		return 0;
 	const char *where = net_is_wildcard(sa) ? "every interface" : "not a loopback address";
 	if (!public) {
-		snprintf(
-		        msg, msglen,
-		        "--host %s is %s: anyone on the network could reach %s. Add --public if that is what "
-		        "you want.",
-		        host, where, what);
+		snprintf(msg, msglen,
+		         "%s%s%s is %s: anyone on the network could reach %s. Add --public if that is what "
+		         "you want.",
+		         f, sp, host, where, what);
 		return -1;
 	}
 	snprintf(msg, msglen, "--public: %s is on the NETWORK at %s (%s)", what, host, where);
 	return 1;
 }
 
-void reach_bind_error(const struct sockaddr *sa, uint16_t port, int eno, const char *detail, char *msg,
-                      size_t msglen)
+int reach_check_host(const char *host, uint16_t port, int public, const char *what,
+                     struct sockaddr_storage *ss, socklen_t *len, char *msg, size_t msglen)
+{
+	return reach_check_listen("--host", host, port, public, what, ss, len, msg, msglen);
+}
+
+void reach_bind_explain(const struct sockaddr *sa, uint16_t port, int eno, const char *detail,
+                        const char *free_fix, char *msg, size_t msglen)
 {
 	char host[64], who[512];
 	net_addr_str(sa, host, sizeof host);
 	if (eno == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
-		snprintf(msg, msglen, "port %u on %s is held by %s; try --port 0 for any free port", port,
-		         host, who);
+		snprintf(msg, msglen, "port %u on %s is held by %s; try %s for any free port", port, host,
+		         who, free_fix);
 	else if (eno == EADDRINUSE)
 		snprintf(msg, msglen,
-		         "port %u on %s is already in use (its owner is not visible to this user); try "
-		         "--port 0 "
-		         "for any free port",
-		         port, host);
+		         "port %u on %s is already in use (its owner is not visible to this user); try %s "
+		         "for any "
+		         "free port",
+		         port, host, free_fix);
 	else if (eno == EACCES && port < 1024)
-		snprintf(msg, msglen, "%s: ports below 1024 need root; try --port 0", detail);
+		snprintf(msg, msglen, "%s: ports below 1024 need root; try %s", detail, free_fix);
 	else if (eno == EADDRNOTAVAIL)
 		snprintf(msg, msglen, "%s: no interface here has the address %s", detail, host);
 	else
 		snprintf(msg, msglen, "%s", detail);
+}
+
+void reach_bind_error(const struct sockaddr *sa, uint16_t port, int eno, const char *detail, char *msg,
+                      size_t msglen)
+{
+	reach_bind_explain(sa, port, eno, detail, "--port 0", msg, msglen);
 }
 
 static void url_of(const struct sockaddr *sa, uint16_t port, const char *scheme, char *out)

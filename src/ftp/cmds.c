@@ -76,6 +76,8 @@ static struct dirsnap_ent ent_of(const char *rel, const struct stat *st)
 	        .name = base ? base + 1 : rel,
 	        .is_dir = S_ISDIR(st->st_mode),
 	        .mode = st->st_mode,
+	        .uid = st->st_uid,
+	        .gid = st->st_gid,
 	        .size = (uint64_t)st->st_size,
 	        .mtime = st->st_mtim,
 	};
@@ -610,7 +612,7 @@ const struct ftp_cmd ftp_cmds[] = {
         {"MDTM", L, cmd_size, 1, "MDTM"},
         {"MKD", L | W, cmd_mkd, 0, NULL},
         {"MLSD", L | D, cmd_list, FTP_L_MLSD, NULL},
-        {"MLST", L, cmd_mlst, 0, "MLST type*;size*;modify*;perm*;"},
+        {"MLST", L, cmd_mlst, 0, "MLST " FTP_LIST_MLST_FACTS},
         {"MODE", L, cmd_mode, 0, NULL},
         {"NLST", L | D, cmd_list, FTP_L_NLST, NULL},
         {"NOOP", X, cmd_noop, 0, NULL},

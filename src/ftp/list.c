@@ -24,8 +24,11 @@ size_t ftp_list_facts(char *out, size_t len, const struct dirsnap_ent *e, int wr
 {
 	char when[16];
 	ftp_list_modify(e->mtime.tv_sec, when);
-	int n = snprintf(out, len, "type=%s;size=%llu;modify=%s;perm=%s; ", e->is_dir ? "dir" : "file",
-	                 (unsigned long long)e->size, when, perm_fact(e->is_dir, write));
+	int n = snprintf(out, len,
+	                 "type=%s;size=%llu;modify=%s;perm=%s;UNIX.mode=%04o;UNIX.owner=%lu;UNIX.group=%lu; ",
+	                 e->is_dir ? "dir" : "file", (unsigned long long)e->size, when,
+	                 perm_fact(e->is_dir, write), (unsigned)(e->mode & 0777), (unsigned long)e->uid,
+	                 (unsigned long)e->gid);
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len - 1;

@@ -31,6 +31,8 @@
 #define ISOLATE_EXIT_NOEXEC   126         /* CMD found but not runnable (as the shell says) */
 #define ISOLATE_EXIT_NOTFOUND 127         /* CMD not found (as the shell says) */
 #define ISOLATE_ERR           1024        /* an error message: cause, then "to allow it: ..." */
+#define ISOLATE_FTP_PASV_LO   50000       /* the passive range the FTP note suggests ... */
+#define ISOLATE_FTP_PASV_N    10          /* ... and its length (each port is a forward) */
 
 /* Which way a forward carries connections. */
 enum isolate_dir {
@@ -114,6 +116,11 @@ int isolate_run(struct isolate *iso);
 
 /* Frees what isolate_prepare made (when isolate_run is not called). */
 void isolate_abandon(struct isolate *iso);
+
+/* When CMD is `loopkit serve` with FTP on, forwarded in, and no --pasv-ports: writes a
+ * note into out saying how to forward its passive data ports (-p A-B and --pasv-ports
+ * A-B), and returns 1; else 0. Pure (reads c's argv and forwards). */
+int isolate_ftp_note(const struct isolate_config *c, char *out, size_t len);
 
 /* "127.0.0.1:41234" for a forward's host or inner end. Returns out. */
 char *isolate_end_text(const struct sockaddr_storage *ss, char *out, size_t len);

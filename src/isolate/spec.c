@@ -53,6 +53,35 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
 }
 
+/* -p [ADDR:]A-B: each port of the range forwarded to the same port inside (an FTP
+ * server's passive ports: its replies name the port inside, which the client then
+ * reaches on the host). f is the first forward, its address set; each port counts as a
+ * forward. */
+static int add_range(struct isolate_config *c, struct isolate_forward *f, const char *spec, const char *text,
+                     char *err, size_t errlen)
+{
+	struct strparse_range r;
+	char why[STRPARSE_ERR_MAX];
+	if (strparse_range(text, 1, 65535, &r, why, sizeof why) < 0) {
+		snprintf(err, errlen, "'%s': the range %s: %s", spec, text, why);
+		return -1;
+	}
+	if (r.hi - r.lo + 1 > ISOLATE_MAX_FORWARDS - c->nfwd) {
+		snprintf(err, errlen,
+		         "'%s': %llu ports; at most %d forwards (-p and --out together), %zu already given",
+		         spec, (unsigned long long)(r.hi - r.lo + 1), ISOLATE_MAX_FORWARDS, c->nfwd);
+		return -1;
+	}
+	for (uint64_t port = r.lo; port <= r.hi; port++) {
+		struct isolate_forward *g = &c->fwd[c->nfwd++];
+		if (g != f)
+			*g = *f;
+		set_port(&g->host, (uint16_t)port);
+		set_loopback(&g->inner, &g->innerlen, g->host.ss_family, (uint16_t)port);
+	}
+	return 0;
+}
+
 int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const char *spec, char *err,
                        size_t errlen)
 {
@@ -126,6 +155,8 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	} else {
 		set_loopback(&f->host, &f->hostlen, AF_INET, 0);
 	}
+	if (dir == ISOLATE_IN && n == 1 && strchr(parts[0], '-'))
+		return add_range(c, f, spec, parts[0], err, errlen);
 	uint16_t hp, ip;
 	if (port_of(parts[0], dir == ISOLATE_IN ? 0 : 1, dir == ISOLATE_IN ? "host port" : "port", &hp, err,
 	            errlen) < 0)
@@ -151,6 +182,28 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	}
 	c->nfwd++;
 	return 0;
+}
+
+int isolate_ftp_note(const struct isolate_config *c, char *out, size_t len)
+{
+	char *const *v = c->argv;
+	const char *base = v && v[0] ? strrchr(v[0], '/') : NULL;
+	int in = 0;
+	for (size_t k = 0; k < c->nfwd; k++)
+		in |= c->fwd[k].dir == ISOLATE_IN;
+	base = base ? base + 1 : v && v[0] ? v[0] : "";
+	if (!in || strcmp(base, "loopkit") || !v[1] || strcmp(v[1], "serve"))
+		return 0;
+	for (size_t k = 2; v[k]; k++)
+		if (!strncmp(v[k], "--pasv-ports", 12) || !strcmp(v[k], "--proto=http") ||
+		    (!strcmp(v[k], "--proto") && v[k + 1] && !strcmp(v[k + 1], "http")))
+			return 0;
+	snprintf(out, len,
+	         "FTP's data connections go to passive ports inside that -p does not forward; for FTP "
+	         "from the host, add --pasv-ports %u-%u to serve and -p %u-%u here",
+	         ISOLATE_FTP_PASV_LO, ISOLATE_FTP_PASV_LO + ISOLATE_FTP_PASV_N - 1, ISOLATE_FTP_PASV_LO,
+	         ISOLATE_FTP_PASV_LO + ISOLATE_FTP_PASV_N - 1);
+	return 1;
 }
 
 char *isolate_end_text(const struct sockaddr_storage *ss, char *out, size_t len)

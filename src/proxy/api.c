@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/net.h"
 #include "core/sockdiag.h"
+#include "core/strparse.h"
 #include "diag/reach.h"
 #include "http/resp.h"
 #include "http/route.h"
@@ -36,7 +37,7 @@ static void send_json(struct http_conn *c, int status, struct buf *b)
 /* An error as toxiproxy sends it: {"error": "...", "status": N}. */
 static void send_err(struct http_conn *c, enum lk_err e, const char *detail)
 {
-	char msg[1024];
+	char msg[PROXY_ERR_MAX];
 	struct buf b;
 	struct json j;
 	const struct lk_error *row = lk_error(e);
@@ -164,7 +165,7 @@ static const char *str_field(const struct jin *o, const char *k, int *bad)
 static void proxy_create_h(struct api_req *a)
 {
 	struct jin *o = body_json(a->c, a->ri);
-	char why[512];
+	char why[PROXY_ERR_MAX];
 	int bad = 0;
 	if (!o)
 		return;
@@ -205,7 +206,7 @@ static void proxy_update_h(struct api_req *a)
 	if (!jin_is_object(o) || bad || (en && !jin_is_bool(en))) {
 		send_err(a->c, LK_E_P_BAD_BODY, "listen and upstream are strings, enabled a boolean");
 	} else {
-		char why[512];
+		char why[PROXY_ERR_MAX];
 		enum lk_err e =
 		        proxy_update(a->p, listen, up, en ? jin_is_true(en) : a->p->enabled, why, sizeof why);
 		if (e != LK_E_OK)
@@ -384,7 +385,7 @@ static void h_populate(struct http_conn *c, const struct http_reqinfo *ri)
 		return;
 	struct proxy *made[PROXY_MAX_PROXIES];
 	size_t nmade = 0;
-	char why[512] = "";
+	char why[PROXY_ERR_MAX] = "";
 	enum lk_err e = proxy_populate(s, arr, made, &nmade, why, sizeof why);
 	jin_free(arr);
 	struct buf b;
@@ -393,7 +394,7 @@ static void h_populate(struct http_conn *c, const struct http_reqinfo *ri)
 	json_init(&j, &b, 0);
 	json_obj_begin(&j);
 	if (e != LK_E_OK) {
-		char msg[1024];
+		char msg[PROXY_ERR_MAX];
 		lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
 		json_key(&j, "error");
 		json_str(&j, msg);
@@ -415,7 +416,7 @@ static void h_reset(struct http_conn *c, const struct http_reqinfo *ri)
 	if (!exact(c, ri, M_POST, "POST"))
 		return;
 	struct proxy_server *s = server_of(c);
-	char why[512];
+	char why[PROXY_ERR_MAX];
 	/* toxiproxy's reset: every proxy enabled again, every toxic removed. */
 	for (size_t i = 0; i < s->nproxies; i++) {
 		struct proxy *p = s->proxies[i];
@@ -537,27 +538,25 @@ static void api_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 
 int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)
 {
-	char host[PROXY_ADDR_MAX], msg[512];
-	const char *colon = strrchr(s->o.api, ':');
+	char host[PROXY_ADDR_MAX], msg[REACH_MSG_MAX];
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char *end;
-	unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
-	if (!colon || !colon[1] || *end || port > 65535 || (size_t)(colon - s->o.api) >= sizeof host) {
-		snprintf(err, errlen, "--api %s: want HOST:PORT, e.g. %s", s->o.api, PROXY_API_DEFAULT);
-		return -1;
+	uint16_t port;
+	if (strparse_hostport(s->o.api, PROXY_BARE_HOST, host, sizeof host, &port, msg, sizeof msg) < 0) {
+		snprintf(err, errlen, "--api %s: %s (like %s, or 'off')", s->o.api, msg, PROXY_API_DEFAULT);
+		return -2;
 	}
-	snprintf(host, sizeof host, "%.*s", (int)(colon - s->o.api), s->o.api);
-	if (reach_check_host(host, (uint16_t)port, 0, "the control API", &ss, &len, msg, sizeof msg) < 0) {
+	if (reach_check_listen(NULL, host, port, 0, "the control API", &ss, &len, msg, sizeof msg) < 0) {
 		snprintf(err, errlen, "--api %s: %s", s->o.api, msg);
-		return -1;
+		return -2;
 	}
 	s->api_fd = net_listen((struct sockaddr *)&ss, len, 128, 0, msg, sizeof msg);
 	if (s->api_fd < 0) {
-		char detail[512];
+		int eno = errno;
+		char detail[REACH_MSG_MAX], fix[PROXY_ADDR_MAX + 16];
 		snprintf(detail, sizeof detail, "%s", msg);
-		reach_bind_error((struct sockaddr *)&ss, (uint16_t)port, errno, detail, msg, sizeof msg);
-		proxy_bind_hint(msg, "--api 127.0.0.1:0");
+		snprintf(fix, sizeof fix, ss.ss_family == AF_INET6 ? "--api [%s]:0" : "--api %s:0", host);
+		reach_bind_explain((struct sockaddr *)&ss, port, eno, detail, fix, msg, sizeof msg);
 		snprintf(err, errlen, "--api %s: %s", s->o.api, msg);
 		return -1;
 	}

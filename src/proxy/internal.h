@@ -156,8 +156,6 @@ struct proxy_server {
 };
 
 /* server.c */
-/* Replaces serve's --port hint in a reach_bind_error message with fix ("HOST:0"). */
-void proxy_bind_hint(char *msg, const char *fix);
 struct proxy *proxy_find(struct proxy_server *s, const char *name);
 /* Creates a proxy (listening when enabled). Returns LK_E_OK or the error with why. */
 enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *listen, const char *upstream,
@@ -341,7 +339,8 @@ void record_conn_close(struct record *r, struct pconn *c);
 void record_har(struct record *r, const struct har_entry *e);
 
 /* api.c */
-/* Starts the control API on s->api_fd. Returns 0 or -1 with err. */
+/* Starts the control API (s->o.api) on s->api_fd. Returns 0, -2 with err when the
+ * address is wrong (a usage error), or -1 with err when it cannot be bound. */
 int proxy_api_start(struct proxy_server *s, char *err, size_t errlen);
 void proxy_api_stop(struct proxy_server *s);
 

@@ -10,6 +10,8 @@
 #define PROXY_API_DEFAULT   "127.0.0.1:8474" /* toxiproxy's API address */
 #define PROXY_NAME_MAX      64               /* a proxy's or a toxic's name, bytes */
 #define PROXY_ADDR_MAX      272              /* "host:port" of a listen or upstream address */
+#define PROXY_BARE_HOST     "127.0.0.1"      /* the host of an address given as a port alone */
+#define PROXY_ERR_MAX       2048             /* an error message with its addresses and a port's holders */
 #define PROXY_MAX_PROXIES   256              /* proxies one server holds */
 #define PROXY_MAX_TOXICS    32               /* toxics on one proxy (both directions) */
 #define PROXY_MAX_CONNS     100000           /* proxied connection pairs, all proxies */

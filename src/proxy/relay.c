@@ -87,17 +87,19 @@ static void pconn_close(struct pconn *c, int rst)
 		return;
 	struct proxy_server *s = srv(c);
 	struct proxy *p = c->p;
+	struct linger lg = {1, 0};
 	if (c->rec)
 		record_conn_close(s->rec, c);
-	if (c->cfd >= 0)
+	if (c->cfd >= 0) {
+		if (rst) /* the client's socket before the upstream answered */
+			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 		close(c->cfd);
+	}
 	for (int i = 0; i < 2; i++) {
 		if (c->io[i].fd < 0)
 			continue;
-		if (rst) {
-			struct linger lg = {1, 0};
+		if (rst)
 			setsockopt(c->io[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-		}
 		loop_io_close(s->loop, &c->io[i]);
 	}
 	for (int d = 0; d < 2; d++) {
@@ -127,6 +129,19 @@ static void pconn_close(struct pconn *c, int rst)
 	c->state = PC_DEAD;
 	if (loop_defer(s->loop, free_pconn, c) < 0)
 		free(c); /* no callback of this batch can reach it: its ios are closed */
+}
+
+/* The upstream refused (or could not be reached, err): the client gets a reset, as the
+ * proxy's connect got one, whether or not it has sent anything yet (a plain close
+ * would give a FIN, or the kernel's RST when the client's bytes lie unread: what the
+ * client saw would depend on timing). */
+static void upstream_refused(struct pconn *c, int err)
+{
+	if (!srv(c)->o.quiet)
+		log_msg("proxy %s: upstream %s: %s; the client's connection is reset", c->p->name,
+		        c->p->upstream, strerror(err));
+	c->p->refused++;
+	pconn_close(c, 1);
 }
 
 static void linger_cb(struct loop *l, struct loop_timer *t)
@@ -959,11 +974,7 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 		if ((events & LOOP_ERROR) && !err)
 			err = ECONNREFUSED;
 		if (err) {
-			if (!srv(c)->o.quiet)
-				log_msg("proxy %s: upstream %s: %s; the client's connection is closed",
-				        c->p->name, c->p->upstream, strerror(err));
-			c->p->refused++;
-			pconn_close(c, 0);
+			upstream_refused(c, err);
 			return;
 		}
 		connected(c);
@@ -1031,20 +1042,15 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	c->want_http = (uint8_t)phttp_wanted(p);
 	for (int d = 0; d < 2; d++)
 		sync_toxics(c, d, NULL);
-	int r = connect(ufd, (struct sockaddr *)&p->up_addr, p->up_len);
+	int cerr = connect(ufd, (struct sockaddr *)&p->up_addr, p->up_len) < 0 ? errno : 0;
 	if (loop_io_start(s->loop, &c->io[1], ufd, LOOP_WRITE, io_cb, c) < 0) {
 		close(ufd);
 		pconn_close(c, 0);
 		return;
 	}
 	loop_timer_start(s->loop, &c->linger, PROXY_CONNECT_MS);
-	if (r < 0 && errno != EINPROGRESS) {
-		if (!s->o.quiet)
-			log_msg("proxy %s: upstream %s: %s; the client's connection is closed", p->name,
-			        p->upstream, strerror(errno));
-		p->refused++;
-		pconn_close(c, 0);
-	}
+	if (cerr && cerr != EINPROGRESS)
+		upstream_refused(c, cerr);
 }
 
 void relay_close_all(struct proxy *p)

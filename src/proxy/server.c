@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/net.h"
 #include "core/rand.h"
+#include "core/strparse.h"
 #include "diag/portlease.h"
 #include "diag/reach.h"
 #include "proxy/internal.h"
@@ -73,34 +74,24 @@ struct proxy *proxy_find(struct proxy_server *s, const char *name)
 	return NULL;
 }
 
-/* Splits "host:port", "[v6]:port" or ":port" into host (brackets dropped) and port. */
-static int split_hostport(const char *text, char *host, size_t hostlen, uint16_t *port, char *why,
-                          size_t whylen)
+/* Splits an address as strparse_hostport does, a bare port meaning 127.0.0.1 (where the
+ * listen default already is); why names the address (role: "listen", "upstream"). */
+static int split_hostport(const char *role, const char *text, char *host, size_t hostlen, uint16_t *port,
+                          char *why, size_t whylen)
 {
-	const char *colon = strrchr(text, ':');
-	char *end;
-	if (!colon) {
-		snprintf(why, whylen, "'%s' is not HOST:PORT", text);
+	char err[STRPARSE_ERR_MAX];
+	if (strparse_hostport(text, PROXY_BARE_HOST, host, hostlen, port, err, sizeof err) < 0) {
+		snprintf(why, whylen, "%s %s: %s", role, text, err);
 		return -1;
 	}
-	unsigned long v = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || v > 65535) {
-		snprintf(why, whylen, "'%s': the port must be 0-65535", text);
-		return -1;
-	}
-	*port = (uint16_t)v;
-	size_t n = (size_t)(colon - text);
-	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
-		text++;
-		n -= 2;
-	}
-	if (n >= hostlen) {
-		snprintf(why, whylen, "'%s': the host is too long", text);
-		return -1;
-	}
-	memcpy(host, text, n);
-	host[n] = 0;
 	return 0;
+}
+
+/* The upstream as the API and the output show it: as given, but a bare port as
+ * PROXY_BARE_HOST:PORT (what it means). */
+static void upstream_text(char out[PROXY_ADDR_MAX], const char *text)
+{
+	snprintf(out, PROXY_ADDR_MAX, strchr(text, ':') ? "%s" : PROXY_BARE_HOST ":%s", text);
 }
 
 /* A free port outside the kernel's ephemeral range, leased to this process (as
@@ -121,25 +112,17 @@ static uint16_t pick_port(void)
 	return port;
 }
 
-void proxy_bind_hint(char *msg, const char *fix)
-{
-	/* reach's hints name serve's flags: say what works here instead. */
-	char *t = strstr(msg, "; try --port 0");
-	if (t)
-		snprintf(t, strlen(t) + 1 > 64 ? 64 : strlen(t) + 1, "; use %s for a free port", fix);
-}
-
 /* Opens a listener for "host:port". */
 static enum lk_err open_listener(struct proxy_server *s, const char *text, int *fd, char *bound, char *why,
                                  size_t whylen)
 {
-	char host[PROXY_ADDR_MAX], msg[512];
+	char host[PROXY_ADDR_MAX], msg[REACH_MSG_MAX];
 	uint16_t port;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	if (!text[0])
 		text = "127.0.0.1:0";
-	if (split_hostport(text, host, sizeof host, &port, why, whylen) < 0)
+	if (split_hostport("listen", text, host, sizeof host, &port, why, whylen) < 0)
 		return LK_E_P_BAD_ADDR;
 	if (!s->o.public && (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))) {
 		/* toxiproxy configs often say [::]:PORT or 0.0.0.0:PORT; loopback is what
@@ -148,7 +131,7 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		        strcmp(host, "::") ? "127.0.0.1" : "::1");
 		snprintf(host, sizeof host, "%s", strcmp(host, "::") ? "127.0.0.1" : "::1");
 	}
-	int rc = reach_check_host(host, port, s->o.public, "the proxy", &ss, &len, msg, sizeof msg);
+	int rc = reach_check_listen(NULL, host, port, s->o.public, "the proxy", &ss, &len, msg, sizeof msg);
 	if (rc < 0) {
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_BAD_ADDR;
@@ -163,8 +146,10 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 	char err[256];
 	int l = net_listen((struct sockaddr *)&ss, len, 1024, 0, err, sizeof err);
 	if (l < 0) {
-		reach_bind_error((struct sockaddr *)&ss, want, errno, err, msg, sizeof msg);
-		proxy_bind_hint(msg, "HOST:0");
+		int eno = errno;
+		char fix[PROXY_ADDR_MAX + 16];
+		snprintf(fix, sizeof fix, ss.ss_family == AF_INET6 ? "[%s]:0" : "%s:0", host);
+		reach_bind_explain((struct sockaddr *)&ss, want, eno, err, fix, msg, sizeof msg);
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_LISTEN;
 	}
@@ -182,7 +167,7 @@ static enum lk_err resolve_upstream(struct proxy_server *s, const char *text, st
 {
 	char host[PROXY_ADDR_MAX], ps[8];
 	uint16_t port;
-	if (split_hostport(text, host, sizeof host, &port, why, whylen) < 0)
+	if (split_hostport("upstream", text, host, sizeof host, &port, why, whylen) < 0)
 		return LK_E_P_BAD_ADDR;
 	if (!port) {
 		snprintf(why, whylen, "upstream %s: port 0 cannot be connected to", text);
@@ -278,7 +263,7 @@ enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *l
 	p->srv = s;
 	p->lfd = -1;
 	snprintf(p->name, sizeof p->name, "%s", name);
-	snprintf(p->upstream, sizeof p->upstream, "%s", upstream);
+	upstream_text(p->upstream, upstream);
 	snprintf(p->listen, sizeof p->listen, "%s", listen);
 	enum lk_err e = resolve_upstream(s, upstream, &p->up_addr, &p->up_len, why, whylen);
 	if (e == LK_E_OK && enabled)
@@ -296,14 +281,14 @@ enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *l
 /* Does text name the address p listens on now? (port 0 asks for a new one) */
 static int same_listen(const struct proxy *p, const char *text)
 {
-	char host[PROXY_ADDR_MAX], why[256], msg[512];
+	char host[PROXY_ADDR_MAX], why[PROXY_ERR_MAX], msg[REACH_MSG_MAX];
 	uint16_t port;
 	struct sockaddr_storage want, have;
 	socklen_t wl, hl = sizeof have;
 	if (!strcmp(text, p->listen))
 		return 1;
-	if (p->lfd < 0 || split_hostport(text, host, sizeof host, &port, why, sizeof why) < 0 || !port ||
-	    reach_check_host(host, port, 1, "the proxy", &want, &wl, msg, sizeof msg) < 0 ||
+	if (p->lfd < 0 || split_hostport("listen", text, host, sizeof host, &port, why, sizeof why) < 0 ||
+	    !port || reach_check_listen(NULL, host, port, 1, "the proxy", &want, &wl, msg, sizeof msg) < 0 ||
 	    getsockname(p->lfd, (struct sockaddr *)&have, &hl) < 0 || want.ss_family != have.ss_family)
 		return 0;
 	if (want.ss_family == AF_INET) {
@@ -318,7 +303,10 @@ enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstre
                          size_t whylen)
 {
 	struct proxy_server *s = p->srv;
-	if (upstream && strcmp(upstream, p->upstream)) {
+	char up[PROXY_ADDR_MAX];
+	if (upstream)
+		upstream_text(up, upstream);
+	if (upstream && strcmp(up, p->upstream)) {
 		struct sockaddr_storage ss;
 		socklen_t len;
 		if (strlen(upstream) >= PROXY_ADDR_MAX) {
@@ -331,7 +319,7 @@ enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstre
 		/* Live connections keep their upstream; new ones go to the new one. */
 		p->up_addr = ss;
 		p->up_len = len;
-		snprintf(p->upstream, sizeof p->upstream, "%s", upstream);
+		upstream_text(p->upstream, upstream);
 	}
 	if (!enabled) {
 		if (listen && strlen(listen) < PROXY_ADDR_MAX)
@@ -486,7 +474,9 @@ enum lk_err proxy_populate(struct proxy_server *s, const void *arrp, struct prox
 		if (!listen)
 			listen = "";
 		struct proxy *p = proxy_find(s, name);
-		if (p && !strcmp(p->upstream, up) && (!strcmp(p->listen, listen) || !listen[0])) {
+		char uptext[PROXY_ADDR_MAX];
+		upstream_text(uptext, up);
+		if (p && !strcmp(p->upstream, uptext) && (!strcmp(p->listen, listen) || !listen[0])) {
 			made[(*nmade)++] = p; /* the same proxy: left as it is */
 			continue;
 		}
@@ -509,7 +499,7 @@ static void on_signal(struct loop *l, int signo, void *data)
 
 static int load_config(struct proxy_server *s, const char *path, char *err, size_t errlen)
 {
-	char why[512];
+	char why[PROXY_ERR_MAX];
 	struct jin *arr = jin_load(path, PROXY_CONFIG_MAX, why, sizeof why);
 	if (!arr) {
 		snprintf(err, errlen, "--config %s: %s", path, why);
@@ -520,7 +510,7 @@ static int load_config(struct proxy_server *s, const char *path, char *err, size
 	enum lk_err e = proxy_populate(s, arr, made, &nmade, why, sizeof why);
 	jin_free(arr);
 	if (e != LK_E_OK) {
-		char msg[640];
+		char msg[PROXY_ERR_MAX];
 		lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
 		snprintf(err, errlen, "--config %s: %s", path, msg);
 		return -1;
@@ -554,14 +544,17 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 	s->rec = record_open(o, err, errlen);
 	if ((o->record || o->pcap || o->hexdump) && !s->rec)
 		goto fail;
-	if (o->api && o->api[0] && proxy_api_start(s, err, errlen) < 0)
+	int rc = o->api && o->api[0] ? proxy_api_start(s, err, errlen) : 0;
+	if (rc < 0) {
+		*code = rc == -2 ? 2 : 1;
 		goto fail;
+	}
 	if (o->config && load_config(s, o->config, err, errlen) < 0) {
 		*code = 2;
 		goto fail;
 	}
 	for (size_t i = 0; i < o->nmore; i++) {
-		char name[PROXY_NAME_MAX], why[512], msg[640];
+		char name[PROXY_NAME_MAX], why[PROXY_ERR_MAX], msg[PROXY_ERR_MAX];
 		const char *spec = o->more[i], *eq = strchr(spec, '='), *comma = eq ? strchr(eq, ',') : NULL;
 		char listen[PROXY_ADDR_MAX] = "127.0.0.1:0";
 		if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof name ||
@@ -583,7 +576,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		}
 	}
 	if (o->upstream) {
-		char why[512], msg[640];
+		char why[PROXY_ERR_MAX], msg[PROXY_ERR_MAX];
 		struct proxy *p;
 		enum lk_err e = proxy_create(s, o->name, o->listen ? o->listen : "127.0.0.1:0", o->upstream,
 		                             1, &p, why, sizeof why);

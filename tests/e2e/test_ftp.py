@@ -700,7 +700,7 @@ def test_feat_lists_exactly_the_spec_features(tree, ftp_start):
         for ln in feats:
             assert ln.startswith(" ") and not ln.startswith("  "), f"feature line {ln!r}"
         got = {ln.strip() for ln in feats}
-        want = {"EPRT", "EPSV", "MDTM", "MLST type*;size*;modify*;perm*;", "PASV",
+        want = {"EPRT", "EPSV", "MDTM", "MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;", "PASV",
                 "REST STREAM", "SIZE", "TVFS", "UTF8"}
         assert got == want, f"FEAT: missing {want - got}, extra {got - want}"
 
@@ -851,6 +851,10 @@ def test_mlsd_facts(tree, ftp_start):
         modify = time.strftime("%Y%m%d%H%M%S", time.gmtime(st.st_mtime))
         assert facts.get("modify", "")[:14] == modify, (name, facts)
         assert "perm" in facts, (name, facts)
+        # ProFTPD's UNIX facts: lftp's mirror takes local modes from unix.mode
+        assert facts.get("unix.mode") == "%04o" % (st.st_mode & 0o777), (name, facts)
+        assert facts.get("unix.owner") == str(st.st_uid), (name, facts)
+        assert facts.get("unix.group") == str(st.st_gid), (name, facts)
         if os.path.isdir(p):
             assert facts.get("type", "").lower() == "dir", (name, facts)
             assert "e" in facts["perm"] and "l" in facts["perm"], (name, facts)

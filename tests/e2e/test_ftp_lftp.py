@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -147,3 +148,52 @@ def test_lftp_everyday_commands(root, tmp_path, ftp_start):
     assert not (root / "big.bin").exists()
     assert not (root / "gone").exists()
     assert sorted(os.listdir(str(root))) == ["newdir"]
+
+
+MODES = {"rw.txt": 0o644, "private.txt": 0o600, "tool.sh": 0o755,
+         "pub": 0o755, "team": 0o750, "team/notes.txt": 0o640, "mine": 0o700,
+         "mine/key.pem": 0o600}
+
+
+def modes_of(top):
+    """{relpath: permission bits} of every file and directory under top."""
+    got = {}
+    for dirpath, dirnames, filenames in os.walk(str(top)):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            got[os.path.relpath(p, str(top))] = os.stat(p).st_mode & 0o777
+    return got
+
+
+def test_lftp_mirror_keeps_modes(root, tmp_path, ftp_start):
+    """A plain `mirror` (lftp takes modes from MLSD's UNIX.mode, else from perm: 0444
+    files, 0555 directories) copies the server's modes, and a non-root user can delete
+    the copy. Run as nobody when the tests run as root; umask 022 keeps these modes."""
+    for rel, mode in sorted(MODES.items()):
+        p = os.path.join(str(root), rel)
+        if "." in rel:
+            with open(p, "wb") as f:
+                f.write(rel.encode())
+        else:
+            os.mkdir(p)
+    for rel, mode in MODES.items():
+        os.chmod(os.path.join(str(root), rel), mode)
+    srv = ftp_start()
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    work = tempfile.mkdtemp(prefix="lk-lftp-modes-", dir="/tmp")  # nobody can reach it
+    try:
+        if as_user:
+            shutil.chown(work, "nobody")
+        down = os.path.join(work, "down")
+        cmd = as_user + ["sh", "-c", 'umask 022 && exec "$@"', "sh", LFTP, "-c",
+                         SETTINGS + f"open -u anonymous,lk@example.com {srv.ftp_url}; mirror / {down}"]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30,
+                           env=dict(os.environ, HOME=work, LFTP_HOME=work), stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, f"lftp mirror failed: {p.stdout}\n{p.stderr}"
+        got = modes_of(down)
+        assert got == MODES, {k: (oct(got.get(k, 0)), oct(v)) for k, v in MODES.items()
+                              if got.get(k) != v}
+        p = subprocess.run(as_user + ["rm", "-rf", down], stderr=subprocess.PIPE, text=True, timeout=10)
+        assert p.returncode == 0 and not os.path.exists(down), p.stderr
+    finally:
+        shutil.rmtree(work)

@@ -905,6 +905,9 @@ def test_seccomp_filter_is_named(nobody_lk, prefix):
     (["--out", "0", "--", "true"], "port '0'"),
     (["--out", "5432:80", "--", "true"], "expected [ADDR:]PORT"),
     (["--max-conns", "0", "--", "true"], "less than 1"),
+    (["-p", "5000-4990", "--", "true"], "the range 5000-4990: the first number is larger"),
+    (["-p", "0:5000-5003", "--", "true"], "inner port '5000-5003'"),
+    (["-p", "5000-5040", "--", "true"], "41 ports; at most 32 forwards (-p and --out together), 0 already"),
     (["--check", "--", "true"], "--check runs no command"),
 ])
 def test_usage_errors(args, msg):
@@ -928,3 +931,69 @@ def test_options_end_at_the_command():
     """Everything after CMD is CMD's, options included; -- is only needed before a dash."""
     p = run("sh", "-c", "echo \"$@\"", "x", "-p", "--json")
     assert p.returncode == 0 and p.stdout == "-p --json\n", p.stderr
+
+
+# --- FTP through forwards ---------------------------------------------------------------------
+
+def free_range(n):
+    """The first of n consecutive ports free on 127.0.0.1, outside the ephemeral range."""
+    for base in range(21000 + os.getpid() % 97 * 50, 32000, 50):
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no {n} free consecutive ports")
+
+
+def test_ftp_through_forwards_with_a_passive_range(isolated, tmp_path):
+    """FTP's passive replies name a port inside: -p A-B forwards each port of serve's
+    --pasv-ports range to itself, so curl (EPSV and PASV) and lftp get their data."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "f.txt").write_text("through isolate\n")
+    (root / "sub" / "g.txt").write_text("g\n")
+    lo = free_range(4)
+    pasv = f"{lo}-{lo + 3}"
+    r = isolated(["-p", f"0:{INNER_PORT}", "-p", pasv],
+                 [LOOPKIT, "serve", str(root), "--port", str(INNER_PORT), "--pasv-ports", pasv,
+                  "--sniff-ms", "50"], ready=f"http://127.0.0.1:{INNER_PORT}/")
+    assert r.doc["forwards"][1:] == [{"dir": "in", "host": f"127.0.0.1:{p}", "inside": f"127.0.0.1:{p}"}
+                                     for p in range(lo, lo + 4)]
+    url = f"ftp://127.0.0.1:{r.ports[0]}/"
+    for extra in ([], ["--disable-epsv"]):
+        c = subprocess.run(["curl", "-sS", "--max-time", "10", *extra, url + "f.txt"], capture_output=True,
+                           text=True, timeout=20)
+        assert (c.returncode, c.stdout) == (0, "through isolate\n"), (extra, c.stderr)
+    down = tmp_path / "down"
+    home = tmp_path / "home"
+    home.mkdir()
+    m = subprocess.run(["lftp", "-c", "set net:max-retries 1; set net:timeout 5; set cmd:fail-exit yes; "
+                        f"open {url}; mirror / {down}"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, HOME=str(home), LFTP_HOME=str(home)), stdin=subprocess.DEVNULL)
+    assert m.returncode == 0, m.stderr
+    assert (down / "f.txt").read_text() == "through isolate\n" and (down / "sub" / "g.txt").read_text() == "g\n"
+    assert "note:" not in r.stderr()
+    assert r.stop() == 0, r.stderr()
+
+
+def test_ftp_without_a_forwarded_passive_range_gets_a_note(isolated, tmp_path):
+    """serve inside with FTP on and only its control port forwarded: isolate says how to
+    forward the passive ports (and says nothing when FTP is off)."""
+    r = isolated(["-p", f"0:{INNER_PORT}"], [LOOPKIT, "serve", str(tmp_path), "--port", str(INNER_PORT)],
+                 ready=f"http://127.0.0.1:{INNER_PORT}/")
+    assert ("loopkit isolate: note: FTP's data connections go to passive ports inside that -p does not "
+            "forward; for FTP from the host, add --pasv-ports 50000-50009 to serve and -p 50000-50009 "
+            "here\n") in r.stderr(), r.stderr()
+    assert r.stop() == 0, r.stderr()
+    r = isolated(["-p", f"0:{INNER_PORT}"], [LOOPKIT, "serve", str(tmp_path), "--port", str(INNER_PORT),
+                                             "--proto", "http"], ready=f"http://127.0.0.1:{INNER_PORT}/")
+    assert "note:" not in r.stderr(), r.stderr()
+    assert r.stop() == 0, r.stderr()

@@ -3,6 +3,7 @@ faults (upstream down or closing early, client resets), with descriptors checked
 import json
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -325,7 +326,9 @@ def test_listen_change_keeps_live_connections(proxies, echo_up):
     s.close()
 
 
-def test_upstream_down_closes_the_client_and_keeps_serving(proxies, echo_up):
+def test_upstream_down_resets_the_client_and_keeps_serving(proxies, echo_up):
+    """A refused upstream resets the client's connection (as the proxy's connect was
+    reset), whether the client has sent anything yet or not: never an empty EOF."""
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     dead_addr = f"127.0.0.1:{dead.getsockname()[1]}"
@@ -342,11 +345,24 @@ def test_upstream_down_closes_the_client_and_keeps_serving(proxies, echo_up):
     round_trip()
     time.sleep(0.1)
     base = fd_kinds(p.pid)[0]
-    for _ in range(20):
-        s = p.connect()
-        assert recv_all(s) == b""
-        s.close()
-    assert "upstream " + dead_addr + ": Connection refused" in p.stderr()
+    for i in range(20):
+        # ECONNRESET wherever the client meets it: in connect (Python's connect with a
+        # timeout polls, then reads SO_ERROR), in a first send, or in recv
+        with pytest.raises(ConnectionResetError):
+            with p.connect() as s:
+                if i % 2:  # a client that speaks first
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                recv_all(s)
+    # curl: the reset shows as "Connection reset by peer", never as an empty reply; it
+    # fails in connect (exit 7) when the reset beats its check of the connect, else in recv (56)
+    for _ in range(5):
+        r = subprocess.run(["curl", "-sv", "--max-time", "5", f"http://127.0.0.1:{p.port()}/"],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and "Connection reset by peer" in r.stderr, (r.returncode, r.stderr)
+        assert "Empty reply" not in r.stderr, r.stderr
+    log = p.stderr()
+    assert f"proxy proxy: upstream {dead_addr}: Connection refused; the client's connection is reset" in log
+    assert "connection is closed" not in log
     round_trip()
     time.sleep(0.2)
     assert fd_kinds(p.pid)[0] == base
@@ -521,3 +537,21 @@ def test_several_proxies_from_flags(proxies, echo_up):
     assert [t["name"] for t in body["proxy"]["toxics"]] == ["latency_downstream"]
     assert body["second"]["toxics"] == [] and body["third"]["toxics"] == []
     a.close()
+
+
+def test_a_port_alone_is_on_loopback(proxies, echo_up):
+    """`loopkit proxy 8080`: a bare port is 127.0.0.1:PORT, for UPSTREAM, LISTEN, --proxy
+    and the API, and the output and the API show what it means."""
+    p = proxies(str(echo_up.port), "--proxy", f"two=0,{echo_up.port}", expect=2)
+    assert f"proxy  {p.proxies['proxy']} -> {echo_up.addr}\n" in p.lines, p.lines
+    assert f"two  {p.proxies['two']} -> {echo_up.addr}\n" in p.lines, p.lines
+    assert p.proxies["proxy"].startswith("127.0.0.1:") and p.proxies["two"].startswith("127.0.0.1:")
+    for name in ("proxy", "two"):
+        with p.connect(name) as s:
+            assert rtts(s, 2)
+    st, body = p.api("POST", "/proxies", {"name": "three", "upstream": str(echo_up.port), "listen": "0"})
+    assert st == 201 and body["upstream"] == echo_up.addr and body["listen"].startswith("127.0.0.1:"), body
+    with socket.create_connection(("127.0.0.1", int(body["listen"].rsplit(":", 1)[1])), timeout=5) as s:
+        assert rtts(s, 1)
+    st, body = p.api("GET", "/proxies")
+    assert {n: b["upstream"] for n, b in body.items()} == dict.fromkeys(("proxy", "two", "three"), echo_up.addr)

@@ -72,7 +72,9 @@ def test_toxiproxy_node_client_drives_loopkit(proxy, echo_up):
     ("POST", "/proxies", '{"name":"a"}', 400, "missing required field: upstream"),
     ("POST", "/proxies", '{"upstream":"127.0.0.1:1"}', 400, "missing required field: name"),
     ("POST", "/proxies", '{"name":"proxy","upstream":"127.0.0.1:1"}', 409, "proxy already exists"),
-    ("POST", "/proxies", '{"name":"x","upstream":"nohost"}', 400, "is not HOST:PORT"),
+    ("POST", "/proxies", '{"name":"x","upstream":"nohost"}', 400, "upstream nohost: want HOST:PORT"),
+    ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:99999"}', 400,
+     "upstream 127.0.0.1:99999: the port: more than 65535"),
     ("POST", "/proxies", '{"name":"x","upstream":"10.1.2.3:80"}', 400, "add --allow-remote"),
     ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:1","listen":"8.8.8.8:80"}', 400, "listen 8.8.8.8:80"),
     ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:1","enabled":"yes"}', 400, "bad request body"),
@@ -201,9 +203,28 @@ def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen(1)
-    r = run(f"127.0.0.1:{taken.getsockname()[1]}", echo_up.addr)
-    assert r.returncode == 1 and f"is held by python3 (pid {os.getpid()}); use HOST:0 for a free port" in r.stderr
+    port = taken.getsockname()[1]
+    r = run(f"127.0.0.1:{port}", echo_up.addr)
+    assert r.returncode == 1 and r.stderr == (
+        f"loopkit proxy: listen 127.0.0.1:{port}: port {port} on 127.0.0.1 is held by python3 "
+        f"(pid {os.getpid()}); try 127.0.0.1:0 for any free port\n"), r.stderr
+    # the API's port: the whole message, its fix uncut (it once ended "... for a fr")
+    r = subprocess.run([LOOPKIT, "proxy", "127.0.0.1:1", "--api", f"127.0.0.1:{port}"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 1 and r.stderr == (
+        f"loopkit proxy: --api 127.0.0.1:{port}: port {port} on 127.0.0.1 is held by python3 "
+        f"(pid {os.getpid()}); try --api 127.0.0.1:0 for any free port\n"), r.stderr
+    # the bare --api port: the same address, the same message
+    r = subprocess.run([LOOPKIT, "proxy", "127.0.0.1:1", "--api", str(port)], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 1 and r.stderr.endswith(
+        f"is held by python3 (pid {os.getpid()}); try --api 127.0.0.1:0 for any free port\n"), r.stderr
     taken.close()
+    for api, why in (("127.0.0.1:http", "the port: not a number"), ("[::1]", "want [IPv6]:PORT"),
+                     ("10.0.0.1:8474", "10.0.0.1 is not a loopback address")):
+        r = subprocess.run([LOOPKIT, "proxy", "127.0.0.1:1", "--api", api], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 2 and r.stderr.startswith(f"loopkit proxy: --api {api}: {why}"), r.stderr
 
 
 @measures

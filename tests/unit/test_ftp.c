@@ -191,15 +191,20 @@ static void test_list_lines(void **state)
 	        {FTP_L_NLST, "a b.txt", 0, 0, 1, 0644, 1, NOW, "a b.txt\r\n"},
 	        {FTP_L_NLST, "dir", 1, 1, 0, 0755, 1, NOW, "dir"},
 	        {FTP_L_MLSD, "a.txt", 0, 0, 1, 0644, 12, NOW,
-	         "type=file;size=12;modify=20250102030405;perm=r; a.txt\r\n"},
+	         "type=file;size=12;modify=20250102030405;perm=r;UNIX.mode=0644;UNIX.owner=0;UNIX.group=0; "
+	         "a.txt\r\n"},
 	        {FTP_L_MLSD, "a.txt", 0, 1, 1, 0644, 12, NOW,
-	         "type=file;size=12;modify=20250102030405;perm=radfw; a.txt\r\n"},
+	         "type=file;size=12;modify=20250102030405;perm=radfw;UNIX.mode=0644;UNIX.owner=0;UNIX.group="
+	         "0; a.txt\r\n"},
 	        {FTP_L_MLSD, "d", 1, 0, 1, 0755, 0, LONGAGO,
-	         "type=dir;size=0;modify=20100101000000;perm=el; d\r\n"},
+	         "type=dir;size=0;modify=20100101000000;perm=el;UNIX.mode=0755;UNIX.owner=0;UNIX.group=0; "
+	         "d\r\n"},
 	        {FTP_L_MLSD, "d", 1, 1, 1, 0755, 0, LONGAGO,
-	         "type=dir;size=0;modify=20100101000000;perm=elcmp; d\r\n"},
+	         "type=dir;size=0;modify=20100101000000;perm=elcmp;UNIX.mode=0755;UNIX.owner=0;UNIX.group=0; "
+	         "d\r\n"},
 	        {FTP_L_MLSD, "\xc3\xbcn\xc3\xaf_\xc3\xb8.txt", 0, 0, 1, 0644, 1, NOW,
-	         "type=file;size=1;modify=20250102030405;perm=r; \xc3\xbcn\xc3\xaf_\xc3\xb8.txt\r\n"},
+	         "type=file;size=1;modify=20250102030405;perm=r;UNIX.mode=0644;UNIX.owner=0;UNIX.group=0; "
+	         "\xc3\xbcn\xc3\xaf_\xc3\xb8.txt\r\n"},
 	        /* One name must never read as two lines. */
 	        {FTP_L_LIST, "evil\r\n226 done", 0, 0, 1, 0644, 1, NOW, ""},
 	        {FTP_L_NLST, "a\nb", 0, 0, 1, 0644, 1, NOW, ""},
@@ -220,7 +225,12 @@ static void test_list_lines(void **state)
 	char name[NAME_MAX + 1], out[FTP_LIST_LINE_MAX];
 	memset(name, 'n', NAME_MAX);
 	name[NAME_MAX] = 0;
-	struct dirsnap_ent e = {.name = name, .size = UINT64_MAX, .mode = 0777, .mtime = {.tv_sec = NOW}};
+	struct dirsnap_ent e = {.name = name,
+	                        .size = UINT64_MAX,
+	                        .mode = 0777,
+	                        .uid = (uid_t)-2,
+	                        .gid = (gid_t)-2,
+	                        .mtime = {.tv_sec = NOW}};
 	for (int k = FTP_L_LIST; k <= FTP_L_MLSD; k++) {
 		size_t n = ftp_list_line(out, sizeof(out), (enum ftp_list_kind)k, &e, NOW, 1, 1);
 		assert_true(n > NAME_MAX && n < sizeof(out));
@@ -234,7 +244,7 @@ static void test_list_lines(void **state)
 
 static void test_list_helpers(void **state)
 {
-	char out[64], m[16];
+	char out[128], m[16];
 	assert_string_equal(ftp_list_quote("", out, sizeof(out)), "/");
 	assert_string_equal(ftp_list_quote("a/b", out, sizeof(out)), "/a/b");
 	assert_string_equal(ftp_list_quote("q\"d/x", out, sizeof(out)), "/q\"\"d/x");
@@ -248,9 +258,17 @@ static void test_list_helpers(void **state)
 	assert_string_equal(ftp_list_skip_options("-la  sub dir"), "sub dir");
 	assert_string_equal(ftp_list_skip_options("-a -l x"), "x");
 	assert_string_equal(ftp_list_skip_options("x -l"), "x -l");
-	struct dirsnap_ent e = {.name = "x", .size = 5, .mtime = {.tv_sec = NOW}};
+	struct dirsnap_ent e = {.name = "x",
+	                        .mode = S_IFREG | 04640,
+	                        .uid = 1000,
+	                        .gid = 65534,
+	                        .size = 5,
+	                        .mtime = {.tv_sec = NOW}};
 	size_t n = ftp_list_facts(out, sizeof(out), &e, 0);
-	assert_string_equal(out, "type=file;size=5;modify=20250102030405;perm=r; ");
+	/* UNIX.mode: the nine permission bits, as LIST shows them (no setuid: lftp would copy it). */
+	assert_string_equal(out,
+	                    "type=file;size=5;modify=20250102030405;perm=r;UNIX.mode=0640;UNIX.owner=1000;"
+	                    "UNIX.group=65534; ");
 	assert_int_equal(n, strlen(out));
 }
 
@@ -333,9 +351,12 @@ static void test_help_and_feat_from_table(void **state)
 		offered += !(ftp_cmds[i].flags & FTP_C_UNIMPL);
 	assert_int_equal(words, offered); /* each once: all found, and no more words */
 
-	static const char *const want[] = {"EPRT", "EPSV",        "MDTM", "MLST type*;size*;modify*;perm*;",
-	                                   "PASV", "REST STREAM", "SIZE", "TVFS",
-	                                   "UTF8", NULL};
+	static const char *const want[] = {
+	        "EPRT", "EPSV",
+	        "MDTM", "MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;",
+	        "PASV", "REST STREAM",
+	        "SIZE", "TVFS",
+	        "UTF8", NULL};
 	n = ftp_cmds_feat(feat, sizeof(feat));
 	assert_int_equal(n, strlen(feat));
 	size_t lines = 0;

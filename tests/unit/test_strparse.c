@@ -1,4 +1,5 @@
-/* test_strparse.c - table-driven tests of core/strparse: counts, sizes, durations, decimals, ranges. */
+/* test_strparse.c - table-driven tests of core/strparse: counts, sizes, durations, decimals, ranges,
+ * HOST:PORT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -195,6 +196,57 @@ static void test_rows(void **state)
 	assert_int_equal(failed, 0);
 }
 
+/* HOST:PORT as people type it; a failure leaves host and port untouched. */
+static void test_hostport(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *bare; /* bare: the host a bare port means, or NULL */
+		int ok;
+		const char *host; /* the host, or a substring of the reason */
+		unsigned port;
+	} hp_rows[] = {
+	        {"127.0.0.1:8080", "127.0.0.1", 1, "127.0.0.1", 8080},
+	        {"localhost:1", NULL, 1, "localhost", 1},
+	        {"[::1]:65535", NULL, 1, "::1", 65535},
+	        {":5432", NULL, 1, "", 5432},
+	        {"8080", "127.0.0.1", 1, "127.0.0.1", 8080},
+	        {"0", "::1", 1, "::1", 0},
+	        {"127.0.0.1:0", NULL, 1, "127.0.0.1", 0},
+	        {"::1:80", NULL, 1, "::1", 80}, /* unbracketed: the last ':' */
+	        {"8080", NULL, 0, "want HOST:PORT", 0},
+	        {"localhost", "127.0.0.1", 0, "want HOST:PORT", 0},
+	        {"", "127.0.0.1", 0, "empty", 0},
+	        {"65536", "127.0.0.1", 0, "the port: more than 65535", 0},
+	        {"127.0.0.1:65536", NULL, 0, "the port: more than 65535", 0},
+	        {"127.0.0.1:", NULL, 0, "the port: empty", 0},
+	        {"127.0.0.1:http", NULL, 0, "the port: not a number", 0},
+	        {"127.0.0.1:80x", NULL, 0, "the port: unexpected 'x'", 0},
+	        {"[::1]", NULL, 0, "want [IPv6]:PORT", 0},
+	        {"[::1:80", NULL, 0, "want [IPv6]:PORT", 0},
+	        {"0123456789abcdef:1", NULL, 0, "longer than 15 bytes", 0},
+	        {"0123456789abcde:1", NULL, 1, "0123456789abcde", 1},
+	};
+	int failed = 0;
+	for (size_t i = 0; i < sizeof(hp_rows) / sizeof(hp_rows[0]); i++) {
+		char host[16] = "untouched", err[STRPARSE_ERR_MAX] = "";
+		uint16_t port = 7;
+		int rc = strparse_hostport(guarded(hp_rows[i].in), hp_rows[i].bare, host, sizeof host, &port, err,
+		                           sizeof err);
+		int bad = hp_rows[i].ok ? rc != 0 || strcmp(host, hp_rows[i].host) || port != hp_rows[i].port
+		                     : rc != -1 || !strstr(err, hp_rows[i].host) || strcmp(host, "untouched") ||
+		                               port != 7;
+		if (bad) {
+			print_error("row %zu: \"%s\": rc %d host \"%s\" port %u reason \"%s\"; want %s "
+			            "\"%s\" %u\n",
+			            i, hp_rows[i].in, rc, host, port, err, hp_rows[i].ok ? "ok" : "error",
+			            hp_rows[i].host, hp_rows[i].port);
+			failed++;
+		}
+	}
+	assert_int_equal(failed, 0);
+}
+
 /* Reasons fit STRPARSE_ERR_MAX and a NULL err is allowed. */
 static void test_reasons_fit(void **state)
 {
@@ -255,6 +307,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_rows),
+	        cmocka_unit_test(test_hostport),
 	        cmocka_unit_test(test_reasons_fit),
 	        cmocka_unit_test(test_format_round_trip),
 	};
