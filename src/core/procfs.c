@@ -437,6 +437,25 @@ int procfs_owner_find(uint32_t inode, struct procfs_owner *out)
 	return found;
 }
 
+int procfs_owner_of_pid(pid_t pid, struct procfs_owner *out)
+{
+	struct procfs_owner_map map = {0};
+	struct diag_scan sc = {.map = &map};
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (pid <= 0)
+		return 0;
+	sc.procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sc.procfd < 0)
+		return -1;
+	rc = diag_owner_read(&sc, pid, out) == 0;
+	close(sc.procfd);
+	if (!rc)
+		memset(out, 0, sizeof *out);
+	return rc;
+}
+
 /* ---- port holders ---- */
 
 static int diag_pid_cmp(const void *a, const void *b)

@@ -58,6 +58,11 @@ void procfs_owner_map_free(struct procfs_owner_map *map);
  * 0 with *out zeroed (pid 0) when unknown, -1 with errno set on error. */
 int procfs_owner_find(uint32_t inode, struct procfs_owner *out);
 
+/* Fills *out (comm, user, cmdline, effective uid) for the process pid. Returns 1, 0
+ * with *out zeroed when it is gone or cannot be read, -1 with errno when /proc cannot
+ * be opened. */
+int procfs_owner_of_pid(pid_t pid, struct procfs_owner *out);
+
 /* Finds who holds local port `port` in any address and family: processes with a
  * listening TCP socket (proto IPPROTO_TCP), any UDP socket bound to it (IPPROTO_UDP),
  * or either (0). Each process is reported once, ascending pid; sockets whose process

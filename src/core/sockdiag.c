@@ -272,44 +272,50 @@ const char *sockdiag_state_name(int state)
 	return names[state];
 }
 
-int sockdiag_peer(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
-                  struct sockdiag_sock *out)
+/* Fills id with a (as the source: a socket's own end) and b (the destination); the
+ * family is a's. Returns 0, or -1 with errno EAFNOSUPPORT. */
+static int diag_fill_id(struct inet_diag_sockid *id, const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	struct inet_diag_sockid id;
+	memset(id, 0, sizeof *id);
+	id->idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	id->idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		id->idiag_sport = x->sin_port;
+		memcpy(id->idiag_src, &x->sin_addr, 4);
+		if (y) {
+			id->idiag_dport = y->sin_port;
+			memcpy(id->idiag_dst, &y->sin_addr, 4);
+		}
+		return 0;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		id->idiag_sport = x->sin6_port;
+		memcpy(id->idiag_src, &x->sin6_addr, 16);
+		if (y) {
+			id->idiag_dport = y->sin6_port;
+			memcpy(id->idiag_dst, &y->sin6_addr, 16);
+		}
+		return 0;
+	}
+	errno = EAFNOSUPPORT;
+	return -1;
+}
+
+/* One exact lookup of the TCP socket id in family: 0 with *out, or -1 with errno
+ * (ENOENT: no such socket). */
+static int diag_lookup(int family, const struct inet_diag_sockid *id, struct sockdiag_sock *out)
+{
 	struct diag_sockvec vec = {0};
 	char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
 	int rc, e;
 
-	if (local->ss_family != peer->ss_family) {
-		errno = EAFNOSUPPORT;
-		return -1;
-	}
-	memset(&id, 0, sizeof id);
-	id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	/* The peer's own socket: its source is their address, its destination ours. */
-	if (peer->ss_family == AF_INET) {
-		const struct sockaddr_in *p = (const void *)peer, *l = (const void *)local;
-		id.idiag_sport = p->sin_port;
-		id.idiag_dport = l->sin_port;
-		memcpy(id.idiag_src, &p->sin_addr, 4);
-		memcpy(id.idiag_dst, &l->sin_addr, 4);
-	} else if (peer->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *p = (const void *)peer, *l = (const void *)local;
-		id.idiag_sport = p->sin6_port;
-		id.idiag_dport = l->sin6_port;
-		memcpy(id.idiag_src, &p->sin6_addr, 16);
-		memcpy(id.idiag_dst, &l->sin6_addr, 16);
-	} else {
-		errno = EAFNOSUPPORT;
-		return -1;
-	}
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0)
 		return -1;
 	/* One small reply: a stack buffer; a truncated datagram is an error anyway. */
-	rc = diag_request(fd, 1, peer->ss_family, IPPROTO_TCP, SOCKDIAG_STATE_ALL, &id, &vec, buf, sizeof buf, NULL,
-	                  0);
+	rc = diag_request(fd, 1, family, IPPROTO_TCP, SOCKDIAG_STATE_ALL, id, &vec, buf, sizeof buf, NULL, 0);
 	e = errno;
 	close(fd);
 	if (rc == 0 && vec.n == 1) {
@@ -320,4 +326,48 @@ int sockdiag_peer(const struct sockaddr_storage *local, const struct sockaddr_st
 	free(vec.v);
 	errno = rc < 0 ? e : ENOENT;
 	return -1;
+}
+
+int sockdiag_peer(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                  struct sockdiag_sock *out)
+{
+	struct inet_diag_sockid id;
+
+	if (local->ss_family != peer->ss_family) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	/* The peer's own socket: its source is their address, its destination ours. */
+	if (diag_fill_id(&id, peer, local) < 0)
+		return -1;
+	return diag_lookup(peer->ss_family, &id, out);
+}
+
+int sockdiag_listener(const struct sockaddr_storage *addr, struct sockdiag_sock *out)
+{
+	struct sockaddr_storage a = *addr;
+	struct inet_diag_sockid id;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
+
+	/* The kernel looks up a v4-mapped address as IPv6 only when both ends are mapped:
+	 * ask in IPv4, where a dual-stack listener is found too. */
+	if (a.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+		struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = a6->sin6_port};
+
+		memcpy(&v4.sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+		memset(&a, 0, sizeof a);
+		memcpy(&a, &v4, sizeof v4);
+	}
+	/* With no remote end, the kernel's exact lookup is the one a new connection to
+	 * addr makes: an established socket never matches port 0 of 0.0.0.0, so the answer
+	 * is the listener that would accept it (a wildcard one included). */
+	if (diag_fill_id(&id, &a, NULL) < 0)
+		return -1;
+	if (diag_lookup(a.ss_family, &id, out) < 0)
+		return -1;
+	if (out->state != TCP_LISTEN) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
 }

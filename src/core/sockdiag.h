@@ -46,6 +46,13 @@ int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, si
 int sockdiag_peer(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
                   struct sockdiag_sock *out);
 
+/* Finds the TCP listener that a connection to addr (address and port; a v4-mapped
+ * IPv6 address is looked up as IPv4) would reach on this machine, a wildcard listener
+ * included: the kernel's own lookup, one exact request. Returns 0 with *out filled
+ * (out->uid owns it, out->inode names it), or -1 with errno (ENOENT: nothing listens
+ * there; another value: sock_diag itself failed). */
+int sockdiag_listener(const struct sockaddr_storage *addr, struct sockdiag_sock *out);
+
 /* Returns a static name for a state as ss(8) prints it: "LISTEN", "ESTAB",
  * "TIME-WAIT", "UNCONN" (TCP_CLOSE, an unconnected UDP socket), ...; "UNKNOWN" for
  * values out of range. */

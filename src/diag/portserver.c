@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/loop.h"
+#include "core/procfs.h"
 #include "core/text.h"
 
 /* Fills sun from "@name" (abstract) or a path. Returns the length or -1. */
@@ -232,6 +233,38 @@ static void ps_signal_cb(struct loop *l, int signo, void *data)
 	loop_stop(l);
 }
 
+/* Connects to the server at addr. Returns the fd with the listener's SO_PEERCRED
+ * (its creator's pid and uid) in *cred, or -1. */
+static int ps_connect(const char *addr, struct ucred *cred)
+{
+	struct sockaddr_un sun;
+	socklen_t sl = unix_addr(addr, &sun), cl = sizeof *cred;
+	int fd;
+
+	if (sl == (socklen_t)-1)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sl) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &cl) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* "python3 (pid 812) of user nobody (uid 65534)" for the server behind cred. */
+static void ps_holder_text(const struct ucred *cred, char *buf, size_t len)
+{
+	struct procfs_owner o;
+	char who[PROCFS_COMM_MAX + 32];
+	if (procfs_owner_of_pid(cred->pid, &o) == 1 && procfs_owner_text(&o, 1, who, sizeof who) > 0)
+		snprintf(buf, len, "%s of user %s (uid %u)", who, o.user, (unsigned)cred->uid);
+	else
+		snprintf(buf, len, "pid %d of uid %u", (int)cred->pid, (unsigned)cred->uid);
+}
+
 /* Removes a stale socket file at path: only a socket, owned by this user, that nobody
  * answers on. Anything else there is left alone and named. */
 static int remove_stale(const char *path, char *err, size_t errlen)
@@ -244,7 +277,7 @@ static int remove_stale(const char *path, char *err, size_t errlen)
 		         "address (nothing was removed)", path);
 		return -1;
 	}
-	if (portserver_request(path, 0) == 0) {
+	if (portserver_request(path, 0, NULL, 0) == 0) {
 		snprintf(err, errlen, "%s: another port server answers there", path);
 		return -1;
 	}
@@ -274,8 +307,17 @@ int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char 
 	}
 	if (bind(lfd, (struct sockaddr *)&sun, sl) < 0 || listen(lfd, 128) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "listen on %s: %s%s", ps->addr, strerror(e),
-				e == EADDRINUSE ? " (another port server runs there)" : "");
+		char who[300] = "another port server runs there";
+		struct ucred cred;
+		int hfd = e == EADDRINUSE ? ps_connect(ps->addr, &cred) : -1;
+		if (hfd >= 0) {
+			char h[256];
+			close(hfd);
+			ps_holder_text(&cred, h, sizeof h);
+			snprintf(who, sizeof who, "held by %s", h);
+		}
+		snprintf(err, errlen, "listen on %s: %s%s%s%s", ps->addr, strerror(e), e == EADDRINUSE ? " (" : "",
+		         e == EADDRINUSE ? who : "", e == EADDRINUSE ? ")" : "");
 		close(lfd);
 		return -1;
 	}
@@ -304,25 +346,33 @@ out:
 	return rc;
 }
 
-int portserver_request(const char *addr, pid_t pid)
+int portserver_request(const char *addr, pid_t pid, char *err, size_t errlen)
 {
-	struct sockaddr_un sun;
-	socklen_t sl = unix_addr(addr, &sun);
 	char line[PORTSERVER_LINE_MAX + 1], req[24];
+	struct ucred cred;
 	int fd, k;
 
-	if (sl == (socklen_t)-1)
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = ps_connect(addr, &cred);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sl) < 0) {
-		close(fd);
-		return -1;
-	}
 	if (pid == 0) { /* a probe: is anybody there? */
 		close(fd);
 		return 0;
+	}
+	/* An abstract name (portpicker's default) has no permissions: any user can bind
+	 * it first and hand out a port it then takes itself. Only our own server, or
+	 * root's, is asked. */
+	if (cred.uid != geteuid() && cred.uid != 0) {
+		char who[256];
+		close(fd);
+		ps_holder_text(&cred, who, sizeof who);
+		snprintf(err, errlen,
+		         "the port server at %s belongs to another user: %s; not asking it (anyone can take a "
+		         "shared name first and hand out a port it then takes). Run your own and point "
+		         "PORTSERVER_ADDRESS at it (loopkit port --server $XDG_RUNTIME_DIR/ports.sock), or unset "
+		         "PORTSERVER_ADDRESS to lease ports without a server",
+		         addr, who);
+		return PORTSERVER_FOREIGN;
 	}
 	k = snprintf(req, sizeof req, "%d\n", (int)pid);
 	if (send(fd, req, (size_t)k, MSG_NOSIGNAL) != k) {
@@ -366,7 +416,9 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 	if (count > PORTLEASE_MAX_COUNT)
 		count = PORTLEASE_MAX_COUNT;
 	for (; server && server[0] && g->n < count; g->n++) {
-		int p = portserver_request(server, owner);
+		int p = portserver_request(server, owner, err, errlen);
+		if (p == PORTSERVER_FOREIGN)
+			return -1;
 		if (p <= 0)
 			break;
 		/* Whatever answers at that address is trusted with nothing: a port outside

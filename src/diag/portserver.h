@@ -14,6 +14,7 @@
 #define PORTSERVER_IO_MS 1000     /* a client must send its line within this */
 #define PORTSERVER_LINE_MAX 32    /* "<pid>\n" */
 #define PORTSERVER_MAX_CLIENTS 1024 /* served at once; more are closed and may retry */
+#define PORTSERVER_FOREIGN (-2)     /* portserver_request: the server is another user's */
 
 struct portserver {
 	const char *addr;                     /* "@abstract" or a path */
@@ -33,9 +34,12 @@ struct portserver {
 int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char *err,
 		size_t errlen);
 
-/* Asks the server at addr for a port for pid. Returns the port, 0 when the server had
- * none to give, -1 when no server answers there. Waits at most PORTSERVER_IO_MS. */
-int portserver_request(const char *addr, pid_t pid);
+/* Asks the server at addr for a port for pid (pid 0: only probes that one listens).
+ * Returns the port, 0 when the server had none to give, -1 when no server answers
+ * there, PORTSERVER_FOREIGN when the server (SO_PEERCRED) is neither this user's nor
+ * root's: then nothing was asked and err (may be NULL) names its process, uid and
+ * what to do. Waits at most PORTSERVER_IO_MS. */
+int portserver_request(const char *addr, pid_t pid, char *err, size_t errlen);
 
 /* Serves one request line from a client of uid caller (SO_PEERCRED): parses the pid,
  * checks that it exists and belongs to caller (root may name any), leases a port.
@@ -61,7 +65,8 @@ struct portserver_grant {
 
 /* Gets count ports for need: from the port server at server (when not NULL or "") for
  * process owner, the rest leased from want (minus the ephemeral range) for lease_secs.
- * Returns 0, or -1 with err filled (fewer free ports than count, ...). */
+ * Returns 0, or -1 with err filled (fewer free ports than count, a server of another
+ * user at server, ...). */
 int portserver_grant(size_t count, unsigned need, struct portlease_range want, unsigned lease_secs,
 		const char *server, pid_t owner, struct portserver_grant *g, char *err, size_t errlen);
 

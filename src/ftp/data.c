@@ -533,15 +533,71 @@ static int pasv_open(struct ftp_session *s, uint16_t *port)
 	return -1;
 }
 
-/* Connects to the PORT/EPRT address (checked to be the control peer's). */
-static int port_connect(struct ftp_session *s)
+/* On this machine every user has the same addresses (127.0.0.1 for all on loopback),
+ * so "the control peer's address" does not tell the client's listener from another
+ * user's, or from the passive listener of another server of ours (a bounce into it
+ * would pass that server's uid check as us). A PORT/EPRT target of a local client is
+ * therefore taken only when the listener a connection to it reaches belongs to the
+ * client's uid (sock_diag). A remote client keeps the address rule alone.
+ * Returns 0 with the listener's inode in *inode (0 for a remote client), or -1 with
+ * why in detail. */
+static int port_target_check(const struct ftp_session *s, const struct sockaddr_storage *a, uint32_t *inode,
+                             char *detail, size_t dlen)
+{
+	struct sockdiag_sock sd;
+	char at[64];
+	*inode = 0;
+	net_ss_text(a, at, sizeof(at));
+	if (s->peer_uid < 0) {
+		if (!net_is_loopback((const struct sockaddr *)&s->peer.addr))
+			return 0;
+		snprintf(detail, dlen, "the user of your connection cannot be established (sock_diag), so no "
+		         "listener can be checked to be yours");
+		return -1;
+	}
+	if (sockdiag_listener(a, &sd) < 0) {
+		if (errno == ENOENT)
+			snprintf(detail, dlen, "nothing listens at %s (listen before sending PORT or EPRT)", at);
+		else
+			snprintf(detail, dlen, "the owner of the listener at %s cannot be established (sock_diag: %s)",
+			         at, strerror(errno));
+		return -1;
+	}
+	if ((int)sd.uid != s->peer_uid) {
+		snprintf(detail, dlen, "the listener at %s belongs to another user (uid %u, you are uid %d); on "
+		         "this machine every user has your address", at, sd.uid, s->peer_uid);
+		return -1;
+	}
+	*inode = sd.inode;
+	return 0;
+}
+
+/* Connects to the PORT/EPRT address (checked to be the control peer's, and for a
+ * local client checked again here to be the listener PORT found: one that closed
+ * since may have been replaced by another user's). On failure it fails the transfer. */
+static void port_connect(struct ftp_session *s)
 {
 	struct sockaddr_storage src = s->local;
 	int fam = s->port_addr.ss_family;
 	socklen_t len = fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	if (s->port_inode) {
+		struct sockdiag_sock sd;
+		if (sockdiag_listener(&s->port_addr, &sd) < 0 || sd.inode != s->port_inode) {
+			char at[64], d[128];
+			net_ss_text(&s->port_addr, at, sizeof(at));
+			snprintf(d, sizeof(d), "the listener at %s is not the one PORT or EPRT found", at);
+			log_msg("ftp: active data connection to %s for %s refused: its listener changed since "
+			        "PORT/EPRT",
+			        at, s->peer.addr_str);
+			xfer_fail(s, LK_E_F_PORT_GONE, d);
+			return;
+		}
+	}
 	int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
+	if (fd < 0) {
+		xfer_fail(s, LK_E_F_DATA_OPEN, NULL);
+		return;
+	}
 	/* From the control connection's address, so the client sees the server it knows. */
 	if (src.ss_family == fam) {
 		if (fam == AF_INET)
@@ -552,17 +608,14 @@ static int port_connect(struct ftp_session *s)
 			log_msg("ftp: cannot bind the active data connection to %s: %s; the kernel picks",
 			        s->peer.addr_str, strerror(errno));
 	}
-	if (connect(fd, (struct sockaddr *)&s->port_addr, len) < 0 && errno != EINPROGRESS) {
+	if ((connect(fd, (struct sockaddr *)&s->port_addr, len) < 0 && errno != EINPROGRESS) ||
+	    loop_io_start(s->x->loop, &s->data_io, fd, LOOP_WRITE, data_cb, s) < 0) {
 		close(fd);
-		return -1;
-	}
-	if (loop_io_start(s->x->loop, &s->data_io, fd, LOOP_WRITE, data_cb, s) < 0) {
-		close(fd);
-		return -1;
+		xfer_fail(s, LK_E_F_DATA_OPEN, NULL);
+		return;
 	}
 	s->data_connecting = 1;
 	loop_timer_start(s->x->loop, &s->data_timer, s->x->cfg->data_timeout_ms);
-	return 0;
 }
 
 void ftp_xfer_start(struct ftp_session *s, struct ftp_xfer *t)
@@ -573,8 +626,8 @@ void ftp_xfer_start(struct ftp_session *s, struct ftp_xfer *t)
 		data_go(s);
 	else if (s->mode == FTP_D_PASV)
 		loop_timer_start(s->x->loop, &s->data_timer, s->x->cfg->data_timeout_ms);
-	else if (port_connect(s) < 0)
-		xfer_fail(s, LK_E_F_DATA_OPEN, NULL);
+	else
+		port_connect(s);
 }
 
 /* ---- commands ---- */
@@ -638,7 +691,15 @@ void ftp_cmd_port(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 		ftp_reply_err(s, LK_E_F_LOW_PORT, d);
 		return;
 	}
+	uint32_t inode;
+	char why[256];
+	if (port_target_check(s, &a, &inode, why, sizeof(why)) < 0) {
+		log_msg("ftp: refused %s from %s: %s", c->verb, s->peer.addr_str, why);
+		ftp_reply_err(s, LK_E_F_PORT_REFUSED, why);
+		return;
+	}
 	ftp_data_close(s);
+	s->port_inode = inode;
 	s->port_addr = a;
 	s->mode = FTP_D_PORT;
 	ftp_reply(s, LK_R_PORT_OK, c->verb);

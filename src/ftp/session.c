@@ -374,17 +374,16 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer)
 	if (!s->peer.addr_str[0])
 		net_addr_str((const struct sockaddr *)&peer->addr, s->peer.addr_str,
 		             sizeof(s->peer.addr_str));
-	/* On loopback every user's address is 127.0.0.1: the owner of the client's
-	 * socket tells its data connections from another user's (data.c). The sniffer
-	 * has usually looked it up already; else one exact netlink request. */
+	/* On this machine every user has the same addresses (on loopback, 127.0.0.1):
+	 * the owner of the client's socket tells its data connections and listeners from
+	 * another user's (data.c). The sniffer has usually looked it up already; else one
+	 * exact netlink request, which finds the socket of any local client, whatever
+	 * address it came from (a remote one is not found: -1). */
 	struct sockdiag_sock sd;
 	if (peer->uid >= 0)
 		s->peer_uid = (int)peer->uid;
 	else
-		s->peer_uid = net_is_loopback((const struct sockaddr *)&peer->addr) &&
-		                              sockdiag_peer(&s->local, &peer->addr, &sd) == 0
-		                      ? (int)sd.uid
-		                      : -1;
+		s->peer_uid = sockdiag_peer(&s->local, &peer->addr, &sd) == 0 ? (int)sd.uid : -1;
 	s->pasv_io.fd = s->data_io.fd = -1;
 	buf_init(&s->in, FTP_MAX_LINE * 8);
 	buf_init(&s->out, FTP_OUT_MAX);

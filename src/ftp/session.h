@@ -93,6 +93,7 @@ struct ftp_session {
 	enum ftp_data_mode mode;
 	struct loop_io pasv_io; /* passive listener */
 	struct sockaddr_storage port_addr;
+	uint32_t port_inode;    /* the listener PORT/EPRT found there (local clients); 0: none */
 	struct loop_io data_io; /* connected (or connecting) data socket */
 	int data_connecting;
 	struct loop_timer data_timer; /* setup, stall and drain deadlines */

@@ -270,6 +270,11 @@ const char *http_conn_peer(const struct http_conn *c)
 	return c->peer.addr_str;
 }
 
+long http_conn_peer_uid(const struct http_conn *c)
+{
+	return c->peer.uid;
+}
+
 struct http_ctx *http_conn_ctx(const struct http_conn *c)
 {
 	return c->x;

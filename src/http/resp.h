@@ -76,6 +76,7 @@ void resp_close_after(struct http_conn *c);
 int http_conn_head_only(const struct http_conn *c);   /* a HEAD request: no body goes out */
 int http_conn_can_chunk(const struct http_conn *c);   /* an HTTP/1.1 client: chunks and trailers */
 const char *http_conn_peer(const struct http_conn *c); /* the client's address, as text */
+long http_conn_peer_uid(const struct http_conn *c);    /* the proto_peer uid given to start; -1 unknown */
 struct http_ctx *http_conn_ctx(const struct http_conn *c);
 const struct proto_site *http_ctx_site(const struct http_ctx *x);
 const struct http_config *http_ctx_config(const struct http_ctx *x);

@@ -10,6 +10,7 @@
 
 #include "core/json.h"
 #include "core/net.h"
+#include "core/sockdiag.h"
 #include "core/strparse.h"
 #include "diag/reach.h"
 #include "http/resp.h"
@@ -306,9 +307,23 @@ static const struct api_row proxy_rows[] = {
 static const char *const allow_of_depth[] = {"", "GET, POST", "GET, POST, PATCH, DELETE", "GET, POST",
                                              "GET, POST, PATCH, DELETE"};
 
-/* toxiproxy refuses browsers (a page could otherwise drive 127.0.0.1:8474). */
-static int refuse_browser(struct http_conn *c, const struct http_reqinfo *ri)
+/* Refuses other local users: on loopback everyone is 127.0.0.1, and whoever drives
+ * the API can point the owner's proxies (and the credentials they carry) anywhere.
+ * The peer's uid was found at accept (api_conn). And, as toxiproxy does, browsers (a
+ * page could otherwise drive 127.0.0.1:8474). */
+static int refuse_caller(struct http_conn *c, const struct http_reqinfo *ri)
 {
+	long uid = http_conn_peer_uid(c);
+	if (uid != 0 && uid != (long)geteuid()) {
+		char d[128];
+		if (uid < 0)
+			snprintf(d, sizeof d, "the user of your connection cannot be established (sock_diag)");
+		else
+			snprintf(d, sizeof d, "your connection belongs to uid %ld, the proxy runs as uid %ld", uid,
+			         (long)geteuid());
+		send_err(c, LK_E_P_OTHER_USER, d);
+		return 1;
+	}
 	const struct http_header *ua = http_req_header(ri, "user-agent");
 	if (ua && ua->value.len >= 8 && !memcmp(ua->value.p, "Mozilla/", 8)) {
 		send_err(c, LK_E_P_BROWSER, NULL);
@@ -321,7 +336,7 @@ static void h_proxies(struct http_conn *c, const struct http_reqinfo *ri)
 {
 	struct api_path ap;
 	struct api_req a = {c, ri, server_of(c), NULL, NULL};
-	if (refuse_browser(c, ri))
+	if (refuse_caller(c, ri))
 		return;
 	if (split_path(ri->path, &ap) < 0 || (ap.n == 3 && strcmp(ap.seg[2], "toxics")) ||
 	    (ap.n == 4 && strcmp(ap.seg[2], "toxics"))) {
@@ -351,7 +366,7 @@ static void h_proxies(struct http_conn *c, const struct http_reqinfo *ri)
 
 static int exact(struct http_conn *c, const struct http_reqinfo *ri, enum http_method m, const char *allow)
 {
-	if (refuse_browser(c, ri))
+	if (refuse_caller(c, ri))
 		return 0;
 	if (ri->method != m) {
 		send_err(c, LK_E_P_METHOD, allow);
@@ -476,6 +491,8 @@ static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
 static void h_none(struct http_conn *c, const struct http_reqinfo *ri)
 {
 	char p[256];
+	if (refuse_caller(c, ri))
+		return;
 	snprintf(p, sizeof p, "%.*s", (int)(ri->path.len < 200 ? ri->path.len : 200), ri->path.p);
 	send_err(c, LK_E_P_NO_ROUTE, p);
 }
@@ -504,9 +521,16 @@ static void api_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct proto_peer pp;
+	struct sockaddr_storage local;
+	struct sockdiag_sock sd;
+	socklen_t ll = sizeof local;
 	memset(&pp, 0, sizeof pp);
 	pp.addr = *peer;
 	pp.pid = -1;
+	/* The owner of the client's socket, for refuse_caller: one exact netlink request. */
+	pp.uid = getsockname(fd, (struct sockaddr *)&local, &ll) == 0 && sockdiag_peer(&local, peer, &sd) == 0
+	                 ? (long)sd.uid
+	                 : -1;
 	net_ss_text(peer, pp.addr_str, sizeof pp.addr_str);
 	atomic_fetch_add(&s->api_nconns, 1);
 	http_proto_ops.start(s->http_ctx, fd, &pp);

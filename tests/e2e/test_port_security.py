@@ -180,3 +180,89 @@ def test_squatted_tmp_directory_falls_back_to_home(tmp_path):
         shutil.rmtree(d)
         if created:
             os.rmdir(squat)
+
+
+# --- a port server of another user (hostile review, finding 4) -------------------------
+
+# Run as nobody: binds the abstract name first, answers every request with the port
+# given, then binds that port itself (the review's fakeps2.py). argv: name, port.
+SQUATTER = r'''
+import socket, sys, time
+ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ls.bind("\0" + sys.argv[1][1:])
+ls.listen(4)
+ls.settimeout(10)
+print("up", flush=True)
+taken = None
+try:
+    while True:
+        c, _ = ls.accept()
+        c.settimeout(1)
+        try:
+            c.recv(64)
+            c.sendall(b"%d\n" % int(sys.argv[2]))
+        except OSError:
+            pass
+        c.close()
+        if taken is None:
+            time.sleep(0.05)
+            taken = socket.socket()
+            taken.bind(("127.0.0.1", int(sys.argv[2])))
+            taken.listen(1)
+except socket.timeout:
+    pass
+'''
+
+
+@pytest.fixture
+def squatter():
+    made = []
+
+    def start(name, port):
+        p = subprocess.Popen(["/usr/bin/python3", "-c", SQUATTER, name, str(port)], user=65534, group=65534,
+                             extra_groups=[], cwd="/", stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "up"
+        made.append(p)
+        return p
+    yield start
+    for p in made:
+        p.kill()
+        p.wait(5)
+        p.stdout.close()
+
+
+@needs_root
+@pytest.mark.uses("port-pool-23900")
+def test_port_server_of_another_user_is_not_trusted(env, squatter):
+    from test_port import free_pair
+    port = free_pair()
+    name = f"@loopkit-squat-{os.getpid()}"
+    sq = squatter(name, port)
+    p = run(env=dict(env, PORTSERVER_ADDRESS=name))
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout == "", "printed a port handed out by another user's server"
+    assert f"the port server at {name} belongs to another user: python3 (pid {sq.pid}) of user nobody " \
+           f"(uid 65534)" in p.stderr, p.stderr
+    assert "unset PORTSERVER_ADDRESS" in p.stderr and "loopkit port --server" in p.stderr, p.stderr
+    # --server on the squatted name names the holder too.
+    s = subprocess.run([LOOPKIT, "port", "--server", name], capture_output=True, text=True, env=env, timeout=10)
+    assert s.returncode == 1, s
+    assert f"held by python3 (pid {sq.pid}) of user nobody (uid 65534)" in s.stderr, s.stderr
+
+
+@needs_root
+def test_port_server_of_root_is_trusted_by_other_users(env, portserver):
+    """root's port server (a shared CI machine's) still serves every user."""
+    ps = portserver(addr=f"@loopkit-rootps-{os.getpid()}")
+    d, lk = nobody_can_run(LOOPKIT)
+    run = os.path.join(d, "run")  # nobody's runtime directory, should it lease
+    os.mkdir(run, 0o700)
+    os.chown(run, 65534, 65534)
+    try:
+        p = subprocess.run(["/bin/sh", "-c", f"{lk} port --json"], user=65534, group=65534, extra_groups=[],
+                           cwd="/", capture_output=True, text=True, timeout=20,
+                           env={"PATH": "/usr/bin:/bin", "PORTSERVER_ADDRESS": ps.addr, "XDG_RUNTIME_DIR": run})
+    finally:
+        shutil.rmtree(d)
+    assert p.returncode == 0, p.stderr
+    assert '"source":"portserver"' in p.stdout.replace(" ", ""), p.stdout

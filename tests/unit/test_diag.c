@@ -680,6 +680,88 @@ static void test_addr_and_state_text(void **state)
 	assert_string_equal(sockdiag_state_name(99), "UNKNOWN");
 }
 
+/* ---- the listener a connection would reach ---- */
+
+static void ss_of(const char *addr, uint16_t port, struct sockaddr_storage *ss)
+{
+	socklen_t len;
+
+	assert_int_equal(net_parse_addr(addr, port, ss, &len), 0);
+}
+
+/* Table-driven: where the listener is, where the lookup asks, what it finds. */
+static void test_listener_lookup(void **state)
+{
+	static const struct {
+		const char *listen; /* bound address */
+		int v6only;
+		const char *ask; /* looked-up address, same port */
+		int found;
+	} rows[] = {
+	        {"127.0.0.1", -1, "127.0.0.1", 1},
+	        {"0.0.0.0", -1, "127.0.0.1", 1}, /* a wildcard listener takes it */
+	        {"127.0.0.1", -1, "127.0.0.2", 0},
+	        {"127.0.0.1", -1, "::ffff:127.0.0.1", 1}, /* asked as IPv4 */
+	        {"::1", 1, "::1", 1},
+	        {"::", 0, "127.0.0.1", 1}, /* dual-stack */
+	        {"::1", 1, "127.0.0.1", 0},
+	};
+
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct sockaddr_storage ss;
+		struct sockdiag_sock sd;
+		uint16_t port;
+		int fd = open_sock(SOCK_STREAM, rows[i].listen, rows[i].v6only, &port);
+		int rc;
+
+		if (fd < 0)
+			continue; /* no IPv6 here */
+		ss_of(rows[i].ask, port, &ss);
+		rc = sockdiag_listener(&ss, &sd);
+		if (rows[i].found) {
+			if (rc != 0)
+				fail_msg("row %zu: listener on %s not found at %s: %s", i, rows[i].listen, rows[i].ask,
+				         strerror(errno));
+			assert_int_equal(sd.inode, fd_inode(fd));
+			assert_int_equal(sd.uid, geteuid());
+			assert_int_equal(sd.state, TCP_LISTEN);
+		} else if (rc == 0 || errno != ENOENT) {
+			fail_msg("row %zu: %s found a listener on %s (rc %d, %s)", i, rows[i].ask, rows[i].listen, rc,
+			         strerror(errno));
+		}
+		close(fd);
+		/* Closed: nothing listens there any more. */
+		errno = 0;
+		assert_int_equal(sockdiag_listener(&ss, &sd), -1);
+		assert_int_equal(errno, ENOENT);
+	}
+}
+
+/* A connected socket on the port is not a listener: only the listener is named, and
+ * with none left (an accepted connection outlives it), nothing is. */
+static void test_listener_not_established(void **state)
+{
+	struct sockaddr_storage ss;
+	struct sockdiag_sock sd;
+	uint16_t port;
+	int lfd = open_sock(SOCK_STREAM, "127.0.0.1", -1, &port);
+	int cfd, afd;
+
+	assert_true(lfd >= 0);
+	ss_of("127.0.0.1", port, &ss);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	assert_int_equal(sockdiag_listener(&ss, &sd), 0);
+	assert_int_equal(sd.inode, fd_inode(lfd));
+	close(lfd);
+	assert_int_equal(sockdiag_listener(&ss, &sd), -1);
+	assert_int_equal(errno, ENOENT);
+	close(afd);
+	close(cfd);
+}
+
 /* A test that must close every descriptor it opens. */
 #define FD_TEST(f) cmocka_unit_test_setup_teardown(f, fds_setup, fds_teardown)
 
@@ -693,6 +775,8 @@ int main(void)
 	        FD_TEST(test_list_state_filter),
 	        FD_TEST(test_list_multipart),
 	        FD_TEST(test_list_bad_proto),
+	        FD_TEST(test_listener_lookup),
+	        FD_TEST(test_listener_not_established),
 	        FD_TEST(test_owner_find),
 	        FD_TEST(test_owner_map),
 	        FD_TEST(test_port_holders_tcp),
