@@ -26,7 +26,7 @@ struct watch_args {
 /* clang-format off */
 static const struct cmd_flag watch_flags[] = {
 	{ "TARGET", 0, NULL, NULL, "tcp://HOST:PORT, http://HOST:PORT/PATH, ftp://[USER:PASS@]HOST:PORT, udp://HOST:PORT or cmd:COMMAND (repeatable)", CMD_LIST, AT(targets), .attr = CMD_ARG },
-	{ "config", 0, "FILE", NULL, "targets from a JSON file, with per-target checks (docs/watch.md)", CMD_STR, AT(config) },
+	{ "config", 0, "FILE", NULL, "targets from a JSON file, with per-target checks (see loopkit-watch(1))", CMD_STR, AT(config) },
 	{ "interval", 'i', "SECS", CMD_STR_OF(WATCH_INTERVAL_S_DEFAULT), "time between probes of a target", CMD_MS, AT(cfg.interval_ms), .min = WATCH_INTERVAL_MIN_MS, .max = WATCH_INTERVAL_MAX_MS },
 	{ "timeout", 0, "SECS", NULL, "a probe slower than this fails (default " CMD_STR_OF(WATCH_TIMEOUT_S_DEFAULT) "s); with --until-up, the whole wait (default " CMD_STR_OF(WATCH_UNTIL_S_DEFAULT) "s)", CMD_MS, AT(timeout_ms), .min = WATCH_TIMEOUT_MIN_MS, .max = WATCH_TIMEOUT_MAX_MS },
 	{ "retries", 0, "N", CMD_STR_OF(WATCH_RETRIES_DEFAULT), "failed probes forgiven before a target is DOWN", CMD_UINT, AT(cfg.retries), .max = WATCH_RETRIES_MAX },
@@ -163,8 +163,7 @@ const struct cmd_verb cmd_watch = {
         .about = "Probes local services (tcp connect, http status/body/JSON, ftp login, udp answer,\n"
                  "a command's exit status) every --interval, keeps every result in SQLite, and serves\n"
                  "a live status page and /metrics on 127.0.0.1. Only the targets given here or in\n"
-                 "--config are probed: no request can add one. --once and --until-up are for CI.\n"
-                 "See docs/watch.md.\n",
+                 "--config are probed: no request can add one. --once and --until-up are for CI.\n",
         .flags = watch_flags,
         .size = sizeof(struct watch_args),
         .init = watch_init,

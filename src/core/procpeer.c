@@ -131,8 +131,9 @@ static const char *const ftp_names[] = {
         "ncftpls",  "ncftpbatch", "filezilla", "gftp",      "gftp-gtk", "gftp-text", "yafc",
 };
 
-/* Programs that speak FTP when their command line names only ftp:// URLs. */
-static const char *const url_names[] = {"curl", "wget", "wget2", "aria2c", "lftp", "lftpget"};
+/* Programs that speak FTP when their command line names only ftp:// URLs (loopkit
+ * itself: `loopkit watch ftp://...`). */
+static const char *const url_names[] = {"curl", "wget", "wget2", "aria2c", "lftp", "lftpget", "loopkit"};
 
 static int in_list(const char *s, const char *const *list, size_t n)
 {

@@ -165,7 +165,7 @@ def test_fish_completion(staged):
 
 @pytest.fixture(scope="module")
 def deb():
-    p = sh("make", "-s", "deb", timeout=600)
+    p = sh("make", "-s", "--no-print-directory", "deb", timeout=600)
     path = os.path.join(ROOT, p.stdout.strip().splitlines()[-1])
     assert re.search(r"loopkit_[\d.]+_\w+\.deb$", path), path
     return path

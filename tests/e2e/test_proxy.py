@@ -407,25 +407,28 @@ def test_upstream_closing_early_and_client_reset(proxies):
 
 @measures
 def test_many_connections_leave_no_descriptors_or_memory(proxies, echo_up):
+    """1,500 connections leave no descriptor behind and no memory growing with their
+    number: RSS may climb to a high-water mark while the heap settles (seen at any
+    point in the first ~20 rounds), so it is read after 20 rounds and again after 10
+    more; a leak of 1 KiB a connection would add 500 KiB in those 10."""
     p = proxies(echo_up.addr, "--toxic", "latency,latency=1,stream=upstream")
-    for _ in range(3):
-        socks = [p.connect() for _ in range(50)]
-        for s in socks:
-            assert rtts(s, 1)
-            s.close()
-    time.sleep(0.3)
+
+    def rounds(n):
+        for _ in range(n):
+            socks = [p.connect() for _ in range(50)]
+            for s in socks:
+                assert rtts(s, 1)
+                s.close()
+        time.sleep(0.3)
+    rounds(3)
     base_socks, _, base_other = fd_kinds(p.pid)
-    base_rss = rss_kib(p.pid)
-    for _ in range(10):
-        socks = [p.connect() for _ in range(50)]
-        for s in socks:
-            assert rtts(s, 1)
-            s.close()
-    time.sleep(0.3)
+    rounds(17)
+    settled = rss_kib(p.pid)
+    rounds(10)
     socks, pipes, other = fd_kinds(p.pid)
     assert (socks, other) == (base_socks, base_other)
     assert pipes <= 2 * PIPE_POOL
-    assert rss_kib(p.pid) - base_rss < 512
+    assert rss_kib(p.pid) - settled < 256
 
 
 def test_config_file_in_toxiproxy_format(proxies, echo_up, tmp_path):

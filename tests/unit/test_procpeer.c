@@ -27,6 +27,9 @@ static void test_classify(void **state)
 	        {"curl", "curl|FTP://127.0.0.1/a", PROCPEER_FTP_CLIENT},          /* schemes ignore case */
 	        {"curl", "curl|http://127.0.0.1:62893/a.txt", PROCPEER_OTHER},
 	        {"curl", "curl|ftp://h/a|http://h/b", PROCPEER_OTHER},            /* both: cannot tell */
+	        {"loopkit", "loopkit|watch|ftp://127.0.0.1:62893/", PROCPEER_FTP_CLIENT}, /* its own FTP probe */
+	        {"loopkit", "loopkit|serve|/srv", PROCPEER_OTHER},
+	        {"loopkit", "loopkit|watch|ftp://h/|http://h/", PROCPEER_OTHER},
 	        {"curl", "curl|-T|notes.txt|127.0.0.1", PROCPEER_OTHER},
 	        {"wget", "wget|-q|ftp://127.0.0.1/x", PROCPEER_FTP_CLIENT},
 	        {"aria2c", "aria2c|-x1|ftp://127.0.0.1/big", PROCPEER_FTP_CLIENT},
