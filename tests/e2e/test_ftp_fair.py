@@ -11,10 +11,18 @@ kernel drops them without a copy): readers as fast as the server can send that c
 almost no CPU, so what the probe measures is the server's turn length, not eight
 readers competing with it for two cores. This test measures latency: it needs the
 machine to itself.
+
+The file is a hole on tmpfs. On ext4 the first read of a hole fills the page cache
+with zeroed pages at ~370 MB/s here, so the leading download's sendfile takes 25 ms
+every 8 MiB: that measures the kernel's hole filling, not the loop's turn (a cold
+file's first read blocks the loop as it does in nginx without `aio threads`; see
+docs/architecture.md).
 """
 import http.client
+import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -26,7 +34,7 @@ _hard_timeout = hard_timeout_fixture(60)
 STREAMS = 8
 P99_LIMIT = 0.020
 WINDOW = 3.0
-HUGE = 4 << 30  # sparse: read from the page cache's zero page, never from disk
+HUGE = 4 << 30  # sparse, on tmpfs: its holes read as the zero page, never allocated
 
 READER = r"""
 import re, socket, sys, time
@@ -56,14 +64,23 @@ print(n)
 """
 
 
+@pytest.fixture
+def shm_root():
+    """A served root on tmpfs, removed after the server stopped (set up before
+    ftp_start, so torn down after it)."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        yield pathlib.Path(d)
+
+
 @measures
 @pytest.mark.xdist_group("serial")
 @pytest.mark.alone  # it measures latency
-def test_eight_downloads_leave_other_clients_fast(root, ftp_start, capsys):
+def test_eight_downloads_leave_other_clients_fast(shm_root, ftp_start, capsys):
+    root = shm_root
     with open(root / "huge.bin", "wb") as f:
         f.truncate(HUGE)
     (root / "small.txt").write_bytes(b"small\n")
-    srv = ftp_start("--threads", "1")
+    srv = ftp_start("--threads", "1", root_dir=root)
     run_for = WINDOW + 2
     # The readers are the load, not the subject: nice keeps them behind the server.
     readers = [subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", READER, str(srv.port),
@@ -96,10 +113,10 @@ def test_eight_downloads_leave_other_clients_fast(root, ftp_start, capsys):
     # The downloads really ran through the window (each reader stops after run_for).
     assert all(n > 50 << 20 for n in sizes), f"bytes per download: {sizes}"
     lat.sort()
-    p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
+    p50, p90, p99 = (lat[int(len(lat) * q)] for q in (0.5, 0.9, 0.99))
     with capsys.disabled():
         print(f"\n  {STREAMS} FTP downloads ({sum(sizes) / run_for / 2**20:.0f} MiB/s in all): "
-              f"other clients p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+              f"other clients p50 {p50 * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
               f"max {lat[-1] * 1000:.1f} ms over {len(lat)} round trips")
     assert p99 <= P99_LIMIT, f"p99 {p99 * 1000:.1f} ms over {P99_LIMIT * 1000:.0f} ms"
     assert len(lat) >= 200, f"only {len(lat)} round trips in {WINDOW} s"
