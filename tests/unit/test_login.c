@@ -261,6 +261,77 @@ static void test_rate_is_bounded(void **state)
 	login_gate_free(g);
 }
 
+/* What the gate logs (on stderr, captured in a file): one line when logins start to
+ * wait, the counts every LOGIN_REPORT_S while it lasts, and the counts once it ends;
+ * nothing for the failures of a burst that never spends the budget. */
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The number right after the first `after` in text. */
+static unsigned long long count_after(const char *text, const char *after)
+{
+	const char *p = strstr(text, after);
+	assert_non_null(p);
+	return strtoull(p + strlen(after), NULL, 10);
+}
+
+static void test_log_once_per_burst(void **state)
+{
+	char path[] = "/tmp/test_login_log_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+
+	struct login_gate *g = login_gate_new("alice", "s3cret");
+	for (int i = 0; i < 3; i++) /* typos: no line */
+		enter(g, 0, T0, NULL, NULL);
+	uint64_t t = T0 + 10 * TURN;  /* paid off */
+	for (int i = 0; i < 200; i++) /* a burst: one start line */
+		enter(g, i == 100, t, NULL, NULL);
+	/* Kept up for LOGIN_REPORT_S and more: one report, still no second start line. */
+	uint64_t report = (uint64_t)LOGIN_REPORT_S * 1000000u;
+	for (uint64_t dt = TURN; dt <= report + TURN; dt += TURN)
+		enter(g, 0, t + dt, NULL, NULL);
+	/* Then nothing until the budget is whole: the end, with the counts. */
+	struct login_stats st;
+	login_gate_stats(g, t + report + 20 * 1000000ull, &st);
+	assert_int_equal(st.throttling, 0);
+	login_gate_free(g); /* no burst running: no line */
+
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	char text[4096];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	text[n] = 0;
+	if (count_of(text, "loopkit: login: ") != 3 ||
+	    count_of(text, "loopkit: login: 10 failed logins in 0.0 s: guessing is throttled; every login "
+	                   "now waits its turn (10 a second, at most 50 waiting)\n") != 1 ||
+	    count_of(text, "loopkit: login: guessing still throttled for 60.0 s: ") != 1 ||
+	    count_of(text, "; logins are answered at once again\n") != 1)
+		fail_msg("log:\n%s", text);
+	/* The end counts every failure, every turn given and every refusal of the burst
+	 * (the right login came when the queue was full: refused). */
+	const char *end = strstr(text, "loopkit: login: guessing was throttled for ");
+	assert_non_null(end);
+	unsigned long long failed = count_after(end, "s: "), waited = count_after(end, "logins, "),
+	                   refused = count_after(end, "their turn, ");
+	unsigned long long tries = 200 + report / TURN + 1;
+	assert_int_equal(failed, LOGIN_FAIL_BURST + waited);
+	assert_int_equal(LOGIN_FAIL_BURST + waited + refused, tries);
+}
+
 /* Threads share one budget: every turn is given once. */
 #define NTHREADS   4
 #define PER_THREAD 1000
@@ -322,6 +393,7 @@ int main(void)
 	        cmocka_unit_test(test_spent_budget_makes_everyone_wait),
 	        cmocka_unit_test(test_full_queue_refuses_until_half),
 	        cmocka_unit_test(test_rate_is_bounded),
+	        cmocka_unit_test(test_log_once_per_burst),
 	        cmocka_unit_test(test_threads_share_one_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
