@@ -704,9 +704,10 @@ def test_wrong_password_storm_does_not_block_others(tree, ftp_start):
     # One loop: with two, the HTTP client and the logged-in session may land on the other loop.
     srv = ftp_start("--threads", "1", "--user", "alice:s3cret")
     cred = [("Authorization", "Basic " + base64.b64encode(b"alice:s3cret").decode())]
-    with Conn(srv, timeout=10) as keep, FtpCtl(srv, timeout=10) as ok:
-        keep.request("GET", "/_/health", cred)  # --user holds for HTTP too: Basic
-        assert keep.final_response().status == 200
+    keep = Conn(srv, timeout=10)
+    keep.request("GET", "/_/health", cred)  # at once: a silent client is greeted as FTP
+    with keep, FtpCtl(srv, timeout=10) as ok:
+        assert keep.final_response().status == 200  # --user holds for HTTP too: Basic
         assert ok.cmd("USER alice")[0] == 331 and ok.cmd("PASS s3cret")[0] == 230
         sessions = []
         for i in range(30):
