@@ -12,6 +12,7 @@
 struct loop;
 struct fsroot;
 struct dirsnap_cache;
+struct login_gate;
 
 /* The facts every protocol on the port shares, written once: a limit or a credential
  * given on the command line holds for HTTP and FTP alike. Owned by the server, read
@@ -19,7 +20,9 @@ struct dirsnap_cache;
 struct proto_site {
 	const struct fsroot *root; /* the served directory */
 	int write;                 /* uploads, deletes, renames allowed */
-	const char *user, *pass;   /* login required by every protocol; NULL: none */
+	/* --user: the login every protocol requires, checked and budgeted in one place
+	 * (core/login.h); NULL: none. */
+	struct login_gate *login;
 	uint64_t max_body;         /* largest upload, by any protocol */
 	unsigned max_conns;        /* open connections, all threads and protocols */
 	atomic_uint *nconns;       /* the count against max_conns */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/login.h"
 #include "ftp/session.h"
 
 /* ---- helpers ---- */
@@ -88,38 +89,74 @@ static struct dirsnap_ent ent_of(const char *rel, const struct stat *st)
 
 static void cmd_user(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
+	size_t n = strlen(arg);
+	/* A name too long to keep is kept as "not the login" rather than cut to one. */
+	s->user_long = n >= sizeof(s->user);
 	snprintf(s->user, sizeof(s->user), "%s", arg);
 	s->user_given = 1;
 	s->logged_in = 0;
 	ftp_reply(s, LK_R_NEED_PASS, NULL);
 }
 
-static void cmd_pass(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
+/* Answers PASS: logged in, or 530 (USER again first). */
+static void login_answer(struct ftp_session *s, int right)
 {
-	const struct proto_site *site = s->x->site;
-	if (!s->user_given) {
-		ftp_reply_err(s, LK_E_F_USER_FIRST, NULL);
-		return;
-	}
-	if (!site->user || (!strcmp(s->user, site->user) && !strcmp(arg, site->pass))) {
+	if (right) {
 		s->logged_in = 1;
+		s->login_proven = 1;
 		ftp_reply(s, LK_R_LOGGED_IN, NULL);
-		ftp_log(s, c->verb, NULL, lk_reply(LK_R_LOGGED_IN)->ftp, 0, loop_clock_us());
+		ftp_log(s, "PASS", NULL, lk_reply(LK_R_LOGGED_IN)->ftp, 0, loop_clock_us());
 		if (s->x->hooks.note)
 			s->x->hooks.note(s->x->hooks.arg, &s->peer, PROTO_NOTE_FTP_LOGIN);
 		return;
 	}
 	s->user_given = 0;
-	s->login_wait = 1; /* answered after FTP_LOGIN_DELAY: slows down guessing */
-	loop_timer_start(s->x->loop, &s->timer, FTP_LOGIN_DELAY);
+	ftp_reply_err(s, LK_E_ELOGIN, NULL);
+	ftp_log(s, "PASS", NULL, lk_error(LK_E_ELOGIN)->ftp, 0, loop_clock_us());
+}
+
+static void cmd_pass(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
+{
+	struct login_gate *g = s->x->site->login;
+	if (!s->user_given) {
+		ftp_reply_err(s, LK_E_F_USER_FIRST, NULL);
+		return;
+	}
+	if (!g) {
+		login_answer(s, 1); /* anonymous: any name, any password */
+		return;
+	}
+	int right = login_gate_check(g, s->user, strlen(s->user), arg, strlen(arg)) & !s->user_long;
+	/* Credentials proven on this session pass again; any others go through the
+	 * gate, which answers right and wrong ones alike while guessing is throttled. */
+	if (right && s->login_proven) {
+		login_answer(s, 1);
+		return;
+	}
+	uint64_t at = 0;
+	unsigned retry = 0;
+	switch (login_gate_enter(g, right, loop_clock_us(), &at, &retry)) {
+	case LOGIN_NOW: login_answer(s, right); return;
+	case LOGIN_REFUSED:
+		ftp_reply_err(s, LK_E_ELOGINBUSY, NULL);
+		ftp_log(s, "PASS", NULL, lk_error(LK_E_ELOGINBUSY)->ftp, 0, loop_clock_us());
+		s->closing = 1; /* 421: the server closes the control connection */
+		return;
+	case LOGIN_WAIT: {
+		uint64_t now = loop_now_us(s->x->loop);
+		s->login_wait = 1; /* nothing else runs until the turn (control_work) */
+		s->login_right = right;
+		loop_timer_start(s->x->loop, &s->timer, at > now ? (at - now + 999) / 1000 : 0);
+		return;
+	}
+	}
 }
 
 void ftp_control_timer(struct ftp_session *s)
 {
 	if (s->login_wait) {
 		s->login_wait = 0;
-		ftp_reply_err(s, LK_E_ELOGIN, NULL);
-		ftp_log(s, "PASS", NULL, lk_error(LK_E_ELOGIN)->ftp, 0, loop_clock_us());
+		login_answer(s, s->login_right);
 		ftp_arm_idle(s);
 		ftp_control_run(s);
 		return;

@@ -23,7 +23,7 @@ struct ftp_config {
 void ftp_config_default(struct ftp_config *cfg);
 
 /* The protocol: ctx_new takes a struct ftp_config as cfg. A session logs in with
- * site->user and site->pass (anonymous, any name, when user is NULL), may write when
+ * site->login (core/login.h; anonymous, any name, when it is NULL), may write when
  * site->write is set, uploads at most site->max_body bytes per STOR/APPE (552 past
  * it), and tells the server through hooks->note when a peer logs in
  * (PROTO_NOTE_FTP_LOGIN) or turns out to speak HTTP (PROTO_NOTE_HTTP, then closed). */

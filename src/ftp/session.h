@@ -18,10 +18,9 @@
 #include "ftp/list.h"
 #include "ftp/parse.h"
 
-#define FTP_OUT_MAX     (64 * 1024) /* replies waiting for the client to read them */
-#define FTP_OUT_HIGH    (16 * 1024) /* past this, commands wait until replies drain */
-#define FTP_LIST_BUF    (16 * 1024) /* a listing's output buffer, per transfer */
-#define FTP_LOGIN_DELAY 500         /* ms before a failed login is answered */
+#define FTP_OUT_MAX  (64 * 1024) /* replies waiting for the client to read them */
+#define FTP_OUT_HIGH (16 * 1024) /* past this, commands wait until replies drain */
+#define FTP_LIST_BUF (16 * 1024) /* a listing's output buffer, per transfer */
 
 enum ftp_xfer_kind { FTP_X_RETR, FTP_X_STOR, FTP_X_LIST };
 enum ftp_data_mode { FTP_D_NONE, FTP_D_PASV, FTP_D_PORT };
@@ -71,7 +70,7 @@ struct ftp_session {
 	struct ftp_ctx *x;
 	struct ftp_session *prev, *next;
 	struct loop_io io;       /* control connection */
-	struct loop_timer timer; /* idle timeout, delayed login reply */
+	struct loop_timer timer; /* idle timeout, the turn of a login at the gate */
 	struct buf in, out;
 	struct sockaddr_storage local; /* our end of the control connection */
 	struct proto_peer peer;
@@ -80,9 +79,12 @@ struct ftp_session {
 	int close_after_xfer; /* shutting down: close when the transfer ends */
 	int skip_line;        /* discarding the rest of an over-long line */
 	int logged_in, user_given;
-	int login_wait; /* a failed login waits FTP_LOGIN_DELAY before 530 */
-	int running;    /* inside control_run: no nested runs */
-	int shut;       /* closed; freed after the batch */
+	int user_long;    /* USER's name did not fit in user: never the login */
+	int login_proven; /* logged in once: the same credentials skip the gate's budget */
+	int login_wait;   /* PASS waits for its turn at the login gate (core/login.h) */
+	int login_right;  /* ...and its credentials were right */
+	int running;      /* inside control_run: no nested runs */
+	int shut;         /* closed; freed after the batch */
 	int epsv_all;
 	char user[64];
 	char *cwd;  /* normalised relative path, "" = root (heap) */
@@ -137,7 +139,7 @@ void ftp_stat_listing(struct ftp_session *s, const struct dirsnap *snap);
 /* Runs one parsed command. Returns 0, or 1 when it must wait for the transfer in
  * progress (the command stays in the input, untouched). */
 int ftp_command(struct ftp_session *s, const struct ftp_command *c);
-/* The timer of the control connection fired: a delayed 530, or the idle timeout. */
+/* The timer of the control connection fired: a login's turn, or the idle timeout. */
 void ftp_control_timer(struct ftp_session *s);
 
 /* ---- data.c: the data channel and transfers ---- */

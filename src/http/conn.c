@@ -502,6 +502,14 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		conn_run(c);
 		return;
 	case CS_WAIT:
+		if (c->login_wait) {
+			/* The head's turn at the login gate: handled again, answered now. */
+			c->login_wait = 0;
+			c->login_turn = 1;
+			c->state = CS_HEAD;
+			conn_run(c);
+			return;
+		}
 		if (c->rb == RB_GEN && c->gen_interval) {
 			/* A drip tick: one fill, sent at once, then the next tick. */
 			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out, HTTP_OUT_FLUSH);

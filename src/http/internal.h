@@ -28,7 +28,6 @@ struct http_route;
 #define HTTP_TURN_BYTES  (1024 * 1024) /* written per connection per loop turn, then others go */
 #define HTTP_GEN_FILL    (16 * 1024)   /* generated per connection per turn (making bytes costs CPU) */
 #define HTTP_TURN_ROUNDS 16            /* pipelined requests handled per turn */
-#define HTTP_LOGIN_DELAY_MS 500        /* a wrong password waits this long for its 401 */
 #define HTTP_DISCARD_MAX (64 * 1024)   /* an unwanted body up to this is read and dropped;
                                           a larger or chunked one closes the connection */
 
@@ -53,7 +52,8 @@ enum conn_state {
 	CS_HEAD,   /* waiting for (more of) a request head, or idle between requests */
 	CS_BODY,   /* reading a request body into the sink */
 	CS_SEND,   /* a response is being written; reading paused */
-	CS_WAIT,   /* response held back until a deadline (/_/delay), or a drip tick */
+	CS_WAIT,   /* response held back until a deadline (/_/delay), a drip tick, or the
+	              request's turn at the login gate (login_wait) */
 	CS_LINGER, /* response sent, write side shut, discarding input until close */
 };
 
@@ -77,6 +77,10 @@ struct http_conn {
 	int linger;      /* ...and drain input first: the peer may still be sending */
 	int shut;        /* closed; memory freed after the batch */
 	struct proto_peer peer;
+	int login_ok;   /* the login was proven on this connection: later requests with
+	                   the same credentials skip the gate's budget */
+	int login_wait; /* the head in `in` waits for its turn at the login gate */
+	int login_turn; /* ...and its turn has come: answer it without asking again */
 
 	/* the request in progress */
 	uint64_t t_start; /* µs when the head was complete */

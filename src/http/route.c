@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/login.h"
 #include "core/net.h"
 #include "http/internal.h"
 #include "http/route.h"
@@ -300,19 +301,11 @@ static int b64_val(int ch)
 	return -1;
 }
 
-/* Compares without an early exit, so the time taken does not tell how much matched. */
-static int same_secret(const char *a, size_t an, const char *b)
-{
-	size_t bn = strlen(b);
-	unsigned diff = (unsigned)(an != bn);
-	for (size_t i = 0; i < an; i++)
-		diff |= (unsigned)(unsigned char)a[i] ^ (unsigned)(unsigned char)b[i < bn ? i : 0];
-	return diff == 0;
-}
-
 enum login { LOGIN_OK, LOGIN_MISSING, LOGIN_WRONG };
 
-static enum login check_login(const struct proto_site *site, const struct http_header *au)
+/* Decodes Basic credentials and asks the gate whether they are the login (in
+ * constant time; a malformed header is a wrong login, not a missing one). */
+static enum login check_login(const struct login_gate *g, const struct http_header *au)
 {
 	char dec[512];
 	size_t o = 0;
@@ -338,9 +331,57 @@ static enum login check_login(const struct proto_site *site, const struct http_h
 	if (!colon)
 		return LOGIN_WRONG;
 	size_t ulen = (size_t)(colon - dec);
-	int ok_user = same_secret(dec, ulen, site->user);
-	int ok_pass = same_secret(colon + 1, o - ulen - 1, site->pass);
-	return ok_user && ok_pass ? LOGIN_OK : LOGIN_WRONG;
+	return login_gate_check(g, dec, ulen, colon + 1, o - ulen - 1) ? LOGIN_OK : LOGIN_WRONG;
+}
+
+/* The login of a request on a server that requires one. Returns 1 when the request
+ * goes on; 0 when it was answered (401, 503) or waits for its turn at the gate (the
+ * head stays in c->in and is handled again at the turn). */
+static int route_login(struct http_conn *c, const struct head_facts *f, int has_body, size_t headlen,
+                       int turn)
+{
+	struct login_gate *g = c->x->site->login;
+	enum login lg = check_login(g, f->authorization);
+	/* No credentials tell nothing: asked for at once. Credentials already proven on
+	 * this connection pass; any others go through the gate, which answers right and
+	 * wrong ones alike while guessing is throttled. */
+	if (lg != LOGIN_MISSING && !turn && !(lg == LOGIN_OK && c->login_ok)) {
+		uint64_t at = 0;
+		unsigned retry = 0;
+		enum login_pass p = login_gate_enter(g, lg == LOGIN_OK, loop_clock_us(), &at, &retry);
+		if (p == LOGIN_WAIT) {
+			/* Not read meanwhile; the head is parsed again at the turn, and
+			 * whether the connection stays open is decided then. */
+			uint64_t now = loop_now_us(c->x->loop);
+			c->closing = 0;
+			c->login_wait = 1;
+			c->state = CS_WAIT;
+			conn_deadline(c, at > now ? (at - now + 999) / 1000 : 0);
+			return 0;
+		}
+		if (p == LOGIN_REFUSED) {
+			char ra[16];
+			snprintf(ra, sizeof(ra), "%u", retry);
+			if (has_body)
+				c->closing = c->linger = 1;
+			buf_consume(&c->in, headlen);
+			resp_error_h(c, LK_E_ELOGINBUSY, NULL, "Retry-After", ra);
+			conn_request_done(c);
+			return 0;
+		}
+	}
+	if (lg != LOGIN_OK) {
+		/* The body (if any) stays unread: answer, then close. */
+		if (has_body)
+			c->closing = c->linger = 1;
+		buf_consume(&c->in, headlen);
+		resp_error(c, lg == LOGIN_MISSING ? LK_E_ENEEDLOGIN : LK_E_ELOGIN, NULL);
+		conn_request_done(c);
+		return 0;
+	}
+	c->login_ok = 1;
+	c->user = login_gate_user(g);
+	return 1;
 }
 
 /* ---- dispatch ---- */
@@ -389,7 +430,12 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 	memset(&ri, 0, sizeof(ri));
 	ri.req = req;
 	ri.method = method_of(req->method);
-	c->t_start = loop_clock_us();
+	/* A head handled again at its turn at the login gate keeps its start (and the
+	 * turn holds for this head only, whatever happens to it). */
+	int login_turn = c->login_turn;
+	c->login_turn = 0;
+	if (!login_turn)
+		c->t_start = loop_clock_us();
 	c->minor = req->minor;
 	c->head_only = ri.method == M_HEAD;
 	c->status = 0;
@@ -428,22 +474,8 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		conn_request_done(c);
 		return;
 	}
-	if (site->user && !http_is_preflight(&ri)) {
-		enum login lg = check_login(site, f.authorization);
-		if (lg != LOGIN_OK) {
-			/* The body (if any) stays unread: answer, then close. */
-			if (has_body)
-				c->closing = c->linger = 1;
-			buf_consume(&c->in, headlen);
-			resp_error(c, lg == LOGIN_MISSING ? LK_E_ENEEDLOGIN : LK_E_ELOGIN, NULL);
-			if (lg == LOGIN_WRONG)
-				resp_hold(c, HTTP_LOGIN_DELAY_MS); /* slows down guessing, as FTP does */
-			else
-				conn_request_done(c);
-			return;
-		}
-		c->user = site->user;
-	}
+	if (site->login && !http_is_preflight(&ri) && !route_login(c, &f, has_body, headlen, login_turn))
+		return;
 	const struct http_route *route = http_route_find(c->x->cfg->routes, ri.path);
 	/* Consumed before dispatch: the slices stay valid (nothing reads into c->in
 	 * until the handler returns) and conn_request_done() sees the true leftover. */

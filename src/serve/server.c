@@ -10,6 +10,7 @@
 #include "core/dirsnap.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/login.h"
 #include "core/net.h"
 #include "serve/internal.h"
 
@@ -208,8 +209,10 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 		}
 	}
 	s->site.write = cfg->write;
-	s->site.user = cfg->user;
-	s->site.pass = cfg->pass;
+	if (cfg->user && !(s->site.login = login_gate_new(cfg->user, cfg->pass))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	s->site.max_body = cfg->max_body;
 	s->site.max_conns = cfg->max_conns;
 	s->site.nconns = &s->nconns;
@@ -302,6 +305,7 @@ void serve_free(struct serve_server *s)
 	fsroot_close(&s->root);
 	if (s->site.dirs)
 		dirsnap_cache_free(s->site.dirs);
+	login_gate_free(s->site.login);
 	unsigned long dropped = atomic_load(&s->log.dropped);
 	if (dropped)
 		log_msg("the access log fell behind: %lu bytes of it were dropped", dropped);
