@@ -35,7 +35,7 @@
 #define API_MAX_SSE          1000   /* /_/sse?count= */
 #define API_SSE_COUNT        10     /* go-httpbin's defaults */
 #define API_SSE_DURATION_MS  5000
-#define API_ECHO_MAX         (8 * HTTP_API_MAX_BODY) /* an echo of the largest body, escaped */
+#define API_ECHO_MAX         (HTTP_API_ANSWER_RATIO * HTTP_API_MAX_BODY) /* an echo of the largest body, escaped */
 
 /* Every /_/ answer: nothing a request puts in it may run as a page of this origin. */
 #define API_CSP "sandbox; default-src 'none'"

@@ -347,9 +347,22 @@ static enum login check_login(const struct proto_site *site, const struct http_h
 
 static void dispatch(struct http_conn *c, const struct http_route *route, struct http_reqinfo *ri)
 {
+	int mem = route->body == HTTP_BODY_MEM;
+	/* An answer made in memory waits while the server holds HTTP_MEM_MAX of them (a
+	 * body brought its room along: its answer is made). */
+	if (mem && !c->mem_reserve && !conn_mem_room(c, 0)) {
+		conn_mem_refuse(c, 0);
+		conn_request_done(c);
+		return;
+	}
 	route->handle(c, ri);
 	if (c->shut)
 		return;
+	if (mem && buf_used(&c->out)) {
+		c->mem_out = 1;
+		c->mem_reserve = 0;
+		conn_mem_sync(c);
+	}
 	if (c->rb == RB_FILE || (c->rb == RB_GEN && !c->gen_interval))
 		c->state = CS_SEND;
 	else if (c->state != CS_WAIT && c->rb == RB_NONE)
@@ -485,6 +498,14 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 			conn_request_done(c);
 			return;
 		}
+		/* Counted before it comes, with room for the answer made from it: past
+		 * HTTP_MEM_MAX, a 503 now rather than a body read for nothing. */
+		size_t need = (size_t)f.cl * (1 + HTTP_API_ANSWER_RATIO);
+		if (f.has_cl && !conn_mem_room(c, need)) {
+			conn_mem_refuse(c, 1);
+			conn_request_done(c);
+			return;
+		}
 		c->head = malloc(headlen);
 		if (!c->head) {
 			resp_error_close(c, LK_E_ENOMEM, NULL);
@@ -495,6 +516,8 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		c->head_len = headlen;
 		buf_init(&c->body, HTTP_API_MAX_BODY);
 		c->sink = SINK_MEM;
+		c->mem_reserve = f.has_cl ? need : 0;
+		conn_mem_sync(c);
 	} else if (route->body == HTTP_BODY_UPLOAD && ri.method == M_PUT && site->write) {
 		if (f.has_cl && f.cl > site->max_body) {
 			resp_error_close(c, LK_E_ETOOBIG, lk_size_text(site->max_body, lim, sizeof(lim)));

@@ -64,6 +64,7 @@ struct serve_server {
 	struct fsroot root;
 	struct proto_site site;
 	atomic_uint nconns;
+	atomic_size_t http_mem; /* site.mem: HTTP's bodies and answers in memory */
 	atomic_uint conn_peak; /* most connections at once since the last heap trim */
 	struct log_sink log;
 	int listen_fd;
