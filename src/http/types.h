@@ -32,6 +32,8 @@ struct http_reqinfo {
 	                            not same-origin or none (typed by the user); clients
 	                            that send no Sec-Fetch-Site are no web page */
 	int origin_ok;           /* Origin is absent, this server's own, or a --cors-origin */
+	struct http_slice authority; /* host[:port] the request names (absolute-form target,
+	                                else Host), checked against rebinding; len 0: none */
 };
 
 /* A generated body. fill appends at most room bytes to out and returns how many it

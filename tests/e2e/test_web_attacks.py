@@ -11,6 +11,7 @@ origin cannot write, and a control run with --cors-origin can (so the test can f
 """
 import json
 import os
+import subprocess
 import time
 
 import urllib.parse
@@ -164,6 +165,50 @@ def test_own_pages_and_plain_clients_may_write(start, site):
     r = exchange(s, "PUT", "/index.html", {"Origin": "null"}, body=b"c\n")  # sandboxed, file://
     assert r.status == 403, r
     assert (site / "index.html").read_bytes() == b"b\n"
+
+
+@pytest.mark.parametrize("origin", [
+    "http://127.0.0.2:{port}",      # another loopback address: another user's server may hold it
+    "http://[::1]:{port}",
+    "http://localhost:{port}",      # another origin to the browser, whatever resolves it
+    "http://app.localhost:{port}",
+    "https://127.0.0.1:{port}",     # another scheme
+    "http://127.0.0.1:{other}",     # another port
+    "http://127.0.0.1",             # port 80
+])
+def test_own_origin_is_scheme_host_and_port_of_the_request(start, site, origin):
+    """The hostile review's #10: an Origin counts as this server's own only when scheme,
+    host and port are what the request reached it as (its Host), not any allowed host
+    with our port."""
+    s = start("--write")
+    o = origin.format(port=s.port, other=s.port + 1 if s.port < 65535 else 1)
+    r = exchange(s, "PUT", "/index.html", {"Origin": o}, body=b"pwned\n")
+    assert r.status == 403, r
+    r = exchange(s, "DELETE", "/index.html", {"Origin": o})
+    assert r.status == 403, r
+    r = exchange(s, "MKCOL", "/d", {"Origin": o})
+    assert r.status == 403, r
+    assert (site / "index.html").read_bytes() == b"original\n" and not (site / "d").exists()
+    # The same origin is our own when the request reached us under that name.
+    if o.startswith("http://localhost:"):
+        r = exchange(s, "PUT", "/index.html", {"Origin": o, "Host": f"localhost:{s.port}"},
+                     body=b"mine\n")
+        assert r.status == 204, r
+
+
+def test_own_origin_with_curl(start, site):
+    s = start("--write")
+    src = site.parent / "up-src.txt"
+    src.write_bytes(b"from curl\n")
+    url = f"http://127.0.0.1:{s.port}/up.txt"
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(src),
+                          "-H", f"Origin: http://127.0.0.2:{s.port}", url],
+                         capture_output=True, timeout=10)
+    assert out.stdout == b"403", out
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(src),
+                          "-H", f"Origin: http://127.0.0.1:{s.port}", url],
+                         capture_output=True, timeout=10)
+    assert out.stdout == b"201", out
 
 
 def test_bad_cors_origin_is_a_usage_error(root):
