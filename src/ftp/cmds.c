@@ -101,7 +101,9 @@ static void cmd_pass(struct ftp_session *s, const char *arg, const struct ftp_cm
 	}
 	if (!site->user || (!strcmp(s->user, site->user) && !strcmp(arg, site->pass))) {
 		s->logged_in = 1;
-		ftp_reply(s, LK_R_LOGGED_IN, NULL);
+		/* Whether writes are allowed is said here, to who has logged in: the greeting
+		 * goes to anyone who connects, before any login. */
+		ftp_reply(s, LK_R_LOGGED_IN, site->write ? "writable" : "read-only");
 		ftp_log(s, c->verb, NULL, lk_reply(LK_R_LOGGED_IN)->ftp, 0, loop_clock_us());
 		if (s->x->hooks.note)
 			s->x->hooks.note(s->x->hooks.arg, &s->peer, PROTO_NOTE_FTP_LOGIN);

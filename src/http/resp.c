@@ -321,8 +321,8 @@ const char *http_header_refused_n(const char *name, size_t nlen, const char *val
 		return "a header needs a name";
 	for (size_t i = 0; i < nlen; i++) {
 		char ch = name[i];
-		if (!ch || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		             strchr("!#$%&'*+-.^_`|~", ch)))
+		if (!ch || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		             (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-.^_`|~", ch)))
 			return "header names must be tokens (letters, digits and !#$%&'*+-.^_`|~)";
 	}
 	for (size_t i = 0; i < vlen; i++) {
@@ -341,18 +341,17 @@ int http_header_cross_site_refused(const char *name)
 	/* What a page of another site could otherwise make this answer do to the browser
 	 * or to the whole origin (and on localhost an origin is every local app): */
 	static const char *const refused[] = {
-	        "set-cookie", "clear-site-data", /* cookies ignore ports */
-	        "www-authenticate", "proxy-authenticate", /* a login prompt */
-	        "cache-control", "expires", "age", "vary", /* a forged answer cached for the URL */
-	        "content-encoding", "content-range", /* framing the browser believes */
-	        "service-worker-allowed", /* a worker's scope */
-	        "alt-svc", "strict-transport-security", /* where and how the origin is reached */
-	        "nel", "report-to", "reporting-endpoints", /* reports sent elsewhere */
-	        "accept-ch", "critical-ch", /* client hints the origin asks for */
-	        "link", /* preloads, stylesheets */
-	        "origin-agent-cluster", "permissions-policy", "timing-allow-origin",
-	        "x-frame-options", "cross-origin-opener-policy", "cross-origin-embedder-policy",
-	        "cross-origin-resource-policy"};
+	        /* cookies (they ignore ports) and login prompts */
+	        "set-cookie", "clear-site-data", "www-authenticate", "proxy-authenticate",
+	        /* a forged answer cached for the URL; framing the browser believes */
+	        "cache-control", "expires", "age", "vary", "content-encoding", "content-range",
+	        /* a service worker's scope; where and how the origin is reached */
+	        "service-worker-allowed", "alt-svc", "strict-transport-security",
+	        /* reports sent elsewhere; client hints; preloads and stylesheets */
+	        "nel", "report-to", "reporting-endpoints", "accept-ch", "critical-ch", "link",
+	        /* policies of the origin or of the answer */
+	        "origin-agent-cluster", "permissions-policy", "timing-allow-origin", "x-frame-options",
+	        "cross-origin-opener-policy", "cross-origin-embedder-policy", "cross-origin-resource-policy"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (!strcasecmp(name, refused[i]))
 			return 1;

@@ -82,6 +82,7 @@ struct serve_server {
 	atomic_int nrunning;    /* workers whose thread runs: workers[0 .. nrunning) */
 	atomic_uint next_worker; /* round-robin dealing of accepted connections */
 	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
+	struct log_rate log_tls, log_junk, log_late_http; /* messages any client can cause */
 	atomic_int stopping;
 	int signals;            /* SIGINT/SIGTERM received */
 };

@@ -1066,3 +1066,53 @@ def test_api_answer_not_made_for_a_client_that_left(start, root):
     # Only the answered request is in the access log.
     assert wait_for(lambda: srv.stderr().count('"POST /_/anything HTTP/1.1" 200') == 1)
     assert srv.stderr().count("POST /_/anything") == 1, srv.stderr()
+
+
+# ============================================================== log lines a client can cause (review #11)
+
+TLS_HELLO = bytes.fromhex("160301") + b"\x00\x2a" + b"\x01" + b"\x00" * 41
+
+
+def _send_and_close(srv, data, n):
+    for _ in range(n):
+        with srv.connect() as s:
+            s.sendall(data)
+            try:
+                s.recv(16)  # the server closes it
+            except OSError:
+                pass
+
+
+def test_bad_connections_are_logged_at_most_once_a_second(ftp_start, root):
+    """TLS hellos and junk bytes each log one line, then at most one a second per kind,
+    the next one saying how many were not logged (6,000 lines for 6,000 connections
+    before)."""
+    srv = ftp_start()
+    t0 = time.monotonic()
+    _send_and_close(srv, TLS_HELLO, 300)
+    _send_and_close(srv, b"\x00junk", 300)
+    took = time.monotonic() - t0
+    err = srv.stderr()
+    tls = err.count("sent a TLS ClientHello")
+    junk = err.count("neither HTTP nor FTP")
+    assert 1 <= tls <= 2 + int(took) and 1 <= junk <= 2 + int(took), (took, err[-2000:])
+    time.sleep(1.1)
+    _send_and_close(srv, TLS_HELLO, 1)
+    _send_and_close(srv, b"\x00junk", 1)
+    assert wait_for(lambda: srv.stderr().count("more like this") >= 2, 3), srv.stderr()[-2000:]
+    said = [ln for ln in srv.stderr().splitlines() if "more like this" in ln]
+    counts = [int(re.search(r"; (\d+) more like this", ln).group(1)) for ln in said]
+    # Every connection is accounted for: written lines plus the counts they carry.
+    err = srv.stderr()
+    written = err.count("sent a TLS ClientHello") + err.count("neither HTTP nor FTP")
+    assert written + sum(counts) == 602, (written, counts, err[-2000:])
+    assert_alive(srv)
+
+
+def test_test_servers_leave_no_log_files_behind(start, root):
+    """The review found thousands of loopkit-*err-*.log files in /tmp after test runs:
+    a test server's stderr is an unnamed file now, gone whatever becomes of the test."""
+    srv = start()
+    target = os.readlink(srv.errpath)
+    assert target.endswith("(deleted)") or "#" in target, target
+    assert srv.stderr().startswith("loopkit: serving"), srv.stderr()

@@ -764,3 +764,30 @@ def test_terminal_escapes_from_clients_never_reach_the_log_raw(tree, ftp_start, 
         # JSON escapes C0 as \u00XX; C1 (U+0080..U+009F) is valid JSON text and
         # passes (core/json.c keeps valid UTF-8 as it is): not checked here.
         assert b"\\u001b]0;PWNED\\u0007" in raw, raw[-1500:]
+
+
+# ---- what a peer learns before login (hostile review #11) ----------------------------------
+
+@pytest.mark.parametrize("write", [False, True])
+def test_greeting_says_nothing_of_writes_the_login_does(ftp_start, tmp_path, write):
+    """The greeting goes to anyone who connects: it names the server only. Whether it is
+    writable is said in the 230, to who has logged in (with --user: only the owner)."""
+    import ftplib
+    root = tmp_path / "r"
+    root.mkdir()
+    args = ["--user", "me:pw"] + (["--write"] if write else [])
+    srv = ftp_start(*args, root_dir=str(root))
+    f = ftplib.FTP(timeout=10)
+    greeting = f.connect(srv.host, srv.port)
+    try:
+        assert re.fullmatch(r"220 loopkit \S+ FTP ready\.", greeting), greeting
+        with pytest.raises(ftplib.error_perm):
+            f.login("me", "wrong")
+        f.close()
+        f = ftplib.FTP(timeout=10)
+        f.connect(srv.host, srv.port)
+        r = f.login("me", "pw")
+        assert r == "230 Login successful; this server is %s." % (
+            "writable" if write else "read-only"), r
+    finally:
+        f.close()
