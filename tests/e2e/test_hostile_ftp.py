@@ -315,11 +315,13 @@ WRITE_TARGETS = [
 
 
 # What each write target is once resolved under the root:
-# - "in": clamped to a name inside the root ("../new.txt" is "/new.txt"), or a symlink in the
-#   root that a write replaces (the temporary file is renamed over the link, never through it);
+# - "in": clamped to a name inside the root ("../new.txt" is "/new.txt");
+# - "link": a symlink in the root that leads out of it: it reads as missing, so it is missing
+#   for DELE and RNFR (550) and never replaced: STOR, APPE and RNTO onto it are 553, and the
+#   link stays (core/fsroot.c's one rule; before, a write replaced it);
 # - "dot": a name starting with "." (hidden: 550);
 # - "out": its parent lies outside the root or does not exist inside it.
-WRITE_KIND = {"secret-link.txt": "in", "../new.txt": "in", "..\\outside\\new.txt": "dot"}
+WRITE_KIND = {"secret-link.txt": "link", "../new.txt": "in", "..\\outside\\new.txt": "dot"}
 # Replies per kind, in the order the test sends the commands. STOR/APPE refuse a name whose
 # directory is missing with 553 (RFC 959: file name not allowed); MKD, DELE, RMD, RNFR and
 # RNTO have no 553 and answer 550. After a refused RNFR, RNTO is out of sequence (503).
@@ -327,6 +329,9 @@ WRITE_REPLIES = {
     "in": {"STOR": (150, 226), "APPE": (150, 226), "MKD -dir": 257, "DELE": 250, "RMD": 550,
            "RMD -dir": 250, "RNFR hello.txt": 350, "RNTO": 250, "RNFR": 350,
            "RNTO stolen.txt": 250},
+    "link": {"STOR": (553, 553), "APPE": (553, 553), "MKD -dir": 257, "DELE": 550, "RMD": 550,
+             "RMD -dir": 250, "RNFR hello.txt": 350, "RNTO": 553, "RNFR": 550,
+             "RNTO stolen.txt": 503},
     "dot": {"STOR": (550, 550), "APPE": (550, 550), "MKD -dir": 550, "DELE": 550, "RMD": 550,
             "RMD -dir": 550, "RNFR hello.txt": 350, "RNTO": 550, "RNFR": 550,
             "RNTO stolen.txt": 503},
@@ -368,6 +373,8 @@ def test_write_escapes(tree, ftp_start, path, tmp_path):
         with open(os.path.join(str(tree), "hello.txt"), "rb") as f:
             assert f.read() == b"hello ftp\n"
     assert not temp_leftovers(tree)
+    if WRITE_KIND.get(path) == "link":
+        assert os.readlink(os.path.join(str(tree), path)) == "../outside/secret.txt"
 
 
 def test_cwd_dotdot_at_root_stays_at_root(tree, ftp_start):
