@@ -45,6 +45,7 @@ enum lk_err lk_err_from_errno(int e)
 	case ENOENT:
 	case EXDEV: /* RESOLVE_BENEATH: the path leads outside the root */
 	case ELOOP: return LK_E_ENOENT;
+	case ENOLINK: return LK_E_ELINKOUT; /* fsroot: a write to a symlink that reads as missing */
 	case EACCES:
 	case EPERM:
 	case EROFS: return LK_E_EACCES;

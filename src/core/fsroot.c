@@ -342,6 +342,22 @@ int fsroot_open_parent(const struct fsroot *r, const char *rel, const char **nam
 	return fsroot_open(r, dir, O_PATH | O_DIRECTORY);
 }
 
+/* The one rule for symlinks on the write paths: a symlink that reads as missing (it
+ * leads out of the root, to a hidden name, or nowhere, and --follow-symlinks is off) is
+ * missing for writes too, and is never replaced. Is name, an entry of dirfd (the
+ * parent of rel), such a link? */
+static int link_reads_missing(const struct fsroot *r, int dirfd, const char *rel, const char *name)
+{
+	struct stat st;
+	if (r->follow_links || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+		return 0;
+	int fd = fsroot_open(r, rel, O_PATH);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	return 0;
+}
+
 /* ".NAME.lk-PID-XXXXXX": the temporary name of a named upload by process pid. */
 static void temp_name(char *out, size_t len, const char *name, int i)
 {
@@ -373,6 +389,11 @@ int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_u
 	}
 	memcpy(u->name, name, len + 1);
 	u->existed = 0;
+	if (link_reads_missing(r, u->dirfd, rel, name)) {
+		close(u->dirfd);
+		u->dirfd = -1;
+		return -ENOLINK;
+	}
 	if (fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode))
 			e = -EISDIR;
@@ -604,9 +625,37 @@ int fsroot_remove(const struct fsroot *r, const char *rel)
 	int rc = 0;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = -errno;
+	else if (link_reads_missing(r, dirfd, rel, name))
+		rc = -ENOENT;
 	else if (unlinkat(dirfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 		rc = -errno;
 	close(dirfd);
+	return rc;
+}
+
+int fsroot_rename(const struct fsroot *r, const char *from, const char *to)
+{
+	const char *n1, *n2;
+	struct stat st;
+	if (!*from || !*to)
+		return -EBUSY; /* the root itself */
+	int d1 = fsroot_open_parent(r, from, &n1);
+	if (d1 < 0)
+		return d1;
+	int d2 = fsroot_open_parent(r, to, &n2);
+	int rc = d2;
+	if (d2 >= 0) {
+		if (fstatat(d1, n1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+		else if (link_reads_missing(r, d1, from, n1))
+			rc = -ENOENT;
+		else if (link_reads_missing(r, d2, to, n2))
+			rc = -ENOLINK;
+		else
+			rc = renameat(d1, n1, d2, n2) < 0 ? -errno : 0;
+		close(d2);
+	}
+	close(d1);
 	return rc;
 }
 

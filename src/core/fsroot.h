@@ -88,9 +88,16 @@ struct fsroot_upload {
 	char name[NAME_MAX + 1];
 };
 
+/* Symlinks on the write paths follow one rule: a symlink that reads as missing
+ * (fsroot_open refuses it: it leads out of the root, to a hidden name, or nowhere;
+ * without follow_links) is missing for writes too and never replaced. Removing or
+ * renaming it gives -ENOENT, as reading it does; uploading or renaming onto its name
+ * gives -ENOLINK (LK_E_ELINKOUT), and the link stays. */
+
 /* Starts an upload to rel. Returns 0, or -errno: -ENOENT for a hidden name,
  * -ENOENT when the parent does not exist (callers report LK_ENOPARENT), -EISDIR
- * when rel is a directory, -ENAMETOOLONG. */
+ * when rel is a directory, -ENOLINK when rel is a symlink that reads as missing,
+ * -ENAMETOOLONG. */
 int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u);
 /* Writes n bytes; returns 0 or -errno (e.g. -ENOSPC). */
 int fsroot_upload_write(struct fsroot_upload *u, const void *p, size_t n);
@@ -117,7 +124,13 @@ int fsroot_join(const char *cwd, const char *arg, char *out, size_t outsz);
 /* Makes directory rel (mode 0755, the umask applies); its parent must exist.
  * Returns 0 or -errno (-EEXIST, -ENOENT for a missing parent, ...). */
 int fsroot_mkdir(const struct fsroot *r, const char *rel);
-/* Removes a file, or an empty directory. Returns 0 or -errno. */
+/* Removes a file, or an empty directory. Returns 0 or -errno (-ENOENT for a symlink
+ * that reads as missing). */
 int fsroot_remove(const struct fsroot *r, const char *rel);
+/* Renames from to to (both not ""; -EBUSY for the root). Returns 0 or -errno: -ENOENT
+ * when from is missing or a symlink that reads as missing, -ENOLINK when to is such a
+ * symlink, -EINVAL when to is inside from (a directory moved into itself), -ENOTEMPTY,
+ * -EISDIR, -ENOTDIR as rename(2). */
+int fsroot_rename(const struct fsroot *r, const char *from, const char *to);
 
 #endif

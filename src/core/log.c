@@ -10,15 +10,15 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-void log_msg(const char *fmt, ...)
+static void log_vmsg(const char *tail, const char *fmt, va_list ap)
 {
 	char raw[1024], line[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
+	if (m >= 0 && (size_t)m < sizeof(raw) && tail)
+		m += snprintf(raw + m, sizeof(raw) - (size_t)m, "%s", tail);
 	if (m < 0)
 		m = 0;
 	size_t rlen = (size_t)m < sizeof(raw) ? (size_t)m : sizeof(raw) - 1;
@@ -34,6 +34,37 @@ void log_msg(const char *fmt, ...)
 		ssize_t r = write(2, line, len);
 		(void)r;
 	}
+}
+
+void log_msg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_rate_msg(struct log_rate *r, const char *fmt, ...)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	unsigned long long now =
+	        (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+	unsigned long long next = atomic_load(&r->next_ms);
+	/* One thread wins the right to write; the others count. */
+	if (now < next || !atomic_compare_exchange_strong(&r->next_ms, &next, now + LOG_RATE_MS)) {
+		atomic_fetch_add(&r->skipped, 1);
+		return;
+	}
+	char tail[96] = "";
+	unsigned long skipped = atomic_exchange(&r->skipped, 0);
+	if (skipped)
+		snprintf(tail, sizeof(tail),
+		         "; %lu more like this since the last one said (at most one a second)", skipped);
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(tail, fmt, ap);
+	va_end(ap);
 }
 
 void log_sink_open_fd(struct log_sink *s, int fd)

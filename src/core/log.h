@@ -8,6 +8,20 @@
 /* Writes "loopkit: " + message + newline to stderr in one write(2). */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#define LOG_RATE_MS 1000 /* a kind of message a client can cause: at most one line this often */
+
+/* One kind of message that any client can cause once per connection (a TLS hello, junk
+ * bytes): zero-initialised, shared by every thread that logs it. */
+struct log_rate {
+	atomic_ullong next_ms; /* monotonic ms before which lines of this kind are counted */
+	atomic_ulong skipped;  /* lines counted and not written since the last one written */
+};
+
+/* log_msg for a kind of message: written when none of its kind was in the last
+ * LOG_RATE_MS, else only counted; the next line written then says how many were not
+ * ("; 41 more like this in the last 1 s"). Thread-safe. */
+void log_rate_msg(struct log_rate *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Where access logs go: stderr, written so that a reader that stops reading can
  * never stall the server (lines are dropped and counted instead). */
 struct log_sink {

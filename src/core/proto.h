@@ -31,6 +31,9 @@ struct proto_site {
 	/* Directory snapshots shared by every listing (core/dirsnap.h); NULL: each listing
 	 * reads its own, with no overall limit. */
 	struct dirsnap_cache *dirs;
+	/* Bytes of request bodies and generated answers that HTTP holds in memory, all
+	 * threads together (against HTTP_MEM_MAX); NULL: each thread counts its own. */
+	atomic_size_t *mem;
 };
 
 /* What the sniffer learned about a client before handing it over. */

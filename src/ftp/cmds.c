@@ -104,7 +104,9 @@ static void login_answer(struct ftp_session *s, int right)
 	if (right) {
 		s->logged_in = 1;
 		s->login_proven = 1;
-		ftp_reply(s, LK_R_LOGGED_IN, NULL);
+		/* Whether writes are allowed is said here, to who has logged in: the greeting
+		 * goes to anyone who connects, before any login. */
+		ftp_reply(s, LK_R_LOGGED_IN, s->x->site->write ? "writable" : "read-only");
 		ftp_log(s, "PASS", NULL, lk_reply(LK_R_LOGGED_IN)->ftp, 0, loop_clock_us());
 		if (s->x->hooks.note)
 			s->x->hooks.note(s->x->hooks.arg, &s->peer, PROTO_NOTE_FTP_LOGIN);
@@ -345,7 +347,6 @@ static void cmd_rnfr(struct ftp_session *s, const char *arg, const struct ftp_cm
 static void cmd_rnto(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
 	char rel[PATH_MAX];
-	const char *n1, *n2;
 	const struct fsroot *root = s->x->site->root;
 	char *from = s->rnfr; /* RNTO uses up the RNFR, whatever happens */
 	s->rnfr = NULL;
@@ -362,15 +363,11 @@ static void cmd_rnto(struct ftp_session *s, const char *arg, const struct ftp_cm
 		ftp_reply_err(s, LK_E_ENEEDNAME, NULL);
 		return;
 	}
-	int d1 = fsroot_open_parent(root, from, &n1);
-	int d2 = d1 >= 0 ? fsroot_open_parent(root, rel, &n2) : -EBADF;
-	int rc = d1 < 0 ? d1 : d2 < 0 ? d2 : renameat(d1, n1, d2, n2) < 0 ? -errno : 0;
-	if (d1 >= 0)
-		close(d1);
-	if (d2 >= 0)
-		close(d2);
+	int rc = fsroot_rename(root, from, rel);
 	free(from);
-	if (rc < 0)
+	if (rc == -EINVAL)
+		ftp_reply_err(s, LK_E_EINTOITSELF, NULL);
+	else if (rc < 0)
 		ftp_reply_errno(s, rc);
 	else
 		ftp_reply(s, LK_R_RNTO_OK, NULL);

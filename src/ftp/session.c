@@ -401,8 +401,7 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer)
 		x->sessions->prev = s;
 	x->sessions = s;
 	x->nsessions++;
-	ftp_reply(s, LK_R_READY,
-	          x->site->write ? LOOPKIT_VERSION ", writable" : LOOPKIT_VERSION ", read-only");
+	ftp_reply(s, LK_R_READY, LOOPKIT_VERSION); /* nothing about the server before login */
 	ftp_arm_idle(s);
 	ftp_control_run(s);
 	return 0;

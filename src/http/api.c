@@ -35,7 +35,7 @@
 #define API_MAX_SSE          1000   /* /_/sse?count= */
 #define API_SSE_COUNT        10     /* go-httpbin's defaults */
 #define API_SSE_DURATION_MS  5000
-#define API_ECHO_MAX         (8 * HTTP_API_MAX_BODY) /* an echo of the largest body, escaped */
+#define API_ECHO_MAX         (HTTP_API_ANSWER_RATIO * HTTP_API_MAX_BODY) /* an echo of the largest body, escaped */
 
 /* Every /_/ answer: nothing a request puts in it may run as a page of this origin. */
 #define API_CSP "sandbox; default-src 'none'"
@@ -46,7 +46,6 @@
 /* Headers that act beyond this server: cookies reach every app on localhost whatever
  * its port, Clear-Site-Data wipes them, WWW-Authenticate prompts in the user's name.
  * A web page must not be able to send them through us. */
-static const char *const cross_site_refused[] = {"set-cookie", "clear-site-data", "www-authenticate"};
 
 /* ---- name/value lists: query strings and form bodies ---- */
 
@@ -1250,7 +1249,8 @@ static int cross_site_ok(struct http_conn *c, const struct api_req *q, const cha
 	api_errorf(
 	        c, LK_E_A_REFUSED,
 	        "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
-	        "reach every local app, whatever its port; open the URL yourself (curl, or the address bar)",
+	        "reach every local app, whatever its port, or change how the browser treats this origin; "
+	        "open the URL yourself (curl, or the address bar)",
 	        what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
 	return 0;
 }
@@ -1259,9 +1259,10 @@ static int cross_site_ok(struct http_conn *c, const struct api_req *q, const cha
  * headers that make this answer's safety (CSP), CORS (the server's decision: --cors)
  * or a redirect (Location, and Refresh: a redirect in disguise). Answers 400 and
  * returns 0 when it may not. */
-static int settable_header(struct http_conn *c, const char *name, const char *value)
+static int settable_header(struct http_conn *c, const struct kv *h)
 {
-	const char *why = http_header_refused(name, value);
+	const char *name = h->k;
+	const char *why = http_header_refused_n(name, h->klen, h->v, h->vlen);
 	if (!why && (!strncasecmp(name, "access-control-", 15) || !strcasecmp(name, "refresh") ||
 	             !strcasecmp(name, "location") || !strcasecmp(name, "content-security-policy")))
 		why = "CORS, CSP, Refresh and Location headers are not settable here";
@@ -1312,12 +1313,10 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 	const struct kvlist *a = q->a;
 	size_t cookie_bytes = 0;
 	for (size_t i = 0; i < a->n; i++) {
-		if (!settable_header(c, a->kv[i].k, a->kv[i].v))
+		if (!settable_header(c, &a->kv[i]))
 			return;
-		for (size_t k = 0; k < sizeof(cross_site_refused) / sizeof(cross_site_refused[0]); k++) {
-			if (!strcasecmp(a->kv[i].k, cross_site_refused[k]) && !cross_site_ok(c, q, a->kv[i].k))
-				return;
-		}
+		if (http_header_cross_site_refused(a->kv[i].k) && !cross_site_ok(c, q, a->kv[i].k))
+			return;
 		if (!strcasecmp(a->kv[i].k, "set-cookie"))
 			cookie_bytes += a->kv[i].vlen;
 		if (!strcasecmp(a->kv[i].k, "content-type"))
@@ -1880,7 +1879,7 @@ static void ep_trailers(struct http_conn *c, const struct api_req *q)
 	const struct kvlist *a = q->a;
 	char names[1024] = "";
 	for (size_t i = 0; i < a->n; i++) {
-		const char *why = http_header_refused(a->kv[i].k, a->kv[i].v);
+		const char *why = http_header_refused_n(a->kv[i].k, a->kv[i].klen, a->kv[i].v, a->kv[i].vlen);
 		for (size_t k = 0; !why && k < sizeof(forbidden) / sizeof(forbidden[0]); k++)
 			if (!strcasecmp(a->kv[i].k, forbidden[k]))
 				why = "not allowed in trailers";

@@ -1,5 +1,6 @@
 /* conn.c - HTTP/1.1 connections as state machines: read, parse, dispatch, write, time out. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,51 @@ void conn_deadline(struct http_conn *c, uint64_t ms)
 		loop_timer_start(l, &c->timer, ms);
 }
 
+/* ---- the memory count (HTTP_MEM_MAX) ---- */
+
+void conn_mem_sync(struct http_conn *c)
+{
+	size_t body = c->body.cap > c->mem_reserve ? c->body.cap : c->mem_reserve;
+	size_t want = body + (c->mem_out ? c->out.cap : 0);
+	if (want > c->mem_held)
+		atomic_fetch_add(c->x->mem, want - c->mem_held);
+	else if (want < c->mem_held)
+		atomic_fetch_sub(c->x->mem, c->mem_held - want);
+	c->mem_held = want;
+}
+
+int conn_mem_room(const struct http_conn *c, size_t n)
+{
+	size_t used = atomic_load(c->x->mem);
+	return used <= HTTP_MEM_MAX && n <= HTTP_MEM_MAX - used;
+}
+
+void conn_mem_refuse(struct http_conn *c, int close)
+{
+	char lim[32];
+	if (close) {
+		c->closing = 1;
+		c->linger = 1; /* the body is still on its way */
+	}
+	resp_error_h(c, LK_E_H_MEM_FULL, lk_size_text(HTTP_MEM_MAX, lim, sizeof(lim)), "Retry-After", "1");
+}
+
+/* Frees the output buffer (it is empty) and uncounts it. */
+static void out_free(struct http_conn *c)
+{
+	buf_free(&c->out);
+	c->mem_out = 0;
+	conn_mem_sync(c);
+}
+
+/* Has the client gone (reset the connection, or closed its side) before the answer it
+ * waits for was made? Then making it would be work for nobody. */
+static int peer_gone(const struct http_conn *c)
+{
+	struct pollfd p = {.fd = c->io.fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static void request_reset(struct http_conn *c)
 {
 	free(c->head);
@@ -45,7 +91,9 @@ static void request_reset(struct http_conn *c)
 	c->route = NULL;
 	c->chunked = 0;
 	c->body_left = c->body_total = 0;
+	c->mem_reserve = 0;
 	resp_body_reset(c);
+	conn_mem_sync(c);
 }
 
 void conn_request_done(struct http_conn *c)
@@ -69,7 +117,7 @@ static void linger_start(struct http_conn *c)
 	shutdown(c->io.fd, SHUT_WR);
 	c->state = CS_LINGER;
 	buf_free(&c->in);
-	buf_free(&c->out);
+	out_free(c);
 	c->deadline = 0;
 	conn_deadline(c, c->x->stopping ? HTTP_LINGER_MS / 10 : HTTP_LINGER_MS);
 	/* Only reading now: a shut-down socket is always writable, and asking for that
@@ -95,7 +143,7 @@ static void conn_close(struct http_conn *c)
 	loop_io_close(x->loop, &c->io);
 	loop_timer_stop(x->loop, &c->timer);
 	buf_free(&c->in);
-	buf_free(&c->out);
+	out_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -121,10 +169,22 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 	if (c->sink == SINK_DISCARD)
 		return 0;
 	if (c->sink == SINK_MEM) {
+		/* A chunked body is counted as it comes (one with a length was counted whole
+		 * before it came), with room for the answer made from it. */
+		size_t need = (size_t)c->body_total * (1 + HTTP_API_ANSWER_RATIO);
+		if (need > c->mem_reserve) {
+			if (!conn_mem_room(c, need - c->mem_reserve)) {
+				c->sink = SINK_NONE;
+				conn_mem_refuse(c, 1);
+				return -1;
+			}
+			c->mem_reserve = need;
+		}
 		if (buf_append(&c->body, p, n) < 0) {
 			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
 			return -1;
 		}
+		conn_mem_sync(c);
 		return 0;
 	}
 	if (c->body_total > c->x->site->max_body) {
@@ -151,6 +211,17 @@ static void body_failed(struct http_conn *c)
 	conn_request_done(c);
 }
 
+/* The whole body is in: answer it, unless it was read into memory for an answer to
+ * make and the client has left meanwhile. */
+static void body_done(struct http_conn *c)
+{
+	if (c->sink == SINK_MEM && peer_gone(c)) {
+		conn_close(c);
+		return;
+	}
+	route_body_done(c);
+}
+
 /* Feeds buffered input to the body sink. Returns 1 when it made progress. */
 static int body_feed(struct http_conn *c)
 {
@@ -166,7 +237,7 @@ static int body_feed(struct http_conn *c)
 		if (rc < 0)
 			body_failed(c);
 		else if (!c->body_left)
-			route_body_done(c);
+			body_done(c);
 		return 1;
 	}
 	size_t len = avail;
@@ -202,7 +273,7 @@ static int body_feed(struct http_conn *c)
 	if (rc < 0)
 		body_failed(c);
 	else if (r >= 0)
-		route_body_done(c);
+		body_done(c);
 	return 1;
 }
 
@@ -280,6 +351,8 @@ static int conn_flush(struct http_conn *c)
 				conn_request_done(c);
 		}
 		size_t n = buf_used(&c->out);
+		if (!n && c->mem_out && c->rb == RB_NONE)
+			out_free(c); /* a /_/ answer sent: its memory goes back at once */
 		if (n) {
 			if (!budget)
 				return 0;
@@ -391,7 +464,7 @@ static void conn_run(struct http_conn *c)
 	 * connections then cost their records only. */
 	if (c->state == CS_HEAD && !buf_used(&c->in) && !buf_used(&c->out)) {
 		buf_free(&c->in);
-		buf_free(&c->out);
+		out_free(c);
 	}
 	conn_update_io(c);
 }
@@ -593,6 +666,7 @@ static void *http_ctx_new(struct loop *l, const struct proto_site *site, const v
 	x->site = site;
 	x->cfg = cfg;
 	x->hooks = *hooks;
+	x->mem = site->mem ? site->mem : &x->mem_own;
 	x->prng = 0x9e3779b97f4a7c15ull ^ (uint64_t)loop_clock_us() ^ (uint64_t)(uintptr_t)x;
 	accesslog_init(&x->log, site->log, site->log_sink, l);
 	if (site->root) {

@@ -4,6 +4,7 @@
 #ifndef LOOPKIT_HTTP_INTERNAL_H
 #define LOOPKIT_HTTP_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -46,6 +47,8 @@ struct http_ctx {
 	struct accesslog log;
 	struct filecache *files; /* NULL when there is no root */
 	struct http_request req; /* the head being parsed (one at a time per thread) */
+	atomic_size_t *mem;      /* the site's count of bodies and answers in memory */
+	atomic_size_t mem_own;   /* ...this one when the site has none */
 };
 
 enum conn_state {
@@ -71,6 +74,9 @@ struct http_conn {
 	enum conn_state state;
 	struct buf in;   /* bytes read, not yet consumed */
 	struct buf out;  /* bytes to send before (and of) the response body */
+	size_t mem_held;    /* counted in x->mem: the body (or its reservation), a /_/ answer */
+	size_t mem_reserve; /* the body's announced length, counted before it arrives */
+	int mem_out;        /* out holds a /_/ answer: its memory is counted */
 	size_t last_len; /* parser resume point */
 	int need_input;  /* the buffered head is incomplete: wait for more bytes */
 	int closing;     /* close once the current response is sent */
@@ -126,6 +132,15 @@ void conn_deadline(struct http_conn *c, uint64_t ms);
 /* The response to the current request is complete (queued or sent): log it, reset,
  * and wait for the next request. */
 void conn_request_done(struct http_conn *c);
+
+/* Brings the connection's share of the memory count (HTTP_MEM_MAX) up to date with
+ * what it holds: its /_/ body, or the room reserved for it, and its /_/ answer. */
+void conn_mem_sync(struct http_conn *c);
+/* May n more bytes of /_/ body or answer be held now (within HTTP_MEM_MAX)? */
+int conn_mem_room(const struct http_conn *c, size_t n);
+/* Answers 503 with Retry-After: HTTP_MEM_MAX is reached. With close, the connection
+ * closes after it (a body it will not read is on its way). */
+void conn_mem_refuse(struct http_conn *c, int close);
 
 /* route.c */
 /* Parses and checks a complete head and dispatches it (or starts reading its body). */

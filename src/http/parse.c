@@ -532,18 +532,10 @@ static int chunk_byte(struct http_chunked *d, unsigned char c)
 			d->state = CH_SIZE_LF;
 			return 0;
 		}
-		if (c == '\n') {
-			chunk_size_done(d);
-			return 0;
-		}
-		return -1;
+		return -1; /* a bare LF included: chunked framing ends its lines with CRLF only */
 	case CH_EXT:
 		if (c == '\r') {
 			d->state = CH_SIZE_LF;
-			return 0;
-		}
-		if (c == '\n') {
-			chunk_size_done(d);
 			return 0;
 		}
 		if (is_ctl(c))
@@ -559,8 +551,7 @@ static int chunk_byte(struct http_chunked *d, unsigned char c)
 			d->state = CH_DATA_LF;
 			return 0;
 		}
-		/* A bare LF ends the data too. */
-		/* fall through */
+		return -1;
 	case CH_DATA_LF:
 		if (c != '\n')
 			return -1;
@@ -569,10 +560,6 @@ static int chunk_byte(struct http_chunked *d, unsigned char c)
 	case CH_TRAILER_START:
 		if (c == '\r') {
 			d->state = CH_END_LF;
-			return 0;
-		}
-		if (c == '\n') {
-			d->state = CH_DONE;
 			return 0;
 		}
 		/* A trailer is a field line like a header (RFC 9112 7.1.2): name, colon. */
@@ -591,10 +578,6 @@ static int chunk_byte(struct http_chunked *d, unsigned char c)
 	case CH_TRAILER:
 		if (c == '\r') {
 			d->state = CH_TRAILER_LF;
-			return 0;
-		}
-		if (c == '\n') {
-			d->state = CH_TRAILER_START;
 			return 0;
 		}
 		if (is_ctl(c))

@@ -79,7 +79,9 @@ struct http_chunked {
 /* Decodes buf[0..*len) in place: on return buf[0..*len) holds the decoded data.
  * Returns HTTP_PARSE_INCOMPLETE when all input was consumed and the body is not
  * finished, HTTP_PARSE_ERROR on a malformed body (bad hex, size overflowing 2^63,
- * missing CRLF after data, over-long line), or, when the terminating chunk and
+ * missing CRLF after data, a line ended by a bare LF or CR: RFC 9112 7.1 frames
+ * chunks with CRLF only, and a bare LF is where smuggling front ends disagree;
+ * over-long line), or, when the terminating chunk and
  * trailers are complete, the number of bytes that followed the body: they are moved
  * to buf[*len .. *len + ret) (the start of the next request on the connection). */
 ssize_t http_chunked_decode(struct http_chunked *d, char *buf, size_t *len);

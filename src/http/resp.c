@@ -307,6 +307,11 @@ const struct http_header *http_req_header(const struct http_reqinfo *ri, const c
 
 const char *http_header_refused(const char *name, const char *value)
 {
+	return http_header_refused_n(name, strlen(name), value, strlen(value));
+}
+
+const char *http_header_refused_n(const char *name, size_t nlen, const char *value, size_t vlen)
+{
 	static const char *const framing[] = {"content-length",
 	                                      "transfer-encoding",
 	                                      "connection",
@@ -317,19 +322,45 @@ const char *http_header_refused(const char *name, const char *value)
 	                                      "date",
 	                                      "server",
 	                                      "x-content-type-options"};
-	if (!*name)
+	if (!nlen)
 		return "a header needs a name";
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      strchr("!#$%&'*+-.^_`|~", *p)))
+	for (size_t i = 0; i < nlen; i++) {
+		char ch = name[i];
+		if (!ch || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		             (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-.^_`|~", ch)))
 			return "header names must be tokens (letters, digits and !#$%&'*+-.^_`|~)";
-	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return "header values must be free of control characters";
+	}
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char ch = (unsigned char)value[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return "header values must be free of control characters (NUL, CR, LF, ...)";
+	}
 	for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
 		if (!strcasecmp(name, framing[i]))
 			return "that header frames the message or is set by the server, and cannot be set";
 	return NULL;
+}
+
+int http_header_cross_site_refused(const char *name)
+{
+	/* What a page of another site could otherwise make this answer do to the browser
+	 * or to the whole origin (and on localhost an origin is every local app): */
+	static const char *const refused[] = {
+	        /* cookies (they ignore ports) and login prompts */
+	        "set-cookie", "clear-site-data", "www-authenticate", "proxy-authenticate",
+	        /* a forged answer cached for the URL; framing the browser believes */
+	        "cache-control", "expires", "age", "vary", "content-encoding", "content-range",
+	        /* a service worker's scope; where and how the origin is reached */
+	        "service-worker-allowed", "alt-svc", "strict-transport-security",
+	        /* reports sent elsewhere; client hints; preloads and stylesheets */
+	        "nel", "report-to", "reporting-endpoints", "accept-ch", "critical-ch", "link",
+	        /* policies of the origin or of the answer */
+	        "origin-agent-cluster", "permissions-policy", "timing-allow-origin", "x-frame-options",
+	        "cross-origin-opener-policy", "cross-origin-embedder-policy", "cross-origin-resource-policy"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (!strcasecmp(name, refused[i]))
+			return 1;
+	return 0;
 }
 
 int http_list_has(struct http_slice v, const char *tok)

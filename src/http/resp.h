@@ -95,6 +95,12 @@ const struct http_header *http_req_header(const struct http_reqinfo *ri, const c
  * (Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, Trailer, TE,
  * Date, Server, X-Content-Type-Options). Returns NULL when it may, else the reason. */
 const char *http_header_refused(const char *name, const char *value);
+/* The same for a name and a value of given lengths: a NUL in either is refused too. */
+const char *http_header_refused_n(const char *name, size_t nlen, const char *value, size_t vlen);
+/* Is name a header that changes how a browser treats the answer or the origin (cookies,
+ * caching, encoding, service workers, HSTS, Alt-Svc, reporting, Link, ...), so that a
+ * page of another site must not have it set (/_/response-headers answers 403)? */
+int http_header_cross_site_refused(const char *name);
 
 /* Does the comma-separated token list v contain tok (case-insensitive)? */
 int http_list_has(struct http_slice v, const char *tok);

@@ -207,6 +207,8 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 		authority = host->value;
 	if (authority.p && !host_allowed(cfg, authority.p, authority.len))
 		policy = LK_E_H_HOST_DENIED;
+	if (authority.p)
+		ri->authority = authority;
 	const char *q = memchr(t.p, '?', t.len);
 	const char *hash = memchr(t.p, '#', t.len);
 	const char *pend = q ? q : (hash ? hash : t.p + t.len);
@@ -238,28 +240,48 @@ static const char *cors_match(const struct http_config *cfg, struct http_slice o
 	return NULL;
 }
 
-/* Is origin o this server itself (a page it served)? Its host must pass the Host
- * check and its port be ours. */
-static int own_origin(const struct http_config *cfg, struct http_slice o)
+/* Splits an authority host[:port] into its host (without brackets) and its port (80
+ * when not given). Returns 0, or -1 when it is not one. */
+static int authority_split(const char *h, size_t n, struct http_slice *host, unsigned *port)
 {
-	const char *h;
-	if (o.len > 7 && !strncasecmp(o.p, "http://", 7))
-		h = o.p + 7;
-	else
-		return 0;
-	size_t n = o.len - 7;
-	const char *name;
+	const char *name, *end = h + n;
 	size_t nlen;
-	if (http_authority_host(h, n, &name, &nlen) < 0 || !host_allowed(cfg, h, n))
+	if (http_authority_host(h, n, &name, &nlen) < 0)
+		return -1;
+	const char *p = name + nlen < end && name[nlen] == ']' ? name + nlen + 1 : name + nlen;
+	*host = (struct http_slice){name, nlen};
+	*port = 80;
+	if (p == end)
 		return 0;
-	const char *end = h + n, *colon = name + nlen < end && name[nlen] == ']' ? name + nlen + 1 : name + nlen;
-	unsigned port = 80;
-	if (colon < end && *colon == ':') {
-		port = 0;
-		for (const char *p = colon + 1; p < end && *p >= '0' && *p <= '9'; p++)
-			port = port * 10 + (unsigned)(*p - '0');
+	if (*p != ':' || end - p > 6)
+		return -1;
+	unsigned v = 0;
+	for (p++; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (unsigned)(*p - '0');
 	}
-	return port == cfg->port;
+	if (v > 65535)
+		return -1;
+	if (p[-1] != ':')
+		*port = v;
+	return 0;
+}
+
+/* Is origin o this server itself, a page it served? Its scheme, host and port must be
+ * what this request reached the server as: the authority it names (Host, already
+ * checked against rebinding). Another address with our port (127.0.0.2:PORT, [::1]:PORT,
+ * a name) is another origin: another user's server may hold it. */
+static int own_origin(struct http_slice o, struct http_slice authority)
+{
+	struct http_slice oh, ah;
+	unsigned op, ap;
+	if (!authority.len || o.len <= 7 || strncasecmp(o.p, "http://", 7))
+		return 0;
+	if (authority_split(o.p + 7, o.len - 7, &oh, &op) < 0 ||
+	    authority_split(authority.p, authority.len, &ah, &ap) < 0)
+		return 0;
+	return op == ap && oh.len == ah.len && !strncasecmp(oh.p, ah.p, oh.len);
 }
 
 /* Sets ri->origin_ok and c->cors_origin from the request's Origin header. */
@@ -281,7 +303,7 @@ static void check_origin(struct http_conn *c, struct http_reqinfo *ri)
 		ri->origin_ok = 1;
 		return;
 	}
-	ri->origin_ok = own_origin(c->x->cfg, o->value);
+	ri->origin_ok = own_origin(o->value, ri->authority);
 }
 
 /* ---- login (--user), for every request when the server requires one ---- */
@@ -388,9 +410,22 @@ static int route_login(struct http_conn *c, const struct head_facts *f, int has_
 
 static void dispatch(struct http_conn *c, const struct http_route *route, struct http_reqinfo *ri)
 {
+	int mem = route->body == HTTP_BODY_MEM;
+	/* An answer made in memory waits while the server holds HTTP_MEM_MAX of them (a
+	 * body brought its room along: its answer is made). */
+	if (mem && !c->mem_reserve && !conn_mem_room(c, 0)) {
+		conn_mem_refuse(c, 0);
+		conn_request_done(c);
+		return;
+	}
 	route->handle(c, ri);
 	if (c->shut)
 		return;
+	if (mem && buf_used(&c->out)) {
+		c->mem_out = 1;
+		c->mem_reserve = 0;
+		conn_mem_sync(c);
+	}
 	if (c->rb == RB_FILE || (c->rb == RB_GEN && !c->gen_interval))
 		c->state = CS_SEND;
 	else if (c->state != CS_WAIT && c->rb == RB_NONE)
@@ -517,6 +552,14 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 			conn_request_done(c);
 			return;
 		}
+		/* Counted before it comes, with room for the answer made from it: past
+		 * HTTP_MEM_MAX, a 503 now rather than a body read for nothing. */
+		size_t need = (size_t)f.cl * (1 + HTTP_API_ANSWER_RATIO);
+		if (f.has_cl && !conn_mem_room(c, need)) {
+			conn_mem_refuse(c, 1);
+			conn_request_done(c);
+			return;
+		}
 		c->head = malloc(headlen);
 		if (!c->head) {
 			resp_error_close(c, LK_E_ENOMEM, NULL);
@@ -527,6 +570,8 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		c->head_len = headlen;
 		buf_init(&c->body, HTTP_API_MAX_BODY);
 		c->sink = SINK_MEM;
+		c->mem_reserve = f.has_cl ? need : 0;
+		conn_mem_sync(c);
 	} else if (route->body == HTTP_BODY_UPLOAD && ri.method == M_PUT && site->write) {
 		if (f.has_cl && f.cl > site->max_body) {
 			resp_error_close(c, LK_E_ETOOBIG, lk_size_text(site->max_body, lim, sizeof(lim)));

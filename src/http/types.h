@@ -16,6 +16,8 @@ struct http_ctx;
 enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_MKCOL, M_OTHER };
 
 #define HTTP_API_MAX_BODY (1024 * 1024) /* bodies read into memory (routes with HTTP_BODY_MEM) */
+#define HTTP_API_ANSWER_RATIO 8 /* an answer made from a body is at most this many times its
+                                   size (an echo, JSON-escaped); HTTP_MEM_MAX counts on it */
 
 /* Facts about the request being dispatched, derived once from the parsed head. */
 struct http_reqinfo {
@@ -30,6 +32,8 @@ struct http_reqinfo {
 	                            not same-origin or none (typed by the user); clients
 	                            that send no Sec-Fetch-Site are no web page */
 	int origin_ok;           /* Origin is absent, this server's own, or a --cors-origin */
+	struct http_slice authority; /* host[:port] the request names (absolute-form target,
+	                                else Host), checked against rebinding; len 0: none */
 };
 
 /* A generated body. fill appends at most room bytes to out and returns how many it

@@ -41,7 +41,7 @@ int scan_ports_parse(const char *s, struct scan_ports *out, char *err, size_t er
 		}
 		/* nmap's open ends: "-" is every port, "A-" up to the last, "-B" from the first */
 		char last[8];
-		snprintf(last, sizeof(last), "%u", SCAN_PORTS - 1);
+		snprintf(last, sizeof(last), "%u", (unsigned)(SCAN_PORTS - 1));
 		snprintf(item, sizeof(item), "%s%.*s%s", s[0] == '-' ? "1" : "", (int)n, s,
 		         s[n - 1] == '-' ? last : "");
 		struct strparse_range r;

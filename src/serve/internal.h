@@ -69,6 +69,7 @@ struct serve_server {
 	struct fsroot root;
 	struct proto_site site;
 	atomic_uint nconns;
+	atomic_size_t http_mem; /* site.mem: HTTP's bodies and answers in memory */
 	atomic_uint conn_peak; /* most connections at once since the last heap trim */
 	struct log_sink log;
 	int listen_fd;
@@ -86,6 +87,7 @@ struct serve_server {
 	atomic_int nrunning;    /* workers whose thread runs: workers[0 .. nrunning) */
 	atomic_uint next_worker; /* round-robin dealing of accepted connections */
 	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
+	struct log_rate log_tls, log_junk, log_late_http; /* messages any client can cause */
 	atomic_int stopping;
 	int signals;            /* SIGINT/SIGTERM received */
 };

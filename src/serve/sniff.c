@@ -102,9 +102,13 @@ static int classify_bytes(struct serve_server *s, int fd, const char *who, int *
 	if (r >= 0 && sniff_probes[r].proto == SNIFF_HTTP && s->http_idx >= 0)
 		return s->http_idx;
 	if (r >= 0 && sniff_probes[r].proto == SNIFF_TLS)
-		log_msg("%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://", who);
+		log_rate_msg(&s->log_tls,
+		             "%s sent a TLS ClientHello: TLS is not offered (yet); use http:// or ftp://",
+		             who);
 	else
-		log_msg("%s sent bytes that are neither HTTP nor FTP (first byte 0x%02x); closed", who, b[0]);
+		log_rate_msg(&s->log_junk,
+		             "%s sent bytes that are neither HTTP nor FTP (first byte 0x%02x); closed", who,
+		             b[0]);
 	return -1;
 }
 
@@ -353,13 +357,17 @@ void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum prot
 		procpeer_note(s->peers, peer->pid, 0);
 	if (note == PROTO_NOTE_HTTP_AFTER_GREETING) {
 		if (s->http_idx < 0) {
-			log_msg("%s sent an HTTP request to an FTP-only server (--proto ftp)", peer->addr_str);
+			log_rate_msg(&s->log_late_http,
+			             "%s sent an HTTP request to an FTP-only server (--proto ftp)",
+			             peer->addr_str);
 		} else {
 			char ms[32];
-			log_msg("%s%s%s sent an HTTP request after the FTP greeting: it stayed silent longer than "
-			        "%s (--sniff-ms); raise --sniff-ms or start with --proto http",
-			        peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
-			        peer->name[0] ? peer->addr_str : "", lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
+			log_rate_msg(&s->log_late_http,
+			             "%s%s%s sent an HTTP request after the FTP greeting: it stayed silent "
+			             "longer than %s (--sniff-ms); raise --sniff-ms or start with --proto http",
+			             peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
+			             peer->name[0] ? peer->addr_str : "",
+			             lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
 		}
 	}
 }

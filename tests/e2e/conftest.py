@@ -37,15 +37,60 @@ def with_threads(args):
     return args
 
 
+class StderrFile:
+    """A child's stderr in an unnamed temporary file: nothing is left in /tmp whatever
+    becomes of the test (a failed start, a kill, no stop at all); the file goes when it
+    is closed or the test process exits. `path` reopens it (/proc/self/fd/N) while it is
+    open; `text()` reads it, also after `close()` (what it held then)."""
+
+    def __init__(self, prefix):
+        self.f = tempfile.TemporaryFile(prefix=prefix)
+        self._final = None
+
+    def fileno(self):
+        return self.f.fileno()
+
+    @property
+    def path(self):
+        return f"/proc/self/fd/{self.f.fileno()}"
+
+    def read(self):
+        if self._final is not None:
+            return self._final
+        self.f.flush()
+        out, off = b"", 0
+        while True:
+            b = os.pread(self.f.fileno(), 1 << 20, off)
+            if not b:
+                return out
+            out += b
+            off += len(b)
+
+    def text(self):
+        return self.read().decode(errors="replace")
+
+    @property
+    def closed(self):
+        return self.f.closed
+
+    def close(self):
+        if not self.f.closed:
+            self._final = self.read()
+            self.f.close()
+
+
 class Server:
-    """A running `loopkit serve`; stderr (the access log) goes to a file."""
+    """A running `loopkit serve`; stderr (the access log) goes to an unnamed file."""
+
+    @property
+    def errpath(self):
+        return self._err.path
 
     def __init__(self, root, args=(), env=None):
         self.root = root
-        self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
-        self._err = open(self.errpath, "wb")
+        self._err = StderrFile("loopkit-err-")
         cmd = [LOOPKIT, "serve", root, "--port", "0"] + with_threads(args)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err.fileno(),
                                      env=env)
         line = self._readline(10)
         assert line.startswith("http://"), f"unexpected first line {line!r}: {self.stderr()}"
@@ -65,9 +110,7 @@ class Server:
         return self.proc.stdout.readline().decode()
 
     def stderr(self):
-        self._err.flush()
-        with open(self.errpath, "rb") as f:
-            return f.read().decode(errors="replace")
+        return self._err.text()
 
     def settle(self, timeout=5):
         """Waits until every thread of the server sleeps in epoll_wait (started and idle),
@@ -139,10 +182,6 @@ class Server:
                 self.proc.wait()
                 raise AssertionError("loopkit did not exit after signal")
         self._err.close()
-        try:
-            os.unlink(self.errpath)
-        except OSError:
-            pass
         return self.proc.returncode
 
 
@@ -667,13 +706,12 @@ class FtpServer(Server):
         import select
         self.root = root
         args = list(args)
-        self.errpath = tempfile.mktemp(prefix="loopkit-err-", suffix=".log")
-        self._err = open(self.errpath, "wb")
+        self._err = StderrFile("loopkit-err-")
         cmd = [LOOPKIT, "serve", root, "--port", "0"] + with_threads(args)
         protos = ["http", "ftp"]
         if "--proto" in args:
             protos = [p.strip() for p in args[args.index("--proto") + 1].split(",")]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err,
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err.fileno(),
                                      env=env, bufsize=0)
         self.pid = self.proc.pid
         self._out = b""

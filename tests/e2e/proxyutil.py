@@ -6,13 +6,12 @@ import select
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import LOOPKIT, sanitizer_build
+from conftest import LOOPKIT, StderrFile, sanitizer_build
 
 # LOOPKIT_PROXY: another build for the proxy alone (a sanitizer build behind a plain upstream)
 PROXY_BIN = os.environ.get("LOOPKIT_PROXY") or LOOPKIT
@@ -65,9 +64,7 @@ class Proxy:
     """A running `loopkit proxy`: stdout's first lines name the proxies and the API."""
 
     def __init__(self, *args, api=True, nofile=None, expect=1):
-        self.errpath = tempfile.mktemp(prefix="loopkit-proxy-err-", suffix=".log")
-        self.outpath = tempfile.mktemp(prefix="loopkit-proxy-out-", suffix=".log")
-        self._err = open(self.errpath, "wb")
+        self._err = StderrFile("loopkit-proxy-err-")
         cmd = [PROXY_BIN, "proxy", *args]
         if api and "--api" not in args:
             cmd += ["--api", "127.0.0.1:0"]
@@ -77,7 +74,7 @@ class Proxy:
 
             def pre():
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, preexec_fn=pre,
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err.fileno(), preexec_fn=pre,
                                      bufsize=0)
         self.pid = self.proc.pid
         self.proxies = {}
@@ -105,10 +102,7 @@ class Proxy:
         return int(self.proxies[name].rsplit(":", 1)[1])
 
     def stderr(self):
-        if not self._err.closed:
-            self._err.flush()
-        with open(self.errpath, "rb") as f:
-            return f.read().decode(errors="replace")
+        return self._err.text()
 
     def api(self, method, path, body=None, raw=None, headers=None, timeout=10):
         host, port = self.api_addr.rsplit(":", 1)

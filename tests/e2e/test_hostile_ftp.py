@@ -315,11 +315,13 @@ WRITE_TARGETS = [
 
 
 # What each write target is once resolved under the root:
-# - "in": clamped to a name inside the root ("../new.txt" is "/new.txt"), or a symlink in the
-#   root that a write replaces (the temporary file is renamed over the link, never through it);
+# - "in": clamped to a name inside the root ("../new.txt" is "/new.txt");
+# - "link": a symlink in the root that leads out of it: it reads as missing, so it is missing
+#   for DELE and RNFR (550) and never replaced: STOR, APPE and RNTO onto it are 553, and the
+#   link stays (core/fsroot.c's one rule; before, a write replaced it);
 # - "dot": a name starting with "." (hidden: 550);
 # - "out": its parent lies outside the root or does not exist inside it.
-WRITE_KIND = {"secret-link.txt": "in", "../new.txt": "in", "..\\outside\\new.txt": "dot"}
+WRITE_KIND = {"secret-link.txt": "link", "../new.txt": "in", "..\\outside\\new.txt": "dot"}
 # Replies per kind, in the order the test sends the commands. STOR/APPE refuse a name whose
 # directory is missing with 553 (RFC 959: file name not allowed); MKD, DELE, RMD, RNFR and
 # RNTO have no 553 and answer 550. After a refused RNFR, RNTO is out of sequence (503).
@@ -327,6 +329,9 @@ WRITE_REPLIES = {
     "in": {"STOR": (150, 226), "APPE": (150, 226), "MKD -dir": 257, "DELE": 250, "RMD": 550,
            "RMD -dir": 250, "RNFR hello.txt": 350, "RNTO": 250, "RNFR": 350,
            "RNTO stolen.txt": 250},
+    "link": {"STOR": (553, 553), "APPE": (553, 553), "MKD -dir": 257, "DELE": 550, "RMD": 550,
+             "RMD -dir": 250, "RNFR hello.txt": 350, "RNTO": 553, "RNFR": 550,
+             "RNTO stolen.txt": 503},
     "dot": {"STOR": (550, 550), "APPE": (550, 550), "MKD -dir": 550, "DELE": 550, "RMD": 550,
             "RMD -dir": 550, "RNFR hello.txt": 350, "RNTO": 550, "RNFR": 550,
             "RNTO stolen.txt": 503},
@@ -368,6 +373,8 @@ def test_write_escapes(tree, ftp_start, path, tmp_path):
         with open(os.path.join(str(tree), "hello.txt"), "rb") as f:
             assert f.read() == b"hello ftp\n"
     assert not temp_leftovers(tree)
+    if WRITE_KIND.get(path) == "link":
+        assert os.readlink(os.path.join(str(tree), path)) == "../outside/secret.txt"
 
 
 def test_cwd_dotdot_at_root_stays_at_root(tree, ftp_start):
@@ -772,3 +779,30 @@ def test_terminal_escapes_from_clients_never_reach_the_log_raw(tree, ftp_start, 
         # JSON escapes C0 as \u00XX; C1 (U+0080..U+009F) is valid JSON text and
         # passes (core/json.c keeps valid UTF-8 as it is): not checked here.
         assert b"\\u001b]0;PWNED\\u0007" in raw, raw[-1500:]
+
+
+# ---- what a peer learns before login (hostile review #11) ----------------------------------
+
+@pytest.mark.parametrize("write", [False, True])
+def test_greeting_says_nothing_of_writes_the_login_does(ftp_start, tmp_path, write):
+    """The greeting goes to anyone who connects: it names the server only. Whether it is
+    writable is said in the 230, to who has logged in (with --user: only the owner)."""
+    import ftplib
+    root = tmp_path / "r"
+    root.mkdir()
+    args = ["--user", "me:pw"] + (["--write"] if write else [])
+    srv = ftp_start(*args, root_dir=str(root))
+    f = ftplib.FTP(timeout=10)
+    greeting = f.connect(srv.host, srv.port)
+    try:
+        assert re.fullmatch(r"220 loopkit \S+ FTP ready\.", greeting), greeting
+        with pytest.raises(ftplib.error_perm):
+            f.login("me", "wrong")
+        f.close()
+        f = ftplib.FTP(timeout=10)
+        f.connect(srv.host, srv.port)
+        r = f.login("me", "pw")
+        assert r == "230 Login successful; this server is %s." % (
+            "writable" if write else "read-only"), r
+    finally:
+        f.close()

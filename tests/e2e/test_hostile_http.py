@@ -153,7 +153,15 @@ CASES = [
     ("chunk-ext-64k", post(b"5;" + b"x" * 65536 + b"\r\nhello\r\n0\r\n\r\n", TE), 400, True),
     ("chunk-ext-ctl-byte", post(b"5;a=\x01\r\nhello\r\n0\r\n\r\n", TE), 400, True),
     ("chunk-zero-padded-size", post(b"0000000000000000000005\r\nhello\r\n0\r\n\r\n", TE), 400, True),
-    ("chunk-lf-only-lines", post(b"5\nhello\n0\n\n", TE), 200, False),
+    # RFC 9112 7.1: chunked framing ends its lines with CRLF; a bare LF there is where
+    # front ends and servers disagree (smuggling), so it is a 400 (the head may use LF).
+    ("chunk-lf-only-lines", post(b"5\nhello\n0\n\n", TE), 400, True),
+    ("chunk-bare-lf-after-size", post(b"5\nhello\r\n0\r\n\r\n", TE), 400, True),
+    ("chunk-bare-lf-in-extension", post(b"2;a\nb\r\nab\r\n0\r\n\r\n", TE), 400, True),
+    ("chunk-bare-lf-after-data", post(b"5\r\nhello\n0\r\n\r\n", TE), 400, True),
+    ("chunk-bare-lf-after-last-size", post(b"5\r\nhello\r\n0\n\r\n", TE), 400, True),
+    ("chunk-bare-lf-after-trailer", post(b"5\r\nhello\r\n0\r\nX: 1\n\r\n", TE), 400, True),
+    ("chunk-bare-lf-ends-trailers", post(b"5\r\nhello\r\n0\r\n\n", TE), 400, True),
     ("chunk-trailer-ok", post(b"5\r\nhello\r\n0\r\nX-Trailer: v\r\n\r\n", TE), 200, False),
     ("chunk-trailer-cl-ignored",
      post(b"5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n", TE), 200, False),

@@ -301,3 +301,105 @@ def test_mkcol_on_a_read_only_server_is_refused(root, ftp_start):
     srv = ftp_start()
     r = httpc(srv, "MKCOL", "/made")
     assert r.status == 405 and b"read-only" in r.body and not (root / "made").exists(), r
+
+
+# ============================================================== symlinks out of DIR (hostile review #7)
+# One rule (core/fsroot.c): a symlink that reads as missing (it leads out of DIR, or
+# nowhere) is missing for writes too and is never replaced; with --follow-symlinks it is
+# followed like any name.
+
+
+@pytest.fixture
+def linked(tmp_path, root):
+    out = tmp_path / "outside"
+    out.mkdir()
+    (out / "secret.txt").write_bytes(b"secret\n")
+    (root / "sub").mkdir()
+    (root / "inside.txt").write_bytes(b"inside\n")
+    os.symlink(str(out / "secret.txt"), str(root / "link_out"))
+    os.symlink(str(out), str(root / "dirlink_out"))
+    os.symlink("inside.txt", str(root / "link_in"))
+    return root, out
+
+
+def links_untouched(root, out):
+    assert os.readlink(str(root / "link_out")) == str(out / "secret.txt")
+    assert os.readlink(str(root / "dirlink_out")) == str(out)
+    assert (out / "secret.txt").read_bytes() == b"secret\n"
+    assert sorted(os.listdir(str(out))) == ["secret.txt"]
+
+
+@pytest.mark.parametrize("name", ["link_out", "dirlink_out"])
+def test_put_over_a_symlink_out_is_refused(ftp_start, linked, name):
+    root, out = linked
+    srv = ftp_start("--write")
+    assert httpc(srv, "GET", "/" + name).status == 404  # reads: missing
+    r = httpc(srv, "PUT", "/" + name, body=b"pwned\n")
+    assert r.status == 409 and b"symlink leading out of the served directory" in r.body, r
+    r = httpc(srv, "DELETE", "/" + name)
+    assert r.status == 404, r
+    links_untouched(root, out)
+    # A symlink inside DIR is an ordinary name: replaced as PUT says (204).
+    assert httpc(srv, "PUT", "/link_in", body=b"new\n").status == 204
+    assert (root / "link_in").read_bytes() == b"new\n" and not os.path.islink(str(root / "link_in"))
+
+
+def test_curl_put_over_a_symlink_out(ftp_start, linked, tmp_path):
+    root, out = linked
+    srv = ftp_start("--write")
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"pwned\n")
+    p = subprocess.run([CURL, "-s", "-w", "%{http_code}", "-o", "/dev/null", "-T", str(src),
+                        f"http://127.0.0.1:{srv.port}/link_out"], capture_output=True, timeout=10)
+    assert p.stdout == b"409", p
+    links_untouched(root, out)
+
+
+def test_ftp_writes_treat_a_symlink_out_as_missing(ftp_start, linked):
+    root, out = linked
+    srv = ftp_start("--write")
+    f = ftp_login(srv)
+    try:
+        for cmd in ("RNFR link_out", "DELE link_out", "RNFR dirlink_out", "RMD dirlink_out"):
+            with pytest.raises(ftplib.error_perm) as e:
+                f.sendcmd(cmd)
+            assert str(e.value).startswith("550"), (cmd, e.value)
+        with pytest.raises(ftplib.error_perm) as e:
+            f.storbinary("STOR link_out", io.BytesIO(b"pwned\n"))
+        assert str(e.value).startswith("553") and "symlink" in str(e.value), e.value
+        assert f.sendcmd("RNFR inside.txt").startswith("350")
+        with pytest.raises(ftplib.error_perm) as e:
+            f.sendcmd("RNTO link_out")  # onto the link: it would vanish
+        assert str(e.value).startswith("553") and "symlink" in str(e.value), e.value
+        assert (root / "inside.txt").read_bytes() == b"inside\n"
+    finally:
+        f.close()
+    links_untouched(root, out)
+
+
+def test_follow_symlinks_writes_follow_the_rule_too(ftp_start, linked):
+    """With --follow-symlinks a link out reads as what it leads to, so writes see it: a
+    DELETE removes the link (never its target)."""
+    root, out = linked
+    srv = ftp_start("--write", "--follow-symlinks")
+    assert httpc(srv, "GET", "/link_out").status == 200
+    assert httpc(srv, "DELETE", "/link_out").status == 204
+    assert not os.path.lexists(str(root / "link_out"))
+    assert (out / "secret.txt").read_bytes() == b"secret\n"
+
+
+def test_ftp_rename_a_directory_into_itself(ftp_start, root):
+    (root / "sub").mkdir()
+    (root / "sub" / "f.txt").write_bytes(b"f\n")
+    srv = ftp_start("--write")
+    f = ftp_login(srv)
+    try:
+        assert f.sendcmd("RNFR sub").startswith("350")
+        with pytest.raises(ftplib.error_perm) as e:
+            f.sendcmd("RNTO sub/inside")
+        assert str(e.value) == "553 a directory cannot be moved into itself", e.value
+        assert f.sendcmd("RNFR sub").startswith("350")
+        assert f.sendcmd("RNTO moved").startswith("250")
+    finally:
+        f.close()
+    assert (root / "moved" / "f.txt").read_bytes() == b"f\n"

@@ -11,7 +11,10 @@ origin cannot write, and a control run with --cors-origin can (so the test can f
 """
 import json
 import os
+import subprocess
 import time
+
+import urllib.parse
 
 import pytest
 
@@ -41,6 +44,49 @@ def test_cross_site_cannot_plant_cookies(server, site, sfs, target):
     assert r.status == 403, r
     assert not r.has("set-cookie") and not r.has("clear-site-data") and not r.has("www-authenticate"), r
     assert "web page" in r.json()["error"] and sfs in r.json()["error"], r.json()
+
+
+BROWSER_HEADERS = [
+    ("Cache-Control", "public, max-age=31536000"), ("Expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+    ("Content-Encoding", "gzip"), ("Content-Range", "bytes 0-1/2"),
+    ("Service-Worker-Allowed", "/"), ("Alt-Svc", 'h2="evil.example:443"'),
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    ("NEL", '{"report_to":"x","max_age":31536000}'), ("Report-To", '{"group":"x"}'),
+    ("Reporting-Endpoints", 'x="https://evil.example/r"'),
+    ("Link", "<http://evil.example/x.css>; rel=stylesheet"), ("Proxy-Authenticate", "Basic"),
+    ("Accept-CH", "Sec-CH-UA-Full-Version-List"), ("X-Frame-Options", "ALLOWALL"),
+]
+
+
+@pytest.mark.parametrize("sfs", ["cross-site", "same-site"])
+@pytest.mark.parametrize("name,value", BROWSER_HEADERS)
+def test_cross_site_cannot_set_browser_meaningful_headers(server, site, sfs, name, value):
+    """The hostile review's #9: headers that outlive the answer or change how the browser
+    treats the origin are refused to a page of another site (403), as cookies are."""
+    q = urllib.parse.urlencode({name: value})
+    r = exchange(server, "GET", f"/_/response-headers?{q}", {"Sec-Fetch-Site": sfs})
+    assert r.status == 403, r
+    assert not r.has(name), r
+    assert "web page" in r.json()["error"] and name in r.json()["error"], r.json()
+    # Typed by the user, or a client that is no browser: set as asked.
+    r = exchange(server, "GET", f"/_/response-headers?{q}", {"Sec-Fetch-Site": "none"})
+    assert r.status == 200 and r.header(name) == value, r
+
+
+@pytest.mark.parametrize("q", ["X=%00", "X=a%00b", "X%00Y=1", "X=%0d%0aSet-Cookie:%20a=b",
+                               "X=a%0Ab", "X=%1b[31m", "X=%7f"])
+def test_response_headers_refuse_nul_and_control_bytes(server, site, q):
+    r = exchange(server, "GET", f"/_/response-headers?{q}")
+    assert r.status == 400, r
+    assert not r.has("x") and not r.has("set-cookie"), r
+    assert b"\x00" not in r.head_bytes, r.head_bytes
+    assert "control characters" in r.json()["error"] or "tokens" in r.json()["error"], r.json()
+
+
+def test_trailers_refuse_nul(server, site):
+    r = exchange(server, "GET", "/_/trailers?X=a%00b")
+    assert r.status == 400, r
+    assert "control characters" in r.json()["error"], r.json()
 
 
 @pytest.mark.parametrize("sfs", [None, "none", "same-origin"])
@@ -119,6 +165,50 @@ def test_own_pages_and_plain_clients_may_write(start, site):
     r = exchange(s, "PUT", "/index.html", {"Origin": "null"}, body=b"c\n")  # sandboxed, file://
     assert r.status == 403, r
     assert (site / "index.html").read_bytes() == b"b\n"
+
+
+@pytest.mark.parametrize("origin", [
+    "http://127.0.0.2:{port}",      # another loopback address: another user's server may hold it
+    "http://[::1]:{port}",
+    "http://localhost:{port}",      # another origin to the browser, whatever resolves it
+    "http://app.localhost:{port}",
+    "https://127.0.0.1:{port}",     # another scheme
+    "http://127.0.0.1:{other}",     # another port
+    "http://127.0.0.1",             # port 80
+])
+def test_own_origin_is_scheme_host_and_port_of_the_request(start, site, origin):
+    """The hostile review's #10: an Origin counts as this server's own only when scheme,
+    host and port are what the request reached it as (its Host), not any allowed host
+    with our port."""
+    s = start("--write")
+    o = origin.format(port=s.port, other=s.port + 1 if s.port < 65535 else 1)
+    r = exchange(s, "PUT", "/index.html", {"Origin": o}, body=b"pwned\n")
+    assert r.status == 403, r
+    r = exchange(s, "DELETE", "/index.html", {"Origin": o})
+    assert r.status == 403, r
+    r = exchange(s, "MKCOL", "/d", {"Origin": o})
+    assert r.status == 403, r
+    assert (site / "index.html").read_bytes() == b"original\n" and not (site / "d").exists()
+    # The same origin is our own when the request reached us under that name.
+    if o.startswith("http://localhost:"):
+        r = exchange(s, "PUT", "/index.html", {"Origin": o, "Host": f"localhost:{s.port}"},
+                     body=b"mine\n")
+        assert r.status == 204, r
+
+
+def test_own_origin_with_curl(start, site):
+    s = start("--write")
+    src = site.parent / "up-src.txt"
+    src.write_bytes(b"from curl\n")
+    url = f"http://127.0.0.1:{s.port}/up.txt"
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(src),
+                          "-H", f"Origin: http://127.0.0.2:{s.port}", url],
+                         capture_output=True, timeout=10)
+    assert out.stdout == b"403", out
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(src),
+                          "-H", f"Origin: http://127.0.0.1:{s.port}", url],
+                         capture_output=True, timeout=10)
+    assert out.stdout == b"201", out
 
 
 def test_bad_cors_origin_is_a_usage_error(root):

@@ -2417,12 +2417,31 @@ static void test_fsroot_upload(void **state)
 	assert_string_equal(tree_read(t, "sub/b.txt", got, sizeof got), "B");
 	assert_int_equal(tree_temps(t, "sub"), 0);
 
-	/* Replacing a symlink replaces the link, not what it points to. */
-	assert_int_equal(fsroot_upload_begin(&t->r, "link_rel_out", &u), 0);
+	/* A symlink that reads as missing (out of the root, to a hidden name) is never
+	 * replaced: -ENOLINK, and the link stays. */
+	char lnk[PATH_MAX], p[PATH_MAX];
+	static const char *const out_links[] = {"link_rel_out", "link_out", "dirlink_out", "rel_env"};
+	for (size_t i = 0; i < sizeof out_links / sizeof out_links[0]; i++) {
+		assert_int_equal(fsroot_upload_begin(&t->r, out_links[i], &u), -ENOLINK);
+		assert_int_equal(u.dirfd, -1);
+		pathf(p, "%s/%s", t->root, out_links[i]);
+		assert_true(readlink(p, lnk, sizeof lnk) > 0);
+	}
+	assert_string_equal(tree_read(t, "../secret", got, sizeof got), "SECRET");
+	/* A symlink inside the root is an ordinary name: replacing it replaces the link,
+	 * not what it points to. */
+	assert_int_equal(fsroot_upload_begin(&t->r, "link_in", &u), 0);
 	assert_int_equal(fsroot_upload_write(&u, "L", 1), 0);
 	assert_int_equal(fsroot_upload_commit(&u), 0);
-	assert_string_equal(tree_read(t, "link_rel_out", got, sizeof got), "L");
-	assert_string_equal(tree_read(t, "../secret", got, sizeof got), "SECRET");
+	assert_string_equal(tree_read(t, "link_in", got, sizeof got), "L");
+	assert_string_equal(tree_read(t, "a.txt", got, sizeof got), "new content");
+	pathf(p, "%s/link_in", t->root);
+	assert_int_equal(readlink(p, lnk, sizeof lnk), -1);
+	/* With follow_links, a link out is a name like any other. */
+	t->r.follow_links = 1;
+	assert_int_equal(fsroot_upload_begin(&t->r, "link_rel_out", &u), 0);
+	fsroot_upload_abort(&u);
+	t->r.follow_links = 0;
 }
 
 static void test_fsroot_upload_errors(void **state)
@@ -2849,6 +2868,7 @@ static void test_fsroot_remove(void **state)
 	} rows[] = {
 	        {"sub", 0, -ENOTEMPTY, NULL},
 	        {"sub/b.txt", 0, 0, "sub/b.txt"},
+	        {"link_in", 0, 0, "link_in"}, /* the link, not a.txt */
 	        {"a.txt", 0, 0, "a.txt"},
 	        {"empty", 0, 0, "empty"},
 	        {"missing", 0, -ENOENT, NULL},
@@ -2856,7 +2876,8 @@ static void test_fsroot_remove(void **state)
 	        {".env", 0, -ENOENT, NULL},
 	        {"dirlink_out/secret", 0, -ENOENT, NULL},
 	        {"abs_dirlink_out/secret", 1, -ENOENT, NULL},
-	        {"link_rel_out", 0, 0, "link_rel_out"}, /* the link, not ../secret */
+	        {"link_rel_out", 0, -ENOENT, NULL}, /* reads as missing: missing, and kept */
+	        {"rel_env", 0, -ENOENT, NULL},      /* a link to a hidden name: the same */
 	        {"sub/.h", 0, -ENOENT, NULL},
 	        {"sub/.h", 1, 0, "sub/.h"},
 	        {"sub", 0, 0, "sub"}, /* now empty */
@@ -2881,8 +2902,53 @@ static void test_fsroot_remove(void **state)
 	t->r.dotfiles = 0;
 	assert_string_equal(tree_read(t, ".env", got, sizeof got), "ENV");
 	assert_string_equal(tree_read(t, "../secret", got, sizeof got), "SECRET");
+	pathf(p, "%s/link_rel_out", t->root);
+	assert_int_equal(lstat(p, &st), 0);
 	assert_int_equal(fsroot_remove(&t->r, ""), -EINVAL); /* never the root itself */
 	assert_int_equal(access(t->root, F_OK), 0);
+}
+
+static void test_fsroot_rename(void **state)
+{
+	static const struct {
+		const char *from, *to;
+		int want;
+		const char *there; /* exists afterwards (relative to root), when the rename worked */
+	} rows[] = {
+	        {"sub", "sub/inside", -EINVAL, NULL},        /* a directory into itself */
+	        {"link_rel_out", "moved", -ENOENT, NULL},    /* reads as missing: missing */
+	        {"dirlink_out", "sub/moved", -ENOENT, NULL},
+	        {"rel_env", "moved", -ENOENT, NULL},
+	        {"a.txt", "link_out", -ENOLINK, NULL},       /* never replaced */
+	        {"a.txt", "link_rel_out", -ENOLINK, NULL},
+	        {"missing", "x", -ENOENT, NULL},
+	        {"a.txt", "nodir/x", -ENOENT, NULL},
+	        {"", "x", -EBUSY, NULL},
+	        {"a.txt", "", -EBUSY, NULL},
+	        {"link_in", "sub/link_moved", 0, "sub/link_moved"}, /* a link inside: a name */
+	        {"a.txt", "renamed.txt", 0, "renamed.txt"},
+	};
+	struct tree *t = ((struct fx *)*state)->tree;
+	char p[PATH_MAX], lnk[PATH_MAX];
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		int r = fsroot_rename(&t->r, rows[i].from, rows[i].to);
+		if (r != rows[i].want)
+			fail_msg("row %zu \"%s\" -> \"%s\": got %d (%s), want %d", i, rows[i].from, rows[i].to, r,
+			         strerror(-r), rows[i].want);
+		if (rows[i].there) {
+			pathf(p, "%s/%s", t->root, rows[i].there);
+			if (lstat(p, &st) < 0)
+				fail_msg("row %zu: %s is not there", i, rows[i].there);
+		}
+	}
+	static const char *const kept[] = {"link_out", "link_rel_out", "dirlink_out", "rel_env"};
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+		pathf(p, "%s/%s", t->root, kept[i]);
+		if (readlink(p, lnk, sizeof lnk) <= 0)
+			fail_msg("%s is no longer a symlink", kept[i]);
+	}
 }
 
 static void test_fsroot_hidden(void **state)
@@ -3070,6 +3136,7 @@ int main(void)
 	        TREE(test_dirsnap_limits),
 	        TREE(test_dirsnap_threads),
 	        TREE(test_fsroot_remove),
+	        TREE(test_fsroot_rename),
 	        cmocka_unit_test(test_fsroot_hidden),
 	        cmocka_unit_test(test_errors),
 	};
