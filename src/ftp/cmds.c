@@ -128,7 +128,7 @@ static void cmd_pass(struct ftp_session *s, const char *arg, const struct ftp_cm
 		login_answer(s, 1); /* anonymous: any name, any password */
 		return;
 	}
-	int right = login_gate_check(g, s->user, strlen(s->user), arg, strlen(arg)) & !s->user_long;
+	int right = login_gate_check(g, s->user, strlen(s->user), arg, strlen(arg)) & (!s->user_long);
 	/* Credentials proven on this session pass again; any others go through the
 	 * gate, which answers right and wrong ones alike while guessing is throttled. */
 	if (right && s->login_proven) {

@@ -200,7 +200,7 @@ int isolate_ftp_note(const struct isolate_config *c, char *out, size_t len)
 			return 0;
 	snprintf(out, len,
 	         "FTP's data connections go to passive ports inside that -p does not forward; for FTP "
-	         "from the host, add --pasv-ports %u-%u to serve and -p %u-%u here",
+	         "from the host, add --pasv-ports %d-%d to serve and -p %d-%d here",
 	         ISOLATE_FTP_PASV_LO, ISOLATE_FTP_PASV_LO + ISOLATE_FTP_PASV_N - 1, ISOLATE_FTP_PASV_LO,
 	         ISOLATE_FTP_PASV_LO + ISOLATE_FTP_PASV_N - 1);
 	return 1;

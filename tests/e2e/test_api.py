@@ -316,6 +316,17 @@ def test_headers(server):
     assert ci_get(j["headers"], "Accept") == "text/x-test"
 
 
+def test_headers_sorted_and_repeated_ones_joined(server):
+    """As httpbin: names capitalised and sorted, a repeated field once with its values
+    joined by commas, so the JSON object has no duplicate keys (curl sends them)."""
+    p = subprocess.run(["curl", "-sS", "-H", "x-dup: a", "-H", "X-Zed: z", "-H", "X-DUP: b",
+                        "-H", "x-a: 1", "-H", "X-Dup: c", server.url + "_/headers"],
+                       capture_output=True, text=True, timeout=10)
+    pairs = json.loads(p.stdout, object_pairs_hook=lambda kv: kv)[0][1]
+    assert [k for k, _ in pairs] == ["Accept", "Host", "User-Agent", "X-A", "X-Dup", "X-Zed"]
+    assert dict(pairs)["X-Dup"] == "a,b,c"
+
+
 def test_ip_urllib(server):
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(server.url + "_/ip", timeout=5) as r:
