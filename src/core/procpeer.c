@@ -711,6 +711,35 @@ static void answer_found(struct procpeer *p, int final)
 	readsets_free(&sets);
 }
 
+/* Is a thread of pid running or runnable, or in uninterruptible sleep? Such a process
+ * may be about to send: 300 Python threads queued for the GIL on a loaded machine keep
+ * one of them running while the others wait their turn, for seconds. A process whose
+ * threads all sleep (in a read, poll, a lock or a condition variable) is not busy. */
+static int proc_busy(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	int busy = 0, n = 0;
+	struct dirent *de;
+	while (!busy && (de = readdir(d)) && ++n <= PROCPEER_MAX_THREADS) {
+		char b[512];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%.20s/stat", de->d_name);
+		ssize_t k = read_small(dirfd(d), path, b, sizeof(b) - 1);
+		if (k <= 0)
+			continue;
+		b[k] = 0;
+		const char *st = strrchr(b, ')');
+		busy = st && st[1] == ' ' && (st[2] == 'R' || st[2] == 'D');
+	}
+	closedir(d);
+	return busy;
+}
+
 /* Answers rechecks: the threads of each process named are read once. */
 static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 {
@@ -735,6 +764,7 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 		} else {
 			po->r.cls = PROCPEER_OTHER;
 			po->r.rule = "no thread of it reads this connection yet";
+			po->r.busy = proc_busy(q->pid);
 		}
 		if (loop_post(q->l, post_run, po) < 0)
 			free(po);

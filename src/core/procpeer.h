@@ -40,6 +40,7 @@ struct procpeer_result {
 	char name[16];    /* process name; "" when unknown */
 	const char *rule; /* why this class, static text for the log */
 	int first;        /* the first answer about this process: log it once */
+	int busy;         /* rechecks: a thread of it is running or runnable (it may be about to send) */
 };
 
 /* Called in the loop thread that asked, with the answer (valid during the call). */
@@ -66,7 +67,8 @@ int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_stora
 /* Asks again, cheaply, whether a thread of process pid now reads its descriptor fd
  * (both from an earlier answer): a client that had not yet reached its read when it
  * was first looked up. Only the threads of pid are read (once per batch, however many
- * rechecks name it). cb gets PROCPEER_WAITING, or PROCPEER_OTHER. Returns 0, or -1 when
+ * rechecks name it). cb gets PROCPEER_WAITING, or PROCPEER_OTHER with busy set when a
+ * thread of pid is running or runnable. Returns 0, or -1 when
  * too many rechecks wait (then cb will not run). */
 int procpeer_recheck(struct procpeer *p, struct loop *l, int pid, int fd, procpeer_cb cb, void *arg);
 

@@ -21,6 +21,7 @@
 #define SERVE_TRIM_PEAK    64   /* a burst this big is followed by a heap trim once it is over */
 #define SERVE_TRIM_EVERY_MS 1000 /* how often the end of such a burst is looked for */
 #define SERVE_RECHECK_MS   2    /* a client not yet reading is looked at again after this, x4 each time */
+#define SERVE_WINDOW_MORE_MAX 4 /* windows added for a client whose process is busy when one ends */
 
 struct serve_worker;
 
@@ -45,6 +46,8 @@ struct sniff_conn {
 	int detached;       /* handed over or closed: only the pending answer keeps it */
 	int became_http;    /* it was handed to HTTP while the lookup was in flight */
 	int window_over;    /* the window passed while the lookup was in flight */
+	unsigned windows;   /* windows added: its process was busy when the last one ended */
+	int at_end;         /* the recheck in flight was asked at the end of a window */
 };
 
 struct serve_worker {

@@ -14,7 +14,9 @@
  *     (its threads only) at 2, 8, 32, ... ms: a loaded machine may hold its thread
  *     between connect() and recv();
  *   - anyone else (or a peer that cannot be looked up) is greeted when the window
- *     (--sniff-ms) has passed in silence, long enough for a starved HTTP client.
+ *     (--sniff-ms) has passed in silence, long enough for a starved HTTP client; if a
+ *     thread of its process is on the CPU then, it gets up to SERVE_WINDOW_MORE_MAX
+ *     more windows (it may be about to send).
  * A connection that sends bytes promptly costs no lookup at all. */
 #include <errno.h>
 #include <stdio.h>
@@ -152,10 +154,17 @@ static void log_class(const struct serve_server *s, const struct procpeer_result
 	}
 }
 
+/* When sc's window ends: --sniff-ms after accept, and one more for each added while
+ * its process was busy. */
+static uint64_t window_end(const struct sniff_conn *sc)
+{
+	return sc->accepted + (uint64_t)sc->w->srv->cfg.sniff_ms * (1 + sc->windows);
+}
+
 /* Arms sc's timer for its next event: the next recheck or the end of the window. */
 static void sniff_arm(struct loop *l, struct sniff_conn *sc)
 {
-	uint64_t now = loop_now(l), due = sc->accepted + sc->w->srv->cfg.sniff_ms;
+	uint64_t now = loop_now(l), due = window_end(sc);
 	if (sc->next_check && sc->next_check < due)
 		due = sc->next_check;
 	loop_timer_start(l, &sc->timer, due > now ? due - now : 0);
@@ -166,12 +175,12 @@ static void sniff_arm(struct loop *l, struct sniff_conn *sc)
  * ... ms, within the window. Only its threads are read, not /proc. */
 static void sniff_plan_recheck(struct loop *l, struct sniff_conn *sc)
 {
-	uint64_t now = loop_now(l), window_end = sc->accepted + sc->w->srv->cfg.sniff_ms;
+	uint64_t now = loop_now(l);
 	sc->next_check = 0;
 	if (sc->holder_pid <= 0 || sc->holder_fd < 0 || sc->window_over)
 		return;
 	sc->check_gap = sc->check_gap ? sc->check_gap * 4 : SERVE_RECHECK_MS;
-	if (now + sc->check_gap < window_end)
+	if (now + sc->check_gap < window_end(sc))
 		sc->next_check = now + sc->check_gap;
 	sniff_arm(l, sc);
 }
@@ -227,6 +236,18 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 		sniff_close(sc);
 		return;
 	}
+	if (sc->at_end) {
+		sc->at_end = 0;
+		if (r->cls != PROCPEER_WAITING && r->busy) {
+			sc->windows++;
+			sc->check_gap = 0; /* looked at again at 2, 8, 32, ... ms into the new window */
+			sniff_plan_recheck(l, sc);
+			sniff_arm(l, sc);
+			return;
+		}
+		greet(sc);
+		return;
+	}
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
 	case PROCPEER_FTP_PEER:
@@ -245,7 +266,7 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 {
 	struct sniff_conn *sc = t->data;
 	struct serve_server *s = sc->w->srv;
-	uint64_t now = loop_now(l), window_end = sc->accepted + s->cfg.sniff_ms;
+	uint64_t now = loop_now(l), end = window_end(sc);
 	/* Bytes may have come after this turn's epoll_wait: then it is not silence. */
 	int wait;
 	int i = classify_bytes(s, sc->io.fd, sc->peer.addr_str, &wait);
@@ -257,17 +278,17 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 		sniff_close(sc);
 		return;
 	}
-	if (!sc->asked && now < window_end) {
+	if (!sc->asked && now < end) {
 		/* Silent past the prompt: ask who it is (one lookup per silent connection). */
 		socklen_t ll = sizeof(sc->local);
 		if (s->peers && net_is_loopback((struct sockaddr *)&sc->peer.addr) &&
 		    getsockname(sc->io.fd, (struct sockaddr *)&sc->local, &ll) == 0 &&
 		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc, &sc->cancel) == 0)
 			sc->asked = sc->inflight = 1;
-		loop_timer_start(l, t, window_end - now);
+		loop_timer_start(l, t, end - now);
 		return;
 	}
-	if (now < window_end) {
+	if (now < end) {
 		if (sc->next_check && now >= sc->next_check && !sc->inflight) {
 			sc->next_check = 0;
 			if (procpeer_recheck(s->peers, l, sc->holder_pid, sc->holder_fd, sniff_answer_cb, sc) == 0)
@@ -287,6 +308,17 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 	}
 	if (sc->answered && sc->cls == PROCPEER_BROWSER) {
 		sniff_give(sc, s->http_idx);
+		return;
+	}
+	/* A client whose process is busy at the end of the window may be a thread that has
+	 * not had the CPU since connect() (a loaded machine, threads queued for a lock):
+	 * ask whether it is busy, and give it another window if so, up to
+	 * SERVE_WINDOW_MORE_MAX. A truly silent client of an idle process is greeted now. */
+	if (!sc->at_end && sc->answered && sc->cls == PROCPEER_OTHER && sc->windows < SERVE_WINDOW_MORE_MAX &&
+	    (sc->inflight || /* a recheck's answer says it too */
+	     procpeer_recheck(s->peers, l, sc->holder_pid, sc->holder_fd, sniff_answer_cb, sc) == 0)) {
+		sc->inflight = sc->at_end = 1;
+		loop_timer_start(l, t, SERVE_ANSWER_MAX_MS); /* greeted if the answer never comes */
 		return;
 	}
 	greet(sc);

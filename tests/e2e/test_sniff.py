@@ -17,6 +17,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -110,6 +111,70 @@ def test_client_silent_500ms_then_get(start, site):
     c.close()
     assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:100]
     assert data.endswith(BODY)
+
+
+# A client process: one thread connects and stays silent for SILENT seconds (asleep,
+# not reading), then sends a GET and prints the first line of the answer, or, with
+# SILENT < 0, never sends and prints when the greeting arrived (seconds after
+# connect). With BUSY, another thread spins on the CPU meanwhile.
+BUSY_CLIENT = r"""
+import socket, sys, threading, time
+host, port, silent, busy = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+stop = False
+def spin():
+    x = 0
+    while not stop:
+        x += 1
+if busy:
+    threading.Thread(target=spin, daemon=True).start()
+c = socket.create_connection((host, port), timeout=10)
+t0 = time.monotonic()
+if silent >= 0:
+    time.sleep(silent)
+    c.sendall(b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    print(c.makefile("rb").readline().decode().strip())
+else:
+    c.setblocking(False)  # a socket with a timeout polls it before each recv: that is reading
+    while time.monotonic() - t0 < 10:
+        try:
+            if c.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                break
+        except BlockingIOError:
+            pass
+        time.sleep(0.01)
+    print(f"{time.monotonic() - t0:.3f}")
+stop = True
+"""
+
+
+def busy_client(s, silent, busy):
+    p = subprocess.run([sys.executable, "-c", BUSY_CLIENT, s.host, str(s.port), str(silent), "1" if busy else "0"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_a_busy_process_gets_more_windows(start, site):
+    """A window ends while the client's process has a thread on the CPU (a loaded
+    machine, threads queued for a lock): it may be about to send, so it gets another
+    window, up to four more. Its request after 3.3 windows is answered as HTTP."""
+    s = start("--sniff-ms", "300")
+    assert busy_client(s, 1.0, busy=True) == "HTTP/1.1 200 OK"
+
+
+def test_an_idle_process_is_greeted_when_the_window_ends(start, site):
+    """The control: the same silence from a process with nothing running is greeted
+    after one window (its request then meets the FTP greeting)."""
+    s = start("--sniff-ms", "300")
+    assert busy_client(s, 1.0, busy=False).startswith("220 ")
+
+
+def test_a_busy_process_is_greeted_after_five_windows(start, site):
+    """The bound: a busy process's silent connection is greeted after the window and
+    SERVE_WINDOW_MORE_MAX (4) more, never held longer."""
+    s = start("--sniff-ms", "300")
+    took = float(busy_client(s, -1, busy=True))
+    assert 1.5 <= took < 3.0, took
 
 
 NODE_SCRIPT = r"""
