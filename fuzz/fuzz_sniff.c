@@ -7,7 +7,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
 	unsigned char *p = (unsigned char *)fuzz_dup(data, n);
 	int r = sniff_classify(p, n);
-	FUZZ_CHECK(r == SNIFF_NEED_MORE || r == SNIFF_UNKNOWN || (r >= 0 && (size_t)r < sniff_nprobes), "row %d", r);
+	FUZZ_CHECK(r == SNIFF_NEED_MORE || r == SNIFF_UNKNOWN || (r >= 0 && (size_t)r < sniff_nprobes),
+	           "row %d", r);
 	FUZZ_CHECK((r == SNIFF_NEED_MORE) == (n == 0), "need more with %zu bytes", n);
 	if (n == 0)
 		goto out;

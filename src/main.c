@@ -5,8 +5,8 @@
 #include "cmd/cmd.h"
 
 static const struct cmd_verb *const verbs[] = {
-        &cmd_serve, &cmd_ports, &cmd_who,   &cmd_doctor,  &cmd_ping,  &cmd_port,
-        &cmd_bench, &cmd_scan,  &cmd_audit, &cmd_isolate, &cmd_proxy, &cmd_watch, NULL,
+        &cmd_serve, &cmd_ports, &cmd_who,     &cmd_doctor, &cmd_ping,  &cmd_port, &cmd_bench,
+        &cmd_scan,  &cmd_audit, &cmd_isolate, &cmd_proxy,  &cmd_watch, NULL,
 };
 
 struct loopkit_args {

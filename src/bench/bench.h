@@ -150,7 +150,7 @@ struct bench_http_opts {
 	const char *url;
 	unsigned conns, threads;
 	double secs;
-	double rate; /* -R: requests/s over all connections; 0 = as fast as possible */
+	double rate;  /* -R: requests/s over all connections; 0 = as fast as possible */
 	uint64_t max; /* -n: stop after this many requests (ab's -n); 0 = until -d ends */
 	int keepalive;
 	unsigned pipeline;

@@ -69,11 +69,11 @@ struct hthread {
 	uint64_t armed_ns;
 	uint64_t start_ns, end_ns, drain_ns, last_done_ns;
 	uint64_t first_sent_ns; /* closed-loop requests go as soon as connected, before start_ns */
-	uint64_t stop_ns; /* when the schedule ended: end_ns, or earlier when interrupted */
+	uint64_t stop_ns;       /* when the schedule ended: end_ns, or earlier when interrupted */
 	int stopping;
-	int quota_out;         /* -n: no request left to claim; the stop is deferred */
+	int quota_out;             /* -n: no request left to claim; the stop is deferred */
 	_Atomic uint64_t *claimed; /* -n: requests claimed by every thread together */
-	atomic_int finished;   /* the thread's loop has ended */
+	atomic_int finished;       /* the thread's loop has ended */
 	atomic_int *stop_flag;
 	pthread_t tid;
 	/* results, read by the main thread after join (except done) */
@@ -654,8 +654,7 @@ static int thread_init(struct hthread *t, struct bench_http_result *r, struct ht
 
 /* Adds the threads' counts into r. Returns the time of the last response; *first is
  * lowered to the first request's time when that came earlier. */
-static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigned started,
-                        uint64_t *first)
+static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigned started, uint64_t *first)
 {
 	uint64_t last = 0;
 	for (unsigned i = 0; i < started; i++) {
@@ -748,8 +747,8 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	for (unsigned first = 0; ok && inited < o->threads; inited++) {
 		struct hthread *t = &m.ts[inited];
 		t->nconns = o->conns / o->threads + (inited < o->conns % o->threads);
-		ok = thread_init(t, r, &m, first, &tg.addr, tg.addrlen, &stop_flag, &claimed, start,
-		                 end) == 0;
+		ok = thread_init(t, r, &m, first, &tg.addr, tg.addrlen, &stop_flag, &claimed, start, end) ==
+		     0;
 		first += t->nconns;
 	}
 	if (!ok)

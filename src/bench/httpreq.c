@@ -85,7 +85,8 @@ static int resolve(const struct url *u, int allow_remote, struct sockaddr_storag
 			((struct sockaddr_in6 *)ss)->sin6_port = htons(u->port);
 	}
 	char a[64], what[200];
-	snprintf(what, sizeof what, "%.100s (%s)", u->host, net_addr_str((struct sockaddr *)ss, a, sizeof(a)));
+	snprintf(what, sizeof what, "%.100s (%s)", u->host,
+	         net_addr_str((struct sockaddr *)ss, a, sizeof(a)));
 	if (net_loopback_only((struct sockaddr *)ss, allow_remote, what, err, errlen) < 0)
 		return -1;
 	return 0;

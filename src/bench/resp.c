@@ -109,7 +109,8 @@ static int parse_head(struct bench_resp *r, const char *buf, size_t n, int head_
 		r->close = 1;
 	else if (minor == 0 && keepalive)
 		r->close = 0;
-	if (head_only || r->status < HTTP_OK || r->status == HTTP_NO_CONTENT || r->status == HTTP_NOT_MODIFIED)
+	if (head_only || r->status < HTTP_OK || r->status == HTTP_NO_CONTENT ||
+	    r->status == HTTP_NOT_MODIFIED)
 		r->body = RESP_BODY_NONE;
 	else if (chunked)
 		r->body = RESP_BODY_CHUNKED;

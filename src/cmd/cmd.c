@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 const struct cmd_flag cmd_help_row = {"help", 'h', NULL, NULL, "this text", CMD_SWITCH, .size = 0};
 
 /* A verb being run: which one, and its full name ("loopkit bench tcp") for messages. */
@@ -195,8 +194,9 @@ char *cmd_synopsis(const struct cmd_verb *v, char *out, size_t len)
 	/* a command to run comes after the options: loopkit isolate [OPTIONS] [--] CMD [ARG...] */
 	for (const struct cmd_flag *f = v->flags; f && f->name && o < len; f++)
 		if ((f->attr & CMD_REST) && cmd_visible(f))
-			o += (size_t)snprintf(out + o, len - o, " %s[--] %s [ARG...]%s", f->attr & CMD_NEED ? "" : "[",
-			                      f->name, f->attr & CMD_NEED ? "" : "]");
+			o += (size_t)snprintf(out + o, len - o, " %s[--] %s [ARG...]%s",
+			                      f->attr & CMD_NEED ? "" : "[", f->name,
+			                      f->attr & CMD_NEED ? "" : "]");
 	return out;
 }
 
@@ -530,7 +530,8 @@ static int parse(const struct run *r, void *opts, int argc, char **argv)
 			struct cmd_list *l = (struct cmd_list *)(void *)((char *)opts + pos->off);
 			if ((pos->kind != CMD_LIST || !l->n) && !(pos->attr & CMD_REST))
 				return usage_error(r, "which %s?", pos->name);
-			if (pos->attr & CMD_REST && !((struct cmd_rest *)(void *)((char *)opts + pos->off))->argc)
+			if (pos->attr & CMD_REST &&
+			    !((struct cmd_rest *)(void *)((char *)opts + pos->off))->argc)
 				return usage_error(r, "which %s?", pos->name);
 		}
 	return -1;

@@ -28,8 +28,9 @@ enum cmd_kind {
 #define CMD_ARG    1u /* a positional argument (name is its placeholder: "DIR"), in table order */
 #define CMD_NEED   2u /* with CMD_ARG: must be given */
 #define CMD_HIDDEN 4u /* parsed, but in no help, man page, completion or doc */
-#define CMD_REST   8u /* with CMD_ARG: this argument and all after it, options included,
-                         verbatim (a command to run); the field is a struct cmd_rest */
+#define CMD_REST                                                              \
+	8u /* with CMD_ARG: this argument and all after it, options included, \
+	      verbatim (a command to run); the field is a struct cmd_rest */
 
 #define CMD_LIST_MAX 64 /* most values one repeatable flag takes */
 struct cmd_list {
@@ -131,7 +132,6 @@ const char *cmd_closest(const char *word, const char *const *cands, size_t n);
 const struct cmd_verb *cmd_find(const struct cmd_verb *root, const char *path, char *full, size_t len);
 /* The --help text of v. */
 int cmd_render_help(FILE *f, const struct cmd_verb *v, const char *path);
-
 
 extern const struct cmd_verb cmd_serve, cmd_bench, cmd_ports, cmd_who, cmd_port, cmd_ping, cmd_doctor;
 extern const struct cmd_verb cmd_scan, cmd_audit, cmd_proxy;

@@ -70,8 +70,8 @@ static int ping_main(void *p)
 		                              : "HOST:PORT (127.0.0.1:8080, [::1]:8080) or PORT");
 		return 2;
 	}
-	if (a->target && net_loopback_only((struct sockaddr *)&cfg.target, a->allow_remote, a->target,
-	                                   err, sizeof err) < 0) {
+	if (a->target && net_loopback_only((struct sockaddr *)&cfg.target, a->allow_remote, a->target, err,
+	                                   sizeof err) < 0) {
 		fprintf(stderr, "loopkit ping: %s\n", err);
 		return 2;
 	}

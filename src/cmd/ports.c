@@ -41,8 +41,8 @@ static int ports_main(void *p)
 {
 	const struct ports_args *a = p;
 	/* a state filter shows remote ends too; a filtered listing has no machine-wide counts */
-	unsigned flags = (a->all || a->filter.states ? DIAG_PORTS_ALL : 0) |
-	                 (a->tcp ? DIAG_PORTS_TCP : 0) | (a->udp ? DIAG_PORTS_UDP : 0) |
+	unsigned flags = (a->all || a->filter.states ? DIAG_PORTS_ALL : 0) | (a->tcp ? DIAG_PORTS_TCP : 0) |
+	                 (a->udp ? DIAG_PORTS_UDP : 0) |
 	                 (a->filter.states || a->filter.sport ? DIAG_PORTS_NO_SUMMARY : 0);
 	static char outbuf[1 << 16]; /* tens of thousands of lines: fewer writes */
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);

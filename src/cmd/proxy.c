@@ -58,7 +58,8 @@ static int proxy_main(void *p)
 	if (!strcmp(a->o.api, "off"))
 		a->o.api = NULL;
 	if (!a->o.upstream && !a->o.config && !a->o.api && !a->o.nmore) {
-		fprintf(stderr, "loopkit proxy: nothing to do: give UPSTREAM, --proxy, --config FILE or an --api\n");
+		fprintf(stderr,
+		        "loopkit proxy: nothing to do: give UPSTREAM, --proxy, --config FILE or an --api\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

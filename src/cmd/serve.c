@@ -194,12 +194,15 @@ static int serve_main(void *p)
 		const char *o = a->origins.v[i];
 		const char *h = !strncmp(o, "http://", 7) ? o + 7 : !strncmp(o, "https://", 8) ? o + 8 : NULL;
 		if (strcmp(o, "*") && (!h || !*h || strchr(h, '/'))) {
-			fprintf(stderr, "loopkit serve: --cors-origin %s: an origin is scheme://host[:port] "
-			                "(https://app.example:8443), without a path; or '*'\n", o);
+			fprintf(stderr,
+			        "loopkit serve: --cors-origin %s: an origin is scheme://host[:port] "
+			        "(https://app.example:8443), without a path; or '*'\n",
+			        o);
 			return 2;
 		}
 		if (!strcmp(o, "*") && cfg->write)
-			fprintf(stderr, "loopkit: WARNING: --cors-origin '*' with --write: ANY web page you visit can "
+			fprintf(stderr, "loopkit: WARNING: --cors-origin '*' with --write: ANY web page you "
+			                "visit can "
 			                "write and delete files in the served directory\n");
 	}
 	cfg->http.headers = a->extra;
@@ -245,8 +248,8 @@ static int serve_main(void *p)
 		printf("%s\n", urls[i]);
 	fflush(stdout);
 	fprintf(stderr, "loopkit: serving %s on %s port %u (%s%s, %d thread%s)\n", abs, a->host,
-	        serve_port(s), cfg->write ? "writable" : "read-only",
-	        cfg->user ? ", login required" : "", cfg->threads, cfg->threads == 1 ? "" : "s");
+	        serve_port(s), cfg->write ? "writable" : "read-only", cfg->user ? ", login required" : "",
+	        cfg->threads, cfg->threads == 1 ? "" : "s");
 	if (a->open && reach_open(urls[0], msg, sizeof msg) < 0)
 		fprintf(stderr, "loopkit: --open: %s\n", msg);
 	rc = serve_run(s);

@@ -28,9 +28,11 @@ static void accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* Level-triggered epoll would report the listener again at once and
 				 * spin: stop watching it and retry on a timer. */
-				int said = a->shared_logged ? atomic_exchange(a->shared_logged, 1) : a->emfile_logged;
+				int said = a->shared_logged ? atomic_exchange(a->shared_logged, 1)
+				                            : a->emfile_logged;
 				if (!said)
-					log_msg("out of file descriptors (%s): pausing accept; raise the limit with "
+					log_msg("out of file descriptors (%s): pausing accept; raise the "
+					        "limit with "
 					        "ulimit -n",
 					        strerror(errno));
 				a->emfile_logged = 1;

@@ -13,12 +13,12 @@
  * exclusive set (EPOLLEXCLUSIVE: one of them wakes per connection). */
 struct acceptor {
 	struct loop *loop;
-	int fd;            /* the listener (not owned) */
-	int batch;         /* connections taken per wakeup */
-	unsigned mask;     /* LOOP_READ, plus LOOP_EXCLUSIVE */
+	int fd;        /* the listener (not owned) */
+	int batch;     /* connections taken per wakeup */
+	unsigned mask; /* LOOP_READ, plus LOOP_EXCLUSIVE */
 	struct loop_io io;
 	struct loop_timer retry;
-	int emfile_logged; /* said once per episode of descriptor exhaustion */
+	int emfile_logged;         /* said once per episode of descriptor exhaustion */
 	atomic_int *shared_logged; /* the same, shared by the loops of one listener (or NULL) */
 	/* A new connection: fd is non-blocking and close-on-exec, and the callback owns
 	 * it. */

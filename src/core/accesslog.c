@@ -90,13 +90,13 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 			gmtime_r(&now.tv_sec, &tm);
 			strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		}
-		rc = r->method ? buf_printf(&a->pending, "%s - %s [%s] \"%s %s %s\" %d %llu %llu\n", remote,
-		                            user, a->clf, method, target,
-		                            r->proto ? r->proto : "-", r->status,
-		                            (unsigned long long)r->bytes, (unsigned long long)r->us)
-		               : buf_printf(&a->pending, "%s - %s [%s] \"-\" %d %llu %llu\n", remote, user,
-		                            a->clf, r->status,
-		                            (unsigned long long)r->bytes, (unsigned long long)r->us);
+		rc = r->method
+		             ? buf_printf(&a->pending, "%s - %s [%s] \"%s %s %s\" %d %llu %llu\n", remote,
+		                          user, a->clf, method, target, r->proto ? r->proto : "-", r->status,
+		                          (unsigned long long)r->bytes, (unsigned long long)r->us)
+		             : buf_printf(&a->pending, "%s - %s [%s] \"-\" %d %llu %llu\n", remote, user,
+		                          a->clf, r->status, (unsigned long long)r->bytes,
+		                          (unsigned long long)r->us);
 	} else {
 		char when[40], ts[64];
 		gmtime_r(&now.tv_sec, &tm);
@@ -114,9 +114,11 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 			json_str(&j, r->user);
 		}
 		json_key(&j, "method");
-		json_str_n(&j, r->method ? r->method : "-", r->method ? (r->method_len ? r->method_len : strlen(r->method)) : 1);
+		json_str_n(&j, r->method ? r->method : "-",
+		           r->method ? (r->method_len ? r->method_len : strlen(r->method)) : 1);
 		json_key(&j, "target");
-		json_str_n(&j, r->target ? r->target : "", r->target ? (r->target_len ? r->target_len : strlen(r->target)) : 0);
+		json_str_n(&j, r->target ? r->target : "",
+		           r->target ? (r->target_len ? r->target_len : strlen(r->target)) : 0);
 		json_key(&j, "proto");
 		json_str(&j, r->proto ? r->proto : "-");
 		json_key(&j, "status");

@@ -13,8 +13,8 @@ struct loop;
 
 enum accesslog_mode { ACCESSLOG_COMMON, ACCESSLOG_JSON, ACCESSLOG_NONE };
 
-#define ACCESSLOG_FLUSH_AT (32 * 1024) /* buffered lines are written once this much waits */
-#define ACCESSLOG_PENDING_MAX (1 << 20) /* lines past this are dropped (and counted) */
+#define ACCESSLOG_FLUSH_AT    (32 * 1024) /* buffered lines are written once this much waits */
+#define ACCESSLOG_PENDING_MAX (1 << 20)   /* lines past this are dropped (and counted) */
 
 /* What one request (HTTP) or one command (FTP) did. Strings need not be terminated
  * where a length is given; NULL reads as "-". Every field is escaped on output. */
@@ -25,10 +25,10 @@ struct accesslog_rec {
 	size_t method_len;
 	const char *target; /* the request target or the command's path */
 	size_t target_len;
-	const char *proto;  /* "HTTP/1.1", "FTP" */
-	int status;         /* HTTP status or FTP reply code */
-	uint64_t bytes;     /* body or file bytes sent or received */
-	uint64_t us;        /* microseconds from request to response */
+	const char *proto; /* "HTTP/1.1", "FTP" */
+	int status;        /* HTTP status or FTP reply code */
+	uint64_t bytes;    /* body or file bytes sent or received */
+	uint64_t us;       /* microseconds from request to response */
 };
 
 /* One logger per event-loop thread: lines are gathered and written in whole-line
@@ -45,8 +45,7 @@ struct accesslog {
 };
 
 /* Sets up a logger writing to sink (not owned) through loop. */
-void accesslog_init(struct accesslog *a, enum accesslog_mode mode, struct log_sink *sink,
-                    struct loop *loop);
+void accesslog_init(struct accesslog *a, enum accesslog_mode mode, struct log_sink *sink, struct loop *loop);
 /* Adds one line for r. */
 void accesslog_write(struct accesslog *a, const struct accesslog_rec *r);
 /* Writes what waits now. */

@@ -58,8 +58,10 @@ int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen)
 	/* O_PATH asks for no permission: check now that this user may list and enter dir,
 	 * rather than start a server that answers 403 to everything. */
 	if (faccessat(r->fd, ".", R_OK | X_OK, AT_EACCESS) < 0) {
-		snprintf(err, errlen, "cannot read directory %s: %s (this user needs read and search permission: "
-		         "chmod u+rx it, or serve it as its owner)", dir, strerror(errno));
+		snprintf(err, errlen,
+		         "cannot read directory %s: %s (this user needs read and search permission: "
+		         "chmod u+rx it, or serve it as its owner)",
+		         dir, strerror(errno));
 		close(r->fd);
 		r->fd = -1;
 		return -1;

@@ -15,13 +15,13 @@
  * symlinks nor symlinks climbing out can reach anything outside the root: the kernel
  * refuses (EXDEV), and callers see -ENOENT. */
 struct fsroot {
-	int fd;             /* O_PATH descriptor of the root directory */
-	int dotfiles;       /* allow names starting with '.' */
-	int no_tmpfile;     /* uploads use named temporary files (set when O_TMPFILE fails) */
-	mode_t umask;       /* the process's, read once: the mode of new uploads */
-	int follow_links;   /* symlinks are followed wherever they lead (serve --follow-symlinks) */
+	int fd;                /* O_PATH descriptor of the root directory */
+	int dotfiles;          /* allow names starting with '.' */
+	int no_tmpfile;        /* uploads use named temporary files (set when O_TMPFILE fails) */
+	mode_t umask;          /* the process's, read once: the mode of new uploads */
+	int follow_links;      /* symlinks are followed wherever they lead (serve --follow-symlinks) */
 	atomic_int links_told; /* a link out of the root was refused and logged: once per root */
-	char abs[PATH_MAX]; /* the root's canonical path, for absolute symlinks */
+	char abs[PATH_MAX];    /* the root's canonical path, for absolute symlinks */
 };
 
 /* Start-up removes stale temporary upload names of ours below the root (left by a

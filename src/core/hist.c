@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double hist_pcts[HIST_NPCT] = { 50, 90, 99, 99.9, 99.99, 100 };
-const char *const hist_pct_names[HIST_NPCT] = { "p50", "p90", "p99", "p99_9", "p99_99", "max" };
+const double hist_pcts[HIST_NPCT] = {50, 90, 99, 99.9, 99.99, 100};
+const char *const hist_pct_names[HIST_NPCT] = {"p50", "p90", "p99", "p99_9", "p99_99", "max"};
 
 struct hist *hist_new(void)
 {
@@ -63,7 +63,10 @@ void hist_record_n(struct hist *h, uint64_t v, uint64_t n)
 	h->sumsq += (double)v * (double)v * (double)n;
 }
 
-void hist_record(struct hist *h, uint64_t v) { hist_record_n(h, v, 1); }
+void hist_record(struct hist *h, uint64_t v)
+{
+	hist_record_n(h, v, 1);
+}
 
 void hist_record_corrected(struct hist *h, uint64_t v, uint64_t interval)
 {
@@ -117,7 +120,10 @@ uint64_t hist_percentile(const struct hist *h, double p)
 	return h->max;
 }
 
-double hist_mean(const struct hist *h) { return h->count ? h->sum / (double)h->count : 0; }
+double hist_mean(const struct hist *h)
+{
+	return h->count ? h->sum / (double)h->count : 0;
+}
 
 double hist_stddev(const struct hist *h)
 {

@@ -23,7 +23,7 @@ struct hist {
 
 /* The percentiles every loopkit report shows, in this order. */
 #define HIST_NPCT 6
-extern const double hist_pcts[HIST_NPCT];       /* 50, 90, 99, 99.9, 99.99, 100 */
+extern const double hist_pcts[HIST_NPCT];           /* 50, 90, 99, 99.9, 99.99, 100 */
 extern const char *const hist_pct_names[HIST_NPCT]; /* "p50" ... "p99_99", "max" */
 
 /* Returns a zeroed histogram the caller frees with free(), or NULL without memory. */

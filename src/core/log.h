@@ -25,8 +25,8 @@ void log_rate_msg(struct log_rate *r, const char *fmt, ...) __attribute__((forma
 /* Where access logs go: stderr, written so that a reader that stops reading can
  * never stall the server (lines are dropped and counted instead). */
 struct log_sink {
-	int fd;        /* a non-blocking descriptor for stderr's pipe, or 2 */
-	int sock;      /* stderr is a socket: send with MSG_DONTWAIT */
+	int fd;               /* a non-blocking descriptor for stderr's pipe, or 2 */
+	int sock;             /* stderr is a socket: send with MSG_DONTWAIT */
 	atomic_ulong dropped; /* bytes dropped because the reader fell behind (any thread) */
 };
 

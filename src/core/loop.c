@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOP_MAX_EVENTS 256
+#define LOOP_MAX_EVENTS  256
 #define LOOP_TIMER_BATCH 256 /* timers run per turn at most */
 
 struct loop_deferred {
@@ -24,7 +24,7 @@ struct loop_deferred {
 struct loop {
 	int epfd;
 	int stop;
-	uint64_t now; /* µs on the monotonic clock, read once per iteration */
+	uint64_t now;  /* µs on the monotonic clock, read once per iteration */
 	int no_pwait2; /* epoll_pwait2 is missing (kernel < 5.11): ms timeouts */
 	struct loop_timer **heap;
 	size_t nheap, capheap;
@@ -34,17 +34,16 @@ struct loop {
 	struct loop_io wake_io; /* an eventfd: loop_wake and loop_post from other threads */
 	loop_fn wake_fn;
 	void *wake_data;
-	atomic_int woken;               /* loop_wake() was called since the last wake_cb */
-	pthread_mutex_t post_lock;      /* guards posted */
-	struct loop_deferred *posted;   /* calls from other threads, run in this one */
+	atomic_int woken;             /* loop_wake() was called since the last wake_cb */
+	pthread_mutex_t post_lock;    /* guards posted */
+	struct loop_deferred *posted; /* calls from other threads, run in this one */
 	size_t nposted, capposted;
-	int cur, nev;                   /* the batch being dispatched: events[cur + 1 .. nev) wait */
+	int cur, nev; /* the batch being dispatched: events[cur + 1 .. nev) wait */
 	struct loop_io sig_io;
 	void (*sig_fn)(struct loop *, int, void *);
 	void *sig_data;
 	struct epoll_event events[LOOP_MAX_EVENTS];
 };
-
 
 uint64_t loop_clock_us(void)
 {
@@ -125,7 +124,8 @@ static uint32_t epoll_mask(unsigned mask)
 {
 	/* EPOLLEXCLUSIVE takes no EPOLLRDHUP (EINVAL): a listener needs only EPOLLIN. */
 	if (mask & LOOP_EXCLUSIVE)
-		return EPOLLEXCLUSIVE | ((mask & LOOP_READ) ? EPOLLIN : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
+		return EPOLLEXCLUSIVE | ((mask & LOOP_READ) ? EPOLLIN : 0) |
+		       ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
 	return ((mask & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
 }
 

@@ -9,9 +9,10 @@
 #define LOOP_READ  1u
 #define LOOP_WRITE 2u
 #define LOOP_ERROR 4u /* reported with READ|WRITE on EPOLLERR/EPOLLHUP */
-#define LOOP_EXCLUSIVE 8u /* with loop_io_start only: one of the loops watching this
-                             descriptor wakes per event (EPOLLEXCLUSIVE; a listener shared
-                             by threads); such an io's mask cannot change, only stop */
+#define LOOP_EXCLUSIVE                                                      \
+	8u /* with loop_io_start only: one of the loops watching this       \
+	      descriptor wakes per event (EPOLLEXCLUSIVE; a listener shared \
+	      by threads); such an io's mask cannot change, only stop */
 
 #define LOOP_TIMER_OVERDUE ((size_t)-1) /* armed, in the overflow list (heap could not grow) */
 

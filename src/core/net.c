@@ -40,8 +40,7 @@ int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	return -1;
 }
 
-int net_loopback_only(const struct sockaddr *sa, int allow_remote, const char *what, char *err,
-                      size_t errlen)
+int net_loopback_only(const struct sockaddr *sa, int allow_remote, const char *what, char *err, size_t errlen)
 {
 	if (allow_remote || net_is_loopback(sa))
 		return 0;

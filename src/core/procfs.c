@@ -259,8 +259,7 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 		lnk[k] = '\0';
 		if (!diag_parse_socket_link(lnk, &inode) || inode == 0 || !diag_wanted(sc, inode))
 			continue;
-		if (vec_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1, sizeof *map->links) <
-		    0) {
+		if (vec_grow((void **)&map->links, &sc->links_cap, map->nlinks + 1, sizeof *map->links) < 0) {
 			closedir(dir);
 			errno = ENOMEM;
 			return -1;
@@ -286,7 +285,7 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 }
 
 int procfs_owner_map_build(struct procfs_owner_map *map, const uint32_t *inodes, size_t n, char *err,
-                         size_t errlen)
+                           size_t errlen)
 {
 	struct diag_scan sc = {.map = map, .procfd = -1};
 	uint32_t *want = NULL;
@@ -397,8 +396,8 @@ static const struct procfs_owner *diag_map_owner(const struct procfs_owner_map *
 	return bsearch(&key, map->owners, map->nowners, sizeof *map->owners, diag_owner_cmp);
 }
 
-size_t procfs_owner_map_find(const struct procfs_owner_map *map, uint32_t inode, const struct procfs_owner **out,
-                           size_t max)
+size_t procfs_owner_map_find(const struct procfs_owner_map *map, uint32_t inode,
+                             const struct procfs_owner **out, size_t max)
 {
 	size_t got = 0;
 
@@ -567,7 +566,8 @@ out:
 }
 
 /* procfs_owner_text with `more` saying holders exist beyond owners[0..n). */
-static size_t diag_owner_text_more(const struct procfs_owner *owners, size_t n, int more, char *buf, size_t len)
+static size_t diag_owner_text_more(const struct procfs_owner *owners, size_t n, int more, char *buf,
+                                   size_t len)
 {
 	size_t used = 0;
 

@@ -16,7 +16,7 @@
  * from the socket's owner. */
 struct procfs_owner {
 	pid_t pid;
-	uint32_t uid;                   /* effective uid of the process */
+	uint32_t uid;                     /* effective uid of the process */
 	char comm[PROCFS_COMM_MAX];       /* /proc/PID/comm; control bytes shown as '?' */
 	char user[PROCFS_USER_MAX];       /* user name, or the uid in decimal */
 	char cmdline[PROCFS_CMDLINE_MAX]; /* arguments joined by spaces, cut to fit */
@@ -43,12 +43,12 @@ struct procfs_owner_map {
  * with procfs_owner_map_free. On error (no /proc, no memory) returns -1 with the map
  * empty, errno set and err filled (err may be NULL). */
 int procfs_owner_map_build(struct procfs_owner_map *map, const uint32_t *inodes, size_t n, char *err,
-                         size_t errlen);
+                           size_t errlen);
 
 /* Stores in out[0..max) pointers into map to the owners of inode, ascending pid.
  * Returns how many were stored (0 when the owner is unknown). */
-size_t procfs_owner_map_find(const struct procfs_owner_map *map, uint32_t inode, const struct procfs_owner **out,
-                           size_t max);
+size_t procfs_owner_map_find(const struct procfs_owner_map *map, uint32_t inode,
+                             const struct procfs_owner **out, size_t max);
 
 /* Frees the map's arrays and empties it; safe on an empty or already freed map. */
 void procfs_owner_map_free(struct procfs_owner_map *map);

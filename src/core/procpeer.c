@@ -45,9 +45,9 @@ struct req {
 	void *arg;
 	uint32_t inode; /* the client's socket; 0 until looked up */
 	uint32_t uid;
-	int pid;        /* found holder; -1 while unknown */
-	int fd;         /* the holder's descriptor for the socket; -1 while unknown */
-	int recheck;    /* procpeer_recheck: pid and fd are given, only the threads are read */
+	int pid;                  /* found holder; -1 while unknown */
+	int fd;                   /* the holder's descriptor for the socket; -1 while unknown */
+	int recheck;              /* procpeer_recheck: pid and fd are given, only the threads are read */
 	const atomic_int *cancel; /* set by the asker: the answer no longer matters */
 };
 
@@ -71,9 +71,9 @@ struct proc {
 	char comm[16];
 	enum procpeer_class cls;
 	const char *rule;
-	int logged; /* an answer naming it was given: later ones are not "first" */
+	int logged;       /* an answer naming it was given: later ones are not "first" */
 	uint64_t held_ms; /* mono_ms() when a lookup last found it holding a client (0: never) */
-	int seen;   /* still in /proc at the last listing */
+	int seen;         /* still in /proc at the last listing */
 };
 
 struct mark {
@@ -89,7 +89,7 @@ struct procpeer {
 	int stop;
 	struct req *pending; /* asked, not yet taken by the thread (lock) */
 	size_t npending, cappending;
-	size_t nrechecks;    /* of them, rechecks (lock) */
+	size_t nrechecks;   /* of them, rechecks (lock) */
 	struct mark *marks; /* (lock) */
 	size_t nmarks, capmarks;
 
@@ -97,7 +97,7 @@ struct procpeer {
 	struct req *open; /* taken, not yet answered */
 	size_t nopen, capopen;
 	atomic_size_t nopen_seen; /* nopen, for procpeer_ask's limit (other threads) */
-	struct proc *procs; /* sorted by pid */
+	struct proc *procs;       /* sorted by pid */
 	size_t nprocs, capprocs;
 	uint64_t last_slow_ms;
 	long ticks; /* sysconf(_SC_CLK_TCK) */
@@ -119,16 +119,17 @@ static uint64_t mono_ms(void)
 /* ---- classification (pure) ---- */
 
 static const char *const browser_names[] = {
-        "chromium", "chromium-browse", "chrome",      "google-chrome",  "headless_shell",
-        "firefox",  "firefox-esr",     "firefox-bin", "Socket Process", "msedge",
-        "brave",    "opera",           "vivaldi-bin", "epiphany",       "WebKitNetworkPr",
+        "chromium", "chromium-browse", "chrome",          "google-chrome",  "headless_shell",
+        "firefox",  "firefox-esr",     "firefox-bin",     "Socket Process", "msedge",
+        "brave",    "opera",           "vivaldi-bin",     "epiphany",       "WebKitNetworkPr",
         "falkon",   "qutebrowser",     "QtWebEngineProc",
 };
 
 /* Programs that speak FTP whatever their arguments. */
 static const char *const ftp_names[] = {
-        "ftp",      "tnftp",      "pftp",     "netkit-ftp", "inetutils-ftp", "ncftp",    "ncftpget", "ncftpput",
-        "ncftpls",  "ncftpbatch", "filezilla", "gftp",      "gftp-gtk", "gftp-text", "yafc",
+        "ftp",       "tnftp",    "pftp",     "netkit-ftp", "inetutils-ftp",
+        "ncftp",     "ncftpget", "ncftpput", "ncftpls",    "ncftpbatch",
+        "filezilla", "gftp",     "gftp-gtk", "gftp-text",  "yafc",
 };
 
 /* Programs that speak FTP when their command line names only ftp:// URLs (loopkit
@@ -324,7 +325,8 @@ static unsigned long long uptime_ticks(const struct procpeer *p)
 
 static int proc_young(const struct procpeer *p, const struct proc *pr, unsigned long long now)
 {
-	return now >= pr->start && now - pr->start < (unsigned long long)PROCPEER_YOUNG_MS * (unsigned long long)p->ticks / 1000;
+	return now >= pr->start &&
+	       now - pr->start < (unsigned long long)PROCPEER_YOUNG_MS * (unsigned long long)p->ticks / 1000;
 }
 
 /* Lists /proc again: new pids are read, known ones kept (young ones re-read: they
@@ -563,8 +565,14 @@ static void readsets_free(struct readsets *sets)
 static int waits_for_input(int pid)
 {
 	static const char *const waits[] = {
-	        "poll_schedule_timeout", "ep_poll", "do_epoll_wait", "wait_woken", "sk_wait_data",
-	        "__skb_wait_for_more_packets", "unix_stream_read_generic", "pipe_read",
+	        "poll_schedule_timeout",
+	        "ep_poll",
+	        "do_epoll_wait",
+	        "wait_woken",
+	        "sk_wait_data",
+	        "__skb_wait_for_more_packets",
+	        "unix_stream_read_generic",
+	        "pipe_read",
 	};
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
@@ -638,14 +646,16 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
 		if (reading) {
 			po->r.cls = PROCPEER_WAITING;
-			po->r.rule = "it waits for the server to speak on this connection (a thread reads it)";
+			po->r.rule =
+			        "it waits for the server to speak on this connection (a thread reads it)";
 		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
 			po->r.cls = PROCPEER_FTP_PEER;
 			po->r.rule = "it logged in over FTP here, sent no HTTP since, and waits for input";
 		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER) {
 			po->r.cls = PROCPEER_OTHER;
-			po->r.rule = "it logged in over FTP here, but a thread of it is busy (it may be about to "
-			             "send HTTP)";
+			po->r.rule =
+			        "it logged in over FTP here, but a thread of it is busy (it may be about to "
+			        "send HTTP)";
 		} else {
 			po->r.cls = pr->cls;
 			po->r.rule = pr->rule;
@@ -701,7 +711,8 @@ static void answer_found(struct procpeer *p, int final)
 		} else if (!q->inode) {
 			answer(p, q, PROCPEER_UNKNOWN, "not a local socket", NULL, 0, NULL);
 		} else if (final) {
-			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)", NULL, 0, NULL);
+			answer(p, q, PROCPEER_UNKNOWN, "its process could not be read (another user's?)",
+			       NULL, 0, NULL);
 		} else {
 			p->open[k++] = *q;
 		}
@@ -760,7 +771,8 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr ? pr->comm : "");
 		if (thread_reads_fd(&sets, q->pid, q->fd)) {
 			po->r.cls = PROCPEER_WAITING;
-			po->r.rule = "it waits for the server to speak on this connection (a thread reads it)";
+			po->r.rule =
+			        "it waits for the server to speak on this connection (a thread reads it)";
 		} else {
 			po->r.cls = PROCPEER_OTHER;
 			po->r.rule = "no thread of it reads this connection yet";
@@ -796,14 +808,15 @@ static void scan_likely(struct procpeer *p, long *budget)
 	 * ones; each stops as soon as every question has its holder, so a busy machine's
 	 * many young processes are not read for a client already found. */
 	for (int round = 0; round < 2 && !all_found(p); round++) {
-		for (size_t i = 0; i < p->nprocs && *budget > 0; i++) {
+		for (size_t i = 0; i<p->nprocs && * budget> 0; i++) {
 			struct proc *pr = &p->procs[i];
 			if (!has_uid(p, pr->uid))
 				continue;
-			int recent = pr->held_ms && pr->cls != PROCPEER_BROWSER && now_ms - pr->held_ms < PROCPEER_RECENT_MS;
+			int recent = pr->held_ms && pr->cls != PROCPEER_BROWSER &&
+			             now_ms - pr->held_ms < PROCPEER_RECENT_MS;
 			int likely = round == 0 ? recent
-			                        : !recent && (pr->cls == PROCPEER_FTP_CLIENT || proc_young(p, pr, now) ||
-			                                      marked(p, pr));
+			                        : !recent && (pr->cls == PROCPEER_FTP_CLIENT ||
+			                                      proc_young(p, pr, now) || marked(p, pr));
 			if (!likely)
 				continue;
 			scan_pid(p, pr->pid, want, nw, budget);
@@ -813,7 +826,6 @@ static void scan_likely(struct procpeer *p, long *budget)
 	}
 	free(want);
 }
-
 
 static void fast_pass(struct procpeer *p)
 {
@@ -850,9 +862,9 @@ static void *procpeer_main(void *arg)
 	struct procpeer *p = arg;
 	sigset_t all;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the server's business */
+	pthread_sigmask(SIG_BLOCK, &all, NULL);         /* signals are the server's business */
 	pthread_setname_np(pthread_self(), "lk-peers"); /* as ps, top and the tests show it */
-	procs_refresh(p); /* the first question then finds the table built */
+	procs_refresh(p);                               /* the first question then finds the table built */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (!p->stop && !p->npending) {

@@ -23,14 +23,14 @@ enum procpeer_class {
 };
 
 /* Limits of the work done for lookups (named so tests and docs can cite them). */
-#define PROCPEER_FAST_LINKS   8192   /* fd links read per fast pass (FTP clients, young processes) */
-#define PROCPEER_SLOW_LINKS   65536  /* fd links read per slow pass (browsers, everyone else) */
+#define PROCPEER_FAST_LINKS    8192  /* fd links read per fast pass (FTP clients, young processes) */
+#define PROCPEER_SLOW_LINKS    65536 /* fd links read per slow pass (browsers, everyone else) */
 #define PROCPEER_SLOW_EVERY_MS 1000  /* a slow pass runs at most this often */
-#define PROCPEER_YOUNG_MS     5000   /* processes started this recently are searched at once */
-#define PROCPEER_RECENT_MS    60000  /* ...and those found holding a client this recently */
-#define PROCPEER_MAX_PENDING  16384  /* lookups waiting at once; more are answered UNKNOWN */
-#define PROCPEER_MAX_THREADS  256    /* threads read to tell whether a process waits for input */
-#define PROCPEER_MAX_RECHECKS 1024   /* rechecks waiting at once; more are refused */
+#define PROCPEER_YOUNG_MS      5000  /* processes started this recently are searched at once */
+#define PROCPEER_RECENT_MS     60000 /* ...and those found holding a client this recently */
+#define PROCPEER_MAX_PENDING   16384 /* lookups waiting at once; more are answered UNKNOWN */
+#define PROCPEER_MAX_THREADS   256   /* threads read to tell whether a process waits for input */
+#define PROCPEER_MAX_RECHECKS  1024  /* rechecks waiting at once; more are refused */
 
 struct procpeer_result {
 	enum procpeer_class cls;

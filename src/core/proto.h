@@ -47,10 +47,10 @@ struct proto_peer {
 
 /* Things a protocol tells the server about a peer (the sniffer learns from them). */
 enum proto_note {
-	PROTO_NOTE_FTP_LOGIN,            /* the peer logged in over FTP */
-	PROTO_NOTE_HTTP,                 /* the peer sent an HTTP request */
-	PROTO_NOTE_HTTP_AFTER_GREETING,  /* an FTP session got an HTTP request line: an HTTP
-	                                    client was greeted by mistake (it is closed) */
+	PROTO_NOTE_FTP_LOGIN,           /* the peer logged in over FTP */
+	PROTO_NOTE_HTTP,                /* the peer sent an HTTP request */
+	PROTO_NOTE_HTTP_AFTER_GREETING, /* an FTP session got an HTTP request line: an HTTP
+	                                   client was greeted by mistake (it is closed) */
 };
 
 /* How a protocol context reaches back to the server that owns it. */

@@ -20,7 +20,7 @@
 
 /* A dump reply is at most 32 KiB per datagram (the kernel's netlink dump ceiling),
  * so a buffer of that size never truncates. */
-#define DIAG_NL_BUF     32768
+#define DIAG_NL_BUF 32768
 
 struct diag_sockvec {
 	struct sockdiag_sock *v;
@@ -201,7 +201,7 @@ static int diag_request(int fd, uint32_t seq, int family, int proto, uint32_t st
 
 /* Four dumps at most ({TCP, UDP} x {AF_INET, AF_INET6}) over one netlink socket. */
 int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, size_t *n, char *err,
-                   size_t errlen)
+                  size_t errlen)
 {
 	static const int families[] = {AF_INET, AF_INET6};
 	int protos[2], nprotos = 0;
@@ -237,8 +237,8 @@ int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, si
 	/* One dump at a time per netlink socket: each is read to its end before the next. */
 	for (int i = 0; i < nprotos && rc == 0; i++)
 		for (size_t f = 0; f < sizeof families / sizeof families[0] && rc == 0; f++)
-			rc = diag_request(fd, ++seq, families[f], protos[i], state_mask, NULL, &vec, buf, DIAG_NL_BUF,
-			                  err, errlen);
+			rc = diag_request(fd, ++seq, families[f], protos[i], state_mask, NULL, &vec, buf,
+			                  DIAG_NL_BUF, err, errlen);
 	e = errno;
 	close(fd);
 	free(buf);
@@ -253,7 +253,6 @@ int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, si
 		errno = e;
 	return rc;
 }
-
 
 const char *sockdiag_state_name(int state)
 {
@@ -274,7 +273,8 @@ const char *sockdiag_state_name(int state)
 
 /* Fills id with a (as the source: a socket's own end) and b (the destination); the
  * family is a's. Returns 0, or -1 with errno EAFNOSUPPORT. */
-static int diag_fill_id(struct inet_diag_sockid *id, const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static int diag_fill_id(struct inet_diag_sockid *id, const struct sockaddr_storage *a,
+                        const struct sockaddr_storage *b)
 {
 	memset(id, 0, sizeof *id);
 	id->idiag_cookie[0] = INET_DIAG_NOCOOKIE;

@@ -36,7 +36,7 @@ struct sockdiag_sock {
  * when *n is 0). On error returns -1 with *out NULL, *n 0, errno set and err filled
  * with "what failed: why" (err may be NULL). */
 int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, size_t *n, char *err,
-                   size_t errlen);
+                  size_t errlen);
 
 /* Finds the socket at the other end of a TCP connection we hold (our address local,
  * theirs peer): it exists on this machine when the peer is on loopback. One exact

@@ -31,14 +31,15 @@
 #define C_DIM    "\033[2m"
 #define C_OFF    "\033[0m"
 
-#define FIREWALL_HINT "lo is up, so a firewall rule on lo is the likely cause: look for DROP or " \
+#define FIREWALL_HINT                                                               \
+	"lo is up, so a firewall rule on lo is the likely cause: look for DROP or " \
 	"REJECT on lo in `nft list ruleset` or `iptables -S`"
 
 /* What the checks learn that later checks use. */
 struct doctor_ctx {
-	int lo_up;     /* lo exists, UP and RUNNING */
-	int ipv6;      /* IPv6 enabled on lo and ::1 present */
-	int ipv6_off;  /* IPv6 disabled by sysctl or absent from the kernel */
+	int lo_up;    /* lo exists, UP and RUNNING */
+	int ipv6;     /* IPv6 enabled on lo and ::1 present */
+	int ipv6_off; /* IPv6 disabled by sysctl or absent from the kernel */
 	uint16_t port;
 };
 
@@ -50,11 +51,10 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void set(struct doctor_check *c, enum doctor_status st, const char *hint, const char *fmt,
-		...) __attribute__((format(printf, 4, 5)));
+static void set(struct doctor_check *c, enum doctor_status st, const char *hint, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
-static void set(struct doctor_check *c, enum doctor_status st, const char *hint, const char *fmt,
-		...)
+static void set(struct doctor_check *c, enum doctor_status st, const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -91,8 +91,8 @@ static void check_lo(struct doctor_ctx *x, struct doctor_check *c)
 	memset(&ifr, 0, sizeof ifr);
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
 	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
-		set(c, DOCTOR_FAIL, "this network namespace has no loopback interface",
-				"lo: %s", strerror(errno));
+		set(c, DOCTOR_FAIL, "this network namespace has no loopback interface", "lo: %s",
+		    strerror(errno));
 		close(fd);
 		return;
 	}
@@ -101,9 +101,11 @@ static void check_lo(struct doctor_ctx *x, struct doctor_check *c)
 	close(fd);
 	x->lo_up = (fl & IFF_UP) && (fl & IFF_RUNNING);
 	if (!x->lo_up)
-		set(c, DOCTOR_FAIL, "bring it up: ip link set lo up (a new network namespace starts "
-				"with lo down)", "lo is %s%s, mtu %d", fl & IFF_UP ? "UP" : "DOWN",
-				fl & IFF_RUNNING ? "" : " and not RUNNING", mtu);
+		set(c, DOCTOR_FAIL,
+		    "bring it up: ip link set lo up (a new network namespace starts "
+		    "with lo down)",
+		    "lo is %s%s, mtu %d", fl & IFF_UP ? "UP" : "DOWN",
+		    fl & IFF_RUNNING ? "" : " and not RUNNING", mtu);
 	else
 		set(c, DOCTOR_PASS, NULL, "lo is UP and RUNNING, mtu %d", mtu);
 }
@@ -128,7 +130,8 @@ static void check_addresses(struct doctor_ctx *x, struct doctor_check *c)
 				v4 = 1;
 				if (i->ifa_netmask)
 					v4prefix = __builtin_popcount(
-						((const struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+					        ((const struct sockaddr_in *)i->ifa_netmask)
+					                ->sin_addr.s_addr);
 			}
 		} else if (i->ifa_addr->sa_family == AF_INET6) {
 			const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)i->ifa_addr;
@@ -139,15 +142,16 @@ static void check_addresses(struct doctor_ctx *x, struct doctor_check *c)
 	freeifaddrs(ifa);
 	x->ipv6 = v6 && !x->ipv6_off;
 	if (!v4)
-		set(c, DOCTOR_FAIL, x->lo_up ? "add it: ip addr add 127.0.0.1/8 dev lo"
-				: "bring lo up (ip link set lo up): the kernel adds 127.0.0.1/8 itself",
-				"127.0.0.1 is not on lo%s", v6 ? " (::1 is)" : "");
+		set(c, DOCTOR_FAIL,
+		    x->lo_up ? "add it: ip addr add 127.0.0.1/8 dev lo"
+		             : "bring lo up (ip link set lo up): the kernel adds 127.0.0.1/8 itself",
+		    "127.0.0.1 is not on lo%s", v6 ? " (::1 is)" : "");
 	else if (!v6)
-		set(c, DOCTOR_WARN, x->ipv6_off ? "IPv6 is disabled on lo "
-				"(net.ipv6.conf.lo.disable_ipv6=1): clients trying ::1 first will fail"
-				: "add it: ip addr add ::1/128 dev lo",
-				"127.0.0.1/%d on lo; ::1 missing%s", v4prefix,
-				x->ipv6_off ? " (IPv6 disabled)" : "");
+		set(c, DOCTOR_WARN,
+		    x->ipv6_off ? "IPv6 is disabled on lo "
+		                  "(net.ipv6.conf.lo.disable_ipv6=1): clients trying ::1 first will fail"
+		                : "add it: ip addr add ::1/128 dev lo",
+		    "127.0.0.1/%d on lo; ::1 missing%s", v4prefix, x->ipv6_off ? " (IPv6 disabled)" : "");
 	else
 		set(c, DOCTOR_PASS, NULL, "127.0.0.1/%d and ::1 on lo", v4prefix);
 }
@@ -166,7 +170,7 @@ static void check_localhost(struct doctor_ctx *x, struct doctor_check *c)
 	rc = getaddrinfo("localhost", NULL, &hints, &res);
 	if (rc != 0) {
 		set(c, DOCTOR_FAIL, "add '127.0.0.1 localhost' and '::1 localhost' to /etc/hosts",
-				"localhost does not resolve: %s", gai_strerror(rc));
+		    "localhost does not resolve: %s", gai_strerror(rc));
 		return;
 	}
 	for (struct addrinfo *a = res; a; a = a->ai_next) {
@@ -184,28 +188,29 @@ static void check_localhost(struct doctor_ctx *x, struct doctor_check *c)
 	}
 	freeaddrinfo(res);
 	if (bad[0])
-		set(c, DOCTOR_FAIL, "localhost must mean this machine: fix /etc/hosts (or the DNS "
-				"answer) so it resolves to 127.0.0.1 and ::1 only",
-				"localhost resolves to %s, and %s is not loopback", list, bad);
+		set(c, DOCTOR_FAIL,
+		    "localhost must mean this machine: fix /etc/hosts (or the DNS "
+		    "answer) so it resolves to 127.0.0.1 and ::1 only",
+		    "localhost resolves to %s, and %s is not loopback", list, bad);
 	else if (!have6)
-		set(c, DOCTOR_WARN, x->ipv6_off ? "fine while IPv6 is off" :
-				"add '::1 localhost' to /etc/hosts so IPv6 clients reach local servers",
-				"localhost resolves to %s; ::1 missing", list);
+		set(c, DOCTOR_WARN,
+		    x->ipv6_off ? "fine while IPv6 is off"
+		                : "add '::1 localhost' to /etc/hosts so IPv6 clients reach local servers",
+		    "localhost resolves to %s; ::1 missing", list);
 	else if (!have4)
 		set(c, DOCTOR_WARN, "add '127.0.0.1 localhost' to /etc/hosts",
-				"localhost resolves to %s; 127.0.0.1 missing", list);
+		    "localhost resolves to %s; 127.0.0.1 missing", list);
 	else
 		set(c, DOCTOR_PASS, NULL, "localhost resolves to %s", list);
 }
 
 /* 4-6. Round trips: ICMP, TCP, UDP on one family. */
-static void check_probe(struct doctor_ctx *x, struct doctor_check *c, enum ping_mode mode,
-		int family)
+static void check_probe(struct doctor_ctx *x, struct doctor_check *c, enum ping_mode mode, int family)
 {
-	struct ping_cfg cfg = { .mode = mode, .family = family, .size = 56,
-		.timeout_ms = DOCTOR_PROBE_MS };
-	const char *what = mode == PING_ICMP ? "ICMP echo" : mode == PING_TCP ?
-		"TCP connect + echo" : "UDP echo";
+	struct ping_cfg cfg = {.mode = mode, .family = family, .size = 56, .timeout_ms = DOCTOR_PROBE_MS};
+	const char *what = mode == PING_ICMP  ? "ICMP echo"
+	                   : mode == PING_TCP ? "TCP connect + echo"
+	                                      : "UDP echo";
 	const char *addr = family == AF_INET6 ? "::1" : "127.0.0.1";
 	struct ping p;
 	char err[256], why[64] = "";
@@ -213,21 +218,24 @@ static void check_probe(struct doctor_ctx *x, struct doctor_check *c, enum ping_
 	size_t got = 0;
 
 	if (family == AF_INET6 && !x->ipv6) {
-		set(c, DOCTOR_SKIP, x->ipv6_off ? "IPv6 is disabled (net.ipv6.conf.lo.disable_ipv6)"
-				: "::1 is not on lo", "%s to ::1 skipped: no IPv6 on lo", what);
+		set(c, DOCTOR_SKIP,
+		    x->ipv6_off ? "IPv6 is disabled (net.ipv6.conf.lo.disable_ipv6)" : "::1 is not on lo",
+		    "%s to ::1 skipped: no IPv6 on lo", what);
 		return;
 	}
 	int rc = ping_open(&p, &cfg, err, sizeof err);
 	if (rc == PING_ENOPERM) {
-		set(c, DOCTOR_SKIP, "allow this group ICMP sockets: sysctl -w "
-				"net.ipv4.ping_group_range='0 2147483647' (or run as root)",
-				"%s to %s skipped: no raw socket and not allowed by "
-				"net.ipv4.ping_group_range", what, addr);
+		set(c, DOCTOR_SKIP,
+		    "allow this group ICMP sockets: sysctl -w "
+		    "net.ipv4.ping_group_range='0 2147483647' (or run as root)",
+		    "%s to %s skipped: no raw socket and not allowed by "
+		    "net.ipv4.ping_group_range",
+		    what, addr);
 		return;
 	}
 	if (rc < 0) {
 		set(c, DOCTOR_FAIL, x->lo_up ? FIREWALL_HINT : "bring lo up: ip link set lo up",
-				"%s to %s: %s", what, addr, err);
+		    "%s to %s: %s", what, addr, err);
 		return;
 	}
 	for (uint16_t seq = 1; seq <= DOCTOR_PROBES; seq++) {
@@ -241,14 +249,13 @@ static void check_probe(struct doctor_ctx *x, struct doctor_check *c, enum ping_
 	ping_close(&p);
 	if (got < DOCTOR_PROBES) {
 		set(c, DOCTOR_FAIL, x->lo_up ? FIREWALL_HINT : "bring lo up: ip link set lo up",
-				"%s to %s failed: %s (%zu of %d answered)", what, addr, why, got,
-				DOCTOR_PROBES);
+		    "%s to %s failed: %s (%zu of %d answered)", what, addr, why, got, DOCTOR_PROBES);
 		return;
 	}
 	struct ping_summary s;
 	ping_summarize(rtt, got, got, &s);
-	set(c, DOCTOR_PASS, NULL, "%s to %s: rtt min/avg/max %.3f/%.3f/%.3f ms (%s)", what, addr,
-			s.min, s.avg, s.max, method);
+	set(c, DOCTOR_PASS, NULL, "%s to %s: rtt min/avg/max %.3f/%.3f/%.3f ms (%s)", what, addr, s.min,
+	    s.avg, s.max, method);
 }
 
 enum doctor_status doctor_ephemeral_status(size_t used, size_t range)
@@ -275,7 +282,7 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 	portlease_ephemeral(&eph);
 	size_t range = eph.lo <= eph.hi ? (size_t)eph.hi - eph.lo + 1 : 0;
 	if (sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE_ALL & ~SOCKDIAG_STATE(TCP_LISTEN), &socks, &n, err,
-				sizeof err) < 0) {
+	                  sizeof err) < 0) {
 		set(c, DOCTOR_SKIP, "the kernel's sock_diag interface is not available", "%s", err);
 		return;
 	}
@@ -299,11 +306,12 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 	free(seen);
 	free(socks);
 	enum doctor_status st = doctor_ephemeral_status(used, range);
-	set(c, st, "many short connections to one address:port exhaust the range (TIME-WAIT lasts "
-			"60 s): reuse connections, widen net.ipv4.ip_local_port_range, or set "
-			"net.ipv4.tcp_tw_reuse=1",
-			"range %u-%u (%zu ports): %zu in use (%.1f%%), %zu TCP sockets in TIME-WAIT",
-			eph.lo, eph.hi, range, used, range ? 100.0 * (double)used / (double)range : 0, tw);
+	set(c, st,
+	    "many short connections to one address:port exhaust the range (TIME-WAIT lasts "
+	    "60 s): reuse connections, widen net.ipv4.ip_local_port_range, or set "
+	    "net.ipv4.tcp_tw_reuse=1",
+	    "range %u-%u (%zu ports): %zu in use (%.1f%%), %zu TCP sockets in TIME-WAIT", eph.lo, eph.hi,
+	    range, used, range ? 100.0 * (double)used / (double)range : 0, tw);
 	(void)x;
 }
 
@@ -318,8 +326,8 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 	portlease_ephemeral(&eph);
 	int in_eph = x->port >= eph.lo && x->port <= eph.hi;
 	char where[160];
-	snprintf(where, sizeof where, "%s the ephemeral range %u-%u, IANA %s port", in_eph ?
-			"inside" : "outside", eph.lo, eph.hi, portlease_iana_class(x->port));
+	snprintf(where, sizeof where, "%s the ephemeral range %u-%u, IANA %s port",
+	         in_eph ? "inside" : "outside", eph.lo, eph.hi, portlease_iana_class(x->port));
 	const char *unseen = procfs_unseen_where();
 	if (n > 0) {
 		procfs_owner_text(holders, (size_t)n, who, sizeof who);
@@ -327,31 +335,37 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			snprintf(who, sizeof who, "a process of user %s %s", holders[0].user, unseen);
 		else if (!who[0])
 			snprintf(who, sizeof who, "a process of user %s this user cannot see",
-					holders[0].user);
+			         holders[0].user);
 	}
 	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit");
 	if (n < 0) {
 		set(c, DOCTOR_SKIP, NULL, "port %u: cannot list sockets: %s", x->port, strerror(errno));
 	} else if (n > 0 && !ours) {
 		if (holders[0].pid > 0)
-			snprintf(hint, sizeof hint, "loopkit who %u shows the command line; stop it, "
-					"or use another port (loopkit serve --port 0)", x->port);
+			snprintf(hint, sizeof hint,
+			         "loopkit who %u shows the command line; stop it, "
+			         "or use another port (loopkit serve --port 0)",
+			         x->port);
 		else if (unseen)
-			snprintf(hint, sizeof hint, "root cannot name it from here: stop it where it "
-					"runs (ss -ltnp inside that container), or use another port "
-					"(loopkit serve --port 0)");
+			snprintf(hint, sizeof hint,
+			         "root cannot name it from here: stop it where it "
+			         "runs (ss -ltnp inside that container), or use another port "
+			         "(loopkit serve --port 0)");
 		else
-			snprintf(hint, sizeof hint, "as root, loopkit who %u shows the command line; "
-					"stop it, or use another port (loopkit serve --port 0)", x->port);
+			snprintf(hint, sizeof hint,
+			         "as root, loopkit who %u shows the command line; "
+			         "stop it, or use another port (loopkit serve --port 0)",
+			         x->port);
 		set(c, DOCTOR_WARN, hint, "port %u is held by %s; %s", x->port, who, where);
 	} else if (in_eph) {
-		snprintf(hint, sizeof hint, "outgoing connections may take port %u at any time: "
-				"reserve it (sysctl -w net.ipv4.ip_local_reserved_ports=%u) or narrow "
-				"net.ipv4.ip_local_port_range", x->port, x->port);
+		snprintf(hint, sizeof hint,
+		         "outgoing connections may take port %u at any time: "
+		         "reserve it (sysctl -w net.ipv4.ip_local_reserved_ports=%u) or narrow "
+		         "net.ipv4.ip_local_port_range",
+		         x->port, x->port);
 		set(c, DOCTOR_WARN, hint, "port %u is %s; %s", x->port, n ? who : "free", where);
 	} else if (n > 0) {
-		set(c, DOCTOR_PASS, NULL, "port %u is held by %s (loopkit itself); %s", x->port, who,
-				where);
+		set(c, DOCTOR_PASS, NULL, "port %u is held by %s (loopkit itself); %s", x->port, who, where);
 	} else {
 		set(c, DOCTOR_PASS, NULL, "port %u is free; %s", x->port, where);
 	}
@@ -360,7 +374,7 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 /* 9. Limits: somaxconn, open files, tcp_tw_reuse. */
 static void check_limits(struct doctor_ctx *x, struct doctor_check *c)
 {
-	struct rlimit rl = { 0, 0 };
+	struct rlimit rl = {0, 0};
 	long somax = read_long("/proc/sys/net/core/somaxconn", -1);
 	long twr = read_long("/proc/sys/net/ipv4/tcp_tw_reuse", -1);
 	char soft[24], hard[24], hint[DOCTOR_TEXT] = "";
@@ -377,15 +391,22 @@ static void check_limits(struct doctor_ctx *x, struct doctor_check *c)
 	enum doctor_status st = DOCTOR_PASS;
 	if (somax >= 0 && somax < 1024) {
 		st = DOCTOR_WARN;
-		snprintf(hint, sizeof hint, "listen backlogs are cut to %ld: sysctl -w "
-				"net.core.somaxconn=4096", somax);
+		snprintf(hint, sizeof hint,
+		         "listen backlogs are cut to %ld: sysctl -w "
+		         "net.core.somaxconn=4096",
+		         somax);
 	} else if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024) {
 		st = DOCTOR_WARN;
-		snprintf(hint, sizeof hint, "one process may open only %s files (sockets): raise it "
-				"with ulimit -n %s", soft, hard);
+		snprintf(hint, sizeof hint,
+		         "one process may open only %s files (sockets): raise it "
+		         "with ulimit -n %s",
+		         soft, hard);
 	}
-	set(c, st, hint, "somaxconn %ld, open files %s soft / %s hard, tcp_tw_reuse %ld%s", somax,
-			soft, hard, twr, twr == 2 ? " (loopback only)" : twr == 1 ? " (on)" : "");
+	set(c, st, hint, "somaxconn %ld, open files %s soft / %s hard, tcp_tw_reuse %ld%s", somax, soft, hard,
+	    twr,
+	    twr == 2   ? " (loopback only)"
+	    : twr == 1 ? " (on)"
+	               : "");
 	(void)x;
 }
 
@@ -399,12 +420,12 @@ static void check_isolate(struct doctor_ctx *x, struct doctor_check *c)
 	(void)x;
 	if (nsprobe_run(&p)) {
 		set(c, DOCTOR_PASS, NULL, "loopkit isolate works here (%s): a network namespace with lo up%s",
-				p.st.userns ? "in a user namespace" : "as root", p.st.ipv6 ? "" : " (IPv4 only)");
+		    p.st.userns ? "in a user namespace" : "as root", p.st.ipv6 ? "" : " (IPv4 only)");
 		return;
 	}
 	if (p.v.control[0] && p.v.value != NSPROBE_ABSENT)
 		snprintf(hint, sizeof hint, "blocked by %s = %ld; to allow it: %s", p.v.control, p.v.value,
-				p.v.fix);
+		         p.v.fix);
 	else if (p.v.control[0])
 		snprintf(hint, sizeof hint, "blocked by %s; to allow it: %s", p.v.control, p.v.fix);
 	else
@@ -413,7 +434,7 @@ static void check_isolate(struct doctor_ctx *x, struct doctor_check *c)
 }
 
 static void add(struct doctor_report *r, struct doctor_ctx *x, const char *name,
-		void (*fn)(struct doctor_ctx *, struct doctor_check *))
+                void (*fn)(struct doctor_ctx *, struct doctor_check *))
 {
 	struct doctor_check *c = &r->checks[r->n++];
 	double t0 = now_ms();
@@ -425,8 +446,8 @@ static void add(struct doctor_report *r, struct doctor_ctx *x, const char *name,
 	r->count[c->status]++;
 }
 
-static void add_probe(struct doctor_report *r, struct doctor_ctx *x, const char *name,
-		enum ping_mode mode, int family)
+static void add_probe(struct doctor_report *r, struct doctor_ctx *x, const char *name, enum ping_mode mode,
+                      int family)
 {
 	struct doctor_check *c = &r->checks[r->n++];
 	double t0 = now_ms();
@@ -440,7 +461,7 @@ static void add_probe(struct doctor_report *r, struct doctor_ctx *x, const char 
 
 void doctor_run(uint16_t port, struct doctor_report *r)
 {
-	struct doctor_ctx x = { .port = port };
+	struct doctor_ctx x = {.port = port};
 
 	memset(r, 0, sizeof *r);
 	add(r, &x, "lo", check_lo);
@@ -460,31 +481,31 @@ void doctor_run(uint16_t port, struct doctor_report *r)
 
 const char *doctor_status_name(enum doctor_status s)
 {
-	static const char *const names[] = { "PASS", "WARN", "FAIL", "SKIP" };
+	static const char *const names[] = {"PASS", "WARN", "FAIL", "SKIP"};
 
 	return (unsigned)s < 4 ? names[s] : "?";
 }
 
 void doctor_print(FILE *f, const struct doctor_report *r, int color)
 {
-	static const char *const colors[] = { C_GREEN, C_YELLOW, C_RED, C_DIM };
+	static const char *const colors[] = {C_GREEN, C_YELLOW, C_RED, C_DIM};
 
 	for (size_t i = 0; i < r->n; i++) {
 		const struct doctor_check *c = &r->checks[i];
 		fprintf(f, "%s%s%s  %-10s %s  (%.1f ms)\n", color ? colors[c->status] : "",
-				doctor_status_name(c->status), color ? C_OFF : "", c->name, c->detail, c->ms);
+		        doctor_status_name(c->status), color ? C_OFF : "", c->name, c->detail, c->ms);
 		if (c->hint[0])
 			fprintf(f, "      %-10s hint: %s\n", "", c->hint);
 	}
 	fprintf(f, "\n%zu pass, %zu warn, %zu fail, %zu skip: %s\n", r->count[DOCTOR_PASS],
-			r->count[DOCTOR_WARN], r->count[DOCTOR_FAIL], r->count[DOCTOR_SKIP],
-			r->count[DOCTOR_FAIL] ? "the loopback stack is NOT healthy" :
-			"the loopback stack is healthy");
+	        r->count[DOCTOR_WARN], r->count[DOCTOR_FAIL], r->count[DOCTOR_SKIP],
+	        r->count[DOCTOR_FAIL] ? "the loopback stack is NOT healthy"
+	                              : "the loopback stack is healthy");
 }
 
 int doctor_json(struct buf *b, const struct doctor_report *r)
 {
-	static const char *const keys[] = { "pass", "warn", "fail", "skip" };
+	static const char *const keys[] = {"pass", "warn", "fail", "skip"};
 	struct json j;
 
 	json_init(&j, b, 0);

@@ -16,17 +16,17 @@
 enum doctor_status { DOCTOR_PASS, DOCTOR_WARN, DOCTOR_FAIL, DOCTOR_SKIP };
 
 struct doctor_check {
-	char name[24];               /* stable id: "lo", "tcp4", "ephemeral", ... */
+	char name[24]; /* stable id: "lo", "tcp4", "ephemeral", ... */
 	enum doctor_status status;
-	char detail[DOCTOR_TEXT];    /* one line: what was found */
-	char hint[DOCTOR_TEXT];      /* what to do; "" for PASS */
-	double ms;                   /* time the check took */
+	char detail[DOCTOR_TEXT]; /* one line: what was found */
+	char hint[DOCTOR_TEXT];   /* what to do; "" for PASS */
+	double ms;                /* time the check took */
 };
 
 struct doctor_report {
 	struct doctor_check checks[DOCTOR_MAX_CHECKS];
 	size_t n;
-	size_t count[4];             /* by status */
+	size_t count[4]; /* by status */
 };
 
 /* Runs every check; port is the one check 8 looks at (62893 by default). */

@@ -150,7 +150,7 @@ int ping_parse_target(const char *s, int need_port, struct sockaddr_storage *ss,
 
 static void set_timeouts(int fd, unsigned ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -168,8 +168,7 @@ static void *responder_cb(void *arg)
 	if (!b)
 		return NULL;
 	for (;;) {
-		struct pollfd pf[2] = { { .fd = p->lfd, .events = POLLIN },
-					{ .fd = p->stopfd, .events = POLLIN } };
+		struct pollfd pf[2] = {{.fd = p->lfd, .events = POLLIN}, {.fd = p->stopfd, .events = POLLIN}};
 		if (poll(pf, 2, PING_IO_MS) < 0 && errno != EINTR)
 			break;
 		if (pf[1].revents)
@@ -230,13 +229,14 @@ static int start_responder(struct ping *p, char *err, size_t errlen)
 	char a[INET6_ADDRSTRLEN];
 
 	loopback_addr(family, &p->dst, &p->dst_len);
-	inet_ntop(family, family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&p->dst)->sin6_addr
-	                                     : (void *)&((struct sockaddr_in *)&p->dst)->sin_addr,
+	inet_ntop(family,
+	          family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&p->dst)->sin6_addr
+	                             : (void *)&((struct sockaddr_in *)&p->dst)->sin_addr,
 	          a, sizeof a);
 	p->lfd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&p->dst, p->dst_len) < 0 ||
-			(type == SOCK_STREAM && listen(p->lfd, 16) < 0) ||
-			getsockname(p->lfd, (struct sockaddr *)&p->dst, &p->dst_len) < 0) {
+	    (type == SOCK_STREAM && listen(p->lfd, 16) < 0) ||
+	    getsockname(p->lfd, (struct sockaddr *)&p->dst, &p->dst_len) < 0) {
 		snprintf(err, errlen, "responder on %s: %s", a, strerror(errno));
 		return -1;
 	}
@@ -290,9 +290,11 @@ static int open_icmp(struct ping *p, char *err, size_t errlen)
 		return 0;
 	}
 	if ((raw_errno == EPERM || raw_errno == EACCES) && (errno == EACCES || errno == EPERM)) {
-		snprintf(err, errlen, "ICMP needs a raw socket (CAP_NET_RAW) or a group in "
+		snprintf(err, errlen,
+		         "ICMP needs a raw socket (CAP_NET_RAW) or a group in "
 		         "net.ipv4.ping_group_range (now excludes gid %u): sysctl -w "
-		         "net.ipv4.ping_group_range='0 2147483647'", (unsigned)getgid());
+		         "net.ipv4.ping_group_range='0 2147483647'",
+		         (unsigned)getgid());
 		return PING_ENOPERM;
 	}
 	snprintf(err, errlen, "ICMP socket: %s", strerror(errno));
@@ -317,14 +319,14 @@ static int icmp_match(const struct ping *p, const unsigned char *pkt, size_t n, 
 		struct icmphdr h;
 		memcpy(&h, pkt, sizeof h);
 		return h.type == ICMP_ECHOREPLY && ntohs(h.un.echo.sequence) == seq &&
-			(!p->icmp_raw || ntohs(h.un.echo.id) == p->echo_id);
+		       (!p->icmp_raw || ntohs(h.un.echo.id) == p->echo_id);
 	}
 	if (n < sizeof(struct icmp6_hdr))
 		return 0;
 	struct icmp6_hdr h6;
 	memcpy(&h6, pkt, sizeof h6);
 	return h6.icmp6_type == ICMP6_ECHO_REPLY && ntohs(h6.icmp6_seq) == seq &&
-		(!p->icmp_raw || ntohs(h6.icmp6_id) == p->echo_id);
+	       (!p->icmp_raw || ntohs(h6.icmp6_id) == p->echo_id);
 }
 
 static int probe_icmp(struct ping *p, uint16_t seq, double *rtt, char *why, size_t wl)
@@ -337,14 +339,14 @@ static int probe_icmp(struct ping *p, uint16_t seq, double *rtt, char *why, size
 	for (size_t i = 0; i < p->cfg.size; i++)
 		pkt[hl + i] = (unsigned char)(0x10 + i);
 	if (p->dst.ss_family == AF_INET) {
-		struct icmphdr h = { .type = ICMP_ECHO };
+		struct icmphdr h = {.type = ICMP_ECHO};
 		h.un.echo.id = htons(p->echo_id);
 		h.un.echo.sequence = htons(seq);
 		memcpy(pkt, &h, sizeof h);
 		h.checksum = inet_csum(pkt, n);
 		memcpy(pkt, &h, sizeof h);
 	} else {
-		struct icmp6_hdr h6 = { .icmp6_type = ICMP6_ECHO_REQUEST };
+		struct icmp6_hdr h6 = {.icmp6_type = ICMP6_ECHO_REQUEST};
 		h6.icmp6_id = htons(p->echo_id);
 		h6.icmp6_seq = htons(seq);
 		memcpy(pkt, &h6, sizeof h6);
@@ -356,7 +358,7 @@ static int probe_icmp(struct ping *p, uint16_t seq, double *rtt, char *why, size
 	}
 	for (;;) {
 		double left = deadline - now_us();
-		struct pollfd pf = { .fd = p->icmp_fd, .events = POLLIN };
+		struct pollfd pf = {.fd = p->icmp_fd, .events = POLLIN};
 		if (left <= 0 || poll(&pf, 1, (int)(left / 1000) + 1) == 0) {
 			snprintf(why, wl, "timeout");
 			return 0;
@@ -387,7 +389,7 @@ static int wait_fd(int fd, short ev, double deadline)
 {
 	for (;;) {
 		double left = deadline - now_us();
-		struct pollfd pf = { .fd = fd, .events = ev };
+		struct pollfd pf = {.fd = fd, .events = ev};
 		if (left <= 0)
 			return 0;
 		int k = poll(&pf, 1, (int)(left / 1000) + 1);

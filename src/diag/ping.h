@@ -22,26 +22,26 @@ struct ping_cfg {
 	int has_target;
 	struct sockaddr_storage target; /* with port for TCP and UDP */
 	socklen_t target_len;
-	int family;                     /* AF_INET or AF_INET6 when there is no target */
-	size_t size;                    /* payload bytes (TCP/UDP echo, ICMP data) */
-	unsigned timeout_ms;            /* 0: PING_TIMEOUT_MS */
+	int family;          /* AF_INET or AF_INET6 when there is no target */
+	size_t size;         /* payload bytes (TCP/UDP echo, ICMP data) */
+	unsigned timeout_ms; /* 0: PING_TIMEOUT_MS */
 };
 
 /* A running session: sockets and, without a target, the responder thread. */
 struct ping {
 	struct ping_cfg cfg;
-	struct sockaddr_storage dst;    /* where probes go */
+	struct sockaddr_storage dst; /* where probes go */
 	socklen_t dst_len;
-	int icmp_fd;                    /* ICMP: the socket; -1 otherwise */
-	int icmp_raw;                   /* 1: raw socket, 0: datagram ("ping") socket */
+	int icmp_fd;  /* ICMP: the socket; -1 otherwise */
+	int icmp_raw; /* 1: raw socket, 0: datagram ("ping") socket */
 	uint16_t echo_id;
-	int lfd;                        /* own responder: TCP listener or UDP socket; -1 */
-	int stopfd;                     /* eventfd that stops the responder; -1 */
+	int lfd;    /* own responder: TCP listener or UDP socket; -1 */
+	int stopfd; /* eventfd that stops the responder; -1 */
 	int have_thread;
 	pthread_t thread;
-	unsigned char *buf;             /* size bytes out, and room for the answer */
+	unsigned char *buf; /* size bytes out, and room for the answer */
 	size_t buflen;
-	const char *method;             /* "raw socket", "datagram socket", "own responder", ... */
+	const char *method; /* "raw socket", "datagram socket", "own responder", ... */
 };
 
 /* The outcome of ping_open when ICMP is not allowed: the caller should SKIP. */
@@ -64,8 +64,8 @@ void ping_close(struct ping *p);
 struct ping_summary {
 	size_t sent, received;
 	double loss_pct;
-	double min, avg, max, mdev;    /* same unit as the input; mdev as ping(8) */
-	double p50, p90, p99;          /* nearest-rank percentiles */
+	double min, avg, max, mdev; /* same unit as the input; mdev as ping(8) */
+	double p50, p90, p99;       /* nearest-rank percentiles */
 };
 
 /* Computes the summary of rtt[0..n) (n answered of sent). Sorts rtt in place. With
@@ -78,8 +78,7 @@ double ping_percentile(const double *sorted, size_t n, double q);
 /* Parses "HOST:PORT", "[V6]:PORT", "PORT" (127.0.0.1:PORT) (TCP/UDP) or "HOST" (ICMP,
  * need_port 0) into *ss. HOST is numeric or a name (resolved, first address). Returns
  * 0 or -1. */
-int ping_parse_target(const char *s, int need_port, struct sockaddr_storage *ss,
-		socklen_t *len);
+int ping_parse_target(const char *s, int need_port, struct sockaddr_storage *ss, socklen_t *len);
 
 /* ---- a run: count probes, interval apart, and its two renderings (pingrun.c) ---- */
 
@@ -91,15 +90,15 @@ struct ping_probe_rec {
 
 /* What `loopkit ping` reports: printed like ping(8), or as one JSON document. */
 struct ping_run {
-	char dst[80];                 /* where the probes went ("127.0.0.1:41234", "::1") */
-	const char *mode;             /* "tcp", "udp" or "icmp" */
-	const char *method;           /* the session's method */
-	size_t size;                  /* bytes each probe carries */
+	char dst[80];                  /* where the probes went ("127.0.0.1:41234", "::1") */
+	const char *mode;              /* "tcp", "udp" or "icmp" */
+	const char *method;            /* the session's method */
+	size_t size;                   /* bytes each probe carries */
 	struct ping_probe_rec *probes; /* [0, sent), owned */
-	size_t count;                 /* probes asked for */
-	double total_ms;              /* first probe to the end */
+	size_t count;                  /* probes asked for */
+	double total_ms;               /* first probe to the end */
 	struct ping_summary s;
-	char error[80];               /* a local failure that ended the run early, or "" */
+	char error[80]; /* a local failure that ended the run early, or "" */
 };
 
 /* Prepares a run of count probes on the open session p. Returns 0, or -1 (out of

@@ -43,8 +43,7 @@ int portlease_ephemeral(struct portlease_range *r)
 	return 0;
 }
 
-size_t portlease_pool(struct portlease_range want, struct portlease_range eph,
-		struct portlease_range out[2])
+size_t portlease_pool(struct portlease_range want, struct portlease_range eph, struct portlease_range out[2])
 {
 	size_t n = 0;
 
@@ -55,9 +54,9 @@ size_t portlease_pool(struct portlease_range want, struct portlease_range eph,
 		return n;
 	}
 	if (want.lo < eph.lo)
-		out[n++] = (struct portlease_range){ want.lo, (uint16_t)(eph.lo - 1) };
+		out[n++] = (struct portlease_range){want.lo, (uint16_t)(eph.lo - 1)};
 	if (want.hi > eph.hi)
-		out[n++] = (struct portlease_range){ (uint16_t)(eph.hi + 1), want.hi };
+		out[n++] = (struct portlease_range){(uint16_t)(eph.hi + 1), want.hi};
 	return n;
 }
 
@@ -88,8 +87,8 @@ int portlease_parse(const char *s, size_t n, struct portlease *l)
 
 int portlease_format(const struct portlease *l, char *buf, size_t len)
 {
-	int k = snprintf(buf, len, "%u %" PRId64 " %d %" PRIu64 "\n", l->port, l->expires,
-			(int)l->pid, l->start);
+	int k = snprintf(buf, len, "%u %" PRId64 " %d %" PRIu64 "\n", l->port, l->expires, (int)l->pid,
+	                 l->start);
 
 	return k < 0 || (size_t)k >= len ? -1 : k;
 }
@@ -247,7 +246,7 @@ static int try_bind(int family, int type, uint16_t port)
 
 int portlease_bindable(uint16_t port, unsigned need)
 {
-	static const int fams[] = { AF_INET, AF_INET6 };
+	static const int fams[] = {AF_INET, AF_INET6};
 
 	for (size_t f = 0; f < 2; f++) {
 		if ((need & PORTLEASE_TCP) && try_bind(fams[f], SOCK_STREAM, port) == 0)
@@ -279,7 +278,7 @@ static int lock_dir(const char *dir, char *err, size_t errlen)
 			errno = ETIMEDOUT;
 			break;
 		}
-		struct timespec ts = { 0, 2000000 };
+		struct timespec ts = {0, 2000000};
 		nanosleep(&ts, NULL);
 	}
 	snprintf(err, errlen, "lock %s: %s", path, strerror(errno));
@@ -334,9 +333,8 @@ static int write_lease(int dfd, const struct portlease *l)
 	return 0;
 }
 
-int portlease_take(const char *dir, const struct portlease_range *pool, size_t npool,
-		size_t count, unsigned need, const struct portlease *tmpl, uint16_t *out,
-		char *err, size_t errlen)
+int portlease_take(const char *dir, const struct portlease_range *pool, size_t npool, size_t count,
+                   unsigned need, const struct portlease *tmpl, uint16_t *out, char *err, size_t errlen)
 {
 	size_t total = 0, got = 0;
 	uint32_t rnd = 0;

@@ -7,11 +7,11 @@
 #include <sys/types.h>
 
 /* portserver's static pool: below the kernel's default ephemeral range 32768-60999. */
-#define PORTLEASE_POOL_LO 15000
-#define PORTLEASE_POOL_HI 24999
+#define PORTLEASE_POOL_LO      15000
+#define PORTLEASE_POOL_HI      24999
 #define PORTLEASE_DEFAULT_SECS 60
 #define PORTLEASE_LOCK_WAIT_MS 5000 /* longest wait for another caller's lock */
-#define PORTLEASE_MAX_COUNT 1000    /* most ports one call hands out */
+#define PORTLEASE_MAX_COUNT    1000 /* most ports one call hands out */
 
 struct portlease_range {
 	uint16_t lo, hi; /* inclusive; lo > hi is empty */
@@ -34,8 +34,7 @@ int portlease_ephemeral(struct portlease_range *r);
 
 /* The ports of want that lie outside eph, as at most two ranges in out. Returns how
  * many ranges were stored (0 when want lies inside eph). */
-size_t portlease_pool(struct portlease_range want, struct portlease_range eph,
-		struct portlease_range out[2]);
+size_t portlease_pool(struct portlease_range want, struct portlease_range eph, struct portlease_range out[2]);
 
 /* Parses "port expires pid start\n". Returns 0, or -1 when malformed. */
 int portlease_parse(const char *s, size_t n, struct portlease *l);
@@ -67,8 +66,7 @@ int portlease_in_pool(const struct portlease_range *pool, size_t npool, uint16_t
  * temporary file and renamed) with the given expiry, pid and start. Starts at a
  * random place in the pool. Stores the ports in out and returns how many it took
  * (fewer than count when the pool ran out), or -1 with err filled. */
-int portlease_take(const char *dir, const struct portlease_range *pool, size_t npool,
-		size_t count, unsigned need, const struct portlease *tmpl, uint16_t *out,
-		char *err, size_t errlen);
+int portlease_take(const char *dir, const struct portlease_range *pool, size_t npool, size_t count,
+                   unsigned need, const struct portlease *tmpl, uint16_t *out, char *err, size_t errlen);
 
 #endif

@@ -55,8 +55,7 @@ static uint64_t row_key(const struct sockdiag_sock *s, int listener)
 	else
 		memcpy(&a, ((const struct sockaddr_in6 *)&s->local)->sin6_addr.s6_addr + 12, 4);
 	return (uint64_t)(s->proto == IPPROTO_UDP) << 63 | (uint64_t)!listener << 62 |
-		(uint64_t)net_ss_port(&s->local) << 46 | (uint64_t)(s->family == AF_INET6) << 45 |
-		(uint64_t)a;
+	       (uint64_t)net_ss_port(&s->local) << 46 | (uint64_t)(s->family == AF_INET6) << 45 | (uint64_t)a;
 }
 
 static int proto_idx(int proto)
@@ -69,18 +68,18 @@ static const struct {
 	const char *name;
 	uint32_t mask;
 } state_names[] = {
-	{"listen", SOCKDIAG_STATE(TCP_LISTEN)},
-	{"established", SOCKDIAG_STATE(TCP_ESTABLISHED)},
-	{"syn-sent", SOCKDIAG_STATE(TCP_SYN_SENT)},
-	{"syn-recv", SOCKDIAG_STATE(TCP_SYN_RECV) | SOCKDIAG_STATE(TCP_CLOSING + 1)},
-	{"fin-wait-1", SOCKDIAG_STATE(TCP_FIN_WAIT1)},
-	{"fin-wait-2", SOCKDIAG_STATE(TCP_FIN_WAIT2)},
-	{"time-wait", SOCKDIAG_STATE(TCP_TIME_WAIT)},
-	{"close-wait", SOCKDIAG_STATE(TCP_CLOSE_WAIT)},
-	{"last-ack", SOCKDIAG_STATE(TCP_LAST_ACK)},
-	{"closing", SOCKDIAG_STATE(TCP_CLOSING)},
-	{"unconn", SOCKDIAG_STATE(TCP_CLOSE)},
-	{"connected", SOCKDIAG_STATE_ALL & ~(SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE))},
+        {"listen", SOCKDIAG_STATE(TCP_LISTEN)},
+        {"established", SOCKDIAG_STATE(TCP_ESTABLISHED)},
+        {"syn-sent", SOCKDIAG_STATE(TCP_SYN_SENT)},
+        {"syn-recv", SOCKDIAG_STATE(TCP_SYN_RECV) | SOCKDIAG_STATE(TCP_CLOSING + 1)},
+        {"fin-wait-1", SOCKDIAG_STATE(TCP_FIN_WAIT1)},
+        {"fin-wait-2", SOCKDIAG_STATE(TCP_FIN_WAIT2)},
+        {"time-wait", SOCKDIAG_STATE(TCP_TIME_WAIT)},
+        {"close-wait", SOCKDIAG_STATE(TCP_CLOSE_WAIT)},
+        {"last-ack", SOCKDIAG_STATE(TCP_LAST_ACK)},
+        {"closing", SOCKDIAG_STATE(TCP_CLOSING)},
+        {"unconn", SOCKDIAG_STATE(TCP_CLOSE)},
+        {"connected", SOCKDIAG_STATE_ALL & ~(SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE))},
 };
 
 int diag_ports_state_parse(const char *name, uint32_t *mask, char *err, size_t errlen)
@@ -98,11 +97,10 @@ int diag_ports_state_parse(const char *name, uint32_t *mask, char *err, size_t e
 	return -1;
 }
 
-static int collect(struct diag_ports *p, unsigned flags, uint16_t port,
-		const struct diag_ports_filter *f, char *err, size_t errlen);
+static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const struct diag_ports_filter *f,
+                   char *err, size_t errlen);
 
-int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char *err,
-		size_t errlen)
+int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char *err, size_t errlen)
 {
 	struct diag_ports_filter f = {0};
 
@@ -110,14 +108,14 @@ int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char
 }
 
 int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const struct diag_ports_filter *f,
-		char *err, size_t errlen)
+                                char *err, size_t errlen)
 {
 	return collect(p, flags, 0, f, err, errlen);
 }
 
 /* The one collection: who's view when port is nonzero, else per f. */
-static int collect(struct diag_ports *p, unsigned flags, uint16_t port,
-		const struct diag_ports_filter *f, char *err, size_t errlen)
+static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const struct diag_ports_filter *f,
+                   char *err, size_t errlen)
 {
 	int proto = 0;
 	uint32_t *inodes = NULL;
@@ -177,7 +175,8 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port,
 
 		r->owners = p->owner_ptrs + used;
 		r->nowners = r->s->inode ? procfs_owner_map_find(&p->map, r->s->inode, r->owners,
-				p->map.nlinks - used) : 0;
+		                                                 p->map.nlinks - used)
+		                         : 0;
 		used += r->nowners;
 	}
 	return 0;
@@ -267,9 +266,9 @@ static char *utoa_fast(uint32_t v, char *buf)
 static char *addr_fast(const struct sockaddr_storage *sa, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN], digits[8];
-	const void *a = sa->ss_family == AF_INET ?
-		(const void *)&((const struct sockaddr_in *)sa)->sin_addr :
-		(const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	const void *a = sa->ss_family == AF_INET
+	                        ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+	                        : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 	unsigned port = net_ss_port(sa);
 	size_t n = 0, h, d = sizeof digits;
 
@@ -295,14 +294,14 @@ static char *addr_fast(const struct sockaddr_storage *sa, char *buf, size_t len)
 void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int color)
 {
 	int all = (flags & DIAG_PORTS_ALL) != 0;
-	struct uid_cache uc = { .n = 0 };
+	struct uid_cache uc = {.n = 0};
 
 	if (all)
-		fprintf(f, "%-5s %-28s %-28s %-7s %-7s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL",
-				"REMOTE", "RECV-Q", "SEND-Q", "STATE", "PID", "USER", "PROCESS");
+		fprintf(f, "%-5s %-28s %-28s %-7s %-7s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "REMOTE",
+		        "RECV-Q", "SEND-Q", "STATE", "PID", "USER", "PROCESS");
 	else
-		fprintf(f, "%-5s %-28s %-7s %-7s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "RECV-Q",
-				"SEND-Q", "STATE", "PID", "USER", "PROCESS");
+		fprintf(f, "%-5s %-28s %-7s %-7s %-11s %-8s %-10s %s\n", "PROTO", "LOCAL", "RECV-Q", "SEND-Q",
+		        "STATE", "PID", "USER", "PROCESS");
 	for (size_t i = 0; i < p->nrows; i++) {
 		const struct diag_port_row *r = &p->rows[i];
 		char addr[80];
@@ -313,7 +312,7 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 		col(&l, addr_fast(&r->s->local, addr, sizeof addr), 28);
 		if (all) {
 			if (net_ss_port(&r->s->remote) == 0 &&
-					net_is_wildcard((const struct sockaddr *)&r->s->remote))
+			    net_is_wildcard((const struct sockaddr *)&r->s->remote))
 				col(&l, "*", 28);
 			else
 				col(&l, addr_fast(&r->s->remote, addr, sizeof addr), 28);
@@ -359,7 +358,7 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 				if (!p->count[pr][st])
 					continue;
 				fprintf(f, "%s %s %zu", any ? "," : (pr ? "udp:" : "tcp:"),
-						sockdiag_state_name(st), p->count[pr][st]);
+				        sockdiag_state_name(st), p->count[pr][st]);
 				any = 1;
 			}
 			if (any)
@@ -432,7 +431,7 @@ static void json_row(struct json *j, const struct diag_port_row *r, struct uid_c
 
 int diag_ports_json(struct buf *b, const struct diag_ports *p)
 {
-	struct uid_cache uc = { .n = 0 };
+	struct uid_cache uc = {.n = 0};
 	struct json j;
 
 	json_init(&j, b, 0);
@@ -488,16 +487,18 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 	fprintf(f, "port %u is held by:\n", port);
 	for (size_t i = 0; procs && i < n; i++)
 		fprintf(f, "  %s%s%s (pid %d, user %s): %s\n", color ? C_BOLD : "", procs[i]->comm,
-				color ? C_OFF : "", (int)procs[i]->pid, procs[i]->user,
-				procs[i]->cmdline[0] ? procs[i]->cmdline : "-");
+		        color ? C_OFF : "", (int)procs[i]->pid, procs[i]->user,
+		        procs[i]->cmdline[0] ? procs[i]->cmdline : "-");
 	for (size_t i = 0; i < p->nrows; i++)
 		unknown |= p->rows[i].nowners == 0;
 	if (unknown && procfs_unseen_where())
-		fprintf(f, "  (some sockets belong to a process %s, which root cannot see from "
-				"here; look for it there)\n", procfs_unseen_where());
+		fprintf(f,
+		        "  (some sockets belong to a process %s, which root cannot see from "
+		        "here; look for it there)\n",
+		        procfs_unseen_where());
 	else if (unknown)
 		fprintf(f, "  (some sockets belong to processes this user cannot see; run as root "
-				"to name them)\n");
+		           "to name them)\n");
 	free(procs);
 	fprintf(f, "\n");
 	/* Only the port's sockets: the machine's counts per state would read as the
@@ -507,7 +508,7 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 
 int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
 {
-	struct uid_cache uc = { .n = 0 };
+	struct uid_cache uc = {.n = 0};
 	struct json j;
 	size_t n = 0;
 	const struct procfs_owner **procs = who_procs(p, &n);

@@ -12,26 +12,26 @@
 
 /* One socket and who holds it. */
 struct diag_port_row {
-	const struct sockdiag_sock *s;          /* into diag_ports.socks */
+	const struct sockdiag_sock *s;      /* into diag_ports.socks */
 	uint64_t key;                       /* sort key: proto, listener, port, family, address */
 	int exposed;                        /* bound to a wildcard or non-loopback address */
-	const struct procfs_owner **owners;   /* into diag_ports.map; ascending pid */
+	const struct procfs_owner **owners; /* into diag_ports.map; ascending pid */
 	size_t nowners;                     /* 0: owner not visible (shown as "-") */
 };
 
 /* What `ports` and `who` show: the rows, and a count per protocol and state. */
 struct diag_ports {
-	struct diag_port_row *rows;         /* sorted: tcp before udp, port, address */
+	struct diag_port_row *rows; /* sorted: tcp before udp, port, address */
 	size_t nrows;
-	size_t count[2][DIAG_PORTS_STATES]; /* [0] tcp, [1] udp; by state */
+	size_t count[2][DIAG_PORTS_STATES];     /* [0] tcp, [1] udp; by state */
 	struct sockdiag_sock *socks;            /* the kernel's listing, owned */
 	const struct procfs_owner **owner_ptrs; /* backing store of rows[].owners */
 	struct procfs_owner_map map;
 };
 
-#define DIAG_PORTS_TCP 1u
-#define DIAG_PORTS_UDP 2u
-#define DIAG_PORTS_ALL 4u /* connections too, not only listeners and unconnected UDP */
+#define DIAG_PORTS_TCP        1u
+#define DIAG_PORTS_UDP        2u
+#define DIAG_PORTS_ALL        4u /* connections too, not only listeners and unconnected UDP */
 #define DIAG_PORTS_NO_SUMMARY 8u /* diag_ports_print: no machine-wide counts per state */
 
 /* True for a wildcard or non-loopback local address: reachable from the network. */
@@ -52,15 +52,14 @@ int diag_ports_state_parse(const char *name, uint32_t *mask, char *err, size_t e
 /* diag_ports_collect for `ports` with filters: f->sport keeps one local port, f->states
  * the sockets in those states (listeners and connections alike). */
 int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const struct diag_ports_filter *f,
-		char *err, size_t errlen);
+                                char *err, size_t errlen);
 
 /* Lists sockets per flags (DIAG_PORTS_TCP and/or _UDP, neither meaning both; plus
  * DIAG_PORTS_ALL) and maps them to processes. With port nonzero keeps only sockets
  * whose local port is port, in every state that has an owner (who's view).
  * Returns 0 with *p filled (free with diag_ports_free), or -1 with err filled and
  * *p empty. */
-int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char *err,
-		size_t errlen);
+int diag_ports_collect(struct diag_ports *p, unsigned flags, uint16_t port, char *err, size_t errlen);
 void diag_ports_free(struct diag_ports *p);
 
 /* Renderings of one result. color: ANSI colour for EXPOSED and states. */

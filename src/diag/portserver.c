@@ -44,7 +44,7 @@ static size_t read_line(int fd, char *buf, size_t max, int ms)
 		struct timespec t;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
 			break;
 		ssize_t r = read(fd, buf + got, max - got);
@@ -67,7 +67,7 @@ static long pid_uid(pid_t pid)
 }
 
 uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, uid_t caller, char *err,
-		size_t errlen)
+                           size_t errlen)
 {
 	char tmp[PORTSERVER_LINE_MAX + 1], *end;
 	uint64_t start;
@@ -102,9 +102,8 @@ uint16_t portserver_answer(struct portserver *ps, const char *line, size_t n, ui
 		         (unsigned)caller);
 		return 0;
 	}
-	struct portlease tmpl = { .expires = 0, .pid = (pid_t)pid, .start = start };
-	int k = portlease_take(ps->dir, ps->pool, ps->npool, 1, ps->need, &tmpl, &port, err,
-			errlen);
+	struct portlease tmpl = {.expires = 0, .pid = (pid_t)pid, .start = start};
+	int k = portlease_take(ps->dir, ps->pool, ps->npool, 1, ps->need, &tmpl, &port, err, errlen);
 	if (k < 0)
 		return 0;
 	if (k == 0) {
@@ -121,7 +120,7 @@ struct ps_client {
 	struct ps_state *st;
 	struct loop_io io;
 	struct loop_timer timer;
-	uid_t uid;   /* SO_PEERCRED */
+	uid_t uid; /* SO_PEERCRED */
 	char line[PORTSERVER_LINE_MAX + 1];
 	size_t n;
 };
@@ -273,8 +272,10 @@ static int remove_stale(const char *path, char *err, size_t errlen)
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -1;
 	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
-		snprintf(err, errlen, "%s exists and is not a socket of this user: choose another --server "
-		         "address (nothing was removed)", path);
+		snprintf(err, errlen,
+		         "%s exists and is not a socket of this user: choose another --server "
+		         "address (nothing was removed)",
+		         path);
 		return -1;
 	}
 	if (portserver_request(path, 0, NULL, 0) == 0) {
@@ -285,12 +286,11 @@ static int remove_stale(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char *err,
-		size_t errlen)
+int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	socklen_t sl = unix_addr(ps->addr, &sun);
-	struct ps_state st = { .ps = ps };
+	struct ps_state st = {.ps = ps};
 	sigset_t set;
 	int lfd, rc = -1;
 
@@ -316,8 +316,8 @@ int portserver_run(struct portserver *ps, void (*ready)(const char *addr), char 
 			ps_holder_text(&cred, h, sizeof h);
 			snprintf(who, sizeof who, "held by %s", h);
 		}
-		snprintf(err, errlen, "listen on %s: %s%s%s%s", ps->addr, strerror(e), e == EADDRINUSE ? " (" : "",
-		         e == EADDRINUSE ? who : "", e == EADDRINUSE ? ")" : "");
+		snprintf(err, errlen, "listen on %s: %s%s%s%s", ps->addr, strerror(e),
+		         e == EADDRINUSE ? " (" : "", e == EADDRINUSE ? who : "", e == EADDRINUSE ? ")" : "");
 		close(lfd);
 		return -1;
 	}
@@ -366,12 +366,14 @@ int portserver_request(const char *addr, pid_t pid, char *err, size_t errlen)
 		char who[256];
 		close(fd);
 		ps_holder_text(&cred, who, sizeof who);
-		snprintf(err, errlen,
-		         "the port server at %s belongs to another user: %s; not asking it (anyone can take a "
-		         "shared name first and hand out a port it then takes). Run your own and point "
-		         "PORTSERVER_ADDRESS at it (loopkit port --server $XDG_RUNTIME_DIR/ports.sock), or unset "
-		         "PORTSERVER_ADDRESS to lease ports without a server",
-		         addr, who);
+		snprintf(
+		        err, errlen,
+		        "the port server at %s belongs to another user: %s; not asking it (anyone can take a "
+		        "shared name first and hand out a port it then takes). Run your own and point "
+		        "PORTSERVER_ADDRESS at it (loopkit port --server $XDG_RUNTIME_DIR/ports.sock), or "
+		        "unset "
+		        "PORTSERVER_ADDRESS to lease ports without a server",
+		        addr, who);
 		return PORTSERVER_FOREIGN;
 	}
 	k = snprintf(req, sizeof req, "%d\n", (int)pid);
@@ -392,19 +394,20 @@ int portserver_request(const char *addr, pid_t pid, char *err, size_t errlen)
 }
 
 size_t portserver_pool(struct portlease_range want, struct portlease_range pool[2],
-		struct portlease_range *eph, char *err, size_t errlen)
+                       struct portlease_range *eph, char *err, size_t errlen)
 {
 	portlease_ephemeral(eph);
 	size_t n = portlease_pool(want, *eph, pool);
 	if (n == 0)
-		snprintf(err, errlen, "the pool %u-%u lies inside the kernel's ephemeral range %u-%u "
+		snprintf(err, errlen,
+		         "the pool %u-%u lies inside the kernel's ephemeral range %u-%u "
 		         "(net.ipv4.ip_local_port_range); use --pool with ports outside it",
 		         want.lo, want.hi, eph->lo, eph->hi);
 	return n;
 }
 
 int portserver_grant(size_t count, unsigned need, struct portlease_range want, unsigned lease_secs,
-		const char *server, pid_t owner, struct portserver_grant *g, char *err, size_t errlen)
+                     const char *server, pid_t owner, struct portserver_grant *g, char *err, size_t errlen)
 {
 	struct portlease_range pool[2];
 	size_t npool = portserver_pool(want, pool, &g->eph, err, errlen);
@@ -424,8 +427,10 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 		/* Whatever answers at that address is trusted with nothing: a port outside
 		 * the pool, privileged, or not bindable here is not printed. */
 		if (!portlease_in_pool(pool, npool, (uint16_t)p) || !portlease_bindable((uint16_t)p, need)) {
-			snprintf(err, errlen, "the port server at %s answered %d, which is %s; not using it", server, p,
-			         !portlease_in_pool(pool, npool, (uint16_t)p) ? "outside the pool" : "in use");
+			snprintf(err, errlen, "the port server at %s answered %d, which is %s; not using it",
+			         server, p,
+			         !portlease_in_pool(pool, npool, (uint16_t)p) ? "outside the pool"
+			                                                      : "in use");
 			return -1;
 		}
 		g->ports[g->n] = (uint16_t)p;
@@ -435,15 +440,17 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 		char dir[4096];
 		if (portlease_dir(dir, sizeof dir, err, errlen) < 0)
 			return -1;
-		struct portlease tmpl = { .expires = (int64_t)time(NULL) + (int64_t)lease_secs };
-		int k = portlease_take(dir, pool, npool, count - g->n, need, &tmpl, g->ports + g->n, err, errlen);
+		struct portlease tmpl = {.expires = (int64_t)time(NULL) + (int64_t)lease_secs};
+		int k = portlease_take(dir, pool, npool, count - g->n, need, &tmpl, g->ports + g->n, err,
+		                       errlen);
 		if (k < 0)
 			return -1;
 		g->n += (size_t)k;
 	}
 	if (g->n < count) {
-		snprintf(err, errlen, "only %zu of %zu ports free in the pool; free some or widen it with --pool",
-		         g->n, count);
+		snprintf(err, errlen,
+		         "only %zu of %zu ports free in the pool; free some or widen it with --pool", g->n,
+		         count);
 		return -1;
 	}
 	return 0;

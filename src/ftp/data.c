@@ -551,21 +551,26 @@ static int port_target_check(const struct ftp_session *s, const struct sockaddr_
 	if (s->peer_uid < 0) {
 		if (!net_is_loopback((const struct sockaddr *)&s->peer.addr))
 			return 0;
-		snprintf(detail, dlen, "the user of your connection cannot be established (sock_diag), so no "
+		snprintf(detail, dlen,
+		         "the user of your connection cannot be established (sock_diag), so no "
 		         "listener can be checked to be yours");
 		return -1;
 	}
 	if (sockdiag_listener(a, &sd) < 0) {
 		if (errno == ENOENT)
-			snprintf(detail, dlen, "nothing listens at %s (listen before sending PORT or EPRT)", at);
+			snprintf(detail, dlen, "nothing listens at %s (listen before sending PORT or EPRT)",
+			         at);
 		else
-			snprintf(detail, dlen, "the owner of the listener at %s cannot be established (sock_diag: %s)",
-			         at, strerror(errno));
+			snprintf(detail, dlen,
+			         "the owner of the listener at %s cannot be established (sock_diag: %s)", at,
+			         strerror(errno));
 		return -1;
 	}
 	if ((int)sd.uid != s->peer_uid) {
-		snprintf(detail, dlen, "the listener at %s belongs to another user (uid %u, you are uid %d); on "
-		         "this machine every user has your address", at, sd.uid, s->peer_uid);
+		snprintf(detail, dlen,
+		         "the listener at %s belongs to another user (uid %u, you are uid %d); on "
+		         "this machine every user has your address",
+		         at, sd.uid, s->peer_uid);
 		return -1;
 	}
 	*inode = sd.inode;
@@ -586,7 +591,8 @@ static void port_connect(struct ftp_session *s)
 			char at[64], d[128];
 			net_ss_text(&s->port_addr, at, sizeof(at));
 			snprintf(d, sizeof(d), "the listener at %s is not the one PORT or EPRT found", at);
-			log_msg("ftp: active data connection to %s for %s refused: its listener changed since "
+			log_msg("ftp: active data connection to %s for %s refused: its listener changed "
+			        "since "
 			        "PORT/EPRT",
 			        at, s->peer.addr_str);
 			xfer_fail(s, LK_E_F_PORT_GONE, d);

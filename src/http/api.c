@@ -20,15 +20,16 @@
 #include "http/multipart.h"
 #include "http/route.h"
 
-#define API_MAX_DELAY_MS     10000
-#define API_MAX_BYTES        (100u * 1024 * 1024)
-#define API_MAX_DRIP         (10u * 1024 * 1024)
-#define API_MAX_REDIRECTS    100
-#define API_MAX_ARGS         256  /* query parameters */
-#define API_MAX_FORM_FIELDS  1000 /* fields and files of one form body */
-#define API_DRIP_TICK_MS     10
-#define API_MAX_CHUNK        (1u << 20)
-#define API_MAX_COOKIE_BYTES 4096 /* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
+#define API_MAX_DELAY_MS    10000
+#define API_MAX_BYTES       (100u * 1024 * 1024)
+#define API_MAX_DRIP        (10u * 1024 * 1024)
+#define API_MAX_REDIRECTS   100
+#define API_MAX_ARGS        256  /* query parameters */
+#define API_MAX_FORM_FIELDS 1000 /* fields and files of one form body */
+#define API_DRIP_TICK_MS    10
+#define API_MAX_CHUNK       (1u << 20)
+/* Set-Cookie bytes one answer may carry (a browser's own cap per cookie) */
+#define API_MAX_COOKIE_BYTES 4096
 #define API_MAX_STREAM       100    /* /_/stream/N lines, as httpbin */
 #define API_MAX_RANGE        102400 /* /_/range/N bytes, as httpbin */
 #define API_MAX_LINKS        200    /* /_/links/N, as httpbin */
@@ -177,7 +178,8 @@ static void send_json(struct http_conn *c, int status, struct buf *b)
 }
 
 /* An error from the table as JSON: {"error": message, "status": N}. */
-static void api_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name, const char *value)
+static void api_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name,
+                        const char *value)
 {
 	const struct lk_error *row = lk_error(e);
 	struct buf b;
@@ -207,7 +209,8 @@ static void api_error(struct http_conn *c, enum lk_err e, const char *detail)
 }
 
 /* api_error with a detail made by printf. */
-static void api_errorf(struct http_conn *c, enum lk_err e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void api_errorf(struct http_conn *c, enum lk_err e, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 static void api_errorf(struct http_conn *c, enum lk_err e, const char *fmt, ...)
 {
 	char d[400];
@@ -282,7 +285,7 @@ static void json_headers(struct json *j, const struct http_request *req)
 		for (size_t k = 0; k < nl; k++) {
 			char ch = h[i]->name.p[k];
 			name[k] = (char)((k == 0 || name[k - 1] == '-') ? toupper((unsigned char)ch)
-			                                                 : tolower((unsigned char)ch));
+			                                                : tolower((unsigned char)ch));
 		}
 		size_t end = i + 1;
 		while (end < n && !header_name_cmp(&h[i]->name, &h[end]->name))
@@ -692,7 +695,8 @@ static int redirect_ok(const char *u)
 		/* Only a plain host name: letters, digits, '-', and non-empty labels. */
 		for (size_t i = 0; i < nlen; i++) {
 			char ch = name[i];
-			if (!(isalnum((unsigned char)ch) || ch == '-' || (ch == '.' && i && name[i - 1] != '.')))
+			if (!(isalnum((unsigned char)ch) || ch == '-' ||
+			      (ch == '.' && i && name[i - 1] != '.')))
 				return 0;
 		}
 		return 1;
@@ -741,7 +745,7 @@ struct gen_bytes {
 	uint64_t left;
 	size_t chunk; /* chunk size (stream-bytes) */
 	int chunked;
-	int ended;    /* the last chunk is written */
+	int ended; /* the last chunk is written */
 };
 
 static void random_fill(uint64_t *seed, char *p, size_t n)
@@ -935,7 +939,8 @@ static void ep_status(struct http_conn *c, const struct api_req *q)
 			i++;
 		uint64_t v;
 		if (nc == 64 || parse_u64(s + st, i - st, HTTP_STATUS_MAX, &v) < 0 || v < HTTP_STATUS_MIN) {
-			api_errorf(c, LK_E_A_BAD_PARAM, "status codes are %d-%d, optionally as a comma list: /_/status/%d,%d",
+			api_errorf(c, LK_E_A_BAD_PARAM,
+			           "status codes are %d-%d, optionally as a comma list: /_/status/%d,%d",
 			           HTTP_STATUS_MIN, HTTP_STATUS_MAX, HTTP_OK, HTTP_INTERNAL_SERVER_ERROR);
 			return;
 		}
@@ -1021,19 +1026,21 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 		return;
 	}
 	if (dur + delay > API_MAX_DELAY_MS) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "duration + delay must be at most %u seconds", API_MAX_DELAY_MS / 1000);
+		api_errorf(c, LK_E_A_BAD_PARAM, "duration + delay must be at most %u seconds",
+		           API_MAX_DELAY_MS / 1000);
 		return;
 	}
 	if ((v = args_get(a, "numbytes")) && parse_u64(v, strlen(v), API_MAX_DRIP, &num) < 0) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "numbytes must be 0-%u", API_MAX_DRIP);
 		return;
 	}
-	if ((v = args_get(a, "code")) && (parse_u64(v, strlen(v), HTTP_STATUS_MAX, &code) < 0 || code < HTTP_OK ||
-	                                  code == HTTP_NO_CONTENT || code == HTTP_NOT_MODIFIED)) {
+	if ((v = args_get(a, "code")) &&
+	    (parse_u64(v, strlen(v), HTTP_STATUS_MAX, &code) < 0 || code < HTTP_OK ||
+	     code == HTTP_NO_CONTENT || code == HTTP_NOT_MODIFIED)) {
 		/* No Content and Not Modified have no body: dripping one would corrupt the
 		 * connection. */
-		api_errorf(c, LK_E_A_BAD_PARAM, "code must be %d-%d, and not %d or %d (they have no body)", HTTP_OK,
-		           HTTP_STATUS_MAX, HTTP_NO_CONTENT, HTTP_NOT_MODIFIED);
+		api_errorf(c, LK_E_A_BAD_PARAM, "code must be %d-%d, and not %d or %d (they have no body)",
+		           HTTP_OK, HTTP_STATUS_MAX, HTTP_NO_CONTENT, HTTP_NOT_MODIFIED);
 		return;
 	}
 	resp_start(c, (int)code);
@@ -1246,12 +1253,11 @@ static int cross_site_ok(struct http_conn *c, const struct api_req *q, const cha
 	if (!q->ri->cross_site)
 		return 1;
 	const struct http_header *sfs = hdr(q->ri, "sec-fetch-site");
-	api_errorf(
-	        c, LK_E_A_REFUSED,
-	        "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
-	        "reach every local app, whatever its port, or change how the browser treats this origin; "
-	        "open the URL yourself (curl, or the address bar)",
-	        what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
+	api_errorf(c, LK_E_A_REFUSED,
+	           "%s is refused to a request from a web page (Sec-Fetch-Site: %.*s): on localhost it would "
+	           "reach every local app, whatever its port, or change how the browser treats this origin; "
+	           "open the URL yourself (curl, or the address bar)",
+	           what, sfs ? (int)sfs->value.len : 1, sfs ? sfs->value.p : "?");
 	return 0;
 }
 
@@ -1323,8 +1329,8 @@ static void ep_response_headers(struct http_conn *c, const struct api_req *q)
 			type = a->kv[i].v; /* the JSON escapes <, > and &, so even text/html stays inert */
 	}
 	if (cookie_bytes > API_MAX_COOKIE_BYTES) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "Set-Cookie values add up to %zu bytes; at most %d", cookie_bytes,
-		           API_MAX_COOKIE_BYTES);
+		api_errorf(c, LK_E_A_BAD_PARAM, "Set-Cookie values add up to %zu bytes; at most %d",
+		           cookie_bytes, API_MAX_COOKIE_BYTES);
 		return;
 	}
 	struct buf b;
@@ -1569,14 +1575,16 @@ static void ep_cookies_change(struct http_conn *c, const struct api_req *q)
 	for (size_t i = 0; i < a->n; i++) {
 		if (http_header_refused(a->kv[i].k, a->kv[i].v) || strpbrk(a->kv[i].v, ";, \t\"\\") ||
 		    a->kv[i].vlen != strlen(a->kv[i].v)) {
-			api_error(c, LK_E_A_BAD_PARAM, "cookie names must be tokens and values free of ; , space and quotes");
+			api_error(c, LK_E_A_BAD_PARAM,
+			          "cookie names must be tokens and values free of ; , space and quotes");
 			free(one);
 			return;
 		}
 		bytes += a->kv[i].klen + a->kv[i].vlen + 1;
 	}
 	if (bytes > API_MAX_COOKIE_BYTES) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "the cookies add up to %zu bytes; at most %d", bytes, API_MAX_COOKIE_BYTES);
+		api_errorf(c, LK_E_A_BAD_PARAM, "the cookies add up to %zu bytes; at most %d", bytes,
+		           API_MAX_COOKIE_BYTES);
 		free(one);
 		return;
 	}
@@ -1586,7 +1594,8 @@ static void ep_cookies_change(struct http_conn *c, const struct api_req *q)
 		if (set)
 			resp_headerf(c, "Set-Cookie", "%s=%s; Path=/", a->kv[i].k, a->kv[i].v);
 		else
-			resp_headerf(c, "Set-Cookie", "%s=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+			resp_headerf(c, "Set-Cookie",
+			             "%s=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
 			             a->kv[i].k);
 	}
 	resp_header(c, "Location", "/_/cookies");

@@ -181,7 +181,8 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 			c->mem_reserve = need;
 		}
 		if (buf_append(&c->body, p, n) < 0) {
-			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
+			resp_error_close(c, LK_E_H_API_BODY_LARGE,
+			                 lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
 			return -1;
 		}
 		conn_mem_sync(c);
@@ -261,7 +262,8 @@ static int body_feed(struct http_conn *c)
 		if (c->sink == SINK_FILE)
 			fsroot_upload_abort(&c->up);
 		c->sink = SINK_NONE;
-		resp_error_close(c, mem ? LK_E_H_API_BODY_LARGE : LK_E_ETOOBIG, lk_size_text(limit, lim, sizeof(lim)));
+		resp_error_close(c, mem ? LK_E_H_API_BODY_LARGE : LK_E_ETOOBIG,
+		                 lk_size_text(limit, lim, sizeof(lim)));
 		rc = -1;
 	}
 	if (r == HTTP_PARSE_INCOMPLETE) {
@@ -303,7 +305,8 @@ static void conn_process(struct http_conn *c)
 				break;
 			continue;
 		}
-		if (c->state != CS_HEAD || c->closing || !buf_used(&c->in) || buf_used(&c->out) >= HTTP_OUT_FLUSH)
+		if (c->state != CS_HEAD || c->closing || !buf_used(&c->in) ||
+		    buf_used(&c->out) >= HTTP_OUT_FLUSH)
 			break;
 		size_t used = buf_used(&c->in);
 		int r = http_parse_request(buf_start(&c->in), used, req, c->last_len);
@@ -345,7 +348,8 @@ static int conn_flush(struct http_conn *c)
 			if (filled)
 				return 0;
 			filled = 1;
-			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out, HTTP_GEN_FILL - buf_used(&c->out));
+			size_t added = c->gen->fill(c, c->gen_state.bytes, &c->out,
+			                            HTTP_GEN_FILL - buf_used(&c->out));
 			c->body_bytes += added;
 			if (!added)
 				conn_request_done(c);
@@ -501,8 +505,8 @@ static void conn_read(struct http_conn *c)
 	}
 	if (n == 0) {
 		if (c->state == CS_BODY && c->sink == SINK_FILE)
-			log_msg("upload of %s %s cut off after %llu bytes; the old file is untouched", c->logmethod,
-			        c->logtarget, (unsigned long long)c->body_total);
+			log_msg("upload of %s %s cut off after %llu bytes; the old file is untouched",
+			        c->logmethod, c->logtarget, (unsigned long long)c->body_total);
 		conn_close(c);
 		return;
 	}
@@ -564,8 +568,8 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		return;
 	case CS_BODY:
 		if (c->sink == SINK_FILE) {
-			log_msg("upload of %s %s stalled after %llu bytes; the old file is untouched", c->logmethod,
-			        c->logtarget, (unsigned long long)c->body_total);
+			log_msg("upload of %s %s stalled after %llu bytes; the old file is untouched",
+			        c->logmethod, c->logtarget, (unsigned long long)c->body_total);
 			fsroot_upload_abort(&c->up);
 		}
 		c->sink = SINK_NONE;

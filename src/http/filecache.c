@@ -172,7 +172,7 @@ static int watch_fd(struct filecache *fc, int fd, uint32_t mask)
 }
 
 struct filecache_entry *filecache_store(struct filecache *fc, const char *rel, uint32_t h, int fd,
-                                       const struct stat *st)
+                                        const struct stat *st)
 {
 	struct filecache_entry *e = &fc->slot[h % FILECACHE_SLOTS];
 	char *data = malloc(st->st_size ? (size_t)st->st_size : 1);
@@ -218,4 +218,3 @@ fail:
 	free(path);
 	return NULL;
 }
-

@@ -631,8 +631,10 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			}
 			int r = fsroot_mkdir(root, rel);
 			if (r < 0) {
-				resp_error(c, r == -EEXIST ? LK_E_H_MKCOL_EXISTS : r == -ENOENT ? LK_E_ENOPARENT
-				                                                                 : lk_err_from_errno(-r),
+				resp_error(c,
+				           r == -EEXIST   ? LK_E_H_MKCOL_EXISTS
+				           : r == -ENOENT ? LK_E_ENOPARENT
+				                          : lk_err_from_errno(-r),
 				           NULL);
 				return;
 			}
@@ -662,7 +664,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		return;
 	/* Fast path: a small file served from the cache. */
 	struct filecache *fc = cache_of(c);
-	struct filecache_entry *e = fc && *rel && !slash ? filecache_lookup(fc, rel, filecache_hash(rel)) : NULL;
+	struct filecache_entry *e =
+	        fc && *rel && !slash ? filecache_lookup(fc, rel, filecache_hash(rel)) : NULL;
 	if (e) {
 		serve_cached(c, ri, e);
 		return;

@@ -29,8 +29,9 @@ struct http_route;
 #define HTTP_TURN_BYTES  (1024 * 1024) /* written per connection per loop turn, then others go */
 #define HTTP_GEN_FILL    (16 * 1024)   /* generated per connection per turn (making bytes costs CPU) */
 #define HTTP_TURN_ROUNDS 16            /* pipelined requests handled per turn */
-#define HTTP_DISCARD_MAX (64 * 1024)   /* an unwanted body up to this is read and dropped;
-                                          a larger or chunked one closes the connection */
+#define HTTP_DISCARD_MAX                                                \
+	(64 * 1024) /* an unwanted body up to this is read and dropped; \
+	               a larger or chunked one closes the connection */
 
 /* One per event-loop thread. */
 struct http_ctx {
@@ -72,16 +73,16 @@ struct http_conn {
 	struct http_ctx *x;
 	struct http_conn *prev, *next;
 	enum conn_state state;
-	struct buf in;   /* bytes read, not yet consumed */
-	struct buf out;  /* bytes to send before (and of) the response body */
+	struct buf in;      /* bytes read, not yet consumed */
+	struct buf out;     /* bytes to send before (and of) the response body */
 	size_t mem_held;    /* counted in x->mem: the body (or its reservation), a /_/ answer */
 	size_t mem_reserve; /* the body's announced length, counted before it arrives */
 	int mem_out;        /* out holds a /_/ answer: its memory is counted */
-	size_t last_len; /* parser resume point */
-	int need_input;  /* the buffered head is incomplete: wait for more bytes */
-	int closing;     /* close once the current response is sent */
-	int linger;      /* ...and drain input first: the peer may still be sending */
-	int shut;        /* closed; memory freed after the batch */
+	size_t last_len;    /* parser resume point */
+	int need_input;     /* the buffered head is incomplete: wait for more bytes */
+	int closing;        /* close once the current response is sent */
+	int linger;         /* ...and drain input first: the peer may still be sending */
+	int shut;           /* closed; memory freed after the batch */
 	struct proto_peer peer;
 	int login_ok;   /* the login was proven on this connection: later requests with
 	                   the same credentials skip the gate's budget */
@@ -94,9 +95,9 @@ struct http_conn {
 	uint64_t body_bytes; /* response body bytes sent */
 	int head_only;       /* HEAD: no body */
 	int minor;
-	char logmethod[16];  /* for the access log */
+	char logmethod[16]; /* for the access log */
 	char logtarget[256];
-	const char *user;    /* the authenticated user, for the log */
+	const char *user;        /* the authenticated user, for the log */
 	const char *cors_origin; /* the request's Origin (in cors_echo) when it is a --cors-origin */
 	char cors_echo[256];
 

@@ -37,7 +37,8 @@ void resp_start_stream(struct http_conn *c, int status);
  * Allow, a 401 WWW-Authenticate. */
 void resp_error(struct http_conn *c, enum lk_err e, const char *detail);
 /* The same with one more header (name: value), e.g. a 416's Content-Range. */
-void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name, const char *value);
+void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name,
+                  const char *value);
 /* The same, and the connection closes after it (lingering to read what the client
  * still sends, so the answer is not lost to a reset). */
 void resp_error_close(struct http_conn *c, enum lk_err e, const char *detail);
@@ -73,8 +74,8 @@ void resp_close_after(struct http_conn *c);
 
 /* ---- facts ---- */
 
-int http_conn_head_only(const struct http_conn *c);   /* a HEAD request: no body goes out */
-int http_conn_can_chunk(const struct http_conn *c);   /* an HTTP/1.1 client: chunks and trailers */
+int http_conn_head_only(const struct http_conn *c);    /* a HEAD request: no body goes out */
+int http_conn_can_chunk(const struct http_conn *c);    /* an HTTP/1.1 client: chunks and trailers */
 const char *http_conn_peer(const struct http_conn *c); /* the client's address, as text */
 long http_conn_peer_uid(const struct http_conn *c);    /* the proto_peer uid given to start; -1 unknown */
 struct http_ctx *http_conn_ctx(const struct http_conn *c);

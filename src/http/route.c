@@ -32,9 +32,9 @@ static enum http_method method_of(struct http_slice m)
 		const char *name;
 		enum http_method m;
 	} t[] = {
-	        {"GET", M_GET},     {"HEAD", M_HEAD},     {"POST", M_POST},
-	        {"PUT", M_PUT},     {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS},
-	        {"PATCH", M_PATCH}, {"TRACE", M_TRACE},   {"CONNECT", M_CONNECT}, {"MKCOL", M_MKCOL},
+	        {"GET", M_GET},         {"HEAD", M_HEAD},       {"POST", M_POST},   {"PUT", M_PUT},
+	        {"DELETE", M_DELETE},   {"OPTIONS", M_OPTIONS}, {"PATCH", M_PATCH}, {"TRACE", M_TRACE},
+	        {"CONNECT", M_CONNECT}, {"MKCOL", M_MKCOL},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		if (m.len == strlen(t[i].name) && !memcmp(m.p, t[i].name, m.len))
@@ -148,7 +148,8 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 				f->has_cl = 1;
 				f->cl = x;
 			} else if (http_slice_ieq(n, "sec-fetch-site")) {
-				ri->cross_site = !http_slice_ieq(v, "same-origin") && !http_slice_ieq(v, "none");
+				ri->cross_site =
+				        !http_slice_ieq(v, "same-origin") && !http_slice_ieq(v, "none");
 			}
 			break;
 		case 17:
@@ -172,7 +173,8 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 	/* The target: origin-form, absolute-form (proxies), or "*" for OPTIONS. */
 	struct http_slice t = req->target;
 	struct http_slice authority = {NULL, 0};
-	if (t.len >= 7 && (!strncasecmp(t.p, "http://", 7) || (t.len >= 8 && !strncasecmp(t.p, "https://", 8)))) {
+	if (t.len >= 7 &&
+	    (!strncasecmp(t.p, "http://", 7) || (t.len >= 8 && !strncasecmp(t.p, "https://", 8)))) {
 		size_t skip = t.p[4] == ':' ? 7 : 8;
 		const char *a = t.p + skip, *end = t.p + t.len;
 		const char *slash = memchr(a, '/', (size_t)(end - a));
@@ -297,8 +299,8 @@ static void check_origin(struct http_conn *c, struct http_reqinfo *ri)
 	if (m) {
 		/* Echo the origin itself (a "*" row matches any, but "*" is not echoed as
 		 * such: the answer names the one origin that asked). */
-		snprintf(c->cors_echo, sizeof(c->cors_echo), "%.*s", (int)(o->value.len < 255 ? o->value.len : 255),
-		         o->value.p);
+		snprintf(c->cors_echo, sizeof(c->cors_echo), "%.*s",
+		         (int)(o->value.len < 255 ? o->value.len : 255), o->value.p);
 		c->cors_origin = c->cors_echo;
 		ri->origin_ok = 1;
 		return;
@@ -548,7 +550,8 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		c->sink = SINK_DISCARD;
 	} else if (route->body == HTTP_BODY_MEM) {
 		if (f.has_cl && f.cl > HTTP_API_MAX_BODY) {
-			resp_error_close(c, LK_E_H_API_BODY_LARGE, lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
+			resp_error_close(c, LK_E_H_API_BODY_LARGE,
+			                 lk_size_text(HTTP_API_MAX_BODY, lim, sizeof(lim)));
 			conn_request_done(c);
 			return;
 		}
@@ -676,10 +679,12 @@ void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, cons
 	resp_header(c, "Allow", allow);
 	if ((cfg->cors || named) && acrm && origin) {
 		resp_header(c, "Access-Control-Allow-Methods",
-		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE, MKCOL" : "GET, HEAD, OPTIONS, POST");
+		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE, MKCOL"
+		                  : "GET, HEAD, OPTIONS, POST");
 		const struct http_header *acrh = http_req_header(ri, "access-control-request-headers");
 		if (acrh)
-			resp_headerf(c, "Access-Control-Allow-Headers", "%.*s", (int)acrh->value.len, acrh->value.p);
+			resp_headerf(c, "Access-Control-Allow-Headers", "%.*s", (int)acrh->value.len,
+			             acrh->value.p);
 		resp_header(c, "Access-Control-Max-Age", "86400");
 		const struct http_header *pna = http_req_header(ri, "access-control-request-private-network");
 		if (pna && http_slice_ieq(pna->value, "true") && (named || !c->x->site->write))

@@ -13,11 +13,24 @@ struct http_conn;
 /* The engine's state for one event-loop thread. */
 struct http_ctx;
 
-enum http_method { M_GET, M_HEAD, M_POST, M_PUT, M_DELETE, M_OPTIONS, M_PATCH, M_TRACE, M_CONNECT, M_MKCOL, M_OTHER };
+enum http_method {
+	M_GET,
+	M_HEAD,
+	M_POST,
+	M_PUT,
+	M_DELETE,
+	M_OPTIONS,
+	M_PATCH,
+	M_TRACE,
+	M_CONNECT,
+	M_MKCOL,
+	M_OTHER
+};
 
 #define HTTP_API_MAX_BODY (1024 * 1024) /* bodies read into memory (routes with HTTP_BODY_MEM) */
-#define HTTP_API_ANSWER_RATIO 8 /* an answer made from a body is at most this many times its
-                                   size (an echo, JSON-escaped); HTTP_MEM_MAX counts on it */
+#define HTTP_API_ANSWER_RATIO                                          \
+	8 /* an answer made from a body is at most this many times its \
+	     size (an echo, JSON-escaped); HTTP_MEM_MAX counts on it */
 
 /* Facts about the request being dispatched, derived once from the parsed head. */
 struct http_reqinfo {
@@ -27,11 +40,11 @@ struct http_reqinfo {
 	struct http_slice query; /* after '?', without it; len 0 when none */
 	const char *body;        /* the body, for routes that read it into memory */
 	size_t body_len;
-	int accept_json;         /* Accept names application/json */
-	int cross_site;          /* Sec-Fetch-Site says another site or origin asked (a web page),
-	                            not same-origin or none (typed by the user); clients
-	                            that send no Sec-Fetch-Site are no web page */
-	int origin_ok;           /* Origin is absent, this server's own, or a --cors-origin */
+	int accept_json;             /* Accept names application/json */
+	int cross_site;              /* Sec-Fetch-Site says another site or origin asked (a web page),
+	                                not same-origin or none (typed by the user); clients
+	                                that send no Sec-Fetch-Site are no web page */
+	int origin_ok;               /* Origin is absent, this server's own, or a --cors-origin */
 	struct http_slice authority; /* host[:port] the request names (absolute-form target,
 	                                else Host), checked against rebinding; len 0: none */
 };

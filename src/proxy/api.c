@@ -317,10 +317,11 @@ static int refuse_caller(struct http_conn *c, const struct http_reqinfo *ri)
 	if (uid != 0 && uid != (long)geteuid()) {
 		char d[128];
 		if (uid < 0)
-			snprintf(d, sizeof d, "the user of your connection cannot be established (sock_diag)");
+			snprintf(d, sizeof d,
+			         "the user of your connection cannot be established (sock_diag)");
 		else
-			snprintf(d, sizeof d, "your connection belongs to uid %ld, the proxy runs as uid %ld", uid,
-			         (long)geteuid());
+			snprintf(d, sizeof d, "your connection belongs to uid %ld, the proxy runs as uid %ld",
+			         uid, (long)geteuid());
 		send_err(c, LK_E_P_OTHER_USER, d);
 		return 1;
 	}

@@ -63,8 +63,8 @@ void scan_print(FILE *f, const struct scan_result *r, int color)
 		open[u] += !u || answered;
 		udp_silent += u && !answered;
 	}
-	fprintf(f, "%s: %u TCP ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried, r->scan_s,
-	        open[0], r->closed, r->filtered);
+	fprintf(f, "%s: %u TCP ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried,
+	        r->scan_s, open[0], r->closed, r->filtered);
 	if (r->udp_tried)
 		fprintf(f, "; %u UDP ports: %zu open, %zu open|filtered, %u closed", r->udp_tried, open[1],
 		        udp_silent, r->udp_closed);

@@ -118,14 +118,14 @@ struct scan_round {
 struct scan_result {
 	struct scan_port *ports; /* ascending: tcp, then udp; port */
 	size_t n;
-	unsigned closed;   /* refused (RST) */
-	unsigned filtered; /* no answer within connect_ms */
-	unsigned tried;    /* TCP ports tried */
+	unsigned closed;     /* refused (RST) */
+	unsigned filtered;   /* no answer within connect_ms */
+	unsigned tried;      /* TCP ports tried */
 	unsigned udp_tried;  /* UDP ports tried (--udp) */
 	unsigned udp_closed; /* UDP ports that answered port unreachable (not listed) */
-	double scan_s;     /* wall time of the connect scan */
-	double service_s;  /* wall time of service detection */
-	uint64_t started;  /* unix time */
+	double scan_s;       /* wall time of the connect scan */
+	double service_s;    /* wall time of service detection */
+	uint64_t started;    /* unix time */
 	char host[64];
 	int family;                /* AF_INET or AF_INET6 */
 	struct scan_round *rounds; /* cfg->rounds of them when more than one */

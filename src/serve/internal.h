@@ -13,15 +13,15 @@
 #include "core/proto.h"
 #include "serve/serve.h"
 
-#define SERVE_MAX_PROTOS   2   /* protocols on one port */
-#define SERVE_ACCEPT_BATCH 16  /* connections one wakeup accepts before other threads get theirs */
-#define SERVE_PROMPT_US    500 /* a client silent this long (µs) gets its process looked up */
-#define SERVE_PROMPT_MAX_US 8000 /* ...at most this long, while lookups keep finding speakers */
-#define SERVE_ANSWER_MAX_MS 3000 /* after the window, wait this much more for a pending lookup */
-#define SERVE_TRIM_PEAK    64   /* a burst this big is followed by a heap trim once it is over */
-#define SERVE_TRIM_EVERY_MS 1000 /* how often the end of such a burst is looked for */
-#define SERVE_RECHECK_MS   2    /* a client not yet reading is looked at again after this, x4 each time */
-#define SERVE_WINDOW_MORE_MAX 4 /* windows added for a client whose process is busy when one ends */
+#define SERVE_MAX_PROTOS      2    /* protocols on one port */
+#define SERVE_ACCEPT_BATCH    16   /* connections one wakeup accepts before other threads get theirs */
+#define SERVE_PROMPT_US       500  /* a client silent this long (µs) gets its process looked up */
+#define SERVE_PROMPT_MAX_US   8000 /* ...at most this long, while lookups keep finding speakers */
+#define SERVE_ANSWER_MAX_MS   3000 /* after the window, wait this much more for a pending lookup */
+#define SERVE_TRIM_PEAK       64   /* a burst this big is followed by a heap trim once it is over */
+#define SERVE_TRIM_EVERY_MS   1000 /* how often the end of such a burst is looked for */
+#define SERVE_RECHECK_MS      2    /* a client not yet reading is looked at again after this, x4 each time */
+#define SERVE_WINDOW_MORE_MAX 4    /* windows added for a client whose process is busy when one ends */
 
 struct serve_worker;
 
@@ -33,38 +33,38 @@ struct sniff_conn {
 	struct loop_timer timer;
 	struct proto_peer peer;
 	struct sockaddr_storage local;
-	uint64_t accepted;  /* loop_now() at accept */
-	int asked;          /* a process lookup was asked */
-	int answered;       /* ...and its answer came */
-	int inflight;       /* a lookup or a recheck is on the lookup thread: its answer frees sc */
-	atomic_int cancel;  /* set when sc is detached: the lookup thread skips the work */
-	int holder_pid;     /* from the answer: the client's process and descriptor, to recheck */
+	uint64_t accepted; /* loop_now() at accept */
+	int asked;         /* a process lookup was asked */
+	int answered;      /* ...and its answer came */
+	int inflight;      /* a lookup or a recheck is on the lookup thread: its answer frees sc */
+	atomic_int cancel; /* set when sc is detached: the lookup thread skips the work */
+	int holder_pid;    /* from the answer: the client's process and descriptor, to recheck */
 	int holder_fd;
 	uint64_t next_check; /* loop_now() of the next recheck; 0: none */
 	unsigned check_gap;  /* ms from this recheck to the next (grows x4) */
 	enum procpeer_class cls;
-	int detached;       /* handed over or closed: only the pending answer keeps it */
-	int became_http;    /* it was handed to HTTP while the lookup was in flight */
-	int window_over;    /* the window passed while the lookup was in flight */
-	unsigned windows;   /* windows added: its process was busy when the last one ended */
-	int at_end;         /* the recheck in flight was asked at the end of a window */
+	int detached;     /* handed over or closed: only the pending answer keeps it */
+	int became_http;  /* it was handed to HTTP while the lookup was in flight */
+	int window_over;  /* the window passed while the lookup was in flight */
+	unsigned windows; /* windows added: its process was busy when the last one ended */
+	int at_end;       /* the recheck in flight was asked at the end of a window */
 };
 
 struct serve_worker {
 	struct serve_server *srv;
 	int id;
 	struct loop *loop;
-	struct acceptor acc;            /* the shared listener, as this thread's loop sees it */
+	struct acceptor acc; /* the shared listener, as this thread's loop sees it */
 	struct loop_timer grace_timer;
-	struct loop_timer trim_timer;   /* after a burst: give the freed heap back (listen.c) */
+	struct loop_timer trim_timer; /* after a burst: give the freed heap back (listen.c) */
 	int stopping;
 	pthread_t thread;
-	void *ctx[SERVE_MAX_PROTOS];    /* each protocol's state for this thread */
-	struct sniff_conn *sniffing;    /* connections waiting for their first bytes */
+	void *ctx[SERVE_MAX_PROTOS]; /* each protocol's state for this thread */
+	struct sniff_conn *sniffing; /* connections waiting for their first bytes */
 	unsigned nsniff;
-	unsigned prompt_us;             /* silence before a lookup: SERVE_PROMPT_US, doubled (up to
-	                                   SERVE_PROMPT_MAX_US) each time a looked-up client spoke
-	                                   meanwhile, halved each time one was truly silent */
+	unsigned prompt_us; /* silence before a lookup: SERVE_PROMPT_US, doubled (up to
+	                       SERVE_PROMPT_MAX_US) each time a looked-up client spoke
+	                       meanwhile, halved each time one was truly silent */
 };
 
 struct serve_server {
@@ -73,7 +73,7 @@ struct serve_server {
 	struct proto_site site;
 	atomic_uint nconns;
 	atomic_size_t http_mem; /* site.mem: HTTP's bodies and answers in memory */
-	atomic_uint conn_peak; /* most connections at once since the last heap trim */
+	atomic_uint conn_peak;  /* most connections at once since the last heap trim */
 	struct log_sink log;
 	int listen_fd;
 	uint16_t port;
@@ -83,16 +83,16 @@ struct serve_server {
 	const struct proto_ops *proto[SERVE_MAX_PROTOS];
 	const void *proto_cfg[SERVE_MAX_PROTOS];
 	int nproto;
-	int http_idx, ftp_idx; /* index in proto[], -1 when not offered */
+	int http_idx, ftp_idx;  /* index in proto[], -1 when not offered */
 	struct procpeer *peers; /* process lookups for silent clients; NULL without FTP */
 	int nworkers;
 	struct serve_worker **workers;
-	atomic_int nrunning;    /* workers whose thread runs: workers[0 .. nrunning) */
-	atomic_uint next_worker; /* round-robin dealing of accepted connections */
+	atomic_int nrunning;      /* workers whose thread runs: workers[0 .. nrunning) */
+	atomic_uint next_worker;  /* round-robin dealing of accepted connections */
 	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
 	struct log_rate log_tls, log_junk, log_late_http; /* messages any client can cause */
 	atomic_int stopping;
-	int signals;            /* SIGINT/SIGTERM received */
+	int signals; /* SIGINT/SIGTERM received */
 };
 
 /* listen.c */

@@ -42,7 +42,8 @@ static void refuse_overload(struct serve_server *s, int fd)
 	int n;
 	if (s->http_idx >= 0) {
 		char body[200];
-		int bl = snprintf(body, sizeof(body), "%d %s: %s\n", e->http, lk_http_reason(e->http), e->msg);
+		int bl =
+		        snprintf(body, sizeof(body), "%d %s: %s\n", e->http, lk_http_reason(e->http), e->msg);
 		n = snprintf(msg, sizeof(msg),
 		             "HTTP/1.1 %d %s\r\nServer: loopkit/" LOOPKIT_VERSION "\r\n"
 		             "X-Content-Type-Options: nosniff\r\nRetry-After: 1\r\nConnection: close\r\n"
@@ -177,7 +178,8 @@ int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen)
 		char who[256];
 		/* A listener there belongs to someone else: say who. */
 		if (procfs_port_holder_text((uint16_t)p, who, sizeof(who))) {
-			snprintf(err, errlen, "--pasv-ports: port %u is held by %s; choose another range", p, who);
+			snprintf(err, errlen, "--pasv-ports: port %u is held by %s; choose another range", p,
+			         who);
 			return -1;
 		}
 		/* Two loopkits must not share a range either, idle or not: each port is
@@ -192,11 +194,13 @@ int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen)
 			if (e == EADDRINUSE) {
 				char holder[256] = "";
 				procfs_unix_holder_text(un.sun_path + 1, holder, sizeof(holder));
-				snprintf(err, errlen, "--pasv-ports: port %u is already in the passive range of %s; "
+				snprintf(err, errlen,
+				         "--pasv-ports: port %u is already in the passive range of %s; "
 				         "choose another range",
 				         p, holder[0] ? holder : "another loopkit");
 			} else {
-				snprintf(err, errlen, "--pasv-ports: cannot reserve port %u: %s", p, strerror(e));
+				snprintf(err, errlen, "--pasv-ports: cannot reserve port %u: %s", p,
+				         strerror(e));
 			}
 			return -1;
 		}

@@ -10,11 +10,11 @@
 #include "ftp/ftp.h"
 #include "http/http.h"
 
-#define SERVE_SNIFF_MS_DEFAULT 1000 /* silence before an unidentified peer is greeted as FTP */
+#define SERVE_SNIFF_MS_DEFAULT     1000 /* silence before an unidentified peer is greeted as FTP */
 #define SERVE_DEFAULT_MAX_CONNS    16384
 #define SERVE_DEFAULT_MAX_BODY_GIB 1 /* uploads, in GiB */
 #define SERVE_DEFAULT_GRACE_S      5
-#define SERVE_PASV_MAX_PORTS   1024 /* ports an FTP passive range may span */
+#define SERVE_PASV_MAX_PORTS       1024 /* ports an FTP passive range may span */
 
 struct serve_config {
 	const char *root;             /* directory served; NULL: none (an API-only server) */
@@ -22,16 +22,16 @@ struct serve_config {
 	int follow_symlinks;          /* follow symlinks wherever they lead (else only inside root) */
 	struct sockaddr_storage addr; /* where to listen (port 0: any free port) */
 	socklen_t addrlen;
-	int threads;         /* event loops, one per thread */
-	unsigned grace_ms;   /* on SIGINT/SIGTERM, time for in-flight requests */
-	int write;           /* uploads, deletes, renames (every protocol) */
-	const char *user;    /* login required by every protocol; NULL: none */
+	int threads;       /* event loops, one per thread */
+	unsigned grace_ms; /* on SIGINT/SIGTERM, time for in-flight requests */
+	int write;         /* uploads, deletes, renames (every protocol) */
+	const char *user;  /* login required by every protocol; NULL: none */
 	const char *pass;
-	uint64_t max_body;   /* largest upload, by any protocol */
-	unsigned max_conns;  /* open connections, all threads and protocols */
+	uint64_t max_body;  /* largest upload, by any protocol */
+	unsigned max_conns; /* open connections, all threads and protocols */
 	enum accesslog_mode log;
 	int proto_http, proto_ftp; /* protocols on the port (both: the sniffer decides) */
-	unsigned sniff_ms;   /* silence before an unidentified peer is greeted as FTP */
+	unsigned sniff_ms;         /* silence before an unidentified peer is greeted as FTP */
 	struct http_config http;
 	struct ftp_config ftp;
 };

@@ -213,9 +213,11 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 		 * HTTP clients cost no /proc work. */
 		struct serve_worker *w = sc->w;
 		if (sc->detached)
-			w->prompt_us = w->prompt_us * 2 > SERVE_PROMPT_MAX_US ? SERVE_PROMPT_MAX_US : w->prompt_us * 2;
+			w->prompt_us = w->prompt_us * 2 > SERVE_PROMPT_MAX_US ? SERVE_PROMPT_MAX_US
+			                                                      : w->prompt_us * 2;
 		else
-			w->prompt_us = w->prompt_us / 2 < SERVE_PROMPT_US ? SERVE_PROMPT_US : w->prompt_us / 2;
+			w->prompt_us =
+			        w->prompt_us / 2 < SERVE_PROMPT_US ? SERVE_PROMPT_US : w->prompt_us / 2;
 	}
 	if (sc->detached) {
 		/* It spoke (HTTP) or closed meanwhile; what it did teaches the lookup thread. */
@@ -283,7 +285,8 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 		socklen_t ll = sizeof(sc->local);
 		if (s->peers && net_is_loopback((struct sockaddr *)&sc->peer.addr) &&
 		    getsockname(sc->io.fd, (struct sockaddr *)&sc->local, &ll) == 0 &&
-		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc, &sc->cancel) == 0)
+		    procpeer_ask(s->peers, l, &sc->local, &sc->peer.addr, sniff_answer_cb, sc, &sc->cancel) ==
+		            0)
 			sc->asked = sc->inflight = 1;
 		loop_timer_start(l, t, end - now);
 		return;
@@ -291,7 +294,8 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 	if (now < end) {
 		if (sc->next_check && now >= sc->next_check && !sc->inflight) {
 			sc->next_check = 0;
-			if (procpeer_recheck(s->peers, l, sc->holder_pid, sc->holder_fd, sniff_answer_cb, sc) == 0)
+			if (procpeer_recheck(s->peers, l, sc->holder_pid, sc->holder_fd, sniff_answer_cb,
+			                     sc) == 0)
 				sc->inflight = 1;
 		}
 		sniff_arm(l, sc);
@@ -394,12 +398,13 @@ void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum prot
 			             peer->addr_str);
 		} else {
 			char ms[32];
-			log_rate_msg(&s->log_late_http,
-			             "%s%s%s sent an HTTP request after the FTP greeting: it stayed silent "
-			             "longer than %s (--sniff-ms); raise --sniff-ms or start with --proto http",
-			             peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
-			             peer->name[0] ? peer->addr_str : "",
-			             lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
+			log_rate_msg(
+			        &s->log_late_http,
+			        "%s%s%s sent an HTTP request after the FTP greeting: it stayed silent "
+			        "longer than %s (--sniff-ms); raise --sniff-ms or start with --proto http",
+			        peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
+			        peer->name[0] ? peer->addr_str : "",
+			        lk_ms_text(s->cfg.sniff_ms, ms, sizeof(ms)));
 		}
 	}
 }

@@ -301,7 +301,8 @@ static void test_errors_and_suggestions(void **state)
 	ERR_HAS("unknown option --por; did you mean --port?");
 	assert_int_equal(tool("leaf", "--zzzzzz", (const char *)NULL), 2);
 	assert_null(strstr(err, "did you mean"));
-	assert_int_equal(tool("leaf", "--secre", (const char *)NULL), 2); /* hidden rows are never suggested */
+	assert_int_equal(tool("leaf", "--secre", (const char *)NULL),
+	                 2); /* hidden rows are never suggested */
 	assert_null(strstr(err, "--secret"));
 	assert_int_equal(tool("leaf", "-fx", (const char *)NULL), 2);
 	ERR_HAS("unknown option -x");

@@ -370,12 +370,12 @@ static void test_buf_printf(void **state)
 		size_t max, prefill, consume, n;
 		int want;
 	} rows[] = {
-	        {4096, 0, 0, 0, 0},        {4096, 0, 0, 100, 0},       {4096, 0, 0, 127, 0},
-	        {4096, 0, 0, 128, 0},      {4096, 0, 0, 200, 0},       {4096, 0, 0, 1023, 0},
-	        {4096, 0, 0, 1024, 0},     {4096, 0, 0, 3000, 0},      {4096, 1000, 0, 500, 0},
-	        {4096, 1000, 0, 3095, 0},  {4096, 1000, 0, 3097, -1},  {4096, 1000, 0, 9000, -1},
+	        {4096, 0, 0, 0, 0},        {4096, 0, 0, 100, 0},      {4096, 0, 0, 127, 0},
+	        {4096, 0, 0, 128, 0},      {4096, 0, 0, 200, 0},      {4096, 0, 0, 1023, 0},
+	        {4096, 0, 0, 1024, 0},     {4096, 0, 0, 3000, 0},     {4096, 1000, 0, 500, 0},
+	        {4096, 1000, 0, 3095, 0},  {4096, 1000, 0, 3097, -1}, {4096, 1000, 0, 9000, -1},
 	        {1024, 1000, 900, 200, 0}, {1024, 1000, 900, 924, 0}, {100, 0, 0, 50, 0},
-	        {100, 0, 0, 99, 0},        {100, 0, 0, 101, -1},       {100, 90, 0, 9, 0},
+	        {100, 0, 0, 99, 0},        {100, 0, 0, 101, -1},      {100, 90, 0, 9, 0},
 	        {100, 90, 0, 11, -1},
 	};
 	char *src = malloc(10000);
@@ -2642,16 +2642,16 @@ static void test_fsroot_sweep_temps(void **state)
 		int legacy_old; /* backdate the file */
 		int gone;
 	} rows[] = {
-	        {"", "", 0, 1},            /* dead pid, filled in below */
-	        {"sub", "", 0, 1},         /* dead pid, in a subdirectory */
-	        {"", "", 0, 1},            /* our own pid: a previous process's */
-	        {"", ".x.lk-1-abcdef", 0, 0},        /* pid 1 is alive */
-	        {"", ".x.lk-abcdef", 1, 1},          /* old format, old */
-	        {"", ".y.lk-abcdef", 0, 0},          /* old format, recent */
-	        {"", ".x.lk-notours", 0, 0},         /* not our pattern */
-	        {"", ".x.lk-12-abcdeg", 0, 0},       /* not hex */
-	        {"", "x.lk-99999999-abcdef", 0, 0},  /* not hidden */
-	        {".hidden", "", 0, 0},     /* hidden directories are not entered */
+	        {"", "", 0, 1},                     /* dead pid, filled in below */
+	        {"sub", "", 0, 1},                  /* dead pid, in a subdirectory */
+	        {"", "", 0, 1},                     /* our own pid: a previous process's */
+	        {"", ".x.lk-1-abcdef", 0, 0},       /* pid 1 is alive */
+	        {"", ".x.lk-abcdef", 1, 1},         /* old format, old */
+	        {"", ".y.lk-abcdef", 0, 0},         /* old format, recent */
+	        {"", ".x.lk-notours", 0, 0},        /* not our pattern */
+	        {"", ".x.lk-12-abcdeg", 0, 0},      /* not hex */
+	        {"", "x.lk-99999999-abcdef", 0, 0}, /* not hidden */
+	        {".hidden", "", 0, 0},              /* hidden directories are not entered */
 	};
 	size_t n = sizeof rows / sizeof rows[0];
 	char names[16][96];
@@ -2700,8 +2700,8 @@ static void test_dirsnap_order_and_filter(void **state)
 	static const char *files[] = {"a10.txt", "a2.txt", "B.txt", "a1.txt", "file-1.10", "file-1.9"};
 	/* Directories first, then natural order, case-sensitive; the links out of the
 	 * root, the loop, .env and the link to it are not listed. */
-	static const char *want[] = {"dir9",   "dir10",   "empty",  "sub",       "B.txt",
-	                             "a.txt",  "a1.txt",  "a2.txt", "a10.txt",   "abs_in",
+	static const char *want[] = {"dir9",     "dir10",     "empty",  "sub",     "B.txt",
+	                             "a.txt",    "a1.txt",    "a2.txt", "a10.txt", "abs_in",
 	                             "file-1.9", "file-1.10", "link_in"};
 	struct tree *t = ((struct fx *)*state)->tree;
 	const struct dirsnap *d;
@@ -2915,11 +2915,11 @@ static void test_fsroot_rename(void **state)
 		int want;
 		const char *there; /* exists afterwards (relative to root), when the rename worked */
 	} rows[] = {
-	        {"sub", "sub/inside", -EINVAL, NULL},        /* a directory into itself */
-	        {"link_rel_out", "moved", -ENOENT, NULL},    /* reads as missing: missing */
+	        {"sub", "sub/inside", -EINVAL, NULL},     /* a directory into itself */
+	        {"link_rel_out", "moved", -ENOENT, NULL}, /* reads as missing: missing */
 	        {"dirlink_out", "sub/moved", -ENOENT, NULL},
 	        {"rel_env", "moved", -ENOENT, NULL},
-	        {"a.txt", "link_out", -ENOLINK, NULL},       /* never replaced */
+	        {"a.txt", "link_out", -ENOLINK, NULL}, /* never replaced */
 	        {"a.txt", "link_rel_out", -ENOLINK, NULL},
 	        {"missing", "x", -ENOENT, NULL},
 	        {"a.txt", "nodir/x", -ENOENT, NULL},
@@ -2935,8 +2935,8 @@ static void test_fsroot_rename(void **state)
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		int r = fsroot_rename(&t->r, rows[i].from, rows[i].to);
 		if (r != rows[i].want)
-			fail_msg("row %zu \"%s\" -> \"%s\": got %d (%s), want %d", i, rows[i].from, rows[i].to, r,
-			         strerror(-r), rows[i].want);
+			fail_msg("row %zu \"%s\" -> \"%s\": got %d (%s), want %d", i, rows[i].from,
+			         rows[i].to, r, strerror(-r), rows[i].want);
 		if (rows[i].there) {
 			pathf(p, "%s/%s", t->root, rows[i].there);
 			if (lstat(p, &st) < 0)
@@ -3049,9 +3049,16 @@ static void test_errors(void **state)
 		int code;
 		const char *reason;
 	} reasons[] = {
-	        {100, "Continue"}, {200, "OK"}, {206, "Partial Content"}, {418, "I'm a teapot"},
-	        {431, "Request Header Fields Too Large"}, {511, "Network Authentication Required"},
-	        {299, "Status"}, {600, "Status"}, {0, "Status"}, {-1, "Status"},
+	        {100, "Continue"},
+	        {200, "OK"},
+	        {206, "Partial Content"},
+	        {418, "I'm a teapot"},
+	        {431, "Request Header Fields Too Large"},
+	        {511, "Network Authentication Required"},
+	        {299, "Status"},
+	        {600, "Status"},
+	        {0, "Status"},
+	        {-1, "Status"},
 	};
 	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
 		if (strcmp(lk_http_reason(reasons[i].code), reasons[i].reason))
@@ -3078,7 +3085,8 @@ static void test_errors(void **state)
 		const struct lk_error *row = lk_error((enum lk_err)outside[i]);
 
 		if (!row || !row->msg || row->http != 500)
-			fail_msg("lk_error(%d): %s, want the LK_E_EIO row", outside[i], row ? "wrong row" : "NULL");
+			fail_msg("lk_error(%d): %s, want the LK_E_EIO row", outside[i],
+			         row ? "wrong row" : "NULL");
 	}
 }
 

@@ -720,14 +720,14 @@ static void test_listener_lookup(void **state)
 		rc = sockdiag_listener(&ss, &sd);
 		if (rows[i].found) {
 			if (rc != 0)
-				fail_msg("row %zu: listener on %s not found at %s: %s", i, rows[i].listen, rows[i].ask,
-				         strerror(errno));
+				fail_msg("row %zu: listener on %s not found at %s: %s", i, rows[i].listen,
+				         rows[i].ask, strerror(errno));
 			assert_int_equal(sd.inode, fd_inode(fd));
 			assert_int_equal(sd.uid, geteuid());
 			assert_int_equal(sd.state, TCP_LISTEN);
 		} else if (rc == 0 || errno != ENOENT) {
-			fail_msg("row %zu: %s found a listener on %s (rc %d, %s)", i, rows[i].ask, rows[i].listen, rc,
-			         strerror(errno));
+			fail_msg("row %zu: %s found a listener on %s (rc %d, %s)", i, rows[i].ask,
+			         rows[i].listen, rc, strerror(errno));
 		}
 		close(fd);
 		/* Closed: nothing listens there any more. */

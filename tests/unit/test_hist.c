@@ -71,8 +71,8 @@ static void test_exact_small_values(void **state)
 	static const struct {
 		double p;
 		uint64_t want;
-	} rows[] = { { 50, 50 }, { 90, 90 }, { 99, 99 }, { 99.9, 100 }, { 99.99, 100 }, { 100, 100 }, { 0, 1 }, { 1, 1 },
-		     { 1.5, 2 }, { 75, 75 } };
+	} rows[] = {{50, 50},   {90, 90}, {99, 99}, {99.9, 100}, {99.99, 100},
+	            {100, 100}, {0, 1},   {1, 1},   {1.5, 2},    {75, 75}};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		uint64_t got = hist_percentile(h, rows[i].p);
 		if (got != rows[i].want)
@@ -102,7 +102,7 @@ static void test_known_distributions(void **state)
 	enum { N = 100000 };
 	uint64_t *v = malloc(N * sizeof(*v));
 	struct hist *h = hist_new();
-	const char *names[] = { "uniform 1us-100ms", "linear 1..N*997", "geometric" };
+	const char *names[] = {"uniform 1us-100ms", "linear 1..N*997", "geometric"};
 	for (int d = 0; d < 3; d++) {
 		hist_reset(h);
 		uint64_t seed = 42;
@@ -118,8 +118,8 @@ static void test_known_distributions(void **state)
 		}
 		qsort(v, N, sizeof(*v), cmp_u64);
 		for (int i = 0; i < HIST_NPCT; i++)
-			check_within(names[d], hist_pcts[i], hist_percentile(h, hist_pcts[i]), exact_pct(v, N, hist_pcts[i]),
-			             0.01);
+			check_within(names[d], hist_pcts[i], hist_percentile(h, hist_pcts[i]),
+			             exact_pct(v, N, hist_pcts[i]), 0.01);
 		assert_int_equal(hist_percentile(h, 100), v[N - 1]);
 		assert_int_equal(h->min, v[0]);
 	}
@@ -155,7 +155,7 @@ static void test_co_correction_synthetic_stall(void **state)
 {
 	enum { N = 10000 };
 	const uint64_t ms = 1000000, svc = 100000, stall = 1000 * ms;
-	struct bench_sched s = { .start_ns = 0, .interval_ns = ms };
+	struct bench_sched s = {.start_ns = 0, .interval_ns = ms};
 	struct hist *raw = hist_new(), *cor = hist_new();
 	uint64_t *want = malloc(N * sizeof(*want)), prev_done = 0;
 	for (size_t i = 0; i < N; i++) {
@@ -175,8 +175,8 @@ static void test_co_correction_synthetic_stall(void **state)
 	/* corrected: exactly the waits of users arriving on schedule */
 	qsort(want, N, sizeof(*want), cmp_u64);
 	for (int i = 0; i < HIST_NPCT; i++)
-		check_within("corrected", hist_pcts[i], hist_percentile(cor, hist_pcts[i]), exact_pct(want, N, hist_pcts[i]),
-		             0.01);
+		check_within("corrected", hist_pcts[i], hist_percentile(cor, hist_pcts[i]),
+		             exact_pct(want, N, hist_pcts[i]), 0.01);
 	assert_true(hist_percentile(cor, 99) > 800 * ms);
 	assert_true(hist_percentile(cor, 90) > 50 * ms);
 	assert_true(hist_percentile(raw, 99) < 200000);
@@ -263,31 +263,35 @@ static void test_resp_table(void **state)
 		int want; /* responses, -1 error */
 		uint64_t body;
 	} rows[] = {
-		{ "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0, 1, 5 },
-		{ "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhiHTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n", 0, 2, 2 },
-		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", 0, 1, 8 },
-		{ "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", 0, 1, 1 },
-		{ "HTTP/1.1 204 No Content\r\n\r\n", 0, 1, 0 },
-		{ "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 0, 1, 0 },
-		{ "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 1, 1, 0 },
-		{ "HTTP/1.0 200 OK\r\nServer: x\r\n\r\nto the end", 0, 1, 10 },
-		{ "HTTP/1.1 200 OK\nContent-Length: 1\n\nz", 0, 1, 1 },
-		{ "HTTP/2 200\r\n\r\n", 0, -1, 0 },
-		{ "HTTP/1.1 20 OK\r\n\r\n", 0, -1, 0 },
-		{ "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, -1, 0 },
-		{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, -1, 0 },
-		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, -1, 0 },
-		{ "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", 0, -1, 0 },
+	        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0, 1, 5},
+	        {"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhiHTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n",
+	         0, 2, 2},
+	        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nT: "
+	         "1\r\n\r\n",
+	         0, 1, 8},
+	        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx", 0, 1, 1},
+	        {"HTTP/1.1 204 No Content\r\n\r\n", 0, 1, 0},
+	        {"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 0, 1, 0},
+	        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", 1, 1, 0},
+	        {"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nto the end", 0, 1, 10},
+	        {"HTTP/1.1 200 OK\nContent-Length: 1\n\nz", 0, 1, 1},
+	        {"HTTP/2 200\r\n\r\n", 0, -1, 0},
+	        {"HTTP/1.1 20 OK\r\n\r\n", 0, -1, 0},
+	        {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, -1, 0},
+	        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, -1, 0},
+	        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, -1, 0},
+	        {"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", 0, -1, 0},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		size_t len = strlen(rows[i].in);
-		size_t steps[] = { len, 1, 3 };
+		size_t steps[] = {len, 1, 3};
 		for (size_t s = 0; s < 3; s++) {
 			uint64_t body;
 			int got = feed_all(rows[i].in, len, steps[s], rows[i].head_only, &body);
 			if (got != rows[i].want || (got >= 0 && body != rows[i].body))
-				fail_msg("row %zu step %zu: %d responses, %llu body bytes; want %d, %llu", i, steps[s], got,
-				         (unsigned long long)body, rows[i].want, (unsigned long long)rows[i].body);
+				fail_msg("row %zu step %zu: %d responses, %llu body bytes; want %d, %llu", i,
+				         steps[s], got, (unsigned long long)body, rows[i].want,
+				         (unsigned long long)rows[i].body);
 		}
 	}
 }
@@ -301,11 +305,11 @@ static void test_resp_close_flags(void **state)
 		const char *in;
 		int close;
 	} rows[] = {
-		{ "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0 },
-		{ "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 1 },
-		{ "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 1 },
-		{ "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", 0 },
-		{ "HTTP/1.1 200 OK\r\nConnection: keep-alive, CLOSE\r\nContent-Length: 0\r\n\r\n", 1 },
+	        {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0},
+	        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 1},
+	        {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 1},
+	        {"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", 0},
+	        {"HTTP/1.1 200 OK\r\nConnection: keep-alive, CLOSE\r\nContent-Length: 0\r\n\r\n", 1},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		bench_resp_reset(&r);
@@ -318,15 +322,15 @@ static void test_resp_close_flags(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buckets_cover_and_are_narrow),
-		cmocka_unit_test(test_exact_small_values),
-		cmocka_unit_test(test_constant),
-		cmocka_unit_test(test_known_distributions),
-		cmocka_unit_test(test_merge_and_corrected),
-		cmocka_unit_test(test_co_correction_synthetic_stall),
-		cmocka_unit_test(test_co_correction_client_lag),
-		cmocka_unit_test(test_resp_table),
-		cmocka_unit_test(test_resp_close_flags),
+	        cmocka_unit_test(test_buckets_cover_and_are_narrow),
+	        cmocka_unit_test(test_exact_small_values),
+	        cmocka_unit_test(test_constant),
+	        cmocka_unit_test(test_known_distributions),
+	        cmocka_unit_test(test_merge_and_corrected),
+	        cmocka_unit_test(test_co_correction_synthetic_stall),
+	        cmocka_unit_test(test_co_correction_client_lag),
+	        cmocka_unit_test(test_resp_table),
+	        cmocka_unit_test(test_resp_close_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

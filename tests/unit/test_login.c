@@ -366,7 +366,7 @@ static void test_threads_share_one_budget(void **state)
 		assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
 	}
 	unsigned wait = 0, refused = 0, now = 0;
-	uint64_t all[NTHREADS * PER_THREAD] = { 0 };
+	uint64_t all[NTHREADS * PER_THREAD] = {0};
 	for (int i = 0; i < NTHREADS; i++) {
 		pthread_join(th[i], NULL);
 		now += r[i].now;

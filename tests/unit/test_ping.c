@@ -15,10 +15,11 @@
 
 static void test_percentiles(void **state)
 {
-	static const double v[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
-	static const struct { double q, want; } rows[] = {
-		{ 50, 5 }, { 90, 9 }, { 99, 10 }, { 100, 10 }, { 10, 1 }, { 11, 2 }, { 1, 1 },
-		{ 0.1, 1 },
+	static const double v[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+	static const struct {
+		double q, want;
+	} rows[] = {
+	        {50, 5}, {90, 9}, {99, 10}, {100, 10}, {10, 1}, {11, 2}, {1, 1}, {0.1, 1},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		double got = ping_percentile(v, 10, rows[i].q);
@@ -34,7 +35,7 @@ static void test_percentiles(void **state)
 static void test_summary(void **state)
 {
 	/* unsorted on purpose: summarize sorts */
-	double v[] = { 4, 2, 8, 6 };
+	double v[] = {4, 2, 8, 6};
 	struct ping_summary s;
 
 	ping_summarize(v, 4, 5, &s);
@@ -50,7 +51,7 @@ static void test_summary(void **state)
 
 static void test_summary_constant_and_empty(void **state)
 {
-	double v[] = { 0.3, 0.3, 0.3 };
+	double v[] = {0.3, 0.3, 0.3};
 	struct ping_summary s;
 
 	ping_summarize(v, 3, 3, &s);
@@ -64,21 +65,25 @@ static void test_summary_constant_and_empty(void **state)
 
 static void test_parse_target(void **state)
 {
-	static const struct { const char *s; int need_port, ok, family; uint16_t port; } rows[] = {
-		{ "127.0.0.1:80", 1, 1, AF_INET, 80 },
-		{ "[::1]:8080", 1, 1, AF_INET6, 8080 },
-		{ "localhost:1", 1, 1, 0, 1 },
-		{ "127.0.0.1", 0, 1, AF_INET, 0 },
-		{ "::1", 0, 1, AF_INET6, 0 },
-		{ "[::1]", 0, 1, AF_INET6, 0 },
-		{ "127.0.0.1", 1, 0, 0, 0 },        /* port missing */
-		{ "127.0.0.1:0", 1, 0, 0, 0 },
-		{ "127.0.0.1:65536", 1, 0, 0, 0 },
-		{ "127.0.0.1:x", 1, 0, 0, 0 },
-		{ ":80", 1, 0, 0, 0 },
-		{ "[::1]:80", 0, 0, 0, 0 },         /* ICMP takes no port */
-		{ "[::1", 1, 0, 0, 0 },
-		{ "", 0, 0, 0, 0 },
+	static const struct {
+		const char *s;
+		int need_port, ok, family;
+		uint16_t port;
+	} rows[] = {
+	        {"127.0.0.1:80", 1, 1, AF_INET, 80},
+	        {"[::1]:8080", 1, 1, AF_INET6, 8080},
+	        {"localhost:1", 1, 1, 0, 1},
+	        {"127.0.0.1", 0, 1, AF_INET, 0},
+	        {"::1", 0, 1, AF_INET6, 0},
+	        {"[::1]", 0, 1, AF_INET6, 0},
+	        {"127.0.0.1", 1, 0, 0, 0}, /* port missing */
+	        {"127.0.0.1:0", 1, 0, 0, 0},
+	        {"127.0.0.1:65536", 1, 0, 0, 0},
+	        {"127.0.0.1:x", 1, 0, 0, 0},
+	        {":80", 1, 0, 0, 0},
+	        {"[::1]:80", 0, 0, 0, 0}, /* ICMP takes no port */
+	        {"[::1", 1, 0, 0, 0},
+	        {"", 0, 0, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		struct sockaddr_storage ss;
@@ -90,8 +95,8 @@ static void test_parse_target(void **state)
 			fail_msg("row %zu: family %d", i, ss.ss_family);
 		if (rc == 0 && rows[i].port) {
 			uint16_t port = ss.ss_family == AF_INET
-				? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-				: ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+			                        ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+			                        : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 			if (port != rows[i].port)
 				fail_msg("row %zu: port %u", i, port);
 		}
@@ -101,10 +106,10 @@ static void test_parse_target(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_percentiles),
-		cmocka_unit_test(test_summary),
-		cmocka_unit_test(test_summary_constant_and_empty),
-		cmocka_unit_test(test_parse_target),
+	        cmocka_unit_test(test_percentiles),
+	        cmocka_unit_test(test_summary),
+	        cmocka_unit_test(test_summary_constant_and_empty),
+	        cmocka_unit_test(test_parse_target),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,15 +13,17 @@
 
 static void test_iana_class(void **state)
 {
-	static const struct { uint16_t port; const char *want; } rows[] = {
-		{ 0, "system" }, { 80, "system" }, { 1023, "system" }, { 1024, "user" },
-		{ 8080, "user" }, { 49151, "user" }, { 49152, "dynamic" }, { 62893, "dynamic" },
-		{ 65535, "dynamic" },
+	static const struct {
+		uint16_t port;
+		const char *want;
+	} rows[] = {
+	        {0, "system"},   {80, "system"},     {1023, "system"},   {1024, "user"},     {8080, "user"},
+	        {49151, "user"}, {49152, "dynamic"}, {62893, "dynamic"}, {65535, "dynamic"},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		if (strcmp(portlease_iana_class(rows[i].port), rows[i].want))
 			fail_msg("row %zu: port %u: got %s, want %s", i, rows[i].port,
-					portlease_iana_class(rows[i].port), rows[i].want);
+			         portlease_iana_class(rows[i].port), rows[i].want);
 	}
 }
 
@@ -32,37 +34,37 @@ static void test_pool(void **state)
 		size_t n;
 		struct portlease_range out[2];
 	} rows[] = {
-		/* default: disjoint */
-		{ { 15000, 24999 }, { 32768, 60999 }, 1, { { 15000, 24999 }, { 0, 0 } } },
-		/* widened ephemeral range swallows the pool */
-		{ { 15000, 24999 }, { 1024, 65535 }, 0, { { 0, 0 }, { 0, 0 } } },
-		/* overlap at the top */
-		{ { 15000, 24999 }, { 20000, 60999 }, 1, { { 15000, 19999 }, { 0, 0 } } },
-		/* overlap at the bottom */
-		{ { 15000, 24999 }, { 10000, 16000 }, 1, { { 16001, 24999 }, { 0, 0 } } },
-		/* ephemeral inside the pool: two pieces */
-		{ { 10000, 30000 }, { 15000, 20000 }, 2, { { 10000, 14999 }, { 20001, 30000 } } },
-		/* edges touching */
-		{ { 32767, 32768 }, { 32768, 60999 }, 1, { { 32767, 32767 }, { 0, 0 } } },
-		{ { 61000, 65535 }, { 32768, 60999 }, 1, { { 61000, 65535 }, { 0, 0 } } },
-		/* empty want */
-		{ { 5, 4 }, { 32768, 60999 }, 0, { { 0, 0 }, { 0, 0 } } },
+	        /* default: disjoint */
+	        {{15000, 24999}, {32768, 60999}, 1, {{15000, 24999}, {0, 0}}},
+	        /* widened ephemeral range swallows the pool */
+	        {{15000, 24999}, {1024, 65535}, 0, {{0, 0}, {0, 0}}},
+	        /* overlap at the top */
+	        {{15000, 24999}, {20000, 60999}, 1, {{15000, 19999}, {0, 0}}},
+	        /* overlap at the bottom */
+	        {{15000, 24999}, {10000, 16000}, 1, {{16001, 24999}, {0, 0}}},
+	        /* ephemeral inside the pool: two pieces */
+	        {{10000, 30000}, {15000, 20000}, 2, {{10000, 14999}, {20001, 30000}}},
+	        /* edges touching */
+	        {{32767, 32768}, {32768, 60999}, 1, {{32767, 32767}, {0, 0}}},
+	        {{61000, 65535}, {32768, 60999}, 1, {{61000, 65535}, {0, 0}}},
+	        /* empty want */
+	        {{5, 4}, {32768, 60999}, 0, {{0, 0}, {0, 0}}},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		struct portlease_range out[2] = { { 0, 0 }, { 0, 0 } };
+		struct portlease_range out[2] = {{0, 0}, {0, 0}};
 		size_t n = portlease_pool(rows[i].want, rows[i].eph, out);
 		if (n != rows[i].n)
 			fail_msg("row %zu: %zu ranges, want %zu", i, n, rows[i].n);
 		for (size_t k = 0; k < n; k++)
 			if (out[k].lo != rows[i].out[k].lo || out[k].hi != rows[i].out[k].hi)
-				fail_msg("row %zu range %zu: %u-%u, want %u-%u", i, k, out[k].lo,
-						out[k].hi, rows[i].out[k].lo, rows[i].out[k].hi);
+				fail_msg("row %zu range %zu: %u-%u, want %u-%u", i, k, out[k].lo, out[k].hi,
+				         rows[i].out[k].lo, rows[i].out[k].hi);
 	}
 }
 
 static void test_parse_format_roundtrip(void **state)
 {
-	struct portlease l = { .port = 15001, .expires = 1795801804, .pid = 4242, .start = 987654 };
+	struct portlease l = {.port = 15001, .expires = 1795801804, .pid = 4242, .start = 987654};
 	struct portlease back;
 	char line[128];
 	int k = portlease_format(&l, line, sizeof line);
@@ -80,9 +82,18 @@ static void test_parse_format_roundtrip(void **state)
 static void test_parse_rejects(void **state)
 {
 	static const char *bad[] = {
-		"", "\n", "15001", "15001 1 2", "0 1 2 3\n", "70000 1 2 3\n", "15001 -1 2 3\n",
-		"15001 1 -2 3\n", "15001 1 2 3 4\n", "15001 1 2 3x\n", "x 1 2 3\n",
-		"15001 1 2 3\nmore",
+	        "",
+	        "\n",
+	        "15001",
+	        "15001 1 2",
+	        "0 1 2 3\n",
+	        "70000 1 2 3\n",
+	        "15001 -1 2 3\n",
+	        "15001 1 -2 3\n",
+	        "15001 1 2 3 4\n",
+	        "15001 1 2 3x\n",
+	        "x 1 2 3\n",
+	        "15001 1 2 3\nmore",
 	};
 	struct portlease l;
 
@@ -100,13 +111,13 @@ static void test_live(void **state)
 		uint64_t pid_start;
 		int want;
 	} rows[] = {
-		{ { 15000, 100, 0, 0 }, 99, 0, 1 },    /* time lease, not expired */
-		{ { 15000, 100, 0, 0 }, 100, 0, 0 },   /* expired exactly now */
-		{ { 15000, 100, 0, 0 }, 500, 0, 0 },   /* expired */
-		{ { 15000, 0, 42, 7 }, 500, 7, 1 },    /* pid lease, same process */
-		{ { 15000, 0, 42, 7 }, 500, 8, 0 },    /* pid reused by another process */
-		{ { 15000, 0, 42, 7 }, 500, 0, 0 },    /* process gone */
-		{ { 15000, 0, 0, 0 }, 500, 0, 0 },     /* neither: never live */
+	        {{15000, 100, 0, 0}, 99, 0, 1},  /* time lease, not expired */
+	        {{15000, 100, 0, 0}, 100, 0, 0}, /* expired exactly now */
+	        {{15000, 100, 0, 0}, 500, 0, 0}, /* expired */
+	        {{15000, 0, 42, 7}, 500, 7, 1},  /* pid lease, same process */
+	        {{15000, 0, 42, 7}, 500, 8, 0},  /* pid reused by another process */
+	        {{15000, 0, 42, 7}, 500, 0, 0},  /* process gone */
+	        {{15000, 0, 0, 0}, 500, 0, 0},   /* neither: never live */
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		if (portlease_live(&rows[i].l, rows[i].now, rows[i].pid_start) != rows[i].want)
@@ -127,12 +138,12 @@ static void test_proc_start(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_iana_class),
-		cmocka_unit_test(test_pool),
-		cmocka_unit_test(test_parse_format_roundtrip),
-		cmocka_unit_test(test_parse_rejects),
-		cmocka_unit_test(test_live),
-		cmocka_unit_test(test_proc_start),
+	        cmocka_unit_test(test_iana_class),
+	        cmocka_unit_test(test_pool),
+	        cmocka_unit_test(test_parse_format_roundtrip),
+	        cmocka_unit_test(test_parse_rejects),
+	        cmocka_unit_test(test_live),
+	        cmocka_unit_test(test_proc_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

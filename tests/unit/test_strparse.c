@@ -231,11 +231,11 @@ static void test_hostport(void **state)
 	for (size_t i = 0; i < sizeof(hp_rows) / sizeof(hp_rows[0]); i++) {
 		char host[16] = "untouched", err[STRPARSE_ERR_MAX] = "";
 		uint16_t port = 7;
-		int rc = strparse_hostport(guarded(hp_rows[i].in), hp_rows[i].bare, host, sizeof host, &port, err,
-		                           sizeof err);
+		int rc = strparse_hostport(guarded(hp_rows[i].in), hp_rows[i].bare, host, sizeof host, &port,
+		                           err, sizeof err);
 		int bad = hp_rows[i].ok ? rc != 0 || strcmp(host, hp_rows[i].host) || port != hp_rows[i].port
-		                     : rc != -1 || !strstr(err, hp_rows[i].host) || strcmp(host, "untouched") ||
-		                               port != 7;
+		                        : rc != -1 || !strstr(err, hp_rows[i].host) ||
+		                                  strcmp(host, "untouched") || port != 7;
 		if (bad) {
 			print_error("row %zu: \"%s\": rc %d host \"%s\" port %u reason \"%s\"; want %s "
 			            "\"%s\" %u\n",

@@ -76,9 +76,9 @@ static int teardown(void **state)
 
 static int kernel_open(int dirfd, const char *rel, int nosym)
 {
-	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC,
-		                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
-		                           (nosym ? RESOLVE_NO_SYMLINKS : 0) };
+	struct open_how how = {.flags = O_RDONLY | O_CLOEXEC,
+	                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+	                                  (nosym ? RESOLVE_NO_SYMLINKS : 0)};
 	long fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof(how));
 	return fd < 0 ? -errno : (int)fd;
 }
@@ -92,10 +92,28 @@ static void content(int fd, char *out, size_t n)
 static void test_walk_matches_openat2(void **state)
 {
 	static const char *paths[] = {
-		"a.txt", "sub/b.txt", "sub/deeper/c.txt", "link_in", "dirlink_in/c.txt", "sub/up",
-		"sub/deeper/up2", "sub/deeper/out3", "abs_out", "rel_out", "dirlink_out/secret",
-		"dirlink_out/root/a.txt", "loop", "chain1", "missing", "sub/missing/x", "a.txt/x",
-		"sub/../a.txt", "../secret", "sub/../../secret", "", "sub",
+	        "a.txt",
+	        "sub/b.txt",
+	        "sub/deeper/c.txt",
+	        "link_in",
+	        "dirlink_in/c.txt",
+	        "sub/up",
+	        "sub/deeper/up2",
+	        "sub/deeper/out3",
+	        "abs_out",
+	        "rel_out",
+	        "dirlink_out/secret",
+	        "dirlink_out/root/a.txt",
+	        "loop",
+	        "chain1",
+	        "missing",
+	        "sub/missing/x",
+	        "a.txt/x",
+	        "sub/../a.txt",
+	        "../secret",
+	        "sub/../../secret",
+	        "",
+	        "sub",
 	};
 	char root[PATH_MAX];
 	snprintf(root, sizeof(root), "%s/root", base);
@@ -133,7 +151,7 @@ static void test_walk_matches_openat2(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_walk_matches_openat2, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_walk_matches_openat2, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
