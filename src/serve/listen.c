@@ -17,6 +17,16 @@
 #include "core/procfs.h"
 #include "serve/internal.h"
 
+/* In a sanitizer build (make SAN=1) ASan's allocator serves every malloc: glibc's arenas
+ * are never set up, and malloc_trim() would read through their NULL top. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LK_ASAN 1
+#endif
+#endif
+
 int serve_listen_open(struct serve_server *s, char *err, size_t errlen)
 {
 	/* No SO_REUSEPORT: the kernel then refuses the port to any other socket, another
@@ -95,7 +105,9 @@ void serve_trim_cb(struct loop *l, struct loop_timer *t)
 	/* Down to a quarter: trim, and follow the rest of the decay (what is freed
 	 * after this trim is trimmed at the next step, down to no connection). */
 	atomic_store(&s->conn_peak, n);
+#ifndef LK_ASAN
 	malloc_trim(0);
+#endif
 	if (n > 0)
 		loop_timer_start(l, t, SERVE_TRIM_EVERY_MS);
 }

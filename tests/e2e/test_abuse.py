@@ -30,8 +30,8 @@ import pytest
 import conftest
 from conftest import (Conn, FtpCtl, assert_alive, exchange, hard_timeout_fixture,
                       loopkit_wrapper, need_tool, proc_cpu_seconds, proc_fds, proc_status_kb,
-                      raise_nofile, upload_temporaries,
-                      reset_close, wait_for)
+                      raise_nofile, reset_close, sanitizer_build, upload_temporaries,
+                      wait_for)
 
 _hard_timeout = hard_timeout_fixture(60)
 
@@ -418,7 +418,9 @@ def _settled(srv, base_fds, base_rss, figure, what, peak_fds, slack_kb=4096):
                     f"{base_rss} -> {after_rss} kB, VmHWM {hwm_kb(srv.pid)} kB")
     assert ok, f"descriptors leaked: {base_fds} before, {after_fds} after " \
                f"{os.listdir(f'/proc/{srv.pid}/fd')}"
-    assert after_rss <= base_rss + slack_kb, f"RSS grew {base_rss} -> {after_rss} kB"
+    # A sanitizer build's RSS holds ASan's quarantine of freed blocks: only the plain run
+    # measures it (as conftest.measures); descriptors are checked in both.
+    assert sanitizer_build() or after_rss <= base_rss + slack_kb, f"RSS grew {base_rss} -> {after_rss} kB"
 
 
 def _http_full_get(srv, path):
@@ -1037,10 +1039,13 @@ def test_api_bodies_held_within_the_memory_budget(start, root, figure):
     figure(f"1,000 connections x 1 MiB /_/ bodies, unread: VmRSS {base_rss} -> peak {peak[0]} "
            f"-> {rss_kb(srv.pid)} kB; {ok} answered 200, {len(busy)} 503; file GET max "
            f"{max(waits) * 1000:.0f} ms; server CPU {cpu:.1f} s")
-    assert peak[0] - base_rss <= (HTTP_MEM_MAX_MIB + 48) * 1024, \
+    # RSS and waits are the product's only in the plain build (ASan's quarantine holds
+    # freed blocks, and everything runs slower); the 503s and answers are checked in both.
+    san = sanitizer_build()
+    assert san or peak[0] - base_rss <= (HTTP_MEM_MAX_MIB + 48) * 1024, \
         f"RSS {base_rss} -> {peak[0]} kB: beyond the {HTTP_MEM_MAX_MIB} MiB budget"
-    assert max(waits) < 1, f"a file GET waited {max(waits):.2f} s during the flood"
-    assert back, f"RSS {rss_kb(srv.pid)} kB 10 s after the client left (baseline {base_rss})"
+    assert san or max(waits) < 1, f"a file GET waited {max(waits):.2f} s during the flood"
+    assert san or back, f"RSS {rss_kb(srv.pid)} kB 10 s after the client left (baseline {base_rss})"
     assert_alive(srv)
 
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import Conn, raise_nofile
+from conftest import Conn, measures, raise_nofile
 
 pytestmark = pytest.mark.xdist_group("serial")
 
@@ -49,6 +49,7 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))]
 
 
+@measures
 @pytest.mark.alone  # it measures latency
 def test_chunk_size_1_streams_do_not_starve_others(start, site):
     s = start("--threads", "1")  # one loop: any hog would show
@@ -87,6 +88,8 @@ time.sleep(120)
 """
 
 
+@measures
+@pytest.mark.alone  # it measures latency
 def test_browser_with_5000_fds_and_1000_silent_connections(start, site, tmp_path):
     raise_nofile(20000)
     chrome = tmp_path / "chrome"
@@ -112,6 +115,8 @@ def test_browser_with_5000_fds_and_1000_silent_connections(start, site, tmp_path
     assert p99(lat) <= 0.050, f"p99 {p99(lat) * 1000:.1f} ms"
 
 
+@measures
+@pytest.mark.alone  # it measures latency
 def test_idle_chromium_and_5000_silent_connections(start, site, tmp_path):
     from test_browser import Chromium, need_chromium
     raise_nofile(20000)

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import LOOPKIT, hard_timeout_fixture, sanitizer_build
 from scanlab import lab_fixture, loopkit
 
 _hard_timeout = hard_timeout_fixture(300)
@@ -292,7 +292,8 @@ def test_no_fd_or_memory_growth_across_20_scans():
     assert len(rounds) == 20
     fds = {r["fds"] for r in rounds}
     assert len(fds) == 1, rounds
-    assert rounds[-1]["rss_kb"] - rounds[1]["rss_kb"] <= 64, rounds
+    # ASan's quarantine of freed blocks grows a sanitizer build's RSS: the plain run measures.
+    assert sanitizer_build() or rounds[-1]["rss_kb"] - rounds[1]["rss_kb"] <= 64, rounds
     secs = sorted(r["seconds"] for r in rounds)
     print(f"20 scans of 65535 ports: median {secs[10]:.3f} s, fds {fds.pop()}, "
           f"rss {rounds[1]['rss_kb']} -> {rounds[-1]['rss_kb']} kB")
