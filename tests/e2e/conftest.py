@@ -1044,16 +1044,19 @@ def loopkit_wrapper(directory, *prefix):
 class FtpCtl:
     """A raw FTP control connection (RFC 959 replies, CRLF checked): cmd() -> (code, text)."""
 
-    def __init__(self, srv, timeout=5, greet=True, source=None):
-        self.sock = socket.socket(socket.AF_INET6 if ":" in srv.host else socket.AF_INET)
+    def __init__(self, srv, timeout=5, greet=True, source=None, host=None):
+        self.srv = srv
+        host = host or srv.host
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.settimeout(timeout)
         if source:
             self.sock.bind((source, 0))
-        self.sock.connect((srv.host, srv.port))
+        self.sock.connect((host, srv.port))
         self.buf = b""
+        self.greeting = None
         if greet:
-            code, text = self.reply()
-            assert code == 220, text
+            self.greeting = self.reply()
+            assert self.greeting[0] == 220, self.greeting
 
     def send(self, line):
         self.sock.sendall((line.encode() if isinstance(line, str) else line) + b"\r\n")
@@ -1073,6 +1076,7 @@ class FtpCtl:
         return line[:-1].decode("utf-8", "replace")
 
     def reply(self):
+        """(code, text) of the next reply; text holds all its lines joined by '\\n'."""
         line = self.readline()
         assert _re.match(r"^[1-5]\d\d[ -]", line), f"malformed reply line {line!r}"
         code, lines = int(line[:3]), [line]
@@ -1088,11 +1092,11 @@ class FtpCtl:
         self.send(line)
         return self.reply()
 
-    def login(self):
-        code, text = self.cmd("USER anonymous")
+    def login(self, user="anonymous", pw="guest@example.com"):
+        code, text = self.cmd(f"USER {user}")
         if code == 331:
-            code, text = self.cmd("PASS guest@example.com")
-        assert code == 230, text
+            code, text = self.cmd(f"PASS {pw}")
+        assert code == 230, (code, text)
         return self
 
     def epsv_data(self, source=None, rcvbuf=None):
@@ -1117,6 +1121,23 @@ class FtpCtl:
 
     def __exit__(self, *a):
         self.close()
+
+
+def read_until_closed(s, timeout=3):
+    """(closed, bytes): everything s receives until the peer closes (or resets) it, or
+    timeout passes between two reads (closed is then False)."""
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return True, got
+            got += b
+    except ConnectionResetError:
+        return True, got
+    except socket.timeout:
+        return False, got
 
 
 def reset_close(sock):

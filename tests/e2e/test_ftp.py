@@ -26,7 +26,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (CURL, exchange, hard_timeout_fixture, httpc, proc_tcp_sockets, wait_for,
+from conftest import (CURL, FtpCtl, exchange, read_until_closed, hard_timeout_fixture, httpc, proc_tcp_sockets, wait_for,
                       write_tree)
 
 _hard_timeout = hard_timeout_fixture(20)
@@ -135,59 +135,12 @@ def escape_tree(tree, tmp_path):
     return out
 
 
-class Ctl:
-    """A raw FTP control connection with reply parsing (RFC 959 multi-line replies).
-    Every reply line must end in CRLF."""
+class Ctl(FtpCtl):
+    """conftest's raw FTP control connection (RFC 959 multi-line replies, every line
+    ending in CRLF) with this file's timeout and the passive and closing helpers."""
 
     def __init__(self, srv, timeout=T, source=None, greet=True, host=None):
-        self.srv = srv
-        host = host or srv.host
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(fam, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        if source:
-            self.sock.bind((source, 0))
-        self.sock.connect((host, srv.port))
-        self.buf = b""
-        self.greeting = None
-        if greet:
-            self.greeting = self.reply()
-            assert self.greeting[0] == 220, self.greeting
-
-    def send(self, line):
-        if isinstance(line, str):
-            line = line.encode()
-        self.sock.sendall(line + b"\r\n")
-
-    def readline(self):
-        while b"\n" not in self.buf:
-            try:
-                b = self.sock.recv(65536)
-            except ConnectionResetError:
-                b = b""
-            if not b:
-                raise EOFError(f"control connection closed; pending {self.buf[:300]!r}")
-            self.buf += b
-        line, _, self.buf = self.buf.partition(b"\n")
-        assert line.endswith(b"\r"), f"reply line not terminated by CRLF: {line!r}"
-        return line[:-1].decode("utf-8", "replace")
-
-    def reply(self):
-        """(code, text) of the next reply; text holds all its lines joined by '\\n'."""
-        line = self.readline()
-        assert re.match(r"^[1-5]\d\d[ -]", line), f"malformed reply line {line!r}"
-        code, lines = int(line[:3]), [line]
-        if line[3] == "-":
-            while True:
-                ln = self.readline()
-                lines.append(ln)
-                if ln.startswith(f"{code} "):
-                    break
-        return code, "\n".join(lines)
-
-    def cmd(self, line):
-        self.send(line)
-        return self.reply()
+        super().__init__(srv, timeout=timeout, greet=greet, source=source, host=host)
 
     def code(self, line):
         return self.cmd(line)[0]
@@ -200,13 +153,6 @@ class Ctl:
             out.append(r)
             if r[0] >= 200:
                 return out
-
-    def login(self, user="anonymous", pw="guest@example.com"):
-        c, t = self.cmd(f"USER {user}")
-        if c == 331:
-            c, t = self.cmd(f"PASS {pw}")
-        assert c == 230, (c, t)
-        return self
 
     def peer(self):
         return self.sock.getpeername()[0]
@@ -256,15 +202,6 @@ class Ctl:
         except socket.timeout:
             return False
         return False
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
 
 
 def drain(sock, limit=None):
@@ -508,21 +445,6 @@ def client_hello():
     hello = outg.read()
     assert hello[:2] == b"\x16\x03", hello[:10]
     return hello
-
-
-def read_until_closed(s, timeout=3):
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return True, got
-            got += b
-    except ConnectionResetError:
-        return True, got
-    except socket.timeout:
-        return False, got
 
 
 def test_tls_client_hello_is_closed_and_logged(tree, ftp_start):

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import (Conn, FtpCtl, exchange, hard_timeout_fixture, proc_fds, proc_tcp_sockets,
+from conftest import (Conn, FtpCtl, exchange, read_until_closed, hard_timeout_fixture, proc_fds, proc_tcp_sockets,
                       is_loopback_addr, wait_for, write_tree)
 
 _hard_timeout = hard_timeout_fixture(25)
@@ -574,21 +574,6 @@ def _listening(port):
                    for cols in (row.split() for row in f.read().splitlines()[1:]))
 
 
-def _read_all(s, timeout=2):
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return True, got
-            got += b
-    except ConnectionResetError:
-        return True, got
-    except socket.timeout:
-        return False, got
-
-
 def _pasv(c, mode):
     if mode == "EPSV":
         code, text = c.cmd("EPSV")
@@ -629,7 +614,7 @@ def test_data_connection_from_127_0_0_2_refused(tree, ftp_start, mode, command):
             d.sendall(good)
             d.close()
         else:
-            closed, got = _read_all(d, 5)
+            closed, got = read_until_closed(d, 5)
             d.close()
             assert closed
             if command.startswith("RETR"):
@@ -637,7 +622,7 @@ def test_data_connection_from_127_0_0_2_refused(tree, ftp_start, mode, command):
             else:
                 assert b"hello.txt" in got
         assert c.reply()[0] == 226
-        closed, got = _read_all(intruder, 1)
+        closed, got = read_until_closed(intruder, 1)
         intruder.close()
         assert (closed, got) == (True, b""), f"the connection from 127.0.0.2: {got[:100]!r}"
         assert c.cmd("NOOP")[0] == 200
@@ -661,7 +646,7 @@ def test_only_intruder_connects_then_425(tree, ftp_start):
         replies = [c.reply()[0], c.reply()[0]]  # 150 at once, 425 when nobody came in time
         assert replies == [150, 425], replies
         assert time.monotonic() - t0 < 4
-        closed, got = _read_all(intruder, 1)
+        closed, got = read_until_closed(intruder, 1)
         intruder.close()
         assert (closed, got) == (True, b"")
         assert c.cmd("NOOP")[0] == 200

@@ -233,12 +233,15 @@ fetch(%s, {method: 'PUT', body: 'pwned by a page\\n'})
 </script>"""
 
 
-def run_evil_page(start, root, tmp_path, target_args):
+def run_evil_page(start, root, tmp_path, target_args, evil_args=()):
+    """The victim (serve TARGET_ARGS --write over root) and a page on another loopkit
+    (started with EVIL_ARGS) that tries to PUT the victim's index.html from Chromium.
+    Returns (victim, evil, the page's result text)."""
     victim = start(*target_args, "--write", root_dir=str(root))
     evil_root = tmp_path / "evil"
     evil_root.mkdir()
     (evil_root / "evil.html").write_text(EVIL_PAGE % json.dumps(victim.url + "index.html"))
-    evil = start(root_dir=str(evil_root))
+    evil = start(*evil_args, root_dir=str(evil_root))
     browser = Chromium(need_chromium(), str(tmp_path / "chromium.log"))
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"}, timeout=15)
@@ -275,25 +278,7 @@ def test_chromium_control_named_origin_can_write(start, root, tmp_path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    victim = start("--cors-origin", f"http://127.0.0.1:{port}", "--write", root_dir=str(root))
-    evil_root = tmp_path / "evil"
-    evil_root.mkdir()
-    (evil_root / "evil.html").write_text(EVIL_PAGE % json.dumps(victim.url + "index.html"))
-    evil = start("--port", str(port), root_dir=str(evil_root))
-    browser = Chromium(need_chromium(), str(tmp_path / "chromium.log"))
-    try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"}, timeout=15)
-        session = browser.call("Target.attachToTarget",
-                               {"targetId": target["targetId"], "flatten": True})["sessionId"]
-        browser.call("Page.navigate", {"url": evil.url + "evil.html"}, session)
-        deadline = time.monotonic() + 15
-        text = ""
-        while time.monotonic() < deadline:
-            text = browser.evaluate(session, "(document.getElementById('result') || {}).textContent || ''") or ""
-            if text.startswith("done"):
-                break
-            time.sleep(0.1)
-    finally:
-        browser.close()
+    _, _, text = run_evil_page(start, root, tmp_path, ["--cors-origin", f"http://127.0.0.1:{port}"],
+                               ["--port", str(port)])
     assert text == "done: status 204", text
     assert (root / "index.html").read_bytes() == b"pwned by a page\n"
