@@ -1123,6 +1123,24 @@ class FtpCtl:
         self.close()
 
 
+def snapshot(top):
+    """{relpath: sha256 | 'dir' | 'link:TARGET'} of everything under top, dotfiles included."""
+    import hashlib
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(str(top)):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, str(top))
+            if os.path.islink(p):
+                out[rel] = "link:" + os.readlink(p)
+            elif os.path.isdir(p):
+                out[rel] = "dir"
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
 def read_until_closed(s, timeout=3):
     """(closed, bytes): everything s receives until the peer closes (or resets) it, or
     timeout passes between two reads (closed is then False)."""

@@ -26,7 +26,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (CURL, FtpCtl, exchange, read_until_closed, hard_timeout_fixture, httpc, proc_tcp_sockets, wait_for,
+from conftest import (CURL, FtpCtl, exchange, read_until_closed, snapshot, hard_timeout_fixture, httpc, proc_tcp_sockets, wait_for,
                       write_tree)
 
 _hard_timeout = hard_timeout_fixture(20)
@@ -61,22 +61,6 @@ def big_file(path, size, seed=7):
 def read(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-def snapshot(top):
-    """{relpath: sha256 | 'dir' | 'link:TARGET'} of everything under top, dotfiles included."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(str(top)):
-        for n in dirnames + filenames:
-            p = os.path.join(dirpath, n)
-            rel = os.path.relpath(p, str(top))
-            if os.path.islink(p):
-                out[rel] = "link:" + os.readlink(p)
-            elif os.path.isdir(p):
-                out[rel] = "dir"
-            else:
-                out[rel] = sha(read(p))
-    return out
 
 
 def temp_leftovers(top):

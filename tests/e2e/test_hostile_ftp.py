@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import (Conn, FtpCtl, exchange, read_until_closed, hard_timeout_fixture, proc_fds, proc_tcp_sockets,
+from conftest import (Conn, FtpCtl, exchange, read_until_closed, snapshot, hard_timeout_fixture, proc_fds, proc_tcp_sockets,
                       is_loopback_addr, wait_for, write_tree)
 
 _hard_timeout = hard_timeout_fixture(25)
@@ -35,22 +35,6 @@ BIG = 3 << 20
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
-
-
-def snapshot(top):
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(str(top)):
-        for n in dirnames + filenames:
-            p = os.path.join(dirpath, n)
-            rel = os.path.relpath(p, str(top))
-            if os.path.islink(p):
-                out[rel] = "link:" + os.readlink(p)
-            elif os.path.isdir(p):
-                out[rel] = "dir"
-            else:
-                with open(p, "rb") as f:
-                    out[rel] = sha(f.read())
-    return out
 
 
 def temp_leftovers(top):
