@@ -174,7 +174,10 @@ def test_a_busy_process_is_greeted_after_five_windows(start, site):
     SERVE_WINDOW_MORE_MAX (4) more, never held longer."""
     s = start("--sniff-ms", "300")
     took = float(busy_client(s, -1, busy=True))
-    assert 1.5 <= took < 3.0, took
+    # Five windows end at 1.5 s after accept by the server's loop clock, which is read at
+    # the start of a loop turn (a few ms before the client's connect() returns), so the
+    # client may count a little under 1.5 s; four would end at 1.2 s.
+    assert 1.4 <= took < 3.0, took
 
 
 NODE_SCRIPT = r"""
