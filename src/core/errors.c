@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "core/json.h"
+
 static const struct lk_error err_table[LK_ERR_COUNT] = {
 #define LK_STATUS(name, code, reason)
 #define LK_ERR(name, http, ftp, msg) [LK_E_##name] = {http, ftp, msg},
@@ -140,4 +143,21 @@ char *lk_ms_text(unsigned long long ms, char *out, size_t len)
 	else
 		snprintf(out, len, "%llu ms", ms);
 	return out;
+}
+
+int lk_error_json(struct buf *b, enum lk_err e, const char *detail, int pretty)
+{
+	const struct lk_error *row = lk_error(e);
+	char msg[2048];
+	struct json j;
+	lk_text_fill(msg, sizeof(msg), row->msg, detail);
+	json_init(&j, b, pretty);
+	json_obj_begin(&j);
+	json_key(&j, "error");
+	json_str(&j, msg);
+	json_key(&j, "status");
+	json_int(&j, row->http);
+	json_obj_end(&j);
+	buf_append(b, "\n", 1);
+	return row->http;
 }

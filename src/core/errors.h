@@ -71,6 +71,12 @@ int lk_http_known(int status);
  * terminated when len > 0). */
 size_t lk_text_fill(char *out, size_t len, const char *text, const char *detail);
 
+struct buf;
+/* Row e as a JSON object, {"error": its message with detail, "status": its HTTP status},
+ * and a newline, appended to b (pretty as json_init's). Returns the HTTP status. Every
+ * JSON API (serve's /_/, proxy's control API) answers its errors with it. */
+int lk_error_json(struct buf *b, enum lk_err e, const char *detail, int pretty);
+
 /* "16 KiB", "1 MiB", "100 bytes": a limit as messages print it. Returns out. */
 char *lk_size_text(unsigned long long n, char *out, size_t len);
 /* "10 s", "500 ms", "5 min": a duration in milliseconds as messages print it. */

@@ -181,24 +181,12 @@ static void send_json(struct http_conn *c, int status, struct buf *b)
 static void api_error_h(struct http_conn *c, enum lk_err e, const char *detail, const char *name,
                         const char *value)
 {
-	const struct lk_error *row = lk_error(e);
 	struct buf b;
-	struct json j;
-	char msg[512];
-	lk_text_fill(msg, sizeof(msg), row->msg, detail);
 	buf_init(&b, 4096);
-	json_init(&j, &b, 1);
-	json_obj_begin(&j);
-	json_key(&j, "error");
-	json_str(&j, msg);
-	json_key(&j, "status");
-	json_int(&j, row->http);
-	json_obj_end(&j);
-	resp_start(c, row->http);
+	resp_start(c, lk_error_json(&b, e, detail, 1));
 	api_headers(c);
 	if (name)
 		resp_header(c, name, value);
-	buf_append(&b, "\n", 1);
 	resp_send_mem(c, "application/json", buf_start(&b) ? buf_start(&b) : "", buf_used(&b));
 	buf_free(&b);
 }

@@ -37,21 +37,10 @@ static void send_json(struct http_conn *c, int status, struct buf *b)
 /* An error as toxiproxy sends it: {"error": "...", "status": N}. */
 static void send_err(struct http_conn *c, enum lk_err e, const char *detail)
 {
-	char msg[PROXY_ERR_MAX];
 	struct buf b;
-	struct json j;
-	const struct lk_error *row = lk_error(e);
-	lk_text_fill(msg, sizeof msg, row->msg, detail);
 	buf_init(&b, 4096);
-	json_init(&j, &b, 0);
-	json_obj_begin(&j);
-	json_key(&j, "error");
-	json_str(&j, msg);
-	json_key(&j, "status");
-	json_int(&j, row->http);
-	json_obj_end(&j);
-	buf_puts(&b, "\n");
-	send_json(c, row->http, &b);
+	int status = lk_error_json(&b, e, detail, 0);
+	send_json(c, status, &b);
 }
 
 static void send_no_content(struct http_conn *c)
