@@ -973,8 +973,13 @@ def _flood_api_bodies(srv, n, seconds):
         left[s] = memoryview(req)
     end = time.monotonic() + seconds
     while left and time.monotonic() < end:
-        _, w, _ = select.select([], list(left)[:900], [], 0.2)
-        for s in w:
+        # poll, not select: the worker may already hold descriptors past select's 1024
+        p, byfd = select.poll(), {}
+        for s in list(left)[:900]:
+            p.register(s, select.POLLOUT)
+            byfd[s.fileno()] = s
+        for fd, _ in p.poll(200):
+            s = byfd[fd]
             try:
                 k = s.send(left[s][:262144])
             except BlockingIOError:
