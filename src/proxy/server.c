@@ -608,7 +608,8 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 			}
 			if (proxy_toxic_add(p, &x, NULL) != LK_E_OK) {
 				snprintf(err, errlen,
-				         "--toxic %s: a toxic named %s is already there (give name=...)",
+				         "--toxic %s: a toxic named %s is already there (name this one "
+				         "TYPE:NAME, e.g. latency:extra,...)",
 				         o->toxics[i], x.name);
 				*code = 2;
 				goto fail;
