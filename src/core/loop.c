@@ -15,6 +15,7 @@
 
 #define LOOP_MAX_EVENTS  256
 #define LOOP_TIMER_BATCH 256 /* timers run per turn at most */
+#define LOOP_POST_BATCH  256 /* posted calls run per turn at most */
 
 struct loop_deferred {
 	loop_fn fn;
@@ -85,13 +86,15 @@ struct loop *loop_new(char *err, size_t errlen)
 }
 
 static void run_deferred(struct loop *l);
-static void run_posted(struct loop *l);
+static int run_posted(struct loop *l, size_t max);
+static void kick(struct loop *l);
 
 void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
-	run_posted(l);   /* calls posted after the last turn still run, in this thread */
+	while (run_posted(l, LOOP_POST_BATCH))
+		;        /* calls posted after the last turn still run, in this thread */
 	run_deferred(l); /* frees queued after the last turn, e.g. by a final cleanup */
 	if (l->wake_io.fd >= 0)
 		close(l->wake_io.fd);
@@ -346,23 +349,31 @@ static void run_timers(struct loop *l)
 	}
 }
 
-static void run_posted(struct loop *l)
+/* Runs up to max calls posted from other threads, oldest first; returns 1 when more
+ * wait. Bounded like the timers: when a helper thread answers thousands at once (5,000
+ * peer lookups), the descriptors get their turn in between. */
+static int run_posted(struct loop *l, size_t max)
 {
-	for (;;) {
-		pthread_mutex_lock(&l->post_lock);
-		struct loop_deferred *v = l->posted;
-		size_t n = l->nposted;
+	struct loop_deferred batch[LOOP_POST_BATCH];
+	if (max > LOOP_POST_BATCH)
+		max = LOOP_POST_BATCH;
+	pthread_mutex_lock(&l->post_lock);
+	size_t n = l->nposted < max ? l->nposted : max;
+	if (n)
+		memcpy(batch, l->posted, n * sizeof(*batch));
+	l->nposted -= n;
+	if (l->nposted)
+		memmove(l->posted, l->posted + n, l->nposted * sizeof(*batch));
+	int more = l->nposted > 0;
+	if (!more) {
+		free(l->posted);
 		l->posted = NULL;
-		l->nposted = l->capposted = 0;
-		pthread_mutex_unlock(&l->post_lock);
-		if (!n) {
-			free(v);
-			return;
-		}
-		for (size_t i = 0; i < n; i++)
-			v[i].fn(l, v[i].data);
-		free(v);
+		l->capposted = 0;
 	}
+	pthread_mutex_unlock(&l->post_lock);
+	for (size_t i = 0; i < n; i++)
+		batch[i].fn(l, batch[i].data);
+	return more;
 }
 
 static void wake_cb(struct loop *l, struct loop_io *io, unsigned events)
@@ -370,7 +381,8 @@ static void wake_cb(struct loop *l, struct loop_io *io, unsigned events)
 	uint64_t v;
 	while (read(io->fd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
-	run_posted(l);
+	if (run_posted(l, LOOP_POST_BATCH))
+		kick(l); /* the rest next turn, after the descriptors */
 	if (atomic_exchange(&l->woken, 0) && l->wake_fn)
 		l->wake_fn(l, l->wake_data);
 }

@@ -1823,6 +1823,52 @@ static void test_loop_post(void **state)
 	loop_free(c.l);
 }
 
+struct burst {
+	int ran;       /* posted calls run so far */
+	int ran_at_io; /* ... when the descriptor's callback ran; -1 before */
+	struct loop_io io;
+};
+
+static void burst_post(struct loop *l, void *data)
+{
+	struct burst *b = data;
+	b->ran++;
+	if (b->ran == 2000)
+		loop_stop(l);
+}
+
+static void burst_io(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct burst *b = io->data;
+	char c;
+	if (read(io->fd, &c, 1) == 1 && b->ran_at_io < 0)
+		b->ran_at_io = b->ran;
+	(void)l;
+}
+
+/* 2,000 calls posted at once (a helper thread answering 5,000 lookups) do not hold a
+ * readable descriptor back: at most a batch of them runs before its callback. */
+static void test_loop_post_burst_lets_descriptors_in(void **state)
+{
+	struct burst b = {.ran = 0, .ran_at_io = -1};
+	int p[2];
+	struct loop *l = new_loop();
+
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(loop_io_start(l, &b.io, p[0], LOOP_READ, burst_io, &b), 0);
+	for (int i = 0; i < 2000; i++)
+		assert_int_equal(loop_post(l, burst_post, &b), 0);
+	assert_int_equal(write(p[1], "x", 1), 1); /* ready after the wakeup */
+	run_bounded(l, 2000);
+	assert_int_equal(b.ran, 2000);
+	if (b.ran_at_io < 0 || b.ran_at_io > 256)
+		fail_msg("the descriptor waited for %d posted calls (at most 256 per turn)", b.ran_at_io);
+	loop_io_stop(l, &b.io);
+	close(p[0]);
+	close(p[1]);
+	loop_free(l);
+}
+
 static void pctx_close_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct pctx *c = io->data;
@@ -3121,6 +3167,7 @@ int main(void)
 	        FX(test_loop_wake),
 	        FX(test_loop_io_restart_in_batch),
 	        FX(test_loop_post),
+	        FX(test_loop_post_burst_lets_descriptors_in),
 	        FX(test_loop_io_readable),
 	        FX(test_loop_io_events),
 	        FX(test_loop_io_stop_drops_pending),
