@@ -58,6 +58,7 @@ struct serve_worker {
 	struct loop_timer grace_timer;
 	struct loop_timer trim_timer; /* after a burst: give the freed heap back (listen.c) */
 	int stopping;
+	int grace_over; /* its grace time ran out: its connections are closed */
 	pthread_t thread;
 	void *ctx[SERVE_MAX_PROTOS]; /* each protocol's state for this thread */
 	struct sniff_conn *sniffing; /* connections waiting for their first bytes */
@@ -92,7 +93,9 @@ struct serve_server {
 	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
 	struct log_rate log_tls, log_junk, log_late_http; /* messages any client can cause */
 	atomic_int stopping;
-	int signals; /* SIGINT/SIGTERM received */
+	atomic_int nlive; /* threads whose loop still runs; workers[0], which reads the
+	                     signals, ends last so that a second Ctrl-C is always heard */
+	int signals;      /* SIGINT/SIGTERM received */
 };
 
 /* listen.c */

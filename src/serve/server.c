@@ -47,10 +47,16 @@ static unsigned worker_busy(const struct serve_worker *w)
 	return n;
 }
 
+/* A stopping worker ends its loop once idle (or past its grace time); the first, which
+ * reads the signals, only after every other thread's loop has ended: until then a
+ * second Ctrl-C must still be heard. */
 void serve_worker_check_idle(struct serve_worker *w)
 {
-	if (w->stopping && !worker_busy(w))
-		loop_stop(w->loop);
+	if (!w->stopping || (!w->grace_over && worker_busy(w)))
+		return;
+	if (w->id == 0 && atomic_load(&w->srv->nlive) > 1)
+		return; /* woken again as each of the others ends */
+	loop_stop(w->loop);
 }
 
 static void proto_idle_cb(void *arg)
@@ -70,14 +76,17 @@ static void grace_cb(struct loop *l, struct loop_timer *t)
 	sniff_close_all(w);
 	for (int i = 0; i < w->srv->nproto; i++)
 		w->srv->proto[i]->close_all(w->ctx[i]);
-	loop_stop(l);
+	w->grace_over = 1;
+	serve_worker_check_idle(w);
 }
 
 static void worker_stop(struct loop *l, void *data)
 {
 	struct serve_worker *w = data;
-	if (w->stopping)
+	if (w->stopping) {
+		serve_worker_check_idle(w); /* another thread has ended */
 		return;
+	}
 	w->stopping = 1;
 	serve_listen_stop(w);
 	loop_timer_stop(l, &w->trim_timer);
@@ -85,10 +94,9 @@ static void worker_stop(struct loop *l, void *data)
 	sniff_close_all(w);
 	for (int i = 0; i < w->srv->nproto; i++)
 		w->srv->proto[i]->stop(w->ctx[i]);
-	if (!worker_busy(w))
-		loop_stop(l);
-	else
+	if (worker_busy(w))
 		loop_timer_start(l, &w->grace_timer, w->srv->cfg.grace_ms);
+	serve_worker_check_idle(w);
 }
 
 static void signal_cb(struct loop *l, int signo, void *data)
@@ -124,6 +132,11 @@ static void *worker_main(void *arg)
 	struct serve_worker *w = arg;
 	if (loop_run(w->loop) < 0)
 		log_msg("event loop of thread %d failed: %s", w->id, strerror(errno));
+	if (w->id != 0) {
+		atomic_fetch_sub(&w->srv->nlive, 1);
+		if (atomic_load(&w->srv->stopping))
+			loop_wake(w->srv->workers[0]->loop);
+	}
 	return NULL;
 }
 
@@ -269,8 +282,11 @@ int serve_run(struct serve_server *s)
 	}
 	int started = 1;
 	atomic_store(&s->nrunning, 1);
+	atomic_store(&s->nlive, 1);
 	for (int i = 1; i < s->nworkers; i++) {
+		atomic_fetch_add(&s->nlive, 1); /* before it runs: it counts itself out */
 		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+			atomic_fetch_sub(&s->nlive, 1);
 			/* A worker that never runs must not keep its place at the listener:
 			 * connections would wait for it. Its loop stops watching, the others
 			 * serve. */

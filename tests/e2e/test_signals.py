@@ -40,8 +40,14 @@ def held_request(server, secs):
     return c
 
 
-def test_second_ctrl_c_exits_at_once(root):
-    s = Server(str(root), ["--grace", "20"])
+@pytest.mark.parametrize("before", [0, 1])
+def test_second_ctrl_c_exits_at_once(root, before):
+    """Connections are dealt round-robin: with one request before it, the held one is on
+    the second thread, and the first (which reads the signals) is idle. It must still
+    hear the second Ctrl-C (it stopped reading them, and the server ran out the grace)."""
+    s = Server(str(root), ["--grace", "20", "--threads", "2"])
+    for _ in range(before):
+        assert exchange(s, "GET", "/_/get").status == 200
     c = held_request(s, 10)
     time.sleep(0.3)
     s.proc.send_signal(signal.SIGINT)
