@@ -167,6 +167,16 @@ static void forget_pending(struct loop *l, const struct loop_io *io)
 			l->events[i].data.ptr = NULL;
 }
 
+int loop_io_pending(const struct loop *l, const struct loop_io *io)
+{
+	if (l->nev == LOOP_MAX_EVENTS)
+		return 1;
+	for (int i = l->cur + 1; i < l->nev; i++)
+		if (l->events[i].data.ptr == io)
+			return 1;
+	return 0;
+}
+
 void loop_io_stop(struct loop *l, struct loop_io *io)
 {
 	if (io->fd < 0)

@@ -59,6 +59,11 @@ int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask);
 /* Stops watching; pending events for io in the current batch are dropped. Does not
  * close the fd. Safe on an io that is not watched. */
 void loop_io_stop(struct loop *l, struct loop_io *io);
+/* Is io reported ready in the batch being dispatched, its callback still to run? Also
+ * 1 when that batch was full (more may be ready than it holds); 0 outside a dispatch.
+ * For a watcher that must see its events before the callbacks of descriptors that
+ * became ready after it (epoll does not always report them in that order). */
+int loop_io_pending(const struct loop *l, const struct loop_io *io);
 /* Stops watching and closes the fd in one step: close(2) drops the epoll entry, so
  * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated). */
 void loop_io_close(struct loop *l, struct loop_io *io);

@@ -9,6 +9,10 @@
 
 #include "core/accesslog.h"
 
+/* Most a sniffer reads before it knows the protocol: one read, as the protocol's own
+ * first read would have been (the bytes are handed over, not read twice). */
+#define PROTO_FIRST_MAX 4096
+
 struct loop;
 struct fsroot;
 struct dirsnap_cache;
@@ -73,8 +77,10 @@ struct proto_ops {
 	                 const struct proto_hooks *hooks, char *err, size_t errlen);
 	/* Takes over the connected socket fd (ownership passes, also on failure; the
 	 * connection was counted in site->nconns and the protocol uncounts it when it
-	 * closes). Unread bytes stay in the socket. Returns 0, or -1 after closing fd. */
-	int (*start)(void *ctx, int fd, const struct proto_peer *peer);
+	 * closes). first[0..nfirst) are the bytes the sniffer read from it (at most
+	 * PROTO_FIRST_MAX; none for a server-speaks-first protocol), the rest stay in the
+	 * socket. Returns 0, or -1 after closing fd. */
+	int (*start)(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst);
 	/* Graceful stop: idle connections close now, busy ones after their work. */
 	void (*stop)(void *ctx);
 	/* Closes every connection now. */

@@ -352,8 +352,10 @@ static void *ctx_new(struct loop *l, const struct proto_site *site, const void *
 	return x;
 }
 
-static int session_start(void *ctx, int fd, const struct proto_peer *peer)
+static int session_start(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst)
 {
+	(void)first; /* the server speaks first: nothing was read before the greeting */
+	(void)nfirst;
 	struct ftp_ctx *x = ctx;
 	struct ftp_session *s = calloc(1, sizeof(*s));
 	socklen_t len = sizeof(s->local);

@@ -619,7 +619,7 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 
 /* ---- the protocol ---- */
 
-static int http_start(void *ctx, int fd, const struct proto_peer *peer)
+static int http_start(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst)
 {
 	struct http_ctx *x = ctx;
 	struct http_conn *c = calloc(1, sizeof(*c));
@@ -649,12 +649,17 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer)
 	x->nconns++;
 	c->state = CS_HEAD;
 	conn_deadline(c, x->cfg->head_timeout_ms);
-	/* A client handed over by the sniffer has sent bytes already: read them now
-	 * rather than one loop turn later (after the changes to files made before it
-	 * sent them, which may wait later in this turn's batch). */
-	if (x->files)
-		filecache_sync(x->files);
-	conn_read(c);
+	/* A client handed over by the sniffer has sent bytes already: take what it read
+	 * (or read them now) rather than one loop turn later. */
+	size_t avail;
+	char *p = nfirst ? buf_space(&c->in, nfirst, &avail) : NULL;
+	if (!p) {
+		conn_read(c);
+		return 0;
+	}
+	memcpy(p, first, nfirst);
+	c->in.len += nfirst;
+	conn_run(c);
 	return 0;
 }
 

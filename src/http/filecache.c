@@ -73,14 +73,19 @@ void filecache_free(struct filecache *fc)
 	}
 }
 
-void filecache_sync(struct filecache *fc)
+/* Before a lookup: the inotify events queued before this loop turn began. A change
+ * made before a request was sent is queued before the request arrived, so its fd is
+ * ready in the same batch or an earlier one, though not always ahead of the request's
+ * socket: epoll reports what became ready while it was reporting in reverse order. So
+ * once a turn, when the inotify fd waits later in the batch, it is read now; when it
+ * does not, no read is made (a conn-per-request load paid a failed read each). */
+static void filecache_sync(struct filecache *fc)
 {
-	/* Once a loop turn: the turn's later connections see the same queue (what
-	 * arrives after this read is the next turn's, as it would be anyway). */
 	uint64_t now = loop_now_us(fc->loop);
 	if (fc->ino_io.fd >= 0 && now != fc->synced_at) {
 		fc->synced_at = now;
-		fc->ino_io.cb(fc->loop, &fc->ino_io, LOOP_READ);
+		if (loop_io_pending(fc->loop, &fc->ino_io))
+			fc->ino_io.cb(fc->loop, &fc->ino_io, LOOP_READ);
 	}
 }
 
@@ -145,6 +150,7 @@ static int stat_same(const struct stat *a, const struct filecache_entry *e)
  * anything the confined open would not. */
 struct filecache_entry *filecache_lookup(struct filecache *fc, const char *rel, uint32_t h)
 {
+	filecache_sync(fc);
 	struct filecache_entry *e = &fc->slot[h % FILECACHE_SLOTS];
 	struct stat st;
 	uint64_t now = loop_now(fc->loop);

@@ -34,7 +34,7 @@ struct filecache {
 	struct loop *loop;
 	const struct fsroot *root;
 	struct loop_io ino_io; /* inotify: invalidates entries when files change */
-	uint64_t synced_at;    /* loop_now_us() of the loop turn filecache_sync last read in */
+	uint64_t synced_at;    /* loop_now_us() of the loop turn a lookup last synced in */
 	struct filecache_entry slot[FILECACHE_SLOTS];
 };
 
@@ -43,10 +43,6 @@ struct filecache {
 int filecache_init(struct filecache *fc, struct loop *loop, const struct fsroot *root);
 /* Drops every entry and the inotify descriptor. */
 void filecache_free(struct filecache *fc);
-/* Applies the file changes inotify has queued now. A request read in the same loop
- * turn as its connection was accepted may come before the inotify event in that
- * turn's batch: call this first, or the cache could answer from before the change. */
-void filecache_sync(struct filecache *fc);
 /* The hash of a normalised path (FNV-1a), for lookup and store. */
 uint32_t filecache_hash(const char *rel);
 /* A fresh entry for rel, or NULL. */

@@ -115,7 +115,8 @@ int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen);
  * its silence says FTP. */
 void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage *peer);
 /* Gives a connection to protocol i; fd's ownership passes. */
-void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer);
+void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer, const char *first,
+                size_t nfirst);
 /* Closes every connection still being sniffed (stopping). */
 void sniff_close_all(struct serve_worker *w);
 /* What a protocol told about a peer (the note hook). */

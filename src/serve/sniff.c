@@ -65,13 +65,14 @@ static void sniff_close(struct sniff_conn *sc)
 	sniff_detach(sc);
 }
 
-void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer)
+void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer, const char *first,
+                size_t nfirst)
 {
-	w->srv->proto[i]->start(w->ctx[i], fd, peer);
+	w->srv->proto[i]->start(w->ctx[i], fd, peer, first, nfirst);
 }
 
-/* Gives a sniffed connection to protocol i. */
-static void sniff_give(struct sniff_conn *sc, int i)
+/* Gives a sniffed connection to protocol i, with the bytes read from it. */
+static void sniff_give(struct sniff_conn *sc, int i, const char *first, size_t nfirst)
 {
 	struct serve_worker *w = sc->w;
 	int fd = sc->io.fd;
@@ -80,22 +81,26 @@ static void sniff_give(struct sniff_conn *sc, int i)
 	if (i == w->srv->http_idx && sc->inflight && !sc->answered)
 		sc->became_http = 1; /* the answer, when it comes, tells the lookup thread */
 	sniff_detach(sc);
-	sniff_hand(w, i, fd, &peer);
+	sniff_hand(w, i, fd, &peer, first, nfirst);
 }
 
-/* What the first bytes say: a protocol index, or -1 after closing (or, with no bytes
- * yet, to wait for more: then *wait is set). */
-static int classify_bytes(struct serve_server *s, int fd, const char *who, int *wait)
+/* Reads the first bytes into b (PROTO_FIRST_MAX) and says what they are: a protocol
+ * index, with *n bytes read, or -1 to close (or, with no bytes yet, to wait for more:
+ * then *wait is set). The bytes are read, not peeked: the protocol is handed them, and
+ * a request costs one read, as it would without sniffing. */
+static int classify_bytes(struct serve_server *s, int fd, const char *who, int *wait, char *buf, size_t *got)
 {
-	unsigned char b[2];
-	ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	const unsigned char *b = (const unsigned char *)buf;
+	ssize_t n = recv(fd, buf, PROTO_FIRST_MAX, MSG_DONTWAIT);
 	*wait = 0;
+	*got = 0;
 	if (n < 0) {
 		*wait = errno == EAGAIN || errno == EINTR;
 		return -1;
 	}
 	if (n == 0)
 		return -1; /* closed before a word */
+	*got = (size_t)n;
 	int r = sniff_classify(b, (size_t)n);
 	if (r == SNIFF_NEED_MORE) {
 		*wait = 1;
@@ -116,17 +121,28 @@ static int classify_bytes(struct serve_server *s, int fd, const char *who, int *
 
 static void greet(struct sniff_conn *sc)
 {
-	sniff_give(sc, sc->w->srv->ftp_idx);
+	sniff_give(sc, sc->w->srv->ftp_idx, NULL, 0);
+}
+
+/* Has sc spoken (or closed)? Then it is handed over (or closed): returns 1. Returns 0
+ * while it is silent. */
+static int sniff_spoke(struct sniff_conn *sc)
+{
+	char buf[PROTO_FIRST_MAX];
+	size_t got;
+	int wait;
+	int i = classify_bytes(sc->w->srv, sc->io.fd, sc->peer.addr_str, &wait, buf, &got);
+	if (i >= 0)
+		sniff_give(sc, i, buf, got);
+	else if (!wait)
+		sniff_close(sc);
+	return i >= 0 || !wait;
 }
 
 static void sniff_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct sniff_conn *sc = io->data;
-	int wait;
-	int i = classify_bytes(sc->w->srv, io->fd, sc->peer.addr_str, &wait);
-	if (i >= 0)
-		sniff_give(sc, i);
-	else if (!wait || (events & LOOP_ERROR))
+	if (!sniff_spoke(sc) && (events & LOOP_ERROR))
 		sniff_close(sc);
 }
 
@@ -228,16 +244,8 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 	}
 	/* The client may have spoken while it was looked up (and then wait for the
 	 * answer, reading: that is why it looked like a waiting FTP client): bytes win. */
-	int wait;
-	int i = classify_bytes(s, sc->io.fd, sc->peer.addr_str, &wait);
-	if (i >= 0) {
-		sniff_give(sc, i);
+	if (sniff_spoke(sc))
 		return;
-	}
-	if (!wait) {
-		sniff_close(sc);
-		return;
-	}
 	if (sc->at_end) {
 		sc->at_end = 0;
 		if (r->cls != PROCPEER_WAITING && r->busy) {
@@ -254,7 +262,7 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 	case PROCPEER_FTP_CLIENT:
 	case PROCPEER_FTP_PEER:
 	case PROCPEER_WAITING: greet(sc); return;
-	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx); return;
+	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx, NULL, 0); return;
 	default:
 		if (sc->window_over)
 			greet(sc);
@@ -270,16 +278,8 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 	struct serve_server *s = sc->w->srv;
 	uint64_t now = loop_now(l), end = window_end(sc);
 	/* Bytes may have come after this turn's epoll_wait: then it is not silence. */
-	int wait;
-	int i = classify_bytes(s, sc->io.fd, sc->peer.addr_str, &wait);
-	if (i >= 0) {
-		sniff_give(sc, i);
+	if (sniff_spoke(sc))
 		return;
-	}
-	if (!wait) {
-		sniff_close(sc);
-		return;
-	}
 	if (!sc->asked && now < end) {
 		/* Silent past the prompt: ask who it is (one lookup per silent connection). */
 		socklen_t ll = sizeof(sc->local);
@@ -311,7 +311,7 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 		}
 	}
 	if (sc->answered && sc->cls == PROCPEER_BROWSER) {
-		sniff_give(sc, s->http_idx);
+		sniff_give(sc, s->http_idx, NULL, 0);
 		return;
 	}
 	/* A client whose process is busy at the end of the window may be a thread that has
@@ -339,15 +339,17 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 	net_addr_str((const struct sockaddr *)peer, pp.addr_str, sizeof(pp.addr_str));
 	if (s->http_idx < 0 || s->ftp_idx < 0) {
 		/* One protocol has the port: no sniffing. */
-		sniff_hand(w, s->http_idx >= 0 ? s->http_idx : s->ftp_idx, fd, &pp);
+		sniff_hand(w, s->http_idx >= 0 ? s->http_idx : s->ftp_idx, fd, &pp, NULL, 0);
 		return;
 	}
 	/* Most HTTP clients have written their request by the time we accept: no record,
 	 * no lookup, straight to HTTP. */
+	char buf[PROTO_FIRST_MAX];
+	size_t got;
 	int wait;
-	int i = classify_bytes(s, fd, pp.addr_str, &wait);
+	int i = classify_bytes(s, fd, pp.addr_str, &wait, buf, &got);
 	if (i >= 0) {
-		sniff_hand(w, i, fd, &pp);
+		sniff_hand(w, i, fd, &pp, buf, got);
 		return;
 	}
 	if (!wait) {

@@ -70,11 +70,21 @@ def test_chunk_size_1_streams_do_not_starve_others(start, site):
 
 
 def open_silent(server, n):
-    """n connections that send nothing."""
+    """n connections that send nothing, once the server has accepted them all: what is
+    measured is the server holding them, not a request queued behind thousands of
+    connections in the listen backlog (first come, first accepted, by the kernel)."""
     socks = []
     for _ in range(n):
         c = socket.create_connection((server.host, server.port), timeout=10)
         socks.append(c)
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True,
+                             text=True).stdout.split()
+        if out[1] == "0" or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert out[1] == "0", f"the server left {out[1]} connections in its backlog for 10 s"
     return socks
 
 

@@ -908,6 +908,51 @@ def test_fresh_after_rename_delete_and_hardlink_write(server, root, tmp_path):
     assert exchange(server, "GET", "/r.txt").status == 404
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_change_is_served_by_the_next_request_under_load(start, root, threads):
+    """A file rewritten just before a request is served new, every time: on a new
+    connection (read by the sniffer at accept, on either thread) and on a kept-alive
+    one, while eight other clients keep the loop's batches full. The server reads the
+    inotify queue only when it is ready in the turn's batch (no read per request)."""
+    import threading
+    srv = start("--threads", threads)
+    (root / "other.txt").write_bytes(b"other\n")
+    p = root / "v.txt"
+    stop = threading.Event()
+    bad = []
+
+    def noise():
+        c = Conn(srv, timeout=10)
+        while not stop.is_set():
+            c.request("GET", "/other.txt")
+            if c.response().status != 200:
+                bad.append("noise")
+        c.close()
+
+    ts = [threading.Thread(target=noise) for _ in range(8)]
+    for t in ts:
+        t.start()
+    try:
+        keep = Conn(srv, timeout=10)
+        for i in range(400):
+            want = b"version %06d\n" % i  # same size every time
+            p.write_bytes(want)
+            got = exchange(srv, "GET", "/v.txt").body
+            if got != want:
+                bad.append(("new connection", i, got))
+            p.write_bytes(want.upper())
+            keep.request("GET", "/v.txt")
+            got = keep.response().body
+            if got != want.upper():
+                bad.append(("kept alive", i, got))
+        keep.close()
+    finally:
+        stop.set()
+        for t in ts:
+            t.join()
+    assert bad == [], bad[:5]
+
+
 def test_range_and_conditional_follow_changes(server, root):
     p = root / "c.txt"
     p.write_bytes(b"0123456789")
