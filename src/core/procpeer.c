@@ -36,8 +36,10 @@
 #include "core/sockdiag.h"
 #include "core/vec.h"
 
-#define PROCPEER_CMDLINE_READ 4096 /* bytes of /proc/PID/cmdline read to classify */
-#define PROCPEER_BUSY_SEEN    32   /* processes a batch of rechecks reads the threads of, once each */
+#define PROCPEER_CMDLINE_READ  4096 /* bytes of /proc/PID/cmdline read to classify */
+#define PROCPEER_BUSY_SEEN     32   /* processes a batch of rechecks reads the threads of, once each */
+#define PROCPEER_BUSY_SPAN_MS  1000 /* CPU used between samples this recent makes a process busy */
+#define PROCPEER_CPU_SAMPLE_MS 50   /* ...taken at least this far apart */
 
 struct req {
 	struct sockaddr_storage local, peer;
@@ -72,9 +74,12 @@ struct proc {
 	char comm[16];
 	enum procpeer_class cls;
 	const char *rule;
-	int logged;       /* an answer naming it was given: later ones are not "first" */
-	uint64_t held_ms; /* mono_ms() when a lookup last found it holding a client (0: never) */
-	int seen;         /* still in /proc at the last listing */
+	int logged;             /* an answer naming it was given: later ones are not "first" */
+	uint64_t held_ms;       /* mono_ms() when a lookup last found it holding a client (0: never) */
+	int seen;               /* still in /proc at the last listing */
+	unsigned long long cpu; /* utime + stime (ticks) when cpu_ms was taken */
+	uint64_t cpu_ms;        /* mono_ms() of that sample; 0: none yet */
+	int cpu_used;           /* it used CPU between the last two samples */
 };
 
 struct mark {
@@ -723,12 +728,52 @@ static void answer_found(struct procpeer *p, int final)
 	readsets_free(&sets);
 }
 
-/* Is a thread of pid running or runnable, or in uninterruptible sleep? Such a process
- * may be about to send: 300 Python threads queued for the GIL on a loaded machine keep
- * one of them running while the others wait their turn, for seconds. A process whose
- * threads all sleep (in a read, poll, a lock or a condition variable) is not busy. */
-static int proc_busy(int pid)
+/* The CPU time pid has used (utime + stime, in clock ticks), or 0. */
+static unsigned long long proc_cpu(int pid)
 {
+	char path[64], b[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	ssize_t n = read_small(AT_FDCWD, path, b, sizeof(b) - 1);
+	if (n <= 0)
+		return 0;
+	b[n] = 0;
+	const char *q = strrchr(b, ')');
+	/* utime and stime are fields 14 and 15: the 12th and 13th after ')'. */
+	for (int f = 0; f < 12 && q; f++)
+		q = strchr(q + 1, ' ');
+	if (!q)
+		return 0;
+	char *end;
+	unsigned long long ut = strtoull(q + 1, &end, 10), st = strtoull(end, NULL, 10);
+	return ut + st;
+}
+
+/* Is pid busy: has it used CPU since the last check (pr's), or is a thread of it running
+ * or runnable, or in uninterruptible sleep, now? Such a process may be about to send:
+ * 300 Python threads queued for the GIL on a loaded machine keep one of them running
+ * while the others wait their turn, for seconds. The CPU time is what tells: a sample
+ * of thread states alone can catch the GIL between two threads, all of them asleep for
+ * an instant. A process whose threads all sleep (in a read, poll, a lock or a condition
+ * variable) and that used no CPU since is not busy. */
+static int proc_busy(struct proc *pr, int pid)
+{
+	if (pr) {
+		/* Samples at least PROCPEER_CPU_SAMPLE_MS apart (the kernel counts CPU time in
+		 * ticks of 10 ms): the verdict of the last two holds until the next. */
+		uint64_t now = mono_ms();
+		if (!pr->cpu_ms || now - pr->cpu_ms > PROCPEER_BUSY_SPAN_MS) {
+			pr->cpu = proc_cpu(pid);
+			pr->cpu_ms = now;
+			pr->cpu_used = 0;
+		} else if (now - pr->cpu_ms >= PROCPEER_CPU_SAMPLE_MS) {
+			unsigned long long cpu = proc_cpu(pid);
+			pr->cpu_used = cpu > pr->cpu;
+			pr->cpu = cpu;
+			pr->cpu_ms = now;
+		}
+		if (pr->cpu_used)
+			return 1;
+	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	DIR *d = opendir(path);
@@ -789,7 +834,7 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 			if (k == nseen) {
 				k = nseen < PROCPEER_BUSY_SEEN ? nseen++ : PROCPEER_BUSY_SEEN - 1;
 				seen[k].pid = q->pid;
-				seen[k].busy = proc_busy(q->pid);
+				seen[k].busy = proc_busy(pr, q->pid);
 			}
 			po->r.busy = seen[k].busy;
 		}

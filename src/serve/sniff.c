@@ -177,6 +177,14 @@ static uint64_t window_end(const struct sniff_conn *sc)
 	return sc->accepted + (uint64_t)sc->w->srv->cfg.sniff_ms * (1 + sc->windows);
 }
 
+/* The latest a silent client is greeted, however busy its process and however slow the
+ * lookups: --sniff-ms, and SERVE_WINDOW_MORE_MAX more (a loaded lookup thread answered
+ * the last rechecks seconds late, and 206 of 500 clients waited 9 s). */
+static uint64_t final_end(const struct sniff_conn *sc)
+{
+	return sc->accepted + (uint64_t)sc->w->srv->cfg.sniff_ms * (1 + SERVE_WINDOW_MORE_MAX);
+}
+
 /* Arms sc's timer for its next event: the next recheck or the end of the window. */
 static void sniff_arm(struct loop *l, struct sniff_conn *sc)
 {
@@ -248,7 +256,7 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 		return;
 	if (sc->at_end) {
 		sc->at_end = 0;
-		if (r->cls != PROCPEER_WAITING && r->busy) {
+		if (r->cls != PROCPEER_WAITING && r->busy && loop_now(l) < final_end(sc)) {
 			sc->windows++;
 			sc->check_gap = 0; /* looked at again at 2, 8, 32, ... ms into the new window */
 			sniff_plan_recheck(l, sc);
@@ -318,11 +326,14 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 	 * not had the CPU since connect() (a loaded machine, threads queued for a lock):
 	 * ask whether it is busy, and give it another window if so, up to
 	 * SERVE_WINDOW_MORE_MAX. A truly silent client of an idle process is greeted now. */
+	uint64_t last = final_end(sc);
 	if (!sc->at_end && sc->answered && sc->cls == PROCPEER_OTHER && sc->windows < SERVE_WINDOW_MORE_MAX &&
+	    now < last &&
 	    (sc->inflight || /* a recheck's answer says it too */
 	     procpeer_recheck(s->peers, l, sc->holder_pid, sc->holder_fd, sniff_answer_cb, sc) == 0)) {
 		sc->inflight = sc->at_end = 1;
-		loop_timer_start(l, t, SERVE_ANSWER_MAX_MS); /* greeted if the answer never comes */
+		/* Greeted if the answer does not come in time. */
+		loop_timer_start(l, t, last - now < SERVE_ANSWER_MAX_MS ? last - now : SERVE_ANSWER_MAX_MS);
 		return;
 	}
 	greet(sc);
