@@ -75,3 +75,30 @@ def test_a_password_in_a_url_is_never_shown(tmp_path):
     finally:
         w.close()
         ftp.close()
+
+
+def test_what_a_service_says_cannot_drive_the_terminal(tmp_path):
+    ftp = FakeFtp(b"500 \x1b]0;owned\x07\x1b[2J\x1b[31mFAKE\xc2\x9b\xff\r\n")
+    try:
+        r = subprocess.run([LOOPKIT, "watch", "--once", "--retries", "0",
+                            f"ftp://127.0.0.1:{ftp.port}/"], capture_output=True, timeout=30)
+        assert r.returncode == 1
+        out = r.stdout
+        assert b"\x1b" not in out and b"\x07" not in out and b"\xc2\x9b" not in out and b"\xff" not in out, out
+        assert b'FTP greeting "500 \\x1b]0;owned\\x07\\x1b[2J\\x1b[31mFAKE\\xc2\\x9b\\xff"' in out, out
+        # the change lines and --on-change's WATCH_DETAIL get the same safe text
+        log = tmp_path / "hook.log"
+        w = Watcher("-i", "200ms", "--retries", "0", f"ftp://127.0.0.1:{ftp.port}/",
+                    "--on-change", f'printf "%s" "$WATCH_DETAIL" > {log}', db=tmp_path / "h.db")
+        try:
+            deadline = time.monotonic() + 10
+            while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            detail = log.read_bytes()
+            assert detail.startswith(b'FTP greeting "500 \\x1b]0;owned') and b"\x1b" not in detail, detail
+            assert w.stop() == 0
+            assert w.lines and all("\x1b" not in line for _, line in w.lines), w.lines
+        finally:
+            w.close()
+    finally:
+        ftp.close()
