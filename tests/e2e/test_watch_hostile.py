@@ -10,10 +10,17 @@ import subprocess
 import threading
 import time
 
+import shutil
+import tempfile
+
+import pytest
+
 from conftest import LOOPKIT, hard_timeout_fixture
-from watchlab import Watcher, db_rows, run
+from test_browser import Chromium, chromium_binary
+from watchlab import Watcher, db_rows, lease_ports, run, services_fixture
 
 _hard_timeout = hard_timeout_fixture(120)
+svc = services_fixture()
 
 
 class FakeFtp:
@@ -102,3 +109,126 @@ def test_what_a_service_says_cannot_drive_the_terminal(tmp_path):
             w.close()
     finally:
         ftp.close()
+
+
+SSE_MAX = 32  # WATCH_SSE_MAX: half of WATCH_PAGE_CONNS
+
+
+def open_stream(port):
+    """An /events stream with its head read: (socket, status line)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(4096)
+        if not b:
+            break
+        head += b
+    return s, head.split(b"\r\n", 1)[0].decode(), head
+
+
+def test_live_streams_are_bounded_and_leave_room_for_metrics(tmp_path):
+    w = Watcher("-i", "1h", "tcp://127.0.0.1:1", db=tmp_path / "h.db")
+    held = []
+    try:
+        for _ in range(SSE_MAX):
+            s, line, _ = open_stream(w.port)
+            held.append(s)
+            assert line == "HTTP/1.1 200 OK", line
+        s, line, head = open_stream(w.port)
+        s.close()
+        assert line == "HTTP/1.1 503 Service Unavailable" and b"Retry-After: 5" in head, head
+        for path in ("/metrics", "/api/status", "/"):  # Prometheus and people still get in
+            st, _, _ = w.get(path)
+            assert st == 200, path
+        held.pop().close()  # its slot comes free when the next updates find it closed
+        deadline = time.monotonic() + 5
+        while True:
+            s, line, _ = open_stream(w.port)
+            if line == "HTTP/1.1 200 OK" or time.monotonic() > deadline:
+                break
+            s.close()
+            time.sleep(0.2)
+        held.append(s)
+        assert line == "HTTP/1.1 200 OK", line
+        assert w.stop() == 0
+    finally:
+        for s in held:
+            s.close()
+        w.close()
+
+
+def test_requests_from_a_page_of_another_origin_are_refused(tmp_path):
+    w = Watcher("-i", "1h", "tcp://127.0.0.1:1", db=tmp_path / "h.db")
+    try:
+        for path in ("/events", "/metrics", "/api/status", "/watch.js", "/"):
+            for site in ("cross-site", "same-site"):
+                st, h, body = w.get(path, headers={"Sec-Fetch-Site": site, "Sec-Fetch-Dest": "iframe",
+                                                   "Sec-Fetch-Mode": "navigate"})
+                assert st == 403 and h.get("Connection") == "close", (path, site, st, h)
+                assert f"not a page of another origin (Sec-Fetch-Site: {site})".encode() in body, body
+        # a link followed to the page (a top-level navigation) shows it; the page's own
+        # requests are same-origin, and a request typed or scripted from outside is none
+        st, _, body = w.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "document",
+                                          "Sec-Fetch-Mode": "navigate"})
+        assert st == 200 and b"<table" in body
+        for path in ("/events", "/metrics"):
+            for site in ("same-origin", "none"):
+                c = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+                c.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{w.port}\r\nSec-Fetch-Site: {site}\r\n"
+                          f"Connection: close\r\n\r\n".encode())
+                assert c.recv(64).startswith(b"HTTP/1.1 200 OK"), (path, site)
+                c.close()
+        assert w.stop() == 0
+    finally:
+        w.close()
+
+
+FRAMES = 96  # more than WATCH_PAGE_CONNS: 6 per host name is Chromium's limit, so 16+ names
+
+
+@pytest.mark.alone
+def test_a_page_of_another_origin_cannot_hold_the_page_connections_in_chromium(svc, tmp_path):
+    binary = chromium_binary()
+    if not binary:
+        pytest.fail("chromium is not installed; scripts/deps installs it (run it as root)")
+    w = Watcher("-i", "1h", "tcp://127.0.0.1:1", db=tmp_path / "h.db")
+    evil_p, = lease_ports(1)
+    root = tmp_path / "evil"
+    root.mkdir()
+    # another origin on this machine (a dev server running someone's code, say): frames of
+    # /events under many *.localhost names, which all reach 127.0.0.1 and pass the Host check
+    (root / "evil.html").write_text("<!doctype html><body>" + "".join(
+        f'<iframe src="http://h{i}.localhost:{w.port}/events"></iframe>' for i in range(FRAMES)) + "</body>")
+    svc.python_http(evil_p, root=str(root))
+    short = tempfile.mkdtemp(prefix="lkw-", dir="/tmp")
+    browser = Chromium(binary, os.path.join(short, "chromium.log"))
+    try:
+        t = browser.call("Target.createTarget", {"url": "about:blank"}, timeout=30)
+        sess = browser.call("Target.attachToTarget", {"targetId": t["targetId"], "flatten": True})["sessionId"]
+        browser.call("Page.navigate", {"url": f"http://127.0.0.1:{evil_p}/evil.html"}, sess)
+        deadline = time.monotonic() + 20
+        while browser.evaluate(sess, "document.querySelectorAll('iframe').length") != FRAMES:
+            assert time.monotonic() < deadline, "the page of another origin did not load"
+            time.sleep(0.2)
+        time.sleep(3)
+        # the frames ask, are refused and end (unrefused, each would hold its stream)
+        deadline = time.monotonic() + 25
+        while True:
+            held = subprocess.run(["ss", "-tnH", "state", "established", f"( dport = :{w.port} )"],
+                                  capture_output=True, text=True, check=True).stdout.splitlines()
+            if len(held) <= 8 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(held) <= 8, f"the page of another origin holds {len(held)} connections to the watcher"
+        for _ in range(3):  # the page stays open in its tab meanwhile
+            st, _, body = w.get("/metrics", timeout=5)
+            assert st == 200 and b"loopkit_watch_targets 1" in body
+            st, _, _ = w.get("/api/status", timeout=5)
+            assert st == 200
+            time.sleep(0.3)
+        assert w.stop() == 0
+    finally:
+        browser.close()
+        shutil.rmtree(short, ignore_errors=True)
+        w.close()
