@@ -232,3 +232,19 @@ def test_a_page_of_another_origin_cannot_hold_the_page_connections_in_chromium(s
         browser.close()
         shutil.rmtree(short, ignore_errors=True)
         w.close()
+
+
+def test_a_new_history_is_readable_by_its_user_only(tmp_path):
+    db = tmp_path / "h.db"
+    old = os.umask(0o022)  # the usual umask: SQLite alone would make the file 0644
+    try:
+        w = Watcher("-i", "200ms", "tcp://127.0.0.1:1", db=db)
+    finally:
+        os.umask(old)
+    try:
+        time.sleep(1.5)  # a batch: the -wal file is written
+        for f in (db, tmp_path / "h.db-wal", tmp_path / "h.db-shm"):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f, oct(f.stat().st_mode))
+        assert w.stop() == 0
+    finally:
+        w.close()
