@@ -56,7 +56,7 @@ int watch_status_ok(const struct watch_target *t, int status)
 /* A value as a failure quotes it: compact JSON, cut to JSON_SHOW_MAX. */
 static void show(const json_t *v, char *out, size_t len)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
 	snprintf(out, len, "%.*s%s", JSON_SHOW_MAX, s ? s : "?", s && strlen(s) > JSON_SHOW_MAX ? "..." : "");
 	free(s);
 }

@@ -223,6 +223,7 @@ struct watch {
 	struct http_config hc;
 	struct proto_site site;
 	atomic_uint nconns;
+	unsigned nstreams; /* /events streams open (WATCH_SSE_MAX) */
 	struct log_sink sink;
 	char url[96];
 	struct hist *scratch; /* percentiles */
@@ -258,7 +259,10 @@ int watch_metrics(struct buf *b, struct watch *w);
 int watch_page_html(struct buf *b, struct watch *w);
 
 /* ---- the page (page.c) ---- */
-#define WATCH_PAGE_CONNS  64           /* connections to the page at once */
+#define WATCH_PAGE_CONNS 64 /* connections to the page at once */
+#define WATCH_SSE_MAX                                                                         \
+	(WATCH_PAGE_CONNS / 2)         /* /events streams at once: the other connections stay \
+	                                  for /metrics, /api/status and the page */
 #define WATCH_SSE_TICK_MS 500          /* the page's updates go out this often */
 #define WATCH_SSE_BACKLOG (256u << 10) /* a page that falls this far behind is cut off */
 #define WATCH_PAGE_SNDBUF (64 << 10)   /* kernel send buffer of a page connection */

@@ -22,6 +22,7 @@
 #define EVENT_ROOM_MIN 512         /* a tick with less room than this sends a heartbeat only */
 #define CHUNK_FRAME    16          /* "%zx\r\n" + "\r\n" around a chunk */
 #define RETRY_MS       2000        /* EventSource reconnects after this */
+#define RETRY_AFTER_S  "5"         /* a refused /events stream: try again after this */
 
 /* Everything the page loads, from memory: no external asset, so a strict CSP holds. */
 static const char page_css[] =
@@ -117,9 +118,31 @@ int watch_page_html(struct buf *b, struct watch *w)
 	                "</footer></body></html>\n");
 }
 
-/* GET and HEAD only: the page changes nothing. */
-static int method_ok(struct http_conn *c, const struct http_reqinfo *ri)
+/* A request from a page of another origin (Sec-Fetch-Site neither same-origin nor
+ * none) is refused, and its connection closed: such a page could otherwise hold the
+ * page's connections (frames of /events under many *.localhost names) and shut out
+ * Prometheus and the user. A link followed to the page itself (a top-level navigation)
+ * is answered: the page shows, and its own requests are same-origin. */
+static int site_ok(struct http_conn *c, const struct http_reqinfo *ri, int navigable)
 {
+	if (!ri->cross_site)
+		return 1;
+	const struct http_header *dest = http_req_header(ri, "sec-fetch-dest");
+	resp_close_after(c);
+	if (navigable && dest && http_slice_ieq(dest->value, "document"))
+		return 1;
+	const struct http_header *sfs = http_req_header(ri, "sec-fetch-site");
+	char site[32];
+	snprintf(site, sizeof(site), "%.*s", sfs ? (int)sfs->value.len : 0, sfs ? sfs->value.p : "");
+	resp_error(c, LK_E_W_CROSS_SITE, site);
+	return 0;
+}
+
+/* GET and HEAD only (the page changes nothing), from this origin or no web page. */
+static int request_ok(struct http_conn *c, const struct http_reqinfo *ri, int navigable)
+{
+	if (!site_ok(c, ri, navigable))
+		return 0;
 	if (ri->method == M_GET || ri->method == M_HEAD)
 		return 1;
 	if (ri->method == M_OPTIONS)
@@ -127,6 +150,11 @@ static int method_ok(struct http_conn *c, const struct http_reqinfo *ri)
 	else
 		resp_error(c, LK_E_W_METHOD, NULL);
 	return 0;
+}
+
+static int method_ok(struct http_conn *c, const struct http_reqinfo *ri)
+{
+	return request_ok(c, ri, 0);
 }
 
 static void send_buf(struct http_conn *c, const char *type, struct buf *b, int ok)
@@ -144,7 +172,7 @@ static void send_buf(struct http_conn *c, const char *type, struct buf *b, int o
 
 static void h_page(struct http_conn *c, const struct http_reqinfo *ri)
 {
-	if (!method_ok(c, ri))
+	if (!request_ok(c, ri, 1))
 		return;
 	if (!(ri->path.len == 1 && ri->path.p[0] == '/')) {
 		resp_error(c, LK_E_W_NO_PAGE, NULL);
@@ -225,6 +253,8 @@ struct sse {
 static void sse_done(void *state)
 {
 	struct sse *s = state;
+	if (s->w)
+		s->w->nstreams--;
 	free(s->sent_seq);
 	free(s->sent_state);
 }
@@ -321,6 +351,13 @@ static void h_events(struct http_conn *c, const struct http_reqinfo *ri)
 	if (!method_ok(c, ri))
 		return;
 	struct watch *w = watch_of(c);
+	if (w->nstreams >= WATCH_SSE_MAX) {
+		char n[16];
+		snprintf(n, sizeof(n), "%d", WATCH_SSE_MAX);
+		resp_close_after(c);
+		resp_error_h(c, LK_E_W_STREAMS_FULL, n, "Retry-After", RETRY_AFTER_S);
+		return;
+	}
 	resp_close_after(c);
 	resp_start(c, HTTP_OK);
 	resp_header(c, "Cache-Control", "no-store");
@@ -329,6 +366,7 @@ static void h_events(struct http_conn *c, const struct http_reqinfo *ri)
 		return;
 	struct sse *s = resp_body_gen(c, &sse_ops, sizeof(*s), 0, WATCH_SSE_TICK_MS);
 	s->w = w;
+	w->nstreams++;
 	s->sent_seq = calloc(w->n, sizeof(*s->sent_seq));
 	s->sent_state = calloc(w->n, sizeof(*s->sent_state));
 	if (!s->sent_seq || !s->sent_state)

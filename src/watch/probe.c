@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "core/net.h"
+#include "core/text.h"
 #include "watch/internal.h"
 
 #define READ_CHUNK    4096
@@ -46,8 +47,17 @@ void watch_probe_end(struct watch_probe *p, int ok)
 	const struct watch_target *t = p->t->spec;
 	p->res.latency_us = loop_clock_us() - p->t0_us;
 	p->res.ok = ok;
-	if (ok)
+	if (ok) {
 		p->res.detail[0] = 0;
+	} else {
+		/* The text may quote what the target said (an FTP reply, a command's output, a
+		 * JSON parser's complaint about the body): control bytes and bytes that are not
+		 * UTF-8 become \xHH, so a service cannot drive the terminal that shows the
+		 * change lines, nor hand them raw to --on-change or the history. */
+		char raw[sizeof(p->res.detail)];
+		memcpy(raw, p->res.detail, sizeof(raw));
+		text_escape(p->res.detail, sizeof(p->res.detail), raw, strnlen(raw, sizeof(raw)), 0);
+	}
 	if (ok && t->max_latency_ms && p->res.latency_us > (uint64_t)t->max_latency_ms * 1000) {
 		p->res.ok = 0;
 		snprintf(p->res.detail, sizeof(p->res.detail), "slower than the %u ms budget (%.1f ms)",

@@ -1,10 +1,12 @@
 /* store.c - the history in SQLite: WAL, batches written by a thread of their own, retention. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/vec.h"
@@ -13,6 +15,7 @@
 #define BUSY_TIMEOUT_MS 2000 /* another process holding the database: wait this long */
 #define CACHE_KIB       2048 /* SQLite's page cache */
 #define SCHEMA_VERSION  1
+#define HISTORY_MODE    0600 /* a new history file: the user's own */
 
 struct watch_store {
 	sqlite3 *db;
@@ -155,6 +158,12 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->retention_ms = retention_ms;
 	s->retention_count = retention_count;
+	/* A new history is the user's own (0600; SQLite gives its -wal and -shm files the
+	 * same mode): it holds every target's URL and what failed. SQLite alone would
+	 * create it 0644. An existing file is left as it is. */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, HISTORY_MODE);
+	if (fd >= 0)
+		close(fd);
 	int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		db_error(s, rc, "open", err, errlen);

@@ -20,6 +20,7 @@
 #define HTTP_PORT_DEFAULT 80
 #define FTP_ANON_USER     "anonymous"
 #define FTP_ANON_PASS     "loopkit-watch@"
+#define PASSWORD_MASK     "xxxxx" /* a URL's password as shown (Go's url.Redacted) */
 
 static const char *const kind_names[WATCH_KIND_COUNT] = {"tcp", "http", "ftp", "udp", "cmd"};
 static const char *const state_names[] = {"pending", "up", "down"};
@@ -229,6 +230,28 @@ static int parse_authority(struct watch_target *t, const char *a, size_t n, uint
 	return 0;
 }
 
+/* A password in the URL (ftp://user:PASS@host) becomes PASSWORD_MASK in t->url, which
+ * the page, /metrics, /api/status, the history and the change lines show (and the
+ * name defaults to): any local user can read the page. The probe logs in with t->pass.
+ * from and alen: the authority within t->url. Returns 0 or -1 with err. */
+static int redact_password(struct watch_target *t, size_t from, size_t alen, char *err, size_t errlen)
+{
+	const char *a = t->url + from, *at = memrchr(a, '@', alen);
+	const char *colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+	if (!colon)
+		return 0;
+	size_t head = (size_t)(colon + 1 - t->url), len = head + strlen(PASSWORD_MASK) + strlen(at) + 1;
+	char *shown = malloc(len);
+	if (!shown) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(shown, len, "%.*s%s%s", (int)head, t->url, PASSWORD_MASK, at);
+	free(t->url);
+	t->url = shown;
+	return 0;
+}
+
 static int set_url(struct watch_target *t, const char *url, char *err, size_t errlen)
 {
 	static const struct {
@@ -301,7 +324,8 @@ static int set_url(struct watch_target *t, const char *url, char *err, size_t er
 	}
 	const char *slash = strpbrk(p, "/?#");
 	size_t alen = slash ? (size_t)(slash - p) : strlen(p);
-	if (parse_authority(t, p, alen, defport, err, errlen) < 0)
+	if (parse_authority(t, p, alen, defport, err, errlen) < 0 ||
+	    redact_password(t, (size_t)(p - url), alen, err, errlen) < 0)
 		return -1;
 	const char *path = p + alen;
 	if (t->kind == WATCH_HTTP) {
@@ -351,7 +375,7 @@ int watch_config_add_url(struct watch_config *c, const char *url, char *err, siz
 	struct watch_target *t = target_new(c, err, errlen);
 	if (!t)
 		return -1;
-	if (set_url(t, url, err, errlen) < 0 || !(t->name = strdup(url))) {
+	if (set_url(t, url, err, errlen) < 0 || !(t->name = strdup(t->url))) {
 		if (!t->name && !err[0])
 			seterr(err, errlen, "out of memory");
 		target_drop_last(c);
