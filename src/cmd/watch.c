@@ -35,7 +35,7 @@ static const struct cmd_flag watch_flags[] = {
 	{ "once", 0, NULL, NULL, "probe every target once (retrying failures at once) and exit: 0 all up, 1 not", CMD_SWITCH, AT(once) },
 	{ "until-up", 0, NULL, NULL, "wait until every target is up: exit 0 then, 1 when --timeout ends the wait", CMD_SWITCH, AT(until_up) },
 	{ "json", 0, NULL, NULL, "JSON: one document with --once/--until-up, else one line per state change", CMD_SWITCH, AT(json) },
-	{ "on-change", 0, "CMD", NULL, "run CMD (sh -c) on a state change, with WATCH_TARGET, WATCH_STATE, WATCH_PREVIOUS, WATCH_URL, WATCH_DETAIL in its environment", CMD_STR, AT(cfg.on_change) },
+	{ "on-change", 0, "CMD", NULL, "run CMD (sh -c) on a state change, with WATCH_TARGET, WATCH_URL, WATCH_KIND, WATCH_STATE, WATCH_PREVIOUS, WATCH_DETAIL, WATCH_TIME in its environment", CMD_STR, AT(cfg.on_change) },
 	{ "allow-remote", 0, NULL, NULL, "allow targets beyond loopback (watch only hosts you may)", CMD_SWITCH, AT(cfg.allow_remote) },
 	{ "max-inflight", 0, "N", CMD_STR_OF(WATCH_INFLIGHT_DEFAULT), "probes in flight at once (also bound by the descriptor limit)", CMD_UINT, AT(cfg.max_inflight), .min = 1, .max = WATCH_INFLIGHT_MAX },
 	{ "retention", 0, "SECS", WATCH_RETENTION_DEFAULT, "history older than this is deleted", CMD_MS, AT(cfg.retention_ms), .min = 1000, .max = 3650ull * 24 * 3600 * 1000 },

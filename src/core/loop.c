@@ -191,6 +191,10 @@ void loop_io_close(struct loop *l, struct loop_io *io)
 {
 	if (io->fd < 0)
 		return;
+	/* Deregister first: close() drops the registration only with the last reference
+	 * to the file, and a child between fork and exec (posix_spawn: the parent runs on
+	 * before the child's close-on-exec) may hold one; its events would name freed io. */
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	close(io->fd);
 	io->fd = -1;
 	io->mask = 0;

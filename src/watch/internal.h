@@ -190,6 +190,7 @@ struct watch_target_rt {
 	int done; /* --once/--until-up: its answer is in */
 	struct watch_result last;
 	int has_result;
+	uint64_t cut_us; /* a probe the end of the run cut short: how long it had run; 0 */
 	uint64_t since_ms;
 	uint64_t probes, failures, changes;
 	uint64_t seq;       /* bumped with every result (the page's updates) */

@@ -420,10 +420,12 @@ int watch_page_start(struct watch *w, char *err, size_t errlen)
 	net_parse_addr(PAGE_HOST, w->cfg->port, &ss, &len);
 	w->listen_fd = net_listen((struct sockaddr *)&ss, len, 128, 0, msg, sizeof(msg));
 	if (w->listen_fd < 0) {
+		int eno = errno;
 		char detail[512];
 		snprintf(detail, sizeof(detail), "%s", msg);
-		reach_bind_error((struct sockaddr *)&ss, w->cfg->port, errno, detail, msg, sizeof(msg));
-		snprintf(err, errlen, "the status page: %s (--port 0 takes any free port)", msg);
+		/* Its message names the holder and --port 0 already. */
+		reach_bind_error((struct sockaddr *)&ss, w->cfg->port, eno, detail, msg, sizeof(msg));
+		snprintf(err, errlen, "the status page: %s", msg);
 		return -1;
 	}
 	uint16_t port = net_local_port(w->listen_fd);

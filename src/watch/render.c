@@ -44,15 +44,19 @@ static char *pct_text(double ratio, char *out, size_t len)
 		snprintf(out, len, "-");
 	else if (ratio >= 1)
 		snprintf(out, len, "100%%");
-	else
-		snprintf(out, len, "%.2f%%", floor(ratio * 10000) / 100); /* never rounds up to 100 */
+	else /* rounded (2 of 3 is 66.67%), but a failure never shows as 100% */
+		snprintf(out, len, "%.2f%%", fmin(round(ratio * 10000) / 100, 99.99));
 	return out;
 }
 
 /* What the last probe said, in a few words. */
 static void outcome_text(const struct watch_row *r, char *out, size_t len)
 {
-	if (!r->has_result)
+	char ran[32];
+	if (!r->has_result && r->cut_us) /* --until-up's wait ended first */
+		snprintf(out, len, "no answer yet: the probe had waited %s when the run ended",
+		         dur_text(r->cut_us, ran, sizeof(ran)));
+	else if (!r->has_result)
 		snprintf(out, len, "not probed yet");
 	else if (!r->ok)
 		snprintf(out, len, "%s", r->detail);
@@ -157,6 +161,12 @@ void watch_row_json(struct json *j, const struct watch_row *r)
 		json_str(j, r->detail);
 		json_obj_end(j);
 	} else {
+		json_null(j);
+	}
+	if (r->cut_us) { /* a probe the end of the run cut short */
+		json_ms(j, "unanswered_ms", r->cut_us);
+	} else {
+		json_key(j, "unanswered_ms");
 		json_null(j);
 	}
 	json_key(j, "uptime");
@@ -372,7 +382,9 @@ static const struct family families[F_COUNT] = {
          "1 when the target is up, 0 when down (after its retries); absent while pending."},
         {"loopkit_watch_uptime_ratio", "gauge",
          "Share of successful probes in the window (1h, 24h, 7d), from the history."},
-        {"loopkit_watch_latency_seconds", "gauge",
+        /* A summary (quantiles only): promtool and Prometheus take a quantile label on
+         * summaries alone. */
+        {"loopkit_watch_latency_seconds", "summary",
          "Latency quantiles of the successful probes of the last hour."},
         {"loopkit_watch_probes_total", "counter", "Probes since the watcher started, by result."},
         {"loopkit_watch_consecutive_failures", "gauge", "Failed probes in a row."},

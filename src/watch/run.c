@@ -52,6 +52,7 @@ void watch_row_fill(struct watch *w, const struct watch_target_rt *t, uint64_t w
 	row->failures = t->failures;
 	row->changes = t->changes;
 	row->family = s->kind == WATCH_CMD ? 0 : s->addr.ss_family;
+	row->cut_us = t->cut_us;
 }
 
 /* ---- scheduling ---- */
@@ -424,6 +425,7 @@ static void abandon_probes(struct watch *w)
 		if (!p->t || !p->t->running)
 			continue;
 		loop_timer_stop(w->loop, &p->timer);
+		p->t->cut_us = loop_clock_us() - p->t0_us;
 		if (p->pid > 0 && p->io.fd >= 0) {
 			char why[64];
 			kill(-p->pid, SIGKILL);

@@ -46,13 +46,17 @@ int watch_spawn(char *const argv[], char *const envp[], pid_t *pid, int *out_fd,
 	posix_spawnattr_setsigdefault(&at, &dflt);
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-	int rc = posix_spawn(pid, argv[0], &fa, &at, argv, envp ? envp : environ);
+	/* spawnp: an argv array's program is found on PATH, as a shell would find it. */
+	int rc = posix_spawnp(pid, argv[0], &fa, &at, argv, envp ? envp : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (pipefd[1] >= 0)
 		close(pipefd[1]);
 	if (rc != 0) {
-		snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
+		if (rc == ENOENT && !strchr(argv[0], '/'))
+			snprintf(err, errlen, "cannot run %s: not found on PATH", argv[0]);
+		else
+			snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
 		if (pipefd[0] >= 0)
 			close(pipefd[0]);
 		return -1;

@@ -139,6 +139,8 @@ struct watch_row {
 	unsigned npct;                /* how many samples they come from */
 	uint64_t probes, failures, changes; /* since this process started */
 	int family;                         /* AF_INET or AF_INET6; 0 for cmd */
+	uint64_t cut_us; /* --once/--until-up: a probe still unanswered when the run ended had run this long;
+	                    0 */
 };
 
 /* A run's result for --once and --until-up: every row, and the tally. */

@@ -432,7 +432,9 @@ def test_port_taken_is_a_clear_error(tmp_path):
         s.close()
     assert r.returncode == 1, r
     assert r.stderr.startswith("loopkit watch: the status page: "), r.stderr
-    assert f"{port}" in r.stderr and "--port 0 takes any free port" in r.stderr, r.stderr
+    # the holder (this test) and the fix, said once
+    assert f"port {port} on 127.0.0.1 is held by " in r.stderr and f"(pid {os.getpid()})" in r.stderr, r.stderr
+    assert r.stderr.count("--port 0") == 1 and "try --port 0 for any free port" in r.stderr, r.stderr
 
 
 # ---------------------------------------------------------------------------
