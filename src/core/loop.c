@@ -40,6 +40,7 @@ struct loop {
 	struct loop_deferred *posted; /* calls from other threads, run in this one */
 	size_t nposted, capposted;
 	int cur, nev; /* the batch being dispatched: events[cur + 1 .. nev) wait */
+	int spawns;   /* loop_set_spawns: children may hold copies of its descriptors */
 	struct loop_io sig_io;
 	void (*sig_fn)(struct loop *, int, void *);
 	void *sig_data;
@@ -167,6 +168,11 @@ static void forget_pending(struct loop *l, const struct loop_io *io)
 			l->events[i].data.ptr = NULL;
 }
 
+void loop_set_spawns(struct loop *l)
+{
+	l->spawns = 1;
+}
+
 int loop_io_pending(const struct loop *l, const struct loop_io *io)
 {
 	if (l->nev == LOOP_MAX_EVENTS)
@@ -191,10 +197,13 @@ void loop_io_close(struct loop *l, struct loop_io *io)
 {
 	if (io->fd < 0)
 		return;
-	/* Deregister first: close() drops the registration only with the last reference
-	 * to the file, and a child between fork and exec (posix_spawn: the parent runs on
-	 * before the child's close-on-exec) may hold one; its events would name freed io. */
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	/* close() drops the registration only with the last reference to the file, and a
+	 * child between fork and exec (posix_spawn: the parent runs on before the child's
+	 * close-on-exec) may hold one; its events would name freed io. A loop of a
+	 * process that starts children deregisters first; the others save the syscall
+	 * (one per connection of a conn-per-request load). */
+	if (l->spawns)
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	close(io->fd);
 	io->fd = -1;
 	io->mask = 0;

@@ -59,13 +59,18 @@ int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask);
 /* Stops watching; pending events for io in the current batch are dropped. Does not
  * close the fd. Safe on an io that is not watched. */
 void loop_io_stop(struct loop *l, struct loop_io *io);
+/* Says that the process starts children (fork, posix_spawn) while l runs: each child
+ * holds copies of every descriptor until its exec, so loop_io_close deregisters before
+ * it closes. */
+void loop_set_spawns(struct loop *l);
 /* Is io reported ready in the batch being dispatched, its callback still to run? Also
  * 1 when that batch was full (more may be ready than it holds); 0 outside a dispatch.
  * For a watcher that must see its events before the callbacks of descriptors that
  * became ready after it (epoll does not always report them in that order). */
 int loop_io_pending(const struct loop *l, const struct loop_io *io);
 /* Stops watching and closes the fd in one step: close(2) drops the epoll entry, so
- * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated). */
+ * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated, in this
+ * process or a child: see loop_set_spawns). */
 void loop_io_close(struct loop *l, struct loop_io *io);
 /* Hands from's descriptor to to (with a new mask, callback and data) in one syscall;
  * from is left unwatched. Events of this batch still waiting for from are dropped

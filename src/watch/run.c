@@ -358,6 +358,7 @@ struct watch *watch_new(const struct watch_config *cfg, const struct watch_hooks
 			snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	loop_set_spawns(w->loop); /* cmd targets and --on-change */
 	/* Probes in flight: the flag's bound, the number of targets, and what the
 	 * descriptor limit allows (a cmd probe holds two). */
 	struct rlimit rl;
