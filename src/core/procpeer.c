@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -36,10 +37,18 @@
 #include "core/sockdiag.h"
 #include "core/vec.h"
 
-#define PROCPEER_CMDLINE_READ  4096 /* bytes of /proc/PID/cmdline read to classify */
-#define PROCPEER_BUSY_SEEN     32   /* processes a batch of rechecks reads the threads of, once each */
-#define PROCPEER_BUSY_SPAN_MS  1000 /* CPU used between samples this recent makes a process busy */
-#define PROCPEER_CPU_SAMPLE_MS 50   /* ...taken at least this far apart */
+#define PROCPEER_CMDLINE_READ 4096 /* bytes of /proc/PID/cmdline read to classify */
+#define PROCPEER_WAITING_RULE                                                                        \
+	"it waits for the server to speak on this connection (a thread reads it, or its event loop " \
+	"waits only to read it)"
+#define PROCPEER_EPOLL_INFO_MAX (256 * 1024) /* bytes of an epoll set's fdinfo read (~4,000 fds) */
+#define PROCPEER_BUSY_SEEN      32   /* processes a batch of rechecks reads the threads of, once each */
+#define PROCPEER_BUSY_SPAN_MS   1000 /* CPU used between samples this recent makes a process busy */
+#define PROCPEER_CPU_SAMPLE_MS  100  /* ...taken at least this far apart (CPU time is in 10 ms ticks) */
+#define PROCPEER_BUSY_SHARE                                            \
+	4 /* ...when it is at least 1/this of the time between them: a \
+	     quarter of a core (a monitor probing now and then is not  \
+	     busy; a thread spinning, or one of 300 queued threads, is) */
 
 struct req {
 	struct sockaddr_storage local, peer;
@@ -79,7 +88,7 @@ struct proc {
 	int seen;               /* still in /proc at the last listing */
 	unsigned long long cpu; /* utime + stime (ticks) when cpu_ms was taken */
 	uint64_t cpu_ms;        /* mono_ms() of that sample; 0: none yet */
-	int cpu_used;           /* it used CPU between the last two samples */
+	int cpu_used;           /* it used a share of a core between the last two samples */
 };
 
 struct mark {
@@ -459,10 +468,42 @@ static void readset_add(struct readset *rs, int fd)
 		rs->fds[rs->n++] = fd;
 }
 
-/* Which descriptors do the threads of pid sleep waiting to read: in read/recv on one, or
- * in poll/ppoll/select/pselect with it among those asked for input? A client reading
- * the very socket it just opened waits for the server to speak: an FTP client. (An event loop in epoll_wait
- * is not counted: it registers sockets for input whether or not it has written.)
+/* The descriptors an event loop's epoll set epfd (of pid) watches for input and not for
+ * output: from /proc/PID/fdinfo/EPFD, "tfd: N events: HEX" per registered descriptor. */
+static void readset_add_epoll(struct readset *rs, int pid, int epfd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, epfd);
+	char *b = malloc(PROCPEER_EPOLL_INFO_MAX + 1);
+	ssize_t n = b ? read_small(AT_FDCWD, path, b, PROCPEER_EPOLL_INFO_MAX) : -1;
+	if (n <= 0) {
+		free(b);
+		return;
+	}
+	b[n] = 0;
+	for (const char *q = b; (q = strstr(q, "tfd:"));) {
+		char *end;
+		long fd = strtol(q + 4, &end, 10);
+		const char *ev = strstr(end, "events:");
+		const char *nl = strchr(end, '\n');
+		q = end;
+		if (!ev || (nl && ev > nl) || fd < 0)
+			continue;
+		unsigned long mask = strtoul(ev + 7, NULL, 16);
+		if ((mask & EPOLLIN) && !(mask & EPOLLOUT))
+			readset_add(rs, (int)fd);
+	}
+	free(b);
+}
+
+/* Which descriptors do the threads of pid sleep waiting to read: in read/recv on one; in
+ * poll/ppoll/select/pselect with it among those asked for input; or in a blocking
+ * epoll_wait on a set that watches it for input and not for output. A client reading
+ * the very socket it just opened waits for the server to speak: an FTP client. An
+ * event loop that has not written to a socket it watches only for input has nothing to
+ * send on it and waits for the server (an HTTP client still connecting watches for
+ * output; one that has written is not silent; one whose loop is busy is not in
+ * epoll_wait, nor is one with work queued: its epoll_wait does not block).
  * Reading another process's system call and memory needs ptrace access (same user
  * without Yama's restriction, or root); without it the answer is 0. */
 static void readset_fill(struct readset *rs, int pid)
@@ -526,6 +567,24 @@ static void readset_fill(struct readset *rs, int pid)
 						readset_add(rs, (int)fd);
 			break;
 		}
+		case SYS_epoll_wait:
+#ifdef SYS_epoll_pwait
+		case SYS_epoll_pwait:
+#endif
+			if ((int)a[3] != 0 && a[0] < 1u << 30) /* blocking: no work queued */
+				readset_add_epoll(rs, pid, (int)a[0]);
+			break;
+#ifdef SYS_epoll_pwait2
+		case SYS_epoll_pwait2: {
+			struct timespec ts = {1, 0}; /* NULL: no timeout, blocking */
+			if (a[3] &&
+			    (mem < 0 || pread(mem, &ts, sizeof(ts), (off_t)a[3]) != (ssize_t)sizeof(ts)))
+				break;
+			if ((ts.tv_sec || ts.tv_nsec) && a[0] < 1u << 30)
+				readset_add_epoll(rs, pid, (int)a[0]);
+			break;
+		}
+#endif
 		default: break;
 		}
 	}
@@ -652,8 +711,7 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr->comm);
 		if (reading) {
 			po->r.cls = PROCPEER_WAITING;
-			po->r.rule =
-			        "it waits for the server to speak on this connection (a thread reads it)";
+			po->r.rule = PROCPEER_WAITING_RULE;
 		} else if (ftp_mark && pr->cls != PROCPEER_BROWSER && waits_for_input(pr->pid)) {
 			po->r.cls = PROCPEER_FTP_PEER;
 			po->r.rule = "it logged in over FTP here, sent no HTTP since, and waits for input";
@@ -748,13 +806,12 @@ static unsigned long long proc_cpu(int pid)
 	return ut + st;
 }
 
-/* Is pid busy: has it used CPU since the last check (pr's), or is a thread of it running
- * or runnable, or in uninterruptible sleep, now? Such a process may be about to send:
- * 300 Python threads queued for the GIL on a loaded machine keep one of them running
- * while the others wait their turn, for seconds. The CPU time is what tells: a sample
- * of thread states alone can catch the GIL between two threads, all of them asleep for
- * an instant. A process whose threads all sleep (in a read, poll, a lock or a condition
- * variable) and that used no CPU since is not busy. */
+/* Is pid busy: has it used a quarter of a core or more between the last two samples
+ * (pr's), or is a thread of it running or runnable, or in uninterruptible sleep, now? Such a process may be
+ * about to send: 300 Python threads queued for the GIL on a loaded machine keep one of them running while the
+ * others wait their turn, for seconds. The CPU time is what tells: a sample of thread states alone can catch
+ * the GIL between two threads, all of them asleep for an instant. A process whose threads all sleep (in a
+ * read, poll, a lock or a condition variable) and that used little CPU is not busy. */
 static int proc_busy(struct proc *pr, int pid)
 {
 	if (pr) {
@@ -767,7 +824,10 @@ static int proc_busy(struct proc *pr, int pid)
 			pr->cpu_used = 0;
 		} else if (now - pr->cpu_ms >= PROCPEER_CPU_SAMPLE_MS) {
 			unsigned long long cpu = proc_cpu(pid);
-			pr->cpu_used = cpu > pr->cpu;
+			long hz = sysconf(_SC_CLK_TCK);
+			pr->cpu_used = hz > 0 && cpu > pr->cpu &&
+			               (cpu - pr->cpu) * 1000 * PROCPEER_BUSY_SHARE >=
+			                       (now - pr->cpu_ms) * (uint64_t)hz;
 			pr->cpu = cpu;
 			pr->cpu_ms = now;
 		}
@@ -823,8 +883,7 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr ? pr->comm : "");
 		if (thread_reads_fd(&sets, q->pid, q->fd)) {
 			po->r.cls = PROCPEER_WAITING;
-			po->r.rule =
-			        "it waits for the server to speak on this connection (a thread reads it)";
+			po->r.rule = PROCPEER_WAITING_RULE;
 		} else {
 			po->r.cls = PROCPEER_OTHER;
 			po->r.rule = "no thread of it reads this connection yet";
