@@ -376,11 +376,14 @@ static void h_events(struct http_conn *c, const struct http_reqinfo *ri)
 /* clang-format off */
 static const struct http_route page_routes[] = {
 	{"/events", HTTP_BODY_NONE, h_events, NULL, NULL},
-	{"/metrics", HTTP_BODY_NONE, h_metrics, NULL, NULL},
-	{"/api/status", HTTP_BODY_NONE, h_status, NULL, NULL},
+	/* Answers made in memory (10,000 targets: ~15 MB of /metrics) count against
+	 * HTTP_MEM_MAX, as serve's /_/ answers do: clients that never read them get 503
+	 * with Retry-After past it, not a gigabyte held. */
+	{"/metrics", HTTP_BODY_MEM, h_metrics, NULL, NULL},
+	{"/api/status", HTTP_BODY_MEM, h_status, NULL, NULL},
 	{"/watch.css", HTTP_BODY_NONE, h_css, NULL, NULL},
 	{"/watch.js", HTTP_BODY_NONE, h_js, NULL, NULL},
-	{"", HTTP_BODY_NONE, h_page, NULL, NULL},
+	{"", HTTP_BODY_MEM, h_page, NULL, NULL},
 	{NULL, HTTP_BODY_NONE, NULL, NULL, NULL},
 };
 /* clang-format on */

@@ -248,3 +248,43 @@ def test_a_new_history_is_readable_by_its_user_only(tmp_path):
         assert w.stop() == 0
     finally:
         w.close()
+
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+
+def test_clients_that_never_read_metrics_hold_a_bounded_memory(tmp_path):
+    """10,000 targets make /metrics about 4 MB: 56 clients that ask and never read held
+    224 MB of answers (the page takes 64 connections). Answers made in memory now count against HTTP_MEM_MAX (64 MiB),
+    as serve's /_/ answers do; past it a client gets 503 with Retry-After."""
+    import json
+    cfg = tmp_path / "many.json"
+    cfg.write_text(json.dumps({"targets": [{"name": f"target-number-{i:05d}", "url": "tcp://127.0.0.1:1"}
+                                           for i in range(10000)]}))
+    w = Watcher("--config", cfg, "--interval", "3600", "--retries", "0", db=tmp_path / "h.db")
+    try:
+        st, _, body = w.get("/metrics", timeout=60)
+        assert st == 200 and len(body) > 3 << 20, (st, len(body))
+        before = _rss_kib(w.pid)
+        held = []
+        for _ in range(56):
+            s = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            held.append(s)
+        time.sleep(3)
+        peak = _rss_kib(w.pid)
+        st, h, _ = w.get("/metrics", timeout=60)
+        for s in held:
+            s.close()
+        assert st == 503 and h.get("Retry-After") == "1", (st, h)
+        assert peak - before < 100 << 10, f"RSS {before} -> {peak} KiB with 56 unread /metrics"
+        # Once they are gone, /metrics answers again.
+        deadline = time.monotonic() + 10
+        while (st := w.get("/metrics", timeout=60)[0]) != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert st == 200
+    finally:
+        w.close()
