@@ -5,6 +5,7 @@
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
+#include "core/errors.h"
 #include "core/log.h"
 #include "diag/ports.h"
 #include "watch/watch.h"
@@ -72,6 +73,8 @@ static void on_change(void *arg, const struct watch_event *e)
 	buf_free(&b);
 }
 
+#define WATCH_WAIT_NAMES 8 /* targets named in --until-up's first line without a terminal */
+
 static void on_progress(void *arg, const struct watch_report *r, uint64_t until_ms)
 {
 	const char *first = "";
@@ -112,6 +115,16 @@ static int watch_main(void *p)
 	struct watch *w = watch_new(c, &hooks, err, sizeof(err));
 	if (!w)
 		goto out;
+	if (a->until_up && !hooks.progress) {
+		/* A CI log says at once what it waits for (as wait-for-it does); the targets
+		 * that come up follow, one line each. */
+		char ms[32];
+		fprintf(stderr, "loopkit watch: waiting up to %s for %zu target%s:",
+		        lk_ms_text(c->until_ms, ms, sizeof(ms)), c->ntargets, c->ntargets == 1 ? "" : "s");
+		for (size_t i = 0; i < c->ntargets && i < WATCH_WAIT_NAMES; i++)
+			fprintf(stderr, "%s %s", i ? "," : "", c->targets[i].name);
+		fprintf(stderr, "%s\n", c->ntargets > WATCH_WAIT_NAMES ? ", ..." : "");
+	}
 	if (c->mode == WATCH_RUN) {
 		/* The page's URL is the first line, for scripts and for people. */
 		if (a->json)

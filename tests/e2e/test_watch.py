@@ -252,6 +252,9 @@ def test_until_up_gives_up_after_the_timeout_with_exit_1():
     assert 1.4 < took < 6, took
     assert "gave up waiting" in p.stdout.splitlines()[-1], p.stdout
     assert f"connection refused: nothing listens on 127.0.0.1:{port}" in p.stdout
+    # Not a terminal (a CI log): the first line says what it waits for, as wait-for-it does.
+    assert p.stderr.splitlines()[0] == \
+        f"loopkit watch: waiting up to 1.5 s for 1 target: tcp://127.0.0.1:{port}", p.stderr
 
 
 def test_until_up_shows_progress_on_a_terminal():
