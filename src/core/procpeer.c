@@ -89,6 +89,7 @@ struct proc {
 	unsigned long long cpu; /* utime + stime (ticks) when cpu_ms was taken */
 	uint64_t cpu_ms;        /* mono_ms() of that sample; 0: none yet */
 	int cpu_used;           /* it used a share of a core between the last two samples */
+	int loop_waits_ftp;     /* `loopkit watch`: its event loop's silent sockets wait for a greeting */
 };
 
 struct mark {
@@ -298,6 +299,10 @@ static int proc_read(int procfd, int pid, struct proc *out)
 	out->uid = st.st_uid;
 	snprintf(out->comm, sizeof(out->comm), "%.15s", comm);
 	out->cls = procpeer_classify(out->comm, cmd, c > 0 ? (size_t)c : 0, &out->rule);
+	/* argv[1] after argv[0]: "loopkit watch ..." */
+	size_t a0 = c > 0 ? strnlen(cmd, (size_t)c) + 1 : 0;
+	out->loop_waits_ftp = !strcmp(out->comm, "loopkit") && c > 0 && a0 + 6 <= (size_t)c &&
+	                      !memcmp(cmd + a0, "watch", 6);
 	rc = 0;
 out:
 	close(pfd);
@@ -497,16 +502,16 @@ static void readset_add_epoll(struct readset *rs, int pid, int epfd)
 }
 
 /* Which descriptors do the threads of pid sleep waiting to read: in read/recv on one; in
- * poll/ppoll/select/pselect with it among those asked for input; or in a blocking
- * epoll_wait on a set that watches it for input and not for output. A client reading
- * the very socket it just opened waits for the server to speak: an FTP client. An
- * event loop that has not written to a socket it watches only for input has nothing to
- * send on it and waits for the server (an HTTP client still connecting watches for
- * output; one that has written is not silent; one whose loop is busy is not in
- * epoll_wait, nor is one with work queued: its epoll_wait does not block).
+ * poll/ppoll/select/pselect with it among those asked for input; or, with epoll_ok, in
+ * a blocking epoll_wait on a set that watches it for input and not for output. A
+ * client reading the very socket it just opened waits for the server to speak: an FTP
+ * client. An event loop in general is not counted: a proxy or a load generator
+ * connects ahead and writes later, its loop asleep meanwhile (bench -R and proxy's
+ * http_delay were greeted as FTP). `loopkit watch`'s is (epoll_ok): its silent sockets
+ * are FTP and banner probes, its HTTP probes write as soon as they connect.
  * Reading another process's system call and memory needs ptrace access (same user
  * without Yama's restriction, or root); without it the answer is 0. */
-static void readset_fill(struct readset *rs, int pid)
+static void readset_fill(struct readset *rs, int pid, int epoll_ok)
 {
 	char path[64];
 	rs->pid = pid;
@@ -571,7 +576,7 @@ static void readset_fill(struct readset *rs, int pid)
 #ifdef SYS_epoll_pwait
 		case SYS_epoll_pwait:
 #endif
-			if ((int)a[3] != 0 && a[0] < 1u << 30) /* blocking: no work queued */
+			if (epoll_ok && (int)a[3] != 0 && a[0] < 1u << 30) /* blocking: no work queued */
 				readset_add_epoll(rs, pid, (int)a[0]);
 			break;
 #ifdef SYS_epoll_pwait2
@@ -580,7 +585,7 @@ static void readset_fill(struct readset *rs, int pid)
 			if (a[3] &&
 			    (mem < 0 || pread(mem, &ts, sizeof(ts), (off_t)a[3]) != (ssize_t)sizeof(ts)))
 				break;
-			if ((ts.tv_sec || ts.tv_nsec) && a[0] < 1u << 30)
+			if (epoll_ok && (ts.tv_sec || ts.tv_nsec) && a[0] < 1u << 30)
 				readset_add_epoll(rs, pid, (int)a[0]);
 			break;
 		}
@@ -593,8 +598,9 @@ static void readset_fill(struct readset *rs, int pid)
 	closedir(d);
 }
 
-/* Does a thread of pid read fd (see above)? Each process is read once per set. */
-static int thread_reads_fd(struct readsets *sets, int pid, int fd)
+/* Does a thread of pid read fd (see above; epoll sets count with epoll_ok)? Each process
+ * is read once per set. */
+static int thread_reads_fd(struct readsets *sets, int pid, int fd, int epoll_ok)
 {
 	struct readset *rs = NULL;
 	for (size_t i = 0; i < sets->n && !rs; i++)
@@ -605,7 +611,7 @@ static int thread_reads_fd(struct readsets *sets, int pid, int fd)
 			return 0;
 		rs = &sets->v[sets->n++];
 		memset(rs, 0, sizeof(*rs));
-		readset_fill(rs, pid);
+		readset_fill(rs, pid, epoll_ok);
 	}
 	for (size_t i = 0; i < rs->n; i++)
 		if (rs->fds[i] == fd)
@@ -695,7 +701,8 @@ static void answer(struct procpeer *p, const struct req *q, enum procpeer_class 
                    struct proc *pr, int ftp_mark, struct readsets *sets)
 {
 	int reading = pr && sets && q->fd >= 0 && pr->cls != PROCPEER_BROWSER &&
-	              pr->cls != PROCPEER_FTP_CLIENT && thread_reads_fd(sets, pr->pid, q->fd);
+	              pr->cls != PROCPEER_FTP_CLIENT &&
+	              thread_reads_fd(sets, pr->pid, q->fd, pr->loop_waits_ftp);
 	struct post *po = calloc(1, sizeof(*po));
 	if (!po)
 		return; /* the asker's own deadline ends its wait */
@@ -881,7 +888,7 @@ static void answer_rechecks(struct procpeer *p, struct req *batch, size_t n)
 		po->r.uid = (uint32_t)-1;
 		struct proc *pr = proc_find(p, q->pid);
 		snprintf(po->r.name, sizeof(po->r.name), "%s", pr ? pr->comm : "");
-		if (thread_reads_fd(&sets, q->pid, q->fd)) {
+		if (thread_reads_fd(&sets, q->pid, q->fd, pr && pr->loop_waits_ftp)) {
 			po->r.cls = PROCPEER_WAITING;
 			po->r.rule = PROCPEER_WAITING_RULE;
 		} else {
