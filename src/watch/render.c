@@ -52,11 +52,11 @@ static char *pct_text(double ratio, char *out, size_t len)
 /* What the last probe said, in a few words. */
 static void outcome_text(const struct watch_row *r, char *out, size_t len)
 {
-	char ran[32];
-	if (!r->has_result && r->cut_us) /* --until-up's wait ended first */
+	if (!r->has_result && r->cut_us) { /* --until-up's wait ended first */
+		char ran[32];
 		snprintf(out, len, "no answer yet: the probe had waited %s when the run ended",
 		         dur_text(r->cut_us, ran, sizeof(ran)));
-	else if (!r->has_result)
+	} else if (!r->has_result)
 		snprintf(out, len, "not probed yet");
 	else if (!r->ok)
 		snprintf(out, len, "%s", r->detail);
