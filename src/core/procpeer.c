@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/loop.h"
 #include "core/sockdiag.h"
 #include "core/vec.h"
@@ -103,7 +104,8 @@ struct procpeer {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int stop;
-	struct req *pending; /* asked, not yet taken by the thread (lock) */
+	int started, start_failed; /* the thread starts at the first question (lock) */
+	struct req *pending;       /* asked, not yet taken by the thread (lock) */
 	size_t npending, cappending;
 	size_t nrechecks;   /* of them, rechecks (lock) */
 	struct mark *marks; /* (lock) */
@@ -1083,15 +1085,28 @@ struct procpeer *procpeer_new(char *err, size_t errlen)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	return p;
+}
+
+/* The thread starts at the first question, not with the server: a server whose clients
+ * all speak at once (HTTP) never needs it. Called with the lock held; a failure is logged once and every
+ * question after it is refused (the asker then greets by the window alone). */
+static int thread_up(struct procpeer *p)
+{
+	if (p->started)
+		return 0;
+	if (p->start_failed)
+		return -1;
 	int e = pthread_create(&p->thread, NULL, procpeer_main, p);
 	if (e) {
-		snprintf(err, errlen, "cannot start the peer lookup thread: %s", strerror(e));
-		pthread_cond_destroy(&p->cond);
-		pthread_mutex_destroy(&p->lock);
-		free(p);
-		return NULL;
+		p->start_failed = 1;
+		log_msg("cannot start the peer lookup thread: %s; silent clients are greeted after the "
+		        "window",
+		        strerror(e));
+		return -1;
 	}
-	return p;
+	p->started = 1;
+	return 0;
 }
 
 void procpeer_free(struct procpeer *p)
@@ -1101,8 +1116,10 @@ void procpeer_free(struct procpeer *p)
 	pthread_mutex_lock(&p->lock);
 	p->stop = 1;
 	pthread_cond_signal(&p->cond);
+	int started = p->started;
 	pthread_mutex_unlock(&p->lock);
-	pthread_join(p->thread, NULL);
+	if (started)
+		pthread_join(p->thread, NULL);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p->pending);
@@ -1118,6 +1135,7 @@ int procpeer_ask(struct procpeer *p, struct loop *l, const struct sockaddr_stora
 	int rc = -1;
 	pthread_mutex_lock(&p->lock);
 	if (!p->stop && p->npending + atomic_load(&p->nopen_seen) < PROCPEER_MAX_PENDING &&
+	    thread_up(p) == 0 &&
 	    vec_grow((void **)&p->pending, &p->cappending, p->npending + 1, sizeof(*p->pending)) == 0) {
 		struct req *q = &p->pending[p->npending++];
 		memset(q, 0, sizeof(*q));
@@ -1142,7 +1160,7 @@ int procpeer_recheck(struct procpeer *p, struct loop *l, int pid, int fd, procpe
 	if (pid <= 0 || fd < 0)
 		return -1;
 	pthread_mutex_lock(&p->lock);
-	if (!p->stop && p->nrechecks < PROCPEER_MAX_RECHECKS &&
+	if (!p->stop && p->nrechecks < PROCPEER_MAX_RECHECKS && thread_up(p) == 0 &&
 	    vec_grow((void **)&p->pending, &p->cappending, p->npending + 1, sizeof(*p->pending)) == 0) {
 		struct req *q = &p->pending[p->npending++];
 		memset(q, 0, sizeof(*q));

@@ -48,7 +48,8 @@ typedef void (*procpeer_cb)(struct loop *l, void *arg, const struct procpeer_res
 
 struct procpeer;
 
-/* Starts the lookup thread. Returns NULL with the reason in err. */
+/* The lookup service; its thread starts at the first question. Returns NULL with the
+ * reason in err. */
 struct procpeer *procpeer_new(char *err, size_t errlen);
 /* Stops the thread; lookups still waiting are answered PROCPEER_UNKNOWN (posted to
  * their loops, which run them at their next turn or when freed). */
