@@ -40,7 +40,12 @@ struct loop {
 	struct loop_deferred *posted; /* calls from other threads, run in this one */
 	size_t nposted, capposted;
 	int cur, nev; /* the batch being dispatched: events[cur + 1 .. nev) wait */
-	int spawns;   /* loop_set_spawns: children may hold copies of its descriptors */
+	/* Who watches each descriptor: epoll reports the descriptor number and this table
+	 * names its loop_io, so handing a watched descriptor to another loop_io with the
+	 * same mask costs no syscall (the sniffer's hand-over to HTTP or FTP). */
+	struct loop_io **byfd;
+	size_t capfd;
+	int spawns; /* loop_set_spawns: children may hold copies of its descriptors */
 	struct loop_io sig_io;
 	void (*sig_fn)(struct loop *, int, void *);
 	void *sig_data;
@@ -105,6 +110,7 @@ void loop_free(struct loop *l)
 	free(l->heap);
 	free(l->defer);
 	free(l->posted);
+	free(l->byfd);
 	pthread_mutex_destroy(&l->post_lock);
 	free(l);
 }
@@ -133,9 +139,37 @@ static uint32_t epoll_mask(unsigned mask)
 	return ((mask & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0);
 }
 
+/* An event's descriptor; a forgotten event's is NO_FD. */
+#define NO_FD UINT64_MAX
+
+/* Makes room for fd in the table. Returns 0 or -1 (ENOMEM). */
+static int byfd_room(struct loop *l, int fd)
+{
+	if ((size_t)fd < l->capfd)
+		return 0;
+	size_t cap = l->capfd ? l->capfd : 64;
+	while (cap <= (size_t)fd)
+		cap *= 2;
+	struct loop_io **t = realloc(l->byfd, cap * sizeof(*t));
+	if (!t) {
+		errno = ENOMEM;
+		return -1;
+	}
+	memset(t + l->capfd, 0, (cap - l->capfd) * sizeof(*t));
+	l->byfd = t;
+	l->capfd = cap;
+	return 0;
+}
+
 int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb, void *data)
 {
-	struct epoll_event ev = {.events = epoll_mask(mask), .data.ptr = io};
+	struct epoll_event ev = {.events = epoll_mask(mask), .data.u64 = (uint64_t)fd};
+	if (fd < 0 || byfd_room(l, fd) < 0) {
+		if (fd < 0)
+			errno = EBADF;
+		io->fd = -1;
+		return -1;
+	}
 	io->fd = fd;
 	io->mask = mask;
 	io->cb = cb;
@@ -144,6 +178,7 @@ int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loo
 		io->fd = -1;
 		return -1;
 	}
+	l->byfd[fd] = io;
 	return 0;
 }
 
@@ -151,21 +186,30 @@ int loop_io_set(struct loop *l, struct loop_io *io, unsigned mask)
 {
 	if (io->fd < 0 || io->mask == mask)
 		return 0;
-	struct epoll_event ev = {.events = epoll_mask(mask), .data.ptr = io};
+	struct epoll_event ev = {.events = epoll_mask(mask), .data.u64 = (uint64_t)io->fd};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
 		return -1;
 	io->mask = mask;
 	return 0;
 }
 
-/* Drops the events still waiting in this batch for io: after a stop, the same io may
- * be started again on another descriptor (FTP's data connection is), and must not be
- * handed the old descriptor's readiness. */
-static void forget_pending(struct loop *l, const struct loop_io *io)
+/* Drops the events still waiting in this batch for fd: after a stop or a close, the
+ * number may be watched again (a new connection, FTP's next data connection) and must
+ * not be handed the old descriptor's readiness. */
+static void forget_pending(struct loop *l, int fd)
 {
 	for (int i = l->cur + 1; i < l->nev; i++)
-		if (l->events[i].data.ptr == io)
-			l->events[i].data.ptr = NULL;
+		if (l->events[i].data.u64 == (uint64_t)fd)
+			l->events[i].data.u64 = NO_FD;
+}
+
+/* The descriptor no longer watched: out of the table, its waiting events dropped. */
+static void unwatched(struct loop *l, struct loop_io *io)
+{
+	l->byfd[io->fd] = NULL;
+	forget_pending(l, io->fd);
+	io->fd = -1;
+	io->mask = 0;
 }
 
 void loop_set_spawns(struct loop *l)
@@ -175,10 +219,12 @@ void loop_set_spawns(struct loop *l)
 
 int loop_io_pending(const struct loop *l, const struct loop_io *io)
 {
+	if (io->fd < 0)
+		return 0;
 	if (l->nev == LOOP_MAX_EVENTS)
 		return 1;
 	for (int i = l->cur + 1; i < l->nev; i++)
-		if (l->events[i].data.ptr == io)
+		if (l->events[i].data.u64 == (uint64_t)io->fd)
 			return 1;
 	return 0;
 }
@@ -188,9 +234,7 @@ void loop_io_stop(struct loop *l, struct loop_io *io)
 	if (io->fd < 0)
 		return;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
-	io->fd = -1;
-	io->mask = 0;
-	forget_pending(l, io);
+	unwatched(l, io);
 }
 
 void loop_io_close(struct loop *l, struct loop_io *io)
@@ -205,29 +249,27 @@ void loop_io_close(struct loop *l, struct loop_io *io)
 	if (l->spawns)
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	close(io->fd);
-	io->fd = -1;
-	io->mask = 0;
-	forget_pending(l, io);
+	unwatched(l, io);
 }
 
 int loop_io_move(struct loop *l, struct loop_io *from, struct loop_io *to, unsigned mask, loop_io_cb cb,
                  void *data)
 {
-	struct epoll_event ev = {.events = epoll_mask(mask), .data.ptr = to};
+	struct epoll_event ev = {.events = epoll_mask(mask), .data.u64 = (uint64_t)from->fd};
 	if (from->fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
-	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, from->fd, &ev) < 0)
+	if (mask != from->mask && epoll_ctl(l->epfd, EPOLL_CTL_MOD, from->fd, &ev) < 0)
 		return -1;
-	to->fd = from->fd;
+	int fd = from->fd;
+	/* Level-triggered: readiness dropped here is reported again next turn. */
+	unwatched(l, from);
+	to->fd = fd;
 	to->mask = mask;
 	to->cb = cb;
 	to->data = data;
-	from->fd = -1;
-	from->mask = 0;
-	/* Level-triggered: readiness dropped here is reported again next turn. */
-	forget_pending(l, from);
+	l->byfd[fd] = to;
 	return 0;
 }
 
@@ -508,7 +550,8 @@ int loop_run(struct loop *l)
 		l->now = loop_clock_us();
 		l->nev = n;
 		for (l->cur = 0; l->cur < n; l->cur++) {
-			struct loop_io *io = l->events[l->cur].data.ptr;
+			uint64_t fd = l->events[l->cur].data.u64;
+			struct loop_io *io = fd < l->capfd ? l->byfd[fd] : NULL;
 			uint32_t e = l->events[l->cur].events;
 			unsigned ev = 0;
 			if (!io || io->fd < 0)

@@ -72,9 +72,9 @@ int loop_io_pending(const struct loop *l, const struct loop_io *io);
  * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated, in this
  * process or a child: see loop_set_spawns). */
 void loop_io_close(struct loop *l, struct loop_io *io);
-/* Hands from's descriptor to to (with a new mask, callback and data) in one syscall;
- * from is left unwatched. Events of this batch still waiting for from are dropped
- * (level-triggered, they come again). Returns 0 or -1 with errno. */
+/* Hands from's descriptor to to (with a new mask, callback and data): no syscall when
+ * the mask is the same, else one; from is left unwatched. Events of this batch still waiting for from are
+ * dropped (level-triggered, they come again). Returns 0 or -1 with errno. */
 int loop_io_move(struct loop *l, struct loop_io *from, struct loop_io *to, unsigned mask, loop_io_cb cb,
                  void *data);
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "core/accesslog.h"
+#include "core/loop.h"
 
 /* Most a sniffer reads before it knows the protocol: one read, as the protocol's own
  * first read would have been (the bytes are handed over, not read twice). */
@@ -79,8 +80,11 @@ struct proto_ops {
 	 * connection was counted in site->nconns and the protocol uncounts it when it
 	 * closes). first[0..nfirst) are the bytes the sniffer read from it (at most
 	 * PROTO_FIRST_MAX; none for a server-speaks-first protocol), the rest stay in the
-	 * socket. Returns 0, or -1 after closing fd. */
-	int (*start)(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst);
+	 * socket. watched, when not NULL, is how this thread's loop already watches fd
+	 * (the sniffer's): the protocol takes it over with proto_watch (one epoll_ctl MOD,
+	 * not a DEL and an ADD). Returns 0, or -1 after closing fd (proto_drop). */
+	int (*start)(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst,
+	             struct loop_io *watched);
 	/* Graceful stop: idle connections close now, busy ones after their work. */
 	void (*stop)(void *ctx);
 	/* Closes every connection now. */
@@ -90,5 +94,22 @@ struct proto_ops {
 	/* Frees the context (connections must be closed). */
 	void (*ctx_free)(void *ctx);
 };
+
+/* For start: watches fd through io, taking it over from watched when given. */
+static inline int proto_watch(struct loop *l, struct loop_io *watched, struct loop_io *io, int fd,
+                              unsigned mask, loop_io_cb cb, void *data)
+{
+	return watched ? loop_io_move(l, watched, io, mask, cb, data)
+	               : loop_io_start(l, io, fd, mask, cb, data);
+}
+
+/* For start's failures: closes fd, unwatched first if it still was. */
+static inline void proto_drop(struct loop *l, struct loop_io *watched, int fd)
+{
+	if (watched && watched->fd >= 0)
+		loop_io_close(l, watched);
+	else
+		close(fd);
+}
 
 #endif

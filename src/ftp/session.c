@@ -352,7 +352,8 @@ static void *ctx_new(struct loop *l, const struct proto_site *site, const void *
 	return x;
 }
 
-static int session_start(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst)
+static int session_start(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst,
+                         struct loop_io *watched)
 {
 	(void)first; /* the server speaks first: nothing was read before the greeting */
 	(void)nfirst;
@@ -363,7 +364,7 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer, const
 		if (s)
 			free(s->cwd);
 		free(s);
-		close(fd);
+		proto_drop(x->loop, watched, fd);
 		atomic_fetch_sub(x->site->nconns, 1);
 		return -1;
 	}
@@ -390,8 +391,8 @@ static int session_start(void *ctx, int fd, const struct proto_peer *peer, const
 	buf_init(&s->in, FTP_MAX_LINE * 8);
 	buf_init(&s->out, FTP_OUT_MAX);
 	loop_timer_init(&s->timer, control_timer_cb, s);
-	if (loop_io_start(x->loop, &s->io, fd, LOOP_READ, control_cb, s) < 0) {
-		close(fd);
+	if (proto_watch(x->loop, watched, &s->io, fd, LOOP_READ, control_cb, s) < 0) {
+		proto_drop(x->loop, watched, fd);
 		free(s->cwd);
 		free(s);
 		atomic_fetch_sub(x->site->nconns, 1);

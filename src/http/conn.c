@@ -619,12 +619,13 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 
 /* ---- the protocol ---- */
 
-static int http_start(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst)
+static int http_start(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst,
+                      struct loop_io *watched)
 {
 	struct http_ctx *x = ctx;
 	struct http_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(fd);
+		proto_drop(x->loop, watched, fd);
 		atomic_fetch_sub(x->site->nconns, 1);
 		return -1;
 	}
@@ -636,8 +637,8 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer, const ch
 	buf_init(&c->in, HTTP_IN_MAX);
 	buf_init(&c->out, HTTP_OUT_MAX);
 	loop_timer_init(&c->timer, conn_timer_cb, c);
-	if (loop_io_start(x->loop, &c->io, fd, LOOP_READ, conn_io_cb, c) < 0) {
-		close(fd);
+	if (proto_watch(x->loop, watched, &c->io, fd, LOOP_READ, conn_io_cb, c) < 0) {
+		proto_drop(x->loop, watched, fd);
 		free(c);
 		atomic_fetch_sub(x->site->nconns, 1);
 		return -1;
@@ -659,6 +660,8 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer, const ch
 	}
 	memcpy(p, first, nfirst);
 	c->in.len += nfirst;
+	if (!watched && x->files)
+		filecache_read_outside(x->files);
 	conn_run(c);
 	return 0;
 }

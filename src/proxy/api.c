@@ -523,7 +523,7 @@ static void api_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 	                 : -1;
 	net_ss_text(peer, pp.addr_str, sizeof pp.addr_str);
 	atomic_fetch_add(&s->api_nconns, 1);
-	http_proto_ops.start(s->http_ctx, fd, &pp, NULL, 0);
+	http_proto_ops.start(s->http_ctx, fd, &pp, NULL, 0, NULL);
 }
 
 int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)

@@ -18,6 +18,9 @@
 #define SERVE_PROMPT_US       500  /* a client silent this long (µs) gets its process looked up */
 #define SERVE_PROMPT_MAX_US   8000 /* ...at most this long, while lookups keep finding speakers */
 #define SERVE_ANSWER_MAX_MS   3000 /* after the window, wait this much more for a pending lookup */
+#define SERVE_EARLY_MAX       8    /* bound of the score that decides whether accept reads at once */
+#define SERVE_EARLY_PROBE     16   /* ...and when it says no, every this many connections read anyway */
+#define SERVE_DEAL_SLACK      8    /* connections a worker holds over its share before dealing */
 #define SERVE_TRIM_PEAK       64   /* a burst this big is followed by a heap trim once it is over */
 #define SERVE_TRIM_EVERY_MS   1000 /* how often the end of such a burst is looked for */
 #define SERVE_RECHECK_MS      2    /* a client not yet reading is looked at again after this, x4 each time */
@@ -63,6 +66,8 @@ struct serve_worker {
 	void *ctx[SERVE_MAX_PROTOS]; /* each protocol's state for this thread */
 	struct sniff_conn *sniffing; /* connections waiting for their first bytes */
 	unsigned nsniff;
+	int early; /* recent reads at accept: +1 found bytes, -1 found none (sniff.c) */
+	unsigned early_skips;
 	unsigned prompt_us; /* silence before a lookup: SERVE_PROMPT_US, doubled (up to
 	                       SERVE_PROMPT_MAX_US) each time a looked-up client spoke
 	                       meanwhile, halved each time one was truly silent */
@@ -89,7 +94,7 @@ struct serve_server {
 	int nworkers;
 	struct serve_worker **workers;
 	atomic_int nrunning;      /* workers whose thread runs: workers[0 .. nrunning) */
-	atomic_uint next_worker;  /* round-robin dealing of accepted connections */
+	atomic_uint next_worker;  /* round-robin dealing of connections over a worker's share */
 	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
 	struct log_rate log_tls, log_junk, log_late_http; /* messages any client can cause */
 	atomic_int stopping;
@@ -114,9 +119,10 @@ int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen);
 /* A new connection (counted): decides its protocol, now or when it speaks, or when
  * its silence says FTP. */
 void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage *peer);
-/* Gives a connection to protocol i; fd's ownership passes. */
+/* Gives a connection to protocol i; fd's ownership passes (and watched's, when fd is
+ * watched already: see proto_ops.start). */
 void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer, const char *first,
-                size_t nfirst);
+                size_t nfirst, struct loop_io *watched);
 /* Closes every connection still being sniffed (stopping). */
 void sniff_close_all(struct serve_worker *w);
 /* What a protocol told about a peer (the note hook). */

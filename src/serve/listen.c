@@ -122,6 +122,15 @@ static void note_peak(struct serve_worker *w, unsigned n)
 		loop_timer_start(w->loop, &w->trim_timer, SERVE_TRIM_EVERY_MS);
 }
 
+/* The connections w holds: sniffing, and each protocol's (w's thread only). */
+static unsigned worker_load(const struct serve_worker *w)
+{
+	unsigned n = w->nsniff;
+	for (int i = 0; i < w->srv->nproto; i++)
+		n += w->srv->proto[i]->count(w->ctx[i]);
+	return n;
+}
+
 static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct serve_worker *w = arg;
@@ -133,11 +142,19 @@ static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 		return;
 	}
 	note_peak(w, had + 1);
-	/* Dealt round-robin: EPOLLEXCLUSIVE wakes the loops in a fixed order, so the
-	 * first idle one would otherwise take every connection, and a keep-alive load
-	 * would run on one thread. A connection stays on the worker it is dealt to. */
+	/* EPOLLEXCLUSIVE wakes the loops in a fixed order, so the first idle one would
+	 * take every connection and a keep-alive load would run on one thread. A worker
+	 * holding more than its share (plus SERVE_DEAL_SLACK) deals the connection to the
+	 * next other worker instead. Only then: a handoff costs a wakeup of that thread,
+	 * a quarter more CPU per short connection when every one was dealt (and a busy
+	 * worker is not in epoll_wait, so short connections spread by themselves). A
+	 * connection stays on the worker it is given to. */
 	int n = atomic_load(&s->nrunning);
-	struct serve_worker *t = n > 1 ? s->workers[atomic_fetch_add(&s->next_worker, 1) % (unsigned)n] : w;
+	struct serve_worker *t = w;
+	if (n > 1 && worker_load(w) * (unsigned)n > had + 1 + (unsigned)n * SERVE_DEAL_SLACK) {
+		unsigned k = atomic_fetch_add(&s->next_worker, 1) % (unsigned)(n - 1);
+		t = s->workers[(int)k < w->id ? (int)k : (int)k + 1];
+	}
 	struct handoff *h;
 	if (t == w || !(h = malloc(sizeof(*h)))) {
 		sniff_accept(w, fd, peer);

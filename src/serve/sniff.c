@@ -66,9 +66,9 @@ static void sniff_close(struct sniff_conn *sc)
 }
 
 void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *peer, const char *first,
-                size_t nfirst)
+                size_t nfirst, struct loop_io *watched)
 {
-	w->srv->proto[i]->start(w->ctx[i], fd, peer, first, nfirst);
+	w->srv->proto[i]->start(w->ctx[i], fd, peer, first, nfirst, watched);
 }
 
 /* Gives a sniffed connection to protocol i, with the bytes read from it. */
@@ -76,12 +76,11 @@ static void sniff_give(struct sniff_conn *sc, int i, const char *first, size_t n
 {
 	struct serve_worker *w = sc->w;
 	int fd = sc->io.fd;
-	loop_io_stop(w->loop, &sc->io);
 	struct proto_peer peer = sc->peer;
 	if (i == w->srv->http_idx && sc->inflight && !sc->answered)
 		sc->became_http = 1; /* the answer, when it comes, tells the lookup thread */
-	sniff_detach(sc);
-	sniff_hand(w, i, fd, &peer, first, nfirst);
+	sniff_detach(sc);            /* sc stays in memory until the batch ends: its io can be taken over */
+	sniff_hand(w, i, fd, &peer, first, nfirst, &sc->io);
 }
 
 /* Reads the first bytes into b (PROTO_FIRST_MAX) and says what they are: a protocol
@@ -350,17 +349,27 @@ void sniff_accept(struct serve_worker *w, int fd, const struct sockaddr_storage 
 	net_addr_str((const struct sockaddr *)peer, pp.addr_str, sizeof(pp.addr_str));
 	if (s->http_idx < 0 || s->ftp_idx < 0) {
 		/* One protocol has the port: no sniffing. */
-		sniff_hand(w, s->http_idx >= 0 ? s->http_idx : s->ftp_idx, fd, &pp, NULL, 0);
+		sniff_hand(w, s->http_idx >= 0 ? s->http_idx : s->ftp_idx, fd, &pp, NULL, 0, NULL);
 		return;
 	}
-	/* Most HTTP clients have written their request by the time we accept: no record,
-	 * no lookup, straight to HTTP. */
+	/* A client that has written its request by the time we accept (curl, a browser,
+	 * on a quiet machine) goes straight to HTTP: no record, no lookup, no wait. A load
+	 * generator that connects ahead of writing (ab, wrk) has not: a read at accept
+	 * would find nothing, one wasted syscall per connection. Recent reads decide, and
+	 * when they say no, every SERVE_EARLY_PROBE-th connection reads anyway to notice
+	 * a change. */
 	char buf[PROTO_FIRST_MAX];
-	size_t got;
-	int wait;
-	int i = classify_bytes(s, fd, pp.addr_str, &wait, buf, &got);
+	size_t got = 0;
+	int wait = 1, i = -1;
+	if (w->early >= 0 || ++w->early_skips % SERVE_EARLY_PROBE == 0) {
+		i = classify_bytes(s, fd, pp.addr_str, &wait, buf, &got);
+		if (got && w->early < SERVE_EARLY_MAX)
+			w->early++;
+		else if (!got && wait && w->early > -SERVE_EARLY_MAX)
+			w->early--;
+	}
 	if (i >= 0) {
-		sniff_hand(w, i, fd, &pp, buf, got);
+		sniff_hand(w, i, fd, &pp, buf, got, NULL);
 		return;
 	}
 	if (!wait) {

@@ -412,7 +412,7 @@ static void page_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 	pp.uid = -1;
 	net_ss_text(peer, pp.addr_str, sizeof(pp.addr_str));
 	atomic_fetch_add(&w->nconns, 1);
-	http_proto_ops.start(w->http_ctx, fd, &pp, NULL, 0);
+	http_proto_ops.start(w->http_ctx, fd, &pp, NULL, 0, NULL);
 }
 
 int watch_page_start(struct watch *w, char *err, size_t errlen)

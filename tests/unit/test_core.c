@@ -1914,6 +1914,132 @@ static void test_loop_io_close(void **state)
 	}
 }
 
+/* loop_io_move hands a watched descriptor to another loop_io: the new one gets its
+ * events, the old one none; with the same mask no epoll_ctl is needed (the sniffer's
+ * hand-over to HTTP), with another mask the new mask holds. */
+struct mvctx {
+	struct loop_io a, b, c;
+	int s[2];
+	int a_calls, b_calls, c_calls, c_write;
+};
+
+static void mv_a_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	((struct mvctx *)io->data)->a_calls++;
+}
+
+static void mv_c_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct mvctx *m = io->data;
+
+	m->c_calls++;
+	m->c_write += (events & LOOP_WRITE) != 0;
+	loop_io_stop(l, io);
+	loop_stop(l);
+}
+
+static void mv_b_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct mvctx *m = io->data;
+	char ch;
+
+	m->b_calls++;
+	assert_int_equal(read(io->fd, &ch, 1), 1);
+	/* Now for output only: the socket is writable, so c is called next turn. */
+	assert_int_equal(loop_io_move(l, io, &m->c, LOOP_WRITE, mv_c_cb, m), 0);
+	assert_int_equal(io->fd, -1);
+}
+
+static void test_loop_io_move(void **state)
+{
+	struct mvctx m = {.a_calls = 0};
+	struct loop *l = new_loop();
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, m.s), 0);
+	assert_int_equal(write(m.s[1], "x", 1), 1);
+	assert_int_equal(loop_io_start(l, &m.a, m.s[0], LOOP_READ, mv_a_cb, &m), 0);
+	assert_int_equal(loop_io_move(l, &m.a, &m.b, LOOP_READ, mv_b_cb, &m), 0);
+	assert_int_equal(m.a.fd, -1);
+	assert_int_equal(m.b.fd, m.s[0]);
+	run_bounded(l, 1000);
+	assert_int_equal(m.a_calls, 0);
+	assert_int_equal(m.b_calls, 1);
+	assert_int_equal(m.c_calls, 1);
+	assert_int_equal(m.c_write, 1);
+	/* Moving what is not watched fails and changes nothing. */
+	assert_int_equal(loop_io_move(l, &m.a, &m.b, LOOP_READ, mv_b_cb, &m), -1);
+	assert_int_equal(errno, EBADF);
+	close(m.s[0]);
+	close(m.s[1]);
+	loop_free(l);
+}
+
+/* A move inside a batch drops the descriptor's event still waiting in it (as a stop
+ * does): the new watcher is called once, after the batch, and the old one never. */
+struct mvbatch {
+	struct loop_io first, second, moved;
+	int p1[2], p2[2];
+	int first_calls, second_calls, moved_calls, moved_in_batch, batch_over;
+};
+
+static void mvb_second_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	((struct mvbatch *)io->data)->second_calls++;
+}
+
+static void mvb_moved_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct mvbatch *m = io->data;
+
+	m->moved_calls++;
+	m->moved_in_batch += !m->batch_over;
+	loop_io_stop(l, io);
+	loop_stop(l);
+}
+
+static void mvb_batch_over(struct loop *l, void *data)
+{
+	((struct mvbatch *)data)->batch_over = 1;
+}
+
+static void mvb_first_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct mvbatch *m = io->data;
+
+	m->first_calls++;
+	loop_io_stop(l, io);
+	assert_int_equal(loop_io_move(l, &m->second, &m->moved, LOOP_READ, mvb_moved_cb, m), 0);
+	assert_int_equal(loop_defer(l, mvb_batch_over, m), 0);
+}
+
+static void test_loop_io_move_in_batch(void **state)
+{
+	for (int round = 0; round < 10; round++) {
+		struct mvbatch m = {.first_calls = 0};
+		struct loop *l = new_loop();
+
+		assert_int_equal(pipe2(m.p1, O_NONBLOCK | O_CLOEXEC), 0);
+		assert_int_equal(pipe2(m.p2, O_NONBLOCK | O_CLOEXEC), 0);
+		assert_int_equal(write(m.p1[1], "x", 1), 1);
+		assert_int_equal(write(m.p2[1], "x", 1), 1);
+		/* Both ready when added: epoll reports them in this order, in one batch. */
+		assert_int_equal(loop_io_start(l, &m.first, m.p1[0], LOOP_READ, mvb_first_cb, &m), 0);
+		assert_int_equal(loop_io_start(l, &m.second, m.p2[0], LOOP_READ, mvb_second_cb, &m), 0);
+		run_bounded(l, 1000);
+		assert_int_equal(m.first_calls, 1);
+		assert_int_equal(m.second_calls, 0);
+		assert_int_equal(m.moved_calls, 1);
+		if (m.moved_in_batch)
+			fail_msg("round %d: the moved watcher got the event of the batch it was moved in",
+			         round);
+		for (int i = 0; i < 2; i++) {
+			close(m.p1[i]);
+			close(m.p2[i]);
+		}
+		loop_free(l);
+	}
+}
+
 /*
  * net
  */
@@ -3172,6 +3298,8 @@ int main(void)
 	        FX(test_loop_io_events),
 	        FX(test_loop_io_stop_drops_pending),
 	        FX(test_loop_io_close),
+	        FX(test_loop_io_move),
+	        FX(test_loop_io_move_in_batch),
 	        cmocka_unit_test(test_net_parse_addr),
 	        cmocka_unit_test(test_net_loopback_wildcard),
 	        cmocka_unit_test(test_net_is_ip_literal),
