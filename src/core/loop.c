@@ -554,7 +554,7 @@ int loop_run(struct loop *l)
 			struct loop_io *io = fd < l->capfd ? l->byfd[fd] : NULL;
 			uint32_t e = l->events[l->cur].events;
 			unsigned ev = 0;
-			if (!io || io->fd < 0)
+			if (!io || io->fd != (int)fd)
 				continue; /* stopped by an earlier callback in this batch */
 			if (e & (EPOLLIN | EPOLLRDHUP))
 				ev |= LOOP_READ;

@@ -43,6 +43,7 @@
 	"it waits for the server to speak on this connection (a thread reads it, or its event loop " \
 	"waits only to read it)"
 #define PROCPEER_EPOLL_INFO_MAX (256 * 1024) /* bytes of an epoll set's fdinfo read (~4,000 fds) */
+#define PROCPEER_RETRY_MS       1000 /* after the lookup thread failed to start, before trying again */
 #define PROCPEER_BUSY_SEEN      32   /* processes a batch of rechecks reads the threads of, once each */
 #define PROCPEER_BUSY_SPAN_MS   1000 /* CPU used between samples this recent makes a process busy */
 #define PROCPEER_CPU_SAMPLE_MS  100  /* ...taken at least this far apart (CPU time is in 10 ms ticks) */
@@ -104,8 +105,9 @@ struct procpeer {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int stop;
-	int started, start_failed; /* the thread starts at the first question (lock) */
-	struct req *pending;       /* asked, not yet taken by the thread (lock) */
+	int started;             /* the thread starts at the first question (lock) */
+	uint64_t start_retry_ms; /* after a failed start, none is tried before this (lock) */
+	struct req *pending;     /* asked, not yet taken by the thread (lock) */
 	size_t npending, cappending;
 	size_t nrechecks;   /* of them, rechecks (lock) */
 	struct mark *marks; /* (lock) */
@@ -992,7 +994,7 @@ static void *procpeer_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);         /* signals are the server's business */
 	pthread_setname_np(pthread_self(), "lk-peers"); /* as ps, top and the tests show it */
-	procs_refresh(p);                               /* the first question then finds the table built */
+	procs_refresh(p);                               /* the table the first question is searched in */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		while (!p->stop && !p->npending) {
@@ -1089,19 +1091,22 @@ struct procpeer *procpeer_new(char *err, size_t errlen)
 }
 
 /* The thread starts at the first question, not with the server: a server whose clients
- * all speak at once (HTTP) never needs it. Called with the lock held; a failure is logged once and every
- * question after it is refused (the asker then greets by the window alone). */
+ * all speak at once (HTTP) never needs it. The first silent client waits for its
+ * reading of /proc (a few milliseconds) that would otherwise have been made at start.
+ * Called with the lock held. A failure is logged, the question is refused (the asker
+ * greets by the window alone) and no start is tried for PROCPEER_RETRY_MS. */
 static int thread_up(struct procpeer *p)
 {
 	if (p->started)
 		return 0;
-	if (p->start_failed)
+	uint64_t now = mono_ms();
+	if (now < p->start_retry_ms)
 		return -1;
 	int e = pthread_create(&p->thread, NULL, procpeer_main, p);
 	if (e) {
-		p->start_failed = 1;
+		p->start_retry_ms = now + PROCPEER_RETRY_MS;
 		log_msg("cannot start the peer lookup thread: %s; silent clients are greeted after the "
-		        "window",
+		        "window for now",
 		        strerror(e));
 		return -1;
 	}

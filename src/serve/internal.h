@@ -20,7 +20,7 @@
 #define SERVE_ANSWER_MAX_MS   3000 /* after the window, wait this much more for a pending lookup */
 #define SERVE_EARLY_MAX       8    /* bound of the score that decides whether accept reads at once */
 #define SERVE_EARLY_PROBE     16   /* ...and when it says no, every this many connections read anyway */
-#define SERVE_DEAL_SLACK      8    /* connections a worker holds over its share before dealing */
+#define SERVE_DEAL_SHARE_PART 4    /* a worker over the others' average by 1/this of a share deals */
 #define SERVE_TRIM_PEAK       64   /* a burst this big is followed by a heap trim once it is over */
 #define SERVE_TRIM_EVERY_MS   1000 /* how often the end of such a burst is looked for */
 #define SERVE_RECHECK_MS      2    /* a client not yet reading is looked at again after this, x4 each time */

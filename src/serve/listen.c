@@ -144,16 +144,23 @@ static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 	note_peak(w, had + 1);
 	/* EPOLLEXCLUSIVE wakes the loops in a fixed order, so the first idle one would
 	 * take every connection and a keep-alive load would run on one thread. A worker
-	 * holding more than its share (plus SERVE_DEAL_SLACK) deals the connection to the
-	 * next other worker instead. Only then: a handoff costs a wakeup of that thread,
-	 * a quarter more CPU per short connection when every one was dealt (and a busy
-	 * worker is not in epoll_wait, so short connections spread by themselves). A
-	 * connection stays on the worker it is given to. */
+	 * that holds more than the others' average plus a quarter of a share (at least
+	 * one) deals the connection to the next other worker instead: 8 keep-alive
+	 * connections on 2 threads end 4 and 4 or 5 and 3. Only then: a hand-off costs a
+	 * wakeup of that thread (dealing every other one cost ab's short connections a
+	 * quarter more CPU), and a busy worker is not in epoll_wait, so short connections
+	 * spread by themselves. A connection stays on the worker it is given to. */
 	int n = atomic_load(&s->nrunning);
 	struct serve_worker *t = w;
-	if (n > 1 && worker_load(w) * (unsigned)n > had + 1 + (unsigned)n * SERVE_DEAL_SLACK) {
-		unsigned k = atomic_fetch_add(&s->next_worker, 1) % (unsigned)(n - 1);
-		t = s->workers[(int)k < w->id ? (int)k : (int)k + 1];
+	if (n > 1) {
+		unsigned mine = worker_load(w), others = had > mine ? had - mine : 0;
+		unsigned slack = (had + 1) / (SERVE_DEAL_SHARE_PART * (unsigned)n);
+		if (slack < 1)
+			slack = 1;
+		if (mine * (unsigned)(n - 1) > others + (unsigned)(n - 1) * slack) {
+			unsigned k = atomic_fetch_add(&s->next_worker, 1) % (unsigned)(n - 1);
+			t = s->workers[(int)k < w->id ? (int)k : (int)k + 1];
+		}
 	}
 	struct handoff *h;
 	if (t == w || !(h = malloc(sizeof(*h)))) {

@@ -382,6 +382,30 @@ def test_delay_does_not_block_others(start, site):
         slow.close()
 
 
+def test_a_few_keep_alive_clients_are_spread_over_the_threads(start, site):
+    """8 keep-alive connections made one after another on 2 threads: the loop woken
+    first (EPOLLEXCLUSIVE wakes them in a fixed order) must not keep them all, or a
+    keep-alive load of a few clients runs on one core. Each thread holds 3 to 5."""
+    s = start("--threads", "2")
+    conns = []
+    try:
+        for _ in range(8):
+            c = Conn(s)
+            c.request("GET", "/b.txt")
+            assert c.response().status == 200
+            conns.append(c)
+        ports = {c.sock.getsockname()[1] for c in conns}
+
+        def held():
+            fds = {fd for peer, fd in proc_port_fds(s.pid, s.port)[1].items() if peer in ports}
+            return sorted(len(w & fds) for w in proc_event_loops(s.pid).values())
+        assert wait_for(lambda: sum(held()) == 8 and len(held()) == 2, 3), held()
+        assert held()[0] >= 3, held()
+    finally:
+        for c in conns:
+            c.close()
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_threads_flag(start, site, n):
     """--threads N: N event-loop threads sharing the one listener (the port is taken

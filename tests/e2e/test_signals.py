@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import Conn, Server, exchange, wait_for
+from conftest import Conn, Server, exchange, proc_event_loops, proc_port_fds, wait_for
 
 pytestmark = pytest.mark.xdist_group("serial")
 
@@ -40,16 +40,42 @@ def held_request(server, secs):
     return c
 
 
-@pytest.mark.parametrize("before", [0, 1])
-def test_second_ctrl_c_exits_at_once(root, before):
-    """Connections are dealt round-robin: with one request before it, the held one is on
-    the second thread, and the first (which reads the signals) is idle. It must still
-    hear the second Ctrl-C (it stopped reading them, and the server ran out the grace)."""
+def _signal_loop(pid):
+    """The thread id of the loop that reads the signals (its epoll set holds the signalfd)."""
+    sigfds = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")
+              if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[signalfd]"}
+    return next(tid for tid, fds in proc_event_loops(pid).items() if fds & sigfds)
+
+
+@pytest.mark.parametrize("held_on", ["the signal thread", "the other thread"])
+def test_second_ctrl_c_exits_at_once(root, held_on):
+    """The second Ctrl-C exits at once, whichever thread holds the request in flight. On
+    the other thread, the first (which reads the signals) is idle: it must still hear the
+    second Ctrl-C (it stopped reading them, and the server ran out the grace)."""
     s = Server(str(root), ["--grace", "20", "--threads", "2"])
-    for _ in range(before):
-        assert exchange(s, "GET", "/_/get").status == 200
-    c = held_request(s, 10)
+    # 24 keep-alive connections: past its share a loop deals them to the other, so
+    # both hold some; those on one side are closed, and the others' requests held.
+    conns = [socket.create_connection((s.host, s.port), timeout=30) for _ in range(24)]
+    for c in conns:
+        c.sendall(b"GET /_/get HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert c.recv(65536).startswith(b"HTTP/1.1 200")
+    loops = lambda: proc_event_loops(s.pid)
+    server_fd = lambda: proc_port_fds(s.pid, s.port)[1]
+    assert wait_for(lambda: len(loops()) == 2 and len(server_fd()) == 24, 5), (loops(), server_fd())
+    sig = _signal_loop(s.pid)
+    on_sig = loops()[sig]
+    fds = server_fd()
+    keep = [c for c in conns if (fds[c.getsockname()[1]] in on_sig) == (held_on == "the signal thread")]
+    assert keep, f"no connection on {held_on}: {loops()}"
+    for c in conns:
+        if c not in keep:
+            c.close()
+    assert wait_for(lambda: len(server_fd()) == len(keep), 5), server_fd()
+    for c in keep:
+        c.sendall(b"GET /_/delay/10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     time.sleep(0.3)
+    held = set(server_fd().values())
+    assert (held <= loops()[sig]) == (held_on == "the signal thread"), (held, loops())
     s.proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     assert s.alive(), "exited on the first Ctrl-C with a request in flight and 20 s of grace"
@@ -57,7 +83,8 @@ def test_second_ctrl_c_exits_at_once(root, before):
     s.proc.send_signal(signal.SIGINT)
     rc = s.proc.wait(5)
     took = time.monotonic() - t
-    c.close()
+    for c in keep:
+        c.close()
     assert rc == 128 + signal.SIGINT, rc
     assert took < 0.5, took
     assert "again: exiting now" in s.stderr()
