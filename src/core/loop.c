@@ -142,9 +142,13 @@ static uint32_t epoll_mask(unsigned mask)
 /* An event's descriptor; a forgotten event's is NO_FD. */
 #define NO_FD UINT64_MAX
 
-/* Makes room for fd in the table. Returns 0 or -1 (ENOMEM). */
+/* Makes room for fd in the table. Returns 0 or -1 (EBADF, ENOMEM). */
 static int byfd_room(struct loop *l, int fd)
 {
+	if (fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
 	if ((size_t)fd < l->capfd)
 		return 0;
 	size_t cap = l->capfd ? l->capfd : 64;
@@ -164,9 +168,7 @@ static int byfd_room(struct loop *l, int fd)
 int loop_io_start(struct loop *l, struct loop_io *io, int fd, unsigned mask, loop_io_cb cb, void *data)
 {
 	struct epoll_event ev = {.events = epoll_mask(mask), .data.u64 = (uint64_t)fd};
-	if (fd < 0 || byfd_room(l, fd) < 0) {
-		if (fd < 0)
-			errno = EBADF;
+	if (byfd_room(l, fd) < 0) {
 		io->fd = -1;
 		return -1;
 	}
@@ -227,6 +229,11 @@ int loop_io_pending(const struct loop *l, const struct loop_io *io)
 		if (l->events[i].data.u64 == (uint64_t)io->fd)
 			return 1;
 	return 0;
+}
+
+int loop_io_reported(const struct loop *l, const struct loop_io *io)
+{
+	return io->fd >= 0 && l->cur < l->nev && l->events[l->cur].data.u64 == (uint64_t)io->fd;
 }
 
 void loop_io_stop(struct loop *l, struct loop_io *io)

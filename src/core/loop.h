@@ -68,13 +68,19 @@ void loop_set_spawns(struct loop *l);
  * For a watcher that must see its events before the callbacks of descriptors that
  * became ready after it (epoll does not always report them in that order). */
 int loop_io_pending(const struct loop *l, const struct loop_io *io);
+/* Is l running the event epoll reported for io's descriptor (in io's callback, or in
+ * the callback of whoever watched it before a loop_io_move)? Bytes read otherwise (at
+ * accept, on a timer) were not reported: what became ready before them, an inotify
+ * queue, may not be in this batch yet. */
+int loop_io_reported(const struct loop *l, const struct loop_io *io);
 /* Stops watching and closes the fd in one step: close(2) drops the epoll entry, so
  * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated, in this
  * process or a child: see loop_set_spawns). */
 void loop_io_close(struct loop *l, struct loop_io *io);
-/* Hands from's descriptor to to (with a new mask, callback and data): no syscall when
- * the mask is the same, else one; from is left unwatched. Events of this batch still waiting for from are
- * dropped (level-triggered, they come again). Returns 0 or -1 with errno. */
+/* Hands from's descriptor to to (with a new mask, callback and data), with no syscall
+ * when the mask is the same; from is left unwatched. Events of this batch still waiting
+ * for the descriptor are dropped (level-triggered, they come again). Returns 0 or -1
+ * with errno. */
 int loop_io_move(struct loop *l, struct loop_io *from, struct loop_io *to, unsigned mask, loop_io_cb cb,
                  void *data);
 

@@ -81,8 +81,8 @@ struct proto_ops {
 	 * closes). first[0..nfirst) are the bytes the sniffer read from it (at most
 	 * PROTO_FIRST_MAX; none for a server-speaks-first protocol), the rest stay in the
 	 * socket. watched, when not NULL, is how this thread's loop already watches fd
-	 * (the sniffer's): the protocol takes it over with proto_watch (one epoll_ctl MOD,
-	 * not a DEL and an ADD). Returns 0, or -1 after closing fd (proto_drop). */
+	 * (the sniffer's): the protocol takes it over with proto_watch (no syscall, where
+	 * a DEL and an ADD were). Returns 0, or -1 after closing fd (proto_drop). */
 	int (*start)(void *ctx, int fd, const struct proto_peer *peer, const char *first, size_t nfirst,
 	             struct loop_io *watched);
 	/* Graceful stop: idle connections close now, busy ones after their work. */
@@ -103,10 +103,11 @@ static inline int proto_watch(struct loop *l, struct loop_io *watched, struct lo
 	               : loop_io_start(l, io, fd, mask, cb, data);
 }
 
-/* For start's failures: closes fd, unwatched first if it still was. */
+/* For start's failures (proto_watch leaves watched as it was): closes fd, and the
+ * watch on it. */
 static inline void proto_drop(struct loop *l, struct loop_io *watched, int fd)
 {
-	if (watched && watched->fd >= 0)
+	if (watched)
 		loop_io_close(l, watched);
 	else
 		close(fd);

@@ -660,8 +660,6 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer, const ch
 	}
 	memcpy(p, first, nfirst);
 	c->in.len += nfirst;
-	if (!watched && x->files)
-		filecache_read_outside(x->files);
 	conn_run(c);
 	return 0;
 }

@@ -35,7 +35,6 @@ struct filecache {
 	const struct fsroot *root;
 	struct loop_io ino_io; /* inotify: invalidates entries when files change */
 	uint64_t synced_at;    /* loop_now_us() of the loop turn a lookup last synced in */
-	int must_sync;         /* filecache_read_outside: the next lookup reads inotify */
 	struct filecache_entry slot[FILECACHE_SLOTS];
 };
 
@@ -46,12 +45,10 @@ int filecache_init(struct filecache *fc, struct loop *loop, const struct fsroot 
 void filecache_free(struct filecache *fc);
 /* The hash of a normalised path (FNV-1a), for lookup and store. */
 uint32_t filecache_hash(const char *rel);
-/* A request was read outside epoll's report (at accept, before its socket was ever
- * watched): a change made before it may not be in this turn's batch yet, so the next
- * lookup reads inotify whether or not epoll has reported it. */
-void filecache_read_outside(struct filecache *fc);
-/* A fresh entry for rel, or NULL. */
-struct filecache_entry *filecache_lookup(struct filecache *fc, const char *rel, uint32_t h);
+/* A fresh entry for rel, or NULL. req is the connection that asks: when its request
+ * was not read on epoll's report (loop_io_reported), changes are read first. */
+struct filecache_entry *filecache_lookup(struct filecache *fc, const char *rel, uint32_t h,
+                                         const struct loop_io *req);
 /* Reads the regular file fd (confined open of rel, st its fstat) into the cache.
  * Returns the entry, or NULL (too big, changed while read, out of memory). fd stays
  * the caller's. */

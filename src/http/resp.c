@@ -280,6 +280,11 @@ struct http_ctx *http_conn_ctx(const struct http_conn *c)
 	return c->x;
 }
 
+const struct loop_io *http_conn_io(const struct http_conn *c)
+{
+	return &c->io;
+}
+
 const struct proto_site *http_ctx_site(const struct http_ctx *x)
 {
 	return x->site;

@@ -71,25 +71,17 @@ void sniff_hand(struct serve_worker *w, int i, int fd, const struct proto_peer *
 	w->srv->proto[i]->start(w->ctx[i], fd, peer, first, nfirst, watched);
 }
 
-/* Gives a sniffed connection to protocol i, with the bytes read from it. The protocol
- * takes the sniffer's watch over (no syscall), unless the bytes were read without
- * epoll having reported them (on a timer, or when a lookup answered): then it starts a
- * watch of its own, as for a connection read at accept, and HTTP knows that a change
- * made just before the request may not be in this turn's batch yet (filecache). */
-static void sniff_give(struct sniff_conn *sc, int i, const char *first, size_t nfirst, int reported)
+/* Gives a sniffed connection to protocol i, with the bytes read from it; the protocol
+ * takes the sniffer's watch over. */
+static void sniff_give(struct sniff_conn *sc, int i, const char *first, size_t nfirst)
 {
 	struct serve_worker *w = sc->w;
 	int fd = sc->io.fd;
-	struct loop_io *watched = &sc->io;
 	struct proto_peer peer = sc->peer;
-	if (nfirst && !reported) {
-		loop_io_stop(w->loop, &sc->io);
-		watched = NULL;
-	}
 	if (i == w->srv->http_idx && sc->inflight && !sc->answered)
 		sc->became_http = 1; /* the answer, when it comes, tells the lookup thread */
 	sniff_detach(sc);            /* sc stays in memory until the batch ends: its io can be taken over */
-	sniff_hand(w, i, fd, &peer, first, nfirst, watched);
+	sniff_hand(w, i, fd, &peer, first, nfirst, &sc->io);
 }
 
 /* Reads the first bytes into b (PROTO_FIRST_MAX) and says what they are: a protocol
@@ -129,19 +121,19 @@ static int classify_bytes(struct serve_server *s, int fd, const char *who, int *
 
 static void greet(struct sniff_conn *sc)
 {
-	sniff_give(sc, sc->w->srv->ftp_idx, NULL, 0, 1);
+	sniff_give(sc, sc->w->srv->ftp_idx, NULL, 0);
 }
 
 /* Has sc spoken (or closed)? Then it is handed over (or closed): returns 1. Returns 0
- * while it is silent. reported: epoll has just said sc's socket is readable. */
-static int sniff_spoke(struct sniff_conn *sc, int reported)
+ * while it is silent. */
+static int sniff_spoke(struct sniff_conn *sc)
 {
 	char buf[PROTO_FIRST_MAX];
 	size_t got;
 	int wait;
 	int i = classify_bytes(sc->w->srv, sc->io.fd, sc->peer.addr_str, &wait, buf, &got);
 	if (i >= 0)
-		sniff_give(sc, i, buf, got, reported);
+		sniff_give(sc, i, buf, got);
 	else if (!wait)
 		sniff_close(sc);
 	return i >= 0 || !wait;
@@ -150,7 +142,7 @@ static int sniff_spoke(struct sniff_conn *sc, int reported)
 static void sniff_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct sniff_conn *sc = io->data;
-	if (!sniff_spoke(sc, 1) && (events & LOOP_ERROR))
+	if (!sniff_spoke(sc) && (events & LOOP_ERROR))
 		sniff_close(sc);
 }
 
@@ -260,7 +252,7 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 	}
 	/* The client may have spoken while it was looked up (and then wait for the
 	 * answer, reading: that is why it looked like a waiting FTP client): bytes win. */
-	if (sniff_spoke(sc, 0))
+	if (sniff_spoke(sc))
 		return;
 	if (sc->at_end) {
 		sc->at_end = 0;
@@ -278,7 +270,7 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 	case PROCPEER_FTP_CLIENT:
 	case PROCPEER_FTP_PEER:
 	case PROCPEER_WAITING: greet(sc); return;
-	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx, NULL, 0, 1); return;
+	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx, NULL, 0); return;
 	default:
 		if (sc->window_over)
 			greet(sc);
@@ -294,7 +286,7 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 	struct serve_server *s = sc->w->srv;
 	uint64_t now = loop_now(l), end = window_end(sc);
 	/* Bytes may have come after this turn's epoll_wait: then it is not silence. */
-	if (sniff_spoke(sc, 0))
+	if (sniff_spoke(sc))
 		return;
 	if (!sc->asked && now < end) {
 		/* Silent past the prompt: ask who it is (one lookup per silent connection). */
@@ -327,7 +319,7 @@ static void sniff_timer_cb(struct loop *l, struct loop_timer *t)
 		}
 	}
 	if (sc->answered && sc->cls == PROCPEER_BROWSER) {
-		sniff_give(sc, s->http_idx, NULL, 0, 1);
+		sniff_give(sc, s->http_idx, NULL, 0);
 		return;
 	}
 	/* A client whose process is busy at the end of the window may be a thread that has

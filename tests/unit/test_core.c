@@ -1176,6 +1176,13 @@ static void guard_cb(struct loop *l, struct loop_timer *t)
 
 /* Runs l until a callback calls loop_stop; fails when that has not happened within ms,
  * so a broken loop cannot hang the suite. */
+/* A non-blocking pipe with one byte waiting in it: its read end is ready. */
+static void ready_pipe(int p[2])
+{
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+}
+
 static void run_bounded(struct loop *l, uint64_t ms)
 {
 	struct loop_timer guard;
@@ -1479,8 +1486,7 @@ static void test_loop_defer(void **state)
 	struct loop *l = new_loop();
 
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(pipe2(d.p[i], O_NONBLOCK | O_CLOEXEC), 0);
-		assert_int_equal(write(d.p[i][1], "x", 1), 1);
+		ready_pipe(d.p[i]);
 		assert_int_equal(loop_io_start(l, &d.io[i], d.p[i][0], LOOP_READ, defer_io_cb, &d), 0);
 	}
 	loop_timer_init(&d.t, defer_timer_cb, &d);
@@ -1688,8 +1694,7 @@ static void test_loop_io_stop_drops_pending(void **state)
 		struct loop *l = new_loop();
 
 		for (int i = 0; i < 2; i++) {
-			assert_int_equal(pipe2(c.p[i], O_NONBLOCK | O_CLOEXEC), 0);
-			assert_int_equal(write(c.p[i][1], "x", 1), 1);
+			ready_pipe(c.p[i]);
 		}
 		/* Vary the registration order, so either io can be first in the batch. */
 		for (int k = 0; k < 2; k++) {
@@ -1743,11 +1748,9 @@ static void test_loop_io_restart_in_batch(void **state)
 		struct rctx2 r = {.a_calls = 0};
 		struct loop *l = new_loop();
 
-		assert_int_equal(pipe2(r.pa, O_NONBLOCK | O_CLOEXEC), 0);
-		assert_int_equal(pipe2(r.pb, O_NONBLOCK | O_CLOEXEC), 0);
+		ready_pipe(r.pa);
+		ready_pipe(r.pb);
 		assert_int_equal(pipe2(r.fresh, O_NONBLOCK | O_CLOEXEC), 0);
-		assert_int_equal(write(r.pa[1], "x", 1), 1);
-		assert_int_equal(write(r.pb[1], "x", 1), 1);
 		/* a first, so a's callback runs while b's event waits in the batch. */
 		assert_int_equal(loop_io_start(l, &r.a, r.pa[0], LOOP_READ, rctx2_a_cb, &r), 0);
 		assert_int_equal(loop_io_start(l, &r.b, r.pb[0], LOOP_READ, rctx2_b_cb, &r), 0);
@@ -1889,8 +1892,7 @@ static void test_loop_io_close(void **state)
 		int closed;
 
 		for (int i = 0; i < 2; i++) {
-			assert_int_equal(pipe2(c.p[i], O_NONBLOCK | O_CLOEXEC), 0);
-			assert_int_equal(write(c.p[i][1], "x", 1), 1);
+			ready_pipe(c.p[i]);
 		}
 		for (int k = 0; k < 2; k++) {
 			int i = (k + round) % 2;
@@ -2018,10 +2020,8 @@ static void test_loop_io_move_in_batch(void **state)
 		struct mvbatch m = {.first_calls = 0};
 		struct loop *l = new_loop();
 
-		assert_int_equal(pipe2(m.p1, O_NONBLOCK | O_CLOEXEC), 0);
-		assert_int_equal(pipe2(m.p2, O_NONBLOCK | O_CLOEXEC), 0);
-		assert_int_equal(write(m.p1[1], "x", 1), 1);
-		assert_int_equal(write(m.p2[1], "x", 1), 1);
+		ready_pipe(m.p1);
+		ready_pipe(m.p2);
 		/* Both ready when added: epoll reports them in this order, in one batch. */
 		assert_int_equal(loop_io_start(l, &m.first, m.p1[0], LOOP_READ, mvb_first_cb, &m), 0);
 		assert_int_equal(loop_io_start(l, &m.second, m.p2[0], LOOP_READ, mvb_second_cb, &m), 0);
@@ -2038,6 +2038,62 @@ static void test_loop_io_move_in_batch(void **state)
 		}
 		loop_free(l);
 	}
+}
+
+/* loop_io_reported: true in the callback of the event epoll reported for the
+ * descriptor (also for the watcher it was just moved to), false for another descriptor
+ * and outside a batch (a timer). */
+struct repctx {
+	struct loop_io a, b, moved;
+	struct loop_timer t;
+	int pa[2], pb[2];
+	int in_cb, other_in_cb, moved_in_cb, in_timer, calls;
+};
+
+static void rep_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct repctx *r = io->data;
+
+	if (r->calls++)
+		return;
+	r->in_cb = loop_io_reported(l, io);
+	r->other_in_cb = loop_io_reported(l, io == &r->a ? &r->b : &r->a);
+	assert_int_equal(loop_io_move(l, io, &r->moved, LOOP_READ, rep_cb, r), 0);
+	r->moved_in_cb = loop_io_reported(l, &r->moved);
+	loop_io_stop(l, &r->moved);
+	loop_timer_start(l, &r->t, 0);
+}
+
+static void rep_timer(struct loop *l, struct loop_timer *t)
+{
+	struct repctx *r = t->data;
+
+	r->in_timer = loop_io_reported(l, r->a.fd >= 0 ? &r->a : &r->b);
+	loop_stop(l);
+}
+
+static void test_loop_io_reported(void **state)
+{
+	struct repctx r = {.calls = 0};
+	struct loop *l = new_loop();
+
+	ready_pipe(r.pa);
+	ready_pipe(r.pb);
+	assert_int_equal(loop_io_start(l, &r.a, r.pa[0], LOOP_READ, rep_cb, &r), 0);
+	assert_int_equal(loop_io_start(l, &r.b, r.pb[0], LOOP_READ, rep_cb, &r), 0);
+	loop_timer_init(&r.t, rep_timer, &r);
+	run_bounded(l, 1000);
+	assert_int_equal(r.in_cb, 1);
+	assert_int_equal(r.other_in_cb, 0);
+	assert_int_equal(r.moved_in_cb, 1);
+	assert_int_equal(r.in_timer, 0);
+	loop_io_stop(l, &r.a);
+	loop_io_stop(l, &r.b);
+	for (int i = 0; i < 2; i++) {
+		close(r.pa[i]);
+		close(r.pb[i]);
+	}
+	loop_free(l);
 }
 
 /*
@@ -3300,6 +3356,7 @@ int main(void)
 	        FX(test_loop_io_close),
 	        FX(test_loop_io_move),
 	        FX(test_loop_io_move_in_batch),
+	        FX(test_loop_io_reported),
 	        cmocka_unit_test(test_net_parse_addr),
 	        cmocka_unit_test(test_net_loopback_wildcard),
 	        cmocka_unit_test(test_net_is_ip_literal),
