@@ -908,6 +908,15 @@ def proc_event_loops(pid):
     return loops
 
 
+def loop_clients(server, socks):
+    """{thread id: those of our client sockets socks whose server side that event loop
+    watches}, for each thread of the server that sleeps in epoll_wait."""
+    by_port = {c.getsockname()[1]: c for c in socks}
+    fd_of = proc_port_fds(server.pid, server.port)[1]
+    return {tid: [by_port[p] for p, fd in fd_of.items() if p in by_port and fd in watched]
+            for tid, watched in proc_event_loops(server.pid).items()}
+
+
 def proc_children(pid):
     """Pids of a process's children (all its threads')."""
     kids = []

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import Conn, Server, exchange, proc_event_loops, proc_port_fds, wait_for
+from conftest import Conn, Server, exchange, loop_clients, proc_event_loops, proc_port_fds, wait_for
 
 pytestmark = pytest.mark.xdist_group("serial")
 
@@ -59,23 +59,21 @@ def test_second_ctrl_c_exits_at_once(root, held_on):
     for c in conns:
         c.sendall(b"GET /_/get HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert c.recv(65536).startswith(b"HTTP/1.1 200")
-    loops = lambda: proc_event_loops(s.pid)
-    server_fd = lambda: proc_port_fds(s.pid, s.port)[1]
-    assert wait_for(lambda: len(loops()) == 2 and len(server_fd()) == 24, 5), (loops(), server_fd())
+    on_signal = held_on == "the signal thread"
+    where = lambda socks: loop_clients(s, socks)
+    assert wait_for(lambda: len(where(conns)) == 2 and sum(map(len, where(conns).values())) == 24, 5), where(conns)
     sig = _signal_loop(s.pid)
-    on_sig = loops()[sig]
-    fds = server_fd()
-    keep = [c for c in conns if (fds[c.getsockname()[1]] in on_sig) == (held_on == "the signal thread")]
-    assert keep, f"no connection on {held_on}: {loops()}"
+    on_sig = where(conns)[sig]
+    keep = [c for c in conns if (c in on_sig) == on_signal]
+    assert keep, f"no connection on {held_on}: {where(conns)}"
     for c in conns:
         if c not in keep:
             c.close()
-    assert wait_for(lambda: len(server_fd()) == len(keep), 5), server_fd()
+    assert wait_for(lambda: len(proc_port_fds(s.pid, s.port)[1]) == len(keep), 5)
     for c in keep:
         c.sendall(b"GET /_/delay/10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     time.sleep(0.3)
-    held = set(server_fd().values())
-    assert (held <= loops()[sig]) == (held_on == "the signal thread"), (held, loops())
+    assert len(where(keep).get(sig, [])) == (len(keep) if on_signal else 0), where(keep)
     s.proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     assert s.alive(), "exited on the first Ctrl-C with a request in flight and 20 s of grace"
