@@ -98,6 +98,7 @@ static void request_reset(struct http_conn *c)
 
 void conn_request_done(struct http_conn *c)
 {
+	c->in_batch = 0; /* a request after it in the buffer may have come after the batch */
 	route_log(c);
 	request_reset(c);
 	c->state = CS_HEAD;
@@ -511,6 +512,7 @@ static void conn_read(struct http_conn *c)
 		return;
 	}
 	c->in.len += (size_t)n;
+	c->in_batch = was_empty && loop_io_reported(c->x->loop, &c->io);
 	c->need_input = 0;
 	if (c->state == CS_HEAD && was_empty)
 		conn_deadline(c, c->x->cfg->head_timeout_ms);
@@ -660,6 +662,7 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer, const ch
 	}
 	memcpy(p, first, nfirst);
 	c->in.len += nfirst;
+	c->in_batch = loop_io_reported(x->loop, &c->io); /* not at accept, nor on a timer */
 	conn_run(c);
 	return 0;
 }

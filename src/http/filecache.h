@@ -45,10 +45,9 @@ int filecache_init(struct filecache *fc, struct loop *loop, const struct fsroot 
 void filecache_free(struct filecache *fc);
 /* The hash of a normalised path (FNV-1a), for lookup and store. */
 uint32_t filecache_hash(const char *rel);
-/* A fresh entry for rel, or NULL. req is the connection that asks: when its request
- * was not read on epoll's report (loop_io_reported), changes are read first. */
-struct filecache_entry *filecache_lookup(struct filecache *fc, const char *rel, uint32_t h,
-                                         const struct loop_io *req);
+/* A fresh entry for rel, or NULL. in_batch: the request came whole in this turn's
+ * epoll batch (struct http_conn's in_batch); if not, changes are read first. */
+struct filecache_entry *filecache_lookup(struct filecache *fc, const char *rel, uint32_t h, int in_batch);
 /* Reads the regular file fd (confined open of rel, st its fstat) into the cache.
  * Returns the entry, or NULL (too big, changed while read, out of memory). fd stays
  * the caller's. */

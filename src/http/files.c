@@ -665,7 +665,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	/* Fast path: a small file served from the cache. */
 	struct filecache *fc = cache_of(c);
 	struct filecache_entry *e =
-	        fc && *rel && !slash ? filecache_lookup(fc, rel, filecache_hash(rel), http_conn_io(c)) : NULL;
+	        fc && *rel && !slash ? filecache_lookup(fc, rel, filecache_hash(rel), http_conn_in_batch(c))
+	                             : NULL;
 	if (e) {
 		serve_cached(c, ri, e);
 		return;

@@ -74,6 +74,9 @@ struct http_conn {
 	struct http_conn *prev, *next;
 	enum conn_state state;
 	struct buf in;      /* bytes read, not yet consumed */
+	int in_batch;       /* the request being read came first, into an empty buffer, in a
+	                       read of an event epoll reported: a file changed before it was
+	                       sent is in this batch's inotify news (filecache_lookup) */
 	struct buf out;     /* bytes to send before (and of) the response body */
 	size_t mem_held;    /* counted in x->mem: the body (or its reservation), a /_/ answer */
 	size_t mem_reserve; /* the body's announced length, counted before it arrives */

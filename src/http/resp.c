@@ -280,9 +280,9 @@ struct http_ctx *http_conn_ctx(const struct http_conn *c)
 	return c->x;
 }
 
-const struct loop_io *http_conn_io(const struct http_conn *c)
+int http_conn_in_batch(const struct http_conn *c)
 {
-	return &c->io;
+	return c->in_batch;
 }
 
 const struct proto_site *http_ctx_site(const struct http_ctx *x)

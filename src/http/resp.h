@@ -79,7 +79,7 @@ int http_conn_can_chunk(const struct http_conn *c);    /* an HTTP/1.1 client: ch
 const char *http_conn_peer(const struct http_conn *c); /* the client's address, as text */
 long http_conn_peer_uid(const struct http_conn *c);    /* the proto_peer uid given to start; -1 unknown */
 struct http_ctx *http_conn_ctx(const struct http_conn *c);
-const struct loop_io *http_conn_io(const struct http_conn *c); /* how its loop watches it */
+int http_conn_in_batch(const struct http_conn *c); /* see struct http_conn */
 const struct proto_site *http_ctx_site(const struct http_ctx *x);
 const struct http_config *http_ctx_config(const struct http_ctx *x);
 /* The thread's generator state for cheap pseudo-random numbers (splitmix64). */
