@@ -19,6 +19,7 @@ import random
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -309,28 +310,31 @@ def test_startup_prints_http_then_ftp_line_same_port(tree, ftp_start):
     assert srv.more_stdout(0.2) == ""
 
 
+SO_TIMESTAMPNS = 35  # Linux (asm-generic/socket.h); Python's socket module lacks it
+
+
 @pytest.mark.parametrize("sniff_ms", [None, 50, 300])
 def test_greeting_arrives_after_sniff_window(tree, ftp_start, sniff_ms):
-    # A client that is not itself waiting on the socket (this thread sleeps
-    # between non-blocking peeks) is unknown: the server waits the window.
-    # A client blocked in recv() is greeted at once; test_sniff.py covers it.
+    # A client that is not itself waiting on the socket (this thread sleeps, neither
+    # reading it nor busy) is unknown: the server waits the window, once. A client
+    # blocked in recv() is greeted at once; test_sniff.py covers it. The kernel stamps
+    # the greeting's arrival (SO_TIMESTAMPNS): a client that polled to time it would be
+    # caught running now and then, and a running client gets more windows (it may be
+    # about to send), which is a different rule.
     srv = ftp_start(sniff_ms=sniff_ms)
     window = (sniff_ms if sniff_ms is not None else 1000) / 1000
-    s = srv.connect(timeout=3)
-    s.setblocking(False)
-    t0 = time.monotonic()
-    got = b""
-    while b"\r\n" not in got and time.monotonic() - t0 < window + 3:
-        time.sleep(0.005)
-        try:
-            b = s.recv(4096)
-        except BlockingIOError:
-            continue
-        assert b, f"closed without a greeting; got {got!r}"
-        got += b
-    dt = time.monotonic() - t0
-    s.close()
-    assert got.startswith(b"220 "), got
+    s = srv.connect(timeout=window + 5)
+    try:
+        t0 = time.time()  # the kernel's stamps are on this clock
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        time.sleep(window + 0.7)
+        got, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(16))
+    finally:
+        s.close()
+    stamps = [struct.unpack("qq", data[:16]) for lvl, typ, data in anc
+              if (lvl, typ) == (socket.SOL_SOCKET, SO_TIMESTAMPNS)]
+    assert got.startswith(b"220 ") and stamps, (got, anc)
+    dt = stamps[0][0] + stamps[0][1] / 1e9 - t0
     assert dt >= window * 0.9, f"greeting after {dt:.3f} s, before the {window} s sniff window"
     assert dt <= window + 0.5, f"greeting only after {dt:.3f} s (window {window} s)"
 
