@@ -305,6 +305,8 @@ def test_forms_post_page_submits_in_chromium(server):
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not browser.evaluate(session, "!!document.forms[0]"):
             time.sleep(0.1)
+        # submit() may navigate before the evaluation answers (then it answers None);
+        # the page's sandbox has no allow-scripts, so a setTimeout would never fire.
         browser.evaluate(session, "document.forms[0].elements.name.value = 'Ada';"
                                   "document.forms[0].elements.extra[1].checked = true;"
                                   "document.forms[0].submit(); 1")

@@ -288,8 +288,16 @@ class Chromium:
                 self.events.append(m)
 
     def evaluate(self, session, expr):
-        r = self.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
-                      session)
+        """The value of expr in the page; None when the page navigated away while it
+        ran (Chromium then has no answer to give: callers poll, and a page that never
+        settles fails their own check at their deadline)."""
+        try:
+            r = self.call("Runtime.evaluate", {"expression": expr, "returnByValue": True},
+                          session)
+        except RuntimeError as e:
+            if "Inspected target navigated or closed" in str(e):
+                return None
+            raise
         return r.get("result", {}).get("value")
 
     def pids(self):
