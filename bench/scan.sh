@@ -5,14 +5,15 @@
 #      same open set, median of rounds, ratio printed;
 #   2. 20 scans in one process (--rounds 20): descriptors and RSS of the first and last;
 #   3. service detection of the 20 listeners: loopkit scan vs nmap -sT -sV, medians, ratio.
-# The scanners are pinned with taskset to $BENCH_CPU; the services run where the kernel puts
-# them. Prints figures and ratios; never fails on timing (non-zero only when a tool is
+# The scanners are pinned with taskset to the same CPUs, $BENCH_CPU (two: loopkit scan runs a
+# thread per CPU; nmap runs one, and is also timed against `loopkit scan -t 1`); the services
+# run where the kernel puts them. Prints figures and ratios; never fails on timing (non-zero only when a tool is
 # missing or the setup fails). Every process is started here and stopped by pid.
 #
 # Environment (all optional):
 #   BENCH_RUNS=7       rounds of the full-range scan per tool; the median counts
 #   BENCH_SV_RUNS=3    rounds of service detection per tool
-#   BENCH_CPU=0        taskset CPU for the scanners
+#   BENCH_CPU=0,1      taskset CPU list for the scanners (0 when the machine has one CPU)
 #   LOOPKIT=PATH       the binary (default: ./loopkit at the repository root)
 set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +23,7 @@ PY=/usr/bin/python3
 LOOPKIT=${LOOPKIT:-$ROOT/loopkit}
 RUNS=${BENCH_RUNS:-7}
 SV_RUNS=${BENCH_SV_RUNS:-3}
-CPU=${BENCH_CPU:-0}
+CPU=${BENCH_CPU:-$( [ "$(nproc)" -ge 2 ] && echo 0,1 || echo 0)}
 export LC_ALL=C
 
 missing=()
@@ -34,9 +35,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "bench/scan.sh: missing: ${missing[*]} (scripts/deps installs them)" >&2
 	exit 1
 fi
-for v in "$RUNS" "$SV_RUNS" "$CPU"; do
-	case $v in '' | *[!0-9]*) echo "BENCH_RUNS, BENCH_SV_RUNS and BENCH_CPU are numbers" >&2; exit 1 ;; esac
+for v in "$RUNS" "$SV_RUNS"; do
+	case $v in '' | *[!0-9]*) echo "BENCH_RUNS and BENCH_SV_RUNS are numbers" >&2; exit 1 ;; esac
 done
+case $CPU in '' | *[!0-9,]*) echo "BENCH_CPU is a CPU list such as 0,1" >&2; exit 1 ;; esac
 
 exec timeout 1500 "$PY" - "$RUNS" "$SV_RUNS" "$CPU" "$LOOPKIT" <<'PYEOF'
 import json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
@@ -133,7 +135,7 @@ try:
             time.sleep(0.05)
     plist = ",".join(map(str, ports))
     pin = ["taskset", "-c", cpu]
-    print(f"{len(ports)} listeners on 127.0.0.1 ({', '.join(sorted(set(kinds)))}); scanners pinned to CPU {cpu}; "
+    print(f"{len(ports)} listeners on 127.0.0.1 ({', '.join(sorted(set(kinds)))}); scanners pinned to CPUs {cpu}; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
 
     def timed(cmd):
@@ -150,6 +152,7 @@ try:
 
     # 1. all 65,535 ports
     tools = [("loopkit scan", pin + [loopkit, "scan", "--no-service", "--nmap-xml", "-"]),
+             ("loopkit scan -t 1", pin + [loopkit, "scan", "-t", "1", "--no-service", "--nmap-xml", "-"]),
              ("nmap -sT", pin + ["nmap", "-sT", "-p-", "-n", "-Pn", "-T4", "127.0.0.1", "-oX", "-"])]
     if root:
         tools.append(("nmap -sS", pin + ["nmap", "-sS", "-p-", "-n", "-Pn", "-T4", "127.0.0.1", "-oX", "-"]))
@@ -164,13 +167,14 @@ try:
     med = {name: statistics.median(v) for name, v in times.items()}
     print(f"\n1. all 65,535 TCP ports of 127.0.0.1, median of {runs} (wall, process start to exit)")
     for name, _ in tools:
-        print(f"   {name:14} {med[name]:7.3f} s   (min {min(times[name]):.3f}, max {max(times[name]):.3f})")
-    for name, _ in tools[1:]:
-        print(f"   loopkit scan is {med[name] / med['loopkit scan']:.1f}x faster than {name}")
+        print(f"   {name:17} {med[name]:7.3f} s   (min {min(times[name]):.3f}, max {max(times[name]):.3f})")
+    for name, _ in tools[2:]:
+        print(f"   loopkit scan is {med[name] / med['loopkit scan']:.1f}x faster than {name}"
+              f" (-t 1: {med[name] / med['loopkit scan -t 1']:.1f}x)")
     mine = set(ports)
     for name, _ in tools:
         miss = mine - opens[name]
-        print(f"   {name:14} found all 20 listeners in every round: {'yes' if not miss else 'no, missed ' + str(sorted(miss))}")
+        print(f"   {name:17} found all 20 listeners in every round: {'yes' if not miss else 'no, missed ' + str(sorted(miss))}")
     a, b = opens["loopkit scan"], opens["nmap -sT"]
     print(f"   open in every round: loopkit {len(a)}, nmap -sT {len(b)}, same set: {a == b}"
           + ("" if a == b else f" (differ: {sorted(a ^ b)}; other programs on this machine open and close listeners)"))

@@ -48,6 +48,7 @@ static const struct cmd_flag scan_flags[] = {
 	{ "json", 0, NULL, NULL, "one JSON document", CMD_SWITCH, AT(json) },
 	{ "nmap-xml", 0, "FILE", NULL, "also write nmap's XML output format to FILE ('-': stdout, instead of the table)", CMD_STR, AT(xml) },
 	{ "max-inflight", 0, "N", CMD_STR_OF(SCAN_INFLIGHT_DEFAULT), "connects in flight at once (also bound by the descriptor limit)", CMD_UINT, AT(cfg.inflight), .min = 1, .max = SCAN_INFLIGHT_MAX },
+	{ "threads", 't', "N", NULL, "connect-scan threads, the ports dealt among them (one when --rate limits); one per CPU when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = PROCFS_THREADS_MAX },
 	{ "rate", 0, "N", NULL, "new connections per second; no limit on loopback when not given, " CMD_STR_OF(SCAN_REMOTE_RATE) " toward other hosts", CMD_UINT, AT(cfg.rate), .max = 1000000 },
 	{ "connect-timeout", 0, "SECS", CMD_STR_OF(SCAN_CONNECT_MS_DEFAULT) "ms", "a port that does not answer a connect within this is filtered", CMD_MS, AT(cfg.connect_ms), .min = MIN_MS, .max = MAX_MS },
 	{ "banner-wait", 0, "SECS", CMD_STR_OF(SCAN_BANNER_MS_DEFAULT) "ms", "how long to wait for a greeting before the first probe", CMD_MS, AT(cfg.banner_ms), .min = MIN_MS, .max = MAX_MS },

@@ -284,6 +284,12 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 	return 0;
 }
 
+unsigned procfs_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
 int procfs_owner_map_build(struct procfs_owner_map *map, const uint32_t *inodes, size_t n, char *err,
                            size_t errlen)
 {

@@ -10,6 +10,10 @@
 #define PROCFS_COMM_MAX    64  /* procfs_owner.comm, NUL included (the kernel keeps 16) */
 #define PROCFS_USER_MAX    64  /* procfs_owner.user, NUL included */
 #define PROCFS_CMDLINE_MAX 256 /* procfs_owner.cmdline, NUL included; longer ones are cut */
+#define PROCFS_THREADS_MAX 256 /* --threads bound, every verb that has the flag */
+
+/* Online CPUs (at least 1): the default of every --threads flag. */
+unsigned procfs_cpus(void);
 
 /* A process holding a socket. pid 0 means the process could not be read (another
  * user's process without privileges, or it exited): then only uid and user are set,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include "core/loop.h"
 #include "core/net.h"
 
-#define RETRY_MS 5 /* pause after EMFILE or EADDRNOTAVAIL while nothing is in flight */
+#define RETRY_MS            5    /* pause after EMFILE or EADDRNOTAVAIL while nothing is in flight */
+#define SCAN_INLINE_WAIT_US 1000 /* send timeout of a blocking connect (one tick, rounded up) */
+#define SCAN_INLINE_MISSES  8    /* timed-out blocking connects before a shard stops blocking */
 
 struct slot {
 	struct loop_io io;
@@ -26,7 +29,8 @@ struct cscan {
 	const struct scan_config *cfg;
 	struct scan_ports *open;
 	unsigned closed, filtered;
-	unsigned next; /* the next port to try */
+	unsigned next;   /* the next port to try */
+	unsigned stride; /* this shard tries next, next + stride, ... */
 	unsigned inflight, max;
 	struct slot *slots; /* max of them */
 	unsigned *free;     /* indices of idle slots (a stack) */
@@ -35,7 +39,10 @@ struct cscan {
 	double tokens;           /* --rate: connects we may start now */
 	uint64_t last_ms;
 	int fatal;
-	int spare; /* an unconnected socket ready for the next port, or -1 */
+	int spare;       /* an unconnected socket ready for the next port, or -1 */
+	int spare_waits; /* it is blocking, with a send timeout (see spare_socket) */
+	int inline_ok;   /* the target is loopback: answers come within connect() */
+	unsigned misses; /* blocking connects that timed out */
 	char *err;
 	size_t errlen;
 };
@@ -116,21 +123,42 @@ static int rate_take(struct cscan *cs)
 static unsigned next_port(struct cscan *cs)
 {
 	while (cs->next < SCAN_PORTS && !scan_ports_has(&cs->cfg->ports, cs->next))
-		cs->next++;
-	return cs->next;
+		cs->next += cs->stride;
+	return cs->next < SCAN_PORTS ? cs->next : SCAN_PORTS;
 }
 
 /* On loopback the kernel answers a SYN within the connect call itself: the RST (or
- * SYN-ACK) is processed before connect returns EINPROGRESS. A second connect on the
- * same socket then reports the result at once (ECONNREFUSED, or EISCONN when open)
- * and, after a refusal, leaves the socket unconnected and ready for the next port. So
- * one socket serves port after port: no socket() and close() per port, no epoll for
- * the answers that are already in. Only connects still pending (EALREADY: a remote
- * host, a full accept queue, a dropped SYN) go to the event loop, with a deadline. */
+ * SYN-ACK) reaches the socket while connect() still holds it, and is processed when
+ * connect lets go. A non-blocking connect has already decided on EINPROGRESS by then;
+ * a blocking one looks again after letting go, finds the answer in, and returns it
+ * (0 when open, ECONNREFUSED when closed) without sleeping. After a refusal the socket
+ * is unconnected again, so one socket serves port after port: one system call per
+ * closed port, no socket() and close(), no epoll for answers that are already in.
+ *
+ * A connect that is not answered at once (a full accept queue drops the SYN) would
+ * sleep, so the blocking socket has a send timeout of SCAN_INLINE_WAIT_US (the kernel
+ * rounds it up to one tick) and then returns EINPROGRESS; after SCAN_INLINE_MISSES of
+ * those the shard stops waiting at all and uses non-blocking sockets, asking a second
+ * connect for the answer (EALREADY: still pending). Toward other hosts (an answer is
+ * never in at once) the sockets are non-blocking from the start. Pending connects go to
+ * the event loop, with a deadline. */
 static int spare_socket(struct cscan *cs)
 {
-	if (cs->spare < 0)
-		cs->spare = socket(cs->cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cs->spare < 0) {
+		int wait = cs->inline_ok && cs->misses < SCAN_INLINE_MISSES;
+		cs->spare = socket(cs->cfg->addr.ss_family,
+		                   SOCK_STREAM | (wait ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
+		if (cs->spare >= 0 && wait) {
+			struct timeval tv = {.tv_usec = SCAN_INLINE_WAIT_US};
+			if (setsockopt(cs->spare, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+				close(cs->spare); /* never a blocking connect without its bound */
+				cs->spare = -1;
+				cs->misses = SCAN_INLINE_MISSES;
+				return spare_socket(cs);
+			}
+		}
+		cs->spare_waits = wait;
+	}
 	return cs->spare;
 }
 
@@ -159,7 +187,7 @@ static int start_one(struct cscan *cs, uint16_t port)
 	else
 		((struct sockaddr_in *)&ss)->sin_port = htons(port);
 	int rc = connect(fd, (struct sockaddr *)&ss, cs->cfg->addrlen);
-	if (rc < 0 && errno == EINPROGRESS)
+	if (rc < 0 && errno == EINPROGRESS && !cs->spare_waits)
 		rc = connect(fd, (struct sockaddr *)&ss, cs->cfg->addrlen); /* collect the answer */
 	if (rc == 0 || (rc < 0 && errno == EISCONN)) {
 		if (!self_connected(fd, port))
@@ -177,7 +205,9 @@ static int start_one(struct cscan *cs, uint16_t port)
 		spare_close(cs);
 		return 0;
 	}
-	if (errno != EALREADY) {
+	if (errno == EINPROGRESS || errno == EINTR) /* not answered within the send timeout */
+		cs->misses++;
+	else if (errno != EALREADY) {
 		int e = errno;
 		spare_close(cs);
 		if (e == ENETUNREACH || e == EHOSTUNREACH || e == ETIMEDOUT) {
@@ -230,7 +260,7 @@ static void fill(struct cscan *cs)
 				cs->tokens += 1;
 			return;
 		}
-		cs->next++;
+		cs->next += cs->stride;
 	}
 	if (cs->inflight == 0 && next_port(cs) >= SCAN_PORTS)
 		loop_stop(cs->l);
@@ -252,25 +282,40 @@ static unsigned fd_budget(void)
 	return rl.rlim_cur > 2 * SCAN_FD_RESERVE ? (unsigned)rl.rlim_cur - SCAN_FD_RESERVE : SCAN_FD_RESERVE;
 }
 
-int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, unsigned *closed,
-                     unsigned *filtered, char *err, size_t errlen)
-{
-	struct cscan cs = {.cfg = cfg, .open = open, .err = err, .errlen = errlen, .spare = -1};
-	int rc = -1;
+/* One shard: the ports first, first + stride, ... of cfg, on an event loop of its own,
+ * with at most max connects pending and rate connects a second (0: no limit). */
+struct shard {
+	const struct scan_config *cfg;
+	unsigned first, stride, max, rate;
+	struct scan_ports open;
+	unsigned closed, filtered;
+	int rc;
+	char err[256];
+};
 
-	memset(open, 0, sizeof(*open));
-	cs.max = cfg->inflight ? cfg->inflight : SCAN_INFLIGHT_DEFAULT;
-	if (cs.max > fd_budget())
-		cs.max = fd_budget();
-	if (cs.max > cfg->ports.count)
-		cs.max = cfg->ports.count ? cfg->ports.count : 1;
-	cs.l = loop_new(err, errlen);
+static void *shard_run(void *arg)
+{
+	struct shard *sh = arg;
+	struct scan_config cfg = *sh->cfg;
+	struct cscan cs = {.cfg = &cfg,
+	                   .open = &sh->open,
+	                   .err = sh->err,
+	                   .errlen = sizeof(sh->err),
+	                   .spare = -1,
+	                   .next = sh->first,
+	                   .stride = sh->stride,
+	                   .max = sh->max};
+
+	sh->rc = -1;
+	cfg.rate = sh->rate;
+	cs.inline_ok = net_is_loopback((const struct sockaddr *)&cfg.addr);
+	cs.l = loop_new(sh->err, sizeof(sh->err));
 	if (!cs.l)
-		return -1;
+		return NULL;
 	cs.slots = calloc(cs.max, sizeof(*cs.slots));
 	cs.free = calloc(cs.max, sizeof(*cs.free));
 	if (!cs.slots || !cs.free) {
-		snprintf(err, errlen, "scan: out of memory for %u connects in flight", cs.max);
+		snprintf(sh->err, sizeof(sh->err), "scan: out of memory for %u connects in flight", cs.max);
 		goto out;
 	}
 	for (unsigned i = 0; i < cs.max; i++) {
@@ -283,14 +328,14 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, uns
 	cs.tokens = 1;
 	fill(&cs);
 	if (!cs.fatal && (cs.inflight || next_port(&cs) < SCAN_PORTS) && loop_run(cs.l) < 0) {
-		snprintf(err, errlen, "event loop: %s", strerror(errno));
+		snprintf(sh->err, sizeof(sh->err), "event loop: %s", strerror(errno));
 		goto out;
 	}
 	if (cs.fatal)
 		goto out;
-	*closed = cs.closed;
-	*filtered = cs.filtered;
-	rc = 0;
+	sh->closed = cs.closed;
+	sh->filtered = cs.filtered;
+	sh->rc = 0;
 out:
 	/* After a fatal error some connects may still be in flight: close them. */
 	for (unsigned i = 0; cs.slots && i < cs.max; i++) {
@@ -304,5 +349,68 @@ out:
 	free(cs.slots);
 	free(cs.free);
 	loop_free(cs.l);
+	return NULL;
+}
+
+/* Loopback answers inside connect(), so a scan is CPU-bound in the kernel's TCP code:
+ * the ports are dealt round-robin to one shard per thread, each with its own loop and
+ * spare socket. A rate-limited scan (a remote host) runs on one thread: the limit is
+ * one budget, and the network, not the CPU, is what it waits for. */
+int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, unsigned *closed,
+                     unsigned *filtered, char *err, size_t errlen)
+{
+	unsigned max = cfg->inflight ? cfg->inflight : SCAN_INFLIGHT_DEFAULT;
+	unsigned n = cfg->threads ? cfg->threads : 1;
+	struct shard *sh;
+	pthread_t *tid;
+	int rc = 0;
+
+	memset(open, 0, sizeof(*open));
+	if (max > fd_budget())
+		max = fd_budget();
+	if (max > cfg->ports.count)
+		max = cfg->ports.count ? cfg->ports.count : 1;
+	if (cfg->rate || n > max)
+		n = cfg->rate ? 1 : max;
+	if (n > cfg->ports.count)
+		n = cfg->ports.count ? cfg->ports.count : 1;
+	sh = calloc(n, sizeof(*sh));
+	tid = calloc(n, sizeof(*tid));
+	if (!sh || !tid) {
+		free(sh);
+		free(tid);
+		snprintf(err, errlen, "scan: out of memory");
+		return -1;
+	}
+	unsigned started = 1; /* shard 0 runs on this thread */
+	for (unsigned k = 0; k < n; k++)
+		sh[k] = (struct shard){.cfg = cfg,
+		                       .first = k,
+		                       .stride = n,
+		                       .max = max / n + (k < max % n),
+		                       .rate = cfg->rate};
+	while (started < n && pthread_create(&tid[started], NULL, shard_run, &sh[started]) == 0)
+		started++;
+	shard_run(&sh[0]);
+	for (unsigned k = 1; k < started; k++)
+		pthread_join(tid[k], NULL);
+	for (unsigned k = started; k < n; k++) /* a thread that could not start: its ports here */
+		shard_run(&sh[k]);
+	*closed = *filtered = 0;
+	for (unsigned k = 0; k < n; k++) {
+		if (sh[k].rc < 0) {
+			if (rc == 0)
+				snprintf(err, errlen, "%s", sh[k].err);
+			rc = -1;
+			continue;
+		}
+		for (unsigned w = 0; w < SCAN_PORTS / 64; w++)
+			open->bits[w] |= sh[k].open.bits[w];
+		open->count += sh[k].open.count;
+		*closed += sh[k].closed;
+		*filtered += sh[k].filtered;
+	}
+	free(sh);
+	free(tid);
 	return rc;
 }

@@ -102,6 +102,7 @@ void scan_config_default(struct scan_config *cfg)
 	cfg->probe_ms = SCAN_PROBE_MS_DEFAULT;
 	cfg->udp_ms = SCAN_UDP_MS_DEFAULT;
 	cfg->parallel = SCAN_PARALLEL_DEFAULT;
+	cfg->threads = procfs_cpus();
 	cfg->service = 1;
 	cfg->owners = 1;
 	scan_config_target(cfg, "127.0.0.1", 0, err, sizeof(err));

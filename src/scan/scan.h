@@ -90,7 +90,8 @@ struct scan_config {
 	char host[64];           /* as given, for the renderings */
 	struct scan_ports ports; /* TCP ports to try */
 	struct scan_ports udp;   /* UDP ports to try (count 0: none) */
-	unsigned inflight;       /* connects in flight */
+	unsigned inflight;       /* connects in flight, all threads together */
+	unsigned threads; /* connect-scan threads (procfs_cpus() by default); a rate-limited scan uses one */
 	unsigned connect_ms, banner_ms, probe_ms, udp_ms;
 	unsigned parallel; /* ports probed at once */
 	unsigned rate;     /* new connections per second; 0: no limit */

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/login.h"
 #include "core/net.h"
+#include "core/procfs.h"
 #include "serve/internal.h"
 
 void serve_config_default(struct serve_config *cfg)
@@ -19,8 +20,7 @@ void serve_config_default(struct serve_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->root = ".";
 	net_parse_addr("127.0.0.1", NET_HOME_PORT, &cfg->addr, &cfg->addrlen);
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	cfg->threads = n > 0 ? (int)n : 1;
+	cfg->threads = (int)procfs_cpus();
 	cfg->log = ACCESSLOG_COMMON;
 	cfg->max_conns = SERVE_DEFAULT_MAX_CONNS;
 	cfg->max_body = (uint64_t)SERVE_DEFAULT_MAX_BODY_GIB << 30;

@@ -231,6 +231,8 @@ def test_usage_errors_name_the_cause():
         (["scan", "-p", "80,"], "ends with ','"),
         (["scan", "--udp", "1-2000"], "at most 1024 UDP ports"),
         (["scan", "--max-inflight", "0"], "--max-inflight"),
+        (["scan", "-t", "0"], "-t 0: less than 1"),
+        (["scan", "--threads", "257"], "--threads 257: more than 256"),
         (["scan", "-sV"], "service detection on by default"),
         (["scan", "-oX", "f.xml"], "--nmap-xml FILE"),
     ]
@@ -324,6 +326,73 @@ def test_pending_connect_times_out_as_filtered():
         for c in fillers:
             c.close()
         srv.close()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_many_pending_connects_among_open_and_closed_ports(threads):
+    """24 listeners with full accept queues, 2 that accept, and closed ports between
+    them, on one and on two threads: a loopback connect that is not answered at once
+    stops blocking after SCAN_INLINE_MISSES of them and the rest go to the event loop as
+    non-blocking connects; every port is counted once, in its right state."""
+    full, fillers, ok = [], [], []
+    try:
+        for _ in range(24):
+            srv = socket.socket()
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(0)
+            full.append(srv)
+            for _ in range(4):  # the kernel may queue backlog + 1
+                c = socket.socket()
+                c.setblocking(False)
+                c.connect_ex(srv.getsockname())
+                fillers.append(c)
+        for _ in range(2):
+            srv = socket.socket()
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(64)
+            ok.append(srv)
+        closed = []
+        for _ in range(10):  # bound, never listening: refused
+            c = socket.socket()
+            c.bind(("127.0.0.1", 0))
+            closed.append(c)
+        time.sleep(0.2)
+        ports = {s.getsockname()[1] for s in full + ok + closed}
+        doc = scan_json("-p", ",".join(map(str, sorted(ports))), "--no-service", "-t", threads,
+                        "--connect-timeout", "300ms")
+        for c in closed:
+            c.close()
+        assert sorted(p["port"] for p in doc["ports"]) == sorted(s.getsockname()[1] for s in ok), doc
+        assert (doc["open"], doc["filtered"], doc["closed"]) == (2, 24, 10), doc
+    finally:
+        for s_ in fillers + full + ok:
+            s_.close()
+
+
+def scan_threads_seen(*args):
+    """Runs loopkit scan ARGS and returns the most threads its process had at once."""
+    p = subprocess.Popen([LOOPKIT, "scan", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    most = 0
+    while p.poll() is None:
+        try:
+            most = max(most, len(os.listdir(f"/proc/{p.pid}/task")))
+        except FileNotFoundError:
+            break
+        time.sleep(0.01)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    return most, json.loads(out)
+
+
+def test_threads_share_the_ports_and_a_rate_keeps_one():
+    """-t 3 deals the ports to three threads (each port tried once: the counts add up);
+    --rate is one budget, so a rate-limited scan runs on one thread whatever -t says."""
+    most, doc = scan_threads_seen("-p", "1-65535", "-t", "3", "--no-service", "--json")
+    assert most == 3, most
+    assert doc["open"] + doc["closed"] + doc["filtered"] == 65535, doc
+    most, doc = scan_threads_seen("-p", "40000-40150", "-t", "3", "--rate", "300", "--no-service", "--json")
+    assert most == 1, most
+    assert doc["open"] + doc["closed"] + doc["filtered"] == 151, doc
 
 
 def test_udp_rows_have_owners_and_their_own_summary():
