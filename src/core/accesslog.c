@@ -105,13 +105,10 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 		struct json j;
 		json_init(&j, &a->pending, 0);
 		json_obj_begin(&j);
-		json_key(&j, "time");
-		json_str(&j, ts);
-		json_key(&j, "remote");
-		json_str(&j, r->remote ? r->remote : "-");
+		json_kstr(&j, "time", ts);
+		json_kstr(&j, "remote", r->remote ? r->remote : "-");
 		if (r->user && *r->user) {
-			json_key(&j, "user");
-			json_str(&j, r->user);
+			json_kstr(&j, "user", r->user);
 		}
 		json_key(&j, "method");
 		json_str_n(&j, r->method ? r->method : "-",
@@ -119,14 +116,10 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 		json_key(&j, "target");
 		json_str_n(&j, r->target ? r->target : "",
 		           r->target ? (r->target_len ? r->target_len : strlen(r->target)) : 0);
-		json_key(&j, "proto");
-		json_str(&j, r->proto ? r->proto : "-");
-		json_key(&j, "status");
-		json_int(&j, r->status);
-		json_key(&j, "bytes");
-		json_uint(&j, r->bytes);
-		json_key(&j, "us");
-		json_uint(&j, r->us);
+		json_kstr(&j, "proto", r->proto ? r->proto : "-");
+		json_kint(&j, "status", r->status);
+		json_kuint(&j, "bytes", r->bytes);
+		json_kuint(&j, "us", r->us);
 		json_obj_end(&j);
 		rc = j.err ? -1 : buf_append(&a->pending, "\n", 1);
 	}

@@ -153,10 +153,8 @@ int lk_error_json(struct buf *b, enum lk_err e, const char *detail, int pretty)
 	lk_text_fill(msg, sizeof(msg), row->msg, detail);
 	json_init(&j, b, pretty);
 	json_obj_begin(&j);
-	json_key(&j, "error");
-	json_str(&j, msg);
-	json_key(&j, "status");
-	json_int(&j, row->http);
+	json_kstr(&j, "error", msg);
+	json_kint(&j, "status", row->http);
 	json_obj_end(&j);
 	buf_append(b, "\n", 1);
 	return row->http;

@@ -371,3 +371,33 @@ int json_valid(const char *s, size_t n)
 	jv_ws(&v);
 	return v.p == v.end;
 }
+
+void json_kstr(struct json *j, const char *k, const char *s)
+{
+	json_key(j, k);
+	json_str(j, s);
+}
+
+void json_kint(struct json *j, const char *k, long long v)
+{
+	json_key(j, k);
+	json_int(j, v);
+}
+
+void json_kuint(struct json *j, const char *k, unsigned long long v)
+{
+	json_key(j, k);
+	json_uint(j, v);
+}
+
+void json_kdouble(struct json *j, const char *k, double v)
+{
+	json_key(j, k);
+	json_double(j, v);
+}
+
+void json_kbool(struct json *j, const char *k, int v)
+{
+	json_key(j, k);
+	json_bool(j, v);
+}

@@ -38,6 +38,12 @@ void json_double(struct json *j, double v);
 void json_double_dec(struct json *j, double v, int dec);
 void json_bool(struct json *j, int v);
 void json_null(struct json *j);
+/* A member of the current object: key k, then the value (json_key + json_str ...). */
+void json_kstr(struct json *j, const char *k, const char *s);
+void json_kint(struct json *j, const char *k, long long v);
+void json_kuint(struct json *j, const char *k, unsigned long long v);
+void json_kdouble(struct json *j, const char *k, double v);
+void json_kbool(struct json *j, const char *k, int v);
 /* Writes text that is already valid JSON (see json_valid) as a value. */
 void json_raw(struct json *j, const char *s, size_t n);
 

@@ -515,16 +515,11 @@ int doctor_json(struct buf *b, const struct doctor_report *r)
 	for (size_t i = 0; i < r->n; i++) {
 		const struct doctor_check *c = &r->checks[i];
 		json_obj_begin(&j);
-		json_key(&j, "name");
-		json_str(&j, c->name);
-		json_key(&j, "status");
-		json_str(&j, doctor_status_name(c->status));
-		json_key(&j, "detail");
-		json_str(&j, c->detail);
-		json_key(&j, "hint");
-		json_str(&j, c->hint);
-		json_key(&j, "ms");
-		json_double(&j, (double)(long long)(c->ms * 1000 + 0.5) / 1000);
+		json_kstr(&j, "name", c->name);
+		json_kstr(&j, "status", doctor_status_name(c->status));
+		json_kstr(&j, "detail", c->detail);
+		json_kstr(&j, "hint", c->hint);
+		json_kdouble(&j, "ms", (double)(long long)(c->ms * 1000 + 0.5) / 1000);
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);

@@ -414,14 +414,10 @@ int nsprobe_json(struct buf *b, const struct nsprobe *p)
 
 	json_init(&j, b, 0);
 	json_obj_begin(&j);
-	json_key(&j, "works");
-	json_bool(&j, p->v.works);
-	json_key(&j, "user_namespace");
-	json_bool(&j, p->st.userns);
-	json_key(&j, "ipv6");
-	json_bool(&j, p->st.ipv6);
-	json_key(&j, "proc");
-	json_bool(&j, p->st.proc);
+	json_kbool(&j, "works", p->v.works);
+	json_kbool(&j, "user_namespace", p->st.userns);
+	json_kbool(&j, "ipv6", p->st.ipv6);
+	json_kbool(&j, "proc", p->st.proc);
 	json_key(&j, "step");
 	if (p->v.works)
 		json_null(&j);
@@ -442,10 +438,8 @@ int nsprobe_json(struct buf *b, const struct nsprobe *p)
 		json_int(&j, p->v.value);
 	else
 		json_null(&j);
-	json_key(&j, "cause");
-	json_str(&j, p->v.cause);
-	json_key(&j, "fix");
-	json_str(&j, p->v.fix);
+	json_kstr(&j, "cause", p->v.cause);
+	json_kstr(&j, "fix", p->v.fix);
 	json_key(&j, "controls");
 	json_obj_begin(&j);
 	for (const struct control_row *r = control_rows; r->name; r++) {
@@ -457,12 +451,9 @@ int nsprobe_json(struct buf *b, const struct nsprobe *p)
 			json_int(&j, v);
 	}
 	json_obj_end(&j);
-	json_key(&j, "uid");
-	json_uint(&j, p->c.euid);
-	json_key(&j, "cap_sys_admin");
-	json_bool(&j, p->c.cap_sys_admin);
-	json_key(&j, "ms");
-	json_double(&j, (double)(long long)(p->ms * 1000 + 0.5) / 1000);
+	json_kuint(&j, "uid", p->c.euid);
+	json_kbool(&j, "cap_sys_admin", p->c.cap_sys_admin);
+	json_kdouble(&j, "ms", (double)(long long)(p->ms * 1000 + 0.5) / 1000);
 	json_obj_end(&j);
 	return j.err ? -1 : 0;
 }

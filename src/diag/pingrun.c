@@ -126,23 +126,17 @@ int ping_json(struct buf *b, const struct ping_run *r)
 	struct json j;
 	json_init(&j, b, 0);
 	json_obj_begin(&j);
-	json_key(&j, "mode");
-	json_str(&j, r->mode);
-	json_key(&j, "target");
-	json_str(&j, r->dst);
-	json_key(&j, "method");
-	json_str(&j, r->method);
-	json_key(&j, "size");
-	json_uint(&j, r->size);
+	json_kstr(&j, "mode", r->mode);
+	json_kstr(&j, "target", r->dst);
+	json_kstr(&j, "method", r->method);
+	json_kuint(&j, "size", r->size);
 	json_key(&j, "probes");
 	json_arr_begin(&j);
 	for (size_t i = 0; i < s->sent; i++) {
 		const struct ping_probe_rec *pr = &r->probes[i];
 		json_obj_begin(&j);
-		json_key(&j, "seq");
-		json_uint(&j, i + 1);
-		json_key(&j, "ok");
-		json_bool(&j, pr->ok);
+		json_kuint(&j, "seq", i + 1);
+		json_kbool(&j, "ok", pr->ok);
 		json_key(&j, "ms");
 		if (pr->ok)
 			json_double(&j, ms3(pr->ms));
@@ -158,14 +152,10 @@ int ping_json(struct buf *b, const struct ping_run *r)
 	json_arr_end(&j);
 	json_key(&j, "summary");
 	json_obj_begin(&j);
-	json_key(&j, "sent");
-	json_uint(&j, s->sent);
-	json_key(&j, "received");
-	json_uint(&j, s->received);
-	json_key(&j, "loss_pct");
-	json_double(&j, s->loss_pct);
-	json_key(&j, "time_ms");
-	json_double(&j, ms3(r->total_ms));
+	json_kuint(&j, "sent", s->sent);
+	json_kuint(&j, "received", s->received);
+	json_kdouble(&j, "loss_pct", s->loss_pct);
+	json_kdouble(&j, "time_ms", ms3(r->total_ms));
 	static const char *const names[] = {"min_ms", "avg_ms", "max_ms", "mdev_ms",
 	                                    "p50_ms", "p90_ms", "p99_ms"};
 	const double vals[] = {s->min, s->avg, s->max, s->mdev, s->p50, s->p90, s->p99};

@@ -370,16 +370,11 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 static void json_owner(struct json *j, const struct procfs_owner *o)
 {
 	json_obj_begin(j);
-	json_key(j, "pid");
-	json_int(j, o->pid);
-	json_key(j, "user");
-	json_str(j, o->user);
-	json_key(j, "uid");
-	json_uint(j, o->uid);
-	json_key(j, "comm");
-	json_str(j, o->comm);
-	json_key(j, "cmdline");
-	json_str(j, o->cmdline);
+	json_kint(j, "pid", o->pid);
+	json_kstr(j, "user", o->user);
+	json_kuint(j, "uid", o->uid);
+	json_kstr(j, "comm", o->comm);
+	json_kstr(j, "cmdline", o->cmdline);
 	json_obj_end(j);
 }
 
@@ -388,26 +383,16 @@ static void json_row(struct json *j, const struct diag_port_row *r, struct uid_c
 	char a[64];
 
 	json_obj_begin(j);
-	json_key(j, "proto");
-	json_str(j, r->s->proto == IPPROTO_UDP ? "udp" : "tcp");
-	json_key(j, "family");
-	json_str(j, r->s->family == AF_INET6 ? "ipv6" : "ipv4");
-	json_key(j, "local_addr");
-	json_str(j, net_addr_str((const struct sockaddr *)&r->s->local, a, sizeof a));
-	json_key(j, "local_port");
-	json_uint(j, net_ss_port(&r->s->local));
-	json_key(j, "remote_addr");
-	json_str(j, net_addr_str((const struct sockaddr *)&r->s->remote, a, sizeof a));
-	json_key(j, "remote_port");
-	json_uint(j, net_ss_port(&r->s->remote));
-	json_key(j, "state");
-	json_str(j, sockdiag_state_name(r->s->state));
-	json_key(j, "recv_q");
-	json_uint(j, r->s->rqueue);
-	json_key(j, "send_q");
-	json_uint(j, r->s->wqueue);
-	json_key(j, "exposed");
-	json_bool(j, r->exposed);
+	json_kstr(j, "proto", r->s->proto == IPPROTO_UDP ? "udp" : "tcp");
+	json_kstr(j, "family", r->s->family == AF_INET6 ? "ipv6" : "ipv4");
+	json_kstr(j, "local_addr", net_addr_str((const struct sockaddr *)&r->s->local, a, sizeof a));
+	json_kuint(j, "local_port", net_ss_port(&r->s->local));
+	json_kstr(j, "remote_addr", net_addr_str((const struct sockaddr *)&r->s->remote, a, sizeof a));
+	json_kuint(j, "remote_port", net_ss_port(&r->s->remote));
+	json_kstr(j, "state", sockdiag_state_name(r->s->state));
+	json_kuint(j, "recv_q", r->s->rqueue);
+	json_kuint(j, "send_q", r->s->wqueue);
+	json_kbool(j, "exposed", r->exposed);
 	if (r->s->family == AF_INET6) {
 		json_key(j, "v6only");
 		if (r->s->v6only < 0)
@@ -415,12 +400,9 @@ static void json_row(struct json *j, const struct diag_port_row *r, struct uid_c
 		else
 			json_bool(j, r->s->v6only);
 	}
-	json_key(j, "inode");
-	json_uint(j, r->s->inode);
-	json_key(j, "uid");
-	json_uint(j, r->s->uid);
-	json_key(j, "user");
-	json_str(j, uid_name(uc, r->s->uid));
+	json_kuint(j, "inode", r->s->inode);
+	json_kuint(j, "uid", r->s->uid);
+	json_kstr(j, "user", uid_name(uc, r->s->uid));
 	json_key(j, "owners");
 	json_arr_begin(j);
 	for (size_t k = 0; k < r->nowners; k++)
@@ -517,10 +499,8 @@ int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
 		return -1;
 	json_init(&j, b, 0);
 	json_obj_begin(&j);
-	json_key(&j, "port");
-	json_uint(&j, port);
-	json_key(&j, "free");
-	json_bool(&j, p->nrows == 0);
+	json_kuint(&j, "port", port);
+	json_kbool(&j, "free", p->nrows == 0);
 	json_key(&j, "processes");
 	json_arr_begin(&j);
 	for (size_t i = 0; i < n; i++)

@@ -466,10 +466,8 @@ int portserver_grant_json(struct buf *b, const struct portserver_grant *g)
 	for (size_t i = 0; i < g->n; i++)
 		json_uint(&j, g->ports[i]);
 	json_arr_end(&j);
-	json_key(&j, "host");
-	json_str(&j, "127.0.0.1");
-	json_key(&j, "source");
-	json_str(&j, g->source);
+	json_kstr(&j, "host", "127.0.0.1");
+	json_kstr(&j, "source", g->source);
 	json_key(&j, "lease_secs");
 	if (!strcmp(g->source, "lease"))
 		json_uint(&j, g->lease_secs);

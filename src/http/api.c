@@ -514,8 +514,7 @@ static int echo_build(struct buf *b, struct http_conn *c, const struct http_reqi
 		json_key(&j, "method");
 		json_str_n(&j, ri->req->method.p, ri->req->method.len);
 	}
-	json_key(&j, "origin");
-	json_str(&j, http_conn_peer(c));
+	json_kstr(&j, "origin", http_conn_peer(c));
 	json_key(&j, "url");
 	json_url(&j, c, ri);
 	json_obj_end(&j);
@@ -1275,10 +1274,8 @@ static void response_headers_json(struct buf *b, const struct kvlist *a, const c
 	b->len = b->off = 0;
 	json_init(&j, b, 1);
 	json_obj_begin(&j);
-	json_key(&j, "Content-Length");
-	json_str(&j, cl);
-	json_key(&j, "Content-Type");
-	json_str(&j, type);
+	json_kstr(&j, "Content-Length", cl);
+	json_kstr(&j, "Content-Type", type);
 	for (size_t i = 0; i < a->n; i++) {
 		if (!strcasecmp(a->kv[i].k, "content-type"))
 			continue;
@@ -1349,8 +1346,7 @@ static void auth_answer(struct http_conn *c, int status, int ok, const char *key
 	buf_init(&b, 16384);
 	json_init(&j, &b, 1);
 	json_obj_begin(&j);
-	json_key(&j, "authenticated");
-	json_bool(&j, ok);
+	json_kbool(&j, "authenticated", ok);
 	if (ok) {
 		json_key(&j, key);
 		json_str_n(&j, who, wlen);
@@ -1622,8 +1618,7 @@ static void ep_fact(struct http_conn *c, const struct api_req *q)
 	}
 	case F_HEALTH:
 		json_str(&j, "ok");
-		json_key(&j, "version");
-		json_str(&j, LOOPKIT_VERSION);
+		json_kstr(&j, "version", LOOPKIT_VERSION);
 		break;
 	}
 	json_obj_end(&j);
@@ -1784,8 +1779,7 @@ static void ep_image(struct http_conn *c, const struct api_req *q)
 	for (size_t i = 0; i + 1 < nf; i++)
 		json_str(&j, formats[i].type);
 	json_arr_end(&j);
-	json_key(&j, "message");
-	json_str(&j, "Client did not request a supported media type.");
+	json_kstr(&j, "message", "Client did not request a supported media type.");
 	json_obj_end(&j);
 	send_json(c, HTTP_NOT_ACCEPTABLE, &b);
 }
@@ -1809,8 +1803,7 @@ static void ep_encoded(struct http_conn *c, const struct api_req *q)
 	json_headers(&j, q->ri->req);
 	json_key(&j, "method");
 	json_str_n(&j, q->ri->req->method.p, q->ri->req->method.len);
-	json_key(&j, "origin");
-	json_str(&j, http_conn_peer(c));
+	json_kstr(&j, "origin", http_conn_peer(c));
 	json_obj_end(&j);
 	buf_append(&b, "\n", 1);
 	buf_init(&z, 128 * 1024);

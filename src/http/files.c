@@ -290,12 +290,9 @@ static void list_row_json(struct buf *out, const struct dirsnap_ent *e, int firs
 		buf_append(out, ",", 1);
 	json_init(&j, out, 0);
 	json_obj_begin(&j);
-	json_key(&j, "name");
-	json_str(&j, e->name);
-	json_key(&j, "type");
-	json_str(&j, e->is_dir ? "dir" : "file");
-	json_key(&j, "size");
-	json_uint(&j, e->size);
+	json_kstr(&j, "name", e->name);
+	json_kstr(&j, "type", e->is_dir ? "dir" : "file");
+	json_kuint(&j, "size", e->size);
 	json_key(&j, "mtime");
 	iso_time(e->mtime.tv_sec, when, sizeof(when));
 	json_str(&j, when);

@@ -237,19 +237,14 @@ int isolate_json(struct buf *b, const struct isolate *iso)
 	for (size_t k = 0; k < iso->cfg.nfwd; k++) {
 		const struct isolate_forward *w = &iso->cfg.fwd[k];
 		json_obj_begin(&j);
-		json_key(&j, "dir");
-		json_str(&j, w->dir == ISOLATE_IN ? "in" : "out");
-		json_key(&j, "host");
-		json_str(&j, isolate_end_text(&w->host, t, sizeof t));
-		json_key(&j, "inside");
-		json_str(&j, isolate_end_text(&w->inner, t, sizeof t));
+		json_kstr(&j, "dir", w->dir == ISOLATE_IN ? "in" : "out");
+		json_kstr(&j, "host", isolate_end_text(&w->host, t, sizeof t));
+		json_kstr(&j, "inside", isolate_end_text(&w->inner, t, sizeof t));
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
-	json_key(&j, "user_namespace");
-	json_bool(&j, iso->ns.userns);
-	json_key(&j, "ipv6");
-	json_bool(&j, iso->ns.ipv6);
+	json_kbool(&j, "user_namespace", iso->ns.userns);
+	json_kbool(&j, "ipv6", iso->ns.ipv6);
 	json_obj_end(&j);
 	return j.err ? -1 : 0;
 }

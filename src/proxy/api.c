@@ -386,10 +386,8 @@ static void h_populate(struct http_conn *c, const struct http_reqinfo *ri)
 	if (e != LK_E_OK) {
 		char msg[PROXY_ERR_MAX];
 		lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
-		json_key(&j, "error");
-		json_str(&j, msg);
-		json_key(&j, "status");
-		json_int(&j, lk_error(e)->http);
+		json_kstr(&j, "error", msg);
+		json_kint(&j, "status", lk_error(e)->http);
 	}
 	json_key(&j, "proxies");
 	json_arr_begin(&j);

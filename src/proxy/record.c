@@ -417,18 +417,15 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 		base64(tmp, (const unsigned char *)p, n);
 		json_key(j, "text");
 		json_str_n(j, buf_start(tmp) ? buf_start(tmp) : "", buf_used(tmp));
-		json_key(j, "encoding");
-		json_str(j, "base64");
+		json_kstr(j, "encoding", "base64");
 	}
 	if (size > n) {
 		char c[160];
 		snprintf(c, sizeof c,
 		         "truncated: the first %zu of %llu bytes (loopkit keeps at most %d per body)", n,
 		         (unsigned long long)size, PROXY_HAR_BODY_MAX);
-		json_key(j, "comment");
-		json_str(j, c);
-		json_key(j, "_truncated");
-		json_bool(j, 1);
+		json_kstr(j, "comment", c);
+		json_kbool(j, "_truncated", 1);
 	}
 	free(dec);
 }
@@ -462,10 +459,8 @@ void record_har(struct record *r, const struct har_entry *e)
 	if (r->har_entries)
 		buf_puts(&out, ",\n");
 	json_obj_begin(&j);
-	json_key(&j, "startedDateTime");
-	json_str(&j, when);
-	json_key(&j, "time");
-	json_double(&j, (double)(e->wait_us + e->receive_us) / 1000.0);
+	json_kstr(&j, "startedDateTime", when);
+	json_kdouble(&j, "time", (double)(e->wait_us + e->receive_us) / 1000.0);
 	json_key(&j, "request");
 	json_obj_begin(&j);
 	json_key(&j, "method");
@@ -475,10 +470,8 @@ void record_har(struct record *r, const struct har_entry *e)
 		snprintf(url, sizeof url, "http://%s%.*s", host, (int)req->target.len, req->target.p);
 	else
 		snprintf(url, sizeof url, "%.*s", (int)req->target.len, req->target.p);
-	json_key(&j, "url");
-	json_str(&j, url);
-	json_key(&j, "httpVersion");
-	json_str(&j, req->minor ? "HTTP/1.1" : "HTTP/1.0");
+	json_kstr(&j, "url", url);
+	json_kstr(&j, "httpVersion", req->minor ? "HTTP/1.1" : "HTTP/1.0");
 	json_key(&j, "cookies");
 	json_arr_begin(&j);
 	json_arr_end(&j);
@@ -503,15 +496,12 @@ void record_har(struct record *r, const struct har_entry *e)
 		}
 	}
 	json_arr_end(&j);
-	json_key(&j, "headersSize");
-	json_int(&j, (long long)e->req_head_len);
-	json_key(&j, "bodySize");
-	json_int(&j, (long long)e->req_body_size);
+	json_kint(&j, "headersSize", (long long)e->req_head_len);
+	json_kint(&j, "bodySize", (long long)e->req_body_size);
 	if (e->req_body_size) {
 		json_key(&j, "postData");
 		json_obj_begin(&j);
-		json_key(&j, "mimeType");
-		json_str(&j, ctype);
+		json_kstr(&j, "mimeType", ctype);
 		har_body(&j, &tmp, e->req_body, e->req_body_len, e->req_body_size, 0);
 		json_obj_end(&j);
 	}
@@ -524,8 +514,7 @@ void record_har(struct record *r, const struct har_entry *e)
 	size_t rhl = e->resp_head ? e->resp_head_len : 0;
 	if (rhl >= 12)
 		status = (rh[9] - '0') * 100 + (rh[10] - '0') * 10 + (rh[11] - '0');
-	json_key(&j, "status");
-	json_int(&j, status);
+	json_kint(&j, "status", status);
 	const char *eol = rhl ? memchr(rh, '\n', rhl) : NULL;
 	size_t sl = eol ? (size_t)(eol - rh) : 0;
 	if (sl && rh[sl - 1] == '\r')
@@ -554,35 +543,26 @@ void record_har(struct record *r, const struct har_entry *e)
 	json_key(&j, "content");
 	json_obj_begin(&j);
 	int chunked = is_chunked(rte);
-	json_key(&j, "size");
-	json_int(&j, (long long)e->resp_body_size);
-	json_key(&j, "mimeType");
-	json_str(&j, rctype);
+	json_kint(&j, "size", (long long)e->resp_body_size);
+	json_kstr(&j, "mimeType", rctype);
 	if (e->resp_body_size)
 		har_body(&j, &tmp, e->resp_body, e->resp_body_len, e->resp_body_size, chunked);
 	json_obj_end(&j);
-	json_key(&j, "redirectURL");
-	json_str(&j, "");
-	json_key(&j, "headersSize");
-	json_int(&j, rhl ? (long long)rhl : -1);
-	json_key(&j, "bodySize");
-	json_int(&j, rhl ? (long long)e->resp_body_size : -1);
+	json_kstr(&j, "redirectURL", "");
+	json_kint(&j, "headersSize", rhl ? (long long)rhl : -1);
+	json_kint(&j, "bodySize", rhl ? (long long)e->resp_body_size : -1);
 	json_obj_end(&j);
 	json_key(&j, "cache");
 	json_obj_begin(&j);
 	json_obj_end(&j);
 	json_key(&j, "timings");
 	json_obj_begin(&j);
-	json_key(&j, "send");
-	json_int(&j, 0);
-	json_key(&j, "wait");
-	json_double(&j, (double)e->wait_us / 1000.0);
-	json_key(&j, "receive");
-	json_double(&j, (double)e->receive_us / 1000.0);
+	json_kint(&j, "send", 0);
+	json_kdouble(&j, "wait", (double)e->wait_us / 1000.0);
+	json_kdouble(&j, "receive", (double)e->receive_us / 1000.0);
 	json_obj_end(&j);
 	if (e->comment) {
-		json_key(&j, "comment");
-		json_str(&j, e->comment);
+		json_kstr(&j, "comment", e->comment);
 	}
 	json_obj_end(&j);
 	free(req);

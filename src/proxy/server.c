@@ -405,14 +405,10 @@ void proxy_toxic_changed(struct proxy *p, struct toxic *t)
 void proxy_json(struct json *j, const struct proxy *p)
 {
 	json_obj_begin(j);
-	json_key(j, "name");
-	json_str(j, p->name);
-	json_key(j, "listen");
-	json_str(j, p->listen);
-	json_key(j, "upstream");
-	json_str(j, p->upstream);
-	json_key(j, "enabled");
-	json_bool(j, p->enabled);
+	json_kstr(j, "name", p->name);
+	json_kstr(j, "listen", p->listen);
+	json_kstr(j, "upstream", p->upstream);
+	json_kbool(j, "enabled", p->enabled);
 	json_key(j, "toxics");
 	json_arr_begin(j);
 	/* toxiproxy lists upstream toxics first, then downstream ones. */
@@ -667,32 +663,21 @@ void proxy_server_summary(const struct proxy_server *s, int json, struct buf *ou
 			continue;
 		}
 		json_obj_begin(&j);
-		json_key(&j, "name");
-		json_str(&j, p->name);
-		json_key(&j, "listen");
-		json_str(&j, p->listen);
-		json_key(&j, "upstream");
-		json_str(&j, p->upstream);
-		json_key(&j, "connections");
-		json_uint(&j, p->conns_total);
-		json_key(&j, "refused");
-		json_uint(&j, p->refused);
-		json_key(&j, "bytes_up");
-		json_uint(&j, p->bytes[PROXY_UP]);
-		json_key(&j, "bytes_down");
-		json_uint(&j, p->bytes[PROXY_DOWN]);
+		json_kstr(&j, "name", p->name);
+		json_kstr(&j, "listen", p->listen);
+		json_kstr(&j, "upstream", p->upstream);
+		json_kuint(&j, "connections", p->conns_total);
+		json_kuint(&j, "refused", p->refused);
+		json_kuint(&j, "bytes_up", p->bytes[PROXY_UP]);
+		json_kuint(&j, "bytes_down", p->bytes[PROXY_DOWN]);
 		json_key(&j, "toxics");
 		json_arr_begin(&j);
 		for (size_t k = 0; k < p->ntoxics; k++) {
 			json_obj_begin(&j);
-			json_key(&j, "name");
-			json_str(&j, p->toxics[k]->name);
-			json_key(&j, "type");
-			json_str(&j, p->toxics[k]->type->name);
-			json_key(&j, "stream");
-			json_str(&j, p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream");
-			json_key(&j, "applied");
-			json_uint(&j, p->toxics[k]->applied);
+			json_kstr(&j, "name", p->toxics[k]->name);
+			json_kstr(&j, "type", p->toxics[k]->type->name);
+			json_kstr(&j, "stream", p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream");
+			json_kuint(&j, "applied", p->toxics[k]->applied);
 			json_obj_end(&j);
 		}
 		json_arr_end(&j);

@@ -400,14 +400,10 @@ void toxic_json(struct json *j, const struct toxic *t)
 			json_double(j, t->num[i]);
 	}
 	json_obj_end(j);
-	json_key(j, "name");
-	json_str(j, t->name);
-	json_key(j, "type");
-	json_str(j, t->type->name);
-	json_key(j, "stream");
-	json_str(j, streams[t->dir]);
-	json_key(j, "toxicity");
-	json_double(j, t->toxicity);
+	json_kstr(j, "name", t->name);
+	json_kstr(j, "type", t->type->name);
+	json_kstr(j, "stream", streams[t->dir]);
+	json_kdouble(j, "toxicity", t->toxicity);
 	json_obj_end(j);
 }
 

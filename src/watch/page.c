@@ -272,10 +272,8 @@ static int row_event(struct buf *ev, struct watch *w, size_t i, uint64_t wall)
 	rc |= buf_puts(ev, "event: row\ndata: ");
 	json_init(&j, ev, 0);
 	json_obj_begin(&j);
-	json_key(&j, "id");
-	json_uint(&j, i);
-	json_key(&j, "state");
-	json_str(&j, watch_state_name(row.state));
+	json_kuint(&j, "id", i);
+	json_kstr(&j, "state", watch_state_name(row.state));
 	json_key(&j, "html");
 	json_str_n(&j, buf_start(&html) ? buf_start(&html) : "", buf_used(&html));
 	json_obj_end(&j);

@@ -137,28 +137,20 @@ static void json_time(struct json *j, const char *key, uint64_t ms)
 void watch_row_json(struct json *j, const struct watch_row *r)
 {
 	json_obj_begin(j);
-	json_key(j, "name");
-	json_str(j, r->name);
-	json_key(j, "url");
-	json_str(j, r->url);
-	json_key(j, "kind");
-	json_str(j, r->kind);
-	json_key(j, "state");
-	json_str(j, watch_state_name(r->state));
+	json_kstr(j, "name", r->name);
+	json_kstr(j, "url", r->url);
+	json_kstr(j, "kind", r->kind);
+	json_kstr(j, "state", watch_state_name(r->state));
 	json_time(j, "since", r->since_ms);
-	json_key(j, "consecutive_failures");
-	json_uint(j, r->fails);
+	json_kuint(j, "consecutive_failures", r->fails);
 	json_key(j, "last");
 	if (r->has_result) {
 		json_obj_begin(j);
-		json_key(j, "ok");
-		json_bool(j, r->ok);
+		json_kbool(j, "ok", r->ok);
 		json_time(j, "time", r->last_ms);
 		json_ms(j, "latency_ms", r->latency_us);
-		json_key(j, "status");
-		json_uint(j, (unsigned)r->status);
-		json_key(j, "detail");
-		json_str(j, r->detail);
+		json_kuint(j, "status", (unsigned)r->status);
+		json_kstr(j, "detail", r->detail);
 		json_obj_end(j);
 	} else {
 		json_null(j);
@@ -181,19 +173,15 @@ void watch_row_json(struct json *j, const struct watch_row *r)
 	json_obj_end(j);
 	json_key(j, "latency_1h");
 	json_obj_begin(j);
-	json_key(j, "samples");
-	json_uint(j, r->npct);
+	json_kuint(j, "samples", r->npct);
 	if (r->npct) {
 		json_ms(j, "p50_ms", r->p50_us);
 		json_ms(j, "p95_ms", r->p95_us);
 	}
 	json_obj_end(j);
-	json_key(j, "probes");
-	json_uint(j, r->probes);
-	json_key(j, "failures");
-	json_uint(j, r->failures);
-	json_key(j, "changes");
-	json_uint(j, r->changes);
+	json_kuint(j, "probes", r->probes);
+	json_kuint(j, "failures", r->failures);
+	json_kuint(j, "changes", r->changes);
 	json_obj_end(j);
 }
 
@@ -207,18 +195,12 @@ int watch_report_json(struct buf *b, const struct watch_report *r)
 	for (size_t i = 0; i < r->n; i++)
 		watch_row_json(&j, &r->rows[i]);
 	json_arr_end(&j);
-	json_key(&j, "total");
-	json_uint(&j, r->n);
-	json_key(&j, "up");
-	json_uint(&j, r->up);
-	json_key(&j, "down");
-	json_uint(&j, r->down);
-	json_key(&j, "pending");
-	json_uint(&j, r->pending);
-	json_key(&j, "elapsed_ms");
-	json_uint(&j, r->elapsed_ms);
-	json_key(&j, "timed_out");
-	json_bool(&j, r->timed_out);
+	json_kuint(&j, "total", r->n);
+	json_kuint(&j, "up", r->up);
+	json_kuint(&j, "down", r->down);
+	json_kuint(&j, "pending", r->pending);
+	json_kuint(&j, "elapsed_ms", r->elapsed_ms);
+	json_kbool(&j, "timed_out", r->timed_out);
 	json_obj_end(&j);
 	return j.err ? -1 : 0;
 }
@@ -230,23 +212,15 @@ int watch_event_json(struct buf *b, const struct watch_event *e)
 	json_init(&j, b, 0);
 	json_obj_begin(&j);
 	json_time(&j, "time", x->since_ms);
-	json_key(&j, "target");
-	json_str(&j, x->name);
-	json_key(&j, "url");
-	json_str(&j, x->url);
-	json_key(&j, "kind");
-	json_str(&j, x->kind);
-	json_key(&j, "state");
-	json_str(&j, watch_state_name(x->state));
-	json_key(&j, "previous");
-	json_str(&j, watch_state_name(e->from));
+	json_kstr(&j, "target", x->name);
+	json_kstr(&j, "url", x->url);
+	json_kstr(&j, "kind", x->kind);
+	json_kstr(&j, "state", watch_state_name(x->state));
+	json_kstr(&j, "previous", watch_state_name(e->from));
 	json_ms(&j, "latency_ms", x->latency_us);
-	json_key(&j, "status");
-	json_uint(&j, (unsigned)x->status);
-	json_key(&j, "detail");
-	json_str(&j, x->detail);
-	json_key(&j, "consecutive_failures");
-	json_uint(&j, x->fails);
+	json_kuint(&j, "status", (unsigned)x->status);
+	json_kstr(&j, "detail", x->detail);
+	json_kuint(&j, "consecutive_failures", x->fails);
 	json_obj_end(&j);
 	return j.err || buf_puts(b, "\n") < 0 ? -1 : 0;
 }

@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -18,29 +17,14 @@ import urllib.request
 
 import pytest
 
-from conftest import parse_responses, raw
+from conftest import hard_timeout_fixture, parse_responses, raw
 
 TEST_LIMIT = 20  # seconds per test, hard
 FORM_CSP = "sandbox allow-forms; default-src 'none'; form-action 'self'"
 CSP = "sandbox; default-src 'none'"  # every /_/ answer (docs/serve.md)
 
 
-class _HardTimeout(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def hard_timeout():
-    def on_alarm(signum, frame):
-        raise _HardTimeout(f"test exceeded {TEST_LIMIT} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, TEST_LIMIT)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+_hard_timeout = hard_timeout_fixture(TEST_LIMIT)
 
 
 # ---------------------------------------------------------------- helpers

@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include "guard.h"
+
 #include "core/buf.h"
 #include "core/dirsnap.h"
 #include "core/errors.h"
@@ -71,38 +73,6 @@ static uint32_t rnd(uint32_t *s)
 	*s ^= *s >> 17;
 	*s ^= *s << 5;
 	return *s;
-}
-
-/* Inputs are copied flush against a PROT_NONE page, so an over-read faults. */
-struct guard {
-	char *map;
-	size_t maplen;
-	size_t cap; /* usable bytes before the guard page */
-};
-
-static void guard_init(struct guard *g, size_t pages)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	g->cap = pages * page;
-	g->maplen = g->cap + page;
-	g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(g->map != MAP_FAILED);
-	assert_int_equal(mprotect(g->map + g->cap, page, PROT_NONE), 0);
-}
-
-static char *guard_place(struct guard *g, const void *src, size_t len)
-{
-	char *p = g->map + g->cap - len;
-
-	assert_true(len <= g->cap);
-	memmove(p, src, len);
-	return p;
-}
-
-static void guard_free(struct guard *g)
-{
-	munmap(g->map, g->maplen);
 }
 
 /*
@@ -1090,7 +1060,7 @@ static void test_json_valid(void **state)
 	};
 	struct guard g;
 
-	guard_init(&g, 4);
+	guard_init(&g, 4 * guard_page());
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		char what[64];
 		size_t n = rows[i].len ? rows[i].len : strlen(rows[i].doc);
@@ -1131,7 +1101,7 @@ static void test_json_valid(void **state)
 
 	assert_non_null(doc);
 	guard_free(&g);
-	guard_init(&g, 256);
+	guard_init(&g, 256 * guard_page());
 	for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
 		char what[64];
 		size_t n = 0;

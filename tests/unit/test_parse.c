@@ -11,44 +11,9 @@
 
 #include <cmocka.h>
 
+#include "guard.h"
+
 #include "http/parse.h"
-
-/*
- * Every input is copied flush against a PROT_NONE page, so a parser that reads one
- * byte past what it was given faults (under ASan too, which reports the SEGV).
- */
-struct guard {
-	char *map;
-	size_t maplen;
-	size_t cap; /* usable bytes before the guard page */
-};
-
-static void guard_init(struct guard *g, size_t cap)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	g->cap = (cap + page - 1) / page * page;
-	if (g->cap == 0)
-		g->cap = page;
-	g->maplen = g->cap + page;
-	g->map = mmap(NULL, g->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(g->map != MAP_FAILED);
-	assert_int_equal(mprotect(g->map + g->cap, page, PROT_NONE), 0);
-}
-
-static char *guard_place(struct guard *g, const char *src, size_t len)
-{
-	char *p = g->map + g->cap - len;
-
-	assert_true(len <= g->cap);
-	memmove(p, src, len);
-	return p;
-}
-
-static void guard_free(struct guard *g)
-{
-	munmap(g->map, g->maplen);
-}
 
 /* How an input is cut into pieces: whole, byte by byte, or at random points. */
 enum split_mode { SPLIT_WHOLE, SPLIT_BYTES, SPLIT_RANDOM };
