@@ -52,4 +52,12 @@ void http_config_default(struct http_config *cfg);
 /* The engine, for the serve layer: ctx_new's cfg is a struct http_config. */
 extern const struct proto_ops http_proto_ops;
 
+/* An accepted connection of an HTTP service embedded in another verb (proxy's control
+ * API, watch's status page): a peer beyond loopback, or one past max open (counted in
+ * *nconns, which the service's close hook counts down), is closed at once; the others
+ * get TCP_NODELAY, a send buffer of sndbuf bytes when not 0, the peer's uid when
+ * want_uid (else -1), and go to the engine ctx. Returns 0 started, -1 closed. */
+int http_embed_conn(void *ctx, int fd, const struct sockaddr_storage *peer, atomic_uint *nconns, unsigned max,
+                    int sndbuf, int want_uid);
+
 #endif

@@ -10,7 +10,6 @@
 
 #include "core/json.h"
 #include "core/net.h"
-#include "core/sockdiag.h"
 #include "core/strparse.h"
 #include "diag/reach.h"
 #include "http/resp.h"
@@ -502,26 +501,8 @@ static void api_idle(void *arg)
 static void api_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct proxy_server *s = arg;
-	int one = 1;
-	if (!net_is_loopback((const struct sockaddr *)peer) || atomic_load(&s->api_nconns) >= API_MAX_CONNS) {
-		close(fd); /* the API answers only this machine */
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	struct proto_peer pp;
-	struct sockaddr_storage local;
-	struct sockdiag_sock sd;
-	socklen_t ll = sizeof local;
-	memset(&pp, 0, sizeof pp);
-	pp.addr = *peer;
-	pp.pid = -1;
-	/* The owner of the client's socket, for refuse_caller: one exact netlink request. */
-	pp.uid = getsockname(fd, (struct sockaddr *)&local, &ll) == 0 && sockdiag_peer(&local, peer, &sd) == 0
-	                 ? (long)sd.uid
-	                 : -1;
-	net_ss_text(peer, pp.addr_str, sizeof pp.addr_str);
-	atomic_fetch_add(&s->api_nconns, 1);
-	http_proto_ops.start(s->http_ctx, fd, &pp, NULL, 0, NULL);
+	/* The owner of the client's socket, for refuse_caller. */
+	http_embed_conn(s->http_ctx, fd, peer, &s->api_nconns, API_MAX_CONNS, 0, 1);
 }
 
 int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)

@@ -393,24 +393,9 @@ static void page_idle(void *arg)
 static void page_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct watch *w = arg;
-	int one = 1;
-	if (!net_is_loopback((const struct sockaddr *)peer) || atomic_load(&w->nconns) >= WATCH_PAGE_CONNS) {
-		close(fd); /* the page answers this machine only, a bounded number at once */
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* A page that stops reading holds a bounded kernel buffer (not the autotuned
 	 * megabytes), so its backlog reaches WATCH_SSE_BACKLOG and the stream ends. */
-	int sndbuf = WATCH_PAGE_SNDBUF;
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	struct proto_peer pp;
-	memset(&pp, 0, sizeof(pp));
-	pp.addr = *peer;
-	pp.pid = -1;
-	pp.uid = -1;
-	net_ss_text(peer, pp.addr_str, sizeof(pp.addr_str));
-	atomic_fetch_add(&w->nconns, 1);
-	http_proto_ops.start(w->http_ctx, fd, &pp, NULL, 0, NULL);
+	http_embed_conn(w->http_ctx, fd, peer, &w->nconns, WATCH_PAGE_CONNS, WATCH_PAGE_SNDBUF, 0);
 }
 
 int watch_page_start(struct watch *w, char *err, size_t errlen)
