@@ -79,6 +79,26 @@ class StderrFile:
             self.f.close()
 
 
+def stop_child(proc, sig=signal.SIGTERM, timeout=10, communicate=False):
+    """Sends sig to a started loopkit and waits up to timeout s for it to exit; one that
+    ignores it is killed and the test fails. Returns its stdout when communicate (the
+    rest it wrote), else None."""
+    out = None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            if communicate:
+                out, _ = proc.communicate(timeout=timeout)
+            else:
+                proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{' '.join(map(str, proc.args[:2]))} did not exit "
+                                 f"{timeout} s after signal {sig}")
+    return out
+
+
 class Server:
     """A running `loopkit serve`; stderr (the access log) goes to an unnamed file."""
 
@@ -173,14 +193,7 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("loopkit did not exit after signal")
+        stop_child(self.proc, sig, timeout)
         self._err.close()
         return self.proc.returncode
 
@@ -703,7 +716,6 @@ class FtpServer(Server):
     work. stdout is unbuffered so a missing second line is noticed with a timeout."""
 
     def __init__(self, root, args=(), env=None, startup_timeout=10):
-        import select
         self.root = root
         args = list(args)
         self._err = StderrFile("loopkit-err-")

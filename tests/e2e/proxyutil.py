@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, StderrFile, sanitizer_build
+from conftest import LOOPKIT, StderrFile, sanitizer_build, stop_child
 
 # LOOPKIT_PROXY: another build for the proxy alone (a sanitizer build behind a plain upstream)
 PROXY_BIN = os.environ.get("LOOPKIT_PROXY") or LOOPKIT
@@ -125,14 +125,7 @@ class Proxy:
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.proc.poll() is None:
             self.stopped = True
-            self.proc.send_signal(sig)
-            try:
-                out, _ = self.proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("loopkit proxy did not exit after SIGTERM")
-            self.rest = out.decode(errors="replace")
+            self.rest = stop_child(self.proc, sig, timeout, communicate=True).decode(errors="replace")
         self._err.close()
         return self.proc.returncode
 

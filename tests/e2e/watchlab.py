@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT
+from conftest import LOOPKIT, stop_child
 
 PY = "/usr/bin/python3"
 
@@ -161,14 +161,7 @@ class Watcher:
         return self.proc.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("loopkit watch did not exit after the signal")
+        stop_child(self.proc, sig, timeout)
         self._t.join(5)
         return self.proc.returncode
 
