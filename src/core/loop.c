@@ -120,6 +120,11 @@ void loop_stop(struct loop *l)
 	l->stop = 1;
 }
 
+void loop_touch(struct loop *l)
+{
+	l->now = loop_clock_us();
+}
+
 uint64_t loop_now(const struct loop *l)
 {
 	return l->now / 1000;
@@ -525,7 +530,7 @@ int loop_signal_init(struct loop *l, const sigset_t *set, void (*fn)(struct loop
 int loop_run(struct loop *l)
 {
 	l->stop = 0;
-	l->now = loop_clock_us(); /* timers armed before the first turn count from here */
+	l->now = loop_clock_us(); /* (timers armed before this counted from loop_new or loop_touch) */
 	while (!l->stop) {
 		/* The wait in µs: timers are kept to the microsecond (epoll_pwait2), so a
 		 * 1 ms deadline is 1 ms, not anything from 0 to 2. */

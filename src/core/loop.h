@@ -101,6 +101,9 @@ static inline uint64_t loop_timer_due_ms(const struct loop_timer *t)
 	return t->when / 1000;
 }
 
+/* Refreshes the loop's time now (it is read once per iteration): for a timer armed
+ * after long work in one turn, or before the first, that must count from now. */
+void loop_touch(struct loop *l);
 /* Milliseconds on the monotonic clock, refreshed once per iteration. */
 uint64_t loop_now(const struct loop *l);
 /* The same instant in microseconds. */

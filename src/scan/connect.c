@@ -3,8 +3,9 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -16,6 +17,17 @@
 #define RETRY_MS            5    /* pause after EMFILE or EADDRNOTAVAIL while nothing is in flight */
 #define SCAN_INLINE_WAIT_US 1000 /* send timeout of a blocking connect (one tick, rounded up) */
 #define SCAN_INLINE_MISSES  8    /* timed-out blocking connects before a shard stops blocking */
+#define SCAN_STALL_MS       1000 /* beyond --connect-timeout: no socket or source port came free */
+#define SCAN_THREAD_FDS     8    /* descriptors a thread needs beyond its connects (loop, spare) */
+
+/* The ports still to try, in order, taken one at a time by every thread: a thread whose
+ * connects hang (filtered ports) takes fewer, the others more. */
+struct queue {
+	uint16_t *ports;
+	size_t n;
+	atomic_size_t next;
+	atomic_int abort; /* a thread failed: the others take no more */
+};
 
 struct slot {
 	struct loop_io io;
@@ -29,8 +41,11 @@ struct cscan {
 	const struct scan_config *cfg;
 	struct scan_ports *open;
 	unsigned closed, filtered;
-	unsigned next;   /* the next port to try */
-	unsigned stride; /* this shard tries next, next + stride, ... */
+	struct queue *q;
+	uint16_t cur;         /* the port taken from q and not yet started */
+	int have;             /* cur is set */
+	uint64_t stall_since; /* loop_now() when nothing was in flight and none could start; 0 */
+	int stall_errno;
 	unsigned inflight, max;
 	struct slot *slots; /* max of them */
 	unsigned *free;     /* indices of idle slots (a stack) */
@@ -63,6 +78,23 @@ static int self_connected(int fd, uint16_t port)
 	return net_local_port(fd) == port;
 }
 
+/* What a connect's error says of the port: 1 open, 0 filtered, -1 closed. A reset
+ * before the handshake is ECONNREFUSED; ECONNRESET and EPIPE come only after it
+ * completed (a listener that accepts and resets or half-closes at once): open. */
+static int connect_result(int e)
+{
+	switch (e) {
+	case 0:
+	case EISCONN:
+	case ECONNRESET:
+	case EPIPE: return 1;
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH: return 0;
+	default: return -1;
+	}
+}
+
 static void slot_done(struct cscan *cs, struct slot *s, int result)
 {
 	if (result > 0 && !self_connected(s->io.fd, s->port))
@@ -86,7 +118,7 @@ static void slot_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 
 	if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
 		e = errno;
-	slot_done(s->cs, s, e == 0 ? 1 : (e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH) ? 0 : -1);
+	slot_done(s->cs, s, connect_result(e));
 }
 
 static void slot_timer_cb(struct loop *l, struct loop_timer *t)
@@ -120,11 +152,20 @@ static int rate_take(struct cscan *cs)
 	return 0;
 }
 
-static unsigned next_port(struct cscan *cs)
+/* Takes the next port from the queue into cs->cur unless one is held; 0 when none is
+ * left (or another thread failed). */
+static int take_port(struct cscan *cs)
 {
-	while (cs->next < SCAN_PORTS && !scan_ports_has(&cs->cfg->ports, cs->next))
-		cs->next += cs->stride;
-	return cs->next < SCAN_PORTS ? cs->next : SCAN_PORTS;
+	if (cs->have)
+		return 1;
+	if (atomic_load_explicit(&cs->q->abort, memory_order_relaxed))
+		return 0;
+	size_t i = atomic_fetch_add_explicit(&cs->q->next, 1, memory_order_relaxed);
+	if (i >= cs->q->n)
+		return 0;
+	cs->cur = cs->q->ports[i];
+	cs->have = 1;
+	return 1;
 }
 
 /* On loopback the kernel answers a SYN within the connect call itself: the RST (or
@@ -177,8 +218,10 @@ static int start_one(struct cscan *cs, uint16_t port)
 	int fd = spare_socket(cs);
 
 	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			cs->stall_errno = errno;
 			return 0;
+		}
 		snprintf(cs->err, cs->errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
@@ -189,37 +232,33 @@ static int start_one(struct cscan *cs, uint16_t port)
 	int rc = connect(fd, (struct sockaddr *)&ss, cs->cfg->addrlen);
 	if (rc < 0 && errno == EINPROGRESS && !cs->spare_waits)
 		rc = connect(fd, (struct sockaddr *)&ss, cs->cfg->addrlen); /* collect the answer */
-	if (rc == 0 || (rc < 0 && errno == EISCONN)) {
-		if (!self_connected(fd, port))
-			mark_open(cs, port);
-		else
-			cs->closed++;
-		spare_close(cs);
-		return 1;
-	}
-	if (errno == ECONNREFUSED) {
+	int e = rc == 0 ? 0 : errno;
+	if (e == ECONNREFUSED) {
 		cs->closed++; /* the socket is unconnected again: it stays the spare */
 		return 1;
 	}
-	if (errno == EADDRNOTAVAIL || errno == EAGAIN) { /* no ephemeral port free just now */
+	if (e == EADDRNOTAVAIL || e == EAGAIN) { /* no ephemeral port free just now */
 		spare_close(cs);
+		cs->stall_errno = e;
 		return 0;
 	}
-	if (errno == EINPROGRESS || errno == EINTR) /* not answered within the send timeout */
+	if (e == EINPROGRESS || e == EINTR) /* not answered within the send timeout */
 		cs->misses++;
-	else if (errno != EALREADY) {
-		int e = errno;
+	else if (e != EALREADY) {
+		int r = connect_result(e);
+		int self = r > 0 && self_connected(fd, port);
 		spare_close(cs);
-		if (e == ENETUNREACH || e == EHOSTUNREACH || e == ETIMEDOUT) {
-			cs->filtered++;
-			return 1;
-		}
-		if (e == ECONNRESET || e == ECONNABORTED) {
+		if (self || e == ECONNABORTED)
 			cs->closed++;
-			return 1;
+		else if (r > 0)
+			mark_open(cs, port);
+		else if (r == 0)
+			cs->filtered++;
+		else {
+			snprintf(cs->err, cs->errlen, "connect to port %u: %s", port, strerror(e));
+			return -1;
 		}
-		snprintf(cs->err, cs->errlen, "connect to port %u: %s", port, strerror(e));
-		return -1;
+		return 1;
 	}
 	/* Still pending: the socket goes to a slot, watched until it answers or times out. */
 	cs->spare = -1;
@@ -233,8 +272,30 @@ static int start_one(struct cscan *cs, uint16_t port)
 		return -1;
 	}
 	loop_timer_init(&s->timer, slot_timer_cb, s);
+	loop_touch(cs->l); /* the deadline counts from now, not from the turn's start */
 	loop_timer_start(cs->l, &s->timer, cs->cfg->connect_ms);
 	cs->inflight++;
+	return 1;
+}
+
+/* Out of descriptors or source ports with nothing in flight here: retried every
+ * RETRY_MS (another thread's or program's may close) for at most --connect-timeout +
+ * SCAN_STALL_MS, then the scan fails, naming the port it stopped at: it never reports
+ * a port it could not try, and it does not wait forever. Returns 1 when it failed. */
+static int stalled(struct cscan *cs)
+{
+	uint64_t now = loop_now(cs->l);
+	if (!cs->stall_since)
+		cs->stall_since = now;
+	if (now - cs->stall_since < (uint64_t)cs->cfg->connect_ms + SCAN_STALL_MS)
+		return 0;
+	snprintf(cs->err, cs->errlen,
+	         "no %s came free in %.1f s (%s): stopped at port %u, untried ports remain; %s",
+	         cs->stall_errno == EADDRNOTAVAIL || cs->stall_errno == EAGAIN ? "source port" : "descriptor",
+	         (double)(now - cs->stall_since) / 1000.0, strerror(cs->stall_errno), cs->cur,
+	         cs->stall_errno == EADDRNOTAVAIL || cs->stall_errno == EAGAIN
+	                 ? "close connections, or widen net.ipv4.ip_local_port_range"
+	                 : "raise the limit (ulimit -n) or close descriptors");
 	return 1;
 }
 
@@ -242,31 +303,36 @@ static void fill(struct cscan *cs)
 {
 	if (cs->fatal)
 		return;
-	while (cs->inflight < cs->max && next_port(cs) < SCAN_PORTS) {
+	while (cs->inflight < cs->max && take_port(cs)) {
 		if (!rate_take(cs))
 			return;
-		int rc = start_one(cs, (uint16_t)cs->next);
+		int rc = start_one(cs, cs->cur);
+		if (rc == 0 && cs->inflight == 0 && stalled(cs))
+			rc = -1;
 		if (rc < 0) {
 			cs->fatal = 1;
+			atomic_store(&cs->q->abort, 1);
 			loop_stop(cs->l);
 			return;
 		}
 		if (rc == 0) {
-			/* Out of descriptors or source ports: go on when a connect finishes, or
-			 * after a pause when none is in flight. */
+			/* Go on when a connect finishes, or after a pause when none is in flight. */
 			if (cs->inflight == 0 && !loop_timer_armed(&cs->retry))
 				loop_timer_start(cs->l, &cs->retry, RETRY_MS);
 			if (cs->cfg->rate)
 				cs->tokens += 1;
 			return;
 		}
-		cs->next += cs->stride;
+		cs->have = 0;
+		cs->stall_since = 0;
 	}
-	if (cs->inflight == 0 && next_port(cs) >= SCAN_PORTS)
+	if (cs->inflight == 0 && !cs->have)
 		loop_stop(cs->l);
 }
 
-/* The most descriptors we may hold: raises the soft limit to the hard one. */
+/* The most descriptors we may use: raises the soft limit to the hard one, then counts
+ * what is free of it (the descriptors already open are not ours to use), less
+ * SCAN_FD_RESERVE for everything else (at least 1). */
 static unsigned fd_budget(void)
 {
 	struct rlimit rl;
@@ -277,16 +343,21 @@ static unsigned fd_budget(void)
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > SCAN_INFLIGHT_MAX + SCAN_FD_RESERVE)
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)SCAN_INFLIGHT_MAX * 2)
 		return SCAN_INFLIGHT_MAX;
-	return rl.rlim_cur > 2 * SCAN_FD_RESERVE ? (unsigned)rl.rlim_cur - SCAN_FD_RESERVE : SCAN_FD_RESERVE;
+	unsigned used = scan_open_fds();
+	unsigned left = rl.rlim_cur > used ? (unsigned)rl.rlim_cur - used : 0;
+	if (left > 2 * SCAN_FD_RESERVE)
+		return left - SCAN_FD_RESERVE;
+	return left / 2 ? left / 2 : 1;
 }
 
-/* One shard: the ports first, first + stride, ... of cfg, on an event loop of its own,
- * with at most max connects pending and rate connects a second (0: no limit). */
+/* One thread's share: ports from the queue, on an event loop of its own, with at most
+ * max connects pending and rate connects a second (0: no limit). */
 struct shard {
 	const struct scan_config *cfg;
-	unsigned first, stride, max, rate;
+	struct queue *q;
+	unsigned max, rate;
 	struct scan_ports open;
 	unsigned closed, filtered;
 	int rc;
@@ -302,20 +373,22 @@ static void *shard_run(void *arg)
 	                   .err = sh->err,
 	                   .errlen = sizeof(sh->err),
 	                   .spare = -1,
-	                   .next = sh->first,
-	                   .stride = sh->stride,
+	                   .q = sh->q,
 	                   .max = sh->max};
 
 	sh->rc = -1;
 	cfg.rate = sh->rate;
 	cs.inline_ok = net_is_loopback((const struct sockaddr *)&cfg.addr);
 	cs.l = loop_new(sh->err, sizeof(sh->err));
-	if (!cs.l)
+	if (!cs.l) {
+		atomic_store(&sh->q->abort, 1);
 		return NULL;
+	}
 	cs.slots = calloc(cs.max, sizeof(*cs.slots));
 	cs.free = calloc(cs.max, sizeof(*cs.free));
 	if (!cs.slots || !cs.free) {
 		snprintf(sh->err, sizeof(sh->err), "scan: out of memory for %u connects in flight", cs.max);
+		atomic_store(&sh->q->abort, 1);
 		goto out;
 	}
 	for (unsigned i = 0; i < cs.max; i++) {
@@ -327,8 +400,9 @@ static void *shard_run(void *arg)
 	cs.last_ms = loop_now(cs.l);
 	cs.tokens = 1;
 	fill(&cs);
-	if (!cs.fatal && (cs.inflight || next_port(&cs) < SCAN_PORTS) && loop_run(cs.l) < 0) {
+	if (!cs.fatal && (cs.inflight || cs.have) && loop_run(cs.l) < 0) {
 		snprintf(sh->err, sizeof(sh->err), "event loop: %s", strerror(errno));
+		atomic_store(&sh->q->abort, 1);
 		goto out;
 	}
 	if (cs.fatal)
@@ -353,51 +427,61 @@ out:
 }
 
 /* Loopback answers inside connect(), so a scan is CPU-bound in the kernel's TCP code:
- * the ports are dealt round-robin to one shard per thread, each with its own loop and
- * spare socket. A rate-limited scan (a remote host) runs on one thread: the limit is
- * one budget, and the network, not the CPU, is what it waits for. */
+ * one thread per CPU (cfg->threads) takes ports from one queue, each with its own loop
+ * and spare socket, and --max-inflight shared among them. A rate-limited scan (a remote
+ * host) runs on one thread: the limit is one budget, and the network, not the CPU, is
+ * what it waits for. Fewer threads when descriptors are short (each needs a few), and a
+ * thread that cannot start leaves its share of connects to the caller's. */
 int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, unsigned *closed,
                      unsigned *filtered, char *err, size_t errlen)
 {
 	unsigned max = cfg->inflight ? cfg->inflight : SCAN_INFLIGHT_DEFAULT;
 	unsigned n = cfg->threads ? cfg->threads : 1;
-	struct shard *sh;
-	pthread_t *tid;
-	int rc = 0;
+	unsigned budget = fd_budget();
+	struct queue q = {0};
+	struct shard *sh = NULL;
+	pthread_t *tid = NULL;
+	int rc = -1;
 
 	memset(open, 0, sizeof(*open));
-	if (max > fd_budget())
-		max = fd_budget();
+	*closed = *filtered = 0;
+	if (max > budget)
+		max = budget;
 	if (max > cfg->ports.count)
 		max = cfg->ports.count ? cfg->ports.count : 1;
-	if (cfg->rate || n > max)
-		n = cfg->rate ? 1 : max;
-	if (n > cfg->ports.count)
-		n = cfg->ports.count ? cfg->ports.count : 1;
+	if (cfg->rate)
+		n = 1;
+	if (n > max)
+		n = max;
+	if (n > 1 && (size_t)n * SCAN_THREAD_FDS > budget - max / 2)
+		n = budget > max / 2 + SCAN_THREAD_FDS ? (budget - max / 2) / SCAN_THREAD_FDS : 1;
+	if (n == 0)
+		n = 1;
+	q.ports = malloc((cfg->ports.count + 1) * sizeof(*q.ports));
 	sh = calloc(n, sizeof(*sh));
 	tid = calloc(n, sizeof(*tid));
-	if (!sh || !tid) {
-		free(sh);
-		free(tid);
+	if (!q.ports || !sh || !tid) {
 		snprintf(err, errlen, "scan: out of memory");
-		return -1;
+		goto out;
 	}
-	unsigned started = 1; /* shard 0 runs on this thread */
+	for (unsigned port = 1; port < SCAN_PORTS; port++)
+		if (scan_ports_has(&cfg->ports, port))
+			q.ports[q.n++] = (uint16_t)port;
+	atomic_init(&q.next, 0);
+	atomic_init(&q.abort, 0);
 	for (unsigned k = 0; k < n; k++)
-		sh[k] = (struct shard){.cfg = cfg,
-		                       .first = k,
-		                       .stride = n,
-		                       .max = max / n + (k < max % n),
-		                       .rate = cfg->rate};
+		sh[k] = (struct shard){
+		        .cfg = cfg, .q = &q, .max = max / n + (k < max % n), .rate = cfg->rate};
+	unsigned started = 1; /* shard 0 runs on this thread */
 	while (started < n && pthread_create(&tid[started], NULL, shard_run, &sh[started]) == 0)
 		started++;
+	for (unsigned k = started; k < n; k++) /* not started: their connects are the caller's */
+		sh[0].max += sh[k].max;
 	shard_run(&sh[0]);
 	for (unsigned k = 1; k < started; k++)
 		pthread_join(tid[k], NULL);
-	for (unsigned k = started; k < n; k++) /* a thread that could not start: its ports here */
-		shard_run(&sh[k]);
-	*closed = *filtered = 0;
-	for (unsigned k = 0; k < n; k++) {
+	rc = 0;
+	for (unsigned k = 0; k < started; k++) {
 		if (sh[k].rc < 0) {
 			if (rc == 0)
 				snprintf(err, errlen, "%s", sh[k].err);
@@ -410,6 +494,8 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, uns
 		*closed += sh[k].closed;
 		*filtered += sh[k].filtered;
 	}
+out:
+	free(q.ports);
 	free(sh);
 	free(tid);
 	return rc;

@@ -2066,6 +2066,32 @@ static void test_loop_io_reported(void **state)
 	loop_free(l);
 }
 
+/* loop_touch: a timer armed after a long stretch of work (here before the first turn,
+ * 150 ms after loop_new) counts from the touch, not from the stale loop time; without
+ * it the 100 ms timer is already overdue when the loop starts (the scan's connect
+ * deadlines were cut short so: hostile pass). A lower bound only: safe under load. */
+static void touch_fired(struct loop *l, struct loop_timer *t)
+{
+	*(uint64_t *)t->data = loop_clock_us();
+	loop_stop(l);
+}
+
+static void test_loop_touch(void **state)
+{
+	struct loop *l = new_loop();
+	struct loop_timer t;
+	uint64_t fired = 0;
+
+	usleep(150 * 1000);
+	loop_touch(l);
+	uint64_t armed = loop_clock_us();
+	loop_timer_init(&t, touch_fired, &fired);
+	loop_timer_start(l, &t, 100);
+	assert_int_equal(loop_run(l), 0);
+	assert_true(fired >= armed + 99 * 1000);
+	loop_free(l);
+}
+
 /*
  * net
  */
@@ -3327,6 +3353,7 @@ int main(void)
 	        FX(test_loop_io_move),
 	        FX(test_loop_io_move_in_batch),
 	        FX(test_loop_io_reported),
+	        FX(test_loop_touch),
 	        cmocka_unit_test(test_net_parse_addr),
 	        cmocka_unit_test(test_net_loopback_wildcard),
 	        cmocka_unit_test(test_net_is_ip_literal),
