@@ -1043,22 +1043,13 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	for (int d = 0; d < 2; d++)
 		sync_toxics(c, d, NULL);
 	int cerr = connect(ufd, (struct sockaddr *)&p->up_addr, p->up_len) < 0 ? errno : 0;
-	/* On loopback the upstream's answer is processed as connect() lets go of the
-	 * socket, after it has decided on EINPROGRESS: a second connect reports it (EISCONN:
-	 * connected; ECONNREFUSED), so the pair relays now instead of after an epoll turn
-	 * for writability. EALREADY: still pending (a full accept queue), as before. */
-	if (cerr == EINPROGRESS && net_is_loopback((const struct sockaddr *)&p->up_addr))
-		cerr = connect(ufd, (struct sockaddr *)&p->up_addr, p->up_len) < 0 && errno != EISCONN ? errno
-		                                                                                       : 0;
-	if (loop_io_start(s->loop, &c->io[1], ufd, cerr ? LOOP_WRITE : LOOP_READ, io_cb, c) < 0) {
+	if (loop_io_start(s->loop, &c->io[1], ufd, LOOP_WRITE, io_cb, c) < 0) {
 		close(ufd);
 		pconn_close(c, 0);
 		return;
 	}
 	loop_timer_start(s->loop, &c->linger, PROXY_CONNECT_MS);
-	if (!cerr)
-		connected(c);
-	else if (cerr != EINPROGRESS && cerr != EALREADY)
+	if (cerr && cerr != EINPROGRESS)
 		upstream_refused(c, cerr);
 }
 
