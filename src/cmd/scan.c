@@ -1,4 +1,5 @@
 /* scan.c - `loopkit scan`: which local ports answer, what runs there, and who holds them. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,8 +49,8 @@ static const struct cmd_flag scan_flags[] = {
 	{ "json", 0, NULL, NULL, "one JSON document", CMD_SWITCH, AT(json) },
 	{ "nmap-xml", 0, "FILE", NULL, "also write nmap's XML output format to FILE ('-': stdout, instead of the table)", CMD_STR, AT(xml) },
 	{ "max-inflight", 0, "N", CMD_STR_OF(SCAN_INFLIGHT_DEFAULT), "connects in flight at once (also bound by the descriptor limit)", CMD_UINT, AT(cfg.inflight), .min = 1, .max = SCAN_INFLIGHT_MAX },
-	{ "threads", 't', "N", NULL, "connect-scan threads, the ports dealt among them (one when --rate limits); one per CPU when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = PROCFS_THREADS_MAX },
-	{ "rate", 0, "N", NULL, "new connections per second; no limit on loopback when not given, " CMD_STR_OF(SCAN_REMOTE_RATE) " toward other hosts", CMD_UINT, AT(cfg.rate), .max = 1000000 },
+	{ "threads", 't', "N", NULL, "connect-scan threads taking ports from one queue (one when --rate limits); one per CPU this process may use when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = PROCFS_THREADS_MAX },
+	{ "rate", 0, "N", NULL, "new connections per second (0: no limit); no limit on loopback when not given, " CMD_STR_OF(SCAN_REMOTE_RATE) " toward other hosts", CMD_UINT, AT(cfg.rate), .max = 1000000 },
 	{ "connect-timeout", 0, "SECS", CMD_STR_OF(SCAN_CONNECT_MS_DEFAULT) "ms", "a port that does not answer a connect within this is filtered", CMD_MS, AT(cfg.connect_ms), .min = MIN_MS, .max = MAX_MS },
 	{ "banner-wait", 0, "SECS", CMD_STR_OF(SCAN_BANNER_MS_DEFAULT) "ms", "how long to wait for a greeting before the first probe", CMD_MS, AT(cfg.banner_ms), .min = MIN_MS, .max = MAX_MS },
 	{ "probe-timeout", 0, "SECS", CMD_STR_OF(SCAN_PROBE_MS_DEFAULT) "ms", "most a probe waits for its answer", CMD_MS, AT(cfg.probe_ms), .min = MIN_MS, .max = MAX_MS },
@@ -72,17 +73,12 @@ static void scan_init(void *p)
 	scan_config_default(&((struct scan_args *)p)->cfg);
 }
 
-static int write_out(const char *path, const struct buf *b)
+static int write_out(FILE *f, const char *path, const struct buf *b)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
-	if (!f) {
-		perror(path);
-		return -1;
-	}
 	fwrite(buf_start(b), 1, buf_used(b), f);
 	int rc = f == stdout ? fflush(f) : fclose(f);
 	if (rc != 0)
-		perror(path);
+		fprintf(stderr, "loopkit scan: %s: %s\n", path, strerror(errno));
 	return rc ? -1 : 0;
 }
 
@@ -102,9 +98,23 @@ static int scan_main(void *p)
 		fprintf(stderr, "loopkit scan: give either HOST or --ipv6, not both\n");
 		return 2;
 	}
+	if (a->json && a->xml && strcmp(a->xml, "-") == 0) {
+		fprintf(stderr, "loopkit scan: give --json or --nmap-xml -, not both on stdout "
+		                "(--nmap-xml FILE writes the XML to a file beside the JSON)\n");
+		return 2;
+	}
 	a->cfg.service = !a->no_service;
+	/* The output file is opened before the scan: a path that cannot be written fails
+	 * at once, not after the scan's work. */
+	FILE *xf = !a->xml ? NULL : strcmp(a->xml, "-") == 0 ? stdout : fopen(a->xml, "w");
+	if (a->xml && !xf) {
+		fprintf(stderr, "loopkit scan: --nmap-xml %s: %s\n", a->xml, strerror(errno));
+		return 1;
+	}
 	if (scan_run(&a->cfg, &r, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loopkit scan: %s\n", err);
+		if (xf && xf != stdout)
+			fclose(xf);
 		return 1;
 	}
 	buf_init(&b, SCAN_OUT_MAX);
@@ -113,8 +123,14 @@ static int scan_main(void *p)
 		snprintf(a->argv_text, sizeof(a->argv_text), "loopkit scan %s -p %s%s", r.host,
 		         scan_ports_text(&a->cfg.ports, ports, sizeof(ports)),
 		         a->no_service ? " --no-service" : "");
-		if (scan_nmap_xml(&b, &r, a->argv_text) < 0 || write_out(a->xml, &b) < 0)
+		if (scan_nmap_xml(&b, &r, a->argv_text) < 0) {
+			fprintf(stderr, "loopkit scan: output larger than %u bytes\n", SCAN_OUT_MAX);
 			rc = 1;
+			if (xf != stdout)
+				fclose(xf);
+		} else if (write_out(xf, a->xml, &b) < 0) {
+			rc = 1;
+		}
 		b.off = b.len = 0;
 	}
 	if (a->json) {

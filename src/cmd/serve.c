@@ -104,7 +104,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "port", 'p', "N", CMD_HOME_PORT, "port; 0 picks a free one", CMD_UINT, AT(port), .max = 65535 },
 	{ "public", 0, NULL, NULL, "allow a non-loopback or wildcard --host (reachable from the network)", CMD_SWITCH, AT(public) },
 	{ "write", 'w', NULL, NULL, "allow PUT (upload) and DELETE, and FTP uploads; read-only without it", CMD_SWITCH, AT(cfg.write) },
-	{ "threads", 't', "N", NULL, "event-loop threads; one per CPU when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = PROCFS_THREADS_MAX },
+	{ "threads", 't', "N", NULL, "event-loop threads; one per CPU this process may use (see taskset) when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = PROCFS_THREADS_MAX },
 	{ "open", 'o', NULL, NULL, "open the first URL in a browser ($BROWSER, else xdg-open)", CMD_SWITCH, AT(open) },
 	{ "dotfiles", 0, NULL, NULL, "serve and list names starting with '.' (hidden by default)", CMD_SWITCH, AT(cfg.dotfiles) },
 	{ "cors", 0, NULL, NULL, "read-only CORS for any origin: GET, HEAD and POST from any page, never writes", CMD_SWITCH, AT(cfg.http.cors) },

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -286,6 +287,9 @@ static int diag_scan_pid(struct diag_scan *sc, pid_t pid)
 
 unsigned procfs_cpus(void)
 {
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set); /* taskset -c 0: one */
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
 }

@@ -12,7 +12,8 @@
 #define PROCFS_CMDLINE_MAX 256 /* procfs_owner.cmdline, NUL included; longer ones are cut */
 #define PROCFS_THREADS_MAX 256 /* --threads bound, every verb that has the flag */
 
-/* Online CPUs (at least 1): the default of every --threads flag. */
+/* The CPUs this process may run on (its affinity: taskset; else the online CPUs; at
+ * least 1): the default of every --threads flag. */
 unsigned procfs_cpus(void);
 
 /* A process holding a socket. pid 0 means the process could not be read (another

@@ -39,7 +39,7 @@ struct slot {
 struct cscan {
 	struct loop *l;
 	const struct scan_config *cfg;
-	struct scan_ports *open;
+	struct scan_ports *open, *filt;
 	unsigned closed, filtered;
 	struct queue *q;
 	uint16_t cur;         /* the port taken from q and not yet started */
@@ -64,10 +64,21 @@ struct cscan {
 
 static void fill(struct cscan *cs);
 
+static void mark(struct scan_ports *set, uint16_t port)
+{
+	set->bits[port / 64] |= UINT64_C(1) << (port % 64);
+	set->count++;
+}
+
 static void mark_open(struct cscan *cs, uint16_t port)
 {
-	cs->open->bits[port / 64] |= UINT64_C(1) << (port % 64);
-	cs->open->count++;
+	mark(cs->open, port);
+}
+
+static void mark_filtered(struct cscan *cs, uint16_t port)
+{
+	mark(cs->filt, port);
+	cs->filtered++;
 }
 
 /* A connection to ourselves: with the target in the ephemeral range the kernel may
@@ -100,7 +111,7 @@ static void slot_done(struct cscan *cs, struct slot *s, int result)
 	if (result > 0 && !self_connected(s->io.fd, s->port))
 		mark_open(cs, s->port);
 	else if (result == 0)
-		cs->filtered++;
+		mark_filtered(cs, s->port);
 	else
 		cs->closed++;
 	loop_timer_stop(cs->l, &s->timer);
@@ -253,7 +264,7 @@ static int start_one(struct cscan *cs, uint16_t port)
 		else if (r > 0)
 			mark_open(cs, port);
 		else if (r == 0)
-			cs->filtered++;
+			mark_filtered(cs, port);
 		else {
 			snprintf(cs->err, cs->errlen, "connect to port %u: %s", port, strerror(e));
 			return -1;
@@ -358,7 +369,7 @@ struct shard {
 	const struct scan_config *cfg;
 	struct queue *q;
 	unsigned max, rate;
-	struct scan_ports open;
+	struct scan_ports open, filt;
 	unsigned closed, filtered;
 	int rc;
 	char err[256];
@@ -370,6 +381,7 @@ static void *shard_run(void *arg)
 	struct scan_config cfg = *sh->cfg;
 	struct cscan cs = {.cfg = &cfg,
 	                   .open = &sh->open,
+	                   .filt = &sh->filt,
 	                   .err = sh->err,
 	                   .errlen = sizeof(sh->err),
 	                   .spare = -1,
@@ -432,8 +444,8 @@ out:
  * host) runs on one thread: the limit is one budget, and the network, not the CPU, is
  * what it waits for. Fewer threads when descriptors are short (each needs a few), and a
  * thread that cannot start leaves its share of connects to the caller's. */
-int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, unsigned *closed,
-                     unsigned *filtered, char *err, size_t errlen)
+int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, struct scan_ports *filt,
+                     unsigned *closed, unsigned *filtered, char *err, size_t errlen)
 {
 	unsigned max = cfg->inflight ? cfg->inflight : SCAN_INFLIGHT_DEFAULT;
 	unsigned n = cfg->threads ? cfg->threads : 1;
@@ -444,6 +456,7 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, uns
 	int rc = -1;
 
 	memset(open, 0, sizeof(*open));
+	memset(filt, 0, sizeof(*filt));
 	*closed = *filtered = 0;
 	if (max > budget)
 		max = budget;
@@ -488,9 +501,12 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, uns
 			rc = -1;
 			continue;
 		}
-		for (unsigned w = 0; w < SCAN_PORTS / 64; w++)
+		for (unsigned w = 0; w < SCAN_PORTS / 64; w++) {
 			open->bits[w] |= sh[k].open.bits[w];
+			filt->bits[w] |= sh[k].filt.bits[w];
+		}
 		open->count += sh[k].open.count;
+		filt->count += sh[k].filt.count;
 		*closed += sh[k].closed;
 		*filtered += sh[k].filtered;
 	}

@@ -60,14 +60,14 @@ void scan_print(FILE *f, const struct scan_result *r, int color)
 	size_t open[2] = {0, 0}, udp_silent = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		int u = r->ports[i].udp, answered = strcmp(r->ports[i].state, "open") == 0;
-		open[u] += !u || answered;
+		open[u] += answered;
 		udp_silent += u && !answered;
 	}
-	fprintf(f, "%s: %u TCP ports in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried,
-	        r->scan_s, open[0], r->closed, r->filtered);
+	fprintf(f, "%s: %u TCP port%s in %.3f s: %zu open, %u closed, %u filtered", r->host, r->tried,
+	        r->tried == 1 ? "" : "s", r->scan_s, open[0], r->closed, r->filtered);
 	if (r->udp_tried)
-		fprintf(f, "; %u UDP ports: %zu open, %zu open|filtered, %u closed", r->udp_tried, open[1],
-		        udp_silent, r->udp_closed);
+		fprintf(f, "; %u UDP port%s: %zu open, %zu open|filtered, %u closed", r->udp_tried,
+		        r->udp_tried == 1 ? "" : "s", open[1], udp_silent, r->udp_closed);
 	if (r->service_s > 0)
 		fprintf(f, "; services in %.3f s", r->service_s);
 	fputc('\n', f);
@@ -89,7 +89,7 @@ int scan_json(struct buf *b, const struct scan_result *r)
 	json_double_dec(&j, r->service_s, 3);
 	json_kuint(&j, "tried", r->tried);
 	for (size_t i = 0; i < r->n; i++)
-		open += !r->ports[i].udp;
+		open += !r->ports[i].udp && strcmp(r->ports[i].state, "open") == 0;
 	json_kuint(&j, "open", open);
 	json_kuint(&j, "closed", r->closed);
 	json_kuint(&j, "filtered", r->filtered);
@@ -198,7 +198,8 @@ int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args)
 	ATTR(b, "startstr", t);
 	rc |= buf_puts(b, " version=\"" LOOPKIT_VERSION "\" xmloutputversion=\"1.05\">\n");
 	rc |= buf_printf(b, "<scaninfo type=\"connect\" protocol=\"tcp\" numservices=\"%u\"", r->tried);
-	rc |= buf_puts(b, " services=\"\"/>\n"); /* the list is in args; nmap readers do not need it */
+	ATTR(b, "services", r->services ? r->services : "");
+	rc |= buf_puts(b, "/>\n");
 	rc |= buf_printf(b,
 	                 "<host starttime=\"%lld\" endtime=\"%lld\"><status state=\"up\" "
 	                 "reason=\"localhost-response\" "
@@ -214,12 +215,15 @@ int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args)
 		        "<extraports state=\"closed\" count=\"%u\">\n<extrareasons reason=\"conn-refused\" "
 		        "count=\"%u\"/>\n</extraports>\n",
 		        r->closed, r->closed);
-	if (r->filtered)
+	unsigned listed = 0; /* filtered ports with rows of their own */
+	for (size_t i = 0; i < r->n; i++)
+		listed += !r->ports[i].udp && strcmp(r->ports[i].state, "filtered") == 0;
+	if (r->filtered > listed)
 		rc |= buf_printf(
 		        b,
 		        "<extraports state=\"filtered\" count=\"%u\">\n<extrareasons reason=\"no-responses\" "
 		        "count=\"%u\"/>\n</extraports>\n",
-		        r->filtered, r->filtered);
+		        r->filtered - listed, r->filtered - listed);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct scan_port *p = &r->ports[i];
 		const struct scan_service *s = &p->svc;
@@ -227,8 +231,9 @@ int scan_nmap_xml(struct buf *b, const struct scan_result *r, const char *args)
 		                 "<port protocol=\"%s\" portid=\"%u\"><state state=\"%s\" reason=\"%s\" "
 		                 "reason_ttl=\"0\"/>",
 		                 p->udp ? "udp" : "tcp", p->port, p->state,
-		                 p->udp ? (strcmp(p->state, "open") == 0 ? "udp-response" : "no-response")
-		                        : "syn-ack");
+		                 strcmp(p->state, "open") != 0 ? "no-response"
+		                 : p->udp                      ? "udp-response"
+		                                               : "syn-ack");
 		if (p->owner.pid) {
 			char o[PROCFS_COMM_MAX + 32];
 			snprintf(o, sizeof(o), "%s (pid %d)", p->owner.comm, (int)p->owner.pid);

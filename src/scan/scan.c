@@ -328,13 +328,14 @@ struct svc_job {
 static void svc_one(size_t i, void *arg)
 {
 	struct svc_job *j = arg;
-	if (!j->r->ports[i].udp)
-		scan_service_detect(j->cfg, j->r->ports[i].port, &j->r->ports[i].svc);
+	struct scan_port *p = &j->r->ports[i];
+	if (!p->udp && strcmp(p->state, "open") == 0)
+		scan_service_detect(j->cfg, p->port, &p->svc);
 }
 
 int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, size_t errlen)
 {
-	struct scan_ports open;
+	struct scan_ports open, filt;
 	uint16_t *uports = NULL;
 	int *ures = NULL;
 
@@ -348,10 +349,11 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 		return -1;
 	}
 	memset(&open, 0, sizeof(open));
+	memset(&filt, 0, sizeof(filt));
 	for (unsigned k = 0; k < rounds; k++) {
 		double t0 = now_s();
 		if (cfg->ports.count &&
-		    scan_connect_run(cfg, &open, &r->closed, &r->filtered, err, errlen) < 0) {
+		    scan_connect_run(cfg, &open, &filt, &r->closed, &r->filtered, err, errlen) < 0) {
 			scan_result_free(r);
 			return -1;
 		}
@@ -364,7 +366,15 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 		}
 	}
 	r->tried = cfg->ports.count;
-	r->ports = calloc((size_t)open.count + cfg->udp.count + 1, sizeof(*r->ports));
+	size_t slen = (size_t)cfg->ports.count * 6 + 1;
+	if ((r->services = malloc(slen)))
+		scan_ports_text(&cfg->ports, r->services, slen);
+	/* Filtered ports are listed too while few: on loopback each is a listener that
+	 * completes no handshake (its accept queue is full: the program stopped accepting),
+	 * the hung service a user looks for; a remote host's firewall drops thousands. */
+	int list_filtered = filt.count <= SCAN_FILTERED_LIST_MAX;
+	r->ports = calloc((size_t)open.count + (list_filtered ? filt.count : 0) + cfg->udp.count + 1,
+	                  sizeof(*r->ports));
 	if (!r->ports) {
 		snprintf(err, errlen, "scan: out of memory");
 		return -1;
@@ -374,6 +384,14 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 			r->ports[r->n].port = (uint16_t)port;
 			r->ports[r->n].state = "open";
 			r->n++;
+		} else if (list_filtered && scan_ports_has(&filt, port)) {
+			struct scan_port *p = &r->ports[r->n++];
+			p->port = (uint16_t)port;
+			p->state = "filtered";
+			snprintf(p->svc.info, sizeof(p->svc.info), "%s",
+			         net_is_loopback((const struct sockaddr *)&cfg->addr)
+			                 ? "not accepting: its accept queue is full"
+			                 : "no answer within --connect-timeout");
 		}
 	}
 	if (cfg->udp.count) {
@@ -424,5 +442,6 @@ void scan_result_free(struct scan_result *r)
 {
 	free(r->ports);
 	free(r->rounds);
+	free(r->services);
 	memset(r, 0, sizeof(*r));
 }

@@ -25,6 +25,7 @@
 #define SCAN_UDP_MS_DEFAULT     500   /* wait for a UDP answer or ICMP port unreachable */
 #define SCAN_UDP_MAX            1024  /* ports one --udp list may name */
 #define SCAN_PORTS              65536 /* size of a port bitmap (port 0 never set) */
+#define SCAN_FILTERED_LIST_MAX  100   /* filtered ports listed one by one (more: counted only) */
 
 /* A set of ports: "22,80,8000-9000" (pure parser; see scan_ports_parse). */
 struct scan_ports {
@@ -76,7 +77,7 @@ enum scan_app {
 struct scan_port {
 	uint16_t port;
 	int udp;                   /* 0 tcp, 1 udp */
-	const char *state;         /* "open", "open|filtered" (udp, no answer) */
+	const char *state;         /* "open", "filtered" (tcp, no answer), "open|filtered" (udp) */
 	struct scan_service svc;   /* filled with --service (the default) */
 	int exposed;               /* a listener on this port is bound beyond loopback */
 	char bound[64];            /* the listener's own address: "0.0.0.0:8000", or "" */
@@ -130,6 +131,7 @@ struct scan_result {
 	char host[64];
 	int family;                /* AF_INET or AF_INET6 */
 	struct scan_round *rounds; /* cfg->rounds of them when more than one */
+	char *services;            /* the TCP ports tried, as scan_ports_text writes them */
 	size_t nrounds;
 };
 
@@ -141,10 +143,11 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 void scan_result_free(struct scan_result *r);
 
 /* The connect scan alone: marks in *open the TCP ports of cfg->ports that accepted a
- * connection; counts refused and unanswered ports in *closed and *filtered. Returns 0,
+ * connection and in *filt those that did not answer; counts refused and unanswered
+ * ports in *closed and *filtered. Returns 0,
  * or -1 with err filled. */
-int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, unsigned *closed,
-                     unsigned *filtered, char *err, size_t errlen);
+int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, struct scan_ports *filt,
+                     unsigned *closed, unsigned *filtered, char *err, size_t errlen);
 
 /* Descriptors this process holds now (/proc/self/fd); 0 when unreadable. */
 unsigned scan_open_fds(void);

@@ -372,7 +372,8 @@ static int binary_probes(const struct scan_config *cfg, uint16_t port, struct sc
 			scan_conn_close(&c[i]);
 	}
 	deadline = now_ms() + cfg->probe_ms;
-	for (;;) {
+	int hit = -1; /* the first probe whose complete answer names the service */
+	while (hit < 0) {
 		int live = 0;
 		for (int i = 0; i < N; i++) {
 			pf[i].fd = c[i].fd;
@@ -395,9 +396,18 @@ static int binary_probes(const struct scan_config *cfg, uint16_t port, struct sc
 			}
 			enum scan_probe_id id = (enum scan_probe_id)(FIRST + i);
 			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR) ||
-			    c[i].n >= SCAN_READ_MAX || probe_done(c[i].b, c[i].n, &id))
+			    c[i].n >= SCAN_READ_MAX || probe_done(c[i].b, c[i].n, &id)) {
 				scan_conn_close(&c[i]);
+				/* Answered: no need to wait out the probes this server ignores
+				 * (Redis holds a TLS hello open until the probe wait ends). */
+				if (hit < 0 && c[i].n && scan_match(id, c[i].b, c[i].n, svc))
+					hit = i;
+			}
 		}
+	}
+	if (hit >= 0) {
+		matched = 1;
+		details(cfg, port, svc, &c[hit]);
 	}
 	for (int i = 0; i < N && !matched; i++) {
 		if (c[i].n && scan_match((enum scan_probe_id)(FIRST + i), c[i].b, c[i].n, svc)) {

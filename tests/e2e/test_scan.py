@@ -322,6 +322,8 @@ def test_pending_connect_times_out_as_filtered():
         doc = scan_json("-p", str(port), "--no-service", "--connect-timeout", "300ms")
         took = time.monotonic() - t0
         assert (doc["open"], doc["filtered"], doc["closed"]) == (0, 1, 0), doc
+        assert [(p["port"], p["state"], p["owner"]["pid"]) for p in doc["ports"]] == \
+            [(port, "filtered", os.getpid())], doc
         assert 0.3 <= took < 5, took
     finally:
         for c in fillers:
@@ -363,16 +365,23 @@ def test_many_pending_connects_among_open_and_closed_ports(threads):
                         "--connect-timeout", "300ms")
         for c in closed:
             c.close()
-        assert sorted(p["port"] for p in doc["ports"]) == sorted(s.getsockname()[1] for s in ok), doc
+        rows = {p["port"]: p for p in doc["ports"]}
+        assert sorted(p for p, r in rows.items() if r["state"] == "open") == sorted(s.getsockname()[1] for s in ok), doc
+        # Filtered ports are listed (at most SCAN_FILTERED_LIST_MAX), each with its owner.
+        assert sorted(p for p, r in rows.items() if r["state"] == "filtered") == \
+            sorted(s.getsockname()[1] for s in full), doc
+        for s_ in full:
+            r = rows[s_.getsockname()[1]]
+            assert r["owner"]["pid"] == os.getpid() and r["info"] == "not accepting: its accept queue is full", r
         assert (doc["open"], doc["filtered"], doc["closed"]) == (2, 24, 10), doc
     finally:
         for s_ in fillers + full + ok:
             s_.close()
 
 
-def scan_threads_seen(*args):
+def scan_threads_seen(*args, prefix=()):
     """Runs loopkit scan ARGS and returns the most threads its process had at once."""
-    p = subprocess.Popen([LOOPKIT, "scan", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen([*prefix, LOOPKIT, "scan", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     most = 0
     while p.poll() is None:
         try:
@@ -394,6 +403,19 @@ def test_threads_share_the_ports_and_a_rate_keeps_one():
     most, doc = scan_threads_seen("-p", "40000-40150", "-t", "3", "--rate", "300", "--no-service", "--json")
     assert most == 1, most
     assert doc["open"] + doc["closed"] + doc["filtered"] == 151, doc
+    # Without -t: one thread per CPU this process may use (taskset -c 0: one; both CPUs:
+    # two). Listeners with full queues keep the threads alive for the connect timeout
+    # (each thread blocks on some of them a few ms, so each holds some).
+    full, _, close = hostile_listeners(20, 0, "rst")
+    try:
+        for cpus, want in (("0", 1), (",".join(map(str, sorted(os.sched_getaffinity(0)))),
+                                      len(os.sched_getaffinity(0)))):
+            most, doc = scan_threads_seen("-p", ",".join(map(str, full)), "--connect-timeout", "500ms",
+                                          "--no-service", "--json", prefix=("taskset", "-c", cpus))
+            assert most == want, (cpus, most)
+            assert doc["filtered"] == 20 and doc["tried"] == 20, doc
+    finally:
+        close()
 
 
 def hostile_listeners(nfull, nreset, mode):
@@ -460,7 +482,8 @@ def test_listeners_that_reset_at_once_are_open(threads, mode):
                         "--connect-timeout", "300ms")
     finally:
         close()
-    assert sorted(p["port"] for p in doc["ports"]) == sorted(reset), doc
+    assert sorted(p["port"] for p in doc["ports"] if p["state"] == "open") == sorted(reset), doc
+    assert sorted(p["port"] for p in doc["ports"] if p["state"] == "filtered") == sorted(full), doc
     assert (doc["open"], doc["filtered"], doc["closed"]) == (20, 24, 0), doc
 
 
@@ -531,6 +554,34 @@ def test_few_free_descriptors_mean_fewer_threads_not_a_failure(last):
     assert doc["tried"] == 1000 and doc["open"] + doc["closed"] + doc["filtered"] == 1000, doc
 
 
+def test_binary_probes_end_at_the_first_answer(lab):
+    """Redis and Memcached answer their binary probe at once but hold the other probes'
+    connections (a TLS hello) open: the wait ends at the first answer that names the
+    service, not at --probe-timeout (new-user pass: each such port took the whole wait).
+    An upper bound far above the work and far below the 5 s wait."""
+    ports = [lab.ports["redis"], lab.ports["memcached"]]
+    doc = scan_json("-p", ",".join(map(str, ports)), "--probe-timeout", "5s", "--banner-wait", "300ms")
+    names = {p["port"]: p["service"] for p in doc["ports"]}
+    assert names == {lab.ports["redis"]: "redis", lab.ports["memcached"]: "memcached"}, doc
+    assert doc["service_seconds"] < 4, doc["service_seconds"]
+
+
+def test_output_flags_that_clash_or_cannot_be_written_fail_before_the_scan(tmp_path):
+    """--json with --nmap-xml - would put two documents on stdout: a usage error. An
+    --nmap-xml path that cannot be written fails before the scan, with the verb's prefix
+    (new-user pass: the scan ran, then a bare 'No such file or directory')."""
+    p = loopkit("scan", "-p", "1-10", "--json", "--nmap-xml", "-")
+    assert p.returncode == 2 and "give --json or --nmap-xml -, not both on stdout" in p.stderr, p.stderr
+    p = loopkit("scan", "-p", "1-10", "--nmap-xml", str(tmp_path / "no" / "x.xml"))
+    assert p.returncode == 1 and p.stdout == "", (p.returncode, p.stdout)
+    assert p.stderr == f"loopkit scan: --nmap-xml {tmp_path / 'no' / 'x.xml'}: No such file or directory\n", p.stderr
+    out = tmp_path / "x.xml"
+    p = loopkit("scan", "-p", "1-10,80", "--no-service", "--nmap-xml", str(out))
+    assert p.returncode == 0, p.stderr
+    info = ET.parse(out).getroot().find("scaninfo")
+    assert info.get("services") == "1-10,80" and info.get("numservices") == "11", ET.tostring(info)
+
+
 def test_udp_rows_have_owners_and_their_own_summary():
     """--udp: a bound UDP socket's row names its process (as `loopkit ports -u` does), and
     the summary counts UDP apart from TCP, also when no UDP port is listed (-6)."""
@@ -554,7 +605,7 @@ def test_udp_rows_have_owners_and_their_own_summary():
     assert doc["udp"] == {"tried": 2, "open": 0, "open_filtered": 1, "closed": 1}, doc["udp"]
     line = [ln for ln in human.stdout.splitlines() if ln.startswith(f"{uport}/udp")]
     assert line and line[0].split()[4:6] == [str(os.getpid()), "python3"], human.stdout
-    assert ": 1 TCP ports in " in human.stdout, human.stdout
+    assert ": 1 TCP port in " in human.stdout, human.stdout
     assert "; 2 UDP ports: 0 open, 1 open|filtered, 1 closed" in human.stdout, human.stdout
     assert "; 2 UDP ports: 0 open, 0 open|filtered, 2 closed" in v6.stdout, v6.stdout  # ::1
     assert scan_json("-p", "1")["udp"] is None
@@ -608,7 +659,7 @@ def test_readme_sample_shows_the_header_the_binary_prints():
     lines = sample.splitlines()
     assert lines[0].startswith("$ loopkit scan") and lines[1] == header, lines[:2]
     summary = loopkit("scan", "-p", "1").stdout.splitlines()[-1]
-    assert re.search(r"^127\.0\.0\.1: \d+ TCP ports in [\d.]+ s: \d+ open", summary), summary
+    assert re.search(r"^127\.0\.0\.1: \d+ TCP ports? in [\d.]+ s: \d+ open", summary), summary
     doc = open(os.path.join(root, "docs", "scan.md")).read()
     assert re.search(r"^PORT +STATE +SERVICE +PRODUCT +PID +PROCESS$", doc, re.M)
     assert ": 65535 TCP ports in " in doc
