@@ -187,18 +187,21 @@ def test_a_busy_process_is_greeted_after_five_windows(start, site):
 # none of them, as a thread blocked in recv would) and prints, for each, when its
 # greeting came.
 CROWD_CLIENT = r"""
-import select, socket, sys, threading, time
+import select, socket, struct, sys, threading, time
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+SO_TIMESTAMPNS = 35  # the kernel stamps each greeting's arrival (CLOCK_REALTIME)
 stop = threading.Event()
 ep = select.epoll()
 t0 = {}
-socks = []
+socks = {}
 def client():
     c = socket.socket()
-    t = time.monotonic()  # before connect(): the GIL may hold this thread back after it
+    c.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    before = time.time()
     c.connect((host, port))
-    socks.append(c)
-    t0[c.fileno()] = t
+    after = time.time()  # the GIL may hold this thread back on either side of connect()
+    socks[c.fileno()] = c
+    t0[c.fileno()] = (before, after)
     ep.register(c.fileno(), select.EPOLLIN)
     stop.wait()
 def spin():
@@ -211,16 +214,22 @@ def starter():  # not the main thread: it must be waiting on epoll when greeting
 for _ in range(2):
     threading.Thread(target=spin, daemon=True).start()
 threading.Thread(target=starter, daemon=True).start()
-took = []
+soonest, latest = [], []
 deadline = time.monotonic() + 30
-while len(took) < n and time.monotonic() < deadline:
-    # Looked at without blocking, then asleep: the process is busy, never waiting.
+while len(latest) < n and time.monotonic() < deadline:
+    # Looked at without blocking, then asleep: the process is busy, never waiting. When
+    # this thread gets to look does not matter: the kernel's stamp says when it came.
     for fd, _ in ep.poll(0):
-        took.append(time.monotonic() - t0[fd])
+        _, anc, _, _ = socks[fd].recvmsg(4096, socket.CMSG_SPACE(16))
+        sec, ns = [struct.unpack("qq", d[:16]) for lvl, typ, d in anc
+                   if (lvl, typ) == (socket.SOL_SOCKET, SO_TIMESTAMPNS)][0]
+        at = sec + ns / 1e9
+        soonest.append(at - t0[fd][0])  # from before connect(): never more than the truth
+        latest.append(at - t0[fd][1])   # from after connect(): never less
         ep.unregister(fd)
     time.sleep(0.005)
 stop.set()
-print(len(took), max(took) if took else -1, min(took) if took else -1)
+print(len(latest), max(latest) if latest else -1, min(soonest) if soonest else -1)
 """
 
 
@@ -228,12 +237,15 @@ print(len(took), max(took) if took else -1, min(took) if took else -1)
 def test_the_bound_holds_for_300_connections_of_a_busy_crowd(start, site):
     """Every silent connection of a busy process with 300 client threads is greeted after five
     windows, none sooner (its process stays busy), none later (lookups that answer late
-    on a loaded machine do not stretch it: 206 of 500 waited 9 s in one such run)."""
+    on a loaded machine do not stretch it: 206 of 500 waited 9 s in one such run). The
+    kernel stamps each greeting's arrival: the client's own polling thread, fighting 300
+    others for the GIL, once saw one 1.4 s late (CI: 2.90 s)."""
     s = start("--sniff-ms", "300")
     p = subprocess.run([sys.executable, "-c", CROWD_CLIENT, s.host, str(s.port), "300"],
                        capture_output=True, text=True, timeout=90)
     assert p.returncode == 0, p.stderr
     n, slowest, fastest = p.stdout.split()
+    print(f"busy crowd, 300 ms window: {n} greeted, after {float(fastest):.3f} to {float(slowest):.3f} s")
     assert int(n) == 300, p.stdout
     assert 1.4 <= float(fastest) and float(slowest) < 2.5, p.stdout
 
