@@ -102,6 +102,11 @@ int portlease_live(const struct portlease *l, int64_t now, uint64_t pid_start)
 	return 0;
 }
 
+int64_t portlease_expiry(struct timespec now, unsigned secs)
+{
+	return (int64_t)now.tv_sec + (int64_t)secs + (now.tv_nsec > 0);
+}
+
 int portlease_proc_start(pid_t pid, uint64_t *start)
 {
 	char path[64], buf[1024];

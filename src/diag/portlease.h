@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* portserver's static pool: below the kernel's default ephemeral range 32768-60999. */
@@ -43,6 +44,9 @@ int portlease_format(const struct portlease *l, char *buf, size_t len);
 /* True when l still holds its port at time now, given the current start time of
  * l->pid (0 when that process is gone). */
 int portlease_live(const struct portlease *l, int64_t now, uint64_t pid_start);
+/* The expires field of a lease of secs seconds taken at now: rounded up to the next
+ * whole second, so that the lease holds for at least secs (time(NULL) truncates). */
+int64_t portlease_expiry(struct timespec now, unsigned secs);
 
 /* The start time of pid (field 22 of /proc/PID/stat). Returns 0, or -1 when the
  * process does not exist. */

@@ -440,7 +440,9 @@ int portserver_grant(size_t count, unsigned need, struct portlease_range want, u
 		char dir[4096];
 		if (portlease_dir(dir, sizeof dir, err, errlen) < 0)
 			return -1;
-		struct portlease tmpl = {.expires = (int64_t)time(NULL) + (int64_t)lease_secs};
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct portlease tmpl = {.expires = portlease_expiry(now, lease_secs)};
 		int k = portlease_take(dir, pool, npool, count - g->n, need, &tmpl, g->ports + g->n, err,
 		                       errlen);
 		if (k < 0)

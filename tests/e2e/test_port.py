@@ -89,14 +89,18 @@ def test_64_concurrent_callers_get_distinct_ports(env):
 
 @pytest.mark.uses("port-pool-23900")
 def test_lease_blocks_then_expires(env):
+    # A lease of N seconds holds for at least N (it is rounded up to the next whole
+    # second: a 1 s lease once expired within milliseconds when taken late in a
+    # second) and at most N + 1. 3 s leaves a slow sanitizer build time to ask again.
     a = free_pair()
     pool = f"{a}-{a + 1}"
-    p = run("--pool", pool, "--count", "2", "--lease", "1", env=env)
+    p = run("--pool", pool, "--count", "2", "--lease", "3", env=env)
+    granted = time.monotonic()
     assert p.returncode == 0, p.stderr
     assert sorted(map(int, p.stdout.split())) == [a, a + 1]
     p = run("--pool", pool, env=env)
     assert p.returncode == 1 and "pool" in p.stderr
-    time.sleep(1.2)
+    time.sleep(max(0.0, granted + 4.1 - time.monotonic()))
     p = run("--pool", pool, "--count", "2", env=env)  # both leases expired: both free again
     assert p.returncode == 0, p.stderr
     assert sorted(map(int, p.stdout.split())) == [a, a + 1], p.stdout

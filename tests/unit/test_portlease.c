@@ -124,6 +124,19 @@ static void test_live(void **state)
 			fail_msg("row %zu: live != %d", i, rows[i].want);
 }
 
+static void test_expiry_holds_for_the_whole_lease(void **state)
+{
+	/* A 1 s lease taken at 100.999 s: time(NULL) reads 101 from 1 ms later on, and
+	 * the lease must still hold then (it used to be written as 101: expired). */
+	struct portlease l = {15000, portlease_expiry((struct timespec){100, 999000000}, 1), 0, 0};
+	assert_int_equal(portlease_live(&l, 101, 0), 1);
+	assert_int_equal(portlease_live(&l, 102, 0), 0);
+	/* On a whole second it ends exactly secs later. */
+	l.expires = portlease_expiry((struct timespec){100, 0}, 60);
+	assert_int_equal(portlease_live(&l, 159, 0), 1);
+	assert_int_equal(portlease_live(&l, 160, 0), 0);
+}
+
 static void test_proc_start(void **state)
 {
 	uint64_t a = 0, b = 0;
@@ -143,6 +156,7 @@ int main(void)
 	        cmocka_unit_test(test_parse_format_roundtrip),
 	        cmocka_unit_test(test_parse_rejects),
 	        cmocka_unit_test(test_live),
+	        cmocka_unit_test(test_expiry_holds_for_the_whole_lease),
 	        cmocka_unit_test(test_proc_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
