@@ -570,6 +570,8 @@ int loop_run(struct loop *l)
 				continue; /* stopped by an earlier callback in this batch */
 			if (e & (EPOLLIN | EPOLLRDHUP))
 				ev |= LOOP_READ;
+			if (e & EPOLLRDHUP)
+				ev |= LOOP_RDHUP;
 			if (e & EPOLLOUT)
 				ev |= LOOP_WRITE;
 			if (e & (EPOLLERR | EPOLLHUP))

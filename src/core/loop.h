@@ -9,6 +9,9 @@
 #define LOOP_READ  1u
 #define LOOP_WRITE 2u
 #define LOOP_ERROR 4u /* reported with READ|WRITE on EPOLLERR/EPOLLHUP */
+#define LOOP_RDHUP                                                                  \
+	16u /* reported with READ when the peer has shut down writing (EPOLLRDHUP): \
+	       what is queued is the last, then a read returns 0 */
 #define LOOP_EXCLUSIVE                                                      \
 	8u /* with loop_io_start only: one of the loops watching this       \
 	      descriptor wakes per event (EPOLLEXCLUSIVE; a listener shared \

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -384,8 +385,12 @@ static int pump_splice(struct pconn *c, int d)
 		}
 		if (n == 0)
 			pd->eof = 1;
+		/* A short read after the source's FIN drained the socket: the EOF is next.
+		 * The bytes wait for the shutdown (MSG_MORE), so both leave in one segment
+		 * and the reader wakes once, not for the data and again for the FIN. */
+		int last = n > 0 && (size_t)n < sizeof tmp && pd->src_hup;
 		if (n > 0) {
-			ssize_t w = write(dst, tmp, (size_t)n);
+			ssize_t w = send(dst, tmp, (size_t)n, MSG_NOSIGNAL | (last ? MSG_MORE : 0));
 			if (w < 0 && errno != EAGAIN && errno != EINTR) {
 				pconn_close(c, 1);
 				return -1;
@@ -404,6 +409,10 @@ static int pump_splice(struct pconn *c, int d)
 				pd->inpipe = (uint32_t)(n - w);
 				pd->want_write = 1;
 				return 0;
+			}
+			if (last) {
+				pd->eof = 1;
+				return dir_finish(c, d);
 			}
 			if ((size_t)n < sizeof tmp) {
 				pd->want_read = 1; /* drained: epoll says when more comes */
@@ -987,6 +996,8 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 	if (c->state != PC_RELAY)
 		return;
 	int rd = side == 0 ? PROXY_UP : PROXY_DOWN;
+	if (events & LOOP_RDHUP)
+		c->d[rd].src_hup = 1;
 	if (c->d[0].done || c->d[1].done)
 		loop_timer_start(l, &c->linger, PROXY_HALF_CLOSE_MS); /* traffic: still alive */
 	if ((events & (LOOP_READ | LOOP_ERROR)) && pump(c, rd) < 0)

@@ -368,6 +368,29 @@ def test_upstream_down_resets_the_client_and_keeps_serving(proxies, echo_up):
     assert fd_kinds(p.pid)[0] == base
 
 
+def test_last_bytes_and_the_close_reach_the_client_in_one_segment(proxies):
+    """An upstream that answers and closes (HTTP/1.0, a server that speaks and hangs
+    up): its last bytes and its FIN reach the proxy together, and the client gets them
+    together too, as from the upstream directly (haproxy does the same), not as a data
+    segment and then a lone FIN a wakeup later. The client's kernel counts the
+    segments it received (tcp_info.tcpi_segs_in): the SYN-ACK and one more."""
+    def speak_and_close(c):
+        c.send(b"hello", socket.MSG_MORE)
+        c.shutdown(socket.SHUT_WR)  # data and FIN in one segment
+        while c.recv(65536):
+            pass
+    up = Upstream(speak_and_close)
+    p = proxies(up.addr)
+    for _ in range(5):
+        s = p.connect()
+        assert recv_all(s) == b"hello"
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        segs_in = struct.unpack_from("I", info, 140)[0]  # tcpi_segs_in
+        s.close()
+        assert segs_in == 2, f"{segs_in} segments: the FIN came apart from the data"
+    up.close()
+
+
 def test_upstream_closing_early_and_client_reset(proxies):
     early = Upstream(lambda c: None)  # accepts, then closes at once
     p = proxies(early.addr)

@@ -1624,6 +1624,26 @@ static void test_loop_io_events(void **state)
 	assert_int_equal(e.n, 0);
 	close(p[0]);
 
+	/* A peer that wrote and shut down writing: READ with RDHUP (what is queued is the
+	 * last); one that only wrote: READ without it. */
+	int q[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, q), 0);
+	assert_int_equal(write(q[1], "x", 1), 1);
+	e = (struct ectx){.calls = 0};
+	assert_int_equal(loop_io_start(l, &e.io, q[0], LOOP_READ, ectx_cb, &e), 0);
+	run_bounded(l, 1000);
+	assert_int_equal(e.calls, 1);
+	assert_int_equal(e.events & (LOOP_READ | LOOP_RDHUP), LOOP_READ);
+	assert_int_equal(write(q[1], "y", 1), 1);
+	assert_int_equal(shutdown(q[1], SHUT_WR), 0);
+	e = (struct ectx){.calls = 0};
+	assert_int_equal(loop_io_start(l, &e.io, q[0], LOOP_READ, ectx_cb, &e), 0);
+	run_bounded(l, 1000);
+	assert_int_equal(e.calls, 1);
+	assert_int_equal(e.events & (LOOP_READ | LOOP_RDHUP), LOOP_READ | LOOP_RDHUP);
+	close(q[0]);
+	close(q[1]);
+
 	/* Watching a closed descriptor fails and leaves the io unwatched. */
 	int bad = s[1];
 
