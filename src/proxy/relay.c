@@ -331,6 +331,13 @@ void relay_toxics_changed(struct proxy *p, const struct toxic *changed)
 
 /* ---- the splice path ---- */
 
+/* The socket of side (0 the client, 1 the upstream); the client's is c->cfd until
+ * it is watched. */
+static int side_fd(const struct pconn *c, int side)
+{
+	return side == 0 && c->io[0].fd < 0 ? c->cfd : c->io[side].fd;
+}
+
 static int sock_error_is_reset(int e)
 {
 	return e == ECONNRESET || e == EPIPE || e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH;
@@ -367,7 +374,7 @@ static int pump_splice(struct pconn *c, int d)
 {
 	struct proxy_server *s = srv(c);
 	struct pdir *pd = &c->d[d];
-	int src = c->io[d == PROXY_UP ? 0 : 1].fd, dst = c->io[d == PROXY_UP ? 1 : 0].fd;
+	int src = side_fd(c, d == PROXY_UP ? 0 : 1), dst = side_fd(c, d == PROXY_UP ? 1 : 0);
 	size_t moved = 0;
 	pd->want_read = pd->want_write = 0;
 	if (!pd->inpipe && !pd->eof) {
@@ -939,19 +946,14 @@ static void update_masks(struct pconn *c)
 
 static void connected(struct pconn *c)
 {
-	/* The client is watched only now: its bytes waited in the kernel meanwhile. */
-	if (loop_io_start(srv(c)->loop, &c->io[0], c->cfd, LOOP_READ, io_cb, c) < 0) {
-		pconn_close(c, 0);
-		return;
-	}
-	c->cfd = -1;
+	int cfd = c->cfd;
 	c->state = PC_RELAY;
 	loop_timer_stop(srv(c)->loop, &c->linger);
 	if (c->recording) {
 		struct sockaddr_storage a, b;
 		socklen_t al = sizeof a, bl = sizeof b;
-		if (getpeername(c->io[0].fd, (struct sockaddr *)&a, &al) == 0 &&
-		    getsockname(c->io[0].fd, (struct sockaddr *)&b, &bl) == 0)
+		if (getpeername(cfd, (struct sockaddr *)&a, &al) == 0 &&
+		    getsockname(cfd, (struct sockaddr *)&b, &bl) == 0)
 			record_conn_open(srv(c)->rec, c, &a, &b);
 	}
 	c->d[0].want_read = c->d[1].want_read = 1;
@@ -963,9 +965,22 @@ static void connected(struct pconn *c)
 			chain_arm(c, ch, ch->timeout_at);
 		}
 	}
-	/* The client's first bytes are likely there already; the upstream has said
-	 * nothing yet (a server that speaks first is heard through epoll). */
-	if (pump(c, PROXY_UP) < 0)
+	/* The client's first bytes are likely there already (they waited in the kernel);
+	 * the upstream has said nothing yet (a server that speaks first is heard through
+	 * epoll). Spliced, they go up before the client is watched: the upstream has the
+	 * request as soon as it has the connection, as haproxy sends what it read at
+	 * accept, instead of an epoll_ctl later (the server woke for a connection with
+	 * nothing to read yet, and again for the request). A chain may answer the client
+	 * itself (HTTP toxics): it starts with the client watched. */
+	int early = !c->d[PROXY_UP].chain;
+	if (early && pump(c, PROXY_UP) < 0)
+		return;
+	if (loop_io_start(srv(c)->loop, &c->io[0], cfd, LOOP_READ, io_cb, c) < 0) {
+		pconn_close(c, 0);
+		return;
+	}
+	c->cfd = -1;
+	if (!early && pump(c, PROXY_UP) < 0)
 		return;
 	update_masks(c);
 }
