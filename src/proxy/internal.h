@@ -259,6 +259,7 @@ struct pdir {
 	uint32_t inpipe;      /* bytes in the pipe */
 	uint8_t eof;          /* the source said EOF */
 	uint8_t src_hup;      /* epoll said the source shut down writing: EOF follows its data */
+	uint8_t reset;        /* with eof: the source reset (passed on once its bytes are) */
 	uint8_t done;         /* the EOF was passed on (shutdown) */
 	uint8_t want_read, want_write;
 	uint8_t need_chain; /* a toxic, the recorder or HTTP needs the bytes */

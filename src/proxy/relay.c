@@ -369,6 +369,16 @@ static int drain_pipe(struct pconn *c, int d, int dst)
 	return 1;
 }
 
+/* Everything the source of direction d sent was delivered: pass on its FIN, or its
+ * reset (the pair ends with one to both peers). */
+static int src_ended(struct pconn *c, int d)
+{
+	if (!c->d[d].reset)
+		return dir_finish(c, d);
+	pconn_close(c, 1);
+	return -1;
+}
+
 /* Moves bytes src -> pipe -> dst. Returns -1 when the pair was closed. */
 static int pump_splice(struct pconn *c, int d)
 {
@@ -392,12 +402,26 @@ static int pump_splice(struct pconn *c, int d)
 		}
 		if (n == 0)
 			pd->eof = 1;
-		/* A short read after the source's FIN drained the socket: the EOF is next.
-		 * The bytes wait for the shutdown (MSG_MORE), so both leave in one segment
-		 * and the reader wakes once, not for the data and again for the FIN. */
-		int last = n > 0 && (size_t)n < sizeof tmp && pd->src_hup;
+		/* epoll said the source shut down writing and a short read took what was
+		 * queued: a read that now returns 0 confirms the EOF, and the bytes wait for
+		 * the shutdown (MSG_MORE), so both leave in one segment and the reader wakes
+		 * once, not for the data and again for the FIN. Urgent data ends a read
+		 * short with more queued (then the second read returns it); a reset shows
+		 * as EPOLLRDHUP too (then the second read fails, and the reset is passed on
+		 * after the bytes). */
+		int last = 0;
+		if (n > 0 && (size_t)n < sizeof tmp && pd->src_hup) {
+			ssize_t m = read(src, tmp + n, sizeof tmp - (size_t)n);
+			if (m > 0) {
+				n += m;
+			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
+				last = 1;
+				pd->reset = m < 0;
+			}
+		}
 		if (n > 0) {
-			ssize_t w = send(dst, tmp, (size_t)n, MSG_NOSIGNAL | (last ? MSG_MORE : 0));
+			ssize_t w =
+			        send(dst, tmp, (size_t)n, MSG_NOSIGNAL | (last && !pd->reset ? MSG_MORE : 0));
 			if (w < 0 && errno != EAGAIN && errno != EINTR) {
 				pconn_close(c, 1);
 				return -1;
@@ -415,11 +439,12 @@ static int pump_splice(struct pconn *c, int d)
 				}
 				pd->inpipe = (uint32_t)(n - w);
 				pd->want_write = 1;
+				pd->eof = (uint8_t)last;
 				return 0;
 			}
 			if (last) {
 				pd->eof = 1;
-				return dir_finish(c, d);
+				return src_ended(c, d);
 			}
 			if ((size_t)n < sizeof tmp) {
 				pd->want_read = 1; /* drained: epoll says when more comes */
@@ -436,7 +461,7 @@ static int pump_splice(struct pconn *c, int d)
 				return r;
 		}
 		if (pd->eof)
-			return dir_finish(c, d);
+			return src_ended(c, d);
 		if (pd->pipe.fd[0] < 0 && proxy_pipe_get(s, &pd->pipe) < 0) {
 			/* No pipe (descriptors ran out): copy through memory instead. */
 			pd->chain = chain_new(c, d);
@@ -781,7 +806,7 @@ static int pump_chain(struct pconn *c, int d)
 {
 	struct pdir *pd = &c->d[d];
 	struct pchain *ch = pd->chain;
-	int src = c->io[d == PROXY_UP ? 0 : 1].fd, dst = c->io[d == PROXY_UP ? 1 : 0].fd;
+	int src = side_fd(c, d == PROXY_UP ? 0 : 1), dst = side_fd(c, d == PROXY_UP ? 1 : 0);
 	size_t moved = 0;
 	pd->want_read = pd->want_write = 0;
 	/* Bytes still in the pipe from before the chain came go first. */

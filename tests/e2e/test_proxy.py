@@ -391,6 +391,135 @@ def test_last_bytes_and_the_close_reach_the_client_in_one_segment(proxies):
     up.close()
 
 
+def _recv_until_end(s, timeout=5):
+    """All bytes until the peer ends, and how it ended: "FIN" or "RST"."""
+    s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return got, "FIN"
+            got += b
+    except ConnectionResetError:
+        return got, "RST"
+
+
+def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies):
+    """A peer that sends and then resets (SO_LINGER 0: an aborted upload, a crashed
+    server) reaches the other side as its bytes and then a reset, as without the proxy,
+    never as a clean FIN that makes a cut-off transfer look complete. epoll reports
+    the reset as EPOLLRDHUP too, like a FIN, so the proxy must not take one for the
+    other. Five rounds each way (whether both arrive before the proxy reads is timing)."""
+    data = bytes(range(250)) * 2
+    linger0 = struct.pack("ii", 1, 0)
+    results = []
+
+    def upstream_reads(c):
+        time.sleep(0.3)  # the client's bytes and its reset are both in by then
+        results.append(_recv_until_end(c))
+    up = Upstream(upstream_reads)
+    p = proxies(up.addr)
+    for _ in range(5):
+        s = p.connect()
+        time.sleep(0.2)  # the pair is relaying
+        s.sendall(data)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+        s.close()
+    deadline = time.monotonic() + 10
+    while len(results) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert results == [(data, "RST")] * 5
+    up.close()
+
+    def upstream_sends_then_resets(c):
+        time.sleep(0.2)
+        c.sendall(data)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+        c.close()
+    up = Upstream(upstream_sends_then_resets)
+    p = proxies(up.addr)
+    for _ in range(5):
+        s = p.connect()
+        time.sleep(0.5)
+        assert _recv_until_end(s) == (data, "RST")
+        s.close()
+    up.close()
+
+
+def test_urgent_data_then_fin_is_relayed_whole(proxies):
+    """TCP urgent data ends a read short with more bytes queued: 100 bytes, an urgent
+    byte, 100 more and a FIN reach the other side as the 200 ordinary bytes (the
+    urgent byte is out of band, as without the proxy) and a FIN, and the answer comes
+    back; a proxy that took the short read for the end lost the last 100 and reset."""
+    def speak(sock):
+        sock.send(b"A" * 100)
+        sock.send(b"B", socket.MSG_OOB)
+        sock.send(b"C" * 100)
+        sock.shutdown(socket.SHUT_WR)
+    results = []
+
+    def upstream_answers(c):
+        results.append(_recv_until_end(c))
+        c.sendall(b"bye")
+    up = Upstream(upstream_answers)
+    p = proxies(up.addr)
+    for _ in range(3):
+        s = p.connect()
+        time.sleep(0.2)
+        speak(s)
+        assert _recv_until_end(s) == (b"bye", "FIN")
+        s.close()
+    assert results == [(b"A" * 100 + b"C" * 100, "FIN")] * 3
+    up.close()
+
+    def upstream_speaks(c):
+        time.sleep(0.2)
+        speak(c)
+        results.append(_recv_until_end(c))
+    results.clear()
+    up = Upstream(upstream_speaks)
+    p = proxies(up.addr)
+    for _ in range(3):
+        s = p.connect()
+        assert _recv_until_end(s) == (b"A" * 100 + b"C" * 100, "FIN")
+        s.sendall(b"bye")
+        s.close()
+    deadline = time.monotonic() + 10
+    while len(results) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert results == [(b"bye", "FIN")] * 3
+    up.close()
+
+
+def test_no_descriptor_for_a_pipe_when_the_upstream_connects(proxies):
+    """Under a descriptor limit that leaves none for a splice pipe, the client's bytes
+    that waited for the upstream to answer (more than one read's worth) are copied
+    through memory instead, all of them, and the answer comes back. The upstream's
+    accept queue is full at first, so the proxy's SYN is retried a second later and
+    all the bytes are there when it connects."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)  # room for one waiting connection
+    filler = socket.create_connection(lst.getsockname())
+    p = proxies("127.0.0.1:0", "127.0.0.1:%d" % lst.getsockname()[1], api=False, nofile=10)
+    s = p.connect()
+    s.sendall(b"x" * 100000)
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.3)  # the proxy's SYN was dropped meanwhile
+    lst.accept()[0].close()  # the filler: room for the proxy's retried SYN
+    filler.close()
+    lst.settimeout(5)
+    c, _ = lst.accept()
+    got, end = _recv_until_end(c)
+    assert (len(got), end) == (100000, "FIN")
+    c.sendall(b"ok")
+    c.close()
+    assert _recv_until_end(s) == (b"ok", "FIN")
+    s.close()
+    lst.close()
+
+
 def test_upstream_closing_early_and_client_reset(proxies):
     early = Upstream(lambda c: None)  # accepts, then closes at once
     p = proxies(early.addr)
