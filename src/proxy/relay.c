@@ -837,8 +837,10 @@ static int pump_chain(struct pconn *c, int d)
 				break;
 			}
 			if (n < 0) {
-				pconn_close(c, 1);
-				return -1;
+				/* The source reset: what it sent before still goes through the
+				 * toxics (a link delivers it before the reset), then the reset. */
+				pd->eof = pd->reset = 1;
+				break;
 			}
 			if (n == 0)
 				break;
@@ -912,7 +914,7 @@ static int pump_chain(struct pconn *c, int d)
 	if (ch->timeout_at && (!next || ch->timeout_at < next))
 		next = ch->timeout_at;
 	if (pd->eof && !ch->have_piece && !ch->count && !ch->ins_count) {
-		if (dir_finish(c, d) < 0)
+		if (src_ended(c, d) < 0)
 			return -1;
 		if (ch->close_at && !pd->done && (!next || ch->close_at < next))
 			next = ch->close_at;

@@ -405,12 +405,17 @@ def _recv_until_end(s, timeout=5):
         return got, "RST"
 
 
-def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies):
+@pytest.mark.parametrize("toxics", [[], ["--toxic", "latency,latency=50",
+                                          "--toxic", "latency:up,latency=50,stream=upstream"]],
+                         ids=["spliced", "latency"])
+def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies, toxics):
     """A peer that sends and then resets (SO_LINGER 0: an aborted upload, a crashed
     server) reaches the other side as its bytes and then a reset, as without the proxy,
     never as a clean FIN that makes a cut-off transfer look complete. epoll reports
     the reset as EPOLLRDHUP too, like a FIN, so the proxy must not take one for the
-    other. Five rounds each way (whether both arrive before the proxy reads is timing)."""
+    other; and bytes held by a toxic are delivered before the reset, as a slow link
+    would (they were dropped). Five rounds each way (whether both arrive before the
+    proxy reads is timing)."""
     data = bytes(range(250)) * 2
     linger0 = struct.pack("ii", 1, 0)
     results = []
@@ -419,7 +424,7 @@ def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies):
         time.sleep(0.3)  # the client's bytes and its reset are both in by then
         results.append(_recv_until_end(c))
     up = Upstream(upstream_reads)
-    p = proxies(up.addr)
+    p = proxies(up.addr, *toxics)
     for _ in range(5):
         s = p.connect()
         time.sleep(0.2)  # the pair is relaying
@@ -438,7 +443,7 @@ def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies):
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
         c.close()
     up = Upstream(upstream_sends_then_resets)
-    p = proxies(up.addr)
+    p = proxies(up.addr, *toxics)
     for _ in range(5):
         s = p.connect()
         time.sleep(0.5)
