@@ -39,8 +39,8 @@ struct slot {
 struct cscan {
 	struct loop *l;
 	const struct scan_config *cfg;
-	struct scan_ports *open, *filt;
-	unsigned closed, filtered;
+	struct scan_ports *open, *filt; /* filt->count: the filtered ports */
+	unsigned closed;
 	struct queue *q;
 	uint16_t cur;         /* the port taken from q and not yet started */
 	int have;             /* cur is set */
@@ -63,23 +63,6 @@ struct cscan {
 };
 
 static void fill(struct cscan *cs);
-
-static void mark(struct scan_ports *set, uint16_t port)
-{
-	set->bits[port / 64] |= UINT64_C(1) << (port % 64);
-	set->count++;
-}
-
-static void mark_open(struct cscan *cs, uint16_t port)
-{
-	mark(cs->open, port);
-}
-
-static void mark_filtered(struct cscan *cs, uint16_t port)
-{
-	mark(cs->filt, port);
-	cs->filtered++;
-}
 
 /* A connection to ourselves: with the target in the ephemeral range the kernel may
  * pick the target port as the source port, and a TCP simultaneous open "succeeds"
@@ -109,9 +92,9 @@ static int connect_result(int e)
 static void slot_done(struct cscan *cs, struct slot *s, int result)
 {
 	if (result > 0 && !self_connected(s->io.fd, s->port))
-		mark_open(cs, s->port);
+		scan_ports_add(cs->open, s->port);
 	else if (result == 0)
-		mark_filtered(cs, s->port);
+		scan_ports_add(cs->filt, s->port);
 	else
 		cs->closed++;
 	loop_timer_stop(cs->l, &s->timer);
@@ -262,9 +245,9 @@ static int start_one(struct cscan *cs, uint16_t port)
 		if (self || e == ECONNABORTED)
 			cs->closed++;
 		else if (r > 0)
-			mark_open(cs, port);
+			scan_ports_add(cs->open, port);
 		else if (r == 0)
-			mark_filtered(cs, port);
+			scan_ports_add(cs->filt, port);
 		else {
 			snprintf(cs->err, cs->errlen, "connect to port %u: %s", port, strerror(e));
 			return -1;
@@ -370,7 +353,7 @@ struct shard {
 	struct queue *q;
 	unsigned max, rate;
 	struct scan_ports open, filt;
-	unsigned closed, filtered;
+	unsigned closed;
 	int rc;
 	char err[256];
 };
@@ -420,7 +403,6 @@ static void *shard_run(void *arg)
 	if (cs.fatal)
 		goto out;
 	sh->closed = cs.closed;
-	sh->filtered = cs.filtered;
 	sh->rc = 0;
 out:
 	/* After a fatal error some connects may still be in flight: close them. */
@@ -445,7 +427,7 @@ out:
  * what it waits for. Fewer threads when descriptors are short (each needs a few), and a
  * thread that cannot start leaves its share of connects to the caller's. */
 int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, struct scan_ports *filt,
-                     unsigned *closed, unsigned *filtered, char *err, size_t errlen)
+                     unsigned *closed, char *err, size_t errlen)
 {
 	unsigned max = cfg->inflight ? cfg->inflight : SCAN_INFLIGHT_DEFAULT;
 	unsigned n = cfg->threads ? cfg->threads : 1;
@@ -457,7 +439,7 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, str
 
 	memset(open, 0, sizeof(*open));
 	memset(filt, 0, sizeof(*filt));
-	*closed = *filtered = 0;
+	*closed = 0;
 	if (max > budget)
 		max = budget;
 	if (max > cfg->ports.count)
@@ -508,7 +490,6 @@ int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, str
 		open->count += sh[k].open.count;
 		filt->count += sh[k].filt.count;
 		*closed += sh[k].closed;
-		*filtered += sh[k].filtered;
 	}
 out:
 	free(q.ports);

@@ -50,12 +50,8 @@ int scan_ports_parse(const char *s, struct scan_ports *out, char *err, size_t er
 			snprintf(err, errlen, "'%s': %s", item, why);
 			return -1;
 		}
-		for (uint64_t port = r.lo; port <= r.hi; port++) {
-			if (!scan_ports_has(&p, (unsigned)port)) {
-				p.bits[port / 64] |= UINT64_C(1) << (port % 64);
-				p.count++;
-			}
-		}
+		for (uint64_t port = r.lo; port <= r.hi; port++)
+			scan_ports_add(&p, (unsigned)port);
 		s += n;
 		if (*s == ',' && !*++s) {
 			snprintf(err, errlen, "list ends with ','");
@@ -352,11 +348,11 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 	memset(&filt, 0, sizeof(filt));
 	for (unsigned k = 0; k < rounds; k++) {
 		double t0 = now_s();
-		if (cfg->ports.count &&
-		    scan_connect_run(cfg, &open, &filt, &r->closed, &r->filtered, err, errlen) < 0) {
+		if (cfg->ports.count && scan_connect_run(cfg, &open, &filt, &r->closed, err, errlen) < 0) {
 			scan_result_free(r);
 			return -1;
 		}
+		r->filtered = filt.count;
 		r->scan_s = now_s() - t0;
 		if (r->rounds) {
 			r->rounds[k].seconds = r->scan_s;

@@ -40,6 +40,14 @@ static inline int scan_ports_has(const struct scan_ports *p, unsigned port)
 {
 	return port < SCAN_PORTS && (p->bits[port / 64] >> (port % 64) & 1);
 }
+/* Adds port (< SCAN_PORTS) to the set, counted once. */
+static inline void scan_ports_add(struct scan_ports *p, unsigned port)
+{
+	if (!scan_ports_has(p, port)) {
+		p->bits[port / 64] |= UINT64_C(1) << (port % 64);
+		p->count++;
+	}
+}
 /* Writes the set back in its shortest form ("22,80,8000-9000"); returns out. */
 char *scan_ports_text(const struct scan_ports *p, char *out, size_t len);
 
@@ -144,10 +152,9 @@ void scan_result_free(struct scan_result *r);
 
 /* The connect scan alone: marks in *open the TCP ports of cfg->ports that accepted a
  * connection and in *filt those that did not answer; counts refused and unanswered
- * ports in *closed and *filtered. Returns 0,
- * or -1 with err filled. */
+ * ports in *closed (filt->count counts the others). Returns 0, or -1 with err filled. */
 int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, struct scan_ports *filt,
-                     unsigned *closed, unsigned *filtered, char *err, size_t errlen);
+                     unsigned *closed, char *err, size_t errlen);
 
 /* Descriptors this process holds now (/proc/self/fd); 0 when unreadable. */
 unsigned scan_open_fds(void);
