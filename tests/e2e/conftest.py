@@ -1162,21 +1162,28 @@ def snapshot(top):
     return out
 
 
-def read_until_closed(s, timeout=3):
-    """(closed, bytes): everything s receives until the peer closes (or resets) it, or
-    timeout passes between two reads (closed is then False)."""
+def read_until_end(s, timeout=3):
+    """(bytes, how): everything s receives until the peer ends the connection, and how
+    it ended: "FIN", "RST", or None when timeout passed between two reads."""
     s.settimeout(timeout)
     got = b""
     try:
         while True:
             b = s.recv(65536)
             if not b:
-                return True, got
+                return got, "FIN"
             got += b
     except ConnectionResetError:
-        return True, got
+        return got, "RST"
     except socket.timeout:
-        return False, got
+        return got, None
+
+
+def read_until_closed(s, timeout=3):
+    """(closed, bytes): everything s receives until the peer closes (or resets) it, or
+    timeout passes between two reads (closed is then False)."""
+    got, how = read_until_end(s, timeout)
+    return how is not None, got
 
 
 def reset_close(sock):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import read_until_end
 from proxyutil import (PIPE_POOL, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
@@ -391,20 +392,6 @@ def test_last_bytes_and_the_close_reach_the_client_in_one_segment(proxies):
     up.close()
 
 
-def _recv_until_end(s, timeout=5):
-    """All bytes until the peer ends, and how it ended: "FIN" or "RST"."""
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return got, "FIN"
-            got += b
-    except ConnectionResetError:
-        return got, "RST"
-
-
 @pytest.mark.parametrize("toxics", [[], ["--toxic", "latency,latency=50",
                                           "--toxic", "latency:up,latency=50,stream=upstream"]],
                          ids=["spliced", "latency"])
@@ -422,7 +409,7 @@ def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies, toxics):
 
     def upstream_reads(c):
         time.sleep(0.3)  # the client's bytes and its reset are both in by then
-        results.append(_recv_until_end(c))
+        results.append(read_until_end(c, 5))
     up = Upstream(upstream_reads)
     p = proxies(up.addr, *toxics)
     for _ in range(5):
@@ -447,7 +434,7 @@ def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies, toxics):
     for _ in range(5):
         s = p.connect()
         time.sleep(0.5)
-        assert _recv_until_end(s) == (data, "RST")
+        assert read_until_end(s, 5) == (data, "RST")
         s.close()
     up.close()
 
@@ -465,7 +452,7 @@ def test_urgent_data_then_fin_is_relayed_whole(proxies):
     results = []
 
     def upstream_answers(c):
-        results.append(_recv_until_end(c))
+        results.append(read_until_end(c, 5))
         c.sendall(b"bye")
     up = Upstream(upstream_answers)
     p = proxies(up.addr)
@@ -473,7 +460,7 @@ def test_urgent_data_then_fin_is_relayed_whole(proxies):
         s = p.connect()
         time.sleep(0.2)
         speak(s)
-        assert _recv_until_end(s) == (b"bye", "FIN")
+        assert read_until_end(s, 5) == (b"bye", "FIN")
         s.close()
     assert results == [(b"A" * 100 + b"C" * 100, "FIN")] * 3
     up.close()
@@ -481,13 +468,13 @@ def test_urgent_data_then_fin_is_relayed_whole(proxies):
     def upstream_speaks(c):
         time.sleep(0.2)
         speak(c)
-        results.append(_recv_until_end(c))
+        results.append(read_until_end(c, 5))
     results.clear()
     up = Upstream(upstream_speaks)
     p = proxies(up.addr)
     for _ in range(3):
         s = p.connect()
-        assert _recv_until_end(s) == (b"A" * 100 + b"C" * 100, "FIN")
+        assert read_until_end(s, 5) == (b"A" * 100 + b"C" * 100, "FIN")
         s.sendall(b"bye")
         s.close()
     deadline = time.monotonic() + 10
@@ -516,11 +503,11 @@ def test_no_descriptor_for_a_pipe_when_the_upstream_connects(proxies):
     filler.close()
     lst.settimeout(5)
     c, _ = lst.accept()
-    got, end = _recv_until_end(c)
+    got, end = read_until_end(c, 5)
     assert (len(got), end) == (100000, "FIN")
     c.sendall(b"ok")
     c.close()
-    assert _recv_until_end(s) == (b"ok", "FIN")
+    assert read_until_end(s, 5) == (b"ok", "FIN")
     s.close()
     lst.close()
 
