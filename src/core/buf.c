@@ -31,7 +31,7 @@ char *buf_space(struct buf *b, size_t need, size_t *avail)
 		b->len = used;
 	}
 	if (b->cap - b->len < need) {
-		size_t cap = b->cap ? b->cap : 4096;
+		size_t cap = b->cap ? b->cap : BUF_FIRST_CAP;
 		while (cap < used + need && cap < b->max)
 			cap *= 2;
 		if (cap > b->max)
@@ -49,7 +49,7 @@ char *buf_space(struct buf *b, size_t need, size_t *avail)
 	return b->data + b->len;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_slow(struct buf *b, const void *p, size_t n)
 {
 	if (!n)
 		return buf_used(b) <= b->max ? 0 : -1;
@@ -90,4 +90,30 @@ void buf_consume(struct buf *b, size_t n)
 	b->off += n;
 	if (b->off >= b->len)
 		b->off = b->len = 0;
+}
+
+void buf_pool_get(struct buf_pool *p, struct buf *b)
+{
+	if (b->cap || !p->n || b->max < BUF_FIRST_CAP)
+		return;
+	b->data = p->blk[--p->n];
+	b->cap = BUF_FIRST_CAP;
+	b->off = b->len = 0;
+}
+
+void buf_pool_put(struct buf_pool *p, struct buf *b)
+{
+	if (b->cap != BUF_FIRST_CAP || p->n >= BUF_POOL_MAX) {
+		buf_free(b);
+		return;
+	}
+	p->blk[p->n++] = b->data;
+	b->data = NULL;
+	b->off = b->len = b->cap = 0;
+}
+
+void buf_pool_drain(struct buf_pool *p)
+{
+	while (p->n)
+		free(p->blk[--p->n]);
 }

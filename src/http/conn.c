@@ -68,7 +68,7 @@ void conn_mem_refuse(struct http_conn *c, int close)
 /* Frees the output buffer (it is empty) and uncounts it. */
 static void out_free(struct http_conn *c)
 {
-	buf_free(&c->out);
+	buf_pool_put(&c->x->pool, &c->out);
 	c->mem_out = 0;
 	conn_mem_sync(c);
 }
@@ -117,7 +117,7 @@ static void linger_start(struct http_conn *c)
 {
 	shutdown(c->io.fd, SHUT_WR);
 	c->state = CS_LINGER;
-	buf_free(&c->in);
+	buf_pool_put(&c->x->pool, &c->in);
 	out_free(c);
 	c->deadline = 0;
 	conn_deadline(c, c->x->stopping ? HTTP_LINGER_MS / 10 : HTTP_LINGER_MS);
@@ -143,7 +143,7 @@ static void conn_close(struct http_conn *c)
 	request_reset(c);
 	loop_io_close(x->loop, &c->io);
 	loop_timer_stop(x->loop, &c->timer);
-	buf_free(&c->in);
+	buf_pool_put(&c->x->pool, &c->in);
 	out_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -468,7 +468,7 @@ static void conn_run(struct http_conn *c)
 	/* Between requests a connection keeps no buffers: 10,000 idle keep-alive
 	 * connections then cost their records only. */
 	if (c->state == CS_HEAD && !buf_used(&c->in) && !buf_used(&c->out)) {
-		buf_free(&c->in);
+		buf_pool_put(&c->x->pool, &c->in);
 		out_free(c);
 	}
 	conn_update_io(c);
@@ -485,7 +485,8 @@ static void conn_read(struct http_conn *c)
 	}
 	size_t avail;
 	int was_empty = !buf_used(&c->in);
-	char *p = buf_space(&c->in, 4096, &avail);
+	buf_pool_get(&c->x->pool, &c->in);
+	char *p = buf_space(&c->in, BUF_FIRST_CAP, &avail);
 	if (!p)
 		p = buf_space(&c->in, 1, &avail);
 	if (!p) {
@@ -735,6 +736,7 @@ static void http_ctx_free(void *ctx)
 		free(x->files);
 	}
 	accesslog_free(&x->log);
+	buf_pool_drain(&x->pool);
 	free(x);
 }
 

@@ -48,6 +48,7 @@ struct http_ctx {
 	struct accesslog log;
 	struct filecache *files; /* NULL when there is no root */
 	struct http_request req; /* the head being parsed (one at a time per thread) */
+	struct buf_pool pool;    /* first blocks of connections' in and out buffers */
 	atomic_size_t *mem;      /* the site's count of bodies and answers in memory */
 	atomic_size_t mem_own;   /* ...this one when the site has none */
 };

@@ -46,11 +46,13 @@ const char *http_ctx_date(struct http_ctx *x)
 void resp_start(struct http_conn *c, int status)
 {
 	const struct http_config *cfg = c->x->cfg;
-	char line[64];
-	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, lk_http_reason(status));
 	c->status = status;
-	out_put(c, line, (size_t)n);
-	OUT_LIT(c, "Server: loopkit/" LOOPKIT_VERSION "\r\nDate: ");
+	buf_pool_get(&c->x->pool, &c->out);
+	OUT_LIT(c, "HTTP/1.1 ");
+	out_u64(c, (unsigned)status);
+	OUT_LIT(c, " ");
+	out_str(c, lk_http_reason(status));
+	OUT_LIT(c, "\r\nServer: loopkit/" LOOPKIT_VERSION "\r\nDate: ");
 	out_str(c, http_ctx_date(c->x));
 	OUT_LIT(c, "\r\nX-Content-Type-Options: nosniff\r\n");
 	if (c->cors_origin) {

@@ -60,8 +60,9 @@ static int host_syntax_ok(struct http_slice v)
 		return 0;
 	for (size_t i = 0; i < v.len; i++) {
 		unsigned char ch = (unsigned char)v.p[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      strchr("-._~!$&'()*+,;=%:[]", ch)))
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+			continue;
+		if (!ch || !strchr("-._~!$&'()*+,;=%:[]", ch))
 			return 0;
 	}
 	return 1;
@@ -434,14 +435,22 @@ static void dispatch(struct http_conn *c, const struct http_route *route, struct
 		conn_request_done(c);
 }
 
+/* A copy of `s` for the log, cut to fit with "..." at the cut. */
+static void log_copy(char *dst, size_t size, struct http_slice s)
+{
+	if (s.len < size) {
+		memcpy(dst, s.p, s.len);
+		dst[s.len] = 0;
+	} else {
+		memcpy(dst, s.p, size - 4);
+		memcpy(dst + size - 4, "...", 4);
+	}
+}
+
 static void log_names(struct http_conn *c, const struct http_request *req)
 {
-	snprintf(c->logmethod, sizeof(c->logmethod), "%.*s", (int)req->method.len, req->method.p);
-	if (req->target.len < sizeof(c->logtarget))
-		snprintf(c->logtarget, sizeof(c->logtarget), "%.*s", (int)req->target.len, req->target.p);
-	else
-		snprintf(c->logtarget, sizeof(c->logtarget), "%.*s...", (int)sizeof(c->logtarget) - 4,
-		         req->target.p);
+	log_copy(c->logmethod, sizeof(c->logmethod), req->method);
+	log_copy(c->logtarget, sizeof(c->logtarget), req->target);
 }
 
 /* Ends a request with an error answer and closes the connection after it. */
@@ -643,14 +652,12 @@ void route_body_done(struct http_conn *c)
 
 void route_log(struct http_conn *c)
 {
-	char proto[16];
-	snprintf(proto, sizeof(proto), "HTTP/1.%d", c->minor);
 	struct accesslog_rec r = {
 	        .remote = c->peer.addr_str,
 	        .user = c->user,
 	        .method = c->logmethod[0] ? c->logmethod : NULL,
 	        .target = c->logtarget,
-	        .proto = proto,
+	        .proto = c->minor ? "HTTP/1.1" : "HTTP/1.0",
 	        .status = c->status,
 	        .bytes = c->body_bytes,
 	        .us = loop_clock_us() - c->t_start,

@@ -229,6 +229,48 @@ static void test_buf_append_empty(void **state)
 		         later);
 }
 
+/* The pool keeps first blocks only, at most BUF_POOL_MAX, and gives them back empty;
+ * a buffer whose max is below a first block, or that owns memory, is not given one. */
+static void test_buf_pool(void **state)
+{
+	struct buf_pool pool = {0};
+	struct buf b[BUF_POOL_MAX + 1], big, small = {.max = 100}, owns = {.max = 1 << 20};
+
+	for (size_t i = 0; i <= BUF_POOL_MAX; i++) {
+		buf_init(&b[i], 1 << 20);
+		assert_int_equal(buf_append(&b[i], "abc", 3), 0);
+	}
+	buf_init(&big, 1 << 20);
+	assert_non_null(buf_space(&big, 2 * BUF_FIRST_CAP, NULL));
+	for (size_t i = 0; i <= BUF_POOL_MAX; i++)
+		buf_pool_put(&pool, &b[i]);
+	buf_pool_put(&pool, &big); /* grown past a first block: freed */
+	assert_int_equal(pool.n, BUF_POOL_MAX);
+	assert_null(b[0].data);
+	assert_int_equal(b[0].cap, 0);
+
+	buf_pool_get(&pool, &small);
+	assert_int_equal(small.cap, 0);
+	assert_int_equal(buf_append(&owns, "x", 1), 0);
+	char *had = owns.data;
+	buf_pool_get(&pool, &owns);
+	assert_ptr_equal(owns.data, had);
+	assert_int_equal(pool.n, BUF_POOL_MAX);
+
+	buf_init(&b[0], 1 << 20);
+	buf_pool_get(&pool, &b[0]);
+	assert_int_equal(pool.n, BUF_POOL_MAX - 1);
+	assert_int_equal(b[0].cap, BUF_FIRST_CAP);
+	assert_int_equal(buf_used(&b[0]), 0);
+	assert_int_equal(buf_append(&b[0], "defg", 4), 0);
+	assert_memory_equal(buf_start(&b[0]), "defg", 4);
+	buf_free(&b[0]);
+	buf_free(&owns);
+	buf_free(&small);
+	buf_pool_drain(&pool);
+	assert_int_equal(pool.n, 0);
+}
+
 /* A need so large that used + need wraps around must still be refused. */
 static void test_buf_space_huge_need(void **state)
 {
@@ -3342,6 +3384,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_buf_limits),
 	        cmocka_unit_test(test_buf_append_empty),
+	        cmocka_unit_test(test_buf_pool),
 	        cmocka_unit_test(test_buf_space_huge_need),
 	        cmocka_unit_test(test_buf_space_compacts),
 	        cmocka_unit_test(test_buf_consume),
