@@ -2,8 +2,8 @@
  * failed logins kept as a generic cell rate algorithm (one "theoretical arrival time"). */
 #include "core/login.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 
-#define DIGEST_LEN 32                           /* SHA-256 */
+#define DIGEST_LEN SHA256_DIGEST_SIZE
 #define TURN_US    (1000000u / LOGIN_FAIL_RATE) /* between two turns */
 #define LOG_LINE   256
 
@@ -32,10 +32,10 @@ struct login_gate {
 
 static void digest(const char *p, size_t n, unsigned char md[DIGEST_LEN])
 {
-	unsigned len = 0;
-	/* A failure (no memory inside OpenSSL) leaves a digest nobody's input has. */
-	if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) || len != DIGEST_LEN)
-		memset(md, 0xff, DIGEST_LEN);
+	struct sha256_ctx ctx;
+	sha256_init(&ctx);
+	sha256_update(&ctx, n, (const uint8_t *)p);
+	sha256_digest(&ctx, DIGEST_LEN, md);
 }
 
 struct login_gate *login_gate_new(const char *user, const char *pass)
@@ -90,8 +90,8 @@ int login_gate_check(const struct login_gate *g, const char *user, size_t ulen, 
 	digest(user, ulen, u);
 	digest(pass, plen, p);
 	/* Both compared, whatever the first gave: no early exit. */
-	int bad_user = CRYPTO_memcmp(u, g->user_md, DIGEST_LEN) != 0;
-	int bad_pass = CRYPTO_memcmp(p, g->pass_md, DIGEST_LEN) != 0;
+	int bad_user = !memeql_sec(u, g->user_md, DIGEST_LEN);
+	int bad_pass = !memeql_sec(p, g->pass_md, DIGEST_LEN);
 	return !(bad_user | bad_pass);
 }
 

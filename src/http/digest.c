@@ -1,7 +1,9 @@
 /* digest.c - HTTP Digest authentication (RFC 7616): parsing credentials, computing responses. */
 #include "http/digest.h"
 
-#include <openssl/evp.h>
+#include <nettle/md5.h>
+#include <nettle/nettle-meta.h>
+#include <nettle/sha2.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,22 +79,29 @@ int http_digest_parse(struct http_slice v, struct http_digest_creds *c)
 	return 0;
 }
 
-static const EVP_MD *md_of(enum http_digest_alg a)
+static const struct nettle_hash *md_of(enum http_digest_alg a)
 {
 	switch (a) {
-	case HTTP_DIGEST_SHA256: return EVP_sha256();
-	case HTTP_DIGEST_SHA512: return EVP_sha512();
-	default: return EVP_md5();
+	case HTTP_DIGEST_SHA256: return &nettle_sha256;
+	case HTTP_DIGEST_SHA512: return &nettle_sha512;
+	default: return &nettle_md5;
 	}
 }
 
 void http_digest_hash(enum http_digest_alg a, const void *data, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	if (!EVP_Digest(data, n, md, &len, md_of(a), NULL))
-		len = 0;
+	const struct nettle_hash *h = md_of(a);
+	union {
+		struct md5_ctx md5;
+		struct sha256_ctx sha256;
+		struct sha512_ctx sha512;
+	} ctx;
+	uint8_t md[SHA512_DIGEST_SIZE];
+	unsigned len = h->digest_size;
+	h->init(&ctx);
+	h->update(&ctx, n, data);
+	h->digest(&ctx, len, md);
 	for (unsigned i = 0; i < len; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
