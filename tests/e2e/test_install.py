@@ -1,6 +1,7 @@
 """make install / uninstall (PREFIX, DESTDIR), the generated man pages and completions, and
 make deb: a package lintian accepts and dpkg installs into (and removes from) a root of
 our own."""
+import fcntl
 import gzip
 import os
 import re
@@ -164,11 +165,18 @@ def test_fish_completion(staged):
 
 
 @pytest.fixture(scope="module")
-def deb():
-    p = sh("make", "-s", "--no-print-directory", "deb", timeout=600)
-    path = os.path.join(ROOT, p.stdout.strip().splitlines()[-1])
-    assert re.search(r"loopkit_[\d.]+_\w+\.deb$", path), path
-    return path
+def deb(tmp_path_factory):
+    # Under xdist both workers may need the package, and `make deb` repacks it in place:
+    # one builds at a time, and each tests a copy of its own (a reader once saw the
+    # other worker's half-written file: "not a Debian format archive").
+    with open(tmp_path_factory.getbasetemp().parent / "make-deb.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        p = sh("make", "-s", "--no-print-directory", "deb", timeout=600)
+        path = os.path.join(ROOT, p.stdout.strip().splitlines()[-1])
+        assert re.search(r"loopkit_[\d.]+_\w+\.deb$", path), path
+        copy = tmp_path_factory.mktemp("deb") / os.path.basename(path)
+        shutil.copyfile(path, copy)
+    return str(copy)
 
 
 def test_deb_fields(deb):
