@@ -5,8 +5,11 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -73,6 +76,7 @@ void log_sink_open_fd(struct log_sink *s, int fd)
 	char path[32];
 	s->fd = fd;
 	s->sock = 0;
+	s->path = NULL;
 	atomic_init(&s->dropped, 0);
 	if (fstat(fd, &st) < 0)
 		return;
@@ -83,7 +87,30 @@ void log_sink_open_fd(struct log_sink *s, int fd)
 		int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 		if (nfd >= 0)
 			s->fd = nfd;
+	} else if (S_ISREG(st.st_mode) && st.st_nlink) { /* an unnamed file has no name to reopen */
+		char name[PATH_MAX];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(path, name, sizeof(name) - 1);
+		if (n > 0 && name[0] == '/') {
+			name[n] = 0;
+			s->path = strdup(name);
+		}
 	}
+}
+
+int log_sink_reopen(struct log_sink *s)
+{
+	if (!s->path) {
+		log_sink_close(s);
+		log_sink_open(s);
+		return 0;
+	}
+	int nfd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	if (nfd < 0)
+		return errno;
+	int rc = dup2(nfd, s->fd) < 0 ? errno : 0; /* atomic: a line goes to one file or the other */
+	close(nfd);
+	return rc;
 }
 
 void log_sink_open(struct log_sink *s)
@@ -96,6 +123,8 @@ void log_sink_close(struct log_sink *s)
 	if (s->fd > 2)
 		close(s->fd);
 	s->fd = 2;
+	free(s->path);
+	s->path = NULL;
 }
 
 int log_sink_write(struct log_sink *s, const char *p, size_t n)

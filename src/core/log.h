@@ -28,6 +28,7 @@ struct log_sink {
 	int fd;               /* a non-blocking descriptor for stderr's pipe, or 2 */
 	int sock;             /* stderr is a socket: send with MSG_DONTWAIT */
 	atomic_ulong dropped; /* bytes dropped because the reader fell behind (any thread) */
+	char *path;           /* stderr is a regular file: its name, for log_sink_reopen */
 };
 
 /* Prepares the sink for fd 2: a pipe or FIFO is reopened through /proc/self/fd/2 as a
@@ -37,6 +38,10 @@ void log_sink_open(struct log_sink *s);
 /* The same for another of the process's standard descriptors (1: stdout). */
 void log_sink_open_fd(struct log_sink *s, int fd);
 void log_sink_close(struct log_sink *s);
+/* SIGHUP, as nginx: a file renamed by logrotate is left, and stderr goes to a new file of
+ * the name it had at start (opened for append, created 0644 when gone); a pipe or FIFO is
+ * opened again. A failure leaves stderr as it was; the error is returned (0: done). */
+int log_sink_reopen(struct log_sink *s);
 /* Writes n bytes; returns 0, or -1 when (part of) them had to be dropped. */
 int log_sink_write(struct log_sink *s, const char *p, size_t n);
 

@@ -51,7 +51,7 @@ const char *login_gate_user(const struct login_gate *g);
 
 /* Is user:pass (not NUL-terminated; any bytes) the login? The time taken depends on
  * the lengths given, never on the login nor on how much of it matched: both are
- * compared as SHA-256 digests with CRYPTO_memcmp, user and password alike. Does not
+ * compared as SHA-256 digests in constant time (memeql_sec), user and password alike. Does not
  * touch the budget. Thread-safe. */
 int login_gate_check(const struct login_gate *g, const char *user, size_t ulen, const char *pass,
                      size_t plen);

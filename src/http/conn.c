@@ -87,6 +87,11 @@ static void request_reset(struct http_conn *c)
 	c->head = NULL;
 	c->head_len = 0;
 	buf_free(&c->body);
+	if (c->up) {
+		fsroot_upload_abort(c->up); /* nothing left after a finished upload */
+		free(c->up);
+		c->up = NULL;
+	}
 	c->sink = SINK_NONE;
 	c->route = NULL;
 	c->chunked = 0;
@@ -139,7 +144,7 @@ static void conn_close(struct http_conn *c)
 		return;
 	c->shut = 1;
 	if (c->sink == SINK_FILE)
-		fsroot_upload_abort(&c->up);
+		fsroot_upload_abort(c->up);
 	request_reset(c);
 	loop_io_close(x->loop, &c->io);
 	loop_timer_stop(x->loop, &c->timer);
@@ -190,16 +195,16 @@ static int sink_data(struct http_conn *c, const char *p, size_t n)
 		return 0;
 	}
 	if (c->body_total > c->x->site->max_body) {
-		fsroot_upload_abort(&c->up);
+		fsroot_upload_abort(c->up);
 		c->sink = SINK_NONE;
 		resp_error_close(c, LK_E_ETOOBIG, lk_size_text(c->x->site->max_body, lim, sizeof(lim)));
 		return -1;
 	}
-	int rc = fsroot_upload_write(&c->up, p, n);
+	int rc = fsroot_upload_write(c->up, p, n);
 	if (rc < 0) {
-		fsroot_upload_abort(&c->up);
+		fsroot_upload_abort(c->up);
 		c->sink = SINK_NONE;
-		c->route->upload_finish(c, &c->up, rc);
+		c->route->upload_finish(c, c->up, rc);
 		c->closing = 1;
 		c->linger = 1; /* the client is still sending: let the answer reach it */
 		return -1;
@@ -246,7 +251,7 @@ static int body_feed(struct http_conn *c)
 	ssize_t r = http_chunked_decode(&c->chunk, p, &len);
 	if (r == HTTP_PARSE_ERROR) {
 		if (c->sink == SINK_FILE)
-			fsroot_upload_abort(&c->up);
+			fsroot_upload_abort(c->up);
 		c->sink = SINK_NONE;
 		resp_error_close(c, LK_E_H_BAD_CHUNKED, NULL);
 		buf_consume(&c->in, avail);
@@ -261,7 +266,7 @@ static int body_feed(struct http_conn *c)
 		int mem = c->sink == SINK_MEM;
 		char lim[32];
 		if (c->sink == SINK_FILE)
-			fsroot_upload_abort(&c->up);
+			fsroot_upload_abort(c->up);
 		c->sink = SINK_NONE;
 		resp_error_close(c, mem ? LK_E_H_API_BODY_LARGE : LK_E_ETOOBIG,
 		                 lk_size_text(limit, lim, sizeof(lim)));
@@ -287,7 +292,7 @@ static void parse_error(struct http_conn *c, size_t used)
 	const struct http_request *req = &c->x->req;
 	c->t_start = loop_clock_us();
 	c->minor = 1;
-	c->logmethod[0] = 0;
+	c->logmethod[0] = c->logtarget[0] = 0;
 	http_parse_error_detail(req->error, detail, sizeof(detail));
 	resp_error_close(c, req->error, detail);
 	buf_consume(&c->in, used);
@@ -560,7 +565,7 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		if (buf_used(&c->in) && !buf_used(&c->out)) {
 			c->t_start = loop_clock_us();
 			c->minor = 1;
-			c->logmethod[0] = 0;
+			c->logmethod[0] = c->logtarget[0] = 0;
 			timeout_error(c, LK_E_H_HEAD_TIMEOUT, c->x->cfg->head_timeout_ms);
 			buf_consume(&c->in, buf_used(&c->in));
 			conn_request_done(c);
@@ -573,7 +578,7 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		if (c->sink == SINK_FILE) {
 			log_msg("upload of %s %s stalled after %llu bytes; the old file is untouched",
 			        c->logmethod, c->logtarget, (unsigned long long)c->body_total);
-			fsroot_upload_abort(&c->up);
+			fsroot_upload_abort(c->up);
 		}
 		c->sink = SINK_NONE;
 		c->state = CS_HEAD;
@@ -635,7 +640,6 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer, const ch
 	/* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
 	c->x = x;
 	c->file_fd = -1;
-	c->up.fd = c->up.dirfd = -1;
 	c->peer = *peer;
 	buf_init(&c->in, HTTP_IN_MAX);
 	buf_init(&c->out, HTTP_OUT_MAX);

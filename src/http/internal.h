@@ -114,8 +114,8 @@ struct http_conn {
 	uint64_t body_total;
 	char *head; /* copy of the head while a body is read (SINK_MEM, SINK_DISCARD) */
 	size_t head_len;
-	struct buf body;         /* SINK_MEM */
-	struct fsroot_upload up; /* SINK_FILE */
+	struct buf body;          /* SINK_MEM */
+	struct fsroot_upload *up; /* SINK_FILE (532 bytes: made for an upload only) */
 
 	/* response body after `out` */
 	enum resp_body rb;

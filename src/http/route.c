@@ -590,7 +590,14 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 			conn_request_done(c);
 			return;
 		}
-		if (route->upload_begin(c, &ri, &c->up) < 0) {
+		c->up = calloc(1, sizeof(*c->up));
+		if (!c->up) {
+			resp_error_close(c, LK_E_ENOMEM, NULL);
+			conn_request_done(c);
+			return;
+		}
+		c->up->fd = c->up->dirfd = -1;
+		if (route->upload_begin(c, &ri, c->up) < 0) {
 			c->closing = 1; /* the body stays unread */
 			c->linger = 1;
 			conn_request_done(c);
@@ -616,7 +623,7 @@ void route_body_done(struct http_conn *c)
 	c->state = CS_HEAD;
 	if (c->sink == SINK_FILE) {
 		c->sink = SINK_NONE;
-		c->route->upload_finish(c, &c->up, 0);
+		c->route->upload_finish(c, c->up, 0);
 		conn_request_done(c);
 		return;
 	}

@@ -104,10 +104,14 @@ static void signal_cb(struct loop *l, int signo, void *data)
 	struct serve_server *s = data;
 	char ms[32];
 	if (signo == SIGHUP) {
-		/* As nginx: reopen the log (a pipe's reader may have been replaced), go on. */
-		log_sink_close(&s->log);
-		log_sink_open(&s->log);
-		log_msg("SIGHUP: access log reopened; still serving");
+		/* As nginx: reopen the log (logrotate renamed the file), go on. */
+		int err = log_sink_reopen(&s->log);
+		if (err)
+			log_msg("SIGHUP: cannot reopen the access log %s (%s); still serving, to the old "
+			        "file",
+			        s->log.path, strerror(err));
+		else
+			log_msg("SIGHUP: access log reopened; still serving");
 		return;
 	}
 	if (++s->signals > 1) {

@@ -868,6 +868,17 @@ def test_access_log_bad_request_logged(server, root):
     assert any(re.search(r'" 400 \d+ \d+$', ln) for ln in lines), lines
 
 
+def test_access_log_json_bad_request_after_a_good_one_names_no_target(start, root):
+    """A 400 on a kept-alive connection is logged without the previous request's
+    target (the JSON log showed it: "method":"-","target":"/secret-...")."""
+    (root / "a.txt").write_bytes(b"a")
+    s = start("--log", "json", "--threads", "1")
+    raw(s, b"GET /a.txt?secret HTTP/1.1\r\nHost: localhost\r\n\r\nGARBAGE\r\n\r\n")
+    recs = [json.loads(ln) for ln in access_lines(s, 2)]
+    assert [(r["method"], r["target"], r["status"]) for r in recs] == [
+        ("GET", "/a.txt?secret", 200), ("-", "", 400)], recs
+
+
 def test_quiet_writes_no_access_lines(start, root):
     (root / "a.txt").write_bytes(b"a")
     s = start("--quiet")

@@ -1,6 +1,7 @@
 """Signals and logs (issues 11 and 12): SIGHUP reopens the log and serves on, even
 during an upload; a second Ctrl-C exits at once; a grace period is kept to; what a
 client sends reaches the log escaped."""
+import http.client
 import os
 import signal
 import socket
@@ -9,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import Conn, Server, exchange, loop_clients, proc_event_loops, proc_port_fds, wait_for
+from conftest import (LOOPKIT, Conn, Server, exchange, loop_clients, proc_event_loops, proc_port_fds, stop_child,
+                      wait_for)
 
 pytestmark = pytest.mark.xdist_group("serial")
 
@@ -32,6 +34,47 @@ def test_sighup_during_put_keeps_serving_and_leaves_nothing(start, root, tmp_pat
     assert "SIGHUP: access log reopened" in s.stderr()
     r = exchange(s, "GET", "/up.bin", {"Range": "bytes=0-3"})
     assert r.status == 206 and r.body == src.read_bytes()[:4]
+
+
+def test_sighup_moves_a_file_log_to_a_new_file_of_its_name(root, tmp_path):
+    """logrotate's way (no copytruncate): the log file is renamed, SIGHUP; lines after
+    the signal go to a new file of the old name, the earlier ones stay in the renamed
+    one, and a log that cannot be reopened says so and keeps the old file."""
+    log = tmp_path / "access.log"
+    (root / "a.txt").write_text("a")
+    with open(log, "w") as err:
+        p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0"], stdout=subprocess.PIPE,
+                             stderr=err)
+    try:
+        port = int(p.stdout.readline().decode().strip().rsplit(":", 1)[1].rstrip("/"))
+
+        def get(target):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", target)
+            status = c.getresponse().status
+            c.close()
+            return status
+
+        assert get("/a.txt?before") == 200
+        assert wait_for(lambda: "?before" in log.read_text(), 5)
+        os.rename(log, tmp_path / "access.log.1")
+        os.kill(p.pid, signal.SIGHUP)
+        assert wait_for(lambda: log.exists() and "reopened" in log.read_text(), 5)
+        assert get("/a.txt?after") == 200
+        assert wait_for(lambda: "?after" in log.read_text(), 5)
+        old = (tmp_path / "access.log.1").read_text()
+        assert "?before" in old and "?after" not in old, old
+        assert "?before" not in log.read_text()
+        assert oct(log.stat().st_mode & 0o777) == "0o644"
+        # The name now holds a directory: the old file (renamed again) keeps the lines.
+        os.rename(log, tmp_path / "access.log.2")
+        log.mkdir()
+        os.kill(p.pid, signal.SIGHUP)
+        assert wait_for(lambda: "cannot reopen" in (tmp_path / "access.log.2").read_text(), 5)
+        assert get("/a.txt?third") == 200
+        assert wait_for(lambda: "?third" in (tmp_path / "access.log.2").read_text(), 5)
+    finally:
+        stop_child(p)
 
 
 def held_request(server, secs):
