@@ -837,12 +837,23 @@ static size_t drip_fill(struct http_conn *c, void *state, struct buf *out, size_
 
 static const struct resp_gen_ops drip_ops = {drip_fill, NULL};
 
-/* /_/range with a duration: the bytes of [pos, last] ('a' + i % 26), a chunk per tick. */
+/* /_/range with a duration: the bytes of [pos, last] ('a' + i % 26), a chunk per tick,
+ * timed as httpbin's: duration/N per byte, so a full chunk goes out when the bytes before
+ * it are due and a last, shorter one when its own last byte is (a range shorter than a
+ * chunk comes whole after its share of the duration). at: ms since the body began. */
 struct gen_range {
-	uint64_t pos, last;
+	uint64_t pos, last, sent;
+	uint64_t dur, n, at;
 	size_t chunk;
 	int ended;
 };
+
+/* When the chunk after `sent` bytes is due, in ms since the body began. */
+static uint64_t range_due(const struct gen_range *g)
+{
+	uint64_t left = g->last - g->pos + 1;
+	return g->dur * (left >= g->chunk ? g->sent : g->sent + left) / g->n;
+}
 
 static void range_bytes(char *p, uint64_t from, size_t n)
 {
@@ -862,7 +873,13 @@ static size_t range_fill(struct http_conn *c, void *state, struct buf *out, size
 	range_bytes(p, g->pos, n);
 	out->len += n;
 	g->pos += n;
+	g->sent += n;
 	g->ended = g->pos > g->last;
+	if (!g->ended) {
+		uint64_t due = range_due(g);
+		resp_gen_next_in(c, due > g->at ? due - g->at : 1);
+		g->at = due;
+	}
 	return n;
 }
 
@@ -1098,11 +1115,11 @@ static void ep_range(struct http_conn *c, const struct api_req *q)
 	resp_header(c, "Content-Range", cr);
 	if (dur) {
 		resp_end_headers(c, "application/octet-stream", len, 0);
-		uint64_t ticks = (len + chunk - 1) / chunk, every = dur / ticks;
-		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), 0, every ? every : 1);
-		g->pos = first;
-		g->last = last;
-		g->chunk = (size_t)chunk;
+		struct gen_range tmpl = {
+		        .pos = first, .last = last, .dur = dur, .n = n, .chunk = (size_t)chunk};
+		tmpl.at = range_due(&tmpl);
+		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), tmpl.at, 1);
+		*g = tmpl;
 		return;
 	}
 	char *body = malloc((size_t)len);

@@ -223,6 +223,12 @@ void *resp_body_gen(struct http_conn *c, const struct resp_gen_ops *ops, size_t 
 	return c->gen_state.bytes;
 }
 
+void resp_gen_next_in(struct http_conn *c, uint64_t ms)
+{
+	if (c->gen_interval)
+		c->gen_interval = ms ? ms : 1;
+}
+
 void resp_body_reset(struct http_conn *c)
 {
 	if (c->file_fd >= 0)

@@ -62,6 +62,9 @@ void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len);
  * take resources for the state only after checking http_conn_head_only. */
 void *resp_body_gen(struct http_conn *c, const struct resp_gen_ops *ops, size_t state_size, uint64_t first_ms,
                     uint64_t interval_ms);
+/* From a ticking generator's fill: the next call in ms (at least 1), in place of the
+ * interval, for ticks that are not evenly spaced. */
+void resp_gen_next_in(struct http_conn *c, uint64_t ms);
 
 /* Appends p[0..n) to b as one chunk of a chunked body when chunked (nothing for n
  * 0: that would end the body), else as it is: for bodies framed by their writer. */

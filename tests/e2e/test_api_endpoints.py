@@ -230,6 +230,23 @@ def test_range_serves_ranges_and_paces_with_duration(server):
     assert time.monotonic() - t0 >= 0.3
 
 
+@pytest.mark.parametrize("target,headers,due", [
+    ("/_/range/50?duration=1", {}, 1.0),  # shorter than a chunk: whole, after its share
+    ("/_/range/30000?duration=2", {}, 2.0),  # 10240, 10240, then 9520 when its last byte is due
+    ("/_/range/20480?duration=2", {}, 1.0),  # two full chunks: the second when its first byte is
+    ("/_/range/100?duration=1&chunk_size=30", {}, 1.0),
+    ("/_/range/100?duration=1", {"Range": "bytes=10-19"}, 0.1),  # duration/N per byte
+])
+def test_range_duration_is_timed_as_httpbin(server, target, headers, due):
+    """httpbin's pacing: duration/N per byte; a full chunk goes when the bytes before it
+    are due, a last short one when its own last byte is (the short one came at once)."""
+    t0 = time.monotonic()
+    r = exchange(server, "GET", target, headers)
+    took = time.monotonic() - t0
+    assert r.status == (206 if headers else 200), r
+    assert due - 0.01 <= took < due + 0.5, took
+
+
 def test_links_page(server):
     r = exchange(server, "GET", "/_/links/4/2")
     hrefs = re.findall(rb'href="([^"]+)"', r.body)
