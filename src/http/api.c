@@ -151,6 +151,15 @@ static const char *args_get(const struct kvlist *a, const char *k)
 	return NULL;
 }
 
+/* args_get for a name in any case (httpbin's redirect-to reads its args so). */
+static const char *args_get_ci(const struct kvlist *a, const char *k)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcasecmp(a->kv[i].k, k))
+			return a->kv[i].v;
+	return NULL;
+}
+
 /* ---- helpers ---- */
 
 static const struct http_header *hdr(const struct http_reqinfo *ri, const char *name)
@@ -932,26 +941,91 @@ static void ep_blob(struct http_conn *c, const struct api_req *q)
 	send_blob(c, HTTP_OK, (enum api_blob_id)q->arg);
 }
 
+/* /_/image's formats in the order they are offered; the last (any type) is not named in
+ * a 406. */
+static const struct image_format {
+	const char *name, *type;
+	enum api_blob_id id;
+} image_formats[] = {
+        {"webp", "image/webp", API_BLOB_WEBP}, {"svg", "image/svg+xml", API_BLOB_SVG},
+        {"jpeg", "image/jpeg", API_BLOB_JPEG}, {"png", "image/png", API_BLOB_PNG},
+        {"png", "image/*", API_BLOB_PNG},      {"png", "*/*", API_BLOB_PNG},
+};
+
+/* 406 as httpbin sends it (from /_/image and /_/status/406): the media types offered. */
+static void send_not_acceptable(struct http_conn *c)
+{
+	struct buf b;
+	struct json j;
+	buf_init(&b, 4096);
+	json_init(&j, &b, 1);
+	json_obj_begin(&j);
+	json_key(&j, "accept");
+	json_arr_begin(&j);
+	for (size_t i = 0; i + 1 < sizeof(image_formats) / sizeof(image_formats[0]); i++)
+		json_str(&j, image_formats[i].type);
+	json_arr_end(&j);
+	json_kstr(&j, "message", "Client did not request a supported media type.");
+	json_obj_end(&j);
+	send_json(c, HTTP_NOT_ACCEPTABLE, &b);
+}
+
+/* One "CODE" or "CODE:WEIGHT" of /_/status/; the weight (default 1) is a decimal >= 0. */
+static int status_choice(const char *s, size_t n, int *code, double *weight)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t cl = colon ? (size_t)(colon - s) : n;
+	uint64_t v;
+	if (parse_u64(s, cl, HTTP_STATUS_MAX, &v) < 0 || v < HTTP_STATUS_MIN)
+		return -1;
+	*code = (int)v;
+	*weight = 1;
+	if (colon) {
+		char w[32], *end;
+		size_t wl = n - cl - 1;
+		if (!wl || wl >= sizeof(w) || !strchr("0123456789.", colon[1]))
+			return -1;
+		memcpy(w, colon + 1, wl);
+		w[wl] = 0;
+		*weight = strtod(w, &end);
+		if (*end || !(*weight >= 0 && *weight <= 1e9))
+			return -1;
+	}
+	return 0;
+}
+
 static void ep_status(struct http_conn *c, const struct api_req *q)
 {
 	int codes[64];
+	double weights[64], total = 0;
 	size_t nc = 0, i = 0, n = q->rlen;
 	const char *s = q->rest;
 	while (i <= n) {
 		size_t st = i;
 		while (i < n && s[i] != ',')
 			i++;
-		uint64_t v;
-		if (nc == 64 || parse_u64(s + st, i - st, HTTP_STATUS_MAX, &v) < 0 || v < HTTP_STATUS_MIN) {
+		if (nc == 64 || status_choice(s + st, i - st, &codes[nc], &weights[nc]) < 0) {
 			api_errorf(c, LK_E_A_BAD_PARAM,
-			           "status codes are %d-%d, optionally as a comma list: /_/status/%d,%d",
-			           HTTP_STATUS_MIN, HTTP_STATUS_MAX, HTTP_OK, HTTP_INTERNAL_SERVER_ERROR);
+			           "status codes are %d-%d, optionally as a comma list with weights: "
+			           "/_/status/%d,%d or /_/status/%d:0.9,%d:0.1",
+			           HTTP_STATUS_MIN, HTTP_STATUS_MAX, HTTP_OK, HTTP_INTERNAL_SERVER_ERROR,
+			           HTTP_OK, HTTP_INTERNAL_SERVER_ERROR);
 			return;
 		}
-		codes[nc++] = (int)v;
+		total += weights[nc++];
 		i++;
 	}
-	int code = codes[nc > 1 ? http_ctx_random(ctx(c)) % nc : 0];
+	if (!(total > 0)) {
+		api_error(c, LK_E_A_BAD_PARAM, "the weights of /_/status/ add up to 0");
+		return;
+	}
+	/* As httpbin: a point on [0, total), the code whose share of the line holds it. */
+	double x = (double)(http_ctx_random(ctx(c)) >> 11) / 9007199254740992.0 * total;
+	size_t pick = 0;
+	double cum = weights[0];
+	while (pick + 1 < nc && (x >= cum || !weights[pick]))
+		cum += weights[++pick];
+	int code = codes[pick];
 	if (code < HTTP_OK) {
 		/* An informational status is never final: send it and close, so the client
 		 * sees it and does not wait for more. */
@@ -966,6 +1040,10 @@ static void ep_status(struct http_conn *c, const struct api_req *q)
 		resp_header(c, "X-More-Info", "https://www.rfc-editor.org/rfc/rfc2324");
 		const struct api_blob *b = &api_blobs[API_BLOB_TEAPOT];
 		resp_send_mem(c, b->type, b->data, b->len);
+		return;
+	}
+	if (code == HTTP_NOT_ACCEPTABLE) {
+		send_not_acceptable(c);
 		return;
 	}
 	resp_start(c, code);
@@ -1034,8 +1112,9 @@ static void ep_drip(struct http_conn *c, const struct api_req *q)
 		           API_MAX_DELAY_MS / 1000);
 		return;
 	}
-	if ((v = args_get(a, "numbytes")) && parse_u64(v, strlen(v), API_MAX_DRIP, &num) < 0) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "numbytes must be 0-%u", API_MAX_DRIP);
+	if ((v = args_get(a, "numbytes")) && (parse_u64(v, strlen(v), API_MAX_DRIP, &num) < 0 || !num)) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "numbytes must be 1-%u (as httpbin: 0 is a 400)",
+		           API_MAX_DRIP);
 		return;
 	}
 	if ((v = args_get(a, "code")) &&
@@ -1234,19 +1313,21 @@ static void ep_redirect(struct http_conn *c, const struct api_req *q)
 
 static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
 {
-	const char *url = args_get(q->a, "url"), *sc = args_get(q->a, "status_code");
+	/* As httpbin: the parameters' names in any case, a status outside 3xx ignored. */
+	const char *url = args_get_ci(q->a, "url"), *sc = args_get_ci(q->a, "status_code");
 	uint64_t code = HTTP_FOUND;
 	if (!url || !redirect_ok(url)) {
 		api_error(c, LK_E_A_BAD_PARAM,
 		          "url must be a path on this server or an http(s) URL on a loopback host");
 		return;
 	}
-	if (sc &&
-	    (parse_u64(sc, strlen(sc), HTTP_BAD_REQUEST - 1, &code) < 0 || code < HTTP_MULTIPLE_CHOICES)) {
-		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be %d-%d", HTTP_MULTIPLE_CHOICES,
-		           HTTP_BAD_REQUEST - 1);
+	if (sc && parse_u64(sc, strlen(sc), HTTP_STATUS_MAX, &code) < 0) {
+		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be a number (%d-%d redirects)",
+		           HTTP_MULTIPLE_CHOICES, HTTP_BAD_REQUEST - 1);
 		return;
 	}
+	if (code < HTTP_MULTIPLE_CHOICES || code >= HTTP_BAD_REQUEST)
+		code = HTTP_FOUND;
 	redirect(c, (int)code, url);
 }
 
@@ -1752,15 +1833,8 @@ static void ep_base64(struct http_conn *c, const struct api_req *q)
 /* /_/image: the format the Accept header asks for (httpbin's order); /_/image/FORMAT. */
 static void ep_image(struct http_conn *c, const struct api_req *q)
 {
-	static const struct {
-		const char *name, *type;
-		enum api_blob_id id;
-	} formats[] = {
-	        {"webp", "image/webp", API_BLOB_WEBP}, {"svg", "image/svg+xml", API_BLOB_SVG},
-	        {"jpeg", "image/jpeg", API_BLOB_JPEG}, {"png", "image/png", API_BLOB_PNG},
-	        {"png", "image/*", API_BLOB_PNG},      {"png", "*/*", API_BLOB_PNG},
-	};
-	const size_t nf = sizeof(formats) / sizeof(formats[0]);
+	const struct image_format *formats = image_formats;
+	const size_t nf = sizeof(image_formats) / sizeof(image_formats[0]);
 	if (!q->exact) {
 		for (size_t i = 0; i < nf; i++) {
 			if (strlen(formats[i].name) == q->rlen &&
@@ -1786,19 +1860,7 @@ static void ep_image(struct http_conn *c, const struct api_req *q)
 			}
 		}
 	}
-	struct buf b;
-	struct json j;
-	buf_init(&b, 4096);
-	json_init(&j, &b, 1);
-	json_obj_begin(&j);
-	json_key(&j, "accept");
-	json_arr_begin(&j);
-	for (size_t i = 0; i + 1 < nf; i++)
-		json_str(&j, formats[i].type);
-	json_arr_end(&j);
-	json_kstr(&j, "message", "Client did not request a supported media type.");
-	json_obj_end(&j);
-	send_json(c, HTTP_NOT_ACCEPTABLE, &b);
+	send_not_acceptable(c);
 }
 
 /* /_/gzip, /_/deflate, /_/brotli: {"gzipped"|..., "headers", "method", "origin"},

@@ -145,6 +145,9 @@ CASES = [
     ("POST", "/status/500", {}, None),
     ("GET", "/status/abc", {}, None),
     ("GET", "/status/600", {}, None),
+    ("GET", "/status/406", {}, None),  # httpbin's JSON of the media types it offers
+    ("GET", "/status/200:1,500:0", {}, None),  # weighted: 500 never
+    ("GET", "/status/201:0,201:2", {}, None),
     ("GET", "/bytes/abc", {}, None),
     ("GET", "/delay/abc", {}, None),
     ("GET", "/bytes/100", {}, None),
@@ -155,6 +158,7 @@ CASES = [
     ("GET", "/range/100#past", {"Range": "bytes=200-300"}, None),
     ("GET", "/range/0", {}, None),
     ("GET", "/drip?duration=0&numbytes=3", {}, None),
+    ("GET", "/drip?duration=0&numbytes=0", {}, None),
     ("GET", "/delay/0", {}, None),
     ("GET", "/links/3", {}, None),
     ("GET", "/links/3/1", {}, None),
@@ -163,6 +167,8 @@ CASES = [
     ("GET", "/absolute-redirect/2", {}, None),
     ("GET", "/redirect-to?url=%2Fget", {}, None),
     ("GET", "/redirect-to?url=%2Fget&status_code=307", {}, None),
+    ("GET", "/redirect-to?url=%2Fget&status_code=200", {}, None),  # not a redirect status: 302
+    ("GET", "/redirect-to?URL=%2Fget&Status_Code=301", {}, None),  # names in any case
     ("GET", "/redirect-to?url=http%3A%2F%2Fexample.com%2F", {}, None),
     ("GET", "/response-headers?a=b&a=c&X-Y=z", {}, None),
     ("POST", "/response-headers?a=b", {}, None),
