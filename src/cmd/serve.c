@@ -103,7 +103,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "host", 0, "ADDR", "127.0.0.1", "address to listen on: any 127.0.0.0/8 address or ::1; others need --public", CMD_STR, AT(host) },
 	{ "port", 'p', "N", CMD_HOME_PORT, "port; 0 picks a free one", CMD_UINT, AT(port), .max = 65535 },
 	{ "public", 0, NULL, NULL, "allow a non-loopback or wildcard --host (reachable from the network)", CMD_SWITCH, AT(public) },
-	{ "write", 'w', NULL, NULL, "allow PUT (upload) and DELETE, and FTP uploads; read-only without it", CMD_SWITCH, AT(cfg.write) },
+	{ "write", 'w', NULL, NULL, "allow PUT (upload), DELETE and MKCOL, and FTP's STOR, APPE, DELE, MKD, RMD and RNFR/RNTO; read-only without it", CMD_SWITCH, AT(cfg.write) },
 	{ "threads", 't', "N", NULL, "event-loop threads; one per CPU this process may use (see taskset) when not given", CMD_UINT, AT(cfg.threads), .min = 1, .max = PROCFS_THREADS_MAX },
 	{ "open", 'o', NULL, NULL, "open the first URL in a browser ($BROWSER, else xdg-open)", CMD_SWITCH, AT(open) },
 	{ "dotfiles", 0, NULL, NULL, "serve and list names starting with '.' (hidden by default)", CMD_SWITCH, AT(cfg.dotfiles) },
@@ -216,6 +216,10 @@ static int serve_main(void *p)
 	cfg->log = a->quiet ? ACCESSLOG_NONE : cfg->log;
 	cfg->proto_http = a->proto != 2;
 	cfg->proto_ftp = a->proto != 1;
+	if (serve_pasv_span_check((unsigned)a->pasv.lo, (unsigned)a->pasv.hi, msg, sizeof msg) < 0) {
+		fprintf(stderr, "loopkit serve: %s\n", msg);
+		return 2;
+	}
 	cfg->ftp.pasv_lo = (uint16_t)a->pasv.lo;
 	cfg->ftp.pasv_hi = (uint16_t)a->pasv.hi;
 	char abs[PATH_MAX];

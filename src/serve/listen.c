@@ -200,16 +200,23 @@ static socklen_t pasv_name(unsigned port, struct sockaddr_un *un)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
+int serve_pasv_span_check(unsigned lo, unsigned hi, char *err, size_t errlen)
+{
+	if (lo && hi - lo + 1 > SERVE_PASV_MAX_PORTS) {
+		snprintf(err, errlen, "--pasv-ports %u-%u spans %u ports; at most %d", lo, hi, hi - lo + 1,
+		         SERVE_PASV_MAX_PORTS);
+		return -1;
+	}
+	return 0;
+}
+
 int serve_pasv_lock(struct serve_server *s, char *err, size_t errlen)
 {
 	unsigned lo = s->cfg.ftp.pasv_lo, hi = s->cfg.ftp.pasv_hi;
 	if (!lo)
 		return 0;
-	if (hi - lo + 1 > SERVE_PASV_MAX_PORTS) {
-		snprintf(err, errlen, "--pasv-ports %u-%u spans %u ports; at most %d", lo, hi, hi - lo + 1,
-		         SERVE_PASV_MAX_PORTS);
+	if (serve_pasv_span_check(lo, hi, err, errlen) < 0)
 		return -1;
-	}
 	for (unsigned p = lo; p <= hi; p++) {
 		char who[256];
 		/* A listener there belongs to someone else: say who. */

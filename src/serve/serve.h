@@ -54,4 +54,8 @@ uint16_t serve_port(const struct serve_server *s);
 int serve_run(struct serve_server *s);
 void serve_free(struct serve_server *s);
 
+/* Does an FTP passive range lo-hi (lo 0: none) fit SERVE_PASV_MAX_PORTS? 0, or -1
+ * with the message in err (a usage error: checked before the server starts). */
+int serve_pasv_span_check(unsigned lo, unsigned hi, char *err, size_t errlen);
+
 #endif

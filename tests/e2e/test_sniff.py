@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, Server
+from conftest import LOOPKIT, Server, stop_child
 
 pytestmark = pytest.mark.xdist_group("serial")
 
@@ -501,6 +501,21 @@ def test_pasv_port_held_by_another_program_is_refused(site):
         assert f"port {port} is held by" in p.stderr and f"pid {os.getpid()}" in p.stderr, p.stderr
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("span,code", [("1000-2023", 0), ("1000-2024", 2)])
+def test_pasv_range_of_at_most_1024_ports(site, span, code):
+    """SERVE_PASV_MAX_PORTS: 1024 ports are taken (one lock each); one more is a usage
+    error (2, before anything starts), not a failure to start (1)."""
+    p = subprocess.Popen([LOOPKIT, "serve", str(site), "--port", "0", "--pasv-ports", span],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if code:
+        _, err = p.communicate(timeout=10)
+        assert p.returncode == 2, (p.returncode, err)
+        assert err == f"loopkit serve: --pasv-ports {span} spans 1025 ports; at most 1024\n", err
+    else:
+        assert p.stdout.readline().startswith("http://"), p.stderr.read() if p.poll() is not None else ""
+        assert stop_child(p) is None
 
 
 def test_classification_logged_once_per_process(start, site, tmp_path):
