@@ -81,7 +81,7 @@ static int set_value(const struct cmd_flag *f, void *opts, const char *val, char
 				put_uint(dst, f->size, i);
 				return 0;
 			}
-		snprintf(err, errlen, "not one of %s", cmd_choices(f, ", ", (char[128]){0}, 128));
+		snprintf(err, errlen, "not one of %s", cmd_choices(f, "|", (char[128]){0}, 128));
 		return -1;
 	case CMD_RANGE:
 		if (strparse_range(val, f->min, max, &r, err, errlen) < 0)

@@ -33,7 +33,9 @@ struct serve_args {
 #define DAY_MS (86400 * 1000)
 
 static const char *const log_formats[] = {"common", "json", NULL}; /* enum accesslog_mode order */
-static const char *const protos[] = {"http,ftp", "http", "ftp", NULL};
+/* Indexes: both (in either order), HTTP only, FTP only. */
+enum { PROTO_BOTH, PROTO_HTTP, PROTO_FTP, PROTO_BOTH_FTP_FIRST };
+static const char *const protos[] = {"http,ftp", "http", "ftp", "ftp,http", NULL};
 
 static int set_user(void *p, const char *val, char *err, size_t errlen)
 {
@@ -214,8 +216,8 @@ static int serve_main(void *p)
 		return 2;
 	}
 	cfg->log = a->quiet ? ACCESSLOG_NONE : cfg->log;
-	cfg->proto_http = a->proto != 2;
-	cfg->proto_ftp = a->proto != 1;
+	cfg->proto_http = a->proto != PROTO_FTP;
+	cfg->proto_ftp = a->proto != PROTO_HTTP;
 	if (serve_pasv_span_check((unsigned)a->pasv.lo, (unsigned)a->pasv.hi, msg, sizeof msg) < 0) {
 		fprintf(stderr, "loopkit serve: %s\n", msg);
 		return 2;

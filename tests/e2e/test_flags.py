@@ -150,7 +150,7 @@ def test_switch_with_value_and_missing_value():
     (["serve", "--port", "70000"], "--port 70000: more than 65535"),
     (["serve", "-t", "0"], "-t 0: less than 1"),
     (["serve", "--grace", "-1"], "--grace -1: negative"),
-    (["serve", "--log", "xml"], "--log xml: not one of common, json"),
+    (["serve", "--log", "xml"], "--log xml: not one of common|json"),
     (["ping", "-i", "0"], "-i 0: less than 1ms"),
     (["ping", "-i", "2x"], "-i 2x: unknown unit 'x'"),
     (["ping", "-s", "65508"], "-s 65508: more than 65507"),
