@@ -437,6 +437,75 @@ int http_slice_ieq(struct http_slice s, const char *str)
 	return str[i] == '\0';
 }
 
+static int is_ows(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* A qvalue (RFC 9110 12.4.2): "0", "1", "0.5", "1.000"; -1 when malformed. */
+static int parse_qvalue(const char *p, size_t n)
+{
+	if (!n || (p[0] != '0' && p[0] != '1') || n > 5 || (n > 1 && p[1] != '.'))
+		return -1;
+	int q = (p[0] - '0') * 1000, scale = 100;
+	for (size_t i = 2; i < n; i++, scale /= 10) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		q += (p[i] - '0') * scale;
+	}
+	return q > 1000 ? -1 : q;
+}
+
+int http_accept_q(struct http_slice accept, const char *type, int *spec)
+{
+	const char *slash = strchr(type, '/');
+	size_t major = slash ? (size_t)(slash - type) : strlen(type), tlen = strlen(type);
+	int best_q = -1, best = 0;
+	const char *p = accept.p, *end = accept.p + accept.len;
+	while (p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p)), *e = comma ? comma : end;
+		const char *semi = memchr(p, ';', (size_t)(e - p)), *re = semi ? semi : e;
+		while (p < re && is_ows(*p))
+			p++;
+		while (re > p && is_ows(re[-1]))
+			re--;
+		size_t rl = (size_t)(re - p);
+		int s = 0;
+		if (rl == tlen && !strncasecmp(p, type, tlen))
+			s = 3;
+		else if (rl == major + 2 && !strncasecmp(p, type, major) && p[major] == '/' &&
+		         p[major + 1] == '*')
+			s = 2;
+		else if (rl == 3 && !memcmp(p, "*/*", 3))
+			s = 1;
+		if (s > best) {
+			int q = 1000;
+			for (const char *a = semi; a && a < e;) {
+				const char *next = memchr(a + 1, ';', (size_t)(e - a - 1)),
+				           *ae = next ? next : e;
+				const char *k = a + 1;
+				while (k < ae && is_ows(*k))
+					k++;
+				const char *ke = ae;
+				while (ke > k && is_ows(ke[-1]))
+					ke--;
+				if (ke - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=') {
+					int v = parse_qvalue(k + 2, (size_t)(ke - k - 2));
+					q = v < 0 ? 0
+					          : v; /* a malformed weight is taken as "not acceptable" */
+				}
+				a = next;
+			}
+			best = s;
+			best_q = q;
+		}
+		p = comma ? comma + 1 : end;
+	}
+	if (spec)
+		*spec = best;
+	return best_q;
+}
+
 /*
  * Chunked bodies. One byte at a time outside chunk data (size lines, CRLFs,
  * trailers are short); chunk data moves down with memmove. The write position never

@@ -66,6 +66,12 @@ const struct http_header *http_find_header(const struct http_request *req, const
 /* True when slice s equals the NUL-terminated str, ignoring ASCII case. */
 int http_slice_ieq(struct http_slice s, const char *str);
 
+/* The q-value (0-1000) an Accept header gives media type `type` (lowercase "a/b"), from
+ * its most specific matching range: the type itself (*spec 3), "a/" with a wildcard
+ * subtype (2), the wildcard of all types (1). -1 (and *spec 0) when no range matches.
+ * Among ranges equally specific the first counts. */
+int http_accept_q(struct http_slice accept, const char *type, int *spec);
+
 /* Incremental chunked-body decoder (RFC 9112 7.1). Zero-initialise before use. */
 struct http_chunked {
 	int state;          /* internal */

@@ -119,9 +119,11 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 				else
 					f->expect_continue = 1;
 			} else if (http_slice_ieq(n, "accept")) {
-				for (size_t k = 0; k + 16 <= v.len; k++)
-					if (!strncasecmp(v.p + k, "application/json", 16))
-						ri->accept_json = 1;
+				/* JSON when preferred to HTML: by q-value, then by being named rather
+				 * than reached through a wildcard (axios sends JSON, text and any type). */
+				int sj, sh, qj = http_accept_q(v, "application/json", &sj),
+				            qh = http_accept_q(v, "text/html", &sh);
+				ri->accept_json = qj > 0 && (qj > qh || (qj == qh && sj > sh));
 			}
 			break;
 		case 10:

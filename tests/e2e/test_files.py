@@ -401,6 +401,23 @@ def test_json_listing(server, listing):
     assert b"<b>" not in r.body and b"\\u003cb\\u003e\\u0026" in r.body
 
 
+@pytest.mark.parametrize("accept,kind", [
+    ("application/json", "application/json"),
+    ("application/json, text/plain, */*", "application/json"),  # axios: named beats a wildcard
+    ("application/json;q=0.5, text/html;q=0.4", "application/json"),
+    ("application/json;q=0", "text/html"),
+    ("text/html,application/json;q=0.9", "text/html"),
+    ("*/*", "text/html"),  # curl
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html"),  # a browser
+])
+def test_listing_follows_accept_q_values(server, root, accept, kind):
+    """JSON when the client prefers it to HTML: q-values count (a JSON of q=0 or below
+    HTML got JSON), then a named type before a wildcard."""
+    (root / "d").mkdir()
+    r = exchange(server, "GET", "/d/", {"Accept": accept})
+    assert r.status == 200 and r.header("content-type").split(";")[0] == kind, (accept, r)
+
+
 def test_json_listing_of_root(server, root):
     write_tree(root, {"x.txt": "x", "d/": None})
     r = httpc(server, "GET", "/", headers={"Accept": "application/json"})

@@ -1134,6 +1134,42 @@ static void test_range_table(void **state)
 	guard_free(&g);
 }
 
+/* Accept q-values: the most specific matching range decides. */
+static void test_accept_q(void **state)
+{
+	static const struct {
+		const char *accept, *type;
+		int q, spec;
+	} cases[] = {
+	        {"application/json", "application/json", 1000, 3},
+	        {"APPLICATION/JSON", "application/json", 1000, 3},
+	        {"application/json;q=0", "application/json", 0, 3},
+	        {"text/html,application/json;q=0.9", "application/json", 900, 3},
+	        {"text/html,application/json;q=0.9", "text/html", 1000, 3},
+	        {"*/*", "application/json", 1000, 1},
+	        {"*/*;q=0.8, application/*;q=0.5", "application/json", 500, 2},
+	        {"application/json;q=0.25, */*", "application/json", 250, 3},
+	        {" application/json ; charset=utf-8 ; Q=0.7 ", "application/json", 700, 3},
+	        {"application/json;q=1.5", "application/json", 0, 3}, /* malformed: not acceptable */
+	        {"application/json;q=0.1234", "application/json", 0, 3},
+	        {"application/json;q=", "application/json", 0, 3},
+	        {"application/json;q=1.000", "application/json", 1000, 3},
+	        {"application/jsonx", "application/json", -1, 0},
+	        {"application/json-seq", "application/json", -1, 0},
+	        {"text/*", "application/json", -1, 0},
+	        {"", "application/json", -1, 0},
+	        {",,;,", "application/json", -1, 0},
+	        {"application/json;q=0.5,application/json;q=0.9", "application/json", 500, 3},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_slice a = {cases[i].accept, strlen(cases[i].accept)};
+		int spec = -9, q = http_accept_q(a, cases[i].type, &spec);
+		if (q != cases[i].q || spec != cases[i].spec)
+			fail_msg("Accept: %s, %s: q %d spec %d; want %d and %d", cases[i].accept,
+			         cases[i].type, q, spec, cases[i].q, cases[i].spec);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1141,6 +1177,7 @@ int main(void)
 	        cmocka_unit_test(test_request_pipeline),  cmocka_unit_test(test_find_header),
 	        cmocka_unit_test(test_chunked_table),     cmocka_unit_test(test_chunked_limits),
 	        cmocka_unit_test(test_chunked_after_end), cmocka_unit_test(test_range_table),
+	        cmocka_unit_test(test_accept_q),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
