@@ -136,23 +136,71 @@ static void *reap_cb(void *arg)
 	return NULL;
 }
 
-int reach_open(const char *url, char *err, size_t errlen)
+/* Starts one $BROWSER entry: words split at spaces, "%s" replaced by the URL (appended
+ * when no word holds it), "%%" a percent sign. Returns posix_spawnp's error, or 0. */
+static int spawn_browser(const char *cmd, size_t n, const char *url, pid_t *pid, char *prog, size_t progsz)
 {
-	char prog[256] = "xdg-open";
-	const char *b = getenv("BROWSER");
-	if (b && *b)
-		snprintf(prog, sizeof prog, "%.*s", (int)strcspn(b, ":"), b);
-	char *argv[] = {prog, (char *)url, NULL};
+	char line[1024], *argv[REACH_BROWSER_ARGS + 2];
+	size_t argc = 0, o = 0;
+	int has_url = 0;
+	for (size_t i = 0; i < n && argc < REACH_BROWSER_ARGS;) {
+		while (i < n && cmd[i] == ' ')
+			i++;
+		if (i == n)
+			break;
+		argv[argc++] = line + o;
+		for (; i < n && cmd[i] != ' '; i++) {
+			const char *add = cmd + i;
+			size_t an = 1;
+			if (cmd[i] == '%' && i + 1 < n && cmd[i + 1] == 's') {
+				add = url;
+				an = strlen(url);
+				has_url = 1;
+				i++;
+			} else if (cmd[i] == '%' && i + 1 < n && cmd[i + 1] == '%') {
+				i++;
+			}
+			if (o + an + 2 > sizeof(line))
+				return E2BIG;
+			memcpy(line + o, add, an);
+			o += an;
+		}
+		line[o++] = 0;
+	}
+	if (!argc)
+		return ENOENT;
+	if (!has_url)
+		argv[argc++] = (char *)url;
+	argv[argc] = NULL;
+	snprintf(prog, progsz, "%s", argv[0]);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	pid_t pid;
-	int rc = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+	int rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+int reach_open(const char *url, char *err, size_t errlen)
+{
+	const char *b = getenv("BROWSER");
+	char prog[256] = "xdg-open";
+	pid_t pid;
+	int rc = ENOENT;
+	if (b && *b) {
+		/* As xdg-utils and Python's webbrowser: the first entry that starts. */
+		for (const char *p = b; *p && rc;) {
+			size_t n = strcspn(p, ":");
+			rc = spawn_browser(p, n, url, &pid, prog, sizeof prog);
+			p += n + (p[n] == ':');
+		}
+	} else {
+		rc = spawn_browser(prog, strlen(prog), url, &pid, prog, sizeof prog);
+	}
 	if (rc) {
-		snprintf(err, errlen, "cannot start %s (%s); open %s yourself%s", prog, strerror(rc), url,
-		         b && *b ? "" : ", or set $BROWSER");
+		snprintf(err, errlen, "cannot start %s (%s); open %s yourself%s", b && *b ? b : prog,
+		         strerror(rc), url, b && *b ? "" : ", or set $BROWSER");
 		return -1;
 	}
 	pthread_t t;

@@ -39,9 +39,12 @@ void reach_bind_error(const struct sockaddr *sa, uint16_t port, int eno, const c
 size_t reach_urls(const struct sockaddr *sa, uint16_t port, const char *scheme, char (*urls)[REACH_URL_MAX],
                   size_t max);
 
-/* Opens url in the user's browser: the first program of $BROWSER (colon-separated), else
- * xdg-open; its stdin and stdout go to /dev/null, and a detached thread reaps it.
- * Returns 0, or -1 with the reason in err (the program is missing, ...). */
+/* Opens url in the user's browser: the first entry of $BROWSER (colon-separated) that
+ * starts, else xdg-open. An entry is a command line split at spaces, its "%s" replaced
+ * by the URL (appended when there is none; "%%" is a percent sign), at most
+ * REACH_BROWSER_ARGS words. Its stdin and stdout go to /dev/null, and a detached thread
+ * reaps it. Returns 0, or -1 with the reason in err (the program is missing, ...). */
+#define REACH_BROWSER_ARGS 16
 int reach_open(const char *url, char *err, size_t errlen);
 
 #endif

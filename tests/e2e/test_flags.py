@@ -345,6 +345,27 @@ def test_open_starts_the_browser_with_the_url(serve, tmp_path):
     assert record.read_text() == url + "\n"
 
 
+@pytest.mark.parametrize("entry,want", [
+    ("{b} --new-tab %s", ["--new-tab", "{url}"]),  # xdg-utils' and Python's "%s"
+    ("{b} -a 100%% --url=%s --x", ["-a", "100%", "--url={url}", "--x"]),
+    ("{b}  -n", ["-n", "{url}"]),  # no %s: the URL goes last
+    ("/no/such/browser:{b} %s", ["{url}"]),  # the first entry that starts
+])
+def test_open_browser_entry_with_arguments(serve, tmp_path, entry, want):
+    record = tmp_path / "opened"
+    browser = tmp_path / "fake-browser"
+    browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}.tmp && mv {record}.tmp {record}\n")
+    browser.chmod(0o755)
+    root = tmp_path / "root"
+    root.mkdir()
+    s = serve(root, "-p0", "-t1", "--open", env=dict(os.environ, BROWSER=entry.format(b=browser)))
+    url = s.read_urls(1)[0]
+    deadline = time.monotonic() + 5
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert record.read_text().splitlines() == [w.format(url=url) for w in want]
+
+
 def test_open_without_a_browser_keeps_serving(serve, tmp_path):
     env = dict(os.environ, BROWSER=str(tmp_path / "no-such-browser"))
     s = serve(tmp_path, "-p0", "-t1", "-o", env=env)
