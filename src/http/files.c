@@ -86,6 +86,70 @@ static int not_modified(const struct http_reqinfo *ri, const char *etag, time_t 
 	return 0;
 }
 
+/* Does an If-Match list match etag (strong comparison: a weak tag never matches)? "*"
+ * matches any current representation. */
+static int im_matches(struct http_slice v, const char *etag)
+{
+	size_t elen = strlen(etag), i = 0;
+	while (i < v.len) {
+		while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+			i++;
+		if (i < v.len && v.p[i] == '*')
+			return 1;
+		size_t s = i;
+		while (i < v.len && v.p[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t'))
+			e--;
+		if (e - s == elen && !memcmp(v.p + s, etag, elen))
+			return 1;
+	}
+	return 0;
+}
+
+/* RFC 9110 13.2.2, the steps that can fail a request whatever its method: If-Match,
+ * else If-Unmodified-Since; and for a write (PUT, DELETE, MKCOL) If-None-Match, which
+ * a GET answers with 304 instead. etag NULL: the target does not exist. Returns the
+ * header that failed (for the 412's message), or NULL to go on. */
+static const char *precondition_failed(const struct http_reqinfo *ri, const char *etag, time_t mtime,
+                                       int write)
+{
+	const struct http_header *im = hdr(ri, "if-match");
+	if (im) {
+		if (!etag || !im_matches(im->value, etag))
+			return "If-Match";
+	} else {
+		const struct http_header *ius = hdr(ri, "if-unmodified-since");
+		time_t t;
+		if (ius && etag && http_date_parse(ius->value.p, ius->value.len, &t) == 0 && mtime > t)
+			return "If-Unmodified-Since";
+	}
+	const struct http_header *inm = write ? hdr(ri, "if-none-match") : NULL;
+	if (inm && etag && inm_matches(inm->value, etag))
+		return "If-None-Match";
+	return NULL;
+}
+
+/* The preconditions of a write to rel: the target's state read only when the request
+ * has one. Answers 412 and returns -1 when one fails. */
+static int write_preconditions(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
+{
+	if (!hdr(ri, "if-match") && !hdr(ri, "if-unmodified-since") && !hdr(ri, "if-none-match"))
+		return 0;
+	struct stat st;
+	char etag[64];
+	int fd = *rel ? fsroot_open(root_of(c), rel, O_PATH) : -1, have = fd >= 0 && fstat(fd, &st) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (have)
+		filecache_etag(&st, etag, sizeof(etag));
+	const char *failed = precondition_failed(ri, have ? etag : NULL, have ? st.st_mtim.tv_sec : 0, 1);
+	if (failed)
+		resp_error(c, LK_E_H_PRECONDITION_FILE, failed);
+	return failed ? -1 : 0;
+}
+
 /* Percent-encodes a path for a URL (keeps unreserved characters and '/'). */
 static void url_encode(struct buf *b, const char *s, size_t n)
 {
@@ -158,6 +222,11 @@ struct file_view {
 static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const struct file_view *v,
                      uint64_t *first, uint64_t *len)
 {
+	const char *failed = precondition_failed(ri, v->etag, v->mtime, 0);
+	if (failed) {
+		resp_error(c, LK_E_H_PRECONDITION_FILE, failed);
+		return 0;
+	}
 	if (not_modified(ri, v->etag, v->mtime)) {
 		file_start(c, HTTP_NOT_MODIFIED);
 		resp_header(c, "ETag", v->etag);
@@ -620,6 +689,8 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			resp_error(c, LK_E_EROOT, NULL);
 			return;
 		}
+		if (write_preconditions(c, ri, rel) < 0)
+			return;
 		if (ri->method == M_MKCOL) {
 			/* WebDAV's MKCOL (RFC 4918 9.3): one directory, as FTP's MKD. */
 			if (fsroot_hidden(root, rel)) {
@@ -739,6 +810,8 @@ int files_upload_begin(struct http_conn *c, const struct http_reqinfo *ri, struc
 		resp_error(c, LK_E_EHIDDEN, NULL);
 		return -1;
 	}
+	if (write_preconditions(c, ri, rel) < 0)
+		return -1;
 	int r = fsroot_upload_begin(root, rel, up);
 	if (r < 0) {
 		if (r == -ENOENT || r == -ENOTDIR)

@@ -711,6 +711,42 @@ def test_put_create_replace_delete(writable, root, tmp_path):
     assert sorted(os.listdir(root)) == []
 
 
+def test_conditional_writes_prevent_lost_updates(writable, root, tmp_path):
+    """RFC 9110 13.1: If-Match and If-Unmodified-Since fail any method with 412, and
+    If-None-Match fails a write (a GET gets 304); the file is untouched. They were
+    ignored: If-None-Match: * overwrote an existing file."""
+    s = writable
+    (root / "f.txt").write_bytes(b"v1")
+    etag = exchange(s, "GET", "/f.txt").header("etag")
+    new = tmp_path / "new.txt"
+    new.write_bytes(b"v2")
+
+    def put(*hdrs):
+        return curl_req(s, "/f.txt", "-T", str(new), *[a for h in hdrs for a in ("-H", h)]).status
+
+    assert put("If-None-Match: *") == 412  # create-only: it exists
+    assert put('If-Match: "stale"') == 412
+    assert put(f"If-Match: W/{etag}") == 412  # If-Match compares strongly
+    assert put("If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT") == 412
+    assert put(f"If-None-Match: {etag}") == 412
+    assert (root / "f.txt").read_bytes() == b"v1"
+    r = httpc(s, "PUT", "/f.txt", body=b"v2", headers={"If-Match": f'"other", {etag}'})
+    assert r.status == 204, r
+    assert (root / "f.txt").read_bytes() == b"v2"
+    # The replaced file has another ETag: the old one is stale for DELETE too.
+    assert httpc(s, "DELETE", "/f.txt", headers={"If-Match": etag}).status == 412
+    assert httpc(s, "GET", "/f.txt", headers={"If-Match": etag}).status == 412
+    r = httpc(s, "GET", "/f.txt", headers={"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"})
+    assert r.status == 412 and b"If-Unmodified-Since" in r.body, r
+    assert httpc(s, "DELETE", "/missing.txt", headers={"If-Match": "*"}).status == 412
+    assert httpc(s, "MKCOL", "/f.txt", headers={"If-None-Match": "*"}).status == 412
+    assert httpc(s, "PUT", "/g.txt", body=b"g", headers={"If-None-Match": "*"}).status == 201
+    cur = exchange(s, "GET", "/f.txt").header("etag")
+    assert httpc(s, "GET", "/f.txt", headers={"If-None-Match": cur}).status == 304
+    assert httpc(s, "DELETE", "/f.txt", headers={"If-Match": cur}).status == 204
+    assert sorted(os.listdir(root)) == ["g.txt"]
+
+
 def test_put_chunked_and_empty(writable, root):
     s = writable
     with Conn(s) as c:
