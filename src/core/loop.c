@@ -236,6 +236,11 @@ int loop_io_pending(const struct loop *l, const struct loop_io *io)
 	return 0;
 }
 
+int loop_batch_alone(const struct loop *l)
+{
+	return l->nev == 1 && l->cur == 0;
+}
+
 int loop_io_reported(const struct loop *l, const struct loop_io *io)
 {
 	return io->fd >= 0 && l->cur < l->nev && l->events[l->cur].data.u64 == (uint64_t)io->fd;

@@ -76,6 +76,10 @@ int loop_io_pending(const struct loop *l, const struct loop_io *io);
  * accept, on a timer) were not reported: what became ready before them, an inotify
  * queue, may not be in this batch yet. */
 int loop_io_reported(const struct loop *l, const struct loop_io *io);
+/* Is the event being dispatched the only one its batch holds (nobody else was ready
+ * when the loop woke)? A writer may then take a larger turn without keeping anyone
+ * waiting but what arrives during it. 0 outside a dispatch. */
+int loop_batch_alone(const struct loop *l);
 /* Stops watching and closes the fd in one step: close(2) drops the epoll entry, so
  * this saves the EPOLL_CTL_DEL (only valid when the fd was never duplicated, in this
  * process or a child: see loop_set_spawns). */

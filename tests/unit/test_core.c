@@ -2128,6 +2128,56 @@ static void test_loop_io_reported(void **state)
 	loop_free(l);
 }
 
+/* loop_batch_alone: 1 in the callback of the one event of a batch, 0 when another
+ * descriptor was ready too, and outside a dispatch. */
+struct alonectx {
+	struct loop_io io[2];
+	int seen[2], calls;
+};
+
+static void alone_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct alonectx *a = io->data;
+	char b;
+	assert_int_equal(read(io->fd, &b, 1), 1);
+	a->seen[a->calls++] = loop_batch_alone(l);
+	loop_io_stop(l, io);
+	if (a->calls == 2 || (a->calls == 1 && a->seen[0]))
+		loop_stop(l);
+}
+
+static void test_loop_batch_alone(void **state)
+{
+	for (int both = 0; both < 2; both++) {
+		struct alonectx a = {.calls = 0};
+		int p[2][2];
+		struct loop *l = new_loop();
+		assert_int_equal(loop_batch_alone(l), 0);
+		for (int i = 0; i < 2; i++) {
+			if (i == 0 || both)
+				ready_pipe(p[i]);
+			else
+				assert_int_equal(pipe2(p[i], O_NONBLOCK | O_CLOEXEC), 0);
+			assert_int_equal(loop_io_start(l, &a.io[i], p[i][0], LOOP_READ, alone_cb, &a), 0);
+		}
+		run_bounded(l, 1000);
+		if (both) {
+			assert_int_equal(a.calls, 2);
+			assert_int_equal(a.seen[0], 0);
+			assert_int_equal(a.seen[1], 0);
+		} else {
+			assert_int_equal(a.calls, 1);
+			assert_int_equal(a.seen[0], 1);
+		}
+		for (int i = 0; i < 2; i++) {
+			loop_io_stop(l, &a.io[i]);
+			close(p[i][0]);
+			close(p[i][1]);
+		}
+		loop_free(l);
+	}
+}
+
 /* loop_touch: a timer armed after a long stretch of work (here before the first turn,
  * 150 ms after loop_new) counts from the touch, not from the stale loop time; without
  * it the 100 ms timer is already overdue when the loop starts (the scan's connect
@@ -3417,6 +3467,7 @@ int main(void)
 	        FX(test_loop_io_move_in_batch),
 	        FX(test_loop_io_reported),
 	        FX(test_loop_touch),
+	        FX(test_loop_batch_alone),
 	        cmocka_unit_test(test_net_parse_addr),
 	        cmocka_unit_test(test_net_loopback_wildcard),
 	        cmocka_unit_test(test_net_is_ip_literal),
