@@ -769,10 +769,14 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			redirect_to_path(c, ri, rel, 1, "directories end with a slash");
 			return;
 		}
+		/* index.html, else index.htm (as python's http.server and Apache). */
 		char idx[PATH_MAX + 16];
-		snprintf(idx, sizeof(idx), "%s%sindex.html", rel, *rel ? "/" : "");
 		struct stat ist;
-		int ifd = wants_listing(ri) ? -ENOENT : open_regular(root, idx, &ist);
+		int ifd = -ENOENT;
+		for (int i = 0; i < 2 && ifd == -ENOENT && !wants_listing(ri); i++) {
+			snprintf(idx, sizeof(idx), "%s%sindex.%s", rel, *rel ? "/" : "", i ? "htm" : "html");
+			ifd = open_regular(root, idx, &ist);
+		}
 		if (ifd >= 0) {
 			serve_fd(c, ri, idx, ifd, &ist);
 			return;

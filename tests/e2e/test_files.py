@@ -418,6 +418,18 @@ def test_listing_follows_accept_q_values(server, root, accept, kind):
     assert r.status == 200 and r.header("content-type").split(";")[0] == kind, (accept, r)
 
 
+def test_index_htm_when_there_is_no_index_html(server, root):
+    (root / "old").mkdir()
+    (root / "old" / "index.htm").write_text("htm")
+    (root / "both").mkdir()
+    (root / "both" / "index.htm").write_text("htm")
+    (root / "both" / "index.html").write_text("html")
+    assert exchange(server, "GET", "/old/").body == b"htm"
+    assert exchange(server, "GET", "/both/").body == b"html"
+    r = exchange(server, "GET", "/old/?listing")
+    assert r.status == 200 and b"index.htm" in r.body and r.body != b"htm", r
+
+
 def test_json_listing_of_root(server, root):
     write_tree(root, {"x.txt": "x", "d/": None})
     r = httpc(server, "GET", "/", headers={"Accept": "application/json"})
