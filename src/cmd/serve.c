@@ -32,7 +32,7 @@ struct serve_args {
 #define AT(f)  CMD_AT(struct serve_args, f)
 #define DAY_MS (86400 * 1000)
 
-static const char *const log_formats[] = {"common", "json", NULL}; /* enum accesslog_mode order */
+static const char *const log_formats[] = {"common", "json", "combined", NULL}; /* enum accesslog_mode order */
 /* Indexes: both (in either order), HTTP only, FTP only. */
 enum { PROTO_BOTH, PROTO_HTTP, PROTO_FTP, PROTO_BOTH_FTP_FIRST };
 static const char *const protos[] = {"http,ftp", "http", "ftp", "ftp,http", NULL};
@@ -118,7 +118,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "header", 0, "NAME:VALUE", NULL, "add this header ('Name: value') to answers of files, listings and 404 pages (repeatable)", CMD_CALL, .set = set_header },
 	{ "follow-symlinks", 0, NULL, NULL, "follow symlinks that lead out of DIR (pnpm, yarn workspaces); without it they are missing, and the first is logged", CMD_SWITCH, AT(cfg.follow_symlinks) },
 	{ "allow-host", 0, "NAME", NULL, "accept this Host name too (repeatable; '*' turns the check off)", CMD_LIST, AT(allow) },
-	{ "log", 0, NULL, "common", "access log format on stderr", CMD_ENUM, AT(cfg.log), .choices = log_formats },
+	{ "log", 0, NULL, "common", "access log format on stderr: common (CLF, then the time taken in µs), combined (nginx's and Apache's: Referer and User-Agent) or json", CMD_ENUM, AT(cfg.log), .choices = log_formats },
 	{ "quiet", 'q', NULL, NULL, "no access log", CMD_SWITCH, AT(quiet) },
 	{ "max-conns", 0, "N", CMD_STR_OF(SERVE_DEFAULT_MAX_CONNS), "most open connections; more get 503 and are closed", CMD_UINT, AT(cfg.max_conns), .min = 1, .max = 10000000 },
 	{ "max-body", 0, "SIZE", CMD_STR_OF(SERVE_DEFAULT_MAX_BODY_GIB) "G", "largest upload (HTTP PUT, FTP STOR/APPE)", CMD_SIZE, AT(cfg.max_body) },

@@ -84,19 +84,30 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 	const char *target = field(tbuf, sizeof(tbuf), r->target, r->target_len);
 	size_t before = buf_used(&a->pending);
 	int rc;
-	if (a->mode == ACCESSLOG_COMMON) {
+	if (a->mode == ACCESSLOG_COMMON || a->mode == ACCESSLOG_COMBINED) {
 		if (a->clf_sec != now.tv_sec) {
 			a->clf_sec = now.tv_sec;
 			gmtime_r(&now.tv_sec, &tm);
 			strftime(a->clf, sizeof(a->clf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
 		}
-		rc = r->method
-		             ? buf_printf(&a->pending, "%s - %s [%s] \"%s %s %s\" %d %llu %llu\n", remote,
-		                          user, a->clf, method, target, r->proto ? r->proto : "-", r->status,
-		                          (unsigned long long)r->bytes, (unsigned long long)r->us)
-		             : buf_printf(&a->pending, "%s - %s [%s] \"-\" %d %llu %llu\n", remote, user,
-		                          a->clf, r->status, (unsigned long long)r->bytes,
-		                          (unsigned long long)r->us);
+		char req[sizeof(mbuf) + sizeof(tbuf) + 16];
+		if (r->method)
+			snprintf(req, sizeof(req), "%s %s %s", method, target, r->proto ? r->proto : "-");
+		else
+			snprintf(req, sizeof(req), "-");
+		if (a->mode == ACCESSLOG_COMMON) {
+			/* CLF, and the time taken in µs after it. */
+			rc = buf_printf(&a->pending, "%s - %s [%s] \"%s\" %d %llu %llu\n", remote, user,
+			                a->clf, req, r->status, (unsigned long long)r->bytes,
+			                (unsigned long long)r->us);
+		} else {
+			/* nginx's and Apache's "combined", exactly, for log analysers. */
+			char fbuf[512], abuf[512];
+			rc = buf_printf(&a->pending, "%s - %s [%s] \"%s\" %d %llu \"%s\" \"%s\"\n", remote,
+			                user, a->clf, req, r->status, (unsigned long long)r->bytes,
+			                field(fbuf, sizeof(fbuf), r->referer, 0),
+			                field(abuf, sizeof(abuf), r->ua, 0));
+		}
 	} else {
 		char when[40], ts[64];
 		gmtime_r(&now.tv_sec, &tm);
@@ -120,6 +131,10 @@ void accesslog_write(struct accesslog *a, const struct accesslog_rec *r)
 		json_kint(&j, "status", r->status);
 		json_kuint(&j, "bytes", r->bytes);
 		json_kuint(&j, "us", r->us);
+		if (r->referer)
+			json_kstr(&j, "referer", r->referer);
+		if (r->ua)
+			json_kstr(&j, "user_agent", r->ua);
 		json_obj_end(&j);
 		rc = j.err ? -1 : buf_append(&a->pending, "\n", 1);
 	}

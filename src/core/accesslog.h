@@ -11,7 +11,8 @@
 
 struct loop;
 
-enum accesslog_mode { ACCESSLOG_COMMON, ACCESSLOG_JSON, ACCESSLOG_NONE };
+/* In the order of serve's --log choices (common, json, combined); NONE: --quiet. */
+enum accesslog_mode { ACCESSLOG_COMMON, ACCESSLOG_JSON, ACCESSLOG_COMBINED, ACCESSLOG_NONE };
 
 #define ACCESSLOG_FLUSH_AT    (32 * 1024) /* buffered lines are written once this much waits */
 #define ACCESSLOG_PENDING_MAX (1 << 20)   /* lines past this are dropped (and counted) */
@@ -25,11 +26,18 @@ struct accesslog_rec {
 	size_t method_len;
 	const char *target; /* the request target or the command's path */
 	size_t target_len;
-	const char *proto; /* "HTTP/1.1", "FTP" */
-	int status;        /* HTTP status or FTP reply code */
-	uint64_t bytes;    /* body or file bytes sent or received */
-	uint64_t us;       /* microseconds from request to response */
+	const char *proto;   /* "HTTP/1.1", "FTP" */
+	int status;          /* HTTP status or FTP reply code */
+	uint64_t bytes;      /* body or file bytes sent or received */
+	uint64_t us;         /* microseconds from request to response */
+	const char *referer; /* HTTP's Referer and User-Agent (combined, JSON); NULL: none */
+	const char *ua;
 };
+/* Does this mode log the Referer and User-Agent (the caller keeps them then)? */
+static inline int accesslog_wants_agent(enum accesslog_mode m)
+{
+	return m == ACCESSLOG_COMBINED || m == ACCESSLOG_JSON;
+}
 
 /* One logger per event-loop thread: lines are gathered and written in whole-line
  * pieces of at most 4 KiB after the loop's batch, so threads never interleave lines

@@ -87,6 +87,9 @@ static void request_reset(struct http_conn *c)
 	c->head = NULL;
 	c->head_len = 0;
 	buf_free(&c->body);
+	free(c->log_ref);
+	free(c->log_ua);
+	c->log_ref = c->log_ua = NULL;
 	if (c->up) {
 		fsroot_upload_abort(c->up); /* nothing left after a finished upload */
 		free(c->up);

@@ -34,6 +34,8 @@ struct http_route;
 	               a larger or chunked one closes the connection */
 
 /* One per event-loop thread. */
+#define HTTP_LOG_AGENT_MAX 512
+
 struct http_ctx {
 	struct loop *loop;
 	const struct proto_site *site;
@@ -101,6 +103,8 @@ struct http_conn {
 	int minor;
 	char logmethod[16]; /* for the access log */
 	char logtarget[256];
+	char *log_ref, *log_ua;  /* Referer and User-Agent, kept only for a log that shows them
+	                            (combined, JSON), at most HTTP_LOG_AGENT_MAX bytes each */
 	const char *user;        /* the authenticated user, for the log */
 	const char *cors_origin; /* the request's Origin (in cors_echo) when it is a --cors-origin */
 	char cors_echo[256];

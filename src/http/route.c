@@ -449,10 +449,24 @@ static void log_copy(char *dst, size_t size, struct http_slice s)
 	}
 }
 
+/* A header's value for the log, at most HTTP_LOG_AGENT_MAX bytes; NULL when absent. */
+static char *log_header(const struct http_request *req, const char *name)
+{
+	const struct http_header *h = http_find_header(req, name);
+	return h ? strndup(h->value.p, h->value.len < HTTP_LOG_AGENT_MAX ? h->value.len : HTTP_LOG_AGENT_MAX)
+	         : NULL;
+}
+
 static void log_names(struct http_conn *c, const struct http_request *req)
 {
 	log_copy(c->logmethod, sizeof(c->logmethod), req->method);
 	log_copy(c->logtarget, sizeof(c->logtarget), req->target);
+	if (accesslog_wants_agent(c->x->log.mode)) {
+		free(c->log_ref);
+		free(c->log_ua);
+		c->log_ref = log_header(req, "referer");
+		c->log_ua = log_header(req, "user-agent");
+	}
 }
 
 /* Ends a request with an error answer and closes the connection after it. */
@@ -670,6 +684,8 @@ void route_log(struct http_conn *c)
 	        .status = c->status,
 	        .bytes = c->body_bytes,
 	        .us = loop_clock_us() - c->t_start,
+	        .referer = c->log_ref,
+	        .ua = c->log_ua,
 	};
 	accesslog_write(&c->x->log, &r);
 }

@@ -927,6 +927,24 @@ def test_access_log_json(start, root):
     assert recs[2]["method"] == "POST" and recs[2]["status"] == 200 and recs[2]["bytes"] > 0
 
 
+def test_access_log_combined_and_json_carry_referer_and_user_agent(start, root):
+    """--log combined is nginx's and Apache's combined format exactly (log analysers
+    read it); JSON lines get "referer" and "user_agent" when the request had them."""
+    (root / "a.txt").write_bytes(b"abc")
+    hdrs = {"Referer": "http://ref.example/p?q=1", "User-Agent": 'UA/1.0 "x" \\y'}
+    comb = start("--log", "combined", "--threads", "1")
+    exchange(comb, "GET", "/a.txt", hdrs)
+    exchange(comb, "GET", "/missing")
+    lines = access_lines(comb, 2)
+    assert re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "GET /a\.txt HTTP/1\.1" 200 3 '
+                        r'"http://ref\.example/p\?q=1" "UA/1\.0 \\x22x\\x22 \\x5cy"', lines[0]), lines[0]
+    assert re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "GET /missing HTTP/1\.1" 404 \d+ "-" "-"', lines[1]), lines[1]
+    js = start("--log", "json", "--threads", "1")
+    exchange(js, "GET", "/a.txt", {"Referer": "r", "User-Agent": "u" * 600})
+    rec = json.loads(access_lines(js, 1)[0])
+    assert rec["referer"] == "r" and rec["user_agent"] == "u" * 512, rec  # HTTP_LOG_AGENT_MAX
+
+
 def test_access_log_bad_request_logged(server, root):
     raw(server, b"GET /x HTTP/1.1\r\nHost: localhost\r\nX: a\x00b\r\n\r\n")
     lines = access_lines(server, 1)
