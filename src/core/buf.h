@@ -44,7 +44,9 @@ void buf_consume(struct buf *b, size_t n);
 /* First blocks freed by one thread's buffers, kept for its next ones: a keep-alive
  * connection gives its buffers back between requests (so idle ones cost nothing) and
  * takes them again for the next, which the allocator would make two mallocs, two frees
- * and a realloc. Holds at most BUF_POOL_MAX * BUF_FIRST_CAP bytes. Not thread-safe. */
+ * and a realloc. Holds at most BUF_POOL_MAX * BUF_FIRST_CAP bytes; its owner drains it
+ * when it has no connection left (the blocks would keep the heap from shrinking).
+ * Not thread-safe. */
 #define BUF_POOL_MAX 32
 struct buf_pool {
 	unsigned n;

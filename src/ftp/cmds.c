@@ -393,6 +393,64 @@ static void cmd_size(struct ftp_session *s, const char *arg, const struct ftp_cm
 	ftp_reply(s, LK_R_FILE_STATUS, d);
 }
 
+/* MFMT YYYYMMDDHHMMSS[.fff] PATH (draft-somers-ftp-mfxx, as vsftpd's MDTM with two
+ * arguments): sets a file's modification time (UTC), which lftp's `mirror -R` and
+ * FileZilla use to keep the times of uploaded files. */
+static void cmd_mfmt(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
+{
+	struct tm tm = {0};
+	const char *p = arg;
+	long nsec = 0;
+	int ok = strlen(arg) > 15;
+	for (int i = 0; ok && i < 14; i++)
+		ok = p[i] >= '0' && p[i] <= '9';
+	if (ok) {
+		tm.tm_year =
+		        (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0') - 1900;
+		tm.tm_mon = (p[4] - '0') * 10 + (p[5] - '0') - 1;
+		tm.tm_mday = (p[6] - '0') * 10 + (p[7] - '0');
+		tm.tm_hour = (p[8] - '0') * 10 + (p[9] - '0');
+		tm.tm_min = (p[10] - '0') * 10 + (p[11] - '0');
+		tm.tm_sec = (p[12] - '0') * 10 + (p[13] - '0');
+		p += 14;
+		if (*p == '.') {
+			long scale = 100000000;
+			for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+				nsec += (*p - '0') * scale;
+		}
+		ok = *p == ' ' && p[1] && tm.tm_mon >= 0 && tm.tm_mon < 12 && tm.tm_mday >= 1 &&
+		     tm.tm_mday <= 31 && tm.tm_hour < 24 && tm.tm_min < 60 && tm.tm_sec <= 60;
+	}
+	struct tm back;
+	int mday = tm.tm_mday; /* timegm normalises tm: 29 February 2021 would become 1 March */
+	time_t t = ok ? timegm(&tm) : -1;
+	if (!ok || t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != mday) {
+		ftp_reply_err(s, LK_E_F_MFMT_ARG, NULL);
+		return;
+	}
+	char rel[PATH_MAX], d[16], line[PATH_MAX + 32];
+	struct stat st;
+	if (stat_changeable(s, p + 1, rel, sizeof(rel), &st) < 0)
+		return;
+	if (!S_ISREG(st.st_mode)) {
+		ftp_reply_err(s, LK_E_ENOTFILE, NULL);
+		return;
+	}
+	const char *name;
+	int dfd = fsroot_open_parent(s->x->site->root, rel, &name);
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = t, .tv_nsec = nsec}};
+	int rc = dfd < 0 ? dfd : utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	if (dfd >= 0)
+		close(dfd);
+	if (rc < 0) {
+		ftp_reply_errno(s, rc);
+		return;
+	}
+	ftp_list_modify(t, d);
+	snprintf(line, sizeof(line), "%s; /%s", d, rel);
+	ftp_reply(s, LK_R_MODIFY_SET, line);
+}
+
 static void cmd_mlst(struct ftp_session *s, const char *arg, const struct ftp_cmd *c)
 {
 	char rel[PATH_MAX], q[PATH_MAX * 2 + 4], line[PATH_MAX * 2 + FTP_LIST_LINE_MAX];
@@ -644,6 +702,7 @@ const struct ftp_cmd ftp_cmds[] = {
         {"HELP", 0, cmd_about, 1, NULL},
         {"LIST", L | D, cmd_list, FTP_L_LIST, NULL},
         {"MDTM", L, cmd_size, 1, "MDTM"},
+        {"MFMT", L | W, cmd_mfmt, 0, "MFMT"},
         {"MKD", L | W, cmd_mkd, 0, NULL},
         {"MLSD", L | D, cmd_list, FTP_L_MLSD, NULL},
         {"MLST", L, cmd_mlst, 0, "MLST " FTP_LIST_MLST_FACTS},

@@ -161,6 +161,8 @@ static void conn_close(struct http_conn *c)
 		c->next->prev = c->prev;
 	x->nconns--;
 	atomic_fetch_sub(x->site->nconns, 1);
+	if (!x->nconns)
+		buf_pool_drain(&x->pool); /* pooled blocks would keep the heap from shrinking */
 	/* Freed after the batch: an event for it may still wait in this one. Without
 	 * memory even for that, leaking one record beats a use after free. */
 	if (loop_defer(x->loop, conn_free_cb, c) < 0)

@@ -610,7 +610,7 @@ def test_feat_lists_exactly_the_spec_features(tree, ftp_start):
         for ln in feats:
             assert ln.startswith(" ") and not ln.startswith("  "), f"feature line {ln!r}"
         got = {ln.strip() for ln in feats}
-        want = {"EPRT", "EPSV", "MDTM", "MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;", "PASV",
+        want = {"EPRT", "EPSV", "MDTM", "MFMT", "MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;", "PASV",
                 "REST STREAM", "SIZE", "TVFS", "UTF8"}
         assert got == want, f"FEAT: missing {want - got}, extra {got - want}"
 

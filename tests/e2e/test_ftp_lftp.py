@@ -116,6 +116,63 @@ def test_lftp_mirror_down_and_up(root, tmp_path, ftp_start):
     assert up_dirs == want_dirs
 
 
+def test_lftp_mirror_up_keeps_modification_times(root, tmp_path, ftp_start):
+    """lftp's mirror -R sets each uploaded file's time with MFMT (listed in FEAT): the
+    copy keeps the source's times, as with vsftpd's two-argument MDTM. They were the
+    upload's time."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    times = {"a.txt": 1609459200, "d/b.bin": 1262304000}  # 2021-01-01, 2010-01-01 UTC
+    for name, t in times.items():
+        (src / name).write_bytes(name.encode() * 100)
+        os.utime(src / name, (t, t))
+    srv = ftp_start("--write")
+    p = lftp(srv, f"mirror -R --no-perms {src} /up", tmp_path)
+    assert p.returncode == 0, f"lftp mirror -R failed: {p.stdout}\n{p.stderr}"
+    got = {name: int((root / "up" / name).stat().st_mtime) for name in times}
+    assert got == times, got
+
+
+def test_mfmt_sets_a_time_and_refuses_bad_ones(root, ftp_start):
+    import ftplib
+    (root / "f.txt").write_bytes(b"f")
+    (root / "dir").mkdir()
+    srv = ftp_start("--write")
+    f = ftplib.FTP()
+    f.connect(srv.host, srv.port, timeout=10)
+    f.login()
+    assert "MFMT" in f.sendcmd("FEAT")
+    assert f.sendcmd("MFMT 20200229235959.5 f.txt") == "213 Modify=20200229235959; /f.txt"
+    st = (root / "f.txt").stat()
+    assert (int(st.st_mtime), st.st_mtime_ns % 10**9) == (1583020799, 500000000)
+    assert f.sendcmd("MDTM f.txt") == "213 20200229235959"
+    for bad in ("MFMT 20210229000000 f.txt", "MFMT 2020022923595 f.txt", "MFMT 20200229235959",
+                "MFMT 20201301000000 f.txt", "MFMT x f.txt"):
+        try:
+            f.sendcmd(bad)
+            pytest.fail(f"{bad} accepted")
+        except ftplib.error_perm as e:
+            assert str(e).startswith("501 "), (bad, e)
+    for bad, code in (("MFMT 20200101000000 dir", "550"), ("MFMT 20200101000000 missing", "550")):
+        try:
+            f.sendcmd(bad)
+            pytest.fail(f"{bad} accepted")
+        except ftplib.error_perm as e:
+            assert str(e).startswith(code), (bad, e)
+    f.quit()
+    ro = ftp_start()
+    g = ftplib.FTP()
+    g.connect(ro.host, ro.port, timeout=10)
+    g.login()
+    try:
+        g.sendcmd("MFMT 20200101000000 f.txt")
+        pytest.fail("MFMT accepted without --write")
+    except ftplib.error_perm as e:
+        assert str(e).startswith("550"), e
+    g.quit()
+    assert int((root / "f.txt").stat().st_mtime) == 1583020799
+
+
 def test_lftp_mirror_up_refused_read_only(root, tmp_path, ftp_start):
     src = tmp_path / "src"
     src.mkdir()

@@ -137,7 +137,7 @@ def test_bash_completion(staged, tmp_path):
     probe = tmp_path / "probe.sh"
     probe.write_text(BASH_PROBE)
     out = sh("bash", "--norc", probe, dest / "usr/share/bash-completion/completions/loopkit").stdout
-    assert out.splitlines() == ["complete -F _loopkit loopkit", "serve", "--port", "common json",
+    assert out.splitlines() == ["complete -F _loopkit loopkit", "serve", "--port", "common json combined",
                                 "tcp rr crr http", "--duration", "--json"], out
 
 
@@ -161,7 +161,7 @@ def test_fish_completion(staged):
     out = sh(fish, "--no-config", "-c", f"source {f}; complete -C 'loopkit serve --po'; "
              "complete -C 'loopkit bench t'; complete -C 'loopkit serve --log '").stdout
     firsts = [line.split("\t")[0] for line in out.splitlines()]
-    assert firsts == ["--port", "tcp", "common", "json"], out
+    assert firsts == ["--port", "tcp", "combined", "common", "json"], out
 
 
 @pytest.fixture(scope="module")
