@@ -113,6 +113,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "cors-origin", 0, "ORIGIN", NULL, "CORS for this origin (https://app.example:8443), writes included (repeatable)", CMD_LIST, AT(origins) },
 	{ "spa", 0, NULL, NULL, "serve /index.html for missing paths without an extension", CMD_SWITCH, AT(cfg.http.spa) },
 	{ "clean-urls", 0, NULL, NULL, "serve /about from about.html, and redirect /about.html to /about", CMD_SWITCH, AT(cfg.http.clean_urls) },
+	{ "precompressed", 0, NULL, NULL, "serve NAME.br or NAME.gz, when present and not older, for NAME to clients that accept it (as nginx's gzip_static)", CMD_SWITCH, AT(cfg.http.precompressed) },
 	{ "404", 0, "FILE", NULL, "page under DIR shown for missing files (the status stays 404)", CMD_STR, AT(not_found) },
 	{ "cache", 0, "SECS|no", "0", "Cache-Control of files: max-age=SECS; 0: no-cache (browsers ask again, 304 if unchanged); no: no-store", CMD_CALL, .set = set_cache },
 	{ "header", 0, "NAME:VALUE", NULL, "add this header ('Name: value') to answers of files, listings and 404 pages (repeatable)", CMD_CALL, .set = set_header },

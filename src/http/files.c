@@ -201,6 +201,8 @@ static void file_start(struct http_conn *c, int status)
 	const struct http_config *cfg = http_ctx_config(http_conn_ctx(c));
 	resp_start(c, status);
 	file_headers(c);
+	if (cfg->precompressed)
+		resp_header(c, "Vary", "Accept-Encoding"); /* the answer depends on it, encoded or not */
 	if (cfg->cache_secs == HTTP_CACHE_NO_STORE)
 		resp_header(c, "Cache-Control", "no-store");
 	else if (!cfg->cache_secs)
@@ -215,6 +217,13 @@ struct file_view {
 	const char *lastmod;
 	time_t mtime;
 	uint64_t size;
+	const char *coding; /* Content-Encoding of a precompressed variant; NULL: none */
+};
+
+/* A file served in place of the one asked for: NAME.gz for NAME. */
+struct variant {
+	const char *mime; /* NAME's type */
+	const char *coding;
 };
 
 /* Handles conditionals and ranges, writes the head. Returns 0 when no body follows,
@@ -261,6 +270,8 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
 		return 0;
 	}
 	file_start(c, rr == HTTP_RANGE_OK ? HTTP_PARTIAL_CONTENT : HTTP_OK);
+	if (v->coding)
+		resp_header(c, "Content-Encoding", v->coding);
 	resp_header(c, "Last-Modified", v->lastmod);
 	resp_header(c, "ETag", v->etag);
 	resp_header(c, "Accept-Ranges", "bytes");
@@ -277,9 +288,11 @@ static int file_head(struct http_conn *c, const struct http_reqinfo *ri, const s
 	return !http_conn_head_only(c);
 }
 
-static void serve_cached(struct http_conn *c, const struct http_reqinfo *ri, struct filecache_entry *e)
+static void serve_cached(struct http_conn *c, const struct http_reqinfo *ri, struct filecache_entry *e,
+                         const struct variant *as)
 {
-	struct file_view v = {e->mime, e->etag, e->lastmod, e->mtime.tv_sec, (uint64_t)e->size};
+	struct file_view v = {as ? as->mime : e->mime, e->etag,           e->lastmod,
+	                      e->mtime.tv_sec,         (uint64_t)e->size, as ? as->coding : NULL};
 	uint64_t first, len;
 	if (file_head(c, ri, &v, &first, &len))
 		resp_body_mem(c, e->data + first, (size_t)len);
@@ -287,7 +300,7 @@ static void serve_cached(struct http_conn *c, const struct http_reqinfo *ri, str
 
 /* Serves the open regular file fd (takes ownership). */
 static void serve_fd(struct http_conn *c, const struct http_reqinfo *ri, const char *rel, int fd,
-                     const struct stat *st)
+                     const struct stat *st, const struct variant *as)
 {
 	struct filecache *fc = cache_of(c);
 	if (fc && st->st_size <= FILECACHE_FILE_MAX) {
@@ -295,14 +308,19 @@ static void serve_fd(struct http_conn *c, const struct http_reqinfo *ri, const c
 		struct filecache_entry *e = filecache_store(fc, rel, h, fd, st);
 		if (e) {
 			close(fd);
-			serve_cached(c, ri, e);
+			serve_cached(c, ri, e, as);
 			return;
 		}
 	}
 	char etag[64], lastmod[32];
 	filecache_etag(st, etag, sizeof(etag));
 	http_date_format(st->st_mtim.tv_sec, lastmod);
-	struct file_view v = {http_mime_type(rel), etag, lastmod, st->st_mtim.tv_sec, (uint64_t)st->st_size};
+	struct file_view v = {as ? as->mime : http_mime_type(rel),
+	                      etag,
+	                      lastmod,
+	                      st->st_mtim.tv_sec,
+	                      (uint64_t)st->st_size,
+	                      as ? as->coding : NULL};
 	uint64_t first, len;
 	if (!file_head(c, ri, &v, &first, &len) || !len) {
 		close(fd);
@@ -654,6 +672,52 @@ static int clean_redirect(struct http_conn *c, const struct http_reqinfo *ri, co
 	return 1;
 }
 
+/* --precompressed: NAME.br, else NAME.gz, in place of NAME for a GET or HEAD whose
+ * Accept-Encoding takes that coding (by q-value), when NAME is a regular file and the
+ * variant is one too and not older (a stale variant is skipped, never served). Returns
+ * 1 when it answered. */
+static int serve_precompressed(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
+{
+	static const struct {
+		const char *ext, *coding;
+	} codings[] = {{".br", "br"}, {".gz", "gzip"}};
+	const struct http_header *ae = hdr(ri, "accept-encoding");
+	const struct fsroot *root = root_of(c);
+	size_t rl = strlen(rel);
+	struct stat ost;
+	int have_orig = -1;
+	if (!ae || (ri->method != M_GET && ri->method != M_HEAD))
+		return 0;
+	for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
+		char vrel[PATH_MAX];
+		if (http_accept_q(ae->value, codings[i].coding, NULL) <= 0 || rl + 4 > sizeof(vrel))
+			continue;
+		if (have_orig < 0) {
+			int ofd = open_regular(root, rel, &ost);
+			have_orig = ofd >= 0;
+			if (ofd >= 0)
+				close(ofd);
+			if (!have_orig)
+				return 0;
+		}
+		memcpy(vrel, rel, rl);
+		memcpy(vrel + rl, codings[i].ext, strlen(codings[i].ext) + 1);
+		struct stat vst;
+		int fd = open_regular(root, vrel, &vst);
+		if (fd < 0)
+			continue;
+		if (vst.st_mtim.tv_sec < ost.st_mtim.tv_sec ||
+		    (vst.st_mtim.tv_sec == ost.st_mtim.tv_sec && vst.st_mtim.tv_nsec < ost.st_mtim.tv_nsec)) {
+			close(fd);
+			continue;
+		}
+		struct variant as = {http_mime_type(rel), codings[i].coding};
+		serve_fd(c, ri, vrel, fd, &vst, &as);
+		return 1;
+	}
+	return 0;
+}
+
 void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 {
 	const struct proto_site *site = http_ctx_site(http_conn_ctx(c));
@@ -730,13 +794,15 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	if (cfg->clean_urls && clean_redirect(c, ri, rel, slash))
 		return;
+	if (cfg->precompressed && *rel && !slash && serve_precompressed(c, ri, rel))
+		return;
 	/* Fast path: a small file served from the cache. */
 	struct filecache *fc = cache_of(c);
 	struct filecache_entry *e =
 	        fc && *rel && !slash ? filecache_lookup(fc, rel, filecache_hash(rel), http_conn_in_batch(c))
 	                             : NULL;
 	if (e) {
-		serve_cached(c, ri, e);
+		serve_cached(c, ri, e, NULL);
 		return;
 	}
 	int fd = fsroot_open(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
@@ -778,7 +844,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			ifd = open_regular(root, idx, &ist);
 		}
 		if (ifd >= 0) {
-			serve_fd(c, ri, idx, ifd, &ist);
+			serve_fd(c, ri, idx, ifd, &ist, NULL);
 			return;
 		}
 		serve_listing(c, ri, rel);
@@ -794,7 +860,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 		not_found(c, ri, LK_E_H_NO_SUCH_DIR);
 		return;
 	}
-	serve_fd(c, ri, rel, fd, &st);
+	serve_fd(c, ri, rel, fd, &st, NULL);
 }
 
 /* ---- uploads ---- */

@@ -32,6 +32,7 @@ struct http_config {
 	size_t ncors_origins;
 	int spa;               /* missing extensionless paths -> /index.html */
 	int clean_urls;        /* /about serves about.html; /about.html redirects to /about */
+	int precompressed;     /* NAME.br / NAME.gz beside NAME, to clients that take them */
 	long cache_secs;       /* Cache-Control of files: max-age=N; 0: no-cache;
 	                          HTTP_CACHE_NO_STORE: no-store */
 	const char *not_found; /* a file under the root that 404s show; NULL: none */

@@ -476,7 +476,7 @@ int http_accept_q(struct http_slice accept, const char *type, int *spec)
 		else if (rl == major + 2 && !strncasecmp(p, type, major) && p[major] == '/' &&
 		         p[major + 1] == '*')
 			s = 2;
-		else if (rl == 3 && !memcmp(p, "*/*", 3))
+		else if ((rl == 3 && !memcmp(p, "*/*", 3)) || (rl == 1 && *p == '*'))
 			s = 1;
 		if (s > best) {
 			int q = 1000;

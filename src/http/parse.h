@@ -69,7 +69,8 @@ int http_slice_ieq(struct http_slice s, const char *str);
 /* The q-value (0-1000) an Accept header gives media type `type` (lowercase "a/b"), from
  * its most specific matching range: the type itself (*spec 3), "a/" with a wildcard
  * subtype (2), the wildcard of all types (1). -1 (and *spec 0) when no range matches.
- * Among ranges equally specific the first counts. */
+ * Among ranges equally specific the first counts. Also for Accept-Encoding: `type` a
+ * coding ("gzip"), "*" the wildcard. */
 int http_accept_q(struct http_slice accept, const char *type, int *spec);
 
 /* Incremental chunked-body decoder (RFC 9112 7.1). Zero-initialise before use. */

@@ -430,6 +430,36 @@ def test_index_htm_when_there_is_no_index_html(server, root):
     assert r.status == 200 and b"index.htm" in r.body and r.body != b"htm", r
 
 
+def test_precompressed_variants(start, root):
+    """--precompressed serves NAME.br, else NAME.gz, for NAME to a client whose
+    Accept-Encoding takes it (q-values counted), with NAME's type, Content-Encoding and
+    Vary; never a variant older than NAME; without the flag, NAME as it is."""
+    import brotli
+    import gzip
+    data = b"console.log('hello');\n" * 200
+    (root / "a.js").write_bytes(data)
+    (root / "a.js.gz").write_bytes(gzip.compress(data))
+    (root / "a.js.br").write_bytes(brotli.compress(data))
+    (root / "old.css").write_bytes(b"new")
+    (root / "old.css.gz").write_bytes(gzip.compress(b"stale"))
+    os.utime(root / "old.css.gz", (time.time() - 3600,) * 2)
+    s = start("--precompressed")
+    for ae, coding in (("gzip, deflate, br", "br"), ("gzip", "gzip"), ("br;q=0, gzip;q=0.5", "gzip"),
+                       ("identity", None), ("gzip;q=0", None), (None, None), ("*", "br")):
+        r = exchange(s, "GET", "/a.js", {"Accept-Encoding": ae} if ae else {})
+        assert r.status == 200 and r.header("content-type").startswith("text/javascript"), (ae, r)
+        assert r.header("vary") == "Accept-Encoding" and r.header("content-encoding") == coding, (ae, r)
+        body = {"br": brotli.decompress, "gzip": gzip.decompress, None: bytes}[coding](r.body)
+        assert body == data, ae
+    r = exchange(s, "GET", "/a.js", {"Accept-Encoding": "gzip", "Range": "bytes=0-9"})
+    assert r.status == 206 and r.body == (root / "a.js.gz").read_bytes()[:10], r
+    r = exchange(s, "GET", "/old.css", {"Accept-Encoding": "gzip"})
+    assert r.header("content-encoding") is None and r.body == b"new", r
+    plain = start()
+    r = exchange(plain, "GET", "/a.js", {"Accept-Encoding": "gzip, br"})
+    assert r.header("content-encoding") is None and r.header("vary") is None and r.body == data, r
+
+
 def test_json_listing_of_root(server, root):
     write_tree(root, {"x.txt": "x", "d/": None})
     r = httpc(server, "GET", "/", headers={"Accept": "application/json"})

@@ -1160,6 +1160,11 @@ static void test_accept_q(void **state)
 	        {"", "application/json", -1, 0},
 	        {",,;,", "application/json", -1, 0},
 	        {"application/json;q=0.5,application/json;q=0.9", "application/json", 500, 3},
+	        /* Accept-Encoding: codings and "*" */
+	        {"gzip, deflate, br", "br", 1000, 3},
+	        {"gzip;q=0.5, *;q=0.1", "br", 100, 1},
+	        {"gzip;q=0", "gzip", 0, 3},
+	        {"identity", "gzip", -1, 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct http_slice a = {cases[i].accept, strlen(cases[i].accept)};
