@@ -291,7 +291,7 @@ static void test_command_table(void **state)
 	                                       "PASS", "QUIT", "SYST", "USER", NULL};
 	static const char *const during[] = {"ABOR", "NOOP", "STAT", NULL};
 	static const char *const data[] = {"APPE", "LIST", "MLSD", "NLST", "RETR", "STOR", NULL};
-	static const char *const write[] = {"APPE", "DELE", "MKD",  "RMD",  "RNFR",
+	static const char *const write[] = {"APPE", "DELE", "MFMT", "MKD",  "RMD", "RNFR",
 	                                    "RNTO", "STOR", "XMKD", "XRMD", NULL};
 	assert_true(ftp_ncmds > 40);
 	for (size_t i = 0; i < ftp_ncmds; i++) {
@@ -352,11 +352,17 @@ static void test_help_and_feat_from_table(void **state)
 	assert_int_equal(words, offered); /* each once: all found, and no more words */
 
 	static const char *const want[] = {
-	        "EPRT", "EPSV",
-	        "MDTM", "MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;",
-	        "PASV", "REST STREAM",
-	        "SIZE", "TVFS",
-	        "UTF8", NULL};
+	        "EPRT",
+	        "EPSV",
+	        "MDTM",
+	        "MFMT",
+	        "MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;",
+	        "PASV",
+	        "REST STREAM",
+	        "SIZE",
+	        "TVFS",
+	        "UTF8",
+	        NULL};
 	n = ftp_cmds_feat(feat, sizeof(feat));
 	assert_int_equal(n, strlen(feat));
 	size_t lines = 0;
