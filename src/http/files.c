@@ -46,8 +46,10 @@ static int etag_weak_eq(const char *a, size_t alen, const char *b, size_t blen)
 	return alen == blen && !memcmp(a, b, alen);
 }
 
-/* Does an If-None-Match list match etag? */
-static int inm_matches(struct http_slice v, const char *etag)
+/* Does a list of entity tags (If-None-Match, If-Match) match etag? "*" matches any.
+ * strong: If-Match's comparison, where a weak tag never matches (RFC 9110 8.8.3.2);
+ * else the weak one. A tag may hold commas: only quotes delimit it. */
+static int etag_list_matches(struct http_slice v, const char *etag, int strong)
 {
 	size_t elen = strlen(etag), i = 0;
 	while (i < v.len) {
@@ -63,7 +65,8 @@ static int inm_matches(struct http_slice v, const char *etag)
 			if (!q)
 				return 0;
 			i = (size_t)(q - v.p) + 1;
-			if (etag_weak_eq(v.p + s, i - s, etag, elen))
+			if (strong ? i - s == elen && !memcmp(v.p + s, etag, elen)
+			           : etag_weak_eq(v.p + s, i - s, etag, elen))
 				return 1;
 		} else {
 			while (i < v.len && v.p[i] != ',')
@@ -78,33 +81,11 @@ static int not_modified(const struct http_reqinfo *ri, const char *etag, time_t 
 {
 	const struct http_header *inm = hdr(ri, "if-none-match");
 	if (inm)
-		return inm_matches(inm->value, etag);
+		return etag_list_matches(inm->value, etag, 0);
 	const struct http_header *ims = hdr(ri, "if-modified-since");
 	time_t t;
 	if (ims && http_date_parse(ims->value.p, ims->value.len, &t) == 0)
 		return mtime <= t;
-	return 0;
-}
-
-/* Does an If-Match list match etag (strong comparison: a weak tag never matches)? "*"
- * matches any current representation. */
-static int im_matches(struct http_slice v, const char *etag)
-{
-	size_t elen = strlen(etag), i = 0;
-	while (i < v.len) {
-		while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
-			i++;
-		if (i < v.len && v.p[i] == '*')
-			return 1;
-		size_t s = i;
-		while (i < v.len && v.p[i] != ',')
-			i++;
-		size_t e = i;
-		while (e > s && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t'))
-			e--;
-		if (e - s == elen && !memcmp(v.p + s, etag, elen))
-			return 1;
-	}
 	return 0;
 }
 
@@ -117,7 +98,7 @@ static const char *precondition_failed(const struct http_reqinfo *ri, const char
 {
 	const struct http_header *im = hdr(ri, "if-match");
 	if (im) {
-		if (!etag || !im_matches(im->value, etag))
+		if (!etag || !etag_list_matches(im->value, etag, 1))
 			return "If-Match";
 	} else {
 		const struct http_header *ius = hdr(ri, "if-unmodified-since");
@@ -126,7 +107,7 @@ static const char *precondition_failed(const struct http_reqinfo *ri, const char
 			return "If-Unmodified-Since";
 	}
 	const struct http_header *inm = write ? hdr(ri, "if-none-match") : NULL;
-	if (inm && etag && inm_matches(inm->value, etag))
+	if (inm && etag && etag_list_matches(inm->value, etag, 0))
 		return "If-None-Match";
 	return NULL;
 }

@@ -330,28 +330,9 @@ def test_readable_directory_starts_as_the_same_user(serve, shared_tmp):
     assert get(s.read_urls(1)[0], "/a.txt") == (200, b"open\n")
 
 
-def test_open_starts_the_browser_with_the_url(serve, tmp_path):
-    record = tmp_path / "opened"
-    browser = tmp_path / "fake-browser"
-    browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}.tmp && mv {record}.tmp {record}\n")
-    browser.chmod(0o755)
-    root = tmp_path / "root"
-    root.mkdir()
-    s = serve(root, "-p0", "-t1", "--open", env=dict(os.environ, BROWSER=f"{browser}:firefox"))
-    url = s.read_urls(1)[0]
-    deadline = time.monotonic() + 5
-    while not record.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert record.read_text() == url + "\n"
-
-
-@pytest.mark.parametrize("entry,want", [
-    ("{b} --new-tab %s", ["--new-tab", "{url}"]),  # xdg-utils' and Python's "%s"
-    ("{b} -a 100%% --url=%s --x", ["-a", "100%", "--url={url}", "--x"]),
-    ("{b}  -n", ["-n", "{url}"]),  # no %s: the URL goes last
-    ("/no/such/browser:{b} %s", ["{url}"]),  # the first entry that starts
-])
-def test_open_browser_entry_with_arguments(serve, tmp_path, entry, want):
+def open_with_browser(serve, tmp_path, entry):
+    """Starts serve --open with $BROWSER set to entry, where {b} names a fake browser
+    that records its arguments; returns (the server's URL, the arguments, one a line)."""
     record = tmp_path / "opened"
     browser = tmp_path / "fake-browser"
     browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}.tmp && mv {record}.tmp {record}\n")
@@ -363,7 +344,23 @@ def test_open_browser_entry_with_arguments(serve, tmp_path, entry, want):
     deadline = time.monotonic() + 5
     while not record.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert record.read_text().splitlines() == [w.format(url=url) for w in want]
+    return url, record.read_text()
+
+
+def test_open_starts_the_browser_with_the_url(serve, tmp_path):
+    url, args = open_with_browser(serve, tmp_path, "{b}:firefox")
+    assert args == url + "\n"
+
+
+@pytest.mark.parametrize("entry,want", [
+    ("{b} --new-tab %s", ["--new-tab", "{url}"]),  # xdg-utils' and Python's "%s"
+    ("{b} -a 100%% --url=%s --x", ["-a", "100%", "--url={url}", "--x"]),
+    ("{b}  -n", ["-n", "{url}"]),  # no %s: the URL goes last
+    ("/no/such/browser:{b} %s", ["{url}"]),  # the first entry that starts
+])
+def test_open_browser_entry_with_arguments(serve, tmp_path, entry, want):
+    url, args = open_with_browser(serve, tmp_path, entry)
+    assert args.splitlines() == [w.format(url=url) for w in want]
 
 
 def test_open_without_a_browser_keeps_serving(serve, tmp_path):
