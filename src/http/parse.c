@@ -408,10 +408,8 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req, si
 }
 
 /* Linear search: heads are short and most lookups hit the first few fields. */
-const struct http_header *http_find_header(const struct http_request *req, const char *name)
+const struct http_header *http_find_header_n(const struct http_request *req, const char *name, size_t len)
 {
-	size_t len = strlen(name);
-
 	for (size_t i = 0; i < req->nheaders; i++)
 		if (req->headers[i].name.len == len && http_slice_ieq(req->headers[i].name, name))
 			return &req->headers[i];

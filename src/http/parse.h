@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -61,7 +62,12 @@ size_t http_parse_error_detail(enum lk_err e, char *out, size_t len);
 int http_parse_request(const char *buf, size_t len, struct http_request *req, size_t last_len);
 
 /* Finds a header by name (case-insensitive); NULL when absent. */
-const struct http_header *http_find_header(const struct http_request *req, const char *name);
+const struct http_header *http_find_header_n(const struct http_request *req, const char *name, size_t len);
+/* (inline: strlen of a literal name is worked out when compiling) */
+static inline const struct http_header *http_find_header(const struct http_request *req, const char *name)
+{
+	return http_find_header_n(req, name, strlen(name));
+}
 
 /* True when slice s equals the NUL-terminated str, ignoring ASCII case. */
 int http_slice_ieq(struct http_slice s, const char *str);

@@ -119,11 +119,17 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 				else
 					f->expect_continue = 1;
 			} else if (http_slice_ieq(n, "accept")) {
-				/* JSON when preferred to HTML: by q-value, then by being named rather
-				 * than reached through a wildcard (axios sends JSON, text and any type). */
-				int sj, sh, qj = http_accept_q(v, "application/json", &sj),
-				            qh = http_accept_q(v, "text/html", &sh);
-				ri->accept_json = qj > 0 && (qj > qh || (qj == qh && sj > sh));
+				/* JSON when named and preferred to HTML: by q-value, then by being
+				 * named where HTML is reached through a wildcard (axios sends JSON,
+				 * text and any type). */
+				int sj = 0, sh = 0, qj = -1, qh = -1;
+				for (size_t k = 0; k + 4 <= v.len && qj < 0; k++)
+					if (!strncasecmp(v.p + k, "json",
+					                 4)) /* most never name it: no parse */
+						qj = http_accept_q(v, "application/json", &sj);
+				if (qj > 0 && sj == 3)
+					qh = http_accept_q(v, "text/html", &sh);
+				ri->accept_json = qj > 0 && sj == 3 && (qj > qh || (qj == qh && sj > sh));
 			}
 			break;
 		case 10:
