@@ -378,6 +378,7 @@ int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_u
 	struct stat st;
 	u->fd = -1;
 	u->named = 0;
+	u->guard = u->seen = 0;
 	u->new_mode = 0644 & ~r->umask;
 	u->dirfd = fsroot_open_parent(r, rel, &name);
 	if (u->dirfd < 0)
@@ -498,9 +499,35 @@ static int link_unnamed(struct fsroot_upload *u, const char *name)
  * then have to unlink the old file under the temporary name: one step more for the
  * same guarantee.) Only a crash between the link and the rename leaves the temporary
  * name, which the next start removes. */
+void fsroot_upload_guard(struct fsroot_upload *u)
+{
+	struct stat st;
+	u->guard = 1;
+	u->seen = fstatat(u->dirfd, u->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (u->seen) {
+		u->seen_ino = st.st_ino;
+		u->seen_size = st.st_size;
+		u->seen_mtime = st.st_mtim;
+	}
+}
+
+/* For a guarded upload: is the name as it was at fsroot_upload_guard? */
+static int guard_holds(const struct fsroot_upload *u)
+{
+	struct stat st;
+	int now = fstatat(u->dirfd, u->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (now != u->seen)
+		return 0;
+	return !now ||
+	       (st.st_ino == u->seen_ino && st.st_size == u->seen_size &&
+	        st.st_mtim.tv_sec == u->seen_mtime.tv_sec && st.st_mtim.tv_nsec == u->seen_mtime.tv_nsec);
+}
+
 static int place_unnamed(struct fsroot_upload *u)
 {
 	int rc = link_unnamed(u, u->name);
+	if (rc == -EEXIST && u->guard && !u->seen)
+		return -ECANCELED; /* the name was free when the upload began */
 	if (rc != -EEXIST)
 		return rc;
 	for (int tries = 0; tries < 16; tries++) {
@@ -527,10 +554,13 @@ int fsroot_upload_commit(struct fsroot_upload *u)
 		e = -errno;
 	if (!e)
 		e = upload_settle(u);
+	if (!e && u->guard && !guard_holds(u))
+		e = -ECANCELED;
 	if (!e && !u->named)
 		e = place_unnamed(u);
-	else if (!e && renameat(u->dirfd, u->tmp, u->dirfd, u->name) < 0)
-		e = -errno;
+	else if (!e && renameat2(u->dirfd, u->tmp, u->dirfd, u->name,
+	                         u->guard && !u->seen ? RENAME_NOREPLACE : 0) < 0)
+		e = errno == EEXIST && u->guard ? -ECANCELED : -errno;
 	if (e) {
 		fsroot_upload_abort(u);
 		return e;

@@ -84,6 +84,11 @@ struct fsroot_upload {
 	int existed;     /* the target existed when the upload began */
 	int named;       /* fallback: the file is called tmp from the start */
 	mode_t new_mode; /* for a new name: 0644 less the umask */
+	int guard;       /* fsroot_upload_guard: commit only onto the name as it was then */
+	int seen;        /* ...the name was there (then seen_*) */
+	ino_t seen_ino;
+	off_t seen_size;
+	struct timespec seen_mtime;
 	char tmp[NAME_MAX + 1];
 	char name[NAME_MAX + 1];
 };
@@ -99,6 +104,12 @@ struct fsroot_upload {
  * when rel is a directory, -ENOLINK when rel is a symlink that reads as missing,
  * -ENAMETOOLONG. */
 int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u);
+/* Records the target name's state now (after preconditions held on it): the commit then
+ * puts the file in place only if the name still holds the same file (same inode, size
+ * and modification time), or is still free, and else fails with -ECANCELED, so two
+ * conditional uploads that overlap cannot both win. A free name is taken without
+ * replacing what may have appeared (no-replace rename). */
+void fsroot_upload_guard(struct fsroot_upload *u);
 /* Writes n bytes; returns 0 or -errno (e.g. -ENOSPC). */
 int fsroot_upload_write(struct fsroot_upload *u, const void *p, size_t n);
 /* Flushes to disk, sets mode and owner, and puts the file in place. Returns 0 or

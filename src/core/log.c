@@ -100,15 +100,18 @@ void log_sink_open_fd(struct log_sink *s, int fd)
 
 int log_sink_reopen(struct log_sink *s)
 {
-	if (!s->path) {
-		log_sink_close(s);
-		log_sink_open(s);
-		return 0;
-	}
-	int nfd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	/* The new descriptor takes the old one's number (dup3 is atomic): other threads
+	 * write through it meanwhile, and a closed number could be reused by a socket. */
+	int nfd;
+	if (s->path)
+		nfd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	else if (s->fd > 2) /* a pipe or FIFO, opened anew through fd 2 */
+		nfd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	else
+		return 0; /* a terminal or a socket: nothing to reopen */
 	if (nfd < 0)
 		return errno;
-	int rc = dup2(nfd, s->fd) < 0 ? errno : 0; /* atomic: a line goes to one file or the other */
+	int rc = dup3(nfd, s->fd, s->fd > 2 ? O_CLOEXEC : 0) < 0 ? errno : 0;
 	close(nfd);
 	return rc;
 }

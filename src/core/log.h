@@ -40,7 +40,9 @@ void log_sink_open_fd(struct log_sink *s, int fd);
 void log_sink_close(struct log_sink *s);
 /* SIGHUP, as nginx: a file renamed by logrotate is left, and stderr goes to a new file of
  * the name it had at start (opened for append, created 0644 when gone); a pipe or FIFO is
- * opened again. A failure leaves stderr as it was; the error is returned (0: done). */
+ * opened again. The new descriptor replaces the old under the same number, so threads
+ * writing meanwhile lose nothing. A failure leaves stderr as it was; the error is
+ * returned (0: done, or nothing to reopen). */
 int log_sink_reopen(struct log_sink *s);
 /* Writes n bytes; returns 0, or -1 when (part of) them had to be dropped. */
 int log_sink_write(struct log_sink *s, const char *p, size_t n);

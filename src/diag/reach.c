@@ -136,25 +136,40 @@ static void *reap_cb(void *arg)
 	return NULL;
 }
 
-/* Starts one $BROWSER entry: words split at spaces, "%s" replaced by the URL (appended
- * when no word holds it), "%%" a percent sign. Returns posix_spawnp's error, or 0. */
+/* Starts one $BROWSER entry: words split at blanks as a POSIX shell splits them (with
+ * '...', "..." and backslash, as Python's shlex), "%s" replaced by the URL (appended
+ * when no word holds it), "%%" a percent sign; no shell runs. Returns posix_spawnp's
+ * error, E2BIG past REACH_BROWSER_ARGS words or 1 KiB, EINVAL for an open quote, or 0. */
 static int spawn_browser(const char *cmd, size_t n, const char *url, pid_t *pid, char *prog, size_t progsz)
 {
 	char line[1024], *argv[REACH_BROWSER_ARGS + 2];
-	size_t argc = 0, o = 0;
+	size_t argc = 0, o = 0, ul = strlen(url);
 	int has_url = 0;
-	for (size_t i = 0; i < n && argc < REACH_BROWSER_ARGS;) {
-		while (i < n && cmd[i] == ' ')
+	for (size_t i = 0; i < n;) {
+		while (i < n && (cmd[i] == ' ' || cmd[i] == '\t'))
 			i++;
 		if (i == n)
 			break;
+		if (argc == REACH_BROWSER_ARGS)
+			return E2BIG;
 		argv[argc++] = line + o;
-		for (; i < n && cmd[i] != ' '; i++) {
+		char quote = 0;
+		for (; i < n && (quote || (cmd[i] != ' ' && cmd[i] != '\t')); i++) {
 			const char *add = cmd + i;
 			size_t an = 1;
-			if (cmd[i] == '%' && i + 1 < n && cmd[i + 1] == 's') {
+			if (!quote && (cmd[i] == '\'' || cmd[i] == '"')) {
+				quote = cmd[i];
+				continue;
+			}
+			if (quote && cmd[i] == quote) {
+				quote = 0;
+				continue;
+			}
+			if (cmd[i] == '\\' && quote != '\'' && i + 1 < n) {
+				add = cmd + ++i;
+			} else if (cmd[i] == '%' && i + 1 < n && cmd[i + 1] == 's') {
 				add = url;
-				an = strlen(url);
+				an = ul;
 				has_url = 1;
 				i++;
 			} else if (cmd[i] == '%' && i + 1 < n && cmd[i + 1] == '%') {
@@ -165,6 +180,8 @@ static int spawn_browser(const char *cmd, size_t n, const char *url, pid_t *pid,
 			memcpy(line + o, add, an);
 			o += an;
 		}
+		if (quote)
+			return EINVAL;
 		line[o++] = 0;
 	}
 	if (!argc)

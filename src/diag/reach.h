@@ -40,7 +40,8 @@ size_t reach_urls(const struct sockaddr *sa, uint16_t port, const char *scheme, 
                   size_t max);
 
 /* Opens url in the user's browser: the first entry of $BROWSER (colon-separated) that
- * starts, else xdg-open. An entry is a command line split at spaces, its "%s" replaced
+ * starts, else xdg-open. An entry is a command line split into words as a shell splits
+ * them (quotes, backslashes; no shell runs), its "%s" replaced
  * by the URL (appended when there is none; "%%" is a percent sign), at most
  * REACH_BROWSER_ARGS words. Its stdin and stdout go to /dev/null, and a detached thread
  * reaps it. Returns 0, or -1 with the reason in err (the program is missing, ...). */

@@ -421,10 +421,13 @@ static void cmd_mfmt(struct ftp_session *s, const char *arg, const struct ftp_cm
 		ok = *p == ' ' && p[1] && tm.tm_mon >= 0 && tm.tm_mon < 12 && tm.tm_mday >= 1 &&
 		     tm.tm_mday <= 31 && tm.tm_hour < 24 && tm.tm_min < 60 && tm.tm_sec <= 60;
 	}
-	struct tm back;
-	int mday = tm.tm_mday; /* timegm normalises tm: 29 February 2021 would become 1 March */
+	/* timegm normalises tm (29 February 2021 would become 1 March): the time must
+	 * read back as given. -1 is a time too (1969-12-31 23:59:59). */
+	struct tm want = tm, back;
 	time_t t = ok ? timegm(&tm) : -1;
-	if (!ok || t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != mday) {
+	if (!ok || want.tm_year < 0 || !gmtime_r(&t, &back) || back.tm_year != want.tm_year ||
+	    back.tm_mon != want.tm_mon || back.tm_mday != want.tm_mday || back.tm_hour != want.tm_hour ||
+	    back.tm_min != want.tm_min) {
 		ftp_reply_err(s, LK_E_F_MFMT_ARG, NULL);
 		return;
 	}
@@ -436,17 +439,20 @@ static void cmd_mfmt(struct ftp_session *s, const char *arg, const struct ftp_cm
 		ftp_reply_err(s, LK_E_ENOTFILE, NULL);
 		return;
 	}
-	const char *name;
-	int dfd = fsroot_open_parent(s->x->site->root, rel, &name);
+	/* The file itself (a link inside the root leads to it, as MDTM reads it), opened
+	 * beneath the root, so nothing outside it is touched whatever the links do. */
+	int fd = fsroot_open(s->x->site->root, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = t, .tv_nsec = nsec}};
-	int rc = dfd < 0 ? dfd : utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	if (dfd >= 0)
-		close(dfd);
+	int rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EISDIR : 0;
+	if (!rc && (futimens(fd, ts) < 0 || fstat(fd, &st) < 0))
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
 	if (rc < 0) {
 		ftp_reply_errno(s, rc);
 		return;
 	}
-	ftp_list_modify(t, d);
+	ftp_list_modify(st.st_mtim.tv_sec, d); /* what the file system kept (it may clamp) */
 	snprintf(line, sizeof(line), "%s; /%s", d, rel);
 	ftp_reply(s, LK_R_MODIFY_SET, line);
 }

@@ -849,10 +849,12 @@ static const struct resp_gen_ops drip_ops = {drip_fill, NULL};
 /* /_/range with a duration: the bytes of [pos, last] ('a' + i % 26), a chunk per tick,
  * timed as httpbin's: duration/N per byte, so a full chunk goes out when the bytes before
  * it are due and a last, shorter one when its own last byte is (a range shorter than a
- * chunk comes whole after its share of the duration). at: ms since the body began. */
+ * chunk comes whole after its share of the duration). Chunks due within the same
+ * millisecond tick go out together (chunk_size=1 would need a tick per byte). */
 struct gen_range {
 	uint64_t pos, last, sent;
-	uint64_t dur, n, at;
+	uint64_t dur, n;
+	uint64_t start_us; /* when the body began (loop_clock_us) */
 	size_t chunk;
 	int ended;
 };
@@ -873,23 +875,26 @@ static void range_bytes(char *p, uint64_t from, size_t n)
 static size_t range_fill(struct http_conn *c, void *state, struct buf *out, size_t room)
 {
 	struct gen_range *g = state;
-	if (g->ended)
-		return 0;
-	size_t n = g->last - g->pos + 1 < g->chunk ? (size_t)(g->last - g->pos + 1) : g->chunk, avail;
-	char *p = buf_space(out, n, &avail);
-	if (!p)
-		return 0;
-	range_bytes(p, g->pos, n);
-	out->len += n;
-	g->pos += n;
-	g->sent += n;
-	g->ended = g->pos > g->last;
+	size_t added = 0;
+	uint64_t now = (loop_clock_us() - g->start_us) / 1000;
+	/* This tick's chunk, and every later one already due, within room. */
+	while (!g->ended && (!added || range_due(g) <= now) && added < room) {
+		size_t n = g->last - g->pos + 1 < g->chunk ? (size_t)(g->last - g->pos + 1) : g->chunk, avail;
+		char *p = buf_space(out, n, &avail);
+		if (!p)
+			break;
+		range_bytes(p, g->pos, n);
+		out->len += n;
+		g->pos += n;
+		g->sent += n;
+		added += n;
+		g->ended = g->pos > g->last;
+	}
 	if (!g->ended) {
 		uint64_t due = range_due(g);
-		resp_gen_next_in(c, due > g->at ? due - g->at : 1);
-		g->at = due;
+		resp_gen_next_in(c, due > now ? due - now : 1);
 	}
-	return n;
+	return added;
 }
 
 static const struct resp_gen_ops range_ops = {range_fill, NULL};
@@ -983,7 +988,9 @@ static int status_choice(const char *s, size_t n, int *code, double *weight)
 	if (colon) {
 		char w[32], *end;
 		size_t wl = n - cl - 1;
-		if (!wl || wl >= sizeof(w) || !strchr("0123456789.", colon[1]))
+		/* A decimal as Python's float() reads it (no hex, nan or inf). */
+		if (!wl || wl >= sizeof(w) || strspn(colon + 1, "0123456789.eE+-") < wl ||
+		    !strchr("0123456789.", colon[1]))
 			return -1;
 		memcpy(w, colon + 1, wl);
 		w[wl] = 0;
@@ -1196,8 +1203,8 @@ static void ep_range(struct http_conn *c, const struct api_req *q)
 		resp_end_headers(c, "application/octet-stream", len, 0);
 		struct gen_range tmpl = {
 		        .pos = first, .last = last, .dur = dur, .n = n, .chunk = (size_t)chunk};
-		tmpl.at = range_due(&tmpl);
-		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), tmpl.at, 1);
+		tmpl.start_us = loop_clock_us();
+		struct gen_range *g = resp_body_gen(c, &range_ops, sizeof(*g), range_due(&tmpl), 1);
 		*g = tmpl;
 		return;
 	}
@@ -1321,7 +1328,7 @@ static void ep_redirect_to(struct http_conn *c, const struct api_req *q)
 		          "url must be a path on this server or an http(s) URL on a loopback host");
 		return;
 	}
-	if (sc && parse_u64(sc, strlen(sc), HTTP_STATUS_MAX, &code) < 0) {
+	if (sc && parse_u64(sc, strlen(sc), UINT32_MAX, &code) < 0) {
 		api_errorf(c, LK_E_A_BAD_PARAM, "status_code must be a number (%d-%d redirects)",
 		           HTTP_MULTIPLE_CHOICES, HTTP_BAD_REQUEST - 1);
 		return;

@@ -77,11 +77,29 @@ static int etag_list_matches(struct http_slice v, const char *etag, int strong)
 }
 
 /* 1 when the conditional headers say "not modified". */
+/* Does any line of header `name` (an entity-tag list) match etag? A list may come in
+ * several lines, which make one list (RFC 9110 5.3). -1: no such header. */
+static int etag_lines_match(const struct http_reqinfo *ri, const char *name, const char *etag, int strong)
+{
+	const struct http_request *req = ri->req;
+	size_t nlen = strlen(name);
+	int seen = 0;
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name.len != nlen || !http_slice_ieq(h->name, name))
+			continue;
+		seen = 1;
+		if (etag && etag_list_matches(h->value, etag, strong))
+			return 1;
+	}
+	return seen ? 0 : -1;
+}
+
 static int not_modified(const struct http_reqinfo *ri, const char *etag, time_t mtime)
 {
-	const struct http_header *inm = hdr(ri, "if-none-match");
-	if (inm)
-		return etag_list_matches(inm->value, etag, 0);
+	int inm = etag_lines_match(ri, "if-none-match", etag, 0);
+	if (inm >= 0)
+		return inm;
 	const struct http_header *ims = hdr(ri, "if-modified-since");
 	time_t t;
 	if (ims && http_date_parse(ims->value.p, ims->value.len, &t) == 0)
@@ -96,9 +114,9 @@ static int not_modified(const struct http_reqinfo *ri, const char *etag, time_t 
 static const char *precondition_failed(const struct http_reqinfo *ri, const char *etag, time_t mtime,
                                        int write)
 {
-	const struct http_header *im = hdr(ri, "if-match");
-	if (im) {
-		if (!etag || !etag_list_matches(im->value, etag, 1))
+	int im = etag_lines_match(ri, "if-match", etag, 1);
+	if (im >= 0) {
+		if (!im)
 			return "If-Match";
 	} else {
 		const struct http_header *ius = hdr(ri, "if-unmodified-since");
@@ -106,14 +124,14 @@ static const char *precondition_failed(const struct http_reqinfo *ri, const char
 		if (ius && etag && http_date_parse(ius->value.p, ius->value.len, &t) == 0 && mtime > t)
 			return "If-Unmodified-Since";
 	}
-	const struct http_header *inm = write ? hdr(ri, "if-none-match") : NULL;
-	if (inm && etag && etag_list_matches(inm->value, etag, 0))
+	if (write && etag && etag_lines_match(ri, "if-none-match", etag, 0) > 0)
 		return "If-None-Match";
 	return NULL;
 }
 
 /* The preconditions of a write to rel: the target's state read only when the request
- * has one. Answers 412 and returns -1 when one fails. */
+ * has one. Answers 412 and returns -1 when one fails; 1 when they hold, 0 when there
+ * are none. */
 static int write_preconditions(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
 {
 	if (!hdr(ri, "if-match") && !hdr(ri, "if-unmodified-since") && !hdr(ri, "if-none-match"))
@@ -128,7 +146,7 @@ static int write_preconditions(struct http_conn *c, const struct http_reqinfo *r
 	const char *failed = precondition_failed(ri, have ? etag : NULL, have ? st.st_mtim.tv_sec : 0, 1);
 	if (failed)
 		resp_error(c, LK_E_H_PRECONDITION_FILE, failed);
-	return failed ? -1 : 0;
+	return failed ? -1 : 1;
 }
 
 /* Percent-encodes a path for a URL (keeps unreserved characters and '/'). */
@@ -462,6 +480,21 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 	const struct proto_site *site = http_ctx_site(http_conn_ctx(c));
 	const struct dirsnap *snap = NULL;
 	char path[PATH_MAX + 2];
+	/* A listing has no ETag: If-Match holds only for "*"; If-Unmodified-Since is read
+	 * against the directory's time. */
+	if (hdr(ri, "if-match") || hdr(ri, "if-unmodified-since")) {
+		struct stat st;
+		int fd = fsroot_open(site->root, rel, O_PATH | O_DIRECTORY);
+		int have = fd >= 0 && fstat(fd, &st) == 0;
+		if (fd >= 0)
+			close(fd);
+		const char *failed =
+		        precondition_failed(ri, have ? "" : NULL, have ? st.st_mtim.tv_sec : 0, 0);
+		if (failed) {
+			resp_error(c, LK_E_H_PRECONDITION_FILE, failed);
+			return;
+		}
+	}
 	/* HEAD says what GET would send without taking a snapshot. */
 	if (!http_conn_head_only(c)) {
 		int rc = dirsnap_get(site->dirs, site->root, rel, &snap);
@@ -861,7 +894,8 @@ int files_upload_begin(struct http_conn *c, const struct http_reqinfo *ri, struc
 		resp_error(c, LK_E_EHIDDEN, NULL);
 		return -1;
 	}
-	if (write_preconditions(c, ri, rel) < 0)
+	int guarded = write_preconditions(c, ri, rel);
+	if (guarded < 0)
 		return -1;
 	int r = fsroot_upload_begin(root, rel, up);
 	if (r < 0) {
@@ -871,6 +905,8 @@ int files_upload_begin(struct http_conn *c, const struct http_reqinfo *ri, struc
 			respond_errno(c, -r);
 		return -1;
 	}
+	if (guarded) /* held now: they must still hold when the file is put in place */
+		fsroot_upload_guard(up);
 	return 0;
 }
 
@@ -881,6 +917,10 @@ void files_upload_finish(struct http_conn *c, struct fsroot_upload *up, int err)
 		err = fsroot_upload_commit(up);
 	else
 		fsroot_upload_abort(up);
+	if (err == -ECANCELED) {
+		resp_error(c, LK_E_H_PRECONDITION_FILE, "the precondition checked when the upload began");
+		return;
+	}
 	if (err) {
 		respond_errno(c, -err);
 		return;

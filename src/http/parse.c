@@ -454,6 +454,35 @@ static int parse_qvalue(const char *p, size_t n)
 	return q > 1000 ? -1 : q;
 }
 
+/* The weight of one parameter "q=0.5" (blanks around it allowed): 0-1000, 0 for a
+ * malformed weight (taken as "not acceptable"); -2 when the parameter is not q. */
+static int param_q(const char *p, size_t n)
+{
+	while (n && is_ows(*p)) {
+		p++;
+		n--;
+	}
+	while (n && is_ows(p[n - 1]))
+		n--;
+	if (n < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
+		return -2;
+	int v = parse_qvalue(p + 2, n - 2);
+	return v < 0 ? 0 : v;
+}
+
+/* How closely the range p[0..n) names type: 3 itself, 2 its major type with a wildcard
+ * subtype, 1 the wildcard ("*" or "* / *" without the blanks), 0 not at all. */
+static int range_specificity(const char *p, size_t n, const char *type, size_t major, size_t tlen)
+{
+	if (n == tlen && !strncasecmp(p, type, tlen))
+		return 3;
+	if (n == major + 2 && !strncasecmp(p, type, major) && p[major] == '/' && p[major + 1] == '*')
+		return 2;
+	if (n == 1)
+		return *p == '*';
+	return n == 3 && !memcmp(p, "*/*", 3);
+}
+
 int http_accept_q(struct http_slice accept, const char *type, int *spec)
 {
 	const char *slash = strchr(type, '/');
@@ -467,31 +496,15 @@ int http_accept_q(struct http_slice accept, const char *type, int *spec)
 			p++;
 		while (re > p && is_ows(re[-1]))
 			re--;
-		size_t rl = (size_t)(re - p);
-		int s = 0;
-		if (rl == tlen && !strncasecmp(p, type, tlen))
-			s = 3;
-		else if (rl == major + 2 && !strncasecmp(p, type, major) && p[major] == '/' &&
-		         p[major + 1] == '*')
-			s = 2;
-		else if ((rl == 3 && !memcmp(p, "*/*", 3)) || (rl == 1 && *p == '*'))
-			s = 1;
+		int s = range_specificity(p, (size_t)(re - p), type, major, tlen);
 		if (s > best) {
 			int q = 1000;
 			for (const char *a = semi; a && a < e;) {
 				const char *next = memchr(a + 1, ';', (size_t)(e - a - 1)),
 				           *ae = next ? next : e;
-				const char *k = a + 1;
-				while (k < ae && is_ows(*k))
-					k++;
-				const char *ke = ae;
-				while (ke > k && is_ows(ke[-1]))
-					ke--;
-				if (ke - k >= 2 && (k[0] == 'q' || k[0] == 'Q') && k[1] == '=') {
-					int v = parse_qvalue(k + 2, (size_t)(ke - k - 2));
-					q = v < 0 ? 0
-					          : v; /* a malformed weight is taken as "not acceptable" */
-				}
+				int v = param_q(a + 1, (size_t)(ae - a - 1));
+				if (v != -2)
+					q = v;
 				a = next;
 			}
 			best = s;

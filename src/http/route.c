@@ -122,11 +122,12 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 				/* JSON when named and preferred to HTML: by q-value, then by being
 				 * named where HTML is reached through a wildcard (axios sends JSON,
 				 * text and any type). */
-				int sj = 0, sh = 0, qj = -1, qh = -1;
-				for (size_t k = 0; k + 4 <= v.len && qj < 0; k++)
-					if (!strncasecmp(v.p + k, "json",
-					                 4)) /* most never name it: no parse */
-						qj = http_accept_q(v, "application/json", &sj);
+				/* Most never name JSON: then nothing is parsed (once at most). */
+				int sj = 0, sh = 0, qj = -1, qh = -1, named = 0;
+				for (size_t k = 0; k + 4 <= v.len && !named; k++)
+					named = !strncasecmp(v.p + k, "json", 4);
+				if (named)
+					qj = http_accept_q(v, "application/json", &sj);
 				if (qj > 0 && sj == 3)
 					qh = http_accept_q(v, "text/html", &sh);
 				ri->accept_json = qj > 0 && sj == 3 && (qj > qh || (qj == qh && sj > sh));
@@ -619,12 +620,16 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 			return;
 		}
 		c->up->fd = c->up->dirfd = -1;
+		/* A refusal leaves the body unread: the connection closes after it, and its
+		 * answer says so (Connection: close). */
+		int was_closing = c->closing;
+		c->closing = 1;
 		if (route->upload_begin(c, &ri, c->up) < 0) {
-			c->closing = 1; /* the body stays unread */
 			c->linger = 1;
 			conn_request_done(c);
 			return;
 		}
+		c->closing = was_closing;
 		c->sink = SINK_FILE;
 	} else {
 		/* Nobody wants this body and it is large or chunked: answer, then close

@@ -236,6 +236,7 @@ def test_range_serves_ranges_and_paces_with_duration(server):
     ("/_/range/20480?duration=2", {}, 1.0),  # two full chunks: the second when its first byte is
     ("/_/range/100?duration=1&chunk_size=30", {}, 1.0),
     ("/_/range/100?duration=1", {"Range": "bytes=10-19"}, 0.1),  # duration/N per byte
+    ("/_/range/2000?duration=0.5&chunk_size=1", {}, 0.5),  # chunks due in one tick go together
 ])
 def test_range_duration_is_timed_as_httpbin(server, target, headers, due):
     """httpbin's pacing: duration/N per byte; a full chunk goes when the bytes before it

@@ -789,6 +789,64 @@ def test_conditional_writes_prevent_lost_updates(writable, root, tmp_path):
     assert sorted(os.listdir(root)) == ["g.txt"]
 
 
+def _head_of(sock):
+    return Conn(sock=sock).read_until(b"\r\n\r\n").decode()
+
+
+@pytest.mark.parametrize("cond", ["If-None-Match: *", "If-Match: {etag}"])
+def test_overlapping_conditional_puts_cannot_both_win(writable, root, cond):
+    """The precondition holds when the upload begins and is checked again as the file
+    is put in place: of two overlapping PUTs with it, the one that finishes second gets
+    412 and its bytes are dropped (both won: a lost update). The 412 of a refused body
+    says Connection: close, as the server then closes."""
+    s = writable
+    (root / "a.txt").write_bytes(b"orig")
+    etag = exchange(s, "GET", "/a.txt").header("etag")
+    target = "/a.txt" if "etag" in cond else "/new.txt"
+    cond = cond.format(etag=etag)
+    put = "PUT %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\nContent-Length: 10\r\n\r\n"
+    a = socket.create_connection((s.host, s.port), timeout=10)
+    a.sendall((put % (target, cond)).encode() + b"AAAAA")
+    time.sleep(0.3)  # A's upload has begun
+    b = socket.create_connection((s.host, s.port), timeout=10)
+    b.sendall((put % (target, cond)).encode() + b"BBBBBBBBBB")
+    assert _head_of(b).startswith("HTTP/1.1 20"), "B"
+    a.sendall(b"AAAAA")
+    head = _head_of(a)
+    assert head.startswith("HTTP/1.1 412 "), head
+    assert (root / target[1:]).read_bytes() == b"BBBBBBBBBB"
+    # Refused before its body was read: the answer says the connection closes.
+    c = socket.create_connection((s.host, s.port), timeout=10)
+    c.sendall((put % (target, cond)).encode())
+    head = _head_of(c)
+    assert head.startswith("HTTP/1.1 412 ") and "\r\nConnection: close" in head, head
+    for k in (a, b, c):
+        k.close()
+
+
+def test_precondition_lines_make_one_list(writable, root):
+    """If-Match and If-None-Match sent as several lines are one list (RFC 9110 5.3): only
+    the first line was read. A listing has no ETag: If-Match holds for * only."""
+    s = writable
+    (root / "a.txt").write_bytes(b"a")
+    (root / "d").mkdir()
+    etag = exchange(s, "GET", "/a.txt").header("etag")
+
+    def raw_status(method, path, lines):
+        c = socket.create_connection((s.host, s.port), timeout=10)
+        c.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}Connection: close\r\n\r\n".encode())
+        head = _head_of(c)
+        c.close()
+        return int(head.split()[1])
+
+    assert raw_status("GET", "/a.txt", f'If-Match: "x"\r\nIf-Match: {etag}\r\n') == 200
+    assert raw_status("DELETE", "/a.txt", f'If-None-Match: "x"\r\nIf-None-Match: {etag}\r\n') == 412
+    assert (root / "a.txt").exists()
+    assert raw_status("GET", "/d/", 'If-Match: "x"\r\n') == 412
+    assert raw_status("GET", "/d/", "If-Match: *\r\n") == 200
+    assert raw_status("GET", "/d/", "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n") == 412
+
+
 def test_put_chunked_and_empty(writable, root):
     s = writable
     with Conn(s) as c:

@@ -357,6 +357,9 @@ def test_open_starts_the_browser_with_the_url(serve, tmp_path):
     ("{b} -a 100%% --url=%s --x", ["-a", "100%", "--url={url}", "--x"]),
     ("{b}  -n", ["-n", "{url}"]),  # no %s: the URL goes last
     ("/no/such/browser:{b} %s", ["{url}"]),  # the first entry that starts
+    ("{b} 'a b' \"c %s\" e\\ f", ["a b", "c {url}", "e f"]),  # words as a shell (shlex) splits them
+    ("{b}\t-x", ["-x", "{url}"]),
+    ("{b} " + "w " * 16 + ":{b} ok", ["ok", "{url}"]),  # too many words: the next entry
 ])
 def test_open_browser_entry_with_arguments(serve, tmp_path, entry, want):
     url, args = open_with_browser(serve, tmp_path, entry)

@@ -146,7 +146,14 @@ def test_mfmt_sets_a_time_and_refuses_bad_ones(root, ftp_start):
     st = (root / "f.txt").stat()
     assert (int(st.st_mtime), st.st_mtime_ns % 10**9) == (1583020799, 500000000)
     assert f.sendcmd("MDTM f.txt") == "213 20200229235959"
+    # A link inside the root: the file it leads to, as MDTM reads it (the link's own
+    # time changed, and 213 said the file's had).
+    os.symlink("f.txt", root / "link")
+    assert f.sendcmd("MFMT 19691231235959 link") == "213 Modify=19691231235959; /link"
+    assert f.sendcmd("MDTM f.txt") == "213 19691231235959"
+    assert f.sendcmd("MFMT 20200229235959.5 f.txt").startswith("213 ")
     for bad in ("MFMT 20210229000000 f.txt", "MFMT 2020022923595 f.txt", "MFMT 20200229235959",
+                "MFMT 00000101000000 f.txt", "MFMT 18991231235959 f.txt",
                 "MFMT 20201301000000 f.txt", "MFMT x f.txt"):
         try:
             f.sendcmd(bad)

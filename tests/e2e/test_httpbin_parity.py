@@ -148,6 +148,7 @@ CASES = [
     ("GET", "/status/406", {}, None),  # httpbin's JSON of the media types it offers
     ("GET", "/status/200:1,500:0", {}, None),  # weighted: 500 never
     ("GET", "/status/201:0,201:2", {}, None),
+    ("GET", "/status/200:0x10", {}, None),  # float() reads no hex: 400
     ("GET", "/bytes/abc", {}, None),
     ("GET", "/delay/abc", {}, None),
     ("GET", "/bytes/100", {}, None),
@@ -168,6 +169,7 @@ CASES = [
     ("GET", "/redirect-to?url=%2Fget", {}, None),
     ("GET", "/redirect-to?url=%2Fget&status_code=307", {}, None),
     ("GET", "/redirect-to?url=%2Fget&status_code=200", {}, None),  # not a redirect status: 302
+    ("GET", "/redirect-to?url=%2Fget&status_code=600", {}, None),
     ("GET", "/redirect-to?URL=%2Fget&Status_Code=301", {}, None),  # names in any case
     ("GET", "/redirect-to?url=http%3A%2F%2Fexample.com%2F", {}, None),
     ("GET", "/response-headers?a=b&a=c&X-Y=z", {}, None),
