@@ -988,12 +988,13 @@ static int status_choice(const char *s, size_t n, int *code, double *weight)
 	if (colon) {
 		char w[32], *end;
 		size_t wl = n - cl - 1;
-		/* A decimal as Python's float() reads it (no hex, nan or inf). */
-		if (!wl || wl >= sizeof(w) || strspn(colon + 1, "0123456789.eE+-") < wl ||
-		    !strchr("0123456789.", colon[1]))
+		if (!wl || wl >= sizeof(w))
 			return -1;
-		memcpy(w, colon + 1, wl);
+		memcpy(w, colon + 1, wl); /* the path is not NUL-terminated: only w is read */
 		w[wl] = 0;
+		/* A decimal as Python's float() reads it (no hex, nan or inf). */
+		if (strspn(w, "0123456789.eE+-") < wl || !strchr("0123456789.", w[0]))
+			return -1;
 		*weight = strtod(w, &end);
 		if (*end || !(*weight >= 0 && *weight <= 1e9))
 			return -1;

@@ -460,8 +460,16 @@ static void log_copy(char *dst, size_t size, struct http_slice s)
 static char *log_header(const struct http_request *req, const char *name)
 {
 	const struct http_header *h = http_find_header(req, name);
-	return h ? strndup(h->value.p, h->value.len < HTTP_LOG_AGENT_MAX ? h->value.len : HTTP_LOG_AGENT_MAX)
-	         : NULL;
+	if (!h)
+		return NULL;
+	/* The value is not NUL-terminated (it lies in the read buffer): copied by length. */
+	size_t n = h->value.len < HTTP_LOG_AGENT_MAX ? h->value.len : HTTP_LOG_AGENT_MAX;
+	char *s = malloc(n + 1);
+	if (s) {
+		memcpy(s, h->value.p, n);
+		s[n] = 0;
+	}
+	return s;
 }
 
 static void log_names(struct http_conn *c, const struct http_request *req)
