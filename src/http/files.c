@@ -76,7 +76,6 @@ static int etag_list_matches(struct http_slice v, const char *etag, int strong)
 	return 0;
 }
 
-/* 1 when the conditional headers say "not modified". */
 /* Does any line of header `name` (an entity-tag list) match etag? A list may come in
  * several lines, which make one list (RFC 9110 5.3). -1: no such header. */
 static int etag_lines_match(const struct http_reqinfo *ri, const char *name, const char *etag, int strong)
@@ -95,6 +94,7 @@ static int etag_lines_match(const struct http_reqinfo *ri, const char *name, con
 	return seen ? 0 : -1;
 }
 
+/* 1 when the conditional headers say "not modified". */
 static int not_modified(const struct http_reqinfo *ri, const char *etag, time_t mtime)
 {
 	int inm = etag_lines_match(ri, "if-none-match", etag, 0);
@@ -129,21 +129,22 @@ static const char *precondition_failed(const struct http_reqinfo *ri, const char
 	return NULL;
 }
 
-/* The preconditions of a write to rel: the target's state read only when the request
- * has one. Answers 412 and returns -1 when one fails; 1 when they hold, 0 when there
+/* The preconditions on rel as it is now, for a write or a listing: the target's state
+ * read only when the request has one. A directory has no ETag (If-Match holds for "*"
+ * only). Answers 412 and returns -1 when one fails; 1 when they hold, 0 when there
  * are none. */
-static int write_preconditions(struct http_conn *c, const struct http_reqinfo *ri, const char *rel)
+static int preconditions_at(struct http_conn *c, const struct http_reqinfo *ri, const char *rel, int write)
 {
-	if (!hdr(ri, "if-match") && !hdr(ri, "if-unmodified-since") && !hdr(ri, "if-none-match"))
+	if (!hdr(ri, "if-match") && !hdr(ri, "if-unmodified-since") && !(write && hdr(ri, "if-none-match")))
 		return 0;
 	struct stat st;
-	char etag[64];
-	int fd = *rel ? fsroot_open(root_of(c), rel, O_PATH) : -1, have = fd >= 0 && fstat(fd, &st) == 0;
+	char etag[64] = "";
+	int fd = fsroot_open(root_of(c), rel, O_PATH), have = fd >= 0 && fstat(fd, &st) == 0;
 	if (fd >= 0)
 		close(fd);
-	if (have)
+	if (have && !S_ISDIR(st.st_mode))
 		filecache_etag(&st, etag, sizeof(etag));
-	const char *failed = precondition_failed(ri, have ? etag : NULL, have ? st.st_mtim.tv_sec : 0, 1);
+	const char *failed = precondition_failed(ri, have ? etag : NULL, have ? st.st_mtim.tv_sec : 0, write);
 	if (failed)
 		resp_error(c, LK_E_H_PRECONDITION_FILE, failed);
 	return failed ? -1 : 1;
@@ -480,21 +481,8 @@ static void serve_listing(struct http_conn *c, const struct http_reqinfo *ri, co
 	const struct proto_site *site = http_ctx_site(http_conn_ctx(c));
 	const struct dirsnap *snap = NULL;
 	char path[PATH_MAX + 2];
-	/* A listing has no ETag: If-Match holds only for "*"; If-Unmodified-Since is read
-	 * against the directory's time. */
-	if (hdr(ri, "if-match") || hdr(ri, "if-unmodified-since")) {
-		struct stat st;
-		int fd = fsroot_open(site->root, rel, O_PATH | O_DIRECTORY);
-		int have = fd >= 0 && fstat(fd, &st) == 0;
-		if (fd >= 0)
-			close(fd);
-		const char *failed =
-		        precondition_failed(ri, have ? "" : NULL, have ? st.st_mtim.tv_sec : 0, 0);
-		if (failed) {
-			resp_error(c, LK_E_H_PRECONDITION_FILE, failed);
-			return;
-		}
-	}
+	if (preconditions_at(c, ri, rel, 0) < 0)
+		return;
 	/* HEAD says what GET would send without taking a snapshot. */
 	if (!http_conn_head_only(c)) {
 		int rc = dirsnap_get(site->dirs, site->root, rel, &snap);
@@ -767,7 +755,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			resp_error(c, LK_E_EROOT, NULL);
 			return;
 		}
-		if (write_preconditions(c, ri, rel) < 0)
+		if (preconditions_at(c, ri, rel, 1) < 0)
 			return;
 		if (ri->method == M_MKCOL) {
 			/* WebDAV's MKCOL (RFC 4918 9.3): one directory, as FTP's MKD. */
@@ -894,7 +882,7 @@ int files_upload_begin(struct http_conn *c, const struct http_reqinfo *ri, struc
 		resp_error(c, LK_E_EHIDDEN, NULL);
 		return -1;
 	}
-	int guarded = write_preconditions(c, ri, rel);
+	int guarded = preconditions_at(c, ri, rel, 1);
 	if (guarded < 0)
 		return -1;
 	int r = fsroot_upload_begin(root, rel, up);
