@@ -1897,7 +1897,10 @@ static void ep_encoded(struct http_conn *c, const struct api_req *q)
 	if (j.err || http_encode(k, buf_start(&b), buf_used(&b), &z) < 0) {
 		buf_free(&b);
 		buf_free(&z);
-		api_error(c, LK_E_H_TOO_LARGE_RESP, NULL);
+		if (!j.err && http_encode_missing(k))
+			api_error(c, LK_E_ENOLIB, http_encode_missing(k));
+		else
+			api_error(c, LK_E_H_TOO_LARGE_RESP, NULL);
 		return;
 	}
 	resp_start(c, HTTP_OK);

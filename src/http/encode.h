@@ -13,7 +13,12 @@ const char *http_coding_name(enum http_coding k);
 
 /* Compresses in[0..n) whole into out (appended) with zlib (gzip: RFC 1952; deflate:
  * the zlib format of RFC 1950, as HTTP's "deflate" means) or Brotli (RFC 7932).
- * Returns 0, or -1 when out's limit or memory runs out (out may hold a part). */
+ * Returns 0, or -1 when out's limit or memory runs out (out may hold a part), or with
+ * errno ENOSYS when the coding's library cannot be loaded (http_encode_missing says why). */
 int http_encode(enum http_coding k, const void *in, size_t n, struct buf *out);
+
+/* NULL when the coding's library is loaded (it is, after this call, if it can be);
+ * otherwise which library is missing and the package that holds it. */
+const char *http_encode_missing(enum http_coding k);
 
 #endif

@@ -8,9 +8,41 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/lazylib.h"
 #include "core/log.h"
 #include "core/vec.h"
 #include "watch/internal.h"
+
+/* SQLite's functions that the history uses, loaded when a history is opened
+ * (core/lazylib.h: no other verb maps SQLite) */
+#define SQLITE_FUNCS(X)                  \
+	X(sqlite3_bind_int)              \
+	X(sqlite3_bind_int64)            \
+	X(sqlite3_bind_null)             \
+	X(sqlite3_bind_text)             \
+	X(sqlite3_busy_timeout)          \
+	X(sqlite3_close)                 \
+	X(sqlite3_column_int)            \
+	X(sqlite3_column_int64)          \
+	X(sqlite3_column_text)           \
+	X(sqlite3_db_readonly)           \
+	X(sqlite3_errmsg)                \
+	X(sqlite3_errstr)                \
+	X(sqlite3_exec)                  \
+	X(sqlite3_extended_result_codes) \
+	X(sqlite3_finalize)              \
+	X(sqlite3_get_autocommit)        \
+	X(sqlite3_open_v2)               \
+	X(sqlite3_prepare_v2)            \
+	X(sqlite3_prepare_v3)            \
+	X(sqlite3_reset)                 \
+	X(sqlite3_step)                  \
+	X(sqlite3_system_errno)
+static struct {
+	SQLITE_FUNCS(LAZYLIB_SLOT)
+} sq;
+static const char *const sq_names[] = {SQLITE_FUNCS(LAZYLIB_NAME)};
+static struct lazylib sq_lib = LAZYLIB("libsqlite3.so.0", "libsqlite3-0", sq_names, sq);
 
 #define BUSY_TIMEOUT_MS 2000 /* another process holding the database: wait this long */
 #define CACHE_KIB       2048 /* SQLite's page cache */
@@ -62,7 +94,7 @@ static void db_error_msg(const struct watch_store *s, int rc, const char *what, 
                          char *err, size_t errlen)
 {
 	if (!msg)
-		msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+		msg = s->db ? sq.sqlite3_errmsg(s->db) : sq.sqlite3_errstr(rc);
 	/* A write that ran out of room may come back as an I/O error: the errno tells. */
 	if ((rc & 0xff) == SQLITE_IOERR && (eno == ENOSPC || eno == EFBIG || eno == EDQUOT))
 		rc = SQLITE_FULL;
@@ -104,12 +136,12 @@ static void db_error_msg(const struct watch_store *s, int rc, const char *what, 
 
 static void db_error(const struct watch_store *s, int rc, const char *what, char *err, size_t errlen)
 {
-	db_error_msg(s, rc, what, NULL, s->db ? sqlite3_system_errno(s->db) : 0, err, errlen);
+	db_error_msg(s, rc, what, NULL, s->db ? sq.sqlite3_system_errno(s->db) : 0, err, errlen);
 }
 
 static int exec(struct watch_store *s, const char *sql, const char *what, char *err, size_t errlen)
 {
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	int rc = sq.sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		db_error(s, rc, what, err, errlen);
 		return -1;
@@ -119,7 +151,7 @@ static int exec(struct watch_store *s, const char *sql, const char *what, char *
 
 static int prepare(struct watch_store *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
 {
-	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	int rc = sq.sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 	if (rc != SQLITE_OK) {
 		db_error(s, rc, "prepare", err, errlen);
 		return -1;
@@ -129,11 +161,11 @@ static int prepare(struct watch_store *s, const char *sql, sqlite3_stmt **st, ch
 
 static void store_free(struct watch_store *s)
 {
-	sqlite3_finalize(s->ins);
-	sqlite3_finalize(s->roll);
-	sqlite3_finalize(s->state);
+	sq.sqlite3_finalize(s->ins);
+	sq.sqlite3_finalize(s->roll);
+	sq.sqlite3_finalize(s->state);
 	if (s->db)
-		sqlite3_close(s->db);
+		sq.sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s->q);
@@ -144,6 +176,10 @@ static void store_free(struct watch_store *s)
 struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, uint64_t retention_count,
                                      char *err, size_t errlen)
 {
+	if (lazylib_load(&sq_lib) < 0) {
+		snprintf(err, errlen, "%s", sq_lib.err);
+		return NULL;
+	}
 	struct watch_store *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -164,18 +200,18 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, HISTORY_MODE);
 	if (fd >= 0)
 		close(fd);
-	int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	int rc = sq.sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		db_error(s, rc, "open", err, errlen);
 		goto fail;
 	}
-	sqlite3_extended_result_codes(s->db, 1);
-	if (sqlite3_db_readonly(s->db, "main") == 1) {
+	sq.sqlite3_extended_result_codes(s->db, 1);
+	if (sq.sqlite3_db_readonly(s->db, "main") == 1) {
 		db_error_msg(s, SQLITE_READONLY, "open", "the file is read-only to this user", 0, err,
 		             errlen);
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	sq.sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	char sql[128];
 	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", CACHE_KIB);
 	if (exec(s, sql, "open", err, errlen) < 0)
@@ -184,24 +220,24 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	 * commit is one append; synchronous=NORMAL syncs at checkpoints only, so a power
 	 * loss may take the last commits, a kill -9 none. */
 	sqlite3_stmt *st = NULL;
-	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+	rc = sq.sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
+		rc = sq.sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		db_error(s, rc, "journal_mode=WAL", err, errlen);
-		sqlite3_finalize(st);
+		sq.sqlite3_finalize(st);
 		goto fail;
 	}
-	const char *mode = (const char *)sqlite3_column_text(st, 0);
+	const char *mode = (const char *)sq.sqlite3_column_text(st, 0);
 	if (!mode || strcmp(mode, "wal") != 0) {
 		snprintf(err, errlen,
 		         "history %s cannot use write-ahead logging (journal mode stays %s); is its "
 		         "directory writable? give another --db FILE",
 		         s->path, mode ? mode : "?");
-		sqlite3_finalize(st);
+		sq.sqlite3_finalize(st);
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	sq.sqlite3_finalize(st);
 	if (exec(s, "PRAGMA synchronous=NORMAL", "synchronous", err, errlen) < 0 ||
 	    exec(s, "BEGIN IMMEDIATE", "begin", err, errlen) < 0)
 		goto fail;
@@ -210,7 +246,7 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta VALUES('schema', %d);", SCHEMA_VERSION);
 	if (exec(s, schema, "schema", err, errlen) < 0 || exec(s, sql, "write", err, errlen) < 0 ||
 	    exec(s, "COMMIT", "commit", err, errlen) < 0) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		sq.sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
 	if (prepare(s, "INSERT INTO results VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &s->ins, err, errlen) < 0 ||
@@ -232,67 +268,67 @@ int watch_store_target(struct watch_store *s, const struct watch_target *t, int6
 {
 	sqlite3_stmt *st = NULL;
 	const char *what = "targets";
-	int rc = sqlite3_prepare_v2(
+	int rc = sq.sqlite3_prepare_v2(
 	        s->db,
 	        "INSERT INTO targets(name, url, kind) VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE "
 	        "SET url = excluded.url, kind = excluded.kind RETURNING id, state, since",
 	        -1, &st, NULL);
 	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, t->url, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, watch_kind_name(t->kind), -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
+		sq.sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		sq.sqlite3_bind_text(st, 2, t->url, -1, SQLITE_STATIC);
+		sq.sqlite3_bind_text(st, 3, watch_kind_name(t->kind), -1, SQLITE_STATIC);
+		rc = sq.sqlite3_step(st);
 	}
 	if (rc != SQLITE_ROW)
 		goto fail;
-	*id = sqlite3_column_int64(st, 0);
-	*state = sqlite3_column_int(st, 1);
-	*since_ms = (uint64_t)sqlite3_column_int64(st, 2);
+	*id = sq.sqlite3_column_int64(st, 0);
+	*state = sq.sqlite3_column_int(st, 1);
+	*since_ms = (uint64_t)sq.sqlite3_column_int64(st, 2);
 	if (*state < WATCH_UNKNOWN || *state > WATCH_DOWN)
 		*state = WATCH_UNKNOWN;
-	sqlite3_finalize(st);
+	sq.sqlite3_finalize(st);
 	st = NULL;
 	if (vec_grow((void **)&s->ids, &s->capids, s->nids + 1, sizeof(*s->ids)) == 0)
 		s->ids[s->nids++] = *id;
 	/* The hours of the last 7 days, then the results of the last hour (minutes and
 	 * latencies; their hours are in the rollup already). */
 	what = "rollup";
-	rc = sqlite3_prepare_v2(s->db, "SELECT hour, n, ok FROM rollup WHERE target = ?1 AND hour > ?2", -1,
-	                        &st, NULL);
+	rc = sq.sqlite3_prepare_v2(s->db, "SELECT hour, n, ok FROM rollup WHERE target = ?1 AND hour > ?2",
+	                           -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_int64(st, 1, *id);
-	sqlite3_bind_int64(st, 2, (int64_t)(now_ms / 3600000) - WATCH_HOURS);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		watch_stats_add_hour(stats, (uint32_t)sqlite3_column_int64(st, 0),
-		                     (uint32_t)sqlite3_column_int64(st, 1),
-		                     (uint32_t)sqlite3_column_int64(st, 2));
+	sq.sqlite3_bind_int64(st, 1, *id);
+	sq.sqlite3_bind_int64(st, 2, (int64_t)(now_ms / 3600000) - WATCH_HOURS);
+	while ((rc = sq.sqlite3_step(st)) == SQLITE_ROW)
+		watch_stats_add_hour(stats, (uint32_t)sq.sqlite3_column_int64(st, 0),
+		                     (uint32_t)sq.sqlite3_column_int64(st, 1),
+		                     (uint32_t)sq.sqlite3_column_int64(st, 2));
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	sq.sqlite3_finalize(st);
 	what = "results";
-	rc = sqlite3_prepare_v2(
+	rc = sq.sqlite3_prepare_v2(
 	        s->db, "SELECT ts, ok, latency_us FROM results WHERE target = ?1 AND ts > ?2 ORDER BY ts", -1,
 	        &st, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
-	sqlite3_bind_int64(st, 1, *id);
-	sqlite3_bind_int64(st, 2, (int64_t)now_ms - 3600000);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint64_t ts = (uint64_t)sqlite3_column_int64(st, 0),
-		         lat = (uint64_t)sqlite3_column_int64(st, 2);
-		int ok = sqlite3_column_int(st, 1);
+	sq.sqlite3_bind_int64(st, 1, *id);
+	sq.sqlite3_bind_int64(st, 2, (int64_t)now_ms - 3600000);
+	while ((rc = sq.sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t ts = (uint64_t)sq.sqlite3_column_int64(st, 0),
+		         lat = (uint64_t)sq.sqlite3_column_int64(st, 2);
+		int ok = sq.sqlite3_column_int(st, 1);
 		watch_stats_add_minute(stats, (uint32_t)(ts / 60000), 1, ok ? 1 : 0, ok ? lat : 0);
 		if (ok)
 			watch_stats_add_latency(stats, ts, lat);
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	sq.sqlite3_finalize(st);
 	return 0;
 fail:
 	db_error(s, rc, what, err, errlen);
-	sqlite3_finalize(st);
+	sq.sqlite3_finalize(st);
 	return -1;
 }
 
@@ -300,50 +336,50 @@ fail:
  * replace it). */
 static void rollback(struct watch_store *s)
 {
-	snprintf(s->lasterr, sizeof(s->lasterr), "%s", sqlite3_errmsg(s->db));
-	s->lasterrno = sqlite3_system_errno(s->db);
-	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	snprintf(s->lasterr, sizeof(s->lasterr), "%s", sq.sqlite3_errmsg(s->db));
+	s->lasterrno = sq.sqlite3_system_errno(s->db);
+	if (!sq.sqlite3_get_autocommit(s->db))
+		sq.sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Writes one batch in one transaction. Returns 0, or the SQLite error. */
 static int write_batch(struct watch_store *s, const struct watch_rec *r, size_t n)
 {
-	int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	int rc = sq.sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
 	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
 		sqlite3_stmt *st;
 		if (r[i].kind == 0) {
 			st = s->ins;
-			sqlite3_bind_int64(st, 1, r[i].target);
-			sqlite3_bind_int64(st, 2, r[i].ts_ms);
-			sqlite3_bind_int(st, 3, r[i].ok);
-			sqlite3_bind_int64(st, 4, r[i].latency_us);
-			sqlite3_bind_int(st, 5, r[i].status);
+			sq.sqlite3_bind_int64(st, 1, r[i].target);
+			sq.sqlite3_bind_int64(st, 2, r[i].ts_ms);
+			sq.sqlite3_bind_int(st, 3, r[i].ok);
+			sq.sqlite3_bind_int64(st, 4, r[i].latency_us);
+			sq.sqlite3_bind_int(st, 5, r[i].status);
 			if (r[i].ok)
-				sqlite3_bind_null(st, 6);
+				sq.sqlite3_bind_null(st, 6);
 			else
-				sqlite3_bind_text(st, 6, r[i].detail, -1, SQLITE_STATIC);
-			rc = sqlite3_step(st);
-			sqlite3_reset(st);
+				sq.sqlite3_bind_text(st, 6, r[i].detail, -1, SQLITE_STATIC);
+			rc = sq.sqlite3_step(st);
+			sq.sqlite3_reset(st);
 			if (rc != SQLITE_DONE)
 				break;
 			st = s->roll;
-			sqlite3_bind_int64(st, 1, r[i].target);
-			sqlite3_bind_int64(st, 2, r[i].ts_ms / 3600000);
-			sqlite3_bind_int(st, 3, r[i].ok);
-			sqlite3_bind_int64(st, 4, r[i].ok ? r[i].latency_us : 0);
+			sq.sqlite3_bind_int64(st, 1, r[i].target);
+			sq.sqlite3_bind_int64(st, 2, r[i].ts_ms / 3600000);
+			sq.sqlite3_bind_int(st, 3, r[i].ok);
+			sq.sqlite3_bind_int64(st, 4, r[i].ok ? r[i].latency_us : 0);
 		} else {
 			st = s->state;
-			sqlite3_bind_int64(st, 1, r[i].target);
-			sqlite3_bind_int(st, 2, r[i].ok);
-			sqlite3_bind_int64(st, 3, r[i].ts_ms);
+			sq.sqlite3_bind_int64(st, 1, r[i].target);
+			sq.sqlite3_bind_int(st, 2, r[i].ok);
+			sq.sqlite3_bind_int64(st, 3, r[i].ts_ms);
 		}
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
+		rc = sq.sqlite3_step(st);
+		sq.sqlite3_reset(st);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		rc = sq.sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		rollback(s);
 	return rc;
@@ -354,44 +390,44 @@ static int prune(struct watch_store *s)
 {
 	int64_t cutoff = (int64_t)watch_wall_ms() - (int64_t)s->retention_ms;
 	sqlite3_stmt *age = NULL, *count = NULL, *hours = NULL;
-	int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	int rc = sq.sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM results WHERE target = ?1 AND ts < ?2", -1, &age,
-		                        NULL);
+		rc = sq.sqlite3_prepare_v2(s->db, "DELETE FROM results WHERE target = ?1 AND ts < ?2", -1,
+		                           &age, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(
+		rc = sq.sqlite3_prepare_v2(
 		        s->db,
 		        "DELETE FROM results WHERE target = ?1 AND ts <= (SELECT ts FROM results WHERE "
 		        "target = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
 		        -1, &count, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM rollup WHERE hour < ?1", -1, &hours, NULL);
+		rc = sq.sqlite3_prepare_v2(s->db, "DELETE FROM rollup WHERE hour < ?1", -1, &hours, NULL);
 	for (size_t i = 0; i < s->nids && rc == SQLITE_OK; i++) {
-		sqlite3_bind_int64(age, 1, s->ids[i]);
-		sqlite3_bind_int64(age, 2, cutoff);
-		rc = sqlite3_step(age);
-		sqlite3_reset(age);
+		sq.sqlite3_bind_int64(age, 1, s->ids[i]);
+		sq.sqlite3_bind_int64(age, 2, cutoff);
+		rc = sq.sqlite3_step(age);
+		sq.sqlite3_reset(age);
 		if (rc != SQLITE_DONE)
 			break;
-		sqlite3_bind_int64(count, 1, s->ids[i]);
-		sqlite3_bind_int64(count, 2, (int64_t)s->retention_count);
-		rc = sqlite3_step(count);
-		sqlite3_reset(count);
+		sq.sqlite3_bind_int64(count, 1, s->ids[i]);
+		sq.sqlite3_bind_int64(count, 2, (int64_t)s->retention_count);
+		rc = sq.sqlite3_step(count);
+		sq.sqlite3_reset(count);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc == SQLITE_OK) {
 		/* An hour is dropped once all of it is older than the cutoff. */
-		sqlite3_bind_int64(hours, 1, cutoff / 3600000);
-		rc = sqlite3_step(hours);
+		sq.sqlite3_bind_int64(hours, 1, cutoff / 3600000);
+		rc = sq.sqlite3_step(hours);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		rc = sq.sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		rollback(s);
-	sqlite3_finalize(age);
-	sqlite3_finalize(count);
-	sqlite3_finalize(hours);
+	sq.sqlite3_finalize(age);
+	sq.sqlite3_finalize(count);
+	sq.sqlite3_finalize(hours);
 	return rc;
 }
 

@@ -1,0 +1,99 @@
+"""Libraries opened on first need (src/core/lazylib.h): no verb maps SQLite, zlib or
+Brotli until it uses them, and a missing one is a clear error where it is needed,
+while the rest of the verb works."""
+
+import gzip
+import http.client
+import json
+import os
+import subprocess
+
+from conftest import LOOPKIT
+
+LAZY = ("libsqlite3.so", "libz.so", "libbrotlienc.so", "libbrotlicommon.so")
+
+
+def mapped(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1].rsplit("/", 1)[-1] for line in f if "/" in line}
+
+
+def lib_path(soname):
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.strip().startswith(soname + " ") and "x86-64" in line:
+            return line.rsplit(" ", 1)[1]
+    raise AssertionError(f"{soname} is not installed (scripts/deps)")
+
+
+def masked(soname):
+    """argv prefix: a private mount namespace where the library reads as an empty file."""
+    ns = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    return ns + ["sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', lib_path(soname)]
+
+
+def get(port, path, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.getheader("Content-Encoding"), r.read()
+    finally:
+        c.close()
+
+
+def test_serve_maps_a_compression_library_only_when_an_answer_needs_it(server):
+    assert not [n for n in mapped(server.pid) if n.startswith(LAZY)]
+    status, coding, body = get(server.port, "/_/gzip")
+    assert (status, coding) == (200, "gzip")
+    assert json.loads(gzip.decompress(body))["gzipped"] is True
+    names = mapped(server.pid)
+    assert any(n.startswith("libz.so") for n in names), names
+    assert not [n for n in names if n.startswith(("libsqlite3.so", "libbrotlienc.so"))], names
+
+
+def test_short_lived_verbs_never_map_them(tmp_path):
+    # isolate's CMD reads its parent's maps: the loopkit that runs it
+    r = subprocess.run([LOOPKIT, "isolate", "-q", "--", "sh", "-c", 'cat /proc/$PPID/maps'],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    # pid 1 of the namespace is loopkit's own child: its maps are the parent's copy
+    names = {line.split()[-1].rsplit("/", 1)[-1] for line in r.stdout.splitlines() if "/" in line}
+    assert any(n.startswith("libc.so") for n in names), names
+    assert not [n for n in names if n.startswith(LAZY)], names
+
+
+def test_a_missing_sqlite_is_a_clear_error_for_the_history_only(tmp_path):
+    db = tmp_path / "h.db"
+    r = subprocess.run(masked("libsqlite3.so.0") + [LOOPKIT, "watch", "--db", str(db), "-i", "1s",
+                                                    "tcp://127.0.0.1:1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "loopkit watch: cannot load libsqlite3.so.0 (" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith("install the Debian package libsqlite3-0"), r.stderr
+    # the other verbs start as before
+    r = subprocess.run(masked("libsqlite3.so.0") + [LOOPKIT, "port"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and r.stdout.strip().isdigit(), (r.returncode, r.stdout, r.stderr)
+
+
+def test_a_missing_brotli_fails_brotli_answers_alone(tmp_path):
+    (tmp_path / "a.txt").write_text("hello\n")
+    p = subprocess.Popen(masked("libbrotlienc.so.1") + [LOOPKIT, "serve", str(tmp_path), "--port", "0", "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = p.stdout.readline().decode()
+        port = int(line.rsplit(":", 1)[1].strip("/\n"))
+        status, _, body = get(port, "/_/brotli")
+        assert status == 500, body
+        err = json.loads(body)["error"]
+        assert err.startswith("a library that this needs is missing: cannot load libbrotlienc.so.1 ("), err
+        assert err.endswith("install the Debian package libbrotli1"), err
+        # and again (the failure is remembered, not retried into a crash)
+        assert get(port, "/_/brotli")[0] == 500
+        status, coding, body = get(port, "/_/gzip")
+        assert (status, coding) == (200, "gzip")
+        assert get(port, "/a.txt") == (200, None, b"hello\n")
+    finally:
+        p.terminate()
+        assert p.wait(10) == 0
