@@ -6,7 +6,7 @@
 # (a tool missing).
 #
 # Cases, per server:
-#   retr   256 MiB RETR with curl -o /dev/null, BENCH_FTP_RETR_RUNS runs (best counts)
+#   retr   256 MiB RETR with curl -o /dev/null, BENCH_FTP_RETR_RUNS runs (the median run counts)
 #   lftp   200 x 1 KiB files mirrored in one lftp session, BENCH_FTP_LFTP_RUNS runs
 #   greet  connect, time until the "220" greeting arrives, BENCH_FTP_GREET_N times
 # Servers: loopkit (default --sniff-ms), loopkit-s50 (--sniff-ms 50: lftp and

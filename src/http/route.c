@@ -121,16 +121,17 @@ static enum lk_err head_check(struct http_conn *c, const struct http_request *re
 			} else if (http_slice_ieq(n, "accept")) {
 				/* JSON when named and preferred to HTML: by q-value, then by being
 				 * named where HTML is reached through a wildcard (axios sends JSON,
-				 * text and any type). */
-				/* Most never name JSON: then nothing is parsed (once at most). */
+				 * text and any type). Most never name JSON: then nothing is parsed,
+				 * and each type at most once. */
 				int sj = 0, sh = 0, qj = -1, qh = -1, named = 0;
 				for (size_t k = 0; k + 4 <= v.len && !named; k++)
 					named = !strncasecmp(v.p + k, "json", 4);
 				if (named)
 					qj = http_accept_q(v, "application/json", &sj);
-				if (qj > 0 && sj == 3)
+				int json_named = qj > 0 && sj == 3; /* 3: named exactly, no wildcard */
+				if (json_named)
 					qh = http_accept_q(v, "text/html", &sh);
-				ri->accept_json = qj > 0 && sj == 3 && (qj > qh || (qj == qh && sj > sh));
+				ri->accept_json = json_named && (qj > qh || (qj == qh && sj > sh));
 			}
 			break;
 		case 10:
