@@ -683,7 +683,9 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 		default: break;
 		}
 	}
-	/* Then the time it goes out, toxic after toxic in chain order. */
+	/* Then the time it goes out, toxic after toxic in chain order: each delays the piece
+	 * from when the one before let it go, so two latency toxics add up (as toxiproxy's
+	 * chained toxics do: a preset plus an extra latency is both). */
 	for (size_t i = 0; i < ch->nts; i++) {
 		struct tstate *st = &ch->ts[i];
 		const struct toxic *t = st->t;
@@ -697,8 +699,7 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 				uint64_t r = rand_below(s, 2 * jit);
 				d = lat + r >= jit ? lat + r - jit : 0;
 			}
-			if (at + d > rel)
-				rel = at + d;
+			rel += d;
 			break;
 		}
 		case TK_BANDWIDTH: {

@@ -77,6 +77,20 @@ def test_latency_added_per_round_trip(proxies, echo_up):
 
 
 @measures
+def test_two_latency_toxics_on_one_stream_add_up(proxies, echo_up):
+    # toxiproxy chains toxics: each delays from when the one before let the bytes go, so
+    # a preset plus an extra latency is both (the larger alone won before)
+    p = proxies(echo_up.addr, "--toxic", "latency:a,latency=40", "--toxic", "latency:b,latency=60")
+    s = p.connect()
+    xs = sorted(rtts(s, 15))
+    s.close()
+    assert 0.100 <= median(xs) <= 0.112, xs
+    assert xs[0] >= 0.100, xs  # never early
+    st, body = p.api("GET", "/proxies/proxy")
+    assert st == 200 and [t["name"] for t in body["toxics"]] == ["a", "b"], body
+
+
+@measures
 def test_bandwidth_rate_in_kb_per_second(proxies):
     n = 2_000_000
     up = Upstream(source(n))
