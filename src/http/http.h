@@ -43,6 +43,8 @@ struct http_config {
 	unsigned head_timeout_ms; /* a request head must arrive within this */
 	unsigned idle_timeout_ms; /* keep-alive connections idle longer are closed */
 	unsigned body_timeout_ms; /* longest pause while reading a body or writing */
+	int json_errors;          /* the engine's own errors as JSON {"error","status"}, as the
+	                             proxy's control API answers everything (toxiproxy's form) */
 	char host[64];            /* the bound address as text, for URLs */
 	uint16_t port;            /* the bound port, for URLs */
 };

@@ -148,11 +148,19 @@ void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const 
 {
 	const struct lk_error *row = lk_error(e);
 	int status = row->http ? row->http : HTTP_INTERNAL_SERVER_ERROR;
-	char msg[400], body[512];
-	lk_text_fill(msg, sizeof(msg), row->msg, detail);
-	int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, lk_http_reason(status), msg);
-	if (n < 0 || (size_t)n >= sizeof(body))
-		n = (int)sizeof(body) - 1;
+	int json = c->x->cfg->json_errors && row->http;
+	char msg[400], text[512];
+	struct buf b;
+	buf_init(&b, 4096);
+	if (json) {
+		lk_error_json(&b, e, detail, 1);
+	} else {
+		lk_text_fill(msg, sizeof(msg), row->msg, detail);
+		int n = snprintf(text, sizeof(text), "%d %s: %s\n", status, lk_http_reason(status), msg);
+		if (n < 0 || (size_t)n >= sizeof(text))
+			n = (int)sizeof(text) - 1;
+		buf_append(&b, text, (size_t)n);
+	}
 	resp_start(c, status);
 	if (status == HTTP_METHOD_NOT_ALLOWED)
 		resp_header(c, "Allow", http_allow(c->x));
@@ -160,7 +168,9 @@ void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const 
 		resp_header(c, "WWW-Authenticate", "Basic realm=\"loopkit\", charset=\"UTF-8\"");
 	if (name)
 		resp_header(c, name, value);
-	resp_send_mem(c, "text/plain; charset=utf-8", body, (size_t)n);
+	resp_send_mem(c, json ? "application/json" : "text/plain; charset=utf-8",
+	              buf_start(&b) ? buf_start(&b) : "", buf_used(&b));
+	buf_free(&b);
 }
 
 void resp_text(struct http_conn *c, int status, const char *note, const char *name, const char *value)

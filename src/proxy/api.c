@@ -439,14 +439,20 @@ static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
 	struct proxy_server *s = server_of(c);
 	struct buf b;
 	buf_init(&b, API_OUT_MAX);
-	buf_puts(&b, "# HELP toxiproxy_proxy_sent_bytes_total Bytes delivered through the proxy.\n"
-	             "# TYPE toxiproxy_proxy_sent_bytes_total counter\n");
-	for (size_t i = 0; i < s->nproxies; i++) {
-		const struct proxy *p = s->proxies[i];
-		for (int d = 0; d < 2; d++) {
-			buf_puts(&b, "toxiproxy_proxy_sent_bytes_total");
-			metric_labels(&b, p, d == PROXY_UP ? "upstream" : "downstream");
-			buf_printf(&b, " %llu\n", (unsigned long long)p->bytes[d]);
+	/* toxiproxy's pair: what came in and what went out, each way */
+	for (int k = 0; k < 2; k++) {
+		const char *name =
+		        k ? "toxiproxy_proxy_sent_bytes_total" : "toxiproxy_proxy_received_bytes_total";
+		buf_printf(&b, "# HELP %s Bytes %s the proxy.\n# TYPE %s counter\n", name,
+		           k ? "delivered through" : "read into", name);
+		for (size_t i = 0; i < s->nproxies; i++) {
+			const struct proxy *p = s->proxies[i];
+			for (int d = 0; d < 2; d++) {
+				buf_puts(&b, name);
+				metric_labels(&b, p, d == PROXY_UP ? "upstream" : "downstream");
+				buf_printf(&b, " %llu\n",
+				           (unsigned long long)(k ? p->bytes[d] : p->rbytes[d]));
+			}
 		}
 	}
 	buf_puts(&b, "# HELP loopkit_proxy_connections_total Client connections accepted.\n"
@@ -535,6 +541,7 @@ int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)
 	         net_local_port(s->api_fd));
 	http_config_default(&s->hc);
 	s->hc.routes = api_routes;
+	s->hc.json_errors = 1;
 	snprintf(s->hc.host, sizeof s->hc.host, "%s", a);
 	s->hc.port = net_local_port(s->api_fd);
 	s->site.max_conns = API_MAX_CONNS;

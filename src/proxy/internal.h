@@ -124,6 +124,8 @@ struct proxy {
 	struct pconn *conns; /* doubly linked list */
 	unsigned nconns;
 	uint64_t conns_total, bytes[2], refused;
+	uint64_t rbytes[2]; /* read from each direction's source (bytes[]: written to its
+	                       destination); a timeout or limit_data toxic swallows the difference */
 };
 
 /* A pipe for splice(2), kept in a pool between uses. */

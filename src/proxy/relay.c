@@ -420,6 +420,7 @@ static int pump_splice(struct pconn *c, int d)
 			}
 		}
 		if (n > 0) {
+			c->p->rbytes[d] += (uint64_t)n;
 			ssize_t w =
 			        send(dst, tmp, (size_t)n, MSG_NOSIGNAL | (last && !pd->reset ? MSG_MORE : 0));
 			if (w < 0 && errno != EAGAIN && errno != EINTR) {
@@ -491,6 +492,7 @@ static int pump_splice(struct pconn *c, int d)
 			return -1;
 		}
 		pd->inpipe += (uint32_t)n;
+		c->p->rbytes[d] += (uint64_t)n;
 		if (n < PIPE_CHUNK) {
 			/* A short read drained the socket: pass it on, then wait for epoll
 			 * rather than ask again only to hear EAGAIN. */
@@ -529,6 +531,7 @@ static int read_chunk(struct pconn *c, struct pchain *ch, int src)
 	if (n == 0)
 		return -2;
 	ch->b.len += (size_t)n;
+	c->p->rbytes[ch->d] += (uint64_t)n;
 	if (ch->count == PROXY_CHUNKS) {
 		/* Many small reads: the newest chunk grows (keeping its time) rather than
 		 * reading stopping before a whole HTTP head is in. */

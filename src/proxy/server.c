@@ -126,10 +126,12 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		return LK_E_P_BAD_ADDR;
 	if (!s->o.public && (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))) {
 		/* toxiproxy configs often say [::]:PORT or 0.0.0.0:PORT; loopback is what
-		 * loopkit listens on unless told --public. */
-		log_msg("listen %s: binding %s instead (add --public to listen on every interface)", text,
-		        strcmp(host, "::") ? "127.0.0.1" : "::1");
-		snprintf(host, sizeof host, "%s", strcmp(host, "::") ? "127.0.0.1" : "::1");
+		 * loopkit listens on unless told --public. 127.0.0.1 for [::] too: toxiproxy's
+		 * [::] takes IPv4 as well, and its clients connect to 127.0.0.1 or localhost
+		 * (which falls back to it); ::1 alone left them all refused. */
+		log_msg("listen %s: binding 127.0.0.1 instead (add --public to listen on every interface)",
+		        text);
+		snprintf(host, sizeof host, "127.0.0.1");
 	}
 	int rc = reach_check_listen(NULL, host, port, s->o.public, "the proxy", &ss, &len, msg, sizeof msg);
 	if (rc < 0) {
@@ -459,6 +461,12 @@ enum lk_err proxy_populate(struct proxy_server *s, const void *arrp, struct prox
 			snprintf(why, whylen, "proxy %zu: listen is a string and enabled a boolean", i + 1);
 			return LK_E_P_BAD_BODY;
 		}
+		/* toxiproxy lets the last of two entries of one name replace the first; so do
+		 * we, but say so: in a config file it is most likely a slip */
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(jstr(jin_at(arr, j), "name"), jstr(o, "name")))
+				log_msg("proxies %zu and %zu are both named '%s': the later one is used",
+				        j + 1, i + 1, jstr(o, "name"));
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct jin *o = jin_at(arr, i);

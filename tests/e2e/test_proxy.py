@@ -605,15 +605,29 @@ def test_config_file_in_toxiproxy_format(proxies, echo_up, tmp_path):
         {"name": "web_dev_mysql_1", "listen": "127.0.0.1:0", "upstream": echo_up.addr, "enabled": False},
     ]))
     p = proxies("--config", str(cfg), expect=2)
-    assert p.proxies["web_dev_frontend_1"].startswith("[::1]:")
-    assert "binding ::1 instead (add --public" in p.stderr()
+    # toxiproxy's [::] takes IPv4 too, and its clients dial 127.0.0.1 or localhost
+    assert p.proxies["web_dev_frontend_1"].startswith("127.0.0.1:")
+    assert "listen [::]:0: binding 127.0.0.1 instead (add --public" in p.stderr()
     st, body = p.api("GET", "/proxies")
     assert st == 200 and set(body) == {"web_dev_frontend_1", "web_dev_mysql_1"}
     assert body["web_dev_mysql_1"]["enabled"] is False
     port = int(body["web_dev_frontend_1"]["listen"].rsplit(":", 1)[1])
-    s = socket.create_connection(("::1", port), timeout=5)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
     assert rtts(s, 1)
     s.close()
+
+
+def test_a_config_with_two_proxies_of_one_name_uses_the_later_and_says_so(proxies, echo_up, tmp_path):
+    cfg = tmp_path / "dup.json"
+    cfg.write_text(json.dumps([
+        {"name": "a", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"},
+        {"name": "b", "listen": "127.0.0.1:0", "upstream": echo_up.addr},
+        {"name": "a", "listen": "127.0.0.1:0", "upstream": echo_up.addr},
+    ]))
+    p = proxies("--config", str(cfg), expect=2)
+    assert "proxies 1 and 3 are both named 'a': the later one is used" in p.stderr()
+    st, body = p.api("GET", "/proxies")
+    assert st == 200 and set(body) == {"a", "b"} and body["a"]["upstream"] == echo_up.addr
 
 
 @measures

@@ -3,6 +3,7 @@ unchanged toxiproxy-node-client from npm, and bad input answered with clear erro
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 
@@ -136,7 +137,8 @@ def test_limits_are_errors(proxy, echo_up):
     assert st == 400 and "1 to 63 bytes" in body["error"]
     big = "[" + ",".join(["1"] * 600000) + "]"
     st, body = proxy.api("POST", "/populate", raw=big)
-    assert st == 413  # over the engine's body limit for in-memory bodies
+    # over the engine's body limit for in-memory bodies; JSON, as every API error
+    assert (st, body) == (413, {"error": "request body over the 1 MiB limit of API requests", "status": 413})
 
 
 def test_populate_is_idempotent_and_reset_restores(proxy, echo_up):
@@ -168,6 +170,10 @@ def test_metrics_and_version(proxy):
     text = r.read().decode()
     assert r.status == 200 and r.getheader("Content-Type").startswith("text/plain")
     assert f'toxiproxy_proxy_sent_bytes_total{{direction="upstream",proxy="proxy",listener="{proxy.proxies["proxy"]}"' in text
+    # toxiproxy's pair: bytes read in and bytes sent out, each way (5 each, nothing swallowed)
+    for name in ("received", "sent"):
+        got = {d: v for d, v in re.findall(rf'toxiproxy_proxy_{name}_bytes_total{{direction="(\w+)",proxy="proxy"[^}}]*}} (\d+)', text)}
+        assert got == {"upstream": "5", "downstream": "5"}, (name, text)
     assert 'loopkit_proxy_connections_total{proxy="proxy"} 1' in text
     st, v = proxy.api("GET", "/version")
     assert st == 200 and v["version"]
@@ -179,7 +185,10 @@ def test_browsers_and_foreign_hosts_are_refused(proxy):
     host, port = proxy.api_addr.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=5)
     c.request("POST", "/reset", headers={"Host": "rebind.example"})
-    assert c.getresponse().status == 403  # DNS rebinding: the engine's Host check
+    r = c.getresponse()  # DNS rebinding: the engine's Host check, answered in the API's JSON
+    assert (r.status, r.getheader("Content-Type")) == (403, "application/json")
+    body = json.loads(r.read())
+    assert body["status"] == 403 and "DNS rebinding" in body["error"], body
 
 
 def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
