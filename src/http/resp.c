@@ -149,12 +149,12 @@ void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const 
 	const struct lk_error *row = lk_error(e);
 	int status = row->http ? row->http : HTTP_INTERNAL_SERVER_ERROR;
 	int json = c->x->cfg->json_errors && row->http;
-	char msg[400], text[512];
 	struct buf b;
 	buf_init(&b, 4096);
 	if (json) {
 		lk_error_json(&b, e, detail, 1);
 	} else {
+		char msg[400], text[512];
 		lk_text_fill(msg, sizeof(msg), row->msg, detail);
 		int n = snprintf(text, sizeof(text), "%d %s: %s\n", status, lk_http_reason(status), msg);
 		if (n < 0 || (size_t)n >= sizeof(text))

@@ -76,7 +76,9 @@ struct isolate {
 	int helper_on;
 	/* running */
 	struct loop *loop;
-	pid_t child; /* the namespace's pid 1 */
+	pid_t child;   /* the namespace's pid 1 */
+	int own_group; /* pid 1 and CMD in a process group of their own (not a terminal's
+	                  foreground job): see relay_signal in run.c */
 	struct loop_io sig_io, note_io;
 	int life_fd; /* held open: the child sees it close if we die */
 	int exit_code;

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -20,6 +19,12 @@
 /* The signals passed on to CMD when someone sends them to loopkit. */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
+
+/* How loopkit asks pid 1 to pass a signal on: a queued real-time signal carrying the
+ * number. pid 1 passes on nothing else, so a signal sent to a whole process group
+ * (`kill -- -PGID`, timeout(1), a CI runner) that reaches loopkit, pid 1 and CMD alike
+ * is not multiplied: CMD got it once already, or gets it once from loopkit. */
+#define RELAY_SIG (SIGRTMIN + 2)
 
 /* What the child tells us through the note pipe (EOF alone: CMD is running). */
 struct isolate_note {
@@ -39,6 +44,18 @@ static void forward_set(sigset_t *set)
 static int shell_status(int st)
 {
 	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : ISOLATE_EXIT_FAILED;
+}
+
+/* Whether loopkit is the foreground job of its terminal: then CMD stays in its process
+ * group, so that Ctrl-C reaches CMD from the terminal and Ctrl-Z stops the whole job as
+ * the shell sees it. Otherwise (no terminal, a background job, setsid, timeout(1)) CMD
+ * gets a process group of its own. */
+static int foreground_job(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (isatty(fd))
+			return tcgetpgrp(fd) == getpgrp();
+	return 0;
 }
 
 /* ---- the host-socket helper: a thread that stays in the host's network namespace ---- */
@@ -151,6 +168,7 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	forward_set(&block);
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGPIPE);
+	sigaddset(&block, RELAY_SIG); /* pid 1 inherits it blocked: it is never fatal there */
 	sigprocmask(SIG_BLOCK, &block, &iso->oldmask);
 	nsprobe_controls_read(&iso->controls);
 
@@ -233,9 +251,33 @@ static void note(int fd, int what, int err)
 	(void)w;
 }
 
-/* pid 1 of the new pid namespace: a fresh /proc, CMD as its child, signals passed on,
- * orphans reaped; exits with CMD's status, and the kernel then kills whatever is left
- * in the namespace. Only system calls here (the parent may have a second thread). */
+/* CMD, from pid 1: vfork (no page tables copied) and exec with loopkit's signal mask
+ * undone. Not posix_spawn: glibc's leaves its two internal signals ignored in CMD
+ * (SigIgn 0x180000000), where a plain fork and exec leaves none. pid 1 has no signal
+ * handlers, so the child sharing its memory until exec runs none either. Returns the
+ * pid, or -1 with errno from fork or exec. */
+static pid_t spawn_cmd(struct isolate *iso)
+{
+	volatile int exec_err = 0;
+	pid_t pid = vfork();
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &iso->oldmask, NULL);
+		execvp(iso->cfg.argv[0], iso->cfg.argv);
+		exec_err = errno;
+		_exit(127);
+	}
+	if (pid > 0 && exec_err) {
+		waitpid(pid, NULL, 0);
+		errno = exec_err;
+		return -1;
+	}
+	return pid;
+}
+
+/* pid 1 of the new pid namespace: a fresh /proc, CMD as its child, loopkit's relayed
+ * signals passed on, orphans reaped; exits with CMD's status, and the kernel then kills
+ * whatever is left in the namespace. Only system calls here (the parent may have a
+ * second thread). */
 static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd, int life_fd)
 {
 	sigset_t set;
@@ -250,26 +292,20 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 		close_others(note_fd, life_fd);
 	else
 		close_others(life_fd, note_fd);
+	if (iso->own_group)
+		setpgid(0, 0); /* CMD follows: a signal to loopkit's group reaches loopkit alone */
 	netns_init_mounts(&iso->ns);
-	/* CMD: posix_spawn (a vfork-like clone, no page tables copied) with loopkit's
-	 * signal mask undone and the descriptor limit it had */
-	setrlimit(RLIMIT_NOFILE, &iso->nofile);
-	posix_spawnattr_t attr;
-	pid_t cmd;
-	int e = posix_spawnattr_init(&attr);
-	if (!e)
-		e = posix_spawnattr_setsigmask(&attr, &iso->oldmask);
-	if (!e)
-		e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-	if (!e)
-		e = posix_spawnp(&cmd, iso->cfg.argv[0], NULL, &attr, iso->cfg.argv, environ);
-	if (e) {
+	setrlimit(RLIMIT_NOFILE, &iso->nofile); /* CMD gets the descriptor limit it had */
+	pid_t cmd = spawn_cmd(iso);
+	if (cmd < 0) {
+		int e = errno;
 		note(note_fd, NOTE_EXEC, e);
 		_exit(e == ENOENT || e == ENOTDIR ? ISOLATE_EXIT_NOTFOUND : ISOLATE_EXIT_NOEXEC);
 	}
 	close(note_fd);
-	forward_set(&set);
+	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, RELAY_SIG);
 	for (;;) {
 		int sig = sigwaitinfo(&set, &si);
 		if (sig < 0)
@@ -281,9 +317,10 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 					_exit(shell_status(st));
 			continue;
 		}
-		/* the terminal's signals (SI_KERNEL) reached CMD's process group already */
-		if (si.si_code != SI_KERNEL)
-			kill(cmd, sig);
+		/* loopkit's requests only; a copy of a group-wide signal that reached pid 1
+		 * too stays pending here, blocked and never read */
+		if (si.si_code == SI_QUEUE)
+			kill(cmd, si.si_value.sival_int);
 	}
 }
 
@@ -399,9 +436,11 @@ static void sig_cb(struct loop *l, struct loop_io *io, unsigned events)
 				cmd_exited(iso, st);
 			continue;
 		}
-		/* the terminal's signals (SI_KERNEL) reached CMD's process group already */
-		if (!iso->cmd_done && si.ssi_code != SI_KERNEL)
-			kill(iso->child, (int)si.ssi_signo);
+		/* In the terminal's foreground job, CMD shares loopkit's process group: the
+		 * terminal's signals (SI_KERNEL) reached it already. In a group of its own it
+		 * gets every signal from here. */
+		if (!iso->cmd_done && (iso->own_group || si.ssi_code != SI_KERNEL))
+			sigqueue(iso->child, RELAY_SIG, (union sigval){.sival_int = (int)si.ssi_signo});
 	}
 }
 
@@ -430,6 +469,7 @@ int isolate_run(struct isolate *iso)
 		goto out;
 	}
 	fflush(NULL);
+	iso->own_group = !foreground_job();
 	iso->child = netns_fork_pid1();
 	if (iso->child < 0) {
 		iso->ns.step = NETNS_PIDNS;

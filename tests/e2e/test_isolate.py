@@ -131,6 +131,7 @@ class Isolated:
                                      stdout=subprocess.PIPE, stderr=self.err, stdin=stdin, env=env)
         self.pid = self.proc.pid
         self.buf = b""
+        self.ns_fds = []
         try:
             self._attach(ready)
         except BaseException:  # a failed start must not leave the run behind
@@ -147,6 +148,10 @@ class Isolated:
         while not children(self.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         self.init = children(self.pid)[0]
+        # Held open until teardown: a namespace's inode number is reused once it is freed,
+        # and a namespace of a run in another test would then read as this one's.
+        self.ns_fds = [os.open(f"/proc/{self.init}/ns/pid", os.O_RDONLY),
+                       os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY)]
         self.pidns = os.readlink(f"/proc/{self.init}/ns/pid")
         self.netns = os.readlink(f"/proc/{self.pid}/ns/net")
         assert self.pidns != ns_link(os.getpid(), "pid"), "no new pid namespace"
@@ -196,6 +201,9 @@ class Isolated:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for fd in self.ns_fds:
+            os.close(fd)
+        self.ns_fds = []
 
 
 @pytest.fixture
@@ -646,6 +654,52 @@ while n == 0 and time.time() - t < 20:
 time.sleep(0.5)
 print("sigints=%d" % n, flush=True)
 """
+
+
+COUNT_SIGTERM = r"""
+import signal, time
+n = 0
+def h(s, f):
+    global n
+    n += 1
+signal.signal(signal.SIGTERM, h)
+print("ready", flush=True)
+t = time.time()
+while n == 0 and time.time() - t < 20:
+    time.sleep(0.01)
+time.sleep(0.5)
+print("sigterms=%d" % n, flush=True)
+"""
+
+
+def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
+    # `kill -- -PGID`, as CI runners stop a job: loopkit, its pid 1 and (before) CMD each
+    # got a copy, and CMD saw it up to three times (a second TERM is "force quit" to many)
+    p = subprocess.Popen([LOOPKIT, "isolate", "--", PY, "-c", COUNT_SIGTERM], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (p.returncode, out) == (0, b"sigterms=1\n"), err
+
+
+def test_timeout_reaches_the_command_once():
+    # timeout(1) signals its child and then its whole process group
+    r = subprocess.run(["timeout", "-s", "TERM", "1", LOOPKIT, "isolate", "--", PY, "-c", COUNT_SIGTERM],
+                       capture_output=True, timeout=30)
+    assert (r.returncode, r.stdout) == (124, b"ready\nsigterms=1\n"), r.stderr
+
+
+def test_the_command_starts_with_no_signal_ignored():
+    # glibc's posix_spawn left its two internal signals (32, 33) ignored in CMD
+    r = subprocess.run([LOOPKIT, "isolate", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
+                       text=True, timeout=30)
+    assert (r.returncode, r.stdout.split()) == (0, ["SigIgn:", "0000000000000000"]), r.stderr
 
 
 class Pty:
