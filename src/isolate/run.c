@@ -148,6 +148,19 @@ static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 	return 0;
 }
 
+/* Every port of the namespace is CMD's, those below 1024 too, as in a rootless container:
+ * a dev server keeps its usual port 80 without root. Kernels before 4.11 lack the
+ * setting, and a read-only /proc/sys refuses it: then they stay root's, as before. */
+static void free_low_ports(void)
+{
+	int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t w = write(fd, "0", 1);
+		(void)w;
+		close(fd);
+	}
+}
+
 int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *err, size_t errlen)
 {
 	sigset_t block;
@@ -185,6 +198,7 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 		return -1;
 	if (netns_enter_net(&iso->ns) < 0)
 		return ns_failed(iso, err, errlen);
+	free_low_ports();
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		char why[256];

@@ -53,6 +53,34 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
 }
 
+/* 0, or -1 with err when g's host end (-p) or its address (--out) is one that an earlier
+ * forward already has: the second listener would fail with EADDRINUSE, naming our own
+ * process as the holder. */
+static int given_twice(const struct isolate_config *c, const struct isolate_forward *g, char *err,
+                       size_t errlen)
+{
+	uint16_t port = net_ss_port(&g->host);
+	if (!port)
+		return 0; /* 0: a free port each */
+	for (size_t i = 0; i < c->nfwd; i++) {
+		const struct isolate_forward *o = &c->fwd[i];
+		if (o == g || o->dir != g->dir || o->host.ss_family != g->host.ss_family ||
+		    net_ss_port(&o->host) != port)
+			continue;
+		int same = g->host.ss_family == AF_INET
+		                   ? ((const struct sockaddr_in *)&o->host)->sin_addr.s_addr ==
+		                             ((const struct sockaddr_in *)&g->host)->sin_addr.s_addr
+		                   : !memcmp(&((const struct sockaddr_in6 *)&o->host)->sin6_addr,
+		                             &((const struct sockaddr_in6 *)&g->host)->sin6_addr, 16);
+		if (same) {
+			snprintf(err, errlen, "'%s': %s port %u is already given by '%s'", g->spec,
+			         g->dir == ISOLATE_IN ? "host" : "--out", port, o->spec);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* -p [ADDR:]A-B: each port of the range forwarded to the same port inside (an FTP
  * server's passive ports: its replies name the port inside, which the client then
  * reaches on the host). f is the first forward, its address set; each port counts as a
@@ -72,12 +100,18 @@ static int add_range(struct isolate_config *c, struct isolate_forward *f, const 
 		         spec, (unsigned long long)(r.hi - r.lo + 1), ISOLATE_MAX_FORWARDS, c->nfwd);
 		return -1;
 	}
+	size_t first = c->nfwd;
 	for (uint64_t port = r.lo; port <= r.hi; port++) {
-		struct isolate_forward *g = &c->fwd[c->nfwd++];
+		struct isolate_forward *g = &c->fwd[c->nfwd];
 		if (g != f)
 			*g = *f;
 		set_port(&g->host, (uint16_t)port);
 		set_loopback(&g->inner, &g->innerlen, g->host.ss_family, (uint16_t)port);
+		if (given_twice(c, g, err, errlen) < 0) {
+			c->nfwd = first;
+			return -1;
+		}
+		c->nfwd++;
 	}
 	return 0;
 }
@@ -122,6 +156,14 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 			break;
 		*p = '\0';
 	}
+	if (dir == ISOLATE_IN && n >= 2 && strspn(parts[n - 2], "0123456789-") == strlen(parts[n - 2]) &&
+	    strchr(parts[n - 2], '-')) {
+		snprintf(err, errlen,
+		         "'%s': a range forwards each port to the same port inside; it takes no inner "
+		         "port: -p %s",
+		         spec, parts[n - 2]);
+		return -1;
+	}
 	/* ADDR:... when the first part is not a number (and no bracketed address came first) */
 	if (!addr && n >= 2 && strspn(parts[0], "0123456789") != strlen(parts[0])) {
 		addr = parts[0];
@@ -143,6 +185,12 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	if (addr) {
 		if (net_parse_addr(addr, 0, &f->host, &f->hostlen) < 0) {
 			snprintf(err, errlen, "'%s': '%s' is not an IP address", spec, addr);
+			return -1;
+		}
+		if (f->host.ss_family == AF_INET6 &&
+		    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&f->host)->sin6_addr)) {
+			snprintf(err, errlen, "'%s': %s is an IPv4 address in IPv6 form; write it as IPv4",
+			         spec, addr);
 			return -1;
 		}
 		if (!net_is_loopback((struct sockaddr *)&f->host)) {
@@ -180,6 +228,8 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 		f->inner = f->host;
 		f->innerlen = f->hostlen;
 	}
+	if (given_twice(c, f, err, errlen) < 0)
+		return -1;
 	c->nfwd++;
 	return 0;
 }

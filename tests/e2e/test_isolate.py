@@ -802,6 +802,25 @@ def test_nobody_gets_a_user_namespace_and_forwards(isolated, nobody_lk):
     shutil.rmtree(site)
 
 
+def test_nobody_may_serve_on_port_80_inside(isolated, nobody_lk):
+    # every port of the namespace is CMD's, as in a rootless container; the host keeps its
+    # own ip_unprivileged_port_start
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        host_start = f.read()
+    site = tempfile.mkdtemp(prefix="loopkit-isolate-site-")
+    os.chmod(site, 0o755)
+    with open(os.path.join(site, "a.txt"), "w") as f:
+        f.write("eighty\n")
+    os.chmod(os.path.join(site, "a.txt"), 0o644)
+    i = isolated(["-p", "0:80"], [nobody_lk, "serve", site, "--port", "80"], prefix=AS_NOBODY,
+                 binary=nobody_lk, ready="http://127.0.0.1:80/")
+    assert get(i.ports[0], "/a.txt") == (200, b"eighty\n")
+    assert i.stop() == 0, i.stderr()
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        assert f.read() == host_start
+    shutil.rmtree(site)
+
+
 def test_runuser_nobody_runs_a_command(nobody_lk):
     lk = nobody_lk
     p = subprocess.run(["runuser", "-u", "nobody", "--", lk, "isolate", "--", "sh", "-c",
@@ -963,6 +982,8 @@ def test_seccomp_filter_is_named(nobody_lk, prefix):
     (["-p", "0:5000-5003", "--", "true"], "inner port '5000-5003'"),
     (["-p", "5000-5040", "--", "true"], "41 ports; at most 32 forwards (-p and --out together), 0 already"),
     (["--check", "--", "true"], "--check runs no command"),
+    (["-p", "8091", "-p", "8091:81", "--", "true"], "'8091:81': host port 8091 is already given by '8091'"),
+    (["-p", "8080-8090:80", "--", "true"], "a range forwards each port to the same port inside"),
 ])
 def test_usage_errors(args, msg):
     p = run(*args)

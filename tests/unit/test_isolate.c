@@ -47,6 +47,9 @@ static const struct spec_row spec_rows[] = {
         {ISOLATE_IN, "[::]:80", NULL, NULL, "not a loopback address"},
         {ISOLATE_IN, "0.0.0.0:80", NULL, NULL, "not a loopback address"},
         {ISOLATE_IN, "example.com:80", NULL, NULL, "not an IP address"},
+        {ISOLATE_IN, "8080-8090:80", NULL, NULL, "a range forwards each port to the same port inside"},
+        {ISOLATE_IN, "127.0.0.1:8080-8090:80", NULL, NULL, "it takes no inner port: -p 8080-8090"},
+        {ISOLATE_IN, "[::ffff:127.0.0.1]:8080", NULL, NULL, "an IPv4 address in IPv6 form"},
         {ISOLATE_IN, "8080:", NULL, NULL, "inner port ''"},
         {ISOLATE_IN, "123456789012345678901234567890123456789012345678901234567890123456789", NULL, NULL,
          "expected"},
@@ -87,6 +90,49 @@ static void test_specs(void **state)
 	}
 }
 
+/* A host port given twice is refused by the second spec, naming the first; a free port
+ * (0) may come any number of times, and one port on two addresses is two forwards. */
+static void test_given_twice(void **state)
+{
+	static const struct {
+		enum isolate_dir d1;
+		const char *a;
+		enum isolate_dir d2;
+		const char *b;
+		const char *why; /* NULL: both are taken */
+	} rows[] = {
+	        {ISOLATE_IN, "8091", ISOLATE_IN, "8091", "host port 8091 is already given by '8091'"},
+	        {ISOLATE_IN, "8090:80", ISOLATE_IN, "8090:81",
+	         "host port 8090 is already given by '8090:80'"},
+	        {ISOLATE_IN, "50000-50002", ISOLATE_IN, "50001", "host port 50001 is already given"},
+	        {ISOLATE_IN, "50001", ISOLATE_IN, "50000-50002",
+	         "host port 50001 is already given by '50001'"},
+	        {ISOLATE_IN, "[::1]:8080", ISOLATE_IN, "[::1]:8080:81", "already given by '[::1]:8080'"},
+	        {ISOLATE_OUT, "5432", ISOLATE_OUT, "5432", "--out port 5432 is already given"},
+	        {ISOLATE_IN, "0:80", ISOLATE_IN, "0:80", NULL},
+	        {ISOLATE_IN, "127.0.0.2:8091", ISOLATE_IN, "8091", NULL},
+	        {ISOLATE_IN, "8091", ISOLATE_IN, "[::1]:8091", NULL},
+	        {ISOLATE_IN, "5432", ISOLATE_OUT, "5432", NULL}, /* host side and inside: no clash */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct isolate_config c;
+		char err[256] = "";
+		isolate_config_init(&c);
+		assert_int_equal(isolate_config_add(&c, rows[i].d1, rows[i].a, err, sizeof err), 0);
+		size_t n = c.nfwd;
+		int rc = isolate_config_add(&c, rows[i].d2, rows[i].b, err, sizeof err);
+		if (!rows[i].why) {
+			if (rc != 0)
+				fail_msg("row %zu: '%s' then '%s': %s", i, rows[i].a, rows[i].b, err);
+			continue;
+		}
+		if (rc != -1 || !strstr(err, rows[i].why) || c.nfwd != n)
+			fail_msg("row %zu: '%s' then '%s': want '%s', got rc %d '%s', %zu forwards", i,
+			         rows[i].a, rows[i].b, rows[i].why, rc, err, c.nfwd);
+	}
+}
+
 /* The limit: ISOLATE_MAX_FORWARDS, and the next one is refused by name. */
 static void test_forward_limit(void **state)
 {
@@ -95,10 +141,13 @@ static void test_forward_limit(void **state)
 	(void)state;
 	isolate_config_init(&c);
 	assert_int_equal(c.max_conns, ISOLATE_MAX_CONNS);
-	for (int i = 0; i < ISOLATE_MAX_FORWARDS; i++)
+	for (int i = 0; i < ISOLATE_MAX_FORWARDS; i++) {
+		char spec[16];
+		snprintf(spec, sizeof spec, "%d", 1234 + i);
 		assert_int_equal(
-		        isolate_config_add(&c, i % 2 ? ISOLATE_OUT : ISOLATE_IN, "1234", err, sizeof err), 0);
-	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "1234", err, sizeof err), -1);
+		        isolate_config_add(&c, i % 2 ? ISOLATE_OUT : ISOLATE_IN, spec, err, sizeof err), 0);
+	}
+	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "4321", err, sizeof err), -1);
 	assert_non_null(strstr(err, "more than 32 forwards"));
 	assert_int_equal(c.nfwd, ISOLATE_MAX_FORWARDS);
 }
@@ -209,9 +258,8 @@ static void test_renderings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_specs),
-	        cmocka_unit_test(test_forward_limit),
-	        cmocka_unit_test(test_explain),
+	        cmocka_unit_test(test_specs),       cmocka_unit_test(test_forward_limit),
+	        cmocka_unit_test(test_given_twice), cmocka_unit_test(test_explain),
 	        cmocka_unit_test(test_renderings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
