@@ -339,7 +339,7 @@ void record_conn_open(struct record *r, struct pconn *c, const struct sockaddr_s
                       const struct sockaddr_storage *server);
 /* n bytes delivered in direction d of c. */
 void record_bytes(struct record *r, struct pconn *c, int d, const char *p, size_t n);
-void record_conn_close(struct record *r, struct pconn *c);
+void record_conn_close(struct record *r, struct pconn *c, int rst);
 void record_har(struct record *r, const struct har_entry *e);
 
 /* api.c */

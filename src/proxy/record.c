@@ -146,6 +146,7 @@ static void put32(uint8_t *p, uint32_t v)
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
+#define TH_RST 0x04
 #define TH_PSH 0x08
 #define TH_ACK 0x10
 
@@ -289,21 +290,26 @@ void record_bytes(struct record *r, struct pconn *c, int d, const char *p, size_
 		hexdump(r, c, d, p, n);
 }
 
-void record_conn_close(struct record *r, struct pconn *c)
+void record_conn_close(struct record *r, struct pconn *c, int rst)
 {
 	struct rconn *rc = c->rec;
 	if (!rc)
 		return;
 	if (r && r->pcap && rc->cli.ss_family == rc->srv.ss_family) {
-		pcap_packet(r, rc, 0, TH_FIN | TH_ACK, "", 0);
-		pcap_packet(r, rc, 1, TH_FIN | TH_ACK, "", 0);
-		pcap_packet(r, rc, 0, TH_ACK, "", 0);
+		if (rst) { /* the proxy resets the client's connection (SO_LINGER 0) */
+			pcap_packet(r, rc, 1, TH_RST | TH_ACK, "", 0);
+		} else {
+			pcap_packet(r, rc, 0, TH_FIN | TH_ACK, "", 0);
+			pcap_packet(r, rc, 1, TH_FIN | TH_ACK, "", 0);
+			pcap_packet(r, rc, 0, TH_ACK, "", 0);
+		}
 		fflush(r->pcap);
 	}
 	if (r && r->hexdump) {
 		char line[128];
-		int n = snprintf(line, sizeof line, "[%u] closed: %llu bytes up, %llu down\n", rc->id,
-		                 (unsigned long long)c->d[0].bytes, (unsigned long long)c->d[1].bytes);
+		int n = snprintf(line, sizeof line, "[%u] %s: %llu bytes up, %llu down\n", rc->id,
+		                 rst ? "reset" : "closed", (unsigned long long)c->d[0].bytes,
+		                 (unsigned long long)c->d[1].bytes);
 		log_sink_write(&r->out, line, (size_t)n);
 	}
 	free(rc);

@@ -90,7 +90,7 @@ static void pconn_close(struct pconn *c, int rst)
 	struct proxy *p = c->p;
 	struct linger lg = {1, 0};
 	if (c->rec)
-		record_conn_close(s->rec, c);
+		record_conn_close(s->rec, c, rst);
 	if (c->cfd >= 0) {
 		if (rst) /* the client's socket before the upstream answered */
 			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -136,12 +136,15 @@ static void pconn_close(struct pconn *c, int rst)
  * proxy's connect got one, whether or not it has sent anything yet (a plain close
  * would give a FIN, or the kernel's RST when the client's bytes lie unread: what the
  * client saw would depend on timing). */
+static void record_pair(struct pconn *c);
+
 static void upstream_refused(struct pconn *c, int err)
 {
 	if (!srv(c)->o.quiet)
 		log_msg("proxy %s: upstream %s: %s; the client's connection is reset", c->p->name,
 		        c->p->upstream, strerror(err));
 	c->p->refused++;
+	record_pair(c); /* the client's connection was made, then reset: the log shows both */
 	pconn_close(c, 1);
 }
 
@@ -975,18 +978,24 @@ static void update_masks(struct pconn *c)
 
 /* ---- connecting ---- */
 
+/* Starts the pcap and hexdump record of the client's connection, once. */
+static void record_pair(struct pconn *c)
+{
+	if (!c->recording || c->rec || c->cfd < 0)
+		return;
+	struct sockaddr_storage a, b;
+	socklen_t al = sizeof a, bl = sizeof b;
+	if (getpeername(c->cfd, (struct sockaddr *)&a, &al) == 0 &&
+	    getsockname(c->cfd, (struct sockaddr *)&b, &bl) == 0)
+		record_conn_open(srv(c)->rec, c, &a, &b);
+}
+
 static void connected(struct pconn *c)
 {
 	int cfd = c->cfd;
 	c->state = PC_RELAY;
 	loop_timer_stop(srv(c)->loop, &c->linger);
-	if (c->recording) {
-		struct sockaddr_storage a, b;
-		socklen_t al = sizeof a, bl = sizeof b;
-		if (getpeername(cfd, (struct sockaddr *)&a, &al) == 0 &&
-		    getsockname(cfd, (struct sockaddr *)&b, &bl) == 0)
-			record_conn_open(srv(c)->rec, c, &a, &b);
-	}
+	record_pair(c);
 	c->d[0].want_read = c->d[1].want_read = 1;
 	for (int d = 0; d < 2; d++) {
 		struct pchain *ch = c->d[d].chain;

@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -233,6 +234,35 @@ def test_pcap_reads_back_as_tcp_streams(proxies, web, tmp_path):
     assert "Flags [F.]" in r.stdout
     r = subprocess.run(["tshark", "-r", pcap, "-q", "-z", "expert"], capture_output=True, text=True, timeout=60)
     assert "Malformed" not in r.stdout and "retransmission" not in r.stdout.lower()
+
+
+def test_pcap_shows_a_reset_as_a_reset(proxies, web, tmp_path):
+    # a cut with reset=1, and an upstream that refuses: the client saw ECONNRESET, so the
+    # log must show an RST, not a FIN that makes a cut transfer look complete
+    pcap = str(tmp_path / "r.pcap")
+    p = proxies(up(web), "--pcap", pcap, "--toxic", "http_cut,after=1000,reset=1")
+    r = curl(f"http://127.0.0.1:{p.port()}/big.bin")
+    assert r.returncode == 56 and 1000 <= len(r.stdout) < 102400, (r.returncode, len(r.stdout))
+    time.sleep(0.2)
+    p.stop()
+    dump = subprocess.run(["tcpdump", "-r", pcap, "-nn"], capture_output=True, text=True, timeout=60).stdout
+    assert re.search(rf"IP 127.0.0.1.{p.port()} > 127.0.0.1.\d+: Flags \[R.\]", dump), dump
+    assert "Flags [F.]" not in dump, dump
+
+    pcap2 = str(tmp_path / "refused.pcap")
+    with socket.socket() as hole:  # a port that refuses
+        hole.bind(("127.0.0.1", 0))
+        dead = hole.getsockname()[1]
+    p = proxies(f"127.0.0.1:{dead}", "--pcap", pcap2)
+    with pytest.raises(ConnectionResetError):
+        with p.connect() as s:
+            s.sendall(b"hi")
+            s.recv(10)
+    time.sleep(0.2)
+    p.stop()
+    dump = subprocess.run(["tcpdump", "-r", pcap2, "-nn"], capture_output=True, text=True, timeout=60).stdout
+    flags = re.findall(r"Flags \[([^\]]+)\]", dump)
+    assert flags == ["S", "S.", ".", "R."], dump
 
 
 def test_hexdump_prints_both_directions(proxies, web):
