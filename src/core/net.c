@@ -155,6 +155,17 @@ uint16_t net_ss_port(const struct sockaddr_storage *sa)
 	return 0;
 }
 
+int net_ss_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family || net_ss_port(a) != net_ss_port(b))
+		return 0;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	return a->ss_family == AF_INET6 && !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	                                           &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+}
+
 char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len)
 {
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;

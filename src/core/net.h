@@ -38,6 +38,9 @@ char *net_addr_str(const struct sockaddr *sa, char *out, size_t len);
 
 /* The port of a sockaddr_in or sockaddr_in6 in host order; 0 for others. */
 uint16_t net_ss_port(const struct sockaddr_storage *sa);
+
+/* True when a and b are the same IPv4 or IPv6 address and port. */
+int net_ss_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Writes "127.0.0.1:80", "[::1]:80" or "[::ffff:127.0.0.1]:80" into buf (truncated to
  * fit, always terminated when len > 0). Returns buf. */
 char *net_ss_text(const struct sockaddr_storage *sa, char *buf, size_t len);

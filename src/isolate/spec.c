@@ -64,15 +64,7 @@ static int given_twice(const struct isolate_config *c, const struct isolate_forw
 		return 0; /* 0: a free port each */
 	for (size_t i = 0; i < c->nfwd; i++) {
 		const struct isolate_forward *o = &c->fwd[i];
-		if (o == g || o->dir != g->dir || o->host.ss_family != g->host.ss_family ||
-		    net_ss_port(&o->host) != port)
-			continue;
-		int same = g->host.ss_family == AF_INET
-		                   ? ((const struct sockaddr_in *)&o->host)->sin_addr.s_addr ==
-		                             ((const struct sockaddr_in *)&g->host)->sin_addr.s_addr
-		                   : !memcmp(&((const struct sockaddr_in6 *)&o->host)->sin6_addr,
-		                             &((const struct sockaddr_in6 *)&g->host)->sin6_addr, 16);
-		if (same) {
+		if (o != g && o->dir == g->dir && net_ss_same(&o->host, &g->host)) {
 			snprintf(err, errlen, "'%s': %s port %u is already given by '%s'", g->spec,
 			         g->dir == ISOLATE_IN ? "host" : "--out", port, o->spec);
 			return -1;

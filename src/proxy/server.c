@@ -112,6 +112,26 @@ static uint16_t pick_port(void)
 	return port;
 }
 
+/* The proxy of this server that listens on ss (a port 0 matches none), or NULL. */
+static const struct proxy *proxy_listening_on(const struct proxy_server *s, const struct sockaddr_storage *ss)
+{
+	for (size_t i = 0; i < s->nproxies; i++) {
+		const struct proxy *p = s->proxies[i];
+		struct sockaddr_storage have;
+		socklen_t hl = sizeof have;
+		if (p->lfd >= 0 && getsockname(p->lfd, (struct sockaddr *)&have, &hl) == 0 &&
+		    net_ss_same(&have, ss))
+			return p;
+	}
+	return NULL;
+}
+
+/* A listen host meaning every interface: loopkit binds 127.0.0.1 for it unless --public. */
+static int wildcard_host(const char *host)
+{
+	return !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+}
+
 /* Opens a listener for "host:port". */
 static enum lk_err open_listener(struct proxy_server *s, const char *text, int *fd, char *bound, char *why,
                                  size_t whylen)
@@ -124,7 +144,7 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		text = "127.0.0.1:0";
 	if (split_hostport("listen", text, host, sizeof host, &port, why, whylen) < 0)
 		return LK_E_P_BAD_ADDR;
-	if (!s->o.public && (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))) {
+	if (!s->o.public && wildcard_host(host)) {
 		/* toxiproxy configs often say [::]:PORT or 0.0.0.0:PORT; loopback is what
 		 * loopkit listens on unless told --public. 127.0.0.1 for [::] too: toxiproxy's
 		 * [::] takes IPv4 as well, and its clients connect to 127.0.0.1 or localhost
@@ -147,6 +167,13 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 	}
 	char err[256];
 	int l = net_listen((struct sockaddr *)&ss, len, 1024, 0, err, sizeof err);
+	if (l < 0 && errno == EADDRINUSE) {
+		const struct proxy *o = proxy_listening_on(s, &ss);
+		if (o) { /* not "held by loopkit (pid ours)": say which of ours */
+			snprintf(why, whylen, "listen %s: proxy '%s' listens there", text, o->name);
+			return LK_E_P_LISTEN;
+		}
+	}
 	if (l < 0) {
 		int eno = errno;
 		char fix[PROXY_ADDR_MAX + 16];
@@ -240,6 +267,19 @@ static int name_ok(const char *name, char *why, size_t whylen)
 	return 1;
 }
 
+/* A disabled proxy's listen as enabling it will bind it (0.0.0.0 or [::] is loopback
+ * unless --public), so that GET /proxies shows an address that holds. */
+static void listen_text(struct proxy *p, const char *listen)
+{
+	char host[PROXY_ADDR_MAX], bad[PROXY_ERR_MAX];
+	uint16_t port;
+	snprintf(p->listen, sizeof p->listen, "%s", listen);
+	if (!p->srv->o.public && listen[0] &&
+	    split_hostport("listen", listen, host, sizeof host, &port, bad, sizeof bad) == 0 &&
+	    wildcard_host(host))
+		snprintf(p->listen, sizeof p->listen, "127.0.0.1:%u", port);
+}
+
 enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *listen, const char *upstream,
                          int enabled, struct proxy **out, char *why, size_t whylen)
 {
@@ -264,7 +304,7 @@ enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *l
 	p->lfd = -1;
 	snprintf(p->name, sizeof p->name, "%s", name);
 	upstream_text(p->upstream, upstream);
-	snprintf(p->listen, sizeof p->listen, "%s", listen);
+	listen_text(p, listen);
 	enum lk_err e = resolve_upstream(s, upstream, &p->up_addr, &p->up_len, why, whylen);
 	if (e == LK_E_OK && enabled)
 		e = proxy_start(p, listen, why, whylen);
@@ -287,16 +327,10 @@ static int same_listen(const struct proxy *p, const char *text)
 	socklen_t wl, hl = sizeof have;
 	if (!strcmp(text, p->listen))
 		return 1;
-	if (p->lfd < 0 || split_hostport("listen", text, host, sizeof host, &port, why, sizeof why) < 0 ||
-	    !port || reach_check_listen(NULL, host, port, 1, "the proxy", &want, &wl, msg, sizeof msg) < 0 ||
-	    getsockname(p->lfd, (struct sockaddr *)&have, &hl) < 0 || want.ss_family != have.ss_family)
-		return 0;
-	if (want.ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)&want, *b = (const void *)&have;
-		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *a = (const void *)&want, *b = (const void *)&have;
-	return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr);
+	return p->lfd >= 0 &&
+	       split_hostport("listen", text, host, sizeof host, &port, why, sizeof why) == 0 && port &&
+	       reach_check_listen(NULL, host, port, 1, "the proxy", &want, &wl, msg, sizeof msg) == 0 &&
+	       getsockname(p->lfd, (struct sockaddr *)&have, &hl) == 0 && net_ss_same(&want, &have);
 }
 
 enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstream, int enabled, char *why,
@@ -323,7 +357,7 @@ enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstre
 	}
 	if (!enabled) {
 		if (listen && strlen(listen) < PROXY_ADDR_MAX)
-			snprintf(p->listen, sizeof p->listen, "%s", listen);
+			listen_text(p, listen);
 		if (p->enabled) {
 			proxy_stop_listen(p);
 			relay_close_all(p); /* as toxiproxy: a disabled proxy drops its clients */

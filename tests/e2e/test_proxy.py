@@ -603,13 +603,15 @@ def test_config_file_in_toxiproxy_format(proxies, echo_up, tmp_path):
     cfg.write_text(json.dumps([
         {"name": "web_dev_frontend_1", "listen": "[::]:0", "upstream": echo_up.addr, "enabled": True},
         {"name": "web_dev_mysql_1", "listen": "127.0.0.1:0", "upstream": echo_up.addr, "enabled": False},
+        {"name": "off", "listen": "0.0.0.0:0", "upstream": echo_up.addr, "enabled": False},
     ]))
-    p = proxies("--config", str(cfg), expect=2)
+    p = proxies("--config", str(cfg), expect=3)
     # toxiproxy's [::] takes IPv4 too, and its clients dial 127.0.0.1 or localhost
     assert p.proxies["web_dev_frontend_1"].startswith("127.0.0.1:")
     assert "listen [::]:0: binding 127.0.0.1 instead (add --public" in p.stderr()
     st, body = p.api("GET", "/proxies")
-    assert st == 200 and set(body) == {"web_dev_frontend_1", "web_dev_mysql_1"}
+    assert st == 200 and set(body) == {"web_dev_frontend_1", "web_dev_mysql_1", "off"}
+    assert body["off"]["listen"] == "127.0.0.1:0"  # disabled: shown as enabling binds it
     assert body["web_dev_mysql_1"]["enabled"] is False
     port = int(body["web_dev_frontend_1"]["listen"].rsplit(":", 1)[1])
     s = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -141,6 +141,13 @@ def test_limits_are_errors(proxy, echo_up):
     assert (st, body) == (413, {"error": "request body over the 1 MiB limit of API requests", "status": 413})
 
 
+def test_a_listen_port_of_another_proxy_names_that_proxy(proxy, echo_up):
+    taken = proxy.proxies["proxy"]
+    st, body = proxy.api("POST", "/proxies", {"name": "second", "listen": taken, "upstream": echo_up.addr})
+    # not "held by loopkit (pid <its own>)"
+    assert (st, body) == (409, {"error": f"listen {taken}: proxy 'proxy' listens there", "status": 409})
+
+
 def test_populate_is_idempotent_and_reset_restores(proxy, echo_up):
     cfg = [{"name": "a", "listen": "127.0.0.1:0", "upstream": echo_up.addr},
            {"name": "b", "listen": "127.0.0.1:0", "upstream": echo_up.addr, "enabled": False}]
