@@ -13,9 +13,10 @@ override LDFLAGS += -Wl,-z,relro,-z,now
 # the proxy's control API and config).
 PKG_DEPS := nettle jansson
 # Opened with dlopen when first needed, not linked (src/core/lazylib.h says why): zlib and
-# Brotli (the /_/gzip, /_/deflate and /_/brotli answers), SQLite (watch's history). Their
+# Brotli (the /_/gzip, /_/deflate and /_/brotli answers, proxy's HAR bodies), SQLite
+# (watch's history). Their
 # headers come from pkg-config; scripts/mkdeb makes the .deb depend on them.
-LAZY_DEPS := zlib libbrotlienc sqlite3
+LAZY_DEPS := zlib libbrotlienc libbrotlidec sqlite3
 override CFLAGS += $(shell pkg-config --cflags $(PKG_DEPS) $(LAZY_DEPS))
 LDLIBS  += $(shell pkg-config --libs $(PKG_DEPS))
 

@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/net.h"
 #include "core/text.h"
+#include "http/encode.h"
 #include "http/parse.h"
 #include "proxy/internal.h"
 
@@ -357,13 +358,21 @@ static void base64(struct buf *out, const unsigned char *p, size_t n)
 	}
 }
 
-/* Header lines of a head (after its first line) as HAR name/value pairs; the value
- * of `want` (case-insensitive) is copied to found. */
-static void har_headers(struct json *j, const char *h, size_t n, const char *want, char *found, size_t flen)
+/* A header whose value har_headers copies out: name (lowercase), where to and how much. */
+struct hdr_want {
+	const char *name;
+	char *out;
+	size_t len;
+};
+
+/* Header lines of a head (after its first line) as HAR name/value pairs (j NULL: none
+ * written); the values of the wanted names (case-insensitive) are copied out. */
+static void har_headers(struct json *j, const char *h, size_t n, const struct hdr_want *want, size_t nwant)
 {
 	const char *nl = memchr(h, '\n', n);
 	size_t i = nl ? (size_t)(nl - h) + 1 : n;
-	json_arr_begin(j);
+	if (j)
+		json_arr_begin(j);
 	while (i < n) {
 		const char *line = h + i;
 		size_t ll = 0;
@@ -384,25 +393,36 @@ static void har_headers(struct json *j, const char *h, size_t n, const char *wan
 			v++;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
-		json_obj_begin(j);
-		json_key(j, "name");
-		json_str_n(j, line, nlen);
-		json_key(j, "value");
-		json_str_n(j, v, (size_t)(ve - v));
-		json_obj_end(j);
-		if (want && found && strlen(want) == nlen && !strncasecmp(line, want, nlen))
-			snprintf(found, flen, "%.*s", (int)(ve - v), v);
+		if (j) {
+			json_obj_begin(j);
+			json_key(j, "name");
+			json_str_n(j, line, nlen);
+			json_key(j, "value");
+			json_str_n(j, v, (size_t)(ve - v));
+			json_obj_end(j);
+		}
+		for (size_t w = 0; w < nwant; w++)
+			if (strlen(want[w].name) == nlen && !strncasecmp(line, want[w].name, nlen))
+				snprintf(want[w].out, want[w].len, "%.*s", (int)(ve - v), v);
 	}
-	json_arr_end(j);
+	if (j)
+		json_arr_end(j);
 }
 
-/* A body as HAR text (UTF-8 as is, anything else base64), marked when it was cut. */
-static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, uint64_t size, int chunked)
+/* A body as HAR text (UTF-8 as is, anything else base64), marked when it was cut. For
+ * a response (content), also its size: HAR wants the payload, so a whole chunked body
+ * is unchunked and a whole compressed one (gzip, deflate, br) decoded, with
+ * "compression" the bytes that saved. */
+static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, uint64_t size, int chunked,
+                     const char *coding, int content)
 {
 	char *dec = NULL;
 	size_t dlen = n;
+	struct buf plain;
+	buf_init(&plain, PROXY_HAR_BODY_MAX);
+	const char *note = NULL;
+	char cut[128];
 	if (chunked && n == size) {
-		/* The whole chunked body was kept: HAR wants the payload. */
 		dec = malloc(n ? n : 1);
 		if (dec) {
 			memcpy(dec, p, n);
@@ -415,6 +435,35 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 			}
 		}
 	}
+	enum http_coding k;
+	uint64_t saved = 0;
+	int coded = content && coding && coding[0] && http_coding_parse(coding, strlen(coding), &k) == 0;
+	if (coded && n == size) {
+		int rc = http_decode(k, p, n, &plain, PROXY_HAR_BODY_MAX);
+		if (rc >= 0 && buf_start(&plain)) {
+			if (rc == 0 && buf_used(&plain) > n)
+				saved = buf_used(&plain) - n;
+			if (rc == 1) {
+				snprintf(cut, sizeof cut,
+				         "decoded: the first %d bytes (loopkit keeps at most that many per "
+				         "body)",
+				         PROXY_HAR_BODY_MAX);
+				note = cut;
+			}
+			size = buf_used(&plain); /* cut (rc 1): what was decoded, as the comment says */
+			p = buf_start(&plain);
+			n = buf_used(&plain);
+		} else {
+			note = "the body could not be decoded; the bytes are as sent";
+		}
+	} else if (coded) {
+		note = "compressed and cut: the bytes are as sent";
+	}
+	if (content) {
+		json_kint(j, "size", (long long)size);
+		if (saved)
+			json_kint(j, "compression", (long long)saved);
+	}
 	if (is_utf8(p, n)) {
 		json_key(j, "text");
 		json_str_n(j, p, n);
@@ -425,7 +474,10 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 		json_str_n(j, buf_start(tmp) ? buf_start(tmp) : "", buf_used(tmp));
 		json_kstr(j, "encoding", "base64");
 	}
-	if (size > n) {
+	if (note) {
+		json_kstr(j, "comment", note);
+		json_kbool(j, "_truncated", strncmp(note, "decoded", 7) == 0 || strstr(note, "cut") != NULL);
+	} else if (size > n) {
 		char c[160];
 		snprintf(c, sizeof c,
 		         "truncated: the first %zu of %llu bytes (loopkit keeps at most %d per body)", n,
@@ -433,6 +485,7 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 		json_kstr(j, "comment", c);
 		json_kbool(j, "_truncated", 1);
 	}
+	buf_free(&plain);
 	free(dec);
 }
 
@@ -457,7 +510,7 @@ void record_har(struct record *r, const struct har_entry *e)
 		free(req);
 		return;
 	}
-	char when[40], host[PROXY_ADDR_MAX], ctype[128] = "", te[64] = "", rctype[128] = "", rte[64] = "";
+	char when[40], host[PROXY_ADDR_MAX], ctype[128] = "", rctype[128] = "", rte[64] = "", rce[32] = "";
 	iso_time(e->start_us, when, sizeof when);
 	const struct http_header *hh = http_find_header(req, "host");
 	snprintf(host, sizeof host, "%.*s", hh ? (int)hh->value.len : (int)strlen(e->host),
@@ -482,7 +535,8 @@ void record_har(struct record *r, const struct har_entry *e)
 	json_arr_begin(&j);
 	json_arr_end(&j);
 	json_key(&j, "headers");
-	har_headers(&j, e->req_head, e->req_head_len, "content-type", ctype, sizeof ctype);
+	const struct hdr_want reqw[] = {{"content-type", ctype, sizeof ctype}};
+	har_headers(&j, e->req_head, e->req_head_len, reqw, 1);
 	json_key(&j, "queryString");
 	json_arr_begin(&j);
 	const char *q = memchr(req->target.p, '?', req->target.len);
@@ -508,7 +562,7 @@ void record_har(struct record *r, const struct har_entry *e)
 		json_key(&j, "postData");
 		json_obj_begin(&j);
 		json_kstr(&j, "mimeType", ctype);
-		har_body(&j, &tmp, e->req_body, e->req_body_len, e->req_body_size, 0);
+		har_body(&j, &tmp, e->req_body, e->req_body_len, e->req_body_size, 0, NULL, 0);
 		json_obj_end(&j);
 	}
 	json_obj_end(&j);
@@ -534,25 +588,22 @@ void record_har(struct record *r, const struct har_entry *e)
 	json_arr_end(&j);
 	json_key(&j, "headers");
 	if (rhl) {
-		har_headers(&j, rh, rhl, "content-type", rctype, sizeof rctype);
-		struct json dummy;
-		struct buf db;
-		buf_init(&db, 64 * 1024);
-		json_init(&dummy, &db, 0);
-		har_headers(&dummy, rh, rhl, "transfer-encoding", rte, sizeof rte);
-		buf_free(&db);
+		const struct hdr_want respw[] = {{"content-type", rctype, sizeof rctype},
+		                                 {"transfer-encoding", rte, sizeof rte},
+		                                 {"content-encoding", rce, sizeof rce}};
+		har_headers(&j, rh, rhl, respw, 3);
 	} else {
 		json_arr_begin(&j);
 		json_arr_end(&j);
 	}
-	(void)te;
 	json_key(&j, "content");
 	json_obj_begin(&j);
-	int chunked = is_chunked(rte);
-	json_kint(&j, "size", (long long)e->resp_body_size);
 	json_kstr(&j, "mimeType", rctype);
 	if (e->resp_body_size)
-		har_body(&j, &tmp, e->resp_body, e->resp_body_len, e->resp_body_size, chunked);
+		har_body(&j, &tmp, e->resp_body, e->resp_body_len, e->resp_body_size, is_chunked(rte), rce,
+		         1);
+	else
+		json_kint(&j, "size", 0);
 	json_obj_end(&j);
 	json_kstr(&j, "redirectURL", "");
 	json_kint(&j, "headersSize", rhl ? (long long)rhl : -1);

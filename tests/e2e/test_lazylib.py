@@ -10,7 +10,7 @@ import subprocess
 
 from conftest import LOOPKIT
 
-LAZY = ("libsqlite3.so", "libz.so", "libbrotlienc.so", "libbrotlicommon.so")
+LAZY = ("libsqlite3.so", "libz.so", "libbrotlienc.so", "libbrotlidec.so", "libbrotlicommon.so")
 
 
 def mapped(pid):

@@ -202,6 +202,62 @@ def test_har_is_valid_and_complete(proxies, web, tmp_path):
     assert e[4]["response"]["status"] == 201
 
 
+def test_har_content_is_the_payload_unchunked_and_decoded(proxies, web, tmp_path):
+    # HAR 1.2: content.size is the decoded size, text the decoded body, compression the
+    # bytes it saved (as browsers' devtools record it)
+    har = str(tmp_path / "c.har")
+    p = proxies(up(web), "--record", har)
+    base = f"http://127.0.0.1:{p.port()}"
+    streamed = curl(f"{base}/_/stream/3").stdout
+    assert streamed.count(b"\n") == 3
+    for coding in ("gzip", "deflate", "brotli"):
+        assert curl(f"{base}/_/{coding}", "--compressed").returncode == 0
+    time.sleep(0.2)
+    p.stop()
+    r = validate_har(har)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"valid": True, "entries": 4}, r.stdout
+    e = json.load(open(har))["log"]["entries"]
+    c = e[0]["response"]["content"]
+    assert c["text"].encode() == streamed and c["size"] == len(streamed), c
+    assert e[0]["response"]["bodySize"] > len(streamed)  # the chunked bytes on the wire
+    for entry, coding, key in zip(e[1:], ("gzip", "deflate", "br"), ("gzipped", "deflated", "brotli")):
+        resp = entry["response"]
+        assert {"name": "Content-Encoding", "value": coding} in resp["headers"]
+        c = resp["content"]
+        doc = json.loads(c["text"])  # decoded text, not base64 of the compressed bytes
+        assert doc[key] is True and "encoding" not in c, c
+        assert c["size"] == len(c["text"].encode()) and c["compression"] == c["size"] - resp["bodySize"], c
+        assert c["compression"] > 0 and "comment" not in c
+
+
+def test_har_decoding_stops_at_the_body_limit_and_names_a_bad_body(proxies, tmp_path):
+    import gzip as gz
+    root = tmp_path / "bomb"
+    root.mkdir()
+    (root / "zeros.txt").write_bytes(b"0" * 4_000_000)
+    (root / "zeros.txt.gz").write_bytes(gz.compress(b"0" * 4_000_000))  # 4 MB from 4 KB
+    (root / "bad.txt").write_text("not really\n")
+    (root / "bad.txt.gz").write_bytes(b"\x1f\x8b\x08\x00not gzip at all")
+    srv = Server(str(root), ["--precompressed", "-q"])
+    try:
+        har = str(tmp_path / "b.har")
+        p = proxies(f"127.0.0.1:{srv.port}", "--record", har)
+        for name in ("zeros.txt", "bad.txt"):
+            assert curl(f"http://127.0.0.1:{p.port()}/{name}", "-H", "Accept-Encoding: gzip").returncode == 0
+        time.sleep(0.2)
+        p.stop()
+    finally:
+        srv.stop()
+    e = json.load(open(har))["log"]["entries"]
+    c = e[0]["response"]["content"]
+    assert c["text"] == "0" * 65536 and c["size"] == 65536 and c["_truncated"] is True, \
+        {k: v for k, v in c.items() if k != "text"}
+    assert c["comment"] == "decoded: the first 65536 bytes (loopkit keeps at most that many per body)"
+    c = e[1]["response"]["content"]
+    assert c["comment"] == "the body could not be decoded; the bytes are as sent" and c["encoding"] == "base64"
+    assert c["_truncated"] is False
+
+
 def tshark_follow(pcap, stream):
     r = subprocess.run(["tshark", "-r", pcap, "-q", "-z", f"follow,tcp,raw,{stream}"], capture_output=True,
                        text=True, timeout=60)
