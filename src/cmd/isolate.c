@@ -84,6 +84,10 @@ static int isolate_main(void *p)
 		fprintf(stderr, "loopkit isolate: --check runs no command\n");
 		return 2;
 	}
+	if (a->check && a->cfg.nfwd) {
+		fprintf(stderr, "loopkit isolate: --check opens no forwards (-p, --out): it only probes\n");
+		return 2;
+	}
 	if (a->check)
 		return isolate_check(a);
 	if (!a->cmd.argc) {

@@ -984,6 +984,7 @@ def test_seccomp_filter_is_named(nobody_lk, prefix):
     (["-p", "0:5000-5003", "--", "true"], "inner port '5000-5003'"),
     (["-p", "5000-5040", "--", "true"], "41 ports; at most 32 forwards (-p and --out together), 0 already"),
     (["--check", "--", "true"], "--check runs no command"),
+    (["--check", "-p", "0:80"], "--check opens no forwards (-p, --out): it only probes"),
     (["-p", "8091", "-p", "8091:81", "--", "true"], "'8091:81': host port 8091 is already given by '8091'"),
     (["-p", "8080-8090:80", "--", "true"], "a range forwards each port to the same port inside"),
 ])
