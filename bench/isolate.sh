@@ -5,7 +5,8 @@
 #   throughput: iperf3 through a `-p` forward, beside direct loopback, pasta's and
 #     slirp4netns's port forwarding, median of ROUNDS rounds of SECS s.
 # Prints figures and ratios; never passes or fails on timing. Every process it starts is
-# stopped by pid. Knobs: RUNS (default 200), SECS (3), ROUNDS (3), LOOPKIT (./loopkit).
+# stopped by pid. Knobs: RUNS (default 200), SECS (3), ROUNDS (3), LOOPKIT (./loopkit),
+# LOOPKIT_BASE (an earlier build: its start-up beside this one's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-200}
@@ -41,6 +42,11 @@ echo "loopkit isolate bench on $(nproc) CPUs, load average $(cut -d' ' -f1-3 /pr
 
 # ---- start-up -------------------------------------------------------------------------
 tools=("loopkit isolate|$TMP/loopkit isolate -q --" "unshare -rn|unshare -rn")
+if [ -n "${LOOPKIT_BASE:-}" ]; then # an earlier build, side by side
+	cp "$LOOPKIT_BASE" "$TMP/loopkit-base"
+	chmod 755 "$TMP/loopkit-base"
+	tools+=("base isolate|$TMP/loopkit-base isolate -q --")
+fi
 if command -v bwrap >/dev/null && bwrap --unshare-net --dev-bind / / true 2>/dev/null; then
 	tools+=("bwrap --unshare-net|bwrap --unshare-net --dev-bind / /")
 else
@@ -60,7 +66,7 @@ tools = [("no isolation", [], None)]
 for line in open(toolfile).read().splitlines():
     name, argv = line.split("|", 1)
     tools.append((name, argv.split(), None))
-    if os.geteuid() == 0 and name in ("loopkit isolate", "unshare -rn"):
+    if os.geteuid() == 0 and name in ("loopkit isolate", "unshare -rn", "base isolate"):
         tools.append((name + " (as nobody)", argv.split(), 65534))
 res = {t[0]: ([], []) for t in tools}
 fail = {}
