@@ -640,42 +640,27 @@ def test_sigint_sent_with_kill_is_passed_on(isolated):
     assert i.stop(signal.SIGINT) == 130
 
 
-COUNT_SIGINT = r"""
+COUNT = r"""
 import signal, sys, time
+sig = getattr(signal, sys.argv[1])
 n = 0
 def h(s, f):
     global n
     n += 1
-signal.signal(signal.SIGINT, h)
+signal.signal(sig, h)
 print("ready", flush=True)
 t = time.time()
 while n == 0 and time.time() - t < 20:
     time.sleep(0.01)
 time.sleep(0.5)
-print("sigints=%d" % n, flush=True)
-"""
-
-
-COUNT_SIGTERM = r"""
-import signal, time
-n = 0
-def h(s, f):
-    global n
-    n += 1
-signal.signal(signal.SIGTERM, h)
-print("ready", flush=True)
-t = time.time()
-while n == 0 and time.time() - t < 20:
-    time.sleep(0.01)
-time.sleep(0.5)
-print("sigterms=%d" % n, flush=True)
+print("%ss=%d" % (sys.argv[1].lower(), n), flush=True)
 """
 
 
 def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
     # `kill -- -PGID`, as CI runners stop a job: loopkit, its pid 1 and (before) CMD each
     # got a copy, and CMD saw it up to three times (a second TERM is "force quit" to many)
-    p = subprocess.Popen([LOOPKIT, "isolate", "--", PY, "-c", COUNT_SIGTERM], stdout=subprocess.PIPE,
+    p = subprocess.Popen([LOOPKIT, "isolate", "--", PY, "-c", COUNT, "SIGTERM"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
     try:
         assert p.stdout.readline() == b"ready\n"
@@ -693,7 +678,7 @@ def test_timeout_reaches_the_command_once():
     # then its whole group: two copies, which a plain child sees once or twice by timing,
     # and so may CMD.)
     r = subprocess.run(["timeout", "--foreground", "-s", "TERM", "1", LOOPKIT, "isolate", "--", PY, "-c",
-                        COUNT_SIGTERM], capture_output=True, timeout=30)
+                        COUNT, "SIGTERM"], capture_output=True, timeout=30)
     assert (r.returncode, r.stdout) == (124, b"ready\nsigterms=1\n"), r.stderr
 
 
@@ -747,7 +732,7 @@ class Pty:
 
 
 def test_ctrl_c_reaches_the_command_once():
-    t = Pty(PY, "-c", COUNT_SIGINT)
+    t = Pty(PY, "-c", COUNT, "SIGINT")
     t.expect("ready")
     t.send("\x03")
     t.expect("sigints=1\r\n")
