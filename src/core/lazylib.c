@@ -4,12 +4,44 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_mutex_t lazylib_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The first entry of LD_LIBRARY_PATH that is empty or relative, copied to out; 0 when
+ * there is none. The dynamic loader resolves such an entry against the current
+ * directory when the library is opened: at start that is where loopkit was started, but
+ * later it may be a directory that `serve --write` lets anyone upload into (a trailing
+ * colon, LD_LIBRARY_PATH=/opt/x:$LD_LIBRARY_PATH with it unset, is such an entry). */
+static int relative_entry(char *out, size_t len)
+{
+	const char *p = getenv("LD_LIBRARY_PATH");
+	if (!p)
+		return 0;
+	for (;;) {
+		size_t n = strcspn(p, ":;"); /* glibc splits at both */
+		if (n == 0 || p[0] != '/') {
+			snprintf(out, len, "'%.*s'", (int)(n < 64 ? n : 64), p);
+			return 1;
+		}
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
+}
+
 static int lazylib_open(struct lazylib *l)
 {
+	char entry[80];
+	if (relative_entry(entry, sizeof entry)) {
+		snprintf(
+		        l->err, sizeof l->err,
+		        "not loading %s: LD_LIBRARY_PATH has the entry %s, which names the current directory "
+		        "(a file uploaded there would be loaded); give absolute directories only",
+		        l->soname, entry);
+		return -1;
+	}
 	/* RTLD_LOCAL: its symbols stay its own; never closed: the slots point into it */
 	void *h = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {

@@ -87,13 +87,57 @@ def test_a_missing_brotli_fails_brotli_answers_alone(tmp_path):
         status, _, body = get(port, "/_/brotli")
         assert status == 500, body
         err = json.loads(body)["error"]
-        assert err.startswith("a library that this needs is missing: cannot load libbrotlienc.so.1 ("), err
+        assert err.startswith("a library that this needs cannot be loaded: cannot load libbrotlienc.so.1 ("), err
         assert err.endswith("install the Debian package libbrotli1"), err
         # and again (the failure is remembered, not retried into a crash)
         assert get(port, "/_/brotli")[0] == 500
         status, coding, body = get(port, "/_/gzip")
         assert (status, coding) == (200, "gzip")
         assert get(port, "/a.txt") == (200, None, b"hello\n")
+    finally:
+        p.terminate()
+        assert p.wait(10) == 0
+
+
+EVIL = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void pwn(void)
+{
+	FILE *f = fopen(MARK, "w");
+	if (f) {
+		fputs("loaded\n", f);
+		fclose(f);
+	}
+}
+"""
+
+
+def test_an_uploaded_library_is_never_loaded_through_a_relative_ld_library_path(tmp_path):
+    # LD_LIBRARY_PATH=/opt/x: (a trailing colon: an empty entry, the current directory):
+    # the library is opened long after start, from the directory serve --write takes
+    # uploads into. Loaded at start it would have been found before any upload.
+    mark = tmp_path / "PWNED"
+    src = tmp_path / "evil.c"
+    src.write_text(EVIL.replace("MARK", '"%s"' % mark))
+    built = tmp_path / "evil.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(built), str(src)], check=True, timeout=60)
+    site = tmp_path / "site"
+    site.mkdir()
+    env = dict(os.environ, LD_LIBRARY_PATH="/opt/none:")
+    p = subprocess.Popen([LOOPKIT, "serve", "--write", "--port", "0", "-q"], cwd=site, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = int(p.stdout.readline().decode().rsplit(":", 1)[1].strip("/\n"))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("PUT", "/libz.so.1", body=built.read_bytes())
+        assert c.getresponse().status == 201
+        c.close()
+        status, _, body = get(port, "/_/gzip")
+        assert status == 500, body
+        err = json.loads(body)["error"]
+        assert "LD_LIBRARY_PATH has the entry '', which names the current directory" in err, err
+        assert not mark.exists()
+        assert get(port, "/libz.so.1")[0] == 200  # the rest of the server works
     finally:
         p.terminate()
         assert p.wait(10) == 0
