@@ -507,6 +507,12 @@ enum lk_err proxy_populate(struct proxy_server *s, const void *arrp, struct prox
 		const char *name = jstr(o, "name"), *listen = jstr(o, "listen"), *up = jstr(o, "upstream");
 		const struct jin *en = jin_get(o, "enabled");
 		int enabled = en ? jin_is_true(en) : 1;
+		int later = 0; /* an entry of the same name comes later: that one is made, this never
+		                  (making it and then deleting it left made[] pointing at freed memory) */
+		for (size_t k = i + 1; k < n && !later; k++)
+			later = !strcmp(jstr(jin_at(arr, k), "name"), name);
+		if (later)
+			continue;
 		if (!listen)
 			listen = "";
 		struct proxy *p = proxy_find(s, name);

@@ -148,6 +148,27 @@ def test_a_listen_port_of_another_proxy_names_that_proxy(proxy, echo_up):
     assert (st, body) == (409, {"error": f"listen {taken}: proxy 'proxy' listens there", "status": 409})
 
 
+def test_populate_with_a_name_twice_makes_the_later(proxy, echo_up):
+    # toxiproxy: the later entry replaces the earlier; the earlier was made, deleted and
+    # then answered from freed memory
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cfg = [{"name": "p", "listen": f"127.0.0.1:{ports[0]}", "upstream": echo_up.addr},
+           {"name": "q", "listen": "127.0.0.1:0", "upstream": echo_up.addr},
+           {"name": "p", "listen": f"127.0.0.1:{ports[1]}", "upstream": echo_up.addr}]
+    st, body = proxy.api("POST", "/populate", cfg)
+    assert st == 201 and [p["name"] for p in body["proxies"]] == ["q", "p"], body
+    assert body["proxies"][1]["listen"] == f"127.0.0.1:{ports[1]}", body
+    st, all_ = proxy.api("GET", "/proxies")
+    assert all_["p"]["listen"] == f"127.0.0.1:{ports[1]}"
+    with socket.create_connection(("127.0.0.1", ports[1]), timeout=5) as s:
+        s.sendall(b"ok")
+        assert s.recv(10) == b"ok"
+
+
 def test_populate_is_idempotent_and_reset_restores(proxy, echo_up):
     cfg = [{"name": "a", "listen": "127.0.0.1:0", "upstream": echo_up.addr},
            {"name": "b", "listen": "127.0.0.1:0", "upstream": echo_up.addr, "enabled": False}]
