@@ -21,9 +21,7 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 #define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
 
 /* How loopkit asks pid 1 to pass a signal on: a queued real-time signal carrying the
- * number. pid 1 passes on nothing else, so a signal sent to a whole process group
- * (`kill -- -PGID`, timeout(1), a CI runner) that reaches loopkit, pid 1 and CMD alike
- * is not multiplied: CMD got it once already, or gets it once from loopkit. */
+ * number (see relay_signal). */
 #define RELAY_SIG (SIGRTMIN + 2)
 
 /* What the child tells us through the note pipe (EOF alone: CMD is running). */
@@ -46,16 +44,19 @@ static int shell_status(int st)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : ISOLATE_EXIT_FAILED;
 }
 
-/* Whether loopkit is the foreground job of its terminal: then CMD stays in its process
- * group, so that Ctrl-C reaches CMD from the terminal and Ctrl-Z stops the whole job as
- * the shell sees it. Otherwise (no terminal, a background job, setsid, timeout(1)) CMD
- * gets a process group of its own. */
-static int foreground_job(void)
+/* Whether loopkit has a controlling terminal. Then CMD stays in loopkit's process group,
+ * as any command of a shell's job: Ctrl-C and Ctrl-Z reach it from the terminal, it may
+ * read the terminal, and a job started with & can be brought back with fg. Without one
+ * (a CI runner, cron, setsid, ssh without -t), pid 1 and CMD get a process group of
+ * their own, so that a signal to loopkit's group reaches loopkit alone (and CMD's whole
+ * group from there). */
+static int has_terminal(void)
 {
-	for (int fd = 0; fd < 3; fd++)
-		if (isatty(fd))
-			return tcgetpgrp(fd) == getpgrp();
-	return 0;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
 }
 
 /* ---- the host-socket helper: a thread that stays in the host's network namespace ---- */
@@ -288,6 +289,35 @@ static pid_t spawn_cmd(struct isolate *iso)
 	return pid;
 }
 
+/* pid 1 passes on a signal that loopkit got (every one of the forwarded set, from
+ * anywhere: loopkit cannot tell a signal sent to it alone from one sent to its whole
+ * process group or by the terminal). pid 1 keeps those signals blocked and never waits
+ * for them, so a copy of its own stays pending: when the kernel sent sig to a process
+ * group that pid 1 is in (the terminal's Ctrl-C, `kill -- -PGID`), it did so to CMD
+ * too, and pid 1 got its copy before loopkit (a group is signalled newest member first),
+ * so pid 1 drops that copy and passes nothing on. Otherwise: to CMD when it shares
+ * loopkit's group (a terminal's job, as a shell sends `kill %1`'s signal to the job),
+ * to CMD's whole group when it has its own (a runner stopping a job means all of it).
+ * A signal sent to pid 1 alone, or to CMD's own group, stays pending as well and takes
+ * the place of the next relay of that signal. */
+static void relay_signal(const struct isolate *iso, pid_t cmd, int sig)
+{
+	sigset_t pending, one;
+	static const struct timespec now = {0, 0};
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	if (sigpending(&pending) == 0 && sigismember(&pending, sig)) {
+		sigtimedwait(&one, NULL, &now); /* the group got it: CMD has its own */
+		return;
+	}
+	if (!iso->own_group) {
+		kill(cmd, sig);
+		return;
+	}
+	kill(0, sig);                   /* pid 1's group: CMD and all it started */
+	sigtimedwait(&one, NULL, &now); /* pid 1's own copy, queued by that kill */
+}
+
 /* pid 1 of the new pid namespace: a fresh /proc, CMD as its child, loopkit's relayed
  * signals passed on, orphans reaped; exits with CMD's status, and the kernel then kills
  * whatever is left in the namespace. Only system calls here (the parent may have a
@@ -331,10 +361,8 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 					_exit(shell_status(st));
 			continue;
 		}
-		/* loopkit's requests only; a copy of a group-wide signal that reached pid 1
-		 * too stays pending here, blocked and never read */
 		if (si.si_code == SI_QUEUE)
-			kill(cmd, si.si_value.sival_int);
+			relay_signal(iso, cmd, si.si_value.sival_int);
 	}
 }
 
@@ -450,10 +478,8 @@ static void sig_cb(struct loop *l, struct loop_io *io, unsigned events)
 				cmd_exited(iso, st);
 			continue;
 		}
-		/* In the terminal's foreground job, CMD shares loopkit's process group: the
-		 * terminal's signals (SI_KERNEL) reached it already. In a group of its own it
-		 * gets every signal from here. */
-		if (!iso->cmd_done && (iso->own_group || si.ssi_code != SI_KERNEL))
+		/* every one: pid 1 tells whether CMD got it too (relay_signal) */
+		if (!iso->cmd_done)
 			sigqueue(iso->child, RELAY_SIG, (union sigval){.sival_int = (int)si.ssi_signo});
 	}
 }
@@ -483,7 +509,7 @@ int isolate_run(struct isolate *iso)
 		goto out;
 	}
 	fflush(NULL);
-	iso->own_group = !foreground_job();
+	iso->own_group = !has_terminal();
 	iso->child = netns_fork_pid1();
 	if (iso->child < 0) {
 		iso->ns.step = NETNS_PIDNS;

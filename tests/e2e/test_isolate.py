@@ -673,6 +673,25 @@ def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
     assert (p.returncode, out) == (0, b"sigterms=1\n"), err
 
 
+def test_without_a_terminal_a_group_signal_reaches_what_the_command_started():
+    # a runner stopping a job means all of it: `sh -c 'tests; report'` must let the tests
+    # shut down, not only sh (CMD has a process group of its own; loopkit relays to it)
+    child = ("import signal, sys, time\n"
+             "def h(s, f):\n    print('child-got-term', flush=True)\n    sys.exit(0)\n"
+             "signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(20)\n")
+    p = subprocess.Popen([LOOPKIT, "isolate", "--", "sh", "-c", f"trap '' TERM; {PY} -c \"$0\"; echo done", child],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (p.returncode, out) == (0, b"child-got-term\ndone\n"), err
+
+
 def test_timeout_reaches_the_command_once():
     # --foreground: timeout signals its child alone. (Without it, it signals the child and
     # then its whole group: two copies, which a plain child sees once or twice by timing,
@@ -699,15 +718,25 @@ class Pty:
                       dict(os.environ, **(env or {}), TERM="dumb"))
         self.out = b""
 
+    def kill(self):
+        """Ends the session (loopkit leads it; its pid 1 follows it by PDEATHSIG)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+
     def expect(self, text, timeout=10):
         deadline = time.monotonic() + timeout
         while text.encode() not in self.out:
             r, _, _ = select.select([self.fd], [], [], max(deadline - time.monotonic(), 0))
             if not r:
+                self.kill()
                 raise AssertionError(f"{text!r} not seen; screen so far: {self.out[-2000:]!r}")
             try:
                 self.out += os.read(self.fd, 65536)
             except OSError:
+                self.kill()
                 raise AssertionError(f"{text!r} not seen before the end: {self.out[-2000:]!r}")
         i = self.out.index(text.encode()) + len(text)
         self.out = self.out[i:]
@@ -727,7 +756,7 @@ class Pty:
                     os.read(self.fd, 65536)
             except OSError:
                 time.sleep(0.05)
-        os.kill(self.pid, signal.SIGKILL)
+        self.kill()
         raise AssertionError("loopkit isolate did not exit")
 
 
@@ -737,6 +766,42 @@ def test_ctrl_c_reaches_the_command_once():
     t.send("\x03")
     t.expect("sigints=1\r\n")
     assert t.status() == 0
+
+
+def test_a_command_reads_the_terminal_when_loopkit_has_no_terminal_fds():
+    # a controlling terminal, but stdin, stdout and stderr elsewhere: CMD stays the
+    # terminal's foreground job and may read it (it was stopped by SIGTTIN, and hung)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.dup2(0, 10, inheritable=True)  # as a shell keeps the terminal open (else reads hit EIO)
+        null = os.open("/dev/null", os.O_RDWR)
+        for k in range(3):
+            os.dup2(null, k)
+        os.execve(LOOPKIT, [LOOPKIT, "isolate", "-q", "--", "sh", "-c",
+                            "echo ready >/dev/tty; read x </dev/tty; echo got-$x >/dev/tty"],
+                  dict(os.environ, TERM="dumb"))
+    t = Pty.__new__(Pty)
+    t.pid, t.fd, t.out = pid, fd, b""
+    t.expect("ready")
+    t.send("hello\n")
+    t.expect("got-hello")
+    assert t.status() == 0
+
+
+def test_a_job_started_in_the_background_can_be_brought_back():
+    t = Pty("bash", "--norc", "--noprofile", "-i", env={"PS1": "PROMPT$ "})
+    t.expect("PROMPT$ ")
+    t.send(f"{LOOPKIT} isolate -q -- head -1 &\n")
+    t.expect("PROMPT$ ")
+    time.sleep(0.3)
+    t.send("fg\n")
+    time.sleep(0.3)
+    t.send("hello-from-fg\n")
+    t.expect("hello-from-fg\r\n")  # the echo of what was typed
+    t.expect("hello-from-fg")      # and head's line
+    t.expect("PROMPT$ ")
+    t.send("exit 3\n")
+    assert t.status() == 3
 
 
 def test_ctrl_c_ends_the_command_with_130():
