@@ -689,9 +689,12 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 		default: break;
 		}
 	}
-	/* Then the time it goes out, toxic after toxic in chain order: each delays the piece
-	 * from when the one before let it go, so two latency toxics add up (as toxiproxy's
-	 * chained toxics do: a preset plus an extra latency is both). */
+	/* Then the time it goes out, toxic after toxic in chain order. Latency counts from
+	 * the chunk's stamp: its read time, moved on by each latency toxic before, as
+	 * toxiproxy's chunk timestamps are. So two latency toxics add up (a preset plus an
+	 * extra latency is both), while a latency after a bandwidth toxic delays each chunk
+	 * once, not each of the pieces the bandwidth cuts it into one after another. */
+	uint64_t stamp = at;
 	for (size_t i = 0; i < ch->nts; i++) {
 		struct tstate *st = &ch->ts[i];
 		const struct toxic *t = st->t;
@@ -705,7 +708,9 @@ static int next_piece(struct pconn *c, struct pchain *ch, uint64_t now)
 				uint64_t r = rand_below(s, 2 * jit);
 				d = lat + r >= jit ? lat + r - jit : 0;
 			}
-			rel += d;
+			stamp += d;
+			if (stamp > rel)
+				rel = stamp;
 			break;
 		}
 		case TK_BANDWIDTH: {

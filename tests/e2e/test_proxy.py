@@ -107,6 +107,25 @@ def test_bandwidth_rate_in_kb_per_second(proxies):
     up.close()
 
 
+@measures
+def test_a_latency_after_a_bandwidth_delays_each_chunk_once(proxies):
+    # a preset (bandwidth) plus an extra latency: the latency counts from the chunk's read
+    # time, not once more for every 100 ms piece the bandwidth cuts it into
+    n = 1_000_000
+    up = Upstream(source(n))
+    p = proxies(up.addr, "--toxic", "bandwidth,rate=1000", "--toxic", "latency,latency=300")  # 1.0 s + 0.3 s
+    times = []
+    for _ in range(3):
+        s = p.connect()
+        t = time.monotonic()
+        got = recv_all(s)
+        times.append(time.monotonic() - t)
+        assert len(got) == n
+        s.close()
+    assert 1.25 <= median(times) <= 1.45, times  # the old way: 1.0 s + 10 x 0.3 s
+    up.close()
+
+
 def test_limit_data_exact_then_fin(proxies):
     up = Upstream(source(1_000_000))
     p = proxies(up.addr, "--toxic", "limit_data,bytes=12345")
