@@ -266,19 +266,56 @@ static void note(int fd, int what, int err)
 	(void)w;
 }
 
-/* CMD, from pid 1: vfork (no page tables copied) and exec with loopkit's signal mask
+/* CMD, from pid 1: vfork (no page tables copied) and exec_path with loopkit's signal mask
  * undone. Not posix_spawn: glibc's leaves its two internal signals ignored in CMD
  * (SigIgn 0x180000000), where a plain fork and exec leaves none. pid 1 has no signal
  * handlers, so the child sharing its memory until exec runs none either. Returns the
  * pid, or -1 with errno from fork or exec. */
+/* execvp without its fallback: glibc's runs a file the kernel refuses (ENOEXEC: a
+ * binary for another machine, a script without #!) with /bin/sh, where posix_spawnp
+ * and a shell's own exec say "Exec format error". Returns the errno of the failure. */
+static int exec_path(char *const argv[])
+{
+	const char *file = argv[0], *path = getenv("PATH");
+	if (strchr(file, '/')) {
+		execv(file, argv);
+		return errno;
+	}
+	if (!path || !*path)
+		path = "/bin:/usr/bin"; /* execvp's default */
+	int eacces = 0;
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		char full[4096];
+		size_t dl = (size_t)(end - p);
+		if (dl + 1 + strlen(file) < sizeof full) {
+			if (dl)
+				memcpy(full, p, dl);
+			else
+				full[dl++] = '.'; /* an empty entry: the current directory */
+			full[dl] = '/';
+			strcpy(full + dl + 1, file);
+			execv(full, argv);
+			if (errno == EACCES)
+				eacces = 1;
+			else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV &&
+			         errno != ETIMEDOUT)
+				return errno; /* found, and it cannot run: say why */
+		}
+		if (!*end)
+			break;
+		p = end;
+	}
+	return eacces ? EACCES : ENOENT;
+}
+
 static pid_t spawn_cmd(struct isolate *iso)
 {
 	volatile int exec_err = 0;
 	pid_t pid = vfork();
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &iso->oldmask, NULL);
-		execvp(iso->cfg.argv[0], iso->cfg.argv);
-		exec_err = errno;
+		exec_err = exec_path(iso->cfg.argv);
 		_exit(127);
 	}
 	if (pid > 0 && exec_err) {

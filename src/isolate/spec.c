@@ -65,8 +65,18 @@ static int given_twice(const struct isolate_config *c, const struct isolate_forw
 	for (size_t i = 0; i < c->nfwd; i++) {
 		const struct isolate_forward *o = &c->fwd[i];
 		if (o != g && o->dir == g->dir && net_ss_same(&o->host, &g->host)) {
-			snprintf(err, errlen, "'%s': %s port %u is already given by '%s'", g->spec,
+			snprintf(err, errlen, "%s port %u is already given by '%s'",
 			         g->dir == ISOLATE_IN ? "host" : "--out", port, o->spec);
+			return -1;
+		}
+		/* -p 18080 --out 18080: the forward in reaches the --out listener inside, which
+		 * connects back to the forward's own host port, round and round */
+		if (o != g && o->dir != g->dir && net_ss_same(&o->inner, &g->inner) &&
+		    net_ss_same(&o->host, &g->host)) {
+			snprintf(err, errlen,
+			         "-p '%s' would reach --out '%s' inside, which leads back out to it: a loop",
+			         g->dir == ISOLATE_IN ? g->spec : o->spec,
+			         g->dir == ISOLATE_IN ? o->spec : g->spec);
 			return -1;
 		}
 	}
@@ -83,13 +93,13 @@ static int add_range(struct isolate_config *c, struct isolate_forward *f, const 
 	struct strparse_range r;
 	char why[STRPARSE_ERR_MAX];
 	if (strparse_range(text, 1, 65535, &r, why, sizeof why) < 0) {
-		snprintf(err, errlen, "'%s': the range %s: %s", spec, text, why);
+		snprintf(err, errlen, "the range %s: %s", text, why);
 		return -1;
 	}
 	if (r.hi - r.lo + 1 > ISOLATE_MAX_FORWARDS - c->nfwd) {
 		snprintf(err, errlen,
-		         "'%s': %llu ports; at most %d forwards (-p and --out together), %zu already given",
-		         spec, (unsigned long long)(r.hi - r.lo + 1), ISOLATE_MAX_FORWARDS, c->nfwd);
+		         "%llu ports; at most %d forwards (-p and --out together), %zu already given",
+		         (unsigned long long)(r.hi - r.lo + 1), ISOLATE_MAX_FORWARDS, c->nfwd);
 		return -1;
 	}
 	size_t first = c->nfwd;
@@ -120,7 +130,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 		return -1;
 	}
 	if (strlen(spec) >= sizeof text || !*spec) {
-		snprintf(err, errlen, "'%.40s': expected %s", spec,
+		snprintf(err, errlen, "expected %s",
 		         dir == ISOLATE_IN ? "[ADDR:]HOSTPORT[:INNERPORT]" : "[ADDR:]PORT");
 		return -1;
 	}
@@ -129,7 +139,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	if (*p == '[') { /* [v6]:... */
 		char *close = strchr(p, ']');
 		if (!close || close[1] != ':') {
-			snprintf(err, errlen, "'%s': an IPv6 address is written [::1]:PORT", spec);
+			snprintf(err, errlen, "an IPv6 address is written [::1]:PORT");
 			return -1;
 		}
 		*close = '\0';
@@ -139,8 +149,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	for (char *tok = p;; tok = p + 1) {
 		p = strchr(tok, ':');
 		if (n == 3) {
-			snprintf(err, errlen,
-			         "'%s': too many ':' (IPv6 addresses go in brackets: [::1]:PORT)", spec);
+			snprintf(err, errlen, "too many ':' (IPv6 addresses go in brackets: [::1]:PORT)");
 			return -1;
 		}
 		parts[n++] = tok;
@@ -150,10 +159,12 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	}
 	if (dir == ISOLATE_IN && n >= 2 && strspn(parts[n - 2], "0123456789-") == strlen(parts[n - 2]) &&
 	    strchr(parts[n - 2], '-')) {
+		/* the fix keeps the address: -p [::1]:8000-8001 */
+		size_t keep = (size_t)(parts[n - 2] - text);
 		snprintf(err, errlen,
-		         "'%s': a range forwards each port to the same port inside; it takes no inner "
-		         "port: -p %s",
-		         spec, parts[n - 2]);
+		         "a range forwards each port to the same port inside; it takes no inner port: -p "
+		         "%.*s%s",
+		         (int)keep, spec, parts[n - 2]);
 		return -1;
 	}
 	/* ADDR:... when the first part is not a number (and no bracketed address came first) */
@@ -165,7 +176,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 		memmove(parts, parts + 1, --n * sizeof *parts);
 	}
 	if ((dir == ISOLATE_OUT && n != 1) || n > 2) {
-		snprintf(err, errlen, "'%s': expected %s", spec,
+		snprintf(err, errlen, "expected %s",
 		         dir == ISOLATE_IN ? "[ADDR:]HOSTPORT[:INNERPORT]" : "[ADDR:]PORT");
 		return -1;
 	}
@@ -176,20 +187,20 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	snprintf(f->spec, sizeof f->spec, "%s", spec);
 	if (addr) {
 		if (net_parse_addr(addr, 0, &f->host, &f->hostlen) < 0) {
-			snprintf(err, errlen, "'%s': '%s' is not an IP address", spec, addr);
+			snprintf(err, errlen, "'%s' is not an IP address", addr);
 			return -1;
 		}
 		if (f->host.ss_family == AF_INET6 &&
 		    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&f->host)->sin6_addr)) {
-			snprintf(err, errlen, "'%s': %s is an IPv4 address in IPv6 form; write it as IPv4",
-			         spec, addr);
+			snprintf(err, errlen, "%s is an IPv4 address in IPv6 form; write it as IPv4", addr);
 			return -1;
 		}
 		if (!net_is_loopback((struct sockaddr *)&f->host)) {
 			snprintf(err, errlen,
-			         "'%s': %s is not a loopback address; isolate forwards only on loopback "
-			         "(127.0.0.0/8, ::1)",
-			         spec, addr);
+			         "%s is not a loopback address; isolate forwards only on loopback "
+			         "(127.0.0.0/8, "
+			         "::1)",
+			         addr);
 			return -1;
 		}
 	} else {
@@ -206,9 +217,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 			return -1;
 	} else if (hp == 0) {
 		snprintf(err, errlen,
-		         "'%s': host port 0 picks a free port; say which port inside it reaches: "
-		         "-p 0:8080",
-		         spec);
+		         "host port 0 picks a free port; say which port inside it reaches: -p 0:8080");
 		return -1;
 	} else {
 		ip = hp;

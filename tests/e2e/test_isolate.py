@@ -579,6 +579,16 @@ def test_command_not_found_or_not_runnable(tmp_path):
     f.write_text("#!/bin/sh\necho hi\n")
     p = run("--", str(f))
     assert p.returncode == 126 and "Permission denied" in p.stderr
+    # a file the kernel refuses is not handed to /bin/sh (execvp's fallback)
+    g = tmp_path / "noshebang"
+    g.write_text("echo ran-by-sh\n")
+    g.chmod(0o755)
+    p = run("--", str(g))
+    assert (p.returncode, p.stdout) == (126, ""), (p.stdout, p.stderr)
+    assert f"cannot run '{g}': Exec format error" in p.stderr
+    p = subprocess.run([LOOPKIT, "isolate", "--", "noshebang"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, PATH=f"/nonexistent::{tmp_path}:/usr/bin:/bin"))
+    assert p.returncode == 126 and "cannot run 'noshebang': Exec format error" in p.stderr, p.stderr
 
 
 def test_a_daemon_left_behind_is_ended(tmp_path):
@@ -1035,7 +1045,8 @@ def test_seccomp_filter_is_named(nobody_lk, prefix):
     (["-p", "5000-5040", "--", "true"], "41 ports; at most 32 forwards (-p and --out together), 0 already"),
     (["--check", "--", "true"], "--check runs no command"),
     (["--check", "-p", "0:80"], "--check opens no forwards (-p, --out): it only probes"),
-    (["-p", "8091", "-p", "8091:81", "--", "true"], "'8091:81': host port 8091 is already given by '8091'"),
+    (["-p", "8091", "-p", "8091:81", "--", "true"], "-p 8091:81: host port 8091 is already given by '8091'"),
+    (["-p", "18080", "--out", "18080", "--", "true"], "would reach --out '18080' inside, which leads back out"),
     (["-p", "8080-8090:80", "--", "true"], "a range forwards each port to the same port inside"),
 ])
 def test_usage_errors(args, msg):

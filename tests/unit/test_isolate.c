@@ -48,8 +48,9 @@ static const struct spec_row spec_rows[] = {
         {ISOLATE_IN, "0.0.0.0:80", NULL, NULL, "not a loopback address"},
         {ISOLATE_IN, "example.com:80", NULL, NULL, "not an IP address"},
         {ISOLATE_IN, "8080-8090:80", NULL, NULL, "a range forwards each port to the same port inside"},
-        {ISOLATE_IN, "127.0.0.1:8080-8090:80", NULL, NULL, "it takes no inner port: -p 8080-8090"},
+        {ISOLATE_IN, "127.0.0.1:8080-8090:80", NULL, NULL, "it takes no inner port: -p 127.0.0.1:8080-8090"},
         {ISOLATE_IN, "[::ffff:127.0.0.1]:8080", NULL, NULL, "an IPv4 address in IPv6 form"},
+        {ISOLATE_IN, "[::1]:8000-8001:80", NULL, NULL, "it takes no inner port: -p [::1]:8000-8001"},
         {ISOLATE_IN, "8080:", NULL, NULL, "inner port ''"},
         {ISOLATE_IN, "123456789012345678901234567890123456789012345678901234567890123456789", NULL, NULL,
          "expected"},
@@ -112,7 +113,13 @@ static void test_given_twice(void **state)
 	        {ISOLATE_IN, "0:80", ISOLATE_IN, "0:80", NULL},
 	        {ISOLATE_IN, "127.0.0.2:8091", ISOLATE_IN, "8091", NULL},
 	        {ISOLATE_IN, "8091", ISOLATE_IN, "[::1]:8091", NULL},
-	        {ISOLATE_IN, "5432", ISOLATE_OUT, "5432", NULL}, /* host side and inside: no clash */
+	        {ISOLATE_IN, "5432", ISOLATE_OUT, "5432",
+	         "-p '5432' would reach --out '5432' inside, which leads back out to it: a loop"},
+	        {ISOLATE_OUT, "5432", ISOLATE_IN, "5432:5432",
+	         "-p '5432:5432' would reach --out '5432' inside"},
+	        {ISOLATE_IN, "9000:5432", ISOLATE_OUT, "5432",
+	         NULL},                                             /* through to the host's 5432: no loop */
+	        {ISOLATE_IN, "5432:80", ISOLATE_OUT, "5432", NULL}, /* different ports inside */
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
