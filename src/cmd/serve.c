@@ -191,6 +191,7 @@ static int serve_main(void *p)
 		return 2;
 	}
 	cfg->http.allow_hosts = a->allow.v;
+	cfg->http.allow_hosts_flag = "--allow-host";
 	cfg->http.nallow_hosts = a->allow.n;
 	cfg->http.cors_origins = a->origins.v;
 	cfg->http.ncors_origins = a->origins.n;

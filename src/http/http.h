@@ -39,6 +39,7 @@ struct http_config {
 	const struct http_extra_header *headers; /* added to file answers (--header) */
 	size_t nheaders;
 	const char **allow_hosts; /* extra Host names; "*" turns the check off */
+	const char *allow_hosts_flag; /* the option that adds them, named in the 403 (NULL: none) */
 	size_t nallow_hosts;
 	unsigned head_timeout_ms; /* a request head must arrive within this */
 	unsigned idle_timeout_ms; /* keep-alive connections idle longer are closed */

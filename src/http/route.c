@@ -486,9 +486,20 @@ static void log_names(struct http_conn *c, const struct http_request *req)
 }
 
 /* Ends a request with an error answer and closes the connection after it. */
+/* The detail of a head's refusal: for a Host refused, the option that would accept it. */
+static const char *refusal_detail(const struct http_conn *c, enum lk_err e, char *buf, size_t len)
+{
+	const char *flag = c->x->cfg->allow_hosts_flag;
+	if (e != LK_E_H_HOST_DENIED || !flag)
+		return NULL;
+	snprintf(buf, len, " (or start the server with %s NAME)", flag);
+	return buf;
+}
+
 static void head_fail(struct http_conn *c, enum lk_err e, size_t headlen)
 {
-	resp_error_close(c, e, NULL);
+	char hint[64];
+	resp_error_close(c, e, refusal_detail(c, e, hint, sizeof hint));
 	buf_consume(&c->in, headlen);
 	conn_request_done(c);
 }
@@ -529,9 +540,10 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 	int has_body = f.chunked || (f.has_cl && f.cl > 0);
 	if (e != LK_E_OK && is_policy(e) && !has_body) {
 		/* A refusal of a well-framed request: the next one may follow. */
+		char hint[64];
 		c->closing = !f.keepalive || c->x->stopping;
 		buf_consume(&c->in, headlen);
-		resp_error(c, e, NULL);
+		resp_error(c, e, refusal_detail(c, e, hint, sizeof hint));
 		conn_request_done(c);
 		return;
 	}

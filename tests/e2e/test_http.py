@@ -527,3 +527,10 @@ def test_long_pipeline_of_big_responses_is_answered_whole(start, root):
         assert got.count(b"HTTP/1.1 200 OK") == 60
     finally:
         c.close()
+
+
+def test_a_foreign_host_is_told_the_option_that_accepts_it(server):
+    r = httpc(server, "GET", "/", headers={"Host": "evil.example"})
+    assert r.status == 403
+    assert r.body.decode().rstrip().endswith("NAME.localhost in the URL (or start the server with --allow-host NAME)"), \
+        r.body

@@ -217,6 +217,7 @@ def test_browsers_and_foreign_hosts_are_refused(proxy):
     assert (r.status, r.getheader("Content-Type")) == (403, "application/json")
     body = json.loads(r.read())
     assert body["status"] == 403 and "DNS rebinding" in body["error"], body
+    assert "--allow-host" not in body["error"]  # serve's option: the proxy has none
 
 
 def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
