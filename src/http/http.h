@@ -38,7 +38,7 @@ struct http_config {
 	const char *not_found; /* a file under the root that 404s show; NULL: none */
 	const struct http_extra_header *headers; /* added to file answers (--header) */
 	size_t nheaders;
-	const char **allow_hosts; /* extra Host names; "*" turns the check off */
+	const char **allow_hosts;     /* extra Host names; "*" turns the check off */
 	const char *allow_hosts_flag; /* the option that adds them, named in the 403 (NULL: none) */
 	size_t nallow_hosts;
 	unsigned head_timeout_ms; /* a request head must arrive within this */
