@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "core/lazylib.h"
+#include "http/codec_funcs.h"
 
 #define ENCODE_ZLIB_LEVEL 6 /* zlib's default: fast on small answers */
 #define ENCODE_BR_QUALITY 5 /* Brotli's quality for answers made on the fly */
@@ -23,11 +24,6 @@ const char *http_coding_name(enum http_coding k)
 	}
 }
 
-#define ZLIB_FUNCS(X) \
-	X(deflateInit2_) X(deflateBound) X(deflate) X(deflateEnd) X(inflateInit2_) X(inflate) X(inflateEnd)
-#define BROTLI_FUNCS(X) X(BrotliEncoderMaxCompressedSize) X(BrotliEncoderCompress)
-#define BROTLIDEC_FUNCS(X) \
-	X(BrotliDecoderCreateInstance) X(BrotliDecoderDecompressStream) X(BrotliDecoderDestroyInstance)
 static struct {
 	ZLIB_FUNCS(LAZYLIB_SLOT)
 } zl;

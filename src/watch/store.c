@@ -13,31 +13,8 @@
 #include "core/vec.h"
 #include "watch/internal.h"
 
-/* SQLite's functions that the history uses, loaded when a history is opened
- * (core/lazylib.h: no other verb maps SQLite) */
-#define SQLITE_FUNCS(X)                  \
-	X(sqlite3_bind_int)              \
-	X(sqlite3_bind_int64)            \
-	X(sqlite3_bind_null)             \
-	X(sqlite3_bind_text)             \
-	X(sqlite3_busy_timeout)          \
-	X(sqlite3_close)                 \
-	X(sqlite3_column_int)            \
-	X(sqlite3_column_int64)          \
-	X(sqlite3_column_text)           \
-	X(sqlite3_db_readonly)           \
-	X(sqlite3_errmsg)                \
-	X(sqlite3_errstr)                \
-	X(sqlite3_exec)                  \
-	X(sqlite3_extended_result_codes) \
-	X(sqlite3_finalize)              \
-	X(sqlite3_get_autocommit)        \
-	X(sqlite3_open_v2)               \
-	X(sqlite3_prepare_v2)            \
-	X(sqlite3_prepare_v3)            \
-	X(sqlite3_reset)                 \
-	X(sqlite3_step)                  \
-	X(sqlite3_system_errno)
+#include "watch/sqlite_funcs.h"
+
 static struct {
 	SQLITE_FUNCS(LAZYLIB_SLOT)
 } sq;
@@ -178,6 +155,11 @@ struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, ui
 {
 	if (lazylib_load(&sq_lib) < 0) {
 		snprintf(err, errlen, "%s", sq_lib.err);
+		return NULL;
+	}
+	if (sq.sqlite3_libversion_number() < WATCH_SQLITE_MIN) {
+		snprintf(err, errlen, "the history needs SQLite %s or newer; libsqlite3.so.0 is %s",
+		         WATCH_SQLITE_MIN_TEXT, sq.sqlite3_libversion());
 		return NULL;
 	}
 	struct watch_store *s = calloc(1, sizeof(*s));
