@@ -712,9 +712,18 @@ def test_timeout_reaches_the_command_once():
 
 
 def test_the_command_starts_with_no_signal_ignored():
-    # glibc's posix_spawn left its two internal signals (32, 33) ignored in CMD
+    # glibc's posix_spawn left its two internal signals (32, 33) ignored in CMD; what CMD
+    # ignores is what it inherits, as a plain child (under nohup, SIGHUP)
+    plain = subprocess.run(["grep", "^SigIgn", "/proc/self/status"], capture_output=True, text=True,
+                           timeout=30).stdout.split()
     r = subprocess.run([LOOPKIT, "isolate", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
                        text=True, timeout=30)
+    assert (r.returncode, r.stdout.split()) == (0, plain), r.stderr
+    r = subprocess.run([LOOPKIT, "isolate", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
+                       text=True, timeout=30, preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL)
+                                                                  for s in range(1, signal.NSIG)
+                                                                  if s not in (signal.SIGKILL, signal.SIGSTOP)
+                                                                  and s not in range(32, 34)])
     assert (r.returncode, r.stdout.split()) == (0, ["SigIgn:", "0000000000000000"]), r.stderr
 
 
