@@ -60,8 +60,13 @@ class Serve:
         return self.buf.decode().splitlines()[:n]
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
+        # pread: a seek would move the offset the child writes at too (one open file),
+        # and its next line would land over the start (CI read 'ry interface), read-only')
+        data, off = b"", 0
+        while chunk := os.pread(self.err.fileno(), 65536, off):
+            data += chunk
+            off += len(chunk)
+        return data.decode(errors="replace")
 
     def stop(self):
         if self.proc.poll() is None:

@@ -176,8 +176,13 @@ class Isolated:
         return line.decode()
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
+        # pread: a seek would move the offset the child writes at too (one open file),
+        # and its next line would land over the start (CI read 'ry interface), read-only')
+        data, off = b"", 0
+        while chunk := os.pread(self.err.fileno(), 65536, off):
+            data += chunk
+            off += len(chunk)
+        return data.decode(errors="replace")
 
     def wait(self, timeout=20):
         rc = self.proc.wait(timeout)
@@ -713,18 +718,13 @@ def test_timeout_reaches_the_command_once():
 
 def test_the_command_starts_with_no_signal_ignored():
     # glibc's posix_spawn left its two internal signals (32, 33) ignored in CMD; what CMD
-    # ignores is what it inherits, as a plain child (under nohup, SIGHUP)
+    # ignores is what it inherits, as a plain child (CI runs under nohup, and GNU make's own
+    # posix_spawn leaves 32 ignored in what it starts)
     plain = subprocess.run(["grep", "^SigIgn", "/proc/self/status"], capture_output=True, text=True,
                            timeout=30).stdout.split()
     r = subprocess.run([LOOPKIT, "isolate", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
                        text=True, timeout=30)
     assert (r.returncode, r.stdout.split()) == (0, plain), r.stderr
-    r = subprocess.run([LOOPKIT, "isolate", "--", "grep", "^SigIgn", "/proc/self/status"], capture_output=True,
-                       text=True, timeout=30, preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL)
-                                                                  for s in range(1, signal.NSIG)
-                                                                  if s not in (signal.SIGKILL, signal.SIGSTOP)
-                                                                  and s not in range(32, 34)])
-    assert (r.returncode, r.stdout.split()) == (0, ["SigIgn:", "0000000000000000"]), r.stderr
 
 
 class Pty:
