@@ -1897,10 +1897,8 @@ static void ep_encoded(struct http_conn *c, const struct api_req *q)
 	if (j.err || http_encode(k, buf_start(&b), buf_used(&b), &z) < 0) {
 		buf_free(&b);
 		buf_free(&z);
-		if (!j.err && http_encode_missing(k))
-			api_error(c, LK_E_ENOLIB, http_encode_missing(k));
-		else
-			api_error(c, LK_E_H_TOO_LARGE_RESP, NULL);
+		const char *missing = j.err ? NULL : http_encode_missing(k);
+		api_error(c, missing ? LK_E_ENOLIB : LK_E_H_TOO_LARGE_RESP, missing);
 		return;
 	}
 	resp_start(c, HTTP_OK);

@@ -365,14 +365,13 @@ struct hdr_want {
 	size_t len;
 };
 
-/* Header lines of a head (after its first line) as HAR name/value pairs (j NULL: none
- * written); the values of the wanted names (case-insensitive) are copied out. */
+/* Header lines of a head (after its first line) as HAR name/value pairs; the values of
+ * the wanted names (case-insensitive) are copied out. */
 static void har_headers(struct json *j, const char *h, size_t n, const struct hdr_want *want, size_t nwant)
 {
 	const char *nl = memchr(h, '\n', n);
 	size_t i = nl ? (size_t)(nl - h) + 1 : n;
-	if (j)
-		json_arr_begin(j);
+	json_arr_begin(j);
 	while (i < n) {
 		const char *line = h + i;
 		size_t ll = 0;
@@ -393,20 +392,17 @@ static void har_headers(struct json *j, const char *h, size_t n, const struct hd
 			v++;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
-		if (j) {
-			json_obj_begin(j);
-			json_key(j, "name");
-			json_str_n(j, line, nlen);
-			json_key(j, "value");
-			json_str_n(j, v, (size_t)(ve - v));
-			json_obj_end(j);
-		}
+		json_obj_begin(j);
+		json_key(j, "name");
+		json_str_n(j, line, nlen);
+		json_key(j, "value");
+		json_str_n(j, v, (size_t)(ve - v));
+		json_obj_end(j);
 		for (size_t w = 0; w < nwant; w++)
 			if (strlen(want[w].name) == nlen && !strncasecmp(line, want[w].name, nlen))
 				snprintf(want[w].out, want[w].len, "%.*s", (int)(ve - v), v);
 	}
-	if (j)
-		json_arr_end(j);
+	json_arr_end(j);
 }
 
 /* A body as HAR text (UTF-8 as is, anything else base64), marked when it was cut. For
@@ -420,8 +416,8 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 	size_t dlen = n;
 	struct buf plain;
 	buf_init(&plain, PROXY_HAR_BODY_MAX);
-	const char *note = NULL;
-	char cut[128];
+	char note[160] = ""; /* the entry's comment, if any */
+	int truncated = 0;
 	if (chunked && n == size) {
 		dec = malloc(n ? n : 1);
 		if (dec) {
@@ -444,20 +440,21 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 			if (rc == 0 && buf_used(&plain) > n)
 				saved = buf_used(&plain) - n;
 			if (rc == 1) {
-				snprintf(cut, sizeof cut,
+				snprintf(note, sizeof note,
 				         "decoded: the first %d bytes (loopkit keeps at most that many per "
 				         "body)",
 				         PROXY_HAR_BODY_MAX);
-				note = cut;
+				truncated = 1;
 			}
 			size = buf_used(&plain); /* cut (rc 1): what was decoded, as the comment says */
 			p = buf_start(&plain);
 			n = buf_used(&plain);
 		} else {
-			note = "the body could not be decoded; the bytes are as sent";
+			snprintf(note, sizeof note, "the body could not be decoded; the bytes are as sent");
 		}
 	} else if (coded) {
-		note = "compressed and cut: the bytes are as sent";
+		snprintf(note, sizeof note, "compressed and cut: the bytes are as sent");
+		truncated = 1;
 	}
 	if (content) {
 		json_kint(j, "size", (long long)size);
@@ -474,16 +471,15 @@ static void har_body(struct json *j, struct buf *tmp, const char *p, size_t n, u
 		json_str_n(j, buf_start(tmp) ? buf_start(tmp) : "", buf_used(tmp));
 		json_kstr(j, "encoding", "base64");
 	}
-	if (note) {
-		json_kstr(j, "comment", note);
-		json_kbool(j, "_truncated", strncmp(note, "decoded", 7) == 0 || strstr(note, "cut") != NULL);
-	} else if (size > n) {
-		char c[160];
-		snprintf(c, sizeof c,
+	if (!note[0] && size > n) {
+		snprintf(note, sizeof note,
 		         "truncated: the first %zu of %llu bytes (loopkit keeps at most %d per body)", n,
 		         (unsigned long long)size, PROXY_HAR_BODY_MAX);
-		json_kstr(j, "comment", c);
-		json_kbool(j, "_truncated", 1);
+		truncated = 1;
+	}
+	if (note[0]) {
+		json_kstr(j, "comment", note);
+		json_kbool(j, "_truncated", truncated);
 	}
 	buf_free(&plain);
 	free(dec);

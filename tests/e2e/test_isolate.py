@@ -672,11 +672,11 @@ print("%ss=%d" % (sys.argv[1].lower(), n), flush=True)
 """
 
 
-def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
-    # `kill -- -PGID`, as CI runners stop a job: loopkit, its pid 1 and (before) CMD each
-    # got a copy, and CMD saw it up to three times (a second TERM is "force quit" to many)
-    p = subprocess.Popen([LOOPKIT, "isolate", "--", PY, "-c", COUNT, "SIGTERM"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True)
+def group_sigterm(cmd):
+    """`loopkit isolate -- CMD` in a session of its own (no terminal), SIGTERM to its whole
+    process group once CMD says ready; returns (exit status, what CMD printed after)."""
+    p = subprocess.Popen([LOOPKIT, "isolate", "--", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
     try:
         assert p.stdout.readline() == b"ready\n"
         os.killpg(p.pid, signal.SIGTERM)
@@ -685,7 +685,14 @@ def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert (p.returncode, out) == (0, b"sigterms=1\n"), err
+    print(err.decode(errors="replace"))
+    return p.returncode, out
+
+
+def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
+    # `kill -- -PGID`, as CI runners stop a job: loopkit, its pid 1 and (before) CMD each
+    # got a copy, and CMD saw it up to three times (a second TERM is "force quit" to many)
+    assert group_sigterm([PY, "-c", COUNT, "SIGTERM"]) == (0, b"sigterms=1\n")
 
 
 def test_without_a_terminal_a_group_signal_reaches_what_the_command_started():
@@ -694,17 +701,8 @@ def test_without_a_terminal_a_group_signal_reaches_what_the_command_started():
     child = ("import signal, sys, time\n"
              "def h(s, f):\n    print('child-got-term', flush=True)\n    sys.exit(0)\n"
              "signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(20)\n")
-    p = subprocess.Popen([LOOPKIT, "isolate", "--", "sh", "-c", f"trap '' TERM; {PY} -c \"$0\"; echo done", child],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        assert p.stdout.readline() == b"ready\n"
-        os.killpg(p.pid, signal.SIGTERM)
-        out, err = p.communicate(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert (p.returncode, out) == (0, b"child-got-term\ndone\n"), err
+    assert group_sigterm(["sh", "-c", f"trap '' TERM; {PY} -c \"$0\"; echo done", child]) == \
+        (0, b"child-got-term\ndone\n")
 
 
 def test_timeout_reaches_the_command_once():
@@ -730,10 +728,12 @@ def test_the_command_starts_with_no_signal_ignored():
 class Pty:
     """loopkit isolate in a pseudo-terminal: what a person at a shell gets."""
 
-    def __init__(self, *cmd, env=None):
+    def __init__(self, *cmd, env=None, args=(), child_setup=None):
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
-            os.execve(LOOPKIT, [LOOPKIT, "isolate", "--", *cmd],
+            if child_setup:
+                child_setup()
+            os.execve(LOOPKIT, [LOOPKIT, "isolate", *args, "--", *cmd],
                       dict(os.environ, **(env or {}), TERM="dumb"))
         self.out = b""
 
@@ -790,17 +790,13 @@ def test_ctrl_c_reaches_the_command_once():
 def test_a_command_reads_the_terminal_when_loopkit_has_no_terminal_fds():
     # a controlling terminal, but stdin, stdout and stderr elsewhere: CMD stays the
     # terminal's foreground job and may read it (it was stopped by SIGTTIN, and hung)
-    pid, fd = pty.fork()
-    if pid == 0:
+    def redirect():
         os.dup2(0, 10, inheritable=True)  # as a shell keeps the terminal open (else reads hit EIO)
         null = os.open("/dev/null", os.O_RDWR)
         for k in range(3):
             os.dup2(null, k)
-        os.execve(LOOPKIT, [LOOPKIT, "isolate", "-q", "--", "sh", "-c",
-                            "echo ready >/dev/tty; read x </dev/tty; echo got-$x >/dev/tty"],
-                  dict(os.environ, TERM="dumb"))
-    t = Pty.__new__(Pty)
-    t.pid, t.fd, t.out = pid, fd, b""
+    t = Pty("sh", "-c", "echo ready >/dev/tty; read x </dev/tty; echo got-$x >/dev/tty", args=["-q"],
+            child_setup=redirect)
     t.expect("ready")
     t.send("hello\n")
     t.expect("got-hello")

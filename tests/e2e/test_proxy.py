@@ -90,11 +90,10 @@ def test_two_latency_toxics_on_one_stream_add_up(proxies, echo_up):
     assert st == 200 and [t["name"] for t in body["toxics"]] == ["a", "b"], body
 
 
-@measures
-def test_bandwidth_rate_in_kb_per_second(proxies):
-    n = 2_000_000
+def download_times(proxies, n, *toxics):
+    """Seconds for 3 downloads of n bytes from a source upstream through a proxy with toxics."""
     up = Upstream(source(n))
-    p = proxies(up.addr, "--toxic", "bandwidth,rate=2000")  # 2000 KB/s: 1.0 s
+    p = proxies(up.addr, *toxics)
     times = []
     for _ in range(3):
         s = p.connect()
@@ -103,27 +102,23 @@ def test_bandwidth_rate_in_kb_per_second(proxies):
         times.append(time.monotonic() - t)
         assert len(got) == n
         s.close()
-    assert 0.9 <= median(times) <= 1.1, times
     up.close()
+    return times
+
+
+@measures
+def test_bandwidth_rate_in_kb_per_second(proxies):
+    times = download_times(proxies, 2_000_000, "--toxic", "bandwidth,rate=2000")  # 2000 KB/s: 1.0 s
+    assert 0.9 <= median(times) <= 1.1, times
 
 
 @measures
 def test_a_latency_after_a_bandwidth_delays_each_chunk_once(proxies):
     # a preset (bandwidth) plus an extra latency: the latency counts from the chunk's read
     # time, not once more for every 100 ms piece the bandwidth cuts it into
-    n = 1_000_000
-    up = Upstream(source(n))
-    p = proxies(up.addr, "--toxic", "bandwidth,rate=1000", "--toxic", "latency,latency=300")  # 1.0 s + 0.3 s
-    times = []
-    for _ in range(3):
-        s = p.connect()
-        t = time.monotonic()
-        got = recv_all(s)
-        times.append(time.monotonic() - t)
-        assert len(got) == n
-        s.close()
+    times = download_times(proxies, 1_000_000, "--toxic", "bandwidth,rate=1000",
+                           "--toxic", "latency,latency=300")  # 1.0 s + 0.3 s
     assert 1.25 <= median(times) <= 1.45, times  # the old way: 1.0 s + 10 x 0.3 s
-    up.close()
 
 
 def test_limit_data_exact_then_fin(proxies):
