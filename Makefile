@@ -7,7 +7,7 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-paramet
 LDLIBS  += -pthread -lm
 # Symbols bound at start (full RELRO): hardening, and no lazy binding in the children
 # that isolate and serve fork (each first call there faulted in ld.so's pages).
-override LDFLAGS += -Wl,-z,relro,-z,now
+override LDFLAGS += -Wl,-z,relro,-z,now,-z,pack-relative-relocs
 # Debian libraries, found with pkg-config. Linked: Nettle (digests: 0.5 MiB of RSS where
 # libcrypto took 1.4 MiB linked and 3.7 MiB used) and jansson (the tree's one JSON parser:
 # the proxy's control API and config).

@@ -4,7 +4,9 @@
 #   bulk throughput      iperf3 through the proxy (Gbit/s)
 #   ping-pong latency    sockperf ping-pong, 64-byte messages: p50 and p99, and what the
 #                        proxy adds to the direct figures
-#   connections/s        ab, a new connection per request, to loopkit serve behind it
+#   connections/s        ab, a new connection per request, to loopkit serve behind it;
+#                        and the proxy's own CPU time per connection (us/conn, from
+#                        schedstat: less noisy than the rate on a shared machine)
 #   memory per idle pair PSS growth of the proxy's processes over BENCH_IDLE connections
 # Every proxy is pinned with taskset to BENCH_PROXY_CPU, the clients and upstreams to
 # BENCH_CLIENT_CPU; each figure is the median of BENCH_ROUNDS rounds; ratios are
@@ -167,11 +169,21 @@ measure_pp() {
 	stop_proxy
 }
 
+cpu_ns() { # cpu_ns PID: CPU time of all PID's threads so far, ns (schedstat)
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'
+}
+
 measure_cps() {
-	local kind=$1 out
+	local kind=$1 out c0 c1 done
 	start_proxy "$kind" "$WEB_PORT" || return
+	case $kind in direct | socat) ;; *) c0=$(cpu_ns "$PROXY_PID") ;; esac # socat forks per connection
 	out=$(client timeout 120 ab -q -n "$AB_N" -c "$AB_C" "http://127.0.0.1:$PROXY_PORT/a.txt" 2>&1)
 	add "$kind.cps" "$(printf '%s\n' "$out" | awk '/^Requests per second:/{printf "%.0f", $4}')"
+	done=$(printf '%s\n' "$out" | awk '/^Complete requests:/{print $3}')
+	if [ -n "${c0:-}" ] && [ -n "$done" ] && [ "$done" -gt 0 ]; then
+		c1=$(cpu_ns "$PROXY_PID")
+		add "$kind.cpu_us" "$(awk -v a="$c0" -v b="$c1" -v n="$done" 'BEGIN{printf "%.2f", (b - a) / n / 1000}')"
+	fi
 	add "$kind.failed" "$(printf '%s\n' "$out" | awk '/^Failed requests:/{print $3}')"
 	stop_proxy
 }
@@ -201,12 +213,12 @@ done
 
 # ---------------------------------------------------------------- report
 m() { median ${R[$1]:-}; }
-printf '\n%-9s %10s %10s %10s %10s %10s %10s %12s\n' proxy "Gbit/s" "p50 us" "p99 us" "+p50 us" "+p99 us" "conn/s" "KiB/idle"
+printf '\n%-9s %10s %10s %10s %10s %10s %10s %10s %12s\n' proxy "Gbit/s" "p50 us" "p99 us" "+p50 us" "+p99 us" "conn/s" "us/conn" "KiB/idle"
 for k in $PROXIES; do
-	printf '%-9s %10s %10s %10s %10s %10s %10s %12s\n' "$k" "$(m "$k.gbps")" "$(m "$k.p50")" "$(m "$k.p99")" \
+	printf '%-9s %10s %10s %10s %10s %10s %10s %10s %12s\n' "$k" "$(m "$k.gbps")" "$(m "$k.p50")" "$(m "$k.p99")" \
 		"$(awk -v a="$(m "$k.p50")" -v b="$(m direct.p50)" 'BEGIN{printf "%.1f", a-b}')" \
 		"$(awk -v a="$(m "$k.p99")" -v b="$(m direct.p99)" 'BEGIN{printf "%.1f", a-b}')" \
-		"$(m "$k.cps")" "$(m "$k.idle_kib")"
+		"$(m "$k.cps")" "$(m "$k.cpu_us")" "$(m "$k.idle_kib")"
 done
 if [[ " $PROXIES " == *" loopkit "* && " $PROXIES " == *" haproxy "* ]]; then
 	log ""
@@ -217,6 +229,14 @@ if [[ " $PROXIES " == *" loopkit "* && " $PROXIES " == *" haproxy "* ]]; then
 	awk -v a="$(m loopkit.p99)" -v b="$(m haproxy.p99)" -v d="$(m direct.p99)" \
 		'BEGIN{printf "  added p99       %.2fx (%.1f vs %.1f us)\n", (a-d)/(b-d), a-d, b-d}'
 	awk -v a="$(m loopkit.cps)" -v b="$(m haproxy.cps)" 'BEGIN{printf "  connections/s   %.2fx\n", a/b}'
+	awk -v a="$(m loopkit.cpu_us)" -v b="$(m haproxy.cpu_us)" \
+		'BEGIN{printf "  proxy CPU per connection %.2fx (%.1f vs %.1f us)\n", a/b, a, b}'
+	# The spread: each round's loopkit figure over the haproxy one measured right after it.
+	# shellcheck disable=SC2086
+	ratios=$(paste -d' ' <(printf '%s\n' ${R[loopkit.cps]:-}) <(printf '%s\n' ${R[haproxy.cps]:-}) |
+		awk '$1 && $2 {printf "%.2f\n", $1 / $2}')
+	# shellcheck disable=SC2086
+	[ -n "$ratios" ] && log "  connections/s by round: $(echo $ratios) (median $(median $ratios)x)"
 	awk -v a="$(m loopkit.idle_kib)" -v b="$(m haproxy.idle_kib)" 'BEGIN{printf "  memory per pair %.2fx (%.2f vs %.2f KiB)\n", a/b, a, b}'
 	awk -v a="$(m loopkit.gbps)" -v b="$(m direct.gbps)" 'BEGIN{printf "  loopkit / direct loopback throughput %.2fx\n", a/b}'
 fi
