@@ -8,8 +8,10 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS   = $(filter-out -fsanitize=%,$(CFLAGS)) $(FUZZ_SAN)
 FUZZ_TARGETS := $(sort $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
-# The code under test: pure parsers, plus fsroot for the path target.
-FUZZ_LIB_SRC := src/core/buf.c src/core/errors.c src/core/fsroot.c src/core/json.c src/core/log.c src/core/text.c \
+# The code under test: pure parsers, plus fsroot for the path target and the loaders of
+# the libraries they call (Nettle, jansson).
+FUZZ_LIB_SRC := src/core/buf.c src/core/decimal.c src/core/errors.c src/core/fsroot.c src/core/jansson_lib.c src/core/json.c \
+	src/core/lazylib.c src/core/log.c src/core/nettle_lib.c src/core/text.c \
 	src/ftp/parse.c src/http/date.c src/http/digest.c src/http/multipart.c src/http/parse.c src/http/path.c \
 	src/serve/probe.c src/watch/check.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "core/decimal.h"
 
 #define W          760
 #define H          440
@@ -42,7 +43,7 @@ static double nice_step(double range)
 {
 	if (!(range > 0))
 		return 1;
-	double raw = range / 5, p = pow(10, floor(log10(raw))), m = raw / p;
+	double raw = range / 5, p = dec_pow10(dec_floor_log10(raw)), m = raw / p;
 	return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
 }
 
@@ -147,7 +148,7 @@ struct logaxis {
 
 static double log_y(const struct logaxis *a, double us)
 {
-	double l = us > 0 ? log10(us) : a->dlo;
+	double l = us > 0 ? dec_log10(us) : a->dlo;
 	if (l < a->dlo)
 		l = a->dlo;
 	return H - MB - (l - a->dlo) / (a->dhi - a->dlo) * (H - MT - MB);
@@ -155,8 +156,9 @@ static double log_y(const struct logaxis *a, double us)
 
 static void log_axis(FILE *f, struct logaxis *a, double lo, double hi)
 {
-	a->dlo = floor(log10(lo > 0.01 ? lo : 0.01));
-	a->dhi = ceil(log10(hi > lo ? hi : lo * 10));
+	double top = hi > lo ? hi : lo * 10;
+	a->dlo = dec_floor_log10(lo > 0.01 ? lo : 0.01);
+	a->dhi = dec_floor_log10(top) + (top > dec_pow10(dec_floor_log10(top))); /* ceil(log10) */
 	if (a->dhi <= a->dlo)
 		a->dhi = a->dlo + 1;
 	static const double mant[] = {1, 2, 5};
@@ -164,7 +166,7 @@ static void log_axis(FILE *f, struct logaxis *a, double lo, double hi)
 	char t[32];
 	for (double d = a->dlo; d <= a->dhi; d++)
 		for (int m = 0; m < (few && d < a->dhi ? 3 : 1); m++) {
-			double v = mant[m] * pow(10, d);
+			double v = mant[m] * dec_pow10((int)d);
 			fmt_lat(v, t, sizeof t);
 			y_tick(f, log_y(a, v), t);
 		}
@@ -209,14 +211,14 @@ int bench_svg_percentiles(const char *path, const char *title, const struct benc
 				v = (double)h->max;
 			if (v < (double)h->min)
 				v = (double)h->min;
-			double nines = frac < 1 ? -log10(1 - frac) : MAX_NINES;
+			double nines = frac < 1 ? -dec_log10(1 - frac) : MAX_NINES;
 			if (nines > MAX_NINES)
 				nines = MAX_NINES;
 			double x = ML + nines / MAX_NINES * (W - ML - MR), y = log_y(&ax, v / 1e3);
 			fprintf(f, "%.1f,%.1f %.1f,%.1f ", px > x ? x : px, y, x, y);
 			px = x;
 			if (seen == h->count) { /* the last sample holds to its own percentile */
-				double fin = -log10(1.0 / (double)h->count);
+				double fin = -dec_log10(1.0 / (double)h->count);
 				fprintf(f, "%.1f,%.1f",
 				        ML + (fin > MAX_NINES ? MAX_NINES : fin) / MAX_NINES * (W - ML - MR),
 				        y);

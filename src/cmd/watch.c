@@ -104,6 +104,10 @@ static int watch_main(void *p)
 	for (size_t i = 0; i < a->targets.n; i++)
 		if (watch_config_add_url(c, a->targets.v[i], err, sizeof(err)) < 0)
 			goto out;
+	if (a->config && watch_config_need(err, sizeof(err)) < 0) {
+		rc = 1;
+		goto out;
+	}
 	if ((a->config && watch_config_load(c, a->config, err, sizeof(err)) < 0) ||
 	    watch_config_finish(c, err, sizeof(err)) < 0)
 		goto out;

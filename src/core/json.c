@@ -1,6 +1,7 @@
 /* json.c - JSON writer and validator. */
 #include "core/json.h"
 
+#include "core/decimal.h"
 #include "core/text.h"
 
 #include <math.h>
@@ -178,7 +179,7 @@ void json_uint(struct json *j, unsigned long long v)
 
 void json_double_dec(struct json *j, double v, int dec)
 {
-	double p = pow(10, dec);
+	double p = dec_pow10(dec);
 	json_double(j, isfinite(v) ? round(v * p) / p : v);
 }
 

@@ -2,8 +2,6 @@
  * failed logins kept as a generic cell rate algorithm (one "theoretical arrival time"). */
 #include "core/login.h"
 
-#include <nettle/memops.h>
-#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/nettle_lib.h"
 
 #define DIGEST_LEN SHA256_DIGEST_SIZE
 #define TURN_US    (1000000u / LOGIN_FAIL_RATE) /* between two turns */
@@ -40,6 +39,9 @@ static void digest(const char *p, size_t n, unsigned char md[DIGEST_LEN])
 
 struct login_gate *login_gate_new(const char *user, const char *pass)
 {
+	char why[256];
+	if (nettle_need(why, sizeof why) < 0)
+		return NULL; /* the caller asked nettle_need for the reason first */
 	struct login_gate *g = calloc(1, sizeof(*g));
 	if (!g || !(g->user = strdup(user))) {
 		free(g);

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
@@ -34,22 +35,6 @@ static int dbl_cmp(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
-}
-
-/* Square root by Newton's method: the binary links no libm. */
-static double sqrt_pos(double v)
-{
-	double x = v > 1 ? v : 1;
-
-	if (!(v > 0))
-		return 0;
-	for (int i = 0; i < 200; i++) {
-		double nx = 0.5 * (x + v / x);
-		if (nx == x)
-			break;
-		x = nx;
-	}
-	return x;
 }
 
 double ping_percentile(const double *sorted, size_t n, double q)
@@ -85,7 +70,7 @@ void ping_summarize(double *rtt, size_t n, size_t sent, struct ping_summary *s)
 	 * two passes, which does not cancel to noise when the times are all alike. */
 	for (size_t i = 0; i < n; i++)
 		dev2 += (rtt[i] - s->avg) * (rtt[i] - s->avg);
-	s->mdev = sqrt_pos(dev2 / (double)n);
+	s->mdev = dev2 > 0 ? sqrt(dev2 / (double)n) : 0; /* inlined: no libm (Makefile) */
 	s->p50 = ping_percentile(rtt, n, 50);
 	s->p90 = ping_percentile(rtt, n, 90);
 	s->p99 = ping_percentile(rtt, n, 99);

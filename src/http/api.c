@@ -11,6 +11,7 @@
 
 #include "core/json.h"
 #include "core/net.h"
+#include "core/nettle_lib.h"
 #include "core/rand.h"
 #include "core/strparse.h"
 #include "core/text.h"
@@ -1540,7 +1541,11 @@ static void digest_challenge(struct http_conn *c, const char *qop, enum http_dig
 static void ep_digest_auth(struct http_conn *c, const struct api_req *q)
 {
 	const struct http_reqinfo *ri = q->ri;
-	char seg[5][256], expect[HTTP_DIGEST_HEX_MAX];
+	char seg[5][256], expect[HTTP_DIGEST_HEX_MAX], why[256];
+	if (nettle_need(why, sizeof why) < 0) {
+		api_error(c, LK_E_ENOLIB, why);
+		return;
+	}
 	enum http_digest_alg alg = HTTP_DIGEST_MD5, calg;
 	int sess = 0, csess = 0;
 	uint64_t stale_after = UINT64_MAX;

@@ -1,14 +1,12 @@
 /* digest.c - HTTP Digest authentication (RFC 7616): parsing credentials, computing responses. */
 #include "http/digest.h"
 
-#include <nettle/md5.h>
-#include <nettle/nettle-meta.h>
-#include <nettle/sha2.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/nettle_lib.h"
 #include "http/multipart.h"
 
 #define DIGEST_LINE_MAX 2048 /* one string that is hashed (user:realm:pass, method:uri, ...) */
@@ -91,6 +89,11 @@ static const struct nettle_hash *md_of(enum http_digest_alg a)
 void http_digest_hash(enum http_digest_alg a, const void *data, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
+	char why[256];
+	if (nettle_need(why, sizeof why) < 0) { /* the caller checked, and answered, first */
+		out[0] = 0;
+		return;
+	}
 	const struct nettle_hash *h = md_of(a);
 	union {
 		struct md5_ctx md5;
@@ -150,6 +153,8 @@ int http_digest_response(const struct http_digest_creds *c, enum http_digest_alg
 {
 	char ha1[HTTP_DIGEST_HEX_MAX], ha2[HTTP_DIGEST_HEX_MAX];
 	struct line l = {.n = 0};
+	if (nettle_need(ha1, sizeof ha1) < 0)
+		return -1;
 	put_s(&l, user);
 	put(&l, ":", 1);
 	put_param(&l, c->realm, 1);

@@ -37,7 +37,8 @@ void http_digest_hash(enum http_digest_alg a, const void *data, size_t n, char *
  * 3.4.1): algorithm a (sess: its -sess form), the request's method and target, and
  * for qop=auth-int its body. The realm, nonce, cnonce, nc and qop come from c; so
  * does the uri, which the caller compares with the request's target. Writes hex into
- * out (HTTP_DIGEST_HEX_MAX bytes). Returns 0, or -1 when a value is too long. */
+ * out (HTTP_DIGEST_HEX_MAX bytes). Returns 0, or -1 when a value is too long
+ * or Nettle cannot be loaded. */
 int http_digest_response(const struct http_digest_creds *c, enum http_digest_alg a, int sess,
                          const char *user, const char *pass, struct http_slice method, const char *body,
                          size_t body_len, char *out);

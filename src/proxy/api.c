@@ -56,6 +56,10 @@ static struct jin *body_json(struct http_conn *c, const struct http_reqinfo *ri)
 		send_err(c, LK_E_P_BAD_BODY, "EOF (the body is empty)");
 		return NULL;
 	}
+	if (jin_need(why, sizeof why) < 0) {
+		send_err(c, LK_E_ENOLIB, why);
+		return NULL;
+	}
 	struct jin *v = jin_parse(ri->body, ri->body_len, why, sizeof why);
 	if (!v)
 		send_err(c, LK_E_P_BAD_BODY, why);

@@ -1,10 +1,10 @@
 /* jin.c - JSON in, on jansson (the tree's one JSON parser; the writer is core/json.c). */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/jansson_lib.h"
 #include "proxy/jin.h"
 
 #define J(v) ((const json_t *)(const void *)(v))
@@ -12,6 +12,8 @@
 struct jin *jin_parse(const char *p, size_t n, char *why, size_t whylen)
 {
 	json_error_t je;
+	if (jansson_need(why, whylen) < 0)
+		return NULL;
 	json_t *v = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
 	if (!v)
 		snprintf(why, whylen, "%s at byte %d", je.text, je.position);
@@ -22,6 +24,8 @@ struct jin *jin_load(const char *path, size_t max, char *why, size_t whylen)
 {
 	json_error_t je;
 	struct stat st;
+	if (jansson_need(why, whylen) < 0)
+		return NULL;
 	if (stat(path, &st) < 0) {
 		snprintf(why, whylen, "%s", strerror(errno));
 		return NULL;
@@ -34,6 +38,11 @@ struct jin *jin_load(const char *path, size_t max, char *why, size_t whylen)
 	if (!v)
 		snprintf(why, whylen, "line %d: %s", je.line, je.text);
 	return (struct jin *)(void *)v;
+}
+
+int jin_need(char *why, size_t whylen)
+{
+	return jansson_need(why, whylen);
 }
 
 void jin_free(struct jin *v)

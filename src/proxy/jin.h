@@ -14,6 +14,9 @@ struct jin *jin_parse(const char *p, size_t n, char *why, size_t whylen);
 /* The same for a file, at most max bytes. */
 struct jin *jin_load(const char *path, size_t max, char *why, size_t whylen);
 void jin_free(struct jin *v);
+/* Loads jansson (jin_parse and jin_load do it too): 0, or -1 with why the library cannot
+ * be loaded (a server-side fault, where a NULL from jin_parse means bad input). */
+int jin_need(char *why, size_t whylen);
 
 int jin_is_object(const struct jin *v);
 int jin_is_array(const struct jin *v);

@@ -591,6 +591,10 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		*code = rc == -2 ? 2 : 1;
 		goto fail;
 	}
+	if (o->config && jin_need(err, errlen) < 0) { /* not the config's fault: exit 1 */
+		*code = 1;
+		goto fail;
+	}
 	if (o->config && load_config(s, o->config, err, errlen) < 0) {
 		*code = 2;
 		goto fail;

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/login.h"
 #include "core/net.h"
+#include "core/nettle_lib.h"
 #include "core/procfs.h"
 #include "serve/internal.h"
 
@@ -226,6 +227,8 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 		}
 	}
 	s->site.write = cfg->write;
+	if (cfg->user && nettle_need(err, errlen) < 0) /* the login gate's digests */
+		goto fail;
 	if (cfg->user && !(s->site.login = login_gate_new(cfg->user, cfg->pass))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

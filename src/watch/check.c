@@ -1,10 +1,10 @@
 /* check.c - what decides a probe's answer: FTP replies, JSON fields, statuses (pure). */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/jansson_lib.h"
 #include "watch/internal.h"
 
 #define JSON_SHOW_MAX 60 /* bytes of a value quoted in a failure */
@@ -114,6 +114,8 @@ int watch_json_check(const char *body, size_t len, const char *path, const char 
                      size_t whylen)
 {
 	json_error_t e;
+	if (jansson_need(why, whylen) < 0)
+		return 0;
 	json_t *root = json_loadb(body, len, JSON_DECODE_ANY, &e);
 	if (!root) {
 		snprintf(why, whylen, "the body is not JSON: %s at line %d column %d", e.text, e.line,

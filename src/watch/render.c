@@ -44,8 +44,10 @@ static char *pct_text(double ratio, char *out, size_t len)
 		snprintf(out, len, "-");
 	else if (ratio >= 1)
 		snprintf(out, len, "100%%");
-	else /* rounded (2 of 3 is 66.67%), but a failure never shows as 100% */
-		snprintf(out, len, "%.2f%%", fmin(round(ratio * 10000) / 100, 99.99));
+	else { /* rounded (2 of 3 is 66.67%), but a failure never shows as 100% */
+		double pct = round(ratio * 10000) / 100;
+		snprintf(out, len, "%.2f%%", pct < 99.99 ? pct : 99.99);
+	}
 	return out;
 }
 

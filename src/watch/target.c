@@ -1,6 +1,5 @@
 /* target.c - the operator's targets: URLs, the JSON config file, defaults and the loopback rule. */
 #include <errno.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/jansson_lib.h"
 #include "core/net.h"
 #include "core/strparse.h"
 #include "core/vec.h"
@@ -709,6 +709,8 @@ int watch_config_parse(struct watch_config *c, const char *text, size_t len, con
                        size_t errlen)
 {
 	json_error_t e;
+	if (jansson_need(err, errlen) < 0)
+		return -1;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
 	if (!root) {
 		seterr(err, errlen, "%s: malformed JSON at line %d, column %d: %s", name, e.line, e.column,
@@ -746,6 +748,11 @@ int watch_config_parse(struct watch_config *c, const char *text, size_t len, con
 out:
 	json_decref(root);
 	return rc;
+}
+
+int watch_config_need(char *err, size_t errlen)
+{
+	return jansson_need(err, errlen);
 }
 
 int watch_config_load(struct watch_config *c, const char *path, char *err, size_t errlen)

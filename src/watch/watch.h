@@ -99,6 +99,9 @@ int watch_config_add_url(struct watch_config *c, const char *url, char *err, siz
 /* Adds the targets of a JSON config file (docs/watch.md). Malformed JSON is reported
  * with its line and column. Returns 0 or -1 with err. */
 int watch_config_load(struct watch_config *c, const char *path, char *err, size_t errlen);
+/* Loads the JSON library that the config file needs: 0, or -1 with why it cannot be (not
+ * the file's fault, unlike watch_config_load's errors). */
+int watch_config_need(char *err, size_t errlen);
 /* Adds the targets of JSON text (name is what messages call it). Same as above. */
 int watch_config_parse(struct watch_config *c, const char *text, size_t len, const char *name, char *err,
                        size_t errlen);

@@ -1,6 +1,6 @@
-"""Libraries opened on first need (src/core/lazylib.h): no verb maps SQLite, zlib or
-Brotli until it uses them, and a missing one is a clear error where it is needed,
-while the rest of the verb works."""
+"""Libraries opened on first need (src/core/lazylib.h): no verb maps SQLite, zlib,
+Brotli, Nettle or jansson until it uses them (nor libm, which nothing needs), and a
+missing one is a clear error where it is needed, while the rest of the verb works."""
 
 import gzip
 import http.client
@@ -10,7 +10,8 @@ import subprocess
 
 from conftest import LOOPKIT
 
-LAZY = ("libsqlite3.so", "libz.so", "libbrotlienc.so", "libbrotlidec.so", "libbrotlicommon.so")
+LAZY = ("libsqlite3.so", "libz.so", "libbrotlienc.so", "libbrotlidec.so", "libbrotlicommon.so",
+        "libnettle.so", "libjansson.so", "libm.so")
 
 
 def mapped(pid):
@@ -49,7 +50,10 @@ def test_serve_maps_a_compression_library_only_when_an_answer_needs_it(server):
     assert json.loads(gzip.decompress(body))["gzipped"] is True
     names = mapped(server.pid)
     assert any(n.startswith("libz.so") for n in names), names
-    assert not [n for n in names if n.startswith(("libsqlite3.so", "libbrotlienc.so"))], names
+    assert not [n for n in names if n.startswith(("libsqlite3.so", "libbrotlienc.so", "libnettle.so"))], names
+    status, _, body = get(server.port, "/_/digest-auth/auth/u/p")  # the 401 challenge: no digest yet
+    assert status == 401, body
+    assert any(n.startswith("libnettle.so") for n in mapped(server.pid))
 
 
 def test_short_lived_verbs_never_map_them(tmp_path):
@@ -94,6 +98,65 @@ def test_a_missing_brotli_fails_brotli_answers_alone(tmp_path):
         status, coding, body = get(port, "/_/gzip")
         assert (status, coding) == (200, "gzip")
         assert get(port, "/a.txt") == (200, None, b"hello\n")
+    finally:
+        p.terminate()
+        assert p.wait(10) == 0
+
+
+def start_serve(argv):
+    """A serve (argv: the command line up to its flags) on a free port: (process, port)."""
+    p = subprocess.Popen(argv + ["--port", "0", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = p.stdout.readline().decode()
+    return p, int(line.rsplit(":", 1)[1].strip("/\n"))
+
+
+def test_a_missing_nettle_stops_only_what_needs_digests(tmp_path):
+    (tmp_path / "a.txt").write_text("hello\n")
+    # serve --user hashes the password at start: it cannot start, and says why
+    r = subprocess.run(masked("libnettle.so.8") + [LOOPKIT, "serve", str(tmp_path), "--user", "a:b",
+                                                   "--port", "0"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stderr.startswith("loopkit serve: cannot load libnettle.so.8 ("), r.stderr
+    assert r.stderr.rstrip().endswith("install the Debian package libnettle8"), r.stderr
+    # without --user it serves; Digest auth answers 500 with the reason
+    p, port = start_serve(masked("libnettle.so.8") + [LOOPKIT, "serve", str(tmp_path)])
+    try:
+        status, _, body = get(port, "/_/digest-auth/auth/u/p")
+        assert status == 500, body
+        err = json.loads(body)["error"]
+        assert err.startswith("a library that this needs cannot be loaded: cannot load libnettle.so.8 ("), err
+        assert get(port, "/a.txt") == (200, None, b"hello\n")
+    finally:
+        p.terminate()
+        assert p.wait(10) == 0
+
+
+def test_a_missing_jansson_is_an_error_where_json_is_read(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('[{"name": "a", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"}]')
+    missing = "cannot load libjansson.so.4 ("
+    for argv in ([LOOPKIT, "proxy", "--config", str(cfg), "--api", "off"],
+                 [LOOPKIT, "watch", "--config", str(cfg), "--once"]):
+        r = subprocess.run(masked("libjansson.so.4") + argv, capture_output=True, text=True, timeout=30)
+        # exit 1 (cannot run here), not 2: the config file is not at fault
+        assert r.returncode == 1, (argv, r.returncode, r.stderr)
+        assert missing in r.stderr and r.stderr.rstrip().endswith("install the Debian package libjansson4"), r.stderr
+    # the proxy's API answers 500 to a request that carries JSON, and works otherwise
+    p = subprocess.Popen(masked("libjansson.so.4") + [LOOPKIT, "proxy", "--api", "127.0.0.1:0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = int(p.stdout.readline().decode().split(":")[-1].strip("/\n"))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/proxies", body='{"name": "a", "upstream": "127.0.0.1:1"}')
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 500, body
+        assert missing in json.loads(body)["error"], body
+        c.request("GET", "/version")
+        r = c.getresponse()
+        assert r.status == 200 and r.read()
+        c.close()
     finally:
         p.terminate()
         assert p.wait(10) == 0

@@ -29,6 +29,7 @@
 #include "guard.h"
 
 #include "core/buf.h"
+#include "core/decimal.h"
 #include "core/dirsnap.h"
 #include "core/errors.h"
 #include "core/fsroot.h"
@@ -3426,6 +3427,59 @@ static void test_errors(void **state)
 	}
 }
 
+/* The double just below a positive x (nextafter(x, 0) without libm). */
+static double below(double x)
+{
+	uint64_t b;
+	memcpy(&b, &x, sizeof b);
+	b--;
+	memcpy(&x, &b, sizeof b);
+	return x;
+}
+
+/* core/decimal: the powers and logarithms of ten that replaced libm's pow and log10. */
+static void test_decimal(void **state)
+{
+	(void)state;
+	static const double exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+	                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+	static const double neg[] = {1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11};
+	for (int i = 0; i < 23; i++) {
+		assert_true(dec_pow10(i) == exact[i]); /* bit for bit, as the literal */
+		assert_int_equal(dec_floor_log10(exact[i]), i);
+		assert_int_equal(dec_floor_log10(below(exact[i])), i - 1); /* just below */
+		assert_int_equal(dec_floor_log10(exact[i] * 9.99), i);
+		assert_true(fabs(dec_log10(exact[i]) - i) < 1e-14);
+	}
+	for (int i = 0; i < 11; i++) {
+		assert_true(dec_pow10(-(i + 1)) == neg[i]);
+		assert_int_equal(dec_floor_log10(neg[i]), -(i + 1));
+		assert_int_equal(dec_floor_log10(below(neg[i])), -(i + 2));
+	}
+	assert_int_equal(dec_floor_log10(1e300), 300);
+	assert_int_equal(dec_floor_log10(1.7e308), 308);
+	assert_int_equal(dec_floor_log10(4.9e-324), -324); /* the smallest subnormal */
+	assert_int_equal(dec_floor_log10(0), 0);
+	assert_int_equal(dec_floor_log10(-5), 0);
+	assert_int_equal(dec_floor_log10(NAN), 0);
+	assert_int_equal(dec_floor_log10(INFINITY), 0);
+	/* against known values (Python's math.log10), to double precision */
+	static const struct {
+		double x, l;
+	} known[] = {{2, 0.30102999566398120},
+	             {3, 0.47712125471966244},
+	             {0.5, -0.30102999566398120},
+	             {123456.789, 5.09151497716927},
+	             {1e-5, -5},
+	             {7.5, 0.87506126339170009},
+	             {1.0000001, 4.3429446044209946e-8},
+	             {0.999, -4.345117740176917e-4}};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		assert_true(fabs(dec_log10(known[i].x) - known[i].l) <= 1e-15 * (1 + fabs(known[i].l)));
+	assert_true(dec_log10(0) == -HUGE_VAL && dec_log10(-1) == -HUGE_VAL);
+	assert_true(isnan(dec_log10(NAN)) && dec_log10(INFINITY) == INFINITY);
+}
+
 #define FX(f)   cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 #define TREE(f) cmocka_unit_test_setup_teardown(f, tree_setup, tree_teardown)
 
@@ -3433,6 +3487,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_buf_limits),
+	        cmocka_unit_test(test_decimal),
 	        cmocka_unit_test(test_buf_append_empty),
 	        cmocka_unit_test(test_buf_pool),
 	        cmocka_unit_test(test_buf_space_huge_need),
