@@ -61,7 +61,17 @@ DEB_BUILD   ?= build-deb
 
 all: $(BIN) $(SHARE)/stamp
 
-$(BUILD)/%.o: %.c
+# The compiler and its flags, kept in a file that changes when they do: every object
+# depends on it, so a checkout whose Makefile changed a flag is rebuilt, not half-linked.
+FLAGS_FILE := $(BUILD)/flags
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CPPFLAGS) $(CFLAGS) | $(LDFLAGS) $(LDLIBS)' | cmp -s - $@ || \
+		echo '$(CC) $(CPPFLAGS) $(CFLAGS) | $(LDFLAGS) $(LDLIBS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -69,7 +79,7 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN): $(CMD_OBJ) $(LIB)
+$(BIN): $(CMD_OBJ) $(LIB) $(FLAGS_FILE)
 	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
