@@ -239,12 +239,12 @@ static int serve_main(void *p)
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
-	int eno;
-	struct serve_server *s = serve_new(cfg, msg, sizeof msg, &eno);
+	struct serve_bind_err be;
+	struct serve_server *s = serve_new(cfg, msg, sizeof msg, &be);
 	if (!s) {
 		char detail[sizeof msg];
 		snprintf(detail, sizeof detail, "%s", msg);
-		reach_bind_error((struct sockaddr *)&cfg->addr, (uint16_t)a->port, eno, detail, msg,
+		reach_bind_error((struct sockaddr *)&be.addr, (uint16_t)a->port, be.eno, detail, msg,
 		                 sizeof msg);
 		fprintf(stderr, "loopkit serve: %s\n", msg);
 		return 1;

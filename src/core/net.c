@@ -126,6 +126,74 @@ fail:;
 	return -1;
 }
 
+/* Binds a socket to the loopback address of the other family at port; no SO_REUSEADDR,
+ * so that no one else can bind it while it is held. */
+static int hold_twin(int family, uint16_t port, struct sockaddr_storage *tw)
+{
+	socklen_t len;
+	memset(tw, 0, sizeof(*tw));
+	if (family == AF_INET) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)tw;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		a->sin6_port = htons(port);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)tw;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_port = htons(port);
+		len = sizeof(*a);
+	}
+	int one = 1, fd = socket(tw->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (tw->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)tw, len) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int is_loopback_one(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+	return sa->sa_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+int net_listen_loopback(const struct sockaddr *sa, socklen_t len, int backlog, int *twin,
+                        struct sockaddr_storage *held, char *err, size_t errlen)
+{
+	*twin = -1;
+	for (int tries = 0;; tries++) {
+		int fd = net_listen(sa, len, backlog, 0, err, errlen);
+		if (fd < 0 || !is_loopback_one(sa))
+			return fd;
+		uint16_t port = net_local_port(fd);
+		*twin = hold_twin(sa->sa_family, port, held);
+		if (*twin >= 0)
+			return fd;
+		int e = errno;
+		if (e != EADDRINUSE) /* no such address here (IPv6 off): nothing to hold */
+			return fd;
+		close(fd);
+		if (net_addr_port(sa) == 0 && tries < 8) /* the kernel's pick: pick again */
+			continue;
+		char host[64];
+		snprintf(err, errlen, "bind %s%s%s:%u: %s", held->ss_family == AF_INET6 ? "[" : "",
+		         net_addr_str((struct sockaddr *)held, host, sizeof(host)),
+		         held->ss_family == AF_INET6 ? "]" : "", port, strerror(e));
+		errno = e;
+		return -1;
+	}
+}
+
 uint16_t net_local_port(int fd)
 {
 	struct sockaddr_storage ss;

@@ -29,6 +29,17 @@ int net_is_wildcard(const struct sockaddr *sa);
 int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err,
                size_t errlen);
 
+/* A listener on sa, as net_listen, that when sa is 127.0.0.1 or ::1 also holds the
+ * other one's same port (*twin: bound, not listening, so a connection there is refused
+ * and the client tries the next address of "localhost"). Without it another user could
+ * listen on [::1]:PORT and take the browsers that try ::1 first for localhost:PORT,
+ * with the credentials and uploads they send. Port 0 picks a port free on both (a few
+ * tries). *twin is -1 when sa is another address or the machine has no such loopback
+ * address. Returns the listener, or -1 with errno and err as net_listen's; a twin held
+ * by someone else is EADDRINUSE with *held set to the twin's address. */
+int net_listen_loopback(const struct sockaddr *sa, socklen_t len, int backlog, int *twin,
+                        struct sockaddr_storage *held, char *err, size_t errlen);
+
 /* The local port of a bound socket, or 0. */
 uint16_t net_local_port(int fd);
 uint16_t net_addr_port(const struct sockaddr *sa);

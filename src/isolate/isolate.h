@@ -46,7 +46,8 @@ struct isolate_forward {
 	                                  OUT: the host service connections go to */
 	struct sockaddr_storage inner; /* IN: where connections go inside; OUT: the listener inside */
 	socklen_t hostlen, innerlen;
-	int fd; /* the listener (host side for IN, inside for OUT), or -1 */
+	int fd;   /* the listener (host side for IN, inside for OUT), or -1 */
+	int twin; /* IN: its loopback twin's port, held (net_listen_loopback), or -1 */
 	struct acceptor acc;
 	struct isolate *iso;
 	char spec[64]; /* as given on the command line, for messages */

@@ -129,7 +129,9 @@ static int ns_failed(struct isolate *iso, char *err, size_t errlen)
 static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 {
 	char why[256];
-	f->fd = net_listen((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, 0, why, sizeof why);
+	struct sockaddr_storage tw;
+	f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, &f->twin, &tw,
+	                            why, sizeof why);
 	if (f->fd < 0) {
 		int e = errno;
 		uint16_t port = net_ss_port(&f->host);
@@ -173,7 +175,7 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	iso->life_fd = -1;
 	iso->sig_io.fd = iso->note_io.fd = -1;
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
-		iso->cfg.fwd[i].fd = -1;
+		iso->cfg.fwd[i].fd = iso->cfg.fwd[i].twin = -1;
 		iso->cfg.fwd[i].iso = iso;
 	}
 	iso->prepared = 1;
@@ -490,6 +492,10 @@ static void cmd_exited(struct isolate *iso, int status)
 		if (f->fd >= 0) {
 			close(f->fd);
 			f->fd = -1;
+		}
+		if (f->twin >= 0) {
+			close(f->twin);
+			f->twin = -1;
 		}
 	}
 	for (struct relay *r = iso->relays, *next; r; r = next) {

@@ -183,7 +183,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	struct isolate_forward *f = &c->fwd[c->nfwd];
 	memset(f, 0, sizeof *f);
 	f->dir = dir;
-	f->fd = -1;
+	f->fd = f->twin = -1;
 	snprintf(f->spec, sizeof f->spec, "%s", spec);
 	if (addr) {
 		if (net_parse_addr(addr, 0, &f->host, &f->hostlen) < 0) {

@@ -529,9 +529,12 @@ int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)
 		snprintf(err, errlen, "--api %s: %s", s->o.api, msg);
 		return -2;
 	}
-	s->api_fd = net_listen((struct sockaddr *)&ss, len, 128, 0, msg, sizeof msg);
+	struct sockaddr_storage tw = {0};
+	s->api_fd = net_listen_loopback((struct sockaddr *)&ss, len, 128, &s->api_twin, &tw, msg, sizeof msg);
 	if (s->api_fd < 0) {
 		int eno = errno;
+		if (eno == EADDRINUSE && tw.ss_family) /* free, but its loopback twin is not */
+			ss = tw;
 		char detail[REACH_MSG_MAX], fix[PROXY_ADDR_MAX + 16];
 		snprintf(detail, sizeof detail, "%s", msg);
 		snprintf(fix, sizeof fix, ss.ss_family == AF_INET6 ? "--api [%s]:0" : "--api %s:0", host);
@@ -569,6 +572,10 @@ void proxy_api_stop(struct proxy_server *s)
 		acceptor_stop(&s->api_acc);
 		close(s->api_fd);
 		s->api_fd = -1;
+	}
+	if (s->api_twin >= 0) {
+		close(s->api_twin);
+		s->api_twin = -1;
 	}
 	if (s->http_ctx) {
 		http_proto_ops.ctx_free(s->http_ctx);

@@ -117,7 +117,8 @@ struct proxy {
 	struct sockaddr_storage up_addr;
 	socklen_t up_len;
 	int enabled;
-	int lfd; /* the listener, -1 when disabled */
+	int lfd;  /* the listener, -1 when disabled */
+	int twin; /* its loopback twin's port, held (net_listen_loopback), or -1 */
 	struct acceptor acc;
 	struct toxic *toxics[PROXY_MAX_TOXICS];
 	size_t ntoxics;
@@ -148,6 +149,7 @@ struct proxy_server {
 	/* the control API */
 	struct http_config hc; /* a handler finds the server from its config (offsetof) */
 	int api_fd;
+	int api_twin; /* its loopback twin's port, held (net_listen_loopback), or -1 */
 	struct acceptor api_acc;
 	void *http_ctx;
 	struct proto_site site;

@@ -133,8 +133,8 @@ static int wildcard_host(const char *host)
 }
 
 /* Opens a listener for "host:port". */
-static enum lk_err open_listener(struct proxy_server *s, const char *text, int *fd, char *bound, char *why,
-                                 size_t whylen)
+static enum lk_err open_listener(struct proxy_server *s, const char *text, int *fd, int *twin, char *bound,
+                                 char *why, size_t whylen)
 {
 	char host[PROXY_ADDR_MAX], msg[REACH_MSG_MAX];
 	uint16_t port;
@@ -166,7 +166,15 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(want);
 	}
 	char err[256];
-	int l = net_listen((struct sockaddr *)&ss, len, 1024, 0, err, sizeof err);
+	struct sockaddr_storage tw = {0};
+	int l = net_listen_loopback((struct sockaddr *)&ss, len, 1024, twin, &tw, err, sizeof err);
+	if (l < 0 && errno == EADDRINUSE && tw.ss_family) {
+		/* the listener was free, its loopback twin is not */
+		reach_bind_explain((struct sockaddr *)&tw, want, EADDRINUSE, err, "127.0.0.1:0", msg,
+		                   sizeof msg);
+		snprintf(why, whylen, "listen %s: %s", text, msg);
+		return LK_E_P_LISTEN;
+	}
 	if (l < 0 && errno == EADDRINUSE) {
 		const struct proxy *o = proxy_listening_on(s, &ss);
 		if (o) { /* not "held by loopkit (pid ours)": say which of ours */
@@ -230,19 +238,22 @@ static void proxy_stop_listen(struct proxy *p);
  * an old listener is then closed (connections made through it stay). */
 static enum lk_err proxy_start(struct proxy *p, const char *listen, char *why, size_t whylen)
 {
-	int fd;
+	int fd, twin;
 	char bound[PROXY_ADDR_MAX];
-	enum lk_err e = open_listener(p->srv, listen, &fd, bound, why, whylen);
+	enum lk_err e = open_listener(p->srv, listen, &fd, &twin, bound, why, whylen);
 	if (e != LK_E_OK)
 		return e;
 	proxy_stop_listen(p);
 	if (acceptor_start(&p->acc, p->srv->loop, fd, 0, 64, accept_cb, p) < 0) {
 		snprintf(why, whylen, "listen %s: %s", bound, strerror(errno));
 		close(fd);
+		if (twin >= 0)
+			close(twin);
 		p->enabled = 0;
 		return LK_E_P_LISTEN;
 	}
 	p->lfd = fd;
+	p->twin = twin;
 	snprintf(p->listen, sizeof p->listen, "%s", bound);
 	p->enabled = 1;
 	return LK_E_OK;
@@ -255,6 +266,9 @@ static void proxy_stop_listen(struct proxy *p)
 	acceptor_stop(&p->acc);
 	close(p->lfd);
 	p->lfd = -1;
+	if (p->twin >= 0)
+		close(p->twin);
+	p->twin = -1;
 }
 
 static int name_ok(const char *name, char *why, size_t whylen)
@@ -301,7 +315,7 @@ enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *l
 		return LK_E_P_LIMIT;
 	}
 	p->srv = s;
-	p->lfd = -1;
+	p->lfd = p->twin = -1;
 	snprintf(p->name, sizeof p->name, "%s", name);
 	upstream_text(p->upstream, upstream);
 	listen_text(p, listen);
@@ -569,7 +583,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		return NULL;
 	}
 	s->o = *o;
-	s->api_fd = -1;
+	s->api_fd = s->api_twin = -1;
 	s->rng = o->seed ? o->seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ loop_clock_us();
 	s->loop = loop_new(err, errlen);
 	if (!s->loop) {

@@ -82,6 +82,7 @@ struct serve_server {
 	atomic_uint conn_peak;  /* most connections at once since the last heap trim */
 	struct log_sink log;
 	int listen_fd;
+	int twin_fd; /* the loopback twin's port, held (net_listen_loopback) */
 	uint16_t port;
 	char host[64];
 	int pasv_locks[SERVE_PASV_MAX_PORTS]; /* abstract sockets that own the passive range */
@@ -106,7 +107,7 @@ struct serve_server {
 /* listen.c */
 /* Takes the port alone (no SO_REUSEPORT: another process cannot share it). Returns 0,
  * or -1 with err and errno. */
-int serve_listen_open(struct serve_server *s, char *err, size_t errlen);
+int serve_listen_open(struct serve_server *s, struct sockaddr_storage *failed, char *err, size_t errlen);
 /* Starts accepting on w's loop (EPOLLEXCLUSIVE: one thread wakes per connection). */
 int serve_listen_start(struct serve_worker *w);
 void serve_listen_stop(struct serve_worker *w);

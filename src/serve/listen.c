@@ -27,13 +27,18 @@
 #endif
 #endif
 
-int serve_listen_open(struct serve_server *s, char *err, size_t errlen)
+int serve_listen_open(struct serve_server *s, struct sockaddr_storage *failed, char *err, size_t errlen)
 {
 	/* No SO_REUSEPORT: the kernel then refuses the port to any other socket, another
 	 * loopkit's included, and the workers share this one listener instead. */
-	s->listen_fd = net_listen((struct sockaddr *)&s->cfg.addr, s->cfg.addrlen, 4096, 0, err, errlen);
-	if (s->listen_fd < 0)
+	struct sockaddr_storage twin = {0};
+	s->listen_fd = net_listen_loopback((struct sockaddr *)&s->cfg.addr, s->cfg.addrlen, 4096, &s->twin_fd,
+	                                   &twin, err, errlen);
+	if (s->listen_fd < 0) {
+		if (errno == EADDRINUSE && s->twin_fd < 0 && twin.ss_family)
+			*failed = twin;
 		return -1;
+	}
 	int one = 1;
 	setsockopt(s->listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->port = net_local_port(s->listen_fd);

@@ -41,11 +41,19 @@ void serve_config_default(struct serve_config *cfg);
 
 struct serve_server;
 
+/* Why serve_new failed to bind: errno (EADDRINUSE, EACCES; 0 for other failures) and the
+ * address (the configured one, or its loopback twin: net_listen_loopback). */
+struct serve_bind_err {
+	int eno;
+	struct sockaddr_storage addr;
+};
+
 /* Opens the root, takes the port (alone: a port held by anyone, loopkit included, is
- * refused) and prepares the workers. Blocks SIGINT, SIGTERM and SIGHUP in the calling
- * thread (serve_run reads them). Returns NULL with the reason in err; then
- * *err_errno holds the errno of a failed bind (EADDRINUSE, EACCES) or 0. */
-struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t errlen, int *err_errno);
+ * refused; on 127.0.0.1 or ::1 the other one's same port too) and prepares the workers.
+ * Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (serve_run reads them).
+ * Returns NULL with the reason in err and be filled in. */
+struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t errlen,
+                               struct serve_bind_err *be);
 /* The bound port (useful with port 0). */
 uint16_t serve_port(const struct serve_server *s);
 /* Serves until SIGINT or SIGTERM (which the caller must have blocked in all threads),

@@ -193,10 +193,12 @@ static struct serve_worker *worker_new(struct serve_server *s, int id, char *err
 	return w;
 }
 
-struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t errlen, int *err_errno)
+struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t errlen,
+                               struct serve_bind_err *be)
 {
 	struct serve_server *s = calloc(1, sizeof(*s));
-	*err_errno = 0;
+	be->eno = 0;
+	be->addr = cfg->addr;
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -210,7 +212,7 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	s->cfg = *cfg;
-	s->listen_fd = -1;
+	s->listen_fd = s->twin_fd = -1;
 	s->root.fd = -1;
 	log_sink_open(&s->log);
 	if (cfg->root) {
@@ -250,8 +252,8 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 		s->proto[s->nproto] = &ftp_proto_ops;
 		s->proto_cfg[s->nproto++] = &s->cfg.ftp;
 	}
-	if (serve_listen_open(s, err, errlen) < 0) {
-		*err_errno = errno;
+	if (serve_listen_open(s, &be->addr, err, errlen) < 0) {
+		be->eno = errno;
 		goto fail;
 	}
 	net_addr_str((struct sockaddr *)&cfg->addr, s->host, sizeof(s->host));
@@ -324,6 +326,8 @@ void serve_free(struct serve_server *s)
 	free(s->workers);
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
+	if (s->twin_fd >= 0)
+		close(s->twin_fd);
 	for (int i = 0; i < s->npasv_locks; i++)
 		close(s->pasv_locks[i]);
 	fsroot_close(&s->root);

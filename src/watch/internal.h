@@ -219,6 +219,7 @@ struct watch {
 	char db_path[4096];
 	/* page */
 	int listen_fd;
+	int listen_twin; /* its loopback twin's port, held (net_listen_loopback), or -1 */
 	struct acceptor acc;
 	void *http_ctx;
 	struct http_config hc;

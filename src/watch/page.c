@@ -404,9 +404,13 @@ int watch_page_start(struct watch *w, char *err, size_t errlen)
 	socklen_t len;
 	char msg[512];
 	net_parse_addr(PAGE_HOST, w->cfg->port, &ss, &len);
-	w->listen_fd = net_listen((struct sockaddr *)&ss, len, 128, 0, msg, sizeof(msg));
+	struct sockaddr_storage tw = {0};
+	w->listen_fd =
+	        net_listen_loopback((struct sockaddr *)&ss, len, 128, &w->listen_twin, &tw, msg, sizeof(msg));
 	if (w->listen_fd < 0) {
 		int eno = errno;
+		if (eno == EADDRINUSE && tw.ss_family) /* free, but its loopback twin is not */
+			ss = tw;
 		char detail[512];
 		snprintf(detail, sizeof(detail), "%s", msg);
 		/* Its message names the holder and --port 0 already. */
@@ -443,6 +447,10 @@ void watch_page_stop(struct watch *w)
 		acceptor_stop(&w->acc);
 		close(w->listen_fd);
 		w->listen_fd = -1;
+	}
+	if (w->listen_twin >= 0) {
+		close(w->listen_twin);
+		w->listen_twin = -1;
 	}
 	if (w->http_ctx) {
 		http_proto_ops.close_all(w->http_ctx);

@@ -345,7 +345,7 @@ struct watch *watch_new(const struct watch_config *cfg, const struct watch_hooks
 	w->cfg = cfg;
 	if (hooks)
 		w->hooks = *hooks;
-	w->listen_fd = -1;
+	w->listen_fd = w->listen_twin = -1;
 	struct portlease_range eph;
 	portlease_ephemeral(&eph);
 	w->eph_lo = (uint16_t)eph.lo;
