@@ -28,6 +28,7 @@ struct serve_args {
 	char not_found_rel[PATH_MAX]; /* --404, as a path under DIR */
 	struct strparse_range pasv;
 	char ftp_user[64];
+	char pass[256];
 };
 #define AT(f)  CMD_AT(struct serve_args, f)
 #define DAY_MS (86400 * 1000)
@@ -37,18 +38,23 @@ static const char *const log_formats[] = {"common", "json", "combined", NULL}; /
 enum { PROTO_BOTH, PROTO_HTTP, PROTO_FTP, PROTO_BOTH_FTP_FIRST };
 static const char *const protos[] = {"http,ftp", "http", "ftp", "ftp,http", NULL};
 
+/* --user NAME:PASS (or $LOOPKIT_USER). The password is copied, then blanked where it
+ * was given: the command line is readable by every user of the machine (ps, /proc). */
 static int set_user(void *p, const char *val, char *err, size_t errlen)
 {
 	struct serve_args *a = p;
 	size_t n = strcspn(val, ":");
-	if (!n || !val[n] || !val[n + 1] || n >= sizeof a->ftp_user) {
-		snprintf(err, errlen, "want NAME:PASS, both non-empty, NAME under %zu bytes",
-		         sizeof a->ftp_user);
+	if (!n || !val[n] || !val[n + 1] || n >= sizeof a->ftp_user ||
+	    strlen(val + n + 1) >= sizeof a->pass) {
+		snprintf(err, errlen, "want NAME:PASS, both non-empty, NAME under %zu bytes, PASS under %zu",
+		         sizeof a->ftp_user, sizeof a->pass);
 		return -1;
 	}
 	snprintf(a->ftp_user, sizeof a->ftp_user, "%.*s", (int)n, val);
+	snprintf(a->pass, sizeof a->pass, "%s", val + n + 1);
+	memset((char *)val + n + 1, '*', strlen(val + n + 1)); /* argv's own bytes: writable */
 	a->cfg.user = a->ftp_user;
-	a->cfg.pass = val + n + 1;
+	a->cfg.pass = a->pass;
 	return 0;
 }
 
@@ -110,7 +116,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "open", 'o', NULL, NULL, "open the first URL in a browser ($BROWSER, else xdg-open)", CMD_SWITCH, AT(open) },
 	{ "dotfiles", 0, NULL, NULL, "serve and list names starting with '.' (hidden by default)", CMD_SWITCH, AT(cfg.dotfiles) },
 	{ "cors", 0, NULL, NULL, "read-only CORS for any origin: GET, HEAD and POST from any page, never writes", CMD_SWITCH, AT(cfg.http.cors) },
-	{ "cors-origin", 0, "ORIGIN", NULL, "CORS for this origin (https://app.example:8443), writes included (repeatable)", CMD_LIST, AT(origins) },
+	{ "cors-origin", 0, "ORIGIN", NULL, "CORS for this origin (https://app.example:8443), writes included (repeatable; '*': every origin, which with --write lets any web page write, and is warned about at start)", CMD_LIST, AT(origins) },
 	{ "spa", 0, NULL, NULL, "serve /index.html for missing paths without an extension", CMD_SWITCH, AT(cfg.http.spa) },
 	{ "clean-urls", 0, NULL, NULL, "serve /about from about.html, and redirect /about.html to /about", CMD_SWITCH, AT(cfg.http.clean_urls) },
 	{ "precompressed", 0, NULL, NULL, "serve NAME.br or NAME.gz, when present and not older, for NAME to clients that accept it (as nginx's gzip_static)", CMD_SWITCH, AT(cfg.http.precompressed) },
@@ -120,7 +126,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "follow-symlinks", 0, NULL, NULL, "follow symlinks that lead out of DIR (pnpm, yarn workspaces); without it they are missing, and the first is logged", CMD_SWITCH, AT(cfg.follow_symlinks) },
 	{ "allow-host", 0, "NAME", NULL, "accept this Host name too (repeatable; '*' turns the check off)", CMD_LIST, AT(allow) },
 	{ "log", 0, NULL, "common", "access log format on stderr: common (CLF, then the time taken in µs), combined (nginx's and Apache's: Referer and User-Agent) or json", CMD_ENUM, AT(cfg.log), .choices = log_formats },
-	{ "quiet", 'q', NULL, NULL, "no access log", CMD_SWITCH, AT(quiet) },
+	{ "quiet", 'q', NULL, NULL, "no access log, nor the line per client process that says which protocol its silent connections get", CMD_SWITCH, AT(quiet) },
 	{ "max-conns", 0, "N", CMD_STR_OF(SERVE_DEFAULT_MAX_CONNS), "most open connections; more get 503 and are closed", CMD_UINT, AT(cfg.max_conns), .min = 1, .max = 10000000 },
 	{ "max-body", 0, "SIZE", CMD_STR_OF(SERVE_DEFAULT_MAX_BODY_GIB) "G", "largest upload (HTTP PUT, FTP STOR/APPE)", CMD_SIZE, AT(cfg.max_body) },
 	{ "head-timeout", 0, "SECS", CMD_STR_OF(HTTP_DEFAULT_HEAD_TIMEOUT_S), "a request head must arrive within this, or 408", CMD_MS, AT(cfg.http.head_timeout_ms), .min = 1, .max = DAY_MS },
@@ -129,7 +135,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "grace", 0, "SECS", CMD_STR_OF(SERVE_DEFAULT_GRACE_S), "on SIGINT/SIGTERM, time to finish in-flight requests", CMD_MS, AT(cfg.grace_ms), .min = 1, .max = DAY_MS },
 	{ "proto", 0, NULL, "http,ftp", "protocols on the port (both: told apart by sniffing)", CMD_ENUM, AT(proto), .choices = protos },
 	{ "sniff-ms", 0, "MS", CMD_STR_OF(SERVE_SNIFF_MS_DEFAULT), "silence before a client that is not a known FTP client is greeted as FTP", CMD_UINT, AT(cfg.sniff_ms), .min = 1, .max = 60000 },
-	{ "user", 0, "NAME:PASS", NULL, "login required for HTTP (Basic) and FTP; open when not given", CMD_CALL, .set = set_user },
+	{ "user", 0, "NAME:PASS", NULL, "login required for HTTP (Basic) and FTP; open when not given. PASS is blanked from the command line at start; LOOPKIT_USER=NAME:PASS in the environment, which other users cannot read, does the same", CMD_CALL, .set = set_user },
 	{ "pasv-ports", 0, "A-B", NULL, "FTP passive data ports; any free port when not given", CMD_RANGE, AT(pasv), .min = 1, .max = 65535 },
 	{ "ftp-idle-timeout", 0, "SECS", CMD_STR_OF(FTP_DEFAULT_IDLE_TIMEOUT_S), "close FTP sessions idle this long, with 421", CMD_MS, AT(cfg.ftp.idle_timeout_ms), .min = 1, .max = DAY_MS },
 	{ "data-timeout", 0, "SECS", CMD_STR_OF(FTP_DEFAULT_DATA_TIMEOUT_S), "FTP data connection setup or stall limit", CMD_MS, AT(cfg.ftp.data_timeout_ms), .min = 1, .max = DAY_MS },
@@ -190,6 +196,12 @@ static int serve_main(void *p)
 		        cfg->root, cfg->root);
 		return 2;
 	}
+	const char *env_user = getenv("LOOPKIT_USER");
+	if (!cfg->user && env_user && *env_user && set_user(a, env_user, msg, sizeof msg) < 0) {
+		fprintf(stderr, "loopkit serve: LOOPKIT_USER: %s\n", msg);
+		return 2;
+	}
+	unsetenv("LOOPKIT_USER"); /* not passed on (to the browser of --open) */
 	cfg->http.allow_hosts = a->allow.v;
 	cfg->http.allow_hosts_flag = "--allow-host";
 	cfg->http.nallow_hosts = a->allow.n;

@@ -48,6 +48,8 @@ struct proto_peer {
 	int pid;                      /* the client's process; -1 when unknown */
 	char name[16];                /* its name; "" when unknown */
 	long uid;                     /* owner of the client's socket; -1 when not looked up */
+	const char *greeted_for;      /* why it was greeted as FTP though silent (static text):
+	                                 who it is; NULL when for its silence alone */
 };
 
 /* Things a protocol tells the server about a peer (the sniffer learns from them). */

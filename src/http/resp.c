@@ -379,7 +379,13 @@ int http_header_cross_site_refused(const char *name)
 	        "nel", "report-to", "reporting-endpoints", "accept-ch", "critical-ch", "link",
 	        /* policies of the origin or of the answer */
 	        "origin-agent-cluster", "permissions-policy", "timing-allow-origin", "x-frame-options",
-	        "cross-origin-opener-policy", "cross-origin-embedder-policy", "cross-origin-resource-policy"};
+	        "cross-origin-opener-policy", "cross-origin-embedder-policy", "cross-origin-resource-policy",
+	        "document-policy", "origin-trial",
+	        /* login state (FedCM), prerendering and prefetch rules, attribution and topics
+	         * registrations */
+	        "set-login", "supports-loading-mode", "speculation-rules", "no-vary-search",
+	        "attribution-reporting-register-source", "attribution-reporting-register-trigger",
+	        "observe-browsing-topics"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (!strcasecmp(name, refused[i]))
 			return 1;

@@ -629,6 +629,12 @@ void route_head(struct http_conn *c, const struct http_request *req, size_t head
 		c->mem_reserve = f.has_cl ? need : 0;
 		conn_mem_sync(c);
 	} else if (route->body == HTTP_BODY_UPLOAD && ri.method == M_PUT && site->write) {
+		if (http_find_header(req, "content-range")) {
+			/* RFC 9110 14.5: a server must refuse it, not store the part as the file */
+			resp_error_close(c, LK_E_H_PUT_RANGE, NULL);
+			conn_request_done(c);
+			return;
+		}
 		if (f.has_cl && f.cl > site->max_body) {
 			resp_error_close(c, LK_E_ETOOBIG, lk_size_text(site->max_body, lim, sizeof(lim)));
 			conn_request_done(c);
@@ -727,7 +733,10 @@ void route_log(struct http_conn *c)
 /* Preflights. A named origin (--cors-origin) may use every method; with bare --cors any
  * origin may read (GET, HEAD, POST: /_/ echoes) and nothing else. Private-network
  * access goes to named origins, and to any origin only while nothing can be
- * written: a page on the Internet must never be let into a writable server. */
+ * written: a page on the Internet must never be let into a writable server. Behind a
+ * login (--user) a preflight, which carries no credentials and so is answered without
+ * them, says nothing that depends on --write: no Allow, private-network access to
+ * named origins only. */
 void http_options(struct http_conn *c, const struct http_reqinfo *ri)
 {
 	http_options_allow(c, ri, http_allow(c->x));
@@ -739,8 +748,10 @@ void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, cons
 	const struct http_header *acrm = http_req_header(ri, "access-control-request-method");
 	const struct http_header *origin = http_req_header(ri, "origin");
 	int named = c->cors_origin != NULL;
+	int unproven = c->x->site->login && http_is_preflight(ri);
 	resp_start(c, HTTP_NO_CONTENT);
-	resp_header(c, "Allow", allow);
+	if (!unproven)
+		resp_header(c, "Allow", allow);
 	if ((cfg->cors || named) && acrm && origin) {
 		resp_header(c, "Access-Control-Allow-Methods",
 		            named ? "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE, MKCOL"
@@ -751,7 +762,7 @@ void http_options_allow(struct http_conn *c, const struct http_reqinfo *ri, cons
 			             acrh->value.p);
 		resp_header(c, "Access-Control-Max-Age", "86400");
 		const struct http_header *pna = http_req_header(ri, "access-control-request-private-network");
-		if (pna && http_slice_ieq(pna->value, "true") && (named || !c->x->site->write))
+		if (pna && http_slice_ieq(pna->value, "true") && (named || (!c->x->site->write && !unproven)))
 			resp_header(c, "Access-Control-Allow-Private-Network", "true");
 	}
 	resp_end_headers(c, NULL, 0, 0);

@@ -150,7 +150,7 @@ static void sniff_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 static void log_class(const struct serve_server *s, const struct procpeer_result *r)
 {
 	char ms[32];
-	if (!r->first || r->pid <= 0)
+	if (!r->first || r->pid <= 0 || s->cfg.log == ACCESSLOG_NONE) /* -q: the access log's kin */
 		return;
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
@@ -269,7 +269,10 @@ static void sniff_answer_cb(struct loop *l, void *arg, const struct procpeer_res
 	switch (r->cls) {
 	case PROCPEER_FTP_CLIENT:
 	case PROCPEER_FTP_PEER:
-	case PROCPEER_WAITING: greet(sc); return;
+	case PROCPEER_WAITING:
+		sc->peer.greeted_for = r->rule;
+		greet(sc);
+		return;
 	case PROCPEER_BROWSER: sniff_give(sc, s->http_idx, NULL, 0); return;
 	default:
 		if (sc->window_over)
@@ -419,6 +422,14 @@ void sniff_note(struct serve_server *s, const struct proto_peer *peer, enum prot
 			log_rate_msg(&s->log_late_http,
 			             "%s sent an HTTP request to an FTP-only server (--proto ftp)",
 			             peer->addr_str);
+		} else if (peer->greeted_for) {
+			/* greeted for who it is: a longer window changes nothing */
+			log_rate_msg(
+			        &s->log_late_http,
+			        "%s%s%s sent an HTTP request after the FTP greeting, which it got at once "
+			        "since %s; start with --proto http to serve it",
+			        peer->name[0] ? peer->name : peer->addr_str, peer->name[0] ? " at " : "",
+			        peer->name[0] ? peer->addr_str : "", peer->greeted_for);
 		} else {
 			char ms[32];
 			log_rate_msg(

@@ -9,6 +9,7 @@ connections) is replayed here against HTTP and FTP."""
 import base64
 import ftplib
 import http.client
+import os
 import re
 import selectors
 import socket
@@ -19,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import CURL, FtpCtl, exchange, hard_timeout_fixture, wait_for
+from conftest import CURL, LOOPKIT, FtpCtl, exchange, hard_timeout_fixture, wait_for
 
 FILE = b"secret contents\n"
 USER, PASS = "alice", "s3cret"
@@ -105,6 +106,48 @@ def test_http_needs_the_login(ftp_start, site):
     assert r.status == 200 and r.body == FILE, r
 
 
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().split(b"\0")
+
+
+def environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return f.read().split(b"\0")
+
+
+def test_the_password_is_not_left_on_the_command_line(ftp_start, site):
+    # every user can read another's command line (ps, /proc/PID/cmdline): it is blanked
+    s = ftp_start("--user", "me:s3cret")
+    args = cmdline(s.pid)
+    assert b"me:******" in args and not [a for a in args if b"s3cret" in a], args
+    assert exchange(s, "GET", "/a.txt", auth("me", "s3cret")).status == 200
+    s2 = ftp_start("--user=me:s3cret")
+    assert b"--user=me:******" in cmdline(s2.pid)
+    f = ftplib.FTP()
+    f.connect(s2.host, s2.port, timeout=10)
+    f.login("me", "s3cret")
+    f.quit()
+
+
+def test_the_login_can_come_from_the_environment(ftp_start, site):
+    s = ftp_start(env=dict(os.environ, LOOPKIT_USER="me:s3cret"))
+    assert exchange(s, "GET", "/a.txt").status == 401
+    assert exchange(s, "GET", "/a.txt", auth("me", "s3cret")).status == 200
+    assert not [a for a in cmdline(s.pid) + environ(s.pid) if b"s3cret" in a]
+    # --user wins over it
+    s = ftp_start("--user", "you:other", env=dict(os.environ, LOOPKIT_USER="me:s3cret"))
+    assert exchange(s, "GET", "/a.txt", auth("you", "other")).status == 200
+    assert exchange(s, "GET", "/a.txt", auth("me", "s3cret")).status == 401
+
+
+def test_a_malformed_environment_login_is_a_usage_error(root):
+    r = subprocess.run([LOOPKIT, "serve", str(root), "--port", "0"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, LOOPKIT_USER="nocolon"))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("loopkit serve: LOOPKIT_USER: want NAME:PASS, both non-empty"), r.stderr
+
+
 def test_http_login_with_colon_in_password(ftp_start, site):
     s = ftp_start("--user", "me:a:b")
     assert exchange(s, "GET", "/a.txt", auth("me", "a:b")).status == 200
@@ -115,6 +158,24 @@ def test_preflight_is_not_asked_for_credentials(ftp_start, site):
     s = ftp_start("--user", "me:s3cret", "--cors")
     r = exchange(s, "OPTIONS", "/a.txt", {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
     assert r.status == 204, r
+
+
+def test_a_preflight_does_not_tell_whether_the_server_is_writable(ftp_start, site):
+    # answered without credentials: the same answer with and without --write (the FTP
+    # greeting keeps the same secret until login)
+    pre = {"Origin": "http://x.example", "Access-Control-Request-Method": "GET",
+           "Access-Control-Request-Private-Network": "true"}
+    seen = []
+    for extra in ((), ("--write",)):
+        s = ftp_start("--user", "me:s3cret", "--cors", *extra)
+        r = exchange(s, "OPTIONS", "/a.txt", pre)
+        assert r.status == 204, r
+        assert r.header("allow") is None, r
+        seen.append((r.header("access-control-allow-methods"), r.header("access-control-allow-private-network")))
+        # once logged in, OPTIONS says what the server allows
+        r = exchange(s, "OPTIONS", "/a.txt", auth("me", "s3cret"))
+        assert ("PUT" in r.header("allow")) == bool(extra), r
+    assert seen[0] == seen[1] == ("GET, HEAD, OPTIONS, POST", None), seen
 
 
 def test_access_log_names_the_user(ftp_start, site):

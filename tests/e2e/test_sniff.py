@@ -542,6 +542,31 @@ def test_http_after_greeting_is_explained(start, site):
     assert "raise --sniff-ms or start with --proto http" in s.stderr()
 
 
+def test_http_typed_after_an_immediate_greeting_names_the_real_reason(start, site):
+    # socat, nc, telnet: the client waits to read, so it is greeted at once; a human then
+    # types GET. A longer --sniff-ms would change nothing: the log must not advise it.
+    s = start("--sniff-ms", "10000")
+    c = socket.create_connection((s.host, s.port), timeout=10)
+    assert c.recv(100).startswith(b"220 ")  # read first: greeted at once, not after 10 s
+    c.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert c.recv(100) == b""  # closed
+    c.close()
+    from conftest import wait_for
+    assert wait_for(lambda: "sent an HTTP request after the FTP greeting" in s.stderr()), s.stderr()
+    log = s.stderr()
+    assert "which it got at once since it waits for the server to speak" in log, log
+    assert "start with --proto http to serve it" in log, log
+    assert "raise --sniff-ms" not in log and "stayed silent" not in log, log
+
+
+def test_quiet_leaves_out_the_line_per_client(start, site):
+    s = start("-q")
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"ftp://{s.host}:{s.port}/a.txt"], timeout=20, check=True)
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://{s.host}:{s.port}/a.txt"], timeout=20, check=True)
+    time.sleep(0.2)
+    assert "peer curl" not in s.stderr(), s.stderr()
+
+
 def test_http_to_ftp_only_server_does_not_advise_sniff_ms(site, tmp_path):
     from conftest import FtpServer, wait_for
     s = FtpServer(str(site), ["--proto", "ftp"])

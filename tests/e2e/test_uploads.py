@@ -238,6 +238,19 @@ def test_max_body_limits_ftp_stor_and_appe(root, ftp_start):
     assert "STOR /old.bin FTP\" 552" in srv.stderr()
 
 
+def test_a_partial_put_is_refused_not_stored_as_the_file(root, ftp_start):
+    # RFC 9110 14.5: a PUT with Content-Range must get 400; storing the part as the
+    # whole file would truncate it silently (curl -X PUT -H 'Content-Range: ...')
+    (root / "p.txt").write_bytes(b"0123456789")
+    srv = ftp_start("--write")
+    r = httpc(srv, "PUT", "/p.txt", {"Content-Range": "bytes 0-0/10"}, b"x")
+    assert r.status == 400, r
+    assert b"Content-Range" in r.body and b"PUT the whole file" in r.body, r.body
+    assert (root / "p.txt").read_bytes() == b"0123456789"
+    r = httpc(srv, "PUT", "/p.txt", {}, b"whole")
+    assert r.status == 204 and (root / "p.txt").read_bytes() == b"whole", r
+
+
 def test_max_body_stops_reading_an_endless_upload(root, ftp_start):
     """Past the limit the server reads (and drops) a little more so the client can see
     552, but a client that never stops is cut off."""

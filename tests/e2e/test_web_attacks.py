@@ -55,6 +55,11 @@ BROWSER_HEADERS = [
     ("Reporting-Endpoints", 'x="https://evil.example/r"'),
     ("Link", "<http://evil.example/x.css>; rel=stylesheet"), ("Proxy-Authenticate", "Basic"),
     ("Accept-CH", "Sec-CH-UA-Full-Version-List"), ("X-Frame-Options", "ALLOWALL"),
+    # hostile pass of 2026-12-05: Chromium reads these for the whole origin or the page
+    ("Set-Login", "logged-in"), ("Origin-Trial", "AAAA"), ("Supports-Loading-Mode", "credentialed-prerender"),
+    ("Speculation-Rules", '"/rules.json"'), ("No-Vary-Search", "params"),
+    ("Attribution-Reporting-Register-Source", '{"destination":"https://evil.example"}'),
+    ("Document-Policy", "force-load-at-top"),
 ]
 
 
