@@ -93,8 +93,10 @@ static int set_header(void *p, const char *val, char *err, size_t errlen)
 	*colon = 0;
 	const char *value = colon + 1 + strspn(colon + 1, " \t");
 	const char *why = http_header_refused(h, value);
-	if (!why && (!strcasecmp(h, "content-type") || !strcasecmp(h, "cache-control")))
-		why = "set from the file's name and by --cache";
+	if (!why && !strcasecmp(h, "content-type"))
+		why = "Content-Type is set from the file's name";
+	if (!why && !strcasecmp(h, "cache-control"))
+		why = "Cache-Control is set by --cache (--cache SECS, 0 or no)";
 	if (why) {
 		snprintf(err, errlen, "%s", why);
 		return -1;

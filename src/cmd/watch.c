@@ -86,6 +86,23 @@ static void on_progress(void *arg, const struct watch_report *r, uint64_t until_
 	fflush(stderr);
 }
 
+/* The password of an ftp://USER:PASS@ target, overwritten in argv once the target holds
+ * its copy: every user of the machine can read a command line (ps), as serve's --user. */
+static void blank_password(const char *url)
+{
+	const char *at, *scheme = strstr(url, "://");
+	if (!scheme)
+		return;
+	const char *user = scheme + 3, *end = user + strcspn(user, "/?#");
+	for (at = end; at > user && at[-1] != '@';)
+		at--;
+	if (at == user)
+		return; /* no userinfo */
+	const char *colon = memchr(user, ':', (size_t)(at - 1 - user));
+	if (colon)
+		memset((char *)colon + 1, '*', (size_t)(at - 1 - colon - 1)); /* argv: writable */
+}
+
 static int watch_main(void *p)
 {
 	struct watch_args *a = p;
@@ -101,9 +118,11 @@ static int watch_main(void *p)
 		c->until_ms = a->timeout_ms;
 	else if (a->timeout_ms)
 		c->timeout_ms = a->timeout_ms;
-	for (size_t i = 0; i < a->targets.n; i++)
+	for (size_t i = 0; i < a->targets.n; i++) {
 		if (watch_config_add_url(c, a->targets.v[i], err, sizeof(err)) < 0)
 			goto out;
+		blank_password(a->targets.v[i]);
+	}
 	if (a->config && watch_config_need(err, sizeof(err)) < 0) {
 		rc = 1;
 		goto out;

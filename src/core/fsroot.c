@@ -58,10 +58,11 @@ int fsroot_init(struct fsroot *r, const char *dir, char *err, size_t errlen)
 	/* O_PATH asks for no permission: check now that this user may list and enter dir,
 	 * rather than start a server that answers 403 to everything. */
 	if (faccessat(r->fd, ".", R_OK | X_OK, AT_EACCESS) < 0) {
+		int owner = st.st_uid == geteuid();
 		snprintf(err, errlen,
-		         "cannot read directory %s: %s (this user needs read and search permission: "
-		         "chmod u+rx it, or serve it as its owner)",
-		         dir, strerror(errno));
+		         "cannot read directory %s: %s (this user needs read and search permission: %s)", dir,
+		         strerror(errno),
+		         owner ? "chmod u+rx it" : "its owner can chmod o+rx it, or serve it as its owner");
 		close(r->fd);
 		r->fd = -1;
 		return -1;

@@ -27,9 +27,16 @@ int reach_check_listen(const char *flag, const char *host, uint16_t port, int pu
 	const char *f = flag ? flag : "", *sp = flag ? " " : "";
 	msg[0] = '\0';
 	if (net_parse_addr(host, port, ss, len) < 0) {
-		snprintf(msg, msglen,
-		         "%s%s%s is not an IP address (use 127.0.0.1, ::1, or another loopback address)", f,
-		         sp, host);
+		const char *colon = strrchr(host, ':');
+		if (flag && colon && strchr(host, ':') == colon && colon[1] &&
+		    strspn(colon + 1, "0123456789") == strlen(colon + 1)) /* --host 127.0.0.1:8080 */
+			snprintf(msg, msglen, "%s%s%s is not an IP address: give the port with --port %s", f,
+			         sp, host, colon + 1);
+		else
+			snprintf(msg, msglen,
+			         "%s%s%s is not an IP address (use 127.0.0.1, ::1, or another loopback "
+			         "address)",
+			         f, sp, host);
 		return -1;
 	}
 	const struct sockaddr *sa = (const struct sockaddr *)ss;

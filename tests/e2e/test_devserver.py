@@ -180,7 +180,8 @@ def test_header_flag_on_files_listings_and_404(start, pages):
     ("Bad Name: x", "header names must be tokens"),
     ("Content-Length: 5", "frames the message"),
     ("Transfer-Encoding: gzip", "frames the message"),
-    ("Content-Type: text/plain", "set from the file's name"),
+    ("Content-Type: text/plain", ": Content-Type is set from the file's name"),
+    ("Cache-Control: max-age=1", ": Cache-Control is set by --cache (--cache SECS, 0 or no)"),
     ("X-Ctl: a\x01b", "free of control characters"),
     (": empty", "needs a name"),
 ])

@@ -322,7 +322,15 @@ def test_unreadable_directory_exits_1_at_start(shared_tmp, mode):
     p = run("serve", d, "-p0", "-t1", prefix=as_other_user(), timeout=10)
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
     assert f"cannot read directory {d}" in p.stderr and "Permission denied" in p.stderr, p.stderr
+    # another user's directory: chmod u+rx is not theirs to run
+    assert "its owner can chmod o+rx it, or serve it as its owner" in p.stderr, p.stderr
     assert p.stdout == ""
+
+
+def test_host_with_a_port_names_the_port_flag(tmp_path):
+    p = run("serve", str(tmp_path), "--host", "127.0.0.1:8080", timeout=10)
+    assert p.returncode == 2, p.stderr
+    assert "--host 127.0.0.1:8080 is not an IP address: give the port with --port 8080" in p.stderr, p.stderr
 
 
 def test_readable_directory_starts_as_the_same_user(serve, shared_tmp):

@@ -45,6 +45,7 @@ DIFFERENCES = {
     ("GET", "/bytes/abc"): "not-a-number",
     ("GET", "/delay/abc"): "not-a-number",
     ("GET", "/status/600"): "status-range",
+    ("GET", "/get?a=%ZZ"): "malformed-query",
 }
 
 # Content types that differ on purpose (the statuses and keys agree).
@@ -70,6 +71,7 @@ LOOPKIT_STATUS = {
     "preflight": 204,
     "not-a-number": 400,
     "status-range": 400,
+    "malformed-query": 400,
 }
 
 # Same status, but a value differs on purpose: (method, path) -> (anchor, a check of
@@ -145,6 +147,7 @@ CASES = [
     ("POST", "/status/500", {}, None),
     ("GET", "/status/abc", {}, None),
     ("GET", "/status/600", {}, None),
+    ("GET", "/get?a=%ZZ", {}, None),
     ("GET", "/status/406", {}, None),  # httpbin's JSON of the media types it offers
     ("GET", "/status/200:1,500:0", {}, None),  # weighted: 500 never
     ("GET", "/status/201:0,201:2", {}, None),

@@ -71,6 +71,9 @@ def test_a_password_in_a_url_is_never_shown(tmp_path):
         row = w.wait_state(shown, "up")  # the name defaults to the URL as shown
         assert row["url"] == shown, row
         assert ("USER ci", "PASS s3cret-pw") in ftp.logins  # the probe logs in with the real one
+        with open(f"/proc/{w.pid}/cmdline", "rb") as f:  # what ps shows every user
+            args = f.read()
+        assert b"s3cret" not in args and f"ftp://ci:*********@127.0.0.1:{ftp.port}/".encode() in args, args
         for path in ("/", "/metrics", "/api/status"):
             st, _, body = w.get(path)
             assert st == 200 and b"s3cret" not in body and b"xxxxx" in body, (path, body[:300])
