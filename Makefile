@@ -118,8 +118,9 @@ uninstall:
 
 # A Debian package in $(DEB_BUILD)/: built with Debian's hardening flags, staged by
 # make install, packed by scripts/mkdeb (dpkg-deb; check it with lintian).
+# The package is never a sanitizer build, whatever SAN the calling make was given.
 deb:
-	$(MAKE) BUILD=$(DEB_BUILD) BIN=$(DEB_BUILD)/loopkit \
+	$(MAKE) SAN= BUILD=$(DEB_BUILD) BIN=$(DEB_BUILD)/loopkit \
 		CFLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)" \
 		CPPFLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CPPFLAGS)" \
 		LDFLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)" all

@@ -8,10 +8,10 @@ import json
 import os
 import subprocess
 
-from conftest import LOOPKIT
+from conftest import LOOPKIT, sanitizer_build
 
 LAZY = ("libsqlite3.so", "libz.so", "libbrotlienc.so", "libbrotlidec.so", "libbrotlicommon.so",
-        "libnettle.so", "libjansson.so", "libm.so")
+        "libnettle.so", "libjansson.so") + (() if sanitizer_build() else ("libm.so",))  # ASan's runtime needs libm
 
 
 def mapped(pid):
