@@ -157,8 +157,9 @@ static double log_y(const struct logaxis *a, double us)
 static void log_axis(FILE *f, struct logaxis *a, double lo, double hi)
 {
 	double top = hi > lo ? hi : lo * 10;
+	int dtop = dec_floor_log10(top);
 	a->dlo = dec_floor_log10(lo > 0.01 ? lo : 0.01);
-	a->dhi = dec_floor_log10(top) + (top > dec_pow10(dec_floor_log10(top))); /* ceil(log10) */
+	a->dhi = dtop + (top > dec_pow10(dtop)); /* ceil(log10(top)) */
 	if (a->dhi <= a->dlo)
 		a->dhi = a->dlo + 1;
 	static const double mant[] = {1, 2, 5};

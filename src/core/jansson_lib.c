@@ -1,6 +1,4 @@
 /* jansson_lib.c - jansson's table, filled on first need (core/jansson_lib.h). */
-#include <stdio.h>
-
 #include "core/jansson_lib.h"
 
 struct jansson_fns jansson_fn;
@@ -9,8 +7,5 @@ static struct lazylib lib = LAZYLIB("libjansson.so.4", "libjansson4", names, jan
 
 int jansson_need(char *err, size_t errlen)
 {
-	if (lazylib_load(&lib) == 0)
-		return 0;
-	snprintf(err, errlen, "%s", lib.err);
-	return -1;
+	return lazylib_need(&lib, err, errlen);
 }

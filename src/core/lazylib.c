@@ -76,3 +76,11 @@ int lazylib_load(struct lazylib *l)
 	}
 	return s == LAZYLIB_OK ? 0 : -1;
 }
+
+int lazylib_need(struct lazylib *l, char *err, size_t errlen)
+{
+	if (lazylib_load(l) == 0)
+		return 0;
+	snprintf(err, errlen, "%s", l->err);
+	return -1;
+}

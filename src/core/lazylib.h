@@ -37,5 +37,7 @@ enum { LAZYLIB_OK = 1, LAZYLIB_FAILED = 2 };
 /* Loads the library and fills its slots, once (safe from any thread). Returns 0, or -1
  * with l->err saying which library or symbol is missing and the package to install. */
 int lazylib_load(struct lazylib *l);
+/* lazylib_load, with the reason copied into err when it fails. */
+int lazylib_need(struct lazylib *l, char *err, size_t errlen);
 
 #endif

@@ -92,9 +92,18 @@ char *net_addr_str(const struct sockaddr *sa, char *out, size_t len)
 	return out;
 }
 
-int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err, size_t errlen)
+/* "bind 127.0.0.1:80: why" into err; errno is left as e. */
+static void bind_error(char *err, size_t errlen, const char *what, const struct sockaddr *sa, int e)
 {
 	char host[64];
+	net_addr_str(sa, host, sizeof(host));
+	snprintf(err, errlen, "%s %s%s%s:%u: %s", what, sa->sa_family == AF_INET6 ? "[" : "", host,
+	         sa->sa_family == AF_INET6 ? "]" : "", net_addr_port(sa), strerror(e));
+	errno = e;
+}
+
+int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err, size_t errlen)
+{
 	int one = 1;
 	const char *what = "bind";
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -118,34 +127,19 @@ int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reusep
 	return fd;
 fail:;
 	int e = errno;
-	net_addr_str(sa, host, sizeof(host));
-	snprintf(err, errlen, "%s %s%s%s:%u: %s", what, sa->sa_family == AF_INET6 ? "[" : "", host,
-	         sa->sa_family == AF_INET6 ? "]" : "", net_addr_port(sa), strerror(e));
+	bind_error(err, errlen, what, sa, e);
 	close(fd);
-	errno = e;
 	return -1;
 }
 
-/* Binds a socket to the loopback address of the other family at port; no SO_REUSEADDR,
- * so that no one else can bind it while it is held. */
+/* Binds a socket to the loopback address of the other family at port, into tw; no
+ * SO_REUSEADDR, so that no one else can bind it while it is held. */
 static int hold_twin(int family, uint16_t port, struct sockaddr_storage *tw)
 {
 	socklen_t len;
-	memset(tw, 0, sizeof(*tw));
-	if (family == AF_INET) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)tw;
-		a->sin6_family = AF_INET6;
-		a->sin6_addr = in6addr_loopback;
-		a->sin6_port = htons(port);
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)tw;
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a->sin_port = htons(port);
-		len = sizeof(*a);
-	}
-	int one = 1, fd = socket(tw->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	net_parse_addr(family == AF_INET ? "::1" : "127.0.0.1", port, tw, &len);
+	int fd = socket(tw->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (tw->ss_family == AF_INET6)
@@ -168,15 +162,19 @@ static int is_loopback_one(const struct sockaddr *sa)
 }
 
 int net_listen_loopback(const struct sockaddr *sa, socklen_t len, int backlog, int *twin,
-                        struct sockaddr_storage *held, char *err, size_t errlen)
+                        struct sockaddr_storage *failed, char *err, size_t errlen)
 {
 	*twin = -1;
 	for (int tries = 0;; tries++) {
 		int fd = net_listen(sa, len, backlog, 0, err, errlen);
-		if (fd < 0 || !is_loopback_one(sa))
+		if (fd < 0) {
+			memcpy(failed, sa, len);
+			return -1;
+		}
+		if (!is_loopback_one(sa))
 			return fd;
 		uint16_t port = net_local_port(fd);
-		*twin = hold_twin(sa->sa_family, port, held);
+		*twin = hold_twin(sa->sa_family, port, failed);
 		if (*twin >= 0)
 			return fd;
 		int e = errno;
@@ -185,11 +183,7 @@ int net_listen_loopback(const struct sockaddr *sa, socklen_t len, int backlog, i
 		close(fd);
 		if (net_addr_port(sa) == 0 && tries < 8) /* the kernel's pick: pick again */
 			continue;
-		char host[64];
-		snprintf(err, errlen, "bind %s%s%s:%u: %s", held->ss_family == AF_INET6 ? "[" : "",
-		         net_addr_str((struct sockaddr *)held, host, sizeof(host)),
-		         held->ss_family == AF_INET6 ? "]" : "", port, strerror(e));
-		errno = e;
+		bind_error(err, errlen, "bind", (struct sockaddr *)failed, e);
 		return -1;
 	}
 }

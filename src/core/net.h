@@ -35,10 +35,10 @@ int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reusep
  * listen on [::1]:PORT and take the browsers that try ::1 first for localhost:PORT,
  * with the credentials and uploads they send. Port 0 picks a port free on both (a few
  * tries). *twin is -1 when sa is another address or the machine has no such loopback
- * address. Returns the listener, or -1 with errno and err as net_listen's; a twin held
- * by someone else is EADDRINUSE with *held set to the twin's address. */
+ * address. Returns the listener, or -1 with errno and err as net_listen's and *failed
+ * the address that could not be bound: sa, or its twin (held by someone else). */
 int net_listen_loopback(const struct sockaddr *sa, socklen_t len, int backlog, int *twin,
-                        struct sockaddr_storage *held, char *err, size_t errlen);
+                        struct sockaddr_storage *failed, char *err, size_t errlen);
 
 /* The local port of a bound socket, or 0. */
 uint16_t net_local_port(int fd);

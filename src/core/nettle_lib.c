@@ -1,6 +1,4 @@
 /* nettle_lib.c - Nettle's table, filled on first need (core/nettle_lib.h). */
-#include <stdio.h>
-
 #include "core/nettle_lib.h"
 
 struct nettle_fns nettle_fn;
@@ -9,8 +7,5 @@ static struct lazylib lib = LAZYLIB("libnettle.so.8", "libnettle8", names, nettl
 
 int nettle_need(char *err, size_t errlen)
 {
-	if (lazylib_load(&lib) == 0)
-		return 0;
-	snprintf(err, errlen, "%s", lib.err);
-	return -1;
+	return lazylib_need(&lib, err, errlen);
 }

@@ -129,9 +129,9 @@ static int ns_failed(struct isolate *iso, char *err, size_t errlen)
 static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 {
 	char why[256];
-	struct sockaddr_storage tw;
-	f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, &f->twin, &tw,
-	                            why, sizeof why);
+	struct sockaddr_storage failed; /* named in why */
+	f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, &f->twin,
+	                            &failed, why, sizeof why);
 	if (f->fd < 0) {
 		int e = errno;
 		uint16_t port = net_ss_port(&f->host);

@@ -529,16 +529,15 @@ int proxy_api_start(struct proxy_server *s, char *err, size_t errlen)
 		snprintf(err, errlen, "--api %s: %s", s->o.api, msg);
 		return -2;
 	}
-	struct sockaddr_storage tw = {0};
-	s->api_fd = net_listen_loopback((struct sockaddr *)&ss, len, 128, &s->api_twin, &tw, msg, sizeof msg);
+	struct sockaddr_storage failed;
+	s->api_fd =
+	        net_listen_loopback((struct sockaddr *)&ss, len, 128, &s->api_twin, &failed, msg, sizeof msg);
 	if (s->api_fd < 0) {
 		int eno = errno;
-		if (eno == EADDRINUSE && tw.ss_family) /* free, but its loopback twin is not */
-			ss = tw;
 		char detail[REACH_MSG_MAX], fix[PROXY_ADDR_MAX + 16];
 		snprintf(detail, sizeof detail, "%s", msg);
 		snprintf(fix, sizeof fix, ss.ss_family == AF_INET6 ? "--api [%s]:0" : "--api %s:0", host);
-		reach_bind_explain((struct sockaddr *)&ss, port, eno, detail, fix, msg, sizeof msg);
+		reach_bind_explain((struct sockaddr *)&failed, port, eno, detail, fix, msg, sizeof msg);
 		snprintf(err, errlen, "--api %s: %s", s->o.api, msg);
 		return -1;
 	}

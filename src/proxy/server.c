@@ -166,16 +166,9 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(want);
 	}
 	char err[256];
-	struct sockaddr_storage tw = {0};
-	int l = net_listen_loopback((struct sockaddr *)&ss, len, 1024, twin, &tw, err, sizeof err);
-	if (l < 0 && errno == EADDRINUSE && tw.ss_family) {
-		/* the listener was free, its loopback twin is not */
-		reach_bind_explain((struct sockaddr *)&tw, want, EADDRINUSE, err, "127.0.0.1:0", msg,
-		                   sizeof msg);
-		snprintf(why, whylen, "listen %s: %s", text, msg);
-		return LK_E_P_LISTEN;
-	}
-	if (l < 0 && errno == EADDRINUSE) {
+	struct sockaddr_storage failed;
+	int l = net_listen_loopback((struct sockaddr *)&ss, len, 1024, twin, &failed, err, sizeof err);
+	if (l < 0 && errno == EADDRINUSE && net_ss_same(&failed, &ss)) {
 		const struct proxy *o = proxy_listening_on(s, &ss);
 		if (o) { /* not "held by loopkit (pid ours)": say which of ours */
 			snprintf(why, whylen, "listen %s: proxy '%s' listens there", text, o->name);
@@ -186,7 +179,7 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		int eno = errno;
 		char fix[PROXY_ADDR_MAX + 16];
 		snprintf(fix, sizeof fix, ss.ss_family == AF_INET6 ? "[%s]:0" : "%s:0", host);
-		reach_bind_explain((struct sockaddr *)&ss, want, eno, err, fix, msg, sizeof msg);
+		reach_bind_explain((struct sockaddr *)&failed, want, eno, err, fix, msg, sizeof msg);
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_LISTEN;
 	}

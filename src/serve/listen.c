@@ -31,14 +31,10 @@ int serve_listen_open(struct serve_server *s, struct sockaddr_storage *failed, c
 {
 	/* No SO_REUSEPORT: the kernel then refuses the port to any other socket, another
 	 * loopkit's included, and the workers share this one listener instead. */
-	struct sockaddr_storage twin = {0};
 	s->listen_fd = net_listen_loopback((struct sockaddr *)&s->cfg.addr, s->cfg.addrlen, 4096, &s->twin_fd,
-	                                   &twin, err, errlen);
-	if (s->listen_fd < 0) {
-		if (errno == EADDRINUSE && s->twin_fd < 0 && twin.ss_family)
-			*failed = twin;
+	                                   failed, err, errlen);
+	if (s->listen_fd < 0)
 		return -1;
-	}
 	int one = 1;
 	setsockopt(s->listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->port = net_local_port(s->listen_fd);

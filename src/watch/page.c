@@ -404,17 +404,15 @@ int watch_page_start(struct watch *w, char *err, size_t errlen)
 	socklen_t len;
 	char msg[512];
 	net_parse_addr(PAGE_HOST, w->cfg->port, &ss, &len);
-	struct sockaddr_storage tw = {0};
-	w->listen_fd =
-	        net_listen_loopback((struct sockaddr *)&ss, len, 128, &w->listen_twin, &tw, msg, sizeof(msg));
+	struct sockaddr_storage failed;
+	w->listen_fd = net_listen_loopback((struct sockaddr *)&ss, len, 128, &w->listen_twin, &failed, msg,
+	                                   sizeof(msg));
 	if (w->listen_fd < 0) {
 		int eno = errno;
-		if (eno == EADDRINUSE && tw.ss_family) /* free, but its loopback twin is not */
-			ss = tw;
 		char detail[512];
 		snprintf(detail, sizeof(detail), "%s", msg);
 		/* Its message names the holder and --port 0 already. */
-		reach_bind_error((struct sockaddr *)&ss, w->cfg->port, eno, detail, msg, sizeof(msg));
+		reach_bind_error((struct sockaddr *)&failed, w->cfg->port, eno, detail, msg, sizeof(msg));
 		snprintf(err, errlen, "the status page: %s", msg);
 		return -1;
 	}

@@ -153,10 +153,8 @@ static void store_free(struct watch_store *s)
 struct watch_store *watch_store_open(const char *path, uint64_t retention_ms, uint64_t retention_count,
                                      char *err, size_t errlen)
 {
-	if (lazylib_load(&sq_lib) < 0) {
-		snprintf(err, errlen, "%s", sq_lib.err);
+	if (lazylib_need(&sq_lib, err, errlen) < 0)
 		return NULL;
-	}
 	if (sq.sqlite3_libversion_number() < WATCH_SQLITE_MIN) {
 		snprintf(err, errlen, "the history needs SQLite %s or newer; libsqlite3.so.0 is %s",
 		         WATCH_SQLITE_MIN_TEXT, sq.sqlite3_libversion());
