@@ -26,8 +26,17 @@ static int resolve(struct ftp_session *s, const char *arg, char *rel, size_t rel
 	return 0;
 }
 
-/* Resolves arg and stats it (symlinks followed, inside the root). Returns 0, or -1
- * after replying. */
+/* Whether arg names a directory by ending in a slash ("a.txt/"), as a path does for
+ * open(2) and HTTP: resolve() drops the slash, so the commands that want a file check
+ * this (a plain file named so is refused, as GET /a.txt/ is a 404). */
+static int dir_named(const char *arg)
+{
+	size_t n = strlen(arg);
+	return n > 1 && arg[n - 1] == '/';
+}
+
+/* Resolves arg and stats it (symlinks followed, inside the root); a slash at its end
+ * wants a directory. Returns 0, or -1 after replying. */
 static int stat_path(struct ftp_session *s, const char *arg, char *rel, size_t relsz, struct stat *st)
 {
 	if (resolve(s, arg, rel, relsz) < 0)
@@ -42,6 +51,10 @@ static int stat_path(struct ftp_session *s, const char *arg, char *rel, size_t r
 	close(fd);
 	if (!ok) {
 		ftp_reply_errno(s, -e);
+		return -1;
+	}
+	if (dir_named(arg) && !S_ISDIR(st->st_mode)) {
+		ftp_reply_errno(s, -ENOTDIR);
 		return -1;
 	}
 	return 0;
@@ -363,6 +376,18 @@ static void cmd_rnto(struct ftp_session *s, const char *arg, const struct ftp_cm
 		ftp_reply_err(s, LK_E_ENEEDNAME, NULL);
 		return;
 	}
+	if (dir_named(arg)) { /* a new name ending in a slash is for a directory only */
+		struct stat st;
+		int fd = fsroot_open(root, from, O_PATH);
+		int e = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+		if (fd >= 0)
+			close(fd);
+		if (e < 0) {
+			free(from);
+			ftp_reply_errno(s, e);
+			return;
+		}
+	}
 	int rc = fsroot_rename(root, from, rel);
 	free(from);
 	if (rc == -EINVAL)
@@ -528,7 +553,8 @@ static void cmd_list(struct ftp_session *s, const char *arg, const struct ftp_cm
 {
 	char rel[PATH_MAX];
 	enum ftp_list_kind k = (enum ftp_list_kind)c->arg;
-	if (resolve(s, k == FTP_L_MLSD ? arg : ftp_list_skip_options(arg), rel, sizeof(rel)) < 0)
+	const char *path = k == FTP_L_MLSD ? arg : ftp_list_skip_options(arg);
+	if (resolve(s, path, rel, sizeof(rel)) < 0)
 		return;
 	struct ftp_xfer *t = ftp_xfer_new(FTP_X_LIST, c->verb, rel);
 	if (!t) {
@@ -538,7 +564,7 @@ static void cmd_list(struct ftp_session *s, const char *arg, const struct ftp_cm
 	t->lkind = k;
 	t->now = time(NULL);
 	int rc = dirsnap_get(s->x->site->dirs, s->x->site->root, rel, &t->snap);
-	if (rc == -ENOTDIR) {
+	if (rc == -ENOTDIR && !dir_named(path)) {
 		/* The listing of one file is its one line, formatted now. */
 		struct stat st;
 		int fd = fsroot_open(s->x->site->root, rel, O_PATH);
@@ -580,6 +606,11 @@ static void cmd_retr(struct ftp_session *s, const char *arg, const struct ftp_cm
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		ftp_reply_err(s, LK_E_ENOTFILE, NULL);
+		return;
+	}
+	if (dir_named(arg)) {
+		close(fd);
+		ftp_reply_errno(s, -ENOTDIR);
 		return;
 	}
 	if ((uint64_t)st.st_size < rest) {
@@ -646,7 +677,7 @@ static void cmd_stor(struct ftp_session *s, const char *arg, const struct ftp_cm
 	s->rest = 0;
 	if (resolve(s, arg, rel, sizeof(rel)) < 0)
 		return;
-	if (!*rel) {
+	if (!*rel || dir_named(arg)) { /* as HTTP's PUT /b.txt/ */
 		ftp_reply_err(s, LK_E_ENEEDNAME, NULL);
 		return;
 	}

@@ -1011,6 +1011,45 @@ def test_curl_upload_refused_read_only(tree, ftp_start, tmp_path):
 # ============================================================== writes with --write
 
 
+@pytest.mark.parametrize("cmd, reply", [
+    ("RETR hello.txt/", "550 not a directory"),
+    ("SIZE hello.txt/", "550 not a directory"),
+    ("MDTM hello.txt/", "550 not a directory"),
+    ("MLST hello.txt/", "550 not a directory"),
+    ("STAT hello.txt/", "550 not a directory"),
+    ("LIST hello.txt/", "550 not a directory"),
+    ("CWD hello.txt/", "550 not a directory"),
+    ("DELE hello.txt/", "550 not a directory"),
+    ("RNFR hello.txt/", "550 not a directory"),
+    ("RNTO moved.txt/", "550 not a directory"),
+    ("STOR new.txt/", "553 a file name is needed, not a directory"),
+    ("APPE hello.txt/", "553 a file name is needed, not a directory"),
+])
+def test_a_file_named_with_a_trailing_slash_is_refused_and_kept(tree, ftp_start, cmd, reply):
+    """"hello.txt/" names a directory, as it does for open(2) and for HTTP (GET
+    /hello.txt/ is a 404): every command refuses it, and the file is untouched (DELE
+    hello.txt/ used to delete it)."""
+    srv = ftp_start("--write")
+    r = str(tree)
+    before = sorted(os.listdir(r))
+    f = ftp(srv)
+    if cmd.startswith("RNTO"):
+        assert f.sendcmd("RNFR hello.txt").startswith("350")
+    with pytest.raises(ftplib.error_perm) as e:
+        if cmd.startswith(("RETR", "LIST")):
+            f.retrbinary(cmd, lambda b: None)
+        elif cmd.startswith(("STOR", "APPE")):
+            f.storbinary(cmd, io.BytesIO(b"x"))
+        else:
+            f.sendcmd(cmd)
+    assert str(e.value) == reply
+    assert sorted(os.listdir(r)) == before
+    assert read(os.path.join(r, "hello.txt")) == TREE["hello.txt"]
+    # the directory form still works for a directory
+    assert f.sendcmd("CWD sub/").startswith("250")
+    f.quit()
+
+
 def test_ftplib_write_operations(tree, ftp_start):
     srv = ftp_start("--write")
     r = str(tree)
