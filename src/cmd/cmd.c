@@ -251,6 +251,14 @@ static void print_help(FILE *f, const struct cmd_verb *v, const char *path)
 		noun[strcspn(noun, " ")] = '\0';
 		fprintf(f, "\n'%s help %s' or '%s %s --help' describes one.\n", path, noun, path, noun);
 	}
+	if (v->examples) { /* the man page's, each line indented */
+		fprintf(f, "\nexamples:\n");
+		for (const char *e = v->examples; *e;) {
+			size_t n = strcspn(e, "\n");
+			fprintf(f, "  %.*s\n", (int)n, e);
+			e += n + (e[n] == '\n');
+		}
+	}
 }
 
 /* ---- usage errors ---- */

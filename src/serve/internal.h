@@ -99,9 +99,10 @@ struct serve_server {
 	atomic_int emfile_logged; /* "out of file descriptors" said, once for every loop */
 	struct log_rate log_tls, log_junk, log_late_http; /* messages any client can cause */
 	atomic_int stopping;
-	atomic_int nlive; /* threads whose loop still runs; workers[0], which reads the
-	                     signals, ends last so that a second Ctrl-C is always heard */
-	int signals;      /* SIGINT/SIGTERM received */
+	atomic_int nlive;      /* threads whose loop still runs; workers[0], which reads the
+	                          signals, ends last so that a second Ctrl-C is always heard */
+	int signals;           /* SIGINT/SIGTERM received */
+	atomic_uint grace_cut; /* connections still in flight when the grace time ran out */
 };
 
 /* listen.c */

@@ -74,6 +74,7 @@ static void proto_note_cb(void *arg, const struct proto_peer *peer, enum proto_n
 static void grace_cb(struct loop *l, struct loop_timer *t)
 {
 	struct serve_worker *w = t->data;
+	atomic_fetch_add(&w->srv->grace_cut, worker_busy(w));
 	sniff_close_all(w);
 	for (int i = 0; i < w->srv->nproto; i++)
 		w->srv->proto[i]->close_all(w->ctx[i]);
@@ -310,6 +311,13 @@ int serve_run(struct serve_server *s)
 	worker_main(s->workers[0]);
 	for (int i = 1; i < started; i++)
 		pthread_join(s->workers[i]->thread, NULL);
+	unsigned cut = atomic_load(&s->grace_cut);
+	if (cut) {
+		char ms[32];
+		log_msg("the grace time (%s) ran out: %u connection%s still in flight closed; --grace "
+		        "gives more",
+		        lk_ms_text(s->cfg.grace_ms, ms, sizeof(ms)), cut, cut == 1 ? "" : "s");
+	}
 	/* Threads that never started were never stopped: their loops hold nothing but
 	 * idle contexts, freed with the server. */
 	return 0;

@@ -238,6 +238,7 @@ def test_inflight_request_completes_after_sigterm(root):
         rc, waited = finish(s)
         assert rc == 0, (rc, s.stderr())
         assert waited < 2, f"exit {waited:.1f} s after the last client left"
+        assert "grace time" not in s.stderr(), s.stderr()  # nothing was cut
     finally:
         s.stop()
 
@@ -257,6 +258,10 @@ def test_grace_bounds_shutdown(root):
         closed, got = c.wait_closed(2)
         assert (closed, got) == (True, b""), got
         c.close()
+        # ... and the log says so, once, with the flag that gives more time
+        err = s.stderr()
+        assert err.count("the grace time (1 s) ran out: 1 connection still in flight closed; "
+                         "--grace gives more") == 1, err
     finally:
         s.stop()
 
@@ -301,3 +306,39 @@ def test_download_in_flight_completes_after_sigterm(root):
         assert rc == 0
     finally:
         s.stop()
+
+
+def _help_examples():
+    """Every "$ loopkit ..." line of every verb's --help examples (the man page's)."""
+    top = subprocess.run([LOOPKIT, "--help"], capture_output=True, text=True, timeout=5).stdout
+    verbs = re.findall(r"^  (\w+)  ", top.split("verbs:", 1)[1].split("options:", 1)[0], re.M)
+    out = []
+    for v in verbs:
+        text = subprocess.run([LOOPKIT, v, "--help"], capture_output=True, text=True, timeout=5).stdout
+        subs = re.findall(r"^  (\w+)  ", text.split("s:\n", 1)[1].split("options:", 1)[0], re.M) \
+            if "\n'loopkit " + v + " help" in text else []
+        # a verb with modes (bench) has its examples under each mode
+        for t in ([] if subs else [text]) + [subprocess.run([LOOPKIT, v, s, "--help"], capture_output=True,
+                                                            text=True, timeout=5).stdout for s in subs]:
+            assert "\nexamples:\n" in t, (v, t[-300:])
+            out += [line[4:] for line in t.split("\nexamples:\n", 1)[1].splitlines()
+                    if line.startswith("  $ loopkit ")]
+    return verbs, out
+
+
+def test_every_help_example_parses():
+    """--help ends with examples; each one's options and values are ones the verb takes
+    (its arguments are parsed up to a --help put at the end, which exits 0)."""
+    import shlex
+    verbs, examples = _help_examples()
+    assert len(verbs) >= 12 and len(examples) >= 30, (verbs, examples)
+    for ex in examples:
+        argv = []
+        for word in shlex.split(ex):
+            if word in ("&", "&&", "|", ";", "||"):
+                break
+            argv.append(word)
+        if "--" in argv:  # isolate's CMD: not loopkit's to parse
+            argv = argv[:argv.index("--")]
+        p = subprocess.run([LOOPKIT] + argv[1:] + ["--help"], capture_output=True, text=True, timeout=5)
+        assert p.returncode == 0 and p.stdout.startswith("usage: "), (ex, p.returncode, p.stderr)
