@@ -3,6 +3,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "bench/httpreq.h"
 #include "bench/resp.h"
 #include "core/buf.h"
+#include "core/errors.h"
 #include "core/loop.h"
 #include "core/net.h"
 
@@ -708,6 +710,42 @@ static void run_free(struct http_mem *m, unsigned nthreads)
 	buf_free(&m->batch);
 }
 
+/* One connection before the run, as wrk makes its first: a target that refuses or never
+ * accepts is named now with the reason, not counted as connect errors for the whole of
+ * -d at full speed. Returns 0, or -1 with err. */
+static int preflight(const struct bench_http_target *tg, double timeout_s, char *err, size_t errlen)
+{
+	int fd = socket(tg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int e = connect(fd, (const struct sockaddr *)&tg->addr, tg->addrlen) == 0 ? 0 : errno;
+	if (e == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int n;
+		while ((n = poll(&p, 1, (int)(timeout_s * 1000))) < 0 && errno == EINTR)
+			;
+		socklen_t len = sizeof e;
+		if (n == 0)
+			e = ETIMEDOUT;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+			e = errno;
+	}
+	close(fd);
+	if (e == ETIMEDOUT) {
+		char ms[32];
+		snprintf(err, errlen,
+		         "cannot connect to %s: not accepted within %s (--timeout); its accept queue may be "
+		         "full (loopkit scan tells)",
+		         tg->name, lk_ms_text((unsigned long long)(timeout_s * 1000), ms, sizeof ms));
+	} else if (e) {
+		snprintf(err, errlen, "cannot connect to %s: %s%s", tg->name, strerror(e),
+		         e == ECONNREFUSED ? " (is a server listening there?)" : "");
+	}
+	return e ? -1 : 0;
+}
+
 int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl, struct bench_http_result *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -726,6 +764,8 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	    bench_http_prepare(o, &tg, &m.req, err, errlen, &r->st.usage) < 0)
 		goto fail;
 	snprintf(r->target, sizeof(r->target), "%s", tg.name);
+	if (preflight(&tg, o->timeout_s, err, errlen) < 0)
+		goto fail;
 	for (unsigned i = 0; i < o->pipeline; i++)
 		buf_append(&m.batch, buf_start(&m.req), buf_used(&m.req));
 
@@ -787,6 +827,8 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 		r->cpu_pct = 100 * r->cpu_s / r->st.elapsed_s;
 	}
 	bench_lat_from(&r->lat, r->hist);
+	if (o->max && r->scheduled > o->max)
+		r->scheduled = o->max; /* the schedule of -n N has N requests, however late the last */
 	if (o->rate) {
 		r->achieved_rate = r->rps;
 		r->rate_reached = (double)r->sent >= 0.99 * (double)r->scheduled && r->scheduled > 0 &&
@@ -797,7 +839,9 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 	r->st.failed = r->nerrors || r->unexpected || !r->requests;
 	if (!r->requests)
 		snprintf(err, errlen, "no request completed%s",
-		         r->errors[HERR_CONNECT] ? " (is a server listening there?)" : "");
+		         r->errors[HERR_PARSE]     ? " (the server does not answer in HTTP/1.x)"
+		         : r->errors[HERR_CONNECT] ? " (is a server listening there?)"
+		                                   : "");
 	return 0;
 fail:
 	run_free(&m, 0);

@@ -13,7 +13,7 @@ struct url {
 	char host[256];
 	char hostport[300];
 	uint16_t port;
-	const char *path;
+	char path[2048]; /* the request target: the URL's path and query, no fragment */
 };
 
 static int parse_url(const char *u, struct url *out, char *err, size_t errlen)
@@ -27,13 +27,33 @@ static int parse_url(const char *u, struct url *out, char *err, size_t errlen)
 		snprintf(err, errlen, "URL must start with http:// (got '%.100s')", u);
 		return -1;
 	}
-	const char *h = u + 7, *slash = strchr(h, '/');
-	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-	out->path = slash ? slash : "/";
+	for (const unsigned char *c = (const unsigned char *)u; *c; c++)
+		if (*c <= ' ' || *c == 0x7f) { /* a request line cannot hold them */
+			snprintf(err, errlen,
+			         "URL has a space or control byte at offset %zu: percent-encode it (%%20)",
+			         (size_t)(c - (const unsigned char *)u));
+			return -1;
+		}
+	const char *h = u + 7, *hend = h + strcspn(h, "/?#"), *frag = strchr(h, '#');
+	size_t hl = (size_t)(hend - h);
 	if (!hl || hl >= sizeof(out->hostport)) {
 		snprintf(err, errlen, "URL has no host: '%.100s'", u);
 		return -1;
 	}
+	if (memchr(h, '@', hl)) {
+		snprintf(err, errlen,
+		         "URL has credentials (user@host): give them as a header, "
+		         "-H 'Authorization: Basic ...'");
+		return -1;
+	}
+	/* The fragment stays with the client (RFC 9110 7.1), as curl and wrk leave it; a
+	 * query without a path gets the root ("http://h?q" asks for "/?q"). */
+	size_t pl = (size_t)((frag ? frag : hend + strlen(hend)) - hend);
+	if (pl + 2 > sizeof(out->path)) {
+		snprintf(err, errlen, "URL path longer than %zu bytes", sizeof(out->path) - 2);
+		return -1;
+	}
+	snprintf(out->path, sizeof(out->path), "%s%.*s", *hend == '/' ? "" : "/", (int)pl, hend);
 	memcpy(out->hostport, h, hl);
 	const char *hp = out->hostport, *colon;
 	if (hp[0] == '[') {

@@ -145,6 +145,13 @@ int bench_resp_feed(struct bench_resp *r, const char *buf, size_t len, int head_
 	*used = 0;
 	for (;;) {
 		if (!r->in_body) {
+			/* Another protocol (an SSH banner, an FTP greeting) is told at its first
+			 * bytes, not when the server closes without ever ending a "head". */
+			size_t have = len - pos < 7 ? len - pos : 7;
+			if (memcmp(buf + pos, "HTTP/1.", have)) {
+				*why = "not an HTTP/1.x response";
+				return BENCH_RESP_ERROR;
+			}
 			size_t from = r->last_len > 3 ? r->last_len - 3 : 0;
 			size_t he = head_end(buf + pos, len - pos, from);
 			if (!he) {

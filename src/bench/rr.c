@@ -13,6 +13,8 @@
 #include "bench/bench.h"
 #include "core/net.h"
 
+#define RR_UDP_MAX_LEN 65507 /* 65535 less the IPv4 and UDP headers */
+
 struct rr {
 	const struct bench_rr_opts *o;
 	int cfd, sfd; /* client end; server end (TCP accepted or the UDP socket) */
@@ -188,10 +190,12 @@ int bench_rr_run(const struct bench_rr_opts *o, const struct bench_ctl *ctl, str
 {
 	memset(r, 0, sizeof(*r));
 	r->o = *o;
-	size_t min = o->udp ? 8 : 1;
-	if (o->len < min || o->len > BENCH_RR_MAX_LEN) {
-		snprintf(r->st.error, sizeof(r->st.error), "-l is %zu to %u bytes%s", min, BENCH_RR_MAX_LEN,
-		         o->udp ? " (UDP messages carry an 8-byte sequence number)" : "");
+	size_t min = o->udp ? 8 : 1, max = o->udp ? RR_UDP_MAX_LEN : BENCH_RR_MAX_LEN;
+	if (o->len < min || o->len > max) {
+		snprintf(r->st.error, sizeof(r->st.error), "-l is %zu to %zu bytes%s", min, max,
+		         o->udp ? " with -u (a UDP message carries an 8-byte sequence number, and an IPv4 "
+		                  "datagram at most 65507 bytes)"
+		                : "");
 		r->st.usage = 1;
 		return -1;
 	}

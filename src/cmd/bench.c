@@ -75,7 +75,7 @@ static const struct cmd_flag tcp_flags[] = {
 static const struct cmd_flag rr_flags[] = {
 	{ "udp", 'u', NULL, NULL, "UDP datagrams instead of a TCP connection", CMD_SWITCH, CMD_AT(struct rr_args, o.udp) },
 	{ "duration", 'd', "SECS", "10", "how long to run", CMD_SECS, CMD_AT(struct rr_args, o.secs), .min = 1, .max = MAX_MS },
-	{ "length", 'l', "BYTES", "64", "message size each way; UDP needs at least 8", CMD_SIZE, CMD_AT(struct rr_args, o.len), .min = 1, .max = BENCH_RR_MAX_LEN },
+	{ "length", 'l', "BYTES", "64", "message size each way; with -u 8 to 65507", CMD_SIZE, CMD_AT(struct rr_args, o.len), .min = 1, .max = BENCH_RR_MAX_LEN },
 	{ "ipv6", '6', NULL, NULL, "use ::1 instead of 127.0.0.1", CMD_SWITCH, CMD_AT(struct rr_args, o.v6) },
 	OUT_ROWS(struct rr_args, "latency by percentile"),
 	{ 0 },

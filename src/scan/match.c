@@ -11,6 +11,7 @@
 
 #define TLS_RECORD_HANDSHAKE 0x16
 #define TLS_RECORD_ALERT     0x15
+#define TLS_SERVER_HELLO     0x02
 #define MONGO_OP_MSG         2013
 #define MONGO_OP_REPLY       1
 #define MONGO_HEADER         16
@@ -621,12 +622,31 @@ static int m_mongo(enum scan_probe_id id, const char *b, size_t n, struct scan_s
 	return 1;
 }
 
+/* An echo service (RFC 862, or any test server that sends back what it reads) answers
+ * a probe with the probe itself: without this row, its copy of our ClientHello read as
+ * a TLS server. The HTTP probe names this host, so it is not rebuilt here (an echoed GET
+ * matches no row anyway). */
+static int m_echo(enum scan_probe_id id, const char *b, size_t n, struct scan_service *svc)
+{
+	char req[1024];
+	if (id == PROBE_NULL || id == PROBE_HTTP)
+		return 0;
+	size_t rl = scan_probe_request(id, "", 0, 0, req, sizeof req);
+	if (!rl || n < rl || memcmp(b, req, rl))
+		return 0;
+	found(svc, "echo", id);
+	SETS(svc->info, "sends back what it reads");
+	return 1;
+}
+
 static int m_tls(enum scan_probe_id id, const char *b, size_t n, struct scan_service *svc)
 {
 	const unsigned char *u = (const unsigned char *)b;
-	if (id != PROBE_TLS || n < 5 || (u[0] != TLS_RECORD_HANDSHAKE && u[0] != TLS_RECORD_ALERT) ||
+	if (id != PROBE_TLS || n < 6 || (u[0] != TLS_RECORD_HANDSHAKE && u[0] != TLS_RECORD_ALERT) ||
 	    u[1] != 0x03 || u[2] > 0x04)
 		return 0;
+	if (u[0] == TLS_RECORD_HANDSHAKE && u[5] != TLS_SERVER_HELLO)
+		return 0; /* a server's first message is its hello (a retry request is one too) */
 	found(svc, "ssl", id);
 	svc->tls = 1;
 	SETS(svc->info, u[0] == TLS_RECORD_ALERT ? "TLS (alert to our hello)" : "TLS");
@@ -636,7 +656,8 @@ static int m_tls(enum scan_probe_id id, const char *b, size_t n, struct scan_ser
 /* The answer table: every row sees every answer (a late greeting can arrive after
  * any probe), in this order; the first that matches names the service. */
 static int (*const matchers[])(enum scan_probe_id, const char *, size_t, struct scan_service *) = {
-        m_http, m_ssh, m_smtp_ftp, m_mysql, m_pop_imap, m_redis, m_memcached, m_pgsql, m_mongo, m_tls, NULL,
+        m_echo,  m_http,      m_ssh,   m_smtp_ftp, m_mysql, m_pop_imap,
+        m_redis, m_memcached, m_pgsql, m_mongo,    m_tls,   NULL,
 };
 
 int scan_match(enum scan_probe_id id, const char *b, size_t n, struct scan_service *svc)

@@ -153,12 +153,99 @@ def test_http_constant_rate(start, root, tmp_path):
     assert len(root_el.findall(".//{http://www.w3.org/2000/svg}polyline")) == 2
 
 
-def test_http_human_report_and_refused_target():
+def test_http_refused_target_is_named_at_once():
+    """As wrk and ab: a target that refuses is named with the reason before the run, not
+    counted as connect errors at full speed for the whole of -d (10 s here; the call's
+    own timeout is 8 s)."""
     port = free_port()  # nobody listens there
-    rc, out, err = bench("http", f"http://127.0.0.1:{port}/", "-d", 1, "-C", 2)
+    rc, out, err = bench("http", f"http://127.0.0.1:{port}/", "-d", 10, "-C", 2, timeout=8)
     assert rc == 1, (rc, out, err)
-    assert "errors" in out and "connect" in out
-    assert "no request completed" in err
+    assert out == "", out  # no run, no report
+    assert err.strip() == (f"loopkit bench http: cannot connect to 127.0.0.1:{port}: Connection refused "
+                           "(is a server listening there?)"), err
+
+
+def test_http_target_that_never_accepts_is_named():
+    """A listener whose accept queue is full never completes the handshake: the run
+    says so after --timeout instead of reporting 'errors 0'."""
+    import socket
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    held = []
+    try:
+        for _ in range(3):  # fill the queue (backlog 0 holds one)
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            held.append(c)
+        rc, out, err = bench("http", f"http://127.0.0.1:{port}/", "-d", 10, "--timeout", "300ms", timeout=8)
+    finally:
+        for c in held:
+            c.close()
+        lst.close()
+    assert rc == 1 and out == "", (rc, out, err)
+    assert err.strip() == (f"loopkit bench http: cannot connect to 127.0.0.1:{port}: not accepted within "
+                           "300 ms (--timeout); its accept queue may be full (loopkit scan tells)"), err
+
+
+def test_http_server_that_is_not_http_is_named():
+    """A server that answers something else than HTTP: the parse errors and the hint
+    say so (not 'is a server listening there?')."""
+    import socket
+    import threading
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(64)
+    port = lst.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        lst.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                continue
+            try:
+                c.settimeout(1)
+                c.recv(4096)  # the request, then an answer in another protocol
+                c.sendall(b"SSH-2.0-OpenSSH_9.2\r\nInvalid SSH identification string.\r\n")
+            except OSError:
+                pass
+            c.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        rc, out, err = bench("http", f"http://127.0.0.1:{port}/", "-d", "300ms", "-C", 1)
+    finally:
+        stop.set()
+        th.join()
+        lst.close()
+    assert rc == 1, (rc, out, err)
+    assert re.search(r"parse: [1-9]", out), out
+    assert "no request completed (the server does not answer in HTTP/1.x)" in err, err
+
+
+@pytest.mark.parametrize("url,msg", [
+    ("http://127.0.0.1:1/a b", "URL has a space or control byte at offset 20: percent-encode it (%20)"),
+    ("http://127.0.0.1:1/a\tb", "URL has a space or control byte at offset 20"),
+    ("http://user:pw@127.0.0.1:1/", "URL has credentials (user@host)"),
+])
+def test_http_url_that_cannot_be_a_request_line_is_a_usage_error(url, msg):
+    rc, out, err = bench("http", url, "-n", 1)
+    assert rc == 2 and msg in err, (rc, err)
+
+
+def test_http_fragment_is_not_sent_and_a_bare_query_gets_the_root(start):
+    s = start()
+    for url, target in [(s.url + "_/get?q=1#frag", "/_/get?q=1"),
+                        (s.url.rstrip("/") + "?q=2#x", "/?q=2")]:
+        rc, out, err = bench("http", url, "-n", 1)
+        assert rc == 0, (rc, err)
+        want = f'"GET {target} HTTP/1.1" 200'
+        assert settled_count(s.stderr, want) == 1, (want, s.stderr()[-500:])
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -170,6 +257,9 @@ def test_http_human_report_and_refused_target():
     (["http", "http://127.0.0.1/", "-C", "0"], "-C 0"),
     (["tcp", "--bogus"], "unknown option"),
     (["rr", "-d", "0"], "-d 0"),
+    (["rr", "-u", "-l", "65508"], "-l is 8 to 65507 bytes with -u"),
+    (["rr", "-u", "-l", "1M"], "-l is 8 to 65507 bytes with -u"),
+    (["rr", "-u", "-l", "7"], "-l is 8 to 65507 bytes with -u"),
     (["crr", "--sources", "99"], "--sources"),
     (["nosuchmode"], "unknown mode"),
 ])
@@ -296,7 +386,7 @@ def test_ok_status_limit_is_exactly_8():
     eight = ",".join(f"{100 + 2 * i}" for i in range(8))
     rc, out, err = bench("http", "http://127.0.0.1:1/", "--ok-status", eight, "-d", "50ms", timeout=10)
     assert rc == 1 and "unknown option" not in err and "ranges" not in err, (rc, err)
-    assert "no request completed" in err
+    assert "cannot connect to 127.0.0.1:1: Connection refused" in err, err
 
 
 # ---- pacing: the client's own timer is not the server's latency ----

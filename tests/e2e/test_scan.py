@@ -663,3 +663,46 @@ def test_readme_sample_shows_the_header_the_binary_prints():
     doc = open(os.path.join(root, "docs", "scan.md")).read()
     assert re.search(r"^PORT +STATE +SERVICE +PRODUCT +PID +PROCESS$", doc, re.M)
     assert ": 65535 TCP ports in " in doc
+
+
+def test_an_echo_server_is_echo_not_tls():
+    """A server that sends back what it reads answered the TLS probe with our own
+    ClientHello, which read as a TLS server ("ssl"); it is "echo", as nmap says."""
+    import socket
+    import threading
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(16)
+    lst.settimeout(0.2)
+    port = lst.getsockname()[1]
+    stop = threading.Event()
+
+    def echo(c):
+        c.settimeout(5)
+        try:
+            while not stop.is_set():
+                d = c.recv(4096)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        c.close()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = lst.accept()
+            except OSError:
+                continue
+            threading.Thread(target=echo, args=(c,), daemon=True).start()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        doc = scan_json("-p", str(port))
+    finally:
+        stop.set()
+        th.join()
+        lst.close()
+    p = by_port(doc)[port]
+    assert (p["state"], p["service"], p["tls"]) == ("open", "echo", False), p
