@@ -19,9 +19,10 @@
 #include "core/sockdiag.h"
 #include "core/vec.h"
 
-#define DIAG_STATUS_BUF 2048 /* enough of /proc/PID/status to reach the Uid: line */
-#define DIAG_PW_BUF     2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
-#define DIAG_TEXT_SHOWN 4    /* holders named by procfs_port_holder_text before ", ..." */
+#define DIAG_STATUS_BUF           2048 /* enough of /proc/PID/status to reach the Uid: line */
+#define DIAG_PW_BUF               2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
+#define PROCFS_TCP_BOUND_INACTIVE 13   /* linux/tcp_states.h TCP_BOUND_INACTIVE (6.9) */
+#define DIAG_TEXT_SHOWN           4    /* holders named by procfs_port_holder_text before ", ..." */
 
 /* The state of one /proc scan while it runs. */
 struct diag_scan {
@@ -488,9 +489,14 @@ int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size
 		errno = EINVAL;
 		return -1;
 	}
-	/* TCP: only a listener holds the port; UDP: any socket bound to it. */
+	/* TCP: a listener holds the port, and so does a socket bound to it that does not
+	 * listen (a bind of its own fails with EADDRINUSE; kernels from 6.9 list it, as
+	 * ss --bound-inactive); connections do not. UDP: any socket bound to it. */
 	if ((proto == 0 || proto == IPPROTO_TCP) &&
-	    sockdiag_list(IPPROTO_TCP, SOCKDIAG_STATE(TCP_LISTEN), &tcp, &ntcp, NULL, 0) < 0)
+	    sockdiag_list(IPPROTO_TCP,
+	                  SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE) |
+	                          SOCKDIAG_STATE(PROCFS_TCP_BOUND_INACTIVE),
+	                  &tcp, &ntcp, NULL, 0) < 0)
 		return -1;
 	if ((proto == 0 || proto == IPPROTO_UDP) &&
 	    sockdiag_list(IPPROTO_UDP, SOCKDIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {

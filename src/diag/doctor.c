@@ -315,7 +315,23 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 	(void)x;
 }
 
-/* 8. The port: free or held, by whom; ephemeral or not; IANA class. */
+/* Whether this user can bind 127.0.0.1:port (not listening, closed at once): 0 or the
+ * errno, which says what a listing cannot (a privileged port, lo down, a holder in
+ * another namespace). */
+static int try_bind(uint16_t port)
+{
+	struct sockaddr_in a = {
+	        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int e = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
+	close(fd);
+	return e;
+}
+
+/* 8. The port: free or held, by whom; ephemeral or not; IANA class; and whether this
+ * user can take it. */
 static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 {
 	struct procfs_owner holders[8];
@@ -337,7 +353,7 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			snprintf(who, sizeof who, "a process of user %s this user cannot see",
 			         holders[0].user);
 	}
-	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit");
+	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit"), bind_err = 0;
 	if (n < 0) {
 		set(c, DOCTOR_SKIP, NULL, "port %u: cannot list sockets: %s", x->port, strerror(errno));
 	} else if (n > 0 && !ours) {
@@ -357,6 +373,27 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			         "stop it, or use another port (loopkit serve --port 0)",
 			         x->port);
 		set(c, DOCTOR_WARN, hint, "port %u is held by %s; %s", x->port, who, where);
+	} else if (n == 0 && (bind_err = try_bind(x->port)) != 0) {
+		/* Nobody seen holds it, yet this user cannot take it: say why. */
+		long start = read_long("/proc/sys/net/ipv4/ip_unprivileged_port_start", 1024);
+		if (bind_err == EACCES)
+			snprintf(hint, sizeof hint,
+			         "ports below %ld need root or CAP_NET_BIND_SERVICE "
+			         "(net.ipv4.ip_unprivileged_port_start=%ld): use a port from %ld up",
+			         start, start, start > 1024 ? start : 1024);
+		else if (bind_err == EADDRNOTAVAIL)
+			snprintf(hint, sizeof hint,
+			         "127.0.0.1 is not configured here: is lo up? (ip link set lo up)");
+		else if (bind_err == EADDRINUSE)
+			snprintf(hint, sizeof hint,
+			         "no listener holds it, but a connection's local port or a socket this "
+			         "user cannot see does (loopkit who %u): use another port (loopkit serve "
+			         "--port 0)",
+			         x->port);
+		else
+			snprintf(hint, sizeof hint, "use another port (loopkit serve --port 0)");
+		set(c, DOCTOR_WARN, hint, "port %u cannot be bound by this user on 127.0.0.1: %s; %s",
+		    x->port, strerror(bind_err), where);
 	} else if (in_eph) {
 		snprintf(hint, sizeof hint,
 		         "outgoing connections may take port %u at any time: "

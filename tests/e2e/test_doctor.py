@@ -242,3 +242,40 @@ def test_docs_and_readme_show_every_check():
     sample = readme.split("$ loopkit doctor\n")[1].split("```")[0]
     m = re.search(r"^(\d+) pass, (\d+) warn, (\d+) fail, (\d+) skip", sample, re.M)
     assert m and sum(map(int, m.groups())) == len(NAMES), sample
+
+
+def test_port_check_names_a_holder_that_binds_without_listening():
+    """A socket bound to the port but not listening holds it as well (a bind fails with
+    EADDRINUSE): doctor named it 'free', and serve could not name its holder."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    try:
+        c = checks(json.loads(run("--json", "--port", str(port)).stdout))["port"]
+        serve = subprocess.run([LOOPKIT, "serve", "--port", str(port)], capture_output=True, text=True,
+                               timeout=20)
+    finally:
+        s.close()
+    assert c["status"] == "WARN", c
+    assert f"port {port} is held by python3 (pid {os.getpid()})" in c["detail"], c
+    assert serve.returncode == 1, serve
+    assert f"port {port} on 127.0.0.1 is held by python3 (pid {os.getpid()})" in serve.stderr, serve.stderr
+
+
+def test_port_check_a_privileged_port_for_an_unprivileged_user():
+    """As nobody, port 80 is not usable for a dev server however free it is: WARN with the
+    sysctl that decides, not PASS 'free'."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: to run as nobody")
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        start = int(f.read())
+    if start <= 80:
+        pytest.skip(f"net.ipv4.ip_unprivileged_port_start={start}: port 80 is not privileged here")
+    setpriv = need_tool("setpriv", "util-linux")
+    p = run("--json", "--port", "80", prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
+    c = checks(json.loads(p.stdout))["port"]
+    assert c["status"] == "WARN", c
+    assert c["detail"].startswith("port 80 cannot be bound by this user on 127.0.0.1: Permission denied"), c
+    assert f"ports below {start} need root or CAP_NET_BIND_SERVICE" in c["hint"], c
+    root = checks(json.loads(run("--json", "--port", "80").stdout))["port"]
+    assert root["status"] == "PASS" or "held by" in root["detail"], root  # root may bind it
