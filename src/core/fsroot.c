@@ -401,6 +401,8 @@ int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_u
 	if (fstatat(u->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode))
 			e = -EISDIR;
+		else if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+			e = -FSROOT_ENOTFILE;
 		u->existed = 1;
 	}
 	if (!e && !r->no_tmpfile) {

@@ -99,10 +99,16 @@ struct fsroot_upload {
  * renaming it gives -ENOENT, as reading it does; uploading or renaming onto its name
  * gives -ENOLINK (LK_E_ELINKOUT), and the link stays. */
 
+/* The errno fsroot gives for a name that is neither a plain file nor a directory (a
+ * FIFO, a socket, a device): lk_err_from_errno maps it to LK_E_ENOTFILE. An upload
+ * never replaces one, and nothing opens one to read (a FIFO without a writer would
+ * block the event loop). */
+#define FSROOT_ENOTFILE EMEDIUMTYPE
+
 /* Starts an upload to rel. Returns 0, or -errno: -ENOENT for a hidden name,
  * -ENOENT when the parent does not exist (callers report LK_ENOPARENT), -EISDIR
- * when rel is a directory, -ENOLINK when rel is a symlink that reads as missing,
- * -ENAMETOOLONG. */
+ * when rel is a directory, -FSROOT_ENOTFILE when it is another kind of non-file,
+ * -ENOLINK when rel is a symlink that reads as missing, -ENAMETOOLONG. */
 int fsroot_upload_begin(const struct fsroot *r, const char *rel, struct fsroot_upload *u);
 /* Records the target name's state now (after preconditions held on it): the commit then
  * puts the file in place only if the name still holds the same file (same inode, size

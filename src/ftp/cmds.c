@@ -26,13 +26,17 @@ static int resolve(struct ftp_session *s, const char *arg, char *rel, size_t rel
 	return 0;
 }
 
-/* Whether arg names a directory by ending in a slash ("a.txt/"), as a path does for
- * open(2) and HTTP: resolve() drops the slash, so the commands that want a file check
- * this (a plain file named so is refused, as GET /a.txt/ is a 404). */
+/* Whether arg names a directory by its form: it ends in a slash ("a.txt/") or its last
+ * component is "." or ".." ("a.txt/."), as a path does for open(2) and an HTTP target
+ * does after dot-segment removal. resolve() drops both, so the commands that want a
+ * file check this (a plain file named so is refused, as GET /a.txt/ is a 404). */
 static int dir_named(const char *arg)
 {
 	size_t n = strlen(arg);
-	return n > 1 && arg[n - 1] == '/';
+	const char *last = arg + n;
+	while (last > arg && last[-1] != '/')
+		last--;
+	return (n > 1 && arg[n - 1] == '/') || !strcmp(last, ".") || !strcmp(last, "..");
 }
 
 /* Resolves arg and stats it (symlinks followed, inside the root); a slash at its end
@@ -638,13 +642,18 @@ static void cmd_retr(struct ftp_session *s, const char *arg, const struct ftp_cm
 static int copy_prefix(const struct fsroot *root, const char *rel, struct fsroot_upload *up, uint64_t n,
                        int whole)
 {
-	int fd = fsroot_open(root, rel, O_RDONLY);
+	/* O_NONBLOCK: a FIFO without a writer would block the event loop in open(2). */
+	int fd = fsroot_open(root, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 	if (fd < 0)
 		return fd == -ENOENT && (whole || n == 0) ? 0 : fd;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	int bad = fstat(fd, &st) < 0     ? -errno
+	          : S_ISDIR(st.st_mode)  ? -EISDIR
+	          : !S_ISREG(st.st_mode) ? -FSROOT_ENOTFILE
+	                                 : 0;
+	if (bad) {
 		close(fd);
-		return -EISDIR;
+		return bad;
 	}
 	if (whole)
 		n = (uint64_t)st.st_size;

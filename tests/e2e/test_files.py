@@ -7,6 +7,7 @@ import hashlib
 import html.parser
 import json
 import os
+import stat
 import re
 import socket
 import subprocess
@@ -881,6 +882,29 @@ def test_delete_dirs(writable, root):
     assert (root / "full" / "x.txt").exists()
     assert httpc(s, "DELETE", "/empty").status == 204
     assert not (root / "empty").exists()
+
+
+@pytest.mark.parametrize("target", ["/t.txt/", "/t.txt//", "/t.txt/.", "/t.txt/./", "/t.txt%2F",
+                                    "/t.txt/%2e", "/sub/t.txt/../t.txt/", "/sub/../t.txt/"])
+def test_delete_of_a_file_named_as_a_directory_is_404_and_keeps_it(writable, root, target):
+    """"/t.txt/" names a directory, as GET's 404 says: DELETE deleted the file (a hostile
+    pass found it, after the same in FTP's DELE)."""
+    write_tree(root, {"t.txt": "keep", "sub/u.txt": "u", "d/": None})
+    r = exchange(writable, "DELETE", target)
+    assert r.status == 404, (target, r)
+    assert (root / "t.txt").read_bytes() == b"keep"
+    assert httpc(writable, "DELETE", "/d/").status == 204  # a directory so named goes
+    assert not (root / "d").exists()
+
+
+def test_put_onto_a_fifo_is_refused_and_keeps_it(writable, root):
+    """An upload never replaces a FIFO, a socket or a device with a file (FTP's STOR
+    says the same, 550 not a plain file)."""
+    os.mkfifo(root / "pipe")
+    r = exchange(writable, "PUT", "/pipe", body=b"x")
+    assert r.status == 403 and b"not a plain file" in r.body, r
+    assert stat.S_ISFIFO(os.lstat(root / "pipe").st_mode)
+    assert exchange(writable, "GET", "/pipe").status == 403
 
 
 def test_put_unsafe_targets_rejected(writable, root, outside):

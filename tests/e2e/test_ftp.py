@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import io
 import os
+import stat
 import random
 import re
 import socket
@@ -1024,6 +1025,19 @@ def test_curl_upload_refused_read_only(tree, ftp_start, tmp_path):
     ("RNTO moved.txt/", "550 not a directory"),
     ("STOR new.txt/", "553 a file name is needed, not a directory"),
     ("APPE hello.txt/", "553 a file name is needed, not a directory"),
+    # the last component "." names a directory too (a hostile pass found these)
+    ("SIZE hello.txt/.", "550 not a directory"),
+    ("DELE hello.txt/.", "550 not a directory"),
+    ("DELE sub/../hello.txt/.", "550 not a directory"),
+    ("MFMT 20000101000000 hello.txt/.", "550 not a directory"),
+    ("RETR hello.txt/.", "550 not a directory"),
+    ("LIST hello.txt/.", "550 not a directory"),
+    ("NLST hello.txt/.", "550 not a directory"),
+    ("MLSD hello.txt/.", "550 not a directory"),
+    ("RNFR hello.txt/.", "550 not a directory"),
+    ("RNTO moved.txt/.", "550 not a directory"),
+    ("STOR new.txt/.", "553 a file name is needed, not a directory"),
+    ("APPE hello.txt/.", "553 a file name is needed, not a directory"),
 ])
 def test_a_file_named_with_a_trailing_slash_is_refused_and_kept(tree, ftp_start, cmd, reply):
     """"hello.txt/" names a directory, as it does for open(2) and for HTTP (GET
@@ -1036,7 +1050,7 @@ def test_a_file_named_with_a_trailing_slash_is_refused_and_kept(tree, ftp_start,
     if cmd.startswith("RNTO"):
         assert f.sendcmd("RNFR hello.txt").startswith("350")
     with pytest.raises(ftplib.error_perm) as e:
-        if cmd.startswith(("RETR", "LIST")):
+        if cmd.startswith(("RETR", "LIST", "NLST", "MLSD")):
             f.retrbinary(cmd, lambda b: None)
         elif cmd.startswith(("STOR", "APPE")):
             f.storbinary(cmd, io.BytesIO(b"x"))
@@ -1047,6 +1061,30 @@ def test_a_file_named_with_a_trailing_slash_is_refused_and_kept(tree, ftp_start,
     assert read(os.path.join(r, "hello.txt")) == TREE["hello.txt"]
     # the directory form still works for a directory
     assert f.sendcmd("CWD sub/").startswith("250")
+    f.quit()
+
+
+@pytest.mark.parametrize("cmds", [["APPE pipe"], ["REST 1", "STOR pipe"], ["STOR pipe"], ["RETR pipe"]])
+def test_a_fifo_in_the_tree_is_not_a_file_and_blocks_nothing(tree, ftp_start, cmds):
+    """A FIFO in the served tree: APPE (and REST+STOR) opened it to copy its "content"
+    and, with no writer, blocked the event loop for good (SIGTERM included). Every
+    command now refuses it as not a plain file, the FIFO stays, and HTTP is served."""
+    r = str(tree)
+    os.mkfifo(os.path.join(r, "pipe"))
+    srv = ftp_start("--write", "--threads", "1")
+    f = ftp(srv)
+    with pytest.raises(ftplib.error_perm) as e:
+        for c in cmds:
+            if c.startswith("REST"):
+                f.sendcmd(c)
+            elif c.startswith("RETR"):
+                f.retrbinary(c, lambda b: None)
+            else:
+                f.storbinary(c, io.BytesIO(b"x"))
+    assert str(e.value) == "550 not a plain file", e.value
+    assert stat.S_ISFIFO(os.lstat(os.path.join(r, "pipe")).st_mode)
+    resp = httpc(srv, "GET", "/hello.txt", timeout=5)
+    assert (resp.status, resp.body) == (200, TREE["hello.txt"])
     f.quit()
 
 
