@@ -527,7 +527,7 @@ static int parse(const struct run *r, void *opts, int argc, char **argv)
 			val = argv[++i];
 		}
 		if (set_value(f, opts, val, err, sizeof err) < 0)
-			return bad_value(r, flag, val, err);
+			return bad_value(r, flag, f->attr & CMD_SECRET ? "(value not shown)" : val, err);
 	}
 	if (v->subs && !v->run) {
 		print_help(stderr, v, r->path);

@@ -25,9 +25,10 @@ enum cmd_kind {
 };
 
 /* Row attributes. */
-#define CMD_ARG    1u /* a positional argument (name is its placeholder: "DIR"), in table order */
-#define CMD_NEED   2u /* with CMD_ARG: must be given */
-#define CMD_HIDDEN 4u /* parsed, but in no help, man page, completion or doc */
+#define CMD_ARG    1u  /* a positional argument (name is its placeholder: "DIR"), in table order */
+#define CMD_NEED   2u  /* with CMD_ARG: must be given */
+#define CMD_HIDDEN 4u  /* parsed, but in no help, man page, completion or doc */
+#define CMD_SECRET 16u /* the value is never echoed (a bad one is refused without it) */
 #define CMD_REST                                                              \
 	8u /* with CMD_ARG: this argument and all after it, options included, \
 	      verbatim (a command to run); the field is a struct cmd_rest */

@@ -50,6 +50,13 @@ static int set_user(void *p, const char *val, char *err, size_t errlen)
 		         sizeof a->ftp_user, sizeof a->pass);
 		return -1;
 	}
+	for (const unsigned char *c = (const unsigned char *)val; *c; c++)
+		if (*c < ' ' || *c == 0x7f) { /* FTP's USER and PASS lines cannot carry them */
+			snprintf(err, errlen,
+			         "%s has a control character (a tab, a newline): no FTP client could log in",
+			         c < (const unsigned char *)val + n ? "NAME" : "PASS");
+			return -1;
+		}
 	snprintf(a->ftp_user, sizeof a->ftp_user, "%.*s", (int)n, val);
 	snprintf(a->pass, sizeof a->pass, "%s", val + n + 1);
 	memset((char *)val + n + 1, '*', strlen(val + n + 1)); /* argv's own bytes: writable */
@@ -137,7 +144,7 @@ static const struct cmd_flag serve_flags[] = {
 	{ "grace", 0, "SECS", CMD_STR_OF(SERVE_DEFAULT_GRACE_S), "on SIGINT/SIGTERM, time to finish in-flight requests", CMD_MS, AT(cfg.grace_ms), .min = 1, .max = DAY_MS },
 	{ "proto", 0, NULL, "http,ftp", "protocols on the port (both: told apart by sniffing)", CMD_ENUM, AT(proto), .choices = protos },
 	{ "sniff-ms", 0, "MS", CMD_STR_OF(SERVE_SNIFF_MS_DEFAULT), "silence before a client that is not a known FTP client is greeted as FTP", CMD_UINT, AT(cfg.sniff_ms), .min = 1, .max = 60000 },
-	{ "user", 0, "NAME:PASS", NULL, "login required for HTTP (Basic) and FTP; open when not given. PASS is blanked from the command line at start; LOOPKIT_USER=NAME:PASS in the environment, which other users cannot read, does the same", CMD_CALL, .set = set_user },
+	{ "user", 0, "NAME:PASS", NULL, "login required for HTTP (Basic) and FTP; open when not given. PASS is blanked from the command line at start; LOOPKIT_USER=NAME:PASS in the environment, which other users cannot read, does the same", CMD_CALL, .set = set_user, .attr = CMD_SECRET },
 	{ "pasv-ports", 0, "A-B", NULL, "FTP passive data ports; any free port when not given", CMD_RANGE, AT(pasv), .min = 1, .max = 65535 },
 	{ "ftp-idle-timeout", 0, "SECS", CMD_STR_OF(FTP_DEFAULT_IDLE_TIMEOUT_S), "close FTP sessions idle this long, with 421", CMD_MS, AT(cfg.ftp.idle_timeout_ms), .min = 1, .max = DAY_MS },
 	{ "data-timeout", 0, "SECS", CMD_STR_OF(FTP_DEFAULT_DATA_TIMEOUT_S), "FTP data connection setup or stall limit", CMD_MS, AT(cfg.ftp.data_timeout_ms), .min = 1, .max = DAY_MS },

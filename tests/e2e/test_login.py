@@ -148,6 +148,22 @@ def test_a_malformed_environment_login_is_a_usage_error(root):
     assert r.stderr.startswith("loopkit serve: LOOPKIT_USER: want NAME:PASS, both non-empty"), r.stderr
 
 
+@pytest.mark.parametrize("value,why", [
+    (":SECRETx", "want NAME:PASS, both non-empty"),
+    ("me:" + "S" * 300, "PASS under 256"),
+    ("me:SECRET\nx", "PASS has a control character"),
+    ("m\te:SECRETx", "NAME has a control character"),
+])
+def test_a_bad_user_value_is_refused_without_repeating_it(root, value, why):
+    """A usage error's message goes to terminals and CI logs: it says why, never the
+    password."""
+    r = subprocess.run([LOOPKIT, "serve", str(root), "--port", "0", "--user", value], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("loopkit serve: --user (value not shown): ") and why in r.stderr, r.stderr
+    assert "SECRET" not in r.stderr and "SSSS" not in r.stderr, r.stderr
+
+
 def test_http_login_with_colon_in_password(ftp_start, site):
     s = ftp_start("--user", "me:a:b")
     assert exchange(s, "GET", "/a.txt", auth("me", "a:b")).status == 200
