@@ -94,6 +94,7 @@ void log_sink_open_fd(struct log_sink *s, int fd)
 		if (n > 0 && name[0] == '/') {
 			name[n] = 0;
 			s->path = strdup(name);
+			s->owner = st.st_uid;
 		}
 	}
 }
@@ -103,9 +104,21 @@ int log_sink_reopen(struct log_sink *s)
 	/* The new descriptor takes the old one's number (dup3 is atomic): other threads
 	 * write through it meanwhile, and a closed number could be reused by a socket. */
 	int nfd;
-	if (s->path)
-		nfd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-	else if (s->fd > 2) /* a pipe or FIFO, opened anew through fd 2 */
+	if (s->path) {
+		/* The name may sit in a directory others can write (/tmp): never through a
+		 * symlink, never into a FIFO (O_NONBLOCK: no open that waits for a reader),
+		 * only a plain file of the owner the log had, or a new one of ours. */
+		nfd = open(s->path,
+		           O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+		           0644);
+		struct stat st;
+		if (nfd >= 0 && (fstat(nfd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		                 (st.st_uid != s->owner && st.st_uid != geteuid()))) {
+			close(nfd);
+			errno = EPERM;
+			return errno;
+		}
+	} else if (s->fd > 2) /* a pipe or FIFO, opened anew through fd 2 */
 		nfd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	else
 		return 0; /* a terminal or a socket: nothing to reopen */

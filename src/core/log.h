@@ -3,6 +3,7 @@
 #define LOOPKIT_CORE_LOG_H
 
 #include <stdatomic.h>
+#include <sys/types.h>
 #include <stddef.h>
 
 /* Writes "loopkit: " + message + newline to stderr in one write(2). */
@@ -29,6 +30,7 @@ struct log_sink {
 	int sock;             /* stderr is a socket: send with MSG_DONTWAIT */
 	atomic_ulong dropped; /* bytes dropped because the reader fell behind (any thread) */
 	char *path;           /* stderr is a regular file: its name, for log_sink_reopen */
+	uid_t owner;          /* and that file's owner: a reopened name must have the same */
 };
 
 /* Prepares the sink for fd 2: a pipe or FIFO is reopened through /proc/self/fd/2 as a

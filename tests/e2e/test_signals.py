@@ -77,6 +77,46 @@ def test_sighup_moves_a_file_log_to_a_new_file_of_its_name(root, tmp_path):
         stop_child(p)
 
 
+@pytest.mark.parametrize("plant", ["symlink", "fifo", "other-owner"])
+def test_sighup_never_follows_what_another_user_put_at_the_log_name(root, tmp_path, plant):
+    """The log's directory may be writable by others (/tmp): after the rename, another
+    user can put a symlink to a file of yours, a FIFO (an open that waits for a reader),
+    or a file of their own at the name. The reopen refuses each, says so, keeps the old
+    file, and serves on."""
+    if plant == "other-owner" and os.geteuid() != 0:
+        pytest.skip("needs root: to give the planted file another owner")
+    log = tmp_path / "access.log"
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (root / "a.txt").write_text("a")
+    with open(log, "w") as err:
+        p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0"], stdout=subprocess.PIPE,
+                             stderr=err)
+    try:
+        port = int(p.stdout.readline().decode().strip().rsplit(":", 1)[1].rstrip("/"))
+        os.rename(log, tmp_path / "access.log.1")
+        if plant == "symlink":
+            os.symlink(victim, log)
+        elif plant == "fifo":
+            os.mkfifo(log)
+        else:
+            log.write_text("")
+            os.chown(log, 65534, 65534)
+        os.kill(p.pid, signal.SIGHUP)
+        old = tmp_path / "access.log.1"
+        assert wait_for(lambda: "SIGHUP: cannot reopen the access log" in old.read_text(), 5), old.read_text()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/a.txt?after")
+        assert c.getresponse().status == 200
+        c.close()
+        assert wait_for(lambda: "?after" in old.read_text(), 5)
+        assert victim.read_text() == "untouched\n"
+        if plant == "other-owner":
+            assert log.read_text() == ""
+    finally:
+        stop_child(p)
+
+
 def test_sighup_storm_on_a_pipe_loses_no_line(root):
     """SIGHUP on a piped log: the new descriptor replaces the old under its number, so
     the threads writing meanwhile lose nothing (it was closed and reopened: lines were
