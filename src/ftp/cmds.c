@@ -731,25 +731,26 @@ static void cmd_stor(struct ftp_session *s, const char *arg, const struct ftp_cm
 #define D FTP_C_DATA
 #define X FTP_C_XFER
 #define U FTP_C_UNIMPL
+#define P FTP_C_PATH
 
 /* Sorted by verb. */
 const struct ftp_cmd ftp_cmds[] = {
         {"ABOR", L | X, ftp_cmd_abor, 0, NULL},
         {"ACCT", L | U, cmd_unimpl, 0, NULL},
         {"ALLO", L, cmd_allo, 0, NULL},
-        {"APPE", L | W | D, cmd_stor, 1, NULL},
+        {"APPE", L | W | D | P, cmd_stor, 1, NULL},
         {"AUTH", U, cmd_auth, 0, NULL},
         {"CDUP", L, cmd_cwd, 1, NULL},
-        {"CWD", L, cmd_cwd, 0, "TVFS"},
-        {"DELE", L | W, cmd_remove, 0, NULL},
+        {"CWD", L | P, cmd_cwd, 0, "TVFS"},
+        {"DELE", L | W | P, cmd_remove, 0, NULL},
         {"EPRT", L, ftp_cmd_port, 1, "EPRT"},
         {"EPSV", L, ftp_cmd_pasv, 1, "EPSV"},
         {"FEAT", 0, cmd_about, 0, NULL},
         {"HELP", 0, cmd_about, 1, NULL},
         {"LIST", L | D, cmd_list, FTP_L_LIST, NULL},
-        {"MDTM", L, cmd_size, 1, "MDTM"},
+        {"MDTM", L | P, cmd_size, 1, "MDTM"},
         {"MFMT", L | W, cmd_mfmt, 0, "MFMT"},
-        {"MKD", L | W, cmd_mkd, 0, NULL},
+        {"MKD", L | W | P, cmd_mkd, 0, NULL},
         {"MLSD", L | D, cmd_list, FTP_L_MLSD, NULL},
         {"MLST", L, cmd_mlst, 0, "MLST " FTP_LIST_MLST_FACTS},
         {"MODE", L, cmd_mode, 0, NULL},
@@ -763,25 +764,25 @@ const struct ftp_cmd ftp_cmds[] = {
         {"QUIT", 0, cmd_quit, 0, NULL},
         {"REIN", L | U, cmd_unimpl, 0, NULL},
         {"REST", L, cmd_rest, 0, "REST STREAM"},
-        {"RETR", L | D, cmd_retr, 0, NULL},
-        {"RMD", L | W, cmd_remove, 1, NULL},
-        {"RNFR", L | W, cmd_rnfr, 0, NULL},
-        {"RNTO", L | W, cmd_rnto, 0, NULL},
+        {"RETR", L | D | P, cmd_retr, 0, NULL},
+        {"RMD", L | W | P, cmd_remove, 1, NULL},
+        {"RNFR", L | W | P, cmd_rnfr, 0, NULL},
+        {"RNTO", L | W | P, cmd_rnto, 0, NULL},
         {"SITE", L | U, cmd_unimpl, 0, NULL},
-        {"SIZE", L, cmd_size, 0, "SIZE"},
+        {"SIZE", L | P, cmd_size, 0, "SIZE"},
         {"SMNT", L | U, cmd_unimpl, 0, NULL},
         {"STAT", L | X, cmd_stat, 0, NULL},
-        {"STOR", L | W | D, cmd_stor, 0, NULL},
+        {"STOR", L | W | D | P, cmd_stor, 0, NULL},
         {"STOU", L | U, cmd_unimpl, 0, NULL},
         {"STRU", L, cmd_stru, 0, NULL},
         {"SYST", 0, cmd_syst, 0, NULL},
         {"TYPE", L, cmd_type, 0, NULL},
         {"USER", 0, cmd_user, 0, NULL},
         {"XCUP", L, cmd_cwd, 1, NULL},
-        {"XCWD", L, cmd_cwd, 0, NULL},
-        {"XMKD", L | W, cmd_mkd, 0, NULL},
+        {"XCWD", L | P, cmd_cwd, 0, NULL},
+        {"XMKD", L | W | P, cmd_mkd, 0, NULL},
         {"XPWD", L, cmd_pwd, 0, NULL},
-        {"XRMD", L | W, cmd_remove, 1, NULL},
+        {"XRMD", L | W | P, cmd_remove, 1, NULL},
 };
 const size_t ftp_ncmds = sizeof(ftp_cmds) / sizeof(ftp_cmds[0]);
 
@@ -790,6 +791,7 @@ const size_t ftp_ncmds = sizeof(ftp_cmds) / sizeof(ftp_cmds[0]);
 #undef D
 #undef X
 #undef U
+#undef P
 
 static int cmd_cmp(const void *key, const void *row)
 {
@@ -884,6 +886,10 @@ int ftp_command(struct ftp_session *s, const struct ftp_command *c)
 	if (row->fn != cmd_rnto) {
 		free(s->rnfr); /* RNFR holds for the very next command only */
 		s->rnfr = NULL;
+	}
+	if ((row->flags & FTP_C_PATH) && !c->arg_len) { /* "MKD" alone is not "MKD ." */
+		ftp_reply_err(s, LK_E_F_NEED_PATH, row->verb);
+		return 0;
 	}
 	if ((row->flags & FTP_C_WRITE) && !s->x->site->write) {
 		ftp_reply_err(s, LK_E_EREADONLY, NULL);

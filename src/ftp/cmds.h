@@ -11,6 +11,7 @@
 #define FTP_C_DATA   4u  /* needs PASV, EPSV, PORT or EPRT first (425 otherwise) */
 #define FTP_C_XFER   8u  /* runs while a transfer is in progress; others wait for its end */
 #define FTP_C_UNIMPL 16u /* recognised but not offered (502); left out of HELP */
+#define FTP_C_PATH   32u /* needs a path argument (501 without: never the working directory) */
 
 struct ftp_session;
 

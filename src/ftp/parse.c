@@ -34,7 +34,9 @@ int ftp_parse_command(char *buf, size_t len, struct ftp_command *cmd)
 		}
 		buf[o++] = (char)ch;
 	}
-	while (o && (buf[o - 1] == '\r' || buf[o - 1] == '\0'))
+	/* The line's end is CR LF; a NUL stays, wherever it is, so the argument check
+	 * refuses it (501): "DELE x\0" must not act on x. */
+	while (o && buf[o - 1] == '\r')
 		o--;
 	buf[o] = 0;
 	size_t v = 0;

@@ -491,26 +491,35 @@ def test_commands_after_quit_are_not_answered(tree, ftp_start):
         assert c.buf + rest == b"", f"answered after QUIT: {c.buf + rest!r}"
 
 
-@pytest.mark.parametrize("line,codes", [
-    (b"\xff\xf4\xff\xf2ABOR", (225, 226)),       # Telnet IP + DM before ABOR (lftp style)
-    (b"\xff\xfb\x01NOOP", (200, 500)),            # Telnet WILL ECHO before a command
-    (b"\x00\x01\x02\x03", (500,)),
-    (b"\xc3\x28\xa0\xa1 \xe2\x82", (500,)),       # invalid UTF-8
-    (b"RETR hello\x00.txt", (425, 501, 550)),
-    (b"CWD sub\x00/../..", (501, 550)),           # not silently cut at the NUL (to "sub")
-    (b"NOOP\x1b[2J", (200, 500, 501)),
-    (b"   NOOP", (200, 500)),                     # RFC 959: every command gets a reply
-    (b"noop", (200,)),                             # commands are case-insensitive (RFC 959)
-    (b"MKD \xff\xfe", (257, 550, 553)),
+@pytest.mark.parametrize("line,want", [
+    (b"\xff\xf4\xff\xf2ABOR", 225),       # Telnet IP + DM before ABOR (lftp style); no transfer
+    (b"\xff\xfb\x01NOOP", 200),            # Telnet WILL ECHO before a command
+    (b"\x00\x01\x02\x03", 500),
+    (b"\xc3\x28\xa0\xa1 \xe2\x82", 500),   # invalid UTF-8
+    (b"RETR hello\x00.txt", 501),
+    (b"CWD sub\x00/../..", 501),           # not silently cut at the NUL (to "sub")
+    (b"DELE hello.txt\x00", 501),          # nor a trailing one (DELE acted on hello.txt)
+    (b"DELE hello.txt\x00\x00", 501),
+    (b"DELE hello.txt\r\x00", 501),        # Telnet's CR NUL is a bare CR: part of the name
+    (b"NOOP\x1b[2J", 500),
+    (b"   NOOP", 500),                     # RFC 959: every command gets a reply
+    (b"noop", 200),                         # commands are case-insensitive (RFC 959)
+    (b"MKD \xff\xfe", 501),                 # IAC DONT takes the CR as its option: no path left
+    (b"MKD", 501),                          # not "MKD ." (it answered 550 already exists)
+    (b"CWD ", 501),
+    (b"SIZE", 501),
+    (b"RETR", 501),
 ], ids=["telnet-ip-dm-abor", "telnet-will", "ctl-bytes", "bad-utf8", "nul-in-path",
-        "nul-in-cwd", "ansi-escape", "leading-spaces", "lowercase", "bad-utf8-mkd"])
-def test_binary_garbage_lines(tree, ftp_start, line, codes):
+        "nul-in-cwd", "nul-at-end", "nuls-at-end", "cr-nul-at-end", "ansi-escape", "leading-spaces",
+        "lowercase", "bad-utf8-mkd", "mkd-alone", "cwd-empty", "size-alone", "retr-alone"])
+def test_binary_garbage_lines(tree, ftp_start, line, want):
     srv = ftp_start("--write")
     with FtpCtl(srv, timeout=2) as c:
         c.login()
         c.sock.sendall(line + b"\r\n")
         code, text = c.reply()
-        assert code in codes, (line, text)
+        assert code == want, (line, text)
+        assert os.path.exists(os.path.join(str(tree), "hello.txt"))
         assert c.cmd("NOOP")[0] == 200
         assert c.cmd("PWD")[1].startswith('257 "/')
 
