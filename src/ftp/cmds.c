@@ -568,6 +568,11 @@ static void cmd_list(struct ftp_session *s, const char *arg, const struct ftp_cm
 	t->lkind = k;
 	t->now = time(NULL);
 	int rc = dirsnap_get(s->x->site->dirs, s->x->site->root, rel, &t->snap);
+	if (rc == -ENOTDIR && k == FTP_L_MLSD) { /* RFC 3659 7.2 */
+		ftp_xfer_free(s->x, t);
+		ftp_reply_err(s, LK_E_F_MLSD_FILE, NULL);
+		return;
+	}
 	if (rc == -ENOTDIR && !dir_named(path)) {
 		/* The listing of one file is its one line, formatted now. */
 		struct stat st;

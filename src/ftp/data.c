@@ -659,6 +659,17 @@ void ftp_cmd_pasv(struct ftp_session *s, const char *arg, const struct ftp_cmd *
 		ftp_reply_err(s, LK_E_F_PASV_V4, NULL);
 		return;
 	}
+	if (c->arg && *arg) { /* EPSV 1 or 2 (RFC 2428 3): the control connection's family only */
+		const char *want = s->local.ss_family == AF_INET ? "1" : "2";
+		if (strcmp(arg, "1") && strcmp(arg, "2")) {
+			ftp_reply_err(s, LK_E_F_EPSV_ARG, NULL);
+			return;
+		}
+		if (strcmp(arg, want)) {
+			ftp_reply_err(s, LK_E_F_EPSV_PROTO, want);
+			return;
+		}
+	}
 	if (pasv_open(s, &port) < 0) {
 		ftp_reply_err(s, LK_E_F_NO_LISTENER, NULL);
 		return;

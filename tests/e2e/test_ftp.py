@@ -777,6 +777,10 @@ def test_mlsd_facts(tree, ftp_start):
     assert got["hello.txt"]["modify"][:14] == MTIME_FACT
     deeper = dict(f.mlsd("sub/deeper"))
     assert set(deeper) == {"x.bin"} and deeper["x.bin"]["size"] == "12345", deeper
+    # RFC 3659 7.2: MLSD of a file is 501 (MLST is the command for one file)
+    with pytest.raises(ftplib.error_perm) as e:
+        list(f.mlsd("hello.txt"))
+    assert str(e.value) == "501 not a directory: MLSD lists directories, MLST describes a file"
     close_ftp(f)
 
 
@@ -1033,7 +1037,7 @@ def test_curl_upload_refused_read_only(tree, ftp_start, tmp_path):
     ("RETR hello.txt/.", "550 not a directory"),
     ("LIST hello.txt/.", "550 not a directory"),
     ("NLST hello.txt/.", "550 not a directory"),
-    ("MLSD hello.txt/.", "550 not a directory"),
+    ("MLSD hello.txt/.", "501 not a directory: MLSD lists directories, MLST describes a file"),
     ("RNFR hello.txt/.", "550 not a directory"),
     ("RNTO moved.txt/.", "550 not a directory"),
     ("STOR new.txt/.", "553 a file name is needed, not a directory"),

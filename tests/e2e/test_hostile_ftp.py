@@ -509,9 +509,12 @@ def test_commands_after_quit_are_not_answered(tree, ftp_start):
     (b"CWD ", 501),
     (b"SIZE", 501),
     (b"RETR", 501),
+    (b"EPSV 2", 522),                       # RFC 2428: the control connection is IPv4
+    (b"EPSV x", 501),
+    (b"EPSV 1", 229),
 ], ids=["telnet-ip-dm-abor", "telnet-will", "ctl-bytes", "bad-utf8", "nul-in-path",
         "nul-in-cwd", "nul-at-end", "nuls-at-end", "cr-nul-at-end", "ansi-escape", "leading-spaces",
-        "lowercase", "bad-utf8-mkd", "mkd-alone", "cwd-empty", "size-alone", "retr-alone"])
+        "lowercase", "bad-utf8-mkd", "mkd-alone", "cwd-empty", "size-alone", "retr-alone", "epsv-v6-on-v4", "epsv-junk", "epsv-v4"])
 def test_binary_garbage_lines(tree, ftp_start, line, want):
     srv = ftp_start("--write")
     with FtpCtl(srv, timeout=2) as c:
