@@ -1804,9 +1804,14 @@ static void ep_etag(struct http_conn *c, const struct api_req *q)
 	const struct http_reqinfo *ri = q->ri;
 	char tag[512], quoted[600];
 	ssize_t tl = http_percent_decode(q->rest, q->rlen, tag, sizeof(tag) - 1, 0);
+	int bad = tl <= 0;
+	for (ssize_t i = 0; i < tl; i++) { /* etagc (RFC 9110 8.8.3): no '"', space, NUL or control */
+		unsigned char ch = (unsigned char)tag[i];
+		bad |= ch < 0x21 || ch == '"' || ch == 0x7f;
+	}
 	if (tl > 0)
 		tag[tl] = 0;
-	if (tl <= 0 || memchr(tag, '"', (size_t)tl) || http_header_refused("ETag", tag)) {
+	if (bad || http_header_refused("ETag", tag)) {
 		api_error(c, LK_E_A_BAD_PARAM, "malformed ETAG");
 		return;
 	}

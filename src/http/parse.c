@@ -55,9 +55,11 @@ static inline uint64_t word_has_byte(uint64_t w, unsigned char c)
 	return word_has_less(w ^ (ONES * c), 1);
 }
 
+/* VCHAR but '#': a fragment never goes to the server (RFC 9112 3.2), so a target with
+ * one is a 400, not a path or query that silently ends there. */
 static inline int is_target_byte(unsigned char c)
 {
-	return c > 0x20 && c < 0x7f;
+	return c > 0x20 && c < 0x7f && c != '#';
 }
 
 /* Field values: HTAB, SP, VCHAR and obs-text (RFC 9110 5.5). */
@@ -73,7 +75,7 @@ static const char *scan_target(const char *p, const char *end)
 		uint64_t w;
 
 		memcpy(&w, p, 8);
-		if (word_has_less(w, 0x21) | word_has_more(w, 0x7e))
+		if (word_has_less(w, 0x21) | word_has_more(w, 0x7e) | word_has_byte(w, '#'))
 			break;
 		p += 8;
 	}

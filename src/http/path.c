@@ -185,9 +185,14 @@ int http_authority_host(const char *h, size_t n, const char **name, size_t *nlen
 		if (*nlen && h[*nlen - 1] == '.')
 			(*nlen)--; /* "localhost." is the same name */
 	}
-	for (const char *p = port; p && p < h + n; p++)
+	unsigned long v = 0;
+	for (const char *p = port; p && p < h + n; p++) {
 		if (*p < '0' || *p > '9')
 			return -1;
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 65535) /* no TCP port: "Host: 127.0.0.1:99999" is a 400 */
+			return -1;
+	}
 	return 0;
 }
 

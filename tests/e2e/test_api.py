@@ -650,6 +650,13 @@ def test_etag(server):
     assert r.status == 200, r
 
 
+@pytest.mark.parametrize("tag", ["%00", "a%00b", "a%20b", "%22", "a%09", "%7F"])
+def test_etag_that_is_no_entity_tag_is_400(server, tag):
+    """An entity tag's bytes are etagc (RFC 9110 8.8.3): a NUL gave 'ETag: ""'."""
+    r = request(server, "/_/etag/" + tag)
+    assert r.status == 400 and r.header("ETag") is None, r
+
+
 # ---------------------------------------------------------------- uuid / base64
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -214,6 +214,8 @@ CASES = [
     ("request-line-two-spaces", b"GET  /a.txt HTTP/1.1\r\n" + H + b"\r\n", 400, True),
     ("request-line-trailing-space", b"GET /a.txt HTTP/1.1 \r\n" + H + b"\r\n", 400, True),
     ("request-line-tabs", b"GET\t/a.txt\tHTTP/1.1\r\n" + H + b"\r\n", 400, True),
+    ("target-fragment", get(b"/a.txt#frag"), 400, True),     # a fragment is never sent (RFC 9112 3.2)
+    ("target-fragment-in-query", get(b"/_/get?q=1#x"), 400, True),
     ("request-line-bare-cr", b"GET /a.txt HTTP/1.1\r" + H + b"\r\n", 400, True),
     ("request-line-cr-cr-lf", b"GET /a.txt HTTP/1.1\r\r\n" + H + b"\r\n", 400, True),
     ("request-line-only-spaces", b"   \r\n\r\n", 400, True),
@@ -269,6 +271,9 @@ CASES = [
      400, True),
     ("host-list", b"GET /a.txt HTTP/1.1\r\nHost: localhost, evil.example\r\n\r\n", 400, True),
     ("host-with-space", b"GET /a.txt HTTP/1.1\r\nHost: local host\r\n\r\n", 400, True),
+    ("host-port-over-65535", b"GET /a.txt HTTP/1.1\r\nHost: 127.0.0.1:99999\r\n\r\n", 400, True),
+    ("host-port-overflow", b"GET /a.txt HTTP/1.1\r\nHost: localhost:18446744073709551617\r\n\r\n",
+     400, True),
     ("host-with-nul", b"GET /a.txt HTTP/1.1\r\nHost: evil.example\x00localhost\r\n\r\n", 400, True),
     ("host-broken-ipv6", b"GET /a.txt HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, True),
     ("host-uppercase", b"GET /a.txt HTTP/1.1\r\nHost: LOCALHOST\r\n\r\n", 200, False),
