@@ -380,6 +380,11 @@ static void cmd_rnto(struct ftp_session *s, const char *arg, const struct ftp_cm
 		ftp_reply_err(s, LK_E_ENEEDNAME, NULL);
 		return;
 	}
+	if (fsroot_hidden(root, rel)) { /* as STOR and MKD say it */
+		free(from);
+		ftp_reply_err(s, LK_E_EHIDDEN, NULL);
+		return;
+	}
 	if (dir_named(arg)) { /* a new name ending in a slash is for a directory only */
 		struct stat st;
 		int fd = fsroot_open(root, from, O_PATH);

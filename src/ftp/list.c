@@ -38,7 +38,13 @@ size_t ftp_list_facts(char *out, size_t len, const struct dirsnap_ent *e, int wr
 static void mode_text(mode_t m, int is_dir, char out[11])
 {
 	static const char rwx[] = "rwxrwxrwx";
-	out[0] = is_dir ? 'd' : '-';
+	/* as ls -l: a FIFO, socket or device is not shown as a plain file (RETR refuses it) */
+	out[0] = is_dir        ? 'd'
+	         : S_ISFIFO(m) ? 'p'
+	         : S_ISSOCK(m) ? 's'
+	         : S_ISCHR(m)  ? 'c'
+	         : S_ISBLK(m)  ? 'b'
+	                       : '-';
 	for (int i = 0; i < 9; i++)
 		out[i + 1] = (m & (1u << (8 - i))) ? rwx[i] : '-';
 	out[10] = 0;

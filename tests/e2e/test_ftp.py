@@ -1092,6 +1092,25 @@ def test_a_fifo_in_the_tree_is_not_a_file_and_blocks_nothing(tree, ftp_start, cm
     f.quit()
 
 
+def test_rename_to_a_hidden_name_says_why_and_a_fifo_lists_as_one(tree, ftp_start):
+    r = str(tree)
+    os.mkfifo(os.path.join(r, "pipe"))
+    srv = ftp_start("--write")
+    f = ftp(srv)
+    assert f.sendcmd("RNFR hello.txt").startswith("350")
+    with pytest.raises(ftplib.error_perm) as e:
+        f.sendcmd("RNTO .secret")
+    assert str(e.value) == "550 names starting with '.' are hidden (start with --dotfiles)"
+    assert os.path.exists(os.path.join(r, "hello.txt")) and not os.path.exists(os.path.join(r, ".secret"))
+    lines = []
+    f.retrlines("LIST", lines.append)
+    assert not [ln for ln in lines if ln.endswith(" pipe")], lines  # listings show files and dirs
+    lines = []
+    f.retrlines("LIST pipe", lines.append)  # named: its line says what it is, as ls -l
+    assert len(lines) == 1 and lines[0].startswith("prw-") and lines[0].endswith(" pipe"), lines
+    f.quit()
+
+
 def test_ftplib_write_operations(tree, ftp_start):
     srv = ftp_start("--write")
     r = str(tree)
