@@ -214,13 +214,16 @@ static inline uint64_t bench_sched_due(const struct bench_sched *s)
 }
 /* Records a response that was due at `due`, could go (its connection was free) from
  * `ready`, was written at `sent` and was complete at `done`. raw gets done - sent.
- * corrected gets done - due (what a user arriving on schedule waited, as wrk2
- * reports) less the client's own lag: the time between max(due, ready) and sent,
- * when the request could and should have gone but the client's timer or loop had not
- * sent it yet. So the server's delays count and the client's do not; lag (may be
- * NULL) gets that lag. */
+ * corrected gets what a user arriving on schedule would have waited (as wrk2
+ * reports) had the client never been late: on the connection's ideal timeline
+ * (*ideal_done: when its previous request ended there, 0 at first) the request starts
+ * at max(due, *ideal_done) and takes done - sent, the server's time. So a server that
+ * holds a request delays the ones scheduled behind it, and a client that stalls (a
+ * late timer, a paused process, a busy loop) delays none: its requests sent late, and
+ * those queued behind them, keep the server's time. lag (may be NULL) gets the
+ * client's own lateness: from max(due, ready) to sent. */
 void bench_co_record(struct hist *raw, struct hist *corrected, struct hist *lag, uint64_t due, uint64_t ready,
-                     uint64_t sent, uint64_t done);
+                     uint64_t sent, uint64_t done, uint64_t *ideal_done);
 
 /* ---- svg ---- */
 struct bench_svg_series {

@@ -74,13 +74,20 @@ double bench_cpu_s(void)
 }
 
 void bench_co_record(struct hist *raw, struct hist *corrected, struct hist *lag, uint64_t due, uint64_t ready,
-                     uint64_t sent, uint64_t done)
+                     uint64_t sent, uint64_t done, uint64_t *ideal_done)
 {
 	uint64_t could = ready > due ? ready : due; /* the earliest it should have gone */
 	uint64_t own = sent > could ? sent - could : 0;
-	hist_record(raw, done > sent ? done - sent : 0);
-	if (corrected)
-		hist_record(corrected, done > due + own ? done - due - own : 0);
+	uint64_t took = done > sent ? done - sent : 0;
+	hist_record(raw, took);
+	if (corrected) {
+		/* The connection's timeline with a client that is never late: this request
+		 * starts when it is due or when the previous one ended there, and takes what
+		 * the server took. */
+		uint64_t start = due > *ideal_done ? due : *ideal_done;
+		*ideal_done = start + took;
+		hist_record(corrected, *ideal_done - due);
+	}
 	if (lag)
 		hist_record(lag, own);
 }

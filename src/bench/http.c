@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -40,11 +41,12 @@ struct hconn {
 	unsigned inflight; /* requests written and not answered */
 	unsigned head;     /* index of the oldest in-flight request in sent_at */
 	uint64_t sent_at[BENCH_HTTP_MAX_PIPELINE];
-	unsigned hpos;     /* -R: position in the thread's due heap + 1; 0 when not waiting */
-	uint64_t ready_at; /* -R: when the connection became free for its next request */
-	uint64_t due_at;   /* -R: scheduled time of the in-flight request */
-	size_t wpos, wlen; /* a partial write of the request batch */
-	size_t rlen;       /* unconsumed bytes in rbuf */
+	unsigned hpos;       /* -R: position in the thread's due heap + 1; 0 when not waiting */
+	uint64_t ready_at;   /* -R: when the connection became free for its next request */
+	uint64_t ideal_done; /* -R: when its last request ended on the timeline of a never-late client */
+	uint64_t due_at;     /* -R: scheduled time of the in-flight request */
+	size_t wpos, wlen;   /* a partial write of the request batch */
+	size_t rlen;         /* unconsumed bytes in rbuf */
 	char *rbuf;
 };
 
@@ -89,7 +91,7 @@ struct hthread {
 
 static void conn_io_cb(struct loop *l, struct loop_io *io, unsigned ev);
 static void conn_send(struct hconn *c, uint64_t now);
-static void conn_next(struct hconn *c, uint64_t now);
+static void conn_next(struct hconn *c, uint64_t now, uint64_t ready);
 
 /* ---- -R: the due heap ---- */
 
@@ -190,6 +192,8 @@ static void conn_open(struct hconn *c)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (t->o->rate) /* receive times from the kernel: see conn_recv */
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	int rc = connect(fd, (const struct sockaddr *)t->addr, t->addrlen);
 	if (rc < 0 && errno != EINPROGRESS) {
 		t->errors[HERR_CONNECT]++;
@@ -327,7 +331,7 @@ static void due_io_cb(struct loop *l, struct loop_io *io, unsigned ev)
 }
 
 /* The connection is idle and open: send now, or when the schedule says. */
-static void conn_next(struct hconn *c, uint64_t now)
+static void conn_next(struct hconn *c, uint64_t now, uint64_t ready)
 {
 	struct hthread *t = c->t;
 	if (t->stopping)
@@ -336,7 +340,7 @@ static void conn_next(struct hconn *c, uint64_t now)
 		conn_send(c, now);
 		return;
 	}
-	c->ready_at = now;
+	c->ready_at = ready;
 	uint64_t due = bench_sched_due(&c->sched);
 	if (due >= t->end_ns) /* the schedule is over for this connection */
 		return;
@@ -354,7 +358,7 @@ static void on_response(struct hconn *c, uint64_t now)
 	t->status[c->resp.status]++;
 	uint64_t sent = c->sent_at[c->head];
 	if (t->o->rate)
-		bench_co_record(t->h, t->hc, t->hl, c->due_at, c->ready_at, sent, now);
+		bench_co_record(t->h, t->hc, t->hl, c->due_at, c->ready_at, sent, now, &c->ideal_done);
 	else
 		hist_record(t->h, now > sent ? now - sent : 0);
 	atomic_store_explicit(&t->done, atomic_load_explicit(&t->done, memory_order_relaxed) + 1,
@@ -365,12 +369,45 @@ static void on_response(struct hconn *c, uint64_t now)
 	bench_resp_reset(&c->resp);
 }
 
+/* Reads into the connection's buffer. With -R, *at is when the kernel received the
+ * bytes (SO_TIMESTAMPNS, taken to CLOCK_MONOTONIC), so that a client that read them
+ * late (a paused process, a busy loop) does not count its own delay as the server's;
+ * else, and when no stamp came, now. */
+static ssize_t conn_recv(struct hconn *c, size_t want, uint64_t *now, uint64_t *at)
+{
+	if (!c->t->o->rate) {
+		ssize_t n = read(c->io.fd, c->rbuf + c->rlen, want);
+		*now = *at = bench_now_ns();
+		return n;
+	}
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = c->rbuf + c->rlen, .iov_len = want};
+	struct msghdr m = {
+	        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+	ssize_t n = recvmsg(c->io.fd, &m, 0);
+	*now = *at = bench_now_ns();
+	struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&m) : NULL;
+	if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+		struct timespec ts, rt;
+		memcpy(&ts, CMSG_DATA(h), sizeof ts);
+		clock_gettime(CLOCK_REALTIME, &rt);
+		int64_t ago = ((int64_t)rt.tv_sec - ts.tv_sec) * 1000000000LL + (rt.tv_nsec - ts.tv_nsec);
+		if (ago > 0 && (uint64_t)ago < *now)
+			*at = *now - (uint64_t)ago;
+	}
+	return n;
+}
+
 static void conn_read(struct hconn *c)
 {
 	struct hthread *t = c->t;
 	for (;;) {
 		size_t want = RBUF_SIZE - c->rlen;
-		ssize_t n = read(c->io.fd, c->rbuf + c->rlen, want);
+		uint64_t now, at;
+		ssize_t n = conn_recv(c, want, &now, &at);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -379,10 +416,9 @@ static void conn_read(struct hconn *c)
 			conn_fail(c, HERR_READ);
 			return;
 		}
-		uint64_t now = bench_now_ns();
 		if (n == 0) {
 			if (c->inflight && bench_resp_eof(&c->resp)) {
-				on_response(c, now);
+				on_response(c, at);
 				if (c->inflight) { /* pipelined requests the server dropped */
 					t->errors[HERR_CLOSED]++;
 					t->unfinished += c->inflight - 1;
@@ -415,7 +451,7 @@ static void conn_read(struct hconn *c)
 			}
 			pos += used;
 			int closing = c->resp.close;
-			on_response(c, now);
+			on_response(c, at);
 			if (closing || !t->o->keepalive) {
 				if (c->inflight)
 					t->unfinished += c->inflight;
@@ -437,7 +473,7 @@ static void conn_read(struct hconn *c)
 				maybe_finish(t);
 				return;
 			}
-			conn_next(c, now);
+			conn_next(c, now, at);
 			return;
 		}
 		if ((size_t)n < want)
@@ -465,7 +501,8 @@ static void conn_io_cb(struct loop *l, struct loop_io *io, unsigned ev)
 			maybe_finish(c->t);
 			return;
 		}
-		conn_next(c, bench_now_ns());
+		uint64_t now = bench_now_ns();
+		conn_next(c, now, now);
 		return;
 	}
 	if (c->state != HC_OPEN)

@@ -406,6 +406,35 @@ def test_constant_rate_corrected_equals_raw_on_an_idle_server(start, root):
     assert cor["p50"] >= raw["p50"] * 0.99
 
 
+def test_constant_rate_a_paused_client_is_not_the_servers_latency(start, root):
+    """The client stopped (SIGSTOP) for 0.3 s mid-run: the requests scheduled meanwhile go
+    out late, each when the one before is answered. That wait is the client's: it shows
+    in client_lag, and the corrected latency keeps the server's time (a new-user pass
+    measured corrected p99 170 ms against a raw max of 4 ms)."""
+    (root / "i.html").write_text("<p>hi</p>")
+    s = start("--quiet")
+    p = subprocess.Popen([LOOPKIT, "bench", "http", s.url + "i.html", "-R", "1000", "-C", "10", "-d", "3",
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.2)
+        p.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    doc = json.loads(out)
+    raw, cor, lag = doc["latency_us"], doc["rate"]["corrected_latency_us"], doc["rate"]["client_lag_us"]
+    assert lag["max"] >= 250000, lag  # the pause is the client's own lag
+    # on the ideal timeline a request waits for the server only: with answers faster than
+    # a connection's 10 ms interval, nothing queues and corrected is raw
+    if raw["max"] < 10000:
+        assert cor["max"] <= raw["max"] * 1.02 + 1, (cor, raw)
+    assert cor["p99"] < 50000 and cor["p99"] <= 1.05 * raw["p99"] + 1000, (cor, raw)
+
+
 def test_constant_rate_counts_what_the_server_held(start):
     # The control: one connection, due every 20 ms, against a server that takes 50 ms.
     # Every request goes late because the server held the connection: the corrected

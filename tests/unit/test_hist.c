@@ -157,13 +157,13 @@ static void test_co_correction_synthetic_stall(void **state)
 	const uint64_t ms = 1000000, svc = 100000, stall = 1000 * ms;
 	struct bench_sched s = {.start_ns = 0, .interval_ns = ms};
 	struct hist *raw = hist_new(), *cor = hist_new();
-	uint64_t *want = malloc(N * sizeof(*want)), prev_done = 0;
+	uint64_t *want = malloc(N * sizeof(*want)), prev_done = 0, ideal = 0;
 	for (size_t i = 0; i < N; i++) {
 		uint64_t due = bench_sched_due(&s);
 		s.k++;
 		uint64_t sent = due > prev_done ? due : prev_done; /* closed loop: wait for the last answer */
 		uint64_t done = sent + (due == 5000 * ms ? stall : svc);
-		bench_co_record(raw, cor, NULL, due, prev_done, sent, done);
+		bench_co_record(raw, cor, NULL, due, prev_done, sent, done, &ideal);
 		want[i] = done - due;
 		prev_done = done;
 	}
@@ -195,7 +195,8 @@ static void test_co_correction_client_lag(void **state)
 	const uint64_t us = 1000, due = 100000 * us, svc = 120 * us;
 	struct hist *raw = hist_new(), *cor = hist_new(), *lag = hist_new();
 	/* free since 10 ms before due, sent 900 us late by our own timer */
-	bench_co_record(raw, cor, lag, due, due - 10000 * us, due + 900 * us, due + 900 * us + svc);
+	uint64_t ideal = due - 10000 * us;
+	bench_co_record(raw, cor, lag, due, due - 10000 * us, due + 900 * us, due + 900 * us + svc, &ideal);
 	assert_int_equal(hist_percentile(raw, 100), svc);
 	assert_int_equal(hist_percentile(cor, 100), svc);
 	assert_int_equal(hist_percentile(lag, 100), 900 * us);
@@ -203,10 +204,42 @@ static void test_co_correction_client_lag(void **state)
 	hist_reset(raw);
 	hist_reset(cor);
 	hist_reset(lag);
-	bench_co_record(raw, cor, lag, due, due + 3000 * us, due + 3050 * us, due + 3050 * us + svc);
+	ideal = due + 3000 * us;
+	bench_co_record(raw, cor, lag, due, due + 3000 * us, due + 3050 * us, due + 3050 * us + svc, &ideal);
 	assert_int_equal(hist_percentile(raw, 100), svc);
 	assert_int_equal(hist_percentile(cor, 100), 3000 * us + svc);
 	assert_int_equal(hist_percentile(lag, 100), 50 * us);
+	free(raw);
+	free(cor);
+	free(lag);
+}
+
+/* The client stalls (SIGSTOP, a busy loop) for 200 ms while the server answers every
+ * request in 100 us: the requests scheduled during the stall go out late, back to
+ * back, each when the one before is answered. None of that wait is the server's: the
+ * corrected latencies stay the server's 100 us (they counted up to 200 ms), and the
+ * lag histogram holds the stall. */
+static void test_co_correction_client_stall(void **state)
+{
+	enum { N = 2000 };
+	const uint64_t ms = 1000000, svc = 100000, stall_at = 1000 * ms, stall = 200 * ms;
+	struct bench_sched s = {.start_ns = 0, .interval_ns = ms};
+	struct hist *raw = hist_new(), *cor = hist_new(), *lag = hist_new();
+	uint64_t prev_done = 0, ideal = 0;
+	for (size_t i = 0; i < N; i++) {
+		uint64_t due = bench_sched_due(&s);
+		s.k++;
+		uint64_t sent = due > prev_done ? due : prev_done;
+		if (sent >= stall_at && sent < stall_at + stall)
+			sent = stall_at + stall; /* the client runs again */
+		uint64_t done = sent + svc;
+		bench_co_record(raw, cor, lag, due, prev_done, sent, done, &ideal);
+		prev_done = done;
+	}
+	assert_int_equal(cor->count, N);
+	assert_int_equal(hist_percentile(raw, 100), svc);
+	assert_int_equal(hist_percentile(cor, 100), svc);
+	assert_true(hist_percentile(lag, 100) >= stall - ms);
 	free(raw);
 	free(cor);
 	free(lag);
@@ -329,6 +362,7 @@ int main(void)
 	        cmocka_unit_test(test_merge_and_corrected),
 	        cmocka_unit_test(test_co_correction_synthetic_stall),
 	        cmocka_unit_test(test_co_correction_client_lag),
+	        cmocka_unit_test(test_co_correction_client_stall),
 	        cmocka_unit_test(test_resp_table),
 	        cmocka_unit_test(test_resp_close_flags),
 	};
