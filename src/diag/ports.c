@@ -309,7 +309,15 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 
 		l.n = 0;
 		col(&l, proto_name(r->s), 5);
-		col(&l, addr_fast(&r->s->local, addr, sizeof addr), 28);
+		if (r->s->local.ss_family == AF_INET6 && r->s->v6only == 0 &&
+		    net_is_wildcard((const struct sockaddr *)&r->s->local)) {
+			/* as ss: a dual-stack wildcard (IPv4 too) is "*", a v6-only one "[::]" */
+			char star[16];
+			snprintf(star, sizeof star, "*:%u", net_ss_port(&r->s->local));
+			col(&l, star, 28);
+		} else {
+			col(&l, addr_fast(&r->s->local, addr, sizeof addr), 28);
+		}
 		if (all) {
 			if (net_ss_port(&r->s->remote) == 0 &&
 			    net_is_wildcard((const struct sockaddr *)&r->s->remote))
@@ -337,7 +345,8 @@ void diag_ports_print(FILE *f, const struct diag_ports *p, unsigned flags, int c
 			}
 		} else {
 			col(&l, "-", 8);
-			col(&l, uid_name(&uc, r->s->uid), 10);
+			/* a TIME-WAIT (or half-open) socket has no inode and no owner: not root's */
+			col(&l, r->s->inode ? uid_name(&uc, r->s->uid) : "-", 10);
 			col(&l, "-", 0);
 		}
 		l.n--; /* the space after the last column */
@@ -401,8 +410,15 @@ static void json_row(struct json *j, const struct diag_port_row *r, struct uid_c
 			json_bool(j, r->s->v6only);
 	}
 	json_kuint(j, "inode", r->s->inode);
-	json_kuint(j, "uid", r->s->uid);
-	json_kstr(j, "user", uid_name(uc, r->s->uid));
+	if (r->s->inode) {
+		json_kuint(j, "uid", r->s->uid);
+		json_kstr(j, "user", uid_name(uc, r->s->uid));
+	} else { /* TIME-WAIT: no socket object, no owner */
+		json_key(j, "uid");
+		json_null(j);
+		json_key(j, "user");
+		json_null(j);
+	}
 	json_key(j, "owners");
 	json_arr_begin(j);
 	for (size_t k = 0; k < r->nowners; k++)

@@ -5,6 +5,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -183,8 +184,9 @@ def test_ports_human_marks_exposed(socks):
     p = run("ports", env=dict(os.environ, NO_COLOR="1"))
     assert p.returncode == 0, p.stderr
     assert "\033[" not in p.stdout
-    # The test's listeners, as (proto, address, port): a dual-stack "*" shows as [::].
-    want = {(k[0], "::" if k[1] == "*" else k[1], k[2]): exposed
+    # The test's listeners, as (proto, address, port): as ss and docs/ports.md, a
+    # dual-stack wildcard shows as "*", a v6-only one as "[::]".
+    want = {(k[0], k[1], k[2]): exposed
             for k, exposed in socks.expected.items() if k[4] in ("LISTEN", "UNCONN")}
     seen = set()
     for line in p.stdout.splitlines():
@@ -377,3 +379,28 @@ def test_t_hint_names_no_flag_ports_lacks():
     assert p.returncode == 2 and "--tcp" in p.stderr and "--threads" not in p.stderr, p.stderr
     p = run("ports", "8080")
     assert p.returncode == 2 and "loopkit ports --port 8080" in p.stderr, p.stderr
+
+
+def test_a_time_wait_socket_has_no_owning_user():
+    """A TIME-WAIT socket has no socket object left, so no owner: the table says '-' and
+    the JSON null, not root (a new-user pass read 'root' as the owner)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    port = lst.getsockname()[1]
+    c = socket.create_connection(("127.0.0.1", port))
+    a, _ = lst.accept()
+    cport = c.getsockname()[1]
+    c.close()  # the client closes first: its side goes to TIME-WAIT
+    a.close()
+    lst.close()
+    rows, deadline = [], time.monotonic() + 3
+    while not rows and time.monotonic() < deadline:  # the FIN exchange may still run
+        p = run("ports", "--tcp", "--json", "--state", "time-wait", "-p", str(cport))
+        assert p.returncode == 0, p.stderr
+        rows = json.loads(p.stdout)["sockets"]
+    assert len(rows) == 1 and rows[0]["state"] == "TIME-WAIT", rows
+    assert rows[0]["uid"] is None and rows[0]["user"] is None and rows[0]["owners"] == [], rows
+    h = run("ports", "--tcp", "--state", "time-wait", "-p", str(cport))
+    line = [ln for ln in h.stdout.splitlines() if "TIME-WAIT" in ln]
+    assert len(line) == 1 and line[0].split()[-3:] == ["-", "-", "-"], h.stdout
