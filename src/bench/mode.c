@@ -1,7 +1,11 @@
 /* mode.c - the bench modes as the verb drives them: run one, render its result, exit status. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "bench/report.h"
@@ -45,9 +49,38 @@ const struct bench_mode bench_mode_crr = {"crr", sizeof(struct bench_crr_result)
 const struct bench_mode bench_mode_http = {"http", sizeof(struct bench_http_result), http_run, http_free,
                                            &bench_render_http};
 
+/* Whether path can be written, asked before the run (as scan does for --nmap-xml): a
+ * plot that cannot be saved fails now, not after the run's work. The file is not
+ * created or truncated here. Returns 0, or an errno. */
+static int can_write(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return errno;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		*slash = 0;
+	return access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+}
+
 int bench_mode_main(const struct bench_mode *m, const void *opts, const struct bench_ctl *ctl,
                     const struct bench_output *out)
 {
+	int e = out->svg ? can_write(out->svg) : 0;
+	if (e) {
+		fprintf(out->err, "loopkit bench %s: --svg %s: %s\n", m->name, out->svg, strerror(e));
+		return 1;
+	}
 	struct bench_status *st = calloc(1, m->size); /* the result (large: per-second series) */
 	if (!st) {
 		fprintf(out->err, "loopkit bench %s: out of memory\n", m->name);

@@ -269,6 +269,15 @@ def test_usage_errors_exit_2(args, msg):
     assert msg in err, err
 
 
+@pytest.mark.parametrize("mode", [["tcp"], ["rr"], ["crr"], ["http", "http://127.0.0.1:1/"]])
+def test_an_svg_that_cannot_be_written_fails_before_the_run(tmp_path, mode):
+    """As scan's --nmap-xml: the plot's path is checked first (it was found unwritable
+    only after the whole run); -d 10 would outlast the call's own 8 s timeout."""
+    rc, out, err = bench(*mode, "-d", 10, "--svg", str(tmp_path / "missing" / "x.svg"), timeout=8)
+    assert rc == 1 and out == "", (rc, out, err)
+    assert err.strip() == f"loopkit bench {mode[0]}: --svg {tmp_path}/missing/x.svg: No such file or directory", err
+
+
 @pytest.mark.alone
 def test_tcp_json_and_svg(tmp_path):
     svg = tmp_path / "tcp.svg"
