@@ -5,6 +5,7 @@
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/net.h"
 #include "diag/ping.h"
 
@@ -79,6 +80,20 @@ static int ping_main(void *p)
 	int rc = ping_open(&pg, &cfg, err, sizeof err);
 	if (rc < 0) {
 		fprintf(stderr, "loopkit ping: %s%s\n", rc == PING_ENOPERM ? "SKIP: " : "", err);
+		if (a->json) { /* a script still gets a document to read, as doctor's SKIP */
+			struct buf b;
+			struct json j;
+			static const char *const modes[] = {"tcp", "udp", "icmp"};
+			buf_init(&b, 4096);
+			json_init(&j, &b, 0);
+			json_obj_begin(&j);
+			json_kstr(&j, "mode", modes[cfg.mode]);
+			json_kbool(&j, "skipped", rc == PING_ENOPERM);
+			json_kstr(&j, "error", err);
+			json_obj_end(&j);
+			printf("%.*s\n", (int)buf_used(&b), buf_start(&b));
+			buf_free(&b);
+		}
 		return 1;
 	}
 	if (ping_run_begin(&r, &pg, a->count) < 0) {

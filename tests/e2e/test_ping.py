@@ -191,6 +191,9 @@ def test_icmp_unprivileged_user():
     else:
         assert p.returncode == 1
         assert "SKIP" in p.stderr and "net.ipv4.ping_group_range" in p.stderr, p.stderr
+        doc = json.loads(p.stdout)  # --json still gives a script a document
+        assert doc["mode"] == "icmp" and doc["skipped"] is True, doc
+        assert "net.ipv4.ping_group_range" in doc["error"], doc
 
 
 def test_ctrl_c_prints_the_summary():
