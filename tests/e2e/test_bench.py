@@ -320,10 +320,12 @@ NETNS_OK = shutil.which("unshare") and shutil.which("ip") and subprocess.run(
     ["unshare", "-rn", "true"], capture_output=True).returncode == 0
 
 
-def in_netns(cmd, timeout=30):
-    """Runs cmd in a new network namespace with lo up and 500 ephemeral ports."""
+def in_netns(cmd, timeout=30, tw_reuse=None):
+    """Runs cmd in a new network namespace with lo up and 500 ephemeral ports (and
+    net.ipv4.tcp_tw_reuse as given; a new namespace starts at 2, loopback only)."""
     script = ('ip link set lo up && echo "40000 40499" > /proc/sys/net/ipv4/ip_local_port_range'
-              ' && exec "$@"')
+              + (f' && echo {tw_reuse} > /proc/sys/net/ipv4/tcp_tw_reuse' if tw_reuse is not None else '')
+              + ' && exec "$@"')
     return subprocess.run(["unshare", "-rn", "sh", "-c", script, "sh", *map(str, cmd)],
                           capture_output=True, text=True, timeout=timeout)
 
@@ -461,7 +463,7 @@ def test_constant_rate_counts_what_the_server_held(start):
 @pytest.mark.skipif(not NETNS_OK, reason="no user network namespaces here")
 def test_crr_time_wait_warning_with_numbers():
     # 500 ephemeral ports x 4 source addresses: 1500 connections leave 75% of them in TIME_WAIT.
-    p = in_netns([LOOPKIT, "bench", "crr", "-C", 4, "-n", 1500, "-d", 20, "--sources", 4, "--json"])
+    p = in_netns([LOOPKIT, "bench", "crr", "-C", 4, "-n", 1500, "-d", 20, "--sources", 4, "--json"], tw_reuse=0)
     assert p.returncode == 0, p.stdout + p.stderr
     doc = json.loads(p.stdout)
     check_fields(doc, "crr")
@@ -476,19 +478,22 @@ def test_crr_time_wait_warning_with_numbers():
     assert "--sources N" in advice and "keep-alive" in advice and "tcp_tw_reuse" in advice
     assert f"tcp_tw_reuse (here {doc['tcp_tw_reuse']}" in advice
     # the human report says the same
-    p = in_netns([LOOPKIT, "bench", "crr", "-C", 4, "-n", 300, "-d", 20])
+    p = in_netns([LOOPKIT, "bench", "crr", "-C", 4, "-n", 300, "-d", 20], tw_reuse=0)
     assert p.returncode == 0, p.stdout + p.stderr
     assert re.search(r"^  warning: +\d+ sockets to 127\.0\.0\.1:\d+ are in TIME_WAIT", p.stdout, re.M), p.stdout
     assert "tcp_tw_reuse" in p.stdout
 
 
 @pytest.mark.skipif(not NETNS_OK, reason="no user network namespaces here")
-@pytest.mark.parametrize("n,warned", [(20, False), (100, True)])  # 4% and 20% of 500: BENCH_CRR_TW_WARN 10%
-def test_crr_time_wait_warning_threshold(n, warned):
-    p = in_netns([LOOPKIT, "bench", "crr", "-n", n, "-d", 20, "--json"])
+@pytest.mark.parametrize("n,tw_reuse,warned", [
+    (20, 0, False), (100, 0, True),  # 4% and 20% of 500: BENCH_CRR_TW_WARN 10%
+    (100, 2, False),  # with tcp_tw_reuse (2: loopback) connect() takes TIME_WAIT ports over: no warning
+])
+def test_crr_time_wait_warning_threshold(n, tw_reuse, warned):
+    p = in_netns([LOOPKIT, "bench", "crr", "-n", n, "-d", 20, "--json"], tw_reuse=tw_reuse)
     assert p.returncode == 0, p.stdout + p.stderr
     doc = json.loads(p.stdout)
-    assert doc["ephemeral_ports"] == 500 and doc["time_wait_target"] <= n
+    assert doc["ephemeral_ports"] == 500 and doc["time_wait_target"] <= n and doc["tcp_tw_reuse"] == tw_reuse
     assert bool(doc["warnings"]) is warned, doc
 
 
