@@ -170,7 +170,7 @@ int bench_http_ok_parse(struct bench_http_opts *o, const char *s, char *err, siz
 		}
 		snprintf(one, sizeof one, "%.*s", (int)(len < sizeof one ? len : sizeof one - 1), p);
 		if (len >= sizeof one || strparse_range(one, 100, 599, &ok[n], why, sizeof why) < 0) {
-			snprintf(err, errlen, "'%.*s': %s (statuses are 100-599: 404, 200-399, 200,404)",
+			snprintf(err, errlen, "'%.*s': %s (like 404, 200-399 or 200,404)",
 			         (int)(len < 16 ? len : 16), p, len >= sizeof one ? "too long" : why);
 			return -1;
 		}

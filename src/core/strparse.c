@@ -229,18 +229,23 @@ int strparse_range(const char *s, uint64_t min, uint64_t max, struct strparse_ra
 {
 	const char *p = s;
 	uint64_t lo, hi;
+	/* the example is the allowed span itself: ports and HTTP statuses share this parser */
 	if (!is_digit(*s))
-		return *s ? fail(err, errlen, "want A-B, like 50000-50100") : fail(err, errlen, "empty");
+		return *s ? fail(err, errlen, "want N or A-B within %llu-%llu", (unsigned long long)min,
+		                 (unsigned long long)max)
+		          : fail(err, errlen, "empty");
 	int over = scan_digits(&p, &lo) < 0;
 	hi = lo;
 	if (*p == '-') {
 		p++;
 		if (!is_digit(*p))
-			return fail(err, errlen, "want A-B, like 50000-50100");
+			return fail(err, errlen, "want N or A-B within %llu-%llu", (unsigned long long)min,
+			            (unsigned long long)max);
 		over |= scan_digits(&p, &hi) < 0;
 	}
 	if (*p)
-		return fail(err, errlen, "want A-B, like 50000-50100");
+		return fail(err, errlen, "want N or A-B within %llu-%llu", (unsigned long long)min,
+		            (unsigned long long)max);
 	if (over)
 		return fail(err, errlen, "more than %llu", (unsigned long long)max);
 	if (check_bounds(lo, min, max, err, errlen) < 0 || check_bounds(hi, min, max, err, errlen) < 0)

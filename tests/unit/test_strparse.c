@@ -136,11 +136,11 @@ static const struct row rows[] = {
         {RANGE, "0-10", 1, 65535, 0, 0, 0, "less than 1"},
         {RANGE, "1-70000", 1, 65535, 0, 0, 0, "more than 65535"},
         {RANGE, "1-99999999999999999999", 1, 65535, 0, 0, 0, "more than 65535"},
-        {RANGE, "1-", 1, 65535, 0, 0, 0, "want A-B"},
-        {RANGE, "-5", 1, 65535, 0, 0, 0, "want A-B"},
-        {RANGE, "a-b", 1, 65535, 0, 0, 0, "want A-B"},
-        {RANGE, "1-2-3", 1, 65535, 0, 0, 0, "want A-B"},
-        {RANGE, "1 - 2", 1, 65535, 0, 0, 0, "want A-B"},
+        {RANGE, "1-", 1, 65535, 0, 0, 0, "want N or A-B within 1-65535"},
+        {RANGE, "-5", 1, 65535, 0, 0, 0, "want N or A-B within 1-65535"},
+        {RANGE, "a-b", 1, 65535, 0, 0, 0, "want N or A-B within 1-65535"},
+        {RANGE, "1-2-3", 1, 65535, 0, 0, 0, "want N or A-B within 1-65535"},
+        {RANGE, "1 - 2", 1, 65535, 0, 0, 0, "want N or A-B within 1-65535"},
         {RANGE, "", 1, 65535, 0, 0, 0, "empty"},
 };
 
