@@ -11,7 +11,7 @@
 
 struct ping_args {
 	const char *target;
-	int tcp, udp, icmp, json, allow_remote;
+	int tcp, udp, icmp, json, allow_remote, quiet;
 	unsigned count;
 	double interval;
 	unsigned timeout_ms;
@@ -31,6 +31,7 @@ static const struct cmd_flag ping_flags[] = {
 	{ "size", 's', "BYTES", "56", "payload bytes (TCP to a TARGET sends none)", CMD_UINT, AT(size), .max = PING_MAX_SIZE },
 	{ "allow-remote", 0, NULL, NULL, "allow a TARGET outside loopback (127.0.0.0/8, ::1)", CMD_SWITCH, AT(allow_remote) },
 	{ "json", 0, NULL, NULL, "one JSON document at the end: probes and summary", CMD_SWITCH, AT(json) },
+	{ "quiet", 'q', NULL, NULL, "no line per probe: the head and the summary only (ping's -q)", CMD_SWITCH, AT(quiet) },
 	{ 0 },
 };
 /* clang-format on */
@@ -108,7 +109,7 @@ static int ping_main(void *p)
 	struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C cuts a wait short */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
-	ping_run_probes(&pg, &r, a->interval, &ping_stop, a->json ? NULL : print_probe, NULL);
+	ping_run_probes(&pg, &r, a->interval, &ping_stop, a->json || a->quiet ? NULL : print_probe, NULL);
 	signal(SIGINT, SIG_DFL);
 	ping_close(&pg);
 	if (r.error[0])

@@ -292,3 +292,12 @@ def test_remote_target_refused_without_allow_remote():
     # With --allow-remote the probe is made (and fails here: no route out of this namespace).
     p = run("10.1.2.3:80", "-c", "1", "-W", "100ms", "--allow-remote", prefix=pre)
     assert p.returncode == 1 and "no answer from 10.1.2.3:80" in p.stdout, (p.stdout, p.stderr)
+
+
+def test_quiet_prints_the_head_and_the_summary_only():
+    """ping's -q: 200 probes, no line each."""
+    p = run("-q", "-c", "200", "-i", "0.001")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("PING ") and not [ln for ln in lines if "seq=" in ln], p.stdout
+    assert "200 sent, 200 received, 0% loss" in p.stdout, p.stdout
