@@ -353,7 +353,8 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			snprintf(who, sizeof who, "a process of user %s this user cannot see",
 			         holders[0].user);
 	}
-	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit"), bind_err = 0;
+	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit");
+	int bind_err = n == 0 ? try_bind(x->port) : 0; /* nobody seen holds it: can we take it? */
 	if (n < 0) {
 		set(c, DOCTOR_SKIP, NULL, "port %u: cannot list sockets: %s", x->port, strerror(errno));
 	} else if (n > 0 && !ours) {
@@ -373,7 +374,7 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			         "stop it, or use another port (loopkit serve --port 0)",
 			         x->port);
 		set(c, DOCTOR_WARN, hint, "port %u is held by %s; %s", x->port, who, where);
-	} else if (n == 0 && (bind_err = try_bind(x->port)) != 0) {
+	} else if (bind_err) {
 		/* Nobody seen holds it, yet this user cannot take it: say why. */
 		long start = read_long("/proc/sys/net/ipv4/ip_unprivileged_port_start", 1024);
 		if (bind_err == EACCES)
