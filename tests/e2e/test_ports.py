@@ -203,13 +203,19 @@ def test_ports_human_marks_exposed(socks):
     assert seen == set(want), (sorted(set(want) - seen), p.stdout)
 
 
-def test_who_finds_this_process():
+def connected_pair():
+    """A listener on 127.0.0.1 and one connection to it: (listener, client, accepted, port)."""
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
-    lst.listen(4)
+    lst.listen(8)
     port = lst.getsockname()[1]
     c = socket.create_connection(("127.0.0.1", port))
     a, _ = lst.accept()
+    return lst, c, a, port
+
+
+def test_who_finds_this_process():
+    lst, c, a, port = connected_pair()
     try:
         p = run("who", str(port), "--json")
         assert p.returncode == 0, p.stderr
@@ -324,12 +330,7 @@ def ss_rows(*args):
 
 def test_port_and_state_filters_match_ss():
     """--port (ss's sport = :N) and --state (ss's state filter), alone and together."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(8)
-    port = lst.getsockname()[1]
-    c = socket.create_connection(("127.0.0.1", port))
-    a, _ = lst.accept()
+    lst, c, a, port = connected_pair()
     try:
         def states(*args):
             p = run("ports", "--tcp", "--json", *args)
@@ -384,12 +385,7 @@ def test_t_hint_names_no_flag_ports_lacks():
 def test_a_time_wait_socket_has_no_owning_user():
     """A TIME-WAIT socket has no socket object left, so no owner: the table says '-' and
     the JSON null, not root (a new-user pass read 'root' as the owner)."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(8)
-    port = lst.getsockname()[1]
-    c = socket.create_connection(("127.0.0.1", port))
-    a, _ = lst.accept()
+    lst, c, a, port = connected_pair()
     cport = c.getsockname()[1]
     c.close()  # the client closes first: its side goes to TIME-WAIT
     a.close()

@@ -36,17 +36,23 @@ def test_sighup_during_put_keeps_serving_and_leaves_nothing(start, root, tmp_pat
     assert r.status == 206 and r.body == src.read_bytes()[:4]
 
 
+def serve_logging_to(root, log):
+    """loopkit serve ROOT on a free port with its stderr (the access log) in the file log:
+    (process, port)."""
+    with open(log, "w") as err:
+        p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0"], stdout=subprocess.PIPE,
+                             stderr=err)
+    return p, int(p.stdout.readline().decode().strip().rsplit(":", 1)[1].rstrip("/"))
+
+
 def test_sighup_moves_a_file_log_to_a_new_file_of_its_name(root, tmp_path):
     """logrotate's way (no copytruncate): the log file is renamed, SIGHUP; lines after
     the signal go to a new file of the old name, the earlier ones stay in the renamed
     one, and a log that cannot be reopened says so and keeps the old file."""
     log = tmp_path / "access.log"
     (root / "a.txt").write_text("a")
-    with open(log, "w") as err:
-        p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0"], stdout=subprocess.PIPE,
-                             stderr=err)
+    p, port = serve_logging_to(root, log)
     try:
-        port = int(p.stdout.readline().decode().strip().rsplit(":", 1)[1].rstrip("/"))
 
         def get(target):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -89,11 +95,8 @@ def test_sighup_never_follows_what_another_user_put_at_the_log_name(root, tmp_pa
     victim = tmp_path / "victim"
     victim.write_text("untouched\n")
     (root / "a.txt").write_text("a")
-    with open(log, "w") as err:
-        p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", "0"], stdout=subprocess.PIPE,
-                             stderr=err)
+    p, port = serve_logging_to(root, log)
     try:
-        port = int(p.stdout.readline().decode().strip().rsplit(":", 1)[1].rstrip("/"))
         os.rename(log, tmp_path / "access.log.1")
         if plant == "symlink":
             os.symlink(victim, log)
