@@ -394,9 +394,10 @@ def test_a_time_wait_socket_has_no_owning_user():
     while not rows and time.monotonic() < deadline:  # the FIN exchange may still run
         p = run("ports", "--tcp", "--json", "--state", "time-wait", "-p", str(cport))
         assert p.returncode == 0, p.stderr
-        rows = json.loads(p.stdout)["sockets"]
+        # this connection's: its local port may also be in TIME-WAIT to other servers
+        rows = [r for r in json.loads(p.stdout)["sockets"] if r["remote_port"] == port]
     assert len(rows) == 1 and rows[0]["state"] == "TIME-WAIT", rows
     assert rows[0]["uid"] is None and rows[0]["user"] is None and rows[0]["owners"] == [], rows
     h = run("ports", "--tcp", "--state", "time-wait", "-p", str(cport))
-    line = [ln for ln in h.stdout.splitlines() if "TIME-WAIT" in ln]
+    line = [ln for ln in h.stdout.splitlines() if "TIME-WAIT" in ln and f"127.0.0.1:{port} " in ln]
     assert len(line) == 1 and line[0].split()[-3:] == ["-", "-", "-"], h.stdout
