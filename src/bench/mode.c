@@ -1,6 +1,7 @@
 /* mode.c - the bench modes as the verb drives them: run one, render its result, exit status. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,10 +55,15 @@ const struct bench_mode bench_mode_http = {"http", sizeof(struct bench_http_resu
  * created or truncated here. Returns 0, or an errno. */
 static int can_write(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd >= 0) {
-		close(fd);
-		return 0;
+	struct stat st;
+	if (!*path)
+		return ENOENT;
+	if (stat(path, &st) == 0) {
+		/* a plot is a file: a FIFO would block the write after the run (and an open
+		 * now would end its reader), a device is no place for it */
+		if (!S_ISREG(st.st_mode))
+			return S_ISDIR(st.st_mode) ? EISDIR : EMEDIUMTYPE;
+		return access(path, W_OK) == 0 ? 0 : errno;
 	}
 	if (errno != ENOENT)
 		return errno;
@@ -78,7 +84,8 @@ int bench_mode_main(const struct bench_mode *m, const void *opts, const struct b
 {
 	int e = out->svg ? can_write(out->svg) : 0;
 	if (e) {
-		fprintf(out->err, "loopkit bench %s: --svg %s: %s\n", m->name, out->svg, strerror(e));
+		fprintf(out->err, "loopkit bench %s: --svg %s: %s\n", m->name, out->svg,
+		        e == EMEDIUMTYPE ? "not a plain file" : strerror(e));
 		return 1;
 	}
 	struct bench_status *st = calloc(1, m->size); /* the result (large: per-second series) */

@@ -1,8 +1,10 @@
 /* svg.c - plots for bench: latency by percentile (log-log "nines") and values over time. */
 #include <errno.h>
 #include <math.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "core/decimal.h"
@@ -174,9 +176,22 @@ static void log_axis(FILE *f, struct logaxis *a, double lo, double hi)
 	y_title(f, "latency (log scale)");
 }
 
+/* fopen(path, "w") that never waits: a FIFO put at the name after the check before
+ * the run fails (ENXIO without a reader) instead of blocking. */
+static FILE *open_plot(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f)
+		close(fd);
+	return f;
+}
+
 int bench_svg_percentiles(const char *path, const char *title, const struct bench_svg_series *s, size_t n)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = open_plot(path);
 	if (!f)
 		return -1;
 	header(f, title);
@@ -234,7 +249,7 @@ int bench_svg_percentiles(const char *path, const char *title, const struct benc
 int bench_svg_series(const char *path, const char *title, const char *unit, const double *v, size_t n,
                      double step_s)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = open_plot(path);
 	if (!f)
 		return -1;
 	header(f, title);
