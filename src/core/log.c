@@ -107,12 +107,14 @@ int log_sink_reopen(struct log_sink *s)
 	if (s->path) {
 		/* The name may sit in a directory others can write (/tmp): never through a
 		 * symlink, never into a FIFO (O_NONBLOCK: no open that waits for a reader),
-		 * only a plain file of the owner the log had, or a new one of ours. */
+		 * never into a hard link to another file (where fs.protected_hardlinks is 0,
+		 * anyone may link to a root file), only a plain file of the owner the log had,
+		 * or a new one of ours. */
 		nfd = open(s->path,
 		           O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
 		           0644);
 		struct stat st;
-		if (nfd >= 0 && (fstat(nfd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		if (nfd >= 0 && (fstat(nfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
 		                 (st.st_uid != s->owner && st.st_uid != geteuid()))) {
 			close(nfd);
 			errno = EPERM;
