@@ -55,7 +55,8 @@ enum lk_err lk_err_from_errno(int e)
 	case EEXIST: return LK_E_EEXIST;
 	case ENOTEMPTY: return LK_E_ENOTEMPTY;
 	case EISDIR: return LK_E_EISDIR;
-	case EMEDIUMTYPE: return LK_E_ENOTFILE; /* fsroot's FSROOT_ENOTFILE: a FIFO, a socket, a device */
+	case EMEDIUMTYPE:                 /* fsroot's FSROOT_ENOTFILE: a FIFO, a socket, a device */
+	case ENXIO: return LK_E_ENOTFILE; /* open(2) of a unix socket (or a FIFO without a writer) */
 	case ENOTDIR: return LK_E_ENOTDIR;
 	case ENOSPC:
 	case EDQUOT: return LK_E_ENOSPC;

@@ -24,11 +24,19 @@ size_t ftp_list_facts(char *out, size_t len, const struct dirsnap_ent *e, int wr
 {
 	char when[16];
 	ftp_list_modify(e->mtime.tv_sec, when);
+	/* RFC 3659 7.5.1: an OS-specific type for what is neither file nor directory, so a
+	 * client does not try to RETR a FIFO or a socket */
+	mode_t m = e->mode;
+	const char *type = e->is_dir     ? "dir"
+	                   : S_ISFIFO(m) ? "OS.unix=fifo"
+	                   : S_ISSOCK(m) ? "OS.unix=socket"
+	                   : S_ISCHR(m)  ? "OS.unix=chr"
+	                   : S_ISBLK(m)  ? "OS.unix=blk"
+	                                 : "file";
 	int n = snprintf(out, len,
 	                 "type=%s;size=%llu;modify=%s;perm=%s;UNIX.mode=%04o;UNIX.owner=%lu;UNIX.group=%lu; ",
-	                 e->is_dir ? "dir" : "file", (unsigned long long)e->size, when,
-	                 perm_fact(e->is_dir, write), (unsigned)(e->mode & 0777), (unsigned long)e->uid,
-	                 (unsigned long)e->gid);
+	                 type, (unsigned long long)e->size, when, perm_fact(e->is_dir, write),
+	                 (unsigned)(e->mode & 0777), (unsigned long)e->uid, (unsigned long)e->gid);
 	if (n < 0)
 		return 0;
 	return (size_t)n < len ? (size_t)n : len - 1;

@@ -787,7 +787,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 				return;
 			}
 		}
-		int r = fsroot_remove(root, rel);
+		int r = slash ? fsroot_remove_dir(root, rel) : fsroot_remove(root, rel);
 		if (r < 0) {
 			respond_errno(c, -r);
 			return;
@@ -865,7 +865,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		resp_error(c, LK_E_H_NOT_REGULAR, NULL);
+		resp_error(c, LK_E_ENOTFILE, NULL); /* as FTP's RETR says it */
 		return;
 	}
 	if (slash) {
