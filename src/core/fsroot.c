@@ -650,7 +650,7 @@ int fsroot_mkdir(const struct fsroot *r, const char *rel)
 	return rc;
 }
 
-int fsroot_remove(const struct fsroot *r, const char *rel)
+static int remove_as(const struct fsroot *r, const char *rel, int want_dir)
 {
 	const char *name;
 	struct stat st;
@@ -662,10 +662,22 @@ int fsroot_remove(const struct fsroot *r, const char *rel)
 		rc = -errno;
 	else if (link_reads_missing(r, dirfd, rel, name))
 		rc = -ENOENT;
+	else if (want_dir && !S_ISDIR(st.st_mode))
+		rc = -ENOTDIR;
 	else if (unlinkat(dirfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 		rc = -errno;
 	close(dirfd);
 	return rc;
+}
+
+int fsroot_remove(const struct fsroot *r, const char *rel)
+{
+	return remove_as(r, rel, 0);
+}
+
+int fsroot_remove_dir(const struct fsroot *r, const char *rel)
+{
+	return remove_as(r, rel, 1);
 }
 
 int fsroot_rename(const struct fsroot *r, const char *from, const char *to)

@@ -144,6 +144,9 @@ int fsroot_mkdir(const struct fsroot *r, const char *rel);
 /* Removes a file, or an empty directory. Returns 0 or -errno (-ENOENT for a symlink
  * that reads as missing). */
 int fsroot_remove(const struct fsroot *r, const char *rel);
+/* fsroot_remove of a name that must itself be a directory (RMD, "dir/"): a symlink to
+ * one is -ENOTDIR, as rmdir(2) says, and is left in place. */
+int fsroot_remove_dir(const struct fsroot *r, const char *rel);
 /* Renames from to to (both not ""; -EBUSY for the root). Returns 0 or -errno: -ENOENT
  * when from is missing or a symlink that reads as missing, -ENOLINK when to is such a
  * symlink, -EINVAL when to is inside from (a directory moved into itself), -ENOTEMPTY,

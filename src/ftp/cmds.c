@@ -339,7 +339,9 @@ static void cmd_remove(struct ftp_session *s, const char *arg, const struct ftp_
 		ftp_reply_errno(s, -ENOTDIR);
 		return;
 	}
-	int rc = fsroot_remove(s->x->site->root, rel);
+	/* RMD, or a name given as a directory ("x/"): the name itself, not a link to one */
+	int rc = c->arg || dir_named(arg) ? fsroot_remove_dir(s->x->site->root, rel)
+	                                  : fsroot_remove(s->x->site->root, rel);
 	if (rc < 0)
 		ftp_reply_errno(s, rc);
 	else
