@@ -350,9 +350,10 @@ static int hint(const struct run *r, const char *what, const char *arg, int numb
 
 static int unknown_option(const struct run *r, const char *arg)
 {
-	char name[64];
-	size_t n = strcspn(arg, "=");
-	snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), arg);
+	char name[72];
+	/* never the value after it: "--user:me:s3cret" is a typo that holds a password */
+	size_t n = strcspn(arg, "=:");
+	snprintf(name, sizeof name, "%.*s%s", (int)(n < 63 ? n : 63), arg, arg[n] == ':' ? ":..." : "");
 	if (hint(r, "unknown option", name, 0))
 		return 2;
 	const char *cands[128];
