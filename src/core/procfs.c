@@ -19,10 +19,9 @@
 #include "core/sockdiag.h"
 #include "core/vec.h"
 
-#define DIAG_STATUS_BUF           2048 /* enough of /proc/PID/status to reach the Uid: line */
-#define DIAG_PW_BUF               2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
-#define PROCFS_TCP_BOUND_INACTIVE 13   /* linux/tcp_states.h TCP_BOUND_INACTIVE (6.9) */
-#define DIAG_TEXT_SHOWN           4    /* holders named by procfs_port_holder_text before ", ..." */
+#define DIAG_STATUS_BUF 2048 /* enough of /proc/PID/status to reach the Uid: line */
+#define DIAG_PW_BUF     2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
+#define DIAG_TEXT_SHOWN 4    /* holders named by procfs_port_holder_text before ", ..." */
 
 /* The state of one /proc scan while it runs. */
 struct diag_scan {
@@ -495,7 +494,7 @@ int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size
 	if ((proto == 0 || proto == IPPROTO_TCP) &&
 	    sockdiag_list(IPPROTO_TCP,
 	                  SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE) |
-	                          SOCKDIAG_STATE(PROCFS_TCP_BOUND_INACTIVE),
+	                          SOCKDIAG_STATE(SOCKDIAG_TCP_BOUND_INACTIVE),
 	                  &tcp, &ntcp, NULL, 0) < 0)
 		return -1;
 	if ((proto == 0 || proto == IPPROTO_UDP) &&

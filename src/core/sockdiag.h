@@ -12,6 +12,8 @@
  * only bound and TCP_ESTABLISHED when connected. */
 #define SOCKDIAG_STATE(s)  (UINT32_C(1) << (s))
 #define SOCKDIAG_STATE_ALL UINT32_C(0xffffffff)
+/* linux/tcp_states.h TCP_BOUND_INACTIVE (6.9): a TCP socket bound without listening */
+#define SOCKDIAG_TCP_BOUND_INACTIVE 13
 
 /* One socket as the kernel reports it. */
 struct sockdiag_sock {

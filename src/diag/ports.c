@@ -153,7 +153,10 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 		}
 		p->rows[k].s = s;
 		p->rows[k].key = row_key(s, listener);
-		p->rows[k].exposed = diag_addr_exposed(&s->local);
+		/* a TCP socket bound without listening (UNCONN) accepts nothing: not exposed */
+		p->rows[k].exposed = diag_addr_exposed(&s->local) &&
+		                     !(s->proto == IPPROTO_TCP &&
+		                       (s->state == TCP_CLOSE || s->state == SOCKDIAG_TCP_BOUND_INACTIVE));
 		inodes[k] = s->inode;
 		k++;
 	}
