@@ -184,9 +184,10 @@ struct bench_http_result {
 	uint64_t status[600];
 	uint64_t unexpected; /* responses whose status --ok-status does not allow */
 	uint64_t errors[HERR_N];
-	uint64_t nerrors; /* sum of errors[] */
-	double cpu_s;     /* this process's CPU seconds during the run */
-	double cpu_pct;   /* cpu_s per elapsed second, % of one core */
+	uint64_t nerrors;      /* sum of errors[] */
+	const char *parse_why; /* why the first unreadable answer was (static), or NULL */
+	double cpu_s;          /* this process's CPU seconds during the run */
+	double cpu_pct;        /* cpu_s per elapsed second, % of one core */
 	/* -R only */
 	uint64_t scheduled; /* requests the schedule asked for before the end */
 	double achieved_rate;

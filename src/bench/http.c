@@ -85,6 +85,7 @@ struct hthread {
 	uint64_t sent, bytes, scheduled;
 	uint64_t status[600];
 	uint64_t errors[HERR_N];
+	const char *parse_why; /* the first answer that did not parse: why (a static string) */
 	uint64_t unfinished;
 	struct hist *h, *hc, *hl;
 };
@@ -442,6 +443,8 @@ static void conn_read(struct hconn *c)
 			int r = bench_resp_feed(&c->resp, c->rbuf + pos, have - pos, t->head_only, &used,
 			                        &why);
 			if (r == BENCH_RESP_ERROR) {
+				if (!t->parse_why)
+					t->parse_why = why;
 				conn_fail(c, HERR_PARSE);
 				return;
 			}
@@ -707,6 +710,8 @@ static uint64_t collect(struct bench_http_result *r, struct hthread *ts, unsigne
 			r->status[k] += t->status[k];
 		for (int k = 0; k < HERR_N; k++)
 			r->errors[k] += t->errors[k];
+		if (!r->parse_why)
+			r->parse_why = t->parse_why;
 		hist_merge(r->hist, t->h);
 		if (t->hc)
 			hist_merge(r->hist_corrected, t->hc);
@@ -874,11 +879,12 @@ int bench_http_run(const struct bench_http_opts *o, const struct bench_ctl *ctl,
 		bench_lat_from(&r->lat_lag, r->hist_lag);
 	}
 	r->st.failed = r->nerrors || r->unexpected || !r->requests;
-	if (!r->requests)
+	if (!r->requests && r->errors[HERR_PARSE] && r->parse_why)
+		snprintf(err, errlen, "no request completed (the answers could not be read: %s)",
+		         r->parse_why);
+	else if (!r->requests)
 		snprintf(err, errlen, "no request completed%s",
-		         r->errors[HERR_PARSE]     ? " (the server does not answer in HTTP/1.x)"
-		         : r->errors[HERR_CONNECT] ? " (is a server listening there?)"
-		                                   : "");
+		         r->errors[HERR_CONNECT] ? " (is a server listening there?)" : "");
 	return 0;
 fail:
 	run_free(&m, 0);

@@ -53,7 +53,26 @@ static int parse_url(const char *u, struct url *out, char *err, size_t errlen)
 		snprintf(err, errlen, "URL path longer than %zu bytes", sizeof(out->path) - 2);
 		return -1;
 	}
-	snprintf(out->path, sizeof(out->path), "%s%.*s", *hend == '/' ? "" : "/", (int)pl, hend);
+	/* bytes past ASCII are percent-encoded, as a browser sends an IRI ("/aé" is "/a%C3%A9") */
+	size_t o = 0;
+	if (*hend != '/')
+		out->path[o++] = '/';
+	for (size_t i = 0; i < pl; i++) {
+		unsigned char ch = (unsigned char)hend[i];
+		if (o + 4 > sizeof(out->path)) {
+			snprintf(err, errlen, "URL path longer than %zu bytes", sizeof(out->path) - 4);
+			return -1;
+		}
+		if (ch >= 0x80) {
+			static const char hex[] = "0123456789ABCDEF";
+			out->path[o++] = '%';
+			out->path[o++] = hex[ch >> 4];
+			out->path[o++] = hex[ch & 15];
+		} else {
+			out->path[o++] = (char)ch;
+		}
+	}
+	out->path[o] = 0;
 	memcpy(out->hostport, h, hl);
 	const char *hp = out->hostport, *colon;
 	if (hp[0] == '[') {
@@ -71,6 +90,10 @@ static int parse_url(const char *u, struct url *out, char *err, size_t errlen)
 	} else {
 		colon = strrchr(hp, ':');
 		snprintf(out->host, sizeof(out->host), "%.*s", (int)(colon ? (size_t)(colon - hp) : hl), hp);
+	}
+	if (!out->host[0]) {
+		snprintf(err, errlen, "URL has no host: '%.100s'", u);
+		return -1;
 	}
 	out->port = 80;
 	if (colon) {
