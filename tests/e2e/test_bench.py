@@ -225,13 +225,14 @@ def test_http_server_that_is_not_http_is_named():
         lst.close()
     assert rc == 1, (rc, out, err)
     assert re.search(r"parse: [1-9]", out), out
-    assert "no request completed (the server does not answer in HTTP/1.x)" in err, err
+    assert "no request completed (the answers could not be read: not an HTTP/1.x response)" in err, err
 
 
 @pytest.mark.parametrize("url,msg", [
     ("http://127.0.0.1:1/a b", "URL has a space or control byte at offset 20: percent-encode it (%20)"),
     ("http://127.0.0.1:1/a\tb", "URL has a space or control byte at offset 20"),
     ("http://user:pw@127.0.0.1:1/", "URL has credentials (user@host)"),
+    ("http://:1/", "URL has no host"),
 ])
 def test_http_url_that_cannot_be_a_request_line_is_a_usage_error(url, msg):
     rc, out, err = bench("http", url, "-n", 1)
@@ -241,7 +242,8 @@ def test_http_url_that_cannot_be_a_request_line_is_a_usage_error(url, msg):
 def test_http_fragment_is_not_sent_and_a_bare_query_gets_the_root(start):
     s = start()
     for url, target in [(s.url + "_/get?q=1#frag", "/_/get?q=1"),
-                        (s.url.rstrip("/") + "?q=2#x", "/?q=2")]:
+                        (s.url.rstrip("/") + "?q=2#x", "/?q=2"),
+                        (s.url + "_/get?q=\u00e9", "/_/get?q=%C3%A9")]:  # UTF-8, as a browser sends it
         rc, out, err = bench("http", url, "-n", 1)
         assert rc == 0, (rc, err)
         want = f'"GET {target} HTTP/1.1" 200'
@@ -267,6 +269,32 @@ def test_usage_errors_exit_2(args, msg):
     rc, out, err = bench(*args, timeout=10)
     assert rc == 2, (rc, out, err)
     assert msg in err, err
+
+
+@pytest.mark.parametrize("kind", ["fifo-with-reader", "device", "empty", "directory"])
+def test_an_svg_path_that_is_no_plain_file_is_refused_before_the_run(tmp_path, kind):
+    """A FIFO with a reader passed an open-and-close check (which ended the reader) and
+    then blocked the plot's write for good; a device or "" passed too."""
+    reader = None
+    if kind == "fifo-with-reader":
+        path = tmp_path / "f"
+        os.mkfifo(path)
+        reader = subprocess.Popen(["cat", str(path)], stdout=subprocess.DEVNULL)
+        why = "not a plain file"
+    elif kind == "device":
+        path, why = "/dev/full", "not a plain file"
+    elif kind == "empty":
+        path, why = "", "No such file or directory"
+    else:
+        path, why = tmp_path, "Is a directory"
+    try:
+        rc, out, err = bench("tcp", "-d", 10, "--svg", str(path), timeout=8)
+    finally:
+        if reader:
+            reader.kill()
+            reader.wait()
+    assert rc == 1 and out == "", (rc, out, err)
+    assert err.strip() == f"loopkit bench tcp: --svg {path}: {why}", err
 
 
 @pytest.mark.parametrize("mode", [["tcp"], ["rr"], ["crr"], ["http", "http://127.0.0.1:1/"]])

@@ -897,6 +897,15 @@ def test_delete_of_a_file_named_as_a_directory_is_404_and_keeps_it(writable, roo
     assert not (root / "d").exists()
 
 
+@pytest.mark.parametrize("target", ["/dlnk/", "/dlnk/."])
+def test_delete_of_a_symlink_to_a_directory_named_as_one_keeps_it(writable, root, target):
+    write_tree(root, {"d/": None})
+    os.symlink("d", root / "dlnk")
+    r = exchange(writable, "DELETE", target)
+    assert r.status == 404 and b"not a directory" in r.body, r
+    assert os.path.islink(root / "dlnk") and (root / "d").is_dir()
+
+
 def test_put_onto_a_fifo_is_refused_and_keeps_it(writable, root):
     """An upload never replaces a FIFO, a socket or a device with a file (FTP's STOR
     says the same, 550 not a plain file)."""

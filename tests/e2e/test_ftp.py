@@ -1092,6 +1092,45 @@ def test_a_fifo_in_the_tree_is_not_a_file_and_blocks_nothing(tree, ftp_start, cm
     f.quit()
 
 
+def test_a_unix_socket_in_the_tree_is_not_a_plain_file_either(tree, ftp_start):
+    """open(2) of a unix socket fails with ENXIO, which answered 451 / 500 input/output
+    error; and MLST named a FIFO type=file, which a client would try to RETR."""
+    import socket as so
+    r = str(tree)
+    s = so.socket(so.AF_UNIX)
+    s.bind(os.path.join(r, "sock"))
+    os.mkfifo(os.path.join(r, "pipe"))
+    try:
+        srv = ftp_start()
+        f = ftp(srv)
+        with pytest.raises(ftplib.error_perm) as e:
+            f.retrbinary("RETR sock", lambda b: None)
+        assert str(e.value) == "550 not a plain file"
+        assert " type=OS.unix=fifo;" in f.sendcmd("MLST pipe")
+        assert " type=OS.unix=socket;" in f.sendcmd("MLST sock")
+        f.quit()
+        for name in ("sock", "pipe"):
+            resp = httpc(srv, "GET", "/" + name)
+            assert (resp.status, resp.body) == (403, b"403 Forbidden: not a plain file\n"), resp
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("cmd", ["RMD dlnk", "RMD dlnk/", "RMD dlnk/."])
+def test_rmd_of_a_symlink_to_a_directory_keeps_the_link(tree, ftp_start, cmd):
+    """rmdir(2) of a symlink is ENOTDIR: RMD removed the link (a hostile pass)."""
+    r = str(tree)
+    os.mkdir(os.path.join(r, "d"))
+    os.symlink("d", os.path.join(r, "dlnk"))
+    srv = ftp_start("--write")
+    f = ftp(srv)
+    with pytest.raises(ftplib.error_perm) as e:
+        f.sendcmd(cmd)
+    assert str(e.value) == "550 not a directory"
+    assert os.path.islink(os.path.join(r, "dlnk")) and os.path.isdir(os.path.join(r, "d"))
+    f.quit()
+
+
 def test_rename_to_a_hidden_name_says_why_and_a_fifo_lists_as_one(tree, ftp_start):
     r = str(tree)
     os.mkfifo(os.path.join(r, "pipe"))

@@ -164,6 +164,13 @@ def test_a_bad_user_value_is_refused_without_repeating_it(root, value, why):
     assert "SECRET" not in r.stderr and "SSSS" not in r.stderr, r.stderr
 
 
+def test_a_mistyped_user_flag_is_not_echoed_either(root):
+    r = subprocess.run([LOOPKIT, "serve", str(root), "--port", "0", "--user:me:SECRETx"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and r.stderr.startswith("loopkit serve: unknown option --user:..."), r.stderr
+    assert "SECRET" not in r.stderr, r.stderr
+
+
 def test_http_login_with_colon_in_password(ftp_start, site):
     s = ftp_start("--user", "me:a:b")
     assert exchange(s, "GET", "/a.txt", auth("me", "a:b")).status == 200

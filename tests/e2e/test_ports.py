@@ -401,3 +401,19 @@ def test_a_time_wait_socket_has_no_owning_user():
     h = run("ports", "--tcp", "--state", "time-wait", "-p", str(cport))
     line = [ln for ln in h.stdout.splitlines() if "TIME-WAIT" in ln and f"127.0.0.1:{port} " in ln]
     assert len(line) == 1 and line[0].split()[-3:] == ["-", "-", "-"], h.stdout
+
+
+def test_a_socket_bound_to_a_wildcard_without_listening_is_not_exposed():
+    """It accepts nothing: --all lists it (UNCONN), not EXPOSED (a hostile pass)."""
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    port = s.getsockname()[1]
+    try:
+        p = run("ports", "--all", "--tcp", "--json", "-p", str(port))
+        rows = [r for r in json.loads(p.stdout)["sockets"] if r["inode"]]
+        h = run("ports", "--all", "--tcp", "-p", str(port))
+    finally:
+        s.close()
+    assert len(rows) == 1 and rows[0]["state"] == "UNCONN" and rows[0]["exposed"] is False, rows
+    line = [ln for ln in h.stdout.splitlines() if f"0.0.0.0:{port}" in ln]
+    assert len(line) == 1 and "EXPOSED" not in line[0], h.stdout

@@ -83,7 +83,7 @@ def test_sighup_moves_a_file_log_to_a_new_file_of_its_name(root, tmp_path):
         stop_child(p)
 
 
-@pytest.mark.parametrize("plant", ["symlink", "fifo", "other-owner"])
+@pytest.mark.parametrize("plant", ["symlink", "fifo", "other-owner", "hard-link"])
 def test_sighup_never_follows_what_another_user_put_at_the_log_name(root, tmp_path, plant):
     """The log's directory may be writable by others (/tmp): after the rename, another
     user can put a symlink to a file of yours, a FIFO (an open that waits for a reader),
@@ -102,6 +102,8 @@ def test_sighup_never_follows_what_another_user_put_at_the_log_name(root, tmp_pa
             os.symlink(victim, log)
         elif plant == "fifo":
             os.mkfifo(log)
+        elif plant == "hard-link":  # to a file of the log's own owner (protected_hardlinks=0 allows it)
+            os.link(victim, log)
         else:
             log.write_text("")
             os.chown(log, 65534, 65534)
