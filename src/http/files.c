@@ -776,17 +776,7 @@ void files_handle(struct http_conn *c, const struct http_reqinfo *ri)
 			resp_end_headers(c, NULL, 0, 0);
 			return;
 		}
-		if (slash) { /* "/a.txt/" names a directory, as for GET: never the file a.txt */
-			struct stat st;
-			int fd = fsroot_open(root, rel, O_PATH);
-			int isdir = fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
-			if (fd >= 0)
-				close(fd);
-			if (!isdir) {
-				not_found(c, ri, LK_E_H_NO_SUCH_DIR);
-				return;
-			}
-		}
+		/* "/a.txt/" names a directory, as for GET: never the file a.txt (nor a link) */
 		int r = slash ? fsroot_remove_dir(root, rel) : fsroot_remove(root, rel);
 		if (r < 0) {
 			respond_errno(c, -r);
