@@ -36,10 +36,15 @@ struct proto_site {
 	/* Directory snapshots shared by every listing (core/dirsnap.h); NULL: each listing
 	 * reads its own, with no overall limit. */
 	struct dirsnap_cache *dirs;
-	/* Bytes of request bodies and generated answers that HTTP holds in memory, all
-	 * threads together (against HTTP_MEM_MAX); NULL: each thread counts its own. */
+	/* Bytes held in memory for clients, all threads and protocols together (against
+	 * PROTO_MEM_MAX): HTTP's /_/ request bodies and generated answers, and the buffers
+	 * of files copied to loopback clients (core/filesend.h); NULL: each thread counts
+	 * its own. */
 	atomic_size_t *mem;
 };
+/* The most proto_site.mem may reach. Past it a /_/ request gets 503 with Retry-After
+ * (LK_E_H_MEM_FULL) until others drain, and a file goes by sendfile, not copied. */
+#define PROTO_MEM_MAX (64u << 20)
 
 /* What the sniffer learned about a client before handing it over. */
 struct proto_peer {

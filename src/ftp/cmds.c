@@ -641,10 +641,9 @@ static void cmd_retr(struct ftp_session *s, const char *arg, const struct ftp_cm
 		ftp_reply_err(s, LK_E_ENOMEM, NULL);
 		return;
 	}
-	t->file_fd = fd;
-	t->file_off = (off_t)rest;
-	t->left = (uint64_t)st.st_size - rest;
-	snprintf(d, sizeof(d), "/%s (%llu bytes)", rel, (unsigned long long)t->left);
+	uint64_t len = (uint64_t)st.st_size - rest;
+	filesend_start(&t->file, fd, rest, len, filesend_wants_copy(&s->peer.addr, len), s->x->site->mem);
+	snprintf(d, sizeof(d), "/%s (%llu bytes)", rel, (unsigned long long)len);
 	ftp_reply(s, LK_R_OPENING_BINARY, d);
 	ftp_xfer_start(s, t);
 }

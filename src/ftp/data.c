@@ -4,12 +4,12 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +40,15 @@
 
 static void data_cb(struct loop *l, struct loop_io *io, unsigned events);
 static void data_timer_cb(struct loop *l, struct loop_timer *t);
+
+/* A data connection sends each piece at once, as the control and HTTP connections do
+ * (the serve listener's TCP_NODELAY): Nagle's hold would merge a copied file's 32 KiB
+ * pieces into bigger segments, which the reader takes more slowly (core/filesend.h). */
+static void data_nodelay(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
 
 void ftp_data_init(struct ftp_session *s)
 {
@@ -105,7 +114,7 @@ struct ftp_xfer *ftp_xfer_new(enum ftp_xfer_kind k, const char *verb, const char
 	t->verb = verb;
 	snprintf(t->target, sizeof(t->target), "/%s", rel);
 	t->t_start = loop_clock_us();
-	t->file_fd = -1;
+	filesend_init(&t->file);
 	t->up.fd = t->up.dirfd = -1;
 	buf_init(&t->out, FTP_LIST_BUF);
 	return t;
@@ -115,8 +124,7 @@ void ftp_xfer_free(struct ftp_ctx *x, struct ftp_xfer *t)
 {
 	if (!t)
 		return;
-	if (t->file_fd >= 0)
-		close(t->file_fd);
+	filesend_end(&t->file);
 	if (t->upload)
 		fsroot_upload_abort(&t->up);
 	dirsnap_put(x->site->dirs, t->snap);
@@ -288,9 +296,8 @@ static void pump_retr(struct ftp_session *s, int fd)
 {
 	struct ftp_xfer *t = s->xfer;
 	uint64_t budget = loop_batch_alone(s->x->loop) ? FTP_TURN_BUDGET_ALONE : FTP_TURN_BUDGET;
-	while (t->left && budget) {
-		size_t want = t->left < budget ? (size_t)t->left : (size_t)budget;
-		ssize_t n = sendfile(fd, t->file_fd, &t->file_off, want);
+	while (filesend_left(&t->file) && budget) {
+		ssize_t n = filesend_send(&t->file, fd, (size_t)budget);
 		if (n < 0) {
 			if (pump_failed(s))
 				return;
@@ -300,11 +307,10 @@ static void pump_retr(struct ftp_session *s, int fd)
 			xfer_fail(s, LK_E_ESHRANK, NULL);
 			return;
 		}
-		t->left -= (uint64_t)n;
 		t->bytes += (uint64_t)n;
 		budget -= (uint64_t)n;
 	}
-	if (!t->left)
+	if (!filesend_left(&t->file))
 		xfer_drain(s);
 	else
 		loop_timer_start(s->x->loop, &s->data_timer, s->x->cfg->data_timeout_ms);
@@ -493,6 +499,7 @@ static void pasv_accept_cb(struct loop *l, struct loop_io *io, unsigned events)
 			continue;
 		}
 		pasv_close(s);
+		data_nodelay(fd);
 		if (loop_io_start(l, &s->data_io, fd, 0, data_cb, s) < 0) {
 			close(fd);
 			if (s->xfer)
@@ -607,6 +614,7 @@ static void port_connect(struct ftp_session *s)
 		xfer_fail(s, LK_E_F_DATA_OPEN, NULL);
 		return;
 	}
+	data_nodelay(fd);
 	/* From the control connection's address, so the client sees the server it knows. */
 	if (src.ss_family == fam) {
 		if (fam == AF_INET)

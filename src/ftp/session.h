@@ -10,6 +10,7 @@
 #include "core/accesslog.h"
 #include "core/buf.h"
 #include "core/dirsnap.h"
+#include "core/filesend.h"
 #include "core/errors.h"
 #include "core/fsroot.h"
 #include "core/loop.h"
@@ -46,9 +47,7 @@ struct ftp_xfer {
 	uint64_t t_start;          /* loop_clock_us() at the command */
 	uint64_t bytes;            /* moved so far */
 	/* RETR */
-	int file_fd;
-	off_t file_off;
-	uint64_t left;
+	struct filesend file;
 	/* STOR, APPE */
 	int upload; /* up is live */
 	struct fsroot_upload up;

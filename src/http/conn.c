@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -373,7 +372,7 @@ static int conn_flush(struct http_conn *c)
 				return 0;
 			if (n > budget)
 				n = budget;
-			/* MSG_MORE only before a file's sendfile, whose last piece pushes: a
+			/* MSG_MORE only before a file's bytes, whose sends push (filesend): a
 			 * generator cannot tell that its last fill was the last, and the kernel
 			 * would hold a corked tail for 200 ms. */
 			int more = c->rb == RB_FILE ? MSG_MORE : 0;
@@ -393,8 +392,7 @@ static int conn_flush(struct http_conn *c)
 		if (c->rb == RB_FILE) {
 			if (!budget)
 				return 0;
-			size_t want = c->file_left > budget ? budget : (size_t)c->file_left;
-			ssize_t w = sendfile(c->io.fd, c->file_fd, &c->file_off, want);
+			ssize_t w = filesend_send(&c->file, c->io.fd, budget);
 			if (w < 0) {
 				if (errno == EAGAIN || errno == EINTR)
 					return 0;
@@ -405,10 +403,9 @@ static int conn_flush(struct http_conn *c)
 				conn_close(c);
 				return -1;
 			}
-			c->file_left -= (uint64_t)w;
 			c->body_bytes += (uint64_t)w;
 			budget -= (size_t)w;
-			if (!c->file_left)
+			if (!filesend_left(&c->file))
 				conn_request_done(c);
 			continue;
 		}
@@ -644,7 +641,7 @@ static int http_start(void *ctx, int fd, const struct proto_peer *peer, const ch
 	}
 	/* TCP_NODELAY comes from the listener: Linux copies it to accepted sockets. */
 	c->x = x;
-	c->file_fd = -1;
+	filesend_init(&c->file);
 	c->peer = *peer;
 	buf_init(&c->in, HTTP_IN_MAX);
 	buf_init(&c->out, HTTP_OUT_MAX);

@@ -12,6 +12,7 @@
 
 #include "core/accesslog.h"
 #include "core/buf.h"
+#include "core/filesend.h"
 #include "core/fsroot.h"
 #include "core/loop.h"
 #include "core/proto.h"
@@ -123,9 +124,7 @@ struct http_conn {
 
 	/* response body after `out` */
 	enum resp_body rb;
-	int file_fd;
-	off_t file_off;
-	uint64_t file_left;
+	struct filesend file; /* RB_FILE */
 	const struct resp_gen_ops *gen;
 	uint64_t gen_interval; /* ms between fills; 0: as fast as the socket takes */
 	uint64_t hold_until;   /* loop_now() before which the response is held (resp_hold) */

@@ -209,9 +209,7 @@ void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len)
 		close(fd);
 		return;
 	}
-	c->file_fd = fd;
-	c->file_off = (off_t)off;
-	c->file_left = len;
+	filesend_start(&c->file, fd, off, len, filesend_wants_copy(&c->peer.addr, len), c->x->mem);
 	c->rb = RB_FILE;
 }
 
@@ -241,10 +239,7 @@ void resp_gen_next_in(struct http_conn *c, uint64_t ms)
 
 void resp_body_reset(struct http_conn *c)
 {
-	if (c->file_fd >= 0)
-		close(c->file_fd);
-	c->file_fd = -1;
-	c->file_left = 0;
+	filesend_end(&c->file);
 	if (c->rb == RB_GEN && c->gen && c->gen->done)
 		c->gen->done(c->gen_state.bytes);
 	c->gen = NULL;

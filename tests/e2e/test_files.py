@@ -1341,3 +1341,41 @@ def test_slow_reader_does_not_block_others(start, root):
     finally:
         slow.close()
     assert_alive(server)
+
+
+def test_big_file_copied_to_a_loopback_client_is_exact_in_every_range(server, root):
+    """A body of 64 KiB or more goes to a loopback client copied through memory, read
+    128 KiB at a time and sent 32 KiB at a time (core/filesend.h): the whole file and
+    ranges at and around those boundaries are the file's bytes."""
+    data = os.urandom((1 << 20) + 12345)
+    (root / "copied.bin").write_bytes(data)
+    r = curl_req(server, "/copied.bin")
+    assert r.status == 200 and hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest()
+    for first, last in ((0, 65535), (1, 131072), (32767, 32768 * 5), (131071, 400000),
+                        (500000, len(data) - 1)):
+        r = curl_req(server, "/copied.bin", "-r", f"{first}-{last}")
+        assert r.status == 206 and r.body == data[first:last + 1], (first, last)
+
+
+def test_file_cut_short_under_a_copied_download_closes_the_connection(server, root):
+    """The file shrinks while it is sent: the connection closes before the promised
+    Content-Length, as nginx does (the client sees a short body, never made-up bytes),
+    and the server serves on."""
+    big = root / "shrinks.bin"
+    big.write_bytes(os.urandom(16 << 20))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # the kernel cannot take it all
+    s.settimeout(10)
+    s.connect(("127.0.0.1", server.port))
+    s.sendall(b"GET /shrinks.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(65536)
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 16777216" in head, head
+    os.truncate(big, 200000)
+    while chunk := s.recv(1 << 20):
+        body += chunk
+    s.close()
+    assert 0 < len(body) < 16 << 20
+    assert curl_req(server, "/shrinks.bin").body == big.read_bytes()

@@ -1930,3 +1930,43 @@ def test_pasv_data_connection_from_another_user_is_refused(tree, ftp_start):
     assert retr(f, "hello.txt") == TREE["hello.txt"]
     close_ftp(f)
     assert wait_for(lambda: "another user's socket" in srv.stderr(), 2), srv.stderr()
+
+
+def test_big_file_copied_to_a_loopback_client_is_exact_from_every_offset(tree, ftp_start):
+    """A file of 64 KiB or more goes to a loopback client copied through memory, read
+    128 KiB at a time and sent 32 KiB at a time (core/filesend.h): REST at and around
+    those boundaries, and the whole file, are the file's bytes."""
+    data = rbytes((1 << 20) + 12345, seed=11)
+    (tree / "copied.bin").write_bytes(data)
+    srv = ftp_start()
+    f = ftp(srv)
+    for off in (0, 1, 32767, 32768, 131071, 131072, 131073, 500000, len(data) - 65536, len(data) - 1):
+        got = retr(f, "copied.bin", rest=off)
+        assert len(got) == len(data) - off and sha(got) == sha(data[off:]), off
+    close_ftp(f)
+
+
+def test_file_cut_short_under_a_copied_retr_fails_the_transfer(tree, ftp_start):
+    """The file shrinks while a copied RETR sends it: the client gets 451 "the file shrank
+    during the transfer" and fewer bytes than the 150 announced, never 226 or made-up
+    bytes; the session goes on."""
+    big = tree / "shrinks.bin"
+    big.write_bytes(rbytes(16 << 20, seed=3))
+    srv = ftp_start()
+    ctl = Ctl(srv)
+    ctl.login()
+    d = ctl.epsv_data(rcvbuf=65536)  # the server cannot queue the whole file in the kernel
+    try:
+        first = ctl.cmd("RETR shrinks.bin")
+        assert first[0] == 150 and str(16 << 20) in first[1], first
+        head = d.recv(65536)  # the transfer has begun; the client reads slowly
+        assert head
+        os.truncate(big, 200000)
+        rest = drain(d)
+    finally:
+        d.close()
+    final = ctl.reply()
+    assert final[0] == 451 and "shrank" in final[1], final
+    assert len(head) + len(rest) < 16 << 20
+    assert ctl.code("NOOP") == 200
+    ctl.close()

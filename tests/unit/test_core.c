@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,11 +32,13 @@
 #include "core/buf.h"
 #include "core/decimal.h"
 #include "core/dirsnap.h"
+#include "core/filesend.h"
 #include "core/errors.h"
 #include "core/fsroot.h"
 #include "core/json.h"
 #include "core/loop.h"
 #include "core/net.h"
+#include "core/proto.h"
 
 /*
  * Helpers
@@ -3483,11 +3486,169 @@ static void test_decimal(void **state)
 #define FX(f)   cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 #define TREE(f) cmocka_unit_test_setup_teardown(f, tree_setup, tree_teardown)
 
+/* A file of n patterned bytes (unlinked: only the fd remains). */
+static int filesend_file(size_t n)
+{
+	char path[] = "/tmp/lk-filesend-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	char *b = malloc(n ? n : 1);
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++)
+		b[i] = (char)(i * 7 + i / 251);
+	assert_int_equal(pwrite(fd, b, n, 0), (ssize_t)n);
+	free(b);
+	return fd;
+}
+
+/* Drains what the reader end holds into got at *have. */
+static void filesend_drain(int rd, char *got, size_t *have, size_t cap)
+{
+	for (;;) {
+		ssize_t r = recv(rd, got + *have, cap - *have, MSG_DONTWAIT);
+		if (r <= 0)
+			return;
+		*have += (size_t)r;
+	}
+}
+
+/* Both ways (sendfile, and copying) send bytes [off, off + len) of the file exactly,
+ * through a socket that fills up again and again (small max, a small buffer): what
+ * a full socket did not take is neither lost nor sent twice. */
+static void test_filesend_exact(void **state)
+{
+	(void)state;
+	const size_t n = 3 * FILESEND_CHUNK + 4321, off = 777;
+	for (int copy = 0; copy < 2; copy++) {
+		int fd = filesend_file(n);
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+		int small = 16384;
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+		struct filesend f;
+		filesend_init(&f);
+		atomic_size_t count = 0;
+		filesend_start(&f, fd, off, n - off, copy, &count);
+		assert_int_equal(f.mem != NULL, copy);
+		assert_int_equal(atomic_load(&count), copy ? FILESEND_CHUNK : 0);
+		char *got = malloc(n);
+		assert_non_null(got);
+		size_t have = 0;
+		unsigned full = 0;
+		while (filesend_left(&f)) {
+			ssize_t w = filesend_send(&f, sv[0], 50000);
+			if (w < 0) {
+				assert_int_equal(errno, EAGAIN);
+				full++;
+				filesend_drain(sv[1], got, &have, n);
+				continue;
+			}
+			assert_true(w > 0 && w <= 50000);
+		}
+		filesend_drain(sv[1], got, &have, n);
+		assert_true(full > 0); /* the socket did fill up */
+		assert_int_equal(have, n - off);
+		for (size_t i = 0; i < have; i++)
+			if (got[i] != (char)((i + off) * 7 + (i + off) / 251))
+				fail_msg("copy=%d: byte %zu differs", copy, i);
+		filesend_end(&f);
+		assert_int_equal(f.fd, -1);
+		assert_null(f.mem);
+		assert_int_equal(atomic_load(&count), 0);
+		assert_int_equal(fcntl(fd, F_GETFD), -1); /* the file was closed */
+		free(got);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+/* A file cut short under a transfer: 0 (the promised length cannot be sent), never a
+ * hang or bytes made up. */
+static void test_filesend_shrunk(void **state)
+{
+	(void)state;
+	for (int copy = 0; copy < 2; copy++) {
+		int fd = filesend_file(FILESEND_CHUNK * 2);
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+		int big = 4 << 20;
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+		struct filesend f;
+		filesend_init(&f);
+		filesend_start(&f, fd, 0, FILESEND_CHUNK * 2, copy, NULL);
+		assert_int_equal(ftruncate(fd, 1000), 0);
+		ssize_t w = filesend_send(&f, sv[0], FILESEND_CHUNK * 2);
+		assert_int_equal(w, 1000);
+		assert_int_equal(filesend_send(&f, sv[0], FILESEND_CHUNK * 2), 0);
+		assert_true(filesend_left(&f) > 0);
+		filesend_end(&f);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+/* The copy's memory counts with the site's (PROTO_MEM_MAX): when that is full, the file
+ * goes by sendfile, and its bytes arrive all the same. */
+static void test_filesend_memory_full(void **state)
+{
+	(void)state;
+	atomic_size_t count = PROTO_MEM_MAX - FILESEND_CHUNK + 1;
+	int fd = filesend_file(FILESEND_CHUNK);
+	struct filesend f;
+	filesend_init(&f);
+	filesend_start(&f, fd, 0, FILESEND_CHUNK, 1, &count);
+	assert_null(f.mem);
+	assert_int_equal(atomic_load(&count), PROTO_MEM_MAX - FILESEND_CHUNK + 1);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	int big = 1 << 20;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	size_t sent = 0;
+	while (filesend_left(&f)) {
+		ssize_t w = filesend_send(&f, sv[0], FILESEND_CHUNK);
+		assert_true(w > 0);
+		sent += (size_t)w;
+	}
+	assert_int_equal(sent, FILESEND_CHUNK);
+	filesend_end(&f);
+	/* one byte of room more: copied, counted, and given back at the end */
+	count = PROTO_MEM_MAX - FILESEND_CHUNK;
+	filesend_start(&f, filesend_file(10), 0, 10, 1, &count);
+	assert_non_null(f.mem);
+	assert_int_equal(atomic_load(&count), PROTO_MEM_MAX);
+	filesend_end(&f);
+	assert_int_equal(atomic_load(&count), PROTO_MEM_MAX - FILESEND_CHUNK);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Who is copied to: loopback peers, from FILESEND_COPY_MIN bytes. */
+static void test_filesend_wants_copy(void **state)
+{
+	(void)state;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	assert_int_equal(net_parse_addr("127.0.0.1", 1, &ss, &len), 0);
+	assert_true(filesend_wants_copy(&ss, FILESEND_COPY_MIN));
+	assert_false(filesend_wants_copy(&ss, FILESEND_COPY_MIN - 1));
+	assert_int_equal(net_parse_addr("::1", 1, &ss, &len), 0);
+	assert_true(filesend_wants_copy(&ss, 1ull << 40));
+	assert_int_equal(net_parse_addr("192.0.2.1", 1, &ss, &len), 0);
+	assert_false(filesend_wants_copy(&ss, 1ull << 30));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_buf_limits),
 	        cmocka_unit_test(test_decimal),
+	        cmocka_unit_test(test_filesend_exact),
+	        cmocka_unit_test(test_filesend_shrunk),
+	        cmocka_unit_test(test_filesend_memory_full),
+	        cmocka_unit_test(test_filesend_wants_copy),
 	        cmocka_unit_test(test_buf_append_empty),
 	        cmocka_unit_test(test_buf_pool),
 	        cmocka_unit_test(test_buf_space_huge_need),
