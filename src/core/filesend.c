@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "core/net.h"
-#include "core/proto.h"
 
 void filesend_init(struct filesend *f)
 {
@@ -32,7 +31,7 @@ void filesend_start(struct filesend *f, int fd, uint64_t off, uint64_t len, int 
 	f->left = len;
 	if (!copy)
 		return;
-	if (count && atomic_fetch_add(count, FILESEND_CHUNK) + FILESEND_CHUNK > PROTO_MEM_MAX) {
+	if (count && atomic_fetch_add(count, FILESEND_CHUNK) + FILESEND_CHUNK > FILESEND_MEM_MAX) {
 		atomic_fetch_sub(count, FILESEND_CHUNK); /* full: sendfile does it */
 		return;
 	}

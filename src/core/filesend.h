@@ -19,9 +19,15 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "core/proto.h"
+
 #define FILESEND_COPY_MIN (64u << 10)  /* a body at least this big, to a loopback peer, is copied */
 #define FILESEND_CHUNK    (128u << 10) /* read from the file at a time when copying */
 #define FILESEND_SEND     (32u << 10)  /* ...and sent at a time (measured: see above) */
+/* Copies stop when the site's memory count (proto_site.mem) would pass half its limit:
+ * downloads never take from /_/ bodies and answers more than half of PROTO_MEM_MAX
+ * (256 copies at once), and sendfile serves the others. */
+#define FILESEND_MEM_MAX (PROTO_MEM_MAX / 2)
 
 struct filesend {
 	int fd;               /* the file; -1 when none */
@@ -38,7 +44,7 @@ void filesend_init(struct filesend *f);
 int filesend_wants_copy(const struct sockaddr_storage *peer, uint64_t len);
 /* Takes fd to send its bytes [off, off + len), through memory when copy is set: then
  * FILESEND_CHUNK bytes are allocated and counted in *count (when not NULL), if that
- * stays within PROTO_MEM_MAX; without them, sendfile does it. Ends an earlier file. */
+ * stays within FILESEND_MEM_MAX; without them, sendfile does it. Ends an earlier file. */
 void filesend_start(struct filesend *f, int fd, uint64_t off, uint64_t len, int copy, atomic_size_t *count);
 /* Sends at most max (> 0) bytes to sock, while filesend_left(f) > 0. Returns the count sent (> 0); 0 when the
  * file ended before its length (it shrank); -1 with errno (EAGAIN: the socket is full). */

@@ -95,3 +95,65 @@ def test_300_non_reading_listings_stay_bounded_and_memory_returns(bigroot, start
     assert hwm <= PEAK_LIMIT_KB, f"peak RSS {hwm} kB over {PEAK_LIMIT_KB} kB"
     # The same listing afterwards (the head's Date may differ; the body may not).
     assert _full_listing(srv).partition(b"\r\n\r\n")[2] == data.partition(b"\r\n\r\n")[2]
+
+
+DOWNLOADS = 600  # 600 x 128 KiB would be 75 MiB: past PROTO_MEM_MAX (64 MiB) without the cap
+
+
+@measures
+@pytest.mark.xdist_group("serial")
+def test_600_big_downloads_never_read_leave_the_api_its_memory(root, start, capsys):
+    """Each big file sent to a loopback client holds a 128 KiB copy buffer (docs/serve.md,
+    "Big files"), counted with /_/ bodies and answers. 600 clients (half over FTP) that ask
+    for a big file and never read: copies stop at half the 64 MiB limit (the others get
+    sendfile), so a /_/ request with a 1 MiB body is still answered 200, not 503, the
+    peak stays bounded, and memory returns once they leave."""
+    raise_nofile(DOWNLOADS * 3 + 64)
+    with open(root / "big.bin", "wb") as f:
+        f.truncate(64 << 20)  # sparse: no disk
+    srv = start("-q", "--sniff-ms", "50")
+    time.sleep(0.3)
+    base_rss = proc_status_kb(srv.pid, "VmRSS")
+    socks = []
+    try:
+        for i in range(DOWNLOADS):
+            s = socket.create_connection((srv.host, srv.port), timeout=20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+            if i % 2:
+                s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                socks.append(s)
+                continue
+            f = s.makefile("rb")
+            def reply():
+                line = f.readline()
+                while line[3:4] == b"-":
+                    line = f.readline()
+                return line
+            assert reply().startswith(b"220")
+            for cmd, want in ((b"USER anonymous", b"331"), (b"PASS x", b"230"), (b"EPSV", b"229")):
+                s.sendall(cmd + b"\r\n")
+                line = reply()
+                assert line.startswith(want), (cmd, line)
+            port = int(line.split(b"|||")[1].split(b"|")[0])
+            d = socket.socket()
+            d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+            d.settimeout(20)
+            d.connect((srv.host, port))
+            s.sendall(b"RETR big.bin\r\n")
+            assert reply().startswith(b"150")
+            socks += [f, s, d]
+        time.sleep(1.0)
+        body = b"x" * (1 << 20)
+        with socket.create_connection((srv.host, srv.port), timeout=10) as o:
+            o.sendall(b"POST /_/anything HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            assert o.recv(12) == b"HTTP/1.1 200"
+        hwm = proc_status_kb(srv.pid, "VmHWM")
+    finally:
+        for s in socks:
+            s.close()
+    assert wait_for(lambda: proc_status_kb(srv.pid, "VmRSS") <= base_rss * (1 + RETURN_SLACK) + 1024, 10), \
+        f"RSS {proc_status_kb(srv.pid, 'VmRSS')} kB after, {base_rss} kB before"
+    with capsys.disabled():
+        print(f"\n  600 big downloads never read: RSS {base_rss} kB before, peak {hwm} kB (VmHWM)")
+    assert hwm <= PEAK_LIMIT_KB, f"peak RSS {hwm} kB over {PEAK_LIMIT_KB} kB"

@@ -3589,18 +3589,20 @@ static void test_filesend_shrunk(void **state)
 	}
 }
 
-/* The copy's memory counts with the site's (PROTO_MEM_MAX): when that is full, the file
- * goes by sendfile, and its bytes arrive all the same. */
+/* The copy's memory counts with the site's, up to half of PROTO_MEM_MAX
+ * (FILESEND_MEM_MAX): past it the file goes by sendfile, and its bytes arrive all the
+ * same; the other half stays for /_/ bodies and answers. */
 static void test_filesend_memory_full(void **state)
 {
 	(void)state;
-	atomic_size_t count = PROTO_MEM_MAX - FILESEND_CHUNK + 1;
+	assert_int_equal(FILESEND_MEM_MAX, PROTO_MEM_MAX / 2);
+	atomic_size_t count = FILESEND_MEM_MAX - FILESEND_CHUNK + 1;
 	int fd = filesend_file(FILESEND_CHUNK);
 	struct filesend f;
 	filesend_init(&f);
 	filesend_start(&f, fd, 0, FILESEND_CHUNK, 1, &count);
 	assert_null(f.mem);
-	assert_int_equal(atomic_load(&count), PROTO_MEM_MAX - FILESEND_CHUNK + 1);
+	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK + 1);
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	int big = 1 << 20;
@@ -3615,12 +3617,12 @@ static void test_filesend_memory_full(void **state)
 	assert_int_equal(sent, FILESEND_CHUNK);
 	filesend_end(&f);
 	/* one byte of room more: copied, counted, and given back at the end */
-	count = PROTO_MEM_MAX - FILESEND_CHUNK;
+	count = FILESEND_MEM_MAX - FILESEND_CHUNK;
 	filesend_start(&f, filesend_file(10), 0, 10, 1, &count);
 	assert_non_null(f.mem);
-	assert_int_equal(atomic_load(&count), PROTO_MEM_MAX);
+	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX);
 	filesend_end(&f);
-	assert_int_equal(atomic_load(&count), PROTO_MEM_MAX - FILESEND_CHUNK);
+	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK);
 	close(sv[0]);
 	close(sv[1]);
 }
