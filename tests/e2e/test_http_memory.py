@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import hard_timeout_fixture, measures, proc_fds, proc_status_kb, raise_nofile, wait_for
+from conftest import FtpCtl, hard_timeout_fixture, measures, proc_fds, proc_status_kb, raise_nofile, wait_for
 
 _hard_timeout = hard_timeout_fixture(180)
 
@@ -117,31 +117,17 @@ def test_600_big_downloads_never_read_leave_the_api_its_memory(root, start, caps
     socks = []
     try:
         for i in range(DOWNLOADS):
+            if i % 2:
+                ctl = FtpCtl(srv, timeout=20).login()
+                d = ctl.epsv_data(rcvbuf=SMALL_RCVBUF)
+                code, text = ctl.cmd("RETR big.bin")
+                assert code == 150, text
+                socks += [ctl, d]
+                continue
             s = socket.create_connection((srv.host, srv.port), timeout=20)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
-            if i % 2:
-                s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                socks.append(s)
-                continue
-            f = s.makefile("rb")
-            def reply():
-                line = f.readline()
-                while line[3:4] == b"-":
-                    line = f.readline()
-                return line
-            assert reply().startswith(b"220")
-            for cmd, want in ((b"USER anonymous", b"331"), (b"PASS x", b"230"), (b"EPSV", b"229")):
-                s.sendall(cmd + b"\r\n")
-                line = reply()
-                assert line.startswith(want), (cmd, line)
-            port = int(line.split(b"|||")[1].split(b"|")[0])
-            d = socket.socket()
-            d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
-            d.settimeout(20)
-            d.connect((srv.host, port))
-            s.sendall(b"RETR big.bin\r\n")
-            assert reply().startswith(b"150")
-            socks += [f, s, d]
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            socks.append(s)
         time.sleep(1.0)
         body = b"x" * (1 << 20)
         with socket.create_connection((srv.host, srv.port), timeout=10) as o:
