@@ -225,7 +225,15 @@ static int control_step(struct ftp_session *s)
 		s->skip_line = !lf;
 		return 1;
 	}
-	int r = ftp_parse_command(p, n, &c);
+	int r;
+	if (s->held_len) {
+		c = s->held;
+		c.arg = p + s->held_arg;
+		r = (int)s->held_len;
+		s->held_len = 0;
+	} else {
+		r = ftp_parse_command(p, n, &c);
+	}
 	if (r == FTP_PARSE_INCOMPLETE)
 		return 0;
 	if (r == FTP_PARSE_TOO_LONG) {
@@ -238,8 +246,12 @@ static int control_step(struct ftp_session *s)
 		s->skip_line = !lf;
 		return 1;
 	}
-	if (ftp_command(s, &c))
-		return 0; /* held until the transfer ends; c points into s->in, untouched */
+	if (ftp_command(s, &c)) { /* held until the transfer ends */
+		s->held = c;
+		s->held_arg = (size_t)(c.arg - p);
+		s->held_len = (size_t)r;
+		return 0;
+	}
 	if (s->shut)
 		return 0;
 	buf_consume(&s->in, (size_t)r);

@@ -77,6 +77,12 @@ struct ftp_session {
 	int closing;          /* close once out is flushed */
 	int close_after_xfer; /* shutting down: close when the transfer ends */
 	int skip_line;        /* discarding the rest of an over-long line */
+	/* A command held until the transfer ends, as parsed: the parse rewrites its line in
+	 * place (NUL for the CR, telnet codes dropped), so it is never parsed twice. It is
+	 * the first line of in: its argument is at held_arg from in's start, the line
+	 * held_len long (0: none held). */
+	struct ftp_command held;
+	size_t held_arg, held_len;
 	int logged_in, user_given;
 	int user_long;    /* USER's name did not fit in user: never the login */
 	int login_proven; /* logged in once: the same credentials skip the gate's budget */

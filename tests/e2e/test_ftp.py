@@ -1970,3 +1970,39 @@ def test_file_cut_short_under_a_copied_retr_fails_the_transfer(tree, ftp_start):
     assert len(head) + len(rest) < 16 << 20
     assert ctl.code("NOOP") == 200
     ctl.close()
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\n"])
+def test_commands_sent_during_a_transfer_run_as_sent_after_it(tree, ftp_start, eol):
+    """Commands that arrive while a RETR runs wait for its end and then run as they were
+    sent. They were parsed twice, and the first parse had rewritten the line in place:
+    a pipelined REST became '501 NUL bytes' (the next RETR then sent the file from byte
+    0), and a line ending in a bare LF lost it and merged with the next one."""
+    data = rbytes(4 << 20, seed=5)
+    (tree / "pipe.bin").write_bytes(data)
+    srv = ftp_start()
+    ctl = Ctl(srv)
+    ctl.login()
+    assert ctl.code("TYPE I") == 200
+    d = ctl.epsv_data(rcvbuf=65536)
+    first = ctl.cmd("RETR pipe.bin")
+    assert first[0] == 150, first
+    head = d.recv(1000)
+    ctl.sock.sendall(f"REST 65537{eol}NOOP{eol}SIZE pipe.bin{eol}EPSV{eol}".encode())
+    rest = drain(d)
+    d.close()
+    assert head + rest == data
+    assert ctl.reply()[0] == 226
+    assert ctl.reply()[0] == 350
+    assert ctl.reply()[0] == 200
+    assert ctl.reply() == (213, f"213 {len(data)}")
+    code, text = ctl.reply()
+    assert code == 229, text
+    port = int(re.search(r"\(\|\|\|(\d+)\|\)", text).group(1))
+    d = socket.create_connection((srv.host, port), timeout=5)
+    first = ctl.cmd("RETR pipe.bin")
+    assert first[0] == 150 and str(len(data) - 65537) in first[1], first
+    assert drain(d) == data[65537:]
+    d.close()
+    assert ctl.reply()[0] == 226
+    ctl.close()
