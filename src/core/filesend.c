@@ -16,6 +16,7 @@ void filesend_init(struct filesend *f)
 	f->mem = NULL;
 	f->start = f->end = 0;
 	f->count = NULL;
+	f->copy = 0;
 }
 
 int filesend_wants_copy(const struct sockaddr_storage *peer, uint64_t len)
@@ -29,21 +30,28 @@ void filesend_start(struct filesend *f, int fd, uint64_t off, uint64_t len, int 
 	f->fd = fd;
 	f->off = (off_t)off;
 	f->left = len;
-	if (!copy)
-		return;
-	if (count && atomic_fetch_add(count, FILESEND_CHUNK) + FILESEND_CHUNK > FILESEND_MEM_MAX) {
-		atomic_fetch_sub(count, FILESEND_CHUNK); /* full: sendfile does it */
-		return;
+	f->copy = copy;
+	f->count = count;
+}
+
+/* The copy's memory, taken at the first send: 0, or -1 when there is none (full). */
+static int take_mem(struct filesend *f)
+{
+	f->copy = 0; /* asked once: without memory now, sendfile sends it all */
+	if (f->count && atomic_fetch_add(f->count, FILESEND_CHUNK) + FILESEND_CHUNK > FILESEND_MEM_MAX) {
+		atomic_fetch_sub(f->count, FILESEND_CHUNK);
+		return -1;
 	}
 	f->mem = malloc(FILESEND_CHUNK);
-	if (f->mem)
-		f->count = count;
-	else if (count)
-		atomic_fetch_sub(count, FILESEND_CHUNK);
+	if (!f->mem && f->count)
+		atomic_fetch_sub(f->count, FILESEND_CHUNK);
+	return f->mem ? 0 : -1;
 }
 
 ssize_t filesend_send(struct filesend *f, int sock, size_t max)
 {
+	if (f->copy)
+		take_mem(f);
 	if (!f->mem) {
 		size_t want = f->left < max ? (size_t)f->left : max;
 		ssize_t n = sendfile(sock, f->fd, &f->off, want);

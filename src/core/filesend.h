@@ -19,15 +19,17 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "core/proto.h"
-
 #define FILESEND_COPY_MIN (64u << 10)  /* a body at least this big, to a loopback peer, is copied */
 #define FILESEND_CHUNK    (128u << 10) /* read from the file at a time when copying */
 #define FILESEND_SEND     (32u << 10)  /* ...and sent at a time (measured: see above) */
-/* Copies stop when the site's memory count (proto_site.mem) would pass half its limit:
- * downloads never take from /_/ bodies and answers more than half of PROTO_MEM_MAX
- * (256 copies at once), and sendfile serves the others. */
-#define FILESEND_MEM_MAX (PROTO_MEM_MAX / 2)
+/* The copies' buffers, all threads and protocols together (proto_site.copy_mem), are
+ * at most this: 256 copies at once; sendfile serves the others. A budget of their own,
+ * so that downloads never take memory from /_/ bodies and answers (PROTO_MEM_MAX). */
+#define FILESEND_MEM_MAX (32u << 20)
+/* A copied body's bytes per event-loop turn while other connections of the thread wait
+ * (as FTP's FTP_TURN_BUDGET): copying costs the loop more than sendfile did, and eight
+ * downloads of 1 MiB turns each held other clients' requests ~5 ms at the median. */
+#define FILESEND_TURN (256u << 10)
 
 struct filesend {
 	int fd;               /* the file; -1 when none */
@@ -35,7 +37,8 @@ struct filesend {
 	uint64_t left;        /* bytes not yet read from the file */
 	char *mem;            /* FILESEND_CHUNK bytes when copying, else NULL */
 	size_t start, end;    /* mem[start, end): read, not yet sent */
-	atomic_size_t *count; /* where mem is counted (proto_site.mem); NULL: nowhere */
+	int copy;             /* to be copied: mem is taken at the first send */
+	atomic_size_t *count; /* where mem is counted (proto_site.copy_mem); NULL: nowhere */
 };
 
 /* No file. */
@@ -43,12 +46,19 @@ void filesend_init(struct filesend *f);
 /* Should len bytes to peer be copied (a loopback peer, len >= FILESEND_COPY_MIN)? */
 int filesend_wants_copy(const struct sockaddr_storage *peer, uint64_t len);
 /* Takes fd to send its bytes [off, off + len), through memory when copy is set: then
- * FILESEND_CHUNK bytes are allocated and counted in *count (when not NULL), if that
- * stays within FILESEND_MEM_MAX; without them, sendfile does it. Ends an earlier file. */
+ * the first send allocates FILESEND_CHUNK bytes and counts them in *count (when not
+ * NULL), if that stays within FILESEND_MEM_MAX; without them, sendfile does it (a
+ * transfer that never starts, an FTP RETR whose data connection never comes, holds
+ * nothing). Ends an earlier file. */
 void filesend_start(struct filesend *f, int fd, uint64_t off, uint64_t len, int copy, atomic_size_t *count);
 /* Sends at most max (> 0) bytes to sock, while filesend_left(f) > 0. Returns the count sent (> 0); 0 when the
  * file ended before its length (it shrank); -1 with errno (EAGAIN: the socket is full). */
 ssize_t filesend_send(struct filesend *f, int sock, size_t max);
+/* Is the file copied (or to be, at its first send)? */
+static inline int filesend_copies(const struct filesend *f)
+{
+	return f->copy || f->mem;
+}
 /* Bytes still to send (read or not). */
 static inline uint64_t filesend_left(const struct filesend *f)
 {

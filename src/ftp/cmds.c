@@ -642,7 +642,8 @@ static void cmd_retr(struct ftp_session *s, const char *arg, const struct ftp_cm
 		return;
 	}
 	uint64_t len = (uint64_t)st.st_size - rest;
-	filesend_start(&t->file, fd, rest, len, filesend_wants_copy(&s->peer.addr, len), s->x->site->mem);
+	filesend_start(&t->file, fd, rest, len, filesend_wants_copy(&s->peer.addr, len),
+	               s->x->site->copy_mem);
 	snprintf(d, sizeof(d), "/%s (%llu bytes)", rel, (unsigned long long)len);
 	ftp_reply(s, LK_R_OPENING_BINARY, d);
 	ftp_xfer_start(s, t);

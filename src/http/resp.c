@@ -209,7 +209,7 @@ void resp_body_file(struct http_conn *c, int fd, uint64_t off, uint64_t len)
 		close(fd);
 		return;
 	}
-	filesend_start(&c->file, fd, off, len, filesend_wants_copy(&c->peer.addr, len), c->x->mem);
+	filesend_start(&c->file, fd, off, len, filesend_wants_copy(&c->peer.addr, len), c->x->site->copy_mem);
 	c->rb = RB_FILE;
 }
 

@@ -79,6 +79,7 @@ struct serve_server {
 	struct proto_site site;
 	atomic_uint nconns;
 	atomic_size_t http_mem; /* site.mem: HTTP's bodies and answers in memory */
+	atomic_size_t copy_mem; /* site.copy_mem: buffers of files copied to loopback clients */
 	atomic_uint conn_peak;  /* most connections at once since the last heap trim */
 	struct log_sink log;
 	int listen_fd;

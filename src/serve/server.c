@@ -240,6 +240,7 @@ struct serve_server *serve_new(const struct serve_config *cfg, char *err, size_t
 	s->site.max_conns = cfg->max_conns;
 	s->site.nconns = &s->nconns;
 	s->site.mem = &s->http_mem;
+	s->site.copy_mem = &s->copy_mem;
 	s->site.log = cfg->log;
 	s->site.log_sink = &s->log;
 	s->http_idx = s->ftp_idx = -1;

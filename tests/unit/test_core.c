@@ -38,7 +38,6 @@
 #include "core/json.h"
 #include "core/loop.h"
 #include "core/net.h"
-#include "core/proto.h"
 
 /*
  * Helpers
@@ -3530,8 +3529,8 @@ static void test_filesend_exact(void **state)
 		filesend_init(&f);
 		atomic_size_t count = 0;
 		filesend_start(&f, fd, off, n - off, copy, &count);
-		assert_int_equal(f.mem != NULL, copy);
-		assert_int_equal(atomic_load(&count), copy ? FILESEND_CHUNK : 0);
+		assert_null(f.mem); /* taken at the first send, not before */
+		assert_int_equal(atomic_load(&count), 0);
 		char *got = malloc(n);
 		assert_non_null(got);
 		size_t have = 0;
@@ -3545,6 +3544,8 @@ static void test_filesend_exact(void **state)
 				continue;
 			}
 			assert_true(w > 0 && w <= 50000);
+			assert_int_equal(f.mem != NULL, copy);
+			assert_int_equal(atomic_load(&count), copy ? FILESEND_CHUNK : 0);
 		}
 		filesend_drain(sv[1], got, &have, n);
 		assert_true(full > 0); /* the socket did fill up */
@@ -3589,38 +3590,42 @@ static void test_filesend_shrunk(void **state)
 	}
 }
 
-/* The copy's memory counts with the site's, up to half of PROTO_MEM_MAX
- * (FILESEND_MEM_MAX): past it the file goes by sendfile, and its bytes arrive all the
- * same; the other half stays for /_/ bodies and answers. */
+/* The copies' memory has its budget (FILESEND_MEM_MAX), taken at the first send: past
+ * it the file goes by sendfile, and its bytes arrive all the same; a transfer that
+ * never sends holds nothing. */
 static void test_filesend_memory_full(void **state)
 {
 	(void)state;
-	assert_int_equal(FILESEND_MEM_MAX, PROTO_MEM_MAX / 2);
 	atomic_size_t count = FILESEND_MEM_MAX - FILESEND_CHUNK + 1;
-	int fd = filesend_file(FILESEND_CHUNK);
-	struct filesend f;
-	filesend_init(&f);
-	filesend_start(&f, fd, 0, FILESEND_CHUNK, 1, &count);
-	assert_null(f.mem);
-	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK + 1);
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	int big = 1 << 20;
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
 	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	struct filesend f;
+	filesend_init(&f);
+	filesend_start(&f, filesend_file(FILESEND_CHUNK), 0, FILESEND_CHUNK, 1, &count);
 	size_t sent = 0;
 	while (filesend_left(&f)) {
 		ssize_t w = filesend_send(&f, sv[0], FILESEND_CHUNK);
 		assert_true(w > 0);
 		sent += (size_t)w;
+		assert_null(f.mem);
 	}
 	assert_int_equal(sent, FILESEND_CHUNK);
+	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK + 1);
 	filesend_end(&f);
 	/* one byte of room more: copied, counted, and given back at the end */
 	count = FILESEND_MEM_MAX - FILESEND_CHUNK;
 	filesend_start(&f, filesend_file(10), 0, 10, 1, &count);
+	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK); /* not yet */
+	assert_int_equal(filesend_send(&f, sv[0], 100), 10);
 	assert_non_null(f.mem);
 	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX);
+	filesend_end(&f);
+	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK);
+	/* a transfer ended before its first send held nothing */
+	filesend_start(&f, filesend_file(10), 0, 10, 1, &count);
 	filesend_end(&f);
 	assert_int_equal(atomic_load(&count), FILESEND_MEM_MAX - FILESEND_CHUNK);
 	close(sv[0]);
