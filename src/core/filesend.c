@@ -34,18 +34,18 @@ void filesend_start(struct filesend *f, int fd, uint64_t off, uint64_t len, int 
 	f->count = count;
 }
 
-/* The copy's memory, taken at the first send: 0, or -1 when there is none (full). */
-static int take_mem(struct filesend *f)
+/* Takes the copy's memory at the first send; without it (the budget is full, or no
+ * memory), sendfile sends it all: it is asked once. */
+static void take_mem(struct filesend *f)
 {
-	f->copy = 0; /* asked once: without memory now, sendfile sends it all */
+	f->copy = 0;
 	if (f->count && atomic_fetch_add(f->count, FILESEND_CHUNK) + FILESEND_CHUNK > FILESEND_MEM_MAX) {
 		atomic_fetch_sub(f->count, FILESEND_CHUNK);
-		return -1;
+		return;
 	}
 	f->mem = malloc(FILESEND_CHUNK);
 	if (!f->mem && f->count)
 		atomic_fetch_sub(f->count, FILESEND_CHUNK);
-	return f->mem ? 0 : -1;
 }
 
 ssize_t filesend_send(struct filesend *f, int sock, size_t max)

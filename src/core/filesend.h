@@ -24,11 +24,11 @@
 #define FILESEND_SEND     (32u << 10)  /* ...and sent at a time (measured: see above) */
 /* The copies' buffers, all threads and protocols together (proto_site.copy_mem), are
  * at most this: 256 copies at once; sendfile serves the others. A budget of their own,
- * so that downloads never take memory from /_/ bodies and answers (PROTO_MEM_MAX). */
+ * so that downloads never take memory from /_/ bodies and answers (HTTP_MEM_MAX). */
 #define FILESEND_MEM_MAX (32u << 20)
-/* A copied body's bytes per event-loop turn while other connections of the thread wait
- * (as FTP's FTP_TURN_BUDGET): copying costs the loop more than sendfile did, and eight
- * downloads of 1 MiB turns each held other clients' requests ~5 ms at the median. */
+/* An HTTP file body's bytes per event-loop turn while other connections of the thread
+ * are ready (FTP's FTP_TURN_BUDGET is the same): eight downloads of 1 MiB turns each,
+ * copied or sendfile'd, held other clients' requests ~5 ms at the median. */
 #define FILESEND_TURN (256u << 10)
 
 struct filesend {
@@ -54,11 +54,6 @@ void filesend_start(struct filesend *f, int fd, uint64_t off, uint64_t len, int 
 /* Sends at most max (> 0) bytes to sock, while filesend_left(f) > 0. Returns the count sent (> 0); 0 when the
  * file ended before its length (it shrank); -1 with errno (EAGAIN: the socket is full). */
 ssize_t filesend_send(struct filesend *f, int sock, size_t max);
-/* Is the file copied (or to be, at its first send)? */
-static inline int filesend_copies(const struct filesend *f)
-{
-	return f->copy || f->mem;
-}
 /* Bytes still to send (read or not). */
 static inline uint64_t filesend_left(const struct filesend *f)
 {

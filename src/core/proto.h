@@ -36,16 +36,13 @@ struct proto_site {
 	/* Directory snapshots shared by every listing (core/dirsnap.h); NULL: each listing
 	 * reads its own, with no overall limit. */
 	struct dirsnap_cache *dirs;
-	/* Bytes of /_/ request bodies and generated answers HTTP holds in memory, all
-	 * threads together (against PROTO_MEM_MAX); NULL: each thread counts its own. */
+	/* Bytes of request bodies and generated answers that HTTP holds in memory, all
+	 * threads together (against HTTP_MEM_MAX); NULL: each thread counts its own. */
 	atomic_size_t *mem;
 	/* Bytes of the buffers of files copied to loopback clients, by any protocol, all
 	 * threads together (against FILESEND_MEM_MAX, core/filesend.h); NULL: uncounted. */
 	atomic_size_t *copy_mem;
 };
-/* The most proto_site.mem may reach: past it a /_/ request gets 503 with Retry-After
- * (LK_E_H_MEM_FULL) until others drain. */
-#define PROTO_MEM_MAX (64u << 20)
 
 /* What the sniffer learned about a client before handing it over. */
 struct proto_peer {

@@ -349,7 +349,7 @@ static int conn_flush(struct http_conn *c)
 {
 	size_t budget = HTTP_TURN_BYTES;
 	int filled = 0;
-	if (c->rb == RB_FILE && filesend_copies(&c->file) && !loop_batch_alone(c->x->loop))
+	if (c->rb == RB_FILE && !loop_batch_alone(c->x->loop))
 		budget = FILESEND_TURN;
 	if (conn_holding(c))
 		return 0;

@@ -18,9 +18,9 @@ struct http_extra_header {
 #define HTTP_DEFAULT_IDLE_TIMEOUT_S 15   /* keep-alive connections idle longer are closed */
 #define HTTP_DEFAULT_BODY_TIMEOUT_S 30   /* longest stall reading a body or writing */
 #define HTTP_CACHE_NO_STORE         (-1) /* http_config.cache_secs: Cache-Control: no-store */
-/* /_/ request bodies and generated answers held in memory, all threads and protocols
- * together (core/proto.h). */
-#define HTTP_MEM_MAX        PROTO_MEM_MAX
+/* /_/ request bodies and generated answers held in memory, all threads together; a /_/
+ * request past it gets 503 with Retry-After (LK_E_H_MEM_FULL) until others drain. */
+#define HTTP_MEM_MAX        (64u << 20)
 #define HTTP_MAX_CACHE_SECS (10 * 365 * 86400L) /* the longest max-age (--cache) */
 
 /* HTTP's own settings; what every protocol shares (root, write, login, body limit,

@@ -3501,6 +3501,16 @@ static int filesend_file(size_t n)
 	return fd;
 }
 
+/* A non-blocking socket pair for filesend: sv[0]'s send buffer set to buf, and sv[1]'s
+ * receive buffer too when roomy (else the writer fills up again and again). */
+static void filesend_pair(int sv[2], int buf, int roomy)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+	if (roomy)
+		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+}
+
 /* Drains what the reader end holds into got at *have. */
 static void filesend_drain(int rd, char *got, size_t *have, size_t cap)
 {
@@ -3522,9 +3532,7 @@ static void test_filesend_exact(void **state)
 	for (int copy = 0; copy < 2; copy++) {
 		int fd = filesend_file(n);
 		int sv[2];
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-		int small = 16384;
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+		filesend_pair(sv, 16384, 0);
 		struct filesend f;
 		filesend_init(&f);
 		atomic_size_t count = 0;
@@ -3572,10 +3580,7 @@ static void test_filesend_shrunk(void **state)
 	for (int copy = 0; copy < 2; copy++) {
 		int fd = filesend_file(FILESEND_CHUNK * 2);
 		int sv[2];
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-		int big = 4 << 20;
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+		filesend_pair(sv, 4 << 20, 1);
 		struct filesend f;
 		filesend_init(&f);
 		filesend_start(&f, fd, 0, FILESEND_CHUNK * 2, copy, NULL);
@@ -3598,10 +3603,7 @@ static void test_filesend_memory_full(void **state)
 	(void)state;
 	atomic_size_t count = FILESEND_MEM_MAX - FILESEND_CHUNK + 1;
 	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	int big = 1 << 20;
-	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	filesend_pair(sv, 1 << 20, 1);
 	struct filesend f;
 	filesend_init(&f);
 	filesend_start(&f, filesend_file(FILESEND_CHUNK), 0, FILESEND_CHUNK, 1, &count);
