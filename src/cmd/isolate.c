@@ -36,6 +36,7 @@ static const struct cmd_flag isolate_flags[] = {
 	{ "CMD", 0, NULL, NULL, "the command to run inside, and its arguments (put -- before it when it starts with -)", CMD_STR, AT(cmd), .attr = CMD_ARG | CMD_REST },
 	{ "port", 'p', "[ADDR:]PORT[:INNER]", NULL, "forward a host loopback port to port INNER inside (repeatable; PORT 0: any free port, printed; A-B: each port of the range to itself, as FTP's passive ports need)", CMD_CALL, .set = set_port },
 	{ "out", 0, "[ADDR:]PORT", NULL, "let CMD reach the host's loopback service at ADDR:PORT at the same address inside (repeatable)", CMD_CALL, .set = set_out },
+	{ "direct", 0, NULL, NULL, "hand each -p forward's host listener to the server inside that binds its inner port: no relay, native speed (the server then holds a host socket: not for untrusted code)", CMD_SWITCH, AT(cfg.direct) },
 	{ "max-conns", 0, "N", CMD_STR_OF(ISOLATE_MAX_CONNS), "relayed connections at once; more wait in the listen backlog", CMD_UINT, AT(cfg.max_conns), .min = 1, .max = ISOLATE_CONNS_LIMIT },
 	{ "json", 0, NULL, NULL, "print the forwards as one JSON line on stdout before CMD starts (with --check: the probe)", CMD_SWITCH, AT(json) },
 	{ "check", 0, NULL, NULL, "only say whether isolation works here, and what blocks it (exit 0 or 1)", CMD_SWITCH, AT(check) },
@@ -94,6 +95,14 @@ static int isolate_main(void *p)
 		fprintf(stderr, "loopkit isolate: which command? (loopkit isolate --help)\n");
 		return 2;
 	}
+	int forwards_in = 0;
+	for (size_t i = 0; i < a->cfg.nfwd; i++)
+		forwards_in |= a->cfg.fwd[i].dir == ISOLATE_IN;
+	if (a->cfg.direct && !forwards_in) {
+		fprintf(stderr,
+		        "loopkit isolate: --direct hands over the listeners of -p forwards: give one\n");
+		return 2;
+	}
 	a->cfg.argv = a->cmd.argv;
 	struct isolate *iso = malloc(sizeof *iso);
 	if (!iso) {
@@ -126,10 +135,11 @@ const struct cmd_verb cmd_isolate = {
                 "run a command in a private network namespace with lo up; forward loopback ports in and out",
         .about = "Runs CMD in a new network namespace (and a user namespace when not root) whose lo is up\n"
                  "with 127.0.0.1/8 and ::1: every port of 127.0.0.0/8 is CMD's own, so parallel tests never\n"
-                 "collide. -p forwards a host loopback port in (splice, zero-copy); --out lets CMD reach a\n"
-                 "host service. Exit status, signals and the terminal pass through; when CMD exits every\n"
-                 "process it left inside is ended. Exit 1 when isolation cannot be set up (--check says\n"
-                 "which control blocks it and how to allow it).\n",
+                 "collide. -p forwards a host loopback port in (splice, zero-copy; with --direct the server\n"
+                 "inside takes the host listener itself); --out lets CMD reach a host service. Exit status,\n"
+                 "signals and the terminal pass through; when CMD exits every process it left inside is\n"
+                 "ended. Exit 1 when isolation cannot be set up (--check says which control blocks it and\n"
+                 "how to allow it).\n",
         .flags = isolate_flags,
         .size = sizeof(struct isolate_args),
         .init = isolate_args_init,

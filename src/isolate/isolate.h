@@ -49,6 +49,11 @@ struct isolate_forward {
 	int fd;   /* the listener (host side for IN, inside for OUT), or -1 */
 	int twin; /* IN: its loopback twin's port, held (net_listen_loopback), or -1 */
 	struct acceptor acc;
+	/* --direct (IN): the server inside holds the host listener (handed this many times);
+	 * clients inside reach it through inner_fd, a listener at its address inside */
+	unsigned handed;
+	int inner_fd;
+	struct acceptor inner_acc;
 	struct isolate *iso;
 	char spec[64]; /* as given on the command line, for messages */
 };
@@ -57,6 +62,7 @@ struct isolate_forward {
 struct isolate_config {
 	char **argv;        /* CMD and its arguments, NULL-terminated (not owned) */
 	unsigned max_conns; /* relayed connections at once; more wait in the listen backlog */
+	int direct;         /* -p hands the host listener to the server that binds INNER */
 	struct isolate_forward fwd[ISOLATE_MAX_FORWARDS];
 	size_t nfwd;
 };
@@ -81,6 +87,9 @@ struct isolate {
 	int own_group; /* pid 1 and CMD in a process group of their own (not a terminal's
 	                  foreground job): see relay_signal in run.c */
 	struct loop_io sig_io, note_io;
+	struct loop_io notify_io; /* --direct: the seccomp listener of the binds inside */
+	void *notif_req, *notif_resp;
+	size_t notif_req_len, notif_resp_len;
 	int life_fd; /* held open: the child sees it close if we die */
 	int exit_code;
 	int cmd_done; /* the child has exited: draining */
@@ -130,7 +139,7 @@ char *isolate_end_text(const struct sockaddr_storage *ss, char *out, size_t len)
 
 /* The two renderings of the forwards: one line each for people, and
  * {"forwards":[{"dir":"in"|"out","host":"127.0.0.1:41234","inside":"127.0.0.1:62893"}],
- * "user_namespace":bool,"ipv6":bool} (-1 when the buffer limit was hit). */
+ * "direct":bool,"user_namespace":bool,"ipv6":bool} (-1 when the buffer limit was hit). */
 void isolate_print(FILE *f, const struct isolate *iso);
 int isolate_json(struct buf *b, const struct isolate *iso);
 

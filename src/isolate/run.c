@@ -14,6 +14,7 @@
 
 #include "core/net.h"
 #include "core/procfs.h"
+#include "isolate/direct.h"
 #include "isolate/relay.h"
 
 /* The signals passed on to CMD when someone sends them to loopkit. */
@@ -79,7 +80,7 @@ static void *helper_main(void *arg)
 
 /* A socket in the host's namespace (the calling thread is in the new one). Returns the
  * fd or -1 with errno. */
-static int host_socket(struct isolate *iso, int family)
+int isolate_host_socket(struct isolate *iso, int family)
 {
 	int reply;
 	if (send(iso->helper_fd[0], &family, sizeof family, MSG_NOSIGNAL) != (ssize_t)sizeof family ||
@@ -173,9 +174,9 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	iso->cfg = *c;
 	iso->helper_fd[0] = iso->helper_fd[1] = -1;
 	iso->life_fd = -1;
-	iso->sig_io.fd = iso->note_io.fd = -1;
+	iso->sig_io.fd = iso->note_io.fd = iso->notify_io.fd = -1;
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
-		iso->cfg.fwd[i].fd = iso->cfg.fwd[i].twin = -1;
+		iso->cfg.fwd[i].fd = iso->cfg.fwd[i].twin = iso->cfg.fwd[i].inner_fd = -1;
 		iso->cfg.fwd[i].iso = iso;
 	}
 	iso->prepared = 1;
@@ -192,7 +193,8 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		if (f->dir == ISOLATE_IN && listen_host(f, err, errlen) < 0)
 			return -1;
-		need_helper |= f->dir == ISOLATE_OUT;
+		/* --out connects to the host; so does --direct's listener inside */
+		need_helper |= f->dir == ISOLATE_OUT || iso->cfg.direct;
 	}
 	if (netns_enter_user(&iso->ns) < 0)
 		return ns_failed(iso, err, errlen);
@@ -225,15 +227,26 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	return 0;
 }
 
+/* Closes a forward's listeners and its held twin (their acceptors stopped first). */
+static void forward_close(struct isolate_forward *f)
+{
+	int *fds[] = {&f->fd, &f->inner_fd, &f->twin};
+	for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
+		if (*fds[k] >= 0) {
+			close(*fds[k]);
+			*fds[k] = -1;
+		}
+}
+
 void isolate_abandon(struct isolate *iso)
 {
 	if (!iso->prepared)
 		return;
 	for (size_t i = 0; i < iso->cfg.nfwd; i++)
-		if (iso->cfg.fwd[i].fd >= 0) {
-			close(iso->cfg.fwd[i].fd);
-			iso->cfg.fwd[i].fd = -1;
-		}
+		forward_close(&iso->cfg.fwd[i]);
+	free(iso->notif_req);
+	free(iso->notif_resp);
+	iso->notif_req = iso->notif_resp = NULL;
 	if (iso->helper_on) {
 		shutdown(iso->helper_fd[0], SHUT_RDWR);
 		pthread_join(iso->helper, NULL);
@@ -361,7 +374,7 @@ static void relay_signal(const struct isolate *iso, pid_t cmd, int sig)
  * signals passed on, orphans reaped; exits with CMD's status, and the kernel then kills
  * whatever is left in the namespace. Only system calls here (the parent may have a
  * second thread). */
-static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd, int life_fd)
+static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd, int life_fd, int direct_fd)
 {
 	sigset_t set;
 	siginfo_t si;
@@ -371,6 +384,8 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 	struct pollfd pfd = {.fd = life_fd, .events = POLLIN};
 	if (poll(&pfd, 1, 0) > 0) /* loopkit died before PDEATHSIG was set */
 		_exit(ISOLATE_EXIT_FAILED);
+	if (direct_fd >= 0)
+		direct_child(direct_fd); /* before CMD: it and all it starts inherit the filter */
 	if (note_fd < life_fd)
 		close_others(note_fd, life_fd);
 	else
@@ -416,14 +431,19 @@ static void accept_resume(struct isolate *iso)
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		if (f->fd >= 0)
 			acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f);
+		if (f->inner_fd >= 0)
+			acceptor_start(&f->inner_acc, iso->loop, f->inner_fd, 0, ISOLATE_ACCEPT_BATCH,
+			               isolate_on_inner_conn, f);
 	}
 }
 
 static void accept_pause(struct isolate *iso)
 {
 	iso->paused = 1;
-	for (size_t i = 0; i < iso->cfg.nfwd; i++)
+	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		acceptor_stop(&iso->cfg.fwd[i].acc);
+		acceptor_stop(&iso->cfg.fwd[i].inner_acc);
+	}
 }
 
 static void finish_if_drained(struct isolate *iso)
@@ -440,18 +460,18 @@ void relay_gone(struct isolate *iso)
 	finish_if_drained(iso);
 }
 
-static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
+/* A connection accepted on one of f's listeners, relayed to the host's end (to_host:
+ * --out, or the listener inside of --direct) or to the inner one (-p). */
+static void relay_conn(struct isolate_forward *f, int fd, int to_host)
 {
-	struct isolate_forward *f = arg;
 	struct isolate *iso = f->iso;
 	int s;
-	(void)peer; /* the listeners are on loopback (and inside): every peer is local */
 
 	iso->accepted++;
-	if (f->dir == ISOLATE_IN) /* this thread is in the namespace */
+	if (to_host)
+		s = isolate_host_socket(iso, f->host.ss_family);
+	else /* this thread is in the namespace */
 		s = socket(f->inner.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	else
-		s = host_socket(iso, f->host.ss_family);
 	if (s < 0) {
 		iso->refused++;
 		struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -459,12 +479,26 @@ static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
 		close(fd);
 		return;
 	}
-	if (f->dir == ISOLATE_IN)
-		relay_start(iso, fd, s, &f->inner, f->innerlen, 1);
-	else
+	if (to_host)
 		relay_start(iso, fd, s, &f->host, f->hostlen, 0);
+	else
+		relay_start(iso, fd, s, &f->inner, f->innerlen, 1);
 	if (iso->nconns >= iso->cfg.max_conns && !iso->paused)
 		accept_pause(iso); /* the rest wait in the backlog */
+}
+
+/* The listeners are on loopback (and inside): every peer is local. */
+static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer)
+{
+	struct isolate_forward *f = arg;
+	(void)peer;
+	relay_conn(f, fd, f->dir == ISOLATE_OUT);
+}
+
+void isolate_on_inner_conn(void *arg, int fd, const struct sockaddr_storage *peer)
+{
+	(void)peer;
+	relay_conn(arg, fd, 1);
 }
 
 static void drain_cb(struct loop *l, struct loop_timer *t)
@@ -489,19 +523,15 @@ static void cmd_exited(struct isolate *iso, int status)
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		acceptor_stop(&f->acc);
-		if (f->fd >= 0) {
-			close(f->fd);
-			f->fd = -1;
-		}
-		if (f->twin >= 0) {
-			close(f->twin);
-			f->twin = -1;
-		}
+		acceptor_stop(&f->inner_acc);
+		forward_close(f);
 	}
 	for (struct relay *r = iso->relays, *next; r; r = next) {
 		next = r->next;
 		relay_pump(r); /* ends those whose inner side is done */
 	}
+	if (iso->notify_io.fd >= 0)
+		loop_io_close(iso->loop, &iso->notify_io);
 	iso->drain_mark = iso->bytes;
 	loop_timer_init(&iso->drain, drain_cb, iso);
 	loop_timer_start(iso->loop, &iso->drain, ISOLATE_DRAIN_MS);
@@ -542,12 +572,13 @@ static void note_cb(struct loop *l, struct loop_io *io, unsigned events)
 
 int isolate_run(struct isolate *iso)
 {
-	int note_p[2] = {-1, -1}, life_p[2] = {-1, -1};
+	int note_p[2] = {-1, -1}, life_p[2] = {-1, -1}, direct_p[2] = {-1, -1}, nfd = -1;
 	char err[160], msg[ISOLATE_ERR];
 	sigset_t set;
 
 	iso->exit_code = ISOLATE_EXIT_FAILED;
-	if (pipe2(note_p, O_CLOEXEC) < 0 || pipe2(life_p, O_CLOEXEC) < 0) {
+	if (pipe2(note_p, O_CLOEXEC) < 0 || pipe2(life_p, O_CLOEXEC) < 0 ||
+	    (iso->cfg.direct && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, direct_p) < 0)) {
 		fprintf(stderr, "loopkit isolate: pipe: %s\n", strerror(errno));
 		goto out;
 	}
@@ -564,12 +595,24 @@ int isolate_run(struct isolate *iso)
 	if (iso->child == 0) {
 		close(note_p[0]);
 		close(life_p[1]);
-		init_main(iso, note_p[1], life_p[0]);
+		if (direct_p[0] >= 0)
+			close(direct_p[0]);
+		init_main(iso, note_p[1], life_p[0], direct_p[1]);
 	}
 	close(note_p[1]);
 	close(life_p[0]);
 	note_p[1] = life_p[0] = -1;
 	iso->life_fd = life_p[1];
+	if (direct_p[0] >= 0) {
+		close(direct_p[1]);
+		nfd = direct_receive(iso, direct_p[0]);
+		direct_p[0] = direct_p[1] = -1;
+		if (nfd < 0)
+			fprintf(stderr,
+			        "loopkit isolate: --direct: cannot watch the binds inside (seccomp: %s); the "
+			        "-p forwards relay\n",
+			        strerror(errno));
+	}
 
 	if (!(iso->loop = loop_new(err, sizeof err))) {
 		fprintf(stderr, "loopkit isolate: %s\n", err);
@@ -591,6 +634,13 @@ int isolate_run(struct isolate *iso)
 		goto out;
 	}
 	note_p[0] = -1; /* the loop's now */
+	if (nfd >= 0 && loop_io_start(iso->loop, &iso->notify_io, nfd, LOOP_READ, direct_cb, iso) < 0) {
+		fprintf(stderr, "loopkit isolate: --direct: %s\n", strerror(errno));
+		kill(iso->child, SIGKILL); /* unwatched, every bind inside would block */
+		waitpid(iso->child, NULL, 0);
+		goto out;
+	}
+	nfd = -1; /* the loop's now */
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		if (acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f) < 0)
@@ -616,8 +666,12 @@ out:
 			loop_io_close(iso->loop, &iso->sig_io);
 		if (iso->note_io.fd >= 0)
 			loop_io_close(iso->loop, &iso->note_io);
-		for (size_t i = 0; i < iso->cfg.nfwd; i++)
+		if (iso->notify_io.fd >= 0)
+			loop_io_close(iso->loop, &iso->notify_io);
+		for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 			acceptor_stop(&iso->cfg.fwd[i].acc);
+			acceptor_stop(&iso->cfg.fwd[i].inner_acc);
+		}
 		loop_free(iso->loop);
 		iso->loop = NULL;
 	}
@@ -626,7 +680,11 @@ out:
 			close(note_p[k]);
 		if (life_p[k] >= 0)
 			close(life_p[k]);
+		if (direct_p[k] >= 0)
+			close(direct_p[k]);
 	}
+	if (nfd >= 0)
+		close(nfd);
 	isolate_abandon(iso);
 	return iso->exit_code;
 }

@@ -270,7 +270,10 @@ void isolate_print(FILE *f, const struct isolate *iso)
 		isolate_end_text(&w->host, h, sizeof h);
 		isolate_end_text(&w->inner, i, sizeof i);
 		if (w->dir == ISOLATE_IN)
-			fprintf(f, "loopkit isolate: %s -> %s inside\n", h, i);
+			fprintf(f, "loopkit isolate: %s -> %s inside%s\n", h, i,
+			        iso->cfg.direct
+			                ? " (direct: the server binding it there takes the host listener)"
+			                : "");
 		else
 			fprintf(f, "loopkit isolate: %s inside -> %s on the host\n", i, h);
 	}
@@ -294,6 +297,7 @@ int isolate_json(struct buf *b, const struct isolate *iso)
 		json_obj_end(&j);
 	}
 	json_arr_end(&j);
+	json_kbool(&j, "direct", iso->cfg.direct);
 	json_kbool(&j, "user_namespace", iso->ns.userns);
 	json_kbool(&j, "ipv6", iso->ns.ipv6);
 	json_obj_end(&j);

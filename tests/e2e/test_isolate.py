@@ -257,6 +257,176 @@ print("talked", flush=True)
 """
 
 
+# --- --direct: the server inside takes the host listener --------------------------------
+
+# A server inside that answers each connection with what it sees: the peer's port, its
+# own address, the socket's blocking mode and close-on-exec flag.
+ECHO_PEER = r"""
+import fcntl, os, socket, sys
+fam = socket.AF_INET6 if "FAMILY" == "v6" else socket.AF_INET
+s = socket.socket(fam)
+if fam == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+os.set_inheritable(s.fileno(), INHERIT)
+if not BLOCKING:
+    os.set_blocking(s.fileno(), False)
+s.bind(("ADDR", PORT))
+s.listen()
+os.set_blocking(s.fileno(), True)  # accept below blocks; the flag was read back first
+print("bound", s.getsockname()[1], os.get_inheritable(s.fileno()), flush=True)
+for _ in range(COUNT):
+    c, peer = s.accept()
+    c.sendall(f"{peer[0]} {peer[1]}".encode())
+    c.close()
+"""
+
+
+def echo_peer(count, addr="127.0.0.1", family="v4", inherit=False, blocking=True):
+    return (ECHO_PEER.replace("FAMILY", family).replace("ADDR", addr).replace("PORT", str(INNER_PORT))
+            .replace("COUNT", str(count)).replace("INHERIT", str(inherit))
+            .replace("BLOCKING", str(blocking)))
+
+
+def ask_peer(port, host="127.0.0.1"):
+    """(the client's own port, what the server saw as its peer)"""
+    c = socket.create_connection((host, port), timeout=10)
+    mine = c.getsockname()[1]
+    got = read_all(c).decode().split()
+    c.close()
+    return mine, got[0], int(got[1])
+
+
+@pytest.mark.parametrize("who", ["root", "nobody"])
+def test_direct_the_server_takes_the_host_listener(isolated, nobody_lk, who):
+    """With --direct, a host client's connection is the server's own: the server sees the
+    client's port (a relay would show its own), its socket reports the host port, and its
+    blocking mode and close-on-exec flag are as it set them. Clients inside still reach it."""
+    kw = dict(prefix=AS_NOBODY, binary=nobody_lk) if who == "nobody" else {}
+    inside = (f"{PY} -c '{echo_peer(3, inherit=True)}' & sleep 0.5; "
+              f"{PY} -c 'import socket; c = socket.create_connection((\"127.0.0.1\", {INNER_PORT}), 5); "
+              f"print(\"inside\", c.recv(64).decode(), flush=True)'; wait")
+    i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], ["sh", "-c", inside], ready="bound", **kw)
+    assert i.doc["direct"] is True
+    assert i.doc["forwards"] == [{"dir": "in", "host": f"127.0.0.1:{i.ports[0]}",
+                                  "inside": f"127.0.0.1:{INNER_PORT}"}]
+    got = i.line(10)  # the client inside, through loopkit's listener there
+    assert got.startswith("inside 127.0.0.1 "), got
+    for _ in range(2):
+        mine, host, seen = ask_peer(i.ports[0])
+        assert (host, seen) == ("127.0.0.1", mine)
+    assert i.wait() == 0, i.stderr()
+
+
+def test_direct_keeps_the_socket_flags(isolated):
+    for inherit, blocking in ((True, True), (False, False)):
+        i = isolated(["--direct", "-p", f"0:{INNER_PORT}"],
+                     [PY, "-c", echo_peer(1, inherit=inherit, blocking=blocking)
+                      .replace('os.set_blocking(s.fileno(), True)  #',
+                               'print("blocking", os.get_blocking(s.fileno()), flush=True); '
+                               'os.set_blocking(s.fileno(), True)  #')])
+        assert i.line(10) == f"blocking {blocking}"
+        assert i.line(10) == f"bound {i.ports[0]} {inherit}"  # the host port, as bound there
+        mine, _, seen = ask_peer(i.ports[0])
+        assert seen == mine
+        assert i.wait() == 0, i.stderr()
+
+
+def test_direct_a_dual_stack_server_on_the_ipv6_wildcard(isolated):
+    """Most servers bind [::] with IPv4 too (Node, Go, python3 -m http.server): they get the
+    host listener on ::ffff:127.0.0.1."""
+    i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [PY, "-c", echo_peer(1, "::", "v6")],
+                 ready="bound")
+    mine, host, seen = ask_peer(i.ports[0])
+    assert (host, seen) == ("::ffff:127.0.0.1", mine)
+    assert i.wait() == 0, i.stderr()
+
+
+RESTART = r"""
+import errno, socket
+def listener():
+    s = socket.socket(); s.bind(("127.0.0.1", PORT)); s.listen(); return s
+for round in range(2):
+    s = listener()
+    try:
+        listener()
+    except OSError as e:
+        print("again", errno.errorcode[e.errno], flush=True)
+    print("round", round, flush=True)
+    c, peer = s.accept(); c.sendall(f"{peer[0]} {peer[1]}".encode()); c.close()
+    s.close()
+b = socket.socket(); b.bind(("127.0.0.1", 0))
+try:
+    b.bind(("127.0.0.1", PORT))
+except OSError as e:
+    print("bound twice", errno.errorcode[e.errno], flush=True)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", PORT))
+o = socket.socket(); o.bind(("127.0.0.1", OTHER))
+print("udp", u.getsockname()[1], "other", o.getsockname()[1], flush=True)
+"""
+
+
+def test_direct_a_server_that_binds_again(isolated):
+    """A server that closes its listener and binds again (a dev server reloading) gets a new
+    host listener on the same port; a second bind while the first is held fails as it would
+    anywhere, as does binding a bound socket; UDP and other ports are bound inside as asked."""
+    script = RESTART.replace("PORT", str(INNER_PORT)).replace("OTHER", "9090")
+    i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [PY, "-c", script])
+    for r in range(2):
+        assert i.line(10) == "again EADDRINUSE"
+        assert i.line(10) == f"round {r}"
+        mine, _, seen = ask_peer(i.ports[0])
+        assert seen == mine
+    assert i.line(10) == "bound twice EINVAL"  # the kernel's answer, not a host listener
+    assert i.line(10) == f"udp {INNER_PORT} other 9090"
+    assert i.wait() == 0, i.stderr()
+
+
+REUSEPORT = r"""
+import select, socket
+ls = []
+for k in range(2):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", THEPORT)); s.listen(); ls.append(s)
+print("bound", *[x.getsockname()[1] for x in ls], flush=True)
+got = [0, 0]
+while sum(got) < COUNT:
+    r, _, _ = select.select(ls, [], [], 10)
+    assert r, got
+    for x in r:
+        c, peer = x.accept(); got[ls.index(x)] += 1
+        c.sendall(f"{peer[0]} {peer[1]}".encode()); c.close()
+print("accepted", sum(got), flush=True)
+"""
+
+
+def test_direct_sockets_sharing_the_port_with_so_reuseport(isolated):
+    """Workers that each bind the port with SO_REUSEPORT each get a host listener in one
+    group: the kernel spreads the host's connections over them."""
+    n = 40
+    i = isolated(["--direct", "-p", f"0:{INNER_PORT}"],
+                 [PY, "-c", REUSEPORT.replace("THEPORT", str(INNER_PORT)).replace("COUNT", str(n))])
+    assert i.line(10) == f"bound {i.ports[0]} {i.ports[0]}"
+    for _ in range(n):
+        mine, _, seen = ask_peer(i.ports[0])
+        assert seen == mine
+    assert i.line(10) == f"accepted {n}"
+    assert i.wait() == 0, i.stderr()
+
+
+def test_direct_under_direct_falls_back_to_the_relay(isolated):
+    """One bind watcher per process tree: an isolate --direct inside another says it
+    relays, and does."""
+    i = isolated(["--direct", "-p", "0:7000"],
+                 [LOOPKIT, "isolate", "-q", "--direct", "-p", f"7000:{INNER_PORT}", "--",
+                  PY, "-c", echo_peer(1)], ready="bound")
+    mine, _, seen = ask_peer(i.ports[0])
+    assert seen != mine  # relayed by the inner isolate
+    assert i.wait() == 0, i.stderr()
+    assert ("--direct: cannot watch the binds inside (seccomp: Device or resource busy); "
+            "the -p forwards relay") in i.stderr()
+
+
+
 def test_check_says_isolation_works_here():
     p = run("--check", "--json")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -333,11 +503,12 @@ def test_sixteen_servers_on_one_inner_port(isolated, tmp_path):
         assert r.stop() == 0, r.stderr()  # serve exits 0 on SIGTERM
 
 
-def test_wrk_through_a_forward(isolated, tmp_path):
+@pytest.mark.parametrize("direct", [[], ["--direct"]])
+def test_wrk_through_a_forward(isolated, tmp_path, direct):
     wrk = shutil.which("wrk")
     assert wrk, "wrk is missing (scripts/deps installs it)"
     (tmp_path / "1k").write_bytes(b"x" * 1024)
-    i = isolated(["-p", f"0:{INNER_PORT}"],
+    i = isolated([*direct, "-p", f"0:{INNER_PORT}"],
                  [LOOPKIT, "serve", str(tmp_path), "--port", str(INNER_PORT), "--quiet"],
                  ready="http://")
     base = fd_count(i.pid)
@@ -1053,6 +1224,8 @@ def test_seccomp_filter_is_named(nobody_lk, prefix):
     (["-p", "8091", "-p", "8091:81", "--", "true"], "-p 8091:81: host port 8091 is already given by '8091'"),
     (["-p", "18080", "--out", "18080", "--", "true"], "would reach --out '18080' inside, which leads back out"),
     (["-p", "8080-8090:80", "--", "true"], "a range forwards each port to the same port inside"),
+    (["--direct", "--", "true"], "--direct hands over the listeners of -p forwards: give one"),
+    (["--direct", "--out", "5432", "--", "true"], "--direct hands over the listeners of -p forwards"),
 ])
 def test_usage_errors(args, msg):
     p = run(*args)
