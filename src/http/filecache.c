@@ -191,22 +191,18 @@ struct filecache_entry *filecache_store(struct filecache *fc, const char *rel, u
                                         const struct stat *st)
 {
 	struct filecache_entry *e = &fc->slot[h % FILECACHE_SLOTS];
-	char *data = malloc(st->st_size ? (size_t)st->st_size : 1);
-	char *path = strdup(rel);
+	struct stat now;
+	char *data = NULL, *path = strdup(rel);
 	size_t got = 0;
-	if (!data || !path)
-		goto fail;
-	while (got < (size_t)st->st_size) {
-		ssize_t r = pread(fd, data + got, (size_t)st->st_size - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			goto fail; /* changed under us: do not cache */
-		got += (size_t)r;
-	}
+	if (!path)
+		return NULL;
 	if (e->path)
 		cache_entry_free(fc, e);
-	/* Watch before the content is trusted: a change after this point is reported. */
+	/* Watched before it is read: a change from here on is reported and drops the entry.
+	 * A change between the caller's stat and the watch is not reported, so the file is
+	 * stat'ed again and read only if still as st says (a stale empty body was served
+	 * once to a request pipelined behind a rewrite: the write came between the read and
+	 * the watch). */
 	e->wd = watch_fd(fc, fd, IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF);
 	const char *name;
 	int dfd = fsroot_open_parent(fc->root, rel, &name);
@@ -216,6 +212,20 @@ struct filecache_entry *filecache_store(struct filecache *fc, const char *rel, u
 	                  : -1;
 	if (dfd >= 0)
 		close(dfd);
+	if (fstat(fd, &now) < 0 || now.st_size != st->st_size || now.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+	    now.st_mtim.tv_nsec != st->st_mtim.tv_nsec || now.st_ctim.tv_sec != st->st_ctim.tv_sec ||
+	    now.st_ctim.tv_nsec != st->st_ctim.tv_nsec)
+		goto fail; /* changed since the caller looked: served from the file this time */
+	if (!(data = malloc(st->st_size ? (size_t)st->st_size : 1)))
+		goto fail;
+	while (got < (size_t)st->st_size) {
+		ssize_t r = pread(fd, data + got, (size_t)st->st_size - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			goto fail; /* changed under us: do not cache */
+		got += (size_t)r;
+	}
 	e->path = path;
 	e->hash = h;
 	e->dev = st->st_dev;
@@ -232,5 +242,6 @@ struct filecache_entry *filecache_store(struct filecache *fc, const char *rel, u
 fail:
 	free(data);
 	free(path);
+	cache_entry_free(fc, e); /* the watches go, unless another entry shares them */
 	return NULL;
 }
