@@ -227,15 +227,20 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	return 0;
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
 /* Closes a forward's listeners and its held twin (their acceptors stopped first). */
 static void forward_close(struct isolate_forward *f)
 {
-	int *fds[] = {&f->fd, &f->inner_fd, &f->twin};
-	for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
-		if (*fds[k] >= 0) {
-			close(*fds[k]);
-			*fds[k] = -1;
-		}
+	close_fd(&f->fd);
+	close_fd(&f->inner_fd);
+	close_fd(&f->twin);
 }
 
 void isolate_abandon(struct isolate *iso)
