@@ -20,6 +20,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -135,6 +136,14 @@ int direct_receive(struct isolate *iso, int sock)
 	size_t rl = sz.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
 	                    ? sz.seccomp_notif_resp
 	                    : sizeof(struct seccomp_notif_resp);
+	/* Linux 5.5-5.8 have the filter but not ADDFD: then every bind goes on as asked
+	 * (the kernel answers ENOENT to an id it does not know, EINVAL to an unknown ioctl) */
+	struct seccomp_notif_addfd probe = {.srcfd = (uint32_t)lfd};
+	if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_ADDFD, &probe) < 0 && errno != ENOENT) {
+		iso->direct_off = 1;
+		fprintf(stderr, "loopkit isolate: --direct: this kernel cannot hand a descriptor over "
+		                "(SECCOMP_IOCTL_NOTIF_ADDFD, Linux 5.9); the -p forwards relay\n");
+	}
 	iso->notif_req = calloc(1, iso->notif_req_len);
 	iso->notif_resp = calloc(1, rl);
 	iso->notif_resp_len = rl;
@@ -381,7 +390,7 @@ void direct_cb(struct loop *l, struct loop_io *io, unsigned events)
 	socklen_t salen = (socklen_t)req->data.args[2];
 	memset(&sa, 0, sizeof sa);
 	int err = 0, go_on = 1;
-	if (salen >= sizeof(sa_family_t) && salen <= sizeof sa &&
+	if (!iso->direct_off && salen >= sizeof(sa_family_t) && salen <= sizeof sa &&
 	    peek((pid_t)req->pid, req->data.args[1], &sa, salen) == 0 &&
 	    ioctl(io->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) == 0 &&
 	    ((sa.ss_family == AF_INET && salen >= sizeof(struct sockaddr_in)) ||

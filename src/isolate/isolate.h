@@ -89,6 +89,7 @@ struct isolate {
 	struct loop_io sig_io, note_io;
 	struct loop_io notify_io; /* --direct: the seccomp listener of the binds inside */
 	void *notif_req, *notif_resp;
+	int direct_off; /* the kernel cannot hand descriptors over: every bind goes on */
 	size_t notif_req_len, notif_resp_len;
 	int life_fd; /* held open: the child sees it close if we die */
 	int exit_code;
