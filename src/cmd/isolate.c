@@ -12,7 +12,7 @@
 struct isolate_args {
 	struct isolate_config cfg;
 	struct cmd_rest cmd;
-	int json, check, quiet;
+	int json, check;
 };
 #define AT(f) CMD_AT(struct isolate_args, f)
 
@@ -40,7 +40,7 @@ static const struct cmd_flag isolate_flags[] = {
 	{ "max-conns", 0, "N", CMD_STR_OF(ISOLATE_MAX_CONNS), "relayed connections at once; more wait in the listen backlog", CMD_UINT, AT(cfg.max_conns), .min = 1, .max = ISOLATE_CONNS_LIMIT },
 	{ "json", 0, NULL, NULL, "print the forwards as one JSON line on stdout before CMD starts (with --check: the probe)", CMD_SWITCH, AT(json) },
 	{ "check", 0, NULL, NULL, "only say whether isolation works here, and what blocks it (exit 0 or 1)", CMD_SWITCH, AT(check) },
-	{ "quiet", 'q', NULL, NULL, "do not print the forwards on stderr", CMD_SWITCH, AT(quiet) },
+	{ "quiet", 'q', NULL, NULL, "do not print the forwards (nor, with --direct, each listener handed over) on stderr", CMD_SWITCH, AT(cfg.quiet) },
 	{ 0 },
 };
 /* clang-format on */
@@ -119,10 +119,10 @@ static int isolate_main(void *p)
 		struct buf b;
 		buf_init(&b, ISOLATE_JSON_MAX);
 		emit_json(isolate_json(&b, iso), &b);
-	} else if (!a->quiet) {
+	} else if (!a->cfg.quiet) {
 		isolate_print(stderr, iso);
 	}
-	if (!a->quiet && isolate_ftp_note(&a->cfg, err, sizeof err))
+	if (!a->cfg.quiet && isolate_ftp_note(&a->cfg, err, sizeof err))
 		fprintf(stderr, "loopkit isolate: note: %s\n", err);
 	int rc = isolate_run(iso);
 	free(iso);

@@ -14,13 +14,25 @@ void direct_child(int sock);
  * installed: the forwards relay). */
 int direct_receive(struct isolate *iso, int sock);
 
-/* The loop's callback for the listener: answers one bind. */
-void direct_cb(struct loop *l, struct loop_io *io, unsigned events);
+/* The signal that ends the bind thread's wait in an ioctl (blocked in every other thread). */
+#define DIRECT_SIG (SIGRTMIN + 3)
+
+/* Starts the thread that answers the binds of listener nfd (owned from now on), in the
+ * calling thread's network namespace (the isolate's). Returns 0, or -1 with errno. */
+int direct_start(struct isolate *iso, int nfd);
+
+/* Ends the thread (waiting for it) and closes the listener: before the forwards close. */
+void direct_stop(struct isolate *iso);
 
 /* Defined by run.c: a socket in the host's namespace (from the helper thread), or -1
- * with errno; and the acceptor callback of a forward's listener inside (--direct), whose
- * connections are relayed to the forward's host end. */
+ * with errno; the acceptor callback of a forward's listener inside (--direct), whose
+ * connections are relayed to the forward's host end; and, in the loop's thread, the
+ * forward's acceptors started again where they should run (not paused, CMD running,
+ * the host listener not handed over). */
 int isolate_host_socket(struct isolate *iso, int family);
 void isolate_on_inner_conn(void *arg, int fd, const struct sockaddr_storage *peer);
+void isolate_forward_resume(struct isolate_forward *f);
+/* Closes *fd when open, and makes it -1. */
+void isolate_close_fd(int *fd);
 
 #endif

@@ -49,10 +49,11 @@ struct isolate_forward {
 	int fd;   /* the listener (host side for IN, inside for OUT), or -1 */
 	int twin; /* IN: its loopback twin's port, held (net_listen_loopback), or -1 */
 	struct acceptor acc;
-	/* --direct (IN): the server inside holds the host listener (handed this many times);
-	 * clients inside reach it through inner_fd, a listener at its address inside */
-	unsigned handed;
-	int inner_fd;
+	/* --direct (IN), set in the loop's thread: the server inside may hold the host
+	 * listener (loopkit no longer accepts on it); clients inside reach it through
+	 * inner_fd, a listener at its address inside (inner_new: from the bind thread) */
+	int handed;
+	int inner_fd, inner_new;
 	struct acceptor inner_acc;
 	struct isolate *iso;
 	char spec[64]; /* as given on the command line, for messages */
@@ -63,6 +64,7 @@ struct isolate_config {
 	char **argv;        /* CMD and its arguments, NULL-terminated (not owned) */
 	unsigned max_conns; /* relayed connections at once; more wait in the listen backlog */
 	int direct;         /* -p hands the host listener to the server that binds INNER */
+	int quiet;          /* -q: nothing on stderr but errors */
 	struct isolate_forward fwd[ISOLATE_MAX_FORWARDS];
 	size_t nfwd;
 };
@@ -87,13 +89,21 @@ struct isolate {
 	int own_group; /* pid 1 and CMD in a process group of their own (not a terminal's
 	                  foreground job): see relay_signal in run.c */
 	struct loop_io sig_io, note_io;
-	struct loop_io notify_io; /* --direct: the seccomp listener of the binds inside */
-	void *notif_req, *notif_resp;
+	/* --direct: the thread that answers the binds inside (direct.c), and what it owns */
+	int notify_fd;                     /* the seccomp listener */
+	int direct_stop_fd, direct_ack_fd; /* eventfds: end the thread; a posted step ran */
+	pthread_t direct_thread;
+	int direct_on;
 	int direct_off; /* the kernel cannot hand descriptors over: every bind goes on */
+	void *notif_req, *notif_resp;
 	size_t notif_req_len, notif_resp_len;
-	int life_fd; /* held open: the child sees it close if we die */
+	unsigned char direct_inner[ISOLATE_MAX_FORWARDS]; /* the listener inside is made */
+	unsigned char direct_quiet[ISOLATE_MAX_FORWARDS]; /* loopkit stopped accepting */
+	unsigned char direct_held[ISOLATE_MAX_FORWARDS];  /* a server got the listener once */
+	int life_fd;                                      /* held open: the child sees it close if we die */
 	int exit_code;
 	int cmd_done; /* the child has exited: draining */
+	int closing;  /* isolate_run is tearing down: no acceptor starts */
 	struct loop_timer drain;
 	struct relay *relays; /* every live relay */
 	unsigned nconns;

@@ -174,9 +174,11 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	iso->cfg = *c;
 	iso->helper_fd[0] = iso->helper_fd[1] = -1;
 	iso->life_fd = -1;
-	iso->sig_io.fd = iso->note_io.fd = iso->notify_io.fd = -1;
+	iso->sig_io.fd = iso->note_io.fd = -1;
+	iso->notify_fd = iso->direct_stop_fd = iso->direct_ack_fd = -1;
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
-		iso->cfg.fwd[i].fd = iso->cfg.fwd[i].twin = iso->cfg.fwd[i].inner_fd = -1;
+		iso->cfg.fwd[i].fd = iso->cfg.fwd[i].twin = iso->cfg.fwd[i].inner_fd =
+		        iso->cfg.fwd[i].inner_new = -1;
 		iso->cfg.fwd[i].iso = iso;
 	}
 	iso->prepared = 1;
@@ -185,7 +187,8 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	forward_set(&block);
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGPIPE);
-	sigaddset(&block, RELAY_SIG); /* pid 1 inherits it blocked: it is never fatal there */
+	sigaddset(&block, RELAY_SIG);  /* pid 1 inherits it blocked: it is never fatal there */
+	sigaddset(&block, DIRECT_SIG); /* unblocked in --direct's bind thread alone */
 	sigprocmask(SIG_BLOCK, &block, &iso->oldmask);
 	nsprobe_controls_read(&iso->controls);
 
@@ -227,7 +230,7 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	return 0;
 }
 
-static void close_fd(int *fd)
+void isolate_close_fd(int *fd)
 {
 	if (*fd >= 0) {
 		close(*fd);
@@ -238,9 +241,9 @@ static void close_fd(int *fd)
 /* Closes a forward's listeners and its held twin (their acceptors stopped first). */
 static void forward_close(struct isolate_forward *f)
 {
-	close_fd(&f->fd);
-	close_fd(&f->inner_fd);
-	close_fd(&f->twin);
+	isolate_close_fd(&f->fd);
+	isolate_close_fd(&f->inner_fd);
+	isolate_close_fd(&f->twin);
 }
 
 void isolate_abandon(struct isolate *iso)
@@ -432,14 +435,20 @@ static void on_conn(void *arg, int fd, const struct sockaddr_storage *peer);
 static void accept_resume(struct isolate *iso)
 {
 	iso->paused = 0;
-	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
-		struct isolate_forward *f = &iso->cfg.fwd[i];
-		if (f->fd >= 0)
-			acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f);
-		if (f->inner_fd >= 0)
-			acceptor_start(&f->inner_acc, iso->loop, f->inner_fd, 0, ISOLATE_ACCEPT_BATCH,
-			               isolate_on_inner_conn, f);
-	}
+	for (size_t i = 0; i < iso->cfg.nfwd; i++)
+		isolate_forward_resume(&iso->cfg.fwd[i]);
+}
+
+void isolate_forward_resume(struct isolate_forward *f)
+{
+	struct isolate *iso = f->iso;
+	if (iso->paused || iso->cmd_done || iso->closing)
+		return;
+	if (f->fd >= 0 && !f->handed)
+		acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f);
+	if (f->inner_fd >= 0)
+		acceptor_start(&f->inner_acc, iso->loop, f->inner_fd, 0, ISOLATE_ACCEPT_BATCH,
+		               isolate_on_inner_conn, f);
 }
 
 static void accept_pause(struct isolate *iso)
@@ -523,6 +532,7 @@ static void drain_cb(struct loop *l, struct loop_timer *t)
  * towards the host may finish. */
 static void cmd_exited(struct isolate *iso, int status)
 {
+	direct_stop(iso); /* it uses the host listeners, closed below */
 	iso->cmd_done = 1;
 	iso->exit_code = shell_status(status);
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
@@ -535,8 +545,6 @@ static void cmd_exited(struct isolate *iso, int status)
 		next = r->next;
 		relay_pump(r); /* ends those whose inner side is done */
 	}
-	if (iso->notify_io.fd >= 0)
-		loop_io_close(iso->loop, &iso->notify_io);
 	iso->drain_mark = iso->bytes;
 	loop_timer_init(&iso->drain, drain_cb, iso);
 	loop_timer_start(iso->loop, &iso->drain, ISOLATE_DRAIN_MS);
@@ -639,13 +647,14 @@ int isolate_run(struct isolate *iso)
 		goto out;
 	}
 	note_p[0] = -1; /* the loop's now */
-	if (nfd >= 0 && loop_io_start(iso->loop, &iso->notify_io, nfd, LOOP_READ, direct_cb, iso) < 0) {
-		fprintf(stderr, "loopkit isolate: --direct: %s\n", strerror(errno));
-		kill(iso->child, SIGKILL); /* unwatched, every bind inside would block */
+	if (nfd >= 0 && direct_start(iso, nfd) < 0) {
+		fprintf(stderr, "loopkit isolate: --direct: thread: %s\n", strerror(errno));
+		nfd = -1;                  /* direct_stop closes it */
+		kill(iso->child, SIGKILL); /* unanswered, every bind inside would block */
 		waitpid(iso->child, NULL, 0);
 		goto out;
 	}
-	nfd = -1; /* the loop's now */
+	nfd = -1; /* the bind thread's now */
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		struct isolate_forward *f = &iso->cfg.fwd[i];
 		if (acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f) < 0)
@@ -663,6 +672,8 @@ int isolate_run(struct isolate *iso)
 		note_cb(iso->loop, &iso->note_io, LOOP_READ); /* an exec error not yet read */
 	}
 out:
+	iso->closing = 1; /* what the bind thread posted last may run in loop_free */
+	direct_stop(iso); /* before the forwards close and the loop goes */
 	if (iso->loop) {
 		while (iso->relays)
 			relay_close(iso->relays, 0);
@@ -671,8 +682,6 @@ out:
 			loop_io_close(iso->loop, &iso->sig_io);
 		if (iso->note_io.fd >= 0)
 			loop_io_close(iso->loop, &iso->note_io);
-		if (iso->notify_io.fd >= 0)
-			loop_io_close(iso->loop, &iso->notify_io);
 		for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 			acceptor_stop(&iso->cfg.fwd[i].acc);
 			acceptor_stop(&iso->cfg.fwd[i].inner_acc);

@@ -271,9 +271,7 @@ void isolate_print(FILE *f, const struct isolate *iso)
 		isolate_end_text(&w->inner, i, sizeof i);
 		if (w->dir == ISOLATE_IN)
 			fprintf(f, "loopkit isolate: %s -> %s inside%s\n", h, i,
-			        iso->cfg.direct
-			                ? " (direct: the server binding it there takes the host listener)"
-			                : "");
+			        iso->cfg.direct ? " (direct: handed to the server that binds it)" : "");
 		else
 			fprintf(f, "loopkit isolate: %s inside -> %s on the host\n", i, h);
 	}

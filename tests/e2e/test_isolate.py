@@ -332,28 +332,35 @@ def test_direct_keeps_the_socket_flags(isolated):
 
 
 def test_direct_a_dual_stack_server_on_the_ipv6_wildcard(isolated):
-    """Most servers bind [::] with IPv4 too (Node, Go, python3 -m http.server): they get the
-    host listener on ::ffff:127.0.0.1."""
+    """A server on [::] (IPv6 with IPv4 too: Node's and Go's default) takes an IPv6
+    forward's listener; an IPv4 forward's is another family, so that one relays to it."""
+    i = isolated(["--direct", "-p", f"[::1]:0:{INNER_PORT}"], [PY, "-c", echo_peer(1, "::", "v6")],
+                 ready="bound")
+    mine, host, seen = ask_peer(i.ports[0], "::1")
+    assert (host, seen) == ("::1", mine)
+    assert i.wait() == 0, i.stderr()
     i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [PY, "-c", echo_peer(1, "::", "v6")],
                  ready="bound")
     mine, host, seen = ask_peer(i.ports[0])
-    assert (host, seen) == ("::ffff:127.0.0.1", mine)
+    assert host == "::ffff:127.0.0.1" and seen != mine  # relayed
     assert i.wait() == 0, i.stderr()
+    assert "handed to" not in i.stderr()
 
 
 RESTART = r"""
-import errno, socket
+import errno, socket, time
 def listener():
     s = socket.socket(); s.bind(("127.0.0.1", PORT)); s.listen(); return s
 for round in range(2):
     s = listener()
-    try:
-        listener()
-    except OSError as e:
-        print("again", errno.errorcode[e.errno], flush=True)
+    t = listener()  # a second bind while the first is open: the same listener
+    print("again", t.getsockname() == s.getsockname(), flush=True)
+    t.close()
     print("round", round, flush=True)
     c, peer = s.accept(); c.sendall(f"{peer[0]} {peer[1]}".encode()); c.close()
     s.close()
+    print("closed", flush=True)
+    time.sleep(1)  # meanwhile the host tries to take the port, and a client connects
 b = socket.socket(); b.bind(("127.0.0.1", 0))
 try:
     b.bind(("127.0.0.1", PORT))
@@ -366,16 +373,32 @@ print("udp", u.getsockname()[1], "other", o.getsockname()[1], flush=True)
 
 
 def test_direct_a_server_that_binds_again(isolated):
-    """A server that closes its listener and binds again (a dev server reloading) gets a new
-    host listener on the same port; a second bind while the first is held fails as it would
-    anywhere, as does binding a bound socket; UDP and other ports are bound inside as asked."""
+    """A server that closes its listener and binds again (a dev server reloading) gets the
+    same host listener back: loopkit holds the port all along, so no one else can take it
+    meanwhile, and a client that connects while the server is away waits for it. Binding a
+    bound socket fails as anywhere; UDP and other ports are bound inside as asked."""
     script = RESTART.replace("PORT", str(INNER_PORT)).replace("OTHER", "9090")
     i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [PY, "-c", script])
+    waiting = None
     for r in range(2):
-        assert i.line(10) == "again EADDRINUSE"
+        assert i.line(10) == "again True"
         assert i.line(10) == f"round {r}"
-        mine, _, seen = ask_peer(i.ports[0])
-        assert seen == mine
+        if waiting:  # connected while the server was away: served now
+            mine = waiting.getsockname()[1]
+            got = read_all(waiting).decode().split()
+            waiting.close()
+        else:
+            mine, _, seen = ask_peer(i.ports[0])
+            got = ["127.0.0.1", str(seen)]
+        assert got == ["127.0.0.1", str(mine)]
+        assert i.line(10) == "closed"
+        if r == 0:
+            thief = socket.socket()
+            with pytest.raises(OSError) as e:
+                thief.bind(("127.0.0.1", i.ports[0]))
+            assert e.value.errno == errno.EADDRINUSE
+            thief.close()
+            waiting = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
     assert i.line(10) == "bound twice EINVAL"  # the kernel's answer, not a host listener
     assert i.line(10) == f"udp {INNER_PORT} other 9090"
     assert i.wait() == 0, i.stderr()
@@ -386,22 +409,26 @@ import select, socket
 ls = []
 for k in range(2):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    s.bind(("127.0.0.1", THEPORT)); s.listen(); ls.append(s)
+    s.bind(("127.0.0.1", THEPORT)); s.listen(); s.setblocking(False); ls.append(s)
 print("bound", *[x.getsockname()[1] for x in ls], flush=True)
 got = [0, 0]
 while sum(got) < COUNT:
     r, _, _ = select.select(ls, [], [], 10)
     assert r, got
     for x in r:
-        c, peer = x.accept(); got[ls.index(x)] += 1
+        try:
+            c, peer = x.accept()
+        except BlockingIOError:
+            continue
+        got[ls.index(x)] += 1
         c.sendall(f"{peer[0]} {peer[1]}".encode()); c.close()
 print("accepted", sum(got), flush=True)
 """
 
 
 def test_direct_sockets_sharing_the_port_with_so_reuseport(isolated):
-    """Workers that each bind the port with SO_REUSEPORT each get a host listener in one
-    group: the kernel spreads the host's connections over them."""
+    """Workers that each bind the port with SO_REUSEPORT all get the one host listener,
+    and take the host's connections from it."""
     n = 40
     i = isolated(["--direct", "-p", f"0:{INNER_PORT}"],
                  [PY, "-c", REUSEPORT.replace("THEPORT", str(INNER_PORT)).replace("COUNT", str(n))])
@@ -411,6 +438,80 @@ def test_direct_sockets_sharing_the_port_with_so_reuseport(isolated):
         assert seen == mine
     assert i.line(10) == f"accepted {n}"
     assert i.wait() == 0, i.stderr()
+
+
+OPTIONS = r"""
+import socket, struct
+S = socket
+s = socket.socket()
+s.setsockopt(S.SOL_SOCKET, S.SO_SNDBUF, 65536)
+s.setsockopt(S.SOL_SOCKET, S.SO_LINGER, struct.pack("ii", 1, 7))
+s.setsockopt(S.IPPROTO_TCP, S.TCP_CONGESTION, b"reno")
+s.setsockopt(S.IPPROTO_IP, S.IP_TOS, 16)
+s.setsockopt(S.SOL_SOCKET, S.SO_PRIORITY, 4)
+s.setsockopt(S.IPPROTO_TCP, S.TCP_MAXSEG, 1000)
+s.setsockopt(S.IPPROTO_TCP, S.TCP_NODELAY, 1)
+s.setsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE, 1)
+s.setsockopt(S.IPPROTO_TCP, S.TCP_KEEPIDLE, 33)
+s.bind(("127.0.0.1", PORT)); s.listen()
+print(s.getsockopt(S.SOL_SOCKET, S.SO_SNDBUF), struct.unpack("ii", s.getsockopt(S.SOL_SOCKET, S.SO_LINGER, 8)),
+      s.getsockopt(S.IPPROTO_TCP, S.TCP_CONGESTION, 16).rstrip(b"\0").decode(), s.getsockopt(S.IPPROTO_IP, S.IP_TOS),
+      s.getsockopt(S.SOL_SOCKET, S.SO_PRIORITY), s.getsockopt(S.IPPROTO_TCP, S.TCP_MAXSEG),
+      s.getsockopt(S.IPPROTO_TCP, S.TCP_NODELAY), s.getsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE),
+      s.getsockopt(S.IPPROTO_TCP, S.TCP_KEEPIDLE), flush=True)
+"""
+
+
+def test_direct_carries_the_socket_options_over(isolated):
+    """The options a server sets before bind are on the listener it gets, as they would be
+    on its own socket (the same script with and without --direct)."""
+    script = OPTIONS.replace("PORT", str(INNER_PORT))
+    seen = []
+    for args in (["-p", f"0:{INNER_PORT}"], ["--direct", "-p", f"0:{INNER_PORT}"]):
+        i = isolated(args, [PY, "-c", script])
+        seen.append(i.line(10))
+        assert i.wait() == 0, i.stderr()
+    assert seen[0] == seen[1] == "131072 (1, 7) reno 16 4 1000 1 1 33"
+
+
+SIGNALLED = r"""
+import signal, socket
+signal.signal(signal.SIGALRM, lambda *a: None)
+signal.siginterrupt(signal.SIGALRM, False)  # SA_RESTART, as C servers mostly have it
+signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)  # a signal every 200 us
+ok = failed = 0
+for k in range(COUNT):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", PORT)); ok += 1
+    except OSError as e:
+        failed += 1
+    s.close()
+signal.setitimer(signal.ITIMER_REAL, 0)
+print("binds", ok, "failed", failed, flush=True)
+"""
+
+
+def test_direct_binds_under_a_storm_of_signals(isolated):
+    """A signal that comes while loopkit answers a bind does not fail it: once loopkit has
+    read the bind, only a fatal signal interrupts it, and before that the kernel restarts it
+    (SA_RESTART); a bind restarted after the listener was put in is answered as done."""
+    n = 500
+    i = isolated(["--direct", "-q", "-p", f"0:{INNER_PORT}"],
+                 [PY, "-c", SIGNALLED.replace("PORT", str(INNER_PORT)).replace("COUNT", str(n))])
+    assert i.line(30) == f"binds {n} failed 0"
+    assert i.wait() == 0, i.stderr()
+
+
+def test_direct_leaves_a_namespace_made_inside_alone(isolated):
+    """A network namespace that CMD makes (a nested isolate) has ports of its own: a bind
+    there of the forward's inner port stays there."""
+    inner = (f"{PY} -c 'import socket; s = socket.socket(); s.bind((\"127.0.0.1\", {INNER_PORT})); "
+             f"print(\"nested\", s.getsockname()[1], flush=True)'")
+    i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [LOOPKIT, "isolate", "-q", "--", "sh", "-c", inner])
+    assert i.line(10) == f"nested {INNER_PORT}"
+    assert i.wait() == 0, i.stderr()
+    assert "handed to" not in i.stderr()
 
 
 def test_direct_under_direct_falls_back_to_the_relay(isolated):
