@@ -81,6 +81,7 @@ struct isolate {
 	int prepared;         /* listeners may be open, namespaces entered */
 	/* host sockets for --out come from a thread that stays in the host's namespace */
 	int helper_fd[2];
+	pthread_mutex_t helper_lock; /* one question and its answer at a time */
 	pthread_t helper;
 	int helper_on;
 	/* running */

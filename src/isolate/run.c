@@ -82,9 +82,12 @@ static void *helper_main(void *arg)
  * fd or -1 with errno. */
 int isolate_host_socket(struct isolate *iso, int family)
 {
-	int reply;
-	if (send(iso->helper_fd[0], &family, sizeof family, MSG_NOSIGNAL) != (ssize_t)sizeof family ||
-	    recv(iso->helper_fd[0], &reply, sizeof reply, 0) != (ssize_t)sizeof reply) {
+	int reply, ok;
+	pthread_mutex_lock(&iso->helper_lock); /* the loop's thread and --direct's bind thread */
+	ok = send(iso->helper_fd[0], &family, sizeof family, MSG_NOSIGNAL) == (ssize_t)sizeof family &&
+	     recv(iso->helper_fd[0], &reply, sizeof reply, 0) == (ssize_t)sizeof reply;
+	pthread_mutex_unlock(&iso->helper_lock);
+	if (!ok) {
 		errno = EIO;
 		return -1;
 	}
@@ -171,6 +174,7 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	int need_helper = 0;
 
 	memset(iso, 0, sizeof *iso);
+	pthread_mutex_init(&iso->helper_lock, NULL);
 	iso->cfg = *c;
 	iso->helper_fd[0] = iso->helper_fd[1] = -1;
 	iso->life_fd = -1;

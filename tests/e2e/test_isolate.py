@@ -332,8 +332,10 @@ def test_direct_keeps_the_socket_flags(isolated):
 
 
 def test_direct_a_dual_stack_server_on_the_ipv6_wildcard(isolated):
-    """A server on [::] (IPv6 with IPv4 too: Node's and Go's default) takes an IPv6
-    forward's listener; an IPv4 forward's is another family, so that one relays to it."""
+    """A server on [::] with IPv4 too (Node's and Go's default) takes an IPv6 forward's
+    listener, and an IPv4 forward's one too: on ::ffff:127.0.0.1, made beside the IPv4 one
+    before that closes (the port is never free). An IPv6-only server cannot take IPv4
+    connections: that forward relays to it, as without --direct (and finds nothing)."""
     i = isolated(["--direct", "-p", f"[::1]:0:{INNER_PORT}"], [PY, "-c", echo_peer(1, "::", "v6")],
                  ready="bound")
     mine, host, seen = ask_peer(i.ports[0], "::1")
@@ -342,7 +344,16 @@ def test_direct_a_dual_stack_server_on_the_ipv6_wildcard(isolated):
     i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [PY, "-c", echo_peer(1, "::", "v6")],
                  ready="bound")
     mine, host, seen = ask_peer(i.ports[0])
-    assert host == "::ffff:127.0.0.1" and seen != mine  # relayed
+    assert (host, seen) == ("::ffff:127.0.0.1", mine)
+    assert i.wait() == 0, i.stderr()
+    assert f"handed to python3 (pid " in i.stderr() and f"which bound [::]:{INNER_PORT} inside" in i.stderr()
+    v6only = echo_peer(0, "::", "v6").replace("IPV6_V6ONLY, 0)", "IPV6_V6ONLY, 1)")
+    i = isolated(["--direct", "-p", f"0:{INNER_PORT}"], [PY, "-c", v6only + "\nimport time; time.sleep(1)"],
+                 ready="bound")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+    with pytest.raises(ConnectionResetError):
+        c.recv(1)
+    c.close()
     assert i.wait() == 0, i.stderr()
     assert "handed to" not in i.stderr()
 
