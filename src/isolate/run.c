@@ -527,8 +527,9 @@ static void drain_cb(struct loop *l, struct loop_timer *t)
 		loop_timer_start(l, t, ISOLATE_DRAIN_MS);
 		return;
 	}
+	/* bytes still held are lost: the peer sees a reset, not an end that looks whole */
 	while (iso->relays)
-		relay_close(iso->relays, 0);
+		relay_close(iso->relays, iso->relays->d[0].inpipe || iso->relays->d[1].inpipe);
 	loop_stop(l);
 }
 
