@@ -184,26 +184,20 @@ static int peek(pid_t pid, uint64_t addr, void *out, size_t n)
 	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -1;
 }
 
-/* Whether sa (being bound) is where forward f's connections go inside: its port, and
- * its address or the wildcard of its family; for an IPv4 forward, the IPv6 wildcard and
- * the IPv4-mapped address too (a dual-stack server: the caller checks IPV6_V6ONLY). */
+/* Whether sa (being bound) is where forward f's connections go inside: its family and
+ * port, and its address or the wildcard. (A dual-stack server on [::] with an IPv4
+ * forward is another family: turning the listener into an IPv6 one needs SO_REUSEPORT on
+ * the port for a moment, and the kernel then lets any process of the user share it.) */
 static int is_inner_end(const struct isolate_forward *f, const struct sockaddr_storage *sa)
 {
-	if (f->dir != ISOLATE_IN || net_ss_port(sa) != net_ss_port(&f->inner))
+	if (f->dir != ISOLATE_IN || sa->ss_family != f->inner.ss_family ||
+	    net_ss_port(sa) != net_ss_port(&f->inner))
 		return 0;
-	if (f->inner.ss_family == AF_INET) {
-		in_addr_t want = ((const struct sockaddr_in *)&f->inner)->sin_addr.s_addr;
-		if (sa->ss_family == AF_INET) {
-			in_addr_t a = ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
-			return a == htonl(INADDR_ANY) || a == want;
-		}
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		return sa->ss_family == AF_INET6 &&
-		       (IN6_IS_ADDR_UNSPECIFIED(a6) ||
-		        (IN6_IS_ADDR_V4MAPPED(a6) && !memcmp(&a6->s6_addr[12], &want, 4)));
+	if (sa->ss_family == AF_INET) {
+		in_addr_t a = ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+		return a == htonl(INADDR_ANY) ||
+		       a == ((const struct sockaddr_in *)&f->inner)->sin_addr.s_addr;
 	}
-	if (sa->ss_family != AF_INET6)
-		return 0;
 	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 	return IN6_IS_ADDR_UNSPECIFIED(a) ||
 	       IN6_ARE_ADDR_EQUAL(a, &((const struct sockaddr_in6 *)&f->inner)->sin6_addr);
@@ -381,41 +375,6 @@ static int listen_inside(const struct sockaddr_storage *sa, socklen_t len, int v
 	return fd;
 }
 
-/* An IPv4 forward's listener becomes an IPv6 one on its address mapped (::ffff:127.0.0.1)
- * and IPv4 too, for a dual-stack server: made beside the first (both with SO_REUSEPORT,
- * which only the same user can share, for that moment), which then closes, so the port
- * is never free. In the bind thread, before any server had the listener. Returns 0 or
- * an errno. */
-static int to_dual_stack(struct isolate *iso, struct isolate_forward *f)
-{
-	const struct sockaddr_in *v4 = (const struct sockaddr_in *)&f->host;
-	struct sockaddr_storage at;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&at;
-	int one = 1, zero = 0;
-	memset(&at, 0, sizeof at);
-	v6->sin6_family = AF_INET6;
-	v6->sin6_port = v4->sin_port;
-	v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
-	memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-	int fd = isolate_host_socket(iso, AF_INET6);
-	if (fd < 0)
-		return errno;
-	setsockopt(f->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-	if (bind(fd, (const struct sockaddr *)&at, sizeof *v6) < 0 || listen(fd, ISOLATE_BACKLOG) < 0) {
-		int e = errno;
-		close(fd);
-		setsockopt(f->fd, SOL_SOCKET, SO_REUSEPORT, &zero, sizeof zero);
-		return e;
-	}
-	close(f->fd);
-	f->fd = fd;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, sizeof zero); /* the port is its own again */
-	return 0;
-}
-
 /* ---- in the loop's thread, posted by the bind thread ---- */
 
 /* The server is about to get f's listener: loopkit stops accepting on it, and says so. */
@@ -430,13 +389,16 @@ static void quiesce_cb(struct loop *l, void *data)
 	(void)w;
 }
 
-/* The hand-over failed: loopkit relays again. */
+/* The first hand-over failed: loopkit relays again, and its listener inside goes (it
+ * would relay back to the host port, to itself). */
 static void resume_cb(struct loop *l, void *data)
 {
 	struct isolate_forward *f = data;
 	(void)l;
+	acceptor_stop(&f->inner_acc);
+	isolate_close_fd(&f->inner_fd);
 	f->handed = 0;
-	isolate_forward_resume(f);
+	isolate_forward_resume(f, 1, 0);
 }
 
 /* A listener inside for f (inner_new) is loopkit's to accept on. */
@@ -445,7 +407,7 @@ static void inner_cb(struct loop *l, void *data)
 	struct isolate_forward *f = data;
 	(void)l;
 	f->inner_fd = f->inner_new;
-	isolate_forward_resume(f);
+	isolate_forward_resume(f, 0, 1);
 }
 
 /* ---- the bind thread ---- */
@@ -491,11 +453,6 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 			return -1;
 		iso->direct_quiet[i] = 1;
 	}
-	if (opt_of(f->fd, SOL_SOCKET, SO_DOMAIN) != sa->ss_family) {
-		int e = to_dual_stack(iso, f);
-		if (e)
-			return e;
-	}
 	copy_options(theirs, f->fd);
 	int fl = fcntl(theirs, F_GETFL);
 	if (fl >= 0) /* one open file, the server's and loopkit's: its blocking mode is the server's */
@@ -509,8 +466,11 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 	};
 	if (ioctl(iso->notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
 		int e = errno;
-		if (!iso->direct_held[i] && post(iso, resume_cb, f, 0) == 0)
-			iso->direct_quiet[i] = 0; /* never held by the server: loopkit relays again */
+		if (!iso->direct_held[i]) { /* never a server's: loopkit relays again, non-blocking */
+			fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+			if (post(iso, resume_cb, f, 0) == 0)
+				iso->direct_quiet[i] = iso->direct_inner[i] = 0;
+		}
 		return e == ENOENT ? -1 : e;
 	}
 	iso->direct_held[i] = 1;
@@ -553,9 +513,7 @@ static void serve_bind(struct isolate *iso)
 			int v6only = 1;
 			if (theirs >= 0 && same_socket(theirs, f->fd)) {
 				go_on = 0; /* a bind restarted after the listener was put in: done */
-			} else if (theirs >= 0 && can_take(theirs, sa.ss_family, &v6only) &&
-			           (sa.ss_family == f->inner.ss_family ||
-			            (!v6only && !iso->direct_held[i]))) {
+			} else if (theirs >= 0 && can_take(theirs, sa.ss_family, &v6only)) {
 				err = hand_over(iso, f, req, theirs, &sa, salen, v6only);
 				if (err < 0) {
 					close(theirs);

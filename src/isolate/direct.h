@@ -26,12 +26,13 @@ void direct_stop(struct isolate *iso);
 
 /* Defined by run.c: a socket in the host's namespace (from the helper thread), or -1
  * with errno; the acceptor callback of a forward's listener inside (--direct), whose
- * connections are relayed to the forward's host end; and, in the loop's thread, the
- * forward's acceptors started again where they should run (not paused, CMD running,
- * the host listener not handed over). */
+ * connections are relayed to the forward's host end; and, in the loop's thread, a
+ * forward's stopped acceptors (on the host listener: host, on the one inside: inner)
+ * started again where they should run (not paused, CMD running, the host listener not
+ * handed over). */
 int isolate_host_socket(struct isolate *iso, int family);
 void isolate_on_inner_conn(void *arg, int fd, const struct sockaddr_storage *peer);
-void isolate_forward_resume(struct isolate_forward *f);
+void isolate_forward_resume(struct isolate_forward *f, int host, int inner);
 /* Closes *fd when open, and makes it -1. */
 void isolate_close_fd(int *fd);
 

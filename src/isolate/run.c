@@ -440,17 +440,17 @@ static void accept_resume(struct isolate *iso)
 {
 	iso->paused = 0;
 	for (size_t i = 0; i < iso->cfg.nfwd; i++)
-		isolate_forward_resume(&iso->cfg.fwd[i]);
+		isolate_forward_resume(&iso->cfg.fwd[i], 1, 1);
 }
 
-void isolate_forward_resume(struct isolate_forward *f)
+void isolate_forward_resume(struct isolate_forward *f, int host, int inner)
 {
 	struct isolate *iso = f->iso;
 	if (iso->paused || iso->cmd_done || iso->closing)
 		return;
-	if (f->fd >= 0 && !f->handed)
+	if (host && f->fd >= 0 && !f->handed)
 		acceptor_start(&f->acc, iso->loop, f->fd, 0, ISOLATE_ACCEPT_BATCH, on_conn, f);
-	if (f->inner_fd >= 0)
+	if (inner && f->inner_fd >= 0)
 		acceptor_start(&f->inner_acc, iso->loop, f->inner_fd, 0, ISOLATE_ACCEPT_BATCH,
 		               isolate_on_inner_conn, f);
 }
