@@ -275,6 +275,9 @@ static void copy_options(int from, int to)
 	        {SOL_SOCKET, SO_PRIORITY},
 	        {SOL_SOCKET, SO_RCVLOWAT},
 	        {SOL_SOCKET, SO_MARK},
+	        /* a server's SO_REUSEPORT lets its user's processes share the port, as on the
+	         * host; the next server without it takes that back */
+	        {SOL_SOCKET, SO_REUSEPORT},
 	        {IPPROTO_TCP, TCP_NODELAY},
 	        {IPPROTO_TCP, TCP_MAXSEG},
 	        {IPPROTO_TCP, TCP_DEFER_ACCEPT},
@@ -298,7 +301,7 @@ static void copy_options(int from, int to)
 	}
 	struct linger lg;
 	socklen_t l = sizeof lg;
-	if (getsockopt(from, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff)
+	if (getsockopt(from, SOL_SOCKET, SO_LINGER, &lg, &l) == 0)
 		setsockopt(to, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	char cc[16], ours[16];
 	socklen_t cl = sizeof cc, ol = sizeof ours;
@@ -453,10 +456,6 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 			return -1;
 		iso->direct_quiet[i] = 1;
 	}
-	copy_options(theirs, f->fd);
-	int fl = fcntl(theirs, F_GETFL);
-	if (fl >= 0) /* one open file, the server's and loopkit's: its blocking mode is the server's */
-		fcntl(f->fd, F_SETFL, (fcntl(f->fd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK));
 	struct seccomp_notif_addfd add = {
 	        .id = req->id,
 	        .flags = SECCOMP_ADDFD_FLAG_SETFD,
@@ -466,14 +465,18 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 	};
 	if (ioctl(iso->notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
 		int e = errno;
-		if (!iso->direct_held[i]) { /* never a server's: loopkit relays again, non-blocking */
-			fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
-			if (post(iso, resume_cb, f, 0) == 0)
-				iso->direct_quiet[i] = iso->direct_inner[i] = 0;
-		}
+		if (!iso->direct_held[i] && post(iso, resume_cb, f, 0) == 0) /* never a server's */
+			iso->direct_quiet[i] = iso->direct_inner[i] = 0;
 		return e == ENOENT ? -1 : e;
 	}
 	iso->direct_held[i] = 1;
+	/* Only now, the listener being the server's (one open file, the server's and
+	 * loopkit's; the server waits in bind until answered): its options and blocking mode
+	 * become the server's. Before, a failed hand-over left them on loopkit's relay. */
+	copy_options(theirs, f->fd);
+	int fl = fcntl(theirs, F_GETFL);
+	if (fl >= 0)
+		fcntl(f->fd, F_SETFL, (fcntl(f->fd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK));
 	if (!iso->cfg.quiet) {
 		char comm[PROCFS_COMM_MAX], path[64], host[64], inner[64];
 		snprintf(path, sizeof path, "/proc/%d/comm", (int)tid);

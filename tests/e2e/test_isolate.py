@@ -570,6 +570,7 @@ FAILED_HAND_OVER = r"""
 import errno, os, resource, socket, time
 low = [os.open("/dev/null", os.O_RDONLY) for _ in range(20)]
 s = socket.socket()  # a descriptor above the limit set next: the listener cannot go there
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 30)  # must not stay on the relay's listener
 resource.setrlimit(resource.RLIMIT_NOFILE, (10, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 try:
     s.bind(("127.0.0.1", PORT))
@@ -586,9 +587,10 @@ c, peer = t.accept(); c.sendall(f"{peer[0]} {peer[1]}".encode()); c.close()
 
 def test_direct_a_failed_hand_over_leaves_the_relay_as_it_was(isolated):
     """When the listener cannot be put in the server (here: its descriptor is above its
-    own RLIMIT_NOFILE), the bind fails and loopkit relays again, its listener inside gone
-    (it would relay back to the host port) and its host listener non-blocking; a later
-    bind gets the listener."""
+    own RLIMIT_NOFILE), the bind fails and loopkit relays again as before: its listener
+    inside gone (it would relay back to the host port), its host listener non-blocking and
+    without the server's options (TCP_DEFER_ACCEPT would hold a client that waits to be
+    spoken to); a later bind gets the listener."""
     i = isolated(["--direct", "-p", f"0:{INNER_PORT}"],
                  [PY, "-c", FAILED_HAND_OVER.replace("PORT", str(INNER_PORT))])
     assert i.line(10) == "first EBADF"
@@ -1070,9 +1072,13 @@ def test_a_signal_to_the_whole_process_group_reaches_the_command_once():
 def test_without_a_terminal_a_group_signal_reaches_what_the_command_started():
     # a runner stopping a job means all of it: `sh -c 'tests; report'` must let the tests
     # shut down, not only sh (CMD has a process group of its own; loopkit relays to it)
+    # short sleeps: a signal that lands between print and a long sleep's system call has
+    # run Python's C handler already, and the sleep would not be interrupted (1 run in 70
+    # under load waited all 20 s, the signal delivered, traced through pid 1's kill)
     child = ("import signal, sys, time\n"
              "def h(s, f):\n    print('child-got-term', flush=True)\n    sys.exit(0)\n"
-             "signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(20)\n")
+             "signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\n"
+             "for _ in range(400):\n    time.sleep(0.05)\n")
     assert group_sigterm(["sh", "-c", f"trap '' TERM; {PY} -c \"$0\"; echo done", child]) == \
         (0, b"child-got-term\ndone\n")
 
