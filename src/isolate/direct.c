@@ -190,17 +190,9 @@ static int peek(pid_t pid, uint64_t addr, void *out, size_t n)
  * the port for a moment, and the kernel then lets any process of the user share it.) */
 static int is_inner_end(const struct isolate_forward *f, const struct sockaddr_storage *sa)
 {
-	if (f->dir != ISOLATE_IN || sa->ss_family != f->inner.ss_family ||
-	    net_ss_port(sa) != net_ss_port(&f->inner))
-		return 0;
-	if (sa->ss_family == AF_INET) {
-		in_addr_t a = ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
-		return a == htonl(INADDR_ANY) ||
-		       a == ((const struct sockaddr_in *)&f->inner)->sin_addr.s_addr;
-	}
-	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	return IN6_IS_ADDR_UNSPECIFIED(a) ||
-	       IN6_ARE_ADDR_EQUAL(a, &((const struct sockaddr_in6 *)&f->inner)->sin6_addr);
+	return f->dir == ISOLATE_IN && sa->ss_family == f->inner.ss_family &&
+	       net_ss_port(sa) == net_ss_port(&f->inner) &&
+	       (net_is_wildcard((const struct sockaddr *)sa) || net_ss_same(sa, &f->inner));
 }
 
 /* The start of a file under /proc into out, NUL-terminated; 0 when it cannot be read. */
@@ -337,12 +329,9 @@ static int same_socket(int a, int b)
  * isolate's own network namespace. *v6only gets its IPV6_V6ONLY. */
 static int can_take(int theirs, int fam, int *v6only)
 {
-	struct sockaddr_storage bound;
-	socklen_t bl = sizeof bound;
 	if (!in_our_netns(theirs) || opt_of(theirs, SOL_SOCKET, SO_TYPE) != SOCK_STREAM ||
 	    opt_of(theirs, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
-	    opt_of(theirs, SOL_SOCKET, SO_DOMAIN) != fam ||
-	    getsockname(theirs, (struct sockaddr *)&bound, &bl) < 0 || net_ss_port(&bound))
+	    opt_of(theirs, SOL_SOCKET, SO_DOMAIN) != fam || net_local_port(theirs))
 		return 0; /* not TCP, not this family, or bound already: the kernel answers */
 	*v6only = fam == AF_INET6 ? opt_of(theirs, IPPROTO_IPV6, IPV6_V6ONLY) != 0 : 1;
 	return 1;
@@ -440,7 +429,7 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 	size_t i = (size_t)(f - iso->cfg.fwd);
 	pid_t tid = (pid_t)req->pid;
 	int sfd = (int)req->data.args[0];
-	if (!iso->direct_inner[i]) { /* clients inside reach the server through loopkit */
+	if (iso->direct_step[i] < DIRECT_INNER) { /* clients inside reach the server through loopkit */
 		int fd = listen_inside(sa, salen, v6only);
 		if (fd < 0)
 			return errno;
@@ -449,12 +438,12 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 			close(fd);
 			return ENOMEM;
 		}
-		iso->direct_inner[i] = 1;
+		iso->direct_step[i] = DIRECT_INNER;
 	}
-	if (!iso->direct_quiet[i]) { /* loopkit's acceptor stops before the flags change */
+	if (iso->direct_step[i] < DIRECT_QUIET) { /* loopkit's acceptor stops before the flags change */
 		if (post(iso, quiesce_cb, f, 1) < 0)
 			return -1;
-		iso->direct_quiet[i] = 1;
+		iso->direct_step[i] = DIRECT_QUIET;
 	}
 	struct seccomp_notif_addfd add = {
 	        .id = req->id,
@@ -465,11 +454,12 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 	};
 	if (ioctl(iso->notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
 		int e = errno;
-		if (!iso->direct_held[i] && post(iso, resume_cb, f, 0) == 0) /* never a server's */
-			iso->direct_quiet[i] = iso->direct_inner[i] = 0;
+		if (iso->direct_step[i] < DIRECT_HELD &&
+		    post(iso, resume_cb, f, 0) == 0) /* never a server's */
+			iso->direct_step[i] = DIRECT_NONE;
 		return e == ENOENT ? -1 : e;
 	}
-	iso->direct_held[i] = 1;
+	iso->direct_step[i] = DIRECT_HELD;
 	/* Only now, the listener being the server's (one open file, the server's and
 	 * loopkit's; the server waits in bind until answered): its options and blocking mode
 	 * become the server's. Before, a failed hand-over left them on loopkit's relay. */
@@ -478,13 +468,13 @@ static int hand_over(struct isolate *iso, struct isolate_forward *f, const struc
 	if (fl >= 0)
 		fcntl(f->fd, F_SETFL, (fcntl(f->fd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK));
 	if (!iso->cfg.quiet) {
-		char comm[PROCFS_COMM_MAX], path[64], host[64], inner[64];
-		snprintf(path, sizeof path, "/proc/%d/comm", (int)tid);
-		if (!proc_text(path, comm, sizeof comm))
-			snprintf(comm, sizeof comm, "?");
-		comm[strcspn(comm, "\n")] = 0;
+		struct procfs_owner who; /* its name with control bytes masked */
+		char host[64], inner[64];
+		pid_t pid = process_of(tid);
+		if (procfs_owner_of_pid(pid, &who) != 1 || !who.comm[0])
+			snprintf(who.comm, sizeof who.comm, "?");
 		fprintf(stderr, "loopkit isolate: %s handed to %s (pid %d), which bound %s inside\n",
-		        isolate_end_text(&f->host, host, sizeof host), comm, (int)process_of(tid),
+		        isolate_end_text(&f->host, host, sizeof host), who.comm, (int)pid,
 		        isolate_end_text(sa, inner, sizeof inner));
 	}
 	return 0;

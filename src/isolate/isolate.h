@@ -98,10 +98,9 @@ struct isolate {
 	int direct_off; /* the kernel cannot hand descriptors over: every bind goes on */
 	void *notif_req, *notif_resp;
 	size_t notif_req_len, notif_resp_len;
-	unsigned char direct_inner[ISOLATE_MAX_FORWARDS]; /* the listener inside is made */
-	unsigned char direct_quiet[ISOLATE_MAX_FORWARDS]; /* loopkit stopped accepting */
-	unsigned char direct_held[ISOLATE_MAX_FORWARDS];  /* a server got the listener once */
-	int life_fd;                                      /* held open: the child sees it close if we die */
+	/* how far each forward's hand-over went: each step implies the ones before */
+	enum { DIRECT_NONE, DIRECT_INNER, DIRECT_QUIET, DIRECT_HELD } direct_step[ISOLATE_MAX_FORWARDS];
+	int life_fd; /* held open: the child sees it close if we die */
 	int exit_code;
 	int cmd_done; /* the child has exited: draining */
 	int closing;  /* isolate_run is tearing down: no acceptor starts */
