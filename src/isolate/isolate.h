@@ -74,7 +74,6 @@ struct relay;
 /* One isolation: set up by isolate_prepare, run (and torn down) by isolate_run. */
 struct isolate {
 	struct isolate_config cfg;
-	struct nsprobe_controls controls; /* read before any namespace: for the explanation */
 	struct netns_state ns;
 	sigset_t oldmask;     /* restored for CMD */
 	struct rlimit nofile; /* CMD gets this back */
@@ -100,7 +99,9 @@ struct isolate {
 	size_t notif_req_len, notif_resp_len;
 	/* how far each forward's hand-over went: each step implies the ones before */
 	enum { DIRECT_NONE, DIRECT_INNER, DIRECT_QUIET, DIRECT_HELD } direct_step[ISOLATE_MAX_FORWARDS];
-	int life_fd; /* held open: the child sees it close if we die */
+	int life_fd;      /* held open: the child sees it close if we die */
+	void *pid1_stack; /* pid 1's, when it shares loopkit's memory */
+	size_t pid1_stack_len;
 	int exit_code;
 	int cmd_done; /* the child has exited: draining */
 	int closing;  /* isolate_run is tearing down: no acceptor starts */

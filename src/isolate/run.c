@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +47,48 @@ static int shell_status(int st)
 {
 	return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : ISOLATE_EXIT_FAILED;
 }
+
+/* pid 1 shares loopkit's memory (clone with CLONE_VM, on a stack of its own): forking
+ * it copied loopkit's page tables and then took a copy-on-write fault on every page
+ * either side wrote, about 1.2 ms of the start-up on a virtual machine, where a fault
+ * costs tens of microseconds. Shared memory means shared thread-local storage too, and
+ * with it errno: so loopkit waits, touching nothing, until CMD runs (pid 1 prepares
+ * with libc's calls meanwhile), and from then on pid 1 makes its system calls through
+ * pid1_sys, which returns -errno and writes no memory. Under AddressSanitizer (which
+ * keeps its own state per thread) and on architectures without pid1_sys, pid 1 is
+ * forked as before. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(__SANITIZE_ADDRESS__)
+#define PID1_SHARES_MEMORY 1
+#define PID1_STACK         (256 * 1024)
+#endif
+
+static long pid1_sys(long nr, long a, long b, long c, long d)
+{
+#if defined(PID1_SHARES_MEMORY) && defined(__x86_64__)
+	long ret;
+	register long r10 __asm__("r10") = d;
+	__asm__ volatile("syscall"
+	                 : "=a"(ret)
+	                 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+	                 : "rcx", "r11", "memory");
+	return ret;
+#elif defined(PID1_SHARES_MEMORY) && defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory", "cc");
+	return x0;
+#else
+	long r = syscall(nr, a, b, c, d); /* pid 1 is a forked copy: errno is its own */
+	return r < 0 ? -errno : r;
+#endif
+}
+
+/* The kernel's signal set is 64 bits on every architecture loopkit builds for; glibc's
+ * sigset_t begins with it. */
+#define KSIGSET_SIZE 8
 
 /* Whether loopkit has a controlling terminal. Then CMD stays in loopkit's process group,
  * as any command of a shell's job: Ctrl-C and Ctrl-Z reach it from the terminal, it may
@@ -117,8 +162,19 @@ static int helper_start(struct isolate *iso, char *err, size_t errlen)
 
 static int ns_failed(struct isolate *iso, char *err, size_t errlen)
 {
+	struct nsprobe_controls c;
 	struct nsprobe_verdict v;
-	nsprobe_explain(&iso->controls, &iso->ns, &v);
+	/* read on failure alone: the seven files cost a third of a millisecond of every
+	 * start-up. Inside a user namespace of loopkit's own, /proc/sys/user shows the new
+	 * namespace's limits, not those of the one above that refused: those stay unsaid,
+	 * and loopkit's capability is the one it had before (none: it made one). */
+	nsprobe_controls_read(&c);
+	if (iso->ns.userns) {
+		c.cap_sys_admin = 0;
+		c.max_user_namespaces = c.max_net_namespaces = NSPROBE_ABSENT;
+		c.max_pid_namespaces = c.max_mnt_namespaces = NSPROBE_ABSENT;
+	}
+	nsprobe_explain(&c, &iso->ns, &v);
 	int n = snprintf(err, errlen, "cannot isolate: %s", v.cause);
 	if (v.control[0] && n >= 0 && (size_t)n < errlen) {
 		n += snprintf(err + n, errlen - (size_t)n, "\n  blocked by: %s", v.control);
@@ -194,7 +250,6 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	sigaddset(&block, RELAY_SIG);  /* pid 1 inherits it blocked: it is never fatal there */
 	sigaddset(&block, DIRECT_SIG); /* unblocked in --direct's bind thread alone */
 	sigprocmask(SIG_BLOCK, &block, &iso->oldmask);
-	nsprobe_controls_read(&iso->controls);
 
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		struct isolate_forward *f = &iso->cfg.fwd[i];
@@ -368,24 +423,28 @@ static void relay_signal(const struct isolate *iso, pid_t cmd, int sig)
 {
 	sigset_t pending, one;
 	static const struct timespec now = {0, 0};
+	sigemptyset(&pending);
 	sigemptyset(&one);
 	sigaddset(&one, sig);
-	if (sigpending(&pending) == 0 && sigismember(&pending, sig)) {
-		sigtimedwait(&one, NULL, &now); /* the group got it: CMD has its own */
+	if (pid1_sys(SYS_rt_sigpending, (long)&pending, KSIGSET_SIZE, 0, 0) == 0 &&
+	    sigismember(&pending, sig)) { /* the group got it: CMD has its own */
+		pid1_sys(SYS_rt_sigtimedwait, (long)&one, 0, (long)&now, KSIGSET_SIZE);
 		return;
 	}
 	if (!iso->own_group) {
-		kill(cmd, sig);
+		pid1_sys(SYS_kill, cmd, sig, 0, 0);
 		return;
 	}
-	kill(0, sig);                   /* pid 1's group: CMD and all it started */
-	sigtimedwait(&one, NULL, &now); /* pid 1's own copy, queued by that kill */
+	pid1_sys(SYS_kill, 0, sig, 0, 0); /* pid 1's group: CMD and all it started */
+	/* pid 1's own copy, queued by that kill */
+	pid1_sys(SYS_rt_sigtimedwait, (long)&one, 0, (long)&now, KSIGSET_SIZE);
 }
 
 /* pid 1 of the new pid namespace: a fresh /proc, CMD as its child, loopkit's relayed
  * signals passed on, orphans reaped; exits with CMD's status, and the kernel then kills
  * whatever is left in the namespace. Only system calls here (the parent may have a
- * second thread). */
+ * second thread): libc's until CMD runs, while loopkit waits, then pid1_sys alone (see
+ * PID1_SHARES_MEMORY). */
 static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd, int life_fd, int direct_fd)
 {
 	sigset_t set;
@@ -412,17 +471,19 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 		note(note_fd, NOTE_EXEC, e);
 		_exit(e == ENOENT || e == ENOTDIR ? ISOLATE_EXIT_NOTFOUND : ISOLATE_EXIT_NOEXEC);
 	}
-	close(note_fd);
+	/* loopkit goes on once this closes and CMD's copy is closed by its exec: from here
+	 * on, only pid1_sys (see PID1_SHARES_MEMORY) */
+	pid1_sys(SYS_close, note_fd, 0, 0, 0);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, RELAY_SIG);
 	for (;;) {
-		int sig = sigwaitinfo(&set, &si);
+		long sig = pid1_sys(SYS_rt_sigtimedwait, (long)&set, (long)&si, 0, KSIGSET_SIZE);
 		if (sig < 0)
 			continue;
 		if (sig == SIGCHLD) {
-			pid_t w;
-			while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+			long w;
+			while ((w = pid1_sys(SYS_wait4, -1, (long)&st, WNOHANG, 0)) > 0)
 				if (w == cmd)
 					_exit(shell_status(st));
 			continue;
@@ -588,6 +649,61 @@ static void note_cb(struct loop *l, struct loop_io *io, unsigned events)
 	loop_io_close(l, io); /* EOF: CMD runs (its copy closed on exec) */
 }
 
+/* What pid 1 starts from: its ends of the pipes, and loopkit's ends, which it closes. */
+struct pid1_args {
+	struct isolate *iso;
+	int note_fd, life_fd, direct_fd;
+	int parent_fds[3];
+};
+
+static int pid1_entry(void *arg)
+{
+	const struct pid1_args *a = arg;
+	for (int k = 0; k < 3; k++)
+		if (a->parent_fds[k] >= 0)
+			close(a->parent_fds[k]);
+	init_main(a->iso, a->note_fd, a->life_fd, a->direct_fd);
+}
+
+/* pid 1 of a new pid namespace (see PID1_SHARES_MEMORY): returns its pid, or -1 with
+ * errno. */
+static pid_t start_pid1(struct isolate *iso, struct pid1_args *a)
+{
+#ifdef PID1_SHARES_MEMORY
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	char *stack = mmap(NULL, PID1_STACK + page, PROT_READ | PROT_WRITE,
+	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	mprotect(stack, page, PROT_NONE); /* a guard below it */
+	pid_t pid = clone(pid1_entry, stack + page + PID1_STACK, CLONE_VM | CLONE_NEWPID | SIGCHLD, a);
+	if (pid < 0) {
+		int e = errno;
+		munmap(stack, PID1_STACK + page);
+		errno = e;
+		return -1;
+	}
+	iso->pid1_stack = stack;
+	iso->pid1_stack_len = PID1_STACK + page;
+	return pid;
+#else
+	(void)iso;
+	pid_t pid = netns_fork_pid1();
+	if (pid == 0)
+		pid1_entry(a);
+	return pid;
+#endif
+}
+
+/* Until CMD runs (it exec'd: the note pipe's last writer is gone) or could not be
+ * started (a note came): pid 1 uses libc meanwhile, and with it this thread's errno. */
+static void wait_cmd_started(int note_fd)
+{
+	struct pollfd w = {.fd = note_fd, .events = POLLIN};
+	while (pid1_sys(SYS_ppoll, (long)&w, 1, 0, 0) == -EINTR)
+		;
+}
+
 int isolate_run(struct isolate *iso)
 {
 	int note_p[2] = {-1, -1}, life_p[2] = {-1, -1}, direct_p[2] = {-1, -1}, nfd = -1;
@@ -602,7 +718,8 @@ int isolate_run(struct isolate *iso)
 	}
 	fflush(NULL);
 	iso->own_group = !has_terminal();
-	iso->child = netns_fork_pid1();
+	struct pid1_args pa = {iso, note_p[1], life_p[0], direct_p[1], {note_p[0], life_p[1], direct_p[0]}};
+	iso->child = start_pid1(iso, &pa);
 	if (iso->child < 0) {
 		iso->ns.step = NETNS_PIDNS;
 		iso->ns.err = errno;
@@ -610,17 +727,11 @@ int isolate_run(struct isolate *iso)
 		fprintf(stderr, "loopkit isolate: %s\n", msg);
 		goto out;
 	}
-	if (iso->child == 0) {
-		close(note_p[0]);
-		close(life_p[1]);
-		if (direct_p[0] >= 0)
-			close(direct_p[0]);
-		init_main(iso, note_p[1], life_p[0], direct_p[1]);
-	}
 	close(note_p[1]);
 	close(life_p[0]);
 	note_p[1] = life_p[0] = -1;
 	iso->life_fd = life_p[1];
+	wait_cmd_started(note_p[0]);
 	if (direct_p[0] >= 0) {
 		close(direct_p[1]);
 		nfd = direct_receive(iso, direct_p[0]);
@@ -704,6 +815,9 @@ out:
 	}
 	if (nfd >= 0)
 		close(nfd);
+	if (iso->pid1_stack) /* pid 1 is reaped on every way here */
+		munmap(iso->pid1_stack, iso->pid1_stack_len);
+	iso->pid1_stack = NULL;
 	isolate_abandon(iso);
 	return iso->exit_code;
 }

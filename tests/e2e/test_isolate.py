@@ -1367,6 +1367,18 @@ def test_max_net_namespaces_zero_is_named(nobody_lk):
     assert "sudo sysctl -w user.max_net_namespaces=15000" in out
 
 
+def test_max_net_namespaces_zero_above_a_user_namespace_of_its_own(nobody_lk):
+    need_root()
+    # nobody makes a user namespace first; the limit that refuses is its parent's, which
+    # cannot be read from inside: named with its fix, and no value (the new namespace's
+    # own limit would be a wrong one)
+    rc, out = in_limited_userns("max_net_namespaces", 0, [nobody_lk, "isolate", "--", "true"], NOBODY)
+    assert rc == 1, out
+    assert "unshare(CLONE_NEWNET): No space left on device" in out
+    assert "blocked by: user.max_net_namespaces\n" in out
+    assert "sudo sysctl -w user.max_net_namespaces=15000" in out
+
+
 def test_max_pid_namespaces_zero_is_named(nobody_lk):
     need_root()
     rc, out = in_limited_userns("max_pid_namespaces", 0, [nobody_lk, "isolate", "--", "true"], 0)
