@@ -560,6 +560,8 @@ static int dispatch(const struct cmd_verb *v, const char *parent, int argc, char
 	int rc = parse(&r, opts, argc, argv);
 	if (rc < 0)
 		rc = v->run(opts);
+	if (v->fini)
+		v->fini(opts);
 	free(opts);
 	return rc;
 }

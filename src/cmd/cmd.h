@@ -80,6 +80,7 @@ struct cmd_verb {
 	size_t size;                        /* sizeof the options struct that run() gets */
 	void (*init)(void *opts);           /* optional, before the defaults (a library's defaults) */
 	int (*run)(void *opts);             /* the work; returns the exit status */
+	void (*fini)(void *opts);           /* optional: frees what init and the flags allocated */
 	const struct cmd_verb *const *subs; /* subcommands, NULL-terminated; or NULL */
 	const char *sub_noun;               /* what a subcommand is called: "verb", "mode" */
 	const struct cmd_hint *hints;       /* ends with a zeroed row; or NULL */

@@ -21,6 +21,11 @@ static void isolate_args_init(void *p)
 	isolate_config_init(&((struct isolate_args *)p)->cfg);
 }
 
+static void isolate_args_fini(void *p)
+{
+	isolate_config_free(&((struct isolate_args *)p)->cfg);
+}
+
 static int set_port(void *p, const char *val, char *err, size_t errlen)
 {
 	return isolate_config_add(&((struct isolate_args *)p)->cfg, ISOLATE_IN, val, err, errlen);
@@ -143,6 +148,7 @@ const struct cmd_verb cmd_isolate = {
         .flags = isolate_flags,
         .size = sizeof(struct isolate_args),
         .init = isolate_args_init,
+        .fini = isolate_args_fini,
         .run = isolate_main,
         .hints = isolate_hints,
         .examples = "$ loopkit isolate -- sh -c 'loopkit serve & sleep 1; curl http://127.0.0.1:62893/'\n"

@@ -61,12 +61,12 @@ struct isolate_forward {
 
 /* What to run and what to forward. */
 struct isolate_config {
-	char **argv;        /* CMD and its arguments, NULL-terminated (not owned) */
-	unsigned max_conns; /* relayed connections at once; more wait in the listen backlog */
-	int direct;         /* -p hands the host listener to the server that binds INNER */
-	int quiet;          /* -q: nothing on stderr but errors */
-	struct isolate_forward fwd[ISOLATE_MAX_FORWARDS];
-	size_t nfwd;
+	char **argv;                 /* CMD and its arguments, NULL-terminated (not owned) */
+	unsigned max_conns;          /* relayed connections at once; more wait in the listen backlog */
+	int direct;                  /* -p hands the host listener to the server that binds INNER */
+	int quiet;                   /* -q: nothing on stderr but errors */
+	struct isolate_forward *fwd; /* nfwd of them, room for cap (isolate_config_free) */
+	size_t nfwd, cap;
 };
 
 struct relay;
@@ -116,6 +116,7 @@ struct isolate {
 
 /* Defaults: no forwards, ISOLATE_MAX_CONNS. */
 void isolate_config_init(struct isolate_config *c);
+void isolate_config_free(struct isolate_config *c);
 
 /* Adds a forward from its text: IN "[ADDR:]HOSTPORT[:INNERPORT]" (HOSTPORT 0: any free
  * port, then INNERPORT is needed; ADDR a loopback address, IPv6 in brackets, default

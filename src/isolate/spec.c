@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/json.h"
@@ -13,6 +14,34 @@ void isolate_config_init(struct isolate_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->max_conns = ISOLATE_MAX_CONNS;
+}
+
+void isolate_config_free(struct isolate_config *c)
+{
+	free(c->fwd);
+	c->fwd = NULL;
+	c->nfwd = c->cap = 0;
+}
+
+/* Room for n forwards in all (at most ISOLATE_MAX_FORWARDS): the array grows with what
+ * is given, where a fixed one of 32 cost every start-up five pages to clear and copy. */
+static int reserve(struct isolate_config *c, size_t n, char *err, size_t errlen)
+{
+	if (n <= c->cap)
+		return 0;
+	size_t cap = c->cap ? c->cap * 2 : 4;
+	while (cap < n)
+		cap *= 2;
+	if (cap > ISOLATE_MAX_FORWARDS)
+		cap = ISOLATE_MAX_FORWARDS;
+	struct isolate_forward *f = realloc(c->fwd, cap * sizeof *f);
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->fwd = f;
+	c->cap = cap;
+	return 0;
 }
 
 static int port_of(const char *s, uint64_t min, const char *what, uint16_t *out, char *err, size_t errlen)
@@ -102,7 +131,10 @@ static int add_range(struct isolate_config *c, struct isolate_forward *f, const 
 		         (unsigned long long)(r.hi - r.lo + 1), ISOLATE_MAX_FORWARDS, c->nfwd);
 		return -1;
 	}
-	size_t first = c->nfwd;
+	size_t first = c->nfwd, at = (size_t)(f - c->fwd);
+	if (reserve(c, c->nfwd + (size_t)(r.hi - r.lo + 1), err, errlen) < 0)
+		return -1;
+	f = &c->fwd[at]; /* the array may have moved */
 	for (uint64_t port = r.lo; port <= r.hi; port++) {
 		struct isolate_forward *g = &c->fwd[c->nfwd];
 		if (g != f)
@@ -180,6 +212,8 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 		         dir == ISOLATE_IN ? "[ADDR:]HOSTPORT[:INNERPORT]" : "[ADDR:]PORT");
 		return -1;
 	}
+	if (reserve(c, c->nfwd + 1, err, errlen) < 0)
+		return -1;
 	struct isolate_forward *f = &c->fwd[c->nfwd];
 	memset(f, 0, sizeof *f);
 	f->dir = dir;

@@ -77,6 +77,7 @@ static void test_specs(void **state)
 				         r->why, rc, err);
 			if (c.nfwd != 0)
 				fail_msg("row %zu '%s': a failed spec was added", i, r->in);
+			isolate_config_free(&c);
 			continue;
 		}
 		if (rc != 0)
@@ -88,6 +89,7 @@ static void test_specs(void **state)
 			         r->inner);
 		if (c.fwd[0].dir != r->dir || c.fwd[0].fd != -1 || strcmp(c.fwd[0].spec, r->in))
 			fail_msg("row %zu '%s': dir, fd or spec not kept", i, r->in);
+		isolate_config_free(&c);
 	}
 }
 
@@ -132,11 +134,13 @@ static void test_given_twice(void **state)
 		if (!rows[i].why) {
 			if (rc != 0)
 				fail_msg("row %zu: '%s' then '%s': %s", i, rows[i].a, rows[i].b, err);
+			isolate_config_free(&c);
 			continue;
 		}
 		if (rc != -1 || !strstr(err, rows[i].why) || c.nfwd != n)
 			fail_msg("row %zu: '%s' then '%s': want '%s', got rc %d '%s', %zu forwards", i,
 			         rows[i].a, rows[i].b, rows[i].why, rc, err, c.nfwd);
+		isolate_config_free(&c);
 	}
 }
 
@@ -157,6 +161,16 @@ static void test_forward_limit(void **state)
 	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "4321", err, sizeof err), -1);
 	assert_non_null(strstr(err, "more than 32 forwards"));
 	assert_int_equal(c.nfwd, ISOLATE_MAX_FORWARDS);
+	isolate_config_free(&c);
+	/* a range that would pass the limit is refused whole, and takes no room */
+	isolate_config_init(&c);
+	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "2000-2029", err, sizeof err), 0);
+	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "3000-3002", err, sizeof err), -1);
+	assert_non_null(strstr(err, "at most 32 forwards"));
+	assert_int_equal(isolate_config_add(&c, ISOLATE_IN, "3000-3001", err, sizeof err), 0);
+	assert_int_equal(c.nfwd, ISOLATE_MAX_FORWARDS);
+	assert_int_equal(c.fwd[31].host.ss_family, AF_INET);
+	isolate_config_free(&c);
 }
 
 /* ---- which control blocked which step ---- */
