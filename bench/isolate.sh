@@ -6,7 +6,8 @@
 #     loopback, pasta's and slirp4netns's port forwarding, median of ROUNDS rounds of SECS s.
 # Prints figures and ratios; never passes or fails on timing. Every process it starts is
 # stopped by pid. Knobs: RUNS (default 200), SECS (3), ROUNDS (3), LOOPKIT (./loopkit),
-# LOOPKIT_BASE (an earlier build: its start-up beside this one's).
+# LOOPKIT_BASE (an earlier build: its start-up beside this one's), ONLY (startup or
+# throughput: that part alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-200}
@@ -41,6 +42,7 @@ chmod 755 "$TMP/stamp" "$TMP/loopkit"
 echo "loopkit isolate bench on $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine adds noise)"
 
 # ---- start-up -------------------------------------------------------------------------
+if [ "${ONLY:-startup}" = startup ]; then
 tools=("loopkit isolate|$TMP/loopkit isolate -q --" "unshare -rn|unshare -rn")
 if [ -n "${LOOPKIT_BASE:-}" ]; then # an earlier build, side by side
 	cp "$LOOPKIT_BASE" "$TMP/loopkit-base"
@@ -99,6 +101,9 @@ if med("loopkit isolate"):
     print(f"  loopkit isolate until CMD runs: {med('loopkit isolate'):.2f} ms, of which {med('no isolation'):.2f} ms "
           "is starting any program here (issue 16 asks <= 5 ms)")
 PY
+
+fi
+[ "${ONLY:-throughput}" = throughput ] || exit 0
 
 # ---- throughput -------------------------------------------------------------------------
 # The iperf3 server (inside each tool) and the forwarder run on CPU 1, the client on CPU 0.
