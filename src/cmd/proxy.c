@@ -30,6 +30,7 @@ static const struct cmd_flag proxy_flags[] = {
 	{ "hexdump", 0, NULL, NULL, "print both directions live on stdout", CMD_SWITCH, AT(o.hexdump) },
 	{ "public", 0, NULL, NULL, "allow listen addresses beyond loopback (reachable from the network)", CMD_SWITCH, AT(o.public) },
 	{ "allow-remote", 0, NULL, NULL, "allow upstreams beyond loopback", CMD_SWITCH, AT(o.allow_remote) },
+	{ "busy-poll", 0, "USEC", CMD_STR_OF(PROXY_BUSY_POLL_US), "once connections come this often, poll this many microseconds before sleeping: waking a sleeping proxy costs its clients' CPU more (0: always sleep)", CMD_UINT, AT(o.busy_poll_us), .max = PROXY_BUSY_POLL_MAX },
 	{ "seed", 0, "N", "0", "seed of the random choices (toxicity, jitter, loss); 0 picks one", CMD_UINT, AT(o.seed) },
 	{ "json", 0, NULL, NULL, "the summary at exit as one JSON document", CMD_SWITCH, AT(json) },
 	{ "quiet", 'q', NULL, NULL, "no connection errors on stderr", CMD_SWITCH, AT(o.quiet) },

@@ -45,7 +45,9 @@ struct loop {
 	 * same mask costs no syscall (the sniffer's hand-over to HTTP or FTP). */
 	struct loop_io **byfd;
 	size_t capfd;
-	int spawns; /* loop_set_spawns: children may hold copies of its descriptors */
+	int spawns;       /* loop_set_spawns: children may hold copies of its descriptors */
+	unsigned busy_us; /* loop_set_busy_poll */
+	int busy;         /* the last sleep was that short: poll first */
 	struct loop_io sig_io;
 	void (*sig_fn)(struct loop *, int, void *);
 	void *sig_data;
@@ -222,6 +224,51 @@ static void unwatched(struct loop *l, struct loop_io *io)
 void loop_set_spawns(struct loop *l)
 {
 	l->spawns = 1;
+}
+
+void loop_set_busy_poll(struct loop *l, unsigned us)
+{
+	l->busy_us = us;
+	l->busy = 0;
+}
+
+/* One wait of epoll: wait_us < 0 forever, 0 a poll. Returns the count, or -1 with errno
+ * (ENOSYS from epoll_pwait2 is handled here). */
+static int wait_events(struct loop *l, int64_t wait_us)
+{
+	if (!l->no_pwait2) {
+		struct timespec ts = {(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
+		int n = epoll_pwait2(l->epfd, l->events, LOOP_MAX_EVENTS, wait_us < 0 ? NULL : &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		l->no_pwait2 = 1;
+	}
+	return epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS,
+	                  wait_us < 0 ? -1 : (int)((wait_us + 999) / 1000));
+}
+
+/* The wait of one turn, with busy polling (loop_set_busy_poll) when it is on. */
+static int wait_turn(struct loop *l, int64_t wait_us)
+{
+	if (!l->busy_us || wait_us == 0)
+		return wait_events(l, wait_us);
+	uint64_t start = loop_clock_us(), spent = 0;
+	if (l->busy) {
+		uint64_t spin =
+		        wait_us > 0 && (uint64_t)wait_us < l->busy_us ? (uint64_t)wait_us : l->busy_us;
+		do {
+			int n = wait_events(l, 0);
+			if (n != 0)
+				return n;
+			spent = loop_clock_us() - start;
+		} while (spent < spin);
+		if (wait_us > 0 && spent >= (uint64_t)wait_us)
+			return 0; /* a timer is due */
+	}
+	uint64_t slept = loop_clock_us();
+	int n = wait_events(l, wait_us < 0 ? -1 : wait_us - (int64_t)spent);
+	l->busy = n > 0 && loop_clock_us() - slept < l->busy_us;
+	return n;
 }
 
 int loop_io_pending(const struct loop *l, const struct loop_io *io)
@@ -547,18 +594,7 @@ int loop_run(struct loop *l)
 			uint64_t when = l->heap[0]->when;
 			wait_us = when <= now ? 0 : (int64_t)(when - now > 60000000 ? 60000000 : when - now);
 		}
-		int n;
-		if (!l->no_pwait2) {
-			struct timespec ts = {(time_t)(wait_us / 1000000), (long)(wait_us % 1000000) * 1000};
-			n = epoll_pwait2(l->epfd, l->events, LOOP_MAX_EVENTS, wait_us < 0 ? NULL : &ts, NULL);
-			if (n < 0 && errno == ENOSYS) {
-				l->no_pwait2 = 1;
-				continue;
-			}
-		} else {
-			n = epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS,
-			               wait_us < 0 ? -1 : (int)((wait_us + 999) / 1000));
-		}
+		int n = wait_turn(l, wait_us);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

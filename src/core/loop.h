@@ -66,6 +66,12 @@ void loop_io_stop(struct loop *l, struct loop_io *io);
  * holds copies of every descriptor until its exec, so loop_io_close deregisters before
  * it closes. */
 void loop_set_spawns(struct loop *l);
+/* Busy polling (0, the default: off). Once a sleep ended within us microseconds, the
+ * next waits first poll (a zero timeout) for up to us before they sleep, until a poll
+ * finds nothing in that time. Waking a sleeping thread costs the waker a cross-CPU
+ * interrupt (on a virtual machine, an exit to the hypervisor) on every event; a loop
+ * that is woken that often spends less in polling its idle CPU. Idle, it sleeps. */
+void loop_set_busy_poll(struct loop *l, unsigned us);
 /* Is io reported ready in the batch being dispatched, its callback still to run? Also
  * 1 when that batch was full (more may be ready than it holds); 0 outside a dispatch.
  * For a watcher that must see its events before the callbacks of descriptors that

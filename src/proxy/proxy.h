@@ -22,6 +22,8 @@
 #define PROXY_HALF_CLOSE_MS 10000       /* a pair with one side shut closes after this long without traffic */
 #define PROXY_HAR_BODY_MAX  (64 * 1024) /* body bytes kept per HAR entry; longer ones are cut and marked */
 #define PROXY_CONFIG_MAX    (1024 * 1024) /* largest --config file */
+#define PROXY_BUSY_POLL_US  200           /* default of --busy-poll (see loop_set_busy_poll) */
+#define PROXY_BUSY_POLL_MAX 100000        /* the most --busy-poll allows, µs */
 
 /* What the verb asks for. Strings are borrowed for the server's life. */
 struct proxy_opts {
@@ -35,14 +37,15 @@ struct proxy_opts {
 	const char *preset;      /* --preset NAME for it; NULL */
 	const char *const *more; /* --proxy NAME=[LISTEN,]UPSTREAM: more proxies */
 	size_t nmore;
-	int http;           /* treat every proxy's traffic as HTTP/1.x without detecting it */
-	int public;         /* listen addresses beyond loopback allowed */
-	int allow_remote;   /* upstreams beyond loopback allowed */
-	const char *record; /* HAR file; NULL */
-	const char *pcap;   /* pcap file; NULL */
-	int hexdump;        /* both directions, live, on stdout */
-	int quiet;          /* no connection log on stderr */
-	uint64_t seed;      /* random seed (0: from the clock) */
+	int http;              /* treat every proxy's traffic as HTTP/1.x without detecting it */
+	int public;            /* listen addresses beyond loopback allowed */
+	int allow_remote;      /* upstreams beyond loopback allowed */
+	const char *record;    /* HAR file; NULL */
+	const char *pcap;      /* pcap file; NULL */
+	int hexdump;           /* both directions, live, on stdout */
+	int quiet;             /* no connection log on stderr */
+	uint64_t seed;         /* random seed (0: from the clock) */
+	unsigned busy_poll_us; /* loop_set_busy_poll: polls this long before sleeping once busy (0: off) */
 };
 
 struct proxy_server;

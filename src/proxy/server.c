@@ -583,6 +583,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		free(s);
 		return NULL;
 	}
+	loop_set_busy_poll(s->loop, o->busy_poll_us);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);

@@ -1,6 +1,7 @@
 """loopkit proxy: each toxic's effect measured against its setting, live changes, and
 faults (upstream down or closing early, client resets), with descriptors checked."""
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from conftest import read_until_end
-from proxyutil import (PIPE_POOL, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
+from proxyutil import (PIPE_POOL, PROXY_BIN, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
 
@@ -53,6 +54,43 @@ def test_relays_bytes_exactly_and_counts_them(proxies, echo_up):
     p.stop()
     summary = p.rest
     assert f"1 connections (0 refused), {len(data)} bytes up, {len(data)} bytes down" in summary
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of all the process's threads so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_busy_poll_ends_when_the_traffic_does(proxies, echo_up):
+    # the most polling allowed: 100 ms after each event of a busy spell; once the
+    # spell is over, the proxy sleeps (CPU time on a loaded machine can only be less)
+    p = proxies(echo_up.addr, "--busy-poll", "100000")
+    s = p.connect()
+    assert len(rtts(s, 300)) == 300
+    s.close()
+    for _ in range(100):
+        c = p.connect()
+        c.sendall(b"ping")
+        assert c.recv(4) == b"ping"
+        c.close()
+    time.sleep(0.3)  # past one budget
+    c0 = cpu_seconds(p.pid)
+    time.sleep(1.0)
+    used = cpu_seconds(p.pid) - c0
+    assert used < 0.2, f"an idle proxy used {used:.2f} s of CPU in 1 s"
+    s = p.connect()  # and it still answers
+    s.sendall(b"again")
+    assert s.recv(5) == b"again"
+    s.close()
+
+
+def test_busy_poll_limits(echo_up):
+    for val, why in (("100001", "--busy-poll 100001: more than 100000"), ("-1", "--busy-poll -1: negative")):
+        r = subprocess.run([PROXY_BIN, "proxy", echo_up.addr, "--api", "off", "--busy-poll", val],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and why in r.stderr, r.stderr
 
 
 @measures

@@ -1270,6 +1270,88 @@ static void test_loop_timer_order(void **state)
 	loop_free(l);
 }
 
+/* Busy polling: events that come often keep the loop polling; once they stop, it polls
+ * at most its budget more and then sleeps. Measured in the loop thread's CPU time, which
+ * a loaded machine can only make smaller: a loop that went on polling while idle would
+ * spend the whole idle stretch on the CPU. */
+struct busy_feed {
+	int fd;
+	int n;
+};
+
+static void *busy_writer(void *arg)
+{
+	struct busy_feed *f = arg;
+	for (int i = 0; i < f->n; i++) {
+		struct timespec gap = {0, 100 * 1000};
+		nanosleep(&gap, NULL);
+		if (write(f->fd, "x", 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+struct busy_state {
+	int got, want;
+	uint64_t idle_from; /* thread CPU ns when the last byte was read */
+	struct loop_timer stop;
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void busy_stop_cb(struct loop *l, struct loop_timer *t)
+{
+	(void)t;
+	loop_stop(l);
+}
+
+static void busy_read_cb(struct loop *l, struct loop_io *io, unsigned events)
+{
+	struct busy_state *st = io->data;
+	char b[64];
+	ssize_t n;
+	(void)events;
+	while ((n = read(io->fd, b, sizeof b)) > 0)
+		st->got += (int)n;
+	if (st->got >= st->want && !loop_timer_armed(&st->stop)) {
+		st->idle_from = thread_cpu_ns();
+		loop_timer_start(l, &st->stop, 300); /* an idle stretch of 300 ms */
+	}
+}
+
+static void test_loop_busy_poll_sleeps_when_idle(void **state)
+{
+	enum { BUSY_US = 5000, BYTES = 200 };
+	struct loop *l = new_loop();
+	struct loop_io io;
+	struct busy_state st = {.want = BYTES};
+	int p[2];
+	pthread_t th;
+	(void)state;
+	assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	struct busy_feed feed = {p[1], BYTES};
+	loop_set_busy_poll(l, BUSY_US);
+	loop_timer_init(&st.stop, busy_stop_cb, &st);
+	assert_int_equal(loop_io_start(l, &io, p[0], LOOP_READ, busy_read_cb, &st), 0);
+	assert_int_equal(pthread_create(&th, NULL, busy_writer, &feed), 0);
+	run_bounded(l, 20000);
+	pthread_join(th, NULL);
+	assert_int_equal(st.got, BYTES);
+	uint64_t idle_cpu = thread_cpu_ns() - st.idle_from;
+	/* at most one budget of polling (5 ms) and the timer's wake-up: far below 300 ms */
+	if (idle_cpu > 50u * 1000 * 1000)
+		fail_msg("the loop used %llu ms of CPU in 300 ms without events",
+		         (unsigned long long)(idle_cpu / 1000000));
+	loop_io_close(l, &io);
+	close(p[1]);
+	loop_free(l);
+}
+
 static void test_loop_timer_stop(void **state)
 {
 	struct trace tr = {.stop_at = 3};
@@ -3676,6 +3758,7 @@ int main(void)
 	        cmocka_unit_test(test_json_valid),
 	        FX(test_loop_timer_order),
 	        FX(test_loop_timer_stop),
+	        FX(test_loop_busy_poll_sleeps_when_idle),
 	        FX(test_loop_timer_rearm),
 	        FX(test_loop_timer_stop_other_in_cb),
 	        FX(test_loop_timer_heap),
