@@ -15,7 +15,8 @@
 #
 # Environment (all optional):
 #   BENCH_SECS=5            seconds per iperf3 and sockperf run
-#   BENCH_ROUNDS=3          rounds over all proxies (round-robin); medians reported
+#   BENCH_ROUNDS=3          rounds over all proxies (in turn, every other round in reverse
+#                           order); medians reported
 #   BENCH_AB_N=20000        ab requests (one connection each), BENCH_AB_C=32 concurrent
 #   BENCH_IDLE=2000         idle pairs for the memory figure (socat: BENCH_IDLE_SOCAT=200,
 #                           it forks a process per connection)
@@ -202,7 +203,11 @@ median() { printf '%s\n' "$@" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{if(
 log "bench/proxy.sh: $ROUNDS rounds, ${SECS}s runs; proxies on CPU $SERVER_CPU, clients and upstreams on CPU $CLIENT_CPU"
 log "loopkit $("$LOOPKIT" --version | awk '{print $2}'), $(haproxy -v | head -1 | awk '{print "haproxy", $3}'), $(socat -V | awk '/socat version/{print "socat", $3}')"
 for r in $(seq "$ROUNDS"); do
-	for k in $PROXIES; do
+	# ABBA: every other round runs the proxies in reverse order, so that a drift of the
+	# machine (load, TIME_WAIT sockets piling up) does not favour whichever runs first
+	order=$PROXIES
+	[ $((r % 2)) = 0 ] && order=$(printf '%s\n' $PROXIES | tac | tr '\n' ' ')
+	for k in $order; do
 		measure_tput "$k"
 		measure_pp "$k"
 		measure_cps "$k"
@@ -231,7 +236,7 @@ if [[ " $PROXIES " == *" loopkit "* && " $PROXIES " == *" haproxy "* ]]; then
 	awk -v a="$(m loopkit.cps)" -v b="$(m haproxy.cps)" 'BEGIN{printf "  connections/s   %.2fx\n", a/b}'
 	awk -v a="$(m loopkit.cpu_us)" -v b="$(m haproxy.cpu_us)" \
 		'BEGIN{printf "  proxy CPU per connection %.2fx (%.1f vs %.1f us)\n", a/b, a, b}'
-	# The spread: each round's loopkit figure over the haproxy one measured right after it.
+	# The spread: each round's loopkit figure over the haproxy one of the same round.
 	# shellcheck disable=SC2086
 	ratios=$(paste -d' ' <(printf '%s\n' ${R[loopkit.cps]:-}) <(printf '%s\n' ${R[haproxy.cps]:-}) |
 		awk '$1 && $2 {printf "%.2f\n", $1 / $2}')
