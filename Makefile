@@ -8,7 +8,8 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-paramet
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Isrc -pthread -fno-math-errno -fno-trapping-math
 LDLIBS  += -pthread
 # Symbols bound at start (full RELRO): hardening, and no lazy binding in the children
-# that isolate and serve fork (each first call there faulted in ld.so's pages).
+# that isolate and serve start (each first call there faulted in ld.so's pages; isolate's
+# pid 1 shares loopkit's memory, where a lazy binding would race loopkit's own).
 override LDFLAGS += -Wl,-z,relro,-z,now,-z,pack-relative-relocs
 # Debian libraries, found with pkg-config, each opened with dlopen when first needed, not
 # linked (src/core/lazylib.h says why; a linked library cost every start of every verb

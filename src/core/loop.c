@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +261,7 @@ static int wait_turn(struct loop *l, int64_t wait_us)
 			int n = wait_events(l, 0);
 			if (n != 0)
 				return n;
+			sched_yield(); /* polls only with a CPU nobody else wants */
 			spent = loop_clock_us() - start;
 		} while (spent < spin);
 		if (wait_us > 0 && spent >= (uint64_t)wait_us)

@@ -70,7 +70,8 @@ void loop_set_spawns(struct loop *l);
  * next waits first poll (a zero timeout) for up to us before they sleep, until a poll
  * finds nothing in that time. Waking a sleeping thread costs the waker a cross-CPU
  * interrupt (on a virtual machine, an exit to the hypervisor) on every event; a loop
- * that is woken that often spends less in polling its idle CPU. Idle, it sleeps. */
+ * that is woken that often spends less in polling its idle CPU. Between polls it
+ * yields the CPU to any other thread that wants it. Idle, it sleeps. */
 void loop_set_busy_poll(struct loop *l, unsigned us);
 /* Is io reported ready in the batch being dispatched, its callback still to run? Also
  * 1 when that batch was full (more may be ready than it holds); 0 outside a dispatch.
