@@ -88,7 +88,7 @@ struct isolate {
 	pid_t child;   /* the namespace's pid 1 */
 	int own_group; /* pid 1 and CMD in a process group of their own (not a terminal's
 	                  foreground job): see relay_signal in run.c */
-	struct loop_io sig_io, note_io;
+	struct loop_io sig_io;
 	/* --direct: the thread that answers the binds inside (direct.c), and what it owns */
 	int notify_fd;                     /* the seccomp listener */
 	int direct_stop_fd, direct_ack_fd; /* eventfds: end the thread; a posted step ran */

@@ -20,8 +20,9 @@
 #include "isolate/direct.h"
 #include "isolate/relay.h"
 
-/* The signals passed on to CMD when someone sends them to loopkit. */
-static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+/* The signals passed on to CMD when someone sends them to loopkit. SIGCONT too: timeout(1)
+ * sends it after its TERM, which a stopped CMD would otherwise never act on. */
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
 #define NFORWARDED (sizeof forwarded / sizeof forwarded[0])
 
 /* How loopkit asks pid 1 to pass a signal on: a queued real-time signal carrying the
@@ -30,10 +31,10 @@ static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 
 /* What the child tells us through the note pipe (EOF alone: CMD is running). */
 struct isolate_note {
-	int what; /* NOTE_EXEC: CMD could not be started */
+	int what; /* NOTE_EXEC: CMD could not be started; NOTE_PROC: no /proc of its own */
 	int err;
 };
-enum { NOTE_EXEC = 1 };
+enum { NOTE_EXEC = 1, NOTE_PROC };
 
 static void forward_set(sigset_t *set)
 {
@@ -54,9 +55,10 @@ static int shell_status(int st)
  * costs tens of microseconds. Shared memory means shared thread-local storage too, and
  * with it errno: so loopkit waits, touching nothing, until CMD runs (pid 1 prepares
  * with libc's calls meanwhile), and from then on pid 1 makes its system calls through
- * pid1_sys, which returns -errno and writes no memory. Under AddressSanitizer (which
- * keeps its own state per thread) and on architectures without pid1_sys, pid 1 is
- * forked as before. */
+ * pid1_sys, which returns -errno and writes no memory (nor does it call libc with a
+ * value from a signal: sets are built with ksig_bit). Under AddressSanitizer (which
+ * keeps its own state per thread), on architectures without pid1_sys, and where CMD could
+ * write pid 1's memory (start_pid1), pid 1 is forked as before. */
 #if (defined(__x86_64__) || defined(__aarch64__)) && !defined(__SANITIZE_ADDRESS__)
 #define PID1_SHARES_MEMORY 1
 #define PID1_STACK         (256 * 1024)
@@ -89,6 +91,36 @@ static long pid1_sys(long nr, long a, long b, long c, long d)
 /* The kernel's signal set is 64 bits on every architecture loopkit builds for; glibc's
  * sigset_t begins with it. */
 #define KSIGSET_SIZE 8
+
+/* sig's bit in the kernel's signal set. pid 1 builds its sets with these, not with
+ * sigaddset, which writes errno for a number out of range. */
+static uint64_t ksig_bit(int sig)
+{
+	return 1ull << (sig - 1);
+}
+
+/* Is sig one loopkit passes on? A queued RELAY_SIG can come from anyone allowed to
+ * signal pid 1 (CMD too), carrying any number. */
+static int forwarded_sig(int sig)
+{
+	for (size_t i = 0; i < NFORWARDED; i++)
+		if (forwarded[i] == sig)
+			return 1;
+	return 0;
+}
+
+/* Consumes pid 1's pending copies of the forwarded signals: those sent to a process group
+ * that pid 1 was in before CMD existed, which CMD never got (loopkit got its own and passes
+ * them on). */
+static void drop_pending_forwarded(void)
+{
+	uint64_t set = 0;
+	static const struct timespec now = {0, 0};
+	for (size_t i = 0; i < NFORWARDED; i++)
+		set |= ksig_bit(forwarded[i]);
+	while (pid1_sys(SYS_rt_sigtimedwait, (long)&set, 0, (long)&now, KSIGSET_SIZE) > 0)
+		;
+}
 
 /* Whether loopkit has a controlling terminal. Then CMD stays in loopkit's process group,
  * as any command of a shell's job: Ctrl-C and Ctrl-Z reach it from the terminal, it may
@@ -234,7 +266,7 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	iso->cfg = *c;
 	iso->helper_fd[0] = iso->helper_fd[1] = -1;
 	iso->life_fd = -1;
-	iso->sig_io.fd = iso->note_io.fd = -1;
+	iso->sig_io.fd = -1;
 	iso->notify_fd = iso->direct_stop_fd = iso->direct_ack_fd = -1;
 	for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 		iso->cfg.fwd[i].fd = iso->cfg.fwd[i].twin = iso->cfg.fwd[i].inner_fd =
@@ -421,13 +453,10 @@ static pid_t spawn_cmd(struct isolate *iso)
  * the place of the next relay of that signal. */
 static void relay_signal(const struct isolate *iso, pid_t cmd, int sig)
 {
-	sigset_t pending, one;
+	uint64_t pending = 0, one = ksig_bit(sig);
 	static const struct timespec now = {0, 0};
-	sigemptyset(&pending);
-	sigemptyset(&one);
-	sigaddset(&one, sig);
 	if (pid1_sys(SYS_rt_sigpending, (long)&pending, KSIGSET_SIZE, 0, 0) == 0 &&
-	    sigismember(&pending, sig)) { /* the group got it: CMD has its own */
+	    (pending & one)) { /* the group got it: CMD has its own */
 		pid1_sys(SYS_rt_sigtimedwait, (long)&one, 0, (long)&now, KSIGSET_SIZE);
 		return;
 	}
@@ -447,7 +476,6 @@ static void relay_signal(const struct isolate *iso, pid_t cmd, int sig)
  * PID1_SHARES_MEMORY). */
 static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd, int life_fd, int direct_fd)
 {
-	sigset_t set;
 	siginfo_t si;
 	int st;
 
@@ -464,7 +492,10 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 	if (iso->own_group)
 		setpgid(0, 0); /* CMD follows: a signal to loopkit's group reaches loopkit alone */
 	netns_init_mounts(&iso->ns);
+	if (!iso->ns.proc)
+		note(note_fd, NOTE_PROC, iso->ns.proc_err);
 	setrlimit(RLIMIT_NOFILE, &iso->nofile); /* CMD gets the descriptor limit it had */
+	drop_pending_forwarded();
 	pid_t cmd = spawn_cmd(iso);
 	if (cmd < 0) {
 		int e = errno;
@@ -474,9 +505,7 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 	/* loopkit goes on once this closes and CMD's copy is closed by its exec: from here
 	 * on, only pid1_sys (see PID1_SHARES_MEMORY) */
 	pid1_sys(SYS_close, note_fd, 0, 0, 0);
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, RELAY_SIG);
+	uint64_t set = ksig_bit(SIGCHLD) | ksig_bit(RELAY_SIG);
 	for (;;) {
 		long sig = pid1_sys(SYS_rt_sigtimedwait, (long)&set, (long)&si, 0, KSIGSET_SIZE);
 		if (sig < 0)
@@ -488,7 +517,7 @@ static void __attribute__((noreturn)) init_main(struct isolate *iso, int note_fd
 					_exit(shell_status(st));
 			continue;
 		}
-		if (si.si_code == SI_QUEUE)
+		if (si.si_code == SI_QUEUE && forwarded_sig(si.si_value.sival_int))
 			relay_signal(iso, cmd, si.si_value.sival_int);
 	}
 }
@@ -636,19 +665,6 @@ static void sig_cb(struct loop *l, struct loop_io *io, unsigned events)
 	}
 }
 
-static void note_cb(struct loop *l, struct loop_io *io, unsigned events)
-{
-	struct isolate *iso = io->data;
-	struct isolate_note n;
-	(void)events;
-	ssize_t got = read(io->fd, &n, sizeof n);
-	if (got < 0 && errno == EAGAIN)
-		return;
-	if (got == (ssize_t)sizeof n && n.what == NOTE_EXEC)
-		fprintf(stderr, "loopkit isolate: cannot run '%s': %s\n", iso->cfg.argv[0], strerror(n.err));
-	loop_io_close(l, io); /* EOF: CMD runs (its copy closed on exec) */
-}
-
 /* What pid 1 starts from: its ends of the pipes, and loopkit's ends, which it closes. */
 struct pid1_args {
 	struct isolate *iso;
@@ -665,43 +681,67 @@ static int pid1_entry(void *arg)
 	init_main(a->iso, a->note_fd, a->life_fd, a->direct_fd);
 }
 
-/* pid 1 of a new pid namespace (see PID1_SHARES_MEMORY): returns its pid, or -1 with
- * errno. */
+/* pid 1 of a new pid namespace: returns its pid, or -1 with errno. It shares loopkit's
+ * memory (PID1_SHARES_MEMORY) unless CMD could reach that memory: as root of a user
+ * namespace that loopkit made (root without CAP_SYS_ADMIN, in a container), CMD holds
+ * the capabilities pid 1 holds there and may write /proc/1/mem. Forked, pid 1's memory is
+ * a copy, and CMD is kept from loopkit's, as before. A stack that cannot be mapped
+ * means a fork too. */
 static pid_t start_pid1(struct isolate *iso, struct pid1_args *a)
 {
 #ifdef PID1_SHARES_MEMORY
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	char *stack = mmap(NULL, PID1_STACK + page, PROT_READ | PROT_WRITE,
-	                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED)
-		return -1;
-	mprotect(stack, page, PROT_NONE); /* a guard below it */
-	pid_t pid = clone(pid1_entry, stack + page + PID1_STACK, CLONE_VM | CLONE_NEWPID | SIGCHLD, a);
-	if (pid < 0) {
-		int e = errno;
-		munmap(stack, PID1_STACK + page);
-		errno = e;
-		return -1;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len = PID1_STACK + page;
+	char *stack = iso->ns.userns && iso->ns.uid == 0
+	                      ? MAP_FAILED
+	                      : mmap(NULL, len, PROT_READ | PROT_WRITE,
+	                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack != MAP_FAILED) {
+		mprotect(stack, page, PROT_NONE); /* a guard below it */
+		pid_t pid = clone(pid1_entry, stack + len, CLONE_VM | CLONE_NEWPID | SIGCHLD, a);
+		if (pid < 0) {
+			int e = errno;
+			munmap(stack, len);
+			errno = e;
+			return -1;
+		}
+		iso->pid1_stack = stack;
+		iso->pid1_stack_len = len;
+		return pid;
 	}
-	iso->pid1_stack = stack;
-	iso->pid1_stack_len = PID1_STACK + page;
-	return pid;
-#else
-	(void)iso;
+#endif
 	pid_t pid = netns_fork_pid1();
 	if (pid == 0)
 		pid1_entry(a);
 	return pid;
-#endif
 }
 
 /* Until CMD runs (it exec'd: the note pipe's last writer is gone) or could not be
- * started (a note came): pid 1 uses libc meanwhile, and with it this thread's errno. */
-static void wait_cmd_started(int note_fd)
+ * started: pid 1 may use libc meanwhile, and with it this thread's errno, so this reads
+ * the notes with pid1_sys alone and says what they tell once the pipe is done. */
+static void wait_cmd_started(struct isolate *iso, int note_fd)
 {
-	struct pollfd w = {.fd = note_fd, .events = POLLIN};
-	while (pid1_sys(SYS_ppoll, (long)&w, 1, 0, 0) == -EINTR)
-		;
+	struct isolate_note n, got[2];
+	int ngot = 0;
+	for (;;) {
+		long r = pid1_sys(SYS_read, note_fd, (long)&n, sizeof n, 0);
+		if (r == -EINTR)
+			continue;
+		if (r != (long)sizeof n)
+			break; /* EOF: CMD runs, or pid 1 is gone */
+		if (ngot < 2)
+			got[ngot++] = n;
+	}
+	for (int k = 0; k < ngot; k++) {
+		if (got[k].what == NOTE_EXEC)
+			fprintf(stderr, "loopkit isolate: cannot run '%s': %s\n", iso->cfg.argv[0],
+			        strerror(got[k].err));
+		else if (got[k].what == NOTE_PROC && !iso->cfg.quiet)
+			fprintf(stderr,
+			        "loopkit isolate: warning: no mount namespace (%s): CMD sees the host's "
+			        "/proc, "
+			        "with the host's processes\n",
+			        strerror(got[k].err));
+	}
 }
 
 int isolate_run(struct isolate *iso)
@@ -731,7 +771,9 @@ int isolate_run(struct isolate *iso)
 	close(life_p[0]);
 	note_p[1] = life_p[0] = -1;
 	iso->life_fd = life_p[1];
-	wait_cmd_started(note_p[0]);
+	wait_cmd_started(iso, note_p[0]);
+	close(note_p[0]);
+	note_p[0] = -1;
 	if (direct_p[0] >= 0) {
 		close(direct_p[1]);
 		nfd = direct_receive(iso, direct_p[0]);
@@ -752,9 +794,7 @@ int isolate_run(struct isolate *iso)
 	forward_set(&set);
 	sigaddset(&set, SIGCHLD);
 	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	fcntl(note_p[0], F_SETFL, O_NONBLOCK);
-	if (sfd < 0 || loop_io_start(iso->loop, &iso->sig_io, sfd, LOOP_READ, sig_cb, iso) < 0 ||
-	    loop_io_start(iso->loop, &iso->note_io, note_p[0], LOOP_READ, note_cb, iso) < 0) {
+	if (sfd < 0 || loop_io_start(iso->loop, &iso->sig_io, sfd, LOOP_READ, sig_cb, iso) < 0) {
 		fprintf(stderr, "loopkit isolate: signalfd: %s\n", strerror(errno));
 		if (sfd >= 0 && iso->sig_io.fd < 0)
 			close(sfd);
@@ -762,7 +802,6 @@ int isolate_run(struct isolate *iso)
 		waitpid(iso->child, NULL, 0);
 		goto out;
 	}
-	note_p[0] = -1; /* the loop's now */
 	if (nfd >= 0 && direct_start(iso, nfd) < 0) {
 		fprintf(stderr, "loopkit isolate: --direct: thread: %s\n", strerror(errno));
 		nfd = -1;                  /* direct_stop closes it */
@@ -784,8 +823,6 @@ int isolate_run(struct isolate *iso)
 		int st;
 		kill(iso->child, SIGKILL);
 		waitpid(iso->child, &st, 0);
-	} else if (iso->note_io.fd >= 0) {
-		note_cb(iso->loop, &iso->note_io, LOOP_READ); /* an exec error not yet read */
 	}
 out:
 	iso->closing = 1; /* what the bind thread posted last may run in loop_free */
@@ -796,8 +833,6 @@ out:
 		loop_timer_stop(iso->loop, &iso->drain);
 		if (iso->sig_io.fd >= 0)
 			loop_io_close(iso->loop, &iso->sig_io);
-		if (iso->note_io.fd >= 0)
-			loop_io_close(iso->loop, &iso->note_io);
 		for (size_t i = 0; i < iso->cfg.nfwd; i++) {
 			acceptor_stop(&iso->cfg.fwd[i].acc);
 			acceptor_stop(&iso->cfg.fwd[i].inner_acc);

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import LOOPKIT, hard_timeout_fixture, sanitizer_build
 
 _hard_timeout = hard_timeout_fixture(90)
 
@@ -1533,3 +1533,116 @@ def test_ftp_without_a_forwarded_passive_range_gets_a_note(isolated, tmp_path):
                                              "--proto", "http"], ready=f"http://127.0.0.1:{INNER_PORT}/")
     assert "note:" not in r.stderr(), r.stderr()
     assert r.stop() == 0, r.stderr()
+
+
+# --- pid 1 and loopkit's memory --------------------------------------------------------
+
+# CMD asks pid 1, as loopkit does, to pass signals on: with numbers no signal has (a
+# queued RELAY_SIG reaches pid 1 from anyone who may signal it), while a client on the host
+# moves bytes through a forward. pid 1 shares loopkit's memory: nothing of that may reach
+# loopkit's relay (its errno once did, and splice's EAGAIN read as EINVAL reset transfers).
+STORM = r"""
+import ctypes, os, signal, socket, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+class sigval(ctypes.Union):
+    _fields_ = [("sival_int", ctypes.c_int), ("sival_ptr", ctypes.c_void_p)]
+libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, sigval]
+relay = signal.SIGRTMIN + 2
+l = socket.socket(); l.bind(("127.0.0.1", PORT)); l.listen(8)
+def serve(c):
+    data = bytes(range(256)) * 4096
+    try:
+        for _ in range(8):
+            c.sendall(data)
+    finally:
+        c.close()
+def accept():
+    while True:
+        c, _ = l.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+print("ready", flush=True)
+end = time.monotonic() + SECS
+n = 0
+while time.monotonic() < end:
+    for v in (0, 65, -1, 1000, 33):
+        libc.sigqueue(1, relay, sigval(v))
+    n += 1
+print("storm", n, flush=True)
+time.sleep(60)
+"""
+
+
+def test_signal_numbers_from_inside_never_reach_loopkit(isolated):
+    secs = 4
+    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", STORM.replace("PORT", str(INNER_PORT))
+                                              .replace("SECS", str(secs))], ready="ready")
+    done = errors = 0
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10)
+            got = read_all(c)
+            c.close()
+        except OSError as e:
+            errors += 1
+            print("transfer failed:", e)
+            continue
+        assert len(got) == 8 << 20, f"a transfer ended after {len(got)} of {8 << 20} bytes"
+        done += 1
+    assert errors == 0 and done > 0, f"{errors} of {done + errors} transfers failed"
+    assert i.line(20).startswith("storm ")
+    assert i.stop() == 143
+
+
+SYS_KCMP = {"x86_64": 312, "aarch64": 272}
+KCMP_VM = 1
+
+
+def shares_memory(a, b):
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.syscall(SYS_KCMP[os.uname().machine], a, b, KCMP_VM, 0, 0)
+    assert r >= 0, os.strerror(ctypes.get_errno())
+    return r == 0
+
+
+@pytest.mark.skipif(os.uname().machine not in SYS_KCMP, reason="pid 1 shares memory on x86-64 and arm64 only")
+def test_pid1_shares_memory_only_where_cmd_cannot_reach_it(isolated, nobody_lk):
+    if os.geteuid() != 0:
+        pytest.skip("runs as root and as root without CAP_SYS_ADMIN")
+    if sanitizer_build():
+        pytest.skip("the sanitizer build forks pid 1")
+    # root with CAP_SYS_ADMIN: no user namespace, CMD is root anyway; nobody: CMD has no
+    # capability over pid 1. Both share (the fast start-up).
+    for prefix in ((), AS_NOBODY):
+        i = isolated([], ["sleep", "60"], prefix=prefix, binary=nobody_lk)
+        assert shares_memory(i.pid, i.init), f"pid 1 does not share loopkit's memory ({prefix})"
+        assert i.stop() == 143
+    # root without CAP_SYS_ADMIN (a container): loopkit makes a user namespace in which CMD
+    # is root with pid 1's capabilities, and could write /proc/1/mem: pid 1 is a copy
+    no_admin = ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--"]
+    i = isolated([], [PY, "-c", "import os; open('/proc/1/mem', 'r+b').close(); print('open', flush=True); "
+                  "import time; time.sleep(60)"], prefix=no_admin, ready="open")
+    assert not shares_memory(i.pid, i.init), "CMD can write /proc/1/mem, and pid 1 is loopkit's memory"
+    assert i.stop() == 143
+
+
+def test_a_stopped_command_is_ended_by_timeout():
+    # timeout(1) sends TERM and then CONT: both pass on, so a stopped CMD acts on the TERM
+    t = time.monotonic()
+    r = subprocess.run(["timeout", "2", LOOPKIT, "isolate", "-q", "--", "sh", "-c", "kill -STOP $$; sleep 30"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 124, r.stderr
+    assert time.monotonic() - t < 15
+
+
+def test_without_a_mount_namespace_the_host_proc_is_said():
+    need_root()
+    rc, out = in_limited_userns("max_mnt_namespaces", 0,
+                                [LOOPKIT, "isolate", "--", "sh", "-c", "echo ran"], 0)
+    assert rc == 0, out
+    assert "ran" in out
+    assert "loopkit isolate: warning: no mount namespace (No space left on device): CMD sees the host's /proc" in out
+    rc, out = in_limited_userns("max_mnt_namespaces", 0,
+                                [LOOPKIT, "isolate", "-q", "--", "sh", "-c", "echo ran"], 0)
+    assert rc == 0 and out.strip() == "ran", out
