@@ -264,6 +264,7 @@ static int wait_turn(struct loop *l, int64_t wait_us)
 			sched_yield(); /* polls only with a CPU nobody else wants */
 			spent = loop_clock_us() - start;
 		} while (spent < spin);
+		l->busy = 0; /* nothing came for that long: the next wait sleeps */
 		if (wait_us > 0 && spent >= (uint64_t)wait_us)
 			return 0; /* a timer is due */
 	}
