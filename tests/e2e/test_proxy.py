@@ -762,6 +762,35 @@ def test_an_upstream_that_never_answers_is_given_up(proxies):
     mute.close()
 
 
+def test_an_upstream_slow_to_accept_gets_what_the_client_sent_meanwhile(proxies):
+    """On loopback the proxy's connect usually completes at once and the client's bytes
+    go up with it. With the upstream's queue full, its SYN goes unanswered and the
+    connection completes on a retransmitted SYN, a second later: what the client sent
+    meanwhile goes up then, and the answer comes back."""
+    slow = socket.socket()
+    slow.bind(("127.0.0.1", 0))
+    slow.listen(0)  # a queue of one
+    slow.settimeout(10)
+    p = proxies(f"127.0.0.1:{slow.getsockname()[1]}")
+    filler = p.connect()
+    time.sleep(0.3)  # its upstream connection fills the queue
+    s = p.connect(timeout=10)
+    s.sendall(b"sent while the upstream was busy")
+    t = time.monotonic()
+    time.sleep(0.2)
+    first = slow.accept()[0]  # the filler's: the retransmitted SYN now finds room
+    second = slow.accept()[0]
+    waited = time.monotonic() - t
+    second.settimeout(5)
+    assert second.recv(100) == b"sent while the upstream was busy"
+    assert 0.5 < waited < 8, waited  # it did wait for a retransmitted SYN
+    second.sendall(b"answer")
+    assert s.recv(100) == b"answer"
+    for c in (filler, first, second, s):
+        c.close()
+    slow.close()
+
+
 def test_several_proxies_from_flags(proxies, echo_up):
     a = Upstream(lambda c: c.sendall(b"A" + c.recv(10)))
     p = proxies(echo_up.addr, "--proxy", f"second={a.addr}", "--proxy", f"third=127.0.0.1:0,{a.addr}",
