@@ -342,6 +342,16 @@ static int conn_holding(const struct http_conn *c)
 	return c->state == CS_WAIT;
 }
 
+/* These n bytes end an answer after which the connection closes: conn_run shuts it
+ * down as soon as they are written (linger_start, or a clean close), so they may wait
+ * for the FIN (MSG_MORE) and leave with it in one segment. The client (or a proxy
+ * before it) then wakes once, for the answer and the end together, and sends one ACK
+ * less. */
+static int conn_last_send(const struct http_conn *c, size_t n)
+{
+	return c->closing && c->state == CS_HEAD && c->rb == RB_NONE && n == buf_used(&c->out);
+}
+
 /* Writes what is pending, at most HTTP_TURN_BYTES in this turn. Returns 1 when
  * everything is written, 0 when the socket is full, the budget is spent or a tick is
  * awaited, -1 when the connection was closed. */
@@ -377,7 +387,7 @@ static int conn_flush(struct http_conn *c)
 			/* MSG_MORE only before a file's bytes, whose sends push (filesend): a
 			 * generator cannot tell that its last fill was the last, and the kernel
 			 * would hold a corked tail for 200 ms. */
-			int more = c->rb == RB_FILE ? MSG_MORE : 0;
+			int more = c->rb == RB_FILE || conn_last_send(c, n) ? MSG_MORE : 0;
 			ssize_t w = send(c->io.fd, buf_start(&c->out), n, MSG_NOSIGNAL | MSG_DONTWAIT | more);
 			if (w < 0) {
 				if (errno == EAGAIN || errno == EINTR)
@@ -463,10 +473,15 @@ static void conn_run(struct http_conn *c)
 			/* A clean "Connection: close" needs no lingering: the request was read
 			 * whole. After an error, drain what the peer still sends, or our close
 			 * would reset the connection and could destroy the answer in flight. */
-			if (c->linger || buf_used(&c->in))
+			if (c->linger || buf_used(&c->in)) {
 				linger_start(c);
-			else
+			} else {
+				/* The FIN goes out now, with a held tail (conn_last_send); a
+				 * close alone would reset instead, tail unsent, if the client
+				 * had sent more than its request. */
+				shutdown(c->io.fd, SHUT_WR);
 				conn_close(c);
+			}
 			return;
 		}
 		if (!conn_has_work(c))

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import struct
 import tempfile
 import time
 
@@ -656,6 +657,13 @@ def assert_alive(server, timeout=3):
     assert server.alive(), "server process exited: " + server.stderr()[-2000:]
     r = exchange(server, "GET", "/_/health", timeout=timeout)
     assert r.status == 200, f"server did not answer the next client properly: {r!r}"
+
+
+def segs_in(sock):
+    """Segments the socket has received, SYN-ACK and pure ACKs included
+    (tcp_info.tcpi_segs_in, Linux 4.2+)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 144)
+    return struct.unpack_from("I", info, 140)[0]
 
 
 def wait_for(pred, timeout=3, step=0.05):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (Conn, thread_name, assert_alive, curl, exchange, hard_timeout_fixture, httpc,
-                      loop_clients, parse_responses, proc_event_loops, proc_port_fds, raw, reqbytes, wait_for)
+                      loop_clients, parse_responses, proc_event_loops, proc_port_fds, raw, reqbytes, segs_in, wait_for)
 
 _hard_timeout = hard_timeout_fixture(20)
 
@@ -108,6 +108,27 @@ def test_http10_without_keepalive_closes(server, site):
         assert closed, "server kept an HTTP/1.0 connection open without keep-alive"
         assert extra == b""
     assert_alive(server)
+
+
+def test_a_closing_answer_leaves_with_its_fin(server, site):
+    """The last bytes of an answer after which the connection closes wait for the FIN
+    and leave with it: the client receives the SYN-ACK, the ACK of its request and one
+    segment holding the answer and the end. A FIN of its own would be a fourth
+    segment, waking the client again and costing it an ACK (and a proxy before it,
+    which passes the two on as they come)."""
+    host = f"{server.host}:{server.port}".encode()
+    for request, status in ((b"GET /a.txt HTTP/1.0\r\n\r\n", b"200"),
+                            (b"GET /a.txt HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n", b"200"),
+                            (b"GET /nothing-here HTTP/1.0\r\n\r\n", b"404"),
+                            (b"GET /a.txt HTTP/1.1\r\nHost: " + host + b"\r\nBad Header\r\n\r\n", b"400")):
+        with socket.create_connection((server.host, server.port), timeout=5) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 " + status + b" "), data[:40]
+            assert data.endswith(A) == (status == b"200")
+            assert segs_in(s) == 3, (request, data[:40])
 
 
 def test_http10_keepalive_stays_open(server, site):

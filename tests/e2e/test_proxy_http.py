@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import CURL, Server
+from conftest import CURL, Server, segs_in
 from proxyutil import NPM_DIR, measures, proxies  # noqa: F401 (fixtures)
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
@@ -46,6 +46,21 @@ def get(p, path, headers=None, method="GET", body=None):
     data = r.read()
     c.close()
     return r, data
+
+
+def test_an_answer_and_its_end_pass_in_one_segment(proxies, web):
+    """serve sends a closing answer with its FIN in one segment; the proxy passes the two
+    on together, so the client receives what it would from serve directly: the SYN-ACK,
+    the ACK of its request, and one segment with the answer and the end."""
+    p = proxies(up(web))
+    for _ in range(20):
+        with p.connect() as s:
+            s.sendall(b"GET /a.txt HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hello\n"), data
+            assert segs_in(s) == 3
 
 
 def test_fail_first_n_requests_then_pass(proxies, web):
