@@ -132,6 +132,7 @@ struct proxy {
 /* A pipe for splice(2), kept in a pool between uses. */
 struct ppipe {
 	int fd[2];
+	uint32_t cap; /* bytes it holds: what one splice into it moves */
 };
 #define PROXY_PIPE_POOL 64
 

@@ -13,7 +13,6 @@
 #include "core/net.h"
 #include "proxy/internal.h"
 
-#define PIPE_CHUNK (64 * 1024)   /* bytes moved per splice */
 #define TURN_BYTES (1024 * 1024) /* moved per direction per wakeup, then others go */
 #define SMALL_READ (16 * 1024)   /* first read of a wakeup, through the stack */
 
@@ -476,7 +475,7 @@ static int pump_splice(struct pconn *c, int d)
 			sync_toxics(c, d, NULL);
 			return pump(c, d);
 		}
-		ssize_t n = splice(src, NULL, pd->pipe.fd[1], NULL, PIPE_CHUNK,
+		ssize_t n = splice(src, NULL, pd->pipe.fd[1], NULL, pd->pipe.cap,
 		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n == 0) {
 			pd->eof = 1;
@@ -496,7 +495,7 @@ static int pump_splice(struct pconn *c, int d)
 		}
 		pd->inpipe += (uint32_t)n;
 		c->p->rbytes[d] += (uint64_t)n;
-		if (n < PIPE_CHUNK) {
+		if ((size_t)n < pd->pipe.cap) {
 			/* A short read drained the socket: pass it on, then wait for epoll
 			 * rather than ask again only to hear EAGAIN. */
 			int r = drain_pipe(c, d, dst);

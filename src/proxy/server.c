@@ -21,7 +21,12 @@
 #include "proxy/internal.h"
 #include "proxy/jin.h"
 
-#define PROXY_PIPE_SIZE (256 * 1024) /* splice pipes are grown to this (fewer, larger moves) */
+/* Splice pipes are grown to this, and a splice fills one. The larger the move, the
+ * fewer system calls, and the fewer short segments: with TCP_NODELAY each move sent
+ * ends in one (loopback's MSS is 65,483 bytes, so 64 KiB left as 65,483 + 53), and the
+ * receiver handles and acknowledges each. 64 KiB moves gave iperf3 0.88x haproxy's
+ * throughput on a 6.18 kernel, 256 KiB moves 1.0x. */
+#define PROXY_PIPE_SIZE (256 * 1024)
 
 uint64_t proxy_rand(struct proxy_server *s)
 {
@@ -41,7 +46,12 @@ int proxy_pipe_get(struct proxy_server *s, struct ppipe *p)
 	}
 	if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) < 0)
 		return -1;
-	fcntl(p->fd[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE); /* best effort: the default 64 KiB works too */
+	/* Best effort: past the user's pipe-user-pages-soft, or without the right to grow
+	 * pipes, the size they have works too. */
+	int cap = fcntl(p->fd[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE);
+	if (cap < 0)
+		cap = fcntl(p->fd[1], F_GETPIPE_SZ);
+	p->cap = cap > 0 ? (uint32_t)cap : 4096;
 	return 0;
 }
 
