@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "core/json.h"
@@ -66,6 +67,7 @@ void nsprobe_controls_read(struct nsprobe_controls *c)
 	c->max_pid_namespaces = read_long("/proc/sys/user/max_pid_namespaces");
 	c->max_mnt_namespaces = read_long("/proc/sys/user/max_mnt_namespaces");
 	c->apparmor_restrict = read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+	c->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	c->euid = (unsigned)geteuid();
 	c->seccomp = NSPROBE_ABSENT;
 	c->cap_sys_admin = 0;
@@ -131,12 +133,19 @@ static int r_root_nocap(const struct nsprobe_controls *c, const struct netns_sta
 {
 	return c->euid == 0 && !c->cap_sys_admin && denied(st->err);
 }
+static int r_undumpable(const struct nsprobe_controls *c, const struct netns_state *st)
+{
+	/* An executable the user may run but not read makes the process non-dumpable, and
+	 * its /proc/self files then belong to root: the user namespace is made, its maps
+	 * cannot be written. */
+	return c->dumpable == 0 && step_is_user(st->step) && st->step != NETNS_USERNS && denied(st->err);
+}
 static int r_nested(const struct nsprobe_controls *c, const struct netns_state *st)
 {
 	return st->step == NETNS_USERNS && st->err == EUSERS;
 }
 
-enum { V_NONE, V_UNPRIV, V_MAXUSER, V_MAXNET, V_MAXPID, V_APPARMOR, V_SECCOMP };
+enum { V_NONE, V_UNPRIV, V_MAXUSER, V_MAXNET, V_MAXPID, V_APPARMOR, V_SECCOMP, V_DUMPABLE };
 
 /* One row: when it applies, the control to name (its value: which field), why, the fix. */
 struct nsprobe_rule {
@@ -149,6 +158,9 @@ struct nsprobe_rule {
 
 /* clang-format off */
 static const struct nsprobe_rule rules[] = {
+	{ r_undumpable, "dumpable", V_DUMPABLE,
+	  "loopkit's executable is not readable by this user, so it runs non-dumpable and may not write its own /proc/self files",
+	  "make it readable: sudo chmod a+r \"$(readlink -f \"$(command -v loopkit)\")\" (or run a copy the user can read)" },
 	{ r_max_user, "user.max_user_namespaces", V_MAXUSER,
 	  "no more user namespaces may be made",
 	  "sudo sysctl -w user.max_user_namespaces=15000 (to keep it: echo user.max_user_namespaces=15000 | sudo tee /etc/sysctl.d/50-userns.conf)" },
@@ -189,6 +201,7 @@ static long control_value(const struct nsprobe_controls *c, int which)
 	case V_MAXPID: return c->max_pid_namespaces;
 	case V_APPARMOR: return c->apparmor_restrict;
 	case V_SECCOMP: return c->seccomp;
+	case V_DUMPABLE: return c->dumpable;
 	default: return NSPROBE_ABSENT;
 	}
 }
@@ -363,6 +376,7 @@ static const struct control_row control_rows[] = {
         CONTROL("user.max_mnt_namespaces", max_mnt_namespaces),
         CONTROL("kernel.apparmor_restrict_unprivileged_userns", apparmor_restrict),
         CONTROL("seccomp", seccomp),
+        CONTROL("dumpable", dumpable),
         {NULL, 0},
 };
 /* clang-format on */

@@ -21,6 +21,7 @@ struct nsprobe_controls {
 	long max_mnt_namespaces;        /* user.max_mnt_namespaces */
 	long apparmor_restrict;         /* kernel.apparmor_restrict_unprivileged_userns (Ubuntu 23.10+) */
 	long seccomp;                   /* Seccomp: of /proc/self/status: 0 none, 1 strict, 2 filter */
+	long dumpable;                  /* prctl(PR_GET_DUMPABLE): 0 when the executable is unreadable */
 	unsigned euid;
 	int cap_sys_admin; /* root with CAP_SYS_ADMIN needs no user namespace */
 };

@@ -1423,6 +1423,37 @@ def test_seccomp_filter_is_named(nobody_lk, prefix):
     assert p.returncode == 1 and doc["blocked_by"] == "seccomp" and doc["errno"] == "EPERM"
 
 
+RUNUSER = ["runuser", "-u", "nobody", "--"]
+
+
+def test_an_unreadable_executable_is_named(tmp_path):
+    """An executable nobody may run but not read (chmod 711), started by runuser, runs
+    non-dumpable and may not write its own /proc/self/setgroups: the cause and the fix
+    are named (unshare -rn fails the same way, unexplained)."""
+    d = tempfile.mkdtemp(prefix="loopkit-isolate-")
+    try:
+        os.chmod(d, 0o755)
+        lk = os.path.join(d, "loopkit")
+        shutil.copy(LOOPKIT, lk)
+        os.chmod(lk, 0o711)
+        p = subprocess.run(RUNUSER + [lk, "isolate", "--", "true"], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1, p.stderr
+        assert "writing /proc/self/setgroups: Permission denied: loopkit's executable is not readable" in p.stderr
+        assert "blocked by: dumpable = 0" in p.stderr and "chmod a+r" in p.stderr, p.stderr
+        p = subprocess.run(RUNUSER + [lk, "isolate", "--check", "--json"], capture_output=True, text=True,
+                           timeout=30)
+        doc = json.loads(p.stdout)
+        assert p.returncode == 1 and doc["blocked_by"] == "dumpable" and doc["controls"]["dumpable"] == 0
+        os.chmod(lk, 0o755)  # readable: it works, and says so
+        p = subprocess.run(RUNUSER + [lk, "isolate", "--check", "--json"], capture_output=True, text=True,
+                           timeout=30)
+        doc = json.loads(p.stdout)
+        assert p.returncode == 0 and doc["works"] and doc["controls"]["dumpable"] == 1, p.stdout
+    finally:
+        shutil.rmtree(d)
+
+
 # --- usage ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,msg", [

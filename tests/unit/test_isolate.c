@@ -186,11 +186,11 @@ struct explain_row {
 	const char *fix; /* substring */
 };
 
-#define CTL(unpriv, maxuser, maxnet, maxpid, aa, sec, uid, cap)                                         \
-	{                                                                                               \
-		.unprivileged_userns_clone = unpriv, .max_user_namespaces = maxuser,                    \
-		.max_net_namespaces = maxnet, .max_pid_namespaces = maxpid, .max_mnt_namespaces = 1000, \
-		.apparmor_restrict = aa, .seccomp = sec, .euid = uid, .cap_sys_admin = cap              \
+#define CTL(unpriv, maxuser, maxnet, maxpid, aa, sec, uid, cap)                                           \
+	{                                                                                                 \
+		.unprivileged_userns_clone = unpriv, .max_user_namespaces = maxuser,                      \
+		.max_net_namespaces = maxnet, .max_pid_namespaces = maxpid, .max_mnt_namespaces = 1000,   \
+		.apparmor_restrict = aa, .seccomp = sec, .euid = uid, .cap_sys_admin = cap, .dumpable = 1 \
 	}
 #define A NSPROBE_ABSENT
 
@@ -230,6 +230,20 @@ static const struct explain_row explain_rows[] = {
 static void test_explain(void **state)
 {
 	(void)state;
+	{
+		/* An unreadable executable: non-dumpable, its own maps refused. */
+		struct nsprobe_controls c = CTL(A, 1000, 1000, 1000, A, 0, 1000, 0);
+		struct netns_state st = {.step = NETNS_SETGROUPS, .err = EACCES, .userns = 1};
+		struct nsprobe_verdict v;
+		c.dumpable = 0;
+		nsprobe_explain(&c, &st, &v);
+		assert_string_equal(v.control, "dumpable");
+		assert_int_equal(v.value, 0);
+		assert_non_null(strstr(v.fix, "chmod a+r"));
+		c.dumpable = 1; /* dumpable: not the cause */
+		nsprobe_explain(&c, &st, &v);
+		assert_string_equal(v.control, "");
+	}
 	for (size_t i = 0; i < sizeof explain_rows / sizeof explain_rows[0]; i++) {
 		const struct explain_row *r = &explain_rows[i];
 		struct netns_state st = {.step = r->step, .err = r->err, .userns = r->userns};
