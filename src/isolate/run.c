@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -218,12 +219,48 @@ static int ns_failed(struct isolate *iso, char *err, size_t errlen)
 	return -1;
 }
 
+static int loopback_one(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+	return ss->ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* -p 127.0.0.1:P with -p [::1]:P: each forward's host address is the other's twin (the
+ * same port on the other loopback address, which a listener holds so that nobody else
+ * takes localhost:P). The other forward, when it listens already. */
+static struct isolate_forward *twin_forward(const struct isolate_forward *f)
+{
+	const struct isolate_config *c = &f->iso->cfg;
+	uint16_t port = net_ss_port(&f->host);
+	if (!port || !loopback_one(&f->host))
+		return NULL;
+	for (size_t i = 0; i < c->nfwd; i++) {
+		struct isolate_forward *o = &c->fwd[i];
+		if (o != f && o->dir == ISOLATE_IN && o->fd >= 0 && o->host.ss_family != f->host.ss_family &&
+		    net_ss_port(&o->host) == port && loopback_one(&o->host))
+			return o;
+	}
+	return NULL;
+}
+
 static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 {
 	char why[256];
 	struct sockaddr_storage failed; /* named in why */
-	f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, &f->twin,
-	                            &failed, why, sizeof why);
+	struct isolate_forward *o = twin_forward(f);
+	if (o) {
+		/* o holds this address as its twin: it gives it up to this listener, and o's
+		 * own listener is this one's twin. */
+		isolate_close_fd(&o->twin);
+		f->fd = net_listen((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, 0, why,
+		                   sizeof why);
+		f->twin = -1;
+	} else {
+		f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG,
+		                            &f->twin, &failed, why, sizeof why);
+	}
 	if (f->fd < 0) {
 		int e = errno;
 		uint16_t port = net_ss_port(&f->host);

@@ -854,6 +854,49 @@ def test_half_close_passes_both_ways(isolated):
     assert i.wait() == 0
 
 
+TWO_FAMILIES = """
+import socket, threading
+def serve(fam, addr, port, word):
+    s = socket.socket(fam)
+    s.bind((addr, port))
+    s.listen(8)
+    while True:
+        c, _ = s.accept()
+        c.sendall(word)
+        c.close()
+for a in ((socket.AF_INET6, "::1", 80, b"v6 on 80"), (socket.AF_INET, "127.0.0.1", 81, b"v4 on 81")):
+    threading.Thread(target=serve, args=a, daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.mark.parametrize("order", ["v6 first", "v4 first"])
+def test_one_host_port_on_both_loopback_addresses(isolated, order):
+    """-p [::1]:P:80 with -p 127.0.0.1:P:81: two forwards on one port number, one per
+    loopback address. Each listener holds the other address's port against other users
+    (its twin); here the other forward's listener does that, so both can listen, in
+    either order. (Each used to fail on the first one's twin, 'held by loopkit' itself.)"""
+    for _ in range(20):
+        port = free_port()
+        try:
+            with socket.socket(socket.AF_INET6) as t:
+                t.bind(("::1", port))
+            break
+        except OSError:
+            continue
+    fwd = [f"[::1]:{port}:80", f"127.0.0.1:{port}:81"]
+    if order == "v4 first":
+        fwd.reverse()
+    i = isolated(["-p", fwd[0], "-p", fwd[1]], [PY, "-c", TWO_FAMILIES], ready="ready")
+    for fam, addr, want in ((socket.AF_INET6, "::1", b"v6 on 80"), (socket.AF_INET, "127.0.0.1", b"v4 on 81")):
+        with socket.socket(fam) as c:
+            c.settimeout(10)
+            c.connect((addr, port))
+            assert c.recv(100) == want
+    assert i.stop() == 143
+
+
 def test_nobody_listening_inside_means_reset(isolated):
     i = isolated(["-p", "0:9"], [PY, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
                  ready="ready", stdin=subprocess.PIPE)
