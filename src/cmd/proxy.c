@@ -32,7 +32,7 @@ static const struct cmd_flag proxy_flags[] = {
 	{ "allow-remote", 0, NULL, NULL, "allow upstreams beyond loopback", CMD_SWITCH, AT(o.allow_remote) },
 	{ "busy-poll", 0, "USEC", CMD_STR_OF(PROXY_BUSY_POLL_US), "once connections come this often, poll this many microseconds before sleeping: waking a sleeping proxy costs its clients' CPU more (0: always sleep)", CMD_UINT, AT(o.busy_poll_us), .max = PROXY_BUSY_POLL_MAX },
 	{ "seed", 0, "N", "0", "seed of the random choices (toxicity, jitter, loss); 0 picks one", CMD_UINT, AT(o.seed) },
-	{ "json", 0, NULL, NULL, "the summary at exit as one JSON document", CMD_SWITCH, AT(json) },
+	{ "json", 0, NULL, NULL, "JSON lines on stdout: the proxies and the API at start, the summary at exit", CMD_SWITCH, AT(json) },
 	{ "quiet", 'q', NULL, NULL, "no connection errors on stderr", CMD_SWITCH, AT(o.quiet) },
 	{ 0 },
 };
@@ -58,6 +58,11 @@ static int proxy_main(void *p)
 	a->o.nmore = a->more.n;
 	if (!strcmp(a->o.api, "off"))
 		a->o.api = NULL;
+	if (a->json && a->o.hexdump) {
+		fprintf(stderr, "loopkit proxy: --hexdump prints on stdout, where --json's lines go: "
+		                "give one of them\n");
+		return 2;
+	}
 	if (!a->o.upstream && !a->o.config && !a->o.api && !a->o.nmore) {
 		fprintf(stderr,
 		        "loopkit proxy: nothing to do: give UPSTREAM, --proxy, --config FILE or an --api\n");
@@ -72,7 +77,7 @@ static int proxy_main(void *p)
 	}
 	struct buf out;
 	buf_init(&out, 1024 * 1024);
-	proxy_server_describe(s, &out);
+	proxy_server_describe(s, a->json, &out);
 	fwrite(buf_start(&out) ? buf_start(&out) : "", 1, buf_used(&out), stdout);
 	fflush(stdout);
 	int rc = proxy_server_run(s);

@@ -55,7 +55,7 @@ struct proxy_server;
  * in *code: 2 for bad input, 1 when something could not be opened). */
 struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, size_t errlen, int *code);
 /* Writes one line per proxy ("name  listen -> upstream") and the API URL to buf. */
-void proxy_server_describe(const struct proxy_server *s, struct buf *out);
+void proxy_server_describe(const struct proxy_server *s, int json, struct buf *out);
 /* Runs until SIGINT or SIGTERM. Returns 0, or -1 when the loop failed. */
 int proxy_server_run(struct proxy_server *s);
 /* The summary: per proxy, connections, bytes each way and toxics applied; human text

@@ -692,8 +692,36 @@ fail:
 	return NULL;
 }
 
-void proxy_server_describe(const struct proxy_server *s, struct buf *out)
+void proxy_server_describe(const struct proxy_server *s, int json, struct buf *out)
 {
+	if (json) {
+		struct json j;
+		json_init(&j, out, 0);
+		json_obj_begin(&j);
+		json_key(&j, "proxies");
+		json_arr_begin(&j);
+		for (size_t i = 0; i < s->nproxies; i++) {
+			const struct proxy *p = s->proxies[i];
+			json_obj_begin(&j);
+			json_kstr(&j, "name", p->name);
+			json_kstr(&j, "listen", p->listen);
+			json_kstr(&j, "upstream", p->upstream);
+			json_kbool(&j, "enabled", p->enabled);
+			json_obj_end(&j);
+		}
+		json_arr_end(&j);
+		json_key(&j, "api");
+		if (s->api_fd >= 0) {
+			char url[sizeof s->api_addr + 16];
+			snprintf(url, sizeof url, "http://%s/", s->api_addr);
+			json_str(&j, url);
+		} else {
+			json_null(&j);
+		}
+		json_obj_end(&j);
+		buf_puts(out, "\n");
+		return;
+	}
 	for (size_t i = 0; i < s->nproxies; i++) {
 		const struct proxy *p = s->proxies[i];
 		buf_printf(out, "%s  %s -> %s%s\n", p->name, p->listen, p->upstream,
@@ -711,7 +739,7 @@ int proxy_server_run(struct proxy_server *s)
 void proxy_server_summary(const struct proxy_server *s, int json, struct buf *out)
 {
 	struct json j;
-	json_init(&j, out, 1);
+	json_init(&j, out, 0); /* one line: stdout holds JSON lines */
 	if (json) {
 		json_obj_begin(&j);
 		json_key(&j, "proxies");

@@ -81,7 +81,8 @@ class Proxy:
         self.api_addr = None
         self.lines = []
         self.stopped = False
-        want = expect + (1 if api else 0)
+        self.json = "--json" in args
+        want = 1 if self.json else expect + (1 if api else 0)
         deadline = time.monotonic() + 10
         while len(self.lines) < want:
             r, _, _ = select.select([self.proc.stdout], [], [], max(0, deadline - time.monotonic()))
@@ -92,6 +93,12 @@ class Proxy:
             if not line:
                 raise AssertionError("loopkit proxy exited: " + self.stderr())
             self.lines.append(line)
+            if self.json:  # one JSON line: the proxies and the API
+                self.start = json.loads(line)
+                self.proxies = {p["name"]: p["listen"] for p in self.start["proxies"]}
+                if self.start["api"]:
+                    self.api_addr = self.start["api"][len("http://"):].rstrip("/")
+                continue
             name, rest = line.split(None, 1)
             if name == "api":
                 self.api_addr = rest.strip()[len("http://"):].rstrip("/")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import CURL, Server, segs_in
-from proxyutil import NPM_DIR, measures, proxies  # noqa: F401 (fixtures)
+from proxyutil import NPM_DIR, PROXY_BIN, measures, proxies  # noqa: F401 (fixtures)
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 
@@ -351,13 +351,23 @@ def test_hexdump_prints_both_directions(proxies, web):
     assert re.search(r"\[1\] closed: \d+ bytes up, \d+ down", out)
 
 
+def test_json_and_hexdump_both_want_stdout(web):
+    r = subprocess.run([PROXY_BIN, "proxy", "--json", "--hexdump", "--api", "off", up(web)], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == "loopkit proxy: --hexdump prints on stdout, where --json's lines go: give one of them\n"
+
+
 def test_json_summary(proxies, web):
     p = proxies(up(web), "--json", "--toxic", "latency,latency=1")
     for _ in range(3):
         assert curl(f"http://127.0.0.1:{p.port()}/a.txt").stdout == b"hello\n"
     time.sleep(0.2)
+    assert p.start == {"proxies": [{"name": "proxy", "listen": p.proxies["proxy"], "upstream": up(web),
+                                    "enabled": True}], "api": f"http://{p.api_addr}/"}
     p.stop()
-    doc = json.loads(p.rest)
+    doc = json.loads(p.rest)  # the second line, the last: stdout is JSON lines
+    assert p.rest.count("\n") == 1 and p.rest.endswith("\n")
     (px,) = doc["proxies"]
     assert px["name"] == "proxy" and px["connections"] == 3 and px["refused"] == 0
     assert px["bytes_down"] > 3 * 6 and px["bytes_up"] > 3 * 20
