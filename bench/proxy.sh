@@ -9,7 +9,8 @@
 #                        schedstat: less noisy than the rate on a shared machine)
 #   memory per idle pair PSS growth of the proxy's processes over BENCH_IDLE connections
 # Every proxy is pinned with taskset to BENCH_PROXY_CPU, the clients and upstreams to
-# BENCH_CLIENT_CPU; each figure is the median of BENCH_ROUNDS rounds; ratios are
+# BENCH_CLIENT_CPU; each figure is the median of BENCH_ROUNDS rounds (memory per idle
+# pair: measured in the first round only); ratios are
 # printed against haproxy. Timing never fails the script: its exit status is non-zero
 # only when the bench cannot run (a tool missing).
 #
@@ -237,11 +238,16 @@ if [[ " $PROXIES " == *" loopkit "* && " $PROXIES " == *" haproxy "* ]]; then
 	awk -v a="$(m loopkit.cpu_us)" -v b="$(m haproxy.cpu_us)" \
 		'BEGIN{printf "  proxy CPU per connection %.2fx (%.1f vs %.1f us)\n", a/b, a, b}'
 	# The spread: each round's loopkit figure over the haproxy one of the same round.
-	# shellcheck disable=SC2086
-	ratios=$(paste -d' ' <(printf '%s\n' ${R[loopkit.cps]:-}) <(printf '%s\n' ${R[haproxy.cps]:-}) |
-		awk '$1 && $2 {printf "%.2f\n", $1 / $2}')
-	# shellcheck disable=SC2086
-	[ -n "$ratios" ] && log "  connections/s by round: $(echo $ratios) (median $(median $ratios)x)"
+	by_round() { # by_round KEY LABEL
+		local ratios
+		# shellcheck disable=SC2086
+		ratios=$(paste -d' ' <(printf '%s\n' ${R[loopkit.$1]:-}) <(printf '%s\n' ${R[haproxy.$1]:-}) |
+			awk '$1 && $2 {printf "%.2f\n", $1 / $2}')
+		# shellcheck disable=SC2086
+		[ -n "$ratios" ] && log "  $2 by round: $(echo $ratios) (median $(median $ratios)x)"
+	}
+	by_round gbps "throughput   "
+	by_round cps "connections/s"
 	awk -v a="$(m loopkit.idle_kib)" -v b="$(m haproxy.idle_kib)" 'BEGIN{printf "  memory per pair %.2fx (%.2f vs %.2f KiB)\n", a/b, a, b}'
 	awk -v a="$(m loopkit.gbps)" -v b="$(m direct.gbps)" 'BEGIN{printf "  loopkit / direct loopback throughput %.2fx\n", a/b}'
 fi

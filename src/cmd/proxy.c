@@ -18,7 +18,7 @@ struct proxy_args {
 static const struct cmd_flag proxy_flags[] = {
 	{ "LISTEN", 0, NULL, NULL, "address to listen on (HOST:PORT, or PORT on 127.0.0.1); with one address given, that one is UPSTREAM and LISTEN is 127.0.0.1 and a free port outside the ephemeral range", CMD_STR, AT(arg1), .attr = CMD_ARG },
 	{ "UPSTREAM", 0, NULL, NULL, "where connections go (HOST:PORT, or PORT on 127.0.0.1; a lone address is UPSTREAM); without it only --config and the API make proxies", CMD_STR, AT(arg2), .attr = CMD_ARG },
-	{ "toxic", 0, "SPEC", NULL, "add a toxic: TYPE[:NAME][,ATTR=VALUE]... with stream= and toxicity= too (repeatable; see loopkit-proxy(1))", CMD_LIST, AT(toxics) },
+	{ "toxic", 0, "SPEC", NULL, "add a toxic: TYPE[:NAME][,ATTR=VALUE]... with stream= and toxicity= too (repeatable; the types and their attributes: docs/proxy.md, \"Toxics\")", CMD_LIST, AT(toxics) },
 	{ "preset", 0, "NAME", NULL, "a measured link: gprs, edge, 3g, dialup, dsl-poor, dsl, wifi, satellite", CMD_STR, AT(o.preset) },
 	{ "name", 0, "NAME", "proxy", "the name of the proxy made from LISTEN and UPSTREAM (API paths use it)", CMD_STR, AT(o.name) },
 	{ "proxy", 0, "NAME=[LISTEN,]UPSTREAM", NULL, "another proxy (repeatable; --toxic and --preset act on LISTEN UPSTREAM's only)", CMD_LIST, AT(more) },

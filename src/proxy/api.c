@@ -469,8 +469,9 @@ static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
 	for (size_t i = 0; i < s->nproxies; i++)
 		buf_printf(&b, "loopkit_proxy_connections_open{proxy=\"%s\"} %u\n", s->proxies[i]->name,
 		           s->proxies[i]->nconns);
-	buf_puts(&b, "# HELP loopkit_proxy_toxic_applied_total Connections (http_fail: requests) a toxic "
-	             "acted on.\n"
+	buf_puts(&b, "# HELP loopkit_proxy_toxic_applied_total Times a toxic acted: the connections it "
+	             "was active on; http_fail and http_cut: the requests failed or cut; loss: the stalls; "
+	             "corrupt: the bytes changed.\n"
 	             "# TYPE loopkit_proxy_toxic_applied_total counter\n");
 	for (size_t i = 0; i < s->nproxies; i++)
 		for (size_t k = 0; k < s->proxies[i]->ntoxics; k++)

@@ -88,11 +88,42 @@ static void req_free(struct phttp_req *r)
 	buf_free(&r->body);
 }
 
+static void har_emit(struct pconn *c, struct phttp_req *r, const char *rh, size_t rhl, const char *rb,
+                     size_t rbl, uint64_t rbs, uint64_t t_head, const char *comment);
+
+/* Exchanges that the connection's end left unfinished are entries too, marked, as
+ * devtools show a request that failed: a response cut on the wire keeps what came. */
+static void har_unfinished(struct pconn *c)
+{
+	struct phttp *h = c->hx;
+	struct phttp_dir *hd = &h->d[PROXY_DOWN];
+	if (!h->har)
+		return;
+	for (unsigned i = 0; i < h->qn; i++) {
+		struct phttp_req *r = &h->q[(h->qh + i) % PHTTP_QUEUE];
+		char note[160];
+		if (r->fail)
+			continue; /* an http_fail answer not yet sent: the client never asked upstream */
+		if (i == 0 && hd->head) {
+			snprintf(note, sizeof note,
+			         "cut: the connection ended after %llu bytes of the response body%s",
+			         (unsigned long long)hd->body_size,
+			         hd->cut_at ? " (the http_cut toxic)" : "");
+			har_emit(c, r, hd->head, hd->head_len, buf_start(&hd->body), buf_used(&hd->body),
+			         hd->body_size, hd->t_head, note);
+		} else {
+			har_emit(c, r, NULL, 0, NULL, 0, 0, wall_us(),
+			         "no response: the connection ended before one came");
+		}
+	}
+}
+
 void phttp_free(struct pconn *c)
 {
 	struct phttp *h = c->hx;
 	if (!h)
 		return;
+	har_unfinished(c);
 	for (unsigned i = 0; i < h->qn; i++)
 		req_free(&h->q[(h->qh + i) % PHTTP_QUEUE]);
 	free(h->d[1].head);

@@ -431,6 +431,49 @@ def test_har_entry_for_a_body_framed_by_close(proxies, tmp_path):
     u.close()
 
 
+def test_har_keeps_exchanges_the_connection_ended(proxies, web, tmp_path):
+    """A response cut on the wire (by an upstream that closes early, or by http_cut) and a
+    request never answered are entries too, marked, with what came: the failures are
+    what a recording is for."""
+    from proxyutil import Upstream, recv_all
+
+    def short_server(c):  # promises 1000 bytes, sends 500, closes
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 500)
+
+    def mute_server(c):  # reads the request, closes without a word
+        c.recv(65536)
+
+    short, mute = Upstream(short_server), Upstream(mute_server)
+    har = str(tmp_path / "cut.har")
+    p = proxies(short.addr, "--record", har, "--proxy", f"mute=127.0.0.1:0,{mute.addr}",
+                "--proxy", f"cutter=127.0.0.1:0,{up(web)}", expect=3)
+    st, _ = p.api("POST", "/proxies/cutter/toxics", {"type": "http_cut", "attributes": {"after": 1000}})
+    assert st == 200
+    for name, path in (("proxy", "/short"), ("mute", "/mute"), ("cutter", "/big.bin")):
+        with p.connect(name) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            recv_all(s)
+    time.sleep(0.3)
+    p.stop()
+    entries = {e["request"]["url"].rsplit("/", 1)[1]: e for e in json.load(open(har))["log"]["entries"]}
+    assert set(entries) == {"short", "mute", "big.bin"}, list(entries)
+    e = entries["short"]
+    assert e["response"]["status"] == 200 and e["response"]["bodySize"] == 500
+    assert e["response"]["content"]["text"] == "x" * 500
+    assert e["comment"] == "cut: the connection ended after 500 bytes of the response body"
+    e = entries["big.bin"]
+    assert e["response"]["status"] == 200 and e["response"]["bodySize"] == 1000
+    assert e["comment"] == "cut: the connection ended after 1000 bytes of the response body (the http_cut toxic)"
+    e = entries["mute"]
+    assert e["response"]["status"] == 0 and e["response"]["bodySize"] == -1
+    assert e["comment"] == "no response: the connection ended before one came"
+    r = validate_har(har)
+    assert r.returncode == 0, r.stdout + r.stderr
+    short.close()
+    mute.close()
+
+
 def test_hexdump_never_blocks_on_a_reader_that_stopped(proxies):
     """Nobody reads the proxy's stdout (a full pipe): the relay goes on, lines are dropped."""
     from proxyutil import Upstream, echo
