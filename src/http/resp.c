@@ -152,7 +152,7 @@ void resp_error_h(struct http_conn *c, enum lk_err e, const char *detail, const 
 	struct buf b;
 	buf_init(&b, 4096);
 	if (json) {
-		lk_error_json(&b, e, detail, 1);
+		lk_error_json(&b, e, detail, 0); /* one line, as the proxy API's own errors */
 	} else {
 		char msg[400], text[512];
 		lk_text_fill(msg, sizeof(msg), row->msg, detail);

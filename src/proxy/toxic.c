@@ -231,6 +231,14 @@ struct attr_ctx {
 	enum lk_err e;
 };
 
+/* "latency has no attribute 'latncy'; it has latency jitter": for the API and the flags. */
+static void no_attr(const struct toxic_type *type, const char *k, char *why, size_t whylen)
+{
+	int n = snprintf(why, whylen, "%s has no attribute '%s'; it has", type->name, k);
+	for (size_t x = 0; x < type->nattrs && n > 0 && (size_t)n < whylen; x++)
+		n += snprintf(why + n, whylen - (size_t)n, " %s", type->attrs[x].name);
+}
+
 static int attr_one(void *arg, const char *k, const struct jin *av)
 {
 	struct attr_ctx *a = arg;
@@ -238,9 +246,7 @@ static int attr_one(void *arg, const char *k, const struct jin *av)
 	size_t si = 0;
 	int i = attr_index(t->type, k, &si);
 	if (i < 0) {
-		int n = snprintf(a->why, a->whylen, "%s has no attribute '%s'; it has", t->type->name, k);
-		for (size_t x = 0; x < t->type->nattrs && n > 0 && (size_t)n < a->whylen; x++)
-			n += snprintf(a->why + n, a->whylen - (size_t)n, " %s", t->type->attrs[x].name);
+		no_attr(t->type, k, a->why, a->whylen);
 		a->e = LK_E_P_BAD_ATTR;
 		return 1;
 	}
@@ -369,8 +375,12 @@ int toxic_from_spec(struct toxic *t, const char *spec, char *why, size_t whylen)
 		size_t si = 0;
 		int i = attr_index(type, tok, &si);
 		if (i < 0) {
-			snprintf(why, whylen, "%s has no attribute '%s'%s", type->name, tok,
-			         strcmp(tok, "name") ? "" : " (name a toxic with TYPE:NAME)");
+			if (!strcmp(tok, "name"))
+				snprintf(why, whylen,
+				         "%s has no attribute 'name' (name a toxic with TYPE:NAME)",
+				         type->name);
+			else
+				no_attr(type, tok, why, whylen);
 			return -1;
 		}
 		if (attr_set(t, (size_t)i, si, eq, NULL, why, whylen) < 0)
