@@ -101,10 +101,10 @@ static void har_unfinished(struct pconn *c)
 		return;
 	for (unsigned i = 0; i < h->qn; i++) {
 		struct phttp_req *r = &h->q[(h->qh + i) % PHTTP_QUEUE];
-		char note[160];
 		if (r->fail)
 			continue; /* an http_fail answer not yet sent: the client never asked upstream */
 		if (i == 0 && hd->head) {
+			char note[160];
 			snprintf(note, sizeof note,
 			         "cut: the connection ended after %llu bytes of the response body%s",
 			         (unsigned long long)hd->body_size,

@@ -381,6 +381,32 @@ static int src_ended(struct pconn *c, int d)
 	return -1;
 }
 
+/* n bytes read from direction d's source that its destination did not take, and no
+ * pipe to hold them: they start a chain (the copy through memory), which sends what the
+ * pipe holds first, then them, and goes on; it is dropped again once empty. Returns -1
+ * without memory. */
+static int stash_in_chain(struct pconn *c, int d, const char *p, size_t n)
+{
+	struct pdir *pd = &c->d[d];
+	struct pchain *ch = chain_new(c, d);
+	size_t avail;
+	char *q = ch ? buf_space(&ch->b, n, &avail) : NULL;
+	if (!q || avail < n) {
+		if (ch)
+			free_chain(c, ch);
+		return -1;
+	}
+	memcpy(q, p, n);
+	ch->b.len += n;
+	ch->ch[0].len = (uint32_t)n;
+	ch->ch[0].at = relay_now_us();
+	ch->count = 1;
+	ch->rd_off = n;
+	pd->chain = ch;
+	sync_toxics(c, d, NULL);
+	return 0;
+}
+
 /* Moves bytes src -> pipe -> dst. Returns -1 when the pair was closed. */
 static int pump_splice(struct pconn *c, int d)
 {
@@ -434,16 +460,28 @@ static int pump_splice(struct pconn *c, int d)
 			pd->bytes += (uint64_t)w;
 			c->p->bytes[d] += (uint64_t)w;
 			if (w < n) {
-				/* The rest waits in a pipe (it holds more than tmp). */
-				if ((pd->pipe.fd[0] < 0 && proxy_pipe_get(s, &pd->pipe) < 0) ||
-				    write(pd->pipe.fd[1], tmp + w, (size_t)(n - w)) != n - w) {
+				/* The rest waits in a pipe, and what the pipe cannot hold in a
+				 * chain (past fs.pipe-user-pages-soft a user's new pipes hold
+				 * 8 KiB; without descriptors there are none). */
+				size_t rest = (size_t)(n - w);
+				ssize_t k = -1;
+				pd->eof = (uint8_t)last;
+				if (pd->pipe.fd[0] >= 0 || proxy_pipe_get(s, &pd->pipe) == 0)
+					k = write(pd->pipe.fd[1], tmp + w, rest);
+				else
+					pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+				if (k < 0)
+					k = 0;
+				pd->inpipe = (uint32_t)k;
+				if ((size_t)k == rest) {
+					pd->want_write = 1;
+					return 0;
+				}
+				if (stash_in_chain(c, d, tmp + w + k, rest - (size_t)k) < 0) {
 					pconn_close(c, 1);
 					return -1;
 				}
-				pd->inpipe = (uint32_t)(n - w);
-				pd->want_write = 1;
-				pd->eof = (uint8_t)last;
-				return 0;
+				return pump(c, d);
 			}
 			if (last) {
 				pd->eof = 1;
@@ -881,13 +919,16 @@ static int pump_chain(struct pconn *c, int d)
 			piece_done(c, ch, now);
 			continue;
 		}
-		char *p = ch->piece_ins ? ins_front(ch)->data + ins_front(ch)->len : buf_start(&ch->b);
+		/* The unsent rest of the piece. Bytes of the queue are consumed as they go, so
+		 * its front is already the rest; an inserted text is consumed when whole. */
+		char *p = ch->piece_ins ? ins_front(ch)->data + ins_front(ch)->len + ch->piece_done
+		                        : buf_start(&ch->b);
 		if (ch->pflags & PF_CORRUPT) {
-			corrupt(c, ch, p + ch->piece_done, ch->piece_len - ch->piece_done);
+			corrupt(c, ch, p, ch->piece_len - ch->piece_done);
 			ch->pflags &= ~PF_CORRUPT;
 		}
 		size_t left = ch->piece_len - ch->piece_done;
-		ssize_t n = left ? write(dst, p + ch->piece_done, left) : 0;
+		ssize_t n = left ? write(dst, p, left) : 0;
 		if (n < 0) {
 			if (errno == EAGAIN) {
 				pd->want_write = 1;
@@ -899,7 +940,7 @@ static int pump_chain(struct pconn *c, int d)
 			return -1;
 		}
 		if (c->rec && n > 0 && d == PROXY_DOWN)
-			record_bytes(srv(c)->rec, c, d, p + ch->piece_done, (size_t)n);
+			record_bytes(srv(c)->rec, c, d, p, (size_t)n);
 		ch->piece_done += (size_t)n;
 		pd->bytes += (uint64_t)n;
 		c->p->bytes[d] += (uint64_t)n;

@@ -63,9 +63,9 @@ def rss_kib(pid):
 class Proxy:
     """A running `loopkit proxy`: stdout's first lines name the proxies and the API."""
 
-    def __init__(self, *args, api=True, nofile=None, expect=1):
+    def __init__(self, *args, api=True, nofile=None, expect=1, prefix=(), binary=PROXY_BIN):
         self._err = StderrFile("loopkit-proxy-err-")
-        cmd = [PROXY_BIN, "proxy", *args]
+        cmd = [*prefix, binary, "proxy", *args]
         if api and "--api" not in args:
             cmd += ["--api", "127.0.0.1:0"]
         pre = None

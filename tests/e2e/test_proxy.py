@@ -2,9 +2,11 @@
 faults (upstream down or closing early, client resets), with descriptors checked."""
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -683,6 +685,97 @@ def test_a_config_with_two_proxies_of_one_name_uses_the_later_and_says_so(proxie
     assert "proxies 1 and 3 are both named 'a': the later one is used" in p.stderr()
     st, body = p.api("GET", "/proxies")
     assert st == 200 and set(body) == {"a", "b"} and body["a"]["upstream"] == echo_up.addr
+
+
+def random_source(data):
+    def h(c):
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(65536):
+            pass
+    return h
+
+
+def slow_download(p, size):
+    """Connects, waits 0.4 s before reading (the proxy's writes to it come back short),
+    then reads all with a small receive buffer."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(20)
+    s.connect(("127.0.0.1", p.port()))
+    time.sleep(0.4)
+    got = recv_all(s, limit=size + 1)
+    s.close()
+    return got
+
+
+@pytest.mark.parametrize("toxic", [[], ["--toxic", "latency,latency=1"],
+                                   ["--toxic", "slicer,average_size=3000,size_variation=2000"],
+                                   ["--toxic", "bandwidth,rate=1000000"]],
+                         ids=["spliced", "latency", "slicer", "bandwidth"])
+def test_bytes_arrive_in_order_to_a_slow_reader(proxies, toxic):
+    """Random bytes (a repeated pattern would hide a reordering) to a client that reads
+    late and slowly: every write of the proxy's comes back short many times, and what
+    arrives is what was sent. (Through a toxic, the rest of a short write was taken from
+    the wrong place: 8 MB downloads came out reordered.)"""
+    data = os.urandom(8 << 20)
+    up = Upstream(random_source(data))
+    p = proxies(up.addr, *toxic)
+    for _ in range(3):
+        got = slow_download(p, len(data))
+        assert len(got) == len(data) and got == data, \
+            next((i for i in range(min(len(got), len(data))) if got[i] != data[i]), len(got))
+    up.close()
+
+
+NOPIPES_UID = 64917  # a uid no one else uses: its pipe budget is this test's alone
+
+
+def test_small_pipes_past_the_users_soft_limit(proxies):
+    """Past fs.pipe-user-pages-soft, a user's new pipes hold 8 KiB and cannot be grown.
+    A proxy running as that user stashed the rest of a short 16 KiB send in such a pipe,
+    failed, and reset the connection; the rest now waits in memory, and the bytes arrive
+    whole and in order."""
+    soft = int(open("/proc/sys/fs/pipe-user-pages-soft").read())
+    hog = subprocess.Popen(
+        ["setpriv", f"--reuid={NOPIPES_UID}", f"--regid={NOPIPES_UID}", "--clear-groups", "--",
+         "/usr/bin/python3", "-c",
+         "import fcntl, os, sys\n"
+         "pipes = []\n"
+         "while True:\n"
+         "    r, w = os.pipe()\n"
+         "    pipes.append((r, w))\n"
+         "    try:\n"
+         "        fcntl.fcntl(w, 1031, 1 << 20)\n"  # F_SETPIPE_SZ
+         "    except OSError:\n"
+         "        break\n"
+         "print(len(pipes), flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    d = None
+    try:
+        held = int(hog.stdout.readline())
+        assert held * 256 >= soft, (held, soft)  # the user is past its soft limit
+        d = tempfile.mkdtemp(prefix="loopkit-proxy-")  # pytest's own directories are closed to others
+        os.chmod(d, 0o755)
+        lk = os.path.join(d, "loopkit")
+        shutil.copy(PROXY_BIN, lk)
+        os.chmod(lk, 0o755)
+        data = os.urandom(8 << 20)
+        up = Upstream(random_source(data))
+        p = proxies(up.addr, prefix=["setpriv", f"--reuid={NOPIPES_UID}", f"--regid={NOPIPES_UID}",
+                                     "--clear-groups", "--"], binary=lk)
+        for _ in range(3):
+            got = slow_download(p, len(data))
+            assert len(got) == len(data) and got == data
+        p.stop()
+        assert "reset" not in p.stderr(), p.stderr()
+        up.close()
+    finally:
+        hog.stdin.close()
+        hog.wait(10)
+        if d:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @measures
