@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -475,13 +477,20 @@ static void conn_run(struct http_conn *c)
 			 * would reset the connection and could destroy the answer in flight. */
 			if (c->linger || buf_used(&c->in)) {
 				linger_start(c);
-			} else {
-				/* The FIN goes out now, with a held tail (conn_last_send); a
-				 * close alone would reset instead, tail unsent, if the client
-				 * had sent more than its request. */
-				shutdown(c->io.fd, SHUT_WR);
-				conn_close(c);
+				return;
 			}
+			/* The FIN goes out now, with a held tail (conn_last_send). Bytes the
+			 * client's window has not taken yet would be destroyed by the reset
+			 * a close sends when the client has sent more (a request after
+			 * this one, a stray CRLF): then the connection lingers, reading,
+			 * until the client has the answer and closes. Only the FIN may
+			 * still be unacknowledged for a plain close. */
+			shutdown(c->io.fd, SHUT_WR);
+			int unacked = 0;
+			if (ioctl(c->io.fd, SIOCOUTQ, &unacked) == 0 && unacked > 1)
+				linger_start(c);
+			else
+				conn_close(c);
 			return;
 		}
 		if (!conn_has_work(c))

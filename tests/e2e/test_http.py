@@ -131,6 +131,31 @@ def test_a_closing_answer_leaves_with_its_fin(server, site):
             assert segs_in(s) == 3, (request, data[:40])
 
 
+def test_a_closing_answer_survives_bytes_sent_after_its_request(server, site):
+    """A client sends more after a `Connection: close` request (a pipelined request, a
+    stray CRLF) and reads slowly: the part of the answer its window has not taken yet
+    must not be destroyed by the reset a close would send over the unread bytes. The
+    whole answer, then the end (RFC 9112 9.6, lingering close)."""
+    body = os.urandom(70000)
+    (site / "mid.bin").write_bytes(body)
+    host = f"{server.host}:{server.port}".encode()
+    for first in (b"GET /mid.bin HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n",
+                  b"GET /mid.bin HTTP/1.0\r\n\r\n"):
+        for _ in range(5):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(5)
+            s.connect((server.host, server.port))
+            s.sendall(first)
+            time.sleep(0.01)
+            s.sendall(b"GET /a.txt HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):  # a reset raises here
+                data += chunk
+            s.close()
+            assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(body), (first, len(data))
+
+
 def test_http10_keepalive_stays_open(server, site):
     with Conn(server) as c:
         c.send(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
