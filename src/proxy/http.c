@@ -473,9 +473,13 @@ static int request_head(struct pconn *c, struct pchain *ch, const char *p, size_
 	}
 	hd->body_start = start + hl;
 	if (upgrade) {
-		/* After an upgrade (WebSocket) or CONNECT the bytes are no longer HTTP. */
+		/* After an upgrade (WebSocket) or CONNECT the bytes are no longer HTTP. A
+		 * failed one is answered still: its head was dropped, the upstream never saw
+		 * it, and the client waits for an answer. */
 		hd->scan = start + hl;
 		ch->scan_limit = hd->scan;
+		if (r->fail)
+			inject_ready(c);
 		return -1;
 	}
 	if (chunked || len)

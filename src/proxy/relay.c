@@ -919,10 +919,11 @@ static int pump_chain(struct pconn *c, int d)
 			piece_done(c, ch, now);
 			continue;
 		}
-		/* The unsent rest of the piece. Bytes of the queue are consumed as they go, so
-		 * its front is already the rest; an inserted text is consumed when whole. */
-		char *p = ch->piece_ins ? ins_front(ch)->data + ins_front(ch)->len + ch->piece_done
-		                        : buf_start(&ch->b);
+		/* The unsent rest of the piece. The queue's front stays at tx_off until the
+		 * piece is whole (the HTTP framer counts from there); an inserted text's
+		 * len is its part already sent. */
+		char *p = (ch->piece_ins ? ins_front(ch)->data + ins_front(ch)->len : buf_start(&ch->b)) +
+		          ch->piece_done;
 		if (ch->pflags & PF_CORRUPT) {
 			corrupt(c, ch, p, ch->piece_len - ch->piece_done);
 			ch->pflags &= ~PF_CORRUPT;
@@ -945,12 +946,12 @@ static int pump_chain(struct pconn *c, int d)
 		pd->bytes += (uint64_t)n;
 		c->p->bytes[d] += (uint64_t)n;
 		moved += (size_t)n;
-		if (!ch->piece_ins)
-			buf_consume(&ch->b, (size_t)n);
 		if (ch->piece_done < ch->piece_len) {
 			pd->want_write = 1;
 			break;
 		}
+		if (!ch->piece_ins)
+			buf_consume(&ch->b, ch->piece_len);
 		unsigned fl = ch->pflags;
 		piece_done(c, ch, relay_now_us());
 		if (fl & PF_LIMIT) {

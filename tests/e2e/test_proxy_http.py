@@ -474,6 +474,76 @@ def test_har_keeps_exchanges_the_connection_ended(proxies, web, tmp_path):
     mute.close()
 
 
+def test_a_response_behind_a_slowly_read_one_is_framed_and_sent(proxies):
+    """Two pipelined requests; the first answer is 3 MB that a slow client reads while
+    the second answer arrives. The HTTP framer counted from where the queue's front
+    would be once the piece in flight was sent, not from where it was: the second head
+    was looked for in the wrong bytes and the answer never left (or a wrong one was
+    rewritten)."""
+    import random
+    from proxyutil import Upstream
+    body1 = random.randbytes(3_000_000)
+    second = (b"HTTP/1.1 200 OK\r\nX-Second: " + b"v" * 200 + b"\r\nContent-Length: 5\r\n\r\nhello")
+
+    def server(c):
+        buf = b""
+        while buf.count(b"\r\n\r\n") < 2:
+            buf += c.recv(4096)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body1) + body1)
+        time.sleep(0.5)
+        c.sendall(second)
+        time.sleep(5)
+    u = Upstream(server)
+    for extra in (["--toxic", "http_header,action=add,name=X-A,value=hello"], ["--http"]):
+        p = proxies(u.addr, *extra)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port()))
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        data = b""
+        while not data.endswith(b"\r\n\r\nhello"):
+            chunk = s.recv(4096)
+            assert chunk, data[-200:]
+            data += chunk
+            time.sleep(0.0005 if len(data) < 2_000_000 else 0)
+        s.close()
+        head1, rest = data.split(b"\r\n\r\n", 1)
+        assert rest[:len(body1)] == body1
+        head2 = rest[len(body1):]
+        assert head2.startswith(b"HTTP/1.1 200 OK\r\nX-Second: ") and head2.endswith(b"\r\n\r\nhello"), head2
+        if "--toxic" in extra:
+            assert head1.endswith(b"\r\nX-A: hello") and b"\r\nX-A: hello\r\n\r\nhello" in head2
+        p.stop()
+    u.close()
+
+
+def test_a_failed_upgrade_is_answered(proxies):
+    """http_fail on a WebSocket upgrade or a CONNECT: the upstream never sees it, and the
+    client gets the failure (it used to wait for an answer that never came)."""
+    from proxyutil import Upstream
+    seen = []
+
+    def server(c):
+        seen.append(c.recv(4096))
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    u = Upstream(server)
+    for req in (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                b"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n"):
+        p = proxies(u.addr, "--toxic", "http_fail,first=1,status=503")
+        with p.connect() as s:
+            s.settimeout(5)
+            s.sendall(req)
+            got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), got
+        p.stop()
+        assert "applied 1 times" in p.rest
+    time.sleep(0.2)
+    assert set(seen) <= {b""}, seen  # connected to (the proxy connects at accept), never asked
+    u.close()
+
+
 def test_hexdump_never_blocks_on_a_reader_that_stopped(proxies):
     """Nobody reads the proxy's stdout (a full pipe): the relay goes on, lines are dropped."""
     from proxyutil import Upstream, echo
