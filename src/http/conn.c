@@ -1,5 +1,6 @@
 /* conn.c - HTTP/1.1 connections as state machines: read, parse, dispatch, write, time out. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ static void linger_start(struct http_conn *c)
 {
 	shutdown(c->io.fd, SHUT_WR);
 	c->state = CS_LINGER;
+	c->linger_outq = INT_MAX;
 	buf_pool_put(&c->x->pool, &c->in);
 	out_free(c);
 	c->deadline = 0;
@@ -648,8 +650,19 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 		}
 		conn_run(c);
 		return;
-	case CS_SEND:
-	case CS_LINGER: conn_close(c); return;
+	case CS_LINGER: {
+		/* The answer is still going out to a slow reader, and moving: linger on, as
+		 * a close would reset over bytes the client sends meanwhile. A stall ends it. */
+		int unacked = 0;
+		if (ioctl(c->io.fd, SIOCOUTQ, &unacked) == 0 && unacked > 1 && unacked < c->linger_outq) {
+			c->linger_outq = unacked;
+			conn_deadline(c, c->x->stopping ? HTTP_LINGER_MS / 10 : HTTP_LINGER_MS);
+			return;
+		}
+		conn_close(c);
+		return;
+	}
+	case CS_SEND: conn_close(c); return;
 	}
 }
 

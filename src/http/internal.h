@@ -89,6 +89,7 @@ struct http_conn {
 	int need_input;     /* the buffered head is incomplete: wait for more bytes */
 	int closing;        /* close once the current response is sent */
 	int linger;         /* ...and drain input first: the peer may still be sending */
+	int linger_outq;    /* lingering: the answer's bytes still unacknowledged at the last check */
 	int shut;           /* closed; memory freed after the batch */
 	struct proto_peer peer;
 	int login_ok;   /* the login was proven on this connection: later requests with

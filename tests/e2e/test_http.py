@@ -156,6 +156,30 @@ def test_a_closing_answer_survives_bytes_sent_after_its_request(server, site):
             assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(body), (first, len(data))
 
 
+def test_a_closing_answer_to_a_slow_reader_outlasts_the_linger(server, site):
+    """A slow reader of a large closing answer that keeps sending stray bytes: the
+    linger (2 s) is extended while the answer is still moving, so no reset destroys its
+    tail (it used to end 2 s after the last byte was queued)."""
+    body = os.urandom(4_000_000)
+    (site / "large.bin").write_bytes(body)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect((server.host, server.port))
+    s.sendall(b"GET /large.bin HTTP/1.0\r\n\r\n")
+    data, last = b"", time.monotonic()
+    t0 = last
+    while chunk := s.recv(16384):  # a reset raises here
+        data += chunk
+        time.sleep(0.006)  # at most 8 KiB a read (the buffer): 3 s or more for the whole
+        if time.monotonic() - last > 0.5:
+            s.sendall(b"\r\n")
+            last = time.monotonic()
+    s.close()
+    assert time.monotonic() - t0 > 2.5  # it did outlast one linger
+    assert data.endswith(body) and len(data) - data.index(b"\r\n\r\n") - 4 == len(body)
+
+
 def test_http10_keepalive_stays_open(server, site):
     with Conn(server) as c:
         c.send(b"GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
