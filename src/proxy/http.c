@@ -17,6 +17,7 @@ enum hstate { H_START, H_BODY, H_BODY_EOF, H_RAW };
 struct phttp_req {
 	uint8_t fail;      /* answered by the proxy (http_fail) */
 	uint8_t head_only; /* HEAD: the response has no body */
+	uint8_t upgrade;   /* WebSocket or CONNECT: what follows is not framed */
 	uint16_t status;   /* fail: the status to answer with */
 	const struct toxic *toxic;
 	uint64_t t_start; /* µs (wall clock) when its head was complete */
@@ -101,8 +102,9 @@ static void har_unfinished(struct pconn *c)
 		return;
 	for (unsigned i = 0; i < h->qn; i++) {
 		struct phttp_req *r = &h->q[(h->qh + i) % PHTTP_QUEUE];
-		if (r->fail)
-			continue; /* an http_fail answer not yet sent: the client never asked upstream */
+		if (r->fail || r->upgrade)
+			continue; /* an http_fail answer not yet sent: the client never asked upstream;
+			           * an upgrade: its answer is past the framed bytes, not missing */
 		if (i == 0 && hd->head) {
 			char note[160];
 			snprintf(note, sizeof note,
@@ -441,6 +443,7 @@ static int request_head(struct pconn *c, struct pchain *ch, const char *p, size_
 	memset(r, 0, sizeof(*r));
 	buf_init(&r->body, PROXY_HAR_BODY_MAX);
 	r->head_only = http_slice_ieq(req->method, "HEAD");
+	r->upgrade = (uint8_t)upgrade;
 	r->t_start = wall_us();
 	if (h->har && (r->head = malloc(hl)) != NULL) {
 		memcpy(r->head, p, hl);

@@ -444,10 +444,20 @@ def test_har_keeps_exchanges_the_connection_ended(proxies, web, tmp_path):
     def mute_server(c):  # reads the request, closes without a word
         c.recv(65536)
 
-    short, mute = Upstream(short_server), Upstream(mute_server)
+    def ws_server(c):  # switches protocols, echoes a frame, closes
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        c.sendall(c.recv(100))
+
+    short, mute, ws = Upstream(short_server), Upstream(mute_server), Upstream(ws_server)
     har = str(tmp_path / "cut.har")
     p = proxies(short.addr, "--record", har, "--proxy", f"mute=127.0.0.1:0,{mute.addr}",
-                "--proxy", f"cutter=127.0.0.1:0,{up(web)}", expect=3)
+                "--proxy", f"cutter=127.0.0.1:0,{up(web)}", "--proxy", f"ws=127.0.0.1:0,{ws.addr}", expect=4)
+    with p.connect("ws") as s:  # an upgrade is not an unanswered request
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 101 ")
+        s.sendall(b"frame")
+        assert s.recv(100) == b"frame"
     st, _ = p.api("POST", "/proxies/cutter/toxics", {"type": "http_cut", "attributes": {"after": 1000}})
     assert st == 200
     for name, path in (("proxy", "/short"), ("mute", "/mute"), ("cutter", "/big.bin")):
@@ -472,6 +482,7 @@ def test_har_keeps_exchanges_the_connection_ended(proxies, web, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     short.close()
     mute.close()
+    ws.close()
 
 
 def test_a_response_behind_a_slowly_read_one_is_framed_and_sent(proxies):
