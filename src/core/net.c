@@ -153,7 +153,7 @@ static int hold_twin(int family, uint16_t port, struct sockaddr_storage *tw)
 	return fd;
 }
 
-static int is_loopback_one(const struct sockaddr *sa)
+int net_is_loopback_one(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
 		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
@@ -171,7 +171,7 @@ int net_listen_loopback(const struct sockaddr *sa, socklen_t len, int backlog, i
 			memcpy(failed, sa, len);
 			return -1;
 		}
-		if (!is_loopback_one(sa))
+		if (!net_is_loopback_one(sa))
 			return fd;
 		uint16_t port = net_local_port(fd);
 		*twin = hold_twin(sa->sa_family, port, failed);

@@ -15,6 +15,8 @@ int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
 
 /* True for 127.0.0.0/8, ::1 and v4-mapped 127.0.0.0/8. */
 int net_is_loopback(const struct sockaddr *sa);
+/* sa is exactly 127.0.0.1 or ::1: the addresses whose twin a loopback listener holds. */
+int net_is_loopback_one(const struct sockaddr *sa);
 /* The one rule for targets (scan, bench, ping, proxy upstreams): loopback only unless
  * --allow-remote. Returns 0 when sa is loopback or allow_remote is set; else -1 with err
  * holding the one message: "WHAT is not a loopback address; ..." (what: the target as

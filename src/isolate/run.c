@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -219,14 +218,6 @@ static int ns_failed(struct isolate *iso, char *err, size_t errlen)
 	return -1;
 }
 
-static int loopback_one(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
-	return ss->ss_family == AF_INET6 &&
-	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
 /* -p 127.0.0.1:P with -p [::1]:P: each forward's host address is the other's twin (the
  * same port on the other loopback address, which a listener holds so that nobody else
  * takes localhost:P). The other forward, when it listens already. */
@@ -234,12 +225,12 @@ static struct isolate_forward *twin_forward(const struct isolate_forward *f)
 {
 	const struct isolate_config *c = &f->iso->cfg;
 	uint16_t port = net_ss_port(&f->host);
-	if (!port || !loopback_one(&f->host))
+	if (!port || !net_is_loopback_one((const struct sockaddr *)&f->host))
 		return NULL;
 	for (size_t i = 0; i < c->nfwd; i++) {
 		struct isolate_forward *o = &c->fwd[i];
 		if (o != f && o->dir == ISOLATE_IN && o->fd >= 0 && o->host.ss_family != f->host.ss_family &&
-		    net_ss_port(&o->host) == port && loopback_one(&o->host))
+		    net_ss_port(&o->host) == port && net_is_loopback_one((const struct sockaddr *)&o->host))
 			return o;
 	}
 	return NULL;
