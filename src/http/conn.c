@@ -123,6 +123,13 @@ void conn_request_done(struct http_conn *c)
 		conn_deadline(c, c->x->cfg->head_timeout_ms);
 }
 
+/* Bytes of the answer the client has not acknowledged (the FIN counts one). */
+static int unacked(const struct http_conn *c)
+{
+	int n = 0;
+	return ioctl(c->io.fd, SIOCOUTQ, &n) == 0 ? n : 0;
+}
+
 static void linger_start(struct http_conn *c)
 {
 	shutdown(c->io.fd, SHUT_WR);
@@ -488,8 +495,7 @@ static void conn_run(struct http_conn *c)
 			 * until the client has the answer and closes. Only the FIN may
 			 * still be unacknowledged for a plain close. */
 			shutdown(c->io.fd, SHUT_WR);
-			int unacked = 0;
-			if (ioctl(c->io.fd, SIOCOUTQ, &unacked) == 0 && unacked > 1)
+			if (unacked(c) > 1)
 				linger_start(c);
 			else
 				conn_close(c);
@@ -653,9 +659,9 @@ static void conn_timer_cb(struct loop *l, struct loop_timer *t)
 	case CS_LINGER: {
 		/* The answer is still going out to a slow reader, and moving: linger on, as
 		 * a close would reset over bytes the client sends meanwhile. A stall ends it. */
-		int unacked = 0;
-		if (ioctl(c->io.fd, SIOCOUTQ, &unacked) == 0 && unacked > 1 && unacked < c->linger_outq) {
-			c->linger_outq = unacked;
+		int q = unacked(c);
+		if (q > 1 && q < c->linger_outq) {
+			c->linger_outq = q;
 			conn_deadline(c, c->x->stopping ? HTTP_LINGER_MS / 10 : HTTP_LINGER_MS);
 			return;
 		}
