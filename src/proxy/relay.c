@@ -227,6 +227,7 @@ static int dir_finish(struct pconn *c, int d)
 /* ---- toxic state ---- */
 
 static struct pchain *chain_new(struct pconn *c, int d);
+static void chain_took(struct pchain *ch, size_t n);
 static void chain_arm(struct pconn *c, struct pchain *ch, uint64_t when_us);
 
 /* Rebuilds the toxic states of direction d from the proxy's chain: states of toxics
@@ -397,11 +398,7 @@ static int stash_in_chain(struct pconn *c, int d, const char *p, size_t n)
 		return -1;
 	}
 	memcpy(q, p, n);
-	ch->b.len += n;
-	ch->ch[0].len = (uint32_t)n;
-	ch->ch[0].at = relay_now_us();
-	ch->count = 1;
-	ch->rd_off = n;
+	chain_took(ch, n);
 	pd->chain = ch;
 	sync_toxics(c, d, NULL);
 	return 0;
@@ -554,6 +551,22 @@ static int pump_splice(struct pconn *c, int d)
 
 /* ---- the toxic chain ---- */
 
+/* n bytes were put at the end of the queue: they are its newest chunk, arrived now. */
+static void chain_took(struct pchain *ch, size_t n)
+{
+	ch->b.len += n;
+	if (ch->count == PROXY_CHUNKS) {
+		/* Many small reads: the newest chunk grows (keeping its time) rather than
+		 * reading stopping before a whole HTTP head is in. */
+		ch->ch[(ch->head + ch->count - 1) % PROXY_CHUNKS].len += (uint32_t)n;
+	} else {
+		struct pchunk *k = &ch->ch[(ch->head + ch->count++) % PROXY_CHUNKS];
+		k->len = (uint32_t)n;
+		k->at = relay_now_us();
+	}
+	ch->rd_off += (uint64_t)n;
+}
+
 static int read_chunk(struct pconn *c, struct pchain *ch, int src)
 {
 	size_t avail;
@@ -570,18 +583,8 @@ static int read_chunk(struct pconn *c, struct pchain *ch, int src)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
 	if (n == 0)
 		return -2;
-	ch->b.len += (size_t)n;
 	c->p->rbytes[ch->d] += (uint64_t)n;
-	if (ch->count == PROXY_CHUNKS) {
-		/* Many small reads: the newest chunk grows (keeping its time) rather than
-		 * reading stopping before a whole HTTP head is in. */
-		ch->ch[(ch->head + ch->count - 1) % PROXY_CHUNKS].len += (uint32_t)n;
-	} else {
-		struct pchunk *k = &ch->ch[(ch->head + ch->count++) % PROXY_CHUNKS];
-		k->len = (uint32_t)n;
-		k->at = relay_now_us();
-	}
-	ch->rd_off += (uint64_t)n;
+	chain_took(ch, (size_t)n);
 	/* The log shows the client's connection as it is on the wire: what the client
 	 * sent (before any toxic) and what it was sent (after them). */
 	if (c->rec && ch->d == PROXY_UP)
