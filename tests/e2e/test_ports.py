@@ -239,10 +239,20 @@ def test_who_finds_this_process():
 
 
 def test_who_free_port_exits_1():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    # A free port below the ephemeral range: port 0's pick could be taken again at once
+    # by another test's connection or listener (CI saw a pytest worker holding it).
+    import random
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for _ in range(100):
+        port = random.randrange(20000, lo)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            continue
+        finally:
+            s.close()
     p = run("who", str(port), "--json")
     assert p.returncode == 1
     doc = json.loads(p.stdout)
