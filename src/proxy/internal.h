@@ -57,7 +57,7 @@ struct toxic_type {
 	const char *name;
 	enum toxic_kind kind;
 	int http;  /* acts on HTTP messages: needs the stream to be HTTP/1.x */
-	int bytes; /* needs the bytes (no splice while it is active) */
+	int bytes; /* needs the bytes (the toxic chain while it is active) */
 	size_t nattrs;
 	struct toxic_attr_def attrs[TOXIC_MAX_ATTRS];
 };
@@ -129,12 +129,18 @@ struct proxy {
 	                       destination); a timeout or limit_data toxic swallows the difference */
 };
 
-/* A pipe for splice(2), kept in a pool between uses. */
+/* A pipe for what a destination did not take yet (spliced out), kept in a pool between uses. */
 struct ppipe {
 	int fd[2];
-	uint32_t cap; /* bytes it holds: what one splice into it moves */
+	uint32_t cap; /* bytes it holds */
 };
 #define PROXY_PIPE_POOL 64
+/* A plain read takes this much at most, and a pipe is grown to hold it (what the
+ * destination did not take of one read waits there). 256 KiB: a send this big leaves
+ * as full segments (loopback's MSS is 65,483 bytes) but for one short tail; 64 KiB
+ * sends ended in a short segment each, which the receiver woke for and acknowledged. */
+#define PROXY_BULK (256 * 1024)
+_Static_assert(PROXY_BULK <= PROXY_CHAIN_MAX, "what one read leaves unsent fits in a chain");
 
 struct proxy_server {
 	struct loop *loop;
@@ -145,6 +151,7 @@ struct proxy_server {
 	uint64_t rng;
 	struct ppipe pipes[PROXY_PIPE_POOL];
 	size_t npipes;
+	char *bulk; /* PROXY_BULK bytes: every plain read lands here (NULL until the first) */
 	unsigned nconns;
 	int emfile_logged;
 	/* the control API */
@@ -259,7 +266,7 @@ struct pchain {
 
 /* One direction of a pair: bytes from side src to side dst. */
 struct pdir {
-	struct pchain *chain; /* NULL: splice mode */
+	struct pchain *chain; /* NULL: the plain path */
 	struct ppipe pipe;    /* fd -1 when none */
 	uint32_t inpipe;      /* bytes in the pipe */
 	uint8_t eof;          /* the source said EOF */
@@ -313,7 +320,7 @@ uint64_t relay_now_us(void);
 /* A new client on p's listener (fd owned). */
 void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer);
 /* p's toxics changed: every connection re-rolls toxicity for new or changed toxics
- * and switches between splice and the toxic chain when it must. */
+ * and switches between the plain path and the toxic chain when it must. */
 void relay_toxics_changed(struct proxy *p, const struct toxic *changed);
 /* Closes every connection of p. */
 void relay_close_all(struct proxy *p);

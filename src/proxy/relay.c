@@ -1,5 +1,5 @@
-/* relay.c - proxied connection pairs: splice(2) when nothing needs the bytes, a toxic chain when something
- * does. */
+/* relay.c - proxied connection pairs: a plain read and send when nothing needs the bytes, a toxic chain
+ * when something does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -303,7 +303,7 @@ static struct pchain *chain_new(struct pconn *c, int d)
 	return ch;
 }
 
-/* A chain that nothing needs any more and that holds nothing goes: splice again. */
+/* A chain that nothing needs any more and that holds nothing goes: the plain path again. */
 static void maybe_drop_chain(struct pconn *c, int d)
 {
 	struct pchain *ch = c->d[d].chain;
@@ -332,7 +332,7 @@ void relay_toxics_changed(struct proxy *p, const struct toxic *changed)
 	}
 }
 
-/* ---- the splice path ---- */
+/* ---- the plain path ---- */
 
 /* The socket of side (0 the client, 1 the upstream); the client's is c->cfd until
  * it is watched. */
@@ -404,93 +404,32 @@ static int stash_in_chain(struct pconn *c, int d, const char *p, size_t n)
 	return 0;
 }
 
-/* Moves bytes src -> pipe -> dst. Returns -1 when the pair was closed. */
-static int pump_splice(struct pconn *c, int d)
+/* The pipe of direction d goes back to the pool once empty: idle pairs hold none. */
+static void put_pipe(struct pconn *c, int d)
+{
+	struct pdir *pd = &c->d[d];
+	if (pd->inpipe || pd->pipe.fd[0] < 0)
+		return;
+	proxy_pipe_put(srv(c), &pd->pipe);
+	pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
+}
+
+/* Moves bytes src -> dst with a read into the server's bulk buffer and a send; what dst
+ * does not take waits in a pipe (spliced out as dst drains) or, when no pipe can hold
+ * it, in a chain. The source is read only while nothing waits, so a slow destination
+ * stops the reading. Why a copy and not splice(2) all the way: docs/proxy.md, "How
+ * bytes move". Returns -1 when the pair was closed. */
+static int pump_plain(struct pconn *c, int d)
 {
 	struct proxy_server *s = srv(c);
 	struct pdir *pd = &c->d[d];
 	int src = side_fd(c, d == PROXY_UP ? 0 : 1), dst = side_fd(c, d == PROXY_UP ? 1 : 0);
-	size_t moved = 0;
+	char small[SMALL_READ];
+	if (!s->bulk)
+		s->bulk = malloc(PROXY_BULK); /* without memory, the small buffer does */
+	char *buf = s->bulk ? s->bulk : small;
+	size_t cap = s->bulk ? PROXY_BULK : sizeof small, moved = 0;
 	pd->want_read = pd->want_write = 0;
-	if (!pd->inpipe && !pd->eof) {
-		/* Small messages (request/response traffic) go through the stack: a read and
-		 * a write, no pipe. A full read means bulk data: splice takes over. */
-		char tmp[SMALL_READ];
-		ssize_t n = read(src, tmp, sizeof tmp);
-		if (n < 0 && errno == EAGAIN) {
-			pd->want_read = 1;
-			return 0;
-		}
-		if (n < 0 && errno != EINTR) {
-			pconn_close(c, 1); /* the source reset: so does the destination */
-			return -1;
-		}
-		if (n == 0)
-			pd->eof = 1;
-		/* epoll said the source shut down writing and a short read took what was
-		 * queued: a read that now returns 0 confirms the EOF, and the bytes wait for
-		 * the shutdown (MSG_MORE), so both leave in one segment and the reader wakes
-		 * once, not for the data and again for the FIN. Urgent data ends a read
-		 * short with more queued (then the second read returns it); a reset shows
-		 * as EPOLLRDHUP too (then the second read fails, and the reset is passed on
-		 * after the bytes). */
-		int last = 0;
-		if (n > 0 && (size_t)n < sizeof tmp && pd->src_hup) {
-			ssize_t m = read(src, tmp + n, sizeof tmp - (size_t)n);
-			if (m > 0) {
-				n += m;
-			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
-				last = 1;
-				pd->reset = m < 0;
-			}
-		}
-		if (n > 0) {
-			c->p->rbytes[d] += (uint64_t)n;
-			ssize_t w =
-			        send(dst, tmp, (size_t)n, MSG_NOSIGNAL | (last && !pd->reset ? MSG_MORE : 0));
-			if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				pconn_close(c, 1);
-				return -1;
-			}
-			if (w < 0)
-				w = 0;
-			pd->bytes += (uint64_t)w;
-			c->p->bytes[d] += (uint64_t)w;
-			if (w < n) {
-				/* The rest waits in a pipe, and what the pipe cannot hold in a
-				 * chain (past fs.pipe-user-pages-soft a user's new pipes hold
-				 * 8 KiB; without descriptors there are none). */
-				size_t rest = (size_t)(n - w);
-				ssize_t k = -1;
-				pd->eof = (uint8_t)last;
-				if (pd->pipe.fd[0] >= 0 || proxy_pipe_get(s, &pd->pipe) == 0)
-					k = write(pd->pipe.fd[1], tmp + w, rest);
-				else
-					pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
-				if (k < 0)
-					k = 0;
-				pd->inpipe = (uint32_t)k;
-				if ((size_t)k == rest) {
-					pd->want_write = 1;
-					return 0;
-				}
-				if (stash_in_chain(c, d, tmp + w + k, rest - (size_t)k) < 0) {
-					pconn_close(c, 1);
-					return -1;
-				}
-				return pump(c, d);
-			}
-			if (last) {
-				pd->eof = 1;
-				return src_ended(c, d);
-			}
-			if ((size_t)n < sizeof tmp) {
-				pd->want_read = 1; /* drained: epoll says when more comes */
-				return 0;
-			}
-			moved += (size_t)n;
-		}
-	}
 	while (moved < TURN_BYTES) {
 		if (pd->inpipe) {
 			moved += pd->inpipe;
@@ -500,47 +439,81 @@ static int pump_splice(struct pconn *c, int d)
 		}
 		if (pd->eof)
 			return src_ended(c, d);
-		if (pd->pipe.fd[0] < 0 && proxy_pipe_get(s, &pd->pipe) < 0) {
-			/* No pipe (descriptors ran out): copy through memory instead. */
-			pd->chain = chain_new(c, d);
-			if (!pd->chain) {
-				pconn_close(c, 1);
-				return -1;
-			}
-			sync_toxics(c, d, NULL);
-			return pump(c, d);
+		ssize_t n = read(src, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			put_pipe(c, d);
+			pd->want_read = 1;
+			return 0;
 		}
-		ssize_t n = splice(src, NULL, pd->pipe.fd[1], NULL, pd->pipe.cap,
-		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			pconn_close(c, 1); /* the source reset: so does the destination */
+			return -1;
+		}
 		if (n == 0) {
 			pd->eof = 1;
 			continue;
 		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				proxy_pipe_put(s, &pd->pipe); /* empty: idle pairs hold no pipe */
-				pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
-				pd->want_read = 1;
-				return 0;
+		/* epoll said the source shut down writing and a short read took what was
+		 * queued: a read that now returns 0 confirms the EOF, and the bytes wait for
+		 * the shutdown (MSG_MORE), so both leave in one segment and the reader wakes
+		 * once, not for the data and again for the FIN. Urgent data ends a read
+		 * short with more queued (then the second read returns it); a reset shows
+		 * as EPOLLRDHUP too (then the second read fails, and the reset is passed on
+		 * after the bytes). */
+		int last = 0;
+		if ((size_t)n < cap && pd->src_hup) {
+			ssize_t m = read(src, buf + n, cap - (size_t)n);
+			if (m > 0) {
+				n += m;
+			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
+				last = 1;
+				pd->reset = m < 0;
 			}
-			pconn_close(c, 1); /* the source reset: so does the destination */
+		}
+		c->p->rbytes[d] += (uint64_t)n;
+		ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL | (last && !pd->reset ? MSG_MORE : 0));
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			pconn_close(c, 1);
 			return -1;
 		}
-		pd->inpipe += (uint32_t)n;
-		c->p->rbytes[d] += (uint64_t)n;
-		if ((size_t)n < pd->pipe.cap) {
-			/* A short read drained the socket: pass it on, then wait for epoll
-			 * rather than ask again only to hear EAGAIN. */
-			int r = drain_pipe(c, d, dst);
-			if (r == 1) {
-				proxy_pipe_put(s, &pd->pipe);
+		if (w < 0)
+			w = 0;
+		pd->bytes += (uint64_t)w;
+		c->p->bytes[d] += (uint64_t)w;
+		pd->eof = (uint8_t)last;
+		if (w < n) {
+			/* The rest waits in a pipe, and what the pipe cannot hold in a chain
+			 * (past fs.pipe-user-pages-soft a user's new pipes hold 8 KiB; without
+			 * descriptors there are none). */
+			size_t rest = (size_t)(n - w);
+			ssize_t k = -1;
+			if (pd->pipe.fd[0] >= 0 || proxy_pipe_get(s, &pd->pipe) == 0)
+				k = write(pd->pipe.fd[1], buf + w, rest);
+			else
 				pd->pipe.fd[0] = pd->pipe.fd[1] = -1;
-				pd->want_read = 1;
+			if (k < 0)
+				k = 0;
+			pd->inpipe = (uint32_t)k;
+			if ((size_t)k == rest) {
+				pd->want_write = 1;
+				return 0;
 			}
-			return r < 0 ? -1 : 0;
+			if (stash_in_chain(c, d, buf + w + k, rest - (size_t)k) < 0) {
+				pconn_close(c, 1);
+				return -1;
+			}
+			return pump(c, d);
 		}
+		if (last)
+			return src_ended(c, d);
+		if ((size_t)n < cap) {
+			put_pipe(c, d);
+			pd->want_read = 1; /* drained: epoll says when more comes */
+			return 0;
+		}
+		moved += (size_t)n;
 	}
 	if (pd->inpipe)
 		pd->want_write = 1;
@@ -990,7 +963,7 @@ static int pump(struct pconn *c, int d)
 		return c->state == PC_DEAD ? -1 : 0;
 	if (c->d[d].done)
 		return 0;
-	int r = c->d[d].chain ? pump_chain(c, d) : pump_splice(c, d);
+	int r = c->d[d].chain ? pump_chain(c, d) : pump_plain(c, d);
 	if (r == 0 && c->state == PC_RELAY)
 		maybe_drop_chain(c, d);
 	return r;

@@ -21,13 +21,6 @@
 #include "proxy/internal.h"
 #include "proxy/jin.h"
 
-/* Splice pipes are grown to this, and a splice fills one. The larger the move, the
- * fewer system calls, and the fewer short segments: with TCP_NODELAY each move sent
- * ends in one (loopback's MSS is 65,483 bytes, so 64 KiB left as 65,483 + 53), and the
- * receiver handles and acknowledges each. 64 KiB moves gave iperf3 0.88x haproxy's
- * throughput on a 6.18 kernel, 256 KiB moves 1.0x. */
-#define PROXY_PIPE_SIZE (256 * 1024)
-
 uint64_t proxy_rand(struct proxy_server *s)
 {
 	return rand_splitmix64(&s->rng);
@@ -48,7 +41,7 @@ int proxy_pipe_get(struct proxy_server *s, struct ppipe *p)
 		return -1;
 	/* Best effort: past the user's pipe-user-pages-soft, or without the right to grow
 	 * pipes, the size they have works too. */
-	int cap = fcntl(p->fd[1], F_SETPIPE_SZ, PROXY_PIPE_SIZE);
+	int cap = fcntl(p->fd[1], F_SETPIPE_SZ, PROXY_BULK);
 	if (cap < 0)
 		cap = fcntl(p->fd[1], F_GETPIPE_SZ);
 	p->cap = cap > 0 ? (uint32_t)cap : 4096;
@@ -796,6 +789,7 @@ void proxy_server_free(struct proxy_server *s)
 		proxy_delete(s->proxies[s->nproxies - 1]);
 	proxy_api_stop(s);
 	proxy_pipe_drain(s);
+	free(s->bulk);
 	record_close(s->rec);
 	if (s->loop)
 		loop_free(s->loop);

@@ -49,7 +49,7 @@ def fd_kinds(pid):
     return socks, pipes, other
 
 
-PIPE_POOL = 64  # PROXY_PIPE_POOL: idle splice pipes kept for reuse
+PIPE_POOL = 64  # PROXY_PIPE_POOL: idle pipes kept for reuse
 
 
 def rss_kib(pid):

@@ -462,7 +462,7 @@ def test_last_bytes_and_the_close_reach_the_client_in_one_segment(proxies):
 
 @pytest.mark.parametrize("toxics", [[], ["--toxic", "latency,latency=50",
                                           "--toxic", "latency:up,latency=50,stream=upstream"]],
-                         ids=["spliced", "latency"])
+                         ids=["plain", "latency"])
 def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies, toxics):
     """A peer that sends and then resets (SO_LINGER 0: an aborted upload, a crashed
     server) reaches the other side as its bytes and then a reset, as without the proxy,
@@ -553,9 +553,9 @@ def test_urgent_data_then_fin_is_relayed_whole(proxies):
 
 
 def test_no_descriptor_for_a_pipe_when_the_upstream_connects(proxies):
-    """Under a descriptor limit that leaves none for a splice pipe, the client's bytes
-    that waited for the upstream to answer (more than one read's worth) are copied
-    through memory instead, all of them, and the answer comes back. The upstream's
+    """Under a descriptor limit that leaves none for a pipe, the client's bytes that
+    waited for the upstream to answer all reach it (what the upstream did not take at
+    once waits in memory, as no pipe can hold it), and the answer comes back. The upstream's
     accept queue is full at first, so the proxy's SYN is retried a second later and
     all the bytes are there when it connects."""
     lst = socket.socket()
@@ -712,7 +712,7 @@ def slow_download(p, size):
 @pytest.mark.parametrize("toxic", [[], ["--toxic", "latency,latency=1"],
                                    ["--toxic", "slicer,average_size=3000,size_variation=2000"],
                                    ["--toxic", "bandwidth,rate=1000000"]],
-                         ids=["spliced", "latency", "slicer", "bandwidth"])
+                         ids=["plain", "latency", "slicer", "bandwidth"])
 def test_bytes_arrive_in_order_to_a_slow_reader(proxies, toxic):
     """Random bytes (a repeated pattern would hide a reordering) to a client that reads
     late and slowly: every write of the proxy's comes back short many times, and what
