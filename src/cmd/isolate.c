@@ -140,7 +140,7 @@ const struct cmd_verb cmd_isolate = {
                 "run a command in a private network namespace with lo up; forward loopback ports in and out",
         .about = "Runs CMD in a new network namespace (and a user namespace when not root) whose lo is up\n"
                  "with 127.0.0.1/8 and ::1: every port of 127.0.0.0/8 is CMD's own, so parallel tests never\n"
-                 "collide. -p forwards a host loopback port in (splice, zero-copy; with --direct the server\n"
+                 "collide. -p forwards a host loopback port in (relayed; with --direct the server\n"
                  "inside takes the host listener itself); --out lets CMD reach a host service. Exit status,\n"
                  "signals and the terminal pass through; when CMD exits every process it left inside is\n"
                  "ended. Exit 1 when isolation cannot be set up (--check says which control blocks it and\n"

@@ -22,17 +22,16 @@
 #define ISOLATE_DRAIN_MS      1000  /* after CMD exits, what it sent still flows until it stalls this long */
 #define ISOLATE_ACCEPT_BATCH  16    /* connections taken per listener wakeup */
 #define ISOLATE_BACKLOG       511   /* listen backlog of every forward */
-#define ISOLATE_SPLICE_LEN    (1u << 20)  /* asked of one splice(2); the pipe takes what fits */
-#define ISOLATE_PIPE_SMALL    (64u << 10) /* a pipe's default size: a read this big means bulk */
-#define ISOLATE_PIPE_BULK     (1u << 20)  /* the pipe of a bulk way (if the user's pipe budget allows) */
-#define ISOLATE_PUMP_ROUNDS   16          /* reads per way per wakeup: others get their turn */
-#define ISOLATE_FDS_PER_CONN  6           /* two sockets, two pipes */
-#define ISOLATE_EXIT_FAILED   1           /* isolation could not be set up (as for any failure) */
-#define ISOLATE_EXIT_NOEXEC   126         /* CMD found but not runnable (as the shell says) */
-#define ISOLATE_EXIT_NOTFOUND 127         /* CMD not found (as the shell says) */
-#define ISOLATE_ERR           1024        /* an error message: cause, then "to allow it: ..." */
-#define ISOLATE_FTP_PASV_LO   50000       /* the passive range the FTP note suggests ... */
-#define ISOLATE_FTP_PASV_N    10          /* ... and its length (each port is a forward) */
+#define ISOLATE_READ_LEN      (1u << 20) /* one read takes this much at most (and what the pipe holds) */
+#define ISOLATE_PIPE_BULK     (1u << 20) /* the pipe of a bulk way (if the user's pipe budget allows) */
+#define ISOLATE_PUMP_ROUNDS   16         /* reads per way per wakeup: others get their turn */
+#define ISOLATE_FDS_PER_CONN  6          /* two sockets, two pipes */
+#define ISOLATE_EXIT_FAILED   1          /* isolation could not be set up (as for any failure) */
+#define ISOLATE_EXIT_NOEXEC   126        /* CMD found but not runnable (as the shell says) */
+#define ISOLATE_EXIT_NOTFOUND 127        /* CMD not found (as the shell says) */
+#define ISOLATE_ERR           1024       /* an error message: cause, then "to allow it: ..." */
+#define ISOLATE_FTP_PASV_LO   50000      /* the passive range the FTP note suggests ... */
+#define ISOLATE_FTP_PASV_N    10         /* ... and its length (each port is a forward) */
 
 /* Which way a forward carries connections. */
 enum isolate_dir {

@@ -1,4 +1,5 @@
-/* relay.c - one forwarded connection: splice(2) through a pipe each way, half-closes and resets. */
+/* relay.c - one forwarded connection: a read and a send each way (the rest in a pipe), half-closes and
+ * resets. */
 #include "isolate/relay.h"
 
 #include <errno.h>
@@ -52,29 +53,25 @@ void relay_close(struct relay *r, int reset)
 	relay_gone(iso);
 }
 
-/* Moves direction d (side s to side 1-s): a read into the empty pipe, then the pipe out,
- * again while the reads come full. The pipe is read into only when empty, so a failed
- * read always means an empty socket, never a full pipe. Returns 0, or -1 when the relay
- * must be reset (an error on either socket). */
+/* Every relay's reads land here (ISOLATE_READ_LEN bytes; one event loop uses it). */
+static char *bulk;
+
+/* Moves direction d (side s to side 1-s): what the pipe holds goes out first; then a
+ * read and a send, again while the reads come full. What side 1-s did not take waits in
+ * the pipe, and side s is read only while the pipe is empty, at most what the pipe
+ * holds, so the rest always fits and a failed read always means an empty socket. Why a
+ * copy and not splice(2) all the way: docs/isolate.md, "How the relay behaves".
+ * Returns 0, or -1 when the relay must be reset (an error on either socket). */
 static int pump(struct relay *r, int s)
 {
 	struct relay_dir *d = &r->d[s];
 	int t = 1 - s;
+	char small[16 * 1024];
+	if (!bulk)
+		bulk = malloc(ISOLATE_READ_LEN); /* without memory, the small buffer does */
+	char *buf = bulk ? bulk : small;
+	size_t buflen = bulk ? ISOLATE_READ_LEN : sizeof small;
 	for (int round = 0; round < ISOLATE_PUMP_ROUNDS; round++) {
-		ssize_t in = 0;
-		if (!d->inpipe && !d->eof) {
-			in = splice(r->fd[s], NULL, d->pipe[1], NULL, ISOLATE_SPLICE_LEN,
-			            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (in > 0) {
-				d->inpipe = (size_t)in;
-			} else if (in == 0) {
-				d->eof = 1;
-			} else if (errno == EAGAIN || errno == EINTR) {
-				return 0;
-			} else {
-				return -1;
-			}
-		}
 		if (d->inpipe) {
 			ssize_t out = splice(d->pipe[0], NULL, r->fd[t], NULL, d->inpipe,
 			                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -87,11 +84,6 @@ static int pump(struct relay *r, int s)
 			}
 			if (d->inpipe)
 				return 0; /* the peer is slow: wait until side t can take more */
-			if (!d->grown && (size_t)in >= ISOLATE_PIPE_SMALL) {
-				/* a bulk transfer: a bigger pipe moves more per system call */
-				d->grown = 1;
-				fcntl(d->pipe[0], F_SETPIPE_SZ, ISOLATE_PIPE_BULK);
-			}
 		}
 		if (d->eof) {
 			if (!d->shut) {
@@ -100,7 +92,40 @@ static int pump(struct relay *r, int s)
 			}
 			return 0;
 		}
-		if ((size_t)in < ISOLATE_PIPE_SMALL)
+		if (!d->cap) {
+			int cap = fcntl(d->pipe[0], F_GETPIPE_SZ);
+			d->cap = cap > 0 ? (size_t)cap : 4096;
+		}
+		size_t want = buflen < d->cap ? buflen : d->cap;
+		ssize_t in = read(r->fd[s], buf, want);
+		if (in == 0) {
+			d->eof = 1;
+			continue;
+		}
+		if (in < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		ssize_t w = send(r->fd[t], buf, (size_t)in, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		if (w < 0)
+			w = 0;
+		r->bytes += (size_t)w;
+		r->iso->bytes += (size_t)w;
+		if (w < in) {
+			ssize_t k = write(d->pipe[1], buf + w, (size_t)(in - w));
+			if (k != in - w)
+				return -1; /* cannot be: the pipe was empty and holds what was read */
+			d->inpipe = (size_t)k;
+			return 0;
+		}
+		if ((size_t)in == d->cap && !d->grown) {
+			/* a bulk transfer: a bigger pipe lets a read take more */
+			d->grown = 1;
+			int cap = fcntl(d->pipe[0], F_SETPIPE_SZ, ISOLATE_PIPE_BULK);
+			if (cap > 0)
+				d->cap = (size_t)cap;
+		}
+		if ((size_t)in < want)
 			return 0; /* the socket is likely empty: epoll says when it is not */
 	}
 	return 0;

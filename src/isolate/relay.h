@@ -1,4 +1,4 @@
-/* relay.h - inside src/isolate: one forwarded connection, splice(2) through a pipe each way. */
+/* relay.h - inside src/isolate: one forwarded connection, a read and a send each way. */
 #ifndef LOOPKIT_ISOLATE_RELAY_H
 #define LOOPKIT_ISOLATE_RELAY_H
 
@@ -6,13 +6,14 @@
 
 #include "isolate/isolate.h"
 
-/* One way: bytes from side s to side 1-s, held in a pipe between the two splices. */
+/* One way: bytes from side s to side 1-s; what side 1-s did not take yet waits in the pipe. */
 struct relay_dir {
 	int pipe[2];
 	size_t inpipe; /* bytes in the pipe */
 	int eof;       /* side s sent its FIN */
 	int shut;      /* ... and it was passed on: side 1-s is shut for writing */
 	int grown;     /* the pipe was made ISOLATE_PIPE_BULK big */
+	size_t cap;    /* bytes the pipe holds (0: not asked yet): a read takes no more */
 };
 
 struct relay {

@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -851,6 +852,62 @@ def test_half_close_passes_both_ways(isolated):
     reply = read_all(c)
     c.close()
     assert reply == b"got 300000 bytes"
+    assert i.wait() == 0
+
+
+ECHO_ALL = """
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", PORT))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+while True:
+    b = c.recv(1 << 20)
+    if not b:
+        break
+    c.sendall(b)
+c.shutdown(socket.SHUT_WR)
+c.close()
+"""
+
+
+def test_random_bytes_both_ways_to_a_slow_reader(isolated):
+    """Random bytes (a repeated pattern would hide a reordering) go in through a forward,
+    an echo server inside sends them back, and the client reads them slowly, through a
+    small receive buffer: the relay's sends come back short both ways (the server, held
+    by the slow way back, stops reading too), and what returns is what was sent."""
+    data = os.urandom(8 << 20)
+    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", ECHO_ALL.replace("PORT", str(INNER_PORT))],
+                 ready="ready")
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.settimeout(30)
+    c.connect(("127.0.0.1", i.ports[0]))
+    sent = []
+
+    def send():
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+        sent.append(True)
+
+    t = threading.Thread(target=send)
+    t.start()
+    got = bytearray()
+    reads = 0
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        got += b
+        reads += 1
+        if reads % 64 == 0:
+            time.sleep(0.002)
+    t.join(30)
+    c.close()
+    assert sent == [True]
+    assert len(got) == len(data) and got == data, \
+        next((k for k in range(min(len(got), len(data))) if got[k] != data[k]), len(got))
     assert i.wait() == 0
 
 
