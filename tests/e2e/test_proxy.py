@@ -2,6 +2,7 @@
 faults (upstream down or closing early, client resets), with descriptors checked."""
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -726,6 +727,35 @@ def test_bytes_arrive_in_order_to_a_slow_reader(proxies, toxic):
         assert len(got) == len(data) and got == data, \
             next((i for i in range(min(len(got), len(data))) if got[i] != data[i]), len(got))
     up.close()
+
+
+def proxy_rcvbufs(pid):
+    """The receive buffer (ss's rb) of each established TCP socket of process pid."""
+    out = subprocess.run(["ss", "-tnmp", "state", "established"], capture_output=True,
+                         text=True, check=True).stdout
+    return [int(m.group(1)) for m in re.finditer(r"pid=%d,fd=\d+\)\)[^\n]*\n?\s*skmem:\(r\d+,rb(\d+)" % pid,
+                                                 out)]
+
+
+def test_loopback_pairs_keep_small_receive_buffers(proxies):
+    """A pair's sockets to loopback peers keep a 512 KiB receive buffer (SO_RCVBUF 256
+    KiB, doubled by the kernel) however fast the proxy drains them. Grown by the kernel
+    (to 1.4 MB on average), the buffers of 250 pairs whose clients stopped reading held
+    340 MB, took the machine past tcp_mem's pressure mark, and the kernel's drops then
+    stalled pairs for seconds; haproxy, reading 16 KiB at a time, stayed below it."""
+    data = os.urandom(32 << 20)
+    up = Upstream(random_source(data))
+    p = proxies(up.addr)
+    s = p.connect()
+    got = bytearray()
+    while len(got) < len(data) // 2:
+        got += s.recv(1 << 20)
+    bufs = proxy_rcvbufs(p.pid)  # mid-transfer: both sockets of the pair
+    got += recv_all(s, limit=len(data) + 1)
+    s.close()
+    up.close()
+    assert got == data
+    assert bufs == [2 * 256 * 1024] * 2, bufs
 
 
 NOPIPES_UID = 64917  # a uid no one else uses: its pipe budget is this test's alone
