@@ -344,7 +344,22 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	rlim_t need = (rlim_t)iso->cfg.max_conns * ISOLATE_FDS_PER_CONN + 64;
 	if (want.rlim_cur < need && want.rlim_cur != RLIM_INFINITY) {
 		want.rlim_cur = want.rlim_max == RLIM_INFINITY || want.rlim_max > need ? need : want.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &want);
+		if (setrlimit(RLIMIT_NOFILE, &want) < 0)
+			want = iso->nofile;
+		if (want.rlim_cur < need) {
+			/* Past the hard limit a relay would find no descriptor and reset its
+			 * client: relay what fits, and let the rest wait in the backlog. */
+			unsigned fit = want.rlim_cur > 64 + ISOLATE_FDS_PER_CONN
+			                       ? (unsigned)((want.rlim_cur - 64) / ISOLATE_FDS_PER_CONN)
+			                       : 1;
+			fprintf(stderr,
+			        "loopkit isolate: note: the descriptor limit (%llu; ulimit -Hn) holds "
+			        "%u relayed connections at once, not --max-conns %u (%u descriptors "
+			        "each); more wait in the backlog\n",
+			        (unsigned long long)want.rlim_cur, fit, iso->cfg.max_conns,
+			        (unsigned)ISOLATE_FDS_PER_CONN);
+			iso->cfg.max_conns = fit;
+		}
 	}
 	return 0;
 }

@@ -1019,6 +1019,44 @@ def test_max_conns_holds_the_rest_in_the_backlog(isolated, tmp_path):
     assert i.stop() == 0, i.stderr()
 
 
+HOLD_EACH = """
+import socket, threading
+s = socket.socket()
+s.bind(("127.0.0.1", PORT))
+s.listen(1024)
+print("ready", flush=True)
+def hold(c):
+    c.sendall(b"hi")
+    c.recv(1)  # until the client closes
+    c.close()
+while True:
+    threading.Thread(target=hold, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+def test_max_conns_past_the_descriptor_limit_waits_in_the_backlog(isolated):
+    """--max-conns 1000 under a hard limit of 1024 descriptors (6 a connection): loopkit
+    says it relays 160 at once, and the 161st and later connections wait in the backlog
+    until earlier ones end, as --max-conns's do; before, each found no descriptor and
+    its client got a reset."""
+    i = isolated(["-p", f"0:{INNER_PORT}", "--max-conns", "1000"],
+                 [PY, "-c", HOLD_EACH.replace("PORT", str(INNER_PORT))],
+                 prefix=["prlimit", "--nofile=1024:1024", "--"], ready="ready")
+    conns = [socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10) for _ in range(300)]
+    got = []
+    for c in conns:  # in order: the first 160 are relayed, the rest as those close
+        try:
+            got.append(c.recv(2))
+        except OSError as e:
+            got.append(repr(e))
+        c.close()
+    assert got == [b"hi"] * 300, [g for g in got if g != b"hi"][:3]
+    assert i.stop() == 143  # the server dies of the SIGTERM
+    assert ("loopkit isolate: note: the descriptor limit (1024; ulimit -Hn) holds 160 relayed "
+            "connections at once, not --max-conns 1000 (6 descriptors each); more wait in the "
+            "backlog") in i.stderr()
+
+
 def test_port_in_use_names_the_holder():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
