@@ -253,3 +253,9 @@ void net_raise_nofile(void)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
+
+void net_relay_rcvbuf(int fd)
+{
+	int v = NET_RELAY_RCVBUF;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+}

@@ -9,6 +9,17 @@
 /* loopkit's home port: in IANA's dynamic range, outside Linux's default ephemeral one. */
 #define NET_HOME_PORT 62893
 
+/* The receive buffer of a relay's sockets whose peer is on loopback (proxy pairs,
+ * isolate's forwards): SO_RCVBUF, which the kernel doubles and then no longer grows.
+ * Loopback's round trip is microseconds, so a relay's read or two is all the window a
+ * peer needs. Grown by the kernel as a relay drains hundreds of KiB a read, the buffers
+ * of 250 pairs whose clients stopped reading held 340 MB, took the machine past
+ * tcp_mem's pressure mark, and the kernel's drops then stalled pairs for seconds. */
+#define NET_RELAY_RCVBUF (256 * 1024)
+/* Sets it on fd, best effort; before connect(2) or listen(2), so the window scale the
+ * handshake sets fits it. */
+void net_relay_rcvbuf(int fd);
+
 /* Parses a numeric host ("127.0.0.1", "::1", "[::1]") or "localhost" (127.0.0.1)
  * with port into *ss. Returns 0, or -1 when host is not an address. */
 int net_parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

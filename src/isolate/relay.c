@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/net.h"
+
 /* Closes fd so that the peer sees a reset, not an orderly end. */
 static void close_reset(int fd)
 {
@@ -246,6 +248,8 @@ struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd,
 		r->next->prev = r;
 	iso->relays = r;
 	iso->nconns++;
+	net_relay_rcvbuf(accepted); /* both peers are on loopback */
+	net_relay_rcvbuf(connect_fd);
 	if (connect(connect_fd, (const struct sockaddr *)to, tolen) < 0) {
 		if (errno != EINPROGRESS) {
 			relay_close(r, 1); /* nobody listens there: the client sees a reset */

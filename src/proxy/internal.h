@@ -141,12 +141,6 @@ struct ppipe {
  * sends ended in a short segment each, which the receiver woke for and acknowledged. */
 #define PROXY_BULK (256 * 1024)
 _Static_assert(PROXY_BULK <= PROXY_CHAIN_MAX, "what one read leaves unsent fits in a chain");
-/* SO_RCVBUF of a pair's sockets whose peer is on loopback (the kernel doubles it, and
- * no longer grows it). Loopback's round trip is microseconds, so one read's worth is
- * all the window a peer needs; grown by the kernel as the proxy drains 256 KiB a read,
- * the buffers of 250 pairs whose clients stopped reading held 340 MB, took the machine
- * past tcp_mem's pressure mark, and the kernel's drops then stalled pairs for seconds. */
-#define PROXY_LOOP_RCVBUF PROXY_BULK
 
 struct proxy_server {
 	struct loop *loop;

@@ -1144,7 +1144,7 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	for (int d = 0; d < 2; d++)
 		sync_toxics(c, d, NULL);
 	if (net_is_loopback((struct sockaddr *)&p->up_addr)) /* before the SYN: it sets the window scale */
-		setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &(int){PROXY_LOOP_RCVBUF}, sizeof(int));
+		net_relay_rcvbuf(ufd);
 	int cerr = connect(ufd, (struct sockaddr *)&p->up_addr, p->up_len) < 0 ? errno : 0;
 	int up = cerr == 0 || (cerr == EINPROGRESS && handshake_done(ufd));
 	if (loop_io_start(s->loop, &c->io[1], ufd, up ? LOOP_READ : LOOP_WRITE, io_cb, c) < 0) {

@@ -189,7 +189,7 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 	int one = 1;
 	setsockopt(l, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* accepted sockets inherit it */
 	if (net_is_loopback((struct sockaddr *)&ss)) /* ... and this (clients of --public may be remote) */
-		setsockopt(l, SOL_SOCKET, SO_RCVBUF, &(int){PROXY_LOOP_RCVBUF}, sizeof(int));
+		net_relay_rcvbuf(l);
 	char a[64];
 	net_addr_str((struct sockaddr *)&ss, a, sizeof a);
 	snprintf(bound, PROXY_ADDR_MAX, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, net_local_port(l));

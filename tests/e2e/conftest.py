@@ -666,6 +666,16 @@ def segs_in(sock):
     return struct.unpack_from("I", info, 140)[0]
 
 
+def rcvbufs_of(pid):
+    """The receive buffer (ss's rb) of each established TCP socket of process pid, in
+    the caller's network namespace."""
+    import re
+    out = subprocess.run(["ss", "-tnmp", "state", "established"], capture_output=True,
+                         text=True, check=True).stdout
+    return [int(m.group(1)) for m in
+            re.finditer(r"pid=%d,fd=\d+\)\)[^\n]*\n?\s*skmem:\(r\d+,rb(\d+)" % pid, out)]
+
+
 def wait_for(pred, timeout=3, step=0.05):
     deadline = time.monotonic() + timeout
     while True:

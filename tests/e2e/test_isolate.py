@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture, sanitizer_build
+from conftest import LOOPKIT, hard_timeout_fixture, rcvbufs_of, sanitizer_build
 
 _hard_timeout = hard_timeout_fixture(90)
 
@@ -908,6 +908,40 @@ def test_random_bytes_both_ways_to_a_slow_reader(isolated):
     assert sent == [True]
     assert len(got) == len(data) and got == data, \
         next((k for k in range(min(len(got), len(data))) if got[k] != data[k]), len(got))
+    assert i.wait() == 0
+
+
+SINK_THEN_OK = """
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", PORT))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+left = SIZE
+while left:
+    left -= len(c.recv(min(left, 1 << 20)))
+c.sendall(b"ok")
+c.recv(1)  # until the client closes
+"""
+
+
+def test_relayed_sockets_keep_small_receive_buffers(isolated):
+    """The relay's sockets keep a 512 KiB receive buffer (SO_RCVBUF 256 KiB, doubled by
+    the kernel) however fast it drains them: grown by the kernel, those of 250 stalled
+    20 MB downloads took the machine past tcp_mem's pressure mark, and the kernel's drops
+    stalled downloads for seconds (docs/isolate.md). The relay's socket on the host side
+    is the one ss sees here; a 32 MiB upload drains it fast."""
+    size = 32 << 20
+    i = isolated(["-p", f"0:{INNER_PORT}"],
+                 [PY, "-c", SINK_THEN_OK.replace("PORT", str(INNER_PORT)).replace("SIZE", str(size))],
+                 ready="ready")
+    c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=30)
+    c.sendall(os.urandom(size))
+    assert c.recv(2) == b"ok"
+    bufs = rcvbufs_of(i.pid)  # the connection stays open until the client closes
+    c.close()
+    assert bufs == [2 * 256 * 1024], bufs
     assert i.wait() == 0
 
 

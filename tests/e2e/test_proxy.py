@@ -2,7 +2,6 @@
 faults (upstream down or closing early, client resets), with descriptors checked."""
 import json
 import os
-import re
 import shutil
 import socket
 import struct
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import read_until_end
+from conftest import rcvbufs_of, read_until_end
 from proxyutil import (PIPE_POOL, PROXY_BIN, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
@@ -729,14 +728,6 @@ def test_bytes_arrive_in_order_to_a_slow_reader(proxies, toxic):
     up.close()
 
 
-def proxy_rcvbufs(pid):
-    """The receive buffer (ss's rb) of each established TCP socket of process pid."""
-    out = subprocess.run(["ss", "-tnmp", "state", "established"], capture_output=True,
-                         text=True, check=True).stdout
-    return [int(m.group(1)) for m in re.finditer(r"pid=%d,fd=\d+\)\)[^\n]*\n?\s*skmem:\(r\d+,rb(\d+)" % pid,
-                                                 out)]
-
-
 def test_loopback_pairs_keep_small_receive_buffers(proxies):
     """A pair's sockets to loopback peers keep a 512 KiB receive buffer (SO_RCVBUF 256
     KiB, doubled by the kernel) however fast the proxy drains them. Grown by the kernel
@@ -744,14 +735,19 @@ def test_loopback_pairs_keep_small_receive_buffers(proxies):
     340 MB, took the machine past tcp_mem's pressure mark, and the kernel's drops then
     stalled pairs for seconds; haproxy, reading 16 KiB at a time, stayed below it."""
     data = os.urandom(32 << 20)
-    up = Upstream(random_source(data))
+
+    def send_then_wait(c):
+        c.sendall(data)
+        c.recv(1)  # the pair stays open until the client says
+
+    up = Upstream(send_then_wait)
     p = proxies(up.addr)
     s = p.connect()
     got = bytearray()
-    while len(got) < len(data) // 2:
+    while len(got) < len(data):
         got += s.recv(1 << 20)
-    bufs = proxy_rcvbufs(p.pid)  # mid-transfer: both sockets of the pair
-    got += recv_all(s, limit=len(data) + 1)
+    bufs = rcvbufs_of(p.pid)  # both sockets of the pair, one drained fast
+    s.sendall(b"!")
     s.close()
     up.close()
     assert got == data
