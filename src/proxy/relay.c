@@ -469,7 +469,7 @@ static int pump_plain(struct pconn *c, int d)
 				n += m;
 			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
 				last = 1;
-				pd->reset = m < 0;
+				pd->reset = (uint8_t)(pd->reset || m < 0);
 			}
 		}
 		c->p->rbytes[d] += (uint64_t)n;
@@ -1035,6 +1035,8 @@ static void connected(struct pconn *c)
 	 * nothing to read yet, and again for the request). A chain may answer the client
 	 * itself (HTTP toxics): it starts with the client watched. */
 	int early = !c->d[PROXY_UP].chain;
+	if (c->d[PROXY_DOWN].reset && pump(c, PROXY_DOWN) < 0)
+		return; /* the upstream reset already: what it sent goes first, then its reset */
 	if (early && pump(c, PROXY_UP) < 0)
 		return;
 	if (loop_io_start(srv(c)->loop, &c->io[0], cfd, LOOP_READ, io_cb, c) < 0) {
@@ -1059,6 +1061,16 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 			err = errno;
 		if ((events & LOOP_ERROR) && !err)
 			err = ECONNREFUSED;
+		if (err == ECONNRESET) {
+			/* It accepted, sent and reset before this event: a connection that was
+			 * made, whose bytes the client gets before the reset, as it would from
+			 * the upstream itself (read before the error, they are still queued).
+			 * The reset is noted here: SO_ERROR has taken it, and the reads that
+			 * follow the bytes will say EOF. */
+			c->d[PROXY_DOWN].reset = 1;
+			connected(c);
+			return;
+		}
 		if (err) {
 			upstream_refused(c, err);
 			return;
@@ -1112,11 +1124,14 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 	if (!c || ufd < 0) {
 		proxy_pipe_drain(s); /* pooled pipes hold descriptors the next pairs need */
 		if (!s->emfile_logged)
-			log_msg("proxy %s: no %s for a new connection (%s); it is closed; raise the limit "
+			log_msg("proxy %s: no %s for a new connection (%s); it is reset; raise the limit "
 			        "with ulimit -n",
 			        p->name, c ? "socket" : "memory", strerror(errno));
 		s->emfile_logged = 1;
 		free(c);
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg,
+		           sizeof lg); /* a reset: a FIN would look like an answer */
 		close(fd);
 		p->refused++;
 		return;

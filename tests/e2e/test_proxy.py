@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import rcvbufs_of, read_until_end
+from conftest import rcvbufs_of, read_until_end, wait_for
 from proxyutil import (PIPE_POOL, PROXY_BIN, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
@@ -507,6 +507,35 @@ def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies, toxics):
     up.close()
 
 
+@pytest.mark.parametrize("toxics", [[], ["--toxic", "latency,latency=20"]], ids=["plain", "latency"])
+def test_an_upstream_that_sends_and_resets_at_accept(proxies, toxics):
+    """An upstream that sends at once and resets (a server that answers a banner and
+    dies) can do both before the proxy hears its connect complete. Its bytes still reach
+    the client, then its reset: the proxy took such a pair for a refused connect and
+    reset the client with nothing, in 2 to 18 of 20 runs."""
+    data = os.urandom(50000)
+    linger0 = struct.pack("ii", 1, 0)
+
+    def sends_and_resets(c):
+        c.sendall(data)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+        c.close()
+    up = Upstream(sends_and_resets)
+    p = proxies(up.addr, *toxics)
+    ends = []
+    for _ in range(20):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # room for all of it
+        # Not a blocking connect: on a loaded machine all of it can happen before one
+        # returns, which then reports the reset and not the bytes queued before it.
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", p.port()))
+        ends.append(read_until_end(s, 5))
+        s.close()
+    up.close()
+    assert ends == [(data, "RST")] * 20, [(len(b), e) for b, e in ends if (b, e) != (data, "RST")][:3]
+
+
 def test_urgent_data_then_fin_is_relayed_whole(proxies):
     """TCP urgent data ends a read short with more bytes queued: 100 bytes, an urgent
     byte, 100 more and a FIN reach the other side as the 200 ordinary bytes (the
@@ -550,6 +579,18 @@ def test_urgent_data_then_fin_is_relayed_whole(proxies):
         time.sleep(0.05)
     assert results == [(b"bye", "FIN")] * 3
     up.close()
+
+
+def test_no_descriptor_for_the_upstream_socket_resets_the_client(proxies):
+    """With one descriptor too few, the client is accepted but no socket to the upstream
+    can be made: the client gets a reset (and the log says why), not a FIN that reads
+    as an empty answer from a server that had nothing to say."""
+    p = proxies("127.0.0.1:0", "127.0.0.1:9", api=False, nofile=11)  # one less than relaying needs
+    s = p.connect()
+    assert read_until_end(s, 5) == (b"", "RST")
+    s.close()
+    assert wait_for(lambda: "no socket for a new connection (Too many open files); it is reset; "
+                            "raise the limit with ulimit -n" in p.stderr()), p.stderr()
 
 
 def test_no_descriptor_for_a_pipe_when_the_upstream_connects(proxies):
