@@ -194,6 +194,19 @@ void relay_pump(struct relay *r)
 	relay_pump_events(r, 0, 0);
 }
 
+/* Side s was reset: what it sent before is still queued, and goes on first, as far as
+ * the other side takes it now; then both sides get a reset. (SO_ERROR took the error:
+ * the reads after the bytes say EOF, which must not become a FIN.) */
+static void reset_after_bytes(struct relay *r, int s)
+{
+	if (!r->d[s].eof) {
+		r->d[s].shut = 1;
+		pump(r, s);
+	}
+	if (!r->closed)
+		relay_close(r, 1);
+}
+
 void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 {
 	struct relay *r = io->data;
@@ -206,6 +219,11 @@ void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 		socklen_t len = sizeof e;
 		if (getsockopt(r->fd[s], SOL_SOCKET, SO_ERROR, &e, &len) < 0)
 			e = errno;
+		if (e == ECONNRESET) { /* it accepted, sent and reset before this event */
+			r->connecting = -1;
+			reset_after_bytes(r, s);
+			return;
+		}
 		if (e) {
 			relay_close(r, 1); /* refused inside: the client sees a reset */
 			return;
@@ -219,7 +237,7 @@ void relay_io_cb(struct loop *l, struct loop_io *io, unsigned events)
 		socklen_t len = sizeof e;
 		getsockopt(r->fd[s], SOL_SOCKET, SO_ERROR, &e, &len);
 		if (e) {
-			relay_close(r, 1);
+			reset_after_bytes(r, s);
 			return;
 		}
 	}
