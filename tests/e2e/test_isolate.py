@@ -855,12 +855,20 @@ def test_half_close_passes_both_ways(isolated):
     assert i.wait() == 0
 
 
+# A server inside, on INNER_PORT: its first lines, then what it does.
+def inner_server(body, backlog=1, **subst):
+    script = ("import os, socket, struct, threading\n"
+              "s = socket.socket()\n"
+              f"s.bind(('127.0.0.1', {INNER_PORT}))\n"
+              f"s.listen({backlog})\n"
+              "print('ready', flush=True)\n" + body)
+    for k, v in subst.items():
+        script = script.replace(k, str(v))
+    return [PY, "-c", script]
+
+
+# echoes one connection until its EOF
 ECHO_ALL = """
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", PORT))
-s.listen(1)
-print("ready", flush=True)
 c, _ = s.accept()
 while True:
     b = c.recv(1 << 20)
@@ -878,7 +886,7 @@ def test_random_bytes_both_ways_to_a_slow_reader(isolated):
     small receive buffer: the relay's sends come back short both ways (the server, held
     by the slow way back, stops reading too), and what returns is what was sent."""
     data = os.urandom(8 << 20)
-    i = isolated(["-p", f"0:{INNER_PORT}"], [PY, "-c", ECHO_ALL.replace("PORT", str(INNER_PORT))],
+    i = isolated(["-p", f"0:{INNER_PORT}"], inner_server(ECHO_ALL),
                  ready="ready")
     c = socket.socket()
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -911,18 +919,14 @@ def test_random_bytes_both_ways_to_a_slow_reader(isolated):
     assert i.wait() == 0
 
 
+# reads SIZE bytes of one connection, says ok, and waits for its end
 SINK_THEN_OK = """
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", PORT))
-s.listen(1)
-print("ready", flush=True)
 c, _ = s.accept()
 left = SIZE
 while left:
     left -= len(c.recv(min(left, 1 << 20)))
 c.sendall(b"ok")
-c.recv(1)  # until the client closes
+c.recv(1)
 """
 
 
@@ -934,7 +938,7 @@ def test_relayed_sockets_keep_small_receive_buffers(isolated):
     is the one ss sees here; a 32 MiB upload drains it fast."""
     size = 32 << 20
     i = isolated(["-p", f"0:{INNER_PORT}"],
-                 [PY, "-c", SINK_THEN_OK.replace("PORT", str(INNER_PORT)).replace("SIZE", str(size))],
+                 inner_server(SINK_THEN_OK, SIZE=size),
                  ready="ready")
     c = socket.create_connection(("127.0.0.1", i.ports[0]), timeout=30)
     c.sendall(os.urandom(size))
@@ -988,12 +992,8 @@ def test_one_host_port_on_both_loopback_addresses(isolated, order):
     assert i.stop() == 143
 
 
+# sends DATA to each connection and resets it
 SEND_AND_RESET = """
-import os, socket, struct
-s = socket.socket()
-s.bind(("127.0.0.1", PORT))
-s.listen(64)
-print("ready", flush=True)
 data = bytes.fromhex("DATA")
 while True:
     c, _ = s.accept()
@@ -1009,7 +1009,7 @@ def test_a_server_that_sends_and_resets_is_heard_whole(isolated):
     event without reading what was queued: 13 to 59 of 60 runs got nothing."""
     data = os.urandom(20000)
     i = isolated(["-p", f"0:{INNER_PORT}"],
-                 [PY, "-c", SEND_AND_RESET.replace("PORT", str(INNER_PORT)).replace("DATA", data.hex())],
+                 inner_server(SEND_AND_RESET, backlog=64, DATA=data.hex()),
                  ready="ready")
     ends = []
     for _ in range(40):
@@ -1100,15 +1100,11 @@ def test_max_conns_holds_the_rest_in_the_backlog(isolated, tmp_path):
     assert i.stop() == 0, i.stderr()
 
 
+# says hi to each connection and holds it until the client closes
 HOLD_EACH = """
-import socket, threading
-s = socket.socket()
-s.bind(("127.0.0.1", PORT))
-s.listen(1024)
-print("ready", flush=True)
 def hold(c):
     c.sendall(b"hi")
-    c.recv(1)  # until the client closes
+    c.recv(1)
     c.close()
 while True:
     threading.Thread(target=hold, args=(s.accept()[0],), daemon=True).start()
@@ -1121,7 +1117,7 @@ def test_max_conns_past_the_descriptor_limit_waits_in_the_backlog(isolated):
     until earlier ones end, as --max-conns's do; before, each found no descriptor and
     its client got a reset."""
     i = isolated(["-p", f"0:{INNER_PORT}", "--max-conns", "1000"],
-                 [PY, "-c", HOLD_EACH.replace("PORT", str(INNER_PORT))],
+                 inner_server(HOLD_EACH, backlog=1024),
                  prefix=["prlimit", "--nofile=1024:1024", "--"], ready="ready")
     conns = [socket.create_connection(("127.0.0.1", i.ports[0]), timeout=10) for _ in range(300)]
     got = []
