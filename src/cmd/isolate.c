@@ -39,7 +39,7 @@ static int set_out(void *p, const char *val, char *err, size_t errlen)
 /* clang-format off */
 static const struct cmd_flag isolate_flags[] = {
 	{ "CMD", 0, NULL, NULL, "the command to run inside, and its arguments (put -- before it when it starts with -)", CMD_STR, AT(cmd), .attr = CMD_ARG | CMD_REST },
-	{ "port", 'p', "[ADDR:]PORT[:INNER]", NULL, "forward a host loopback port to port INNER inside (repeatable; PORT 0: any free port, printed; A-B: each port of the range to itself, as FTP's passive ports need)", CMD_CALL, .set = set_port },
+	{ "port", 'p', "[ADDR:]PORT[:INNER]", NULL, "forward a host loopback port to port INNER inside (repeatable; PORT 0: a free port outside the ephemeral range, printed; A-B: each port of the range to itself, as FTP's passive ports need)", CMD_CALL, .set = set_port },
 	{ "out", 0, "[ADDR:]PORT", NULL, "let CMD reach the host's loopback service at ADDR:PORT at the same address inside (repeatable)", CMD_CALL, .set = set_out },
 	{ "direct", 0, NULL, NULL, "hand each -p forward's host listener to the server inside that binds its inner port: no relay, native speed (the server then holds a host socket: not for untrusted code)", CMD_SWITCH, AT(cfg.direct) },
 	{ "max-conns", 0, "N", CMD_STR_OF(ISOLATE_MAX_CONNS), "relayed connections at once; more wait in the listen backlog", CMD_UINT, AT(cfg.max_conns), .min = 1, .max = ISOLATE_CONNS_LIMIT },

@@ -217,6 +217,14 @@ uint16_t net_ss_port(const struct sockaddr_storage *sa)
 	return 0;
 }
 
+void net_ss_set_port(struct sockaddr_storage *sa, uint16_t port)
+{
+	if (sa->ss_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons(port);
+	else if (sa->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
 int net_ss_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family || net_ss_port(a) != net_ss_port(b))

@@ -62,6 +62,8 @@ char *net_addr_str(const struct sockaddr *sa, char *out, size_t len);
 
 /* The port of a sockaddr_in or sockaddr_in6 in host order; 0 for others. */
 uint16_t net_ss_port(const struct sockaddr_storage *sa);
+/* Sets the port of an AF_INET or AF_INET6 address. */
+void net_ss_set_port(struct sockaddr_storage *sa, uint16_t port);
 
 /* True when a and b are the same IPv4 or IPv6 address and port. */
 int net_ss_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

@@ -391,3 +391,19 @@ int portlease_take(const char *dir, const struct portlease_range *pool, size_t n
 	close(dfd);
 	return got == (size_t)-1 ? -1 : (int)got;
 }
+
+uint16_t portlease_pick_one(void)
+{
+	char dir[512], err[256];
+	struct portlease_range eph, pool[2], want = {PORTLEASE_POOL_LO, PORTLEASE_POOL_HI};
+	uint16_t port = 0;
+	if (portlease_dir(dir, sizeof dir, err, sizeof err) < 0)
+		return 0;
+	portlease_ephemeral(&eph);
+	size_t np = portlease_pool(want, eph, pool);
+	struct portlease tmpl = {.pid = getpid()};
+	portlease_proc_start(getpid(), &tmpl.start);
+	if (!np || portlease_take(dir, pool, np, 1, PORTLEASE_TCP, &tmpl, &port, err, sizeof err) != 1)
+		return 0;
+	return port;
+}

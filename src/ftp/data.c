@@ -525,10 +525,7 @@ static int pasv_open(struct ftp_session *s, uint16_t *port)
 	socklen_t alen = a.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	for (unsigned i = 0; i < span; i++) {
 		uint16_t p = lo ? (uint16_t)(lo + (start + i) % span) : 0;
-		if (a.ss_family == AF_INET)
-			((struct sockaddr_in *)&a)->sin_port = htons(p);
-		else
-			((struct sockaddr_in6 *)&a)->sin6_port = htons(p);
+		net_ss_set_port(&a, p);
 		int fd = net_listen((struct sockaddr *)&a, alen, 1, 0, err, sizeof(err));
 		if (fd < 0)
 			continue;

@@ -74,14 +74,6 @@ static void set_loopback(struct sockaddr_storage *ss, socklen_t *len, int family
 	}
 }
 
-static void set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-	if (ss->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)ss)->sin_port = htons(port);
-}
-
 /* 0, or -1 with err when g's host end (-p) or its address (--out) is one that an earlier
  * forward already has: the second listener would fail with EADDRINUSE, naming our own
  * process as the holder. */
@@ -139,7 +131,7 @@ static int add_range(struct isolate_config *c, struct isolate_forward *f, const 
 		struct isolate_forward *g = &c->fwd[c->nfwd];
 		if (g != f)
 			*g = *f;
-		set_port(&g->host, (uint16_t)port);
+		net_ss_set_port(&g->host, (uint16_t)port);
 		set_loopback(&g->inner, &g->innerlen, g->host.ss_family, (uint16_t)port);
 		if (given_twice(c, g, err, errlen) < 0) {
 			c->nfwd = first;
@@ -256,7 +248,7 @@ int isolate_config_add(struct isolate_config *c, enum isolate_dir dir, const cha
 	} else {
 		ip = hp;
 	}
-	set_port(&f->host, hp);
+	net_ss_set_port(&f->host, hp);
 	if (dir == ISOLATE_IN) {
 		set_loopback(&f->inner, &f->innerlen, f->host.ss_family, ip);
 	} else {

@@ -97,24 +97,6 @@ static void upstream_text(char out[PROXY_ADDR_MAX], const char *text)
 	snprintf(out, PROXY_ADDR_MAX, strchr(text, ':') ? "%s" : PROXY_BARE_HOST ":%s", text);
 }
 
-/* A free port outside the kernel's ephemeral range, leased to this process (as
- * `loopkit port` hands them out), so a test's other ports never collide with it. */
-static uint16_t pick_port(void)
-{
-	char dir[512], err[256];
-	struct portlease_range eph, pool[2], want = {PORTLEASE_POOL_LO, PORTLEASE_POOL_HI};
-	uint16_t port = 0;
-	if (portlease_dir(dir, sizeof dir, err, sizeof err) < 0)
-		return 0;
-	portlease_ephemeral(&eph);
-	size_t np = portlease_pool(want, eph, pool);
-	struct portlease tmpl = {.pid = getpid()};
-	portlease_proc_start(getpid(), &tmpl.start);
-	if (!np || portlease_take(dir, pool, np, 1, PORTLEASE_TCP, &tmpl, &port, err, sizeof err) != 1)
-		return 0;
-	return port;
-}
-
 /* The proxy of this server that listens on ss (a port 0 matches none), or NULL. */
 static const struct proxy *proxy_listening_on(const struct proxy_server *s, const struct sockaddr_storage *ss)
 {
@@ -161,13 +143,9 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_BAD_ADDR;
 	}
-	uint16_t want = port ? port : pick_port();
-	if (!port && want) {
-		if (ss.ss_family == AF_INET)
-			((struct sockaddr_in *)&ss)->sin_port = htons(want);
-		else
-			((struct sockaddr_in6 *)&ss)->sin6_port = htons(want);
-	}
+	uint16_t want = port ? port : portlease_pick_one();
+	if (!port && want)
+		net_ss_set_port(&ss, want);
 	char err[256];
 	struct sockaddr_storage failed;
 	int l = net_listen_loopback((struct sockaddr *)&ss, len, 1024, twin, &failed, err, sizeof err);

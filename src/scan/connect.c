@@ -219,10 +219,7 @@ static int start_one(struct cscan *cs, uint16_t port)
 		snprintf(cs->err, cs->errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	net_ss_set_port(&ss, port);
 	int rc = connect(fd, (struct sockaddr *)&ss, cs->cfg->addrlen);
 	if (rc < 0 && errno == EINPROGRESS && !cs->spare_waits)
 		rc = connect(fd, (struct sockaddr *)&ss, cs->cfg->addrlen); /* collect the answer */

@@ -252,10 +252,7 @@ static int udp_probe(const struct scan_config *cfg, uint16_t port)
 	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 2;
 	if (fd < 0)
 		return 2;
-	if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	net_ss_set_port(&ss, port);
 	struct timeval tv = {.tv_sec = cfg->udp_ms / 1000, .tv_usec = (cfg->udp_ms % 1000) * 1000};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&ss, cfg->addrlen) == 0 && send(fd, "", 0, 0) == 0) {

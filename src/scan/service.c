@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/loop.h"
+#include "core/net.h"
 #include "scan/conn.h"
 #include "scan/match.h"
 #include "scan/scan.h"
@@ -46,10 +47,7 @@ int scan_conn_open(const struct scan_config *cfg, uint16_t port, struct scan_con
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return -1;
-	if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	net_ss_set_port(&ss, port);
 	if (connect(c->fd, (struct sockaddr *)&ss, cfg->addrlen) == 0)
 		return 0;
 	if (errno == EINPROGRESS && wait_fd(c->fd, POLLOUT, now_ms() + cfg->connect_ms) > 0) {

@@ -1038,6 +1038,15 @@ def test_a_server_that_sends_and_resets_is_heard_whole(isolated):
     assert i.stop() == 143
 
 
+def test_port_0_picks_one_outside_the_ephemeral_range(isolated):
+    """-p 0 picks a host port as the proxy and `loopkit port` do: outside the kernel's
+    ephemeral range, where no client's outgoing connection can be handed it first."""
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    i = isolated(["-p", f"0:{INNER_PORT}", "-p", f"[::1]:0:{INNER_PORT + 1}"], ["sleep", "30"])
+    assert len(i.ports) == 2 and all(not lo <= p <= hi for p in i.ports), (i.ports, lo, hi)
+    assert i.stop() == 143
+
+
 def test_nobody_listening_inside_means_reset(isolated):
     i = isolated(["-p", "0:9"], [PY, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
                  ready="ready", stdin=subprocess.PIPE)

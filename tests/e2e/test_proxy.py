@@ -797,6 +797,16 @@ def test_loopback_pairs_keep_small_receive_buffers(proxies):
     assert bufs == [2 * 256 * 1024] * 2, bufs
 
 
+def test_a_lone_upstream_listens_outside_the_ephemeral_range(proxies):
+    """With no listen address, the proxy picks a port outside the kernel's ephemeral
+    range (as isolate's -p 0 and `loopkit port` do)."""
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    up = Upstream(lambda c: c.close())
+    p = proxies(up.addr, api=False)
+    assert not lo <= p.port() <= hi, (p.port(), lo, hi)
+    up.close()
+
+
 NOPIPES_UID = 64917  # a uid no one else uses: its pipe budget is this test's alone
 
 
