@@ -155,6 +155,16 @@ stop_all() {
 
 # ---------------------------------------------------------------- starting
 
+wait_port() { # wait_port PORT: until something accepts on 127.0.0.1:PORT (5 s)
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	warn "nothing listens on 127.0.0.1:$1"
+	return 1
+}
+
 free_port() { "$PY" "$BENCH_DIR/bench.py" port; }
 
 # spawn PORT CMD... [>LOG]: runs a server in the background, stdin from /dev/null and its

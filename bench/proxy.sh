@@ -68,15 +68,6 @@ start_bg() { # start_bg LOG CMD... : runs CMD pinned to the client CPU, records 
 	LAST_PID=$!
 }
 
-wait_port() { # wait_port PORT: until something accepts on 127.0.0.1:PORT (5 s)
-	local i
-	for i in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	warn "nothing listens on 127.0.0.1:$1"
-	return 1
-}
 
 IPERF_PORT=$(free_port)
 start_bg "$TMP/iperf3.log" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
