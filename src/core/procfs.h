@@ -15,6 +15,8 @@
 /* The CPUs this process may run on (its affinity: taskset; else the online CPUs; at
  * least 1): the default of every --threads flag. */
 unsigned procfs_cpus(void);
+/* Descriptors this process holds now (/proc/self/fd); 0 when unreadable. */
+unsigned procfs_open_fds(void);
 
 /* A process holding a socket. pid 0 means the process could not be read (another
  * user's process without privileges, or it exited): then only uid and user are set,

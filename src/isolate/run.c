@@ -352,7 +352,10 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 	/* room for the relays; CMD gets the limit it had */
 	getrlimit(RLIMIT_NOFILE, &iso->nofile);
 	struct rlimit want = iso->nofile;
-	rlim_t need = (rlim_t)iso->cfg.max_conns * ISOLATE_FDS_PER_CONN + 64;
+	/* what is open now (the forwards' listeners and twins, the helper's socket) and a
+	 * margin for the loop's own, then the relays' */
+	rlim_t held = (rlim_t)procfs_open_fds() + 32;
+	rlim_t need = (rlim_t)iso->cfg.max_conns * ISOLATE_FDS_PER_CONN + held;
 	if (want.rlim_cur < need && want.rlim_cur != RLIM_INFINITY) {
 		want.rlim_cur = want.rlim_max == RLIM_INFINITY || want.rlim_max > need ? need : want.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &want) < 0)
@@ -360,8 +363,8 @@ int isolate_prepare(struct isolate *iso, const struct isolate_config *c, char *e
 		if (want.rlim_cur < need) {
 			/* Past the hard limit a relay would find no descriptor and reset its
 			 * client: relay what fits, and let the rest wait in the backlog. */
-			unsigned fit = want.rlim_cur > 64 + ISOLATE_FDS_PER_CONN
-			                       ? (unsigned)((want.rlim_cur - 64) / ISOLATE_FDS_PER_CONN)
+			unsigned fit = want.rlim_cur > held + ISOLATE_FDS_PER_CONN
+			                       ? (unsigned)((want.rlim_cur - held) / ISOLATE_FDS_PER_CONN)
 			                       : 1;
 			fprintf(stderr,
 			        "loopkit isolate: note: the descriptor limit (%llu; ulimit -Hn) holds "

@@ -336,7 +336,7 @@ static unsigned fd_budget(void)
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)SCAN_INFLIGHT_MAX * 2)
 		return SCAN_INFLIGHT_MAX;
-	unsigned used = scan_open_fds();
+	unsigned used = procfs_open_fds();
 	unsigned left = rl.rlim_cur > used ? (unsigned)rl.rlim_cur - used : 0;
 	if (left > 2 * SCAN_FD_RESERVE)
 		return left - SCAN_FD_RESERVE;

@@ -281,19 +281,6 @@ static void udp_one(size_t i, void *arg)
 
 /* ---- the run ---- */
 
-/* Descriptors this process holds (a repeated scan must not leak any). */
-unsigned scan_open_fds(void)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n > 2 ? n - 2 : 0; /* "." and ".." */
-}
-
 static unsigned long proc_rss_kb(void)
 {
 	char line[256];
@@ -353,7 +340,7 @@ int scan_run(const struct scan_config *cfg, struct scan_result *r, char *err, si
 		r->scan_s = now_s() - t0;
 		if (r->rounds) {
 			r->rounds[k].seconds = r->scan_s;
-			r->rounds[k].fds = scan_open_fds();
+			r->rounds[k].fds = procfs_open_fds();
 			r->rounds[k].rss_kb = proc_rss_kb();
 			r->nrounds++;
 		}

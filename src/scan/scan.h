@@ -156,9 +156,6 @@ void scan_result_free(struct scan_result *r);
 int scan_connect_run(const struct scan_config *cfg, struct scan_ports *open, struct scan_ports *filt,
                      unsigned *closed, char *err, size_t errlen);
 
-/* Descriptors this process holds now (/proc/self/fd); 0 when unreadable. */
-unsigned scan_open_fds(void);
-
 /* Identifies the service on port (TCP) of the target in cfg, filling *svc. Blocking,
  * bounded by cfg's banner and probe times per probe. Thread-safe. */
 void scan_service_detect(const struct scan_config *cfg, uint16_t port, struct scan_service *svc);
