@@ -23,6 +23,7 @@
 
 static void io_cb(struct loop *l, struct loop_io *io, unsigned events);
 static int pump(struct pconn *c, int d);
+static int dst_failed(struct pconn *c, int d, int err);
 static void update_masks(struct pconn *c);
 
 uint64_t relay_now_us(void)
@@ -347,8 +348,8 @@ static int sock_error_is_reset(int e)
 }
 
 /* Moves what the pipe of direction d holds to dst. Returns 1 when it is empty, 0 when
- * dst is full (want_write is set), -1 when the pair was closed (dst is gone: the
- * source is reset). */
+ * dst is full (want_write is set) or was reset while the other way still delivers
+ * (dst_failed), -1 when the pair was closed. */
 static int drain_pipe(struct pconn *c, int d, int dst)
 {
 	struct pdir *pd = &c->d[d];
@@ -362,8 +363,7 @@ static int drain_pipe(struct pconn *c, int d, int dst)
 			}
 			if (errno == EINTR)
 				continue;
-			pconn_close(c, 1);
-			return -1;
+			return dst_failed(c, d, errno) < 0 ? -1 : 0;
 		}
 		pd->inpipe -= (uint32_t)n;
 		pd->bytes += (uint64_t)n;
@@ -380,6 +380,23 @@ static int src_ended(struct pconn *c, int d)
 		return dir_finish(c, d);
 	pconn_close(c, 1);
 	return -1;
+}
+
+/* A write of direction d failed (err): its destination's peer reset, or is gone. What
+ * that peer sent before, which the other way may still hold (a toxic's delay, a pipe,
+ * the kernel's queue), goes on first, then its reset, as a direct connection would
+ * deliver it; nothing more goes its way. Returns -1 when the pair was closed. */
+static int dst_failed(struct pconn *c, int d, int err)
+{
+	struct pdir *back = &c->d[!d];
+	if (!sock_error_is_reset(err) || back->done) {
+		pconn_close(c, sock_error_is_reset(err));
+		return -1;
+	}
+	c->d[d].done = 1;
+	c->d[d].want_read = c->d[d].want_write = 0;
+	back->reset = 1;
+	return pump(c, !d) < 0 ? -1 : 0;
 }
 
 /* n bytes read from direction d's source that its destination did not take, and no
@@ -474,10 +491,8 @@ static int pump_plain(struct pconn *c, int d)
 		}
 		c->p->rbytes[d] += (uint64_t)n;
 		ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL | (last && !pd->reset ? MSG_MORE : 0));
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			pconn_close(c, 1);
-			return -1;
-		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return dst_failed(c, d, errno);
 		if (w < 0)
 			w = 0;
 		pd->bytes += (uint64_t)w;
@@ -913,8 +928,7 @@ static int pump_chain(struct pconn *c, int d)
 			}
 			if (errno == EINTR)
 				continue;
-			pconn_close(c, sock_error_is_reset(errno));
-			return -1;
+			return dst_failed(c, d, errno);
 		}
 		if (c->rec && n > 0 && d == PROXY_DOWN)
 			record_bytes(srv(c)->rec, c, d, p, (size_t)n);

@@ -536,6 +536,37 @@ def test_an_upstream_that_sends_and_resets_at_accept(proxies, toxics):
     assert ends == [(data, "RST")] * 20, [(len(b), e) for b, e in ends if (b, e) != (data, "RST")][:3]
 
 
+@pytest.mark.parametrize("toxics", [["--toxic", "latency,latency=100"],
+                                    ["--toxic", "bandwidth,rate=20"]], ids=["latency", "bandwidth"])
+def test_an_answer_held_by_a_toxic_survives_the_client_writing_to_a_reset_upstream(proxies, toxics):
+    """The upstream answers and resets; while a toxic still holds the answer, the client
+    writes again, and the proxy's write to the reset upstream fails. The answer still
+    reaches the client, then the reset, as it would from the upstream itself: that failed
+    write closed the pair, and the client got the reset alone (10 of 10 runs)."""
+    data = os.urandom(5000)
+
+    def answers_and_resets(c):
+        c.recv(100)
+        c.sendall(data)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+    up = Upstream(answers_and_resets)
+    p = proxies(up.addr, *toxics)
+    ends = []
+    for _ in range(5):
+        s = p.connect()
+        s.sendall(b"req1")
+        time.sleep(0.03)  # the answer and the reset are in; the toxic holds the answer
+        try:
+            s.sendall(b"req2")
+        except OSError:
+            pass  # the reset may already be through, on a slow machine: then it is the end
+        ends.append(read_until_end(s, 5))
+        s.close()
+    up.close()
+    assert ends == [(data, "RST")] * 5, [(len(b), e) for b, e in ends]
+
+
 def test_urgent_data_then_fin_is_relayed_whole(proxies):
     """TCP urgent data ends a read short with more bytes queued: 100 bytes, an urgent
     byte, 100 more and a FIN reach the other side as the 200 ordinary bytes (the
