@@ -507,6 +507,17 @@ def test_bytes_then_a_reset_arrive_as_bytes_then_a_reset(proxies, toxics):
     up.close()
 
 
+def sends_and_resets(data, after_request=False):
+    """An upstream handler: (after reading a request) it sends data, then resets."""
+    def h(c):
+        if after_request:
+            c.recv(100)
+        c.sendall(data)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+    return h
+
+
 @pytest.mark.parametrize("toxics", [[], ["--toxic", "latency,latency=20"]], ids=["plain", "latency"])
 def test_an_upstream_that_sends_and_resets_at_accept(proxies, toxics):
     """An upstream that sends at once and resets (a server that answers a banner and
@@ -514,13 +525,7 @@ def test_an_upstream_that_sends_and_resets_at_accept(proxies, toxics):
     the client, then its reset: the proxy took such a pair for a refused connect and
     reset the client with nothing, in 2 to 18 of 20 runs."""
     data = os.urandom(50000)
-    linger0 = struct.pack("ii", 1, 0)
-
-    def sends_and_resets(c):
-        c.sendall(data)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
-        c.close()
-    up = Upstream(sends_and_resets)
+    up = Upstream(sends_and_resets(data))
     p = proxies(up.addr, *toxics)
     ends = []
     for _ in range(20):
@@ -544,13 +549,7 @@ def test_an_answer_held_by_a_toxic_survives_the_client_writing_to_a_reset_upstre
     reaches the client, then the reset, as it would from the upstream itself: that failed
     write closed the pair, and the client got the reset alone (10 of 10 runs)."""
     data = os.urandom(5000)
-
-    def answers_and_resets(c):
-        c.recv(100)
-        c.sendall(data)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.close()
-    up = Upstream(answers_and_resets)
+    up = Upstream(sends_and_resets(data, after_request=True))
     p = proxies(up.addr, *toxics)
     ends = []
     for _ in range(5):
