@@ -5,7 +5,6 @@ held the others for a second each; `loopkit port` printed whatever a fake server
 answered; `--server PATH` unlinked any file; control bytes reached the log; a
 /tmp/loopkit-UID created by another user blocked `loopkit port` for good."""
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -154,24 +153,30 @@ def test_request_without_newline_is_answered(env, portserver):
     assert int(got) > 0, got
 
 
+SQUATTED_UID = 64919  # a uid no one else uses: its /tmp/loopkit-UID is this test's alone
+
+
 @needs_root
 def test_squatted_tmp_directory_falls_back_to_home(tmp_path):
-    nobody = pwd.getpwnam("nobody")
-    squat = f"/tmp/loopkit-{nobody.pw_uid}"
+    """Another user made /tmp/loopkit-UID first: the user's leases go to ~/.cache instead.
+    (The user is a uid of this test alone: nobody's own directory may exist already,
+    made by any other test that runs loopkit as nobody.)"""
+    uid = SQUATTED_UID
+    squat = f"/tmp/loopkit-{uid}"
     created = not os.path.exists(squat)
     if created:
         os.mkdir(squat, 0o777)  # another user (root here) took the name first
-    d, binary = nobody_can_run(LOOPKIT)  # a directory nobody can traverse
+    d, binary = nobody_can_run(LOOPKIT)  # a directory any user can traverse
     home = os.path.join(d, "home")
     os.mkdir(home)
-    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    os.chown(home, uid, uid)
     try:
         st = os.stat(squat)
-        if st.st_uid == nobody.pw_uid:
-            pytest.fail(f"{squat} already belongs to nobody: the test cannot play the squatter")
-        # runuser sets HOME to nobody's own (/nonexistent): env sets ours after it.
-        p = subprocess.run(["runuser", "-u", "nobody", "--", "env", "-u", "XDG_RUNTIME_DIR", f"HOME={home}",
-                            binary, "port"], capture_output=True, text=True, timeout=10)
+        if st.st_uid == uid:
+            pytest.fail(f"{squat} already belongs to {uid}: the test cannot play the squatter")
+        p = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                            "env", "-u", "XDG_RUNTIME_DIR", f"HOME={home}", binary, "port"],
+                           capture_output=True, text=True, timeout=10)
         assert p.returncode == 0, p.stderr
         assert int(p.stdout) > 0
         assert f"{squat} is not this user's" in p.stderr, p.stderr
