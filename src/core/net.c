@@ -267,3 +267,9 @@ void net_relay_rcvbuf(int fd)
 	int v = NET_RELAY_RCVBUF;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
 }
+
+void net_reset_on_close(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}

@@ -19,6 +19,8 @@
 /* Sets it on fd, best effort; before connect(2) or listen(2), so the window scale the
  * handshake sets fits it. */
 void net_relay_rcvbuf(int fd);
+/* Makes the close of fd send a reset, not an orderly end (SO_LINGER 0). */
+void net_reset_on_close(int fd);
 
 /* Parses a numeric host ("127.0.0.1", "::1", "[::1]") or "localhost" (127.0.0.1)
  * with port into *ss. Returns 0, or -1 when host is not an address. */

@@ -14,8 +14,7 @@
 /* Closes fd so that the peer sees a reset, not an orderly end. */
 static void close_reset(int fd)
 {
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	net_reset_on_close(fd);
 	close(fd);
 }
 

@@ -639,8 +639,7 @@ static void relay_conn(struct isolate_forward *f, int fd, int to_host)
 		s = socket(f->inner.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		iso->refused++;
-		struct linger lg = {.l_onoff = 1, .l_linger = 0};
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		net_reset_on_close(fd);
 		close(fd);
 		return;
 	}

@@ -88,19 +88,18 @@ static void pconn_close(struct pconn *c, int rst)
 		return;
 	struct proxy_server *s = srv(c);
 	struct proxy *p = c->p;
-	struct linger lg = {1, 0};
 	if (c->rec)
 		record_conn_close(s->rec, c, rst);
 	if (c->cfd >= 0) {
 		if (rst) /* the client's socket before the upstream answered */
-			setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+			net_reset_on_close(c->cfd);
 		close(c->cfd);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (c->io[i].fd < 0)
 			continue;
 		if (rst)
-			setsockopt(c->io[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+			net_reset_on_close(c->io[i].fd);
 		loop_io_close(s->loop, &c->io[i]);
 	}
 	for (int d = 0; d < 2; d++) {
@@ -1143,9 +1142,7 @@ void relay_accept(struct proxy *p, int fd, const struct sockaddr_storage *peer)
 			        p->name, c ? "socket" : "memory", strerror(errno));
 		s->emfile_logged = 1;
 		free(c);
-		struct linger lg = {.l_onoff = 1, .l_linger = 0};
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg,
-		           sizeof lg); /* a reset: a FIN would look like an answer */
+		net_reset_on_close(fd); /* a reset: a FIN would look like an answer */
 		close(fd);
 		p->refused++;
 		return;

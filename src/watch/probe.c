@@ -68,10 +68,8 @@ void watch_probe_end(struct watch_probe *p, int ok)
 		/* A stream we close first would sit in TIME_WAIT on our side: a watcher that
 		 * probes often would use up the ephemeral ports. Reset it instead (the answer
 		 * is in), unless the peer closed first. */
-		if ((t->kind == WATCH_TCP || t->kind == WATCH_HTTP) && !p->eof) {
-			struct linger lg = {1, 0};
-			setsockopt(p->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
+		if ((t->kind == WATCH_TCP || t->kind == WATCH_HTTP) && !p->eof)
+			net_reset_on_close(p->io.fd);
 		loop_io_close(l, &p->io);
 	}
 	if (p->out.fd >= 0)
