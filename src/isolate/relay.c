@@ -54,8 +54,8 @@ void relay_close(struct relay *r, int reset)
 	relay_gone(iso);
 }
 
-/* Every relay's reads land here (ISOLATE_READ_LEN bytes; one event loop uses it). */
-static char *bulk;
+/* Every relay's reads land here (one event loop uses it; untouched, it costs no memory). */
+static char bulk[ISOLATE_READ_LEN];
 
 /* Moves direction d (side s to side 1-s): what the pipe holds goes out first; then a
  * read and a send, again while the reads come full. What side 1-s did not take waits in
@@ -67,11 +67,6 @@ static int pump(struct relay *r, int s)
 {
 	struct relay_dir *d = &r->d[s];
 	int t = 1 - s;
-	char small[16 * 1024];
-	if (!bulk)
-		bulk = malloc(ISOLATE_READ_LEN); /* without memory, the small buffer does */
-	char *buf = bulk ? bulk : small;
-	size_t buflen = bulk ? ISOLATE_READ_LEN : sizeof small;
 	for (int round = 0; round < ISOLATE_PUMP_ROUNDS; round++) {
 		if (d->inpipe) {
 			ssize_t out = splice(d->pipe[0], NULL, r->fd[t], NULL, d->inpipe,
@@ -93,19 +88,15 @@ static int pump(struct relay *r, int s)
 			}
 			return 0;
 		}
-		if (!d->cap) {
-			int cap = fcntl(d->pipe[0], F_GETPIPE_SZ);
-			d->cap = cap > 0 ? (size_t)cap : 4096;
-		}
-		size_t want = buflen < d->cap ? buflen : d->cap;
-		ssize_t in = read(r->fd[s], buf, want);
+		size_t want = sizeof bulk < d->cap ? sizeof bulk : d->cap;
+		ssize_t in = read(r->fd[s], bulk, want);
 		if (in == 0) {
 			d->eof = 1;
 			continue;
 		}
 		if (in < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -1;
-		ssize_t w = send(r->fd[t], buf, (size_t)in, MSG_NOSIGNAL);
+		ssize_t w = send(r->fd[t], bulk, (size_t)in, MSG_NOSIGNAL);
 		if (w < 0 && errno != EAGAIN && errno != EINTR)
 			return -1;
 		if (w < 0)
@@ -113,7 +104,7 @@ static int pump(struct relay *r, int s)
 		r->bytes += (size_t)w;
 		r->iso->bytes += (size_t)w;
 		if (w < in) {
-			ssize_t k = write(d->pipe[1], buf + w, (size_t)(in - w));
+			ssize_t k = write(d->pipe[1], bulk + w, (size_t)(in - w));
 			if (k != in - w)
 				return -1; /* cannot be: the pipe was empty and holds what was read */
 			d->inpipe = (size_t)k;
@@ -257,9 +248,12 @@ struct relay *relay_start(struct isolate *iso, int accepted, int connect_fd,
 	r->io[0].fd = r->io[1].fd = -1;
 	for (int s = 0; s < 2; s++)
 		r->d[s].pipe[0] = r->d[s].pipe[1] = -1;
-	for (int s = 0; s < 2; s++)
+	for (int s = 0; s < 2; s++) {
 		if (pipe2(r->d[s].pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 			goto fail_free;
+		int cap = fcntl(r->d[s].pipe[0], F_GETPIPE_SZ);
+		r->d[s].cap = cap > 0 ? (size_t)cap : 4096;
+	}
 	r->next = iso->relays;
 	if (r->next)
 		r->next->prev = r;

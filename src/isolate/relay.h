@@ -13,7 +13,7 @@ struct relay_dir {
 	int eof;       /* side s sent its FIN */
 	int shut;      /* ... and it was passed on: side 1-s is shut for writing */
 	int grown;     /* the pipe was made ISOLATE_PIPE_BULK big */
-	size_t cap;    /* bytes the pipe holds (0: not asked yet): a read takes no more */
+	size_t cap;    /* bytes the pipe holds: a read takes no more */
 };
 
 struct relay {

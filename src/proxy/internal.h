@@ -151,7 +151,7 @@ struct proxy_server {
 	uint64_t rng;
 	struct ppipe pipes[PROXY_PIPE_POOL];
 	size_t npipes;
-	char *bulk; /* PROXY_BULK bytes: every plain read lands here (NULL until the first) */
+	char *bulk; /* PROXY_BULK bytes: every plain read lands here */
 	unsigned nconns;
 	int emfile_logged;
 	/* the control API */

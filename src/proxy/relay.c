@@ -14,7 +14,6 @@
 #include "proxy/internal.h"
 
 #define TURN_BYTES (1024 * 1024) /* moved per direction per wakeup, then others go */
-#define SMALL_READ (16 * 1024)   /* first read of a wakeup, through the stack */
 
 #define BW_SLACK_US 20000 /* bandwidth: timer lateness forgiven, and the most an idle link saves */
 #define PF_DROP     1u    /* the piece is discarded, not sent */
@@ -440,11 +439,8 @@ static int pump_plain(struct pconn *c, int d)
 	struct proxy_server *s = srv(c);
 	struct pdir *pd = &c->d[d];
 	int src = side_fd(c, d == PROXY_UP ? 0 : 1), dst = side_fd(c, d == PROXY_UP ? 1 : 0);
-	char small[SMALL_READ];
-	if (!s->bulk)
-		s->bulk = malloc(PROXY_BULK); /* without memory, the small buffer does */
-	char *buf = s->bulk ? s->bulk : small;
-	size_t cap = s->bulk ? PROXY_BULK : sizeof small, moved = 0;
+	char *buf = s->bulk;
+	size_t cap = PROXY_BULK, moved = 0;
 	pd->want_read = pd->want_write = 0;
 	while (moved < TURN_BYTES) {
 		if (pd->inpipe) {

@@ -554,6 +554,10 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 {
 	struct proxy_server *s = calloc(1, sizeof(*s));
 	*code = 1;
+	if (s && !(s->bulk = malloc(PROXY_BULK))) {
+		free(s);
+		s = NULL;
+	}
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -563,6 +567,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 	s->rng = o->seed ? o->seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ loop_clock_us();
 	s->loop = loop_new(err, errlen);
 	if (!s->loop) {
+		free(s->bulk);
 		free(s);
 		return NULL;
 	}
