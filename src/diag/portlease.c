@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/net.h"
+
 const char *portlease_iana_class(uint16_t port)
 {
 	if (port < 1024)
@@ -392,7 +394,8 @@ int portlease_take(const char *dir, const struct portlease_range *pool, size_t n
 	return got == (size_t)-1 ? -1 : (int)got;
 }
 
-uint16_t portlease_pick_one(void)
+/* One leased port for a listener asked for port 0; 0 when none could be leased. */
+static uint16_t pick_one(void)
 {
 	char dir[512], err[256];
 	struct portlease_range eph, pool[2], want = {PORTLEASE_POOL_LO, PORTLEASE_POOL_HI};
@@ -406,4 +409,18 @@ uint16_t portlease_pick_one(void)
 	if (!np || portlease_take(dir, pool, np, 1, PORTLEASE_TCP, &tmpl, &port, err, sizeof err) != 1)
 		return 0;
 	return port;
+}
+
+int portlease_listen_loopback(struct sockaddr_storage *ss, socklen_t len, int backlog, int *twin,
+                              struct sockaddr_storage *failed, char *err, size_t errlen)
+{
+	uint16_t pick = net_ss_port(ss) ? 0 : pick_one();
+	if (pick)
+		net_ss_set_port(ss, pick);
+	int fd = net_listen_loopback((struct sockaddr *)ss, len, backlog, twin, failed, err, errlen);
+	if (fd < 0 && pick && errno == EADDRINUSE) {
+		net_ss_set_port(ss, 0);
+		fd = net_listen_loopback((struct sockaddr *)ss, len, backlog, twin, failed, err, errlen);
+	}
+	return fd;
 }

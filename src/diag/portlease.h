@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <sys/types.h>
 
@@ -73,10 +74,12 @@ int portlease_in_pool(const struct portlease_range *pool, size_t npool, uint16_t
 int portlease_take(const char *dir, const struct portlease_range *pool, size_t npool, size_t count,
                    unsigned need, const struct portlease *tmpl, uint16_t *out, char *err, size_t errlen);
 
-/* One free TCP port outside the kernel's ephemeral range, leased to the calling process
- * as `loopkit port` hands them out (so a test's other ports never collide with it): what
- * a listener asked for port 0 takes (proxy, isolate -p). 0 when none could be leased;
- * then port 0 lets the kernel choose. */
-uint16_t portlease_pick_one(void);
+/* net_listen_loopback (core/net.h) on ss. Port 0 takes a free TCP port outside the
+ * kernel's ephemeral range, leased to the calling process as `loopkit port` hands them
+ * out (so a test's other ports never collide with it); when none could be leased, or
+ * another process took it meanwhile, the kernel's pick. ss keeps the port last asked
+ * for. The proxy's listeners and isolate's -p use it. */
+int portlease_listen_loopback(struct sockaddr_storage *ss, socklen_t len, int backlog, int *twin,
+                              struct sockaddr_storage *failed, char *err, size_t errlen);
 
 #endif

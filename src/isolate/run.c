@@ -250,18 +250,9 @@ static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 		                   sizeof why);
 		f->twin = -1;
 	} else {
-		/* Port 0: one outside the ephemeral range, as the proxy's; if another
-		 * process took it meanwhile, the kernel's pick. */
-		uint16_t pick = net_ss_port(&f->host) ? 0 : portlease_pick_one();
-		if (pick)
-			net_ss_set_port(&f->host, pick);
-		f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG,
-		                            &f->twin, &failed, why, sizeof why);
-		if (f->fd < 0 && pick && errno == EADDRINUSE) {
-			net_ss_set_port(&f->host, 0);
-			f->fd = net_listen_loopback((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG,
-			                            &f->twin, &failed, why, sizeof why);
-		}
+		/* port 0: one outside the ephemeral range, as the proxy's */
+		f->fd = portlease_listen_loopback(&f->host, f->hostlen, ISOLATE_BACKLOG, &f->twin, &failed,
+		                                  why, sizeof why);
 	}
 	if (f->fd < 0) {
 		int e = errno;

@@ -143,12 +143,10 @@ static enum lk_err open_listener(struct proxy_server *s, const char *text, int *
 		snprintf(why, whylen, "listen %s: %s", text, msg);
 		return LK_E_P_BAD_ADDR;
 	}
-	uint16_t want = port ? port : portlease_pick_one();
-	if (!port && want)
-		net_ss_set_port(&ss, want);
 	char err[256];
 	struct sockaddr_storage failed;
-	int l = net_listen_loopback((struct sockaddr *)&ss, len, 1024, twin, &failed, err, sizeof err);
+	int l = portlease_listen_loopback(&ss, len, 1024, twin, &failed, err, sizeof err);
+	uint16_t want = net_ss_port(&ss);
 	if (l < 0 && errno == EADDRINUSE && net_ss_same(&failed, &ss)) {
 		const struct proxy *o = proxy_listening_on(s, &ss);
 		if (o) { /* not "held by loopkit (pid ours)": say which of ours */
