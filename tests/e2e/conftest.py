@@ -669,11 +669,10 @@ def segs_in(sock):
 def rcvbufs_of(pid):
     """The receive buffer (ss's rb) of each established TCP socket of process pid, in
     the caller's network namespace."""
-    import re
     out = subprocess.run(["ss", "-tnmp", "state", "established"], capture_output=True,
                          text=True, check=True).stdout
     return [int(m.group(1)) for m in
-            re.finditer(r"pid=%d,fd=\d+\)\)[^\n]*\n?\s*skmem:\(r\d+,rb(\d+)" % pid, out)]
+            _re.finditer(r"pid=%d,fd=\d+\)\)[^\n]*\n?\s*skmem:\(r\d+,rb(\d+)" % pid, out)]
 
 
 def wait_for(pred, timeout=3, step=0.05):
@@ -1178,6 +1177,18 @@ def snapshot(top):
                 with open(p, "rb") as f:
                     out[rel] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+def connect_early(port, rcvbuf=0):
+    """A socket connecting to 127.0.0.1:port without waiting for it. On a loaded machine
+    a peer can accept, send and reset before a blocking connect returns, which then
+    reports the reset and not the bytes queued before it; a read reports both."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", port))
+    return s
 
 
 def read_until_end(s, timeout=3):

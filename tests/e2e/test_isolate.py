@@ -25,7 +25,8 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture, rcvbufs_of, sanitizer_build
+from conftest import (LOOPKIT, connect_early, hard_timeout_fixture, rcvbufs_of, read_until_end,
+                      sanitizer_build)
 
 _hard_timeout = hard_timeout_fixture(90)
 
@@ -1032,24 +1033,9 @@ def test_a_server_that_sends_and_resets_is_heard_whole(isolated):
                  ready="ready")
     ends = []
     for _ in range(40):
-        c = socket.socket()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        # Not a blocking connect: on a loaded machine all of it can happen before one
-        # returns, which then reports the reset and not the bytes queued before it.
-        c.setblocking(False)
-        c.connect_ex(("127.0.0.1", i.ports[0]))
-        c.settimeout(5)
-        got, end = bytearray(), "EOF"
-        try:
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                got += b
-        except ConnectionResetError:
-            end = "RST"
+        c = connect_early(i.ports[0], rcvbuf=1 << 20)
+        ends.append(read_until_end(c, 5))
         c.close()
-        ends.append((bytes(got), end))
     assert ends == [(data, "RST")] * 40, [(len(b), e) for b, e in ends if (b, e) != (data, "RST")][:3]
     assert i.stop() == 143
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import rcvbufs_of, read_until_end, wait_for
+from conftest import connect_early, rcvbufs_of, read_until_end, wait_for
 from proxyutil import (PIPE_POOL, PROXY_BIN, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
@@ -529,12 +529,7 @@ def test_an_upstream_that_sends_and_resets_at_accept(proxies, toxics):
     p = proxies(up.addr, *toxics)
     ends = []
     for _ in range(20):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # room for all of it
-        # Not a blocking connect: on a loaded machine all of it can happen before one
-        # returns, which then reports the reset and not the bytes queued before it.
-        s.setblocking(False)
-        s.connect_ex(("127.0.0.1", p.port()))
+        s = connect_early(p.port(), rcvbuf=1 << 20)  # room for all of it
         ends.append(read_until_end(s, 5))
         s.close()
     up.close()
@@ -616,9 +611,7 @@ def test_no_descriptor_for_the_upstream_socket_resets_the_client(proxies):
     can be made: the client gets a reset (and the log says why), not a FIN that reads
     as an empty answer from a server that had nothing to say."""
     p = proxies("127.0.0.1:0", "127.0.0.1:9", api=False, nofile=11)  # one less than relaying needs
-    s = socket.socket()
-    s.setblocking(False)  # a blocking connect can return the reset itself, under load
-    s.connect_ex(("127.0.0.1", p.port()))
+    s = connect_early(p.port())
     assert read_until_end(s, 5) == (b"", "RST")
     s.close()
     assert wait_for(lambda: "no socket for a new connection (Too many open files); it is reset; "
