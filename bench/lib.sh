@@ -165,6 +165,26 @@ wait_port() { # wait_port PORT: until something accepts on 127.0.0.1:PORT (5 s)
 	return 1
 }
 
+# haproxy_tcp_cfg PORT UPSTREAM_PORT: haproxy's config for a TCP proxy on 127.0.0.1:PORT
+# to 127.0.0.1:UPSTREAM_PORT, one thread (the peer of loopkit proxy in the benches)
+haproxy_tcp_cfg() {
+	cat <<-EOF
+		global
+		    maxconn 8000
+		    nbthread 1
+		defaults
+		    mode tcp
+		    timeout connect 5s
+		    timeout client 1h
+		    timeout server 1h
+		frontend f
+		    bind 127.0.0.1:$1
+		    default_backend b
+		backend b
+		    server s1 127.0.0.1:$2
+	EOF
+}
+
 free_port() { "$PY" "$BENCH_DIR/bench.py" port; }
 
 # spawn PORT CMD... [>LOG]: runs a server in the background, stdin from /dev/null and its

@@ -101,21 +101,7 @@ start_proxy() {
 			>"$TMP/loopkit.log" 2>&1 </dev/null &
 		;;
 	haproxy)
-		cat >"$TMP/haproxy.cfg" <<-EOF
-			global
-			    maxconn 8000
-			    nbthread 1
-			defaults
-			    mode tcp
-			    timeout connect 5s
-			    timeout client 1h
-			    timeout server 1h
-			frontend f
-			    bind 127.0.0.1:$port
-			    default_backend b
-			backend b
-			    server s1 127.0.0.1:$up
-		EOF
+		haproxy_tcp_cfg "$port" "$up" >"$TMP/haproxy.cfg"
 		taskset -c "$SERVER_CPU" haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 </dev/null &
 		;;
 	socat)

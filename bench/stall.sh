@@ -66,7 +66,7 @@ for r in $(seq "$ROUNDS"); do
 	"$LOOPKIT" proxy -q --api off "127.0.0.1:$P" "127.0.0.1:$UP" >/dev/null 2>&1 </dev/null &
 	pid=$!; STARTED_PIDS+=("$pid"); wait_port "$P" && run_one loopkit "$P"; stop_pid "$pid"; forget_pid "$pid"
 	P=$(free_port)
-	printf 'global\n    maxconn 8000\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\nfrontend f\n    bind 127.0.0.1:%s\n    default_backend b\nbackend b\n    server s1 127.0.0.1:%s\n' "$P" "$UP" >"$TMP/h.cfg"
+	haproxy_tcp_cfg "$P" "$UP" >"$TMP/h.cfg"
 	haproxy -db -f "$TMP/h.cfg" >/dev/null 2>&1 </dev/null &
 	pid=$!; STARTED_PIDS+=("$pid"); wait_port "$P" && run_one haproxy "$P"; stop_pid "$pid"; forget_pid "$pid"
 	P=$(free_port)
