@@ -971,16 +971,16 @@ def test_relayed_sockets_keep_small_receive_buffers(isolated):
 
 TWO_FAMILIES = """
 import socket, threading
-def serve(fam, addr, port, word):
-    s = socket.socket(fam)
-    s.bind((addr, port))
-    s.listen(8)
+def serve(s, word):
     while True:
         c, _ = s.accept()
         c.sendall(word)
         c.close()
-for a in ((socket.AF_INET6, "::1", 80, b"v6 on 80"), (socket.AF_INET, "127.0.0.1", 81, b"v4 on 81")):
-    threading.Thread(target=serve, args=a, daemon=True).start()
+for fam, addr, port, word in ((socket.AF_INET6, "::1", 80, b"v6 on 80"), (socket.AF_INET, "127.0.0.1", 81, b"v4 on 81")):
+    s = socket.socket(fam)
+    s.bind((addr, port))
+    s.listen(8)  # before "ready": a client may connect the moment it is printed
+    threading.Thread(target=serve, args=(s, word), daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()
 """
