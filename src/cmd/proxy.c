@@ -76,7 +76,7 @@ static int proxy_main(void *p)
 		return code;
 	}
 	struct buf out;
-	buf_init(&out, 1024 * 1024);
+	buf_init(&out, PROXY_SUMMARY_MAX);
 	proxy_server_describe(s, a->json, &out);
 	fwrite(buf_start(&out) ? buf_start(&out) : "", 1, buf_used(&out), stdout);
 	fflush(stdout);

@@ -453,7 +453,7 @@ static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
 			const struct proxy *p = s->proxies[i];
 			for (int d = 0; d < 2; d++) {
 				buf_puts(&b, name);
-				metric_labels(&b, p, d == PROXY_UP ? "upstream" : "downstream");
+				metric_labels(&b, p, proxy_stream_name(d));
 				buf_printf(&b, " %llu\n",
 				           (unsigned long long)(k ? p->bytes[d] : p->rbytes[d]));
 			}

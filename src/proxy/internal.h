@@ -19,6 +19,7 @@ struct json;
 struct record;
 
 enum proxy_dir { PROXY_UP = 0, PROXY_DOWN = 1 }; /* client -> upstream; upstream -> client */
+const char *proxy_stream_name(enum proxy_dir d); /* toxiproxy's "upstream", "downstream" */
 
 /* ---- toxics (toxic.c) ---- */
 
@@ -109,6 +110,17 @@ size_t proxy_preset_toxics(const struct proxy_preset *p, struct toxic *out);
 struct proxy_server;
 struct pconn;
 
+/* What a removed toxic did, kept for the summary at exit. Toxics of one name, type and
+ * stream add up in one tally; past PROXY_TALLY_NAMES names, the rest add up per type and
+ * stream (name ""), so the tallies stay bounded whatever an API client does. */
+#define PROXY_TALLY_NAMES PROXY_MAX_TOXICS
+struct toxic_tally {
+	char name[PROXY_NAME_MAX];
+	const struct toxic_type *type;
+	enum proxy_dir dir;
+	uint64_t applied;
+};
+
 struct proxy {
 	struct proxy_server *srv;
 	char name[PROXY_NAME_MAX];
@@ -125,8 +137,10 @@ struct proxy {
 	struct pconn *conns; /* doubly linked list */
 	unsigned nconns;
 	uint64_t conns_total, bytes[2], refused;
-	uint64_t rbytes[2]; /* read from each direction's source (bytes[]: written to its
-	                       destination); a timeout or limit_data toxic swallows the difference */
+	uint64_t rbytes[2];       /* read from each direction's source (bytes[]: written to its
+	                             destination); a timeout or limit_data toxic swallows the difference */
+	struct toxic_tally *gone; /* toxics removed so far */
+	size_t ngone;
 };
 
 /* A pipe for what a destination did not take yet (spliced out), kept in a pool between uses. */
@@ -147,6 +161,11 @@ struct proxy_server {
 	struct proxy_opts o;
 	struct proxy *proxies[PROXY_MAX_PROXIES];
 	size_t nproxies;
+	/* proxies deleted (or replaced by /populate) while it ran, for the summary: one per
+	 * name, totals added up; past PROXY_MAX_PROXIES names, only counted */
+	struct proxy *deleted[PROXY_MAX_PROXIES];
+	size_t ndeleted;
+	uint64_t deleted_unlisted;
 	uint32_t next_toxic_id, next_conn_id;
 	uint64_t rng;
 	struct ppipe pipes[PROXY_PIPE_POOL];

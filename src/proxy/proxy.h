@@ -22,8 +22,12 @@
 #define PROXY_HALF_CLOSE_MS 10000       /* a pair with one side shut closes after this long without traffic */
 #define PROXY_HAR_BODY_MAX  (64 * 1024) /* body bytes kept per HAR entry; longer ones are cut and marked */
 #define PROXY_CONFIG_MAX    (1024 * 1024) /* largest --config file */
-#define PROXY_BUSY_POLL_US  200           /* default of --busy-poll (see loop_set_busy_poll) */
-#define PROXY_BUSY_POLL_MAX 100000        /* the most --busy-poll allows, µs */
+/* The summary at exit, bytes: at most 512 proxies (live and deleted) of under 100 toxic
+ * lines (32 live, 32 removed names, one per type and stream beyond) of under 256 bytes
+ * each; test_proxy fills every one and checks it fits. */
+#define PROXY_SUMMARY_MAX   (16 * 1024 * 1024)
+#define PROXY_BUSY_POLL_US  200    /* default of --busy-poll (see loop_set_busy_poll) */
+#define PROXY_BUSY_POLL_MAX 100000 /* the most --busy-poll allows, µs */
 
 /* What the verb asks for. Strings are borrowed for the server's life. */
 struct proxy_opts {
@@ -58,8 +62,9 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 void proxy_server_describe(const struct proxy_server *s, int json, struct buf *out);
 /* Runs until SIGINT or SIGTERM. Returns 0, or -1 when the loop failed. */
 int proxy_server_run(struct proxy_server *s);
-/* The summary: per proxy, connections, bytes each way and toxics applied; human text
- * or one JSON document (two renderings of one result). */
+/* The summary: per proxy, connections, bytes each way and toxics applied (removed
+ * toxics and deleted proxies too, bounded); human text or one JSON document (two
+ * renderings of one result). */
 void proxy_server_summary(const struct proxy_server *s, int json, struct buf *out);
 /* Closes every connection and listener and frees the server. */
 void proxy_server_free(struct proxy_server *s);

@@ -362,13 +362,83 @@ enum lk_err proxy_update(struct proxy *p, const char *listen, const char *upstre
 	return proxy_start(p, listen, why, whylen);
 }
 
+/* Adds what a removed toxic did to p's tallies (see struct toxic_tally). */
+static void tally_add(struct proxy *p, const char *name, const struct toxic_type *type, enum proxy_dir dir,
+                      uint64_t applied)
+{
+	size_t named = 0;
+	for (size_t i = 0; i < p->ngone; i++) {
+		struct toxic_tally *g = &p->gone[i];
+		if (g->type == type && g->dir == dir && !strcmp(g->name, name)) {
+			g->applied += applied;
+			return;
+		}
+		named += g->name[0] != 0;
+	}
+	if (name[0] && named >= PROXY_TALLY_NAMES) {
+		tally_add(p, "", type, dir, applied);
+		return;
+	}
+	struct toxic_tally *n = realloc(p->gone, (p->ngone + 1) * sizeof(*n));
+	if (!n)
+		return; /* out of memory: the summary lacks this one */
+	p->gone = n;
+	n += p->ngone++;
+	snprintf(n->name, sizeof n->name, "%s", name);
+	n->type = type;
+	n->dir = dir;
+	n->applied = applied;
+}
+
+static void proxy_free(struct proxy *p)
+{
+	for (size_t i = 0; i < p->ntoxics; i++)
+		free(p->toxics[i]);
+	free(p->gone);
+	free(p);
+}
+
+/* Keeps a deleted proxy's totals for the summary: added to an earlier one of its name,
+ * else listed on their own while there is room, else only counted. */
+static void proxy_retire(struct proxy *p)
+{
+	struct proxy_server *s = p->srv;
+	for (size_t i = 0; i < p->ntoxics; i++) {
+		tally_add(p, p->toxics[i]->name, p->toxics[i]->type, p->toxics[i]->dir,
+		          p->toxics[i]->applied);
+		free(p->toxics[i]);
+	}
+	p->ntoxics = 0;
+	for (size_t i = 0; i < s->ndeleted; i++) {
+		struct proxy *d = s->deleted[i];
+		if (strcmp(d->name, p->name))
+			continue;
+		memcpy(d->listen, p->listen, sizeof d->listen); /* the latest addresses */
+		memcpy(d->upstream, p->upstream, sizeof d->upstream);
+		d->conns_total += p->conns_total;
+		d->refused += p->refused;
+		for (int k = 0; k < 2; k++) {
+			d->bytes[k] += p->bytes[k];
+			d->rbytes[k] += p->rbytes[k];
+		}
+		for (size_t k = 0; k < p->ngone; k++)
+			tally_add(d, p->gone[k].name, p->gone[k].type, p->gone[k].dir, p->gone[k].applied);
+		proxy_free(p);
+		return;
+	}
+	if (s->ndeleted < PROXY_MAX_PROXIES) {
+		s->deleted[s->ndeleted++] = p;
+		return;
+	}
+	s->deleted_unlisted++;
+	proxy_free(p);
+}
+
 void proxy_delete(struct proxy *p)
 {
 	struct proxy_server *s = p->srv;
 	proxy_stop_listen(p);
 	relay_close_all(p);
-	for (size_t i = 0; i < p->ntoxics; i++)
-		free(p->toxics[i]);
 	for (size_t i = 0; i < s->nproxies; i++) {
 		if (s->proxies[i] == p) {
 			memmove(&s->proxies[i], &s->proxies[i + 1],
@@ -377,7 +447,7 @@ void proxy_delete(struct proxy *p)
 			break;
 		}
 	}
-	free(p);
+	proxy_retire(p);
 }
 
 struct toxic *proxy_toxic_find(struct proxy *p, const char *name)
@@ -418,6 +488,7 @@ void proxy_toxic_remove(struct proxy *p, struct toxic *t)
 		}
 	}
 	relay_toxics_changed(p, NULL);
+	tally_add(p, t->name, t->type, t->dir, t->applied);
 	free(t);
 }
 
@@ -712,6 +783,61 @@ int proxy_server_run(struct proxy_server *s)
 	return loop_run(s->loop);
 }
 
+/* One toxic's line of the summary: live (removed 0) or a removed one's tally. */
+static void summary_toxic(struct json *j, int json, struct buf *out, const char *name,
+                          const struct toxic_type *type, enum proxy_dir dir, uint64_t applied, int removed)
+{
+	if (!json) {
+		buf_printf(out, "  toxic %s (%s, %s%s): applied %llu times\n",
+		           name[0] ? name : "of other names", type->name, proxy_stream_name(dir),
+		           removed ? ", removed" : "", (unsigned long long)applied);
+		return;
+	}
+	json_obj_begin(j);
+	json_key(j, "name");
+	if (name[0])
+		json_str(j, name);
+	else
+		json_null(j); /* past PROXY_TALLY_NAMES names */
+	json_kstr(j, "type", type->name);
+	json_kstr(j, "stream", proxy_stream_name(dir));
+	json_kuint(j, "applied", applied);
+	json_kbool(j, "removed", removed);
+	json_obj_end(j);
+}
+
+static void summary_proxy(struct json *j, int json, struct buf *out, const struct proxy *p, int deleted)
+{
+	if (!json) {
+		buf_printf(out, "%s%s: %llu connections (%llu refused), %llu bytes up, %llu bytes down\n",
+		           p->name, deleted ? " (deleted)" : "", (unsigned long long)p->conns_total,
+		           (unsigned long long)p->refused, (unsigned long long)p->bytes[PROXY_UP],
+		           (unsigned long long)p->bytes[PROXY_DOWN]);
+	} else {
+		json_obj_begin(j);
+		json_kstr(j, "name", p->name);
+		json_kstr(j, "listen", p->listen);
+		json_kstr(j, "upstream", p->upstream);
+		json_kbool(j, "deleted", deleted);
+		json_kuint(j, "connections", p->conns_total);
+		json_kuint(j, "refused", p->refused);
+		json_kuint(j, "bytes_up", p->bytes[PROXY_UP]);
+		json_kuint(j, "bytes_down", p->bytes[PROXY_DOWN]);
+		json_key(j, "toxics");
+		json_arr_begin(j);
+	}
+	for (size_t k = 0; k < p->ntoxics; k++)
+		summary_toxic(j, json, out, p->toxics[k]->name, p->toxics[k]->type, p->toxics[k]->dir,
+		              p->toxics[k]->applied, 0);
+	for (size_t k = 0; k < p->ngone; k++)
+		summary_toxic(j, json, out, p->gone[k].name, p->gone[k].type, p->gone[k].dir,
+		              p->gone[k].applied, 1);
+	if (json) {
+		json_arr_end(j);
+		json_obj_end(j);
+	}
+}
+
 void proxy_server_summary(const struct proxy_server *s, int json, struct buf *out)
 {
 	struct json j;
@@ -721,47 +847,20 @@ void proxy_server_summary(const struct proxy_server *s, int json, struct buf *ou
 		json_key(&j, "proxies");
 		json_arr_begin(&j);
 	}
-	for (size_t i = 0; i < s->nproxies; i++) {
-		const struct proxy *p = s->proxies[i];
-		if (!json) {
-			buf_printf(out,
-			           "%s: %llu connections (%llu refused), %llu bytes up, %llu bytes down\n",
-			           p->name, (unsigned long long)p->conns_total,
-			           (unsigned long long)p->refused, (unsigned long long)p->bytes[PROXY_UP],
-			           (unsigned long long)p->bytes[PROXY_DOWN]);
-			for (size_t k = 0; k < p->ntoxics; k++)
-				buf_printf(out, "  toxic %s (%s, %s): applied %llu times\n",
-				           p->toxics[k]->name, p->toxics[k]->type->name,
-				           p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream",
-				           (unsigned long long)p->toxics[k]->applied);
-			continue;
-		}
-		json_obj_begin(&j);
-		json_kstr(&j, "name", p->name);
-		json_kstr(&j, "listen", p->listen);
-		json_kstr(&j, "upstream", p->upstream);
-		json_kuint(&j, "connections", p->conns_total);
-		json_kuint(&j, "refused", p->refused);
-		json_kuint(&j, "bytes_up", p->bytes[PROXY_UP]);
-		json_kuint(&j, "bytes_down", p->bytes[PROXY_DOWN]);
-		json_key(&j, "toxics");
-		json_arr_begin(&j);
-		for (size_t k = 0; k < p->ntoxics; k++) {
-			json_obj_begin(&j);
-			json_kstr(&j, "name", p->toxics[k]->name);
-			json_kstr(&j, "type", p->toxics[k]->type->name);
-			json_kstr(&j, "stream", p->toxics[k]->dir == PROXY_UP ? "upstream" : "downstream");
-			json_kuint(&j, "applied", p->toxics[k]->applied);
-			json_obj_end(&j);
-		}
-		json_arr_end(&j);
-		json_obj_end(&j);
+	for (size_t i = 0; i < s->nproxies; i++)
+		summary_proxy(&j, json, out, s->proxies[i], 0);
+	for (size_t i = 0; i < s->ndeleted; i++)
+		summary_proxy(&j, json, out, s->deleted[i], 1);
+	if (!json) {
+		if (s->deleted_unlisted)
+			buf_printf(out, "%llu more deleted proxies, not listed\n",
+			           (unsigned long long)s->deleted_unlisted);
+		return;
 	}
-	if (json) {
-		json_arr_end(&j);
-		json_obj_end(&j);
-		buf_puts(out, "\n");
-	}
+	json_arr_end(&j);
+	json_kuint(&j, "deleted_unlisted", s->deleted_unlisted);
+	json_obj_end(&j);
+	buf_puts(out, "\n");
 }
 
 void proxy_server_free(struct proxy_server *s)
@@ -770,6 +869,8 @@ void proxy_server_free(struct proxy_server *s)
 		return;
 	while (s->nproxies)
 		proxy_delete(s->proxies[s->nproxies - 1]);
+	for (size_t i = 0; i < s->ndeleted; i++)
+		proxy_free(s->deleted[i]);
 	proxy_api_stop(s);
 	proxy_pipe_drain(s);
 	free(s->bulk);

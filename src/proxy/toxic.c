@@ -85,6 +85,11 @@ const char *proxy_toxic_names(void)
 
 static const char *const streams[] = {"upstream", "downstream"}; /* enum proxy_dir order */
 
+const char *proxy_stream_name(enum proxy_dir d)
+{
+	return streams[d];
+}
+
 void toxic_defaults(struct toxic *t, const struct toxic_type *type, enum proxy_dir dir)
 {
 	memset(t, 0, sizeof(*t));

@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -322,3 +323,102 @@ def test_config_size_limit(tmp_path):
     r = subprocess.run([LOOPKIT, "proxy", "--api", "off", "--config", str(big)], capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 2 and "larger than 1048576 bytes" in r.stderr
+
+
+def echo_once(p, name, data=b"hello"):
+    """One connection through proxy name, closed by both ends before it returns: a toxic
+    added later must not find it open (toxics act on open connections too)."""
+    with p.connect(name) as s:
+        s.sendall(data)
+        assert recv_exactly(s, len(data)) == data
+    gauge = f'loopkit_proxy_connections_open{{proxy="{name}"}} 0\n'
+    deadline = time.monotonic() + 10
+    while gauge not in p.api("GET", "/metrics")[1]:
+        assert time.monotonic() < deadline, f"the proxy kept the pair of {name} open"
+        time.sleep(0.01)
+
+
+def recv_exactly(s, n):
+    got = b""
+    while len(got) < n:
+        b = s.recv(n - len(got))
+        assert b, f"the connection ended after {len(got)} of {n} bytes"
+        got += b
+    return got
+
+
+def drive_toxics_and_proxies(p, up):
+    """Toxics removed (one name twice, one by /reset) and a proxy deleted twice: what the
+    summary at exit must still count."""
+    lat = {"type": "latency", "name": "lat", "attributes": {"latency": 1}}
+    for conns in (2, 1):  # "lat" twice: one tally of 3
+        assert p.api("POST", "/proxies/proxy/toxics", lat)[0] == 200
+        for _ in range(conns):
+            echo_once(p, "proxy")
+        assert p.api("DELETE", "/proxies/proxy/toxics/lat")[0] == 204
+    slow = {"type": "bandwidth", "name": "slow", "stream": "upstream", "attributes": {"rate": 1000}}
+    assert p.api("POST", "/proxies/proxy/toxics", slow)[0] == 200
+    echo_once(p, "proxy")
+    assert p.api("POST", "/reset")[0] == 204
+    for _ in range(2):  # "gone" made and deleted twice: one entry, its totals added up
+        st, body = p.api("POST", "/proxies", {"name": "gone", "listen": "127.0.0.1:0", "upstream": up})
+        assert st == 201, body
+        p.proxies["gone"] = body["listen"]
+        echo_once(p, "gone", b"12345")
+        assert p.api("DELETE", "/proxies/gone")[0] == 204
+    return body["listen"]
+
+
+def test_the_summary_keeps_removed_toxics_and_deleted_proxies(proxies, echo_up):
+    """toxiproxy's way (add a toxic, run the test, remove it or /reset) used to leave the
+    summary at exit with no toxics at all, and a deleted proxy left no trace."""
+    p = proxies(echo_up.addr, "--json")
+    gone_listen = drive_toxics_and_proxies(p, echo_up.addr)
+    assert p.stop() == 0
+    doc = json.loads(p.rest)
+    assert doc == {"proxies": [
+        {"name": "proxy", "listen": p.proxies["proxy"], "upstream": echo_up.addr, "deleted": False,
+         "connections": 4, "refused": 0, "bytes_up": 20, "bytes_down": 20, "toxics": [
+             {"name": "lat", "type": "latency", "stream": "downstream", "applied": 3, "removed": True},
+             {"name": "slow", "type": "bandwidth", "stream": "upstream", "applied": 1, "removed": True}]},
+        {"name": "gone", "listen": gone_listen, "upstream": echo_up.addr, "deleted": True,
+         "connections": 2, "refused": 0, "bytes_up": 10, "bytes_down": 10, "toxics": []}],
+        "deleted_unlisted": 0}
+
+
+def test_the_text_summary_marks_removed_toxics_and_deleted_proxies(proxies, echo_up):
+    p = proxies(echo_up.addr)
+    drive_toxics_and_proxies(p, echo_up.addr)
+    assert p.stop() == 0
+    assert p.rest == ("proxy: 4 connections (0 refused), 20 bytes up, 20 bytes down\n"
+                      "  toxic lat (latency, downstream, removed): applied 3 times\n"
+                      "  toxic slow (bandwidth, upstream, removed): applied 1 times\n"
+                      "gone (deleted): 2 connections (0 refused), 10 bytes up, 10 bytes down\n")
+
+
+def test_the_summary_of_removed_toxics_and_deleted_proxies_is_bounded(proxies, echo_up):
+    """An API client that adds and removes toxics, or makes and deletes proxies, under new
+    names without end: the summary keeps 32 toxic names per proxy (the rest add up per
+    type and stream, name null) and 256 deleted proxies (the rest are counted)."""
+    p = proxies(echo_up.addr, "--json")
+    for i in range(40):
+        t = {"type": "latency", "name": f"t{i}", "attributes": {"latency": 1}}
+        assert p.api("POST", "/proxies/proxy/toxics", t)[0] == 200
+        if i in (5, 35, 36):
+            echo_once(p, "proxy")
+        assert p.api("DELETE", f"/proxies/proxy/toxics/t{i}")[0] == 204
+    for i in range(258):
+        st, body = p.api("POST", "/proxies", {"name": f"d{i}", "listen": "127.0.0.1:0", "upstream": echo_up.addr})
+        assert st == 201, body
+        assert p.api("DELETE", f"/proxies/d{i}")[0] == 204
+    assert p.stop() == 0
+    doc = json.loads(p.rest)
+    px = doc["proxies"][0]
+    assert px["name"] == "proxy" and px["connections"] == 3
+    want = [{"name": f"t{i}", "type": "latency", "stream": "downstream", "applied": int(i == 5), "removed": True}
+            for i in range(32)]
+    want.append({"name": None, "type": "latency", "stream": "downstream", "applied": 2, "removed": True})
+    assert px["toxics"] == want
+    assert [d["name"] for d in doc["proxies"][1:]] == [f"d{i}" for i in range(256)]
+    assert all(d["deleted"] and d["connections"] == 0 for d in doc["proxies"][1:])
+    assert doc["deleted_unlisted"] == 2

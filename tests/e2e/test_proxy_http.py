@@ -372,7 +372,7 @@ def test_json_summary(proxies, web):
     assert px["name"] == "proxy" and px["connections"] == 3 and px["refused"] == 0
     assert px["bytes_down"] > 3 * 6 and px["bytes_up"] > 3 * 20
     assert px["toxics"] == [{"name": "latency_downstream", "type": "latency", "stream": "downstream",
-                             "applied": 3}]
+                             "applied": 3, "removed": False}]
 
 
 @measures

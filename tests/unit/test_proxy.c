@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "core/buf.h"
 #include "core/json.h"
 #include "proxy/internal.h"
 #include "proxy/jin.h"
@@ -194,6 +196,77 @@ static void test_presets(void **state)
 	assert_null(proxy_preset_find("5g"));
 }
 
+/* A proxy at every bound: the longest names, 32 live toxics, 32 named tallies and one per
+ * type and stream beyond, counters at their largest. */
+static struct proxy *fullest_proxy(struct proxy_server *s, int k)
+{
+	size_t ntypes = 0;
+	while (toxic_type_at(ntypes))
+		ntypes++;
+	struct proxy *p = calloc(1, sizeof(*p));
+	assert_non_null(p);
+	p->srv = s;
+	snprintf(p->name, sizeof p->name, "%0*d", (int)sizeof p->name - 1, k);
+	memset(p->listen, 'l', sizeof p->listen - 1);
+	memset(p->upstream, 'u', sizeof p->upstream - 1);
+	p->conns_total = p->refused = p->bytes[0] = p->bytes[1] = UINT64_MAX;
+	for (size_t i = 0; i < PROXY_MAX_TOXICS; i++) {
+		struct toxic *t = calloc(1, sizeof(*t));
+		assert_non_null(t);
+		toxic_defaults(t, toxic_type_at(i % ntypes), i % 2 ? PROXY_UP : PROXY_DOWN);
+		snprintf(t->name, sizeof t->name, "%0*zu", (int)sizeof t->name - 1, i);
+		t->applied = UINT64_MAX;
+		p->toxics[p->ntoxics++] = t;
+	}
+	p->ngone = PROXY_TALLY_NAMES + 2 * ntypes;
+	p->gone = calloc(p->ngone, sizeof(*p->gone));
+	assert_non_null(p->gone);
+	for (size_t i = 0; i < p->ngone; i++) {
+		struct toxic_tally *g = &p->gone[i];
+		if (i < PROXY_TALLY_NAMES)
+			snprintf(g->name, sizeof g->name, "%0*zu", (int)sizeof g->name - 1, i);
+		g->type = toxic_type_at(i % ntypes);
+		g->dir = i % 2 ? PROXY_UP : PROXY_DOWN;
+		g->applied = UINT64_MAX;
+	}
+	return p;
+}
+
+/* The summary of a server at every bound fits PROXY_SUMMARY_MAX whole, both renderings. */
+static void test_the_fullest_summary_fits(void **state)
+{
+	(void)state;
+	struct proxy_server *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	for (int i = 0; i < PROXY_MAX_PROXIES; i++) {
+		s->proxies[s->nproxies++] = fullest_proxy(s, i);
+		s->deleted[s->ndeleted++] = fullest_proxy(s, PROXY_MAX_PROXIES + i);
+	}
+	s->deleted_unlisted = UINT64_MAX;
+	for (int json = 0; json < 2; json++) {
+		struct buf out;
+		buf_init(&out, PROXY_SUMMARY_MAX);
+		proxy_server_summary(s, json, &out);
+		const char *end = json ? "\"deleted_unlisted\":18446744073709551615}\n"
+		                       : "18446744073709551615 more deleted proxies, not listed\n";
+		assert_true(buf_used(&out) > strlen(end));
+		assert_memory_equal(buf_start(&out) + buf_used(&out) - strlen(end), end, strlen(end));
+		printf("summary at every bound (%s): %zu bytes, cap %d\n", json ? "json" : "text",
+		       buf_used(&out), PROXY_SUMMARY_MAX);
+		buf_free(&out);
+	}
+	struct proxy *all[2 * PROXY_MAX_PROXIES];
+	memcpy(all, s->proxies, sizeof s->proxies);
+	memcpy(all + PROXY_MAX_PROXIES, s->deleted, sizeof s->deleted);
+	for (size_t i = 0; i < 2 * PROXY_MAX_PROXIES; i++) {
+		for (size_t k = 0; k < all[i]->ntoxics; k++)
+			free(all[i]->toxics[k]);
+		free(all[i]->gone);
+		free(all[i]);
+	}
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +274,7 @@ int main(void)
 	        cmocka_unit_test(test_json_bodies),
 	        cmocka_unit_test(test_json_refuses_nul_and_duplicates),
 	        cmocka_unit_test(test_presets),
+	        cmocka_unit_test(test_the_fullest_summary_fits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
