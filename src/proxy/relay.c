@@ -216,10 +216,11 @@ static int dir_finish(struct pconn *c, int d)
 		pconn_close(c, 0); /* both ways ended: the close sends the FIN */
 		return -1;
 	}
+	/* Half-closed: the other way may still carry an answer, however late, as on a
+	 * direct connection. The pair lives as long as its peers hold it, as an idle one
+	 * does (a 10 s limit here once cut a slow server's answer to a client that had
+	 * half-closed, into what looked like an empty one). */
 	shutdown(c->io[dst].fd, SHUT_WR);
-	/* Half-closed: the other way may still carry a response, but a peer that never
-	 * closes must not hold the pair for ever (socat waits 0.5 s; we wait longer). */
-	loop_timer_start(srv(c)->loop, &c->linger, PROXY_HALF_CLOSE_MS);
 	return 0;
 }
 
@@ -1096,8 +1097,6 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 	int rd = side == 0 ? PROXY_UP : PROXY_DOWN;
 	if (events & LOOP_RDHUP)
 		c->d[rd].src_hup = 1;
-	if (c->d[0].done || c->d[1].done)
-		loop_timer_start(l, &c->linger, PROXY_HALF_CLOSE_MS); /* traffic: still alive */
 	if ((events & (LOOP_READ | LOOP_ERROR)) && pump(c, rd) < 0)
 		return;
 	if ((events & (LOOP_WRITE | LOOP_ERROR)) && pump(c, !rd) < 0)

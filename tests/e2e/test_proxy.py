@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import connect_early, rcvbufs_of, read_until_end, wait_for
+from conftest import connect_early, proc_cpu_seconds, rcvbufs_of, read_until_end, wait_for
 from proxyutil import (PIPE_POOL, PROXY_BIN, Upstream, echo_up, fd_kinds,  # noqa: F401 (fixtures)
                        measures, median, proxies, recv_all, rss_kib, source)
 
@@ -1018,3 +1018,34 @@ def test_a_port_alone_is_on_loopback(proxies, echo_up):
         assert rtts(s, 1)
     st, body = p.api("GET", "/proxies")
     assert {n: b["upstream"] for n, b in body.items()} == dict.fromkeys(("proxy", "two", "three"), echo_up.addr)
+
+
+def test_a_half_closed_pair_carries_a_late_answer_both_ways(proxies):
+    """A client that half-closes (nc -N) and a server that answers 11 s later: the answer
+    arrives, as on a direct connection; the same with the upstream half-closing first. The
+    proxy closed such pairs after 10 s without traffic, with a FIN: the client read an
+    empty answer. Held half-closed, the pairs cost no CPU."""
+    ups = socket.socket()
+    ups.bind(("127.0.0.1", 0))
+    ups.listen()
+    p = proxies(f"127.0.0.1:{ups.getsockname()[1]}")
+    client_first = p.connect()
+    up_a, _ = ups.accept()
+    upstream_first = p.connect()
+    up_b, _ = ups.accept()
+    with ups, client_first, upstream_first, up_a, up_b:
+        client_first.sendall(b"question")
+        client_first.shutdown(socket.SHUT_WR)
+        assert read_until_end(up_a, 5) == (b"question", "FIN")
+        up_b.sendall(b"greeting")
+        up_b.shutdown(socket.SHUT_WR)
+        assert read_until_end(upstream_first, 5) == (b"greeting", "FIN")
+        cpu = proc_cpu_seconds(p.pid)
+        time.sleep(11)
+        assert proc_cpu_seconds(p.pid) - cpu < 0.5  # a few wakeups at most, no spin
+        up_a.sendall(b"late answer")
+        up_a.close()
+        assert read_until_end(client_first, 5) == (b"late answer", "FIN")
+        upstream_first.sendall(b"late question")
+        upstream_first.close()
+        assert read_until_end(up_b, 5) == (b"late question", "FIN")
