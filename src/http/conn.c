@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/sockdiag.h"
 #include "http/internal.h"
 #include "http/route.h"
 
@@ -75,12 +76,24 @@ static void out_free(struct http_conn *c)
 	conn_mem_sync(c);
 }
 
-/* Has the client gone (reset the connection, or closed its side) before the answer it
- * waits for was made? Then making it would be work for nobody. */
+/* Has the client gone (reset the connection, or closed it) before the answer it waits
+ * for was made? Then making it would be work for nobody. A FIN alone does not say: the
+ * client may only have shut its sending side (nc -N, an HTTP/1.0 client after its body)
+ * and wait for the answer. On loopback its socket is on this machine, and a process
+ * holds it (an inode) only in that case; a closed one is an orphan or gone. Off
+ * loopback, or when sock_diag cannot answer, a FIN counts as gone. */
 static int peer_gone(const struct http_conn *c)
 {
 	struct pollfd p = {.fd = c->io.fd, .events = POLLRDHUP};
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return 0;
+	if (p.revents & (POLLHUP | POLLERR))
+		return 1;
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+	struct sockdiag_sock sd;
+	return getsockname(c->io.fd, (struct sockaddr *)&local, &ll) < 0 ||
+	       sockdiag_peer(&local, &c->peer.addr, &sd) < 0 || !sd.inode;
 }
 
 static void request_reset(struct http_conn *c)
@@ -238,6 +251,9 @@ static void body_failed(struct http_conn *c)
 static void body_done(struct http_conn *c)
 {
 	if (c->sink == SINK_MEM && peer_gone(c)) {
+		c->status = HTTP_CLIENT_CLOSED_REQUEST; /* logged, as nginx does */
+		c->body_bytes = 0;
+		route_log(c);
 		conn_close(c);
 		return;
 	}

@@ -17,10 +17,12 @@ machine are marked `alone`: under xdist nothing else runs beside them.
 - Browser-borne attacks: DNS rebinding, reflected scripts, open redirects, CORS without --cors.
 - A full disk (a 2 MiB tmpfs, root only): 507 over HTTP, 552 over FTP, nothing damaged or left.
 """
+import json
 import os
 import re
 import select
 import socket
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -30,8 +32,8 @@ import pytest
 import conftest
 from conftest import (Conn, FtpCtl, assert_alive, exchange, hard_timeout_fixture,
                       loopkit_wrapper, need_tool, proc_cpu_seconds, proc_fds, proc_status_kb,
-                      raise_nofile, reset_close, sanitizer_build, upload_temporaries,
-                      wait_for)
+                      raise_nofile, read_until_end, reset_close, sanitizer_build,
+                      upload_temporaries, wait_for)
 
 _hard_timeout = hard_timeout_fixture(60)
 
@@ -1054,32 +1056,54 @@ def test_api_bodies_held_within_the_memory_budget(start, root, figure):
     assert_alive(srv)
 
 
-def test_api_answer_not_made_for_a_client_that_left(start, root):
-    """A client that closes its side once its /_/ body is sent gets no answer made (the
-    review's 30 s of work for clients that had gone); one that waits is answered."""
-    srv = start("--proto", "http")
+def _corked_api_post(srv, version, end):
+    """Sends a 200 KB /_/anything body corked, so its last bytes leave with the FIN in one
+    segment (the server cannot finish the body before it sees the FIN; uncorked, the FIN
+    could follow by a scheduling delay), then ends the sending side: end(s). Returns the
+    socket and the client's port."""
     body = b"x" * 200000
-    req = (b"POST /_/anything HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n"
-           % len(body) + body)
-    with srv.connect() as s:
-        # Corked, the request's last bytes leave with the FIN in one segment: the
-        # server cannot finish reading the body before it can see the client has left
-        # (uncorked, the FIN could follow the last bytes by a scheduling delay).
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-        s.sendall(req)
-        s.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-    assert got == b"", got[:200]
-    r = exchange(srv, "POST", "/_/anything", body=body)
-    assert r.status == 200 and len(r.body) > len(body)
-    # Only the answered request is in the access log.
+    req = (b"POST /_/anything HTTP/%s\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n"
+           % (version, len(body)) + body)
+    s = srv.connect()
+    port = s.getsockname()[1]
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    s.sendall(req)
+    end(s)
+    return s, port
+
+
+def test_api_answer_not_made_for_a_client_that_left(start, root):
+    """A client that closes its connection once its /_/ body is sent gets no answer made
+    (the review's 30 s of work for clients that had gone); one that waits is answered."""
+    srv = start("--proto", "http")
+    s, port = _corked_api_post(srv, b"1.1", socket.socket.close)
+    # the server drops the connection without an answer: nothing of it is left
+    gone = lambda: not subprocess.run(["ss", "-Htan", f"dport = :{port}"], capture_output=True,  # noqa: E731
+                                      text=True).stdout.strip()
+    assert wait_for(gone, 10), subprocess.run(["ss", "-tan", f"dport = :{port}"], capture_output=True,
+                                              text=True).stdout
+    r = exchange(srv, "POST", "/_/anything", body=b"x" * 200000)
+    assert r.status == 200 and len(r.body) > 200000
+    # The access log says which was answered, and which was dropped (nginx's 499).
     assert wait_for(lambda: srv.stderr().count('"POST /_/anything HTTP/1.1" 200') == 1)
-    assert srv.stderr().count("POST /_/anything") == 1, srv.stderr()
+    assert srv.stderr().count('"POST /_/anything HTTP/1.1" 499 0') == 1, srv.stderr()
+    assert srv.stderr().count("POST /_/anything") == 2, srv.stderr()
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1.1"])
+def test_api_answer_made_for_a_client_that_half_closed(start, root, version):
+    """A client that only shuts its sending side after the body (nc -N, HTTP/1.0 clients)
+    still waits for the answer, and gets it: on loopback the server tells it from one
+    that left by the client's socket, still held by a process. It got nothing before."""
+    srv = start("--proto", "http")
+    s, _ = _corked_api_post(srv, version, lambda s: s.shutdown(socket.SHUT_WR))
+    with s:
+        got, how = read_until_end(s, 10)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and how == "FIN", got[:300]
+    assert json.loads(body)["data"] == "x" * 200000
+    log = f'"POST /_/anything HTTP/{version.decode()}" 200 '
+    assert wait_for(lambda: log in srv.stderr()) and " 499 " not in srv.stderr(), srv.stderr()
 
 
 # ============================================================== log lines a client can cause (review #11)
