@@ -16,7 +16,7 @@ struct who_args {
 /* clang-format off */
 static const struct cmd_flag who_flags[] = {
 	{ "PORT", 0, NULL, NULL, "the local port", CMD_UINT, AT(port), .min = 1, .max = 65535, .attr = CMD_ARG | CMD_NEED },
-	{ "json", 0, NULL, NULL, "one JSON document: {\"port\",\"free\",\"processes\":[...],\"sockets\":[...]}", CMD_SWITCH, AT(json) },
+	{ "json", 0, NULL, NULL, "one JSON document: {\"port\",\"free\",\"kernel\",\"processes\":[...],\"sockets\":[...]}", CMD_SWITCH, AT(json) },
 	{ 0 },
 };
 /* clang-format on */
@@ -30,7 +30,7 @@ static int who_main(void *p)
 		fprintf(stderr, "loopkit who: %s\n", err);
 		return 1;
 	}
-	int rc = r.nrows ? 0 : 1;
+	int rc = r.nrows || r.kernel_blocks ? 0 : 1;
 	if (a->json) {
 		struct buf b;
 		buf_init(&b, WHO_JSON_MAX);
@@ -54,7 +54,8 @@ const struct cmd_verb cmd_who = {
         .name = "who",
         .summary = "which processes hold a port (exit 1 when it is free)",
         .about = "Names every process holding local port PORT (TCP or UDP, listening or connected)\n"
-                 "with pid, user and command line. Exit 1 when nobody holds it.\n",
+                 "with pid, user and command line, and what the kernel keeps of closed connections\n"
+                 "on it when that keeps a server out. Exit 1 when a server could bind it.\n",
         .flags = who_flags,
         .size = sizeof(struct who_args),
         .run = who_main,

@@ -22,6 +22,10 @@
 #define DIAG_STATUS_BUF 2048 /* enough of /proc/PID/status to reach the Uid: line */
 #define DIAG_PW_BUF     2048 /* getpwuid_r scratch; a larger entry falls back to the uid */
 #define DIAG_TEXT_SHOWN 4    /* holders named by procfs_port_holder_text before ", ..." */
+/* a listener, or a socket bound to the port without listening */
+#define DIAG_LISTENER_STATES \
+	(SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE) | SOCKDIAG_STATE(SOCKDIAG_TCP_BOUND_INACTIVE))
+#define DIAG_CONN_STATES (SOCKDIAG_STATE_ALL & ~DIAG_LISTENER_STATES) /* a connection's */
 
 /* The state of one /proc scan while it runs. */
 struct diag_scan {
@@ -474,8 +478,17 @@ static int diag_pid_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* One listing per protocol, then one /proc scan for just the matching inodes. */
-int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size_t max)
+/* Sockets on a port that no process holds: what the kernel keeps after a close. */
+struct diag_kernel_held {
+	int timewait; /* a connection that ended waits out TIME-WAIT */
+	int closing;  /* a closed connection still finishing (its state, else -1) */
+};
+
+/* procfs_port_holders, for the TCP states in tcp_states: one listing per protocol, then
+ * one /proc scan for just the matching inodes. Sockets no process holds (inode 0) are
+ * not holders; they are noted in *kh when it is given. */
+static int diag_port_holders(int proto, uint32_t tcp_states, uint16_t port, struct procfs_owner *out,
+                             size_t max, struct diag_kernel_held *kh)
 {
 	struct sockdiag_sock *tcp = NULL, *udp = NULL;
 	size_t ntcp = 0, nudp = 0, nmatch = 0, npids = 0, nuids = 0, got = 0;
@@ -488,14 +501,8 @@ int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size
 		errno = EINVAL;
 		return -1;
 	}
-	/* TCP: a listener holds the port, and so does a socket bound to it that does not
-	 * listen (a bind of its own fails with EADDRINUSE; kernels from 6.9 list it, as
-	 * ss --bound-inactive); connections do not. UDP: any socket bound to it. */
 	if ((proto == 0 || proto == IPPROTO_TCP) &&
-	    sockdiag_list(IPPROTO_TCP,
-	                  SOCKDIAG_STATE(TCP_LISTEN) | SOCKDIAG_STATE(TCP_CLOSE) |
-	                          SOCKDIAG_STATE(SOCKDIAG_TCP_BOUND_INACTIVE),
-	                  &tcp, &ntcp, NULL, 0) < 0)
+	    sockdiag_list(IPPROTO_TCP, tcp_states, &tcp, &ntcp, NULL, 0) < 0)
 		return -1;
 	if ((proto == 0 || proto == IPPROTO_UDP) &&
 	    sockdiag_list(IPPROTO_UDP, SOCKDIAG_STATE_ALL, &udp, &nudp, NULL, 0) < 0) {
@@ -512,11 +519,18 @@ int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size
 	for (size_t i = 0; i < ntcp + nudp; i++) {
 		const struct sockdiag_sock *s = i < ntcp ? &tcp[i] : &udp[i - ntcp];
 
-		if (net_ss_port(&s->local) == port) {
-			inodes[nmatch] = s->inode;
-			uids[nmatch] = s->uid;
-			nmatch++;
+		if (net_ss_port(&s->local) != port)
+			continue;
+		if (!s->inode && s->proto == IPPROTO_TCP) {
+			if (kh && s->state == TCP_TIME_WAIT)
+				kh->timewait = 1;
+			else if (kh)
+				kh->closing = s->state;
+			continue;
 		}
+		inodes[nmatch] = s->inode;
+		uids[nmatch] = s->uid;
+		nmatch++;
 	}
 	if (nmatch == 0) {
 		rc = 0;
@@ -580,6 +594,14 @@ out:
 	return rc;
 }
 
+int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size_t max)
+{
+	/* TCP: a listener holds the port, and so does a socket bound to it that does not
+	 * listen (a bind of its own fails with EADDRINUSE; kernels from 6.9 list it, as
+	 * ss --bound-inactive); connections do not. UDP: any socket bound to it. */
+	return diag_port_holders(proto, DIAG_LISTENER_STATES, port, out, max, NULL);
+}
+
 /* procfs_owner_text with `more` saying holders exist beyond owners[0..n). */
 static size_t diag_owner_text_more(const struct procfs_owner *owners, size_t n, int more, char *buf,
                                    size_t len)
@@ -625,19 +647,56 @@ size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf,
 	return diag_owner_text_more(owners, n, 0, buf, len);
 }
 
-size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len)
+/* The holders of port in the given TCP states as text ("a connection of " before it when
+ * conn); 0 when none is known. */
+static size_t diag_holder_text(uint16_t port, uint32_t tcp_states, int conn, struct diag_kernel_held *kh,
+                               char *buf, size_t len)
 {
 	struct procfs_owner holders[DIAG_TEXT_SHOWN + 1];
-	int n;
-
-	if (len > 0)
-		buf[0] = '\0';
-	n = procfs_port_holders(IPPROTO_TCP, port, holders, DIAG_TEXT_SHOWN + 1);
+	char who[512];
+	int n = diag_port_holders(IPPROTO_TCP, tcp_states, port, holders, DIAG_TEXT_SHOWN + 1, kh);
 	if (n <= 0)
 		return 0;
 	/* Unknown holders sort last, so a fifth entry that is unknown adds nothing. */
-	return diag_owner_text_more(holders, n > DIAG_TEXT_SHOWN ? DIAG_TEXT_SHOWN : (size_t)n,
-	                            n > DIAG_TEXT_SHOWN && holders[DIAG_TEXT_SHOWN].pid != 0, buf, len);
+	if (!diag_owner_text_more(holders, n > DIAG_TEXT_SHOWN ? DIAG_TEXT_SHOWN : (size_t)n,
+	                          n > DIAG_TEXT_SHOWN && holders[DIAG_TEXT_SHOWN].pid != 0, who, sizeof who))
+		return 0;
+	int k = snprintf(buf, len, "%s%s", conn ? "a connection of " : "", who);
+	return k < 0 ? 0 : (size_t)k;
+}
+
+size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len)
+{
+	if (len > 0)
+		buf[0] = '\0';
+	return diag_holder_text(port, DIAG_LISTENER_STATES, 0, NULL, buf, len);
+}
+
+size_t procfs_port_blocker_text(uint16_t port, char *buf, size_t len)
+{
+	struct diag_kernel_held kh = {.closing = -1};
+	size_t k;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if ((k = procfs_port_holder_text(port, buf, len)) ||
+	    (k = diag_holder_text(port, DIAG_CONN_STATES, 1, &kh, buf, len)))
+		return k;
+	if (!kh.timewait && kh.closing < 0)
+		return 0;
+	return procfs_kernel_held_text(kh.timewait ? TCP_TIME_WAIT : kh.closing, buf, len);
+}
+
+size_t procfs_kernel_held_text(int state, char *buf, size_t len)
+{
+	int n = state == TCP_TIME_WAIT
+	                ? snprintf(buf, len,
+	                           "a connection that ended, in TIME-WAIT (the kernel frees the port within "
+	                           "%d s)",
+	                           PROCFS_TIME_WAIT_S)
+	                : snprintf(buf, len, "a closed connection the kernel is still ending (%s)",
+	                           sockdiag_state_name(state));
+	return n < 0 ? 0 : (size_t)n;
 }
 
 size_t procfs_unix_holder_text(const char *name, char *buf, size_t len)

@@ -94,6 +94,21 @@ size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf,
  * holds the port, the holder cannot be read, or on error. */
 size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len);
 
+/* Why a listener's bind to TCP port `port` failed with EADDRINUSE, as text that follows
+ * "held by": who listens there (procfs_port_holder_text), else the process of a
+ * connection whose own port it is ("a connection of curl (pid 9)": a bind conflicts
+ * with it when either socket lacks SO_REUSEADDR), else what the kernel keeps of a
+ * closed one (TIME-WAIT, FIN-WAIT-2, ...). "" (0) when none of these is known. */
+size_t procfs_port_blocker_text(uint16_t port, char *buf, size_t len);
+
+#define PROCFS_TIME_WAIT_S 60 /* how long Linux keeps a TIME-WAIT socket (TCP_TIMEWAIT_LEN) */
+
+/* What the kernel keeps of a closed connection in TCP state `state`, as text that
+ * follows "held by": "a connection that ended, in TIME-WAIT (the kernel frees the port
+ * within 60 s)", or "a closed connection the kernel is still ending (FIN-WAIT-2)".
+ * Returns the length. */
+size_t procfs_kernel_held_text(int state, char *buf, size_t len);
+
 /* Writes who holds the abstract unix socket named name (without the leading NUL; as
  * /proc/net/unix shows it after '@') in procfs_owner_text's form. Returns the length;
  * 0 when nobody does or the holder cannot be read. */

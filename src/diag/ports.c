@@ -113,6 +113,23 @@ int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const stru
 	return collect(p, flags, 0, f, err, errlen);
 }
 
+/* Would a server's bind to addr fail? One bind as a server does it (SO_REUSEADDR, IPv6
+ * only for an IPv6 address), no listen, closed at once. */
+static int bind_fails(const struct sockaddr_storage *addr)
+{
+	int one = 1, fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (addr->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	socklen_t len =
+	        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fails = bind(fd, (const struct sockaddr *)addr, len) < 0 && errno == EADDRINUSE;
+	close(fd);
+	return fails;
+}
+
 /* The one collection: who's view when port is nonzero, else per f. */
 static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const struct diag_ports_filter *f,
                    char *err, size_t errlen)
@@ -120,6 +137,7 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 	int proto = 0;
 	uint32_t *inodes = NULL;
 	size_t n = 0, k = 0;
+	const struct sockdiag_sock *kernel_at = NULL; /* one socket no process holds */
 
 	memset(p, 0, sizeof *p);
 	if ((flags & DIAG_PORTS_TCP) && !(flags & DIAG_PORTS_UDP))
@@ -141,8 +159,17 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 		if (s->state >= 0 && s->state < DIAG_PORTS_STATES)
 			p->count[proto_idx(s->proto)][s->state]++;
 		if (port) {
-			if (net_ss_port(&s->local) != port || s->inode == 0)
+			if (net_ss_port(&s->local) != port)
 				continue;
+			if (s->inode == 0) {
+				if (s->proto == IPPROTO_TCP) {
+					if (!p->nkernel++ || s->state == TCP_TIME_WAIT)
+						p->kernel_state = s->state;
+					if (!kernel_at)
+						kernel_at = s;
+				}
+				continue;
+			}
 		} else if (f->sport && net_ss_port(&s->local) != f->sport) {
 			continue;
 		} else if (f->states) {
@@ -161,6 +188,8 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 		k++;
 	}
 	p->nrows = k;
+	if (kernel_at && !k)
+		p->kernel_blocks = bind_fails(&kernel_at->local);
 	if (k && procfs_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
 		goto fail;
 	free(inodes);
@@ -481,7 +510,22 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 	int unknown = 0;
 
 	if (p->nrows == 0) {
-		fprintf(f, "port %u: free (no socket holds it)\n", port);
+		char held[160];
+		if (!p->nkernel) {
+			fprintf(f, "port %u: free (no socket holds it)\n", port);
+			return;
+		}
+		procfs_kernel_held_text(p->kernel_state, held, sizeof held);
+		if (p->kernel_blocks)
+			fprintf(f,
+			        "port %u is held by %s; no process holds it, yet a server's bind fails until "
+			        "then\n",
+			        port, held);
+		else
+			fprintf(f,
+			        "port %u: free for a server (servers bind with SO_REUSEADDR); left on it: "
+			        "%s\n",
+			        port, held);
 		return;
 	}
 	procs = who_procs(p, &n);
@@ -519,7 +563,17 @@ int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
 	json_init(&j, b, 0);
 	json_obj_begin(&j);
 	json_kuint(&j, "port", port);
-	json_kbool(&j, "free", p->nrows == 0);
+	json_kbool(&j, "free", p->nrows == 0 && !p->kernel_blocks);
+	json_key(&j, "kernel"); /* sockets no process holds: what is left of closed connections */
+	if (p->nkernel) {
+		json_obj_begin(&j);
+		json_kuint(&j, "sockets", p->nkernel);
+		json_kstr(&j, "state", sockdiag_state_name(p->kernel_state));
+		json_kbool(&j, "blocks_bind", p->kernel_blocks);
+		json_obj_end(&j);
+	} else {
+		json_null(&j);
+	}
 	json_key(&j, "processes");
 	json_arr_begin(&j);
 	for (size_t i = 0; i < n; i++)

@@ -27,6 +27,12 @@ struct diag_ports {
 	struct sockdiag_sock *socks;            /* the kernel's listing, owned */
 	const struct procfs_owner **owner_ptrs; /* backing store of rows[].owners */
 	struct procfs_owner_map map;
+	/* who's view: TCP sockets on the port that no process holds, what the kernel keeps
+	 * of closed connections (TIME-WAIT, FIN-WAIT-2, ...): not rows */
+	size_t nkernel;
+	int kernel_state;  /* TIME-WAIT when one is, else the state of one */
+	int kernel_blocks; /* and they keep a listener out: a bind with SO_REUSEADDR to
+	                      their address failed (it does when they lacked that option) */
 };
 
 #define DIAG_PORTS_TCP        1u

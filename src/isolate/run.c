@@ -258,7 +258,7 @@ static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 		int e = errno;
 		uint16_t port = net_ss_port(&f->host);
 		char who[160];
-		if (e == EADDRINUSE && procfs_port_holder_text(port, who, sizeof who))
+		if (e == EADDRINUSE && procfs_port_blocker_text(port, who, sizeof who))
 			snprintf(err, errlen, "-p %s: %s; held by %s; -p 0:%u picks a free port", f->spec,
 			         why, who, net_ss_port(&f->inner));
 		else if (e == EADDRINUSE)

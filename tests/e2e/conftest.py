@@ -1234,3 +1234,31 @@ def sanitizer_build(path=LOOPKIT):
 
 measures = pytest.mark.skipif(sanitizer_build(), reason="measures RSS or latency: not meaningful "
                               "in a sanitizer build; the plain `make test` run measures")
+
+
+def connection_on_a_port(state, reuse=False):
+    """A connection from a port of its own (without SO_REUSEADDR unless reuse), left in state:
+    "open" (this process holds it), "TIME-WAIT" (it closed first and the peer
+    followed) or "FIN-WAIT-2" (it closed first, the peer did not: nobody holds it).
+    Returns (port, what to close at the end)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    c = socket.socket()
+    if reuse:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("127.0.0.1", 0))
+    c.connect(lst.getsockname())
+    peer, _ = lst.accept()
+    port = c.getsockname()[1]
+    if state != "open":
+        c.close()
+        if state == "TIME-WAIT":
+            time.sleep(0.05)
+            peer.close()
+    want = {"open": "ESTAB", "TIME-WAIT": "TIME-WAIT", "FIN-WAIT-2": "FIN-WAIT-2"}[state]
+    ss = lambda: subprocess.run(["ss", "-Htan", f"sport = :{port}"], capture_output=True,  # noqa: E731
+                                text=True).stdout
+    # FIN-WAIT-1 until the peer's (maybe delayed) ACK of the FIN
+    assert wait_for(lambda: ss().split()[:1] == [want], 5), ss()
+    return port, [lst, c, peer]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import (LOOPKIT, Conn, Server, assert_alive, exchange, hard_timeout_fixture,
-                      httpc, proc_tcp_sockets)
+                      connection_on_a_port, httpc, proc_tcp_sockets)
 
 _hard_timeout = hard_timeout_fixture(25)
 
@@ -169,6 +169,30 @@ def test_port_in_use_names_holder(tmp_path):
     finally:
         holder.kill()
         holder.wait(5)
+
+
+@pytest.mark.parametrize("state,holder", [
+    ("open", "a connection of python3 (pid {pid})"),  # formatted in the test: ids must not vary
+    ("TIME-WAIT", "a connection that ended, in TIME-WAIT (the kernel frees the port within 60 s)"),
+    ("FIN-WAIT-2", "a closed connection the kernel is still ending (FIN-WAIT-2)"),
+])
+def test_port_used_by_a_connection_names_it(tmp_path, state, holder):
+    """A listener's bind fails on a port that a connection uses as its own (when one of
+    them lacks SO_REUSEADDR), and on what the kernel keeps of a closed one: the message
+    says which, where it said the owner was "not visible to this user"."""
+    port, socks = connection_on_a_port(state)
+    holder = holder.format(pid=os.getpid())
+    try:
+        p = run("serve", str(tmp_path), "--port", str(port))
+        assert (p.returncode, p.stderr.decode()) == (1, f"loopkit serve: port {port} on 127.0.0.1 is held by "
+                                                        f"{holder}; try --port 0 for any free port\n")
+        r = subprocess.run([LOOPKIT, "isolate", "-p", f"{port}:80", "--", "true"], capture_output=True,
+                           text=True, timeout=10)
+        assert (r.returncode, r.stderr) == (1, f"loopkit isolate: -p {port}:80: bind 127.0.0.1:{port}: Address "
+                                               f"already in use; held by {holder}; -p 0:80 picks a free port\n")
+    finally:
+        for x in socks:
+            x.close()
 
 
 # --- signals -----------------------------------------------------------------------------

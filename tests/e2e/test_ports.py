@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import LOOPKIT, connection_on_a_port, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(30)
 
@@ -427,3 +427,49 @@ def test_a_socket_bound_to_a_wildcard_without_listening_is_not_exposed():
     assert len(rows) == 1 and rows[0]["state"] == "UNCONN" and rows[0]["exposed"] is False, rows
     line = [ln for ln in h.stdout.splitlines() if f"0.0.0.0:{port}" in ln]
     assert len(line) == 1 and "EXPOSED" not in line[0], h.stdout
+
+
+@pytest.mark.parametrize("state", ["TIME-WAIT", "FIN-WAIT-2"])
+def test_who_names_what_the_kernel_keeps_when_it_blocks_a_server(state, tmp_path):
+    """A client's port left in TIME-WAIT (or FIN-WAIT-2) without SO_REUSEADDR keeps a
+    server out for up to a minute, though no process holds it: who said "free" (exit 1),
+    and `who PORT || start-server` then failed."""
+    port, socks = connection_on_a_port(state)
+    try:
+        held = ("a connection that ended, in TIME-WAIT (the kernel frees the port within 60 s)"
+                if state == "TIME-WAIT" else "a closed connection the kernel is still ending (FIN-WAIT-2)")
+        h = run("who", str(port))
+        assert (h.returncode, h.stdout) == (0, f"port {port} is held by {held}; no process holds it, yet a "
+                                               "server's bind fails until then\n")
+        j = run("who", str(port), "--json")
+        assert (j.returncode, json.loads(j.stdout)) == (0, {
+            "port": port, "free": False, "kernel": {"sockets": 1, "state": state, "blocks_bind": True},
+            "processes": [], "sockets": []})
+        s = run("serve", str(tmp_path), "--port", str(port))
+        assert s.returncode == 1 and f"is held by {held}" in s.stderr, s.stderr
+    finally:
+        for x in socks:
+            x.close()
+
+
+def test_who_says_free_when_what_the_kernel_keeps_lets_a_server_bind(tmp_path):
+    """The same TIME-WAIT from a client that set SO_REUSEADDR does not keep a server
+    out: who says free (exit 1), names what is left, and serve binds there."""
+    port, socks = connection_on_a_port("TIME-WAIT", reuse=True)
+    try:
+        h = run("who", str(port))
+        assert (h.returncode, h.stdout) == (1, f"port {port}: free for a server (servers bind with SO_REUSEADDR); "
+                                               "left on it: a connection that ended, in TIME-WAIT (the kernel "
+                                               "frees the port within 60 s)\n")
+        assert json.loads(run("who", str(port), "--json").stdout)["kernel"] == {
+            "sockets": 1, "state": "TIME-WAIT", "blocks_bind": False}
+        p = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", str(port), "-q"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline() == f"http://127.0.0.1:{port}/\n", p.stderr.read() if p.poll() else ""
+        finally:
+            p.terminate()
+            p.wait(10)
+    finally:
+        for x in socks:
+            x.close()
