@@ -76,6 +76,10 @@ struct toxic {
 	uint64_t applied;            /* how many times it acted (summary) */
 };
 
+/* A proxy's or a toxic's name (what: "proxy", "toxic"): 1 to PROXY_NAME_MAX - 1 bytes,
+ * no '/' (it is a path segment of the API) and no control characters. Returns 0, or -1
+ * with the rule in why. */
+int proxy_name_check(const char *what, const char *name, char *why, size_t whylen);
 const struct toxic_type *toxic_type_find(const char *name);
 const struct toxic_type *toxic_type_at(size_t i); /* NULL past the end */
 /* Sets t to the defaults of type (name "TYPE_STREAM" unless given). */

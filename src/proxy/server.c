@@ -245,16 +245,6 @@ static void proxy_stop_listen(struct proxy *p)
 	p->twin = -1;
 }
 
-static int name_ok(const char *name, char *why, size_t whylen)
-{
-	if (!name[0] || strlen(name) >= PROXY_NAME_MAX || strchr(name, '/')) {
-		snprintf(why, whylen, "a proxy's name must be 1 to %d bytes, without '/'",
-		         PROXY_NAME_MAX - 1);
-		return 0;
-	}
-	return 1;
-}
-
 /* A disabled proxy's listen as enabling it will bind it (0.0.0.0 or [::] is loopback
  * unless --public), so that GET /proxies shows an address that holds. */
 static void listen_text(struct proxy *p, const char *listen)
@@ -271,7 +261,7 @@ static void listen_text(struct proxy *p, const char *listen)
 enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *listen, const char *upstream,
                          int enabled, struct proxy **out, char *why, size_t whylen)
 {
-	if (!name_ok(name, why, whylen))
+	if (proxy_name_check("proxy", name, why, whylen) < 0)
 		return LK_E_P_BAD_ADDR;
 	if (proxy_find(s, name))
 		return LK_E_P_EXISTS;

@@ -221,12 +221,19 @@ static int toxic_check(const struct toxic *t, char *why, size_t whylen)
 			return -1;
 		}
 	}
-	if (!t->name[0] || strlen(t->name) >= PROXY_NAME_MAX || strchr(t->name, '/')) {
-		snprintf(why, whylen, "a toxic's name must be 1 to %d bytes, without '/'",
-		         PROXY_NAME_MAX - 1);
-		return -1;
-	}
-	return 0;
+	return proxy_name_check("toxic", t->name, why, whylen);
+}
+
+int proxy_name_check(const char *what, const char *name, char *why, size_t whylen)
+{
+	size_t n = strlen(name);
+	int bad = !n || n >= PROXY_NAME_MAX || strchr(name, '/');
+	for (size_t i = 0; i < n && !bad; i++) /* a name is printed in logs and the summary */
+		bad = (unsigned char)name[i] < 0x20 || name[i] == 0x7f;
+	if (bad)
+		snprintf(why, whylen, "a %s's name must be 1 to %d bytes, without '/' or control characters",
+		         what, PROXY_NAME_MAX - 1);
+	return bad ? -1 : 0;
 }
 
 struct attr_ctx {

@@ -81,6 +81,13 @@ def test_toxiproxy_node_client_drives_loopkit(proxy, echo_up):
     ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:1","listen":"8.8.8.8:80"}', 400, "listen 8.8.8.8:80"),
     ("POST", "/proxies", '{"name":"x","upstream":"127.0.0.1:1","enabled":"yes"}', 400, "bad request body"),
     ("POST", "/proxies", '{"name":1,"upstream":"127.0.0.1:1"}', 400, "bad request body"),
+    # names are printed in the log and the summary at exit: no line of them can be forged
+    ("POST", "/proxies", '{"name":"a\\nproxy: 9 connections","upstream":"127.0.0.1:1"}', 400,
+     "a proxy's name must be 1 to 63 bytes, without '/' or control characters"),
+    ("POST", "/proxies", '{"name":"a/b","upstream":"127.0.0.1:1"}', 400, "without '/' or control characters"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"t\\u001b[31m"}', 400,
+     "a toxic's name must be 1 to 63 bytes, without '/' or control characters"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"t\\u007f"}', 400, "control characters"),
     ("GET", "/proxies/nope", None, 404, "proxy not found"),
     ("GET", "/proxies/proxy/toxics/nope", None, 404, "toxic not found"),
     ("DELETE", "/proxies/proxy/toxics/nope", None, 404, "toxic not found"),
