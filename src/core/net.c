@@ -102,22 +102,43 @@ static void bind_error(char *err, size_t errlen, const char *what, const struct 
 	errno = e;
 }
 
+/* A TCP socket set up as every listener here is: SO_REUSEADDR, and IPv6 only for an
+ * IPv6 address. Returns the fd or -1. */
+static int server_socket(int family)
+{
+	int one = 1;
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	return fd;
+}
+
+int net_try_bind(const struct sockaddr *sa, socklen_t len)
+{
+	int fd = server_socket(sa->sa_family);
+	if (fd < 0)
+		return errno;
+	int e = bind(fd, sa, len) < 0 ? errno : 0;
+	close(fd);
+	return e;
+}
+
 int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err, size_t errlen)
 {
 	int one = 1;
 	const char *what = "bind";
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = server_socket(sa->sa_family);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
 		what = "SO_REUSEPORT on";
 		goto fail;
 	}
-	if (sa->sa_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, sa, len) < 0)
 		goto fail;
 	if (listen(fd, backlog) < 0) {

@@ -44,6 +44,11 @@ int net_is_wildcard(const struct sockaddr *sa);
 int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reuseport, char *err,
                size_t errlen);
 
+/* Could a listener bind to sa now? Binds once as net_listen does (SO_REUSEADDR; IPv6
+ * only for an IPv6 address), without listening, and closes at once. Returns 0 or the
+ * bind's errno (EADDRINUSE: something holds it, EACCES: a privileged port, ...). */
+int net_try_bind(const struct sockaddr *sa, socklen_t len);
+
 /* A listener on sa, as net_listen, that when sa is 127.0.0.1 or ::1 also holds the
  * other one's same port (*twin: bound, not listening, so a connection there is refused
  * and the client tries the next address of "localhost"). Without it another user could

@@ -322,12 +322,7 @@ static int try_bind(uint16_t port)
 {
 	struct sockaddr_in a = {
 	        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errno;
-	int e = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
-	close(fd);
-	return e;
+	return net_try_bind((struct sockaddr *)&a, sizeof a); /* as serve's listener binds */
 }
 
 /* 8. The port: free or held, by whom; ephemeral or not; IANA class; and whether this
@@ -385,6 +380,11 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 		else if (bind_err == EADDRNOTAVAIL)
 			snprintf(hint, sizeof hint,
 			         "127.0.0.1 is not configured here: is lo up? (ip link set lo up)");
+		else if (bind_err == EADDRINUSE && procfs_port_blocker_text(x->port, who, sizeof who))
+			snprintf(hint, sizeof hint,
+			         "no listener holds it, but %s does: use another port "
+			         "(loopkit serve --port 0)",
+			         who);
 		else if (bind_err == EADDRINUSE)
 			snprintf(hint, sizeof hint,
 			         "no listener holds it, but a connection's local port or a socket this "

@@ -113,23 +113,6 @@ int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const stru
 	return collect(p, flags, 0, f, err, errlen);
 }
 
-/* Would a server's bind to addr fail? One bind as a server does it (SO_REUSEADDR, IPv6
- * only for an IPv6 address), no listen, closed at once. */
-static int bind_fails(const struct sockaddr_storage *addr)
-{
-	int one = 1, fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (addr->ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	socklen_t len =
-	        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-	int fails = bind(fd, (const struct sockaddr *)addr, len) < 0 && errno == EADDRINUSE;
-	close(fd);
-	return fails;
-}
-
 /* The one collection: who's view when port is nonzero, else per f. */
 static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const struct diag_ports_filter *f,
                    char *err, size_t errlen)
@@ -189,7 +172,10 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 	}
 	p->nrows = k;
 	if (kernel_at && !k)
-		p->kernel_blocks = bind_fails(&kernel_at->local);
+		p->kernel_blocks = net_try_bind((const struct sockaddr *)&kernel_at->local,
+		                                kernel_at->family == AF_INET6
+		                                        ? sizeof(struct sockaddr_in6)
+		                                        : sizeof(struct sockaddr_in)) == EADDRINUSE;
 	if (k && procfs_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
 		goto fail;
 	free(inodes);

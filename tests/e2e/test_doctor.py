@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture, need_tool
+from conftest import LOOPKIT, connection_on_a_port, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(40)
 
@@ -63,6 +63,31 @@ def test_human_output():
         assert f"  {name} " in p.stdout, name
     assert " pass, " in p.stdout and "loopback stack is" in p.stdout
     assert "\033[" not in p.stdout  # not a TTY: no colour
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_port_check_names_what_the_kernel_keeps(reuse):
+    """A client's port in TIME-WAIT: without SO_REUSEADDR it keeps serve out, and the
+    check says by what; with it, serve (which binds with SO_REUSEADDR) can take the
+    port, and so the check passes. Its trial bind used no SO_REUSEADDR and warned in
+    both cases, with a hint that only guessed."""
+    port, socks = connection_on_a_port("TIME-WAIT", reuse=reuse)
+    try:
+        c = checks(json.loads(run("--json", "--port", str(port)).stdout))["port"]
+    finally:
+        for x in socks:
+            x.close()
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    where = f"inside the ephemeral range {lo}-{hi}, IANA user port"  # the client's port came from there
+    if reuse:  # free: the one warning left is the ephemeral range's
+        want = ("WARN", f"port {port} is free; {where}",
+                f"outgoing connections may take port {port} at any time: reserve it (sysctl -w "
+                f"net.ipv4.ip_local_reserved_ports={port}) or narrow net.ipv4.ip_local_port_range")
+    else:
+        want = ("WARN", f"port {port} cannot be bound by this user on 127.0.0.1: Address already in use; {where}",
+                "no listener holds it, but a connection that ended, in TIME-WAIT (the kernel frees the port "
+                "within 60 s) does: use another port (loopkit serve --port 0)")
+    assert (c["status"], c["detail"], c["hint"]) == want, c
 
 
 def test_port_check_names_the_holder():
