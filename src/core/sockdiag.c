@@ -371,3 +371,14 @@ int sockdiag_listener(const struct sockaddr_storage *addr, struct sockdiag_sock 
 	}
 	return 0;
 }
+
+int sockdiag_peer_held(int fd)
+{
+	struct sockaddr_storage local, peer;
+	socklen_t ll = sizeof local, pl = sizeof peer;
+	struct sockdiag_sock sd;
+	if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
+		return 0;
+	return sockdiag_peer(&local, &peer, &sd) == 0 && sd.inode != 0;
+}

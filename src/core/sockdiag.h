@@ -48,6 +48,13 @@ int sockdiag_list(int proto, uint32_t state_mask, struct sockdiag_sock **out, si
 int sockdiag_peer(const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
                   struct sockdiag_sock *out);
 
+/* After a FIN on the TCP connection fd: did the peer only shut its sending side (and
+ * may wait for an answer), or close its socket (nothing can reach it any more)? On
+ * loopback its socket is on this machine, and a process holds it (an inode) only in the
+ * first case. Returns 1 when it is found held; 0 when it is an orphan or gone, when the
+ * peer is not on this machine, or when sock_diag cannot answer. */
+int sockdiag_peer_held(int fd);
+
 /* Finds the TCP listener that a connection to addr (address and port; a v4-mapped
  * IPv6 address is looked up as IPv4) would reach on this machine, a wildcard listener
  * included: the kernel's own lookup, one exact request. Returns 0 with *out filled

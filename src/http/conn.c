@@ -79,21 +79,14 @@ static void out_free(struct http_conn *c)
 /* Has the client gone (reset the connection, or closed it) before the answer it waits
  * for was made? Then making it would be work for nobody. A FIN alone does not say: the
  * client may only have shut its sending side (nc -N, an HTTP/1.0 client after its body)
- * and wait for the answer. On loopback its socket is on this machine, and a process
- * holds it (an inode) only in that case; a closed one is an orphan or gone. Off
- * loopback, or when sock_diag cannot answer, a FIN counts as gone. */
+ * and wait for the answer; sockdiag_peer_held tells on loopback. Off loopback, or when
+ * sock_diag cannot answer, a FIN counts as gone. */
 static int peer_gone(const struct http_conn *c)
 {
 	struct pollfd p = {.fd = c->io.fd, .events = POLLRDHUP};
 	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
 		return 0;
-	if (p.revents & (POLLHUP | POLLERR))
-		return 1;
-	struct sockaddr_storage local;
-	socklen_t ll = sizeof(local);
-	struct sockdiag_sock sd;
-	return getsockname(c->io.fd, (struct sockaddr *)&local, &ll) < 0 ||
-	       sockdiag_peer(&local, &c->peer.addr, &sd) < 0 || !sd.inode;
+	return (p.revents & (POLLHUP | POLLERR)) || !sockdiag_peer_held(c->io.fd);
 }
 
 static void request_reset(struct http_conn *c)

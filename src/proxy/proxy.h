@@ -7,20 +7,21 @@
 
 #include "core/buf.h"
 
-#define PROXY_API_DEFAULT  "127.0.0.1:8474" /* toxiproxy's API address */
-#define PROXY_NAME_MAX     64               /* a proxy's or a toxic's name, bytes */
-#define PROXY_ADDR_MAX     272              /* "host:port" of a listen or upstream address */
-#define PROXY_BARE_HOST    "127.0.0.1"      /* the host of an address given as a port alone */
-#define PROXY_ERR_MAX      2048             /* an error message with its addresses and a port's holders */
-#define PROXY_MAX_PROXIES  256              /* proxies one server holds */
-#define PROXY_MAX_TOXICS   32               /* toxics on one proxy (both directions) */
-#define PROXY_MAX_CONNS    100000           /* proxied connection pairs, all proxies */
-#define PROXY_CHAIN_MAX    (256 * 1024)     /* bytes held per direction when toxics need them */
-#define PROXY_READ_MAX     (32 * 1024)      /* bytes read as one chunk (toxiproxy's copy buffer) */
-#define PROXY_LINGER_MS    2000          /* after a toxic closes a connection, input is drained this long */
-#define PROXY_CONNECT_MS   10000         /* an upstream that does not answer is given up after this */
-#define PROXY_HAR_BODY_MAX (64 * 1024)   /* body bytes kept per HAR entry; longer ones are cut and marked */
-#define PROXY_CONFIG_MAX   (1024 * 1024) /* largest --config file */
+#define PROXY_API_DEFAULT   "127.0.0.1:8474" /* toxiproxy's API address */
+#define PROXY_NAME_MAX      64               /* a proxy's or a toxic's name, bytes */
+#define PROXY_ADDR_MAX      272              /* "host:port" of a listen or upstream address */
+#define PROXY_BARE_HOST     "127.0.0.1"      /* the host of an address given as a port alone */
+#define PROXY_ERR_MAX       2048             /* an error message with its addresses and a port's holders */
+#define PROXY_MAX_PROXIES   256              /* proxies one server holds */
+#define PROXY_MAX_TOXICS    32               /* toxics on one proxy (both directions) */
+#define PROXY_MAX_CONNS     100000           /* proxied connection pairs, all proxies */
+#define PROXY_CHAIN_MAX     (256 * 1024)     /* bytes held per direction when toxics need them */
+#define PROXY_READ_MAX      (32 * 1024)      /* bytes read as one chunk (toxiproxy's copy buffer) */
+#define PROXY_LINGER_MS     2000        /* after a toxic closes a connection, input is drained this long */
+#define PROXY_CONNECT_MS    10000       /* an upstream that does not answer is given up after this */
+#define PROXY_HALF_CLOSE_MS 10000       /* half-closed and quiet this long: ends if the FIN's sender closed */
+#define PROXY_HAR_BODY_MAX  (64 * 1024) /* body bytes kept per HAR entry; longer ones are cut and marked */
+#define PROXY_CONFIG_MAX    (1024 * 1024) /* largest --config file */
 /* The summary at exit, bytes: at most 512 proxies (live and deleted) of under 100 toxic
  * lines (32 live, 32 removed names, one per type and stream beyond) of under 256 bytes
  * each; test_proxy fills every one and checks it fits. */

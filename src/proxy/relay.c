@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/net.h"
+#include "core/sockdiag.h"
 #include "proxy/internal.h"
 
 #define TURN_BYTES (1024 * 1024) /* moved per direction per wakeup, then others go */
@@ -149,6 +150,17 @@ static void upstream_refused(struct pconn *c, int err)
 static void linger_cb(struct loop *l, struct loop_timer *t)
 {
 	struct pconn *c = t->data;
+	if (c->state == PC_RELAY) {
+		/* Half-closed and quiet for PROXY_HALF_CLOSE_MS: a side that only shut its
+		 * sending side may still wait for an answer, however late, and the pair stays;
+		 * one that closed its socket can get nothing more, and the pair ends. */
+		for (int d = 0; d < 2; d++) {
+			if (c->d[d].done && sockdiag_peer_held(c->io[d == PROXY_UP ? 0 : 1].fd)) {
+				loop_timer_start(l, t, PROXY_HALF_CLOSE_MS);
+				return;
+			}
+		}
+	}
 	if (c->state == PC_CONNECTING) {
 		if (!c->p->srv->o.quiet)
 			log_msg("proxy %s: upstream %s did not answer within %d ms; the client's connection "
@@ -217,10 +229,11 @@ static int dir_finish(struct pconn *c, int d)
 		return -1;
 	}
 	/* Half-closed: the other way may still carry an answer, however late, as on a
-	 * direct connection. The pair lives as long as its peers hold it, as an idle one
-	 * does (a 10 s limit here once cut a slow server's answer to a client that had
-	 * half-closed, into what looked like an empty one). */
+	 * direct connection, while the side that sent the FIN holds its socket (linger_cb
+	 * asks after PROXY_HALF_CLOSE_MS without traffic; a plain 10 s limit once cut a
+	 * slow server's answer to a client that had half-closed into an empty one). */
 	shutdown(c->io[dst].fd, SHUT_WR);
+	loop_timer_start(srv(c)->loop, &c->linger, PROXY_HALF_CLOSE_MS);
 	return 0;
 }
 
@@ -1097,6 +1110,8 @@ static void io_cb(struct loop *l, struct loop_io *io, unsigned events)
 	int rd = side == 0 ? PROXY_UP : PROXY_DOWN;
 	if (events & LOOP_RDHUP)
 		c->d[rd].src_hup = 1;
+	if (c->d[0].done || c->d[1].done)
+		loop_timer_start(l, &c->linger, PROXY_HALF_CLOSE_MS); /* traffic: ask again later */
 	if ((events & (LOOP_READ | LOOP_ERROR)) && pump(c, rd) < 0)
 		return;
 	if ((events & (LOOP_WRITE | LOOP_ERROR)) && pump(c, !rd) < 0)

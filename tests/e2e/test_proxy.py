@@ -1024,7 +1024,9 @@ def test_a_half_closed_pair_carries_a_late_answer_both_ways(proxies):
     """A client that half-closes (nc -N) and a server that answers 11 s later: the answer
     arrives, as on a direct connection; the same with the upstream half-closing first. The
     proxy closed such pairs after 10 s without traffic, with a FIN: the client read an
-    empty answer. Held half-closed, the pairs cost no CPU."""
+    empty answer. Held half-closed, the pairs cost no CPU. A client that closed its
+    socket entirely can get nothing more: its pair ends after those 10 s, though the
+    upstream never closes (a leaky server must not pin the proxy's descriptors)."""
     ups = socket.socket()
     ups.bind(("127.0.0.1", 0))
     ups.listen()
@@ -1033,7 +1035,11 @@ def test_a_half_closed_pair_carries_a_late_answer_both_ways(proxies):
     up_a, _ = ups.accept()
     upstream_first = p.connect()
     up_b, _ = ups.accept()
-    with ups, client_first, upstream_first, up_a, up_b:
+    left = p.connect()
+    up_c, _ = ups.accept()
+    left.close()  # closed, not half-closed
+    with ups, client_first, upstream_first, up_a, up_b, up_c:
+        assert read_until_end(up_c, 5) == (b"", "FIN")
         client_first.sendall(b"question")
         client_first.shutdown(socket.SHUT_WR)
         assert read_until_end(up_a, 5) == (b"question", "FIN")
@@ -1043,6 +1049,8 @@ def test_a_half_closed_pair_carries_a_late_answer_both_ways(proxies):
         cpu = proc_cpu_seconds(p.pid)
         time.sleep(11)
         assert proc_cpu_seconds(p.pid) - cpu < 0.5  # a few wakeups at most, no spin
+        # the pair of the client that left has ended; the two half-closed ones are open
+        assert 'loopkit_proxy_connections_open{proxy="proxy"} 2\n' in p.api("GET", "/metrics")[1]
         up_a.sendall(b"late answer")
         up_a.close()
         assert read_until_end(client_first, 5) == (b"late answer", "FIN")
