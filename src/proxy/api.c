@@ -430,10 +430,29 @@ static void h_version(struct http_conn *c, const struct http_reqinfo *ri)
 	resp_send_mem(c, "application/json;charset=utf-8", body, sizeof body - 1);
 }
 
+/* One label, key="value", after sep; the value escaped as the text format asks (a
+ * backslash, a quote and a newline), so no name can end a label or forge one. */
+static void metric_label(struct buf *b, const char *sep, const char *key, const char *value)
+{
+	buf_printf(b, "%s%s=\"", sep, key);
+	for (const char *v = value; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			buf_printf(b, "\\%c", *v);
+		else if (*v == '\n')
+			buf_puts(b, "\\n");
+		else
+			buf_printf(b, "%c", *v);
+	}
+	buf_puts(b, "\"");
+}
+
 static void metric_labels(struct buf *b, const struct proxy *p, const char *dir)
 {
-	buf_printf(b, "{direction=\"%s\",proxy=\"%s\",listener=\"%s\",upstream=\"%s\"}", dir, p->name,
-	           p->listen, p->upstream);
+	metric_label(b, "{", "direction", dir);
+	metric_label(b, ",", "proxy", p->name);
+	metric_label(b, ",", "listener", p->listen);
+	metric_label(b, ",", "upstream", p->upstream);
+	buf_puts(b, "}");
 }
 
 static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
@@ -461,26 +480,32 @@ static void h_metrics(struct http_conn *c, const struct http_reqinfo *ri)
 	}
 	buf_puts(&b, "# HELP loopkit_proxy_connections_total Client connections accepted.\n"
 	             "# TYPE loopkit_proxy_connections_total counter\n");
-	for (size_t i = 0; i < s->nproxies; i++)
-		buf_printf(&b, "loopkit_proxy_connections_total{proxy=\"%s\"} %llu\n", s->proxies[i]->name,
-		           (unsigned long long)s->proxies[i]->conns_total);
+	for (size_t i = 0; i < s->nproxies; i++) {
+		buf_puts(&b, "loopkit_proxy_connections_total");
+		metric_label(&b, "{", "proxy", s->proxies[i]->name);
+		buf_printf(&b, "} %llu\n", (unsigned long long)s->proxies[i]->conns_total);
+	}
 	buf_puts(&b, "# HELP loopkit_proxy_connections_open Proxied connection pairs open now.\n"
 	             "# TYPE loopkit_proxy_connections_open gauge\n");
-	for (size_t i = 0; i < s->nproxies; i++)
-		buf_printf(&b, "loopkit_proxy_connections_open{proxy=\"%s\"} %u\n", s->proxies[i]->name,
-		           s->proxies[i]->nconns);
+	for (size_t i = 0; i < s->nproxies; i++) {
+		buf_puts(&b, "loopkit_proxy_connections_open");
+		metric_label(&b, "{", "proxy", s->proxies[i]->name);
+		buf_printf(&b, "} %u\n", s->proxies[i]->nconns);
+	}
 	buf_puts(&b, "# HELP loopkit_proxy_toxic_applied_total Times a toxic acted: the connections it "
 	             "was active on; http_fail and http_cut: the requests failed or cut; loss: the stalls; "
 	             "corrupt: the bytes changed.\n"
 	             "# TYPE loopkit_proxy_toxic_applied_total counter\n");
-	for (size_t i = 0; i < s->nproxies; i++)
-		for (size_t k = 0; k < s->proxies[i]->ntoxics; k++)
-			buf_printf(&b,
-			           "loopkit_proxy_toxic_applied_total{proxy=\"%s\",toxic=\"%s\",type=\"%s\"} "
-			           "%llu\n",
-			           s->proxies[i]->name, s->proxies[i]->toxics[k]->name,
-			           s->proxies[i]->toxics[k]->type->name,
-			           (unsigned long long)s->proxies[i]->toxics[k]->applied);
+	for (size_t i = 0; i < s->nproxies; i++) {
+		for (size_t k = 0; k < s->proxies[i]->ntoxics; k++) {
+			const struct toxic *t = s->proxies[i]->toxics[k];
+			buf_puts(&b, "loopkit_proxy_toxic_applied_total");
+			metric_label(&b, "{", "proxy", s->proxies[i]->name);
+			metric_label(&b, ",", "toxic", t->name);
+			metric_label(&b, ",", "type", t->type->name);
+			buf_printf(&b, "} %llu\n", (unsigned long long)t->applied);
+		}
+	}
 	resp_start(c, HTTP_OK);
 	resp_send_mem(c, "text/plain; version=0.0.4", buf_start(&b), buf_used(&b));
 	buf_free(&b);

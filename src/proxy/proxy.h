@@ -23,9 +23,10 @@
 #define PROXY_HAR_BODY_MAX  (64 * 1024) /* body bytes kept per HAR entry; longer ones are cut and marked */
 #define PROXY_CONFIG_MAX    (1024 * 1024) /* largest --config file */
 /* The summary at exit, bytes: at most 512 proxies (live and deleted) of under 100 toxic
- * lines (32 live, 32 removed names, one per type and stream beyond) of under 256 bytes
- * each; test_proxy fills every one and checks it fits. */
-#define PROXY_SUMMARY_MAX   (16 * 1024 * 1024)
+ * entries (32 live, 32 removed names, one per type and stream beyond), each under 500
+ * bytes once a name's every byte is escaped (\u003c); test_proxy fills every bound with
+ * such names (18 MB of JSON) and checks it fits. */
+#define PROXY_SUMMARY_MAX   (32 * 1024 * 1024)
 #define PROXY_BUSY_POLL_US  200    /* default of --busy-poll (see loop_set_busy_poll) */
 #define PROXY_BUSY_POLL_MAX 100000 /* the most --busy-poll allows, µs */
 

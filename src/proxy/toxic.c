@@ -6,6 +6,7 @@
 
 #include "core/json.h"
 #include "core/strparse.h"
+#include "core/text.h"
 #include "proxy/internal.h"
 #include "proxy/jin.h"
 
@@ -226,13 +227,22 @@ static int toxic_check(const struct toxic *t, char *why, size_t whylen)
 
 int proxy_name_check(const char *what, const char *name, char *why, size_t whylen)
 {
+	const unsigned char *u = (const unsigned char *)name;
 	size_t n = strlen(name);
 	int bad = !n || n >= PROXY_NAME_MAX || strchr(name, '/');
-	for (size_t i = 0; i < n && !bad; i++) /* a name is printed in logs and the summary */
-		bad = (unsigned char)name[i] < 0x20 || name[i] == 0x7f;
+	/* A name is printed in logs, the summary and stdout: no C0 or C1 control, no line
+	 * separator (U+2028, U+2029: lines to Unicode-aware readers), valid UTF-8. */
+	for (size_t i = 0, l; i < n && !bad; i += l) {
+		l = u[i] < 0x80 ? 1 : text_utf8_len(u + i, n - i);
+		bad = !l || u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] < 0xa0) ||
+		      (u[i] == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9));
+	}
 	if (bad)
-		snprintf(why, whylen, "a %s's name must be 1 to %d bytes, without '/' or control characters",
-		         what, PROXY_NAME_MAX - 1);
+		snprintf(
+		        why, whylen,
+		        "a %s's name must be 1 to %d bytes of UTF-8, without '/', control characters or line "
+		        "separators",
+		        what, PROXY_NAME_MAX - 1);
 	return bad ? -1 : 0;
 }
 

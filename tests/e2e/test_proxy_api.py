@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -83,11 +84,16 @@ def test_toxiproxy_node_client_drives_loopkit(proxy, echo_up):
     ("POST", "/proxies", '{"name":1,"upstream":"127.0.0.1:1"}', 400, "bad request body"),
     # names are printed in the log and the summary at exit: no line of them can be forged
     ("POST", "/proxies", '{"name":"a\\nproxy: 9 connections","upstream":"127.0.0.1:1"}', 400,
-     "a proxy's name must be 1 to 63 bytes, without '/' or control characters"),
-    ("POST", "/proxies", '{"name":"a/b","upstream":"127.0.0.1:1"}', 400, "without '/' or control characters"),
+     "a proxy's name must be 1 to 63 bytes of UTF-8, without '/', control characters or line separators"),
+    ("POST", "/proxies", '{"name":"a/b","upstream":"127.0.0.1:1"}', 400, "without '/', control characters"),
+    ("POST", "/proxies", '{"name":"a\\u2028b","upstream":"127.0.0.1:1"}', 400, "line separators"),
+    ("POST", "/proxies", '{"name":"a\\u2029b","upstream":"127.0.0.1:1"}', 400, "line separators"),
     ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"t\\u001b[31m"}', 400,
-     "a toxic's name must be 1 to 63 bytes, without '/' or control characters"),
+     "a toxic's name must be 1 to 63 bytes of UTF-8, without '/', control characters or line separators"),
     ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"t\\u007f"}', 400, "control characters"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"t\\u0085x"}', 400, "control characters"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"t\\u009b31m"}', 400, "control characters"),
+    ("POST", "/proxies/proxy/toxics", '{"type":"latency","name":"caf\\u00e9 \\u2027"}', 200, None),
     ("GET", "/proxies/nope", None, 404, "proxy not found"),
     ("GET", "/proxies/proxy/toxics/nope", None, 404, "toxic not found"),
     ("DELETE", "/proxies/proxy/toxics/nope", None, 404, "toxic not found"),
@@ -213,6 +219,25 @@ def test_metrics_and_version(proxy):
     assert 'loopkit_proxy_connections_total{proxy="proxy"} 1' in text
     st, v = proxy.api("GET", "/version")
     assert st == 200 and v["version"]
+
+
+def test_metrics_escape_names_in_labels(proxy, echo_up):
+    """A name with a quote or a backslash is escaped in /metrics (the text format's \\"
+    and \\\\): it used to end the label and could forge another (proxy="b")."""
+    name = 'a",proxy="b\\'
+    assert proxy.api("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0", "upstream": echo_up.addr})[0] == 201
+    assert proxy.api("POST", f"/proxies/{urllib.parse.quote(name, safe='')}/toxics",
+                     {"type": "latency", "name": 't"x'})[0] == 200
+    text = proxy.api("GET", "/metrics")[1]
+    esc = 'a\\",proxy=\\"b\\\\'
+    assert f'loopkit_proxy_connections_total{{proxy="{esc}"}} 0\n' in text, text
+    assert f'loopkit_proxy_toxic_applied_total{{proxy="{esc}",toxic="t\\"x",type="latency"}} 0\n' in text, text
+    assert f'{{direction="upstream",proxy="{esc}",listener=' in text, text
+    # every label line still parses: name{k="v",...} value
+    label = r'[a-z]+="(?:[^"\\\n]|\\.)*"'
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            assert re.fullmatch(rf'[a-z_]+\{{{label}(?:,{label})*\}} \d+', line), line
 
 
 def test_browsers_and_foreign_hosts_are_refused(proxy):

@@ -196,6 +196,14 @@ static void test_presets(void **state)
 	assert_null(proxy_preset_find("5g"));
 }
 
+/* A name of n - 1 bytes that the JSON writer escapes longest ('<' becomes \u003c), the
+ * last bytes distinct (k) so names differ. */
+static void longest_name(char *name, size_t n, size_t k)
+{
+	memset(name, '<', n - 1);
+	snprintf(name + n - 6, 6, "%05zu", k);
+}
+
 /* A proxy at every bound: the longest names, 32 live toxics, 32 named tallies and one per
  * type and stream beyond, counters at their largest. */
 static struct proxy *fullest_proxy(struct proxy_server *s, int k)
@@ -206,15 +214,15 @@ static struct proxy *fullest_proxy(struct proxy_server *s, int k)
 	struct proxy *p = calloc(1, sizeof(*p));
 	assert_non_null(p);
 	p->srv = s;
-	snprintf(p->name, sizeof p->name, "%0*d", (int)sizeof p->name - 1, k);
-	memset(p->listen, 'l', sizeof p->listen - 1);
-	memset(p->upstream, 'u', sizeof p->upstream - 1);
+	longest_name(p->name, sizeof p->name, (size_t)k);
+	memset(p->listen, '<', sizeof p->listen - 1);
+	memset(p->upstream, '<', sizeof p->upstream - 1);
 	p->conns_total = p->refused = p->bytes[0] = p->bytes[1] = UINT64_MAX;
 	for (size_t i = 0; i < PROXY_MAX_TOXICS; i++) {
 		struct toxic *t = calloc(1, sizeof(*t));
 		assert_non_null(t);
 		toxic_defaults(t, toxic_type_at(i % ntypes), i % 2 ? PROXY_UP : PROXY_DOWN);
-		snprintf(t->name, sizeof t->name, "%0*zu", (int)sizeof t->name - 1, i);
+		longest_name(t->name, sizeof t->name, i);
 		t->applied = UINT64_MAX;
 		p->toxics[p->ntoxics++] = t;
 	}
@@ -224,7 +232,7 @@ static struct proxy *fullest_proxy(struct proxy_server *s, int k)
 	for (size_t i = 0; i < p->ngone; i++) {
 		struct toxic_tally *g = &p->gone[i];
 		if (i < PROXY_TALLY_NAMES)
-			snprintf(g->name, sizeof g->name, "%0*zu", (int)sizeof g->name - 1, i);
+			longest_name(g->name, sizeof g->name, i);
 		g->type = toxic_type_at(i % ntypes);
 		g->dir = i % 2 ? PROXY_UP : PROXY_DOWN;
 		g->applied = UINT64_MAX;
