@@ -55,7 +55,8 @@ const struct cmd_verb cmd_who = {
         .summary = "which processes hold a port (exit 1 when it is free)",
         .about = "Names every process holding local port PORT (TCP or UDP, listening or connected)\n"
                  "with pid, user and command line, and what the kernel keeps of closed connections\n"
-                 "on it when that keeps a server out. Exit 1 when a server could bind it.\n",
+                 "on it when that keeps a server out. Exit 1 when it is free: no process holds it,\n"
+                 "and nothing the kernel keeps there keeps a server out.\n",
         .flags = who_flags,
         .size = sizeof(struct who_args),
         .run = who_main,

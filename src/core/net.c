@@ -238,6 +238,17 @@ uint16_t net_ss_port(const struct sockaddr_storage *sa)
 	return 0;
 }
 
+void net_ss_unmap(struct sockaddr_storage *sa)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+	if (sa->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+		return;
+	struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = a6->sin6_port};
+	memcpy(&v4.sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+	memset(sa, 0, sizeof *sa);
+	memcpy(sa, &v4, sizeof v4);
+}
+
 void net_ss_set_port(struct sockaddr_storage *sa, uint16_t port)
 {
 	if (sa->ss_family == AF_INET)

@@ -71,6 +71,9 @@ char *net_addr_str(const struct sockaddr *sa, char *out, size_t len);
 uint16_t net_ss_port(const struct sockaddr_storage *sa);
 /* Sets the port of an AF_INET or AF_INET6 address. */
 void net_ss_set_port(struct sockaddr_storage *sa, uint16_t port);
+/* A v4-mapped IPv6 address (::ffff:127.0.0.1) becomes the IPv4 one, port kept: the
+ * address a server binds, and the kernel looks up, for such a socket. Others stay. */
+void net_ss_unmap(struct sockaddr_storage *sa);
 
 /* True when a and b are the same IPv4 or IPv6 address and port. */
 int net_ss_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

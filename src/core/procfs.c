@@ -689,13 +689,27 @@ size_t procfs_port_blocker_text(uint16_t port, char *buf, size_t len)
 
 size_t procfs_kernel_held_text(int state, char *buf, size_t len)
 {
-	int n = state == TCP_TIME_WAIT
-	                ? snprintf(buf, len,
-	                           "a connection that ended, in TIME-WAIT (the kernel frees the port within "
-	                           "%d s)",
-	                           PROCFS_TIME_WAIT_S)
-	                : snprintf(buf, len, "a closed connection the kernel is still ending (%s)",
-	                           sockdiag_state_name(state));
+	int n;
+	if (state == TCP_TIME_WAIT) {
+		n = snprintf(buf, len,
+		             "a connection that ended, in TIME-WAIT (the kernel frees the port within %d s)",
+		             PROCFS_TIME_WAIT_S);
+	} else if (state == TCP_FIN_WAIT2) {
+		/* closed first; its peer has not closed its end: the kernel waits tcp_fin_timeout */
+		char t[32] = "";
+		int fd = open("/proc/sys/net/ipv4/tcp_fin_timeout", O_RDONLY | O_CLOEXEC);
+		ssize_t r = fd >= 0 ? read(fd, t, sizeof t - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		long secs = r > 0 ? strtol(t, NULL, 10) : 0;
+		n = snprintf(buf, len,
+		             "a closed connection the kernel is still ending (FIN-WAIT-2: its peer has not "
+		             "closed its end; freed within %ld s, net.ipv4.tcp_fin_timeout)",
+		             secs > 0 ? secs : PROCFS_TIME_WAIT_S);
+	} else {
+		n = snprintf(buf, len, "a closed connection the kernel is still ending (%s)",
+		             sockdiag_state_name(state));
+	}
 	return n < 0 ? 0 : (size_t)n;
 }
 

@@ -105,7 +105,8 @@ size_t procfs_port_blocker_text(uint16_t port, char *buf, size_t len);
 
 /* What the kernel keeps of a closed connection in TCP state `state`, as text that
  * follows "held by": "a connection that ended, in TIME-WAIT (the kernel frees the port
- * within 60 s)", or "a closed connection the kernel is still ending (FIN-WAIT-2)".
+ * within 60 s)", or "a closed connection the kernel is still ending (FIN-WAIT-1)";
+ * FIN-WAIT-2 says how long the kernel waits for the peer (net.ipv4.tcp_fin_timeout).
  * Returns the length. */
 size_t procfs_kernel_held_text(int state, char *buf, size_t len);
 

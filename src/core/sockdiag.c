@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/net.h"
 #include "core/vec.h"
 
 /* A dump reply is at most 32 KiB per datagram (the kernel's netlink dump ceiling),
@@ -347,17 +348,10 @@ int sockdiag_listener(const struct sockaddr_storage *addr, struct sockdiag_sock 
 {
 	struct sockaddr_storage a = *addr;
 	struct inet_diag_sockid id;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
 
 	/* The kernel looks up a v4-mapped address as IPv6 only when both ends are mapped:
 	 * ask in IPv4, where a dual-stack listener is found too. */
-	if (a.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
-		struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = a6->sin6_port};
-
-		memcpy(&v4.sin_addr, a6->sin6_addr.s6_addr + 12, 4);
-		memset(&a, 0, sizeof a);
-		memcpy(&a, &v4, sizeof v4);
-	}
+	net_ss_unmap(&a);
 	/* With no remote end, the kernel's exact lookup is the one a new connection to
 	 * addr makes: an established socket never matches port 0 of 0.0.0.0, so the answer
 	 * is the listener that would accept it (a wildcard one included). */

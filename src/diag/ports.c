@@ -113,6 +113,42 @@ int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const stru
 	return collect(p, flags, 0, f, err, errlen);
 }
 
+/* who's view of the TCP sockets on port that no process holds (what the kernel keeps of
+ * closed connections), when no process holds the port: does one keep a server out? A
+ * bind as a server makes it, to each distinct address of theirs (a few at most; many
+ * leftovers of a stopped server share one), answers. */
+static void kernel_held(struct diag_ports *p, size_t n, uint16_t port)
+{
+	struct sockaddr_storage tried[8];
+	size_t ntried = 0;
+	int found = 0;
+	for (size_t i = 0; i < n && !p->kernel_blocks; i++) {
+		const struct sockdiag_sock *s = &p->socks[i];
+		if (s->proto != IPPROTO_TCP || s->inode || net_ss_port(&s->local) != port)
+			continue;
+		struct sockaddr_storage a = s->local;
+		net_ss_unmap(&a);
+		if (!found || (s->state == TCP_TIME_WAIT && p->kernel_state != TCP_TIME_WAIT)) {
+			p->kernel_state = s->state; /* what to name when none blocks */
+			p->kernel_addr = a;
+			found = 1;
+		}
+		int seen = 0;
+		for (size_t t = 0; t < ntried && !seen; t++)
+			seen = net_ss_same(&tried[t], &a);
+		if (seen || ntried == sizeof tried / sizeof tried[0])
+			continue;
+		tried[ntried++] = a;
+		socklen_t len =
+		        a.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		if (net_try_bind((const struct sockaddr *)&a, len) == EADDRINUSE) {
+			p->kernel_blocks = 1;
+			p->kernel_state = s->state;
+			p->kernel_addr = a;
+		}
+	}
+}
+
 /* The one collection: who's view when port is nonzero, else per f. */
 static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const struct diag_ports_filter *f,
                    char *err, size_t errlen)
@@ -120,7 +156,6 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 	int proto = 0;
 	uint32_t *inodes = NULL;
 	size_t n = 0, k = 0;
-	const struct sockdiag_sock *kernel_at = NULL; /* one socket no process holds */
 
 	memset(p, 0, sizeof *p);
 	if ((flags & DIAG_PORTS_TCP) && !(flags & DIAG_PORTS_UDP))
@@ -145,12 +180,7 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 			if (net_ss_port(&s->local) != port)
 				continue;
 			if (s->inode == 0) {
-				if (s->proto == IPPROTO_TCP) {
-					if (!p->nkernel++ || s->state == TCP_TIME_WAIT)
-						p->kernel_state = s->state;
-					if (!kernel_at)
-						kernel_at = s;
-				}
+				p->nkernel += s->proto == IPPROTO_TCP;
 				continue;
 			}
 		} else if (f->sport && net_ss_port(&s->local) != f->sport) {
@@ -171,11 +201,8 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 		k++;
 	}
 	p->nrows = k;
-	if (kernel_at && !k)
-		p->kernel_blocks = net_try_bind((const struct sockaddr *)&kernel_at->local,
-		                                kernel_at->family == AF_INET6
-		                                        ? sizeof(struct sockaddr_in6)
-		                                        : sizeof(struct sockaddr_in)) == EADDRINUSE;
+	if (port && p->nkernel && !k)
+		kernel_held(p, n, port);
 	if (k && procfs_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
 		goto fail;
 	free(inodes);
@@ -501,17 +528,20 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 			fprintf(f, "port %u: free (no socket holds it)\n", port);
 			return;
 		}
+		char addr[64];
 		procfs_kernel_held_text(p->kernel_state, held, sizeof held);
+		net_addr_str((const struct sockaddr *)&p->kernel_addr, addr, sizeof addr);
 		if (p->kernel_blocks)
 			fprintf(f,
-			        "port %u is held by %s; no process holds it, yet a server's bind fails until "
-			        "then\n",
-			        port, held);
+			        "port %u on %s is held by %s; no process holds it, yet a server's bind there "
+			        "fails "
+			        "until then\n",
+			        port, addr, held);
 		else
 			fprintf(f,
-			        "port %u: free for a server (servers bind with SO_REUSEADDR); left on it: "
+			        "port %u: free for a server (servers bind with SO_REUSEADDR); left on %s: "
 			        "%s\n",
-			        port, held);
+			        port, addr, held);
 		return;
 	}
 	procs = who_procs(p, &n);
@@ -553,7 +583,10 @@ int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
 	json_key(&j, "kernel"); /* sockets no process holds: what is left of closed connections */
 	if (p->nkernel) {
 		json_obj_begin(&j);
+		char addr[64];
+		net_addr_str((const struct sockaddr *)&p->kernel_addr, addr, sizeof addr);
 		json_kuint(&j, "sockets", p->nkernel);
+		json_kstr(&j, "address", addr);
 		json_kstr(&j, "state", sockdiag_state_name(p->kernel_state));
 		json_kbool(&j, "blocks_bind", p->kernel_blocks);
 		json_obj_end(&j);

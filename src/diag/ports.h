@@ -30,9 +30,10 @@ struct diag_ports {
 	/* who's view: TCP sockets on the port that no process holds, what the kernel keeps
 	 * of closed connections (TIME-WAIT, FIN-WAIT-2, ...): not rows */
 	size_t nkernel;
-	int kernel_state;  /* TIME-WAIT when one is, else the state of one */
-	int kernel_blocks; /* and they keep a listener out: a bind with SO_REUSEADDR to
-	                      their address failed (it does when they lacked that option) */
+	int kernel_blocks; /* they keep a listener out: a bind with SO_REUSEADDR to the
+	                      address of one failed (it does when it lacked that option) */
+	int kernel_state;  /* the state of that one; else TIME-WAIT when one is, else one's */
+	struct sockaddr_storage kernel_addr; /* and its local address (v4-mapped unmapped) */
 };
 
 #define DIAG_PORTS_TCP        1u

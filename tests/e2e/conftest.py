@@ -1236,19 +1236,25 @@ measures = pytest.mark.skipif(sanitizer_build(), reason="measures RSS or latency
                               "in a sanitizer build; the plain `make test` run measures")
 
 
-def connection_on_a_port(state, reuse=False):
+def connection_on_a_port(state, reuse=False, addr="127.0.0.1", mapped=False):
     """A connection from a port of its own (without SO_REUSEADDR unless reuse), left in state:
     "open" (this process holds it), "TIME-WAIT" (it closed first and the peer
     followed) or "FIN-WAIT-2" (it closed first, the peer did not: nobody holds it).
+    The client's address is addr, or with mapped an IPv6 socket's ::ffff:127.0.0.1.
     Returns (port, what to close at the end)."""
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen()
-    c = socket.socket()
+    c = socket.socket(socket.AF_INET6 if mapped else socket.AF_INET)
     if reuse:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    c.bind(("127.0.0.1", 0))
-    c.connect(lst.getsockname())
+    if mapped:
+        c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        c.bind(("::", 0))
+        c.connect(("::ffff:127.0.0.1", lst.getsockname()[1]))
+    else:
+        c.bind((addr, 0))
+        c.connect(lst.getsockname())
     peer, _ = lst.accept()
     port = c.getsockname()[1]
     if state != "open":
@@ -1262,3 +1268,9 @@ def connection_on_a_port(state, reuse=False):
     # FIN-WAIT-1 until the peer's (maybe delayed) ACK of the FIN
     assert wait_for(lambda: ss().split()[:1] == [want], 5), ss()
     return port, [lst, c, peer]
+
+
+def fin_timeout():
+    """net.ipv4.tcp_fin_timeout: how long the kernel keeps an orphan in FIN-WAIT-2."""
+    with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
+        return int(f.read())

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import (LOOPKIT, Conn, Server, assert_alive, exchange, hard_timeout_fixture,
-                      connection_on_a_port, httpc, proc_tcp_sockets)
+                      connection_on_a_port, fin_timeout, httpc, proc_tcp_sockets)
 
 _hard_timeout = hard_timeout_fixture(25)
 
@@ -174,14 +174,15 @@ def test_port_in_use_names_holder(tmp_path):
 @pytest.mark.parametrize("state,holder", [
     ("open", "a connection of python3 (pid {pid})"),  # formatted in the test: ids must not vary
     ("TIME-WAIT", "a connection that ended, in TIME-WAIT (the kernel frees the port within 60 s)"),
-    ("FIN-WAIT-2", "a closed connection the kernel is still ending (FIN-WAIT-2)"),
+    ("FIN-WAIT-2", "a closed connection the kernel is still ending (FIN-WAIT-2: its peer has not closed its "
+                   "end; freed within {fin} s, net.ipv4.tcp_fin_timeout)"),
 ])
 def test_port_used_by_a_connection_names_it(tmp_path, state, holder):
     """A listener's bind fails on a port that a connection uses as its own (when one of
     them lacks SO_REUSEADDR), and on what the kernel keeps of a closed one: the message
     says which, where it said the owner was "not visible to this user"."""
     port, socks = connection_on_a_port(state)
-    holder = holder.format(pid=os.getpid())
+    holder = holder.format(pid=os.getpid(), fin=fin_timeout())
     try:
         p = run("serve", str(tmp_path), "--port", str(port))
         assert (p.returncode, p.stderr.decode()) == (1, f"loopkit serve: port {port} on 127.0.0.1 is held by "

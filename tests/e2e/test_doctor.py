@@ -78,7 +78,8 @@ def test_port_check_names_what_the_kernel_keeps(reuse):
         for x in socks:
             x.close()
     lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-    where = f"inside the ephemeral range {lo}-{hi}, IANA user port"  # the client's port came from there
+    iana = "user" if port < 49152 else "dynamic"
+    where = f"inside the ephemeral range {lo}-{hi}, IANA {iana} port"  # the client's port came from there
     if reuse:  # free: the one warning left is the ephemeral range's
         want = ("WARN", f"port {port} is free; {where}",
                 f"outgoing connections may take port {port} at any time: reserve it (sysctl -w "

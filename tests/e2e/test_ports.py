@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, connection_on_a_port, hard_timeout_fixture
+from conftest import LOOPKIT, connection_on_a_port, fin_timeout, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(30)
 
@@ -429,24 +429,50 @@ def test_a_socket_bound_to_a_wildcard_without_listening_is_not_exposed():
     assert len(line) == 1 and "EXPOSED" not in line[0], h.stdout
 
 
-@pytest.mark.parametrize("state", ["TIME-WAIT", "FIN-WAIT-2"])
-def test_who_names_what_the_kernel_keeps_when_it_blocks_a_server(state, tmp_path):
+@pytest.mark.parametrize("state,mapped", [("TIME-WAIT", False), ("FIN-WAIT-2", False), ("TIME-WAIT", True)])
+def test_who_names_what_the_kernel_keeps_when_it_blocks_a_server(state, mapped, tmp_path):
     """A client's port left in TIME-WAIT (or FIN-WAIT-2) without SO_REUSEADDR keeps a
     server out for up to a minute, though no process holds it: who said "free" (exit 1),
-    and `who PORT || start-server` then failed."""
-    port, socks = connection_on_a_port(state)
+    and `who PORT || start-server` then failed. A v4-mapped leftover ([::ffff:127.0.0.1]
+    of a dual-stack client) is the same 127.0.0.1 to a server: its trial bind used the
+    mapped address, failed with EINVAL, and said free."""
+    port, socks = connection_on_a_port(state, mapped=mapped)
     try:
         held = ("a connection that ended, in TIME-WAIT (the kernel frees the port within 60 s)"
-                if state == "TIME-WAIT" else "a closed connection the kernel is still ending (FIN-WAIT-2)")
+                if state == "TIME-WAIT" else
+                "a closed connection the kernel is still ending (FIN-WAIT-2: its peer has not closed its end; "
+                f"freed within {fin_timeout()} s, net.ipv4.tcp_fin_timeout)")
         h = run("who", str(port))
-        assert (h.returncode, h.stdout) == (0, f"port {port} is held by {held}; no process holds it, yet a "
-                                               "server's bind fails until then\n")
+        assert (h.returncode, h.stdout) == (0, f"port {port} on 127.0.0.1 is held by {held}; no process holds it, "
+                                               "yet a server's bind there fails until then\n")
         j = run("who", str(port), "--json")
         assert (j.returncode, json.loads(j.stdout)) == (0, {
-            "port": port, "free": False, "kernel": {"sockets": 1, "state": state, "blocks_bind": True},
+            "port": port, "free": False,
+            "kernel": {"sockets": 1, "address": "127.0.0.1", "state": state, "blocks_bind": True},
             "processes": [], "sockets": []})
         s = run("serve", str(tmp_path), "--port", str(port))
         assert s.returncode == 1 and f"is held by {held}" in s.stderr, s.stderr
+    finally:
+        for x in socks:
+            x.close()
+
+
+def test_who_names_the_address_a_leftover_blocks(tmp_path):
+    """A leftover on 127.0.0.2 keeps servers out of 127.0.0.2 only: who names that
+    address, and serve on its default 127.0.0.1 starts."""
+    port, socks = connection_on_a_port("TIME-WAIT", addr="127.0.0.2")
+    try:
+        h = run("who", str(port))
+        assert (h.returncode, h.stdout) == (0, f"port {port} on 127.0.0.2 is held by a connection that ended, in "
+                                               "TIME-WAIT (the kernel frees the port within 60 s); no process "
+                                               "holds it, yet a server's bind there fails until then\n")
+        p = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", str(port), "-q"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout.readline() == f"http://127.0.0.1:{port}/\n", p.stderr.read() if p.poll() else ""
+        finally:
+            p.terminate()
+            p.wait(10)
     finally:
         for x in socks:
             x.close()
@@ -459,10 +485,10 @@ def test_who_says_free_when_what_the_kernel_keeps_lets_a_server_bind(tmp_path):
     try:
         h = run("who", str(port))
         assert (h.returncode, h.stdout) == (1, f"port {port}: free for a server (servers bind with SO_REUSEADDR); "
-                                               "left on it: a connection that ended, in TIME-WAIT (the kernel "
-                                               "frees the port within 60 s)\n")
+                                               "left on 127.0.0.1: a connection that ended, in TIME-WAIT (the "
+                                               "kernel frees the port within 60 s)\n")
         assert json.loads(run("who", str(port), "--json").stdout)["kernel"] == {
-            "sockets": 1, "state": "TIME-WAIT", "blocks_bind": False}
+            "sockets": 1, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": False}
         p = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", str(port), "-q"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         try:
