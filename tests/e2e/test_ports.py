@@ -429,6 +429,17 @@ def test_a_socket_bound_to_a_wildcard_without_listening_is_not_exposed():
     assert len(line) == 1 and "EXPOSED" not in line[0], h.stdout
 
 
+def assert_serve_starts(root, port):
+    """loopkit serve starts on 127.0.0.1:port (and is stopped)."""
+    p = subprocess.Popen([LOOPKIT, "serve", str(root), "--port", str(port), "-q"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == f"http://127.0.0.1:{port}/\n", p.stderr.read() if p.poll() else ""
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
 @pytest.mark.parametrize("state,mapped", [("TIME-WAIT", False), ("FIN-WAIT-2", False), ("TIME-WAIT", True)])
 def test_who_names_what_the_kernel_keeps_when_it_blocks_a_server(state, mapped, tmp_path):
     """A client's port left in TIME-WAIT (or FIN-WAIT-2) without SO_REUSEADDR keeps a
@@ -466,13 +477,7 @@ def test_who_names_the_address_a_leftover_blocks(tmp_path):
         assert (h.returncode, h.stdout) == (0, f"port {port} on 127.0.0.2 is held by a connection that ended, in "
                                                "TIME-WAIT (the kernel frees the port within 60 s); no process "
                                                "holds it, yet a server's bind there fails until then\n")
-        p = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", str(port), "-q"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        try:
-            assert p.stdout.readline() == f"http://127.0.0.1:{port}/\n", p.stderr.read() if p.poll() else ""
-        finally:
-            p.terminate()
-            p.wait(10)
+        assert_serve_starts(tmp_path, port)
     finally:
         for x in socks:
             x.close()
@@ -489,13 +494,7 @@ def test_who_says_free_when_what_the_kernel_keeps_lets_a_server_bind(tmp_path):
                                                "kernel frees the port within 60 s)\n")
         assert json.loads(run("who", str(port), "--json").stdout)["kernel"] == {
             "sockets": 1, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": False}
-        p = subprocess.Popen([LOOPKIT, "serve", str(tmp_path), "--port", str(port), "-q"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        try:
-            assert p.stdout.readline() == f"http://127.0.0.1:{port}/\n", p.stderr.read() if p.poll() else ""
-        finally:
-            p.terminate()
-            p.wait(10)
+        assert_serve_starts(tmp_path, port)
     finally:
         for x in socks:
             x.close()
