@@ -162,11 +162,15 @@ static void linger_cb(struct loop *l, struct loop_timer *t)
 		}
 	}
 	if (c->state == PC_CONNECTING) {
+		/* unreachable as a refused upstream is: a reset, never what reads as an empty answer */
 		if (!c->p->srv->o.quiet)
 			log_msg("proxy %s: upstream %s did not answer within %d ms; the client's connection "
-			        "is closed",
+			        "is reset",
 			        c->p->name, c->p->upstream, PROXY_CONNECT_MS);
 		c->p->refused++;
+		record_pair(c);
+		pconn_close(c, 1);
+		return;
 	}
 	pconn_close(c, 0);
 }
