@@ -106,7 +106,8 @@ struct proxy_preset {
 	const char *source;
 };
 const struct proxy_preset *proxy_preset_find(const char *name);
-/* Fills out[] with the toxics of a preset; returns how many (at most 6). */
+#define PROXY_PRESET_TOXICS 6 /* the most toxics a preset makes: latency, bandwidth, loss each way */
+/* Fills out[] with the toxics of a preset; returns how many (at most PROXY_PRESET_TOXICS). */
 size_t proxy_preset_toxics(const struct proxy_preset *p, struct toxic *out);
 
 /* ---- proxies, connections (server.c, relay.c) ---- */

@@ -16,6 +16,7 @@
 #include "core/net.h"
 #include "core/rand.h"
 #include "core/strparse.h"
+#include "core/text.h"
 #include "diag/portlease.h"
 #include "diag/reach.h"
 #include "proxy/internal.h"
@@ -609,8 +610,77 @@ static int load_config(struct proxy_server *s, const char *path, char *err, size
 	return 0;
 }
 
+/* s as a message may quote it: control bytes escaped, so no flag can forge a line. */
+static const char *quoted(const char *s, char *buf, size_t len)
+{
+	text_escape(buf, len, s, strlen(s), 0);
+	return buf;
+}
+
+/* The command-line proxy's flags, checked before anything is opened or bound (a usage
+ * error is not hidden behind a busy port): --name, --preset and each --toxic, parsed into
+ * *out (malloc'd; the preset's toxics first). Returns 0, or -1 with the reason in err. */
+static int cli_toxics(const struct proxy_opts *o, struct toxic **out, size_t *n, char *err, size_t errlen)
+{
+	char why[PROXY_ERR_MAX], q[PROXY_ERR_MAX];
+	*out = NULL;
+	*n = 0;
+	if (!o->upstream) {
+		if (!o->ntoxics && !o->preset)
+			return 0;
+		snprintf(err, errlen, "--toxic and --preset need an UPSTREAM to act on");
+		return -1;
+	}
+	if (o->name && proxy_name_check("proxy", o->name, why, sizeof why) < 0) {
+		snprintf(err, errlen, "--name %s: %s", quoted(o->name, q, sizeof q), why);
+		return -1;
+	}
+	const struct proxy_preset *pr = o->preset ? proxy_preset_find(o->preset) : NULL;
+	if (o->preset && !pr) {
+		snprintf(err, errlen, "--preset %s: unknown; the presets are %s",
+		         quoted(o->preset, q, sizeof q), proxy_preset_names());
+		return -1;
+	}
+	struct toxic *t = calloc(PROXY_PRESET_TOXICS + o->ntoxics + 1, sizeof(*t));
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	size_t k = pr ? proxy_preset_toxics(pr, t) : 0;
+	for (size_t i = 0; i < o->ntoxics; i++, k++) {
+		if (toxic_from_spec(&t[k], o->toxics[i], why, sizeof why) < 0) {
+			snprintf(err, errlen, "--toxic %s: %s", quoted(o->toxics[i], q, sizeof q), why);
+			goto fail;
+		}
+		for (size_t j = 0; j < k; j++) {
+			if (!strcmp(t[j].name, t[k].name)) {
+				snprintf(err, errlen,
+				         "--toxic %s: a toxic named %s is already there (name this one "
+				         "TYPE:NAME, e.g. latency:extra,...)",
+				         quoted(o->toxics[i], q, sizeof q), t[k].name);
+				goto fail;
+			}
+		}
+	}
+	if (k > PROXY_MAX_TOXICS) {
+		snprintf(err, errlen, "at most %d toxics on a proxy", PROXY_MAX_TOXICS);
+		goto fail;
+	}
+	*out = t;
+	*n = k;
+	return 0;
+fail:
+	free(t);
+	return -1;
+}
+
 struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, size_t errlen, int *code)
 {
+	struct toxic *given;
+	size_t ngiven;
+	*code = 2;
+	if (cli_toxics(o, &given, &ngiven, err, errlen) < 0)
+		return NULL;
 	struct proxy_server *s = calloc(1, sizeof(*s));
 	*code = 1;
 	if (s && !(s->bulk = malloc(PROXY_BULK))) {
@@ -619,6 +689,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 	}
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
+		free(given);
 		return NULL;
 	}
 	s->o = *o;
@@ -628,6 +699,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 	if (!s->loop) {
 		free(s->bulk);
 		free(s);
+		free(given);
 		return NULL;
 	}
 	loop_set_busy_poll(s->loop, o->busy_poll_us);
@@ -660,7 +732,8 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		char listen[PROXY_ADDR_MAX] = "127.0.0.1:0";
 		if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof name ||
 		    (comma && (size_t)(comma - eq - 1) >= sizeof listen)) {
-			snprintf(err, errlen, "--proxy %s: want NAME=[LISTEN,]UPSTREAM", spec);
+			snprintf(err, errlen, "--proxy %s: want NAME=[LISTEN,]UPSTREAM",
+			         quoted(spec, msg, sizeof msg));
 			*code = 2;
 			goto fail;
 		}
@@ -670,8 +743,9 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		enum lk_err e =
 		        proxy_create(s, name, listen, comma ? comma + 1 : eq + 1, 1, NULL, why, sizeof why);
 		if (e != LK_E_OK) {
+			char q[PROXY_ERR_MAX];
 			lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
-			snprintf(err, errlen, "--proxy %s: %s", spec, msg);
+			snprintf(err, errlen, "--proxy %s: %s", quoted(spec, q, sizeof q), msg);
 			*code = e == LK_E_P_LISTEN ? 1 : 2;
 			goto fail;
 		}
@@ -688,43 +762,13 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 			*code = e == LK_E_P_LISTEN ? 1 : 2;
 			goto fail;
 		}
-		struct toxic t[8];
-		size_t nt = 0;
-		if (o->preset) {
-			const struct proxy_preset *pr = proxy_preset_find(o->preset);
-			if (!pr) {
-				snprintf(err, errlen, "--preset %s: unknown; the presets are %s", o->preset,
-				         proxy_preset_names());
-				*code = 2;
-				goto fail;
-			}
-			nt = proxy_preset_toxics(pr, t);
-		}
-		for (size_t i = 0; i < nt; i++)
-			proxy_toxic_add(p, &t[i], NULL);
-		for (size_t i = 0; i < o->ntoxics; i++) {
-			struct toxic x;
-			if (toxic_from_spec(&x, o->toxics[i], why, sizeof why) < 0) {
-				snprintf(err, errlen, "--toxic %s: %s", o->toxics[i], why);
-				*code = 2;
-				goto fail;
-			}
-			if (proxy_toxic_add(p, &x, NULL) != LK_E_OK) {
-				snprintf(err, errlen,
-				         "--toxic %s: a toxic named %s is already there (name this one "
-				         "TYPE:NAME, e.g. latency:extra,...)",
-				         o->toxics[i], x.name);
-				*code = 2;
-				goto fail;
-			}
-		}
-	} else if (o->ntoxics || o->preset) {
-		snprintf(err, errlen, "--toxic and --preset need an UPSTREAM to act on");
-		*code = 2;
-		goto fail;
+		for (size_t i = 0; i < ngiven; i++)
+			proxy_toxic_add(p, &given[i], NULL); /* checked: names differ, they fit */
 	}
+	free(given);
 	return s;
 fail:
+	free(given);
 	proxy_server_free(s);
 	return NULL;
 }

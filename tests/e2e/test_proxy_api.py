@@ -292,7 +292,34 @@ def test_cli_errors_exit_2_naming_the_fix(echo_up, tmp_path):
                        text=True, timeout=10)
     assert r.returncode == 1 and r.stderr.endswith(
         f"is held by python3 (pid {os.getpid()}); try --api 127.0.0.1:0 for any free port\n"), r.stderr
+    # a usage error is found before anything is bound: not hidden behind a busy port, nor
+    # behind a busy API port
+    r = run(f"127.0.0.1:{port}", echo_up.addr, "--toxic", "latency,latency=abc")
+    assert (r.returncode, r.stderr) == (2, "loopkit proxy: --toxic latency,latency=abc: latency.latency: 'abc' "
+                                           "is not a number\n")
+    r = subprocess.run([LOOPKIT, "proxy", echo_up.addr, "--api", f"127.0.0.1:{port}", "--preset", "5g"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and r.stderr.startswith("loopkit proxy: --preset 5g: unknown"), r.stderr
     taken.close()
+    # what a flag quotes back is escaped: a refused name cannot print a line of its own
+    rule = "1 to 63 bytes of UTF-8, without '/', control characters or line separators"
+    r = run(echo_up.addr, "--toxic", "latency:a\x1b[31m\nloopkit proxy: forged")
+    assert (r.returncode, r.stderr) == (2, "loopkit proxy: --toxic latency:a\\x1b[31m\\x0aloopkit proxy: forged: "
+                                           f"a toxic's name must be {rule}\n")
+    r = run(echo_up.addr, "--name", "a\nb")
+    assert (r.returncode, r.stderr) == (2, f"loopkit proxy: --name a\\x0ab: a proxy's name must be {rule}\n")
+    many = [x for i in range(33) for x in ("--toxic", f"latency:t{i}")]
+    fits = Proxy(echo_up.addr, *many[:-2])  # 32 fit
+    try:
+        st, toxics = fits.api("GET", "/proxies/proxy/toxics")
+        assert (st, len(toxics)) == (200, 32)
+    finally:
+        assert fits.stop() == 0
+    r = run(echo_up.addr, *many)
+    assert (r.returncode, r.stderr) == (2, "loopkit proxy: at most 32 toxics on a proxy\n")
+    r = run(echo_up.addr, "--preset", "3g", "--toxic", "latency")
+    assert (r.returncode, r.stderr) == (2, "loopkit proxy: --toxic latency: a toxic named latency_downstream is "
+                                           "already there (name this one TYPE:NAME, e.g. latency:extra,...)\n")
     for api, why in (("127.0.0.1:http", "the port: not a number"), ("[::1]", "want [IPv6]:PORT"),
                      ("10.0.0.1:8474", "10.0.0.1 is not a loopback address")):
         r = subprocess.run([LOOPKIT, "proxy", "127.0.0.1:1", "--api", api], capture_output=True, text=True,
