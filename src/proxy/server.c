@@ -817,14 +817,20 @@ int proxy_server_run(struct proxy_server *s)
 	return loop_run(s->loop);
 }
 
+/* "s" for a count other than one: "1 connection", "2 connections". */
+static const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 /* One toxic's line of the summary: live (removed 0) or a removed one's tally. */
 static void summary_toxic(struct json *j, int json, struct buf *out, const char *name,
                           const struct toxic_type *type, enum proxy_dir dir, uint64_t applied, int removed)
 {
 	if (!json) {
-		buf_printf(out, "  toxic %s (%s, %s%s): applied %llu times\n",
-		           name[0] ? name : "of other names", type->name, proxy_stream_name(dir),
-		           removed ? ", removed" : "", (unsigned long long)applied);
+		buf_printf(out, "  %s%s (%s, %s%s): applied %llu time%s\n", name[0] ? "toxic " : "toxics",
+		           name[0] ? name : " under other names", type->name, proxy_stream_name(dir),
+		           removed ? ", removed" : "", (unsigned long long)applied, plural(applied));
 		return;
 	}
 	json_obj_begin(j);
@@ -843,10 +849,10 @@ static void summary_toxic(struct json *j, int json, struct buf *out, const char 
 static void summary_proxy(struct json *j, int json, struct buf *out, const struct proxy *p, int deleted)
 {
 	if (!json) {
-		buf_printf(out, "%s%s: %llu connections (%llu refused), %llu bytes up, %llu bytes down\n",
+		buf_printf(out, "%s%s: %llu connection%s (%llu refused), %llu bytes up, %llu bytes down\n",
 		           p->name, deleted ? " (deleted)" : "", (unsigned long long)p->conns_total,
-		           (unsigned long long)p->refused, (unsigned long long)p->bytes[PROXY_UP],
-		           (unsigned long long)p->bytes[PROXY_DOWN]);
+		           plural(p->conns_total), (unsigned long long)p->refused,
+		           (unsigned long long)p->bytes[PROXY_UP], (unsigned long long)p->bytes[PROXY_DOWN]);
 	} else {
 		json_obj_begin(j);
 		json_kstr(j, "name", p->name);
@@ -887,8 +893,9 @@ void proxy_server_summary(const struct proxy_server *s, int json, struct buf *ou
 		summary_proxy(&j, json, out, s->deleted[i], 1);
 	if (!json) {
 		if (s->deleted_unlisted)
-			buf_printf(out, "%llu more deleted proxies, not listed\n",
-			           (unsigned long long)s->deleted_unlisted);
+			buf_printf(out, "%llu more deleted prox%s, not listed\n",
+			           (unsigned long long)s->deleted_unlisted,
+			           s->deleted_unlisted == 1 ? "y" : "ies");
 		return;
 	}
 	json_arr_end(&j);

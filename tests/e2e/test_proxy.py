@@ -55,7 +55,7 @@ def test_relays_bytes_exactly_and_counts_them(proxies, echo_up):
     time.sleep(0.2)
     p.stop()
     summary = p.rest
-    assert f"1 connections (0 refused), {len(data)} bytes up, {len(data)} bytes down" in summary
+    assert f"1 connection (0 refused), {len(data)} bytes up, {len(data)} bytes down" in summary
 
 
 def cpu_seconds(pid):

@@ -451,7 +451,7 @@ def test_the_text_summary_marks_removed_toxics_and_deleted_proxies(proxies, echo
     assert p.stop() == 0
     assert p.rest == ("proxy: 4 connections (0 refused), 20 bytes up, 20 bytes down\n"
                       "  toxic lat (latency, downstream, removed): applied 3 times\n"
-                      "  toxic slow (bandwidth, upstream, removed): applied 1 times\n"
+                      "  toxic slow (bandwidth, upstream, removed): applied 1 time\n"
                       "gone (deleted): 2 connections (0 refused), 10 bytes up, 10 bytes down\n")
 
 
