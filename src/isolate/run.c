@@ -18,6 +18,7 @@
 #include "core/net.h"
 #include "core/procfs.h"
 #include "diag/portlease.h"
+#include "diag/reach.h"
 #include "isolate/direct.h"
 #include "isolate/relay.h"
 
@@ -249,23 +250,19 @@ static int listen_host(struct isolate_forward *f, char *err, size_t errlen)
 		f->fd = net_listen((struct sockaddr *)&f->host, f->hostlen, ISOLATE_BACKLOG, 0, why,
 		                   sizeof why);
 		f->twin = -1;
+		failed = f->host;
 	} else {
 		/* port 0: one outside the ephemeral range, as the proxy's */
 		f->fd = portlease_listen_loopback(&f->host, f->hostlen, ISOLATE_BACKLOG, &f->twin, &failed,
 		                                  why, sizeof why);
 	}
 	if (f->fd < 0) {
-		int e = errno;
-		uint16_t port = net_ss_port(&f->host);
-		char who[160];
-		if (e == EADDRINUSE && procfs_port_blocker_text(port, who, sizeof who))
-			snprintf(err, errlen, "-p %s: %s; held by %s; -p 0:%u picks a free port", f->spec,
-			         why, who, net_ss_port(&f->inner));
-		else if (e == EADDRINUSE)
-			snprintf(err, errlen, "-p %s: %s; -p 0:%u picks a free port", f->spec, why,
-			         net_ss_port(&f->inner));
-		else
-			snprintf(err, errlen, "-p %s: %s", f->spec, why);
+		/* said as serve and the proxy say it: who holds the port, and the fix */
+		char fix[32], msg[REACH_MSG_MAX];
+		snprintf(fix, sizeof fix, "-p 0:%u", net_ss_port(&f->inner));
+		reach_bind_explain((struct sockaddr *)&failed, net_ss_port(&f->host), errno, why, fix, msg,
+		                   sizeof msg);
+		snprintf(err, errlen, "-p %s: %s", f->spec, msg);
 		return -1;
 	}
 	socklen_t len = f->hostlen;

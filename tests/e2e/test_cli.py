@@ -189,8 +189,8 @@ def test_port_used_by_a_connection_names_it(tmp_path, state, holder):
                                                         f"{holder}; try --port 0 for any free port\n")
         r = subprocess.run([LOOPKIT, "isolate", "-p", f"{port}:80", "--", "true"], capture_output=True,
                            text=True, timeout=10)
-        assert (r.returncode, r.stderr) == (1, f"loopkit isolate: -p {port}:80: bind 127.0.0.1:{port}: Address "
-                                               f"already in use; held by {holder}; -p 0:80 picks a free port\n")
+        assert (r.returncode, r.stderr) == (1, f"loopkit isolate: -p {port}:80: port {port} on 127.0.0.1 is held "
+                                               f"by {holder}; try -p 0:80 for any free port\n")
     finally:
         for x in socks:
             x.close()

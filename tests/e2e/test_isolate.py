@@ -1162,9 +1162,9 @@ def test_port_in_use_names_the_holder():
     port = s.getsockname()[1]
     try:
         p = run("-p", f"{port}:80", "--", "true")
-        assert p.returncode == 1
-        assert f"bind 127.0.0.1:{port}: Address already in use" in p.stderr
-        assert f"pid {os.getpid()}" in p.stderr and "-p 0:80 picks a free port" in p.stderr
+        # worded as serve and the proxy word it
+        assert (p.returncode, p.stderr) == (1, f"loopkit isolate: -p {port}:80: port {port} on 127.0.0.1 is held "
+                                               f"by python3 (pid {os.getpid()}); try -p 0:80 for any free port\n")
     finally:
         s.close()
 
