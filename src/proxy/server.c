@@ -263,7 +263,7 @@ enum lk_err proxy_create(struct proxy_server *s, const char *name, const char *l
                          int enabled, struct proxy **out, char *why, size_t whylen)
 {
 	if (proxy_name_check("proxy", name, why, whylen) < 0)
-		return LK_E_P_BAD_ADDR;
+		return LK_E_P_BAD_NAME;
 	if (proxy_find(s, name))
 		return LK_E_P_EXISTS;
 	if (s->nproxies == PROXY_MAX_PROXIES) {

@@ -340,6 +340,8 @@ enum lk_err toxic_from_json(struct toxic *t, const void *objp, int update, char 
 		if (jin_each(v, attr_one, &a))
 			return a.e;
 	}
+	if (proxy_name_check("toxic", t->name, why, whylen) < 0)
+		return LK_E_P_BAD_NAME; /* not an attribute */
 	if (toxic_check(t, why, whylen) < 0)
 		return LK_E_P_BAD_ATTR;
 	return LK_E_OK;
