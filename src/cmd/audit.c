@@ -59,7 +59,7 @@ static int audit_main(void *p)
 		return 2;
 	}
 	if (audit_run(&a->cfg, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "loopkit audit: %s\n", err);
+		cmd_error("audit", err);
 		return 1;
 	}
 	FILE *f = a->out ? fopen(a->out, "w") : stdout;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text.h"
+
 const struct cmd_flag cmd_help_row = {"help", 'h', NULL, NULL, "this text", CMD_SWITCH, .size = 0};
 
 /* A verb being run: which one, and its full name ("loopkit bench tcp") for messages. */
@@ -261,18 +263,26 @@ static void print_help(FILE *f, const struct cmd_verb *v, const char *path)
 	}
 }
 
+void cmd_error(const char *verb, const char *msg)
+{
+	char esc[4096];
+	text_escape(esc, sizeof esc, msg, strlen(msg), 0);
+	fprintf(stderr, "loopkit %s: %s\n", verb, esc);
+}
+
 /* ---- usage errors ---- */
 
 static int usage_error(const struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const struct run *r, const char *fmt, ...)
 {
-	char syn[256];
+	char syn[256], msg[1024], esc[4 * sizeof msg];
 	va_list ap;
-	fprintf(stderr, "%s: ", r->path);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: %s %s  (%s --help for more)\n", r->path,
+	/* it quotes the arguments: escaped, none can forge a line or drive the terminal */
+	text_escape(esc, sizeof esc, msg, strlen(msg), 0);
+	fprintf(stderr, "%s: %s\nusage: %s %s  (%s --help for more)\n", r->path, esc, r->path,
 	        cmd_synopsis(r->v, syn, sizeof syn), r->path);
 	return 2;
 }
@@ -409,7 +419,10 @@ static const struct cmd_flag *find_short(const struct cmd_verb *v, char c)
 
 static int bad_value(const struct run *r, const char *flag, const char *val, const char *why)
 {
-	fprintf(stderr, "%s: %s %s: %s\n", r->path, flag, val, why);
+	char v[1024], w[1024];
+	text_escape(v, sizeof v, val, strlen(val), 0); /* why may quote val too */
+	text_escape(w, sizeof w, why, strlen(why), 0);
+	fprintf(stderr, "%s: %s %s: %s\n", r->path, flag, v, w);
 	return 2;
 }
 

@@ -140,4 +140,9 @@ extern const struct cmd_verb cmd_scan, cmd_audit, cmd_proxy;
 extern const struct cmd_verb cmd_isolate;
 extern const struct cmd_verb cmd_watch;
 
+/* Prints "loopkit VERB: MSG" on stderr. The message quotes what the user gave (flags,
+ * files): its control bytes are escaped (text_escape), so none can forge a line or
+ * drive the terminal. */
+void cmd_error(const char *verb, const char *msg);
+
 #endif

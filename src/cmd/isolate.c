@@ -115,7 +115,7 @@ static int isolate_main(void *p)
 		return 1;
 	}
 	if (isolate_prepare(iso, &a->cfg, err, sizeof err) < 0) {
-		fprintf(stderr, "loopkit isolate: %s\n", err);
+		cmd_error("isolate", err);
 		isolate_abandon(iso);
 		free(iso);
 		return ISOLATE_EXIT_FAILED;

@@ -74,7 +74,7 @@ static int ping_main(void *p)
 	}
 	if (a->target && net_loopback_only((struct sockaddr *)&cfg.target, a->allow_remote, a->target, err,
 	                                   sizeof err) < 0) {
-		fprintf(stderr, "loopkit ping: %s\n", err);
+		cmd_error("ping", err);
 		return 2;
 	}
 	cfg.has_target = a->target != NULL;

@@ -92,7 +92,7 @@ static int port_main(void *p)
 	char err[512];
 	if (portserver_grant(a->count, need, want, a->lease, getenv("PORTSERVER_ADDRESS"), getppid(), &g, err,
 	                     sizeof err) < 0) {
-		fprintf(stderr, "loopkit port: %s\n", err);
+		cmd_error("port", err);
 		return 1;
 	}
 	if (a->json) {

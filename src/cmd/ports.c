@@ -49,7 +49,7 @@ static int ports_main(void *p)
 	struct diag_ports r;
 	char err[256];
 	if (diag_ports_collect_filtered(&r, flags, &a->filter, err, sizeof err) < 0) {
-		fprintf(stderr, "loopkit ports: %s\n", err);
+		cmd_error("ports", err);
 		return 1;
 	}
 	int rc = 0;

@@ -72,7 +72,7 @@ static int proxy_main(void *p)
 	net_raise_nofile();
 	struct proxy_server *s = proxy_server_new(&a->o, err, sizeof err, &code);
 	if (!s) {
-		fprintf(stderr, "loopkit proxy: %s\n", err);
+		cmd_error("proxy", err);
 		return code;
 	}
 	struct buf out;

@@ -91,7 +91,7 @@ static int scan_main(void *p)
 	int rc = 0;
 
 	if (scan_config_target(&a->cfg, a->ipv6 ? "::1" : a->host, a->allow_remote, err, sizeof(err)) < 0) {
-		fprintf(stderr, "loopkit scan: %s\n", err);
+		cmd_error("scan", err);
 		return 2;
 	}
 	if (a->ipv6 && strcmp(a->host, "127.0.0.1") != 0) {
@@ -112,7 +112,7 @@ static int scan_main(void *p)
 		return 1;
 	}
 	if (scan_run(&a->cfg, &r, err, sizeof(err)) < 0) {
-		fprintf(stderr, "loopkit scan: %s\n", err);
+		cmd_error("scan", err);
 		if (xf && xf != stdout)
 			fclose(xf);
 		return 1;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cmd/cmd.h"
+#include "core/text.h"
 #include "core/procfs.h"
 #include "diag/reach.h"
 #include "http/parse.h"
@@ -242,7 +243,7 @@ static int serve_main(void *p)
 	cfg->proto_http = a->proto != PROTO_FTP;
 	cfg->proto_ftp = a->proto != PROTO_HTTP;
 	if (serve_pasv_span_check((unsigned)a->pasv.lo, (unsigned)a->pasv.hi, msg, sizeof msg) < 0) {
-		fprintf(stderr, "loopkit serve: %s\n", msg);
+		cmd_error("serve", msg);
 		return 2;
 	}
 	cfg->ftp.pasv_lo = (uint16_t)a->pasv.lo;
@@ -252,8 +253,10 @@ static int serve_main(void *p)
 		snprintf(abs, sizeof abs, "%s", cfg->root);
 	int rc = reach_check_host(a->host, (uint16_t)a->port, a->public, abs, &cfg->addr, &cfg->addrlen, msg,
 	                          sizeof msg);
+	char esc[4 * sizeof msg];
+	text_escape(esc, sizeof esc, msg, strlen(msg), 0); /* it quotes --host */
 	if (rc)
-		fprintf(stderr, "loopkit%s: %s%s%s\n", rc < 0 ? " serve" : "", rc > 0 ? "WARNING: " : "", msg,
+		fprintf(stderr, "loopkit%s: %s%s%s\n", rc < 0 ? " serve" : "", rc > 0 ? "WARNING: " : "", esc,
 		        rc > 0 ? (cfg->write ? ", WRITABLE by anyone who can reach it" : ", read-only") : "");
 	if (rc < 0)
 		return 2;
@@ -267,7 +270,7 @@ static int serve_main(void *p)
 		snprintf(detail, sizeof detail, "%s", msg);
 		reach_bind_error((struct sockaddr *)&be.addr, (uint16_t)a->port, be.eno, detail, msg,
 		                 sizeof msg);
-		fprintf(stderr, "loopkit serve: %s\n", msg);
+		cmd_error("serve", msg);
 		return 1;
 	}
 	const struct sockaddr *sa = (const struct sockaddr *)&cfg->addr;

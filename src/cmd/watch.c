@@ -188,7 +188,7 @@ static int watch_main(void *p)
 	}
 out:
 	if (err[0])
-		fprintf(stderr, "loopkit watch: %s\n", err);
+		cmd_error("watch", err);
 	watch_config_free(c);
 	return fflush(stdout) != 0 ? 1 : rc;
 }

@@ -27,7 +27,7 @@ static int who_main(void *p)
 	struct diag_ports r;
 	char err[256];
 	if (diag_ports_collect(&r, 0, (uint16_t)a->port, err, sizeof err) < 0) {
-		fprintf(stderr, "loopkit who: %s\n", err);
+		cmd_error("who", err);
 		return 1;
 	}
 	int rc = r.nrows || r.kernel_blocks ? 0 : 1;

@@ -16,7 +16,6 @@
 #include "core/net.h"
 #include "core/rand.h"
 #include "core/strparse.h"
-#include "core/text.h"
 #include "diag/portlease.h"
 #include "diag/reach.h"
 #include "proxy/internal.h"
@@ -610,19 +609,12 @@ static int load_config(struct proxy_server *s, const char *path, char *err, size
 	return 0;
 }
 
-/* s as a message may quote it: control bytes escaped, so no flag can forge a line. */
-static const char *quoted(const char *s, char *buf, size_t len)
-{
-	text_escape(buf, len, s, strlen(s), 0);
-	return buf;
-}
-
 /* The command-line proxy's flags, checked before anything is opened or bound (a usage
  * error is not hidden behind a busy port): --name, --preset and each --toxic, parsed into
  * *out (malloc'd; the preset's toxics first). Returns 0, or -1 with the reason in err. */
 static int cli_toxics(const struct proxy_opts *o, struct toxic **out, size_t *n, char *err, size_t errlen)
 {
-	char why[PROXY_ERR_MAX], q[PROXY_ERR_MAX];
+	char why[PROXY_ERR_MAX];
 	*out = NULL;
 	*n = 0;
 	if (!o->upstream) {
@@ -632,13 +624,13 @@ static int cli_toxics(const struct proxy_opts *o, struct toxic **out, size_t *n,
 		return -1;
 	}
 	if (o->name && proxy_name_check("proxy", o->name, why, sizeof why) < 0) {
-		snprintf(err, errlen, "--name %s: %s", quoted(o->name, q, sizeof q), why);
+		snprintf(err, errlen, "--name %s: %s", o->name, why);
 		return -1;
 	}
 	const struct proxy_preset *pr = o->preset ? proxy_preset_find(o->preset) : NULL;
 	if (o->preset && !pr) {
-		snprintf(err, errlen, "--preset %s: unknown; the presets are %s",
-		         quoted(o->preset, q, sizeof q), proxy_preset_names());
+		snprintf(err, errlen, "--preset %s: unknown; the presets are %s", o->preset,
+		         proxy_preset_names());
 		return -1;
 	}
 	struct toxic *t = calloc(PROXY_PRESET_TOXICS + o->ntoxics + 1, sizeof(*t));
@@ -649,7 +641,7 @@ static int cli_toxics(const struct proxy_opts *o, struct toxic **out, size_t *n,
 	size_t k = pr ? proxy_preset_toxics(pr, t) : 0;
 	for (size_t i = 0; i < o->ntoxics; i++, k++) {
 		if (toxic_from_spec(&t[k], o->toxics[i], why, sizeof why) < 0) {
-			snprintf(err, errlen, "--toxic %s: %s", quoted(o->toxics[i], q, sizeof q), why);
+			snprintf(err, errlen, "--toxic %s: %s", o->toxics[i], why);
 			goto fail;
 		}
 		for (size_t j = 0; j < k; j++) {
@@ -657,7 +649,7 @@ static int cli_toxics(const struct proxy_opts *o, struct toxic **out, size_t *n,
 				snprintf(err, errlen,
 				         "--toxic %s: a toxic named %s is already there (name this one "
 				         "TYPE:NAME, e.g. latency:extra,...)",
-				         quoted(o->toxics[i], q, sizeof q), t[k].name);
+				         o->toxics[i], t[k].name);
 				goto fail;
 			}
 		}
@@ -732,8 +724,7 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		char listen[PROXY_ADDR_MAX] = "127.0.0.1:0";
 		if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof name ||
 		    (comma && (size_t)(comma - eq - 1) >= sizeof listen)) {
-			snprintf(err, errlen, "--proxy %s: want NAME=[LISTEN,]UPSTREAM",
-			         quoted(spec, msg, sizeof msg));
+			snprintf(err, errlen, "--proxy %s: want NAME=[LISTEN,]UPSTREAM", spec);
 			*code = 2;
 			goto fail;
 		}
@@ -743,9 +734,8 @@ struct proxy_server *proxy_server_new(const struct proxy_opts *o, char *err, siz
 		enum lk_err e =
 		        proxy_create(s, name, listen, comma ? comma + 1 : eq + 1, 1, NULL, why, sizeof why);
 		if (e != LK_E_OK) {
-			char q[PROXY_ERR_MAX];
 			lk_text_fill(msg, sizeof msg, lk_error(e)->msg, why);
-			snprintf(err, errlen, "--proxy %s: %s", quoted(spec, q, sizeof q), msg);
+			snprintf(err, errlen, "--proxy %s: %s", spec, msg);
 			*code = e == LK_E_P_LISTEN ? 1 : 2;
 			goto fail;
 		}

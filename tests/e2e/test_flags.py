@@ -385,3 +385,22 @@ def test_open_without_a_browser_keeps_serving(serve, tmp_path):
     assert get(s.read_urls(1)[0], "/_/get")[0] == 200
     time.sleep(0.2)
     assert "--open: cannot start" in s.stderr() and "no-such-browser" in s.stderr(), s.stderr()
+
+
+@pytest.mark.parametrize("args", [
+    ["who", "1\nfake\x1b[2J"],
+    ["serve", "--host", "127.0.0.1\nfake\x1b[2J"],
+    ["isolate", "-p", "1\nfake\x1b[2J:2", "--", "true"],
+    ["proxy", "--api", "off", "--toxic", "x\nfake\x1b[2J", "127.0.0.1:9"],
+    ["proxy", "--api", "off", "--toxic", "latency,latency=1\nfake\x1b[2J", "127.0.0.1:9"],
+    ["proxy", "--api", "off", "127.0.0.1:1\nfake\x1b[2J"],
+    ["proxy", "--api", "off", "--proxy", "a=127.0.0.1:1\nfake\x1b[2J"],
+    ["scan", "127.0.0.1\nfake\x1b[2J"],
+], ids=lambda a: " ".join(a[:2]).replace("\n", "|"))
+def test_an_error_that_quotes_an_argument_escapes_its_control_bytes(args):
+    """What the user gave comes back escaped in the error: a newline cannot forge a
+    line of its own, ESC cannot drive the terminal (both came back raw)."""
+    r = subprocess.run([LOOPKIT, *args], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "\x1b" not in r.stderr and "\nfake" not in r.stderr, r.stderr
+    assert "\\x0afake\\x1b[2J" in r.stderr, r.stderr
