@@ -231,11 +231,14 @@ int proxy_name_check(const char *what, const char *name, char *why, size_t whyle
 	size_t n = strlen(name);
 	int bad = !n || n >= PROXY_NAME_MAX || strchr(name, '/');
 	/* A name is printed in logs, the summary and stdout: no C0 or C1 control, no line
-	 * separator (U+2028, U+2029: lines to Unicode-aware readers), valid UTF-8. */
+	 * separator (U+2028, U+2029: lines to Unicode-aware readers), no bidi control
+	 * (U+200E/F, U+202A-E, U+2066-9: they reorder what a line shows), valid UTF-8. */
 	for (size_t i = 0, l; i < n && !bad; i += l) {
 		l = u[i] < 0x80 ? 1 : text_utf8_len(u + i, n - i);
 		bad = !l || u[i] < 0x20 || u[i] == 0x7f || (u[i] == 0xc2 && u[i + 1] < 0xa0) ||
-		      (u[i] == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9));
+		      (l == 3 && u[i] == 0xe2 && u[i + 1] == 0x80 &&
+		       (u[i + 2] == 0x8e || u[i + 2] == 0x8f || (u[i + 2] >= 0xa8 && u[i + 2] <= 0xae))) ||
+		      (l == 3 && u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9);
 	}
 	if (bad)
 		snprintf(
