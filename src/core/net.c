@@ -174,6 +174,21 @@ static int hold_twin(int family, uint16_t port, struct sockaddr_storage *tw)
 	return fd;
 }
 
+int net_try_listen_loopback(const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *failed)
+{
+	memset(failed, 0, sizeof *failed);
+	memcpy(failed, sa, len);
+	int e = net_try_bind(sa, len);
+	if (e || !net_is_loopback_one(sa))
+		return e;
+	uint16_t port = net_ss_port((const struct sockaddr_storage *)failed);
+	int tw = hold_twin(sa->sa_family, port, failed);
+	if (tw < 0)
+		return errno == EADDRNOTAVAIL ? 0 : errno; /* no such loopback here: none to hold */
+	close(tw);
+	return 0;
+}
+
 int net_is_loopback_one(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)

@@ -48,6 +48,10 @@ int net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int reusep
  * only for an IPv6 address), without listening, and closes at once. Returns 0 or the
  * bind's errno (EADDRINUSE: something holds it, EACCES: a privileged port, ...). */
 int net_try_bind(const struct sockaddr *sa, socklen_t len);
+/* net_try_bind of what net_listen_loopback binds: sa, and for 127.0.0.1 or ::1 its twin
+ * too (without SO_REUSEADDR, as held). Returns 0 or the errno, with *failed the address
+ * that could not be bound. */
+int net_try_listen_loopback(const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *failed);
 
 /* A listener on sa, as net_listen, that when sa is 127.0.0.1 or ::1 also holds the
  * other one's same port (*twin: bound, not listening, so a connection there is refused

@@ -318,11 +318,16 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
 /* Whether this user can bind 127.0.0.1:port (not listening, closed at once): 0 or the
  * errno, which says what a listing cannot (a privileged port, lo down, a holder in
  * another namespace). */
-static int try_bind(uint16_t port)
+/* Binds as serve's listener on 127.0.0.1 does (with its twin on ::1), and lets go at
+ * once. Returns 0 or the errno, with the address that failed in failed. */
+static int try_bind(uint16_t port, char *failed, size_t len)
 {
 	struct sockaddr_in a = {
 	        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	return net_try_bind((struct sockaddr *)&a, sizeof a); /* as serve's listener binds */
+	struct sockaddr_storage f;
+	int e = net_try_listen_loopback((struct sockaddr *)&a, sizeof a, &f);
+	net_addr_str((struct sockaddr *)&f, failed, len);
+	return e;
 }
 
 /* 8. The port: free or held, by whom; ephemeral or not; IANA class; and whether this
@@ -349,7 +354,9 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			         holders[0].user);
 	}
 	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit");
-	int bind_err = n == 0 ? try_bind(x->port) : 0; /* nobody seen holds it: can we take it? */
+	char failed[64] = "127.0.0.1";
+	/* nobody seen holds it: can we take it? */
+	int bind_err = n == 0 ? try_bind(x->port, failed, sizeof failed) : 0;
 	if (n < 0) {
 		set(c, DOCTOR_SKIP, NULL, "port %u: cannot list sockets: %s", x->port, strerror(errno));
 	} else if (n > 0 && !ours) {
@@ -393,8 +400,8 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			         x->port);
 		else
 			snprintf(hint, sizeof hint, "use another port (loopkit serve --port 0)");
-		set(c, DOCTOR_WARN, hint, "port %u cannot be bound by this user on 127.0.0.1: %s; %s",
-		    x->port, strerror(bind_err), where);
+		set(c, DOCTOR_WARN, hint, "port %u cannot be bound by this user on %s: %s; %s", x->port,
+		    failed, strerror(bind_err), where);
 	} else if (in_eph) {
 		snprintf(hint, sizeof hint,
 		         "outgoing connections may take port %u at any time: "

@@ -113,38 +113,73 @@ int diag_ports_collect_filtered(struct diag_ports *p, unsigned flags, const stru
 	return collect(p, flags, 0, f, err, errlen);
 }
 
+#define KERNEL_ADDRS_MAX 64 /* distinct leftover addresses who tries a bind on */
+
+/* 127.0.0.1, ::1 or a wildcard: what servers bind, tried first. */
+static int common_addr(const struct sockaddr_storage *a)
+{
+	return net_is_loopback_one((const struct sockaddr *)a) || net_is_wildcard((const struct sockaddr *)a);
+}
+
+/* Notes s as the leftover to name: blocks (2: a server's bind there fails; 1: loopkit's
+ * twin of it does) outranks a TIME-WAIT, which outranks any other. */
+static void kernel_note(struct diag_ports *p, const struct sockdiag_sock *s, const struct sockaddr_storage *a,
+                        int rank, int *best)
+{
+	rank = rank * 2 + (s->state == TCP_TIME_WAIT);
+	if (rank <= *best)
+		return;
+	*best = rank;
+	p->kernel_state = s->state;
+	p->kernel_addr = *a;
+}
+
 /* who's view of the TCP sockets on port that no process holds (what the kernel keeps of
- * closed connections), when no process holds the port: does one keep a server out? A
- * bind as a server makes it, to each distinct address of theirs (a few at most; many
- * leftovers of a stopped server share one), answers. */
+ * closed connections): does one keep a server out? A bind as a server makes it, to each
+ * distinct address of theirs (127.0.0.1, ::1 and wildcards first; at most
+ * KERNEL_ADDRS_MAX), answers; and for a loopback one, the bind of loopkit's listener on
+ * the other loopback address, which holds this one as its twin without SO_REUSEADDR. */
 static void kernel_held(struct diag_ports *p, size_t n, uint16_t port)
 {
-	struct sockaddr_storage tried[8];
+	struct sockaddr_storage tried[KERNEL_ADDRS_MAX];
 	size_t ntried = 0;
-	int found = 0;
-	for (size_t i = 0; i < n && !p->kernel_blocks; i++) {
-		const struct sockdiag_sock *s = &p->socks[i];
-		if (s->proto != IPPROTO_TCP || s->inode || net_ss_port(&s->local) != port)
-			continue;
-		struct sockaddr_storage a = s->local;
-		net_ss_unmap(&a);
-		if (!found || (s->state == TCP_TIME_WAIT && p->kernel_state != TCP_TIME_WAIT)) {
-			p->kernel_state = s->state; /* what to name when none blocks */
-			p->kernel_addr = a;
-			found = 1;
-		}
-		int seen = 0;
-		for (size_t t = 0; t < ntried && !seen; t++)
-			seen = net_ss_same(&tried[t], &a);
-		if (seen || ntried == sizeof tried / sizeof tried[0])
-			continue;
-		tried[ntried++] = a;
-		socklen_t len =
-		        a.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-		if (net_try_bind((const struct sockaddr *)&a, len) == EADDRINUSE) {
-			p->kernel_blocks = 1;
-			p->kernel_state = s->state;
-			p->kernel_addr = a;
+	int best = -1;
+	for (int pass = 0; pass < 2 && !p->kernel_blocks; pass++) {
+		for (size_t i = 0; i < n && !p->kernel_blocks; i++) {
+			const struct sockdiag_sock *s = &p->socks[i];
+			if (s->proto != IPPROTO_TCP || s->inode || net_ss_port(&s->local) != port)
+				continue;
+			struct sockaddr_storage a = s->local;
+			net_ss_unmap(&a);
+			if (common_addr(&a) != !pass)
+				continue;
+			int seen = 0;
+			for (size_t t = 0; t < ntried && !seen; t++)
+				seen = net_ss_same(&tried[t], &a);
+			if (seen || ntried == KERNEL_ADDRS_MAX) {
+				kernel_note(p, s, &a, 0, &best);
+				continue;
+			}
+			tried[ntried++] = a;
+			socklen_t len = a.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+			                                        : sizeof(struct sockaddr_in);
+			int rank = 0;
+			if (net_try_bind((const struct sockaddr *)&a, len) == EADDRINUSE) {
+				rank = 2;
+				p->kernel_blocks = 1;
+			} else if (net_is_loopback_one((const struct sockaddr *)&a)) {
+				struct sockaddr_storage other, failed;
+				socklen_t ol;
+				net_parse_addr(a.ss_family == AF_INET ? "::1" : "127.0.0.1", port, &other,
+				               &ol);
+				if (net_try_listen_loopback((const struct sockaddr *)&other, ol, &failed) ==
+				            EADDRINUSE &&
+				    net_ss_same(&failed, &a)) {
+					rank = 1;
+					p->kernel_twin_blocks = 1;
+				}
+			}
+			kernel_note(p, s, &a, rank, &best);
 		}
 	}
 }
@@ -201,7 +236,7 @@ static int collect(struct diag_ports *p, unsigned flags, uint16_t port, const st
 		k++;
 	}
 	p->nrows = k;
-	if (port && p->nkernel && !k)
+	if (port && p->nkernel)
 		kernel_held(p, n, port);
 	if (k && procfs_owner_map_build(&p->map, inodes, k, err, errlen) < 0)
 		goto fail;
@@ -522,21 +557,30 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 	const struct procfs_owner **procs;
 	int unknown = 0;
 
-	if (p->nrows == 0) {
-		char held[160];
-		if (!p->nkernel) {
-			fprintf(f, "port %u: free (no socket holds it)\n", port);
-			return;
-		}
-		char addr[64];
+	char held[160], addr[64], other[64];
+	if (p->nkernel) {
 		procfs_kernel_held_text(p->kernel_state, held, sizeof held);
 		net_addr_str((const struct sockaddr *)&p->kernel_addr, addr, sizeof addr);
-		if (p->kernel_blocks)
+		snprintf(other, sizeof other, "%s",
+		         p->kernel_addr.ss_family == AF_INET ? "::1" : "127.0.0.1");
+	}
+	if (p->nrows == 0) {
+		if (!p->nkernel)
+			fprintf(f, "port %u: free (no socket holds it)\n", port);
+		else if (p->kernel_blocks)
 			fprintf(f,
 			        "port %u on %s is held by %s; no process holds it, yet a server's bind there "
 			        "fails "
 			        "until then\n",
 			        port, addr, held);
+		else if (p->kernel_twin_blocks)
+			fprintf(f,
+			        "port %u: free for a server (servers bind with SO_REUSEADDR); left on %s: "
+			        "%s. It "
+			        "keeps out loopkit's listeners on %s until then: they hold %s too, without "
+			        "that "
+			        "option\n",
+			        port, addr, held, other, addr);
 		else
 			fprintf(f,
 			        "port %u: free for a server (servers bind with SO_REUSEADDR); left on %s: "
@@ -561,6 +605,8 @@ void diag_who_print(FILE *f, const struct diag_ports *p, uint16_t port, int colo
 		fprintf(f, "  (some sockets belong to processes this user cannot see; run as root "
 		           "to name them)\n");
 	free(procs);
+	if (p->kernel_blocks)
+		fprintf(f, "  and on %s, with no process: %s\n", addr, held);
 	fprintf(f, "\n");
 	/* Only the port's sockets: the machine's counts per state would read as the
 	 * port's own. */
@@ -589,6 +635,7 @@ int diag_who_json(struct buf *b, const struct diag_ports *p, uint16_t port)
 		json_kstr(&j, "address", addr);
 		json_kstr(&j, "state", sockdiag_state_name(p->kernel_state));
 		json_kbool(&j, "blocks_bind", p->kernel_blocks);
+		json_kbool(&j, "blocks_twin", p->kernel_twin_blocks);
 		json_obj_end(&j);
 	} else {
 		json_null(&j);

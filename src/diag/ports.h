@@ -30,9 +30,11 @@ struct diag_ports {
 	/* who's view: TCP sockets on the port that no process holds, what the kernel keeps
 	 * of closed connections (TIME-WAIT, FIN-WAIT-2, ...): not rows */
 	size_t nkernel;
-	int kernel_blocks; /* they keep a listener out: a bind with SO_REUSEADDR to the
-	                      address of one failed (it does when it lacked that option) */
-	int kernel_state;  /* the state of that one; else TIME-WAIT when one is, else one's */
+	int kernel_blocks;      /* they keep a listener out: a bind with SO_REUSEADDR to the
+	                           address of one failed (it does when it lacked that option) */
+	int kernel_twin_blocks; /* else one on 127.0.0.1 or ::1 keeps loopkit's listeners on
+	                           the other out: they hold it as their twin, without that option */
+	int kernel_state;       /* the state of that one; else TIME-WAIT when one is, else one's */
 	struct sockaddr_storage kernel_addr; /* and its local address (v4-mapped unmapped) */
 };
 

@@ -459,7 +459,8 @@ def test_who_names_what_the_kernel_keeps_when_it_blocks_a_server(state, mapped, 
         j = run("who", str(port), "--json")
         assert (j.returncode, json.loads(j.stdout)) == (0, {
             "port": port, "free": False,
-            "kernel": {"sockets": 1, "address": "127.0.0.1", "state": state, "blocks_bind": True},
+            "kernel": {"sockets": 1, "address": "127.0.0.1", "state": state, "blocks_bind": True,
+                       "blocks_twin": False},
             "processes": [], "sockets": []})
         s = run("serve", str(tmp_path), "--port", str(port))
         assert s.returncode == 1 and f"is held by {held}" in s.stderr, s.stderr
@@ -489,12 +490,99 @@ def test_who_says_free_when_what_the_kernel_keeps_lets_a_server_bind(tmp_path):
     port, socks = connection_on_a_port("TIME-WAIT", reuse=True)
     try:
         h = run("who", str(port))
+        # ... though not loopkit's listeners on ::1, which hold 127.0.0.1 as their twin
         assert (h.returncode, h.stdout) == (1, f"port {port}: free for a server (servers bind with SO_REUSEADDR); "
                                                "left on 127.0.0.1: a connection that ended, in TIME-WAIT (the "
-                                               "kernel frees the port within 60 s)\n")
+                                               "kernel frees the port within 60 s). It keeps out loopkit's "
+                                               "listeners on ::1 until then: they hold 127.0.0.1 too, without "
+                                               "that option\n")
         assert json.loads(run("who", str(port), "--json").stdout)["kernel"] == {
-            "sockets": 1, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": False}
+            "sockets": 1, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": False, "blocks_twin": True}
         assert_serve_starts(tmp_path, port)
     finally:
         for x in socks:
             x.close()
+
+
+def time_wait_on(port, addr, reuse):
+    """A TIME-WAIT on addr:port: a client bound there (SO_REUSEADDR when reuse) closes first."""
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(fam) as lst:
+        lst.bind((addr, 0))
+        lst.listen()
+        c = socket.socket(fam)
+        if reuse:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c.bind((addr, port))
+        c.connect(lst.getsockname()[:2])
+        a, _ = lst.accept()
+        c.close()
+        time.sleep(0.02)
+        a.close()
+
+
+def free_port_on_both():
+    """A port nothing holds on 127.0.0.1 nor ::1 (the kernel's pick, checked)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not subprocess.run(["ss", "-Htan", f"sport = :{port}"], capture_output=True, text=True).stdout.strip():
+            return port
+    raise AssertionError("no free port")
+
+
+@pytest.mark.skipif(not has_ipv6(), reason="needs ::1")
+def test_who_and_doctor_name_a_leftover_that_keeps_loopkits_twin_out(tmp_path):
+    """A TIME-WAIT on [::1]:P that had SO_REUSEADDR does not stop a server on 127.0.0.1
+    that binds only there, but it stops loopkit's listeners, which hold [::1]:P too as
+    their twin (without that option, so no one else can). who said plainly "free" and
+    doctor "free"; serve then failed."""
+    port = free_port_on_both()
+    time_wait_on(port, "::1", reuse=True)
+    h = run("who", str(port))
+    assert (h.returncode, h.stdout) == (1, f"port {port}: free for a server (servers bind with SO_REUSEADDR); left "
+                                           "on ::1: a connection that ended, in TIME-WAIT (the kernel frees the port "
+                                           "within 60 s). It keeps out loopkit's listeners on 127.0.0.1 until then: "
+                                           "they hold ::1 too, without that option\n")
+    assert json.loads(run("who", str(port), "--json").stdout)["kernel"] == {
+        "sockets": 1, "address": "::1", "state": "TIME-WAIT", "blocks_bind": False, "blocks_twin": True}
+    doc = json.loads(run("doctor", "--port", str(port), "--json").stdout)
+    (c,) = [c for c in doc["checks"] if c["name"] == "port"]
+    assert c["status"] == "WARN" and c["detail"].startswith(
+        f"port {port} cannot be bound by this user on ::1: Address already in use;"), c
+    s = run("serve", str(tmp_path), "--port", str(port))
+    assert s.returncode == 1 and f"port {port} on ::1 is held by a connection that ended" in s.stderr, s.stderr
+
+
+def test_who_finds_the_blocking_leftover_among_many():
+    """99 harmless leftovers (SO_REUSEADDR) on 127.0.0.2-100 and one on 127.0.0.1 without
+    it: who tries 127.0.0.1 first, and says held. It tried the first 8 addresses in the
+    kernel's order, and could say free."""
+    port = free_port_on_both()
+    time_wait_on(port, "127.0.0.1", reuse=False)
+    for i in range(2, 101):
+        time_wait_on(port, f"127.0.0.{i}", reuse=True)
+    j = run("who", str(port), "--json")
+    assert (j.returncode, json.loads(j.stdout)["kernel"]) == (0, {
+        "sockets": 100, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": True, "blocks_twin": False})
+
+
+def test_who_reports_a_blocking_leftover_beside_a_process():
+    """A process's connection on 127.0.0.2:P and a TIME-WAIT on 127.0.0.1:P: who names
+    both (the JSON's kernel part was zeroes, "address":"?")."""
+    port = free_port_on_both()
+    time_wait_on(port, "127.0.0.1", reuse=False)
+    with socket.socket() as lst, socket.socket() as c:
+        lst.bind(("127.0.0.3", 0))
+        lst.listen()
+        c.bind(("127.0.0.2", port))
+        c.connect(lst.getsockname())
+        j = run("who", str(port), "--json")
+        doc = json.loads(j.stdout)
+        assert (j.returncode, doc["free"], doc["kernel"]) == (0, False, {
+            "sockets": 1, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": True, "blocks_twin": False})
+        assert [x["pid"] for x in doc["processes"]] == [os.getpid()]
+        h = run("who", str(port))
+        assert ("  and on 127.0.0.1, with no process: a connection that ended, in TIME-WAIT (the kernel frees the "
+                "port within 60 s)\n") in h.stdout, h.stdout
