@@ -115,7 +115,9 @@ static int isolate_main(void *p)
 		return 1;
 	}
 	if (isolate_prepare(iso, &a->cfg, err, sizeof err) < 0) {
-		cmd_error("isolate", err);
+		/* as it is: lines of its own ("  blocked by: ..."), and what it quotes was
+		 * parsed already (a -p that got here is an address and a port) */
+		fprintf(stderr, "loopkit isolate: %s\n", err);
 		isolate_abandon(iso);
 		free(iso);
 		return ISOLATE_EXIT_FAILED;
