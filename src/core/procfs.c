@@ -484,11 +484,28 @@ struct diag_kernel_held {
 	int closing;  /* a closed connection still finishing (its state, else -1) */
 };
 
-/* procfs_port_holders, for the TCP states in tcp_states: one listing per protocol, then
- * one /proc scan for just the matching inodes. Sockets no process holds (inode 0) are
- * not holders; they are noted in *kh when it is given. */
-static int diag_port_holders(int proto, uint32_t tcp_states, uint16_t port, struct procfs_owner *out,
-                             size_t max, struct diag_kernel_held *kh)
+/* procfs_port_holders, for the TCP states in tcp_states and sockets that keep a bind to
+ * at out (NULL: any): one listing per protocol, then one /proc scan for just the matching
+ * inodes. Sockets no process holds (inode 0) are not holders; they are noted in *kh when
+ * it is given. */
+/* Does a socket bound to local keep a bind to at out (at NULL: any address)? The same
+ * address does, and a wildcard on either side: [::] of the other family too, as a
+ * dual-stack socket covers IPv4. */
+static int diag_overlaps(const struct sockaddr_storage *at, const struct sockaddr_storage *local)
+{
+	if (!at)
+		return 1;
+	struct sockaddr_storage a = *local, b = *at;
+	net_ss_unmap(&a);
+	net_ss_set_port(&b, net_ss_port(&a));
+	if (a.ss_family != b.ss_family)
+		return a.ss_family == AF_INET6 && net_is_wildcard((const struct sockaddr *)&a);
+	return net_is_wildcard((const struct sockaddr *)&a) || net_is_wildcard((const struct sockaddr *)&b) ||
+	       net_ss_same(&a, &b);
+}
+
+static int diag_port_holders(int proto, uint32_t tcp_states, uint16_t port, const struct sockaddr_storage *at,
+                             struct procfs_owner *out, size_t max, struct diag_kernel_held *kh)
 {
 	struct sockdiag_sock *tcp = NULL, *udp = NULL;
 	size_t ntcp = 0, nudp = 0, nmatch = 0, npids = 0, nuids = 0, got = 0;
@@ -519,7 +536,7 @@ static int diag_port_holders(int proto, uint32_t tcp_states, uint16_t port, stru
 	for (size_t i = 0; i < ntcp + nudp; i++) {
 		const struct sockdiag_sock *s = i < ntcp ? &tcp[i] : &udp[i - ntcp];
 
-		if (net_ss_port(&s->local) != port)
+		if (net_ss_port(&s->local) != port || !diag_overlaps(at, &s->local))
 			continue;
 		if (!s->inode && s->proto == IPPROTO_TCP) {
 			if (kh && s->state == TCP_TIME_WAIT)
@@ -599,7 +616,7 @@ int procfs_port_holders(int proto, uint16_t port, struct procfs_owner *out, size
 	/* TCP: a listener holds the port, and so does a socket bound to it that does not
 	 * listen (a bind of its own fails with EADDRINUSE; kernels from 6.9 list it, as
 	 * ss --bound-inactive); connections do not. UDP: any socket bound to it. */
-	return diag_port_holders(proto, DIAG_LISTENER_STATES, port, out, max, NULL);
+	return diag_port_holders(proto, DIAG_LISTENER_STATES, port, NULL, out, max, NULL);
 }
 
 /* procfs_owner_text with `more` saying holders exist beyond owners[0..n). */
@@ -649,12 +666,12 @@ size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf,
 
 /* The holders of port in the given TCP states as text ("a connection of " before it when
  * conn); 0 when none is known. */
-static size_t diag_holder_text(uint16_t port, uint32_t tcp_states, int conn, struct diag_kernel_held *kh,
-                               char *buf, size_t len)
+static size_t diag_holder_text(uint16_t port, const struct sockaddr_storage *at, uint32_t tcp_states,
+                               int conn, struct diag_kernel_held *kh, char *buf, size_t len)
 {
 	struct procfs_owner holders[DIAG_TEXT_SHOWN + 1];
 	char who[512];
-	int n = diag_port_holders(IPPROTO_TCP, tcp_states, port, holders, DIAG_TEXT_SHOWN + 1, kh);
+	int n = diag_port_holders(IPPROTO_TCP, tcp_states, port, at, holders, DIAG_TEXT_SHOWN + 1, kh);
 	if (n <= 0)
 		return 0;
 	/* Unknown holders sort last, so a fifth entry that is unknown adds nothing. */
@@ -669,18 +686,18 @@ size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len)
 {
 	if (len > 0)
 		buf[0] = '\0';
-	return diag_holder_text(port, DIAG_LISTENER_STATES, 0, NULL, buf, len);
+	return diag_holder_text(port, NULL, DIAG_LISTENER_STATES, 0, NULL, buf, len);
 }
 
-size_t procfs_port_blocker_text(uint16_t port, char *buf, size_t len)
+size_t procfs_port_blocker_text(const struct sockaddr_storage *at, uint16_t port, char *buf, size_t len)
 {
 	struct diag_kernel_held kh = {.closing = -1};
 	size_t k;
 
 	if (len > 0)
 		buf[0] = '\0';
-	if ((k = procfs_port_holder_text(port, buf, len)) ||
-	    (k = diag_holder_text(port, DIAG_CONN_STATES, 1, &kh, buf, len)))
+	if ((k = diag_holder_text(port, at, DIAG_LISTENER_STATES, 0, NULL, buf, len)) ||
+	    (k = diag_holder_text(port, at, DIAG_CONN_STATES, 1, &kh, buf, len)))
 		return k;
 	if (!kh.timewait && kh.closing < 0)
 		return 0;

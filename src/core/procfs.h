@@ -94,12 +94,13 @@ size_t procfs_owner_text(const struct procfs_owner *owners, size_t n, char *buf,
  * holds the port, the holder cannot be read, or on error. */
 size_t procfs_port_holder_text(uint16_t port, char *buf, size_t len);
 
-/* Why a listener's bind to TCP port `port` failed with EADDRINUSE, as text that follows
- * "held by": who listens there (procfs_port_holder_text), else the process of a
- * connection whose own port it is ("a connection of curl (pid 9)": a bind conflicts
- * with it when either socket lacks SO_REUSEADDR), else what the kernel keeps of a
- * closed one (TIME-WAIT, FIN-WAIT-2, ...). "" (0) when none of these is known. */
-size_t procfs_port_blocker_text(uint16_t port, char *buf, size_t len);
+/* Why a listener's bind to TCP port `port` at address at (NULL: any) failed with
+ * EADDRINUSE, as text that follows "held by": who listens there (that address, or a
+ * wildcard), else the process of a connection whose own port it is ("a connection of
+ * curl (pid 9)": a bind conflicts with it when either socket lacks SO_REUSEADDR), else
+ * what the kernel keeps of a closed one (TIME-WAIT, FIN-WAIT-2, ...). Sockets on other
+ * addresses do not count. "" (0) when none of these is known. */
+size_t procfs_port_blocker_text(const struct sockaddr_storage *at, uint16_t port, char *buf, size_t len);
 
 #define PROCFS_TIME_WAIT_S 60 /* how long Linux keeps a TIME-WAIT socket (TCP_TIMEWAIT_LEN) */
 

@@ -320,14 +320,11 @@ static void check_ephemeral(struct doctor_ctx *x, struct doctor_check *c)
  * another namespace). */
 /* Binds as serve's listener on 127.0.0.1 does (with its twin on ::1), and lets go at
  * once. Returns 0 or the errno, with the address that failed in failed. */
-static int try_bind(uint16_t port, char *failed, size_t len)
+static int try_bind(uint16_t port, struct sockaddr_storage *failed)
 {
 	struct sockaddr_in a = {
 	        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct sockaddr_storage f;
-	int e = net_try_listen_loopback((struct sockaddr *)&a, sizeof a, &f);
-	net_addr_str((struct sockaddr *)&f, failed, len);
-	return e;
+	return net_try_listen_loopback((struct sockaddr *)&a, sizeof a, failed);
 }
 
 /* 8. The port: free or held, by whom; ephemeral or not; IANA class; and whether this
@@ -354,9 +351,12 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 			         holders[0].user);
 	}
 	int ours = n > 0 && holders[0].pid > 0 && !strcmp(holders[0].comm, "loopkit");
-	char failed[64] = "127.0.0.1";
+	struct sockaddr_storage at;
+	char failed[64] = "";
 	/* nobody seen holds it: can we take it? */
-	int bind_err = n == 0 ? try_bind(x->port, failed, sizeof failed) : 0;
+	int bind_err = n == 0 ? try_bind(x->port, &at) : 0;
+	if (bind_err)
+		net_addr_str((struct sockaddr *)&at, failed, sizeof failed);
 	if (n < 0) {
 		set(c, DOCTOR_SKIP, NULL, "port %u: cannot list sockets: %s", x->port, strerror(errno));
 	} else if (n > 0 && !ours) {
@@ -387,7 +387,7 @@ static void check_port(struct doctor_ctx *x, struct doctor_check *c)
 		else if (bind_err == EADDRNOTAVAIL)
 			snprintf(hint, sizeof hint,
 			         "127.0.0.1 is not configured here: is lo up? (ip link set lo up)");
-		else if (bind_err == EADDRINUSE && procfs_port_blocker_text(x->port, who, sizeof who))
+		else if (bind_err == EADDRINUSE && procfs_port_blocker_text(&at, x->port, who, sizeof who))
 			snprintf(hint, sizeof hint,
 			         "no listener holds it, but %s does: use another port "
 			         "(loopkit serve --port 0)",

@@ -75,7 +75,8 @@ void reach_bind_explain(const struct sockaddr *sa, uint16_t port, int eno, const
 {
 	char host[64], who[512];
 	net_addr_str(sa, host, sizeof host);
-	if (eno == EADDRINUSE && procfs_port_blocker_text(port, who, sizeof who))
+	if (eno == EADDRINUSE &&
+	    procfs_port_blocker_text((const struct sockaddr_storage *)sa, port, who, sizeof who))
 		snprintf(msg, msglen, "port %u on %s is held by %s; try %s for any free port", port, host,
 		         who, free_fix);
 	else if (eno == EADDRINUSE)

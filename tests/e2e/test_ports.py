@@ -568,9 +568,10 @@ def test_who_finds_the_blocking_leftover_among_many():
         "sockets": 100, "address": "127.0.0.1", "state": "TIME-WAIT", "blocks_bind": True, "blocks_twin": False})
 
 
-def test_who_reports_a_blocking_leftover_beside_a_process():
+def test_who_reports_a_blocking_leftover_beside_a_process(tmp_path):
     """A process's connection on 127.0.0.2:P and a TIME-WAIT on 127.0.0.1:P: who names
-    both (the JSON's kernel part was zeroes, "address":"?")."""
+    both (the JSON's kernel part was zeroes, "address":"?"), and serve's bind error on
+    127.0.0.1 names the TIME-WAIT, not the connection on the other address (it did)."""
     port = free_port_on_both()
     time_wait_on(port, "127.0.0.1", reuse=False)
     with socket.socket() as lst, socket.socket() as c:
@@ -586,3 +587,7 @@ def test_who_reports_a_blocking_leftover_beside_a_process():
         h = run("who", str(port))
         assert ("  and on 127.0.0.1, with no process: a connection that ended, in TIME-WAIT (the kernel frees the "
                 "port within 60 s)\n") in h.stdout, h.stdout
+        r = run("serve", str(tmp_path), "--port", str(port))
+        assert (r.returncode, r.stderr) == (1, f"loopkit serve: port {port} on 127.0.0.1 is held by a connection "
+                                               "that ended, in TIME-WAIT (the kernel frees the port within 60 s); "
+                                               "try --port 0 for any free port\n")
