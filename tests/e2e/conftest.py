@@ -1236,25 +1236,27 @@ measures = pytest.mark.skipif(sanitizer_build(), reason="measures RSS or latency
                               "in a sanitizer build; the plain `make test` run measures")
 
 
-def connection_on_a_port(state, reuse=False, addr="127.0.0.1", mapped=False):
+def connection_on_a_port(state, reuse=False, addr="127.0.0.1", mapped=False, port=0):
     """A connection from a port of its own (without SO_REUSEADDR unless reuse), left in state:
     "open" (this process holds it), "TIME-WAIT" (it closed first and the peer
     followed) or "FIN-WAIT-2" (it closed first, the peer did not: nobody holds it).
-    The client's address is addr, or with mapped an IPv6 socket's ::ffff:127.0.0.1.
-    Returns (port, what to close at the end)."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
+    The client's address is addr (IPv4 or IPv6), or with mapped an IPv6 socket's
+    ::ffff:127.0.0.1; its port is port (0: the kernel's pick). Returns (port, what to
+    close at the end)."""
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    lst = socket.socket(fam)
+    lst.bind(("127.0.0.1" if fam == socket.AF_INET else "::1", 0))
     lst.listen()
-    c = socket.socket(socket.AF_INET6 if mapped else socket.AF_INET)
+    c = socket.socket(socket.AF_INET6 if mapped else fam)
     if reuse:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if mapped:
         c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        c.bind(("::", 0))
+        c.bind(("::", port))
         c.connect(("::ffff:127.0.0.1", lst.getsockname()[1]))
     else:
-        c.bind((addr, 0))
-        c.connect(lst.getsockname())
+        c.bind((addr, port))
+        c.connect(lst.getsockname()[:2])
     peer, _ = lst.accept()
     port = c.getsockname()[1]
     if state != "open":
@@ -1274,3 +1276,10 @@ def fin_timeout():
     """net.ipv4.tcp_fin_timeout: how long the kernel keeps an orphan in FIN-WAIT-2."""
     with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
         return int(f.read())
+
+
+def free_port():
+    """A port the kernel would give on 127.0.0.1 now (let go at once: a race, for tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import free_port, LOOPKIT, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(40)
 
@@ -97,10 +97,6 @@ def test_http_count_no_keepalive_and_pipeline(start, root):
     assert logged == doc["requests"] + doc2["requests"]
 
 
-def free_port():
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
 
 
 @pytest.mark.alone

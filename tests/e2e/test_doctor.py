@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import LOOPKIT, connection_on_a_port, hard_timeout_fixture, need_tool
+from conftest import free_port, LOOPKIT, connection_on_a_port, hard_timeout_fixture, need_tool
 
 _hard_timeout = hard_timeout_fixture(40)
 
@@ -26,12 +26,6 @@ def checks(doc):
     return {c["name"]: c for c in doc["checks"]}
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def ephemeral():

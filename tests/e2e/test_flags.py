@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, hard_timeout_fixture
+from conftest import free_port, LOOPKIT, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(30)
 
@@ -95,10 +95,6 @@ def serve():
         assert s.stop() == 0, s.proc.returncode
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, path, method="GET", body=None):

@@ -28,7 +28,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (CURL, FtpCtl, exchange, read_until_closed, snapshot, hard_timeout_fixture, httpc, proc_tcp_sockets, wait_for,
+from conftest import (free_port, CURL, FtpCtl, exchange, read_until_closed, snapshot, hard_timeout_fixture, httpc, proc_tcp_sockets, wait_for,
                       write_tree)
 
 _hard_timeout = hard_timeout_fixture(20)
@@ -268,12 +268,6 @@ def sent_cmds(stderr):
             if ln.startswith("> ")]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 LIST_RE = re.compile(r"^([-dl])[rwxsStT-]{9}\+?\s+\d+\s+\S+\s+\S+\s+(\d+)\s+"

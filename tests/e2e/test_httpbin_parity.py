@@ -23,7 +23,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from conftest import Server, hard_timeout_fixture
+from conftest import free_port, Server, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(120)
 
@@ -224,12 +224,6 @@ CASES = [
 ]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Peer:

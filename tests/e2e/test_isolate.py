@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import (LOOPKIT, connect_early, hard_timeout_fixture, rcvbufs_of, read_until_end,
+from conftest import (free_port, LOOPKIT, connect_early, hard_timeout_fixture, rcvbufs_of, read_until_end,
                       sanitizer_build)
 
 _hard_timeout = hard_timeout_fixture(90)
@@ -111,12 +111,6 @@ def refused(port, host="127.0.0.1"):
     return False
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 @pytest.fixture(scope="module")

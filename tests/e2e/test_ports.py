@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import LOOPKIT, connection_on_a_port, fin_timeout, hard_timeout_fixture
+from conftest import LOOPKIT, connection_on_a_port, fin_timeout, free_port, hard_timeout_fixture
 
 _hard_timeout = hard_timeout_fixture(30)
 
@@ -506,27 +506,14 @@ def test_who_says_free_when_what_the_kernel_keeps_lets_a_server_bind(tmp_path):
 
 def time_wait_on(port, addr, reuse):
     """A TIME-WAIT on addr:port: a client bound there (SO_REUSEADDR when reuse) closes first."""
-    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    with socket.socket(fam) as lst:
-        lst.bind((addr, 0))
-        lst.listen()
-        c = socket.socket(fam)
-        if reuse:
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        c.bind((addr, port))
-        c.connect(lst.getsockname()[:2])
-        a, _ = lst.accept()
-        c.close()
-        time.sleep(0.02)
-        a.close()
+    for x in connection_on_a_port("TIME-WAIT", reuse=reuse, addr=addr, port=port)[1]:
+        x.close()
 
 
 def free_port_on_both():
-    """A port nothing holds on 127.0.0.1 nor ::1 (the kernel's pick, checked)."""
+    """A port nothing holds on 127.0.0.1 nor ::1, no leftover either (free_port, checked)."""
     for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         if not subprocess.run(["ss", "-Htan", f"sport = :{port}"], capture_output=True, text=True).stdout.strip():
             return port
     raise AssertionError("no free port")
