@@ -263,11 +263,19 @@ static void print_help(FILE *f, const struct cmd_verb *v, const char *path)
 	}
 }
 
-void cmd_error(const char *verb, const char *msg)
+/* "PATH: MSG" on stderr, MSG escaped (it quotes what the user gave). */
+static void path_error(const char *path, const char *msg)
 {
 	char esc[4096];
 	text_escape(esc, sizeof esc, msg, strlen(msg), 0);
-	fprintf(stderr, "loopkit %s: %s\n", verb, esc);
+	fprintf(stderr, "%s: %s\n", path, esc);
+}
+
+void cmd_error(const char *verb, const char *msg)
+{
+	char path[64];
+	snprintf(path, sizeof path, "loopkit %s", verb);
+	path_error(path, msg);
 }
 
 /* ---- usage errors ---- */
@@ -275,15 +283,14 @@ void cmd_error(const char *verb, const char *msg)
 static int usage_error(const struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const struct run *r, const char *fmt, ...)
 {
-	char syn[256], msg[1024], esc[4 * sizeof msg];
+	char syn[256], msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	/* it quotes the arguments: escaped, none can forge a line or drive the terminal */
-	text_escape(esc, sizeof esc, msg, strlen(msg), 0);
-	fprintf(stderr, "%s: %s\nusage: %s %s  (%s --help for more)\n", r->path, esc, r->path,
-	        cmd_synopsis(r->v, syn, sizeof syn), r->path);
+	path_error(r->path, msg);
+	fprintf(stderr, "usage: %s %s  (%s --help for more)\n", r->path, cmd_synopsis(r->v, syn, sizeof syn),
+	        r->path);
 	return 2;
 }
 
@@ -419,10 +426,9 @@ static const struct cmd_flag *find_short(const struct cmd_verb *v, char c)
 
 static int bad_value(const struct run *r, const char *flag, const char *val, const char *why)
 {
-	char v[1024], w[1024];
-	text_escape(v, sizeof v, val, strlen(val), 0); /* why may quote val too */
-	text_escape(w, sizeof w, why, strlen(why), 0);
-	fprintf(stderr, "%s: %s %s: %s\n", r->path, flag, v, w);
+	char msg[2048];
+	snprintf(msg, sizeof msg, "%s %s: %s", flag, val, why); /* why may quote val too */
+	path_error(r->path, msg);
 	return 2;
 }
 
