@@ -435,13 +435,13 @@ static void h_version(struct http_conn *c, const struct http_reqinfo *ri)
 static void metric_label(struct buf *b, const char *sep, const char *key, const char *value)
 {
 	buf_printf(b, "%s%s=\"", sep, key);
-	for (const char *v = value; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			buf_printf(b, "\\%c", *v);
-		else if (*v == '\n')
-			buf_puts(b, "\\n");
-		else
-			buf_printf(b, "%c", *v);
+	for (const char *v = value; *v;) {
+		size_t run = strcspn(v, "\\\"\n"); /* what needs no escape, in one piece */
+		buf_append(b, v, run);
+		v += run;
+		if (*v)
+			buf_puts(b, *v == '\n' ? "\\n" : *v == '"' ? "\\\"" : "\\\\");
+		v += *v != 0;
 	}
 	buf_puts(b, "\"");
 }
